@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — install everything loopscope needs on Debian/Ubuntu, idempotently:
+# Debian packages, one Python venv per CPython >= 3.10 found (pyenv or system), npm packages.
+# Safe to run twice; does nothing that is already done. Needs root for apt-get.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+APT_PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libsqlite3-dev sqlite3 libcjson-dev
+          check libcurl4-openssl-dev zlib1g-dev gcovr valgrind python3 python3-venv python3-dev
+          chromium nodejs npm curl ca-certificates)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  # a package counts as present when dpkg knows it as installed, or (nodejs/npm/python3) the
+  # command already exists from another source such as nodesource or pyenv
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then continue; fi
+  case "$p" in
+    nodejs) command -v node >/dev/null && continue ;;
+    npm) command -v npm >/dev/null && continue ;;
+    python3|python3-venv|python3-dev) command -v python3 >/dev/null && continue ;;
+  esac
+  missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python interpreters: every CPython >= 3.10 that pyenv lists, else the system python3.
+pythons=()
+if command -v pyenv >/dev/null 2>&1; then
+  for v in $(pyenv versions --bare 2>/dev/null); do
+    exe="$(pyenv root)/versions/$v/bin/python3"
+    [ -x "$exe" ] || continue
+    if "$exe" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) and sys.implementation.name == "cpython" else 1)' 2>/dev/null; then
+      pythons+=("$exe")
+    fi
+  done
+fi
+if ((${#pythons[@]} == 0)); then pythons+=("$(command -v python3)"); fi
+
+mkdir -p .venvs
+: > .venvs/list
+for exe in "${pythons[@]}"; do
+  ver="$("$exe" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  venv=".venvs/py$ver"
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "deps: creating venv $venv from $exe"
+    "$exe" -m venv "$venv"
+  fi
+  stamp="$venv/.deps-$(sha1sum scripts/requirements-dev.txt | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    echo "deps: installing Python packages into $venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$venv/bin/python" -m pip install -q -r scripts/requirements-dev.txt
+    touch "$stamp"
+  fi
+  echo "$ROOT/$venv" >> .venvs/list
+done
+
+# npm packages for the browser tests and benchmarks (playwright-core drives Debian's chromium).
+if [ -f tests/browser/package.json ]; then
+  if [ ! -d tests/browser/node_modules ] || [ tests/browser/package.json -nt tests/browser/node_modules ]; then
+    echo "deps: installing npm packages for tests/browser"
+    (cd tests/browser && npm install --no-audit --no-fund --silent)
+  fi
+fi
+echo "deps: ok (venvs: $(tr '\n' ' ' < .venvs/list))"

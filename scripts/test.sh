@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# scripts/test.sh — build everything and run every test: C unit suites and server integration
+# tests (ctest) in a normal, a sanitizer (ASan+UBSan) and a coverage build; the collector's
+# tests under every installed CPython >= 3.10; the page's tests in headless Chromium.
+# Installs what is missing first (scripts/deps.sh). Exits non-zero if any suite fails.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+JOBS="$(nproc 2>/dev/null || echo 2)"
+mkdir -p artifacts
+
+scripts/deps.sh || { echo "test: dependency install failed"; exit 1; }
+PY="$(head -n1 .venvs/list)/bin/python"
+
+passed=0; failed=0; failed_names=()
+step() { # step NAME COMMAND...: run one suite, record its result
+  local name="$1"; shift
+  echo; echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then passed=$((passed+1)); echo "=== $name: ok ($((SECONDS-t0)) s)";
+  else failed=$((failed+1)); failed_names+=("$name"); echo "=== $name: FAILED ($((SECONDS-t0)) s)"; fi
+}
+build() { # build DIR CMAKE_ARGS...
+  local dir="$1"; shift
+  cmake -S . -B "$dir" -DLOOPSCOPE_PYTHON="$PY" "$@" >/dev/null && cmake --build "$dir" -j"$JOBS" 2>&1 | grep -Ev '^\[ *[0-9]+%\]' 
+  return "${PIPESTATUS[0]}"
+}
+ctest_in() { (cd "$1" && ctest --output-on-failure -j"$JOBS" --timeout 600); }
+
+step "build (release, -Werror)"      build build -DLOOPSCOPE_WERROR=ON
+step "ctest (release)"               ctest_in build
+step "build (ASan+UBSan)"            build build-asan -DLOOPSCOPE_SANITIZE=ON -DLOOPSCOPE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+step "ctest (ASan+UBSan)"            ctest_in build-asan
+step "build (coverage)"              build build-cov -DLOOPSCOPE_COVERAGE=ON -DLOOPSCOPE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+coverage() {
+  find build-cov -name '*.gcda' -delete
+  ctest_in build-cov || return 1
+  gcovr -r . --filter 'server/' --object-directory build-cov --print-summary \
+        --txt artifacts/coverage-server.txt --fail-under-line 90 build-cov
+  local rc=$?
+  tail -n 4 artifacts/coverage-server.txt
+  return $rc
+}
+step "server line coverage >= 90%"  coverage
+
+if [ -x scripts/test-collector.sh ]; then
+  step "collector (every CPython)"   scripts/test-collector.sh
+fi
+if [ -x scripts/test-web.sh ]; then
+  step "page in headless Chromium"   scripts/test-web.sh
+fi
+
+echo
+if ((failed)); then echo "failed suites: ${failed_names[*]}"; fi
+echo "suites: $passed passed, $failed failed"
+((failed == 0))
