@@ -1,0 +1,168 @@
+"""bench/overhead/bench.py — what loopscope costs an asyncio program, measured, not guessed.
+
+Workloads: async_tree (6 levels x 6 branches with gather), its TaskGroup variant (3.11+) and
+eager-task variant (3.12+), and an ASGI request loop (in-process app, ~20 awaits per request,
+through LoopscopeMiddleware, one session per request). Modes, interleaved run by run:
+  off       loopscope not installed
+  on        installed, full capture (every task, step, await), shipping to --server
+  disabled  installed with enabled=False
+  yappi     yappi in wall-clock mode (if importable)
+  viztracer VizTracer(log_async=True) (if importable)
+Prints one line per workload: median seconds per mode and the ratio to `off`.
+    python bench/overhead/bench.py --server http://127.0.0.1:7878 [--reps 7]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+
+import loopscope
+from loopscope.asgi import LoopscopeMiddleware
+
+LEVELS, BRANCHES = 6, 6   # levels 0..5: 9331 tasks, 7776 leaves
+
+
+async def leaf() -> None:
+    await asyncio.sleep(0)
+
+
+async def tree_gather(level: int = 1) -> None:
+    if level == LEVELS:
+        await leaf()
+        return
+    await asyncio.gather(*(tree_gather(level + 1) for _ in range(BRANCHES)))
+
+
+async def tree_group(level: int = 1) -> None:
+    if level == LEVELS:
+        await leaf()
+        return
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(BRANCHES):
+            tg.create_task(tree_group(level + 1))
+
+
+async def tree_eager() -> None:
+    asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+    await tree_gather()
+
+
+# ---- the ASGI request loop ---------------------------------------------------------------------
+
+async def db_query(n: int) -> int:
+    await asyncio.sleep(0)
+    return n
+
+
+async def handler(scope, receive, send) -> None:
+    await receive()
+    total = 0
+    for i in range(12):                               # 12 sequential awaits
+        total += await db_query(i)
+    rows = await asyncio.gather(*(db_query(i) for i in range(6)))  # 6 concurrent tasks
+    total += sum(rows)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": str(total).encode()})
+
+
+APP = LoopscopeMiddleware(handler)
+REQUESTS = 1500
+
+
+async def request_loop() -> None:
+    scope = {"type": "http", "method": "GET", "path": "/bench", "headers": [], "query_string": b""}
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        pass
+
+    for _ in range(REQUESTS):
+        await asyncio.create_task(APP(dict(scope), receive, send))
+
+
+# ---- harness -----------------------------------------------------------------------------------
+
+def run_once(workload, mode: str, server: str) -> float:
+    """Seconds for one asyncio.run of workload under mode (setup and teardown not timed)."""
+    tracer = None
+    if mode in ("on", "disabled"):
+        loopscope.install(server=server, enabled=(mode == "on"), max_tasks=1_000_000,
+                          buffer_bytes=256 << 20)
+    gc.collect()
+    session = loopscope.session("bench") if (mode == "on" and workload is not request_loop) else None
+    if mode == "yappi":
+        import yappi
+        yappi.set_clock_type("wall")
+        yappi.start()
+    elif mode == "viztracer":
+        from viztracer import VizTracer
+        tracer = VizTracer(log_async=True, verbose=0, tracer_entries=5_000_000)
+        tracer.start()
+    t0 = time.perf_counter()
+    if session is not None:
+        with session:
+            asyncio.run(workload())
+    else:
+        asyncio.run(workload())
+    took = time.perf_counter() - t0
+    if mode == "yappi":
+        import yappi
+        yappi.stop()
+        yappi.clear_stats()
+    elif tracer is not None:
+        tracer.stop()
+        tracer.clear()
+    if mode in ("on", "disabled"):
+        if mode == "on" and not loopscope.flush(60):
+            print(f"bench: server did not take every event: {loopscope.stats()}", file=sys.stderr)
+        loopscope.uninstall(timeout=30)
+    return took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = ap.parse_args()
+    workloads = [("async_tree", tree_gather)]
+    if sys.version_info >= (3, 11):
+        workloads.append(("async_tree_taskgroup", tree_group))
+    if sys.version_info >= (3, 12):
+        workloads.append(("async_tree_eager", tree_eager))
+    workloads.append(("asgi_requests", request_loop))
+    modes = ["off", "on", "disabled"]
+    for name in ("yappi", "viztracer"):
+        try:
+            __import__(name)
+            modes.append(name)
+        except ImportError:
+            pass
+    results = {}
+    for wname, fn in workloads:
+        run_once(fn, "off", args.server)  # warm-up
+        times = {m: [] for m in modes}
+        for rep in range(args.reps):
+            order = modes if rep % 2 == 0 else list(reversed(modes))  # interleaved, both orders
+            for m in order:
+                times[m].append(run_once(fn, m, args.server))
+        med = {m: statistics.median(v) for m, v in times.items()}
+        results[wname] = {m: {"median_s": med[m], "ratio": med[m] / med["off"]} for m in modes}
+    py = "%d.%d" % sys.version_info[:2]
+    if args.json:
+        print(json.dumps({"python": py, "results": results}))
+        return
+    for wname, r in results.items():
+        cells = "  ".join(f"{m}={r[m]['ratio']:.3f}x" for m in modes if m != "off")
+        print(f"{py}  {wname:22s} off={r['off']['median_s']*1000:8.1f} ms  {cells}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1341 @@
+/* _core.c — the CPython module loopscope._core: decides what is recorded about the event loop.
+ * It times every task step by standing in for asyncio.events.Handle._run, records tasks from a
+ * chaining task factory, captures await points at each suspension, runs the blocking watchdog
+ * thread and the lag heartbeat, and hands every event to the C core (collector/src/), which keeps,
+ * encodes and ships them. Settings, sessions' Python API and install order are loopscope/'s. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <structmember.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "lscore.h"
+
+#if PY_VERSION_HEX < 0x030B0000
+#define LS_PY310 1
+#endif
+
+/* ---- module state --------------------------------------------------------------------------
+ * One collector per process, as the Python API allows only one install(): the module keeps its
+ * state in this one struct. Everything except the heartbeat atomics is touched under the GIL. */
+
+typedef struct code_info {
+  PyObject *code;          /* strong: keeps the pointer from being reused while cached */
+  PyObject *qualname;      /* strong str */
+  PyObject *fullname;      /* strong str: module.qualname, the task's "coro" */
+  const char *file, *func, *qual, *full; /* UTF-8 views into the strings above / the code */
+  Py_ssize_t nfile, nfunc, nqual, nfull;
+  int is_lib;              /* file under the stdlib or site-packages */
+} code_info;
+
+typedef struct session_obj session_obj;
+
+typedef struct task_entry {
+  PyObject *task;          /* borrowed: the key; entries go away when the task ends */
+  PyObject *coro;          /* borrowed: the task holds it while pending */
+  session_obj *sess;       /* strong */
+  uint64_t id, parent, created;
+  code_info *coro_info;    /* may be NULL */
+  int announced;
+  /* the await in progress, if any: emitted when the next step starts (its end) */
+  int awaiting;
+  uint64_t await_t;
+  int32_t await_line;
+  code_info *await_at;     /* the user's frame's code, NULL when unknown */
+  char what[96];
+  size_t nwhat;
+} task_entry;
+
+struct session_obj {
+  PyObject_HEAD
+  ls_session *ls;          /* NULL before open and after close */
+  PyObject *id;            /* str */
+  uint64_t start;          /* monotonic ns */
+  uint64_t next_id, ntasks, max_tasks, dropped_tasks;
+  int active;
+  unsigned generation;     /* fork generation the session was opened in */
+};
+
+static struct {
+  ls_collector *core;
+  int started;
+  unsigned generation;             /* bumped in a forked child: older sessions are dead there */
+  /* settings */
+  uint64_t block_ns, lag_ns;
+  uint64_t max_tasks;
+  PyObject *lib_prefixes;          /* tuple of str */
+  PyObject *session_var;           /* ContextVar */
+  /* hooks */
+  PyObject *handle_type, *orig_run;
+  Py_ssize_t off_callback;
+  PyObject *task_types;            /* tuple of Task classes (C and Python) */
+  PyObject *wrapper_types;         /* tuple of C step-wrapper types whose first field is the task */
+  PyTypeObject *future_iter_type;  /* C FutureIter (first field: the future), or NULL */
+  PyObject *current_task;          /* asyncio.current_task */
+  PyObject *task_cls;              /* asyncio.Task: the default factory */
+  int eager_aware;                 /* 3.12+: the first step may run inside the factory */
+  PyObject *base_loop_type;        /* asyncio.BaseEventLoop: its loops run tasks through Handle */
+  PyObject *done_cb;               /* done callback for tasks of other loops (uvloop) */
+  int factory_depth;
+  /* capture */
+  PyObject *active;                /* list of active sessions */
+  task_entry **tab;                /* open addressing by task pointer, linear probing */
+  size_t tab_cap, tab_len;
+  code_info **codes;
+  size_t codes_cap, codes_len;
+  task_entry *cur;                 /* the entry whose step is running */
+  /* lag */
+  PyObject *lag_loop;              /* strong, the loop the heartbeat runs on */
+  int lag_pending;
+  uint64_t lag_due;
+  PyObject *lag_tick;              /* the C callable scheduled with call_at */
+  /* watchdog: the loop thread writes the heartbeat, the watchdog reads it without the GIL */
+  pthread_t wd_thread;
+  int wd_running;
+  atomic_int wd_stop;
+  atomic_uint_fast64_t hb_seq, hb_start;
+  atomic_int hb_busy;
+  PyThreadState *loop_tstate;
+  uint64_t block_seq;              /* the heartbeat a captured stack belongs to (GIL) */
+  PyObject *block_stack;           /* list of (file, line, func, src) or NULL (GIL) */
+  PyObject *linecache_getline;
+  /* interned names */
+  PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
+      *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
+      *s_call_at, *s_time, *s_get;
+} G;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rel(const session_obj *s, uint64_t t) { return t > s->start ? t - s->start : 0; }
+
+static int session_live(const session_obj *s) {
+  return s && s->active && s->ls && s->generation == G.generation;
+}
+
+static ls_str str_of(PyObject *u) {
+  ls_str r = {NULL, 0};
+  if (u && PyUnicode_Check(u)) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(u, &n);
+    if (p) { r.p = p; r.n = (size_t)n; }
+    else PyErr_Clear();
+  }
+  return r;
+}
+
+static void emit(session_obj *s, ls_event *ev) {
+  if (session_live(s)) ls_emit(s->ls, ev);
+}
+
+/* ---- code object cache ------------------------------------------------------------------- */
+
+static int prefix_is_lib(PyObject *file) {
+  if (!G.lib_prefixes) return 0;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(G.lib_prefixes); i++) {
+    int r = PyUnicode_Tailmatch(file, PyTuple_GET_ITEM(G.lib_prefixes, i), 0, PY_SSIZE_T_MAX, -1);
+    if (r > 0) return 1;
+    if (r < 0) PyErr_Clear();
+  }
+  return 0;
+}
+
+static size_t ptr_hash(const void *p) {
+  uintptr_t x = (uintptr_t)p;
+  x ^= x >> 17;
+  x *= (uintptr_t)0x9E3779B97F4A7C15ull;
+  return (size_t)(x ^ (x >> 29));
+}
+
+static int codes_grow(void) {
+  size_t cap = G.codes_cap ? G.codes_cap * 2 : 256;
+  code_info **n = PyMem_Calloc(cap, sizeof *n);
+  if (!n) return -1;
+  for (size_t i = 0; i < G.codes_cap; i++) {
+    code_info *ci = G.codes[i];
+    if (!ci) continue;
+    size_t j = ptr_hash(ci->code) & (cap - 1);
+    while (n[j]) j = (j + 1) & (cap - 1);
+    n[j] = ci;
+  }
+  PyMem_Free(G.codes);
+  G.codes = n;
+  G.codes_cap = cap;
+  return 0;
+}
+
+/* The info for the code object of coroutine/generator obj (frame given when known), or NULL. */
+static code_info *code_info_of(PyObject *code, PyObject *obj, PyObject *frame) {
+  if (!code || !PyCode_Check(code)) return NULL;
+  if (G.codes_cap) {
+    size_t j = ptr_hash(code) & (G.codes_cap - 1);
+    while (G.codes[j]) {
+      if (G.codes[j]->code == code) return G.codes[j];
+      j = (j + 1) & (G.codes_cap - 1);
+    }
+  }
+  if ((G.codes_len + 1) * 2 > G.codes_cap && codes_grow()) return NULL;
+  code_info *ci = PyMem_Calloc(1, sizeof *ci);
+  if (!ci) return NULL;
+  PyCodeObject *co = (PyCodeObject *)code;
+  Py_INCREF(code);
+  ci->code = code;
+#ifdef LS_PY310
+  PyObject *q = obj ? PyObject_GetAttr(obj, G.s_qualname) : NULL;
+  if (!q || !PyUnicode_Check(q)) { Py_XDECREF(q); PyErr_Clear(); q = Py_NewRef(co->co_name); }
+  ci->qualname = q;
+#else
+  (void)obj;
+  ci->qualname = Py_NewRef(co->co_qualname);
+#endif
+  PyObject *module = NULL;
+  if (frame && PyFrame_Check(frame)) {
+#ifdef LS_PY310
+    PyObject *globals = ((PyFrameObject *)frame)->f_globals;
+    Py_XINCREF(globals);
+#else
+    PyObject *globals = PyFrame_GetGlobals((PyFrameObject *)frame);
+#endif
+    if (globals && PyDict_Check(globals)) module = PyDict_GetItemString(globals, "__name__");
+    if (module && !PyUnicode_Check(module)) module = NULL;
+    Py_XINCREF(module);
+    Py_XDECREF(globals);
+  }
+  ci->fullname = module ? PyUnicode_FromFormat("%U.%U", module, ci->qualname) : Py_NewRef(ci->qualname);
+  Py_XDECREF(module);
+  if (!ci->fullname) { PyErr_Clear(); ci->fullname = Py_NewRef(ci->qualname); }
+  ls_str s;
+  s = str_of(co->co_filename); ci->file = s.p; ci->nfile = (Py_ssize_t)s.n;
+  s = str_of(co->co_name); ci->func = s.p; ci->nfunc = (Py_ssize_t)s.n;
+  s = str_of(ci->qualname); ci->qual = s.p; ci->nqual = (Py_ssize_t)s.n;
+  s = str_of(ci->fullname); ci->full = s.p; ci->nfull = (Py_ssize_t)s.n;
+  ci->is_lib = prefix_is_lib(co->co_filename);
+  size_t j = ptr_hash(code) & (G.codes_cap - 1);
+  while (G.codes[j]) j = (j + 1) & (G.codes_cap - 1);
+  G.codes[j] = ci;
+  G.codes_len++;
+  return ci;
+}
+
+static void codes_clear(void) {
+  for (size_t i = 0; i < G.codes_cap; i++) {
+    code_info *ci = G.codes[i];
+    if (!ci) continue;
+    Py_DECREF(ci->code);
+    Py_DECREF(ci->qualname);
+    Py_DECREF(ci->fullname);
+    PyMem_Free(ci);
+  }
+  PyMem_Free(G.codes);
+  G.codes = NULL;
+  G.codes_cap = G.codes_len = 0;
+}
+
+/* ---- task table -------------------------------------------------------------------------- */
+
+static task_entry *tab_find(PyObject *task) {
+  if (!G.tab_len) return NULL;
+  size_t mask = G.tab_cap - 1, j = ptr_hash(task) & mask;
+  while (G.tab[j]) {
+    if (G.tab[j]->task == task) return G.tab[j];
+    j = (j + 1) & mask;
+  }
+  return NULL;
+}
+
+static int tab_put(task_entry *e) {
+  if ((G.tab_len + 1) * 2 > G.tab_cap) {
+    size_t cap = G.tab_cap ? G.tab_cap * 2 : 1024;
+    task_entry **n = PyMem_Calloc(cap, sizeof *n);
+    if (!n) return -1;
+    for (size_t i = 0; i < G.tab_cap; i++) {
+      if (!G.tab[i]) continue;
+      size_t j = ptr_hash(G.tab[i]->task) & (cap - 1);
+      while (n[j]) j = (j + 1) & (cap - 1);
+      n[j] = G.tab[i];
+    }
+    PyMem_Free(G.tab);
+    G.tab = n;
+    G.tab_cap = cap;
+  }
+  size_t mask = G.tab_cap - 1, j = ptr_hash(e->task) & mask;
+  while (G.tab[j]) {
+    if (G.tab[j]->task == e->task) { G.tab[j] = e; return 1; } /* caller frees the old one */
+    j = (j + 1) & mask;
+  }
+  G.tab[j] = e;
+  G.tab_len++;
+  return 0;
+}
+
+/* Removes the entry of task (backward-shift deletion keeps probe chains intact). */
+static void tab_del(PyObject *task) {
+  if (!G.tab_len) return;
+  size_t mask = G.tab_cap - 1, j = ptr_hash(task) & mask;
+  while (G.tab[j] && G.tab[j]->task != task) j = (j + 1) & mask;
+  if (!G.tab[j]) return;
+  G.tab[j] = NULL;
+  G.tab_len--;
+  size_t k = (j + 1) & mask;
+  while (G.tab[k]) {
+    size_t home = ptr_hash(G.tab[k]->task) & mask;
+    /* move k into the hole j when its home is not in (j, k] cyclically */
+    int between = j < k ? (home > j && home <= k) : (home > j || home <= k);
+    if (!between) {
+      G.tab[j] = G.tab[k];
+      G.tab[k] = NULL;
+      j = k;
+    }
+    k = (k + 1) & mask;
+  }
+}
+
+static void entry_free(task_entry *e) {
+  if (G.cur == e) G.cur = NULL;
+  Py_XDECREF(e->sess);
+  PyMem_Free(e);
+}
+
+/* ---- events about tasks ------------------------------------------------------------------ */
+
+static void announce(task_entry *e) {
+  if (e->announced) return;
+  e->announced = 1;
+  ls_event ev = {0};
+  ev.kind = LS_K_TASK;
+  ev.id = e->id;
+  ev.parent = e->parent;
+  ev.t = e->created;
+  PyObject *name = PyObject_CallMethodNoArgs(e->task, G.s_get_name);
+  if (!name) PyErr_Clear();
+  ev.name = str_of(name);
+  if (e->coro_info) { ev.coro.p = e->coro_info->full; ev.coro.n = (size_t)e->coro_info->nfull; }
+  emit(e->sess, &ev);
+  Py_XDECREF(name);
+}
+
+/* Emits the await in progress as ending at t. */
+static void await_end(task_entry *e, uint64_t t) {
+  if (!e->awaiting) return;
+  e->awaiting = 0;
+  ls_event ev = {0};
+  ev.kind = LS_K_AWAIT;
+  ev.id = e->id;
+  ev.t = e->await_t;
+  uint64_t end = rel(e->sess, t);
+  ev.d = end > e->await_t ? end - e->await_t : 0;
+  ev.what.p = e->what;
+  ev.what.n = e->nwhat;
+  if (e->await_at) {
+    ev.file.p = e->await_at->file; ev.file.n = (size_t)e->await_at->nfile;
+    ev.func.p = e->await_at->func; ev.func.n = (size_t)e->await_at->nfunc;
+  }
+  ev.line = e->await_line;
+  emit(e->sess, &ev);
+}
+
+static void set_what(task_entry *e, const char *p, size_t n) {
+  if (n >= sizeof e->what) n = sizeof e->what - 1;
+  memcpy(e->what, p, n);
+  e->what[n] = 0;
+  e->nwhat = n;
+}
+
+static PyObject *awaited_of(PyObject *obj, code_info **ci, PyObject **frame) {
+  /* obj is a coroutine or generator: returns new refs to what it awaits, its frame; ci its code */
+  PyObject *code;
+  *frame = NULL;
+  if (PyCoro_CheckExact(obj)) {
+    code = PyObject_GetAttr(obj, G.s_cr_code);
+    *frame = PyObject_GetAttr(obj, G.s_cr_frame);
+  } else {
+    code = PyObject_GetAttr(obj, G.s_gi_code);
+    *frame = PyObject_GetAttr(obj, G.s_gi_frame);
+  }
+  if (!code || !*frame) { PyErr_Clear(); Py_XDECREF(code); Py_CLEAR(*frame); *ci = NULL; return NULL; }
+  *ci = code_info_of(code, obj, *frame);
+  Py_DECREF(code);
+  PyObject *next = PyObject_GetAttr(obj, PyCoro_CheckExact(obj) ? G.s_cr_await : G.s_gi_yieldfrom);
+  if (!next) PyErr_Clear();
+  return next;
+}
+
+/* At the end of a step that suspended: where the task waits and on what. */
+static void await_capture(task_entry *e, uint64_t t) {
+  PyObject *obj = Py_NewRef(e->coro);
+  PyObject *user_frame = NULL, *user_next = NULL, *last_frame = NULL, *last_next = NULL;
+  code_info *user_ci = NULL, *last_ci = NULL;
+  for (int depth = 0; depth < 64 && obj && (PyCoro_CheckExact(obj) || PyGen_CheckExact(obj)); depth++) {
+    code_info *ci;
+    PyObject *frame;
+    PyObject *next = awaited_of(obj, &ci, &frame);
+    if (!ci || !frame || frame == Py_None) { Py_XDECREF(frame); Py_XDECREF(next); break; }
+    Py_XSETREF(last_frame, Py_NewRef(frame));
+    Py_XSETREF(last_next, Py_XNewRef(next));
+    last_ci = ci;
+    if (!ci->is_lib) {
+      Py_XSETREF(user_frame, Py_NewRef(frame));
+      Py_XSETREF(user_next, Py_XNewRef(next));
+      user_ci = ci;
+    }
+    Py_DECREF(frame);
+    Py_SETREF(obj, next);
+  }
+  Py_XDECREF(obj);
+  if (!user_ci) { /* only library frames: report the innermost one */
+    user_ci = last_ci;
+    user_frame = last_frame;
+    user_next = last_next;
+    last_frame = last_next = NULL;
+  }
+  Py_XDECREF(last_frame);
+  Py_XDECREF(last_next);
+  e->awaiting = 1;
+  e->await_t = rel(e->sess, t);
+  e->await_at = user_ci;
+  e->await_line = user_frame && PyFrame_Check(user_frame) ? PyFrame_GetLineNumber((PyFrameObject *)user_frame) : 0;
+  if (!user_next || user_next == Py_None) {
+    set_what(e, "yield", 5);
+  } else if (PyCoro_CheckExact(user_next) || PyGen_CheckExact(user_next)) {
+    PyObject *code = PyObject_GetAttr(user_next, PyCoro_CheckExact(user_next) ? G.s_cr_code : G.s_gi_code);
+    PyObject *frame = PyObject_GetAttr(user_next, PyCoro_CheckExact(user_next) ? G.s_cr_frame : G.s_gi_frame);
+    if (!code || !frame) PyErr_Clear();
+    code_info *ci = code_info_of(code, user_next, frame);
+    Py_XDECREF(code);
+    Py_XDECREF(frame);
+    if (ci) set_what(e, ci->qual, (size_t)ci->nqual);
+    else set_what(e, "coroutine", 9);
+  } else {
+    PyObject *awaited = user_next;
+    if (Py_TYPE(awaited) == G.future_iter_type && *(PyObject **)((char *)awaited + sizeof(PyObject)))
+      awaited = *(PyObject **)((char *)awaited + sizeof(PyObject)); /* FutureIter: first field is the future */
+    const char *tn = Py_TYPE(awaited)->tp_name;
+    const char *dot = strrchr(tn, '.');
+    if (dot) tn = dot + 1;
+    if (strcmp(tn, "_GatheringFuture") == 0) tn = "gather";
+    set_what(e, tn, strlen(tn));
+  }
+  Py_XDECREF(user_frame);
+  Py_XDECREF(user_next);
+}
+
+/* The exception of a finished task as "Type: message", without marking it retrieved. */
+static PyObject *exc_text(PyObject *task) {
+  PyObject *exc = PyObject_GetAttr(task, G.s_exception);
+  if (!exc) { PyErr_Clear(); return NULL; }
+  PyObject *r = NULL;
+  if (exc != Py_None) {
+    PyObject *msg = PyObject_Str(exc);
+    if (!msg) PyErr_Clear();
+    const char *tn = Py_TYPE(exc)->tp_name;
+    const char *dot = strrchr(tn, '.');
+    if (dot) tn = dot + 1;
+    if (msg && PyUnicode_GET_LENGTH(msg)) r = PyUnicode_FromFormat("%s: %U", tn, msg);
+    else r = PyUnicode_FromString(tn);
+    if (!r) PyErr_Clear();
+    Py_XDECREF(msg);
+  }
+  Py_DECREF(exc);
+  return r;
+}
+
+/* 0 pending, 1 finished ok or with an exception, 2 cancelled. */
+static int task_state(PyObject *task) {
+  PyObject *st = PyObject_GetAttr(task, G.s_state);
+  if (!st) { PyErr_Clear(); return 0; }
+  int r = 0;
+  if (PyUnicode_Check(st) && PyUnicode_GET_LENGTH(st) > 0) {
+    Py_UCS4 c = PyUnicode_READ_CHAR(st, 0);
+    r = c == 'F' ? 1 : c == 'C' ? 2 : 0;
+  }
+  Py_DECREF(st);
+  return r;
+}
+
+static void task_finish(task_entry *e, int state, uint64_t t) {
+  announce(e);
+  await_end(e, t);
+  ls_event ev = {0};
+  ev.kind = LS_K_DONE;
+  ev.id = e->id;
+  ev.t = rel(e->sess, t);
+  PyObject *exc = NULL;
+  if (state == 2) ev.state = LS_S_CANCELLED;
+  else if ((exc = exc_text(e->task))) ev.state = LS_S_ERROR;
+  ev.exc = str_of(exc);
+  emit(e->sess, &ev);
+  Py_XDECREF(exc);
+  tab_del(e->task);
+  entry_free(e);
+}
+
+/* After a step of e from t0 to t1: the step event, then done or the await point. */
+static void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
+  ls_event ev = {0};
+  ev.kind = LS_K_STEP;
+  ev.id = e->id;
+  ev.t = rel(e->sess, t0);
+  ev.d = t1 - t0;
+  emit(e->sess, &ev);
+  int st = task_state(e->task);
+  if (st) task_finish(e, st, t1);
+  else await_capture(e, t1);
+}
+
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+static PyTypeObject Session_Type;
+static void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack);
+
+static task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id,
+                                 uint64_t t) {
+  if (s->ntasks >= s->max_tasks) {
+    s->dropped_tasks++;
+    ls_session_add_dropped(s->ls, 1);
+    return NULL;
+  }
+  task_entry *e = PyMem_Calloc(1, sizeof *e);
+  if (!e) return NULL;
+  e->task = task;
+  e->coro = coro;
+  e->sess = (session_obj *)Py_NewRef((PyObject *)s);
+  e->id = ++s->next_id;
+  e->parent = parent_id;
+  e->created = rel(s, t);
+  s->ntasks++;
+  if (coro && (PyCoro_CheckExact(coro) || PyGen_CheckExact(coro))) {
+    PyObject *code = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_code : G.s_gi_code);
+    PyObject *frame = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_frame : G.s_gi_frame);
+    if (!code || !frame) PyErr_Clear();
+    e->coro_info = code_info_of(code, coro, frame);
+    Py_XDECREF(code);
+    Py_XDECREF(frame);
+  }
+  int r = tab_put(e);
+  if (r < 0) { entry_free(e); return NULL; }
+  return e;
+}
+
+static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"id", NULL};
+  PyObject *id;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "U", kwlist, &id)) return -1;
+  Py_XSETREF(self->id, Py_NewRef(id));
+  self->max_tasks = G.max_tasks;
+  return 0;
+}
+
+static void session_dealloc(session_obj *self) {
+  Py_XDECREF(self->id);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *session_open(session_obj *self, PyObject *args) {
+  const char *meta;
+  unsigned long long max_tasks;
+  if (!PyArg_ParseTuple(args, "sK", &meta, &max_tasks)) return NULL;
+  if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
+  if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return NULL; }
+  const char *id = PyUnicode_AsUTF8(self->id);
+  if (!id) return NULL;
+  int rc = ls_session_open(G.core, id, meta, &self->ls);
+  if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return NULL; }
+  self->start = now_ns();
+  self->max_tasks = max_tasks;
+  self->active = 1;
+  self->generation = G.generation;
+  if (PyList_Append(G.active, (PyObject *)self)) return NULL;
+  Py_RETURN_NONE;
+}
+
+/* Ends the session: tasks still pending get their open await closed; the end event goes out. */
+static PyObject *session_close(session_obj *self, PyObject *unused) {
+  (void)unused;
+  if (!self->active) Py_RETURN_NONE;
+  uint64_t t = now_ns();
+  if (session_live(self)) {
+    /* Closed from inside a step of its own task that already blocks the loop (a handler that
+     * blocked, then returned): report that block now, the session will not see the step end. */
+    if (G.cur && G.cur->sess == self && atomic_load(&G.hb_busy)) {
+      uint64_t start = atomic_load(&G.hb_start);
+      if (t - start >= G.block_ns) {
+        PyObject *stack = G.block_seq == atomic_load(&G.hb_seq) ? G.block_stack : NULL;
+        emit_block(self, G.cur->id, start, t, stack);
+      }
+    }
+    for (size_t i = 0; i < G.tab_cap;) {
+      task_entry *e = G.tab[i];
+      if (e && e->sess == self) {
+        announce(e);
+        await_end(e, t);
+        tab_del(e->task);
+        entry_free(e);
+        continue; /* the deletion may have shifted another entry into slot i */
+      }
+      i++;
+    }
+    ls_session_close(self->ls, rel(self, t));
+  }
+  self->active = 0;
+  self->ls = NULL;
+  Py_ssize_t i = PySequence_Index(G.active, (PyObject *)self);
+  if (i >= 0) PySequence_DelItem(G.active, i);
+  else PyErr_Clear();
+  Py_RETURN_NONE;
+}
+
+/* Records the running task as this session's root (the request handler's task). */
+static PyObject *session_adopt(session_obj *self, PyObject *task) {
+  if (!session_live(self)) Py_RETURN_FALSE;
+  if (tab_find(task)) Py_RETURN_FALSE; /* it belongs to another session already */
+  PyObject *coro = PyObject_CallMethod(task, "get_coro", NULL);
+  if (!coro) { PyErr_Clear(); Py_RETURN_FALSE; }
+  task_entry *e = register_task(self, task, coro, 0, self->start);
+  Py_DECREF(coro); /* the task keeps it alive */
+  if (!e) Py_RETURN_FALSE;
+  Py_RETURN_TRUE;
+}
+
+static PyObject *session_release(session_obj *self, PyObject *task) {
+  task_entry *e = tab_find(task);
+  if (e && e->sess == self) {
+    announce(e);
+    await_end(e, now_ns());
+    tab_del(task);
+    entry_free(e);
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *session_stats(session_obj *self, PyObject *unused) {
+  (void)unused;
+  return Py_BuildValue("{sKsKsKsi}", "tasks", (unsigned long long)self->ntasks, "dropped_tasks",
+                       (unsigned long long)self->dropped_tasks, "start_ns", (unsigned long long)self->start,
+                       "active", self->active);
+}
+
+static PyMethodDef session_methods[] = {
+    {"_open", (PyCFunction)session_open, METH_VARARGS, "open(meta_json, max_tasks)"},
+    {"_close", (PyCFunction)session_close, METH_NOARGS, "end the session"},
+    {"_adopt", (PyCFunction)session_adopt, METH_O, "record a running task as a root of this session"},
+    {"_release", (PyCFunction)session_release, METH_O, "stop recording a task adopted earlier"},
+    {"_stats", (PyCFunction)session_stats, METH_NOARGS, "counters"},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef session_members[] = {
+    {"id", T_OBJECT, offsetof(session_obj, id), READONLY, "session id"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject Session_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Session",
+    .tp_basicsize = sizeof(session_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)session_init,
+    .tp_dealloc = (destructor)session_dealloc,
+    .tp_methods = session_methods,
+    .tp_members = session_members,
+};
+
+/* ---- lag heartbeat ----------------------------------------------------------------------- */
+
+static int lag_schedule(PyObject *loop, uint64_t due) {
+  PyObject *now = PyObject_CallMethodNoArgs(loop, G.s_time);
+  if (!now) return -1;
+  double loop_now = PyFloat_AsDouble(now);
+  Py_DECREF(now);
+  if (loop_now == -1.0 && PyErr_Occurred()) return -1;
+  /* loop.time() is time.monotonic(), the same clock as now_ns() */
+  double when = loop_now + ((double)due - (double)now_ns()) / 1e9;
+  PyObject *h = PyObject_CallMethod(loop, "call_at", "dO", when, G.lag_tick);
+  if (!h) return -1;
+  Py_DECREF(h);
+  G.lag_due = due;
+  G.lag_pending = 1;
+  if (G.lag_loop != loop) Py_XSETREF(G.lag_loop, Py_NewRef(loop));
+  return 0;
+}
+
+static void lag_ensure(PyObject *loop) {
+  if (G.lag_pending && G.lag_loop == loop) return;
+  if (lag_schedule(loop, now_ns() + G.lag_ns)) PyErr_Clear();
+}
+
+static PyObject *lag_tick_fn(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  G.lag_pending = 0;
+  uint64_t t = now_ns();
+  uint64_t d = t > G.lag_due ? t - G.lag_due : 0;
+  Py_ssize_t n = PyList_GET_SIZE(G.active);
+  int any = 0;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+    if (!session_live(s) || G.lag_due < s->start) continue;
+    ls_event ev = {0};
+    ev.kind = LS_K_LAG;
+    ev.t = rel(s, G.lag_due);
+    ev.d = d;
+    emit(s, &ev);
+    any = 1;
+  }
+  if ((any || n) && G.lag_loop) {
+    if (lag_schedule(G.lag_loop, t + G.lag_ns)) PyErr_Clear();
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_lag_start(PyObject *mod, PyObject *loop) {
+  (void)mod;
+  lag_ensure(loop);
+  Py_RETURN_NONE;
+}
+
+/* ---- task factory ------------------------------------------------------------------------ */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *chained;   /* the factory set before ours, or None */
+  vectorcallfunc vectorcall;
+} factory_obj;
+
+static session_obj *session_of_context(PyObject *const *args, size_t nargs, PyObject *kwnames) {
+  PyObject *ctx = NULL;
+  if (kwnames) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++)
+      if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "context") == 0)
+        ctx = args[nargs + (size_t)i];
+  }
+  PyObject *val = NULL;
+  if (ctx && ctx != Py_None) {
+    PyObject *v = PyObject_CallMethodObjArgs(ctx, G.s_get, G.session_var, NULL);
+    if (!v) { PyErr_Clear(); return NULL; }
+    val = v;
+  } else if (PyContextVar_Get(G.session_var, NULL, &val) < 0) {
+    PyErr_Clear();
+    return NULL;
+  }
+  if (val && Py_TYPE(val) == &Session_Type && session_live((session_obj *)val)) return (session_obj *)val;
+  Py_XDECREF(val);
+  return NULL;
+}
+
+static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  size_t nargs = PyVectorcall_NARGS(nargsf);
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "task factory expects (loop, coro, **kwargs)");
+    return NULL;
+  }
+  PyObject *loop = args[0], *coro = args[1];
+  session_obj *s = G.started && PyList_GET_SIZE(G.active) ? session_of_context(args, nargs, kwnames) : NULL;
+  uint64_t t0 = s ? now_ns() : 0;
+  task_entry *saved_cur = G.cur;
+  PyObject *task;
+  G.factory_depth++;
+  if (self->chained != Py_None) {
+    task = PyObject_Vectorcall(self->chained, args, nargsf, kwnames);
+  } else {
+    /* asyncio.Task(coro, loop=loop, **kwargs) */
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *stack[1 + 1 + 16];
+    if (nkw > 15) { G.factory_depth--; Py_XDECREF(s); PyErr_SetString(PyExc_TypeError, "too many keyword arguments"); return NULL; }
+    stack[0] = coro;
+    stack[1] = loop;
+    for (Py_ssize_t i = 0; i < nkw; i++) stack[2 + i] = args[2 + i];
+    PyObject *names = PyTuple_New(1 + nkw);
+    if (!names) { G.factory_depth--; Py_XDECREF(s); return NULL; }
+    PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
+    for (Py_ssize_t i = 0; i < nkw; i++) PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+    task = PyObject_Vectorcall(G.task_cls, stack, 1, names);
+    Py_DECREF(names);
+  }
+  G.factory_depth--;
+  G.cur = saved_cur;
+  if (!task || !s) { Py_XDECREF(s); return task; }
+  uint64_t t1 = now_ns();
+  lag_ensure(loop);
+  if (PyErr_Occurred()) PyErr_Clear();
+  /* the parent: the task whose step is running, or (inside an eager first step) asyncio's idea */
+  uint64_t parent = 0;
+  task_entry *pe = saved_cur;
+  if (G.factory_depth > 0 || !pe) {
+    PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
+    if (!ct) PyErr_Clear();
+    else {
+      if (ct != Py_None) pe = tab_find(ct);
+      Py_DECREF(ct);
+    }
+  }
+  if (pe && pe->sess == s) parent = pe->id;
+  task_entry *e = tab_find(task);
+  if (!e) {
+    e = register_task(s, task, coro, parent, t0);
+    if (e && G.base_loop_type && !PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type)) {
+      /* uvloop and other loops do not run tasks through asyncio's Handle: steps are not seen,
+       * so the task's end comes from a done callback instead */
+      PyObject *r = PyObject_CallMethod(task, "add_done_callback", "O", G.done_cb);
+      if (!r) PyErr_Clear();
+      Py_XDECREF(r);
+    }
+  }
+  if (e && G.eager_aware) {
+    /* 3.12+: an eager task ran its first step inside the factory */
+    int st = task_state(task);
+    int ran = st != 0;
+    if (!ran) {
+      PyObject *susp = PyObject_GetAttr(coro, G.s_cr_suspended);
+      if (!susp) PyErr_Clear();
+      ran = susp == Py_True;
+      Py_XDECREF(susp);
+    }
+    if (ran) step_end(e, t0, t1);
+  }
+  Py_DECREF(s);
+  return task;
+}
+
+static PyObject *done_cb_fn(PyObject *mod, PyObject *task) {
+  (void)mod;
+  task_entry *e = tab_find(task);
+  if (e && session_live(e->sess)) {
+    int st = task_state(task);
+    task_finish(e, st ? st : 1, now_ns());
+  }
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef done_cb_def = {"_done", done_cb_fn, METH_O, "task end on loops without Handle"};
+
+static PyObject *factory_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+  PyObject *chained = Py_None;
+  static char *kwlist[] = {"chained", NULL};
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &chained)) return NULL;
+  factory_obj *self = (factory_obj *)type->tp_alloc(type, 0);
+  if (!self) return NULL;
+  self->chained = Py_NewRef(chained);
+  self->vectorcall = (vectorcallfunc)factory_vectorcall;
+  return (PyObject *)self;
+}
+
+static void factory_dealloc(factory_obj *self) {
+  Py_XDECREF(self->chained);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef factory_members[] = {
+    {"chained", T_OBJECT, offsetof(factory_obj, chained), READONLY, "the factory this one calls"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject Factory_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.TaskFactory",
+    .tp_basicsize = sizeof(factory_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = factory_new,
+    .tp_dealloc = (destructor)factory_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(factory_obj, vectorcall),
+    .tp_members = factory_members,
+};
+
+/* ---- the step hook: Handle._run ---------------------------------------------------------- */
+
+/* The task a handle's callback steps, or NULL: TaskStepMethWrapper / task_wakeup (C Task) or a
+ * bound __step / __wakeup method (pure-Python Task). Borrowed. */
+static PyObject *task_of_callback(PyObject *cb) {
+  PyObject *self = NULL;
+  PyTypeObject *tp = Py_TYPE(cb);
+  if (PyCFunction_Check(cb)) {
+    self = PyCFunction_GET_SELF(cb);
+  } else if (PyMethod_Check(cb)) {
+    self = PyMethod_GET_SELF(cb);
+  } else {
+    /* TaskStepMethWrapper: struct { PyObject_HEAD; TaskObj *sw_task; ... } on 3.10–3.14; the
+     * layout was checked against __self__ when the type was registered (patch_handle). */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(G.wrapper_types); i++)
+      if ((PyObject *)tp == PyTuple_GET_ITEM(G.wrapper_types, i)) {
+        self = *(PyObject **)((char *)cb + sizeof(PyObject));
+        break;
+      }
+  }
+  if (!self || self == Py_None) return NULL;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(G.task_types); i++)
+    if (PyObject_TypeCheck(self, (PyTypeObject *)PyTuple_GET_ITEM(G.task_types, i))) return self;
+  return NULL;
+}
+
+static void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack) {
+  ls_frame frames[LS_MAX_FRAMES];
+  int n = 0;
+  if (stack && PyList_Check(stack)) {
+    Py_ssize_t len = PyList_GET_SIZE(stack), from = len > LS_MAX_FRAMES ? len - LS_MAX_FRAMES : 0;
+    for (Py_ssize_t i = from; i < len; i++) {
+      PyObject *f = PyList_GET_ITEM(stack, i);
+      if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 4) continue;
+      frames[n].file = str_of(PyTuple_GET_ITEM(f, 0));
+      frames[n].line = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(f, 1));
+      if (PyErr_Occurred()) { PyErr_Clear(); frames[n].line = 0; }
+      frames[n].func = str_of(PyTuple_GET_ITEM(f, 2));
+      frames[n].src = str_of(PyTuple_GET_ITEM(f, 3));
+      n++;
+    }
+  }
+  ls_event ev = {0};
+  ev.kind = LS_K_BLOCK;
+  ev.id = id;
+  ev.t = rel(s, t0);
+  ev.d = t1 - t0;
+  ev.frames = frames;
+  ev.nframes = n;
+  emit(s, &ev);
+}
+
+static PyObject *call_orig_run(PyObject *handle) { return PyObject_CallOneArg(G.orig_run, handle); }
+
+static PyObject *handle_run(PyObject *self, PyObject *unused) {
+  (void)unused;
+  if (!PyList_GET_SIZE(G.active)) return call_orig_run(self);
+  uint64_t t0 = now_ns();
+  uint_fast64_t seq = atomic_fetch_add_explicit(&G.hb_seq, 1, memory_order_relaxed) + 1;
+  atomic_store_explicit(&G.hb_start, t0, memory_order_relaxed);
+  atomic_store_explicit(&G.hb_busy, 1, memory_order_release);
+  G.loop_tstate = PyThreadState_Get();
+  PyObject *cb = *(PyObject **)((char *)self + G.off_callback);
+  PyObject *task = cb ? task_of_callback(cb) : NULL;
+  task_entry *e = task ? tab_find(task) : NULL;
+  task_entry *saved = G.cur;
+  session_obj *bs = NULL; /* the session of the stepped task, for a block */
+  uint64_t bid = 0;
+  if (e) {
+    if (!session_live(e->sess)) { tab_del(task); entry_free(e); e = NULL; }
+    else {
+      announce(e);
+      await_end(e, t0);
+      bs = (session_obj *)Py_NewRef((PyObject *)e->sess);
+      bid = e->id;
+      Py_INCREF(task); /* the step may end the task; keep the key alive for the lookup after */
+    }
+  }
+  G.cur = e;
+  PyObject *res = call_orig_run(self);
+  uint64_t t1 = now_ns();
+  atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
+  G.cur = saved;
+  PyObject *exc_type, *exc_val, *exc_tb;
+  PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
+  if (e) {
+    e = tab_find(task); /* the step may have closed the session and removed it */
+    if (e) step_end(e, t0, t1);
+    Py_DECREF(task);
+  }
+  if (t1 - t0 >= G.block_ns) {
+    PyObject *stack = G.block_seq == seq ? G.block_stack : NULL;
+    Py_XINCREF(stack);
+    Py_CLEAR(G.block_stack);
+    /* a task's block goes to its session only (session_close reported it if that came first) */
+    if (bs) emit_block(bs, bid, t0, t1, stack);
+    else {
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
+        session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+        if (t0 >= s->start) emit_block(s, 0, t0, t1, stack);
+      }
+    }
+    Py_XDECREF(stack);
+  }
+  Py_XDECREF(bs);
+  if (PyErr_Occurred()) PyErr_Clear();
+  PyErr_Restore(exc_type, exc_val, exc_tb);
+  return res;
+}
+
+static PyMethodDef handle_run_def = {"_run", handle_run, METH_NOARGS,
+                                     "Handle._run timed by loopscope (calls the original)"};
+
+static PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
+  (void)mod;
+  PyObject *handle_type, *task_types, *samples;
+  if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &handle_type, &PyTuple_Type, &task_types, &PyList_Type,
+                        &samples))
+    return NULL;
+  if (G.orig_run) Py_RETURN_NONE;
+  /* samples: (callback, task) pairs seen on a throwaway loop; a callback type that is neither a
+   * builtin method nor a bound method is used by reading its first field, once checked here. */
+  PyObject *wrappers = PyList_New(0);
+  if (!wrappers) return NULL;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(samples); i++) {
+    PyObject *pair = PyList_GET_ITEM(samples, i), *cb, *task;
+    if (!PyArg_ParseTuple(pair, "OO", &cb, &task)) { Py_DECREF(wrappers); return NULL; }
+    if (PyCFunction_Check(cb) || PyMethod_Check(cb)) continue;
+    if ((size_t)Py_TYPE(cb)->tp_basicsize < sizeof(PyObject) + sizeof(PyObject *)) continue;
+    if (*(PyObject **)((char *)cb + sizeof(PyObject)) != task) continue;
+    if (PySequence_Contains(wrappers, (PyObject *)Py_TYPE(cb)) == 0 && PyList_Append(wrappers, (PyObject *)Py_TYPE(cb))) {
+      Py_DECREF(wrappers);
+      return NULL;
+    }
+  }
+  Py_XSETREF(G.wrapper_types, PyList_AsTuple(wrappers));
+  Py_DECREF(wrappers);
+  if (!G.wrapper_types) return NULL;
+  PyObject *member = PyObject_GetAttrString(handle_type, "_callback");
+  if (!member) return NULL;
+  if (Py_TYPE(member) != &PyMemberDescr_Type) {
+    Py_DECREF(member);
+    PyErr_SetString(PyExc_TypeError, "Handle._callback is not a slot");
+    return NULL;
+  }
+  G.off_callback = ((PyMemberDescrObject *)member)->d_member->offset;
+  Py_DECREF(member);
+  PyObject *orig = PyObject_GetAttrString(handle_type, "_run");
+  if (!orig) return NULL;
+  PyObject *descr = PyDescr_NewMethod((PyTypeObject *)handle_type, &handle_run_def);
+  if (!descr) { Py_DECREF(orig); return NULL; }
+  if (PyObject_SetAttrString(handle_type, "_run", descr)) { Py_DECREF(descr); Py_DECREF(orig); return NULL; }
+  Py_DECREF(descr);
+  G.orig_run = orig;
+  G.handle_type = Py_NewRef(handle_type);
+  Py_XSETREF(G.task_types, Py_NewRef(task_types));
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  if (!G.orig_run) Py_RETURN_NONE;
+  if (PyObject_SetAttrString(G.handle_type, "_run", G.orig_run)) return NULL;
+  Py_CLEAR(G.orig_run);
+  Py_CLEAR(G.handle_type);
+  Py_RETURN_NONE;
+}
+
+/* ---- watchdog ---------------------------------------------------------------------------- */
+
+/* The loop thread's Python stack, outermost first, as a list of (file, line, func, src).
+ * Called by the watchdog with the GIL held while the loop thread is still blocked. */
+static PyObject *capture_stack(PyThreadState *ts) {
+  PyObject *out = PyList_New(0);
+  if (!out) return NULL;
+  PyFrameObject *f = PyThreadState_GetFrame(ts);
+  int depth = 0;
+  while (f && depth++ < 256) {
+    PyCodeObject *code = PyFrame_GetCode(f);
+    int line = PyFrame_GetLineNumber(f);
+    PyObject *src = NULL;
+    if (G.linecache_getline) {
+      PyObject *raw = PyObject_CallFunction(G.linecache_getline, "Oi", code->co_filename, line);
+      if (raw) {
+        src = PyObject_CallMethod(raw, "strip", NULL);
+        Py_DECREF(raw);
+      }
+      if (!src) PyErr_Clear();
+    }
+    PyObject *item = Py_BuildValue("(OiOO)", code->co_filename, line, code->co_name, src ? src : Py_None);
+    Py_XDECREF(src);
+    Py_DECREF(code);
+    if (!item || PyList_Insert(out, 0, item)) { Py_XDECREF(item); PyErr_Clear(); }
+    else Py_DECREF(item);
+    PyFrameObject *back = PyFrame_GetBack(f);
+    Py_DECREF(f);
+    f = back;
+  }
+  Py_XDECREF(f);
+  return out;
+}
+
+static void *watchdog_main(void *arg) {
+  (void)arg;
+  uint_fast64_t done_seq = 0;
+  while (!atomic_load(&G.wd_stop)) {
+    uint64_t tick = G.block_ns / 5;
+    if (tick > 20000000u) tick = 20000000u;
+    if (tick < 1000000u) tick = 1000000u;
+    struct timespec ts = {(time_t)(tick / 1000000000u), (long)(tick % 1000000000u)};
+    nanosleep(&ts, NULL);
+    if (!atomic_load_explicit(&G.hb_busy, memory_order_acquire)) continue;
+    uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed);
+    uint64_t start = atomic_load_explicit(&G.hb_start, memory_order_relaxed);
+    if (seq == done_seq || now_ns() - start < G.block_ns) continue;
+    done_seq = seq;
+    if (atomic_load(&G.wd_stop) || !Py_IsInitialized()) break;
+    PyGILState_STATE gs = PyGILState_Ensure();
+    /* still the same stuck handle? then its stack names the culprit */
+    if (G.wd_running && atomic_load(&G.hb_busy) && atomic_load(&G.hb_seq) == seq && G.loop_tstate) {
+      PyObject *stack = capture_stack(G.loop_tstate);
+      if (!stack) PyErr_Clear();
+      Py_XSETREF(G.block_stack, stack);
+      G.block_seq = seq;
+    }
+    PyGILState_Release(gs);
+  }
+  return NULL;
+}
+
+static int watchdog_start(void) {
+  atomic_store(&G.wd_stop, 0);
+  if (pthread_create(&G.wd_thread, NULL, watchdog_main, NULL)) return -1;
+  G.wd_running = 1;
+  return 0;
+}
+
+static void watchdog_stop(void) {
+  if (!G.wd_running) return;
+  atomic_store(&G.wd_stop, 1);
+  Py_BEGIN_ALLOW_THREADS
+  pthread_join(G.wd_thread, NULL);
+  Py_END_ALLOW_THREADS
+  G.wd_running = 0;
+}
+
+/* ---- module functions -------------------------------------------------------------------- */
+
+static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
+  (void)mod;
+  static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
+                           "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", NULL};
+  const char *url, *token = NULL;
+  unsigned long long cap, max_tasks;
+  int timeout_ms, flush_ms;
+  double blocking_ms, rate_ms;
+  PyObject *prefixes, *var;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!O", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
+                                   &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var))
+    return NULL;
+  if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
+  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = ls_collector_new(&cfg, &G.core);
+  Py_END_ALLOW_THREADS
+  if (rc) { PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender (%d)", rc); return NULL; }
+  G.block_ns = (uint64_t)(blocking_ms * 1e6);
+  G.lag_ns = (uint64_t)(rate_ms * 1e6);
+  if (G.lag_ns < 100000u) G.lag_ns = 100000u;
+  G.max_tasks = max_tasks;
+  Py_XSETREF(G.lib_prefixes, Py_NewRef(prefixes));
+  Py_XSETREF(G.session_var, Py_NewRef(var));
+  G.started = 1;
+  if (watchdog_start()) {
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot start the watchdog thread");
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_flush(PyObject *mod, PyObject *args) {
+  (void)mod;
+  int timeout_ms = 5000, rc = LS_OK;
+  if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
+  if (!G.started) Py_RETURN_TRUE;
+  Py_BEGIN_ALLOW_THREADS
+  rc = ls_collector_flush(G.core, timeout_ms);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(rc == LS_OK);
+}
+
+static PyObject *mod_stop(PyObject *mod, PyObject *args) {
+  (void)mod;
+  int timeout_ms = 5000;
+  if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
+  if (!G.started) Py_RETURN_NONE;
+  /* close what is still open so its events go out */
+  while (PyList_GET_SIZE(G.active)) {
+    PyObject *s = Py_NewRef(PyList_GET_ITEM(G.active, 0));
+    PyObject *r = session_close((session_obj *)s, NULL);
+    Py_XDECREF(r);
+    if (!r) PyErr_Clear();
+    if (PyList_GET_SIZE(G.active) && PyList_GET_ITEM(G.active, 0) == s) PySequence_DelItem(G.active, 0);
+    Py_DECREF(s);
+  }
+  watchdog_stop();
+  Py_CLEAR(G.block_stack);
+  ls_collector *core = G.core;
+  Py_BEGIN_ALLOW_THREADS
+  ls_collector_free(core, timeout_ms);
+  Py_END_ALLOW_THREADS
+  G.core = NULL;
+  G.started = 0;
+  for (size_t i = 0; i < G.tab_cap; i++)
+    if (G.tab[i]) { entry_free(G.tab[i]); G.tab[i] = NULL; }
+  G.tab_len = 0;
+  codes_clear();
+  Py_CLEAR(G.lag_loop);
+  G.lag_pending = 0;
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  if (!G.started) return PyDict_New();
+  ls_stats st;
+  ls_collector_stats(G.core, &st);
+  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsK}", "events", (unsigned long long)st.events, "dropped",
+                       (unsigned long long)st.dropped, "bytes_used", (unsigned long long)st.bytes_used,
+                       "batches_sent", (unsigned long long)st.batches_sent, "batches_failed",
+                       (unsigned long long)st.batches_failed, "posts_failed", (unsigned long long)st.posts_failed,
+                       "retries", (unsigned long long)st.retries, "last_status", st.last_status, "tracked_tasks",
+                       (Py_ssize_t)G.tab_len, "active_sessions", PyList_GET_SIZE(G.active), "sessions",
+                       (unsigned long long)st.sessions, "sessions_pending", (unsigned long long)st.sessions_pending,
+                       "sessions_sending", (unsigned long long)st.sessions_sending);
+}
+
+static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  if (!G.started) Py_RETURN_NONE;
+  /* Sessions, tasks and the threads of the parent stay behind; the child starts clean. */
+  G.generation++;
+  for (size_t i = 0; i < G.tab_cap; i++)
+    if (G.tab[i]) { entry_free(G.tab[i]); G.tab[i] = NULL; }
+  G.tab_len = 0;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
+    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+    s->active = 0;
+    s->ls = NULL;
+  }
+  if (PyList_SetSlice(G.active, 0, PyList_GET_SIZE(G.active), NULL)) return NULL;
+  G.wd_running = 0;
+  atomic_store(&G.hb_busy, 0);
+  Py_CLEAR(G.block_stack);
+  G.lag_pending = 0;
+  Py_CLEAR(G.lag_loop);
+  if (ls_collector_after_fork_child(G.core)) {
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot restart the sender after fork");
+    return NULL;
+  }
+  if (watchdog_start()) {
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot restart the watchdog after fork");
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_now_ns(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  return PyLong_FromUnsignedLongLong(now_ns());
+}
+
+static PyObject *mod_setup(PyObject *mod, PyObject *args) {
+  (void)mod;
+  PyObject *current_task, *task_cls, *fut, *fut_iter, *base_loop;
+  int eager;
+  if (!PyArg_ParseTuple(args, "OOpOOO", &current_task, &task_cls, &eager, &fut, &fut_iter, &base_loop)) return NULL;
+  Py_XSETREF(G.base_loop_type, Py_NewRef(base_loop));
+  /* a sample future and its __await__() iterator: the iterator's first field must be the future */
+  if ((size_t)Py_TYPE(fut_iter)->tp_basicsize >= sizeof(PyObject) + sizeof(PyObject *) &&
+      !PyGen_Check(fut_iter) && *(PyObject **)((char *)fut_iter + sizeof(PyObject)) == fut)
+    G.future_iter_type = Py_TYPE(fut_iter);
+  Py_XSETREF(G.current_task, Py_NewRef(current_task));
+  Py_XSETREF(G.task_cls, Py_NewRef(task_cls));
+  G.eager_aware = eager;
+  PyObject *lc = PyImport_ImportModule("linecache");
+  if (!lc) return NULL;
+  Py_XSETREF(G.linecache_getline, PyObject_GetAttrString(lc, "getline"));
+  Py_DECREF(lc);
+  if (!G.linecache_getline) return NULL;
+  Py_RETURN_NONE;
+}
+
+/* For tests of the C core: encode one event of each kind into JSON without a server. */
+static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
+  (void)mod;
+  const char *s;
+  Py_ssize_t n;
+  if (!PyArg_ParseTuple(args, "s#", &s, &n)) return NULL;
+  ls_frame fr[2] = {{{"a.py", 4}, {"f", 1}, {"x()", 3}, 7}, {{s, (size_t)n}, {"g\"", 2}, {"\x01", 1}, 9}};
+  ls_event evs[7];
+  memset(evs, 0, sizeof evs);
+  evs[0].kind = LS_K_TASK; evs[0].id = 1; evs[0].name.p = s; evs[0].name.n = (size_t)n; evs[0].coro.p = "c"; evs[0].coro.n = 1;
+  evs[1].kind = LS_K_STEP; evs[1].id = 1; evs[1].t = 5; evs[1].d = 6;
+  evs[2].kind = LS_K_AWAIT; evs[2].id = 1; evs[2].t = UINT64_MAX; evs[2].line = 3; evs[2].what.p = s; evs[2].what.n = (size_t)n;
+  evs[3].kind = LS_K_BLOCK; evs[3].id = 1; evs[3].frames = fr; evs[3].nframes = 2;
+  evs[4].kind = LS_K_LAG; evs[4].t = 1; evs[4].d = 2;
+  evs[5].kind = LS_K_DONE; evs[5].id = 1; evs[5].state = LS_S_ERROR; evs[5].exc.p = s; evs[5].exc.n = (size_t)n;
+  evs[6].kind = LS_K_END; evs[6].t = 9;
+  ls_buf recs, out;
+  ls_buf_init(&recs, 1 << 20);
+  ls_buf_init(&out, 1 << 20);
+  for (int i = 0; i < 7; i++) {
+    size_t sz = ls_record_size(&evs[i]);
+    unsigned char tmp[16384];
+    if (sz > sizeof tmp) continue;
+    ls_record_write(tmp, &evs[i]);
+    ls_buf_append(&recs, tmp, sz);
+  }
+  int first = 1;
+  ls_buf_append(&out, "[", 1);
+  int rc = ls_encode_records(&out, (const unsigned char *)recs.p, recs.len, &first);
+  ls_buf_append(&out, "]", 1);
+  int bad_rc = ls_encode_records(&out, (const unsigned char *)recs.p, recs.len > 3 ? 3 : recs.len, &first);
+  PyObject *r = rc || out.failed ? NULL : PyUnicode_DecodeUTF8(out.p, (Py_ssize_t)out.len - 0, "strict");
+  if (r) {
+    /* drop what the deliberately truncated second call may have appended */
+    Py_ssize_t close = PyUnicode_FindChar(r, ']', 0, PyUnicode_GET_LENGTH(r), -1);
+    Py_SETREF(r, PyUnicode_Substring(r, 0, close + 1));
+  } else if (!PyErr_Occurred()) {
+    PyErr_SetString(PyExc_RuntimeError, "encode failed");
+  }
+  ls_buf_free(&recs);
+  ls_buf_free(&out);
+  if (r && bad_rc != LS_EINVAL) { Py_DECREF(r); PyErr_SetString(PyExc_RuntimeError, "truncated record accepted"); return NULL; }
+  return r;
+}
+
+static PyMethodDef module_methods[] = {
+    {"setup", mod_setup, METH_VARARGS, "setup(current_task, Task, eager_aware)"},
+    {"start", (PyCFunction)(void (*)(void))mod_start, METH_VARARGS | METH_KEYWORDS, "start the collector"},
+    {"stop", mod_stop, METH_VARARGS, "stop(timeout_ms): close sessions, flush, stop the threads"},
+    {"flush", mod_flush, METH_VARARGS, "flush(timeout_ms) -> True when everything was delivered"},
+    {"stats", mod_stats, METH_NOARGS, "counters of the collector"},
+    {"patch_handle", mod_patch_handle, METH_VARARGS, "patch_handle(Handle, task_types)"},
+    {"unpatch_handle", mod_unpatch_handle, METH_NOARGS, "restore Handle._run"},
+    {"lag_start", mod_lag_start, METH_O, "start the lag heartbeat on a loop"},
+    {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},
+    {"now_ns", mod_now_ns, METH_NOARGS, "the collector's monotonic clock"},
+    {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
+    {NULL, NULL, 0, NULL}};
+
+static PyMethodDef lag_tick_def = {"_lag_tick", lag_tick_fn, METH_NOARGS, "lag heartbeat"};
+
+static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "loopscope._core",
+                                        "loopscope's C collector", -1, module_methods, NULL, NULL, NULL, NULL};
+
+#define INTERN(field, text) \
+  if (!(G.field = PyUnicode_InternFromString(text))) return NULL
+
+PyMODINIT_FUNC PyInit__core(void) {
+  if (PyType_Ready(&Session_Type) < 0 || PyType_Ready(&Factory_Type) < 0) return NULL;
+  PyObject *m = PyModule_Create(&module_def);
+  if (!m) return NULL;
+  INTERN(s_cr_await, "cr_await");
+  INTERN(s_gi_yieldfrom, "gi_yieldfrom");
+  INTERN(s_cr_code, "cr_code");
+  INTERN(s_gi_code, "gi_code");
+  INTERN(s_cr_frame, "cr_frame");
+  INTERN(s_gi_frame, "gi_frame");
+  INTERN(s_state, "_state");
+  INTERN(s_exception, "_exception");
+  INTERN(s_qualname, "__qualname__");
+  INTERN(s_name, "__name__");
+  INTERN(s_get_name, "get_name");
+  INTERN(s_cr_suspended, "cr_suspended");
+  INTERN(s_loop, "loop");
+  INTERN(s_call_at, "call_at");
+  INTERN(s_time, "time");
+  INTERN(s_get, "get");
+  if (!(G.active = PyList_New(0))) return NULL;
+  if (!(G.task_types = PyTuple_New(0))) return NULL;
+  if (!(G.wrapper_types = PyTuple_New(0))) return NULL;
+  if (!(G.lag_tick = PyCFunction_New(&lag_tick_def, NULL))) return NULL;
+  if (!(G.done_cb = PyCFunction_New(&done_cb_def, NULL))) return NULL;
+  Py_INCREF(&Session_Type);
+  Py_INCREF(&Factory_Type);
+  if (PyModule_AddObject(m, "Session", (PyObject *)&Session_Type) ||
+      PyModule_AddObject(m, "TaskFactory", (PyObject *)&Factory_Type)) {
+    Py_DECREF(m);
+    return NULL;
+  }
+  return m;
+}

@@ -1,0 +1,166 @@
+# _state.py — the process-wide install state: the settings in force, the C module once started,
+# and the hooks put into asyncio (Handle._run, task factories). install()/uninstall() live in
+# __init__.py; this module only holds and applies state.
+from __future__ import annotations
+
+import asyncio
+import asyncio.events
+import sys
+import sysconfig
+from typing import Any
+
+settings: Any = None   # Settings while installed
+core: Any = None       # loopscope._core while installed and enabled
+_orig_new_event_loop: Any = None
+_orig_set_task_factory: Any = None
+_orig_create_task: Any = None
+
+
+def core_if_enabled():
+    return core
+
+
+def lib_prefixes() -> tuple[str, ...]:
+    """Directories whose frames are library code: await points name the user's frame instead."""
+    paths = sysconfig.get_paths()
+    out = []
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = paths.get(key)
+        if p and p not in out:
+            out.append(p.rstrip("/") + "/")
+    import loopscope
+    pkg = loopscope.__path__[0].rstrip("/") + "/"
+    if pkg not in out:
+        out.append(pkg)
+    return tuple(out)
+
+
+def task_types() -> tuple[type, ...]:
+    types = [asyncio.Task]
+    py_task = getattr(asyncio.tasks, "_PyTask", None)
+    if py_task is not None and py_task not in types:
+        types.append(py_task)
+    return tuple(types)
+
+
+def callback_samples() -> list:
+    """(callback, task) pairs of the handles a loop uses to step a task, seen on a throwaway loop:
+    the C module learns the step-wrapper types of this Python from them."""
+    samples = []
+    loop = asyncio.SelectorEventLoop()
+    try:
+        async def nothing():
+            return None
+
+        for task_type in task_types():
+            task = task_type(nothing(), loop=loop)
+            for handle in list(loop._ready):
+                if getattr(handle._callback, "__self__", None) is task:
+                    samples.append((handle._callback, task))
+            loop.run_until_complete(task)
+    finally:
+        loop.close()
+    return samples
+
+
+def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Put loopscope's task factory on `loop`, chaining the one already there."""
+    if core is None:
+        return
+    current = loop.get_task_factory()
+    if isinstance(current, core.TaskFactory):
+        return
+    factory = core.TaskFactory(current)
+    if _orig_set_task_factory is not None and isinstance(loop, asyncio.BaseEventLoop):
+        _orig_set_task_factory(loop, factory)
+    else:
+        loop.set_task_factory(factory)
+
+
+def _new_event_loop():
+    loop = _orig_new_event_loop()
+    hook_loop(loop)
+    return loop
+
+
+def _set_task_factory(self, factory):
+    # A factory set after install() (e.g. asyncio.eager_task_factory) is chained, not replaced.
+    if core is not None and factory is not None and not isinstance(factory, core.TaskFactory):
+        factory = core.TaskFactory(factory)
+    elif core is not None and factory is None:
+        factory = core.TaskFactory(None)
+    return _orig_set_task_factory(self, factory)
+
+
+def _factory_loses_names() -> bool:
+    """CPython 3.13.0 calls task.set_name(None) after any task factory, naming tasks "None"."""
+    loop = asyncio.SelectorEventLoop()
+    try:
+        loop.set_task_factory(lambda lp, coro, **kw: asyncio.Task(coro, loop=lp, **kw))
+
+        async def nothing():
+            return None
+
+        task = loop.create_task(nothing())
+        loop.run_until_complete(task)
+        return task.get_name() == "None"
+    finally:
+        loop.close()
+
+
+def _create_task_keeping_names(self, coro, *, name=None, context=None):
+    # 3.13.0's BaseEventLoop.create_task with the later fix: a factory's task keeps its default
+    # name when no name is given, exactly as without a factory.
+    self._check_closed()
+    if self._task_factory is None:
+        return _orig_create_task(self, coro, name=name, context=context)
+    if context is None:
+        task = self._task_factory(self, coro)
+    else:
+        task = self._task_factory(self, coro, context=context)
+    if name is not None:
+        task.set_name(name)
+    return task
+
+
+def apply_hooks() -> None:
+    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task
+    loop = asyncio.SelectorEventLoop()
+    try:
+        fut = loop.create_future()
+        fut_iter = fut.__await__()
+        core.setup(asyncio.current_task, asyncio.Task, sys.version_info >= (3, 12), fut, fut_iter,
+                   asyncio.BaseEventLoop)
+        del fut_iter, fut
+    finally:
+        loop.close()
+    core.patch_handle(asyncio.events.Handle, task_types(), callback_samples())
+    _orig_new_event_loop = asyncio.events.new_event_loop
+    asyncio.events.new_event_loop = _new_event_loop
+    asyncio.new_event_loop = _new_event_loop
+    if _factory_loses_names():
+        _orig_create_task = asyncio.BaseEventLoop.create_task
+        asyncio.BaseEventLoop.create_task = _create_task_keeping_names
+    _orig_set_task_factory = asyncio.BaseEventLoop.set_task_factory
+    asyncio.BaseEventLoop.set_task_factory = _set_task_factory
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        hook_loop(loop)
+
+
+def remove_hooks() -> None:
+    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task
+    core.unpatch_handle()
+    if _orig_create_task is not None:
+        asyncio.BaseEventLoop.create_task = _orig_create_task
+        _orig_create_task = None
+    if _orig_new_event_loop is not None:
+        asyncio.events.new_event_loop = _orig_new_event_loop
+        asyncio.new_event_loop = _orig_new_event_loop
+        _orig_new_event_loop = None
+    if _orig_set_task_factory is not None:
+        asyncio.BaseEventLoop.set_task_factory = _orig_set_task_factory
+        _orig_set_task_factory = None

@@ -1,0 +1,106 @@
+# session.py — loopscope.session(name): one recorded session, as a sync or async context manager.
+# Tasks created inside its context belong to it (a contextvar); the C module records them.
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import os
+import platform
+import socket
+import time
+from typing import Any
+
+from . import _state
+
+# The session of the current context; the task factory reads it in C.
+current_session: contextvars.ContextVar = contextvars.ContextVar("loopscope_session", default=None)
+
+
+def _new_id() -> str:
+    return "s-" + os.urandom(8).hex()
+
+
+class Session:
+    """A recorded session. Use `with` around asyncio.run(...) or `async with` inside a coroutine."""
+
+    def __init__(self, name: str = "", *, adopt_current_task: bool = True, service: str | None = None):
+        self.name = name or "session"
+        self.id = _new_id()
+        self._adopt = adopt_current_task
+        self._service = service
+        self._core = None
+        self._token: contextvars.Token | None = None
+        self._adopted = None
+
+    @property
+    def url(self) -> str:
+        """The timeline page of this session on the configured server."""
+        base = _state.settings.server.rstrip("/") if _state.settings else "http://127.0.0.1:7878"
+        return f"{base}/sessions/{self.id}"
+
+    @property
+    def recording(self) -> bool:
+        return self._core is not None
+
+    def _meta(self) -> str:
+        settings = _state.settings
+        return json.dumps({
+            "name": self.name,
+            "service": self._service if self._service is not None else (settings.service if settings else ""),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "python": platform.python_version(),
+            "started_unix_ns": str(time.time_ns()),
+        })
+
+    def _start(self) -> None:
+        core = _state.core_if_enabled()
+        if core is None:
+            return
+        s = core.Session(self.id)
+        s._open(self._meta(), _state.settings.max_tasks)
+        self._core = s
+        self._token = current_session.set(s)
+
+    def _finish(self) -> None:
+        if self._token is not None:
+            try:
+                current_session.reset(self._token)
+            except ValueError:  # exited in another context than entered: leave the var alone
+                pass
+            self._token = None
+        if self._core is not None:
+            self._core._close()
+            self._core = None
+
+    def stats(self) -> dict[str, Any]:
+        return self._core._stats() if self._core is not None else {}
+
+    def __enter__(self) -> "Session":
+        self._start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+
+    async def __aenter__(self) -> "Session":
+        self._start()
+        if self._core is not None:
+            loop = asyncio.get_running_loop()
+            _state.hook_loop(loop)
+            _state.core.lag_start(loop)
+            task = asyncio.current_task()
+            if self._adopt and task is not None and self._core._adopt(task):
+                self._adopted = task
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._finish()
+        self._adopted = None
+
+
+def session(name: str = "", **kwargs: Any) -> Session:
+    """A session named `name`: `with loopscope.session("job"): asyncio.run(main())` or
+    `async with loopscope.session("GET /users"): ...`. Does nothing when loopscope is not installed."""
+    return Session(name, **kwargs)

@@ -1,0 +1,90 @@
+# settings.py — the collector's settings: defaults, LOOPSCOPE_* environment variables, keyword
+# arguments of install() (highest priority), validated into one frozen object. No side effects.
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = True
+    server: str = "http://127.0.0.1:7878"
+    token: str | None = None
+    await_threshold_ms: float = 10.0     # awaits this long are highlighted (all are kept)
+    blocking_threshold_ms: float = 100.0  # a step this long is a block; the watchdog takes its stack
+    max_tasks: int = 1000                 # per session; later tasks are counted as dropped
+    sample_rate_ms: float = 10.0          # lag heartbeat period
+    buffer_bytes: int = 16 << 20          # unsent events kept at most; beyond it they are dropped
+    timeout_ms: int = 5000                # per HTTP request of the sender
+    flush_interval_ms: int = 200          # the sender ships at least this often
+    exit_flush_ms: int = 3000             # how long uninstall()/exit waits for the server
+    service: str = ""
+
+
+# environment variable -> field
+ENV = {
+    "LOOPSCOPE_ENABLED": "enabled",
+    "LOOPSCOPE_SERVER": "server",
+    "LOOPSCOPE_TOKEN": "token",
+    "LOOPSCOPE_AWAIT_THRESHOLD_MS": "await_threshold_ms",
+    "LOOPSCOPE_BLOCKING_THRESHOLD_MS": "blocking_threshold_ms",
+    "LOOPSCOPE_MAX_TASKS": "max_tasks",
+    "LOOPSCOPE_SAMPLE_RATE_MS": "sample_rate_ms",
+    "LOOPSCOPE_BUFFER_BYTES": "buffer_bytes",
+    "LOOPSCOPE_TIMEOUT_MS": "timeout_ms",
+    "LOOPSCOPE_SERVICE": "service",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"loopscope: {name}={value!r} is not a boolean (use 1/0, true/false)")
+    try:
+        converted = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"loopscope: {name}={value!r} is not a valid {kind.__name__}") from None
+    if kind in (int, float) and converted < 0:
+        raise ValueError(f"loopscope: {name}={value!r} must not be negative")
+    return converted
+
+
+_KINDS = {"enabled": bool, "server": str, "token": str, "await_threshold_ms": float,
+          "blocking_threshold_ms": float, "max_tasks": int, "sample_rate_ms": float,
+          "buffer_bytes": int, "timeout_ms": int, "flush_interval_ms": int, "exit_flush_ms": int,
+          "service": str}
+
+
+def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then LOOPSCOPE_* variables, then keyword overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, field in ENV.items():
+        if var in env:
+            values[field] = _convert(var, env[var], _KINDS[field])
+    known = {f.name for f in fields(Settings)}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise TypeError(f"loopscope: unknown setting {key!r}; known: {', '.join(sorted(known))}")
+        values[key] = value if value is None and key == "token" else _convert(key, value, _KINDS[key])
+    settings = replace(Settings(), **values)
+    if not settings.server.startswith(("http://", "https://")):
+        raise ValueError(f"loopscope: server {settings.server!r} must be an http:// or https:// URL")
+    if settings.max_tasks < 1:
+        raise ValueError("loopscope: max_tasks must be at least 1")
+    if settings.sample_rate_ms < 0.1:
+        raise ValueError("loopscope: sample_rate_ms must be at least 0.1")
+    if settings.buffer_bytes < 65536:
+        raise ValueError("loopscope: buffer_bytes must be at least 65536")
+    return settings

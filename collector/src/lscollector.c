@@ -1,0 +1,469 @@
+/* lscollector.c — sessions, the bounded event store and the sender thread. Emitters (the
+ * extension, under the GIL) append records to their session's chunks; the sender takes whole
+ * chunks, encodes one v1 batch per session (lsencode.c) and POSTs it (lshttp.c), retrying with
+ * the same batch id. Memory of unsent events never exceeds buffer_cap: beyond it events are
+ * dropped and counted, and the count travels later as a "drop" event. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "lscore.h"
+#include "lshttp.h"
+
+#define CHUNK_MIN 4096
+#define CHUNK_MAX 65536
+
+typedef struct chunk {
+  struct chunk *next;
+  size_t len, cap;
+  unsigned char data[];
+} chunk;
+
+struct ls_session {
+  ls_collector *c;
+  struct ls_session *next;     /* in c->sessions */
+  char id[64];
+  char *meta;                  /* encoded JSON object, owned */
+  chunk *head, *tail;          /* unsent records, oldest first */
+  uint64_t dropped;            /* events dropped so far */
+  uint64_t dropped_sent;       /* of those, how many a sent drop event already reported */
+  int closed;                  /* no more events will come: free once everything is sent */
+  int sending;                 /* the sender holds detached chunks of this session */
+  int shipped_once;            /* the meta went out at least once */
+};
+
+struct ls_collector {
+  pthread_mutex_t mu;
+  pthread_cond_t wake;         /* the sender waits on it */
+  pthread_cond_t idle;         /* flushers wait on it */
+  pthread_t thread;
+  int thread_running, stop;
+  int flush_waiters;
+  ls_config cfg;
+  char *url, *token;
+  ls_session *sessions;
+  size_t bytes_used;           /* bytes of all unsent chunks, including detached ones */
+  uint64_t batch_seq;
+  ls_stats st;
+  ls_http *http;
+  uint64_t failed_seen;        /* batches_failed when the last flush returned */
+};
+
+/* pthread_atfork handlers can carry no argument, so the one live collector is kept here; only
+ * the fork handlers read it. Several collectors at once are not supported by the module. */
+static ls_collector *live_collector;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) { if (live_collector) pthread_mutex_lock(&live_collector->mu); }
+static void fork_parent(void) { if (live_collector) pthread_mutex_unlock(&live_collector->mu); }
+static void fork_child(void) { if (live_collector) pthread_mutex_unlock(&live_collector->mu); }
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void atfork_register(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+static void deadline_after(struct timespec *ts, int ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+static void chunks_free(chunk *ch) {
+  while (ch) {
+    chunk *n = ch->next;
+    free(ch);
+    ch = n;
+  }
+}
+
+static void session_free(ls_session *s) {
+  chunks_free(s->head);
+  free(s->meta);
+  free(s);
+}
+
+/* ---- emitting --------------------------------------------------------------------------- */
+
+int ls_emit(ls_session *s, const ls_event *ev) {
+  ls_collector *c = s->c;
+  size_t size = ls_record_size(ev);
+  int rc = LS_OK;
+  pthread_mutex_lock(&c->mu);
+  if (s->closed) { rc = LS_ECLOSED; goto out; }
+  chunk *t = s->tail;
+  if (!t || t->cap - t->len < size) {
+    size_t cap = t ? t->cap * 2 : CHUNK_MIN;
+    if (cap > CHUNK_MAX) cap = CHUNK_MAX;
+    if (cap < size) cap = size;
+    if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LS_EFULL; goto drop; }
+    chunk *n = malloc(sizeof(chunk) + cap);
+    if (!n) { rc = LS_ENOMEM; goto drop; }
+    n->next = NULL;
+    n->len = 0;
+    n->cap = cap;
+    if (t) t->next = n; else s->head = n;
+    s->tail = t = n;
+    c->bytes_used += cap + sizeof(chunk);
+  }
+  ls_record_write(t->data + t->len, ev);
+  t->len += size;
+  c->st.events++;
+  if (c->bytes_used > c->cfg.buffer_cap / 4) pthread_cond_signal(&c->wake);
+  goto out;
+drop:
+  s->dropped++;
+  c->st.dropped++;
+out:
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+void ls_session_add_dropped(ls_session *s, uint64_t n) {
+  pthread_mutex_lock(&s->c->mu);
+  s->dropped += n;
+  s->c->st.dropped += n;
+  pthread_mutex_unlock(&s->c->mu);
+}
+
+int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out) {
+  ls_session *s = calloc(1, sizeof *s);
+  if (!s) return LS_ENOMEM;
+  size_t idn = strlen(id);
+  if (idn == 0 || idn >= sizeof s->id) { free(s); return LS_EINVAL; }
+  for (size_t i = 0; i < idn; i++) {
+    char ch = id[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-')) {
+      free(s);
+      return LS_EINVAL;
+    }
+  }
+  memcpy(s->id, id, idn + 1);
+  s->meta = strdup(meta_json ? meta_json : "{}");
+  if (!s->meta) { free(s); return LS_ENOMEM; }
+  s->c = c;
+  pthread_mutex_lock(&c->mu);
+  s->next = c->sessions;
+  c->sessions = s;
+  pthread_mutex_unlock(&c->mu);
+  *out = s;
+  return LS_OK;
+}
+
+int ls_session_close(ls_session *s, uint64_t t_end) {
+  ls_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = LS_K_END;
+  ev.t = t_end;
+  int rc = ls_emit(s, &ev);
+  ls_collector *c = s->c;
+  pthread_mutex_lock(&c->mu);
+  s->closed = 1;
+  pthread_cond_signal(&c->wake);
+  pthread_mutex_unlock(&c->mu);
+  return rc == LS_ECLOSED ? LS_ECLOSED : LS_OK;
+}
+
+/* ---- the sender thread -------------------------------------------------------------------- */
+
+/* A session has something to send: records, an unreported drop count, or nothing sent yet at
+ * all while closed (an empty session still needs its meta and end to reach the server). */
+static int session_pending(const ls_session *s) {
+  return !s->sending && (s->head || s->dropped != s->dropped_sent);
+}
+
+static int anything_pending(const ls_collector *c) {
+  for (const ls_session *s = c->sessions; s; s = s->next)
+    if (s->head || s->sending || s->dropped != s->dropped_sent) return 1;
+  return 0;
+}
+
+/* Frees closed sessions with nothing left to send. Called with mu held. */
+static void reap_sessions(ls_collector *c) {
+  ls_session **pp = &c->sessions;
+  while (*pp) {
+    ls_session *s = *pp;
+    if (s->closed && !s->head && !s->sending && s->dropped == s->dropped_sent) {
+      *pp = s->next;
+      session_free(s);
+    } else {
+      pp = &s->next;
+    }
+  }
+}
+
+/* Sleeps up to ms unless stopped; returns 1 when asked to stop. Called with mu held. */
+static int sender_sleep(ls_collector *c, int ms) {
+  struct timespec ts;
+  deadline_after(&ts, ms);
+  while (!c->stop) {
+    if (pthread_cond_timedwait(&c->wake, &c->mu, &ts) == ETIMEDOUT) break;
+  }
+  return c->stop;
+}
+
+/* Encodes and posts one batch of s (mu held on entry and exit, released while posting). */
+static void send_one(ls_collector *c, ls_session *s) {
+  /* Detach whole chunks up to batch_max. The emitter starts a new chunk after this. */
+  chunk *first = s->head, *last = NULL;
+  size_t rec_bytes = 0, mem_bytes = 0;
+  for (chunk *ch = first; ch; ch = ch->next) {
+    if (last && rec_bytes + ch->len > c->cfg.batch_max) break;
+    last = ch;
+    rec_bytes += ch->len;
+    mem_bytes += ch->cap + sizeof(chunk);
+  }
+  if (last) {
+    s->head = last->next;
+    if (!s->head) s->tail = NULL;
+    last->next = NULL;
+  }
+  uint64_t dropped_now = s->dropped;
+  uint64_t drop_delta = dropped_now - s->dropped_sent;
+  s->sending = 1;
+  uint64_t seq = ++c->batch_seq;
+  int stopping_deadline_ms = 0;
+  pthread_mutex_unlock(&c->mu);
+
+  ls_buf body;
+  ls_buf_init(&body, c->cfg.batch_max * 4 + 65536);
+  ls_buf_puts(&body, "{\"v\":1,\"batch\":\"b-");
+  ls_buf_u64(&body, (uint64_t)getpid());
+  ls_buf_puts(&body, "-");
+  ls_buf_u64(&body, seq);
+  ls_buf_puts(&body, "-");
+  ls_buf_puts(&body, s->id);  /* session ids are [A-Za-z0-9-] (checked at open) */
+  ls_buf_puts(&body, "\",\"session\":");
+  ls_buf_jstr(&body, s->id, strlen(s->id));
+  ls_buf_puts(&body, ",\"meta\":");
+  ls_buf_puts(&body, s->meta);
+  ls_buf_puts(&body, ",\"events\":[");
+  int first_ev = 1;
+  for (chunk *ch = first; ch && last; ch = ch->next) ls_encode_records(&body, ch->data, ch->len, &first_ev);
+  if (drop_delta) {
+    ls_buf_puts(&body, first_ev ? "{\"k\":\"drop\",\"n\":" : ",{\"k\":\"drop\",\"n\":");
+    ls_buf_u64(&body, drop_delta);
+    ls_buf_puts(&body, "}");
+  }
+  ls_buf_puts(&body, "]}");
+
+  int delivered = 0, backoff_ms = 100;
+  if (!body.failed) {
+    for (int attempt = 0;; attempt++) {
+      ls_http_result res = {0, -1};
+      int rc = c->http ? ls_http_post(c->http, body.p, body.len, &res) : LS_ESYS;
+      pthread_mutex_lock(&c->mu);
+      c->st.last_status = rc == LS_OK ? res.status : 0;
+      if (rc == LS_OK && res.status >= 200 && res.status < 300) {
+        c->st.batches_sent++;
+        delivered = 1;
+        pthread_mutex_unlock(&c->mu);
+        break;
+      }
+      c->st.posts_failed++;
+      /* 4xx other than 408/429 will not get better by retrying: the batch is dropped. */
+      int retryable = rc != LS_OK || res.status >= 500 || res.status == 408 || res.status == 429;
+      if (!retryable) { pthread_mutex_unlock(&c->mu); break; }
+      int wait_ms = backoff_ms;
+      if (res.retry_after_s >= 0) wait_ms = (res.retry_after_s > 30 ? 30 : res.retry_after_s) * 1000;
+      if (wait_ms < 50) wait_ms = 50;
+      backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+      c->st.retries++;
+      if (c->stop) {
+        /* Shutting down: a few more quick tries, then give up rather than hang the exit. */
+        if (++stopping_deadline_ms > 3) { pthread_mutex_unlock(&c->mu); break; }
+        wait_ms = 50;
+        struct timespec ts;
+        deadline_after(&ts, wait_ms);
+        pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+      } else {
+        sender_sleep(c, wait_ms);
+      }
+      pthread_mutex_unlock(&c->mu);
+    }
+  }
+  ls_buf_free(&body);
+
+  pthread_mutex_lock(&c->mu);
+  if (delivered) {
+    s->dropped_sent = dropped_now;
+    s->shipped_once = 1;
+  } else {
+    /* The batch is lost: its events count as dropped, reported with the next batch. */
+    c->st.batches_failed++;
+  }
+  if (last) chunks_free(first);
+  c->bytes_used -= mem_bytes;
+  s->sending = 0;
+}
+
+static void *sender_main(void *arg) {
+  ls_collector *c = arg;
+  pthread_mutex_lock(&c->mu);
+  for (;;) {
+    ls_session *pick = NULL;
+    for (ls_session *s = c->sessions; s; s = s->next)
+      if (session_pending(s)) { pick = s; break; }
+    if (pick) {
+      send_one(c, pick);
+      /* Move the session to the end so one busy session cannot starve the others. */
+      ls_session **pp = &c->sessions;
+      while (*pp && *pp != pick) pp = &(*pp)->next;
+      if (*pp && pick->next) {
+        *pp = pick->next;
+        ls_session *tail = *pp;
+        while (tail->next) tail = tail->next;
+        tail->next = pick;
+        pick->next = NULL;
+      }
+      reap_sessions(c);
+      if (!anything_pending(c)) pthread_cond_broadcast(&c->idle);
+      continue;
+    }
+    reap_sessions(c);
+    pthread_cond_broadcast(&c->idle);
+    if (c->stop) break;
+    struct timespec ts;
+    deadline_after(&ts, c->cfg.flush_interval_ms);
+    pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+static int sender_start(ls_collector *c) {
+  int rc = ls_http_new(c->url, c->token, c->cfg.timeout_ms, &c->http);
+  if (rc) return rc;
+  c->stop = 0;
+  if (pthread_create(&c->thread, NULL, sender_main, c)) {
+    ls_http_free(c->http);
+    c->http = NULL;
+    return LS_ESYS;
+  }
+  c->thread_running = 1;
+  return LS_OK;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+int ls_collector_new(const ls_config *cfg, ls_collector **out) {
+  static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+  pthread_once(&curl_once, curl_init_once);
+  pthread_once(&atfork_once, atfork_register);
+  ls_collector *c = calloc(1, sizeof *c);
+  if (!c) return LS_ENOMEM;
+  c->cfg = *cfg;
+  if (!c->cfg.buffer_cap) c->cfg.buffer_cap = 16u << 20;
+  if (c->cfg.flush_interval_ms <= 0) c->cfg.flush_interval_ms = 200;
+  if (c->cfg.timeout_ms <= 0) c->cfg.timeout_ms = 5000;
+  if (!c->cfg.batch_max) c->cfg.batch_max = 512u << 10;
+  c->url = strdup(cfg->url ? cfg->url : "http://127.0.0.1:7878");
+  c->token = cfg->token ? strdup(cfg->token) : NULL;
+  if (!c->url || (cfg->token && !c->token)) goto nomem;
+  c->cfg.url = c->url;
+  c->cfg.token = c->token;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->wake, NULL);
+  pthread_cond_init(&c->idle, NULL);
+  int rc = sender_start(c);
+  if (rc) {
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->wake);
+    pthread_cond_destroy(&c->idle);
+    free(c->url);
+    free(c->token);
+    free(c);
+    return rc;
+  }
+  live_collector = c;
+  *out = c;
+  return LS_OK;
+nomem:
+  free(c->url);
+  free(c->token);
+  free(c);
+  return LS_ENOMEM;
+}
+
+int ls_collector_flush(ls_collector *c, int timeout_ms) {
+  struct timespec ts;
+  deadline_after(&ts, timeout_ms);
+  int rc = LS_OK;
+  pthread_mutex_lock(&c->mu);
+  pthread_cond_signal(&c->wake);
+  while (anything_pending(c)) {
+    if (pthread_cond_timedwait(&c->idle, &c->mu, &ts) == ETIMEDOUT) {
+      rc = anything_pending(c) ? LS_ETIMEDOUT : LS_OK;
+      break;
+    }
+  }
+  /* a batch given up on (refused by the server) since the last flush: not everything arrived */
+  if (rc == LS_OK && c->st.batches_failed != c->failed_seen) rc = LS_ELOST;
+  c->failed_seen = c->st.batches_failed;
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+void ls_collector_free(ls_collector *c, int timeout_ms) {
+  if (!c) return;
+  if (c->thread_running) {
+    ls_collector_flush(c, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_broadcast(&c->wake);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+  }
+  if (live_collector == c) live_collector = NULL;
+  ls_http_free(c->http);
+  ls_session *s = c->sessions;
+  while (s) {
+    ls_session *n = s->next;
+    session_free(s);
+    s = n;
+  }
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->wake);
+  pthread_cond_destroy(&c->idle);
+  free(c->url);
+  free(c->token);
+  free(c);
+}
+
+void ls_collector_stats(ls_collector *c, ls_stats *out) {
+  pthread_mutex_lock(&c->mu);
+  *out = c->st;
+  out->bytes_used = c->bytes_used;
+  for (const ls_session *s = c->sessions; s; s = s->next) {
+    out->sessions++;
+    if (s->head || s->dropped != s->dropped_sent) out->sessions_pending++;
+    if (s->sending) out->sessions_sending++;
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+int ls_collector_after_fork_child(ls_collector *c) {
+  /* Only this thread survived the fork: the sender is gone and its handle belongs to the
+   * parent's connection. Everything recorded belongs to the parent, so it is dropped here. */
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->wake, NULL);
+  pthread_cond_init(&c->idle, NULL);
+  ls_session *s = c->sessions;
+  while (s) {
+    ls_session *n = s->next;
+    session_free(s);
+    s = n;
+  }
+  c->sessions = NULL;
+  c->bytes_used = 0;
+  memset(&c->st, 0, sizeof c->st);
+  c->thread_running = 0;
+  ls_http_free(c->http);
+  c->http = NULL;
+  int rc = sender_start(c);
+  return rc;
+}

@@ -1,0 +1,103 @@
+/* lscore.h — the collector's C core, with no Python in it: a bounded per-session event store
+ * filled by the extension (under the GIL), the v1 batch encoder, and the sender thread that POSTs
+ * batches with libcurl. The CPython module (collector/ext/) decides *what* to record; this decides
+ * how it is kept, encoded and shipped. All functions are thread-safe unless said otherwise. */
+#ifndef LS_CORE_H
+#define LS_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LS_OK 0
+#define LS_ENOMEM (-1)
+#define LS_EINVAL (-2)
+#define LS_EFULL (-3)     /* the buffer cap is reached: the event was dropped and counted */
+#define LS_ECLOSED (-4)   /* the session is closed */
+#define LS_ETIMEDOUT (-5) /* a flush did not finish in time */
+#define LS_ESYS (-6)      /* a thread or libcurl could not be started */
+#define LS_ELOST (-7)     /* a batch was refused by the server and given up on */
+
+/* ---- growable buffer with a ceiling (curl's dynbuf) ---------------------------------------- */
+typedef struct ls_buf {
+  char *p;     /* owned; NUL-terminated while len < cap */
+  size_t len, cap, max;
+  int failed;  /* sticky: an append hit the ceiling or malloc failed */
+} ls_buf;
+
+void ls_buf_init(ls_buf *b, size_t max);
+void ls_buf_free(ls_buf *b);
+void ls_buf_append(ls_buf *b, const void *p, size_t n);
+void ls_buf_puts(ls_buf *b, const char *s);
+void ls_buf_u64(ls_buf *b, uint64_t v);
+void ls_buf_i64(ls_buf *b, int64_t v);
+/* A JSON string literal, escaped; invalid UTF-8 bytes become U+FFFD. */
+void ls_buf_jstr(ls_buf *b, const char *s, size_t n);
+
+/* ---- events --------------------------------------------------------------------------------- */
+enum ls_kind { LS_K_TASK = 1, LS_K_STEP, LS_K_AWAIT, LS_K_BLOCK, LS_K_LAG, LS_K_DONE, LS_K_END };
+enum ls_state { LS_S_OK = 0, LS_S_CANCELLED, LS_S_ERROR };
+
+#define LS_MAX_STR 2048       /* longer strings are cut at a UTF-8 boundary */
+#define LS_MAX_FRAMES 64      /* a block's stack keeps the innermost frames beyond this */
+
+typedef struct ls_str { const char *p; size_t n; } ls_str;
+typedef struct ls_frame { ls_str file, func, src; int32_t line; } ls_frame;
+
+/* One event as the extension hands it over. Which fields count depends on kind:
+ * task: id parent t name coro | step: id t d | await: id t d what file line func
+ * block: id t d frames[nframes] | lag: t d | done: id t state exc | end: t */
+typedef struct ls_event {
+  int kind, state;
+  uint64_t id, parent, t, d;
+  int32_t line;
+  ls_str name, coro, what, file, func, exc;
+  const ls_frame *frames;
+  int nframes;
+} ls_event;
+
+/* ---- collector and sessions ----------------------------------------------------------------- */
+typedef struct ls_config {
+  const char *url;            /* base URL, e.g. http://127.0.0.1:7878 (copied) */
+  const char *token;          /* may be NULL (copied) */
+  size_t buffer_cap;          /* bytes of unsent events kept at most (default 16 MiB) */
+  int flush_interval_ms;      /* how often the sender wakes without being asked (default 200) */
+  int timeout_ms;             /* per request (default 5000) */
+  size_t batch_max;           /* bytes of records per batch (default 512 KiB) */
+} ls_config;
+
+typedef struct ls_collector ls_collector;
+typedef struct ls_session ls_session;
+
+typedef struct ls_stats {
+  uint64_t events, dropped, bytes_used, batches_sent, batches_failed, posts_failed, retries;
+  int last_status;            /* last HTTP status, 0 if the last attempt had no answer */
+  uint64_t sessions, sessions_pending, sessions_sending;
+} ls_stats;
+
+/* Starts the sender thread. *out owns everything; free with ls_collector_free. */
+int ls_collector_new(const ls_config *cfg, ls_collector **out);
+/* Flushes for at most timeout_ms, stops the thread, frees every session. */
+void ls_collector_free(ls_collector *c, int timeout_ms);
+/* Waits until everything recorded so far is acknowledged, or timeout_ms passes. */
+int ls_collector_flush(ls_collector *c, int timeout_ms);
+void ls_collector_stats(ls_collector *c, ls_stats *out);
+/* In a forked child: forget the parent's events and sessions, start a new sender thread. */
+int ls_collector_after_fork_child(ls_collector *c);
+
+/* Opens a session; meta_json is the pre-encoded "meta" object (copied). The session stays owned
+ * by the collector: after ls_session_close the caller must not touch it again. */
+int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out);
+int ls_session_close(ls_session *s, uint64_t t_end);
+/* Appends one event. LS_EFULL when the cap is reached (the event is counted as dropped). */
+int ls_emit(ls_session *s, const ls_event *ev);
+void ls_session_add_dropped(ls_session *s, uint64_t n);
+
+/* ---- encoder (used by the sender, exposed for tests) ---------------------------------------- */
+/* Appends the JSON of the records in [p, p+n) as a comma-separated event list. */
+int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first);
+/* Size in bytes a record for ev takes in the store. */
+size_t ls_record_size(const ls_event *ev);
+/* Writes the record for ev into dst (which has ls_record_size(ev) bytes). */
+void ls_record_write(unsigned char *dst, const ls_event *ev);
+
+#endif

@@ -1,0 +1,142 @@
+/* lshttp.c — the sender's HTTP client: libcurl easy handle reused for keep-alive, timeouts,
+ * gzip bodies (zlib), Retry-After parsing. Never called with the GIL held. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <zlib.h>
+
+#include "lscore.h"
+#include "lshttp.h"
+
+#define GZIP_ABOVE 32768 /* smaller bodies go plain: compressing them saves little */
+
+struct ls_http {
+  CURL *curl;
+  char *url;
+  struct curl_slist *headers, *headers_gz;
+  int retry_after_s;
+};
+
+static size_t discard_body(char *p, size_t size, size_t n, void *ud) {
+  (void)p; (void)ud;
+  return size * n;
+}
+
+static size_t read_header(char *p, size_t size, size_t n, void *ud) {
+  ls_http *h = ud;
+  size_t len = size * n;
+  static const char name[] = "retry-after:";
+  if (len > sizeof name - 1) {
+    size_t i;
+    for (i = 0; i < sizeof name - 1; i++)
+      if (tolower((unsigned char)p[i]) != name[i]) break;
+    if (i == sizeof name - 1) {
+      int v = 0, digits = 0;
+      for (i = sizeof name - 1; i < len && p[i] == ' '; i++) {}
+      for (; i < len && isdigit((unsigned char)p[i]) && digits < 6; i++, digits++) v = v * 10 + (p[i] - '0');
+      if (digits) h->retry_after_s = v;
+    }
+  }
+  return len;
+}
+
+static struct curl_slist *make_headers(const char *token, int gz) {
+  struct curl_slist *l = NULL, *t;
+  const char *fixed[] = {"Content-Type: application/json", "Expect:", gz ? "Content-Encoding: gzip" : NULL};
+  for (int i = 0; i < 3 && fixed[i]; i++) {
+    if (!(t = curl_slist_append(l, fixed[i]))) goto fail;
+    l = t;
+  }
+  if (token && *token) {
+    char line[600];
+    if (strlen(token) > 500) goto fail;
+    snprintf(line, sizeof line, "Authorization: Bearer %s", token);
+    if (!(t = curl_slist_append(l, line))) goto fail;
+    l = t;
+  }
+  return l;
+fail:
+  curl_slist_free_all(l);
+  return NULL;
+}
+
+int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http **out) {
+  static const char path[] = "/api/v1/ingest";
+  ls_http *h = calloc(1, sizeof *h);
+  if (!h) return LS_ENOMEM;
+  size_t n = strlen(base_url);
+  while (n > 0 && base_url[n - 1] == '/') n--;
+  h->url = malloc(n + sizeof path);
+  h->headers = make_headers(token, 0);
+  h->headers_gz = make_headers(token, 1);
+  h->curl = curl_easy_init();
+  if (!h->url || !h->headers || !h->headers_gz || !h->curl) {
+    ls_http_free(h);
+    return LS_ENOMEM;
+  }
+  memcpy(h->url, base_url, n);
+  memcpy(h->url + n, path, sizeof path);
+  CURL *c = h->curl;
+  curl_easy_setopt(c, CURLOPT_URL, h->url);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 1000 ? timeout_ms : 1000));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, read_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_PROXY, "");  /* loopback traffic never goes through a proxy */
+  *out = h;
+  return LS_OK;
+}
+
+void ls_http_free(ls_http *h) {
+  if (!h) return;
+  if (h->curl) curl_easy_cleanup(h->curl);
+  curl_slist_free_all(h->headers);
+  curl_slist_free_all(h->headers_gz);
+  free(h->url);
+  free(h);
+}
+
+int ls_gzip(const char *src, size_t n, char **out, size_t *out_len) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (deflateInit2(&z, 1, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) return LS_ENOMEM;
+  uLong bound = deflateBound(&z, (uLong)n) + 32;
+  char *buf = malloc(bound);
+  if (!buf) { deflateEnd(&z); return LS_ENOMEM; }
+  z.next_in = (Bytef *)src;
+  z.avail_in = (uInt)n;
+  z.next_out = (Bytef *)buf;
+  z.avail_out = (uInt)bound;
+  int rc = deflate(&z, Z_FINISH);
+  *out_len = z.total_out;
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) { free(buf); return LS_ENOMEM; }
+  *out = buf;
+  return LS_OK;
+}
+
+int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) {
+  char *gz = NULL;
+  size_t gz_len = 0;
+  if (len > GZIP_ABOVE && ls_gzip(body, len, &gz, &gz_len) == LS_OK) {
+    body = gz;
+    len = gz_len;
+  }
+  h->retry_after_s = -1;
+  curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, gz ? h->headers_gz : h->headers);
+  curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  CURLcode rc = curl_easy_perform(h->curl);
+  long status = 0;
+  if (rc == CURLE_OK) curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+  free(gz);
+  res->status = (int)status;
+  res->retry_after_s = h->retry_after_s;
+  return rc == CURLE_OK ? LS_OK : LS_ESYS;
+}

@@ -1,0 +1,22 @@
+/* lshttp.h — one HTTP client for the sender thread: POST a JSON body (gzip above a size) with
+ * libcurl over a kept-alive connection. Retrying and batching are lscollector.c's business. */
+#ifndef LS_HTTP_H
+#define LS_HTTP_H
+
+#include <stddef.h>
+
+typedef struct ls_http ls_http;
+
+typedef struct ls_http_result {
+  int status;            /* HTTP status, 0 when no answer (connection failed, timed out) */
+  int retry_after_s;     /* a Retry-After header's seconds, -1 when absent */
+} ls_http_result;
+
+int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http **out);
+void ls_http_free(ls_http *h);
+/* POSTs body to <base>/api/v1/ingest. Returns 0 when an answer came (see res->status). */
+int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res);
+/* gzip-compresses src into a malloc'd buffer; 0 on success. */
+int ls_gzip(const char *src, size_t n, char **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,19 @@
+/* arena.h — a string arena: copies of strings that live until the arena is freed, so row
+ * arrays read from the store can point at text without one malloc per field. */
+#ifndef LS_ARENA_H
+#define LS_ARENA_H
+
+#include <stddef.h>
+
+typedef struct arena_block arena_block;
+typedef struct arena {
+  arena_block *head;
+  int failed;        /* sticky: an allocation failed */
+} arena;
+
+void arena_init(arena *a);
+void arena_free(arena *a);
+/* A NUL-terminated copy of s[0..n), or NULL when s is NULL or memory ran out (then failed=1). */
+const char *arena_strndup(arena *a, const char *s, size_t n);
+
+#endif

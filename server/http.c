@@ -1,0 +1,701 @@
+/* http.c — libmicrohttpd front (http.h): routing, bodies and limits, gzip both ways, bearer
+ * auth, security headers, JSON errors, embedded pages. It decides status codes and headers;
+ * query.c/export.c write answers, ingest.c validates, writer.c stores. */
+#include "http.h"
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "assets.h"
+#include "export.h"
+#include "jbuf.h"
+#include "log.h"
+#include "query.h"
+
+#define RESPONSE_MAX ((size_t)1 << 30) /* ceiling of any JSON answer */
+#define DISCARD_MAX ((size_t)64 << 20) /* body bytes read and dropped to answer an error cleanly */
+#define GZIP_MIN 1024                  /* smaller answers are sent as they are */
+
+struct http_server {
+  struct MHD_Daemon *d;
+  http_config cfg;
+  store *s;
+  writer *w;
+  metrics *m;
+  char csp[1024];
+  atomic_int active; /* requests between their first call and completion */
+};
+
+typedef struct req {
+  int ingest;            /* POST /api/v1/ingest */
+  int gzip;              /* Content-Encoding: gzip */
+  unsigned reject;       /* status decided before the body was read, 0 = none */
+  const char *reject_detail;
+  int responded;
+  size_t seen;           /* body bytes received, kept or not */
+  jbuf body;
+  /* Work handed to the writer: the connection is suspended meanwhile, so the worker thread
+   * serves other connections, and resumed from the writer thread when the job is answered. */
+  int submitted;
+  writer_job job;
+  size_t events;         /* events in the submitted batch */
+  char delete_id[130];
+  struct MHD_Connection *conn;
+} req;
+
+/* ------------------------------------------------------------------ responses */
+
+static const char *error_code(unsigned status)
+{
+  switch(status) {
+  case 400: return "invalid";
+  case 401: return "unauthorized";
+  case 404: return "not_found";
+  case 405: return "method_not_allowed";
+  case 413: return "too_large";
+  case 415: return "unsupported_media_type";
+  case 503: return "unavailable";
+  default: return "internal";
+  }
+}
+
+static int accepts_gzip(struct MHD_Connection *c)
+{
+  const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+  return ae && strstr(ae, "gzip") != NULL;
+}
+
+/* gzip of in[0..n) into a malloc'd buffer, or NULL (then the caller sends it plain). */
+static char *gzip_bytes(const char *in, size_t n, size_t *outlen)
+{
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  if(deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return NULL;
+  uLong bound = deflateBound(&z, (uLong)n);
+  char *out = malloc(bound);
+  if(!out) {
+    deflateEnd(&z);
+    return NULL;
+  }
+  z.next_in = (Bytef *)in;
+  z.avail_in = (uInt)n;
+  z.next_out = (Bytef *)out;
+  z.avail_out = (uInt)bound;
+  int rc = deflate(&z, Z_FINISH);
+  *outlen = z.total_out;
+  deflateEnd(&z);
+  if(rc != Z_STREAM_END) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* Sends body (malloc'd, ownership taken; NULL for empty) with the headers every answer has. */
+static enum MHD_Result send_body(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
+                                 const char *ctype, char *body, size_t len, int html)
+{
+  int gz = 0;
+  if(len >= GZIP_MIN && accepts_gzip(c)) {
+    size_t zlen = 0;
+    char *z = gzip_bytes(body, len, &zlen);
+    if(z) {
+      free(body);
+      body = z;
+      len = zlen;
+      gz = 1;
+    }
+  }
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, body ? body : (char *)"",
+                                                            body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  if(!r) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  if(gz)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+  if(len >= GZIP_MIN || gz)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+  if(html) {
+    MHD_add_response_header(r, "Content-Security-Policy", h->csp);
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+  }
+  else
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if(status == 503)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  if(status == 401)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"loopscope\"");
+  enum MHD_Result ok = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  rq->responded = 1;
+  metrics_add(&h->m->http_requests, 1);
+  return ok;
+}
+
+static enum MHD_Result send_error(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
+                                  const char *detail, const char *allow)
+{
+  jbuf b;
+  jbuf_init(&b, 64 * 1024);
+  jbuf_puts(&b, "{\"error\":");
+  jbuf_str(&b, error_code(status));
+  jbuf_puts(&b, ",\"detail\":");
+  jbuf_str(&b, detail);
+  jbuf_puts(&b, "}");
+  if(jbuf_status(&b)) {
+    jbuf_free(&b);
+    return MHD_NO;
+  }
+  size_t len;
+  char *p = jbuf_take(&b, &len);
+  if(!allow)
+    return send_body(h, c, rq, status, "application/json", p, len, 0);
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
+  if(!r) {
+    free(p);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+  enum MHD_Result ok = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  rq->responded = 1;
+  metrics_add(&h->m->http_requests, 1);
+  return ok;
+}
+
+static enum MHD_Result send_json(http_server *h, struct MHD_Connection *c, req *rq, unsigned status, jbuf *b)
+{
+  size_t len;
+  char *p = jbuf_take(b, &len);
+  return send_body(h, c, rq, status, "application/json", p, len, 0);
+}
+
+/* ------------------------------------------------------------------ ingest */
+
+static int token_ok(http_server *h, struct MHD_Connection *c)
+{
+  if(!h->cfg.token)
+    return 1;
+  const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if(!a || strncasecmp(a, "Bearer ", 7) != 0)
+    return 0;
+  a += 7;
+  size_t n = strlen(a), m = strlen(h->cfg.token);
+  /* compare in time independent of where the first difference is */
+  unsigned diff = (unsigned)(n ^ m);
+  for(size_t i = 0; i < n; i++)
+    diff |= (unsigned char)a[i] ^ (unsigned char)h->cfg.token[i % (m ? m : 1)];
+  return diff == 0;
+}
+
+/* The media type of a header value, without parameters: "application/json; charset=utf-8". */
+static int media_is(const char *v, const char *type)
+{
+  if(!v)
+    return 0;
+  while(*v == ' ' || *v == '\t')
+    v++;
+  size_t n = strlen(type);
+  if(strncasecmp(v, type, n) != 0)
+    return 0;
+  v += n;
+  while(*v == ' ' || *v == '\t')
+    v++;
+  return *v == '\0' || *v == ';';
+}
+
+/* What the headers alone decide about an ingest request. */
+static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *rq)
+{
+  if(!token_ok(h, c)) {
+    rq->reject = 401;
+    rq->reject_detail = "a valid 'Authorization: Bearer <token>' header is required";
+    return;
+  }
+  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if(!media_is(ct, "application/json")) {
+    rq->reject = 415;
+    rq->reject_detail = "Content-Type must be application/json";
+    return;
+  }
+  const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+  if(ce && media_is(ce, "gzip"))
+    rq->gzip = 1;
+  else if(ce && !media_is(ce, "identity")) {
+    rq->reject = 415;
+    rq->reject_detail = "Content-Encoding must be gzip or identity";
+    return;
+  }
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  int64_t len;
+  if(cl && query_parse_i64(cl, 0, INT64_MAX, &len) == 0 && (uint64_t)len > h->cfg.max_body) {
+    rq->reject = 413;
+    rq->reject_detail = "body larger than the limit (--max-body)";
+  }
+}
+
+static int reject_reason(unsigned status)
+{
+  switch(status) {
+  case 400: return REJECT_INVALID;
+  case 401: return REJECT_UNAUTHORIZED;
+  case 413: return REJECT_TOO_LARGE;
+  case 415: return REJECT_UNSUPPORTED_MEDIA_TYPE;
+  case 503: return REJECT_UNAVAILABLE;
+  default: return REJECT_INTERNAL;
+  }
+}
+
+static enum MHD_Result ingest_error(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
+                                   const char *detail)
+{
+  metrics_add(&h->m->rejects[reject_reason(status)], 1);
+  log_msg(LOG_DEBUG, "ingest: %u %s", status, detail);
+  return send_error(h, c, rq, status, detail, NULL);
+}
+
+/* Inflates a gzip body into out (bounded by max). 0, LS_ETOOBIG, LS_EINVAL, LS_ENOMEM. */
+static int gunzip(const char *in, size_t n, size_t max, jbuf *out)
+{
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  if(inflateInit2(&z, 15 + 16) != Z_OK)
+    return LS_ENOMEM;
+  z.next_in = (Bytef *)in;
+  z.avail_in = (uInt)n;
+  char chunk[64 * 1024];
+  int rc;
+  do {
+    z.next_out = (Bytef *)chunk;
+    z.avail_out = sizeof(chunk);
+    rc = inflate(&z, Z_NO_FLUSH);
+    if(rc != Z_OK && rc != Z_STREAM_END) {
+      inflateEnd(&z);
+      return rc == Z_MEM_ERROR ? LS_ENOMEM : LS_EINVAL;
+    }
+    size_t got = sizeof(chunk) - z.avail_out;
+    if(out->len + got > max) {
+      inflateEnd(&z);
+      return LS_ETOOBIG;
+    }
+    jbuf_append(out, chunk, got);
+    if(jbuf_status(out)) {
+      inflateEnd(&z);
+      return jbuf_status(out);
+    }
+    if(rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+      inflateEnd(&z);
+      return LS_EINVAL; /* the stream stops before its end */
+    }
+  } while(rc != Z_STREAM_END);
+  inflateEnd(&z);
+  return 0;
+}
+
+static void job_answered(writer_job *job, void *arg)
+{
+  (void)job;
+  req *rq = arg;
+  MHD_resume_connection(rq->conn);
+}
+
+/* Suspends the connection and hands rq->job to the writer; the answer is sent by answer_job
+ * when libmicrohttpd calls us again after the resume. Suspending before submitting means the
+ * writer can never resume a connection that is not suspended yet. */
+static enum MHD_Result submit_job(http_server *h, struct MHD_Connection *c, req *rq)
+{
+  rq->conn = c;
+  rq->job.on_done = job_answered;
+  rq->job.arg = rq;
+  rq->submitted = 1;
+  MHD_suspend_connection(c);
+  int rc = writer_submit(h->w, &rq->job);
+  if(rc) {
+    rq->job.result = rc;
+    rq->job.done = 1;
+    MHD_resume_connection(c);
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result answer_job(http_server *h, struct MHD_Connection *c, req *rq)
+{
+  int rc = rq->job.result;
+  if(rq->delete_id[0]) {
+    if(rc == LS_ENOTFOUND)
+      return send_error(h, c, rq, 404, "no such session", NULL);
+    if(rc == LS_EBUSY || rc == LS_ESTOPPED)
+      return send_error(h, c, rq, 503, "storage is busy; retry later", NULL);
+    if(rc)
+      return send_error(h, c, rq, 500, "the session could not be deleted", NULL);
+    log_msg(LOG_INFO, "deleted session %s", rq->delete_id);
+    jbuf out;
+    jbuf_init(&out, 512);
+    jbuf_puts(&out, "{\"deleted\":");
+    jbuf_str(&out, rq->delete_id);
+    jbuf_putc(&out, '}');
+    return send_json(h, c, rq, 200, &out);
+  }
+  if(rc == LS_EBUSY || rc == LS_ESTOPPED)
+    return ingest_error(h, c, rq, 503, rc == LS_EBUSY ? "storage is busy; retry later"
+                                                      : "the server is shutting down");
+  if(rc)
+    return ingest_error(h, c, rq, 500, "the batch could not be stored");
+  jbuf out;
+  jbuf_init(&out, 256);
+  jbuf_printf(&out, "{\"accepted\":%zu%s}", rq->events, rq->job.duplicate ? ",\"duplicate\":true" : "");
+  return send_json(h, c, rq, rq->job.duplicate ? 200 : 202, &out);
+}
+
+static enum MHD_Result handle_ingest(http_server *h, struct MHD_Connection *c, req *rq)
+{
+  if(rq->reject)
+    return ingest_error(h, c, rq, rq->reject, rq->reject_detail);
+  if(jbuf_status(&rq->body))
+    return ingest_error(h, c, rq, 500, "out of memory reading the body");
+  const char *body = rq->body.data ? rq->body.data : "";
+  size_t len = rq->body.len;
+  jbuf plain;
+  jbuf_init(&plain, h->cfg.max_body);
+  if(rq->gzip) {
+    int zrc = gunzip(body, len, h->cfg.max_body, &plain);
+    if(zrc) {
+      jbuf_free(&plain);
+      if(zrc == LS_ETOOBIG)
+        return ingest_error(h, c, rq, 413, "body larger than the limit (--max-body) once decompressed");
+      if(zrc == LS_EINVAL)
+        return ingest_error(h, c, rq, 400, "body: not valid gzip");
+      return ingest_error(h, c, rq, 500, "out of memory decompressing the body");
+    }
+    body = plain.data ? plain.data : "";
+    len = plain.len;
+  }
+  char detail[256];
+  ingest_batch *b = NULL;
+  int rc = ingest_parse(body, len, &h->cfg.limits, &b, detail, sizeof(detail));
+  jbuf_free(&plain);
+  jbuf_free(&rq->body);
+  if(rc == LS_EINVAL)
+    return ingest_error(h, c, rq, 400, detail);
+  if(rc)
+    return ingest_error(h, c, rq, 500, "out of memory parsing the body");
+  rq->events = b->events;
+  rq->job = (writer_job){.batch = b};
+  return submit_job(h, c, rq);
+}
+
+/* ------------------------------------------------------------------ reads */
+
+static const char *get_arg(void *ctx, const char *name)
+{
+  return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq, int rc, jbuf *out,
+                              const char *detail)
+{
+  switch(rc) {
+  case 0: return send_json(h, c, rq, 200, out);
+  case LS_ENOTFOUND: jbuf_free(out); return send_error(h, c, rq, 404, "no such session", NULL);
+  case LS_EINVAL: jbuf_free(out); return send_error(h, c, rq, 400, detail, NULL);
+  case LS_ETOOBIG: jbuf_free(out); return send_error(h, c, rq, 500, "the answer is too large", NULL);
+  default:
+    jbuf_free(out);
+    log_msg(LOG_WARN, "query failed (%d)", rc);
+    return send_error(h, c, rq, 500, "the query failed", NULL);
+  }
+}
+
+static enum MHD_Result run_query(http_server *h, struct MHD_Connection *c, req *rq, query_fn fn,
+                                 const char *id)
+{
+  jbuf out;
+  jbuf_init(&out, RESPONSE_MAX);
+  char detail[256] = "";
+  query_args a = {get_arg, c};
+  int rc = fn(h->s, id, &a, &out, detail, sizeof(detail));
+  return answer(h, c, rq, rc, &out, detail);
+}
+
+static const struct { const char *name; query_fn fn; } session_views[] = {
+  {"tasks", query_tasks}, {"awaits", query_awaits}, {"blocks", query_blocks}, {"lag", query_lag},
+  {"concurrency", query_concurrency}, {"timeline", query_timeline},
+};
+
+static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, req *rq, const char *id)
+{
+  const char *fmt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+  if(fmt && (!strcmp(fmt, "chrome") || !strcmp(fmt, "otlp")))
+    return send_error(h, c, rq, 400, "format: chrome and otlp are not implemented yet", NULL);
+  if(fmt && strcmp(fmt, "json"))
+    return send_error(h, c, rq, 400, "format: expected json, chrome or otlp", NULL);
+  jbuf out;
+  jbuf_init(&out, RESPONSE_MAX);
+  int rc = export_json(h->s, id, &out);
+  return answer(h, c, rq, rc, &out, "");
+}
+
+static int is_get(const char *method)
+{
+  return !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+}
+
+/* /api/v1/<rest> other than ingest. */
+static enum MHD_Result route_api(http_server *h, struct MHD_Connection *c, req *rq, const char *rest,
+                                 const char *method)
+{
+  if(!token_ok(h, c))
+    return send_error(h, c, rq, 401, "a valid 'Authorization: Bearer <token>' header is required", NULL);
+  if(!strcmp(rest, "ingest"))
+    return send_error(h, c, rq, 405, "ingest takes POST", "POST");
+  if(!strcmp(rest, "sessions")) {
+    if(!is_get(method))
+      return send_error(h, c, rq, 405, "sessions takes GET", "GET, HEAD");
+    return run_query(h, c, rq, query_sessions, NULL);
+  }
+  if(strncmp(rest, "sessions/", 9) != 0)
+    return send_error(h, c, rq, 404, "no such endpoint", NULL);
+  char id[130];
+  const char *p = rest + 9;
+  size_t n = strcspn(p, "/");
+  if(n == 0 || n >= sizeof(id))
+    return send_error(h, c, rq, 404, "no such session", NULL);
+  memcpy(id, p, n);
+  id[n] = '\0';
+  if(!ingest_id_ok(id))
+    return send_error(h, c, rq, 404, "no such session", NULL);
+  const char *sub = p[n] == '/' ? p + n + 1 : NULL;
+  if(!sub) {
+    if(!strcmp(method, MHD_HTTP_METHOD_DELETE)) {
+      memcpy(rq->delete_id, id, n + 1);
+      rq->job = (writer_job){.delete_id = rq->delete_id};
+      return submit_job(h, c, rq);
+    }
+    if(!is_get(method))
+      return send_error(h, c, rq, 405, "a session takes GET or DELETE", "GET, HEAD, DELETE");
+    return run_query(h, c, rq, query_session, id);
+  }
+  for(size_t i = 0; i < sizeof(session_views) / sizeof(session_views[0]); i++) {
+    if(strcmp(sub, session_views[i].name))
+      continue;
+    if(!is_get(method))
+      return send_error(h, c, rq, 405, "this view takes GET", "GET, HEAD");
+    return run_query(h, c, rq, session_views[i].fn, id);
+  }
+  if(!strcmp(sub, "export")) {
+    if(!is_get(method))
+      return send_error(h, c, rq, 405, "export takes GET", "GET, HEAD");
+    return handle_export(h, c, rq, id);
+  }
+  return send_error(h, c, rq, 404, "no such endpoint", NULL);
+}
+
+static enum MHD_Result send_asset(http_server *h, struct MHD_Connection *c, req *rq, const char *path)
+{
+  const asset *a = assets_find(path);
+  if(!a)
+    return send_error(h, c, rq, 404, "no such page", NULL);
+  int html = strncmp(a->mime, "text/html", 9) == 0;
+  /* assets are small and constant: copy so one send path (gzip included) serves all */
+  char *copy = malloc(a->len ? a->len : 1);
+  if(!copy)
+    return MHD_NO;
+  memcpy(copy, a->data, a->len);
+  return send_body(h, c, rq, 200, a->mime, copy, a->len, html);
+}
+
+static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, const char *url,
+                             const char *method)
+{
+  if(rq->ingest)
+    return handle_ingest(h, c, rq);
+  if(!strncmp(url, "/api/v1/", 8))
+    return route_api(h, c, rq, url + 8, method);
+  if(!strcmp(url, "/healthz") || !strcmp(url, "/metrics")) {
+    if(!is_get(method))
+      return send_error(h, c, rq, 405, "takes GET", "GET, HEAD");
+    jbuf out;
+    jbuf_init(&out, 1 << 20);
+    if(url[1] == 'h') {
+      jbuf_printf(&out, "{\"ok\":true,\"version\":\"%s\",\"schema\":%d}", LOOPSCOPE_VERSION,
+                  store_schema_version(h->s));
+      return send_json(h, c, rq, 200, &out);
+    }
+    if(!token_ok(h, c)) {
+      jbuf_free(&out);
+      return send_error(h, c, rq, 401, "a valid 'Authorization: Bearer <token>' header is required", NULL);
+    }
+    metrics_render(h->m, writer_queue_depth(h->w), store_db_bytes(h->s), &out);
+    if(jbuf_status(&out)) {
+      jbuf_free(&out);
+      return send_error(h, c, rq, 500, "out of memory", NULL);
+    }
+    size_t len;
+    char *p = jbuf_take(&out, &len);
+    return send_body(h, c, rq, 200, "text/plain; version=0.0.4; charset=utf-8", p, len, 0);
+  }
+  if(!is_get(method))
+    return send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET", "GET, HEAD");
+  if(!strcmp(url, "/"))
+    return send_asset(h, c, rq, "index.html");
+  if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/'))
+    return send_asset(h, c, rq, "session.html");
+  if(!strncmp(url, "/static/", 8))
+    return send_asset(h, c, rq, url + 8);
+  return send_error(h, c, rq, 404, "no such page", NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size,
+                                  void **con_cls)
+{
+  (void)version;
+  http_server *h = cls;
+  req *rq = *con_cls;
+  if(!rq) {
+    rq = calloc(1, sizeof(*rq));
+    if(!rq)
+      return MHD_NO;
+    *con_cls = rq;
+    atomic_fetch_add(&h->active, 1);
+    jbuf_init(&rq->body, h->cfg.max_body);
+    if(!strcmp(url, "/api/v1/ingest") && !strcmp(method, MHD_HTTP_METHOD_POST)) {
+      rq->ingest = 1;
+      check_ingest_headers(h, c, rq);
+      /* A body announced far past the limit is not worth reading: answer now. */
+      if(rq->reject == 413)
+        return handle_ingest(h, c, rq);
+    }
+    return MHD_YES;
+  }
+  if(rq->responded) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if(rq->submitted)
+    return answer_job(h, c, rq);
+  if(*upload_size) {
+    size_t n = *upload_size;
+    *upload_size = 0;
+    rq->seen += n;
+    if(rq->ingest && !rq->reject) {
+      if(rq->body.len + n > h->cfg.max_body) {
+        rq->reject = 413;
+        rq->reject_detail = "body larger than the limit (--max-body)";
+        jbuf_free(&rq->body);
+      }
+      else
+        jbuf_append(&rq->body, upload_data, n);
+    }
+    /* Errors are answered after the whole body was read, so the client sees the answer rather
+     * than a reset connection; past DISCARD_MAX it is not worth the wait. */
+    if(rq->seen > DISCARD_MAX) {
+      if(rq->ingest)
+        return ingest_error(h, c, rq, rq->reject ? rq->reject : 413, "body larger than the limit (--max-body)");
+      return send_error(h, c, rq, 413, "body too large", NULL);
+    }
+    return MHD_YES;
+  }
+  return route(h, c, rq, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  (void)c;
+  (void)toe;
+  http_server *h = cls;
+  req *rq = *con_cls;
+  if(!rq)
+    return;
+  jbuf_free(&rq->body);
+  free(rq);
+  *con_cls = NULL;
+  atomic_fetch_sub(&h->active, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+  (void)cls;
+  char line[512];
+  vsnprintf(line, sizeof(line), fmt, ap);
+  size_t n = strlen(line);
+  while(n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+    line[--n] = '\0';
+  log_msg(LOG_DEBUG, "http: %s", line);
+}
+
+int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_server **out)
+{
+  *out = NULL;
+  http_server *h = calloc(1, sizeof(*h));
+  if(!h)
+    return LS_ENOMEM;
+  h->cfg = *cfg;
+  h->s = s;
+  h->w = w;
+  h->m = m;
+  atomic_init(&h->active, 0);
+  int n = snprintf(h->csp, sizeof(h->csp),
+                   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                   "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors %s",
+                   cfg->frame_ancestors);
+  if(n < 0 || (size_t)n >= sizeof(h->csp)) {
+    free(h);
+    return LS_ETOOBIG;
+  }
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
+  flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
+  if(cfg->addr->sa_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+                          MHD_OPTION_SOCK_ADDR, cfg->addr,
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                          MHD_OPTION_END);
+  if(!h->d) {
+    free(h);
+    return LS_EIO;
+  }
+  *out = h;
+  return 0;
+}
+
+unsigned http_port(http_server *h)
+{
+  const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  return i ? i->port : 0;
+}
+
+void http_stop(http_server *h, int wait_ms)
+{
+  if(!h)
+    return;
+  MHD_socket ls = MHD_quiesce_daemon(h->d);
+  if(ls != MHD_INVALID_SOCKET)
+    close(ls);
+  /* Requests in flight (an ingest waiting for its commit) finish and are answered. */
+  for(int waited = 0; atomic_load(&h->active) > 0 && waited < wait_ms; waited += 10) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  MHD_stop_daemon(h->d);
+  free(h);
+}

@@ -1,0 +1,34 @@
+/* http.h — the HTTP front: libmicrohttpd daemon (epoll, thread pool), routing, request bodies
+ * and their limits, gzip, auth, CSP headers, errors as JSON, static pages from assets_find.
+ * What each endpoint answers is query.c's / export.c's; storing is writer.c's. */
+#ifndef LS_HTTP_H
+#define LS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "ingest.h"
+#include "metrics.h"
+#include "store.h"
+#include "writer.h"
+
+typedef struct http_config {
+  const struct sockaddr *addr;  /* where to listen (port 0: any free port) */
+  socklen_t addrlen;
+  const char *token;            /* NULL: no auth */
+  size_t max_body;              /* bytes of an ingest body, after gzip decoding too */
+  int threads;                  /* worker threads in the pool */
+  const char *frame_ancestors;  /* the CSP frame-ancestors source list */
+  ingest_limits limits;
+} http_config;
+
+typedef struct http_server http_server;
+
+int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_server **out);
+/* The port actually bound. */
+unsigned http_port(http_server *h);
+/* Stops accepting, lets requests in flight finish (at most wait_ms), stops the workers. */
+void http_stop(http_server *h, int wait_ms);
+
+#endif

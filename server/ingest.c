@@ -1,0 +1,546 @@
+/* ingest.c — ingest contract v1: JSON bytes → validated rows (ingest.h). Names the first bad
+ * field precisely and stores nothing itself; SQL is store.c's, queueing writer.c's. */
+#include "ingest.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jbuf.h"
+
+#define TWO_POW_53 9007199254740992.0
+
+void ingest_default_limits(ingest_limits *lim)
+{
+  lim->max_events = 100000;
+  lim->max_string = 4096;
+  lim->max_exc = 16384;
+  lim->max_frames = 256;
+  lim->max_depth = 16;
+}
+
+int ingest_utf8_ok(const char *str, size_t n)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while(i < n) {
+    unsigned char c = s[i];
+    if(c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t need;
+    uint32_t cp;
+    if(c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+      cp = c & 0x1F;
+    }
+    else if(c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      cp = c & 0x0F;
+    }
+    else if(c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      cp = c & 0x07;
+    }
+    else
+      return 0;
+    if(n - i <= need)
+      return 0;
+    for(size_t k = 1; k <= need; k++) {
+      if((s[i + k] & 0xC0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+       (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += need + 1;
+  }
+  return 1;
+}
+
+int ingest_id_ok(const char *s)
+{
+  size_t n = 0;
+  for(; s[n]; n++) {
+    char c = s[n];
+    if(n >= 128)
+      return 0;
+    if((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+      continue;
+    if(!strchr("._:@+~=-", c))
+      return 0;
+  }
+  return n > 0;
+}
+
+/* The parse state: where errors go and which limits apply. */
+typedef struct parser {
+  const ingest_limits *lim;
+  char *detail;
+  size_t detail_len;
+} parser;
+
+static int fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(parser *p, const char *fmt, ...)
+{
+  if(p->detail && p->detail_len) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->detail, p->detail_len, fmt, ap);
+    va_end(ap);
+  }
+  return LS_EINVAL;
+}
+
+/* Deepest nesting of [ and { outside strings, stopping early past `limit`. The body has not
+ * been parsed yet, so this bounds the parser's recursion before it starts. */
+static int nesting_depth(const char *s, size_t n, int limit)
+{
+  int depth = 0, deepest = 0, in_str = 0;
+  for(size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if(in_str) {
+      if(c == '\\')
+        i++;
+      else if(c == '"')
+        in_str = 0;
+      continue;
+    }
+    if(c == '"')
+      in_str = 1;
+    else if(c == '[' || c == '{') {
+      if(++depth > deepest) {
+        deepest = depth;
+        if(deepest > limit)
+          return deepest;
+      }
+    }
+    else if(c == ']' || c == '}')
+      depth--;
+  }
+  return deepest;
+}
+
+/* An integer in [lo, 2^53). `where`/`field` name it in errors. */
+static int get_int(parser *p, const cJSON *v, const char *where, const char *field, double lo,
+                   int64_t *out)
+{
+  if(!v)
+    return fail(p, "%s%s: missing", where, field);
+  double d = v->valuedouble;
+  if(!cJSON_IsNumber(v) || d != floor(d) || d < lo || d >= TWO_POW_53) {
+    if(lo > 0)
+      return fail(p, "%s%s: expected a positive integer below 2^53", where, field);
+    return fail(p, "%s%s: expected an integer in [0, 2^53)", where, field);
+  }
+  *out = (int64_t)d;
+  return 0;
+}
+
+/* An optional string (absent or null → NULL) of at most max bytes of UTF-8. */
+static int get_str(parser *p, const cJSON *v, const char *where, const char *field, size_t max,
+                   const char **out)
+{
+  *out = NULL;
+  if(!v || cJSON_IsNull(v))
+    return 0;
+  if(!cJSON_IsString(v) || !v->valuestring)
+    return fail(p, "%s%s: expected a string", where, field);
+  size_t n = strlen(v->valuestring);
+  if(n > max)
+    return fail(p, "%s%s: longer than %zu bytes", where, field, max);
+  if(!ingest_utf8_ok(v->valuestring, n))
+    return fail(p, "%s%s: not valid UTF-8", where, field);
+  *out = v->valuestring;
+  return 0;
+}
+
+/* The fields an event may carry, found in one walk over its members. */
+typedef struct fields {
+  const cJSON *k, *id, *parent, *name, *coro, *t, *d, *what, *file, *line, *func, *stack, *state,
+    *exc, *n;
+} fields;
+
+static void collect(const cJSON *ev, fields *f)
+{
+  memset(f, 0, sizeof(*f));
+  for(const cJSON *c = ev->child; c; c = c->next) {
+    const char *s = c->string;
+    if(!s)
+      continue;
+    switch(s[0]) {
+    case 'k': if(!s[1]) f->k = c; break;
+    case 'i': if(!strcmp(s, "id")) f->id = c; break;
+    case 'p': if(!strcmp(s, "parent")) f->parent = c; break;
+    case 'n':
+      if(!s[1]) f->n = c;
+      else if(!strcmp(s, "name")) f->name = c;
+      break;
+    case 'c': if(!strcmp(s, "coro")) f->coro = c; break;
+    case 't': if(!s[1]) f->t = c; break;
+    case 'd': if(!s[1]) f->d = c; break;
+    case 'w': if(!strcmp(s, "what")) f->what = c; break;
+    case 'f':
+      if(!strcmp(s, "file")) f->file = c;
+      else if(!strcmp(s, "func")) f->func = c;
+      break;
+    case 'l': if(!strcmp(s, "line")) f->line = c; break;
+    case 's':
+      if(!strcmp(s, "stack")) f->stack = c;
+      else if(!strcmp(s, "state")) f->state = c;
+      break;
+    case 'e': if(!strcmp(s, "exc")) f->exc = c; break;
+    default: break;
+    }
+  }
+}
+
+typedef enum kind { K_TASK, K_STEP, K_AWAIT, K_BLOCK, K_LAG, K_DONE, K_DROP, K_END, K_UNKNOWN } kind;
+
+static kind kind_of(const char *s)
+{
+  switch(s[0]) {
+  case 't': if(!strcmp(s, "task")) return K_TASK; break;
+  case 's': if(!strcmp(s, "step")) return K_STEP; break;
+  case 'a': if(!strcmp(s, "await")) return K_AWAIT; break;
+  case 'b': if(!strcmp(s, "block")) return K_BLOCK; break;
+  case 'l': if(!strcmp(s, "lag")) return K_LAG; break;
+  case 'd':
+    if(!strcmp(s, "done")) return K_DONE;
+    if(!strcmp(s, "drop")) return K_DROP;
+    break;
+  case 'e': if(!strcmp(s, "end")) return K_END; break;
+  default: break;
+  }
+  return K_UNKNOWN;
+}
+
+static void see_span(ingest_batch *b, int64_t t, int64_t d)
+{
+  if(t + d > b->max_t)
+    b->max_t = t + d;
+}
+
+static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
+{
+  meta->pid = -1;
+  meta->started_ns = -1;
+  if(!m || cJSON_IsNull(m))
+    return 0;
+  if(!cJSON_IsObject(m))
+    return fail(p, "meta: expected an object");
+  meta->present = 1;
+  size_t max = p->lim->max_string;
+  int rc;
+  if((rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "name"), "meta.", "name", max, &meta->name)) ||
+     (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "service"), "meta.", "service", max, &meta->service)) ||
+     (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "host"), "meta.", "host", max, &meta->host)) ||
+     (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "python"), "meta.", "python", max, &meta->python)))
+    return rc;
+  const cJSON *pid = cJSON_GetObjectItemCaseSensitive(m, "pid");
+  if(pid && !cJSON_IsNull(pid) && (rc = get_int(p, pid, "meta.", "pid", 0, &meta->pid)))
+    return rc;
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "started_unix_ns");
+  if(st && !cJSON_IsNull(st)) {
+    const char *s = cJSON_IsString(st) ? st->valuestring : NULL;
+    size_t n = s ? strlen(s) : 0;
+    int ok = n > 0 && n <= 19;
+    int64_t v = 0;
+    for(size_t i = 0; ok && i < n; i++) {
+      if(s[i] < '0' || s[i] > '9' || v > (INT64_MAX - 9) / 10)
+        ok = 0;
+      else
+        v = v * 10 + (s[i] - '0');
+    }
+    if(!ok)
+      return fail(p, "meta.started_unix_ns: expected a decimal string of at most 19 digits");
+    meta->started = s;
+    meta->started_ns = v;
+  }
+  return 0;
+}
+
+/* Re-encodes a block's stack as JSON text into `stacks`, checking every frame. */
+static int parse_stack(parser *p, const cJSON *st, const char *where, ingest_block *blk,
+                       jbuf *stacks)
+{
+  blk->line = -1;
+  blk->stack_off = stacks->len;
+  if(!st || cJSON_IsNull(st)) {
+    jbuf_puts(stacks, "[]");
+    blk->stack_len = 2;
+    return jbuf_status(stacks);
+  }
+  if(!cJSON_IsArray(st))
+    return fail(p, "%sstack: expected an array", where);
+  size_t nframes = 0;
+  jbuf_putc(stacks, '[');
+  for(const cJSON *fr = st->child; fr; fr = fr->next, nframes++) {
+    if(nframes >= p->lim->max_frames)
+      return fail(p, "%sstack: more than %zu frames", where, p->lim->max_frames);
+    char fw[96];
+    snprintf(fw, sizeof(fw), "%sstack[%zu]", where, nframes);
+    if(!cJSON_IsObject(fr))
+      return fail(p, "%s: expected an object", fw);
+    const char *file, *func, *src;
+    int64_t line = -1;
+    int rc;
+    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(fr, "line");
+    if((rc = get_str(p, cJSON_GetObjectItemCaseSensitive(fr, "file"), fw, ".file", p->lim->max_string, &file)) ||
+       (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(fr, "func"), fw, ".func", p->lim->max_string, &func)) ||
+       (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(fr, "src"), fw, ".src", p->lim->max_exc, &src)))
+      return rc;
+    if(lv && !cJSON_IsNull(lv) && (rc = get_int(p, lv, fw, ".line", 0, &line)))
+      return rc;
+    if(nframes)
+      jbuf_putc(stacks, ',');
+    jbuf_putc(stacks, '{');
+    jbuf_key(stacks, "file", 0); jbuf_str(stacks, file);
+    jbuf_key(stacks, "line", 1);
+    if(line >= 0) jbuf_i64(stacks, line); else jbuf_puts(stacks, "null");
+    jbuf_key(stacks, "func", 1); jbuf_str(stacks, func);
+    jbuf_key(stacks, "src", 1); jbuf_str(stacks, src);
+    jbuf_putc(stacks, '}');
+    /* The frame list is outermost first: the last one is where the loop was stuck. */
+    blk->file = file;
+    blk->func = func;
+    blk->src = src;
+    blk->line = line;
+  }
+  jbuf_putc(stacks, ']');
+  blk->stack_len = stacks->len - blk->stack_off;
+  return jbuf_status(stacks);
+}
+
+static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jbuf *stacks)
+{
+  char where[48];
+  snprintf(where, sizeof(where), "events[%zu].", i);
+  if(!cJSON_IsObject(ev))
+    return fail(p, "events[%zu]: expected an object", i);
+  fields f;
+  collect(ev, &f);
+  if(!f.k)
+    return fail(p, "%sk: missing", where);
+  if(!cJSON_IsString(f.k) || !f.k->valuestring)
+    return fail(p, "%sk: expected a string", where);
+  size_t smax = p->lim->max_string;
+  int rc = 0;
+  switch(kind_of(f.k->valuestring)) {
+  case K_TASK: {
+    ingest_task *x = &b->tasks[b->ntasks];
+    x->parent = 0;
+    if((rc = get_int(p, f.id, where, "id", 1, &x->id)) ||
+       (f.parent && !cJSON_IsNull(f.parent) && (rc = get_int(p, f.parent, where, "parent", 0, &x->parent))) ||
+       (rc = get_int(p, f.t, where, "t", 0, &x->t)) ||
+       (rc = get_str(p, f.name, where, "name", smax, &x->name)) ||
+       (rc = get_str(p, f.coro, where, "coro", smax, &x->coro)))
+      return rc;
+    see_span(b, x->t, 0);
+    b->ntasks++;
+    break;
+  }
+  case K_STEP: {
+    ingest_step *x = &b->steps[b->nsteps];
+    if((rc = get_int(p, f.id, where, "id", 1, &x->id)) || (rc = get_int(p, f.t, where, "t", 0, &x->t)) ||
+       (rc = get_int(p, f.d, where, "d", 0, &x->d)))
+      return rc;
+    see_span(b, x->t, x->d);
+    if(x->d > b->max_d[INGEST_STEP])
+      b->max_d[INGEST_STEP] = x->d;
+    b->nsteps++;
+    break;
+  }
+  case K_AWAIT: {
+    ingest_await *x = &b->awaits[b->nawaits];
+    x->line = -1;
+    if((rc = get_int(p, f.id, where, "id", 1, &x->id)) || (rc = get_int(p, f.t, where, "t", 0, &x->t)) ||
+       (rc = get_int(p, f.d, where, "d", 0, &x->d)) ||
+       (rc = get_str(p, f.what, where, "what", smax, &x->what)) ||
+       (rc = get_str(p, f.file, where, "file", smax, &x->file)) ||
+       (rc = get_str(p, f.func, where, "func", smax, &x->func)) ||
+       (f.line && !cJSON_IsNull(f.line) && (rc = get_int(p, f.line, where, "line", 0, &x->line))))
+      return rc;
+    see_span(b, x->t, x->d);
+    if(x->d > b->max_d[INGEST_AWAIT])
+      b->max_d[INGEST_AWAIT] = x->d;
+    b->nawaits++;
+    break;
+  }
+  case K_BLOCK: {
+    ingest_block *x = &b->blocks[b->nblocks];
+    memset(x, 0, sizeof(*x));
+    /* A block may happen in a plain callback, outside any task: id 0 or absent. */
+    if((f.id && !cJSON_IsNull(f.id) && (rc = get_int(p, f.id, where, "id", 0, &x->id))) ||
+       (rc = get_int(p, f.t, where, "t", 0, &x->t)) || (rc = get_int(p, f.d, where, "d", 0, &x->d)) ||
+       (rc = parse_stack(p, f.stack, where, x, stacks)))
+      return rc;
+    see_span(b, x->t, x->d);
+    if(x->d > b->max_d[INGEST_BLOCK])
+      b->max_d[INGEST_BLOCK] = x->d;
+    b->nblocks++;
+    break;
+  }
+  case K_LAG: {
+    ingest_lag *x = &b->lags[b->nlags];
+    if((rc = get_int(p, f.t, where, "t", 0, &x->t)) || (rc = get_int(p, f.d, where, "d", 0, &x->d)))
+      return rc;
+    see_span(b, x->t, x->d);
+    if(x->d > b->max_d[INGEST_LAG])
+      b->max_d[INGEST_LAG] = x->d;
+    b->nlags++;
+    break;
+  }
+  case K_DONE: {
+    ingest_done *x = &b->dones[b->ndones];
+    if((rc = get_int(p, f.id, where, "id", 1, &x->id)) || (rc = get_int(p, f.t, where, "t", 0, &x->t)))
+      return rc;
+    if(!f.state)
+      return fail(p, "%sstate: missing", where);
+    const char *st = cJSON_IsString(f.state) ? f.state->valuestring : NULL;
+    if(!st || (strcmp(st, "ok") && strcmp(st, "cancelled") && strcmp(st, "error")))
+      return fail(p, "%sstate: expected one of ok, cancelled, error", where);
+    x->state = st;
+    if((rc = get_str(p, f.exc, where, "exc", p->lim->max_exc, &x->exc)))
+      return rc;
+    see_span(b, x->t, 0);
+    b->ndones++;
+    break;
+  }
+  case K_DROP: {
+    int64_t n;
+    if((rc = get_int(p, f.n, where, "n", 0, &n)))
+      return rc;
+    b->dropped += n; /* at most 100000 terms below 2^53 each: no overflow */
+    break;
+  }
+  case K_END: {
+    int64_t t;
+    if((rc = get_int(p, f.t, where, "t", 0, &t)))
+      return rc;
+    if(!b->has_end || t > b->end_t)
+      b->end_t = t;
+    b->has_end = 1;
+    see_span(b, t, 0);
+    break;
+  }
+  case K_UNKNOWN:
+    b->unknown++;
+    break;
+  }
+  return 0;
+}
+
+static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
+{
+  if(!cJSON_IsObject(root))
+    return fail(p, "body: expected a JSON object");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
+  if(!v)
+    return fail(p, "v: missing");
+  if(!cJSON_IsNumber(v) || v->valuedouble != 1.0)
+    return fail(p, "v: expected 1");
+  const cJSON *batch = cJSON_GetObjectItemCaseSensitive(root, "batch");
+  const cJSON *session = cJSON_GetObjectItemCaseSensitive(root, "session");
+  if(!batch)
+    return fail(p, "batch: missing");
+  if(!cJSON_IsString(batch) || !ingest_id_ok(batch->valuestring))
+    return fail(p, "batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+  if(!session)
+    return fail(p, "session: missing");
+  if(!cJSON_IsString(session) || !ingest_id_ok(session->valuestring))
+    return fail(p, "session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+  b->batch = batch->valuestring;
+  b->session = session->valuestring;
+  int rc = parse_meta(p, cJSON_GetObjectItemCaseSensitive(root, "meta"), &b->meta);
+  if(rc)
+    return rc;
+  const cJSON *events = cJSON_GetObjectItemCaseSensitive(root, "events");
+  if(!events)
+    return fail(p, "events: missing");
+  if(!cJSON_IsArray(events))
+    return fail(p, "events: expected an array");
+
+  /* First walk: count each kind so the row arrays are allocated once, exactly. */
+  size_t count[K_UNKNOWN + 1] = {0};
+  size_t n = 0;
+  for(const cJSON *ev = events->child; ev; ev = ev->next, n++) {
+    if(n >= p->lim->max_events)
+      return fail(p, "events: more than %zu events in one batch", p->lim->max_events);
+    const cJSON *k = cJSON_IsObject(ev) ? cJSON_GetObjectItemCaseSensitive(ev, "k") : NULL;
+    if(k && cJSON_IsString(k) && k->valuestring)
+      count[kind_of(k->valuestring)]++;
+  }
+  b->events = n;
+  if((count[K_TASK] && !(b->tasks = calloc(count[K_TASK], sizeof(*b->tasks)))) ||
+     (count[K_STEP] && !(b->steps = calloc(count[K_STEP], sizeof(*b->steps)))) ||
+     (count[K_AWAIT] && !(b->awaits = calloc(count[K_AWAIT], sizeof(*b->awaits)))) ||
+     (count[K_BLOCK] && !(b->blocks = calloc(count[K_BLOCK], sizeof(*b->blocks)))) ||
+     (count[K_LAG] && !(b->lags = calloc(count[K_LAG], sizeof(*b->lags)))) ||
+     (count[K_DONE] && !(b->dones = calloc(count[K_DONE], sizeof(*b->dones)))))
+    return LS_ENOMEM;
+
+  jbuf stacks;
+  jbuf_init(&stacks, 64u << 20);
+  size_t i = 0;
+  for(const cJSON *ev = events->child; ev; ev = ev->next, i++) {
+    rc = parse_event(p, b, ev, i, &stacks);
+    if(rc)
+      break;
+  }
+  if(!rc && jbuf_status(&stacks))
+    rc = jbuf_status(&stacks) == LS_ENOMEM ? LS_ENOMEM : fail(p, "events: block stacks too large");
+  b->stacks = jbuf_take(&stacks, NULL);
+  return rc;
+}
+
+int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
+                 char *detail, size_t detail_len)
+{
+  parser p = {lim, detail, detail_len};
+  *out = NULL;
+  if(detail && detail_len)
+    detail[0] = '\0';
+  if(nesting_depth(body, len, lim->max_depth) > lim->max_depth)
+    return fail(&p, "body: nested deeper than %d levels", lim->max_depth);
+  ingest_batch *b = calloc(1, sizeof(*b));
+  if(!b)
+    return LS_ENOMEM;
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  if(!root) {
+    free(b);
+    /* cJSON reports no allocation failures apart from parse errors; a body this size that
+     * fails is far likelier malformed than out of memory. */
+    size_t at = end && end >= body ? (size_t)(end - body) : 0;
+    return fail(&p, "body: not valid JSON (near byte %zu)", at);
+  }
+  b->json_root = root;
+  int rc = parse_doc(&p, root, b);
+  if(rc) {
+    ingest_free(b);
+    return rc;
+  }
+  *out = b;
+  return 0;
+}
+
+void ingest_free(ingest_batch *b)
+{
+  if(!b)
+    return;
+  cJSON_Delete(b->json_root);
+  free(b->tasks);
+  free(b->steps);
+  free(b->awaits);
+  free(b->blocks);
+  free(b->lags);
+  free(b->dones);
+  free(b->stacks);
+  free(b);
+}

@@ -1,0 +1,79 @@
+/* ingest.h — turns one ingest-v1 batch (JSON bytes) into validated rows, or names the first
+ * bad field. No SQL and no HTTP here: writer.c/store.c store the rows, http.c answers. */
+#ifndef LS_INGEST_H
+#define LS_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+typedef struct ingest_limits {
+  size_t max_events;  /* events per batch */
+  size_t max_string;  /* bytes of an ordinary string (names, files, ids of functions) */
+  size_t max_exc;     /* bytes of a done event's exc and of a frame's src */
+  size_t max_frames;  /* frames in a block's stack */
+  int max_depth;      /* nesting of arrays/objects anywhere in the body */
+} ingest_limits;
+
+/* The defaults documented in docs/api.md. */
+void ingest_default_limits(ingest_limits *lim);
+
+enum { INGEST_STEP = 0, INGEST_AWAIT = 1, INGEST_BLOCK = 2, INGEST_LAG = 3, INGEST_NKINDS = 4 };
+
+/* Strings point into the batch's parsed JSON and live as long as the batch; NULL = absent. */
+typedef struct ingest_meta {
+  int present;
+  const char *name, *service, *host, *python, *started; /* started: decimal string */
+  int64_t pid;       /* -1 when absent */
+  int64_t started_ns; /* started as an integer, -1 when absent */
+} ingest_meta;
+
+typedef struct ingest_task { int64_t id, parent, t; const char *name, *coro; } ingest_task;
+typedef struct ingest_step { int64_t id, t, d; } ingest_step;
+typedef struct ingest_await {
+  int64_t id, t, d, line; /* line -1 when absent */
+  const char *what, *file, *func;
+} ingest_await;
+typedef struct ingest_block {
+  int64_t id, t, d, line; /* id 0: the loop blocked outside any task; line of the innermost frame */
+  const char *file, *func, *src; /* innermost frame, NULL when the stack is empty */
+  size_t stack_off, stack_len;   /* the stack re-encoded as JSON, in batch->stacks */
+} ingest_block;
+typedef struct ingest_lag { int64_t t, d; } ingest_lag;
+typedef struct ingest_done { int64_t id, t; const char *state, *exc; } ingest_done;
+
+typedef struct ingest_batch {
+  const char *batch, *session;
+  ingest_meta meta;
+  ingest_task *tasks;   size_t ntasks;
+  ingest_step *steps;   size_t nsteps;
+  ingest_await *awaits; size_t nawaits;
+  ingest_block *blocks; size_t nblocks;
+  ingest_lag *lags;     size_t nlags;
+  ingest_done *dones;   size_t ndones;
+  int64_t dropped;      /* sum of the drop events' n */
+  int has_end;
+  int64_t end_t;
+  int64_t unknown;      /* events of a kind this version does not know */
+  int64_t max_t;        /* largest t, or t + d, of any event; 0 when none */
+  int64_t max_d[INGEST_NKINDS]; /* longest duration per kind, for range queries */
+  size_t events;        /* every event in the batch, unknown kinds included */
+  char *stacks;         /* JSON text of all block stacks, back to back */
+  void *json_root;      /* the parsed document that the strings point into */
+} ingest_batch;
+
+/* Parses and validates body[0..len). On success *out owns everything (ingest_free it) and
+ * 0 is returned. On a bad batch LS_EINVAL is returned and detail receives the first bad field,
+ * e.g. "events[12].t: expected an integer in [0, 2^53)"; LS_ENOMEM when memory ran out. */
+int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
+                 char *detail, size_t detail_len);
+void ingest_free(ingest_batch *b);
+
+/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, no surrogates), else 0. */
+int ingest_utf8_ok(const char *s, size_t n);
+
+/* 1 for an acceptable session or batch id: 1..128 bytes of [A-Za-z0-9._:@+~=-]. */
+int ingest_id_ok(const char *s);
+
+#endif

@@ -1,0 +1,280 @@
+/* main.c — loopscope-server: command line, configuration, signals and the start/stop order
+ * (store → writer → http; on SIGINT/SIGTERM: http stops accepting and finishes, the writer
+ * drains its queue, the store checkpoints). Everything else lives in the modules it starts. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "query.h"
+#include "store.h"
+#include "writer.h"
+
+#define DEFAULT_ANCESTORS "'self' http://127.0.0.1:* http://localhost:*"
+
+static const char usage[] =
+  "usage: loopscope-server [options]\n"
+  "  --listen HOST:PORT     address to serve on (default 127.0.0.1:7878; port 0 = any free port)\n"
+  "  --db PATH              SQLite database file (default ./loopscope.db)\n"
+  "  --token TOKEN          require 'Authorization: Bearer TOKEN' on the API (needed beyond loopback)\n"
+  "  --max-body BYTES       largest ingest body, also after gzip decoding (default 16M; K/M suffixes)\n"
+  "  --embed-origin ORIGIN  allow ORIGIN to frame the pages (repeatable; default:\n"
+  "                         'self' http://127.0.0.1:* http://localhost:*)\n"
+  "  --threads N            HTTP worker threads, each with its own read connection (default 4)\n"
+  "  --queue N              batches that may wait for the writer before 503 (default 64)\n"
+  "  --log-level LEVEL      error, warn, info (default) or debug\n"
+  "  --help                 this text\n"
+  "  --version              the version\n";
+
+typedef struct options {
+  const char *listen, *db, *token, *log_level;
+  size_t max_body;
+  int threads, queue;
+  char ancestors[2048];
+  int custom_ancestors;
+} options;
+
+static int parse_size(const char *s, size_t *out)
+{
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if(!end || end == s || s[0] == '-')
+    return -1;
+  unsigned long long mul = 1;
+  if(*end == 'K' || *end == 'k')
+    mul = 1024, end++;
+  else if(*end == 'M' || *end == 'm')
+    mul = 1024 * 1024, end++;
+  if(*end || v == 0 || v > (1ull << 32) / mul)
+    return -1;
+  *out = (size_t)(v * mul);
+  return 0;
+}
+
+/* An origin for frame-ancestors: a scheme://host[:port] or 'self' — nothing that could end the
+ * directive or add another. */
+static int origin_ok(const char *o)
+{
+  if(!*o || strlen(o) > 200)
+    return 0;
+  for(const char *p = o; *p; p++)
+    if(*p == ';' || *p == ',' || *p == ' ' || *p == '"' || (unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+      return 0;
+  return 1;
+}
+
+/* 0 ok, 1 exit 0 (help/version), -1 usage error. */
+static int parse_args(int argc, char **argv, options *o)
+{
+  o->listen = "127.0.0.1:7878";
+  o->db = "./loopscope.db";
+  o->token = getenv("LOOPSCOPE_TOKEN");
+  if(o->token && !*o->token)
+    o->token = NULL;
+  o->log_level = "info";
+  o->max_body = 16u << 20;
+  o->threads = 4;
+  o->queue = 64;
+  snprintf(o->ancestors, sizeof(o->ancestors), "%s", DEFAULT_ANCESTORS);
+  for(int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if(!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(usage, stdout);
+      return 1;
+    }
+    if(!strcmp(a, "--version")) {
+      printf("loopscope-server %s\n", LOOPSCOPE_VERSION);
+      return 1;
+    }
+    int takes = !strcmp(a, "--listen") || !strcmp(a, "--db") || !strcmp(a, "--token") ||
+                !strcmp(a, "--max-body") || !strcmp(a, "--log-level") || !strcmp(a, "--embed-origin") ||
+                !strcmp(a, "--threads") || !strcmp(a, "--queue");
+    if(!takes) {
+      fprintf(stderr, "loopscope-server: unknown option %s\n%s", a, usage);
+      return -1;
+    }
+    if(!v) {
+      fprintf(stderr, "loopscope-server: %s needs a value\n", a);
+      return -1;
+    }
+    i++;
+    if(!strcmp(a, "--listen"))
+      o->listen = v;
+    else if(!strcmp(a, "--db"))
+      o->db = v;
+    else if(!strcmp(a, "--token"))
+      o->token = *v ? v : NULL;
+    else if(!strcmp(a, "--log-level")) {
+      if(log_parse_level(v) < 0) {
+        fprintf(stderr, "loopscope-server: --log-level takes error, warn, info or debug\n");
+        return -1;
+      }
+      o->log_level = v;
+    }
+    else if(!strcmp(a, "--max-body")) {
+      if(parse_size(v, &o->max_body)) {
+        fprintf(stderr, "loopscope-server: --max-body takes a size such as 1048576, 512K or 16M (at most 4G)\n");
+        return -1;
+      }
+    }
+    else if(!strcmp(a, "--threads") || !strcmp(a, "--queue")) {
+      int64_t n;
+      if(query_parse_i64(v, 1, !strcmp(a, "--threads") ? 64 : 100000, &n)) {
+        fprintf(stderr, "loopscope-server: %s takes a positive integer\n", a);
+        return -1;
+      }
+      *(!strcmp(a, "--threads") ? &o->threads : &o->queue) = (int)n;
+    }
+    else { /* --embed-origin */
+      if(!origin_ok(v)) {
+        fprintf(stderr, "loopscope-server: --embed-origin takes one origin such as http://127.0.0.1:8000\n");
+        return -1;
+      }
+      size_t used = o->custom_ancestors ? strlen(o->ancestors) : 0;
+      int n = snprintf(o->ancestors + used, sizeof(o->ancestors) - used, "%s%s", used ? " " : "", v);
+      if(n < 0 || (size_t)n >= sizeof(o->ancestors) - used) {
+        fprintf(stderr, "loopscope-server: too many --embed-origin values\n");
+        return -1;
+      }
+      o->custom_ancestors = 1;
+    }
+  }
+  return 0;
+}
+
+/* HOST:PORT or [V6]:PORT → a socket address. */
+static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+  char host[256];
+  const char *colon = strrchr(listen, ':');
+  if(!colon || colon == listen || (size_t)(colon - listen) >= sizeof(host))
+    return -1;
+  size_t hn = (size_t)(colon - listen);
+  memcpy(host, listen, hn);
+  host[hn] = '\0';
+  if(host[0] == '[' && hn > 2 && host[hn - 1] == ']') {
+    memmove(host, host + 1, hn - 2);
+    host[hn - 2] = '\0';
+  }
+  int64_t port;
+  if(query_parse_i64(colon + 1, 0, 65535, &port))
+    return -1;
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  if(getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+    return -1;
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  if(ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else if(ss->ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+  else
+    return -1;
+  return 0;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+  if(ss->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+  const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(a);
+}
+
+int main(int argc, char **argv)
+{
+  options o;
+  memset(&o, 0, sizeof(o));
+  int prc = parse_args(argc, argv, &o);
+  if(prc)
+    return prc > 0 ? 0 : 2;
+  log_set_level(log_parse_level(o.log_level));
+
+  struct sockaddr_storage addr;
+  socklen_t addrlen = 0;
+  if(resolve(o.listen, &addr, &addrlen)) {
+    log_msg(LOG_ERROR, "--listen %s: expected HOST:PORT, e.g. 127.0.0.1:7878", o.listen);
+    return 2;
+  }
+  if(!is_loopback(&addr) && !o.token) {
+    log_msg(LOG_ERROR, "--listen %s is not a loopback address: set --token (or LOOPSCOPE_TOKEN) too", o.listen);
+    return 2;
+  }
+
+  /* Signals go to this thread only: block them before any other thread exists. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  metrics m;
+  metrics_init(&m);
+  store_options so;
+  store_default_options(&so, o.db);
+  so.readers = o.threads;
+  store *s = NULL;
+  char err[512] = "";
+  int rc = store_open(&so, &s, err, sizeof(err));
+  if(rc) {
+    log_msg(LOG_ERROR, "cannot open the database %s: %s", o.db, err);
+    return 1;
+  }
+  writer *w = NULL;
+  rc = writer_start(s, &m, o.queue, 64, &w);
+  if(rc) {
+    log_msg(LOG_ERROR, "cannot start the writer thread");
+    store_close(s);
+    return 1;
+  }
+  http_config hc;
+  memset(&hc, 0, sizeof(hc));
+  hc.addr = (const struct sockaddr *)&addr;
+  hc.addrlen = addrlen;
+  hc.token = o.token;
+  hc.max_body = o.max_body;
+  hc.threads = o.threads;
+  hc.frame_ancestors = o.ancestors;
+  ingest_default_limits(&hc.limits);
+  http_server *h = NULL;
+  rc = http_start(&hc, s, w, &m, &h);
+  if(rc) {
+    log_msg(LOG_ERROR, "cannot listen on %s (address in use?)", o.listen);
+    writer_stop(w);
+    store_close(s);
+    return 1;
+  }
+  char host[INET6_ADDRSTRLEN] = "127.0.0.1";
+  if(addr.ss_family == AF_INET)
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof(host));
+  else
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr)->sin6_addr, host, sizeof(host));
+  log_msg(LOG_INFO, "loopscope-server %s listening on http://%s%s%s:%u/ (db %s, schema %d%s)",
+          LOOPSCOPE_VERSION, addr.ss_family == AF_INET6 ? "[" : "", host,
+          addr.ss_family == AF_INET6 ? "]" : "", http_port(h), o.db, store_schema_version(s),
+          o.token ? ", token required" : "");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  log_msg(LOG_INFO, "%s: stopping (finishing requests in flight and queued batches)",
+          sig == SIGINT ? "SIGINT" : "SIGTERM");
+  http_stop(h, 10000);
+  writer_stop(w);
+  store_close(s);
+  log_msg(LOG_INFO, "stopped cleanly");
+  return 0;
+}

@@ -1,0 +1,49 @@
+/* metrics.c — counters and their Prometheus text format (metrics.h). */
+#include "metrics.h"
+
+static const char *const reject_names[REJECT_COUNT] = {
+  "invalid", "too_large", "unsupported_media_type", "unauthorized", "unavailable", "internal",
+};
+
+void metrics_init(metrics *m)
+{
+  atomic_init(&m->batches, 0);
+  atomic_init(&m->duplicates, 0);
+  atomic_init(&m->events, 0);
+  atomic_init(&m->unknown_events, 0);
+  atomic_init(&m->http_requests, 0);
+  for(int i = 0; i < REJECT_COUNT; i++)
+    atomic_init(&m->rejects[i], 0);
+}
+
+void metrics_add(atomic_llong *counter, int64_t n)
+{
+  atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+static void counter(jbuf *out, const char *name, const char *help, long long v)
+{
+  jbuf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %lld\n", name, help, name, name, v);
+}
+
+void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out)
+{
+  counter(out, "loopscope_batches_total", "Batches stored.", atomic_load(&m->batches));
+  counter(out, "loopscope_duplicate_batches_total", "Batches already stored, answered 200.",
+          atomic_load(&m->duplicates));
+  counter(out, "loopscope_events_total", "Events in stored batches.", atomic_load(&m->events));
+  counter(out, "loopscope_unknown_events_total", "Events of an unknown kind (counted, not stored).",
+          atomic_load(&m->unknown_events));
+  counter(out, "loopscope_http_requests_total", "HTTP requests answered.", atomic_load(&m->http_requests));
+  jbuf_puts(out, "# HELP loopscope_rejects_total Ingest requests refused, by reason.\n"
+                 "# TYPE loopscope_rejects_total counter\n");
+  for(int i = 0; i < REJECT_COUNT; i++)
+    jbuf_printf(out, "loopscope_rejects_total{reason=\"%s\"} %lld\n", reject_names[i],
+                (long long)atomic_load(&m->rejects[i]));
+  jbuf_printf(out, "# HELP loopscope_queue_depth Batches waiting for the writer.\n"
+                   "# TYPE loopscope_queue_depth gauge\nloopscope_queue_depth %lld\n",
+              (long long)queue_depth);
+  jbuf_printf(out, "# HELP loopscope_db_bytes Bytes of the database file and its WAL.\n"
+                   "# TYPE loopscope_db_bytes gauge\nloopscope_db_bytes %lld\n",
+              (long long)db_bytes);
+}

@@ -1,0 +1,30 @@
+/* metrics.h — the service's counters (atomics, shared by the HTTP workers and the writer) and
+ * their Prometheus text rendering. Who increments what is the callers' business. */
+#ifndef LS_METRICS_H
+#define LS_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "jbuf.h"
+
+enum {
+  REJECT_INVALID, REJECT_TOO_LARGE, REJECT_UNSUPPORTED_MEDIA_TYPE, REJECT_UNAUTHORIZED,
+  REJECT_UNAVAILABLE, REJECT_INTERNAL, REJECT_COUNT
+};
+
+typedef struct metrics {
+  atomic_llong batches;        /* batches stored (duplicates not counted) */
+  atomic_llong duplicates;     /* batches answered 200 because already stored */
+  atomic_llong events;         /* events in stored batches */
+  atomic_llong unknown_events; /* events of unknown kind in stored batches */
+  atomic_llong http_requests;
+  atomic_llong rejects[REJECT_COUNT];
+} metrics;
+
+void metrics_init(metrics *m);
+void metrics_add(atomic_llong *counter, int64_t n);
+/* Appends the Prometheus text exposition of m plus the two gauges. */
+void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out);
+
+#endif

@@ -1,0 +1,752 @@
+/* query.c — REST read handlers (query.h): read rows through a pooled read connection, compute
+ * with stats.c and lod.c, write the JSON of docs/api.md. SQL is store.c's, routing http.c's. */
+#include "query.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lod.h"
+#include "stats.h"
+
+#define TWO_POW_53 9007199254740992LL
+
+int query_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+  if(!s || !*s)
+    return LS_EINVAL;
+  for(const char *p = s; *p; p++)
+    if(!(*p >= '0' && *p <= '9') && !(p == s && *p == '-'))
+      return LS_EINVAL;
+  errno = 0;
+  char *end = NULL;
+  long long v = strtoll(s, &end, 10);
+  if(errno || !end || *end || v < lo || v > hi)
+    return LS_EINVAL;
+  *out = v;
+  return 0;
+}
+
+static int bad(char *detail, size_t dlen, const char *msg)
+{
+  snprintf(detail, dlen, "%s", msg);
+  return LS_EINVAL;
+}
+
+static const char *arg(const query_args *a, const char *name)
+{
+  return a && a->get ? a->get(a->ctx, name) : NULL;
+}
+
+static void opt_i64(jbuf *o, int64_t v)
+{
+  if(v >= 0)
+    jbuf_i64(o, v);
+  else
+    jbuf_puts(o, "null");
+}
+
+static int64_t duration_of(const store_session *x)
+{
+  return x->ended ? x->end_t : x->max_t;
+}
+
+static void lag_json(jbuf *o, const stats_lag *l)
+{
+  jbuf_puts(o, "{\"samples\":");
+  jbuf_i64(o, l->samples);
+  jbuf_puts(o, ",\"avg_ms\":");
+  jbuf_f64(o, l->avg_ms, 6);
+  jbuf_puts(o, ",\"p50_ms\":");
+  jbuf_f64(o, l->p50_ms, 6);
+  jbuf_puts(o, ",\"p95_ms\":");
+  jbuf_f64(o, l->p95_ms, 6);
+  jbuf_puts(o, ",\"p99_ms\":");
+  jbuf_f64(o, l->p99_ms, 6);
+  jbuf_puts(o, ",\"max_ms\":");
+  jbuf_f64(o, l->max_ms, 6);
+  jbuf_putc(o, '}');
+}
+
+static int lag_summary_of(store_reader *r, int64_t sid, stats_lag *out)
+{
+  store_step *rows = NULL;
+  size_t n = 0;
+  int rc = store_load_lag(r, sid, &rows, &n);
+  if(rc)
+    return rc;
+  int64_t *d = malloc((n ? n : 1) * sizeof(*d));
+  if(!d) {
+    free(rows);
+    return LS_ENOMEM;
+  }
+  for(size_t i = 0; i < n; i++)
+    d[i] = rows[i].d;
+  free(rows);
+  rc = stats_lag_summary(d, n, out);
+  free(d);
+  return rc;
+}
+
+/* The Summary object of docs/api.md for one session row. */
+static int summary_json(store_reader *r, const store_session *x, jbuf *o)
+{
+  stats_lag lag;
+  int rc = lag_summary_of(r, x->sid, &lag);
+  stats_interval *iv = NULL;
+  size_t niv = 0;
+  int64_t maxc = 0;
+  int64_t dur = duration_of(x);
+  if(!rc)
+    rc = store_load_intervals(r, x->sid, &iv, &niv);
+  if(!rc)
+    rc = stats_max_concurrency(iv, niv, dur, &maxc);
+  free(iv);
+  if(rc)
+    return rc;
+  jbuf_key(o, "id", 0); jbuf_str(o, x->id);
+  jbuf_key(o, "name", 1); jbuf_str(o, x->name);
+  jbuf_key(o, "service", 1); jbuf_str(o, x->service);
+  jbuf_key(o, "pid", 1); opt_i64(o, x->pid);
+  jbuf_key(o, "host", 1); jbuf_str(o, x->host);
+  jbuf_key(o, "python", 1); jbuf_str(o, x->python);
+  jbuf_key(o, "started_unix_ns", 1); jbuf_str(o, x->started);
+  jbuf_key(o, "duration_ns", 1); jbuf_i64(o, dur);
+  jbuf_key(o, "tasks", 1); jbuf_i64(o, (int64_t)niv);
+  jbuf_key(o, "max_concurrency", 1); jbuf_i64(o, maxc);
+  jbuf_key(o, "lag", 1); lag_json(o, &lag);
+  jbuf_key(o, "blocks", 1); jbuf_i64(o, x->n_blocks);
+  jbuf_key(o, "awaits", 1); jbuf_i64(o, x->n_awaits);
+  jbuf_key(o, "dropped", 1); jbuf_i64(o, x->dropped);
+  jbuf_key(o, "unknown_events", 1); jbuf_i64(o, x->unknown);
+  jbuf_key(o, "ended", 1); jbuf_puts(o, x->ended ? "true" : "false");
+  return 0;
+}
+
+int query_sessions(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)id;
+  int64_t limit = 100;
+  const char *ls = arg(a, "limit");
+  if(ls && query_parse_i64(ls, 1, 1000, &limit))
+    return bad(detail, dlen, "limit: expected an integer in [1, 1000]");
+  const char *name = arg(a, "name");
+  store_reader *r = store_reader_acquire(s);
+  arena ar;
+  arena_init(&ar);
+  store_session *rows = NULL;
+  size_t n = 0;
+  int rc = store_list_sessions(r, name && *name ? name : NULL, (int)limit, &ar, &rows, &n);
+  if(!rc) {
+    jbuf_puts(out, "{\"sessions\":[");
+    for(size_t i = 0; i < n && !rc; i++) {
+      jbuf_puts(out, i ? ",{" : "{");
+      rc = summary_json(r, &rows[i], out);
+      jbuf_putc(out, '}');
+    }
+    jbuf_puts(out, "]}");
+  }
+  free(rows);
+  arena_free(&ar);
+  store_reader_release(s, r);
+  return rc ? rc : jbuf_status(out);
+}
+
+/* Looks the session up; every per-session handler starts here. */
+static int open_session(store *s, const char *id, store_reader **r, arena *ar, store_session *x)
+{
+  *r = store_reader_acquire(s);
+  arena_init(ar);
+  int rc = store_find_session(*r, id, ar, x);
+  if(rc) {
+    arena_free(ar);
+    store_reader_release(s, *r);
+    *r = NULL;
+  }
+  return rc;
+}
+
+static int close_session(store *s, store_reader *r, arena *ar, int rc, jbuf *out)
+{
+  arena_free(ar);
+  store_reader_release(s, r);
+  return rc ? rc : jbuf_status(out);
+}
+
+int query_session(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)a; (void)detail; (void)dlen;
+  store_reader *r;
+  arena ar;
+  store_session x;
+  int rc = open_session(s, id, &r, &ar, &x);
+  if(rc)
+    return rc;
+  jbuf_putc(out, '{');
+  rc = summary_json(r, &x, out);
+  jbuf_putc(out, '}');
+  return close_session(s, r, &ar, rc, out);
+}
+
+typedef struct id_idx { int64_t id; size_t idx; } id_idx;
+
+static int cmp_id_idx(const void *a, const void *b)
+{
+  int64_t x = ((const id_idx *)a)->id, y = ((const id_idx *)b)->id;
+  return (x > y) - (x < y);
+}
+
+static size_t find_idx(const id_idx *map, size_t n, int64_t id)
+{
+  size_t lo = 0, hi = n;
+  while(lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if(map[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && map[lo].id == id ? map[lo].idx : (size_t)-1;
+}
+
+static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, const size_t *order,
+                        const size_t *child_start, const size_t *children, size_t n)
+{
+  jbuf_puts(o, "{\"tasks\":[");
+  for(size_t k = 0; k < n; k++) {
+    size_t i = order[k];
+    const store_task *x = &t[i];
+    jbuf_puts(o, k ? ",{" : "{");
+    jbuf_key(o, "id", 0); jbuf_i64(o, x->id);
+    jbuf_key(o, "name", 1); jbuf_str(o, x->name);
+    jbuf_key(o, "coro", 1); jbuf_str(o, x->coro);
+    jbuf_key(o, "parent", 1); jbuf_i64(o, st[i].eff_parent);
+    jbuf_key(o, "children", 1);
+    jbuf_putc(o, '[');
+    for(size_t c = child_start[i]; c < child_start[i + 1]; c++) {
+      if(c > child_start[i])
+        jbuf_putc(o, ',');
+      jbuf_i64(o, t[children[c]].id);
+    }
+    jbuf_putc(o, ']');
+    jbuf_key(o, "depth", 1); jbuf_i64(o, st[i].depth);
+    jbuf_key(o, "created", 1); opt_i64(o, x->created);
+    jbuf_key(o, "first_run", 1); opt_i64(o, x->first_run);
+    jbuf_key(o, "ended", 1); opt_i64(o, x->ended);
+    jbuf_key(o, "state", 1); jbuf_str(o, x->state);
+    jbuf_key(o, "exc", 1); jbuf_str(o, x->exc);
+    jbuf_key(o, "busy_ns", 1); jbuf_i64(o, x->busy_ns);
+    jbuf_key(o, "wait_ns", 1); jbuf_i64(o, x->wait_ns);
+    jbuf_putc(o, '}');
+  }
+  jbuf_puts(o, "]}");
+}
+
+int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)a; (void)detail; (void)dlen;
+  store_reader *r;
+  arena ar;
+  store_session x;
+  int rc = open_session(s, id, &r, &ar, &x);
+  if(rc)
+    return rc;
+  store_task *t = NULL;
+  size_t n = 0;
+  rc = store_load_tasks(r, x.sid, &ar, &t, &n);
+  stats_task *st = NULL;
+  size_t *order = NULL, *child_start = NULL, *children = NULL, *fill = NULL;
+  id_idx *map = NULL;
+  size_t m = n ? n : 1;
+  if(!rc && (!(st = malloc(m * sizeof(*st))) || !(order = malloc(m * sizeof(*order))) ||
+             !(child_start = calloc(m + 1, sizeof(*child_start))) ||
+             !(children = malloc(m * sizeof(*children))) || !(fill = malloc(m * sizeof(*fill))) ||
+             !(map = malloc(m * sizeof(*map)))))
+    rc = LS_ENOMEM;
+  if(!rc) {
+    for(size_t i = 0; i < n; i++) {
+      st[i] = (stats_task){.id = t[i].id, .parent = t[i].parent, .created = t[i].created};
+      map[i] = (id_idx){t[i].id, i};
+    }
+    rc = stats_task_tree(st, n, order);
+  }
+  if(!rc) {
+    /* children per task in tree order: count, prefix sums, then fill walking the order */
+    qsort(map, n, sizeof(*map), cmp_id_idx);
+    size_t *pidx = fill; /* reused: parent index of each task or -1 */
+    for(size_t i = 0; i < n; i++) {
+      pidx[i] = st[i].eff_parent ? find_idx(map, n, st[i].eff_parent) : (size_t)-1;
+      if(pidx[i] != (size_t)-1)
+        child_start[pidx[i] + 1]++;
+    }
+    for(size_t i = 0; i < n; i++)
+      child_start[i + 1] += child_start[i];
+    size_t *pos = malloc(m * sizeof(*pos));
+    if(!pos)
+      rc = LS_ENOMEM;
+    else {
+      memcpy(pos, child_start, n * sizeof(*pos));
+      for(size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        if(pidx[i] != (size_t)-1)
+          children[pos[pidx[i]]++] = i;
+      }
+      free(pos);
+      write_tasks(out, t, st, order, child_start, children, n);
+    }
+  }
+  free(t);
+  free(st);
+  free(order);
+  free(child_start);
+  free(children);
+  free(fill);
+  free(map);
+  return close_session(s, r, &ar, rc, out);
+}
+
+/* min_ms as a threshold in ns: "at or over" an exact count of ms, rounded up otherwise. */
+static int parse_min_ms(const char *s, double *ms, int64_t *min_d)
+{
+  if(!s) {
+    *ms = 10;
+    *min_d = 10000000;
+    return 0;
+  }
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if(errno || !end || *end || end == s || !isfinite(v) || v < 0 || v > 9e9)
+    return LS_EINVAL;
+  double ns = v * 1e6;
+  double r = nearbyint(ns);
+  *ms = v;
+  *min_d = (int64_t)(fabs(ns - r) < 1e-3 ? r : ceil(ns));
+  return 0;
+}
+
+static void await_json(jbuf *o, const store_await *w, int with_task)
+{
+  if(with_task) {
+    jbuf_key(o, "task", 0);
+    jbuf_i64(o, w->task);
+    jbuf_putc(o, ',');
+  }
+  jbuf_key(o, "t", 0); jbuf_i64(o, w->t);
+  jbuf_key(o, "d", 1); jbuf_i64(o, w->d);
+  jbuf_key(o, "what", 1); jbuf_str(o, w->what);
+  jbuf_key(o, "file", 1); jbuf_str(o, w->file);
+  jbuf_key(o, "line", 1); opt_i64(o, w->line);
+  jbuf_key(o, "func", 1); jbuf_str(o, w->func);
+}
+
+int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  double ms;
+  int64_t min_d, limit = 1000;
+  if(parse_min_ms(arg(a, "min_ms"), &ms, &min_d))
+    return bad(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
+  const char *ls = arg(a, "limit");
+  if(ls && query_parse_i64(ls, 1, 100000, &limit))
+    return bad(detail, dlen, "limit: expected an integer in [1, 100000]");
+  store_reader *r;
+  arena ar;
+  store_session x;
+  int rc = open_session(s, id, &r, &ar, &x);
+  if(rc)
+    return rc;
+  store_await *w = NULL;
+  size_t n = 0;
+  stats_await *sa = NULL;
+  stats_hotspot *hs = NULL;
+  size_t nhs = 0;
+  rc = store_load_awaits(r, x.sid, min_d, &ar, &w, &n);
+  if(!rc && !(sa = malloc((n ? n : 1) * sizeof(*sa))))
+    rc = LS_ENOMEM;
+  if(!rc) {
+    for(size_t i = 0; i < n; i++)
+      sa[i] = (stats_await){w[i].file, w[i].line, w[i].d, w[i].func, w[i].what};
+    rc = stats_hotspots(sa, n, &hs, &nhs);
+  }
+  if(!rc) {
+    jbuf_puts(out, "{\"min_ms\":");
+    jbuf_f64(out, ms, 6);
+    jbuf_key(out, "total", 1);
+    jbuf_i64(out, (int64_t)n);
+    jbuf_key(out, "awaits", 1);
+    jbuf_putc(out, '[');
+    for(size_t i = 0; i < n && i < (size_t)limit; i++) {
+      jbuf_puts(out, i ? ",{" : "{");
+      await_json(out, &w[i], 1);
+      jbuf_putc(out, '}');
+    }
+    jbuf_puts(out, "],\"hotspots\":[");
+    for(size_t i = 0; i < nhs && i < (size_t)limit; i++) {
+      jbuf_puts(out, i ? ",{" : "{");
+      jbuf_key(out, "file", 0); jbuf_str(out, hs[i].file);
+      jbuf_key(out, "line", 1); opt_i64(out, hs[i].line);
+      jbuf_key(out, "func", 1); jbuf_str(out, hs[i].func);
+      jbuf_key(out, "what", 1); jbuf_str(out, hs[i].what);
+      jbuf_key(out, "count", 1); jbuf_i64(out, hs[i].count);
+      jbuf_key(out, "total_ns", 1); jbuf_i64(out, hs[i].total);
+      jbuf_key(out, "max_ns", 1); jbuf_i64(out, hs[i].max);
+      jbuf_putc(out, '}');
+    }
+    jbuf_puts(out, "]}");
+  }
+  free(w);
+  free(sa);
+  free(hs);
+  return close_session(s, r, &ar, rc, out);
+}
+
+int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)a; (void)detail; (void)dlen;
+  store_reader *r;
+  arena ar;
+  store_session x;
+  int rc = open_session(s, id, &r, &ar, &x);
+  if(rc)
+    return rc;
+  store_block *b = NULL;
+  size_t n = 0;
+  rc = store_load_blocks(r, x.sid, &ar, &b, &n);
+  if(!rc) {
+    jbuf_puts(out, "{\"blocks\":[");
+    for(size_t i = 0; i < n; i++) {
+      jbuf_puts(out, i ? ",{" : "{");
+      jbuf_key(out, "task", 0); jbuf_i64(out, b[i].task);
+      jbuf_key(out, "t", 1); jbuf_i64(out, b[i].t);
+      jbuf_key(out, "d", 1); jbuf_i64(out, b[i].d);
+      /* the stack was re-encoded by ingest.c from validated frames: valid JSON to embed */
+      jbuf_key(out, "stack", 1); jbuf_puts(out, b[i].stack ? b[i].stack : "[]");
+      jbuf_putc(out, '}');
+    }
+    jbuf_puts(out, "]}");
+  }
+  free(b);
+  return close_session(s, r, &ar, rc, out);
+}
+
+int query_lag(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)a; (void)detail; (void)dlen;
+  store_reader *r;
+  arena ar;
+  store_session x;
+  int rc = open_session(s, id, &r, &ar, &x);
+  if(rc)
+    return rc;
+  store_step *l = NULL;
+  size_t n = 0;
+  int64_t *d = NULL;
+  stats_lag sum;
+  rc = store_load_lag(r, x.sid, &l, &n);
+  if(!rc && !(d = malloc((n ? n : 1) * sizeof(*d))))
+    rc = LS_ENOMEM;
+  if(!rc) {
+    for(size_t i = 0; i < n; i++)
+      d[i] = l[i].d;
+    rc = stats_lag_summary(d, n, &sum);
+  }
+  if(!rc) {
+    jbuf_puts(out, "{\"summary\":");
+    lag_json(out, &sum);
+    jbuf_puts(out, ",\"samples\":[");
+    for(size_t i = 0; i < n; i++) {
+      jbuf_puts(out, i ? ",{\"t\":" : "{\"t\":");
+      jbuf_i64(out, l[i].t);
+      jbuf_puts(out, ",\"d\":");
+      jbuf_i64(out, l[i].d);
+      jbuf_putc(out, '}');
+    }
+    jbuf_puts(out, "]}");
+  }
+  free(l);
+  free(d);
+  return close_session(s, r, &ar, rc, out);
+}
+
+int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)a; (void)detail; (void)dlen;
+  store_reader *r;
+  arena ar;
+  store_session x;
+  int rc = open_session(s, id, &r, &ar, &x);
+  if(rc)
+    return rc;
+  stats_interval *iv = NULL;
+  size_t n = 0, np = 0;
+  stats_point *pts = NULL;
+  int64_t maxc = 0;
+  rc = store_load_intervals(r, x.sid, &iv, &n);
+  if(!rc)
+    rc = stats_concurrency_series(iv, n, duration_of(&x), &pts, &np, &maxc);
+  if(!rc) {
+    jbuf_puts(out, "{\"max\":");
+    jbuf_i64(out, maxc);
+    jbuf_puts(out, ",\"series\":[");
+    for(size_t i = 0; i < np; i++) {
+      jbuf_puts(out, i ? ",{\"t\":" : "{\"t\":");
+      jbuf_i64(out, pts[i].t);
+      jbuf_puts(out, ",\"n\":");
+      jbuf_i64(out, pts[i].n);
+      jbuf_putc(out, '}');
+    }
+    jbuf_puts(out, "]}");
+  }
+  free(iv);
+  free(pts);
+  return close_session(s, r, &ar, rc, out);
+}
+
+/* ------------------------------------------------------------------ timeline */
+
+static int cmp_i64(const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* tasks=1,2,3 → sorted unique ids; LS_EINVAL for anything else. */
+static int parse_tasks(const char *s, int64_t **out, size_t *n)
+{
+  *out = NULL;
+  *n = 0;
+  size_t cap = 1;
+  for(const char *p = s; *p; p++)
+    cap += *p == ',';
+  if(cap > 2000)
+    return LS_EINVAL;
+  int64_t *ids = malloc(cap * sizeof(*ids));
+  if(!ids)
+    return LS_ENOMEM;
+  size_t k = 0;
+  const char *p = s;
+  for(;;) {
+    char num[24];
+    size_t len = strcspn(p, ",");
+    if(len == 0 || len >= sizeof(num)) {
+      free(ids);
+      return LS_EINVAL;
+    }
+    memcpy(num, p, len);
+    num[len] = '\0';
+    if(query_parse_i64(num, 0, TWO_POW_53 - 1, &ids[k])) {
+      free(ids);
+      return LS_EINVAL;
+    }
+    k++;
+    p += len;
+    if(!*p)
+      break;
+    p++;
+  }
+  qsort(ids, k, sizeof(*ids), cmp_i64);
+  size_t u = 0;
+  for(size_t i = 0; i < k; i++)
+    if(u == 0 || ids[u - 1] != ids[i])
+      ids[u++] = ids[i];
+  *out = ids;
+  *n = u;
+  return 0;
+}
+
+typedef struct tl_ctx {
+  store_reader *r;
+  int64_t sid;
+  arena *ar;
+  lod_view view;
+  jbuf *out;
+  lod_item *items; /* scratch for one lane */
+  size_t cap;
+} tl_ctx;
+
+static int grow_items(tl_ctx *c, size_t n)
+{
+  if(n <= c->cap)
+    return 0;
+  lod_item *p = realloc(c->items, n * sizeof(*p));
+  if(!p)
+    return LS_ENOMEM;
+  c->items = p;
+  c->cap = n;
+  return 0;
+}
+
+/* One lane: the task's steps and awaits reduced together; writes nothing when none is kept. */
+static int write_lane(tl_ctx *c, int64_t task, const store_span *st, size_t nst,
+                      const store_span *aw, size_t naw, int *first_lane)
+{
+  int rc = grow_items(c, nst + naw);
+  if(rc)
+    return rc;
+  size_t n = 0;
+  for(size_t i = 0; i < nst; i++)
+    c->items[n++] = (lod_item){.t = st[i].t, .d = st[i].d, .kind = INGEST_STEP, .src = i};
+  for(size_t i = 0; i < naw; i++)
+    c->items[n++] = (lod_item){.t = aw[i].t, .d = aw[i].d, .kind = INGEST_AWAIT, .src = i};
+  size_t kept = 0;
+  rc = lod_pick_longest(c->items, n, &c->view, &kept);
+  if(rc || !kept)
+    return rc;
+  jbuf *o = c->out;
+  jbuf_puts(o, *first_lane ? "{\"task\":" : ",{\"task\":");
+  *first_lane = 0;
+  jbuf_i64(o, task);
+  jbuf_puts(o, ",\"items\":[");
+  for(size_t i = 0; i < kept && !rc; i++) {
+    const lod_item *it = &c->items[i];
+    jbuf_puts(o, i ? ",{\"k\":" : "{\"k\":");
+    if(it->kind == INGEST_STEP) {
+      jbuf_puts(o, "\"step\",\"t\":");
+      jbuf_i64(o, it->t);
+      jbuf_puts(o, ",\"d\":");
+      jbuf_i64(o, it->d);
+      jbuf_puts(o, ",\"n\":");
+      jbuf_i64(o, it->n);
+    }
+    else {
+      store_await w;
+      rc = store_await_at(c->r, c->sid, task, aw[it->src].t, c->ar, &w);
+      jbuf_puts(o, "\"await\",");
+      if(!rc)
+        await_json(o, &w, 0);
+      jbuf_puts(o, ",\"n\":");
+      jbuf_i64(o, it->n);
+    }
+    jbuf_putc(o, '}');
+  }
+  jbuf_puts(o, "]}");
+  return rc;
+}
+
+/* Blocks (innermost frame) or lag samples over all tasks, reduced as one lane each. */
+static int write_global(tl_ctx *c, int kind, const store_span *sp, size_t n)
+{
+  int rc = grow_items(c, n);
+  if(rc)
+    return rc;
+  for(size_t i = 0; i < n; i++)
+    c->items[i] = (lod_item){.t = sp[i].t, .d = sp[i].d, .kind = 0, .src = i};
+  size_t kept = 0;
+  rc = lod_pick_longest(c->items, n, &c->view, &kept);
+  jbuf *o = c->out;
+  jbuf_putc(o, '[');
+  for(size_t i = 0; i < kept && !rc; i++) {
+    const lod_item *it = &c->items[i];
+    store_block b;
+    if(kind == INGEST_BLOCK && (rc = store_block_by_rowid(c->r, sp[it->src].rowid, c->ar, &b)))
+      break;
+    jbuf_puts(o, i ? ",{" : "{");
+    if(kind == INGEST_BLOCK) {
+      jbuf_key(o, "task", 0); jbuf_i64(o, b.task);
+      jbuf_putc(o, ',');
+    }
+    jbuf_key(o, "t", 0); jbuf_i64(o, it->t);
+    jbuf_key(o, "d", 1); jbuf_i64(o, it->d);
+    jbuf_key(o, "n", 1); jbuf_i64(o, it->n);
+    if(kind == INGEST_BLOCK) {
+      jbuf_key(o, "file", 1); jbuf_str(o, b.file);
+      jbuf_key(o, "line", 1); opt_i64(o, b.line);
+      jbuf_key(o, "func", 1); jbuf_str(o, b.func);
+      jbuf_key(o, "src", 1); jbuf_str(o, b.src);
+    }
+    jbuf_putc(o, '}');
+  }
+  jbuf_putc(o, ']');
+  return rc;
+}
+
+static int64_t lower_bound(int64_t from, int64_t max_d)
+{
+  return from > max_d ? from - max_d : 0;
+}
+
+int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  int64_t from = 0, to = -1, px = 1000;
+  const char *v;
+  if((v = arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53, &from))
+    return bad(detail, dlen, "from: expected an integer in [0, 2^53]");
+  if((v = arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &to))
+    return bad(detail, dlen, "to: expected an integer in [0, 2^53]");
+  if((v = arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))
+    return bad(detail, dlen, "px: expected an integer in [1, 10000]");
+  int64_t *tasks = NULL;
+  size_t ntasks = 0;
+  if((v = arg(a, "tasks")) && *v) {
+    int prc = parse_tasks(v, &tasks, &ntasks);
+    if(prc == LS_EINVAL)
+      return bad(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
+    if(prc)
+      return prc;
+  }
+  store_reader *r;
+  arena ar;
+  store_session x;
+  int rc = open_session(s, id, &r, &ar, &x);
+  if(rc) {
+    free(tasks);
+    return rc;
+  }
+  if(to < 0)
+    to = duration_of(&x) > from ? duration_of(&x) : from + 1;
+  if(to <= from) {
+    free(tasks);
+    return close_session(s, r, &ar, bad(detail, dlen, "to: must be greater than from"), out);
+  }
+  tl_ctx c = {r, x.sid, &ar, {from, to, (int32_t)px}, out, NULL, 0};
+  store_span *st = NULL, *aw = NULL, *bl = NULL, *lg = NULL;
+  size_t nst = 0, naw = 0, nbl = 0, nlg = 0;
+  rc = store_scan_spans(r, x.sid, INGEST_STEP, tasks, ntasks, lower_bound(from, x.max_d[INGEST_STEP]), to, &st, &nst);
+  if(!rc)
+    rc = store_scan_spans(r, x.sid, INGEST_AWAIT, tasks, ntasks, lower_bound(from, x.max_d[INGEST_AWAIT]), to, &aw, &naw);
+  if(!rc)
+    rc = store_scan_spans(r, x.sid, INGEST_BLOCK, NULL, 0, lower_bound(from, x.max_d[INGEST_BLOCK]), to, &bl, &nbl);
+  if(!rc)
+    rc = store_scan_spans(r, x.sid, INGEST_LAG, NULL, 0, lower_bound(from, x.max_d[INGEST_LAG]), to, &lg, &nlg);
+  if(!rc) {
+    jbuf_puts(out, "{\"from\":");
+    jbuf_i64(out, from);
+    jbuf_puts(out, ",\"to\":");
+    jbuf_i64(out, to);
+    jbuf_puts(out, ",\"px\":");
+    jbuf_i64(out, px);
+    jbuf_puts(out, ",\"ns_per_px\":");
+    jbuf_i64(out, lod_ns_per_px(&c.view));
+    jbuf_puts(out, ",\"lanes\":[");
+    /* both span lists are ordered by task: walk them together, one lane per task id */
+    size_t i = 0, j = 0;
+    int first = 1;
+    while(!rc && (i < nst || j < naw)) {
+      int64_t task = i < nst && (j >= naw || st[i].task <= aw[j].task) ? st[i].task : aw[j].task;
+      size_t i2 = i, j2 = j;
+      while(i2 < nst && st[i2].task == task)
+        i2++;
+      while(j2 < naw && aw[j2].task == task)
+        j2++;
+      rc = write_lane(&c, task, st + i, i2 - i, aw + j, j2 - j, &first);
+      i = i2;
+      j = j2;
+    }
+    jbuf_puts(out, "],\"blocks\":");
+    if(!rc)
+      rc = write_global(&c, INGEST_BLOCK, bl, nbl);
+    jbuf_puts(out, ",\"lag\":");
+    if(!rc)
+      rc = write_global(&c, INGEST_LAG, lg, nlg);
+    jbuf_putc(out, '}');
+  }
+  free(c.items);
+  free(st);
+  free(aw);
+  free(bl);
+  free(lg);
+  free(tasks);
+  return close_session(s, r, &ar, rc, out);
+}

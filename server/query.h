@@ -1,0 +1,35 @@
+/* query.h — the REST read handlers: parameters → store reads → stats/lod → JSON text, in the
+ * shapes docs/api.md fixes. No HTTP here: http.c routes and turns the status into a response. */
+#ifndef LS_QUERY_H
+#define LS_QUERY_H
+
+#include <stddef.h>
+
+#include "errors.h"
+#include "jbuf.h"
+#include "store.h"
+
+/* Query-string lookup supplied by the caller: the value of `name`, or NULL. */
+typedef struct query_args {
+  const char *(*get)(void *ctx, const char *name);
+  void *ctx;
+} query_args;
+
+/* Every handler: 0 and JSON in out; LS_ENOTFOUND for an unknown session; LS_EINVAL with a
+ * reason in detail for a bad parameter; LS_ENOMEM / LS_ETOOBIG / LS_EIO otherwise. */
+typedef int (*query_fn)(store *s, const char *id, const query_args *a, jbuf *out, char *detail,
+                        size_t dlen);
+
+int query_sessions(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_session(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_lag(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+
+/* Parses a decimal integer in [lo, hi]; 0 or LS_EINVAL. */
+int query_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+#endif

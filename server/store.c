@@ -1,0 +1,1035 @@
+/* store.c — everything SQLite: schema and forward migrations, the write connection that only
+ * writer.c's thread uses, a pool of read connections, prepared statements and typed row
+ * reads (store.h). Parsing is ingest.c's; deciding what to answer is query.c's. */
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+/* Generated at build time from schema/ (server/CMakeLists.txt). */
+extern const char store_schema_sql[];
+typedef struct store_migration { int version; const char *sql; } store_migration;
+extern const store_migration store_migrations[];
+extern const size_t store_nmigrations;
+
+enum wstmt {
+  W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
+  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_COUNT
+};
+
+static const char *const wsql[W_COUNT] = {
+  [W_SAVEPOINT] = "SAVEPOINT batch",
+  [W_RELEASE] = "RELEASE batch",
+  [W_ROLLBACK_TO] = "ROLLBACK TO batch",
+  [W_SESSION_INS] = "INSERT INTO sessions(id) VALUES(?1) ON CONFLICT(id) DO NOTHING",
+  [W_SESSION_SID] = "SELECT sid FROM sessions WHERE id = ?1",
+  [W_BATCH_INS] = "INSERT OR IGNORE INTO batches(sid, batch, events) VALUES(?1, ?2, ?3)",
+  [W_SESSION_META] =
+    "UPDATE sessions SET name = coalesce(?2, name), service = coalesce(?3, service),"
+    " host = coalesce(?4, host), python = coalesce(?5, python), pid = coalesce(?6, pid),"
+    " started_unix_ns = coalesce(?7, started_unix_ns), started_ns = coalesce(?8, started_ns),"
+    " has_meta = 1 WHERE sid = ?1",
+  /* Every right-hand side reads the row as it was before this UPDATE. */
+  [W_SESSION_COUNTS] =
+    "UPDATE sessions SET"
+    " end_t = CASE WHEN ?2 AND (ended = 0 OR ?3 > end_t) THEN ?3 ELSE end_t END,"
+    " ended = max(ended, ?2), max_t = max(max_t, ?4), dropped = dropped + ?5,"
+    " unknown_events = unknown_events + ?6, n_events = n_events + ?7, n_steps = n_steps + ?8,"
+    " n_awaits = n_awaits + ?9, n_blocks = n_blocks + ?10, n_lag = n_lag + ?11,"
+    " max_step_d = max(max_step_d, ?12), max_await_d = max(max_await_d, ?13),"
+    " max_block_d = max(max_block_d, ?14), max_lag_d = max(max_lag_d, ?15) WHERE sid = ?1",
+  [W_TASK] =
+    "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
+    " ON CONFLICT(sid, id) DO UPDATE SET parent = excluded.parent, name = excluded.name,"
+    " coro = excluded.coro, created = excluded.created, has_task = 1",
+  [W_DONE] =
+    "INSERT INTO tasks(sid, id, ended, state, exc) VALUES(?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT(sid, id) DO UPDATE SET ended = excluded.ended, state = excluded.state,"
+    " exc = excluded.exc",
+  [W_AGG] =
+    "INSERT INTO tasks(sid, id, busy_ns, wait_ns, first_run) VALUES(?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT(sid, id) DO UPDATE SET busy_ns = busy_ns + excluded.busy_ns,"
+    " wait_ns = wait_ns + excluded.wait_ns, first_run = CASE"
+    "  WHEN excluded.first_run IS NULL THEN first_run"
+    "  WHEN first_run IS NULL OR excluded.first_run < first_run THEN excluded.first_run"
+    "  ELSE first_run END",
+  /* OR IGNORE: a step or await already stored at the same (task, t) is the same event sent
+   * twice; put_rows counts only the rows that went in, so the task sums stay consistent. */
+  [W_STEP] = "INSERT OR IGNORE INTO steps(sid, task, t, d) VALUES(?1, ?2, ?3, ?4)",
+  [W_AWAIT] = "INSERT OR IGNORE INTO awaits(sid, task, t, d, what, file, line, func) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+  [W_BLOCK] = "INSERT INTO blocks(sid, task, t, d, file, line, func, src, stack) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+  [W_LAG] = "INSERT INTO lag(sid, t, d) VALUES(?1, ?2, ?3)",
+};
+
+enum rstmt {
+  R_BEGIN, R_COMMIT, R_SESSION, R_SESSIONS, R_SESSIONS_NAME, R_INTERVALS, R_TASKS, R_AWAITS, R_BLOCKS,
+  R_LAG, R_STEPS, R_AWAIT_ROW, R_BLOCK_ROW,
+  R_SPAN_ALL, /* + kind: four statements each */
+  R_SPAN_TASK = R_SPAN_ALL + INGEST_NKINDS,
+  R_COUNT = R_SPAN_TASK + INGEST_NKINDS
+};
+
+#define SESSION_COLS \
+  "sid, id, name, service, host, python, started_unix_ns, pid, has_meta, ended, end_t, max_t, dropped," \
+  " unknown_events, n_events, n_steps, n_awaits, n_blocks, n_lag, max_step_d, max_await_d, max_block_d," \
+  " max_lag_d FROM sessions"
+#define NEWEST " ORDER BY started_ns IS NULL, started_ns DESC, sid DESC LIMIT ?"
+
+static const char *const rsql[R_COUNT] = {
+  [R_BEGIN] = "BEGIN",
+  [R_COMMIT] = "COMMIT",
+  [R_SESSION] = "SELECT " SESSION_COLS " WHERE id = ?1",
+  [R_SESSIONS] = "SELECT " SESSION_COLS NEWEST "1",
+  [R_SESSIONS_NAME] = "SELECT " SESSION_COLS " WHERE instr(name, ?2) > 0" NEWEST "1",
+  [R_INTERVALS] = "SELECT created, ended FROM tasks WHERE sid = ?1 AND has_task = 1",
+  [R_TASKS] = "SELECT id, parent, created, first_run, ended, busy_ns, wait_ns, name, coro, state, exc"
+              " FROM tasks WHERE sid = ?1 AND has_task = 1",
+  [R_AWAITS] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND d >= ?2"
+               " ORDER BY d DESC, t ASC, task ASC",
+  [R_BLOCKS] = "SELECT task, t, d, line, file, func, src, stack FROM blocks WHERE sid = ?1 ORDER BY t, rowid",
+  [R_LAG] = "SELECT 0, t, d FROM lag WHERE sid = ?1 ORDER BY t, rowid",
+  [R_STEPS] = "SELECT task, t, d FROM steps WHERE sid = ?1 ORDER BY task, t",
+  [R_AWAIT_ROW] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND task = ?2 AND t = ?3",
+  [R_BLOCK_ROW] = "SELECT task, t, d, line, file, func, src, stack FROM blocks WHERE rowid = ?1",
+  [R_SPAN_ALL + INGEST_STEP] = "SELECT task, t, d, 0 FROM steps WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY task, t",
+  [R_SPAN_ALL + INGEST_AWAIT] = "SELECT task, t, d, 0 FROM awaits WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY task, t",
+  [R_SPAN_ALL + INGEST_BLOCK] = "SELECT task, t, d, rowid FROM blocks WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY t",
+  [R_SPAN_ALL + INGEST_LAG] = "SELECT 0, t, d, rowid FROM lag WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY t",
+  [R_SPAN_TASK + INGEST_STEP] = "SELECT task, t, d, 0 FROM steps WHERE sid = ?1 AND task = ?4 AND t >= ?2 AND t < ?3 ORDER BY t",
+  [R_SPAN_TASK + INGEST_AWAIT] = "SELECT task, t, d, 0 FROM awaits WHERE sid = ?1 AND task = ?4 AND t >= ?2 AND t < ?3 ORDER BY t",
+  [R_SPAN_TASK + INGEST_BLOCK] = "SELECT task, t, d, rowid FROM blocks WHERE sid = ?1 AND task = ?4 AND t >= ?2 AND t < ?3 ORDER BY t",
+  [R_SPAN_TASK + INGEST_LAG] = "SELECT 0, t, d, rowid FROM lag WHERE sid = ?1 AND ?4 = 0 AND t >= ?2 AND t < ?3 ORDER BY t",
+};
+
+struct store_reader {
+  sqlite3 *db;
+  sqlite3_stmt *st[R_COUNT]; /* prepared on first use */
+  int in_use;
+};
+
+struct store {
+  char *path;
+  sqlite3 *w;
+  sqlite3_stmt *ws[W_COUNT];
+  store_reader *readers;
+  int nreaders;
+  pthread_mutex_t lock; /* guards readers[].in_use */
+  pthread_cond_t freed;
+  int version;
+  int64_t journal_size_limit;
+};
+
+void store_default_options(store_options *o, const char *path)
+{
+  o->path = path;
+  o->readers = 4;
+  o->busy_timeout_ms = 5000;
+  o->wal_autocheckpoint = 4000;         /* 16 MiB of 4 KiB pages between passive checkpoints */
+  o->journal_size_limit = 64ll << 20;   /* the WAL file is cut back to 64 MiB after one */
+}
+
+static int code_of(int rc)
+{
+  switch(rc & 0xff) {
+  case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
+  case SQLITE_NOMEM: return LS_ENOMEM;
+  case SQLITE_BUSY: case SQLITE_LOCKED: return LS_EBUSY;
+  case SQLITE_TOOBIG: return LS_ETOOBIG;
+  default: return LS_EIO;
+  }
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+  char *msg = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  if(rc != SQLITE_OK) {
+    if(err)
+      snprintf(err, errlen, "%s", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return code_of(rc) ? code_of(rc) : LS_EIO;
+  }
+  return 0;
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if(rc == SQLITE_OK) {
+    rc = sqlite3_step(st);
+    if(rc == SQLITE_ROW) {
+      *out = sqlite3_column_int64(st, 0);
+      rc = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_OK ? 0 : (code_of(rc) ? code_of(rc) : LS_EIO);
+}
+
+static int target_version(void)
+{
+  int v = 1;
+  for(size_t i = 0; i < store_nmigrations; i++)
+    if(store_migrations[i].version > v)
+      v = store_migrations[i].version;
+  return v;
+}
+
+/* Brings the schema to target_version() inside one transaction. */
+static int migrate(store *s, char *err, size_t errlen)
+{
+  int rc = exec_sql(s->w, "BEGIN IMMEDIATE", err, errlen);
+  if(rc)
+    return rc;
+  int64_t uv = 0;
+  rc = pragma_int(s->w, "PRAGMA user_version", &uv);
+  int target = target_version();
+  if(!rc && uv > target) {
+    snprintf(err, errlen, "database schema version %lld is newer than this server's (%d)",
+             (long long)uv, target);
+    rc = LS_EINVAL;
+  }
+  if(!rc && uv == 0) {
+    rc = exec_sql(s->w, store_schema_sql, err, errlen);
+    uv = 1;
+    if(!rc)
+      log_msg(LOG_INFO, "store: created schema version 1");
+  }
+  for(int v = (int)uv + 1; !rc && v <= target; v++) {
+    for(size_t i = 0; i < store_nmigrations && !rc; i++) {
+      if(store_migrations[i].version != v)
+        continue;
+      rc = exec_sql(s->w, store_migrations[i].sql, err, errlen);
+      if(!rc)
+        log_msg(LOG_INFO, "store: migrated to schema version %d", v);
+    }
+  }
+  if(!rc) {
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", target);
+    rc = exec_sql(s->w, sql, err, errlen);
+  }
+  if(rc) {
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+  }
+  s->version = target;
+  return exec_sql(s->w, "COMMIT", err, errlen);
+}
+
+static int open_conn(const char *path, int busy_ms, sqlite3 **out, char *err, size_t errlen)
+{
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if(rc != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return code_of(rc) ? code_of(rc) : LS_EIO;
+  }
+  sqlite3_busy_timeout(db, busy_ms);
+  sqlite3_extended_result_codes(db, 1);
+  *out = db;
+  return 0;
+}
+
+int store_open(const store_options *o, store **out, char *err, size_t errlen)
+{
+  *out = NULL;
+  if(o->readers < 1)
+    return LS_EINVAL;
+  store *s = calloc(1, sizeof(*s));
+  if(!s)
+    return LS_ENOMEM;
+  s->nreaders = o->readers;
+  s->journal_size_limit = o->journal_size_limit;
+  s->path = strdup(o->path);
+  s->readers = calloc((size_t)o->readers, sizeof(*s->readers));
+  if(!s->path || !s->readers) {
+    free(s->path);
+    free(s->readers);
+    free(s);
+    return LS_ENOMEM;
+  }
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->freed, NULL);
+
+  int rc = open_conn(o->path, o->busy_timeout_ms, &s->w, err, errlen);
+  char sql[256];
+  if(!rc) {
+    /* WAL, and synchronous=NORMAL said explicitly: Debian's SQLite would default WAL to FULL.
+     * NORMAL keeps the database consistent on power loss and loses at most the last commits. */
+    int64_t dummy;
+    rc = pragma_int(s->w, "PRAGMA journal_mode = WAL", &dummy);
+    char mode[16] = "";
+    sqlite3_stmt *st = NULL;
+    if(!rc && sqlite3_prepare_v2(s->w, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+       sqlite3_step(st) == SQLITE_ROW)
+      snprintf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if(!rc && strcmp(mode, "wal") != 0) {
+      snprintf(err, errlen, "%s: cannot switch to WAL mode (got '%s')", o->path, mode);
+      rc = LS_EIO;
+    }
+  }
+  if(!rc) {
+    snprintf(sql, sizeof(sql),
+             "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = %d;"
+             " PRAGMA journal_size_limit = %lld; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY",
+             o->wal_autocheckpoint, (long long)o->journal_size_limit);
+    rc = exec_sql(s->w, sql, err, errlen);
+  }
+  if(!rc)
+    rc = migrate(s, err, errlen);
+  for(int i = 0; !rc && i < W_COUNT; i++) {
+    int src = sqlite3_prepare_v3(s->w, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->ws[i], NULL);
+    if(src != SQLITE_OK) {
+      snprintf(err, errlen, "preparing statement %d: %s", i, sqlite3_errmsg(s->w));
+      rc = code_of(src) ? code_of(src) : LS_EIO;
+    }
+  }
+  for(int i = 0; !rc && i < s->nreaders; i++) {
+    rc = open_conn(o->path, o->busy_timeout_ms, &s->readers[i].db, err, errlen);
+    if(!rc)
+      rc = exec_sql(s->readers[i].db, "PRAGMA query_only = 1; PRAGMA cache_size = -16384;"
+                    " PRAGMA mmap_size = 268435456", err, errlen);
+  }
+  if(rc) {
+    store_close(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void store_close(store *s)
+{
+  if(!s)
+    return;
+  for(int i = 0; i < s->nreaders; i++) {
+    for(int k = 0; k < R_COUNT; k++)
+      sqlite3_finalize(s->readers[i].st[k]);
+    sqlite3_close(s->readers[i].db);
+  }
+  for(int i = 0; i < W_COUNT; i++)
+    sqlite3_finalize(s->ws[i]);
+  if(s->w) {
+    int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if(rc != SQLITE_OK)
+      log_msg(LOG_WARN, "store: final checkpoint: %s", sqlite3_errmsg(s->w));
+    sqlite3_close(s->w);
+  }
+  pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->freed);
+  free(s->readers);
+  free(s->path);
+  free(s);
+}
+
+const char *store_errmsg(store *s)
+{
+  return sqlite3_errmsg(s->w);
+}
+
+int store_schema_version(store *s)
+{
+  return s->version;
+}
+
+int64_t store_db_bytes(store *s)
+{
+  struct stat st;
+  int64_t total = 0;
+  if(stat(s->path, &st) == 0)
+    total += (int64_t)st.st_size;
+  size_t n = strlen(s->path) + 5;
+  char *wal = malloc(n);
+  if(wal) {
+    snprintf(wal, n, "%s-wal", s->path);
+    if(stat(wal, &st) == 0)
+      total += (int64_t)st.st_size;
+    free(wal);
+  }
+  return total;
+}
+
+int store_write_pragma(store *s, const char *name, int64_t *out)
+{
+  char sql[96];
+  for(const char *p = name; *p; p++)
+    if(!((*p >= 'a' && *p <= 'z') || *p == '_'))
+      return LS_EINVAL;
+  snprintf(sql, sizeof(sql), "PRAGMA %s", name);
+  return pragma_int(s->w, sql, out);
+}
+
+/* ---------------------------------------------------------------- write side */
+
+static int wrun(store *s, sqlite3_stmt *st)
+{
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if(rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    log_msg(LOG_WARN, "store: %s", sqlite3_errmsg(s->w));
+    return code_of(rc) ? code_of(rc) : LS_EIO;
+  }
+  return 0;
+}
+
+int store_begin(store *s)
+{
+  return exec_sql(s->w, "BEGIN IMMEDIATE", NULL, 0);
+}
+
+int store_commit(store *s)
+{
+  int rc = exec_sql(s->w, "COMMIT", NULL, 0);
+  if(rc)
+    store_rollback(s);
+  return rc;
+}
+
+void store_rollback(store *s)
+{
+  if(!sqlite3_get_autocommit(s->w))
+    sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+  if(v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void bind_opt_i64(sqlite3_stmt *st, int i, int64_t v)
+{
+  if(v >= 0)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+/* Per-task sums of one batch's steps and awaits, merged into one upsert per task. */
+typedef struct agg { int64_t id, busy, wait, first; } agg;
+
+static int agg_cmp(const void *a, const void *b)
+{
+  int64_t x = ((const agg *)a)->id, y = ((const agg *)b)->id;
+  return (x > y) - (x < y);
+}
+
+/* stored[i] says whether step i (then await i - nsteps) went in; only those are summed. */
+static int put_aggregates(store *s, int64_t sid, const ingest_batch *b, const unsigned char *stored)
+{
+  size_t n = b->nsteps + b->nawaits;
+  if(!n)
+    return 0;
+  agg *a = malloc(n * sizeof(*a));
+  if(!a)
+    return LS_ENOMEM;
+  size_t k = 0;
+  for(size_t i = 0; i < b->nsteps; i++)
+    if(stored[i])
+      a[k++] = (agg){b->steps[i].id, b->steps[i].d, 0, b->steps[i].t};
+  for(size_t i = 0; i < b->nawaits; i++)
+    if(stored[b->nsteps + i])
+      a[k++] = (agg){b->awaits[i].id, 0, b->awaits[i].d, -1};
+  n = k;
+  qsort(a, n, sizeof(*a), agg_cmp);
+  sqlite3_stmt *st = s->ws[W_AGG];
+  int rc = 0;
+  for(size_t i = 0; i < n && !rc;) {
+    agg sum = a[i];
+    size_t j = i + 1;
+    for(; j < n && a[j].id == sum.id; j++) {
+      sum.busy += a[j].busy;
+      sum.wait += a[j].wait;
+      if(a[j].first >= 0 && (sum.first < 0 || a[j].first < sum.first))
+        sum.first = a[j].first;
+    }
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, sum.id);
+    sqlite3_bind_int64(st, 3, sum.busy);
+    sqlite3_bind_int64(st, 4, sum.wait);
+    bind_opt_i64(st, 5, sum.first);
+    rc = wrun(s, st);
+    i = j;
+  }
+  free(a);
+  return rc;
+}
+
+static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nsteps, int64_t nawaits)
+{
+  int rc;
+  sqlite3_stmt *st;
+  if(b->meta.present) {
+    const ingest_meta *m = &b->meta;
+    st = s->ws[W_SESSION_META];
+    sqlite3_bind_int64(st, 1, sid);
+    bind_text(st, 2, m->name);
+    bind_text(st, 3, m->service);
+    bind_text(st, 4, m->host);
+    bind_text(st, 5, m->python);
+    bind_opt_i64(st, 6, m->pid);
+    bind_text(st, 7, m->started);
+    bind_opt_i64(st, 8, m->started_ns);
+    if((rc = wrun(s, st)))
+      return rc;
+  }
+  st = s->ws[W_SESSION_COUNTS];
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int(st, 2, b->has_end);
+  sqlite3_bind_int64(st, 3, b->end_t);
+  sqlite3_bind_int64(st, 4, b->max_t);
+  sqlite3_bind_int64(st, 5, b->dropped);
+  sqlite3_bind_int64(st, 6, b->unknown);
+  sqlite3_bind_int64(st, 7, (int64_t)b->events);
+  sqlite3_bind_int64(st, 8, nsteps);
+  sqlite3_bind_int64(st, 9, nawaits);
+  sqlite3_bind_int64(st, 10, (int64_t)b->nblocks);
+  sqlite3_bind_int64(st, 11, (int64_t)b->nlags);
+  for(int k = 0; k < INGEST_NKINDS; k++)
+    sqlite3_bind_int64(st, 12 + k, b->max_d[k]);
+  return wrun(s, st);
+}
+
+static int put_rows(store *s, int64_t sid, const ingest_batch *b)
+{
+  int rc = 0;
+  sqlite3_stmt *st = s->ws[W_TASK];
+  for(size_t i = 0; i < b->ntasks && !rc; i++) {
+    const ingest_task *x = &b->tasks[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->parent);
+    bind_text(st, 4, x->name);
+    bind_text(st, 5, x->coro);
+    sqlite3_bind_int64(st, 6, x->t);
+    rc = wrun(s, st);
+  }
+  st = s->ws[W_DONE];
+  for(size_t i = 0; i < b->ndones && !rc; i++) {
+    const ingest_done *x = &b->dones[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    bind_text(st, 4, x->state);
+    bind_text(st, 5, x->exc);
+    rc = wrun(s, st);
+  }
+  unsigned char *stored = malloc(b->nsteps + b->nawaits + 1);
+  if(!stored)
+    return LS_ENOMEM;
+  int64_t nsteps = 0, nawaits = 0;
+  st = s->ws[W_STEP];
+  for(size_t i = 0; i < b->nsteps && !rc; i++) {
+    const ingest_step *x = &b->steps[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    sqlite3_bind_int64(st, 4, x->d);
+    rc = wrun(s, st);
+    stored[i] = sqlite3_changes(s->w) > 0;
+    nsteps += stored[i];
+  }
+  st = s->ws[W_AWAIT];
+  for(size_t i = 0; i < b->nawaits && !rc; i++) {
+    const ingest_await *x = &b->awaits[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    sqlite3_bind_int64(st, 4, x->d);
+    bind_text(st, 5, x->what);
+    bind_text(st, 6, x->file);
+    bind_opt_i64(st, 7, x->line);
+    bind_text(st, 8, x->func);
+    rc = wrun(s, st);
+    stored[b->nsteps + i] = sqlite3_changes(s->w) > 0;
+    nawaits += stored[b->nsteps + i];
+  }
+  if(!rc)
+    rc = put_aggregates(s, sid, b, stored);
+  free(stored);
+  st = s->ws[W_BLOCK];
+  for(size_t i = 0; i < b->nblocks && !rc; i++) {
+    const ingest_block *x = &b->blocks[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    sqlite3_bind_int64(st, 4, x->d);
+    bind_text(st, 5, x->file);
+    bind_opt_i64(st, 6, x->line);
+    bind_text(st, 7, x->func);
+    bind_text(st, 8, x->src);
+    sqlite3_bind_text(st, 9, b->stacks + x->stack_off, (int)x->stack_len, SQLITE_STATIC);
+    rc = wrun(s, st);
+  }
+  st = s->ws[W_LAG];
+  for(size_t i = 0; i < b->nlags && !rc; i++) {
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, b->lags[i].t);
+    sqlite3_bind_int64(st, 3, b->lags[i].d);
+    rc = wrun(s, st);
+  }
+  if(!rc)
+    rc = put_session(s, sid, b, nsteps, nawaits);
+  return rc;
+}
+
+int store_put_batch(store *s, const ingest_batch *b, int *duplicate)
+{
+  *duplicate = 0;
+  int rc = wrun(s, s->ws[W_SAVEPOINT]);
+  if(rc)
+    return rc;
+  sqlite3_stmt *st = s->ws[W_SESSION_INS];
+  sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
+  rc = wrun(s, st);
+  int64_t sid = -1;
+  if(!rc) {
+    st = s->ws[W_SESSION_SID];
+    sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if(src == SQLITE_ROW)
+      sid = sqlite3_column_int64(st, 0);
+    else
+      rc = code_of(src) ? code_of(src) : LS_EIO;
+    sqlite3_reset(st);
+  }
+  if(!rc) {
+    st = s->ws[W_BATCH_INS];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_text(st, 2, b->batch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)b->events);
+    rc = wrun(s, st);
+  }
+  if(!rc && sqlite3_changes(s->w) == 0)
+    *duplicate = 1; /* stored before: undo the session row we may just have made, if any */
+  else if(!rc)
+    rc = put_rows(s, sid, b);
+  if(rc || *duplicate) {
+    wrun(s, s->ws[W_ROLLBACK_TO]);
+  }
+  int rrc = wrun(s, s->ws[W_RELEASE]);
+  return rc ? rc : rrc;
+}
+
+int store_delete_session(store *s, const char *id)
+{
+  static const char *const del[] = {
+    "DELETE FROM steps WHERE sid = ?1", "DELETE FROM awaits WHERE sid = ?1",
+    "DELETE FROM blocks WHERE sid = ?1", "DELETE FROM lag WHERE sid = ?1",
+    "DELETE FROM tasks WHERE sid = ?1", "DELETE FROM batches WHERE sid = ?1",
+    "DELETE FROM sessions WHERE sid = ?1",
+  };
+  sqlite3_stmt *st = s->ws[W_SESSION_SID];
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  int src = sqlite3_step(st);
+  int64_t sid = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if(src != SQLITE_ROW)
+    return src == SQLITE_DONE ? LS_ENOTFOUND : (code_of(src) ? code_of(src) : LS_EIO);
+  for(size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) {
+    sqlite3_stmt *d = NULL;
+    int rc = sqlite3_prepare_v2(s->w, del[i], -1, &d, NULL);
+    if(rc == SQLITE_OK) {
+      sqlite3_bind_int64(d, 1, sid);
+      rc = sqlite3_step(d);
+    }
+    sqlite3_finalize(d);
+    if(rc != SQLITE_DONE)
+      return code_of(rc) ? code_of(rc) : LS_EIO;
+  }
+  return 0;
+}
+
+int store_maybe_checkpoint(store *s, int pages)
+{
+  int log_pages = 0, done = 0;
+  int64_t wal = store_db_bytes(s);
+  (void)wal;
+  int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done);
+  if(rc != SQLITE_OK)
+    return code_of(rc) ? code_of(rc) : LS_EIO;
+  /* Everything was copied back and no reader holds the WAL: restart it from the beginning
+   * so it stops growing, and cut the file back. */
+  if(log_pages > pages && done == log_pages)
+    sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- read side */
+
+store_reader *store_reader_acquire(store *s)
+{
+  pthread_mutex_lock(&s->lock);
+  store_reader *r = NULL;
+  for(;;) {
+    for(int i = 0; i < s->nreaders; i++) {
+      if(!s->readers[i].in_use) {
+        r = &s->readers[i];
+        break;
+      }
+    }
+    if(r)
+      break;
+    pthread_cond_wait(&s->freed, &s->lock);
+  }
+  r->in_use = 1;
+  pthread_mutex_unlock(&s->lock);
+  /* One read transaction per request: every query of it sees the same snapshot. */
+  sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL);
+  return r;
+}
+
+void store_reader_release(store *s, store_reader *r)
+{
+  if(!r)
+    return;
+  if(!sqlite3_get_autocommit(r->db))
+    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+  pthread_mutex_lock(&s->lock);
+  r->in_use = 0;
+  pthread_cond_signal(&s->freed);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static sqlite3_stmt *rstmt(store_reader *r, int which)
+{
+  if(!r->st[which]) {
+    if(sqlite3_prepare_v3(r->db, rsql[which], -1, SQLITE_PREPARE_PERSISTENT, &r->st[which], NULL) != SQLITE_OK) {
+      log_msg(LOG_ERROR, "store: preparing read %d: %s", which, sqlite3_errmsg(r->db));
+      r->st[which] = NULL;
+    }
+  }
+  else
+    sqlite3_reset(r->st[which]);
+  if(r->st[which])
+    sqlite3_clear_bindings(r->st[which]);
+  return r->st[which];
+}
+
+static int rdone(store_reader *r, sqlite3_stmt *st, int rc)
+{
+  sqlite3_reset(st);
+  if(rc != SQLITE_DONE) {
+    log_msg(LOG_WARN, "store: read: %s", sqlite3_errmsg(r->db));
+    return code_of(rc) ? code_of(rc) : LS_EIO;
+  }
+  return 0;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i, arena *a)
+{
+  const unsigned char *p = sqlite3_column_text(st, i);
+  if(!p)
+    return NULL;
+  return arena_strndup(a, (const char *)p, (size_t)sqlite3_column_bytes(st, i));
+}
+
+static int64_t col_opt(sqlite3_stmt *st, int i)
+{
+  return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+/* A growable array of rows of `size` bytes, capped so a huge session cannot exhaust memory. */
+typedef struct rows { void *p; size_t n, cap, size; } rows;
+#define ROWS_MAX ((size_t)64 << 20)
+
+static void *rows_next(rows *v)
+{
+  if(v->n == v->cap) {
+    if(v->cap >= ROWS_MAX)
+      return NULL;
+    size_t cap = v->cap ? v->cap * 2 : 64;
+    void *p = realloc(v->p, cap * v->size);
+    if(!p)
+      return NULL;
+    v->p = p;
+    v->cap = cap;
+  }
+  return (char *)v->p + v->size * v->n++;
+}
+
+static void read_session(sqlite3_stmt *st, arena *a, store_session *x)
+{
+  x->sid = sqlite3_column_int64(st, 0);
+  x->id = col_text(st, 1, a);
+  x->name = col_text(st, 2, a);
+  x->service = col_text(st, 3, a);
+  x->host = col_text(st, 4, a);
+  x->python = col_text(st, 5, a);
+  x->started = col_text(st, 6, a);
+  x->pid = col_opt(st, 7);
+  x->has_meta = sqlite3_column_int(st, 8);
+  x->ended = sqlite3_column_int(st, 9);
+  x->end_t = sqlite3_column_int64(st, 10);
+  x->max_t = sqlite3_column_int64(st, 11);
+  x->dropped = sqlite3_column_int64(st, 12);
+  x->unknown = sqlite3_column_int64(st, 13);
+  x->n_events = sqlite3_column_int64(st, 14);
+  x->n_steps = sqlite3_column_int64(st, 15);
+  x->n_awaits = sqlite3_column_int64(st, 16);
+  x->n_blocks = sqlite3_column_int64(st, 17);
+  x->n_lag = sqlite3_column_int64(st, 18);
+  for(int k = 0; k < INGEST_NKINDS; k++)
+    x->max_d[k] = sqlite3_column_int64(st, 19 + k);
+}
+
+int store_find_session(store_reader *r, const char *id, arena *a, store_session *out)
+{
+  sqlite3_stmt *st = rstmt(r, R_SESSION);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  if(rc == SQLITE_ROW) {
+    read_session(st, a, out);
+    sqlite3_reset(st);
+    return a->failed ? LS_ENOMEM : 0;
+  }
+  return rc == SQLITE_DONE ? (sqlite3_reset(st), LS_ENOTFOUND) : rdone(r, st, rc);
+}
+
+int store_list_sessions(store_reader *r, const char *name_sub, int limit, arena *a,
+                        store_session **out, size_t *n)
+{
+  sqlite3_stmt *st = rstmt(r, name_sub ? R_SESSIONS_NAME : R_SESSIONS);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int(st, 1, limit);
+  if(name_sub)
+    sqlite3_bind_text(st, 2, name_sub, -1, SQLITE_TRANSIENT);
+  rows v = {NULL, 0, 0, sizeof(store_session)};
+  int rc;
+  while((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    store_session *x = rows_next(&v);
+    if(!x) {
+      sqlite3_reset(st);
+      free(v.p);
+      return LS_ENOMEM;
+    }
+    read_session(st, a, x);
+  }
+  rc = rdone(r, st, rc);
+  if(!rc && a->failed)
+    rc = LS_ENOMEM;
+  if(rc) {
+    free(v.p);
+    return rc;
+  }
+  *out = v.p;
+  *n = v.n;
+  return 0;
+}
+
+/* The common loop of the row loaders below: step, append a row, fill it. */
+#define LOAD_ROWS(r, st, type, outp, np, a, FILL)          \
+  do {                                                     \
+    rows v_ = {NULL, 0, 0, sizeof(type)};                  \
+    int rc_;                                               \
+    while((rc_ = sqlite3_step(st)) == SQLITE_ROW) {        \
+      type *x = rows_next(&v_);                            \
+      if(!x) {                                             \
+        sqlite3_reset(st);                                 \
+        free(v_.p);                                        \
+        return LS_ENOMEM;                                  \
+      }                                                    \
+      FILL;                                                \
+    }                                                      \
+    rc_ = rdone(r, st, rc_);                               \
+    if(!rc_ && (a) && ((arena *)(a))->failed)              \
+      rc_ = LS_ENOMEM;                                     \
+    if(rc_) {                                              \
+      free(v_.p);                                          \
+      return rc_;                                          \
+    }                                                      \
+    *(outp) = v_.p;                                        \
+    *(np) = v_.n;                                          \
+    return 0;                                              \
+  } while(0)
+
+int store_load_intervals(store_reader *r, int64_t sid, stats_interval **out, size_t *n)
+{
+  sqlite3_stmt *st = rstmt(r, R_INTERVALS);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int64(st, 1, sid);
+  arena *none = NULL;
+  LOAD_ROWS(r, st, stats_interval, out, n, none, {
+    x->created = sqlite3_column_int64(st, 0);
+    x->ended = col_opt(st, 1);
+  });
+}
+
+int store_load_tasks(store_reader *r, int64_t sid, arena *a, store_task **out, size_t *n)
+{
+  sqlite3_stmt *st = rstmt(r, R_TASKS);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int64(st, 1, sid);
+  LOAD_ROWS(r, st, store_task, out, n, a, {
+    x->id = sqlite3_column_int64(st, 0);
+    x->parent = sqlite3_column_int64(st, 1);
+    x->created = col_opt(st, 2);
+    x->first_run = col_opt(st, 3);
+    x->ended = col_opt(st, 4);
+    x->busy_ns = sqlite3_column_int64(st, 5);
+    x->wait_ns = sqlite3_column_int64(st, 6);
+    x->name = col_text(st, 7, a);
+    x->coro = col_text(st, 8, a);
+    x->state = col_text(st, 9, a);
+    x->exc = col_text(st, 10, a);
+  });
+}
+
+static void read_await(sqlite3_stmt *st, arena *a, store_await *x)
+{
+  x->task = sqlite3_column_int64(st, 0);
+  x->t = sqlite3_column_int64(st, 1);
+  x->d = sqlite3_column_int64(st, 2);
+  x->line = col_opt(st, 3);
+  x->what = col_text(st, 4, a);
+  x->file = col_text(st, 5, a);
+  x->func = col_text(st, 6, a);
+}
+
+static void read_block(sqlite3_stmt *st, arena *a, store_block *x)
+{
+  x->task = sqlite3_column_int64(st, 0);
+  x->t = sqlite3_column_int64(st, 1);
+  x->d = sqlite3_column_int64(st, 2);
+  x->line = col_opt(st, 3);
+  x->file = col_text(st, 4, a);
+  x->func = col_text(st, 5, a);
+  x->src = col_text(st, 6, a);
+  x->stack = col_text(st, 7, a);
+}
+
+int store_load_awaits(store_reader *r, int64_t sid, int64_t min_d, arena *a, store_await **out,
+                      size_t *n)
+{
+  sqlite3_stmt *st = rstmt(r, R_AWAITS);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 2, min_d);
+  LOAD_ROWS(r, st, store_await, out, n, a, read_await(st, a, x));
+}
+
+int store_load_blocks(store_reader *r, int64_t sid, arena *a, store_block **out, size_t *n)
+{
+  sqlite3_stmt *st = rstmt(r, R_BLOCKS);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int64(st, 1, sid);
+  LOAD_ROWS(r, st, store_block, out, n, a, read_block(st, a, x));
+}
+
+static int load_steps_like(store_reader *r, int which, int64_t sid, store_step **out, size_t *n)
+{
+  sqlite3_stmt *st = rstmt(r, which);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int64(st, 1, sid);
+  arena *none = NULL;
+  LOAD_ROWS(r, st, store_step, out, n, none, {
+    x->task = sqlite3_column_int64(st, 0);
+    x->t = sqlite3_column_int64(st, 1);
+    x->d = sqlite3_column_int64(st, 2);
+  });
+}
+
+int store_load_lag(store_reader *r, int64_t sid, store_step **out, size_t *n)
+{
+  return load_steps_like(r, R_LAG, sid, out, n);
+}
+
+int store_load_steps(store_reader *r, int64_t sid, store_step **out, size_t *n)
+{
+  return load_steps_like(r, R_STEPS, sid, out, n);
+}
+
+int store_scan_spans(store_reader *r, int64_t sid, int kind, const int64_t *tasks, size_t ntasks,
+                     int64_t lo, int64_t hi, store_span **out, size_t *n)
+{
+  if(kind < 0 || kind >= INGEST_NKINDS)
+    return LS_EINVAL;
+  rows v = {NULL, 0, 0, sizeof(store_span)};
+  size_t lanes = tasks ? ntasks : 1;
+  int rc = 0;
+  for(size_t i = 0; i < lanes && !rc; i++) {
+    sqlite3_stmt *st = rstmt(r, (tasks ? R_SPAN_TASK : R_SPAN_ALL) + kind);
+    if(!st) {
+      rc = LS_EIO;
+      break;
+    }
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, lo);
+    sqlite3_bind_int64(st, 3, hi);
+    if(tasks)
+      sqlite3_bind_int64(st, 4, tasks[i]);
+    int src;
+    while((src = sqlite3_step(st)) == SQLITE_ROW) {
+      store_span *x = rows_next(&v);
+      if(!x) {
+        src = SQLITE_NOMEM;
+        break;
+      }
+      x->task = sqlite3_column_int64(st, 0);
+      x->t = sqlite3_column_int64(st, 1);
+      x->d = sqlite3_column_int64(st, 2);
+      x->rowid = sqlite3_column_int64(st, 3);
+    }
+    rc = src == SQLITE_NOMEM ? (sqlite3_reset(st), LS_ENOMEM) : rdone(r, st, src);
+  }
+  if(rc) {
+    free(v.p);
+    return rc;
+  }
+  *out = v.p;
+  *n = v.n;
+  return 0;
+}
+
+int store_await_at(store_reader *r, int64_t sid, int64_t task, int64_t t, arena *a, store_await *out)
+{
+  sqlite3_stmt *st = rstmt(r, R_AWAIT_ROW);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 2, task);
+  sqlite3_bind_int64(st, 3, t);
+  int rc = sqlite3_step(st);
+  if(rc == SQLITE_ROW) {
+    read_await(st, a, out);
+    sqlite3_reset(st);
+    return a->failed ? LS_ENOMEM : 0;
+  }
+  return rc == SQLITE_DONE ? (sqlite3_reset(st), LS_ENOTFOUND) : rdone(r, st, rc);
+}
+
+int store_block_by_rowid(store_reader *r, int64_t rowid, arena *a, store_block *out)
+{
+  sqlite3_stmt *st = rstmt(r, R_BLOCK_ROW);
+  if(!st)
+    return LS_EIO;
+  sqlite3_bind_int64(st, 1, rowid);
+  int rc = sqlite3_step(st);
+  if(rc == SQLITE_ROW) {
+    read_block(st, a, out);
+    sqlite3_reset(st);
+    return a->failed ? LS_ENOMEM : 0;
+  }
+  return rc == SQLITE_DONE ? (sqlite3_reset(st), LS_ENOTFOUND) : rdone(r, st, rc);
+}

@@ -1,0 +1,112 @@
+/* store.h — SQLite: schema and migrations, the write connection (used by writer.c's thread
+ * only), a pool of read connections (one per HTTP worker), prepared statements, and typed
+ * row reads. The only module that includes sqlite3.h; it knows nothing of HTTP or JSON shapes. */
+#ifndef LS_STORE_H
+#define LS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "errors.h"
+#include "ingest.h"
+#include "stats.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store;
+typedef struct store_reader store_reader;
+
+typedef struct store_options {
+  const char *path;
+  int readers;               /* read connections in the pool, >= 1 */
+  int busy_timeout_ms;       /* how long the writer waits for a lock held by another process */
+  int wal_autocheckpoint;    /* pages; the WAL is checkpointed (PASSIVE) past this */
+  int64_t journal_size_limit; /* bytes the WAL file is truncated to after a checkpoint */
+} store_options;
+
+void store_default_options(store_options *o, const char *path);
+
+/* Opens (creating or migrating) the database. On failure returns an error code and writes a
+ * reason to err. */
+int store_open(const store_options *o, store **out, char *err, size_t errlen);
+/* Checkpoints (TRUNCATE) and closes every connection. Readers must all be released. */
+void store_close(store *s);
+/* The last error text of the write connection (writer thread only). */
+const char *store_errmsg(store *s);
+int store_schema_version(store *s);
+/* Bytes on disk: the database file plus its WAL. */
+int64_t store_db_bytes(store *s);
+
+/* ---- write side: writer thread only ---- */
+int store_begin(store *s);   /* BEGIN IMMEDIATE; LS_EBUSY when another process holds the lock */
+int store_commit(store *s);
+void store_rollback(store *s);
+/* Stores one batch inside the open transaction (its own savepoint: on failure nothing of it
+ * stays). *duplicate = 1 when this session already holds this batch id (nothing written). */
+int store_put_batch(store *s, const ingest_batch *b, int *duplicate);
+/* Deletes a session and all its rows; LS_ENOTFOUND when there is none. */
+int store_delete_session(store *s, const char *id);
+/* PASSIVE checkpoint when the WAL has grown past `pages`; cheap otherwise. */
+int store_maybe_checkpoint(store *s, int pages);
+/* A pragma's integer value on the write connection (for tests: synchronous, journal_mode...). */
+int store_write_pragma(store *s, const char *name, int64_t *out);
+
+/* ---- read side: any thread, through a reader from the pool ---- */
+/* Waits for a free read connection and opens a read transaction on it. */
+store_reader *store_reader_acquire(store *s);
+void store_reader_release(store *s, store_reader *r);
+
+typedef struct store_session {
+  int64_t sid;
+  const char *id, *name, *service, *host, *python, *started; /* in the caller's arena */
+  int64_t pid;          /* -1 when unknown */
+  int has_meta, ended;
+  int64_t end_t, max_t, dropped, unknown, n_events, n_steps, n_awaits, n_blocks, n_lag;
+  int64_t max_d[INGEST_NKINDS];
+} store_session;
+
+int store_find_session(store_reader *r, const char *id, arena *a, store_session *out);
+/* Newest first; name_sub filters by substring of name (NULL: all). *out malloc'd. */
+int store_list_sessions(store_reader *r, const char *name_sub, int limit, arena *a,
+                        store_session **out, size_t *n);
+
+/* Lifetimes of the tasks whose task event arrived; ended -1 when no done. *out malloc'd. */
+int store_load_intervals(store_reader *r, int64_t sid, stats_interval **out, size_t *n);
+
+typedef struct store_task {
+  int64_t id, parent, created, first_run, ended, busy_ns, wait_ns; /* -1: unknown */
+  const char *name, *coro, *state, *exc;
+} store_task;
+int store_load_tasks(store_reader *r, int64_t sid, arena *a, store_task **out, size_t *n);
+
+typedef struct store_await {
+  int64_t task, t, d, line; /* line -1: unknown */
+  const char *what, *file, *func;
+} store_await;
+/* Awaits with d >= min_d, longest first (ties by t). */
+int store_load_awaits(store_reader *r, int64_t sid, int64_t min_d, arena *a, store_await **out,
+                      size_t *n);
+
+typedef struct store_block {
+  int64_t task, t, d, line;
+  const char *file, *func, *src, *stack; /* stack: JSON text */
+} store_block;
+int store_load_blocks(store_reader *r, int64_t sid, arena *a, store_block **out, size_t *n);
+
+typedef struct store_step { int64_t task, t, d; } store_step;
+/* Lag samples (task unused) by t. */
+int store_load_lag(store_reader *r, int64_t sid, store_step **out, size_t *n);
+/* Steps by task, t (for export). */
+int store_load_steps(store_reader *r, int64_t sid, store_step **out, size_t *n);
+
+/* Items of one kind (INGEST_STEP, _AWAIT, _BLOCK, _LAG) with lo <= t < hi, by task then t;
+ * tasks[0..ntasks) restricts the lanes (NULL: all). rowid identifies a block for its details
+ * (0 for the other kinds: an await is found by its task and t). */
+typedef struct store_span { int64_t task, t, d, rowid; } store_span;
+int store_scan_spans(store_reader *r, int64_t sid, int kind, const int64_t *tasks, size_t ntasks,
+                     int64_t lo, int64_t hi, store_span **out, size_t *n);
+int store_await_at(store_reader *r, int64_t sid, int64_t task, int64_t t, arena *a, store_await *out);
+int store_block_by_rowid(store_reader *r, int64_t rowid, arena *a, store_block *out);
+
+#endif

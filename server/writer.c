@@ -1,0 +1,225 @@
+/* writer.c — the single writer thread: drains the batch queue, group-commits, answers each
+ * waiting request. Parsing is ingest.c's, SQL is store.c's; HTTP threads only wait here. */
+#include "writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+
+typedef writer_job job;
+
+struct writer {
+  store *s;
+  metrics *m;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t work;      /* the queue got a job, or stopping was set */
+  pthread_cond_t answered;  /* some job got its result */
+  job *head, *tail;
+  int depth, max_depth, max_group;
+  int stopping;
+};
+
+/* Writes one group in one transaction and sets each job's result. */
+static void write_group(writer *w, job *group, int n)
+{
+  log_msg(LOG_DEBUG, "writer: writing a group of %d", n);
+  int rc = store_begin(w->s);
+  if(rc) {
+    log_msg(LOG_WARN, "writer: cannot begin a transaction (%s)", store_errmsg(w->s));
+    for(job *j = group; j; j = j->next)
+      j->result = rc;
+    return;
+  }
+  int stored = 0;
+  for(job *j = group; j; j = j->next) {
+    if(j->delete_id)
+      j->result = store_delete_session(w->s, j->delete_id);
+    else
+      j->result = store_put_batch(w->s, j->batch, &j->duplicate);
+    if(j->result == 0)
+      stored++;
+    else if(j->result != LS_ENOTFOUND)
+      log_msg(LOG_WARN, "writer: batch not stored (%s)", store_errmsg(w->s));
+  }
+  rc = stored ? store_commit(w->s) : (store_rollback(w->s), 0);
+  if(rc) {
+    log_msg(LOG_WARN, "writer: commit failed (%s)", store_errmsg(w->s));
+    for(job *j = group; j; j = j->next)
+      if(j->result == 0)
+        j->result = rc;
+  }
+  for(job *j = group; j; j = j->next) {
+    if(j->result || j->delete_id)
+      continue;
+    if(j->duplicate)
+      metrics_add(&w->m->duplicates, 1);
+    else {
+      metrics_add(&w->m->batches, 1);
+      metrics_add(&w->m->events, (int64_t)j->batch->events);
+      metrics_add(&w->m->unknown_events, j->batch->unknown);
+    }
+  }
+}
+
+static void *writer_main(void *arg)
+{
+  writer *w = arg;
+  int dirty = 0; /* wrote since the last idle checkpoint */
+  pthread_mutex_lock(&w->lock);
+  for(;;) {
+    while(!w->head && !w->stopping) {
+      if(!dirty) {
+        pthread_cond_wait(&w->work, &w->lock);
+        continue;
+      }
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += 1;
+      if(pthread_cond_timedwait(&w->work, &w->lock, &until) == ETIMEDOUT && !w->head) {
+        /* A second without work: a good moment to move the WAL back into the database. */
+        pthread_mutex_unlock(&w->lock);
+        store_maybe_checkpoint(w->s, 1000);
+        pthread_mutex_lock(&w->lock);
+        dirty = 0;
+      }
+    }
+    if(!w->head && w->stopping)
+      break;
+    job *group = w->head, *last = w->head;
+    int n = 1;
+    while(last->next && n < w->max_group) {
+      last = last->next;
+      n++;
+    }
+    w->head = last->next;
+    if(!w->head)
+      w->tail = NULL;
+    last->next = NULL;
+    w->depth -= n;
+    pthread_mutex_unlock(&w->lock);
+
+    write_group(w, group, n);
+    dirty = 1;
+
+    /* Answer: asynchronous jobs through their callback, waiting callers by the condition.
+     * A job may be freed as soon as it is answered, so its next link is read first. */
+    for(job *j = group; j; j = j->next) {
+      ingest_free(j->batch);
+      j->batch = NULL;
+    }
+    pthread_mutex_lock(&w->lock);
+    for(job *j = group; j;) {
+      job *next = j->next;
+      j->done = 1;
+      if(j->on_done) {
+        pthread_mutex_unlock(&w->lock);
+        j->on_done(j, j->arg);
+        pthread_mutex_lock(&w->lock);
+      }
+      j = next;
+    }
+    pthread_cond_broadcast(&w->answered);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+int writer_start(store *s, metrics *m, int queue_depth, int max_group, writer **out)
+{
+  *out = NULL;
+  if(queue_depth < 1 || max_group < 1)
+    return LS_EINVAL;
+  writer *w = calloc(1, sizeof(*w));
+  if(!w)
+    return LS_ENOMEM;
+  w->s = s;
+  w->m = m;
+  w->max_depth = queue_depth;
+  w->max_group = max_group;
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->work, NULL);
+  pthread_cond_init(&w->answered, NULL);
+  if(pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->answered);
+    free(w);
+    return LS_ENOMEM;
+  }
+  *out = w;
+  return 0;
+}
+
+/* Appends j to the queue; with `wait`, also waits for its answer. Called with the lock free. */
+static int enqueue(writer *w, job *j, int wait)
+{
+  j->next = NULL;
+  j->done = 0;
+  j->result = 0;
+  j->duplicate = 0;
+  pthread_mutex_lock(&w->lock);
+  int rc = w->stopping ? LS_ESTOPPED : w->depth >= w->max_depth ? LS_EBUSY : 0;
+  if(rc) {
+    pthread_mutex_unlock(&w->lock);
+    ingest_free(j->batch);
+    j->batch = NULL;
+    return rc;
+  }
+  if(w->tail)
+    w->tail->next = j;
+  else
+    w->head = j;
+  w->tail = j;
+  w->depth++;
+  pthread_cond_signal(&w->work);
+  while(wait && !j->done)
+    pthread_cond_wait(&w->answered, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+  return wait ? j->result : 0;
+}
+
+int writer_submit(writer *w, writer_job *j)
+{
+  return enqueue(w, j, 0);
+}
+
+int writer_put(writer *w, ingest_batch *b, int *duplicate)
+{
+  job j = {.batch = b};
+  int rc = enqueue(w, &j, 1);
+  *duplicate = j.duplicate;
+  return rc;
+}
+
+int writer_delete(writer *w, const char *session_id)
+{
+  job j = {.delete_id = session_id};
+  return enqueue(w, &j, 1);
+}
+
+int writer_queue_depth(writer *w)
+{
+  pthread_mutex_lock(&w->lock);
+  int d = w->depth;
+  pthread_mutex_unlock(&w->lock);
+  return d;
+}
+
+void writer_stop(writer *w)
+{
+  if(!w)
+    return;
+  pthread_mutex_lock(&w->lock);
+  w->stopping = 1;
+  pthread_cond_signal(&w->work);
+  pthread_mutex_unlock(&w->lock);
+  pthread_join(w->thread, NULL);
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->work);
+  pthread_cond_destroy(&w->answered);
+  free(w);
+}

@@ -1,0 +1,50 @@
+/* writer.h — the bounded batch queue and the single writer thread that owns the write
+ * connection: group commit, idempotency, an answer for each waiting request. */
+#ifndef LS_WRITER_H
+#define LS_WRITER_H
+
+#include "errors.h"
+#include "ingest.h"
+#include "metrics.h"
+#include "store.h"
+
+typedef struct writer writer;
+
+/* One unit of work for the writer: a batch to store or a session to delete. The submitter
+ * owns the job's memory and must keep it alive until on_done has been called. */
+typedef struct writer_job {
+  struct writer_job *next;     /* the writer's queue link */
+  ingest_batch *batch;         /* owned by the writer once submitted; freed before on_done */
+  const char *delete_id;       /* a delete job when non-NULL */
+  int result;                  /* 0 or an error code, valid in on_done */
+  int duplicate;               /* the batch had been stored before */
+  int done;                    /* set before on_done (and before waiters wake) */
+  /* Called on the writer thread once the job's transaction committed or failed; the writer
+   * no longer touches the job afterwards. NULL: the submitter waits in writer_put/_delete. */
+  void (*on_done)(struct writer_job *job, void *arg);
+  void *arg;
+} writer_job;
+
+/* queue_depth: batches that may wait (beyond the group being written) before callers get
+ * LS_EBUSY; max_group: batches committed together at most. */
+int writer_start(store *s, metrics *m, int queue_depth, int max_group, writer **out);
+
+/* Queues b (ownership passes to the writer in every case) and waits until it is committed.
+ * 0: stored (*duplicate = 1 if it had been stored before); LS_EBUSY: queue full or the database
+ * locked; LS_ESTOPPED: shutting down; other codes: storage failed. */
+int writer_put(writer *w, ingest_batch *b, int *duplicate);
+
+/* Queues a job without waiting. 0: on_done will be called; LS_EBUSY (queue full) or
+ * LS_ESTOPPED: refused now, on_done will not be called and the batch is freed. */
+int writer_submit(writer *w, writer_job *job);
+
+/* Deletes a session through the writer: 0, LS_ENOTFOUND, LS_EBUSY, ... */
+int writer_delete(writer *w, const char *session_id);
+
+/* Batches waiting, not yet taken by the writer thread. */
+int writer_queue_depth(writer *w);
+
+/* Refuses new work, writes everything queued, stops the thread and frees w. */
+void writer_stop(writer *w);
+
+#endif

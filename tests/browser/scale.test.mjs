@@ -1,0 +1,104 @@
+// scale.test.mjs — lane virtualization and exports: on a generated 2,000-task session the page
+// draws and asks the server for only the lanes in view, scrolling brings the right lanes in,
+// the tasks table pages; the JSON export downloads the session; Chrome trace downloads or says
+// the server does not offer it.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { BASE, launch, openPage, waitDrawn, settle, drawnCount } from './harness.mjs';
+import { SMALL_ID } from './seed-data.mjs';
+
+const MEDIUM_ID = 's-large-2000';
+let browser;
+let current = null;
+let allowConsole = null; // a pattern of console errors one test expects
+
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+afterEach(async () => {
+  if (!current) return;
+  const { context, problems } = current;
+  current = null;
+  await context.close();
+  const consoleErrors = problems.console.filter((m) => !(allowConsole && allowConsole.test(m)));
+  allowConsole = null;
+  assert.deepEqual(problems.errors, [], 'no page errors');
+  assert.deepEqual(consoleErrors, [], 'no console errors');
+  assert.deepEqual(problems.dialogs, [], 'no dialogs');
+  assert.deepEqual(problems.external, [], 'no request beyond loopback');
+});
+
+test('only the lanes in view are drawn and asked for', async () => {
+  const tasks = (await (await fetch(`${BASE}/api/v1/sessions/${MEDIUM_ID}/tasks`)).json()).tasks;
+  assert.equal(tasks.length, 2000);
+  current = await openPage(browser, { width: 1200, height: 800 });
+  const { page } = current;
+  const asked = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.endsWith('/timeline')) asked.push((u.searchParams.get('tasks') || '').split(',').filter(Boolean).map(Number));
+  });
+  await page.goto(`${BASE}/sessions/${MEDIUM_ID}`);
+  await waitDrawn(page);
+  await settle(page);
+  const viewportLanes = Math.ceil((await page.locator('#lanes-scroll').boundingBox()).height / 20);
+  let lanes = await page.$$eval('#lanes .lane', (ls) => ls.map((l) => Number(l.dataset.task)));
+  assert.deepEqual(lanes, tasks.slice(0, lanes.length).map((t) => t.id), 'first lanes in tree order');
+  assert.ok(lanes.length >= viewportLanes && lanes.length <= viewportLanes + 10, `lanes drawn: ${lanes.length} for ${viewportLanes} in view`);
+  assert.ok(asked.length >= 1 && asked.every((ids) => ids.length <= viewportLanes + 20), `timeline asked for ${asked.map((a) => a.length)}`);
+  assert.equal(await page.getAttribute('#lanes', 'height'), String(2000 * 20), 'the lanes keep the whole tree\'s height');
+
+  // Scroll to the bottom: the last tasks come into view and are asked for.
+  const n = await drawnCount(page);
+  await page.evaluate(() => { const s = document.getElementById('lanes-scroll'); s.scrollTop = s.scrollHeight; });
+  await waitDrawn(page, n);
+  await settle(page);
+  lanes = await page.$$eval('#lanes .lane', (ls) => ls.map((l) => Number(l.dataset.task)));
+  const lastId = tasks[tasks.length - 1].id;
+  assert.equal(lanes[lanes.length - 1], lastId, 'last lane is the last task');
+  assert.ok(asked[asked.length - 1].includes(lastId), 'the last task was asked for');
+  assert.ok(asked[asked.length - 1].length <= viewportLanes + 20);
+  const svg = await page.evaluate(() => document.querySelectorAll('svg *').length);
+  assert.ok(svg < 5000, `svg elements: ${svg}`);
+
+  // Selecting the last task turns the tasks table to its page (20 pages of 100).
+  await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1');
+  const box = await page.locator('#lanes-scroll').boundingBox();
+  await page.mouse.click(box.x + 100, box.y + box.height - 10);
+  await page.waitForFunction(() => document.querySelector('table.tasks tr.selected'));
+  const pager = await page.textContent('.pager');
+  assert.match(pager, /page 20 of 20/);
+  assert.equal(await page.getAttribute('table.tasks tr.selected', 'data-task'), String(lastId));
+});
+
+test('the JSON export downloads the whole session', async () => {
+  current = await openPage(browser);
+  const { page } = current;
+  await page.goto(`${BASE}/sessions/${SMALL_ID}`);
+  await waitDrawn(page);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+  const file = await download.path();
+  const batch = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.equal(batch.v, 1);
+  assert.equal(batch.session, SMALL_ID);
+  assert.equal(batch.events.filter((e) => e.k === 'task').length, 5);
+  assert.equal(batch.events.filter((e) => e.k === 'await').length, 10);
+});
+
+test('the Chrome trace export downloads, or says the server does not offer it', async () => {
+  current = await openPage(browser);
+  const { page } = current;
+  await page.goto(`${BASE}/sessions/${SMALL_ID}`);
+  await waitDrawn(page);
+  const offered = (await fetch(`${BASE}/api/v1/sessions/${SMALL_ID}/export?format=chrome`)).ok;
+  if (offered) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-chrome')]);
+    const trace = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+    assert.ok(Array.isArray(trace) || Array.isArray(trace.traceEvents), 'Chrome trace JSON');
+  } else {
+    allowConsole = /status of 400/; // the browser logs the refused request itself
+    await page.click('#export-chrome');
+    await page.waitForFunction(() => /Chrome trace: not offered/.test(document.getElementById('status').textContent));
+    assert.ok(await page.evaluate(() => document.getElementById('status').classList.contains('error')));
+  }
+});

@@ -1,0 +1,157 @@
+# test_api.py — the Python API and what users see: settings from the environment, install and
+# uninstall restoring asyncio, enabled=False hooking nothing, task introspection unchanged, and
+# the C encoder's JSON for hostile strings.
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import json
+import re
+
+import pytest
+
+import loopscope
+from loopscope import _core
+from loopscope.settings import load
+
+
+def test_settings_from_environment_and_kwargs():
+    env = {"LOOPSCOPE_ENABLED": "false", "LOOPSCOPE_AWAIT_THRESHOLD_MS": "25",
+           "LOOPSCOPE_BLOCKING_THRESHOLD_MS": "50", "LOOPSCOPE_MAX_TASKS": "7",
+           "LOOPSCOPE_SAMPLE_RATE_MS": "5", "LOOPSCOPE_SERVER": "http://127.0.0.1:9",
+           "LOOPSCOPE_TOKEN": "sekrit"}
+    s = load({}, env)
+    assert (s.enabled, s.await_threshold_ms, s.blocking_threshold_ms, s.max_tasks, s.sample_rate_ms,
+            s.server, s.token) == (False, 25.0, 50.0, 7, 5.0, "http://127.0.0.1:9", "sekrit")
+    assert load({"max_tasks": 3}, env).max_tasks == 3
+    d = load({}, {})
+    assert (d.enabled, d.await_threshold_ms, d.blocking_threshold_ms, d.max_tasks, d.sample_rate_ms,
+            d.server, d.buffer_bytes) == (True, 10.0, 100.0, 1000, 10.0, "http://127.0.0.1:7878", 16 << 20)
+
+
+@pytest.mark.parametrize("env,kw,msg", [
+    ({"LOOPSCOPE_ENABLED": "maybe"}, {}, "not a boolean"),
+    ({"LOOPSCOPE_MAX_TASKS": "lots"}, {}, "not a valid int"),
+    ({}, {"server": "ftp://x"}, "http://"),
+    ({}, {"max_tasks": 0}, "at least 1"),
+    ({}, {"sample_rate_ms": -1}, "negative"),
+    ({}, {"buffer_bytes": 10}, "at least 65536"),
+])
+def test_bad_settings_say_what_to_do(env, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        load(kw, env)
+
+
+def test_unknown_setting_is_rejected():
+    with pytest.raises(TypeError, match="unknown setting 'colour'"):
+        load({"colour": "blue"}, {})
+
+
+def test_disabled_install_hooks_nothing():
+    run_before = asyncio.events.Handle._run
+    loopscope.install(enabled=False)
+    try:
+        assert loopscope.installed()
+        assert asyncio.events.Handle._run is run_before
+        assert asyncio.new_event_loop.__module__ == "asyncio.events"
+        with loopscope.session("x") as s:
+            assert not s.recording
+        assert loopscope.stats() == {}
+        assert loopscope.flush() is True
+    finally:
+        loopscope.uninstall()
+    assert not loopscope.installed()
+
+
+def test_install_twice_fails_and_uninstall_restores(server):
+    run_before = asyncio.events.Handle._run
+    loopscope.install(server=server.url)
+    try:
+        with pytest.raises(RuntimeError, match="already installed"):
+            loopscope.install(server=server.url)
+        assert asyncio.events.Handle._run is not run_before
+    finally:
+        assert loopscope.uninstall() is True
+    assert asyncio.events.Handle._run is run_before
+    loop = asyncio.new_event_loop()
+    assert loop.get_task_factory() is None
+    loop.close()
+
+
+async def _introspected() -> None:
+    await asyncio.sleep(0.02)
+
+
+async def _observe() -> dict:
+    task = asyncio.create_task(_introspected(), name="observed")
+    await asyncio.sleep(0.001)
+    out = io.StringIO()
+    task.print_stack(file=out)
+    info = {
+        "iscoroutine": inspect.iscoroutine(task.get_coro()),
+        "coro_name": task.get_coro().__qualname__,
+        "repr": re.sub(r"0x[0-9a-f]+", "0x", repr(task)),
+        "stack": [(f.f_code.co_name, f.f_lineno) for f in task.get_stack()],
+        "printed": re.sub(r"0x[0-9a-f]+", "0x", out.getvalue()),
+        "name": task.get_name(),
+        "factory": type(asyncio.get_running_loop().get_task_factory()).__name__,
+    }
+    await task
+    return info
+
+
+def test_introspection_is_unchanged(server):
+    plain = asyncio.run(_observe())
+    loopscope.install(server=server.url)
+    try:
+        with loopscope.session("introspect"):
+            seen = asyncio.run(_observe())
+    finally:
+        loopscope.uninstall()
+    assert seen["factory"] == "TaskFactory" and plain["factory"] == "NoneType"
+    for key in ("iscoroutine", "coro_name", "repr", "stack", "printed", "name"):
+        assert seen[key] == plain[key], key
+    assert seen["iscoroutine"] is True
+
+
+def test_unhandled_task_exception_is_still_logged(server):
+    # loopscope reads the exception of a failed task; it must not mark it as retrieved
+    messages = []
+
+    async def fail():
+        raise KeyError("nobody awaits me")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda lp, ctx: messages.append(ctx["message"]))
+        t = asyncio.create_task(fail())
+        await asyncio.sleep(0.01)
+        del t
+        import gc
+        gc.collect()
+        await asyncio.sleep(0.001)
+
+    loopscope.install(server=server.url)
+    try:
+        with loopscope.session("unretrieved"):
+            asyncio.run(main())
+    finally:
+        loopscope.uninstall()
+    assert any("never retrieved" in m for m in messages), messages
+
+
+def test_encoder_escapes_hostile_strings():
+    text = _core._encode_selftest('q"uo\\te\n\x00\x1f \u00e9 \U0001F600 </script>')
+    events = json.loads(text)
+    assert [e["k"] for e in events] == ["task", "step", "await", "block", "lag", "done", "end"]
+    assert events[0]["name"] == 'q"uo\\te\n\x00\x1f \u00e9 \U0001F600 </script>'
+    assert events[2]["t"] == 2 ** 53 - 1          # clamped into [0, 2^53)
+    assert events[3]["stack"][1]["func"] == 'g"'
+    assert events[5]["state"] == "error" and events[5]["exc"].startswith('q"uo')
+
+
+def test_session_outside_install_records_nothing():
+    with loopscope.session("nothing") as s:
+        assert not s.recording
+    assert s.url.endswith("/sessions/" + s.id)

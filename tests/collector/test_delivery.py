@@ -1,0 +1,205 @@
+# test_delivery.py — shipping events when the server is down, slow or failing: the app's own
+# timings do not change, memory stays within the cap, drops are counted and reach the server
+# once it is back, retries reuse the batch id (nothing stored twice); fork; the token.
+# "Slow" and "answering 500/503" cannot be made to happen with the real server, so a small
+# fault-injecting HTTP proxy in front of it plays those parts (FaultProxy below).
+from __future__ import annotations
+
+import asyncio
+import http.server
+import os
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import loopscope
+
+from conftest import Server, by_coro, free_port
+
+
+class FaultProxy:
+    """Forwards POST /api/v1/ingest to the real server, misbehaving first: `fail` answers the first
+    n posts with that status (503 with Retry-After: 1), `delay` sleeps before every answer."""
+
+    def __init__(self, target: str, fail_status: int = 0, fail_count: int = 0, delay: float = 0.0):
+        self.target, self.fail_status, self.fail_left, self.delay = target, fail_status, fail_count, delay
+        self.batches: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(proxy.delay)
+                if proxy.fail_left > 0:
+                    proxy.fail_left -= 1
+                    self.send_response(proxy.fail_status)
+                    if proxy.fail_status == 503:
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "content-encoding", "authorization")}
+                req = urllib.request.Request(proxy.target + self.path, data=body, headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        status, answer = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    status, answer = e.code, e.read()
+                proxy.batches.append(status)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def timed_app(n_tasks: int = 200) -> list[float]:
+    """An app that measures its own sleeps: loopscope must not change them."""
+    async def worker():
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    took = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        await asyncio.sleep(0.02)
+        took.append(time.perf_counter() - t0)
+        await asyncio.gather(*(worker() for _ in range(n_tasks // 5)))
+    return took
+
+
+def assert_timings_unchanged(took: list[float]) -> None:
+    assert all(0.019 <= t < 0.035 for t in took), took
+
+
+def test_server_down_then_back(tmp_path):
+    port = free_port()
+    cap = 65536
+    loopscope.install(server=f"http://127.0.0.1:{port}", buffer_bytes=cap, max_tasks=100000)
+    try:
+        with loopscope.session("down") as s:
+            took = asyncio.run(timed_app(2000))
+        assert_timings_unchanged(took)
+        st = loopscope.stats()
+        assert st["bytes_used"] <= cap, st
+        assert st["dropped"] > 0, st
+        assert loopscope.flush(0.3) is False          # nothing can be delivered yet
+        srv = Server(tmp_path / "late.db", port=port).start()
+        try:
+            assert loopscope.flush(15), loopscope.stats()
+            summary = srv.get(f"/api/v1/sessions/{s.id}")
+            assert summary["dropped"] >= st["dropped"] > 0
+            assert summary["name"] == "down"
+        finally:
+            loopscope.uninstall(timeout=2)
+            srv.stop()
+    finally:
+        if loopscope.installed():
+            loopscope.uninstall(timeout=0)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_failing_server_retries_with_the_same_batch(server, status):
+    proxy = FaultProxy(server.url, fail_status=status, fail_count=2)
+    loopscope.install(server=proxy.url)
+    try:
+        with loopscope.session(f"fail-{status}") as s:
+            took = asyncio.run(timed_app(50))
+        assert_timings_unchanged(took)
+        assert loopscope.flush(15), loopscope.stats()
+        assert loopscope.stats()["retries"] >= 2
+    finally:
+        loopscope.uninstall(timeout=2)
+        proxy.close()
+    tasks = server.get(f"/api/v1/sessions/{s.id}/tasks")["tasks"]
+    assert len(tasks) == 51  # the root and 50 workers, each stored once
+
+
+def test_slow_server_does_not_slow_the_app(server):
+    proxy = FaultProxy(server.url, delay=0.5)
+    loopscope.install(server=proxy.url, flush_interval_ms=10)
+    try:
+        with loopscope.session("slow") as s:
+            took = asyncio.run(timed_app(50))
+        assert_timings_unchanged(took)
+        assert loopscope.flush(15)
+    finally:
+        loopscope.uninstall(timeout=2)
+        proxy.close()
+    assert len(server.get(f"/api/v1/sessions/{s.id}/tasks")["tasks"]) == 51
+
+
+async def before_fork() -> None:
+    await asyncio.sleep(0.005)
+
+
+async def after_fork() -> None:
+    await asyncio.gather(asyncio.sleep(0.005))
+
+
+async def child_main() -> None:
+    await asyncio.gather(*(asyncio.sleep(0.005) for _ in range(3)))
+
+
+def test_fork_child_gets_a_working_collector(server, collector, tmp_path):
+    collector()
+    id_file = tmp_path / "child-id"
+    with loopscope.session("parent") as s:
+        asyncio.run(before_fork())
+        pid = os.fork()
+        if pid == 0:  # the child records its own session, then leaves
+            code = 1
+            try:
+                with loopscope.session("child") as cs:
+                    asyncio.run(child_main())
+                code = 0 if loopscope.flush(10) else 2
+                id_file.write_text(cs.id)
+            finally:
+                os._exit(code)
+        asyncio.run(after_fork())
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert loopscope.flush(10)
+    parent = server.session(s.id)
+    child = server.session(id_file.read_text())
+    assert sorted(t["coro"].rsplit(".", 1)[-1] for t in parent["tasks"]) == ["after_fork", "before_fork", "sleep"]
+    assert all(t["state"] == "ok" for t in parent["tasks"])
+    coros = sorted(t["coro"].rsplit(".", 1)[-1] for t in child["tasks"])
+    assert coros == ["child_main", "sleep", "sleep", "sleep"]
+    assert child["summary"]["pid"] != parent["summary"]["pid"]
+
+
+def test_token_is_sent(tmp_path):
+    srv = Server(tmp_path / "tok.db", token="t0ken").start()
+    try:
+        loopscope.install(server=srv.url, token="t0ken")
+        with loopscope.session("tok") as s:
+            asyncio.run(asyncio.sleep(0.001))
+        assert loopscope.flush(10)
+        loopscope.uninstall()
+        assert srv.get(f"/api/v1/sessions/{s.id}")["name"] == "tok"
+        loopscope.install(server=srv.url, token="wrong")
+        with loopscope.session("bad"):
+            asyncio.run(asyncio.sleep(0.001))
+        assert loopscope.flush(2) is False
+        assert loopscope.stats()["last_status"] == 401
+    finally:
+        if loopscope.installed():
+            loopscope.uninstall(timeout=0)
+        srv.stop()

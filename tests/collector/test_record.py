@@ -1,0 +1,230 @@
+# test_record.py — what the collector records about real asyncio programs, checked against
+# ground truth through the real server: the task tree and end states, await points, blocking
+# calls with the culprit line, loop lag.
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import pytest
+
+from conftest import by_coro, line_of
+
+
+# ---- hierarchy --------------------------------------------------------------------------------
+
+async def leaf_ok(delay: float) -> str:
+    await asyncio.sleep(delay)
+    return "ok"
+
+
+async def leaf_fail() -> None:
+    await asyncio.sleep(0.001)
+    raise ValueError("leaf exploded")
+
+
+async def leaf_hang() -> None:
+    await asyncio.sleep(10)
+
+
+async def level2_gather() -> list:
+    return await asyncio.gather(leaf_ok(0.002), leaf_ok(0.003), leaf_fail(), return_exceptions=True)
+
+
+async def level2_group() -> None:
+    if sys.version_info >= (3, 11):
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(leaf_ok(0.002))
+            tg.create_task(leaf_ok(0.004))
+    else:  # no TaskGroup before 3.11: the same tree through create_task
+        await asyncio.wait([asyncio.create_task(leaf_ok(0.002)), asyncio.create_task(leaf_ok(0.004))])
+
+
+async def level1() -> None:
+    g = asyncio.create_task(level2_gather())
+    t = asyncio.create_task(level2_group())
+    hang = asyncio.create_task(leaf_hang())
+    await asyncio.sleep(0.01)
+    hang.cancel()
+    await asyncio.gather(g, t, return_exceptions=True)
+    try:
+        await hang
+    except asyncio.CancelledError:
+        pass
+
+
+async def hierarchy_main() -> None:
+    await asyncio.create_task(level1())
+
+
+def test_hierarchy_parents_and_states(record):
+    data = record(hierarchy_main, "hierarchy")
+    tasks = data["tasks"]
+    by_id = {t["id"]: t for t in tasks}
+    coro_of = lambda tid: by_id[tid]["coro"].rsplit(".", 1)[-1] if tid else None
+    # ground truth: every task's coroutine and its parent's coroutine
+    expected = {
+        "hierarchy_main": [None],
+        "level1": ["hierarchy_main"],
+        "level2_gather": ["level1"],
+        "level2_group": ["level1"],
+        "leaf_hang": ["level1"],
+        "leaf_ok": ["level2_gather", "level2_gather", "level2_group", "level2_group"],
+        "leaf_fail": ["level2_gather"],
+    }
+    seen: dict[str, list] = {}
+    for t in tasks:
+        seen.setdefault(t["coro"].rsplit(".", 1)[-1], []).append(coro_of(t["parent"]))
+    assert {k: sorted(v, key=str) for k, v in seen.items()} == {k: sorted(v, key=str) for k, v in expected.items()}
+    assert max(t["depth"] for t in tasks) == 3
+    states = {t["coro"].rsplit(".", 1)[-1]: t["state"] for t in tasks}
+    assert states["leaf_hang"] == "cancelled"
+    assert states["leaf_fail"] == "error"
+    fail = by_coro(tasks, "leaf_fail")[0]
+    assert fail["exc"] == "ValueError: leaf exploded"
+    assert all(t["state"] == "ok" for t in by_coro(tasks, "leaf_ok"))
+    assert by_coro(tasks, "hierarchy_main")[0]["state"] == "ok"
+    for t in tasks:
+        assert t["first_run"] is not None and t["first_run"] >= t["created"], t
+        assert t["ended"] is not None and t["ended"] >= t["first_run"], t
+
+
+# ---- await points -----------------------------------------------------------------------------
+
+async def sleeper() -> None:
+    await asyncio.sleep(0.05)  # AWAIT-HERE
+
+
+async def sleep_main() -> None:
+    await asyncio.create_task(sleeper())
+
+
+def test_sleep_await_point(record):
+    data = record(sleep_main, "await")
+    task = by_coro(data["tasks"], "sleeper")[0]
+    mine = [a for a in data["awaits"] if a["task"] == task["id"]]
+    assert len(mine) == 1, mine
+    a = mine[0]
+    assert a["file"] == __file__
+    assert a["line"] == line_of(sleeper, "AWAIT-HERE")
+    assert a["func"] == "sleeper"
+    assert a["what"] == "sleep"
+    assert 50_000_000 <= a["d"] < 60_000_000, a["d"]
+    # the parent waits on the child Task for the same time
+    parent = by_coro(data["tasks"], "sleep_main")[0]
+    pa = [x for x in data["awaits"] if x["task"] == parent["id"]]
+    assert pa and pa[0]["what"] == "Task" and pa[0]["d"] >= 50_000_000
+
+
+class AsyncSession:
+    async def execute(self, q: str) -> str:
+        await asyncio.sleep(0.012)
+        return q
+
+
+async def named_await_main() -> None:
+    db = AsyncSession()
+    await db.execute("select 1")  # EXECUTE-HERE
+    fut = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.011, fut.set_result, 1)
+    await fut  # FUTURE-HERE
+
+
+def test_awaited_object_names(record):
+    data = record(named_await_main, "names")
+    main = by_coro(data["tasks"], "named_await_main")[0]
+    mine = sorted((a for a in data["awaits"] if a["task"] == main["id"]), key=lambda a: a["t"])
+    assert [(a["what"], a["line"]) for a in mine] == [
+        ("AsyncSession.execute", line_of(named_await_main, "EXECUTE-HERE")),
+        ("Future", line_of(named_await_main, "FUTURE-HERE")),
+    ]
+
+
+# ---- blocking ---------------------------------------------------------------------------------
+
+async def blocking_handler() -> None:
+    await asyncio.sleep(0.001)
+    time.sleep(0.15)  # BLOCK-HERE
+    await asyncio.sleep(0.001)
+
+
+def test_blocking_sleep_names_the_line(record):
+    data = record(blocking_handler, "block")
+    blocks = data["blocks"]
+    assert len(blocks) == 1, blocks
+    b = blocks[0]
+    assert 135_000_000 <= b["d"] <= 165_000_000, b["d"]
+    inner = b["stack"][-1]
+    assert inner["file"] == __file__
+    assert inner["line"] == line_of(blocking_handler, "BLOCK-HERE")
+    assert inner["func"] == "blocking_handler"
+    assert inner["src"].startswith("time.sleep(0.15)")
+    task = by_coro(data["tasks"], "blocking_handler")[0]
+    assert b["task"] == task["id"]
+
+
+def spin(seconds: float) -> int:
+    n = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:  # SPIN-HERE
+        n += 1  # SPIN-BODY
+    return n
+
+
+async def cpu_handler() -> None:
+    await asyncio.sleep(0.001)
+    spin(0.15)
+    await asyncio.sleep(0.001)
+
+
+def test_blocking_cpu_loop_is_found(record):
+    data = record(cpu_handler, "cpu")
+    blocks = data["blocks"]
+    assert len(blocks) == 1, blocks
+    b = blocks[0]
+    assert 135_000_000 <= b["d"] <= 170_000_000, b["d"]
+    inner = b["stack"][-1]
+    assert inner["func"] == "spin"
+    assert inner["line"] in (line_of(spin, "SPIN-HERE"), line_of(spin, "SPIN-BODY"))
+    assert b["stack"][-2]["func"] == "cpu_handler"
+
+
+async def short_blocks() -> None:
+    for _ in range(20):
+        time.sleep(0.03)
+        await asyncio.sleep(0)
+
+
+def test_short_blocks_are_not_reported(record):
+    data = record(short_blocks, "short", blocking_threshold_ms=100)
+    assert data["blocks"] == []
+    assert data["summary"]["blocks"] == 0
+
+
+# ---- lag --------------------------------------------------------------------------------------
+
+async def idle() -> None:
+    await asyncio.sleep(1.0)
+
+
+def test_idle_loop_lag_is_small(record):
+    data = record(idle, "idle-lag")
+    lag = data["lag"]["summary"]
+    assert lag["samples"] >= 80, lag   # 1 s at 10 ms
+    assert lag["p99_ms"] < 2.0, lag
+
+
+async def stalls() -> None:
+    for _ in range(4):
+        await asyncio.sleep(0.03)
+        time.sleep(0.05)
+
+
+def test_stalls_show_as_lag(record):
+    # a 2 ms sample rate bounds how far before a stall the last sample can be due (< 2 ms), so
+    # the worst lateness must be the stall itself; with 10 ms it could be anywhere in (40, 50]
+    data = record(stalls, "stall-lag", sample_rate_ms=2)
+    lag = data["lag"]["summary"]
+    assert abs(lag["max_ms"] - 50.0) <= 5.0, lag
+    assert sum(1 for s in data["lag"]["samples"] if s["d"] >= 40_000_000) >= 3

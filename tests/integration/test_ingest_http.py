@@ -1,0 +1,281 @@
+"""test_ingest_http.py — POST /api/v1/ingest over real HTTP: 202 after commit, 200 for a
+retried batch (stored once), 400 naming the first bad field with nothing stored, 413, 415,
+401, 503 with Retry-After, gzip bodies, concurrent posters."""
+import gzip
+import json
+import socket
+import sqlite3
+import threading
+import time
+
+from batches import EXAMPLE, EXAMPLE_SUMMARY, batch, example
+
+
+def test_accepts_and_answers_after_commit(server):
+    r = server.ingest(EXAMPLE)
+    assert r.status == 202
+    assert r.json() == {"accepted": 9}
+    assert r.header("content-type") == "application/json"
+    # committed: a separate connection to the same file sees it at once
+    db = sqlite3.connect(server.db)
+    assert db.execute("select count(*) from batches").fetchone()[0] == 1
+    db.close()
+    assert server.get_json("/api/v1/sessions/s-9f1c2e") == EXAMPLE_SUMMARY
+
+
+def test_retried_batch_is_answered_200_and_stored_once(server):
+    assert server.ingest(EXAMPLE).status == 202
+    for _ in range(3):
+        r = server.ingest(EXAMPLE)
+        assert r.status == 200
+        assert r.json() == {"accepted": 9, "duplicate": True}
+    assert server.get_json("/api/v1/sessions/s-9f1c2e") == EXAMPLE_SUMMARY
+    m = server.metrics()
+    assert m["loopscope_batches_total"] == 1
+    assert m["loopscope_duplicate_batches_total"] == 3
+    assert m["loopscope_events_total"] == 9
+    # the same batch id in another session is another batch
+    assert server.ingest(example(session="s-other")).status == 202
+
+
+BAD = [
+    ({"v": 2}, "v: expected 1"),
+    ({"batch": ""}, "batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]"),
+    ({"session": 5}, "session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]"),
+    ({"events": "x"}, "events: expected an array"),
+    ({"meta": {"pid": "7"}}, "meta.pid: expected an integer in [0, 2^53)"),
+]
+
+
+def test_bad_top_level_fields_are_named(server):
+    for change, detail in BAD:
+        r = server.ingest(example(**change))
+        assert r.status == 400, change
+        assert r.json() == {"error": "invalid", "detail": detail}
+
+
+def test_bad_event_is_named_and_nothing_of_the_batch_is_stored(server):
+    cases = [
+        ({"k": "step", "id": 2, "t": 1.5, "d": 1}, "events[9].t: expected an integer in [0, 2^53)"),
+        ({"k": "step", "id": 2, "t": 2 ** 53, "d": 1}, "events[9].t: expected an integer in [0, 2^53)"),
+        ({"k": "step", "id": 2, "t": -1, "d": 1}, "events[9].t: expected an integer in [0, 2^53)"),
+        ({"k": "await", "id": 2, "t": 1, "d": -5}, "events[9].d: expected an integer in [0, 2^53)"),
+        ({"id": 2, "t": 1}, "events[9].k: missing"),
+        ({"k": "task", "id": 0, "t": 1}, "events[9].id: expected a positive integer below 2^53"),
+        ({"k": "done", "id": 2, "t": 1, "state": "gone"}, "events[9].state: expected one of ok, cancelled, error"),
+        ({"k": "task", "id": 3, "t": 1, "name": "x" * 5000}, "events[9].name: longer than 4096 bytes"),
+    ]
+    for ev, detail in cases:
+        b = example(session="s-bad")
+        b["events"].append(ev)
+        r = server.ingest(b)
+        assert r.status == 400, ev
+        assert r.json()["detail"] == detail
+    assert server.get("/api/v1/sessions/s-bad").status == 404
+    assert server.get_json("/api/v1/sessions")["sessions"] == []
+    assert server.metrics()['loopscope_rejects_total{reason="invalid"}'] == len(cases)
+
+
+def test_not_json_and_too_deep(server):
+    r = server.ingest(None, raw=b'{"v": 1, "batch": ')
+    assert r.status == 400
+    assert r.json()["detail"].startswith("body: not valid JSON")
+    deep = b'{"v":1,"batch":"b","session":"s","events":[],"x":' + b"[" * 40 + b"]" * 40 + b"}"
+    r = server.ingest(None, raw=deep)
+    assert r.status == 400
+    assert r.json()["detail"] == "body: nested deeper than 16 levels"
+
+
+def test_unknown_kinds_are_counted_not_fatal(server):
+    b = example()
+    b["events"] += [{"k": "gc", "t": 5}, {"k": "future", "x": 1}]
+    r = server.ingest(b)
+    assert r.status == 202
+    assert r.json() == {"accepted": 11}
+    assert server.get_json("/api/v1/sessions/s-9f1c2e")["unknown_events"] == 2
+    assert server.metrics()["loopscope_unknown_events_total"] == 2
+
+
+def test_unknown_session_without_meta_is_fine(server):
+    r = server.ingest(batch("s-late", "b2", [{"k": "step", "id": 1, "t": 5, "d": 10}]))
+    assert r.status == 202
+    s = server.get_json("/api/v1/sessions/s-late")
+    assert s["name"] is None and s["duration_ns"] == 15 and s["tasks"] == 0
+
+
+def test_content_type_and_encoding_415(server):
+    body = json.dumps(EXAMPLE).encode()
+    for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/jsonx"}, {},
+                    {"Content-Type": "application/json", "Content-Encoding": "br"}):
+        r = server.request("POST", "/api/v1/ingest", body=body, headers=headers)
+        assert r.status == 415, headers
+        assert r.json()["error"] == "unsupported_media_type"
+    ok = server.request("POST", "/api/v1/ingest", body=body,
+                        headers={"Content-Type": "Application/JSON; charset=utf-8"})
+    assert ok.status == 202
+    assert server.metrics()['loopscope_rejects_total{reason="unsupported_media_type"}'] == 4
+
+
+def test_gzip_bodies(server):
+    body = gzip.compress(json.dumps(EXAMPLE).encode())
+    r = server.ingest(None, raw=body, headers={"Content-Encoding": "gzip"})
+    assert r.status == 202
+    assert server.get_json("/api/v1/sessions/s-9f1c2e") == EXAMPLE_SUMMARY
+    r = server.ingest(None, raw=b"\x1f\x8b\x08\x00garbage", headers={"Content-Encoding": "gzip"})
+    assert r.status == 400
+    assert r.json()["detail"] == "body: not valid gzip"
+    r = server.ingest(None, raw=body[:-10], headers={"Content-Encoding": "gzip"})
+    assert r.status == 400
+
+
+def test_413_over_the_body_limit(make_server):
+    s = make_server("--max-body", "2K")
+    small = batch("s1", "b1", [{"k": "lag", "t": 1, "d": 1}])
+    assert s.ingest(small).status == 202
+    big = batch("s1", "b2", [{"k": "lag", "t": i, "d": 1} for i in range(200)])
+    r = s.ingest(big)
+    assert r.status == 413
+    assert r.json()["error"] == "too_large"
+    # a gzip body that is small on the wire but too large once decompressed
+    bomb = gzip.compress(json.dumps(big).encode())
+    assert len(bomb) < 2048
+    r = s.ingest(None, raw=bomb, headers={"Content-Encoding": "gzip"})
+    assert r.status == 413
+    # a body announced far past the limit is answered before it is sent
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        c.sendall(b"POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000000\r\n\r\n")
+        head = c.recv(4096)
+        assert head.startswith(b"HTTP/1.1 413"), head
+    # chunked, with no length announced: refused once past the limit
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        c.sendall(b"POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 1000
+        for _ in range(3):
+            c.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        c.sendall(b"0\r\n\r\n")
+        head = c.recv(4096)
+        assert head.startswith(b"HTTP/1.1 413"), head
+    assert s.metrics()['loopscope_rejects_total{reason="too_large"}'] == 4
+    assert s.get_json("/api/v1/sessions/s1")["lag"]["samples"] == 1
+
+
+def test_401_with_a_token(make_server):
+    s = make_server("--token", "sekrit")
+    assert s.ingest(EXAMPLE).status == 401
+    r = s.ingest(EXAMPLE, headers={"Authorization": "Bearer wrong"})
+    assert r.status == 401
+    assert r.json()["error"] == "unauthorized"
+    assert r.header("www-authenticate").startswith("Bearer")
+    assert s.ingest(EXAMPLE, headers={"Authorization": "Bearer sekrit-longer"}).status == 401
+    assert s.ingest(EXAMPLE, headers={"Authorization": "Bearer sekrit"}).status == 202
+    assert s.get("/api/v1/sessions").status == 401
+    assert s.get("/api/v1/sessions/s-9f1c2e/tasks").status == 401
+    assert s.get("/metrics").status == 401
+    assert s.get("/healthz").status == 200
+    auth = {"Authorization": "Bearer sekrit"}
+    assert s.get_json("/api/v1/sessions/s-9f1c2e", headers=auth) == EXAMPLE_SUMMARY
+    assert s.metrics(headers=auth)['loopscope_rejects_total{reason="unauthorized"}'] == 3
+
+
+def _post_in_thread(s, b, results, key):
+    def run():
+        results[key] = s.ingest(b)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def _wait_for(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _writer_groups(s):
+    return s.read_log().count("writer: writing a group of")
+
+
+def test_503_when_the_queue_is_full(make_server):
+    s = make_server("--queue", "1", "--log-level", "debug")
+    assert s.ingest(batch("s0", "b0", [])).status == 202  # the schema exists
+    # another process holds the write lock: the writer waits on it with batch A
+    lock = sqlite3.connect(s.db, timeout=0, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    results = {}
+    try:
+        groups = _writer_groups(s)
+        ta = _post_in_thread(s, batch("s1", "A", [{"k": "lag", "t": 1, "d": 1}]), results, "A")
+        assert _wait_for(lambda: _writer_groups(s) > groups)  # A is taken: waiting for the lock
+        tb = _post_in_thread(s, batch("s1", "B", [{"k": "lag", "t": 2, "d": 1}]), results, "B")
+        assert _wait_for(lambda: s.metrics()["loopscope_queue_depth"] == 1)
+        r = s.ingest(batch("s1", "C", [{"k": "lag", "t": 3, "d": 1}]))
+        assert r.status == 503
+        assert r.header("retry-after") == "1"
+        assert r.json()["error"] == "unavailable"
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    ta.join(20)
+    tb.join(20)
+    assert results["A"].status == 202
+    assert results["B"].status == 202
+    assert s.get_json("/api/v1/sessions/s1/lag")["summary"]["samples"] == 2
+    assert s.metrics()['loopscope_rejects_total{reason="unavailable"}'] == 1
+
+
+def test_503_when_the_database_stays_locked(make_server):
+    s = make_server()
+    assert s.ingest(batch("s0", "b0", [])).status == 202
+    lock = sqlite3.connect(s.db, timeout=0, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        r = s.ingest(batch("s1", "A", []))
+        waited = time.monotonic() - t0
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert r.status == 503
+    assert r.header("retry-after") == "1"
+    assert 4.0 <= waited < 30.0  # the 5 s busy timeout, then an honest 503
+    assert s.ingest(batch("s1", "A", [])).status == 202  # the retry succeeds
+
+
+def test_concurrent_posters(server):
+    n_threads, n_batches = 8, 20
+    errors = []
+
+    def poster(k):
+        try:
+            for i in range(n_batches):
+                events = [{"k": "task", "id": k * 1000 + i + 1, "t": i, "parent": 0}]
+                events += [{"k": "step", "id": k * 1000 + i + 1, "t": i * 10 + j, "d": 1} for j in range(50)]
+                b = batch("s-conc", f"b-{k}-{i}", events)
+                r = server.ingest(b)
+                if r.status != 202:
+                    errors.append(r.status)
+                if i % 5 == 0:  # a retry of the same batch on another connection
+                    r = server.ingest(b)
+                    if r.status != 200:
+                        errors.append(("retry", r.status))
+        except Exception as e:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(e)
+
+    threads = [threading.Thread(target=poster, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    tasks = server.get_json("/api/v1/sessions/s-conc/tasks")["tasks"]
+    assert len(tasks) == n_threads * n_batches
+    assert all(t["busy_ns"] == 50 for t in tasks)
+    m = server.metrics()
+    assert m["loopscope_batches_total"] == n_threads * n_batches
+    assert m["loopscope_duplicate_batches_total"] == n_threads * n_batches // 5
+    assert m["loopscope_events_total"] == n_threads * n_batches * 51

@@ -1,0 +1,187 @@
+"""test_queries.py — every REST read endpoint over real HTTP with exact answers: sessions and
+summary, tasks, awaits and hot spots, blocks, lag, concurrency, timeline (LOD), export round
+trip, DELETE, plus their 400/404/405 answers."""
+import gzip
+
+from batches import EXAMPLE, EXAMPLE_SUMMARY, batch, example
+
+S = "/api/v1/sessions/s-9f1c2e"
+
+
+def test_sessions_and_summary(server):
+    assert server.get_json("/api/v1/sessions") == {"sessions": []}
+    assert server.ingest(EXAMPLE).status == 202
+    assert server.get_json("/api/v1/sessions") == {"sessions": [EXAMPLE_SUMMARY]}
+    assert server.get_json(S) == EXAMPLE_SUMMARY
+    later = example(session="s-later", meta={"name": "POST /x", "started_unix_ns": "1764089000123456790"})
+    assert server.ingest(later).status == 202
+    ids = [s["id"] for s in server.get_json("/api/v1/sessions")["sessions"]]
+    assert ids == ["s-later", "s-9f1c2e"]
+    assert [s["id"] for s in server.get_json("/api/v1/sessions?name=POST")["sessions"]] == ["s-later"]
+    assert [s["id"] for s in server.get_json("/api/v1/sessions?limit=1")["sessions"]] == ["s-later"]
+    r = server.get("/api/v1/sessions?limit=5000")
+    assert r.status == 400
+    assert r.json() == {"error": "invalid", "detail": "limit: expected an integer in [1, 1000]"}
+
+
+def test_tasks(server):
+    assert server.ingest(EXAMPLE).status == 202
+    tasks = server.get_json(S + "/tasks")["tasks"]
+    assert tasks == [
+        {"id": 1, "name": "Task-1", "coro": "app.views.user_page", "parent": 0, "children": [2],
+         "depth": 0, "created": 0, "first_run": None, "ended": None, "state": None, "exc": None,
+         "busy_ns": 0, "wait_ns": 0},
+        {"id": 2, "name": "Task-2", "coro": "app.db.fetch_user", "parent": 1, "children": [],
+         "depth": 1, "created": 120000, "first_run": 130000, "ended": 95000000, "state": "ok",
+         "exc": None, "busy_ns": 52000, "wait_ns": 45000000},
+    ]
+
+
+def test_tasks_split_in_reverse_order_with_missing_parent(server):
+    late = batch("s2", "b2", [
+        {"k": "step", "id": 5, "t": 40, "d": 7}, {"k": "done", "id": 5, "t": 90, "state": "cancelled"},
+        {"k": "task", "id": 6, "parent": 5, "t": 50}, {"k": "end", "t": 100}])
+    early = batch("s2", "b1", [
+        {"k": "task", "id": 5, "parent": 99, "t": 10, "name": "orphan"},  # parent never arrives
+        {"k": "step", "id": 5, "t": 20, "d": 3}], meta={"name": "split"})
+    assert server.ingest(late).status == 202
+    assert server.ingest(early).status == 202
+    tasks = server.get_json("/api/v1/sessions/s2/tasks")["tasks"]
+    assert [(t["id"], t["parent"], t["depth"], t["children"]) for t in tasks] == [(5, 0, 0, [6]), (6, 5, 1, [])]
+    assert tasks[0]["busy_ns"] == 10 and tasks[0]["first_run"] == 20 and tasks[0]["state"] == "cancelled"
+    c = server.get_json("/api/v1/sessions/s2/concurrency")
+    # 5 alive [10, 90), 6 alive [50, 100) (no done: until the end)
+    assert c == {"max": 2, "series": [{"t": 0, "n": 0}, {"t": 10, "n": 1}, {"t": 50, "n": 2}, {"t": 90, "n": 1}, {"t": 100, "n": 1}]}
+    assert server.get_json("/api/v1/sessions/s2")["max_concurrency"] == 2
+
+
+def test_awaits_and_hotspots(server):
+    evs = [
+        {"k": "await", "id": 1, "t": 10, "d": 30_000_000, "what": "sleep", "file": "a.py", "line": 3, "func": "f"},
+        {"k": "await", "id": 2, "t": 5, "d": 30_000_000, "what": "sleep", "file": "a.py", "line": 3, "func": "f"},
+        {"k": "await", "id": 1, "t": 50, "d": 40_000_000, "what": "get", "file": "b.py", "line": 9, "func": "g"},
+        {"k": "await", "id": 1, "t": 60, "d": 9_999_999, "what": "get", "file": "b.py", "line": 9, "func": "g"},
+    ]
+    assert server.ingest(batch("s3", "b", evs)).status == 202
+    j = server.get_json("/api/v1/sessions/s3/awaits")
+    assert j["min_ms"] == 10 and j["total"] == 3
+    assert [(a["t"], a["d"]) for a in j["awaits"]] == [(50, 40_000_000), (5, 30_000_000), (10, 30_000_000)]
+    assert j["awaits"][0] == {"task": 1, "t": 50, "d": 40_000_000, "what": "get", "file": "b.py", "line": 9, "func": "g"}
+    assert j["hotspots"] == [
+        {"file": "a.py", "line": 3, "func": "f", "what": "sleep", "count": 2, "total_ns": 60_000_000, "max_ns": 30_000_000},
+        {"file": "b.py", "line": 9, "func": "g", "what": "get", "count": 1, "total_ns": 40_000_000, "max_ns": 40_000_000},
+    ]
+    j = server.get_json("/api/v1/sessions/s3/awaits?min_ms=0&limit=2")
+    assert j["total"] == 4 and len(j["awaits"]) == 2
+    assert j["hotspots"][1]["count"] == 2
+    assert server.get("/api/v1/sessions/s3/awaits?min_ms=x").status == 400
+
+
+def test_blocks_and_lag(server):
+    evs = [
+        {"k": "block", "id": 1, "t": 500, "d": 150, "stack": [
+            {"file": "app/x.py", "line": 1, "func": "outer"},
+            {"file": "app/views.py", "line": 45, "func": "user_page", "src": "time.sleep(0.15)"}]},
+        {"k": "block", "t": 100, "d": 10},
+        {"k": "lag", "t": 30, "d": 4_000_000}, {"k": "lag", "t": 10, "d": 1_000_000},
+        {"k": "lag", "t": 20, "d": 2_000_000}, {"k": "lag", "t": 40, "d": 3_000_000},
+    ]
+    assert server.ingest(batch("s4", "b", evs)).status == 202
+    blocks = server.get_json("/api/v1/sessions/s4/blocks")["blocks"]
+    assert blocks == [
+        {"task": 0, "t": 100, "d": 10, "stack": []},
+        {"task": 1, "t": 500, "d": 150, "stack": [
+            {"file": "app/x.py", "line": 1, "func": "outer", "src": None},
+            {"file": "app/views.py", "line": 45, "func": "user_page", "src": "time.sleep(0.15)"}]},
+    ]
+    lag = server.get_json("/api/v1/sessions/s4/lag")
+    # nearest rank of 4 samples: p50 = 2nd, p95 = p99 = 4th
+    assert lag["summary"] == {"samples": 4, "avg_ms": 2.5, "p50_ms": 2, "p95_ms": 4, "p99_ms": 4, "max_ms": 4}
+    assert [s["t"] for s in lag["samples"]] == [10, 20, 30, 40]
+
+
+def test_timeline(server):
+    assert server.ingest(EXAMPLE).status == 202
+    j = server.get_json(S + "/timeline")
+    assert j == {
+        "from": 0, "to": 250000000, "px": 1000, "ns_per_px": 250000,
+        "lanes": [{"task": 2, "items": [
+            {"k": "step", "t": 130000, "d": 52000, "n": 1},
+            {"k": "await", "t": 182000, "d": 45000000, "what": "AsyncSession.execute",
+             "file": "app/db.py", "line": 23, "func": "fetch_user", "n": 1}]}],
+        "blocks": [{"task": 1, "t": 50000000, "d": 150000000, "n": 1, "file": "app/views.py", "line": 45,
+                    "func": "user_page", "src": "time.sleep(0.15)"}],
+        "lag": [{"t": 60000000, "d": 2300000, "n": 1}],
+    }
+    # many narrow steps: at most one per column per kind survives, n counts them all
+    steps = [{"k": "step", "id": 7, "t": i * 100, "d": 5 + i % 3} for i in range(5000)]
+    assert server.ingest(batch("s5", "b", steps)).status == 202
+    j = server.get_json("/api/v1/sessions/s5/timeline?from=0&to=500000&px=50&tasks=7")
+    items = j["lanes"][0]["items"]
+    assert len(items) == 50 and sum(i["n"] for i in items) == 5000
+    assert j["get" if False else "ns_per_px"] == 10000
+    j = server.get_json("/api/v1/sessions/s5/timeline?from=0&to=500000&px=50&tasks=8")
+    assert j["lanes"] == []
+    for q, detail in [("px=0", "px: expected an integer in [1, 10000]"),
+                      ("from=5&to=5", "to: must be greater than from"),
+                      ("tasks=a", "tasks: expected at most 2000 comma-separated task ids"),
+                      ("from=-1", "from: expected an integer in [0, 2^53]")]:
+        r = server.get("/api/v1/sessions/s5/timeline?" + q)
+        assert r.status == 400 and r.json()["detail"] == detail, q
+
+
+def test_export_round_trip_and_delete(server):
+    b = example()
+    b["events"].append({"k": "done", "id": 1, "t": 240000000, "state": "error", "exc": "ValueError: boom"})
+    assert server.ingest(b).status == 202
+    views = ["", "/tasks", "/awaits?min_ms=0", "/blocks", "/lag", "/concurrency", "/timeline"]
+    before = {v: server.get_json(S + v) for v in views}
+    exported = server.get_json(S + "/export?format=json")
+    assert exported["v"] == 1 and exported["batch"] == "export-s-9f1c2e" and exported["session"] == "s-9f1c2e"
+    assert exported["meta"] == EXAMPLE["meta"]
+    assert server.get_json(S + "/export") == exported
+    for fmt in ("chrome", "otlp"):
+        r = server.get(S + "/export?format=" + fmt)
+        assert r.status == 400 and "not implemented" in r.json()["detail"]
+    assert server.get(S + "/export?format=xml").status == 400
+
+    r = server.request("DELETE", S)
+    assert r.status == 200 and r.json() == {"deleted": "s-9f1c2e"}
+    assert server.request("DELETE", S).status == 404
+    for v in views:
+        assert server.get(S + v).status == 404
+    assert server.get(S + "/export").status == 404
+
+    assert server.ingest(exported).status == 202
+    assert {v: server.get_json(S + v) for v in views} == before
+
+
+def test_gzip_answers(server):
+    evs = [{"k": "task", "id": i, "t": i, "name": f"Task-{i}"} for i in range(1, 300)]
+    assert server.ingest(batch("s6", "b", evs)).status == 202
+    r = server.get("/api/v1/sessions/s6/tasks", headers={"Accept-Encoding": "gzip"})
+    assert r.status == 200 and r.header("content-encoding") == "gzip"
+    assert len(r.json()["tasks"]) == 299
+    assert len(r.body) < len(gzip.decompress(r.body))
+    plain = server.get("/api/v1/sessions/s6/tasks")
+    assert plain.header("content-encoding") is None
+    assert plain.json() == r.json()
+
+
+def test_not_found_and_methods(server):
+    assert server.ingest(EXAMPLE).status == 202
+    cases = [
+        ("GET", "/api/v1/nope", 404), ("GET", S + "/nope", 404), ("GET", "/api/v1/sessions/bad%20id", 404),
+        ("GET", "/api/v1/sessions/" + "x" * 200, 404), ("GET", "/nope", 404), ("GET", "/static/nope.js", 404),
+        ("GET", "/api/v1/ingest", 405), ("PUT", "/api/v1/sessions", 405), ("POST", S, 405),
+        ("POST", S + "/tasks", 405), ("DELETE", S + "/export", 405), ("POST", "/healthz", 405),
+        ("POST", "/", 405), ("GET", "/api/v1/sessions/", 404),
+    ]
+    for method, path, status in cases:
+        r = server.request(method, path)
+        assert r.status == status, (method, path, r.status)
+        j = r.json()
+        assert set(j) == {"error", "detail"}
+        assert j["error"] == {404: "not_found", 405: "method_not_allowed"}[status]
+        if status == 405:
+            assert r.header("allow")

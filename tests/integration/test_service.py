@@ -1,0 +1,143 @@
+"""test_service.py — the binary as a service: /healthz, /metrics, pages with CSP, command-line
+options, SIGTERM finishing queued work with exit 0, restart with the data kept."""
+import sqlite3
+import subprocess
+import threading
+import time
+
+from batches import EXAMPLE, EXAMPLE_SUMMARY, batch
+from conftest import BINARY, Server
+
+CSP_START = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+             "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors ")
+
+
+def test_healthz_and_metrics(server):
+    assert server.get_json("/healthz") == {"ok": True, "version": "0.1.0", "schema": 1}
+    assert server.ingest(EXAMPLE).status == 202
+    assert server.ingest({"v": 9}).status == 400
+    r = server.get("/metrics")
+    assert r.header("content-type").startswith("text/plain; version=0.0.4")
+    text = r.body.decode()
+    assert "# TYPE loopscope_batches_total counter" in text
+    m = server.metrics()
+    assert m["loopscope_batches_total"] == 1
+    assert m["loopscope_events_total"] == 9
+    assert m['loopscope_rejects_total{reason="invalid"}'] == 1
+    assert m["loopscope_queue_depth"] == 0
+    assert m["loopscope_db_bytes"] > 4096
+    assert m["loopscope_http_requests_total"] >= 3
+
+
+def test_pages_carry_csp(make_server):
+    s = make_server()
+    for path, marker in [("/", b"<!doctype html"), ("/sessions/s-9f1c2e", b"<!doctype html"),
+                         ("/sessions/s-9f1c2e?embed=1", b"<!doctype html")]:
+        r = s.get(path)
+        assert r.status == 200, path
+        assert r.body.lower().startswith(marker)
+        assert r.header("content-type") == "text/html; charset=utf-8"
+        assert r.header("content-security-policy") == CSP_START + "'self' http://127.0.0.1:* http://localhost:*"
+        assert r.header("x-content-type-options") == "nosniff"
+    assert s.get("/").body != s.get("/sessions/x").body
+    r = s.get("/static/style.css")
+    assert r.status == 200 and r.header("content-type") == "text/css; charset=utf-8"
+    r = s.get("/static/api.js")
+    assert r.status == 200 and r.header("content-type") == "text/javascript; charset=utf-8"
+    assert r.header("x-content-type-options") == "nosniff"
+    assert s.get("/static/../CMakeLists.txt").status == 404
+    o = make_server("--embed-origin", "http://127.0.0.1:8000", "--embed-origin", "https://dev.example")
+    assert o.get("/").header("content-security-policy") == CSP_START + "http://127.0.0.1:8000 https://dev.example"
+
+
+def run_binary(*args, timeout=10):
+    return subprocess.run([BINARY, *args], capture_output=True, timeout=timeout, text=True)
+
+
+def test_command_line(tmp_path):
+    r = run_binary("--help")
+    assert r.returncode == 0 and "--listen HOST:PORT" in r.stdout and "--max-body" in r.stdout
+    r = run_binary("--version")
+    assert r.returncode == 0 and r.stdout.strip() == "loopscope-server 0.1.0"
+    db = str(tmp_path / "x.db")
+    for args, msg in [
+        (["--bogus"], "unknown option"),
+        (["--db"], "needs a value"),
+        (["--log-level", "loud"], "--log-level"),
+        (["--max-body", "12Q"], "--max-body"),
+        (["--threads", "0"], "--threads"),
+        (["--embed-origin", "a; script-src *"], "--embed-origin"),
+        (["--listen", "nohostport", "--db", db], "--listen"),
+        (["--listen", "127.0.0.1:99999", "--db", db], "--listen"),
+        (["--listen", "0.0.0.0:0", "--db", db], "--token"),
+    ]:
+        r = run_binary(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert msg in r.stderr, (args, r.stderr)
+    r = run_binary("--listen", "127.0.0.1:0", "--db", str(tmp_path / "no" / "such" / "dir.db"))
+    assert r.returncode == 1 and "cannot open the database" in r.stderr
+
+
+def test_port_in_use(make_server, tmp_path):
+    a = make_server()
+    r = run_binary("--listen", f"127.0.0.1:{a.port}", "--db", str(tmp_path / "other.db"))
+    assert r.returncode == 1 and "cannot listen" in r.stderr
+
+
+def test_restart_keeps_data(tmp_path):
+    s = Server(tmp_path).start()
+    assert s.ingest(EXAMPLE).status == 202
+    assert s.stop() == 0
+    log = s.read_log()
+    assert "SIGTERM: stopping" in log and "stopped cleanly" in log
+    s2 = Server(tmp_path, db=s.db, env=None).start()
+    try:
+        assert s2.get_json("/api/v1/sessions/s-9f1c2e") == EXAMPLE_SUMMARY
+        assert s2.ingest(EXAMPLE).status == 200  # idempotency survives the restart
+    finally:
+        assert s2.stop() == 0
+
+
+def test_sigterm_finishes_the_batch_in_flight(tmp_path):
+    s = Server(tmp_path, "--log-level", "debug").start()
+    assert s.ingest(batch("s0", "b0", [])).status == 202
+    lock = sqlite3.connect(s.db, timeout=0, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", s.ingest(batch("s1", "A", [{"k": "lag", "t": 1, "d": 7}]))))
+    groups = s.read_log().count("writer: writing a group of")
+    t.start()
+    deadline = time.monotonic() + 20
+    while s.read_log().count("writer: writing a group of") == groups and time.monotonic() < deadline:
+        time.sleep(0.01)  # until A waits in the writer for the lock
+    proc = s.proc
+    proc.send_signal(15)
+    time.sleep(0.3)
+    assert proc.poll() is None  # still finishing A
+    try:  # no longer accepting
+        s.get("/healthz", timeout=2)
+        accepted = True
+    except OSError:
+        accepted = False
+    assert not accepted
+    lock.execute("ROLLBACK")
+    lock.close()
+    t.join(20)
+    assert proc.wait(20) == 0
+    s.proc = None
+    s.log.close()
+    assert result["r"].status == 202
+    db = sqlite3.connect(s.db)
+    assert db.execute("select d from lag").fetchall() == [(7,)]
+    # the final checkpoint moved everything into the database file
+    assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_sigint_also_stops_cleanly(tmp_path):
+    s = Server(tmp_path).start()
+    s.proc.send_signal(2)
+    assert s.proc.wait(20) == 0
+    assert "SIGINT: stopping" in s.read_log()
+    s.proc = None
+    s.log.close()

@@ -1,0 +1,435 @@
+/* test_ingest.c — Check suite for server/ingest.c: every field of ingest contract v1 accepted
+ * and refused with the precise detail naming it, limits (events, strings, frames, nesting),
+ * unknown kinds counted, UTF-8 and id rules, and the rows a good batch turns into. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+
+static ingest_limits lim;
+
+static void setup(void)
+{
+  ingest_default_limits(&lim);
+}
+
+/* Parses `events` (a JSON array body) wrapped in a valid batch. */
+static int parse_events(const char *events, ingest_batch **b, char *detail, size_t dlen)
+{
+  char body[8192];
+  snprintf(body, sizeof(body), "{\"v\":1,\"batch\":\"b1\",\"session\":\"s1\",\"events\":%s}", events);
+  return ingest_parse(body, strlen(body), &lim, b, detail, dlen);
+}
+
+/* Expects the events to be refused with exactly `want` as detail. */
+static void refused(const char *events, const char *want)
+{
+  ingest_batch *b = (ingest_batch *)1;
+  char detail[256];
+  int rc = parse_events(events, &b, detail, sizeof(detail));
+  ck_assert_msg(rc == LS_EINVAL, "accepted: %s", events);
+  ck_assert_ptr_null(b);
+  ck_assert_str_eq(detail, want);
+}
+
+static void refused_body(const char *body, const char *want)
+{
+  ingest_batch *b = (ingest_batch *)1;
+  char detail[256];
+  int rc = ingest_parse(body, strlen(body), &lim, &b, detail, sizeof(detail));
+  ck_assert_msg(rc == LS_EINVAL, "accepted: %s", body);
+  ck_assert_ptr_null(b);
+  ck_assert_str_eq(detail, want);
+}
+
+static ingest_batch *accepted(const char *events)
+{
+  ingest_batch *b = NULL;
+  char detail[256];
+  int rc = parse_events(events, &b, detail, sizeof(detail));
+  ck_assert_msg(rc == 0, "refused (%s): %s", detail, events);
+  ck_assert_ptr_nonnull(b);
+  return b;
+}
+
+START_TEST(design_example)
+{
+  const char *body =
+    "{\"v\":1,\"batch\":\"b-4711-000042\",\"session\":\"s-9f1c2e\","
+    "\"meta\":{\"name\":\"GET /users/42\",\"service\":\"shop\",\"pid\":4711,\"host\":\"dev1\","
+    "\"python\":\"3.11.7\",\"started_unix_ns\":\"1764089000123456789\"},\"events\":["
+    "{\"k\":\"task\",\"id\":1,\"parent\":0,\"name\":\"Task-1\",\"coro\":\"app.views.user_page\",\"t\":0},"
+    "{\"k\":\"task\",\"id\":2,\"parent\":1,\"name\":\"Task-2\",\"coro\":\"app.db.fetch_user\",\"t\":120000},"
+    "{\"k\":\"step\",\"id\":2,\"t\":130000,\"d\":52000},"
+    "{\"k\":\"await\",\"id\":2,\"t\":182000,\"d\":45000000,\"what\":\"AsyncSession.execute\","
+    "\"file\":\"app/db.py\",\"line\":23,\"func\":\"fetch_user\"},"
+    "{\"k\":\"block\",\"id\":1,\"t\":50000000,\"d\":150000000,"
+    "\"stack\":[{\"file\":\"app/a.py\",\"line\":1,\"func\":\"outer\"},"
+    "{\"file\":\"app/views.py\",\"line\":45,\"func\":\"user_page\",\"src\":\"time.sleep(0.15)\"}]},"
+    "{\"k\":\"lag\",\"t\":60000000,\"d\":2300000},"
+    "{\"k\":\"done\",\"id\":2,\"t\":95000000,\"state\":\"ok\"},"
+    "{\"k\":\"drop\",\"n\":12},{\"k\":\"end\",\"t\":250000000}]}";
+  ingest_batch *b = NULL;
+  char detail[256];
+  ck_assert_int_eq(ingest_parse(body, strlen(body), &lim, &b, detail, sizeof(detail)), 0);
+  ck_assert_str_eq(b->batch, "b-4711-000042");
+  ck_assert_str_eq(b->session, "s-9f1c2e");
+  ck_assert_int_eq(b->meta.present, 1);
+  ck_assert_str_eq(b->meta.name, "GET /users/42");
+  ck_assert_str_eq(b->meta.service, "shop");
+  ck_assert_str_eq(b->meta.host, "dev1");
+  ck_assert_str_eq(b->meta.python, "3.11.7");
+  ck_assert_int_eq(b->meta.pid, 4711);
+  ck_assert_str_eq(b->meta.started, "1764089000123456789");
+  ck_assert(b->meta.started_ns == 1764089000123456789LL);
+  ck_assert_uint_eq(b->events, 9);
+  ck_assert_uint_eq(b->ntasks, 2);
+  ck_assert_int_eq(b->tasks[1].id, 2);
+  ck_assert_int_eq(b->tasks[1].parent, 1);
+  ck_assert_str_eq(b->tasks[1].coro, "app.db.fetch_user");
+  ck_assert_uint_eq(b->nsteps, 1);
+  ck_assert_int_eq(b->steps[0].d, 52000);
+  ck_assert_uint_eq(b->nawaits, 1);
+  ck_assert_int_eq(b->awaits[0].line, 23);
+  ck_assert_str_eq(b->awaits[0].what, "AsyncSession.execute");
+  ck_assert_uint_eq(b->nblocks, 1);
+  /* the innermost frame is the last one */
+  ck_assert_str_eq(b->blocks[0].file, "app/views.py");
+  ck_assert_int_eq(b->blocks[0].line, 45);
+  ck_assert_str_eq(b->blocks[0].src, "time.sleep(0.15)");
+  char stack[512];
+  snprintf(stack, sizeof(stack), "%.*s", (int)b->blocks[0].stack_len, b->stacks + b->blocks[0].stack_off);
+  ck_assert_str_eq(stack, "[{\"file\":\"app/a.py\",\"line\":1,\"func\":\"outer\",\"src\":null},"
+                          "{\"file\":\"app/views.py\",\"line\":45,\"func\":\"user_page\",\"src\":\"time.sleep(0.15)\"}]");
+  ck_assert_uint_eq(b->nlags, 1);
+  ck_assert_uint_eq(b->ndones, 1);
+  ck_assert_str_eq(b->dones[0].state, "ok");
+  ck_assert_int_eq(b->dropped, 12);
+  ck_assert_int_eq(b->has_end, 1);
+  ck_assert_int_eq(b->end_t, 250000000);
+  ck_assert_int_eq(b->max_t, 250000000);
+  ck_assert_int_eq(b->max_d[INGEST_BLOCK], 150000000);
+  ck_assert_int_eq(b->max_d[INGEST_AWAIT], 45000000);
+  ck_assert_int_eq(b->unknown, 0);
+  ingest_free(b);
+}
+END_TEST
+
+START_TEST(top_level_fields)
+{
+  refused_body("[]", "body: expected a JSON object");
+  refused_body("{\"v\":1,", "body: not valid JSON (near byte 6)");
+  refused_body("", "body: not valid JSON (near byte 0)");
+  refused_body("{\"batch\":\"b\",\"session\":\"s\",\"events\":[]}", "v: missing");
+  refused_body("{\"v\":2,\"batch\":\"b\",\"session\":\"s\",\"events\":[]}", "v: expected 1");
+  refused_body("{\"v\":\"1\",\"batch\":\"b\",\"session\":\"s\",\"events\":[]}", "v: expected 1");
+  refused_body("{\"v\":1,\"session\":\"s\",\"events\":[]}", "batch: missing");
+  refused_body("{\"v\":1,\"batch\":7,\"session\":\"s\",\"events\":[]}",
+               "batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+  refused_body("{\"v\":1,\"batch\":\"\",\"session\":\"s\",\"events\":[]}",
+               "batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+  refused_body("{\"v\":1,\"batch\":\"b\",\"events\":[]}", "session: missing");
+  refused_body("{\"v\":1,\"batch\":\"b\",\"session\":\"a/b\",\"events\":[]}",
+               "session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+  refused_body("{\"v\":1,\"batch\":\"b\",\"session\":\"s\"}", "events: missing");
+  refused_body("{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":{}}", "events: expected an array");
+  refused_body("{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"meta\":3,\"events\":[]}", "meta: expected an object");
+}
+END_TEST
+
+START_TEST(meta_fields)
+{
+  const char *head = "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":[],\"meta\":";
+  char body[512];
+  snprintf(body, sizeof(body), "%s{\"name\":5}}", head);
+  refused_body(body, "meta.name: expected a string");
+  snprintf(body, sizeof(body), "%s{\"service\":[]}}", head);
+  refused_body(body, "meta.service: expected a string");
+  snprintf(body, sizeof(body), "%s{\"host\":true}}", head);
+  refused_body(body, "meta.host: expected a string");
+  snprintf(body, sizeof(body), "%s{\"python\":1}}", head);
+  refused_body(body, "meta.python: expected a string");
+  snprintf(body, sizeof(body), "%s{\"pid\":-1}}", head);
+  refused_body(body, "meta.pid: expected an integer in [0, 2^53)");
+  snprintf(body, sizeof(body), "%s{\"started_unix_ns\":1764089000123456789}}", head);
+  refused_body(body, "meta.started_unix_ns: expected a decimal string of at most 19 digits");
+  snprintf(body, sizeof(body), "%s{\"started_unix_ns\":\"12a\"}}", head);
+  refused_body(body, "meta.started_unix_ns: expected a decimal string of at most 19 digits");
+  snprintf(body, sizeof(body), "%s{\"started_unix_ns\":\"99999999999999999999\"}}", head);
+  refused_body(body, "meta.started_unix_ns: expected a decimal string of at most 19 digits");
+  /* null meta and null members are the same as absent */
+  snprintf(body, sizeof(body), "%snull}", head);
+  ingest_batch *b = NULL;
+  ck_assert_int_eq(ingest_parse(body, strlen(body), &lim, &b, NULL, 0), 0);
+  ck_assert_int_eq(b->meta.present, 0);
+  ingest_free(b);
+  snprintf(body, sizeof(body), "%s{\"name\":null,\"pid\":null,\"started_unix_ns\":null,\"extra\":{}}}", head);
+  ck_assert_int_eq(ingest_parse(body, strlen(body), &lim, &b, NULL, 0), 0);
+  ck_assert_int_eq(b->meta.present, 1);
+  ck_assert_ptr_null(b->meta.name);
+  ck_assert_int_eq(b->meta.pid, -1);
+  ck_assert_int_eq(b->meta.started_ns, -1);
+  ingest_free(b);
+}
+END_TEST
+
+START_TEST(kind_field)
+{
+  refused("[{\"id\":1}]", "events[0].k: missing");
+  refused("[{\"k\":\"lag\",\"t\":1,\"d\":1},{\"k\":3}]", "events[1].k: expected a string");
+  refused("[5]", "events[0]: expected an object");
+  ingest_batch *b = accepted("[{\"k\":\"gc\",\"t\":1},{\"k\":\"future-kind\"},{\"k\":\"lag\",\"t\":1,\"d\":2}]");
+  ck_assert_int_eq(b->unknown, 2);
+  ck_assert_uint_eq(b->events, 3);
+  ck_assert_uint_eq(b->nlags, 1);
+  ingest_free(b);
+}
+END_TEST
+
+/* Every integer time field of every kind: missing, wrong type, fraction, negative, too big. */
+START_TEST(times_and_durations)
+{
+  static const struct { const char *ev; const char *field; } cases[] = {
+    {"{\"k\":\"task\",\"id\":1,\"t\":%s}", "t"},
+    {"{\"k\":\"step\",\"id\":1,\"d\":1,\"t\":%s}", "t"},
+    {"{\"k\":\"step\",\"id\":1,\"t\":1,\"d\":%s}", "d"},
+    {"{\"k\":\"await\",\"id\":1,\"d\":1,\"t\":%s}", "t"},
+    {"{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":%s}", "d"},
+    {"{\"k\":\"block\",\"id\":1,\"d\":1,\"t\":%s}", "t"},
+    {"{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":%s}", "d"},
+    {"{\"k\":\"lag\",\"d\":1,\"t\":%s}", "t"},
+    {"{\"k\":\"lag\",\"t\":1,\"d\":%s}", "d"},
+    {"{\"k\":\"done\",\"id\":1,\"state\":\"ok\",\"t\":%s}", "t"},
+    {"{\"k\":\"end\",\"t\":%s}", "t"},
+    {"{\"k\":\"drop\",\"n\":%s}", "n"},
+    {"{\"k\":\"task\",\"id\":2,\"t\":1,\"parent\":%s}", "parent"},
+    {"{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":1,\"line\":%s}", "line"},
+  };
+  static const char *const badvals[] = {"-1", "1.5", "\"5\"", "9007199254740992", "1e300", "true", "[]"};
+  for(size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for(size_t k = 0; k < sizeof(badvals) / sizeof(badvals[0]); k++) {
+      char ev[256], events[300], want[128];
+      snprintf(ev, sizeof(ev), cases[i].ev, badvals[k]);
+      snprintf(events, sizeof(events), "[{\"k\":\"lag\",\"t\":0,\"d\":0},%s]", ev);
+      snprintf(want, sizeof(want), "events[1].%s: expected an integer in [0, 2^53)", cases[i].field);
+      refused(events, want);
+    }
+    /* the largest allowed value passes */
+    char ev[256], events[300];
+    snprintf(ev, sizeof(ev), cases[i].ev, "9007199254740991");
+    snprintf(events, sizeof(events), "[%s]", ev);
+    ingest_free(accepted(events));
+  }
+  /* a missing t/d is named as missing */
+  refused("[{\"k\":\"step\",\"id\":1,\"d\":1}]", "events[0].t: missing");
+  refused("[{\"k\":\"step\",\"id\":1,\"t\":1}]", "events[0].d: missing");
+  refused("[{\"k\":\"lag\",\"t\":1}]", "events[0].d: missing");
+  refused("[{\"k\":\"end\"}]", "events[0].t: missing");
+  refused("[{\"k\":\"drop\"}]", "events[0].n: missing");
+}
+END_TEST
+
+START_TEST(task_ids)
+{
+  static const char *const evs[] = {
+    "{\"k\":\"task\",\"t\":1,\"id\":%s}", "{\"k\":\"step\",\"t\":1,\"d\":1,\"id\":%s}",
+    "{\"k\":\"await\",\"t\":1,\"d\":1,\"id\":%s}", "{\"k\":\"done\",\"t\":1,\"state\":\"ok\",\"id\":%s}",
+  };
+  for(size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+    const char *bad[] = {"0", "-3", "2.5", "\"1\"", "null"};
+    for(size_t k = 0; k < 5; k++) {
+      char ev[200], events[220];
+      snprintf(ev, sizeof(ev), evs[i], bad[k]);
+      snprintf(events, sizeof(events), "[%s]", ev);
+      refused(events, "events[0].id: expected a positive integer below 2^53");
+    }
+    char events[220], ev[200];
+    snprintf(ev, sizeof(ev), evs[i], "1");
+    snprintf(events, sizeof(events), "[%s]", ev);
+    ingest_free(accepted(events));
+  }
+  refused("[{\"k\":\"task\",\"t\":1}]", "events[0].id: missing");
+  /* a block outside any task: id 0 or absent */
+  ingest_batch *b = accepted("[{\"k\":\"block\",\"id\":0,\"t\":1,\"d\":2},{\"k\":\"block\",\"t\":3,\"d\":4}]");
+  ck_assert_uint_eq(b->nblocks, 2);
+  ck_assert_int_eq(b->blocks[1].id, 0);
+  ck_assert_ptr_null(b->blocks[1].file);
+  ck_assert_int_eq(b->blocks[1].line, -1);
+  ingest_free(b);
+  refused("[{\"k\":\"block\",\"id\":-1,\"t\":1,\"d\":2}]", "events[0].id: expected an integer in [0, 2^53)");
+  /* parent absent or null means a root */
+  b = accepted("[{\"k\":\"task\",\"id\":3,\"t\":1},{\"k\":\"task\",\"id\":4,\"t\":1,\"parent\":null}]");
+  ck_assert_int_eq(b->tasks[0].parent, 0);
+  ck_assert_int_eq(b->tasks[1].parent, 0);
+  ingest_free(b);
+}
+END_TEST
+
+START_TEST(strings)
+{
+  static const struct { const char *ev; const char *field; } cases[] = {
+    {"{\"k\":\"task\",\"id\":1,\"t\":1,\"name\":%s}", "name"},
+    {"{\"k\":\"task\",\"id\":1,\"t\":1,\"coro\":%s}", "coro"},
+    {"{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":1,\"what\":%s}", "what"},
+    {"{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":1,\"file\":%s}", "file"},
+    {"{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":1,\"func\":%s}", "func"},
+    {"{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"error\",\"exc\":%s}", "exc"},
+    {"{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":[{\"file\":%s}]}", "stack[0].file"},
+    {"{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":[{\"func\":%s}]}", "stack[0].func"},
+    {"{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":[{\"src\":%s}]}", "stack[0].src"},
+  };
+  for(size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char ev[256], events[300], want[128];
+    snprintf(ev, sizeof(ev), cases[i].ev, "12");
+    snprintf(events, sizeof(events), "[%s]", ev);
+    snprintf(want, sizeof(want), "events[0].%s: expected a string", cases[i].field);
+    refused(events, want);
+    snprintf(ev, sizeof(ev), cases[i].ev, "\"\xc3\x28x\""); /* a bad continuation byte */
+    snprintf(events, sizeof(events), "[%s]", ev);
+    snprintf(want, sizeof(want), "events[0].%s: not valid UTF-8", cases[i].field);
+    refused(events, want);
+    snprintf(ev, sizeof(ev), cases[i].ev, "\"caf\\u00e9 \\u2603\"");
+    snprintf(events, sizeof(events), "[%s]", ev);
+    ingest_free(accepted(events));
+  }
+  /* length limits: ordinary strings at 4096, exc and src at 16384 */
+  lim.max_string = 8;
+  lim.max_exc = 12;
+  refused("[{\"k\":\"task\",\"id\":1,\"t\":1,\"name\":\"123456789\"}]", "events[0].name: longer than 8 bytes");
+  ingest_free(accepted("[{\"k\":\"task\",\"id\":1,\"t\":1,\"name\":\"12345678\"}]"));
+  refused("[{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"error\",\"exc\":\"1234567890123\"}]",
+          "events[0].exc: longer than 12 bytes");
+  ingest_free(accepted("[{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"error\",\"exc\":\"123456789012\"}]"));
+}
+END_TEST
+
+START_TEST(done_state)
+{
+  refused("[{\"k\":\"done\",\"id\":1,\"t\":1}]", "events[0].state: missing");
+  refused("[{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"failed\"}]",
+          "events[0].state: expected one of ok, cancelled, error");
+  refused("[{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":1}]",
+          "events[0].state: expected one of ok, cancelled, error");
+  ingest_batch *b = accepted("[{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"cancelled\"},"
+                             "{\"k\":\"done\",\"id\":2,\"t\":1,\"state\":\"error\",\"exc\":\"ValueError: x\"}]");
+  ck_assert_str_eq(b->dones[0].state, "cancelled");
+  ck_assert_str_eq(b->dones[1].exc, "ValueError: x");
+  ingest_free(b);
+}
+END_TEST
+
+START_TEST(stacks)
+{
+  refused("[{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":{}}]", "events[0].stack: expected an array");
+  refused("[{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":[{},3]}]", "events[0].stack[1]: expected an object");
+  refused("[{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":[{\"line\":-2}]}]",
+          "events[0].stack[0].line: expected an integer in [0, 2^53)");
+  lim.max_frames = 2;
+  refused("[{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":[{},{},{}]}]", "events[0].stack: more than 2 frames");
+  ingest_batch *b = accepted("[{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":[{},{\"file\":\"a\\\"b\",\"line\":null}]}]");
+  char stack[256];
+  snprintf(stack, sizeof(stack), "%.*s", (int)b->blocks[0].stack_len, b->stacks + b->blocks[0].stack_off);
+  ck_assert_str_eq(stack, "[{\"file\":null,\"line\":null,\"func\":null,\"src\":null},"
+                          "{\"file\":\"a\\\"b\",\"line\":null,\"func\":null,\"src\":null}]");
+  ingest_free(b);
+}
+END_TEST
+
+START_TEST(limits)
+{
+  lim.max_events = 3;
+  refused("[{\"k\":\"end\",\"t\":1},{\"k\":\"end\",\"t\":1},{\"k\":\"end\",\"t\":1},{\"k\":\"end\",\"t\":1}]",
+          "events: more than 3 events in one batch");
+  ingest_free(accepted("[{\"k\":\"end\",\"t\":1},{\"k\":\"end\",\"t\":1},{\"k\":\"end\",\"t\":1}]"));
+  lim.max_depth = 4;
+  /* {events:[{x:[[ ]]}]} is depth 5 */
+  refused("[{\"k\":\"x\",\"deep\":[[1]]}]", "body: nested deeper than 4 levels");
+  ingest_free(accepted("[{\"k\":\"x\",\"deep\":[1],\"s\":\"[[[[[[\"}]"));
+}
+END_TEST
+
+START_TEST(aggregates_and_end)
+{
+  ingest_batch *b = accepted("[{\"k\":\"end\",\"t\":10},{\"k\":\"end\",\"t\":7},{\"k\":\"step\",\"id\":1,\"t\":5,\"d\":20},"
+                             "{\"k\":\"drop\",\"n\":3},{\"k\":\"drop\",\"n\":4},{\"k\":\"lag\",\"t\":2,\"d\":9}]");
+  ck_assert_int_eq(b->end_t, 10);
+  ck_assert_int_eq(b->max_t, 25);
+  ck_assert_int_eq(b->dropped, 7);
+  ck_assert_int_eq(b->max_d[INGEST_STEP], 20);
+  ck_assert_int_eq(b->max_d[INGEST_LAG], 9);
+  ingest_free(b);
+  b = accepted("[]");
+  ck_assert_uint_eq(b->events, 0);
+  ck_assert_int_eq(b->has_end, 0);
+  ingest_free(b);
+}
+END_TEST
+
+START_TEST(utf8_and_ids)
+{
+  ck_assert_int_eq(ingest_utf8_ok("plain", 5), 1);
+  ck_assert_int_eq(ingest_utf8_ok("\xc3\xa9", 2), 1);
+  ck_assert_int_eq(ingest_utf8_ok("\xe2\x98\x83", 3), 1);
+  ck_assert_int_eq(ingest_utf8_ok("\xf0\x9f\x98\x80", 4), 1);
+  ck_assert_int_eq(ingest_utf8_ok("\xc3", 1), 0);          /* truncated */
+  ck_assert_int_eq(ingest_utf8_ok("\xc0\xaf", 2), 0);      /* overlong */
+  ck_assert_int_eq(ingest_utf8_ok("\xe0\x80\xaf", 3), 0);  /* overlong */
+  ck_assert_int_eq(ingest_utf8_ok("\xed\xa0\x80", 3), 0);  /* surrogate */
+  ck_assert_int_eq(ingest_utf8_ok("\xf4\x90\x80\x80", 4), 0); /* past U+10FFFF */
+  ck_assert_int_eq(ingest_utf8_ok("\xff", 1), 0);
+  ck_assert_int_eq(ingest_utf8_ok("\xc3\x28", 2), 0);      /* bad continuation */
+  ck_assert_int_eq(ingest_id_ok("s-9f1c2e"), 1);
+  ck_assert_int_eq(ingest_id_ok("A.b_c:d@e+f~g=h-1"), 1);
+  ck_assert_int_eq(ingest_id_ok(""), 0);
+  ck_assert_int_eq(ingest_id_ok("a b"), 0);
+  ck_assert_int_eq(ingest_id_ok("a/b"), 0);
+  ck_assert_int_eq(ingest_id_ok("a%2f"), 0);
+  char id[130];
+  memset(id, 'x', 128);
+  id[128] = '\0';
+  ck_assert_int_eq(ingest_id_ok(id), 1);
+  id[128] = 'x';
+  id[129] = '\0';
+  ck_assert_int_eq(ingest_id_ok(id), 0);
+}
+END_TEST
+
+START_TEST(unknown_fields_ignored)
+{
+  ingest_batch *b = NULL;
+  const char *body = "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"future\":{\"x\":[1]},"
+                     "\"events\":[{\"k\":\"step\",\"id\":1,\"t\":1,\"d\":1,\"extra\":\"y\"}]}";
+  ck_assert_int_eq(ingest_parse(body, strlen(body), &lim, &b, NULL, 0), 0);
+  ck_assert_uint_eq(b->nsteps, 1);
+  ingest_free(b);
+  ingest_free(NULL);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("ingest");
+  TCase *tc = tcase_create("validation");
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, design_example);
+  tcase_add_test(tc, top_level_fields);
+  tcase_add_test(tc, meta_fields);
+  tcase_add_test(tc, kind_field);
+  tcase_add_test(tc, times_and_durations);
+  tcase_add_test(tc, task_ids);
+  tcase_add_test(tc, strings);
+  tcase_add_test(tc, done_state);
+  tcase_add_test(tc, stacks);
+  tcase_add_test(tc, limits);
+  tcase_add_test(tc, aggregates_and_end);
+  tcase_add_test(tc, utf8_and_ids);
+  tcase_add_test(tc, unknown_fields_ignored);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

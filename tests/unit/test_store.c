@@ -1,0 +1,509 @@
+/* test_store.c — Check suite for server/store.c, writer.c, query.c and export.c together on a
+ * real SQLite file: batches of a session in reverse order, idempotent retries, per-task sums,
+ * concurrency ties and open tasks, awaits/hot spots, LOD bounds, export round trip, deletes,
+ * schema version checks and the connection settings (WAL, synchronous=NORMAL). */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "query.h"
+#include "store.h"
+#include "writer.h"
+
+static char dbpath[512];
+static store *st;
+static writer *wr;
+static metrics mt;
+static ingest_limits lim;
+
+static void open_all(void)
+{
+  store_options o;
+  store_default_options(&o, dbpath);
+  o.readers = 2;
+  char err[256];
+  ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
+  metrics_init(&mt);
+  ck_assert_int_eq(writer_start(st, &mt, 8, 4, &wr), 0);
+}
+
+static void close_all(void)
+{
+  writer_stop(wr);
+  store_close(st);
+  wr = NULL;
+  st = NULL;
+}
+
+static void setup(void)
+{
+  log_set_level(LOG_ERROR);
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dbpath, sizeof(dbpath), "%s/test_store_%d.db", tmp ? tmp : "/tmp", (int)getpid());
+  unlink(dbpath);
+  ingest_default_limits(&lim);
+  open_all();
+}
+
+static void teardown(void)
+{
+  if(st)
+    close_all();
+  char p[600];
+  unlink(dbpath);
+  snprintf(p, sizeof(p), "%s-wal", dbpath);
+  unlink(p);
+  snprintf(p, sizeof(p), "%s-shm", dbpath);
+  unlink(p);
+}
+
+/* Posts one batch through the writer; returns the writer's status, *dup its duplicate flag. */
+static int put(const char *json, int *dup)
+{
+  ingest_batch *b = NULL;
+  char detail[256];
+  int rc = ingest_parse(json, strlen(json), &lim, &b, detail, sizeof(detail));
+  ck_assert_msg(rc == 0, "bad test batch: %s", detail);
+  int d = 0;
+  rc = writer_put(wr, b, &d);
+  if(dup)
+    *dup = d;
+  return rc;
+}
+
+typedef struct kv { const char *k, *v; } kv;
+static const char *kv_get(void *ctx, const char *name)
+{
+  for(const kv *p = ctx; p->k; p++)
+    if(!strcmp(p->k, name))
+      return p->v;
+  return NULL;
+}
+
+/* Runs a query and parses its JSON; NULL when it failed (status in *rc). */
+static cJSON *q(query_fn fn, const char *id, kv *args, int *rcp)
+{
+  jbuf out;
+  jbuf_init(&out, 1 << 26);
+  char detail[256] = "";
+  kv none[] = {{NULL, NULL}};
+  query_args a = {kv_get, args ? args : none};
+  int rc = fn(st, id, &a, &out, detail, sizeof(detail));
+  if(rcp)
+    *rcp = rc;
+  cJSON *j = rc ? NULL : cJSON_Parse(out.data);
+  if(!rc)
+    ck_assert_msg(j != NULL, "not JSON: %s", out.data);
+  jbuf_free(&out);
+  return j;
+}
+
+static int64_t num(const cJSON *o, const char *path)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, path);
+  ck_assert_msg(cJSON_IsNumber(v), "%s is not a number", path);
+  return (int64_t)v->valuedouble;
+}
+
+#define B2 "{\"v\":1,\"batch\":\"b2\",\"session\":\"s1\",\"events\":[" \
+  "{\"k\":\"step\",\"id\":2,\"t\":300,\"d\":50},{\"k\":\"step\",\"id\":2,\"t\":100,\"d\":20}," \
+  "{\"k\":\"await\",\"id\":2,\"t\":120,\"d\":180,\"what\":\"sleep\",\"file\":\"a.py\",\"line\":7,\"func\":\"f\"}," \
+  "{\"k\":\"done\",\"id\":2,\"t\":400,\"state\":\"error\",\"exc\":\"ValueError: x\"}," \
+  "{\"k\":\"lag\",\"t\":50,\"d\":4000000},{\"k\":\"end\",\"t\":1000}]}"
+#define B1 "{\"v\":1,\"batch\":\"b1\",\"session\":\"s1\",\"meta\":{\"name\":\"GET /x\",\"pid\":7," \
+  "\"started_unix_ns\":\"1764089000123456789\"},\"events\":[" \
+  "{\"k\":\"task\",\"id\":1,\"name\":\"Task-1\",\"coro\":\"main\",\"t\":0}," \
+  "{\"k\":\"task\",\"id\":2,\"parent\":1,\"name\":\"Task-2\",\"coro\":\"child\",\"t\":100}," \
+  "{\"k\":\"task\",\"id\":3,\"parent\":1,\"name\":\"Task-3\",\"coro\":\"child\",\"t\":400}," \
+  "{\"k\":\"step\",\"id\":2,\"t\":90,\"d\":5},{\"k\":\"lag\",\"t\":60,\"d\":1000000}," \
+  "{\"k\":\"lag\",\"t\":70,\"d\":2000000},{\"k\":\"gc\",\"t\":1},{\"k\":\"drop\",\"n\":2}]}"
+
+START_TEST(reverse_order_and_retries)
+{
+  int dup = -1;
+  ck_assert_int_eq(put(B2, &dup), 0);
+  ck_assert_int_eq(dup, 0);
+  ck_assert_int_eq(put(B1, &dup), 0);
+  ck_assert_int_eq(dup, 0);
+  ck_assert_int_eq(put(B2, &dup), 0); /* a retry: answered, stored once */
+  ck_assert_int_eq(dup, 1);
+  ck_assert_int_eq(put(B1, &dup), 0);
+  ck_assert_int_eq(dup, 1);
+  ck_assert_int_eq(atomic_load(&mt.batches), 2);
+  ck_assert_int_eq(atomic_load(&mt.duplicates), 2);
+  ck_assert_int_eq(atomic_load(&mt.unknown_events), 1);
+
+  cJSON *s = q(query_session, "s1", NULL, NULL);
+  ck_assert_str_eq(cJSON_GetObjectItem(s, "name")->valuestring, "GET /x");
+  ck_assert_int_eq(num(s, "duration_ns"), 1000);
+  ck_assert_int_eq(num(s, "tasks"), 3);
+  /* 1 [0,1000) 2 [100,400) 3 [400,1000): 3 starts when 2 ends, so never three at once */
+  ck_assert_int_eq(num(s, "max_concurrency"), 2);
+  ck_assert_int_eq(num(s, "awaits"), 1);
+  ck_assert_int_eq(num(s, "dropped"), 2);
+  ck_assert_int_eq(num(s, "unknown_events"), 1);
+  ck_assert_int_eq(num(s, "pid"), 7);
+  ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(s, "ended")));
+  cJSON *lag = cJSON_GetObjectItem(s, "lag");
+  ck_assert_int_eq(num(lag, "samples"), 3);
+  ck_assert(cJSON_GetObjectItem(lag, "p50_ms")->valuedouble == 2.0);
+  ck_assert(cJSON_GetObjectItem(lag, "max_ms")->valuedouble == 4.0);
+  ck_assert(cJSON_GetObjectItem(lag, "avg_ms")->valuedouble == 7.0 / 3.0 ||
+            fabs(cJSON_GetObjectItem(lag, "avg_ms")->valuedouble - 7.0 / 3.0) < 1e-6);
+  cJSON_Delete(s);
+
+  cJSON *t = q(query_tasks, "s1", NULL, NULL);
+  cJSON *tasks = cJSON_GetObjectItem(t, "tasks");
+  ck_assert_int_eq(cJSON_GetArraySize(tasks), 3);
+  cJSON *t1 = cJSON_GetArrayItem(tasks, 0), *t2 = cJSON_GetArrayItem(tasks, 1), *t3 = cJSON_GetArrayItem(tasks, 2);
+  ck_assert_int_eq(num(t1, "id"), 1);
+  ck_assert_int_eq(num(t2, "id"), 2);
+  ck_assert_int_eq(num(t3, "id"), 3);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(t1, "children")), 2);
+  ck_assert_int_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(t1, "children"), 0)->valueint, 2);
+  ck_assert_int_eq(num(t2, "depth"), 1);
+  ck_assert_int_eq(num(t2, "parent"), 1);
+  ck_assert_int_eq(num(t2, "busy_ns"), 75);     /* 50 + 20 + 5 across both batches */
+  ck_assert_int_eq(num(t2, "wait_ns"), 180);
+  ck_assert_int_eq(num(t2, "first_run"), 90);   /* the earliest step, from the later batch */
+  ck_assert_int_eq(num(t2, "ended"), 400);
+  ck_assert_str_eq(cJSON_GetObjectItem(t2, "state")->valuestring, "error");
+  ck_assert_str_eq(cJSON_GetObjectItem(t2, "exc")->valuestring, "ValueError: x");
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(t1, "first_run")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(t1, "ended")));
+  cJSON_Delete(t);
+
+  cJSON *c = q(query_concurrency, "s1", NULL, NULL);
+  ck_assert_int_eq(num(c, "max"), 2);
+  cJSON *series = cJSON_GetObjectItem(c, "series");
+  /* (0,1) (100,2) (1000,...) — at 400 one ends and one starts: no change, no point */
+  ck_assert_int_eq(cJSON_GetArraySize(series), 3);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(series, 1), "t"), 100);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(series, 2), "t"), 1000);
+  cJSON_Delete(c);
+
+  cJSON *l = q(query_lag, "s1", NULL, NULL);
+  cJSON *samples = cJSON_GetObjectItem(l, "samples");
+  ck_assert_int_eq(cJSON_GetArraySize(samples), 3);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(samples, 0), "t"), 50);
+  cJSON_Delete(l);
+}
+END_TEST
+
+START_TEST(unknown_session_and_bad_params)
+{
+  int rc;
+  query_fn fns[] = {query_session, query_tasks, query_awaits, query_blocks, query_lag, query_concurrency, query_timeline};
+  for(size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+    ck_assert_ptr_null(q(fns[i], "nope", NULL, &rc));
+    ck_assert_int_eq(rc, LS_ENOTFOUND);
+  }
+  jbuf out;
+  jbuf_init(&out, 1 << 20);
+  ck_assert_int_eq(export_json(st, "nope", &out), LS_ENOTFOUND);
+  jbuf_free(&out);
+  ck_assert_int_eq(writer_delete(wr, "nope"), LS_ENOTFOUND);
+
+  ck_assert_int_eq(put(B1, NULL), 0);
+  kv bad1[] = {{"min_ms", "-1"}, {NULL, NULL}};
+  kv bad2[] = {{"min_ms", "abc"}, {NULL, NULL}};
+  kv bad3[] = {{"limit", "0"}, {NULL, NULL}};
+  kv bad4[] = {{"px", "0"}, {NULL, NULL}};
+  kv bad5[] = {{"px", "10001"}, {NULL, NULL}};
+  kv bad6[] = {{"tasks", "1,x"}, {NULL, NULL}};
+  kv bad7[] = {{"from", "10"}, {"to", "10"}, {NULL, NULL}};
+  kv bad8[] = {{"from", "-1"}, {NULL, NULL}};
+  kv bad9[] = {{"tasks", "1,,2"}, {NULL, NULL}};
+  ck_assert_ptr_null(q(query_awaits, "s1", bad1, &rc));
+  ck_assert_int_eq(rc, LS_EINVAL);
+  ck_assert_ptr_null(q(query_awaits, "s1", bad2, &rc));
+  ck_assert_int_eq(rc, LS_EINVAL);
+  ck_assert_ptr_null(q(query_awaits, "s1", bad3, &rc));
+  ck_assert_int_eq(rc, LS_EINVAL);
+  ck_assert_ptr_null(q(query_sessions, NULL, bad3, &rc));
+  ck_assert_int_eq(rc, LS_EINVAL);
+  kv *tl[] = {bad4, bad5, bad6, bad7, bad8, bad9};
+  for(size_t i = 0; i < 6; i++) {
+    ck_assert_ptr_null(q(query_timeline, "s1", tl[i], &rc));
+    ck_assert_int_eq(rc, LS_EINVAL);
+  }
+  char many[2001 * 6];
+  size_t n = 0;
+  for(int i = 0; i < 2001; i++)
+    n += (size_t)snprintf(many + n, sizeof(many) - n, i ? ",%d" : "%d", i + 1);
+  kv bad10[] = {{"tasks", many}, {NULL, NULL}};
+  ck_assert_ptr_null(q(query_timeline, "s1", bad10, &rc));
+  ck_assert_int_eq(rc, LS_EINVAL);
+}
+END_TEST
+
+START_TEST(awaits_and_hotspots)
+{
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"a\",\"session\":\"s2\",\"events\":["
+                       "{\"k\":\"await\",\"id\":1,\"t\":10,\"d\":10000000,\"file\":\"x.py\",\"line\":1,\"func\":\"f\",\"what\":\"w\"},"
+                       "{\"k\":\"await\",\"id\":2,\"t\":5,\"d\":10000000,\"file\":\"x.py\",\"line\":1,\"func\":\"f\",\"what\":\"w\"},"
+                       "{\"k\":\"await\",\"id\":1,\"t\":30,\"d\":9999999,\"file\":\"y.py\",\"line\":2},"
+                       "{\"k\":\"await\",\"id\":3,\"t\":40,\"d\":25000000,\"file\":\"y.py\",\"line\":3}]}", NULL), 0);
+  cJSON *j = q(query_awaits, "s2", NULL, NULL); /* default 10 ms: at or over */
+  ck_assert_int_eq(num(j, "total"), 3);
+  cJSON *aw = cJSON_GetObjectItem(j, "awaits");
+  ck_assert_int_eq(num(cJSON_GetArrayItem(aw, 0), "d"), 25000000);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(aw, 1), "t"), 5); /* tie on d: earlier t first */
+  ck_assert_int_eq(num(cJSON_GetArrayItem(aw, 2), "t"), 10);
+  cJSON *hs = cJSON_GetObjectItem(j, "hotspots");
+  ck_assert_int_eq(cJSON_GetArraySize(hs), 2);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(hs, 0), "total_ns"), 25000000);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(hs, 1), "count"), 2);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(hs, 1), "max_ns"), 10000000);
+  cJSON_Delete(j);
+  kv lim1[] = {{"min_ms", "9.999999"}, {"limit", "1"}, {NULL, NULL}};
+  j = q(query_awaits, "s2", lim1, NULL);
+  ck_assert_int_eq(num(j, "total"), 4);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "awaits")), 1);
+  cJSON_Delete(j);
+  kv frac[] = {{"min_ms", "9.9999995"}, {NULL, NULL}}; /* 9999999.5 ns rounds up: 3 qualify */
+  j = q(query_awaits, "s2", frac, NULL);
+  ck_assert_int_eq(num(j, "total"), 3);
+  cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(timeline_lod)
+{
+  /* 2000 narrow steps of task 1 over [0, 2000000), one wide await, one step of task 2 */
+  jbuf b;
+  jbuf_init(&b, 1 << 22);
+  jbuf_puts(&b, "{\"v\":1,\"batch\":\"t\",\"session\":\"s3\",\"events\":[");
+  for(int i = 0; i < 2000; i++)
+    jbuf_printf(&b, "{\"k\":\"step\",\"id\":1,\"t\":%d,\"d\":%d},", i * 1000, 10 + i % 7);
+  jbuf_puts(&b, "{\"k\":\"await\",\"id\":1,\"t\":500,\"d\":1650000,\"file\":\"w.py\",\"line\":9},"
+                "{\"k\":\"step\",\"id\":2,\"t\":1999999,\"d\":1},"
+                "{\"k\":\"block\",\"id\":0,\"t\":100,\"d\":5,\"stack\":[{\"file\":\"b.py\",\"line\":4,\"src\":\"time.sleep(1)\"}]},"
+                "{\"k\":\"lag\",\"t\":100,\"d\":5},{\"k\":\"lag\",\"t\":101,\"d\":6}]}");
+  ck_assert_int_eq(put(b.data, NULL), 0);
+  jbuf_free(&b);
+  kv args[] = {{"from", "0"}, {"to", "2000000"}, {"px", "10"}, {NULL, NULL}};
+  cJSON *j = q(query_timeline, "s3", args, NULL);
+  ck_assert_int_eq(num(j, "ns_per_px"), 200000);
+  cJSON *lanes = cJSON_GetObjectItem(j, "lanes");
+  ck_assert_int_eq(cJSON_GetArraySize(lanes), 2);
+  cJSON *items = cJSON_GetObjectItem(cJSON_GetArrayItem(lanes, 0), "items");
+  int64_t steps = 0, stands = 0, awaits = 0;
+  for(cJSON *it = items->child; it; it = it->next) {
+    if(!strcmp(cJSON_GetObjectItem(it, "k")->valuestring, "step")) {
+      steps++;
+      stands += num(it, "n");
+      ck_assert_int_eq(num(it, "d"), 16); /* the longest of each column: 10 + 6 */
+    }
+    else {
+      awaits++;
+      ck_assert_str_eq(cJSON_GetObjectItem(it, "file")->valuestring, "w.py");
+      ck_assert_int_eq(num(it, "n"), 1);
+    }
+  }
+  ck_assert_int_eq(steps, 10);   /* one per pixel column */
+  ck_assert_int_eq(stands, 2000);
+  ck_assert_int_eq(awaits, 1);
+  cJSON *blocks = cJSON_GetObjectItem(j, "blocks");
+  ck_assert_int_eq(cJSON_GetArraySize(blocks), 1);
+  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 0), "src")->valuestring, "time.sleep(1)");
+  cJSON *lag = cJSON_GetObjectItem(j, "lag");
+  ck_assert_int_eq(cJSON_GetArraySize(lag), 1);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(lag, 0), "n"), 2);
+  ck_assert_int_eq(num(cJSON_GetArrayItem(lag, 0), "d"), 6);
+  cJSON_Delete(j);
+
+  /* a late window still sees the long await that started before it; tasks= limits lanes */
+  kv late[] = {{"from", "1600000"}, {"to", "1700000"}, {"px", "100"}, {"tasks", "1,1"}, {NULL, NULL}};
+  j = q(query_timeline, "s3", late, NULL);
+  lanes = cJSON_GetObjectItem(j, "lanes");
+  ck_assert_int_eq(cJSON_GetArraySize(lanes), 1);
+  int found = 0;
+  for(cJSON *it = cJSON_GetObjectItem(cJSON_GetArrayItem(lanes, 0), "items")->child; it; it = it->next)
+    found += !strcmp(cJSON_GetObjectItem(it, "k")->valuestring, "await");
+  ck_assert_int_eq(found, 1);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "blocks")), 0);
+  cJSON_Delete(j);
+  kv other[] = {{"tasks", "2"}, {NULL, NULL}};
+  j = q(query_timeline, "s3", other, NULL);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "lanes")), 1);
+  ck_assert_int_eq(num(j, "to"), 2000000); /* default: the session's duration */
+  cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(export_round_trip_and_delete)
+{
+  ck_assert_int_eq(put(B1, NULL), 0);
+  ck_assert_int_eq(put(B2, NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"b3\",\"session\":\"s1\",\"events\":[{\"k\":\"block\",\"id\":1,\"t\":5,\"d\":6,"
+                       "\"stack\":[{\"file\":\"q.py\",\"line\":3,\"func\":\"g\",\"src\":\"x()\"}]}]}", NULL), 0);
+  jbuf out;
+  jbuf_init(&out, 1 << 22);
+  ck_assert_int_eq(export_json(st, "s1", &out), 0);
+  cJSON *before = q(query_session, "s1", NULL, NULL);
+  cJSON *tasks_before = q(query_tasks, "s1", NULL, NULL);
+  cJSON *blocks_before = q(query_blocks, "s1", NULL, NULL);
+  ck_assert_int_eq(writer_delete(wr, "s1"), 0);
+  int rc;
+  ck_assert_ptr_null(q(query_session, "s1", NULL, &rc));
+  ck_assert_int_eq(rc, LS_ENOTFOUND);
+  cJSON *list = q(query_sessions, NULL, NULL, NULL);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(list, "sessions")), 0);
+  cJSON_Delete(list);
+  /* the export is one valid batch that restores the same session */
+  int dup = -1;
+  ck_assert_int_eq(put(out.data, &dup), 0);
+  ck_assert_int_eq(dup, 0);
+  jbuf_free(&out);
+  cJSON *after = q(query_session, "s1", NULL, NULL);
+  cJSON *tasks_after = q(query_tasks, "s1", NULL, NULL);
+  cJSON *blocks_after = q(query_blocks, "s1", NULL, NULL);
+  /* unknown kinds are counted, not stored: the one thing an export cannot carry */
+  ck_assert_int_eq(num(before, "unknown_events"), 1);
+  ck_assert_int_eq(num(after, "unknown_events"), 0);
+  cJSON_DeleteItemFromObject(before, "unknown_events");
+  cJSON_DeleteItemFromObject(after, "unknown_events");
+  if(!cJSON_Compare(before, after, 1)) {
+    char *x = cJSON_PrintUnformatted(before), *y = cJSON_PrintUnformatted(after);
+    ck_assert_str_eq(x, y);
+    free(x);
+    free(y);
+  }
+  ck_assert(cJSON_Compare(tasks_before, tasks_after, 1));
+  ck_assert(cJSON_Compare(blocks_before, blocks_after, 1));
+  cJSON_Delete(before);
+  cJSON_Delete(after);
+  cJSON_Delete(tasks_before);
+  cJSON_Delete(tasks_after);
+  cJSON_Delete(blocks_before);
+  cJSON_Delete(blocks_after);
+}
+END_TEST
+
+START_TEST(sessions_list_order_and_filter)
+{
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"x\",\"session\":\"old\",\"meta\":{\"name\":\"GET /a\",\"started_unix_ns\":\"100\"},\"events\":[]}", NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"x\",\"session\":\"new\",\"meta\":{\"name\":\"POST /b\",\"started_unix_ns\":\"900\"},\"events\":[]}", NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"x\",\"session\":\"mid\",\"meta\":{\"name\":\"GET /c\",\"started_unix_ns\":\"500\"},\"events\":[]}", NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"x\",\"session\":\"nometa\",\"events\":[{\"k\":\"lag\",\"t\":1,\"d\":1}]}", NULL), 0);
+  cJSON *j = q(query_sessions, NULL, NULL, NULL);
+  cJSON *s = cJSON_GetObjectItem(j, "sessions");
+  ck_assert_int_eq(cJSON_GetArraySize(s), 4);
+  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(s, 0), "id")->valuestring, "new");
+  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(s, 1), "id")->valuestring, "mid");
+  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(s, 2), "id")->valuestring, "old");
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(s, 3), "name")));
+  cJSON_Delete(j);
+  kv f[] = {{"name", "GET"}, {"limit", "1"}, {NULL, NULL}};
+  j = q(query_sessions, NULL, f, NULL);
+  s = cJSON_GetObjectItem(j, "sessions");
+  ck_assert_int_eq(cJSON_GetArraySize(s), 1);
+  ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(s, 0), "id")->valuestring, "mid");
+  cJSON_Delete(j);
+  /* a later meta overrides the fields it carries */
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"y\",\"session\":\"old\",\"meta\":{\"name\":\"renamed\"},\"events\":[]}", NULL), 0);
+  j = q(query_session, "old", NULL, NULL);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "name")->valuestring, "renamed");
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "started_unix_ns")->valuestring, "100");
+  ck_assert_int_eq(num(j, "duration_ns"), 0);
+  ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "ended")));
+  cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(settings_restart_and_version)
+{
+  int64_t v = -1;
+  ck_assert_int_eq(store_write_pragma(st, "synchronous", &v), 0);
+  ck_assert_int_eq(v, 1); /* NORMAL */
+  ck_assert_int_eq(store_write_pragma(st, "wal_autocheckpoint", &v), 0);
+  ck_assert_int_eq(v, 4000);
+  ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
+  ck_assert_int_eq(v, 1);
+  ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
+  ck_assert_int_eq(store_schema_version(st), 1);
+  ck_assert_int_eq(put(B1, NULL), 0);
+  ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
+  ck_assert(store_db_bytes(st) > 0);
+  close_all();
+  /* reopened: the data is there and the schema is not applied twice */
+  open_all();
+  cJSON *j = q(query_session, "s1", NULL, NULL);
+  ck_assert_int_eq(num(j, "tasks"), 3);
+  cJSON_Delete(j);
+  close_all();
+  /* a database from a newer server is refused */
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  store_options o;
+  store_default_options(&o, dbpath);
+  store *s2 = NULL;
+  char err[256] = "";
+  ck_assert_int_eq(store_open(&o, &s2, err, sizeof(err)), LS_EINVAL);
+  ck_assert_ptr_null(s2);
+  ck_assert_ptr_nonnull(strstr(err, "newer"));
+  /* a path that cannot be opened */
+  store_default_options(&o, "/nonexistent-dir/x.db");
+  ck_assert_int_ne(store_open(&o, &s2, err, sizeof(err)), 0);
+  o.readers = 0;
+  ck_assert_int_eq(store_open(&o, &s2, err, sizeof(err)), LS_EINVAL);
+}
+END_TEST
+
+/* A database locked by another process: the writer waits busy_timeout, then answers LS_EBUSY,
+ * and a full queue refuses at once. */
+START_TEST(busy_database)
+{
+  close_all();
+  store_options o;
+  store_default_options(&o, dbpath);
+  o.busy_timeout_ms = 200;
+  char err[256];
+  ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
+  ck_assert_int_eq(writer_start(st, &mt, 1, 4, &wr), 0);
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  ck_assert_int_eq(put(B1, NULL), LS_EBUSY);
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(db);
+  int dup = -1;
+  ck_assert_int_eq(put(B1, &dup), 0);
+  ck_assert_int_eq(dup, 0);
+  ck_assert_int_eq(writer_queue_depth(wr), 0);
+  ck_assert_int_eq(writer_start(st, &mt, 0, 1, &(writer *){NULL}), LS_EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("store");
+  TCase *tc = tcase_create("store");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, reverse_order_and_retries);
+  tcase_add_test(tc, unknown_session_and_bad_params);
+  tcase_add_test(tc, awaits_and_hotspots);
+  tcase_add_test(tc, timeline_lod);
+  tcase_add_test(tc, export_round_trip_and_delete);
+  tcase_add_test(tc, sessions_list_order_and_filter);
+  tcase_add_test(tc, settings_restart_and_version);
+  tcase_add_test(tc, busy_database);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,89 @@
+// api.js — the only module that talks to the server: one function per REST query of
+// docs/api.md, each returning the parsed JSON or throwing an ApiError. Drawing is elsewhere.
+
+export class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(`${status} ${code}: ${detail}`);
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+const BASE = '/api/v1';
+
+async function getJson(path, signal) {
+  const res = await fetch(path, { headers: { Accept: 'application/json' }, signal });
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  if (!res.ok) {
+    const code = body && typeof body.error === 'string' ? body.error : 'http';
+    const detail = body && typeof body.detail === 'string' ? body.detail : res.statusText;
+    throw new ApiError(res.status, code, detail);
+  }
+  if (body === null) throw new ApiError(res.status, 'invalid', 'response is not JSON');
+  return body;
+}
+
+const sid = (id) => encodeURIComponent(id);
+
+export function sessions({ name = '', limit = 100 } = {}) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (name) q.set('name', name);
+  return getJson(`${BASE}/sessions?${q}`);
+}
+
+export function summary(id) {
+  return getJson(`${BASE}/sessions/${sid(id)}`);
+}
+
+export function tasks(id) {
+  return getJson(`${BASE}/sessions/${sid(id)}/tasks`);
+}
+
+export function awaits(id, { minMs = 10, limit = 200 } = {}) {
+  return getJson(`${BASE}/sessions/${sid(id)}/awaits?min_ms=${Number(minMs)}&limit=${Number(limit)}`);
+}
+
+export function blocks(id) {
+  return getJson(`${BASE}/sessions/${sid(id)}/blocks`);
+}
+
+export function concurrency(id) {
+  return getJson(`${BASE}/sessions/${sid(id)}/concurrency`);
+}
+
+// What a viewport of px columns shows of [from, to) for the given lanes (at most 2000 ids).
+export function timeline(id, { from, to, px, taskIds }, signal) {
+  const q = new URLSearchParams({
+    from: String(Math.floor(from)),
+    to: String(Math.ceil(to)),
+    px: String(Math.max(1, Math.min(10000, Math.round(px)))),
+  });
+  if (taskIds) q.set('tasks', taskIds.slice(0, 2000).join(','));
+  return getJson(`${BASE}/sessions/${sid(id)}/timeline?${q}`, signal);
+}
+
+export function exportUrl(id, format) {
+  return `${BASE}/sessions/${sid(id)}/export?format=${encodeURIComponent(format)}`;
+}
+
+// The export as a Blob, or an ApiError when the server does not offer that format.
+export async function exportBlob(id, format) {
+  const res = await fetch(exportUrl(id, format));
+  if (!res.ok) {
+    let detail = res.statusText;
+    try {
+      const b = await res.json();
+      if (b && typeof b.detail === 'string') detail = b.detail;
+    } catch {
+      /* keep statusText */
+    }
+    throw new ApiError(res.status, 'export', detail);
+  }
+  return res.blob();
+}

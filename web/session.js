@@ -1,0 +1,568 @@
+// session.js — the session page's controller: loads the session through api.js, keeps the view
+// (time range, selection, collapsed tasks), turns input (wheel, drag, keys, clicks) into view
+// changes, asks for the level-of-detail timeline of the visible lanes and hands the data to
+// timeline.js and tables.js to draw. Also keeps the view in the URL and the embed layout.
+import * as api from './api.js';
+import * as fmt from './format.js';
+import * as lanes from './lanes.js';
+import * as tl from './timeline.js';
+import * as tables from './tables.js';
+import * as V from './view.js';
+import { h, clear } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  timeline: $('timeline'), minimap: $('minimap'), head: $('head'), scroll: $('lanes-scroll'),
+  lanes: $('lanes'), range: $('range'), tooltip: $('tooltip'), status: $('status'),
+  title: $('title'), meta: $('meta'), summary: $('summary'), help: $('help'),
+};
+
+const params = new URLSearchParams(location.search);
+const embed = params.get('embed') === '1';
+const sessionId = decodeURIComponent(location.pathname.replace(/\/+$/, '').split('/').pop() || '');
+
+const st = {
+  summary: null,
+  tasks: [],
+  byId: new Map(),
+  shown: [],
+  collapsed: new Set(),
+  duration: 1,
+  view: { from: 0, to: 1 },
+  selected: null,
+  related: new Set(),
+  // Last level-of-detail answer: lanes it covered, items per task, blocks and lag in view.
+  data: new Map(),
+  win: { first: 0, last: 0 },
+  tlBlocks: [],
+  tlLag: [],
+  conc: null,
+  concMax: 0,
+  allBlocks: null,
+  minimapKey: '',
+  seq: 0,
+  drawn: 0,
+  abort: null,
+  pendingInput: false,
+  table: null,
+};
+
+function status(text, isError = false) {
+  el.status.textContent = text;
+  el.status.classList.toggle('error', isError);
+}
+
+// ---- drawing -------------------------------------------------------------------------------
+
+function plotWidth() {
+  return Math.max(tl.GUTTER + 100, el.scroll.clientWidth);
+}
+
+function geom() {
+  return tl.geometry(plotWidth(), st.view);
+}
+
+// Draws everything from the data in hand (no fetch): head, the lanes of window `win`, minimap.
+function drawAll(g, win) {
+  const lagMaxNs = st.summary && st.summary.lag ? Number(st.summary.lag.max_ms) * 1e6 : 0;
+  clear(el.head);
+  el.head.setAttribute('width', g.width);
+  el.head.setAttribute('height', tl.HEAD_H);
+  tl.drawHead(el.head, {
+    geom: g, blocks: st.tlBlocks, lag: st.tlLag, lagMaxNs, conc: st.conc, concMax: st.concMax,
+    blockCount: st.summary ? st.summary.blocks : 0,
+  });
+
+  clear(el.lanes);
+  el.lanes.setAttribute('width', g.width);
+  el.lanes.setAttribute('height', Math.max(lanes.LANE_H, st.shown.length * lanes.LANE_H));
+  tl.drawLanes(el.lanes, {
+    shown: st.shown, first: win.first, last: Math.min(win.last, st.shown.length), data: st.data, geom: g,
+    duration: st.duration, selected: st.selected, related: st.related, collapsed: st.collapsed, blocks: st.tlBlocks,
+  });
+
+  if (!embed) {
+    // The overview changes only with the width or when its data arrives; else the brush moves.
+    const key = `${g.width}|${st.conc ? st.conc.length : -1}|${st.allBlocks ? st.allBlocks.length : -1}`;
+    if (key !== st.minimapKey) {
+      st.minimapKey = key;
+      clear(el.minimap);
+      el.minimap.setAttribute('width', g.width);
+      el.minimap.setAttribute('height', tl.MINIMAP_H);
+      tl.drawMinimap(el.minimap, {
+        width: g.width, duration: st.duration, conc: st.conc, concMax: st.concMax, blocks: st.allBlocks, view: st.view,
+      });
+    } else {
+      tl.moveBrush(el.minimap, g.width, st.duration, st.view);
+    }
+  }
+  el.timeline.dataset.from = String(st.view.from);
+  el.timeline.dataset.to = String(st.view.to);
+}
+
+// The lanes the scrolled viewport needs.
+function laneWindow() {
+  return lanes.windowOf(st.shown.length, el.scroll.scrollTop, el.scroll.clientHeight);
+}
+
+let queued = false;
+// Schedules one render after the current event, however many view changes it made. (Not on
+// the next animation frame: that would add up to 16 ms to every step; a fast wheel spin is
+// kept cheap by render() aborting the query still in flight instead.)
+function requestRender() {
+  if (queued) return;
+  queued = true;
+  queueMicrotask(() => {
+    queued = false;
+    render();
+  });
+}
+
+// Draws at once from the data in hand, then asks the server for the visible range and lanes
+// and draws again. A query still in flight is aborted, so however fast the wheel spins there
+// is one query at a time, and only the newest answer is drawn.
+async function render() {
+  const g = geom();
+  const win = laneWindow();
+  const ids = st.shown.slice(win.first, win.last).map((t) => t.id);
+  const seq = ++st.seq;
+  if (st.abort) st.abort.abort();
+  const ctl = new AbortController();
+  st.abort = ctl;
+  drawAll(g, win); // immediate feedback with the data in hand (new lanes show their labels)
+  scheduleUrl();
+  updateOpenFull();
+  let resp;
+  try {
+    resp = await api.timeline(sessionId, { from: st.view.from, to: st.view.to, px: g.plotW, taskIds: ids }, ctl.signal);
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    status(`timeline: ${e.message}`, true);
+    return;
+  }
+  if (seq !== st.seq) return;
+  st.data = new Map();
+  for (const lane of resp.lanes || []) st.data.set(lane.task, lane.items || []);
+  st.win = win;
+  st.tlBlocks = resp.blocks || [];
+  st.tlLag = resp.lag || [];
+  drawAll(geom(), win);
+  st.drawn++;
+  el.timeline.dataset.drawn = String(st.drawn);
+  el.timeline.dataset.svgCount = String(document.querySelectorAll('svg *').length);
+  performance.clearMarks('ls:drawn');
+  performance.mark('ls:drawn');
+  if (st.pendingInput) {
+    st.pendingInput = false;
+    if (performance.getEntriesByName('ls:step').length > 500) performance.clearMeasures('ls:step');
+    performance.measure('ls:step', 'ls:input', 'ls:drawn');
+  }
+}
+
+// The address follows the view, at most every 150 ms (browsers throttle faster history updates).
+let urlTimer = 0;
+function scheduleUrl() {
+  if (urlTimer) return;
+  urlTimer = setTimeout(() => {
+    urlTimer = 0;
+    history.replaceState(null, '', V.toQuery(location.search, st.view));
+  }, 150);
+}
+
+function setView(v) {
+  const nv = V.clamp(v, st.duration);
+  if (nv.from === st.view.from && nv.to === st.view.to) return;
+  st.view = nv;
+  performance.clearMarks('ls:input');
+  performance.mark('ls:input');
+  st.pendingInput = true;
+  requestRender();
+}
+
+function updateOpenFull() {
+  const a = $('open-full');
+  const q = new URLSearchParams(V.toQuery(location.search, st.view));
+  q.delete('embed');
+  a.href = `/sessions/${encodeURIComponent(sessionId)}?${q}`;
+}
+
+// ---- selection and tree --------------------------------------------------------------------
+
+function selectTask(id, { scrollLane = false, scrollTable = true } = {}) {
+  const t = st.byId.get(id);
+  if (!t) return;
+  st.selected = id;
+  st.related = lanes.relatives(t);
+  if (lanes.reveal(id, st.byId, st.collapsed)) st.shown = lanes.visible(st.tasks, st.collapsed);
+  if (scrollLane) {
+    const pos = st.shown.indexOf(t);
+    const y = pos * lanes.LANE_H;
+    if (y < el.scroll.scrollTop || y + lanes.LANE_H > el.scroll.scrollTop + el.scroll.clientHeight) {
+      el.scroll.scrollTop = Math.max(0, y - el.scroll.clientHeight / 2);
+    }
+  }
+  if (st.table) st.table.select(id, scrollTable);
+  el.timeline.dataset.selected = String(id);
+  requestRender();
+}
+
+function toggle(id) {
+  if (st.collapsed.has(id)) st.collapsed.delete(id);
+  else st.collapsed.add(id);
+  st.shown = lanes.visible(st.tasks, st.collapsed);
+  requestRender();
+}
+
+// ---- tooltip -------------------------------------------------------------------------------
+
+function showTip(lines, clientX, clientY) {
+  const tip = el.tooltip;
+  clear(tip);
+  lines.forEach(([k, v], i) => {
+    const row = tip.appendChild(h('div', i === 0 ? { class: 'tip-title' } : null));
+    if (k) row.appendChild(h('span', { class: 'tip-key' }, k));
+    row.appendChild(h('span', { class: 'tip-val' }, v));
+  });
+  tip.hidden = false;
+  const box = el.timeline.getBoundingClientRect();
+  let x = clientX - box.left + 14;
+  const y = clientY - box.top + 14;
+  if (x + tip.offsetWidth > box.width) x = Math.max(0, clientX - box.left - tip.offsetWidth - 10);
+  tip.style.left = `${x}px`;
+  tip.style.top = `${y}px`;
+}
+
+function hideTip() {
+  el.tooltip.hidden = true;
+}
+
+function taskLines(t) {
+  const lines = [[null, tl.laneLabel(t)]];
+  lines.push(['task', `#${t.id}${t.parent ? ` (parent #${t.parent})` : ''}`]);
+  lines.push(['created', fmt.time(t.created)]);
+  if (t.ended !== null && t.ended !== undefined) lines.push(['ended', `${fmt.time(t.ended)} (${t.state || '?'})`]);
+  lines.push(['busy / waiting', `${fmt.duration(t.busy_ns)} / ${fmt.duration(t.wait_ns)}`]);
+  if (t.exc) lines.push(['exception', t.exc]);
+  return lines;
+}
+
+function itemLines(t, it) {
+  const lines = [[null, tl.laneLabel(t)]];
+  lines.push([it.k === 'await' ? 'await' : 'run step', `${fmt.duration(it.d)} at ${fmt.time(it.t)}`]);
+  if (it.n > 1) lines.push(['stands for', `${fmt.count(it.n)} items (longest shown)`]);
+  if (it.k === 'await') {
+    if (it.what) lines.push(['awaiting', it.what]);
+    if (it.file) lines.push(['at', fmt.place(it.file, it.line)]);
+    if (it.func) lines.push(['in', it.func]);
+  }
+  return lines;
+}
+
+function blockLines(b) {
+  const lines = [[null, `loop blocked ${fmt.duration(b.d)}`]];
+  lines.push(['at', fmt.time(b.t)]);
+  if (b.file) lines.push(['culprit', fmt.place(b.file, b.line)]);
+  if (b.src) lines.push(['source', b.src]);
+  if (b.func) lines.push(['in', b.func]);
+  const t = st.byId.get(b.task);
+  if (t) lines.push(['task', t.name]);
+  if (b.n > 1) lines.push(['stands for', `${fmt.count(b.n)} blocks (longest shown)`]);
+  return lines;
+}
+
+// ---- input ---------------------------------------------------------------------------------
+
+function laneAt(clientY) {
+  const box = el.lanes.getBoundingClientRect();
+  const i = Math.floor((clientY - box.top) / lanes.LANE_H);
+  return i >= 0 && i < st.shown.length ? st.shown[i] : null;
+}
+
+function svgX(svg, clientX) {
+  return clientX - svg.getBoundingClientRect().left;
+}
+
+let drag = null; // {kind: 'pan'|'select'|'mini', x0, view0, moved}
+
+function onLanesMouseDown(ev) {
+  if (ev.button !== 0) return;
+  const x = svgX(el.lanes, ev.clientX);
+  drag = { kind: 'pan', x0: x, clientX0: ev.clientX, view0: st.view, moved: false, target: ev.target };
+  ev.preventDefault();
+  el.timeline.focus({ preventScroll: true });
+}
+
+function onHeadMouseDown(ev) {
+  if (ev.button !== 0) return;
+  const x = svgX(el.head, ev.clientX);
+  if (x < tl.GUTTER) return;
+  drag = { kind: 'select', svg: el.head, g: geom(), x0: x, clientX0: ev.clientX, moved: false };
+  ev.preventDefault();
+  el.timeline.focus({ preventScroll: true });
+}
+
+function onMiniMouseDown(ev) {
+  if (ev.button !== 0) return;
+  const x = svgX(el.minimap, ev.clientX);
+  if (x < tl.GUTTER) return;
+  const g = tl.geometry(plotWidth(), { from: 0, to: st.duration });
+  drag = { kind: 'mini', svg: el.minimap, g, x0: x, clientX0: ev.clientX, moved: false };
+  ev.preventDefault();
+  el.timeline.focus({ preventScroll: true });
+}
+
+function showRange(svg, xa, xb) {
+  const tb = el.timeline.getBoundingClientRect();
+  const sb = svg.getBoundingClientRect();
+  el.range.hidden = false;
+  el.range.style.left = `${sb.left - tb.left + Math.min(xa, xb)}px`;
+  el.range.style.width = `${Math.abs(xb - xa)}px`;
+  el.range.style.top = `${sb.top - tb.top}px`;
+  el.range.style.height = `${el.timeline.clientHeight - (sb.top - tb.top)}px`;
+}
+
+function onMouseMove(ev) {
+  if (drag) {
+    if (Math.abs(ev.clientX - drag.clientX0) > 3) drag.moved = true;
+    if (!drag.moved) return;
+    hideTip();
+    if (drag.kind === 'pan') {
+      const x = svgX(el.lanes, ev.clientX);
+      const g = tl.geometry(plotWidth(), drag.view0);
+      setView(V.pan(drag.view0, -(x - drag.x0) * g.nsPerPx, st.duration));
+    } else {
+      const x = Math.max(tl.GUTTER, Math.min(plotWidth(), svgX(drag.svg, ev.clientX)));
+      showRange(drag.svg, drag.x0, x);
+    }
+    return;
+  }
+  hover(ev);
+}
+
+function onMouseUp(ev) {
+  if (!drag) return;
+  const d = drag;
+  drag = null;
+  el.range.hidden = true;
+  if (d.kind === 'pan') {
+    if (!d.moved) clickLane(ev, d.target);
+    return;
+  }
+  const x = Math.max(tl.GUTTER, Math.min(plotWidth(), svgX(d.svg, ev.clientX)));
+  if (d.moved && Math.abs(x - d.x0) >= 3) {
+    setView(V.select(d.g.t(d.x0), d.g.t(x), st.duration));
+  } else if (d.kind === 'mini') {
+    // A click on the overview centres the current span there.
+    const span = st.view.to - st.view.from;
+    const c = d.g.t(x);
+    setView({ from: c - span / 2, to: c + span / 2 });
+  }
+}
+
+function clickLane(ev, target) {
+  const toggleId = target && target.getAttribute && target.getAttribute('data-toggle');
+  if (toggleId) {
+    toggle(Number(toggleId));
+    return;
+  }
+  const t = laneAt(ev.clientY);
+  if (t) selectTask(t.id);
+}
+
+function hover(ev) {
+  const inLanes = el.lanes.contains(ev.target);
+  const inHead = el.head.contains(ev.target);
+  if (!inLanes && !inHead) {
+    hideTip();
+    return;
+  }
+  const svg = inLanes ? el.lanes : el.head;
+  const x = svgX(svg, ev.clientX);
+  const g = geom();
+  const t = g.t(x);
+  const tol = g.nsPerPx * 2;
+  if (inLanes) {
+    const task = laneAt(ev.clientY);
+    if (!task) return hideTip();
+    if (x < tl.GUTTER) return showTip(taskLines(task), ev.clientX, ev.clientY);
+    const it = tl.hit(st.data.get(task.id) || [], t, tol);
+    if (it) return showTip(itemLines(task, it), ev.clientX, ev.clientY);
+    const b = tl.hit(st.tlBlocks, t, 0);
+    if (b) return showTip(blockLines(b), ev.clientX, ev.clientY);
+    return showTip(taskLines(task), ev.clientX, ev.clientY);
+  }
+  const y = ev.clientY - el.head.getBoundingClientRect().top;
+  if (x < tl.GUTTER) return hideTip();
+  if (y >= tl.AXIS_H && y < tl.AXIS_H + tl.BLOCKS_H) {
+    const b = tl.hit(st.tlBlocks, t, tol);
+    if (b) return showTip(blockLines(b), ev.clientX, ev.clientY);
+  } else if (y >= tl.AXIS_H + tl.BLOCKS_H && y < tl.AXIS_H + tl.BLOCKS_H + tl.LAG_H) {
+    let best = null;
+    for (const p of st.tlLag) if (Math.abs(p.t - t) <= tol * 2 && (!best || p.d > best.d)) best = p;
+    if (best) return showTip([[null, `loop lag ${fmt.duration(best.d)}`], ['at', fmt.time(best.t)]], ev.clientX, ev.clientY);
+  } else if (y >= tl.AXIS_H) {
+    const n = concAt(t);
+    if (n !== null) return showTip([[null, `${fmt.count(n)} tasks alive`], ['at', fmt.time(t)]], ev.clientX, ev.clientY);
+  }
+  return hideTip();
+}
+
+function concAt(t) {
+  const s = st.conc;
+  if (!s || !s.length) return null;
+  let lo = 0;
+  let hi = s.length - 1;
+  if (s[0].t > t) return 0;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (s[mid].t <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return s[lo].n;
+}
+
+function onWheel(ev) {
+  ev.preventDefault();
+  const svg = el.lanes.contains(ev.target) ? el.lanes : el.head.contains(ev.target) ? el.head : el.minimap;
+  const g = geom();
+  const horizontal = ev.shiftKey || Math.abs(ev.deltaX) > Math.abs(ev.deltaY);
+  const unit = ev.deltaMode === 1 ? 33 : ev.deltaMode === 2 ? 400 : 1;
+  if (horizontal) {
+    const dx = (Math.abs(ev.deltaX) > Math.abs(ev.deltaY) ? ev.deltaX : ev.deltaY) * unit;
+    setView(V.pan(st.view, dx * g.nsPerPx, st.duration));
+    return;
+  }
+  const x = Math.max(tl.GUTTER, svgX(svg, ev.clientX));
+  // 200 px of wheel halves or doubles the span; the time under the pointer stays put (on the
+  // overview, the time under the pointer there is the anchor).
+  const factor = 2 ** ((ev.deltaY * unit) / 200);
+  const at = svg === el.minimap ? tl.geometry(plotWidth(), V.whole(st.duration)).t(x) : g.t(x);
+  setView(V.zoomAt(st.view, at, factor, st.duration));
+}
+
+function onKey(ev) {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const tag = ev.target && ev.target.tagName;
+  if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return;
+  const span = st.view.to - st.view.from;
+  const mid = (st.view.from + st.view.to) / 2;
+  switch (ev.key) {
+    case 'w': case 'W': setView(V.zoomAt(st.view, mid, 0.5, st.duration)); break;
+    case 's': case 'S': setView(V.zoomAt(st.view, mid, 2, st.duration)); break;
+    case 'a': case 'A': setView(V.pan(st.view, -span / 4, st.duration)); break;
+    case 'd': case 'D': setView(V.pan(st.view, span / 4, st.duration)); break;
+    case '0': setView(V.whole(st.duration)); break;
+    case '?': el.help.hidden = !el.help.hidden; break;
+    case 'Escape': el.help.hidden = true; break;
+    default: return;
+  }
+  ev.preventDefault();
+}
+
+function onScroll() {
+  hideTip();
+  // Only a scroll past the lanes already drawn (overscan) needs new data.
+  const w = laneWindow();
+  if (w.first >= st.win.first && w.last <= st.win.last) return;
+  requestRender();
+}
+
+function wire() {
+  el.lanes.addEventListener('mousedown', onLanesMouseDown);
+  el.head.addEventListener('mousedown', onHeadMouseDown);
+  el.minimap.addEventListener('mousedown', onMiniMouseDown);
+  window.addEventListener('mousemove', onMouseMove);
+  window.addEventListener('mouseup', onMouseUp);
+  el.timeline.addEventListener('mouseleave', hideTip);
+  el.timeline.addEventListener('wheel', onWheel, { passive: false });
+  document.addEventListener('keydown', onKey);
+  el.scroll.addEventListener('scroll', onScroll, { passive: true });
+  window.addEventListener('resize', requestRender);
+  $('help-button').addEventListener('click', () => { el.help.hidden = !el.help.hidden; });
+  el.help.addEventListener('click', () => { el.help.hidden = true; });
+  const json = $('export-json');
+  json.href = api.exportUrl(sessionId, 'json');
+  json.download = `loopscope-${sessionId}.json`;
+  $('export-chrome').addEventListener('click', async (ev) => {
+    ev.preventDefault();
+    try {
+      const blob = await api.exportBlob(sessionId, 'chrome');
+      const url = URL.createObjectURL(blob);
+      const a = h('a', { href: url, download: `loopscope-${sessionId}.trace.json` });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (e) {
+      status(`Chrome trace: not offered by this server (${e.detail || e.message})`, true);
+    }
+  });
+}
+
+// ---- loading -------------------------------------------------------------------------------
+
+function showSummary(sum) {
+  document.title = `loopscope — ${sum.name || sum.id}`;
+  el.title.textContent = sum.name || sum.id;
+  const bits = [sum.service, sum.host, sum.pid ? `pid ${sum.pid}` : null, sum.python ? `Python ${sum.python}` : null];
+  el.meta.textContent = bits.filter(Boolean).join(' · ');
+  tables.fillSummary(el.summary, sum);
+}
+
+async function loadSecondary() {
+  // Everything not needed for the first picture: charts' full series and the tables.
+  const onTask = (id) => selectTask(id, { scrollLane: true, scrollTable: true });
+  const jobs = [
+    api.concurrency(sessionId).then((c) => {
+      st.conc = c.series || [];
+      st.concMax = c.max || 0;
+      requestRender();
+    }),
+    api.blocks(sessionId).then((b) => {
+      st.allBlocks = (b.blocks || []).map((x) => ({ t: x.t, d: x.d }));
+      if (!embed) tables.fillBlocks($('blocks-table'), b, st.byId, onTask);
+      requestRender();
+    }),
+  ];
+  if (!embed) {
+    jobs.push(api.awaits(sessionId, { minMs: 10, limit: 200 }).then((a) => tables.fillAwaits($('awaits-table'), a, st.byId, onTask)));
+    st.table = new tables.TasksTable($('tasks-table'), st.tasks, st.duration, onTask);
+    if (st.selected !== null) st.table.select(st.selected, false);
+  }
+  const res = await Promise.allSettled(jobs);
+  const bad = res.find((r) => r.status === 'rejected');
+  if (bad) status(`some data could not be loaded: ${bad.reason.message}`, true);
+  performance.mark('ls:complete');
+  el.timeline.dataset.complete = '1';
+}
+
+async function main() {
+  if (embed) document.body.classList.add('embed');
+  wire();
+  if (!sessionId) {
+    status('no session id in the address', true);
+    return;
+  }
+  status('loading…');
+  let sum;
+  let tk;
+  try {
+    [sum, tk] = await Promise.all([api.summary(sessionId), api.tasks(sessionId)]);
+  } catch (e) {
+    status(e.status === 404 ? `session ${sessionId} not found` : `could not load the session: ${e.message}`, true);
+    return;
+  }
+  st.summary = sum;
+  st.tasks = tk.tasks || [];
+  st.byId = lanes.indexTasks(st.tasks).byId;
+  st.shown = st.tasks;
+  st.duration = Math.max(V.MIN_SPAN, Number(sum.duration_ns) || 0);
+  st.view = V.fromQuery(location.search, st.duration);
+  showSummary(sum);
+  status('');
+  await render();
+  performance.mark('ls:first');
+  loadSecondary();
+}
+
+main();

@@ -1,0 +1,66 @@
+// sessions.js — the sessions list page: asks api.js for the sessions (newest first, optionally
+// filtered by a name substring) and lists them with links to each session's timeline.
+import * as api from './api.js';
+import * as fmt from './format.js';
+import { h, clear } from './dom.js';
+
+const body = document.querySelector('#sessions tbody');
+const statusEl = document.getElementById('status');
+const filter = document.getElementById('filter');
+
+// Wall-clock start from the decimal-string nanoseconds the API sends.
+function started(ns) {
+  if (typeof ns !== 'string' || !/^\d+$/.test(ns)) return '–';
+  const d = new Date(Number(BigInt(ns) / 1000000n));
+  return Number.isNaN(d.getTime()) ? '–' : d.toLocaleString();
+}
+
+function row(s) {
+  const tr = h('tr', { 'data-session': s.id });
+  const name = tr.appendChild(h('td'));
+  name.appendChild(h('a', { href: `/sessions/${encodeURIComponent(s.id)}` }, s.name || s.id));
+  tr.appendChild(h('td', null, s.service || ''));
+  tr.appendChild(h('td', { class: 'num' }, started(s.started_unix_ns)));
+  tr.appendChild(h('td', { class: 'num' }, fmt.duration(s.duration_ns)));
+  tr.appendChild(h('td', { class: 'num' }, fmt.count(s.tasks)));
+  tr.appendChild(h('td', { class: 'num' }, fmt.count(s.blocks)));
+  tr.appendChild(h('td', { class: 'num' }, s.lag ? fmt.ms(s.lag.max_ms) : '–'));
+  tr.appendChild(h('td', { class: 'num' }, fmt.count(s.dropped)));
+  return tr;
+}
+
+let seq = 0;
+async function load() {
+  const mine = ++seq;
+  const name = filter.value.trim();
+  let resp;
+  try {
+    resp = await api.sessions({ name, limit: 1000 });
+  } catch (e) {
+    statusEl.textContent = `could not list sessions: ${e.message}`;
+    statusEl.classList.add('error');
+    return;
+  }
+  if (mine !== seq) return;
+  statusEl.classList.remove('error');
+  clear(body);
+  for (const s of resp.sessions || []) body.appendChild(row(s));
+  const n = (resp.sessions || []).length;
+  statusEl.textContent = n ? `${fmt.count(n)} session${n === 1 ? '' : 's'}${name ? ' matching the filter' : ''}` :
+    name ? 'no session matches the filter' : 'no sessions yet: run an app with the loopscope collector';
+  document.body.dataset.loaded = String(mine);
+}
+
+let timer = 0;
+filter.value = new URLSearchParams(location.search).get('name') || '';
+filter.addEventListener('input', () => {
+  clearTimeout(timer);
+  timer = setTimeout(() => {
+    const q = new URLSearchParams(location.search);
+    if (filter.value.trim()) q.set('name', filter.value.trim());
+    else q.delete('name');
+    history.replaceState(null, '', q.toString() ? `?${q}` : location.pathname);
+    load();
+  }, 150);
+});
+load();

@@ -1,0 +1,238 @@
+// tables.js — the HTML tables under the timeline: the summary header, await points over the
+// threshold with hot spots by file:line, blocking events with their stacks, and the tasks
+// (sortable, paged so 100k tasks stay light). Takes data, builds elements; never fetches.
+import { h, clear } from './dom.js';
+import * as fmt from './format.js';
+
+// Summary header: a definition list of the session's headline numbers.
+export function fillSummary(dl, sum) {
+  clear(dl);
+  const lag = sum.lag || {};
+  const rows = [
+    ['duration', fmt.duration(sum.duration_ns)],
+    ['tasks', fmt.count(sum.tasks)],
+    ['max concurrency', fmt.count(sum.max_concurrency)],
+    ['lag avg / p95 / max', `${fmt.ms(lag.avg_ms)} / ${fmt.ms(lag.p95_ms)} / ${fmt.ms(lag.max_ms)}`],
+    ['blocks', fmt.count(sum.blocks)],
+    ['awaits', fmt.count(sum.awaits)],
+    ['dropped', fmt.count(sum.dropped)],
+  ];
+  for (const [k, v] of rows) {
+    const div = h('div', { class: 'stat', 'data-stat': k });
+    div.appendChild(h('dt', null, k));
+    div.appendChild(h('dd', null, v));
+    dl.appendChild(div);
+  }
+}
+
+function table(headers) {
+  const t = h('table');
+  const tr = h('tr');
+  for (const col of headers) tr.appendChild(h('th', col.num ? { class: 'num' } : null, col.label ?? col));
+  t.appendChild(h('thead')).appendChild(tr);
+  return { table: t, body: t.appendChild(h('tbody')) };
+}
+
+function cell(tr, text, cls) {
+  return tr.appendChild(h('td', cls ? { class: cls } : null, text));
+}
+
+// A task reference that selects the task when clicked.
+function taskLink(tr, id, byId, onTask) {
+  const td = tr.appendChild(h('td'));
+  const t = byId.get(id);
+  const a = td.appendChild(h('a', { href: '#', class: 'task-link', 'data-task': String(Number(id)) }, t ? t.name : `#${id}`));
+  a.addEventListener('click', (ev) => {
+    ev.preventDefault();
+    onTask(id);
+  });
+  return td;
+}
+
+// Await points over the threshold and their hot spots.
+export function fillAwaits(section, resp, byId, onTask) {
+  clear(section);
+  section.appendChild(h('h2', null, `Await points ≥ ${fmt.ms(resp.min_ms)} (${fmt.count(resp.total)})`));
+  if (!resp.awaits.length) {
+    section.appendChild(h('p', { class: 'empty' }, 'No await point over the threshold.'));
+    return;
+  }
+  section.appendChild(h('h3', null, 'Hot spots by file:line'));
+  const hs = table(['file:line', 'function', 'awaiting', { label: 'count', num: true }, { label: 'total', num: true }, { label: 'max', num: true }]);
+  hs.table.classList.add('hotspots');
+  for (const x of resp.hotspots) {
+    const tr = hs.body.appendChild(h('tr'));
+    cell(tr, fmt.place(x.file, x.line), 'code');
+    cell(tr, x.func || '', 'code');
+    cell(tr, x.what || '', 'code');
+    cell(tr, fmt.count(x.count), 'num');
+    cell(tr, fmt.duration(x.total_ns), 'num');
+    cell(tr, fmt.duration(x.max_ns), 'num');
+  }
+  section.appendChild(hs.table);
+
+  section.appendChild(h('h3', null, 'Longest awaits'));
+  const aw = table(['task', 'file:line', 'awaiting', { label: 'at', num: true }, { label: 'waited', num: true }]);
+  aw.table.classList.add('awaits');
+  for (const a of resp.awaits) {
+    const tr = aw.body.appendChild(h('tr'));
+    taskLink(tr, a.task, byId, onTask);
+    cell(tr, fmt.place(a.file, a.line), 'code');
+    cell(tr, a.what || '', 'code');
+    cell(tr, fmt.time(a.t), 'num');
+    cell(tr, fmt.duration(a.d), 'num');
+  }
+  section.appendChild(aw.table);
+  if (resp.total > resp.awaits.length) {
+    section.appendChild(h('p', { class: 'more' }, `… and ${fmt.count(resp.total - resp.awaits.length)} more`));
+  }
+}
+
+const BLOCKS_SHOWN = 200;
+
+// Blocking events, each with its stack (outermost first, culprit line last and marked).
+export function fillBlocks(section, resp, byId, onTask) {
+  clear(section);
+  const list = resp.blocks || [];
+  section.appendChild(h('h2', null, `Blocking events (${fmt.count(list.length)})`));
+  if (!list.length) {
+    section.appendChild(h('p', { class: 'empty' }, 'The loop was never blocked over the threshold.'));
+    return;
+  }
+  const t = table(['task', { label: 'at', num: true }, { label: 'blocked', num: true }, 'culprit', 'stack']);
+  t.table.classList.add('blocks');
+  for (const b of list.slice(0, BLOCKS_SHOWN)) {
+    const tr = t.body.appendChild(h('tr'));
+    taskLink(tr, b.task, byId, onTask);
+    cell(tr, fmt.time(b.t), 'num');
+    cell(tr, fmt.duration(b.d), 'num');
+    const stack = b.stack || [];
+    const top = stack.length ? stack[stack.length - 1] : null;
+    cell(tr, top ? `${fmt.place(top.file, top.line)} ${top.src || ''}`.trim() : '', 'code culprit');
+    const td = tr.appendChild(h('td', { class: 'stack' }));
+    const det = td.appendChild(h('details'));
+    det.appendChild(h('summary', null, `${stack.length} frame${stack.length === 1 ? '' : 's'}`));
+    const ol = det.appendChild(h('ol', { class: 'frames' }));
+    stack.forEach((f, i) => {
+      const li = ol.appendChild(h('li', i === stack.length - 1 ? { class: 'culprit' } : null));
+      li.appendChild(h('span', { class: 'code' }, `${fmt.place(f.file, f.line)} in ${f.func || '?'}`));
+      if (f.src) li.appendChild(h('code', null, f.src));
+    });
+  }
+  section.appendChild(t.table);
+  if (list.length > BLOCKS_SHOWN) {
+    section.appendChild(h('p', { class: 'more' }, `… and ${fmt.count(list.length - BLOCKS_SHOWN)} more`));
+  }
+}
+
+const SORTS = {
+  created: { label: 'created', key: (t) => t.created, desc: false },
+  busy: { label: 'busy', key: (t) => t.busy_ns, desc: true },
+  waiting: { label: 'waiting', key: (t) => t.wait_ns, desc: true },
+  duration: { label: 'duration', key: (t) => (t.ended ?? Infinity) - t.created, desc: true },
+};
+const PAGE = 100;
+
+// The tasks table: sortable by created, busy, waiting, duration; 100 rows a page; select(id)
+// turns to the task's page, marks its row and scrolls it into view.
+export class TasksTable {
+  constructor(section, tasks, duration, onTask) {
+    this.section = section;
+    this.tasks = tasks;
+    this.duration = duration;
+    this.onTask = onTask;
+    this.sort = 'created';
+    this.page = 0;
+    this.selected = null;
+    this.order = null;
+    this.build();
+  }
+
+  sorted() {
+    if (!this.order) {
+      const { key, desc } = SORTS[this.sort];
+      const dur = this.duration;
+      const k = this.sort === 'duration' ? (t) => (t.ended ?? dur) - t.created : key;
+      this.order = this.tasks.slice().sort((a, b) => {
+        const d = desc ? k(b) - k(a) : k(a) - k(b);
+        return d || a.id - b.id;
+      });
+    }
+    return this.order;
+  }
+
+  build() {
+    const sec = clear(this.section);
+    sec.appendChild(h('h2', null, `Tasks (${fmt.count(this.tasks.length)})`));
+    const bar = sec.appendChild(h('div', { class: 'table-bar' }));
+    bar.appendChild(h('span', null, 'sort by '));
+    for (const [name, s] of Object.entries(SORTS)) {
+      const b = bar.appendChild(h('button', { type: 'button', class: name === this.sort ? 'on' : '', 'data-sort': name }, s.label));
+      b.addEventListener('click', () => this.setSort(name));
+    }
+    this.pager = bar.appendChild(h('span', { class: 'pager' }));
+    const t = table(['task', 'coroutine', 'state', { label: 'created', num: true }, { label: 'busy', num: true },
+      { label: 'waiting', num: true }, { label: 'duration', num: true }, 'exception']);
+    t.table.classList.add('tasks');
+    this.body = t.body;
+    this.wrap = sec.appendChild(h('div', { class: 'table-scroll' }));
+    this.wrap.appendChild(t.table);
+    this.fill();
+  }
+
+  setSort(name) {
+    if (!SORTS[name]) return;
+    this.sort = name;
+    this.order = null;
+    this.page = 0;
+    this.build();
+  }
+
+  fill() {
+    const rows = this.sorted();
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE));
+    this.page = Math.min(this.page, pages - 1);
+    clear(this.body);
+    this.rows = new Map();
+    for (const t of rows.slice(this.page * PAGE, (this.page + 1) * PAGE)) {
+      const tr = this.body.appendChild(h('tr', { 'data-task': String(Number(t.id)), class: t.id === this.selected ? 'selected' : '' }));
+      this.rows.set(t.id, tr);
+      const td = tr.appendChild(h('td'));
+      const a = td.appendChild(h('a', { href: '#', class: 'task-link' }, t.name || `#${t.id}`));
+      a.addEventListener('click', (ev) => {
+        ev.preventDefault();
+        this.onTask(t.id);
+      });
+      cell(tr, t.coro || '', 'code');
+      cell(tr, t.state || 'running', `state state-${['ok', 'cancelled', 'error'].includes(t.state) ? t.state : 'none'}`);
+      cell(tr, fmt.time(t.created), 'num');
+      cell(tr, fmt.duration(t.busy_ns), 'num');
+      cell(tr, fmt.duration(t.wait_ns), 'num');
+      cell(tr, t.ended === null || t.ended === undefined ? '–' : fmt.duration(t.ended - t.created), 'num');
+      cell(tr, t.exc || '', 'code exc');
+    }
+    clear(this.pager);
+    if (pages > 1) {
+      const prev = this.pager.appendChild(h('button', { type: 'button', 'data-page': 'prev' }, '‹'));
+      this.pager.appendChild(h('span', null, ` page ${this.page + 1} of ${fmt.count(pages)} `));
+      const next = this.pager.appendChild(h('button', { type: 'button', 'data-page': 'next' }, '›'));
+      prev.disabled = this.page === 0;
+      next.disabled = this.page >= pages - 1;
+      prev.addEventListener('click', () => { this.page--; this.fill(); });
+      next.addEventListener('click', () => { this.page++; this.fill(); });
+    }
+  }
+
+  select(id, scroll = true) {
+    this.selected = id;
+    const pos = this.sorted().findIndex((t) => t.id === id);
+    if (pos >= 0 && Math.floor(pos / PAGE) !== this.page) this.page = Math.floor(pos / PAGE);
+    this.fill();
+    // Scroll the table's own box, not the page, so the timeline stays where the user looks.
+    const tr = this.rows.get(id);
+    if (tr && scroll) {
+      const dy = tr.getBoundingClientRect().top - this.wrap.getBoundingClientRect().top;
+      this.wrap.scrollTop = Math.max(0, this.wrap.scrollTop + dy - this.wrap.clientHeight / 2);
+    }
+  }
+}

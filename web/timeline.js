@@ -1,0 +1,277 @@
+// timeline.js — draws the timeline as SVG from data it is given: lanes (run steps, awaits,
+// end state), blocking bands, the loop-lag and concurrency charts, the minimap, and finds the
+// item under the pointer. Layout of the tree is lanes.js's, ticks are axis.js's; no fetching.
+// Each lane's items of one kind are one <path>, so the element count stays bounded by the
+// number of lanes shown, however many items the level-of-detail answer holds.
+import { s } from './dom.js';
+import * as axis from './axis.js';
+import { LANE_H } from './lanes.js';
+import * as fmt from './format.js';
+
+export const GUTTER = 240;       // px of the label column left of the plot
+export const AXIS_H = 26;
+export const BLOCKS_H = 18;
+export const LAG_H = 34;
+export const CONC_H = 34;
+export const HEAD_H = AXIS_H + BLOCKS_H + LAG_H + CONC_H;
+export const MINIMAP_H = 30;
+const CHAR_W = 6.6;              // average label glyph width at the page's 11px font
+
+// Maps time <-> x for a plot `width` px wide whose first `gutter` px hold labels.
+export function geometry(width, view, gutter = GUTTER) {
+  const plotW = Math.max(1, width - gutter);
+  const span = Math.max(1, view.to - view.from);
+  const k = plotW / span;
+  return {
+    width,
+    gutter,
+    plotW,
+    view,
+    nsPerPx: span / plotW,
+    x: (t) => gutter + (t - view.from) * k,
+    t: (x) => view.from + (x - gutter) / k,
+  };
+}
+
+const r1 = (v) => Math.round(v * 10) / 10;
+
+// Cuts a label to what fits in `px` pixels, with an ellipsis.
+export function fit(text, px) {
+  const n = Math.floor(px / CHAR_W);
+  if (n <= 1) return '';
+  text = String(text);
+  return text.length <= n ? text : `${text.slice(0, n - 1)}…`;
+}
+
+// Path data for items [t, t + d) drawn between y0 and y0 + h, at least 1 px wide, clipped to the plot.
+function barsPath(items, g, y0, h) {
+  const left = g.gutter;
+  const right = g.width;
+  const parts = [];
+  for (const it of items) {
+    let x0 = g.x(it.t);
+    let x1 = g.x(it.t + (it.d || 0));
+    if (x1 < left || x0 > right) continue;
+    x0 = Math.max(left, x0);
+    x1 = Math.min(right, x1);
+    const w = Math.max(1, x1 - x0);
+    parts.push(`M${r1(x0)} ${y0}h${r1(w)}v${h}h${r1(-w)}z`);
+  }
+  return parts.join('');
+}
+
+export function laneLabel(task) {
+  const name = task.name || `Task ${task.id}`;
+  return task.coro ? `${name} · ${task.coro}` : name;
+}
+
+// Draws lanes first..last-1 of `shown` (tasks in tree order) into svg, each at y = index * LANE_H.
+// data: Map task id -> timeline items; blocks: timeline blocks (bands across the lanes).
+// Returns the number of SVG elements created.
+export function drawLanes(svg, o) {
+  const { shown, first, last, data, geom: g, duration, selected, related, collapsed, blocks } = o;
+  const top = first * LANE_H;
+  const bottom = last * LANE_H;
+  let count = 0;
+  const add = (parent, node) => {
+    parent.appendChild(node);
+    count++;
+    return node;
+  };
+
+  // Background: alternate lanes, grid lines at the axis ticks, blocking bands across the lanes.
+  const bg = add(svg, s('g', { class: 'lanes-bg' }));
+  const { ticks } = axis.ticks(g.view.from, g.view.to, g.plotW);
+  const grid = ticks.map((t) => `M${Math.round(g.x(t)) + 0.5} ${top}V${bottom}`).join('');
+  if (grid) add(bg, s('path', { class: 'grid', d: grid }));
+
+  const fg = add(svg, s('g', { class: 'lanes-fg' }));
+  for (let i = first; i < last; i++) {
+    const task = shown[i];
+    const y = i * LANE_H;
+    let cls = 'lane';
+    if (i % 2) cls += ' odd';
+    if (selected === task.id) cls += ' selected';
+    else if (related && related.has(task.id)) cls += ' related';
+    const lane = add(fg, s('g', { class: cls, 'data-task': String(Number(task.id)), 'data-depth': String(Number(task.depth)) }));
+    add(lane, s('rect', { class: 'lane-bg', x: 0, y, width: g.width, height: LANE_H }));
+
+    // Label column: indentation by depth, a toggle for tasks with children, name · coro.
+    const indent = 6 + Math.min(task.depth, 16) * 12;
+    const hasKids = task.children && task.children.length > 0;
+    if (hasKids) {
+      add(lane, s('text', { class: 'toggle', x: indent, y: y + 14, 'data-toggle': String(Number(task.id)) },
+        collapsed.has(task.id) ? '▸' : '▾'));
+    }
+    add(lane, s('text', { class: 'lane-label', x: indent + 12, y: y + 14 }, fit(laneLabel(task), GUTTER - indent - 18)));
+
+    // Lifetime [created, ended) as a thin line; steps (busy) solid; awaits (waiting) lighter.
+    const end = task.ended ?? duration;
+    const life = barsPath([{ t: task.created, d: Math.max(0, end - task.created) }], g, y + LANE_H / 2 - 0.5, 1);
+    if (life) add(lane, s('path', { class: 'life', d: life }));
+    const items = data.get(task.id) || [];
+    const awaits = [];
+    const steps = [];
+    for (const it of items) (it.k === 'await' ? awaits : steps).push(it);
+    const da = barsPath(awaits, g, y + 6, LANE_H - 12);
+    if (da) add(lane, s('path', { class: 'await', d: da }));
+    const ds = barsPath(steps, g, y + 3, LANE_H - 6);
+    if (ds) add(lane, s('path', { class: 'step', d: ds }));
+
+    // End state: a mark at `ended`, shaped and coloured by state.
+    if (task.ended !== null && task.ended !== undefined && task.state) {
+      const ex = g.x(task.ended);
+      if (ex >= g.gutter - 1 && ex <= g.width + 1) {
+        const state = ['ok', 'cancelled', 'error'].includes(task.state) ? task.state : 'unknown';
+        add(lane, s('rect', { class: `end end-${state}`, x: r1(ex - 1.5), y: y + 2, width: 3, height: LANE_H - 4 }));
+      }
+    }
+  }
+  // Blocking bands go over the lanes (translucent, not hit by the pointer) so no lane hides them.
+  if (blocks && blocks.length && last > first) {
+    add(svg, s('path', { class: 'block-band', d: barsPath(blocks, g, top, bottom - top) }));
+  }
+  return count;
+}
+
+// The strip above the lanes: axis, blocking events labelled with their culprit line, loop lag
+// bars and the concurrency step chart, with row labels in the gutter. Returns element count.
+export function drawHead(svg, o) {
+  const { geom: g, blocks, lag, lagMaxNs, conc, concMax } = o;
+  let count = 0;
+  const add = (parent, node) => {
+    parent.appendChild(node);
+    count++;
+    return node;
+  };
+  const ax = add(svg, s('g', { class: 'axis' }));
+  const info = axis.draw(ax, g.view, g.x, g.plotW, AXIS_H);
+  count += ax.childNodes.length;
+  add(svg, s('rect', { class: 'axis-hit', x: g.gutter, y: 0, width: g.plotW, height: AXIS_H }));
+
+  // Blocking events.
+  let y = AXIS_H;
+  add(svg, s('text', { class: 'row-label', x: 6, y: y + 13 }, `blocking (${fmt.count(o.blockCount)})`));
+  const bl = add(svg, s('g', { class: 'blocks' }));
+  if (blocks.length) add(bl, s('path', { class: 'block', d: barsPath(blocks, g, y + 2, BLOCKS_H - 4) }));
+  let labels = 0;
+  for (const b of blocks) {
+    const x0 = Math.max(g.gutter, g.x(b.t));
+    const x1 = Math.min(g.width, g.x(b.t + b.d));
+    if (x1 - x0 < 60 || labels >= 100) continue;
+    const where = fmt.place(b.file, b.line);
+    const text = b.src ? `${where} ${b.src}` : where;
+    add(bl, s('text', { class: 'block-label', x: x0 + 3, y: y + 13 }, fit(text, x1 - x0 - 6)));
+    labels++;
+  }
+
+  // Loop lag: one bar per (reduced) sample, scaled to the session's largest lag.
+  y += BLOCKS_H;
+  add(svg, s('text', { class: 'row-label', x: 6, y: y + 14 }, 'loop lag'));
+  add(svg, s('text', { class: 'row-sub', x: 6, y: y + 27 }, `max ${fmt.duration(lagMaxNs)}`));
+  add(svg, s('line', { class: 'row-line', x1: g.gutter, x2: g.width, y1: y + LAG_H - 0.5, y2: y + LAG_H - 0.5 }));
+  if (lag.length && lagMaxNs > 0) {
+    const h = LAG_H - 4;
+    const parts = [];
+    for (const p of lag) {
+      const x = g.x(p.t);
+      if (x < g.gutter || x > g.width) continue;
+      const bh = Math.max(1, (Math.min(p.d, lagMaxNs) / lagMaxNs) * h);
+      parts.push(`M${r1(x)} ${r1(y + LAG_H - bh)}h1.5v${r1(bh)}h-1.5z`);
+    }
+    if (parts.length) add(svg, s('path', { class: 'lag', d: parts.join('') }));
+  }
+
+  // Concurrency: step function, the highest count of each pixel column.
+  y += LAG_H;
+  add(svg, s('text', { class: 'row-label', x: 6, y: y + 14 }, 'concurrency'));
+  add(svg, s('text', { class: 'row-sub', x: 6, y: y + 27 }, `max ${fmt.count(concMax)}`));
+  add(svg, s('line', { class: 'row-line', x1: g.gutter, x2: g.width, y1: y + CONC_H - 0.5, y2: y + CONC_H - 0.5 }));
+  if (conc && conc.length && concMax > 0) {
+    const d = stepPath(conc, g, y + 2, CONC_H - 3, concMax);
+    if (d) add(svg, s('path', { class: 'conc', d }));
+  }
+  return { count, axis: info };
+}
+
+// Per-pixel-column maxima of a step series {t, n} over the view, as a closed area path.
+function columnMax(series, g) {
+  const cols = Math.max(1, Math.ceil(g.plotW));
+  const max = new Float64Array(cols).fill(-1);
+  // Index of the last point at or before view.from: its value holds at the left edge.
+  let lo = 0;
+  let hi = series.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (series[mid].t <= g.view.from) lo = mid;
+    else hi = mid - 1;
+  }
+  for (let i = lo; i < series.length; i++) {
+    const p = series[i];
+    if (p.t >= g.view.to) break;
+    const next = i + 1 < series.length ? series[i + 1].t : g.view.to;
+    const c0 = Math.max(0, Math.floor(g.x(Math.max(p.t, g.view.from)) - g.gutter));
+    const c1 = Math.min(cols - 1, Math.floor(g.x(Math.min(next, g.view.to)) - g.gutter));
+    for (let c = c0; c <= Math.max(c0, c1) && c < cols; c++) if (p.n > max[c]) max[c] = p.n;
+  }
+  return max;
+}
+
+function stepPath(series, g, y0, h, top) {
+  const max = columnMax(series, g);
+  const base = y0 + h;
+  let d = '';
+  let prev = null;
+  for (let c = 0; c < max.length; c++) {
+    const v = max[c] < 0 ? 0 : max[c];
+    const y = r1(base - (v / top) * h);
+    if (prev === null) d = `M${g.gutter} ${base}V${y}`;
+    else if (y !== prev) d += `H${g.gutter + c}V${y}`;
+    prev = y;
+  }
+  if (prev === null) return '';
+  return `${d}H${g.gutter + max.length}V${base}z`;
+}
+
+// The minimap: the whole session's concurrency and blocks, with the visible range as a brush.
+export function drawMinimap(svg, o) {
+  const { width, duration, conc, concMax, blocks, view } = o;
+  const g = geometry(width, { from: 0, to: Math.max(1, duration) });
+  const add = (node) => svg.appendChild(node);
+  add(s('text', { class: 'row-label', x: 6, y: 19 }, 'overview'));
+  add(s('rect', { class: 'minimap-bg', x: g.gutter, y: 0, width: g.plotW, height: MINIMAP_H }));
+  if (conc && conc.length && concMax > 0) {
+    const d = stepPath(conc, g, 2, MINIMAP_H - 4, concMax);
+    if (d) add(s('path', { class: 'conc minimap-conc', d }));
+  }
+  if (blocks && blocks.length) add(s('path', { class: 'block', d: barsPath(blocks, g, 0, 4) }));
+  add(s('rect', { class: 'brush', y: 0.5, height: MINIMAP_H - 1 }));
+  moveBrush(svg, width, duration, view);
+  return g;
+}
+
+// Moves the minimap's brush to the visible range (the rest of the minimap stays as drawn).
+export function moveBrush(svg, width, duration, view) {
+  const brush = svg.querySelector('.brush');
+  if (!brush) return;
+  const g = geometry(width, { from: 0, to: Math.max(1, duration) });
+  const bx = g.x(view.from);
+  brush.setAttribute('x', r1(bx));
+  brush.setAttribute('width', r1(Math.max(2, g.x(view.to) - bx)));
+}
+
+// The item of a lane under time t, allowing `tol` ns either side (for 1 px wide items).
+export function hit(items, t, tol) {
+  let best = null;
+  for (const it of items) {
+    const end = it.t + (it.d || 0);
+    if (t >= it.t - tol && t <= end + tol) {
+      // Prefer the item actually containing t, then the longer one.
+      const inside = t >= it.t && t <= end;
+      if (!best || (inside && !best.inside) || (inside === best.inside && (it.d || 0) > (best.it.d || 0))) {
+        best = { it, inside };
+      }
+    }
+  }
+  return best ? best.it : null;
+}
