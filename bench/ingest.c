@@ -1,8 +1,6 @@
-/* ingest.c — bench/ingest: the ingest load generator. Posts realistic 1000-event batches over
- * N keep-alive connections to a loopscope server (started here on a free port with a temp db,
- * or --url), prints end-to-end events/s, and in the same run the raw rate of inserting the same
- * rows into a fresh SQLite file made from schema/schema.sql (rawsql.c), and their ratio.
- * The workload is gen.c's. Not a test: it asserts nothing, it measures. */
+/* ingest.c — bench_ingest: posts gen.c's 1000-event batches over N keep-alive connections to a
+ * loopscope server (started here, or --url) and prints end-to-end events/s, then the raw SQLite
+ * rate of the same rows (rawsql.c) and the ratio. It measures; it asserts nothing. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -1,23 +1,20 @@
 #!/usr/bin/env bash
-# scripts/bench.sh — build the server and benchmarks in build/ (Release) and run both server
-# benchmarks: bench/ingest (end-to-end events/s vs raw SQLite inserts, same run) and
-# bench/query (REST query times on a 100k-task session). Prints the figures; asserts nothing.
-# Extra arguments go to bench_ingest (e.g. scripts/bench.sh --connections 8 --seconds 20).
-# BUILD_DIR=dir picks another build directory (default build/).
+# scripts/bench.sh — builds build/ in Release and runs both server benchmarks, bench_ingest
+# (end-to-end vs raw SQLite) and bench/query, printing their figures (see bench/README.md).
+# Extra arguments go to bench_ingest; BUILD_DIR=dir picks another build directory.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
 B="${BUILD_DIR:-build}"
-# build/ is also scripts/test.sh's: put its build type and -Werror setting back afterwards, and
-# build the benchmark without -Werror (-O3 finds warnings -O2 does not; they are not bench's job)
-cached() { grep -s "^$1:" "$B/CMakeCache.txt" | cut -d= -f2; }
+# build/ is also scripts/test.sh's: put its build type and -Werror setting back afterwards (an
+# empty type means the top-level default, RelWithDebInfo), and build the benchmark without
+# -Werror (-O3 finds warnings -O2 does not; they are not the benchmark's business)
+cached() { grep -s "^$1:" "$B/CMakeCache.txt" | cut -d= -f2-; }
 prev_type="$(cached CMAKE_BUILD_TYPE)"; prev_werror="$(cached LOOPSCOPE_WERROR)"
 restore() {
-  if [ -n "$prev_type" ]; then
-    cmake -S . -B "$B" -DCMAKE_BUILD_TYPE="$prev_type" -DLOOPSCOPE_WERROR="${prev_werror:-ON}" >/dev/null
-  fi
+  cmake -S . -B "$B" -DCMAKE_BUILD_TYPE="$prev_type" -DLOOPSCOPE_WERROR="${prev_werror:-ON}" >/dev/null
 }
 trap restore EXIT
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DLOOPSCOPE_WERROR=OFF -DLOOPSCOPE_BENCH=ON >/dev/null || exit 1

@@ -1,13 +1,15 @@
 /* arena.c — string arena (see arena.h). Blocks of 64 KiB, larger strings get their own. */
 #include "arena.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct arena_block {
   arena_block *next;
   size_t used, cap;
-  char data[];
+  _Alignas(max_align_t) char data[];
 };
 
 enum { ARENA_BLOCK = 64 * 1024 };
@@ -29,13 +31,15 @@ void arena_free(arena *a)
   a->head = NULL;
 }
 
-const char *arena_strndup(arena *a, const char *s, size_t n)
+/* n bytes starting at a multiple of align (a power of two), from the current block or a new
+ * one (whose data starts aligned for anything). */
+static char *arena_take(arena *a, size_t n, size_t align)
 {
-  if(!s)
-    return NULL;
   arena_block *b = a->head;
-  if(!b || b->cap - b->used < n + 1) {
-    size_t cap = n + 1 > ARENA_BLOCK ? n + 1 : ARENA_BLOCK;
+  size_t pad = b ? (align - b->used % align) % align : 0;
+  if(!b || b->cap - b->used < n || b->cap - b->used - n < pad) {
+    pad = 0;
+    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
     arena_block *nb = malloc(sizeof(*nb) + cap);
     if(!nb) {
       a->failed = 1;
@@ -54,9 +58,24 @@ const char *arena_strndup(arena *a, const char *s, size_t n)
     }
     b = nb;
   }
-  char *p = b->data + b->used;
+  char *p = b->data + b->used + pad;
+  b->used += pad + n;
+  return p;
+}
+
+void *arena_alloc(arena *a, size_t n)
+{
+  return arena_take(a, n ? n : 1, _Alignof(max_align_t));
+}
+
+const char *arena_strndup(arena *a, const char *s, size_t n)
+{
+  if(!s || n == SIZE_MAX)
+    return NULL;
+  char *p = arena_take(a, n + 1, 1);
+  if(!p)
+    return NULL;
   memcpy(p, s, n);
   p[n] = '\0';
-  b->used += n + 1;
   return p;
 }

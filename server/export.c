@@ -1,8 +1,11 @@
-/* export.c — session export (export.h): reads every row of a session through the store and
- * writes it back as one ingest-v1 batch with batch id "export-<session>". */
+/* export.c — session export (export.h): reads every row of a session through the store, then
+ * writes it as one ingest-v1 batch ("export-<session>"), as Chrome Trace Event JSON, or as
+ * OTLP/JSON spans. Which format a request asked for is http.c's business. */
 #include "export.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Optional members: written only when known. *comma says whether one must come first. */
 static void opt_i64_c(jbuf *o, const char *key, int64_t v, int *comma)
@@ -42,110 +45,401 @@ static void next_event(jbuf *o, int *first)
   *first = 0;
 }
 
-int export_json(store *s, const char *id, jbuf *out)
-{
-  store_reader *r = store_reader_acquire(s);
+/* Every row of one session, read in one read transaction. */
+typedef struct session_rows {
   arena ar;
-  arena_init(&ar);
   store_session x;
-  store_task *tasks = NULL;
-  store_step *steps = NULL, *lag = NULL;
-  store_await *aw = NULL;
-  store_block *bl = NULL;
-  size_t nt = 0, ns = 0, nl = 0, na = 0, nb = 0;
-  int rc = store_find_session(r, id, &ar, &x);
+  store_task *tasks;
+  store_step *steps, *lag;
+  store_await *aw;
+  store_block *bl;
+  size_t nt, ns, nl, na, nb;
+} session_rows;
+
+static void rows_free(session_rows *w)
+{
+  free(w->tasks);
+  free(w->steps);
+  free(w->lag);
+  free(w->aw);
+  free(w->bl);
+  arena_free(&w->ar);
+}
+
+static int rows_load(store *s, const char *id, session_rows *w)
+{
+  memset(w, 0, sizeof(*w));
+  arena_init(&w->ar);
+  store_reader *r = store_reader_acquire(s);
+  int rc = store_find_session(r, id, &w->ar, &w->x);
   if(!rc)
-    rc = store_load_tasks(r, x.sid, &ar, &tasks, &nt);
+    rc = store_load_tasks(r, w->x.sid, &w->ar, &w->tasks, &w->nt);
   if(!rc)
-    rc = store_load_steps(r, x.sid, &steps, &ns);
+    rc = store_load_steps(r, w->x.sid, &w->steps, &w->ns);
   if(!rc)
-    rc = store_load_awaits(r, x.sid, 0, &ar, &aw, &na);
+    rc = store_load_awaits(r, w->x.sid, 0, &w->ar, &w->aw, &w->na);
   if(!rc)
-    rc = store_load_blocks(r, x.sid, &ar, &bl, &nb);
+    rc = store_load_blocks(r, w->x.sid, &w->ar, &w->bl, &w->nb);
   if(!rc)
-    rc = store_load_lag(r, x.sid, &lag, &nl);
-  if(!rc) {
-    jbuf_puts(out, "{\"v\":1,\"batch\":");
-    jbuf_printf(out, "\"export-%s\"", x.id); /* ids are [A-Za-z0-9._:@+~=-]: nothing to escape */
-    jbuf_key(out, "session", 1);
-    jbuf_str(out, x.id);
-    if(x.has_meta) {
-      jbuf_key(out, "meta", 1);
-      jbuf_putc(out, '{');
-      int comma = 0;
-      opt_str_c(out, "name", x.name, &comma);
-      opt_str_c(out, "service", x.service, &comma);
-      opt_i64_c(out, "pid", x.pid, &comma);
-      opt_str_c(out, "host", x.host, &comma);
-      opt_str_c(out, "python", x.python, &comma);
-      opt_str_c(out, "started_unix_ns", x.started, &comma);
-      jbuf_putc(out, '}');
-    }
-    jbuf_puts(out, ",\"events\":[");
-    int first = 1;
-    for(size_t i = 0; i < nt; i++) {
-      next_event(out, &first);
-      jbuf_puts(out, "\"task\",\"id\":");
-      jbuf_i64(out, tasks[i].id);
-      jbuf_puts(out, ",\"parent\":");
-      jbuf_i64(out, tasks[i].parent);
-      opt_str(out, "name", tasks[i].name);
-      opt_str(out, "coro", tasks[i].coro);
-      jbuf_puts(out, ",\"t\":");
-      jbuf_i64(out, tasks[i].created);
-      jbuf_putc(out, '}');
-    }
-    for(size_t i = 0; i < ns; i++) {
-      next_event(out, &first);
-      jbuf_printf(out, "\"step\",\"id\":%lld,\"t\":%lld,\"d\":%lld}", (long long)steps[i].task,
-                  (long long)steps[i].t, (long long)steps[i].d);
-    }
-    for(size_t i = 0; i < na; i++) {
-      next_event(out, &first);
-      jbuf_printf(out, "\"await\",\"id\":%lld,\"t\":%lld,\"d\":%lld", (long long)aw[i].task,
-                  (long long)aw[i].t, (long long)aw[i].d);
-      opt_str(out, "what", aw[i].what);
-      opt_str(out, "file", aw[i].file);
-      opt_i64(out, "line", aw[i].line);
-      opt_str(out, "func", aw[i].func);
-      jbuf_putc(out, '}');
-    }
-    for(size_t i = 0; i < nb; i++) {
-      next_event(out, &first);
-      jbuf_printf(out, "\"block\",\"id\":%lld,\"t\":%lld,\"d\":%lld,\"stack\":", (long long)bl[i].task,
-                  (long long)bl[i].t, (long long)bl[i].d);
-      jbuf_puts(out, bl[i].stack ? bl[i].stack : "[]");
-      jbuf_putc(out, '}');
-    }
-    for(size_t i = 0; i < nl; i++) {
-      next_event(out, &first);
-      jbuf_printf(out, "\"lag\",\"t\":%lld,\"d\":%lld}", (long long)lag[i].t, (long long)lag[i].d);
-    }
-    for(size_t i = 0; i < nt; i++) {
-      if(tasks[i].ended < 0)
-        continue;
-      next_event(out, &first);
-      jbuf_printf(out, "\"done\",\"id\":%lld,\"t\":%lld", (long long)tasks[i].id, (long long)tasks[i].ended);
-      opt_str(out, "state", tasks[i].state);
-      opt_str(out, "exc", tasks[i].exc);
-      jbuf_putc(out, '}');
-    }
-    if(x.dropped > 0) {
-      next_event(out, &first);
-      jbuf_printf(out, "\"drop\",\"n\":%lld}", (long long)x.dropped);
-    }
-    if(x.ended) {
-      next_event(out, &first);
-      jbuf_printf(out, "\"end\",\"t\":%lld}", (long long)x.end_t);
-    }
-    jbuf_puts(out, "]}");
-  }
-  free(tasks);
-  free(steps);
-  free(lag);
-  free(aw);
-  free(bl);
-  arena_free(&ar);
+    rc = store_load_lag(r, w->x.sid, &w->lag, &w->nl);
   store_reader_release(s, r);
+  if(rc)
+    rows_free(w);
+  return rc;
+}
+
+static int write_json(const session_rows *w, jbuf *out)
+{
+  jbuf_puts(out, "{\"v\":1,\"batch\":");
+  jbuf_printf(out, "\"export-%s\"", w->x.id); /* ids are [A-Za-z0-9._:@+~=-]: nothing to escape */
+  jbuf_key(out, "session", 1);
+  jbuf_str(out, w->x.id);
+  if(w->x.has_meta) {
+    jbuf_key(out, "meta", 1);
+    jbuf_putc(out, '{');
+    int comma = 0;
+    opt_str_c(out, "name", w->x.name, &comma);
+    opt_str_c(out, "service", w->x.service, &comma);
+    opt_i64_c(out, "pid", w->x.pid, &comma);
+    opt_str_c(out, "host", w->x.host, &comma);
+    opt_str_c(out, "python", w->x.python, &comma);
+    opt_str_c(out, "started_unix_ns", w->x.started, &comma);
+    jbuf_putc(out, '}');
+  }
+  jbuf_puts(out, ",\"events\":[");
+  int first = 1;
+  for(size_t i = 0; i < w->nt; i++) {
+    next_event(out, &first);
+    jbuf_puts(out, "\"task\",\"id\":");
+    jbuf_i64(out, w->tasks[i].id);
+    jbuf_puts(out, ",\"parent\":");
+    jbuf_i64(out, w->tasks[i].parent);
+    opt_str(out, "name", w->tasks[i].name);
+    opt_str(out, "coro", w->tasks[i].coro);
+    jbuf_puts(out, ",\"t\":");
+    jbuf_i64(out, w->tasks[i].created);
+    jbuf_putc(out, '}');
+  }
+  for(size_t i = 0; i < w->ns; i++) {
+    next_event(out, &first);
+    jbuf_printf(out, "\"step\",\"id\":%lld,\"t\":%lld,\"d\":%lld}", (long long)w->steps[i].task,
+                (long long)w->steps[i].t, (long long)w->steps[i].d);
+  }
+  for(size_t i = 0; i < w->na; i++) {
+    next_event(out, &first);
+    jbuf_printf(out, "\"await\",\"id\":%lld,\"t\":%lld,\"d\":%lld", (long long)w->aw[i].task,
+                (long long)w->aw[i].t, (long long)w->aw[i].d);
+    opt_str(out, "what", w->aw[i].what);
+    opt_str(out, "file", w->aw[i].file);
+    opt_i64(out, "line", w->aw[i].line);
+    opt_str(out, "func", w->aw[i].func);
+    jbuf_putc(out, '}');
+  }
+  for(size_t i = 0; i < w->nb; i++) {
+    next_event(out, &first);
+    jbuf_printf(out, "\"block\",\"id\":%lld,\"t\":%lld,\"d\":%lld,\"stack\":", (long long)w->bl[i].task,
+                (long long)w->bl[i].t, (long long)w->bl[i].d);
+    jbuf_puts(out, w->bl[i].stack ? w->bl[i].stack : "[]");
+    jbuf_putc(out, '}');
+  }
+  for(size_t i = 0; i < w->nl; i++) {
+    next_event(out, &first);
+    jbuf_printf(out, "\"lag\",\"t\":%lld,\"d\":%lld}", (long long)w->lag[i].t, (long long)w->lag[i].d);
+  }
+  for(size_t i = 0; i < w->nt; i++) {
+    if(w->tasks[i].ended < 0)
+      continue;
+    next_event(out, &first);
+    jbuf_printf(out, "\"done\",\"id\":%lld,\"t\":%lld", (long long)w->tasks[i].id, (long long)w->tasks[i].ended);
+    opt_str(out, "state", w->tasks[i].state);
+    opt_str(out, "exc", w->tasks[i].exc);
+    jbuf_putc(out, '}');
+  }
+  if(w->x.dropped > 0) {
+    next_event(out, &first);
+    jbuf_printf(out, "\"drop\",\"n\":%lld}", (long long)w->x.dropped);
+  }
+  if(w->x.ended) {
+    next_event(out, &first);
+    jbuf_printf(out, "\"end\",\"t\":%lld}", (long long)w->x.end_t);
+  }
+  jbuf_puts(out, "]}");
+  return 0;
+}
+
+/* ---------------------------------------------------------------- Chrome trace */
+
+/* Nanoseconds as Chrome's microseconds, exactly: "123.456". */
+static void micros(jbuf *o, int64_t ns)
+{
+  jbuf_i64(o, ns / 1000);
+  char frac[5] = {'.', (char)('0' + ns / 100 % 10), (char)('0' + ns / 10 % 10), (char)('0' + ns % 10), 0};
+  jbuf_puts(o, frac);
+}
+
+/* The opening of one trace event: {"name":<name>,"cat":<cat>,"ph":<ph>,"pid":1,"tid":<tid>,"ts":<ts> */
+static void chrome_event(jbuf *o, int *first, const char *name, const char *cat, const char *ph,
+                         int64_t tid, int64_t ts)
+{
+  jbuf_puts(o, *first ? "\n{\"name\":" : ",\n{\"name\":");
+  *first = 0;
+  jbuf_str(o, name);
+  jbuf_puts(o, ",\"cat\":");
+  jbuf_str(o, cat);
+  jbuf_puts(o, ",\"ph\":");
+  jbuf_str(o, ph);
+  jbuf_puts(o, ",\"pid\":1,\"tid\":");
+  jbuf_i64(o, tid);
+  jbuf_puts(o, ",\"ts\":");
+  micros(o, ts);
+}
+
+/* Chrome Trace Event JSON (opens in Perfetto and chrome://tracing): one process, one thread per
+ * task (tid = task id) with its steps and awaits as complete events, the loop's blocks on
+ * tid 0, lag as a counter, task creation and completion as instant events. */
+static int write_chrome(const session_rows *w, jbuf *out)
+{
+  const store_session *x = &w->x;
+  int first = 1;
+  char label[160];
+  jbuf_puts(out, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"session\":");
+  jbuf_str(out, x->id);
+  jbuf_puts(out, ",\"started_unix_ns\":");
+  jbuf_str(out, x->started);
+  jbuf_puts(out, "},\"traceEvents\":[");
+  chrome_event(out, &first, "process_name", "__metadata", "M", 0, 0);
+  jbuf_puts(out, ",\"args\":{\"name\":");
+  jbuf_str(out, x->name ? x->name : x->id);
+  jbuf_puts(out, "}}");
+  chrome_event(out, &first, "thread_name", "__metadata", "M", 0, 0);
+  jbuf_puts(out, ",\"args\":{\"name\":\"event loop\"}}");
+  for(size_t i = 0; i < w->nt; i++) {
+    const store_task *t = &w->tasks[i];
+    snprintf(label, sizeof(label), "%.60s %.90s", t->name ? t->name : "task", t->coro ? t->coro : "");
+    chrome_event(out, &first, "thread_name", "__metadata", "M", t->id, 0);
+    jbuf_puts(out, ",\"args\":{\"name\":");
+    jbuf_str(out, label);
+    jbuf_puts(out, "}}");
+    chrome_event(out, &first, "created", "task", "i", t->id, t->created);
+    jbuf_puts(out, ",\"s\":\"t\",\"args\":{\"parent\":");
+    jbuf_i64(out, t->parent);
+    jbuf_puts(out, "}}");
+    if(t->ended >= 0) {
+      chrome_event(out, &first, "done", "task", "i", t->id, t->ended);
+      jbuf_puts(out, ",\"s\":\"t\",\"args\":{\"state\":");
+      jbuf_str(out, t->state);
+      jbuf_puts(out, ",\"exc\":");
+      jbuf_str(out, t->exc);
+      jbuf_puts(out, "}}");
+    }
+  }
+  for(size_t i = 0; i < w->ns; i++) {
+    chrome_event(out, &first, "step", "step", "X", w->steps[i].task, w->steps[i].t);
+    jbuf_puts(out, ",\"dur\":");
+    micros(out, w->steps[i].d);
+    jbuf_putc(out, '}');
+  }
+  for(size_t i = 0; i < w->na; i++) {
+    const store_await *a = &w->aw[i];
+    snprintf(label, sizeof(label), "await %.140s", a->what ? a->what : "?");
+    chrome_event(out, &first, label, "await", "X", a->task, a->t);
+    jbuf_puts(out, ",\"dur\":");
+    micros(out, a->d);
+    jbuf_puts(out, ",\"args\":{\"file\":");
+    jbuf_str(out, a->file);
+    jbuf_puts(out, ",\"line\":");
+    if(a->line >= 0)
+      jbuf_i64(out, a->line);
+    else
+      jbuf_puts(out, "null");
+    jbuf_puts(out, ",\"func\":");
+    jbuf_str(out, a->func);
+    jbuf_puts(out, "}}");
+  }
+  for(size_t i = 0; i < w->nb; i++) {
+    const store_block *b = &w->bl[i];
+    snprintf(label, sizeof(label), "blocked: %.140s", b->src ? b->src : b->func ? b->func : "?");
+    chrome_event(out, &first, label, "block", "X", 0, b->t);
+    jbuf_puts(out, ",\"dur\":");
+    micros(out, b->d);
+    jbuf_puts(out, ",\"args\":{\"task\":");
+    jbuf_i64(out, b->task);
+    jbuf_puts(out, ",\"stack\":");
+    jbuf_puts(out, b->stack ? b->stack : "[]");
+    jbuf_puts(out, "}}");
+  }
+  for(size_t i = 0; i < w->nl; i++) {
+    chrome_event(out, &first, "loop lag", "lag", "C", 0, w->lag[i].t);
+    jbuf_puts(out, ",\"args\":{\"lag_ms\":");
+    jbuf_f64(out, (double)w->lag[i].d / 1e6, 6);
+    jbuf_puts(out, "}}");
+  }
+  jbuf_puts(out, "\n]}");
+  return 0;
+}
+
+/* ---------------------------------------------------------------- OTLP/JSON */
+
+/* 64-bit FNV-1a: ids for OTLP derived from the session id, stable across exports. */
+static uint64_t fnv(const char *s, uint64_t h)
+{
+  for(; *s; s++)
+    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+  return h;
+}
+
+static void hex_id(jbuf *o, uint64_t hi, uint64_t lo, int bytes)
+{
+  char buf[40];
+  if(bytes == 16)
+    snprintf(buf, sizeof(buf), "\"%016llx%016llx\"", (unsigned long long)hi, (unsigned long long)lo);
+  else
+    snprintf(buf, sizeof(buf), "\"%016llx\"", (unsigned long long)lo);
+  jbuf_puts(o, buf);
+}
+
+static void unix_ns(jbuf *o, int64_t base, int64_t t)
+{
+  char buf[32];
+  snprintf(buf, sizeof(buf), "\"%llu\"", (unsigned long long)((uint64_t)base + (uint64_t)t));
+  jbuf_puts(o, buf);
+}
+
+static void attr_str(jbuf *o, int *first, const char *key, const char *v)
+{
+  if(!v)
+    return;
+  jbuf_puts(o, *first ? "{\"key\":" : ",{\"key\":");
+  *first = 0;
+  jbuf_str(o, key);
+  jbuf_puts(o, ",\"value\":{\"stringValue\":");
+  jbuf_str(o, v);
+  jbuf_puts(o, "}}");
+}
+
+static void attr_int(jbuf *o, int *first, const char *key, int64_t v)
+{
+  jbuf_puts(o, *first ? "{\"key\":" : ",{\"key\":");
+  *first = 0;
+  jbuf_str(o, key);
+  jbuf_printf(o, ",\"value\":{\"intValue\":\"%lld\"}}", (long long)v);
+}
+
+/* OTLP/JSON traces: one span per task (parent = the task's parent), its awaits as span events,
+ * times on the wall clock (started_unix_ns + t). Trace and span ids are hashes of the session
+ * and task ids, so the same session always exports the same ids. */
+typedef struct task_await { int64_t task, t; size_t idx; } task_await;
+
+static int cmp_task_await(const void *a, const void *b)
+{
+  const task_await *x = a, *y = b;
+  if(x->task != y->task)
+    return (x->task > y->task) - (x->task < y->task);
+  return (x->t > y->t) - (x->t < y->t);
+}
+
+static int write_otlp(const session_rows *w, jbuf *out)
+{
+  /* the awaits come longest first: order them by task so each span finds its own quickly */
+  task_await *by_task = malloc((w->na ? w->na : 1) * sizeof(*by_task));
+  if(!by_task)
+    return LS_ENOMEM;
+  for(size_t k = 0; k < w->na; k++)
+    by_task[k] = (task_await){w->aw[k].task, w->aw[k].t, k};
+  qsort(by_task, w->na, sizeof(*by_task), cmp_task_await);
+  const store_session *x = &w->x;
+  int64_t base = 0;
+  if(x->started)
+    for(const char *p = x->started; *p; p++)
+      base = base * 10 + (*p - '0'); /* validated at ingest: at most 19 digits */
+  int64_t end = x->ended ? x->end_t : x->max_t;
+  uint64_t th = fnv(x->id, 0xcbf29ce484222325ull), tl = fnv(x->id, th);
+  jbuf_puts(out, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+  int first = 1;
+  attr_str(out, &first, "service.name", x->service ? x->service : "loopscope");
+  attr_str(out, &first, "host.name", x->host);
+  attr_str(out, &first, "process.runtime.version", x->python);
+  if(x->pid >= 0)
+    attr_int(out, &first, "process.pid", x->pid);
+  jbuf_puts(out, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"loopscope\",\"version\":\"" LOOPSCOPE_VERSION
+                 "\"},\"spans\":[");
+  for(size_t i = 0; i < w->nt; i++) {
+    const store_task *t = &w->tasks[i];
+    jbuf_puts(out, i ? ",{\"traceId\":" : "{\"traceId\":");
+    hex_id(out, th, tl, 16);
+    jbuf_puts(out, ",\"spanId\":");
+    hex_id(out, 0, fnv(x->id, (uint64_t)t->id * 0x9e3779b97f4a7c15ull) | 1, 8);
+    if(t->parent > 0) {
+      jbuf_puts(out, ",\"parentSpanId\":");
+      hex_id(out, 0, fnv(x->id, (uint64_t)t->parent * 0x9e3779b97f4a7c15ull) | 1, 8);
+    }
+    jbuf_puts(out, ",\"name\":");
+    jbuf_str(out, t->coro ? t->coro : t->name ? t->name : "task");
+    jbuf_puts(out, ",\"kind\":1,\"startTimeUnixNano\":");
+    unix_ns(out, base, t->created);
+    jbuf_puts(out, ",\"endTimeUnixNano\":");
+    unix_ns(out, base, t->ended >= 0 ? t->ended : end > t->created ? end : t->created);
+    jbuf_puts(out, ",\"attributes\":[");
+    int af = 1;
+    attr_int(out, &af, "loopscope.task.id", t->id);
+    attr_str(out, &af, "loopscope.task.name", t->name);
+    attr_int(out, &af, "loopscope.busy_ns", t->busy_ns);
+    attr_int(out, &af, "loopscope.wait_ns", t->wait_ns);
+    attr_str(out, &af, "loopscope.state", t->state);
+    jbuf_puts(out, "],\"events\":[");
+    int ef = 1;
+    size_t lo = 0, hi = w->na; /* first await of this task */
+    while(lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if(by_task[mid].task < t->id)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    for(size_t k = lo; k < w->na && by_task[k].task == t->id; k++) {
+      const store_await *a = &w->aw[by_task[k].idx];
+      jbuf_puts(out, ef ? "{\"timeUnixNano\":" : ",{\"timeUnixNano\":");
+      ef = 0;
+      unix_ns(out, base, a->t);
+      jbuf_puts(out, ",\"name\":\"await\",\"attributes\":[");
+      int f2 = 1;
+      attr_str(out, &f2, "what", a->what);
+      attr_str(out, &f2, "code.filepath", a->file);
+      if(a->line >= 0)
+        attr_int(out, &f2, "code.lineno", a->line);
+      attr_str(out, &f2, "code.function", a->func);
+      attr_int(out, &f2, "duration_ns", a->d);
+      jbuf_puts(out, "]}");
+    }
+    jbuf_puts(out, "]");
+    if(t->state && !strcmp(t->state, "error")) {
+      jbuf_puts(out, ",\"status\":{\"code\":2,\"message\":");
+      jbuf_str(out, t->exc ? t->exc : "error");
+      jbuf_putc(out, '}');
+    }
+    jbuf_putc(out, '}');
+  }
+  jbuf_puts(out, "]}]}]}");
+  free(by_task);
+  return 0;
+}
+
+int export_session(store *s, const char *id, const char *format, jbuf *out)
+{
+  int (*write)(const session_rows *, jbuf *) = NULL;
+  if(!strcmp(format, "json"))
+    write = write_json;
+  else if(!strcmp(format, "chrome"))
+    write = write_chrome;
+  else if(!strcmp(format, "otlp"))
+    write = write_otlp;
+  else
+    return LS_EINVAL;
+  session_rows w;
+  int rc = rows_load(s, id, &w);
+  if(rc)
+    return rc;
+  rc = write(&w, out);
+  rows_free(&w);
   return rc ? rc : jbuf_status(out);
 }

@@ -30,7 +30,8 @@ struct http_server {
   writer *w;
   metrics *m;
   char csp[1024];
-  atomic_int active; /* requests between their first call and completion */
+  atomic_int active;    /* requests between their first call and completion */
+  atomic_int suspended; /* connections waiting for the writer to resume them */
 };
 
 typedef struct req {
@@ -48,6 +49,7 @@ typedef struct req {
   size_t events;         /* events in the submitted batch */
   char delete_id[130];
   struct MHD_Connection *conn;
+  struct http_server *h;
 } req;
 
 /* ------------------------------------------------------------------ responses */
@@ -242,9 +244,13 @@ static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *
   }
   const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   int64_t len;
-  if(cl && query_parse_i64(cl, 0, INT64_MAX, &len) == 0 && (uint64_t)len > h->cfg.max_body) {
-    rq->reject = 413;
-    rq->reject_detail = "body larger than the limit (--max-body)";
+  if(cl && query_parse_i64(cl, 0, INT64_MAX, &len) == 0) {
+    if((uint64_t)len > h->cfg.max_body) {
+      rq->reject = 413;
+      rq->reject_detail = "body larger than the limit (--max-body)";
+    }
+    else
+      jbuf_grow(&rq->body, (size_t)len); /* one allocation instead of a chain of doublings */
   }
 }
 
@@ -264,7 +270,10 @@ static enum MHD_Result ingest_error(http_server *h, struct MHD_Connection *c, re
                                    const char *detail)
 {
   metrics_add(&h->m->rejects[reject_reason(status)], 1);
-  log_msg(LOG_DEBUG, "ingest: %u %s", status, detail);
+  if(status >= 500)
+    log_msg(LOG_WARN, "ingest refused: %u %s", status, detail);
+  else
+    log_msg(LOG_INFO, "ingest refused: %u %s", status, detail);
   return send_error(h, c, rq, status, detail, NULL);
 }
 
@@ -310,7 +319,9 @@ static void job_answered(writer_job *job, void *arg)
 {
   (void)job;
   req *rq = arg;
+  http_server *h = rq->h;
   MHD_resume_connection(rq->conn);
+  atomic_fetch_sub(&h->suspended, 1); /* the last touch of the connection from this thread */
 }
 
 /* Suspends the connection and hands rq->job to the writer; the answer is sent by answer_job
@@ -319,15 +330,18 @@ static void job_answered(writer_job *job, void *arg)
 static enum MHD_Result submit_job(http_server *h, struct MHD_Connection *c, req *rq)
 {
   rq->conn = c;
+  rq->h = h;
   rq->job.on_done = job_answered;
   rq->job.arg = rq;
   rq->submitted = 1;
+  atomic_fetch_add(&h->suspended, 1);
   MHD_suspend_connection(c);
   int rc = writer_submit(h->w, &rq->job);
   if(rc) {
     rq->job.result = rc;
     rq->job.done = 1;
     MHD_resume_connection(c);
+    atomic_fetch_sub(&h->suspended, 1);
   }
   return MHD_YES;
 }
@@ -439,13 +453,13 @@ static const struct { const char *name; query_fn fn; } session_views[] = {
 static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, req *rq, const char *id)
 {
   const char *fmt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
-  if(fmt && (!strcmp(fmt, "chrome") || !strcmp(fmt, "otlp")))
-    return send_error(h, c, rq, 400, "format: chrome and otlp are not implemented yet", NULL);
-  if(fmt && strcmp(fmt, "json"))
+  if(!fmt)
+    fmt = "json";
+  if(strcmp(fmt, "json") && strcmp(fmt, "chrome") && strcmp(fmt, "otlp"))
     return send_error(h, c, rq, 400, "format: expected json, chrome or otlp", NULL);
   jbuf out;
   jbuf_init(&out, RESPONSE_MAX);
-  int rc = export_json(h->s, id, &out);
+  int rc = export_session(h->s, id, fmt, &out);
   return answer(h, c, rq, rc, &out, "");
 }
 
@@ -650,6 +664,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   h->w = w;
   h->m = m;
   atomic_init(&h->active, 0);
+  atomic_init(&h->suspended, 0);
   int n = snprintf(h->csp, sizeof(h->csp),
                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors %s",
@@ -691,11 +706,18 @@ void http_stop(http_server *h, int wait_ms)
   MHD_socket ls = MHD_quiesce_daemon(h->d);
   if(ls != MHD_INVALID_SOCKET)
     close(ls);
-  /* Requests in flight (an ingest waiting for its commit) finish and are answered. */
-  for(int waited = 0; atomic_load(&h->active) > 0 && waited < wait_ms; waited += 10) {
-    struct timespec ts = {0, 10 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+  /* Every connection handed to the writer is resumed by it first: the writer always answers
+   * (a locked database within its busy timeout), and stopping libmicrohttpd under a suspended
+   * connection would leave the writer resuming a freed one. So this wait has no limit. */
+  struct timespec tick = {0, 10 * 1000 * 1000};
+  for(int waited = 0; atomic_load(&h->suspended) > 0; waited += 10) {
+    if(waited && waited % 5000 == 0)
+      log_msg(LOG_INFO, "stopping: %d requests still wait for the writer", atomic_load(&h->suspended));
+    nanosleep(&tick, NULL);
   }
+  /* Then requests in flight are answered, within wait_ms. */
+  for(int waited = 0; atomic_load(&h->active) > 0 && waited < wait_ms; waited += 10)
+    nanosleep(&tick, NULL);
   MHD_stop_daemon(h->d);
   free(h);
 }

@@ -61,6 +61,7 @@ typedef struct ingest_batch {
   size_t events;        /* every event in the batch, unknown kinds included */
   char *stacks;         /* JSON text of all block stacks, back to back */
   void *json_root;      /* the parsed document that the strings point into */
+  struct arena *json_arena; /* where that document lives (freed with the batch) */
 } ingest_batch;
 
 /* Parses and validates body[0..len). On success *out owns everything (ingest_free it) and

@@ -66,7 +66,7 @@ static int jbuf_reserve(jbuf *b, size_t n)
   return 0;
 }
 
-void jbuf_append(jbuf *b, const void *p, size_t n)
+void jbuf_append_slow(jbuf *b, const void *p, size_t n)
 {
   if(jbuf_reserve(b, n))
     return;
@@ -76,14 +76,11 @@ void jbuf_append(jbuf *b, const void *p, size_t n)
   b->data[b->len] = '\0';
 }
 
-void jbuf_puts(jbuf *b, const char *s)
+void jbuf_grow(jbuf *b, size_t n)
 {
-  jbuf_append(b, s, strlen(s));
-}
-
-void jbuf_putc(jbuf *b, char c)
-{
-  jbuf_append(b, &c, 1);
+  if(n > b->max - (b->len < b->max ? b->len : b->max))
+    n = b->max - (b->len < b->max ? b->len : b->max);
+  jbuf_reserve(b, n);
 }
 
 void jbuf_printf(jbuf *b, const char *fmt, ...)

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "errors.h"
 
@@ -24,9 +25,31 @@ char *jbuf_take(jbuf *b, size_t *len);
 /* 0 when every append so far succeeded, otherwise the first error code. */
 int jbuf_status(const jbuf *b);
 
-void jbuf_append(jbuf *b, const void *p, size_t n);
-void jbuf_puts(jbuf *b, const char *s);
-void jbuf_putc(jbuf *b, char c);
+/* Appends n bytes; the slow path grows the buffer (or records the failure). */
+void jbuf_append_slow(jbuf *b, const void *p, size_t n);
+/* Makes room for n more bytes now, so a large answer grows once instead of by doublings. */
+void jbuf_grow(jbuf *b, size_t n);
+
+static inline void jbuf_append(jbuf *b, const void *p, size_t n)
+{
+  if(!b->failed && n < b->cap - b->len) { /* cap > len whenever data exists: room for the NUL */
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+  }
+  else
+    jbuf_append_slow(b, p, n);
+}
+
+static inline void jbuf_puts(jbuf *b, const char *s)
+{
+  jbuf_append(b, s, strlen(s));
+}
+
+static inline void jbuf_putc(jbuf *b, char c)
+{
+  jbuf_append(b, &c, 1);
+}
 void jbuf_printf(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* JSON pieces. Strings are escaped (quotes, backslash, control characters); NULL writes null. */

@@ -127,12 +127,16 @@ static int parse_args(int argc, char **argv, options *o)
       }
     }
     else if(!strcmp(a, "--threads") || !strcmp(a, "--queue")) {
+      int is_threads = !strcmp(a, "--threads");
       int64_t n;
-      if(query_parse_i64(v, 1, !strcmp(a, "--threads") ? 64 : 100000, &n)) {
-        fprintf(stderr, "loopscope-server: %s takes a positive integer\n", a);
+      if(query_parse_i64(v, 1, is_threads ? 64 : 100000, &n)) {
+        fprintf(stderr, "loopscope-server: %s takes an integer in [1, %d]\n", a, is_threads ? 64 : 100000);
         return -1;
       }
-      *(!strcmp(a, "--threads") ? &o->threads : &o->queue) = (int)n;
+      if(is_threads)
+        o->threads = (int)n;
+      else
+        o->queue = (int)n;
     }
     else { /* --embed-origin */
       if(!origin_ok(v)) {

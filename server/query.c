@@ -214,31 +214,41 @@ static size_t find_idx(const id_idx *map, size_t n, int64_t id)
 static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, const size_t *order,
                         const size_t *child_start, const size_t *children, size_t n)
 {
+  jbuf_grow(o, n * 256 + 16); /* about what a task takes: one allocation for the whole answer */
   jbuf_puts(o, "{\"tasks\":[");
   for(size_t k = 0; k < n; k++) {
     size_t i = order[k];
     const store_task *x = &t[i];
-    jbuf_puts(o, k ? ",{" : "{");
-    jbuf_key(o, "id", 0); jbuf_i64(o, x->id);
-    jbuf_key(o, "name", 1); jbuf_str(o, x->name);
-    jbuf_key(o, "coro", 1); jbuf_str(o, x->coro);
-    jbuf_key(o, "parent", 1); jbuf_i64(o, st[i].eff_parent);
-    jbuf_key(o, "children", 1);
-    jbuf_putc(o, '[');
+    jbuf_puts(o, k ? ",{\"id\":" : "{\"id\":");
+    jbuf_i64(o, x->id);
+    jbuf_puts(o, ",\"name\":");
+    jbuf_str(o, x->name);
+    jbuf_puts(o, ",\"coro\":");
+    jbuf_str(o, x->coro);
+    jbuf_puts(o, ",\"parent\":");
+    jbuf_i64(o, st[i].eff_parent);
+    jbuf_puts(o, ",\"children\":[");
     for(size_t c = child_start[i]; c < child_start[i + 1]; c++) {
       if(c > child_start[i])
         jbuf_putc(o, ',');
       jbuf_i64(o, t[children[c]].id);
     }
-    jbuf_putc(o, ']');
-    jbuf_key(o, "depth", 1); jbuf_i64(o, st[i].depth);
-    jbuf_key(o, "created", 1); opt_i64(o, x->created);
-    jbuf_key(o, "first_run", 1); opt_i64(o, x->first_run);
-    jbuf_key(o, "ended", 1); opt_i64(o, x->ended);
-    jbuf_key(o, "state", 1); jbuf_str(o, x->state);
-    jbuf_key(o, "exc", 1); jbuf_str(o, x->exc);
-    jbuf_key(o, "busy_ns", 1); jbuf_i64(o, x->busy_ns);
-    jbuf_key(o, "wait_ns", 1); jbuf_i64(o, x->wait_ns);
+    jbuf_puts(o, "],\"depth\":");
+    jbuf_i64(o, st[i].depth);
+    jbuf_puts(o, ",\"created\":");
+    opt_i64(o, x->created);
+    jbuf_puts(o, ",\"first_run\":");
+    opt_i64(o, x->first_run);
+    jbuf_puts(o, ",\"ended\":");
+    opt_i64(o, x->ended);
+    jbuf_puts(o, ",\"state\":");
+    jbuf_str(o, x->state);
+    jbuf_puts(o, ",\"exc\":");
+    jbuf_str(o, x->exc);
+    jbuf_puts(o, ",\"busy_ns\":");
+    jbuf_i64(o, x->busy_ns);
+    jbuf_puts(o, ",\"wait_ns\":");
+    jbuf_i64(o, x->wait_ns);
     jbuf_putc(o, '}');
   }
   jbuf_puts(o, "]}");

@@ -78,7 +78,8 @@ static void radix_sort_i64(int64_t *v, keyed *a, keyed *tmp, size_t n) {
  * is earlier), one point per instant before session_end where the count changes, and a final
  * point at session_end that closes the last step (it repeats the count in force just before
  * the end, so a task alive until the end is not shown as leaving at it). `pts` must hold
- * 2 * m + 2 points (m <= n). The maximum covers every instant, also those at or after session_end. */
+ * 2 * m + 2 points (m <= n). The maximum covers every instant, also those at or after
+ * session_end. */
 typedef struct sweep {
   int64_t *starts, *ends; /* m each, owned by the sweep */
   size_t m;

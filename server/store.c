@@ -585,15 +585,18 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
   return rc;
 }
 
-int store_put_batch(store *s, const ingest_batch *b, int *duplicate)
+int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created)
 {
   *duplicate = 0;
+  *created = 0;
   int rc = wrun(s, s->ws[W_SAVEPOINT]);
   if(rc)
     return rc;
   sqlite3_stmt *st = s->ws[W_SESSION_INS];
   sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
   rc = wrun(s, st);
+  if(!rc)
+    *created = sqlite3_changes(s->w) > 0;
   int64_t sid = -1;
   if(!rc) {
     st = s->ws[W_SESSION_SID];
@@ -618,6 +621,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate)
     rc = put_rows(s, sid, b);
   if(rc || *duplicate) {
     wrun(s, s->ws[W_ROLLBACK_TO]);
+    *created = 0;
   }
   int rrc = wrun(s, s->ws[W_RELEASE]);
   return rc ? rc : rrc;
@@ -656,8 +660,6 @@ int store_delete_session(store *s, const char *id)
 int store_maybe_checkpoint(store *s, int pages)
 {
   int log_pages = 0, done = 0;
-  int64_t wal = store_db_bytes(s);
-  (void)wal;
   int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done);
   if(rc != SQLITE_OK)
     return code_of(rc) ? code_of(rc) : LS_EIO;

@@ -43,8 +43,9 @@ int store_begin(store *s);   /* BEGIN IMMEDIATE; LS_EBUSY when another process h
 int store_commit(store *s);
 void store_rollback(store *s);
 /* Stores one batch inside the open transaction (its own savepoint: on failure nothing of it
- * stays). *duplicate = 1 when this session already holds this batch id (nothing written). */
-int store_put_batch(store *s, const ingest_batch *b, int *duplicate);
+ * stays). *duplicate = 1 when this session already holds this batch id (nothing written);
+ * *created = 1 when the batch made its session. */
+int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created);
 /* Deletes a session and all its rows; LS_ENOTFOUND when there is none. */
 int store_delete_session(store *s, const char *id);
 /* PASSIVE checkpoint when the WAL has grown past `pages`; cheap otherwise. */

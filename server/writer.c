@@ -39,7 +39,7 @@ static void write_group(writer *w, job *group, int n)
     if(j->delete_id)
       j->result = store_delete_session(w->s, j->delete_id);
     else
-      j->result = store_put_batch(w->s, j->batch, &j->duplicate);
+      j->result = store_put_batch(w->s, j->batch, &j->duplicate, &j->new_session);
     if(j->result == 0)
       stored++;
     else if(j->result != LS_ENOTFOUND)
@@ -58,6 +58,8 @@ static void write_group(writer *w, job *group, int n)
     if(j->duplicate)
       metrics_add(&w->m->duplicates, 1);
     else {
+      if(j->new_session)
+        log_msg(LOG_INFO, "session %s: first batch stored", j->batch->session);
       metrics_add(&w->m->batches, 1);
       metrics_add(&w->m->events, (int64_t)j->batch->events);
       metrics_add(&w->m->unknown_events, j->batch->unknown);
@@ -161,6 +163,7 @@ static int enqueue(writer *w, job *j, int wait)
   j->done = 0;
   j->result = 0;
   j->duplicate = 0;
+  j->new_session = 0;
   pthread_mutex_lock(&w->lock);
   int rc = w->stopping ? LS_ESTOPPED : w->depth >= w->max_depth ? LS_EBUSY : 0;
   if(rc) {

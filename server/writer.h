@@ -18,6 +18,7 @@ typedef struct writer_job {
   const char *delete_id;       /* a delete job when non-NULL */
   int result;                  /* 0 or an error code, valid in on_done */
   int duplicate;               /* the batch had been stored before */
+  int new_session;             /* the batch made its session (first batch to arrive) */
   int done;                    /* set before on_done (and before waiters wake) */
   /* Called on the writer thread once the job's transaction committed or failed; the writer
    * no longer touches the job afterwards. NULL: the submitter waits in writer_put/_delete. */

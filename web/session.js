@@ -9,6 +9,7 @@ import * as tl from './timeline.js';
 import * as tables from './tables.js';
 import * as V from './view.js';
 import { h, clear } from './dom.js';
+import * as details from './details.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -236,40 +237,6 @@ function hideTip() {
   el.tooltip.hidden = true;
 }
 
-function taskLines(t) {
-  const lines = [[null, tl.laneLabel(t)]];
-  lines.push(['task', `#${t.id}${t.parent ? ` (parent #${t.parent})` : ''}`]);
-  lines.push(['created', fmt.time(t.created)]);
-  if (t.ended !== null && t.ended !== undefined) lines.push(['ended', `${fmt.time(t.ended)} (${t.state || '?'})`]);
-  lines.push(['busy / waiting', `${fmt.duration(t.busy_ns)} / ${fmt.duration(t.wait_ns)}`]);
-  if (t.exc) lines.push(['exception', t.exc]);
-  return lines;
-}
-
-function itemLines(t, it) {
-  const lines = [[null, tl.laneLabel(t)]];
-  lines.push([it.k === 'await' ? 'await' : 'run step', `${fmt.duration(it.d)} at ${fmt.time(it.t)}`]);
-  if (it.n > 1) lines.push(['stands for', `${fmt.count(it.n)} items (longest shown)`]);
-  if (it.k === 'await') {
-    if (it.what) lines.push(['awaiting', it.what]);
-    if (it.file) lines.push(['at', fmt.place(it.file, it.line)]);
-    if (it.func) lines.push(['in', it.func]);
-  }
-  return lines;
-}
-
-function blockLines(b) {
-  const lines = [[null, `loop blocked ${fmt.duration(b.d)}`]];
-  lines.push(['at', fmt.time(b.t)]);
-  if (b.file) lines.push(['culprit', fmt.place(b.file, b.line)]);
-  if (b.src) lines.push(['source', b.src]);
-  if (b.func) lines.push(['in', b.func]);
-  const t = st.byId.get(b.task);
-  if (t) lines.push(['task', t.name]);
-  if (b.n > 1) lines.push(['stands for', `${fmt.count(b.n)} blocks (longest shown)`]);
-  return lines;
-}
-
 // ---- input ---------------------------------------------------------------------------------
 
 function laneAt(clientY) {
@@ -318,7 +285,9 @@ function showRange(svg, xa, xb) {
   el.range.style.left = `${sb.left - tb.left + Math.min(xa, xb)}px`;
   el.range.style.width = `${Math.abs(xb - xa)}px`;
   el.range.style.top = `${sb.top - tb.top}px`;
-  el.range.style.height = `${el.timeline.clientHeight - (sb.top - tb.top)}px`;
+  // On the overview the selection covers the overview only: its scale is not the lanes'.
+  const h = svg === el.minimap ? sb.height : el.timeline.clientHeight - (sb.top - tb.top);
+  el.range.style.height = `${h}px`;
 }
 
 function onMouseMove(ev) {
@@ -384,18 +353,18 @@ function hover(ev) {
   if (inLanes) {
     const task = laneAt(ev.clientY);
     if (!task) return hideTip();
-    if (x < tl.GUTTER) return showTip(taskLines(task), ev.clientX, ev.clientY);
+    if (x < tl.GUTTER) return showTip(details.task(task), ev.clientX, ev.clientY);
     const it = tl.hit(st.data.get(task.id) || [], t, tol);
-    if (it) return showTip(itemLines(task, it), ev.clientX, ev.clientY);
+    if (it) return showTip(details.item(task, it), ev.clientX, ev.clientY);
     const b = tl.hit(st.tlBlocks, t, 0);
-    if (b) return showTip(blockLines(b), ev.clientX, ev.clientY);
-    return showTip(taskLines(task), ev.clientX, ev.clientY);
+    if (b) return showTip(details.block(b, st.byId.get(b.task)), ev.clientX, ev.clientY);
+    return showTip(details.task(task), ev.clientX, ev.clientY);
   }
   const y = ev.clientY - el.head.getBoundingClientRect().top;
   if (x < tl.GUTTER) return hideTip();
   if (y >= tl.AXIS_H && y < tl.AXIS_H + tl.BLOCKS_H) {
     const b = tl.hit(st.tlBlocks, t, tol);
-    if (b) return showTip(blockLines(b), ev.clientX, ev.clientY);
+    if (b) return showTip(details.block(b, st.byId.get(b.task)), ev.clientX, ev.clientY);
   } else if (y >= tl.AXIS_H + tl.BLOCKS_H && y < tl.AXIS_H + tl.BLOCKS_H + tl.LAG_H) {
     let best = null;
     for (const p of st.tlLag) if (Math.abs(p.t - t) <= tol * 2 && (!best || p.d > best.d)) best = p;
@@ -422,8 +391,10 @@ function concAt(t) {
 }
 
 function onWheel(ev) {
-  ev.preventDefault();
   const svg = el.lanes.contains(ev.target) ? el.lanes : el.head.contains(ev.target) ? el.head : el.minimap;
+  // Over the lanes' label column the wheel scrolls the lanes as usual; over the plot it zooms.
+  if (svg === el.lanes && svgX(svg, ev.clientX) < tl.GUTTER) return;
+  ev.preventDefault();
   const g = geom();
   const horizontal = ev.shiftKey || Math.abs(ev.deltaX) > Math.abs(ev.deltaY);
   const unit = ev.deltaMode === 1 ? 33 : ev.deltaMode === 2 ? 400 : 1;

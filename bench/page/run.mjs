@@ -90,7 +90,10 @@ async function firstRender(browser, url) {
   const marks = await page.evaluate(() => {
     const first = (n) => (performance.getEntriesByName(n)[0] || { startTime: NaN }).startTime;
     const nav = performance.getEntriesByType('navigation')[0];
+    // Where the first render's time went: the /tasks answer as the browser saw it.
+    const res = performance.getEntriesByType('resource').find((r) => /\/tasks$/.test(new URL(r.name).pathname));
     return { drawn: first('ls:first'), complete: first('ls:complete'), dcl: nav ? nav.domContentLoadedEventEnd : NaN,
+      tasksStart: res ? res.startTime : NaN, tasksEnd: res ? res.responseEnd : NaN,
       svg: document.querySelectorAll('svg *').length };
   });
   return { ctx, page, marks, errors };
@@ -177,6 +180,8 @@ async function main() {
     console.log(`page benchmark: session of ${a.tasks} tasks (${sum.awaits} awaits, ${sum.blocks} blocks), viewport 1400x900, Chromium headless`);
     console.log(`${'figure'.padEnd(44)} ${'measured'.padStart(10)}      ${'target'.padStart(10)} ${'ratio'.padStart(8)}`);
     row('first render, median of reloads (nav → drawn)', median(firsts.map((m) => m.drawn)), 1500);
+    row('  of which: page scripts loaded (nav → /tasks asked)', median(firsts.map((m) => m.tasksStart)), null);
+    row('  of which: /tasks transfer (asked → received)', median(firsts.map((m) => m.tasksEnd - m.tasksStart)), null);
     row('  baseline: 5-task session first render', base.marks.drawn, null);
     row('  tables and charts complete (nav → complete)', median(firsts.map((m) => m.complete)), null);
     row(`zoom step re-render, median of ${steps.length}`, median(steps), 50);

@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
-"""bench/query/bench_query.py — query benchmark: generates one large session (100k tasks in a
-realistic tree, 500k awaits, 600k steps, 10k lag samples, 1k blocks), posts it through
-/api/v1/ingest to a real loopscope server (started here on a free loopback port with a temp db,
-or --url), then times the REST queries end to end over HTTP (median of --runs) and prints a table
-with targets. Not a test: it measures and prints. Standard library only."""
+"""bench/query/bench_query.py — generates a 100k-task / 500k-await session, posts it to a real
+loopscope server (started here, or --url) and times the REST queries over HTTP (median of --runs),
+printing a table with targets. Measures, asserts nothing; standard library only."""
 import argparse
 import http.client
 import json

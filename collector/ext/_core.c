@@ -30,9 +30,17 @@ typedef struct code_info {
   const char *file, *func, *qual, *full; /* UTF-8 views into the strings above / the code */
   Py_ssize_t nfile, nfunc, nqual, nfull;
   int is_lib;              /* file under the stdlib or site-packages */
+  int is_asyncio;          /* file inside the asyncio package (its own housekeeping tasks) */
 } code_info;
 
 typedef struct session_obj session_obj;
+
+/* what a task factory call in progress saw before calling the real factory (eager tasks) */
+typedef struct eager_frame {
+  session_obj *sess;       /* borrowed for the duration of the call */
+  uint64_t parent, t0;
+} eager_frame;
+#define EAGER_MAX 64
 
 typedef struct task_entry {
   PyObject *task;          /* borrowed: the key; entries go away when the task ends */
@@ -68,6 +76,7 @@ static struct {
   uint64_t block_ns, lag_ns;
   uint64_t max_tasks;
   PyObject *lib_prefixes;          /* tuple of str */
+  PyObject *asyncio_prefix;        /* str: the asyncio package directory */
   PyObject *session_var;           /* ContextVar */
   /* hooks */
   PyObject *handle_type, *orig_run;
@@ -81,6 +90,7 @@ static struct {
   PyObject *base_loop_type;        /* asyncio.BaseEventLoop: its loops run tasks through Handle */
   PyObject *done_cb;               /* done callback for tasks of other loops (uvloop) */
   int factory_depth;
+  eager_frame eager[EAGER_MAX];    /* one per factory call in progress, by depth */
   /* capture */
   PyObject *active;                /* list of active sessions */
   task_entry **tab;                /* open addressing by task pointer, linear probing */
@@ -102,7 +112,6 @@ static struct {
   PyThreadState *loop_tstate;
   uint64_t block_seq;              /* the heartbeat a captured stack belongs to (GIL) */
   PyObject *block_stack;           /* list of (file, line, func, src) or NULL (GIL) */
-  PyObject *linecache_getline;
   /* interned names */
   PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
       *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
@@ -218,6 +227,11 @@ static code_info *code_info_of(PyObject *code, PyObject *obj, PyObject *frame) {
   s = str_of(ci->qualname); ci->qual = s.p; ci->nqual = (Py_ssize_t)s.n;
   s = str_of(ci->fullname); ci->full = s.p; ci->nfull = (Py_ssize_t)s.n;
   ci->is_lib = prefix_is_lib(co->co_filename);
+  if (G.asyncio_prefix) {
+    int r = PyUnicode_Tailmatch(co->co_filename, G.asyncio_prefix, 0, PY_SSIZE_T_MAX, -1);
+    if (r < 0) PyErr_Clear();
+    ci->is_asyncio = r > 0;
+  }
   size_t j = ptr_hash(code) & (G.codes_cap - 1);
   while (G.codes[j]) j = (j + 1) & (G.codes_cap - 1);
   G.codes[j] = ci;
@@ -495,6 +509,17 @@ static void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
 static PyTypeObject Session_Type;
 static void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack);
 
+static code_info *coro_code_info(PyObject *coro) {
+  if (!coro || !(PyCoro_CheckExact(coro) || PyGen_CheckExact(coro))) return NULL;
+  PyObject *code = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_code : G.s_gi_code);
+  PyObject *frame = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_frame : G.s_gi_frame);
+  if (!code || !frame) PyErr_Clear();
+  code_info *ci = code_info_of(code, coro, frame);
+  Py_XDECREF(code);
+  Py_XDECREF(frame);
+  return ci;
+}
+
 static task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id,
                                  uint64_t t) {
   if (s->ntasks >= s->max_tasks) {
@@ -511,14 +536,7 @@ static task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro,
   e->parent = parent_id;
   e->created = rel(s, t);
   s->ntasks++;
-  if (coro && (PyCoro_CheckExact(coro) || PyGen_CheckExact(coro))) {
-    PyObject *code = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_code : G.s_gi_code);
-    PyObject *frame = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_frame : G.s_gi_frame);
-    if (!code || !frame) PyErr_Clear();
-    e->coro_info = code_info_of(code, coro, frame);
-    Py_XDECREF(code);
-    Py_XDECREF(frame);
-  }
+  e->coro_info = coro_code_info(coro);
   int r = tab_put(e);
   if (r < 0) { entry_free(e); return NULL; }
   return e;
@@ -727,6 +745,46 @@ static session_obj *session_of_context(PyObject *const *args, size_t nargs, PyOb
   return NULL;
 }
 
+/* asyncio.run's own root tasks (shutdown_asyncgens, shutdown_default_executor) are not the app's */
+static int coro_is_asyncio_housekeeping(PyObject *coro) {
+  if (!PyCoro_CheckExact(coro)) return 0;
+  PyObject *code = PyObject_GetAttr(coro, G.s_cr_code);
+  PyObject *frame = PyObject_GetAttr(coro, G.s_cr_frame);
+  if (!code || !frame) PyErr_Clear();
+  code_info *ci = code_info_of(code, coro, frame);
+  Py_XDECREF(code);
+  Py_XDECREF(frame);
+  return ci && ci->is_asyncio;
+}
+
+/* The parent of a task being created now, in session s: the task whose step is running, or,
+ * inside a factory call (an eager first step), the task asyncio says is current. A current task
+ * not known yet is an eager task still inside its own factory call: it is registered here, early,
+ * with what its factory call saw (the enclosing entry of G.eager), so its children can name it. */
+static uint64_t parent_for(session_obj *s, PyObject *loop) {
+  task_entry *pe = G.cur;
+  if (G.factory_depth > 0 || !pe) {
+    PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
+    if (!ct) { PyErr_Clear(); return pe && pe->sess == s ? pe->id : 0; }
+    if (ct != Py_None) {
+      pe = tab_find(ct);
+      if (!pe && G.factory_depth > 0 && G.factory_depth <= EAGER_MAX) {
+        eager_frame *f = &G.eager[G.factory_depth - 1];
+        if (f->sess == s) {
+          PyObject *coro = PyObject_CallMethod(ct, "get_coro", NULL);
+          if (!coro) PyErr_Clear();
+          else {
+            pe = register_task(s, ct, coro, f->parent, f->t0);
+            Py_DECREF(coro); /* the task keeps it */
+          }
+        }
+      }
+    }
+    Py_DECREF(ct);
+  }
+  return pe && pe->sess == s ? pe->id : 0;
+}
+
 static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   size_t nargs = PyVectorcall_NARGS(nargsf);
   if (nargs != 2) {
@@ -735,9 +793,20 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
   }
   PyObject *loop = args[0], *coro = args[1];
   session_obj *s = G.started && PyList_GET_SIZE(G.active) ? session_of_context(args, nargs, kwnames) : NULL;
-  uint64_t t0 = s ? now_ns() : 0;
+  uint64_t t0 = 0, parent = 0;
+  if (s) {
+    t0 = now_ns();
+    parent = parent_for(s, loop);
+    coro_code_info(coro); /* cached now, while the coroutine's frame still tells its module */
+  }
   task_entry *saved_cur = G.cur;
   PyObject *task;
+  if (G.factory_depth < EAGER_MAX) {
+    eager_frame *f = &G.eager[G.factory_depth];
+    f->sess = s;
+    f->parent = parent;
+    f->t0 = t0;
+  }
   G.factory_depth++;
   if (self->chained != Py_None) {
     task = PyObject_Vectorcall(self->chained, args, nargsf, kwnames);
@@ -745,12 +814,16 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     /* asyncio.Task(coro, loop=loop, **kwargs) */
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     PyObject *stack[1 + 1 + 16];
-    if (nkw > 15) { G.factory_depth--; Py_XDECREF(s); PyErr_SetString(PyExc_TypeError, "too many keyword arguments"); return NULL; }
+    PyObject *names = nkw <= 15 ? PyTuple_New(1 + nkw) : NULL;
+    if (!names) {
+      G.factory_depth--;
+      Py_XDECREF(s);
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "too many keyword arguments");
+      return NULL;
+    }
     stack[0] = coro;
     stack[1] = loop;
     for (Py_ssize_t i = 0; i < nkw; i++) stack[2 + i] = args[2 + i];
-    PyObject *names = PyTuple_New(1 + nkw);
-    if (!names) { G.factory_depth--; Py_XDECREF(s); return NULL; }
     PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
     for (Py_ssize_t i = 0; i < nkw; i++) PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
     task = PyObject_Vectorcall(G.task_cls, stack, 1, names);
@@ -762,19 +835,8 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
   uint64_t t1 = now_ns();
   lag_ensure(loop);
   if (PyErr_Occurred()) PyErr_Clear();
-  /* the parent: the task whose step is running, or (inside an eager first step) asyncio's idea */
-  uint64_t parent = 0;
-  task_entry *pe = saved_cur;
-  if (G.factory_depth > 0 || !pe) {
-    PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
-    if (!ct) PyErr_Clear();
-    else {
-      if (ct != Py_None) pe = tab_find(ct);
-      Py_DECREF(ct);
-    }
-  }
-  if (pe && pe->sess == s) parent = pe->id;
-  task_entry *e = tab_find(task);
+  task_entry *e = tab_find(task); /* registered already if its eager step made children */
+  if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
   if (!e) {
     e = register_task(s, task, coro, parent, t0);
     if (e && G.base_loop_type && !PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type)) {
@@ -1017,6 +1079,8 @@ static PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused) {
 /* The loop thread's Python stack, outermost first, as a list of (file, line, func, src).
  * Called by the watchdog with the GIL held while the loop thread is still blocked. */
 static PyObject *capture_stack(PyThreadState *ts) {
+  /* Only code objects' names and line numbers here (microseconds): the loop thread may want the
+   * GIL back any moment. Source lines are read by the sender thread (lssrc.c), off the loop. */
   PyObject *out = PyList_New(0);
   if (!out) return NULL;
   PyFrameObject *f = PyThreadState_GetFrame(ts);
@@ -1024,25 +1088,16 @@ static PyObject *capture_stack(PyThreadState *ts) {
   while (f && depth++ < 256) {
     PyCodeObject *code = PyFrame_GetCode(f);
     int line = PyFrame_GetLineNumber(f);
-    PyObject *src = NULL;
-    if (G.linecache_getline) {
-      PyObject *raw = PyObject_CallFunction(G.linecache_getline, "Oi", code->co_filename, line);
-      if (raw) {
-        src = PyObject_CallMethod(raw, "strip", NULL);
-        Py_DECREF(raw);
-      }
-      if (!src) PyErr_Clear();
-    }
-    PyObject *item = Py_BuildValue("(OiOO)", code->co_filename, line, code->co_name, src ? src : Py_None);
-    Py_XDECREF(src);
+    PyObject *item = Py_BuildValue("(OiOO)", code->co_filename, line, code->co_name, Py_None);
     Py_DECREF(code);
-    if (!item || PyList_Insert(out, 0, item)) { Py_XDECREF(item); PyErr_Clear(); }
+    if (!item || PyList_Append(out, item)) { Py_XDECREF(item); PyErr_Clear(); }
     else Py_DECREF(item);
     PyFrameObject *back = PyFrame_GetBack(f);
     Py_DECREF(f);
     f = back;
   }
   Py_XDECREF(f);
+  if (PyList_Reverse(out)) PyErr_Clear(); /* outermost first, as a traceback */
   return out;
 }
 
@@ -1050,8 +1105,8 @@ static void *watchdog_main(void *arg) {
   (void)arg;
   uint_fast64_t done_seq = 0;
   while (!atomic_load(&G.wd_stop)) {
-    uint64_t tick = G.block_ns / 5;
-    if (tick > 20000000u) tick = 20000000u;
+    uint64_t tick = G.block_ns / 10;
+    if (tick > 10000000u) tick = 10000000u;
     if (tick < 1000000u) tick = 1000000u;
     struct timespec ts = {(time_t)(tick / 1000000000u), (long)(tick % 1000000000u)};
     nanosleep(&ts, NULL);
@@ -1095,14 +1150,14 @@ static void watchdog_stop(void) {
 static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   (void)mod;
   static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
-                           "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", NULL};
+                           "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", "asyncio_prefix", NULL};
   const char *url, *token = NULL;
   unsigned long long cap, max_tasks;
   int timeout_ms, flush_ms;
   double blocking_ms, rate_ms;
-  PyObject *prefixes, *var;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!O", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
-                                   &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var))
+  PyObject *prefixes, *var, *aprefix;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
+                                   &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var, &aprefix))
     return NULL;
   if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
   ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
@@ -1117,6 +1172,7 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   G.max_tasks = max_tasks;
   Py_XSETREF(G.lib_prefixes, Py_NewRef(prefixes));
   Py_XSETREF(G.session_var, Py_NewRef(var));
+  Py_XSETREF(G.asyncio_prefix, Py_NewRef(aprefix));
   G.started = 1;
   if (watchdog_start()) {
     PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot start the watchdog thread");
@@ -1136,12 +1192,9 @@ static PyObject *mod_flush(PyObject *mod, PyObject *args) {
   return PyBool_FromLong(rc == LS_OK);
 }
 
-static PyObject *mod_stop(PyObject *mod, PyObject *args) {
-  (void)mod;
-  int timeout_ms = 5000;
-  if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
-  if (!G.started) Py_RETURN_NONE;
-  /* close what is still open so its events go out */
+/* Closes every session still open, so their events go out with the next flush. */
+static PyObject *mod_close_sessions(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
   while (PyList_GET_SIZE(G.active)) {
     PyObject *s = Py_NewRef(PyList_GET_ITEM(G.active, 0));
     PyObject *r = session_close((session_obj *)s, NULL);
@@ -1150,6 +1203,16 @@ static PyObject *mod_stop(PyObject *mod, PyObject *args) {
     if (PyList_GET_SIZE(G.active) && PyList_GET_ITEM(G.active, 0) == s) PySequence_DelItem(G.active, 0);
     Py_DECREF(s);
   }
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_stop(PyObject *mod, PyObject *args) {
+  int timeout_ms = 5000;
+  if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
+  if (!G.started) Py_RETURN_NONE;
+  PyObject *r = mod_close_sessions(mod, NULL);
+  Py_XDECREF(r);
+  if (!r) PyErr_Clear();
   watchdog_stop();
   Py_CLEAR(G.block_stack);
   ls_collector *core = G.core;
@@ -1230,11 +1293,6 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
   Py_XSETREF(G.current_task, Py_NewRef(current_task));
   Py_XSETREF(G.task_cls, Py_NewRef(task_cls));
   G.eager_aware = eager;
-  PyObject *lc = PyImport_ImportModule("linecache");
-  if (!lc) return NULL;
-  Py_XSETREF(G.linecache_getline, PyObject_GetAttrString(lc, "getline"));
-  Py_DECREF(lc);
-  if (!G.linecache_getline) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -1286,6 +1344,7 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
 static PyMethodDef module_methods[] = {
     {"setup", mod_setup, METH_VARARGS, "setup(current_task, Task, eager_aware)"},
     {"start", (PyCFunction)(void (*)(void))mod_start, METH_VARARGS | METH_KEYWORDS, "start the collector"},
+    {"close_sessions", mod_close_sessions, METH_NOARGS, "close every open session"},
     {"stop", mod_stop, METH_VARARGS, "stop(timeout_ms): close sessions, flush, stop the threads"},
     {"flush", mod_flush, METH_VARARGS, "flush(timeout_ms) -> True when everything was delivered"},
     {"stats", mod_stats, METH_NOARGS, "counters of the collector"},

@@ -39,7 +39,8 @@ def install(server: str | None = None, **settings: Any) -> Settings:
     _core.start(url=cfg.server, token=cfg.token, buffer_cap=cfg.buffer_bytes, timeout_ms=cfg.timeout_ms,
                 flush_interval_ms=cfg.flush_interval_ms, blocking_ms=cfg.blocking_threshold_ms,
                 max_tasks=cfg.max_tasks, sample_rate_ms=cfg.sample_rate_ms,
-                lib_prefixes=_state.lib_prefixes(), session_var=current_session)
+                lib_prefixes=_state.lib_prefixes(cfg.library_paths), session_var=current_session,
+                asyncio_prefix=_state.asyncio_dir())
     _state.settings = cfg
     _state.core = _core
     try:
@@ -69,8 +70,7 @@ def uninstall(timeout: float | None = None) -> bool:
     if core is not None:
         _state.remove_hooks()
         ms = int((cfg.exit_flush_ms / 1000 if timeout is None else timeout) * 1000)
-        for s in list(_open_sessions()):
-            s._close()
+        core.close_sessions()
         ok = core.flush(ms)
         if not ok:
             st = core.stats()
@@ -81,10 +81,6 @@ def uninstall(timeout: float | None = None) -> bool:
     _state.core = None
     _state.settings = None
     return ok
-
-
-def _open_sessions():
-    return []  # the C module closes whatever is still open in stop()
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -20,10 +20,16 @@ def core_if_enabled():
     return core
 
 
-def lib_prefixes() -> tuple[str, ...]:
+def asyncio_dir() -> str:
+    import os
+    return os.path.dirname(asyncio.__file__).rstrip("/") + "/"
+
+
+def lib_prefixes(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Directories whose frames are library code: await points name the user's frame instead."""
+    import os
     paths = sysconfig.get_paths()
-    out = []
+    out = [os.path.abspath(p).rstrip("/") + "/" for p in extra]
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         p = paths.get(key)
         if p and p not in out:

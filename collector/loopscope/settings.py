@@ -21,6 +21,7 @@ class Settings:
     flush_interval_ms: int = 200          # the sender ships at least this often
     exit_flush_ms: int = 3000             # how long uninstall()/exit waits for the server
     service: str = ""
+    library_paths: tuple = ()             # extra directories whose frames count as library code
 
 
 # environment variable -> field
@@ -35,6 +36,7 @@ ENV = {
     "LOOPSCOPE_BUFFER_BYTES": "buffer_bytes",
     "LOOPSCOPE_TIMEOUT_MS": "timeout_ms",
     "LOOPSCOPE_SERVICE": "service",
+    "LOOPSCOPE_LIBRARY_PATHS": "library_paths",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -42,6 +44,10 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def _convert(name: str, value: Any, kind: type) -> Any:
+    if kind is tuple:
+        if isinstance(value, str):
+            return tuple(p for p in value.split(os.pathsep) if p)
+        return tuple(str(p) for p in value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -63,7 +69,7 @@ def _convert(name: str, value: Any, kind: type) -> Any:
 _KINDS = {"enabled": bool, "server": str, "token": str, "await_threshold_ms": float,
           "blocking_threshold_ms": float, "max_tasks": int, "sample_rate_ms": float,
           "buffer_bytes": int, "timeout_ms": int, "flush_interval_ms": int, "exit_flush_ms": int,
-          "service": str}
+          "service": str, "library_paths": tuple}
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -92,6 +92,11 @@ int ls_session_close(ls_session *s, uint64_t t_end);
 int ls_emit(ls_session *s, const ls_event *ev);
 void ls_session_add_dropped(ls_session *s, uint64_t n);
 
+/* ---- source lines (read by the sender thread for block stacks, never on the loop) ------------ */
+/* Copies line `line` (1-based) of file, trimmed, NUL-terminated, into out (cap bytes). Returns its
+ * length, or 0 when the file or line cannot be read. Reads at most 16 MiB of the file. */
+size_t ls_src_line(const char *file, size_t nfile, int line, char *out, size_t cap);
+
 /* ---- encoder (used by the sender, exposed for tests) ---------------------------------------- */
 /* Appends the JSON of the records in [p, p+n) as a comma-separated event list. */
 int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first);

@@ -190,6 +190,11 @@ int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first)
         if (!(q = get_str(q, rend, &file)) || !(q = get_str(q, rend, &func)) ||
             !(q = get_str(q, rend, &src)))
           return LS_EINVAL;
+        char srcbuf[512];
+        if (!src.n && file.n) { /* the watchdog left the source line to us: read it here */
+          src.n = ls_src_line(file.p, file.n, line, srcbuf, sizeof srcbuf);
+          src.p = srcbuf;
+        }
         ls_buf_puts(out, i ? ",{" : "{");
         key_str(out, "\"file\":", file);
         key_u64(out, ",\"line\":", line < 0 ? 0 : (uint64_t)line);

@@ -71,6 +71,33 @@ test('only the lanes in view are drawn and asked for', async () => {
   assert.equal(await page.getAttribute('table.tasks tr.selected', 'data-task'), String(lastId));
 });
 
+test('the wheel over the task names scrolls the lanes, over the plot it zooms', async () => {
+  current = await openPage(browser, { width: 1200, height: 800 });
+  const { page } = current;
+  await page.goto(`${BASE}/sessions/${MEDIUM_ID}`);
+  await waitDrawn(page);
+  await settle(page);
+  const box = await page.locator('#lanes-scroll').boundingBox();
+  const view0 = await page.evaluate(() => ({ ...document.getElementById('timeline').dataset }));
+  await page.mouse.move(box.x + 100, box.y + 100);
+  const n = await drawnCount(page);
+  await page.mouse.wheel(0, 600);
+  await page.waitForFunction(() => document.getElementById('lanes-scroll').scrollTop >= 500);
+  await waitDrawn(page, n); // lanes beyond the overscan were fetched
+  await settle(page);
+  const view1 = await page.evaluate(() => ({ ...document.getElementById('timeline').dataset }));
+  assert.equal(view1.from, view0.from, 'no zoom from the label column');
+  assert.equal(view1.to, view0.to);
+  const first = await page.$eval('#lanes .lane', (l) => Number(l.getAttribute('data-task')));
+  assert.notEqual(first, 1, 'the lanes drawn moved with the scroll');
+  await page.mouse.move(box.x + 600, box.y + 100);
+  const m = await drawnCount(page);
+  await page.mouse.wheel(0, -200);
+  await waitDrawn(page, m);
+  const view2 = await page.evaluate(() => document.getElementById('timeline').dataset);
+  assert.ok(Number(view2.to) - Number(view2.from) < Number(view0.to) - Number(view0.from), 'zoomed in over the plot');
+});
+
 test('the JSON export downloads the whole session', async () => {
   current = await openPage(browser);
   const { page } = current;

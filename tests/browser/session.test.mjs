@@ -3,6 +3,7 @@
 // keyboard / drag zoom, the URL round trip, deep-zoom axis labels and the embed layout.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { BASE, launch, openPage, waitDrawn, settle, viewOf, afterDraw, screenshot } from './harness.mjs';
 import { small, SMALL_ID } from './seed-data.mjs';
 
@@ -288,4 +289,28 @@ test('dark theme follows prefers-color-scheme', async () => {
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   assert.equal(bg, 'rgb(15, 18, 22)');
   await screenshot(page, 'session-dark.png');
+});
+
+test('the embed view loads in a 400 px iframe of a toolbar on another loopback origin', async () => {
+  // The toolbar's page, served by the test on its own port and opened as http://localhost:N: a
+  // different origin from the server's, which its default frame-ancestors (loopback) allows.
+  const hostPage = `<!doctype html><title>toolbar</title><iframe id="panel" src="${BASE}/sessions/${SMALL_ID}?embed=1" width="900" height="400"></iframe>`;
+  const host = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(hostPage);
+  });
+  await new Promise((resolve) => host.listen(0, '127.0.0.1', resolve));
+  try {
+    current = await openPage(browser, { width: 1000, height: 600 });
+    const { page } = current;
+    await page.goto(`http://localhost:${host.address().port}/`);
+    const frame = await (await page.waitForSelector('#panel')).contentFrame();
+    await frame.waitForFunction(() => Number(document.getElementById('timeline')?.dataset.drawn || 0) > 0, null, { timeout: 15000 });
+    assert.equal(await frame.locator('#lanes .lane').count(), 5);
+    assert.equal(await frame.textContent('#title'), small.name);
+    assert.equal(await frame.evaluate(() => document.body.classList.contains('embed')), true);
+    await screenshot(page, 'toolbar-iframe.png');
+  } finally {
+    host.close();
+  }
 });

@@ -60,11 +60,15 @@ def test_app_factory_is_chained_with_keywords(record):
     async def main():
         asyncio.get_running_loop().set_task_factory(factory)
         import contextvars
-        await asyncio.create_task(child(), name="named-child", context=contextvars.copy_context())
+        if sys.version_info >= (3, 11):
+            await asyncio.create_task(child(), name="named-child", context=contextvars.copy_context())
+        else:  # no context= before 3.11
+            await asyncio.create_task(child(), name="named-child")
 
     data = record(main, "chained")
     assert factory.calls, "the app's factory was not called"
-    assert "context" in factory.calls[-1]
+    if sys.version_info >= (3, 11):
+        assert any("context" in call for call in factory.calls), factory.calls
     assert by_coro(data["tasks"], "child")[0]["name"] == "named-child"
 
 

@@ -117,13 +117,18 @@ def test_sleep_await_point(record):
     assert pa and pa[0]["what"] == "Task" and pa[0]["d"] >= 50_000_000
 
 
+FAKE_LIBRARY = """
+import asyncio
+
 class AsyncSession:
-    async def execute(self, q: str) -> str:
+    async def execute(self, q):
         await asyncio.sleep(0.012)
         return q
+"""
 
 
 async def named_await_main() -> None:
+    from fakedb import AsyncSession  # a "library": its frames are not the user's
     db = AsyncSession()
     await db.execute("select 1")  # EXECUTE-HERE
     fut = asyncio.get_running_loop().create_future()
@@ -131,8 +136,12 @@ async def named_await_main() -> None:
     await fut  # FUTURE-HERE
 
 
-def test_awaited_object_names(record):
-    data = record(named_await_main, "names")
+def test_awaited_object_names(record, tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "fakedb.py").write_text(FAKE_LIBRARY)
+    monkeypatch.syspath_prepend(str(lib))
+    data = record(named_await_main, "names", library_paths=[str(lib)])
     main = by_coro(data["tasks"], "named_await_main")[0]
     mine = sorted((a for a in data["awaits"] if a["task"] == main["id"]), key=lambda a: a["t"])
     assert [(a["what"], a["line"]) for a in mine] == [
@@ -183,7 +192,9 @@ def test_blocking_cpu_loop_is_found(record):
     blocks = data["blocks"]
     assert len(blocks) == 1, blocks
     b = blocks[0]
-    assert 135_000_000 <= b["d"] <= 170_000_000, b["d"]
+    # a CPU-bound thread also loses the CPU to other processes on a busy machine: the bound is
+    # looser than for time.sleep, the point here is finding the loop at all
+    assert 135_000_000 <= b["d"] <= 200_000_000, b["d"]
     inner = b["stack"][-1]
     assert inner["func"] == "spin"
     assert inner["line"] in (line_of(spin, "SPIN-HERE"), line_of(spin, "SPIN-BODY"))

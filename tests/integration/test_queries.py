@@ -140,10 +140,8 @@ def test_export_round_trip_and_delete(server):
     assert exported["v"] == 1 and exported["batch"] == "export-s-9f1c2e" and exported["session"] == "s-9f1c2e"
     assert exported["meta"] == EXAMPLE["meta"]
     assert server.get_json(S + "/export") == exported
-    for fmt in ("chrome", "otlp"):
-        r = server.get(S + "/export?format=" + fmt)
-        assert r.status == 400 and "not implemented" in r.json()["detail"]
-    assert server.get(S + "/export?format=xml").status == 400
+    r = server.get(S + "/export?format=xml")
+    assert r.status == 400 and r.json()["detail"] == "format: expected json, chrome or otlp"
 
     r = server.request("DELETE", S)
     assert r.status == 200 and r.json() == {"deleted": "s-9f1c2e"}
@@ -185,3 +183,59 @@ def test_not_found_and_methods(server):
         assert j["error"] == {404: "not_found", 405: "method_not_allowed"}[status]
         if status == 405:
             assert r.header("allow")
+
+
+def test_export_chrome_trace(server):
+    assert server.ingest(EXAMPLE).status == 202
+    j = server.get_json(S + "/export?format=chrome")
+    assert j["displayTimeUnit"] == "ns"
+    assert j["otherData"] == {"session": "s-9f1c2e", "started_unix_ns": "1764089000123456789"}
+    ev = j["traceEvents"]
+    names = {(e["ph"], e["tid"]): e["args"]["name"] for e in ev if e["name"] == "thread_name"}
+    assert names == {("M", 0): "event loop", ("M", 1): "Task-1 app.views.user_page",
+                     ("M", 2): "Task-2 app.db.fetch_user"}
+    assert [e["args"]["name"] for e in ev if e["name"] == "process_name"] == ["GET /users/42"]
+    # complete events carry exact microseconds (ns / 1000)
+    step = [e for e in ev if e["cat"] == "step"]
+    assert step == [{"name": "step", "cat": "step", "ph": "X", "pid": 1, "tid": 2, "ts": 130.0, "dur": 52.0}]
+    aw = [e for e in ev if e["cat"] == "await"][0]
+    assert (aw["name"], aw["tid"], aw["ts"], aw["dur"]) == ("await AsyncSession.execute", 2, 182.0, 45000.0)
+    assert aw["args"] == {"file": "app/db.py", "line": 23, "func": "fetch_user"}
+    blk = [e for e in ev if e["cat"] == "block"][0]
+    assert (blk["name"], blk["tid"], blk["ts"], blk["dur"]) == ("blocked: time.sleep(0.15)", 0, 50000.0, 150000.0)
+    assert blk["args"]["stack"][0]["line"] == 45
+    assert [(e["ts"], e["args"]) for e in ev if e["cat"] == "lag"] == [(60000.0, {"lag_ms": 2.3})]
+    done = [e for e in ev if e["name"] == "done"]
+    assert [(e["tid"], e["ts"], e["args"]["state"]) for e in done] == [(2, 95000.0, "ok")]
+    # sub-microsecond times keep their nanoseconds
+    assert server.ingest(batch("s-ns", "b", [{"k": "step", "id": 1, "t": 1234567, "d": 5}])).status == 202
+    ev = server.get_json("/api/v1/sessions/s-ns/export?format=chrome")["traceEvents"]
+    assert [(e["ts"], e["dur"]) for e in ev if e["cat"] == "step"] == [(1234.567, 0.005)]
+
+
+def test_export_otlp(server):
+    b = example()
+    b["events"].append({"k": "done", "id": 1, "t": 240000000, "state": "error", "exc": "ValueError: boom"})
+    assert server.ingest(b).status == 202
+    j = server.get_json(S + "/export?format=otlp")
+    rs = j["resourceSpans"][0]
+    attrs = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
+    assert attrs["service.name"] == {"stringValue": "shop"}
+    assert attrs["process.pid"] == {"intValue": "4711"}
+    spans = rs["scopeSpans"][0]["spans"]
+    assert rs["scopeSpans"][0]["scope"]["name"] == "loopscope"
+    assert len(spans) == 2
+    s1, s2 = spans
+    assert len({s1["traceId"], s2["traceId"]}) == 1 and len(s1["traceId"]) == 32
+    assert "parentSpanId" not in s1 and s2["parentSpanId"] == s1["spanId"] and len(s1["spanId"]) == 16
+    base = 1764089000123456789
+    assert s2["startTimeUnixNano"] == str(base + 120000) and s2["endTimeUnixNano"] == str(base + 95000000)
+    assert s1["endTimeUnixNano"] == str(base + 240000000)
+    assert s1["status"] == {"code": 2, "message": "ValueError: boom"}
+    assert s2["name"] == "app.db.fetch_user"
+    (event,) = s2["events"]
+    assert event["timeUnixNano"] == str(base + 182000)
+    ea = {a["key"]: a["value"] for a in event["attributes"]}
+    assert ea["code.filepath"] == {"stringValue": "app/db.py"} and ea["code.lineno"] == {"intValue": "23"}
+    # the same session exports the same ids
+    assert server.get_json(S + "/export?format=otlp") == j

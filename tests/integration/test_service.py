@@ -141,3 +141,18 @@ def test_sigint_also_stops_cleanly(tmp_path):
     assert "SIGINT: stopping" in s.read_log()
     s.proc = None
     s.log.close()
+
+
+def test_wal_is_checkpointed_when_idle(server):
+    import os
+    wal = server.db + "-wal"
+    events = [{"k": "step", "id": 1 + i % 50, "t": i, "d": 1} for i in range(5000)]
+    for i in range(40):  # well past the 1000 WAL pages the idle checkpoint starts from
+        assert server.ingest(batch("s-wal", f"b{i}", [dict(e, t=e["t"] + i * 5000) for e in events])).status == 202
+    assert os.path.getsize(wal) > 1000 * 4096
+    deadline = time.monotonic() + 10
+    while os.path.getsize(wal) > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert os.path.getsize(wal) == 0  # a second of quiet: copied back and truncated
+    assert server.get_json("/api/v1/sessions/s-wal")["duration_ns"] == 40 * 5000
+    assert "session s-wal: first batch stored" in server.read_log()

@@ -2,6 +2,7 @@
  * sticky, JSON escaping of every control character, integers at the extremes, doubles trimmed,
  * arena copies that outlive their source. */
 #include <check.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,18 @@ START_TEST(arena_copies)
     ck_assert_ptr_nonnull(arena_strndup(&a, "0123456789", 10));
   ck_assert_int_eq(a.failed, 0);
   free(large);
+  /* objects come aligned for anything, also right after an odd-sized string */
+  for(size_t n = 1; n < 200; n += 7) {
+    arena_strndup(&a, "abc", n % 5);
+    void *o = arena_alloc(&a, n);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_uint_eq((uintptr_t)o % _Alignof(max_align_t), 0);
+    memset(o, 1, n);
+  }
+  ck_assert_ptr_nonnull(arena_alloc(&a, 0));
+  void *huge = arena_alloc(&a, 300 * 1024);
+  ck_assert_ptr_nonnull(huge);
+  ck_assert_uint_eq((uintptr_t)huge % _Alignof(max_align_t), 0);
   arena_free(&a);
 }
 END_TEST

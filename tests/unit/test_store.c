@@ -198,6 +198,28 @@ START_TEST(reverse_order_and_retries)
 }
 END_TEST
 
+/* The same step or await sent again in another batch (not a retry): stored once, summed once. */
+START_TEST(repeated_events_in_new_batches)
+{
+  ck_assert_int_eq(put(B1, NULL), 0);
+  ck_assert_int_eq(put(B2, NULL), 0);
+  const char *again = "{\"v\":1,\"batch\":\"b2-resent\",\"session\":\"s1\",\"events\":["
+                      "{\"k\":\"step\",\"id\":2,\"t\":300,\"d\":50},{\"k\":\"step\",\"id\":2,\"t\":500,\"d\":1},"
+                      "{\"k\":\"await\",\"id\":2,\"t\":120,\"d\":180}]}";
+  int dup = -1;
+  ck_assert_int_eq(put(again, &dup), 0);
+  ck_assert_int_eq(dup, 0);
+  cJSON *t = q(query_tasks, "s1", NULL, NULL);
+  cJSON *t2 = cJSON_GetArrayItem(cJSON_GetObjectItem(t, "tasks"), 1);
+  ck_assert_int_eq(num(t2, "busy_ns"), 76); /* 75 + only the new step at 500 */
+  ck_assert_int_eq(num(t2, "wait_ns"), 180);
+  cJSON_Delete(t);
+  cJSON *s = q(query_session, "s1", NULL, NULL);
+  ck_assert_int_eq(num(s, "awaits"), 1);
+  cJSON_Delete(s);
+}
+END_TEST
+
 START_TEST(unknown_session_and_bad_params)
 {
   int rc;
@@ -208,7 +230,8 @@ START_TEST(unknown_session_and_bad_params)
   }
   jbuf out;
   jbuf_init(&out, 1 << 20);
-  ck_assert_int_eq(export_json(st, "nope", &out), LS_ENOTFOUND);
+  ck_assert_int_eq(export_session(st, "nope", "json", &out), LS_ENOTFOUND);
+  ck_assert_int_eq(export_session(st, "nope", "xml", &out), LS_EINVAL);
   jbuf_free(&out);
   ck_assert_int_eq(writer_delete(wr, "nope"), LS_ENOTFOUND);
 
@@ -348,7 +371,7 @@ START_TEST(export_round_trip_and_delete)
                        "\"stack\":[{\"file\":\"q.py\",\"line\":3,\"func\":\"g\",\"src\":\"x()\"}]}]}", NULL), 0);
   jbuf out;
   jbuf_init(&out, 1 << 22);
-  ck_assert_int_eq(export_json(st, "s1", &out), 0);
+  ck_assert_int_eq(export_session(st, "s1", "json", &out), 0);
   cJSON *before = q(query_session, "s1", NULL, NULL);
   cJSON *tasks_before = q(query_tasks, "s1", NULL, NULL);
   cJSON *blocks_before = q(query_blocks, "s1", NULL, NULL);
@@ -493,6 +516,7 @@ int main(void)
   tcase_set_timeout(tc, 60);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, reverse_order_and_retries);
+  tcase_add_test(tc, repeated_events_in_new_batches);
   tcase_add_test(tc, unknown_session_and_bad_params);
   tcase_add_test(tc, awaits_and_hotspots);
   tcase_add_test(tc, timeline_lod);

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# scripts/test-collector.sh — the collector's tests under every CPython in .venvs/list: builds and
+# installs loopscope from a per-version copy of collector/ (no build artifacts shared between
+# versions), runs tests/collector with pytest against the real server (LOOPSCOPE_SERVER_BIN,
+# default build/server/loopscope-server), then once more on the newest Python with a --coverage
+# build of the extension: prints line coverage of the collector's C (gcovr) and Python
+# (coverage.py) code and fails under 90%. Exits non-zero if anything fails.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export LOOPSCOPE_SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
+[ -x "$LOOPSCOPE_SERVER_BIN" ] || { echo "test-collector: no server at $LOOPSCOPE_SERVER_BIN (build it first)"; exit 1; }
+[ -s .venvs/list ] || { echo "test-collector: no venvs (run scripts/deps.sh)"; exit 1; }
+WORK="$ROOT/build-collector"
+mkdir -p "$WORK" artifacts
+failed=()
+
+copy_collector() { # copy_collector DEST: a clean copy of collector/ sources
+  rm -rf "$1" && mkdir -p "$1"
+  cp -r collector/src collector/ext collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$1"/
+  find "$1" -name __pycache__ -prune -exec rm -rf {} +
+}
+
+while read -r venv; do
+  [ -x "$venv/bin/python" ] || continue
+  ver="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  echo "--- Python $ver"
+  dir="$WORK/py$ver"
+  copy_collector "$dir"
+  if ! "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
+    cat "$dir.build.log"; failed+=("build $ver"); continue
+  fi
+  if ! (cd tests/collector && "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
+    failed+=("tests $ver")
+  fi
+done < .venvs/list
+
+# Coverage: the newest Python, the extension built in place with gcov, the package from there.
+venv="$(tail -n1 .venvs/list)"
+cov="$WORK/coverage"
+copy_collector "$cov"
+echo "--- coverage ($(basename "$venv"))"
+if (cd "$cov" && LOOPSCOPE_COVERAGE=1 "$venv/bin/python" setup.py -q build_ext --inplace >"$cov.build.log" 2>&1); then
+  find "$cov" -name '*.gcda' -delete
+  rm -f "$cov/.coverage"
+  if ! (cd tests/collector && PYTHONPATH="$cov" COVERAGE_FILE="$cov/.coverage" \
+        "$venv/bin/python" -m coverage run --source="$cov/loopscope" -m pytest -q -p no:cacheprovider .); then
+    failed+=("tests under coverage")
+  fi
+  echo "C line coverage (collector/src, collector/ext):"
+  gcovr -r "$cov" --filter "$cov/src/" --filter "$cov/ext/" --object-directory "$cov" --print-summary \
+        --txt "$ROOT/artifacts/coverage-collector-c.txt" --fail-under-line 90 "$cov" >/dev/null
+  c_rc=$?
+  sed -n '1,200p' "$ROOT/artifacts/coverage-collector-c.txt" | grep -E '^(src|ext)/|^TOTAL|^lines' || true
+  ((c_rc == 0)) || failed+=("C coverage < 90%")
+  echo "Python line coverage (collector/loopscope):"
+  if ! COVERAGE_FILE="$cov/.coverage" "$venv/bin/python" -m coverage report --fail-under=90 | tee "$ROOT/artifacts/coverage-collector-py.txt"; then
+    failed+=("Python coverage < 90%")
+  fi
+else
+  cat "$cov.build.log"; failed+=("coverage build")
+fi
+
+if ((${#failed[@]})); then echo "test-collector: FAILED: ${failed[*]}"; exit 1; fi
+echo "test-collector: ok"

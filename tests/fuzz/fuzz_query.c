@@ -1,0 +1,504 @@
+/* fuzz_query.c — libFuzzer-style target for what the REST handlers parse from URLs (from, to, px,
+ * tasks, min_ms, limit, name, format, the session id) and for query_parse_i64, run against a real SQLite
+ * store seeded once through the real writer. Checks answers against docs/api.md, not just crashes.
+ *
+ * Input: byte 0 picks the handler ('0'..'8', else mod 9), byte 1 the session ('0'..'3', else mod 4),
+ * the rest is a query string "a=b&c=d" (%XX decoded, as libmicrohttpd hands values to http.c);
+ * an "id" argument replaces the session id. */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "fuzz_common.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "query.h"
+#include "store.h"
+#include "writer.h"
+
+#define TWO_POW_53 9007199254740992LL
+#define MAX_ARGS 32
+
+/* ---------------------------------------------------------------- the seeded store */
+
+/* One store for the whole run, as libFuzzer targets keep expensive setup across inputs; it lives
+ * in a private temporary directory removed at exit. */
+static struct {
+  store *s;
+  char dir[256], db[300];
+  int ready;
+} fx;
+
+static const char *const session_ids[] = {"s-9f1c2e", "s-big", "s-bare", "s-missing"};
+
+static const char design_batch[] =
+  "{\"v\":1,\"batch\":\"b-4711-000042\",\"session\":\"s-9f1c2e\","
+  "\"meta\":{\"name\":\"GET /users/42\",\"service\":\"shop\",\"pid\":4711,\"host\":\"dev1\","
+  "\"python\":\"3.11.7\",\"started_unix_ns\":\"1764089000123456789\"},\"events\":["
+  "{\"k\":\"task\",\"id\":1,\"parent\":0,\"name\":\"Task-1\",\"coro\":\"app.views.user_page\",\"t\":0},"
+  "{\"k\":\"task\",\"id\":2,\"parent\":1,\"name\":\"Task-2\",\"coro\":\"app.db.fetch_user\",\"t\":120000},"
+  "{\"k\":\"step\",\"id\":2,\"t\":130000,\"d\":52000},"
+  "{\"k\":\"await\",\"id\":2,\"t\":182000,\"d\":45000000,\"what\":\"AsyncSession.execute\","
+  "\"file\":\"app/db.py\",\"line\":23,\"func\":\"fetch_user\"},"
+  "{\"k\":\"block\",\"id\":1,\"t\":50000000,\"d\":150000000,\"stack\":[{\"file\":\"app/views.py\","
+  "\"line\":45,\"func\":\"user_page\",\"src\":\"time.sleep(0.15)\"}]},"
+  "{\"k\":\"lag\",\"t\":60000000,\"d\":2300000},"
+  "{\"k\":\"done\",\"id\":2,\"t\":95000000,\"state\":\"ok\"},"
+  "{\"k\":\"drop\",\"n\":12},{\"k\":\"end\",\"t\":250000000}]}";
+
+static const char bare_batch[] =
+  "{\"v\":1,\"batch\":\"b-bare\",\"session\":\"s-bare\",\"meta\":{\"name\":\"bare %_ \\u00e9\"},\"events\":[]}";
+
+/* A busier session: a task tree with many short steps and awaits (so the level of detail has
+ * columns to reduce), blocks with stacks, lag samples, and events at the edge of 2^53. */
+static int build_big_batch(jbuf *j)
+{
+  jbuf_puts(j, "{\"v\":1,\"batch\":\"b-big\",\"session\":\"s-big\",\"meta\":{\"name\":\"GET /big\"},\"events\":[");
+  for(int id = 1; id <= 40; id++) {
+    jbuf_printf(j, "%s{\"k\":\"task\",\"id\":%d,\"parent\":%d,\"name\":\"T%d\",\"coro\":\"m.f%d\",\"t\":%d}",
+                id > 1 ? "," : "", id, id / 3, id, id % 5, id * 1000);
+    for(int k = 0; k < 30; k++) {
+      long long t = id * 1000LL + k * 997LL * id;
+      jbuf_printf(j, ",{\"k\":\"step\",\"id\":%d,\"t\":%lld,\"d\":%d}", id, t, 13 + k * 7);
+      jbuf_printf(j, ",{\"k\":\"await\",\"id\":%d,\"t\":%lld,\"d\":%lld,\"what\":\"w%d\",\"file\":\"f%d.py\","
+                     "\"line\":%d,\"func\":\"g\"}", id, t + 500, (k % 4) * 3000000LL + 100, k % 3, id % 4, k % 7);
+    }
+    if(id % 3 == 0)
+      jbuf_printf(j, ",{\"k\":\"done\",\"id\":%d,\"t\":%d,\"state\":\"%s\",\"exc\":\"E: \\\"x\\\"\"}", id,
+                  900000 + id, id % 2 ? "error" : "ok");
+  }
+  for(int k = 0; k < 200; k++)
+    jbuf_printf(j, ",{\"k\":\"lag\",\"t\":%d,\"d\":%d}", k * 4999, (k * 7919) % 3000000);
+  for(int k = 0; k < 20; k++)
+    jbuf_printf(j, ",{\"k\":\"block\",\"id\":%d,\"t\":%d,\"d\":%d,\"stack\":[{\"file\":\"a.py\",\"line\":1},"
+                   "{\"file\":\"b\\u00e9.py\",\"line\":%d,\"func\":\"h\",\"src\":\"time.sleep(%d)\"}]}",
+                k % 5, k * 40000, 100000 + k, k, k);
+  /* the edges of the ingest contract: t and d just below 2^53 */
+  jbuf_puts(j, ",{\"k\":\"step\",\"id\":7,\"t\":9007199254740991,\"d\":9007199254740991}"
+               ",{\"k\":\"lag\",\"t\":9007199254740990,\"d\":9007199254740991}"
+               ",{\"k\":\"block\",\"t\":9007199254740991,\"d\":1}]}");
+  return jbuf_status(j);
+}
+
+static void put(writer *w, const char *body, size_t len)
+{
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch *b = NULL;
+  char detail[256];
+  FUZZ_CHECK(ingest_parse(body, len, &lim, &b, detail, sizeof(detail)) == 0, "seed batch: %s", detail);
+  int dup = 0;
+  FUZZ_CHECK(writer_put(w, b, &dup) == 0 && !dup, "seed batch not stored");
+}
+
+static void teardown(void)
+{
+  if(!fx.ready)
+    return;
+  store_close(fx.s);
+  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+  char p[320];
+  for(size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+    snprintf(p, sizeof(p), "%s%s", fx.db, suffix[i]);
+    unlink(p);
+  }
+  rmdir(fx.dir);
+  fx.ready = 0;
+}
+
+static void setup(void)
+{
+  log_set_level(LOG_ERROR);
+  const char *tmp = getenv("TMPDIR");
+  snprintf(fx.dir, sizeof(fx.dir), "%s/loopscope-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  FUZZ_CHECK(mkdtemp(fx.dir), "mkdtemp %s failed", fx.dir);
+  snprintf(fx.db, sizeof(fx.db), "%s/fuzz.db", fx.dir);
+  store_options o;
+  store_default_options(&o, fx.db);
+  o.readers = 1;
+  char err[256];
+  FUZZ_CHECK(store_open(&o, &fx.s, err, sizeof(err)) == 0, "store_open: %s", err);
+  fx.ready = 1;
+  atexit(teardown);
+  metrics m;
+  metrics_init(&m);
+  writer *w = NULL;
+  FUZZ_CHECK(writer_start(fx.s, &m, 8, 4, &w) == 0, "writer_start failed");
+  put(w, design_batch, sizeof(design_batch) - 1);
+  put(w, bare_batch, sizeof(bare_batch) - 1);
+  jbuf big;
+  jbuf_init(&big, 8u << 20);
+  FUZZ_CHECK(build_big_batch(&big) == 0, "building the big batch failed");
+  put(w, big.data, big.len);
+  jbuf_free(&big);
+  writer_stop(w);
+}
+
+/* ---------------------------------------------------------------- the query string */
+
+typedef struct qargs {
+  char *name[MAX_ARGS], *value[MAX_ARGS];
+  int n;
+} qargs;
+
+static int hexval(char c)
+{
+  if(c >= '0' && c <= '9') return c - '0';
+  if(c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if(c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* %XX-decodes s in place; a decoded NUL ends the string, as it would in a C string. */
+static void unescape(char *s)
+{
+  char *o = s;
+  for(char *p = s; *p; p++) {
+    if(p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+      *o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+      p += 2;
+    }
+    else
+      *o++ = *p;
+  }
+  *o = '\0';
+}
+
+/* Splits buf (NUL-terminated, modified) into name=value pairs; a name without '=' has value "". */
+static void split_args(char *buf, qargs *q)
+{
+  q->n = 0;
+  char *p = buf;
+  while(*p && q->n < MAX_ARGS) {
+    char *amp = strchr(p, '&');
+    if(amp)
+      *amp = '\0';
+    char *eq = strchr(p, '=');
+    if(eq)
+      *eq = '\0';
+    q->name[q->n] = p;
+    q->value[q->n] = eq ? eq + 1 : p + strlen(p);
+    unescape(q->name[q->n]);
+    unescape(q->value[q->n]);
+    q->n++;
+    if(!amp)
+      break;
+    p = amp + 1;
+  }
+}
+
+static const char *get_arg(void *ctx, const char *name)
+{
+  const qargs *q = ctx;
+  for(int i = 0; i < q->n; i++)
+    if(!strcmp(q->name[i], name))
+      return q->value[i];
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- query_parse_i64 */
+
+/* What query_parse_i64 must do: an optional '-', one or more digits, nothing else, the value in
+ * [lo, hi] (a value too large for int64 is out of range). 0 and *out, or -1. */
+static int reference_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+  int neg = *s == '-';
+  const char *p = s + neg;
+  if(!*p)
+    return -1;
+  uint64_t mag = 0;
+  int big = 0;
+  for(; *p; p++) {
+    if(*p < '0' || *p > '9')
+      return -1;
+    unsigned dgt = (unsigned)(*p - '0');
+    if(mag > (UINT64_MAX - dgt) / 10)
+      big = 1;
+    else
+      mag = mag * 10 + dgt;
+  }
+  int64_t v;
+  if(neg) {
+    if(big || mag > (uint64_t)INT64_MAX + 1)
+      return -1;
+    v = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+  }
+  else {
+    if(big || mag > (uint64_t)INT64_MAX)
+      return -1;
+    v = (int64_t)mag;
+  }
+  if(v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static void check_parse_i64(const char *s)
+{
+  static const int64_t ranges[][2] = {{0, TWO_POW_53}, {1, 10000}, {INT64_MIN, INT64_MAX}, {-5, 5}};
+  for(size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+    int64_t got = 12345, want = 0;
+    int rc = query_parse_i64(s, ranges[i][0], ranges[i][1], &got);
+    int ref = reference_i64(s, ranges[i][0], ranges[i][1], &want);
+    FUZZ_CHECK((rc == 0) == (ref == 0), "query_parse_i64(\"%s\", %lld, %lld) = %d, expected %s", s,
+               (long long)ranges[i][0], (long long)ranges[i][1], rc, ref ? "a refusal" : "success");
+    FUZZ_CHECK(rc || got == want, "query_parse_i64(\"%s\") = %lld, expected %lld", s, (long long)got,
+               (long long)want);
+    FUZZ_CHECK(!rc || got == 12345, "query_parse_i64(\"%s\") wrote *out on failure", s);
+  }
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static double dnum(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  FUZZ_CHECK(cJSON_IsNumber(v), "answer lacks the number %s", k);
+  return v->valuedouble;
+}
+
+static int64_t num(const cJSON *o, const char *k)
+{
+  return (int64_t)dnum(o, k);
+}
+
+/* Items of a timeline lane (or blocks, lag) overlap [from, to), are sorted by t, and at most
+ * kinds * px of them are narrower than a pixel. */
+static void check_lod_items(const cJSON *items, int64_t from, int64_t to, int64_t per, int64_t px,
+                            int kinds, const char *what)
+{
+  FUZZ_CHECK(cJSON_IsArray(items), "%s: not an array", what);
+  int64_t narrow = 0;
+  double last_t = -1;
+  for(const cJSON *it = items->child; it; it = it->next) {
+    double t = dnum(it, "t"), d = dnum(it, "d");
+    FUZZ_CHECK(t >= last_t, "%s: items not sorted by t", what);
+    last_t = t;
+    FUZZ_CHECK(t < (double)to && (d == 0 ? t >= (double)from : t + d > (double)from),
+               "%s: item t=%.0f d=%.0f outside [%lld, %lld)", what, t, d, (long long)from, (long long)to);
+    FUZZ_CHECK(num(it, "n") >= 1, "%s: item with n < 1", what);
+    narrow += d < (double)per;
+  }
+  FUZZ_CHECK(narrow <= kinds * px, "%s: %lld narrow items for %lld px", what, (long long)narrow,
+             (long long)px);
+}
+
+/* The integer after the first "key": in JSON text, read exactly (doubles round above 2^53). */
+static int64_t raw_int(const jbuf *out, const char *key)
+{
+  char pat[32];
+  snprintf(pat, sizeof(pat), "\"%s\":", key);
+  const char *at = strstr(out->data, pat);
+  FUZZ_CHECK(at, "answer lacks %s", key);
+  return strtoll(at + strlen(pat), NULL, 10);
+}
+
+static void check_timeline(const cJSON *root, const jbuf *out, const qargs *q)
+{
+  /* The view echoed back: the answer starts {"from":..,"to":..,"px":..,"ns_per_px":.. */
+  int64_t from = raw_int(out, "from"), to = raw_int(out, "to"), px = raw_int(out, "px"),
+          per = raw_int(out, "ns_per_px");
+  const char *v;
+  FUZZ_CHECK(from >= 0 && from <= TWO_POW_53 && to > from && to <= TWO_POW_53,
+             "timeline view [%lld, %lld) outside the range the server accepts, [0, 2^53]",
+             (long long)from, (long long)to);
+  FUZZ_CHECK(px >= 1 && px <= 10000 && per >= 1, "timeline px %lld / ns_per_px %lld out of range",
+             (long long)px, (long long)per);
+  if((v = get_arg((void *)q, "from")))
+    FUZZ_CHECK(from == strtoll(v, NULL, 10), "timeline from %lld != asked %s", (long long)from, v);
+  if((v = get_arg((void *)q, "to")))
+    FUZZ_CHECK(to == strtoll(v, NULL, 10), "timeline to %lld != asked %s", (long long)to, v);
+  if((v = get_arg((void *)q, "px")))
+    FUZZ_CHECK(px == strtoll(v, NULL, 10), "timeline px differs from the asked %s", v);
+  const char *tasks = get_arg((void *)q, "tasks");
+  const cJSON *lanes = cJSON_GetObjectItemCaseSensitive(root, "lanes");
+  FUZZ_CHECK(cJSON_IsArray(lanes), "timeline lanes not an array");
+  for(const cJSON *l = lanes->child; l; l = l->next) {
+    int64_t task = num(l, "task");
+    if(tasks && *tasks) {
+      /* the lane must be one of the asked ids */
+      int found = 0;
+      char buf[32];
+      snprintf(buf, sizeof(buf), "%lld", (long long)task);
+      for(const char *p = tasks; *p && !found;) {
+        size_t n = strcspn(p, ",");
+        int64_t id;
+        char one[32];
+        if(n < sizeof(one)) {
+          memcpy(one, p, n);
+          one[n] = '\0';
+          found = query_parse_i64(one, 0, TWO_POW_53, &id) == 0 && id == task;
+        }
+        p += n + (p[n] == ',');
+      }
+      FUZZ_CHECK(found, "timeline lane %s not among tasks=%s", buf, tasks);
+    }
+    check_lod_items(cJSON_GetObjectItemCaseSensitive(l, "items"), from, to, per, px, 2, "lane");
+  }
+  check_lod_items(cJSON_GetObjectItemCaseSensitive(root, "blocks"), from, to, per, px, 1, "blocks");
+  check_lod_items(cJSON_GetObjectItemCaseSensitive(root, "lag"), from, to, per, px, 1, "lag");
+}
+
+static void check_sessions(const cJSON *root, const qargs *q)
+{
+  const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "sessions");
+  FUZZ_CHECK(cJSON_IsArray(list), "sessions: not an array");
+  const char *name = get_arg((void *)q, "name");
+  const char *ls = get_arg((void *)q, "limit");
+  int64_t limit = ls ? strtoll(ls, NULL, 10) : 100;
+  FUZZ_CHECK(cJSON_GetArraySize(list) <= limit, "sessions: more than limit=%lld", (long long)limit);
+  for(const cJSON *s = list->child; s && name; s = s->next) {
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(s, "name");
+    FUZZ_CHECK(cJSON_IsString(n) && strstr(n->valuestring, name),
+               "sessions: name filter \"%s\" matched \"%s\"", name,
+               cJSON_IsString(n) ? n->valuestring : "(null)");
+  }
+}
+
+static void check_awaits(const cJSON *root, const qargs *q)
+{
+  const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "awaits");
+  FUZZ_CHECK(cJSON_IsArray(list), "awaits: not an array");
+  const char *ls = get_arg((void *)q, "limit");
+  int64_t limit = ls ? strtoll(ls, NULL, 10) : 1000;
+  FUZZ_CHECK(cJSON_GetArraySize(list) <= limit, "awaits: more than limit");
+  FUZZ_CHECK(num(root, "total") >= cJSON_GetArraySize(list), "awaits: total below the list");
+  const char *ms = get_arg((void *)q, "min_ms");
+  double min_ns = (ms ? strtod(ms, NULL) : 10.0) * 1e6;
+  double last = -1;
+  for(const cJSON *w = list->child; w; w = w->next) {
+    double d = dnum(w, "d");
+    /* tolerance for the decimal → double conversions of min_ms, not for the rule */
+    FUZZ_CHECK(d >= min_ns - 1, "awaits: d=%.0f below min_ms=%s", d, ms ? ms : "10");
+    FUZZ_CHECK(last < 0 || d <= last, "awaits: not longest first");
+    last = d;
+  }
+}
+
+/* An export is one ingest-v1 batch: it must parse again, with the session's id. */
+static void check_export(const jbuf *out, const char *id)
+{
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch *b = NULL;
+  char detail[256];
+  int rc = ingest_parse(out->data, out->len, &lim, &b, detail, sizeof(detail));
+  FUZZ_CHECK(rc == 0, "export of %s does not parse as a batch: %s", id, detail);
+  FUZZ_CHECK(!strcmp(b->session, id), "export names session %s, not %s", b->session, id);
+  ingest_free(b);
+}
+
+static int starts_with_param(const char *detail, const qargs *q)
+{
+  static const char *const params[] = {"from", "to", "px", "tasks", "min_ms", "limit"};
+  for(size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+    size_t n = strlen(params[i]);
+    if(!strncmp(detail, params[i], n) && detail[n] == ':' && detail[n + 1] == ' ')
+      return get_arg((void *)q, params[i]) != NULL;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- the target */
+
+static const struct { const char *name; query_fn fn; } handlers[] = {
+  {"sessions", query_sessions}, {"session", query_session}, {"tasks", query_tasks},
+  {"awaits", query_awaits}, {"blocks", query_blocks}, {"lag", query_lag},
+  {"concurrency", query_concurrency}, {"timeline", query_timeline}, {"export", NULL},
+};
+enum { NHANDLERS = sizeof(handlers) / sizeof(handlers[0]) };
+
+static void note(const char *handler, int rc, const char *detail)
+{
+  if(!fuzz_feedback)
+    return;
+  char sig[160];
+  size_t n = (size_t)snprintf(sig, sizeof(sig), "query:%s:%d:", handler, rc);
+  for(const char *d = detail; *d && n + 1 < sizeof(sig); d++)
+    if(*d < '0' || *d > '9')
+      sig[n++] = *d;
+  sig[n] = '\0';
+  fuzz_feedback(sig);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if(size < 2 || size > 1u << 16)
+    return 0;
+  if(!fx.ready)
+    setup();
+  size_t h = data[0] >= '0' && data[0] < '0' + NHANDLERS ? (size_t)(data[0] - '0') : data[0] % NHANDLERS;
+  size_t sess = data[1] >= '0' && data[1] <= '3' ? (size_t)(data[1] - '0') : data[1] % 4u;
+  char *qs = malloc(size - 1);
+  if(!qs)
+    return 0;
+  memcpy(qs, data + 2, size - 2);
+  qs[size - 2] = '\0';
+  qargs q;
+  split_args(qs, &q);
+  for(int i = 0; i < q.n; i++)
+    check_parse_i64(q.value[i]);
+
+  const char *id = get_arg(&q, "id");
+  if(!id)
+    id = session_ids[sess];
+  if(!ingest_id_ok(id)) { /* http.c answers 404 before any handler runs */
+    free(qs);
+    return 0;
+  }
+  int known = 0;
+  for(size_t i = 0; i < 3; i++)
+    known |= !strcmp(id, session_ids[i]);
+
+  jbuf out;
+  jbuf_init(&out, 64u << 20);
+  char detail[256];
+  memset(detail, 0, sizeof(detail));
+  int rc;
+  if(handlers[h].fn) {
+    query_args a = {get_arg, &q};
+    rc = handlers[h].fn(fx.s, h == 0 ? NULL : id, &a, &out, detail, sizeof(detail));
+  }
+  else { /* export: http.c refuses other formats before calling export_session */
+    const char *format = get_arg(&q, "format");
+    if(!format)
+      format = "json";
+    if(strcmp(format, "json") && strcmp(format, "chrome") && strcmp(format, "otlp")) {
+      jbuf_free(&out);
+      free(qs);
+      return 0;
+    }
+    rc = export_session(fx.s, id, format, &out);
+  }
+  note(handlers[h].name, rc, detail);
+
+  FUZZ_CHECK(rc == 0 || rc == LS_EINVAL || rc == LS_ENOTFOUND, "%s returned %d", handlers[h].name, rc);
+  if(rc == LS_ENOTFOUND)
+    FUZZ_CHECK(h != 0 && !known, "%s: session %s not found", handlers[h].name, id);
+  if(rc == LS_EINVAL)
+    FUZZ_CHECK(starts_with_param(detail, &q), "%s: detail \"%s\" names no given parameter",
+               handlers[h].name, detail);
+  if(rc == 0) {
+    cJSON *root = cJSON_ParseWithLength(out.data, out.len);
+    FUZZ_CHECK(cJSON_IsObject(root), "%s: the answer is not a JSON object: %.200s", handlers[h].name,
+               out.data ? out.data : "(empty)");
+    if(h == 0)
+      check_sessions(root, &q);
+    else if(h == 3)
+      check_awaits(root, &q);
+    else if(h == 7)
+      check_timeline(root, &out, &q);
+    else if(h == 8 && !strcmp(get_arg(&q, "format") ? get_arg(&q, "format") : "json", "json"))
+      check_export(&out, id);
+    cJSON_Delete(root);
+  }
+  jbuf_free(&out);
+  free(qs);
+  return 0;
+}

@@ -1,0 +1,40 @@
+// details.js — what the tooltip says about a task, a lane item (run step or await) or a blocking
+// event: a list of [label, value] lines (the first is the title), formatted through format.js.
+// Pure: session.js shows the lines, as text nodes.
+import * as fmt from './format.js';
+import { laneLabel } from './timeline.js';
+
+export function task(t) {
+  const lines = [[null, laneLabel(t)]];
+  lines.push(['task', `#${t.id}${t.parent ? ` (parent #${t.parent})` : ''}`]);
+  lines.push(['created', fmt.time(t.created)]);
+  if (t.ended !== null && t.ended !== undefined) lines.push(['ended', `${fmt.time(t.ended)} (${t.state || '?'})`]);
+  lines.push(['busy / waiting', `${fmt.duration(t.busy_ns)} / ${fmt.duration(t.wait_ns)}`]);
+  if (t.exc) lines.push(['exception', t.exc]);
+  return lines;
+}
+
+// A timeline item of task t; `n` > 1 means the item stands for n narrower ones (level of detail).
+export function item(t, it) {
+  const lines = [[null, laneLabel(t)]];
+  lines.push([it.k === 'await' ? 'await' : 'run step', `${fmt.duration(it.d)} at ${fmt.time(it.t)}`]);
+  if (it.n > 1) lines.push(['stands for', `${fmt.count(it.n)} items (longest shown)`]);
+  if (it.k === 'await') {
+    if (it.what) lines.push(['awaiting', it.what]);
+    if (it.file) lines.push(['at', fmt.place(it.file, it.line)]);
+    if (it.func) lines.push(['in', it.func]);
+  }
+  return lines;
+}
+
+// A blocking event (timeline form: innermost frame's file, line, func, src) and its task if known.
+export function block(b, t) {
+  const lines = [[null, `loop blocked ${fmt.duration(b.d)}`]];
+  lines.push(['at', fmt.time(b.t)]);
+  if (b.file) lines.push(['culprit', fmt.place(b.file, b.line)]);
+  if (b.src) lines.push(['source', b.src]);
+  if (b.func) lines.push(['in', b.func]);
+  if (t) lines.push(['task', t.name]);
+  if (b.n > 1) lines.push(['stands for', `${fmt.count(b.n)} blocks (longest shown)`]);
+  return lines;
+}
