@@ -1,4 +1,5 @@
-/* arena.c — string arena (see arena.h). Blocks of 64 KiB, larger strings get their own. */
+/* arena.c — bump allocator (see arena.h): 64 KiB blocks, a larger request gets a block of its
+ * own. Knows nothing of what is stored in it. */
 #include "arena.h"
 
 #include <stddef.h>

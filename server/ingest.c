@@ -110,6 +110,7 @@ typedef struct parser {
   const ingest_limits *lim;
   char *detail;
   size_t detail_len;
+  size_t cap[9];  /* rows allocated per kind (index: enum kind) */
 } parser;
 
 static int fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -193,6 +194,9 @@ typedef struct fields {
     *exc, *n;
 } fields;
 
+/* A member named more than once counts the first time, as cJSON_GetObjectItem finds it (the
+ * counting walk in parse_doc relies on both agreeing about "k"). */
+#define FIRST(slot) do { if(!f->slot) f->slot = c; } while(0)
 static void collect(const cJSON *ev, fields *f)
 {
   memset(f, 0, sizeof(*f));
@@ -201,33 +205,35 @@ static void collect(const cJSON *ev, fields *f)
     if(!s)
       continue;
     switch(s[0]) {
-    case 'k': if(!s[1]) f->k = c; break;
-    case 'i': if(!strcmp(s, "id")) f->id = c; break;
-    case 'p': if(!strcmp(s, "parent")) f->parent = c; break;
+    case 'k': if(!s[1]) FIRST(k); break;
+    case 'i': if(!strcmp(s, "id")) FIRST(id); break;
+    case 'p': if(!strcmp(s, "parent")) FIRST(parent); break;
     case 'n':
-      if(!s[1]) f->n = c;
-      else if(!strcmp(s, "name")) f->name = c;
+      if(!s[1]) FIRST(n);
+      else if(!strcmp(s, "name")) FIRST(name);
       break;
-    case 'c': if(!strcmp(s, "coro")) f->coro = c; break;
-    case 't': if(!s[1]) f->t = c; break;
-    case 'd': if(!s[1]) f->d = c; break;
-    case 'w': if(!strcmp(s, "what")) f->what = c; break;
+    case 'c': if(!strcmp(s, "coro")) FIRST(coro); break;
+    case 't': if(!s[1]) FIRST(t); break;
+    case 'd': if(!s[1]) FIRST(d); break;
+    case 'w': if(!strcmp(s, "what")) FIRST(what); break;
     case 'f':
-      if(!strcmp(s, "file")) f->file = c;
-      else if(!strcmp(s, "func")) f->func = c;
+      if(!strcmp(s, "file")) FIRST(file);
+      else if(!strcmp(s, "func")) FIRST(func);
       break;
-    case 'l': if(!strcmp(s, "line")) f->line = c; break;
+    case 'l': if(!strcmp(s, "line")) FIRST(line); break;
     case 's':
-      if(!strcmp(s, "stack")) f->stack = c;
-      else if(!strcmp(s, "state")) f->state = c;
+      if(!strcmp(s, "stack")) FIRST(stack);
+      else if(!strcmp(s, "state")) FIRST(state);
       break;
-    case 'e': if(!strcmp(s, "exc")) f->exc = c; break;
+    case 'e': if(!strcmp(s, "exc")) FIRST(exc); break;
     default: break;
     }
   }
 }
+#undef FIRST
 
 typedef enum kind { K_TASK, K_STEP, K_AWAIT, K_BLOCK, K_LAG, K_DONE, K_DROP, K_END, K_UNKNOWN } kind;
+_Static_assert(sizeof(((parser *)0)->cap) == sizeof(size_t) * (K_UNKNOWN + 1), "one cap per kind");
 
 static kind kind_of(const char *s)
 {
@@ -358,7 +364,11 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     return fail(p, "%sk: expected a string", where);
   size_t smax = p->lim->max_string;
   int rc = 0;
-  switch(kind_of(f.k->valuestring)) {
+  kind k = kind_of(f.k->valuestring);
+  size_t used[] = {b->ntasks, b->nsteps, b->nawaits, b->nblocks, b->nlags, b->ndones, 0, 0, 0};
+  if(k < K_DROP && used[k] >= p->cap[k]) /* cannot happen: both walks read the first "k" */
+    return fail(p, "%sk: inconsistent", where);
+  switch(k) {
   case K_TASK: {
     ingest_task *x = &b->tasks[b->ntasks];
     x->parent = 0;
@@ -440,14 +450,14 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     break;
   }
   case K_DROP: {
-    int64_t n;
+    int64_t n = 0;
     if((rc = get_int(p, f.n, where, "n", 0, &n)))
       return rc;
     b->dropped += n; /* at most 100000 terms below 2^53 each: no overflow */
     break;
   }
   case K_END: {
-    int64_t t;
+    int64_t t = 0;
     if((rc = get_int(p, f.t, where, "t", 0, &t)))
       return rc;
     if(!b->has_end || t > b->end_t)
@@ -504,6 +514,7 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
       count[kind_of(k->valuestring)]++;
   }
   b->events = n;
+  memcpy(p->cap, count, sizeof(p->cap));
   if((count[K_TASK] && !(b->tasks = calloc(count[K_TASK], sizeof(*b->tasks)))) ||
      (count[K_STEP] && !(b->steps = calloc(count[K_STEP], sizeof(*b->steps)))) ||
      (count[K_AWAIT] && !(b->awaits = calloc(count[K_AWAIT], sizeof(*b->awaits)))) ||
@@ -529,7 +540,7 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len)
 {
-  parser p = {lim, detail, detail_len};
+  parser p = {lim, detail, detail_len, {0}};
   *out = NULL;
   if(detail && detail_len)
     detail[0] = '\0';

@@ -139,7 +139,8 @@ static int code_of(int rc)
   switch(rc & 0xff) {
   case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
   case SQLITE_NOMEM: return LS_ENOMEM;
-  case SQLITE_BUSY: case SQLITE_LOCKED: return LS_EBUSY;
+  /* a full disk is "storage cannot take it" too: 503 and a retry later, not a broken batch */
+  case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL: return LS_EBUSY;
   case SQLITE_TOOBIG: return LS_ETOOBIG;
   default: return LS_EIO;
   }

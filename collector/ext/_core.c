@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lscore.h"
 
@@ -43,6 +44,7 @@ typedef struct eager_frame {
 #define EAGER_MAX 64
 
 typedef struct task_entry {
+  struct task_entry *snext, *sprev; /* the session's list of its live entries */
   PyObject *task;          /* borrowed: the key; entries go away when the task ends */
   PyObject *coro;          /* borrowed: the task holds it while pending */
   session_obj *sess;       /* strong */
@@ -66,6 +68,7 @@ struct session_obj {
   uint64_t next_id, ntasks, max_tasks, dropped_tasks;
   int active;
   unsigned generation;     /* fork generation the session was opened in */
+  task_entry *entries;     /* live entries of this session's tasks */
 };
 
 static struct {
@@ -77,6 +80,8 @@ static struct {
   uint64_t max_tasks;
   PyObject *lib_prefixes;          /* tuple of str */
   PyObject *asyncio_prefix;        /* str: the asyncio package directory */
+  char *meta_static;               /* ,"service":..,"host":..,"python":.. pre-encoded, malloc'd */
+  long pid;                        /* getpid() is a system call: read at start and after fork */
   PyObject *session_var;           /* ContextVar */
   /* hooks */
   PyObject *handle_type, *orig_run;
@@ -157,6 +162,8 @@ static int prefix_is_lib(PyObject *file) {
   return 0;
 }
 
+static code_info *codes_find(PyObject *code);
+
 static size_t ptr_hash(const void *p) {
   uintptr_t x = (uintptr_t)p;
   x ^= x >> 17;
@@ -184,13 +191,8 @@ static int codes_grow(void) {
 /* The info for the code object of coroutine/generator obj (frame given when known), or NULL. */
 static code_info *code_info_of(PyObject *code, PyObject *obj, PyObject *frame) {
   if (!code || !PyCode_Check(code)) return NULL;
-  if (G.codes_cap) {
-    size_t j = ptr_hash(code) & (G.codes_cap - 1);
-    while (G.codes[j]) {
-      if (G.codes[j]->code == code) return G.codes[j];
-      j = (j + 1) & (G.codes_cap - 1);
-    }
-  }
+  code_info *hit = codes_find(code);
+  if (hit) return hit;
   if ((G.codes_len + 1) * 2 > G.codes_cap && codes_grow()) return NULL;
   code_info *ci = PyMem_Calloc(1, sizeof *ci);
   if (!ci) return NULL;
@@ -314,6 +316,9 @@ static void tab_del(PyObject *task) {
 
 static void entry_free(task_entry *e) {
   if (G.cur == e) G.cur = NULL;
+  if (e->sprev) e->sprev->snext = e->snext;
+  else if (e->sess && e->sess->entries == e) e->sess->entries = e->snext;
+  if (e->snext) e->snext->sprev = e->sprev;
   Py_XDECREF(e->sess);
   PyMem_Free(e);
 }
@@ -363,68 +368,77 @@ static void set_what(task_entry *e, const char *p, size_t n) {
   e->nwhat = n;
 }
 
-static PyObject *awaited_of(PyObject *obj, code_info **ci, PyObject **frame) {
-  /* obj is a coroutine or generator: returns new refs to what it awaits, its frame; ci its code */
-  PyObject *code;
-  *frame = NULL;
-  if (PyCoro_CheckExact(obj)) {
-    code = PyObject_GetAttr(obj, G.s_cr_code);
-    *frame = PyObject_GetAttr(obj, G.s_cr_frame);
-  } else {
-    code = PyObject_GetAttr(obj, G.s_gi_code);
-    *frame = PyObject_GetAttr(obj, G.s_gi_frame);
+static code_info *codes_find(PyObject *code) {
+  if (!G.codes_cap) return NULL;
+  size_t j = ptr_hash(code) & (G.codes_cap - 1);
+  while (G.codes[j]) {
+    if (G.codes[j]->code == code) return G.codes[j];
+    j = (j + 1) & (G.codes_cap - 1);
   }
-  if (!code || !*frame) { PyErr_Clear(); Py_XDECREF(code); Py_CLEAR(*frame); *ci = NULL; return NULL; }
-  *ci = code_info_of(code, obj, *frame);
-  Py_DECREF(code);
-  PyObject *next = PyObject_GetAttr(obj, PyCoro_CheckExact(obj) ? G.s_cr_await : G.s_gi_yieldfrom);
-  if (!next) PyErr_Clear();
-  return next;
+  return NULL;
 }
 
-/* At the end of a step that suspended: where the task waits and on what. */
+/* The code info of a coroutine or generator; its frame object is asked for only on a cache miss
+ * (on 3.11+ asking creates a frame object, which is work and more for the GC to visit). */
+static code_info *info_of(PyObject *obj) {
+  int coro = PyCoro_CheckExact(obj);
+  PyObject *code = PyObject_GetAttr(obj, coro ? G.s_cr_code : G.s_gi_code);
+  if (!code) { PyErr_Clear(); return NULL; }
+  code_info *ci = codes_find(code);
+  if (!ci) {
+    PyObject *frame = PyObject_GetAttr(obj, coro ? G.s_cr_frame : G.s_gi_frame);
+    if (!frame) PyErr_Clear();
+    ci = code_info_of(code, obj, frame);
+    Py_XDECREF(frame);
+  }
+  Py_DECREF(code);
+  return ci;
+}
+
+/* At the end of a step that suspended: where the task waits and on what. The user's frame is
+ * the innermost one outside the stdlib and site-packages (or the innermost of all). */
 static void await_capture(task_entry *e, uint64_t t) {
   PyObject *obj = Py_NewRef(e->coro);
-  PyObject *user_frame = NULL, *user_next = NULL, *last_frame = NULL, *last_next = NULL;
+  PyObject *user = NULL, *user_next = NULL, *last = NULL, *last_next = NULL;
   code_info *user_ci = NULL, *last_ci = NULL;
   for (int depth = 0; depth < 64 && obj && (PyCoro_CheckExact(obj) || PyGen_CheckExact(obj)); depth++) {
-    code_info *ci;
-    PyObject *frame;
-    PyObject *next = awaited_of(obj, &ci, &frame);
-    if (!ci || !frame || frame == Py_None) { Py_XDECREF(frame); Py_XDECREF(next); break; }
-    Py_XSETREF(last_frame, Py_NewRef(frame));
+    code_info *ci = info_of(obj);
+    if (!ci) break;
+    PyObject *next = PyObject_GetAttr(obj, PyCoro_CheckExact(obj) ? G.s_cr_await : G.s_gi_yieldfrom);
+    if (!next) PyErr_Clear();
+    Py_XSETREF(last, Py_NewRef(obj));
     Py_XSETREF(last_next, Py_XNewRef(next));
     last_ci = ci;
     if (!ci->is_lib) {
-      Py_XSETREF(user_frame, Py_NewRef(frame));
+      Py_XSETREF(user, Py_NewRef(obj));
       Py_XSETREF(user_next, Py_XNewRef(next));
       user_ci = ci;
     }
-    Py_DECREF(frame);
     Py_SETREF(obj, next);
   }
   Py_XDECREF(obj);
   if (!user_ci) { /* only library frames: report the innermost one */
     user_ci = last_ci;
-    user_frame = last_frame;
+    user = last;
     user_next = last_next;
-    last_frame = last_next = NULL;
+    last = last_next = NULL;
   }
-  Py_XDECREF(last_frame);
+  Py_XDECREF(last);
   Py_XDECREF(last_next);
   e->awaiting = 1;
   e->await_t = rel(e->sess, t);
   e->await_at = user_ci;
-  e->await_line = user_frame && PyFrame_Check(user_frame) ? PyFrame_GetLineNumber((PyFrameObject *)user_frame) : 0;
+  e->await_line = 0;
+  if (user) {
+    PyObject *frame = PyObject_GetAttr(user, PyCoro_CheckExact(user) ? G.s_cr_frame : G.s_gi_frame);
+    if (!frame) PyErr_Clear();
+    else if (PyFrame_Check(frame)) e->await_line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+    Py_XDECREF(frame);
+  }
   if (!user_next || user_next == Py_None) {
     set_what(e, "yield", 5);
   } else if (PyCoro_CheckExact(user_next) || PyGen_CheckExact(user_next)) {
-    PyObject *code = PyObject_GetAttr(user_next, PyCoro_CheckExact(user_next) ? G.s_cr_code : G.s_gi_code);
-    PyObject *frame = PyObject_GetAttr(user_next, PyCoro_CheckExact(user_next) ? G.s_cr_frame : G.s_gi_frame);
-    if (!code || !frame) PyErr_Clear();
-    code_info *ci = code_info_of(code, user_next, frame);
-    Py_XDECREF(code);
-    Py_XDECREF(frame);
+    code_info *ci = info_of(user_next);
     if (ci) set_what(e, ci->qual, (size_t)ci->nqual);
     else set_what(e, "coroutine", 9);
   } else {
@@ -437,7 +451,7 @@ static void await_capture(task_entry *e, uint64_t t) {
     if (strcmp(tn, "_GatheringFuture") == 0) tn = "gather";
     set_what(e, tn, strlen(tn));
   }
-  Py_XDECREF(user_frame);
+  Py_XDECREF(user);
   Py_XDECREF(user_next);
 }
 
@@ -511,13 +525,7 @@ static void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, Py
 
 static code_info *coro_code_info(PyObject *coro) {
   if (!coro || !(PyCoro_CheckExact(coro) || PyGen_CheckExact(coro))) return NULL;
-  PyObject *code = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_code : G.s_gi_code);
-  PyObject *frame = PyObject_GetAttr(coro, PyCoro_CheckExact(coro) ? G.s_cr_frame : G.s_gi_frame);
-  if (!code || !frame) PyErr_Clear();
-  code_info *ci = code_info_of(code, coro, frame);
-  Py_XDECREF(code);
-  Py_XDECREF(frame);
-  return ci;
+  return info_of(coro);
 }
 
 static task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id,
@@ -537,8 +545,12 @@ static task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro,
   e->created = rel(s, t);
   s->ntasks++;
   e->coro_info = coro_code_info(coro);
-  int r = tab_put(e);
-  if (r < 0) { entry_free(e); return NULL; }
+  e->snext = s->entries;
+  if (s->entries) s->entries->sprev = e;
+  s->entries = e;
+  task_entry *old = tab_find(task); /* a task that died unseen at the same address */
+  if (old) { tab_del(task); entry_free(old); }
+  if (tab_put(e) < 0) { entry_free(e); return NULL; }
   return e;
 }
 
@@ -556,15 +568,32 @@ static void session_dealloc(session_obj *self) {
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* _open(name, max_tasks): the meta object is built here from the name, the pid, the wall clock and
+ * the fields fixed at start (service, host, python). */
 static PyObject *session_open(session_obj *self, PyObject *args) {
-  const char *meta;
+  PyObject *name;
   unsigned long long max_tasks;
-  if (!PyArg_ParseTuple(args, "sK", &meta, &max_tasks)) return NULL;
+  if (!PyArg_ParseTuple(args, "UK", &name, &max_tasks)) return NULL;
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return NULL; }
   const char *id = PyUnicode_AsUTF8(self->id);
   if (!id) return NULL;
-  int rc = ls_session_open(G.core, id, meta, &self->ls);
+  ls_str n = str_of(name);
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  ls_buf meta;
+  ls_buf_init(&meta, 16384);
+  ls_buf_puts(&meta, "{\"name\":");
+  ls_buf_jstr(&meta, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
+  ls_buf_puts(&meta, ",\"pid\":");
+  ls_buf_u64(&meta, (uint64_t)G.pid);
+  ls_buf_puts(&meta, ",\"started_unix_ns\":\"");
+  ls_buf_u64(&meta, (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec);
+  ls_buf_puts(&meta, "\"");
+  if (G.meta_static) ls_buf_puts(&meta, G.meta_static);
+  ls_buf_puts(&meta, "}");
+  int rc = meta.failed ? LS_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
+  ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return NULL; }
   self->start = now_ns();
   self->max_tasks = max_tasks;
@@ -589,16 +618,12 @@ static PyObject *session_close(session_obj *self, PyObject *unused) {
         emit_block(self, G.cur->id, start, t, stack);
       }
     }
-    for (size_t i = 0; i < G.tab_cap;) {
-      task_entry *e = G.tab[i];
-      if (e && e->sess == self) {
-        announce(e);
-        await_end(e, t);
-        tab_del(e->task);
-        entry_free(e);
-        continue; /* the deletion may have shifted another entry into slot i */
-      }
-      i++;
+    while (self->entries) {
+      task_entry *e = self->entries;
+      announce(e);
+      await_end(e, t);
+      tab_del(e->task);
+      entry_free(e); /* unlinks it from self->entries */
     }
     ls_session_close(self->ls, rel(self, t));
   }
@@ -705,7 +730,11 @@ static PyObject *lag_tick_fn(PyObject *mod, PyObject *unused) {
     any = 1;
   }
   if ((any || n) && G.lag_loop) {
-    if (lag_schedule(G.lag_loop, t + G.lag_ns)) PyErr_Clear();
+    /* fixed rate: the next multiple of the period still ahead, so a late sample neither shifts
+     * the later ones nor is a long stall reported by several samples */
+    uint64_t next = G.lag_due + G.lag_ns;
+    if (next <= t) next += ((t - next) / G.lag_ns + 1) * G.lag_ns;
+    if (lag_schedule(G.lag_loop, next)) PyErr_Clear();
   }
   Py_RETURN_NONE;
 }
@@ -1150,14 +1179,17 @@ static void watchdog_stop(void) {
 static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   (void)mod;
   static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
-                           "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", "asyncio_prefix", NULL};
+                           "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", "asyncio_prefix",
+                           "meta", NULL};
   const char *url, *token = NULL;
   unsigned long long cap, max_tasks;
   int timeout_ms, flush_ms;
   double blocking_ms, rate_ms;
   PyObject *prefixes, *var, *aprefix;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
-                                   &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var, &aprefix))
+  const char *meta_static = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|s", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
+                                   &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var, &aprefix,
+                                   &meta_static))
     return NULL;
   if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
   ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
@@ -1173,6 +1205,12 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   Py_XSETREF(G.lib_prefixes, Py_NewRef(prefixes));
   Py_XSETREF(G.session_var, Py_NewRef(var));
   Py_XSETREF(G.asyncio_prefix, Py_NewRef(aprefix));
+  PyMem_Free(G.meta_static);
+  size_t ms_len = strlen(meta_static);
+  G.meta_static = PyMem_Malloc(ms_len + 1);
+  if (!G.meta_static) return PyErr_NoMemory();
+  memcpy(G.meta_static, meta_static, ms_len + 1);
+  G.pid = (long)getpid();
   G.started = 1;
   if (watchdog_start()) {
     PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot start the watchdog thread");
@@ -1250,6 +1288,7 @@ static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
   if (!G.started) Py_RETURN_NONE;
   /* Sessions, tasks and the threads of the parent stay behind; the child starts clean. */
   G.generation++;
+  G.pid = (long)getpid();
   for (size_t i = 0; i < G.tab_cap; i++)
     if (G.tab[i]) { entry_free(G.tab[i]); G.tab[i] = NULL; }
   G.tab_len = 0;

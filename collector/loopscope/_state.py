@@ -14,6 +14,7 @@ core: Any = None       # loopscope._core while installed and enabled
 _orig_new_event_loop: Any = None
 _orig_set_task_factory: Any = None
 _orig_create_task: Any = None
+hooked_loop: Any = None  # the loop hook_loop() saw last (skips the check per request)
 
 
 def core_if_enabled():
@@ -71,8 +72,10 @@ def callback_samples() -> list:
 
 def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Put loopscope's task factory on `loop`, chaining the one already there."""
+    global hooked_loop
     if core is None:
         return
+    hooked_loop = loop
     current = loop.get_task_factory()
     if isinstance(current, core.TaskFactory):
         return
@@ -157,8 +160,18 @@ def apply_hooks() -> None:
         hook_loop(loop)
 
 
+def meta_static(service: str) -> str:
+    """The session meta fields that never change in this process, pre-encoded for the C module."""
+    import json
+    import platform
+    import socket
+    return "," + json.dumps({"service": service, "host": socket.gethostname(),
+                             "python": platform.python_version()})[1:-1]
+
+
 def remove_hooks() -> None:
-    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task
+    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task, hooked_loop
+    hooked_loop = None
     core.unpatch_handle()
     if _orig_create_task is not None:
         asyncio.BaseEventLoop.create_task = _orig_create_task

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
+import itertools
 import os
-import platform
-import socket
-import time
 from typing import Any
 
 from . import _state
@@ -17,21 +14,36 @@ from . import _state
 current_session: contextvars.ContextVar = contextvars.ContextVar("loopscope_session", default=None)
 
 
+_prefix = ""
+_counter = itertools.count(1)
+
+
 def _new_id() -> str:
-    return "s-" + os.urandom(8).hex()
+    """s-<16 random hex digits, new per process>-<counter>: unique without a system call each."""
+    global _prefix
+    if not _prefix:
+        _prefix = "s-" + os.urandom(8).hex() + "-"
+    return _prefix + format(next(_counter), "x")
+
+
+def _forget_prefix() -> None:  # a forked child must not reuse its parent's ids
+    global _prefix
+    _prefix = ""
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_prefix)
 
 
 class Session:
     """A recorded session. Use `with` around asyncio.run(...) or `async with` inside a coroutine."""
 
-    def __init__(self, name: str = "", *, adopt_current_task: bool = True, service: str | None = None):
+    def __init__(self, name: str = "", *, adopt_current_task: bool = True):
         self.name = name or "session"
         self.id = _new_id()
         self._adopt = adopt_current_task
-        self._service = service
         self._core = None
         self._token: contextvars.Token | None = None
-        self._adopted = None
 
     @property
     def url(self) -> str:
@@ -43,23 +55,12 @@ class Session:
     def recording(self) -> bool:
         return self._core is not None
 
-    def _meta(self) -> str:
-        settings = _state.settings
-        return json.dumps({
-            "name": self.name,
-            "service": self._service if self._service is not None else (settings.service if settings else ""),
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "python": platform.python_version(),
-            "started_unix_ns": str(time.time_ns()),
-        })
-
     def _start(self) -> None:
-        core = _state.core_if_enabled()
+        core = _state.core
         if core is None:
             return
         s = core.Session(self.id)
-        s._open(self._meta(), _state.settings.max_tasks)
+        s._open(self.name, _state.settings.max_tasks)
         self._core = s
         self._token = current_session.set(s)
 
@@ -88,16 +89,17 @@ class Session:
         self._start()
         if self._core is not None:
             loop = asyncio.get_running_loop()
-            _state.hook_loop(loop)
+            if loop is not _state.hooked_loop:
+                _state.hook_loop(loop)
             _state.core.lag_start(loop)
-            task = asyncio.current_task()
-            if self._adopt and task is not None and self._core._adopt(task):
-                self._adopted = task
+            if self._adopt:
+                task = asyncio.current_task(loop)
+                if task is not None:
+                    self._core._adopt(task)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._finish()
-        self._adopted = None
 
 
 def session(name: str = "", **kwargs: Any) -> Session:

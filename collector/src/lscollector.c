@@ -16,7 +16,7 @@
 #include "lscore.h"
 #include "lshttp.h"
 
-#define CHUNK_MIN 4096
+#define CHUNK_MIN 1024
 #define CHUNK_MAX 65536
 
 typedef struct chunk {
@@ -27,7 +27,9 @@ typedef struct chunk {
 
 struct ls_session {
   ls_collector *c;
-  struct ls_session *next;     /* in c->sessions */
+  struct ls_session *next, *prev; /* in c->sessions (all sessions, doubly linked) */
+  struct ls_session *rnext;    /* in the ready queue, while queued */
+  int queued;                  /* in the ready queue: has records or an unreported drop count */
   char id[64];
   char *meta;                  /* encoded JSON object, owned */
   chunk *head, *tail;          /* unsent records, oldest first */
@@ -44,10 +46,15 @@ struct ls_collector {
   pthread_cond_t idle;         /* flushers wait on it */
   pthread_t thread;
   int thread_running, stop;
+  int giving_up;               /* stopping and the server does not answer: ship nothing more */
+  int kicked;                  /* the sender was woken for a filling buffer and has not run since */
   int flush_waiters;
   ls_config cfg;
   char *url, *token;
   ls_session *sessions;
+  ls_session *ready_head, *ready_tail; /* sessions with something to send, oldest first */
+  size_t nqueued;              /* sessions in the ready queue */
+  int sending;                 /* the sender holds detached chunks of some session */
   size_t bytes_used;           /* bytes of all unsent chunks, including detached ones */
   uint64_t batch_seq;
   ls_stats st;
@@ -87,6 +94,33 @@ static void session_free(ls_session *s) {
   free(s);
 }
 
+/* Puts s at the end of the ready queue unless it is there or being sent. mu held. */
+static void enqueue(ls_collector *c, ls_session *s) {
+  if (s->queued || s->sending) return;
+  s->queued = 1;
+  s->rnext = NULL;
+  if (c->ready_tail) c->ready_tail->rnext = s; else c->ready_head = s;
+  c->ready_tail = s;
+  c->nqueued++;
+}
+
+static ls_session *dequeue(ls_collector *c) {
+  ls_session *s = c->ready_head;
+  if (!s) return NULL;
+  c->ready_head = s->rnext;
+  if (!c->ready_head) c->ready_tail = NULL;
+  s->queued = 0;
+  s->rnext = NULL;
+  c->nqueued--;
+  return s;
+}
+
+static void unlink_session(ls_collector *c, ls_session *s) {
+  if (s->prev) s->prev->next = s->next; else c->sessions = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
 /* ---- emitting --------------------------------------------------------------------------- */
 
 int ls_emit(ls_session *s, const ls_event *ev) {
@@ -113,11 +147,18 @@ int ls_emit(ls_session *s, const ls_event *ev) {
   ls_record_write(t->data + t->len, ev);
   t->len += size;
   c->st.events++;
-  if (c->bytes_used > c->cfg.buffer_cap / 4) pthread_cond_signal(&c->wake);
+  enqueue(c, s);
+  /* a quarter full: wake the sender once (edge, not level: a wake-up per event would cost a
+   * futex call each while the server is down and the buffer stays full) */
+  if (!c->kicked && c->bytes_used > c->cfg.buffer_cap / 4) {
+    c->kicked = 1;
+    pthread_cond_signal(&c->wake);
+  }
   goto out;
 drop:
   s->dropped++;
   c->st.dropped++;
+  enqueue(c, s);
 out:
   pthread_mutex_unlock(&c->mu);
   return rc;
@@ -127,6 +168,7 @@ void ls_session_add_dropped(ls_session *s, uint64_t n) {
   pthread_mutex_lock(&s->c->mu);
   s->dropped += n;
   s->c->st.dropped += n;
+  enqueue(s->c, s);
   pthread_mutex_unlock(&s->c->mu);
 }
 
@@ -148,6 +190,7 @@ int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_s
   s->c = c;
   pthread_mutex_lock(&c->mu);
   s->next = c->sessions;
+  if (c->sessions) c->sessions->prev = s;
   c->sessions = s;
   pthread_mutex_unlock(&c->mu);
   *out = s;
@@ -162,37 +205,22 @@ int ls_session_close(ls_session *s, uint64_t t_end) {
   int rc = ls_emit(s, &ev);
   ls_collector *c = s->c;
   pthread_mutex_lock(&c->mu);
-  s->closed = 1;
-  pthread_cond_signal(&c->wake);
+  s->closed = 1; /* no wake-up: the sender comes by within flush_interval_ms (a futex call per
+                  * request would cost more than the rest of closing) */
   pthread_mutex_unlock(&c->mu);
   return rc == LS_ECLOSED ? LS_ECLOSED : LS_OK;
 }
 
 /* ---- the sender thread -------------------------------------------------------------------- */
 
-/* A session has something to send: records, an unreported drop count, or nothing sent yet at
- * all while closed (an empty session still needs its meta and end to reach the server). */
-static int session_pending(const ls_session *s) {
-  return !s->sending && (s->head || s->dropped != s->dropped_sent);
-}
+static int anything_pending(const ls_collector *c) { return c->nqueued > 0 || c->sending; }
 
-static int anything_pending(const ls_collector *c) {
-  for (const ls_session *s = c->sessions; s; s = s->next)
-    if (s->head || s->sending || s->dropped != s->dropped_sent) return 1;
-  return 0;
-}
-
-/* Frees closed sessions with nothing left to send. Called with mu held. */
-static void reap_sessions(ls_collector *c) {
-  ls_session **pp = &c->sessions;
-  while (*pp) {
-    ls_session *s = *pp;
-    if (s->closed && !s->head && !s->sending && s->dropped == s->dropped_sent) {
-      *pp = s->next;
-      session_free(s);
-    } else {
-      pp = &s->next;
-    }
+/* After a send: back into the queue if more came meanwhile, freed if closed and done. mu held. */
+static void after_send(ls_collector *c, ls_session *s) {
+  if (s->head || s->dropped != s->dropped_sent) enqueue(c, s);
+  else if (s->closed) {
+    unlink_session(c, s);
+    session_free(s);
   }
 }
 
@@ -225,6 +253,7 @@ static void send_one(ls_collector *c, ls_session *s) {
   uint64_t dropped_now = s->dropped;
   uint64_t drop_delta = dropped_now - s->dropped_sent;
   s->sending = 1;
+  c->sending = 1;
   uint64_t seq = ++c->batch_seq;
   int stopping_deadline_ms = 0;
   pthread_mutex_unlock(&c->mu);
@@ -275,7 +304,11 @@ static void send_one(ls_collector *c, ls_session *s) {
       c->st.retries++;
       if (c->stop) {
         /* Shutting down: a few more quick tries, then give up rather than hang the exit. */
-        if (++stopping_deadline_ms > 3) { pthread_mutex_unlock(&c->mu); break; }
+        if (++stopping_deadline_ms > 3) {
+          c->giving_up = 1;
+          pthread_mutex_unlock(&c->mu);
+          break;
+        }
         wait_ms = 50;
         struct timespec ts;
         deadline_after(&ts, wait_ms);
@@ -299,32 +332,22 @@ static void send_one(ls_collector *c, ls_session *s) {
   if (last) chunks_free(first);
   c->bytes_used -= mem_bytes;
   s->sending = 0;
+  c->sending = 0;
 }
 
 static void *sender_main(void *arg) {
   ls_collector *c = arg;
   pthread_mutex_lock(&c->mu);
   for (;;) {
-    ls_session *pick = NULL;
-    for (ls_session *s = c->sessions; s; s = s->next)
-      if (session_pending(s)) { pick = s; break; }
+    if (c->stop && c->giving_up) break;
+    ls_session *pick = dequeue(c);
     if (pick) {
       send_one(c, pick);
-      /* Move the session to the end so one busy session cannot starve the others. */
-      ls_session **pp = &c->sessions;
-      while (*pp && *pp != pick) pp = &(*pp)->next;
-      if (*pp && pick->next) {
-        *pp = pick->next;
-        ls_session *tail = *pp;
-        while (tail->next) tail = tail->next;
-        tail->next = pick;
-        pick->next = NULL;
-      }
-      reap_sessions(c);
+      c->kicked = 0;
+      after_send(c, pick);
       if (!anything_pending(c)) pthread_cond_broadcast(&c->idle);
       continue;
     }
-    reap_sessions(c);
     pthread_cond_broadcast(&c->idle);
     if (c->stop) break;
     struct timespec ts;
@@ -339,6 +362,7 @@ static int sender_start(ls_collector *c) {
   int rc = ls_http_new(c->url, c->token, c->cfg.timeout_ms, &c->http);
   if (rc) return rc;
   c->stop = 0;
+  c->giving_up = 0;
   if (pthread_create(&c->thread, NULL, sender_main, c)) {
     ls_http_free(c->http);
     c->http = NULL;
@@ -459,6 +483,10 @@ int ls_collector_after_fork_child(ls_collector *c) {
     s = n;
   }
   c->sessions = NULL;
+  c->ready_head = c->ready_tail = NULL;
+  c->nqueued = 0;
+  c->sending = 0;
+  c->kicked = 0;
   c->bytes_used = 0;
   memset(&c->st, 0, sizeof c->st);
   c->thread_running = 0;

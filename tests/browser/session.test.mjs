@@ -169,9 +169,9 @@ test('wheel zooms around the pointer', async () => {
   const labels = await page.$$eval('#head .axis-label', (ls) => ls.map((l) => l.textContent));
   assert.ok(labels.length >= 3, 'axis has ticks');
   assert.ok(labels.every((l) => / ms$/.test(l)), `ms labels: ${labels}`);
+  await screenshot(page, 'zoomed.png');
   const v2 = await afterDraw(page, () => page.mouse.wheel(0, 200));
   near(v2.to - v2.from, 250 * MS, 2000, 'wheel back out restores the span');
-  await screenshot(page, 'zoomed.png');
 });
 
 test('keys W/S zoom, A/D pan, 0 resets', async () => {

@@ -155,3 +155,23 @@ def test_session_outside_install_records_nothing():
     with loopscope.session("nothing") as s:
         assert not s.recording
     assert s.url.endswith("/sessions/" + s.id)
+
+
+def test_uninstall_with_the_server_down_does_not_hang():
+    from conftest import free_port
+    import time
+    loopscope.install(server=f"http://127.0.0.1:{free_port()}", exit_flush_ms=300)
+    with loopscope.session("lost"):
+        asyncio.run(_introspected())
+    t0 = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="did not take every event"):
+        ok = loopscope.uninstall()
+    assert ok is False
+    assert time.monotonic() - t0 < 3.0
+    assert not loopscope.installed()
+
+
+def test_helpers_when_not_installed():
+    assert loopscope.flush() is True
+    assert loopscope.stats() == {}
+    assert loopscope.uninstall() is True

@@ -110,44 +110,49 @@ def test_slow_server_does_not_slow_the_app(server):
     assert len(server.get(f"/api/v1/sessions/{s.id}/tasks")["tasks"]) == 51
 
 
-async def before_fork() -> None:
+FORKING_APP = """
+import asyncio, os, sys
+import loopscope
+
+async def before_fork():
     await asyncio.sleep(0.005)
 
-
-async def after_fork() -> None:
+async def after_fork():
     await asyncio.gather(asyncio.sleep(0.005))
 
-
-async def child_main() -> None:
+async def child_main():
     await asyncio.gather(*(asyncio.sleep(0.005) for _ in range(3)))
 
+loopscope.install(server=sys.argv[1])
+with loopscope.session("parent") as s:
+    asyncio.run(before_fork())
+    pid = os.fork()
+    if pid == 0:  # the child records its own session and exits normally: atexit flushes it
+        with loopscope.session("child") as cs:
+            asyncio.run(child_main())
+        print("child", cs.id, flush=True)
+        sys.exit(0)
+    asyncio.run(after_fork())
+_, status = os.waitpid(pid, 0)
+print("parent", s.id, os.waitstatus_to_exitcode(status), flush=True)
+"""
 
-def test_fork_child_gets_a_working_collector(server, collector, tmp_path):
-    collector()
-    id_file = tmp_path / "child-id"
-    with loopscope.session("parent") as s:
-        asyncio.run(before_fork())
-        pid = os.fork()
-        if pid == 0:  # the child records its own session, then leaves
-            code = 1
-            try:
-                with loopscope.session("child") as cs:
-                    asyncio.run(child_main())
-                code = 0 if loopscope.flush(10) else 2
-                id_file.write_text(cs.id)
-            finally:
-                os._exit(code)
-        asyncio.run(after_fork())
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert loopscope.flush(10)
-    parent = server.session(s.id)
-    child = server.session(id_file.read_text())
+
+def test_fork_child_gets_a_working_collector(server, tmp_path):
+    script = tmp_path / "forking_app.py"
+    script.write_text(FORKING_APP)
+    out = subprocess.run([sys.executable, str(script), server.url], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ids = dict(line.split()[:2] for line in out.stdout.splitlines())
+    assert out.stdout.splitlines()[-1].endswith(" 0")  # the child exited 0
+    parent = server.session(ids["parent"])
+    child = server.session(ids["child"])
     assert sorted(t["coro"].rsplit(".", 1)[-1] for t in parent["tasks"]) == ["after_fork", "before_fork", "sleep"]
     assert all(t["state"] == "ok" for t in parent["tasks"])
     coros = sorted(t["coro"].rsplit(".", 1)[-1] for t in child["tasks"])
     assert coros == ["child_main", "sleep", "sleep", "sleep"]
     assert child["summary"]["pid"] != parent["summary"]["pid"]
+    assert child["summary"]["ended"] and parent["summary"]["ended"]
 
 
 def test_token_is_sent(tmp_path):

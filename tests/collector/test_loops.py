@@ -84,7 +84,7 @@ def test_uvloop_tasks_and_lag(server, collector):
     async def main():
         async with loopscope.session("uvloop") as s:
             await asyncio.gather(leaf(), leaf())
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
         return s.id
 
     loop = uvloop.new_event_loop()
@@ -98,4 +98,4 @@ def test_uvloop_tasks_and_lag(server, collector):
     assert len(leaves) == 2
     root = by_coro(data["tasks"], "main")[0]
     assert all(t["parent"] == root["id"] for t in leaves)
-    assert data["lag"]["summary"]["samples"] >= 3
+    assert data["lag"]["summary"]["samples"] >= 10

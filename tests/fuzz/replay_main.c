@@ -1,7 +1,6 @@
-/* replay_main.c — a gcc-friendly driver for any LLVMFuzzerTestOneInput target: runs every file
- * of the corpus, then a bounded, deterministic mutation loop (fixed seed) that keeps inputs
- * reaching new target signatures. On a crash or failed invariant it saves the input first.
- * It stands in for libFuzzer where clang is absent; README.md says how to run either. */
+/* replay_main.c — gcc-friendly driver for any LLVMFuzzerTestOneInput target: replays the corpus,
+ * then a bounded, deterministic (fixed-seed) mutation loop keeping inputs with new signatures, and
+ * saves the input before any crash. libFuzzer/AFL++ take its place where clang exists (README.md). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +52,7 @@ static struct {
   size_t cur_len;
   char crash_path[4096];     /* where the crash handlers write it */
   volatile sig_atomic_t saved;
+  volatile sig_atomic_t stop; /* SIGINT/SIGTERM: finish the current input, then report */
 } g;
 
 /* ---------------------------------------------------------------- crash capture */
@@ -103,8 +103,16 @@ const char *__ubsan_default_options(void)
 }
 #endif
 
+static void on_stop_signal(int sig)
+{
+  (void)sig;
+  g.stop = 1;
+}
+
 static void install_crash_handlers(void)
 {
+  signal(SIGINT, on_stop_signal);
+  signal(SIGTERM, on_stop_signal);
 #ifdef HAVE_SANITIZER
   /* ASan/UBSan report SEGVs, overflows and UB themselves, then call this before exiting. */
   __sanitizer_set_death_callback(save_current_input);
@@ -178,7 +186,7 @@ typedef struct mbuf {
 /* Replaces m[at, at+del) by src[0..n); does nothing when the result would not fit. */
 static void mb_replace(mbuf *m, size_t at, size_t del, const void *src, size_t n)
 {
-  if(at > m->len || del > m->len - at || m->len - del > MAX_INPUT - n)
+  if(at > m->len || del > m->len - at || n > MAX_INPUT || m->len - del > MAX_INPUT - n)
     return;
   memmove(m->p + at + n, m->p + at + del, m->len - at - del);
   if(n)
@@ -551,7 +559,7 @@ int main(int argc, char **argv)
   if(!m.p)
     return 2;
   rng_state = seed;
-  for(; done < iterations; done++) {
+  for(; done < iterations && !g.stop; done++) {
     if((done & 255) == 0 && seconds > 0 && now_s() - t0 > seconds)
       break;
     if(done && (done & 0x3FFFF) == 0) /* every 262144: a sign of life in long campaigns */

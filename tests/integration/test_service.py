@@ -156,3 +156,33 @@ def test_wal_is_checkpointed_when_idle(server):
     assert os.path.getsize(wal) == 0  # a second of quiet: copied back and truncated
     assert server.get_json("/api/v1/sessions/s-wal")["duration_ns"] == 40 * 5000
     assert "session s-wal: first batch stored" in server.read_log()
+
+
+def test_ipv6_loopback(tmp_path):
+    import http.client
+    import re
+    import socket
+    import pytest
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    log = tmp_path / "v6.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([BINARY, "--listen", "[::1]:0", "--db", str(tmp_path / "v6.db")],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        port = None
+        deadline = time.monotonic() + 10
+        while port is None and time.monotonic() < deadline:
+            m = re.search(r"listening on http://\[::1\]:(\d+)/", log.read_text())
+            port = int(m.group(1)) if m else None
+            time.sleep(0.02)
+        assert port
+        conn = http.client.HTTPConnection("::1", port, timeout=10)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        proc.send_signal(15)
+        assert proc.wait(20) == 0

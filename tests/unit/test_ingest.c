@@ -396,6 +396,21 @@ START_TEST(utf8_and_ids)
 }
 END_TEST
 
+/* A member given twice counts the first time, for "k" too (found by the fuzzer: the counting
+ * walk and the filling walk once disagreed, and rows were written past their array). */
+START_TEST(repeated_members)
+{
+  ingest_batch *b = accepted("[{\"k\":\"lag\",\"k\":\"step\",\"id\":1,\"t\":1,\"d\":2},"
+                             "{\"k\":\"step\",\"id\":1,\"t\":5,\"t\":-1,\"d\":1,\"k\":\"task\"}]");
+  ck_assert_uint_eq(b->nlags, 1);
+  ck_assert_uint_eq(b->nsteps, 1);
+  ck_assert_uint_eq(b->ntasks, 0);
+  ck_assert_int_eq(b->steps[0].t, 5);
+  ingest_free(b);
+  refused("[{\"k\":5,\"k\":\"lag\",\"t\":1,\"d\":1}]", "events[0].k: expected a string");
+}
+END_TEST
+
 START_TEST(unknown_fields_ignored)
 {
   ingest_batch *b = NULL;
@@ -425,6 +440,7 @@ int main(void)
   tcase_add_test(tc, limits);
   tcase_add_test(tc, aggregates_and_end);
   tcase_add_test(tc, utf8_and_ids);
+  tcase_add_test(tc, repeated_members);
   tcase_add_test(tc, unknown_fields_ignored);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bench/overhead/run.sh — loopscope's overhead on every CPython in .venvs/list: starts a real
+# loopscope-server (temporary database, free loopback port), installs the collector and, where
+# pip can, yappi and VizTracer into each venv, runs bench.py there and prints one table of
+# median ratios against loopscope off. Options: --reps N (default 7). Not a test: no asserts.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+REPS=7
+[ "${1:-}" = "--reps" ] && REPS="$2"
+SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
+if [ ! -x "$SERVER_BIN" ]; then
+  cmake -S . -B build >/dev/null && cmake --build build -j"$(nproc)" --target loopscope-server >/dev/null || exit 1
+fi
+TMP="$(mktemp -d)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$SERVER_BIN" --listen "127.0.0.1:$PORT" --db "$TMP/bench.db" 2>"$TMP/server.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+: > "$TMP/results.jsonl"
+while read -r venv; do
+  [ -x "$venv/bin/python" ] || continue
+  ver="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  src="$ROOT/build-collector/bench-py$ver"
+  rm -rf "$src" && mkdir -p "$src"
+  cp -r collector/src collector/ext collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$src"/
+  "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src" >/dev/null 2>&1 \
+    || { echo "bench: cannot install loopscope into $venv"; continue; }
+  "$venv/bin/python" -m pip install -q yappi viztracer >/dev/null 2>&1 || echo "bench: yappi/viztracer not installable for $ver"
+  echo "bench: Python $ver ..." >&2
+  "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json >> "$TMP/results.jsonl" \
+    || echo "bench: Python $ver failed"
+done < .venvs/list
+
+python3 - "$TMP/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+modes = ["on", "disabled", "yappi", "viztracer"]
+targets = {"async_tree": 1.10, "async_tree_taskgroup": 1.10, "async_tree_eager": 1.10, "asgi_requests": 1.03}
+print(f"{'python':7s} {'workload':22s} {'off (ms)':>9s} " + " ".join(f"{m:>10s}" for m in modes) + "   target on / disabled")
+for r in rows:
+    for w, res in r["results"].items():
+        cells = " ".join(f"{res[m]['ratio']:9.3f}x" if m in res else f"{'-':>10s}" for m in modes)
+        print(f"{r['python']:7s} {w:22s} {res['off']['median_s']*1000:9.1f} {cells}   <= {targets[w]:.2f}x / <= 1.01x")
+PY
