@@ -18,6 +18,8 @@
 #include "store.h"
 #include "writer.h"
 
+/* IPv6 loopback ([::1]) cannot be named: CSP host-source has no syntax for IPv6 literals, and
+ * Chromium reports such an entry as an error. A toolbar served from [::1] needs --embed-origin. */
 #define DEFAULT_ANCESTORS "'self' http://127.0.0.1:* http://localhost:*"
 
 static const char usage[] =
