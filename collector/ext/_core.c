@@ -89,6 +89,11 @@ static struct {
   PyObject *task_types;            /* tuple of Task classes (C and Python) */
   PyObject *wrapper_types;         /* tuple of C step-wrapper types whose first field is the task */
   PyTypeObject *future_iter_type;  /* C FutureIter (first field: the future), or NULL */
+  PyTypeObject *c_task_type;       /* _asyncio.Task */
+  int completed_state;             /* 3.11+: cr_frame_state of a finished coroutine, -128 when the
+                                    * "negative = not finished" rule was not confirmed at setup */
+  Py_ssize_t task_name_off;        /* offset of its name field (str, or the int of a default
+                                    * "Task-<n>" name on 3.12+), 0 when not found at setup */
   PyObject *current_task;          /* asyncio.current_task */
   PyObject *task_cls;              /* asyncio.Task: the default factory */
   int eager_aware;                 /* 3.12+: the first step may run inside the factory */
@@ -122,6 +127,10 @@ static struct {
       *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
       *s_call_at, *s_time, *s_get;
 } G;
+
+#define LINE_CACHE 4096
+/* (code, instruction offset) -> line, for code objects held by the code cache */
+static struct line_slot { PyObject *code; int lasti, line; } line_cache[LINE_CACHE];
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -253,6 +262,7 @@ static void codes_clear(void) {
   PyMem_Free(G.codes);
   G.codes = NULL;
   G.codes_cap = G.codes_len = 0;
+  memset(line_cache, 0, sizeof line_cache); /* its code pointers were only valid while cached */
 }
 
 /* ---- task table -------------------------------------------------------------------------- */
@@ -325,6 +335,29 @@ static void entry_free(task_entry *e) {
 
 /* ---- events about tasks ------------------------------------------------------------------ */
 
+/* The task's name without asking get_name() where possible: on 3.12+ a default name is kept as
+ * an int and formatted on the first get_name(), which would cost more than the rest of a task's
+ * recording. The field's offset was found and checked at setup. Returns a new ref or NULL, and
+ * fills buf/out for a default name. */
+static PyObject *task_name(PyObject *task, char *buf, size_t cap, ls_str *out) {
+  if (G.task_name_off && PyObject_TypeCheck(task, G.c_task_type)) {
+    PyObject *n = *(PyObject **)((char *)task + G.task_name_off);
+    if (n && PyUnicode_CheckExact(n)) { *out = str_of(n); return Py_NewRef(n); }
+    if (n && PyLong_CheckExact(n)) {
+      long long v = PyLong_AsLongLong(n);
+      if (!(v == -1 && PyErr_Occurred())) {
+        int k = snprintf(buf, cap, "Task-%lld", v);
+        if (k > 0 && (size_t)k < cap) { out->p = buf; out->n = (size_t)k; return NULL; }
+      }
+      PyErr_Clear();
+    }
+  }
+  PyObject *name = PyObject_CallMethodNoArgs(task, G.s_get_name);
+  if (!name) PyErr_Clear();
+  *out = str_of(name);
+  return name;
+}
+
 static void announce(task_entry *e) {
   if (e->announced) return;
   e->announced = 1;
@@ -333,9 +366,8 @@ static void announce(task_entry *e) {
   ev.id = e->id;
   ev.parent = e->parent;
   ev.t = e->created;
-  PyObject *name = PyObject_CallMethodNoArgs(e->task, G.s_get_name);
-  if (!name) PyErr_Clear();
-  ev.name = str_of(name);
+  char buf[32];
+  PyObject *name = task_name(e->task, buf, sizeof buf, &ev.name);
   if (e->coro_info) { ev.coro.p = e->coro_info->full; ev.coro.n = (size_t)e->coro_info->nfull; }
   emit(e->sess, &ev);
   Py_XDECREF(name);
@@ -380,9 +412,48 @@ static code_info *codes_find(PyObject *code) {
 
 /* The code info of a coroutine or generator; its frame object is asked for only on a cache miss
  * (on 3.11+ asking creates a frame object, which is work and more for the GC to visit). */
+#if PY_VERSION_HEX >= 0x030C0000
+/* 3.12+: the interpreter frame lives inside the coroutine/generator object (public struct field
+ * cr_iframe/gi_iframe) and PyUnstable_InterpreterFrame_* read it without making a frame object. */
+static struct _PyInterpreterFrame *iframe_of(PyObject *obj) {
+  return PyCoro_CheckExact(obj) ? (struct _PyInterpreterFrame *)((PyCoroObject *)obj)->cr_iframe
+                                : (struct _PyInterpreterFrame *)((PyGenObject *)obj)->gi_iframe;
+}
+#endif
+
+/* Line of a suspended coroutine/generator: (code, instruction offset) -> line is cached. */
+static int suspended_line(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+  struct _PyInterpreterFrame *f = iframe_of(obj);
+  PyObject *code = PyUnstable_InterpreterFrame_GetCode(f);
+  int lasti = PyUnstable_InterpreterFrame_GetLasti(f);
+  /* the key's code object is kept alive by the code cache (every user frame passes there) */
+  struct line_slot *slot = &line_cache[(ptr_hash(code) ^ (size_t)lasti * 31u) & (LINE_CACHE - 1)];
+  int line;
+  if (slot->code == code && slot->lasti == lasti) line = slot->line;
+  else {
+    line = PyUnstable_InterpreterFrame_GetLine(f);
+    if (codes_find(code)) { slot->code = code; slot->lasti = lasti; slot->line = line; }
+  }
+  Py_DECREF(code);
+  return line;
+#else
+  PyObject *frame = PyObject_GetAttr(obj, PyCoro_CheckExact(obj) ? G.s_cr_frame : G.s_gi_frame);
+  int line = 0;
+  if (!frame) PyErr_Clear();
+  else if (PyFrame_Check(frame)) line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+  Py_XDECREF(frame);
+  return line;
+#endif
+}
+
 static code_info *info_of(PyObject *obj) {
   int coro = PyCoro_CheckExact(obj);
+#if PY_VERSION_HEX >= 0x030C0000
+  PyObject *code = PyUnstable_InterpreterFrame_GetCode(iframe_of(obj));
+#else
   PyObject *code = PyObject_GetAttr(obj, coro ? G.s_cr_code : G.s_gi_code);
+#endif
   if (!code) { PyErr_Clear(); return NULL; }
   code_info *ci = codes_find(code);
   if (!ci) {
@@ -428,13 +499,7 @@ static void await_capture(task_entry *e, uint64_t t) {
   e->awaiting = 1;
   e->await_t = rel(e->sess, t);
   e->await_at = user_ci;
-  e->await_line = 0;
-  if (user) {
-    PyObject *frame = PyObject_GetAttr(user, PyCoro_CheckExact(user) ? G.s_cr_frame : G.s_gi_frame);
-    if (!frame) PyErr_Clear();
-    else if (PyFrame_Check(frame)) e->await_line = PyFrame_GetLineNumber((PyFrameObject *)frame);
-    Py_XDECREF(frame);
-  }
+  e->await_line = user ? suspended_line(user) : 0;
   if (!user_next || user_next == Py_None) {
     set_what(e, "yield", 5);
   } else if (PyCoro_CheckExact(user_next) || PyGen_CheckExact(user_next)) {
@@ -513,7 +578,16 @@ static void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
   ev.t = rel(e->sess, t0);
   ev.d = t1 - t0;
   emit(e->sess, &ev);
-  int st = task_state(e->task);
+  int st;
+#if PY_VERSION_HEX >= 0x030B0000
+  /* A task is done after a step exactly when its coroutine finished: reading the coroutine's
+   * frame state (a public struct field) saves asking the task for its _state on every step. */
+  if (G.completed_state != -128 && e->coro && PyCoro_CheckExact(e->coro) &&
+      ((PyCoroObject *)e->coro)->cr_frame_state < 0)
+    st = 0;
+  else
+#endif
+    st = task_state(e->task);
   if (st) task_finish(e, st, t1);
   else await_capture(e, t1);
 }
@@ -730,11 +804,10 @@ static PyObject *lag_tick_fn(PyObject *mod, PyObject *unused) {
     any = 1;
   }
   if ((any || n) && G.lag_loop) {
-    /* fixed rate: the next multiple of the period still ahead, so a late sample neither shifts
-     * the later ones nor is a long stall reported by several samples */
-    uint64_t next = G.lag_due + G.lag_ns;
-    if (next <= t) next += ((t - next) / G.lag_ns + 1) * G.lag_ns;
-    if (lag_schedule(G.lag_loop, next)) PyErr_Clear();
+    /* one period from now, not from the previous due time: asyncio rounds select timeouts up
+     * to whole milliseconds, and a grid of due times would turn that rounding into a steady
+     * ~1 ms of lag that the loop does not have */
+    if (lag_schedule(G.lag_loop, t + G.lag_ns)) PyErr_Clear();
   }
   Py_RETURN_NONE;
 }
@@ -1321,10 +1394,33 @@ static PyObject *mod_now_ns(PyObject *mod, PyObject *unused) {
 
 static PyObject *mod_setup(PyObject *mod, PyObject *args) {
   (void)mod;
-  PyObject *current_task, *task_cls, *fut, *fut_iter, *base_loop;
+  PyObject *current_task, *task_cls, *fut, *fut_iter, *base_loop, *named, *name, *unnamed;
   int eager;
-  if (!PyArg_ParseTuple(args, "OOpOOO", &current_task, &task_cls, &eager, &fut, &fut_iter, &base_loop)) return NULL;
+  if (!PyArg_ParseTuple(args, "OOpOOOOOO", &current_task, &task_cls, &eager, &fut, &fut_iter, &base_loop,
+                        &named, &name, &unnamed))
+    return NULL;
   Py_XSETREF(G.base_loop_type, Py_NewRef(base_loop));
+  G.completed_state = -128;
+#if PY_VERSION_HEX >= 0x030B0000
+  /* the frame state of `named`'s and `unnamed`'s coroutines is read again in mod_setup_done once
+   * they have finished; here they have not started */
+#endif
+  G.task_name_off = 0;
+  G.c_task_type = NULL;
+  /* named: a C task created with the str `name`; unnamed: one with a default name. The name
+   * field is the one offset holding `name` in the first and an int or str in the second. */
+  if (PyType_Check(task_cls) && Py_TYPE(named) == (PyTypeObject *)task_cls && Py_TYPE(unnamed) == Py_TYPE(named)) {
+    Py_ssize_t found = 0, hits = 0;
+    for (Py_ssize_t off = (Py_ssize_t)sizeof(PyObject); off + (Py_ssize_t)sizeof(PyObject *) <= Py_TYPE(named)->tp_basicsize;
+         off += (Py_ssize_t)sizeof(PyObject *)) {
+      if (*(PyObject **)((char *)named + off) == name) { found = off; hits++; }
+    }
+    PyObject *other = hits == 1 ? *(PyObject **)((char *)unnamed + found) : NULL;
+    if (other && (PyLong_CheckExact(other) || PyUnicode_CheckExact(other))) {
+      G.task_name_off = found;
+      G.c_task_type = (PyTypeObject *)task_cls;
+    }
+  }
   /* a sample future and its __await__() iterator: the iterator's first field must be the future */
   if ((size_t)Py_TYPE(fut_iter)->tp_basicsize >= sizeof(PyObject) + sizeof(PyObject *) &&
       !PyGen_Check(fut_iter) && *(PyObject **)((char *)fut_iter + sizeof(PyObject)) == fut)
@@ -1332,6 +1428,24 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
   Py_XSETREF(G.current_task, Py_NewRef(current_task));
   Py_XSETREF(G.task_cls, Py_NewRef(task_cls));
   G.eager_aware = eager;
+  Py_RETURN_NONE;
+}
+
+/* setup_done(finished_coro, suspended_coro): learns the frame state a finished coroutine has
+ * (3.11+), checked to differ from a suspended one's. */
+static PyObject *mod_setup_done(PyObject *mod, PyObject *args) {
+  (void)mod;
+  PyObject *finished, *suspended;
+  if (!PyArg_ParseTuple(args, "OO", &finished, &suspended)) return NULL;
+  G.completed_state = -128;
+#if PY_VERSION_HEX >= 0x030B0000
+  if (PyCoro_CheckExact(finished) && PyCoro_CheckExact(suspended)) {
+    /* CPython 3.11-3.13 number the states not yet finished (created, suspended) below zero and
+     * the finished ones (completed, cleared) above; checked here on this interpreter's samples */
+    int8_t f = ((PyCoroObject *)finished)->cr_frame_state, su = ((PyCoroObject *)suspended)->cr_frame_state;
+    if (su < 0 && f > 0) G.completed_state = f;
+  }
+#endif
   Py_RETURN_NONE;
 }
 
@@ -1358,7 +1472,7 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
     size_t sz = ls_record_size(&evs[i]);
     unsigned char tmp[16384];
     if (sz > sizeof tmp) continue;
-    ls_record_write(tmp, &evs[i]);
+    ls_record_write(tmp, &evs[i], sz);
     ls_buf_append(&recs, tmp, sz);
   }
   int first = 1;
@@ -1381,7 +1495,8 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
 }
 
 static PyMethodDef module_methods[] = {
-    {"setup", mod_setup, METH_VARARGS, "setup(current_task, Task, eager_aware)"},
+    {"setup", mod_setup, METH_VARARGS, "setup(current_task, Task, eager_aware, ...)"},
+    {"setup_done", mod_setup_done, METH_VARARGS, "setup_done(finished_coro, suspended_coro)"},
     {"start", (PyCFunction)(void (*)(void))mod_start, METH_VARARGS | METH_KEYWORDS, "start the collector"},
     {"close_sessions", mod_close_sessions, METH_NOARGS, "close every open session"},
     {"stop", mod_stop, METH_VARARGS, "stop(timeout_ms): close sessions, flush, stop the threads"},

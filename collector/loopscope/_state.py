@@ -17,10 +17,6 @@ _orig_create_task: Any = None
 hooked_loop: Any = None  # the loop hook_loop() saw last (skips the check per request)
 
 
-def core_if_enabled():
-    return core
-
-
 def asyncio_dir() -> str:
     import os
     return os.path.dirname(asyncio.__file__).rstrip("/") + "/"
@@ -138,8 +134,29 @@ def apply_hooks() -> None:
     try:
         fut = loop.create_future()
         fut_iter = fut.__await__()
+
+        async def nothing():
+            return None
+
+        name = "loopscope-probe-" + str(id(loop))
+        named = asyncio.Task(nothing(), loop=loop, name=name)
+        unnamed = asyncio.Task(nothing(), loop=loop)
         core.setup(asyncio.current_task, asyncio.Task, sys.version_info >= (3, 12), fut, fut_iter,
-                   asyncio.BaseEventLoop)
+                   asyncio.BaseEventLoop, named, name, unnamed)
+        loop.run_until_complete(asyncio.gather(named, unnamed))
+
+        async def suspends():
+            await asyncio.sleep(0)
+
+        finished = nothing()
+        try:
+            finished.send(None)
+        except StopIteration:
+            pass
+        suspended = suspends()
+        suspended.send(None)
+        core.setup_done(finished, suspended)
+        suspended.close()
         del fut_iter, fut
     finally:
         loop.close()

@@ -26,13 +26,10 @@ def _new_id() -> str:
     return _prefix + format(next(_counter), "x")
 
 
-def _forget_prefix() -> None:  # a forked child must not reuse its parent's ids
+def _forget_prefix() -> None:
+    """Called in a forked child (registered by install()): it must not reuse its parent's ids."""
     global _prefix
     _prefix = ""
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_prefix)
 
 
 class Session:

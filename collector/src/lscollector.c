@@ -144,7 +144,7 @@ int ls_emit(ls_session *s, const ls_event *ev) {
     s->tail = t = n;
     c->bytes_used += cap + sizeof(chunk);
   }
-  ls_record_write(t->data + t->len, ev);
+  ls_record_write(t->data + t->len, ev, size);
   t->len += size;
   c->st.events++;
   enqueue(c, s);

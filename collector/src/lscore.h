@@ -102,7 +102,7 @@ size_t ls_src_line(const char *file, size_t nfile, int line, char *out, size_t c
 int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first);
 /* Size in bytes a record for ev takes in the store. */
 size_t ls_record_size(const ls_event *ev);
-/* Writes the record for ev into dst (which has ls_record_size(ev) bytes). */
-void ls_record_write(unsigned char *dst, const ls_event *ev);
+/* Writes the record for ev into dst, which has size = ls_record_size(ev) bytes. */
+void ls_record_write(unsigned char *dst, const ls_event *ev, size_t size);
 
 #endif

@@ -63,10 +63,10 @@ static unsigned char *put_str(unsigned char *dst, ls_str s) {
   return dst + 4 + n;
 }
 
-void ls_record_write(unsigned char *dst, const ls_event *ev) {
+void ls_record_write(unsigned char *dst, const ls_event *ev, size_t size) {
   rec_hdr h;
   memset(&h, 0, sizeof h);
-  h.size = (uint32_t)ls_record_size(ev);
+  h.size = (uint32_t)size;
   h.kind = (uint8_t)ev->kind;
   h.state = (uint8_t)ev->state;
   h.line = ev->line;
