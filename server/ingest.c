@@ -253,10 +253,15 @@ static kind kind_of(const char *s)
   return K_UNKNOWN;
 }
 
-static void see_span(ingest_batch *b, int64_t t, int64_t d)
+/* Every derived time (an item's end, a session's duration) must stay a JSON-safe integer too,
+ * so an item's end t + d is held to the same [0, 2^53) as t and d themselves. */
+static int see_span(parser *p, ingest_batch *b, const char *where, int64_t t, int64_t d)
 {
+  if(t + d >= ((int64_t)1 << 53)) /* t, d < 2^53 each: the sum cannot overflow */
+    return fail(p, "%sd: t + d must stay below 2^53", where);
   if(t + d > b->max_t)
     b->max_t = t + d;
+  return 0;
 }
 
 static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
@@ -378,7 +383,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
        (rc = get_str(p, f.name, where, "name", smax, &x->name)) ||
        (rc = get_str(p, f.coro, where, "coro", smax, &x->coro)))
       return rc;
-    see_span(b, x->t, 0);
+    if((rc = see_span(p, b, where, x->t, 0)))
+      return rc;
     b->ntasks++;
     break;
   }
@@ -387,7 +393,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     if((rc = get_int(p, f.id, where, "id", 1, &x->id)) || (rc = get_int(p, f.t, where, "t", 0, &x->t)) ||
        (rc = get_int(p, f.d, where, "d", 0, &x->d)))
       return rc;
-    see_span(b, x->t, x->d);
+    if((rc = see_span(p, b, where, x->t, x->d)))
+      return rc;
     if(x->d > b->max_d[INGEST_STEP])
       b->max_d[INGEST_STEP] = x->d;
     b->nsteps++;
@@ -403,7 +410,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
        (rc = get_str(p, f.func, where, "func", smax, &x->func)) ||
        (f.line && !cJSON_IsNull(f.line) && (rc = get_int(p, f.line, where, "line", 0, &x->line))))
       return rc;
-    see_span(b, x->t, x->d);
+    if((rc = see_span(p, b, where, x->t, x->d)))
+      return rc;
     if(x->d > b->max_d[INGEST_AWAIT])
       b->max_d[INGEST_AWAIT] = x->d;
     b->nawaits++;
@@ -417,7 +425,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
        (rc = get_int(p, f.t, where, "t", 0, &x->t)) || (rc = get_int(p, f.d, where, "d", 0, &x->d)) ||
        (rc = parse_stack(p, f.stack, where, x, stacks)))
       return rc;
-    see_span(b, x->t, x->d);
+    if((rc = see_span(p, b, where, x->t, x->d)))
+      return rc;
     if(x->d > b->max_d[INGEST_BLOCK])
       b->max_d[INGEST_BLOCK] = x->d;
     b->nblocks++;
@@ -427,7 +436,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     ingest_lag *x = &b->lags[b->nlags];
     if((rc = get_int(p, f.t, where, "t", 0, &x->t)) || (rc = get_int(p, f.d, where, "d", 0, &x->d)))
       return rc;
-    see_span(b, x->t, x->d);
+    if((rc = see_span(p, b, where, x->t, x->d)))
+      return rc;
     if(x->d > b->max_d[INGEST_LAG])
       b->max_d[INGEST_LAG] = x->d;
     b->nlags++;
@@ -445,7 +455,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     x->state = st;
     if((rc = get_str(p, f.exc, where, "exc", p->lim->max_exc, &x->exc)))
       return rc;
-    see_span(b, x->t, 0);
+    if((rc = see_span(p, b, where, x->t, 0)))
+      return rc;
     b->ndones++;
     break;
   }
@@ -463,7 +474,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     if(!b->has_end || t > b->end_t)
       b->end_t = t;
     b->has_end = 1;
-    see_span(b, t, 0);
+    if((rc = see_span(p, b, where, t, 0)))
+      return rc;
     break;
   }
   case K_UNKNOWN:

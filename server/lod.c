@@ -61,6 +61,10 @@ static int cmp_output(const void *a, const void *b) {
 
 int lod_pick_longest(lod_item *items, size_t n, const lod_view *v, size_t *nout) {
   if (!view_ok(v) || !nout || (n > 0 && !items)) return LS_EINVAL;
+  if (n == 0) { /* nothing to pick; also keeps pointer arithmetic off a NULL items */
+    *nout = 0;
+    return LS_OK;
+  }
   int64_t per = lod_ns_per_px(v);
   /* keep what overlaps the view, wide items first: [0, wide) wide, [wide, kept) narrow */
   size_t wide = 0, kept = 0;

@@ -681,8 +681,9 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
 {
   int64_t from = 0, to = -1, px = 1000;
   const char *v;
-  if((v = arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53, &from))
-    return bad(detail, dlen, "from: expected an integer in [0, 2^53]");
+  /* from < 2^53 so that the default `to` (from + 1 at the least) is still <= 2^53 */
+  if((v = arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &from))
+    return bad(detail, dlen, "from: expected an integer in [0, 2^53)");
   if((v = arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &to))
     return bad(detail, dlen, "to: expected an integer in [0, 2^53]");
   if((v = arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))

@@ -79,10 +79,10 @@ static int build_big_batch(jbuf *j)
     jbuf_printf(j, ",{\"k\":\"block\",\"id\":%d,\"t\":%d,\"d\":%d,\"stack\":[{\"file\":\"a.py\",\"line\":1},"
                    "{\"file\":\"b\\u00e9.py\",\"line\":%d,\"func\":\"h\",\"src\":\"time.sleep(%d)\"}]}",
                 k % 5, k * 40000, 100000 + k, k, k);
-  /* the edges of the ingest contract: t and d just below 2^53 */
-  jbuf_puts(j, ",{\"k\":\"step\",\"id\":7,\"t\":9007199254740991,\"d\":9007199254740991}"
-               ",{\"k\":\"lag\",\"t\":9007199254740990,\"d\":9007199254740991}"
-               ",{\"k\":\"block\",\"t\":9007199254740991,\"d\":1}]}");
+  /* the edges of the ingest contract: t, d and t + d just below 2^53 */
+  jbuf_puts(j, ",{\"k\":\"step\",\"id\":7,\"t\":9007199254740990,\"d\":1}"
+               ",{\"k\":\"lag\",\"t\":0,\"d\":9007199254740991}"
+               ",{\"k\":\"block\",\"t\":9007199254740991,\"d\":0}]}");
   return jbuf_status(j);
 }
 
@@ -454,7 +454,7 @@ static int params_ok(size_t h, const qargs *q)
   case 0: return int_param_ok(q, "limit", 1, 1000);
   case 3: return int_param_ok(q, "limit", 1, 100000);
   case 7:
-    return int_param_ok(q, "from", 0, TWO_POW_53) && int_param_ok(q, "to", 0, TWO_POW_53) &&
+    return int_param_ok(q, "from", 0, TWO_POW_53 - 1) && int_param_ok(q, "to", 0, TWO_POW_53) &&
            int_param_ok(q, "px", 1, 10000) && tasks_param_ok(q);
   default: return 1;
   }

@@ -125,7 +125,7 @@ def test_timeline(server):
     for q, detail in [("px=0", "px: expected an integer in [1, 10000]"),
                       ("from=5&to=5", "to: must be greater than from"),
                       ("tasks=a", "tasks: expected at most 2000 comma-separated task ids"),
-                      ("from=-1", "from: expected an integer in [0, 2^53]")]:
+                      ("from=-1", "from: expected an integer in [0, 2^53)")]:
         r = server.get("/api/v1/sessions/s5/timeline?" + q)
         assert r.status == 400 and r.json()["detail"] == detail, q
 

@@ -193,14 +193,14 @@ START_TEST(times_and_durations)
 {
   static const struct { const char *ev; const char *field; } cases[] = {
     {"{\"k\":\"task\",\"id\":1,\"t\":%s}", "t"},
-    {"{\"k\":\"step\",\"id\":1,\"d\":1,\"t\":%s}", "t"},
-    {"{\"k\":\"step\",\"id\":1,\"t\":1,\"d\":%s}", "d"},
-    {"{\"k\":\"await\",\"id\":1,\"d\":1,\"t\":%s}", "t"},
-    {"{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":%s}", "d"},
-    {"{\"k\":\"block\",\"id\":1,\"d\":1,\"t\":%s}", "t"},
-    {"{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":%s}", "d"},
-    {"{\"k\":\"lag\",\"d\":1,\"t\":%s}", "t"},
-    {"{\"k\":\"lag\",\"t\":1,\"d\":%s}", "d"},
+    {"{\"k\":\"step\",\"id\":1,\"d\":0,\"t\":%s}", "t"},
+    {"{\"k\":\"step\",\"id\":1,\"t\":0,\"d\":%s}", "d"},
+    {"{\"k\":\"await\",\"id\":1,\"d\":0,\"t\":%s}", "t"},
+    {"{\"k\":\"await\",\"id\":1,\"t\":0,\"d\":%s}", "d"},
+    {"{\"k\":\"block\",\"id\":1,\"d\":0,\"t\":%s}", "t"},
+    {"{\"k\":\"block\",\"id\":1,\"t\":0,\"d\":%s}", "d"},
+    {"{\"k\":\"lag\",\"d\":0,\"t\":%s}", "t"},
+    {"{\"k\":\"lag\",\"t\":0,\"d\":%s}", "d"},
     {"{\"k\":\"done\",\"id\":1,\"state\":\"ok\",\"t\":%s}", "t"},
     {"{\"k\":\"end\",\"t\":%s}", "t"},
     {"{\"k\":\"drop\",\"n\":%s}", "n"},
@@ -222,6 +222,12 @@ START_TEST(times_and_durations)
     snprintf(events, sizeof(events), "[%s]", ev);
     ingest_free(accepted(events));
   }
+  /* an item's end must stay below 2^53 too, so derived times (durations) stay JSON-safe */
+  refused("[{\"k\":\"step\",\"id\":1,\"t\":9007199254740991,\"d\":1}]",
+          "events[0].d: t + d must stay below 2^53");
+  refused("[{\"k\":\"lag\",\"t\":4503599627370496,\"d\":4503599627370496}]",
+          "events[0].d: t + d must stay below 2^53");
+  ingest_free(accepted("[{\"k\":\"await\",\"id\":1,\"t\":4503599627370496,\"d\":4503599627370495}]"));
   /* a missing t/d is named as missing */
   refused("[{\"k\":\"step\",\"id\":1,\"d\":1}]", "events[0].t: missing");
   refused("[{\"k\":\"step\",\"id\":1,\"t\":1}]", "events[0].d: missing");
