@@ -36,7 +36,7 @@ for _ in $(seq 100); do
 done
 curl -sf "$URL/healthz" >/dev/null || { echo "test-web: server not healthy on $URL"; cat "$TMP/server.log"; exit 1; }
 
-node tests/browser/seed.mjs "$URL" small hostile large=2000 || { echo "test-web: seeding failed"; cat "$TMP/server.log"; exit 1; }
+node tests/browser/seed.mjs "$URL" listed small hostile running large=2000 || { echo "test-web: seeding failed"; cat "$TMP/server.log"; exit 1; }
 
 mkdir -p artifacts/screenshots
 LOOPSCOPE_URL="$URL" LOOPSCOPE_SCREENSHOTS="$ROOT/artifacts/screenshots" \

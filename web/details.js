@@ -4,11 +4,16 @@
 import * as fmt from './format.js';
 import { laneLabel } from './timeline.js';
 
-export function task(t) {
+// `duration` is the session's (ns): a task with no `done` was still running at its end.
+export function task(t, duration) {
   const lines = [[null, laneLabel(t)]];
   lines.push(['task', `#${t.id}${t.parent ? ` (parent #${t.parent})` : ''}`]);
   lines.push(['created', fmt.time(t.created)]);
   if (t.ended !== null && t.ended !== undefined) lines.push(['ended', `${fmt.time(t.ended)} (${t.state || '?'})`]);
+  else {
+    lines.push(['state', 'running: not done when the session ended']);
+    if (Number.isFinite(duration)) lines.push(['alive', `≥ ${fmt.duration(Math.max(0, duration - t.created))}`]);
+  }
   lines.push(['busy / waiting', `${fmt.duration(t.busy_ns)} / ${fmt.duration(t.wait_ns)}`]);
   if (t.exc) lines.push(['exception', t.exc]);
   return lines;

@@ -77,6 +77,16 @@ export function precise(ns) {
   return `${s}.${rest} s`;
 }
 
+// Wall-clock time, in the browser's time zone, from the API's decimal-string Unix nanoseconds:
+// "2026-11-25 17:30:00". Unreadable input gives "–".
+export function wallClock(ns) {
+  if (typeof ns !== 'string' || !/^\d{1,20}$/.test(ns)) return '–';
+  const d = new Date(Number(BigInt(ns) / 1000000n));
+  if (Number.isNaN(d.getTime())) return '–';
+  const p = (v) => String(v).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 // "file.py:45" from an item that may lack either part.
 export function place(file, line) {
   if (!file) return '';

@@ -233,6 +233,11 @@ function showTip(lines, clientX, clientY) {
   tip.style.top = `${y}px`;
 }
 
+// The session's own duration (st.duration is at least MIN_SPAN, for the view).
+function sessionDuration() {
+  return st.summary ? Number(st.summary.duration_ns) : st.duration;
+}
+
 function hideTip() {
   el.tooltip.hidden = true;
 }
@@ -353,12 +358,12 @@ function hover(ev) {
   if (inLanes) {
     const task = laneAt(ev.clientY);
     if (!task) return hideTip();
-    if (x < tl.GUTTER) return showTip(details.task(task), ev.clientX, ev.clientY);
+    if (x < tl.GUTTER) return showTip(details.task(task, sessionDuration()), ev.clientX, ev.clientY);
     const it = tl.hit(st.data.get(task.id) || [], t, tol);
     if (it) return showTip(details.item(task, it), ev.clientX, ev.clientY);
     const b = tl.hit(st.tlBlocks, t, 0);
     if (b) return showTip(details.block(b, st.byId.get(b.task)), ev.clientX, ev.clientY);
-    return showTip(details.task(task), ev.clientX, ev.clientY);
+    return showTip(details.task(task, sessionDuration()), ev.clientX, ev.clientY);
   }
   const y = ev.clientY - el.head.getBoundingClientRect().top;
   if (x < tl.GUTTER) return hideTip();
@@ -456,8 +461,10 @@ function wire() {
   json.download = `loopscope-${sessionId}.json`;
   $('export-chrome').addEventListener('click', async (ev) => {
     ev.preventDefault();
+    status('preparing the Chrome trace…');
     try {
       const blob = await api.exportBlob(sessionId, 'chrome');
+      status('');
       const url = URL.createObjectURL(blob);
       const a = h('a', { href: url, download: `loopscope-${sessionId}.trace.json` });
       document.body.appendChild(a);
@@ -465,7 +472,7 @@ function wire() {
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     } catch (e) {
-      status(`Chrome trace: not offered by this server (${e.detail || e.message})`, true);
+      status(`Chrome trace: could not export (${e.detail || e.message})`, true);
     }
   });
 }

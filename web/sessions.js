@@ -8,23 +8,16 @@ const body = document.querySelector('#sessions tbody');
 const statusEl = document.getElementById('status');
 const filter = document.getElementById('filter');
 
-// Wall-clock start from the decimal-string nanoseconds the API sends.
-function started(ns) {
-  if (typeof ns !== 'string' || !/^\d+$/.test(ns)) return '–';
-  const d = new Date(Number(BigInt(ns) / 1000000n));
-  return Number.isNaN(d.getTime()) ? '–' : d.toLocaleString();
-}
-
 function row(s) {
   const tr = h('tr', { 'data-session': s.id });
   const name = tr.appendChild(h('td'));
   name.appendChild(h('a', { href: `/sessions/${encodeURIComponent(s.id)}` }, s.name || s.id));
   tr.appendChild(h('td', null, s.service || ''));
-  tr.appendChild(h('td', { class: 'num' }, started(s.started_unix_ns)));
+  tr.appendChild(h('td', { class: 'num' }, fmt.wallClock(s.started_unix_ns)));
   tr.appendChild(h('td', { class: 'num' }, fmt.duration(s.duration_ns)));
   tr.appendChild(h('td', { class: 'num' }, fmt.count(s.tasks)));
   tr.appendChild(h('td', { class: 'num' }, fmt.count(s.blocks)));
-  tr.appendChild(h('td', { class: 'num' }, s.lag ? fmt.ms(s.lag.max_ms) : '–'));
+  tr.appendChild(h('td', { class: 'num' }, s.lag && s.lag.samples ? fmt.ms(s.lag.max_ms) : '–'));
   tr.appendChild(h('td', { class: 'num' }, fmt.count(s.dropped)));
   return tr;
 }

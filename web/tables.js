@@ -12,7 +12,7 @@ export function fillSummary(dl, sum) {
     ['duration', fmt.duration(sum.duration_ns)],
     ['tasks', fmt.count(sum.tasks)],
     ['max concurrency', fmt.count(sum.max_concurrency)],
-    ['lag avg / p95 / max', `${fmt.ms(lag.avg_ms)} / ${fmt.ms(lag.p95_ms)} / ${fmt.ms(lag.max_ms)}`],
+    ['lag avg / p95 / max', lag.samples ? `${fmt.ms(lag.avg_ms)} / ${fmt.ms(lag.p95_ms)} / ${fmt.ms(lag.max_ms)}` : 'no samples'],
     ['blocks', fmt.count(sum.blocks)],
     ['awaits', fmt.count(sum.awaits)],
     ['dropped', fmt.count(sum.dropped)],
@@ -204,11 +204,15 @@ export class TasksTable {
         this.onTask(t.id);
       });
       cell(tr, t.coro || '', 'code');
-      cell(tr, t.state || 'running', `state state-${['ok', 'cancelled', 'error'].includes(t.state) ? t.state : 'none'}`);
+      // A task with no `done` was still running when the session ended: its duration so far is
+      // a lower bound.
+      const running = t.ended === null || t.ended === undefined;
+      const state = running ? 'running' : t.state || '?';
+      cell(tr, state, `state state-${['ok', 'cancelled', 'error', 'running'].includes(state) ? state : 'none'}`);
       cell(tr, fmt.time(t.created), 'num');
       cell(tr, fmt.duration(t.busy_ns), 'num');
       cell(tr, fmt.duration(t.wait_ns), 'num');
-      cell(tr, t.ended === null || t.ended === undefined ? '–' : fmt.duration(t.ended - t.created), 'num');
+      cell(tr, running ? `≥ ${fmt.duration(Math.max(0, this.duration - t.created))}` : fmt.duration(t.ended - t.created), 'num');
       cell(tr, t.exc || '', 'code exc');
     }
     clear(this.pager);

@@ -118,12 +118,19 @@ export function drawLanes(svg, o) {
     const ds = barsPath(steps, g, y + 3, LANE_H - 6);
     if (ds) add(lane, s('path', { class: 'step', d: ds }));
 
-    // End state: a mark at `ended`, shaped and coloured by state.
-    if (task.ended !== null && task.ended !== undefined && task.state) {
+    // End state: a bar at `ended`, coloured by state. A task with no `done` was still running
+    // when the session ended: an arrowhead at the session's end, pointing on past it.
+    if (task.ended !== null && task.ended !== undefined) {
       const ex = g.x(task.ended);
       if (ex >= g.gutter - 1 && ex <= g.width + 1) {
         const state = ['ok', 'cancelled', 'error'].includes(task.state) ? task.state : 'unknown';
         add(lane, s('rect', { class: `end end-${state}`, x: r1(ex - 1.5), y: y + 2, width: 3, height: LANE_H - 4 }));
+      }
+    } else {
+      const ex = g.x(duration);
+      if (ex >= g.gutter + 6 && ex <= g.width + 1) {
+        const d = `M${r1(ex - 7)} ${y + 3}L${r1(ex)} ${y + LANE_H / 2}L${r1(ex - 7)} ${y + LANE_H - 3}z`;
+        add(lane, s('path', { class: 'end end-running', d }));
       }
     }
   }

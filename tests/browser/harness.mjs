@@ -22,8 +22,9 @@ export async function launch() {
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 // A page in its own context, with `problems` collecting everything a test must not see.
-export async function openPage(browser, { width = 1400, height = 900, colorScheme = 'light' } = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, colorScheme });
+// The time zone is pinned so wall-clock times on the page are known.
+export async function openPage(browser, { width = 1400, height = 900, colorScheme = 'light', timezoneId = 'UTC' } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, colorScheme, timezoneId, locale: 'en-US' });
   const problems = { console: [], errors: [], dialogs: [], external: [] };
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());

@@ -17,6 +17,18 @@ test('durations keep three significant digits across units', () => {
   assert.equal(fmt.precise(100000000), '0.100000000 s');
   assert.equal(fmt.precise(1234567890123), '1234.567890123 s');
   assert.equal(fmt.place('app/db.py', 23), 'app/db.py:23');
+  // Wall clock in the local zone (node's, pinned to UTC here); nanoseconds are cut, not rounded.
+  const tz = process.env.TZ;
+  process.env.TZ = 'UTC';
+  try {
+    assert.equal(fmt.wallClock('1764093600999999999'), '2025-11-25 18:00:00');
+    assert.equal(fmt.wallClock('0'), '1970-01-01 00:00:00');
+    assert.equal(fmt.wallClock('12ab'), '–');
+    assert.equal(fmt.wallClock(1764093600000000000), '–', 'a number lost precision: not accepted');
+  } finally {
+    if (tz === undefined) delete process.env.TZ;
+    else process.env.TZ = tz;
+  }
 });
 
 test('axis ticks are 1-2-5 steps labelled in the step\'s unit', () => {

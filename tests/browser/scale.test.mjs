@@ -1,7 +1,7 @@
 // scale.test.mjs — lane virtualization and exports: on a generated 2,000-task session the page
 // draws and asks the server for only the lanes in view, scrolling brings the right lanes in,
-// the tasks table pages; the JSON export downloads the session; Chrome trace downloads or says
-// the server does not offer it.
+// the tasks table pages; the JSON export downloads the session (the Chrome trace is
+// exports.test.mjs's).
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -110,22 +110,4 @@ test('the JSON export downloads the whole session', async () => {
   assert.equal(batch.session, SMALL_ID);
   assert.equal(batch.events.filter((e) => e.k === 'task').length, 5);
   assert.equal(batch.events.filter((e) => e.k === 'await').length, 10);
-});
-
-test('the Chrome trace export downloads, or says the server does not offer it', async () => {
-  current = await openPage(browser);
-  const { page } = current;
-  await page.goto(`${BASE}/sessions/${SMALL_ID}`);
-  await waitDrawn(page);
-  const offered = (await fetch(`${BASE}/api/v1/sessions/${SMALL_ID}/export?format=chrome`)).ok;
-  if (offered) {
-    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-chrome')]);
-    const trace = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
-    assert.ok(Array.isArray(trace) || Array.isArray(trace.traceEvents), 'Chrome trace JSON');
-  } else {
-    allowConsole = /status of 400/; // the browser logs the refused request itself
-    await page.click('#export-chrome');
-    await page.waitForFunction(() => /Chrome trace: not offered/.test(document.getElementById('status').textContent));
-    assert.ok(await page.evaluate(() => document.getElementById('status').classList.contains('error')));
-  }
 });

@@ -78,6 +78,7 @@ function batchesOf(sess, sessionMeta, prefix) {
     if (t.exc) done.exc = t.exc;
     rest.push(done);
   }
+  if (sess.dropped) rest.push({ k: 'drop', n: sess.dropped });
   rest.push({ k: 'end', t: int(sess.duration) });
   // Two batches, the second first, to show order does not matter.
   return [
@@ -88,6 +89,69 @@ function batchesOf(sess, sessionMeta, prefix) {
 
 export function smallBatches() {
   return batchesOf(small, meta(small.name), 'b-small');
+}
+
+// A session whose task 2 never finished: no `done` before the session's `end` (a streaming
+// response the client left). Newest of the seeds by wall clock; 7 events were dropped.
+export const RUNNING_ID = 's-seed-running';
+export const running = {
+  id: RUNNING_ID,
+  name: 'GET /stream/rows',
+  started: '1764093600000000000',
+  duration: 120 * MS,
+  dropped: 7,
+  tasks: [
+    { id: 1, parent: 0, name: 'Task-1', coro: 'app.views.stream', t: 0, end: 100 * MS, state: 'ok', depth: 0 },
+    { id: 2, parent: 1, name: 'stream-rows', coro: 'app.db.stream_rows', t: 10 * MS, depth: 1 },
+    { id: 3, parent: 1, name: 'keepalive', coro: 'app.http.keepalive', t: 12 * MS, end: 90 * MS, state: 'cancelled', depth: 1 },
+  ],
+  steps: [
+    { id: 1, t: 0, d: 2 * MS }, { id: 1, t: 98 * MS, d: 2 * MS },
+    { id: 2, t: 10 * MS, d: 1 * MS }, { id: 2, t: 41 * MS, d: 1 * MS },
+    { id: 3, t: 12 * MS, d: 0.5 * MS },
+  ],
+  awaits: [
+    { id: 1, t: 2 * MS, d: 96 * MS, what: 'asyncio.wait_for', file: 'app/views.py', line: 70, func: 'stream' },
+    { id: 2, t: 11 * MS, d: 30 * MS, what: 'asyncpg.Cursor.fetch', file: 'app/db.py', line: 88, func: 'stream_rows' },
+    { id: 2, t: 42 * MS, d: 60 * MS, what: 'asyncio.Queue.put', file: 'app/db.py', line: 91, func: 'stream_rows' },
+    { id: 3, t: 12.5 * MS, d: 77.5 * MS, what: 'asyncio.sleep', file: 'app/http.py', line: 12, func: 'keepalive' },
+  ],
+  blocks: [],
+  lag: [{ t: 20 * MS, d: 1.5 * MS }, { t: 60 * MS, d: 5 * MS }],
+};
+
+export function runningBatches() {
+  return batchesOf(running, meta(running.name, { started_unix_ns: running.started, service: 'stream' }), 'b-running');
+}
+
+// Two more sessions for the sessions list, one started between the small seed and the running
+// one, one before every other seed; posted before them, so arrival order is not the answer.
+export const OLD_ID = 's-seed-old';
+export const MID_ID = 's-seed-mid';
+export const listed = [
+  {
+    id: MID_ID, name: 'GET /healthz', started: '1764089500000000000', duration: 3 * MS, dropped: 0,
+    tasks: [{ id: 1, parent: 0, name: 'Task-1', coro: 'app.health', t: 0, end: 2.5 * MS, state: 'ok', depth: 0 }],
+    steps: [{ id: 1, t: 0, d: 0.4 * MS }], awaits: [], blocks: [], lag: [],
+  },
+  {
+    id: OLD_ID, name: 'POST /orders', started: '1763000000000000000', duration: 2.5e9, dropped: 12,
+    tasks: [
+      { id: 1, parent: 0, name: 'Task-1', coro: 'app.orders.create', t: 0, end: 2.4e9, state: 'ok', depth: 0 },
+      { id: 2, parent: 1, name: 'charge', coro: 'app.pay.charge', t: 1 * MS, end: 2.3e9, state: 'error', exc: 'TimeoutError', depth: 1 },
+    ],
+    steps: [{ id: 1, t: 0, d: 1 * MS }, { id: 2, t: 1 * MS, d: 1 * MS }],
+    awaits: [{ id: 2, t: 2 * MS, d: 2.2e9, what: 'aiohttp.ClientSession.post', file: 'app/pay.py', line: 19, func: 'charge' }],
+    blocks: [
+      { id: 1, t: 100 * MS, d: 300 * MS, stack: [{ file: 'app/orders.py', line: 33, func: 'create', src: 'pdf.render()' }] },
+      { id: 1, t: 900 * MS, d: 120 * MS, stack: [{ file: 'app/orders.py', line: 40, func: 'create', src: 'json.dumps(big)' }] },
+    ],
+    lag: [{ t: 400 * MS, d: 299 * MS }, { t: 1020 * MS, d: 119 * MS }],
+  },
+];
+
+export function listedBatches() {
+  return listed.flatMap((x) => batchesOf(x, meta(x.name, { started_unix_ns: x.started, service: 'orders' }), `b-${x.id}`));
 }
 
 // Strings that would run script if any of them reached markup.

@@ -1,5 +1,5 @@
 // seed.mjs — posts seed sessions (seed-data.mjs) to a running loopscope server's ingest
-// endpoint. Usage: node seed.mjs http://127.0.0.1:PORT small hostile [large[=TASKS]]
+// endpoint. Usage: node seed.mjs http://127.0.0.1:PORT small hostile running listed [large[=TASKS]]
 // Also imported by the benchmark (postAll). Only loopback URLs are accepted.
 import * as data from './seed-data.mjs';
 
@@ -32,13 +32,15 @@ function checkLoopback(base) {
 
 async function cli(argv) {
   const [base, ...what] = argv;
-  if (!base) throw new Error('usage: node seed.mjs http://127.0.0.1:PORT small hostile [large[=TASKS]]');
+  if (!base) throw new Error('usage: node seed.mjs http://127.0.0.1:PORT small hostile running listed [large[=TASKS]]');
   checkLoopback(base);
   for (const w of what.length ? what : ['small', 'hostile']) {
     const t0 = Date.now();
     let n;
     if (w === 'small') n = await postAll(base, data.smallBatches());
     else if (w === 'hostile') n = await postAll(base, data.hostileBatches());
+    else if (w === 'running') n = await postAll(base, data.runningBatches());
+    else if (w === 'listed') n = await postAll(base, data.listedBatches());
     else if (w.startsWith('large')) {
       const tasks = Number(w.split('=')[1] || 100000);
       n = await postAll(base, data.largeBatches({ id: `s-large-${tasks}`, tasks }));

@@ -1,0 +1,110 @@
+// exports.test.mjs — the "Chrome trace" button: it downloads Trace Event JSON holding one
+// complete event per seeded run step and await (names, tasks, times and durations as seeded), the
+// page says nothing about the format not being offered, and a failed export (the session deleted
+// meanwhile) is reported on the page as an error.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { BASE, launch, openPage, waitDrawn } from './harness.mjs';
+import { small, SMALL_ID, smallBatches } from './seed-data.mjs';
+import { postAll } from './seed.mjs';
+
+let browser;
+let current = null;
+let allowConsole = null; // a pattern of console errors one test expects
+
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+afterEach(async () => {
+  if (!current) return;
+  const { context, problems } = current;
+  current = null;
+  await context.close();
+  const consoleErrors = problems.console.filter((m) => !(allowConsole && allowConsole.test(m)));
+  allowConsole = null;
+  assert.deepEqual(problems.errors, [], 'no page errors');
+  assert.deepEqual(consoleErrors, [], 'no console errors');
+  assert.deepEqual(problems.dialogs, [], 'no dialogs');
+  assert.deepEqual(problems.external, [], 'no request beyond loopback');
+});
+
+const statusOf = (page) => page.evaluate(() => {
+  const s = document.getElementById('status');
+  return { text: s.textContent, error: s.classList.contains('error') };
+});
+
+// Trace Event timestamps are microseconds; the seed's are nanoseconds (rounded as seed-data does).
+const us = (ns) => Math.round(ns) / 1000;
+const close = (a, b) => Math.abs(a - b) < 1e-6;
+
+test('the Chrome trace button downloads Trace Event JSON with every step and await', async () => {
+  current = await openPage(browser);
+  const { page } = current;
+  await page.goto(`${BASE}/sessions/${SMALL_ID}`);
+  await waitDrawn(page);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-chrome')]);
+  assert.equal(download.suggestedFilename(), `loopscope-${SMALL_ID}.trace.json`);
+  const trace = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+  assert.ok(Array.isArray(trace.traceEvents), 'a traceEvents array');
+  const evs = trace.traceEvents;
+  for (const e of evs) {
+    assert.equal(typeof e.name, 'string', `name of ${JSON.stringify(e)}`);
+    assert.ok(['X', 'i', 'M', 'C'].includes(e.ph), `phase ${e.ph}`);
+    assert.ok(Number.isFinite(e.ts) && Number.isInteger(e.pid) && Number.isInteger(e.tid), JSON.stringify(e));
+    if (e.ph === 'X') assert.ok(Number.isFinite(e.dur) && e.dur >= 0, `dur of ${JSON.stringify(e)}`);
+  }
+
+  // One complete event per seeded step, on its task's thread, with its time and duration.
+  const steps = evs.filter((e) => e.ph === 'X' && e.cat === 'step');
+  assert.equal(steps.length, small.steps.length);
+  for (const s of small.steps) {
+    const m = steps.filter((e) => e.tid === s.id && close(e.ts, us(s.t)));
+    assert.equal(m.length, 1, `step of task ${s.id} at ${s.t}`);
+    assert.equal(m[0].name, 'step');
+    assert.ok(close(m[0].dur, us(s.d)), `step dur ${m[0].dur} vs ${us(s.d)}`);
+  }
+  // One per seeded await, named after what it awaited, with its file:line.
+  const awaits = evs.filter((e) => e.ph === 'X' && e.cat === 'await');
+  assert.equal(awaits.length, small.awaits.length);
+  for (const a of small.awaits) {
+    const m = awaits.filter((e) => e.tid === a.id && close(e.ts, us(a.t)));
+    assert.equal(m.length, 1, `await of task ${a.id} at ${a.t}`);
+    assert.equal(m[0].name, `await ${a.what}`);
+    assert.ok(close(m[0].dur, us(a.d)), `await dur ${m[0].dur} vs ${us(a.d)}`);
+    assert.equal(m[0].args.file, a.file);
+    assert.equal(m[0].args.line, a.line);
+  }
+  // Each task has its named thread; the block sits on the loop's thread with its duration.
+  const threads = new Map(evs.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => [e.tid, e.args.name]));
+  for (const t of small.tasks) assert.ok(threads.get(t.id)?.startsWith(t.name), `thread of task ${t.id}: ${threads.get(t.id)}`);
+  const blocks = evs.filter((e) => e.ph === 'X' && e.cat === 'block');
+  assert.equal(blocks.length, 1);
+  assert.ok(close(blocks[0].ts, us(small.blocks[0].t)) && close(blocks[0].dur, us(small.blocks[0].d)));
+
+  // It worked, so the page says nothing about the format not being offered, nor any error.
+  await page.waitForFunction(() => !/preparing/.test(document.getElementById('status').textContent));
+  const st = await statusOf(page);
+  assert.doesNotMatch(st.text, /not offered|could not/);
+  assert.equal(st.error, false);
+});
+
+test('a failed Chrome trace export is reported on the page', async () => {
+  // A copy of the small session, deleted after the page loaded: the export then fails for real.
+  const id = 's-seed-doomed';
+  await postAll(BASE, smallBatches().map((b) => ({ ...b, session: id, batch: `${b.batch}-doomed` })));
+  current = await openPage(browser);
+  const { page } = current;
+  await page.goto(`${BASE}/sessions/${id}`);
+  await waitDrawn(page);
+  const del = await fetch(`${BASE}/api/v1/sessions/${id}`, { method: 'DELETE' });
+  assert.equal(del.status, 200);
+  allowConsole = /status of 404/; // the browser logs the failed request itself
+  let downloads = 0;
+  page.on('download', () => { downloads++; });
+  await page.click('#export-chrome');
+  await page.waitForFunction(() => /Chrome trace: could not export/.test(document.getElementById('status').textContent));
+  const st = await statusOf(page);
+  assert.equal(st.error, true);
+  assert.doesNotMatch(st.text, /not offered/);
+  assert.equal(downloads, 0, 'no file for a failed export');
+});
