@@ -86,10 +86,14 @@ static struct {
   /* hooks */
   PyObject *handle_type, *orig_run;
   Py_ssize_t off_callback;
+  Py_ssize_t off_args, off_context; /* Handle's _args and _context slots, 0 when not found */
+  PyObject *run_failed;            /* Python: the except branch of Handle._run, or NULL */
   PyObject *task_types;            /* tuple of Task classes (C and Python) */
   PyObject *wrapper_types;         /* tuple of C step-wrapper types whose first field is the task */
   PyTypeObject *future_iter_type;  /* C FutureIter (first field: the future), or NULL */
   PyTypeObject *c_task_type;       /* _asyncio.Task */
+  int created_state;               /* 3.11+: cr_frame_state of a coroutine not started yet, -128
+                                    * when not learnt at setup */
   int completed_state;             /* 3.11+: cr_frame_state of a finished coroutine, -128 when the
                                     * "negative = not finished" rule was not confirmed at setup */
   Py_ssize_t task_name_off;        /* offset of its name field (str, or the int of a default
@@ -108,6 +112,7 @@ static struct {
   code_info **codes;
   size_t codes_cap, codes_len;
   task_entry *cur;                 /* the entry whose step is running */
+  uint64_t cur_t0;                 /* when that step started */
   /* lag */
   PyObject *lag_loop;              /* strong, the loop the heartbeat runs on */
   int lag_pending;
@@ -123,9 +128,11 @@ static struct {
   uint64_t block_seq;              /* the heartbeat a captured stack belongs to (GIL) */
   PyObject *block_stack;           /* list of (file, line, func, src) or NULL (GIL) */
   /* interned names */
+  getter get_cr_await, get_gi_yieldfrom; /* the getset functions of coroutine.cr_await and
+                                    * generator.gi_yieldfrom, called directly (no attribute lookup) */
   PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
       *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
-      *s_call_at, *s_time, *s_get;
+      *s_call_at, *s_time, *s_get, *s_run;
 } G;
 
 #define LINE_CACHE 4096
@@ -346,8 +353,19 @@ static PyObject *task_name(PyObject *task, char *buf, size_t cap, ls_str *out) {
     if (n && PyLong_CheckExact(n)) {
       long long v = PyLong_AsLongLong(n);
       if (!(v == -1 && PyErr_Occurred())) {
-        int k = snprintf(buf, cap, "Task-%lld", v);
-        if (k > 0 && (size_t)k < cap) { out->p = buf; out->n = (size_t)k; return NULL; }
+        char digits[24];
+        int nd = 0;
+        unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+        do { digits[nd++] = (char)('0' + u % 10); u /= 10; } while (u);
+        size_t k = 5 + (v < 0) + (size_t)nd;
+        if (k < cap) {
+          memcpy(buf, "Task-", 5);
+          size_t at = 5;
+          if (v < 0) buf[at++] = '-';
+          while (nd) buf[at++] = digits[--nd];
+          buf[at] = 0;
+          out->p = buf; out->n = k; return NULL;
+        }
       }
       PyErr_Clear();
     }
@@ -466,6 +484,15 @@ static code_info *info_of(PyObject *obj) {
   return ci;
 }
 
+/* What a suspended coroutine/generator awaits (new ref or NULL, no exception set). */
+static PyObject *yielded_from(PyObject *obj) {
+  int coro = PyCoro_CheckExact(obj);
+  getter get = coro ? G.get_cr_await : G.get_gi_yieldfrom;
+  PyObject *next = get ? get(obj, NULL) : PyObject_GetAttr(obj, coro ? G.s_cr_await : G.s_gi_yieldfrom);
+  if (!next) PyErr_Clear();
+  return next;
+}
+
 /* At the end of a step that suspended: where the task waits and on what. The user's frame is
  * the innermost one outside the stdlib and site-packages (or the innermost of all). */
 static void await_capture(task_entry *e, uint64_t t) {
@@ -475,8 +502,7 @@ static void await_capture(task_entry *e, uint64_t t) {
   for (int depth = 0; depth < 64 && obj && (PyCoro_CheckExact(obj) || PyGen_CheckExact(obj)); depth++) {
     code_info *ci = info_of(obj);
     if (!ci) break;
-    PyObject *next = PyObject_GetAttr(obj, PyCoro_CheckExact(obj) ? G.s_cr_await : G.s_gi_yieldfrom);
-    if (!next) PyErr_Clear();
+    PyObject *next = yielded_from(obj);
     Py_XSETREF(last, Py_NewRef(obj));
     Py_XSETREF(last_next, Py_XNewRef(next));
     last_ci = ci;
@@ -690,6 +716,26 @@ static PyObject *session_close(session_obj *self, PyObject *unused) {
       if (t - start >= G.block_ns) {
         PyObject *stack = G.block_seq == atomic_load(&G.hb_seq) ? G.block_stack : NULL;
         emit_block(self, G.cur->id, start, t, stack);
+      }
+    }
+    /* The step in progress (the request's own task ending its session) is emitted up to now:
+     * handle_run will not find the entry when the step returns. */
+    if (G.cur && G.cur->sess == self && G.cur_t0 && t >= G.cur_t0) {
+      announce(G.cur);
+      ls_event ev = {0};
+      ev.kind = LS_K_STEP;
+      ev.id = G.cur->id;
+      ev.t = rel(self, G.cur_t0);
+      ev.d = t - (G.cur_t0 > self->start ? G.cur_t0 : self->start);
+      emit(self, &ev);
+      /* the lag heartbeat due during this step has not run yet and will run after the session is
+       * gone: report how late it is so far (a lower bound of its lateness) */
+      if (G.lag_pending && G.lag_due >= self->start && t > G.lag_due) {
+        ls_event lag = {0};
+        lag.kind = LS_K_LAG;
+        lag.t = rel(self, G.lag_due);
+        lag.d = t - G.lag_due;
+        emit(self, &lag);
       }
     }
     while (self->entries) {
@@ -950,10 +996,15 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     }
   }
   if (e && G.eager_aware) {
-    /* 3.12+: an eager task ran its first step inside the factory */
-    int st = task_state(task);
-    int ran = st != 0;
-    if (!ran) {
+    /* 3.12+: an eager task ran its first step inside the factory. A coroutine still in its
+     * "created" frame state did not run (the common, non-eager case: no attribute lookups). */
+    int ran = 0, unstarted = 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    unstarted = G.created_state != -128 && PyCoro_CheckExact(coro) &&
+                ((PyCoroObject *)coro)->cr_frame_state == G.created_state;
+#endif
+    if (!unstarted) ran = task_state(task) != 0;
+    if (!unstarted && !ran) {
       PyObject *susp = PyObject_GetAttr(coro, G.s_cr_suspended);
       if (!susp) PyErr_Clear();
       ran = susp == Py_True;
@@ -1060,7 +1111,38 @@ static void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, Py
   emit(s, &ev);
 }
 
-static PyObject *call_orig_run(PyObject *handle) { return PyObject_CallOneArg(G.orig_run, handle); }
+/* asyncio's Handle._run, in C when its slots were found at install: context.run(callback, *args),
+ * and on an exception other than SystemExit/KeyboardInterrupt the original's except branch (a
+ * Python function given at install). Same effect as the original without a Python frame per
+ * handle; otherwise the original is called. */
+static PyObject *call_orig_run(PyObject *handle) {
+  if (!G.run_failed) return PyObject_CallOneArg(G.orig_run, handle);
+  PyObject *ctx = *(PyObject **)((char *)handle + G.off_context);
+  PyObject *cb = *(PyObject **)((char *)handle + G.off_callback);
+  PyObject *args = *(PyObject **)((char *)handle + G.off_args);
+  if (!ctx || !cb || !args || !PyTuple_CheckExact(args) || PyTuple_GET_SIZE(args) > 14)
+    return PyObject_CallOneArg(G.orig_run, handle);
+  PyObject *stack[16];
+  Py_ssize_t n = PyTuple_GET_SIZE(args);
+  stack[0] = Py_NewRef(ctx);
+  stack[1] = Py_NewRef(cb);
+  for (Py_ssize_t i = 0; i < n; i++) stack[2 + i] = Py_NewRef(PyTuple_GET_ITEM(args, i));
+  PyObject *r = PyObject_VectorcallMethod(G.s_run, stack, (size_t)(2 + n), NULL);
+  for (Py_ssize_t i = 0; i < 2 + n; i++) Py_DECREF(stack[i]);
+  if (r) { Py_DECREF(r); Py_RETURN_NONE; }
+  if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return NULL;
+  PyObject *type, *val, *tb;
+  PyErr_Fetch(&type, &val, &tb);
+  PyErr_NormalizeException(&type, &val, &tb);
+  if (tb && val) PyException_SetTraceback(val, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  PyObject *h = PyObject_CallFunctionObjArgs(G.run_failed, handle, val ? val : Py_None, NULL);
+  Py_XDECREF(val);
+  if (!h) return NULL;
+  Py_DECREF(h);
+  Py_RETURN_NONE;
+}
 
 static PyObject *handle_run(PyObject *self, PyObject *unused) {
   (void)unused;
@@ -1074,6 +1156,7 @@ static PyObject *handle_run(PyObject *self, PyObject *unused) {
   PyObject *task = cb ? task_of_callback(cb) : NULL;
   task_entry *e = task ? tab_find(task) : NULL;
   task_entry *saved = G.cur;
+  uint64_t saved_t0 = G.cur_t0;
   session_obj *bs = NULL; /* the session of the stepped task, for a block */
   uint64_t bid = 0;
   if (e) {
@@ -1087,10 +1170,12 @@ static PyObject *handle_run(PyObject *self, PyObject *unused) {
     }
   }
   G.cur = e;
+  G.cur_t0 = t0;
   PyObject *res = call_orig_run(self);
   uint64_t t1 = now_ns();
   atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
   G.cur = saved;
+  G.cur_t0 = saved_t0;
   PyObject *exc_type, *exc_val, *exc_tb;
   PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
   if (e) {
@@ -1123,9 +1208,9 @@ static PyMethodDef handle_run_def = {"_run", handle_run, METH_NOARGS,
 
 static PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   (void)mod;
-  PyObject *handle_type, *task_types, *samples;
-  if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &handle_type, &PyTuple_Type, &task_types, &PyList_Type,
-                        &samples))
+  PyObject *handle_type, *task_types, *samples, *run_failed = NULL;
+  if (!PyArg_ParseTuple(args, "O!O!O!|O", &PyType_Type, &handle_type, &PyTuple_Type, &task_types, &PyList_Type,
+                        &samples, &run_failed))
     return NULL;
   if (G.orig_run) Py_RETURN_NONE;
   /* samples: (callback, task) pairs seen on a throwaway loop; a callback type that is neither a
@@ -1155,6 +1240,20 @@ static PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   }
   G.off_callback = ((PyMemberDescrObject *)member)->d_member->offset;
   Py_DECREF(member);
+  /* the slots the C _run reads; without them (or without run_failed) the original runs */
+  G.off_args = G.off_context = 0;
+  Py_CLEAR(G.run_failed);
+  PyObject *m_args = PyObject_GetAttrString(handle_type, "_args");
+  PyObject *m_ctx = m_args ? PyObject_GetAttrString(handle_type, "_context") : NULL;
+  if (m_args && m_ctx && Py_TYPE(m_args) == &PyMemberDescr_Type && Py_TYPE(m_ctx) == &PyMemberDescr_Type &&
+      run_failed && PyCallable_Check(run_failed)) {
+    G.off_args = ((PyMemberDescrObject *)m_args)->d_member->offset;
+    G.off_context = ((PyMemberDescrObject *)m_ctx)->d_member->offset;
+    G.run_failed = Py_NewRef(run_failed);
+  }
+  Py_XDECREF(m_args);
+  Py_XDECREF(m_ctx);
+  PyErr_Clear();
   PyObject *orig = PyObject_GetAttrString(handle_type, "_run");
   if (!orig) return NULL;
   PyObject *descr = PyDescr_NewMethod((PyTypeObject *)handle_type, &handle_run_def);
@@ -1172,6 +1271,7 @@ static PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused) {
   if (!G.orig_run) Py_RETURN_NONE;
   if (PyObject_SetAttrString(G.handle_type, "_run", G.orig_run)) return NULL;
   Py_CLEAR(G.orig_run);
+  Py_CLEAR(G.run_failed);
   Py_CLEAR(G.handle_type);
   Py_RETURN_NONE;
 }
@@ -1435,15 +1535,21 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
  * (3.11+), checked to differ from a suspended one's. */
 static PyObject *mod_setup_done(PyObject *mod, PyObject *args) {
   (void)mod;
-  PyObject *finished, *suspended;
-  if (!PyArg_ParseTuple(args, "OO", &finished, &suspended)) return NULL;
+  PyObject *finished, *suspended, *created = NULL;
+  if (!PyArg_ParseTuple(args, "OO|O", &finished, &suspended, &created)) return NULL;
   G.completed_state = -128;
+  G.created_state = -128;
 #if PY_VERSION_HEX >= 0x030B0000
   if (PyCoro_CheckExact(finished) && PyCoro_CheckExact(suspended)) {
     /* CPython 3.11-3.13 number the states not yet finished (created, suspended) below zero and
      * the finished ones (completed, cleared) above; checked here on this interpreter's samples */
     int8_t f = ((PyCoroObject *)finished)->cr_frame_state, su = ((PyCoroObject *)suspended)->cr_frame_state;
     if (su < 0 && f > 0) G.completed_state = f;
+    /* a coroutine not started yet: its own state, distinct from suspended and finished */
+    if (created && PyCoro_CheckExact(created)) {
+      int8_t c = ((PyCoroObject *)created)->cr_frame_state;
+      if (c < 0 && c != su && c != f) G.created_state = c;
+    }
   }
 #endif
   Py_RETURN_NONE;
@@ -1538,6 +1644,14 @@ PyMODINIT_FUNC PyInit__core(void) {
   INTERN(s_call_at, "call_at");
   INTERN(s_time, "time");
   INTERN(s_get, "get");
+  INTERN(s_run, "run");
+  /* the getters behind coroutine.cr_await and generator.gi_yieldfrom (public PyGetSetDef
+   * tables): calling them directly skips the attribute lookup on every level of an await chain */
+  for (PyGetSetDef *d = PyCoro_Type.tp_getset; d && d->name; d++)
+    if (strcmp(d->name, "cr_await") == 0 && !d->closure) G.get_cr_await = d->get;
+  for (PyGetSetDef *d = PyGen_Type.tp_getset; d && d->name; d++)
+    if (strcmp(d->name, "gi_yieldfrom") == 0 && !d->closure) G.get_gi_yieldfrom = d->get;
+  G.created_state = G.completed_state = -128;
   if (!(G.active = PyList_New(0))) return NULL;
   if (!(G.task_types = PyTuple_New(0))) return NULL;
   if (!(G.wrapper_types = PyTuple_New(0))) return NULL;

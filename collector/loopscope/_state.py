@@ -66,6 +66,27 @@ def callback_samples() -> list:
     return samples
 
 
+def _run_failed_for() -> Any:
+    """The except branch of asyncio's Handle._run (3.10-3.13), called by the C _run when a
+    callback raised: reports it to the loop's exception handler exactly as the original does."""
+    import inspect
+    from asyncio import format_helpers
+    fmt = format_helpers._format_callback_source
+    with_debug = "debug" in inspect.signature(fmt).parameters
+
+    def run_failed(handle: Any, exc: BaseException) -> None:
+        if with_debug:
+            cb = fmt(handle._callback, handle._args, debug=handle._loop.get_debug())
+        else:
+            cb = fmt(handle._callback, handle._args)
+        context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        handle._loop.call_exception_handler(context)
+
+    return run_failed
+
+
 def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Put loopscope's task factory on `loop`, chaining the one already there."""
     global hooked_loop
@@ -155,12 +176,14 @@ def apply_hooks() -> None:
             pass
         suspended = suspends()
         suspended.send(None)
-        core.setup_done(finished, suspended)
+        created = nothing()
+        core.setup_done(finished, suspended, created)
+        created.close()
         suspended.close()
         del fut_iter, fut
     finally:
         loop.close()
-    core.patch_handle(asyncio.events.Handle, task_types(), callback_samples())
+    core.patch_handle(asyncio.events.Handle, task_types(), callback_samples(), _run_failed_for())
     _orig_new_event_loop = asyncio.events.new_event_loop
     asyncio.events.new_event_loop = _new_event_loop
     asyncio.new_event_loop = _new_event_loop

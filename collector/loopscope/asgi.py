@@ -34,26 +34,32 @@ class LoopscopeMiddleware:
         self.name = name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or _state.core is None:
+        if _state.core is None or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        async with Session(self.name(scope)) as session:
-            if not session.recording:
+        # what `async with Session(...)` does, without its two extra coroutines per request
+        session = Session(self.name(scope))
+        try:
+            session._start_in_task()
+            if session._core is None:
                 await self.app(scope, receive, send)
                 return
-            scope.setdefault("state", {})
+            state = scope.setdefault("state", {})
             try:
-                scope["state"]["loopscope_session"] = session
+                state["loopscope_session"] = session
             except TypeError:  # a read-only state mapping: the header still carries the URL
                 pass
+            if not self.header:
+                await self.app(scope, receive, send)
+                return
             url = session.url.encode("latin-1")
 
             async def send_with_header(message: Message) -> None:
-                if self.header and message["type"] == "http.response.start":
-                    headers = list(message.get("headers", []))
-                    headers.append((HEADER, url))
+                if message["type"] == "http.response.start":
                     message = dict(message)
-                    message["headers"] = headers
+                    message["headers"] = [*message.get("headers", ()), (HEADER, url)]
                 await send(message)
 
             await self.app(scope, receive, send_with_header)
+        finally:
+            session._finish()

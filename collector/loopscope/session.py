@@ -82,7 +82,9 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self._finish()
 
-    async def __aenter__(self) -> "Session":
+    def _start_in_task(self) -> None:
+        """_start() from inside a coroutine: hooks the running loop, starts the lag heartbeat and
+        records the running task as the session's root (the middleware calls this directly)."""
         self._start()
         if self._core is not None:
             loop = asyncio.get_running_loop()
@@ -93,6 +95,9 @@ class Session:
                 task = asyncio.current_task(loop)
                 if task is not None:
                     self._core._adopt(task)
+
+    async def __aenter__(self) -> "Session":
+        self._start_in_task()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -175,3 +175,33 @@ def test_helpers_when_not_installed():
     assert loopscope.flush() is True
     assert loopscope.stats() == {}
     assert loopscope.uninstall() is True
+
+
+def test_failing_callback_reported_as_without_loopscope(server):
+    # loopscope runs Handle._run's body in C: a raising callback must still reach the loop's
+    # exception handler with asyncio's own message, exception and handle
+    def bad(x):
+        raise ValueError(f"bad {x}")
+
+    def run() -> list:
+        seen = []
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(lambda lp, ctx: seen.append(
+                (ctx["message"].split(" at ")[0], type(ctx["exception"]).__name__, str(ctx["exception"]),
+                 type(ctx["handle"]).__name__)))
+            loop.call_soon(bad, 7)
+            await asyncio.sleep(0.01)
+        asyncio.run(main())
+        return seen
+
+    plain = run()
+    loopscope.install(server=server.url)
+    try:
+        with loopscope.session("failing callback"):
+            recorded = run()
+    finally:
+        loopscope.uninstall()
+    assert plain and recorded == plain
+    assert plain[0][1:] == ("ValueError", "bad 7", "Handle")

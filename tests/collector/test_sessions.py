@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import loopscope
 from loopscope.asgi import LoopscopeMiddleware
@@ -102,3 +103,32 @@ def test_task_cap_counts_the_rest_as_dropped(record):
     data = record(many, "cap", max_tasks=10)
     assert len(data["tasks"]) == 10
     assert data["summary"]["dropped"] >= 21
+
+
+async def blocking_app(scope, receive, send):
+    await asyncio.sleep(0.01)
+    time.sleep(0.15)  # the request's own task blocks the loop, then ends its session
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_step_in_progress_at_session_end_is_recorded(server, collector):
+    """The middleware's task closes its session from inside its last step: that step (with the
+    150 ms block in it) still shows as the task's busy time, and the lag heartbeat due during it
+    reports its lateness."""
+    collector(sample_rate_ms=10)
+    headers = asyncio.run(request(LoopscopeMiddleware(blocking_app), "/block"))
+    assert loopscope.flush(10)
+    sid = headers[b"x-loopscope-session"].decode().rsplit("/", 1)[1]
+    data = server.session(sid)
+    root = [t for t in data["tasks"] if t["coro"].endswith("LoopscopeMiddleware.__call__")]
+    assert len(root) == 1
+    assert 140_000_000 <= root[0]["busy_ns"] < 400_000_000
+    assert len(data["blocks"]) == 1
+    block = data["blocks"][0]
+    assert block["task"] == root[0]["id"] and 135_000_000 <= block["d"] < 300_000_000
+    tl = server.get(f"/api/v1/sessions/{sid}/timeline?px=10000&tasks={root[0]['id']}")
+    steps = [i for lane in tl["lanes"] for i in lane["items"] if i["k"] == "step"]
+    b0, b1 = block["t"], block["t"] + block["d"]
+    assert any(s["t"] <= b0 + 1_000_000 and s["t"] + s["d"] >= b1 - 1_000_000 for s in steps), steps
+    assert data["lag"]["summary"]["max_ms"] >= 100
