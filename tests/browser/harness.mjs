@@ -2,6 +2,7 @@
 // (no downloaded browser), a page that records console errors, page errors, dialogs and any
 // request to a non-loopback host (aborted), and small waits on the page's draw counter.
 import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -37,6 +38,18 @@ export async function openPage(browser, { width = 1400, height = 900, colorSchem
   page.on('pageerror', (e) => problems.errors.push(String(e)));
   page.on('dialog', (d) => { problems.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   return { context, page, problems };
+}
+
+// Closes a page opened by openPage and fails the test on anything it must not have seen: page
+// errors, console errors (but those matching `allowConsole`, a RegExp one test may expect),
+// dialogs, requests beyond loopback. Every page test's afterEach calls it.
+export async function closeChecked({ context, problems }, allowConsole = null) {
+  await context.close();
+  const consoleErrors = problems.console.filter((m) => !(allowConsole && allowConsole.test(m)));
+  assert.deepEqual(problems.errors, [], 'no page errors');
+  assert.deepEqual(consoleErrors, [], 'no console errors');
+  assert.deepEqual(problems.dialogs, [], 'no dialogs');
+  assert.deepEqual(problems.external, [], 'no request beyond loopback');
 }
 
 // Waits until the timeline has been drawn from fresh data more than `after` times.

@@ -3,7 +3,7 @@
 // tasks keep their state bars), the tooltip, and the tasks table's state and duration.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openPage, waitDrawn, settle, screenshot } from './harness.mjs';
+import { BASE, launch, openPage, closeChecked, waitDrawn, settle, screenshot } from './harness.mjs';
 import { running, RUNNING_ID } from './seed-data.mjs';
 
 const MS = 1e6;
@@ -14,13 +14,9 @@ before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 afterEach(async () => {
   if (!current) return;
-  const { context, problems } = current;
+  const page = current;
   current = null;
-  await context.close();
-  assert.deepEqual(problems.errors, [], 'no page errors');
-  assert.deepEqual(problems.console, [], 'no console errors');
-  assert.deepEqual(problems.dialogs, [], 'no dialogs');
-  assert.deepEqual(problems.external, [], 'no request beyond loopback');
+  await closeChecked(page);
 });
 
 async function open() {

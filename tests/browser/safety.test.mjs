@@ -3,7 +3,7 @@
 // element is created from them, and the page makes no request beyond loopback.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openPage, waitDrawn, settle, screenshot } from './harness.mjs';
+import { BASE, launch, openPage, closeChecked, waitDrawn, settle, screenshot } from './harness.mjs';
 import { hostile, HOSTILE_ID, EVIL, SMALL_ID, small } from './seed-data.mjs';
 
 let browser;
@@ -13,13 +13,9 @@ before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 afterEach(async () => {
   if (!current) return;
-  const { context, problems } = current;
+  const page = current;
   current = null;
-  await context.close();
-  assert.deepEqual(problems.errors, [], 'no page errors');
-  assert.deepEqual(problems.console, [], 'no console errors');
-  assert.deepEqual(problems.dialogs, [], 'no dialog opened');
-  assert.deepEqual(problems.external, [], 'no request beyond loopback');
+  await closeChecked(page);
 });
 
 // Elements that data must never create, and attributes that could run script.

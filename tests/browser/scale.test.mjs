@@ -5,7 +5,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { BASE, launch, openPage, waitDrawn, settle, drawnCount } from './harness.mjs';
+import { BASE, launch, openPage, closeChecked, waitDrawn, settle, drawnCount } from './harness.mjs';
 import { SMALL_ID } from './seed-data.mjs';
 
 const MEDIUM_ID = 's-large-2000';
@@ -17,15 +17,10 @@ before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 afterEach(async () => {
   if (!current) return;
-  const { context, problems } = current;
+  const page = current, expected = allowConsole;
   current = null;
-  await context.close();
-  const consoleErrors = problems.console.filter((m) => !(allowConsole && allowConsole.test(m)));
   allowConsole = null;
-  assert.deepEqual(problems.errors, [], 'no page errors');
-  assert.deepEqual(consoleErrors, [], 'no console errors');
-  assert.deepEqual(problems.dialogs, [], 'no dialogs');
-  assert.deepEqual(problems.external, [], 'no request beyond loopback');
+  await closeChecked(page, expected);
 });
 
 test('only the lanes in view are drawn and asked for', async () => {

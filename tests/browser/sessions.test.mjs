@@ -2,7 +2,7 @@
 // arrival), and each row's numbers as the API's summary of that session and as seeded.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openPage } from './harness.mjs';
+import { BASE, launch, openPage, closeChecked } from './harness.mjs';
 import * as fmt from '../../web/format.js';
 import { RUNNING_ID, MID_ID, OLD_ID, SMALL_ID } from './seed-data.mjs';
 
@@ -13,13 +13,9 @@ before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 afterEach(async () => {
   if (!current) return;
-  const { context, problems } = current;
+  const page = current;
   current = null;
-  await context.close();
-  assert.deepEqual(problems.errors, [], 'no page errors');
-  assert.deepEqual(problems.console, [], 'no console errors');
-  assert.deepEqual(problems.dialogs, [], 'no dialogs');
-  assert.deepEqual(problems.external, [], 'no request beyond loopback');
+  await closeChecked(page);
 });
 
 const getJson = async (path) => {
