@@ -3,27 +3,44 @@
 # unlike time does not depend on what else the machine is doing: callgrind counts the loop
 # thread's instructions for 1 and for 3 runs of WORKLOAD (tree | taskgroup | asgi), with loopscope
 # off and on; one run's cost is (3 runs - 1 run) / 2, so start-up and install() cancel out.
+#
+# The lag heartbeat is the one part driven by the clock, not by the work: valgrind runs the program
+# ~50x slower, so at its 10 ms period it would fire ~50x more often per request than it does
+# natively. The script measures that slowdown on the 'off' run (wall time under valgrind / native)
+# and stretches the period by it for the 'on' runs, so the heartbeat fires as often per unit of
+# work as at 10 ms natively. Both figures are printed; LS_CG_RAW_LAG=1 keeps the 10 ms period.
 set -euo pipefail
 PY="$1"; WL="$2"; SERVER="$3"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
 cat > "$TMP/run.py" <<PYEOF
-import asyncio, sys, warnings
+import asyncio, os, sys, time, warnings
 sys.path.insert(0, "$HERE")
 import bench, loopscope
 warnings.simplefilter("ignore")
 mode, n, wl = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.request_loop}[wl]
 if mode == "on":
-    loopscope.install(server="$SERVER", max_tasks=10**6, buffer_bytes=256 << 20)
+    loopscope.install(server="$SERVER", max_tasks=10**6, buffer_bytes=256 << 20,
+                      sample_rate_ms=float(os.environ.get("LS_CG_SAMPLE_MS", "10")))
+t0 = time.perf_counter()
 for _ in range(n):
     if mode == "on" and wl != "asgi":
         with loopscope.session("callgrind"):
             asyncio.run(fn())
     else:
         asyncio.run(fn())
+print("elapsed", time.perf_counter() - t0)
 PYEOF
+# count MODE N -> "instructions elapsed_seconds"
 count() { valgrind --tool=callgrind --callgrind-out-file="$TMP/cg" --toggle-collect='_PyEval_EvalFrameDefault' \
-          "$PY" "$TMP/run.py" "$1" "$2" "$WL" 2>&1 | awk '/Collected/ {gsub(",", "", $4); print $4}'; }
-off1=$(count off 1); off3=$(count off 3); on1=$(count on 1); on3=$(count on 3)
-python3 -c "off=($off3-$off1)/2; on=($on3-$on1)/2; print('$WL: per run %.0fM instructions off, %.0fM on: %.3fx' % (off/1e6, on/1e6, on/off))"
+          "$PY" "$TMP/run.py" "$1" "$2" "$WL" 2>&1 | awk '/Collected/ {gsub(",", "", $4); n=$4} /^elapsed/ {e=$2} END {print n, e}'; }
+native=$("$PY" "$TMP/run.py" off 1 "$WL" | awk '/^elapsed/ {print $2}')
+read -r off1 off1_s <<<"$(count off 1)"
+read -r off3 _ <<<"$(count off 3)"
+slow=$(python3 -c "print('%.1f' % ($off1_s / $native))")
+period=$(python3 -c "print('%.1f' % (10 * $off1_s / $native))")
+[ "${LS_CG_RAW_LAG:-0}" = 1 ] && period=10
+read -r on1 _ <<<"$(LS_CG_SAMPLE_MS=$period count on 1)"
+read -r on3 _ <<<"$(LS_CG_SAMPLE_MS=$period count on 3)"
+python3 -c "off=($off3-$off1)/2; on=($on3-$on1)/2; print('$WL: per run %.0fM instructions off, %.0fM on: %.3fx   (valgrind slowdown ${slow}x; lag period ${period} ms under valgrind = 10 ms native)' % (off/1e6, on/1e6, on/off))"

@@ -101,8 +101,17 @@ static struct {
   PyObject *current_task;          /* asyncio.current_task */
   PyObject *task_cls;              /* asyncio.Task: the default factory */
   int eager_aware;                 /* 3.12+: the first step may run inside the factory */
+  int fast_frames;                 /* 3.11: the interpreter frame layout was confirmed at setup */
   PyObject *base_loop_type;        /* asyncio.BaseEventLoop: its loops run tasks through Handle */
   PyObject *done_cb;               /* done callback for tasks of other loops (uvloop) */
+  /* ASGI requests (the middleware's per-request work) */
+  PyObject *get_running_loop;      /* asyncio.get_running_loop */
+  PyObject *hook_loop;             /* loopscope._state.hook_loop, called once per new loop */
+  PyObject *hooked_loop;           /* strong: the loop hook_loop was last called for */
+  char *url_prefix;                /* "<server>/sessions/", malloc'd */
+  char id_prefix[24];              /* "s-<16 hex>-", new per process (and per forked child) */
+  uint64_t id_counter;
+  PyObject *header_name;           /* b"x-loopscope-session" */
   int factory_depth;
   eager_frame eager[EAGER_MAX];    /* one per factory call in progress, by depth */
   /* capture */
@@ -132,7 +141,8 @@ static struct {
                                     * generator.gi_yieldfrom, called directly (no attribute lookup) */
   PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
       *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
-      *s_call_at, *s_time, *s_get, *s_run;
+      *s_call_at, *s_time, *s_get, *s_run, *s_type, *s_method, *s_path, *s_headers, *s_websocket,
+      *s_scope_state, *s_state_key, *s_response_start, *s_get_coro;
 } G;
 
 #define LINE_CACHE 4096
@@ -439,40 +449,82 @@ static struct _PyInterpreterFrame *iframe_of(PyObject *obj) {
 }
 #endif
 
-/* Line of a suspended coroutine/generator: (code, instruction offset) -> line is cached. */
-static int suspended_line(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* 3.11 has no API to read an interpreter frame without making a frame object (which also raises an
+ * audit event per access). Its layout is fixed for 3.11.x (Include/internal/pycore_frame.h) and is
+ * checked against the frame object of a sample coroutine in setup_done before it is used. */
+typedef struct {
+  PyObject *f_func, *f_globals, *f_builtins, *f_locals;
+  PyCodeObject *f_code;
+  PyObject *frame_obj;
+  void *previous;
+  _Py_CODEUNIT *prev_instr;
+} iframe311;
+#endif
+
+/* The code object of a coroutine/generator, borrowed (it holds it). */
+static PyObject *gen_code(PyObject *obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+  /* a new reference, dropped at once: the frame holds the code while the object lives */
+  PyObject *code = PyUnstable_InterpreterFrame_GetCode(iframe_of(obj));
+  Py_XDECREF(code);
+  return code;
+#else
+  return (PyObject *)((PyGenObject *)obj)->gi_code;
+#endif
+}
+
+/* (code, instruction index) of a suspended coroutine/generator read from its frame without a
+ * frame object; 0, or -1 when it cannot be (3.10: no frame; 3.11: layout not confirmed). */
+static int gen_position(PyObject *obj, PyObject **code, int *lasti) {
 #if PY_VERSION_HEX >= 0x030C0000
   struct _PyInterpreterFrame *f = iframe_of(obj);
-  PyObject *code = PyUnstable_InterpreterFrame_GetCode(f);
-  int lasti = PyUnstable_InterpreterFrame_GetLasti(f);
-  /* the key's code object is kept alive by the code cache (every user frame passes there) */
-  struct line_slot *slot = &line_cache[(ptr_hash(code) ^ (size_t)lasti * 31u) & (LINE_CACHE - 1)];
-  int line;
-  if (slot->code == code && slot->lasti == lasti) line = slot->line;
-  else {
-    line = PyUnstable_InterpreterFrame_GetLine(f);
-    if (codes_find(code)) { slot->code = code; slot->lasti = lasti; slot->line = line; }
-  }
-  Py_DECREF(code);
-  return line;
+  *code = gen_code(obj);
+  *lasti = PyUnstable_InterpreterFrame_GetLasti(f);
+  return 0;
+#elif PY_VERSION_HEX >= 0x030B0000
+  if (!G.fast_frames) return -1;
+  const iframe311 *f = (const iframe311 *)(void *)((PyGenObject *)obj)->gi_iframe;
+  *code = (PyObject *)f->f_code;
+  *lasti = (int)(f->prev_instr - _PyCode_CODE(f->f_code));
+  return 0;
 #else
+  PyFrameObject *f = ((PyGenObject *)obj)->gi_frame;
+  if (!f || f->f_trace) return -1; /* finished, or traced: f_lineno is the truth then */
+  *code = (PyObject *)f->f_code;
+  *lasti = f->f_lasti;
+  return 0;
+#endif
+}
+
+/* Line of a suspended coroutine/generator: (code, instruction offset) -> line is cached. */
+static int suspended_line(PyObject *obj) {
+  PyObject *code;
+  int lasti;
+  if (gen_position(obj, &code, &lasti) == 0) {
+    /* the key's code object is kept alive by the code cache (every user frame passes there) */
+    struct line_slot *slot = &line_cache[(ptr_hash(code) ^ (size_t)lasti * 31u) & (LINE_CACHE - 1)];
+    if (slot->code == code && slot->lasti == lasti) return slot->line;
+#if PY_VERSION_HEX >= 0x030C0000
+    int line = PyUnstable_InterpreterFrame_GetLine(iframe_of(obj));
+#else
+    int line = PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+#endif
+    if (codes_find(code)) { slot->code = code; slot->lasti = lasti; slot->line = line; }
+    return line;
+  }
   PyObject *frame = PyObject_GetAttr(obj, PyCoro_CheckExact(obj) ? G.s_cr_frame : G.s_gi_frame);
   int line = 0;
   if (!frame) PyErr_Clear();
   else if (PyFrame_Check(frame)) line = PyFrame_GetLineNumber((PyFrameObject *)frame);
   Py_XDECREF(frame);
   return line;
-#endif
 }
 
 static code_info *info_of(PyObject *obj) {
   int coro = PyCoro_CheckExact(obj);
-#if PY_VERSION_HEX >= 0x030C0000
-  PyObject *code = PyUnstable_InterpreterFrame_GetCode(iframe_of(obj));
-#else
-  PyObject *code = PyObject_GetAttr(obj, coro ? G.s_cr_code : G.s_gi_code);
-#endif
-  if (!code) { PyErr_Clear(); return NULL; }
+  PyObject *code = gen_code(obj);
+  if (!code) return NULL;
   code_info *ci = codes_find(code);
   if (!ci) {
     PyObject *frame = PyObject_GetAttr(obj, coro ? G.s_cr_frame : G.s_gi_frame);
@@ -480,7 +532,6 @@ static code_info *info_of(PyObject *obj) {
     ci = code_info_of(code, obj, frame);
     Py_XDECREF(frame);
   }
-  Py_DECREF(code);
   return ci;
 }
 
@@ -668,17 +719,14 @@ static void session_dealloc(session_obj *self) {
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* _open(name, max_tasks): the meta object is built here from the name, the pid, the wall clock and
- * the fields fixed at start (service, host, python). */
-static PyObject *session_open(session_obj *self, PyObject *args) {
-  PyObject *name;
-  unsigned long long max_tasks;
-  if (!PyArg_ParseTuple(args, "UK", &name, &max_tasks)) return NULL;
-  if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
-  if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return NULL; }
+/* Opens self as a session named name (a str) with a task cap: the meta object is built here from
+ * the name, the pid, the wall clock and the fields fixed at start (service, host, python).
+ * 0, or -1 with an exception set. */
+static int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
+  if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
+  if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
   const char *id = PyUnicode_AsUTF8(self->id);
-  if (!id) return NULL;
-  ls_str n = str_of(name);
+  if (!id) return -1;
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   ls_buf meta;
@@ -694,12 +742,20 @@ static PyObject *session_open(session_obj *self, PyObject *args) {
   ls_buf_puts(&meta, "}");
   int rc = meta.failed ? LS_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
   ls_buf_free(&meta);
-  if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return NULL; }
+  if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return -1; }
   self->start = now_ns();
   self->max_tasks = max_tasks;
   self->active = 1;
   self->generation = G.generation;
-  if (PyList_Append(G.active, (PyObject *)self)) return NULL;
+  return PyList_Append(G.active, (PyObject *)self);
+}
+
+/* _open(name, max_tasks) */
+static PyObject *session_open(session_obj *self, PyObject *args) {
+  PyObject *name;
+  unsigned long long max_tasks;
+  if (!PyArg_ParseTuple(args, "UK", &name, &max_tasks)) return NULL;
+  if (session_begin(self, str_of(name), max_tasks)) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -755,16 +811,20 @@ static PyObject *session_close(session_obj *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-/* Records the running task as this session's root (the request handler's task). */
-static PyObject *session_adopt(session_obj *self, PyObject *task) {
-  if (!session_live(self)) Py_RETURN_FALSE;
-  if (tab_find(task)) Py_RETURN_FALSE; /* it belongs to another session already */
-  PyObject *coro = PyObject_CallMethod(task, "get_coro", NULL);
-  if (!coro) { PyErr_Clear(); Py_RETURN_FALSE; }
+/* Records the running task as this session's root (the request handler's task): 1 when it is
+ * recorded now, 0 when it cannot be (another session has it, the cap, no memory). */
+static int adopt_task(session_obj *self, PyObject *task) {
+  if (!session_live(self)) return 0;
+  if (tab_find(task)) return 0; /* it belongs to another session already */
+  PyObject *coro = PyObject_CallMethodNoArgs(task, G.s_get_coro);
+  if (!coro) { PyErr_Clear(); return 0; }
   task_entry *e = register_task(self, task, coro, 0, self->start);
   Py_DECREF(coro); /* the task keeps it alive */
-  if (!e) Py_RETURN_FALSE;
-  Py_RETURN_TRUE;
+  return e != NULL;
+}
+
+static PyObject *session_adopt(session_obj *self, PyObject *task) {
+  return PyBool_FromLong(adopt_task(self, task));
 }
 
 static PyObject *session_release(session_obj *self, PyObject *task) {
@@ -1347,22 +1407,321 @@ static void watchdog_stop(void) {
   G.wd_running = 0;
 }
 
+/* ---- ASGI requests ---------------------------------------------------------------------------
+ * What LoopscopeMiddleware does per request, in C, because a tiny request pays for every Python
+ * line around it: name the session from the scope, open it, make it the context's session, hook
+ * the running loop once, start the lag heartbeat, adopt the request's task, put the request in
+ * scope["state"], and stand in for `send` to add the X-Loopscope-Session header. */
+
+typedef struct {
+  PyObject_HEAD
+  session_obj *sess;   /* strong */
+  PyObject *token;     /* the contextvar token until close(), or NULL */
+  PyObject *send;      /* the server's send callable */
+  PyObject *header;    /* (b"x-loopscope-session", url bytes), or NULL: no header added */
+  vectorcallfunc vectorcall;
+} request_obj;
+
+static PyTypeObject Request_Type;
+static PyObject *request_send(request_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+
+/* Writes a new session id into buf (NUL-terminated) and returns its length: the process's random
+ * prefix and a counter, so no system call per request. */
+#define ID_MAX (sizeof G.id_prefix + 17)
+static size_t new_session_id(char buf[ID_MAX]) {
+  static const char hex[] = "0123456789abcdef";
+  if (!G.id_prefix[0]) {
+    unsigned char r[8];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(r, 1, sizeof r, f) : 0;
+    if (f) fclose(f);
+    if (got != sizeof r) { /* no /dev/urandom: time and pid still make a collision unlikely */
+      uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32);
+      for (int i = 0; i < 8; i++) r[i] = (unsigned char)(x >> (8 * i));
+    }
+    char *p = G.id_prefix;
+    *p++ = 's';
+    *p++ = '-';
+    for (int i = 0; i < 8; i++) { *p++ = hex[r[i] >> 4]; *p++ = hex[r[i] & 15]; }
+    *p++ = '-';
+    *p = 0;
+  }
+  size_t n = strlen(G.id_prefix);
+  memcpy(buf, G.id_prefix, n);
+  char tmp[16];
+  int k = 0;
+  uint64_t v = ++G.id_counter;
+  do { tmp[k++] = hex[v & 15]; v >>= 4; } while (v);
+  while (k) buf[n++] = tmp[--k];
+  buf[n] = 0;
+  return n;
+}
+
+/* scope[key] (borrowed-like: new ref), or NULL with no exception when missing. */
+static PyObject *scope_get(PyObject *scope, PyObject *key) {
+  if (PyDict_CheckExact(scope)) return Py_XNewRef(PyDict_GetItemWithError(scope, key));
+  PyObject *v = PyObject_GetItem(scope, key);
+  if (!v && PyErr_ExceptionMatches(PyExc_KeyError)) PyErr_Clear();
+  return v;
+}
+
+/* Appends str v (UTF-8) to buf at *n, within cap; other types are left out. */
+static void name_put(char *buf, size_t *n, size_t cap, PyObject *v) {
+  ls_str u = str_of(v);
+  if (!u.p) return;
+  size_t k = u.n < cap - *n ? u.n : cap - *n;
+  memcpy(buf + *n, u.p, k);
+  *n += k;
+}
+
+/* "GET /path" or "WS /path" (loopscope.asgi.request_name) into buf; its length, or -1 with an
+ * exception set. The session meta keeps at most 1024 bytes of a name anyway. */
+static Py_ssize_t request_name_of(PyObject *scope, char *buf, size_t cap) {
+  PyObject *type = scope_get(scope, G.s_type), *path = NULL, *method = NULL;
+  Py_ssize_t r = -1;
+  size_t n = 0;
+  if (!type && PyErr_Occurred()) return -1;
+  if (!(path = scope_get(scope, G.s_path)) && PyErr_Occurred()) goto out;
+  int ws = type && PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_websocket) == 0;
+  if (!ws && !(method = scope_get(scope, G.s_method)) && PyErr_Occurred()) goto out;
+  if (ws) { memcpy(buf, "WS", 2); n = 2; }
+  else if (method) name_put(buf, &n, cap, method);
+  else { memcpy(buf, "GET", 3); n = 3; }
+  if (n < cap) buf[n++] = ' ';
+  if (path) name_put(buf, &n, cap, path);
+  r = (Py_ssize_t)n;
+out:
+  Py_XDECREF(type);
+  Py_XDECREF(path);
+  Py_XDECREF(method);
+  return r;
+}
+
+/* Ends the request's session and gives the context its previous session back. Idempotent. */
+static int request_end(request_obj *self) {
+  int rc = 0;
+  if (self->token) {
+    if (PyContextVar_Reset(G.session_var, self->token) < 0) {
+      if (PyErr_ExceptionMatches(PyExc_ValueError)) PyErr_Clear(); /* ended in another context */
+      else rc = -1;
+    }
+    Py_CLEAR(self->token);
+  }
+  if (self->sess) {
+    PyObject *r = session_close(self->sess, NULL);
+    if (!r) rc = -1;
+    Py_XDECREF(r);
+  }
+  return rc;
+}
+
+/* request_open(scope, send, name, header) -> Request: the session is open and current. name None:
+ * named from the scope. header: whether send adds the X-Loopscope-Session header. */
+static PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+  (void)mod;
+  if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "request_open(scope, send, name, header)"); return NULL; }
+  if (!G.started || !G.get_running_loop) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
+  PyObject *scope = args[0], *name = args[2];
+  int header = PyObject_IsTrue(args[3]);
+  if (header < 0) return NULL;
+  PyObject *loop = PyObject_CallNoArgs(G.get_running_loop);
+  if (!loop) return NULL;
+  request_obj *req = PyObject_GC_New(request_obj, &Request_Type);
+  if (!req) { Py_DECREF(loop); return NULL; }
+  req->sess = NULL;
+  req->token = req->header = NULL;
+  req->send = Py_NewRef(args[1]);
+  req->vectorcall = (vectorcallfunc)request_send;
+  PyObject_GC_Track(req);
+  char nbuf[1024], idbuf[ID_MAX];
+  ls_str nm = {nbuf, 0};
+  if (name == Py_None) {
+    Py_ssize_t k = request_name_of(scope, nbuf, sizeof nbuf);
+    if (k < 0) goto fail;
+    nm.n = (size_t)k;
+  } else if (PyUnicode_Check(name)) {
+    Py_ssize_t k;
+    if (!(nm.p = PyUnicode_AsUTF8AndSize(name, &k))) goto fail;
+    nm.n = (size_t)k;
+  } else {
+    PyErr_Format(PyExc_TypeError, "loopscope: a request name must be a str, not %.100s", Py_TYPE(name)->tp_name);
+    goto fail;
+  }
+  size_t idn = new_session_id(idbuf);
+  req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
+  if (!req->sess || !(req->sess->id = PyUnicode_FromStringAndSize(idbuf, (Py_ssize_t)idn))) goto fail;
+  req->sess->max_tasks = G.max_tasks;
+  int rc = session_begin(req->sess, nm, G.max_tasks);
+  if (rc) goto fail;
+  if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;
+  if (loop != G.hooked_loop) {
+    PyObject *r = G.hook_loop ? PyObject_CallOneArg(G.hook_loop, loop) : Py_NewRef(Py_None);
+    if (!r) goto fail;
+    Py_DECREF(r);
+    Py_XSETREF(G.hooked_loop, Py_NewRef(loop));
+  }
+  lag_ensure(loop);
+  PyObject *task = PyObject_CallOneArg(G.current_task, loop);
+  if (!task) goto fail;
+  if (task != Py_None) adopt_task(req->sess, task);
+  Py_DECREF(task);
+  /* scope.setdefault("state", {})["loopscope_session"] = request; a read-only state is left be */
+  PyObject *state = NULL, *fresh = PyDict_New();
+  if (!fresh) goto fail;
+  if (PyDict_CheckExact(scope)) state = Py_XNewRef(PyDict_SetDefault(scope, G.s_scope_state, fresh));
+  else state = PyObject_CallMethod(scope, "setdefault", "OO", G.s_scope_state, fresh);
+  Py_DECREF(fresh);
+  if (!state) goto fail;
+  rc = PyObject_SetItem(state, G.s_state_key, (PyObject *)req);
+  Py_DECREF(state);
+  if (rc < 0) {
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) goto fail;
+    PyErr_Clear();
+  }
+  if (header) {
+    size_t pn = strlen(G.url_prefix ? G.url_prefix : "");
+    PyObject *url = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(pn + idn));
+    if (!url) goto fail;
+    memcpy(PyBytes_AS_STRING(url), G.url_prefix ? G.url_prefix : "", pn);
+    memcpy(PyBytes_AS_STRING(url) + pn, idbuf, idn);
+    req->header = PyTuple_Pack(2, G.header_name, url);
+    Py_DECREF(url);
+    if (!req->header) goto fail;
+  }
+  Py_DECREF(loop);
+  return (PyObject *)req;
+fail:
+  Py_DECREF(loop);
+  {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    if (request_end(req)) PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+  }
+  Py_DECREF(req);
+  return NULL;
+}
+
+/* request(message): the server's send, with the header added to http.response.start. Returns
+ * what send returns (the awaitable the app awaits): no coroutine of our own per message. */
+static PyObject *request_send(request_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (nargs != 1 || kwnames) { PyErr_SetString(PyExc_TypeError, "send(message)"); return NULL; }
+  PyObject *msg = args[0];
+  if (self->header) {
+    PyObject *type = scope_get(msg, G.s_type);
+    if (!type && PyErr_Occurred()) return NULL;
+    int start = type && PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_response_start) == 0;
+    Py_XDECREF(type);
+    if (start) {
+      PyObject *copy = PyDict_New(), *headers = NULL, *list = NULL, *r = NULL;
+      if (!copy || PyDict_Update(copy, msg) < 0) goto done;
+      headers = scope_get(copy, G.s_headers);
+      if (!headers && PyErr_Occurred()) goto done;
+      if (!(list = headers ? PySequence_List(headers) : PyList_New(0))) goto done;
+      if (PyList_Append(list, self->header) < 0 || PyDict_SetItem(copy, G.s_headers, list) < 0) goto done;
+      r = PyObject_CallOneArg(self->send, copy);
+    done:
+      Py_XDECREF(copy);
+      Py_XDECREF(headers);
+      Py_XDECREF(list);
+      return r;
+    }
+  }
+  return PyObject_CallOneArg(self->send, msg);
+}
+
+static PyObject *request_close(request_obj *self, PyObject *unused) {
+  (void)unused;
+  if (request_end(self)) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *request_get_id(request_obj *self, void *closure) {
+  (void)closure;
+  return Py_NewRef(self->sess && self->sess->id ? self->sess->id : Py_None);
+}
+
+static PyObject *request_get_url(request_obj *self, void *closure) {
+  (void)closure;
+  if (!self->sess || !self->sess->id) Py_RETURN_NONE;
+  return PyUnicode_FromFormat("%s%U", G.url_prefix ? G.url_prefix : "", self->sess->id);
+}
+
+static PyObject *request_get_recording(request_obj *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(self->sess && self->sess->active);
+}
+
+static PyObject *request_stats(request_obj *self, PyObject *unused) {
+  if (!self->sess) return PyDict_New();
+  return session_stats(self->sess, unused);
+}
+
+static int request_traverse(request_obj *self, visitproc visit, void *arg) {
+  Py_VISIT(self->sess);
+  Py_VISIT(self->token);
+  Py_VISIT(self->send);
+  Py_VISIT(self->header);
+  return 0;
+}
+
+static int request_clear(request_obj *self) {
+  Py_CLEAR(self->sess);
+  Py_CLEAR(self->token);
+  Py_CLEAR(self->send);
+  Py_CLEAR(self->header);
+  return 0;
+}
+
+static void request_dealloc(request_obj *self) {
+  PyObject_GC_UnTrack(self);
+  request_clear(self);
+  PyObject_GC_Del(self);
+}
+
+static PyMethodDef request_methods[] = {
+    {"close", (PyCFunction)request_close, METH_NOARGS, "end the request's session (idempotent)"},
+    {"stats", (PyCFunction)request_stats, METH_NOARGS, "counters of the request's session"},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef request_getset[] = {
+    {"id", (getter)request_get_id, NULL, "session id", NULL},
+    {"url", (getter)request_get_url, NULL, "the session's timeline page", NULL},
+    {"recording", (getter)request_get_recording, NULL, "whether the session is still open", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject Request_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Request",
+    .tp_doc = "One request's session; calling it is the app's `send` with the X-Loopscope-Session header",
+    .tp_basicsize = sizeof(request_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(request_obj, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)request_traverse,
+    .tp_clear = (inquiry)request_clear,
+    .tp_dealloc = (destructor)request_dealloc,
+    .tp_methods = request_methods,
+    .tp_getset = request_getset,
+};
+
 /* ---- module functions -------------------------------------------------------------------- */
 
 static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   (void)mod;
   static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
                            "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", "asyncio_prefix",
-                           "meta", NULL};
+                           "meta", "get_running_loop", "hook_loop", NULL};
   const char *url, *token = NULL;
   unsigned long long cap, max_tasks;
   int timeout_ms, flush_ms;
   double blocking_ms, rate_ms;
   PyObject *prefixes, *var, *aprefix;
   const char *meta_static = "";
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|s", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
+  PyObject *get_loop = NULL, *hook = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|sOO", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
                                    &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var, &aprefix,
-                                   &meta_static))
+                                   &meta_static, &get_loop, &hook))
     return NULL;
   if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
   ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
@@ -1383,6 +1742,15 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   G.meta_static = PyMem_Malloc(ms_len + 1);
   if (!G.meta_static) return PyErr_NoMemory();
   memcpy(G.meta_static, meta_static, ms_len + 1);
+  /* the timeline page of a session is <server>/sessions/<id> (the server URL without its final /) */
+  size_t ulen = strlen(url);
+  while (ulen && url[ulen - 1] == '/') ulen--;
+  PyMem_Free(G.url_prefix);
+  if (!(G.url_prefix = PyMem_Malloc(ulen + sizeof "/sessions/"))) return PyErr_NoMemory();
+  memcpy(G.url_prefix, url, ulen);
+  memcpy(G.url_prefix + ulen, "/sessions/", sizeof "/sessions/");
+  Py_XSETREF(G.get_running_loop, Py_XNewRef(get_loop));
+  Py_XSETREF(G.hook_loop, Py_XNewRef(hook));
   G.pid = (long)getpid();
   G.started = 1;
   if (watchdog_start()) {
@@ -1438,6 +1806,7 @@ static PyObject *mod_stop(PyObject *mod, PyObject *args) {
   codes_clear();
   Py_CLEAR(G.lag_loop);
   G.lag_pending = 0;
+  Py_CLEAR(G.hooked_loop); /* the next install hooks loops afresh */
   Py_RETURN_NONE;
 }
 
@@ -1462,6 +1831,7 @@ static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
   /* Sessions, tasks and the threads of the parent stay behind; the child starts clean. */
   G.generation++;
   G.pid = (long)getpid();
+  G.id_prefix[0] = 0; /* the child's session ids must not repeat its parent's */
   for (size_t i = 0; i < G.tab_cap; i++)
     if (G.tab[i]) { entry_free(G.tab[i]); G.tab[i] = NULL; }
   G.tab_len = 0;
@@ -1485,6 +1855,18 @@ static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
     return NULL;
   }
   Py_RETURN_NONE;
+}
+
+/* How await lines are read on this interpreter (tests check the fast way is in use). */
+static PyObject *mod_frame_reading(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+#if PY_VERSION_HEX >= 0x030C0000
+  return PyUnicode_FromString("PyUnstable_InterpreterFrame");
+#elif PY_VERSION_HEX >= 0x030B0000
+  return PyUnicode_FromString(G.fast_frames ? "3.11 frame layout" : "frame objects");
+#else
+  return PyUnicode_FromString("PyFrameObject fields");
+#endif
 }
 
 static PyObject *mod_now_ns(PyObject *mod, PyObject *unused) {
@@ -1552,6 +1934,26 @@ static PyObject *mod_setup_done(PyObject *mod, PyObject *args) {
     }
   }
 #endif
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+  /* the 3.11 frame layout is used only when it gives the sample's code and line exactly */
+  G.fast_frames = 0;
+  if (PyCoro_CheckExact(suspended)) {
+    PyObject *frame = PyObject_GetAttr(suspended, G.s_cr_frame);
+    if (!frame) return NULL;
+    if (PyFrame_Check(frame)) {
+      G.fast_frames = 1;
+      PyObject *code;
+      int lasti;
+      PyCodeObject *fcode = PyFrame_GetCode((PyFrameObject *)frame);
+      if (gen_position(suspended, &code, &lasti) != 0 || code != (PyObject *)fcode ||
+          lasti < 0 || lasti != PyFrame_GetLasti((PyFrameObject *)frame) / (int)sizeof(_Py_CODEUNIT) ||
+          PyCode_Addr2Line(fcode, lasti * (int)sizeof(_Py_CODEUNIT)) != PyFrame_GetLineNumber((PyFrameObject *)frame))
+        G.fast_frames = 0;
+      Py_XDECREF(fcode);
+    }
+    Py_DECREF(frame);
+  }
+#endif
   Py_RETURN_NONE;
 }
 
@@ -1611,8 +2013,11 @@ static PyMethodDef module_methods[] = {
     {"patch_handle", mod_patch_handle, METH_VARARGS, "patch_handle(Handle, task_types)"},
     {"unpatch_handle", mod_unpatch_handle, METH_NOARGS, "restore Handle._run"},
     {"lag_start", mod_lag_start, METH_O, "start the lag heartbeat on a loop"},
+    {"request_open", (PyCFunction)(void (*)(void))mod_request_open, METH_FASTCALL,
+     "request_open(scope, send, name, header) -> Request: one ASGI request's session, open and current"},
     {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},
     {"now_ns", mod_now_ns, METH_NOARGS, "the collector's monotonic clock"},
+    {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},
     {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
     {NULL, NULL, 0, NULL}};
 
@@ -1625,7 +2030,8 @@ static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "loopscope._core"
   if (!(G.field = PyUnicode_InternFromString(text))) return NULL
 
 PyMODINIT_FUNC PyInit__core(void) {
-  if (PyType_Ready(&Session_Type) < 0 || PyType_Ready(&Factory_Type) < 0) return NULL;
+  if (PyType_Ready(&Session_Type) < 0 || PyType_Ready(&Factory_Type) < 0 || PyType_Ready(&Request_Type) < 0)
+    return NULL;
   PyObject *m = PyModule_Create(&module_def);
   if (!m) return NULL;
   INTERN(s_cr_await, "cr_await");
@@ -1645,6 +2051,16 @@ PyMODINIT_FUNC PyInit__core(void) {
   INTERN(s_time, "time");
   INTERN(s_get, "get");
   INTERN(s_run, "run");
+  INTERN(s_type, "type");
+  INTERN(s_method, "method");
+  INTERN(s_path, "path");
+  INTERN(s_headers, "headers");
+  INTERN(s_websocket, "websocket");
+  INTERN(s_scope_state, "state");
+  INTERN(s_state_key, "loopscope_session");
+  INTERN(s_response_start, "http.response.start");
+  INTERN(s_get_coro, "get_coro");
+  if (!(G.header_name = PyBytes_FromString("x-loopscope-session"))) return NULL;
   /* the getters behind coroutine.cr_await and generator.gi_yieldfrom (public PyGetSetDef
    * tables): calling them directly skips the attribute lookup on every level of an await chain */
   for (PyGetSetDef *d = PyCoro_Type.tp_getset; d && d->name; d++)

@@ -3,6 +3,7 @@
 # (loopscope._core) and hooks asyncio. The ASGI middleware is in loopscope.asgi.
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import warnings
@@ -40,7 +41,8 @@ def install(server: str | None = None, **settings: Any) -> Settings:
                 flush_interval_ms=cfg.flush_interval_ms, blocking_ms=cfg.blocking_threshold_ms,
                 max_tasks=cfg.max_tasks, sample_rate_ms=cfg.sample_rate_ms,
                 lib_prefixes=_state.lib_prefixes(cfg.library_paths), session_var=current_session,
-                asyncio_prefix=_state.asyncio_dir(), meta=_state.meta_static(cfg.service))
+                asyncio_prefix=_state.asyncio_dir(), meta=_state.meta_static(cfg.service),
+                get_running_loop=asyncio.get_running_loop, hook_loop=_state.hook_loop)
     _state.settings = cfg
     _state.core = _core
     try:

@@ -1,12 +1,12 @@
 # asgi.py — LoopscopeMiddleware: one loopscope session per HTTP/WebSocket request of any ASGI app
 # (Starlette, FastAPI, Litestar, plain ASGI), and an X-Loopscope-Session response header with the
-# session's timeline URL. Recording itself is the C module's; this only opens and closes sessions.
+# session's timeline URL. The per-request work is the C module's (`request_open`): a tiny request
+# would otherwise pay for every Python line here.
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from . import _state
-from .session import Session
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -15,9 +15,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEADER = b"x-loopscope-session"
+_RECORDED = ("http", "websocket")
 
 
 def request_name(scope: Scope) -> str:
+    """The default session name: "GET /path" or "WS /path" (what the C module does by itself)."""
     if scope["type"] == "websocket":
         return f"WS {scope.get('path', '')}"
     return f"{scope.get('method', 'GET')} {scope.get('path', '')}"
@@ -25,7 +27,8 @@ def request_name(scope: Scope) -> str:
 
 class LoopscopeMiddleware:
     """Wrap an ASGI app: `app = LoopscopeMiddleware(app)`. Requests are recorded only while
-    loopscope is installed; otherwise the app runs untouched."""
+    loopscope is installed; otherwise the app runs untouched. During a request
+    `scope["state"]["loopscope_session"]` has the session's `id`, `url` and `recording`."""
 
     def __init__(self, app: ASGIApp, *, header: bool = True,
                  name: Callable[[Scope], str] = request_name) -> None:
@@ -34,32 +37,14 @@ class LoopscopeMiddleware:
         self.name = name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _state.core is None or scope["type"] not in ("http", "websocket"):
+        core = _state.core
+        if core is None or scope["type"] not in _RECORDED:
             await self.app(scope, receive, send)
             return
-        # what `async with Session(...)` does, without its two extra coroutines per request
-        session = Session(self.name(scope))
+        name = None if self.name is request_name else self.name(scope)
+        request = core.request_open(scope, send, name, self.header)
         try:
-            session._start_in_task()
-            if session._core is None:
-                await self.app(scope, receive, send)
-                return
-            state = scope.setdefault("state", {})
-            try:
-                state["loopscope_session"] = session
-            except TypeError:  # a read-only state mapping: the header still carries the URL
-                pass
-            if not self.header:
-                await self.app(scope, receive, send)
-                return
-            url = session.url.encode("latin-1")
-
-            async def send_with_header(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    message = dict(message)
-                    message["headers"] = [*message.get("headers", ()), (HEADER, url)]
-                await send(message)
-
-            await self.app(scope, receive, send_with_header)
+            # the request stands in for send: it adds the header to http.response.start
+            await self.app(scope, receive, request if self.header else send)
         finally:
-            session._finish()
+            request.close()

@@ -192,9 +192,10 @@ def test_blocking_cpu_loop_is_found(record):
     blocks = data["blocks"]
     assert len(blocks) == 1, blocks
     b = blocks[0]
-    # a CPU-bound thread also loses the CPU to other processes on a busy machine: the bound is
-    # looser than for time.sleep, the point here is finding the loop at all
-    assert 135_000_000 <= b["d"] <= 200_000_000, b["d"]
+    # a CPU-bound thread also loses the CPU to other processes on a busy machine, and the watchdog
+    # takes the GIL from it to read the stack (on a 2-core machine at load 4.5 the thread once got
+    # it back 95 ms late): the upper bound is looser than for time.sleep; the point is finding it
+    assert 135_000_000 <= b["d"] <= 300_000_000, b["d"]
     inner = b["stack"][-1]
     assert inner["func"] == "spin"
     assert inner["line"] in (line_of(spin, "SPIN-HERE"), line_of(spin, "SPIN-BODY"))

@@ -132,3 +132,95 @@ def test_step_in_progress_at_session_end_is_recorded(server, collector):
     b0, b1 = block["t"], block["t"] + block["d"]
     assert any(s["t"] <= b0 + 1_000_000 and s["t"] + s["d"] >= b1 - 1_000_000 for s in steps), steps
     assert data["lag"]["summary"]["max_ms"] >= 100
+
+
+class ReadOnlyMapping:
+    """A message that is a Mapping but not a dict (some servers hand those to send)."""
+
+    def __init__(self, data):
+        self._data = dict(data)
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def keys(self):
+        return self._data.keys()
+
+    def get(self, key, default=None):
+        return self._data.get(key, default)
+
+
+def test_middleware_request_object_header_and_names(server, collector):
+    """What the C request path gives an app: the session in scope["state"] (id, url, recording),
+    the header on http.response.start only (the app's own headers kept, its message untouched),
+    a custom name function, WebSocket naming, and send left alone with header=False."""
+    collector()
+    seen = {}
+
+    async def inner(scope, receive, send):
+        req = scope["state"]["loopscope_session"]
+        seen["id"], seen["url"], seen["recording"] = req.id, req.url, req.recording
+        seen["stats"] = req.stats()
+        seen["send"] = send
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"x-app", b"1")]}
+        await send(start)
+        seen["start_after"] = start
+        await send(ReadOnlyMapping({"type": "http.response.body", "body": b"ok"}))
+
+    async def run(asgi, scope):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(m):
+            sent.append(m)
+
+        await asyncio.create_task(asgi(scope, receive, send))
+        return sent, send
+
+    scope = {"type": "http", "method": "POST", "path": "/items/<b>", "headers": [], "state": {"app": 1}}
+    sent, _ = asyncio.run(run(LoopscopeMiddleware(inner), scope))
+    assert seen["recording"] is True and seen["stats"]["active"] == 1
+    assert seen["url"] == f"{server.url}/sessions/{seen['id']}"
+    assert sent[0]["headers"] == [(b"x-app", b"1"), (b"x-loopscope-session", seen["url"].encode())]
+    assert seen["start_after"]["headers"] == [(b"x-app", b"1")], "the app's own message was changed"
+    assert isinstance(sent[1], ReadOnlyMapping) and "headers" not in sent[1].keys()
+    assert scope["state"]["app"] == 1 and scope["state"]["loopscope_session"].recording is False
+    assert loopscope.flush(10)
+    assert server.get(f"/api/v1/sessions/{seen['id']}")["name"] == "POST /items/<b>"
+
+    ws = {"type": "websocket", "path": "/feed", "headers": []}
+    asyncio.run(run(LoopscopeMiddleware(inner), ws))
+    ws_id = seen["id"]
+    named = LoopscopeMiddleware(inner, name=lambda s: "custom " + s["path"], header=False)
+    sent, server_send = asyncio.run(run(named, dict(scope)))
+    assert seen["send"] is server_send, "header=False must hand the app the server's own send"
+    assert sent[0]["headers"] == [(b"x-app", b"1")]
+    assert loopscope.flush(10)
+    assert server.get(f"/api/v1/sessions/{ws_id}")["name"] == "WS /feed"
+    assert server.get(f"/api/v1/sessions/{seen['id']}")["name"] == "custom /items/<b>"
+    assert len({ws_id, seen["id"]}) == 2
+
+    bad = LoopscopeMiddleware(inner, name=lambda s: 42)
+    try:
+        asyncio.run(run(bad, dict(scope)))
+    except TypeError as e:
+        assert "request name must be a str" in str(e)
+    else:
+        raise AssertionError("a non-str request name was accepted")
+    assert loopscope.stats()["active_sessions"] == 0
+
+
+def test_await_lines_are_read_the_fast_way():
+    """The line of every await point is read from the interpreter frame without making a frame
+    object; on 3.11 that relies on a layout checked at install, which must have been confirmed."""
+    import sys
+    from loopscope import _core
+    expected = {(3, 10): "PyFrameObject fields", (3, 11): "3.11 frame layout"}.get(
+        sys.version_info[:2], "PyUnstable_InterpreterFrame")
+    loopscope.install(server="http://127.0.0.1:9")
+    try:
+        assert _core._frame_reading() == expected
+    finally:
+        loopscope.uninstall(timeout=0)
