@@ -17,7 +17,9 @@ async function getJson(path, signal) {
   let body = null;
   try {
     body = await res.json();
-  } catch {
+  } catch (err) {
+    // an aborted fetch (a newer view replaced this one) is not a bad response: let it propagate
+    if (err && err.name === 'AbortError') throw err;
     body = null;
   }
   if (!res.ok) {

@@ -18,6 +18,7 @@
 
 #define CHUNK_MIN 1024
 #define CHUNK_MAX 65536
+#define CHUNK_CLASSES 7        /* CHUNK_MIN << 0 .. CHUNK_MIN << 6 = CHUNK_MAX */
 
 typedef struct chunk {
   struct chunk *next;
@@ -60,6 +61,12 @@ struct ls_collector {
   ls_stats st;
   ls_http *http;
   uint64_t failed_seen;        /* batches_failed when the last flush returned */
+  /* Sent chunks kept for reuse, one list per power-of-two size, while unsent and spare bytes
+   * together stay within buffer_cap. The loop thread allocates chunks and the sender frees them
+   * later: with plain malloc/free, memory freed in bulk went back to the kernel and the loop
+   * thread page-faulted it in again (measured: ~2700 faults per 1500 requests, ~5% of its time). */
+  chunk *spare[CHUNK_CLASSES];
+  size_t spare_bytes;          /* counted like bytes_used: cap + sizeof(chunk) per chunk */
 };
 
 /* pthread_atfork handlers can carry no argument, so the one live collector is kept here; only
@@ -80,16 +87,60 @@ static void deadline_after(struct timespec *ts, int ms) {
   if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
-static void chunks_free(chunk *ch) {
+/* The size class of a chunk of cap bytes, or -1 when it has none (a chunk for one large event). */
+static int chunk_class(size_t cap) {
+  for (int k = 0; k < CHUNK_CLASSES; k++)
+    if (cap == (size_t)CHUNK_MIN << k) return k;
+  return -1;
+}
+
+/* A chunk of cap bytes, from the spares if one is there. mu held. */
+static chunk *chunk_take(ls_collector *c, size_t cap) {
+  int k = chunk_class(cap);
+  chunk *ch = k >= 0 ? c->spare[k] : NULL;
+  if (ch) {
+    c->spare[k] = ch->next;
+    c->spare_bytes -= cap + sizeof(chunk);
+  } else if (!(ch = malloc(sizeof(chunk) + cap))) {
+    return NULL;
+  }
+  ch->next = NULL;
+  ch->len = 0;
+  ch->cap = cap;
+  return ch;
+}
+
+/* Gives back a list of chunks no longer counted in bytes_used: kept as spares while the store
+ * stays within buffer_cap, freed beyond. mu held (or only one thread left). */
+static void chunks_free(ls_collector *c, chunk *ch) {
   while (ch) {
     chunk *n = ch->next;
-    free(ch);
+    int k = chunk_class(ch->cap);
+    size_t size = ch->cap + sizeof(chunk);
+    if (k >= 0 && c->bytes_used + c->spare_bytes + size <= c->cfg.buffer_cap) {
+      ch->next = c->spare[k];
+      c->spare[k] = ch;
+      c->spare_bytes += size;
+    } else {
+      free(ch);
+    }
     ch = n;
   }
 }
 
-static void session_free(ls_session *s) {
-  chunks_free(s->head);
+static void spares_free(ls_collector *c) {
+  for (int k = 0; k < CHUNK_CLASSES; k++) {
+    while (c->spare[k]) {
+      chunk *n = c->spare[k]->next;
+      free(c->spare[k]);
+      c->spare[k] = n;
+    }
+  }
+  c->spare_bytes = 0;
+}
+
+static void session_free(ls_collector *c, ls_session *s) {
+  chunks_free(c, s->head);
   free(s->meta);
   free(s);
 }
@@ -135,11 +186,8 @@ int ls_emit(ls_session *s, const ls_event *ev) {
     if (cap > CHUNK_MAX) cap = CHUNK_MAX;
     if (cap < size) cap = size;
     if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LS_EFULL; goto drop; }
-    chunk *n = malloc(sizeof(chunk) + cap);
+    chunk *n = chunk_take(c, cap);
     if (!n) { rc = LS_ENOMEM; goto drop; }
-    n->next = NULL;
-    n->len = 0;
-    n->cap = cap;
     if (t) t->next = n; else s->head = n;
     s->tail = t = n;
     c->bytes_used += cap + sizeof(chunk);
@@ -220,7 +268,7 @@ static void after_send(ls_collector *c, ls_session *s) {
   if (s->head || s->dropped != s->dropped_sent) enqueue(c, s);
   else if (s->closed) {
     unlink_session(c, s);
-    session_free(s);
+    session_free(c, s);
   }
 }
 
@@ -329,8 +377,8 @@ static void send_one(ls_collector *c, ls_session *s) {
     /* The batch is lost: its events count as dropped, reported with the next batch. */
     c->st.batches_failed++;
   }
-  if (last) chunks_free(first);
   c->bytes_used -= mem_bytes;
+  if (last) chunks_free(c, first);
   s->sending = 0;
   c->sending = 0;
 }
@@ -447,9 +495,10 @@ void ls_collector_free(ls_collector *c, int timeout_ms) {
   ls_session *s = c->sessions;
   while (s) {
     ls_session *n = s->next;
-    session_free(s);
+    session_free(c, s);
     s = n;
   }
+  spares_free(c);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->wake);
   pthread_cond_destroy(&c->idle);
@@ -479,7 +528,7 @@ int ls_collector_after_fork_child(ls_collector *c) {
   ls_session *s = c->sessions;
   while (s) {
     ls_session *n = s->next;
-    session_free(s);
+    session_free(c, s);
     s = n;
   }
   c->sessions = NULL;

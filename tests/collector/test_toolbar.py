@@ -1,0 +1,269 @@
+# test_toolbar.py — the "Async" panel (loopscope.toolbar.AsyncPanel) inside the real
+# fastapi-debug-toolbar, on a FastAPI app served by uvicorn over real HTTP on a loopback port (in a
+# thread of this process), reading the panel the way the toolbar's JS does, against the real server.
+from __future__ import annotations
+
+import asyncio
+import html.parser
+import json
+import re
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import uvicorn
+from debug_toolbar.middleware import DebugToolbarMiddleware
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+import loopscope
+
+from conftest import Server, by_coro, free_port, line_of
+
+HOSTILE_TASK = '<script>alert("task")</script>'
+HOSTILE_PATH = '/h/<img src=x onerror=alert(1)>'
+
+
+async def alpha_work(i: int) -> None:
+    await asyncio.sleep(0.01 + i * 0.002)
+
+
+async def beta_work(i: int) -> None:
+    await asyncio.sleep(0.012 + i * 0.001)
+
+
+def page(body: str) -> str:
+    return f"<!doctype html><html><head><title>t</title></head><body>{body}</body></html>"
+
+
+def create_app() -> FastAPI:
+    """Every app of this module has the same toolbar panels: the toolbar caches its panel classes
+    process-wide (DebugToolbar._panel_classes), so the first app's list is the one in force."""
+    app = FastAPI(debug=True)
+    both_in = {"n": 0, "event": None}
+
+    @app.get("/block", response_class=HTMLResponse)
+    async def block() -> str:
+        await asyncio.sleep(0.01)
+        time.sleep(0.15)  # the block the panel must show
+        return page("blocked")
+
+    @app.get("/h/{what}", response_class=HTMLResponse)
+    async def hostile(what: str) -> str:
+        async def stall() -> None:
+            time.sleep(0.12)
+        await asyncio.create_task(stall(), name=HOSTILE_TASK)
+        return page("hostile")
+
+    @app.get("/overlap/{which}", response_class=HTMLResponse)
+    async def overlap(which: str) -> str:
+        if both_in["event"] is None:
+            both_in["event"] = asyncio.Event()
+        both_in["n"] += 1
+        if both_in["n"] == 2:
+            both_in["event"].set()
+        await asyncio.wait_for(both_in["event"].wait(), 10)  # both requests are in flight now
+        worker = alpha_work if which == "alpha" else beta_work
+        await asyncio.gather(*(worker(i) for i in range(4)))
+        return page(which)
+
+    app.add_middleware(DebugToolbarMiddleware, panels=["loopscope.toolbar.AsyncPanel"])
+    return app
+
+
+class AppServer:
+    """uvicorn serving `app` on a free loopback port in a thread of this process."""
+
+    def __init__(self, app: FastAPI):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio",
+                                                    lifespan="off", log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    def __enter__(self) -> "AppServer":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=20) as r:
+            assert r.status == 200
+            return r.read().decode()
+
+    def panel(self, path: str) -> tuple[str, str]:
+        """Request `path`, then fetch the Async panel as the toolbar's JS does when it is clicked:
+        GET data-render-panel-url?store_id=<data-store-id>&panel_id=AsyncPanel -> {"content"}."""
+        text = self.get(path)
+        store = re.search(r'data-store-id="([0-9a-f]+)"', text)
+        render = re.search(r'data-render-panel-url="([^"]+)"', text)
+        assert store and render, "the toolbar was not injected"
+        query = urllib.parse.urlencode({"store_id": store.group(1), "panel_id": "AsyncPanel"})
+        with urllib.request.urlopen(f"{render.group(1)}?{query}", timeout=20) as r:
+            return text, json.loads(r.read())["content"]
+
+
+class Tags(html.parser.HTMLParser):
+    """Every start tag of a fragment with its attributes, and its text."""
+
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(fragment)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def iframes(self) -> list[str]:
+        return [a["src"] for t, a in self.tags if t == "iframe"]
+
+
+def session_of(content: str, server) -> str:
+    srcs = Tags(content).iframes()
+    assert len(srcs) == 1, content
+    m = re.fullmatch(re.escape(server.url) + r"/sessions/(s-[0-9a-f]+-[0-9a-f]+)\?embed=1", srcs[0])
+    assert m, srcs[0]
+    return m.group(1)
+
+
+@pytest.fixture
+def app_server(server, collector):
+    collector()
+    with AppServer(create_app()) as srv:
+        yield srv
+
+
+def test_panel_embeds_the_request_timeline_with_its_block(server, app_server):
+    text, content = app_server.panel("/block")
+    assert re.search(r'class="AsyncPanel">\s*Async\s*<br><small>2 tasks</small>', text), "nav subtitle"
+    sid = session_of(content, server)
+    data = server.session(sid)
+    assert data["summary"]["name"] == "GET /block" and data["summary"]["ended"] is True
+    assert len(data["blocks"]) == 1, data["blocks"]
+    block = data["blocks"][0]
+    assert 135_000_000 <= block["d"] <= 165_000_000, block["d"]
+    inner = block["stack"][-1]
+    assert inner["file"] == __file__ and inner["line"] == line_of(create_app, "time.sleep(0.15)")
+    assert inner["src"] == "time.sleep(0.15)  # the block the panel must show"
+    # the summary beside the frame says the same
+    words = " ".join(" ".join(Tags(content).text).split())
+    assert re.search(r"Longest block 1[3-6]\d ms in block\(\) · task \S+ "
+                     rf"{re.escape(__file__)}:{inner['line']} time\.sleep\(0\.15\) ", words), words
+    assert "Max loop lag 1" in words  # the lag sample due during the 150 ms block ran > 100 ms late
+
+
+def test_hostile_path_and_task_name_are_escaped(server, app_server):
+    _, content = app_server.panel(urllib.parse.quote(HOSTILE_PATH))
+    tags = Tags(content)
+    assert {t for t, _ in tags.tags} <= {"table", "tr", "th", "td", "code", "p", "a", "iframe"}, tags.tags
+    assert "<img" not in content and "<script" not in content
+    assert "&lt;img src=x onerror=alert(1)&gt;" in content       # the session (request) name
+    assert "&lt;script&gt;alert(&#34;task&#34;)&lt;/script&gt;" in content  # the blocking task
+    sid = session_of(content, server)
+    assert server.get(f"/api/v1/sessions/{sid}")["name"] == "GET " + HOSTILE_PATH
+    assert tags.tags[-1][1]["title"] == "loopscope timeline of GET " + HOSTILE_PATH
+
+
+def test_overlapping_requests_get_their_own_panels_and_sessions(server, app_server):
+    with ThreadPoolExecutor(2) as pool:
+        alpha, beta = pool.map(lambda p: app_server.panel(p)[1], ["/overlap/alpha", "/overlap/beta"])
+    ids = [session_of(alpha, server), session_of(beta, server)]
+    assert ids[0] != ids[1]
+    spans = []
+    for sid, own, other in ((ids[0], "alpha_work", "beta_work"), (ids[1], "beta_work", "alpha_work")):
+        data = server.session(sid)
+        assert len(by_coro(data["tasks"], own)) == 4
+        assert by_coro(data["tasks"], other) == []
+        # uvicorn's request task, the toolbar's call_next task, 4 workers (+ wait_for's task before 3.12)
+        assert len(data["tasks"]) == 6 + (sys.version_info < (3, 12)), [t["coro"] for t in data["tasks"]]
+        s = data["summary"]
+        start = int(s["started_unix_ns"])
+        spans.append((start, start + s["duration_ns"]))
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], f"requests did not overlap: {spans}"
+
+
+def test_server_problems_are_said_plainly(server, collector, tmp_path):
+    collector()
+    with AppServer(create_app()) as srv:
+        text = srv.get("/block")
+        store = re.search(r'data-store-id="([0-9a-f]+)"', text).group(1)
+        # the session was delivered and then deleted: the panel says the server lacks it
+        assert loopscope.flush(10)
+        newest = server.get("/api/v1/sessions?name=GET%20/block&limit=1")["sessions"][0]["id"]
+        req = urllib.request.Request(f"{server.url}/api/v1/sessions/{newest}", method="DELETE")
+        urllib.request.urlopen(req, timeout=10).close()
+        with urllib.request.urlopen(f"{srv.url}/_debug_toolbar?store_id={store}&panel_id=AsyncPanel",
+                                    timeout=20) as r:
+            content = json.loads(r.read())["content"]
+        assert f"has no session {newest} yet" in content and "<iframe" not in content
+    loopscope.uninstall(timeout=2)
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    collector(server=dead, timeout_ms=500)
+    with AppServer(create_app()) as srv:
+        t0 = time.monotonic()
+        text, content = srv.panel("/block")
+        assert time.monotonic() - t0 < 5
+        assert "</html>" in text  # the page and its toolbar still render
+        assert f"loopscope server {dead} is unreachable" in content and "Start it with" in content
+        assert "<iframe" not in content
+    with pytest.warns(RuntimeWarning, match="did not take every event"):
+        loopscope.uninstall(timeout=0.5)
+
+    locked = Server(tmp_path / "locked.db", token="sekrit").start()  # a token the app does not send
+    try:
+        collector(server=locked.url)
+        with AppServer(create_app()) as srv:
+            _, content = srv.panel("/block")
+            assert "refused the request (401)" in content and "LOOPSCOPE_TOKEN" in content
+        with pytest.warns(RuntimeWarning, match="did not take every event"):
+            loopscope.uninstall(timeout=0.5)
+        collector(server=locked.url, token="sekrit")  # the right token: the panel reads the session
+        with AppServer(create_app()) as srv:
+            _, content = srv.panel("/block")
+            assert locked.get(f"/api/v1/sessions/{session_of(content, locked)}")["blocks"] == 1
+        assert loopscope.uninstall(timeout=5)
+    finally:
+        locked.stop()
+
+
+def test_panel_without_loopscope_says_how_to_install():
+    assert not loopscope.installed()
+    with AppServer(create_app()) as srv:
+        text, content = srv.panel("/block")
+        assert "<small>not recording</small>" in text
+        assert "loopscope is not recording" in content and "loopscope.install(" in content
+        assert "<iframe" not in content
+    loopscope.install(enabled=False)
+    try:
+        with AppServer(create_app()) as srv:
+            _, content = srv.panel("/block")
+            assert "enabled=False" in content and "<iframe" not in content
+    finally:
+        loopscope.uninstall()
+
+
+def test_import_loopscope_does_not_need_the_toolbar():
+    import subprocess
+    code = ("import sys; sys.modules['debug_toolbar'] = None; import loopscope, loopscope.asgi\n"
+            "assert 'loopscope.toolbar' not in sys.modules\n"
+            "try:\n    import loopscope.toolbar\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "pip install fastapi-debug-toolbar" in out.stdout
