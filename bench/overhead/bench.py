@@ -9,7 +9,9 @@ through LoopscopeMiddleware, one session per request). Modes, interleaved run by
   yappi     yappi in wall-clock mode (if importable)
   viztracer VizTracer(log_async=True) (if importable)
 Prints one line per workload: median seconds per mode and the ratio to `off`.
-    python bench/overhead/bench.py --server http://127.0.0.1:7878 [--reps 7]
+    python bench/overhead/bench.py --server http://127.0.0.1:7878 [--reps 7] [--loop uvloop]
+--loop uvloop runs async_tree and asgi_requests on uvloop (its policy, so asyncio.run makes
+uvloop loops), off vs on.
 """
 from __future__ import annotations
 
@@ -138,11 +140,13 @@ def main() -> None:
     ap.add_argument("--server", required=True)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="the event loop asyncio.run makes (uvloop: async_tree and asgi, off vs on)")
     args = ap.parse_args()
     workloads = [("async_tree", tree_gather)]
-    if sys.version_info >= (3, 11):
+    if sys.version_info >= (3, 11) and args.loop == "asyncio":
         workloads.append(("async_tree_taskgroup", tree_group))
-    if sys.version_info >= (3, 12):
+    if sys.version_info >= (3, 12) and args.loop == "asyncio":
         workloads.append(("async_tree_eager", tree_eager))
     workloads.append(("asgi_requests", request_loop))
     modes = ["off", "on", "disabled"]
@@ -152,6 +156,10 @@ def main() -> None:
             modes.append(name)
         except ImportError:
             pass
+    if args.loop == "uvloop":
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        modes = ["off", "on"]
     results = {}
     for wname, fn in workloads:
         run_once(fn, "off", args.server)  # warm-up
@@ -173,11 +181,12 @@ def main() -> None:
         results[wname]["on"]["sender_cpu_s"] = statistics.median(sender) if sender else 0.0
     py = "%d.%d" % sys.version_info[:2]
     if args.json:
-        print(json.dumps({"python": py, "results": results}))
+        print(json.dumps({"python": py, "loop": args.loop, "results": results}))
         return
     for wname, r in results.items():
         cells = "  ".join(f"{m}={r[m]['ratio']:.3f}x/{r[m]['cpu_ratio']:.3f}x" for m in modes if m != "off")
-        print(f"{py}  {wname:22s} off={r['off']['median_s']*1000:8.1f} ms  {cells}")
+        name = wname if args.loop == "asyncio" else f"{wname} ({args.loop})"
+        print(f"{py}  {name:22s} off={r['off']['median_s']*1000:8.1f} ms  {cells}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 /* _core.c — the CPython module loopscope._core: decides what is recorded about the event loop.
- * It times every task step by standing in for asyncio.events.Handle._run, records tasks from a
- * chaining task factory, captures await points at each suspension, runs the blocking watchdog
- * thread and the lag heartbeat, and hands every event to the C core (collector/src/), which keeps,
- * encodes and ships them. Settings, sessions' Python API and install order are loopscope/'s. */
+ * It times every task step by standing in for asyncio.events.Handle._run (on uvloop: for the loop's
+ * call_soon), records tasks from a chaining task factory, captures await points at each
+ * suspension, runs the blocking watchdog thread and the lag heartbeat, and hands every event to
+ * the C core (collector/src/), which keeps, encodes and ships them. Settings, sessions' Python
+ * API and install order are loopscope/'s. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
@@ -141,8 +142,8 @@ static struct {
                                     * generator.gi_yieldfrom, called directly (no attribute lookup) */
   PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
       *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
-      *s_call_at, *s_time, *s_get, *s_run, *s_type, *s_method, *s_path, *s_headers, *s_websocket,
-      *s_scope_state, *s_state_key, *s_response_start, *s_get_coro;
+      *s_call_at, *s_time, *s_get, *s_run, *s_call_soon, *s_type, *s_method, *s_path, *s_headers,
+      *s_websocket, *s_scope_state, *s_state_key, *s_response_start, *s_get_coro;
 } G;
 
 #define LINE_CACHE 4096
@@ -953,9 +954,19 @@ static session_obj *session_of_context(PyObject *const *args, size_t nargs, PyOb
   return NULL;
 }
 
+/* uvloop's own coroutines (its shutdown_asyncgens, shutdown_default_executor): Cython ones */
+static int coro_is_uvloop_own(PyObject *coro) {
+  PyObject *code = PyObject_GetAttr(coro, G.s_cr_code);
+  if (!code) { PyErr_Clear(); return 0; }
+  int r = PyCode_Check(code) &&
+          PyUnicode_CompareWithASCIIString(((PyCodeObject *)code)->co_filename, "uvloop/loop.pyx") == 0;
+  Py_DECREF(code);
+  return r;
+}
+
 /* asyncio.run's own root tasks (shutdown_asyncgens, shutdown_default_executor) are not the app's */
 static int coro_is_asyncio_housekeeping(PyObject *coro) {
-  if (!PyCoro_CheckExact(coro)) return 0;
+  if (!PyCoro_CheckExact(coro)) return coro_is_uvloop_own(coro);
   PyObject *code = PyObject_GetAttr(coro, G.s_cr_code);
   PyObject *frame = PyObject_GetAttr(coro, G.s_cr_frame);
   if (!code || !frame) PyErr_Clear();
@@ -992,6 +1003,8 @@ static uint64_t parent_for(session_obj *s, PyObject *loop) {
   }
   return pe && pe->sess == s ? pe->id : 0;
 }
+
+static int steps_hooked(PyObject *loop);
 
 static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   size_t nargs = PyVectorcall_NARGS(nargsf);
@@ -1047,9 +1060,10 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
   if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
   if (!e) {
     e = register_task(s, task, coro, parent, t0);
-    if (e && G.base_loop_type && !PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type)) {
-      /* uvloop and other loops do not run tasks through asyncio's Handle: steps are not seen,
-       * so the task's end comes from a done callback instead */
+    if (e && G.base_loop_type && !PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type) &&
+        !steps_hooked(loop)) {
+      /* uvloop and other loops do not run tasks through asyncio's Handle: without a SoonHook on
+       * the loop steps are not seen, so the task's end comes from a done callback instead */
       PyObject *r = PyObject_CallMethod(task, "add_done_callback", "O", G.done_cb);
       if (!r) PyErr_Clear();
       Py_XDECREF(r);
@@ -1204,15 +1218,22 @@ static PyObject *call_orig_run(PyObject *handle) {
   Py_RETURN_NONE;
 }
 
-static PyObject *handle_run(PyObject *self, PyObject *unused) {
-  (void)unused;
-  if (!PyList_GET_SIZE(G.active)) return call_orig_run(self);
+#if defined(__GNUC__) || defined(__clang__)
+#define LS_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define LS_ALWAYS_INLINE inline
+#endif
+
+/* One callback the loop runs, timed as loopscope times a handle: the watchdog's heartbeat around
+ * it, and when cb steps a recorded task, the step, its await point or end, and a block in it
+ * attributed to the task (else to every session). run(arg) makes the call. Inlined into each
+ * caller with run known, so Handle._run pays no indirect call for the uvloop path's sake. */
+static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void *), void *arg) {
   uint64_t t0 = now_ns();
   uint_fast64_t seq = atomic_fetch_add_explicit(&G.hb_seq, 1, memory_order_relaxed) + 1;
   atomic_store_explicit(&G.hb_start, t0, memory_order_relaxed);
   atomic_store_explicit(&G.hb_busy, 1, memory_order_release);
   G.loop_tstate = PyThreadState_Get();
-  PyObject *cb = *(PyObject **)((char *)self + G.off_callback);
   PyObject *task = cb ? task_of_callback(cb) : NULL;
   task_entry *e = task ? tab_find(task) : NULL;
   task_entry *saved = G.cur;
@@ -1231,7 +1252,7 @@ static PyObject *handle_run(PyObject *self, PyObject *unused) {
   }
   G.cur = e;
   G.cur_t0 = t0;
-  PyObject *res = call_orig_run(self);
+  PyObject *res = run(arg);
   uint64_t t1 = now_ns();
   atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
   G.cur = saved;
@@ -1261,6 +1282,14 @@ static PyObject *handle_run(PyObject *self, PyObject *unused) {
   if (PyErr_Occurred()) PyErr_Clear();
   PyErr_Restore(exc_type, exc_val, exc_tb);
   return res;
+}
+
+static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)handle); }
+
+static PyObject *handle_run(PyObject *self, PyObject *unused) {
+  (void)unused;
+  if (!PyList_GET_SIZE(G.active)) return call_orig_run(self);
+  return time_step(*(PyObject **)((char *)self + G.off_callback), run_handle, self);
 }
 
 static PyMethodDef handle_run_def = {"_run", handle_run, METH_NOARGS,
@@ -1334,6 +1363,130 @@ static PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused) {
   Py_CLEAR(G.run_failed);
   Py_CLEAR(G.handle_type);
   Py_RETURN_NONE;
+}
+
+/* ---- steps on loops without asyncio's Handle (uvloop) ----------------------------------------
+ * uvloop runs callbacks through its own handles, but CPython's Tasks and Futures schedule every
+ * step and wakeup with loop.call_soon looked up on the loop object, where an instance attribute
+ * comes first. A SoonHook put there (by loopscope._state) stands in for the loop's bound
+ * call_soon: a step of a recorded task is scheduled as a StepCall, which time_step()s the original
+ * callback when the loop runs it; every other call goes to the original untouched. Both types
+ * wrap one callable (`__wrapped__`) and answer attributes they lack from it, so asyncio's and
+ * uvloop's formatting of a handle (debug logs) reads the same as without loopscope. */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *wrapped;   /* SoonHook: the loop's bound call_soon; StepCall: the task's callback */
+  vectorcallfunc vectorcall;
+} wrap_obj;
+
+static PyTypeObject SoonHook_Type, StepCall_Type;
+
+typedef struct { PyObject *cb; PyObject *const *args; size_t nargsf; PyObject *kwnames; } fwd_call;
+
+static PyObject *run_fwd(void *arg) {
+  fwd_call *f = arg;
+  return PyObject_Vectorcall(f->cb, f->args, f->nargsf, f->kwnames);
+}
+
+static PyObject *stepcall_vectorcall(wrap_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (!self->wrapped) { PyErr_SetString(PyExc_RuntimeError, "loopscope: step callback cleared"); return NULL; }
+  fwd_call f = {Py_NewRef(self->wrapped), args, nargsf, kwnames};
+  PyObject *r = PyList_GET_SIZE(G.active) ? time_step(f.cb, run_fwd, &f) : run_fwd(&f);
+  Py_DECREF(f.cb);
+  return r;
+}
+
+#define SOON_MAX_ARGS 8
+
+static PyObject *soonhook_vectorcall(wrap_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  size_t nargs = PyVectorcall_NARGS(nargsf), nall = nargs + (size_t)(kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+  /* a recorded task's step or wakeup; inside our factory the task being made is not registered
+   * yet (its first step is scheduled by its constructor), so it is wrapped and looked up later */
+  PyObject *task = nargs && nall <= SOON_MAX_ARGS && PyList_GET_SIZE(G.active) ? task_of_callback(args[0]) : NULL;
+  if (!task || !(G.factory_depth > 0 || tab_find(task)))
+    return PyObject_Vectorcall(self->wrapped, args, nargsf, kwnames);
+  wrap_obj *step = PyObject_GC_New(wrap_obj, &StepCall_Type);
+  if (!step) return NULL;
+  step->wrapped = Py_NewRef(args[0]);
+  step->vectorcall = (vectorcallfunc)stepcall_vectorcall;
+  PyObject_GC_Track(step);
+  PyObject *stack[1 + SOON_MAX_ARGS]; /* stack[0] is free for the bound method's self */
+  stack[1] = (PyObject *)step;
+  for (size_t i = 1; i < nall; i++) stack[1 + i] = args[i];
+  PyObject *r = PyObject_Vectorcall(self->wrapped, stack + 1, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+  Py_DECREF(step);
+  return r;
+}
+
+static PyObject *soonhook_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+  PyObject *orig;
+  if (kw && PyDict_GET_SIZE(kw)) { PyErr_SetString(PyExc_TypeError, "SoonHook(call_soon) takes no keywords"); return NULL; }
+  if (!PyArg_ParseTuple(args, "O:SoonHook", &orig)) return NULL;
+  if (!PyCallable_Check(orig)) { PyErr_SetString(PyExc_TypeError, "SoonHook needs the loop's call_soon"); return NULL; }
+  wrap_obj *self = PyObject_GC_New(wrap_obj, type);
+  if (!self) return NULL;
+  self->wrapped = Py_NewRef(orig);
+  self->vectorcall = (vectorcallfunc)soonhook_vectorcall;
+  PyObject_GC_Track(self);
+  return (PyObject *)self;
+}
+
+static int wrap_traverse(wrap_obj *self, visitproc visit, void *arg) {
+  Py_VISIT(self->wrapped);
+  return 0;
+}
+
+static int wrap_clear(wrap_obj *self) {
+  Py_CLEAR(self->wrapped);
+  return 0;
+}
+
+static void wrap_dealloc(wrap_obj *self) {
+  PyObject_GC_UnTrack(self);
+  Py_CLEAR(self->wrapped);
+  PyObject_GC_Del(self);
+}
+
+static PyObject *wrap_repr(wrap_obj *self) {
+  return self->wrapped ? PyObject_Repr(self->wrapped) : PyUnicode_FromString("<loopscope wrapper (cleared)>");
+}
+
+/* the wrapper's own attributes first, then the wrapped callable's (__self__, __qualname__, ...) */
+static PyObject *wrap_getattro(wrap_obj *self, PyObject *name) {
+  PyObject *r = PyObject_GenericGetAttr((PyObject *)self, name);
+  if (r || !self->wrapped || !PyErr_ExceptionMatches(PyExc_AttributeError)) return r;
+  PyErr_Clear();
+  return PyObject_GetAttr(self->wrapped, name);
+}
+
+static PyMemberDef wrap_members[] = {
+    {"__wrapped__", T_OBJECT, offsetof(wrap_obj, wrapped), READONLY, "the wrapped callable"},
+    {NULL, 0, 0, 0, NULL}};
+
+#define WRAP_TYPE(NAME, DOC, NEW)                                                             \
+  {                                                                                           \
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core." NAME,                         \
+    .tp_basicsize = sizeof(wrap_obj),                                                         \
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,         \
+    .tp_doc = DOC, .tp_new = NEW, .tp_dealloc = (destructor)wrap_dealloc,                     \
+    .tp_traverse = (traverseproc)wrap_traverse, .tp_clear = (inquiry)wrap_clear,              \
+    .tp_call = PyVectorcall_Call, .tp_vectorcall_offset = offsetof(wrap_obj, vectorcall),     \
+    .tp_repr = (reprfunc)wrap_repr, .tp_getattro = (getattrofunc)wrap_getattro,               \
+    .tp_members = wrap_members,                                                               \
+  }
+
+static PyTypeObject SoonHook_Type = WRAP_TYPE("SoonHook", "SoonHook(loop.call_soon): set as the loop's call_soon, "
+                                              "times the steps of recorded tasks", soonhook_new);
+static PyTypeObject StepCall_Type = WRAP_TYPE("StepCall", "a recorded task's step, timed when the loop runs it", NULL);
+
+/* True when loop's call_soon is a SoonHook: its tasks' steps (and so their ends) are seen. */
+static int steps_hooked(PyObject *loop) {
+  PyObject *cs = PyObject_GetAttr(loop, G.s_call_soon);
+  if (!cs) { PyErr_Clear(); return 0; }
+  int r = Py_TYPE(cs) == &SoonHook_Type;
+  Py_DECREF(cs);
+  return r;
 }
 
 /* ---- watchdog ---------------------------------------------------------------------------- */
@@ -2030,7 +2183,8 @@ static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "loopscope._core"
   if (!(G.field = PyUnicode_InternFromString(text))) return NULL
 
 PyMODINIT_FUNC PyInit__core(void) {
-  if (PyType_Ready(&Session_Type) < 0 || PyType_Ready(&Factory_Type) < 0 || PyType_Ready(&Request_Type) < 0)
+  if (PyType_Ready(&Session_Type) < 0 || PyType_Ready(&Factory_Type) < 0 || PyType_Ready(&SoonHook_Type) < 0 ||
+      PyType_Ready(&StepCall_Type) < 0 || PyType_Ready(&Request_Type) < 0)
     return NULL;
   PyObject *m = PyModule_Create(&module_def);
   if (!m) return NULL;
@@ -2051,6 +2205,7 @@ PyMODINIT_FUNC PyInit__core(void) {
   INTERN(s_time, "time");
   INTERN(s_get, "get");
   INTERN(s_run, "run");
+  INTERN(s_call_soon, "call_soon");
   INTERN(s_type, "type");
   INTERN(s_method, "method");
   INTERN(s_path, "path");
@@ -2075,8 +2230,12 @@ PyMODINIT_FUNC PyInit__core(void) {
   if (!(G.done_cb = PyCFunction_New(&done_cb_def, NULL))) return NULL;
   Py_INCREF(&Session_Type);
   Py_INCREF(&Factory_Type);
+  Py_INCREF(&SoonHook_Type);
+  Py_INCREF(&StepCall_Type);
   if (PyModule_AddObject(m, "Session", (PyObject *)&Session_Type) ||
-      PyModule_AddObject(m, "TaskFactory", (PyObject *)&Factory_Type)) {
+      PyModule_AddObject(m, "TaskFactory", (PyObject *)&Factory_Type) ||
+      PyModule_AddObject(m, "SoonHook", (PyObject *)&SoonHook_Type) ||
+      PyModule_AddObject(m, "StepCall", (PyObject *)&StepCall_Type)) {
     Py_DECREF(m);
     return NULL;
   }

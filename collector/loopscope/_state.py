@@ -1,6 +1,6 @@
 # _state.py — the process-wide install state: the settings in force, the C module once started,
-# and the hooks put into asyncio (Handle._run, task factories). install()/uninstall() live in
-# __init__.py; this module only holds and applies state.
+# and the hooks put into asyncio (Handle._run, task factories, call_soon of uvloop's loops).
+# install()/uninstall() live in __init__.py; this module only holds and applies state.
 from __future__ import annotations
 
 import asyncio
@@ -88,11 +88,14 @@ def _run_failed_for() -> Any:
 
 
 def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Put loopscope's task factory on `loop`, chaining the one already there."""
+    """Put loopscope's task factory on `loop`, chaining the one already there; on a loop that does
+    not run callbacks through asyncio's Handle (uvloop), also its call_soon (see hook_steps)."""
     global hooked_loop
     if core is None:
         return
     hooked_loop = loop
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        hook_steps(loop)
     current = loop.get_task_factory()
     if isinstance(current, core.TaskFactory):
         return
@@ -101,6 +104,52 @@ def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
         _orig_set_task_factory(loop, factory)
     else:
         loop.set_task_factory(factory)
+
+
+_step_hooked: Any = None  # WeakSet of the loops whose call_soon is a core.SoonHook
+
+
+def hook_steps(loop: asyncio.AbstractEventLoop) -> None:
+    """Tasks schedule their steps with loop.call_soon, looked up on the loop object: an instance
+    attribute (core.SoonHook around the loop's own method) sees them on uvloop too. The loop's
+    set_task_factory is wrapped the same way, so a factory the app sets later is chained as on
+    asyncio's loops, and close() takes all three away again."""
+    global _step_hooked
+    attrs = getattr(loop, "__dict__", None)
+    if attrs is None or isinstance(attrs.get("call_soon"), core.SoonHook) or loop.is_closed():
+        return
+    import weakref
+    try:
+        if _step_hooked is None:
+            _step_hooked = weakref.WeakSet()
+        _step_hooked.add(loop)
+    except TypeError:  # no weak references: it could not be unhooked at uninstall
+        return
+    close, set_factory = loop.close, loop.set_task_factory
+
+    def closing() -> None:
+        unhook_steps(loop)
+        close()
+
+    def set_task_factory(factory: Any) -> None:
+        if core is not None and not isinstance(factory, core.TaskFactory):
+            factory = core.TaskFactory(factory)
+        set_factory(factory)
+
+    closing.loopscope_hook = set_task_factory.loopscope_hook = True
+    attrs["call_soon"] = core.SoonHook(loop.call_soon)
+    attrs["set_task_factory"] = set_task_factory
+    attrs["close"] = closing
+
+
+def unhook_steps(loop: asyncio.AbstractEventLoop) -> None:
+    attrs = getattr(loop, "__dict__", {})
+    for name in ("call_soon", "set_task_factory", "close"):
+        value = attrs.get(name)
+        if (core is not None and isinstance(value, core.SoonHook)) or getattr(value, "loopscope_hook", False):
+            del attrs[name]
+    if _step_hooked is not None:
+        _step_hooked.discard(loop)
 
 
 def _new_event_loop():
@@ -212,6 +261,8 @@ def meta_static(service: str) -> str:
 def remove_hooks() -> None:
     global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task, hooked_loop
     hooked_loop = None
+    for loop in list(_step_hooked or ()):
+        unhook_steps(loop)
     core.unpatch_handle()
     if _orig_create_task is not None:
         asyncio.BaseEventLoop.create_task = _orig_create_task
