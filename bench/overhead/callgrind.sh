@@ -9,6 +9,7 @@
 # natively. The script measures that slowdown on the 'off' run (wall time under valgrind / native)
 # and stretches the period by it for the 'on' runs, so the heartbeat fires as often per unit of
 # work as at 10 ms natively. Both figures are printed; LS_CG_RAW_LAG=1 keeps the 10 ms period.
+# LS_CG_LOOP=uvloop runs the workload on uvloop (its event loop policy) instead of asyncio's loop.
 set -euo pipefail
 PY="$1"; WL="$2"; SERVER="$3"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,6 +19,9 @@ import asyncio, os, sys, time, warnings
 sys.path.insert(0, "$HERE")
 import bench, loopscope
 warnings.simplefilter("ignore")
+if os.environ.get("LS_CG_LOOP") == "uvloop":
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 mode, n, wl = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.request_loop}[wl]
 if mode == "on":
@@ -44,4 +48,4 @@ note="lag period ${period} ms under valgrind = 10 ms native"
 [ "${LS_CG_RAW_LAG:-0}" = 1 ] && period=10 && note="lag period 10 ms under valgrind, not stretched: ~${slow}x the native ticks per run"
 read -r on1 _ <<<"$(LS_CG_SAMPLE_MS=$period count on 1)"
 read -r on3 _ <<<"$(LS_CG_SAMPLE_MS=$period count on 3)"
-python3 -c "off=($off3-$off1)/2; on=($on3-$on1)/2; print('$WL: per run %.0fM instructions off, %.0fM on: %.3fx   (valgrind slowdown ${slow}x; ${note})' % (off/1e6, on/1e6, on/off))"
+python3 -c "off=($off3-$off1)/2; on=($on3-$on1)/2; print('$WL${LS_CG_LOOP:+ on $LS_CG_LOOP}: per run %.0fM instructions off, %.0fM on: %.3fx   (valgrind slowdown ${slow}x; ${note})' % (off/1e6, on/1e6, on/off))"

@@ -1230,7 +1230,9 @@ static PyObject *call_orig_run(PyObject *handle) {
  * caller with run known, so Handle._run pays no indirect call for the uvloop path's sake. */
 static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void *), void *arg) {
   uint64_t t0 = now_ns();
-  uint_fast64_t seq = atomic_fetch_add_explicit(&G.hb_seq, 1, memory_order_relaxed) + 1;
+  /* only threads holding the GIL write the heartbeat: a plain increment, no locked instruction */
+  uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed) + 1;
+  atomic_store_explicit(&G.hb_seq, seq, memory_order_relaxed);
   atomic_store_explicit(&G.hb_start, t0, memory_order_relaxed);
   atomic_store_explicit(&G.hb_busy, 1, memory_order_release);
   G.loop_tstate = PyThreadState_Get();
