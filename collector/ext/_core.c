@@ -4,174 +4,13 @@
  * suspension, runs the blocking watchdog thread and the lag heartbeat, and hands every event to
  * the C core (collector/src/), which keeps, encodes and ships them. Settings, sessions' Python
  * API and install order are loopscope/'s. */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <frameobject.h>
-#include <structmember.h>
+#include "core.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "lscore.h"
-
-#if PY_VERSION_HEX < 0x030B0000
-#define LS_PY310 1
-#endif
-
-/* ---- module state --------------------------------------------------------------------------
- * One collector per process, as the Python API allows only one install(): the module keeps its
- * state in this one struct. Everything except the heartbeat atomics is touched under the GIL. */
-
-typedef struct code_info {
-  PyObject *code;          /* strong: keeps the pointer from being reused while cached */
-  PyObject *qualname;      /* strong str */
-  PyObject *fullname;      /* strong str: module.qualname, the task's "coro" */
-  const char *file, *func, *qual, *full; /* UTF-8 views into the strings above / the code */
-  Py_ssize_t nfile, nfunc, nqual, nfull;
-  int is_lib;              /* file under the stdlib or site-packages */
-  int is_asyncio;          /* file inside the asyncio package (its own housekeeping tasks) */
-} code_info;
-
-typedef struct session_obj session_obj;
-
-/* what a task factory call in progress saw before calling the real factory (eager tasks) */
-typedef struct eager_frame {
-  session_obj *sess;       /* borrowed for the duration of the call */
-  uint64_t parent, t0;
-} eager_frame;
-#define EAGER_MAX 64
-
-typedef struct task_entry {
-  struct task_entry *snext, *sprev; /* the session's list of its live entries */
-  PyObject *task;          /* borrowed: the key; entries go away when the task ends */
-  PyObject *coro;          /* borrowed: the task holds it while pending */
-  session_obj *sess;       /* strong */
-  uint64_t id, parent, created;
-  code_info *coro_info;    /* may be NULL */
-  int announced;
-  /* the await in progress, if any: emitted when the next step starts (its end) */
-  int awaiting;
-  uint64_t await_t;
-  int32_t await_line;
-  code_info *await_at;     /* the user's frame's code, NULL when unknown */
-  char what[96];
-  size_t nwhat;
-} task_entry;
-
-struct session_obj {
-  PyObject_HEAD
-  ls_session *ls;          /* NULL before open and after close */
-  PyObject *id;            /* str */
-  uint64_t start;          /* monotonic ns */
-  uint64_t next_id, ntasks, max_tasks, dropped_tasks;
-  int active;
-  unsigned generation;     /* fork generation the session was opened in */
-  task_entry *entries;     /* live entries of this session's tasks */
-};
-
-static struct {
-  ls_collector *core;
-  int started;
-  unsigned generation;             /* bumped in a forked child: older sessions are dead there */
-  /* settings */
-  uint64_t block_ns, lag_ns;
-  uint64_t max_tasks;
-  PyObject *lib_prefixes;          /* tuple of str */
-  PyObject *asyncio_prefix;        /* str: the asyncio package directory */
-  char *meta_static;               /* ,"service":..,"host":..,"python":.. pre-encoded, malloc'd */
-  long pid;                        /* getpid() is a system call: read at start and after fork */
-  PyObject *session_var;           /* ContextVar */
-  /* hooks */
-  PyObject *handle_type, *orig_run;
-  Py_ssize_t off_callback;
-  Py_ssize_t off_args, off_context; /* Handle's _args and _context slots, 0 when not found */
-  PyObject *run_failed;            /* Python: the except branch of Handle._run, or NULL */
-  PyObject *task_types;            /* tuple of Task classes (C and Python) */
-  PyObject *wrapper_types;         /* tuple of C step-wrapper types whose first field is the task */
-  PyTypeObject *future_iter_type;  /* C FutureIter (first field: the future), or NULL */
-  PyTypeObject *c_task_type;       /* _asyncio.Task */
-  int created_state;               /* 3.11+: cr_frame_state of a coroutine not started yet, -128
-                                    * when not learnt at setup */
-  int completed_state;             /* 3.11+: cr_frame_state of a finished coroutine, -128 when the
-                                    * "negative = not finished" rule was not confirmed at setup */
-  Py_ssize_t task_name_off;        /* offset of its name field (str, or the int of a default
-                                    * "Task-<n>" name on 3.12+), 0 when not found at setup */
-  PyObject *current_task;          /* asyncio.current_task */
-  PyObject *task_cls;              /* asyncio.Task: the default factory */
-  int eager_aware;                 /* 3.12+: the first step may run inside the factory */
-  int fast_frames;                 /* 3.11: the interpreter frame layout was confirmed at setup */
-  PyObject *base_loop_type;        /* asyncio.BaseEventLoop: its loops run tasks through Handle */
-  PyObject *done_cb;               /* done callback for tasks of other loops (uvloop) */
-  /* ASGI requests (the middleware's per-request work) */
-  PyObject *get_running_loop;      /* asyncio.get_running_loop */
-  PyObject *hook_loop;             /* loopscope._state.hook_loop, called once per new loop */
-  PyObject *hooked_loop;           /* strong: the loop hook_loop was last called for */
-  char *url_prefix;                /* "<server>/sessions/", malloc'd */
-  char id_prefix[24];              /* "s-<16 hex>-", new per process (and per forked child) */
-  uint64_t id_counter;
-  PyObject *header_name;           /* b"x-loopscope-session" */
-  int factory_depth;
-  eager_frame eager[EAGER_MAX];    /* one per factory call in progress, by depth */
-  /* capture */
-  PyObject *active;                /* list of active sessions */
-  task_entry **tab;                /* open addressing by task pointer, linear probing */
-  size_t tab_cap, tab_len;
-  code_info **codes;
-  size_t codes_cap, codes_len;
-  task_entry *cur;                 /* the entry whose step is running */
-  uint64_t cur_t0;                 /* when that step started */
-  /* lag */
-  PyObject *lag_loop;              /* strong, the loop the heartbeat runs on */
-  int lag_pending;
-  uint64_t lag_due;
-  PyObject *lag_tick;              /* the C callable scheduled with call_at */
-  /* watchdog: the loop thread writes the heartbeat, the watchdog reads it without the GIL */
-  pthread_t wd_thread;
-  int wd_running;
-  atomic_int wd_stop;
-  atomic_uint_fast64_t hb_seq, hb_start;
-  atomic_int hb_busy;
-  PyThreadState *loop_tstate;
-  uint64_t block_seq;              /* the heartbeat a captured stack belongs to (GIL) */
-  PyObject *block_stack;           /* list of (file, line, func, src) or NULL (GIL) */
-  /* interned names */
-  getter get_cr_await, get_gi_yieldfrom; /* the getset functions of coroutine.cr_await and
-                                    * generator.gi_yieldfrom, called directly (no attribute lookup) */
-  PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
-      *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
-      *s_call_at, *s_time, *s_get, *s_run, *s_call_soon, *s_type, *s_method, *s_path, *s_headers,
-      *s_websocket, *s_scope_state, *s_state_key, *s_response_start, *s_get_coro;
-} G;
+ls_module G;
 
 #define LINE_CACHE 4096
 /* (code, instruction offset) -> line, for code objects held by the code cache */
 static struct line_slot { PyObject *code; int lasti, line; } line_cache[LINE_CACHE];
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rel(const session_obj *s, uint64_t t) { return t > s->start ? t - s->start : 0; }
-
-static int session_live(const session_obj *s) {
-  return s && s->active && s->ls && s->generation == G.generation;
-}
-
-static ls_str str_of(PyObject *u) {
-  ls_str r = {NULL, 0};
-  if (u && PyUnicode_Check(u)) {
-    Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(u, &n);
-    if (p) { r.p = p; r.n = (size_t)n; }
-    else PyErr_Clear();
-  }
-  return r;
-}
 
 static void emit(session_obj *s, ls_event *ev) {
   if (session_live(s)) ls_emit(s->ls, ev);
@@ -672,7 +511,6 @@ static void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
 
 /* ---- sessions ---------------------------------------------------------------------------- */
 
-static PyTypeObject Session_Type;
 static void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack);
 
 static code_info *coro_code_info(PyObject *coro) {
@@ -723,7 +561,7 @@ static void session_dealloc(session_obj *self) {
 /* Opens self as a session named name (a str) with a task cap: the meta object is built here from
  * the name, the pid, the wall clock and the fields fixed at start (service, host, python).
  * 0, or -1 with an exception set. */
-static int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
+int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
   const char *id = PyUnicode_AsUTF8(self->id);
@@ -761,7 +599,7 @@ static PyObject *session_open(session_obj *self, PyObject *args) {
 }
 
 /* Ends the session: tasks still pending get their open await closed; the end event goes out. */
-static PyObject *session_close(session_obj *self, PyObject *unused) {
+PyObject *session_close(session_obj *self, PyObject *unused) {
   (void)unused;
   if (!self->active) Py_RETURN_NONE;
   uint64_t t = now_ns();
@@ -814,7 +652,7 @@ static PyObject *session_close(session_obj *self, PyObject *unused) {
 
 /* Records the running task as this session's root (the request handler's task): 1 when it is
  * recorded now, 0 when it cannot be (another session has it, the cap, no memory). */
-static int adopt_task(session_obj *self, PyObject *task) {
+int adopt_task(session_obj *self, PyObject *task) {
   if (!session_live(self)) return 0;
   if (tab_find(task)) return 0; /* it belongs to another session already */
   PyObject *coro = PyObject_CallMethodNoArgs(task, G.s_get_coro);
@@ -839,7 +677,7 @@ static PyObject *session_release(session_obj *self, PyObject *task) {
   Py_RETURN_NONE;
 }
 
-static PyObject *session_stats(session_obj *self, PyObject *unused) {
+PyObject *session_stats(session_obj *self, PyObject *unused) {
   (void)unused;
   return Py_BuildValue("{sKsKsKsi}", "tasks", (unsigned long long)self->ntasks, "dropped_tasks",
                        (unsigned long long)self->dropped_tasks, "start_ns", (unsigned long long)self->start,
@@ -858,7 +696,7 @@ static PyMemberDef session_members[] = {
     {"id", T_OBJECT, offsetof(session_obj, id), READONLY, "session id"},
     {NULL, 0, 0, 0, NULL}};
 
-static PyTypeObject Session_Type = {
+PyTypeObject Session_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Session",
     .tp_basicsize = sizeof(session_obj),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -888,7 +726,7 @@ static int lag_schedule(PyObject *loop, uint64_t due) {
   return 0;
 }
 
-static void lag_ensure(PyObject *loop) {
+void lag_ensure(PyObject *loop) {
   if (G.lag_pending && G.lag_loop == loop) return;
   if (lag_schedule(loop, now_ns() + G.lag_ns)) PyErr_Clear();
 }
@@ -1561,304 +1399,6 @@ static void watchdog_stop(void) {
   Py_END_ALLOW_THREADS
   G.wd_running = 0;
 }
-
-/* ---- ASGI requests ---------------------------------------------------------------------------
- * What LoopscopeMiddleware does per request, in C, because a tiny request pays for every Python
- * line around it: name the session from the scope, open it, make it the context's session, hook
- * the running loop once, start the lag heartbeat, adopt the request's task, put the request in
- * scope["state"], and stand in for `send` to add the X-Loopscope-Session header. */
-
-typedef struct {
-  PyObject_HEAD
-  session_obj *sess;   /* strong */
-  PyObject *token;     /* the contextvar token until close(), or NULL */
-  PyObject *send;      /* the server's send callable */
-  PyObject *header;    /* (b"x-loopscope-session", url bytes), or NULL: no header added */
-  vectorcallfunc vectorcall;
-} request_obj;
-
-static PyTypeObject Request_Type;
-static PyObject *request_send(request_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-
-/* Writes a new session id into buf (NUL-terminated) and returns its length: the process's random
- * prefix and a counter, so no system call per request. */
-#define ID_MAX (sizeof G.id_prefix + 17)
-static size_t new_session_id(char buf[ID_MAX]) {
-  static const char hex[] = "0123456789abcdef";
-  if (!G.id_prefix[0]) {
-    unsigned char r[8];
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(r, 1, sizeof r, f) : 0;
-    if (f) fclose(f);
-    if (got != sizeof r) { /* no /dev/urandom: time and pid still make a collision unlikely */
-      uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32);
-      for (int i = 0; i < 8; i++) r[i] = (unsigned char)(x >> (8 * i));
-    }
-    char *p = G.id_prefix;
-    *p++ = 's';
-    *p++ = '-';
-    for (int i = 0; i < 8; i++) { *p++ = hex[r[i] >> 4]; *p++ = hex[r[i] & 15]; }
-    *p++ = '-';
-    *p = 0;
-  }
-  size_t n = strlen(G.id_prefix);
-  memcpy(buf, G.id_prefix, n);
-  char tmp[16];
-  int k = 0;
-  uint64_t v = ++G.id_counter;
-  do { tmp[k++] = hex[v & 15]; v >>= 4; } while (v);
-  while (k) buf[n++] = tmp[--k];
-  buf[n] = 0;
-  return n;
-}
-
-/* scope[key] (borrowed-like: new ref), or NULL with no exception when missing. */
-static PyObject *scope_get(PyObject *scope, PyObject *key) {
-  if (PyDict_CheckExact(scope)) return Py_XNewRef(PyDict_GetItemWithError(scope, key));
-  PyObject *v = PyObject_GetItem(scope, key);
-  if (!v && PyErr_ExceptionMatches(PyExc_KeyError)) PyErr_Clear();
-  return v;
-}
-
-/* Appends str v (UTF-8) to buf at *n, within cap; other types are left out. */
-static void name_put(char *buf, size_t *n, size_t cap, PyObject *v) {
-  ls_str u = str_of(v);
-  if (!u.p) return;
-  size_t k = u.n < cap - *n ? u.n : cap - *n;
-  memcpy(buf + *n, u.p, k);
-  *n += k;
-}
-
-/* "GET /path" or "WS /path" (loopscope.asgi.request_name) into buf; its length, or -1 with an
- * exception set. The session meta keeps at most 1024 bytes of a name anyway. */
-static Py_ssize_t request_name_of(PyObject *scope, char *buf, size_t cap) {
-  PyObject *type = scope_get(scope, G.s_type), *path = NULL, *method = NULL;
-  Py_ssize_t r = -1;
-  size_t n = 0;
-  if (!type && PyErr_Occurred()) return -1;
-  if (!(path = scope_get(scope, G.s_path)) && PyErr_Occurred()) goto out;
-  int ws = type && PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_websocket) == 0;
-  if (!ws && !(method = scope_get(scope, G.s_method)) && PyErr_Occurred()) goto out;
-  if (ws) { memcpy(buf, "WS", 2); n = 2; }
-  else if (method) name_put(buf, &n, cap, method);
-  else { memcpy(buf, "GET", 3); n = 3; }
-  if (n < cap) buf[n++] = ' ';
-  if (path) name_put(buf, &n, cap, path);
-  r = (Py_ssize_t)n;
-out:
-  Py_XDECREF(type);
-  Py_XDECREF(path);
-  Py_XDECREF(method);
-  return r;
-}
-
-/* Ends the request's session and gives the context its previous session back. Idempotent. */
-static int request_end(request_obj *self) {
-  int rc = 0;
-  if (self->token) {
-    if (PyContextVar_Reset(G.session_var, self->token) < 0) {
-      if (PyErr_ExceptionMatches(PyExc_ValueError)) PyErr_Clear(); /* ended in another context */
-      else rc = -1;
-    }
-    Py_CLEAR(self->token);
-  }
-  if (self->sess) {
-    PyObject *r = session_close(self->sess, NULL);
-    if (!r) rc = -1;
-    Py_XDECREF(r);
-  }
-  return rc;
-}
-
-/* request_open(scope, send, name, header) -> Request: the session is open and current. name None:
- * named from the scope. header: whether send adds the X-Loopscope-Session header. */
-static PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
-  (void)mod;
-  if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "request_open(scope, send, name, header)"); return NULL; }
-  if (!G.started || !G.get_running_loop) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
-  PyObject *scope = args[0], *name = args[2];
-  int header = PyObject_IsTrue(args[3]);
-  if (header < 0) return NULL;
-  PyObject *loop = PyObject_CallNoArgs(G.get_running_loop);
-  if (!loop) return NULL;
-  request_obj *req = PyObject_GC_New(request_obj, &Request_Type);
-  if (!req) { Py_DECREF(loop); return NULL; }
-  req->sess = NULL;
-  req->token = req->header = NULL;
-  req->send = Py_NewRef(args[1]);
-  req->vectorcall = (vectorcallfunc)request_send;
-  PyObject_GC_Track(req);
-  char nbuf[1024], idbuf[ID_MAX];
-  ls_str nm = {nbuf, 0};
-  if (name == Py_None) {
-    Py_ssize_t k = request_name_of(scope, nbuf, sizeof nbuf);
-    if (k < 0) goto fail;
-    nm.n = (size_t)k;
-  } else if (PyUnicode_Check(name)) {
-    Py_ssize_t k;
-    if (!(nm.p = PyUnicode_AsUTF8AndSize(name, &k))) goto fail;
-    nm.n = (size_t)k;
-  } else {
-    PyErr_Format(PyExc_TypeError, "loopscope: a request name must be a str, not %.100s", Py_TYPE(name)->tp_name);
-    goto fail;
-  }
-  size_t idn = new_session_id(idbuf);
-  req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
-  if (!req->sess || !(req->sess->id = PyUnicode_FromStringAndSize(idbuf, (Py_ssize_t)idn))) goto fail;
-  req->sess->max_tasks = G.max_tasks;
-  int rc = session_begin(req->sess, nm, G.max_tasks);
-  if (rc) goto fail;
-  if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;
-  if (loop != G.hooked_loop) {
-    PyObject *r = G.hook_loop ? PyObject_CallOneArg(G.hook_loop, loop) : Py_NewRef(Py_None);
-    if (!r) goto fail;
-    Py_DECREF(r);
-    Py_XSETREF(G.hooked_loop, Py_NewRef(loop));
-  }
-  lag_ensure(loop);
-  PyObject *task = PyObject_CallOneArg(G.current_task, loop);
-  if (!task) goto fail;
-  if (task != Py_None) adopt_task(req->sess, task);
-  Py_DECREF(task);
-  /* scope.setdefault("state", {})["loopscope_session"] = request; a read-only state is left be */
-  PyObject *state = NULL, *fresh = PyDict_New();
-  if (!fresh) goto fail;
-  if (PyDict_CheckExact(scope)) state = Py_XNewRef(PyDict_SetDefault(scope, G.s_scope_state, fresh));
-  else state = PyObject_CallMethod(scope, "setdefault", "OO", G.s_scope_state, fresh);
-  Py_DECREF(fresh);
-  if (!state) goto fail;
-  rc = PyObject_SetItem(state, G.s_state_key, (PyObject *)req);
-  Py_DECREF(state);
-  if (rc < 0) {
-    if (!PyErr_ExceptionMatches(PyExc_TypeError)) goto fail;
-    PyErr_Clear();
-  }
-  if (header) {
-    size_t pn = strlen(G.url_prefix ? G.url_prefix : "");
-    PyObject *url = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(pn + idn));
-    if (!url) goto fail;
-    memcpy(PyBytes_AS_STRING(url), G.url_prefix ? G.url_prefix : "", pn);
-    memcpy(PyBytes_AS_STRING(url) + pn, idbuf, idn);
-    req->header = PyTuple_Pack(2, G.header_name, url);
-    Py_DECREF(url);
-    if (!req->header) goto fail;
-  }
-  Py_DECREF(loop);
-  return (PyObject *)req;
-fail:
-  Py_DECREF(loop);
-  {
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    if (request_end(req)) PyErr_Clear();
-    PyErr_Restore(et, ev, tb);
-  }
-  Py_DECREF(req);
-  return NULL;
-}
-
-/* request(message): the server's send, with the header added to http.response.start. Returns
- * what send returns (the awaitable the app awaits): no coroutine of our own per message. */
-static PyObject *request_send(request_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  if (nargs != 1 || kwnames) { PyErr_SetString(PyExc_TypeError, "send(message)"); return NULL; }
-  PyObject *msg = args[0];
-  if (self->header) {
-    PyObject *type = scope_get(msg, G.s_type);
-    if (!type && PyErr_Occurred()) return NULL;
-    int start = type && PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_response_start) == 0;
-    Py_XDECREF(type);
-    if (start) {
-      PyObject *copy = PyDict_New(), *headers = NULL, *list = NULL, *r = NULL;
-      if (!copy || PyDict_Update(copy, msg) < 0) goto done;
-      headers = scope_get(copy, G.s_headers);
-      if (!headers && PyErr_Occurred()) goto done;
-      if (!(list = headers ? PySequence_List(headers) : PyList_New(0))) goto done;
-      if (PyList_Append(list, self->header) < 0 || PyDict_SetItem(copy, G.s_headers, list) < 0) goto done;
-      r = PyObject_CallOneArg(self->send, copy);
-    done:
-      Py_XDECREF(copy);
-      Py_XDECREF(headers);
-      Py_XDECREF(list);
-      return r;
-    }
-  }
-  return PyObject_CallOneArg(self->send, msg);
-}
-
-static PyObject *request_close(request_obj *self, PyObject *unused) {
-  (void)unused;
-  if (request_end(self)) return NULL;
-  Py_RETURN_NONE;
-}
-
-static PyObject *request_get_id(request_obj *self, void *closure) {
-  (void)closure;
-  return Py_NewRef(self->sess && self->sess->id ? self->sess->id : Py_None);
-}
-
-static PyObject *request_get_url(request_obj *self, void *closure) {
-  (void)closure;
-  if (!self->sess || !self->sess->id) Py_RETURN_NONE;
-  return PyUnicode_FromFormat("%s%U", G.url_prefix ? G.url_prefix : "", self->sess->id);
-}
-
-static PyObject *request_get_recording(request_obj *self, void *closure) {
-  (void)closure;
-  return PyBool_FromLong(self->sess && self->sess->active);
-}
-
-static PyObject *request_stats(request_obj *self, PyObject *unused) {
-  if (!self->sess) return PyDict_New();
-  return session_stats(self->sess, unused);
-}
-
-static int request_traverse(request_obj *self, visitproc visit, void *arg) {
-  Py_VISIT(self->sess);
-  Py_VISIT(self->token);
-  Py_VISIT(self->send);
-  Py_VISIT(self->header);
-  return 0;
-}
-
-static int request_clear(request_obj *self) {
-  Py_CLEAR(self->sess);
-  Py_CLEAR(self->token);
-  Py_CLEAR(self->send);
-  Py_CLEAR(self->header);
-  return 0;
-}
-
-static void request_dealloc(request_obj *self) {
-  PyObject_GC_UnTrack(self);
-  request_clear(self);
-  PyObject_GC_Del(self);
-}
-
-static PyMethodDef request_methods[] = {
-    {"close", (PyCFunction)request_close, METH_NOARGS, "end the request's session (idempotent)"},
-    {"stats", (PyCFunction)request_stats, METH_NOARGS, "counters of the request's session"},
-    {NULL, NULL, 0, NULL}};
-
-static PyGetSetDef request_getset[] = {
-    {"id", (getter)request_get_id, NULL, "session id", NULL},
-    {"url", (getter)request_get_url, NULL, "the session's timeline page", NULL},
-    {"recording", (getter)request_get_recording, NULL, "whether the session is still open", NULL},
-    {NULL, NULL, NULL, NULL, NULL}};
-
-static PyTypeObject Request_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Request",
-    .tp_doc = "One request's session; calling it is the app's `send` with the X-Loopscope-Session header",
-    .tp_basicsize = sizeof(request_obj),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_vectorcall_offset = offsetof(request_obj, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_traverse = (traverseproc)request_traverse,
-    .tp_clear = (inquiry)request_clear,
-    .tp_dealloc = (destructor)request_dealloc,
-    .tp_methods = request_methods,
-    .tp_getset = request_getset,
-};
 
 /* ---- module functions -------------------------------------------------------------------- */
 
