@@ -11,6 +11,7 @@
 # work as at 10 ms natively. Both figures are printed; LS_CG_RAW_LAG=1 keeps the 10 ms period.
 # LS_CG_LOOP=uvloop runs the workload on uvloop (its event loop policy) instead of asyncio's loop.
 set -euo pipefail
+export PYTHONHASHSEED=0   # the same dict and set layouts in every run: counts repeat to ~0.1 %
 PY="$1"; WL="$2"; SERVER="$3"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
