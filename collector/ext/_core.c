@@ -1358,7 +1358,11 @@ static PyObject *capture_stack(PyThreadState *ts) {
 
 static void *watchdog_main(void *arg) {
   (void)arg;
-  uint_fast64_t done_seq = 0;
+  /* A stack is taken at half the threshold and again at the threshold: on a machine short of CPU
+   * this thread may get the GIL only after a block just past the threshold has ended, and the
+   * early stack (from the same stuck handle, so usually the same line) then still names it. The
+   * later one replaces it whenever it can be taken. */
+  uint_fast64_t early_seq = 0, done_seq = 0;
   while (!atomic_load(&G.wd_stop)) {
     uint64_t tick = G.block_ns / 10;
     if (tick > 10000000u) tick = 10000000u;
@@ -1368,16 +1372,20 @@ static void *watchdog_main(void *arg) {
     if (!atomic_load_explicit(&G.hb_busy, memory_order_acquire)) continue;
     uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed);
     uint64_t start = atomic_load_explicit(&G.hb_start, memory_order_relaxed);
-    if (seq == done_seq || now_ns() - start < G.block_ns) continue;
-    done_seq = seq;
+    uint64_t stuck = now_ns() - start;
+    if (seq == done_seq || stuck < G.block_ns / 2 || (seq == early_seq && stuck < G.block_ns)) continue;
+    if (stuck >= G.block_ns) done_seq = seq;
+    early_seq = seq;
     if (atomic_load(&G.wd_stop) || !Py_IsInitialized()) break;
     PyGILState_STATE gs = PyGILState_Ensure();
     /* still the same stuck handle? then its stack names the culprit */
     if (G.wd_running && atomic_load(&G.hb_busy) && atomic_load(&G.hb_seq) == seq && G.loop_tstate) {
       PyObject *stack = capture_stack(G.loop_tstate);
       if (!stack) PyErr_Clear();
-      Py_XSETREF(G.block_stack, stack);
-      G.block_seq = seq;
+      else {
+        Py_XSETREF(G.block_stack, stack);
+        G.block_seq = seq;
+      }
     }
     PyGILState_Release(gs);
   }
