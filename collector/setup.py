@@ -16,7 +16,7 @@ setup(
     ext_modules=[
         Extension(
             "loopscope._core",
-            sources=["ext/_core.c", "ext/request.c", "src/lsbuf.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"],
+            sources=["ext/_core.c", "ext/request.c", "ext/lag.c", "ext/watchdog.c", "src/lsbuf.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"],
             include_dirs=["src"],
             libraries=["curl", "z", "pthread"],
             extra_compile_args=cflags,

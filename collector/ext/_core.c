@@ -1,9 +1,10 @@
 /* _core.c — the CPython module loopscope._core: decides what is recorded about the event loop.
  * It times every task step by standing in for asyncio.events.Handle._run (on uvloop: for the loop's
  * call_soon), records tasks from a chaining task factory, captures await points at each
- * suspension, runs the blocking watchdog thread and the lag heartbeat, and hands every event to
- * the C core (collector/src/), which keeps, encodes and ships them. Settings, sessions' Python
- * API and install order are loopscope/'s. */
+ * suspension, keeps the sessions, and hands every event to the C core (collector/src/), which
+ * keeps, encodes and ships them. The blocking watchdog is watchdog.c's, the lag heartbeat lag.c's,
+ * the middleware's per-request work request.c's. Settings, sessions' Python API and install
+ * order are loopscope/'s. */
 #include "core.h"
 
 ls_module G;
@@ -12,9 +13,6 @@ ls_module G;
 /* (code, instruction offset) -> line, for code objects held by the code cache */
 static struct line_slot { PyObject *code; int lasti, line; } line_cache[LINE_CACHE];
 
-static void emit(session_obj *s, ls_event *ev) {
-  if (session_live(s)) ls_emit(s->ls, ev);
-}
 
 /* ---- code object cache ------------------------------------------------------------------- */
 
@@ -707,62 +705,6 @@ PyTypeObject Session_Type = {
     .tp_members = session_members,
 };
 
-/* ---- lag heartbeat ----------------------------------------------------------------------- */
-
-static int lag_schedule(PyObject *loop, uint64_t due) {
-  PyObject *now = PyObject_CallMethodNoArgs(loop, G.s_time);
-  if (!now) return -1;
-  double loop_now = PyFloat_AsDouble(now);
-  Py_DECREF(now);
-  if (loop_now == -1.0 && PyErr_Occurred()) return -1;
-  /* loop.time() is time.monotonic(), the same clock as now_ns() */
-  double when = loop_now + ((double)due - (double)now_ns()) / 1e9;
-  PyObject *h = PyObject_CallMethod(loop, "call_at", "dO", when, G.lag_tick);
-  if (!h) return -1;
-  Py_DECREF(h);
-  G.lag_due = due;
-  G.lag_pending = 1;
-  if (G.lag_loop != loop) Py_XSETREF(G.lag_loop, Py_NewRef(loop));
-  return 0;
-}
-
-void lag_ensure(PyObject *loop) {
-  if (G.lag_pending && G.lag_loop == loop) return;
-  if (lag_schedule(loop, now_ns() + G.lag_ns)) PyErr_Clear();
-}
-
-static PyObject *lag_tick_fn(PyObject *mod, PyObject *unused) {
-  (void)mod; (void)unused;
-  G.lag_pending = 0;
-  uint64_t t = now_ns();
-  uint64_t d = t > G.lag_due ? t - G.lag_due : 0;
-  Py_ssize_t n = PyList_GET_SIZE(G.active);
-  int any = 0;
-  for (Py_ssize_t i = 0; i < n; i++) {
-    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
-    if (!session_live(s) || G.lag_due < s->start) continue;
-    ls_event ev = {0};
-    ev.kind = LS_K_LAG;
-    ev.t = rel(s, G.lag_due);
-    ev.d = d;
-    emit(s, &ev);
-    any = 1;
-  }
-  if ((any || n) && G.lag_loop) {
-    /* one period from now, not from the previous due time: asyncio rounds select timeouts up
-     * to whole milliseconds, and a grid of due times would turn that rounding into a steady
-     * ~1 ms of lag that the loop does not have */
-    if (lag_schedule(G.lag_loop, t + G.lag_ns)) PyErr_Clear();
-  }
-  Py_RETURN_NONE;
-}
-
-static PyObject *mod_lag_start(PyObject *mod, PyObject *loop) {
-  (void)mod;
-  lag_ensure(loop);
-  Py_RETURN_NONE;
-}
-
 /* ---- task factory ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -1329,85 +1271,6 @@ static int steps_hooked(PyObject *loop) {
   return r;
 }
 
-/* ---- watchdog ---------------------------------------------------------------------------- */
-
-/* The loop thread's Python stack, outermost first, as a list of (file, line, func, src).
- * Called by the watchdog with the GIL held while the loop thread is still blocked. */
-static PyObject *capture_stack(PyThreadState *ts) {
-  /* Only code objects' names and line numbers here (microseconds): the loop thread may want the
-   * GIL back any moment. Source lines are read by the sender thread (lssrc.c), off the loop. */
-  PyObject *out = PyList_New(0);
-  if (!out) return NULL;
-  PyFrameObject *f = PyThreadState_GetFrame(ts);
-  int depth = 0;
-  while (f && depth++ < 256) {
-    PyCodeObject *code = PyFrame_GetCode(f);
-    int line = PyFrame_GetLineNumber(f);
-    PyObject *item = Py_BuildValue("(OiOO)", code->co_filename, line, code->co_name, Py_None);
-    Py_DECREF(code);
-    if (!item || PyList_Append(out, item)) { Py_XDECREF(item); PyErr_Clear(); }
-    else Py_DECREF(item);
-    PyFrameObject *back = PyFrame_GetBack(f);
-    Py_DECREF(f);
-    f = back;
-  }
-  Py_XDECREF(f);
-  if (PyList_Reverse(out)) PyErr_Clear(); /* outermost first, as a traceback */
-  return out;
-}
-
-static void *watchdog_main(void *arg) {
-  (void)arg;
-  /* A stack is taken at half the threshold and again at the threshold: on a machine short of CPU
-   * this thread may get the GIL only after a block just past the threshold has ended, and the
-   * early stack (from the same stuck handle, so usually the same line) then still names it. The
-   * later one replaces it whenever it can be taken. */
-  uint_fast64_t early_seq = 0, done_seq = 0;
-  while (!atomic_load(&G.wd_stop)) {
-    uint64_t tick = G.block_ns / 10;
-    if (tick > 10000000u) tick = 10000000u;
-    if (tick < 1000000u) tick = 1000000u;
-    struct timespec ts = {(time_t)(tick / 1000000000u), (long)(tick % 1000000000u)};
-    nanosleep(&ts, NULL);
-    if (!atomic_load_explicit(&G.hb_busy, memory_order_acquire)) continue;
-    uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed);
-    uint64_t start = atomic_load_explicit(&G.hb_start, memory_order_relaxed);
-    uint64_t stuck = now_ns() - start;
-    if (seq == done_seq || stuck < G.block_ns / 2 || (seq == early_seq && stuck < G.block_ns)) continue;
-    if (stuck >= G.block_ns) done_seq = seq;
-    early_seq = seq;
-    if (atomic_load(&G.wd_stop) || !Py_IsInitialized()) break;
-    PyGILState_STATE gs = PyGILState_Ensure();
-    /* still the same stuck handle? then its stack names the culprit */
-    if (G.wd_running && atomic_load(&G.hb_busy) && atomic_load(&G.hb_seq) == seq && G.loop_tstate) {
-      PyObject *stack = capture_stack(G.loop_tstate);
-      if (!stack) PyErr_Clear();
-      else {
-        Py_XSETREF(G.block_stack, stack);
-        G.block_seq = seq;
-      }
-    }
-    PyGILState_Release(gs);
-  }
-  return NULL;
-}
-
-static int watchdog_start(void) {
-  atomic_store(&G.wd_stop, 0);
-  if (pthread_create(&G.wd_thread, NULL, watchdog_main, NULL)) return -1;
-  G.wd_running = 1;
-  return 0;
-}
-
-static void watchdog_stop(void) {
-  if (!G.wd_running) return;
-  atomic_store(&G.wd_stop, 1);
-  Py_BEGIN_ALLOW_THREADS
-  pthread_join(G.wd_thread, NULL);
-  Py_END_ALLOW_THREADS
-  G.wd_running = 0;
-}
-
 /* ---- module functions -------------------------------------------------------------------- */
 
 static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
@@ -1724,7 +1587,6 @@ static PyMethodDef module_methods[] = {
     {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
     {NULL, NULL, 0, NULL}};
 
-static PyMethodDef lag_tick_def = {"_lag_tick", lag_tick_fn, METH_NOARGS, "lag heartbeat"};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "loopscope._core",
                                         "loopscope's C collector", -1, module_methods, NULL, NULL, NULL, NULL};
@@ -1776,7 +1638,7 @@ PyMODINIT_FUNC PyInit__core(void) {
   if (!(G.active = PyList_New(0))) return NULL;
   if (!(G.task_types = PyTuple_New(0))) return NULL;
   if (!(G.wrapper_types = PyTuple_New(0))) return NULL;
-  if (!(G.lag_tick = PyCFunction_New(&lag_tick_def, NULL))) return NULL;
+  if (lag_init()) return NULL;
   if (!(G.done_cb = PyCFunction_New(&done_cb_def, NULL))) return NULL;
   Py_INCREF(&Session_Type);
   Py_INCREF(&Factory_Type);

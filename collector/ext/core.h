@@ -171,14 +171,23 @@ static inline ls_str str_of(PyObject *u) {
   return r;
 }
 
+static inline void emit(session_obj *s, ls_event *ev) {
+  if (session_live(s)) ls_emit(s->ls, ev);
+}
+
 /* sessions (_core.c) */
 extern PyTypeObject Session_Type;
 int session_begin(session_obj *self, ls_str name, uint64_t max_tasks);
 PyObject *session_close(session_obj *self, PyObject *unused);
 PyObject *session_stats(session_obj *self, PyObject *unused);
 int adopt_task(session_obj *self, PyObject *task);
-/* lag heartbeat (_core.c) */
+/* lag heartbeat (lag.c) */
+int lag_init(void);
 void lag_ensure(PyObject *loop);
+PyObject *mod_lag_start(PyObject *mod, PyObject *loop);
+/* blocking watchdog (watchdog.c) */
+int watchdog_start(void);
+void watchdog_stop(void);
 /* ASGI requests (request.c) */
 extern PyTypeObject Request_Type;
 PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
