@@ -155,39 +155,50 @@ int query_sessions(store *s, const char *id, const query_args *a, jbuf *out, cha
 }
 
 /* Looks the session up; every per-session handler starts here. */
-static int open_session(store *s, const char *id, store_reader **r, arena *ar, store_session *x)
-{
-  *r = store_reader_acquire(s);
-  arena_init(ar);
-  int rc = store_find_session(*r, id, ar, x);
-  if(rc) {
-    arena_free(ar);
-    store_reader_release(s, *r);
-    *r = NULL;
-  }
-  return rc;
-}
+/* One query of one stored session: its reader, the arena its strings live in, its row, and what
+ * the handler parsed from the request before the session was looked up. */
+typedef struct session_query {
+  store_reader *r;
+  arena *ar;
+  const store_session *x;
+  jbuf *out;
+  const void *in;
+  char *detail;
+  size_t dlen;
+} session_query;
 
-static int close_session(store *s, store_reader *r, arena *ar, int rc, jbuf *out)
+/* The frame of every per-session query: find the session (LS_ENOTFOUND if it is not there), run
+ * body on it, give the reader back. The answer is body's error, else the output's. */
+static int in_session(store *s, const char *id, jbuf *out, const void *in, char *detail, size_t dlen,
+                      int (*body)(const session_query *q))
 {
-  arena_free(ar);
+  store_reader *r = store_reader_acquire(s);
+  arena ar;
+  arena_init(&ar);
+  store_session x;
+  int rc = store_find_session(r, id, &ar, &x);
+  if(!rc) {
+    session_query q = {r, &ar, &x, out, in, detail, dlen};
+    rc = body(&q);
+  }
+  arena_free(&ar);
   store_reader_release(s, r);
   return rc ? rc : jbuf_status(out);
 }
 
+static int session_body(const session_query *q)
+{
+  jbuf *out = q->out;
+  jbuf_putc(out, '{');
+  int rc = summary_json(q->r, q->x, out);
+  jbuf_putc(out, '}');
+  return rc;
+}
+
 int query_session(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a; (void)detail; (void)dlen;
-  store_reader *r;
-  arena ar;
-  store_session x;
-  int rc = open_session(s, id, &r, &ar, &x);
-  if(rc)
-    return rc;
-  jbuf_putc(out, '{');
-  rc = summary_json(r, &x, out);
-  jbuf_putc(out, '}');
-  return close_session(s, r, &ar, rc, out);
+  (void)a;
+  return in_session(s, id, out, NULL, detail, dlen, session_body);
 }
 
 typedef struct id_idx { int64_t id; size_t idx; } id_idx;
@@ -254,18 +265,15 @@ static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, cons
   jbuf_puts(o, "]}");
 }
 
-int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+static int tasks_body(const session_query *q)
 {
-  (void)a; (void)detail; (void)dlen;
-  store_reader *r;
-  arena ar;
-  store_session x;
-  int rc = open_session(s, id, &r, &ar, &x);
-  if(rc)
-    return rc;
+  store_reader *r = q->r;
+  const store_session *x = q->x;
+  jbuf *out = q->out;
+  int rc;
   store_task *t = NULL;
   size_t n = 0;
-  rc = store_load_tasks(r, x.sid, &ar, &t, &n);
+  rc = store_load_tasks(r, x->sid, q->ar, &t, &n);
   stats_task *st = NULL;
   size_t *order = NULL, *child_start = NULL, *children = NULL, *fill = NULL;
   id_idx *map = NULL;
@@ -314,7 +322,13 @@ int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *
   free(children);
   free(fill);
   free(map);
-  return close_session(s, r, &ar, rc, out);
+  return rc;
+}
+
+int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)a;
+  return in_session(s, id, out, NULL, detail, dlen, tasks_body);
 }
 
 /* min_ms as a threshold in ns: "at or over" an exact count of ms, rounded up otherwise. */
@@ -352,27 +366,27 @@ static void await_json(jbuf *o, const store_await *w, int with_task)
   jbuf_key(o, "func", 1); jbuf_str(o, w->func);
 }
 
-int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
-{
+/* what query_awaits parsed from the request */
+typedef struct awaits_in {
   double ms;
-  int64_t min_d, limit = 1000;
-  if(parse_min_ms(arg(a, "min_ms"), &ms, &min_d))
-    return bad(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
-  const char *ls = arg(a, "limit");
-  if(ls && query_parse_i64(ls, 1, 100000, &limit))
-    return bad(detail, dlen, "limit: expected an integer in [1, 100000]");
-  store_reader *r;
-  arena ar;
-  store_session x;
-  int rc = open_session(s, id, &r, &ar, &x);
-  if(rc)
-    return rc;
+  int64_t min_d, limit;
+} awaits_in;
+
+static int awaits_body(const session_query *q)
+{
+  store_reader *r = q->r;
+  const store_session *x = q->x;
+  jbuf *out = q->out;
+  const awaits_in *in = q->in;
+  double ms = in->ms;
+  int64_t min_d = in->min_d, limit = in->limit;
+  int rc;
   store_await *w = NULL;
   size_t n = 0;
   stats_await *sa = NULL;
   stats_hotspot *hs = NULL;
   size_t nhs = 0;
-  rc = store_load_awaits(r, x.sid, min_d, &ar, &w, &n);
+  rc = store_load_awaits(r, x->sid, min_d, q->ar, &w, &n);
   if(!rc && !(sa = malloc((n ? n : 1) * sizeof(*sa))))
     rc = LS_ENOMEM;
   if(!rc) {
@@ -409,21 +423,26 @@ int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char 
   free(w);
   free(sa);
   free(hs);
-  return close_session(s, r, &ar, rc, out);
+  return rc;
 }
 
-int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a; (void)detail; (void)dlen;
-  store_reader *r;
-  arena ar;
-  store_session x;
-  int rc = open_session(s, id, &r, &ar, &x);
-  if(rc)
-    return rc;
+  awaits_in in = {0, 0, 1000};
+  if(parse_min_ms(arg(a, "min_ms"), &in.ms, &in.min_d))
+    return bad(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
+  const char *ls = arg(a, "limit");
+  if(ls && query_parse_i64(ls, 1, 100000, &in.limit))
+    return bad(detail, dlen, "limit: expected an integer in [1, 100000]");
+  return in_session(s, id, out, &in, detail, dlen, awaits_body);
+}
+
+static int blocks_body(const session_query *q)
+{
+  jbuf *out = q->out;
   store_block *b = NULL;
   size_t n = 0;
-  rc = store_load_blocks(r, x.sid, &ar, &b, &n);
+  int rc = store_load_blocks(q->r, q->x->sid, q->ar, &b, &n);
   if(!rc) {
     jbuf_puts(out, "{\"blocks\":[");
     for(size_t i = 0; i < n; i++) {
@@ -438,23 +457,23 @@ int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char 
     jbuf_puts(out, "]}");
   }
   free(b);
-  return close_session(s, r, &ar, rc, out);
+  return rc;
 }
 
-int query_lag(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a; (void)detail; (void)dlen;
-  store_reader *r;
-  arena ar;
-  store_session x;
-  int rc = open_session(s, id, &r, &ar, &x);
-  if(rc)
-    return rc;
+  (void)a;
+  return in_session(s, id, out, NULL, detail, dlen, blocks_body);
+}
+
+static int lag_body(const session_query *q)
+{
+  jbuf *out = q->out;
   store_step *l = NULL;
   size_t n = 0;
   int64_t *d = NULL;
   stats_lag sum;
-  rc = store_load_lag(r, x.sid, &l, &n);
+  int rc = store_load_lag(q->r, q->x->sid, &l, &n);
   if(!rc && !(d = malloc((n ? n : 1) * sizeof(*d))))
     rc = LS_ENOMEM;
   if(!rc) {
@@ -477,25 +496,25 @@ int query_lag(store *s, const char *id, const query_args *a, jbuf *out, char *de
   }
   free(l);
   free(d);
-  return close_session(s, r, &ar, rc, out);
+  return rc;
 }
 
-int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+int query_lag(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a; (void)detail; (void)dlen;
-  store_reader *r;
-  arena ar;
-  store_session x;
-  int rc = open_session(s, id, &r, &ar, &x);
-  if(rc)
-    return rc;
+  (void)a;
+  return in_session(s, id, out, NULL, detail, dlen, lag_body);
+}
+
+static int concurrency_body(const session_query *q)
+{
+  jbuf *out = q->out;
   stats_interval *iv = NULL;
   size_t n = 0, np = 0;
   stats_point *pts = NULL;
   int64_t maxc = 0;
-  rc = store_load_intervals(r, x.sid, &iv, &n);
+  int rc = store_load_intervals(q->r, q->x->sid, &iv, &n);
   if(!rc)
-    rc = stats_concurrency_series(iv, n, duration_of(&x), &pts, &np, &maxc);
+    rc = stats_concurrency_series(iv, n, duration_of(q->x), &pts, &np, &maxc);
   if(!rc) {
     jbuf_puts(out, "{\"max\":");
     jbuf_i64(out, maxc);
@@ -511,7 +530,13 @@ int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, 
   }
   free(iv);
   free(pts);
-  return close_session(s, r, &ar, rc, out);
+  return rc;
+}
+
+int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  (void)a;
+  return in_session(s, id, out, NULL, detail, dlen, concurrency_body);
 }
 
 /* ------------------------------------------------------------------ timeline */
@@ -677,50 +702,37 @@ static int64_t lower_bound(int64_t from, int64_t max_d)
   return from > max_d ? from - max_d : 0;
 }
 
-int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+/* what query_timeline parsed from the request */
+typedef struct timeline_in {
+  int64_t from, to, px;
+  const int64_t *tasks;
+  size_t ntasks;
+} timeline_in;
+
+static int timeline_body(const session_query *q)
 {
-  int64_t from = 0, to = -1, px = 1000;
-  const char *v;
-  /* from < 2^53 so that the default `to` (from + 1 at the least) is still <= 2^53 */
-  if((v = arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &from))
-    return bad(detail, dlen, "from: expected an integer in [0, 2^53)");
-  if((v = arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &to))
-    return bad(detail, dlen, "to: expected an integer in [0, 2^53]");
-  if((v = arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))
-    return bad(detail, dlen, "px: expected an integer in [1, 10000]");
-  int64_t *tasks = NULL;
-  size_t ntasks = 0;
-  if((v = arg(a, "tasks")) && *v) {
-    int prc = parse_tasks(v, &tasks, &ntasks);
-    if(prc == LS_EINVAL)
-      return bad(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
-    if(prc)
-      return prc;
-  }
-  store_reader *r;
-  arena ar;
-  store_session x;
-  int rc = open_session(s, id, &r, &ar, &x);
-  if(rc) {
-    free(tasks);
-    return rc;
-  }
+  store_reader *r = q->r;
+  const store_session *x = q->x;
+  jbuf *out = q->out;
+  const timeline_in *in = q->in;
+  int64_t from = in->from, to = in->to, px = in->px;
+  const int64_t *tasks = in->tasks;
+  size_t ntasks = in->ntasks;
+  int rc;
   if(to < 0)
-    to = duration_of(&x) > from ? duration_of(&x) : from + 1;
-  if(to <= from) {
-    free(tasks);
-    return close_session(s, r, &ar, bad(detail, dlen, "to: must be greater than from"), out);
-  }
-  tl_ctx c = {r, x.sid, &ar, {from, to, (int32_t)px}, out, NULL, 0};
+    to = duration_of(x) > from ? duration_of(x) : from + 1;
+  if(to <= from)
+    return bad(q->detail, q->dlen, "to: must be greater than from");
+  tl_ctx c = {r, x->sid, q->ar, {from, to, (int32_t)px}, out, NULL, 0};
   store_span *st = NULL, *aw = NULL, *bl = NULL, *lg = NULL;
   size_t nst = 0, naw = 0, nbl = 0, nlg = 0;
-  rc = store_scan_spans(r, x.sid, INGEST_STEP, tasks, ntasks, lower_bound(from, x.max_d[INGEST_STEP]), to, &st, &nst);
+  rc = store_scan_spans(r, x->sid, INGEST_STEP, tasks, ntasks, lower_bound(from, x->max_d[INGEST_STEP]), to, &st, &nst);
   if(!rc)
-    rc = store_scan_spans(r, x.sid, INGEST_AWAIT, tasks, ntasks, lower_bound(from, x.max_d[INGEST_AWAIT]), to, &aw, &naw);
+    rc = store_scan_spans(r, x->sid, INGEST_AWAIT, tasks, ntasks, lower_bound(from, x->max_d[INGEST_AWAIT]), to, &aw, &naw);
   if(!rc)
-    rc = store_scan_spans(r, x.sid, INGEST_BLOCK, NULL, 0, lower_bound(from, x.max_d[INGEST_BLOCK]), to, &bl, &nbl);
+    rc = store_scan_spans(r, x->sid, INGEST_BLOCK, NULL, 0, lower_bound(from, x->max_d[INGEST_BLOCK]), to, &bl, &nbl);
   if(!rc)
-    rc = store_scan_spans(r, x.sid, INGEST_LAG, NULL, 0, lower_bound(from, x.max_d[INGEST_LAG]), to, &lg, &nlg);
+    rc = store_scan_spans(r, x->sid, INGEST_LAG, NULL, 0, lower_bound(from, x->max_d[INGEST_LAG]), to, &lg, &nlg);
   if(!rc) {
     jbuf_puts(out, "{\"from\":");
     jbuf_i64(out, from);
@@ -758,6 +770,31 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
   free(aw);
   free(bl);
   free(lg);
+  return rc;
+}
+
+int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
+{
+  int64_t from = 0, to = -1, px = 1000;
+  const char *v;
+  /* from < 2^53 so that the default `to` (from + 1 at the least) is still <= 2^53 */
+  if((v = arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &from))
+    return bad(detail, dlen, "from: expected an integer in [0, 2^53)");
+  if((v = arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &to))
+    return bad(detail, dlen, "to: expected an integer in [0, 2^53]");
+  if((v = arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))
+    return bad(detail, dlen, "px: expected an integer in [1, 10000]");
+  int64_t *tasks = NULL;
+  size_t ntasks = 0;
+  if((v = arg(a, "tasks")) && *v) {
+    int prc = parse_tasks(v, &tasks, &ntasks);
+    if(prc == LS_EINVAL)
+      return bad(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
+    if(prc)
+      return prc;
+  }
+  timeline_in in = {from, to, px, tasks, ntasks};
+  int rc = in_session(s, id, out, &in, detail, dlen, timeline_body);
   free(tasks);
-  return close_session(s, r, &ar, rc, out);
+  return rc;
 }
