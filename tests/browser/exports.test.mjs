@@ -2,26 +2,14 @@
 // complete event per seeded run step and await (names, tasks, times and durations as seeded), the
 // page says nothing about the format not being offered, and a failed export (the session deleted
 // meanwhile) is reported on the page as an error.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { BASE, launch, openPage, closeChecked, waitDrawn } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn } from './harness.mjs';
 import { small, SMALL_ID, smallBatches } from './seed-data.mjs';
 import { postAll } from './seed.mjs';
 
-let browser;
-let current = null;
-let allowConsole = null; // a pattern of console errors one test expects
-
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-afterEach(async () => {
-  if (!current) return;
-  const page = current, expected = allowConsole;
-  current = null;
-  allowConsole = null;
-  await closeChecked(page, expected);
-});
+const pages = pagesPerTest();
 
 const statusOf = (page) => page.evaluate(() => {
   const s = document.getElementById('status');
@@ -33,8 +21,7 @@ const us = (ns) => Math.round(ns) / 1000;
 const close = (a, b) => Math.abs(a - b) < 1e-6;
 
 test('the Chrome trace button downloads Trace Event JSON with every step and await', async () => {
-  current = await openPage(browser);
-  const { page } = current;
+  const { page } = await pages.open();
   await page.goto(`${BASE}/sessions/${SMALL_ID}`);
   await waitDrawn(page);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-chrome')]);
@@ -87,13 +74,12 @@ test('a failed Chrome trace export is reported on the page', async () => {
   // A copy of the small session, deleted after the page loaded: the export then fails for real.
   const id = 's-seed-doomed';
   await postAll(BASE, smallBatches().map((b) => ({ ...b, session: id, batch: `${b.batch}-doomed` })));
-  current = await openPage(browser);
-  const { page } = current;
+  const { page } = await pages.open();
   await page.goto(`${BASE}/sessions/${id}`);
   await waitDrawn(page);
   const del = await fetch(`${BASE}/api/v1/sessions/${id}`, { method: 'DELETE' });
   assert.equal(del.status, 200);
-  allowConsole = /status of 404/; // the browser logs the failed request itself
+  pages.allowConsole(/status of 404/); // the browser logs the failed request itself
   let downloads = 0;
   page.on('download', () => { downloads++; });
   await page.click('#export-chrome');

@@ -2,6 +2,7 @@
 // (no downloaded browser), a page that records console errors, page errors, dialogs and any
 // request to a non-loopback host (aborted), and small waits on the page's draw counter.
 import { chromium } from 'playwright-core';
+import { before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,6 +51,30 @@ export async function closeChecked({ context, problems }, allowConsole = null) {
   assert.deepEqual(consoleErrors, [], 'no console errors');
   assert.deepEqual(problems.dialogs, [], 'no dialogs');
   assert.deepEqual(problems.external, [], 'no request beyond loopback');
+}
+
+// One browser for a test file and at most one page per test: call at the top of the file, then
+// `const { page } = await pages.open(opts)` in a test. After each test the page is closed and
+// checked with closeChecked; `pages.allowConsole(re)` lets that test's expected console error by.
+export function pagesPerTest() {
+  let browser = null, current = null, allow = null;
+  before(async () => { browser = await launch(); });
+  after(async () => { await browser?.close(); });
+  afterEach(async () => {
+    if (!current) return;
+    const page = current, expected = allow;
+    current = null;
+    allow = null;
+    await closeChecked(page, expected);
+  });
+  return {
+    async open(opts) {
+      current = await openPage(browser, opts);
+      return current;
+    },
+    allowConsole(re) { allow = re; },
+    get current() { return current; },
+  };
 }
 
 // Waits until the timeline has been drawn from fresh data more than `after` times.

@@ -1,27 +1,16 @@
 // running.test.mjs — a task with no `done` (still running when the session ended) reads as
 // "running" everywhere: an arrowhead end marker at the session's end in its lane (the finished
 // tasks keep their state bars), the tooltip, and the tasks table's state and duration.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openPage, closeChecked, waitDrawn, settle, screenshot } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, screenshot } from './harness.mjs';
 import { running, RUNNING_ID } from './seed-data.mjs';
 
 const MS = 1e6;
-let browser;
-let current = null;
-
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-afterEach(async () => {
-  if (!current) return;
-  const page = current;
-  current = null;
-  await closeChecked(page);
-});
+const pages = pagesPerTest();
 
 async function open() {
-  current = await openPage(browser);
-  const { page } = current;
+  const { page } = await pages.open();
   await page.goto(`${BASE}/sessions/${RUNNING_ID}`);
   await waitDrawn(page);
   await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1');

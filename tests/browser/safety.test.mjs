@@ -1,22 +1,12 @@
 // safety.test.mjs — the hostile session and the sessions list: names, coroutines, file paths,
 // exception texts and stack lines that look like markup are shown as text, no dialog opens, no
 // element is created from them, and the page makes no request beyond loopback.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openPage, closeChecked, waitDrawn, settle, screenshot } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, screenshot } from './harness.mjs';
 import { hostile, HOSTILE_ID, EVIL, SMALL_ID, small } from './seed-data.mjs';
 
-let browser;
-let current = null;
-
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-afterEach(async () => {
-  if (!current) return;
-  const page = current;
-  current = null;
-  await closeChecked(page);
-});
+const pages = pagesPerTest();
 
 // Elements that data must never create, and attributes that could run script.
 async function injected(page) {
@@ -30,8 +20,7 @@ async function injected(page) {
 }
 
 test('the hostile session renders its strings as text and runs nothing', async () => {
-  current = await openPage(browser);
-  const { page } = current;
+  const { page } = await pages.open();
   await page.goto(`${BASE}/sessions/${HOSTILE_ID}`);
   await waitDrawn(page);
   await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1');
@@ -79,8 +68,7 @@ test('the hostile session renders its strings as text and runs nothing', async (
 });
 
 test('the sessions list shows each session and filters by name', async () => {
-  current = await openPage(browser);
-  const { page } = current;
+  const { page } = await pages.open();
   await page.goto(`${BASE}/`);
   await page.waitForFunction(() => document.body.dataset.loaded);
   const rows = await page.$$eval('#sessions tbody tr', (rs) => rs.map((r) => ({

@@ -2,32 +2,19 @@
 // draws and asks the server for only the lanes in view, scrolling brings the right lanes in,
 // the tasks table pages; the JSON export downloads the session (the Chrome trace is
 // exports.test.mjs's).
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { BASE, launch, openPage, closeChecked, waitDrawn, settle, drawnCount } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, drawnCount } from './harness.mjs';
 import { SMALL_ID } from './seed-data.mjs';
 
 const MEDIUM_ID = 's-large-2000';
-let browser;
-let current = null;
-let allowConsole = null; // a pattern of console errors one test expects
-
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-afterEach(async () => {
-  if (!current) return;
-  const page = current, expected = allowConsole;
-  current = null;
-  allowConsole = null;
-  await closeChecked(page, expected);
-});
+const pages = pagesPerTest();
 
 test('only the lanes in view are drawn and asked for', async () => {
   const tasks = (await (await fetch(`${BASE}/api/v1/sessions/${MEDIUM_ID}/tasks`)).json()).tasks;
   assert.equal(tasks.length, 2000);
-  current = await openPage(browser, { width: 1200, height: 800 });
-  const { page } = current;
+  const { page } = await pages.open({ width: 1200, height: 800 });
   const asked = [];
   page.on('request', (r) => {
     const u = new URL(r.url());
@@ -67,8 +54,7 @@ test('only the lanes in view are drawn and asked for', async () => {
 });
 
 test('the wheel over the task names scrolls the lanes, over the plot it zooms', async () => {
-  current = await openPage(browser, { width: 1200, height: 800 });
-  const { page } = current;
+  const { page } = await pages.open({ width: 1200, height: 800 });
   await page.goto(`${BASE}/sessions/${MEDIUM_ID}`);
   await waitDrawn(page);
   await settle(page);
@@ -94,8 +80,7 @@ test('the wheel over the task names scrolls the lanes, over the plot it zooms', 
 });
 
 test('the JSON export downloads the whole session', async () => {
-  current = await openPage(browser);
-  const { page } = current;
+  const { page } = await pages.open();
   await page.goto(`${BASE}/sessions/${SMALL_ID}`);
   await waitDrawn(page);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);

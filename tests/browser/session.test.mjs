@@ -1,28 +1,17 @@
 // session.test.mjs — the session page against the small seeded session (seed-data.mjs): header
 // numbers, lanes and their nesting, hover details, tables, selection and collapse, wheel /
 // keyboard / drag zoom, the URL round trip, deep-zoom axis labels and the embed layout.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { BASE, launch, openPage, closeChecked, waitDrawn, settle, viewOf, afterDraw, screenshot } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, viewOf, afterDraw, screenshot } from './harness.mjs';
 import { small, SMALL_ID } from './seed-data.mjs';
 
 const MS = 1e6;
-let browser;
-let current = null;
-
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-afterEach(async () => {
-  if (!current) return;
-  const page = current;
-  current = null;
-  await closeChecked(page);
-});
+const pages = pagesPerTest();
 
 async function open(query = '', opts = {}) {
-  current = await openPage(browser, opts);
-  const { page } = current;
+  const { page } = await pages.open(opts);
   await page.goto(`${BASE}/sessions/${SMALL_ID}${query}`);
   await waitDrawn(page);
   await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1');
@@ -244,7 +233,7 @@ test('the URL carries the visible range and a reload restores it', async () => {
   await waitDrawn(page);
   assert.deepEqual(await viewOf(page), v);
   // A link opened fresh shows the same view.
-  const page2 = await current.context.newPage();
+  const page2 = await pages.current.context.newPage();
   await page2.goto(url.href);
   await waitDrawn(page2);
   assert.deepEqual(await viewOf(page2), v);
@@ -297,8 +286,7 @@ test('the embed view loads in a 400 px iframe of a toolbar on another loopback o
   });
   await new Promise((resolve) => host.listen(0, '127.0.0.1', resolve));
   try {
-    current = await openPage(browser, { width: 1000, height: 600 });
-    const { page } = current;
+    const { page } = await pages.open({ width: 1000, height: 600 });
     await page.goto(`http://localhost:${host.address().port}/`);
     const frame = await (await page.waitForSelector('#panel')).contentFrame();
     await frame.waitForFunction(() => Number(document.getElementById('timeline')?.dataset.drawn || 0) > 0, null, { timeout: 15000 });

@@ -1,22 +1,12 @@
 // sessions.test.mjs — the sessions list: newest first by the sessions' wall-clock start (not by
 // arrival), and each row's numbers as the API's summary of that session and as seeded.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, openPage, closeChecked } from './harness.mjs';
+import { BASE, pagesPerTest } from './harness.mjs';
 import * as fmt from '../../web/format.js';
 import { RUNNING_ID, MID_ID, OLD_ID, SMALL_ID } from './seed-data.mjs';
 
-let browser;
-let current = null;
-
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
-afterEach(async () => {
-  if (!current) return;
-  const page = current;
-  current = null;
-  await closeChecked(page);
-});
+const pages = pagesPerTest();
 
 const getJson = async (path) => {
   const res = await fetch(`${BASE}${path}`);
@@ -25,8 +15,7 @@ const getJson = async (path) => {
 };
 
 test('the sessions list is newest first and each row matches the API summary', async () => {
-  current = await openPage(browser); // time zone UTC
-  const { page } = current;
+  const { page } = await pages.open(); // time zone UTC
   await page.goto(`${BASE}/`);
   await page.waitForFunction(() => document.body.dataset.loaded);
   const rows = await page.$$eval('#sessions tbody tr', (rs) => rs.map((r) => ({
