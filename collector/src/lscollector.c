@@ -433,32 +433,23 @@ int ls_collector_new(const ls_config *cfg, ls_collector **out) {
   if (c->cfg.flush_interval_ms <= 0) c->cfg.flush_interval_ms = 200;
   if (c->cfg.timeout_ms <= 0) c->cfg.timeout_ms = 5000;
   if (!c->cfg.batch_max) c->cfg.batch_max = 512u << 10;
-  c->url = strdup(cfg->url ? cfg->url : "http://127.0.0.1:7878");
-  c->token = cfg->token ? strdup(cfg->token) : NULL;
-  if (!c->url || (cfg->token && !c->token)) goto nomem;
-  c->cfg.url = c->url;
-  c->cfg.token = c->token;
+  /* initialised first, so that ls_collector_free can undo a half-made collector */
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->wake, NULL);
   pthread_cond_init(&c->idle, NULL);
-  int rc = sender_start(c);
+  c->url = strdup(cfg->url ? cfg->url : "http://127.0.0.1:7878");
+  c->token = cfg->token ? strdup(cfg->token) : NULL;
+  int rc = !c->url || (cfg->token && !c->token) ? LS_ENOMEM : LS_OK;
+  c->cfg.url = c->url;
+  c->cfg.token = c->token;
+  if (!rc) rc = sender_start(c);
   if (rc) {
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->wake);
-    pthread_cond_destroy(&c->idle);
-    free(c->url);
-    free(c->token);
-    free(c);
+    ls_collector_free(c, 0); /* no thread, no sessions: only what was allocated above */
     return rc;
   }
   live_collector = c;
   *out = c;
   return LS_OK;
-nomem:
-  free(c->url);
-  free(c->token);
-  free(c);
-  return LS_ENOMEM;
 }
 
 int ls_collector_flush(ls_collector *c, int timeout_ms) {
