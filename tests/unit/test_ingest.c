@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ingest.h"
+#include "check_run.h"
 
 static ingest_limits lim;
 
@@ -449,9 +450,5 @@ int main(void)
   tcase_add_test(tc, repeated_members);
   tcase_add_test(tc, unknown_fields_ignored);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return check_run(s);
 }

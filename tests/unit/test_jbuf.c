@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "jbuf.h"
+#include "check_run.h"
 
 START_TEST(ceiling)
 {
@@ -135,9 +136,5 @@ int main(void)
   tcase_add_test(tc, numbers);
   tcase_add_test(tc, arena_copies);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return check_run(s);
 }

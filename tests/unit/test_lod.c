@@ -7,6 +7,7 @@
 
 #include "lod.h"
 #include "stats.h"
+#include "check_run.h"
 
 static lod_item item(int64_t t, int64_t d, int32_t kind, size_t src) {
   return (lod_item){.t = t, .d = d, .kind = kind, .n = -1, .src = src};
@@ -233,9 +234,5 @@ static Suite *lod_suite(void) {
 }
 
 int main(void) {
-  SRunner *r = srunner_create(lod_suite());
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return check_run(lod_suite());
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "stats.h"
+#include "check_run.h"
 
 #define NOEND (-1)
 
@@ -683,9 +684,5 @@ static Suite *stats_suite(void) {
 }
 
 int main(void) {
-  SRunner *r = srunner_create(stats_suite());
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return check_run(stats_suite());
 }

@@ -17,6 +17,7 @@
 #include "query.h"
 #include "store.h"
 #include "writer.h"
+#include "check_run.h"
 
 static char dbpath[512];
 static store *st;
@@ -525,9 +526,5 @@ int main(void)
   tcase_add_test(tc, settings_restart_and_version);
   tcase_add_test(tc, busy_database);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return check_run(s);
 }
