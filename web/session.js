@@ -256,31 +256,28 @@ function svgX(svg, clientX) {
 
 let drag = null; // {kind: 'pan'|'select'|'mini', x0, view0, moved}
 
-function onLanesMouseDown(ev) {
+// A left-button press on svg starts a drag, but not in the row-label gutter unless fromGutter;
+// what kind of drag (and its own state) comes from fields(), asked only then.
+function startDrag(ev, svg, fromGutter, fields) {
   if (ev.button !== 0) return;
-  const x = svgX(el.lanes, ev.clientX);
-  drag = { kind: 'pan', x0: x, clientX0: ev.clientX, view0: st.view, moved: false, target: ev.target };
+  const x = svgX(svg, ev.clientX);
+  if (!fromGutter && x < tl.GUTTER) return;
+  drag = { x0: x, clientX0: ev.clientX, moved: false, ...fields() };
   ev.preventDefault();
   el.timeline.focus({ preventScroll: true });
+}
+
+function onLanesMouseDown(ev) {
+  startDrag(ev, el.lanes, true, () => ({ kind: 'pan', view0: st.view, target: ev.target }));
 }
 
 function onHeadMouseDown(ev) {
-  if (ev.button !== 0) return;
-  const x = svgX(el.head, ev.clientX);
-  if (x < tl.GUTTER) return;
-  drag = { kind: 'select', svg: el.head, g: geom(), x0: x, clientX0: ev.clientX, moved: false };
-  ev.preventDefault();
-  el.timeline.focus({ preventScroll: true });
+  startDrag(ev, el.head, false, () => ({ kind: 'select', svg: el.head, g: geom() }));
 }
 
 function onMiniMouseDown(ev) {
-  if (ev.button !== 0) return;
-  const x = svgX(el.minimap, ev.clientX);
-  if (x < tl.GUTTER) return;
-  const g = tl.geometry(plotWidth(), { from: 0, to: st.duration });
-  drag = { kind: 'mini', svg: el.minimap, g, x0: x, clientX0: ev.clientX, moved: false };
-  ev.preventDefault();
-  el.timeline.focus({ preventScroll: true });
+  startDrag(ev, el.minimap, false,
+    () => ({ kind: 'mini', svg: el.minimap, g: tl.geometry(plotWidth(), { from: 0, to: st.duration }) }));
 }
 
 function showRange(svg, xa, xb) {
