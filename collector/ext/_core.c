@@ -650,7 +650,7 @@ PyObject *session_close(session_obj *self, PyObject *unused) {
 
 /* Records the running task as this session's root (the request handler's task): 1 when it is
  * recorded now, 0 when it cannot be (another session has it, the cap, no memory). */
-int adopt_task(session_obj *self, PyObject *task) {
+static int adopt_task(session_obj *self, PyObject *task) {
   if (!session_live(self)) return 0;
   if (tab_find(task)) return 0; /* it belongs to another session already */
   PyObject *coro = PyObject_CallMethodNoArgs(task, G.s_get_coro);
@@ -660,8 +660,36 @@ int adopt_task(session_obj *self, PyObject *task) {
   return e != NULL;
 }
 
-static PyObject *session_adopt(session_obj *self, PyObject *task) {
-  return PyBool_FromLong(adopt_task(self, task));
+/* Makes the running loop record this session: the task factory and step hooks on it (the Python
+ * hook_loop, once per loop), the lag heartbeat running, and with adopt the running task as the
+ * session's root. 0, or -1 with an exception set. Used by `async with session` and the middleware. */
+int session_enter_loop(session_obj *self, PyObject *loop, int adopt) {
+  if (loop != G.hooked_loop) {
+    PyObject *r = G.hook_loop ? PyObject_CallOneArg(G.hook_loop, loop) : Py_NewRef(Py_None);
+    if (!r) return -1;
+    Py_DECREF(r);
+    Py_XSETREF(G.hooked_loop, Py_NewRef(loop));
+  }
+  lag_ensure(loop);
+  if (!adopt) return 0;
+  PyObject *task = PyObject_CallOneArg(G.current_task, loop);
+  if (!task) return -1;
+  if (task != Py_None) adopt_task(self, task);
+  Py_DECREF(task);
+  return 0;
+}
+
+/* _enter_loop(adopt): session_enter_loop on the running loop (RuntimeError without one). */
+static PyObject *session_enter(session_obj *self, PyObject *adopt) {
+  int a = PyObject_IsTrue(adopt);
+  if (a < 0) return NULL;
+  if (!G.get_running_loop) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
+  PyObject *loop = PyObject_CallNoArgs(G.get_running_loop);
+  if (!loop) return NULL;
+  int rc = session_enter_loop(self, loop, a);
+  Py_DECREF(loop);
+  if (rc) return NULL;
+  Py_RETURN_NONE;
 }
 
 static PyObject *session_release(session_obj *self, PyObject *task) {
@@ -685,7 +713,8 @@ PyObject *session_stats(session_obj *self, PyObject *unused) {
 static PyMethodDef session_methods[] = {
     {"_open", (PyCFunction)session_open, METH_VARARGS, "open(meta_json, max_tasks)"},
     {"_close", (PyCFunction)session_close, METH_NOARGS, "end the session"},
-    {"_adopt", (PyCFunction)session_adopt, METH_O, "record a running task as a root of this session"},
+    {"_enter_loop", (PyCFunction)session_enter, METH_O,
+     "_enter_loop(adopt): hook the running loop, start the lag heartbeat, adopt the running task"},
     {"_release", (PyCFunction)session_release, METH_O, "stop recording a task adopted earlier"},
     {"_stats", (PyCFunction)session_stats, METH_NOARGS, "counters"},
     {NULL, NULL, 0, NULL}};
@@ -1578,7 +1607,6 @@ static PyMethodDef module_methods[] = {
     {"stats", mod_stats, METH_NOARGS, "counters of the collector"},
     {"patch_handle", mod_patch_handle, METH_VARARGS, "patch_handle(Handle, task_types)"},
     {"unpatch_handle", mod_unpatch_handle, METH_NOARGS, "restore Handle._run"},
-    {"lag_start", mod_lag_start, METH_O, "start the lag heartbeat on a loop"},
     {"request_open", (PyCFunction)(void (*)(void))mod_request_open, METH_FASTCALL,
      "request_open(scope, send, name, header) -> Request: one ASGI request's session, open and current"},
     {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},

@@ -180,11 +180,10 @@ extern PyTypeObject Session_Type;
 int session_begin(session_obj *self, ls_str name, uint64_t max_tasks);
 PyObject *session_close(session_obj *self, PyObject *unused);
 PyObject *session_stats(session_obj *self, PyObject *unused);
-int adopt_task(session_obj *self, PyObject *task);
+int session_enter_loop(session_obj *self, PyObject *loop, int adopt);
 /* lag heartbeat (lag.c) */
 int lag_init(void);
 void lag_ensure(PyObject *loop);
-PyObject *mod_lag_start(PyObject *mod, PyObject *loop);
 /* blocking watchdog (watchdog.c) */
 int watchdog_start(void);
 void watchdog_stop(void);

@@ -51,12 +51,6 @@ static PyObject *lag_tick_fn(PyObject *mod, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-PyObject *mod_lag_start(PyObject *mod, PyObject *loop) {
-  (void)mod;
-  lag_ensure(loop);
-  Py_RETURN_NONE;
-}
-
 static PyMethodDef lag_tick_def = {"_lag_tick", lag_tick_fn, METH_NOARGS, "lag heartbeat"};
 
 int lag_init(void) {

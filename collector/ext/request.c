@@ -152,17 +152,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   int rc = session_begin(req->sess, nm, G.max_tasks);
   if (rc) goto fail;
   if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;
-  if (loop != G.hooked_loop) {
-    PyObject *r = G.hook_loop ? PyObject_CallOneArg(G.hook_loop, loop) : Py_NewRef(Py_None);
-    if (!r) goto fail;
-    Py_DECREF(r);
-    Py_XSETREF(G.hooked_loop, Py_NewRef(loop));
-  }
-  lag_ensure(loop);
-  PyObject *task = PyObject_CallOneArg(G.current_task, loop);
-  if (!task) goto fail;
-  if (task != Py_None) adopt_task(req->sess, task);
-  Py_DECREF(task);
+  if (session_enter_loop(req->sess, loop, 1)) goto fail;
   /* scope.setdefault("state", {})["loopscope_session"] = request; a read-only state is left be */
   PyObject *state = NULL, *fresh = PyDict_New();
   if (!fresh) goto fail;

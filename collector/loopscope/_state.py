@@ -14,7 +14,6 @@ core: Any = None       # loopscope._core while installed and enabled
 _orig_new_event_loop: Any = None
 _orig_set_task_factory: Any = None
 _orig_create_task: Any = None
-hooked_loop: Any = None  # the loop hook_loop() saw last (skips the check per request)
 
 
 def asyncio_dir() -> str:
@@ -90,10 +89,8 @@ def _run_failed_for() -> Any:
 def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Put loopscope's task factory on `loop`, chaining the one already there; on a loop that does
     not run callbacks through asyncio's Handle (uvloop), also its call_soon (see hook_steps)."""
-    global hooked_loop
     if core is None:
         return
-    hooked_loop = loop
     if not isinstance(loop, asyncio.BaseEventLoop):
         hook_steps(loop)
     current = loop.get_task_factory()
@@ -259,8 +256,7 @@ def meta_static(service: str) -> str:
 
 
 def remove_hooks() -> None:
-    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task, hooked_loop
-    hooked_loop = None
+    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task
     for loop in list(_step_hooked or ()):
         unhook_steps(loop)
     core.unpatch_handle()

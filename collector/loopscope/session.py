@@ -2,7 +2,6 @@
 # Tasks created inside its context belong to it (a contextvar); the C module records them.
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import itertools
 import os
@@ -84,17 +83,10 @@ class Session:
 
     def _start_in_task(self) -> None:
         """_start() from inside a coroutine: hooks the running loop, starts the lag heartbeat and
-        records the running task as the session's root (the middleware calls this directly)."""
+        records the running task as the session's root (the toolbar panel calls this directly)."""
         self._start()
         if self._core is not None:
-            loop = asyncio.get_running_loop()
-            if loop is not _state.hooked_loop:
-                _state.hook_loop(loop)
-            _state.core.lag_start(loop)
-            if self._adopt:
-                task = asyncio.current_task(loop)
-                if task is not None:
-                    self._core._adopt(task)
+            self._core._enter_loop(self._adopt)
 
     async def __aenter__(self) -> "Session":
         self._start_in_task()
