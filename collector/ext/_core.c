@@ -556,6 +556,45 @@ static void session_dealloc(session_obj *self) {
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Writes a new session id into buf (NUL-terminated) and returns its length: the process's random
+ * prefix and a counter, so no system call per request. */
+size_t new_session_id(char buf[ID_MAX]) {
+  static const char hex[] = "0123456789abcdef";
+  if (!G.id_prefix[0]) {
+    unsigned char r[8];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(r, 1, sizeof r, f) : 0;
+    if (f) fclose(f);
+    if (got != sizeof r) { /* no /dev/urandom: time and pid still make a collision unlikely */
+      uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32);
+      for (int i = 0; i < 8; i++) r[i] = (unsigned char)(x >> (8 * i));
+    }
+    char *p = G.id_prefix;
+    *p++ = 's';
+    *p++ = '-';
+    for (int i = 0; i < 8; i++) { *p++ = hex[r[i] >> 4]; *p++ = hex[r[i] & 15]; }
+    *p++ = '-';
+    *p = 0;
+  }
+  size_t n = strlen(G.id_prefix);
+  memcpy(buf, G.id_prefix, n);
+  char tmp[16];
+  int k = 0;
+  uint64_t v = ++G.id_counter;
+  do { tmp[k++] = hex[v & 15]; v >>= 4; } while (v);
+  while (k) buf[n++] = tmp[--k];
+  buf[n] = 0;
+  return n;
+}
+
+/* new_session_id() -> str: the id of a new session (loopscope.Session uses it too). */
+static PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  char buf[ID_MAX];
+  size_t n = new_session_id(buf);
+  return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+}
+
 /* Opens self as a session named name (a str) with a task cap: the meta object is built here from
  * the name, the pid, the wall clock and the fields fixed at start (service, host, python).
  * 0, or -1 with an exception set. */
@@ -1422,11 +1461,11 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
 
 static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
+  G.id_prefix[0] = 0; /* the child's session ids must not repeat its parent's, installed or not */
   if (!G.started) Py_RETURN_NONE;
   /* Sessions, tasks and the threads of the parent stay behind; the child starts clean. */
   G.generation++;
   G.pid = (long)getpid();
-  G.id_prefix[0] = 0; /* the child's session ids must not repeat its parent's */
   for (size_t i = 0; i < G.tab_cap; i++)
     if (G.tab[i]) { entry_free(G.tab[i]); G.tab[i] = NULL; }
   G.tab_len = 0;
@@ -1611,6 +1650,7 @@ static PyMethodDef module_methods[] = {
      "request_open(scope, send, name, header) -> Request: one ASGI request's session, open and current"},
     {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},
     {"now_ns", mod_now_ns, METH_NOARGS, "the collector's monotonic clock"},
+    {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
     {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},
     {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
     {NULL, NULL, 0, NULL}};

@@ -176,6 +176,8 @@ static inline void emit(session_obj *s, ls_event *ev) {
 }
 
 /* sessions (_core.c) */
+#define ID_MAX (sizeof G.id_prefix + 17) /* a session id and its NUL */
+size_t new_session_id(char buf[ID_MAX]);
 extern PyTypeObject Session_Type;
 int session_begin(session_obj *self, ls_str name, uint64_t max_tasks);
 PyObject *session_close(session_obj *self, PyObject *unused);

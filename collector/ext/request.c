@@ -23,38 +23,6 @@ typedef struct {
 
 static PyObject *request_send(request_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
-/* Writes a new session id into buf (NUL-terminated) and returns its length: the process's random
- * prefix and a counter, so no system call per request. */
-#define ID_MAX (sizeof G.id_prefix + 17)
-static size_t new_session_id(char buf[ID_MAX]) {
-  static const char hex[] = "0123456789abcdef";
-  if (!G.id_prefix[0]) {
-    unsigned char r[8];
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(r, 1, sizeof r, f) : 0;
-    if (f) fclose(f);
-    if (got != sizeof r) { /* no /dev/urandom: time and pid still make a collision unlikely */
-      uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32);
-      for (int i = 0; i < 8; i++) r[i] = (unsigned char)(x >> (8 * i));
-    }
-    char *p = G.id_prefix;
-    *p++ = 's';
-    *p++ = '-';
-    for (int i = 0; i < 8; i++) { *p++ = hex[r[i] >> 4]; *p++ = hex[r[i] & 15]; }
-    *p++ = '-';
-    *p = 0;
-  }
-  size_t n = strlen(G.id_prefix);
-  memcpy(buf, G.id_prefix, n);
-  char tmp[16];
-  int k = 0;
-  uint64_t v = ++G.id_counter;
-  do { tmp[k++] = hex[v & 15]; v >>= 4; } while (v);
-  while (k) buf[n++] = tmp[--k];
-  buf[n] = 0;
-  return n;
-}
-
 /* scope[key] (borrowed-like: new ref), or NULL with no exception when missing. */
 static PyObject *scope_get(PyObject *scope, PyObject *key) {
   if (PyDict_CheckExact(scope)) return Py_XNewRef(PyDict_GetItemWithError(scope, key));

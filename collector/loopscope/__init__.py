@@ -105,7 +105,5 @@ def _at_exit() -> None:
 
 
 def _after_fork_child() -> None:
-    from .session import _forget_prefix
-    _forget_prefix()
-    if _state.core is not None:
-        _state.core.after_fork_child()
+    from . import _core
+    _core.after_fork_child()  # new session ids; when installed, a fresh collector

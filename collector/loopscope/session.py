@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import contextvars
-import itertools
-import os
 from typing import Any
 
-from . import _state
+from . import _core, _state
 
 # The session of the current context; the task factory reads it in C.
 current_session: contextvars.ContextVar = contextvars.ContextVar("loopscope_session", default=None)
-
-
-_prefix = ""
-_counter = itertools.count(1)
-
-
-def _new_id() -> str:
-    """s-<16 random hex digits, new per process>-<counter>: unique without a system call each."""
-    global _prefix
-    if not _prefix:
-        _prefix = "s-" + os.urandom(8).hex() + "-"
-    return _prefix + format(next(_counter), "x")
-
-
-def _forget_prefix() -> None:
-    """Called in a forked child (registered by install()): it must not reuse its parent's ids."""
-    global _prefix
-    _prefix = ""
 
 
 class Session:
@@ -36,7 +16,7 @@ class Session:
 
     def __init__(self, name: str = "", *, adopt_current_task: bool = True):
         self.name = name or "session"
-        self.id = _new_id()
+        self.id = _core.new_session_id()  # the middleware's sessions take theirs from there too
         self._adopt = adopt_current_task
         self._core = None
         self._token: contextvars.Token | None = None
