@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/deps.sh — install everything loopscope needs on Debian/Ubuntu, idempotently:
-# Debian packages, one Python venv per CPython >= 3.10 found (pyenv or system), npm packages.
+# Debian packages, one Python venv per CPython >= 3.10 found (pyenv or system), the Debian sid
+# root with CPython 3.14/3.15 and their venvs (.venvs-sid/), npm packages.
 # Safe to run twice; does nothing that is already done. Needs root for apt-get.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,6 +61,30 @@ for exe in "${pythons[@]}"; do
   echo "$ROOT/$venv" >> .venvs/list
 done
 
+# CPython 3.14 and 3.15 (and 3.14's debug build) from Debian sid, in a chroot kept outside the work
+# tree (scripts/sid-chroot.sh); their venvs live in .venvs-sid/ and run only inside that root.
+# LOOPSCOPE_NO_SID=1 skips this (a machine without root or without the Debian registry).
+mkdir -p .venvs-sid
+: > .venvs-sid/list
+if [ -z "${LOOPSCOPE_NO_SID:-}" ] && [ "$(id -u)" -eq 0 ]; then
+  scripts/sid-chroot.sh make
+  for exe in python3.14 python3.15 python3.14-dbg; do
+    case "$exe" in *-dbg) name="py${exe#python}"; name="${name%-dbg}d" ;; *) name="py${exe#python}" ;; esac
+    venv=".venvs-sid/$name"
+    if [ ! -x "$venv/bin/python" ]; then
+      echo "deps: creating venv $venv from $exe (sid root)"
+      scripts/sid-chroot.sh run "$exe" -m venv "$ROOT/$venv"
+    fi
+    stamp="$venv/.deps-$(sha1sum scripts/requirements-dev.txt | cut -c1-12)"
+    if [ ! -f "$stamp" ]; then
+      echo "deps: installing Python packages into $venv (sid root)"
+      scripts/sid-chroot.sh run "$ROOT/$venv/bin/python" -m pip install -q -r "$ROOT/scripts/requirements-dev.txt"
+      touch "$stamp"
+    fi
+    echo "$ROOT/$venv" >> .venvs-sid/list
+  done
+fi
+
 # npm packages for the browser tests and benchmarks (playwright-core drives Debian's chromium).
 if [ -f tests/browser/package.json ]; then
   if [ ! -d tests/browser/node_modules ] || [ tests/browser/package.json -nt tests/browser/node_modules ]; then
@@ -67,4 +92,4 @@ if [ -f tests/browser/package.json ]; then
     (cd tests/browser && npm install --no-audit --no-fund --silent)
   fi
 fi
-echo "deps: ok (venvs: $(tr '\n' ' ' < .venvs/list))"
+echo "deps: ok (venvs: $(cat .venvs/list .venvs-sid/list | tr '\n' ' '))"
