@@ -23,6 +23,7 @@
 typedef struct chunk {
   struct chunk *next;
   size_t len, cap;
+  size_t nev;                  /* records in data: a batch the server refuses counts as dropped */
   unsigned char data[];
 } chunk;
 
@@ -105,7 +106,7 @@ static chunk *chunk_take(ls_collector *c, size_t cap) {
     return NULL;
   }
   ch->next = NULL;
-  ch->len = 0;
+  ch->len = ch->nev = 0;
   ch->cap = cap;
   return ch;
 }
@@ -194,6 +195,7 @@ int ls_emit(ls_session *s, const ls_event *ev) {
   }
   ls_record_write(t->data + t->len, ev, size);
   t->len += size;
+  t->nev++;
   c->st.events++;
   enqueue(c, s);
   /* a quarter full: wake the sender once (edge, not level: a wake-up per event would cost a
@@ -286,11 +288,12 @@ static int sender_sleep(ls_collector *c, int ms) {
 static void send_one(ls_collector *c, ls_session *s) {
   /* Detach whole chunks up to batch_max. The emitter starts a new chunk after this. */
   chunk *first = s->head, *last = NULL;
-  size_t rec_bytes = 0, mem_bytes = 0;
+  size_t rec_bytes = 0, mem_bytes = 0, nev = 0;
   for (chunk *ch = first; ch; ch = ch->next) {
     if (last && rec_bytes + ch->len > c->cfg.batch_max) break;
     last = ch;
     rec_bytes += ch->len;
+    nev += ch->nev;
     mem_bytes += ch->cap + sizeof(chunk);
   }
   if (last) {
@@ -328,7 +331,7 @@ static void send_one(ls_collector *c, ls_session *s) {
   }
   ls_buf_puts(&body, "]}");
 
-  int delivered = 0, backoff_ms = 100;
+  int delivered = 0, retryable = 1, backoff_ms = 100;
   if (!body.failed) {
     for (int attempt = 0;; attempt++) {
       ls_http_result res = {0, -1};
@@ -343,7 +346,7 @@ static void send_one(ls_collector *c, ls_session *s) {
       }
       c->st.posts_failed++;
       /* 4xx other than 408/429 will not get better by retrying: the batch is dropped. */
-      int retryable = rc != LS_OK || res.status >= 500 || res.status == 408 || res.status == 429;
+      retryable = rc != LS_OK || res.status >= 500 || res.status == 408 || res.status == 429;
       if (!retryable) { pthread_mutex_unlock(&c->mu); break; }
       int wait_ms = backoff_ms;
       if (res.retry_after_s >= 0) wait_ms = (res.retry_after_s > 30 ? 30 : res.retry_after_s) * 1000;
@@ -374,8 +377,15 @@ static void send_one(ls_collector *c, ls_session *s) {
     s->dropped_sent = dropped_now;
     s->shipped_once = 1;
   } else {
-    /* The batch is lost: its events count as dropped, reported with the next batch. */
+    /* The batch is lost (refused, too large to encode, or given up on at exit): its events count
+     * as dropped, and after_send queues the session again so that a drop event carrying them
+     * (and the drop count this batch failed to report) goes out with the next batch. A batch
+     * with no events that was refused for good would be refused again: its count stays in the
+     * stats but is not sent again, or the session would be retried forever. */
     c->st.batches_failed++;
+    s->dropped += nev;
+    c->st.dropped += nev;
+    if (!nev && !retryable) s->dropped_sent = s->dropped;
   }
   c->bytes_used -= mem_bytes;
   if (last) chunks_free(c, first);

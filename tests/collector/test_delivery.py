@@ -96,6 +96,25 @@ def test_failing_server_retries_with_the_same_batch(server, status):
     assert len(tasks) == 51  # the root and 50 workers, each stored once
 
 
+def test_refused_batch_is_counted_and_reported(server):
+    """A batch the server refuses for good (400) is lost: every event in it counts as dropped,
+    and the count reaches the server as a drop event with the session's next batch."""
+    proxy = FaultProxy(server.url, fail_status=400, fail_count=1)
+    loopscope.install(server=proxy.url)
+    try:
+        with loopscope.session("refused") as s:
+            asyncio.run(timed_app(50))
+        assert loopscope.flush(15) is False  # something was lost, and flush says so
+        st = loopscope.stats()
+        assert st["batches_failed"] == 1 and st["retries"] == 0, st
+        assert 0 < st["dropped"] <= st["events"], st
+        assert loopscope.flush(15) is True, loopscope.stats()  # the drop event itself arrived
+    finally:
+        loopscope.uninstall(timeout=2)
+        proxy.close()
+    assert server.get(f"/api/v1/sessions/{s.id}")["dropped"] == st["dropped"]
+
+
 def test_slow_server_does_not_slow_the_app(server):
     proxy = FaultProxy(server.url, delay=0.5)
     loopscope.install(server=proxy.url, flush_interval_ms=10)
