@@ -2,6 +2,7 @@
 # arguments of install() (highest priority), validated into one frozen object. No side effects.
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
@@ -22,6 +23,9 @@ class Settings:
     exit_flush_ms: int = 3000             # how long uninstall()/exit waits for the server
     service: str = ""
     library_paths: tuple = ()             # extra directories whose frames count as library code
+
+
+TOKEN_MAX = 4096  # LS_TOKEN_MAX of the C core
 
 
 # environment variable -> field
@@ -59,8 +63,10 @@ def _convert(name: str, value: Any, kind: type) -> Any:
         raise ValueError(f"loopscope: {name}={value!r} is not a boolean (use 1/0, true/false)")
     try:
         converted = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"loopscope: {name}={value!r} is not a valid {kind.__name__}") from None
+    if kind is float and not math.isfinite(converted):
+        raise ValueError(f"loopscope: {name}={value!r} must be a finite number of milliseconds")
     if kind in (int, float) and converted < 0:
         raise ValueError(f"loopscope: {name}={value!r} must not be negative")
     return converted
@@ -87,6 +93,17 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     settings = replace(Settings(), **values)
     if not settings.server.startswith(("http://", "https://")):
         raise ValueError(f"loopscope: server {settings.server!r} must be an http:// or https:// URL")
+    if settings.blocking_threshold_ms < 1:
+        raise ValueError(f"loopscope: blocking_threshold_ms={settings.blocking_threshold_ms!r} is too small: a step "
+                         "that long counts as blocking the loop, so below 1 ms every step would be a block "
+                         "(the default is 100; the debug toolbar uses async_blocking_threshold_ms)")
+    if settings.token == "":
+        settings = replace(settings, token=None)
+    if settings.token is not None:
+        if len(settings.token.encode()) > TOKEN_MAX or not all("\x21" <= c <= "\x7e" for c in settings.token):
+            raise ValueError(f"loopscope: token must be 1 to {TOKEN_MAX} visible ASCII characters (no spaces or "
+                             "line breaks): it travels as 'Authorization: Bearer <token>'; use the value given "
+                             "to loopscope-server --token")
     if settings.max_tasks < 1:
         raise ValueError("loopscope: max_tasks must be at least 1")
     if settings.sample_rate_ms < 0.1:

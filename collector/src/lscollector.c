@@ -173,6 +173,20 @@ static void unlink_session(ls_collector *c, ls_session *s) {
   s->next = s->prev = NULL;
 }
 
+const char *ls_strerror(int rc) {
+  switch (rc) {
+  case LS_OK: return "ok";
+  case LS_ENOMEM: return "out of memory";
+  case LS_EINVAL: return "invalid argument";
+  case LS_EFULL: return "the event buffer is full";
+  case LS_ECLOSED: return "the session is closed";
+  case LS_ETIMEDOUT: return "timed out";
+  case LS_ESYS: return "a thread or libcurl could not be started";
+  case LS_ELOST: return "a batch was refused by the server";
+  default: return "unknown error";
+  }
+}
+
 /* ---- emitting --------------------------------------------------------------------------- */
 
 int ls_emit(ls_session *s, const ls_event *ev) {

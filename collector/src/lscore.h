@@ -17,6 +17,14 @@
 #define LS_ESYS (-6)      /* a thread or libcurl could not be started */
 #define LS_ELOST (-7)     /* a batch was refused by the server and given up on */
 
+/* A short English description of a result code above, for error messages. */
+const char *ls_strerror(int rc);
+
+#define LS_TOKEN_MAX 4096 /* bytes of a bearer token */
+/* 1 when token can travel as a bearer token: at most LS_TOKEN_MAX visible ASCII bytes (NULL or
+ * empty: no token). */
+int ls_token_valid(const char *token);
+
 /* ---- growable buffer with a ceiling (curl's dynbuf) ---------------------------------------- */
 typedef struct ls_buf {
   char *p;     /* owned; NUL-terminated while len < cap */

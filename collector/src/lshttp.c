@@ -51,10 +51,15 @@ static struct curl_slist *make_headers(const char *token, int gz) {
     l = t;
   }
   if (token && *token) {
-    char line[600];
-    if (strlen(token) > 500) goto fail;
-    snprintf(line, sizeof line, "Authorization: Bearer %s", token);
-    if (!(t = curl_slist_append(l, line))) goto fail;
+    static const char prefix[] = "Authorization: Bearer ";
+    size_t n = strlen(token); /* at most LS_TOKEN_MAX: checked by ls_http_new */
+    char *line = malloc(sizeof prefix + n);
+    if (!line) goto fail;
+    memcpy(line, prefix, sizeof prefix - 1);
+    memcpy(line + sizeof prefix - 1, token, n + 1);
+    t = curl_slist_append(l, line);
+    free(line);
+    if (!t) goto fail;
     l = t;
   }
   return l;
@@ -63,8 +68,18 @@ fail:
   return NULL;
 }
 
+int ls_token_valid(const char *token) {
+  if (!token) return 1;
+  size_t n = 0;
+  /* visible ASCII only: anything else (CR, LF, space) would end or split the header */
+  for (; token[n]; n++)
+    if (n >= LS_TOKEN_MAX || (unsigned char)token[n] < 0x21 || (unsigned char)token[n] > 0x7e) return 0;
+  return 1;
+}
+
 int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http **out) {
   static const char path[] = "/api/v1/ingest";
+  if (!ls_token_valid(token)) return LS_EINVAL;
   ls_http *h = calloc(1, sizeof *h);
   if (!h) return LS_ENOMEM;
   size_t n = strlen(base_url);

@@ -15,6 +15,8 @@ import loopscope
 from loopscope import _core
 from loopscope.settings import load
 
+from conftest import Server
+
 
 def test_settings_from_environment_and_kwargs():
     env = {"LOOPSCOPE_ENABLED": "false", "LOOPSCOPE_AWAIT_THRESHOLD_MS": "25",
@@ -37,10 +39,35 @@ def test_settings_from_environment_and_kwargs():
     ({}, {"max_tasks": 0}, "at least 1"),
     ({}, {"sample_rate_ms": -1}, "negative"),
     ({}, {"buffer_bytes": 10}, "at least 65536"),
+    ({}, {"blocking_threshold_ms": 0}, "below 1 ms every step would be a block"),
+    ({}, {"blocking_threshold_ms": -5}, "negative"),
+    ({"LOOPSCOPE_BLOCKING_THRESHOLD_MS": "nan"}, {}, "finite"),
+    ({}, {"blocking_threshold_ms": float("inf")}, "finite"),
+    ({}, {"sample_rate_ms": float("nan")}, "finite"),
+    ({}, {"token": "two words"}, "visible ASCII"),
+    ({}, {"token": "x\r\nX-Evil: 1"}, "visible ASCII"),
+    ({}, {"token": "t" * 4097}, "1 to 4096"),
 ])
 def test_bad_settings_say_what_to_do(env, kw, msg):
     with pytest.raises(ValueError, match=msg):
         load(kw, env)
+
+
+def test_long_token_is_sent(tmp_path):
+    """A token far over the old 500-byte limit of the sender's header buffer still works."""
+    token = "T" * 4096
+    srv = Server(tmp_path / "longtok.db", token=token).start()
+    try:
+        loopscope.install(server=srv.url, token=token)
+        try:
+            with loopscope.session("long token") as s:
+                asyncio.run(asyncio.sleep(0))
+            assert loopscope.flush(10), loopscope.stats()
+        finally:
+            loopscope.uninstall(timeout=2)
+        assert srv.get(f"/api/v1/sessions/{s.id}")["name"] == "long token"
+    finally:
+        srv.stop()
 
 
 def test_unknown_setting_is_rejected():
