@@ -1,12 +1,16 @@
 # setup.py — builds loopscope._core from the C core (src/) and the CPython module (ext/),
-# linking libcurl and zlib. LOOPSCOPE_COVERAGE=1 builds with gcov instrumentation for the tests.
+# linking libcurl and zlib. LOOPSCOPE_COVERAGE=1 builds with gcov instrumentation for the tests;
+# LOOPSCOPE_WERROR=1 makes warnings errors (the project's own tests set it; a user's pip install
+# never does, so a newer compiler's new warning cannot break an install).
 import os
 
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-cflags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-D_POSIX_C_SOURCE=200809L",
+cflags = ["-std=c11", "-Wall", "-Wextra", "-Wshadow", "-D_POSIX_C_SOURCE=200809L",
           "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
+if os.environ.get("LOOPSCOPE_WERROR") == "1":
+    cflags.append("-Werror")
 lflags = []
 if os.environ.get("LOOPSCOPE_COVERAGE"):
     cflags += ["--coverage", "-O0"]
@@ -16,7 +20,9 @@ setup(
     ext_modules=[
         Extension(
             "loopscope._core",
-            sources=["ext/_core.c", "ext/request.c", "ext/lag.c", "ext/watchdog.c", "src/lsbuf.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"],
+            sources=["ext/module.c", "ext/code.c", "ext/tasks.c", "ext/record.c", "ext/session.c",
+                     "ext/factory.c", "ext/step.c", "ext/uvloop.c", "ext/request.c", "ext/lag.c",
+                     "ext/watchdog.c", "src/lsbuf.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"],
             include_dirs=["src"],
             libraries=["curl", "z", "pthread"],
             extra_compile_args=cflags,

@@ -1,7 +1,8 @@
 /* lag.c — the lag heartbeat: a callback scheduled with loop.call_at every sample period, and how
  * late the loop runs it, reported to every live session as a lag event. One heartbeat per process,
  * on the loop it was last started on (the module state's lag_* fields). */
-#include "core.h"
+#include "lag.h"
+#include "session.h"
 
 static int lag_schedule(PyObject *loop, uint64_t due) {
   PyObject *now = PyObject_CallMethodNoArgs(loop, G.s_time);

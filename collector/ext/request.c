@@ -1,8 +1,9 @@
 /* request.c — the per-request work of loopscope.asgi.LoopscopeMiddleware, in C: a tiny request
  * would otherwise pay for every Python line around it. Opens the request's session (named from the
  * scope), makes it the context's session, and stands in for the app's `send` to add the
- * X-Loopscope-Session header. Recording itself is _core.c's. */
-#include "core.h"
+ * X-Loopscope-Session header. Recording itself is record.c's. */
+#include "request.h"
+#include "session.h"
 
 #include <stdio.h>
 

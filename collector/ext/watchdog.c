@@ -1,7 +1,7 @@
 /* watchdog.c — the blocking watchdog: a thread that reads the loop thread's heartbeat without the
  * GIL and, while a handle is still stuck past the threshold, takes the GIL to copy the loop
  * thread's Python stack (handle_run and session_close report the block with it). */
-#include "core.h"
+#include "watchdog.h"
 
 /* The loop thread's Python stack, outermost first, as a list of (file, line, func, src).
  * Called by the watchdog with the GIL held while the loop thread is still blocked. */

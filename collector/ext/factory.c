@@ -1,0 +1,229 @@
+/* factory.c — the task factory: which session a new task belongs to (the context's), its parent
+ * (the task stepping, or an eager task still inside its own factory call), registering it, and an
+ * eager first step run inside the factory. Steps after that are step.h's; the events record.c's. */
+#include "factory.h"
+#include "code.h"
+#include "lag.h"
+#include "record.h"
+#include "session.h"
+#include "tasks.h"
+#include "uvloop.h"
+
+/* what a task factory call in progress saw before calling the real factory (eager tasks) */
+typedef struct eager_frame {
+  session_obj *sess;       /* borrowed for the duration of the call */
+  uint64_t parent, t0;
+} eager_frame;
+#define EAGER_MAX 64
+static eager_frame eager[EAGER_MAX]; /* one per factory call in progress, by depth (G.factory_depth) */
+
+static PyObject *done_cb; /* done callback for tasks of other loops (uvloop), made at init */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *chained;   /* the factory set before ours, or None */
+  vectorcallfunc vectorcall;
+} factory_obj;
+
+static session_obj *session_of_context(PyObject *const *args, size_t nargs, PyObject *kwnames) {
+  PyObject *ctx = NULL;
+  if (kwnames) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++)
+      if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "context") == 0)
+        ctx = args[nargs + (size_t)i];
+  }
+  PyObject *val = NULL;
+  if (ctx && ctx != Py_None) {
+    PyObject *v = PyObject_CallMethodObjArgs(ctx, G.s_get, G.session_var, NULL);
+    if (!v) { PyErr_Clear(); return NULL; }
+    val = v;
+  } else if (PyContextVar_Get(G.session_var, NULL, &val) < 0) {
+    PyErr_Clear();
+    return NULL;
+  }
+  if (val && Py_TYPE(val) == &Session_Type && session_live((session_obj *)val)) return (session_obj *)val;
+  Py_XDECREF(val);
+  return NULL;
+}
+
+/* uvloop's own coroutines (its shutdown_asyncgens, shutdown_default_executor): Cython ones */
+static int coro_is_uvloop_own(PyObject *coro) {
+  PyObject *code = PyObject_GetAttr(coro, G.s_cr_code);
+  if (!code) { PyErr_Clear(); return 0; }
+  int r = PyCode_Check(code) &&
+          PyUnicode_CompareWithASCIIString(((PyCodeObject *)code)->co_filename, "uvloop/loop.pyx") == 0;
+  Py_DECREF(code);
+  return r;
+}
+
+/* asyncio.run's own root tasks (shutdown_asyncgens, shutdown_default_executor) are not the app's */
+static int coro_is_asyncio_housekeeping(PyObject *coro) {
+  if (!PyCoro_CheckExact(coro)) return coro_is_uvloop_own(coro);
+  PyObject *code = PyObject_GetAttr(coro, G.s_cr_code);
+  PyObject *frame = PyObject_GetAttr(coro, G.s_cr_frame);
+  if (!code || !frame) PyErr_Clear();
+  code_info *ci = code_info_of(code, coro, frame);
+  Py_XDECREF(code);
+  Py_XDECREF(frame);
+  return ci && ci->is_asyncio;
+}
+
+/* The parent of a task being created now, in session s: the task whose step is running, or,
+ * inside a factory call (an eager first step), the task asyncio says is current. A current task
+ * not known yet is an eager task still inside its own factory call: it is registered here, early,
+ * with what its factory call saw (the enclosing entry of eager), so its children can name it. */
+static uint64_t parent_for(session_obj *s, PyObject *loop) {
+  task_entry *pe = G.cur;
+  if (G.factory_depth > 0 || !pe) {
+    PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
+    if (!ct) { PyErr_Clear(); return pe && pe->sess == s ? pe->id : 0; }
+    if (ct != Py_None) {
+      pe = tab_find(ct);
+      if (!pe && G.factory_depth > 0 && G.factory_depth <= EAGER_MAX) {
+        eager_frame *f = &eager[G.factory_depth - 1];
+        if (f->sess == s) {
+          PyObject *coro = PyObject_CallMethod(ct, "get_coro", NULL);
+          if (!coro) PyErr_Clear();
+          else {
+            pe = register_task(s, ct, coro, f->parent, f->t0);
+            Py_DECREF(coro); /* the task keeps it */
+          }
+        }
+      }
+    }
+    Py_DECREF(ct);
+  }
+  return pe && pe->sess == s ? pe->id : 0;
+}
+
+static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  size_t nargs = PyVectorcall_NARGS(nargsf);
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "task factory expects (loop, coro, **kwargs)");
+    return NULL;
+  }
+  PyObject *loop = args[0], *coro = args[1];
+  session_obj *s = G.started && PyList_GET_SIZE(G.active) ? session_of_context(args, nargs, kwnames) : NULL;
+  uint64_t t0 = 0, parent = 0;
+  if (s) {
+    t0 = now_ns();
+    parent = parent_for(s, loop);
+    coro_code_info(coro); /* cached now, while the coroutine's frame still tells its module */
+  }
+  task_entry *saved_cur = G.cur;
+  PyObject *task;
+  if (G.factory_depth < EAGER_MAX) {
+    eager_frame *f = &eager[G.factory_depth];
+    f->sess = s;
+    f->parent = parent;
+    f->t0 = t0;
+  }
+  G.factory_depth++;
+  if (self->chained != Py_None) {
+    task = PyObject_Vectorcall(self->chained, args, nargsf, kwnames);
+  } else {
+    /* asyncio.Task(coro, loop=loop, **kwargs) */
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *stack[1 + 1 + 16];
+    PyObject *names = nkw <= 15 ? PyTuple_New(1 + nkw) : NULL;
+    if (!names) {
+      G.factory_depth--;
+      Py_XDECREF(s);
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "too many keyword arguments");
+      return NULL;
+    }
+    stack[0] = coro;
+    stack[1] = loop;
+    for (Py_ssize_t i = 0; i < nkw; i++) stack[2 + i] = args[2 + i];
+    PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
+    for (Py_ssize_t i = 0; i < nkw; i++) PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+    task = PyObject_Vectorcall(G.task_cls, stack, 1, names);
+    Py_DECREF(names);
+  }
+  G.factory_depth--;
+  G.cur = saved_cur;
+  if (!task || !s) { Py_XDECREF(s); return task; }
+  uint64_t t1 = now_ns();
+  lag_ensure(loop);
+  if (PyErr_Occurred()) PyErr_Clear();
+  task_entry *e = tab_find(task); /* registered already if its eager step made children */
+  if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
+  if (!e) {
+    e = register_task(s, task, coro, parent, t0);
+    if (e && G.base_loop_type && !PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type) &&
+        !steps_hooked(loop)) {
+      /* uvloop and other loops do not run tasks through asyncio's Handle: without a SoonHook on
+       * the loop steps are not seen, so the task's end comes from a done callback instead */
+      PyObject *r = PyObject_CallMethod(task, "add_done_callback", "O", done_cb);
+      if (!r) PyErr_Clear();
+      Py_XDECREF(r);
+    }
+  }
+  if (e && G.eager_aware) {
+    /* 3.12+: an eager task ran its first step inside the factory. A coroutine still in its
+     * "created" frame state did not run (the common, non-eager case: no attribute lookups). */
+    int ran = 0, unstarted = 0;
+#if PY_VERSION_HEX >= 0x030B0000
+    unstarted = G.created_state != -128 && PyCoro_CheckExact(coro) &&
+                ((PyCoroObject *)coro)->cr_frame_state == G.created_state;
+#endif
+    if (!unstarted) ran = task_state(task) != 0;
+    if (!unstarted && !ran) {
+      PyObject *susp = PyObject_GetAttr(coro, G.s_cr_suspended);
+      if (!susp) PyErr_Clear();
+      ran = susp == Py_True;
+      Py_XDECREF(susp);
+    }
+    if (ran) step_end(e, t0, t1);
+  }
+  Py_DECREF(s);
+  return task;
+}
+
+static PyObject *done_cb_fn(PyObject *mod, PyObject *task) {
+  (void)mod;
+  task_entry *e = tab_find(task);
+  if (e && session_live(e->sess)) {
+    int st = task_state(task);
+    task_finish(e, st ? st : 1, now_ns());
+  }
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef done_cb_def = {"_done", done_cb_fn, METH_O, "task end on loops without Handle"};
+
+static PyObject *factory_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+  PyObject *chained = Py_None;
+  static char *kwlist[] = {"chained", NULL};
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &chained)) return NULL;
+  factory_obj *self = (factory_obj *)type->tp_alloc(type, 0);
+  if (!self) return NULL;
+  self->chained = Py_NewRef(chained);
+  self->vectorcall = (vectorcallfunc)factory_vectorcall;
+  return (PyObject *)self;
+}
+
+static void factory_dealloc(factory_obj *self) {
+  Py_XDECREF(self->chained);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef factory_members[] = {
+    {"chained", T_OBJECT, offsetof(factory_obj, chained), READONLY, "the factory this one calls"},
+    {NULL, 0, 0, 0, NULL}};
+
+PyTypeObject Factory_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.TaskFactory",
+    .tp_basicsize = sizeof(factory_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = factory_new,
+    .tp_dealloc = (destructor)factory_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(factory_obj, vectorcall),
+    .tp_members = factory_members,
+};
+
+int factory_init(void) {
+  done_cb = PyCFunction_New(&done_cb_def, NULL);
+  return done_cb ? 0 : -1;
+}

@@ -1,0 +1,363 @@
+/* module.c — the CPython module loopscope._core: its functions (start, stop, flush, stats, setup,
+ * fork), its method table and PyInit, and the module state G. What is recorded and when is the
+ * other files' (step.c, uvloop.c, factory.c, record.c, session.c, ...); the C core that keeps,
+ * encodes and ships the events is collector/src/; settings and install order are loopscope/'s. */
+#include "module.h"
+#include "code.h"
+#include "factory.h"
+#include "lag.h"
+#include "request.h"
+#include "session.h"
+#include "step.h"
+#include "tasks.h"
+#include "uvloop.h"
+#include "watchdog.h"
+
+ls_module G;
+
+/* ---- module functions -------------------------------------------------------------------- */
+
+static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
+  (void)mod;
+  static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
+                           "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", "asyncio_prefix",
+                           "meta", "get_running_loop", "hook_loop", NULL};
+  const char *url, *token = NULL;
+  unsigned long long cap, max_tasks;
+  int timeout_ms, flush_ms;
+  double blocking_ms, rate_ms;
+  PyObject *prefixes, *var, *aprefix;
+  const char *meta_static = "";
+  PyObject *get_loop = NULL, *hook = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|sOO", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
+                                   &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var, &aprefix,
+                                   &meta_static, &get_loop, &hook))
+    return NULL;
+  if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
+  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = ls_collector_new(&cfg, &G.core);
+  Py_END_ALLOW_THREADS
+  if (rc) { PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender (%d)", rc); return NULL; }
+  G.block_ns = (uint64_t)(blocking_ms * 1e6);
+  G.lag_ns = (uint64_t)(rate_ms * 1e6);
+  if (G.lag_ns < 100000u) G.lag_ns = 100000u;
+  G.max_tasks = max_tasks;
+  Py_XSETREF(G.lib_prefixes, Py_NewRef(prefixes));
+  Py_XSETREF(G.session_var, Py_NewRef(var));
+  Py_XSETREF(G.asyncio_prefix, Py_NewRef(aprefix));
+  PyMem_Free(G.meta_static);
+  size_t ms_len = strlen(meta_static);
+  G.meta_static = PyMem_Malloc(ms_len + 1);
+  if (!G.meta_static) return PyErr_NoMemory();
+  memcpy(G.meta_static, meta_static, ms_len + 1);
+  /* the timeline page of a session is <server>/sessions/<id> (the server URL without its final /) */
+  size_t ulen = strlen(url);
+  while (ulen && url[ulen - 1] == '/') ulen--;
+  PyMem_Free(G.url_prefix);
+  if (!(G.url_prefix = PyMem_Malloc(ulen + sizeof "/sessions/"))) return PyErr_NoMemory();
+  memcpy(G.url_prefix, url, ulen);
+  memcpy(G.url_prefix + ulen, "/sessions/", sizeof "/sessions/");
+  Py_XSETREF(G.get_running_loop, Py_XNewRef(get_loop));
+  Py_XSETREF(G.hook_loop, Py_XNewRef(hook));
+  G.pid = (long)getpid();
+  G.started = 1;
+  if (watchdog_start()) {
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot start the watchdog thread");
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_flush(PyObject *mod, PyObject *args) {
+  (void)mod;
+  int timeout_ms = 5000, rc = LS_OK;
+  if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
+  if (!G.started) Py_RETURN_TRUE;
+  Py_BEGIN_ALLOW_THREADS
+  rc = ls_collector_flush(G.core, timeout_ms);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(rc == LS_OK);
+}
+
+/* Closes every session still open, so their events go out with the next flush. */
+static PyObject *mod_close_sessions(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  while (PyList_GET_SIZE(G.active)) {
+    PyObject *s = Py_NewRef(PyList_GET_ITEM(G.active, 0));
+    PyObject *r = session_close((session_obj *)s, NULL);
+    Py_XDECREF(r);
+    if (!r) PyErr_Clear();
+    if (PyList_GET_SIZE(G.active) && PyList_GET_ITEM(G.active, 0) == s) PySequence_DelItem(G.active, 0);
+    Py_DECREF(s);
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_stop(PyObject *mod, PyObject *args) {
+  int timeout_ms = 5000;
+  if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
+  if (!G.started) Py_RETURN_NONE;
+  PyObject *r = mod_close_sessions(mod, NULL);
+  Py_XDECREF(r);
+  if (!r) PyErr_Clear();
+  watchdog_stop();
+  Py_CLEAR(G.block_stack);
+  ls_collector *core = G.core;
+  Py_BEGIN_ALLOW_THREADS
+  ls_collector_free(core, timeout_ms);
+  Py_END_ALLOW_THREADS
+  G.core = NULL;
+  G.started = 0;
+  tab_clear();
+  codes_clear();
+  Py_CLEAR(G.lag_loop);
+  G.lag_pending = 0;
+  Py_CLEAR(G.hooked_loop); /* the next install hooks loops afresh */
+  Py_RETURN_NONE;
+}
+
+static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  if (!G.started) return PyDict_New();
+  ls_stats st;
+  ls_collector_stats(G.core, &st);
+  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsK}", "events", (unsigned long long)st.events, "dropped",
+                       (unsigned long long)st.dropped, "bytes_used", (unsigned long long)st.bytes_used,
+                       "batches_sent", (unsigned long long)st.batches_sent, "batches_failed",
+                       (unsigned long long)st.batches_failed, "posts_failed", (unsigned long long)st.posts_failed,
+                       "retries", (unsigned long long)st.retries, "last_status", st.last_status, "tracked_tasks",
+                       (Py_ssize_t)G.tab_len, "active_sessions", PyList_GET_SIZE(G.active), "sessions",
+                       (unsigned long long)st.sessions, "sessions_pending", (unsigned long long)st.sessions_pending,
+                       "sessions_sending", (unsigned long long)st.sessions_sending);
+}
+
+static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  session_ids_after_fork(); /* the child's session ids must not repeat its parent's, installed or not */
+  if (!G.started) Py_RETURN_NONE;
+  /* Sessions, tasks and the threads of the parent stay behind; the child starts clean. */
+  G.generation++;
+  G.pid = (long)getpid();
+  tab_clear();
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
+    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+    s->active = 0;
+    s->ls = NULL;
+  }
+  if (PyList_SetSlice(G.active, 0, PyList_GET_SIZE(G.active), NULL)) return NULL;
+  G.wd_running = 0;
+  atomic_store(&G.hb_busy, 0);
+  Py_CLEAR(G.block_stack);
+  G.lag_pending = 0;
+  Py_CLEAR(G.lag_loop);
+  if (ls_collector_after_fork_child(G.core)) {
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot restart the sender after fork");
+    return NULL;
+  }
+  if (watchdog_start()) {
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot restart the watchdog after fork");
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+/* How await lines are read on this interpreter (tests check the fast way is in use). */
+static PyObject *mod_frame_reading(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  return PyUnicode_FromString(code_frame_reading());
+}
+
+static PyObject *mod_now_ns(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  return PyLong_FromUnsignedLongLong(now_ns());
+}
+
+static PyObject *mod_setup(PyObject *mod, PyObject *args) {
+  (void)mod;
+  PyObject *current_task, *task_cls, *fut, *fut_iter, *base_loop, *named, *name, *unnamed;
+  int eager;
+  if (!PyArg_ParseTuple(args, "OOpOOOOOO", &current_task, &task_cls, &eager, &fut, &fut_iter, &base_loop,
+                        &named, &name, &unnamed))
+    return NULL;
+  Py_XSETREF(G.base_loop_type, Py_NewRef(base_loop));
+  G.completed_state = -128;
+#if PY_VERSION_HEX >= 0x030B0000
+  /* the frame state of `named`'s and `unnamed`'s coroutines is read again in mod_setup_done once
+   * they have finished; here they have not started */
+#endif
+  G.task_name_off = 0;
+  G.c_task_type = NULL;
+  /* named: a C task created with the str `name`; unnamed: one with a default name. The name
+   * field is the one offset holding `name` in the first and an int or str in the second. */
+  if (PyType_Check(task_cls) && Py_TYPE(named) == (PyTypeObject *)task_cls && Py_TYPE(unnamed) == Py_TYPE(named)) {
+    Py_ssize_t found = 0, hits = 0;
+    for (Py_ssize_t off = (Py_ssize_t)sizeof(PyObject); off + (Py_ssize_t)sizeof(PyObject *) <= Py_TYPE(named)->tp_basicsize;
+         off += (Py_ssize_t)sizeof(PyObject *)) {
+      if (*(PyObject **)((char *)named + off) == name) { found = off; hits++; }
+    }
+    PyObject *other = hits == 1 ? *(PyObject **)((char *)unnamed + found) : NULL;
+    if (other && (PyLong_CheckExact(other) || PyUnicode_CheckExact(other))) {
+      G.task_name_off = found;
+      G.c_task_type = (PyTypeObject *)task_cls;
+    }
+  }
+  /* a sample future and its __await__() iterator: the iterator's first field must be the future */
+  if ((size_t)Py_TYPE(fut_iter)->tp_basicsize >= sizeof(PyObject) + sizeof(PyObject *) &&
+      !PyGen_Check(fut_iter) && *(PyObject **)((char *)fut_iter + sizeof(PyObject)) == fut)
+    G.future_iter_type = Py_TYPE(fut_iter);
+  Py_XSETREF(G.current_task, Py_NewRef(current_task));
+  Py_XSETREF(G.task_cls, Py_NewRef(task_cls));
+  G.eager_aware = eager;
+  Py_RETURN_NONE;
+}
+
+/* setup_done(finished_coro, suspended_coro): learns the frame state a finished coroutine has
+ * (3.11+), checked to differ from a suspended one's. */
+static PyObject *mod_setup_done(PyObject *mod, PyObject *args) {
+  (void)mod;
+  PyObject *finished, *suspended, *created = NULL;
+  if (!PyArg_ParseTuple(args, "OO|O", &finished, &suspended, &created)) return NULL;
+  G.completed_state = -128;
+  G.created_state = -128;
+#if PY_VERSION_HEX >= 0x030B0000
+  if (PyCoro_CheckExact(finished) && PyCoro_CheckExact(suspended)) {
+    /* CPython 3.11-3.13 number the states not yet finished (created, suspended) below zero and
+     * the finished ones (completed, cleared) above; checked here on this interpreter's samples */
+    int8_t f = ((PyCoroObject *)finished)->cr_frame_state, su = ((PyCoroObject *)suspended)->cr_frame_state;
+    if (su < 0 && f > 0) G.completed_state = f;
+    /* a coroutine not started yet: its own state, distinct from suspended and finished */
+    if (created && PyCoro_CheckExact(created)) {
+      int8_t c = ((PyCoroObject *)created)->cr_frame_state;
+      if (c < 0 && c != su && c != f) G.created_state = c;
+    }
+  }
+#endif
+  if (code_check_frames(suspended)) return NULL; /* the 3.11 frame layout (code.c) */
+  Py_RETURN_NONE;
+}
+
+/* For tests of the C core: encode one event of each kind into JSON without a server. */
+static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
+  (void)mod;
+  const char *s;
+  Py_ssize_t n;
+  if (!PyArg_ParseTuple(args, "s#", &s, &n)) return NULL;
+  ls_frame fr[2] = {{{"a.py", 4}, {"f", 1}, {"x()", 3}, 7}, {{s, (size_t)n}, {"g\"", 2}, {"\x01", 1}, 9}};
+  ls_event evs[7];
+  memset(evs, 0, sizeof evs);
+  evs[0].kind = LS_K_TASK; evs[0].id = 1; evs[0].name.p = s; evs[0].name.n = (size_t)n; evs[0].coro.p = "c"; evs[0].coro.n = 1;
+  evs[1].kind = LS_K_STEP; evs[1].id = 1; evs[1].t = 5; evs[1].d = 6;
+  evs[2].kind = LS_K_AWAIT; evs[2].id = 1; evs[2].t = UINT64_MAX; evs[2].line = 3; evs[2].what.p = s; evs[2].what.n = (size_t)n;
+  evs[3].kind = LS_K_BLOCK; evs[3].id = 1; evs[3].frames = fr; evs[3].nframes = 2;
+  evs[4].kind = LS_K_LAG; evs[4].t = 1; evs[4].d = 2;
+  evs[5].kind = LS_K_DONE; evs[5].id = 1; evs[5].state = LS_S_ERROR; evs[5].exc.p = s; evs[5].exc.n = (size_t)n;
+  evs[6].kind = LS_K_END; evs[6].t = 9;
+  ls_buf recs, out;
+  ls_buf_init(&recs, 1 << 20);
+  ls_buf_init(&out, 1 << 20);
+  for (int i = 0; i < 7; i++) {
+    size_t sz = ls_record_size(&evs[i]);
+    unsigned char tmp[16384];
+    if (sz > sizeof tmp) continue;
+    ls_record_write(tmp, &evs[i], sz);
+    ls_buf_append(&recs, tmp, sz);
+  }
+  int first = 1;
+  ls_buf_append(&out, "[", 1);
+  int rc = ls_encode_records(&out, (const unsigned char *)recs.p, recs.len, &first);
+  ls_buf_append(&out, "]", 1);
+  int bad_rc = ls_encode_records(&out, (const unsigned char *)recs.p, recs.len > 3 ? 3 : recs.len, &first);
+  PyObject *r = rc || out.failed ? NULL : PyUnicode_DecodeUTF8(out.p, (Py_ssize_t)out.len - 0, "strict");
+  if (r) {
+    /* drop what the deliberately truncated second call may have appended */
+    Py_ssize_t close = PyUnicode_FindChar(r, ']', 0, PyUnicode_GET_LENGTH(r), -1);
+    Py_SETREF(r, PyUnicode_Substring(r, 0, close + 1));
+  } else if (!PyErr_Occurred()) {
+    PyErr_SetString(PyExc_RuntimeError, "encode failed");
+  }
+  ls_buf_free(&recs);
+  ls_buf_free(&out);
+  if (r && bad_rc != LS_EINVAL) { Py_DECREF(r); PyErr_SetString(PyExc_RuntimeError, "truncated record accepted"); return NULL; }
+  return r;
+}
+
+static PyMethodDef module_methods[] = {
+    {"setup", mod_setup, METH_VARARGS, "setup(current_task, Task, eager_aware, ...)"},
+    {"setup_done", mod_setup_done, METH_VARARGS, "setup_done(finished_coro, suspended_coro)"},
+    {"start", (PyCFunction)(void (*)(void))mod_start, METH_VARARGS | METH_KEYWORDS, "start the collector"},
+    {"close_sessions", mod_close_sessions, METH_NOARGS, "close every open session"},
+    {"stop", mod_stop, METH_VARARGS, "stop(timeout_ms): close sessions, flush, stop the threads"},
+    {"flush", mod_flush, METH_VARARGS, "flush(timeout_ms) -> True when everything was delivered"},
+    {"stats", mod_stats, METH_NOARGS, "counters of the collector"},
+    {"patch_handle", mod_patch_handle, METH_VARARGS, "patch_handle(Handle, task_types)"},
+    {"unpatch_handle", mod_unpatch_handle, METH_NOARGS, "restore Handle._run"},
+    {"request_open", (PyCFunction)(void (*)(void))mod_request_open, METH_FASTCALL,
+     "request_open(scope, send, name, header) -> Request: one ASGI request's session, open and current"},
+    {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},
+    {"now_ns", mod_now_ns, METH_NOARGS, "the collector's monotonic clock"},
+    {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
+    {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},
+    {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "loopscope._core",
+                                        "loopscope's C collector", -1, module_methods, NULL, NULL, NULL, NULL};
+
+#define INTERN(field, text) \
+  if (!(G.field = PyUnicode_InternFromString(text))) return NULL
+
+PyMODINIT_FUNC PyInit__core(void) {
+  if (PyType_Ready(&Session_Type) < 0 || PyType_Ready(&Factory_Type) < 0 || PyType_Ready(&SoonHook_Type) < 0 ||
+      PyType_Ready(&StepCall_Type) < 0 || PyType_Ready(&Request_Type) < 0)
+    return NULL;
+  PyObject *m = PyModule_Create(&module_def);
+  if (!m) return NULL;
+  INTERN(s_cr_await, "cr_await");
+  INTERN(s_gi_yieldfrom, "gi_yieldfrom");
+  INTERN(s_cr_code, "cr_code");
+  INTERN(s_gi_code, "gi_code");
+  INTERN(s_cr_frame, "cr_frame");
+  INTERN(s_gi_frame, "gi_frame");
+  INTERN(s_state, "_state");
+  INTERN(s_exception, "_exception");
+  INTERN(s_qualname, "__qualname__");
+  INTERN(s_name, "__name__");
+  INTERN(s_get_name, "get_name");
+  INTERN(s_cr_suspended, "cr_suspended");
+  INTERN(s_loop, "loop");
+  INTERN(s_call_at, "call_at");
+  INTERN(s_time, "time");
+  INTERN(s_get, "get");
+  INTERN(s_run, "run");
+  INTERN(s_call_soon, "call_soon");
+  INTERN(s_type, "type");
+  INTERN(s_method, "method");
+  INTERN(s_path, "path");
+  INTERN(s_headers, "headers");
+  INTERN(s_websocket, "websocket");
+  INTERN(s_scope_state, "state");
+  INTERN(s_state_key, "loopscope_session");
+  INTERN(s_response_start, "http.response.start");
+  INTERN(s_get_coro, "get_coro");
+  if (!(G.header_name = PyBytes_FromString("x-loopscope-session"))) return NULL;
+  code_init();
+  G.created_state = G.completed_state = -128;
+  if (!(G.active = PyList_New(0))) return NULL;
+  if (step_init()) return NULL;
+  if (lag_init()) return NULL;
+  if (factory_init()) return NULL;
+  Py_INCREF(&Session_Type);
+  Py_INCREF(&Factory_Type);
+  Py_INCREF(&SoonHook_Type);
+  Py_INCREF(&StepCall_Type);
+  if (PyModule_AddObject(m, "Session", (PyObject *)&Session_Type) ||
+      PyModule_AddObject(m, "TaskFactory", (PyObject *)&Factory_Type) ||
+      PyModule_AddObject(m, "SoonHook", (PyObject *)&SoonHook_Type) ||
+      PyModule_AddObject(m, "StepCall", (PyObject *)&StepCall_Type)) {
+    Py_DECREF(m);
+    return NULL;
+  }
+  return m;
+}

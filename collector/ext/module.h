@@ -1,0 +1,135 @@
+/* module.h — the module state of loopscope._core (G, defined in module.c: one collector per process)
+ * and the few helpers every file of collector/ext/ uses (clock, str views, pointer hash). What
+ * each file offers the others is in its own header; the C core's API is src/lscore.h. */
+#ifndef LS_EXT_MODULE_H
+#define LS_EXT_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <structmember.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lscore.h"
+
+#if PY_VERSION_HEX < 0x030B0000
+#define LS_PY310 1
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LS_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define LS_ALWAYS_INLINE inline
+#endif
+
+/* Every header of collector/ext/ declares what it offers between pragmas like these: hidden
+ * symbols are called directly (not through the PLT) and stay inlinable inside their own file, as
+ * when everything was one file's statics. Only PyInit__core is exported (PyMODINIT_FUNC). */
+#pragma GCC visibility push(hidden)
+
+typedef struct session_obj session_obj; /* session.h */
+typedef struct task_entry task_entry;   /* tasks.h */
+
+/* ---- module state ----------------------------------------------------------------------------
+ * One collector per process, as the Python API allows only one install(): the state the files
+ * share is this one struct, each group written by the file named above it (others may read).
+ * State only one file uses is static in that file instead (the code cache and line cache in
+ * code.c, the Handle slots in step.c, the eager frames in factory.c, session ids in session.c).
+ * Everything except the heartbeat atomics is touched under the GIL. */
+typedef struct ls_module {
+  /* module.c: the collector and the settings given to start() */
+  ls_collector *core;
+  int started;
+  unsigned generation;             /* bumped in a forked child: older sessions are dead there */
+  uint64_t block_ns, lag_ns;
+  uint64_t max_tasks;
+  PyObject *lib_prefixes;          /* tuple of str */
+  PyObject *asyncio_prefix;        /* str: the asyncio package directory */
+  char *meta_static;               /* ,"service":..,"host":..,"python":.. pre-encoded, malloc'd */
+  long pid;                        /* getpid() is a system call: read at start and after fork */
+  PyObject *session_var;           /* ContextVar */
+  PyObject *get_running_loop;      /* asyncio.get_running_loop */
+  PyObject *hook_loop;             /* loopscope._state.hook_loop, called once per new loop */
+  char *url_prefix;                /* "<server>/sessions/", malloc'd */
+  /* module.c: what setup() and setup_done() learnt about this interpreter's asyncio */
+  PyTypeObject *future_iter_type;  /* C FutureIter (first field: the future), or NULL */
+  PyTypeObject *c_task_type;       /* _asyncio.Task */
+  int created_state;               /* 3.11+: cr_frame_state of a coroutine not started yet, -128
+                                    * when not learnt at setup */
+  int completed_state;             /* 3.11+: cr_frame_state of a finished coroutine, -128 when the
+                                    * "negative = not finished" rule was not confirmed at setup */
+  Py_ssize_t task_name_off;        /* offset of its name field (str, or the int of a default
+                                    * "Task-<n>" name on 3.12+), 0 when not found at setup */
+  PyObject *current_task;          /* asyncio.current_task */
+  PyObject *task_cls;              /* asyncio.Task: the default factory */
+  int eager_aware;                 /* 3.12+: the first step may run inside the factory */
+  PyObject *base_loop_type;        /* asyncio.BaseEventLoop: its loops run tasks through Handle */
+  /* session.c: the open sessions and the loop they last hooked */
+  PyObject *active;                /* list of active sessions (module.c empties it after fork) */
+  PyObject *hooked_loop;           /* strong: the loop hook_loop was last called for */
+  /* tasks.c: the task table, open addressing by task pointer, linear probing */
+  task_entry **tab;
+  size_t tab_cap, tab_len;
+  /* step.h (time_step): the step in progress */
+  task_entry *cur;                 /* the entry whose step is running */
+  uint64_t cur_t0;                 /* when that step started */
+  /* factory.c */
+  int factory_depth;               /* task factory calls in progress (uvloop.c reads it) */
+  /* lag.c */
+  PyObject *lag_loop;              /* strong, the loop the heartbeat runs on */
+  int lag_pending;
+  uint64_t lag_due;
+  PyObject *lag_tick;              /* the C callable scheduled with call_at */
+  /* watchdog.c, and step.h writing the heartbeat: the loop thread writes it, the watchdog reads
+   * it without the GIL */
+  pthread_t wd_thread;
+  int wd_running;
+  atomic_int wd_stop;
+  atomic_uint_fast64_t hb_seq, hb_start;
+  atomic_int hb_busy;
+  PyThreadState *loop_tstate;
+  uint64_t block_seq;              /* the heartbeat a captured stack belongs to (GIL) */
+  PyObject *block_stack;           /* list of (file, line, func, src) or NULL (GIL) */
+  /* module.c: interned names */
+  PyObject *header_name;           /* b"x-loopscope-session" */
+  PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
+      *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
+      *s_call_at, *s_time, *s_get, *s_run, *s_call_soon, *s_type, *s_method, *s_path, *s_headers,
+      *s_websocket, *s_scope_state, *s_state_key, *s_response_start, *s_get_coro;
+} ls_module;
+
+extern ls_module G; /* defined in module.c */
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline ls_str str_of(PyObject *u) {
+  ls_str r = {NULL, 0};
+  if (u && PyUnicode_Check(u)) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(u, &n);
+    if (p) { r.p = p; r.n = (size_t)n; }
+    else PyErr_Clear();
+  }
+  return r;
+}
+
+/* The hash of the pointer-keyed tables (task table, code cache, line cache). */
+static inline size_t ptr_hash(const void *p) {
+  uintptr_t x = (uintptr_t)p;
+  x ^= x >> 17;
+  x *= (uintptr_t)0x9E3779B97F4A7C15ull;
+  return (size_t)(x ^ (x >> 29));
+}
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,207 @@
+/* record.c — the events about tasks: a task's announcement (name, coroutine), each step, the
+ * await point a step ends on, the task's end (state, exception text) and blocks of the loop, built
+ * from the task's entry and handed to its session. When steps run is step.h's to see; what a
+ * coroutine waits on is read by code.c. */
+#include "record.h"
+#include "session.h"
+
+/* The task's name without asking get_name() where possible: on 3.12+ a default name is kept as
+ * an int and formatted on the first get_name(), which would cost more than the rest of a task's
+ * recording. The field's offset was found and checked at setup. Returns a new ref or NULL, and
+ * fills buf/out for a default name. */
+static PyObject *task_name(PyObject *task, char *buf, size_t cap, ls_str *out) {
+  if (G.task_name_off && PyObject_TypeCheck(task, G.c_task_type)) {
+    PyObject *n = *(PyObject **)((char *)task + G.task_name_off);
+    if (n && PyUnicode_CheckExact(n)) { *out = str_of(n); return Py_NewRef(n); }
+    if (n && PyLong_CheckExact(n)) {
+      long long v = PyLong_AsLongLong(n);
+      if (!(v == -1 && PyErr_Occurred())) {
+        char digits[24];
+        int nd = 0;
+        unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+        do { digits[nd++] = (char)('0' + u % 10); u /= 10; } while (u);
+        size_t k = 5 + (v < 0) + (size_t)nd;
+        if (k < cap) {
+          memcpy(buf, "Task-", 5);
+          size_t at = 5;
+          if (v < 0) buf[at++] = '-';
+          while (nd) buf[at++] = digits[--nd];
+          buf[at] = 0;
+          out->p = buf; out->n = k; return NULL;
+        }
+      }
+      PyErr_Clear();
+    }
+  }
+  PyObject *name = PyObject_CallMethodNoArgs(task, G.s_get_name);
+  if (!name) PyErr_Clear();
+  *out = str_of(name);
+  return name;
+}
+
+void announce_emit(task_entry *e) {
+  e->announced = 1;
+  ls_event ev = {0};
+  ev.kind = LS_K_TASK;
+  ev.id = e->id;
+  ev.parent = e->parent;
+  ev.t = e->created;
+  char buf[32];
+  PyObject *name = task_name(e->task, buf, sizeof buf, &ev.name);
+  if (e->coro_info) { ev.coro.p = e->coro_info->full; ev.coro.n = (size_t)e->coro_info->nfull; }
+  emit(e->sess, &ev);
+  Py_XDECREF(name);
+}
+
+/* Emits the await in progress as ending at t. */
+void await_end(task_entry *e, uint64_t t) {
+  if (!e->awaiting) return;
+  e->awaiting = 0;
+  ls_event ev = {0};
+  ev.kind = LS_K_AWAIT;
+  ev.id = e->id;
+  ev.t = e->await_t;
+  uint64_t end = rel(e->sess, t);
+  ev.d = end > e->await_t ? end - e->await_t : 0;
+  ev.what.p = e->what;
+  ev.what.n = e->nwhat;
+  if (e->await_at) {
+    ev.file.p = e->await_at->file; ev.file.n = (size_t)e->await_at->nfile;
+    ev.func.p = e->await_at->func; ev.func.n = (size_t)e->await_at->nfunc;
+  }
+  ev.line = e->await_line;
+  emit(e->sess, &ev);
+}
+
+static void set_what(task_entry *e, const char *p, size_t n) {
+  if (n >= sizeof e->what) n = sizeof e->what - 1;
+  memcpy(e->what, p, n);
+  e->what[n] = 0;
+  e->nwhat = n;
+}
+
+/* At the end of a step that suspended: where the task waits (code.c's await_point) and on what. */
+static void await_capture(task_entry *e, uint64_t t) {
+  int line;
+  PyObject *user_next;
+  code_info *user_ci = await_point(e->coro, &line, &user_next);
+  e->awaiting = 1;
+  e->await_t = rel(e->sess, t);
+  e->await_at = user_ci;
+  e->await_line = line;
+  if (!user_next || user_next == Py_None) {
+    set_what(e, "yield", 5);
+  } else if (PyCoro_CheckExact(user_next) || PyGen_CheckExact(user_next)) {
+    code_info *ci = info_of(user_next);
+    if (ci) set_what(e, ci->qual, (size_t)ci->nqual);
+    else set_what(e, "coroutine", 9);
+  } else {
+    PyObject *awaited = user_next;
+    if (Py_TYPE(awaited) == G.future_iter_type && *(PyObject **)((char *)awaited + sizeof(PyObject)))
+      awaited = *(PyObject **)((char *)awaited + sizeof(PyObject)); /* FutureIter: first field is the future */
+    const char *tn = Py_TYPE(awaited)->tp_name;
+    const char *dot = strrchr(tn, '.');
+    if (dot) tn = dot + 1;
+    if (strcmp(tn, "_GatheringFuture") == 0) tn = "gather";
+    set_what(e, tn, strlen(tn));
+  }
+  Py_XDECREF(user_next);
+}
+
+/* The exception of a finished task as "Type: message", without marking it retrieved. */
+static PyObject *exc_text(PyObject *task) {
+  PyObject *exc = PyObject_GetAttr(task, G.s_exception);
+  if (!exc) { PyErr_Clear(); return NULL; }
+  PyObject *r = NULL;
+  if (exc != Py_None) {
+    PyObject *msg = PyObject_Str(exc);
+    if (!msg) PyErr_Clear();
+    const char *tn = Py_TYPE(exc)->tp_name;
+    const char *dot = strrchr(tn, '.');
+    if (dot) tn = dot + 1;
+    if (msg && PyUnicode_GET_LENGTH(msg)) r = PyUnicode_FromFormat("%s: %U", tn, msg);
+    else r = PyUnicode_FromString(tn);
+    if (!r) PyErr_Clear();
+    Py_XDECREF(msg);
+  }
+  Py_DECREF(exc);
+  return r;
+}
+
+/* 0 pending, 1 finished ok or with an exception, 2 cancelled. */
+int task_state(PyObject *task) {
+  PyObject *st = PyObject_GetAttr(task, G.s_state);
+  if (!st) { PyErr_Clear(); return 0; }
+  int r = 0;
+  if (PyUnicode_Check(st) && PyUnicode_GET_LENGTH(st) > 0) {
+    Py_UCS4 c = PyUnicode_READ_CHAR(st, 0);
+    r = c == 'F' ? 1 : c == 'C' ? 2 : 0;
+  }
+  Py_DECREF(st);
+  return r;
+}
+
+void task_finish(task_entry *e, int state, uint64_t t) {
+  announce(e);
+  await_end(e, t);
+  ls_event ev = {0};
+  ev.kind = LS_K_DONE;
+  ev.id = e->id;
+  ev.t = rel(e->sess, t);
+  PyObject *exc = NULL;
+  if (state == 2) ev.state = LS_S_CANCELLED;
+  else if ((exc = exc_text(e->task))) ev.state = LS_S_ERROR;
+  ev.exc = str_of(exc);
+  emit(e->sess, &ev);
+  Py_XDECREF(exc);
+  tab_del(e->task);
+  entry_free(e);
+}
+
+/* After a step of e from t0 to t1: the step event, then done or the await point. */
+void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
+  ls_event ev = {0};
+  ev.kind = LS_K_STEP;
+  ev.id = e->id;
+  ev.t = rel(e->sess, t0);
+  ev.d = t1 - t0;
+  emit(e->sess, &ev);
+  int st;
+#if PY_VERSION_HEX >= 0x030B0000
+  /* A task is done after a step exactly when its coroutine finished: reading the coroutine's
+   * frame state (a public struct field) saves asking the task for its _state on every step. */
+  if (G.completed_state != -128 && e->coro && PyCoro_CheckExact(e->coro) &&
+      ((PyCoroObject *)e->coro)->cr_frame_state < 0)
+    st = 0;
+  else
+#endif
+    st = task_state(e->task);
+  if (st) task_finish(e, st, t1);
+  else await_capture(e, t1);
+}
+
+void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack) {
+  ls_frame frames[LS_MAX_FRAMES];
+  int n = 0;
+  if (stack && PyList_Check(stack)) {
+    Py_ssize_t len = PyList_GET_SIZE(stack), from = len > LS_MAX_FRAMES ? len - LS_MAX_FRAMES : 0;
+    for (Py_ssize_t i = from; i < len; i++) {
+      PyObject *f = PyList_GET_ITEM(stack, i);
+      if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 4) continue;
+      frames[n].file = str_of(PyTuple_GET_ITEM(f, 0));
+      frames[n].line = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(f, 1));
+      if (PyErr_Occurred()) { PyErr_Clear(); frames[n].line = 0; }
+      frames[n].func = str_of(PyTuple_GET_ITEM(f, 2));
+      frames[n].src = str_of(PyTuple_GET_ITEM(f, 3));
+      n++;
+    }
+  }
+  ls_event ev = {0};
+  ev.kind = LS_K_BLOCK;
+  ev.id = id;
+  ev.t = rel(s, t0);
+  ev.d = t1 - t0;
+  ev.frames = frames;
+  ev.nframes = n;
+  emit(s, &ev);
+}

@@ -1,0 +1,32 @@
+/* record.h — what record.c offers: the events about tasks (a task's announcement, its steps,
+ * await points and end, a block) built from an entry and handed to its session. Timing steps is
+ * step.h's; reading coroutines is code.c's. */
+#ifndef LS_EXT_RECORD_H
+#define LS_EXT_RECORD_H
+
+#include "module.h"
+#include "tasks.h"
+
+#pragma GCC visibility push(hidden)
+
+/* The task event of e: announce() is inline because it runs on every step and the event goes out
+ * only once, before the task's other events. */
+void announce_emit(task_entry *e);
+static inline void announce(task_entry *e) {
+  if (!e->announced) announce_emit(e);
+}
+/* Emits the await in progress as ending at t. */
+void await_end(task_entry *e, uint64_t t);
+/* 0 pending, 1 finished ok or with an exception, 2 cancelled. */
+int task_state(PyObject *task);
+/* The end of e's task at t with state (task_state), then its entry goes. */
+void task_finish(task_entry *e, int state, uint64_t t);
+/* After a step of e from t0 to t1: the step event, then done or the await point. */
+void step_end(task_entry *e, uint64_t t0, uint64_t t1);
+/* A block of the loop from t0 to t1 in session s, in task id (0: none), with the stack the
+ * watchdog captured (a list, or NULL). */
+void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,245 @@
+/* session.c — the Session type (a recording's lifetime: open, enter a loop, release a task,
+ * close), session ids, and adopting a loop's running task as a session's root. Which task belongs
+ * to which session is factory.c's; the events are record.c's; the Python API is loopscope/session.py. */
+#include "session.h"
+#include "lag.h"
+#include "record.h"
+#include "tasks.h"
+
+/* The session id prefix: "s-<16 hex>-", random per process (reset in a forked child), and the
+ * counter after it. */
+static char id_prefix[ID_PREFIX_MAX];
+static uint64_t id_counter;
+
+static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"id", NULL};
+  PyObject *id;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "U", kwlist, &id)) return -1;
+  Py_XSETREF(self->id, Py_NewRef(id));
+  self->max_tasks = G.max_tasks;
+  return 0;
+}
+
+static void session_dealloc(session_obj *self) {
+  Py_XDECREF(self->id);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Writes a new session id into buf (NUL-terminated) and returns its length: the process's random
+ * prefix and a counter, so no system call per request. */
+size_t new_session_id(char buf[ID_MAX]) {
+  static const char hex[] = "0123456789abcdef";
+  if (!id_prefix[0]) {
+    unsigned char r[8];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(r, 1, sizeof r, f) : 0;
+    if (f) fclose(f);
+    if (got != sizeof r) { /* no /dev/urandom: time and pid still make a collision unlikely */
+      uint64_t x = now_ns() ^ ((uint64_t)getpid() << 32);
+      for (int i = 0; i < 8; i++) r[i] = (unsigned char)(x >> (8 * i));
+    }
+    char *p = id_prefix;
+    *p++ = 's';
+    *p++ = '-';
+    for (int i = 0; i < 8; i++) { *p++ = hex[r[i] >> 4]; *p++ = hex[r[i] & 15]; }
+    *p++ = '-';
+    *p = 0;
+  }
+  size_t n = strlen(id_prefix);
+  memcpy(buf, id_prefix, n);
+  char tmp[16];
+  int k = 0;
+  uint64_t v = ++id_counter;
+  do { tmp[k++] = hex[v & 15]; v >>= 4; } while (v);
+  while (k) buf[n++] = tmp[--k];
+  buf[n] = 0;
+  return n;
+}
+
+/* new_session_id() -> str: the id of a new session (loopscope.Session uses it too). */
+PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  char buf[ID_MAX];
+  size_t n = new_session_id(buf);
+  return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+}
+
+void session_ids_after_fork(void) { id_prefix[0] = 0; }
+
+/* Opens self as a session named name (a str) with a task cap: the meta object is built here from
+ * the name, the pid, the wall clock and the fields fixed at start (service, host, python).
+ * 0, or -1 with an exception set. */
+int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
+  if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
+  if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
+  const char *id = PyUnicode_AsUTF8(self->id);
+  if (!id) return -1;
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  ls_buf meta;
+  ls_buf_init(&meta, 16384);
+  ls_buf_puts(&meta, "{\"name\":");
+  ls_buf_jstr(&meta, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
+  ls_buf_puts(&meta, ",\"pid\":");
+  ls_buf_u64(&meta, (uint64_t)G.pid);
+  ls_buf_puts(&meta, ",\"started_unix_ns\":\"");
+  ls_buf_u64(&meta, (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec);
+  ls_buf_puts(&meta, "\"");
+  if (G.meta_static) ls_buf_puts(&meta, G.meta_static);
+  ls_buf_puts(&meta, "}");
+  int rc = meta.failed ? LS_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
+  ls_buf_free(&meta);
+  if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return -1; }
+  self->start = now_ns();
+  self->max_tasks = max_tasks;
+  self->active = 1;
+  self->generation = G.generation;
+  return PyList_Append(G.active, (PyObject *)self);
+}
+
+/* _open(name, max_tasks) */
+static PyObject *session_open(session_obj *self, PyObject *args) {
+  PyObject *name;
+  unsigned long long max_tasks;
+  if (!PyArg_ParseTuple(args, "UK", &name, &max_tasks)) return NULL;
+  if (session_begin(self, str_of(name), max_tasks)) return NULL;
+  Py_RETURN_NONE;
+}
+
+/* Ends the session: tasks still pending get their open await closed; the end event goes out. */
+PyObject *session_close(session_obj *self, PyObject *unused) {
+  (void)unused;
+  if (!self->active) Py_RETURN_NONE;
+  uint64_t t = now_ns();
+  if (session_live(self)) {
+    /* Closed from inside a step of its own task that already blocks the loop (a handler that
+     * blocked, then returned): report that block now, the session will not see the step end. */
+    if (G.cur && G.cur->sess == self && atomic_load(&G.hb_busy)) {
+      uint64_t start = atomic_load(&G.hb_start);
+      if (t - start >= G.block_ns) {
+        PyObject *stack = G.block_seq == atomic_load(&G.hb_seq) ? G.block_stack : NULL;
+        emit_block(self, G.cur->id, start, t, stack);
+      }
+    }
+    /* The step in progress (the request's own task ending its session) is emitted up to now:
+     * handle_run will not find the entry when the step returns. */
+    if (G.cur && G.cur->sess == self && G.cur_t0 && t >= G.cur_t0) {
+      announce(G.cur);
+      ls_event ev = {0};
+      ev.kind = LS_K_STEP;
+      ev.id = G.cur->id;
+      ev.t = rel(self, G.cur_t0);
+      ev.d = t - (G.cur_t0 > self->start ? G.cur_t0 : self->start);
+      emit(self, &ev);
+      /* the lag heartbeat due during this step has not run yet and will run after the session is
+       * gone: report how late it is so far (a lower bound of its lateness) */
+      if (G.lag_pending && G.lag_due >= self->start && t > G.lag_due) {
+        ls_event lag = {0};
+        lag.kind = LS_K_LAG;
+        lag.t = rel(self, G.lag_due);
+        lag.d = t - G.lag_due;
+        emit(self, &lag);
+      }
+    }
+    while (self->entries) {
+      task_entry *e = self->entries;
+      announce(e);
+      await_end(e, t);
+      tab_del(e->task);
+      entry_free(e); /* unlinks it from self->entries */
+    }
+    ls_session_close(self->ls, rel(self, t));
+  }
+  self->active = 0;
+  self->ls = NULL;
+  Py_ssize_t i = PySequence_Index(G.active, (PyObject *)self);
+  if (i >= 0) PySequence_DelItem(G.active, i);
+  else PyErr_Clear();
+  Py_RETURN_NONE;
+}
+
+/* Records the running task as this session's root (the request handler's task): 1 when it is
+ * recorded now, 0 when it cannot be (another session has it, the cap, no memory). */
+static int adopt_task(session_obj *self, PyObject *task) {
+  if (!session_live(self)) return 0;
+  if (tab_find(task)) return 0; /* it belongs to another session already */
+  PyObject *coro = PyObject_CallMethodNoArgs(task, G.s_get_coro);
+  if (!coro) { PyErr_Clear(); return 0; }
+  task_entry *e = register_task(self, task, coro, 0, self->start);
+  Py_DECREF(coro); /* the task keeps it alive */
+  return e != NULL;
+}
+
+/* Makes the running loop record this session: the task factory and step hooks on it (the Python
+ * hook_loop, once per loop), the lag heartbeat running, and with adopt the running task as the
+ * session's root. 0, or -1 with an exception set. Used by `async with session` and the middleware. */
+int session_enter_loop(session_obj *self, PyObject *loop, int adopt) {
+  if (loop != G.hooked_loop) {
+    PyObject *r = G.hook_loop ? PyObject_CallOneArg(G.hook_loop, loop) : Py_NewRef(Py_None);
+    if (!r) return -1;
+    Py_DECREF(r);
+    Py_XSETREF(G.hooked_loop, Py_NewRef(loop));
+  }
+  lag_ensure(loop);
+  if (!adopt) return 0;
+  PyObject *task = PyObject_CallOneArg(G.current_task, loop);
+  if (!task) return -1;
+  if (task != Py_None) adopt_task(self, task);
+  Py_DECREF(task);
+  return 0;
+}
+
+/* _enter_loop(adopt): session_enter_loop on the running loop (RuntimeError without one). */
+static PyObject *session_enter(session_obj *self, PyObject *adopt) {
+  int a = PyObject_IsTrue(adopt);
+  if (a < 0) return NULL;
+  if (!G.get_running_loop) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
+  PyObject *loop = PyObject_CallNoArgs(G.get_running_loop);
+  if (!loop) return NULL;
+  int rc = session_enter_loop(self, loop, a);
+  Py_DECREF(loop);
+  if (rc) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *session_release(session_obj *self, PyObject *task) {
+  task_entry *e = tab_find(task);
+  if (e && e->sess == self) {
+    announce(e);
+    await_end(e, now_ns());
+    tab_del(task);
+    entry_free(e);
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject *session_stats(session_obj *self, PyObject *unused) {
+  (void)unused;
+  return Py_BuildValue("{sKsKsKsi}", "tasks", (unsigned long long)self->ntasks, "dropped_tasks",
+                       (unsigned long long)self->dropped_tasks, "start_ns", (unsigned long long)self->start,
+                       "active", self->active);
+}
+
+static PyMethodDef session_methods[] = {
+    {"_open", (PyCFunction)session_open, METH_VARARGS, "open(meta_json, max_tasks)"},
+    {"_close", (PyCFunction)session_close, METH_NOARGS, "end the session"},
+    {"_enter_loop", (PyCFunction)session_enter, METH_O,
+     "_enter_loop(adopt): hook the running loop, start the lag heartbeat, adopt the running task"},
+    {"_release", (PyCFunction)session_release, METH_O, "stop recording a task adopted earlier"},
+    {"_stats", (PyCFunction)session_stats, METH_NOARGS, "counters"},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef session_members[] = {
+    {"id", T_OBJECT, offsetof(session_obj, id), READONLY, "session id"},
+    {NULL, 0, 0, 0, NULL}};
+
+PyTypeObject Session_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Session",
+    .tp_basicsize = sizeof(session_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)session_init,
+    .tp_dealloc = (destructor)session_dealloc,
+    .tp_methods = session_methods,
+    .tp_members = session_members,
+};

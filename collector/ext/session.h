@@ -1,0 +1,48 @@
+/* session.h — what session.c offers: the Session type and its struct, session ids, opening,
+ * entering a loop and closing a session, and the inline helpers every recorder uses to emit into a
+ * session (emit checks the session is live; rel makes a time relative to its start). */
+#ifndef LS_EXT_SESSION_H
+#define LS_EXT_SESSION_H
+
+#include "module.h"
+
+#pragma GCC visibility push(hidden)
+
+struct session_obj {
+  PyObject_HEAD
+  ls_session *ls;          /* NULL before open and after close */
+  PyObject *id;            /* str */
+  uint64_t start;          /* monotonic ns */
+  uint64_t next_id, ntasks, max_tasks, dropped_tasks;
+  int active;
+  unsigned generation;     /* fork generation the session was opened in */
+  task_entry *entries;     /* live entries of this session's tasks */
+};
+
+extern PyTypeObject Session_Type;
+
+static inline uint64_t rel(const session_obj *s, uint64_t t) { return t > s->start ? t - s->start : 0; }
+
+static inline int session_live(const session_obj *s) {
+  return s && s->active && s->ls && s->generation == G.generation;
+}
+
+static inline void emit(session_obj *s, ls_event *ev) {
+  if (session_live(s)) ls_emit(s->ls, ev);
+}
+
+#define ID_PREFIX_MAX 24                /* "s-<16 hex>-" and its NUL */
+#define ID_MAX (ID_PREFIX_MAX + 17)     /* a session id and its NUL */
+size_t new_session_id(char buf[ID_MAX]);
+/* new_session_id() -> str, a module function */
+PyObject *mod_new_session_id(PyObject *mod, PyObject *unused);
+/* In a forked child: the next session id gets a new process prefix. */
+void session_ids_after_fork(void);
+int session_begin(session_obj *self, ls_str name, uint64_t max_tasks);
+PyObject *session_close(session_obj *self, PyObject *unused);
+PyObject *session_stats(session_obj *self, PyObject *unused);
+int session_enter_loop(session_obj *self, PyObject *loop, int adopt);
+
+#pragma GCC visibility pop
+
+#endif

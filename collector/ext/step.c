@@ -1,0 +1,158 @@
+/* step.c — the step hook on asyncio's loops: stands in for asyncio.events.Handle._run so that
+ * every callback the loop runs is timed (time_step, step.h), and tells which callbacks are steps of
+ * which task. Loops without Handle (uvloop) are uvloop.c's; what is recorded is record.c's. */
+#include "step.h"
+
+/* What patch_handle learnt and changed (Handle._run while patched), read on every handle. */
+static struct {
+  PyObject *handle_type, *orig_run;
+  Py_ssize_t off_callback;
+  Py_ssize_t off_args, off_context; /* Handle's _args and _context slots, 0 when not found */
+  PyObject *run_failed;            /* Python: the except branch of Handle._run, or NULL */
+  PyObject *task_types;            /* tuple of Task classes (C and Python) */
+  PyObject *wrapper_types;         /* tuple of C step-wrapper types whose first field is the task */
+} hook;
+
+int step_init(void) {
+  if (!(hook.task_types = PyTuple_New(0))) return -1;
+  if (!(hook.wrapper_types = PyTuple_New(0))) return -1;
+  return 0;
+}
+
+/* The task a handle's callback steps, or NULL: TaskStepMethWrapper / task_wakeup (C Task) or a
+ * bound __step / __wakeup method (pure-Python Task). Borrowed. */
+PyObject *task_of_callback(PyObject *cb) {
+  PyObject *self = NULL;
+  PyTypeObject *tp = Py_TYPE(cb);
+  if (PyCFunction_Check(cb)) {
+    self = PyCFunction_GET_SELF(cb);
+  } else if (PyMethod_Check(cb)) {
+    self = PyMethod_GET_SELF(cb);
+  } else {
+    /* TaskStepMethWrapper: struct { PyObject_HEAD; TaskObj *sw_task; ... } on 3.10–3.14; the
+     * layout was checked against __self__ when the type was registered (patch_handle). */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hook.wrapper_types); i++)
+      if ((PyObject *)tp == PyTuple_GET_ITEM(hook.wrapper_types, i)) {
+        self = *(PyObject **)((char *)cb + sizeof(PyObject));
+        break;
+      }
+  }
+  if (!self || self == Py_None) return NULL;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hook.task_types); i++)
+    if (PyObject_TypeCheck(self, (PyTypeObject *)PyTuple_GET_ITEM(hook.task_types, i))) return self;
+  return NULL;
+}
+
+/* asyncio's Handle._run, in C when its slots were found at install: context.run(callback, *args),
+ * and on an exception other than SystemExit/KeyboardInterrupt the original's except branch (a
+ * Python function given at install). Same effect as the original without a Python frame per
+ * handle; otherwise the original is called. */
+static PyObject *call_orig_run(PyObject *handle) {
+  if (!hook.run_failed) return PyObject_CallOneArg(hook.orig_run, handle);
+  PyObject *ctx = *(PyObject **)((char *)handle + hook.off_context);
+  PyObject *cb = *(PyObject **)((char *)handle + hook.off_callback);
+  PyObject *args = *(PyObject **)((char *)handle + hook.off_args);
+  if (!ctx || !cb || !args || !PyTuple_CheckExact(args) || PyTuple_GET_SIZE(args) > 14)
+    return PyObject_CallOneArg(hook.orig_run, handle);
+  PyObject *stack[16];
+  Py_ssize_t n = PyTuple_GET_SIZE(args);
+  stack[0] = Py_NewRef(ctx);
+  stack[1] = Py_NewRef(cb);
+  for (Py_ssize_t i = 0; i < n; i++) stack[2 + i] = Py_NewRef(PyTuple_GET_ITEM(args, i));
+  PyObject *r = PyObject_VectorcallMethod(G.s_run, stack, (size_t)(2 + n), NULL);
+  for (Py_ssize_t i = 0; i < 2 + n; i++) Py_DECREF(stack[i]);
+  if (r) { Py_DECREF(r); Py_RETURN_NONE; }
+  if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return NULL;
+  PyObject *type, *val, *tb;
+  PyErr_Fetch(&type, &val, &tb);
+  PyErr_NormalizeException(&type, &val, &tb);
+  if (tb && val) PyException_SetTraceback(val, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  PyObject *h = PyObject_CallFunctionObjArgs(hook.run_failed, handle, val ? val : Py_None, NULL);
+  Py_XDECREF(val);
+  if (!h) return NULL;
+  Py_DECREF(h);
+  Py_RETURN_NONE;
+}
+
+static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)handle); }
+
+static PyObject *handle_run(PyObject *self, PyObject *unused) {
+  (void)unused;
+  if (!PyList_GET_SIZE(G.active)) return call_orig_run(self);
+  return time_step(*(PyObject **)((char *)self + hook.off_callback), run_handle, self);
+}
+
+static PyMethodDef handle_run_def = {"_run", handle_run, METH_NOARGS,
+                                     "Handle._run timed by loopscope (calls the original)"};
+
+PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
+  (void)mod;
+  PyObject *handle_type, *task_types, *samples, *run_failed = NULL;
+  if (!PyArg_ParseTuple(args, "O!O!O!|O", &PyType_Type, &handle_type, &PyTuple_Type, &task_types, &PyList_Type,
+                        &samples, &run_failed))
+    return NULL;
+  if (hook.orig_run) Py_RETURN_NONE;
+  /* samples: (callback, task) pairs seen on a throwaway loop; a callback type that is neither a
+   * builtin method nor a bound method is used by reading its first field, once checked here. */
+  PyObject *wrappers = PyList_New(0);
+  if (!wrappers) return NULL;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(samples); i++) {
+    PyObject *pair = PyList_GET_ITEM(samples, i), *cb, *task;
+    if (!PyArg_ParseTuple(pair, "OO", &cb, &task)) { Py_DECREF(wrappers); return NULL; }
+    if (PyCFunction_Check(cb) || PyMethod_Check(cb)) continue;
+    if ((size_t)Py_TYPE(cb)->tp_basicsize < sizeof(PyObject) + sizeof(PyObject *)) continue;
+    if (*(PyObject **)((char *)cb + sizeof(PyObject)) != task) continue;
+    if (PySequence_Contains(wrappers, (PyObject *)Py_TYPE(cb)) == 0 && PyList_Append(wrappers, (PyObject *)Py_TYPE(cb))) {
+      Py_DECREF(wrappers);
+      return NULL;
+    }
+  }
+  Py_XSETREF(hook.wrapper_types, PyList_AsTuple(wrappers));
+  Py_DECREF(wrappers);
+  if (!hook.wrapper_types) return NULL;
+  PyObject *member = PyObject_GetAttrString(handle_type, "_callback");
+  if (!member) return NULL;
+  if (Py_TYPE(member) != &PyMemberDescr_Type) {
+    Py_DECREF(member);
+    PyErr_SetString(PyExc_TypeError, "Handle._callback is not a slot");
+    return NULL;
+  }
+  hook.off_callback = ((PyMemberDescrObject *)member)->d_member->offset;
+  Py_DECREF(member);
+  /* the slots the C _run reads; without them (or without run_failed) the original runs */
+  hook.off_args = hook.off_context = 0;
+  Py_CLEAR(hook.run_failed);
+  PyObject *m_args = PyObject_GetAttrString(handle_type, "_args");
+  PyObject *m_ctx = m_args ? PyObject_GetAttrString(handle_type, "_context") : NULL;
+  if (m_args && m_ctx && Py_TYPE(m_args) == &PyMemberDescr_Type && Py_TYPE(m_ctx) == &PyMemberDescr_Type &&
+      run_failed && PyCallable_Check(run_failed)) {
+    hook.off_args = ((PyMemberDescrObject *)m_args)->d_member->offset;
+    hook.off_context = ((PyMemberDescrObject *)m_ctx)->d_member->offset;
+    hook.run_failed = Py_NewRef(run_failed);
+  }
+  Py_XDECREF(m_args);
+  Py_XDECREF(m_ctx);
+  PyErr_Clear();
+  PyObject *orig = PyObject_GetAttrString(handle_type, "_run");
+  if (!orig) return NULL;
+  PyObject *descr = PyDescr_NewMethod((PyTypeObject *)handle_type, &handle_run_def);
+  if (!descr) { Py_DECREF(orig); return NULL; }
+  if (PyObject_SetAttrString(handle_type, "_run", descr)) { Py_DECREF(descr); Py_DECREF(orig); return NULL; }
+  Py_DECREF(descr);
+  hook.orig_run = orig;
+  hook.handle_type = Py_NewRef(handle_type);
+  Py_XSETREF(hook.task_types, Py_NewRef(task_types));
+  Py_RETURN_NONE;
+}
+
+PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  if (!hook.orig_run) Py_RETURN_NONE;
+  if (PyObject_SetAttrString(hook.handle_type, "_run", hook.orig_run)) return NULL;
+  Py_CLEAR(hook.orig_run);
+  Py_CLEAR(hook.run_failed);
+  Py_CLEAR(hook.handle_type);
+  Py_RETURN_NONE;
+}

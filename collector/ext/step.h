@@ -1,0 +1,87 @@
+/* step.h — timing a task step: time_step(), inline here so that each caller (step.c's Handle._run,
+ * uvloop.c's StepCall) gets its own copy with the call it makes known — the hot path pays no call
+ * for it — and what step.c offers: which task a callback steps, and the Handle._run patch. What is
+ * recorded about the step is record.c's; the watchdog reading the heartbeat is watchdog.c's. */
+#ifndef LS_EXT_STEP_H
+#define LS_EXT_STEP_H
+
+#include "module.h"
+#include "record.h"
+#include "session.h"
+#include "tasks.h"
+
+#pragma GCC visibility push(hidden)
+
+/* At module init: no task or step-wrapper types known yet. 0, or -1 with an exception set. */
+int step_init(void);
+/* The task a handle's callback steps, or NULL (borrowed). */
+PyObject *task_of_callback(PyObject *cb);
+/* patch_handle(Handle, task_types, samples[, run_failed]) and unpatch_handle(), module functions */
+PyObject *mod_patch_handle(PyObject *mod, PyObject *args);
+PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);
+
+/* One callback the loop runs, timed as loopscope times a handle: the watchdog's heartbeat around
+ * it, and when cb steps a recorded task, the step, its await point or end, and a block in it
+ * attributed to the task (else to every session). run(arg) makes the call. Inlined into each
+ * caller with run known, so Handle._run pays no indirect call for the uvloop path's sake. */
+static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void *), void *arg) {
+  uint64_t t0 = now_ns();
+  /* only threads holding the GIL write the heartbeat: a plain increment, no locked instruction */
+  uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed) + 1;
+  atomic_store_explicit(&G.hb_seq, seq, memory_order_relaxed);
+  atomic_store_explicit(&G.hb_start, t0, memory_order_relaxed);
+  atomic_store_explicit(&G.hb_busy, 1, memory_order_release);
+  G.loop_tstate = PyThreadState_Get();
+  PyObject *task = cb ? task_of_callback(cb) : NULL;
+  task_entry *e = task ? tab_find(task) : NULL;
+  task_entry *saved = G.cur;
+  uint64_t saved_t0 = G.cur_t0;
+  session_obj *bs = NULL; /* the session of the stepped task, for a block */
+  uint64_t bid = 0;
+  if (e) {
+    if (!session_live(e->sess)) { tab_del(task); entry_free(e); e = NULL; }
+    else {
+      announce(e);
+      await_end(e, t0);
+      bs = (session_obj *)Py_NewRef((PyObject *)e->sess);
+      bid = e->id;
+      Py_INCREF(task); /* the step may end the task; keep the key alive for the lookup after */
+    }
+  }
+  G.cur = e;
+  G.cur_t0 = t0;
+  PyObject *res = run(arg);
+  uint64_t t1 = now_ns();
+  atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
+  G.cur = saved;
+  G.cur_t0 = saved_t0;
+  PyObject *exc_type, *exc_val, *exc_tb;
+  PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
+  if (e) {
+    e = tab_find(task); /* the step may have closed the session and removed it */
+    if (e) step_end(e, t0, t1);
+    Py_DECREF(task);
+  }
+  if (t1 - t0 >= G.block_ns) {
+    PyObject *stack = G.block_seq == seq ? G.block_stack : NULL;
+    Py_XINCREF(stack);
+    Py_CLEAR(G.block_stack);
+    /* a task's block goes to its session only (session_close reported it if that came first) */
+    if (bs) emit_block(bs, bid, t0, t1, stack);
+    else {
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
+        session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+        if (t0 >= s->start) emit_block(s, 0, t0, t1, stack);
+      }
+    }
+    Py_XDECREF(stack);
+  }
+  Py_XDECREF(bs);
+  if (PyErr_Occurred()) PyErr_Clear();
+  PyErr_Restore(exc_type, exc_val, exc_tb);
+  return res;
+}
+
+#pragma GCC visibility pop
+
+#endif

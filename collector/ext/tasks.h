@@ -1,0 +1,50 @@
+/* tasks.h — what tasks.c offers: the entries of recorded tasks and the table that finds a task's
+ * entry by its pointer (tab_find is inline here: it runs on every step). What is recorded about a
+ * task is record.c's; which session a task belongs to is decided by factory.c and session.c. */
+#ifndef LS_EXT_TASKS_H
+#define LS_EXT_TASKS_H
+
+#include "module.h"
+#include "code.h"
+
+#pragma GCC visibility push(hidden)
+
+struct task_entry {
+  struct task_entry *snext, *sprev; /* the session's list of its live entries */
+  PyObject *task;          /* borrowed: the key; entries go away when the task ends */
+  PyObject *coro;          /* borrowed: the task holds it while pending */
+  session_obj *sess;       /* strong */
+  uint64_t id, parent, created;
+  code_info *coro_info;    /* may be NULL */
+  int announced;
+  /* the await in progress, if any: emitted when the next step starts (its end) */
+  int awaiting;
+  uint64_t await_t;
+  int32_t await_line;
+  code_info *await_at;     /* the user's frame's code, NULL when unknown */
+  char what[96];
+  size_t nwhat;
+};
+
+/* The entry of task, or NULL. */
+static inline task_entry *tab_find(PyObject *task) {
+  if (!G.tab_len) return NULL;
+  size_t mask = G.tab_cap - 1, j = ptr_hash(task) & mask;
+  while (G.tab[j]) {
+    if (G.tab[j]->task == task) return G.tab[j];
+    j = (j + 1) & mask;
+  }
+  return NULL;
+}
+
+void tab_del(PyObject *task);
+/* Frees every entry and empties the table (stop, and a forked child). */
+void tab_clear(void);
+void entry_free(task_entry *e);
+/* A new entry for task in session s, in the table: NULL when the session's cap is reached or
+ * memory is short. */
+task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id, uint64_t t);
+
+#pragma GCC visibility pop
+
+#endif
