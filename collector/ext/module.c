@@ -1,7 +1,6 @@
-/* module.c — the CPython module loopscope._core: its functions (start, stop, flush, stats, setup,
- * fork), its method table and PyInit, and the module state G. What is recorded and when is the
- * other files' (step.c, uvloop.c, factory.c, record.c, session.c, ...); the C core that keeps,
- * encodes and ships the events is collector/src/; settings and install order are loopscope/'s. */
+/* module.c — the CPython module loopscope._core: the state G, start/stop/flush/stats/setup/fork,
+ * the method table and PyInit. Recording is the other ext/ files'; keeping, encoding and shipping
+ * events is the C core's (collector/src/); settings and install order are loopscope/'s. */
 #include "module.h"
 #include "code.h"
 #include "factory.h"

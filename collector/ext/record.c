@@ -1,7 +1,6 @@
-/* record.c — the events about tasks: a task's announcement (name, coroutine), each step, the
- * await point a step ends on, the task's end (state, exception text) and blocks of the loop, built
- * from the task's entry and handed to its session. When steps run is step.h's to see; what a
- * coroutine waits on is read by code.c. */
+/* record.c — the events about tasks: announcement (name, coroutine), steps, the await point a step
+ * ends on, the end (state, exception text) and blocks of the loop, handed to the task's session.
+ * Seeing when steps run is step.h's; reading what a coroutine waits on is code.c's. */
 #include "record.h"
 #include "session.h"
 

@@ -1,7 +1,6 @@
-/* step.h — timing a task step: time_step(), inline here so that each caller (step.c's Handle._run,
- * uvloop.c's StepCall) gets its own copy with the call it makes known — the hot path pays no call
- * for it — and what step.c offers: which task a callback steps, and the Handle._run patch. What is
- * recorded about the step is record.c's; the watchdog reading the heartbeat is watchdog.c's. */
+/* step.h — time_step(), inline here so each caller (step.c's Handle._run, uvloop.c's StepCall) has
+ * its own copy and the hot path pays no call for it, and what step.c offers: which task a callback
+ * steps, the Handle._run patch. What a step records is record.c's; the watchdog's, watchdog.c's. */
 #ifndef LS_EXT_STEP_H
 #define LS_EXT_STEP_H
 
