@@ -16,6 +16,8 @@ ls_module G;
 
 /* ---- module functions -------------------------------------------------------------------- */
 
+static int start_failure; /* set by _fail_next_start (tests) */
+
 static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   (void)mod;
   static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
@@ -33,19 +35,8 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
                                    &meta_static, &get_loop, &hook))
     return NULL;
   if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
-  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
-  int rc;
-  Py_BEGIN_ALLOW_THREADS
-  rc = ls_collector_new(&cfg, &G.core);
-  Py_END_ALLOW_THREADS
-  if (rc) { PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender (%d)", rc); return NULL; }
-  G.block_ns = (uint64_t)(blocking_ms * 1e6);
-  G.lag_ns = (uint64_t)(rate_ms * 1e6);
-  if (G.lag_ns < 100000u) G.lag_ns = 100000u;
-  G.max_tasks = max_tasks;
-  Py_XSETREF(G.lib_prefixes, Py_NewRef(prefixes));
-  Py_XSETREF(G.session_var, Py_NewRef(var));
-  Py_XSETREF(G.asyncio_prefix, Py_NewRef(aprefix));
+  /* Everything that can fail comes before G.started = 1, and a failure undoes what was started:
+   * install() must be callable again after any error (not answer "already installed"). */
   PyMem_Free(G.meta_static);
   size_t ms_len = strlen(meta_static);
   G.meta_static = PyMem_Malloc(ms_len + 1);
@@ -58,14 +49,51 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   if (!(G.url_prefix = PyMem_Malloc(ulen + sizeof "/sessions/"))) return PyErr_NoMemory();
   memcpy(G.url_prefix, url, ulen);
   memcpy(G.url_prefix + ulen, "/sessions/", sizeof "/sessions/");
+  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
+  int rc = start_failure == 1 ? LS_ESYS : LS_OK;
+  if (!rc) {
+    Py_BEGIN_ALLOW_THREADS
+    rc = ls_collector_new(&cfg, &G.core);
+    Py_END_ALLOW_THREADS
+  }
+  if (rc) {
+    G.core = NULL;
+    PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender for %s: %s%s", url, ls_strerror(rc),
+                 rc == LS_EINVAL ? " (check the server URL and the token)" : "");
+    return NULL;
+  }
+  G.block_ns = (uint64_t)(blocking_ms * 1e6);
+  G.lag_ns = (uint64_t)(rate_ms * 1e6);
+  if (G.lag_ns < 100000u) G.lag_ns = 100000u;
+  G.max_tasks = max_tasks;
+  Py_XSETREF(G.lib_prefixes, Py_NewRef(prefixes));
+  Py_XSETREF(G.session_var, Py_NewRef(var));
+  Py_XSETREF(G.asyncio_prefix, Py_NewRef(aprefix));
   Py_XSETREF(G.get_running_loop, Py_XNewRef(get_loop));
   Py_XSETREF(G.hook_loop, Py_XNewRef(hook));
   G.pid = (long)getpid();
-  G.started = 1;
-  if (watchdog_start()) {
-    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot start the watchdog thread");
+  if (start_failure == 2 || watchdog_start()) {
+    ls_collector *core = G.core;
+    Py_BEGIN_ALLOW_THREADS
+    ls_collector_free(core, 0);
+    Py_END_ALLOW_THREADS
+    G.core = NULL;
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot start the watchdog thread (the process may have "
+                                        "reached its thread limit: ulimit -u); nothing was installed");
     return NULL;
   }
+  start_failure = 0;
+  G.started = 1;
+  Py_RETURN_NONE;
+}
+
+/* _fail_next_start(which): tests only — the next start() fails as if the sender (1) or the
+ * watchdog (2) could not be started; 0 clears it. */
+static PyObject *mod_fail_next_start(PyObject *mod, PyObject *arg) {
+  (void)mod;
+  long v = PyLong_AsLong(arg);
+  if (v == -1 && PyErr_Occurred()) return NULL;
+  start_failure = (int)v;
   Py_RETURN_NONE;
 }
 
@@ -297,6 +325,7 @@ static PyMethodDef module_methods[] = {
     {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},
     {"now_ns", mod_now_ns, METH_NOARGS, "the collector's monotonic clock"},
     {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
+    {"_fail_next_start", mod_fail_next_start, METH_O, "make the next start() fail (tests)"},
     {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},
     {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
     {NULL, NULL, 0, NULL}};

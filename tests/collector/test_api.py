@@ -70,6 +70,32 @@ def test_long_token_is_sent(tmp_path):
         srv.stop()
 
 
+@pytest.mark.parametrize("which,msg", [(1, "cannot start the sender for http://127.0.0.1:9: a thread or libcurl"),
+                                       (2, "cannot start the watchdog thread")])
+def test_failed_start_leaves_nothing_installed(server, which, msg):
+    """A collector that cannot start says why, and install() works afterwards (it used to answer
+    "already installed" after a watchdog failure)."""
+    _core._fail_next_start(which)
+    try:
+        with pytest.raises(RuntimeError, match=msg):
+            loopscope.install(server="http://127.0.0.1:9")
+    finally:
+        _core._fail_next_start(0)
+    assert not loopscope.installed()
+    assert asyncio.get_event_loop_policy().new_event_loop.__module__ != "loopscope._state"
+    async def main():
+        await asyncio.sleep(0)
+
+    loopscope.install(server=server.url)
+    try:
+        with loopscope.session("after a failed start") as s:
+            asyncio.run(main())
+        assert loopscope.flush(10)
+    finally:
+        loopscope.uninstall(timeout=2)
+    assert server.get(f"/api/v1/sessions/{s.id}")["tasks"] == 1
+
+
 def test_unknown_setting_is_rejected():
     with pytest.raises(TypeError, match="unknown setting 'colour'"):
         load({"colour": "blue"}, {})
