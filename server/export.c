@@ -153,6 +153,7 @@ static int write_json(const session_rows *w, jbuf *out)
     jbuf_printf(out, "\"done\",\"id\":%lld,\"t\":%lld", (long long)w->tasks[i].id, (long long)w->tasks[i].ended);
     opt_str(out, "state", w->tasks[i].state);
     opt_str(out, "exc", w->tasks[i].exc);
+    opt_i64(out, "status", w->tasks[i].status);
     jbuf_putc(out, '}');
   }
   if(w->x.dropped > 0) {
@@ -230,6 +231,10 @@ static int write_chrome(const session_rows *w, jbuf *out)
       jbuf_str(out, t->state);
       jbuf_puts(out, ",\"exc\":");
       jbuf_str(out, t->exc);
+      if(t->status >= 0) {
+        jbuf_puts(out, ",\"status\":");
+        jbuf_i64(out, t->status);
+      }
       jbuf_puts(out, "}}");
     }
   }
@@ -386,6 +391,8 @@ static int write_otlp(const session_rows *w, jbuf *out)
     attr_int(out, &af, "loopscope.busy_ns", t->busy_ns);
     attr_int(out, &af, "loopscope.wait_ns", t->wait_ns);
     attr_str(out, &af, "loopscope.state", t->state);
+    if(t->status >= 0)
+      attr_int(out, &af, "http.response.status_code", t->status);
     jbuf_puts(out, "],\"events\":[");
     int ef = 1;
     size_t lo = 0, hi = w->na; /* first await of this task */

@@ -222,7 +222,7 @@ static int get_str(parser *p, const cJSON *v, const place *where, const char *fi
 /* The fields an event may carry, found in one walk over its members. */
 typedef struct fields {
   const cJSON *k, *id, *parent, *name, *coro, *t, *d, *what, *file, *line, *func, *stack, *state,
-    *exc, *n;
+    *status, *exc, *n;
 } fields;
 
 /* A member named more than once counts the first time, as cJSON_GetObjectItem finds it (the
@@ -255,6 +255,7 @@ static void collect(const cJSON *ev, fields *f)
     case 's':
       if(!strcmp(s, "stack")) FIRST(stack);
       else if(!strcmp(s, "state")) FIRST(state);
+      else if(!strcmp(s, "status")) FIRST(status);
       break;
     case 'e': if(!strcmp(s, "exc")) FIRST(exc); break;
     default: break;
@@ -485,6 +486,13 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     x->state = st;
     if((rc = get_str(p, f.exc, where, "exc", p->lim->max_exc, &x->exc)))
       return rc;
+    x->status = -1; /* optional: absent or null */
+    if(f.status && !cJSON_IsNull(f.status)) {
+      double v = f.status->valuedouble;
+      if(!cJSON_IsNumber(f.status) || v != floor(v) || v < 100 || v > 599)
+        return fail_at(p, where, "status: expected an integer in [100, 599]");
+      x->status = (int64_t)v;
+    }
     if((rc = see_span(p, b, where, x->t, 0)))
       return rc;
     b->ndones++;

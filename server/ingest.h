@@ -41,7 +41,10 @@ typedef struct ingest_block {
   size_t stack_off, stack_len;   /* the stack re-encoded as JSON, in batch->stacks */
 } ingest_block;
 typedef struct ingest_lag { int64_t t, d; } ingest_lag;
-typedef struct ingest_done { int64_t id, t; const char *state, *exc; } ingest_done;
+typedef struct ingest_done {
+  int64_t id, t, status; /* status: the HTTP response status of a request's task, -1 when absent */
+  const char *state, *exc;
+} ingest_done;
 
 typedef struct ingest_batch {
   const char *batch, *session;

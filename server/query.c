@@ -256,6 +256,8 @@ static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, cons
     jbuf_str(o, x->state);
     jbuf_puts(o, ",\"exc\":");
     jbuf_str(o, x->exc);
+    jbuf_puts(o, ",\"status\":");
+    opt_i64(o, x->status);
     jbuf_puts(o, ",\"busy_ns\":");
     jbuf_i64(o, x->busy_ns);
     jbuf_puts(o, ",\"wait_ns\":");

@@ -49,9 +49,9 @@ static const char *const wsql[W_COUNT] = {
     " ON CONFLICT(sid, id) DO UPDATE SET parent = excluded.parent, name = excluded.name,"
     " coro = excluded.coro, created = excluded.created, has_task = 1",
   [W_DONE] =
-    "INSERT INTO tasks(sid, id, ended, state, exc) VALUES(?1, ?2, ?3, ?4, ?5)"
+    "INSERT INTO tasks(sid, id, ended, state, exc, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
     " ON CONFLICT(sid, id) DO UPDATE SET ended = excluded.ended, state = excluded.state,"
-    " exc = excluded.exc",
+    " exc = excluded.exc, status = excluded.status",
   [W_AGG] =
     "INSERT INTO tasks(sid, id, busy_ns, wait_ns, first_run) VALUES(?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT(sid, id) DO UPDATE SET busy_ns = busy_ns + excluded.busy_ns,"
@@ -88,7 +88,7 @@ static const char *const rsql[R_COUNT] = {
   [R_SESSIONS] = "SELECT " SESSION_COLS NEWEST "1",
   [R_SESSIONS_NAME] = "SELECT " SESSION_COLS " WHERE instr(name, ?2) > 0" NEWEST "1",
   [R_INTERVALS] = "SELECT created, ended FROM tasks WHERE sid = ?1 AND has_task = 1",
-  [R_TASKS] = "SELECT id, parent, created, first_run, ended, busy_ns, wait_ns, name, coro, state, exc"
+  [R_TASKS] = "SELECT id, parent, created, first_run, ended, busy_ns, wait_ns, name, coro, state, exc, status"
               " FROM tasks WHERE sid = ?1 AND has_task = 1",
   [R_AWAITS] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND d >= ?2"
                " ORDER BY d DESC, t ASC, task ASC",
@@ -525,6 +525,10 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     sqlite3_bind_int64(st, 3, x->t);
     bind_text(st, 4, x->state);
     bind_text(st, 5, x->exc);
+    if(x->status >= 0)
+      sqlite3_bind_int64(st, 6, x->status);
+    else
+      sqlite3_bind_null(st, 6);
     rc = wrun(s, st);
   }
   unsigned char *stored = malloc(b->nsteps + b->nawaits + 1);
@@ -893,6 +897,7 @@ int store_load_tasks(store_reader *r, int64_t sid, arena *a, store_task **out, s
     x->coro = col_text(st, 8, a);
     x->state = col_text(st, 9, a);
     x->exc = col_text(st, 10, a);
+    x->status = col_opt(st, 11);
   });
 }
 

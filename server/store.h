@@ -77,6 +77,7 @@ int store_load_intervals(store_reader *r, int64_t sid, stats_interval **out, siz
 
 typedef struct store_task {
   int64_t id, parent, created, first_run, ended, busy_ns, wait_ns; /* -1: unknown */
+  int64_t status;   /* HTTP response status of a request's task, -1: none */
   const char *name, *coro, *state, *exc;
 } store_task;
 int store_load_tasks(store_reader *r, int64_t sid, arena *a, store_task **out, size_t *n);

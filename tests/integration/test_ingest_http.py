@@ -64,6 +64,11 @@ def test_bad_event_is_named_and_nothing_of_the_batch_is_stored(server):
         ({"k": "task", "id": 0, "t": 1}, "events[9].id: expected a positive integer below 2^53"),
         ({"k": "done", "id": 2, "t": 1, "state": "gone"}, "events[9].state: expected one of ok, cancelled, error"),
         ({"k": "task", "id": 3, "t": 1, "name": "x" * 5000}, "events[9].name: longer than 4096 bytes"),
+        ({"k": "done", "id": 2, "t": 1, "state": "ok", "status": 99}, "events[9].status: expected an integer in [100, 599]"),
+        ({"k": "done", "id": 2, "t": 1, "state": "ok", "status": 600}, "events[9].status: expected an integer in [100, 599]"),
+        ({"k": "done", "id": 2, "t": 1, "state": "ok", "status": 200.5}, "events[9].status: expected an integer in [100, 599]"),
+        ({"k": "done", "id": 2, "t": 1, "state": "ok", "status": "200"}, "events[9].status: expected an integer in [100, 599]"),
+        ({"k": "done", "id": 2, "t": 1, "state": "ok", "status": True}, "events[9].status: expected an integer in [100, 599]"),
     ]
     for ev, detail in cases:
         b = example(session="s-bad")

@@ -30,11 +30,46 @@ def test_tasks(server):
     assert tasks == [
         {"id": 1, "name": "Task-1", "coro": "app.views.user_page", "parent": 0, "children": [2],
          "depth": 0, "created": 0, "first_run": None, "ended": None, "state": None, "exc": None,
-         "busy_ns": 0, "wait_ns": 0},
+         "status": None, "busy_ns": 0, "wait_ns": 0},
         {"id": 2, "name": "Task-2", "coro": "app.db.fetch_user", "parent": 1, "children": [],
          "depth": 1, "created": 120000, "first_run": 130000, "ended": 95000000, "state": "ok",
-         "exc": None, "busy_ns": 52000, "wait_ns": 45000000},
+         "exc": None, "status": None, "busy_ns": 52000, "wait_ns": 45000000},
     ]
+
+
+def test_task_status_in_tasks_and_every_export(server):
+    """A request's root task ends with the HTTP status the app responded with (done's optional
+    `status`): /tasks returns it, the JSON export carries it so that it re-ingests identically,
+    Chrome trace puts it in the done event's args, OTLP as http.response.status_code."""
+    b = example()
+    b["events"].append({"k": "done", "id": 1, "t": 240000000, "state": "ok", "status": 200})
+    assert server.ingest(b).status == 202
+    tasks = {t["id"]: t for t in server.get_json(S + "/tasks")["tasks"]}
+    assert (tasks[1]["state"], tasks[1]["status"], tasks[1]["ended"]) == ("ok", 200, 240000000)
+    assert tasks[2]["status"] is None
+    exported = server.get_json(S + "/export?format=json")
+    done = [e for e in exported["events"] if e["k"] == "done"]
+    assert {"k": "done", "id": 1, "t": 240000000, "state": "ok", "status": 200} in done
+    assert all("status" not in e for e in done if e["id"] == 2)
+    chrome = server.get_json(S + "/export?format=chrome")["traceEvents"]
+    assert {e["tid"]: e["args"] for e in chrome if e["name"] == "done"} == {
+        1: {"state": "ok", "exc": None, "status": 200}, 2: {"state": "ok", "exc": None}}
+    spans = server.get_json(S + "/export?format=otlp")["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    attrs = [{a["key"]: a["value"] for a in s["attributes"]} for s in spans]
+    assert attrs[0]["http.response.status_code"] == {"intValue": "200"}
+    assert "http.response.status_code" not in attrs[1]
+    # re-ingested, the export gives the same answers; an error with a status keeps both
+    assert server.request("DELETE", S).status == 200
+    assert server.ingest(exported).status == 202
+    assert {t["id"]: t for t in server.get_json(S + "/tasks")["tasks"]} == tasks
+    e = batch("s-err", "b", [{"k": "task", "id": 1, "t": 0},
+                             {"k": "done", "id": 1, "t": 5, "state": "error", "exc": "KeyError: 'x'", "status": 500},
+                             {"k": "task", "id": 2, "t": 0},
+                             {"k": "done", "id": 2, "t": 5, "state": "ok", "status": None}])
+    assert server.ingest(e).status == 202
+    t = {x["id"]: x for x in server.get_json("/api/v1/sessions/s-err/tasks")["tasks"]}
+    assert (t[1]["state"], t[1]["exc"], t[1]["status"]) == ("error", "KeyError: 'x'", 500)
+    assert (t[2]["state"], t[2]["status"]) == ("ok", None)
 
 
 def test_tasks_split_in_reverse_order_with_missing_parent(server):

@@ -1,5 +1,6 @@
 """test_service.py — the binary as a service: /healthz, /metrics, pages with CSP, command-line
 options, SIGTERM finishing queued work with exit 0, restart with the data kept."""
+import os
 import sqlite3
 import subprocess
 import threading
@@ -8,12 +9,14 @@ import time
 from batches import EXAMPLE, EXAMPLE_SUMMARY, batch
 from conftest import BINARY, Server
 
+SCHEMA_V1 = os.path.join(os.path.dirname(__file__), "..", "..", "schema", "schema.sql")
+
 CSP_START = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
              "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors ")
 
 
 def test_healthz_and_metrics(server):
-    assert server.get_json("/healthz") == {"ok": True, "version": "0.1.0", "schema": 1}
+    assert server.get_json("/healthz") == {"ok": True, "version": "0.1.0", "schema": 2}
     assert server.ingest(EXAMPLE).status == 202
     assert server.ingest({"v": 9}).status == 400
     r = server.get("/metrics")
@@ -82,6 +85,34 @@ def test_port_in_use(make_server, tmp_path):
     a = make_server()
     r = run_binary("--listen", f"127.0.0.1:{a.port}", "--db", str(tmp_path / "other.db"))
     assert r.returncode == 1 and "cannot listen" in r.stderr
+
+
+def test_version_1_database_is_migrated(tmp_path):
+    """A database made by the previous server (schema version 1, no tasks.status) opens: its rows
+    stay, status reads null, and new done events store their status."""
+    db = str(tmp_path / "v1.db")
+    con = sqlite3.connect(db)
+    with open(SCHEMA_V1) as f:
+        con.executescript(f.read())
+    con.execute("PRAGMA user_version = 1")
+    con.execute("INSERT INTO sessions(id, name, has_meta, ended, end_t, max_t) VALUES('s-old', 'GET /old', 1, 1, 9, 9)")
+    con.execute("INSERT INTO tasks(sid, id, created, ended, state, has_task) VALUES(1, 1, 0, 9, 'ok', 1)")
+    con.commit()
+    con.close()
+    s = Server(tmp_path, db=db).start()
+    try:
+        assert s.get_json("/healthz")["schema"] == 2
+        (old,) = s.get_json("/api/v1/sessions/s-old/tasks")["tasks"]
+        assert (old["id"], old["state"], old["ended"], old["status"]) == (1, "ok", 9, None)
+        assert s.ingest(batch("s-old", "b-new", [{"k": "task", "id": 2, "parent": 1, "t": 1},
+                                                 {"k": "done", "id": 2, "t": 8, "state": "ok", "status": 204}])).status == 202
+        t = {x["id"]: x["status"] for x in s.get_json("/api/v1/sessions/s-old/tasks")["tasks"]}
+        assert t == {1: None, 2: 204}
+    finally:
+        assert s.stop() == 0
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone() == (2,)
+    con.close()
 
 
 def test_restart_keeps_data(tmp_path):

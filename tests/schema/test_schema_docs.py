@@ -111,6 +111,10 @@ BAD = [
     ("frame not an object", ["events", 4, "stack", 0], "frame"),
     ("negative drop", ["events", 7, "n"], -12),
     ("event not an object", ["events", 1], 7),
+    ("status below 100", ["events", 6, "status"], 99),
+    ("status over 599", ["events", 6, "status"], 600),
+    ("status as a string", ["events", 6, "status"], "200"),
+    ("fractional status", ["events", 6, "status"], 200.5),
 ]
 
 
@@ -132,6 +136,10 @@ GOOD = [
     ("largest t", ["events", 2, "t"], 2**53 - 1),
     ("integral float", ["events", 2, "t"], 130000.0),
     ("line null", ["events", 3, "line"], None),
+    ("done with status", ["events", 6, "status"], 200),
+    ("error with status", ["events", 6], {"k": "done", "id": 2, "t": 9, "state": "error",
+                                           "exc": "KeyError: 'x'", "status": 500}),
+    ("status null", ["events", 6, "status"], None),
 ]
 
 
@@ -218,6 +226,10 @@ def test_api_md_task_example(registry):
     component_validator(registry, "Task").validate(examples[0])
     bad = dict(examples[0], depth=-1)
     assert not component_validator(registry, "Task").is_valid(bad)
+    task = component_validator(registry, "Task")
+    assert task.is_valid(dict(examples[0], status=200))
+    assert not task.is_valid(dict(examples[0], status=600))
+    assert not task.is_valid({k: v for k, v in examples[0].items() if k != "status"})
 
 
 def test_api_md_timeline_example(registry):

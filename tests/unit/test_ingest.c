@@ -327,6 +327,33 @@ START_TEST(done_state)
 }
 END_TEST
 
+/* done's optional status: the HTTP status a request's task responded with, 100..599. */
+START_TEST(done_status)
+{
+  ingest_batch *b = accepted("[{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"ok\",\"status\":200},"
+                             "{\"k\":\"done\",\"id\":2,\"t\":1,\"state\":\"ok\"},"
+                             "{\"k\":\"done\",\"id\":3,\"t\":1,\"state\":\"ok\",\"status\":null},"
+                             "{\"k\":\"done\",\"id\":4,\"t\":1,\"state\":\"error\",\"exc\":\"E\",\"status\":500},"
+                             "{\"k\":\"done\",\"id\":5,\"t\":1,\"state\":\"ok\",\"status\":100},"
+                             "{\"k\":\"done\",\"id\":6,\"t\":1,\"state\":\"ok\",\"status\":599}]");
+  ck_assert_int_eq(b->dones[0].status, 200);
+  ck_assert_int_eq(b->dones[1].status, -1);
+  ck_assert_int_eq(b->dones[2].status, -1);
+  ck_assert_int_eq(b->dones[3].status, 500);
+  ck_assert_str_eq(b->dones[3].state, "error");
+  ck_assert_int_eq(b->dones[4].status, 100);
+  ck_assert_int_eq(b->dones[5].status, 599);
+  ingest_free(b);
+  static const char *const bad[] = {"99", "600", "0", "-200", "200.5", "\"200\"", "true", "[200]", "1e300"};
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char ev[160];
+    snprintf(ev, sizeof(ev), "[{\"k\":\"step\",\"id\":1,\"t\":1,\"d\":1},"
+                             "{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"ok\",\"status\":%s}]", bad[i]);
+    refused(ev, "events[1].status: expected an integer in [100, 599]");
+  }
+}
+END_TEST
+
 START_TEST(stacks)
 {
   refused("[{\"k\":\"block\",\"id\":1,\"t\":1,\"d\":1,\"stack\":{}}]", "events[0].stack: expected an array");
@@ -443,6 +470,7 @@ int main(void)
   tcase_add_test(tc, task_ids);
   tcase_add_test(tc, strings);
   tcase_add_test(tc, done_state);
+  tcase_add_test(tc, done_status);
   tcase_add_test(tc, stacks);
   tcase_add_test(tc, limits);
   tcase_add_test(tc, aggregates_and_end);
