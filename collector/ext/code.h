@@ -30,11 +30,35 @@ code_info *coro_code_info(PyObject *coro);
 code_info *await_point(PyObject *coro, int *line, PyObject **awaited);
 /* Empties the code cache (and the line cache keyed by its code objects): at stop. */
 void codes_clear(void);
-/* setup_done: checks the 3.11 frame layout on a suspended sample coroutine. 0, or -1 with an
- * exception set. Nothing to check on other versions. */
-int code_check_frames(PyObject *suspended);
+/* What a coroutine's or generator's frame state says, as learnt from samples at setup. */
+enum { CORO_UNKNOWN = 0, CORO_CREATED, CORO_SUSPENDED, CORO_FINISHED };
+
+/* What setup_done learnt about this interpreter's coroutine and generator objects (code.c writes
+ * it, once per install): where the int8 frame state is and what each value means. The values come
+ * from sample objects, never from their sign (3.14 numbers created -3 and finished 4, 3.15 0 and 5). */
+typedef struct frame_layout {
+  Py_ssize_t state_off;     /* byte offset of the frame state in a coroutine/generator, 0: unknown */
+  unsigned char cls[256];   /* frame state (as a byte) -> CORO_*: only values the samples showed */
+} frame_layout;
+extern frame_layout FL;
+
+/* What the frame state of coroutine or generator obj (exact types only) says: CORO_UNKNOWN unless
+ * the samples showed its value. Callers use it only to skip work, never to decide alone. */
+static inline int coro_state(PyObject *obj) {
+  return FL.state_off ? FL.cls[*(const unsigned char *)((const char *)obj + FL.state_off)] : CORO_UNKNOWN;
+}
+
+/* setup_done: learns and checks how this interpreter's coroutines and generators are read, from
+ * samples: a list of (kind, obj, line), kind "created", "suspended" or "finished", line where a
+ * suspended sample waits (0: not checked). 0, or -1 with an exception set; a check that fails only
+ * leaves the slower public path (attributes and frame objects) in use. */
+int code_learn_frames(PyObject *samples);
+/* Tests: the next code_learn_frames learns nothing, as when every check fails. */
+void code_force_fallback(int on);
 /* How await lines are read on this interpreter (tests check the fast way is in use). */
 const char *code_frame_reading(void);
+/* What code_learn_frames learnt, as a dict (tests). */
+PyObject *code_layout(void);
 
 #pragma GCC visibility pop
 

@@ -160,14 +160,12 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     }
   }
   if (e && G.eager_aware) {
-    /* 3.12+: an eager task ran its first step inside the factory. A coroutine still in its
-     * "created" frame state did not run (the common, non-eager case: no attribute lookups). */
-    int ran = 0, unstarted = 0;
-#if PY_VERSION_HEX >= 0x030B0000
-    unstarted = G.created_state != -128 && PyCoro_CheckExact(coro) &&
-                ((PyCoroObject *)coro)->cr_frame_state == G.created_state;
-#endif
-    if (!unstarted) ran = task_state(task) != 0;
+    /* 3.12+: an eager task ran its first step inside the factory. A coroutine in a frame state
+     * the samples at setup showed to be "created" did not run (the common, non-eager case), one in
+     * a suspended state did (no attribute lookups either way); any other state asks the task. */
+    int cs = PyCoro_CheckExact(coro) ? coro_state(coro) : CORO_UNKNOWN;
+    int ran = cs == CORO_SUSPENDED, unstarted = cs == CORO_CREATED;
+    if (!unstarted && !ran) ran = task_state(task) != 0;
     if (!unstarted && !ran) {
       PyObject *susp = PyObject_GetAttr(coro, G.s_cr_suspended);
       if (!susp) PyErr_Clear();

@@ -209,15 +209,11 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
                         &named, &name, &unnamed))
     return NULL;
   Py_XSETREF(G.base_loop_type, Py_NewRef(base_loop));
-  G.completed_state = -128;
-#if PY_VERSION_HEX >= 0x030B0000
-  /* the frame state of `named`'s and `unnamed`'s coroutines is read again in mod_setup_done once
-   * they have finished; here they have not started */
-#endif
   G.task_name_off = 0;
   G.c_task_type = NULL;
-  /* named: a C task created with the str `name`; unnamed: one with a default name. The name
-   * field is the one offset holding `name` in the first and an int or str in the second. */
+  /* named: a C task created with the str `name`; unnamed: one with another name (not a default
+   * one: that would take a number from asyncio's Task-<n> counter, visible to the program). The
+   * name field is the one offset holding `name` in the first and an int or str in the second. */
   if (PyType_Check(task_cls) && Py_TYPE(named) == (PyTypeObject *)task_cls && Py_TYPE(unnamed) == Py_TYPE(named)) {
     Py_ssize_t found = 0, hits = 0;
     for (Py_ssize_t off = (Py_ssize_t)sizeof(PyObject); off + (Py_ssize_t)sizeof(PyObject *) <= Py_TYPE(named)->tp_basicsize;
@@ -240,29 +236,27 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
   Py_RETURN_NONE;
 }
 
-/* setup_done(finished_coro, suspended_coro): learns the frame state a finished coroutine has
- * (3.11+), checked to differ from a suspended one's. */
-static PyObject *mod_setup_done(PyObject *mod, PyObject *args) {
+/* setup_done(samples): learns from sample coroutines and generators how this interpreter's are
+ * read (code.c: frame offsets and states, each checked, else the public slow path). */
+static PyObject *mod_setup_done(PyObject *mod, PyObject *samples) {
   (void)mod;
-  PyObject *finished, *suspended, *created = NULL;
-  if (!PyArg_ParseTuple(args, "OO|O", &finished, &suspended, &created)) return NULL;
-  G.completed_state = -128;
-  G.created_state = -128;
-#if PY_VERSION_HEX >= 0x030B0000
-  if (PyCoro_CheckExact(finished) && PyCoro_CheckExact(suspended)) {
-    /* CPython 3.11-3.13 number the states not yet finished (created, suspended) below zero and
-     * the finished ones (completed, cleared) above; checked here on this interpreter's samples */
-    int8_t f = ((PyCoroObject *)finished)->cr_frame_state, su = ((PyCoroObject *)suspended)->cr_frame_state;
-    if (su < 0 && f > 0) G.completed_state = f;
-    /* a coroutine not started yet: its own state, distinct from suspended and finished */
-    if (created && PyCoro_CheckExact(created)) {
-      int8_t c = ((PyCoroObject *)created)->cr_frame_state;
-      if (c < 0 && c != su && c != f) G.created_state = c;
-    }
-  }
-#endif
-  if (code_check_frames(suspended)) return NULL; /* the 3.11 frame layout (code.c) */
+  if (code_learn_frames(samples)) return NULL;
   Py_RETURN_NONE;
+}
+
+/* Tests: _force_frame_fallback(True) makes the next setup_done learn nothing (the slow path). */
+static PyObject *mod_force_frame_fallback(PyObject *mod, PyObject *on) {
+  (void)mod;
+  int r = PyObject_IsTrue(on);
+  if (r < 0) return NULL;
+  code_force_fallback(r);
+  Py_RETURN_NONE;
+}
+
+/* What setup_done learnt (tests). */
+static PyObject *mod_layout(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  return code_layout();
 }
 
 /* For tests of the C core: encode one event of each kind into JSON without a server. */
@@ -312,7 +306,7 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
 
 static PyMethodDef module_methods[] = {
     {"setup", mod_setup, METH_VARARGS, "setup(current_task, Task, eager_aware, ...)"},
-    {"setup_done", mod_setup_done, METH_VARARGS, "setup_done(finished_coro, suspended_coro)"},
+    {"setup_done", mod_setup_done, METH_O, "setup_done([(kind, coro, line), ...]): learn frame reading"},
     {"start", (PyCFunction)(void (*)(void))mod_start, METH_VARARGS | METH_KEYWORDS, "start the collector"},
     {"close_sessions", mod_close_sessions, METH_NOARGS, "close every open session"},
     {"stop", mod_stop, METH_VARARGS, "stop(timeout_ms): close sessions, flush, stop the threads"},
@@ -327,6 +321,8 @@ static PyMethodDef module_methods[] = {
     {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
     {"_fail_next_start", mod_fail_next_start, METH_O, "make the next start() fail (tests)"},
     {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},
+    {"_layout", mod_layout, METH_NOARGS, "what setup_done learnt about coroutines (tests)"},
+    {"_force_frame_fallback", mod_force_frame_fallback, METH_O, "make setup_done learn nothing (tests)"},
     {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
     {NULL, NULL, 0, NULL}};
 
@@ -371,7 +367,6 @@ PyMODINIT_FUNC PyInit__core(void) {
   INTERN(s_get_coro, "get_coro");
   if (!(G.header_name = PyBytes_FromString("x-loopscope-session"))) return NULL;
   code_init();
-  G.created_state = G.completed_state = -128;
   if (!(G.active = PyList_New(0))) return NULL;
   if (step_init()) return NULL;
   if (lag_init()) return NULL;

@@ -59,10 +59,6 @@ typedef struct ls_module {
   /* module.c: what setup() and setup_done() learnt about this interpreter's asyncio */
   PyTypeObject *future_iter_type;  /* C FutureIter (first field: the future), or NULL */
   PyTypeObject *c_task_type;       /* _asyncio.Task */
-  int created_state;               /* 3.11+: cr_frame_state of a coroutine not started yet, -128
-                                    * when not learnt at setup */
-  int completed_state;             /* 3.11+: cr_frame_state of a finished coroutine, -128 when the
-                                    * "negative = not finished" rule was not confirmed at setup */
   Py_ssize_t task_name_off;        /* offset of its name field (str, or the int of a default
                                     * "Task-<n>" name on 3.12+), 0 when not found at setup */
   PyObject *current_task;          /* asyncio.current_task */

@@ -166,14 +166,12 @@ void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
   ev.d = t1 - t0;
   emit(e->sess, &ev);
   int st;
-#if PY_VERSION_HEX >= 0x030B0000
-  /* A task is done after a step exactly when its coroutine finished: reading the coroutine's
-   * frame state (a public struct field) saves asking the task for its _state on every step. */
-  if (G.completed_state != -128 && e->coro && PyCoro_CheckExact(e->coro) &&
-      ((PyCoroObject *)e->coro)->cr_frame_state < 0)
+  /* A task is done after a step only when its coroutine finished: a frame state the samples at
+   * setup showed to be a suspended one saves asking the task for its _state on every step. Any
+   * other state (or none known) asks the task. */
+  if (e->coro && (PyCoro_CheckExact(e->coro) || PyGen_CheckExact(e->coro)) && coro_state(e->coro) == CORO_SUSPENDED)
     st = 0;
   else
-#endif
     st = task_state(e->task);
   if (st) task_finish(e, st, t1);
   else await_capture(e, t1);

@@ -55,7 +55,9 @@ def callback_samples() -> list:
             return None
 
         for task_type in task_types():
-            task = task_type(nothing(), loop=loop)
+            # named: a default name would take a number from asyncio's Task-<n> counter, and the
+            # program's own tasks would be numbered differently with loopscope installed
+            task = task_type(nothing(), loop=loop, name="loopscope-probe")
             for handle in list(loop._ready):
                 if getattr(handle._callback, "__self__", None) is task:
                     samples.append((handle._callback, task))
@@ -168,7 +170,10 @@ def _factory_loses_names() -> bool:
     """CPython 3.13.0 calls task.set_name(None) after any task factory, naming tasks "None"."""
     loop = asyncio.SelectorEventLoop()
     try:
-        loop.set_task_factory(lambda lp, coro, **kw: asyncio.Task(coro, loop=lp, **kw))
+        # the probe task is named: a default name would take a number from asyncio's Task-<n>
+        # counter, visible to the program (3.13.0 still renames it "None" after the factory)
+        loop.set_task_factory(lambda lp, coro, **kw: asyncio.Task(
+            coro, loop=lp, **{**kw, "name": kw.get("name") or "loopscope-probe"}))
 
         async def nothing():
             return None
@@ -195,6 +200,69 @@ def _create_task_keeping_names(self, coro, *, name=None, context=None):
     return task
 
 
+async def _returns() -> None:
+    return None
+
+
+async def _raises() -> None:
+    raise ValueError("loopscope sample")
+
+
+async def _awaits(fut: Any) -> None:
+    await fut  # a sample suspends on this line: co_firstlineno + 1
+
+
+async def _awaits_coro(fut: Any) -> None:
+    await _awaits(fut)  # co_firstlineno + 1
+
+
+def _bare_yield() -> Any:
+    yield  # co_firstlineno + 1
+
+
+_bare_yield = __import__("types").coroutine(_bare_yield)  # a generator-based coroutine
+
+
+async def _awaits_gen() -> None:
+    await _bare_yield()  # co_firstlineno + 1
+
+
+def frame_samples(loop: asyncio.AbstractEventLoop) -> list:
+    """(kind, object, line) samples of coroutines and generators in each frame state: created,
+    suspended (awaiting a future: a yield from; at a bare yield in a generator-based coroutine) and
+    finished (returned, raised, closed), with the line a suspended one waits at. From them the C
+    module learns where this Python keeps a coroutine's frame and frame state, and what each state
+    value means, and checks it (core.setup_done); the caller closes them after."""
+    def started(obj: Any) -> Any:
+        obj.send(None)
+        return obj
+
+    def run(obj: Any) -> Any:
+        try:
+            obj.send(None)
+        except (StopIteration, ValueError):
+            pass
+        return obj
+
+    def line(fn: Any) -> int:
+        return fn.__code__.co_firstlineno + 1
+
+    closed = started(_awaits(loop.create_future()))
+    closed.close()
+    return [
+        ("created", _returns(), 0),
+        ("created", _awaits(loop.create_future()), 0),
+        ("created", _bare_yield(), 0),
+        ("suspended", started(_awaits(loop.create_future())), line(_awaits)),
+        ("suspended", started(_awaits_coro(loop.create_future())), line(_awaits_coro)),
+        ("suspended", started(_awaits_gen()), line(_awaits_gen)),
+        ("suspended", started(_bare_yield()), line(_bare_yield)),
+        ("finished", run(_returns()), 0),
+        ("finished", run(_raises()), 0),
+        ("finished", closed, 0),
+    ]
+
+
 def apply_hooks() -> None:
     global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task
     loop = asyncio.SelectorEventLoop()
@@ -207,26 +275,18 @@ def apply_hooks() -> None:
 
         name = "loopscope-probe-" + str(id(loop))
         named = asyncio.Task(nothing(), loop=loop, name=name)
-        unnamed = asyncio.Task(nothing(), loop=loop)
+        unnamed = asyncio.Task(nothing(), loop=loop, name=name + "-2")  # no Task-<n> number taken
         core.setup(asyncio.current_task, asyncio.Task, sys.version_info >= (3, 12), fut, fut_iter,
                    asyncio.BaseEventLoop, named, name, unnamed)
         loop.run_until_complete(asyncio.gather(named, unnamed))
 
-        async def suspends():
-            await asyncio.sleep(0)
-
-        finished = nothing()
+        samples = frame_samples(loop)
         try:
-            finished.send(None)
-        except StopIteration:
-            pass
-        suspended = suspends()
-        suspended.send(None)
-        created = nothing()
-        core.setup_done(finished, suspended, created)
-        created.close()
-        suspended.close()
-        del fut_iter, fut
+            core.setup_done(samples)
+        finally:
+            for _, obj, _ in samples:
+                obj.close()
+        del fut_iter, fut, samples
     finally:
         loop.close()
     core.patch_handle(asyncio.events.Handle, task_types(), callback_samples(), _run_failed_for())

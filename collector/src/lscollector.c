@@ -347,7 +347,7 @@ static void send_one(ls_collector *c, ls_session *s) {
 
   int delivered = 0, retryable = 1, backoff_ms = 100;
   if (!body.failed) {
-    for (int attempt = 0;; attempt++) {
+    for (;;) {
       ls_http_result res = {0, -1};
       int rc = c->http ? ls_http_post(c->http, body.p, body.len, &res) : LS_ESYS;
       pthread_mutex_lock(&c->mu);

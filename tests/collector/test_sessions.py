@@ -217,8 +217,8 @@ def test_await_lines_are_read_the_fast_way():
     object; on 3.11 that relies on a layout checked at install, which must have been confirmed."""
     import sys
     from loopscope import _core
-    expected = {(3, 10): "PyFrameObject fields", (3, 11): "3.11 frame layout"}.get(
-        sys.version_info[:2], "PyUnstable_InterpreterFrame")
+    expected = {(3, 10): "PyFrameObject fields", (3, 11): "3.11 frame layout", (3, 12): "PyUnstable_InterpreterFrame",
+                (3, 13): "PyUnstable_InterpreterFrame"}.get(sys.version_info[:2], "learnt offsets, verified")
     loopscope.install(server="http://127.0.0.1:9")
     try:
         assert _core._frame_reading() == expected
