@@ -107,12 +107,10 @@ static void await_capture(task_entry *e, uint64_t t) {
   Py_XDECREF(user_next);
 }
 
-/* The exception of a finished task as "Type: message", without marking it retrieved. */
-static PyObject *exc_text(PyObject *task) {
-  PyObject *exc = PyObject_GetAttr(task, G.s_exception);
-  if (!exc) { PyErr_Clear(); return NULL; }
+/* An exception as "Type: message" (a new str), NULL for None or when it cannot be formatted. */
+static PyObject *exc_format(PyObject *exc) {
   PyObject *r = NULL;
-  if (exc != Py_None) {
+  if (exc && exc != Py_None) {
     PyObject *msg = PyObject_Str(exc);
     if (!msg) PyErr_Clear();
     const char *tn = Py_TYPE(exc)->tp_name;
@@ -123,6 +121,14 @@ static PyObject *exc_text(PyObject *task) {
     if (!r) PyErr_Clear();
     Py_XDECREF(msg);
   }
+  return r;
+}
+
+/* The exception of a finished task as "Type: message", without marking it retrieved. */
+static PyObject *exc_text(PyObject *task) {
+  PyObject *exc = PyObject_GetAttr(task, G.s_exception);
+  if (!exc) { PyErr_Clear(); return NULL; }
+  PyObject *r = exc_format(exc);
   Py_DECREF(exc);
   return r;
 }
@@ -153,6 +159,26 @@ void task_finish(task_entry *e, int state, uint64_t t) {
   ev.exc = str_of(exc);
   emit(e->sess, &ev);
   Py_XDECREF(exc);
+  tab_del(e->task);
+  entry_free(e);
+}
+
+/* e's task ends at t as its session sees it, while the task itself may still run (a request's
+ * task when the middleware closes its session): the done event with state (LS_S_*), exc (the
+ * exception object, or NULL) and the HTTP status (0: none), then its entry goes. */
+void task_end_as(task_entry *e, int state, PyObject *exc, int status, uint64_t t) {
+  announce(e);
+  await_end(e, t);
+  ls_event ev = {0};
+  ev.kind = LS_K_DONE;
+  ev.id = e->id;
+  ev.t = rel(e->sess, t);
+  ev.state = state;
+  ev.status = status;
+  PyObject *text = state == LS_S_ERROR ? exc_format(exc) : NULL;
+  ev.exc = str_of(text);
+  emit(e->sess, &ev);
+  Py_XDECREF(text);
   tab_del(e->task);
   entry_free(e);
 }

@@ -21,6 +21,10 @@ void await_end(task_entry *e, uint64_t t);
 int task_state(PyObject *task);
 /* The end of e's task at t with state (task_state), then its entry goes. */
 void task_finish(task_entry *e, int state, uint64_t t);
+/* e's task ends at t for its session (it may still run): done with state (LS_S_*), the text of
+ * exc (an exception object or NULL) when state is LS_S_ERROR, and status (an HTTP status, 0: none);
+ * then its entry goes. */
+void task_end_as(task_entry *e, int state, PyObject *exc, int status, uint64_t t);
 /* After a step of e from t0 to t1: the step event, then done or the await point. */
 void step_end(task_entry *e, uint64_t t0, uint64_t t1);
 /* A block of the loop from t0 to t1 in session s, in task id (0: none), with the stack the

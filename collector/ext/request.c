@@ -1,17 +1,22 @@
 /* request.c — the per-request work of loopscope.asgi.LoopscopeMiddleware, in C: a tiny request
  * would otherwise pay for every Python line around it. Opens the request's session (named from the
- * scope), makes it the context's session, and stands in for the app's `send` to add the
- * X-Loopscope-Session header. Recording itself is record.c's. */
+ * scope), makes it the context's session, stands in for the app's `send` (to see the response
+ * status and add the X-Loopscope-Session header), and ends the request's task with that status
+ * when the session closes. Recording itself is record.c's. */
 #include "request.h"
+#include "record.h"
 #include "session.h"
+#include "tasks.h"
 
 #include <stdio.h>
 
 /* ---- ASGI requests ---------------------------------------------------------------------------
  * What LoopscopeMiddleware does per request, in C, because a tiny request pays for every Python
  * line around it: name the session from the scope, open it, make it the context's session, hook
- * the running loop once, start the lag heartbeat, adopt the request's task, put the request in
- * scope["state"], and stand in for `send` to add the X-Loopscope-Session header. */
+ * the running loop once, adopt the request's task, put the request in scope["state"], and stand
+ * in for `send` to see the response status and add the X-Loopscope-Session header. At close the
+ * request's task ends in its session (it is the server's, e.g. uvicorn's run_asgi, and runs on
+ * after the app returns): ok, error with the app's exception, or cancelled, with the status. */
 
 typedef struct {
   PyObject_HEAD
@@ -19,8 +24,16 @@ typedef struct {
   PyObject *token;     /* the contextvar token until close(), or NULL */
   PyObject *send;      /* the server's send callable */
   PyObject *header;    /* (b"x-loopscope-session", url bytes), or NULL: no header added */
+  PyObject *task;      /* strong: the request's task adopted as the session's root, until close(),
+                        * or NULL when it was not adopted */
+  int status;          /* the status of http.response.start once sent; 0 before; -1 when none is
+                        * looked for (a WebSocket: its handshake answer is not the app's response) */
   vectorcallfunc vectorcall;
 } request_obj;
+
+/* "status", interned on first use (the module's interned names are module.c's; this one is only
+ * request.c's). Lives as long as the interpreter. */
+static PyObject *s_status;
 
 static PyObject *request_send(request_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
@@ -41,9 +54,19 @@ static void name_put(char *buf, size_t *n, size_t cap, PyObject *v) {
   *n += k;
 }
 
-/* "GET /path" or "WS /path" (loopscope.asgi.request_name) into buf; its length, or -1 with an
- * exception set. The session meta keeps at most 1024 bytes of a name anyway. */
-static Py_ssize_t request_name_of(PyObject *scope, char *buf, size_t cap) {
+/* 1 for a WebSocket scope, 0 for another, -1 with an exception set. */
+static int scope_is_websocket(PyObject *scope) {
+  PyObject *type = scope_get(scope, G.s_type);
+  if (!type) return PyErr_Occurred() ? -1 : 0;
+  int ws = PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_websocket) == 0;
+  Py_DECREF(type);
+  return ws;
+}
+
+/* "GET /path" or "WS /path" (loopscope.asgi.request_name) into buf, and *ws whether the scope is a
+ * WebSocket's; its length, or -1 with an exception set. The session meta keeps at most 1024 bytes
+ * of a name anyway. */
+static Py_ssize_t request_name_of(PyObject *scope, char *buf, size_t cap, int *is_ws) {
   PyObject *type = scope_get(scope, G.s_type), *path = NULL, *method = NULL;
   Py_ssize_t r = -1;
   size_t n = 0;
@@ -51,6 +74,7 @@ static Py_ssize_t request_name_of(PyObject *scope, char *buf, size_t cap) {
   if (!(path = scope_get(scope, G.s_path)) && PyErr_Occurred()) goto out;
   int ws = type && PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_websocket) == 0;
   if (!ws && !(method = scope_get(scope, G.s_method)) && PyErr_Occurred()) goto out;
+  *is_ws = ws;
   if (ws) { memcpy(buf, "WS", 2); n = 2; }
   else if (method) name_put(buf, &n, cap, method);
   else { memcpy(buf, "GET", 3); n = 3; }
@@ -64,8 +88,9 @@ out:
   return r;
 }
 
-/* Ends the request's session and gives the context its previous session back. Idempotent. */
-static int request_end(request_obj *self) {
+/* Ends the request's session and gives the context its previous session back; the request's task
+ * ends in it with state and exc (LS_S_*, the exception or NULL) and the status sent. Idempotent. */
+static int request_end(request_obj *self, int state, PyObject *exc) {
   int rc = 0;
   if (self->token) {
     if (PyContextVar_Reset(G.session_var, self->token) < 0) {
@@ -75,10 +100,12 @@ static int request_end(request_obj *self) {
     Py_CLEAR(self->token);
   }
   if (self->sess) {
-    PyObject *r = session_close(self->sess, NULL);
+    session_root_end root = {self->task, state, exc, self->status > 0 ? self->status : 0};
+    PyObject *r = session_close_ending(self->sess, self->task ? &root : NULL);
     if (!r) rc = -1;
     Py_XDECREF(r);
   }
+  Py_CLEAR(self->task);
   return rc;
 }
 
@@ -96,24 +123,28 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   request_obj *req = PyObject_GC_New(request_obj, &Request_Type);
   if (!req) { Py_DECREF(loop); return NULL; }
   req->sess = NULL;
-  req->token = req->header = NULL;
+  req->token = req->header = req->task = NULL;
+  req->status = 0;
   req->send = Py_NewRef(args[1]);
   req->vectorcall = (vectorcallfunc)request_send;
   PyObject_GC_Track(req);
   char nbuf[1024], idbuf[ID_MAX];
   ls_str nm = {nbuf, 0};
+  int ws = 0;
   if (name == Py_None) {
-    Py_ssize_t k = request_name_of(scope, nbuf, sizeof nbuf);
+    Py_ssize_t k = request_name_of(scope, nbuf, sizeof nbuf, &ws);
     if (k < 0) goto fail;
     nm.n = (size_t)k;
   } else if (PyUnicode_Check(name)) {
     Py_ssize_t k;
     if (!(nm.p = PyUnicode_AsUTF8AndSize(name, &k))) goto fail;
     nm.n = (size_t)k;
+    if ((ws = scope_is_websocket(scope)) < 0) goto fail;
   } else {
     PyErr_Format(PyExc_TypeError, "loopscope: a request name must be a str, not %.100s", Py_TYPE(name)->tp_name);
     goto fail;
   }
+  if (ws) req->status = -1; /* no HTTP response of the app's to look for */
   size_t idn = new_session_id(idbuf);
   req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
   if (!req->sess || !(req->sess->id = PyUnicode_FromStringAndSize(idbuf, (Py_ssize_t)idn))) goto fail;
@@ -122,6 +153,8 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   if (rc) goto fail;
   if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;
   if (session_enter_loop(req->sess, loop, 1)) goto fail;
+  /* the only entry of the new session, when there is one, is the task it adopted */
+  if (req->sess->entries) req->task = Py_NewRef(req->sess->entries->task);
   /* scope.setdefault("state", {})["loopscope_session"] = request; a read-only state is left be */
   PyObject *state = NULL, *fresh = PyDict_New();
   if (!fresh) goto fail;
@@ -152,45 +185,80 @@ fail:
   {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    if (request_end(req)) PyErr_Clear();
+    if (request_end(req, LS_S_OK, NULL)) PyErr_Clear();
     PyErr_Restore(et, ev, tb);
   }
   Py_DECREF(req);
   return NULL;
 }
 
-/* request(message): the server's send, with the header added to http.response.start. Returns
- * what send returns (the awaitable the app awaits): no coroutine of our own per message. */
+/* The status of an http.response.start message, 0 when it has none in [100, 599]. */
+static int response_status(PyObject *msg) {
+  if (!s_status && !(s_status = PyUnicode_InternFromString("status"))) { PyErr_Clear(); return 0; }
+  PyObject *v = scope_get(msg, s_status);
+  if (!v) { PyErr_Clear(); return 0; }
+  long st = PyLong_Check(v) ? PyLong_AsLong(v) : 0;
+  Py_DECREF(v);
+  if (st == -1 && PyErr_Occurred()) PyErr_Clear();
+  return st >= 100 && st <= 599 ? (int)st : 0;
+}
+
+/* request(message): the server's send. Until http.response.start has gone by it looks at each
+ * message's type: that one's status is kept for the request's end, and the header is added to it
+ * (when asked for). Returns what send returns (the awaitable the app awaits): no coroutine of our
+ * own per message. */
 static PyObject *request_send(request_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   if (nargs != 1 || kwnames) { PyErr_SetString(PyExc_TypeError, "send(message)"); return NULL; }
   PyObject *msg = args[0];
-  if (self->header) {
+  if (self->status == 0) {
     PyObject *type = scope_get(msg, G.s_type);
     if (!type && PyErr_Occurred()) return NULL;
-    int start = type && PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_response_start) == 0;
+    int start = type && (type == G.s_response_start ||
+                         (PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_response_start) == 0));
     Py_XDECREF(type);
     if (start) {
-      PyObject *copy = PyDict_New(), *headers = NULL, *list = NULL, *r = NULL;
-      if (!copy || PyDict_Update(copy, msg) < 0) goto done;
-      headers = scope_get(copy, G.s_headers);
-      if (!headers && PyErr_Occurred()) goto done;
-      if (!(list = headers ? PySequence_List(headers) : PyList_New(0))) goto done;
-      if (PyList_Append(list, self->header) < 0 || PyDict_SetItem(copy, G.s_headers, list) < 0) goto done;
-      r = PyObject_CallOneArg(self->send, copy);
-    done:
-      Py_XDECREF(copy);
-      Py_XDECREF(headers);
-      Py_XDECREF(list);
-      return r;
+      int st = response_status(msg);
+      self->status = st ? st : -1; /* one response per request: look no further */
+      if (self->header) {
+        PyObject *copy = PyDict_New(), *headers = NULL, *list = NULL, *r = NULL;
+        if (!copy || PyDict_Update(copy, msg) < 0) goto done;
+        headers = scope_get(copy, G.s_headers);
+        if (!headers && PyErr_Occurred()) goto done;
+        if (!(list = headers ? PySequence_List(headers) : PyList_New(0))) goto done;
+        if (PyList_Append(list, self->header) < 0 || PyDict_SetItem(copy, G.s_headers, list) < 0) goto done;
+        r = PyObject_CallOneArg(self->send, copy);
+      done:
+        Py_XDECREF(copy);
+        Py_XDECREF(headers);
+        Py_XDECREF(list);
+        return r;
+      }
     }
   }
   return PyObject_CallOneArg(self->send, msg);
 }
 
-static PyObject *request_close(request_obj *self, PyObject *unused) {
-  (void)unused;
-  if (request_end(self)) return NULL;
+/* asyncio.CancelledError, looked up on the first exception a request ends with. */
+static PyObject *cancelled_error;
+
+/* close(exc=None): ends the request's session; its task ends ok, or with exc (what the app raised)
+ * cancelled for a CancelledError and error otherwise. */
+static PyObject *request_close(request_obj *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs > 1) { PyErr_SetString(PyExc_TypeError, "close(exc=None)"); return NULL; }
+  PyObject *exc = nargs ? args[0] : Py_None;
+  int state = LS_S_OK;
+  if (exc != Py_None) {
+    state = LS_S_ERROR;
+    if (!cancelled_error) {
+      PyObject *asyncio = PyImport_ImportModule("asyncio");
+      if (asyncio) cancelled_error = PyObject_GetAttrString(asyncio, "CancelledError");
+      Py_XDECREF(asyncio);
+      if (!cancelled_error) PyErr_Clear();
+    }
+    if (cancelled_error && PyErr_GivenExceptionMatches(exc, cancelled_error)) state = LS_S_CANCELLED;
+  }
+  if (request_end(self, state, state == LS_S_ERROR ? exc : NULL)) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -220,6 +288,7 @@ static int request_traverse(request_obj *self, visitproc visit, void *arg) {
   Py_VISIT(self->token);
   Py_VISIT(self->send);
   Py_VISIT(self->header);
+  Py_VISIT(self->task);
   return 0;
 }
 
@@ -228,6 +297,7 @@ static int request_clear(request_obj *self) {
   Py_CLEAR(self->token);
   Py_CLEAR(self->send);
   Py_CLEAR(self->header);
+  Py_CLEAR(self->task);
   return 0;
 }
 
@@ -238,7 +308,8 @@ static void request_dealloc(request_obj *self) {
 }
 
 static PyMethodDef request_methods[] = {
-    {"close", (PyCFunction)request_close, METH_NOARGS, "end the request's session (idempotent)"},
+    {"close", (PyCFunction)(void (*)(void))request_close, METH_FASTCALL,
+     "close(exc=None): end the request's session and its task, ok or with what the app raised (idempotent)"},
     {"stats", (PyCFunction)request_stats, METH_NOARGS, "counters of the request's session"},
     {NULL, NULL, 0, NULL}};
 

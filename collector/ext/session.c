@@ -109,6 +109,12 @@ static PyObject *session_open(session_obj *self, PyObject *args) {
 /* Ends the session: tasks still pending get their open await closed; the end event goes out. */
 PyObject *session_close(session_obj *self, PyObject *unused) {
   (void)unused;
+  return session_close_ending(self, NULL);
+}
+
+/* session_close, and root's task (when still this session's) ends with a done event at the same
+ * time: tasks still pending stay without one, as running, except the request's own. */
+PyObject *session_close_ending(session_obj *self, const session_root_end *root) {
   if (!self->active) Py_RETURN_NONE;
   uint64_t t = now_ns();
   if (session_live(self)) {
@@ -143,6 +149,10 @@ PyObject *session_close(session_obj *self, PyObject *unused) {
     }
     while (self->entries) {
       task_entry *e = self->entries;
+      if (root && e->task == root->task) {
+        task_end_as(e, root->state, root->exc, root->status, t); /* frees e */
+        continue;
+      }
       announce(e);
       await_end(e, t);
       tab_del(e->task);

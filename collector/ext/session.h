@@ -40,6 +40,16 @@ PyObject *mod_new_session_id(PyObject *mod, PyObject *unused);
 void session_ids_after_fork(void);
 int session_begin(session_obj *self, ls_str name, uint64_t max_tasks);
 PyObject *session_close(session_obj *self, PyObject *unused);
+/* How a request's root task ends when its session closes (request.c). */
+typedef struct session_root_end {
+  PyObject *task;   /* borrowed: the task adopted as the session's root */
+  int state;        /* LS_S_OK, LS_S_CANCELLED or LS_S_ERROR */
+  PyObject *exc;    /* borrowed: with LS_S_ERROR the exception, or NULL */
+  int status;       /* the HTTP response status, 0: none */
+} session_root_end;
+/* session_close, and root's task, when it is still this session's, ends at the same time with a
+ * done event (the session's other pending tasks stay without one). */
+PyObject *session_close_ending(session_obj *self, const session_root_end *root);
 PyObject *session_stats(session_obj *self, PyObject *unused);
 int session_enter_loop(session_obj *self, PyObject *loop, int adopt);
 

@@ -1,7 +1,8 @@
 # asgi.py — LoopscopeMiddleware: one loopscope session per HTTP/WebSocket request of any ASGI app
 # (Starlette, FastAPI, Litestar, plain ASGI), and an X-Loopscope-Session response header with the
 # session's timeline URL. The per-request work is the C module's (`request_open`): a tiny request
-# would otherwise pay for every Python line here.
+# would otherwise pay for every Python line here. When the session ends, the request's task ends
+# in it (its lane stops "running") with the response status the app sent.
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping
@@ -44,7 +45,11 @@ class LoopscopeMiddleware:
         name = None if self.name is request_name else self.name(scope)
         request = core.request_open(scope, send, name, self.header)
         try:
-            # the request stands in for send: it adds the header to http.response.start
-            await self.app(scope, receive, request if self.header else send)
-        finally:
-            request.close()
+            # the request stands in for send: it keeps http.response.start's status for the
+            # request's end and adds the header to it (unless header=False)
+            await self.app(scope, receive, request)
+        except BaseException as exc:
+            # the request's task (the server's) ends in the session with what the app raised
+            request.close(exc)
+            raise
+        request.close()

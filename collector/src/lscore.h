@@ -53,11 +53,12 @@ typedef struct ls_frame { ls_str file, func, src; int32_t line; } ls_frame;
 
 /* One event as the extension hands it over. Which fields count depends on kind:
  * task: id parent t name coro | step: id t d | await: id t d what file line func
- * block: id t d frames[nframes] | lag: t d | done: id t state exc | end: t */
+ * block: id t d frames[nframes] | lag: t d | done: id t state exc status | end: t
+ * A done's status is the HTTP response status of a request's task (100..599), 0 for none. */
 typedef struct ls_event {
   int kind, state;
   uint64_t id, parent, t, d;
-  int32_t line;
+  int32_t line, status;
   ls_str name, coro, what, file, func, exc;
   const ls_frame *frames;
   int nframes;

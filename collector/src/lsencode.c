@@ -10,7 +10,7 @@ typedef struct rec_hdr {
   uint32_t size;
   uint8_t kind, state;
   uint16_t nstr;
-  int32_t line;      /* the await's line, or a block's frame count */
+  int32_t line;      /* the await's line, a block's frame count, or a done's HTTP status */
   uint64_t id, parent, t, d;
 } rec_hdr;
 
@@ -78,6 +78,8 @@ void ls_record_write(unsigned char *dst, const ls_event *ev, size_t size) {
   if (ev->kind == LS_K_BLOCK) {
     nf = block_frames(ev, &skip);
     h.line = nf;
+  } else if (ev->kind == LS_K_DONE) {
+    h.line = ev->status;
   }
   memcpy(dst, &h, sizeof h);
   unsigned char *p = dst + sizeof h;
@@ -215,6 +217,7 @@ int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first)
       ls_buf_puts(out, state_name(h.state));
       ls_buf_puts(out, "\"");
       if (h.state == LS_S_ERROR && s[0].n) key_str(out, ",\"exc\":", s[0]);
+      if (h.line >= 100 && h.line <= 599) key_u64(out, ",\"status\":", (uint64_t)h.line);
       break;
     case LS_K_END:
       key_u64(out, ",\"t\":", t);

@@ -1,0 +1,181 @@
+# test_request_end.py — a request's own task ends in its session when the session does: a Starlette
+# app wrapped in LoopscopeMiddleware, served by uvicorn over real HTTP (httpx) on a loopback port in
+# a thread of this process, against the real server. The request's task is uvicorn's
+# RequestResponseCycle.run_asgi, which runs on after the app returns: its lane must say how the
+# request ended (ok / error, and the response status), not "running" forever.
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+import loopscope
+from loopscope.asgi import LoopscopeMiddleware
+
+from conftest import free_port
+
+# tasks a handler leaves behind; they must stay "running" (only the request's task ends)
+LEFT_BEHIND: list[asyncio.Task] = []
+
+
+async def ok(request) -> PlainTextResponse:
+    await asyncio.sleep(0.001)
+    LEFT_BEHIND.append(asyncio.create_task(asyncio.sleep(0.5), name="left-behind"))
+    return PlainTextResponse("ok")
+
+
+async def created(request) -> PlainTextResponse:
+    return PlainTextResponse("made", status_code=201)
+
+
+async def boom(request) -> PlainTextResponse:
+    await asyncio.sleep(0)
+    raise KeyError("no such thing")
+
+
+def starlette_app() -> Starlette:
+    return Starlette(routes=[Route("/{tag}/ok", ok), Route("/{tag}/created", created),
+                             Route("/{tag}/boom", boom)])
+
+
+async def raw_raises(scope, receive, send) -> None:
+    """A bare ASGI app that raises before it sends anything: the server answers 500 by itself,
+    outside the app, so no status reaches the middleware."""
+    raise RuntimeError("bare app failed")
+
+
+class AppServer:
+    """uvicorn serving `app` on a free loopback port in a thread of this process."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio",
+                                                    lifespan="off", log_level="critical", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    def __enter__(self) -> "AppServer":
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def root_task(server, path: str) -> dict:
+    """The root task of the one session named "GET <path>"."""
+    (s,) = [s for s in server.get("/api/v1/sessions?name=" + path)["sessions"] if s["name"] == "GET " + path]
+    tasks = server.get(f"/api/v1/sessions/{s['id']}/tasks")["tasks"]
+    roots = [t for t in tasks if t["parent"] == 0]
+    assert len(roots) == 1, tasks
+    return {"root": roots[0], "tasks": tasks, "id": s["id"]}
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["header", "no-header"])
+def test_request_task_ends_with_the_response_status(server, collector, header):
+    collector()
+    tag = uuid.uuid4().hex[:12]
+    LEFT_BEHIND.clear()
+    with AppServer(LoopscopeMiddleware(starlette_app(), header=header)) as app:
+        with httpx.Client(base_url=app.url, timeout=20) as http:
+            answers = {p: http.get(f"/{tag}/{p}") for p in ("ok", "created", "missing", "boom")}
+    assert [answers[p].status_code for p in ("ok", "created", "missing", "boom")] == [200, 201, 404, 500]
+    assert ("x-loopscope-session" in answers["ok"].headers) is header
+    assert loopscope.flush(10), loopscope.stats()
+
+    ok_ = root_task(server, f"/{tag}/ok")
+    root = ok_["root"]
+    assert root["coro"].endswith("run_asgi"), root  # uvicorn's task, still running when the app returned
+    assert (root["state"], root["status"], root["exc"]) == ("ok", 200, None)
+    assert root["ended"] is not None and root["ended"] >= root["created"]
+    # what the handler left running stays running: only the request's own task ends
+    left = [t for t in ok_["tasks"] if t["name"] == "left-behind"]
+    assert len(left) == 1 and left[0]["ended"] is None and left[0]["state"] is None and left[0]["status"] is None
+
+    assert (lambda r: (r["state"], r["status"]))(root_task(server, f"/{tag}/created")["root"]) == ("ok", 201)
+    assert (lambda r: (r["state"], r["status"]))(root_task(server, f"/{tag}/missing")["root"]) == ("ok", 404)
+    # Starlette's ServerErrorMiddleware sends a 500 through send, then raises again
+    err = root_task(server, f"/{tag}/boom")["root"]
+    assert (err["state"], err["status"], err["exc"]) == ("error", 500, "KeyError: 'no such thing'")
+    assert err["ended"] is not None
+
+
+def test_bare_app_that_raises_ends_with_its_error_and_no_status(server, collector):
+    collector()
+    tag = uuid.uuid4().hex[:12]
+    with AppServer(LoopscopeMiddleware(raw_raises, header=False)) as app:
+        with httpx.Client(base_url=app.url, timeout=20) as http:
+            assert http.get(f"/{tag}/raw").status_code == 500  # uvicorn's own answer
+    assert loopscope.flush(10)
+    root = root_task(server, f"/{tag}/raw")["root"]
+    assert (root["state"], root["status"], root["exc"]) == ("error", None, "RuntimeError: bare app failed")
+    assert root["ended"] is not None
+
+
+def test_websocket_and_cancelled_requests_end_without_a_status(server, collector):
+    """A WebSocket session's task ends ok without a status (its handshake answer is not an HTTP
+    response of the app's); a request cancelled under the app ends cancelled."""
+    collector()
+
+    async def ws_app(scope, receive, send):
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    async def cancelled_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise asyncio.CancelledError()
+
+    async def serve(app, scope):
+        async def receive():
+            return {"type": "websocket.connect"}
+
+        async def send(message):
+            pass
+
+        task = asyncio.create_task(app(scope, receive, send))
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    tag = uuid.uuid4().hex[:12]
+    asyncio.run(serve(LoopscopeMiddleware(ws_app), {"type": "websocket", "path": f"/{tag}/ws", "headers": []}))
+    asyncio.run(serve(LoopscopeMiddleware(cancelled_app),
+                      {"type": "http", "method": "GET", "path": f"/{tag}/c", "headers": []}))
+    assert loopscope.flush(10)
+    (s,) = [s for s in server.get("/api/v1/sessions?name=" + tag)["sessions"] if s["name"] == f"WS /{tag}/ws"]
+    (ws_root,) = [t for t in server.get(f"/api/v1/sessions/{s['id']}/tasks")["tasks"] if t["parent"] == 0]
+    assert (ws_root["state"], ws_root["status"]) == ("ok", None) and ws_root["ended"] is not None
+    c = root_task(server, f"/{tag}/c")["root"]
+    assert (c["state"], c["status"], c["exc"]) == ("cancelled", 200, None)
+
+
+def test_session_tasks_still_pending_at_close_stay_running(server, collector):
+    """loopscope.session() (not the middleware): a task still pending when the session closes,
+    the adopted one included, is not given an end it did not have."""
+    collector()
+
+    async def main():
+        async with loopscope.session("pending-" + uuid.uuid4().hex[:8]) as s:
+            pending = asyncio.create_task(asyncio.sleep(30))
+            await asyncio.sleep(0)
+        pending.cancel()
+        return s.id
+
+    sid = asyncio.run(main())
+    assert loopscope.flush(10)
+    tasks = server.get(f"/api/v1/sessions/{sid}/tasks")["tasks"]
+    assert len(tasks) == 2 and all(t["ended"] is None and t["status"] is None for t in tasks), tasks
