@@ -9,7 +9,7 @@ export function task(t, duration) {
   const lines = [[null, laneLabel(t)]];
   lines.push(['task', `#${t.id}${t.parent ? ` (parent #${t.parent})` : ''}`]);
   lines.push(['created', fmt.time(t.created)]);
-  if (t.ended !== null && t.ended !== undefined) lines.push(['ended', `${fmt.time(t.ended)} (${t.state || '?'})`]);
+  if (t.ended !== null && t.ended !== undefined) lines.push(['ended', `${fmt.time(t.ended)} (${fmt.ending(t)})`]);
   else {
     lines.push(['state', 'running: not done when the session ended']);
     if (Number.isFinite(duration)) lines.push(['alive', `≥ ${fmt.duration(Math.max(0, duration - t.created))}`]);

@@ -92,3 +92,14 @@ export function place(file, line) {
   if (!file) return '';
   return line ? `${file}:${line}` : String(file);
 }
+
+// How a task ended, in words: "responded 200" for a request's task that sent an HTTP response
+// (`status`), followed by its state when that is not ok ("responded 500, error"); otherwise its
+// state, "running" without a `done`, "?" for a state this page does not know.
+export function ending(t) {
+  if (t.ended === null || t.ended === undefined) return 'running';
+  const state = ['ok', 'cancelled', 'error'].includes(t.state) ? t.state : '?';
+  const status = Number(t.status);
+  if (t.status === null || t.status === undefined || !Number.isInteger(status)) return state;
+  return state === 'ok' ? `responded ${status}` : `responded ${status}, ${state}`;
+}

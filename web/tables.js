@@ -207,8 +207,9 @@ export class TasksTable {
       // A task with no `done` was still running when the session ended: its duration so far is
       // a lower bound.
       const running = t.ended === null || t.ended === undefined;
-      const state = running ? 'running' : t.state || '?';
-      cell(tr, state, `state state-${['ok', 'cancelled', 'error', 'running'].includes(state) ? state : 'none'}`);
+      const state = running ? 'running' : t.state;
+      // "responded 200" for a request's task (fmt.ending), coloured by its state
+      cell(tr, fmt.ending(t), `state state-${['ok', 'cancelled', 'error', 'running'].includes(state) ? state : 'none'}`);
       cell(tr, fmt.time(t.created), 'num');
       cell(tr, fmt.duration(t.busy_ns), 'num');
       cell(tr, fmt.duration(t.wait_ns), 'num');
