@@ -3,7 +3,6 @@
  * eager first step run inside the factory. Steps after that are step.h's; the events record.c's. */
 #include "factory.h"
 #include "code.h"
-#include "lag.h"
 #include "record.h"
 #include "session.h"
 #include "tasks.h"
@@ -144,8 +143,6 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
   G.cur = saved_cur;
   if (!task || !s) { Py_XDECREF(s); return task; }
   uint64_t t1 = now_ns();
-  lag_ensure(loop);
-  if (PyErr_Occurred()) PyErr_Clear();
   task_entry *e = tab_find(task); /* registered already if its eager step made children */
   if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
   if (!e) {

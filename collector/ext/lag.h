@@ -1,4 +1,5 @@
-/* lag.h — what lag.c offers: the lag heartbeat (one per process, on the loop it last started on). */
+/* lag.h — what lag.c offers: loop lag read off the handles time_step() sees (the program's timers'
+ * lateness, a virtual tick nobody schedules); nothing is added to the loop. */
 #ifndef LS_EXT_LAG_H
 #define LS_EXT_LAG_H
 
@@ -6,10 +7,21 @@
 
 #pragma GCC visibility push(hidden)
 
-/* At module init: makes the heartbeat's callable. 0, or -1 with an exception set. */
+/* At module init. 0, or -1 with an exception set. */
 int lag_init(void);
-/* Keeps the heartbeat running on loop (started there if it runs elsewhere or not at all). */
-void lag_ensure(PyObject *loop);
+/* At patch_handle: the slots of asyncio's Handle and TimerHandle (timer_type may be NULL: no
+ * timer lateness then) and what a real clock looks like (BaseEventLoop.time, time.monotonic). */
+int lag_learn(PyObject *handle_type, PyObject *timer_type);
+/* Forgets the tick in progress (stop, fork, the last session closed). */
+void lag_reset(void);
+/* time_step's calls, under the GIL: a TimerHandle (G.lag_timer_type) starts at t0; any handle
+ * starts at t0 when t0 >= G.lag_next or a tick waits; it ended at t1 (same condition). handle is
+ * NULL for a callback that is not asyncio's Handle (uvloop's StepCall). */
+void lag_timer_ran(PyObject *handle, uint64_t t0);
+void lag_at_start(PyObject *handle, uint64_t t0);
+void lag_at_end(PyObject *handle, uint64_t t0, uint64_t t1);
+/* Session s closes at t inside a handle: the tick due in it so far, as a sample of s. */
+void lag_session_closing(session_obj *s, uint64_t t);
 
 #pragma GCC visibility pop
 

@@ -139,8 +139,7 @@ static PyObject *mod_stop(PyObject *mod, PyObject *args) {
   G.started = 0;
   tab_clear();
   codes_clear();
-  Py_CLEAR(G.lag_loop);
-  G.lag_pending = 0;
+  lag_reset();
   Py_CLEAR(G.hooked_loop); /* the next install hooks loops afresh */
   Py_RETURN_NONE;
 }
@@ -177,8 +176,7 @@ static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
   G.wd_running = 0;
   atomic_store(&G.hb_busy, 0);
   Py_CLEAR(G.block_stack);
-  G.lag_pending = 0;
-  Py_CLEAR(G.lag_loop);
+  lag_reset();
   if (ls_collector_after_fork_child(G.core)) {
     PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot restart the sender after fork");
     return NULL;

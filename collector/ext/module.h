@@ -76,11 +76,11 @@ typedef struct ls_module {
   uint64_t cur_t0;                 /* when that step started */
   /* factory.c */
   int factory_depth;               /* task factory calls in progress (uvloop.c reads it) */
-  /* lag.c */
-  PyObject *lag_loop;              /* strong, the loop the heartbeat runs on */
-  int lag_pending;
-  uint64_t lag_due;
-  PyObject *lag_tick;              /* the C callable scheduled with call_at */
+  /* lag.c (time_step reads them to call it only when there is something to do) */
+  uint64_t lag_next;               /* when the next virtual tick comes due, 0: not yet armed */
+  uint64_t lag_wait_due;           /* a tick waiting for lag_wait_for to run: when it came due */
+  PyObject *lag_wait_for;          /* strong: the ready handle that tick waits for, or NULL */
+  PyTypeObject *lag_timer_type;    /* asyncio's TimerHandle, NULL when its lateness is not read */
   /* watchdog.c, and step.h writing the heartbeat: the loop thread writes it, the watchdog reads
    * it without the GIL */
   pthread_t wd_thread;

@@ -137,15 +137,9 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
       ev.t = rel(self, G.cur_t0);
       ev.d = t - (G.cur_t0 > self->start ? G.cur_t0 : self->start);
       emit(self, &ev);
-      /* the lag heartbeat due during this step has not run yet and will run after the session is
-       * gone: report how late it is so far (a lower bound of its lateness) */
-      if (G.lag_pending && G.lag_due >= self->start && t > G.lag_due) {
-        ls_event lag = {0};
-        lag.kind = LS_K_LAG;
-        lag.t = rel(self, G.lag_due);
-        lag.d = t - G.lag_due;
-        emit(self, &lag);
-      }
+      /* the lag tick due during this step is reported after the session is gone: report how
+       * late it is so far (a lower bound of its lateness) */
+      lag_session_closing(self, t);
     }
     while (self->entries) {
       task_entry *e = self->entries;
@@ -165,6 +159,7 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
   Py_ssize_t i = PySequence_Index(G.active, (PyObject *)self);
   if (i >= 0) PySequence_DelItem(G.active, i);
   else PyErr_Clear();
+  if (!PyList_GET_SIZE(G.active)) lag_reset(); /* the next session's ticks start afresh */
   Py_RETURN_NONE;
 }
 
@@ -181,7 +176,7 @@ static int adopt_task(session_obj *self, PyObject *task) {
 }
 
 /* Makes the running loop record this session: the task factory and step hooks on it (the Python
- * hook_loop, once per loop), the lag heartbeat running, and with adopt the running task as the
+ * hook_loop, once per loop), and with adopt the running task as the
  * session's root. 0, or -1 with an exception set. Used by `async with session` and the middleware. */
 int session_enter_loop(session_obj *self, PyObject *loop, int adopt) {
   if (loop != G.hooked_loop) {
@@ -190,7 +185,6 @@ int session_enter_loop(session_obj *self, PyObject *loop, int adopt) {
     Py_DECREF(r);
     Py_XSETREF(G.hooked_loop, Py_NewRef(loop));
   }
-  lag_ensure(loop);
   if (!adopt) return 0;
   PyObject *task = PyObject_CallOneArg(G.current_task, loop);
   if (!task) return -1;
@@ -234,7 +228,7 @@ static PyMethodDef session_methods[] = {
     {"_open", (PyCFunction)session_open, METH_VARARGS, "open(meta_json, max_tasks)"},
     {"_close", (PyCFunction)session_close, METH_NOARGS, "end the session"},
     {"_enter_loop", (PyCFunction)session_enter, METH_O,
-     "_enter_loop(adopt): hook the running loop, start the lag heartbeat, adopt the running task"},
+     "_enter_loop(adopt): hook the running loop, adopt the running task"},
     {"_release", (PyCFunction)session_release, METH_O, "stop recording a task adopted earlier"},
     {"_stats", (PyCFunction)session_stats, METH_NOARGS, "counters"},
     {NULL, NULL, 0, NULL}};

@@ -81,7 +81,7 @@ static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)han
 static PyObject *handle_run(PyObject *self, PyObject *unused) {
   (void)unused;
   if (!PyList_GET_SIZE(G.active)) return call_orig_run(self);
-  return time_step(*(PyObject **)((char *)self + hook.off_callback), run_handle, self);
+  return time_step(*(PyObject **)((char *)self + hook.off_callback), run_handle, self, self);
 }
 
 static PyMethodDef handle_run_def = {"_run", handle_run, METH_NOARGS,
@@ -143,6 +143,12 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   Py_DECREF(descr);
   hook.orig_run = orig;
   hook.handle_type = Py_NewRef(handle_type);
+  PyObject *events = PyImport_ImportModule("asyncio.events");
+  PyObject *timer = events ? PyObject_GetAttrString(events, "TimerHandle") : NULL;
+  Py_XDECREF(events);
+  PyErr_Clear();
+  lag_learn(handle_type, timer);
+  Py_XDECREF(timer);
   Py_XSETREF(hook.task_types, Py_NewRef(task_types));
   Py_RETURN_NONE;
 }

@@ -5,6 +5,7 @@
 #define LS_EXT_STEP_H
 
 #include "module.h"
+#include "lag.h"
 #include "record.h"
 #include "session.h"
 #include "tasks.h"
@@ -20,11 +21,15 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args);
 PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);
 
 /* One callback the loop runs, timed as loopscope times a handle: the watchdog's heartbeat around
- * it, and when cb steps a recorded task, the step, its await point or end, and a block in it
- * attributed to the task (else to every session). run(arg) makes the call. Inlined into each
- * caller with run known, so Handle._run pays no indirect call for the uvloop path's sake. */
-static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void *), void *arg) {
+ * it, loop lag (lag.c: a timer's lateness, the virtual tick), and when cb steps a recorded task,
+ * the step, its await point or end, and a block in it attributed to the task (else to every
+ * session). run(arg) makes the call; handle is asyncio's Handle being run, or NULL (uvloop's
+ * StepCall). Inlined into each caller with run known, so Handle._run pays no indirect call for
+ * the uvloop path's sake; lag costs a compare or two per handle unless a tick is due. */
+static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void *), void *arg, PyObject *handle) {
   uint64_t t0 = now_ns();
+  if (handle && Py_TYPE(handle) == G.lag_timer_type) lag_timer_ran(handle, t0);
+  if (t0 >= G.lag_next || G.lag_wait_for) lag_at_start(handle, t0);
   /* only threads holding the GIL write the heartbeat: a plain increment, no locked instruction */
   uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed) + 1;
   atomic_store_explicit(&G.hb_seq, seq, memory_order_relaxed);
@@ -52,10 +57,11 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   PyObject *res = run(arg);
   uint64_t t1 = now_ns();
   atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
-  G.cur = saved;
-  G.cur_t0 = saved_t0;
   PyObject *exc_type, *exc_val, *exc_tb;
   PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
+  if (t1 >= G.lag_next || G.lag_wait_for) lag_at_end(handle, t0, t1);
+  G.cur = saved;
+  G.cur_t0 = saved_t0;
   if (e) {
     e = tab_find(task); /* the step may have closed the session and removed it */
     if (e) step_end(e, t0, t1);

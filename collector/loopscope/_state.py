@@ -13,6 +13,7 @@ settings: Any = None   # Settings while installed
 core: Any = None       # loopscope._core while installed and enabled
 _orig_new_event_loop: Any = None
 _orig_set_task_factory: Any = None
+_orig_get_task_factory: Any = None
 _orig_create_task: Any = None
 
 
@@ -90,19 +91,24 @@ def _run_failed_for() -> Any:
 
 def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Put loopscope's task factory on `loop`, chaining the one already there; on a loop that does
-    not run callbacks through asyncio's Handle (uvloop), also its call_soon (see hook_steps)."""
+    not run callbacks through asyncio's Handle (uvloop), also its call_soon (see hook_steps).
+    The program never sees the wrapper: get_task_factory() answers what it set (see
+    _get_task_factory), and set_task_factory validates the program's own argument."""
     if core is None:
         return
     if not isinstance(loop, asyncio.BaseEventLoop):
         hook_steps(loop)
-    current = loop.get_task_factory()
+        get_raw = getattr(vars(loop).get("get_task_factory"), "loopscope_raw", loop.get_task_factory)
+        set_raw = getattr(vars(loop).get("set_task_factory"), "loopscope_raw", loop.set_task_factory)
+    elif _orig_set_task_factory is not None:
+        get_raw = lambda: _orig_get_task_factory(loop)  # noqa: E731
+        set_raw = lambda f: _orig_set_task_factory(loop, f)  # noqa: E731
+    else:
+        get_raw, set_raw = loop.get_task_factory, loop.set_task_factory
+    current = get_raw()
     if isinstance(current, core.TaskFactory):
         return
-    factory = core.TaskFactory(current)
-    if _orig_set_task_factory is not None and isinstance(loop, asyncio.BaseEventLoop):
-        _orig_set_task_factory(loop, factory)
-    else:
-        loop.set_task_factory(factory)
+    set_raw(core.TaskFactory(current))
 
 
 _step_hooked: Any = None  # WeakSet of the loops whose call_soon is a core.SoonHook
@@ -124,26 +130,31 @@ def hook_steps(loop: asyncio.AbstractEventLoop) -> None:
         _step_hooked.add(loop)
     except TypeError:  # no weak references: it could not be unhooked at uninstall
         return
-    close, set_factory = loop.close, loop.set_task_factory
+    close, set_factory, get_factory = loop.close, loop.set_task_factory, loop.get_task_factory
 
     def closing() -> None:
         unhook_steps(loop)
         close()
 
     def set_task_factory(factory: Any) -> None:
-        if core is not None and not isinstance(factory, core.TaskFactory):
-            factory = core.TaskFactory(factory)
-        set_factory(factory)
+        set_factory(factory)  # the loop's own checks and errors, on what the program gave
+        if core is not None:
+            set_factory(core.TaskFactory(factory))
 
-    closing.loopscope_hook = set_task_factory.loopscope_hook = True
+    def get_task_factory() -> Any:
+        return _unwrapped(get_factory())
+
+    closing.loopscope_hook = set_task_factory.loopscope_hook = get_task_factory.loopscope_hook = True
+    set_task_factory.loopscope_raw, get_task_factory.loopscope_raw = set_factory, get_factory
     attrs["call_soon"] = core.SoonHook(loop.call_soon)
     attrs["set_task_factory"] = set_task_factory
+    attrs["get_task_factory"] = get_task_factory
     attrs["close"] = closing
 
 
 def unhook_steps(loop: asyncio.AbstractEventLoop) -> None:
     attrs = getattr(loop, "__dict__", {})
-    for name in ("call_soon", "set_task_factory", "close"):
+    for name in ("call_soon", "set_task_factory", "get_task_factory", "close"):
         value = attrs.get(name)
         if (core is not None and isinstance(value, core.SoonHook)) or getattr(value, "loopscope_hook", False):
             del attrs[name]
@@ -157,13 +168,24 @@ def _new_event_loop():
     return loop
 
 
+def _unwrapped(factory: Any) -> Any:
+    """What the program set, behind loopscope's TaskFactory (None when it set none)."""
+    while type(factory).__name__ == "TaskFactory" and type(factory).__module__ == "loopscope._core":
+        factory = factory.chained
+    return factory
+
+
 def _set_task_factory(self, factory):
-    # A factory set after install() (e.g. asyncio.eager_task_factory) is chained, not replaced.
-    if core is not None and factory is not None and not isinstance(factory, core.TaskFactory):
-        factory = core.TaskFactory(factory)
-    elif core is not None and factory is None:
-        factory = core.TaskFactory(None)
-    return _orig_set_task_factory(self, factory)
+    # asyncio's own set_task_factory sees the program's factory first (its checks, its errors);
+    # then loopscope's TaskFactory goes in front of it, chaining it (None: asyncio.Task).
+    _orig_set_task_factory(self, factory)
+    if core is not None:
+        _orig_set_task_factory(self, core.TaskFactory(factory))
+
+
+def _get_task_factory(self):
+    # what the program set, never loopscope's wrapper
+    return _unwrapped(_orig_get_task_factory(self))
 
 
 def _factory_loses_names() -> bool:
@@ -264,7 +286,7 @@ def frame_samples(loop: asyncio.AbstractEventLoop) -> list:
 
 
 def apply_hooks() -> None:
-    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task
+    global _orig_new_event_loop, _orig_set_task_factory, _orig_get_task_factory, _orig_create_task
     loop = asyncio.SelectorEventLoop()
     try:
         fut = loop.create_future()
@@ -297,7 +319,9 @@ def apply_hooks() -> None:
         _orig_create_task = asyncio.BaseEventLoop.create_task
         asyncio.BaseEventLoop.create_task = _create_task_keeping_names
     _orig_set_task_factory = asyncio.BaseEventLoop.set_task_factory
+    _orig_get_task_factory = asyncio.BaseEventLoop.get_task_factory
     asyncio.BaseEventLoop.set_task_factory = _set_task_factory
+    asyncio.BaseEventLoop.get_task_factory = _get_task_factory
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -316,7 +340,7 @@ def meta_static(service: str) -> str:
 
 
 def remove_hooks() -> None:
-    global _orig_new_event_loop, _orig_set_task_factory, _orig_create_task
+    global _orig_new_event_loop, _orig_set_task_factory, _orig_get_task_factory, _orig_create_task
     for loop in list(_step_hooked or ()):
         unhook_steps(loop)
     core.unpatch_handle()
@@ -329,4 +353,5 @@ def remove_hooks() -> None:
         _orig_new_event_loop = None
     if _orig_set_task_factory is not None:
         asyncio.BaseEventLoop.set_task_factory = _orig_set_task_factory
-        _orig_set_task_factory = None
+        asyncio.BaseEventLoop.get_task_factory = _orig_get_task_factory
+        _orig_set_task_factory = _orig_get_task_factory = None

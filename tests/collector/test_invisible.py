@@ -78,3 +78,158 @@ def test_task_at_the_address_of_a_destroyed_one_runs():
     """)
     assert p.returncode == 0, f"exit {p.returncode}\n{p.stderr[-3000:]}"
     assert int(p.stdout.split()[-1]) > 0, "no task was made at a freed task's address: the case was not exercised"
+
+
+# ---- nothing added to the loop: virtual clocks, task factories ---------------------------------
+# (in this process: these cannot crash, they can only differ)
+
+import asyncio  # noqa: E402
+
+import pytest  # noqa: E402
+
+import loopscope  # noqa: E402
+
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """A loop whose time jumps to the next timer when nothing is ready (as looptime's and
+    CPython's test_utils.TestLoop do): it never waits, and it notes each timer it jumped to."""
+
+    def __init__(self):
+        super().__init__()
+        self.now = 1000.0
+        self.jumps = []
+
+    def time(self):
+        return self.now
+
+    def _run_once(self):
+        if not self._ready and self._scheduled:
+            self.jumps.append(round(self._scheduled[0]._when - 1000.0, 6))
+            self.now = max(self.now, self._scheduled[0]._when)
+        super()._run_once()
+
+
+async def virtual_program(session=None):
+    if session:  # entered on the loop, as a middleware does: the loop is hooked
+        async with loopscope.session(session):
+            return await virtual_program()
+
+    async def worker(n):
+        for i in range(3):
+            await asyncio.sleep(0.5 * n)
+        return n
+
+    res = await asyncio.gather(*(worker(n) for n in (1, 2, 3)))
+    await asyncio.wait_for(asyncio.sleep(1), timeout=5)
+    return res, asyncio.get_running_loop().time() - 1000.0
+
+
+def run_virtual(session=None):
+    loop = VirtualClockLoop()
+    try:
+        result = loop.run_until_complete(virtual_program(session))
+        pending = len(loop._scheduled)
+    finally:
+        loop.close()
+    return result, loop.jumps, pending
+
+
+def test_virtual_clock_loop_runs_identically(collector):
+    plain = run_virtual()
+    collector(sample_rate_ms=1)
+    with loopscope.session("virtual-clock"):
+        seen = run_virtual("virtual-clock-inside")
+    assert seen == plain
+    assert plain[0] == ([1, 2, 3], 5.5)
+
+
+def test_testloop_generator_sees_only_the_program_timers(collector):
+    test_utils = pytest.importorskip("test.test_asyncio.utils")
+
+    def gen():
+        when = yield
+        assert abs(when - 0.1) < 1e-9, when
+        when = yield 0.1
+        assert abs(when - 0.3) < 1e-9, when
+        yield 0.2
+
+    async def main():
+        async with loopscope.session("testloop-inside"):
+            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.2)
+        return "done"
+
+    collector(sample_rate_ms=1)
+    with loopscope.session("testloop"):
+        loop = test_utils.TestLoop(gen)
+        try:
+            assert loop.run_until_complete(loop.create_task(main())) == "done"
+            assert abs(loop.time() - 0.3) < 1e-9
+        finally:
+            loop.close()
+
+
+def _factories():
+    out = [None, lambda lp, coro, **kw: asyncio.Task(coro, loop=lp, **kw)]
+    if sys.version_info >= (3, 12):
+        out.append(asyncio.eager_task_factory)
+    return out
+
+
+def _factory_behaviour(new_loop):
+    """What get/set_task_factory answer on a new loop of new_loop(), as the program sees it."""
+    seen = []
+    loop = new_loop()
+    try:
+        seen.append(loop.get_task_factory())
+        for f in _factories():
+            loop.set_task_factory(f)
+            seen.append(loop.get_task_factory() is f)
+        try:
+            loop.set_task_factory(1)
+            seen.append("accepted 1")
+        except TypeError as e:
+            seen.append(f"TypeError: {e}")
+        seen.append(loop.get_task_factory() is f)  # the refused one changed nothing
+
+        async def child():
+            return asyncio.current_task().get_name()
+
+        async def main():
+            return await asyncio.create_task(child(), name="kid")
+
+        loop.set_task_factory(_factories()[1])
+        seen.append(loop.run_until_complete(main()))
+    finally:
+        loop.close()
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+def test_task_factory_is_what_the_program_set(collector, kind):
+    if kind == "uvloop" and uvloop is None:
+        pytest.skip("uvloop is not installed")
+    new_loop = asyncio.new_event_loop if kind == "asyncio" else uvloop.new_event_loop
+    plain = _factory_behaviour(new_loop)
+    collector()
+    with loopscope.session("factory-" + kind):
+        seen = _factory_behaviour(new_loop)
+
+    async def inside():  # a loop hooked by a session entered on it: still no factory to see
+        async with loopscope.session("factory-inside-" + kind):
+            return asyncio.get_running_loop().get_task_factory()
+
+    loop = new_loop()
+    try:
+        own = loop.run_until_complete(inside())
+    finally:
+        loop.close()
+    assert seen == plain
+    assert own is None
+    assert plain[0] is None and all(x is True for x in plain[1:1 + len(_factories())])
+    assert plain[-3].startswith("TypeError")

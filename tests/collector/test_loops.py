@@ -273,6 +273,7 @@ def test_uvloop_tasks_and_lag(server, collector):
     async def main():
         async with loopscope.session("uvloop") as s:
             await asyncio.gather(leaf(), leaf())
+            time.sleep(0.05)  # a stall: a callback due when it began waits for all of it
             await asyncio.sleep(0.2)
         return s.id
 
@@ -289,7 +290,8 @@ def test_uvloop_tasks_and_lag(server, collector):
     assert len(leaves) == 2
     root = by_coro(data["tasks"], "main")[0]
     assert all(t["parent"] == root["id"] for t in leaves)
-    assert data["lag"]["summary"]["samples"] >= 10
+    # no timer of loopscope's on uvloop either: lag comes from the virtual tick over the steps
+    assert any(x["d"] >= 50_000_000 for x in data["lag"]["samples"]), data["lag"]
     steps = steps_by_task(server, sid)
     for t in leaves:
         assert len(steps[t["id"]]) == 2 and t["state"] == "ok"
@@ -314,11 +316,13 @@ def test_uvloop_call_soon_given_back(collector):
     assert isinstance(hook, _core.SoonHook) and hook.__wrapped__ == original
     assert hook.__self__ is kept and hook.__name__ == "call_soon"  # answered by the original
     closed.close()
-    assert closed.is_closed() and not {"call_soon", "set_task_factory", "close"} & set(vars(closed))
-    kept.set_task_factory(None)  # chained while installed, as on asyncio's loops
-    assert isinstance(kept.get_task_factory(), _core.TaskFactory)
+    hooks = {"call_soon", "set_task_factory", "get_task_factory", "close"}
+    assert closed.is_closed() and not hooks & set(vars(closed))
+    kept.set_task_factory(None)  # chained while installed, as on asyncio's loops, and not seen
+    assert kept.get_task_factory() is None
+    assert isinstance(uvloop.Loop.get_task_factory(kept), _core.TaskFactory)
     loopscope.uninstall()
-    assert not {"call_soon", "set_task_factory", "close"} & set(vars(kept))
+    assert not hooks & set(vars(kept))
     assert kept.call_soon == original and not kept.is_closed()
     kept.close()
     assert kept.is_closed()
