@@ -17,7 +17,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PKGS=(build-essential pkg-config ca-certificates libcurl4-openssl-dev zlib1g-dev
       libmicrohttpd-dev libcjson-dev libsqlite3-dev
       python3.14-dev python3.14-venv libpython3.14-testsuite python3.14-dbg
-      python3.15-dev python3.15-venv libpython3.15-testsuite)
+      python3.15-dev python3.15-venv libpython3.15-testsuite
+      valgrind)  # bench/overhead/callgrind.sh on 3.14/3.15
 STAMP="$SID/.loopscope-$(printf '%s\n' "${PKGS[@]}" | sha1sum | cut -c1-12)"
 
 log() { echo "sid-chroot: $*" >&2; }
