@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test-collector.sh — the collector's tests under every CPython in .venvs/list: builds and
+# scripts/test-collector.sh — the collector's tests under every CPython in .venvs/list and, inside
+# the Debian sid root, .venvs-sid/list (3.14, 3.15, 3.14's debug build): builds and
 # installs loopscope from a per-version copy of collector/ (no build artifacts shared between
 # versions), runs tests/collector with pytest against the real server (LOOPSCOPE_SERVER_BIN,
 # default build/server/loopscope-server), then once more on the newest Python with a --coverage
@@ -21,19 +22,28 @@ copy_collector() { # copy_collector DEST: a clean copy of collector/ sources
   find "$1" -name __pycache__ -prune -exec rm -rf {} +
 }
 
-while read -r venv; do
-  [ -x "$venv/bin/python" ] || continue
-  ver="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-  echo "--- Python $ver"
-  dir="$WORK/py$ver"
+# Our own builds fail on any compiler warning (setup.py adds -Werror only when asked: never in a
+# user's pip install, where a newer compiler's new warning must not break the install).
+export LOOPSCOPE_WERROR=1
+
+# venvs of .venvs/list run here; those of .venvs-sid/list (CPython 3.14, 3.15 and 3.14's debug
+# build, from Debian sid) run inside the sid root, which sees the work tree at the same path.
+{ sed 's/^/host /' .venvs/list; [ -s .venvs-sid/list ] && sed 's/^/sid /' .venvs-sid/list; } > "$WORK/venvs"
+while read -r where venv; do
+  run=(); [ "$where" = sid ] && run=("$ROOT/scripts/sid-chroot.sh" run)
+  "${run[@]}" "$venv/bin/python" -c 1 2>/dev/null || { echo "--- $venv: cannot run it"; failed+=("$venv"); continue; }
+  name="$(basename "$venv")"
+  ver="$("${run[@]}" "$venv/bin/python" -c 'import sys; print("%d.%d%s" % (sys.version_info[:2] + ("d" if hasattr(sys, "gettotalrefcount") else "",)))')"
+  echo "--- Python $ver ($where)"
+  dir="$WORK/$name"
   copy_collector "$dir"
-  if ! "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
+  if ! "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
     cat "$dir.build.log"; failed+=("build $ver"); continue
   fi
-  if ! (cd tests/collector && "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
+  if ! (cd tests/collector && "${run[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
     failed+=("tests $ver")
   fi
-done < .venvs/list
+done < "$WORK/venvs"
 
 # Coverage: the newest Python, the extension built in place with gcov, the package from there.
 venv="$(tail -n1 .venvs/list)"

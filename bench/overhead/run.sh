@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/overhead/run.sh — loopscope's overhead on every CPython in .venvs/list: starts a real
+# bench/overhead/run.sh — loopscope's overhead on every CPython in .venvs/list and .venvs-sid/list
+# (3.14/3.15, run inside the Debian sid root; debug builds left out): starts a real
 # loopscope-server (temporary database, free loopback port), installs the collector and, where
 # pip can, yappi and VizTracer into each venv, runs bench.py there and prints one table of
 # median ratios against loopscope off. Options: --reps N (default 7). Not a test: no asserts.
@@ -20,19 +21,23 @@ trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 : > "$TMP/results.jsonl"
-while read -r venv; do
-  [ -x "$venv/bin/python" ] || continue
-  ver="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+# .venvs-sid/list: CPython 3.14/3.15 inside the Debian sid root (scripts/sid-chroot.sh), which shares
+# the loopback network (the server above) and sees the work tree at the same path.
+{ sed 's/^/host /' .venvs/list; [ -s .venvs-sid/list ] && sed 's/^/sid /' .venvs-sid/list; } > "$TMP/venvs"
+while read -r where venv; do
+  run=(); [ "$where" = sid ] && run=("$ROOT/scripts/sid-chroot.sh" run)
+  "${run[@]}" "$venv/bin/python" -c 'import sys; sys.exit(hasattr(sys, "gettotalrefcount"))' 2>/dev/null || continue # not debug builds
+  ver="$("${run[@]}" "$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   src="$ROOT/build-collector/bench-py$ver"
   rm -rf "$src" && mkdir -p "$src"
   cp -r collector/src collector/ext collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$src"/
-  "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src" >/dev/null 2>&1 \
+  "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src" >/dev/null 2>&1 \
     || { echo "bench: cannot install loopscope into $venv"; continue; }
-  "$venv/bin/python" -m pip install -q yappi viztracer >/dev/null 2>&1 || echo "bench: yappi/viztracer not installable for $ver"
-  echo "bench: Python $ver ..." >&2
-  "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json >> "$TMP/results.jsonl" \
+  "${run[@]}" "$venv/bin/python" -m pip install -q yappi viztracer >/dev/null 2>&1 || echo "bench: yappi/viztracer not installable for $ver"
+  echo "bench: Python $ver ($where) ..." >&2
+  "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json >> "$TMP/results.jsonl" \
     || echo "bench: Python $ver failed"
-done < .venvs/list
+done < "$TMP/venvs"
 
 python3 - "$TMP/results.jsonl" <<'PY'
 import json, sys
