@@ -4,8 +4,9 @@
 #   heartbeat  a callback loop.call_at'ed every PERIOD, its lateness (loopscope before: visible)
 #   timers     the lateness of the program's own timers: TimerHandle._when against the clock when
 #              its _run starts (adds nothing to the loop)
-#   virtual    a heartbeat nobody schedules: ticks due every PERIOD on the clock; a tick due while a
-#              handle runs is late until that handle returns, one due between handles is on time
+#   virtual    a heartbeat nobody schedules: ticks due every PERIOD on the clock; due while a handle
+#              runs, a callback due when it began waits until it and the handles queued now have
+#              run; due between handles, it waits for the handles queued then (none: on time)
 #   hybrid     timers + virtual (what the collector does now)
 # Usage: python bench/lag/accuracy.py [--period-ms 10] [--reps 3]
 from __future__ import annotations
@@ -40,21 +41,46 @@ class Probe:
                 return orig(handle)
             if type(handle) is timer_type:
                 probe.samples["timers"].append(max(0.0, t0 - handle._when))
-            if probe.next_due is None:
-                probe.next_due = t0 + probe.period
-            elif t0 >= probe.next_due:  # due between handles: the loop was free, on time
-                probe.samples["virtual"].append(0.0)
-                probe.next_due = t0 + probe.period
+            probe.tick_start(handle, t0)
             r = orig(handle)
-            t1 = mono()
-            if t0 <= probe.next_due < t1:  # due while this handle ran: late until it returned
-                probe.samples["virtual"].append(t1 - probe.next_due)
-                probe.next_due = t1 + probe.period
+            probe.tick_end(handle, t0, mono())
             return r
 
         asyncio.events.Handle._run = run
         if heartbeat:
             self._schedule(loop, mono() + self.period)
+
+    # -- the virtual tick, as collector/ext/lag.c does it
+    wait_for = None
+    wait_due = 0.0
+
+    def _wait(self, handle, due, late, t):
+        ready = handle._loop._ready
+        if ready:  # the tick waits for the handles queued now
+            self.wait_for, self.wait_due, self.next_due = ready[-1], due, float("inf")
+        else:
+            self.samples["virtual"].append(late)
+            self.next_due = t + self.period
+
+    def tick_start(self, handle, t0):
+        if self.wait_for is not None:
+            if handle is not self.wait_for and self.wait_for._cancelled:
+                self.samples["virtual"].append(t0 - self.wait_due)
+                self.wait_for, self.next_due = None, t0 + self.period
+            return
+        if self.next_due is None:
+            self.next_due = t0 + self.period
+        elif t0 >= self.next_due:  # due between handles
+            self._wait(handle, self.next_due, 0.0, t0)
+
+    def tick_end(self, handle, t0, t1):
+        if self.wait_for is not None:
+            if handle is self.wait_for:
+                self.samples["virtual"].append(t1 - self.wait_due)
+                self.wait_for, self.next_due = None, t1 + self.period
+            return
+        if t0 < self.next_due <= t1:  # due while this handle ran: one due when it began waits
+            self._wait(handle, t0, t1 - t0, t1)
 
     def _schedule(self, loop, due):
         def tick():

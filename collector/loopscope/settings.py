@@ -16,7 +16,7 @@ class Settings:
     await_threshold_ms: float = 10.0     # awaits this long are highlighted (all are kept)
     blocking_threshold_ms: float = 100.0  # a step this long is a block; the watchdog takes its stack
     max_tasks: int = 1000                 # per session; later tasks are counted as dropped
-    sample_rate_ms: float = 10.0          # lag heartbeat period
+    sample_rate_ms: float = 10.0          # lag: the virtual tick's period
     buffer_bytes: int = 16 << 20          # unsent events kept at most; beyond it they are dropped
     timeout_ms: int = 5000                # per HTTP request of the sender
     flush_interval_ms: int = 200          # the sender ships at least this often

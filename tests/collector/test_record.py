@@ -261,31 +261,31 @@ def test_stalls_show_as_lag(record):
     assert data["lag"]["summary"]["max_ms"] >= 50.0
 
 
-async def stalls_with_ticker() -> float:
-    stop = False
-    worst = 0.0
-
-    async def ticker():
-        nonlocal worst
-        while not stop:
-            due = time.monotonic() + 0.002
-            await asyncio.sleep(0.002)
-            worst = max(worst, time.monotonic() - due)
-
-    t = asyncio.create_task(ticker())
-    await stalls()
-    stop = True
-    await t
-    return worst
+async def stalls_with_timers() -> list:
+    """Before each 50 ms stall a timer due 1 ms later: its callback measures its own lateness."""
+    loop = asyncio.get_running_loop()
+    late: list = []
+    for _ in range(4):
+        await asyncio.sleep(0.03)
+        when = loop.time() + 0.001
+        loop.call_at(when, lambda w=when: late.append(time.monotonic() - w))
+        time.sleep(0.05)
+    await asyncio.sleep(0.01)
+    return late
 
 
 def test_late_timers_show_their_lateness(record):
-    # a timer due during a stall: loopscope reports at least the lateness the program saw, less
-    # the time between the loop starting the timer and the program reading its clock
-    data = record(stalls_with_ticker, "ticker-lag")
-    worst = data["result"]
-    assert worst >= 0.045
-    assert data["lag"]["summary"]["max_ms"] >= worst * 1e3 - 2.0, (data["lag"]["summary"], worst)
+    # with the virtual tick's period longer than the run, every sample is one of the program's
+    # timers: one per timer that ran (5 sleeps, 4 timers), no later than the timer's callback saw
+    # itself (it reads the clock after the loop started it); each timer due 1 ms into a 50 ms
+    # stall ran at least 49 ms late
+    data = record(stalls_with_timers, "timer-lag", sample_rate_ms=60_000)
+    late = data["result"]
+    lag = data["lag"]
+    assert len(late) == 4 and min(late) >= 0.049, late
+    assert lag["summary"]["samples"] >= 9, lag
+    assert sum(1 for x in lag["samples"] if x["d"] >= 49_000_000) >= 4, (lag, late)
+    assert lag["summary"]["max_ms"] <= max(late) * 1e3 + 0.1, (lag, late)
 
 
 async def never_started() -> None:
