@@ -17,6 +17,21 @@ typedef struct eager_frame {
 static eager_frame eager[EAGER_MAX]; /* one per factory call in progress, by depth (G.factory_depth) */
 
 static PyObject *done_cb; /* done callback for tasks of other loops (uvloop), made at init */
+static PyObject *tasks_dict, *s_Task; /* asyncio.tasks.__dict__ (at the first call), "Task" */
+
+/* The class asyncio.Task is now (a strong ref): BaseEventLoop.create_task looks up tasks.Task at
+ * each call, and a program may replace it (CPython's TestPyGetEventLoop puts the pure-Python Task
+ * there; a C Task made instead fails on 3.14, "loop ... is not the running loop"). */
+static PyObject *task_class_now(void) {
+  if (!tasks_dict) {
+    PyObject *m = PyImport_ImportModule("asyncio.tasks");
+    if (m) { tasks_dict = Py_NewRef(PyModule_GetDict(m)); Py_DECREF(m); }
+    else PyErr_Clear();
+  }
+  PyObject *cls = tasks_dict ? PyDict_GetItemWithError(tasks_dict, s_Task) : NULL;
+  if (!cls) { PyErr_Clear(); cls = G.task_cls; }
+  return Py_NewRef(cls);
+}
 
 typedef struct {
   PyObject_HEAD
@@ -136,7 +151,9 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     for (Py_ssize_t i = 0; i < nkw; i++) stack[2 + i] = args[2 + i];
     PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
     for (Py_ssize_t i = 0; i < nkw; i++) PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
-    task = PyObject_Vectorcall(G.task_cls, stack, 1, names);
+    PyObject *cls = task_class_now();
+    task = PyObject_Vectorcall(cls, stack, 1, names);
+    Py_DECREF(cls);
     Py_DECREF(names);
   }
   G.factory_depth--;
@@ -219,6 +236,7 @@ PyTypeObject Factory_Type = {
 };
 
 int factory_init(void) {
+  if (!(s_Task = PyUnicode_InternFromString("Task"))) return -1;
   done_cb = PyCFunction_New(&done_cb_def, NULL);
   return done_cb ? 0 : -1;
 }

@@ -208,3 +208,34 @@ def test_pstree_is_unchanged(tmp_path, server):
             child.wait()
     assert "(T) mid-a" in trees["off"] and "leaf" in trees["off"] and "Task-1" in trees["off"], trees["off"]
     assert trees["on"] == trees["off"], trees
+
+
+# ---- the task class the program put in asyncio ----------------------------------------------------
+
+def test_tasks_are_of_the_class_asyncio_has_now(server, collector):
+    """BaseEventLoop.create_task makes a tasks.Task looked up at each call; CPython's
+    TestPyGetEventLoop puts the pure-Python Task there, and a C task made instead fails on 3.14
+    ("loop ... is not the running loop") and hung the gate's test_events."""
+    py_task = getattr(asyncio.tasks, "_PyTask", None)
+    if py_task is None:
+        pytest.skip("no pure-Python Task here")
+    collector()
+    saved = asyncio.tasks.Task
+    made = []
+
+    async def child():
+        await asyncio.sleep(0)
+        return 7
+
+    async def main():
+        t = asyncio.get_running_loop().create_task(child())
+        made.append(type(t))
+        return await t
+
+    asyncio.Task = asyncio.tasks.Task = py_task
+    try:
+        with loopscope.session("py task"):
+            assert asyncio.run(main()) == 7
+    finally:
+        asyncio.Task = asyncio.tasks.Task = saved
+    assert made == [py_task]
