@@ -124,7 +124,7 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     parent = parent_for(s, loop);
     coro_code_info(coro); /* cached now, while the coroutine's frame still tells its module */
   }
-  task_entry *saved_cur = G.cur;
+  int saved_cur = cur_push(); /* an eager first step may end the session of G.cur's task */
   PyObject *task;
   if (G.factory_depth < EAGER_MAX) {
     eager_frame *f = &eager[G.factory_depth];
@@ -142,6 +142,7 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     PyObject *names = nkw <= 15 ? PyTuple_New(1 + nkw) : NULL;
     if (!names) {
       G.factory_depth--;
+      cur_pop(saved_cur);
       Py_XDECREF(s);
       if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "too many keyword arguments");
       return NULL;
@@ -157,7 +158,7 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     Py_DECREF(names);
   }
   G.factory_depth--;
-  G.cur = saved_cur;
+  cur_pop(saved_cur);
   if (!task || !s) { Py_XDECREF(s); return task; }
   uint64_t t1 = now_ns();
   task_entry *e = tab_find(task); /* registered already if its eager step made children */

@@ -74,6 +74,12 @@ typedef struct ls_module {
   /* step.h (time_step): the step in progress */
   task_entry *cur;                 /* the entry whose step is running */
   uint64_t cur_t0;                 /* when that step started */
+  /* G.cur of the steps and factory calls a nested one interrupted, innermost last (tasks.h's
+   * cur_push/cur_pop): entry_free clears a freed entry here too, so restoring never brings a
+   * freed pointer back. Nesting beyond CUR_SAVED_MAX restores NULL (no parent, never wrong). */
+#define CUR_SAVED_MAX 32
+  task_entry *cur_saved[CUR_SAVED_MAX];
+  int cur_depth;
   /* factory.c */
   int factory_depth;               /* task factory calls in progress (uvloop.c reads it) */
   /* lag.c (time_step reads them to call it only when there is something to do) */

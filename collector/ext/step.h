@@ -38,7 +38,7 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   G.loop_tstate = PyThreadState_Get();
   PyObject *task = cb ? task_of_callback(cb) : NULL;
   task_entry *e = task ? tab_find(task) : NULL;
-  task_entry *saved = G.cur;
+  int saved = cur_push();
   uint64_t saved_t0 = G.cur_t0;
   session_obj *bs = NULL; /* the session of the stepped task, for a block */
   uint64_t bid = 0;
@@ -60,7 +60,7 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   PyObject *exc_type, *exc_val, *exc_tb;
   PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
   if (t1 >= G.lag_next || G.lag_wait_for) lag_at_end(handle, t0, t1);
-  G.cur = saved;
+  cur_pop(saved);
   G.cur_t0 = saved_t0;
   if (e) {
     e = tab_find(task); /* the step may have closed the session and removed it */

@@ -111,6 +111,8 @@ void tab_del(PyObject *task) {
 void entry_free(task_entry *e) {
   watch_drop(e);
   if (G.cur == e) G.cur = NULL;
+  for (int i = 0; i < G.cur_depth && i < CUR_SAVED_MAX; i++)
+    if (G.cur_saved[i] == e) G.cur_saved[i] = NULL;
   if (e->sprev) e->sprev->snext = e->snext;
   else if (e->sess && e->sess->entries == e) e->sess->entries = e->snext;
   if (e->snext) e->snext->sprev = e->sprev;

@@ -233,3 +233,33 @@ def test_task_factory_is_what_the_program_set(collector, kind):
     assert own is None
     assert plain[0] is None and all(x is True for x in plain[1:1 + len(_factories())])
     assert plain[-3].startswith("TypeError")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in 3.12")
+def test_session_closed_inside_an_eager_step_leaves_no_stale_current_task(server, collector):
+    """An eager task's first step runs inside the task factory, nested in its creator's step. When
+    it closes the creator's session, the creator's entry is freed; the factory and the step then
+    used to put the freed entry back as the running task, and the next task made in that step
+    read it as its parent (a use after free: ASan reports it with PYTHONMALLOC=malloc)."""
+    collector()
+    outer = loopscope.session("outer")
+
+    async def closer():
+        outer.__exit__(None, None, None)  # runs eagerly: ends 'outer' inside the factory call
+
+    async def grandchild():
+        await asyncio.sleep(0)
+
+    async def main():
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+        await asyncio.sleep(0)  # from here on main runs in a step timed by Handle._run
+        asyncio.create_task(closer())
+        with loopscope.session("inner") as inner:
+            await asyncio.create_task(grandchild())
+        return inner.id
+
+    outer.__enter__()
+    inner_id = asyncio.run(main())
+    assert loopscope.flush(10)
+    tasks = server.get(f"/api/v1/sessions/{inner_id}/tasks")["tasks"]
+    assert [(t["coro"].rsplit(".", 1)[-1], t["parent"]) for t in tasks] == [("grandchild", 0)]
