@@ -132,14 +132,10 @@ void tab_clear(void) {
 
 task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id,
                                  uint64_t t) {
-  if (s->ntasks >= s->max_tasks) {
-    s->dropped_tasks++;
-    ls_session_add_dropped(s->ls, 1);
-    return NULL;
-  }
+  if (s->ntasks >= s->max_tasks) goto dropped;
   task_entry *e = PyMem_Calloc(1, sizeof *e);
-  if (!e) return NULL;
-  if (!(e->watch = watch_new(task, e))) { PyErr_Clear(); PyMem_Free(e); return NULL; }
+  if (!e) goto dropped;
+  if (!(e->watch = watch_new(task, e))) { PyErr_Clear(); PyMem_Free(e); goto dropped; }
   e->task = task;
   e->coro = coro;
   e->sess = (session_obj *)Py_NewRef((PyObject *)s);
@@ -153,6 +149,11 @@ task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64
   s->entries = e;
   task_entry *old = tab_find(task); /* defensive: callers look the task up before registering */
   if (old) { tab_del(task); entry_free(old); }
-  if (tab_put(e) < 0) { entry_free(e); return NULL; }
+  if (tab_put(e) < 0) { entry_free(e); s->ntasks--; goto dropped; }
   return e;
+dropped: /* over the cap or out of memory: not recorded, but counted, and the count reaches the
+          * server as a drop event (the task's id, if one was taken, stays unused) */
+  s->dropped_tasks++;
+  ls_session_add_dropped(s->ls, 1);
+  return NULL;
 }
