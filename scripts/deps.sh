@@ -63,11 +63,13 @@ done
 
 # CPython 3.14 and 3.15 (and 3.14's debug build) from Debian sid, in a chroot kept outside the work
 # tree (scripts/sid-chroot.sh); their venvs live in .venvs-sid/ and run only inside that root.
-# LOOPSCOPE_NO_SID=1 skips this (a machine without root or without the Debian registry).
+# LOOPSCOPE_NO_SID=1 skips this (scripts/run.sh, which needs one Python only; a machine without
+# root or without the Debian registry) and leaves .venvs-sid/list as it was.
 mkdir -p .venvs-sid
-: > .venvs-sid/list
+touch .venvs-sid/list
 if [ -z "${LOOPSCOPE_NO_SID:-}" ] && [ "$(id -u)" -eq 0 ]; then
   scripts/sid-chroot.sh make
+  : > .venvs-sid/list
   for exe in python3.14 python3.15 python3.14-dbg; do
     case "$exe" in *-dbg) name="py${exe#python}"; name="${name%-dbg}d" ;; *) name="py${exe#python}" ;; esac
     venv=".venvs-sid/$name"

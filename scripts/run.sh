@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-scripts/deps.sh
+LOOPSCOPE_NO_SID=1 scripts/deps.sh  # the demo needs one Python, not the 3.14/3.15 root
 PY="$(head -n1 .venvs/list)/bin/python"
 cmake -S . -B build -DLOOPSCOPE_PYTHON="$PY" >/dev/null
 cmake --build build -j"$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\]' || true
