@@ -62,7 +62,7 @@ def test_long_token_is_sent(tmp_path):
         try:
             with loopscope.session("long token") as s:
                 asyncio.run(asyncio.sleep(0))
-            assert loopscope.flush(10), loopscope.stats()
+            assert loopscope.flush(60), loopscope.stats()
         finally:
             loopscope.uninstall(timeout=2)
         assert srv.get(f"/api/v1/sessions/{s.id}")["name"] == "long token"
@@ -91,7 +91,7 @@ def test_failed_start_leaves_nothing_installed(server, which, msg):
     try:
         with loopscope.session("after a failed start") as s:
             asyncio.run(main())
-        assert loopscope.flush(10)
+        assert loopscope.flush(60)
     finally:
         loopscope.uninstall(timeout=2)
     assert server.get(f"/api/v1/sessions/{s.id}")["tasks"] == 1
@@ -137,9 +137,17 @@ async def _introspected() -> None:
     await asyncio.sleep(0.02)
 
 
+async def _held(gate: asyncio.Future) -> None:
+    await gate
+
+
 async def _observe() -> dict:
-    task = asyncio.create_task(_introspected(), name="observed")
-    await asyncio.sleep(0.001)
+    # The observed task waits on a future only this coroutine resolves, after looking: what it sees
+    # does not depend on timing (with a 20 ms sleep there, a loop stalled past it by a loaded
+    # machine showed the sleep's future finished in one run and pending in the other).
+    gate = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(_held(gate), name="observed")
+    await asyncio.sleep(0)  # the task's first step runs before this one resumes (both call_soon)
     out = io.StringIO()
     task.print_stack(file=out)
     info = {
@@ -151,6 +159,7 @@ async def _observe() -> dict:
         "name": task.get_name(),
         "factory": type(asyncio.get_running_loop().get_task_factory()).__name__,
     }
+    gate.set_result(None)
     await task
     return info
 
@@ -167,6 +176,7 @@ def test_introspection_is_unchanged(server):
     for key in ("iscoroutine", "coro_name", "repr", "stack", "printed", "name"):
         assert seen[key] == plain[key], key
     assert seen["iscoroutine"] is True
+    assert plain["stack"] == [("_held", inspect.getsourcelines(_held)[1] + 1)], plain  # suspended at its await
 
 
 def test_unhandled_task_exception_is_still_logged(server):
@@ -221,6 +231,8 @@ def test_uninstall_with_the_server_down_does_not_hang():
     with pytest.warns(RuntimeWarning, match="did not take every event"):
         ok = loopscope.uninstall()
     assert ok is False
+    # 3 s is the default exit_flush_ms: an uninstall that ignored the 300 ms asked for (or waited on
+    # the dead server without a bound) takes at least that long; 2.7 s of slack for a loaded machine
     assert time.monotonic() - t0 < 3.0
     assert not loopscope.installed()
 

@@ -47,27 +47,37 @@ async def timed_app(n_tasks: int = 200) -> list[float]:
     return took
 
 
-def assert_timings_unchanged(took: list[float]) -> None:
-    # the median, so one scheduling hiccup of a loaded 2-core machine does not decide
-    took = sorted(took)
-    assert took[0] >= 0.0195 and took[len(took) // 2] < 0.030, took
+def baseline(n_tasks: int) -> list[float]:
+    """timed_app's sleeps without loopscope, in the same run: what this machine does right now."""
+    assert not loopscope.installed()
+    return asyncio.run(timed_app(n_tasks))
+
+
+def assert_timings_unchanged(took: list[float], base: list[float]) -> None:
+    # No sleep ends early, and the median sleep is within 10 ms of the median without loopscope
+    # measured just before (the median, so one scheduling hiccup of a loaded 2-core machine does not
+    # decide). A sender that held the GIL or the loop while it waited on a down, failing or slow
+    # (0.5 s) server would stretch most sleeps by far more.
+    took, base = sorted(took), sorted(base)
+    assert took[0] >= 0.0195 and took[len(took) // 2] <= base[len(base) // 2] + 0.010, (took, base)
 
 
 def test_server_down_then_back(tmp_path):
     port = free_port()
     cap = 65536
+    base = baseline(2000)
     loopscope.install(server=f"http://127.0.0.1:{port}", buffer_bytes=cap, max_tasks=100000)
     try:
         with loopscope.session("down") as s:
             took = asyncio.run(timed_app(2000))
-        assert_timings_unchanged(took)
+        assert_timings_unchanged(took, base)
         st = loopscope.stats()
         assert st["bytes_used"] <= cap, st
         assert st["dropped"] > 0, st
         assert loopscope.flush(0.3) is False          # nothing can be delivered yet
         srv = Server(tmp_path / "late.db", port=port).start()
         try:
-            assert loopscope.flush(15), loopscope.stats()
+            assert loopscope.flush(60), loopscope.stats()
             summary = srv.get(f"/api/v1/sessions/{s.id}")
             assert summary["dropped"] >= st["dropped"] > 0
             assert summary["name"] == "down"
@@ -81,13 +91,14 @@ def test_server_down_then_back(tmp_path):
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_failing_server_retries_with_the_same_batch(server, status):
+    base = baseline(50)
     proxy = FaultProxy(server.url, fail_status=status, fail_count=2)
     loopscope.install(server=proxy.url)
     try:
         with loopscope.session(f"fail-{status}") as s:
             took = asyncio.run(timed_app(50))
-        assert_timings_unchanged(took)
-        assert loopscope.flush(15), loopscope.stats()
+        assert_timings_unchanged(took, base)
+        assert loopscope.flush(60), loopscope.stats()
         assert loopscope.stats()["retries"] >= 2
     finally:
         loopscope.uninstall(timeout=2)
@@ -108,7 +119,7 @@ def test_refused_batch_is_counted_and_reported(server):
         st = loopscope.stats()
         assert st["batches_failed"] == 1 and st["retries"] == 0, st
         assert 0 < st["dropped"] <= st["events"], st
-        assert loopscope.flush(15) is True, loopscope.stats()  # the drop event itself arrived
+        assert loopscope.flush(60) is True, loopscope.stats()  # the drop event itself arrived
     finally:
         loopscope.uninstall(timeout=2)
         proxy.close()
@@ -116,13 +127,14 @@ def test_refused_batch_is_counted_and_reported(server):
 
 
 def test_slow_server_does_not_slow_the_app(server):
+    base = baseline(50)
     proxy = FaultProxy(server.url, delay=0.5)
     loopscope.install(server=proxy.url, flush_interval_ms=10)
     try:
         with loopscope.session("slow") as s:
             took = asyncio.run(timed_app(50))
-        assert_timings_unchanged(took)
-        assert loopscope.flush(15)
+        assert_timings_unchanged(took, base)
+        assert loopscope.flush(60)
     finally:
         loopscope.uninstall(timeout=2)
         proxy.close()
@@ -180,7 +192,7 @@ def test_token_is_sent(tmp_path):
         loopscope.install(server=srv.url, token="t0ken")
         with loopscope.session("tok") as s:
             asyncio.run(asyncio.sleep(0.001))
-        assert loopscope.flush(10)
+        assert loopscope.flush(60)
         loopscope.uninstall()
         assert srv.get(f"/api/v1/sessions/{s.id}")["name"] == "tok"
         loopscope.install(server=srv.url, token="wrong")

@@ -260,6 +260,6 @@ def test_session_closed_inside_an_eager_step_leaves_no_stale_current_task(server
 
     outer.__enter__()
     inner_id = asyncio.run(main())
-    assert loopscope.flush(10)
+    assert loopscope.flush(60)
     tasks = server.get(f"/api/v1/sessions/{inner_id}/tasks")["tasks"]
     assert [(t["coro"].rsplit(".", 1)[-1], t["parent"]) for t in tasks] == [("grandchild", 0)]

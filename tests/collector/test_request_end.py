@@ -64,7 +64,7 @@ class AppServer:
 
     def __enter__(self) -> "AppServer":
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while not self.server.started:
             assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
@@ -72,7 +72,7 @@ class AppServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(10)
+        self.thread.join(60)
 
 
 def root_task(server, path: str) -> dict:
@@ -90,11 +90,11 @@ def test_request_task_ends_with_the_response_status(server, collector, header):
     tag = uuid.uuid4().hex[:12]
     LEFT_BEHIND.clear()
     with AppServer(LoopscopeMiddleware(starlette_app(), header=header)) as app:
-        with httpx.Client(base_url=app.url, timeout=20) as http:
+        with httpx.Client(base_url=app.url, timeout=60) as http:
             answers = {p: http.get(f"/{tag}/{p}") for p in ("ok", "created", "missing", "boom")}
     assert [answers[p].status_code for p in ("ok", "created", "missing", "boom")] == [200, 201, 404, 500]
     assert ("x-loopscope-session" in answers["ok"].headers) is header
-    assert loopscope.flush(10), loopscope.stats()
+    assert loopscope.flush(60), loopscope.stats()
 
     ok_ = root_task(server, f"/{tag}/ok")
     root = ok_["root"]
@@ -117,9 +117,9 @@ def test_bare_app_that_raises_ends_with_its_error_and_no_status(server, collecto
     collector()
     tag = uuid.uuid4().hex[:12]
     with AppServer(LoopscopeMiddleware(raw_raises, header=False)) as app:
-        with httpx.Client(base_url=app.url, timeout=20) as http:
+        with httpx.Client(base_url=app.url, timeout=60) as http:
             assert http.get(f"/{tag}/raw").status_code == 500  # uvicorn's own answer
-    assert loopscope.flush(10)
+    assert loopscope.flush(60)
     root = root_task(server, f"/{tag}/raw")["root"]
     assert (root["state"], root["status"], root["exc"]) == ("error", None, "RuntimeError: bare app failed")
     assert root["ended"] is not None
@@ -155,7 +155,7 @@ def test_websocket_and_cancelled_requests_end_without_a_status(server, collector
     asyncio.run(serve(LoopscopeMiddleware(ws_app), {"type": "websocket", "path": f"/{tag}/ws", "headers": []}))
     asyncio.run(serve(LoopscopeMiddleware(cancelled_app),
                       {"type": "http", "method": "GET", "path": f"/{tag}/c", "headers": []}))
-    assert loopscope.flush(10)
+    assert loopscope.flush(60)
     (s,) = [s for s in server.get("/api/v1/sessions?name=" + tag)["sessions"] if s["name"] == f"WS /{tag}/ws"]
     (ws_root,) = [t for t in server.get(f"/api/v1/sessions/{s['id']}/tasks")["tasks"] if t["parent"] == 0]
     assert (ws_root["state"], ws_root["status"]) == ("ok", None) and ws_root["ended"] is not None
@@ -176,6 +176,6 @@ def test_session_tasks_still_pending_at_close_stay_running(server, collector):
         return s.id
 
     sid = asyncio.run(main())
-    assert loopscope.flush(10)
+    assert loopscope.flush(60)
     tasks = server.get(f"/api/v1/sessions/{sid}/tasks")["tasks"]
     assert len(tasks) == 2 and all(t["ended"] is None and t["status"] is None for t in tasks), tasks
