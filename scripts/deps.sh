@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/deps.sh — install everything loopscope needs on Debian/Ubuntu, idempotently:
-# Debian packages, one Python venv per CPython >= 3.10 found (pyenv or system), the Debian sid
-# root with CPython 3.14/3.15 and their venvs (.venvs-sid/), npm packages.
+# Debian packages, one Python venv per CPython >= 3.10 found (pyenv or system), the frameworks'
+# venvs (.venvs-fw/: oldest and newest of those), the Debian sid root with CPython 3.14/3.15 and
+# their venvs (.venvs-sid/), npm packages.
 # Safe to run twice; does nothing that is already done. Needs root for apt-get.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,23 +43,40 @@ if command -v pyenv >/dev/null 2>&1; then
 fi
 if ((${#pythons[@]} == 0)); then pythons+=("$(command -v python3)"); fi
 
-mkdir -p .venvs
-: > .venvs/list
-for exe in "${pythons[@]}"; do
-  ver="$("$exe" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-  venv=".venvs/py$ver"
+host_venv() { # host_venv EXE VENV REQUIREMENTS: make VENV from EXE, install REQUIREMENTS once (stamp)
+  local exe="$1" venv="$2" req="$3"
   if [ ! -x "$venv/bin/python" ]; then
     echo "deps: creating venv $venv from $exe"
     "$exe" -m venv "$venv"
   fi
-  stamp="$venv/.deps-$(sha1sum scripts/requirements-dev.txt | cut -c1-12)"
+  local stamp="$venv/.deps-$(sha1sum "$req" | cut -c1-12)"
   if [ ! -f "$stamp" ]; then
-    echo "deps: installing Python packages into $venv"
+    echo "deps: installing Python packages into $venv ($req)"
     "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install -q -r scripts/requirements-dev.txt
+    "$venv/bin/python" -m pip install -q -r "$req"
     touch "$stamp"
   fi
-  echo "$ROOT/$venv" >> .venvs/list
+}
+
+mkdir -p .venvs
+: > .venvs/list
+declare -A exe_of=()  # X.Y -> the interpreter its venvs are made from
+for exe in "${pythons[@]}"; do
+  ver="$("$exe" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  host_venv "$exe" ".venvs/py$ver" scripts/requirements-dev.txt
+  echo "$ROOT/.venvs/py$ver" >> .venvs/list
+  exe_of[$ver]="$exe"
+done
+
+# The frameworks' venvs (tests/frameworks, scripts/test-frameworks.sh): Litestar with
+# litestar-debug-toolbar, Starlette, FastAPI, uvicorn, hypercorn, granian, for the oldest and the
+# newest host CPython of .venvs/list. A family apart: litestar-debug-toolbar and
+# fastapi-debug-toolbar both install the package `debug_toolbar`, so they never share a venv.
+mkdir -p .venvs-fw
+: > .venvs-fw/list
+for ver in $(printf '%s\n' "${!exe_of[@]}" | sort -V | sed -n '1p;$p' | uniq); do
+  host_venv "${exe_of[$ver]}" ".venvs-fw/py$ver" scripts/requirements-frameworks.txt
+  echo "$ROOT/.venvs-fw/py$ver" >> .venvs-fw/list
 done
 
 # CPython 3.14 and 3.15 (and 3.14's debug build) from Debian sid, in a chroot kept outside the work
@@ -94,4 +112,4 @@ if [ -f tests/browser/package.json ]; then
     (cd tests/browser && npm install --no-audit --no-fund --silent)
   fi
 fi
-echo "deps: ok (venvs: $(cat .venvs/list .venvs-sid/list | tr '\n' ' '))"
+echo "deps: ok (venvs: $(cat .venvs/list .venvs-fw/list .venvs-sid/list | tr '\n' ' '))"
