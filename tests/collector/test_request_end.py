@@ -6,13 +6,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -20,7 +17,7 @@ from starlette.routing import Route
 import loopscope
 from loopscope.asgi import LoopscopeMiddleware
 
-from conftest import free_port
+from lstest import AppServer
 
 # tasks a handler leaves behind; they must stay "running" (only the request's task ends)
 LEFT_BEHIND: list[asyncio.Task] = []
@@ -52,29 +49,6 @@ async def raw_raises(scope, receive, send) -> None:
     raise RuntimeError("bare app failed")
 
 
-class AppServer:
-    """uvicorn serving `app` on a free loopback port in a thread of this process."""
-
-    def __init__(self, app):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio",
-                                                    lifespan="off", log_level="critical", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
-
-    def __enter__(self) -> "AppServer":
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
-
-
 def root_task(server, path: str) -> dict:
     """The root task of the one session named "GET <path>"."""
     (s,) = [s for s in server.get("/api/v1/sessions?name=" + path)["sessions"] if s["name"] == "GET " + path]
@@ -89,7 +63,7 @@ def test_request_task_ends_with_the_response_status(server, collector, header):
     collector()
     tag = uuid.uuid4().hex[:12]
     LEFT_BEHIND.clear()
-    with AppServer(LoopscopeMiddleware(starlette_app(), header=header)) as app:
+    with AppServer(LoopscopeMiddleware(starlette_app(), header=header), log_level="critical") as app:
         with httpx.Client(base_url=app.url, timeout=60) as http:
             answers = {p: http.get(f"/{tag}/{p}") for p in ("ok", "created", "missing", "boom")}
     assert [answers[p].status_code for p in ("ok", "created", "missing", "boom")] == [200, 201, 404, 500]
@@ -116,7 +90,8 @@ def test_request_task_ends_with_the_response_status(server, collector, header):
 def test_bare_app_that_raises_ends_with_its_error_and_no_status(server, collector):
     collector()
     tag = uuid.uuid4().hex[:12]
-    with AppServer(LoopscopeMiddleware(raw_raises, header=False)) as app:
+    # log_level: uvicorn would log the app's error, which is the point here
+    with AppServer(LoopscopeMiddleware(raw_raises, header=False), log_level="critical") as app:
         with httpx.Client(base_url=app.url, timeout=60) as http:
             assert http.get(f"/{tag}/raw").status_code == 500  # uvicorn's own answer
     assert loopscope.flush(60)

@@ -1,0 +1,145 @@
+# lstest.py — what the collector tests (tests/collector) and the framework tests (tests/frameworks)
+# share: the real loopscope-server on a free loopback port with a real SQLite file
+# (LOOPSCOPE_SERVER_BIN) and a JSON client for its REST API, an ASGI app served by uvicorn in a
+# thread of this process, the `server` and `collector` fixtures (each conftest imports them), and
+# helpers to find tasks and source lines. Each test dir's conftest puts this dir on sys.path.
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import loopscope
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_BIN = os.environ.get("LOOPSCOPE_SERVER_BIN", str(ROOT / "build" / "server" / "loopscope-server"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running loopscope-server process and a tiny JSON client for its REST API."""
+
+    def __init__(self, db: Path, port: int | None = None, token: str | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = db
+        self.token = token
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        if not os.access(SERVER_BIN, os.X_OK):
+            pytest.fail(f"loopscope-server not found at {SERVER_BIN}: build it (cmake --build build) "
+                        "or set LOOPSCOPE_SERVER_BIN")
+        args = [SERVER_BIN, "--listen", f"127.0.0.1:{self.port}", "--db", str(self.db)]
+        if self.token:
+            args += ["--token", self.token]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60  # a condition with a generous deadline: a loaded machine
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"loopscope-server exited: {self.proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.05)
+        raise RuntimeError("loopscope-server did not answer /healthz within 60 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def get(self, path: str) -> Any:
+        req = urllib.request.Request(self.url + path)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    def session(self, sid: str) -> dict:
+        return {
+            "summary": self.get(f"/api/v1/sessions/{sid}"),
+            "tasks": self.get(f"/api/v1/sessions/{sid}/tasks")["tasks"],
+            "awaits": self.get(f"/api/v1/sessions/{sid}/awaits?min_ms=0&limit=100000")["awaits"],
+            "blocks": self.get(f"/api/v1/sessions/{sid}/blocks")["blocks"],
+            "lag": self.get(f"/api/v1/sessions/{sid}/lag"),
+        }
+
+
+class AppServer:
+    """uvicorn serving the ASGI `app` on a free loopback port in a thread of this process (its own
+    event loop, asyncio's): `with AppServer(app) as srv:` requests go to `srv.url`."""
+
+    def __init__(self, app: Any, log_level: str = "warning"):
+        import uvicorn  # here, not at the top: only the tests that serve an app need it
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio",
+                                                    lifespan="off", log_level=log_level, access_log=False))
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    def __enter__(self) -> "AppServer":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    """The real loopscope-server for the whole test session, on a temporary database."""
+    srv = Server(tmp_path_factory.mktemp("srv") / "loopscope.db").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def collector(server):
+    """install(**settings) against the test server; uninstalled after the test."""
+    def install(**settings: Any):
+        settings.setdefault("server", server.url)
+        return loopscope.install(**settings)
+
+    yield install
+    if loopscope.installed():
+        loopscope.uninstall(timeout=2)
+
+
+def by_coro(tasks: list[dict], suffix: str) -> list[dict]:
+    return [t for t in tasks if t["coro"].endswith(suffix)]
+
+
+def line_of(func: Callable, marker: str) -> int:
+    """The line number of the first source line of func containing marker."""
+    lines, start = inspect.getsourcelines(func)
+    for i, text in enumerate(lines):
+        if marker in text:
+            return start + i
+    raise AssertionError(f"{marker!r} not in {func.__name__}")
