@@ -63,8 +63,11 @@ if (cd "$cov" && LOOPSCOPE_COVERAGE=1 "$venv/bin/python" setup.py -q build_ext -
   c_rc=$?
   sed -n '1,200p' "$ROOT/artifacts/coverage-collector-c.txt" | grep -E '^(src|ext)/|^TOTAL|^lines' || true
   ((c_rc == 0)) || failed+=("C coverage < 90%")
-  echo "Python line coverage (collector/loopscope):"
-  if ! COVERAGE_FILE="$cov/.coverage" "$venv/bin/python" -m coverage report --fail-under=90 | tee "$ROOT/artifacts/coverage-collector-py.txt"; then
+  # the litestar-debug-toolbar panel cannot be imported beside fastapi-debug-toolbar: its lines
+  # are measured by scripts/test-frameworks.sh, in the venvs that have that toolbar
+  echo "Python line coverage (collector/loopscope, but litestar_toolbar.py and _ldt_embed.py):"
+  if ! COVERAGE_FILE="$cov/.coverage" "$venv/bin/python" -m coverage report --fail-under=90 \
+       --omit='*/loopscope/litestar_toolbar.py,*/loopscope/_ldt_embed.py' | tee "$ROOT/artifacts/coverage-collector-py.txt"; then
     failed+=("Python coverage < 90%")
   fi
 else

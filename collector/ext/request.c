@@ -278,6 +278,37 @@ static PyObject *request_get_recording(request_obj *self, void *closure) {
   return PyBool_FromLong(self->sess && self->sess->active);
 }
 
+/* rename(name): the request's session is named name from its next batch on (a panel that opens the
+ * session before the request line is known names it later). */
+static PyObject *request_rename(request_obj *self, PyObject *name) {
+  if (self->sess && session_rename(self->sess, name)) return NULL;
+  if (!self->sess && !PyUnicode_Check(name)) {
+    PyErr_Format(PyExc_TypeError, "loopscope: a session name must be a str, not %.100s", Py_TYPE(name)->tp_name);
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *request_get_status(request_obj *self, void *closure) {
+  (void)closure;
+  return PyLong_FromLong(self->status > 0 ? self->status : 0);
+}
+
+/* status = N: the response status the request's task ends with, for a caller that sees the response
+ * another way than through this object's send (the litestar-debug-toolbar panel). 100..599. */
+static int request_set_status(request_obj *self, PyObject *v, void *closure) {
+  (void)closure;
+  if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete status"); return -1; }
+  long st = PyLong_Check(v) ? PyLong_AsLong(v) : -1;
+  if (st == -1 && PyErr_Occurred()) return -1;
+  if (st < 100 || st > 599) {
+    PyErr_SetString(PyExc_ValueError, "loopscope: an HTTP status is an int in [100, 599]");
+    return -1;
+  }
+  self->status = (int)st;
+  return 0;
+}
+
 static PyObject *request_stats(request_obj *self, PyObject *unused) {
   if (!self->sess) return PyDict_New();
   return session_stats(self->sess, unused);
@@ -311,12 +342,15 @@ static PyMethodDef request_methods[] = {
     {"close", (PyCFunction)(void (*)(void))request_close, METH_FASTCALL,
      "close(exc=None): end the request's session and its task, ok or with what the app raised (idempotent)"},
     {"stats", (PyCFunction)request_stats, METH_NOARGS, "counters of the request's session"},
+    {"rename", (PyCFunction)request_rename, METH_O, "rename(name): the session's next batch carries it"},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef request_getset[] = {
     {"id", (getter)request_get_id, NULL, "session id", NULL},
     {"url", (getter)request_get_url, NULL, "the session's timeline page", NULL},
     {"recording", (getter)request_get_recording, NULL, "whether the session is still open", NULL},
+    {"status", (getter)request_get_status, (setter)request_set_status,
+     "the response status the request's task ends with (0: none yet)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject Request_Type = {

@@ -66,9 +66,22 @@ PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
 
 void session_ids_after_fork(void) { id_prefix[0] = 0; }
 
-/* Opens self as a session named name (a str) with a task cap: the meta object is built here from
- * the name, the pid, the wall clock and the fields fixed at start (service, host, python).
- * 0, or -1 with an exception set. */
+/* The meta object of a session named n that started at wall (Unix ns): the name, the pid, the
+ * wall clock and the fields fixed at start (service, host, python). The caller frees *out. */
+static void session_meta(ls_buf *out, ls_str n, uint64_t wall) {
+  ls_buf_init(out, 16384);
+  ls_buf_puts(out, "{\"name\":");
+  ls_buf_jstr(out, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
+  ls_buf_puts(out, ",\"pid\":");
+  ls_buf_u64(out, (uint64_t)G.pid);
+  ls_buf_puts(out, ",\"started_unix_ns\":\"");
+  ls_buf_u64(out, wall);
+  ls_buf_puts(out, "\"");
+  if (G.meta_static) ls_buf_puts(out, G.meta_static);
+  ls_buf_puts(out, "}");
+}
+
+/* Opens self as a session named name (a str) with a task cap. 0, or -1 with an exception set. */
 int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
@@ -76,17 +89,9 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
   if (!id) return -1;
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
+  self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
   ls_buf meta;
-  ls_buf_init(&meta, 16384);
-  ls_buf_puts(&meta, "{\"name\":");
-  ls_buf_jstr(&meta, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
-  ls_buf_puts(&meta, ",\"pid\":");
-  ls_buf_u64(&meta, (uint64_t)G.pid);
-  ls_buf_puts(&meta, ",\"started_unix_ns\":\"");
-  ls_buf_u64(&meta, (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec);
-  ls_buf_puts(&meta, "\"");
-  if (G.meta_static) ls_buf_puts(&meta, G.meta_static);
-  ls_buf_puts(&meta, "}");
+  session_meta(&meta, n, self->wall);
   int rc = meta.failed ? LS_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
   ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return -1; }
@@ -95,6 +100,31 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
   self->active = 1;
   self->generation = G.generation;
   return PyList_Append(G.active, (PyObject *)self);
+}
+
+/* Renames an open session: its next batch carries the new name (the server keeps the last one).
+ * Does nothing once the session is closed. 0, or -1 with an exception set. */
+int session_rename(session_obj *self, PyObject *name) {
+  if (!PyUnicode_Check(name)) {
+    PyErr_Format(PyExc_TypeError, "loopscope: a session name must be a str, not %.100s", Py_TYPE(name)->tp_name);
+    return -1;
+  }
+  Py_ssize_t k;
+  const char *p = PyUnicode_AsUTF8AndSize(name, &k); /* a lone surrogate raises here */
+  if (!p) return -1;
+  ls_str n = {p, (size_t)k};
+  if (!session_live(self)) return 0;
+  ls_buf meta;
+  session_meta(&meta, n, self->wall);
+  int rc = meta.failed ? LS_ENOMEM : ls_session_set_meta(self->ls, meta.p);
+  ls_buf_free(&meta);
+  if (rc) { PyErr_NoMemory(); return -1; }
+  return 0;
+}
+
+static PyObject *session_rename_m(session_obj *self, PyObject *name) {
+  if (session_rename(self, name)) return NULL;
+  Py_RETURN_NONE;
 }
 
 /* _open(name, max_tasks) */
@@ -231,6 +261,7 @@ static PyMethodDef session_methods[] = {
      "_enter_loop(adopt): hook the running loop, adopt the running task"},
     {"_release", (PyCFunction)session_release, METH_O, "stop recording a task adopted earlier"},
     {"_stats", (PyCFunction)session_stats, METH_NOARGS, "counters"},
+    {"_rename", (PyCFunction)session_rename_m, METH_O, "_rename(name): the session's next batch carries it"},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef session_members[] = {

@@ -13,6 +13,7 @@ struct session_obj {
   ls_session *ls;          /* NULL before open and after close */
   PyObject *id;            /* str */
   uint64_t start;          /* monotonic ns */
+  uint64_t wall;           /* the wall clock at open, Unix ns (started_unix_ns of its meta) */
   uint64_t next_id, ntasks, max_tasks, dropped_tasks;
   int active;
   unsigned generation;     /* fork generation the session was opened in */
@@ -39,6 +40,8 @@ PyObject *mod_new_session_id(PyObject *mod, PyObject *unused);
 /* In a forked child: the next session id gets a new process prefix. */
 void session_ids_after_fork(void);
 int session_begin(session_obj *self, ls_str name, uint64_t max_tasks);
+/* Renames an open session (its next batch carries the name); nothing once closed. 0 or -1. */
+int session_rename(session_obj *self, PyObject *name);
 PyObject *session_close(session_obj *self, PyObject *unused);
 /* How a request's root task ends when its session closes (request.c). */
 typedef struct session_root_end {

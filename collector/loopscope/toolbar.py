@@ -1,26 +1,23 @@
 # toolbar.py — AsyncPanel, the "Async" panel of fastapi-debug-toolbar (`debug_toolbar`): one loopscope
 # session around each request the toolbar sees, shown as an iframe of the session's timeline page
-# (?embed=1) and a short summary read back from the server's REST API. Recording is the C module's,
-# opening/closing sessions is session.py's; `import loopscope` never imports this module.
+# (?embed=1) and a short summary read back from the server's REST API (readback.py). Recording is
+# the C module's, opening/closing sessions is session.py's; `import loopscope` never imports this
+# module. The panel for litestar-debug-toolbar (the same top-level `debug_toolbar`, another API)
+# is litestar_toolbar.py.
 from __future__ import annotations
 
-import http.client
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 try:
     from debug_toolbar.panels import Panel
 except ImportError as exc:  # only reached by someone naming loopscope.toolbar.AsyncPanel
-    raise ImportError("loopscope.toolbar needs the ASGI debug toolbar: "
-                      "pip install fastapi-debug-toolbar") from exc
+    from ._which_toolbar import wrong_toolbar
+    raise wrong_toolbar("loopscope.toolbar", "fastapi-debug-toolbar", "litestar-debug-toolbar",
+                        "loopscope.litestar_toolbar.LoopscopePanel (extra_panels=[...] in its config)") from exc
 from jinja2 import Environment  # a dependency of debug_toolbar
 
 from . import _state
-from .asgi import request_name
-from .session import Session
+from .readback import ServerProblem, longest_block, ms as _ms, read_session, session_page
 
 # Autoescaping on whatever environment the toolbar was configured with is not ours to rely on:
 # task names, request paths and source paths reach this template, so it has its own.
@@ -61,68 +58,8 @@ _install_help = _env.from_string(INSTALL_HELP)
 _content = _env.from_string(CONTENT)
 
 
-def _ms(ns: Any) -> str:
-    ms = (ns or 0) / 1e6
-    return f"{ms:.0f} ms" if ms >= 100 else f"{ms:.1f} ms"
-
-
-class ServerProblem(Exception):
-    """Why the server's view of a session could not be read, said so a user can act on it."""
-
-
-def _get(base: str, path: str, token: str | None, timeout: float) -> Any:
-    req = urllib.request.Request(base + path, headers={"Accept": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            raise LookupError(path) from None
-        if e.code == 401:
-            raise ServerProblem(f"loopscope server {base} refused the request (401): "
-                                "set the same token as the server's --token (LOOPSCOPE_TOKEN)") from None
-        raise ServerProblem(f"loopscope server {base} answered {e.code} for {path}") from None
-    except (OSError, ValueError, http.client.HTTPException) as e:  # refused, timed out, not HTTP/JSON
-        reason = getattr(e, "reason", e)
-        raise ServerProblem(f"loopscope server {base} is unreachable ({reason}). Start it with "
-                            "`loopscope-server`; this request's events stay buffered in the app "
-                            "until it answers.") from None
-
-
-def read_session(base: str, sid: str, token: str | None = None, timeout: float = 2.0) -> dict:
-    """The summary, blocks and tasks of session `sid` from the server, after flushing what this
-    process still holds when the server does not have all of it yet."""
-    sid_q = urllib.parse.quote(sid, safe="")
-    try:
-        summary = _get(base, f"/api/v1/sessions/{sid_q}", token, timeout)
-    except LookupError:
-        summary = None
-    if summary is None or not summary.get("ended"):
-        if _state.core is not None:
-            _state.core.flush(int(timeout * 1000))
-        try:
-            summary = _get(base, f"/api/v1/sessions/{sid_q}", token, timeout)
-        except LookupError:
-            raise ServerProblem(f"loopscope server {base} has no session {sid} yet: its events "
-                                "were not delivered in time (see loopscope.stats())") from None
-    blocks = _get(base, f"/api/v1/sessions/{sid_q}/blocks", token, timeout)["blocks"]
-    tasks = _get(base, f"/api/v1/sessions/{sid_q}/tasks", token, timeout)["tasks"] if blocks else []
-    return {"summary": summary, "blocks": blocks, "tasks": tasks}
-
-
-def longest_block(blocks: list[dict], tasks: list[dict]) -> dict | None:
-    """The longest block with its innermost frame and the name of the task it stalled."""
-    if not blocks:
-        return None
-    b = max(blocks, key=lambda x: x.get("d", 0))
-    frame = (b.get("stack") or [{}])[-1]
-    names = {t["id"]: str(t.get("name")) for t in tasks}
-    name = names.get(b.get("task"), "(none: the loop itself)")
-    return {"d": b.get("d", 0), "file": frame.get("file", "?"), "line": frame.get("line", 0),
-            "func": frame.get("func", "?"), "src": frame.get("src") or "",
-            "task_name": name if len(name) <= 80 else name[:79] + "\u2026"}
+async def _no_send(message: Any) -> None:  # the response goes out the toolbar's way, not through us
+    return None
 
 
 class AsyncPanel(Panel):
@@ -137,17 +74,25 @@ class AsyncPanel(Panel):
     _tasks: int = 0
 
     async def process_request(self, request: Any) -> Any:
-        if _state.core is None:
+        core = _state.core
+        if core is None:
             return await super().process_request(request)
-        session = Session(request_name(request.scope))
+        # the C module's request: named from the scope, the running task adopted as the root,
+        # which ends in the session with the response's status (or what the app raised)
+        rec = core.request_open(request.scope, _no_send, None, False)
+        self._session_id = rec.id
         try:
-            session._start_in_task()
-            if session.recording:
-                self._session_id = session.id
-            return await super().process_request(request)
-        finally:
-            self._tasks = session.stats().get("tasks", 0)
-            session._finish()
+            response = await super().process_request(request)
+        except BaseException as exc:
+            self._tasks = rec.stats().get("tasks", 0)
+            rec.close(exc)
+            raise
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int) and 100 <= status <= 599:
+            rec.status = status
+        self._tasks = rec.stats().get("tasks", 0)
+        rec.close()
+        return response
 
     async def generate_stats(self, request: Any, response: Any) -> dict[str, Any]:
         return {"session_id": self._session_id, "tasks": self._tasks}
@@ -175,7 +120,7 @@ class AsyncPanel(Panel):
                 why = "This request was not recorded; reload the page."
             return _install_help.render(why=why)
         base = cfg.server.rstrip("/")
-        page = f"{base}/sessions/{urllib.parse.quote(sid, safe='')}"
+        page = session_page(base, sid)
         ctx: dict[str, Any] = {"sid": sid, "page": page, "ms": _ms, "problem": None}
         try:
             data = read_session(base, sid, cfg.token, min(cfg.timeout_ms / 1000, 2.0))

@@ -34,6 +34,8 @@ struct ls_session {
   int queued;                  /* in the ready queue: has records or an unreported drop count */
   char id[64];
   char *meta;                  /* encoded JSON object, owned */
+  char *meta_sending;          /* an earlier meta the sender is still encoding (ls_session_set_meta
+                                * replaced it mid-send), freed when that send ends; or NULL */
   chunk *head, *tail;          /* unsent records, oldest first */
   uint64_t dropped;            /* events dropped so far */
   uint64_t dropped_sent;       /* of those, how many a sent drop event already reported */
@@ -143,6 +145,7 @@ static void spares_free(ls_collector *c) {
 static void session_free(ls_collector *c, ls_session *s) {
   chunks_free(c, s->head);
   free(s->meta);
+  free(s->meta_sending);
   free(s);
 }
 
@@ -261,6 +264,21 @@ int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_s
   return LS_OK;
 }
 
+int ls_session_set_meta(ls_session *s, const char *meta_json) {
+  char *m = strdup(meta_json ? meta_json : "{}");
+  if (!m) return LS_ENOMEM;
+  ls_collector *c = s->c;
+  pthread_mutex_lock(&c->mu);
+  /* The sender reads the meta it found when the send began without the lock: while it sends, that
+   * one is kept (meta_sending) until the send ends; a meta set and replaced during the same send
+   * was never read, so it goes at once. */
+  if (s->sending && !s->meta_sending) s->meta_sending = s->meta;
+  else free(s->meta);
+  s->meta = m;
+  pthread_mutex_unlock(&c->mu);
+  return LS_OK;
+}
+
 int ls_session_close(ls_session *s, uint64_t t_end) {
   ls_event ev;
   memset(&ev, 0, sizeof ev);
@@ -319,6 +337,7 @@ static void send_one(ls_collector *c, ls_session *s) {
   uint64_t drop_delta = dropped_now - s->dropped_sent;
   s->sending = 1;
   c->sending = 1;
+  const char *meta = s->meta; /* stays valid until the send ends (ls_session_set_meta) */
   uint64_t seq = ++c->batch_seq;
   int stopping_deadline_ms = 0;
   pthread_mutex_unlock(&c->mu);
@@ -334,7 +353,7 @@ static void send_one(ls_collector *c, ls_session *s) {
   ls_buf_puts(&body, "\",\"session\":");
   ls_buf_jstr(&body, s->id, strlen(s->id));
   ls_buf_puts(&body, ",\"meta\":");
-  ls_buf_puts(&body, s->meta);
+  ls_buf_puts(&body, meta);
   ls_buf_puts(&body, ",\"events\":[");
   int first_ev = 1;
   for (chunk *ch = first; ch && last; ch = ch->next) ls_encode_records(&body, ch->data, ch->len, &first_ev);
@@ -403,6 +422,8 @@ static void send_one(ls_collector *c, ls_session *s) {
   }
   c->bytes_used -= mem_bytes;
   if (last) chunks_free(c, first);
+  free(s->meta_sending);
+  s->meta_sending = NULL;
   s->sending = 0;
   c->sending = 0;
 }

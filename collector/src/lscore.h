@@ -97,6 +97,9 @@ int ls_collector_after_fork_child(ls_collector *c);
  * by the collector: after ls_session_close the caller must not touch it again. */
 int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out);
 int ls_session_close(ls_session *s, uint64_t t_end);
+/* Replaces the session's meta (copied); it goes out with the session's next batch, and the server
+ * overwrites the fields it carries (a request named once its route is known). */
+int ls_session_set_meta(ls_session *s, const char *meta_json);
 /* Appends one event. LS_EFULL when the cap is reached (the event is counted as dropped). */
 int ls_emit(ls_session *s, const ls_event *ev);
 void ls_session_add_dropped(ls_session *s, uint64_t n);

@@ -154,3 +154,46 @@ def test_session_tasks_still_pending_at_close_stay_running(server, collector):
     assert loopscope.flush(60)
     tasks = server.get(f"/api/v1/sessions/{sid}/tasks")["tasks"]
     assert len(tasks) == 2 and all(t["ended"] is None and t["status"] is None for t in tasks), tasks
+
+
+def test_request_named_and_given_its_status_after_it_opened(server, collector):
+    """What litestar-debug-toolbar's panel does (it gets no ASGI scope): open the request with a
+    provisional name, rename it once the request line is known, set the status it saw; the
+    session's later batch carries the new name, and the root task ends with that status. Bad
+    values are refused precisely and change nothing."""
+    from loopscope import _state
+    collector()
+    core = _state.core
+    tag = uuid.uuid4().hex[:8]
+
+    async def no_send(message):
+        return None
+
+    async def main():
+        req = core.request_open({"type": "http"}, no_send, "request", False)
+        await asyncio.sleep(0.001)
+        assert loopscope.flush(30)  # a first batch goes out with the provisional name
+        assert server.get(f"/api/v1/sessions/{req.id}")["name"] == "request"
+        with pytest.raises(TypeError, match="must be a str"):
+            req.rename(42)
+        with pytest.raises(UnicodeEncodeError):
+            req.rename("bad \udc80 name")
+        with pytest.raises(ValueError, match=r"\[100, 599\]"):
+            req.status = 99
+        with pytest.raises(ValueError, match=r"\[100, 599\]"):
+            req.status = 600
+        assert req.status == 0
+        req.rename(f"GET /{tag}/renamed")
+        req.status = 418
+        assert req.status == 418
+        await asyncio.sleep(0.001)
+        req.close()
+        req.rename("after close: ignored")
+        return req.id
+
+    sid = asyncio.run(main())
+    assert loopscope.flush(30)
+    assert server.get(f"/api/v1/sessions/{sid}")["name"] == f"GET /{tag}/renamed"
+    found = root_task(server, f"/{tag}/renamed")
+    assert found["id"] == sid
+    assert (found["root"]["state"], found["root"]["status"]) == ("ok", 418)
