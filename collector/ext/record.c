@@ -146,27 +146,9 @@ int task_state(PyObject *task) {
   return r;
 }
 
-void task_finish(task_entry *e, int state, uint64_t t) {
-  announce(e);
-  await_end(e, t);
-  ls_event ev = {0};
-  ev.kind = LS_K_DONE;
-  ev.id = e->id;
-  ev.t = rel(e->sess, t);
-  PyObject *exc = NULL;
-  if (state == 2) ev.state = LS_S_CANCELLED;
-  else if ((exc = exc_text(e->task))) ev.state = LS_S_ERROR;
-  ev.exc = str_of(exc);
-  emit(e->sess, &ev);
-  Py_XDECREF(exc);
-  tab_del(e->task);
-  entry_free(e);
-}
-
-/* e's task ends at t as its session sees it, while the task itself may still run (a request's
- * task when the middleware closes its session): the done event with state (LS_S_*), exc (the
- * exception object, or NULL) and the HTTP status (0: none), then its entry goes. */
-void task_end_as(task_entry *e, int state, PyObject *exc, int status, uint64_t t) {
+/* The done event of e at t (state LS_S_*, text the exception as a str or NULL, the HTTP status or
+ * 0), then e's entry goes. */
+static void done_and_free(task_entry *e, int state, PyObject *text, int status, uint64_t t) {
   announce(e);
   await_end(e, t);
   ls_event ev = {0};
@@ -175,12 +157,26 @@ void task_end_as(task_entry *e, int state, PyObject *exc, int status, uint64_t t
   ev.t = rel(e->sess, t);
   ev.state = state;
   ev.status = status;
-  PyObject *text = state == LS_S_ERROR ? exc_format(exc) : NULL;
   ev.exc = str_of(text);
   emit(e->sess, &ev);
-  Py_XDECREF(text);
   tab_del(e->task);
   entry_free(e);
+}
+
+/* e's task finished (state: 1 done, 2 cancelled): ok, cancelled, or error with its exception. */
+void task_finish(task_entry *e, int state, uint64_t t) {
+  PyObject *text = state == 2 ? NULL : exc_text(e->task); /* read before the entry lets go of it */
+  done_and_free(e, state == 2 ? LS_S_CANCELLED : text ? LS_S_ERROR : LS_S_OK, text, 0, t);
+  Py_XDECREF(text);
+}
+
+/* e's task ends at t as its session sees it, while the task itself may still run (a request's
+ * task when the middleware closes its session): the done event with state (LS_S_*), exc (the
+ * exception object, or NULL) and the HTTP status (0: none), then its entry goes. */
+void task_end_as(task_entry *e, int state, PyObject *exc, int status, uint64_t t) {
+  PyObject *text = state == LS_S_ERROR ? exc_format(exc) : NULL;
+  done_and_free(e, state, text, status, t);
+  Py_XDECREF(text);
 }
 
 /* After a step of e from t0 to t1: the step event, then done or the await point. */
