@@ -37,6 +37,9 @@ _open: contextvars.ContextVar["_Open | None"] = contextvars.ContextVar("loopscop
 # clears its own request context before it renders the bar (in the same task, right after).
 _subtitle: contextvars.ContextVar[str] = contextvars.ContextVar("loopscope_ldt_subtitle", default="")
 
+# Await hot spots are the awaits of at least this long, grouped by file:line (the REST API's default).
+AWAIT_HOTSPOT_MS = 10.0
+
 _SCOPE = {"type": "http"}  # the toolbar gives panels no ASGI scope: the session is named later
 
 
@@ -154,7 +157,7 @@ class LoopscopePanel(Panel):
         try:
             data = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: read_session(base, sid, cfg.token, min(cfg.timeout_ms / 1000, 2.0),
-                                           awaits_min_ms=block_ms))
+                                           awaits_min_ms=AWAIT_HOTSPOT_MS))
         except ServerProblem as e:
             stats["problem"] = str(e)
             _subtitle.set("no data")
@@ -187,6 +190,7 @@ def summarize(data: dict, block_ms: float, lag_ms: float) -> dict[str, Any]:
         "max_concurrency": s.get("max_concurrency", 0),
         "blocks": len(blocks),
         "blocking_threshold_ms": block_ms,
+        "await_threshold_ms": AWAIT_HOTSPOT_MS,
         "longest_blocks": [{"ms": round(b["d"] / 1e6, 1), "where": f"{b['file']}:{b['line']}",
                             "func": b["func"], "src": b["src"], "task": b["task_name"]} for b in top],
         "await_hotspots": [{"where": f"{h.get('file')}:{h.get('line')}", "func": h.get("func"),

@@ -181,6 +181,12 @@ def test_panel_names_the_block_and_serves_the_request_timeline(recording, framew
     before, start, end, after = READS[tag]
     assert (end - start) * 1000 - 0.1 <= top["ms"] <= (after - before - 0.02 + 0.001) * 1000 + 0.1, (top, READS[tag])
     assert stats["lag_max_ms"] >= 100 and stats["lag_samples"] >= 1  # the loop was 150 ms late
+    # await hot spots: the awaits of 10 ms and more by file:line, as the server groups them (the
+    # 20 ms sleep before the block is one)
+    hot = server.get(f"/api/v1/sessions/{sid}/awaits?min_ms=10&limit=20")["hotspots"]
+    assert stats["await_threshold_ms"] == 10.0
+    assert [h["where"] for h in stats["await_hotspots"]] == [f"{h['file']}:{h['line']}" for h in hot][:5]
+    assert f"{__file__}:{line_of(work, 'await asyncio.sleep(0.02)')}" in [h["where"] for h in stats["await_hotspots"]]
     assert stats["dropped_events"] == 0
     # Server-Timing carries loopscope's own cost, the same figure as the stats
     timing = headers.get("server-timing") or headers.get("Server-Timing")
