@@ -132,6 +132,33 @@ def collector(server):
         loopscope.uninstall(timeout=2)
 
 
+# A block is the step it happened in. The programs below read the clock around it: before the
+# await that precedes the step (the step cannot start before that wait is over), around the
+# blocking section (the step holds all of it) and after the await that ends the step (it ended
+# before). check_block compares loopscope's block with these reads, so it holds however late a
+# loaded machine runs anything, and still fails if the block is mismeasured.
+
+WAIT_BEFORE = 0.05  # the sleep before each blocking step: longer than any slack allowed below
+
+
+def check_block(data: dict, b: dict, task: dict, reads: list) -> None:
+    before, start, end, after = reads
+    # lower bound: the step holds the whole blocking section the program timed
+    assert b["d"] >= (end - start) * 1e9, (b["d"], reads)
+    # upper bound: the step began after the WAIT_BEFORE sleep (libuv's timers run up to 1 ms
+    # early on its millisecond clock) and ended before the program's read after the next await
+    assert b["d"] <= (after - before - WAIT_BEFORE + 0.001) * 1e9, (b["d"], reads)
+    # the block is that step, no more: it starts exactly where the task's sleep before it ended and
+    # ends where its next await begins (a block timed from when the handle was scheduled, or up to
+    # the next step, overlaps an await and fails here, deterministically). The sleep's await itself
+    # may be a little shorter than WAIT_BEFORE: it begins when its step ends, after the timer was set.
+    mine = sorted((a for a in data["awaits"] if a["task"] == task["id"]), key=lambda a: a["t"])
+    waits = [a for a in mine if a["t"] + a["d"] == b["t"]]
+    assert len(waits) == 1 and waits[0]["what"] == "sleep", (b, mine)
+    assert any(a["t"] == b["t"] + b["d"] for a in mine), (b, mine)
+    assert all(a["t"] + a["d"] <= b["t"] or a["t"] >= b["t"] + b["d"] for a in mine), (b, mine)
+
+
 def by_coro(tasks: list[dict], suffix: str) -> list[dict]:
     return [t for t in tasks if t["coro"].endswith(suffix)]
 
