@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # scripts/test.sh — build everything and run every test: C unit suites and server integration
 # tests (ctest) in a normal, a sanitizer (ASan+UBSan) and a coverage build; the collector's
-# tests under every CPython >= 3.10 (3.14, 3.15 and 3.14-dbg in the Debian sid root); CPython's own
-# asyncio suites without and with loopscope (the compatibility gate); the page in headless Chromium.
+# tests under every CPython >= 3.10 (3.14, 3.15 and 3.14-dbg in the Debian sid root); the middleware
+# on Litestar, Starlette and FastAPI and litestar-debug-toolbar's panel (oldest and newest host
+# CPython, .venvs-fw/); CPython's own asyncio suites without and with loopscope (the compatibility
+# gate); the page in headless Chromium.
 # Installs what is missing first (scripts/deps.sh). Exits non-zero if any suite fails.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +48,9 @@ step "server line coverage >= 90%"  coverage
 
 if [ -x scripts/test-collector.sh ]; then
   step "collector (every CPython)"   scripts/test-collector.sh
+fi
+if [ -x scripts/test-frameworks.sh ]; then
+  step "frameworks + litestar-debug-toolbar" scripts/test-frameworks.sh
 fi
 if [ -x scripts/test-compat.sh ]; then
   # after the collector suite: it installed loopscope into every venv the gate runs
