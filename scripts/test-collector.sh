@@ -28,22 +28,45 @@ export LOOPSCOPE_WERROR=1
 
 # venvs of .venvs/list run here; those of .venvs-sid/list (CPython 3.14, 3.15 and 3.14's debug
 # build, from Debian sid) run inside the sid root, which sees the work tree at the same path.
-{ sed 's/^/host /' .venvs/list; [ -s .venvs-sid/list ] && sed 's/^/sid /' .venvs-sid/list; } > "$WORK/venvs"
-while read -r where venv; do
-  run=(); [ "$where" = sid ] && run=("$ROOT/scripts/sid-chroot.sh" run)
-  "${run[@]}" "$venv/bin/python" -c 1 2>/dev/null || { echo "--- $venv: cannot run it"; failed+=("$venv"); continue; }
+# The two lists run side by side (one lane each: the suite is mostly waiting on its own server
+# and programs, and the tests hold on a loaded machine), each venv's output kept in its own log
+# and printed in order once both lanes are done.
+run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output to $WORK/NAME.log
+  local where="$1" venv="$2" run=() name ver dir
   name="$(basename "$venv")"
-  ver="$("${run[@]}" "$venv/bin/python" -c 'import sys; print("%d.%d%s" % (sys.version_info[:2] + ("d" if hasattr(sys, "gettotalrefcount") else "",)))')"
-  echo "--- Python $ver ($where)"
-  dir="$WORK/$name"
-  copy_collector "$dir"
-  if ! "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
-    cat "$dir.build.log"; failed+=("build $ver"); continue
-  fi
-  if ! (cd tests/collector && "${run[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
-    failed+=("tests $ver")
-  fi
-done < "$WORK/venvs"
+  [ "$where" = sid ] && run=("$ROOT/scripts/sid-chroot.sh" run)
+  {
+    if ! "${run[@]}" "$venv/bin/python" -c 1 2>/dev/null; then
+      echo "--- $venv: cannot run it"; echo "$venv" > "$WORK/$name.failed"; return
+    fi
+    ver="$("${run[@]}" "$venv/bin/python" -c 'import sys; print("%d.%d%s" % (sys.version_info[:2] + ("d" if hasattr(sys, "gettotalrefcount") else "",)))')"
+    echo "--- Python $ver ($where)"
+    dir="$WORK/$name"
+    copy_collector "$dir"
+    if ! "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
+      cat "$dir.build.log"; echo "build $ver" > "$WORK/$name.failed"; return
+    fi
+    if ! (cd tests/collector && "${run[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
+      echo "tests $ver" > "$WORK/$name.failed"
+    fi
+  } > "$WORK/$name.log" 2>&1
+}
+lane() { # lane WHERE LIST: every venv of LIST, one after another
+  local venv
+  while read -r venv; do [ -n "$venv" ] && run_venv "$1" "$venv"; done < "$2"
+}
+order=()
+while read -r venv; do [ -n "$venv" ] && order+=("$venv"); done < <(cat .venvs/list; [ -s .venvs-sid/list ] && cat .venvs-sid/list)
+for venv in "${order[@]}"; do rm -f "$WORK/$(basename "$venv").failed" "$WORK/$(basename "$venv").log"; done
+lane host .venvs/list &
+host_lane=$!
+if [ -s .venvs-sid/list ]; then lane sid .venvs-sid/list; fi
+wait "$host_lane"
+for venv in "${order[@]}"; do
+  name="$(basename "$venv")"
+  cat "$WORK/$name.log" 2>/dev/null || echo "--- $venv: no log"
+  [ -f "$WORK/$name.failed" ] && failed+=("$(cat "$WORK/$name.failed")")
+done
 
 # Coverage: the newest Python, the extension built in place with gcov, the package from there.
 venv="$(tail -n1 .venvs/list)"
