@@ -17,6 +17,7 @@ WORK="$ROOT/build-collector/fw"
 mkdir -p "$WORK"
 export LOOPSCOPE_WERROR=1  # our own builds fail on any compiler warning, as in test-collector.sh
 failed=()
+newest="$(tail -n1 .venvs-fw/list)"
 
 while read -r venv; do
   name="$(basename "$venv")"
@@ -29,7 +30,20 @@ while read -r venv; do
   if ! "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
     cat "$dir.build.log"; failed+=("build $name"); continue
   fi
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/frameworks || failed+=("tests $name")
+  if [ "$venv" != "$newest" ]; then
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/frameworks || failed+=("tests $name")
+    continue
+  fi
+  # the newest under coverage: the litestar-debug-toolbar panel's modules are measured here (the
+  # collector suite's venvs have the other toolbar and cannot import them)
+  cov="$WORK/.coverage"
+  rm -f "$cov"
+  COVERAGE_FILE="$cov" "$venv/bin/python" -m coverage run --source=loopscope -m pytest -q -p no:cacheprovider \
+    tests/frameworks || failed+=("tests $name")
+  echo "Python line coverage of the litestar-debug-toolbar panel ($name):"
+  COVERAGE_FILE="$cov" "$venv/bin/python" -m coverage report --fail-under=90 \
+    --include='*/loopscope/litestar_toolbar.py,*/loopscope/_ldt_embed.py,*/loopscope/_which_toolbar.py' \
+    | tee "$ROOT/artifacts/coverage-ldt-panel.txt" || failed+=("panel coverage < 90%")
 done < .venvs-fw/list
 
 if ((${#failed[@]})); then echo "test-frameworks: FAILED: ${failed[*]}"; exit 1; fi

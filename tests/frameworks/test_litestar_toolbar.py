@@ -321,3 +321,57 @@ def test_the_other_toolbars_panel_says_which_package_it_needs():
     assert out.returncode == 0, out.stderr
     assert "fastapi-debug-toolbar" in out.stdout and "litestar-debug-toolbar 1." in out.stdout
     assert "loopscope.litestar_toolbar.LoopscopePanel" in out.stdout
+
+
+@pytest.fixture
+def fresh_embed(monkeypatch):
+    """_ldt_embed as before its first install(), the toolbar's own script back in place; all of it
+    restored afterwards (monkeypatch undoes in reverse order)."""
+    from debug_toolbar.core import assets
+    from debug_toolbar.litestar.routes import handlers
+    original = getattr(assets.get_toolbar_js, "__wrapped__", assets.get_toolbar_js)
+    monkeypatch.setattr(assets, "get_toolbar_js", original)
+    monkeypatch.setattr(handlers, "get_toolbar_js", original)
+    monkeypatch.setattr(_ldt_embed, "_state", {"tried": False, "active": False, "why": ""})
+    return assets, handlers, original
+
+
+def test_another_toolbar_version_or_script_shape_is_left_alone(fresh_embed, monkeypatch):
+    """The adaptation is tried on litestar-debug-toolbar 1.x with the expected toolbar.js only;
+    otherwise nothing is changed and the panel keeps its stats table with the URL."""
+    assets, handlers, original = fresh_embed
+    real_version = _ldt_embed.importlib.metadata.version
+    monkeypatch.setattr(_ldt_embed.importlib.metadata, "version",
+                        lambda d: "2.0.0" if d == "litestar-debug-toolbar" else real_version(d))
+    assert _ldt_embed.install() is False
+    assert "2.0.0 is not 1.x" in _ldt_embed.status()["why"]
+    assert assets.get_toolbar_js is original and handlers.get_toolbar_js is original
+    assert _ldt_embed.install() is False  # tried once per process
+
+    monkeypatch.setattr(_ldt_embed, "_state", {"tried": False, "active": False, "why": ""})
+    monkeypatch.setattr(_ldt_embed.importlib.metadata, "version",
+                        lambda d: "1.9.0" if d == "litestar-debug-toolbar" else real_version(d))
+    monkeypatch.setattr(assets, "get_toolbar_js", lambda: "class DebugToolbar { renderPanelById(p, d) {} }")
+    assert _ldt_embed.install() is False
+    assert "1.9.0's toolbar.js has another shape" in _ldt_embed.status()["why"]
+
+    monkeypatch.setattr(_ldt_embed, "_state", {"tried": False, "active": False, "why": ""})
+    def broken() -> str:
+        raise RuntimeError("assets moved")
+    monkeypatch.setattr(assets, "get_toolbar_js", broken)
+    assert _ldt_embed.install() is False and "assets moved" in _ldt_embed.status()["why"]
+
+    # an untested 1.x with the expected script: adapted, and the log says it was not tested
+    monkeypatch.setattr(_ldt_embed, "_state", {"tried": False, "active": False, "why": ""})
+    monkeypatch.setattr(assets, "get_toolbar_js", original)
+    assert _ldt_embed.install() is True
+    assert "loopscopePanelHtml" in assets.get_toolbar_js() and handlers.get_toolbar_js is assets.get_toolbar_js
+
+
+def test_wrong_toolbar_error_names_what_is_installed():
+    from loopscope._which_toolbar import wrong_toolbar
+    e = wrong_toolbar("loopscope.toolbar", "fastapi-debug-toolbar", "litestar-debug-toolbar", "the other panel")
+    assert str(e).startswith("loopscope.toolbar is the panel for fastapi-debug-toolbar, but the debug_toolbar "
+                             "installed here is litestar-debug-toolbar 1.")
+    e = wrong_toolbar("m", "fastapi-debug-toolbar", "no-such-toolbar-dist", "x")
+    assert str(e) == "m needs fastapi-debug-toolbar (pip install fastapi-debug-toolbar); for no-such-toolbar-dist use x"
