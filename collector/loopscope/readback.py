@@ -9,9 +9,7 @@ import http.client
 import json
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from . import _state
@@ -39,60 +37,92 @@ def session_page(base: str, sid: str) -> str:
     return f"{base.rstrip('/')}/sessions/{urllib.parse.quote(sid, safe='')}"
 
 
-def _get(base: str, path: str, token: str | None, timeout: float) -> Any:
-    req = urllib.request.Request(base + path, headers={"Accept": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        e.close()
-        if e.code == 404:
-            raise LookupError(path) from None
-        if e.code == 401:
+class _Client:
+    """GETs to one server over one kept-alive connection (a read-back is several small reads:
+    a new connection for each cost as much as the read)."""
+
+    def __init__(self, base: str, token: str | None, timeout: float):
+        self.base, self.token, self.timeout = base, token, timeout
+        u = urllib.parse.urlsplit(base)
+        self._conn_type = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        self._netloc, self._prefix = u.netloc, u.path.rstrip("/")
+        self._conn: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _request(self, path: str) -> tuple[int, bytes]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        for attempt in (0, 1):  # once more on a fresh connection when a kept one was closed
+            if self._conn is None:
+                self._conn = self._conn_type(self._netloc, timeout=self.timeout)
+            try:
+                self._conn.request("GET", self._prefix + path, headers=headers)
+                r = self._conn.getresponse()
+                body = r.read()
+                if r.will_close:
+                    self.close()
+                return r.status, body
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, path: str) -> Any:
+        base = self.base
+        try:
+            status, body = self._request(path)
+            if status == 200:
+                return json.loads(body)
+        except (OSError, ValueError, http.client.HTTPException) as e:  # refused, timed out, not HTTP/JSON
+            self.close()
+            why = (f"loopscope server {base} is unreachable ({e}). Start it with "
+                   "`loopscope-server`; this request's events stay buffered in the app until it answers.")
+            with _down_lock:
+                _down[base] = (time.monotonic() + DOWN_BACKOFF_S, why)
+            raise ServerProblem(why) from None
+        if status == 404:
+            raise LookupError(path)
+        if status == 401:
             raise ServerProblem(f"loopscope server {base} refused the request (401): "
-                                "set the same token as the server's --token (LOOPSCOPE_TOKEN)") from None
-        raise ServerProblem(f"loopscope server {base} answered {e.code} for {path}") from None
-    except (OSError, ValueError, http.client.HTTPException) as e:  # refused, timed out, not HTTP/JSON
-        reason = getattr(e, "reason", e)
-        why = (f"loopscope server {base} is unreachable ({reason}). Start it with "
-               "`loopscope-server`; this request's events stay buffered in the app until it answers.")
-        with _down_lock:
-            _down[base] = (time.monotonic() + DOWN_BACKOFF_S, why)
-        raise ServerProblem(why) from None
+                                "set the same token as the server's --token (LOOPSCOPE_TOKEN)")
+        raise ServerProblem(f"loopscope server {base} answered {status} for {path}")
 
 
 def read_session(base: str, sid: str, token: str | None = None, timeout: float = 2.0,
                  *, awaits_min_ms: float | None = None) -> dict:
-    """The summary, blocks and tasks of session `sid` from the server (and, with awaits_min_ms,
-    the awaits at or over it with their hot spots), after flushing what this process still holds
-    when the server does not have all of it yet. Raises ServerProblem."""
+    """The summary, blocks and (when there are blocks) tasks of session `sid` from the server,
+    and with awaits_min_ms the awaits at or over it with their hot spots, after flushing what
+    this process still holds (a session just closed is still in its buffer). Raises ServerProblem."""
     with _down_lock:
         until, why = _down.get(base, (0.0, ""))
         if time.monotonic() < until:
             raise ServerProblem(why)
         _down.pop(base, None)
+    if _state.core is not None:
+        _state.core.flush(int(timeout * 1000))
     sid_q = urllib.parse.quote(sid, safe="")
+    client = _Client(base, token, timeout)
     try:
-        summary = _get(base, f"/api/v1/sessions/{sid_q}", token, timeout)
-    except LookupError:
-        summary = None
-    if summary is None or not summary.get("ended"):
-        if _state.core is not None:
-            _state.core.flush(int(timeout * 1000))
         try:
-            summary = _get(base, f"/api/v1/sessions/{sid_q}", token, timeout)
+            summary = client.get(f"/api/v1/sessions/{sid_q}")
         except LookupError:
             raise ServerProblem(f"loopscope server {base} has no session {sid} yet: its events "
                                 "were not delivered in time (see loopscope.stats())") from None
-    blocks = _get(base, f"/api/v1/sessions/{sid_q}/blocks", token, timeout)["blocks"]
-    tasks = _get(base, f"/api/v1/sessions/{sid_q}/tasks", token, timeout)["tasks"]
-    out = {"summary": summary, "blocks": blocks, "tasks": tasks}
-    if awaits_min_ms is not None:
-        out["awaits"] = _get(base, f"/api/v1/sessions/{sid_q}/awaits?min_ms={awaits_min_ms:g}&limit=20",
-                             token, timeout)
-    return out
+        blocks = client.get(f"/api/v1/sessions/{sid_q}/blocks")["blocks"]
+        # task names are needed for the blocks only
+        tasks = client.get(f"/api/v1/sessions/{sid_q}/tasks")["tasks"] if blocks else []
+        out = {"summary": summary, "blocks": blocks, "tasks": tasks}
+        if awaits_min_ms is not None:
+            out["awaits"] = client.get(f"/api/v1/sessions/{sid_q}/awaits?min_ms={awaits_min_ms:g}&limit=20")
+        return out
+    finally:
+        client.close()
 
 
 def _short(name: str, cap: int = 80) -> str:
