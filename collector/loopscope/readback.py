@@ -114,8 +114,9 @@ def read_session(base: str, sid: str, token: str | None = None, timeout: float =
         except LookupError:
             raise ServerProblem(f"loopscope server {base} has no session {sid} yet: its events "
                                 "were not delivered in time (see loopscope.stats())") from None
-        blocks = client.get(f"/api/v1/sessions/{sid_q}/blocks")["blocks"]
+        # the summary counts the blocks: a request without any (most) costs no read of them, and
         # task names are needed for the blocks only
+        blocks = client.get(f"/api/v1/sessions/{sid_q}/blocks")["blocks"] if summary.get("blocks", 1) else []
         tasks = client.get(f"/api/v1/sessions/{sid_q}/tasks")["tasks"] if blocks else []
         out = {"summary": summary, "blocks": blocks, "tasks": tasks}
         if awaits_min_ms is not None:
