@@ -502,7 +502,9 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     int64_t n = 0;
     if((rc = get_int(p, f.n, where, "n", 0, &n)))
       return rc;
-    b->dropped += n; /* at most 100000 terms below 2^53 each: no overflow */
+    /* saturated: every number the API derives from it stays below 2^53 (the JSON contract), and
+     * 100000 terms of up to 2^53 - 1 would overflow an int64_t */
+    b->dropped = n > INGEST_MAX_INT - b->dropped ? INGEST_MAX_INT : b->dropped + n;
     break;
   }
   case K_END: {
@@ -587,6 +589,30 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
   return rc;
 }
 
+/* The byte offset of the first \u0000 escape inside a JSON string of body, or -1. cJSON keeps a
+ * string NUL-terminated, so "b\u0000A" would read as "b": two batch ids would be the same batch and
+ * any name would be cut short without a word. No field of the contract can carry U+0000, so such a
+ * batch is refused. Backslashes only occur inside strings in valid JSON (anything else fails later). */
+static long nul_escape_at(const char *body, size_t len)
+{
+  int in_str = 0;
+  for(size_t i = 0; i < len; i++) {
+    char c = body[i];
+    if(!in_str) {
+      in_str = c == '"';
+      continue;
+    }
+    if(c == '"')
+      in_str = 0;
+    else if(c == '\\') {
+      if(i + 5 < len && body[i + 1] == 'u' && !memcmp(body + i + 2, "0000", 4))
+        return (long)i;
+      i++; /* the escaped character, which may be a quote */
+    }
+  }
+  return -1;
+}
+
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len)
 {
@@ -596,6 +622,9 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
     detail[0] = '\0';
   if(nesting_depth(body, len, lim->max_depth) > lim->max_depth)
     return fail(&p, "body: nested deeper than %d levels", lim->max_depth);
+  long nul = nul_escape_at(body, len);
+  if(nul >= 0)
+    return fail(&p, "body: a string holds \\u0000 (near byte %ld): no text may contain U+0000", nul);
   ingest_batch *b = calloc(1, sizeof(*b));
   if(!b)
     return LS_ENOMEM;

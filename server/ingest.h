@@ -16,6 +16,9 @@ typedef struct ingest_limits {
   int max_depth;      /* nesting of arrays/objects anywhere in the body */
 } ingest_limits;
 
+/* The largest integer of the contract, 2^53 - 1: numbers the server adds up saturate here. */
+#define INGEST_MAX_INT ((int64_t)9007199254740991)
+
 /* The defaults documented in docs/api.md. */
 void ingest_default_limits(ingest_limits *lim);
 

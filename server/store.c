@@ -39,7 +39,7 @@ static const char *const wsql[W_COUNT] = {
   [W_SESSION_COUNTS] =
     "UPDATE sessions SET"
     " end_t = CASE WHEN ?2 AND (ended = 0 OR ?3 > end_t) THEN ?3 ELSE end_t END,"
-    " ended = max(ended, ?2), max_t = max(max_t, ?4), dropped = dropped + ?5,"
+    " ended = max(ended, ?2), max_t = max(max_t, ?4), dropped = min(dropped + ?5, 9007199254740991),"
     " unknown_events = unknown_events + ?6, n_events = n_events + ?7, n_steps = n_steps + ?8,"
     " n_awaits = n_awaits + ?9, n_blocks = n_blocks + ?10, n_lag = n_lag + ?11,"
     " max_step_d = max(max_step_d, ?12), max_await_d = max(max_await_d, ?13),"

@@ -284,3 +284,23 @@ def test_concurrent_posters(server):
     assert m["loopscope_batches_total"] == n_threads * n_batches
     assert m["loopscope_duplicate_batches_total"] == n_threads * n_batches // 5
     assert m["loopscope_events_total"] == n_threads * n_batches * 51
+
+
+def test_drop_counts_saturate_below_2_53(server):
+    """Drop counts add up across batches without passing 2^53 - 1 (the largest integer of the
+    contract): before, 1,025 drops of 2^53 - 1 overflowed (a UBSan report; 2^63 - 1 stored)."""
+    top = 2**53 - 1
+    for i in range(3):
+        drops = [{"k": "drop", "n": top}] * 1025
+        assert server.ingest(batch("s-drops", f"b{i}", drops)).status == 202
+    assert server.get_json("/api/v1/sessions/s-drops")["dropped"] == top
+
+
+def test_nul_in_an_id_is_refused_not_taken_for_another(server):
+    """"b\\u0000A" and "b\\u0000B" were the same batch id "b": the second was answered as a
+    duplicate and lost. Text holding U+0000 is refused, naming where."""
+    for tail in ("A", "B"):
+        r = server.ingest(batch("s-nul", "b\u0000" + tail, [{"k": "end", "t": 1}]))
+        assert r.status == 400
+        assert "\\u0000" in r.json()["detail"] and "U+0000" in r.json()["detail"]
+    server.get_json("/api/v1/sessions/s-nul", status=404)  # nothing of it stored

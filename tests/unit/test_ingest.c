@@ -457,6 +457,39 @@ START_TEST(unknown_fields_ignored)
 }
 END_TEST
 
+/* A \u0000 in any string would be cut there by cJSON: "b\u0000A" and "b\u0000B" would be one
+ * batch id (the second answered as a duplicate and lost), a name shortened without a word. */
+START_TEST(nul_in_strings_refused)
+{
+  refused_body("{\"v\":1,\"batch\":\"b\\u0000A\",\"session\":\"s1\",\"events\":[]}",
+               "body: a string holds \\u0000 (near byte 17): no text may contain U+0000");
+  refused("[{\"k\":\"task\",\"id\":1,\"t\":0,\"name\":\"x\\u0000y\"}]",
+          "body: a string holds \\u0000 (near byte 79): no text may contain U+0000");
+  /* an escaped backslash followed by u0000 is text, and other escapes pass */
+  ingest_batch *b = accepted("[{\"k\":\"task\",\"id\":1,\"t\":0,\"name\":\"a\\\\u0000 \\u0001 \\\"q\\\" \\\\\"}]");
+  ck_assert_str_eq(b->tasks[0].name, "a\\u0000 \x01 \"q\" \\");
+  ingest_free(b);
+}
+END_TEST
+
+/* Drop counts add up saturating at 2^53 - 1: 1025 drops of 2^53 - 1 overflowed an int64_t
+ * (a UBSan report, 9223372036854775807 stored). */
+START_TEST(dropped_saturates)
+{
+  static char body[1100 * 48];
+  size_t n = (size_t)snprintf(body, sizeof(body), "{\"v\":1,\"batch\":\"b1\",\"session\":\"s1\",\"events\":[");
+  for(int i = 0; i < 1025; i++)
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "%s{\"k\":\"drop\",\"n\":9007199254740991}", i ? "," : "");
+  snprintf(body + n, sizeof(body) - n, "]}");
+  ingest_batch *b = NULL;
+  char detail[256];
+  ck_assert_int_eq(ingest_parse(body, strlen(body), &lim, &b, detail, sizeof(detail)), 0);
+  ck_assert_int_eq(b->dropped, INGEST_MAX_INT);
+  ingest_free(b);
+}
+END_TEST
+
+
 int main(void)
 {
   Suite *s = suite_create("ingest");
@@ -477,6 +510,8 @@ int main(void)
   tcase_add_test(tc, utf8_and_ids);
   tcase_add_test(tc, repeated_members);
   tcase_add_test(tc, unknown_fields_ignored);
+  tcase_add_test(tc, nul_in_strings_refused);
+  tcase_add_test(tc, dropped_saturates);
   suite_add_tcase(s, tc);
   return check_run(s);
 }
