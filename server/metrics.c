@@ -1,6 +1,8 @@
 /* metrics.c — counters and their Prometheus text format (metrics.h). */
 #include "metrics.h"
 
+static const char *const retention_names[RETENTION_COUNT] = {"max_sessions", "max_age", "max_db_size"};
+
 static const char *const reject_names[REJECT_COUNT] = {
   "invalid", "too_large", "unsupported_media_type", "unauthorized", "unavailable", "internal",
 };
@@ -14,6 +16,16 @@ void metrics_init(metrics *m)
   atomic_init(&m->http_requests, 0);
   for(int i = 0; i < REJECT_COUNT; i++)
     atomic_init(&m->rejects[i], 0);
+  atomic_init(&m->write_faults, 0);
+  atomic_init(&m->wal_bytes, 0);
+  for(int i = 0; i < RETENTION_COUNT; i++)
+    atomic_init(&m->retention_deleted[i], 0);
+  atomic_init(&m->reclaimed_bytes, 0);
+}
+
+void metrics_set(atomic_llong *gauge, int64_t v)
+{
+  atomic_store_explicit(gauge, v, memory_order_relaxed);
 }
 
 void metrics_add(atomic_llong *counter, int64_t n)
@@ -43,6 +55,19 @@ void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out
   jbuf_printf(out, "# HELP loopscope_queue_depth Batches waiting for the writer.\n"
                    "# TYPE loopscope_queue_depth gauge\nloopscope_queue_depth %lld\n",
               (long long)queue_depth);
+  counter(out, "loopscope_write_faults_total",
+          "Batches and deletes the storage could not take (full disk, I/O error, locked), answered 503.",
+          atomic_load(&m->write_faults));
+  jbuf_puts(out, "# HELP loopscope_retention_deleted_sessions_total Sessions deleted by a retention limit.\n"
+                 "# TYPE loopscope_retention_deleted_sessions_total counter\n");
+  for(int i = 0; i < RETENTION_COUNT; i++)
+    jbuf_printf(out, "loopscope_retention_deleted_sessions_total{limit=\"%s\"} %lld\n", retention_names[i],
+                (long long)atomic_load(&m->retention_deleted[i]));
+  counter(out, "loopscope_reclaimed_bytes_total", "Bytes the database file gave back (incremental vacuum).",
+          atomic_load(&m->reclaimed_bytes));
+  jbuf_printf(out, "# HELP loopscope_wal_bytes Bytes of the write-ahead log file.\n"
+                   "# TYPE loopscope_wal_bytes gauge\nloopscope_wal_bytes %lld\n",
+              (long long)atomic_load(&m->wal_bytes));
   jbuf_printf(out, "# HELP loopscope_db_bytes Bytes of the database file and its WAL.\n"
                    "# TYPE loopscope_db_bytes gauge\nloopscope_db_bytes %lld\n",
               (long long)db_bytes);

@@ -13,6 +13,9 @@ enum {
   REJECT_UNAVAILABLE, REJECT_INTERNAL, REJECT_COUNT
 };
 
+/* Why retention deleted a session (--max-sessions, --max-age, --max-db-size). */
+enum { RETENTION_SESSIONS, RETENTION_AGE, RETENTION_SIZE, RETENTION_COUNT };
+
 typedef struct metrics {
   atomic_llong batches;        /* batches stored (duplicates not counted) */
   atomic_llong duplicates;     /* batches answered 200 because already stored */
@@ -20,10 +23,15 @@ typedef struct metrics {
   atomic_llong unknown_events; /* events of unknown kind in stored batches */
   atomic_llong http_requests;
   atomic_llong rejects[REJECT_COUNT];
+  atomic_llong write_faults;   /* jobs the storage could not take (full disk, I/O error, locked) */
+  atomic_llong wal_bytes;      /* gauge: size of the WAL file, set by the writer thread */
+  atomic_llong retention_deleted[RETENTION_COUNT]; /* sessions deleted by each retention limit */
+  atomic_llong reclaimed_bytes; /* bytes the database file shrank by (incremental vacuum) */
 } metrics;
 
 void metrics_init(metrics *m);
 void metrics_add(atomic_llong *counter, int64_t n);
+void metrics_set(atomic_llong *gauge, int64_t v);
 /* Appends the Prometheus text exposition of m plus the two gauges. */
 void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out);
 

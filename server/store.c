@@ -370,6 +370,16 @@ int store_write_pragma(store *s, const char *name, int64_t *out)
   return pragma_int(s->w, sql, out);
 }
 
+int store_set_page_limit(store *s, int64_t pages)
+{
+  char sql[64];
+  /* max_page_count never goes below the current page count, so 0 means "as small as now";
+   * lifting the cap sets SQLite's own ceiling back. */
+  snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)(pages > 0 ? pages : 0xfffffffe));
+  int64_t got;
+  return pragma_int(s->w, sql, &got);
+}
+
 /* ---------------------------------------------------------------- write side */
 
 static int wrun(store *s, sqlite3_stmt *st)
@@ -590,6 +600,25 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
   return rc;
 }
 
+/* Ends a savepoint: rolled back to (and released) when `failed`, else released. Invariant
+ * kept for the writer: on return either the savepoint is gone and the enclosing transaction
+ * holds exactly what it held before plus (when !failed) this job's rows, or — when even the
+ * ROLLBACK TO or RELEASE failed — the whole transaction has been rolled back, which the writer
+ * sees as store_in_transaction() == 0 and answers for every job of its group. */
+static int end_savepoint(store *s, int failed)
+{
+  int rc = 0;
+  if(failed && sqlite3_get_autocommit(s->w))
+    return 0; /* SQLite already rolled back the whole transaction (SQLITE_FULL, IOERR...) */
+  if(failed)
+    rc = wrun(s, s->ws[W_ROLLBACK_TO]);
+  if(!rc)
+    rc = wrun(s, s->ws[W_RELEASE]);
+  if(rc)
+    store_rollback(s);
+  return rc;
+}
+
 int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created)
 {
   *duplicate = 0;
@@ -624,12 +653,15 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     *duplicate = 1; /* stored before: undo the session row we may just have made, if any */
   else if(!rc)
     rc = put_rows(s, sid, b);
-  if(rc || *duplicate) {
-    wrun(s, s->ws[W_ROLLBACK_TO]);
+  if(rc || *duplicate)
     *created = 0;
-  }
-  int rrc = wrun(s, s->ws[W_RELEASE]);
-  return rc ? rc : rrc;
+  int erc = end_savepoint(s, rc || *duplicate);
+  return rc ? rc : erc;
+}
+
+int store_in_transaction(store *s)
+{
+  return !sqlite3_get_autocommit(s->w);
 }
 
 int store_delete_session(store *s, const char *id)
@@ -648,18 +680,22 @@ int store_delete_session(store *s, const char *id)
   sqlite3_clear_bindings(st);
   if(src != SQLITE_ROW)
     return src == SQLITE_DONE ? LS_ENOTFOUND : (code_of(src) ? code_of(src) : LS_EIO);
-  for(size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) {
+  /* Its own savepoint: a delete failing half way (SQLITE_FULL spilling the cache, IOERR) must
+   * leave none of its statements behind in the group's transaction. */
+  int rc = wrun(s, s->ws[W_SAVEPOINT]);
+  for(size_t i = 0; !rc && i < sizeof(del) / sizeof(del[0]); i++) {
     sqlite3_stmt *d = NULL;
-    int rc = sqlite3_prepare_v2(s->w, del[i], -1, &d, NULL);
-    if(rc == SQLITE_OK) {
+    int drc = sqlite3_prepare_v2(s->w, del[i], -1, &d, NULL);
+    if(drc == SQLITE_OK) {
       sqlite3_bind_int64(d, 1, sid);
-      rc = sqlite3_step(d);
+      drc = sqlite3_step(d);
     }
     sqlite3_finalize(d);
-    if(rc != SQLITE_DONE)
-      return code_of(rc) ? code_of(rc) : LS_EIO;
+    if(drc != SQLITE_DONE)
+      rc = code_of(drc) ? code_of(drc) : LS_EIO;
   }
-  return 0;
+  int erc = end_savepoint(s, rc != 0);
+  return rc ? rc : erc;
 }
 
 int store_maybe_checkpoint(store *s, int pages)

@@ -46,10 +46,19 @@ void store_rollback(store *s);
  * stays). *duplicate = 1 when this session already holds this batch id (nothing written);
  * *created = 1 when the batch made its session. */
 int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created);
-/* Deletes a session and all its rows; LS_ENOTFOUND when there is none. */
+/* 1 while a transaction is open on the write connection. After a failed store_put_batch or
+ * store_delete_session it may be 0: SQLite rolled back the whole transaction (SQLITE_FULL in a
+ * one-row statement, IOERR, NOMEM), so nothing the transaction held is stored. */
+int store_in_transaction(store *s);
+/* Deletes a session and all its rows (its own savepoint: on failure nothing of it is done);
+ * LS_ENOTFOUND when there is none. */
 int store_delete_session(store *s, const char *id);
 /* PASSIVE checkpoint when the WAL has grown past `pages`; cheap otherwise. */
 int store_maybe_checkpoint(store *s, int pages);
+/* Caps the database at `pages` pages (PRAGMA max_page_count on the write connection; 0 lifts
+ * the cap): inserts beyond it fail with SQLITE_FULL as on a full disk. Call before
+ * writer_start or after writer_stop (the write connection belongs to the writer thread). */
+int store_set_page_limit(store *s, int64_t pages);
 /* A pragma's integer value on the write connection (for tests: synchronous, journal_mode...). */
 int store_write_pragma(store *s, const char *name, int64_t *out);
 

@@ -23,36 +23,78 @@ struct writer {
   int stopping;
 };
 
-/* Writes one group in one transaction and sets each job's result. */
-static void write_group(writer *w, job *group, int n)
+/* Runs one job inside the open transaction; its result in j->result. */
+static void run_job(writer *w, job *j)
 {
-  log_msg(LOG_DEBUG, "writer: writing a group of %d", n);
+  j->duplicate = 0;
+  j->new_session = 0;
+  if(j->delete_id)
+    j->result = store_delete_session(w->s, j->delete_id);
+  else
+    j->result = store_put_batch(w->s, j->batch, &j->duplicate, &j->new_session);
+  if(j->result && j->result != LS_ENOTFOUND)
+    log_msg(LOG_WARN, "writer: %s failed (%s)", j->delete_id ? "a delete" : "a batch",
+            store_errmsg(w->s));
+}
+
+/* Writes the jobs of `group` in one transaction. Returns 0 when every job has its final result
+ * (what it answers is what is stored), -1 when SQLite rolled the transaction back under a job
+ * (SQLITE_FULL in a one-row statement, IOERR, NOMEM): then nothing of the group is stored and
+ * no result may be trusted. */
+static int write_together(writer *w, job *group)
+{
   int rc = store_begin(w->s);
   if(rc) {
     log_msg(LOG_WARN, "writer: cannot begin a transaction (%s)", store_errmsg(w->s));
     for(job *j = group; j; j = j->next)
       j->result = rc;
-    return;
+    return 0;
   }
   int stored = 0;
   for(job *j = group; j; j = j->next) {
-    if(j->delete_id)
-      j->result = store_delete_session(w->s, j->delete_id);
-    else
-      j->result = store_put_batch(w->s, j->batch, &j->duplicate, &j->new_session);
-    if(j->result == 0)
-      stored++;
-    else if(j->result != LS_ENOTFOUND)
-      log_msg(LOG_WARN, "writer: batch not stored (%s)", store_errmsg(w->s));
+    run_job(w, j);
+    /* A job's error normally undoes only its own savepoint. If the transaction itself is gone,
+     * the jobs before this one lost their rows although they reported 0, and the ones after it
+     * would run in autocommit: stop and let the caller redo them. */
+    if(j->result && !store_in_transaction(w->s))
+      return -1;
+    stored += j->result == 0;
   }
   rc = stored ? store_commit(w->s) : (store_rollback(w->s), 0);
   if(rc) {
+    /* store_commit rolled back: nothing of the group is stored. */
     log_msg(LOG_WARN, "writer: commit failed (%s)", store_errmsg(w->s));
     for(job *j = group; j; j = j->next)
       if(j->result == 0)
         j->result = rc;
   }
+  return 0;
+}
+
+/* Writes one group and sets each job's result so that a job answered 0 is committed and a job
+ * answered with an error left nothing behind. Normally one transaction for the group (group
+ * commit); when SQLite rolled that transaction back under one job, every job is redone in a
+ * transaction of its own, so the failing one cannot take the others with it. */
+static void write_group(writer *w, job *group, int n)
+{
+  log_msg(LOG_DEBUG, "writer: writing a group of %d", n);
+  if(write_together(w, group) != 0) {
+    log_msg(LOG_WARN, "writer: the group's transaction was rolled back; writing its %d jobs one by one", n);
+    for(job *j = group; j; j = j->next) {
+      job *next = j->next;
+      j->next = NULL; /* a group of one */
+      if(write_together(w, j) != 0)
+        j->result = LS_EIO; /* rolled back: nothing of it stored */
+      j->next = next;
+    }
+  }
   for(job *j = group; j; j = j->next) {
+    /* A job that failed for the storage's sake (a full disk, an I/O error, memory) is stored
+     * nowhere and may succeed later: "busy, retry" (503 + Retry-After), not a broken request. */
+    if(j->result == LS_EIO || j->result == LS_ENOMEM || j->result == LS_EBUSY) {
+      metrics_add(&w->m->write_faults, 1);
+      j->result = LS_EBUSY;
+    }
     if(j->result || j->delete_id)
       continue;
     if(j->duplicate)

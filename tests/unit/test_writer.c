@@ -1,0 +1,253 @@
+/* test_writer.c — Check suite for server/writer.c through the production path http.c uses:
+ * writer_submit with an on_done callback, several jobs committed as one group. The database is
+ * made "full" with the write connection's max_page_count (store_set_page_limit): an INSERT past it
+ * fails with SQLITE_FULL exactly as on a full disk, and for a one-row statement SQLite then rolls
+ * back the whole group transaction. What every test checks is the writer's promise: a job
+ * answered 0 is in the database, a job answered with an error is not. */
+#include <check.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "jbuf.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+#include "writer.h"
+#include "check_run.h"
+
+static char dbpath[512];
+static store *st;
+static writer *wr;
+static metrics mt;
+static ingest_limits lim;
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static int answered;
+
+typedef struct tjob {
+  writer_job job;
+  char session[32], batch[32];
+} tjob;
+
+static void on_done(writer_job *j, void *arg)
+{
+  (void)j;
+  (void)arg;
+  pthread_mutex_lock(&done_lock);
+  answered++;
+  pthread_cond_broadcast(&done_cond);
+  pthread_mutex_unlock(&done_lock);
+}
+
+static void unlink_db(void)
+{
+  char p[600];
+  unlink(dbpath);
+  snprintf(p, sizeof(p), "%s-wal", dbpath);
+  unlink(p);
+  snprintf(p, sizeof(p), "%s-shm", dbpath);
+  unlink(p);
+}
+
+static void setup(void)
+{
+  log_set_level(LOG_ERROR);
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dbpath, sizeof(dbpath), "%s/test_writer_%d.db", tmp ? tmp : "/tmp", (int)getpid());
+  unlink_db();
+  ingest_default_limits(&lim);
+  lim.max_events = 1000000;
+  metrics_init(&mt);
+  answered = 0;
+  store_options o;
+  store_default_options(&o, dbpath);
+  o.readers = 1;
+  o.busy_timeout_ms = 60000; /* the tests hold the lock on purpose; never time out under load */
+  char err[256];
+  ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
+}
+
+static void teardown(void)
+{
+  writer_stop(wr);
+  store_close(st);
+  wr = NULL;
+  st = NULL;
+  unlink_db();
+}
+
+/* A batch of session `session` with `nsteps` steps of one task. */
+static ingest_batch *make_batch(const char *session, const char *batch, int nsteps)
+{
+  jbuf j;
+  jbuf_init(&j, (size_t)1 << 28);
+  jbuf_printf(&j, "{\"v\":1,\"batch\":\"%s\",\"session\":\"%s\",\"events\":["
+                  "{\"k\":\"task\",\"id\":1,\"name\":\"Task-1\",\"coro\":\"main\",\"t\":0}",
+              batch, session);
+  for(int i = 0; i < nsteps; i++)
+    jbuf_printf(&j, ",{\"k\":\"step\",\"id\":1,\"t\":%d,\"d\":5}", i * 10);
+  jbuf_puts(&j, "]}");
+  ck_assert_int_eq(jbuf_status(&j), 0);
+  ingest_batch *b = NULL;
+  char detail[256];
+  int rc = ingest_parse(j.data, j.len, &lim, &b, detail, sizeof(detail));
+  ck_assert_msg(rc == 0, "bad test batch: %s", detail);
+  jbuf_free(&j);
+  return b;
+}
+
+static void submit(tjob *t, const char *session, const char *batch, int nsteps)
+{
+  memset(t, 0, sizeof(*t));
+  snprintf(t->session, sizeof(t->session), "%s", session);
+  snprintf(t->batch, sizeof(t->batch), "%s", batch);
+  t->job.batch = make_batch(session, batch, nsteps);
+  t->job.on_done = on_done;
+  ck_assert_int_eq(writer_submit(wr, &t->job), 0);
+}
+
+static void wait_answers(int n)
+{
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 120;
+  pthread_mutex_lock(&done_lock);
+  while(answered < n)
+    ck_assert_int_eq(pthread_cond_timedwait(&done_cond, &done_lock, &until), 0);
+  pthread_mutex_unlock(&done_lock);
+}
+
+/* Waits until the writer has taken everything queued (it is then inside write_group). */
+static void wait_taken(void)
+{
+  for(int i = 0; i < 60000 && writer_queue_depth(wr) > 0; i++)
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  ck_assert_int_eq(writer_queue_depth(wr), 0);
+}
+
+/* Whether batch `batch` of session `session` is in the database, read by a connection of its
+ * own (not the store's), so only committed rows count. */
+static int stored(const char *session, const char *batch)
+{
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *q;
+  ck_assert_int_eq(sqlite3_prepare_v2(db,
+      "SELECT count(*) FROM batches JOIN sessions USING(sid) WHERE id = ?1 AND batch = ?2",
+      -1, &q, NULL), SQLITE_OK);
+  sqlite3_bind_text(q, 1, session, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 2, batch, -1, SQLITE_STATIC);
+  ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+  int n = sqlite3_column_int(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return n;
+}
+
+/* Another connection holding the write lock: jobs submitted meanwhile queue up and are taken
+ * as one group when it is released. */
+static sqlite3 *hold_lock(void)
+{
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  return db;
+}
+
+static void release_lock(sqlite3 *db)
+{
+  ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+static int64_t page_count(void)
+{
+  int64_t n = 0;
+  ck_assert_int_eq(store_write_pragma(st, "page_count", &n), 0);
+  return n;
+}
+
+/* Defect 1 of issue 11: small batches answered in the same group as a batch that hits
+ * SQLITE_FULL. SQLite rolls the whole group transaction back; every job answered 0 must still
+ * be stored, the failing one answered "busy" (503) and not stored. */
+START_TEST(full_mid_group_loses_nothing_acknowledged)
+{
+  ck_assert_int_eq(store_set_page_limit(st, page_count() + 24), 0);
+  ck_assert_int_eq(writer_start(st, &mt, 64, 16, &wr), 0);
+  sqlite3 *holder = hold_lock();
+  tjob j[6];
+  submit(&j[0], "s0", "b0", 1);
+  wait_taken(); /* group 1 = {j0}, blocked on the lock; the rest forms group 2 */
+  submit(&j[1], "s1", "b1", 1);
+  submit(&j[2], "s2", "b2", 1);
+  submit(&j[3], "s3", "b3", 1);
+  submit(&j[4], "big", "b4", 20000); /* ~300 kB: far beyond 24 pages */
+  submit(&j[5], "s5", "b5", 1);
+  ck_assert_int_eq(writer_queue_depth(wr), 5);
+  release_lock(holder);
+  wait_answers(6);
+  writer_stop(wr);
+  wr = NULL;
+  for(int i = 0; i < 6; i++) {
+    int in = stored(j[i].session, j[i].batch);
+    ck_assert_msg((j[i].job.result == 0) == (in == 1), "job %d answered %d, stored %d", i,
+                  j[i].job.result, in);
+  }
+  ck_assert_int_eq(j[4].job.result, LS_EBUSY);
+  for(int i = 0; i < 6; i++)
+    if(i != 4)
+      ck_assert_msg(j[i].job.result == 0, "job %d answered %d", i, j[i].job.result);
+  ck_assert_int_eq(atomic_load(&mt.batches), 5);
+}
+END_TEST
+
+/* A delete in a group with batches, the delete failing half way: nothing of it may stay, and
+ * the batches around it are answered as stored. Then ingest recovers once space is freed. */
+START_TEST(full_disk_recovers_after_delete)
+{
+  ck_assert_int_eq(store_set_page_limit(st, page_count() + 40), 0);
+  ck_assert_int_eq(writer_start(st, &mt, 64, 16, &wr), 0);
+  /* fill: sessions of 2000 steps until the cap refuses one */
+  char sid[32];
+  int n = 0, rc = 0;
+  for(; n < 100; n++) {
+    snprintf(sid, sizeof(sid), "fill%d", n);
+    int dup;
+    rc = writer_put(wr, make_batch(sid, "b", 2000), &dup);
+    if(rc)
+      break;
+  }
+  ck_assert_int_eq(rc, LS_EBUSY); /* full: 503, retry later */
+  ck_assert_int_gt(n, 1);
+  ck_assert_int_eq(stored(sid, "b"), 0);
+  /* deleting works on the full database and makes room for the refused batch */
+  ck_assert_int_eq(writer_delete(wr, "fill0"), 0);
+  ck_assert_int_eq(writer_delete(wr, "fill0"), LS_ENOTFOUND);
+  int dup;
+  ck_assert_int_eq(writer_put(wr, make_batch(sid, "b", 2000), &dup), 0);
+  writer_stop(wr);
+  wr = NULL;
+  ck_assert_int_eq(stored(sid, "b"), 1);
+  ck_assert_int_eq(stored("fill0", "b"), 0);
+  ck_assert_int_eq(stored("fill1", "b"), 1);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("writer");
+  TCase *tc = tcase_create("writer");
+  tcase_set_timeout(tc, 300);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, full_mid_group_loses_nothing_acknowledged);
+  tcase_add_test(tc, full_disk_recovers_after_delete);
+  suite_add_tcase(s, tc);
+  return check_run(s);
+}
