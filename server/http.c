@@ -20,7 +20,7 @@
 #include "query.h"
 
 #define RESPONSE_MAX ((size_t)1 << 30) /* ceiling of any JSON answer */
-#define DISCARD_MAX ((size_t)64 << 20) /* body bytes read and dropped to answer an error cleanly */
+#define DISCARD_MAX ((size_t)64 << 20) /* body bytes past what could be kept read to answer an error */
 #define GZIP_MIN 1024                  /* smaller answers are sent as they are */
 
 struct http_server {
@@ -41,6 +41,7 @@ typedef struct req {
   const char *reject_detail;
   int responded;
   size_t seen;           /* body bytes received, kept or not */
+  int answer_now;        /* refused on its headers and not worth reading: answer at once */
   jbuf body;
   /* Work handed to the writer: the connection is suspended meanwhile, so the worker thread
    * serves other connections, and resumed from the writer thread when the job is answered. */
@@ -220,6 +221,15 @@ static int media_is(const char *v, const char *type)
   return *v == '\0' || *v == ';';
 }
 
+/* The body bytes read of a request before it is answered: an ingest body within --max-body is
+ * kept whole, and an error is answered after the body, so a client that sends all of it before
+ * reading sees the answer rather than a reset connection; past DISCARD_MAX bytes more than a
+ * body that could be kept, dropping them is not worth the wait. */
+static size_t read_max(const http_server *h, const req *rq)
+{
+  return (rq->ingest ? h->cfg.max_body : 0) + DISCARD_MAX;
+}
+
 /* What the headers alone decide about an ingest request. */
 static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *rq)
 {
@@ -248,6 +258,10 @@ static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *
     if((uint64_t)len > h->cfg.max_body) {
       rq->reject = 413;
       rq->reject_detail = "body larger than the limit (--max-body)";
+      /* A client that waits for "100 Continue" sends nothing more; one that sends its body at
+       * once sees the answer only if the body is read: read it if it is within read_max(). */
+      const char *ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+      rq->answer_now = media_is(ex, "100-continue") || (uint64_t)len > read_max(h, rq);
     }
     else
       jbuf_grow(&rq->body, (size_t)len); /* one allocation instead of a chain of doublings */
@@ -590,8 +604,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if(!strcmp(url, "/api/v1/ingest") && !strcmp(method, MHD_HTTP_METHOD_POST)) {
       rq->ingest = 1;
       check_ingest_headers(h, c, rq);
-      /* A body announced far past the limit is not worth reading: answer now. */
-      if(rq->reject == 413)
+      if(rq->answer_now)
         return handle_ingest(h, c, rq);
     }
     return MHD_YES;
@@ -606,20 +619,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     size_t n = *upload_size;
     *upload_size = 0;
     rq->seen += n;
-    if(rq->ingest && !rq->reject) {
-      if(rq->body.len + n > h->cfg.max_body) {
-        rq->reject = 413;
-        rq->reject_detail = "body larger than the limit (--max-body)";
-        jbuf_free(&rq->body);
-      }
-      else
-        jbuf_append(&rq->body, upload_data, n);
+    if(rq->ingest && !rq->reject && rq->body.len + n > h->cfg.max_body) {
+      rq->reject = 413;
+      rq->reject_detail = "body larger than the limit (--max-body)";
+      jbuf_free(&rq->body);
     }
-    /* Errors are answered after the whole body was read, so the client sees the answer rather
-     * than a reset connection; past DISCARD_MAX it is not worth the wait. */
-    if(rq->seen > DISCARD_MAX) {
+    if(rq->ingest && !rq->reject)
+      jbuf_append(&rq->body, upload_data, n);
+    if(rq->seen > read_max(h, rq)) {
       if(rq->ingest)
-        return ingest_error(h, c, rq, rq->reject ? rq->reject : 413, "body larger than the limit (--max-body)");
+        return ingest_error(h, c, rq, rq->reject, rq->reject_detail);
       return send_error(h, c, rq, 413, "body too large", NULL);
     }
     return MHD_YES;
