@@ -2,92 +2,21 @@
 // (FastAPI + fastapi-debug-toolbar + loopscope.toolbar.AsyncPanel, recording into the suite's server)
 // with the newest venv of .venvs/list (or LOOPSCOPE_PYTHON), opens its page in Chromium from
 // 127.0.0.1 and from localhost, opens the toolbar's Async panel and checks the embedded timeline.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { BASE, launch, openPage, closeChecked, screenshot } from './harness.mjs';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const EXAMPLE = path.join(ROOT, 'examples', 'toolbar_app.py');
+import { BASE, screenshot } from './harness.mjs';
+import { findPython, appPerFile } from './apps.mjs';
 
 // A Python that has the collector (with its toolbar module) and the toolbar installed:
 // scripts/test-collector.sh installs loopscope into every venv before scripts/test-web.sh runs.
-function findPython() {
-  const candidates = [];
-  if (process.env.LOOPSCOPE_PYTHON) candidates.push(process.env.LOOPSCOPE_PYTHON);
-  const list = path.join(ROOT, '.venvs', 'list');
-  if (fs.existsSync(list)) {
-    const venvs = fs.readFileSync(list, 'utf8').split('\n').filter(Boolean).reverse();
-    candidates.push(...venvs.map((v) => path.join(v, 'bin', 'python')));
-  }
-  for (const py of candidates) {
-    const r = spawnSync(py, ['-c', 'import loopscope._core, loopscope.toolbar, uvicorn'], { timeout: 60000 });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
-
-const PYTHON = findPython();
+const PYTHON = findPython('.venvs/list', 'loopscope._core, loopscope.toolbar, uvicorn',
+  process.env.LOOPSCOPE_PYTHON ? [process.env.LOOPSCOPE_PYTHON] : []);
 const skip = PYTHON ? false
   : 'no Python with loopscope + fastapi-debug-toolbar (run scripts/deps.sh and scripts/test-collector.sh first)';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-let browser;
-let app = null;     // { proc, port, log }
-let current = null;
-
-before(async () => {
-  if (skip) return;
-  const port = await freePort();
-  const proc = spawn(PYTHON, [EXAMPLE, '--server', BASE, '--port', String(port)],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  app = { proc, port, log: '' };
-  proc.stdout.on('data', (d) => { app.log += d; });
-  proc.stderr.on('data', (d) => { app.log += d; });
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    assert.equal(proc.exitCode, null, `toolbar_app.py exited:\n${app.log}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/_debug_toolbar/static/css/toolbar.css`);
-      if (r.ok) break;
-    } catch { /* not listening yet */ }
-    assert.ok(Date.now() < deadline, `toolbar_app.py did not answer within 30 s:\n${app.log}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  if (app && app.proc.exitCode === null) {
-    const exited = new Promise((r) => app.proc.once('exit', r));
-    app.proc.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10000))]);
-    if (app.proc.exitCode === null) app.proc.kill('SIGKILL');
-  }
-});
-
-afterEach(async () => {
-  if (!current) return;
-  const page = current;
-  current = null;
-  await closeChecked(page);
-});
+const app = appPerFile(PYTHON, 'toolbar_app.py', '/_debug_toolbar/static/css/toolbar.css', 30000);
 
 async function openAsyncPanel(host) {
-  current = await openPage(browser);
-  const { page } = current;
+  const { page } = await app.pages.open();
   await page.goto(`http://${host}:${app.port}/`);
   const button = page.locator('#fastDebugPanelList a.AsyncPanel');
   await button.waitFor({ state: 'visible', timeout: 15000 });
