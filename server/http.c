@@ -3,12 +3,17 @@
  * query.c/export.c write answers, ingest.c validates, writer.c stores. */
 #include "http.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -23,9 +28,28 @@
 #define DISCARD_MAX ((size_t)64 << 20) /* body bytes past what could be kept read to answer an error */
 #define GZIP_MIN 1024                  /* smaller answers are sent as they are */
 
+/* One open connection, known from libmicrohttpd's connection notifications, so requests that
+ * take too long to arrive can be dropped (shutdown of the socket wakes its worker, which then
+ * closes it) by the sweeper thread or to make room for a new connection. */
+typedef struct conn_slot {
+  struct conn_slot *prev, *next;
+  int fd;
+  int receiving;      /* a request, or the wait for the next one, is being received */
+  int dropped;        /* shut down already */
+  int64_t since_ms;   /* when that began (monotonic) */
+} conn_slot;
+
 struct http_server {
   struct MHD_Daemon *d;
   http_config cfg;
+  char listen_host[256];  /* the --listen host, for the Host check; "" if none */
+  pthread_mutex_t conn_lock;  /* guards the list and every slot's fields */
+  pthread_cond_t sweep_cv;
+  conn_slot conns;            /* list head */
+  int nconns, ndropped;       /* slots, and those of them shut down */
+  int stopping;
+  pthread_t sweeper;
+  int sweeper_started;
   store *s;
   writer *w;
   metrics *m;
@@ -39,6 +63,7 @@ typedef struct req {
   int gzip;              /* Content-Encoding: gzip */
   unsigned reject;       /* status decided before the body was read, 0 = none */
   const char *reject_detail;
+  char host_detail[256]; /* the 403 for a Host header not allowed */
   int responded;
   size_t seen;           /* body bytes received, kept or not */
   int answer_now;        /* refused on its headers and not worth reading: answer at once */
@@ -53,6 +78,218 @@ typedef struct req {
   struct http_server *h;
 } req;
 
+/* ------------------------------------------------------------------ connections */
+
+static int64_t now_ms(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Shuts a connection's socket down (its worker then sees the end and closes it). Lock held. */
+static void conn_drop(http_server *h, conn_slot *s)
+{
+  shutdown(s->fd, SHUT_RDWR);
+  s->dropped = 1;
+  h->ndropped++;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  http_server *h = cls;
+  if(code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_slot *s = calloc(1, sizeof(*s));
+    if(!s) { /* no slot, no deadline: refuse the connection rather than serve it unguarded */
+      if(ci)
+        shutdown(ci->connect_fd, SHUT_RDWR);
+      return;
+    }
+    s->fd = ci ? ci->connect_fd : -1;
+    s->receiving = 1;
+    s->since_ms = now_ms();
+    pthread_mutex_lock(&h->conn_lock);
+    s->next = &h->conns;
+    s->prev = h->conns.prev;
+    h->conns.prev->next = s;
+    h->conns.prev = s;
+    h->nconns++;
+    /* Full: the request that has been arriving longest makes room (a client sending its request
+     * at a normal pace is never the oldest for long; one dripping bytes is). */
+    if(h->nconns - h->ndropped > h->cfg.max_connections) {
+      conn_slot *oldest = NULL;
+      for(conn_slot *p = h->conns.next; p != &h->conns; p = p->next)
+        if(p != s && p->receiving && !p->dropped && p->fd >= 0 && (!oldest || p->since_ms < oldest->since_ms))
+          oldest = p;
+      if(oldest) {
+        conn_drop(h, oldest);
+        log_msg(LOG_DEBUG, "http: %d connections: dropped the oldest request still arriving (%lld ms)",
+                h->cfg.max_connections, (long long)(s->since_ms - oldest->since_ms));
+      }
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+    *socket_context = s;
+    return;
+  }
+  conn_slot *s = *socket_context;
+  if(!s)
+    return;
+  pthread_mutex_lock(&h->conn_lock);
+  s->prev->next = s->next;
+  s->next->prev = s->prev;
+  h->nconns--;
+  if(s->dropped)
+    h->ndropped--;
+  pthread_mutex_unlock(&h->conn_lock);
+  free(s);
+  *socket_context = NULL;
+}
+
+/* The connection's request has arrived whole (receiving = 0), or its answer was sent and the
+ * next one is awaited (receiving = 1, the deadline starting now). */
+static void conn_receiving(http_server *h, struct MHD_Connection *c, int receiving)
+{
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  conn_slot *s = ci ? ci->socket_context : NULL;
+  if(!s)
+    return;
+  pthread_mutex_lock(&h->conn_lock);
+  s->receiving = receiving;
+  s->since_ms = now_ms();
+  pthread_mutex_unlock(&h->conn_lock);
+}
+
+/* Drops every connection whose request has been arriving for longer than --request-timeout. */
+static void *sweeper_main(void *arg)
+{
+  http_server *h = arg;
+  int64_t limit = (int64_t)h->cfg.request_timeout_s * 1000;
+  pthread_mutex_lock(&h->conn_lock);
+  while(!h->stopping) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 250 * 1000 * 1000;
+    if(until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&h->sweep_cv, &h->conn_lock, &until);
+    int64_t now = now_ms();
+    int n = 0;
+    for(conn_slot *p = h->conns.next; p != &h->conns; p = p->next)
+      if(p->receiving && !p->dropped && p->fd >= 0 && now - p->since_ms > limit) {
+        conn_drop(h, p);
+        n++;
+      }
+    if(n)
+      log_msg(LOG_DEBUG, "http: dropped %d connections whose request took over %d s to arrive", n,
+              h->cfg.request_timeout_s);
+  }
+  pthread_mutex_unlock(&h->conn_lock);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ Host check */
+
+static int port_ok(const char *p)
+{
+  while(*p >= '0' && *p <= '9')
+    p++;
+  return *p == '\0';
+}
+
+/* The host of a Host header value or of --listen (host[:port], [v6][:port]) without brackets,
+ * port and a trailing dot, into out. -1 if v has not that form. */
+static int host_part(const char *v, char *out, size_t cap)
+{
+  const char *start = v, *end;
+  if(*v == '[') {
+    start = v + 1;
+    end = strchr(start, ']');
+    if(!end || (end[1] && (end[1] != ':' || !port_ok(end + 2))))
+      return -1;
+  }
+  else {
+    end = strchr(v, ':');
+    if(!end)
+      end = v + strlen(v);
+    else if(!port_ok(end + 1))
+      return -1;
+  }
+  size_t n = (size_t)(end - start);
+  if(n && start[n - 1] == '.')
+    n--;
+  if(n == 0 || n >= cap)
+    return -1;
+  memcpy(out, start, n);
+  out[n] = '\0';
+  return 0;
+}
+
+int http_host_name_ok(const char *name)
+{
+  if(!strcmp(name, "*"))
+    return 1;
+  size_t n = strlen(name);
+  if(n == 0 || n > 253)
+    return 0;
+  for(const char *p = name; *p; p++)
+    if(!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+         *p == '.' || *p == '_'))
+      return 0;
+  return 1;
+}
+
+/* A request may be answered if its Host names localhost (or a name under .localhost), an IP
+ * address (a page on another origin cannot reach the server through a literal address: DNS
+ * rebinding needs a name), the --listen host or an --allowed-host. No Host (HTTP/1.0) is allowed:
+ * browsers always send one. */
+static int host_allowed(http_server *h, const char *value)
+{
+  if(!value)
+    return 1;
+  for(int i = 0; i < h->cfg.nallowed_hosts; i++)
+    if(!strcmp(h->cfg.allowed_hosts[i], "*"))
+      return 1;
+  char host[256];
+  if(host_part(value, host, sizeof(host)))
+    return 0;
+  size_t n = strlen(host);
+  if(!strcasecmp(host, "localhost") || (n > 10 && !strcasecmp(host + n - 10, ".localhost")))
+    return 1;
+  unsigned char addr[sizeof(struct in6_addr)];
+  if(inet_pton(AF_INET, host, addr) == 1 || (value[0] == '[' && inet_pton(AF_INET6, host, addr) == 1))
+    return 1;
+  if(h->listen_host[0] && !strcasecmp(host, h->listen_host))
+    return 1;
+  for(int i = 0; i < h->cfg.nallowed_hosts; i++) {
+    const char *a = h->cfg.allowed_hosts[i];
+    size_t an = strlen(a);
+    if(an && a[an - 1] == '.')
+      an--;
+    if(an == n && !strncasecmp(host, a, n))
+      return 1;
+  }
+  return 0;
+}
+
+/* The 403 detail for a Host header not allowed; the value is shown with bytes outside
+ * printable ASCII as '?', cut at 100. */
+static void host_refusal(const char *value, char *out, size_t cap)
+{
+  char shown[101];
+  size_t i = 0;
+  for(; value[i] && i < sizeof(shown) - 1; i++)
+    shown[i] = (value[i] >= 0x20 && value[i] < 0x7f) ? value[i] : '?';
+  shown[i] = '\0';
+  snprintf(out, cap,
+           "Host '%s%s' is not allowed (a DNS rebinding guard): this server answers to localhost, IP "
+           "addresses, its --listen host and each --allowed-host",
+           shown, value[i] ? "..." : "");
+}
+
 /* ------------------------------------------------------------------ responses */
 
 static const char *error_code(unsigned status)
@@ -60,6 +297,7 @@ static const char *error_code(unsigned status)
   switch(status) {
   case 400: return "invalid";
   case 401: return "unauthorized";
+  case 403: return "forbidden";
   case 404: return "not_found";
   case 405: return "method_not_allowed";
   case 413: return "too_large";
@@ -549,6 +787,9 @@ static enum MHD_Result send_asset(http_server *h, struct MHD_Connection *c, req 
 static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, const char *url,
                              const char *method)
 {
+  conn_receiving(h, c, 0);
+  if(rq->reject == 403)
+    return send_error(h, c, rq, 403, rq->reject_detail, NULL);
   if(rq->ingest)
     return handle_ingest(h, c, rq);
   if(!strncmp(url, "/api/v1/", 8))
@@ -601,11 +842,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     *con_cls = rq;
     atomic_fetch_add(&h->active, 1);
     jbuf_init(&rq->body, h->cfg.max_body);
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if(!host_allowed(h, host)) {
+      host_refusal(host, rq->host_detail, sizeof(rq->host_detail));
+      rq->reject = 403;
+      rq->reject_detail = rq->host_detail;
+      return MHD_YES; /* answered once the body (if any) has been read */
+    }
     if(!strcmp(url, "/api/v1/ingest") && !strcmp(method, MHD_HTTP_METHOD_POST)) {
       rq->ingest = 1;
       check_ingest_headers(h, c, rq);
-      if(rq->answer_now)
+      if(rq->answer_now) {
+        conn_receiving(h, c, 0);
         return handle_ingest(h, c, rq);
+      }
     }
     return MHD_YES;
   }
@@ -627,6 +877,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if(rq->ingest && !rq->reject)
       jbuf_append(&rq->body, upload_data, n);
     if(rq->seen > read_max(h, rq)) {
+      conn_receiving(h, c, 0);
+      if(rq->reject == 403)
+        return send_error(h, c, rq, 403, rq->reject_detail, NULL);
       if(rq->ingest)
         return ingest_error(h, c, rq, rq->reject, rq->reject_detail);
       return send_error(h, c, rq, 413, "body too large", NULL);
@@ -639,9 +892,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-  (void)c;
   (void)toe;
   http_server *h = cls;
+  conn_receiving(h, c, 1); /* a kept-alive connection now waits for its next request */
   req *rq = *con_cls;
   if(!rq)
     return;
@@ -682,6 +935,42 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
     free(h);
     return LS_ETOOBIG;
   }
+  if(!cfg->listen || host_part(cfg->listen, h->listen_host, sizeof(h->listen_host)))
+    h->listen_host[0] = '\0';
+  h->conns.next = h->conns.prev = &h->conns;
+  if(h->cfg.max_connections < 1)
+    h->cfg.max_connections = 1000;
+  if(h->cfg.request_timeout_s < 1)
+    h->cfg.request_timeout_s = 30;
+  if(h->cfg.idle_timeout_s < 1)
+    h->cfg.idle_timeout_s = 30;
+  /* libmicrohttpd's own ceiling leaves room for the connections being dropped to close. */
+  unsigned hard = (unsigned)h->cfg.max_connections + (unsigned)h->cfg.max_connections / 4 + 16;
+  struct rlimit rl;
+  rlim_t need = (rlim_t)hard + 64 + (rlim_t)cfg->threads * 4; /* + database, epoll, pipes */
+  if(getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    rl.rlim_cur = want;
+    if(setrlimit(RLIMIT_NOFILE, &rl) || want < need) {
+      getrlimit(RLIMIT_NOFILE, &rl);
+      long room = ((long)rl.rlim_cur - 64 - cfg->threads * 4) * 4 / 5 - 16;
+      if(room < 16)
+        room = 16;
+      log_msg(LOG_WARN, "--max-connections %d needs %llu open files, the limit is %llu: serving %ld at most",
+              h->cfg.max_connections, (unsigned long long)need, (unsigned long long)rl.rlim_cur, room);
+      h->cfg.max_connections = (int)room;
+      hard = (unsigned)room + (unsigned)room / 4 + 16;
+    }
+  }
+  if(pthread_mutex_init(&h->conn_lock, NULL)) {
+    free(h);
+    return LS_ENOMEM;
+  }
+  if(pthread_cond_init(&h->sweep_cv, NULL)) {
+    pthread_mutex_destroy(&h->conn_lock);
+    free(h);
+    return LS_ENOMEM;
+  }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
   flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
   if(cfg->addr->sa_family == AF_INET6)
@@ -689,15 +978,27 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
                           MHD_OPTION_SOCK_ADDR, cfg->addr,
                           MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.idle_timeout_s,
+                          MHD_OPTION_CONNECTION_LIMIT, hard,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(cfg->max_per_ip > 0 ? cfg->max_per_ip : 0),
                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                           MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                           MHD_OPTION_END);
   if(!h->d) {
+    pthread_cond_destroy(&h->sweep_cv);
+    pthread_mutex_destroy(&h->conn_lock);
     free(h);
     return LS_EIO;
   }
+  if(pthread_create(&h->sweeper, NULL, sweeper_main, h)) {
+    MHD_stop_daemon(h->d);
+    pthread_cond_destroy(&h->sweep_cv);
+    pthread_mutex_destroy(&h->conn_lock);
+    free(h);
+    return LS_ENOMEM;
+  }
+  h->sweeper_started = 1;
   *out = h;
   return 0;
 }
@@ -727,6 +1028,14 @@ void http_stop(http_server *h, int wait_ms)
   /* Then requests in flight are answered, within wait_ms. */
   for(int waited = 0; atomic_load(&h->active) > 0 && waited < wait_ms; waited += 10)
     nanosleep(&tick, NULL);
+  pthread_mutex_lock(&h->conn_lock);
+  h->stopping = 1;
+  pthread_cond_signal(&h->sweep_cv);
+  pthread_mutex_unlock(&h->conn_lock);
+  if(h->sweeper_started)
+    pthread_join(h->sweeper, NULL);
   MHD_stop_daemon(h->d);
+  pthread_cond_destroy(&h->sweep_cv);
+  pthread_mutex_destroy(&h->conn_lock);
   free(h);
 }

@@ -21,7 +21,22 @@ typedef struct http_config {
   int threads;                  /* worker threads in the pool */
   const char *frame_ancestors;  /* the CSP frame-ancestors source list */
   ingest_limits limits;
+  /* DNS rebinding guard: the Host header must name localhost, an IP address, the host of
+   * `listen` (HOST:PORT as given on the command line) or one of allowed_hosts ("*": any). */
+  const char *listen;
+  const char *const *allowed_hosts;
+  int nallowed_hosts;
+  /* Slow clients: connections at most (when full the oldest request still being received is
+   * dropped for a new one), per client address (0: no limit), seconds for a request's headers
+   * and body to arrive (from the connection's opening or the previous answer), seconds idle. */
+  int max_connections, max_per_ip, request_timeout_s, idle_timeout_s;
 } http_config;
+
+#define HTTP_MAX_ALLOWED_HOSTS 32
+
+/* 1 if name is usable as an --allowed-host: '*', or 1-253 bytes of letters, digits, '-', '.',
+ * '_', ':' (an IPv6 address, without brackets or port). */
+int http_host_name_ok(const char *name);
 
 typedef struct http_server http_server;
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,14 @@ static const char usage[] =
   "  --threads N            HTTP worker threads, each with its own read connection (default 4)\n"
   "  --queue N              batches that may wait for the writer before 503 (default 64)\n"
   "  --log-level LEVEL      error, warn, info (default) or debug\n"
+  "  --allowed-host NAME    also answer requests whose Host header names NAME (repeatable; '*' = any).\n"
+  "                         Always allowed: localhost, IP addresses, the --listen host (DNS rebinding guard)\n"
+  "  --max-connections N    open connections at most (default 1000); when full, the slowest request\n"
+  "                         still being received is dropped for the new one\n"
+  "  --max-per-ip N         open connections from one client address (default 128; 0 = no limit)\n"
+  "  --request-timeout S    seconds for a request's headers and body to arrive, counted from the\n"
+  "                         connection's opening or the previous answer (default 30)\n"
+  "  --idle-timeout S       seconds a connection may send nothing (default 30)\n"
   "  --help                 this text\n"
   "  --version              the version\n";
 
@@ -42,7 +51,54 @@ typedef struct options {
   int threads, queue;
   char ancestors[2048];
   int custom_ancestors;
+  /* the HTTP layer's connections and hosts (http_option) */
+  const char *allowed_hosts[HTTP_MAX_ALLOWED_HOSTS];
+  int nallowed_hosts;
+  int max_connections, max_per_ip, request_timeout, idle_timeout;
 } options;
+
+/* The HTTP layer's connection and host options: 1 taken (and *i moved past its value), 0 not one
+ * of them, -1 a bad value (said on stderr). */
+static int http_option(int argc, char **argv, int *i, options *o)
+{
+  static const struct { const char *name; int min, max; size_t off; } ints[] = {
+    {"--max-connections", 1, 100000, offsetof(options, max_connections)},
+    {"--max-per-ip", 0, 100000, offsetof(options, max_per_ip)},
+    {"--request-timeout", 1, 86400, offsetof(options, request_timeout)},
+    {"--idle-timeout", 1, 86400, offsetof(options, idle_timeout)},
+  };
+  const char *a = argv[*i];
+  int is_host = !strcmp(a, "--allowed-host");
+  size_t k = 0;
+  while(!is_host && k < sizeof(ints) / sizeof(ints[0]) && strcmp(a, ints[k].name))
+    k++;
+  if(!is_host && k == sizeof(ints) / sizeof(ints[0]))
+    return 0;
+  if(*i + 1 >= argc) {
+    fprintf(stderr, "loopscope-server: %s needs a value\n", a);
+    return -1;
+  }
+  const char *v = argv[++*i];
+  if(is_host) {
+    if(!http_host_name_ok(v)) {
+      fprintf(stderr, "loopscope-server: --allowed-host takes a host name or address without port, or '*'\n");
+      return -1;
+    }
+    if(o->nallowed_hosts == HTTP_MAX_ALLOWED_HOSTS) {
+      fprintf(stderr, "loopscope-server: at most %d --allowed-host values\n", HTTP_MAX_ALLOWED_HOSTS);
+      return -1;
+    }
+    o->allowed_hosts[o->nallowed_hosts++] = v;
+    return 1;
+  }
+  int64_t n;
+  if(query_parse_i64(v, ints[k].min, ints[k].max, &n)) {
+    fprintf(stderr, "loopscope-server: %s takes an integer in [%d, %d]\n", a, ints[k].min, ints[k].max);
+    return -1;
+  }
+  *(int *)((char *)o + ints[k].off) = (int)n;
+  return 1;
+}
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -86,6 +142,10 @@ static int parse_args(int argc, char **argv, options *o)
   o->threads = 4;
   o->queue = 64;
   snprintf(o->ancestors, sizeof(o->ancestors), "%s", DEFAULT_ANCESTORS);
+  o->max_connections = 1000;
+  o->max_per_ip = 128;
+  o->request_timeout = 30;
+  o->idle_timeout = 30;
   for(int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -97,6 +157,11 @@ static int parse_args(int argc, char **argv, options *o)
       printf("loopscope-server %s\n", LOOPSCOPE_VERSION);
       return 1;
     }
+    int hrc = http_option(argc, argv, &i, o);
+    if(hrc < 0)
+      return -1;
+    if(hrc)
+      continue;
     int takes = !strcmp(a, "--listen") || !strcmp(a, "--db") || !strcmp(a, "--token") ||
                 !strcmp(a, "--max-body") || !strcmp(a, "--log-level") || !strcmp(a, "--embed-origin") ||
                 !strcmp(a, "--threads") || !strcmp(a, "--queue");
@@ -255,6 +320,13 @@ int main(int argc, char **argv)
   hc.max_body = o.max_body;
   hc.threads = o.threads;
   hc.frame_ancestors = o.ancestors;
+  hc.listen = o.listen;
+  hc.allowed_hosts = o.allowed_hosts;
+  hc.nallowed_hosts = o.nallowed_hosts;
+  hc.max_connections = o.max_connections;
+  hc.max_per_ip = o.max_per_ip;
+  hc.request_timeout_s = o.request_timeout;
+  hc.idle_timeout_s = o.idle_timeout;
   ingest_default_limits(&hc.limits);
   http_server *h = NULL;
   rc = http_start(&hc, s, w, &m, &h);
