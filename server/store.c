@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -27,7 +28,7 @@ static const char *const wsql[W_COUNT] = {
   [W_SAVEPOINT] = "SAVEPOINT batch",
   [W_RELEASE] = "RELEASE batch",
   [W_ROLLBACK_TO] = "ROLLBACK TO batch",
-  [W_SESSION_INS] = "INSERT INTO sessions(id) VALUES(?1) ON CONFLICT(id) DO NOTHING",
+  [W_SESSION_INS] = "INSERT INTO sessions(id, arrived_s) VALUES(?1, ?2) ON CONFLICT(id) DO NOTHING",
   [W_SESSION_SID] = "SELECT sid FROM sessions WHERE id = ?1",
   [W_BATCH_INS] = "INSERT OR IGNORE INTO batches(sid, batch, events) VALUES(?1, ?2, ?3)",
   [W_SESSION_META] =
@@ -43,7 +44,7 @@ static const char *const wsql[W_COUNT] = {
     " unknown_events = unknown_events + ?6, n_events = n_events + ?7, n_steps = n_steps + ?8,"
     " n_awaits = n_awaits + ?9, n_blocks = n_blocks + ?10, n_lag = n_lag + ?11,"
     " max_step_d = max(max_step_d, ?12), max_await_d = max(max_await_d, ?13),"
-    " max_block_d = max(max_block_d, ?14), max_lag_d = max(max_lag_d, ?15) WHERE sid = ?1",
+    " max_block_d = max(max_block_d, ?14), max_lag_d = max(max_lag_d, ?15), arrived_s = ?16 WHERE sid = ?1",
   [W_TASK] =
     "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
     " ON CONFLICT(sid, id) DO UPDATE SET parent = excluded.parent, name = excluded.name,"
@@ -123,7 +124,23 @@ struct store {
   pthread_cond_t freed;
   int version;
   int64_t journal_size_limit;
+  int64_t wal_frames;       /* frames in the WAL after the last commit (wal_hook) */
+  int purge_pending;        /* the purge table may hold sids */
+  int vacuum_pending;       /* the freelist may hold pages to give back */
+  int64_t next_retention_s; /* when retention is looked at next */
+  int busy_timeout_ms;
+  int wal_autocheckpoint;   /* pages: the writer checkpoints (RESTART) past this */
 };
+
+/* Replaces SQLite's automatic checkpoint (a PASSIVE one inside the commit): it only records the
+ * WAL's length, and writer.c calls store_maybe_checkpoint after each group. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+  (void)db;
+  (void)name;
+  ((store *)arg)->wal_frames = frames;
+  return SQLITE_OK;
+}
 
 void store_default_options(store_options *o, const char *path)
 {
@@ -250,6 +267,9 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
     return LS_ENOMEM;
   s->nreaders = o->readers;
   s->journal_size_limit = o->journal_size_limit;
+  s->busy_timeout_ms = o->busy_timeout_ms;
+  s->wal_autocheckpoint = o->wal_autocheckpoint;
+  s->purge_pending = s->vacuum_pending = 1; /* left over from the last run, perhaps */
   s->path = strdup(o->path);
   s->readers = calloc((size_t)o->readers, sizeof(*s->readers));
   if(!s->path || !s->readers) {
@@ -263,6 +283,11 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
 
   int rc = open_conn(o->path, o->busy_timeout_ms, &s->w, err, errlen);
   char sql[256];
+  /* Before anything creates a table: only then does auto_vacuum take effect without a VACUUM
+   * (for a database made before schema 3, see below). INCREMENTAL: deleted pages stay free in
+   * the file until store_maintain gives them back a bounded number at a time. */
+  if(!rc)
+    rc = exec_sql(s->w, "PRAGMA auto_vacuum = INCREMENTAL", err, errlen);
   if(!rc) {
     /* WAL, and synchronous=NORMAL said explicitly: Debian's SQLite would default WAL to FULL.
      * NORMAL keeps the database consistent on power loss and loses at most the last commits. */
@@ -288,6 +313,18 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
   }
   if(!rc)
     rc = migrate(s, err, errlen);
+  int64_t av = 2;
+  if(!rc)
+    rc = pragma_int(s->w, "PRAGMA auto_vacuum", &av);
+  if(!rc && av != 2) {
+    /* A database created before schema 3 (auto_vacuum = NONE): the PRAGMA above only recorded
+     * the wish, VACUUM rebuilds the file with it. Once, at the first start of this version; it
+     * needs free disk space about the size of the database. */
+    log_msg(LOG_INFO, "store: switching %s to incremental auto-vacuum (a one-time VACUUM)", o->path);
+    rc = exec_sql(s->w, "VACUUM", err, errlen);
+  }
+  if(!rc)
+    sqlite3_wal_hook(s->w, wal_hook, s);
   for(int i = 0; !rc && i < W_COUNT; i++) {
     int src = sqlite3_prepare_v3(s->w, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->ws[i], NULL);
     if(src != SQLITE_OK) {
@@ -510,6 +547,7 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
   sqlite3_bind_int64(st, 11, (int64_t)b->nlags);
   for(int k = 0; k < INGEST_NKINDS; k++)
     sqlite3_bind_int64(st, 12 + k, b->max_d[k]);
+  sqlite3_bind_int64(st, 16, (int64_t)time(NULL));
   return wrun(s, st);
 }
 
@@ -628,6 +666,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     return rc;
   sqlite3_stmt *st = s->ws[W_SESSION_INS];
   sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
   rc = wrun(s, st);
   if(!rc)
     *created = sqlite3_changes(s->w) > 0;
@@ -664,14 +703,36 @@ int store_in_transaction(store *s)
   return !sqlite3_get_autocommit(s->w);
 }
 
+/* Makes the sessions matching `where` (SQL over sessions; ?1 bound to `arg`) deleted: their
+ * sids go to purge and their sessions rows go, in the caller's transaction. Returns the number
+ * deleted, or a negative code. The rows themselves are removed later by store_maintain, a
+ * bounded number per transaction, so this writes a few pages however large the sessions are. */
+static int64_t tombstone(store *s, const char *where, int64_t arg)
+{
+  char sql[2][256];
+  snprintf(sql[0], sizeof(sql[0]), "INSERT OR IGNORE INTO purge(sid) SELECT sid FROM sessions WHERE %s", where);
+  snprintf(sql[1], sizeof(sql[1]), "DELETE FROM sessions WHERE %s", where);
+  int64_t n = 0;
+  for(int i = 0; i < 2; i++) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->w, sql[i], -1, &st, NULL);
+    if(rc == SQLITE_OK) {
+      if(sqlite3_bind_parameter_count(st) >= 1)
+        sqlite3_bind_int64(st, 1, arg);
+      rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if(rc != SQLITE_DONE)
+      return code_of(rc) ? code_of(rc) : LS_EIO;
+    n = sqlite3_changes64(s->w);
+  }
+  if(n)
+    s->purge_pending = 1;
+  return n;
+}
+
 int store_delete_session(store *s, const char *id)
 {
-  static const char *const del[] = {
-    "DELETE FROM steps WHERE sid = ?1", "DELETE FROM awaits WHERE sid = ?1",
-    "DELETE FROM blocks WHERE sid = ?1", "DELETE FROM lag WHERE sid = ?1",
-    "DELETE FROM tasks WHERE sid = ?1", "DELETE FROM batches WHERE sid = ?1",
-    "DELETE FROM sessions WHERE sid = ?1",
-  };
   sqlite3_stmt *st = s->ws[W_SESSION_SID];
   sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
   int src = sqlite3_step(st);
@@ -680,35 +741,196 @@ int store_delete_session(store *s, const char *id)
   sqlite3_clear_bindings(st);
   if(src != SQLITE_ROW)
     return src == SQLITE_DONE ? LS_ENOTFOUND : (code_of(src) ? code_of(src) : LS_EIO);
-  /* Its own savepoint: a delete failing half way (SQLITE_FULL spilling the cache, IOERR) must
-   * leave none of its statements behind in the group's transaction. */
+  /* Its own savepoint: a delete failing half way must leave nothing of it in the group's
+   * transaction. */
   int rc = wrun(s, s->ws[W_SAVEPOINT]);
-  for(size_t i = 0; !rc && i < sizeof(del) / sizeof(del[0]); i++) {
-    sqlite3_stmt *d = NULL;
-    int drc = sqlite3_prepare_v2(s->w, del[i], -1, &d, NULL);
-    if(drc == SQLITE_OK) {
-      sqlite3_bind_int64(d, 1, sid);
-      drc = sqlite3_step(d);
-    }
-    sqlite3_finalize(d);
-    if(drc != SQLITE_DONE)
-      rc = code_of(drc) ? code_of(drc) : LS_EIO;
+  if(!rc) {
+    int64_t n = tombstone(s, "sid = ?1", sid);
+    rc = n < 0 ? (int)n : 0;
   }
   int erc = end_savepoint(s, rc != 0);
   return rc ? rc : erc;
 }
 
+/* Up to `budget` rows of one purged session per call, in the caller's transaction. Row values
+ * pick the rows by primary key (or rowid) so each statement touches at most `budget` rows. */
+static const char *const purge_sql[] = {
+  "DELETE FROM steps WHERE (sid, task, t) IN (SELECT sid, task, t FROM steps WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM awaits WHERE (sid, task, t) IN (SELECT sid, task, t FROM awaits WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM blocks WHERE rowid IN (SELECT rowid FROM blocks WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM lag WHERE rowid IN (SELECT rowid FROM lag WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM batches WHERE (sid, batch) IN (SELECT sid, batch FROM batches WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM purge WHERE sid = ?1 AND ?2 > 0",
+};
+
+static int step_sql(store *s, const char *sql, int64_t a, int64_t b, int64_t *changes)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(s->w, sql, -1, &st, NULL);
+  if(rc == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, a);
+    if(sqlite3_bind_parameter_count(st) >= 2)
+      sqlite3_bind_int64(st, 2, b);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if(changes)
+    *changes = sqlite3_changes64(s->w);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : (code_of(rc) ? code_of(rc) : LS_EIO);
+}
+
+/* One transaction removing up to `budget` rows of deleted sessions. */
+static int purge_some(store *s, int64_t budget)
+{
+  int rc = store_begin(s);
+  if(rc)
+    return rc;
+  int64_t sid = -1;
+  rc = pragma_int(s->w, "SELECT coalesce(min(sid), -1) FROM purge", &sid);
+  for(size_t i = 0; !rc && sid >= 0 && budget > 0 && i < sizeof(purge_sql) / sizeof(purge_sql[0]); i++) {
+    int64_t n = 0;
+    rc = step_sql(s, purge_sql[i], sid, budget, &n);
+    budget -= n;
+  }
+  if(!rc && sid < 0)
+    s->purge_pending = 0;
+  if(!rc && sid >= 0)
+    s->vacuum_pending = 1;
+  if(rc)
+    store_rollback(s);
+  else
+    rc = store_commit(s);
+  return rc;
+}
+
+/* Gives up to `pages` free pages back to the file system (auto_vacuum = INCREMENTAL). */
+static int vacuum_some(store *s, int64_t pages, int64_t *reclaimed)
+{
+  int64_t before = 0, after = 0, page = 0;
+  int rc = pragma_int(s->w, "PRAGMA freelist_count", &before);
+  if(!rc)
+    rc = pragma_int(s->w, "PRAGMA page_size", &page);
+  if(!rc && before == 0) {
+    s->vacuum_pending = 0;
+    return 0;
+  }
+  char sql[64];
+  snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", (long long)pages);
+  if(!rc)
+    rc = exec_sql(s->w, sql, NULL, 0);
+  if(!rc)
+    rc = pragma_int(s->w, "PRAGMA freelist_count", &after);
+  if(!rc) {
+    *reclaimed += (before - after) * page;
+    if(after == 0)
+      s->vacuum_pending = 0;
+  }
+  return rc;
+}
+
+/* Deletes the oldest sessions beyond the limits, in one transaction. */
+static int apply_retention(store *s, const store_limits *l, int64_t now_s, int64_t deleted[3])
+{
+  int rc = store_begin(s);
+  if(rc)
+    return rc;
+  int64_t n = 0;
+  if(l->max_age_s > 0) {
+    n = tombstone(s, "arrived_s < ?1", now_s - l->max_age_s);
+    deleted[1] += n > 0 ? n : 0;
+  }
+  if(n >= 0 && l->max_sessions > 0) {
+    n = tombstone(s, "sid IN (SELECT sid FROM sessions ORDER BY sid DESC LIMIT -1 OFFSET ?1)", l->max_sessions);
+    deleted[0] += n > 0 ? n : 0;
+  }
+  /* Size: only once earlier deletes are purged, or the same excess would be counted twice.
+   * Used pages (not the file, whose free pages the vacuum gives back) over the limit: delete
+   * that share of the sessions, oldest first, never the newest one (it may be recording). */
+  if(n >= 0 && l->max_db_bytes > 0 && !s->purge_pending) {
+    int64_t pages = 0, free_pages = 0, page = 0, count = 0;
+    int prc = pragma_int(s->w, "PRAGMA page_count", &pages);
+    if(!prc)
+      prc = pragma_int(s->w, "PRAGMA freelist_count", &free_pages);
+    if(!prc)
+      prc = pragma_int(s->w, "PRAGMA page_size", &page);
+    if(!prc)
+      prc = pragma_int(s->w, "SELECT count(*) FROM sessions", &count);
+    int64_t used = (pages - free_pages) * page;
+    n = prc;
+    if(!prc && used > l->max_db_bytes && count > 1) {
+      int64_t k = (int64_t)((double)count * (double)(used - l->max_db_bytes) / (double)used) + 1;
+      if(k > count - 1)
+        k = count - 1;
+      n = tombstone(s, "sid IN (SELECT sid FROM sessions ORDER BY sid LIMIT ?1)", k);
+      deleted[2] += n > 0 ? n : 0;
+    }
+  }
+  if(n < 0) {
+    store_rollback(s);
+    deleted[0] = deleted[1] = deleted[2] = 0;
+    return (int)n;
+  }
+  return store_commit(s);
+}
+
+int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int64_t deleted[3],
+                   int64_t *reclaimed)
+{
+  int rc = 0;
+  int limited = l && (l->max_sessions > 0 || l->max_age_s > 0 || l->max_db_bytes > 0);
+  if(limited && now_s >= s->next_retention_s) {
+    s->next_retention_s = now_s + 1;
+    rc = apply_retention(s, l, now_s, deleted);
+  }
+  if(!rc && s->purge_pending)
+    rc = purge_some(s, 5000);
+  else if(!rc && s->vacuum_pending)
+    rc = vacuum_some(s, 1024, reclaimed); /* 4 MiB of 4 KiB pages a step */
+  if(!rc)
+    rc = store_maybe_checkpoint(s, idle ? 0 : s->wal_autocheckpoint);
+  if(rc)
+    return rc;
+  return s->purge_pending || s->vacuum_pending;
+}
+
+int64_t store_wal_bytes(store *s)
+{
+  struct stat st;
+  size_t n = strlen(s->path) + 5;
+  char *wal = malloc(n);
+  if(!wal)
+    return -1;
+  snprintf(wal, n, "%s-wal", s->path);
+  int64_t size = stat(wal, &st) == 0 ? (int64_t)st.st_size : 0;
+  free(wal);
+  return size;
+}
+
 int store_maybe_checkpoint(store *s, int pages)
 {
+  if(s->wal_frames <= pages)
+    return 0;
+  /* RESTART, not PASSIVE: PASSIVE copies the WAL back but the WAL only starts over from its
+   * beginning when no reader still reads from it, which under a steady stream of overlapping
+   * requests never happens, and the file grows without bound (225 MB in issue 11). RESTART
+   * waits for the readers holding old snapshots to finish (read transactions last one request)
+   * while new readers read from the database file, so the next commit writes from the start of
+   * the file again. It waits at most 200 ms here, not the writer's busy_timeout, so ingest is
+   * not held up; if busy, the next commit tries again. Not TRUNCATE: the WAL file's space is
+   * kept (up to journal_size_limit) so a delete on a full disk has room to be written. */
+  sqlite3_busy_timeout(s->w, 200);
   int log_pages = 0, done = 0;
-  int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done);
-  if(rc != SQLITE_OK)
-    return code_of(rc) ? code_of(rc) : LS_EIO;
-  /* Everything was copied back and no reader holds the WAL: restart it from the beginning
-   * so it stops growing, and cut the file back. */
-  if(log_pages > pages && done == log_pages)
-    sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-  return 0;
+  int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_RESTART, &log_pages, &done);
+  sqlite3_busy_timeout(s->w, s->busy_timeout_ms);
+  if(rc == SQLITE_OK) {
+    s->wal_frames = 0;
+    return 0;
+  }
+  if((rc & 0xff) == SQLITE_BUSY)
+    return 0; /* readers still on old snapshots; what could be copied back was */
+  log_msg(LOG_WARN, "store: checkpoint: %s", sqlite3_errmsg(s->w));
+  return code_of(rc) ? code_of(rc) : LS_EIO;
 }
 
 /* ---------------------------------------------------------------- read side */

@@ -12,7 +12,7 @@
 #include "ingest.h"
 #include "stats.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store;
 typedef struct store_reader store_reader;
@@ -50,11 +50,31 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
  * store_delete_session it may be 0: SQLite rolled back the whole transaction (SQLITE_FULL in a
  * one-row statement, IOERR, NOMEM), so nothing the transaction held is stored. */
 int store_in_transaction(store *s);
-/* Deletes a session and all its rows (its own savepoint: on failure nothing of it is done);
- * LS_ENOTFOUND when there is none. */
+/* Deletes a session (its own savepoint: on failure nothing of it is done); LS_ENOTFOUND when
+ * there is none. Only its sessions row goes at once (no query finds it any more); its rows are
+ * removed by store_maintain afterwards, so a delete writes a few pages, also on a full disk. */
 int store_delete_session(store *s, const char *id);
-/* PASSIVE checkpoint when the WAL has grown past `pages`; cheap otherwise. */
+/* RESTART checkpoint when the WAL has grown past `pages` since the last one (waiting at most
+ * 200 ms for readers); cheap otherwise. The writer calls it after every group. */
 int store_maybe_checkpoint(store *s, int pages);
+/* Bytes of the WAL file (0 when there is none, -1 out of memory). */
+int64_t store_wal_bytes(store *s);
+
+/* Retention limits; 0 = no limit. */
+typedef struct store_limits {
+  int64_t max_sessions;  /* keep the newest N sessions */
+  int64_t max_age_s;     /* delete sessions whose latest batch is older */
+  int64_t max_db_bytes;  /* delete the oldest sessions while used pages exceed it (never the newest) */
+} store_limits;
+/* One bounded step of housekeeping, each in its own short transaction: the retention limits
+ * (looked at once a second at most; sessions deleted added to deleted[0] by count, [1] by age,
+ * [2] by size), then removing up to 5000 rows of deleted sessions, or else giving up to 4 MiB of
+ * free pages back to the file system (bytes added to *reclaimed), then a checkpoint when the WAL
+ * passed wal_autocheckpoint pages (`idle`: any WAL at all, which is also when the file shrinks
+ * after a vacuum). Returns 1 when more of it is pending, 0 when done, or an error code. l may be
+ * NULL. */
+int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int64_t deleted[3],
+                   int64_t *reclaimed);
 /* Caps the database at `pages` pages (PRAGMA max_page_count on the write connection; 0 lifts
  * the cap): inserts beyond it fail with SQLITE_FULL as on a full disk. Call before
  * writer_start or after writer_stop (the write connection belongs to the writer thread). */

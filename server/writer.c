@@ -21,7 +21,30 @@ struct writer {
   job *head, *tail;
   int depth, max_depth, max_group;
   int stopping;
+  store_limits limits;      /* retention; guarded by lock */
 };
+
+/* One step of housekeeping (store_maintain) on the writer thread, with the lock free: retention,
+ * purging deleted sessions, vacuum, checkpoint (all of the WAL when idle). Returns 1 when more
+ * is pending. */
+static int maintain(writer *w, const store_limits *l, int idle)
+{
+  int64_t deleted[3] = {0, 0, 0}, reclaimed = 0;
+  int rc = store_maintain(w->s, l, (int64_t)time(NULL), idle, deleted, &reclaimed);
+  for(int i = 0; i < RETENTION_COUNT; i++) {
+    if(deleted[i])
+      log_msg(LOG_INFO, "retention: deleted %lld session(s) (%s)", (long long)deleted[i],
+              i == RETENTION_SESSIONS ? "--max-sessions" : i == RETENTION_AGE ? "--max-age" : "--max-db-size");
+    metrics_add(&w->m->retention_deleted[i], deleted[i]);
+  }
+  metrics_add(&w->m->reclaimed_bytes, reclaimed);
+  metrics_set(&w->m->wal_bytes, store_wal_bytes(w->s));
+  if(rc < 0) {
+    log_msg(LOG_WARN, "writer: housekeeping failed (%s); trying again later", store_errmsg(w->s));
+    return 0;
+  }
+  return rc;
+}
 
 /* Runs one job inside the open transaction; its result in j->result. */
 static void run_job(writer *w, job *j)
@@ -112,21 +135,33 @@ static void write_group(writer *w, job *group, int n)
 static void *writer_main(void *arg)
 {
   writer *w = arg;
-  int dirty = 0; /* wrote since the last idle checkpoint */
+  int pending = 1; /* housekeeping left to do (at start: whatever the last run left) */
+  int dirty = 1;   /* wrote since the last idle checkpoint */
   pthread_mutex_lock(&w->lock);
   for(;;) {
     while(!w->head && !w->stopping) {
-      if(!dirty) {
+      store_limits l = w->limits;
+      if(pending) {
+        /* Nothing queued: housekeeping, one bounded step at a time, so a batch arriving
+         * meanwhile waits for one step at most. */
+        pthread_mutex_unlock(&w->lock);
+        pending = maintain(w, &l, 0);
+        pthread_mutex_lock(&w->lock);
+        continue;
+      }
+      int timed = dirty || l.max_age_s > 0 || l.max_sessions > 0 || l.max_db_bytes > 0;
+      if(!timed) {
         pthread_cond_wait(&w->work, &w->lock);
         continue;
       }
+      /* A second without work: checkpoint the whole WAL back (and let the file shrink after a
+       * vacuum); retention by age needs a look now and then even without traffic. */
       struct timespec until;
       clock_gettime(CLOCK_REALTIME, &until);
       until.tv_sec += 1;
       if(pthread_cond_timedwait(&w->work, &w->lock, &until) == ETIMEDOUT && !w->head) {
-        /* A second without work: a good moment to move the WAL back into the database. */
         pthread_mutex_unlock(&w->lock);
-        store_maybe_checkpoint(w->s, 1000);
+        pending = maintain(w, &l, 1);
         pthread_mutex_lock(&w->lock);
         dirty = 0;
       }
@@ -147,6 +182,12 @@ static void *writer_main(void *arg)
     pthread_mutex_unlock(&w->lock);
 
     write_group(w, group, n);
+    pthread_mutex_lock(&w->lock);
+    store_limits l = w->limits;
+    pthread_mutex_unlock(&w->lock);
+    /* One housekeeping step per group too, so deletes and retention progress under constant
+     * ingest, and the WAL is checkpointed after each group that grew it. */
+    pending = maintain(w, &l, 0);
     dirty = 1;
 
     /* Answer: asynchronous jobs through their callback, waiting callers by the condition.
@@ -225,6 +266,14 @@ static int enqueue(writer *w, job *j, int wait)
     pthread_cond_wait(&w->answered, &w->lock);
   pthread_mutex_unlock(&w->lock);
   return wait ? j->result : 0;
+}
+
+void writer_set_limits(writer *w, const store_limits *l)
+{
+  pthread_mutex_lock(&w->lock);
+  w->limits = *l;
+  pthread_cond_signal(&w->work);
+  pthread_mutex_unlock(&w->lock);
 }
 
 int writer_submit(writer *w, writer_job *j)

@@ -30,6 +30,10 @@ typedef struct writer_job {
  * LS_EBUSY; max_group: batches committed together at most. */
 int writer_start(store *s, metrics *m, int queue_depth, int max_group, writer **out);
 
+/* Sets the retention limits (before the first job; 0 fields = no limit). The writer applies
+ * them between groups and when idle, oldest sessions first (store_maintain). */
+void writer_set_limits(writer *w, const store_limits *l);
+
 /* Queues b (ownership passes to the writer in every case) and waits until it is committed.
  * 0: stored (*duplicate = 1 if it had been stored before); LS_EBUSY: queue full or the database
  * locked; LS_ESTOPPED: shutting down; other codes: storage failed. */

@@ -449,12 +449,14 @@ START_TEST(settings_restart_and_version)
   int64_t v = -1;
   ck_assert_int_eq(store_write_pragma(st, "synchronous", &v), 0);
   ck_assert_int_eq(v, 1); /* NORMAL */
+  /* 0: SQLite's own (PASSIVE) checkpoint is replaced by the writer's RESTART (wal_hook) */
   ck_assert_int_eq(store_write_pragma(st, "wal_autocheckpoint", &v), 0);
-  ck_assert_int_eq(v, 4000);
+  ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
+  ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 2); /* schema.sql is version 1, migrations/002-task-status.sql brings 2 */
+  ck_assert_int_eq(v, 3); /* schema.sql is version 1, migrations/002 and 003 bring 3 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 2);
+  ck_assert_int_eq(store_schema_version(st), 3);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
@@ -465,8 +467,23 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
   close_all();
-  /* a database from a newer server is refused */
+  /* a database of schema 2 (no auto_vacuum, no purge table, no arrived_s) is migrated to 3:
+   * the data stays and auto_vacuum becomes INCREMENTAL (the one-time VACUUM) */
   sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE purge; ALTER TABLE sessions DROP COLUMN arrived_s;"
+                                " PRAGMA user_version = 2; PRAGMA auto_vacuum = NONE; VACUUM",
+                                NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  open_all();
+  ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
+  ck_assert_int_eq(v, 2);
+  ck_assert_int_eq(store_schema_version(st), 3);
+  j = q(query_session, "s1", NULL, NULL);
+  ck_assert_int_eq(num(j, "tasks"), 3);
+  cJSON_Delete(j);
+  close_all();
+  /* a database from a newer server is refused */
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
   ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);

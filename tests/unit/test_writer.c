@@ -7,9 +7,11 @@
 #include <check.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +58,18 @@ static void unlink_db(void)
   unlink(p);
 }
 
+static void open_store(int wal_pages)
+{
+  store_options o;
+  store_default_options(&o, dbpath);
+  o.readers = 2;
+  o.busy_timeout_ms = 60000; /* the tests hold the lock on purpose; never time out under load */
+  if(wal_pages)
+    o.wal_autocheckpoint = wal_pages;
+  char err[256];
+  ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
+}
+
 static void setup(void)
 {
   log_set_level(LOG_ERROR);
@@ -66,12 +80,7 @@ static void setup(void)
   lim.max_events = 1000000;
   metrics_init(&mt);
   answered = 0;
-  store_options o;
-  store_default_options(&o, dbpath);
-  o.readers = 1;
-  o.busy_timeout_ms = 60000; /* the tests hold the lock on purpose; never time out under load */
-  char err[256];
-  ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
+  open_store(0);
 }
 
 static void teardown(void)
@@ -240,6 +249,152 @@ START_TEST(full_disk_recovers_after_delete)
 }
 END_TEST
 
+
+/* An integer from SQL on a connection of the test's own. */
+static int64_t sql_int(const char *sql)
+{
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *q;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+  int64_t v = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return v;
+}
+
+static int64_t file_bytes(const char *suffix)
+{
+  char p[600];
+  snprintf(p, sizeof(p), "%s%s", dbpath, suffix);
+  struct stat sb;
+  return stat(p, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* Polls until `sql` yields `want` (housekeeping runs on the writer's own schedule). */
+static void wait_sql(const char *sql, int64_t want)
+{
+  int64_t v = -1;
+  for(int i = 0; i < 6000 && (v = sql_int(sql)) != want; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  ck_assert_msg(v == want, "%s: %lld, expected %lld", sql, (long long)v, (long long)want);
+}
+
+static void put_sessions(int from, int to, int nsteps)
+{
+  for(int i = from; i < to; i++) {
+    char sid[32];
+    snprintf(sid, sizeof(sid), "r%03d", i);
+    int dup;
+    ck_assert_int_eq(writer_put(wr, make_batch(sid, "b", nsteps), &dup), 0);
+  }
+}
+
+/* --max-sessions: the oldest go, their rows are purged and the pages given back to the file
+ * system (incremental vacuum): the file ends smaller than it was. */
+START_TEST(retention_max_sessions_reclaims_space)
+{
+  ck_assert_int_eq(writer_start(st, &mt, 64, 16, &wr), 0);
+  put_sessions(0, 6, 5000);
+  int64_t full = sql_int("PRAGMA page_count") * 4096; /* the database as read, WAL included */
+  store_limits l = {.max_sessions = 2};
+  writer_set_limits(wr, &l);
+  wait_sql("SELECT count(*) FROM sessions", 2);
+  wait_sql("SELECT count(*) FROM purge", 0);
+  wait_sql("SELECT count(*) FROM steps", 2 * 5000);
+  wait_sql("PRAGMA freelist_count", 0);
+  ck_assert_int_eq(stored("r004", "b") + stored("r005", "b"), 2); /* the newest stay */
+  ck_assert_int_eq(stored("r000", "b") + stored("r003", "b"), 0);
+  ck_assert_int_eq(atomic_load(&mt.retention_deleted[RETENTION_SESSIONS]), 4);
+  ck_assert_int_gt(atomic_load(&mt.reclaimed_bytes), 0);
+  /* the file shrinks once the idle checkpoint copied the vacuum back */
+  int64_t now = full;
+  for(int i = 0; i < 3000 && (now = file_bytes("")) >= full / 2; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  ck_assert_msg(now < full / 2, "file %lld bytes, was %lld", (long long)now, (long long)full);
+}
+END_TEST
+
+/* --max-db-size: oldest first until the used pages fit, never the newest session. */
+START_TEST(retention_max_db_size)
+{
+  ck_assert_int_eq(writer_start(st, &mt, 64, 16, &wr), 0);
+  put_sessions(0, 10, 5000);
+  int64_t used = sql_int("SELECT (SELECT page_count FROM pragma_page_count()) - "
+                         "(SELECT freelist_count FROM pragma_freelist_count())") * 4096;
+  store_limits l = {.max_db_bytes = used / 3};
+  writer_set_limits(wr, &l);
+  int64_t now = used;
+  for(int i = 0; i < 6000 && (now = sql_int("SELECT (SELECT page_count FROM pragma_page_count()) - "
+      "(SELECT freelist_count FROM pragma_freelist_count())") * 4096) > used / 3; i++)
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  ck_assert_msg(now <= used / 3, "used %lld bytes, limit %lld", (long long)now, (long long)(used / 3));
+  wait_sql("SELECT count(*) FROM purge", 0); /* the last round's counts are in the metrics */
+  ck_assert_int_eq(stored("r009", "b"), 1);
+  ck_assert_int_eq(stored("r000", "b"), 0);
+  int64_t gone = atomic_load(&mt.retention_deleted[RETENTION_SIZE]);
+  ck_assert_int_ge(gone, 6);
+  ck_assert_int_eq(sql_int("SELECT count(*) FROM sessions"), 10 - gone);
+  /* oldest first: what is left is the newest run of sessions */
+  ck_assert_int_eq(sql_int("SELECT min(id) = printf('r%03d', 10 - count(*)) FROM sessions"), 1);
+}
+END_TEST
+
+static atomic_int readers_stop;
+
+/* Keeps a read transaction open almost all the time, as a stream of overlapping requests
+ * does: the snapshot of each lasts 5 ms, the next starts at once. */
+static void *reader_main(void *arg)
+{
+  (void)arg;
+  while(!atomic_load(&readers_stop)) {
+    store_reader *r = store_reader_acquire(st);
+    arena a;
+    arena_init(&a);
+    store_session x;
+    store_find_session(r, "w000", &a, &x); /* starts the snapshot */
+    nanosleep(&(struct timespec){0, 5000000}, NULL);
+    arena_free(&a);
+    store_reader_release(st, r);
+  }
+  return NULL;
+}
+
+/* Defect 10: under continuous reads the WAL stays bounded (a few times the checkpoint
+ * threshold) while many times that is written. */
+START_TEST(wal_bounded_under_readers)
+{
+  store_close(st);
+  open_store(256); /* checkpoint past 1 MiB */
+  ck_assert_int_eq(writer_start(st, &mt, 64, 16, &wr), 0);
+  atomic_store(&readers_stop, 0);
+  pthread_t t[2];
+  for(int i = 0; i < 2; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, reader_main, NULL), 0);
+  int64_t max_wal = 0;
+  for(int i = 0; i < 200; i++) {
+    char sid[32];
+    snprintf(sid, sizeof(sid), "w%03d", i);
+    int dup;
+    ck_assert_int_eq(writer_put(wr, make_batch(sid, "b", 5000), &dup), 0);
+    int64_t wal = file_bytes("-wal");
+    if(wal > max_wal)
+      max_wal = wal;
+  }
+  atomic_store(&readers_stop, 1);
+  for(int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  int64_t db = file_bytes("");
+  fprintf(stderr, "wal_bounded_under_readers: database %lld bytes, largest WAL %lld bytes, gauge %lld\n",
+          (long long)db, (long long)max_wal, (long long)atomic_load(&mt.wal_bytes));
+  ck_assert_int_gt(db, 8 << 20);          /* written: many times the threshold */
+  ck_assert_int_lt(max_wal, 4 << 20);     /* the WAL: a few times the 1 MiB threshold */
+  ck_assert_int_gt(atomic_load(&mt.wal_bytes), 0);
+  ck_assert_int_le(atomic_load(&mt.wal_bytes), max_wal);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("writer");
@@ -248,6 +403,9 @@ int main(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, full_mid_group_loses_nothing_acknowledged);
   tcase_add_test(tc, full_disk_recovers_after_delete);
+  tcase_add_test(tc, retention_max_sessions_reclaims_space);
+  tcase_add_test(tc, retention_max_db_size);
+  tcase_add_test(tc, wal_bounded_under_readers);
   suite_add_tcase(s, tc);
   return check_run(s);
 }
