@@ -59,7 +59,15 @@ function plotWidth() {
   return Math.max(tl.GUTTER + 100, el.scroll.clientWidth);
 }
 
+// The label column is 240 px, but a toolbar docks its panel ~400 px wide: there a fixed column
+// would leave the plot ~130 px, so a narrow embed gives the labels 30% (at least 96 px).
+function fitGutter() {
+  const w = el.scroll.clientWidth;
+  tl.setGutter(embed && w < 700 ? Math.max(96, Math.round(w * 0.3)) : 240);
+}
+
 function geom() {
+  fitGutter();
   return tl.geometry(plotWidth(), st.view);
 }
 

@@ -8,7 +8,10 @@ import * as axis from './axis.js';
 import { LANE_H } from './lanes.js';
 import * as fmt from './format.js';
 
-export const GUTTER = 240;       // px of the label column left of the plot
+// px of the label column left of the plot: 240, less in a narrow embed (setGutter). A live
+// binding: every module reading tl.GUTTER sees the width of the last layout.
+export let GUTTER = 240;
+export function setGutter(px) { GUTTER = px; }
 export const AXIS_H = 26;
 export const BLOCKS_H = 18;
 export const LAG_H = 34;

@@ -269,6 +269,23 @@ test('embed mode fits a 400 px iframe and links to the full view', async () => {
   await screenshot(page, 'embed.png');
 });
 
+test('a narrow embed (the toolbar docked at the side) gives the plot most of the width', async () => {
+  // litestar-debug-toolbar docks its panel 400 px wide: the frame is ~366 px. A 240 px label
+  // column would leave the plot ~126 px; the embed narrows the labels to 30% there.
+  const page = await open('?embed=1', { width: 366, height: 400 });
+  const xs = await page.$$eval('#head .axis-label', (ls) => ls.map((l) => Number(l.getAttribute('x'))));
+  const zero = Math.min(...xs);
+  assert.ok(zero >= 96 && zero <= 0.35 * 366, `plot starts at ${zero} px of 366`);
+  assert.equal(await page.locator('#lanes .lane').count(), 5);
+  const labels = await page.$$eval('#lanes .lane-label', (ls) => ls.map((l) => l.textContent));
+  assert.ok(labels.every((t) => t.length > 0), `every lane keeps a label: ${labels}`);
+  // the full page keeps its 240 px column however narrow
+  const full = await open('', { width: 366, height: 400 });
+  const fxs = await full.$$eval('#head .axis-label', (ls) => ls.map((l) => Number(l.getAttribute('x'))));
+  assert.ok(Math.min(...fxs) >= 240, `full page plot starts at ${Math.min(...fxs)}`);
+  await screenshot(page, 'embed-narrow.png');
+});
+
 test('dark theme follows prefers-color-scheme', async () => {
   const page = await open('', { colorScheme: 'dark' });
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
