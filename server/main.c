@@ -42,6 +42,11 @@ static const char usage[] =
   "  --request-timeout S    seconds for a request's headers and body to arrive, counted from the\n"
   "                         connection's opening or the previous answer (default 30)\n"
   "  --idle-timeout S       seconds a connection may send nothing (default 30)\n"
+  "  --max-sessions N       keep the newest N sessions, delete older ones (default: no limit)\n"
+  "  --max-age DURATION     delete sessions whose latest batch is older, e.g. 3600, 90m, 12h, 7d\n"
+  "                         (s, m, h, d suffixes; default: no limit)\n"
+  "  --max-db-size SIZE     delete the oldest sessions while the data exceeds SIZE, e.g. 512M, 2G\n"
+  "                         (K, M, G suffixes; never the newest session; default: no limit)\n"
   "  --help                 this text\n"
   "  --version              the version\n";
 
@@ -55,7 +60,44 @@ typedef struct options {
   const char *allowed_hosts[HTTP_MAX_ALLOWED_HOSTS];
   int nallowed_hosts;
   int max_connections, max_per_ip, request_timeout, idle_timeout;
+  store_limits limits; /* retention (retention_option) */
 } options;
+
+/* The retention options: 1 taken (and *i moved past its value), 0 not one of them, -1 a bad
+ * value (said on stderr). A number with an optional unit suffix, at least 1. */
+static int retention_option(int argc, char **argv, int *i, options *o)
+{
+  static const struct { const char *name, *units, *example; int64_t mul[4]; } opts[] = {
+    {"--max-sessions", "", "1000", {1}},
+    {"--max-age", "smhd", "3600, 90m, 12h or 7d", {1, 60, 3600, 86400}},
+    {"--max-db-size", "KMG", "1048576, 512M or 2G", {1024, 1 << 20, 1 << 30}},
+  };
+  size_t k = 0;
+  while(k < sizeof(opts) / sizeof(opts[0]) && strcmp(argv[*i], opts[k].name))
+    k++;
+  if(k == sizeof(opts) / sizeof(opts[0]))
+    return 0;
+  if(*i + 1 >= argc) {
+    fprintf(stderr, "loopscope-server: %s needs a value\n", argv[*i]);
+    return -1;
+  }
+  const char *v = argv[++*i];
+  char *end = NULL;
+  long long n = (v[0] >= '0' && v[0] <= '9') ? strtoll(v, &end, 10) : 0;
+  int64_t mul = 1;
+  const char *u = end && *end ? strchr(opts[k].units, *end) : NULL;
+  if(u) {
+    mul = opts[k].mul[u - opts[k].units];
+    end++;
+  }
+  if(!end || *end || n < 1 || n > INT64_MAX / 2 / mul) {
+    fprintf(stderr, "loopscope-server: %s takes a positive number such as %s\n", opts[k].name, opts[k].example);
+    return -1;
+  }
+  int64_t *field[] = {&o->limits.max_sessions, &o->limits.max_age_s, &o->limits.max_db_bytes};
+  *field[k] = (int64_t)n * mul;
+  return 1;
+}
 
 /* The HTTP layer's connection and host options: 1 taken (and *i moved past its value), 0 not one
  * of them, -1 a bad value (said on stderr). */
@@ -157,6 +199,11 @@ static int parse_args(int argc, char **argv, options *o)
       printf("loopscope-server %s\n", LOOPSCOPE_VERSION);
       return 1;
     }
+    int rrc = retention_option(argc, argv, &i, o);
+    if(rrc < 0)
+      return -1;
+    if(rrc)
+      continue;
     int hrc = http_option(argc, argv, &i, o);
     if(hrc < 0)
       return -1;
@@ -312,6 +359,7 @@ int main(int argc, char **argv)
     store_close(s);
     return 1;
   }
+  writer_set_limits(w, &o.limits);
   http_config hc;
   memset(&hc, 0, sizeof(hc));
   hc.addr = (const struct sockaddr *)&addr;

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -130,7 +132,32 @@ struct store {
   int64_t next_retention_s; /* when retention is looked at next */
   int busy_timeout_ms;
   int wal_autocheckpoint;   /* pages: the writer checkpoints (RESTART) past this */
+  char *reserve;            /* "<db>-reserve": disk space kept for a full disk (NULL: no memory) */
+  int reserve_held;         /* the reserve file exists with its size */
 };
+
+/* A full disk: the last commits may have grown the database past its file in the WAL, so even
+ * a checkpoint needs new blocks, and without a checkpoint a delete's few pages cannot be written
+ * either. The reserve is a file of RESERVE_BYTES allocated at start; when housekeeping hits
+ * SQLITE_FULL it is deleted, which gives SQLite room to checkpoint, purge and vacuum; it is
+ * allocated again once housekeeping is done and the space is there. */
+#define RESERVE_BYTES ((off_t)4 << 20)
+
+static int reserve_make(store *s)
+{
+  if(!s->reserve)
+    return LS_ENOMEM;
+  int fd = open(s->reserve, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if(fd < 0)
+    return LS_EIO;
+  int rc = posix_fallocate(fd, 0, RESERVE_BYTES);
+  close(fd);
+  if(rc != 0) {
+    unlink(s->reserve);
+    return LS_EBUSY;
+  }
+  return 0;
+}
 
 /* Replaces SQLite's automatic checkpoint (a PASSIVE one inside the commit): it only records the
  * WAL's length, and writer.c calls store_maybe_checkpoint after each group. */
@@ -270,6 +297,10 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
   s->busy_timeout_ms = o->busy_timeout_ms;
   s->wal_autocheckpoint = o->wal_autocheckpoint;
   s->purge_pending = s->vacuum_pending = 1; /* left over from the last run, perhaps */
+  size_t rn = strlen(o->path) + sizeof("-reserve");
+  s->reserve = malloc(rn);
+  if(s->reserve)
+    snprintf(s->reserve, rn, "%s-reserve", o->path);
   s->path = strdup(o->path);
   s->readers = calloc((size_t)o->readers, sizeof(*s->readers));
   if(!s->path || !s->readers) {
@@ -342,6 +373,9 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
     store_close(s);
     return rc;
   }
+  s->reserve_held = reserve_make(s) == 0;
+  if(!s->reserve_held)
+    log_msg(LOG_WARN, "store: no room for the %lld-byte reserve %s-reserve", (long long)RESERVE_BYTES, o->path);
   *out = s;
   return 0;
 }
@@ -363,6 +397,9 @@ void store_close(store *s)
       log_msg(LOG_WARN, "store: final checkpoint: %s", sqlite3_errmsg(s->w));
     sqlite3_close(s->w);
   }
+  if(s->reserve_held)
+    unlink(s->reserve);
+  free(s->reserve);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->freed);
   free(s->readers);
@@ -874,6 +911,19 @@ static int apply_retention(store *s, const store_limits *l, int64_t now_s, int64
   return store_commit(s);
 }
 
+int store_release_reserve(store *s)
+{
+  if(!s->reserve_held || (sqlite3_extended_errcode(s->w) & 0xff) != SQLITE_FULL)
+    return 0;
+  unlink(s->reserve);
+  s->reserve_held = 0;
+  log_msg(LOG_WARN, "store: disk full: released the %lld-byte reserve for deletes and housekeeping",
+          (long long)RESERVE_BYTES);
+  /* the WAL may hold pages past the database's end: copy them back now there is room */
+  sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  return 1;
+}
+
 int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int64_t deleted[3],
                    int64_t *reclaimed)
 {
@@ -889,9 +939,16 @@ int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int
     rc = vacuum_some(s, 1024, reclaimed); /* 4 MiB of 4 KiB pages a step */
   if(!rc)
     rc = store_maybe_checkpoint(s, idle ? 0 : s->wal_autocheckpoint);
+  if(rc && store_release_reserve(s))
+    return 1; /* try again at once, with the room */
   if(rc)
     return rc;
-  return s->purge_pending || s->vacuum_pending;
+  int pending = s->purge_pending || s->vacuum_pending;
+  if(!pending && !s->reserve_held && idle && reserve_make(s) == 0) {
+    s->reserve_held = 1;
+    log_msg(LOG_INFO, "store: the disk reserve is allocated again");
+  }
+  return pending;
 }
 
 int64_t store_wal_bytes(store *s)

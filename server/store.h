@@ -57,6 +57,10 @@ int store_delete_session(store *s, const char *id);
 /* RESTART checkpoint when the WAL has grown past `pages` since the last one (waiting at most
  * 200 ms for readers); cheap otherwise. The writer calls it after every group. */
 int store_maybe_checkpoint(store *s, int pages);
+/* After a failure with SQLITE_FULL on the write connection: deletes the disk reserve
+ * ("<db>-reserve", 4 MiB allocated at open, allocated again by store_maintain once there is
+ * room) so that deletes and housekeeping can be written. 1 when it was released (try again). */
+int store_release_reserve(store *s);
 /* Bytes of the WAL file (0 when there is none, -1 out of memory). */
 int64_t store_wal_bytes(store *s);
 

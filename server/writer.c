@@ -112,6 +112,16 @@ static void write_group(writer *w, job *group, int n)
     }
   }
   for(job *j = group; j; j = j->next) {
+    /* A delete refused by a full disk: it is what frees space, so it gets the reserve. */
+    if(j->delete_id && j->result == LS_EBUSY && store_release_reserve(w->s)) {
+      job *next = j->next;
+      j->next = NULL;
+      if(write_together(w, j) != 0)
+        j->result = LS_EIO;
+      j->next = next;
+    }
+  }
+  for(job *j = group; j; j = j->next) {
     /* A job that failed for the storage's sake (a full disk, an I/O error, memory) is stored
      * nowhere and may succeed later: "busy, retry" (503 + Retry-After), not a broken request. */
     if(j->result == LS_EIO || j->result == LS_ENOMEM || j->result == LS_EBUSY) {
