@@ -39,7 +39,8 @@ curl -sf "$URL/healthz" >/dev/null || { echo "test-web: server not healthy on $U
 node tests/browser/seed.mjs "$URL" listed small hostile running large=2000 || { echo "test-web: seeding failed"; cat "$TMP/server.log"; exit 1; }
 
 mkdir -p artifacts/screenshots
-LOOPSCOPE_URL="$URL" LOOPSCOPE_SCREENSHOTS="$ROOT/artifacts/screenshots" \
+# login.test.mjs starts its own server (with --token) from LOOPSCOPE_SERVER_BIN
+LOOPSCOPE_URL="$URL" LOOPSCOPE_SCREENSHOTS="$ROOT/artifacts/screenshots" LOOPSCOPE_SERVER_BIN="$BIN" \
   node --test --test-concurrency=1 tests/browser/
 rc=$?
 if [ $rc -ne 0 ]; then echo "test-web: server log (tail):"; tail -n 40 "$TMP/server.log"; fi

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -43,6 +44,7 @@ struct http_server {
   struct MHD_Daemon *d;
   http_config cfg;
   char listen_host[256];  /* the --listen host, for the Host check; "" if none */
+  char cookie[65];        /* with --token: the login cookie's value, random per process */
   pthread_mutex_t conn_lock;  /* guards the list and every slot's fields */
   pthread_cond_t sweep_cv;
   conn_slot conns;            /* list head */
@@ -427,21 +429,32 @@ static enum MHD_Result send_json(http_server *h, struct MHD_Connection *c, req *
 
 /* ------------------------------------------------------------------ ingest */
 
-static int token_ok(http_server *h, struct MHD_Connection *c)
+/* a equals b, in time independent of where the first difference is */
+static int same_secret(const char *a, const char *b)
+{
+  size_t n = strlen(a), m = strlen(b);
+  unsigned diff = (unsigned)(n ^ m);
+  for(size_t i = 0; i < n; i++)
+    diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (m ? m : 1)];
+  return diff == 0;
+}
+
+#define COOKIE_NAME "loopscope_auth"
+
+/* With --token: the request carries 'Authorization: Bearer <token>', or (cookie_ok) the login
+ * cookie POST /login set in a browser. */
+static int token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok)
 {
   if(!h->cfg.token)
     return 1;
   const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  if(!a || strncasecmp(a, "Bearer ", 7) != 0)
-    return 0;
-  a += 7;
-  size_t n = strlen(a), m = strlen(h->cfg.token);
-  /* compare in time independent of where the first difference is */
-  unsigned diff = (unsigned)(n ^ m);
-  for(size_t i = 0; i < n; i++)
-    diff |= (unsigned char)a[i] ^ (unsigned char)h->cfg.token[i % (m ? m : 1)];
-  return diff == 0;
+  if(a && strncasecmp(a, "Bearer ", 7) == 0 && same_secret(a + 7, h->cfg.token))
+    return 1;
+  const char *k = cookie_ok ? MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE_NAME) : NULL;
+  return k && same_secret(k, h->cookie);
 }
+
+#define UNAUTHORIZED "a valid 'Authorization: Bearer <token>' header (or the page's login) is required"
 
 /* The media type of a header value, without parameters: "application/json; charset=utf-8". */
 static int media_is(const char *v, const char *type)
@@ -471,7 +484,7 @@ static size_t read_max(const http_server *h, const req *rq)
 /* What the headers alone decide about an ingest request. */
 static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *rq)
 {
-  if(!token_ok(h, c)) {
+  if(!token_ok(h, c, 0)) { /* collectors send the token; a browser's cookie does not ingest */
     rq->reject = 401;
     rq->reject_detail = "a valid 'Authorization: Bearer <token>' header is required";
     return;
@@ -724,8 +737,8 @@ static int is_get(const char *method)
 static enum MHD_Result route_api(http_server *h, struct MHD_Connection *c, req *rq, const char *rest,
                                  const char *method)
 {
-  if(!token_ok(h, c))
-    return send_error(h, c, rq, 401, "a valid 'Authorization: Bearer <token>' header is required", NULL);
+  if(!token_ok(h, c, 1))
+    return send_error(h, c, rq, 401, UNAUTHORIZED, NULL);
   if(!strcmp(rest, "ingest"))
     return send_error(h, c, rq, 405, "ingest takes POST", "POST");
   if(!strcmp(rest, "sessions")) {
@@ -784,6 +797,34 @@ static enum MHD_Result send_asset(http_server *h, struct MHD_Connection *c, req 
   return send_body(h, c, rq, 200, a->mime, copy, a->len, html);
 }
 
+/* POST /login with 'Authorization: Bearer <token>' (the login page's fetch): 204 and an HttpOnly,
+ * SameSite=Strict session cookie the API then accepts instead of the header; with
+ * 'X-Loopscope-Logout: 1' the cookie is cleared instead. */
+static enum MHD_Result handle_login(http_server *h, struct MHD_Connection *c, req *rq)
+{
+  if(!h->cfg.token)
+    return send_error(h, c, rq, 404, "this server has no --token: its pages need no login", NULL);
+  const char *out = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Loopscope-Logout");
+  int logout = out && !strcmp(out, "1");
+  if(!logout && !token_ok(h, c, 0))
+    return send_error(h, c, rq, 401, "wrong token", NULL);
+  char cookie[160];
+  snprintf(cookie, sizeof(cookie), COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict%s",
+           logout ? "" : h->cookie, logout ? "; Max-Age=0" : "");
+  struct MHD_Response *r = MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
+  if(!r)
+    return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  enum MHD_Result ok = MHD_queue_response(c, 204, r);
+  MHD_destroy_response(r);
+  rq->responded = 1;
+  metrics_add(&h->m->http_requests, 1);
+  log_msg(LOG_INFO, logout ? "a browser logged out" : "a browser logged in");
+  return ok;
+}
+
 static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, const char *url,
                              const char *method)
 {
@@ -804,9 +845,9 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
                   store_schema_version(h->s));
       return send_json(h, c, rq, 200, &out);
     }
-    if(!token_ok(h, c)) {
+    if(!token_ok(h, c, 1)) {
       jbuf_free(&out);
-      return send_error(h, c, rq, 401, "a valid 'Authorization: Bearer <token>' header is required", NULL);
+      return send_error(h, c, rq, 401, UNAUTHORIZED, NULL);
     }
     metrics_render(h->m, writer_queue_depth(h->w), store_db_bytes(h->s), &out);
     if(jbuf_status(&out)) {
@@ -817,8 +858,12 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
     char *p = jbuf_take(&out, &len);
     return send_body(h, c, rq, 200, "text/plain; version=0.0.4; charset=utf-8", p, len, 0);
   }
+  if(!strcmp(url, "/login") && !strcmp(method, MHD_HTTP_METHOD_POST))
+    return handle_login(h, c, rq);
   if(!is_get(method))
     return send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET", "GET, HEAD");
+  if(!strcmp(url, "/login"))
+    return send_asset(h, c, rq, "login.html");
   if(!strcmp(url, "/"))
     return send_asset(h, c, rq, "index.html");
   if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/'))
@@ -934,6 +979,15 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   if(n < 0 || (size_t)n >= sizeof(h->csp)) {
     free(h);
     return LS_ETOOBIG;
+  }
+  if(cfg->token) {
+    unsigned char rnd[32];
+    if(getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+      free(h);
+      return LS_EIO;
+    }
+    for(size_t i = 0; i < sizeof(rnd); i++)
+      snprintf(h->cookie + 2 * i, 3, "%02x", rnd[i]);
   }
   if(!cfg->listen || host_part(cfg->listen, h->listen_host, sizeof(h->listen_host)))
     h->listen_host[0] = '\0';

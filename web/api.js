@@ -12,6 +12,18 @@ export class ApiError extends Error {
 
 const BASE = '/api/v1';
 
+// `next` when it is a path on this server ('/...', not '//host' nor '/\\host'), else '/'.
+export function safeNext(next) {
+  return typeof next === 'string' && /^\/(?![/\\])/.test(next) ? next : '/';
+}
+
+// A server started with --token answers 401 until this browser has logged in (GET /login sets
+// an HttpOnly cookie the API accepts): go there, and come back to this page afterwards.
+function toLogin() {
+  const here = location.pathname + location.search + location.hash;
+  location.assign(`/login?next=${encodeURIComponent(here)}`);
+}
+
 async function getJson(path, signal) {
   const res = await fetch(path, { headers: { Accept: 'application/json' }, signal });
   let body = null;
@@ -22,6 +34,7 @@ async function getJson(path, signal) {
     if (err && err.name === 'AbortError') throw err;
     body = null;
   }
+  if (res.status === 401) toLogin();
   if (!res.ok) {
     const code = body && typeof body.error === 'string' ? body.error : 'http';
     const detail = body && typeof body.detail === 'string' ? body.detail : res.statusText;
@@ -77,6 +90,7 @@ export function exportUrl(id, format) {
 // The export as a Blob, or an ApiError when the server does not offer that format.
 export async function exportBlob(id, format) {
   const res = await fetch(exportUrl(id, format));
+  if (res.status === 401) toLogin();
   if (!res.ok) {
     let detail = res.statusText;
     try {
