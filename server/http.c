@@ -441,6 +441,31 @@ static int same_secret(const char *a, const char *b)
 
 #define COOKIE_NAME "loopscope_auth"
 
+/* The value of cookie `name` in a Cookie header ("a=1; name=v"), into out. -1 if absent or
+ * not shorter than cap. */
+static int cookie_value(const char *header, const char *name, char *out, size_t cap)
+{
+  size_t nl = strlen(name);
+  for(const char *p = header; *p;) {
+    while(*p == ' ' || *p == '\t' || *p == ';')
+      p++;
+    size_t len = strcspn(p, ";");
+    if(len > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+      const char *v = p + nl + 1;
+      size_t vn = len - nl - 1;
+      while(vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+        vn--;
+      if(vn >= cap)
+        return -1;
+      memcpy(out, v, vn);
+      out[vn] = '\0';
+      return 0;
+    }
+    p += len;
+  }
+  return -1;
+}
+
 /* With --token: the request carries 'Authorization: Bearer <token>', or (cookie_ok) the login
  * cookie POST /login set in a browser. */
 static int token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok)
@@ -450,8 +475,13 @@ static int token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok)
   const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
   if(a && strncasecmp(a, "Bearer ", 7) == 0 && same_secret(a + 7, h->cfg.token))
     return 1;
-  const char *k = cookie_ok ? MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE_NAME) : NULL;
-  return k && same_secret(k, h->cookie);
+  if(!cookie_ok)
+    return 0;
+  /* The Cookie header is read here rather than through MHD_COOKIE_KIND: libmicrohttpd 0.9.75
+   * reads uninitialised memory looking up a cookie whose value is empty (valgrind). */
+  const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+  char value[sizeof(h->cookie)];
+  return k && cookie_value(k, COOKIE_NAME, value, sizeof(value)) == 0 && same_secret(value, h->cookie);
 }
 
 #define UNAUTHORIZED "a valid 'Authorization: Bearer <token>' header (or the page's login) is required"
