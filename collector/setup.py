@@ -22,7 +22,7 @@ setup(
             "loopscope._core",
             sources=["ext/module.c", "ext/code.c", "ext/tasks.c", "ext/record.c", "ext/session.c",
                      "ext/factory.c", "ext/step.c", "ext/uvloop.c", "ext/request.c", "ext/lag.c",
-                     "ext/watchdog.c", "src/lsbuf.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"],
+                     "ext/watchdog.c", "ext/summary.c", "src/lsbuf.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"],
             include_dirs=["src"],
             libraries=["curl", "z", "pthread"],
             extra_compile_args=cflags,

@@ -3,6 +3,7 @@
  * time_step() (step.h) already sees. Each sample goes to every live session. */
 #include "lag.h"
 #include "session.h"
+#include "summary.h"
 
 /* Why no heartbeat timer: a timer of our own is visible to the program (loop._scheduled, a selector
  * that wakes every period) and breaks loops with a virtual clock, whose time is driven by a
@@ -82,6 +83,7 @@ static void lag_emit(uint64_t due, uint64_t d) {
     ev.t = rel(s, due);
     ev.d = d;
     emit(s, &ev);
+    if (s->sum) summary_lag(s->sum, d);
   }
 }
 
@@ -180,4 +182,5 @@ void lag_session_closing(session_obj *s, uint64_t t) {
   ev.t = rel(s, due);
   ev.d = t - due;
   emit(s, &ev);
+  if (s->sum) summary_lag(s->sum, ev.d);
 }

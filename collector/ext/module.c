@@ -8,6 +8,7 @@
 #include "request.h"
 #include "session.h"
 #include "step.h"
+#include "summary.h"
 #include "tasks.h"
 #include "uvloop.h"
 #include "watchdog.h"
@@ -22,7 +23,7 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   (void)mod;
   static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
                            "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", "asyncio_prefix",
-                           "meta", "get_running_loop", "hook_loop", NULL};
+                           "meta", "get_running_loop", "hook_loop", "offline", "sink", NULL};
   const char *url, *token = NULL;
   unsigned long long cap, max_tasks;
   int timeout_ms, flush_ms;
@@ -30,9 +31,11 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   PyObject *prefixes, *var, *aprefix;
   const char *meta_static = "";
   PyObject *get_loop = NULL, *hook = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|sOO", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
+  int offline = 0;
+  const char *sink = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|sOOpz", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
                                    &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var, &aprefix,
-                                   &meta_static, &get_loop, &hook))
+                                   &meta_static, &get_loop, &hook, &offline, &sink))
     return NULL;
   if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
   /* Everything that can fail comes before G.started = 1, and a failure undoes what was started:
@@ -49,7 +52,7 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   if (!(G.url_prefix = PyMem_Malloc(ulen + sizeof "/sessions/"))) return PyErr_NoMemory();
   memcpy(G.url_prefix, url, ulen);
   memcpy(G.url_prefix + ulen, "/sessions/", sizeof "/sessions/");
-  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0};
+  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0, offline, sink};
   int rc = start_failure == 1 ? LS_ESYS : LS_OK;
   if (!rc) {
     Py_BEGIN_ALLOW_THREADS
@@ -58,8 +61,11 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   }
   if (rc) {
     G.core = NULL;
-    PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender for %s: %s%s", url, ls_strerror(rc),
-                 rc == LS_EINVAL ? " (check the server URL and the token)" : "");
+    if (rc == LS_EINVAL && sink)
+      PyErr_Format(PyExc_OSError, "loopscope: cannot open %s for writing (or the server URL or token is invalid)", sink);
+    else
+      PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender for %s: %s%s", url, ls_strerror(rc),
+                   rc == LS_EINVAL ? " (check the server URL and the token)" : "");
     return NULL;
   }
   G.block_ns = (uint64_t)(blocking_ms * 1e6);
@@ -149,14 +155,15 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
   if (!G.started) return PyDict_New();
   ls_stats st;
   ls_collector_stats(G.core, &st);
-  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsK}", "events", (unsigned long long)st.events, "dropped",
+  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsKsKsK}", "events", (unsigned long long)st.events, "dropped",
                        (unsigned long long)st.dropped, "bytes_used", (unsigned long long)st.bytes_used,
                        "batches_sent", (unsigned long long)st.batches_sent, "batches_failed",
                        (unsigned long long)st.batches_failed, "posts_failed", (unsigned long long)st.posts_failed,
                        "retries", (unsigned long long)st.retries, "last_status", st.last_status, "tracked_tasks",
                        (Py_ssize_t)G.tab_len, "active_sessions", PyList_GET_SIZE(G.active), "sessions",
                        (unsigned long long)st.sessions, "sessions_pending", (unsigned long long)st.sessions_pending,
-                       "sessions_sending", (unsigned long long)st.sessions_sending);
+                       "sessions_sending", (unsigned long long)st.sessions_sending, "batches_saved",
+                       (unsigned long long)st.batches_saved, "sink_errors", (unsigned long long)st.sink_errors);
 }
 
 static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
@@ -316,6 +323,8 @@ static PyMethodDef module_methods[] = {
      "request_open(scope, send, name, header) -> Request: one ASGI request's session, open and current"},
     {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},
     {"now_ns", mod_now_ns, METH_NOARGS, "the collector's monotonic clock"},
+    {"summary_total", mod_summary_total, METH_VARARGS,
+     "summary_total(on): every session keeps a summary, added up at close; summary_total() -> dict or None"},
     {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
     {"_fail_next_start", mod_fail_next_start, METH_O, "make the next start() fail (tests)"},
     {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},

@@ -34,6 +34,7 @@
 
 typedef struct session_obj session_obj; /* session.h */
 typedef struct task_entry task_entry;   /* tasks.h */
+typedef struct ls_summary ls_summary;   /* summary.h */
 
 /* ---- module state ----------------------------------------------------------------------------
  * One collector per process, as the Python API allows only one install(): the state the files
@@ -68,6 +69,9 @@ typedef struct ls_module {
   /* session.c: the open sessions and the loop they last hooked */
   PyObject *active;                /* list of active sessions (module.c empties it after fork) */
   PyObject *hooked_loop;           /* strong: the loop hook_loop was last called for */
+  /* summary.c: every session keeps a summary (loopscope run), merged into sum_total at close */
+  int summary_all;
+  ls_summary *sum_total;
   /* tasks.c: the task table, open addressing by task pointer, linear probing */
   task_entry **tab;
   size_t tab_cap, tab_len;
@@ -80,6 +84,10 @@ typedef struct ls_module {
 #define CUR_SAVED_MAX 32
   task_entry *cur_saved[CUR_SAVED_MAX];
   int cur_depth;
+  /* step.c: a handle run untimed (no session was open when it started) in which a session
+   * adopted its task: timed from that moment (session.c starts the heartbeat) */
+  int untimed_depth;               /* untimed Handle._run calls in progress */
+  uint_fast64_t untimed_seq;       /* the heartbeat session.c started for it, 0: none */
   /* factory.c */
   int factory_depth;               /* task factory calls in progress (uvloop.c reads it) */
   /* lag.c (time_step reads them to call it only when there is something to do) */

@@ -3,6 +3,7 @@
  * Seeing when steps run is step.h's; reading what a coroutine waits on is code.c's. */
 #include "record.h"
 #include "session.h"
+#include "summary.h"
 
 /* The task's name without asking get_name() where possible: on 3.12+ a default name is kept as
  * an int and formatted on the first get_name(), which would cost more than the rest of a task's
@@ -70,6 +71,8 @@ void await_end(task_entry *e, uint64_t t) {
   }
   ev.line = e->await_line;
   emit(e->sess, &ev);
+  if (e->sess->sum && session_live(e->sess))
+    summary_await(e->sess->sum, e->await_at ? e->await_at->code : NULL, e->await_line, e->what, e->nwhat, ev.d);
 }
 
 static void set_what(task_entry *e, const char *p, size_t n) {
@@ -187,6 +190,11 @@ void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
   ev.t = rel(e->sess, t0);
   ev.d = t1 - t0;
   emit(e->sess, &ev);
+  step_after(e, t1);
+}
+
+/* After a step of e ending at t1: done, or the await point it suspended at. */
+void step_after(task_entry *e, uint64_t t1) {
   int st;
   /* A task is done after a step only when its coroutine finished: a frame state the samples at
    * setup showed to be a suspended one saves asking the task for its _state on every step. Any
@@ -223,4 +231,5 @@ void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject 
   ev.frames = frames;
   ev.nframes = n;
   emit(s, &ev);
+  if (s->sum && session_live(s)) summary_block(s->sum, id, ev.t, ev.d, stack);
 }

@@ -27,6 +27,9 @@ void task_finish(task_entry *e, int state, uint64_t t);
 void task_end_as(task_entry *e, int state, PyObject *exc, int status, uint64_t t);
 /* After a step of e from t0 to t1: the step event, then done or the await point. */
 void step_end(task_entry *e, uint64_t t0, uint64_t t1);
+/* step_end without the step event: a task adopted during its step (async with session, the
+ * middleware) gets the await point that step ends on. */
+void step_after(task_entry *e, uint64_t t1);
 /* A block of the loop from t0 to t1 in session s, in task id (0: none), with the stack the
  * watchdog captured (a list, or NULL). */
 void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack);

@@ -149,7 +149,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
   if (!req->sess || !(req->sess->id = PyUnicode_FromStringAndSize(idbuf, (Py_ssize_t)idn))) goto fail;
   req->sess->max_tasks = G.max_tasks;
-  int rc = session_begin(req->sess, nm, G.max_tasks);
+  int rc = session_begin(req->sess, nm, G.max_tasks, 0);
   if (rc) goto fail;
   if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;
   if (session_enter_loop(req->sess, loop, 1)) goto fail;

@@ -4,6 +4,7 @@
 #include "session.h"
 #include "lag.h"
 #include "record.h"
+#include "summary.h"
 #include "tasks.h"
 
 /* The session id prefix: "s-<16 hex>-", random per process (reset in a forked child), and the
@@ -22,6 +23,7 @@ static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
 
 static void session_dealloc(session_obj *self) {
   Py_XDECREF(self->id);
+  summary_free(self->sum);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -82,7 +84,7 @@ static void session_meta(ls_buf *out, ls_str n, uint64_t wall) {
 }
 
 /* Opens self as a session named name (a str) with a task cap. 0, or -1 with an exception set. */
-int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
+int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
   const char *id = PyUnicode_AsUTF8(self->id);
@@ -95,6 +97,10 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks) {
   int rc = meta.failed ? LS_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
   ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return -1; }
+  summary_free(self->sum);
+  /* without memory for it the session records as usual and _summary() answers None */
+  self->sum = with_summary || G.summary_all ? summary_new() : NULL;
+  self->end = 0;
   self->start = now_ns();
   self->max_tasks = max_tasks;
   self->active = 1;
@@ -127,12 +133,13 @@ static PyObject *session_rename_m(session_obj *self, PyObject *name) {
   Py_RETURN_NONE;
 }
 
-/* _open(name, max_tasks) */
+/* _open(name, max_tasks[, summary]) */
 static PyObject *session_open(session_obj *self, PyObject *args) {
   PyObject *name;
   unsigned long long max_tasks;
-  if (!PyArg_ParseTuple(args, "UK", &name, &max_tasks)) return NULL;
-  if (session_begin(self, str_of(name), max_tasks)) return NULL;
+  int with_summary = 0;
+  if (!PyArg_ParseTuple(args, "UK|p", &name, &max_tasks, &with_summary)) return NULL;
+  if (session_begin(self, str_of(name), max_tasks, with_summary)) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -183,6 +190,8 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
       entry_free(e); /* unlinks it from self->entries */
     }
     ls_session_close(self->ls, rel(self, t));
+    self->end = t;
+    if (self->sum && G.sum_total) summary_merge(G.sum_total, self->sum);
   }
   self->active = 0;
   self->ls = NULL;
@@ -202,6 +211,18 @@ static int adopt_task(session_obj *self, PyObject *task) {
   if (!coro) { PyErr_Clear(); return 0; }
   task_entry *e = register_task(self, task, coro, 0, self->start);
   Py_DECREF(coro); /* the task keeps it alive */
+  if (e && G.untimed_depth && !G.untimed_seq && !atomic_load(&G.hb_busy)) {
+    /* adopted inside a step the hook did not time (no session was open when it began): time the
+     * rest of it from now, as time_step would (the watchdog's heartbeat, the step in progress) */
+    uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed) + 1;
+    atomic_store_explicit(&G.hb_seq, seq, memory_order_relaxed);
+    atomic_store_explicit(&G.hb_start, self->start, memory_order_relaxed);
+    atomic_store_explicit(&G.hb_busy, 1, memory_order_release);
+    G.loop_tstate = PyThreadState_Get();
+    G.untimed_seq = seq;
+    G.cur = e;
+    G.cur_t0 = self->start;
+  }
   return e != NULL;
 }
 
@@ -254,7 +275,23 @@ PyObject *session_stats(session_obj *self, PyObject *unused) {
                        "active", self->active);
 }
 
+/* _summary() -> dict or None: what the session's summary kept (summary.c), with its duration
+ * (so far, while open). None when the session keeps none. */
+static PyObject *session_summary(session_obj *self, PyObject *unused) {
+  (void)unused;
+  if (!self->sum) Py_RETURN_NONE;
+  PyObject *d = summary_dict(self->sum);
+  if (!d) return NULL;
+  uint64_t end = self->end ? self->end : now_ns();
+  PyObject *v = Py_BuildValue("{sKsKsi}", "duration_ns", (unsigned long long)rel(self, end), "dropped_tasks",
+                              (unsigned long long)self->dropped_tasks, "active", self->active);
+  if (!v || PyDict_Update(d, v)) { Py_XDECREF(v); Py_DECREF(d); return NULL; }
+  Py_DECREF(v);
+  return d;
+}
+
 static PyMethodDef session_methods[] = {
+    {"_summary", (PyCFunction)session_summary, METH_NOARGS, "what the in-process summary kept, or None"},
     {"_open", (PyCFunction)session_open, METH_VARARGS, "open(meta_json, max_tasks)"},
     {"_close", (PyCFunction)session_close, METH_NOARGS, "end the session"},
     {"_enter_loop", (PyCFunction)session_enter, METH_O,

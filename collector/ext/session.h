@@ -18,6 +18,8 @@ struct session_obj {
   int active;
   unsigned generation;     /* fork generation the session was opened in */
   task_entry *entries;     /* live entries of this session's tasks */
+  ls_summary *sum;         /* what the summary needs (summary.h), or NULL: not kept */
+  uint64_t end;            /* monotonic ns at close, 0 while open */
 };
 
 extern PyTypeObject Session_Type;
@@ -39,7 +41,8 @@ size_t new_session_id(char buf[ID_MAX]);
 PyObject *mod_new_session_id(PyObject *mod, PyObject *unused);
 /* In a forked child: the next session id gets a new process prefix. */
 void session_ids_after_fork(void);
-int session_begin(session_obj *self, ls_str name, uint64_t max_tasks);
+/* Opens self; with_summary (or G.summary_all) keeps its summary in-process. 0, or -1. */
+int session_begin(session_obj *self, ls_str name, uint64_t max_tasks, int with_summary);
 /* Renames an open session (its next batch carries the name); nothing once closed. 0 or -1. */
 int session_rename(session_obj *self, PyObject *name);
 PyObject *session_close(session_obj *self, PyObject *unused);

@@ -78,9 +78,43 @@ static PyObject *call_orig_run(PyObject *handle) {
 
 static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)handle); }
 
+/* The end of an untimed step in which a session adopted the stepped task (session.c started the
+ * heartbeat then, seq): the step from the adoption, its await point or end, and a block in it,
+ * as time_step records them. A session closed inside the step reported its part already. */
+static void untimed_step_end(PyObject *cb, uint_fast64_t seq) {
+  uint64_t t1 = now_ns(), t0 = atomic_load(&G.hb_start);
+  atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
+  G.untimed_seq = 0;
+  G.cur = NULL;
+  G.cur_t0 = 0;
+  PyObject *et, *ev, *etb;
+  PyErr_Fetch(&et, &ev, &etb);
+  PyObject *task = cb ? task_of_callback(cb) : NULL;
+  task_entry *e = task && G.tab_len ? tab_find(task) : NULL;
+  if (e && session_live(e->sess)) {
+    session_obj *s = (session_obj *)Py_NewRef((PyObject *)e->sess);
+    uint64_t id = e->id;
+    step_end(e, t0, t1); /* may free e */
+    if (t1 - t0 >= G.block_ns) emit_block(s, id, t0, t1, G.block_seq == seq ? G.block_stack : NULL);
+    Py_DECREF(s);
+  }
+  Py_CLEAR(G.block_stack);
+  if (PyErr_Occurred()) PyErr_Clear();
+  PyErr_Restore(et, ev, etb);
+}
+
 static PyObject *handle_run(PyObject *self, PyObject *unused) {
   (void)unused;
-  if (!PyList_GET_SIZE(G.active)) return call_orig_run(self);
+  if (!PyList_GET_SIZE(G.active)) {
+    PyObject *cb = *(PyObject **)((char *)self + hook.off_callback);
+    Py_XINCREF(cb);
+    G.untimed_depth++;
+    PyObject *r = call_orig_run(self);
+    G.untimed_depth--;
+    if (G.untimed_seq && !G.untimed_depth) untimed_step_end(cb, G.untimed_seq);
+    Py_XDECREF(cb);
+    return r;
+  }
   return time_step(*(PyObject **)((char *)self + hook.off_callback), run_handle, self, self);
 }
 

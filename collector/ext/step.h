@@ -66,6 +66,8 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
     e = tab_find(task); /* the step may have closed the session and removed it */
     if (e) step_end(e, t0, t1);
     Py_DECREF(task);
+  } else if (task && G.tab_len && (e = tab_find(task)) && session_live(e->sess)) {
+    step_after(e, t1); /* adopted as a session's root during this step: where it waits now */
   }
   if (t1 - t0 >= G.block_ns) {
     PyObject *stack = G.block_seq == seq ? G.block_stack : NULL;

@@ -5,6 +5,7 @@
 #include "tasks.h"
 #include "record.h"
 #include "session.h"
+#include "summary.h"
 
 /* ---- an entry's watch on its task --------------------------------------------------------
  * An entry keys on a borrowed task pointer: a strong one would keep pending tasks alive and
@@ -116,6 +117,7 @@ void entry_free(task_entry *e) {
   if (e->sprev) e->sprev->snext = e->snext;
   else if (e->sess && e->sess->entries == e) e->sess->entries = e->snext;
   if (e->snext) e->snext->sprev = e->sprev;
+  if (e->sess && e->sess->sum) summary_task_gone(e->sess->sum);
   Py_XDECREF(e->sess);
   PyMem_Free(e);
 }
@@ -143,13 +145,19 @@ task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64
   e->parent = parent_id;
   e->created = rel(s, t);
   s->ntasks++;
+  if (s->sum) summary_task_started(s->sum);
   e->coro_info = coro_code_info(coro);
   e->snext = s->entries;
   if (s->entries) s->entries->sprev = e;
   s->entries = e;
   task_entry *old = tab_find(task); /* defensive: callers look the task up before registering */
   if (old) { tab_del(task); entry_free(old); }
-  if (tab_put(e) < 0) { entry_free(e); s->ntasks--; goto dropped; }
+  if (tab_put(e) < 0) {
+    entry_free(e); /* counted as gone again in the summary */
+    s->ntasks--;
+    if (s->sum && s->sum->tasks) s->sum->tasks--;
+    goto dropped;
+  }
   return e;
 dropped: /* over the cap or out of memory: not recorded, but counted, and the count reaches the
           * server as a drop event (the task's id, if one was taken, stays unused) */

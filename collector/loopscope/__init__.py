@@ -29,6 +29,8 @@ def install(server: str | None = None, **settings: Any) -> Settings:
     defaults (see loopscope.settings). With enabled=False nothing is hooked and nothing costs."""
     global _atexit_registered, _fork_registered
     if _state.settings is not None:
+        if _state.installed_by_run:  # `loopscope run` installed it before the program started
+            return _state.settings
         raise RuntimeError("loopscope: already installed; call loopscope.uninstall() first")
     if server is not None:
         settings["server"] = server
@@ -42,7 +44,8 @@ def install(server: str | None = None, **settings: Any) -> Settings:
                 max_tasks=cfg.max_tasks, sample_rate_ms=cfg.sample_rate_ms,
                 lib_prefixes=_state.lib_prefixes(cfg.library_paths), session_var=current_session,
                 asyncio_prefix=_state.asyncio_dir(), meta=_state.meta_static(cfg.service),
-                get_running_loop=asyncio.get_running_loop, hook_loop=_state.hook_loop)
+                get_running_loop=asyncio.get_running_loop, hook_loop=_state.hook_loop,
+                offline=cfg.offline, sink=cfg.sink)
     _state.settings = cfg
     _state.core = _core
     try:
@@ -74,7 +77,7 @@ def uninstall(timeout: float | None = None) -> bool:
         ms = int((cfg.exit_flush_ms / 1000 if timeout is None else timeout) * 1000)
         core.close_sessions()
         ok = core.flush(ms)
-        if not ok:
+        if not ok and not cfg.offline:
             st = core.stats()
             warnings.warn(f"loopscope: server {cfg.server} did not take every event before uninstall "
                           f"({st.get('dropped', 0)} dropped, last status {st.get('last_status')}); "

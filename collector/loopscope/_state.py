@@ -11,6 +11,7 @@ from typing import Any
 
 settings: Any = None   # Settings while installed
 core: Any = None       # loopscope._core while installed and enabled
+installed_by_run = False  # `loopscope run` (or the pytest plugin) installed it: install() returns its settings
 _orig_new_event_loop: Any = None
 _orig_set_task_factory: Any = None
 _orig_get_task_factory: Any = None

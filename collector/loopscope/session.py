@@ -14,10 +14,12 @@ current_session: contextvars.ContextVar = contextvars.ContextVar("loopscope_sess
 class Session:
     """A recorded session. Use `with` around asyncio.run(...) or `async with` inside a coroutine."""
 
-    def __init__(self, name: str = "", *, adopt_current_task: bool = True):
+    def __init__(self, name: str = "", *, adopt_current_task: bool = True, summary: bool = False):
         self.name = name or "session"
         self.id = _core.new_session_id()  # the middleware's sessions take theirs from there too
         self._adopt = adopt_current_task
+        self._want_summary = summary
+        self._summary: dict[str, Any] | None = None
         self._core = None
         self._token: contextvars.Token | None = None
 
@@ -36,7 +38,7 @@ class Session:
         if core is None:
             return
         s = core.Session(self.id)
-        s._open(self.name, _state.settings.max_tasks)
+        s._open(self.name, _state.settings.max_tasks, self._want_summary)
         self._core = s
         self._token = current_session.set(s)
 
@@ -49,7 +51,16 @@ class Session:
             self._token = None
         if self._core is not None:
             self._core._close()
+            self._summary = self._core._summary()
             self._core = None
+
+    def summary(self) -> dict[str, Any] | None:
+        """What the in-process summary kept (a session made with summary=True): tasks,
+        max_concurrency, blocks, top_blocks (with stacks), lag, hot_spots, duration_ns. None when
+        the session kept none (not installed, or not asked). loopscope.summary formats it."""
+        if self._core is not None:
+            return self._core._summary()
+        return self._summary
 
     def stats(self) -> dict[str, Any]:
         return self._core._stats() if self._core is not None else {}

@@ -23,6 +23,8 @@ class Settings:
     exit_flush_ms: int = 3000             # how long uninstall()/exit waits for the server
     service: str = ""
     library_paths: tuple = ()             # extra directories whose frames count as library code
+    offline: bool = False                 # ship nothing (no HTTP): record for the in-process summary
+    sink: str | None = None               # a file each batch is appended to (JSON Lines), before posting
 
 
 TOKEN_MAX = 4096  # LS_TOKEN_MAX of the C core
@@ -41,6 +43,8 @@ ENV = {
     "LOOPSCOPE_TIMEOUT_MS": "timeout_ms",
     "LOOPSCOPE_SERVICE": "service",
     "LOOPSCOPE_LIBRARY_PATHS": "library_paths",
+    "LOOPSCOPE_OFFLINE": "offline",
+    "LOOPSCOPE_SINK": "sink",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -75,7 +79,7 @@ def _convert(name: str, value: Any, kind: type) -> Any:
 _KINDS = {"enabled": bool, "server": str, "token": str, "await_threshold_ms": float,
           "blocking_threshold_ms": float, "max_tasks": int, "sample_rate_ms": float,
           "buffer_bytes": int, "timeout_ms": int, "flush_interval_ms": int, "exit_flush_ms": int,
-          "service": str, "library_paths": tuple}
+          "service": str, "library_paths": tuple, "offline": bool, "sink": str}
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,7 +93,7 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     for key, value in (overrides or {}).items():
         if key not in known:
             raise TypeError(f"loopscope: unknown setting {key!r}; known: {', '.join(sorted(known))}")
-        values[key] = value if value is None and key == "token" else _convert(key, value, _KINDS[key])
+        values[key] = value if value is None and key in ("token", "sink") else _convert(key, value, _KINDS[key])
     settings = replace(Settings(), **values)
     if not settings.server.startswith(("http://", "https://")):
         raise ValueError(f"loopscope: server {settings.server!r} must be an http:// or https:// URL")
@@ -97,6 +101,8 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
         raise ValueError(f"loopscope: blocking_threshold_ms={settings.blocking_threshold_ms!r} is too small: a step "
                          "that long counts as blocking the loop, so below 1 ms every step would be a block "
                          "(the default is 100; the debug toolbar uses async_blocking_threshold_ms)")
+    if settings.sink == "":
+        settings = replace(settings, sink=None)
     if settings.token == "":
         settings = replace(settings, token=None)
     if settings.token is not None:

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +64,7 @@ struct ls_collector {
   uint64_t batch_seq;
   ls_stats st;
   ls_http *http;
+  FILE *sink;                  /* cfg.sink_path opened for appending, or NULL (sender thread only) */
   uint64_t failed_seen;        /* batches_failed when the last flush returned */
   /* Sent chunks kept for reuse, one list per power-of-two size, while unsent and spare bytes
    * together stay within buffer_cap. The loop thread allocates chunks and the sender frees them
@@ -365,7 +367,15 @@ static void send_one(ls_collector *c, ls_session *s) {
   ls_buf_puts(&body, "]}");
 
   int delivered = 0, retryable = 1, backoff_ms = 100;
-  if (!body.failed) {
+  if (!body.failed && c->sink) { /* one line per batch, flushed: a crash later keeps what was written */
+    int ok = fwrite(body.p, 1, body.len, c->sink) == body.len && fputc('\n', c->sink) != EOF && fflush(c->sink) == 0;
+    pthread_mutex_lock(&c->mu);
+    if (ok) c->st.batches_saved++;
+    else c->st.sink_errors++;
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (!body.failed && c->cfg.offline) delivered = 1;
+  else if (!body.failed) {
     for (;;) {
       ls_http_result res = {0, -1};
       int rc = c->http ? ls_http_post(c->http, body.p, body.len, &res) : LS_ESYS;
@@ -452,7 +462,7 @@ static void *sender_main(void *arg) {
 }
 
 static int sender_start(ls_collector *c) {
-  int rc = ls_http_new(c->url, c->token, c->cfg.timeout_ms, &c->http);
+  int rc = c->cfg.offline ? LS_OK : ls_http_new(c->url, c->token, c->cfg.timeout_ms, &c->http);
   if (rc) return rc;
   c->stop = 0;
   c->giving_up = 0;
@@ -487,6 +497,8 @@ int ls_collector_new(const ls_config *cfg, ls_collector **out) {
   int rc = !c->url || (cfg->token && !c->token) ? LS_ENOMEM : LS_OK;
   c->cfg.url = c->url;
   c->cfg.token = c->token;
+  c->cfg.sink_path = NULL; /* not kept: only the open file is */
+  if (!rc && cfg->sink_path && !(c->sink = fopen(cfg->sink_path, "ab"))) rc = LS_EINVAL;
   if (!rc) rc = sender_start(c);
   if (rc) {
     ls_collector_free(c, 0); /* no thread, no sessions: only what was allocated above */
@@ -528,6 +540,7 @@ void ls_collector_free(ls_collector *c, int timeout_ms) {
   }
   if (live_collector == c) live_collector = NULL;
   ls_http_free(c->http);
+  if (c->sink) fclose(c->sink);
   ls_session *s = c->sessions;
   while (s) {
     ls_session *n = s->next;
@@ -577,6 +590,10 @@ int ls_collector_after_fork_child(ls_collector *c) {
   c->thread_running = 0;
   ls_http_free(c->http);
   c->http = NULL;
+  /* the sink is the parent's file: the child writes nothing there (every batch is flushed when
+   * written, so closing sends no buffered bytes of the parent's twice) */
+  if (c->sink) fclose(c->sink);
+  c->sink = NULL;
   int rc = sender_start(c);
   return rc;
 }

@@ -72,6 +72,10 @@ typedef struct ls_config {
   int flush_interval_ms;      /* how often the sender wakes without being asked (default 200) */
   int timeout_ms;             /* per request (default 5000) */
   size_t batch_max;           /* bytes of records per batch (default 512 KiB) */
+  int offline;                /* 1: no HTTP at all; batches count as delivered once encoded
+                               * (and written to the sink, if any): no server answered */
+  const char *sink_path;      /* NULL, or a file each encoded batch is appended to as one line
+                               * (JSON Lines) before it is posted: `loopscope run --save` */
 } ls_config;
 
 typedef struct ls_collector ls_collector;
@@ -81,6 +85,7 @@ typedef struct ls_stats {
   uint64_t events, dropped, bytes_used, batches_sent, batches_failed, posts_failed, retries;
   int last_status;            /* last HTTP status, 0 if the last attempt had no answer */
   uint64_t sessions, sessions_pending, sessions_sending;
+  uint64_t batches_saved, sink_errors; /* batches written to the sink, writes that failed */
 } ls_stats;
 
 /* Starts the sender thread. *out owns everything; free with ls_collector_free. */

@@ -1,0 +1,198 @@
+# test_cli.py — `loopscope run` / `python -m loopscope run` (a script, -m module, a console script
+# after --, --per-request) and `loopscope upload`, as subprocesses against the real server or with
+# none answering. The summary is checked for what is deterministic: counts, the culprit's
+# file:line and source, durations at least what the program measured itself.
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lstest import free_port
+
+SCRIPT = textwrap.dedent('''\
+    import asyncio, sys, time
+
+    async def fetch(i):
+        await asyncio.sleep(0.01)
+
+    async def main():
+        await asyncio.gather(*(fetch(i) for i in range(50)))
+        t0 = time.perf_counter()
+        time.sleep(0.12)
+        print("SLEPT", time.perf_counter() - t0, flush=True)
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    print("ARGV", sys.argv[1:], flush=True)
+    sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+''')
+BLOCK_LINE = 9
+
+
+def run(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.pop("LOOPSCOPE_SERVER", None)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "loopscope", *args], cwd=cwd, env=e, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def nowhere() -> str:
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+def check_summary(p: subprocess.CompletedProcess, script: str, shift: int = 0) -> None:
+    err = p.stderr
+    slept = float(re.search(r"SLEPT ([0-9.]+)", p.stdout).group(1))
+    assert "tasks: 51, at most 51 at once" in err, err
+    m = re.search(r"longest:\n\s+([0-9.]+) ms  (\S+) in main\n\s+time\.sleep\(0\.12\)", err)
+    assert m, err
+    assert m.group(2) == f"{script}:{BLOCK_LINE + shift}"
+    assert float(m.group(1)) >= slept * 1000 - 0.05  # printed with one decimal
+    assert re.search(rf"50x\s+max\s+[0-9.]+ ms\s+{re.escape(script)}:{4 + shift} in fetch: sleep", err), err
+    assert ", 0 dropped" in err
+
+
+def test_run_script_without_server(tmp_path):
+    (tmp_path / "prog.py").write_text(SCRIPT)
+    p = run(["run", "--server", nowhere(), "--blocking-threshold-ms", "50", "prog.py", "3", "x"], tmp_path)
+    assert p.returncode == 3, p.stderr            # the program's exit status
+    assert "ARGV ['3', 'x']" in p.stdout
+    assert "no server at" in p.stderr and "recording anyway" in p.stderr
+    check_summary(p, "prog.py")
+    assert "timeline:" not in p.stderr
+
+
+def test_run_with_server_ships_the_session(tmp_path, server):
+    (tmp_path / "prog.py").write_text(SCRIPT)
+    p = run(["run", "--server", server.url, "--blocking-threshold-ms", "50", "prog.py"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    check_summary(p, "prog.py")
+    sid = re.search(r"timeline: \S+/sessions/(\S+)", p.stderr).group(1)
+    data = server.session(sid)
+    assert len(data["tasks"]) == 51 and data["summary"]["name"] == "python prog.py"
+    assert len(data["blocks"]) == 1
+
+
+def test_save_then_upload(tmp_path, server):
+    (tmp_path / "prog.py").write_text(SCRIPT)
+    p = run(["run", "--server", nowhere(), "--save", "run.json", "prog.py"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "saved: run.json (1 session, 1 batch;" in p.stderr
+    lines = (tmp_path / "run.json").read_bytes().splitlines()
+    assert len(lines) == 1
+    batch = json.loads(lines[0])                       # the export format: one ingest-v1 batch
+    assert batch["v"] == 1 and batch["batch"] == f"export-{batch['session']}"
+    kinds = [e["k"] for e in batch["events"]]
+    assert kinds.count("task") == 51 and kinds[-1] == "end"
+    assert not list(tmp_path.glob(".loopscope-*"))     # the sender's file is gone
+    u = run(["upload", "run.json", "--server", server.url], tmp_path)
+    assert u.returncode == 0, u.stderr
+    assert u.stdout.strip() == f"{server.url}/sessions/{batch['session']}"
+    data = server.session(batch["session"])
+    assert len(data["tasks"]) == 51 and len(data["blocks"]) == 1
+    # split into several batches of the same session when larger than --save-batch-mb
+    p = run(["run", "--server", nowhere(), "--save", "big.json", "--save-batch-mb", "0.001", "prog.py"], tmp_path)
+    many = [json.loads(x) for x in (tmp_path / "big.json").read_bytes().splitlines()]
+    assert len(many) >= 2 and len({b["session"] for b in many}) == 1
+    assert len({b["batch"] for b in many}) == len(many)
+    assert sum(1 for b in many for e in b["events"] if e["k"] == "task") == 51
+
+
+def test_run_module_and_console_script(tmp_path):
+    pkg = tmp_path / "mypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(SCRIPT)
+    p = run(["run", "--server", nowhere(), "--blocking-threshold-ms", "50", "-m", "mypkg", "0", "m"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "ARGV ['0', 'm']" in p.stdout
+    check_summary(p, "mypkg/__main__.py")
+    assert "loopscope: python -m mypkg 0 m" in p.stderr
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "mytool"
+    tool.write_text(f"#!{sys.executable}\n" + SCRIPT)
+    tool.chmod(0o755)
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    p = run(["run", "--server", nowhere(), "--blocking-threshold-ms", "50", "--", "mytool", "0", "c"], tmp_path, env)
+    assert p.returncode == 0, p.stderr
+    assert "ARGV ['0', 'c']" in p.stdout
+    check_summary(p, "bin/mytool", shift=1)  # its #! line
+    (bindir / "notpy").write_text("#!/bin/sh\necho hi\n")
+    (bindir / "notpy").chmod(0o755)
+    p = run(["run", "--", "notpy"], tmp_path, env)
+    assert p.returncode != 0 and "is not a Python script" in p.stderr
+
+
+def test_per_request_wraps_the_app(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent('''\
+        import time
+        async def app(scope, receive, send):
+            time.sleep(0.06)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+    '''))
+    # a stand-in for an ASGI server: imports the app from its module:attr argument
+    (tmp_path / "serve.py").write_text(textwrap.dedent('''\
+        import asyncio, importlib, sys
+        mod, attr = sys.argv[1].split(":")
+        app = getattr(importlib.import_module(mod), attr)
+        print("WRAPPED", type(app).__name__, flush=True)
+        async def one(path):
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+            async def send(m):
+                pass
+            await app({"type": "http", "method": "GET", "path": path, "headers": []}, receive, send)
+        async def main():
+            for path in ("/a", "/b", "/c"):
+                await asyncio.create_task(one(path))
+        asyncio.run(main())
+    '''))
+    p = run(["run", "--per-request", "--server", nowhere(), "--blocking-threshold-ms", "30", "serve.py", "app:app"],
+            tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "WRAPPED LoopscopeMiddleware" in p.stdout
+    assert ", 3 sessions" in p.stderr, p.stderr
+    assert "blocked the loop 3 times" in p.stderr and "app.py:3 in app" in p.stderr
+    p = run(["run", "--per-request", "serve.py"], tmp_path)
+    assert p.returncode == 2 and "module:attr" in p.stderr
+
+
+def test_help_and_errors(tmp_path):
+    p = run(["run", "--help"], tmp_path)
+    assert p.returncode == 0
+    assert p.stdout.startswith("usage: loopscope run [options] scriptfile [arg] ...")
+    for flag in ("--per-request", "--save FILE", "--blocking-threshold-ms MS", "LOOPSCOPE_MAX_TASKS", "-m MODULE"):
+        assert flag in p.stdout
+    assert run([], tmp_path).returncode == 2
+    assert run(["run"], tmp_path).returncode == 2
+    p = run(["run", "missing.py"], tmp_path)
+    assert p.returncode == 2 and "no such file" in p.stderr
+    p = run(["run", "--max-tasks", "0", "x.py"], tmp_path)
+    assert p.returncode == 2
+    assert run(["nope"], tmp_path).returncode == 2
+
+
+def test_program_calling_install_runs_under_run(tmp_path):
+    (tmp_path / "p.py").write_text("import loopscope, asyncio\nloopscope.install(server='http://127.0.0.1:1')\n"
+                                   "asyncio.run(asyncio.sleep(0))\nprint('OK', flush=True)\n")
+    p = run(["run", "--server", nowhere(), "p.py"], tmp_path)
+    assert p.returncode == 0 and "OK" in p.stdout, p.stderr
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("loopscope", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("loopscope is not pip-installed in this interpreter's environment (PYTHONPATH build)")
+    p = subprocess.run([exe, "run", "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "usage: loopscope run" in p.stdout

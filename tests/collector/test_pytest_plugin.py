@@ -1,0 +1,135 @@
+# test_pytest_plugin.py — the pytest plugin (loopscope.pytest_plugin, entry point pytest11) run by
+# pytester in subprocesses: off unless asked, --loopscope-fail-on-block names the blocking line,
+# awaits and sync tests pass, --loopscope-report, xdist workers each record their own sessions.
+# Async tests run through anyio's pytest plugin (installed with starlette) on asyncio.
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+TESTS = textwrap.dedent('''\
+    import asyncio, time
+    import pytest
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    def anyio_backend():
+        return "asyncio"
+
+    async def test_blocks():
+        time.sleep(0.1)
+
+    async def test_awaits():
+        await asyncio.sleep(0.1)
+
+    def test_sync():
+        time.sleep(0.1)
+
+    async def test_blocks_in_helper():
+        await asyncio.sleep(0)
+        await helper()
+
+    async def helper():
+        time.sleep(0.12)
+''')
+
+
+def _entry_point() -> bool:
+    eps = importlib.metadata.entry_points()
+    group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", [])
+    return any(ep.value == "loopscope.pytest_plugin" for ep in group)
+
+
+def run(pytester, *args: str):
+    extra = [] if _entry_point() else ["-p", "loopscope.pytest_plugin"]
+    return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", *args, timeout=300)
+
+
+def test_off_unless_asked(pytester):
+    pytester.makepyfile(test_mod=TESTS)
+    r = run(pytester)
+    r.assert_outcomes(passed=4)
+    assert "loopscope" not in r.stdout.str()
+
+
+def test_fail_on_block_names_the_line(pytester):
+    pytester.makepyfile(test_mod=TESTS)
+    r = run(pytester, "--loopscope-fail-on-block=50", "--loopscope-server=http://127.0.0.1:1")
+    r.assert_outcomes(passed=2, failed=2)
+    out = r.stdout.str()
+    m = re.search(r"_+ test_blocks _+\nloopscope: the event loop was blocked for ([0-9.]+) ms "
+                  r"\(--loopscope-fail-on-block=50 ms\)\n  test_mod.py:11 in test_blocks\n    time.sleep\(0.1\)\n", out)
+    assert m, out
+    assert float(m.group(1)) >= 100.0
+    m = re.search(r"_+ test_blocks_in_helper _+\nloopscope: the event loop was blocked for ([0-9.]+) ms "
+                  r"\(--loopscope-fail-on-block=50 ms\)\n  test_mod.py:24 in helper\n    time.sleep\(0.12\)\n", out)
+    assert m, out
+    assert float(m.group(1)) >= 120.0
+    r.stdout.fnmatch_lines(["FAILED test_mod.py::test_blocks - loopscope: the event loop was blocked for *"])
+    assert "test_awaits" not in re.sub(r"PASSED.*", "", out.split("short test summary")[-1])
+
+
+def test_report_like_durations(pytester):
+    pytester.makepyfile(test_mod=TESTS)
+    r = run(pytester, "--loopscope-report", "--loopscope-report-count=3", "--loopscope-server=http://127.0.0.1:1")
+    r.assert_outcomes(passed=4)  # reporting fails nothing
+    r.stdout.fnmatch_lines([
+        "*loopscope: longest 3 blocks of the event loop*",
+        "*ms  test_mod.py:24 in helper  [[]test_mod.py::test_blocks_in_helper[]]",
+        "*time.sleep(0.12)",
+        "*ms  test_mod.py:11 in test_blocks  [[]test_mod.py::test_blocks[]]",
+        "*loopscope: slowest 3 await points (total time waiting)*",
+        "*ms        1x  max *ms  test_mod.py:14 in test_awaits: sleep",
+    ])
+
+
+def test_sessions_reach_a_server(pytester, server):
+    pytester.makepyfile(test_mod=TESTS)
+    xml = pytester.path / "out.xml"
+    r = run(pytester, "--loopscope", f"--loopscope-server={server.url}", f"--junitxml={xml}")
+    r.assert_outcomes(passed=4)
+    props = _props(xml)
+    assert set(props) == {"test_mod.py::test_blocks", "test_mod.py::test_awaits", "test_mod.py::test_blocks_in_helper"}
+    for nodeid, p in props.items():
+        data = server.session(p["session"])
+        assert data["summary"]["name"] == nodeid
+        assert p["url"] == f"{server.url}/sessions/{p['session']}"
+
+
+def _props(xml) -> dict:
+    out = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        for prop in case.iter("property"):
+            if prop.get("name") == "loopscope":
+                value = ast.literal_eval(prop.get("value"))
+                out[f"{case.get('file') or 'test_mod.py'}::{case.get('name')}"] = value
+    return out
+
+
+def test_xdist_workers_record_their_own_sessions(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_mod=TESTS + "".join(f"\nasync def test_more_{i}():\n    await asyncio.sleep(0.01)\n"
+                                                 for i in range(6)))
+    xml = pytester.path / "out.xml"
+    r = run(pytester, "-n", "2", "--loopscope-fail-on-block=50", "--loopscope-report",
+            "--loopscope-server=http://127.0.0.1:1", f"--junitxml={xml}")
+    r.assert_outcomes(passed=8, failed=2)
+    r.stdout.fnmatch_lines(["*loopscope: longest 10 blocks of the event loop*", "*test_mod.py:11 in test_blocks*"])
+    props = list(_props(xml).values())
+    assert len(props) == 9
+    sessions = [p["session"] for p in props]
+    assert len(set(sessions)) == len(sessions)
+    # a session id is "s-<process prefix>-<n>": one prefix per worker process that ran tests
+    prefixes = {s.rsplit("-", 1)[0] for s in sessions}
+    pids = {p["pid"] for p in props}
+    assert len(prefixes) == len(pids) >= 1
+    import os
+    assert os.getpid() not in pids
