@@ -127,6 +127,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
           oldest = p;
       if(oldest) {
         conn_drop(h, oldest);
+        metrics_add(&h->m->conn_dropped[CONN_DROP_FULL], 1);
         log_msg(LOG_DEBUG, "http: %d connections: dropped the oldest request still arriving (%lld ms)",
                 h->cfg.max_connections, (long long)(s->since_ms - oldest->since_ms));
       }
@@ -185,9 +186,11 @@ static void *sweeper_main(void *arg)
         conn_drop(h, p);
         n++;
       }
-    if(n)
+    if(n) {
+      metrics_add(&h->m->conn_dropped[CONN_DROP_DEADLINE], n);
       log_msg(LOG_DEBUG, "http: dropped %d connections whose request took over %d s to arrive", n,
               h->cfg.request_timeout_s);
+    }
   }
   pthread_mutex_unlock(&h->conn_lock);
   return NULL;
@@ -979,9 +982,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   atomic_fetch_sub(&h->active, 1);
 }
 
+/* libmicrohttpd refuses a connection past --max-per-ip (or its own ceiling) itself, saying only
+ * this, the same words for both (0.9.75): it is counted from the message. */
+#define MHD_REFUSED "Server reached connection limit"
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-  (void)cls;
+  http_server *h = cls;
+  if(!strncmp(fmt, MHD_REFUSED, sizeof(MHD_REFUSED) - 1))
+    metrics_add(&h->m->conn_dropped[CONN_DROP_REFUSED], 1);
   char line[512];
   vsnprintf(line, sizeof(line), fmt, ap);
   size_t n = strlen(line);
@@ -1055,11 +1064,13 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
     free(h);
     return LS_ENOMEM;
   }
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
+  /* ERROR_LOG: without it libmicrohttpd says nothing, and on_mhd_log counts its refusals */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
   if(cfg->addr->sa_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, /* first, or MHD says so */
                           MHD_OPTION_SOCK_ADDR, cfg->addr,
                           MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.idle_timeout_s,
@@ -1067,7 +1078,6 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
                           MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(cfg->max_per_ip > 0 ? cfg->max_per_ip : 0),
                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                           MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                           MHD_OPTION_END);
   if(!h->d) {
     pthread_cond_destroy(&h->sweep_cv);

@@ -3,6 +3,8 @@
 
 static const char *const retention_names[RETENTION_COUNT] = {"max_sessions", "max_age", "max_db_size"};
 
+static const char *const drop_names[CONN_DROP_COUNT] = {"request_timeout", "table_full", "refused"};
+
 static const char *const reject_names[REJECT_COUNT] = {
   "invalid", "too_large", "unsupported_media_type", "unauthorized", "unavailable", "internal",
 };
@@ -21,6 +23,8 @@ void metrics_init(metrics *m)
   for(int i = 0; i < RETENTION_COUNT; i++)
     atomic_init(&m->retention_deleted[i], 0);
   atomic_init(&m->reclaimed_bytes, 0);
+  for(int i = 0; i < CONN_DROP_COUNT; i++)
+    atomic_init(&m->conn_dropped[i], 0);
 }
 
 void metrics_set(atomic_llong *gauge, int64_t v)
@@ -65,6 +69,14 @@ void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out
                 (long long)atomic_load(&m->retention_deleted[i]));
   counter(out, "loopscope_reclaimed_bytes_total", "Bytes the database file gave back (incremental vacuum).",
           atomic_load(&m->reclaimed_bytes));
+  jbuf_puts(out, "# HELP loopscope_connections_dropped_total Connections closed without an answer: "
+                 "request_timeout (--request-timeout passed), table_full (the oldest request still arriving, "
+                 "to make room under --max-connections), refused (at accept: --max-per-ip, or the "
+                 "connection ceiling).\n"
+                 "# TYPE loopscope_connections_dropped_total counter\n");
+  for(int i = 0; i < CONN_DROP_COUNT; i++)
+    jbuf_printf(out, "loopscope_connections_dropped_total{reason=\"%s\"} %lld\n", drop_names[i],
+                (long long)atomic_load(&m->conn_dropped[i]));
   jbuf_printf(out, "# HELP loopscope_wal_bytes Bytes of the write-ahead log file.\n"
                    "# TYPE loopscope_wal_bytes gauge\nloopscope_wal_bytes %lld\n",
               (long long)atomic_load(&m->wal_bytes));

@@ -13,6 +13,9 @@ enum {
   REJECT_UNAVAILABLE, REJECT_INTERNAL, REJECT_COUNT
 };
 
+/* Why the HTTP layer closed a connection without an answer (http.c). */
+enum { CONN_DROP_DEADLINE, CONN_DROP_FULL, CONN_DROP_REFUSED, CONN_DROP_COUNT };
+
 /* Why retention deleted a session (--max-sessions, --max-age, --max-db-size). */
 enum { RETENTION_SESSIONS, RETENTION_AGE, RETENTION_SIZE, RETENTION_COUNT };
 
@@ -27,6 +30,7 @@ typedef struct metrics {
   atomic_llong wal_bytes;      /* gauge: size of the WAL file, set by the writer thread */
   atomic_llong retention_deleted[RETENTION_COUNT]; /* sessions deleted by each retention limit */
   atomic_llong reclaimed_bytes; /* bytes the database file shrank by (incremental vacuum) */
+  atomic_llong conn_dropped[CONN_DROP_COUNT]; /* connections closed unanswered, by reason */
 } metrics;
 
 void metrics_init(metrics *m);
