@@ -74,6 +74,10 @@ async def querier(port, idx, args, stop, stats):
             continue
         stats["query_lat"].append(time.perf_counter() - t0)
         stats[f"query_{status}"] += 1
+        if status == 404 and len(stats["not_found"]) < 5:
+            stats["not_found"].append(path)
+        if status == 404:
+            stats["last_404_s"] = time.monotonic() - stats["t_start"]
     conn.close()
 
 
@@ -100,8 +104,8 @@ async def run(server, args):
     stop = asyncio.Event()
     acked = set()
     stats = collections.defaultdict(int)
-    stats["ingest_lat"], stats["query_lat"] = [], []
-    t_start = time.monotonic()
+    stats["ingest_lat"], stats["query_lat"], stats["not_found"] = [], [], []
+    t_start = stats["t_start"] = time.monotonic()
     tasks = [asyncio.create_task(poster(server.port, i, args, stop, acked, stats)) for i in range(args.posters)]
     tasks += [asyncio.create_task(querier(server.port, i, args, stop, stats)) for i in range(args.queriers)]
     samp = asyncio.create_task(sampler(server, args, stop, acked, stats, t_start))
@@ -138,7 +142,10 @@ def main():
     res = check_db(db, acked)
 
     ingest = {k: v for k, v in stats.items() if k.startswith("ingest_") and k != "ingest_lat"}
-    query = {k: v for k, v in stats.items() if k.startswith("query_") and k != "query_lat"}
+    query = {k: v for k, v in stats.items() if k.startswith("query_") and k not in ("query_lat",)}
+    if stats["not_found"]:  # a session whose first batch is not committed yet
+        query["first 404 paths"] = stats["not_found"]
+        query["last 404 at s"] = round(stats["last_404_s"], 2)
     fivexx = sum(v for k, v in list(ingest.items()) + list(query.items()) if k[-3:].startswith("5"))
     il, ql = stats["ingest_lat"], stats["query_lat"]
     print(f"ingest answers: {dict(sorted(ingest.items()))}  ({len(acked) / elapsed:.0f} batches/s, "
