@@ -1,7 +1,8 @@
 /* arena.c — bump allocator (see arena.h): 64 KiB blocks, a larger request gets a block of its
- * own. Knows nothing of what is stored in it. */
+ * own, each counted against the arena's cap and its budget. Knows nothing of what is stored in it. */
 #include "arena.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,14 +16,70 @@ struct arena_block {
 
 enum { ARENA_BLOCK = 64 * 1024 };
 
+void membudget_init(membudget *b, long long limit)
+{
+  atomic_init(&b->used, 0);
+  b->limit = limit;
+}
+
+int membudget_take(membudget *b, size_t n)
+{
+  if(n > (size_t)LLONG_MAX / 2)
+    return -1;
+  long long now = atomic_fetch_add(&b->used, (long long)n) + (long long)n;
+  if(b->limit > 0 && now > b->limit) {
+    atomic_fetch_sub(&b->used, (long long)n);
+    return -1;
+  }
+  return 0;
+}
+
+void membudget_give(membudget *b, size_t n)
+{
+  atomic_fetch_sub(&b->used, (long long)n);
+}
+
+long long membudget_used(membudget *b)
+{
+  return atomic_load(&b->used);
+}
+
 void arena_init(arena *a)
 {
   a->head = NULL;
-  a->failed = 0;
+  a->failed = ARENA_OK;
+  a->cap = 0;
+  a->used = 0;
+  a->budget = NULL;
+}
+
+void arena_limit(arena *a, size_t cap, membudget *budget)
+{
+  a->cap = cap;
+  a->budget = budget;
+}
+
+int arena_charge(arena *a, size_t n)
+{
+  if(a->failed)
+    return -1;
+  if(a->cap && (n > a->cap || a->used > a->cap - n)) {
+    a->failed = ARENA_CAPPED;
+    return -1;
+  }
+  if(a->budget && membudget_take(a->budget, n)) {
+    a->failed = ARENA_NOBUDGET;
+    return -1;
+  }
+  a->used += n;
+  return 0;
 }
 
 void arena_free(arena *a)
 {
+  if(a->budget)
+    membudget_give(a->budget, a->used);
+  a->used = 0;
   arena_block *b = a->head;
   while(b) {
     arena_block *next = b->next;
@@ -41,9 +98,14 @@ static char *arena_take(arena *a, size_t n, size_t align)
   if(!b || b->cap - b->used < n || b->cap - b->used - n < pad) {
     pad = 0;
     size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+    if(cap > SIZE_MAX - sizeof(arena_block) || arena_charge(a, sizeof(arena_block) + cap))
+      return NULL;
     arena_block *nb = malloc(sizeof(*nb) + cap);
     if(!nb) {
-      a->failed = 1;
+      a->used -= sizeof(arena_block) + cap;
+      if(a->budget)
+        membudget_give(a->budget, sizeof(arena_block) + cap);
+      a->failed = ARENA_NOMEM;
       return NULL;
     }
     nb->used = 0;

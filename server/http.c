@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "arena.h"
 #include "assets.h"
 #include "export.h"
 #include "jbuf.h"
@@ -70,6 +71,7 @@ typedef struct req {
   size_t seen;           /* body bytes received, kept or not */
   int answer_now;        /* refused on its headers and not worth reading: answer at once */
   jbuf body;
+  size_t held;           /* bytes of body reserved in the memory budget */
   /* Work handed to the writer: the connection is suspended meanwhile, so the worker thread
    * serves other connections, and resumed from the writer thread when the job is answered. */
   int submitted;
@@ -514,6 +516,29 @@ static size_t read_max(const http_server *h, const req *rq)
   return (rq->ingest ? h->cfg.max_body : 0) + DISCARD_MAX;
 }
 
+#define NO_MEMORY "the server's memory for ingest requests and queued batches (--max-memory) is in use; retry later"
+
+/* Reserves in the memory budget what buf holds (its capacity) beyond *held: 0, or -1 when the
+ * budget is spent (nothing more reserved). */
+static int hold(http_server *h, const jbuf *buf, size_t *held)
+{
+  if(!h->cfg.budget || buf->cap <= *held)
+    return 0;
+  if(membudget_take(h->cfg.budget, buf->cap - *held))
+    return -1;
+  *held = buf->cap;
+  return 0;
+}
+
+/* Frees buf and gives its reservation back. */
+static void unhold(http_server *h, jbuf *buf, size_t *held)
+{
+  jbuf_free(buf);
+  if(h->cfg.budget && *held)
+    membudget_give(h->cfg.budget, *held);
+  *held = 0;
+}
+
 /* What the headers alone decide about an ingest request. */
 static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *rq)
 {
@@ -547,8 +572,19 @@ static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *
       const char *ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
       rq->answer_now = media_is(ex, "100-continue") || (uint64_t)len > read_max(h, rq);
     }
-    else
+    else if(h->cfg.budget && membudget_take(h->cfg.budget, (size_t)len + 1)) {
+      rq->reject = 503; /* the body is read and dropped, then answered */
+      rq->reject_detail = NO_MEMORY;
+    }
+    else {
+      rq->held = h->cfg.budget ? (size_t)len + 1 : 0;
       jbuf_grow(&rq->body, (size_t)len); /* one allocation instead of a chain of doublings */
+      if(hold(h, &rq->body, &rq->held)) {
+        unhold(h, &rq->body, &rq->held);
+        rq->reject = 503;
+        rq->reject_detail = NO_MEMORY;
+      }
+    }
   }
 }
 
@@ -575,8 +611,9 @@ static enum MHD_Result ingest_error(http_server *h, struct MHD_Connection *c, re
   return send_error(h, c, rq, status, detail, NULL);
 }
 
-/* Inflates a gzip body into out (bounded by max). 0, LS_ETOOBIG, LS_EINVAL, LS_ENOMEM. */
-static int gunzip(const char *in, size_t n, size_t max, jbuf *out)
+/* Inflates a gzip body into out (bounded by max), reserving what out holds in the memory budget
+ * (*held). 0, LS_ETOOBIG, LS_EINVAL, LS_ENOMEM, LS_EBUSY (the budget is spent). */
+static int gunzip(http_server *h, const char *in, size_t n, size_t max, jbuf *out, size_t *held)
 {
   z_stream z;
   memset(&z, 0, sizeof(z));
@@ -603,6 +640,10 @@ static int gunzip(const char *in, size_t n, size_t max, jbuf *out)
     if(jbuf_status(out)) {
       inflateEnd(&z);
       return jbuf_status(out);
+    }
+    if(hold(h, out, held)) {
+      inflateEnd(&z);
+      return LS_EBUSY;
     }
     if(rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
       inflateEnd(&z);
@@ -682,11 +723,14 @@ static enum MHD_Result handle_ingest(http_server *h, struct MHD_Connection *c, r
   const char *body = rq->body.data ? rq->body.data : "";
   size_t len = rq->body.len;
   jbuf plain;
+  size_t plain_held = 0;
   jbuf_init(&plain, h->cfg.max_body);
   if(rq->gzip) {
-    int zrc = gunzip(body, len, h->cfg.max_body, &plain);
+    int zrc = gunzip(h, body, len, h->cfg.max_body, &plain, &plain_held);
     if(zrc) {
-      jbuf_free(&plain);
+      unhold(h, &plain, &plain_held);
+      if(zrc == LS_EBUSY)
+        return ingest_error(h, c, rq, 503, NO_MEMORY);
       if(zrc == LS_ETOOBIG)
         return ingest_error(h, c, rq, 413, "body larger than the limit (--max-body) once decompressed");
       if(zrc == LS_EINVAL)
@@ -699,10 +743,14 @@ static enum MHD_Result handle_ingest(http_server *h, struct MHD_Connection *c, r
   char detail[256];
   ingest_batch *b = NULL;
   int rc = ingest_parse(body, len, &h->cfg.limits, &b, detail, sizeof(detail));
-  jbuf_free(&plain);
-  jbuf_free(&rq->body);
+  unhold(h, &plain, &plain_held);
+  unhold(h, &rq->body, &rq->held);
   if(rc == LS_EINVAL)
     return ingest_error(h, c, rq, 400, detail);
+  if(rc == LS_ETOOBIG)
+    return ingest_error(h, c, rq, 413, detail);
+  if(rc == LS_EBUSY)
+    return ingest_error(h, c, rq, 503, detail);
   if(rc)
     return ingest_error(h, c, rq, 500, "out of memory parsing the body");
   rq->events = b->events;
@@ -882,6 +930,8 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
       jbuf_free(&out);
       return send_error(h, c, rq, 401, UNAUTHORIZED, NULL);
     }
+    if(h->cfg.budget)
+      metrics_set(&h->m->memory_bytes, membudget_used(h->cfg.budget));
     metrics_render(h->m, writer_queue_depth(h->w), store_db_bytes(h->s), &out);
     if(jbuf_status(&out)) {
       jbuf_free(&out);
@@ -950,10 +1000,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if(rq->ingest && !rq->reject && rq->body.len + n > h->cfg.max_body) {
       rq->reject = 413;
       rq->reject_detail = "body larger than the limit (--max-body)";
-      jbuf_free(&rq->body);
+      unhold(h, &rq->body, &rq->held);
     }
-    if(rq->ingest && !rq->reject)
+    if(rq->ingest && !rq->reject) {
       jbuf_append(&rq->body, upload_data, n);
+      if(hold(h, &rq->body, &rq->held)) {
+        rq->reject = 503; /* the rest is read and dropped, then answered */
+        rq->reject_detail = NO_MEMORY;
+        unhold(h, &rq->body, &rq->held);
+      }
+    }
     if(rq->seen > read_max(h, rq)) {
       conn_receiving(h, c, 0);
       if(rq->reject == 403)
@@ -976,7 +1032,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   req *rq = *con_cls;
   if(!rq)
     return;
-  jbuf_free(&rq->body);
+  unhold(h, &rq->body, &rq->held);
   free(rq);
   *con_cls = NULL;
   atomic_fetch_sub(&h->active, 1);
@@ -1006,6 +1062,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   if(!h)
     return LS_ENOMEM;
   h->cfg = *cfg;
+  h->cfg.limits.budget = cfg->budget;
   h->s = s;
   h->w = w;
   h->m = m;

@@ -20,7 +20,11 @@ typedef struct http_config {
   size_t max_body;              /* bytes of an ingest body, after gzip decoding too */
   int threads;                  /* worker threads in the pool */
   const char *frame_ancestors;  /* the CSP frame-ancestors source list */
-  ingest_limits limits;
+  ingest_limits limits;         /* limits.budget: set from `budget` by http_start */
+  /* Memory shared by ingest requests in flight (raw and decoded bodies, parsed batches) and the
+   * batches queued for the writer (NULL: no limit); past it ingest answers 503 + Retry-After.
+   * Must outlive the writer's queue (the writer gives a batch's bytes back when it frees it). */
+  struct membudget *budget;
   /* DNS rebinding guard: the Host header must name localhost, an IP address, the host of
    * `listen` (HOST:PORT as given on the command line) or one of allowed_hosts ("*": any). */
   const char *listen;

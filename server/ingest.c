@@ -47,6 +47,8 @@ void ingest_default_limits(ingest_limits *lim)
   lim->max_exc = 16384;
   lim->max_frames = 256;
   lim->max_depth = 16;
+  lim->max_tree = (size_t)128 << 20;
+  lim->budget = NULL;
 }
 
 int ingest_utf8_ok(const char *str, size_t n)
@@ -525,6 +527,34 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
   return 0;
 }
 
+/* The error for an arena that refused memory: its cap (LS_ETOOBIG), the shared budget (LS_EBUSY)
+ * or malloc (LS_ENOMEM). */
+static int arena_error(parser *p, const arena *a)
+{
+  if(a->failed == ARENA_CAPPED) {
+    fail(p, "body: the parsed batch needs more than %zu bytes (each JSON value takes at least 64 bytes "
+            "once parsed): send smaller batches",
+         a->cap);
+    return LS_ETOOBIG;
+  }
+  if(a->failed == ARENA_NOBUDGET) {
+    fail(p, "the server's memory for batches being parsed and queued (--max-memory) is in use; retry later");
+    return LS_EBUSY;
+  }
+  return LS_ENOMEM;
+}
+
+/* n zeroed rows of size bytes from the arena, or NULL. */
+static void *rows(arena *a, size_t n, size_t size)
+{
+  if(n > SIZE_MAX / size)
+    return NULL;
+  void *p = arena_alloc(a, n * size);
+  if(p)
+    memset(p, 0, n * size);
+  return p;
+}
+
 static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
 {
   if(!cJSON_IsObject(root))
@@ -567,13 +597,14 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
   }
   b->events = n;
   memcpy(p->cap, count, sizeof(p->cap));
-  if((count[K_TASK] && !(b->tasks = calloc(count[K_TASK], sizeof(*b->tasks)))) ||
-     (count[K_STEP] && !(b->steps = calloc(count[K_STEP], sizeof(*b->steps)))) ||
-     (count[K_AWAIT] && !(b->awaits = calloc(count[K_AWAIT], sizeof(*b->awaits)))) ||
-     (count[K_BLOCK] && !(b->blocks = calloc(count[K_BLOCK], sizeof(*b->blocks)))) ||
-     (count[K_LAG] && !(b->lags = calloc(count[K_LAG], sizeof(*b->lags)))) ||
-     (count[K_DONE] && !(b->dones = calloc(count[K_DONE], sizeof(*b->dones)))))
-    return LS_ENOMEM;
+  /* The rows live in the batch's arena, so they count against its cap and budget too. */
+  if((count[K_TASK] && !(b->tasks = rows(b->json_arena, count[K_TASK], sizeof(*b->tasks)))) ||
+     (count[K_STEP] && !(b->steps = rows(b->json_arena, count[K_STEP], sizeof(*b->steps)))) ||
+     (count[K_AWAIT] && !(b->awaits = rows(b->json_arena, count[K_AWAIT], sizeof(*b->awaits)))) ||
+     (count[K_BLOCK] && !(b->blocks = rows(b->json_arena, count[K_BLOCK], sizeof(*b->blocks)))) ||
+     (count[K_LAG] && !(b->lags = rows(b->json_arena, count[K_LAG], sizeof(*b->lags)))) ||
+     (count[K_DONE] && !(b->dones = rows(b->json_arena, count[K_DONE], sizeof(*b->dones)))))
+    return arena_error(p, b->json_arena);
 
   jbuf stacks;
   jbuf_init(&stacks, 64u << 20);
@@ -585,7 +616,10 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
   }
   if(!rc && jbuf_status(&stacks))
     rc = jbuf_status(&stacks) == LS_ENOMEM ? LS_ENOMEM : fail(p, "events: block stacks too large");
+  size_t held = stacks.cap;
   b->stacks = jbuf_take(&stacks, NULL);
+  if(!rc && held && arena_charge(b->json_arena, held))
+    rc = arena_error(p, b->json_arena); /* the stack text counts too (freed with the batch) */
   return rc;
 }
 
@@ -634,17 +668,21 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
     return LS_ENOMEM;
   }
   arena_init(mem);
+  arena_limit(mem, lim->max_tree, lim->budget);
   b->json_arena = mem;
   pthread_once(&hooks_once, install_hooks);
+  int rc_fail;
   const char *end = NULL;
   parse_arena = mem;
   cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
   parse_arena = NULL;
   if(!root) {
-    int oom = mem->failed;
+    if(mem->failed) {
+      rc_fail = arena_error(&p, mem);
+      ingest_free(b);
+      return rc_fail;
+    }
     ingest_free(b);
-    if(oom)
-      return LS_ENOMEM;
     /* cJSON reports allocation failures as parse errors: the arena tells them apart */
     size_t at = end && end >= body ? (size_t)(end - body) : 0;
     return fail(&p, "body: not valid JSON (near byte %zu)", at);
@@ -667,12 +705,6 @@ void ingest_free(ingest_batch *b)
     arena_free(b->json_arena);
     free(b->json_arena);
   }
-  free(b->tasks);
-  free(b->steps);
-  free(b->awaits);
-  free(b->blocks);
-  free(b->lags);
-  free(b->dones);
-  free(b->stacks);
+  free(b->stacks); /* the rows were in the arena */
   free(b);
 }

@@ -14,6 +14,12 @@ typedef struct ingest_limits {
   size_t max_exc;     /* bytes of a done event's exc and of a frame's src */
   size_t max_frames;  /* frames in a block's stack */
   int max_depth;      /* nesting of arrays/objects anywhere in the body */
+  /* Bytes one parsed batch may hold: its JSON tree (cJSON nodes and strings, >= 64 bytes a value),
+   * row arrays and stack text; 0: no cap. Past it: LS_ETOOBIG. */
+  size_t max_tree;
+  /* Shared by every batch being parsed or waiting for the writer (NULL: none): the batch's bytes
+   * are reserved there until ingest_free. Exhausted: LS_EBUSY. */
+  struct membudget *budget;
 } ingest_limits;
 
 /* The largest integer of the contract, 2^53 - 1: numbers the server adds up saturate here. */
@@ -72,7 +78,9 @@ typedef struct ingest_batch {
 
 /* Parses and validates body[0..len). On success *out owns everything (ingest_free it) and
  * 0 is returned. On a bad batch LS_EINVAL is returned and detail receives the first bad field,
- * e.g. "events[12].t: expected an integer in [0, 2^53)"; LS_ENOMEM when memory ran out. */
+ * e.g. "events[12].t: expected an integer in [0, 2^53)"; LS_ETOOBIG when the parsed batch would
+ * pass lim->max_tree, LS_EBUSY when lim->budget ran out (detail says which); LS_ENOMEM when
+ * memory ran out. */
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len);
 void ingest_free(ingest_batch *b);

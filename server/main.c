@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -29,6 +30,12 @@ static const char usage[] =
   "  --db PATH              SQLite database file (default ./loopscope.db)\n"
   "  --token TOKEN          require 'Authorization: Bearer TOKEN' on the API (needed beyond loopback)\n"
   "  --max-body BYTES       largest ingest body, also after gzip decoding (default 16M; K/M suffixes)\n"
+  "  --max-memory SIZE      memory for ingest: bodies being read and decoded, batches being parsed and\n"
+  "                         batches queued for the writer, together (default 512M; K/M/G suffixes);\n"
+  "                         past it ingest answers 503 + Retry-After. At least 2 x --max-body +\n"
+  "                         --max-batch-memory\n"
+  "  --max-batch-memory SIZE  memory one parsed batch may take (default 128M; a JSON value takes 64\n"
+  "                         bytes or more once parsed); past it the batch is answered 413\n"
   "  --embed-origin ORIGIN  allow ORIGIN to frame the pages (repeatable; default:\n"
   "                         'self' http://127.0.0.1:* http://localhost:*)\n"
   "  --threads N            HTTP worker threads, each with its own read connection (default 4)\n"
@@ -52,7 +59,7 @@ static const char usage[] =
 
 typedef struct options {
   const char *listen, *db, *token, *log_level;
-  size_t max_body;
+  size_t max_body, max_memory, max_batch_memory;
   int threads, queue;
   char ancestors[2048];
   int custom_ancestors;
@@ -153,6 +160,8 @@ static int parse_size(const char *s, size_t *out)
     mul = 1024, end++;
   else if(*end == 'M' || *end == 'm')
     mul = 1024 * 1024, end++;
+  else if(*end == 'G' || *end == 'g')
+    mul = 1024 * 1024 * 1024, end++;
   if(*end || v == 0 || v > (1ull << 32) / mul)
     return -1;
   *out = (size_t)(v * mul);
@@ -181,6 +190,8 @@ static int parse_args(int argc, char **argv, options *o)
     o->token = NULL;
   o->log_level = "info";
   o->max_body = 16u << 20;
+  o->max_memory = (size_t)512 << 20;
+  o->max_batch_memory = (size_t)128 << 20;
   o->threads = 4;
   o->queue = 64;
   snprintf(o->ancestors, sizeof(o->ancestors), "%s", DEFAULT_ANCESTORS);
@@ -211,7 +222,8 @@ static int parse_args(int argc, char **argv, options *o)
       continue;
     int takes = !strcmp(a, "--listen") || !strcmp(a, "--db") || !strcmp(a, "--token") ||
                 !strcmp(a, "--max-body") || !strcmp(a, "--log-level") || !strcmp(a, "--embed-origin") ||
-                !strcmp(a, "--threads") || !strcmp(a, "--queue");
+                !strcmp(a, "--threads") || !strcmp(a, "--queue") || !strcmp(a, "--max-memory") ||
+                !strcmp(a, "--max-batch-memory");
     if(!takes) {
       fprintf(stderr, "loopscope-server: unknown option %s\n%s", a, usage);
       return -1;
@@ -240,6 +252,12 @@ static int parse_args(int argc, char **argv, options *o)
         return -1;
       }
     }
+    else if(!strcmp(a, "--max-memory") || !strcmp(a, "--max-batch-memory")) {
+      if(parse_size(v, !strcmp(a, "--max-memory") ? &o->max_memory : &o->max_batch_memory)) {
+        fprintf(stderr, "loopscope-server: %s takes a size such as 268435456, 256M or 1G (at most 4G)\n", a);
+        return -1;
+      }
+    }
     else if(!strcmp(a, "--threads") || !strcmp(a, "--queue")) {
       int is_threads = !strcmp(a, "--threads");
       int64_t n;
@@ -265,6 +283,13 @@ static int parse_args(int argc, char **argv, options *o)
       }
       o->custom_ancestors = 1;
     }
+  }
+  /* A request that could never fit would be answered 503 (retry) forever. */
+  if(o->max_memory < 2 * (o->max_body + 1) + o->max_batch_memory) {
+    fprintf(stderr, "loopscope-server: --max-memory (%zu bytes) must be at least 2 x --max-body + "
+                    "--max-batch-memory (%zu bytes): a body and its decoded copy and parsed batch must fit\n",
+            o->max_memory, 2 * (o->max_body + 1) + o->max_batch_memory);
+    return -1;
   }
   return 0;
 }
@@ -342,6 +367,8 @@ int main(int argc, char **argv)
 
   metrics m;
   metrics_init(&m);
+  membudget budget; /* outlives the writer: it gives queued batches' bytes back */
+  membudget_init(&budget, (long long)o.max_memory);
   store_options so;
   store_default_options(&so, o.db);
   so.readers = o.threads;
@@ -376,6 +403,8 @@ int main(int argc, char **argv)
   hc.request_timeout_s = o.request_timeout;
   hc.idle_timeout_s = o.idle_timeout;
   ingest_default_limits(&hc.limits);
+  hc.limits.max_tree = o.max_batch_memory;
+  hc.budget = &budget;
   http_server *h = NULL;
   rc = http_start(&hc, s, w, &m, &h);
   if(rc) {

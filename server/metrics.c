@@ -23,6 +23,7 @@ void metrics_init(metrics *m)
   for(int i = 0; i < RETENTION_COUNT; i++)
     atomic_init(&m->retention_deleted[i], 0);
   atomic_init(&m->reclaimed_bytes, 0);
+  atomic_init(&m->memory_bytes, 0);
   for(int i = 0; i < CONN_DROP_COUNT; i++)
     atomic_init(&m->conn_dropped[i], 0);
 }
@@ -77,6 +78,10 @@ void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out
   for(int i = 0; i < CONN_DROP_COUNT; i++)
     jbuf_printf(out, "loopscope_connections_dropped_total{reason=\"%s\"} %lld\n", drop_names[i],
                 (long long)atomic_load(&m->conn_dropped[i]));
+  jbuf_printf(out, "# HELP loopscope_memory_bytes Bytes held by ingest requests in flight and batches queued "
+                   "for the writer (bounded by --max-memory).\n"
+                   "# TYPE loopscope_memory_bytes gauge\nloopscope_memory_bytes %lld\n",
+              (long long)atomic_load(&m->memory_bytes));
   jbuf_printf(out, "# HELP loopscope_wal_bytes Bytes of the write-ahead log file.\n"
                    "# TYPE loopscope_wal_bytes gauge\nloopscope_wal_bytes %lld\n",
               (long long)atomic_load(&m->wal_bytes));

@@ -30,6 +30,7 @@ typedef struct metrics {
   atomic_llong wal_bytes;      /* gauge: size of the WAL file, set by the writer thread */
   atomic_llong retention_deleted[RETENTION_COUNT]; /* sessions deleted by each retention limit */
   atomic_llong reclaimed_bytes; /* bytes the database file shrank by (incremental vacuum) */
+  atomic_llong memory_bytes;   /* gauge: bytes held in the --max-memory budget */
   atomic_llong conn_dropped[CONN_DROP_COUNT]; /* connections closed unanswered, by reason */
 } metrics;
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "ingest.h"
 #include "check_run.h"
 
@@ -490,6 +491,45 @@ START_TEST(dropped_saturates)
 END_TEST
 
 
+/* Issue 11 defect 3: a batch's parsed form is capped (LS_ETOOBIG) and drawn from a shared
+ * budget (LS_EBUSY) that holds it until ingest_free. */
+START_TEST(parse_capped_and_budgeted)
+{
+  const char *head = "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":[],\"pad\":[";
+  size_t zeros = 100000, hl = strlen(head);
+  char *body = malloc(hl + 2 * zeros + 2);
+  ck_assert_ptr_nonnull(body);
+  memcpy(body, head, hl);
+  for(size_t i = 0; i < zeros; i++)
+    memcpy(body + hl + 2 * i, "0,", 2);
+  memcpy(body + hl + 2 * zeros - 1, "]}", 3);
+  size_t len = strlen(body);
+  ingest_limits l = lim;
+  ingest_batch *b = NULL;
+  char detail[256];
+  l.max_tree = 1 << 20; /* 100000 values need > 6.4 MB */
+  ck_assert_int_eq(ingest_parse(body, len, &l, &b, detail, sizeof(detail)), LS_ETOOBIG);
+  ck_assert_ptr_null(b);
+  ck_assert_str_eq(detail, "body: the parsed batch needs more than 1048576 bytes (each JSON value takes at "
+                           "least 64 bytes once parsed): send smaller batches");
+  membudget mb;
+  membudget_init(&mb, 4 << 20);
+  l.max_tree = 0;
+  l.budget = &mb;
+  ck_assert_int_eq(ingest_parse(body, len, &l, &b, detail, sizeof(detail)), LS_EBUSY);
+  ck_assert_str_eq(detail, "the server's memory for batches being parsed and queued (--max-memory) is in "
+                           "use; retry later");
+  ck_assert_int_eq(membudget_used(&mb), 0); /* a refused parse gives everything back */
+  membudget_init(&mb, 64 << 20);
+  ck_assert_int_eq(ingest_parse(body, len, &l, &b, detail, sizeof(detail)), 0);
+  long long held = membudget_used(&mb);
+  ck_assert_int_gt(held, 100000LL * 64); /* the tree, held while the batch lives */
+  ingest_free(b);
+  ck_assert_int_eq(membudget_used(&mb), 0);
+  free(body);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("ingest");
@@ -512,6 +552,7 @@ int main(void)
   tcase_add_test(tc, unknown_fields_ignored);
   tcase_add_test(tc, nul_in_strings_refused);
   tcase_add_test(tc, dropped_saturates);
+  tcase_add_test(tc, parse_capped_and_budgeted);
   suite_add_tcase(s, tc);
   return check_run(s);
 }
