@@ -3,8 +3,10 @@ schema/ingest-v1.schema.json is valid JSON Schema 2020-12 that accepts DESIGN.md
 and rejects what the server rejects; schema/openapi.yaml is OpenAPI 3.1 covering docs/api.md."""
 import copy
 import json
+import os
 import pathlib
 import re
+import subprocess
 
 import jsonschema
 import pytest
@@ -345,3 +347,39 @@ def test_live_repeat_and_unknown(live_server, openapi, registry):
     status, body = live_server("GET", "/api/v1/sessions/s-unknown")
     assert status == 404
     response_validator(openapi, registry, S, "get", "404").validate(json.loads(body))
+
+
+# ---- the server's --help and the documents name the same options ----
+
+def server_help():
+    binary = os.environ.get("LOOPSCOPE_SERVER")
+    if not binary or not os.path.exists(binary):
+        pytest.skip("LOOPSCOPE_SERVER not set to the built loopscope-server")
+    r = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0
+    return r.stdout
+
+
+def test_options_in_the_docs_exist_in_help():
+    """Every --option docs/api.md and README.md's "Using it" (the server's options; the rest of
+    the README names build and script options) name is one the binary's --help lists."""
+    helped = set(re.findall(r"--[a-z][a-z-]+", server_help()))
+    readme = (ROOT / "README.md").read_text().split("\n## Using it\n", 1)[1].split("\n## ", 1)[0]
+    for name, text in (("docs/api.md", API_MD.read_text()), ("README.md, Using it", readme)):
+        named = set(re.findall(r"--[a-z][a-z-]+", text))
+        assert named <= helped, (name, sorted(named - helped))
+
+
+def test_retention_options_documented_as_help_says():
+    """The retention options: in --help, in docs/api.md's and README's words, with the same unit
+    suffixes and examples."""
+    text, api, readme = server_help(), API_MD.read_text(), (ROOT / "README.md").read_text()
+    for opt in ("--max-sessions N", "--max-age DURATION", "--max-db-size SIZE"):
+        assert opt in text and opt in api and opt.split()[0] in readme, opt
+    for example in ("3600", "90m", "12h", "7d", "512M", "2G"):
+        assert example in text and example in api, example
+    assert "(s, m, h, d suffixes" in text and "`s`, `m`, `h`, `d`" in api
+    assert "(K, M, G suffixes" in text and "`K`, `M`, `G`" in api
+    for metric in ("loopscope_retention_deleted_sessions_total", "loopscope_reclaimed_bytes_total",
+                   "loopscope_wal_bytes", "loopscope_write_faults_total"):
+        assert metric in api and metric in OPENAPI.read_text(), metric
