@@ -54,8 +54,11 @@ def check_summary(p: subprocess.CompletedProcess, script: str, shift: int = 0) -
     slept = float(re.search(r"SLEPT ([0-9.]+)", p.stdout).group(1))
     assert "tasks: 51, at most 51 at once" in err, err
     m = re.search(r"longest:\n\s+([0-9.]+) ms  (\S+) in main\n\s+time\.sleep\(0\.12\)", err)
-    assert m, err
-    assert m.group(2) == f"{script}:{BLOCK_LINE + shift}"
+    if m is None:  # a loaded machine: the watchdog may not get the GIL before the block ends
+        m = re.search(r"longest:\n\s+([0-9.]+) ms  \(the watchdog could not take the stack\)", err)
+        assert m, err
+    else:
+        assert m.group(2) == f"{script}:{BLOCK_LINE + shift}"
     assert float(m.group(1)) >= slept * 1000 - 0.05  # printed with one decimal
     assert re.search(rf"50x\s+max\s+[0-9.]+ ms\s+{re.escape(script)}:{4 + shift} in fetch: sleep", err), err
     assert ", 0 dropped" in err
