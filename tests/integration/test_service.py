@@ -191,7 +191,10 @@ def test_wal_is_checkpointed_when_idle(server, tmp_path):
     while time.monotonic() < deadline:
         shutil.copyfile(server.db, copy)
         con = sqlite3.connect(copy)
-        n = con.execute("SELECT count(*) FROM batches").fetchone()[0]
+        try:
+            n = con.execute("SELECT count(*) FROM batches").fetchone()[0]
+        except sqlite3.DatabaseError:
+            n = -1  # copied while the checkpoint was writing the file (seen under valgrind): again
         con.close()
         os.unlink(copy)
         if n == 40:
