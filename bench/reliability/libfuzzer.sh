@@ -1,0 +1,42 @@
+#!/bin/bash
+# libfuzzer.sh — the tests/fuzz targets under libFuzzer (clang, coverage-guided) with ASan+UBSan,
+# each until --runs executions or --seconds, whichever first; prints executions, rate, coverage
+# and artifacts per target. Needs clang-14 and libclang-rt-14-dev (tests/fuzz/README.md).
+#
+#   bench/reliability/libfuzzer.sh [RUNS [SECONDS [TARGETS]]]    # default 10000000 3600 "ingest query"
+#
+# The build (build-libfuzzer-rel) is RelWithDebInfo (-O2: ~4x the executions of the Debug
+# recipe in tests/fuzz/README.md) with UBSan's pointer-overflow check off: clang reports
+# NULL + 0 in lod.c and query.c's timeline at once otherwise (tests/fuzz/crashes/README.md;
+# docs/RELIABILITY.md has the second site). Corpora grow in $FUZZ_OUT/corpus-<target> (kept
+# between runs: a second run continues); crash-*/leak-*/timeout-* files there are findings
+# (slow-unit-* only say an input took > 10 s, e.g. when the machine was busy).
+set -u
+cd "$(dirname "$0")/../.."
+RUNS=${1:-10000000}
+SECS=${2:-3600}
+TARGETS=${3:-"ingest query"}
+OUT=${FUZZ_OUT:-/tmp/ls-libfuzzer}
+B=build-libfuzzer-rel
+mkdir -p "$OUT"
+if [ ! -x $B/tests/fuzz/fuzz_query ]; then
+  CC=${CC:-clang-14} cmake -S . -B $B -DLOOPSCOPE_SANITIZE=OFF -DLOOPSCOPE_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOOPSCOPE_LIBFUZZER=ON \
+    "-DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=pointer-overflow -fno-sanitize-recover=all" \
+    -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined >/dev/null || exit 2
+  cmake --build $B -j2 --target fuzz_ingest fuzz_query >/dev/null || exit 2
+fi
+status=0
+for t in $TARGETS; do
+  mkdir -p "$OUT/corpus-$t" "$OUT/artifacts-$t"
+  $B/tests/fuzz/fuzz_$t -runs="$RUNS" -max_total_time="$SECS" -print_final_stats=1 \
+    -dict=tests/fuzz/$t.dict -artifact_prefix="$OUT/artifacts-$t/" \
+    "$OUT/corpus-$t" tests/fuzz/corpus/$t >"$OUT/$t.log" 2>&1
+  rc=$?
+  done_line=$(grep -a '^Done ' "$OUT/$t.log" | tail -1)
+  cov=$(grep -a -o 'cov: [0-9]* ft: [0-9]*' "$OUT/$t.log" | tail -1)
+  found=$(ls "$OUT/artifacts-$t" | grep -v '^slow-unit-' | wc -l)
+  echo "fuzz_$t: exit $rc; ${done_line:-no 'Done' line (stopped on a finding?)}; $cov; findings: $found (in $OUT/artifacts-$t)"
+  [ "$rc" = 0 ] && [ "$found" = 0 ] || status=1
+done
+exit $status
