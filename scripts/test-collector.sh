@@ -75,11 +75,22 @@ copy_collector "$cov"
 echo "--- coverage ($(basename "$venv"))"
 if (cd "$cov" && LOOPSCOPE_COVERAGE=1 "$venv/bin/python" setup.py -q build_ext --inplace >"$cov.build.log" 2>&1); then
   find "$cov" -name '*.gcda' -delete
-  rm -f "$cov/.coverage"
-  if ! (cd tests/collector && PYTHONPATH="$cov" COVERAGE_FILE="$cov/.coverage" \
-        "$venv/bin/python" -m coverage run --source="$cov/loopscope" -m pytest -q -p no:cacheprovider .); then
+  rm -f "$cov"/.coverage*
+  # `loopscope run` and the pytest plugin are tested in child processes (the CLI as users start
+  # it, pytester's runpytest_subprocess): coverage follows them (patch = subprocess, coverage
+  # >= 7.10) and the children's data files are combined before the report.
+  cat > "$cov/coveragerc" <<RC
+[run]
+source = $cov/loopscope
+patch = subprocess
+parallel = true
+data_file = $cov/.coverage
+RC
+  if ! (cd tests/collector && PYTHONPATH="$cov" COVERAGE_RCFILE="$cov/coveragerc" \
+        "$venv/bin/python" -m coverage run -m pytest -q -p no:cacheprovider .); then
     failed+=("tests under coverage")
   fi
+  COVERAGE_RCFILE="$cov/coveragerc" "$venv/bin/python" -m coverage combine -q "$cov" || failed+=("coverage combine")
   echo "C line coverage (collector/src, collector/ext):"
   gcovr -r "$cov" --filter "$cov/src/" --filter "$cov/ext/" --object-directory "$cov" --print-summary \
         --txt "$ROOT/artifacts/coverage-collector-c.txt" --fail-under-line 90 "$cov" >/dev/null
@@ -89,7 +100,7 @@ if (cd "$cov" && LOOPSCOPE_COVERAGE=1 "$venv/bin/python" setup.py -q build_ext -
   # the litestar-debug-toolbar panel cannot be imported beside fastapi-debug-toolbar: its lines
   # are measured by scripts/test-frameworks.sh, in the venvs that have that toolbar
   echo "Python line coverage (collector/loopscope, but litestar_toolbar.py and _ldt_embed.py):"
-  if ! COVERAGE_FILE="$cov/.coverage" "$venv/bin/python" -m coverage report --fail-under=90 \
+  if ! COVERAGE_RCFILE="$cov/coveragerc" "$venv/bin/python" -m coverage report --fail-under=90 \
        --omit='*/loopscope/litestar_toolbar.py,*/loopscope/_ldt_embed.py' | tee "$ROOT/artifacts/coverage-collector-py.txt"; then
     failed+=("Python coverage < 90%")
   fi
