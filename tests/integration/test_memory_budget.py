@@ -41,8 +41,21 @@ def vm_hwm_mib(pid):
 
 
 def post_bomb(s, body, out):
-    r = s.ingest(None, raw=body, headers={"Content-Encoding": "gzip"})
-    out.append((r.status, r.json().get("detail"), r.header("retry-after")))
+    # a generous deadline: eight of these at once on a sanitizer or coverage build beside other
+    # work take long; a failure is kept as a result (a thread's exception would be lost)
+    try:
+        r = s.request("POST", "/api/v1/ingest", body=body, timeout=300,
+                      headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        out.append((r.status, r.json().get("detail"), r.header("retry-after")))
+    except Exception as e:  # noqa: BLE001 - reported by the assertion on results
+        out.append(("exception", repr(e), None))
+
+
+def asan_factor(pid):
+    """2 for a server built with AddressSanitizer (its quarantine, 256 MiB by default, and the
+    redzones add to RSS: one run peaked at 962 MiB), else 1."""
+    with open(f"/proc/{pid}/maps") as f:
+        return 2 if "libasan" in f.read() else 1
 
 
 def test_one_gzip_bomb_is_refused_413(make_server):
@@ -87,11 +100,11 @@ def test_concurrent_gzip_bombs_stay_under_the_ceiling(make_server):
     print(f"\n8 x 3 gzip bombs ({len(body)} bytes each, 16 MiB decoded): answers {statuses}; "
           f"server VmHWM {base:.0f} MiB at start, {peak:.0f} MiB after (ceiling {CEILING_MIB}); "
           f"normal client: {served} batches stored, {retried} retries after 503")
-    assert len(results) == 24
+    assert len(results) == 24 and not [x for x in results if x[0] == "exception"], results
     for status, detail, retry in results:
         assert (status, detail) in [(413, TOO_LARGE), (503, NO_MEMORY_PARSE), (503, NO_MEMORY_HTTP)], (status, detail)
         assert (retry == "1") == (status == 503)
-    assert peak < CEILING_MIB, peak
+    assert peak < CEILING_MIB * asan_factor(s.proc.pid), peak
     assert served >= 1
     assert s.get_json("/api/v1/sessions/s-normal")["lag"]["samples"] == served
     assert s.metrics()["loopscope_memory_bytes"] == 0
