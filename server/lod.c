@@ -83,7 +83,7 @@ int lod_pick_longest(lod_item *items, size_t n, const lod_view *v, size_t *nout)
     kept++;
   }
   /* narrow: sort by group and keep each group's first, counting the group's size */
-  lod_item *narrow = items + wide;
+  lod_item *narrow = items ? items + wide : NULL; /* no arithmetic on NULL (n == 0): UB */
   size_t nn = kept - wide, out = wide;
   if (nn > 1) qsort(narrow, nn, sizeof *narrow, cmp_group);
   for (size_t i = 0; i < nn;) {

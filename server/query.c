@@ -755,7 +755,9 @@ static int timeline_body(const session_query *q)
         i2++;
       while(j2 < naw && aw[j2].task == task)
         j2++;
-      rc = write_lane(&c, task, st + i, i2 - i, aw + j, j2 - j, &first);
+      /* st or aw is NULL when it has no rows: no pointer arithmetic on it then (UB, UBSan's
+       * pointer-overflow check stopped the query fuzzer here) */
+      rc = write_lane(&c, task, i2 > i ? st + i : NULL, i2 - i, j2 > j ? aw + j : NULL, j2 - j, &first);
       i = i2;
       j = j2;
     }
