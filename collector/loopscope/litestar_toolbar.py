@@ -40,7 +40,6 @@ _subtitle: contextvars.ContextVar[str] = contextvars.ContextVar("loopscope_ldt_s
 # Await hot spots are the awaits of at least this long, grouped by file:line (the REST API's default).
 AWAIT_HOTSPOT_MS = 10.0
 
-_SCOPE = {"type": "http"}  # the toolbar gives panels no ASGI scope: the session is named later
 
 
 async def _no_send(message: Any) -> None:  # the request's send is the toolbar's, never ours
@@ -113,7 +112,9 @@ class LoopscopePanel(Panel):
         _warn_builtin_once(self._toolbar)
         t0 = time.perf_counter()
         try:
-            request = core.request_open(_SCOPE, _no_send, "request", False)
+            # the toolbar gives panels no ASGI scope: a scope of our own (request_open puts the
+            # request in its "state", so one per request) and the session is named later
+            request = core.request_open({"type": "http"}, _no_send, "request", False)
         except Exception as e:  # never break the app for the panel's sake
             log.warning("loopscope: cannot record this request: %s", e)
             return

@@ -28,6 +28,7 @@ import loopscope
 from loopscope import _ldt_embed
 from loopscope.litestar_toolbar import LoopscopePanel
 
+import lstest
 from lstest import AppServer, Server, by_coro, free_port, line_of
 
 READS: dict[str, list[float]] = {}          # tag -> the handler's clock reads around its block
@@ -315,12 +316,9 @@ def test_problems_are_said_in_one_sentence_and_the_toolbar_still_renders(server,
 def test_the_other_toolbars_panel_says_which_package_it_needs():
     """Both toolbars install the top-level `debug_toolbar`: here it is litestar-debug-toolbar, so
     the fastapi-debug-toolbar panel's import says so and names the panel to use instead."""
-    import subprocess
-    code = "try:\n    import loopscope.toolbar\nexcept ImportError as e:\n    print(e)\n"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "fastapi-debug-toolbar" in out.stdout and "litestar-debug-toolbar 1." in out.stdout
-    assert "loopscope.litestar_toolbar.LoopscopePanel" in out.stdout
+    said = lstest.import_error("loopscope.toolbar")
+    assert "fastapi-debug-toolbar" in said and "litestar-debug-toolbar 1." in said
+    assert "loopscope.litestar_toolbar.LoopscopePanel" in said
 
 
 @pytest.fixture

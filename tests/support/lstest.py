@@ -170,3 +170,14 @@ def line_of(func: Callable, marker: str) -> int:
         if marker in text:
             return start + i
     raise AssertionError(f"{marker!r} not in {func.__name__}")
+
+
+def import_error(module: str) -> str:
+    """What `import module` says as ImportError in a fresh interpreter (a toolbar panel's import
+    tells which debug_toolbar distribution is installed); fails when it raises something else."""
+    import subprocess
+    import sys
+    code = f"try:\n    import {module}\nexcept ImportError as e:\n    print(e)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
