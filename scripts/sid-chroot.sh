@@ -23,6 +23,26 @@ STAMP="$SID/.loopscope-$(printf '%s\n' "${PKGS[@]}" | sha1sum | cut -c1-12)"
 
 log() { echo "sid-chroot: $*" >&2; }
 
+# The work tree bound at the same path inside. A bind mount left by an earlier run may show a
+# tree that has since been deleted and cloned again at the same path (CI reuses the machine's
+# cache, not its clones): mountpoint(1) still says yes, but the root sees an empty, deleted
+# directory. So a probe file made in the tree must be visible through the mount, else re-bind.
+bind_work_tree() {
+  local probe
+  mkdir -p "$SID/$ROOT"
+  probe="$(mktemp "$ROOT/.sid-probe.XXXXXX")"
+  if ! [ -e "$SID/$probe" ]; then
+    if mountpoint -q "$SID/$ROOT"; then
+      log "re-binding $ROOT (the mount there showed another, deleted tree)"
+      umount -l "$SID/$ROOT"
+      mkdir -p "$SID/$ROOT"
+    fi
+    mount --bind "$ROOT" "$SID/$ROOT"
+  fi
+  rm -f "$probe"
+  [ -e "$SID/$ROOT/scripts/sid-chroot.sh" ] || { log "cannot bind $ROOT into $SID"; exit 1; }
+}
+
 prepare_mounts() { # bind what a build and a test run need; idempotent
   local d
   for d in proc dev dev/pts sys; do
@@ -33,8 +53,7 @@ prepare_mounts() { # bind what a build and a test run need; idempotent
       *) mount --bind "/$d" "$SID/$d" ;;
     esac
   done
-  mkdir -p "$SID/$ROOT"
-  mountpoint -q "$SID/$ROOT" || mount --bind "$ROOT" "$SID/$ROOT"
+  bind_work_tree
   mkdir -p "$SID/tmp" && chmod 1777 "$SID/tmp"
   cp -L /etc/resolv.conf "$SID/etc/resolv.conf" 2>/dev/null || true
   # pip inside trusts what the host trusts (a registry proxy may sign with a local CA)
