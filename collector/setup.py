@@ -1,7 +1,8 @@
 # setup.py — builds loopscope._core from the C core (src/) and the CPython module (ext/),
 # linking libcurl and zlib. LOOPSCOPE_COVERAGE=1 builds with gcov instrumentation for the tests;
 # LOOPSCOPE_WERROR=1 makes warnings errors (the project's own tests set it; a user's pip install
-# never does, so a newer compiler's new warning cannot break an install).
+# never does, so a newer compiler's new warning cannot break an install). LOOPSCOPE_SANITIZE=1
+# builds with ASan+UBSan (scripts/test-collector-asan.sh runs the suite against it).
 import os
 
 from setuptools import Extension, setup
@@ -15,6 +16,10 @@ lflags = []
 if os.environ.get("LOOPSCOPE_COVERAGE"):
     cflags += ["--coverage", "-O0"]
     lflags += ["--coverage"]
+if os.environ.get("LOOPSCOPE_SANITIZE"):
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    cflags += san + ["-O1", "-g"]
+    lflags += san
 
 setup(
     ext_modules=[

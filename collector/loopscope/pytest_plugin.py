@@ -120,7 +120,7 @@ class _Plugin:
         item.user_properties.append(prop)    # and the teardown's (junitxml writes those)
         if self.fail_ms is not None and report.passed and blocks and blocks[0]["d_ns"] > self.fail_ms * 1e6:
             b = blocks[0]
-            where = summ.where(b["file"], b["line"]) if b["file"] else "(no stack: the watchdog did not get the GIL)"
+            where = summ.where(b["file"], b["line"]) if b["file"] else "(no stack: the block ended before loopscope's watchdog thread got to run; a busy machine)"
             lines = [f"loopscope: the event loop was blocked for {summ.ms(b['d_ns'])} "
                      f"(--loopscope-fail-on-block={self.fail_ms:g} ms)",
                      f"  {where} in {b['func']}" if b["file"] else f"  {where}"]

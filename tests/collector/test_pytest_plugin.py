@@ -53,6 +53,17 @@ def run(pytester, *args: str):
     return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", *args, timeout=300)
 
 
+def run_with_stacks(pytester, *args: str):
+    """run(), again (at most 5 times) while a block came without its stack: the watchdog thread
+    takes the stack during the block and may not get a core in time on a loaded machine (seen
+    once on 3.12 beside the suite's other lanes). The blocks themselves are always measured."""
+    for _ in range(5):
+        r = run(pytester, *args)
+        if "(no stack" not in r.stdout.str():
+            break
+    return r
+
+
 def test_off_unless_asked(pytester):
     pytester.makepyfile(test_mod=TESTS)
     r = run(pytester)
@@ -62,7 +73,7 @@ def test_off_unless_asked(pytester):
 
 def test_fail_on_block_names_the_line(pytester):
     pytester.makepyfile(test_mod=TESTS)
-    r = run(pytester, "--loopscope-fail-on-block=50", "--loopscope-server=http://127.0.0.1:1")
+    r = run_with_stacks(pytester, "--loopscope-fail-on-block=50", "--loopscope-server=http://127.0.0.1:1")
     r.assert_outcomes(passed=2, failed=2)
     out = r.stdout.str()
     m = re.search(r"_+ test_blocks _+\nloopscope: the event loop was blocked for ([0-9.]+) ms "
@@ -79,7 +90,7 @@ def test_fail_on_block_names_the_line(pytester):
 
 def test_report_like_durations(pytester):
     pytester.makepyfile(test_mod=TESTS)
-    r = run(pytester, "--loopscope-report", "--loopscope-report-count=3", "--loopscope-server=http://127.0.0.1:1")
+    r = run_with_stacks(pytester, "--loopscope-report", "--loopscope-report-count=3", "--loopscope-server=http://127.0.0.1:1")
     r.assert_outcomes(passed=4)  # reporting fails nothing
     r.stdout.fnmatch_lines([
         "*loopscope: longest 3 blocks of the event loop*",
@@ -119,7 +130,7 @@ def test_xdist_workers_record_their_own_sessions(pytester):
     pytester.makepyfile(test_mod=TESTS + "".join(f"\nasync def test_more_{i}():\n    await asyncio.sleep(0.01)\n"
                                                  for i in range(6)))
     xml = pytester.path / "out.xml"
-    r = run(pytester, "-n", "2", "--loopscope-fail-on-block=50", "--loopscope-report",
+    r = run_with_stacks(pytester, "-n", "2", "--loopscope-fail-on-block=50", "--loopscope-report",
             "--loopscope-server=http://127.0.0.1:1", f"--junitxml={xml}")
     r.assert_outcomes(passed=8, failed=2)
     r.stdout.fnmatch_lines(["*loopscope: longest 10 blocks of the event loop*", "*test_mod.py:11 in test_blocks*"])
