@@ -104,11 +104,11 @@ class Server:
         assert r.status == status, (path, r.status, r.body[:500])
         return r.json()
 
-    def ingest(self, batch, headers=None, raw=None):
+    def ingest(self, batch, headers=None, raw=None, timeout=30.0):
         h = {"Content-Type": "application/json"}
         h.update(headers or {})
         body = raw if raw is not None else json.dumps(batch).encode()
-        return self.request("POST", "/api/v1/ingest", body=body, headers=h)
+        return self.request("POST", "/api/v1/ingest", body=body, headers=h, timeout=timeout)
 
     def metrics(self, headers=None):
         r = self.get("/metrics", headers=headers)
