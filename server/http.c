@@ -775,7 +775,7 @@ static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq,
   case LS_ETOOBIG: jbuf_free(out); return send_error(h, c, rq, 500, "the answer is too large", NULL);
   default:
     jbuf_free(out);
-    log_msg(LOG_WARN, "query failed (%d)", rc);
+    log_msg(LOG_WARN, "query failed: %s (%d)", ls_strerror(rc), rc);
     return send_error(h, c, rq, 500, "the query failed", NULL);
   }
 }

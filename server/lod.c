@@ -5,7 +5,8 @@
 
 #include <stdlib.h>
 
-#include "stats.h" /* LS_OK, LS_EINVAL */
+#include "errors.h" /* LS_OK, LS_EINVAL */
+#include "stats.h"
 
 static int view_ok(const lod_view *v) { return v && v->px >= 1 && v->to > v->from; }
 

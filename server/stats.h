@@ -7,9 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LS_OK 0
-#define LS_ENOMEM (-1)
-#define LS_EINVAL (-2)
+#include "errors.h"
 
 /* A task's lifetime: alive on the half-open interval [created, ended).
  * ended < 0 means "no done event": alive until the session's end. */

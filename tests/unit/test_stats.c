@@ -683,6 +683,26 @@ static Suite *stats_suite(void) {
   return s;
 }
 
+/* errors.h: one name per code, distinct, and a name for codes nobody defined. */
+START_TEST(strerror_names_every_code) {
+  const int codes[] = {LS_OK, LS_ENOMEM, LS_EINVAL, LS_ETOOBIG, LS_EBUSY, LS_EIO, LS_ENOTFOUND, LS_ESTOPPED};
+  const size_t n = sizeof codes / sizeof codes[0];
+  for(size_t i = 0; i < n; i++) {
+    ck_assert_str_ne(ls_strerror(codes[i]), "unknown error");
+    for(size_t j = 0; j < i; j++) {
+      ck_assert_int_ne(codes[i], codes[j]);
+      ck_assert_str_ne(ls_strerror(codes[i]), ls_strerror(codes[j]));
+    }
+  }
+  ck_assert_str_eq(ls_strerror(-1000), "unknown error");
+  ck_assert_str_eq(ls_strerror(7), "unknown error");
+}
+END_TEST
+
 int main(void) {
-  return check_run(stats_suite());
+  Suite *s = stats_suite();
+  TCase *c = tcase_create("errors");
+  tcase_add_test(c, strerror_names_every_code);
+  suite_add_tcase(s, c);
+  return check_run(s);
 }
