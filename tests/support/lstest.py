@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -34,11 +35,14 @@ class Server:
     """A running loopscope-server process and a tiny JSON client for its REST API."""
 
     def __init__(self, db: Path, port: int | None = None, token: str | None = None):
-        self.port = port or free_port()
+        # No port given: the server binds 127.0.0.1:0 and says which port it got (race-free,
+        # where picking a free port first and handing it over leaves a window to lose it).
+        self.port = port or 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = db
         self.token = token
         self.proc: subprocess.Popen | None = None
+        self.log = Path(f"{db}.server.log")
 
     def start(self) -> "Server":
         if not os.access(SERVER_BIN, os.X_OK):
@@ -47,17 +51,25 @@ class Server:
         args = [SERVER_BIN, "--listen", f"127.0.0.1:{self.port}", "--db", str(self.db)]
         if self.token:
             args += ["--token", self.token]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60  # a condition with a generous deadline: a loaded machine
         while time.monotonic() < deadline:
+            if not self.port:
+                m = re.findall(r"listening on http://127\.0\.0\.1:(\d+)/", self.log.read_text("utf-8", "replace"))
+                if m:
+                    self.port = int(m[-1])
+                    self.url = f"http://127.0.0.1:{self.port}"
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return self
+                if self.port:
+                    with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                        if r.status == 200:
+                            return self
             except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"loopscope-server exited: {self.proc.stderr.read().decode()[-2000:]}")
-                time.sleep(0.05)
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"loopscope-server exited: {self.log.read_text('utf-8', 'replace')[-2000:]}")
+            time.sleep(0.05)
         raise RuntimeError("loopscope-server did not answer /healthz within 60 s")
 
     def stop(self) -> None:
@@ -93,9 +105,9 @@ class AppServer:
 
     def __init__(self, app: Any, log_level: str = "warning"):
         import uvicorn  # here, not at the top: only the tests that serve an app need it
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio",
+        self.port = 0  # uvicorn binds 127.0.0.1:0; the port it got is read once it started
+        self.url = ""
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, loop="asyncio",
                                                     lifespan="off", log_level=log_level, access_log=False))
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 
@@ -105,6 +117,8 @@ class AppServer:
         while not self.server.started:
             assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
