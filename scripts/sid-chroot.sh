@@ -55,12 +55,20 @@ prepare_mounts() { # bind what a build and a test run need; idempotent
   done
   bind_work_tree
   mkdir -p "$SID/tmp" && chmod 1777 "$SID/tmp"
-  cp -L /etc/resolv.conf "$SID/etc/resolv.conf" 2>/dev/null || true
+  install_file /etc/resolv.conf "$SID/etc/resolv.conf" 2>/dev/null || true
   # pip inside trusts what the host trusts (a registry proxy may sign with a local CA)
   local ca
   for ca in "${PIP_CERT:-}" "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
-    [ -n "$ca" ] && [ -f "$ca" ] && { cp -L "$ca" "$SID/etc/loopscope-host-ca.crt"; break; }
+    [ -n "$ca" ] && [ -f "$ca" ] && { install_file "$ca" "$SID/etc/loopscope-host-ca.crt"; break; }
   done
+}
+
+# Copies SRC over DST only when they differ, by rename: commands already running inside read these
+# files at any time (every `run` prepares the mounts again), and a copy in place let one of them
+# read a half-written CA bundle (httpx: "ssl.SSLError: [X509] PEM lib" in a 3.14 test).
+install_file() {
+  cmp -s "$1" "$2" && return 0
+  cp -L "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
 }
 
 # The environment a command inside gets: a clean one, plus the host's proxy and pip settings.
