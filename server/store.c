@@ -3,6 +3,7 @@
  * reads (store.h). Parsing is ingest.c's; deciding what to answer is query.c's. */
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -269,12 +271,47 @@ static int migrate(store *s, char *err, size_t errlen)
   return exec_sql(s->w, "COMMIT", err, errlen);
 }
 
+/* SQLite says "unable to open database file" for many causes, and its last errno may be that of
+ * a side file (on a read-only volume, ENOENT for the -shm it could not create). So the path is
+ * looked at directly: a missing directory, a read-only file system, no write permission; else the
+ * errno SQLite saw. What to do about it is appended to err. */
+static void explain_open_error(const char *path, int sys, char *err, size_t errlen)
+{
+  size_t n = strlen(err);
+  char dir[4096], what[96] = "";
+  struct stat st;
+  struct statvfs vfs;
+  if(n + 4 >= errlen || strlen(path) >= sizeof dir)
+    return;
+  strcpy(dir, path);
+  char *slash = strrchr(dir, '/');
+  if(!slash)
+    strcpy(dir, ".");
+  else if(slash == dir)
+    dir[1] = '\0';
+  else
+    *slash = '\0';
+  if(stat(dir, &st) != 0) {
+    strerror_r(errno, what, sizeof what);
+    snprintf(err + n, errlen - n, " (%s: %s); the directory must exist", dir, what);
+  } else if(statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+    snprintf(err + n, errlen - n, " (%s is on a read-only file system); the server writes its database and "
+             "the -wal and -shm files beside it: give --db a path on a writable one", dir);
+  else if(access(dir, W_OK) != 0 || (access(path, F_OK) == 0 && access(path, R_OK | W_OK) != 0)) {
+    strerror_r(errno, what, sizeof what);
+    snprintf(err + n, errlen - n, " (%s); the server writes its database and the files beside it: "
+             "give --db a path it can write", what);
+  } else if(sys && strerror_r(sys, what, sizeof what) == 0)
+    snprintf(err + n, errlen - n, " (%s)", what);
+}
+
 static int open_conn(const char *path, int busy_ms, sqlite3 **out, char *err, size_t errlen)
 {
   sqlite3 *db = NULL;
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if(rc != SQLITE_OK) {
-    snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    snprintf(err, errlen, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)); /* the caller names the path */
+    explain_open_error(path, db ? sqlite3_system_errno(db) : 0, err, errlen);
     sqlite3_close(db);
     return code_of(rc) ? code_of(rc) : LS_EIO;
   }
@@ -370,6 +407,8 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
                     " PRAGMA mmap_size = 268435456", err, errlen);
   }
   if(rc) {
+    if(s->w && rc == LS_EIO)
+      explain_open_error(o->path, sqlite3_system_errno(s->w), err, errlen);
     store_close(s);
     return rc;
   }

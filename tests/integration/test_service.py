@@ -79,6 +79,7 @@ def test_command_line(tmp_path):
         assert msg in r.stderr, (args, r.stderr)
     r = run_binary("--listen", "127.0.0.1:0", "--db", str(tmp_path / "no" / "such" / "dir.db"))
     assert r.returncode == 1 and "cannot open the database" in r.stderr
+    assert f"({tmp_path / 'no' / 'such'}: No such file or directory); the directory must exist" in r.stderr, r.stderr
 
 
 def test_port_in_use(make_server, tmp_path):
