@@ -113,3 +113,52 @@ def test_concurrent_gzip_bombs_stay_under_the_ceiling(make_server):
     assert served >= 1
     assert s.get_json("/api/v1/sessions/s-normal")["lag"]["samples"] == served
     assert s.metrics()["loopscope_memory_bytes"] == 0
+
+
+def test_stalled_writer_memory_stays_under_the_ceiling(make_server, tmp_path):
+    """The writer stalled (another process holds the database's write lock) while 8 clients post
+    large valid batches and gzip bombs: the batches wait in the queue holding their parsed rows,
+    which the budget bounds (the code before the fix reached 3.46 GB this way). After the lock is
+    gone ingest works again, and what was answered 202 is stored."""
+    import sqlite3
+    s = make_server()
+    big = [{"k": "task", "id": 1, "name": "T", "coro": "c", "t": 0}] + \
+        [{"k": "step", "id": 1, "t": i * 10, "d": 5} for i in range(99_999)]
+    lock = sqlite3.connect(str(tmp_path / "loopscope.db"), timeout=30, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    results, threads = [], []
+
+    def client(k):
+        for j in range(3):
+            if j == 1:
+                post_bomb(s, bomb(f"stall{k}"), results)
+                continue
+            try:
+                r = s.ingest(batch(f"s-stall-{k}-{j}", "b", big), timeout=300)
+                results.append((r.status, r.json().get("detail") if r.status != 202 else None,
+                                r.header("retry-after"), f"s-stall-{k}-{j}"))
+            except Exception as e:  # noqa: BLE001 - reported by the assertion on results
+                results.append(("exception", repr(e), None, None))
+    for k in range(8):
+        t = threading.Thread(target=client, args=(k,))
+        t.start()
+        threads.append(t)
+    time.sleep(8)  # the stall: longer than the writer's 5 s busy timeout
+    lock.execute("COMMIT")
+    lock.close()
+    for t in threads:
+        t.join(600)
+    peak = vm_hwm_mib(s.proc.pid)
+    statuses = sorted(set(x[0] for x in results))
+    acked = {x[3] for x in results if x[0] == 202 and len(x) == 4}
+    print(f"\nwriter stalled 8 s under 8 clients x (2 batches of 100k events + 1 gzip bomb): answers {statuses}, "
+          f"{len(acked)} big batches stored; server VmHWM {peak:.0f} MiB (ceiling {CEILING_MIB})")
+    assert len(results) == 24 and not [x for x in results if x[0] == "exception"], results
+    assert all(x[0] in (202, 413, 503) for x in results), results
+    assert all((x[2] == "1") == (x[0] == 503) for x in results), results
+    assert peak < CEILING_MIB * asan_factor(s.proc.pid), peak
+    # after the stall: ingest works, and every big batch answered 202 is there, whole
+    assert s.ingest(batch("s-after", "b", big[:10]), timeout=300).status == 202
+    for sid in acked:
+        assert s.get_json(f"/api/v1/sessions/{sid}")["tasks"] == 1
+    assert s.metrics()["loopscope_memory_bytes"] == 0
