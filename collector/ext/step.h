@@ -16,6 +16,10 @@
 int step_init(void);
 /* The task a handle's callback steps, or NULL (borrowed). */
 PyObject *task_of_callback(PyObject *cb);
+/* Runs cb's step while no session is open (run(arg) makes the call): when a session adopts the
+ * stepped task during it (session.c), the rest of the step is recorded from the adoption, as
+ * time_step would. Asyncio's Handle._run and uvloop's StepCall both come here. */
+PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg);
 /* patch_handle(Handle, task_types, samples[, run_failed]) and unpatch_handle(), module functions */
 PyObject *mod_patch_handle(PyObject *mod, PyObject *args);
 PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);

@@ -1,5 +1,5 @@
 /* uvloop.c — steps on loops without asyncio's Handle (uvloop): SoonHook stands in for the loop's
- * call_soon and wraps a recorded task's step in a StepCall, which time_step()s it (step.h) when
+ * call_soon and wraps every task's step in a StepCall, which time_step()s it (step.h) when
  * the loop runs it. Putting the hook on a loop is loopscope/_state.py's. */
 #include "uvloop.h"
 #include "step.h"
@@ -29,7 +29,7 @@ static PyObject *run_fwd(void *arg) {
 static PyObject *stepcall_vectorcall(wrap_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   if (!self->wrapped) { PyErr_SetString(PyExc_RuntimeError, "loopscope: step callback cleared"); return NULL; }
   fwd_call f = {Py_NewRef(self->wrapped), args, nargsf, kwnames};
-  PyObject *r = PyList_GET_SIZE(G.active) ? time_step(f.cb, run_fwd, &f, NULL) : run_fwd(&f);
+  PyObject *r = PyList_GET_SIZE(G.active) ? time_step(f.cb, run_fwd, &f, NULL) : untimed_step(f.cb, run_fwd, &f);
   Py_DECREF(f.cb);
   return r;
 }
@@ -38,10 +38,13 @@ static PyObject *stepcall_vectorcall(wrap_obj *self, PyObject *const *args, size
 
 static PyObject *soonhook_vectorcall(wrap_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   size_t nargs = PyVectorcall_NARGS(nargsf), nall = nargs + (size_t)(kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-  /* a recorded task's step or wakeup; inside our factory the task being made is not registered
-   * yet (its first step is scheduled by its constructor), so it is wrapped and looked up later */
-  PyObject *task = nargs && nall <= SOON_MAX_ARGS && PyList_GET_SIZE(G.active) ? task_of_callback(args[0]) : NULL;
-  if (!task || !(G.factory_depth > 0 || tab_find(task)))
+  /* Every task's step or wakeup, recorded or not, session open or not: inside our factory the
+   * task being made is not registered yet (its first step is scheduled by its constructor), and a
+   * task nobody records may open a session in the step (a server's request task under the
+   * middleware), which the StepCall then times from the adoption (untimed_step), as asyncio's
+   * Handle._run does. Other callbacks go to the loop untouched. */
+  PyObject *task = nargs && nall <= SOON_MAX_ARGS ? task_of_callback(args[0]) : NULL;
+  if (!task)
     return PyObject_Vectorcall(self->wrapped, args, nargsf, kwnames);
   wrap_obj *step = PyObject_GC_New(wrap_obj, &StepCall_Type);
   if (!step) return NULL;

@@ -292,6 +292,47 @@ def test_uvloop_tasks_and_lag(server, collector):
     assert len(steps[root["id"]]) >= 2  # adopted mid-step: the steps after the session began
 
 
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_session_opened_inside_a_step_times_that_step(server, collector, loop_name):
+    """A task that began with no session open and opens one in its first step (the per-request
+    middleware on a server's own task, `loopscope run --per-request`): the rest of that step is
+    the session's, so a block in it before the first await is recorded with its line. On uvloop
+    too, where no Handle is run through asyncio (every task step goes through SoonHook)."""
+    if loop_name == "uvloop" and uvloop is None:
+        pytest.skip("uvloop is not installed")
+    collector(blocking_threshold_ms=50)
+    ids = []
+
+    async def handler():
+        async with loopscope.session("late") as s:
+            ids.append(s.id)
+            time.sleep(0.12)  # LATE-BLOCK
+            await asyncio.sleep(0)
+
+    async def main():
+        async with loopscope.session("hook the loop"):
+            await asyncio.sleep(0)
+        # no session open now: the task's first step starts untimed
+        for _ in range(3):
+            await asyncio.get_running_loop().create_task(handler())
+
+    loop = uvloop.new_event_loop() if loop_name == "uvloop" else asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert loopscope.flush(60)
+    for sid in ids:
+        data = server.session(sid)
+        (root,) = by_coro(data["tasks"], "handler")
+        (b,) = data["blocks"]
+        assert b["task"] == root["id"] and b["d"] >= 120_000_000, (loop_name, b)
+        if b["stack"]:  # (none when the watchdog thread got no core during the block: a busy machine)
+            assert b["stack"][-1]["line"] == line_of(handler, "LATE-BLOCK"), (loop_name, b)
+        steps = steps_by_task(server, sid)[root["id"]]
+        assert steps[0]["d"] >= 120_000_000, (loop_name, steps)  # the adopted step, from the adoption
+
+
 @needs_uvloop
 def test_uvloop_call_soon_given_back(collector):
     from loopscope import _core
