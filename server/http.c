@@ -22,6 +22,7 @@
 #include "arena.h"
 #include "assets.h"
 #include "export.h"
+#include "gzip_body.h"
 #include "jbuf.h"
 #include "log.h"
 #include "query.h"
@@ -611,49 +612,6 @@ static enum MHD_Result ingest_error(http_server *h, struct MHD_Connection *c, re
   return send_error(h, c, rq, status, detail, NULL);
 }
 
-/* Inflates a gzip body into out (bounded by max), reserving what out holds in the memory budget
- * (*held). 0, LS_ETOOBIG, LS_EINVAL, LS_ENOMEM, LS_EBUSY (the budget is spent). */
-static int gunzip(http_server *h, const char *in, size_t n, size_t max, jbuf *out, size_t *held)
-{
-  z_stream z;
-  memset(&z, 0, sizeof(z));
-  if(inflateInit2(&z, 15 + 16) != Z_OK)
-    return LS_ENOMEM;
-  z.next_in = (Bytef *)in;
-  z.avail_in = (uInt)n;
-  char chunk[64 * 1024];
-  int rc;
-  do {
-    z.next_out = (Bytef *)chunk;
-    z.avail_out = sizeof(chunk);
-    rc = inflate(&z, Z_NO_FLUSH);
-    if(rc != Z_OK && rc != Z_STREAM_END) {
-      inflateEnd(&z);
-      return rc == Z_MEM_ERROR ? LS_ENOMEM : LS_EINVAL;
-    }
-    size_t got = sizeof(chunk) - z.avail_out;
-    if(out->len + got > max) {
-      inflateEnd(&z);
-      return LS_ETOOBIG;
-    }
-    jbuf_append(out, chunk, got);
-    if(jbuf_status(out)) {
-      inflateEnd(&z);
-      return jbuf_status(out);
-    }
-    if(hold(h, out, held)) {
-      inflateEnd(&z);
-      return LS_EBUSY;
-    }
-    if(rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
-      inflateEnd(&z);
-      return LS_EINVAL; /* the stream stops before its end */
-    }
-  } while(rc != Z_STREAM_END);
-  inflateEnd(&z);
-  return 0;
-}
-
 static void job_answered(writer_job *job, void *arg)
 {
   (void)job;
@@ -726,7 +684,7 @@ static enum MHD_Result handle_ingest(http_server *h, struct MHD_Connection *c, r
   size_t plain_held = 0;
   jbuf_init(&plain, h->cfg.max_body);
   if(rq->gzip) {
-    int zrc = gunzip(h, body, len, h->cfg.max_body, &plain, &plain_held);
+    int zrc = gzip_body_inflate(body, len, h->cfg.max_body, h->cfg.budget, &plain, &plain_held);
     if(zrc) {
       unhold(h, &plain, &plain_held);
       if(zrc == LS_EBUSY)

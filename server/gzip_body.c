@@ -1,0 +1,60 @@
+/* gzip_body.c — the gzip decoding of ingest request bodies (gzip_body.h): zlib's inflate in
+ * 64 KiB steps, bounded by the body limit and the memory budget at every step, so a small
+ * compressed body cannot grow into more memory than it may hold. Statuses are http.c's. */
+#include "gzip_body.h"
+
+#include <string.h>
+#include <zlib.h>
+
+/* Reserves in budget what out holds (its capacity) beyond *held: 0, or -1 when the budget is
+ * spent (nothing more reserved then). */
+static int reserve(membudget *budget, const jbuf *out, size_t *held)
+{
+  if(!budget || out->cap <= *held)
+    return 0;
+  if(membudget_take(budget, out->cap - *held))
+    return -1;
+  *held = out->cap;
+  return 0;
+}
+
+int gzip_body_inflate(const char *in, size_t n, size_t max, membudget *budget, jbuf *out, size_t *held)
+{
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  if(inflateInit2(&z, 15 + 16) != Z_OK) /* 15: the largest window; +16: gzip framing only */
+    return LS_ENOMEM;
+  z.next_in = (Bytef *)in;
+  z.avail_in = (uInt)n; /* bodies are bounded by --max-body, far below 4 GiB */
+  char chunk[64 * 1024];
+  int rc;
+  do {
+    z.next_out = (Bytef *)chunk;
+    z.avail_out = sizeof(chunk);
+    rc = inflate(&z, Z_NO_FLUSH);
+    if(rc != Z_OK && rc != Z_STREAM_END) {
+      inflateEnd(&z);
+      return rc == Z_MEM_ERROR ? LS_ENOMEM : LS_EINVAL;
+    }
+    size_t got = sizeof(chunk) - z.avail_out;
+    if(out->len + got > max) { /* checked before appending: out never holds more than max */
+      inflateEnd(&z);
+      return LS_ETOOBIG;
+    }
+    jbuf_append(out, chunk, got);
+    if(jbuf_status(out)) {
+      inflateEnd(&z);
+      return jbuf_status(out);
+    }
+    if(reserve(budget, out, held)) {
+      inflateEnd(&z);
+      return LS_EBUSY;
+    }
+    if(rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+      inflateEnd(&z);
+      return LS_EINVAL; /* the stream stops before its end */
+    }
+  } while(rc != Z_STREAM_END);
+  inflateEnd(&z);
+  return 0;
+}

@@ -1,0 +1,20 @@
+/* gzip_body.h — decoding a gzip request body (Content-Encoding: gzip) into a bounded buffer,
+ * with what that buffer holds reserved in the shared memory budget. Which HTTP status each
+ * result becomes is http.c's; parsing the decoded bytes is ingest.c's. */
+#ifndef LS_GZIP_BODY_H
+#define LS_GZIP_BODY_H
+
+#include <stddef.h>
+
+#include "arena.h"
+#include "jbuf.h"
+
+/* Inflates the first gzip member of in[0..n) and appends it to out, never letting out->len pass
+ * max. What out holds (its capacity) is reserved in budget (NULL: none) beyond *held, and *held
+ * says how much is reserved when it returns, also on failure: the caller frees out and gives
+ * *held back. Bytes after the first member's trailer are ignored.
+ * 0; LS_ETOOBIG: the decoded body passes max; LS_EINVAL: not gzip, corrupt, or cut short;
+ * LS_ENOMEM: zlib or the buffer could not get memory; LS_EBUSY: the budget is spent. */
+int gzip_body_inflate(const char *in, size_t n, size_t max, membudget *budget, jbuf *out, size_t *held);
+
+#endif
