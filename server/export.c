@@ -1,11 +1,12 @@
 /* export.c — session export (export.h): reads every row of a session through the store, then
- * writes it as one ingest-v1 batch ("export-<session>"), as Chrome Trace Event JSON, or as
- * OTLP/JSON spans. Which format a request asked for is http.c's business. */
+ * writes it as ingest-v1 batches ("export-<session>", one per line), as Chrome Trace Event JSON,
+ * or as OTLP/JSON spans. Which format a request asked for is http.c's business. */
 #include "export.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 /* Optional members: written only when known. *comma says whether one must come first. */
 static void opt_i64_c(jbuf *o, const char *key, int64_t v, int *comma)
@@ -36,13 +37,6 @@ static void opt_str(jbuf *o, const char *key, const char *v)
 {
   int comma = 1;
   opt_str_c(o, key, v, &comma);
-}
-
-/* The comma between events: every event after the first starts with one. */
-static void next_event(jbuf *o, int *first)
-{
-  jbuf_puts(o, *first ? "{\"k\":" : ",{\"k\":");
-  *first = 0;
 }
 
 /* Every row of one session, read in one read transaction. */
@@ -88,28 +82,88 @@ static int rows_load(store *s, const char *id, session_rows *w)
   return rc;
 }
 
-static int write_json(const session_rows *w, jbuf *out)
+/* The JSON export is JSON Lines of ingest-v1 batches of the session, so that every line can be
+ * posted back to /api/v1/ingest: a batch holds at most EXPORT_BATCH_EVENTS events (ingest takes
+ * 100,000) and is cut once it passes EXPORT_BATCH_BYTES (the default --max-body is 16 MiB; one
+ * event more stays far below it: strings are capped at ingest). A session within both limits is
+ * one line, the single batch of earlier versions. */
+#define EXPORT_BATCH_EVENTS 50000
+#define EXPORT_BATCH_BYTES ((size_t)8 << 20)
+#define BATCH_ID_MAX 128 /* as ingest_id_ok: 1–128 bytes */
+
+typedef struct batch_writer {
+  const session_rows *w;
+  jbuf *out;
+  char stem[BATCH_ID_MAX + 1]; /* batch ids: stem, then stem-1, stem-2, ... */
+  size_t events;               /* in the open batch */
+  size_t start;                /* out->len where the open batch began */
+  unsigned k;                  /* batches opened */
+} batch_writer;
+
+/* "export-<session>", or for a session id too long to leave room for "-<k>", its first 100
+ * bytes and the CRC-32 of the whole id ("~" and hex digits are batch id characters too). */
+static void batch_stem(const char *id, char *stem, size_t cap)
 {
-  jbuf_puts(out, "{\"v\":1,\"batch\":");
-  jbuf_printf(out, "\"export-%s\"", w->x.id); /* ids are [A-Za-z0-9._:@+~=-]: nothing to escape */
+  size_t n = strlen(id);
+  if(7 + n + 11 <= BATCH_ID_MAX)
+    snprintf(stem, cap, "export-%s", id);
+  else
+    snprintf(stem, cap, "export-%.100s~%08lx", id, (unsigned long)crc32(0L, (const Bytef *)id, (uInt)n));
+}
+
+static void batch_open(batch_writer *b)
+{
+  jbuf *out = b->out;
+  const store_session *x = &b->w->x;
+  /* ids are [A-Za-z0-9._:@+~=-]: nothing to escape */
+  if(b->k == 0)
+    jbuf_printf(out, "{\"v\":1,\"batch\":\"%s\"", b->stem);
+  else
+    jbuf_printf(out, "{\"v\":1,\"batch\":\"%s-%u\"", b->stem, b->k);
   jbuf_key(out, "session", 1);
-  jbuf_str(out, w->x.id);
-  if(w->x.has_meta) {
+  jbuf_str(out, x->id);
+  if(x->has_meta) { /* in every batch: each one is a complete ingest batch on its own */
     jbuf_key(out, "meta", 1);
     jbuf_putc(out, '{');
     int comma = 0;
-    opt_str_c(out, "name", w->x.name, &comma);
-    opt_str_c(out, "service", w->x.service, &comma);
-    opt_i64_c(out, "pid", w->x.pid, &comma);
-    opt_str_c(out, "host", w->x.host, &comma);
-    opt_str_c(out, "python", w->x.python, &comma);
-    opt_str_c(out, "started_unix_ns", w->x.started, &comma);
+    opt_str_c(out, "name", x->name, &comma);
+    opt_str_c(out, "service", x->service, &comma);
+    opt_i64_c(out, "pid", x->pid, &comma);
+    opt_str_c(out, "host", x->host, &comma);
+    opt_str_c(out, "python", x->python, &comma);
+    opt_str_c(out, "started_unix_ns", x->started, &comma);
     jbuf_putc(out, '}');
   }
   jbuf_puts(out, ",\"events\":[");
-  int first = 1;
+  b->events = 0;
+  b->start = out->len;
+  b->k++;
+}
+
+static void batch_close(batch_writer *b)
+{
+  jbuf_puts(b->out, "]}\n");
+}
+
+/* Starts the next event: a new batch first when the open one is full, then the comma. */
+static void next_event(batch_writer *b)
+{
+  if(b->events == EXPORT_BATCH_EVENTS || b->out->len - b->start >= EXPORT_BATCH_BYTES) {
+    batch_close(b);
+    batch_open(b);
+  }
+  jbuf_puts(b->out, b->events ? ",{\"k\":" : "{\"k\":");
+  b->events++;
+}
+
+static int write_json(const session_rows *w, jbuf *out)
+{
+  batch_writer bw = {.w = w, .out = out};
+  batch_stem(w->x.id, bw.stem, sizeof(bw.stem));
+  batch_writer *b = &bw;
+  batch_open(b);
   for(size_t i = 0; i < w->nt; i++) {
-    next_event(out, &first);
+    next_event(b);
     jbuf_puts(out, "\"task\",\"id\":");
     jbuf_i64(out, w->tasks[i].id);
     jbuf_puts(out, ",\"parent\":");
@@ -121,12 +175,12 @@ static int write_json(const session_rows *w, jbuf *out)
     jbuf_putc(out, '}');
   }
   for(size_t i = 0; i < w->ns; i++) {
-    next_event(out, &first);
+    next_event(b);
     jbuf_printf(out, "\"step\",\"id\":%lld,\"t\":%lld,\"d\":%lld}", (long long)w->steps[i].task,
                 (long long)w->steps[i].t, (long long)w->steps[i].d);
   }
   for(size_t i = 0; i < w->na; i++) {
-    next_event(out, &first);
+    next_event(b);
     jbuf_printf(out, "\"await\",\"id\":%lld,\"t\":%lld,\"d\":%lld", (long long)w->aw[i].task,
                 (long long)w->aw[i].t, (long long)w->aw[i].d);
     opt_str(out, "what", w->aw[i].what);
@@ -136,35 +190,36 @@ static int write_json(const session_rows *w, jbuf *out)
     jbuf_putc(out, '}');
   }
   for(size_t i = 0; i < w->nb; i++) {
-    next_event(out, &first);
+    next_event(b);
     jbuf_printf(out, "\"block\",\"id\":%lld,\"t\":%lld,\"d\":%lld,\"stack\":", (long long)w->bl[i].task,
                 (long long)w->bl[i].t, (long long)w->bl[i].d);
     jbuf_puts(out, w->bl[i].stack ? w->bl[i].stack : "[]");
     jbuf_putc(out, '}');
   }
   for(size_t i = 0; i < w->nl; i++) {
-    next_event(out, &first);
+    next_event(b);
     jbuf_printf(out, "\"lag\",\"t\":%lld,\"d\":%lld}", (long long)w->lag[i].t, (long long)w->lag[i].d);
   }
   for(size_t i = 0; i < w->nt; i++) {
     if(w->tasks[i].ended < 0)
       continue;
-    next_event(out, &first);
+    next_event(b);
     jbuf_printf(out, "\"done\",\"id\":%lld,\"t\":%lld", (long long)w->tasks[i].id, (long long)w->tasks[i].ended);
     opt_str(out, "state", w->tasks[i].state);
     opt_str(out, "exc", w->tasks[i].exc);
     opt_i64(out, "status", w->tasks[i].status);
     jbuf_putc(out, '}');
   }
+  /* the session's own totals (drop counts add up, the end is the session's) once, in the last */
   if(w->x.dropped > 0) {
-    next_event(out, &first);
+    next_event(b);
     jbuf_printf(out, "\"drop\",\"n\":%lld}", (long long)w->x.dropped);
   }
   if(w->x.ended) {
-    next_event(out, &first);
+    next_event(b);
     jbuf_printf(out, "\"end\",\"t\":%lld}", (long long)w->x.end_t);
   }
-  jbuf_puts(out, "]}");
+  batch_close(b);
   return 0;
 }
 
@@ -604,4 +659,12 @@ int export_session(store *s, const char *id, const char *format, jbuf *out)
   rc = write(&w, out);
   rows_free(&w);
   return rc ? rc : jbuf_status(out);
+}
+
+const char *export_media_type(const char *format, const jbuf *out)
+{
+  /* a batch never holds a raw newline (strings are escaped): one before the last byte ends a line */
+  if(!strcmp(format, "json") && out->len > 1 && memchr(out->data, '\n', out->len - 1))
+    return "application/x-ndjson";
+  return "application/json";
 }

@@ -806,7 +806,12 @@ static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, r
   jbuf out;
   jbuf_init(&out, RESPONSE_MAX);
   int rc = export_session(h->s, id, fmt, &out);
-  return answer(h, c, rq, rc, &out, "");
+  if(rc)
+    return answer(h, c, rq, rc, &out, "");
+  const char *type = export_media_type(fmt, &out);
+  size_t len;
+  char *p = jbuf_take(&out, &len);
+  return send_body(h, c, rq, 200, type, p, len, 0);
 }
 
 static int is_get(const char *method)
