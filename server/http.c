@@ -948,8 +948,9 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
   }
   if(!strcmp(url, "/login") && !strcmp(method, MHD_HTTP_METHOD_POST))
     return handle_login(h, c, rq);
-  if(!is_get(method))
-    return send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET", "GET, HEAD");
+  if(!is_get(method)) /* /login takes POST too (above): its Allow says so */
+    return send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET",
+                      strcmp(url, "/login") ? "GET, HEAD" : "GET, HEAD, POST");
   if(!strcmp(url, "/login"))
     return send_asset(h, c, rq, "login.html");
   if(!strcmp(url, "/"))
