@@ -955,8 +955,11 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
     return send_asset(h, c, rq, "login.html");
   if(!strcmp(url, "/"))
     return send_asset(h, c, rq, "index.html");
-  if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/'))
+  if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/')) {
+    if(!ingest_id_ok(url + 10)) /* no session can have that id: as the API answers for it */
+      return send_error(h, c, rq, 404, "no such session", NULL);
     return send_asset(h, c, rq, "session.html");
+  }
   if(!strncmp(url, "/static/", 8))
     return send_asset(h, c, rq, url + 8);
   return send_error(h, c, rq, 404, "no such page", NULL);

@@ -208,7 +208,8 @@ def test_not_found_and_methods(server):
         ("GET", "/api/v1/sessions/" + "x" * 200, 404), ("GET", "/nope", 404), ("GET", "/static/nope.js", 404),
         ("GET", "/api/v1/ingest", 405), ("PUT", "/api/v1/sessions", 405), ("POST", S, 405),
         ("POST", S + "/tasks", 405), ("DELETE", S + "/export", 405), ("POST", "/healthz", 405),
-        ("POST", "/", 405), ("GET", "/api/v1/sessions/", 404),
+        ("POST", "/", 405), ("GET", "/api/v1/sessions/", 404), ("GET", "/sessions/bad%20id", 404),
+        ("GET", "/sessions/" + "x" * 129, 404),
     ]
     for method, path, status in cases:
         r = server.request(method, path)
