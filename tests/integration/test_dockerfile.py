@@ -75,6 +75,8 @@ def test_runtime_stage_installs_every_linked_library():
     pkgs = set(apt_packages(runtime)) | {"libc6"}  # libc6 is in every Debian image
     dyn = subprocess.run(["readelf", "-d", BINARY], capture_output=True, text=True, check=True).stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
+    # an instrumented build (-DLOOPSCOPE_SANITIZE=ON) links the sanitizers' runtimes; the image's is Release
+    needed = [lib for lib in needed if not re.match(r"lib(a|t|l|ub)san\.so", lib)]
     ldd = dict(re.findall(r"^\s*(\S+) => (\S+)", subprocess.run(["ldd", BINARY], capture_output=True,
                                                                   text=True, check=True).stdout, re.M))
     assert "libmicrohttpd.so.12" in needed
