@@ -275,23 +275,29 @@ static int cmp_slice(const void *a, const void *b)
 static void chrome_slice_event(jbuf *o, int *first, const session_rows *w, const chrome_slice *s, int64_t dur)
 {
   char label[160];
-  if(s->kind == SLICE_STEP) {
-    chrome_event(o, first, "step", "step", "X", s->tid, s->t);
-    jbuf_puts(o, ",\"dur\":");
-    micros(o, dur);
-    if(dur == s->d) {
-      jbuf_putc(o, '}');
-      return;
-    }
-    jbuf_puts(o, ",\"args\":{");
-  }
-  else if(s->kind == SLICE_AWAIT) {
-    const store_await *a = &w->aw[s->idx];
+  const char *name = "step", *cat = "step";
+  const store_await *a = s->kind == SLICE_AWAIT ? &w->aw[s->idx] : NULL;
+  const store_block *b = s->kind == SLICE_BLOCK ? &w->bl[s->idx] : NULL;
+  if(a) {
     snprintf(label, sizeof(label), "await %.140s", a->what ? a->what : "?");
-    chrome_event(o, first, label, "await", "X", s->tid, s->t);
-    jbuf_puts(o, ",\"dur\":");
-    micros(o, dur);
-    jbuf_puts(o, ",\"args\":{\"file\":");
+    name = label;
+    cat = "await";
+  }
+  else if(b) {
+    snprintf(label, sizeof(label), "blocked: %.140s", b->src ? b->src : b->func ? b->func : "?");
+    name = label;
+    cat = "block";
+  }
+  chrome_event(o, first, name, cat, "X", s->tid, s->t);
+  jbuf_puts(o, ",\"dur\":");
+  micros(o, dur);
+  if(!a && !b && dur == s->d) { /* a step has no args unless it was cut */
+    jbuf_putc(o, '}');
+    return;
+  }
+  jbuf_puts(o, ",\"args\":{");
+  if(a) {
+    jbuf_puts(o, "\"file\":");
     jbuf_str(o, a->file);
     jbuf_puts(o, ",\"line\":");
     if(a->line >= 0)
@@ -301,19 +307,14 @@ static void chrome_slice_event(jbuf *o, int *first, const session_rows *w, const
     jbuf_puts(o, ",\"func\":");
     jbuf_str(o, a->func);
   }
-  else {
-    const store_block *b = &w->bl[s->idx];
-    snprintf(label, sizeof(label), "blocked: %.140s", b->src ? b->src : b->func ? b->func : "?");
-    chrome_event(o, first, label, "block", "X", s->tid, s->t);
-    jbuf_puts(o, ",\"dur\":");
-    micros(o, dur);
-    jbuf_puts(o, ",\"args\":{\"task\":");
+  else if(b) {
+    jbuf_puts(o, "\"task\":");
     jbuf_i64(o, b->task);
     jbuf_puts(o, ",\"stack\":");
     jbuf_puts(o, b->stack ? b->stack : "[]");
   }
   if(dur < s->d) { /* cut to fit in the slice enclosing it (see write_slices) */
-    jbuf_puts(o, s->kind == SLICE_STEP ? "\"clipped_ns\":" : ",\"clipped_ns\":");
+    jbuf_puts(o, a || b ? ",\"clipped_ns\":" : "\"clipped_ns\":");
     jbuf_i64(o, s->d - dur);
   }
   jbuf_puts(o, "}}");
