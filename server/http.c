@@ -764,7 +764,12 @@ static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, r
   jbuf out;
   jbuf_init(&out, RESPONSE_MAX);
   int rc = export_session(h->s, id, fmt, &out);
-  return answer(h, c, rq, rc, &out, "");
+  if(rc)
+    return answer(h, c, rq, rc, &out, "");
+  const char *type = export_media_type(fmt, &out);
+  size_t len;
+  char *p = jbuf_take(&out, &len);
+  return send_body(h, c, rq, 200, type, p, len, 0);
 }
 
 static int is_get(const char *method)
@@ -901,14 +906,18 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
   }
   if(!strcmp(url, "/login") && !strcmp(method, MHD_HTTP_METHOD_POST))
     return handle_login(h, c, rq);
-  if(!is_get(method))
-    return send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET", "GET, HEAD");
+  if(!is_get(method)) /* /login takes POST too (above): its Allow says so */
+    return send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET",
+                      strcmp(url, "/login") ? "GET, HEAD" : "GET, HEAD, POST");
   if(!strcmp(url, "/login"))
     return send_asset(h, c, rq, "login.html");
   if(!strcmp(url, "/"))
     return send_asset(h, c, rq, "index.html");
-  if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/'))
+  if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/')) {
+    if(!ingest_id_ok(url + 10)) /* no session can have that id: as the API answers for it */
+      return send_error(h, c, rq, 404, "no such session", NULL);
     return send_asset(h, c, rq, "session.html");
+  }
   if(!strncmp(url, "/static/", 8))
     return send_asset(h, c, rq, url + 8);
   return send_error(h, c, rq, 404, "no such page", NULL);

@@ -17,6 +17,9 @@ def test_login_sets_a_strict_httponly_cookie(make_server):
     assert s.ingest(EXAMPLE, headers={"Authorization": "Bearer sekrit"}).status == 202
     page = s.get("/login")
     assert page.status == 200 and b'src="/static/login.js"' in page.body
+    wrong = s.request("PUT", "/login")  # its Allow names the POST it takes too (schemathesis found it missing)
+    assert wrong.status == 405 and wrong.header("allow") == "GET, HEAD, POST"
+    assert s.request("PUT", "/").header("allow") == "GET, HEAD"
     assert page.header("content-security-policy").startswith("default-src 'self'")
     for token in [None, "wrong", "sekrit2", ""]:
         r = login(s, token)

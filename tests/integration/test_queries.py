@@ -208,7 +208,8 @@ def test_not_found_and_methods(server):
         ("GET", "/api/v1/sessions/" + "x" * 200, 404), ("GET", "/nope", 404), ("GET", "/static/nope.js", 404),
         ("GET", "/api/v1/ingest", 405), ("PUT", "/api/v1/sessions", 405), ("POST", S, 405),
         ("POST", S + "/tasks", 405), ("DELETE", S + "/export", 405), ("POST", "/healthz", 405),
-        ("POST", "/", 405), ("GET", "/api/v1/sessions/", 404),
+        ("POST", "/", 405), ("GET", "/api/v1/sessions/", 404), ("GET", "/sessions/bad%20id", 404),
+        ("GET", "/sessions/" + "x" * 129, 404),
     ]
     for method, path, status in cases:
         r = server.request(method, path)
@@ -224,7 +225,10 @@ def test_export_chrome_trace(server):
     assert server.ingest(EXAMPLE).status == 202
     j = server.get_json(S + "/export?format=chrome")
     assert j["displayTimeUnit"] == "ns"
-    assert j["otherData"] == {"session": "s-9f1c2e", "started_unix_ns": "1764089000123456789"}
+    # Task-2's parent never ran a step that could have made it: no flow arrow, counted
+    assert j["otherData"] == {"session": "s-9f1c2e", "started_unix_ns": "1764089000123456789",
+                              "unbound_flows": 1}
+    assert not [e for e in j["traceEvents"] if e["ph"] in "sf"]
     ev = j["traceEvents"]
     names = {(e["ph"], e["tid"]): e["args"]["name"] for e in ev if e["name"] == "thread_name"}
     assert names == {("M", 0): "event loop", ("M", 1): "Task-1 app.views.user_page",

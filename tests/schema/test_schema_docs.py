@@ -253,7 +253,8 @@ def test_api_md_awaits_example(registry, openapi):
 
 def test_export_is_an_ingest_batch(openapi):
     schema = openapi["paths"]["/api/v1/sessions/{id}/export"]["get"]["responses"]["200"]
-    assert schema["content"]["application/json"]["schema"]["$ref"] == "./ingest-v1.schema.json"
+    assert {"$ref": "./ingest-v1.schema.json"} in schema["content"]["application/json"]["schema"]["oneOf"]
+    assert "application/x-ndjson" in schema["content"]
 
 
 # ---- the real server answers what openapi.yaml says (when LOOPSCOPE_SERVER names the binary) ----
