@@ -4,6 +4,8 @@
 # against the real binary (conftest.py runs it under $LOOPSCOPE_SERVER_WRAPPER).
 #
 #   bench/reliability/memcheck.sh            # both; asan or valgrind as $1 for one
+#   bench/reliability/memcheck.sh whole      # every C suite and all of tests/integration + tests/schema
+#                                            # under valgrind (the issue's "whole suite" figure; ~1 h)
 #
 # Builds build-asan (ASan+UBSan, Debug) and build (release) when needed. Exit status 0 when every
 # suite passed and no sanitizer or memcheck report was written. Under valgrind the integration
@@ -12,8 +14,11 @@ set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 OUT=${MEMCHECK_OUT:-$(mktemp -d /tmp/ls-memcheck-XXXX)}
+mkdir -p "$OUT"
 what=${1:-both}
 fail=0
+PY="$(head -n1 .venvs/list 2>/dev/null)/bin/python"
+[ -x "$PY" ] || PY=python3
 SUITES="../tests/integration/test_storage.py ../tests/integration/test_service.py"
 
 if [ "$what" = asan ] || [ "$what" = both ]; then
@@ -25,22 +30,30 @@ if [ "$what" = asan ] || [ "$what" = both ]; then
     echo "asan $t: $(tail -1 "$OUT/asan-$t.log")"
   done
   (cd build-asan && LOOPSCOPE_SERVER=$ROOT/build-asan/server/loopscope-server \
-     python3 -m pytest -q -p no:cacheprovider $SUITES >"$OUT/asan-integration.log" 2>&1) || fail=1
+     "$PY" -m pytest -q -p no:cacheprovider $SUITES >"$OUT/asan-integration.log" 2>&1) || fail=1
   echo "asan integration: $(tail -1 "$OUT/asan-integration.log")"
   if ls "$OUT"/asan-report* >/dev/null 2>&1; then echo "asan reports: $(ls "$OUT"/asan-report*)"; fail=1; else echo "asan reports: none"; fi
   unset UBSAN_OPTIONS ASAN_OPTIONS
 fi
 
-if [ "$what" = valgrind ] || [ "$what" = both ]; then
+if [ "$what" = whole ]; then
+  SUITES="../tests/integration ../tests/schema"
+  cmake -S . -B build >/dev/null && cmake --build build -j2 >/dev/null || exit 2
+fi
+
+if [ "$what" = valgrind ] || [ "$what" = both ] || [ "$what" = whole ]; then
   cmake -S . -B build >/dev/null && cmake --build build -j2 >/dev/null || exit 2
   VG="valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --track-origins=yes"
-  for t in test_writer test_store; do
+  tests="test_writer test_store"
+  [ "$what" = whole ] && tests=$(cd build/tests && ls test_* | grep -v '\.' | tr '\n' ' ')
+  for t in $tests; do
     (cd build && CK_FORK=no $VG --log-file="$OUT/vg-$t.log" ./tests/$t >"$OUT/vg-$t.out" 2>&1) || fail=1
     echo "valgrind $t: $(tail -1 "$OUT/vg-$t.out"); $(grep -h 'ERROR SUMMARY' "$OUT/vg-$t.log" | sed 's/==[0-9]*== //')"
   done
   (cd build && LOOPSCOPE_SERVER=$ROOT/build/server/loopscope-server \
      LOOPSCOPE_SERVER_WRAPPER="$VG --log-file=$OUT/vg-server-%p.log" \
-     python3 -m pytest -q -p no:cacheprovider $SUITES >"$OUT/vg-integration.log" 2>&1) || fail=1
+     LOOPSCOPE_FAULT_SHIM=$ROOT/build/tests/libls_fault_shim.so \
+     "$PY" -m pytest -q -p no:cacheprovider $SUITES >"$OUT/vg-integration.log" 2>&1) || fail=1
   echo "valgrind integration: $(tail -1 "$OUT/vg-integration.log")"
   echo "valgrind servers: $(ls "$OUT"/vg-server-*.log | wc -l) runs;" \
        "$(grep -h 'ERROR SUMMARY' "$OUT"/vg-server-*.log | sed 's/==[0-9]*== //' | sort | uniq -c)"
