@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import urllib.request
+import zlib
 from typing import Any
 
 RUN_USAGE = "loopscope run [options] scriptfile [arg] ...\n" \
@@ -206,11 +207,32 @@ def _wrap_app_on_import(module: str, attr: str, counter: list[int]) -> None:
     sys.meta_path.insert(0, Finder())
 
 
+def _batch_stem(sid: str) -> str:
+    """The batch ids the server's own export gives (export.c, batch_stem): "export-<session>",
+    then "-1", "-2", ...; a session id too long to leave room for "-<k>" within the 128 bytes of a
+    batch id is cut to its first 100 bytes and followed by "~" and the CRC-32 of the whole id."""
+    if 7 + len(sid) + 11 <= 128:
+        return f"export-{sid}"
+    return f"export-{sid[:100]}~{zlib.crc32(sid.encode()):08x}"
+
+
+def _session_of(line: bytes) -> str:
+    """The session a batch (one line of a saved file or an export) belongs to, read from the text
+    before its events so that a large batch is not parsed twice; any other layout is parsed."""
+    at = line.find(b',"events":[')
+    if at > 0:
+        try:
+            return json.loads(line[:at] + b"}").get("session", "")
+        except ValueError:
+            pass
+    return json.loads(line).get("session", "")
+
+
 def _save(sink: str, dest: str, batch_mb: float) -> tuple[int, int]:
     """Turns the batches the sender wrote to sink (one per line) into dest: per session, its events
     in one export batch {"v":1,"batch":"export-<id>","session":...,"meta":<last>,"events":[...]}
     (what GET /api/v1/sessions/{id}/export?format=json returns), split into several batches (one per
-    line, ids export-<id>-<k>) beyond batch_mb. Returns (sessions, lines written). Textual: the
+    line, ids export-<id>, export-<id>-1, ... as the server's export names them) beyond batch_mb. Returns (sessions, lines written). Textual: the
     events of a batch are the text after its first ',"events":[' (a JSON string never holds an
     unescaped quote, and the meta has no "events" key)."""
     marker = b',"events":['
@@ -237,7 +259,7 @@ def _save(sink: str, dest: str, batch_mb: float) -> tuple[int, int]:
 
             def emit(final: bool) -> None:
                 nonlocal parts, size, k, lines
-                bid = f"export-{sid}" if final and k == 0 else f"export-{sid}-{k}"
+                bid = _batch_stem(sid) if k == 0 else f"{_batch_stem(sid)}-{k}"
                 out.write(b'{"v":1,"batch":' + json.dumps(bid).encode() + b',"session":' + json.dumps(sid).encode()
                           + b',"meta":' + metas[sid] + b',"events":[' + b",".join(parts) + b"]}\n")
                 lines += 1
@@ -401,7 +423,7 @@ def upload(argv: list[str]) -> int:
                 print(f"loopscope upload: batch {n + 1} of {ns.file}: {e} {detail}", file=sys.stderr)
                 return 1
             n += 1
-            sid = json.loads(line[:line.find(b',"meta":')] + b"}").get("session", "")
+            sid = _session_of(line)
             if sid not in sessions:
                 sessions.append(sid)
     for sid in sessions:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -106,8 +107,33 @@ def test_save_then_upload(tmp_path, server):
     p = run(["run", "--server", nowhere(), "--save", "big.json", "--save-batch-mb", "0.001", "prog.py"], tmp_path)
     many = [json.loads(x) for x in (tmp_path / "big.json").read_bytes().splitlines()]
     assert len(many) >= 2 and len({b["session"] for b in many}) == 1
-    assert len({b["batch"] for b in many}) == len(many)
+    sid = many[0]["session"]
+    # named as the server's own export names its batches
+    assert [b["batch"] for b in many] == [f"export-{sid}"] + [f"export-{sid}-{k}" for k in range(1, len(many))]
     assert sum(1 for b in many for e in b["events"] if e["k"] == "task") == 51
+
+
+def test_upload_takes_a_server_export_and_batches_without_meta(tmp_path, server):
+    """upload posts what the server's export gives (JSON Lines, meta or none) and names the
+    sessions it sent; a 128-byte session id keeps its batch ids within the contract's 128."""
+    sid = "s-" + "x" * 126
+    lines = [{"v": 1, "batch": "b1", "session": sid, "events": [{"k": "task", "id": 1, "name": "T", "coro": "c", "t": 0}]},
+             {"v": 1, "batch": "b2", "session": sid, "events": [{"k": "end", "t": 10}]}]
+    f = tmp_path / "nometa.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    u = run(["upload", str(f), "--server", server.url], tmp_path)
+    assert u.returncode == 0, u.stderr
+    assert u.stdout.strip() == f"{server.url}/sessions/{sid}"
+    exported = urllib.request.urlopen(f"{server.url}/api/v1/sessions/{sid}/export?format=json", timeout=60).read()
+    first = json.loads(exported.splitlines()[0])
+    assert len(first["batch"]) <= 128 and "meta" not in first
+    server_copy = tmp_path / "export.jsonl"
+    server_copy.write_bytes(exported)
+    server.get(f"/api/v1/sessions/{sid}")  # still there; delete it and post its export back
+    urllib.request.urlopen(urllib.request.Request(f"{server.url}/api/v1/sessions/{sid}", method="DELETE"), timeout=60).close()
+    u = run(["upload", str(server_copy), "--server", server.url], tmp_path)
+    assert u.returncode == 0, u.stderr
+    assert server.get(f"/api/v1/sessions/{sid}")["tasks"] == 1
 
 
 def test_run_module_and_console_script(tmp_path):
