@@ -5,6 +5,8 @@ static const char *const retention_names[RETENTION_COUNT] = {"max_sessions", "ma
 
 static const char *const drop_names[CONN_DROP_COUNT] = {"request_timeout", "table_full", "refused"};
 
+static const char *const otlp_names[OTLP_RESULT_COUNT] = {"sent", "retried", "failed"};
+
 static const char *const reject_names[REJECT_COUNT] = {
   "invalid", "too_large", "unsupported_media_type", "unauthorized", "unavailable", "internal",
 };
@@ -26,6 +28,13 @@ void metrics_init(metrics *m)
   atomic_init(&m->memory_bytes, 0);
   for(int i = 0; i < CONN_DROP_COUNT; i++)
     atomic_init(&m->conn_dropped[i], 0);
+  for(int i = 0; i < OTLP_RESULT_COUNT; i++) {
+    atomic_init(&m->otlp_requests[i], 0);
+    atomic_init(&m->otlp_spans[i], 0);
+  }
+  atomic_init(&m->otlp_sessions, 0);
+  atomic_init(&m->otlp_outbox_requests, 0);
+  atomic_init(&m->otlp_outbox_sessions, 0);
 }
 
 void metrics_set(atomic_llong *gauge, int64_t v)
@@ -85,6 +94,24 @@ void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out
   jbuf_printf(out, "# HELP loopscope_wal_bytes Bytes of the write-ahead log file.\n"
                    "# TYPE loopscope_wal_bytes gauge\nloopscope_wal_bytes %lld\n",
               (long long)atomic_load(&m->wal_bytes));
+  jbuf_puts(out, "# HELP loopscope_otlp_requests_total OTLP push requests: sent (2xx), retried (a retryable "
+                 "answer or none; sent again later), failed (refused for good).\n"
+                 "# TYPE loopscope_otlp_requests_total counter\n");
+  for(int i = 0; i < OTLP_RESULT_COUNT; i++)
+    jbuf_printf(out, "loopscope_otlp_requests_total{result=\"%s\"} %lld\n", otlp_names[i],
+                (long long)atomic_load(&m->otlp_requests[i]));
+  jbuf_puts(out, "# HELP loopscope_otlp_spans_total Spans in those requests, by what became of the request.\n"
+                 "# TYPE loopscope_otlp_spans_total counter\n");
+  for(int i = 0; i < OTLP_RESULT_COUNT; i++)
+    jbuf_printf(out, "loopscope_otlp_spans_total{result=\"%s\"} %lld\n", otlp_names[i],
+                (long long)atomic_load(&m->otlp_spans[i]));
+  counter(out, "loopscope_otlp_sessions_total", "Sessions taken into the OTLP outbox.",
+          atomic_load(&m->otlp_sessions));
+  jbuf_printf(out, "# HELP loopscope_otlp_outbox_requests OTLP request bodies waiting in the outbox.\n"
+                   "# TYPE loopscope_otlp_outbox_requests gauge\nloopscope_otlp_outbox_requests %lld\n"
+                   "# HELP loopscope_otlp_outbox_sessions Sessions with request bodies in the outbox.\n"
+                   "# TYPE loopscope_otlp_outbox_sessions gauge\nloopscope_otlp_outbox_sessions %lld\n",
+              (long long)atomic_load(&m->otlp_outbox_requests), (long long)atomic_load(&m->otlp_outbox_sessions));
   jbuf_printf(out, "# HELP loopscope_db_bytes Bytes of the database file and its WAL.\n"
                    "# TYPE loopscope_db_bytes gauge\nloopscope_db_bytes %lld\n",
               (long long)db_bytes);

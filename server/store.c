@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store_internal.h"
 
 /* Generated at build time from schema/ (server/CMakeLists.txt). */
 extern const char store_schema_sql[];
@@ -30,7 +31,8 @@ static const char *const wsql[W_COUNT] = {
   [W_SAVEPOINT] = "SAVEPOINT batch",
   [W_RELEASE] = "RELEASE batch",
   [W_ROLLBACK_TO] = "ROLLBACK TO batch",
-  [W_SESSION_INS] = "INSERT INTO sessions(id, arrived_s) VALUES(?1, ?2) ON CONFLICT(id) DO NOTHING",
+  [W_SESSION_INS] = "INSERT INTO sessions(id, arrived_s, received_unix_ns) VALUES(?1, ?2, ?3)"
+                    " ON CONFLICT(id) DO NOTHING",
   [W_SESSION_SID] = "SELECT sid FROM sessions WHERE id = ?1",
   [W_BATCH_INS] = "INSERT OR IGNORE INTO batches(sid, batch, events) VALUES(?1, ?2, ?3)",
   [W_SESSION_META] =
@@ -81,8 +83,10 @@ enum rstmt {
 #define SESSION_COLS \
   "sid, id, name, service, host, python, started_unix_ns, pid, has_meta, ended, end_t, max_t, dropped," \
   " unknown_events, n_events, n_steps, n_awaits, n_blocks, n_lag, max_step_d, max_await_d, max_block_d," \
-  " max_lag_d FROM sessions"
+  " max_lag_d, received_unix_ns FROM sessions"
 #define NEWEST " ORDER BY started_ns IS NULL, started_ns DESC, sid DESC LIMIT ?"
+
+_Static_assert(R_COUNT <= STORE_READ_STATEMENTS, "store_internal.h: struct store_reader holds too few statements");
 
 static const char *const rsql[R_COUNT] = {
   [R_BEGIN] = "BEGIN",
@@ -108,12 +112,6 @@ static const char *const rsql[R_COUNT] = {
   [R_SPAN_TASK + INGEST_AWAIT] = "SELECT task, t, d, 0 FROM awaits WHERE sid = ?1 AND task = ?4 AND t >= ?2 AND t < ?3 ORDER BY t",
   [R_SPAN_TASK + INGEST_BLOCK] = "SELECT task, t, d, rowid FROM blocks WHERE sid = ?1 AND task = ?4 AND t >= ?2 AND t < ?3 ORDER BY t",
   [R_SPAN_TASK + INGEST_LAG] = "SELECT 0, t, d, rowid FROM lag WHERE sid = ?1 AND ?4 = 0 AND t >= ?2 AND t < ?3 ORDER BY t",
-};
-
-struct store_reader {
-  sqlite3 *db;
-  sqlite3_stmt *st[R_COUNT]; /* prepared on first use */
-  int in_use;
 };
 
 struct store {
@@ -385,8 +383,7 @@ void store_close(store *s)
   if(!s)
     return;
   for(int i = 0; i < s->nreaders; i++) {
-    for(int k = 0; k < R_COUNT; k++)
-      sqlite3_finalize(s->readers[i].st[k]);
+    store_reader_finalize(&s->readers[i]);
     sqlite3_close(s->readers[i].db);
   }
   for(int i = 0; i < W_COUNT; i++)
@@ -452,6 +449,30 @@ int store_set_page_limit(store *s, int64_t pages)
   snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)(pages > 0 ? pages : 0xfffffffe));
   int64_t got;
   return pragma_int(s->w, sql, &got);
+}
+
+/* For store_outbox.c (store_internal.h). */
+int store_code_of(int sqlite_rc)
+{
+  return code_of(sqlite_rc);
+}
+
+int store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+  return exec_sql(db, sql, err, errlen);
+}
+
+int store_open_conn(store *s, sqlite3 **out, char *err, size_t errlen)
+{
+  return open_conn(s->path, s->busy_timeout_ms, out, err, errlen);
+}
+
+void store_reader_finalize(store_reader *r)
+{
+  for(int k = 0; k < R_COUNT; k++) {
+    sqlite3_finalize(r->st[k]);
+    r->st[k] = NULL;
+  }
 }
 
 /* ---------------------------------------------------------------- write side */
@@ -703,7 +724,13 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     return rc;
   sqlite3_stmt *st = s->ws[W_SESSION_INS];
   sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  sqlite3_bind_int64(st, 2, (int64_t)now.tv_sec);
+  /* the session's start as well as the server can tell (migration 004): now, less the events
+   * this batch carries, which had happened by the time it was sent */
+  int64_t received = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - b->max_t;
+  sqlite3_bind_int64(st, 3, received > 0 ? received : 0);
   rc = wrun(s, st);
   if(!rc)
     *created = sqlite3_changes(s->w) > 0;
@@ -798,6 +825,9 @@ static const char *const purge_sql[] = {
   "DELETE FROM lag WHERE rowid IN (SELECT rowid FROM lag WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM batches WHERE (sid, batch) IN (SELECT sid, batch FROM batches WHERE sid = ?1 LIMIT ?2)",
+  /* a deleted session is not forwarded any more: its outbox goes with it */
+  "DELETE FROM otlp_outbox WHERE (sid, part) IN (SELECT sid, part FROM otlp_outbox WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM otlp_sessions WHERE sid = ?1 AND ?2 > 0",
   "DELETE FROM purge WHERE sid = ?1 AND ?2 > 0",
 };
 
@@ -1106,6 +1136,7 @@ static void read_session(sqlite3_stmt *st, arena *a, store_session *x)
   x->n_lag = sqlite3_column_int64(st, 18);
   for(int k = 0; k < INGEST_NKINDS; k++)
     x->max_d[k] = sqlite3_column_int64(st, 19 + k);
+  x->received_ns = col_opt(st, 19 + INGEST_NKINDS);
 }
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out)
