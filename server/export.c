@@ -255,9 +255,7 @@ int export_session(store *s, const char *id, const char *format, jbuf *out)
   else
     return LS_EINVAL;
   session_rows w;
-  store_reader *r = store_reader_acquire(s);
-  int rc = session_rows_load(r, id, &w);
-  store_reader_release(s, r);
+  int rc = session_rows_read(s, id, &w);
   if(rc)
     return rc;
   rc = write(&w, out);

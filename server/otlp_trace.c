@@ -546,9 +546,7 @@ static int append_body(void *ctx, const char *body, size_t len, int64_t spans)
 int otlp_trace_export(store *s, const char *id, const char *public_url, jbuf *out)
 {
   session_rows w;
-  store_reader *r = store_reader_acquire(s);
-  int rc = session_rows_load(r, id, &w);
-  store_reader_release(s, r);
+  int rc = session_rows_read(s, id, &w);
   if(rc)
     return rc;
   otlp_trace_options o = {public_url, 0, out->max};

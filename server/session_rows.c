@@ -35,3 +35,11 @@ int session_rows_load(store_reader *r, const char *id, session_rows *w)
     session_rows_free(w);
   return rc;
 }
+
+int session_rows_read(store *s, const char *id, session_rows *w)
+{
+  store_reader *r = store_reader_acquire(s);
+  int rc = session_rows_load(r, id, w);
+  store_reader_release(s, r);
+  return rc;
+}

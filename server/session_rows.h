@@ -23,6 +23,8 @@ typedef struct session_rows {
 /* Reads session `id` through r (inside r's read transaction, so every table is seen at the same
  * moment). 0, LS_ENOTFOUND, LS_ENOMEM or LS_EIO; on failure nothing is left to free. */
 int session_rows_load(store_reader *r, const char *id, session_rows *w);
+/* The same through a reader from s's pool, in a read transaction of its own. */
+int session_rows_read(store *s, const char *id, session_rows *w);
 void session_rows_free(session_rows *w);
 
 #endif

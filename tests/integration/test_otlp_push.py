@@ -16,21 +16,11 @@ import time
 import pytest
 
 from batches import EXAMPLE, batch, example
-from conftest import BINARY, SLOW, Server
+from conftest import BINARY, SLOW, Server, wait_for
 from otlp_receiver import Receiver
 
 BASE = 1764089000123456789  # EXAMPLE's started_unix_ns
 FAST = ["--otlp-quiet", "1s", "--otlp-max-backoff-ms", "300", "--public-url", "http://loopscope.test:7878/"]
-
-
-def wait_for(pred, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout * SLOW
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -208,7 +198,8 @@ def test_receiver_down_then_back(make_server, tmp_path):
         assert r.errors == []
     finally:
         r.stop()
-    print(f"\nreceiver down: {m['requests_total{result=\"retried\"}']} retries while down, "
+    retried = m['requests_total{result="retried"}']
+    print(f"\nreceiver down: {retried} retries while down, "
           f"3 sessions arrived {took:.2f} s after it came back")
 
 
