@@ -1,6 +1,6 @@
-/* store_internal.h — what store.c shares with store_outbox.c and no one else: the read
- * connection's struct (so the outbox's own connection reads through the same typed loaders) and
- * the SQLite helpers. Both files are the store module; sqlite3.h stays inside it. */
+/* store_internal.h — what the store module's files (store.c, store_read.c, store_outbox.c) share
+ * and no one else sees: the read connection's struct (the outbox's own connection reads through
+ * the same typed loaders) and the SQLite helpers. sqlite3.h stays inside the module. */
 #ifndef LS_STORE_INTERNAL_H
 #define LS_STORE_INTERNAL_H
 
@@ -8,7 +8,7 @@
 
 #include "store.h"
 
-#define STORE_READ_STATEMENTS 24 /* at least store.c's R_COUNT (checked there) */
+#define STORE_READ_STATEMENTS 24 /* at least store_read.c's R_COUNT (checked there) */
 
 struct store_reader {
   sqlite3 *db;
