@@ -567,8 +567,10 @@ int otlp_push_start(const otlp_push_config *c, store *s, metrics *m, otlp_push *
   if(curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return LS_EIO;
   otlp_push *p = calloc(1, sizeof(*p));
-  if(!p)
+  if(!p) {
+    curl_global_cleanup();
     return LS_ENOMEM;
+  }
   p->c = c;
   p->m = m;
   p->backoff_ms = FIRST_BACKOFF_MS;
@@ -602,6 +604,7 @@ int otlp_push_start(const otlp_push_config *c, store *s, metrics *m, otlp_push *
   }
   if(rc) {
     push_free(p);
+    curl_global_cleanup();
     return rc;
   }
   CURL *h = p->curl;
@@ -621,6 +624,7 @@ int otlp_push_start(const otlp_push_config *c, store *s, metrics *m, otlp_push *
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   if(pthread_create(&p->th, NULL, push_main, p) != 0) {
     push_free(p);
+    curl_global_cleanup();
     return LS_ENOMEM;
   }
   log_msg(LOG_INFO, "otlp: forwarding sessions to %s (OTLP/HTTP JSON%s, requests up to %zu bytes, "
