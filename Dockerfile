@@ -17,7 +17,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DLOOPSCOPE_BENCH=OFF \
 FROM debian:12-slim
 # the shared libraries loopscope-server links (readelf -d; the test checks the list)
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libsqlite3-0 libcjson1 zlib1g && rm -rf /var/lib/apt/lists/*
+      libmicrohttpd12 libsqlite3-0 libcjson1 libcurl4 zlib1g ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/server/loopscope-server /usr/local/bin/loopscope-server
 # A user of its own, owning the database directory: the server needs no privilege.
 RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin loopscope \

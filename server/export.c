@@ -1,12 +1,15 @@
 /* export.c — session export (export.h): reads every row of a session through the store, then
- * writes it as ingest-v1 batches ("export-<session>", one per line), as Chrome Trace Event JSON,
- * or as OTLP/JSON spans. Which format a request asked for is http.c's business. */
+ * writes it as ingest-v1 batches ("export-<session>", one per line) or as Chrome Trace Event JSON;
+ * OTLP is otlp_trace.c's. Which format a request asked for is http.c's business. */
 #include "export.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+
+#include "otlp_trace.h"
+#include "session_rows.h"
 
 /* Optional members: written only when known. *comma says whether one must come first. */
 static void opt_i64_c(jbuf *o, const char *key, int64_t v, int *comma)
@@ -37,49 +40,6 @@ static void opt_str(jbuf *o, const char *key, const char *v)
 {
   int comma = 1;
   opt_str_c(o, key, v, &comma);
-}
-
-/* Every row of one session, read in one read transaction. */
-typedef struct session_rows {
-  arena ar;
-  store_session x;
-  store_task *tasks;
-  store_step *steps, *lag;
-  store_await *aw;
-  store_block *bl;
-  size_t nt, ns, nl, na, nb;
-} session_rows;
-
-static void rows_free(session_rows *w)
-{
-  free(w->tasks);
-  free(w->steps);
-  free(w->lag);
-  free(w->aw);
-  free(w->bl);
-  arena_free(&w->ar);
-}
-
-static int rows_load(store *s, const char *id, session_rows *w)
-{
-  memset(w, 0, sizeof(*w));
-  arena_init(&w->ar);
-  store_reader *r = store_reader_acquire(s);
-  int rc = store_find_session(r, id, &w->ar, &w->x);
-  if(!rc)
-    rc = store_load_tasks(r, w->x.sid, &w->ar, &w->tasks, &w->nt);
-  if(!rc)
-    rc = store_load_steps(r, w->x.sid, &w->steps, &w->ns);
-  if(!rc)
-    rc = store_load_awaits(r, w->x.sid, 0, &w->ar, &w->aw, &w->na);
-  if(!rc)
-    rc = store_load_blocks(r, w->x.sid, &w->ar, &w->bl, &w->nb);
-  if(!rc)
-    rc = store_load_lag(r, w->x.sid, &w->lag, &w->nl);
-  store_reader_release(s, r);
-  if(rc)
-    rows_free(w);
-  return rc;
 }
 
 /* The JSON export is JSON Lines of ingest-v1 batches of the session, so that every line can be
@@ -494,154 +454,6 @@ static int write_chrome(const session_rows *w, jbuf *out)
   return 0;
 }
 
-/* ---------------------------------------------------------------- OTLP/JSON */
-
-/* 64-bit FNV-1a: ids for OTLP derived from the session id, stable across exports. */
-static uint64_t fnv(const char *s, uint64_t h)
-{
-  for(; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
-
-static void hex_id(jbuf *o, uint64_t hi, uint64_t lo, int bytes)
-{
-  char buf[40];
-  if(bytes == 16)
-    snprintf(buf, sizeof(buf), "\"%016llx%016llx\"", (unsigned long long)hi, (unsigned long long)lo);
-  else
-    snprintf(buf, sizeof(buf), "\"%016llx\"", (unsigned long long)lo);
-  jbuf_puts(o, buf);
-}
-
-static void unix_ns(jbuf *o, int64_t base, int64_t t)
-{
-  char buf[32];
-  snprintf(buf, sizeof(buf), "\"%llu\"", (unsigned long long)((uint64_t)base + (uint64_t)t));
-  jbuf_puts(o, buf);
-}
-
-static void attr_str(jbuf *o, int *first, const char *key, const char *v)
-{
-  if(!v)
-    return;
-  jbuf_puts(o, *first ? "{\"key\":" : ",{\"key\":");
-  *first = 0;
-  jbuf_str(o, key);
-  jbuf_puts(o, ",\"value\":{\"stringValue\":");
-  jbuf_str(o, v);
-  jbuf_puts(o, "}}");
-}
-
-static void attr_int(jbuf *o, int *first, const char *key, int64_t v)
-{
-  jbuf_puts(o, *first ? "{\"key\":" : ",{\"key\":");
-  *first = 0;
-  jbuf_str(o, key);
-  jbuf_printf(o, ",\"value\":{\"intValue\":\"%lld\"}}", (long long)v);
-}
-
-/* OTLP/JSON traces: one span per task (parent = the task's parent), its awaits as span events,
- * times on the wall clock (started_unix_ns + t). Trace and span ids are hashes of the session
- * and task ids, so the same session always exports the same ids. */
-typedef struct task_await { int64_t task, t; size_t idx; } task_await;
-
-static int cmp_task_await(const void *a, const void *b)
-{
-  const task_await *x = a, *y = b;
-  if(x->task != y->task)
-    return (x->task > y->task) - (x->task < y->task);
-  return (x->t > y->t) - (x->t < y->t);
-}
-
-static int write_otlp(const session_rows *w, jbuf *out)
-{
-  /* the awaits come longest first: order them by task so each span finds its own quickly */
-  task_await *by_task = malloc((w->na ? w->na : 1) * sizeof(*by_task));
-  if(!by_task)
-    return LS_ENOMEM;
-  for(size_t k = 0; k < w->na; k++)
-    by_task[k] = (task_await){w->aw[k].task, w->aw[k].t, k};
-  qsort(by_task, w->na, sizeof(*by_task), cmp_task_await);
-  const store_session *x = &w->x;
-  int64_t base = 0;
-  if(x->started)
-    for(const char *p = x->started; *p; p++)
-      base = base * 10 + (*p - '0'); /* validated at ingest: at most 19 digits */
-  int64_t end = x->ended ? x->end_t : x->max_t;
-  uint64_t th = fnv(x->id, 0xcbf29ce484222325ull), tl = fnv(x->id, th);
-  jbuf_puts(out, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
-  int first = 1;
-  attr_str(out, &first, "service.name", x->service ? x->service : "loopscope");
-  attr_str(out, &first, "host.name", x->host);
-  attr_str(out, &first, "process.runtime.version", x->python);
-  if(x->pid >= 0)
-    attr_int(out, &first, "process.pid", x->pid);
-  jbuf_puts(out, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"loopscope\",\"version\":\"" LOOPSCOPE_VERSION
-                 "\"},\"spans\":[");
-  for(size_t i = 0; i < w->nt; i++) {
-    const store_task *t = &w->tasks[i];
-    jbuf_puts(out, i ? ",{\"traceId\":" : "{\"traceId\":");
-    hex_id(out, th, tl, 16);
-    jbuf_puts(out, ",\"spanId\":");
-    hex_id(out, 0, fnv(x->id, (uint64_t)t->id * 0x9e3779b97f4a7c15ull) | 1, 8);
-    if(t->parent > 0) {
-      jbuf_puts(out, ",\"parentSpanId\":");
-      hex_id(out, 0, fnv(x->id, (uint64_t)t->parent * 0x9e3779b97f4a7c15ull) | 1, 8);
-    }
-    jbuf_puts(out, ",\"name\":");
-    jbuf_str(out, t->coro ? t->coro : t->name ? t->name : "task");
-    jbuf_puts(out, ",\"kind\":1,\"startTimeUnixNano\":");
-    unix_ns(out, base, t->created);
-    jbuf_puts(out, ",\"endTimeUnixNano\":");
-    unix_ns(out, base, t->ended >= 0 ? t->ended : end > t->created ? end : t->created);
-    jbuf_puts(out, ",\"attributes\":[");
-    int af = 1;
-    attr_int(out, &af, "loopscope.task.id", t->id);
-    attr_str(out, &af, "loopscope.task.name", t->name);
-    attr_int(out, &af, "loopscope.busy_ns", t->busy_ns);
-    attr_int(out, &af, "loopscope.wait_ns", t->wait_ns);
-    attr_str(out, &af, "loopscope.state", t->state);
-    if(t->status >= 0)
-      attr_int(out, &af, "http.response.status_code", t->status);
-    jbuf_puts(out, "],\"events\":[");
-    int ef = 1;
-    size_t lo = 0, hi = w->na; /* first await of this task */
-    while(lo < hi) {
-      size_t mid = lo + (hi - lo) / 2;
-      if(by_task[mid].task < t->id)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    for(size_t k = lo; k < w->na && by_task[k].task == t->id; k++) {
-      const store_await *a = &w->aw[by_task[k].idx];
-      jbuf_puts(out, ef ? "{\"timeUnixNano\":" : ",{\"timeUnixNano\":");
-      ef = 0;
-      unix_ns(out, base, a->t);
-      jbuf_puts(out, ",\"name\":\"await\",\"attributes\":[");
-      int f2 = 1;
-      attr_str(out, &f2, "what", a->what);
-      attr_str(out, &f2, "code.filepath", a->file);
-      if(a->line >= 0)
-        attr_int(out, &f2, "code.lineno", a->line);
-      attr_str(out, &f2, "code.function", a->func);
-      attr_int(out, &f2, "duration_ns", a->d);
-      jbuf_puts(out, "]}");
-    }
-    jbuf_puts(out, "]");
-    if(t->state && !strcmp(t->state, "error")) {
-      jbuf_puts(out, ",\"status\":{\"code\":2,\"message\":");
-      jbuf_str(out, t->exc ? t->exc : "error");
-      jbuf_putc(out, '}');
-    }
-    jbuf_putc(out, '}');
-  }
-  jbuf_puts(out, "]}]}]}");
-  free(by_task);
-  return 0;
-}
-
 int export_session(store *s, const char *id, const char *format, jbuf *out)
 {
   int (*write)(const session_rows *, jbuf *) = NULL;
@@ -650,15 +462,15 @@ int export_session(store *s, const char *id, const char *format, jbuf *out)
   else if(!strcmp(format, "chrome"))
     write = write_chrome;
   else if(!strcmp(format, "otlp"))
-    write = write_otlp;
+    return otlp_trace_export(s, id, NULL, out);
   else
     return LS_EINVAL;
   session_rows w;
-  int rc = rows_load(s, id, &w);
+  int rc = session_rows_read(s, id, &w);
   if(rc)
     return rc;
   rc = write(&w, out);
-  rows_free(&w);
+  session_rows_free(&w);
   return rc ? rc : jbuf_status(out);
 }
 

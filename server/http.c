@@ -22,9 +22,11 @@
 #include "arena.h"
 #include "assets.h"
 #include "export.h"
+#include "gz.h"
 #include "gzip_body.h"
 #include "jbuf.h"
 #include "log.h"
+#include "otlp_trace.h"
 #include "query.h"
 
 #define RESPONSE_MAX ((size_t)1 << 30) /* ceiling of any JSON answer */
@@ -321,33 +323,6 @@ static int accepts_gzip(struct MHD_Connection *c)
   return ae && strstr(ae, "gzip") != NULL;
 }
 
-/* gzip of in[0..n) into a malloc'd buffer, or NULL (then the caller sends it plain). */
-static char *gzip_bytes(const char *in, size_t n, size_t *outlen)
-{
-  z_stream z;
-  memset(&z, 0, sizeof(z));
-  if(deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return NULL;
-  uLong bound = deflateBound(&z, (uLong)n);
-  char *out = malloc(bound);
-  if(!out) {
-    deflateEnd(&z);
-    return NULL;
-  }
-  z.next_in = (Bytef *)in;
-  z.avail_in = (uInt)n;
-  z.next_out = (Bytef *)out;
-  z.avail_out = (uInt)bound;
-  int rc = deflate(&z, Z_FINISH);
-  *outlen = z.total_out;
-  deflateEnd(&z);
-  if(rc != Z_STREAM_END) {
-    free(out);
-    return NULL;
-  }
-  return out;
-}
-
 /* Sends body (malloc'd, ownership taken; NULL for empty) with the headers every answer has. */
 static enum MHD_Result send_body(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
                                  const char *ctype, char *body, size_t len, int html)
@@ -355,7 +330,7 @@ static enum MHD_Result send_body(http_server *h, struct MHD_Connection *c, req *
   int gz = 0;
   if(len >= GZIP_MIN && accepts_gzip(c)) {
     size_t zlen = 0;
-    char *z = gzip_bytes(body, len, &zlen);
+    char *z = gz_compress(body, len, 1, &zlen); /* NULL: sent plain */
     if(z) {
       free(body);
       body = z;
@@ -763,7 +738,9 @@ static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, r
     return send_error(h, c, rq, 400, "format: expected json, chrome or otlp", NULL);
   jbuf out;
   jbuf_init(&out, RESPONSE_MAX);
-  int rc = export_session(h->s, id, fmt, &out);
+  /* OTLP with the timeline URL attribute when the public URL is known */
+  int rc = strcmp(fmt, "otlp") ? export_session(h->s, id, fmt, &out)
+                               : otlp_trace_export(h->s, id, h->cfg.public_url, &out);
   if(rc)
     return answer(h, c, rq, rc, &out, "");
   const char *type = export_media_type(fmt, &out);

@@ -25,6 +25,14 @@ char *jbuf_take(jbuf *b, size_t *len);
 /* 0 when every append so far succeeded, otherwise the first error code. */
 int jbuf_status(const jbuf *b);
 
+/* Empties b for reuse, keeping its memory (and a failure already recorded). */
+static inline void jbuf_reset(jbuf *b)
+{
+  b->len = 0;
+  if(b->data)
+    b->data[0] = '\0';
+}
+
 /* Appends n bytes; the slow path grows the buffer (or records the failure). */
 void jbuf_append_slow(jbuf *b, const void *p, size_t n);
 /* Makes room for n more bytes now, so a large answer grows once instead of by doublings. */

@@ -16,6 +16,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "otlp_push.h"
 #include "query.h"
 #include "store.h"
 #include "writer.h"
@@ -54,6 +55,20 @@ static const char usage[] =
   "                         (s, m, h, d suffixes; default: no limit)\n"
   "  --max-db-size SIZE     delete the oldest sessions while the data exceeds SIZE, e.g. 512M, 2G\n"
   "                         (K, M, G suffixes; never the newest session; default: no limit)\n"
+  "  --public-url URL       the base URL users reach these pages at, e.g. http://loopscope.example:7878\n"
+  "                         (default: http://<--listen> unless it listens on any address or port 0);\n"
+  "                         OTLP traces link to the session's timeline with it\n"
+  "  --otlp-endpoint URL    forward every session to an OpenTelemetry backend's OTLP/HTTP traces\n"
+  "                         endpoint, e.g. http://127.0.0.1:4318/v1/traces (also read from\n"
+  "                         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces;\n"
+  "                         headers from OTEL_EXPORTER_OTLP_HEADERS); see docs/otlp.md\n"
+  "  --otlp-max-request-bytes SIZE  largest OTLP request before compression (default 4M)\n"
+  "  --otlp-quiet DURATION  forward a session that never sent `end` after this long without a batch\n"
+  "                         (default 5m; s, m, h suffixes)\n"
+  "  --otlp-timeout-ms MS   one OTLP request, connecting included (default 10000)\n"
+  "  --otlp-max-backoff-ms MS  longest wait between retries when the backend gives no Retry-After\n"
+  "                         (default 30000)\n"
+  "  --otlp-compression gzip|none  (default gzip)\n"
   "  --help                 this text\n"
   "  --version              the version\n";
 
@@ -68,6 +83,8 @@ typedef struct options {
   int nallowed_hosts;
   int max_connections, max_per_ip, request_timeout, idle_timeout;
   store_limits limits; /* retention (retention_option) */
+  otlp_push_config otlp; /* the OTLP push (otlp_option) */
+  char public_url[300];
 } options;
 
 /* The retention options: 1 taken (and *i moved past its value), 0 not one of them, -1 a bad
@@ -149,6 +166,79 @@ static int http_option(int argc, char **argv, int *i, options *o)
   return 1;
 }
 
+static int parse_size(const char *s, size_t *out);
+
+/* The OTLP push's options (over what the environment said) and --public-url: 1 taken (and *i
+ * moved past its value), 0 not one of them, -1 a bad value (said on stderr). */
+static int otlp_option(int argc, char **argv, int *i, options *o)
+{
+  static const char *const names[] = {"--otlp-endpoint", "--otlp-max-request-bytes", "--otlp-quiet",
+                                      "--otlp-timeout-ms", "--otlp-max-backoff-ms", "--otlp-compression",
+                                      "--public-url"};
+  const char *a = argv[*i];
+  size_t k = 0;
+  while(k < sizeof(names) / sizeof(names[0]) && strcmp(a, names[k]))
+    k++;
+  if(k == sizeof(names) / sizeof(names[0]))
+    return 0;
+  if(*i + 1 >= argc) {
+    fprintf(stderr, "loopscope-server: %s needs a value\n", a);
+    return -1;
+  }
+  const char *v = argv[++*i];
+  otlp_push_config *c = &o->otlp;
+  int64_t n = 0;
+  const char *bad = NULL;
+  switch(k) {
+  case 0:
+  case 6:
+    if(strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+      bad = "an http:// or https:// URL";
+    else if(k == 0)
+      c->endpoint = v;
+    else if(strlen(v) >= sizeof(o->public_url))
+      bad = "a URL shorter than 300 bytes";
+    else
+      snprintf(o->public_url, sizeof(o->public_url), "%s", v);
+    break;
+  case 1:
+    if(parse_size(v, &c->max_request_bytes) || c->max_request_bytes < 4096)
+      bad = "a size of at least 4096 bytes such as 65536, 512K or 4M";
+    break;
+  case 2: {
+    char *end = NULL;
+    long long q = (v[0] >= '0' && v[0] <= '9') ? strtoll(v, &end, 10) : -1;
+    int64_t mul = end && *end == 'm' ? 60 : end && *end == 'h' ? 3600 : 1;
+    if(end && (*end == 's' || *end == 'm' || *end == 'h'))
+      end++;
+    if(!end || *end || q < 1 || q > 86400 * 30)
+      bad = "a duration such as 60, 90s, 5m or 1h";
+    else
+      c->quiet_s = q * mul;
+    break;
+  }
+  case 3:
+  case 4:
+    if(query_parse_i64(v, k == 3 ? 1 : 10, 3600000, &n))
+      bad = k == 3 ? "milliseconds in [1, 3600000]" : "milliseconds in [10, 3600000]";
+    else if(k == 3)
+      c->timeout_ms = n;
+    else
+      c->max_backoff_ms = n;
+    break;
+  default:
+    if(strcmp(v, "gzip") && strcmp(v, "none"))
+      bad = "gzip or none";
+    else
+      c->gzip = !strcmp(v, "gzip");
+  }
+  if(bad) {
+    fprintf(stderr, "loopscope-server: %s takes %s\n", a, bad);
+    return -1;
+  }
+  return 1;
+}
+
 static int parse_size(const char *s, size_t *out)
 {
   char *end = NULL;
@@ -199,6 +289,12 @@ static int parse_args(int argc, char **argv, options *o)
   o->max_per_ip = 128;
   o->request_timeout = 30;
   o->idle_timeout = 30;
+  otlp_push_defaults(&o->otlp);
+  char err[256];
+  if(otlp_push_from_env(&o->otlp, getenv, err, sizeof(err))) {
+    fprintf(stderr, "loopscope-server: %s\n", err);
+    return -1;
+  }
   for(int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -219,6 +315,11 @@ static int parse_args(int argc, char **argv, options *o)
     if(hrc < 0)
       return -1;
     if(hrc)
+      continue;
+    int orc = otlp_option(argc, argv, &i, o);
+    if(orc < 0)
+      return -1;
+    if(orc)
       continue;
     int takes = !strcmp(a, "--listen") || !strcmp(a, "--db") || !strcmp(a, "--token") ||
                 !strcmp(a, "--max-body") || !strcmp(a, "--log-level") || !strcmp(a, "--embed-origin") ||
@@ -284,6 +385,13 @@ static int parse_args(int argc, char **argv, options *o)
       o->custom_ancestors = 1;
     }
   }
+  /* Without --public-url, the address it listens on is the best guess, unless that says nothing
+   * (any address, or a port chosen at start). */
+  const char *colon = strrchr(o->listen, ':');
+  if(!o->public_url[0] && colon && strcmp(colon, ":0") && strncmp(o->listen, "0.0.0.0:", 8) &&
+     strncmp(o->listen, "[::]:", 5) && strlen(o->listen) < sizeof(o->public_url) - 8)
+    snprintf(o->public_url, sizeof(o->public_url), "http://%s", o->listen);
+  o->otlp.public_url = o->public_url[0] ? o->public_url : NULL;
   /* A request that could never fit would be answered 503 (retry) forever. */
   if(o->max_memory < 2 * (o->max_body + 1) + o->max_batch_memory) {
     fprintf(stderr, "loopscope-server: --max-memory (%zu bytes) must be at least 2 x --max-body + "
@@ -402,6 +510,7 @@ int main(int argc, char **argv)
   hc.max_per_ip = o.max_per_ip;
   hc.request_timeout_s = o.request_timeout;
   hc.idle_timeout_s = o.idle_timeout;
+  hc.public_url = o.otlp.public_url;
   ingest_default_limits(&hc.limits);
   hc.limits.max_tree = o.max_batch_memory;
   hc.budget = &budget;
@@ -423,11 +532,21 @@ int main(int argc, char **argv)
           addr.ss_family == AF_INET6 ? "]" : "", http_port(h), o.db, store_schema_version(s),
           o.token ? ", token required" : "");
 
+  otlp_push *push = NULL;
+  if(o.otlp.endpoint && otlp_push_start(&o.otlp, s, &m, &push)) {
+    log_msg(LOG_ERROR, "cannot start the OTLP push");
+    http_stop(h, 10000);
+    writer_stop(w);
+    store_close(s);
+    return 1;
+  }
+
   int sig = 0;
   sigwait(&sigs, &sig);
   log_msg(LOG_INFO, "%s: stopping (finishing requests in flight and queued batches)",
           sig == SIGINT ? "SIGINT" : "SIGTERM");
   http_stop(h, 10000);
+  otlp_push_stop(push); /* a request in flight is abandoned: its body stays in the outbox */
   writer_stop(w);
   store_close(s);
   log_msg(LOG_INFO, "stopped cleanly");

@@ -19,6 +19,10 @@ enum { CONN_DROP_DEADLINE, CONN_DROP_FULL, CONN_DROP_REFUSED, CONN_DROP_COUNT };
 /* Why retention deleted a session (--max-sessions, --max-age, --max-db-size). */
 enum { RETENTION_SESSIONS, RETENTION_AGE, RETENTION_SIZE, RETENTION_COUNT };
 
+/* What became of the OTLP push's requests and their spans (otlp_push.c): sent (2xx), retried
+ * (a retryable answer or no answer: sent again later), failed (refused for good, not resent). */
+enum { OTLP_SENT, OTLP_RETRIED, OTLP_FAILED, OTLP_RESULT_COUNT };
+
 typedef struct metrics {
   atomic_llong batches;        /* batches stored (duplicates not counted) */
   atomic_llong duplicates;     /* batches answered 200 because already stored */
@@ -32,6 +36,11 @@ typedef struct metrics {
   atomic_llong reclaimed_bytes; /* bytes the database file shrank by (incremental vacuum) */
   atomic_llong memory_bytes;   /* gauge: bytes held in the --max-memory budget */
   atomic_llong conn_dropped[CONN_DROP_COUNT]; /* connections closed unanswered, by reason */
+  atomic_llong otlp_requests[OTLP_RESULT_COUNT];
+  atomic_llong otlp_spans[OTLP_RESULT_COUNT];
+  atomic_llong otlp_sessions;        /* sessions taken into the outbox */
+  atomic_llong otlp_outbox_requests; /* gauge: request bodies waiting in the outbox */
+  atomic_llong otlp_outbox_sessions; /* gauge: sessions they belong to */
 } metrics;
 
 void metrics_init(metrics *m);

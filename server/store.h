@@ -12,7 +12,7 @@
 #include "ingest.h"
 #include "stats.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store store;
 typedef struct store_reader store_reader;
@@ -98,6 +98,9 @@ typedef struct store_session {
   int has_meta, ended;
   int64_t end_t, max_t, dropped, unknown, n_events, n_steps, n_awaits, n_blocks, n_lag;
   int64_t max_d[INGEST_NKINDS];
+  /* unix ns when the first batch was stored, less its largest t: the start as the server saw
+   * it (-1: unknown) */
+  int64_t received_ns;
 } store_session;
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out);
@@ -143,5 +146,41 @@ int store_scan_spans(store_reader *r, int64_t sid, int kind, const int64_t *task
                      int64_t lo, int64_t hi, store_span **out, size_t *n);
 int store_await_at(store_reader *r, int64_t sid, int64_t task, int64_t t, arena *a, store_await *out);
 int store_block_by_rowid(store_reader *r, int64_t rowid, arena *a, store_block *out);
+
+/* ---- the OTLP outbox (store_outbox.c): one thread, on a connection of its own ---- */
+/* Sessions to forward are taken into the outbox as the request bodies they will be sent as;
+ * each body leaves it, in the same transaction that counts it, once the backend answered it. */
+typedef struct store_outbox store_outbox;
+
+int store_outbox_open(store *s, store_outbox **out, char *err, size_t errlen);
+void store_outbox_close(store_outbox *o);
+
+/* A read transaction on the outbox's connection, for the store_load_* functions. */
+store_reader *store_outbox_read_begin(store_outbox *o);
+void store_outbox_read_end(store_outbox *o);
+
+/* The oldest session not yet taken whose latest batch arrived at or before `ended_before_s`
+ * when it has ended, or at or before `quiet_before_s` when it has not (unix seconds). id must
+ * hold 129 bytes. 0, LS_ENOTFOUND when none is due, or an error. */
+int store_outbox_due(store_outbox *o, int64_t ended_before_s, int64_t quiet_before_s, int64_t *sid,
+                     char *id, size_t idlen);
+
+typedef struct store_outbox_part {
+  int64_t sid, part, spans;
+  void *body;   /* store_outbox_next: malloc'd, the caller frees */
+  size_t len;
+} store_outbox_part;
+
+/* Takes session sid with its request bodies parts[0..n) in one transaction. n == 0 records it
+ * as 'failed' (its trace could not be built) so that it is not taken again. */
+int store_outbox_take(store_outbox *o, int64_t sid, int64_t now_s, const store_outbox_part *parts,
+                      size_t n, int64_t spans);
+/* The next body to send: the oldest session's lowest part. LS_ENOTFOUND when none waits. */
+int store_outbox_next(store_outbox *o, store_outbox_part *out);
+/* The backend answered part (sid, part): it leaves the outbox and is counted sent (`sent` 1) or
+ * failed (0) in one transaction; the session becomes 'sent' or 'failed' with its last part. */
+int store_outbox_done(store_outbox *o, int64_t sid, int64_t part, int sent);
+/* Bodies waiting and the sessions they belong to. */
+int store_outbox_depth(store_outbox *o, int64_t *parts, int64_t *sessions);
 
 #endif

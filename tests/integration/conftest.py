@@ -21,6 +21,20 @@ WRAPPER = os.environ.get("LOOPSCOPE_SERVER_WRAPPER", "").split()
 SLOW = 10.0 if WRAPPER else 1.0
 
 
+def wait_for(pred, timeout=30.0, what="condition", interval=0.05):
+    """Polls pred until it returns something true and returns that; fails the test after
+    `timeout` seconds (scaled by SLOW under a wrapper)."""
+    deadline = time.monotonic() + timeout * SLOW
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    v = pred()
+    assert v, f"timed out after {timeout * SLOW:.0f} s waiting for {what}"
+    return v
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

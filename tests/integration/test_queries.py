@@ -55,9 +55,10 @@ def test_task_status_in_tasks_and_every_export(server):
     assert {e["tid"]: e["args"] for e in chrome if e["name"] == "done"} == {
         1: {"state": "ok", "exc": None, "status": 200}, 2: {"state": "ok", "exc": None}}
     spans = server.get_json(S + "/export?format=otlp")["resourceSpans"][0]["scopeSpans"][0]["spans"]
-    attrs = [{a["key"]: a["value"] for a in s["attributes"]} for s in spans]
-    assert attrs[0]["http.response.status_code"] == {"intValue": "200"}
-    assert "http.response.status_code" not in attrs[1]
+    attrs = {a["loopscope.task.id"]["intValue"]: a for a in
+             ({a["key"]: a["value"] for a in s["attributes"]} for s in spans) if "loopscope.task.name" in a}
+    assert attrs["1"]["http.response.status_code"] == {"intValue": "200"}
+    assert "http.response.status_code" not in attrs["2"]
     # re-ingested, the export gives the same answers; an error with a status keeps both
     assert server.request("DELETE", S).status == 200
     assert server.ingest(exported).status == 202
@@ -253,6 +254,8 @@ def test_export_chrome_trace(server):
 
 
 def test_export_otlp(server):
+    """The export is the trace the OTLP push sends (tests/integration/test_otlp_push.py checks it
+    in depth): a session span, task spans under it, await and block spans under their tasks."""
     b = example()
     b["events"].append({"k": "done", "id": 1, "t": 240000000, "state": "error", "exc": "ValueError: boom"})
     assert server.ingest(b).status == 202
@@ -261,20 +264,23 @@ def test_export_otlp(server):
     attrs = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
     assert attrs["service.name"] == {"stringValue": "shop"}
     assert attrs["process.pid"] == {"intValue": "4711"}
+    assert attrs["loopscope.session.id"] == {"stringValue": S.rsplit("/", 1)[1]}
+    assert "loopscope.session.url" not in attrs  # listening on port 0: no public URL known
     spans = rs["scopeSpans"][0]["spans"]
     assert rs["scopeSpans"][0]["scope"]["name"] == "loopscope"
-    assert len(spans) == 2
-    s1, s2 = spans
-    assert len({s1["traceId"], s2["traceId"]}) == 1 and len(s1["traceId"]) == 32
-    assert "parentSpanId" not in s1 and s2["parentSpanId"] == s1["spanId"] and len(s1["spanId"]) == 16
+    assert [s["name"] for s in spans] == ["GET /users/42", "app.views.user_page", "app.db.fetch_user",
+                                          "AsyncSession.execute", "event loop blocked"]
+    session, s1, s2, aw, bl = spans
+    assert len({s["traceId"] for s in spans}) == 1 and len(s1["traceId"]) == 32
+    assert "parentSpanId" not in session and s1["parentSpanId"] == session["spanId"]
+    assert s2["parentSpanId"] == s1["spanId"] and len(s1["spanId"]) == 16
+    assert aw["parentSpanId"] == s2["spanId"] and bl["parentSpanId"] == s1["spanId"]
     base = 1764089000123456789
     assert s2["startTimeUnixNano"] == str(base + 120000) and s2["endTimeUnixNano"] == str(base + 95000000)
     assert s1["endTimeUnixNano"] == str(base + 240000000)
     assert s1["status"] == {"code": 2, "message": "ValueError: boom"}
-    assert s2["name"] == "app.db.fetch_user"
-    (event,) = s2["events"]
-    assert event["timeUnixNano"] == str(base + 182000)
-    ea = {a["key"]: a["value"] for a in event["attributes"]}
+    assert aw["startTimeUnixNano"] == str(base + 182000) and aw["endTimeUnixNano"] == str(base + 45182000)
+    ea = {a["key"]: a["value"] for a in aw["attributes"]}
     assert ea["code.filepath"] == {"stringValue": "app/db.py"} and ea["code.lineno"] == {"intValue": "23"}
     # the same session exports the same ids
     assert server.get_json(S + "/export?format=otlp") == j

@@ -10,22 +10,12 @@ import time
 import pytest
 
 from batches import batch
-from conftest import SLOW, Server
+from conftest import SLOW, Server, wait_for
 
 
 def steps(n, t0=0):
     return [{"k": "task", "id": 1, "name": "T", "coro": "c", "t": 0}] + \
         [{"k": "step", "id": 1, "t": t0 + i * 10, "d": 5} for i in range(n)]
-
-
-def wait_for(pred, timeout=20.0):
-    deadline = time.monotonic() + timeout * SLOW
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return pred()
 
 
 def session_ids(s):
