@@ -91,7 +91,8 @@ if [ -z "${LOOPSCOPE_NO_SID:-}" ] && [ "$(id -u)" -eq 0 ]; then
   for exe in python3.14 python3.15 python3.14-dbg; do
     case "$exe" in *-dbg) name="py${exe#python}"; name="${name%-dbg}d" ;; *) name="py${exe#python}" ;; esac
     venv=".venvs-sid/$name"
-    if [ ! -x "$venv/bin/python" ]; then
+    # (bin/python links to the root's /usr/bin/python3.x, which the host does not have)
+    if [ ! -f "$venv/pyvenv.cfg" ] || [ ! -x "$(scripts/sid-chroot.sh path)$(readlink -f "$venv/bin/python")" ]; then
       echo "deps: creating venv $venv from $exe (sid root)"
       scripts/sid-chroot.sh run "$exe" -m venv "$ROOT/$venv"
     fi
