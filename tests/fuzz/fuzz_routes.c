@@ -512,6 +512,14 @@ static void check_answer(const request *r, answer *a)
              a->p[11] <= '9' && (a->p[12] == ' ' || a->p[12] == '\r'),
              "bad status line: %.80s", a->p);
   a->status = (a->p[9] - '0') * 100 + (a->p[10] - '0') * 10 + (a->p[11] - '0');
+  /* libmicrohttpd 0.9.75 answers a request whose Cookie header ends in '="' (the last cookie's
+   * value a lone quote) with a 431 of its own, before any callback of http.c, and sends that
+   * answer's header block twice (crashes/README.md). Not the server's code and nothing it can
+   * change: accepted in exactly that case, so that a campaign can look past it. */
+  size_t cn = r->has[H_COOKIE] ? strlen(r->hdr[H_COOKIE]) : 0;
+  if(a->status == 431 && cn >= 2 && !strcmp(r->hdr[H_COOKIE] + cn - 2, "=\"") &&
+     strstr(a->p, "Your HTTP header was too big"))
+    return;
   const char *eoh = strstr(a->p, "\r\n\r\n");
   FUZZ_CHECK(eoh, "the headers never end (%zu bytes)", a->len);
   a->body = eoh + 4;
