@@ -53,7 +53,7 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   memcpy(G.url_prefix, url, ulen);
   memcpy(G.url_prefix + ulen, "/sessions/", sizeof "/sessions/");
   ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0, offline, sink};
-  int rc = start_failure == 1 ? LS_ESYS : LS_OK;
+  int rc = start_failure == 1 ? LSC_ESYS : LSC_OK;
   if (!rc) {
     Py_BEGIN_ALLOW_THREADS
     rc = ls_collector_new(&cfg, &G.core);
@@ -61,11 +61,11 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   }
   if (rc) {
     G.core = NULL;
-    if (rc == LS_EINVAL && sink)
+    if (rc == LSC_EINVAL && sink)
       PyErr_Format(PyExc_OSError, "loopscope: cannot open %s for writing (or the server URL or token is invalid)", sink);
     else
-      PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender for %s: %s%s", url, ls_strerror(rc),
-                   rc == LS_EINVAL ? " (check the server URL and the token)" : "");
+      PyErr_Format(PyExc_RuntimeError, "loopscope: cannot start the sender for %s: %s%s", url, lsc_strerror(rc),
+                   rc == LSC_EINVAL ? " (check the server URL and the token)" : "");
     return NULL;
   }
   G.block_ns = (uint64_t)(blocking_ms * 1e6);
@@ -105,13 +105,13 @@ static PyObject *mod_fail_next_start(PyObject *mod, PyObject *arg) {
 
 static PyObject *mod_flush(PyObject *mod, PyObject *args) {
   (void)mod;
-  int timeout_ms = 5000, rc = LS_OK;
+  int timeout_ms = 5000, rc = LSC_OK;
   if (!PyArg_ParseTuple(args, "|i", &timeout_ms)) return NULL;
   if (!G.started) Py_RETURN_TRUE;
   Py_BEGIN_ALLOW_THREADS
   rc = ls_collector_flush(G.core, timeout_ms);
   Py_END_ALLOW_THREADS
-  return PyBool_FromLong(rc == LS_OK);
+  return PyBool_FromLong(rc == LSC_OK);
 }
 
 /* Closes every session still open, so their events go out with the next flush. */
@@ -305,7 +305,7 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
   }
   ls_buf_free(&recs);
   ls_buf_free(&out);
-  if (r && bad_rc != LS_EINVAL) { Py_DECREF(r); PyErr_SetString(PyExc_RuntimeError, "truncated record accepted"); return NULL; }
+  if (r && bad_rc != LSC_EINVAL) { Py_DECREF(r); PyErr_SetString(PyExc_RuntimeError, "truncated record accepted"); return NULL; }
   return r;
 }
 

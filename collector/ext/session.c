@@ -94,9 +94,9 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
   ls_buf meta;
   session_meta(&meta, n, self->wall);
-  int rc = meta.failed ? LS_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
+  int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
   ls_buf_free(&meta);
-  if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s (%d)", id, rc); return -1; }
+  if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
   summary_free(self->sum);
   /* without memory for it the session records as usual and _summary() answers None */
   self->sum = with_summary || G.summary_all ? summary_new() : NULL;
@@ -122,7 +122,7 @@ int session_rename(session_obj *self, PyObject *name) {
   if (!session_live(self)) return 0;
   ls_buf meta;
   session_meta(&meta, n, self->wall);
-  int rc = meta.failed ? LS_ENOMEM : ls_session_set_meta(self->ls, meta.p);
+  int rc = meta.failed ? LSC_ENOMEM : ls_session_set_meta(self->ls, meta.p);
   ls_buf_free(&meta);
   if (rc) { PyErr_NoMemory(); return -1; }
   return 0;

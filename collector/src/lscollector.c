@@ -178,16 +178,16 @@ static void unlink_session(ls_collector *c, ls_session *s) {
   s->next = s->prev = NULL;
 }
 
-const char *ls_strerror(int rc) {
+const char *lsc_strerror(int rc) {
   switch (rc) {
-  case LS_OK: return "ok";
-  case LS_ENOMEM: return "out of memory";
-  case LS_EINVAL: return "invalid argument";
-  case LS_EFULL: return "the event buffer is full";
-  case LS_ECLOSED: return "the session is closed";
-  case LS_ETIMEDOUT: return "timed out";
-  case LS_ESYS: return "a thread or libcurl could not be started";
-  case LS_ELOST: return "a batch was refused by the server";
+  case LSC_OK: return "ok";
+  case LSC_ENOMEM: return "out of memory";
+  case LSC_EINVAL: return "invalid argument";
+  case LSC_EFULL: return "the event buffer is full";
+  case LSC_ECLOSED: return "the session is closed";
+  case LSC_ETIMEDOUT: return "timed out";
+  case LSC_ESYS: return "a thread or libcurl could not be started";
+  case LSC_ELOST: return "a batch was refused by the server";
   default: return "unknown error";
   }
 }
@@ -197,17 +197,17 @@ const char *ls_strerror(int rc) {
 int ls_emit(ls_session *s, const ls_event *ev) {
   ls_collector *c = s->c;
   size_t size = ls_record_size(ev);
-  int rc = LS_OK;
+  int rc = LSC_OK;
   pthread_mutex_lock(&c->mu);
-  if (s->closed) { rc = LS_ECLOSED; goto out; }
+  if (s->closed) { rc = LSC_ECLOSED; goto out; }
   chunk *t = s->tail;
   if (!t || t->cap - t->len < size) {
     size_t cap = t ? t->cap * 2 : CHUNK_MIN;
     if (cap > CHUNK_MAX) cap = CHUNK_MAX;
     if (cap < size) cap = size;
-    if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LS_EFULL; goto drop; }
+    if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LSC_EFULL; goto drop; }
     chunk *n = chunk_take(c, cap);
-    if (!n) { rc = LS_ENOMEM; goto drop; }
+    if (!n) { rc = LSC_ENOMEM; goto drop; }
     if (t) t->next = n; else s->head = n;
     s->tail = t = n;
     c->bytes_used += cap + sizeof(chunk);
@@ -243,19 +243,19 @@ void ls_session_add_dropped(ls_session *s, uint64_t n) {
 
 int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out) {
   ls_session *s = calloc(1, sizeof *s);
-  if (!s) return LS_ENOMEM;
+  if (!s) return LSC_ENOMEM;
   size_t idn = strlen(id);
-  if (idn == 0 || idn >= sizeof s->id) { free(s); return LS_EINVAL; }
+  if (idn == 0 || idn >= sizeof s->id) { free(s); return LSC_EINVAL; }
   for (size_t i = 0; i < idn; i++) {
     char ch = id[i];
     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-')) {
       free(s);
-      return LS_EINVAL;
+      return LSC_EINVAL;
     }
   }
   memcpy(s->id, id, idn + 1);
   s->meta = strdup(meta_json ? meta_json : "{}");
-  if (!s->meta) { free(s); return LS_ENOMEM; }
+  if (!s->meta) { free(s); return LSC_ENOMEM; }
   s->c = c;
   pthread_mutex_lock(&c->mu);
   s->next = c->sessions;
@@ -263,12 +263,12 @@ int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_s
   c->sessions = s;
   pthread_mutex_unlock(&c->mu);
   *out = s;
-  return LS_OK;
+  return LSC_OK;
 }
 
 int ls_session_set_meta(ls_session *s, const char *meta_json) {
   char *m = strdup(meta_json ? meta_json : "{}");
-  if (!m) return LS_ENOMEM;
+  if (!m) return LSC_ENOMEM;
   ls_collector *c = s->c;
   pthread_mutex_lock(&c->mu);
   /* The sender reads the meta it found when the send began without the lock: while it sends, that
@@ -278,7 +278,7 @@ int ls_session_set_meta(ls_session *s, const char *meta_json) {
   else free(s->meta);
   s->meta = m;
   pthread_mutex_unlock(&c->mu);
-  return LS_OK;
+  return LSC_OK;
 }
 
 int ls_session_close(ls_session *s, uint64_t t_end) {
@@ -292,7 +292,7 @@ int ls_session_close(ls_session *s, uint64_t t_end) {
   s->closed = 1; /* no wake-up: the sender comes by within flush_interval_ms (a futex call per
                   * request would cost more than the rest of closing) */
   pthread_mutex_unlock(&c->mu);
-  return rc == LS_ECLOSED ? LS_ECLOSED : LS_OK;
+  return rc == LSC_ECLOSED ? LSC_ECLOSED : LSC_OK;
 }
 
 /* ---- the sender thread -------------------------------------------------------------------- */
@@ -378,10 +378,10 @@ static void send_one(ls_collector *c, ls_session *s) {
   else if (!body.failed) {
     for (;;) {
       ls_http_result res = {0, -1};
-      int rc = c->http ? ls_http_post(c->http, body.p, body.len, &res) : LS_ESYS;
+      int rc = c->http ? ls_http_post(c->http, body.p, body.len, &res) : LSC_ESYS;
       pthread_mutex_lock(&c->mu);
-      c->st.last_status = rc == LS_OK ? res.status : 0;
-      if (rc == LS_OK && res.status >= 200 && res.status < 300) {
+      c->st.last_status = rc == LSC_OK ? res.status : 0;
+      if (rc == LSC_OK && res.status >= 200 && res.status < 300) {
         c->st.batches_sent++;
         delivered = 1;
         pthread_mutex_unlock(&c->mu);
@@ -389,7 +389,7 @@ static void send_one(ls_collector *c, ls_session *s) {
       }
       c->st.posts_failed++;
       /* 4xx other than 408/429 will not get better by retrying: the batch is dropped. */
-      retryable = rc != LS_OK || res.status >= 500 || res.status == 408 || res.status == 429;
+      retryable = rc != LSC_OK || res.status >= 500 || res.status == 408 || res.status == 429;
       if (!retryable) { pthread_mutex_unlock(&c->mu); break; }
       int wait_ms = backoff_ms;
       if (res.retry_after_s >= 0) wait_ms = (res.retry_after_s > 30 ? 30 : res.retry_after_s) * 1000;
@@ -462,17 +462,17 @@ static void *sender_main(void *arg) {
 }
 
 static int sender_start(ls_collector *c) {
-  int rc = c->cfg.offline ? LS_OK : ls_http_new(c->url, c->token, c->cfg.timeout_ms, &c->http);
+  int rc = c->cfg.offline ? LSC_OK : ls_http_new(c->url, c->token, c->cfg.timeout_ms, &c->http);
   if (rc) return rc;
   c->stop = 0;
   c->giving_up = 0;
   if (pthread_create(&c->thread, NULL, sender_main, c)) {
     ls_http_free(c->http);
     c->http = NULL;
-    return LS_ESYS;
+    return LSC_ESYS;
   }
   c->thread_running = 1;
-  return LS_OK;
+  return LSC_OK;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -482,7 +482,7 @@ int ls_collector_new(const ls_config *cfg, ls_collector **out) {
   pthread_once(&curl_once, curl_init_once);
   pthread_once(&atfork_once, atfork_register);
   ls_collector *c = calloc(1, sizeof *c);
-  if (!c) return LS_ENOMEM;
+  if (!c) return LSC_ENOMEM;
   c->cfg = *cfg;
   if (!c->cfg.buffer_cap) c->cfg.buffer_cap = 16u << 20;
   if (c->cfg.flush_interval_ms <= 0) c->cfg.flush_interval_ms = 200;
@@ -494,11 +494,11 @@ int ls_collector_new(const ls_config *cfg, ls_collector **out) {
   pthread_cond_init(&c->idle, NULL);
   c->url = strdup(cfg->url ? cfg->url : "http://127.0.0.1:7878");
   c->token = cfg->token ? strdup(cfg->token) : NULL;
-  int rc = !c->url || (cfg->token && !c->token) ? LS_ENOMEM : LS_OK;
+  int rc = !c->url || (cfg->token && !c->token) ? LSC_ENOMEM : LSC_OK;
   c->cfg.url = c->url;
   c->cfg.token = c->token;
   c->cfg.sink_path = NULL; /* not kept: only the open file is */
-  if (!rc && cfg->sink_path && !(c->sink = fopen(cfg->sink_path, "ab"))) rc = LS_EINVAL;
+  if (!rc && cfg->sink_path && !(c->sink = fopen(cfg->sink_path, "ab"))) rc = LSC_EINVAL;
   if (!rc) rc = sender_start(c);
   if (rc) {
     ls_collector_free(c, 0); /* no thread, no sessions: only what was allocated above */
@@ -506,23 +506,23 @@ int ls_collector_new(const ls_config *cfg, ls_collector **out) {
   }
   live_collector = c;
   *out = c;
-  return LS_OK;
+  return LSC_OK;
 }
 
 int ls_collector_flush(ls_collector *c, int timeout_ms) {
   struct timespec ts;
   deadline_after(&ts, timeout_ms);
-  int rc = LS_OK;
+  int rc = LSC_OK;
   pthread_mutex_lock(&c->mu);
   pthread_cond_signal(&c->wake);
   while (anything_pending(c)) {
     if (pthread_cond_timedwait(&c->idle, &c->mu, &ts) == ETIMEDOUT) {
-      rc = anything_pending(c) ? LS_ETIMEDOUT : LS_OK;
+      rc = anything_pending(c) ? LSC_ETIMEDOUT : LSC_OK;
       break;
     }
   }
   /* a batch given up on (refused by the server) since the last flush: not everything arrived */
-  if (rc == LS_OK && c->st.batches_failed != c->failed_seen) rc = LS_ELOST;
+  if (rc == LSC_OK && c->st.batches_failed != c->failed_seen) rc = LSC_ELOST;
   c->failed_seen = c->st.batches_failed;
   pthread_mutex_unlock(&c->mu);
   return rc;

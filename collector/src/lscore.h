@@ -8,17 +8,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LS_OK 0
-#define LS_ENOMEM (-1)
-#define LS_EINVAL (-2)
-#define LS_EFULL (-3)     /* the buffer cap is reached: the event was dropped and counted */
-#define LS_ECLOSED (-4)   /* the session is closed */
-#define LS_ETIMEDOUT (-5) /* a flush did not finish in time */
-#define LS_ESYS (-6)      /* a thread or libcurl could not be started */
-#define LS_ELOST (-7)     /* a batch was refused by the server and given up on */
+/* The collector's result codes (its own set, LSC_*: the server's LS_* codes are another
+ * program's, and the two never exchange codes, only HTTP statuses). */
+#define LSC_OK 0
+#define LSC_ENOMEM (-1)
+#define LSC_EINVAL (-2)
+#define LSC_EFULL (-3)     /* the buffer cap is reached: the event was dropped and counted */
+#define LSC_ECLOSED (-4)   /* the session is closed */
+#define LSC_ETIMEDOUT (-5) /* a flush did not finish in time */
+#define LSC_ESYS (-6)      /* a thread or libcurl could not be started */
+#define LSC_ELOST (-7)     /* a batch was refused by the server and given up on */
 
 /* A short English description of a result code above, for error messages. */
-const char *ls_strerror(int rc);
+const char *lsc_strerror(int rc);
 
 #define LS_TOKEN_MAX 4096 /* bytes of a bearer token */
 /* 1 when token can travel as a bearer token: at most LS_TOKEN_MAX visible ASCII bytes (NULL or
@@ -105,7 +107,7 @@ int ls_session_close(ls_session *s, uint64_t t_end);
 /* Replaces the session's meta (copied); it goes out with the session's next batch, and the server
  * overwrites the fields it carries (a request named once its route is known). */
 int ls_session_set_meta(ls_session *s, const char *meta_json);
-/* Appends one event. LS_EFULL when the cap is reached (the event is counted as dropped). */
+/* Appends one event. LSC_EFULL when the cap is reached (the event is counted as dropped). */
 int ls_emit(ls_session *s, const ls_event *ev);
 void ls_session_add_dropped(ls_session *s, uint64_t n);
 

@@ -139,16 +139,16 @@ int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first)
   const unsigned char *end = p + n;
   while (p < end) {
     rec_hdr h;
-    if ((size_t)(end - p) < sizeof h) return LS_EINVAL;
+    if ((size_t)(end - p) < sizeof h) return LSC_EINVAL;
     memcpy(&h, p, sizeof h);
-    if (h.size < sizeof h || h.size > (size_t)(end - p)) return LS_EINVAL;
+    if (h.size < sizeof h || h.size > (size_t)(end - p)) return LSC_EINVAL;
     const unsigned char *q = p + sizeof h, *rend = p + h.size;
     const char *kname = kind_name(h.kind);
-    if (!kname) return LS_EINVAL;
+    if (!kname) return LSC_EINVAL;
     ls_str s[3] = {{0}};
     for (int i = 0; i < h.nstr && i < 3; i++) {
       q = get_str(q, rend, &s[i]);
-      if (!q) return LS_EINVAL;
+      if (!q) return LSC_EINVAL;
     }
     if (!*first) ls_buf_append(out, ",", 1);
     *first = 0;
@@ -186,12 +186,12 @@ int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first)
       for (int i = 0; i < h.line; i++) {
         int32_t line;
         ls_str file, func, src;
-        if (rend - q < 4) return LS_EINVAL;
+        if (rend - q < 4) return LSC_EINVAL;
         memcpy(&line, q, 4);
         q += 4;
         if (!(q = get_str(q, rend, &file)) || !(q = get_str(q, rend, &func)) ||
             !(q = get_str(q, rend, &src)))
-          return LS_EINVAL;
+          return LSC_EINVAL;
         char srcbuf[512];
         if (!src.n && file.n) { /* the watchdog left the source line to us: read it here */
           src.n = ls_src_line(file.p, file.n, line, srcbuf, sizeof srcbuf);
@@ -226,5 +226,5 @@ int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first)
     ls_buf_puts(out, "}");
     p = rend;
   }
-  return out->failed ? LS_ENOMEM : LS_OK;
+  return out->failed ? LSC_ENOMEM : LSC_OK;
 }

@@ -79,9 +79,9 @@ int ls_token_valid(const char *token) {
 
 int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http **out) {
   static const char path[] = "/api/v1/ingest";
-  if (!ls_token_valid(token)) return LS_EINVAL;
+  if (!ls_token_valid(token)) return LSC_EINVAL;
   ls_http *h = calloc(1, sizeof *h);
-  if (!h) return LS_ENOMEM;
+  if (!h) return LSC_ENOMEM;
   size_t n = strlen(base_url);
   while (n > 0 && base_url[n - 1] == '/') n--;
   h->url = malloc(n + sizeof path);
@@ -90,7 +90,7 @@ int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http
   h->curl = curl_easy_init();
   if (!h->url || !h->headers || !h->headers_gz || !h->curl) {
     ls_http_free(h);
-    return LS_ENOMEM;
+    return LSC_ENOMEM;
   }
   memcpy(h->url, base_url, n);
   memcpy(h->url + n, path, sizeof path);
@@ -105,7 +105,7 @@ int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_PROXY, "");  /* loopback traffic never goes through a proxy */
   *out = h;
-  return LS_OK;
+  return LSC_OK;
 }
 
 void ls_http_free(ls_http *h) {
@@ -120,10 +120,10 @@ void ls_http_free(ls_http *h) {
 int ls_gzip(const char *src, size_t n, char **out, size_t *out_len) {
   z_stream z;
   memset(&z, 0, sizeof z);
-  if (deflateInit2(&z, 1, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) return LS_ENOMEM;
+  if (deflateInit2(&z, 1, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) return LSC_ENOMEM;
   uLong bound = deflateBound(&z, (uLong)n) + 32;
   char *buf = malloc(bound);
-  if (!buf) { deflateEnd(&z); return LS_ENOMEM; }
+  if (!buf) { deflateEnd(&z); return LSC_ENOMEM; }
   z.next_in = (Bytef *)src;
   z.avail_in = (uInt)n;
   z.next_out = (Bytef *)buf;
@@ -131,15 +131,15 @@ int ls_gzip(const char *src, size_t n, char **out, size_t *out_len) {
   int rc = deflate(&z, Z_FINISH);
   *out_len = z.total_out;
   deflateEnd(&z);
-  if (rc != Z_STREAM_END) { free(buf); return LS_ENOMEM; }
+  if (rc != Z_STREAM_END) { free(buf); return LSC_ENOMEM; }
   *out = buf;
-  return LS_OK;
+  return LSC_OK;
 }
 
 int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) {
   char *gz = NULL;
   size_t gz_len = 0;
-  if (len > GZIP_ABOVE && ls_gzip(body, len, &gz, &gz_len) == LS_OK) {
+  if (len > GZIP_ABOVE && ls_gzip(body, len, &gz, &gz_len) == LSC_OK) {
     body = gz;
     len = gz_len;
   }
@@ -153,5 +153,5 @@ int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) 
   free(gz);
   res->status = (int)status;
   res->retry_after_s = h->retry_after_s;
-  return rc == CURLE_OK ? LS_OK : LS_ESYS;
+  return rc == CURLE_OK ? LSC_OK : LSC_ESYS;
 }
