@@ -1,6 +1,7 @@
 /* fuzz_gzip.c — libFuzzer-style target for the gzip decoding of ingest bodies (gzip_body.c, the
  * path of POST /api/v1/ingest with Content-Encoding: gzip), under several body limits and memory
- * budgets, checked against zlib's own one-shot decode and, for streams built here, the plaintext.
+ * budgets, checked against zlib's own decode (without gzip_body.c's buffer, steps or budget)
+ * and, for streams built here, against the plaintext.
  *
  * Input: byte 0 picks the limit (bits 0-2), the budget (bits 3-4) and the mode (bit 7).
  *   raw mode (bit 7 clear): bytes 1.. are the body as sent.
