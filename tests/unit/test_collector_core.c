@@ -1,0 +1,380 @@
+/* test_collector_core.c — the collector's C core (collector/src) on its own, without Python:
+ * the growable buffer with its ceiling, JSON string escaping, bearer-token rules, result-code
+ * names, source lines for block stacks, the record format round trip (record -> JSON event), and
+ * the sender in offline mode writing its batches to a sink file — each line of which the
+ * server's own parser (server/ingest.c) must accept with the same events: the two halves of the
+ * ingest contract checked against each other. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_run.h"
+#include "ingest.h"
+#include "lscore.h"
+
+/* ---------------------------------------------------------------- ls_buf */
+
+START_TEST(buf_ceiling_is_sticky)
+{
+  ls_buf b;
+  ls_buf_init(&b, 8);
+  ls_buf_puts(&b, "12345");
+  ck_assert_int_eq(b.failed, 0);
+  ck_assert_str_eq(b.p, "12345");
+  ls_buf_puts(&b, "6789"); /* 9 bytes > 8: refused whole, and the buffer stays failed */
+  ck_assert_int_eq(b.failed, 1);
+  ck_assert_uint_le(b.len, 8);
+  ls_buf_puts(&b, "x");
+  ck_assert_int_eq(b.failed, 1);
+  ls_buf_free(&b);
+  ck_assert_ptr_null(b.p);
+}
+END_TEST
+
+START_TEST(buf_integers_at_their_limits)
+{
+  ls_buf b;
+  ls_buf_init(&b, 1 << 10);
+  ls_buf_u64(&b, 0);
+  ls_buf_puts(&b, " ");
+  ls_buf_u64(&b, UINT64_MAX);
+  ls_buf_puts(&b, " ");
+  ls_buf_i64(&b, INT64_MIN);
+  ls_buf_puts(&b, " ");
+  ls_buf_i64(&b, -1);
+  ck_assert_str_eq(b.p, "0 18446744073709551615 -9223372036854775808 -1");
+  ls_buf_free(&b);
+}
+END_TEST
+
+static void jstr_is(const char *in, size_t n, const char *want)
+{
+  ls_buf b;
+  ls_buf_init(&b, 1 << 10);
+  ls_buf_jstr(&b, in, n);
+  ck_assert_int_eq(b.failed, 0);
+  ck_assert_str_eq(b.p, want);
+  ls_buf_free(&b);
+}
+
+START_TEST(jstr_escapes_and_replaces_invalid_utf8)
+{
+  jstr_is("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
+  jstr_is("\n\t\r\x01\x1f", 5, "\"\\n\\t\\r\\u0001\\u001f\"");
+  jstr_is("nul\0in", 6, "\"nul\\u0000in\"");
+  jstr_is("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+  /* each invalid byte becomes U+FFFD: a lone continuation, an overlong, a surrogate, a cut
+   * sequence, > U+10FFFF; what the server then receives is valid UTF-8 */
+  jstr_is("\x80", 1, "\"\xef\xbf\xbd\"");
+  jstr_is("\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"");
+  jstr_is("\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+  jstr_is("ab\xe2\x82", 4, "\"ab\xef\xbf\xbd\xef\xbf\xbd\"");
+  jstr_is("\xf4\x90\x80\x80", 4, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+}
+END_TEST
+
+/* Whatever the bytes, the escaped string is valid UTF-8 by the server's own validator. */
+START_TEST(jstr_output_always_passes_the_servers_utf8_check)
+{
+  uint64_t x = 0x9E3779B97F4A7C15u;
+  for(int it = 0; it < 20000; it++) {
+    unsigned char in[16];
+    size_t n = 1 + (size_t)(it % 16);
+    for(size_t i = 0; i < n; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      in[i] = (unsigned char)(x % 3 ? 0x80 | (x >> 8 & 0x7f) : x >> 16);
+    }
+    ls_buf b;
+    ls_buf_init(&b, 1 << 10);
+    ls_buf_jstr(&b, (const char *)in, n);
+    ck_assert_int_eq(ingest_utf8_ok(b.p, b.len), 1);
+    ls_buf_free(&b);
+  }
+}
+END_TEST
+
+/* ---------------------------------------------------------------- tokens, codes */
+
+START_TEST(token_rules)
+{
+  ck_assert_int_eq(ls_token_valid(NULL), 1);
+  ck_assert_int_eq(ls_token_valid(""), 1);
+  ck_assert_int_eq(ls_token_valid("s3cret-Token_~.+/="), 1);
+  ck_assert_int_eq(ls_token_valid("has space"), 0);
+  ck_assert_int_eq(ls_token_valid("line\nbreak"), 0);
+  ck_assert_int_eq(ls_token_valid("caf\xc3\xa9"), 0);
+  char big[LS_TOKEN_MAX + 2];
+  memset(big, 'a', sizeof big);
+  big[LS_TOKEN_MAX] = '\0';
+  ck_assert_int_eq(ls_token_valid(big), 1);
+  big[LS_TOKEN_MAX] = 'a';
+  big[LS_TOKEN_MAX + 1] = '\0';
+  ck_assert_int_eq(ls_token_valid(big), 0);
+}
+END_TEST
+
+START_TEST(result_codes_have_distinct_names)
+{
+  const int codes[] = {LSC_OK, LSC_ENOMEM, LSC_EINVAL, LSC_EFULL, LSC_ECLOSED, LSC_ETIMEDOUT, LSC_ESYS, LSC_ELOST};
+  const size_t n = sizeof codes / sizeof codes[0];
+  for(size_t i = 0; i < n; i++) {
+    ck_assert_ptr_nonnull(lsc_strerror(codes[i]));
+    for(size_t j = 0; j < i; j++)
+      ck_assert_str_ne(lsc_strerror(codes[i]), lsc_strerror(codes[j]));
+  }
+  ck_assert_ptr_nonnull(lsc_strerror(-999));
+}
+END_TEST
+
+/* ---------------------------------------------------------------- source lines */
+
+static char src_path[256];
+
+static void write_src(const char *text, size_t n)
+{
+  snprintf(src_path, sizeof src_path, "%s/lssrc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  int fd = mkstemp(src_path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+  close(fd);
+}
+
+static const char *line_of(int line, size_t cap)
+{
+  static char out[4096];
+  size_t n = ls_src_line(src_path, strlen(src_path), line, out, cap);
+  ck_assert_uint_eq(n, strlen(out));
+  return out;
+}
+
+START_TEST(src_lines)
+{
+  const char text[] = "first\n    time.sleep(0.15)  \r\n\n\tlast without newline";
+  write_src(text, sizeof text - 1);
+  ck_assert_str_eq(line_of(1, 4096), "first");
+  ck_assert_str_eq(line_of(2, 4096), "time.sleep(0.15)"); /* trimmed, CR included */
+  ck_assert_str_eq(line_of(3, 4096), "");
+  ck_assert_str_eq(line_of(4, 4096), "last without newline");
+  ck_assert_str_eq(line_of(5, 4096), "");  /* past the end */
+  ck_assert_str_eq(line_of(0, 4096), "");  /* lines are 1-based */
+  ck_assert_str_eq(line_of(-3, 4096), "");
+  ck_assert_str_eq(line_of(2, 5), "time");  /* cut to the buffer, NUL-terminated */
+  unlink(src_path);
+  char out[64] = "x";
+  ck_assert_uint_eq(ls_src_line(src_path, strlen(src_path), 1, out, sizeof out), 0); /* gone */
+  ck_assert_str_eq(out, "");
+  ck_assert_uint_eq(ls_src_line("<stdin>", 7, 1, out, sizeof out), 0);                 /* not a file */
+  ck_assert_uint_eq(ls_src_line("a\0b", 3, 1, out, sizeof out), 0);                    /* NUL in path */
+}
+END_TEST
+
+/* A line beyond the first 16 kB block: the block-wise reader carries lines across blocks. */
+START_TEST(src_line_across_blocks)
+{
+  size_t n = 40000;
+  char *text = malloc(n + 64);
+  ck_assert_ptr_nonnull(text);
+  size_t len = 0;
+  int lines = 0;
+  while(len < n) {
+    lines++;
+    len += (size_t)sprintf(text + len, "line %05d %s\n", lines, lines % 7 ? "" : "padding padding padding");
+  }
+  write_src(text, len);
+  free(text);
+  for(int l = 1; l <= lines; l += 97) {
+    char want[64];
+    snprintf(want, sizeof want, "line %05d%s", l, l % 7 ? "" : " padding padding padding");
+    ck_assert_str_eq(line_of(l, 4096), want);
+  }
+  unlink(src_path);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- records -> JSON */
+
+static cJSON *encode(const ls_event *ev)
+{
+  size_t size = ls_record_size(ev);
+  unsigned char *rec = malloc(size);
+  ck_assert_ptr_nonnull(rec);
+  ls_record_write(rec, ev, size);
+  ls_buf b;
+  ls_buf_init(&b, 1 << 20);
+  ls_buf_puts(&b, "[");
+  int first = 1;
+  ck_assert_int_eq(ls_encode_records(&b, rec, size, &first), LSC_OK);
+  ls_buf_puts(&b, "]");
+  free(rec);
+  cJSON *arr = cJSON_Parse(b.p);
+  ck_assert_msg(arr && cJSON_GetArraySize(arr) == 1, "not one event: %s", b.p);
+  ls_buf_free(&b);
+  cJSON *ev0 = cJSON_DetachItemFromArray(arr, 0);
+  cJSON_Delete(arr);
+  return ev0;
+}
+
+#define S(lit) ((ls_str){lit, sizeof(lit) - 1})
+
+static double num(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  ck_assert_msg(cJSON_IsNumber(v), "no number %s", k);
+  return v->valuedouble;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  ck_assert_msg(cJSON_IsString(v), "no string %s", k);
+  return v->valuestring;
+}
+
+START_TEST(records_round_trip_every_kind)
+{
+  ls_event t = {.kind = LS_K_TASK, .id = 7, .parent = 3, .t = 1000, .name = S("Task-7"), .coro = S("app.fetch")};
+  cJSON *j = encode(&t);
+  ck_assert_str_eq(str(j, "k"), "task");
+  ck_assert(num(j, "id") == 7 && num(j, "parent") == 3 && num(j, "t") == 1000);
+  ck_assert_str_eq(str(j, "name"), "Task-7");
+  ck_assert_str_eq(str(j, "coro"), "app.fetch");
+  cJSON_Delete(j);
+
+  ls_event a = {.kind = LS_K_AWAIT, .id = 7, .t = 5, .d = 45000000, .what = S("sleep"),
+                .file = S("app/db.py"), .line = 23, .func = S("fetch")};
+  j = encode(&a);
+  ck_assert_str_eq(str(j, "what"), "sleep");
+  ck_assert(num(j, "line") == 23 && num(j, "d") == 45000000);
+  cJSON_Delete(j);
+
+  ls_frame frames[2] = {{S("app/main.py"), S("handler"), S("await render()"), 10},
+                        {S("app/views.py"), S("render"), S("time.sleep(0.15)"), 45}};
+  ls_event b = {.kind = LS_K_BLOCK, .id = 7, .t = 50, .d = 150000000, .frames = frames, .nframes = 2};
+  j = encode(&b);
+  const cJSON *stack = cJSON_GetObjectItemCaseSensitive(j, "stack");
+  ck_assert_int_eq(cJSON_GetArraySize(stack), 2);
+  ck_assert_str_eq(str(cJSON_GetArrayItem(stack, 1), "src"), "time.sleep(0.15)");
+  ck_assert(num(cJSON_GetArrayItem(stack, 1), "line") == 45);
+  cJSON_Delete(j);
+
+  ls_event d = {.kind = LS_K_DONE, .id = 7, .t = 99, .state = LS_S_ERROR, .exc = S("ValueError: x"), .status = 500};
+  j = encode(&d);
+  ck_assert_str_eq(str(j, "state"), "error");
+  ck_assert_str_eq(str(j, "exc"), "ValueError: x");
+  ck_assert(num(j, "status") == 500);
+  cJSON_Delete(j);
+
+  /* times past 2^53 are clamped into the contract's range */
+  ls_event l = {.kind = LS_K_LAG, .t = UINT64_MAX, .d = (uint64_t)1 << 60};
+  j = encode(&l);
+  ck_assert(num(j, "t") < 9007199254740992.0 && num(j, "d") < 9007199254740992.0);
+  cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(records_refuse_garbage)
+{
+  unsigned char junk[64];
+  memset(junk, 0xAB, sizeof junk);
+  ls_buf b;
+  ls_buf_init(&b, 1 << 10);
+  int first = 1;
+  ck_assert_int_eq(ls_encode_records(&b, junk, sizeof junk, &first), LSC_EINVAL);
+  ck_assert_int_eq(ls_encode_records(&b, junk, 3, &first), LSC_EINVAL); /* shorter than a header */
+  ls_buf_free(&b);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the sender, offline, into a sink */
+
+START_TEST(offline_sink_batches_parse_on_the_server)
+{
+  char sink[256];
+  snprintf(sink, sizeof sink, "%s/lssink-%d.jsonl", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+  unlink(sink);
+  ls_config cfg = {.url = "http://127.0.0.1:1", .buffer_cap = 1 << 20, .flush_interval_ms = 10,
+                   .timeout_ms = 1000, .batch_max = 4096, .offline = 1, .sink_path = sink};
+  ls_collector *c = NULL;
+  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  ls_session *s = NULL;
+  ck_assert_int_eq(ls_session_open(c, "s-unit-1", "{\"name\":\"GET /users/{id} \\u00e9\\\"<b>\"}", &s), LSC_OK);
+  const int ntasks = 300; /* several batches at 4 kB each */
+  for(int i = 1; i <= ntasks; i++) {
+    ls_event t = {.kind = LS_K_TASK, .id = (uint64_t)i, .parent = (uint64_t)(i / 2), .t = (uint64_t)i * 10,
+                  .name = S("Task \xff"), .coro = S("mod.coro")};
+    ck_assert_int_eq(ls_emit(s, &t), LSC_OK);
+    ls_event st = {.kind = LS_K_STEP, .id = (uint64_t)i, .t = (uint64_t)i * 10 + 1, .d = 5};
+    ck_assert_int_eq(ls_emit(s, &st), LSC_OK);
+  }
+  ck_assert_int_eq(ls_session_close(s, 100000), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(c, 10000), LSC_OK);
+  ls_stats st;
+  ls_collector_stats(c, &st);
+  ck_assert_uint_eq(st.dropped, 0);
+  ck_assert_uint_ge(st.batches_saved, 2);
+  ls_collector_free(c, 1000);
+
+  FILE *f = fopen(sink, "rb");
+  ck_assert_ptr_nonnull(f);
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  char *line = NULL;
+  size_t cap = 0, tasks = 0, steps = 0, lines = 0;
+  int ended = 0;
+  ssize_t n;
+  while((n = getline(&line, &cap, f)) > 0) {
+    ingest_batch *b = NULL;
+    char detail[256] = "";
+    int rc = ingest_parse(line, (size_t)n, &lim, &b, detail, sizeof detail);
+    ck_assert_msg(rc == 0, "the server refused batch %zu: %s", lines, detail);
+    ck_assert_str_eq(b->session, "s-unit-1");
+    tasks += b->ntasks;
+    steps += b->nsteps;
+    ended |= b->has_end;
+    ingest_free(b);
+    lines++;
+  }
+  free(line);
+  fclose(f);
+  unlink(sink);
+  ck_assert_uint_eq(lines, st.batches_saved);
+  ck_assert_uint_eq(tasks, (size_t)ntasks);
+  ck_assert_uint_eq(steps, (size_t)ntasks);
+  ck_assert_int_eq(ended, 1);
+}
+END_TEST
+
+static Suite *collector_core_suite(void)
+{
+  Suite *s = suite_create("collector_core");
+  TCase *c = tcase_create("buf");
+  tcase_add_test(c, buf_ceiling_is_sticky);
+  tcase_add_test(c, buf_integers_at_their_limits);
+  tcase_add_test(c, jstr_escapes_and_replaces_invalid_utf8);
+  tcase_add_test(c, jstr_output_always_passes_the_servers_utf8_check);
+  tcase_add_test(c, token_rules);
+  tcase_add_test(c, result_codes_have_distinct_names);
+  suite_add_tcase(s, c);
+  c = tcase_create("src");
+  tcase_add_test(c, src_lines);
+  tcase_add_test(c, src_line_across_blocks);
+  suite_add_tcase(s, c);
+  c = tcase_create("records");
+  tcase_add_test(c, records_round_trip_every_kind);
+  tcase_add_test(c, records_refuse_garbage);
+  suite_add_tcase(s, c);
+  c = tcase_create("sender");
+  tcase_set_timeout(c, 60);
+  tcase_add_test(c, offline_sink_batches_parse_on_the_server);
+  suite_add_tcase(s, c);
+  return s;
+}
+
+int main(void)
+{
+  return check_run(collector_core_suite());
+}
