@@ -515,10 +515,11 @@ static void check_answer(const request *r, answer *a)
   /* libmicrohttpd 0.9.75 answers a request whose Cookie header ends in '="' (the last cookie's
    * value a lone quote) with a 431 of its own, before any callback of http.c, and sends that
    * answer's header block twice (crashes/README.md). Not the server's code and nothing it can
-   * change: accepted in exactly that case, so that a campaign can look past it. */
+   * change: accepted in exactly that case, so that a campaign can look past it (http.c never
+   * answers 431; to HEAD libmicrohttpd sends the two header blocks without its HTML body). */
   size_t cn = r->has[H_COOKIE] ? strlen(r->hdr[H_COOKIE]) : 0;
   if(a->status == 431 && cn >= 2 && !strcmp(r->hdr[H_COOKIE] + cn - 2, "=\"") &&
-     strstr(a->p, "Your HTTP header was too big"))
+     !strncmp(a->p, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46))
     return;
   const char *eoh = strstr(a->p, "\r\n\r\n");
   FUZZ_CHECK(eoh, "the headers never end (%zu bytes)", a->len);
