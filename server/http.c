@@ -767,6 +767,11 @@ static enum MHD_Result route_api(http_server *h, struct MHD_Connection *c, req *
       return send_error(h, c, rq, 405, "sessions takes GET", "GET, HEAD");
     return run_query(h, c, rq, query_sessions, NULL);
   }
+  if(!strcmp(rest, "endpoints") || !strcmp(rest, "compare")) {
+    if(!is_get(method))
+      return send_error(h, c, rq, 405, "this query takes GET", "GET, HEAD");
+    return run_query(h, c, rq, rest[0] == 'e' ? query_endpoints : query_compare, NULL);
+  }
   if(strncmp(rest, "sessions/", 9) != 0)
     return send_error(h, c, rq, 404, "no such endpoint", NULL);
   char id[130];
@@ -890,6 +895,10 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
     return send_asset(h, c, rq, "login.html");
   if(!strcmp(url, "/"))
     return send_asset(h, c, rq, "index.html");
+  if(!strcmp(url, "/endpoints"))
+    return send_asset(h, c, rq, "endpoints.html");
+  if(!strcmp(url, "/compare"))
+    return send_asset(h, c, rq, "compare.html");
   if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/')) {
     if(!ingest_id_ok(url + 10)) /* no session can have that id: as the API answers for it */
       return send_error(h, c, rq, 404, "no such session", NULL);

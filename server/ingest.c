@@ -313,7 +313,8 @@ static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
   if((rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "name"), &in_meta, "name", max, &meta->name)) ||
      (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "service"), &in_meta, "service", max, &meta->service)) ||
      (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "host"), &in_meta, "host", max, &meta->host)) ||
-     (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "python"), &in_meta, "python", max, &meta->python)))
+     (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "python"), &in_meta, "python", max, &meta->python)) ||
+     (rc = get_str(p, cJSON_GetObjectItemCaseSensitive(m, "route"), &in_meta, "route", max, &meta->route)))
     return rc;
   const cJSON *pid = cJSON_GetObjectItemCaseSensitive(m, "pid");
   if(pid && !cJSON_IsNull(pid) && (rc = get_int(p, pid, &in_meta, "pid", 0, &meta->pid)))

@@ -34,6 +34,7 @@ enum { INGEST_STEP = 0, INGEST_AWAIT = 1, INGEST_BLOCK = 2, INGEST_LAG = 3, INGE
 typedef struct ingest_meta {
   int present;
   const char *name, *service, *host, *python, *started; /* started: decimal string */
+  const char *route;  /* the route template, e.g. "GET /users/{user_id}" (schema 5) */
   int64_t pid;       /* -1 when absent */
   int64_t started_ns; /* started as an integer, -1 when absent */
 } ingest_meta;

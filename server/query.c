@@ -29,16 +29,12 @@ int query_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
   return 0;
 }
 
-static int bad(char *detail, size_t dlen, const char *msg)
+int query_invalid(char *detail, size_t dlen, const char *msg)
 {
   snprintf(detail, dlen, "%s", msg);
   return LS_EINVAL;
 }
 
-static const char *arg(const query_args *a, const char *name)
-{
-  return a && a->get ? a->get(a->ctx, name) : NULL;
-}
 
 static void opt_i64(jbuf *o, int64_t v)
 {
@@ -109,6 +105,7 @@ static int summary_json(store_reader *r, const store_session *x, jbuf *o)
   jbuf_key(o, "id", 0); jbuf_str(o, x->id);
   jbuf_key(o, "name", 1); jbuf_str(o, x->name);
   jbuf_key(o, "service", 1); jbuf_str(o, x->service);
+  jbuf_key(o, "route", 1); jbuf_str(o, x->route);
   jbuf_key(o, "pid", 1); opt_i64(o, x->pid);
   jbuf_key(o, "host", 1); jbuf_str(o, x->host);
   jbuf_key(o, "python", 1); jbuf_str(o, x->python);
@@ -129,10 +126,10 @@ int query_sessions(store *s, const char *id, const query_args *a, jbuf *out, cha
 {
   (void)id;
   int64_t limit = 100;
-  const char *ls = arg(a, "limit");
+  const char *ls = query_arg(a, "limit");
   if(ls && query_parse_i64(ls, 1, 1000, &limit))
-    return bad(detail, dlen, "limit: expected an integer in [1, 1000]");
-  const char *name = arg(a, "name");
+    return query_invalid(detail, dlen, "limit: expected an integer in [1, 1000]");
+  const char *name = query_arg(a, "name");
   store_reader *r = store_reader_acquire(s);
   arena ar;
   arena_init(&ar);
@@ -431,11 +428,11 @@ static int awaits_body(const session_query *q)
 int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
   awaits_in in = {0, 0, 1000};
-  if(parse_min_ms(arg(a, "min_ms"), &in.ms, &in.min_d))
-    return bad(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
-  const char *ls = arg(a, "limit");
+  if(parse_min_ms(query_arg(a, "min_ms"), &in.ms, &in.min_d))
+    return query_invalid(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
+  const char *ls = query_arg(a, "limit");
   if(ls && query_parse_i64(ls, 1, 100000, &in.limit))
-    return bad(detail, dlen, "limit: expected an integer in [1, 100000]");
+    return query_invalid(detail, dlen, "limit: expected an integer in [1, 100000]");
   return in_session(s, id, out, &in, detail, dlen, awaits_body);
 }
 
@@ -724,7 +721,7 @@ static int timeline_body(const session_query *q)
   if(to < 0)
     to = duration_of(x) > from ? duration_of(x) : from + 1;
   if(to <= from)
-    return bad(q->detail, q->dlen, "to: must be greater than from");
+    return query_invalid(q->detail, q->dlen, "to: must be greater than from");
   tl_ctx c = {r, x->sid, q->ar, {from, to, (int32_t)px}, out, NULL, 0};
   store_span *st = NULL, *aw = NULL, *bl = NULL, *lg = NULL;
   size_t nst = 0, naw = 0, nbl = 0, nlg = 0;
@@ -782,18 +779,18 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
   int64_t from = 0, to = -1, px = 1000;
   const char *v;
   /* from < 2^53 so that the default `to` (from + 1 at the least) is still <= 2^53 */
-  if((v = arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &from))
-    return bad(detail, dlen, "from: expected an integer in [0, 2^53)");
-  if((v = arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &to))
-    return bad(detail, dlen, "to: expected an integer in [0, 2^53]");
-  if((v = arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))
-    return bad(detail, dlen, "px: expected an integer in [1, 10000]");
+  if((v = query_arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &from))
+    return query_invalid(detail, dlen, "from: expected an integer in [0, 2^53)");
+  if((v = query_arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &to))
+    return query_invalid(detail, dlen, "to: expected an integer in [0, 2^53]");
+  if((v = query_arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))
+    return query_invalid(detail, dlen, "px: expected an integer in [1, 10000]");
   int64_t *tasks = NULL;
   size_t ntasks = 0;
-  if((v = arg(a, "tasks")) && *v) {
+  if((v = query_arg(a, "tasks")) && *v) {
     int prc = parse_tasks(v, &tasks, &ntasks);
     if(prc == LS_EINVAL)
-      return bad(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
+      return query_invalid(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
     if(prc)
       return prc;
   }

@@ -29,6 +29,18 @@ int query_lag(store *s, const char *id, const query_args *a, jbuf *out, char *de
 int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
+int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+int query_compare(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+
+/* The value of query parameter `name`, or NULL. */
+static inline const char *query_arg(const query_args *a, const char *name)
+{
+  return a && a->get ? a->get(a->ctx, name) : NULL;
+}
+
+/* LS_EINVAL with msg as the detail (what the handlers answer for a bad parameter). */
+int query_invalid(char *detail, size_t dlen, const char *msg);
+
 /* Parses a decimal integer in [lo, hi]; 0 or LS_EINVAL. */
 int query_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 

@@ -27,7 +27,7 @@ extern const size_t store_nmigrations;
 
 enum wstmt {
   W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
-  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_COUNT
+  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_COUNT
 };
 
 static const char *const wsql[W_COUNT] = {
@@ -42,7 +42,7 @@ static const char *const wsql[W_COUNT] = {
     "UPDATE sessions SET name = coalesce(?2, name), service = coalesce(?3, service),"
     " host = coalesce(?4, host), python = coalesce(?5, python), pid = coalesce(?6, pid),"
     " started_unix_ns = coalesce(?7, started_unix_ns), started_ns = coalesce(?8, started_ns),"
-    " has_meta = 1 WHERE sid = ?1",
+    " route = coalesce(?9, route), has_meta = 1 WHERE sid = ?1",
   /* Every right-hand side reads the row as it was before this UPDATE. */
   [W_SESSION_COUNTS] =
     "UPDATE sessions SET"
@@ -73,6 +73,7 @@ static const char *const wsql[W_COUNT] = {
   [W_AWAIT] = "INSERT OR IGNORE INTO awaits(sid, task, t, d, what, file, line, func) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
   [W_BLOCK] = "INSERT INTO blocks(sid, task, t, d, file, line, func, src, stack) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
   [W_LAG] = "INSERT INTO lag(sid, t, d) VALUES(?1, ?2, ?3)",
+  [W_POINT] = STORE_POINT_UPSERT,
 };
 
 struct store {
@@ -578,6 +579,7 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
     bind_opt_i64(st, 6, m->pid);
     bind_text(st, 7, m->started);
     bind_opt_i64(st, 8, m->started_ns);
+    bind_text(st, 9, m->route);
     if((rc = wrun(s, st)))
       return rc;
   }
@@ -659,6 +661,8 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
   }
   if(!rc)
     rc = put_aggregates(s, sid, b, stored);
+  if(!rc)
+    rc = store_points_put(s->w, s->ws[W_POINT], sid, b, stored + b->nsteps);
   free(stored);
   st = s->ws[W_BLOCK];
   for(size_t i = 0; i < b->nblocks && !rc; i++) {
@@ -813,6 +817,7 @@ static const char *const purge_sql[] = {
   "DELETE FROM awaits WHERE (sid, task, t) IN (SELECT sid, task, t FROM awaits WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM blocks WHERE rowid IN (SELECT rowid FROM blocks WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM lag WHERE rowid IN (SELECT rowid FROM lag WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM await_points WHERE (sid, file, line) IN (SELECT sid, file, line FROM await_points WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM batches WHERE (sid, batch) IN (SELECT sid, batch FROM batches WHERE sid = ?1 LIMIT ?2)",
   /* a deleted session is not forwarded any more: its outbox goes with it */

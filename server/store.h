@@ -8,11 +8,12 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "endpoints.h"
 #include "errors.h"
 #include "ingest.h"
 #include "stats.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 typedef struct store store;
 typedef struct store_reader store_reader;
@@ -101,6 +102,7 @@ typedef struct store_session {
   /* unix ns when the first batch was stored, less its largest t: the start as the server saw
    * it (-1: unknown) */
   int64_t received_ns;
+  const char *route;    /* the route template (meta.route), NULL when none arrived */
 } store_session;
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out);
@@ -147,6 +149,29 @@ int store_scan_spans(store_reader *r, int64_t sid, int kind, const int64_t *task
 int store_await_at(store_reader *r, int64_t sid, int64_t task, int64_t t, arena *a, store_await *out);
 int store_block_by_rowid(store_reader *r, int64_t rowid, arena *a, store_block *out);
 
+/* ---- endpoints and compare (store_endpoints.c) ---- */
+/* Which sessions /endpoints looks at: the newest `limit` by arrival among the ended sessions that
+ * have an endpoint (route, else name), started in [since_ns, until_ns) (-1: open), of service
+ * (NULL: any) and endpoint (NULL: any). */
+typedef struct store_ep_filter {
+  int64_t limit, since_ns, until_ns;
+  const char *service, *endpoint;
+} store_ep_filter;
+/* *out malloc'd (strings in a), newest first. */
+int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_session **out, size_t *n);
+/* A point of one session: an await point summed (n awaits, total and max ns; what is awaited) or
+ * one block's innermost frame (n 1, total = max = d; what is its source line). file NULL and line
+ * -1 when unknown. Strings valid during the callback only. */
+typedef struct store_point {
+  int64_t sid, line, n, total, max;
+  const char *file, *func, *what;
+} store_point;
+/* Returns 0 to go on, or a code that stops the scan and is returned. */
+typedef int (*store_point_fn)(void *ctx, const store_point *p);
+/* Await points / blocks of the sessions sids[0..n) (ascending), in sid order; fn may also see
+ * rows of other sessions between them, to be ignored. */
+int store_await_points(store_reader *r, const int64_t *sids, size_t n, store_point_fn fn, void *ctx);
+int store_block_points(store_reader *r, const int64_t *sids, size_t n, store_point_fn fn, void *ctx);
 /* ---- the OTLP outbox (store_outbox.c): one thread, on a connection of its own ---- */
 /* Sessions to forward are taken into the outbox as the request bodies they will be sent as;
  * each body leaves it, in the same transaction that counts it, once the backend answered it. */

@@ -22,6 +22,16 @@ int store_code_of(int sqlite_rc);
 int store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* One more connection to s's database, with s's busy timeout and extended result codes. */
 int store_open_conn(store *s, sqlite3 **out, char *err, size_t errlen);
+/* The await_points upsert (store_endpoints.c): one batch's stored awaits (stored[i] for await i)
+ * summed per (file, line) into session sid's rows, with st prepared from STORE_POINT_UPSERT. */
+#define STORE_POINT_UPSERT                                                                         \
+  "INSERT INTO await_points(sid, file, line, what, func, n, total_ns, max_ns)"                     \
+  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(sid, file, line) DO UPDATE SET"             \
+  " n = n + excluded.n, total_ns = total_ns + excluded.total_ns,"                                  \
+  " max_ns = max(max_ns, excluded.max_ns), what = coalesce(what, excluded.what),"                  \
+  " func = coalesce(func, excluded.func)"
+int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_batch *b,
+                     const unsigned char *stored);
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
 

@@ -20,7 +20,7 @@ enum rstmt {
 #define SESSION_COLS \
   "sid, id, name, service, host, python, started_unix_ns, pid, has_meta, ended, end_t, max_t, dropped," \
   " unknown_events, n_events, n_steps, n_awaits, n_blocks, n_lag, max_step_d, max_await_d, max_block_d," \
-  " max_lag_d, received_unix_ns FROM sessions"
+  " max_lag_d, received_unix_ns, route FROM sessions"
 #define NEWEST " ORDER BY started_ns IS NULL, started_ns DESC, sid DESC LIMIT ?"
 
 _Static_assert(R_COUNT <= STORE_READ_STATEMENTS, "store_internal.h: struct store_reader holds too few statements");
@@ -142,6 +142,7 @@ static void read_session(sqlite3_stmt *st, arena *a, store_session *x)
   for(int k = 0; k < INGEST_NKINDS; k++)
     x->max_d[k] = sqlite3_column_int64(st, 19 + k);
   x->received_ns = col_opt(st, 19 + INGEST_NKINDS);
+  x->route = col_text(st, 20 + INGEST_NKINDS, a);
 }
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out)

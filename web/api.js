@@ -103,3 +103,21 @@ export async function exportBlob(id, format) {
   }
   return res.blob();
 }
+
+// Endpoints over a window: { limit, service, endpoint, top, since, until } (each optional).
+export function endpoints({ limit, service, endpoint, top, since, until } = {}) {
+  const q = new URLSearchParams();
+  if (limit) q.set('limit', String(limit));
+  if (service) q.set('service', service);
+  if (endpoint) q.set('endpoint', endpoint);
+  if (top) q.set('top', String(top));
+  if (since) q.set('since_unix_ns', String(since));
+  if (until) q.set('until_unix_ns', String(until));
+  return getJson(`${BASE}/endpoints?${q}`);
+}
+
+// What differs between sessions a and b.
+export function compare(a, b, { limit = 100 } = {}) {
+  const q = new URLSearchParams({ a, b, limit: String(limit) });
+  return getJson(`${BASE}/compare?${q}`);
+}

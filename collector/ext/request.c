@@ -309,6 +309,24 @@ static int request_set_status(request_obj *self, PyObject *v, void *closure) {
   return 0;
 }
 
+static PyObject *request_get_route(request_obj *self, void *closure) {
+  (void)closure;
+  return Py_NewRef(self->sess && self->sess->route ? self->sess->route : Py_None);
+}
+
+/* route = "GET /users/{user_id}": the route template the framework matched (LoopscopeMiddleware
+ * sets it once the app has run); the session's next batch carries it in its meta. */
+static int request_set_route(request_obj *self, PyObject *v, void *closure) {
+  (void)closure;
+  if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete route"); return -1; }
+  if (!self->sess) {
+    if (PyUnicode_Check(v)) return 0;
+    PyErr_Format(PyExc_TypeError, "loopscope: a session route must be a str, not %.100s", Py_TYPE(v)->tp_name);
+    return -1;
+  }
+  return session_set_route(self->sess, v);
+}
+
 static PyObject *request_stats(request_obj *self, PyObject *unused) {
   if (!self->sess) return PyDict_New();
   return session_stats(self->sess, unused);
@@ -351,6 +369,8 @@ static PyGetSetDef request_getset[] = {
     {"recording", (getter)request_get_recording, NULL, "whether the session is still open", NULL},
     {"status", (getter)request_get_status, (setter)request_set_status,
      "the response status the request's task ends with (0: none yet)", NULL},
+    {"route", (getter)request_get_route, (setter)request_set_route,
+     "the route template the session's meta carries (None: none)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject Request_Type = {

@@ -23,6 +23,8 @@ static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
 
 static void session_dealloc(session_obj *self) {
   Py_XDECREF(self->id);
+  Py_XDECREF(self->name);
+  Py_XDECREF(self->route);
   summary_free(self->sum);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -68,12 +70,17 @@ PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
 
 void session_ids_after_fork(void) { id_prefix[0] = 0; }
 
-/* The meta object of a session named n that started at wall (Unix ns): the name, the pid, the
- * wall clock and the fields fixed at start (service, host, python). The caller frees *out. */
-static void session_meta(ls_buf *out, ls_str n, uint64_t wall) {
+/* The meta object of a session named n that started at wall (Unix ns): the name, the route
+ * template when route.p is set, the pid, the wall clock and the fields fixed at start (service,
+ * host, python). The caller frees *out. */
+static void session_meta(ls_buf *out, ls_str n, ls_str route, uint64_t wall) {
   ls_buf_init(out, 16384);
   ls_buf_puts(out, "{\"name\":");
   ls_buf_jstr(out, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
+  if (route.p) {
+    ls_buf_puts(out, ",\"route\":");
+    ls_buf_jstr(out, route.p, route.n > 1024 ? 1024 : route.n);
+  }
   ls_buf_puts(out, ",\"pid\":");
   ls_buf_u64(out, (uint64_t)G.pid);
   ls_buf_puts(out, ",\"started_unix_ns\":\"");
@@ -92,8 +99,12 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
+  PyObject *name = PyUnicode_DecodeUTF8(n.p ? n.p : "", (Py_ssize_t)n.n, "replace");
+  if (!name) return -1;
+  Py_XSETREF(self->name, name);
+  Py_CLEAR(self->route);
   ls_buf meta;
-  session_meta(&meta, n, self->wall);
+  session_meta(&meta, n, (ls_str){NULL, 0}, self->wall);
   int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
   ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
@@ -108,24 +119,51 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   return PyList_Append(G.active, (PyObject *)self);
 }
 
-/* Renames an open session: its next batch carries the new name (the server keeps the last one).
- * Does nothing once the session is closed. 0, or -1 with an exception set. */
-int session_rename(session_obj *self, PyObject *name) {
-  if (!PyUnicode_Check(name)) {
-    PyErr_Format(PyExc_TypeError, "loopscope: a session name must be a str, not %.100s", Py_TYPE(name)->tp_name);
-    return -1;
-  }
+/* The UTF-8 of str s (NULL: {NULL, 0}); -1 with an exception set for a str that has none (a lone
+ * surrogate). */
+static int utf8_of(PyObject *s, ls_str *out) {
+  *out = (ls_str){NULL, 0};
+  if (!s) return 0;
   Py_ssize_t k;
-  const char *p = PyUnicode_AsUTF8AndSize(name, &k); /* a lone surrogate raises here */
-  if (!p) return -1;
-  ls_str n = {p, (size_t)k};
-  if (!session_live(self)) return 0;
+  if (!(out->p = PyUnicode_AsUTF8AndSize(s, &k))) return -1;
+  out->n = (size_t)k;
+  return 0;
+}
+
+/* Replaces the session's meta with one of its current name and route (the next batch carries it;
+ * the server keeps the last of each field). 0, or -1 with an exception set. */
+static int session_remeta(session_obj *self) {
+  ls_str n, r;
+  if (utf8_of(self->name, &n) || utf8_of(self->route, &r)) return -1;
   ls_buf meta;
-  session_meta(&meta, n, self->wall);
+  session_meta(&meta, n, r, self->wall);
   int rc = meta.failed ? LSC_ENOMEM : ls_session_set_meta(self->ls, meta.p);
   ls_buf_free(&meta);
   if (rc) { PyErr_NoMemory(); return -1; }
   return 0;
+}
+
+/* Sets field *slot (name or route) of an open session to str v and rebuilds its meta. Checked
+ * (a str, encodable) also once the session is closed, when it does nothing else. */
+static int session_set_field(session_obj *self, PyObject **slot, PyObject *v, const char *what) {
+  if (!PyUnicode_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "loopscope: a session %s must be a str, not %.100s", what, Py_TYPE(v)->tp_name);
+    return -1;
+  }
+  if (!PyUnicode_AsUTF8(v)) return -1; /* a lone surrogate raises here */
+  if (!session_live(self)) return 0;
+  Py_XSETREF(*slot, Py_NewRef(v));
+  return session_remeta(self);
+}
+
+/* Renames an open session: its next batch carries the new name (the server keeps the last one).
+ * Does nothing once the session is closed. 0, or -1 with an exception set. */
+int session_rename(session_obj *self, PyObject *name) {
+  return session_set_field(self, &self->name, name, "name");
+}
+
+int session_set_route(session_obj *self, PyObject *route) {
+  return session_set_field(self, &self->route, route, "route");
 }
 
 static PyObject *session_rename_m(session_obj *self, PyObject *name) {

@@ -20,6 +20,8 @@ struct session_obj {
   task_entry *entries;     /* live entries of this session's tasks */
   ls_summary *sum;         /* what the summary needs (summary.h), or NULL: not kept */
   uint64_t end;            /* monotonic ns at close, 0 while open */
+  PyObject *name, *route;  /* str or NULL: the meta's name and route template, kept so that a
+                            * rename or a route set later rebuilds the whole meta */
 };
 
 extern PyTypeObject Session_Type;
@@ -45,6 +47,9 @@ void session_ids_after_fork(void);
 int session_begin(session_obj *self, ls_str name, uint64_t max_tasks, int with_summary);
 /* Renames an open session (its next batch carries the name); nothing once closed. 0 or -1. */
 int session_rename(session_obj *self, PyObject *name);
+/* Sets an open session's route template (meta.route: its next batch carries it, e.g.
+ * "GET /users/{user_id}" once the framework routed the request); nothing once closed. 0 or -1. */
+int session_set_route(session_obj *self, PyObject *route);
 PyObject *session_close(session_obj *self, PyObject *unused);
 /* How a request's root task ends when its session closes (request.c). */
 typedef struct session_root_end {

@@ -2,7 +2,8 @@
 # (Starlette, FastAPI, Litestar, plain ASGI), and an X-Loopscope-Session response header with the
 # session's timeline URL. The per-request work is the C module's (`request_open`): a tiny request
 # would otherwise pay for every Python line here. When the session ends, the request's task ends
-# in it (its lane stops "running") with the response status the app sent.
+# in it (its lane stops "running") with the response status the app sent, and the session carries
+# the route template the framework matched (`GET /users/{user_id}`), for the endpoints view.
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping
@@ -24,6 +25,33 @@ def request_name(scope: Scope) -> str:
     if scope["type"] == "websocket":
         return f"WS {scope.get('path', '')}"
     return f"{scope.get('method', 'GET')} {scope.get('path', '')}"
+
+
+def route_template(scope: Scope) -> str | None:
+    """The route template the framework matched, as "GET /users/{user_id}" (or "WS /path"), once
+    the app has routed the request, or None. Litestar puts it in scope["path_template"]; Starlette
+    (and FastAPI) put the matched route in scope["route"], whose path is relative to the Mount it
+    sits in: the part of root_path a Mount added comes first."""
+    template = scope.get("path_template")
+    if not isinstance(template, str) or not template:
+        template = getattr(scope.get("route"), "path", None)
+        if not isinstance(template, str):
+            return None
+        root, app_root = scope.get("root_path", ""), scope.get("app_root_path", "")
+        if isinstance(root, str) and isinstance(app_root, str) and root.startswith(app_root):
+            template = root[len(app_root):] + template
+    if scope["type"] == "websocket":
+        return f"WS {template}"
+    return f"{scope.get('method', 'GET')} {template}"
+
+
+def _set_route(request: Any, scope: Scope) -> None:
+    try:
+        route = route_template(scope)
+    except Exception:  # an odd scope never fails the request
+        return
+    if route is not None:
+        request.route = route
 
 
 class LoopscopeMiddleware:
@@ -50,6 +78,8 @@ class LoopscopeMiddleware:
             await self.app(scope, receive, request)
         except BaseException as exc:
             # the request's task (the server's) ends in the session with what the app raised
+            _set_route(request, scope)
             request.close(exc)
             raise
+        _set_route(request, scope)
         request.close()

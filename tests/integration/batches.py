@@ -7,7 +7,7 @@ import pathlib
 EXAMPLE = json.loads((pathlib.Path(__file__).resolve().parents[1] / "data" / "design-example.json").read_text())
 
 EXAMPLE_SUMMARY = {
-    "id": "s-9f1c2e", "name": "GET /users/42", "service": "shop", "pid": 4711, "host": "dev1",
+    "id": "s-9f1c2e", "name": "GET /users/42", "service": "shop", "route": None, "pid": 4711, "host": "dev1",
     "python": "3.11.7", "started_unix_ns": "1764089000123456789",
     "duration_ns": 250000000, "tasks": 2, "max_concurrency": 2,
     "lag": {"samples": 1, "avg_ms": 2.3, "p50_ms": 2.3, "p95_ms": 2.3, "p99_ms": 2.3, "max_ms": 2.3},

@@ -55,7 +55,7 @@ def test_every_route_of_the_server_is_documented(openapi):
     subs = re.findall(r'!strcmp\(sub, "([a-z]+)"\)', src)
     rests = re.findall(r'!strcmp\(rest, "([a-z]+)"\)', src)
     urls = re.findall(r'!strn?cmp\(url, "(/[a-z/]*)"', src)
-    assert len(views) == 6 and subs == ["export"] and set(rests) == {"ingest", "sessions"}
+    assert len(views) == 6 and subs == ["export"] and set(rests) == {"ingest", "sessions", "endpoints", "compare"}
     routed = {f"/api/v1/sessions/{{id}}/{v}" for v in views + subs} | {f"/api/v1/{r}" for r in rests}
     routed |= {"/api/v1/sessions/{id}"}  # "sessions/" + an id, with nothing after it
     for u in urls:
@@ -158,7 +158,7 @@ def test_schemathesis_finds_nothing(servers, tmp_path):
     summary = out[out.find("===== SUMMARY") if "===== SUMMARY" in out else -3000:]
     print("\n" + summary)
     assert r.returncode == 0, out[-12000:]
-    assert re.search(r"Tested: 18\b", out), summary
+    assert re.search(r"Tested: 22\b", out), summary
     assert re.search(r"\d+ generated", out), summary
     assert s.proc.poll() is None  # still serving
 
@@ -221,6 +221,23 @@ REACH += [
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{SID}/export?format=xml", {}, None, 400),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{RID}/export?format=chrome", {}, None, 200),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{RID}/export?format=otlp", {}, None, 200),
+    ("open", "GET", "/api/v1/endpoints", "/api/v1/endpoints?limit=10&top=3", {}, None, 200),
+    ("open", "GET", "/api/v1/endpoints", "/api/v1/endpoints?limit=0", {}, None, 400),
+    ("token", "GET", "/api/v1/endpoints", "/api/v1/endpoints", {}, None, 401),
+    ("open", "GET", "/api/v1/endpoints", "/api/v1/endpoints", EVIL, None, 403),
+    ("open", "GET", "/api/v1/endpoints", "DELETE /api/v1/endpoints", {}, None, 405),
+    ("broken", "GET", "/api/v1/endpoints", "/api/v1/endpoints", {}, None, 500),
+    ("open", "GET", "/api/v1/compare", f"/api/v1/compare?a={RID}&b={SID}", {}, None, 200),
+    ("open", "GET", "/api/v1/compare", f"/api/v1/compare?a={RID}", {}, None, 400),
+    ("token", "GET", "/api/v1/compare", f"/api/v1/compare?a={RID}&b={SID}", {}, None, 401),
+    ("open", "GET", "/api/v1/compare", f"/api/v1/compare?a={RID}&b={SID}", EVIL, None, 403),
+    ("open", "GET", "/api/v1/compare", f"/api/v1/compare?a={RID}&b=s-unknown", {}, None, 404),
+    ("open", "GET", "/api/v1/compare", f"POST /api/v1/compare?a={RID}&b={SID}", {}, None, 405),
+    ("broken", "GET", "/api/v1/compare", f"/api/v1/compare?a={RID}&b={SID}", {}, None, 500),
+    ("open", "GET", "/endpoints", "/endpoints?service=shop", {}, None, 200),
+    ("open", "GET", "/endpoints", "/endpoints", EVIL, None, 403),
+    ("open", "GET", "/compare", f"/compare?a={RID}&b={SID}", {}, None, 200),
+    ("open", "GET", "/compare", "/compare", EVIL, None, 403),
     ("open", "GET", "/healthz", "/healthz", {}, None, 200),
     ("open", "GET", "/healthz", "/healthz", EVIL, None, 403),
     ("open", "GET", "/metrics", "/metrics", {}, None, 200),

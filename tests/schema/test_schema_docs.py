@@ -251,6 +251,16 @@ def test_api_md_awaits_example(registry, openapi):
     jsonschema.Draft202012Validator(wrapped, registry=registry).validate(examples[0])
 
 
+def test_api_md_endpoints_and_compare_examples(registry):
+    examples = api_md_examples()
+    endpoints = [e for e in examples if "endpoints" in e and "window" in e]
+    compare = [e for e in examples if "differences" in e]
+    assert endpoints and compare
+    component_validator(registry, "Endpoints").validate(endpoints[0])
+    component_validator(registry, "Compare").validate(compare[0])
+    assert not component_validator(registry, "Compare").is_valid(dict(compare[0], differences=[{"kind": "x"}]))
+
+
 def test_export_is_an_ingest_batch(openapi):
     schema = openapi["paths"]["/api/v1/sessions/{id}/export"]["get"]["responses"]["200"]
     assert {"$ref": "./ingest-v1.schema.json"} in schema["content"]["application/json"]["schema"]["oneOf"]

@@ -1,0 +1,79 @@
+/* endpoints.h — an endpoint over time, as pure functions: groups sessions by (service, endpoint),
+ * their duration percentiles and lag p95, and ranks the await hot spots and blocking culprits of
+ * each group from per-session points fed in any order. No I/O, no SQL, no JSON: the store reads
+ * the rows (store_endpoints.c), query_endpoints.c writes the answer. */
+#ifndef LS_ENDPOINTS_H
+#define LS_ENDPOINTS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "errors.h"
+
+/* One ended session of the window. Strings live in the caller's arena. */
+typedef struct ep_session {
+  int64_t sid;
+  int64_t duration;   /* ns */
+  int64_t lag_max;    /* ns, the session's longest lag sample (0 when none) */
+  int has_lag;        /* it has lag samples */
+  const char *id, *name, *route, *service;
+} ep_session;
+
+/* A hot spot (await point) or culprit (block frame) of a group. what: the awaited object, or for
+ * a culprit the source line. Strings are the aggregation's own copies. */
+typedef struct ep_point {
+  const char *file, *func, *what;
+  int64_t line;       /* -1: unknown */
+  int64_t count, total, max;
+  int64_t sessions;   /* sessions of the group the point occurs in */
+} ep_point;
+
+/* One (service, endpoint): endpoint is the route template, or the session name without one. */
+typedef struct ep_group {
+  const char *service, *endpoint;
+  int templated;      /* the endpoint is a route template */
+  size_t first, n;    /* its sessions: e->s[first .. first + n), by duration ascending */
+  int64_t p50, p95, max;        /* duration, nearest rank */
+  int64_t lag_p95, lag_sessions; /* p95 of the sessions' max lag over those with lag samples */
+  int64_t blocks, block_total;  /* blocks in its sessions and their summed durations */
+  size_t median;      /* index in e->s of the session at the p50 rank */
+  ep_point *hot, *culprits;     /* ranked; into e's arrays */
+  size_t nhot, nculprits;
+} ep_group;
+
+typedef struct ep_entry ep_entry;
+typedef struct ep_table {
+  ep_entry *v;        /* entries, in order of first sight */
+  size_t n, cap;
+  uint32_t *slot;     /* open addressing over v: index + 1, 0 empty */
+  size_t nslot;
+} ep_table;
+
+typedef struct ep_agg {
+  ep_session *s;      /* sorted by (service, endpoint, duration, sid); borrowed */
+  size_t ns;
+  ep_group *g;        /* groups: count descending, then service, endpoint */
+  size_t ng;
+  int64_t *by_sid;    /* pairs (sid, group) sorted by sid, for ep_add_* */
+  ep_table aw, bl;
+  ep_point *hot, *culprits; /* every group's ranked points, each group's a contiguous run */
+  arena a;            /* copies of point strings */
+} ep_agg;
+
+/* Groups s[0..n) (sorted in place) into e. Then feed points, then ep_finish. 0 or LS_ENOMEM. */
+int ep_group_sessions(ep_agg *e, ep_session *s, size_t n);
+/* An await point of session sid summed over `count` awaits (total, max ns). Sessions outside the
+ * groups are ignored. 0 or LS_ENOMEM. */
+int ep_add_await(ep_agg *e, int64_t sid, const char *file, int64_t line, const char *func,
+                 const char *what, int64_t count, int64_t total, int64_t max);
+/* One block of session sid, by its innermost frame (src: its source line). */
+int ep_add_block(ep_agg *e, int64_t sid, const char *file, int64_t line, const char *func,
+                 const char *src, int64_t d);
+/* Ranks each group's points: hot spots by total descending (then count descending, file, line),
+ * culprits by count descending (then total descending, file, line). 0 or LS_ENOMEM. */
+int ep_finish(ep_agg *e);
+void ep_free(ep_agg *e);
+
+/* Nearest rank: the 0-based index of percentile p (1..100) of n >= 1 sorted samples. */
+size_t ep_rank(int p, size_t n);
+#endif
