@@ -18,6 +18,7 @@ static eager_frame eager[EAGER_MAX]; /* one per factory call in progress, by dep
 
 static PyObject *done_cb; /* done callback for tasks of other loops (uvloop), made at init */
 static PyObject *tasks_dict, *s_Task; /* asyncio.tasks.__dict__ (at the first call), "Task" */
+static PyObject *kw_loop;             /* ("loop",): the keyword names of Task(coro, loop=loop) */
 
 /* The class asyncio.Task is now (a strong ref): BaseEventLoop.create_task looks up tasks.Task at
  * each call, and a program may replace it (CPython's TestPyGetEventLoop puts the pure-Python Task
@@ -139,7 +140,8 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     /* asyncio.Task(coro, loop=loop, **kwargs) */
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     PyObject *stack[1 + 1 + 16];
-    PyObject *names = nkw <= 15 ? PyTuple_New(1 + nkw) : NULL;
+    /* create_task(coro) with no keyword arguments is the common call: its names are made once */
+    PyObject *names = nkw == 0 ? Py_NewRef(kw_loop) : nkw <= 15 ? PyTuple_New(1 + nkw) : NULL;
     if (!names) {
       G.factory_depth--;
       cur_pop(saved_cur);
@@ -150,8 +152,10 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     stack[0] = coro;
     stack[1] = loop;
     for (Py_ssize_t i = 0; i < nkw; i++) stack[2 + i] = args[2 + i];
-    PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
-    for (Py_ssize_t i = 0; i < nkw; i++) PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+    if (nkw) {
+      PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
+      for (Py_ssize_t i = 0; i < nkw; i++) PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+    }
     PyObject *cls = task_class_now();
     task = PyObject_Vectorcall(cls, stack, 1, names);
     Py_DECREF(cls);
@@ -238,6 +242,7 @@ PyTypeObject Factory_Type = {
 
 int factory_init(void) {
   if (!(s_Task = PyUnicode_InternFromString("Task"))) return -1;
+  if (!(kw_loop = PyTuple_Pack(1, G.s_loop))) return -1;
   done_cb = PyCFunction_New(&done_cb_def, NULL);
   return done_cb ? 0 : -1;
 }

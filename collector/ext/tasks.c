@@ -7,6 +7,71 @@
 #include "session.h"
 #include "summary.h"
 
+/* ---- tables of entries keyed by a pointer field (open addressing, linear probing) ----------
+ * The task table (G.tab, keyed by e->task: tab_find in tasks.h runs on every step) and the watch
+ * table below (keyed by e->watch) share these. */
+#define KEY(e, off) (*(PyObject *const *)(const void *)((const char *)(e) + (off)))
+
+/* Puts e in the table: 0, 1 when it replaced an entry with the same key (the caller frees that
+ * one), -1 when memory is short (nothing changed). */
+static int table_put(task_entry ***tab, size_t *cap, size_t *len, task_entry *e, size_t off) {
+  if ((*len + 1) * 2 > *cap) {
+    size_t ncap = *cap ? *cap * 2 : 1024;
+    task_entry **n = PyMem_Calloc(ncap, sizeof *n);
+    if (!n) return -1;
+    for (size_t i = 0; i < *cap; i++) {
+      if (!(*tab)[i]) continue;
+      size_t j = ptr_hash(KEY((*tab)[i], off)) & (ncap - 1);
+      while (n[j]) j = (j + 1) & (ncap - 1);
+      n[j] = (*tab)[i];
+    }
+    PyMem_Free(*tab);
+    *tab = n;
+    *cap = ncap;
+  }
+  PyObject *key = KEY(e, off);
+  size_t mask = *cap - 1, j = ptr_hash(key) & mask;
+  while ((*tab)[j]) {
+    if (KEY((*tab)[j], off) == key) { (*tab)[j] = e; return 1; }
+    j = (j + 1) & mask;
+  }
+  (*tab)[j] = e;
+  (*len)++;
+  return 0;
+}
+
+/* Removes the entry keyed key (backward-shift deletion keeps probe chains intact). */
+static void table_del(task_entry **tab, size_t cap, size_t *len, PyObject *key, size_t off) {
+  if (!*len) return;
+  size_t mask = cap - 1, j = ptr_hash(key) & mask;
+  while (tab[j] && KEY(tab[j], off) != key) j = (j + 1) & mask;
+  if (!tab[j]) return;
+  tab[j] = NULL;
+  (*len)--;
+  size_t k = (j + 1) & mask;
+  while (tab[k]) {
+    size_t home = ptr_hash(KEY(tab[k], off)) & mask;
+    /* move k into the hole j when its home is not in (j, k] cyclically */
+    int between = j < k ? (home > j && home <= k) : (home > j || home <= k);
+    if (!between) {
+      tab[j] = tab[k];
+      tab[k] = NULL;
+      j = k;
+    }
+    k = (k + 1) & mask;
+  }
+}
+
+static task_entry *table_find(task_entry **tab, size_t cap, size_t len, PyObject *key, size_t off) {
+  if (!len) return NULL;
+  size_t mask = cap - 1, j = ptr_hash(key) & mask;
+  while (tab[j]) {
+    if (KEY(tab[j], off) == key) return tab[j];
+    j = (j + 1) & mask;
+  }
+  return NULL;
+}
+
 /* ---- an entry's watch on its task --------------------------------------------------------
  * An entry keys on a borrowed task pointer: a strong one would keep pending tasks alive and
  * change what the program sees ("Task was destroyed but it is pending!", memory). But a task can
@@ -15,25 +80,25 @@
  * of its size, possibly another task: the stale entry's step end read the dead coroutine
  * (SIGSEGV in BaseEventLoop._run_once, tests/collector/test_invisible.py). So each entry holds a
  * weak reference to its task whose callback, run while the task is being destroyed and before
- * its memory can be reused, takes the entry out of the table. */
-typedef struct {
-  PyWeakReference ref;
-  task_entry *e;           /* NULL once the entry is gone */
-} watch_obj;
-
-static PyTypeObject Watch_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.TaskWatch",
-    .tp_basicsize = sizeof(watch_obj),
-    .tp_flags = Py_TPFLAGS_DEFAULT, /* GC and its traverse/clear come from the base */
-    .tp_base = &_PyWeakref_RefType,
-};
+ * its memory can be reused, takes the entry out of the table.
+ *
+ * The watch is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its entry in
+ * the watch table by the reference's address (a weak reference no longer tells its referent when
+ * the callback runs). A subclass carrying the entry was made through the type's call (argument
+ * tuple, vectorcall to tp_call conversion, tp_new and tp_init, the subtype's dealloc): ~600
+ * instructions per task and interpreter code the program itself does not run, measured on 3.14
+ * as instruction-cache misses beside the count; this is ~150. */
+static task_entry **wtab;          /* entries by e->watch; an entry is here while it has a watch */
+static size_t wtab_cap, wtab_len;
 static PyObject *watch_gone;       /* the callback of every watch, made on first use */
 
 /* A recorded task is being destroyed unseen: its open await ends now and its entry goes. Only
- * the task's address is used (tab_del compares pointers): it is no longer a live object. */
+ * the task's address is used (tab_del compares pointers): it is no longer a live object. The
+ * reference was dropped from the watch table if its entry went meanwhile (entry_free: another
+ * callback of the same destruction, or a session closed by one), and then nothing is done. */
 static PyObject *watch_gone_fn(PyObject *mod, PyObject *ref) {
   (void)mod;
-  task_entry *e = Py_IS_TYPE(ref, &Watch_Type) ? ((watch_obj *)ref)->e : NULL;
+  task_entry *e = table_find(wtab, wtab_cap, wtab_len, ref, offsetof(task_entry, watch));
   if (e) {
     if (e->announced && session_live(e->sess)) await_end(e, now_ns());
     tab_del(e->task);
@@ -44,69 +109,35 @@ static PyObject *watch_gone_fn(PyObject *mod, PyObject *ref) {
 
 static PyMethodDef watch_gone_def = {"_task_gone", watch_gone_fn, METH_O, "a recorded task was destroyed"};
 
-/* A new watch on task for e, or NULL with an exception set (a task without weak references). */
-static PyObject *watch_new(PyObject *task, task_entry *e) {
-  if (!watch_gone) {
-    if (PyType_Ready(&Watch_Type) < 0) return NULL;
-    if (!(watch_gone = PyCFunction_New(&watch_gone_def, NULL))) return NULL;
+/* Gives e a watch on its task, in the watch table: 0, or -1 with an exception set (a task without
+ * weak references, or memory short). */
+static int watch_start(task_entry *e) {
+  if (!watch_gone && !(watch_gone = PyCFunction_New(&watch_gone_def, NULL))) return -1;
+  if (!(e->watch = PyWeakref_NewRef(e->task, watch_gone))) return -1;
+  /* a new reference cannot share its address with one in the table, which are all alive */
+  if (table_put(&wtab, &wtab_cap, &wtab_len, e, offsetof(task_entry, watch)) < 0) {
+    Py_CLEAR(e->watch);
+    PyErr_NoMemory();
+    return -1;
   }
-  PyObject *w = PyObject_CallFunctionObjArgs((PyObject *)&Watch_Type, task, watch_gone, NULL);
-  if (w) ((watch_obj *)w)->e = e;
-  return w;
+  return 0;
 }
 
-/* Detaches e from its watch: the callback no longer finds it. Runs no Python code. */
+/* Detaches e from its watch: the callback no longer finds it, and dropping the reference
+ * unregisters the callback. Runs no Python code. */
 static void watch_drop(task_entry *e) {
   if (!e->watch) return;
-  ((watch_obj *)e->watch)->e = NULL;
+  table_del(wtab, wtab_cap, &wtab_len, e->watch, offsetof(task_entry, watch));
   Py_CLEAR(e->watch);
 }
 
 static int tab_put(task_entry *e) {
-  if ((G.tab_len + 1) * 2 > G.tab_cap) {
-    size_t cap = G.tab_cap ? G.tab_cap * 2 : 1024;
-    task_entry **n = PyMem_Calloc(cap, sizeof *n);
-    if (!n) return -1;
-    for (size_t i = 0; i < G.tab_cap; i++) {
-      if (!G.tab[i]) continue;
-      size_t j = ptr_hash(G.tab[i]->task) & (cap - 1);
-      while (n[j]) j = (j + 1) & (cap - 1);
-      n[j] = G.tab[i];
-    }
-    PyMem_Free(G.tab);
-    G.tab = n;
-    G.tab_cap = cap;
-  }
-  size_t mask = G.tab_cap - 1, j = ptr_hash(e->task) & mask;
-  while (G.tab[j]) {
-    if (G.tab[j]->task == e->task) { G.tab[j] = e; return 1; } /* caller frees the old one */
-    j = (j + 1) & mask;
-  }
-  G.tab[j] = e;
-  G.tab_len++;
-  return 0;
+  return table_put(&G.tab, &G.tab_cap, &G.tab_len, e, offsetof(task_entry, task));
 }
 
-/* Removes the entry of task (backward-shift deletion keeps probe chains intact). */
+/* Removes the entry of task. */
 void tab_del(PyObject *task) {
-  if (!G.tab_len) return;
-  size_t mask = G.tab_cap - 1, j = ptr_hash(task) & mask;
-  while (G.tab[j] && G.tab[j]->task != task) j = (j + 1) & mask;
-  if (!G.tab[j]) return;
-  G.tab[j] = NULL;
-  G.tab_len--;
-  size_t k = (j + 1) & mask;
-  while (G.tab[k]) {
-    size_t home = ptr_hash(G.tab[k]->task) & mask;
-    /* move k into the hole j when its home is not in (j, k] cyclically */
-    int between = j < k ? (home > j && home <= k) : (home > j || home <= k);
-    if (!between) {
-      G.tab[j] = G.tab[k];
-      G.tab[k] = NULL;
-      j = k;
-    }
-    k = (k + 1) & mask;
-  }
+  table_del(G.tab, G.tab_cap, &G.tab_len, task, offsetof(task_entry, task));
 }
 
 void entry_free(task_entry *e) {
@@ -137,8 +168,8 @@ task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64
   if (s->ntasks >= s->max_tasks) goto dropped;
   task_entry *e = PyMem_Calloc(1, sizeof *e);
   if (!e) goto dropped;
-  if (!(e->watch = watch_new(task, e))) { PyErr_Clear(); PyMem_Free(e); goto dropped; }
   e->task = task;
+  if (watch_start(e)) { PyErr_Clear(); PyMem_Free(e); goto dropped; }
   e->coro = coro;
   e->sess = (session_obj *)Py_NewRef((PyObject *)s);
   e->id = ++s->next_id;
