@@ -8,8 +8,10 @@ through LoopscopeMiddleware, one session per request). Modes, interleaved run by
   disabled  installed with enabled=False
   yappi     yappi in wall-clock mode (if importable)
   viztracer VizTracer(log_async=True) (if importable)
-Prints one line per workload: median seconds per mode and the ratio to `off`.
+Prints one line per workload: median seconds per mode, the ratio of medians to `off` and (paired)
+the median of the per-rep ratios, wall / loop-thread CPU.
     python bench/overhead/bench.py --server http://127.0.0.1:7878 [--reps 7] [--loop uvloop]
+                                   [--only async_tree,...] [--modes off,on,disabled]
 --loop uvloop runs async_tree and asgi_requests on uvloop (its policy, so asyncio.run makes
 uvloop loops), off vs on.
 """
@@ -153,6 +155,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                     help="the event loop asyncio.run makes (uvloop: async_tree and asgi, off vs on)")
+    ap.add_argument("--only", help="comma-separated workloads to run (default: all)")
+    ap.add_argument("--modes", help="comma-separated modes to run (default: off,on,disabled and the "
+                                    "profilers that import); off is always run")
     args = ap.parse_args()
     workloads = [("async_tree", tree_gather)]
     if sys.version_info >= (3, 11) and args.loop == "asyncio":
@@ -171,6 +176,10 @@ def main() -> None:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         modes = ["off", "on"]
+    if args.modes:
+        modes = ["off"] + [m for m in args.modes.split(",") if m in modes and m != "off"]
+    if args.only:
+        workloads = [(n, f) for n, f in workloads if n in args.only.split(",")]
     results = {}
     for wname, fn in workloads:
         run_once(fn, "off", args.server)  # warm-up
@@ -187,15 +196,21 @@ def main() -> None:
                     sender.append(run_once.process_cpu - c)
         mw = {m: statistics.median(v) for m, v in wall.items()}
         mc = {m: statistics.median(v) for m, v in cpu.items()}
+        # also the median of per-rep ratios: each rep's runs are neighbours in time, so on a
+        # loaded machine a pair shares its load where medians taken apart do not
         results[wname] = {m: {"median_s": mw[m], "ratio": mw[m] / mw["off"], "cpu_s": mc[m],
-                              "cpu_ratio": mc[m] / mc["off"]} for m in modes}
+                              "cpu_ratio": mc[m] / mc["off"],
+                              "paired": statistics.median(a / b for a, b in zip(wall[m], wall["off"])),
+                              "paired_cpu": statistics.median(a / b for a, b in zip(cpu[m], cpu["off"]))}
+                          for m in modes}
         results[wname]["on"]["sender_cpu_s"] = statistics.median(sender) if sender else 0.0
     py = "%d.%d" % sys.version_info[:2]
     if args.json:
         print(json.dumps({"python": py, "loop": args.loop, "results": results}))
         return
     for wname, r in results.items():
-        cells = "  ".join(f"{m}={r[m]['ratio']:.3f}x/{r[m]['cpu_ratio']:.3f}x" for m in modes if m != "off")
+        cells = "  ".join(f"{m}={r[m]['ratio']:.3f}x/{r[m]['cpu_ratio']:.3f}x (paired {r[m]['paired']:.3f}x/"
+                          f"{r[m]['paired_cpu']:.3f}x)" for m in modes if m != "off")
         name = wname if args.loop == "asyncio" else f"{wname} ({args.loop})"
         print(f"{py}  {name:22s} off={r['off']['median_s']*1000:8.1f} ms  {cells}")
 

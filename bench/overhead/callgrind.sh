@@ -9,6 +9,8 @@
 # natively. The script measures that slowdown on the 'off' run (wall time under valgrind / native)
 # and stretches the period by it for the 'on' runs, so the heartbeat fires as often per unit of
 # work as at 10 ms natively. Both figures are printed; LS_CG_RAW_LAG=1 keeps the 10 ms period.
+# Runs inside the Debian sid root too (scripts/sid-chroot.sh run env PYTHONPATH=... callgrind.sh ...):
+# the arithmetic uses PYTHON itself (-I), as the root has no python3.
 # LS_CG_LOOP=uvloop runs the workload on uvloop (its event loop policy) instead of asyncio's loop.
 set -euo pipefail
 export PYTHONHASHSEED=0   # the same dict and set layouts in every run: counts repeat to ~0.1 %
@@ -37,16 +39,19 @@ for _ in range(n):
         asyncio.run(fn())
 print("elapsed", time.perf_counter() - t0)
 PYEOF
-# count MODE N -> "instructions elapsed_seconds"
-count() { valgrind --tool=callgrind --callgrind-out-file="$TMP/cg" --toggle-collect='_PyEval_EvalFrameDefault' \
-          "$PY" "$TMP/run.py" "$1" "$2" "$WL" 2>&1 | awk '/Collected/ {gsub(",", "", $4); n=$4} /^elapsed/ {e=$2} END {print n, e}'; }
+# count MODE N -> "instructions elapsed_seconds"; LS_CG_OUT=DIR keeps each profile there as MODE-N.cg
+# (for callgrind_annotate: compare the 'on' profiles of two versions function by function)
+# LS_CG_VALGRIND_OPTS adds valgrind options (e.g. --cache-sim=yes: simulated D1/LL misses in the profiles).
+count() { valgrind --tool=callgrind ${LS_CG_VALGRIND_OPTS:-} --callgrind-out-file="$TMP/cg" --toggle-collect='_PyEval_EvalFrameDefault' \
+          "$PY" "$TMP/run.py" "$1" "$2" "$WL" 2>&1 | awk '/Collected/ {gsub(",", "", $4); n=$4} /^elapsed/ {e=$2} END {print n, e}'
+          if [ -n "${LS_CG_OUT:-}" ]; then mkdir -p "$LS_CG_OUT" && cp "$TMP/cg" "$LS_CG_OUT/$1-$2.cg"; fi; }
 native=$("$PY" "$TMP/run.py" off 1 "$WL" | awk '/^elapsed/ {print $2}')
 read -r off1 off1_s <<<"$(count off 1)"
 read -r off3 _ <<<"$(count off 3)"
-slow=$(python3 -c "print('%.1f' % ($off1_s / $native))")
-period=$(python3 -c "print('%.1f' % (10 * $off1_s / $native))")
+slow=$("$PY" -I -c "print('%.1f' % ($off1_s / $native))")
+period=$("$PY" -I -c "print('%.1f' % (10 * $off1_s / $native))")
 note="lag period ${period} ms under valgrind = 10 ms native"
 [ "${LS_CG_RAW_LAG:-0}" = 1 ] && period=10 && note="lag period 10 ms under valgrind, not stretched: ~${slow}x the native ticks per run"
 read -r on1 _ <<<"$(LS_CG_SAMPLE_MS=$period count on 1)"
 read -r on3 _ <<<"$(LS_CG_SAMPLE_MS=$period count on 3)"
-python3 -c "off=($off3-$off1)/2; on=($on3-$on1)/2; print('$WL${LS_CG_LOOP:+ on $LS_CG_LOOP}: per run %.0fM instructions off, %.0fM on: %.3fx   (valgrind slowdown ${slow}x; ${note})' % (off/1e6, on/1e6, on/off))"
+"$PY" -I -c "off=($off3-$off1)/2; on=($on3-$on1)/2; print('$WL${LS_CG_LOOP:+ on $LS_CG_LOOP}: per run %.0fM instructions off, %.0fM on: %.3fx   (valgrind slowdown ${slow}x; ${note})' % (off/1e6, on/1e6, on/off))"
