@@ -31,7 +31,8 @@ test('the Chrome trace button downloads Trace Event JSON with every step and awa
   const evs = trace.traceEvents;
   for (const e of evs) {
     assert.equal(typeof e.name, 'string', `name of ${JSON.stringify(e)}`);
-    assert.ok(['X', 'i', 'M', 'C'].includes(e.ph), `phase ${e.ph}`);
+    // complete slices, instants, metadata, the lag counter, and parent -> child flow arrows
+    assert.ok(['X', 'i', 'M', 'C', 's', 'f'].includes(e.ph), `phase ${e.ph}`);
     assert.ok(Number.isFinite(e.ts) && Number.isInteger(e.pid) && Number.isInteger(e.tid), JSON.stringify(e));
     if (e.ph === 'X') assert.ok(Number.isFinite(e.dur) && e.dur >= 0, `dur of ${JSON.stringify(e)}`);
   }
@@ -62,6 +63,17 @@ test('the Chrome trace button downloads Trace Event JSON with every step and awa
   const blocks = evs.filter((e) => e.ph === 'X' && e.cat === 'block');
   assert.equal(blocks.length, 1);
   assert.ok(close(blocks[0].ts, us(small.blocks[0].t)) && close(blocks[0].dur, us(small.blocks[0].d)));
+
+  // Every flow arrow starts (s) and finishes (f) once, on the parent's and the child's threads.
+  const starts = evs.filter((e) => e.ph === 's');
+  const ends = new Map(evs.filter((e) => e.ph === 'f').map((e) => [e.id, e]));
+  assert.equal(ends.size, starts.length);
+  for (const s of starts) {
+    const f = ends.get(s.id);
+    assert.ok(f && f.name === 'spawn' && f.bp === 'e', `flow ${s.id} finishes`);
+    const child = small.tasks.find((t) => t.id === f.tid);
+    assert.ok(child && child.parent === s.tid, `flow ${s.id}: task ${s.tid} -> ${f.tid}`);
+  }
 
   // It worked, so the page says nothing about the format not being offered, nor any error.
   await page.waitForFunction(() => !/preparing/.test(document.getElementById('status').textContent));
