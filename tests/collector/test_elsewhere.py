@@ -99,6 +99,15 @@ def check_two_requests(server, sink) -> None:
     assert b["d"] == own[0]["d"] and b["d"] >= 150_000_000
     assert b["stack"][-1]["line"] == line and "time.sleep(0.15)" in b["stack"][-1]["src"], b
     assert b["stack"] == own[0]["stack"]  # one capture, the same text in both
+    # on the server: B lists it beside its own (none), marked, and its summary splits the time
+    rest = server.get(f"/api/v1/sessions/{IDS['b']}/blocks")["blocks"]
+    assert len(rest) == 1 and rest[0]["from_session"] == IDS["a"] and rest[0]["from_task"] == own[0]["id"], rest
+    summary = server.get(f"/api/v1/sessions/{IDS['b']}")
+    assert summary["blocks_own"] == 0 and summary["blocks_elsewhere"] == 1, summary
+    assert summary["blocked_ms_elsewhere"] >= 150 and summary["blocked_ms_own"] == 0, summary
+    mine = server.get(f"/api/v1/sessions/{IDS['a']}")
+    assert mine["blocks_own"] == 1 and mine["blocks_elsewhere"] == 0, mine
+    assert server.get(f"/api/v1/sessions/{IDS['a']}/blocks")["blocks"][0]["from_session"] is None
 
 def check_background(server, sink) -> None:
     line = line_of(background, "BLOCK_BG")
@@ -108,6 +117,10 @@ def check_background(server, sink) -> None:
     # no session caused it, and no task of a session: null, no from_task, no id of B's
     assert "from_session" in b and b["from_session"] is None and "from_task" not in b and "id" not in b, b
     assert b["stack"][-1]["line"] == line and b["d"] >= 120_000_000, b
+    rest = server.get(f"/api/v1/sessions/{IDS['b']}/blocks")["blocks"]
+    assert len(rest) == 1 and rest[0]["elsewhere"] and rest[0]["from_session"] is None, rest
+    summary = server.get(f"/api/v1/sessions/{IDS['b']}")
+    assert summary["blocks_elsewhere"] == 1 and summary["blocks_own"] == 0, summary
 
 def test_block_of_another_session_is_marked_from_elsewhere(server, collector, tmp_path):
     check_two_requests(server, run(collector, tmp_path, two_requests))
