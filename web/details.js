@@ -34,8 +34,12 @@ export function item(t, it) {
 
 // A blocking event (timeline form: innermost frame's file, line, func, src) and its task if known.
 export function block(b, t) {
-  const lines = [[null, `loop blocked ${fmt.duration(b.d)}`]];
+  const lines = [[null, `loop blocked ${fmt.duration(b.d)}${b.elsewhere ? ' from elsewhere' : ''}`]];
   lines.push(['at', fmt.time(b.t)]);
+  if (b.elsewhere) {
+    lines.push(['caused by', b.from_session ? `session ${b.from_session}` : 'no session (a background task or callback)']);
+    if (b.from_task != null) lines.push(['its task', `#${b.from_task}`]);
+  }
   if (b.file) lines.push(['culprit', fmt.place(b.file, b.line)]);
   if (b.src) lines.push(['source', b.src]);
   if (b.func) lines.push(['in', b.func]);
