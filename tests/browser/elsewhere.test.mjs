@@ -35,6 +35,7 @@ async function seed() {
     { k: 'task', id: 1, parent: 0, name: 'Task-1', coro: 'demo_app.user', t: 0 },
     { k: 'block', t: 50 * MS, d: 150 * MS, from_session: CULPRIT, from_task: 3, stack: STACK },
     { k: 'block', t: 250 * MS, d: 120 * MS, from_session: null, stack: EVIL_STACK },
+    { k: 'lag', t: 200 * MS, d: 150 * MS }, // the tick due at 50 ms waited behind the culprit's block
   ]));
 }
 
@@ -76,6 +77,19 @@ test('blocks from elsewhere are marked, split in the header and linked to their 
   // hostile culprit text stayed text: no element made from it, nothing ran
   assert.equal(await page.evaluate(() => document.querySelectorAll('table.blocks img, table.blocks svg, #head svg svg').length), 0);
   await screenshot(page, 'session-elsewhere.png');
+
+  // the lag sample says what it waited behind (lag row: below the 26 px axis and 18 px blocking row)
+  const head = await page.locator('#head').boundingBox();
+  const x = await page.evaluate((tt) => {
+    const svg = document.getElementById('head').getBoundingClientRect();
+    const d = document.getElementById('timeline').dataset;
+    return svg.left + 240 + ((tt - Number(d.from)) * (svg.width - 240)) / (Number(d.to) - Number(d.from));
+  }, 200 * MS);
+  await page.mouse.move(x, head.y + 26 + 18 + 20);
+  await page.waitForFunction(() => /loop lag/.test(document.getElementById('tooltip').textContent));
+  const tip = await page.locator('#tooltip').textContent();
+  assert.match(tip, new RegExp(`waited behindsession ${CULPRIT} at demo_app\\.py:56`));
+  await page.mouse.move(0, 0);
 
   // the link leads to the session that blocked, where the block is its own
   await Promise.all([page.waitForURL(`**/sessions/${CULPRIT}`), page.click('table.blocks .cause-link')]);
