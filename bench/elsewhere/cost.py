@@ -2,7 +2,10 @@
 # (K-1 idle), one blocks M times (a 1.5 ms busy loop over a 1 ms threshold, offline collector);
 # the loop's own time around the blocks (the busy time itself subtracted), per block and extra
 # session. Run: PYTHONPATH=<collector build> python bench/elsewhere/cost.py
-import asyncio, sys, time
+import asyncio
+import statistics
+import time
+
 import loopscope
 
 M = 400
@@ -38,7 +41,7 @@ async def main(k):
 
 loopscope.install(offline=True, blocking_threshold_ms=1)
 res = {}
-import statistics
+
 runs = {1: [], 11: [], 51: []}
 for _ in range(7):
     for k in runs:
