@@ -89,6 +89,7 @@ static void batch_open(batch_writer *b)
     opt_str_c(out, "name", x->name, &comma);
     opt_str_c(out, "service", x->service, &comma);
     opt_i64_c(out, "pid", x->pid, &comma);
+    opt_i64_c(out, "loop", x->loop, &comma);
     opt_str_c(out, "host", x->host, &comma);
     opt_str_c(out, "python", x->python, &comma);
     opt_str_c(out, "started_unix_ns", x->started, &comma);
@@ -151,8 +152,14 @@ static int write_json(const session_rows *w, jbuf *out)
   }
   for(size_t i = 0; i < w->nb; i++) {
     next_event(b);
-    jbuf_printf(out, "\"block\",\"id\":%lld,\"t\":%lld,\"d\":%lld,\"stack\":", (long long)w->bl[i].task,
+    jbuf_printf(out, "\"block\",\"id\":%lld,\"t\":%lld,\"d\":%lld,", (long long)w->bl[i].task,
                 (long long)w->bl[i].t, (long long)w->bl[i].d);
+    if(w->bl[i].elsewhere) { /* as ingested: from_session (null: none) and from_task */
+      jbuf_key(out, "from_session", 0); jbuf_str(out, w->bl[i].from_session);
+      if(w->bl[i].from_task >= 0) { jbuf_key(out, "from_task", 1); jbuf_i64(out, w->bl[i].from_task); }
+      jbuf_putc(out, ',');
+    }
+    jbuf_puts(out, "\"stack\":");
     jbuf_puts(out, w->bl[i].stack ? w->bl[i].stack : "[]");
     jbuf_putc(out, '}');
   }

@@ -224,7 +224,7 @@ static int get_str(parser *p, const cJSON *v, const place *where, const char *fi
 /* The fields an event may carry, found in one walk over its members. */
 typedef struct fields {
   const cJSON *k, *id, *parent, *name, *coro, *t, *d, *what, *file, *line, *func, *stack, *state,
-    *status, *exc, *n;
+    *status, *exc, *n, *from_session, *from_task;
 } fields;
 
 /* A member named more than once counts the first time, as cJSON_GetObjectItem finds it (the
@@ -252,6 +252,8 @@ static void collect(const cJSON *ev, fields *f)
     case 'f':
       if(!strcmp(s, "file")) FIRST(file);
       else if(!strcmp(s, "func")) FIRST(func);
+      else if(!strcmp(s, "from_session")) FIRST(from_session);
+      else if(!strcmp(s, "from_task")) FIRST(from_task);
       break;
     case 'l': if(!strcmp(s, "line")) FIRST(line); break;
     case 's':
@@ -301,6 +303,7 @@ static int see_span(parser *p, ingest_batch *b, const place *where, int64_t t, i
 static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
 {
   meta->pid = -1;
+  meta->loop = -1;
   meta->started_ns = -1;
   if(!m || cJSON_IsNull(m))
     return 0;
@@ -318,6 +321,9 @@ static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
     return rc;
   const cJSON *pid = cJSON_GetObjectItemCaseSensitive(m, "pid");
   if(pid && !cJSON_IsNull(pid) && (rc = get_int(p, pid, &in_meta, "pid", 0, &meta->pid)))
+    return rc;
+  const cJSON *loop = cJSON_GetObjectItemCaseSensitive(m, "loop");
+  if(loop && !cJSON_IsNull(loop) && (rc = get_int(p, loop, &in_meta, "loop", 0, &meta->loop)))
     return rc;
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "started_unix_ns");
   if(st && !cJSON_IsNull(st)) {
@@ -459,6 +465,18 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
        (rc = get_int(p, f.t, where, "t", 0, &x->t)) || (rc = get_int(p, f.d, where, "d", 0, &x->d)) ||
        (rc = parse_stack(p, f.stack, where, x, stacks)))
       return rc;
+    /* From elsewhere (additive to v1): from_session present, a session id or null (none). */
+    if(f.from_session) {
+      x->elsewhere = 1;
+      if(!cJSON_IsNull(f.from_session)) {
+        if(!cJSON_IsString(f.from_session) || !ingest_id_ok(f.from_session->valuestring))
+          return fail_at(p, where, "from_session: expected null or 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+        x->from_session = f.from_session->valuestring;
+      }
+      if(f.from_task && !cJSON_IsNull(f.from_task) &&
+         (rc = get_int(p, f.from_task, where, "from_task", 0, &x->from_task)))
+        return rc;
+    }
     if((rc = see_span(p, b, where, x->t, x->d)))
       return rc;
     if(x->d > b->max_d[INGEST_BLOCK])

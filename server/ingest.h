@@ -36,6 +36,7 @@ typedef struct ingest_meta {
   const char *name, *service, *host, *python, *started; /* started: decimal string */
   const char *route;  /* the route template, e.g. "GET /users/{user_id}" (schema 5) */
   int64_t pid;       /* -1 when absent */
+  int64_t loop;      /* the loop's per-process number (schema 6), -1 when absent */
   int64_t started_ns; /* started as an integer, -1 when absent */
 } ingest_meta;
 
@@ -46,7 +47,10 @@ typedef struct ingest_await {
   const char *what, *file, *func;
 } ingest_await;
 typedef struct ingest_block {
-  int64_t id, t, d, line; /* id 0: the loop blocked outside any task; line of the innermost frame */
+  int64_t id, t, d, line; /* id 0: no task of this session ran; line of the innermost frame */
+  int elsewhere;           /* 1: the block came from outside the session (from_session present) */
+  const char *from_session; /* the causing session's id, NULL: none (or an own block) */
+  int64_t from_task;       /* the causing session's task, 0: none */
   const char *file, *func, *src; /* innermost frame, NULL when the stack is empty */
   size_t stack_off, stack_len;   /* the stack re-encoded as JSON, in batch->stacks */
 } ingest_block;

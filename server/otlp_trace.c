@@ -413,6 +413,13 @@ static int block_span(builder *b, const store_block *x, int64_t nth)
   attr_str(o, &first, "loopscope.block.source", x->src);
   attr_double(o, &first, "loopscope.block.ms", (double)x->d / 1e6);
   attr_int(o, &first, "loopscope.task.id", x->task);
+  if(x->elsewhere) { /* a stall this session suffered from another session's task, or none's */
+    attr_int(o, &first, "loopscope.block.elsewhere", 1);
+    if(x->from_session)
+      attr_str(o, &first, "loopscope.block.from_session", x->from_session);
+    if(x->from_task >= 0)
+      attr_int(o, &first, "loopscope.block.from_task", x->from_task);
+  }
   stacktrace(o, &first, x->stack);
   jbuf_puts(o, "]}");
   return add_span(b);

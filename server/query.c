@@ -114,7 +114,14 @@ static int summary_json(store_reader *r, const store_session *x, jbuf *o)
   jbuf_key(o, "tasks", 1); jbuf_i64(o, (int64_t)niv);
   jbuf_key(o, "max_concurrency", 1); jbuf_i64(o, maxc);
   jbuf_key(o, "lag", 1); lag_json(o, &lag);
+  jbuf_key(o, "loop", 1); opt_i64(o, x->loop);
   jbuf_key(o, "blocks", 1); jbuf_i64(o, x->n_blocks);
+  /* lost time split: the session's own blocks and the stalls others caused on its loop */
+  int64_t own = x->n_blocks - x->n_blocks_elsewhere;
+  jbuf_key(o, "blocks_own", 1); jbuf_i64(o, own > 0 ? own : 0);
+  jbuf_key(o, "blocks_elsewhere", 1); jbuf_i64(o, x->n_blocks_elsewhere);
+  jbuf_key(o, "blocked_ms_own", 1); jbuf_f64(o, (double)x->blocked_ns_own / 1e6, 6);
+  jbuf_key(o, "blocked_ms_elsewhere", 1); jbuf_f64(o, (double)x->blocked_ns_elsewhere / 1e6, 6);
   jbuf_key(o, "awaits", 1); jbuf_i64(o, x->n_awaits);
   jbuf_key(o, "dropped", 1); jbuf_i64(o, x->dropped);
   jbuf_key(o, "unknown_events", 1); jbuf_i64(o, x->unknown);
@@ -436,6 +443,15 @@ int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char 
   return in_session(s, id, out, &in, detail, dlen, awaits_body);
 }
 
+/* A block's cause: "from_session" (the causing session's id, null: none or an own block) and
+ * "from_task" (null: none), after an opening key. */
+static void block_cause(jbuf *o, const store_block *b)
+{
+  jbuf_key(o, "elsewhere", 1); jbuf_puts(o, b->elsewhere ? "true" : "false");
+  jbuf_key(o, "from_session", 1); jbuf_str(o, b->from_session);
+  jbuf_key(o, "from_task", 1); opt_i64(o, b->from_task);
+}
+
 static int blocks_body(const session_query *q)
 {
   jbuf *out = q->out;
@@ -449,6 +465,7 @@ static int blocks_body(const session_query *q)
       jbuf_key(out, "task", 0); jbuf_i64(out, b[i].task);
       jbuf_key(out, "t", 1); jbuf_i64(out, b[i].t);
       jbuf_key(out, "d", 1); jbuf_i64(out, b[i].d);
+      block_cause(out, &b[i]);
       /* the stack was re-encoded by ingest.c from validated frames: valid JSON to embed */
       jbuf_key(out, "stack", 1); jbuf_puts(out, b[i].stack ? b[i].stack : "[]");
       jbuf_putc(out, '}');
@@ -689,6 +706,7 @@ static int write_global(tl_ctx *c, int kind, const store_span *sp, size_t n)
       jbuf_key(o, "line", 1); opt_i64(o, b.line);
       jbuf_key(o, "func", 1); jbuf_str(o, b.func);
       jbuf_key(o, "src", 1); jbuf_str(o, b.src);
+      block_cause(o, &b);
     }
     jbuf_putc(o, '}');
   }

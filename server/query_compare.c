@@ -60,7 +60,7 @@ static int load_side(store_reader *r, const char *id, side *s)
     rc = store_await_points(r, &s->x.sid, 1, on_point, s);
   s->which = 1;
   if(!rc)
-    rc = store_block_points(r, &s->x.sid, 1, on_point, s);
+    rc = store_block_points(r, &s->x.sid, 1, 0, on_point, s); /* own and from elsewhere: both cost it time */
   return rc;
 }
 

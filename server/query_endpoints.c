@@ -137,7 +137,7 @@ int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, ch
   if(!rc)
     rc = store_await_points(r, sids, n, on_await, &e);
   if(!rc)
-    rc = store_block_points(r, sids, n, on_block, &e);
+    rc = store_block_points(r, sids, n, 1, on_block, &e);
   if(!rc)
     rc = ep_finish(&e);
   store_reader_release(s, r);

@@ -42,7 +42,7 @@ static const char *const wsql[W_COUNT] = {
     "UPDATE sessions SET name = coalesce(?2, name), service = coalesce(?3, service),"
     " host = coalesce(?4, host), python = coalesce(?5, python), pid = coalesce(?6, pid),"
     " started_unix_ns = coalesce(?7, started_unix_ns), started_ns = coalesce(?8, started_ns),"
-    " route = coalesce(?9, route), has_meta = 1 WHERE sid = ?1",
+    " route = coalesce(?9, route), loop_no = coalesce(?10, loop_no), has_meta = 1 WHERE sid = ?1",
   /* Every right-hand side reads the row as it was before this UPDATE. */
   [W_SESSION_COUNTS] =
     "UPDATE sessions SET"
@@ -51,7 +51,10 @@ static const char *const wsql[W_COUNT] = {
     " unknown_events = unknown_events + ?6, n_events = n_events + ?7, n_steps = n_steps + ?8,"
     " n_awaits = n_awaits + ?9, n_blocks = n_blocks + ?10, n_lag = n_lag + ?11,"
     " max_step_d = max(max_step_d, ?12), max_await_d = max(max_await_d, ?13),"
-    " max_block_d = max(max_block_d, ?14), max_lag_d = max(max_lag_d, ?15), arrived_s = ?16 WHERE sid = ?1",
+    " max_block_d = max(max_block_d, ?14), max_lag_d = max(max_lag_d, ?15), arrived_s = ?16,"
+    " n_blocks_elsewhere = n_blocks_elsewhere + ?17,"
+    " blocked_ns_own = min(blocked_ns_own + ?18, 9007199254740991),"
+    " blocked_ns_elsewhere = min(blocked_ns_elsewhere + ?19, 9007199254740991) WHERE sid = ?1",
   [W_TASK] =
     "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
     " ON CONFLICT(sid, id) DO UPDATE SET parent = excluded.parent, name = excluded.name,"
@@ -71,7 +74,8 @@ static const char *const wsql[W_COUNT] = {
    * twice; put_rows counts only the rows that went in, so the task sums stay consistent. */
   [W_STEP] = "INSERT OR IGNORE INTO steps(sid, task, t, d) VALUES(?1, ?2, ?3, ?4)",
   [W_AWAIT] = "INSERT OR IGNORE INTO awaits(sid, task, t, d, what, file, line, func) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-  [W_BLOCK] = "INSERT INTO blocks(sid, task, t, d, file, line, func, src, stack) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+  [W_BLOCK] = "INSERT INTO blocks(sid, task, t, d, file, line, func, src, stack, elsewhere, from_session, from_task)"
+              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
   [W_LAG] = "INSERT INTO lag(sid, t, d) VALUES(?1, ?2, ?3)",
   [W_POINT] = STORE_POINT_UPSERT,
 };
@@ -580,6 +584,7 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
     bind_text(st, 7, m->started);
     bind_opt_i64(st, 8, m->started_ns);
     bind_text(st, 9, m->route);
+    bind_opt_i64(st, 10, m->loop);
     if((rc = wrun(s, st)))
       return rc;
   }
@@ -598,6 +603,19 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
   for(int k = 0; k < INGEST_NKINDS; k++)
     sqlite3_bind_int64(st, 12 + k, b->max_d[k]);
   sqlite3_bind_int64(st, 16, (int64_t)time(NULL));
+  /* the split of lost time: blocks from elsewhere and each kind's sum, saturating at 2^53 - 1
+   * as every sum of the contract does (each d < 2^53, so one addition cannot overflow) */
+  int64_t n_else = 0, ns_own = 0, ns_else = 0;
+  for(size_t i = 0; i < b->nblocks; i++) {
+    int64_t *sum = b->blocks[i].elsewhere ? &ns_else : &ns_own;
+    n_else += b->blocks[i].elsewhere;
+    *sum += b->blocks[i].d;
+    if(*sum > INGEST_MAX_INT)
+      *sum = INGEST_MAX_INT;
+  }
+  sqlite3_bind_int64(st, 17, n_else);
+  sqlite3_bind_int64(st, 18, ns_own);
+  sqlite3_bind_int64(st, 19, ns_else);
   return wrun(s, st);
 }
 
@@ -676,6 +694,9 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     bind_text(st, 7, x->func);
     bind_text(st, 8, x->src);
     sqlite3_bind_text(st, 9, b->stacks + x->stack_off, (int)x->stack_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 10, x->elsewhere);
+    bind_text(st, 11, x->from_session);
+    bind_opt_i64(st, 12, x->elsewhere && x->from_task > 0 ? x->from_task : -1);
     rc = wrun(s, st);
   }
   st = s->ws[W_LAG];

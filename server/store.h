@@ -103,6 +103,9 @@ typedef struct store_session {
    * it (-1: unknown) */
   int64_t received_ns;
   const char *route;    /* the route template (meta.route), NULL when none arrived */
+  int64_t loop;         /* the loop's number in its process (meta.loop), -1 when unknown */
+  /* of n_blocks, those from elsewhere; the blocked time of each kind (schema 6) */
+  int64_t n_blocks_elsewhere, blocked_ns_own, blocked_ns_elsewhere;
 } store_session;
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out);
@@ -131,6 +134,9 @@ int store_load_awaits(store_reader *r, int64_t sid, int64_t min_d, arena *a, sto
 typedef struct store_block {
   int64_t task, t, d, line;
   const char *file, *func, *src, *stack; /* stack: JSON text */
+  int elsewhere;            /* 1: it stalled the session's loop from outside the session */
+  const char *from_session; /* then the causing session's id, NULL: none */
+  int64_t from_task;        /* and its task, -1: none */
 } store_block;
 int store_load_blocks(store_reader *r, int64_t sid, arena *a, store_block **out, size_t *n);
 
@@ -171,7 +177,11 @@ typedef int (*store_point_fn)(void *ctx, const store_point *p);
 /* Await points / blocks of the sessions sids[0..n) (ascending), in sid order; fn may also see
  * rows of other sessions between them, to be ignored. */
 int store_await_points(store_reader *r, const int64_t *sids, size_t n, store_point_fn fn, void *ctx);
-int store_block_points(store_reader *r, const int64_t *sids, size_t n, store_point_fn fn, void *ctx);
+/* own_only: only the sessions' own blocks, not the stalls they suffered from elsewhere (an
+ * endpoint's culprits are its own lines; another session's block would count once per session
+ * it delayed). */
+int store_block_points(store_reader *r, const int64_t *sids, size_t n, int own_only, store_point_fn fn,
+                       void *ctx);
 /* ---- the OTLP outbox (store_outbox.c): one thread, on a connection of its own ---- */
 /* Sessions to forward are taken into the outbox as the request bodies they will be sent as;
  * each body leaves it, in the same transaction that counts it, once the backend answered it. */

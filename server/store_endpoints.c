@@ -221,8 +221,12 @@ int store_await_points(store_reader *r, const int64_t *sids, size_t n, store_poi
                         " WHERE sid BETWEEN ?1 AND ?2 ORDER BY sid", sids, n, fn, ctx);
 }
 
-int store_block_points(store_reader *r, const int64_t *sids, size_t n, store_point_fn fn, void *ctx)
+int store_block_points(store_reader *r, const int64_t *sids, size_t n, int own_only, store_point_fn fn,
+                       void *ctx)
 {
+  if(own_only)
+    return scan_points(r, "SELECT sid, file, line, func, src, 1, d, d FROM blocks"
+                          " WHERE sid BETWEEN ?1 AND ?2 AND elsewhere = 0 ORDER BY sid, t", sids, n, fn, ctx);
   return scan_points(r, "SELECT sid, file, line, func, src, 1, d, d FROM blocks"
                         " WHERE sid BETWEEN ?1 AND ?2 ORDER BY sid, t", sids, n, fn, ctx);
 }

@@ -20,7 +20,8 @@ enum rstmt {
 #define SESSION_COLS \
   "sid, id, name, service, host, python, started_unix_ns, pid, has_meta, ended, end_t, max_t, dropped," \
   " unknown_events, n_events, n_steps, n_awaits, n_blocks, n_lag, max_step_d, max_await_d, max_block_d," \
-  " max_lag_d, received_unix_ns, route FROM sessions"
+  " max_lag_d, received_unix_ns, route, loop_no, n_blocks_elsewhere, blocked_ns_own," \
+  " blocked_ns_elsewhere FROM sessions"
 #define NEWEST " ORDER BY started_ns IS NULL, started_ns DESC, sid DESC LIMIT ?"
 
 _Static_assert(R_COUNT <= STORE_READ_STATEMENTS, "store_internal.h: struct store_reader holds too few statements");
@@ -36,11 +37,13 @@ static const char *const rsql[R_COUNT] = {
               " FROM tasks WHERE sid = ?1 AND has_task = 1",
   [R_AWAITS] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND d >= ?2"
                " ORDER BY d DESC, t ASC, task ASC",
-  [R_BLOCKS] = "SELECT task, t, d, line, file, func, src, stack FROM blocks WHERE sid = ?1 ORDER BY t, rowid",
+  [R_BLOCKS] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task FROM blocks"
+               " WHERE sid = ?1 ORDER BY t, rowid",
   [R_LAG] = "SELECT 0, t, d FROM lag WHERE sid = ?1 ORDER BY t, rowid",
   [R_STEPS] = "SELECT task, t, d FROM steps WHERE sid = ?1 ORDER BY task, t",
   [R_AWAIT_ROW] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND task = ?2 AND t = ?3",
-  [R_BLOCK_ROW] = "SELECT task, t, d, line, file, func, src, stack FROM blocks WHERE rowid = ?1",
+  [R_BLOCK_ROW] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task FROM blocks"
+                  " WHERE rowid = ?1",
   [R_SPAN_ALL + INGEST_STEP] = "SELECT task, t, d, 0 FROM steps WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY task, t",
   [R_SPAN_ALL + INGEST_AWAIT] = "SELECT task, t, d, 0 FROM awaits WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY task, t",
   [R_SPAN_ALL + INGEST_BLOCK] = "SELECT task, t, d, rowid FROM blocks WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY t",
@@ -143,6 +146,10 @@ static void read_session(sqlite3_stmt *st, arena *a, store_session *x)
     x->max_d[k] = sqlite3_column_int64(st, 19 + k);
   x->received_ns = col_opt(st, 19 + INGEST_NKINDS);
   x->route = col_text(st, 20 + INGEST_NKINDS, a);
+  x->loop = col_opt(st, 21 + INGEST_NKINDS);
+  x->n_blocks_elsewhere = sqlite3_column_int64(st, 22 + INGEST_NKINDS);
+  x->blocked_ns_own = sqlite3_column_int64(st, 23 + INGEST_NKINDS);
+  x->blocked_ns_elsewhere = sqlite3_column_int64(st, 24 + INGEST_NKINDS);
 }
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out)
@@ -274,6 +281,9 @@ static void read_block(sqlite3_stmt *st, arena *a, store_block *x)
   x->func = col_text(st, 5, a);
   x->src = col_text(st, 6, a);
   x->stack = col_text(st, 7, a);
+  x->elsewhere = sqlite3_column_int(st, 8);
+  x->from_session = col_text(st, 9, a);
+  x->from_task = col_opt(st, 10);
 }
 
 int store_load_awaits(store_reader *r, int64_t sid, int64_t min_d, arena *a, store_await **out,

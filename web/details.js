@@ -34,12 +34,40 @@ export function item(t, it) {
 
 // A blocking event (timeline form: innermost frame's file, line, func, src) and its task if known.
 export function block(b, t) {
-  const lines = [[null, `loop blocked ${fmt.duration(b.d)}`]];
+  const lines = [[null, `loop blocked ${fmt.duration(b.d)}${b.elsewhere ? ' from elsewhere' : ''}`]];
   lines.push(['at', fmt.time(b.t)]);
+  if (b.elsewhere) {
+    lines.push(['caused by', b.from_session ? `session ${b.from_session}` : 'no session (a background task or callback)']);
+    if (b.from_task != null) lines.push(['its task', `#${b.from_task}`]);
+  }
   if (b.file) lines.push(['culprit', fmt.place(b.file, b.line)]);
   if (b.src) lines.push(['source', b.src]);
   if (b.func) lines.push(['in', b.func]);
   if (t) lines.push(['task', t.name]);
   if (b.n > 1) lines.push(['stands for', `${fmt.count(b.n)} blocks (longest shown)`]);
+  return lines;
+}
+
+// The block a lag sample waited behind: the one overlapping the sample's window most (the tick was
+// late by d, so the stall lies within d of its t on either side), or null.
+export function lagCause(p, blocks) {
+  let best = null, most = 0;
+  for (const b of blocks || []) {
+    const over = Math.min(b.t + b.d, p.t + p.d) - Math.max(b.t, p.t - p.d);
+    if (over > most) { most = over; best = b; }
+  }
+  return best;
+}
+
+// A lag sample, and when a block explains it, what it waited behind: the session's own block, or
+// one from elsewhere (the causing session, or none), at the culprit line.
+export function lag(p, blocks) {
+  const lines = [[null, `loop lag ${fmt.duration(p.d)}`], ['at', fmt.time(p.t)]];
+  const b = lagCause(p, blocks);
+  if (b) {
+    const who = !b.elsewhere ? 'its own block' : b.from_session ? `session ${b.from_session}` : 'no session';
+    lines.push(['waited behind', `${who}${b.file ? ` at ${fmt.place(b.file, b.line)}` : ''}`]);
+    if (b.src) lines.push(['source', b.src]);
+  }
   return lines;
 }

@@ -14,9 +14,16 @@ export function fillSummary(dl, sum) {
     ['max concurrency', fmt.count(sum.max_concurrency)],
     ['lag avg / p95 / max', lag.samples ? `${fmt.ms(lag.avg_ms)} / ${fmt.ms(lag.p95_ms)} / ${fmt.ms(lag.max_ms)}` : 'no samples'],
     ['blocks', fmt.count(sum.blocks)],
+  ];
+  // lost time split (servers since schema 6): the session's own blocks and those others caused
+  if (sum.blocks_elsewhere !== undefined) {
+    rows.push(['own blocks', `${fmt.count(sum.blocks_own)} (${fmt.ms(sum.blocked_ms_own)})`]);
+    rows.push(['blocked by others', `${fmt.count(sum.blocks_elsewhere)} (${fmt.ms(sum.blocked_ms_elsewhere)})`]);
+  }
+  rows.push(
     ['awaits', fmt.count(sum.awaits)],
     ['dropped', fmt.count(sum.dropped)],
-  ];
+  );
   for (const [k, v] of rows) {
     const div = h('div', { class: 'stat', 'data-stat': k });
     div.appendChild(h('dt', null, k));
@@ -90,6 +97,21 @@ export function fillAwaits(section, resp, byId, onTask) {
 
 const BLOCKS_SHOWN = 200;
 
+// A block from elsewhere: marked, with the session that caused it linked (and its task), or "no
+// session" for a background task or a plain callback. The id goes into the URL encoded.
+function causeCell(tr, b) {
+  const td = tr.appendChild(h('td', { class: 'cause' }));
+  td.appendChild(h('span', { class: 'from-elsewhere' }, 'from elsewhere'));
+  td.appendChild(document.createTextNode(' '));
+  if (b.from_session) {
+    td.appendChild(h('a', { href: `/sessions/${encodeURIComponent(b.from_session)}`, class: 'cause-link' }, b.from_session));
+    if (b.from_task != null) td.appendChild(document.createTextNode(` task #${Number(b.from_task)}`));
+  } else {
+    td.appendChild(h('span', { class: 'no-session' }, 'no session'));
+  }
+  return td;
+}
+
 // Blocking events, each with its stack (outermost first, culprit line last and marked).
 export function fillBlocks(section, resp, byId, onTask) {
   clear(section);
@@ -102,8 +124,9 @@ export function fillBlocks(section, resp, byId, onTask) {
   const t = table(['task', { label: 'at', num: true }, { label: 'blocked', num: true }, 'culprit', 'stack']);
   t.table.classList.add('blocks');
   for (const b of list.slice(0, BLOCKS_SHOWN)) {
-    const tr = t.body.appendChild(h('tr'));
-    taskLink(tr, b.task, byId, onTask);
+    const tr = t.body.appendChild(h('tr', b.elsewhere ? { class: 'elsewhere' } : null));
+    if (b.elsewhere) causeCell(tr, b);
+    else taskLink(tr, b.task, byId, onTask);
     cell(tr, fmt.time(b.t), 'num');
     cell(tr, fmt.duration(b.d), 'num');
     const stack = b.stack || [];

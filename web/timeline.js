@@ -163,15 +163,21 @@ export function drawHead(svg, o) {
   let y = AXIS_H;
   add(svg, s('text', { class: 'row-label', x: 6, y: y + 13 }, `blocking (${fmt.count(o.blockCount)})`));
   const bl = add(svg, s('g', { class: 'blocks' }));
-  if (blocks.length) add(bl, s('path', { class: 'block', d: barsPath(blocks, g, y + 2, BLOCKS_H - 4) }));
+  // The session's own blocks, and the stalls it suffered from elsewhere (another session's task, a
+  // background task, a plain callback) drawn apart so a reader sees at once whose they were.
+  const own = blocks.filter((b) => !b.elsewhere);
+  const other = blocks.filter((b) => b.elsewhere);
+  if (own.length) add(bl, s('path', { class: 'block', d: barsPath(own, g, y + 2, BLOCKS_H - 4) }));
+  if (other.length) add(bl, s('path', { class: 'block block-elsewhere', d: barsPath(other, g, y + 2, BLOCKS_H - 4) }));
   let labels = 0;
   for (const b of blocks) {
     const x0 = Math.max(g.gutter, g.x(b.t));
     const x1 = Math.min(g.width, g.x(b.t + b.d));
     if (x1 - x0 < 60 || labels >= 100) continue;
     const where = fmt.place(b.file, b.line);
-    const text = b.src ? `${where} ${b.src}` : where;
-    add(bl, s('text', { class: 'block-label', x: x0 + 3, y: y + 13 }, fit(text, x1 - x0 - 6)));
+    const text = (b.elsewhere ? 'from elsewhere: ' : '') + (b.src ? `${where} ${b.src}` : where);
+    const cls = b.elsewhere ? 'block-label block-label-elsewhere' : 'block-label';
+    add(bl, s('text', { class: cls, x: x0 + 3, y: y + 13 }, fit(text, x1 - x0 - 6)));
     labels++;
   }
 

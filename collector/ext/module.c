@@ -147,6 +147,7 @@ static PyObject *mod_stop(PyObject *mod, PyObject *args) {
   codes_clear();
   lag_reset();
   Py_CLEAR(G.hooked_loop); /* the next install hooks loops afresh */
+  G.hooked_loop_no = 0;
   Py_RETURN_NONE;
 }
 

@@ -69,6 +69,7 @@ typedef struct ls_module {
   /* session.c: the open sessions and the loop they last hooked */
   PyObject *active;                /* list of active sessions (module.c empties it after fork) */
   PyObject *hooked_loop;           /* strong: the loop hook_loop was last called for */
+  uint64_t hooked_loop_no;         /* its number: hook_loop answers it (1, 2, ... per process) */
   /* summary.c: every session keeps a summary (loopscope run), merged into sum_total at close */
   int summary_all;
   ls_summary *sum_total;

@@ -207,8 +207,9 @@ void step_after(task_entry *e, uint64_t t1) {
   else await_capture(e, t1);
 }
 
-void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack) {
-  ls_frame frames[LS_MAX_FRAMES];
+/* The frames of a captured stack (list of (file, line, func, src)), innermost LS_MAX_FRAMES kept;
+ * the strings are borrowed from stack, which must outlive their use. */
+static int frames_of(PyObject *stack, ls_frame frames[LS_MAX_FRAMES]) {
   int n = 0;
   if (stack && PyList_Check(stack)) {
     Py_ssize_t len = PyList_GET_SIZE(stack), from = len > LS_MAX_FRAMES ? len - LS_MAX_FRAMES : 0;
@@ -223,13 +224,68 @@ void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject 
       n++;
     }
   }
+  return n;
+}
+
+/* One block event into s: ev carries the frames and, for a block from elsewhere, its cause. */
+static void block_into(session_obj *s, ls_event *ev, uint64_t t0, PyObject *stack) {
+  ev->t = rel(s, t0);
+  emit(s, ev);
+  if (s->sum && session_live(s)) summary_block(s->sum, ev->id, ev->t, ev->d, stack, ev->elsewhere);
+}
+
+void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack) {
+  ls_frame frames[LS_MAX_FRAMES];
   ls_event ev = {0};
   ev.kind = LS_K_BLOCK;
   ev.id = id;
-  ev.t = rel(s, t0);
   ev.d = t1 - t0;
   ev.frames = frames;
-  ev.nframes = n;
-  emit(s, &ev);
-  if (s->sum && session_live(s)) summary_block(s->sum, id, ev.t, ev.d, stack);
+  ev.nframes = frames_of(stack, frames);
+  block_into(s, &ev, t0, stack);
+}
+
+/* The session whose context a handle runs its callback in (a task's step runs in the task's
+ * context, a call_soon callback in its caller's), new reference or NULL. Only asked for a block,
+ * so the attribute lookup costs nothing on the hot path. */
+static session_obj *session_of_handle(PyObject *handle) {
+  if (!handle) return NULL;
+  PyObject *ctx = PyObject_GetAttrString(handle, "_context");
+  PyObject *v = NULL;
+  if (ctx && PyContext_CheckExact(ctx)) v = PyObject_GetItem(ctx, G.session_var);
+  Py_XDECREF(ctx);
+  if (PyErr_Occurred()) PyErr_Clear();
+  if (v && Py_TYPE(v) != &Session_Type) Py_CLEAR(v);
+  return (session_obj *)v;
+}
+
+void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
+                           PyObject *handle) {
+  ls_frame frames[LS_MAX_FRAMES];
+  ls_event ev = {0};
+  ev.kind = LS_K_BLOCK;
+  ev.d = t1 - t0;
+  ev.frames = frames;
+  ev.nframes = frames_of(stack, frames); /* once: every session's event copies the same frames */
+  session_obj *cause = bs ? (session_obj *)Py_NewRef((PyObject *)bs) : session_of_handle(handle);
+  if (bs) { ev.id = bid; block_into(bs, &ev, t0, stack); } /* session_close reported it if that came first */
+  ev.id = 0;
+  ev.elsewhere = 1;
+  ev.from_task = bs ? bid : 0;
+  ev.from_session = cause ? str_of(cause->id) : (ls_str){NULL, 0};
+  /* a loop's stall reaches every session open on that loop (G.active; sessions of another loop,
+   * when both loops are known, are not delayed by it); s's own callback's block is its own */
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
+    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+    if (s == bs || t0 < s->start) continue;
+    if (cause && cause->loop && s->loop && cause->loop != s->loop) continue;
+    if (s == cause) {
+      ev.elsewhere = 0;
+      block_into(s, &ev, t0, stack);
+      ev.elsewhere = 1;
+    } else {
+      block_into(s, &ev, t0, stack);
+    }
+  }
+  Py_XDECREF(cause);
 }

@@ -33,6 +33,12 @@ void step_after(task_entry *e, uint64_t t1);
 /* A block of the loop from t0 to t1 in session s, in task id (0: none), with the stack the
  * watchdog captured (a list, or NULL). */
 void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack);
+/* A block of the loop from t0 to t1 with the stack the watchdog captured once (a list, or NULL),
+ * for every session open on the loop: bs (the stepped task's session, or NULL) gets it as its
+ * own in task bid, every other session as from elsewhere naming the causing session (bs, else the
+ * session in whose context handle ran, else none) and task. handle: asyncio's Handle or NULL. */
+void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
+                           PyObject *handle);
 
 #pragma GCC visibility pop
 

@@ -71,9 +71,10 @@ PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
 void session_ids_after_fork(void) { id_prefix[0] = 0; }
 
 /* The meta object of a session named n that started at wall (Unix ns): the name, the route
- * template when route.p is set, the pid, the wall clock and the fields fixed at start (service,
+ * template when route.p is set, the pid, the loop's number when known (with the pid it tells the
+ * server which sessions shared a loop), the wall clock and the fields fixed at start (service,
  * host, python). The caller frees *out. */
-static void session_meta(ls_buf *out, ls_str n, ls_str route, uint64_t wall) {
+static void session_meta(ls_buf *out, ls_str n, ls_str route, uint64_t loop, uint64_t wall) {
   ls_buf_init(out, 16384);
   ls_buf_puts(out, "{\"name\":");
   ls_buf_jstr(out, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
@@ -83,6 +84,10 @@ static void session_meta(ls_buf *out, ls_str n, ls_str route, uint64_t wall) {
   }
   ls_buf_puts(out, ",\"pid\":");
   ls_buf_u64(out, (uint64_t)G.pid);
+  if (loop) {
+    ls_buf_puts(out, ",\"loop\":");
+    ls_buf_u64(out, loop);
+  }
   ls_buf_puts(out, ",\"started_unix_ns\":\"");
   ls_buf_u64(out, wall);
   ls_buf_puts(out, "\"");
@@ -103,8 +108,9 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   if (!name) return -1;
   Py_XSETREF(self->name, name);
   Py_CLEAR(self->route);
+  self->loop = 0;
   ls_buf meta;
-  session_meta(&meta, n, (ls_str){NULL, 0}, self->wall);
+  session_meta(&meta, n, (ls_str){NULL, 0}, 0, self->wall);
   int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
   ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
@@ -136,7 +142,7 @@ static int session_remeta(session_obj *self) {
   ls_str n, r;
   if (utf8_of(self->name, &n) || utf8_of(self->route, &r)) return -1;
   ls_buf meta;
-  session_meta(&meta, n, r, self->wall);
+  session_meta(&meta, n, r, self->loop, self->wall);
   int rc = meta.failed ? LSC_ENOMEM : ls_session_set_meta(self->ls, meta.p);
   ls_buf_free(&meta);
   if (rc) { PyErr_NoMemory(); return -1; }
@@ -271,8 +277,17 @@ int session_enter_loop(session_obj *self, PyObject *loop, int adopt) {
   if (loop != G.hooked_loop) {
     PyObject *r = G.hook_loop ? PyObject_CallOneArg(G.hook_loop, loop) : Py_NewRef(Py_None);
     if (!r) return -1;
+    /* hook_loop answers the loop's number; anything else (an older hook) leaves it unknown */
+    unsigned long long no = PyLong_Check(r) ? PyLong_AsUnsignedLongLong(r) : 0;
+    if (PyErr_Occurred()) { PyErr_Clear(); no = 0; }
     Py_DECREF(r);
     Py_XSETREF(G.hooked_loop, Py_NewRef(loop));
+    G.hooked_loop_no = no;
+  }
+  if (session_live(self) && self->loop != G.hooked_loop_no) {
+    self->loop = G.hooked_loop_no;
+    /* only the meta's loop number is lost without memory: recording goes on */
+    if (session_remeta(self)) PyErr_Clear();
   }
   if (!adopt) return 0;
   PyObject *task = PyObject_CallOneArg(G.current_task, loop);

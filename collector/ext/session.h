@@ -22,6 +22,7 @@ struct session_obj {
   uint64_t end;            /* monotonic ns at close, 0 while open */
   PyObject *name, *route;  /* str or NULL: the meta's name and route template, kept so that a
                             * rename or a route set later rebuilds the whole meta */
+  uint64_t loop;           /* the number of the loop it entered (meta.loop), 0: none yet */
 };
 
 extern PyTypeObject Session_Type;

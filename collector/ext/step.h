@@ -26,9 +26,9 @@ PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);
 
 /* One callback the loop runs, timed as loopscope times a handle: the watchdog's heartbeat around
  * it, loop lag (lag.c: a timer's lateness, the virtual tick), and when cb steps a recorded task,
- * the step, its await point or end, and a block in it attributed to the task (else to every
- * session). run(arg) makes the call; handle is asyncio's Handle being run, or NULL (uvloop's
- * StepCall). Inlined into each caller with run known, so Handle._run pays no indirect call for
+ * the step, its await point or end, and a block in it attributed to the task's session, and to
+ * every other open session as from elsewhere (record.c). run(arg) makes the call; handle is
+ * asyncio's Handle being run, or NULL (uvloop's StepCall). Inlined into each caller with run known, so Handle._run pays no indirect call for
  * the uvloop path's sake; lag costs a compare or two per handle unless a tick is due. */
 static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void *), void *arg, PyObject *handle) {
   uint64_t t0 = now_ns();
@@ -77,14 +77,8 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
     PyObject *stack = G.block_seq == seq ? G.block_stack : NULL;
     Py_XINCREF(stack);
     Py_CLEAR(G.block_stack);
-    /* a task's block goes to its session only (session_close reported it if that came first) */
-    if (bs) emit_block(bs, bid, t0, t1, stack);
-    else {
-      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
-        session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
-        if (t0 >= s->start) emit_block(s, 0, t0, t1, stack);
-      }
-    }
+    /* its own to the task's session, from elsewhere to the other sessions on the loop */
+    emit_block_everywhere(bs, bid, t0, t1, stack, handle);
     Py_XDECREF(stack);
   }
   Py_XDECREF(bs);

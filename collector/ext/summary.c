@@ -121,9 +121,10 @@ static void top_insert(ls_summary *s, const sum_block *b) {
   s->ntop = n + 1;
 }
 
-void summary_block(ls_summary *s, uint64_t task, uint64_t t, uint64_t d, PyObject *stack) {
+void summary_block(ls_summary *s, uint64_t task, uint64_t t, uint64_t d, PyObject *stack, int elsewhere) {
   s->blocks++;
   s->blocked_ns += d;
+  if (elsewhere) { s->blocks_elsewhere++; s->blocked_ns_elsewhere += d; }
   sum_block b = {d, t, task, stack && PyList_Check(stack) ? stack : NULL};
   top_insert(s, &b);
 }
@@ -134,6 +135,8 @@ void summary_merge(ls_summary *dst, const ls_summary *src) {
   if (src->max_live > dst->max_live) dst->max_live = src->max_live;
   dst->blocks += src->blocks;
   dst->blocked_ns += src->blocked_ns;
+  dst->blocks_elsewhere += src->blocks_elsewhere;
+  dst->blocked_ns_elsewhere += src->blocked_ns_elsewhere;
   for (int i = 0; i < src->ntop; i++) top_insert(dst, &src->top[i]);
   dst->lag_n += src->lag_n;
   dst->lag_sum += src->lag_sum;
@@ -193,6 +196,8 @@ PyObject *summary_dict(const ls_summary *s) {
                                 (unsigned long long)lag_quantile(s, 0.95), "max_ns", (unsigned long long)s->lag_max);
   if (put(d, "tasks", u64(s->tasks)) || put(d, "max_concurrency", u64(s->max_live)) ||
       put(d, "blocks", u64(s->blocks)) || put(d, "blocked_ns", u64(s->blocked_ns)) ||
+      put(d, "blocks_elsewhere", u64(s->blocks_elsewhere)) ||
+      put(d, "blocked_ns_elsewhere", u64(s->blocked_ns_elsewhere)) ||
       put(d, "top_blocks", blocks_list(s)) || put(d, "lag", lag) || put(d, "awaits", u64(s->awaits)) ||
       put(d, "await_ns", u64(s->await_ns)) || put(d, "hot_spots", spots_list(s)) ||
       put(d, "awaits_not_kept", u64(s->spots_missed)) || put(d, "sessions", u64(s->sessions))) {

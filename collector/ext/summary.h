@@ -27,7 +27,8 @@ typedef struct sum_spot {
 
 typedef struct ls_summary {
   uint64_t tasks, live, max_live;
-  uint64_t blocks, blocked_ns;
+  uint64_t blocks, blocked_ns;                /* every stall of the session's loop */
+  uint64_t blocks_elsewhere, blocked_ns_elsewhere; /* of those, caused outside the session */
   int ntop;
   sum_block top[SUM_TOP_BLOCKS];             /* longest first */
   uint64_t lag_n, lag_sum, lag_max;
@@ -51,7 +52,9 @@ static inline void summary_task_gone(ls_summary *s) {
 void summary_lag(ls_summary *s, uint64_t d);
 /* An await of d ns at line of code (may be NULL: counted, not kept) on `what`. */
 void summary_await(ls_summary *s, PyObject *code, int32_t line, const char *what, size_t nwhat, uint64_t d);
-void summary_block(ls_summary *s, uint64_t task, uint64_t t, uint64_t d, PyObject *stack);
+/* A block of d ns at t in task (0: none); elsewhere: caused outside the session (counted in
+ * blocks too, so blocks stays "every stall of the loop" as before). */
+void summary_block(ls_summary *s, uint64_t task, uint64_t t, uint64_t d, PyObject *stack, int elsewhere);
 /* Adds src into dst (the run's total of per-request sessions). */
 void summary_merge(ls_summary *dst, const ls_summary *src);
 /* The summary as a dict (new reference), or NULL with an exception set. */

@@ -90,13 +90,37 @@ def _run_failed_for() -> Any:
     return run_failed
 
 
-def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
+_loop_numbers: Any = None  # WeakKeyDictionary: each loop seen by hook_loop -> its number
+_loops_seen = 0
+
+
+def loop_number(loop: asyncio.AbstractEventLoop) -> int:
+    """The loop's number in this process (1, 2, ... in the order loopscope first saw them): a
+    session's meta carries it, so the server can tell which sessions shared a loop. A counter,
+    not id(loop): an address is reused once a loop is gone. 0 for a loop without weak refs."""
+    global _loop_numbers, _loops_seen
+    import weakref
+    if _loop_numbers is None:
+        _loop_numbers = weakref.WeakKeyDictionary()
+    try:
+        no = _loop_numbers.get(loop)
+        if no is None:
+            _loops_seen += 1
+            no = _loop_numbers[loop] = _loops_seen
+        return no
+    except TypeError:
+        return 0
+
+
+def hook_loop(loop: asyncio.AbstractEventLoop) -> int:
     """Put loopscope's task factory on `loop`, chaining the one already there; on a loop that does
     not run callbacks through asyncio's Handle (uvloop), also its call_soon (see hook_steps).
     The program never sees the wrapper: get_task_factory() answers what it set (see
-    _get_task_factory), and set_task_factory validates the program's own argument."""
+    _get_task_factory), and set_task_factory validates the program's own argument.
+    Answers the loop's number (loop_number)."""
     if core is None:
-        return
+        return 0
+    no = loop_number(loop)
     if not isinstance(loop, asyncio.BaseEventLoop):
         hook_steps(loop)
         get_raw = getattr(vars(loop).get("get_task_factory"), "loopscope_raw", loop.get_task_factory)
@@ -107,9 +131,9 @@ def hook_loop(loop: asyncio.AbstractEventLoop) -> None:
     else:
         get_raw, set_raw = loop.get_task_factory, loop.set_task_factory
     current = get_raw()
-    if isinstance(current, core.TaskFactory):
-        return
-    set_raw(core.TaskFactory(current))
+    if not isinstance(current, core.TaskFactory):
+        set_raw(core.TaskFactory(current))
+    return no
 
 
 _step_hooked: Any = None  # WeakSet of the loops whose call_soon is a core.SoonHook

@@ -55,8 +55,12 @@ typedef struct ls_frame { ls_str file, func, src; int32_t line; } ls_frame;
 
 /* One event as the extension hands it over. Which fields count depends on kind:
  * task: id parent t name coro | step: id t d | await: id t d what file line func
- * block: id t d frames[nframes] | lag: t d | done: id t state exc status | end: t
- * A done's status is the HTTP response status of a request's task (100..599), 0 for none. */
+ * block: id t d frames[nframes] elsewhere from_session from_task | lag: t d |
+ * done: id t state exc status | end: t
+ * A done's status is the HTTP response status of a request's task (100..599), 0 for none.
+ * A block with elsewhere set stalled this session's loop from outside it: from_session is the
+ * causing session's id (p NULL: none, a background task or a plain callback), from_task that
+ * session's task id (0: none); its id is then 0, no task of this session ran. */
 typedef struct ls_event {
   int kind, state;
   uint64_t id, parent, t, d;
@@ -64,6 +68,9 @@ typedef struct ls_event {
   ls_str name, coro, what, file, func, exc;
   const ls_frame *frames;
   int nframes;
+  int elsewhere;
+  uint64_t from_task;
+  ls_str from_session;
 } ls_event;
 
 /* ---- collector and sessions ----------------------------------------------------------------- */

@@ -4,7 +4,9 @@
 
 #include "lscore.h"
 
-/* A record: header, then for a block int32 lines[nframes], then each string as u32 len + bytes.
+/* A record: header, then each string as u32 len + bytes, then for a block its frames (int32 line
+ * and three strings each). A block keeps from_task in parent, elsewhere in state and
+ * from_session as its one string.
  * Records are written and read with memcpy, so they need no alignment. */
 typedef struct rec_hdr {
   uint32_t size;
@@ -30,6 +32,7 @@ static int event_strings(const ls_event *ev, ls_str *out) {
   case LS_K_TASK: out[n++] = ev->name; out[n++] = ev->coro; break;
   case LS_K_AWAIT: out[n++] = ev->what; out[n++] = ev->file; out[n++] = ev->func; break;
   case LS_K_DONE: out[n++] = ev->exc; break;
+  case LS_K_BLOCK: out[n++] = ev->from_session; break;
   default: break;
   }
   return n;
@@ -78,6 +81,8 @@ void ls_record_write(unsigned char *dst, const ls_event *ev, size_t size) {
   if (ev->kind == LS_K_BLOCK) {
     nf = block_frames(ev, &skip);
     h.line = nf;
+    h.state = ev->elsewhere ? 1 : 0;
+    h.parent = ev->elsewhere ? ev->from_task : 0;
   } else if (ev->kind == LS_K_DONE) {
     h.line = ev->status;
   }
@@ -182,6 +187,11 @@ int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first)
       if (h.id) key_u64(out, ",\"id\":", h.id);
       key_u64(out, ",\"t\":", t);
       key_u64(out, ",\"d\":", d);
+      if (h.state) { /* from elsewhere: the causing session (null: none) and its task */
+        if (s[0].n) key_str(out, ",\"from_session\":", s[0]);
+        else ls_buf_puts(out, ",\"from_session\":null");
+        if (h.parent) key_u64(out, ",\"from_task\":", h.parent);
+      }
       ls_buf_puts(out, ",\"stack\":[");
       for (int i = 0; i < h.line; i++) {
         int32_t line;

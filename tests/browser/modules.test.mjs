@@ -7,6 +7,7 @@ import * as fmt from '../../web/format.js';
 import * as axis from '../../web/axis.js';
 import * as V from '../../web/view.js';
 import * as lanes from '../../web/lanes.js';
+import * as details from '../../web/details.js';
 
 test('durations keep three significant digits across units', () => {
   const cases = [[0, '0 ns'], [850, '850 ns'], [1250, '1.25 µs'], [45e6, '45.0 ms'], [150e6, '150 ms'],
@@ -90,4 +91,19 @@ test('lanes hide collapsed subtrees and window the viewport', () => {
   assert.deepEqual(lanes.windowOf(2000, 0, 400, 8), { first: 0, last: 28 });
   assert.deepEqual(lanes.windowOf(2000, 39600, 400, 8), { first: 1972, last: 2000 });
   assert.deepEqual(lanes.windowOf(3, 0, 400, 8), { first: 0, last: 3 });
+});
+
+test('a lag sample names the block it waited behind: own, another session, or none', () => {
+  const MS = 1e6;
+  const blocks = [
+    { t: 50 * MS, d: 150 * MS, elsewhere: true, from_session: 's-a-1', from_task: 3, file: 'demo_app.py', line: 56, src: 'time.sleep(0.15)' },
+    { t: 300 * MS, d: 20 * MS, elsewhere: false, from_session: null, file: 'app/views.py', line: 9, src: null },
+    { t: 400 * MS, d: 110 * MS, elsewhere: true, from_session: null, file: null, line: null, src: null },
+  ];
+  assert.deepEqual(details.lag({ t: 200 * MS, d: 150 * MS }, blocks), [
+    [null, 'loop lag 150 ms'], ['at', '200 ms'],
+    ['waited behind', 'session s-a-1 at demo_app.py:56'], ['source', 'time.sleep(0.15)']]);
+  assert.deepEqual(details.lag({ t: 318 * MS, d: 18 * MS }, blocks)[2], ['waited behind', 'its own block at app/views.py:9']);
+  assert.deepEqual(details.lag({ t: 505 * MS, d: 100 * MS }, blocks)[2], ['waited behind', 'no session']);
+  assert.equal(details.lag({ t: 900 * MS, d: 1 * MS }, blocks).length, 2, 'no block near: nothing named');
 });

@@ -11,7 +11,8 @@ EXAMPLE_SUMMARY = {
     "python": "3.11.7", "started_unix_ns": "1764089000123456789",
     "duration_ns": 250000000, "tasks": 2, "max_concurrency": 2,
     "lag": {"samples": 1, "avg_ms": 2.3, "p50_ms": 2.3, "p95_ms": 2.3, "p99_ms": 2.3, "max_ms": 2.3},
-    "blocks": 1, "awaits": 1, "dropped": 12, "unknown_events": 0, "ended": True,
+    "loop": None, "blocks": 1, "blocks_own": 1, "blocks_elsewhere": 0, "blocked_ms_own": 150,
+    "blocked_ms_elsewhere": 0, "awaits": 1, "dropped": 12, "unknown_events": 0, "ended": True,
 }
 
 

@@ -113,6 +113,9 @@ def test_awaits_and_hotspots(server):
     assert server.get("/api/v1/sessions/s3/awaits?min_ms=x").status == 400
 
 
+OWN = {"elsewhere": False, "from_session": None, "from_task": None}  # a block of the session's own
+
+
 def test_blocks_and_lag(server):
     evs = [
         {"k": "block", "id": 1, "t": 500, "d": 150, "stack": [
@@ -125,8 +128,8 @@ def test_blocks_and_lag(server):
     assert server.ingest(batch("s4", "b", evs)).status == 202
     blocks = server.get_json("/api/v1/sessions/s4/blocks")["blocks"]
     assert blocks == [
-        {"task": 0, "t": 100, "d": 10, "stack": []},
-        {"task": 1, "t": 500, "d": 150, "stack": [
+        {"task": 0, "t": 100, "d": 10, **OWN, "stack": []},
+        {"task": 1, "t": 500, "d": 150, **OWN, "stack": [
             {"file": "app/x.py", "line": 1, "func": "outer", "src": None},
             {"file": "app/views.py", "line": 45, "func": "user_page", "src": "time.sleep(0.15)"}]},
     ]
@@ -146,7 +149,8 @@ def test_timeline(server):
             {"k": "await", "t": 182000, "d": 45000000, "what": "AsyncSession.execute",
              "file": "app/db.py", "line": 23, "func": "fetch_user", "n": 1}]}],
         "blocks": [{"task": 1, "t": 50000000, "d": 150000000, "n": 1, "file": "app/views.py", "line": 45,
-                    "func": "user_page", "src": "time.sleep(0.15)"}],
+                    "func": "user_page", "src": "time.sleep(0.15)", "elsewhere": False, "from_session": None,
+                    "from_task": None}],
         "lag": [{"t": 60000000, "d": 2300000, "n": 1}],
     }
     # many narrow steps: at most one per column per kind survives, n counts them all

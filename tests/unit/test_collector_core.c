@@ -259,6 +259,22 @@ START_TEST(records_round_trip_every_kind)
   ck_assert_int_eq(cJSON_GetArraySize(stack), 2);
   ck_assert_str_eq(str(cJSON_GetArrayItem(stack, 1), "src"), "time.sleep(0.15)");
   ck_assert(num(cJSON_GetArrayItem(stack, 1), "line") == 45);
+  ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "from_session")); /* an own block */
+  cJSON_Delete(j);
+
+  /* from elsewhere: the causing session and task, or null and no task; no id of this session */
+  ls_event e = {.kind = LS_K_BLOCK, .t = 50, .d = 150000000, .frames = frames, .nframes = 2,
+                .elsewhere = 1, .from_session = S("s-ab-1"), .from_task = 3};
+  j = encode(&e);
+  ck_assert_str_eq(str(j, "from_session"), "s-ab-1");
+  ck_assert(num(j, "from_task") == 3);
+  ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "id"));
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "stack")), 2);
+  cJSON_Delete(j);
+  ls_event n = {.kind = LS_K_BLOCK, .t = 50, .d = 150000000, .elsewhere = 1};
+  j = encode(&n);
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "from_session")));
+  ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "from_task"));
   cJSON_Delete(j);
 
   ls_event d = {.kind = LS_K_DONE, .id = 7, .t = 99, .state = LS_S_ERROR, .exc = S("ValueError: x"), .status = 500};

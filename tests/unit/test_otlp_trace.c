@@ -40,9 +40,9 @@ static void setup(void)
   aw[2] = (store_await){77, 30, 5, 3, "q.get", "b.py", "g"}; /* a task never announced */
   const char *stack = "[{\"file\":\"m.py\",\"line\":3,\"func\":\"main\",\"src\":\"run()\"},"
                       "{\"file\":\"m.py\",\"line\":9,\"func\":\"run\",\"src\":\"time.sleep(1)\"}]";
-  bl[0] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack};
-  bl[1] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack}; /* sent twice */
-  bl[2] = (store_block){0, 60, 10, -1, NULL, NULL, NULL, "not json"};
+  bl[0] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack, 0, NULL, -1};
+  bl[1] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack, 0, NULL, -1}; /* sent twice */
+  bl[2] = (store_block){0, 60, 10, -1, NULL, NULL, NULL, "not json", 0, NULL, -1};
   for(int i = 0; i < NLAG; i++)
     lag[i] = (store_step){0, i * 100, i % 7 == 0 ? 5000000 : 1000};
   rows.tasks = tasks;
