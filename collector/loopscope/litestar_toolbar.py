@@ -164,8 +164,9 @@ class LoopscopePanel(Panel):
             _subtitle.set("no data")
         else:
             stats.update(summarize(data, block_ms, lag_ms))
-            n, nb = stats["tasks"], stats["blocks"]
-            _subtitle.set(f"{n} task{'' if n == 1 else 's'} \u00b7 {nb} block{'' if nb == 1 else 's'}")
+            n, nb, ne = stats["tasks"], stats["blocks"], stats["blocks_elsewhere"]
+            _subtitle.set(f"{n} task{'' if n == 1 else 's'} \u00b7 {nb} block{'' if nb == 1 else 's'}"
+                          + (f" ({ne} by others)" if ne else ""))
         stats["cost_ms"] = round((opened.cost_s + time.perf_counter() - t0) * 1000, 3)
         return stats
 
@@ -177,12 +178,21 @@ class LoopscopePanel(Panel):
         return _subtitle.get()
 
 
+def _blocks_said(own: int, elsewhere: int) -> str:
+    """"1 block of its own, 1 caused by another request" (or code outside any request)."""
+    s = f"{own} block{'' if own == 1 else 's'} of its own"
+    if elsewhere:
+        s += f", {elsewhere} caused elsewhere (another request or code outside any)"
+    return s
+
+
 def summarize(data: dict, block_ms: float, lag_ms: float) -> dict[str, Any]:
     """The panel's stats from what read_session returned: flat, JSON-serializable, in the units a
     reader wants (ms), each block and hot spot naming its file:line and source."""
     s = data["summary"]
     lag = s.get("lag") or {}
     blocks = [b for b in data["blocks"] if b.get("d", 0) >= block_ms * 1e6]
+    own = [b for b in blocks if not b.get("elsewhere")]
     top = blocks_longest_first(blocks, data["tasks"], 5)
     awaits = data.get("awaits") or {}
     return {
@@ -190,10 +200,16 @@ def summarize(data: dict, block_ms: float, lag_ms: float) -> dict[str, Any]:
         "tasks": s.get("tasks", 0),
         "max_concurrency": s.get("max_concurrency", 0),
         "blocks": len(blocks),
+        # the loop is shared: a request also waits on stalls caused by other requests (or by code
+        # outside any), which its session records as blocks from elsewhere
+        "blocks_own": len(own),
+        "blocks_elsewhere": len(blocks) - len(own),
+        "blocks_said": _blocks_said(len(own), len(blocks) - len(own)),
         "blocking_threshold_ms": block_ms,
         "await_threshold_ms": AWAIT_HOTSPOT_MS,
         "longest_blocks": [{"ms": round(b["d"] / 1e6, 1), "where": f"{b['file']}:{b['line']}",
-                            "func": b["func"], "src": b["src"], "task": b["task_name"]} for b in top],
+                            "func": b["func"], "src": b["src"], "task": b["task_name"],
+                            "from_elsewhere": b["elsewhere"]} for b in top],
         "await_hotspots": [{"where": f"{h.get('file')}:{h.get('line')}", "func": h.get("func"),
                             "what": h.get("what"), "count": h.get("count", 0),
                             "total_ms": round(h.get("total_ns", 0) / 1e6, 1),

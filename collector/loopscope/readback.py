@@ -139,8 +139,17 @@ def blocks_longest_first(blocks: list[dict], tasks: list[dict], limit: int = 5) 
         frame = (b.get("stack") or [{}])[-1]
         out.append({"d": b.get("d", 0), "file": frame.get("file", "?"), "line": frame.get("line", 0),
                     "func": frame.get("func", "?"), "src": frame.get("src") or "",
-                    "task_name": _short(names.get(b.get("task"), "(none: the loop itself)"))})
+                    "task_name": _short(_blocked_by(b) if b.get("elsewhere") else
+                                        names.get(b.get("task"), "(none: the loop itself)")),
+                    "elsewhere": bool(b.get("elsewhere")), "from_session": b.get("from_session")})
     return out
+
+
+def _blocked_by(b: dict) -> str:
+    """Who caused a block from elsewhere (another session's task, or code outside any session)."""
+    if b.get("from_session"):
+        return f"another request (session {b['from_session']})"
+    return "code outside any request (a background task or callback)"
 
 
 def longest_block(blocks: list[dict], tasks: list[dict]) -> dict | None:

@@ -168,7 +168,11 @@ def test_panel_names_the_block_and_serves_the_request_timeline(recording, framew
     # the stats agree with the server, the nav says the same, and the tasks are this request's
     assert stats["tasks"] == summary["tasks"] == len(tasks)
     assert stats["max_concurrency"] == summary["max_concurrency"] >= 3
-    assert nav == f"Async {stats['tasks']} tasks \u00b7 {stats['blocks']} block" + ("s" if stats["blocks"] != 1 else "")
+    ne = stats["blocks_elsewhere"]
+    assert nav == f"Async {stats['tasks']} tasks \u00b7 {stats['blocks']} block" + ("s" if stats["blocks"] != 1 else "") \
+        + (f" ({ne} by others)" if ne else "")
+    assert stats["blocks_own"] + ne == stats["blocks"] and stats["blocks_own"] >= 1
+    assert stats["blocks_said"].startswith(f"{stats['blocks_own']} block")
     assert len(by_coro(tasks, "db")) == (5 if sys.version_info >= (3, 11) else 3)
     (cancelled,) = by_coro(tasks, "slow")
     assert cancelled["state"] == "cancelled"
@@ -227,6 +231,13 @@ def test_overlapping_requests_get_their_own_sessions_and_the_app_keeps_serving(r
         assert [t["status"] for t in tasks if t["parent"] == 0] == [200]
         assert len(by_coro(tasks, "slow")) == 1
         assert stats["longest_blocks"][0]["where"].endswith(f":{line_of(work, 'time.sleep(0.15)')}")
+        # the loop is shared: the other request's stall, when this session saw it, is listed as
+        # caused elsewhere and named by the other request's session
+        other = stats_b if stats is stats_a else stats_a
+        for b in stats["longest_blocks"]:
+            if b["from_elsewhere"]:
+                assert b["task"] == f"another request (session {other['session_id']})", b
+        assert stats["blocks_own"] >= 1 and stats["blocks_own"] + stats["blocks_elsewhere"] == stats["blocks"]
 
 
 def test_thresholds_come_from_the_toolbar_config(recording):
