@@ -146,7 +146,8 @@ static int task_diffs(const cmp_side *side[2], diffs *d, arena *ar)
     for(int s = 0; s < 2; s++)
       for(size_t i = 0; i < side[s]->ntasks; i++)
         v[k++] = (tref){p[s].phash[i], s, i, lifetime(side[s], i)};
-    qsort(v, n, sizeof(*v), tref_cmp);
+    if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+      qsort(v, n, sizeof(*v), tref_cmp);
   }
   for(size_t i = 0; i < n && !rc;) {
     int64_t count[2] = {0, 0}, ns[2] = {0, 0};
@@ -203,7 +204,8 @@ static int point_diffs(int kind, const cmp_point *pa, size_t na, const cmp_point
     v[i] = (pref){&pa[i], 0};
   for(size_t i = 0; i < nb; i++)
     v[na + i] = (pref){&pb[i], 1};
-  qsort(v, n, sizeof(*v), pref_cmp);
+  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(v, n, sizeof(*v), pref_cmp);
   int rc = 0;
   for(size_t i = 0; i < n;) {
     int64_t count[2] = {0, 0}, ns[2] = {0, 0};
@@ -273,7 +275,8 @@ int cmp_diffs(const cmp_side *a, const cmp_side *b, arena *ar, cmp_diff **out, s
   int64_t sign = b->duration >= a->duration ? 1 : -1;
   for(size_t i = 0; i < d.n; i++)
     d.v[i].delta = (d.v[i].b_ns - d.v[i].a_ns) * sign;
-  qsort(d.v, d.n, sizeof(*d.v), diff_cmp);
+  if(d.n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(d.v, d.n, sizeof(*d.v), diff_cmp);
   for(size_t i = 0; i < d.n; i++)
     d.v[i].delta *= sign;
   *out = d.v;

@@ -80,7 +80,8 @@ static int group_stats(ep_agg *e, ep_group *g)
   for(size_t i = 0; i < g->n; i++)
     if(s[i].has_lag)
       lag[k++] = s[i].lag_max;
-  qsort(lag, k, sizeof(*lag), i64_cmp);
+  if(k > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(lag, k, sizeof(*lag), i64_cmp);
   g->lag_sessions = (int64_t)k;
   g->lag_p95 = k ? lag[ep_rank(95, k)] : 0;
   free(lag);
@@ -95,7 +96,8 @@ int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
   e->ns = n;
   if(!n)
     return 0;
-  qsort(s, n, sizeof(*s), session_cmp);
+  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(s, n, sizeof(*s), session_cmp);
   size_t ng = 0;
   for(size_t i = 0; i < n; i++)
     if(i == 0 || str_cmp(s[i].service, s[i - 1].service) || str_cmp(endpoint_of(&s[i]), endpoint_of(&s[i - 1])))
@@ -121,13 +123,15 @@ int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
     if(rc)
       return rc;
   }
-  qsort(e->g, e->ng, sizeof(*e->g), group_cmp);
+  if(e->ng > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(e->g, e->ng, sizeof(*e->g), group_cmp);
   for(size_t i = 0; i < e->ng; i++)
     for(size_t j = 0; j < e->g[i].n; j++) {
       e->by_sid[2 * (e->g[i].first + j)] = s[e->g[i].first + j].sid;
       e->by_sid[2 * (e->g[i].first + j) + 1] = (int64_t)i;
     }
-  qsort(e->by_sid, n, 2 * sizeof(*e->by_sid), pair_cmp);
+  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(e->by_sid, n, 2 * sizeof(*e->by_sid), pair_cmp);
   return 0;
 }
 
@@ -291,7 +295,8 @@ static int culprit_cmp(const void *pa, const void *pb)
 static int rank(ep_agg *e, ep_table *t, int (*cmp)(const void *, const void *), ep_point **all,
                 int culprits)
 {
-  qsort(t->v, t->n, sizeof(*t->v), cmp);
+  if(t->n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(t->v, t->n, sizeof(*t->v), cmp);
   *all = malloc((t->n ? t->n : 1) * sizeof(**all));
   if(!*all)
     return LS_ENOMEM;

@@ -43,7 +43,8 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
       v[n++] = (point_sum){x->file, x->line, x->what, x->func, 1, x->d, x->d};
   }
   /* stable first-seen what/func is not needed: any await of the point names it */
-  qsort(v, n, sizeof(*v), point_cmp);
+  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(v, n, sizeof(*v), point_cmp);
   int rc = 0;
   for(size_t i = 0; i < n && !rc;) {
     point_sum s = v[i];
