@@ -25,6 +25,7 @@
 #include "gz.h"
 #include "gzip_body.h"
 #include "jbuf.h"
+#include "live.h"
 #include "log.h"
 #include "otlp_trace.h"
 #include "query.h"
@@ -62,6 +63,7 @@ struct http_server {
   char csp[1024];
   atomic_int active;    /* requests between their first call and completion */
   atomic_int suspended; /* connections waiting for the writer to resume them */
+  live_hub *live;       /* the event streams (live.c) */
 };
 
 typedef struct req {
@@ -754,6 +756,29 @@ static int is_get(const char *method)
   return !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
 }
 
+/* GET .../events: a live event stream of the session `id` (NULL: of the sessions list). */
+static enum MHD_Result open_stream(http_server *h, struct MHD_Connection *c, req *rq, const char *method,
+                                   const char *id)
+{
+  if(strcmp(method, MHD_HTTP_METHOD_GET))
+    return send_error(h, c, rq, 405, "an event stream takes GET", "GET");
+  struct MHD_Response *r = NULL;
+  int rc = live_open(h->live, c, id, &r);
+  if(rc == LS_ENOTFOUND)
+    return send_error(h, c, rq, 404, "no such session", NULL);
+  if(rc == LS_EBUSY)
+    return send_error(h, c, rq, 503, "too many live event streams are open (--max-streams); retry later", NULL);
+  if(rc) {
+    log_msg(LOG_WARN, "event stream: %s (%d)", ls_strerror(rc), rc);
+    return send_error(h, c, rq, 500, "the event stream could not be opened", NULL);
+  }
+  enum MHD_Result ok = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  rq->responded = 1;
+  metrics_add(&h->m->http_requests, 1);
+  return ok;
+}
+
 /* /api/v1/<rest> other than ingest. */
 static enum MHD_Result route_api(http_server *h, struct MHD_Connection *c, req *rq, const char *rest,
                                  const char *method)
@@ -767,6 +792,8 @@ static enum MHD_Result route_api(http_server *h, struct MHD_Connection *c, req *
       return send_error(h, c, rq, 405, "sessions takes GET", "GET, HEAD");
     return run_query(h, c, rq, query_sessions, NULL);
   }
+  if(!strcmp(rest, "events"))
+    return open_stream(h, c, rq, method, NULL);
   if(!strcmp(rest, "endpoints") || !strcmp(rest, "compare")) {
     if(!is_get(method))
       return send_error(h, c, rq, 405, "this query takes GET", "GET, HEAD");
@@ -801,6 +828,8 @@ static enum MHD_Result route_api(http_server *h, struct MHD_Connection *c, req *
       return send_error(h, c, rq, 405, "this view takes GET", "GET, HEAD");
     return run_query(h, c, rq, session_views[i].fn, id);
   }
+  if(!strcmp(sub, "events"))
+    return open_stream(h, c, rq, method, id);
   if(!strcmp(sub, "export")) {
     if(!is_get(method))
       return send_error(h, c, rq, 405, "export takes GET", "GET, HEAD");
@@ -1074,6 +1103,16 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
     free(h);
     return LS_ENOMEM;
   }
+  /* A heartbeat well within the idle timeout, or libmicrohttpd would close a quiet stream. */
+  int beat = cfg->live_heartbeat_ms > 0 ? cfg->live_heartbeat_ms : 15000;
+  if(beat > h->cfg.idle_timeout_s * 500)
+    beat = h->cfg.idle_timeout_s * 500;
+  if(live_start(s, cfg->max_streams, beat, &h->live)) {
+    pthread_cond_destroy(&h->sweep_cv);
+    pthread_mutex_destroy(&h->conn_lock);
+    free(h);
+    return LS_ENOMEM;
+  }
   /* ERROR_LOG: without it libmicrohttpd says nothing, and on_mhd_log counts its refusals */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
@@ -1090,6 +1129,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
                           MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                           MHD_OPTION_END);
   if(!h->d) {
+    live_free(h->live);
     pthread_cond_destroy(&h->sweep_cv);
     pthread_mutex_destroy(&h->conn_lock);
     free(h);
@@ -1097,12 +1137,14 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   }
   if(pthread_create(&h->sweeper, NULL, sweeper_main, h)) {
     MHD_stop_daemon(h->d);
+    live_free(h->live);
     pthread_cond_destroy(&h->sweep_cv);
     pthread_mutex_destroy(&h->conn_lock);
     free(h);
     return LS_ENOMEM;
   }
   h->sweeper_started = 1;
+  writer_set_listener(w, live_notify, h->live);
   *out = h;
   return 0;
 }
@@ -1120,6 +1162,9 @@ void http_stop(http_server *h, int wait_ms)
   MHD_socket ls = MHD_quiesce_daemon(h->d);
   if(ls != MHD_INVALID_SOCKET)
     close(ls);
+  /* Event streams end first: they would hold their connections (and `active`) to the end. */
+  writer_set_listener(h->w, NULL, NULL);
+  live_stop(h->live, wait_ms < 2000 ? wait_ms : 2000);
   /* Every connection handed to the writer is resumed by it first: the writer always answers
    * (a locked database within its busy timeout), and stopping libmicrohttpd under a suspended
    * connection would leave the writer resuming a freed one. So this wait has no limit. */
@@ -1139,6 +1184,7 @@ void http_stop(http_server *h, int wait_ms)
   if(h->sweeper_started)
     pthread_join(h->sweeper, NULL);
   MHD_stop_daemon(h->d);
+  live_free(h->live); /* after the daemon: it frees the streams still open */
   pthread_cond_destroy(&h->sweep_cv);
   pthread_mutex_destroy(&h->conn_lock);
   free(h);

@@ -34,6 +34,9 @@ typedef struct http_config {
    * dropped for a new one), per client address (0: no limit), seconds for a request's headers
    * and body to arrive (from the connection's opening or the previous answer), seconds idle. */
   int max_connections, max_per_ip, request_timeout_s, idle_timeout_s;
+  /* Live event streams (live.c): open at once at most (0: none), and the milliseconds between
+   * heartbeat comments on an idle one (0: 15000). */
+  int max_streams, live_heartbeat_ms;
   /* Base URL of the pages as users reach them (--public-url): the OTLP export names the
    * session's timeline with it. NULL: unknown. */
   const char *public_url;

@@ -50,6 +50,9 @@ static const char usage[] =
   "  --request-timeout S    seconds for a request's headers and body to arrive, counted from the\n"
   "                         connection's opening or the previous answer (default 30)\n"
   "  --idle-timeout S       seconds a connection may send nothing (default 30)\n"
+  "  --max-streams N        live event streams (Server-Sent Events) open at once (default 64;\n"
+  "                         0 = none); past it they are answered 503\n"
+  "  --live-heartbeat S     seconds between heartbeat comments on an idle event stream (default 15)\n"
   "  --max-sessions N       keep the newest N sessions, delete older ones (default: no limit)\n"
   "  --max-age DURATION     delete sessions whose latest batch is older, e.g. 3600, 90m, 12h, 7d\n"
   "                         (s, m, h, d suffixes; default: no limit)\n"
@@ -82,6 +85,7 @@ typedef struct options {
   const char *allowed_hosts[HTTP_MAX_ALLOWED_HOSTS];
   int nallowed_hosts;
   int max_connections, max_per_ip, request_timeout, idle_timeout;
+  int max_streams, live_heartbeat;
   store_limits limits; /* retention (retention_option) */
   otlp_push_config otlp; /* the OTLP push (otlp_option) */
   char public_url[300];
@@ -132,6 +136,8 @@ static int http_option(int argc, char **argv, int *i, options *o)
     {"--max-per-ip", 0, 100000, offsetof(options, max_per_ip)},
     {"--request-timeout", 1, 86400, offsetof(options, request_timeout)},
     {"--idle-timeout", 1, 86400, offsetof(options, idle_timeout)},
+    {"--max-streams", 0, 10000, offsetof(options, max_streams)},
+    {"--live-heartbeat", 1, 3600, offsetof(options, live_heartbeat)},
   };
   const char *a = argv[*i];
   int is_host = !strcmp(a, "--allowed-host");
@@ -289,6 +295,8 @@ static int parse_args(int argc, char **argv, options *o)
   o->max_per_ip = 128;
   o->request_timeout = 30;
   o->idle_timeout = 30;
+  o->max_streams = 64;
+  o->live_heartbeat = 15;
   otlp_push_defaults(&o->otlp);
   char err[256];
   if(otlp_push_from_env(&o->otlp, getenv, err, sizeof(err))) {
@@ -510,6 +518,8 @@ int main(int argc, char **argv)
   hc.max_per_ip = o.max_per_ip;
   hc.request_timeout_s = o.request_timeout;
   hc.idle_timeout_s = o.idle_timeout;
+  hc.max_streams = o.max_streams;
+  hc.live_heartbeat_ms = o.live_heartbeat * 1000;
   hc.public_url = o.otlp.public_url;
   ingest_default_limits(&hc.limits);
   hc.limits.max_tree = o.max_batch_memory;

@@ -22,6 +22,11 @@ struct writer {
   int depth, max_depth, max_group;
   int stopping;
   store_limits limits;      /* retention; guarded by lock */
+  /* The commit listener and its own lock, so telling it never waits on the queue's lock and
+   * writer_set_listener(NULL) can wait out a call in progress. */
+  pthread_mutex_t listen_lock;
+  writer_listener listener;
+  void *listener_arg;
 };
 
 /* One step of housekeeping (store_maintain) on the writer thread, with the lock free: retention,
@@ -142,6 +147,31 @@ static void write_group(writer *w, job *group, int n)
   }
 }
 
+/* Tells the listener what the group changed (after its commit: readers see it already). */
+static void tell_listener(writer *w, job *group)
+{
+  pthread_mutex_lock(&w->listen_lock);
+  if(w->listener)
+    for(job *j = group; j; j = j->next) {
+      if(j->result || j->duplicate)
+        continue;
+      if(j->delete_id)
+        w->listener(w->listener_arg, j->delete_id, WRITER_DELETED);
+      else
+        w->listener(w->listener_arg, j->batch->session,
+                    (j->new_session ? WRITER_NEW_SESSION : 0) | (j->batch->has_end ? WRITER_ENDED : 0));
+    }
+  pthread_mutex_unlock(&w->listen_lock);
+}
+
+void writer_set_listener(writer *w, writer_listener fn, void *arg)
+{
+  pthread_mutex_lock(&w->listen_lock);
+  w->listener = fn;
+  w->listener_arg = arg;
+  pthread_mutex_unlock(&w->listen_lock);
+}
+
 static void *writer_main(void *arg)
 {
   writer *w = arg;
@@ -192,6 +222,7 @@ static void *writer_main(void *arg)
     pthread_mutex_unlock(&w->lock);
 
     write_group(w, group, n);
+    tell_listener(w, group);
     pthread_mutex_lock(&w->lock);
     store_limits l = w->limits;
     pthread_mutex_unlock(&w->lock);
@@ -236,10 +267,12 @@ int writer_start(store *s, metrics *m, int queue_depth, int max_group, writer **
   w->max_depth = queue_depth;
   w->max_group = max_group;
   pthread_mutex_init(&w->lock, NULL);
+  pthread_mutex_init(&w->listen_lock, NULL);
   pthread_cond_init(&w->work, NULL);
   pthread_cond_init(&w->answered, NULL);
   if(pthread_create(&w->thread, NULL, writer_main, w) != 0) {
     pthread_mutex_destroy(&w->lock);
+    pthread_mutex_destroy(&w->listen_lock);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->answered);
     free(w);
@@ -323,6 +356,7 @@ void writer_stop(writer *w)
   pthread_mutex_unlock(&w->lock);
   pthread_join(w->thread, NULL);
   pthread_mutex_destroy(&w->lock);
+  pthread_mutex_destroy(&w->listen_lock);
   pthread_cond_destroy(&w->work);
   pthread_cond_destroy(&w->answered);
   free(w);

@@ -46,6 +46,16 @@ int writer_submit(writer *w, writer_job *job);
 /* Deletes a session through the writer: 0, LS_ENOTFOUND, LS_EBUSY, ... */
 int writer_delete(writer *w, const char *session_id);
 
+/* What a listener hears after each group commits, once per job that changed something (a batch
+ * stored for the first time, or a session deleted): the session's id and WRITER_* flags. Called
+ * on the writer thread; it must be quick and must not call back into the writer. */
+enum { WRITER_NEW_SESSION = 1, WRITER_ENDED = 2, WRITER_DELETED = 4 };
+typedef void (*writer_listener)(void *arg, const char *session, int flags);
+
+/* Sets (fn NULL: removes) the listener. Once it returns, the previous listener is not being
+ * called and will not be called again, so its arg may be freed. */
+void writer_set_listener(writer *w, writer_listener fn, void *arg);
+
 /* Batches waiting, not yet taken by the writer thread. */
 int writer_queue_depth(writer *w);
 

@@ -1,0 +1,405 @@
+/* live.c — live event streams (live.h): one text/event-stream response per watching page, fed by
+ * a content-reader callback that suspends its connection while there is nothing to say, so no
+ * pool thread waits on a stream. The writer's commits (live_notify) and a ticker thread (pacing
+ * and heartbeats) resume it. Status codes and routing are http.c's; event JSON is query.c's. */
+#include "live.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arena.h"
+#include "jbuf.h"
+#include "query.h"
+#include "writer.h"
+
+#define LIVE_MIN_GAP_MS 200  /* one event per stream per this at most: bursts coalesce */
+#define LIVE_TICK_MS 100     /* the ticker's period */
+#define LIVE_LIST_MAX 32     /* changed sessions a list stream remembers; beyond: a reset event */
+#define LIVE_EVENT_MAX ((size_t)4 << 20) /* bytes of events produced at once */
+#define ID_MAX 130           /* a session id and its NUL (ingest_id_ok's ceiling) */
+
+typedef struct live_stream {
+  struct live_stream *prev, *next;
+  live_hub *hub;
+  struct MHD_Connection *conn;
+  char session[ID_MAX];  /* "" : the sessions list */
+  /* guarded by hub->lock */
+  int suspended;         /* suspended by live_read; whoever resumes it clears this */
+  int dirty;             /* the watched session changed since the last event */
+  char changed[LIVE_LIST_MAX][ID_MAX]; /* list streams: sessions changed since the last event */
+  int nchanged, overflow;
+  int64_t last_ms;       /* when something was last produced */
+  /* worker side only (one worker runs a connection's reader at a time) */
+  int closing;           /* the last event is out: end the stream once `out` is sent */
+  jbuf out;              /* produced, not yet handed to libmicrohttpd from `off` on */
+  size_t off;
+} live_stream;
+
+struct live_hub {
+  store *s;
+  int max_streams, heartbeat_ms;
+  pthread_mutex_t lock;
+  pthread_cond_t cv;     /* the ticker's sleep; live_stop's wait for streams to close */
+  live_stream head;      /* list head */
+  int nstreams, stopping;
+  int64_t seq;           /* commits heard: the id of the events they cause */
+  pthread_t ticker;
+};
+
+static int64_t now_ms(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Resumes a stream suspended in live_read. Hub lock held: the stream cannot be freed meanwhile,
+ * and a resume never reaches a connection that is not suspended. */
+static void wake(live_stream *st)
+{
+  if(st->suspended) {
+    st->suspended = 0;
+    MHD_resume_connection(st->conn);
+  }
+}
+
+static int has_news(const live_stream *st)
+{
+  return st->dirty || st->nchanged || st->overflow;
+}
+
+static void *ticker_main(void *arg)
+{
+  live_hub *hub = arg;
+  pthread_mutex_lock(&hub->lock);
+  while(!hub->stopping) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += LIVE_TICK_MS * 1000000L;
+    if(until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&hub->cv, &hub->lock, &until);
+    int64_t now = now_ms();
+    for(live_stream *st = hub->head.next; st != &hub->head; st = st->next)
+      if(hub->stopping || (has_news(st) && now - st->last_ms >= LIVE_MIN_GAP_MS) ||
+         now - st->last_ms >= hub->heartbeat_ms)
+        wake(st);
+  }
+  pthread_mutex_unlock(&hub->lock);
+  return NULL;
+}
+
+int live_start(store *s, int max_streams, int heartbeat_ms, live_hub **out)
+{
+  *out = NULL;
+  live_hub *hub = calloc(1, sizeof(*hub));
+  if(!hub)
+    return LS_ENOMEM;
+  hub->s = s;
+  hub->max_streams = max_streams > 0 ? max_streams : 0;
+  hub->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 15000;
+  hub->head.next = hub->head.prev = &hub->head;
+  if(pthread_mutex_init(&hub->lock, NULL)) {
+    free(hub);
+    return LS_ENOMEM;
+  }
+  if(pthread_cond_init(&hub->cv, NULL)) {
+    pthread_mutex_destroy(&hub->lock);
+    free(hub);
+    return LS_ENOMEM;
+  }
+  if(pthread_create(&hub->ticker, NULL, ticker_main, hub)) {
+    pthread_cond_destroy(&hub->cv);
+    pthread_mutex_destroy(&hub->lock);
+    free(hub);
+    return LS_ENOMEM;
+  }
+  *out = hub;
+  return 0;
+}
+
+void live_notify(void *arg, const char *session, int flags)
+{
+  (void)flags; /* the events say what changed from the stored summary, not from the batch */
+  live_hub *hub = arg;
+  int64_t now = now_ms();
+  pthread_mutex_lock(&hub->lock);
+  hub->seq++;
+  for(live_stream *st = hub->head.next; st != &hub->head; st = st->next) {
+    if(st->session[0]) {
+      if(strcmp(st->session, session))
+        continue;
+      st->dirty = 1;
+    }
+    else {
+      int k = 0;
+      while(k < st->nchanged && strcmp(st->changed[k], session))
+        k++;
+      if(k == st->nchanged) {
+        if(st->nchanged == LIVE_LIST_MAX)
+          st->overflow = 1;
+        else
+          snprintf(st->changed[st->nchanged++], ID_MAX, "%s", session);
+      }
+    }
+    if(now - st->last_ms >= LIVE_MIN_GAP_MS)
+      wake(st);
+  }
+  pthread_mutex_unlock(&hub->lock);
+}
+
+/* Whether the session is stored and has ended: 0, or LS_ENOTFOUND / another error. */
+static int session_state(store *s, const char *id, int *ended)
+{
+  store_reader *r = store_reader_acquire(s);
+  arena ar;
+  arena_init(&ar);
+  store_session x;
+  int rc = store_find_session(r, id, &ar, &x);
+  *ended = rc ? 0 : x.ended;
+  arena_free(&ar);
+  store_reader_release(s, r);
+  return rc;
+}
+
+/* Appends one event: `id:` (when seq >= 0), `event:` and the JSON in `data` (query.c writes JSON
+ * on one line: strings escape their newlines). */
+static void put_event(jbuf *o, int64_t seq, const char *event, const char *data, size_t len)
+{
+  if(seq >= 0)
+    jbuf_printf(o, "id: %lld\n", (long long)seq);
+  jbuf_printf(o, "event: %s\ndata: ", event);
+  jbuf_append(o, data, len);
+  jbuf_puts(o, "\n\n");
+}
+
+/* The session's summary as a `kind` event, then `end` if it has ended, or `deleted` if it is
+ * gone; *last set when the stream should end after these. */
+static int put_session(live_hub *hub, jbuf *o, int64_t seq, const char *kind, const char *id, int for_list,
+                       int *last)
+{
+  jbuf sum;
+  jbuf_init(&sum, LIVE_EVENT_MAX);
+  char detail[64];
+  int ended = 0;
+  int rc = session_state(hub->s, id, &ended);
+  if(!rc)
+    rc = query_session(hub->s, id, NULL, &sum, detail, sizeof(detail));
+  if(rc == LS_ENOTFOUND) {
+    jbuf_reset(&sum);
+    jbuf_puts(&sum, "{\"id\":");
+    jbuf_str(&sum, id);
+    jbuf_putc(&sum, '}');
+    put_event(o, seq, "deleted", sum.data, sum.len);
+    *last = !for_list;
+    rc = 0;
+  }
+  else if(!rc) {
+    put_event(o, seq, kind, sum.data, sum.len);
+    if(ended && !for_list) {
+      put_event(o, -1, "end", "{}", 2);
+      *last = 1;
+    }
+  }
+  if(!rc)
+    rc = jbuf_status(&sum);
+  jbuf_free(&sum);
+  return rc ? rc : jbuf_status(o);
+}
+
+/* Hands what is produced to libmicrohttpd. */
+static ssize_t copy_out(live_stream *st, char *buf, size_t max)
+{
+  size_t n = st->out.len - st->off;
+  if(n > max)
+    n = max;
+  memcpy(buf, st->out.data + st->off, n);
+  st->off += n;
+  return (ssize_t)n;
+}
+
+/* libmicrohttpd's content reader: the next bytes of the stream. With nothing to say it suspends
+ * the connection and returns 0 (libmicrohttpd then leaves it until resumed). */
+static ssize_t live_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)pos;
+  live_stream *st = cls;
+  live_hub *hub = st->hub;
+  if(st->off < st->out.len)
+    return copy_out(st, buf, max);
+  jbuf_reset(&st->out);
+  st->off = 0;
+  if(st->closing)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  char changed[LIVE_LIST_MAX][ID_MAX];
+  int nchanged = 0, overflow = 0, dirty = 0, beat = 0;
+  pthread_mutex_lock(&hub->lock);
+  if(hub->stopping) {
+    pthread_mutex_unlock(&hub->lock);
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  }
+  int64_t now = now_ms(), seq = hub->seq;
+  if(has_news(st) && now - st->last_ms >= LIVE_MIN_GAP_MS) {
+    dirty = st->dirty;
+    overflow = st->overflow;
+    nchanged = st->nchanged;
+    memcpy(changed, st->changed, (size_t)nchanged * ID_MAX);
+    st->dirty = st->overflow = st->nchanged = 0;
+  }
+  else if(now - st->last_ms >= hub->heartbeat_ms)
+    beat = 1;
+  else {
+    st->suspended = 1;
+    MHD_suspend_connection(st->conn);
+    pthread_mutex_unlock(&hub->lock);
+    return 0;
+  }
+  st->last_ms = now;
+  pthread_mutex_unlock(&hub->lock);
+
+  int rc = 0, last = 0;
+  if(beat)
+    jbuf_puts(&st->out, ": heartbeat\n\n");
+  if(dirty)
+    rc = put_session(hub, &st->out, seq, "update", st->session, 0, &last);
+  if(overflow)
+    put_event(&st->out, seq, "reset", "{}", 2);
+  for(int k = 0; k < nchanged && !rc; k++)
+    rc = put_session(hub, &st->out, seq, "session", changed[k], 1, &last);
+  if(rc || jbuf_status(&st->out))
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  st->closing = last;
+  return copy_out(st, buf, max);
+}
+
+static void live_free_stream(void *cls)
+{
+  live_stream *st = cls;
+  live_hub *hub = st->hub;
+  pthread_mutex_lock(&hub->lock);
+  st->prev->next = st->next;
+  st->next->prev = st->prev;
+  hub->nstreams--;
+  pthread_cond_broadcast(&hub->cv);
+  pthread_mutex_unlock(&hub->lock);
+  jbuf_free(&st->out);
+  free(st);
+}
+
+int live_open(live_hub *hub, struct MHD_Connection *c, const char *session, struct MHD_Response **out)
+{
+  *out = NULL;
+  pthread_mutex_lock(&hub->lock);
+  int full = hub->stopping || hub->nstreams >= hub->max_streams;
+  if(!full)
+    hub->nstreams++; /* the place is held while the first event is made */
+  int64_t seq = hub->seq;
+  pthread_mutex_unlock(&hub->lock);
+  if(full)
+    return LS_EBUSY;
+  live_stream *st = calloc(1, sizeof(*st));
+  int rc = st ? 0 : LS_ENOMEM;
+  if(st) {
+    st->hub = hub;
+    st->conn = c;
+    jbuf_init(&st->out, LIVE_EVENT_MAX);
+    snprintf(st->session, sizeof(st->session), "%s", session ? session : "");
+    /* The first event is the whole state, so a page that (re)connects needs no Last-Event-ID:
+     * the session's summary, or for the list the sequence number the page starts from. */
+    if(session)
+      rc = put_session(hub, &st->out, seq, "state", session, 0, &st->closing);
+    else {
+      char ready[48];
+      int n = snprintf(ready, sizeof(ready), "{\"seq\":%lld}", (long long)seq);
+      put_event(&st->out, seq, "ready", ready, (size_t)n);
+      rc = jbuf_status(&st->out);
+    }
+    /* a session deleted between the route's check and here: as if it had never been */
+    if(!rc && session && strstr(st->out.data, "event: deleted"))
+      rc = LS_ENOTFOUND;
+  }
+  struct MHD_Response *r = NULL;
+  if(!rc) {
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, live_read, st, live_free_stream);
+    if(!r)
+      rc = LS_ENOMEM;
+  }
+  pthread_mutex_lock(&hub->lock);
+  if(rc) {
+    hub->nstreams--;
+    pthread_cond_broadcast(&hub->cv);
+  }
+  else {
+    st->last_ms = now_ms();
+    st->next = &hub->head;
+    st->prev = hub->head.prev;
+    hub->head.prev->next = st;
+    hub->head.prev = st;
+  }
+  pthread_mutex_unlock(&hub->lock);
+  if(rc) {
+    if(st)
+      jbuf_free(&st->out);
+    free(st);
+    return rc;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* nginx: pass events on at once */
+  *out = r;
+  return 0;
+}
+
+int live_count(live_hub *hub)
+{
+  pthread_mutex_lock(&hub->lock);
+  int n = hub->nstreams;
+  pthread_mutex_unlock(&hub->lock);
+  return n;
+}
+
+void live_stop(live_hub *hub, int wait_ms)
+{
+  if(!hub)
+    return;
+  pthread_mutex_lock(&hub->lock);
+  int was = hub->stopping;
+  hub->stopping = 1;
+  for(live_stream *st = hub->head.next; st != &hub->head; st = st->next)
+    wake(st);
+  pthread_cond_broadcast(&hub->cv);
+  pthread_mutex_unlock(&hub->lock);
+  if(!was)
+    pthread_join(hub->ticker, NULL);
+  /* Each resumed stream ends at its next read; a client that stopped reading keeps its
+   * connection until libmicrohttpd closes it (MHD_stop_daemon), so the wait is bounded. */
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += wait_ms / 1000;
+  until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+  if(until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&hub->lock);
+  while(hub->nstreams > 0)
+    if(pthread_cond_timedwait(&hub->cv, &hub->lock, &until))
+      break;
+  pthread_mutex_unlock(&hub->lock);
+}
+
+void live_free(live_hub *hub)
+{
+  if(!hub)
+    return;
+  live_stop(hub, 0);
+  pthread_cond_destroy(&hub->cv);
+  pthread_mutex_destroy(&hub->lock);
+  free(hub);
+}
