@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lod.h"
+#include "query_page.h"
 #include "stats.h"
 
 #define TWO_POW_53 9007199254740992LL
@@ -226,8 +227,9 @@ static size_t find_idx(const id_idx *map, size_t n, int64_t id)
   return lo < n && map[lo].id == id ? map[lo].idx : (size_t)-1;
 }
 
+/* The tasks order[0..n) (into t/st); total >= 0: a page of that many, said as "total". */
 static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, const size_t *order,
-                        const size_t *child_start, const size_t *children, size_t n)
+                        const size_t *child_start, const size_t *children, size_t n, int64_t total)
 {
   jbuf_grow(o, n * 256 + 16); /* about what a task takes: one allocation for the whole answer */
   jbuf_puts(o, "{\"tasks\":[");
@@ -268,7 +270,41 @@ static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, cons
     jbuf_i64(o, x->wait_ns);
     jbuf_putc(o, '}');
   }
-  jbuf_puts(o, "]}");
+  jbuf_putc(o, ']');
+  if(total >= 0) {
+    jbuf_key(o, "total", 1);
+    jbuf_i64(o, total);
+  }
+  jbuf_putc(o, '}');
+}
+
+/* The columns the tasks table sorts by (query_page), in TASK_COL_* order. */
+static const char *const task_cols[] = {"created", "id", "busy_ns", "wait_ns", "duration"};
+enum { TASK_COL_CREATED, TASK_COL_ID, TASK_COL_BUSY, TASK_COL_WAIT, TASK_COL_DURATION };
+
+/* The page's tasks by its column: the indexes into t, in *order (malloc'd). A running task's
+ * duration runs to the session's end, as the page shows it. */
+static int order_tasks(const store_task *t, size_t n, const query_page *p, int64_t session_end, size_t **order)
+{
+  int64_t *key = malloc((n ? n : 1) * sizeof(*key)), *tie = malloc((n ? n : 1) * sizeof(*tie));
+  int rc = key && tie ? 0 : LS_ENOMEM;
+  for(size_t i = 0; !rc && i < n; i++) {
+    const store_task *x = &t[i];
+    int64_t end = x->ended >= 0 ? x->ended : session_end;
+    tie[i] = x->id;
+    switch(p->col) {
+    case TASK_COL_ID: key[i] = x->id; break;
+    case TASK_COL_BUSY: key[i] = x->busy_ns; break;
+    case TASK_COL_WAIT: key[i] = x->wait_ns; break;
+    case TASK_COL_DURATION: key[i] = end - x->created; break;
+    default: key[i] = x->created; break;
+    }
+  }
+  if(!rc)
+    rc = query_page_order(key, tie, n, p->desc, order);
+  free(key);
+  free(tie);
+  return rc;
 }
 
 static int tasks_body(const session_query *q)
@@ -318,7 +354,18 @@ static int tasks_body(const session_query *q)
           children[pos[pidx[i]]++] = i;
       }
       free(pos);
-      write_tasks(out, t, st, order, child_start, children, n);
+      const query_page *pg = q->in;
+      if(!pg || !pg->given)
+        write_tasks(out, t, st, order, child_start, children, n, -1);
+      else {
+        size_t *sorted = NULL, from, to;
+        rc = order_tasks(t, n, pg, duration_of(x), &sorted);
+        if(!rc) {
+          query_page_window(pg, n, &from, &to);
+          write_tasks(out, t, st, sorted + from, child_start, children, to - from, (int64_t)n);
+        }
+        free(sorted);
+      }
     }
   }
   free(t);
@@ -333,8 +380,10 @@ static int tasks_body(const session_query *q)
 
 int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a;
-  return in_session(s, id, out, NULL, detail, dlen, tasks_body);
+  query_page pg;
+  if(query_page_parse(a, task_cols, 5, TASK_COL_CREATED, 0, 100, 10000, &pg, detail, dlen))
+    return LS_EINVAL;
+  return in_session(s, id, out, &pg, detail, dlen, tasks_body);
 }
 
 /* min_ms as a threshold in ns: "at or over" an exact count of ms, rounded up otherwise. */
@@ -375,8 +424,11 @@ static void await_json(jbuf *o, const store_await *w, int with_task)
 /* what query_awaits parsed from the request */
 typedef struct awaits_in {
   double ms;
-  int64_t min_d, limit;
+  int64_t min_d;
+  query_page pg;  /* sort: d (default, longest first), t or task */
 } awaits_in;
+
+static const char *const await_cols[] = {"d", "t", "task"};
 
 static int awaits_body(const session_query *q)
 {
@@ -385,7 +437,7 @@ static int awaits_body(const session_query *q)
   jbuf *out = q->out;
   const awaits_in *in = q->in;
   double ms = in->ms;
-  int64_t min_d = in->min_d, limit = in->limit;
+  int64_t min_d = in->min_d, limit = in->pg.limit;
   int rc;
   store_await *w = NULL;
   size_t n = 0;
@@ -400,16 +452,30 @@ static int awaits_body(const session_query *q)
       sa[i] = (stats_await){w[i].file, w[i].line, w[i].d, w[i].func, w[i].what};
     rc = stats_hotspots(sa, n, &hs, &nhs);
   }
+  /* the page's awaits by its column; equal keys earlier first (for t: by task) */
+  size_t *order = NULL, from = 0, to = 0;
+  int64_t *key = NULL, *tie = NULL;
+  if(!rc && (!(key = malloc((n ? n : 1) * sizeof(*key))) || !(tie = malloc((n ? n : 1) * sizeof(*tie)))))
+    rc = LS_ENOMEM;
+  for(size_t i = 0; !rc && i < n; i++) {
+    key[i] = in->pg.col == 0 ? w[i].d : in->pg.col == 1 ? w[i].t : w[i].task;
+    tie[i] = in->pg.col == 1 ? w[i].task : w[i].t;
+  }
+  if(!rc)
+    rc = query_page_order(key, tie, n, in->pg.desc, &order);
+  free(key);
+  free(tie);
   if(!rc) {
+    query_page_window(&in->pg, n, &from, &to);
     jbuf_puts(out, "{\"min_ms\":");
     jbuf_f64(out, ms, 6);
     jbuf_key(out, "total", 1);
     jbuf_i64(out, (int64_t)n);
     jbuf_key(out, "awaits", 1);
     jbuf_putc(out, '[');
-    for(size_t i = 0; i < n && i < (size_t)limit; i++) {
-      jbuf_puts(out, i ? ",{" : "{");
-      await_json(out, &w[i], 1);
+    for(size_t i = from; i < to; i++) {
+      jbuf_puts(out, i > from ? ",{" : "{");
+      await_json(out, &w[order[i]], 1);
       jbuf_putc(out, '}');
     }
     jbuf_puts(out, "],\"hotspots\":[");
@@ -429,17 +495,17 @@ static int awaits_body(const session_query *q)
   free(w);
   free(sa);
   free(hs);
+  free(order);
   return rc;
 }
 
 int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  awaits_in in = {0, 0, 1000};
+  awaits_in in = {0, 0, {0}};
   if(parse_min_ms(query_arg(a, "min_ms"), &in.ms, &in.min_d))
     return query_invalid(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
-  const char *ls = query_arg(a, "limit");
-  if(ls && query_parse_i64(ls, 1, 100000, &in.limit))
-    return query_invalid(detail, dlen, "limit: expected an integer in [1, 100000]");
+  if(query_page_parse(a, await_cols, 3, 0, 1, 1000, 100000, &in.pg, detail, dlen))
+    return LS_EINVAL;
   return in_session(s, id, out, &in, detail, dlen, awaits_body);
 }
 
@@ -452,16 +518,42 @@ static void block_cause(jbuf *o, const store_block *b)
   jbuf_key(o, "from_task", 1); opt_i64(o, b->from_task);
 }
 
+static const char *const block_cols[] = {"t", "d", "task"};
+
+/* Blocks in the page's order (by t when no page was asked for: all of them, as stored). */
+static int order_blocks(const store_block *b, size_t n, const query_page *pg, size_t **order)
+{
+  int64_t *key = malloc((n ? n : 1) * sizeof(*key)), *tie = malloc((n ? n : 1) * sizeof(*tie));
+  int rc = key && tie ? 0 : LS_ENOMEM;
+  for(size_t i = 0; !rc && i < n; i++) {
+    key[i] = pg->col == 0 ? b[i].t : pg->col == 1 ? b[i].d : b[i].task;
+    tie[i] = b[i].t;
+  }
+  if(!rc)
+    rc = query_page_order(key, tie, n, pg->desc, order);
+  free(key);
+  free(tie);
+  return rc;
+}
+
 static int blocks_body(const session_query *q)
 {
   jbuf *out = q->out;
+  const query_page *pg = q->in;
   store_block *b = NULL;
-  size_t n = 0;
+  size_t n = 0, *order = NULL, from = 0, to = 0;
   int rc = store_load_blocks(q->r, q->x->sid, q->ar, &b, &n);
+  if(!rc && pg->given) {
+    rc = order_blocks(b, n, pg, &order);
+    query_page_window(pg, n, &from, &to);
+  }
+  else
+    to = n;
   if(!rc) {
     jbuf_puts(out, "{\"blocks\":[");
-    for(size_t i = 0; i < n; i++) {
-      jbuf_puts(out, i ? ",{" : "{");
+    for(size_t k = from; k < to; k++) {
+      size_t i = order ? order[k] : k;
+      jbuf_puts(out, k > from ? ",{" : "{");
       jbuf_key(out, "task", 0); jbuf_i64(out, b[i].task);
       jbuf_key(out, "t", 1); jbuf_i64(out, b[i].t);
       jbuf_key(out, "d", 1); jbuf_i64(out, b[i].d);
@@ -470,16 +562,24 @@ static int blocks_body(const session_query *q)
       jbuf_key(out, "stack", 1); jbuf_puts(out, b[i].stack ? b[i].stack : "[]");
       jbuf_putc(out, '}');
     }
-    jbuf_puts(out, "]}");
+    jbuf_putc(out, ']');
+    if(pg->given) {
+      jbuf_key(out, "total", 1);
+      jbuf_i64(out, (int64_t)n);
+    }
+    jbuf_putc(out, '}');
   }
   free(b);
+  free(order);
   return rc;
 }
 
 int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a;
-  return in_session(s, id, out, NULL, detail, dlen, blocks_body);
+  query_page pg;
+  if(query_page_parse(a, block_cols, 3, 0, 0, 100, 10000, &pg, detail, dlen))
+    return LS_EINVAL;
+  return in_session(s, id, out, &pg, detail, dlen, blocks_body);
 }
 
 static int lag_body(const session_query *q)

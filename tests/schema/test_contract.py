@@ -222,6 +222,10 @@ for view in VIEWS:
     ]
 REACH += [
     ("open", "GET", f"{S}/awaits", f"/api/v1/sessions/{SID}/awaits?min_ms=-1", {}, None, 400),
+    ("open", "GET", f"{S}/tasks", f"/api/v1/sessions/{RID}/tasks?sort=busy_ns&order=desc&offset=1&limit=2", {}, None, 200),
+    ("open", "GET", f"{S}/tasks", f"/api/v1/sessions/{SID}/tasks?sort=name", {}, None, 400),
+    ("open", "GET", f"{S}/blocks", f"/api/v1/sessions/{SID}/blocks?sort=d&limit=1", {}, None, 200),
+    ("open", "GET", f"{S}/blocks", f"/api/v1/sessions/{SID}/blocks?order=up", {}, None, 400),
     ("open", "GET", f"{S}/timeline", f"/api/v1/sessions/{SID}/timeline?from=5&to=5", {}, None, 400),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{SID}/export?format=xml", {}, None, 400),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{RID}/export?format=chrome", {}, None, 200),
