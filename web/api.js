@@ -60,6 +60,18 @@ export function tasks(id) {
   return getJson(`${BASE}/sessions/${sid(id)}/tasks`);
 }
 
+// One sorted page of the tasks table, sorted on the server: { sort, order, offset, limit }.
+export function tasksPage(id, { sort = 'created', order = 'asc', offset = 0, limit = 100 } = {}) {
+  const q = new URLSearchParams({ sort, order, offset: String(offset), limit: String(limit) });
+  return getJson(`${BASE}/sessions/${sid(id)}/tasks?${q}`);
+}
+
+// A live event stream (Server-Sent Events, docs/api.md): of session `id`, or of the sessions
+// list when id is null. The caller listens for its events and closes it.
+export function events(id) {
+  return new EventSource(id == null ? `${BASE}/events` : `${BASE}/sessions/${sid(id)}/events`);
+}
+
 export function awaits(id, { minMs = 10, limit = 200 } = {}) {
   return getJson(`${BASE}/sessions/${sid(id)}/awaits?min_ms=${Number(minMs)}&limit=${Number(limit)}`);
 }

@@ -10,6 +10,7 @@ import * as tables from './tables.js';
 import * as V from './view.js';
 import { h, clear } from './dom.js';
 import * as details from './details.js';
+import * as live from './live.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -509,8 +510,8 @@ async function loadSecondary() {
   ];
   if (!embed) {
     jobs.push(api.awaits(sessionId, { minMs: 10, limit: 200 }).then((a) => tables.fillAwaits($('awaits-table'), a, st.byId, onTask)));
-    st.table = new tables.TasksTable($('tasks-table'), st.tasks, st.duration, onTask);
-    if (st.selected !== null) st.table.select(st.selected, false);
+    st.table = new tables.TasksTable($('tasks-table'), (p) => api.tasksPage(sessionId, p), st.duration, onTask);
+    jobs.push(st.table.ready.then(() => { if (st.selected !== null) st.table.select(st.selected, false); }));
   }
   const res = await Promise.allSettled(jobs);
   const bad = res.find((r) => r.status === 'rejected');
@@ -546,6 +547,58 @@ async function main() {
   await render();
   performance.mark('ls:first');
   loadSecondary();
+  if (!sum.ended) startLive();
+}
+
+// ---- live: a session still being recorded (live.js) ----------------------------------------
+
+// Each summary the stream sends: header counts, the session's new end, new lanes (the task
+// tree asked again only when the count changed), the view kept on the end while "follow the
+// end" is on. Summaries arriving during an update are folded into one more update.
+function startLive() {
+  const ctl = live.controls(el.meta);
+  el.timeline.dataset.live = '1';
+  let busy = false, next = null;
+  const apply = async (sum) => {
+    const end = Math.max(V.MIN_SPAN, Number(sum.duration_ns) || 0);
+    const whole = st.view.from <= 0 && st.view.to >= st.duration;
+    const span = st.view.to - st.view.from;
+    st.summary = sum;
+    showSummary(sum);
+    if (sum.tasks !== st.tasks.length) {
+      st.tasks = (await api.tasks(sessionId)).tasks || [];
+      st.byId = lanes.indexTasks(st.tasks).byId;
+      st.shown = lanes.visible(st.tasks, st.collapsed);
+    }
+    st.duration = end;
+    st.minimapKey = '';
+    if (ctl.follow()) st.view = V.clamp(whole ? V.whole(end) : { from: end - span, to: end }, end);
+    requestRender();
+    if (st.table) await st.table.refresh(end);
+    el.timeline.dataset.liveTasks = String(st.tasks.length);
+  };
+  const onUpdate = async (sum) => {
+    if (busy) {
+      next = sum;
+      return;
+    }
+    busy = true;
+    try {
+      for (let s = sum; s; s = next, next = null) await apply(s);
+    } catch (e) {
+      status(`live update: ${e.message}`, true);
+    }
+    busy = false;
+  };
+  live.watchSession(sessionId, {
+    onUpdate,
+    onEnd: (reason) => {
+      ctl.ended();
+      el.timeline.dataset.live = '0';
+      if (reason === 'deleted') status('the session was deleted', true);
+      else loadSecondary(); // the charts and tables of the whole session, once
+    },
+  });
 }
 
 main();

@@ -1,15 +1,17 @@
 // sessions.js — the sessions list page: asks api.js for the sessions (newest first, optionally
-// filtered by a name substring) and lists them with links to each session's timeline.
+// filtered by a name substring) and lists them with links to each session's timeline; live.js
+// brings new and changed sessions in as they are stored.
 import * as api from './api.js';
 import * as fmt from './format.js';
 import { h, clear } from './dom.js';
+import * as live from './live.js';
 
 const body = document.querySelector('#sessions tbody');
 const statusEl = document.getElementById('status');
 const filter = document.getElementById('filter');
 
 function row(s) {
-  const tr = h('tr', { 'data-session': s.id });
+  const tr = h('tr', { 'data-session': s.id, class: s.ended ? '' : 'recording' });
   const name = tr.appendChild(h('td'));
   name.appendChild(h('a', { href: `/sessions/${encodeURIComponent(s.id)}` }, s.name || s.id));
   tr.appendChild(h('td', null, s.service || ''));
@@ -57,3 +59,20 @@ filter.addEventListener('input', () => {
   }, 150);
 });
 load();
+
+// New sessions as they arrive and running ones as they grow (live.js): a row replaced in place,
+// a new one put first (the list is newest first) when it matches the filter.
+const rowOf = (id) => [...body.rows].find((r) => r.dataset.session === id);
+live.watchSessions({
+  onSession: (s) => {
+    const old = rowOf(s.id);
+    if (old) old.replaceWith(row(s));
+    else if ((s.name || '').includes(filter.value.trim())) body.insertBefore(row(s), body.firstChild);
+    document.body.dataset.liveEvents = String(Number(document.body.dataset.liveEvents || 0) + 1);
+  },
+  onDeleted: (id) => rowOf(id)?.remove(),
+  onReset: () => {
+    document.body.dataset.liveReady = '1';
+    load();
+  },
+});

@@ -1,6 +1,7 @@
 // tables.js — the HTML tables under the timeline: the summary header, await points over the
 // threshold with hot spots by file:line, blocking events with their stacks, and the tasks
-// (sortable, paged so 100k tasks stay light). Takes data, builds elements; never fetches.
+// (sorted and paged by the server through the page-loading function it is given, so 100k tasks
+// stay light). Takes data, builds elements; never fetches itself.
 import { h, clear } from './dom.js';
 import * as fmt from './format.js';
 
@@ -148,50 +149,45 @@ export function fillBlocks(section, resp, byId, onTask) {
   }
 }
 
+// The sorts the table offers: the server's column (api.tasksPage) and its order.
 const SORTS = {
-  created: { label: 'created', key: (t) => t.created, desc: false },
-  busy: { label: 'busy', key: (t) => t.busy_ns, desc: true },
-  waiting: { label: 'waiting', key: (t) => t.wait_ns, desc: true },
-  duration: { label: 'duration', key: (t) => (t.ended ?? Infinity) - t.created, desc: true },
+  created: { label: 'created', col: 'created', order: 'asc' },
+  busy: { label: 'busy', col: 'busy_ns', order: 'desc' },
+  waiting: { label: 'waiting', col: 'wait_ns', order: 'desc' },
+  duration: { label: 'duration', col: 'duration', order: 'desc' },
 };
 const PAGE = 100;
 
-// The tasks table: sortable by created, busy, waiting, duration; 100 rows a page; select(id)
-// turns to the task's page, marks its row and scrolls it into view.
+// The tasks table: sorted and paged by the server (loadPage({ sort, order, offset, limit })
+// answers { tasks, total }), so a session of any size costs one page; sortable by created,
+// busy, waiting, duration; 100 rows a page. select(id) marks the task's row when it is on the
+// page shown. `ready` settles once the first page is drawn; section.dataset.shown says which
+// sort and page are drawn (tests wait on it).
 export class TasksTable {
-  constructor(section, tasks, duration, onTask) {
+  constructor(section, loadPage, duration, onTask) {
     this.section = section;
-    this.tasks = tasks;
+    this.loadPage = loadPage;
     this.duration = duration;
     this.onTask = onTask;
     this.sort = 'created';
     this.page = 0;
+    this.total = 0;
     this.selected = null;
-    this.order = null;
+    this.seq = 0;
     this.build();
-  }
-
-  sorted() {
-    if (!this.order) {
-      const { key, desc } = SORTS[this.sort];
-      const dur = this.duration;
-      const k = this.sort === 'duration' ? (t) => (t.ended ?? dur) - t.created : key;
-      this.order = this.tasks.slice().sort((a, b) => {
-        const d = desc ? k(b) - k(a) : k(a) - k(b);
-        return d || a.id - b.id;
-      });
-    }
-    return this.order;
+    this.ready = this.fill();
   }
 
   build() {
     const sec = clear(this.section);
-    sec.appendChild(h('h2', null, `Tasks (${fmt.count(this.tasks.length)})`));
+    this.heading = sec.appendChild(h('h2', null, 'Tasks'));
     const bar = sec.appendChild(h('div', { class: 'table-bar' }));
     bar.appendChild(h('span', null, 'sort by '));
+    this.buttons = new Map();
     for (const [name, s] of Object.entries(SORTS)) {
       const b = bar.appendChild(h('button', { type: 'button', class: name === this.sort ? 'on' : '', 'data-sort': name }, s.label));
       b.addEventListener('click', () => this.setSort(name));
+      this.buttons.set(name, b);
     }
     this.pager = bar.appendChild(h('span', { class: 'pager' }));
     const t = table(['task', 'coroutine', 'state', { label: 'created', num: true }, { label: 'busy', num: true },
@@ -200,24 +196,38 @@ export class TasksTable {
     this.body = t.body;
     this.wrap = sec.appendChild(h('div', { class: 'table-scroll' }));
     this.wrap.appendChild(t.table);
-    this.fill();
   }
 
   setSort(name) {
     if (!SORTS[name]) return;
     this.sort = name;
-    this.order = null;
     this.page = 0;
-    this.build();
+    for (const [n, b] of this.buttons) b.className = n === name ? 'on' : '';
+    return this.fill();
   }
 
-  fill() {
-    const rows = this.sorted();
-    const pages = Math.max(1, Math.ceil(rows.length / PAGE));
-    this.page = Math.min(this.page, pages - 1);
-    clear(this.body);
+  // Asks the server for the current page and draws it (a newer request wins over an older one).
+  async fill() {
+    const mine = ++this.seq;
+    const { col, order } = SORTS[this.sort];
+    const resp = await this.loadPage({ sort: col, order, offset: this.page * PAGE, limit: PAGE });
+    if (mine !== this.seq) return;
+    this.total = Number(resp.total) || 0;
+    const pages = Math.max(1, Math.ceil(this.total / PAGE));
+    if (this.page > pages - 1) {
+      this.page = pages - 1;
+      return this.fill();
+    }
     this.rows = new Map();
-    for (const t of rows.slice(this.page * PAGE, (this.page + 1) * PAGE)) {
+    this.draw(resp.tasks || []);
+    this.drawPager(pages);
+    this.section.dataset.shown = `${this.sort}:${this.page}:${mine}`;
+  }
+
+  draw(tasks) {
+    this.heading.textContent = `Tasks (${fmt.count(this.total)})`;
+    clear(this.body);
+    for (const t of tasks) {
       const tr = this.body.appendChild(h('tr', { 'data-task': String(Number(t.id)), class: t.id === this.selected ? 'selected' : '' }));
       this.rows.set(t.id, tr);
       const td = tr.appendChild(h('td'));
@@ -239,26 +249,34 @@ export class TasksTable {
       cell(tr, running ? `≥ ${fmt.duration(Math.max(0, this.duration - t.created))}` : fmt.duration(t.ended - t.created), 'num');
       cell(tr, t.exc || '', 'code exc');
     }
+  }
+
+  drawPager(pages) {
     clear(this.pager);
-    if (pages > 1) {
-      const prev = this.pager.appendChild(h('button', { type: 'button', 'data-page': 'prev' }, '‹'));
-      this.pager.appendChild(h('span', null, ` page ${this.page + 1} of ${fmt.count(pages)} `));
-      const next = this.pager.appendChild(h('button', { type: 'button', 'data-page': 'next' }, '›'));
-      prev.disabled = this.page === 0;
-      next.disabled = this.page >= pages - 1;
-      prev.addEventListener('click', () => { this.page--; this.fill(); });
-      next.addEventListener('click', () => { this.page++; this.fill(); });
-    }
+    if (pages <= 1) return;
+    const prev = this.pager.appendChild(h('button', { type: 'button', 'data-page': 'prev' }, '‹'));
+    this.pager.appendChild(h('span', null, ` page ${this.page + 1} of ${fmt.count(pages)} `));
+    const next = this.pager.appendChild(h('button', { type: 'button', 'data-page': 'next' }, '›'));
+    prev.disabled = this.page === 0;
+    next.disabled = this.page >= pages - 1;
+    prev.addEventListener('click', () => { this.page--; this.fill(); });
+    next.addEventListener('click', () => { this.page++; this.fill(); });
+  }
+
+  // The session grew (live): the same sort and page, asked again.
+  refresh(duration) {
+    this.duration = duration;
+    return this.fill();
   }
 
   select(id, scroll = true) {
+    for (const tr of this.body.querySelectorAll('tr.selected')) tr.classList.remove('selected');
     this.selected = id;
-    const pos = this.sorted().findIndex((t) => t.id === id);
-    if (pos >= 0 && Math.floor(pos / PAGE) !== this.page) this.page = Math.floor(pos / PAGE);
-    this.fill();
     // Scroll the table's own box, not the page, so the timeline stays where the user looks.
-    const tr = this.rows.get(id);
-    if (tr && scroll) {
+    const tr = this.rows?.get(id);
+    if (!tr) return;
+    tr.classList.add('selected');
+    if (scroll) {
       const dy = tr.getBoundingClientRect().top - this.wrap.getBoundingClientRect().top;
       this.wrap.scrollTop = Math.max(0, this.wrap.scrollTop + dy - this.wrap.clientHeight / 2);
     }

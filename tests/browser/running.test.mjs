@@ -86,6 +86,7 @@ test('a task with no done reads as running in its lane, tooltip and the tasks ta
   assert.deepEqual(r3.cells.slice(2, 7), ['cancelled', '12.0 ms', '500 µs', '77.5 ms', '78.0 ms']);
   // Sorting by duration puts the running task (≥ 110 ms) ahead of its parent (100 ms).
   await page.click('button[data-sort="duration"]');
+  await page.waitForFunction(() => document.getElementById('tasks-table').dataset.shown?.startsWith('duration:'));
   const order = await page.$$eval('table.tasks tbody tr', (rs) => rs.map((r) => r.cells[0].textContent));
   assert.deepEqual(order, ['stream-rows', 'Task-1', 'keepalive']);
   await screenshot(page, 'running.png');

@@ -114,6 +114,7 @@ test('tables list hot spots, awaits, blocks with stacks and tasks', async () => 
   assert.deepEqual(q, ['run-query', 'app.db.run_query', 'error', '2.00 ms', '500 µs', '47.4 ms', '48.0 ms', 'ValueError: bad row 7']);
   // Sorting by waiting puts cache-refresh (194.5 ms) first.
   await page.click('button[data-sort="waiting"]');
+  await page.waitForFunction(() => document.getElementById('tasks-table').dataset.shown?.startsWith('waiting:'));
   assert.equal(await page.textContent('table.tasks tbody tr:first-child td:first-child'), 'cache-refresh');
 });
 
