@@ -20,6 +20,21 @@
 #define LIVE_LIST_MAX 32     /* changed sessions a list stream remembers; beyond: a reset event */
 #define LIVE_EVENT_MAX ((size_t)4 << 20) /* bytes of events produced at once */
 #define ID_MAX 130           /* a session id and its NUL (ingest_id_ok's ceiling) */
+#define LIVE_CACHE 64        /* summaries of recently changed sessions kept for every stream */
+
+/* The summary of a session that changed lately, made once for every stream that tells of it:
+ * the cost of a burst of batches is one summary per session per LIVE_MIN_GAP_MS, whatever the
+ * number of streams. Entries are made by live_notify only (so `changed` is always known). */
+typedef struct live_cached {
+  char id[ID_MAX];      /* "" : free */
+  int64_t changed;      /* hub->seq of the session's last change */
+  int64_t made;         /* the `changed` the summary reflects; -1: none */
+  int ended;
+  char *json;           /* malloc'd, len bytes */
+  size_t len;
+  int64_t ready_ms;     /* not made again before (its cost paces it: see summary_of) */
+  int64_t used;         /* hub->seq when last touched, for eviction */
+} live_cached;
 
 typedef struct live_stream {
   struct live_stream *prev, *next;
@@ -47,7 +62,35 @@ struct live_hub {
   int nstreams, stopping;
   int64_t seq;           /* commits heard: the id of the events they cause */
   pthread_t ticker;
+  live_cached cache[LIVE_CACHE];
 };
+
+/* The cache entry of session id, or NULL. Hub lock held. */
+static live_cached *cache_find(live_hub *hub, const char *id)
+{
+  for(int i = 0; i < LIVE_CACHE; i++)
+    if(hub->cache[i].id[0] && !strcmp(hub->cache[i].id, id))
+      return &hub->cache[i];
+  return NULL;
+}
+
+/* Marks session id changed at hub->seq, taking the least recently used entry if it has none.
+ * Hub lock held. */
+static void cache_changed(live_hub *hub, const char *id)
+{
+  live_cached *e = cache_find(hub, id);
+  if(!e) {
+    e = &hub->cache[0];
+    for(int i = 1; i < LIVE_CACHE && e->id[0]; i++)
+      if(!hub->cache[i].id[0] || hub->cache[i].used < e->used)
+        e = &hub->cache[i];
+    free(e->json);
+    *e = (live_cached){.made = -1};
+    snprintf(e->id, sizeof(e->id), "%s", id);
+  }
+  e->changed = hub->seq;
+  e->used = hub->seq;
+}
 
 static int64_t now_ms(void)
 {
@@ -66,9 +109,25 @@ static void wake(live_stream *st)
   }
 }
 
-static int has_news(const live_stream *st)
+/* A session whose summary was made so lately that making it again now would take more than a
+ * tenth of the time (a big session's summary reads all its tasks): its streams wait. Lock held. */
+static int cooling(live_hub *hub, const char *id, int64_t now)
 {
-  return st->dirty || st->nchanged || st->overflow;
+  live_cached *e = cache_find(hub, id);
+  return e && now < e->ready_ms;
+}
+
+/* The stream has something to tell now. Hub lock held. */
+static int has_news(live_hub *hub, const live_stream *st, int64_t now)
+{
+  if(st->overflow)
+    return 1;
+  if(st->dirty)
+    return !cooling(hub, st->session, now);
+  for(int k = 0; k < st->nchanged; k++)
+    if(!cooling(hub, st->changed[k], now))
+      return 1;
+  return 0;
 }
 
 static void *ticker_main(void *arg)
@@ -86,7 +145,7 @@ static void *ticker_main(void *arg)
     pthread_cond_timedwait(&hub->cv, &hub->lock, &until);
     int64_t now = now_ms();
     for(live_stream *st = hub->head.next; st != &hub->head; st = st->next)
-      if(hub->stopping || (has_news(st) && now - st->last_ms >= LIVE_MIN_GAP_MS) ||
+      if(hub->stopping || (now - st->last_ms >= LIVE_MIN_GAP_MS && has_news(hub, st, now)) ||
          now - st->last_ms >= hub->heartbeat_ms)
         wake(st);
   }
@@ -130,6 +189,7 @@ void live_notify(void *arg, const char *session, int flags)
   int64_t now = now_ms();
   pthread_mutex_lock(&hub->lock);
   hub->seq++;
+  cache_changed(hub, session);
   for(live_stream *st = hub->head.next; st != &hub->head; st = st->next) {
     if(st->session[0]) {
       if(strcmp(st->session, session))
@@ -147,7 +207,7 @@ void live_notify(void *arg, const char *session, int flags)
           snprintf(st->changed[st->nchanged++], ID_MAX, "%s", session);
       }
     }
-    if(now - st->last_ms >= LIVE_MIN_GAP_MS)
+    if(now - st->last_ms >= LIVE_MIN_GAP_MS && has_news(hub, st, now))
       wake(st);
   }
   pthread_mutex_unlock(&hub->lock);
@@ -178,6 +238,49 @@ static void put_event(jbuf *o, int64_t seq, const char *event, const char *data,
   jbuf_puts(o, "\n\n");
 }
 
+/* The session's summary into sum (and whether it ended): from the cache when it is as new as
+ * the session's last change, else made here (and kept when no change came meanwhile). */
+static int summary_of(live_hub *hub, const char *id, jbuf *sum, int *ended)
+{
+  pthread_mutex_lock(&hub->lock);
+  live_cached *e = cache_find(hub, id);
+  int64_t want = e ? e->changed : -1;
+  if(e && e->json && e->made == e->changed) {
+    jbuf_append(sum, e->json, e->len);
+    *ended = e->ended;
+    e->used = hub->seq;
+    pthread_mutex_unlock(&hub->lock);
+    return jbuf_status(sum);
+  }
+  pthread_mutex_unlock(&hub->lock);
+  char detail[64];
+  int64_t t0 = now_ms();
+  int rc = session_state(hub->s, id, ended);
+  if(!rc)
+    rc = query_session(hub->s, id, NULL, sum, detail, sizeof(detail));
+  if(rc || want < 0)
+    return rc;
+  int64_t t1 = now_ms();
+  char *copy = malloc(sum->len ? sum->len : 1);
+  if(!copy)
+    return 0; /* not kept: made again next time */
+  memcpy(copy, sum->data, sum->len);
+  pthread_mutex_lock(&hub->lock);
+  e = cache_find(hub, id);
+  if(e && e->changed == want && e->made < want) {
+    free(e->json);
+    e->json = copy;
+    e->len = sum->len;
+    e->made = want;
+    e->ended = *ended;
+    e->ready_ms = t1 + 9 * (t1 - t0);
+    copy = NULL;
+  }
+  pthread_mutex_unlock(&hub->lock);
+  free(copy);
+  return 0;
+}
+
 /* The session's summary as a `kind` event, then `end` if it has ended, or `deleted` if it is
  * gone; *last set when the stream should end after these. */
 static int put_session(live_hub *hub, jbuf *o, int64_t seq, const char *kind, const char *id, int for_list,
@@ -185,11 +288,8 @@ static int put_session(live_hub *hub, jbuf *o, int64_t seq, const char *kind, co
 {
   jbuf sum;
   jbuf_init(&sum, LIVE_EVENT_MAX);
-  char detail[64];
   int ended = 0;
-  int rc = session_state(hub->s, id, &ended);
-  if(!rc)
-    rc = query_session(hub->s, id, NULL, &sum, detail, sizeof(detail));
+  int rc = summary_of(hub, id, &sum, &ended);
   if(rc == LS_ENOTFOUND) {
     jbuf_reset(&sum);
     jbuf_puts(&sum, "{\"id\":");
@@ -244,12 +344,19 @@ static ssize_t live_read(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_OF_STREAM;
   }
   int64_t now = now_ms(), seq = hub->seq;
-  if(has_news(st) && now - st->last_ms >= LIVE_MIN_GAP_MS) {
+  if(now - st->last_ms >= LIVE_MIN_GAP_MS && has_news(hub, st, now)) {
     dirty = st->dirty;
     overflow = st->overflow;
-    nchanged = st->nchanged;
-    memcpy(changed, st->changed, (size_t)nchanged * ID_MAX);
-    st->dirty = st->overflow = st->nchanged = 0;
+    st->dirty = st->overflow = 0;
+    /* the sessions not cooling now; the others stay for a later event */
+    int keep = 0;
+    for(int k = 0; k < st->nchanged; k++) {
+      if(cooling(hub, st->changed[k], now))
+        memmove(st->changed[keep++], st->changed[k], ID_MAX);
+      else
+        memcpy(changed[nchanged++], st->changed[k], ID_MAX);
+    }
+    st->nchanged = keep;
   }
   else if(now - st->last_ms >= hub->heartbeat_ms)
     beat = 1;
@@ -399,6 +506,8 @@ void live_free(live_hub *hub)
   if(!hub)
     return;
   live_stop(hub, 0);
+  for(int i = 0; i < LIVE_CACHE; i++)
+    free(hub->cache[i].json);
   pthread_cond_destroy(&hub->cv);
   pthread_mutex_destroy(&hub->lock);
   free(hub);

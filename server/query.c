@@ -227,9 +227,11 @@ static size_t find_idx(const id_idx *map, size_t n, int64_t id)
   return lo < n && map[lo].id == id ? map[lo].idx : (size_t)-1;
 }
 
-/* The tasks order[0..n) (into t/st); total >= 0: a page of that many, said as "total". */
+/* The tasks order[0..n) (into t/st); total >= 0: a page at `offset` of that many, said as
+ * "total" and "offset". */
 static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, const size_t *order,
-                        const size_t *child_start, const size_t *children, size_t n, int64_t total)
+                        const size_t *child_start, const size_t *children, size_t n, int64_t total,
+                        size_t offset)
 {
   jbuf_grow(o, n * 256 + 16); /* about what a task takes: one allocation for the whole answer */
   jbuf_puts(o, "{\"tasks\":[");
@@ -274,6 +276,8 @@ static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, cons
   if(total >= 0) {
     jbuf_key(o, "total", 1);
     jbuf_i64(o, total);
+    jbuf_key(o, "offset", 1);
+    jbuf_i64(o, (int64_t)offset);
   }
   jbuf_putc(o, '}');
 }
@@ -356,13 +360,17 @@ static int tasks_body(const session_query *q)
       free(pos);
       const query_page *pg = q->in;
       if(!pg || !pg->given)
-        write_tasks(out, t, st, order, child_start, children, n, -1);
+        write_tasks(out, t, st, order, child_start, children, n, -1, 0);
       else {
         size_t *sorted = NULL, from, to;
         rc = order_tasks(t, n, pg, duration_of(x), &sorted);
         if(!rc) {
-          query_page_window(pg, n, &from, &to);
-          write_tasks(out, t, st, sorted + from, child_start, children, to - from, (int64_t)n);
+          size_t at_pos = n;
+          for(size_t k = 0; pg->at > 0 && k < n && at_pos == n; k++)
+            if(t[sorted[k]].id == pg->at)
+              at_pos = k;
+          query_page_window(pg, n, at_pos, &from, &to);
+          write_tasks(out, t, st, sorted + from, child_start, children, to - from, (int64_t)n, from);
         }
         free(sorted);
       }
@@ -383,6 +391,10 @@ int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *
   query_page pg;
   if(query_page_parse(a, task_cols, 5, TASK_COL_CREATED, 0, 100, 10000, &pg, detail, dlen))
     return LS_EINVAL;
+  const char *at = query_arg(a, "at");
+  if(at && query_parse_i64(at, 1, INGEST_MAX_INT, &pg.at))
+    return query_invalid(detail, dlen, "at: expected a task id, an integer in [1, 2^53)");
+  pg.given |= at != NULL;
   return in_session(s, id, out, &pg, detail, dlen, tasks_body);
 }
 
@@ -466,7 +478,7 @@ static int awaits_body(const session_query *q)
   free(key);
   free(tie);
   if(!rc) {
-    query_page_window(&in->pg, n, &from, &to);
+    query_page_window(&in->pg, n, n, &from, &to);
     jbuf_puts(out, "{\"min_ms\":");
     jbuf_f64(out, ms, 6);
     jbuf_key(out, "total", 1);
@@ -545,7 +557,7 @@ static int blocks_body(const session_query *q)
   int rc = store_load_blocks(q->r, q->x->sid, q->ar, &b, &n);
   if(!rc && pg->given) {
     rc = order_blocks(b, n, pg, &order);
-    query_page_window(pg, n, &from, &to);
+    query_page_window(pg, n, n, &from, &to);
   }
   else
     to = n;

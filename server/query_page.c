@@ -90,9 +90,11 @@ int query_page_order(const int64_t *key, const int64_t *tie, size_t n, int desc,
   return 0;
 }
 
-void query_page_window(const query_page *p, size_t n, size_t *from, size_t *to)
+void query_page_window(const query_page *p, size_t n, size_t at_pos, size_t *from, size_t *to)
 {
   size_t f = (uint64_t)p->offset < n ? (size_t)p->offset : n;
+  if(p->at > 0 && at_pos < n)
+    f = at_pos / (size_t)p->limit * (size_t)p->limit;
   size_t room = n - f;
   *from = f;
   *to = f + ((uint64_t)p->limit < room ? (size_t)p->limit : room);

@@ -17,6 +17,7 @@ typedef struct query_page {
   int desc;        /* order=desc */
   int64_t offset;  /* rows skipped */
   int64_t limit;   /* rows at most */
+  int64_t at;      /* > 0: the page holding the row of this id instead of offset's (tasks) */
 } query_page;
 
 /* Parses sort (one of cols[0..ncols), default cols[def_col]), order (asc|desc, default: desc for
@@ -30,7 +31,9 @@ int query_page_parse(const query_args *a, const char *const *cols, int ncols, in
  * never repeat or skip a row. 0 or LS_ENOMEM. */
 int query_page_order(const int64_t *key, const int64_t *tie, size_t n, int desc, size_t **idx);
 
-/* The rows [*from, *to) of n that the page shows. */
-void query_page_window(const query_page *p, size_t n, size_t *from, size_t *to);
+/* The rows [*from, *to) of n that the page shows: from offset, or with p->at the page (of
+ * p->limit rows, counted from 0) holding the row at position at_pos (n or more: not found, offset
+ * then). */
+void query_page_window(const query_page *p, size_t n, size_t at_pos, size_t *from, size_t *to);
 
 #endif

@@ -61,8 +61,10 @@ export function tasks(id) {
 }
 
 // One sorted page of the tasks table, sorted on the server: { sort, order, offset, limit }.
-export function tasksPage(id, { sort = 'created', order = 'asc', offset = 0, limit = 100 } = {}) {
+// With `at` (a task id) the server answers the page holding that task (its `offset` says which).
+export function tasksPage(id, { sort = 'created', order = 'asc', offset = 0, limit = 100, at = null } = {}) {
   const q = new URLSearchParams({ sort, order, offset: String(offset), limit: String(limit) });
+  if (at != null) q.set('at', String(Number(at)));
   return getJson(`${BASE}/sessions/${sid(id)}/tasks?${q}`);
 }
 

@@ -160,8 +160,8 @@ const PAGE = 100;
 
 // The tasks table: sorted and paged by the server (loadPage({ sort, order, offset, limit })
 // answers { tasks, total }), so a session of any size costs one page; sortable by created,
-// busy, waiting, duration; 100 rows a page. select(id) marks the task's row when it is on the
-// page shown. `ready` settles once the first page is drawn; section.dataset.shown says which
+// busy, waiting, duration; 100 rows a page. select(id) marks the task's row, turning to its page
+// (the server finds it: `at`) when it is on another. `ready` settles once the first page is drawn; section.dataset.shown says which
 // sort and page are drawn (tests wait on it).
 export class TasksTable {
   constructor(section, loadPage, duration, onTask) {
@@ -206,13 +206,15 @@ export class TasksTable {
     return this.fill();
   }
 
-  // Asks the server for the current page and draws it (a newer request wins over an older one).
-  async fill() {
+  // Asks the server for the current page (or the one holding task `at`) and draws it (a newer
+  // request wins over an older one).
+  async fill(at = null) {
     const mine = ++this.seq;
     const { col, order } = SORTS[this.sort];
-    const resp = await this.loadPage({ sort: col, order, offset: this.page * PAGE, limit: PAGE });
+    const resp = await this.loadPage({ sort: col, order, offset: this.page * PAGE, limit: PAGE, at });
     if (mine !== this.seq) return;
     this.total = Number(resp.total) || 0;
+    if (at != null) this.page = Math.floor((Number(resp.offset) || 0) / PAGE);
     const pages = Math.max(1, Math.ceil(this.total / PAGE));
     if (this.page > pages - 1) {
       this.page = pages - 1;
@@ -274,7 +276,10 @@ export class TasksTable {
     this.selected = id;
     // Scroll the table's own box, not the page, so the timeline stays where the user looks.
     const tr = this.rows?.get(id);
-    if (!tr) return;
+    if (!tr) {
+      if (this.rows) this.fill(id).then(() => this.rows.has(id) && this.select(id, scroll));
+      return;
+    }
     tr.classList.add('selected');
     if (scroll) {
       const dy = tr.getBoundingClientRect().top - this.wrap.getBoundingClientRect().top;

@@ -110,6 +110,9 @@ test('the sessions list shows new sessions as they arrive', async () => {
     return r && !r.classList.contains('recording');
   }, id, { timeout: 10000 });
   assert.equal(await page.locator(`#sessions tbody tr[data-session="${id}"]`).count(), 1, 'updated in place');
+  // deleted: its row goes (and the seed's newest session leads the list again for sessions.test)
+  assert.equal((await fetch(`${BASE}/api/v1/sessions/${id}`, { method: 'DELETE' })).status, 200);
+  await row.waitFor({ state: 'detached', timeout: 10000 });
 });
 
 test('the tasks table sorts and pages on the server', async () => {

@@ -84,6 +84,17 @@ def test_tasks_default_page_and_window(seeded):
     assert r["tasks"] == [] and r["total"] == N
 
 
+def test_tasks_page_at_a_task(seeded):
+    rows, _ = pages(seeded, "tasks", "tasks", 10, sort="busy_ns", order="desc")
+    for pos in (0, 9, 10, 33, N - 1):
+        r = seeded.get_json(f"/api/v1/sessions/s-tab/tasks?sort=busy_ns&order=desc&limit=10&at={rows[pos]['id']}")
+        assert r["offset"] == pos // 10 * 10
+        assert [t["id"] for t in r["tasks"]] == [t["id"] for t in rows[r["offset"]:r["offset"] + 10]]
+    r = seeded.get_json("/api/v1/sessions/s-tab/tasks?limit=10&offset=20&at=99999")  # not a task: offset's
+    assert r["offset"] == 20
+    assert seeded.get("/api/v1/sessions/s-tab/tasks?at=0").status == 400
+
+
 def test_awaits_sorted_and_paged(seeded):
     default = seeded.get_json("/api/v1/sessions/s-tab/awaits?limit=7")
     assert default["total"] == N and len(default["awaits"]) == 7
