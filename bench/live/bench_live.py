@@ -1,13 +1,13 @@
 """bench_live.py — what live event streams cost ingest, and how soon a page hears of a batch.
 
 Starts build/server/loopscope-server on a free loopback port (temp db), then:
-  1. ingest rate (bench_ingest --url, --no-raw) with no stream open, then with N list streams
+  1. ingest rate (bench_ingest --url, --no-raw) with no stream open and with N list streams
      (GET /api/v1/events, every batch of every session is an event for each) read by threads,
-     then with none again (the machine's drift between runs), and prints the ratio;
+     alternating for R rounds, and prints the medians and their ratio;
   2. latency from a batch's 202 to the `update` event on the session's stream (median, p90 of
      M batches spaced past the 200 ms pacing).
 It measures and prints; it asserts nothing. Usage:
-  python3 bench/live/bench_live.py [--streams 16] [--seconds 4] [--latency-batches 20]
+  python3 bench/live/bench_live.py [--streams 16] [--seconds 4] [--rounds 3] [--latency-batches 20]
 """
 import argparse
 import json
@@ -72,9 +72,21 @@ class Reader(threading.Thread):
         self.sock.close()
 
 
-def ingest_rate(port, seconds):
+def cpu_seconds(pid):
+    """User + system CPU time of process pid so far (/proc/PID/stat fields 14 and 15)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest_rate(port, seconds, pid, cpu):
+    """events/s of one bench_ingest run; appends the server's CPU µs per 1000 events to cpu (a
+    figure that a busy machine disturbs much less than a rate)."""
+    c0 = cpu_seconds(pid)
     out = subprocess.run([INGEST, "--url", f"http://127.0.0.1:{port}", "--seconds", str(seconds), "--no-raw"],
                          capture_output=True, text=True).stdout  # exit 3: under its own target
+    c1 = cpu_seconds(pid)
+    events = int(re.search(r"batches, (\d+) events", out).group(1))
+    cpu.append((c1 - c0) * 1e6 / max(1, events) * 1000)
     return float(re.search(r"end-to-end\s+([0-9.]+) events/s", out).group(1))
 
 
@@ -90,25 +102,39 @@ def main():
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--latency-batches", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proc, port = start(tmp)
         try:
-            base0 = ingest_rate(port, a.seconds)
-            readers = [Reader(port, "/api/v1/events") for _ in range(a.streams)]
-            for r in readers:
-                r.start()
-            with_streams = ingest_rate(port, a.seconds)
-            time.sleep(0.5)
-            events = sum(r.events for r in readers)
-            for r in readers:
-                r.close()
-            base1 = ingest_rate(port, a.seconds)
-            base = (base0 + base1) / 2
-            print(f"ingest, no stream open      {base0:10.0f} events/s (before)  {base1:10.0f} (after)")
-            print(f"ingest, {a.streams:3d} list streams     {with_streams:10.0f} events/s; the streams got "
-                  f"{events} events ({events / max(1, a.streams):.0f} each in {a.seconds:.0f} s)")
-            print(f"ratio with / without streams = {with_streams / base:.2f}")
+            # rounds alternate without and with streams: the machine's drift (other jobs, the
+            # database growing) falls on both sides alike
+            without, with_, events = [], [], 0
+            cpu_without, cpu_with = [], []
+            pid = proc.pid
+            for _ in range(a.rounds):
+                without.append(ingest_rate(port, a.seconds, pid, cpu_without))
+                readers = [Reader(port, "/api/v1/events") for _ in range(a.streams)]
+                for r in readers:
+                    r.start()
+                time.sleep(0.2)
+                with_.append(ingest_rate(port, a.seconds, pid, cpu_with))
+                time.sleep(0.5)
+                events += sum(r.events for r in readers)
+                for r in readers:
+                    r.close()
+            base, live = statistics.median(without), statistics.median(with_)
+            print(f"ingest, no stream open      {base:10.0f} events/s (median of {a.rounds}: "
+                  + ", ".join(f"{x:.0f}" for x in without) + ")")
+            print(f"ingest, {a.streams:3d} list streams     {live:10.0f} events/s (median of {a.rounds}: "
+                  + ", ".join(f"{x:.0f}" for x in with_) + ")")
+            print(f"  the streams got {events} events ({events / max(1, a.streams * a.rounds):.0f} per stream "
+                  f"in {a.seconds:.0f} s)")
+            print(f"ratio with / without streams = {live / base:.2f}")
+            cw, cs = statistics.median(cpu_without), statistics.median(cpu_with)
+            print(f"server CPU per 1000 events: {cw:.0f} µs without streams, {cs:.0f} µs with "
+                  f"(ratio {cs / cw:.2f}; rounds: " + ", ".join(f"{x:.0f}" for x in cpu_without) + " / "
+                  + ", ".join(f"{x:.0f}" for x in cpu_with) + ")")
 
             meta = {"name": "latency", "service": "bench", "pid": 1, "host": "h", "python": "3.12",
                     "started_unix_ns": "1764089000000000000"}
