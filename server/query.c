@@ -282,35 +282,6 @@ static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, cons
   jbuf_putc(o, '}');
 }
 
-/* The columns the tasks table sorts by (query_page), in TASK_COL_* order. */
-static const char *const task_cols[] = {"created", "id", "busy_ns", "wait_ns", "duration"};
-enum { TASK_COL_CREATED, TASK_COL_ID, TASK_COL_BUSY, TASK_COL_WAIT, TASK_COL_DURATION };
-
-/* The page's tasks by its column: the indexes into t, in *order (malloc'd). A running task's
- * duration runs to the session's end, as the page shows it. */
-static int order_tasks(const store_task *t, size_t n, const query_page *p, int64_t session_end, size_t **order)
-{
-  int64_t *key = malloc((n ? n : 1) * sizeof(*key)), *tie = malloc((n ? n : 1) * sizeof(*tie));
-  int rc = key && tie ? 0 : LS_ENOMEM;
-  for(size_t i = 0; !rc && i < n; i++) {
-    const store_task *x = &t[i];
-    int64_t end = x->ended >= 0 ? x->ended : session_end;
-    tie[i] = x->id;
-    switch(p->col) {
-    case TASK_COL_ID: key[i] = x->id; break;
-    case TASK_COL_BUSY: key[i] = x->busy_ns; break;
-    case TASK_COL_WAIT: key[i] = x->wait_ns; break;
-    case TASK_COL_DURATION: key[i] = end - x->created; break;
-    default: key[i] = x->created; break;
-    }
-  }
-  if(!rc)
-    rc = query_page_order(key, tie, n, p->desc, order);
-  free(key);
-  free(tie);
-  return rc;
-}
-
 static int tasks_body(const session_query *q)
 {
   store_reader *r = q->r;
@@ -363,7 +334,7 @@ static int tasks_body(const session_query *q)
         write_tasks(out, t, st, order, child_start, children, n, -1, 0);
       else {
         size_t *sorted = NULL, from, to;
-        rc = order_tasks(t, n, pg, duration_of(x), &sorted);
+        rc = query_page_tasks(t, n, pg, duration_of(x), &sorted);
         if(!rc) {
           size_t at_pos = n;
           for(size_t k = 0; pg->at > 0 && k < n && at_pos == n; k++)
@@ -389,7 +360,7 @@ static int tasks_body(const session_query *q)
 int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
   query_page pg;
-  if(query_page_parse(a, task_cols, 5, TASK_COL_CREATED, 0, 100, 10000, &pg, detail, dlen))
+  if(query_page_parse(a, QUERY_PAGE_TASKS, &pg, detail, dlen))
     return LS_EINVAL;
   const char *at = query_arg(a, "at");
   if(at && query_parse_i64(at, 1, INGEST_MAX_INT, &pg.at))
@@ -440,8 +411,6 @@ typedef struct awaits_in {
   query_page pg;  /* sort: d (default, longest first), t or task */
 } awaits_in;
 
-static const char *const await_cols[] = {"d", "t", "task"};
-
 static int awaits_body(const session_query *q)
 {
   store_reader *r = q->r;
@@ -464,19 +433,9 @@ static int awaits_body(const session_query *q)
       sa[i] = (stats_await){w[i].file, w[i].line, w[i].d, w[i].func, w[i].what};
     rc = stats_hotspots(sa, n, &hs, &nhs);
   }
-  /* the page's awaits by its column; equal keys earlier first (for t: by task) */
   size_t *order = NULL, from = 0, to = 0;
-  int64_t *key = NULL, *tie = NULL;
-  if(!rc && (!(key = malloc((n ? n : 1) * sizeof(*key))) || !(tie = malloc((n ? n : 1) * sizeof(*tie)))))
-    rc = LS_ENOMEM;
-  for(size_t i = 0; !rc && i < n; i++) {
-    key[i] = in->pg.col == 0 ? w[i].d : in->pg.col == 1 ? w[i].t : w[i].task;
-    tie[i] = in->pg.col == 1 ? w[i].task : w[i].t;
-  }
   if(!rc)
-    rc = query_page_order(key, tie, n, in->pg.desc, &order);
-  free(key);
-  free(tie);
+    rc = query_page_awaits(w, n, &in->pg, &order);
   if(!rc) {
     query_page_window(&in->pg, n, n, &from, &to);
     jbuf_puts(out, "{\"min_ms\":");
@@ -516,7 +475,7 @@ int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char 
   awaits_in in = {0, 0, {0}};
   if(parse_min_ms(query_arg(a, "min_ms"), &in.ms, &in.min_d))
     return query_invalid(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
-  if(query_page_parse(a, await_cols, 3, 0, 1, 1000, 100000, &in.pg, detail, dlen))
+  if(query_page_parse(a, QUERY_PAGE_AWAITS, &in.pg, detail, dlen))
     return LS_EINVAL;
   return in_session(s, id, out, &in, detail, dlen, awaits_body);
 }
@@ -530,24 +489,6 @@ static void block_cause(jbuf *o, const store_block *b)
   jbuf_key(o, "from_task", 1); opt_i64(o, b->from_task);
 }
 
-static const char *const block_cols[] = {"t", "d", "task"};
-
-/* Blocks in the page's order (by t when no page was asked for: all of them, as stored). */
-static int order_blocks(const store_block *b, size_t n, const query_page *pg, size_t **order)
-{
-  int64_t *key = malloc((n ? n : 1) * sizeof(*key)), *tie = malloc((n ? n : 1) * sizeof(*tie));
-  int rc = key && tie ? 0 : LS_ENOMEM;
-  for(size_t i = 0; !rc && i < n; i++) {
-    key[i] = pg->col == 0 ? b[i].t : pg->col == 1 ? b[i].d : b[i].task;
-    tie[i] = b[i].t;
-  }
-  if(!rc)
-    rc = query_page_order(key, tie, n, pg->desc, order);
-  free(key);
-  free(tie);
-  return rc;
-}
-
 static int blocks_body(const session_query *q)
 {
   jbuf *out = q->out;
@@ -556,7 +497,7 @@ static int blocks_body(const session_query *q)
   size_t n = 0, *order = NULL, from = 0, to = 0;
   int rc = store_load_blocks(q->r, q->x->sid, q->ar, &b, &n);
   if(!rc && pg->given) {
-    rc = order_blocks(b, n, pg, &order);
+    rc = query_page_blocks(b, n, pg, &order);
     query_page_window(pg, n, n, &from, &to);
   }
   else
@@ -589,7 +530,7 @@ static int blocks_body(const session_query *q)
 int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
   query_page pg;
-  if(query_page_parse(a, block_cols, 3, 0, 0, 100, 10000, &pg, detail, dlen))
+  if(query_page_parse(a, QUERY_PAGE_BLOCKS, &pg, detail, dlen))
     return LS_EINVAL;
   return in_session(s, id, out, &pg, detail, dlen, blocks_body);
 }

@@ -395,6 +395,61 @@ START_TEST(wal_bounded_under_readers)
 }
 END_TEST
 
+/* ---- the commit listener (live event streams) ---- */
+
+static struct { char session[32]; int flags; } heard[16];
+static int nheard;
+
+static void listener(void *arg, const char *session, int flags)
+{
+  ck_assert_ptr_eq(arg, &nheard);
+  if(nheard < 16) {
+    snprintf(heard[nheard].session, sizeof(heard[0].session), "%s", session);
+    heard[nheard].flags = flags;
+  }
+  nheard++;
+}
+
+/* A batch of session `session` that only ends it. */
+static ingest_batch *end_batch(const char *session, const char *batch)
+{
+  char json[256];
+  snprintf(json, sizeof(json), "{\"v\":1,\"batch\":\"%s\",\"session\":\"%s\",\"events\":[{\"k\":\"end\",\"t\":99}]}",
+           batch, session);
+  ingest_batch *b = NULL;
+  char detail[256];
+  ck_assert_int_eq(ingest_parse(json, strlen(json), &lim, &b, detail, sizeof(detail)), 0);
+  return b;
+}
+
+/* The listener hears every commit that changed something, after it is readable, with what it
+ * was (a new session, an end, a delete), and nothing once removed. Calls come on the writer's
+ * thread before the jobs are answered, so after writer_put returns they have been made. */
+START_TEST(listener_hears_what_each_commit_changed)
+{
+  nheard = 0;
+  ck_assert_int_eq(writer_start(st, &mt, 64, 16, &wr), 0);
+  writer_set_listener(wr, listener, &nheard);
+  int dup = 0;
+  ck_assert_int_eq(writer_put(wr, make_batch("s-a", "b1", 3), &dup), 0);
+  ck_assert_int_eq(writer_put(wr, make_batch("s-a", "b1", 3), &dup), 0); /* a retry: nothing new */
+  ck_assert_int_eq(dup, 1);
+  ck_assert_int_eq(writer_put(wr, make_batch("s-a", "b2", 3), &dup), 0);
+  ck_assert_int_eq(writer_put(wr, end_batch("s-a", "b3"), &dup), 0);
+  ck_assert_int_eq(writer_delete(wr, "s-a"), 0);
+  ck_assert_int_eq(writer_delete(wr, "s-none"), LS_ENOTFOUND); /* nothing changed: not heard */
+  ck_assert_int_eq(nheard, 4);
+  ck_assert_str_eq(heard[0].session, "s-a");
+  ck_assert_int_eq(heard[0].flags, WRITER_NEW_SESSION);
+  ck_assert_int_eq(heard[1].flags, 0);
+  ck_assert_int_eq(heard[2].flags, WRITER_ENDED);
+  ck_assert_int_eq(heard[3].flags, WRITER_DELETED);
+  writer_set_listener(wr, NULL, NULL);
+  ck_assert_int_eq(writer_put(wr, make_batch("s-b", "b1", 3), &dup), 0);
+  ck_assert_int_eq(nheard, 4);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("writer");
@@ -406,6 +461,7 @@ int main(void)
   tcase_add_test(tc, retention_max_sessions_reclaims_space);
   tcase_add_test(tc, retention_max_db_size);
   tcase_add_test(tc, wal_bounded_under_readers);
+  tcase_add_test(tc, listener_hears_what_each_commit_changed);
   suite_add_tcase(s, tc);
   return check_run(s);
 }
