@@ -47,6 +47,7 @@ const st = {
   abort: null,
   pendingInput: false,
   table: null,
+  live: null, // live.controls() while the session records
 };
 
 function status(text, isError = false) {
@@ -182,6 +183,8 @@ function scheduleUrl() {
 function setView(v) {
   const nv = V.clamp(v, st.duration);
   if (nv.from === st.view.from && nv.to === st.view.to) return;
+  // the user moved away from the end of a live session: stop following it (the toggle says so)
+  if (st.live && nv.to < st.duration) st.live.setFollow(false);
   st.view = nv;
   performance.clearMarks('ls:input');
   performance.mark('ls:input');
@@ -557,6 +560,7 @@ async function main() {
 // end" is on. Summaries arriving during an update are folded into one more update.
 function startLive() {
   const ctl = live.controls(el.meta);
+  st.live = ctl;
   el.timeline.dataset.live = '1';
   let busy = false, next = null;
   const apply = async (sum) => {
@@ -593,6 +597,7 @@ function startLive() {
   live.watchSession(sessionId, {
     onUpdate,
     onEnd: (reason) => {
+      st.live = null;
       ctl.ended();
       el.timeline.dataset.live = '0';
       if (reason === 'deleted') status('the session was deleted', true);

@@ -47,6 +47,11 @@ test('batches posted while the page is open appear, and the page stops when the 
   await page.waitForFunction(() => Number(document.getElementById('timeline').dataset.to) === 300e6);
   await page.waitForFunction(() => document.querySelectorAll('table.tasks tbody tr').length === 3);
   await screenshot(page, 'live.png');
+  // zooming in away from the end stops following it
+  await page.locator('#timeline').focus();
+  await page.keyboard.press('w');
+  await page.waitForFunction(() => Number(document.getElementById('timeline').dataset.to) < 300e6);
+  assert.equal(await page.locator('#live-follow').isChecked(), false);
 
   await post(BASE, batch(id, 'b3', [{ k: 'done', id: 1, t: 310 * MS, state: 'ok' }, { k: 'end', t: 320 * MS }]));
   await page.waitForFunction(() => document.getElementById('timeline').dataset.live === '0', null, { timeout: 10000 });
