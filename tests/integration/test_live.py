@@ -140,6 +140,44 @@ def test_ended_session_stream_says_end_at_once(server):
         st.close()
 
 
+def test_deleted_session_stream_says_deleted_and_closes(server):
+    assert server.ingest(batch("s-gone", "b1", [task(1, 0)], META)).status == 202
+    st = Stream(server.port, "/api/v1/sessions/s-gone/events")
+    try:
+        assert st.next_event()[0] == "state"
+        assert server.request("DELETE", "/api/v1/sessions/s-gone").status == 200
+        ev, data, _ = st.next_event()
+        assert (ev, data) == ("deleted", {"id": "s-gone"})
+        assert st.wait_closed()
+    finally:
+        st.close()
+
+
+def test_many_sessions_at_once_reach_the_list(server):
+    """Sessions stored faster than a list stream's pacing: each one is told, or (beyond 32 between
+    two events) a reset says to ask for the list again; nothing is lost silently."""
+    st = Stream(server.port, "/api/v1/events")
+    try:
+        assert st.next_event()[0] == "ready"
+        ids = {f"s-many-{i}" for i in range(40)}
+        threads = [threading.Thread(target=server.ingest, args=(batch(i, "b1", [task(1, 0)], META),)) for i in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seen, reset = set(), False
+        while not reset and seen != ids:
+            ev, data, _ = st.next_event()
+            if ev == "reset":
+                reset = True
+            else:
+                assert ev == "session"
+                seen.add(data["id"])
+        assert reset or seen == ids
+    finally:
+        st.close()
+
+
 def test_unknown_session_and_methods(server):
     assert server.get("/api/v1/sessions/nope/events").status == 404
     r = server.request("POST", "/api/v1/sessions/nope/events", body=b"")
