@@ -556,23 +556,31 @@ async function main() {
 // ---- live: a session still being recorded (live.js) ----------------------------------------
 
 // Each summary the stream sends: header counts, the session's new end, new lanes (the task
-// tree asked again only when the count changed), the view kept on the end while "follow the
-// end" is on. Summaries arriving during an update are folded into one more update.
+// tree asked again only when the count changed, and no more often than ten times what the last
+// one took, at least a second apart: a big session's tree is megabytes), the view kept on the end
+// while "follow the end" is on. Summaries arriving during an update are folded into one more.
 function startLive() {
   const ctl = live.controls(el.meta);
   st.live = ctl;
   el.timeline.dataset.live = '1';
-  let busy = false, next = null;
+  let busy = false, next = null, treeAt = -Infinity, treeCost = 0, later = 0;
+  const treeDue = () => performance.now() - treeAt >= Math.max(1000, 10 * treeCost);
   const apply = async (sum) => {
     const end = Math.max(V.MIN_SPAN, Number(sum.duration_ns) || 0);
     const whole = st.view.from <= 0 && st.view.to >= st.duration;
     const span = st.view.to - st.view.from;
     st.summary = sum;
     showSummary(sum);
-    if (sum.tasks !== st.tasks.length) {
+    if (sum.tasks !== st.tasks.length && treeDue()) {
+      const t0 = performance.now();
       st.tasks = (await api.tasks(sessionId)).tasks || [];
       st.byId = lanes.indexTasks(st.tasks).byId;
       st.shown = lanes.visible(st.tasks, st.collapsed);
+      treeAt = performance.now();
+      treeCost = treeAt - t0;
+    } else if (sum.tasks !== st.tasks.length && !later) {
+      // the tree is asked again once it is due, even if no other update comes
+      later = setTimeout(() => { later = 0; onUpdate(st.summary); }, Math.max(1000, 10 * treeCost));
     }
     st.duration = end;
     st.minimapKey = '';
