@@ -23,8 +23,10 @@
 #define LIVE_CACHE 64        /* summaries of recently changed sessions kept for every stream */
 
 /* The summary of a session that changed lately, made once for every stream that tells of it:
- * the cost of a burst of batches is one summary per session per LIVE_MIN_GAP_MS, whatever the
- * number of streams. Entries are made by live_notify only (so `changed` is always known). */
+ * the cost of a burst of batches is one summary per session per LIVE_MIN_GAP_MS (or per ten
+ * times the summary's own cost, when that is longer: a big session's summary reads all its
+ * tasks), whatever the number of streams. Entries are made by live_notify only (so `changed`
+ * is always known). */
 typedef struct live_cached {
   char id[ID_MAX];      /* "" : free */
   int64_t changed;      /* hub->seq of the session's last change */
