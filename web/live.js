@@ -4,6 +4,28 @@
 import * as api from './api.js';
 import { h } from './dom.js';
 
+// Keeps a stream open only while the tab is visible: a browser gives one site six HTTP/1.1
+// connections, so tabs in the background holding event streams would starve the tab in front.
+// open() opens the stream and returns its close(); it runs again when the tab comes back (each
+// stream starts with the whole state, so nothing is missed). Returns stop().
+function whileVisible(open) {
+  let close = document.hidden ? null : open();
+  const onVis = () => {
+    if (document.hidden && close) {
+      close();
+      close = null;
+    } else if (!document.hidden && !close) {
+      close = open();
+    }
+  };
+  document.addEventListener('visibilitychange', onVis);
+  return () => {
+    document.removeEventListener('visibilitychange', onVis);
+    if (close) close();
+    close = null;
+  };
+}
+
 const parse = (ev) => {
   try {
     return JSON.parse(ev.data);
@@ -17,25 +39,28 @@ const parse = (ev) => {
 // deleted, after which the stream is closed for good (EventSource would reconnect otherwise).
 // Returns stop().
 export function watchSession(id, { onUpdate, onEnd }) {
-  const es = api.events(id);
-  let done = false;
+  let done = false, stop = null;
   const finish = (reason) => {
     if (done) return;
     done = true;
-    es.close();
+    stop();
     onEnd(reason);
   };
-  const update = (ev) => {
-    const sum = parse(ev);
-    if (sum && !done) onUpdate(sum);
-  };
-  es.addEventListener('state', update);
-  es.addEventListener('update', update);
-  es.addEventListener('end', () => finish('ended'));
-  es.addEventListener('deleted', () => finish('deleted'));
+  stop = whileVisible(() => {
+    const es = api.events(id);
+    const update = (ev) => {
+      const sum = parse(ev);
+      if (sum && !done) onUpdate(sum);
+    };
+    es.addEventListener('state', update);
+    es.addEventListener('update', update);
+    es.addEventListener('end', () => finish('ended'));
+    es.addEventListener('deleted', () => finish('deleted'));
+    return () => es.close();
+  });
   return () => {
     done = true;
-    es.close();
+    stop();
   };
 }
 
@@ -44,18 +69,20 @@ export function watchSession(id, { onUpdate, onEnd }) {
 // the list is to be asked again) and when the server says too much changed at once.
 // Returns stop().
 export function watchSessions({ onSession, onDeleted, onReset }) {
-  const es = api.events(null);
-  es.addEventListener('ready', () => onReset());
-  es.addEventListener('session', (ev) => {
-    const s = parse(ev);
-    if (s && typeof s.id === 'string') onSession(s);
+  return whileVisible(() => {
+    const es = api.events(null);
+    es.addEventListener('ready', () => onReset());
+    es.addEventListener('session', (ev) => {
+      const s = parse(ev);
+      if (s && typeof s.id === 'string') onSession(s);
+    });
+    es.addEventListener('deleted', (ev) => {
+      const d = parse(ev);
+      if (d && typeof d.id === 'string') onDeleted(d.id);
+    });
+    es.addEventListener('reset', () => onReset());
+    return () => es.close();
   });
-  es.addEventListener('deleted', (ev) => {
-    const d = parse(ev);
-    if (d && typeof d.id === 'string') onDeleted(d.id);
-  });
-  es.addEventListener('reset', () => onReset());
-  return () => es.close();
 }
 
 // The "live" marker and the follow-the-end toggle, placed after `after`. follow() says whether

@@ -120,6 +120,27 @@ test('the sessions list shows new sessions as they arrive', async () => {
   await row.waitFor({ state: 'detached', timeout: 10000 });
 });
 
+test('a tab in the background lets its stream go, and catches up when it comes back', async () => {
+  const { page } = await pages.open();
+  const streams = [];
+  page.on('request', (r) => { if (r.url().endsWith('/api/v1/events')) streams.push(r.url()); });
+  await page.goto(`${BASE}/`);
+  await page.waitForFunction(() => document.body.dataset.liveReady === '1');
+  const setHidden = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await setHidden(true);
+  const id = newId();
+  await post(BASE, batch(id, 'b1', [task(1, 0)], { ...META, name: 'GET /while-hidden' }));
+  await page.waitForTimeout(1000);
+  assert.equal(await page.locator(`#sessions tbody tr[data-session="${id}"]`).count(), 0, 'no stream while hidden');
+  await setHidden(false);
+  await page.locator(`#sessions tbody tr[data-session="${id}"]`).waitFor({ timeout: 10000 });
+  assert.equal(streams.length, 2, 'the stream was opened again');
+  assert.equal((await fetch(`${BASE}/api/v1/sessions/${id}`, { method: 'DELETE' })).status, 200);
+});
+
 test('the tasks table sorts and pages on the server', async () => {
   // 250 tasks: three pages of 100
   const id = newId();
