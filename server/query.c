@@ -563,8 +563,7 @@ static int cmp_i64(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* tasks=1,2,3 → sorted unique ids; LS_EINVAL for anything else. */
-static int parse_tasks(const char *s, int64_t **out, size_t *n)
+int query_parse_ids(const char *s, int64_t **out, size_t *n)
 {
   *out = NULL;
   *n = 0;
@@ -806,7 +805,7 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
   int64_t *tasks = NULL;
   size_t ntasks = 0;
   if((v = query_arg(a, "tasks")) && *v) {
-    int prc = parse_tasks(v, &tasks, &ntasks);
+    int prc = query_parse_ids(v, &tasks, &ntasks);
     if(prc == LS_EINVAL)
       return query_invalid(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
     if(prc)
