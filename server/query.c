@@ -531,6 +531,8 @@ static int concurrency_body(const session_query *q)
   int rc = store_load_intervals(q->r, q->x->sid, &iv, &n);
   if(!rc)
     rc = stats_concurrency_series(iv, n, duration_of(q->x), &pts, &np, &maxc);
+  if(!rc && q->in) /* px: a chart's envelope, not every step */
+    np = stats_series_envelope(pts, np, duration_of(q->x), *(const int64_t *)q->in);
   if(!rc) {
     jbuf_puts(out, "{\"max\":");
     jbuf_i64(out, maxc);
@@ -551,8 +553,11 @@ static int concurrency_body(const session_query *q)
 
 int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a;
-  return in_session(s, id, out, NULL, detail, dlen, concurrency_body);
+  int64_t px = 0;
+  const char *v = query_arg(a, "px");
+  if(v && query_parse_i64(v, 1, 10000, &px))
+    return query_invalid(detail, dlen, "px: expected an integer in [1, 10000]");
+  return in_session(s, id, out, v ? &px : NULL, detail, dlen, concurrency_body);
 }
 
 /* ------------------------------------------------------------------ timeline */

@@ -131,3 +131,23 @@ def test_rows_errors_and_delete(server):
     assert server.get("/api/v1/sessions/nope/rows").status == 404
     assert server.request("DELETE", "/api/v1/sessions/s-err").status in (200, 204)
     assert server.get(base).status == 404
+
+
+def test_concurrency_envelope(server):
+    """/concurrency?px=N keeps, per column, the least and the most tasks alive, and the end."""
+    evs = [{"k": "task", "id": i, "parent": 0, "t": i * 10} for i in range(1, 401)]
+    evs += [{"k": "done", "id": i, "t": i * 10 + 5 + (i % 7), "state": "ok"} for i in range(1, 401)]
+    assert server.ingest(batch("s-conc", "b1", evs + [{"k": "end", "t": 5000}], META)).status == 202
+    full = server.get_json("/api/v1/sessions/s-conc/concurrency")
+    env = server.get_json("/api/v1/sessions/s-conc/concurrency?px=10")
+    assert env["max"] == full["max"]
+    assert len(env["series"]) <= 2 * 10 + 1 < len(full["series"])
+    assert env["series"][-1] == full["series"][-1]
+    pts = [(p["t"], p["n"]) for p in full["series"]]
+    for col in range(10):
+        inside = [n for t, n in pts if int(t * 10 / 5000) == col]
+        kept = [p["n"] for p in env["series"] if int(p["t"] * 10 / 5000) == col]
+        if inside:
+            assert min(kept) == min(inside) and max(kept) == max(inside)
+    assert [p["t"] for p in env["series"]] == sorted(p["t"] for p in env["series"])
+    assert server.get("/api/v1/sessions/s-conc/concurrency?px=0").status == 400
