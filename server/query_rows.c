@@ -102,22 +102,21 @@ static int load_folds(store_reader *r, int64_t sid, const rows_in *in, fold **ou
 {
   *out = NULL;
   *n = *nout = 0;
-  fold *f = malloc((in->ncollapsed ? in->ncollapsed : 1) * sizeof(*f));
-  if(!f)
-    return LS_ENOMEM;
-  size_t k = 0;
-  for(size_t i = 0; i < in->ncollapsed; i++) {
-    store_row x;
-    int rc = store_rows_find(r, sid, in->collapsed[i], &x);
-    if(rc == LS_ENOTFOUND)
-      continue; /* not a task of this session (any more): nothing to hide */
-    if(rc) {
-      free(f);
-      return rc;
-    }
-    if(x.size > 1)
-      f[k++] = (fold){x.pos, x.size, x.id};
+  size_t m = in->ncollapsed ? in->ncollapsed : 1;
+  fold *f = malloc(m * sizeof(*f));
+  store_row *x = malloc(m * sizeof(*x));
+  int rc = f && x ? store_rows_find_many(r, sid, in->collapsed, in->ncollapsed, x) : LS_ENOMEM;
+  if(rc) {
+    free(f);
+    free(x);
+    return rc;
   }
+  size_t k = 0;
+  /* an id not in the tree (id 0 here) hides nothing, nor does a task without children */
+  for(size_t i = 0; i < in->ncollapsed; i++)
+    if(x[i].id && x[i].size > 1)
+      f[k++] = (fold){x[i].pos, x[i].size, x[i].id};
+  free(x);
   qsort(f, k, sizeof(*f), cmp_fold);
   /* outermost first: keep those starting past the last kept subtree, move the others behind */
   fold *nested = malloc((k ? k : 1) * sizeof(*nested));

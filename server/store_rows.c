@@ -212,27 +212,34 @@ int store_rows_ensure(store_reader *r, int64_t sid, int *built, int64_t *rows)
   return rc;
 }
 
-int store_rows_find(store_reader *r, int64_t sid, int64_t id, store_row *out)
+int store_rows_find_many(store_reader *r, int64_t sid, const int64_t *ids, size_t n, store_row *out)
 {
-  memset(out, 0, sizeof(*out));
   sqlite3_stmt *st = NULL;
   int rc = prep(r->db, "SELECT pos, parent, depth, children, size FROM task_rows WHERE sid = ?1 AND id = ?2", &st);
-  if(rc)
-    return rc;
-  sqlite3_bind_int64(st, 1, sid);
-  sqlite3_bind_int64(st, 2, id);
-  int src = sqlite3_step(st);
-  if(src == SQLITE_ROW) {
-    out->id = id;
-    out->pos = sqlite3_column_int64(st, 0);
-    out->parent = sqlite3_column_int64(st, 1);
-    out->depth = sqlite3_column_int64(st, 2);
-    out->children = sqlite3_column_int64(st, 3);
-    out->size = sqlite3_column_int64(st, 4);
+  for(size_t i = 0; !rc && i < n; i++) {
+    memset(&out[i], 0, sizeof(out[i]));
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, ids[i]);
+    int src = sqlite3_step(st);
+    if(src == SQLITE_ROW) {
+      out[i].id = ids[i];
+      out[i].pos = sqlite3_column_int64(st, 0);
+      out[i].parent = sqlite3_column_int64(st, 1);
+      out[i].depth = sqlite3_column_int64(st, 2);
+      out[i].children = sqlite3_column_int64(st, 3);
+      out[i].size = sqlite3_column_int64(st, 4);
+    }
+    rc = step_code(r->db, src);
+    sqlite3_reset(st);
   }
-  rc = src == SQLITE_DONE ? LS_ENOTFOUND : step_code(r->db, src);
   sqlite3_finalize(st);
   return rc;
+}
+
+int store_rows_find(store_reader *r, int64_t sid, int64_t id, store_row *out)
+{
+  int rc = store_rows_find_many(r, sid, &id, 1, out);
+  return !rc && out->id == 0 ? LS_ENOTFOUND : rc;
 }
 
 static const char *text_of(sqlite3_stmt *st, int i, arena *a)

@@ -28,6 +28,10 @@ int store_rows_ensure(store_reader *r, int64_t sid, int *built, int64_t *rows);
  * LS_ENOTFOUND when the tree has no such task. */
 int store_rows_find(store_reader *r, int64_t sid, int64_t id, store_row *out);
 
+/* The rows of tasks ids[0..n) (one statement for all): out[i].id = 0 when ids[i] is not in
+ * the tree, else as store_rows_find fills it. */
+int store_rows_find_many(store_reader *r, int64_t sid, const int64_t *ids, size_t n, store_row *out);
+
 /* Rows with lo <= pos < hi, by pos, at most max of them, written to out (strings in a). */
 int store_rows_scan(store_reader *r, int64_t sid, int64_t lo, int64_t hi, size_t max, arena *a,
                     store_row *out, size_t *n);
