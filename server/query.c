@@ -10,6 +10,7 @@
 
 #include "lod.h"
 #include "stats.h"
+#include "store_series.h"
 
 #define TWO_POW_53 9007199254740992LL
 
@@ -66,42 +67,16 @@ static void lag_json(jbuf *o, const stats_lag *l)
   jbuf_putc(o, '}');
 }
 
-static int lag_summary_of(store_reader *r, int64_t sid, stats_lag *out)
-{
-  store_step *rows = NULL;
-  size_t n = 0;
-  int rc = store_load_lag(r, sid, &rows, &n);
-  if(rc)
-    return rc;
-  int64_t *d = malloc((n ? n : 1) * sizeof(*d));
-  if(!d) {
-    free(rows);
-    return LS_ENOMEM;
-  }
-  for(size_t i = 0; i < n; i++)
-    d[i] = rows[i].d;
-  free(rows);
-  rc = stats_lag_summary(d, n, out);
-  free(d);
-  return rc;
-}
-
 /* The Summary object of docs/api.md for one session row. */
 static int summary_json(store_reader *r, const store_session *x, jbuf *o)
 {
-  stats_lag lag;
-  int rc = lag_summary_of(r, x->sid, &lag);
-  stats_interval *iv = NULL;
-  size_t niv = 0;
-  int64_t maxc = 0;
   int64_t dur = duration_of(x);
-  if(!rc)
-    rc = store_load_intervals(r, x->sid, &iv, &niv);
-  if(!rc)
-    rc = stats_max_concurrency(iv, niv, dur, &maxc);
-  free(iv);
+  store_sstats ss; /* stored once the session ended (store_series.c) */
+  int rc = store_series_stats(r, x, dur, &ss);
   if(rc)
     return rc;
+  const stats_lag lag = ss.lag;
+  int64_t niv = ss.tasks, maxc = ss.max_concurrency;
   jbuf_key(o, "id", 0); jbuf_str(o, x->id);
   jbuf_key(o, "name", 1); jbuf_str(o, x->name);
   jbuf_key(o, "service", 1); jbuf_str(o, x->service);
@@ -111,7 +86,7 @@ static int summary_json(store_reader *r, const store_session *x, jbuf *o)
   jbuf_key(o, "python", 1); jbuf_str(o, x->python);
   jbuf_key(o, "started_unix_ns", 1); jbuf_str(o, x->started);
   jbuf_key(o, "duration_ns", 1); jbuf_i64(o, dur);
-  jbuf_key(o, "tasks", 1); jbuf_i64(o, (int64_t)niv);
+  jbuf_key(o, "tasks", 1); jbuf_i64(o, niv);
   jbuf_key(o, "max_concurrency", 1); jbuf_i64(o, maxc);
   jbuf_key(o, "lag", 1); lag_json(o, &lag);
   jbuf_key(o, "loop", 1); opt_i64(o, x->loop);
@@ -528,11 +503,17 @@ static int concurrency_body(const session_query *q)
   size_t n = 0, np = 0;
   stats_point *pts = NULL;
   int64_t maxc = 0;
-  int rc = store_load_intervals(q->r, q->x->sid, &iv, &n);
-  if(!rc)
-    rc = stats_concurrency_series(iv, n, duration_of(q->x), &pts, &np, &maxc);
-  if(!rc && q->in) /* px: a chart's envelope, not every step */
-    np = stats_series_envelope(pts, np, duration_of(q->x), *(const int64_t *)q->in);
+  /* px: a chart's envelope, from the stored mipmap of an ended large session, else reduced
+   * from the whole series */
+  int rc = q->in ? store_series_concurrency(q->r, q->x, duration_of(q->x), *(const int64_t *)q->in, &pts, &np, &maxc)
+                 : LS_ENOTFOUND;
+  if(rc == LS_ENOTFOUND) {
+    rc = store_load_intervals(q->r, q->x->sid, &iv, &n);
+    if(!rc)
+      rc = stats_concurrency_series(iv, n, duration_of(q->x), &pts, &np, &maxc);
+    if(!rc && q->in)
+      np = stats_series_envelope(pts, np, duration_of(q->x), *(const int64_t *)q->in);
+  }
   if(!rc) {
     jbuf_puts(out, "{\"max\":");
     jbuf_i64(out, maxc);

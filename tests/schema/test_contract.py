@@ -219,6 +219,7 @@ REACH += [
     ("open", "GET", f"{S}/awaits", f"/api/v1/sessions/{SID}/awaits?min_ms=-1", {}, None, 400),
     ("open", "GET", f"{S}/timeline", f"/api/v1/sessions/{SID}/timeline?from=5&to=5", {}, None, 400),
     ("open", "GET", f"{S}/rows", f"/api/v1/sessions/{SID}/rows?limit=2001", {}, None, 400),
+    ("open", "GET", f"{S}/concurrency", f"/api/v1/sessions/{SID}/concurrency?px=0", {}, None, 400),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{SID}/export?format=xml", {}, None, 400),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{RID}/export?format=chrome", {}, None, 200),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{RID}/export?format=otlp", {}, None, 200),

@@ -484,6 +484,7 @@ START_TEST(settings_restart_and_version)
                                 " ALTER TABLE blocks DROP COLUMN from_session;"
                                 " ALTER TABLE blocks DROP COLUMN from_task;"
                                 " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
+                                " DROP TABLE session_stats; DROP TABLE conc_mip;"
                                 " ALTER TABLE sessions DROP COLUMN rows_built;"
                                 " PRAGMA user_version = 2; PRAGMA auto_vacuum = NONE; VACUUM",
                                 NULL, NULL, NULL), SQLITE_OK);
