@@ -4,15 +4,24 @@
 // child counts and where a task's row is come from the server; drawing is timeline.js's.
 import * as api from './api.js';
 
-const PAD = 100; // rows fetched beyond the viewport either side, so a short scroll needs no fetch
+const PAD = 150; // rows fetched beyond the viewport either side, so a short scroll needs no fetch
 const MAX = 2000; // the server's limit per answer
+const KEEP = 20000; // rows held at most: beyond it those farthest from the viewport are dropped
+
+// An empty row table of n rows: a plain object indexed by row with a length, so that timeline.js
+// reads it as an array (shown[i]) while it holds only the rows fetched (a sparse array of a
+// million rows would cost the page its backing store, and iterating it the holes).
+function table(n) {
+  return { length: n };
+}
 
 export class Rows {
   constructor(sessionId) {
     this.sessionId = sessionId;
     this.collapsed = new Set();
-    this.shown = []; // row index -> task (holes where not fetched yet); length = rows in total
-    this.byId = new Map(); // every task fetched so far (kept across collapse changes)
+    this.shown = table(0); // row index -> task (absent where not fetched); length = rows in total
+    this.held = 0; // rows in shown
+    this.byId = new Map(); // the tasks of the rows held (and a small session's whole list)
     this.tasks = 0; // tasks in the whole tree
     this.gen = 0; // bumped by reset(): answers for an older collapsed set are dropped
   }
@@ -20,9 +29,8 @@ export class Rows {
   // The collapsed set changed: rows from here on are counted differently; forget them.
   reset() {
     this.gen++;
-    const n = this.shown.length;
-    this.shown = [];
-    this.shown.length = n; // keep the height until the new total arrives
+    this.shown = table(this.shown.length); // keep the height until the new total arrives
+    this.held = 0;
   }
 
   collapsedParam() {
@@ -34,16 +42,42 @@ export class Rows {
     if (gen !== this.gen) return false;
     if (resp.total !== this.shown.length) {
       const keep = this.shown;
-      this.shown = [];
-      this.shown.length = resp.total;
-      keep.forEach((t, i) => { if (i < resp.total) this.shown[i] = t; });
+      this.shown = table(resp.total);
+      this.held = 0;
+      for (const k of Object.keys(keep)) {
+        const i = Number(k);
+        if (k !== 'length' && i < resp.total) this.put(i, keep[k]);
+      }
     }
     this.tasks = resp.tasks;
-    for (const r of resp.rows || []) {
-      this.shown[r.row] = r;
-      this.byId.set(r.id, r);
-    }
+    const rows = resp.rows || [];
+    for (const r of rows) this.put(r.row, r);
+    if (this.held > KEEP && rows.length) this.evict(rows[0].row);
     return true;
+  }
+
+  put(i, t) {
+    if (!this.shown[i]) this.held++;
+    this.shown[i] = t;
+    this.byId.set(t.id, t);
+  }
+
+  // Drops the rows held farthest from row `near` until KEEP / 2 are left.
+  evict(near) {
+    const rows = Object.keys(this.shown).filter((k) => k !== 'length').map(Number);
+    rows.sort((a, b) => Math.abs(b - near) - Math.abs(a - near));
+    for (const i of rows.slice(0, rows.length - KEEP / 2)) {
+      this.byId.delete(this.shown[i].id);
+      delete this.shown[i];
+      this.held--;
+    }
+  }
+
+  // Ids of the rows held in [first, last).
+  ids(first, last) {
+    const out = [];
+    for (let i = first; i < Math.min(last, this.shown.length); i++) if (this.shown[i]) out.push(this.shown[i].id);
+    return out;
   }
 
   missing(first, last) {
@@ -85,7 +119,7 @@ export class Rows {
     const ids = new Set();
     const t = this.byId.get(id);
     if (t && t.parent) ids.add(t.parent);
-    for (const x of this.shown) if (x && x.parent === id) ids.add(x.id);
+    for (const x of this.byId.values()) if (x.parent === id) ids.add(x.id);
     return ids;
   }
 }

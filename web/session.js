@@ -141,7 +141,9 @@ async function render() {
   if (st.abort) st.abort.abort();
   const ctl = new AbortController();
   st.abort = ctl;
-  drawAll(g, win); // immediate feedback with the data in hand (new lanes show their labels)
+  // immediate feedback with the data in hand (new lanes show their labels); a scroll to rows not
+  // fetched yet draws once they arrive instead (nothing to show before)
+  if (st.rows.shown.length && !st.rows.missing(win.first, win.last)) drawAll(g, win);
   scheduleUrl();
   updateOpenFull();
   let resp;
@@ -153,7 +155,7 @@ async function render() {
       win = laneWindow(); // the first answer sets the row count, hence the scroll range
       drawAll(geom(), win);
     }
-    ids = st.rows.shown.slice(win.first, win.last).filter(Boolean).map((t) => t.id);
+    ids = st.rows.ids(win.first, win.last);
     resp = await api.timeline(sessionId, { from: st.view.from, to: st.view.to, px: g.plotW, taskIds: ids }, ctl.signal);
   } catch (e) {
     if (e.name === 'AbortError') return;
