@@ -457,6 +457,12 @@ function onKey(ev) {
     case 'a': case 'A': setView(V.pan(st.view, -span / 4, st.duration)); break;
     case 'd': case 'D': setView(V.pan(st.view, span / 4, st.duration)); break;
     case '0': setView(V.whole(st.duration)); break;
+    case 'p': case 'P': {
+      const t = st.selected !== null ? st.rows.byId.get(st.selected) : null;
+      if (!t || !t.parent) return;
+      selectTask(t.parent, { scrollLane: true, scrollTable: true });
+      break;
+    }
     case '?': el.help.hidden = !el.help.hidden; break;
     case 'Escape': el.help.hidden = true; break;
     default: return;

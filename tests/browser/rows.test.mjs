@@ -89,6 +89,20 @@ test('scrolling to the last lane shows the last task of the tree', async () => {
   const at = model.order.indexOf(mid[0]);
   assert.ok(at >= 100000 - 20 && at <= 100000, `first lane drawn is row ${at}`);
   assert.deepEqual(mid, model.order.slice(at, at + mid.length));
+  // P selects the parent of the selected task: a grandchild's parent is rows above, its
+  // grandparent (the root) up to ~100 rows above, beyond what was fetched around it
+  // (a lane inside the scrolled viewport: the first 8 drawn are overscan above it)
+  const grand = mid.slice(10, 30).find((id) => !model.kids.has(id) && id % 100 > 10);
+  const parentOf = new Map();
+  for (const [p, ks] of model.kids) for (const k of ks) parentOf.set(k.id, p);
+  const lb = await page.locator(`#lanes .lane[data-task="${grand}"] .lane-bg`).boundingBox();
+  await page.mouse.click(lb.x + 100, lb.y + lb.height / 2);
+  await page.waitForFunction((id) => document.getElementById('timeline').dataset.selected === String(id), grand);
+  for (const want of [parentOf.get(grand), parentOf.get(parentOf.get(grand))]) {
+    await page.keyboard.press('p');
+    await page.waitForFunction((id) => document.getElementById('timeline').dataset.selected === String(id), want);
+    await page.waitForSelector(`#lanes .lane.selected[data-task="${want}"]`);
+  }
 });
 
 test('collapse and expand keep parents and children right', async () => {
