@@ -728,7 +728,7 @@ static enum MHD_Result run_query(http_server *h, struct MHD_Connection *c, req *
 
 static const struct { const char *name; query_fn fn; } session_views[] = {
   {"tasks", query_tasks}, {"awaits", query_awaits}, {"blocks", query_blocks}, {"lag", query_lag},
-  {"concurrency", query_concurrency}, {"timeline", query_timeline},
+  {"concurrency", query_concurrency}, {"timeline", query_timeline}, {"rows", query_rows},
 };
 
 static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, req *rq, const char *id)

@@ -11,6 +11,7 @@
 #include "lod.h"
 #include "query_page.h"
 #include "stats.h"
+#include "store_series.h"
 
 #define TWO_POW_53 9007199254740992LL
 
@@ -67,42 +68,16 @@ static void lag_json(jbuf *o, const stats_lag *l)
   jbuf_putc(o, '}');
 }
 
-static int lag_summary_of(store_reader *r, int64_t sid, stats_lag *out)
-{
-  store_step *rows = NULL;
-  size_t n = 0;
-  int rc = store_load_lag(r, sid, &rows, &n);
-  if(rc)
-    return rc;
-  int64_t *d = malloc((n ? n : 1) * sizeof(*d));
-  if(!d) {
-    free(rows);
-    return LS_ENOMEM;
-  }
-  for(size_t i = 0; i < n; i++)
-    d[i] = rows[i].d;
-  free(rows);
-  rc = stats_lag_summary(d, n, out);
-  free(d);
-  return rc;
-}
-
 /* The Summary object of docs/api.md for one session row. */
 static int summary_json(store_reader *r, const store_session *x, jbuf *o)
 {
-  stats_lag lag;
-  int rc = lag_summary_of(r, x->sid, &lag);
-  stats_interval *iv = NULL;
-  size_t niv = 0;
-  int64_t maxc = 0;
   int64_t dur = duration_of(x);
-  if(!rc)
-    rc = store_load_intervals(r, x->sid, &iv, &niv);
-  if(!rc)
-    rc = stats_max_concurrency(iv, niv, dur, &maxc);
-  free(iv);
+  store_sstats ss; /* stored once the session ended (store_series.c) */
+  int rc = store_series_stats(r, x, dur, &ss);
   if(rc)
     return rc;
+  const stats_lag lag = ss.lag;
+  int64_t niv = ss.tasks, maxc = ss.max_concurrency;
   jbuf_key(o, "id", 0); jbuf_str(o, x->id);
   jbuf_key(o, "name", 1); jbuf_str(o, x->name);
   jbuf_key(o, "service", 1); jbuf_str(o, x->service);
@@ -112,7 +87,7 @@ static int summary_json(store_reader *r, const store_session *x, jbuf *o)
   jbuf_key(o, "python", 1); jbuf_str(o, x->python);
   jbuf_key(o, "started_unix_ns", 1); jbuf_str(o, x->started);
   jbuf_key(o, "duration_ns", 1); jbuf_i64(o, dur);
-  jbuf_key(o, "tasks", 1); jbuf_i64(o, (int64_t)niv);
+  jbuf_key(o, "tasks", 1); jbuf_i64(o, niv);
   jbuf_key(o, "max_concurrency", 1); jbuf_i64(o, maxc);
   jbuf_key(o, "lag", 1); lag_json(o, &lag);
   jbuf_key(o, "loop", 1); opt_i64(o, x->loop);
@@ -581,9 +556,17 @@ static int concurrency_body(const session_query *q)
   size_t n = 0, np = 0;
   stats_point *pts = NULL;
   int64_t maxc = 0;
-  int rc = store_load_intervals(q->r, q->x->sid, &iv, &n);
-  if(!rc)
-    rc = stats_concurrency_series(iv, n, duration_of(q->x), &pts, &np, &maxc);
+  /* px: a chart's envelope, from the stored mipmap of an ended large session, else reduced
+   * from the whole series */
+  int rc = q->in ? store_series_concurrency(q->r, q->x, duration_of(q->x), *(const int64_t *)q->in, &pts, &np, &maxc)
+                 : LS_ENOTFOUND;
+  if(rc == LS_ENOTFOUND) {
+    rc = store_load_intervals(q->r, q->x->sid, &iv, &n);
+    if(!rc)
+      rc = stats_concurrency_series(iv, n, duration_of(q->x), &pts, &np, &maxc);
+    if(!rc && q->in)
+      np = stats_series_envelope(pts, np, duration_of(q->x), *(const int64_t *)q->in);
+  }
   if(!rc) {
     jbuf_puts(out, "{\"max\":");
     jbuf_i64(out, maxc);
@@ -604,8 +587,11 @@ static int concurrency_body(const session_query *q)
 
 int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
-  (void)a;
-  return in_session(s, id, out, NULL, detail, dlen, concurrency_body);
+  int64_t px = 0;
+  const char *v = query_arg(a, "px");
+  if(v && query_parse_i64(v, 1, 10000, &px))
+    return query_invalid(detail, dlen, "px: expected an integer in [1, 10000]");
+  return in_session(s, id, out, v ? &px : NULL, detail, dlen, concurrency_body);
 }
 
 /* ------------------------------------------------------------------ timeline */
@@ -616,8 +602,7 @@ static int cmp_i64(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* tasks=1,2,3 → sorted unique ids; LS_EINVAL for anything else. */
-static int parse_tasks(const char *s, int64_t **out, size_t *n)
+int query_parse_ids(const char *s, int64_t **out, size_t *n)
 {
   *out = NULL;
   *n = 0;
@@ -859,7 +844,7 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
   int64_t *tasks = NULL;
   size_t ntasks = 0;
   if((v = query_arg(a, "tasks")) && *v) {
-    int prc = parse_tasks(v, &tasks, &ntasks);
+    int prc = query_parse_ids(v, &tasks, &ntasks);
     if(prc == LS_EINVAL)
       return query_invalid(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
     if(prc)

@@ -30,6 +30,8 @@ int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, 
 int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
 int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+/* GET /sessions/{id}/rows: a window of the task tree in tree order (query_rows.c). */
+int query_rows(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 int query_compare(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
 /* The value of query parameter `name`, or NULL. */
@@ -43,5 +45,9 @@ int query_invalid(char *detail, size_t dlen, const char *msg);
 
 /* Parses a decimal integer in [lo, hi]; 0 or LS_EINVAL. */
 int query_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/* "1,2,3" (at most 2000 ids in [0, 2^53)) → sorted unique ids in *out (malloc'd, the caller
+ * frees); LS_EINVAL for anything else, LS_ENOMEM. */
+int query_parse_ids(const char *s, int64_t **out, size_t *n);
 
 #endif

@@ -319,6 +319,27 @@ out:
   return rc;
 }
 
+size_t stats_series_envelope(stats_point *pts, size_t n, int64_t end, int64_t px) {
+  if (n <= 2 || px <= 0 || end <= 0 || (int64_t)n <= 2 * px) return n;
+  size_t out = 0, i = 0;
+  while (i < n) {
+    /* column of pts[i]: t * px / end without overflow (t, end < 2^53, px <= 10^4) */
+    int64_t col = (int64_t)((double)pts[i].t * (double)px / (double)end);
+    size_t lo = i, hi = i, j = i;
+    for (; j < n && (int64_t)((double)pts[j].t * (double)px / (double)end) == col; j++) {
+      if (pts[j].n < pts[lo].n) lo = j;
+      if (pts[j].n > pts[hi].n) hi = j;
+    }
+    size_t a = lo < hi ? lo : hi, b = lo < hi ? hi : lo;
+    stats_point pa = pts[a], pb = pts[b], last = pts[j - 1];
+    pts[out++] = pa;
+    if (b != a) pts[out++] = pb;
+    if (j == n && j - 1 != b) pts[out++] = last;
+    i = j;
+  }
+  return out;
+}
+
 /* ---- hot spots -------------------------------------------------------------------------- */
 
 static int cmp_str(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : ""); }

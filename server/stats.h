@@ -34,6 +34,12 @@ int stats_max_concurrency(const stats_interval *iv, size_t n, int64_t session_en
 int stats_concurrency_series(const stats_interval *iv, size_t n, int64_t session_end,
                              stats_point **out, size_t *nout, int64_t *max_out);
 
+/* Reduces a step series (pts sorted by t) in place for a chart px columns wide over [0, end):
+ * in each column only the point with the least n and the one with the most (the first of each,
+ * in time order, one point when they are the same) stay, and the last point, so the chart's
+ * envelope is kept at O(px) points whatever the series' length. Returns the points kept. */
+size_t stats_series_envelope(stats_point *pts, size_t n, int64_t end, int64_t px);
+
 /* Lag summary of sample durations (ns). Nearest-rank percentiles: pX is the sample at
  * 1-based rank ceil(X/100 * n) of the sorted samples. All zero when n == 0.
  * `d` is sorted in place. */

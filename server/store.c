@@ -839,6 +839,9 @@ static const char *const purge_sql[] = {
   "DELETE FROM blocks WHERE rowid IN (SELECT rowid FROM blocks WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM lag WHERE rowid IN (SELECT rowid FROM lag WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM await_points WHERE (sid, file, line) IN (SELECT sid, file, line FROM await_points WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_rows WHERE (sid, pos) IN (SELECT sid, pos FROM task_rows WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM conc_mip WHERE (sid, level, bucket) IN (SELECT sid, level, bucket FROM conc_mip WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM session_stats WHERE sid = ?1 AND ?2 > 0",
   "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM batches WHERE (sid, batch) IN (SELECT sid, batch FROM batches WHERE sid = ?1 LIMIT ?2)",
   /* a deleted session is not forwarded any more: its outbox goes with it */

@@ -32,6 +32,11 @@ int store_open_conn(store *s, sqlite3 **out, char *err, size_t errlen);
   " func = coalesce(func, excluded.func)"
 int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_batch *b,
                      const unsigned char *stored);
+/* Runs fn(db, arg) in a write transaction on r's connection (store_rows.c): ends r's read
+ * transaction, lifts query_only, waits for the write lock (busy timeout), commits when fn returns
+ * 0 (else rolls back), and opens a new read transaction whatever happened. fn's code, or the
+ * transaction's. */
+int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), void *arg);
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
 

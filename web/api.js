@@ -74,6 +74,16 @@ export function events(id) {
   return new EventSource(id == null ? `${BASE}/events` : `${BASE}/sessions/${sid(id)}/events`);
 }
 
+// A window of the task tree: rows offset.. (at most limit) with the subtrees of `collapsed`
+// left out; `find` also locates a task (and centres the window on it without an offset).
+export function rows(id, { offset, limit = 200, collapsed = [], find } = {}, signal) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (offset !== undefined) q.set('offset', String(offset));
+  if (collapsed.length) q.set('collapsed', collapsed.join(','));
+  if (find !== undefined) q.set('find', String(find));
+  return getJson(`${BASE}/sessions/${sid(id)}/rows?${q}`, signal);
+}
+
 export function awaits(id, { minMs = 10, limit = 200 } = {}) {
   return getJson(`${BASE}/sessions/${sid(id)}/awaits?min_ms=${Number(minMs)}&limit=${Number(limit)}`);
 }
@@ -82,8 +92,10 @@ export function blocks(id) {
   return getJson(`${BASE}/sessions/${sid(id)}/blocks`);
 }
 
-export function concurrency(id) {
-  return getJson(`${BASE}/sessions/${sid(id)}/concurrency`);
+// The concurrency series; with px, its envelope for a chart px columns wide (O(px) points).
+export function concurrency(id, px) {
+  const q = px ? `?px=${Math.max(1, Math.min(10000, Math.round(px)))}` : '';
+  return getJson(`${BASE}/sessions/${sid(id)}/concurrency${q}`);
 }
 
 // What a viewport of px columns shows of [from, to) for the given lanes (at most 2000 ids).

@@ -1,7 +1,9 @@
 // session.js — the session page's controller: loads the session through api.js, keeps the view
 // (time range, selection, collapsed tasks), turns input (wheel, drag, keys, clicks) into view
-// changes, asks for the level-of-detail timeline of the visible lanes and hands the data to
-// timeline.js and tables.js to draw. Also keeps the view in the URL and the embed layout.
+// changes, asks for the lanes in view (rows.js, from /rows) and their level-of-detail timeline
+// and hands the data to timeline.js and tables.js to draw. Also keeps the view in the URL and
+// the embed layout. Nothing it fetches grows with the session's size, so the first render does
+// not either (the tasks table of a large session is the exception below).
 import * as api from './api.js';
 import * as fmt from './format.js';
 import * as lanes from './lanes.js';
@@ -11,6 +13,7 @@ import * as V from './view.js';
 import { h, clear } from './dom.js';
 import * as details from './details.js';
 import * as live from './live.js';
+import { Rows } from './rows.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -23,12 +26,13 @@ const params = new URLSearchParams(location.search);
 const embed = params.get('embed') === '1';
 const sessionId = decodeURIComponent(location.pathname.replace(/\/+$/, '').split('/').pop() || '');
 
+// A session with at most this many tasks loads them all to name the tasks in the awaits and
+// blocks tables (~240 bytes each, so under 1 MB); a larger one's name those of the rows in hand.
+const TABLE_ALL_TASKS = 3000;
+
 const st = {
   summary: null,
-  tasks: [],
-  byId: new Map(),
-  shown: [],
-  collapsed: new Set(),
+  rows: new Rows(sessionId), // the lanes: rows.shown (sparse, by row), rows.byId, rows.collapsed
   duration: 1,
   view: { from: 0, to: 1 },
   selected: null,
@@ -86,10 +90,10 @@ function drawAll(g, win) {
 
   clear(el.lanes);
   el.lanes.setAttribute('width', g.width);
-  el.lanes.setAttribute('height', Math.max(lanes.LANE_H, st.shown.length * lanes.LANE_H));
+  el.lanes.setAttribute('height', Math.max(lanes.LANE_H, st.rows.shown.length * lanes.LANE_H));
   tl.drawLanes(el.lanes, {
-    shown: st.shown, first: win.first, last: Math.min(win.last, st.shown.length), data: st.data, geom: g,
-    duration: st.duration, selected: st.selected, related: st.related, collapsed: st.collapsed, blocks: st.tlBlocks,
+    shown: st.rows.shown, first: win.first, last: Math.min(win.last, st.rows.shown.length), data: st.data, geom: g,
+    duration: st.duration, selected: st.selected, related: st.related, collapsed: st.rows.collapsed, blocks: st.tlBlocks,
   });
 
   if (!embed) {
@@ -113,7 +117,7 @@ function drawAll(g, win) {
 
 // The lanes the scrolled viewport needs.
 function laneWindow() {
-  return lanes.windowOf(st.shown.length, el.scroll.scrollTop, el.scroll.clientHeight);
+  return lanes.windowOf(st.rows.shown.length, el.scroll.scrollTop, el.scroll.clientHeight);
 }
 
 let queued = false;
@@ -134,17 +138,26 @@ function requestRender() {
 // is one query at a time, and only the newest answer is drawn.
 async function render() {
   const g = geom();
-  const win = laneWindow();
-  const ids = st.shown.slice(win.first, win.last).map((t) => t.id);
+  let win = laneWindow();
   const seq = ++st.seq;
   if (st.abort) st.abort.abort();
   const ctl = new AbortController();
   st.abort = ctl;
-  drawAll(g, win); // immediate feedback with the data in hand (new lanes show their labels)
+  // immediate feedback with the data in hand (new lanes show their labels); a scroll to rows not
+  // fetched yet draws once they arrive instead (nothing to show before)
+  if (st.rows.shown.length && !st.rows.missing(win.first, win.last)) drawAll(g, win);
   scheduleUrl();
   updateOpenFull();
   let resp;
+  let ids;
   try {
+    // the lanes in view first (a window of /rows), unless they are in hand already
+    if (await st.rows.ensure(win.first, win.last, ctl.signal)) {
+      if (seq !== st.seq) return;
+      win = laneWindow(); // the first answer sets the row count, hence the scroll range
+      drawAll(geom(), win);
+    }
+    ids = st.rows.ids(win.first, win.last);
     resp = await api.timeline(sessionId, { from: st.view.from, to: st.view.to, px: g.plotW, taskIds: ids }, ctl.signal);
   } catch (e) {
     if (e.name === 'AbortError') return;
@@ -201,14 +214,25 @@ function updateOpenFull() {
 
 // ---- selection and tree --------------------------------------------------------------------
 
-function selectTask(id, { scrollLane = false, scrollTable = true } = {}) {
-  const t = st.byId.get(id);
-  if (!t) return;
+// Selects task id; with scrollLane its lane is found (and revealed) through the server and
+// scrolled into view, as the lanes in hand are only those near the viewport.
+async function selectTask(id, { scrollLane = false, scrollTable = true } = {}) {
+  let pos = -1;
+  if (scrollLane || !st.rows.byId.has(id)) {
+    try {
+      pos = await st.rows.find(id);
+    } catch (e) {
+      status(`could not find task #${id}: ${e.message}`, true);
+      return;
+    }
+    if (pos < 0) return;
+  }
+  if (!st.rows.byId.has(id)) return;
   st.selected = id;
-  st.related = lanes.relatives(t);
-  if (lanes.reveal(id, st.byId, st.collapsed)) st.shown = lanes.visible(st.tasks, st.collapsed);
+  st.related = st.rows.relatives(id);
   if (scrollLane) {
-    const pos = st.shown.indexOf(t);
+    // the lanes' height follows the row count the answer gave (a reveal may have changed it)
+    el.lanes.setAttribute('height', Math.max(lanes.LANE_H, st.rows.shown.length * lanes.LANE_H));
     const y = pos * lanes.LANE_H;
     if (y < el.scroll.scrollTop || y + lanes.LANE_H > el.scroll.scrollTop + el.scroll.clientHeight) {
       el.scroll.scrollTop = Math.max(0, y - el.scroll.clientHeight / 2);
@@ -220,9 +244,9 @@ function selectTask(id, { scrollLane = false, scrollTable = true } = {}) {
 }
 
 function toggle(id) {
-  if (st.collapsed.has(id)) st.collapsed.delete(id);
-  else st.collapsed.add(id);
-  st.shown = lanes.visible(st.tasks, st.collapsed);
+  if (st.rows.collapsed.has(id)) st.rows.collapsed.delete(id);
+  else st.rows.collapsed.add(id);
+  st.rows.reset(); // rows below it move: fetch the window again for the new collapsed set
   requestRender();
 }
 
@@ -259,7 +283,7 @@ function hideTip() {
 function laneAt(clientY) {
   const box = el.lanes.getBoundingClientRect();
   const i = Math.floor((clientY - box.top) / lanes.LANE_H);
-  return i >= 0 && i < st.shown.length ? st.shown[i] : null;
+  return i >= 0 && i < st.rows.shown.length ? st.rows.shown[i] : null;
 }
 
 function svgX(svg, clientX) {
@@ -371,14 +395,14 @@ function hover(ev) {
     const it = tl.hit(st.data.get(task.id) || [], t, tol);
     if (it) return showTip(details.item(task, it), ev.clientX, ev.clientY);
     const b = tl.hit(st.tlBlocks, t, 0);
-    if (b) return showTip(details.block(b, st.byId.get(b.task)), ev.clientX, ev.clientY);
+    if (b) return showTip(details.block(b, st.rows.byId.get(b.task)), ev.clientX, ev.clientY);
     return showTip(details.task(task, sessionDuration()), ev.clientX, ev.clientY);
   }
   const y = ev.clientY - el.head.getBoundingClientRect().top;
   if (x < tl.GUTTER) return hideTip();
   if (y >= tl.AXIS_H && y < tl.AXIS_H + tl.BLOCKS_H) {
     const b = tl.hit(st.tlBlocks, t, tol);
-    if (b) return showTip(details.block(b, st.byId.get(b.task)), ev.clientX, ev.clientY);
+    if (b) return showTip(details.block(b, st.rows.byId.get(b.task)), ev.clientX, ev.clientY);
   } else if (y >= tl.AXIS_H + tl.BLOCKS_H && y < tl.AXIS_H + tl.BLOCKS_H + tl.LAG_H) {
     let best = null;
     for (const p of st.tlLag) if (Math.abs(p.t - t) <= tol * 2 && (!best || p.d > best.d)) best = p;
@@ -437,6 +461,12 @@ function onKey(ev) {
     case 'a': case 'A': setView(V.pan(st.view, -span / 4, st.duration)); break;
     case 'd': case 'D': setView(V.pan(st.view, span / 4, st.duration)); break;
     case '0': setView(V.whole(st.duration)); break;
+    case 'p': case 'P': {
+      const t = st.selected !== null ? st.rows.byId.get(st.selected) : null;
+      if (!t || !t.parent) return;
+      selectTask(t.parent, { scrollLane: true, scrollTable: true });
+      break;
+    }
     case '?': el.help.hidden = !el.help.hidden; break;
     case 'Escape': el.help.hidden = true; break;
     default: return;
@@ -496,23 +526,38 @@ function showSummary(sum) {
   tables.fillSummary(el.summary, sum);
 }
 
+// The names that label the awaits and blocks tables: a small session's whole task list (a large
+// session's tables name the tasks of the rows in hand, else `#id`). The tasks table itself pages
+// and sorts on the server (tables.TasksTable).
+async function labelTasks() {
+  const n = st.summary ? Number(st.summary.tasks) : 0;
+  if (n > TABLE_ALL_TASKS) return;
+  const tk = await api.tasks(sessionId);
+  for (const t of tk.tasks || []) if (!st.rows.byId.has(t.id)) st.rows.byId.set(t.id, t);
+}
+
 async function loadSecondary() {
   // Everything not needed for the first picture: charts' full series and the tables.
   const onTask = (id) => selectTask(id, { scrollLane: true, scrollTable: true });
+  const labels = embed ? Promise.resolve() : labelTasks();
   const jobs = [
-    api.concurrency(sessionId).then((c) => {
+    api.concurrency(sessionId, 2 * plotWidth()).then((c) => {
       st.conc = c.series || [];
       st.concMax = c.max || 0;
       requestRender();
     }),
-    api.blocks(sessionId).then((b) => {
+    api.blocks(sessionId).then(async (b) => {
       st.allBlocks = (b.blocks || []).map((x) => ({ t: x.t, d: x.d }));
-      if (!embed) tables.fillBlocks($('blocks-table'), b, st.byId, onTask);
+      if (!embed) {
+        await labels.catch(() => {});
+        tables.fillBlocks($('blocks-table'), b, st.rows.byId, onTask);
+      }
       requestRender();
     }),
   ];
   if (!embed) {
-    jobs.push(api.awaits(sessionId, { minMs: 10, limit: 200 }).then((a) => tables.fillAwaits($('awaits-table'), a, st.byId, onTask)));
+    jobs.push(Promise.all([labels, api.awaits(sessionId, { minMs: 10, limit: 200 })])
+      .then(([, a]) => tables.fillAwaits($('awaits-table'), a, st.rows.byId, onTask)));
     st.table = new tables.TasksTable($('tasks-table'), (p) => api.tasksPage(sessionId, p), st.duration, onTask);
     jobs.push(st.table.ready.then(() => { if (st.selected !== null) st.table.select(st.selected, false); }));
   }
@@ -532,17 +577,14 @@ async function main() {
   }
   status('loading…');
   let sum;
-  let tk;
   try {
-    [sum, tk] = await Promise.all([api.summary(sessionId), api.tasks(sessionId)]);
+    // the first window of lanes comes with the first render (rows.ensure); only the summary here
+    sum = await api.summary(sessionId);
   } catch (e) {
     status(e.status === 404 ? `session ${sessionId} not found` : `could not load the session: ${e.message}`, true);
     return;
   }
   st.summary = sum;
-  st.tasks = tk.tasks || [];
-  st.byId = lanes.indexTasks(st.tasks).byId;
-  st.shown = st.tasks;
   st.duration = Math.max(V.MIN_SPAN, Number(sum.duration_ns) || 0);
   st.view = V.fromQuery(location.search, st.duration);
   showSummary(sum);
@@ -555,9 +597,9 @@ async function main() {
 
 // ---- live: a session still being recorded (live.js) ----------------------------------------
 
-// Each summary the stream sends: header counts, the session's new end, new lanes (the task
-// tree asked again only when the count changed, and no more often than ten times what the last
-// one took, at least a second apart: a big session's tree is megabytes), the view kept on the end
+// Each summary the stream sends: header counts, the session's new end, new lanes (the window of
+// rows in view asked again only when the task count changed, and no more often than ten times
+// what the last one took, at least a second apart: the server rebuilds a stale tree order), the view kept on the end
 // while "follow the end" is on. Summaries arriving during an update are folded into one more.
 function startLive() {
   const ctl = live.controls(el.meta);
@@ -571,14 +613,15 @@ function startLive() {
     const span = st.view.to - st.view.from;
     st.summary = sum;
     showSummary(sum);
-    if (sum.tasks !== st.tasks.length && treeDue()) {
+    if (sum.tasks !== st.rows.tasks && treeDue()) {
+      // new tasks: the windows held are counted against the old tree; ask for the one in view
+      // again (the server recomputes a stale tree order on that query: O(tasks), hence the pace)
       const t0 = performance.now();
-      st.tasks = (await api.tasks(sessionId)).tasks || [];
-      st.byId = lanes.indexTasks(st.tasks).byId;
-      st.shown = lanes.visible(st.tasks, st.collapsed);
+      st.rows.reset();
+      await st.rows.ensure(laneWindow().first, laneWindow().last);
       treeAt = performance.now();
       treeCost = treeAt - t0;
-    } else if (sum.tasks !== st.tasks.length && !later) {
+    } else if (sum.tasks !== st.rows.tasks && !later) {
       // the tree is asked again once it is due, even if no other update comes
       later = setTimeout(() => { later = 0; onUpdate(st.summary); }, Math.max(1000, 10 * treeCost));
     }
@@ -587,7 +630,7 @@ function startLive() {
     if (ctl.follow()) st.view = V.clamp(whole ? V.whole(end) : { from: end - span, to: end }, end);
     requestRender();
     if (st.table) await st.table.refresh(end);
-    el.timeline.dataset.liveTasks = String(st.tasks.length);
+    el.timeline.dataset.liveTasks = String(st.rows.tasks);
   };
   const onUpdate = async (sum) => {
     if (busy) {

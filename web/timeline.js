@@ -91,6 +91,7 @@ export function drawLanes(svg, o) {
   const fg = add(svg, s('g', { class: 'lanes-fg' }));
   for (let i = first; i < last; i++) {
     const task = shown[i];
+    if (!task) continue; // a row not fetched yet (the server serves the rows in windows)
     const y = i * LANE_H;
     let cls = 'lane';
     if (i % 2) cls += ' odd';
@@ -101,7 +102,8 @@ export function drawLanes(svg, o) {
 
     // Label column: indentation by depth, a toggle for tasks with children, name · coro.
     const indent = 6 + Math.min(task.depth, 16) * 12;
-    const hasKids = task.children && task.children.length > 0;
+    // children: ids in a /tasks entry, a count in a /rows one
+    const hasKids = Array.isArray(task.children) ? task.children.length > 0 : task.children > 0;
     if (hasKids) {
       add(lane, s('text', { class: 'toggle', x: indent, y: y + 14, 'data-toggle': String(Number(task.id)) },
         collapsed.has(task.id) ? '▸' : '▾'));

@@ -1,11 +1,13 @@
 // bench/page/run.mjs — the timeline page at scale: starts loopscope-server on a free loopback
-// port with a temporary database, ingests a generated session (100k tasks, 500k awaits by
-// default) and the small seed session as a baseline, opens both in headless Chromium and
-// prints first render, zoom step and SVG element counts against the issue's targets, plus the
-// server's own answer times for the queries the page makes. Prints figures; asserts nothing.
+// port with a temporary database, ingests generated sessions of several sizes in the same run
+// (10k tasks / 50k awaits, 100k / 500k, 1M / 5M by default) and the small seed session, opens
+// each in headless Chromium and prints, per size, first render, zoom and scroll steps, tab
+// memory (CDP Performance.getMetrics JSHeapUsedSize) and the largest response against the
+// targets of issue 14, plus the server's side: ingest events/s, database bytes per million
+// events, and the answer times of the queries the page makes. Prints figures; asserts nothing.
 //
-//   node bench/page/run.mjs [--server build/server/loopscope-server] [--tasks 100000] [--steps 20]
-//   node bench/page/run.mjs --url http://127.0.0.1:PORT     (a server already running and seeded)
+//   node bench/page/run.mjs [--server build/server/loopscope-server] [--sizes 10000,100000,1000000]
+//                           [--steps 10] [--reloads 3]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,13 +15,13 @@ import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { launch } from '../../tests/browser/harness.mjs';
-import { largeBatches, smallBatches, SMALL_ID } from '../../tests/browser/seed-data.mjs';
+import { largeBatches, smallBatches } from '../../tests/browser/seed-data.mjs';
 import { post } from '../../tests/browser/seed.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 function args() {
-  const a = { server: path.join(ROOT, 'build/server/loopscope-server'), tasks: 100000, steps: 20, url: null, reloads: 3 };
+  const a = { server: path.join(ROOT, 'build/server/loopscope-server'), sizes: '10000,100000,1000000', steps: 10, reloads: 3 };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i++) {
     const k = v[i].replace(/^--/, '');
@@ -77,26 +79,32 @@ async function timeGet(url, n = 3) {
   return { ms: median(times), bytes, status: 200 };
 }
 
-// Opens the session page and returns first-render figures from the page's performance marks.
+// Opens the session page: first-render figures from the page's performance marks, the largest
+// API response while it loaded, and the JS heap once everything is in (CDP).
 async function firstRender(browser, url) {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await ctx.newPage();
   const errors = [];
+  const sizes = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('response', async (r) => {
+    try { sizes.push({ path: new URL(r.url()).pathname, bytes: (await r.body()).length }); } catch { /* aborted */ }
+  });
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Performance.enable');
   await page.goto(url);
-  await page.waitForFunction(() => Number(document.getElementById('timeline')?.dataset.drawn || 0) >= 1, null, { timeout: 60000 });
-  await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1', null, { timeout: 60000 });
+  await page.waitForFunction(() => Number(document.getElementById('timeline')?.dataset.drawn || 0) >= 1, null, { timeout: 120000 });
+  await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1', null, { timeout: 120000 });
+  await page.waitForTimeout(300);
   const marks = await page.evaluate(() => {
     const first = (n) => (performance.getEntriesByName(n)[0] || { startTime: NaN }).startTime;
-    const nav = performance.getEntriesByType('navigation')[0];
-    // Where the first render's time went: the /tasks answer as the browser saw it.
-    const res = performance.getEntriesByType('resource').find((r) => /\/tasks$/.test(new URL(r.name).pathname));
-    return { drawn: first('ls:first'), complete: first('ls:complete'), dcl: nav ? nav.domContentLoadedEventEnd : NaN,
-      tasksStart: res ? res.startTime : NaN, tasksEnd: res ? res.responseEnd : NaN,
-      svg: document.querySelectorAll('svg *').length };
+    return { drawn: first('ls:first'), complete: first('ls:complete'), svg: document.querySelectorAll('svg *').length };
   });
-  return { ctx, page, marks, errors };
+  const { metrics } = await cdp.send('Performance.getMetrics');
+  marks.heap = (metrics.find((m) => m.name === 'JSHeapUsedSize') || { value: NaN }).value;
+  const largest = sizes.reduce((b, x) => (x.bytes > b.bytes ? x : b), { path: '', bytes: 0 });
+  return { ctx, page, marks, errors, largest };
 }
 
 // One zoom step: a key press, then the page's own measure from input to fresh draw.
@@ -107,103 +115,149 @@ async function zoomStep(page, key) {
   await page.waitForTimeout(30);
   return page.evaluate(() => {
     const m = performance.getEntriesByName('ls:step');
-    return { ms: m.length ? m[m.length - 1].duration : NaN, svg: document.querySelectorAll('svg *').length,
-      span: Number(document.getElementById('timeline').dataset.to) - Number(document.getElementById('timeline').dataset.from) };
+    return m.length ? m[m.length - 1].duration : NaN;
   });
+}
+
+// One scroll step to fraction f of the lanes: from the scroll to the next fresh draw (which
+// needs a /rows window and a /timeline answer), measured in the page.
+async function scrollStep(page, f) {
+  return page.evaluate((frac) => new Promise((resolve) => {
+    const tl = document.getElementById('timeline');
+    const n = Number(tl.dataset.drawn);
+    const s = document.getElementById('lanes-scroll');
+    const t0 = performance.now();
+    s.scrollTop = Math.floor((s.scrollHeight - s.clientHeight) * frac);
+    const poll = () => (Number(tl.dataset.drawn) > n ? resolve(performance.now() - t0) : setTimeout(poll, 1));
+    poll();
+  }), f);
 }
 
 function row(name, value, target, unit = 'ms') {
   const v = Number.isFinite(value) ? value : NaN;
-  const ok = Number.isFinite(v) && target !== null ? (v <= target ? 'ok' : 'OVER') : '';
-  const ratio = Number.isFinite(v) && target ? (v / target).toFixed(2) : '';
-  console.log(`${name.padEnd(44)} ${String(Number.isFinite(v) ? (unit === 'ms' ? v.toFixed(1) : Math.round(v)) : 'n/a').padStart(10)} ${unit.padEnd(4)} ${
-    target === null ? ''.padStart(10) : `< ${target}`.padStart(10)} ${ratio.padStart(8)}  ${ok}`);
+  const ok = Number.isFinite(v) && Number.isFinite(target) ? (v <= target ? 'ok' : 'OVER') : '';
+  const ratio = Number.isFinite(v) && Number.isFinite(target) && target ? (v / target).toFixed(2) : '';
+  const fmtv = !Number.isFinite(v) ? 'n/a' : unit === 'ms' ? v.toFixed(1) : unit === 'MB' ? v.toFixed(2) : String(Math.round(v));
+  const tgt = Number.isFinite(target) ? `<= ${unit === 'MB' ? target.toFixed(2) : Math.round(target * 10) / 10}` : '';
+  console.log(`${name.padEnd(50)} ${fmtv.padStart(11)} ${unit.padEnd(4)} ${tgt.padStart(12)} ${ratio.padStart(7)}  ${ok}`);
+}
+
+const dbBytes = (dir) => fs.readdirSync(dir).filter((f) => f.startsWith('bench.db'))
+  .reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
+
+async function measureSize(browser, server, tasks, a) {
+  const sid = `s-large-${tasks}`;
+  const url = server.url;
+  const before = dbBytes(server.dir);
+  const t0 = performance.now();
+  let events = 0;
+  for (const b of largeBatches({ id: sid, tasks })) {
+    await post(url, b);
+    events += b.events.length;
+  }
+  const ingestS = (performance.now() - t0) / 1000;
+  const r = { tasks, events, ingestS, eps: events / ingestS };
+  // a checkpoint's worth of quiet so the WAL settles before the size is read
+  await new Promise((res) => setTimeout(res, 1500));
+  r.dbPerM = ((dbBytes(server.dir) - before) / events) * 1e6;
+  const base0 = `${url}/api/v1/sessions/${sid}`;
+  r.summaryFirst = await timeGet(base0, 1); // computes and stores the figures (session_stats)
+  const sum = await (await fetch(base0)).json();
+  r.awaits = sum.awaits;
+  const base = `${url}/api/v1/sessions/${sid}`;
+  r.rowsBuild = await timeGet(`${base}/rows?offset=0&limit=60`, 1); // builds the stored tree
+  r.rowsMid = await timeGet(`${base}/rows?offset=${Math.floor(tasks / 2)}&limit=80`, 5);
+  r.rowsCollapsed = await timeGet(`${base}/rows?offset=${Math.floor(tasks / 3)}&limit=80&collapsed=${
+    Array.from({ length: 200 }, (_, i) => 1 + i * 100).join(',')}`, 5);
+  r.rowsFind = await timeGet(`${base}/rows?find=${tasks - 7}&limit=80`, 5);
+  const ids = (await (await fetch(`${base}/rows?offset=${Math.floor(tasks / 2)}&limit=60`)).json()).rows.map((x) => x.id);
+  r.tlWhole = await timeGet(`${base}/timeline?from=0&to=${sum.duration_ns}&px=1160&tasks=${ids.join(',')}`, 5);
+  const mid = Math.floor(sum.duration_ns / 2);
+  r.tlZoom = await timeGet(`${base}/timeline?from=${mid}&to=${mid + 50_000_000}&px=1160&tasks=${ids.join(',')}`, 5);
+  r.summary = await timeGet(base, 5);
+  r.conc = await timeGet(`${base}/concurrency?px=2320`, 3);
+
+  const firsts = [];
+  let last = null;
+  for (let i = 0; i < a.reloads; i++) {
+    if (last) await last.ctx.close();
+    last = await firstRender(browser, `${url}/sessions/${sid}`);
+    firsts.push(last.marks);
+  }
+  const { page } = last;
+  await page.focus('#timeline');
+  const zooms = [];
+  for (let i = 0; i < a.steps; i++) zooms.push(await zoomStep(page, i < a.steps / 2 ? 'w' : 's'));
+  const scrolls = [];
+  for (const f of [0.5, 0.9, 0.1, 1, 0.3, 0.7]) scrolls.push(await scrollStep(page, f));
+  r.first = median(firsts.map((m) => m.drawn));
+  r.complete = median(firsts.map((m) => m.complete));
+  r.heap = median(firsts.map((m) => m.heap));
+  r.largest = last.largest;
+  r.zoom = median(zooms);
+  r.zoomMax = Math.max(...zooms);
+  r.scroll = median(scrolls);
+  r.scrollMax = Math.max(...scrolls);
+  r.svg = last.marks.svg;
+  r.errors = last.errors;
+  await last.ctx.close();
+  return r;
 }
 
 async function main() {
   const a = args();
-  let server = null;
-  let url = a.url;
-  const sid = `s-large-${a.tasks}`;
-  if (!url) {
-    server = await startServer(a.server);
-    url = server.url;
-    for (const b of smallBatches()) await post(url, b);
-    const t0 = performance.now();
-    let events = 0;
-    for (const b of largeBatches({ id: sid, tasks: a.tasks })) {
-      await post(url, b);
-      events += b.events.length;
-    }
-    const s = (performance.now() - t0) / 1000;
-    console.log(`ingest: ${events} events of ${a.tasks} tasks in ${s.toFixed(1)} s (${Math.round(events / s)} events/s)`);
-  }
+  const sizes = String(a.sizes).split(',').map(Number);
+  const server = await startServer(a.server);
   const browser = await launch();
+  const res = [];
   try {
-    // Server answer times for the queries the first render makes.
-    const sum = await (await fetch(`${url}/api/v1/sessions/${sid}`)).json();
-    const tasks = await timeGet(`${url}/api/v1/sessions/${sid}/tasks`);
-    const tlFull = await timeGet(`${url}/api/v1/sessions/${sid}/timeline?from=0&to=${sum.duration_ns}&px=1143&tasks=${Array.from({ length: 60 }, (_, i) => i + 1).join(',')}`);
-    const tlAll = await timeGet(`${url}/api/v1/sessions/${sid}/timeline?from=0&to=${sum.duration_ns}&px=1000`, 1);
-    const conc = await timeGet(`${url}/api/v1/sessions/${sid}/concurrency`);
-    const summ = await timeGet(`${url}/api/v1/sessions/${sid}`);
-
-    // Baseline: the 5-task seed session, same browser, same run.
-    const base = await firstRender(browser, `${url}/sessions/${SMALL_ID}`);
-    await base.ctx.close();
-
-    const firsts = [];
-    let last = null;
-    for (let i = 0; i < a.reloads; i++) {
-      if (last) await last.ctx.close();
-      last = await firstRender(browser, `${url}/sessions/${sid}`);
-      firsts.push(last.marks);
+    for (const b of smallBatches()) await post(server.url, b);
+    for (const n of sizes) {
+      const r = await measureSize(browser, server, n, a);
+      res.push(r);
+      console.log(`measured ${n} tasks: ingest ${r.ingestS.toFixed(1)} s, first render ${r.first.toFixed(0)} ms`);
     }
-    const { page, errors } = last;
-    await page.focus('#timeline');
-    const steps = [];
-    const svgAt = [{ span: sum.duration_ns, svg: last.marks.svg }];
-    for (let i = 0; i < a.steps; i++) {
-      const key = i < a.steps / 2 ? 'w' : 's';
-      const r = await zoomStep(page, key);
-      steps.push(r.ms);
-      svgAt.push({ span: r.span, svg: r.svg });
-    }
-    // Deep in the tree: scroll the lanes to the middle and count again.
-    await page.evaluate(() => { const s = document.getElementById('lanes-scroll'); s.scrollTop = s.scrollHeight / 2; });
-    await page.waitForTimeout(800);
-    const midSvg = await page.evaluate(() => document.querySelectorAll('svg *').length);
-    const maxSvg = Math.max(midSvg, ...svgAt.map((x) => x.svg));
-    await last.ctx.close();
-
-    console.log();
-    console.log(`page benchmark: session of ${a.tasks} tasks (${sum.awaits} awaits, ${sum.blocks} blocks), viewport 1400x900, Chromium headless`);
-    console.log(`${'figure'.padEnd(44)} ${'measured'.padStart(10)}      ${'target'.padStart(10)} ${'ratio'.padStart(8)}`);
-    row('first render, median of reloads (nav → drawn)', median(firsts.map((m) => m.drawn)), 1500);
-    row('  of which: page scripts loaded (nav → /tasks asked)', median(firsts.map((m) => m.tasksStart)), null);
-    row('  of which: /tasks transfer (asked → received)', median(firsts.map((m) => m.tasksEnd - m.tasksStart)), null);
-    row('  baseline: 5-task session first render', base.marks.drawn, null);
-    row('  tables and charts complete (nav → complete)', median(firsts.map((m) => m.complete)), null);
-    row(`zoom step re-render, median of ${steps.length}`, median(steps), 50);
-    row('zoom step re-render, max', Math.max(...steps), null);
-    row('SVG elements, most at any zoom level', maxSvg, 5000, 'elts');
-    for (const x of svgAt.filter((_, i) => i % 5 === 0)) row(`  SVG elements at span ${(x.span / 1e6).toPrecision(3)} ms`, x.svg, 5000, 'elts');
-    row('  SVG elements, lanes scrolled to the middle', midSvg, 5000, 'elts');
-    console.log();
-    console.log('server answer times (median of 3, loopback, measured from node):');
-    row(`  GET /tasks (${(tasks.bytes / 1e6).toFixed(1)} MB)`, tasks.ms, null);
-    row(`  GET /timeline, 60 lanes, whole range (${(tlFull.bytes / 1e3).toFixed(0)} kB)`, tlFull.ms, null);
-    row(`  GET /timeline, all lanes, whole range (${(tlAll.bytes / 1e6).toFixed(1)} MB)`, tlAll.ms, null);
-    row(`  GET /concurrency (${(conc.bytes / 1e6).toFixed(1)} MB)`, conc.ms, null);
-    row('  GET /sessions/{id} (summary)', summ.ms, null);
-    if (errors.length) console.log(`page errors: ${errors.slice(0, 5).join(' | ')}`);
   } finally {
     await browser.close();
-    if (server) {
-      server.proc.kill('SIGTERM');
-      await new Promise((r) => { server.proc.once('exit', r); setTimeout(r, 5000); });
-      fs.rmSync(server.dir, { recursive: true, force: true });
-    }
+    server.proc.kill('SIGTERM');
+    await new Promise((r) => { server.proc.once('exit', r); setTimeout(r, 5000); });
+    fs.rmSync(server.dir, { recursive: true, force: true });
+  }
+  const b = res[0];
+  console.log();
+  console.log('page benchmark (issue 14): viewport 1400x900, Chromium headless, all sizes in one run; targets against the smallest size');
+  for (const r of res) {
+    const big = r !== b;
+    const k = r.tasks >= 1e6 ? 1.5 : 1.2;
+    console.log();
+    console.log(`${r.tasks} tasks, ${r.awaits} awaits (${r.events} events)${big ? '' : ' — the baseline'}`);
+    console.log(`${'figure'.padEnd(50)} ${'measured'.padStart(11)}      ${'target'.padStart(12)} ${'ratio'.padStart(7)}`);
+    row('first render, median of reloads (nav → drawn)', r.first, big ? Math.min(k * b.first, r.tasks >= 1e6 ? 1000 : Infinity) : NaN);
+    row('  tables and charts complete (nav → complete)', r.complete, NaN);
+    row('zoom step (input → drawn), median', r.zoom, 50);
+    row('  zoom step, max', r.zoomMax, NaN);
+    row('scroll step (scroll → drawn), median', r.scroll, 50);
+    row('  scroll step, max', r.scrollMax, NaN);
+    row('tab memory, JSHeapUsedSize after load', r.heap / 1e6, big ? (r.tasks >= 1e6 ? 2 : 1.5) * b.heap / 1e6 : NaN, 'MB');
+    row(`largest response (${r.largest.path.split('/').pop()})`, r.largest.bytes / 1e6, big ? 1 : NaN, 'MB');
+    row('SVG elements after load', r.svg, 5000, 'elts');
+    console.log('  server side (median, loopback, from node):');
+    row('  ingest, events/s', r.eps, NaN, '/s');
+    row('  database bytes per million events', r.dbPerM / 1e6, NaN, 'MB');
+    row('  GET /rows first (builds the stored tree)', r.rowsBuild.ms, NaN);
+    row('  GET /rows, 80 rows mid-tree', r.rowsMid.ms, 50);
+    row('  GET /rows, 80 rows, 200 collapsed', r.rowsCollapsed.ms, 50);
+    row('  GET /rows?find= (a task near the end)', r.rowsFind.ms, 50);
+    row(`  GET /timeline, 60 lanes, whole range (${(r.tlWhole.bytes / 1e3).toFixed(0)} kB)`, r.tlWhole.ms, 50);
+    row(`  GET /timeline, 60 lanes, 50 ms range (${(r.tlZoom.bytes / 1e3).toFixed(0)} kB)`, r.tlZoom.ms, 50);
+    row('  GET /sessions/{id} first (computes, stores figures)', r.summaryFirst.ms, NaN);
+    row('  GET /sessions/{id} (summary)', r.summary.ms, 100);
+    row(`  GET /concurrency?px=2320 (${(r.conc.bytes / 1e3).toFixed(0)} kB)`, r.conc.ms, NaN);
+    if (r.errors.length) console.log(`  page errors: ${r.errors.slice(0, 3).join(' | ')}`);
+  }
+  if (res.length > 1) {
+    console.log();
+    console.log(`ingest events/s, largest vs smallest session: ${(res[res.length - 1].eps / b.eps).toFixed(2)}x`);
   }
 }
 

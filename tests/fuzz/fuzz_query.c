@@ -491,6 +491,7 @@ static int params_ok(size_t h, const qargs *q)
   case 0: return int_param_ok(q, "limit", 1, 1000);
   case 3: return int_param_ok(q, "limit", 1, 100000);
   case 2: case 4: return int_param_ok(q, "limit", 1, 10000); /* tasks, blocks: a page */
+  case 6: return int_param_ok(q, "px", 1, 10000);
   case 7:
     return int_param_ok(q, "from", 0, TWO_POW_53 - 1) && int_param_ok(q, "to", 0, TWO_POW_53) &&
            int_param_ok(q, "px", 1, 10000) && tasks_param_ok(q);

@@ -55,7 +55,7 @@ def test_every_route_of_the_server_is_documented(openapi):
     subs = re.findall(r'!strcmp\(sub, "([a-z]+)"\)', src)
     rests = re.findall(r'!strcmp\(rest, "([a-z]+)"\)', src)
     urls = re.findall(r'!strn?cmp\(url, "(/[a-z/]*)"', src)
-    assert len(views) == 6 and subs == ["events", "export"]
+    assert len(views) == 7 and subs == ["events", "export"]
     assert set(rests) == {"ingest", "sessions", "events", "endpoints", "compare"}
     routed = {f"/api/v1/sessions/{{id}}/{v}" for v in views + subs} | {f"/api/v1/{r}" for r in rests}
     routed |= {"/api/v1/sessions/{id}"}  # "sessions/" + an id, with nothing after it
@@ -163,7 +163,7 @@ def test_schemathesis_finds_nothing(servers, tmp_path):
     summary = out[out.find("===== SUMMARY") if "===== SUMMARY" in out else -3000:]
     print("\n" + summary)
     assert r.returncode == 0, out[-12000:]
-    assert re.search(r"Tested: 22\b", out), summary
+    assert re.search(r"Tested: 23\b", out), summary
     assert re.search(r"\d+ generated", out), summary
     assert s.proc.poll() is None  # still serving
 
@@ -171,7 +171,7 @@ def test_schemathesis_finds_nothing(servers, tmp_path):
 # ---- every documented status, reached by a request listed here ----
 
 S = "/api/v1/sessions/{id}"
-VIEWS = ["tasks", "awaits", "blocks", "lag", "concurrency", "timeline", "export"]
+VIEWS = ["tasks", "awaits", "blocks", "lag", "concurrency", "timeline", "rows", "export"]
 TOKEN = {"Authorization": "Bearer sekrit"}
 EVIL = {"Host": "evil.example"}
 JSON = {"Content-Type": "application/json"}
@@ -227,6 +227,8 @@ REACH += [
     ("open", "GET", f"{S}/blocks", f"/api/v1/sessions/{SID}/blocks?sort=d&limit=1", {}, None, 200),
     ("open", "GET", f"{S}/blocks", f"/api/v1/sessions/{SID}/blocks?order=up", {}, None, 400),
     ("open", "GET", f"{S}/timeline", f"/api/v1/sessions/{SID}/timeline?from=5&to=5", {}, None, 400),
+    ("open", "GET", f"{S}/rows", f"/api/v1/sessions/{SID}/rows?limit=2001", {}, None, 400),
+    ("open", "GET", f"{S}/concurrency", f"/api/v1/sessions/{SID}/concurrency?px=0", {}, None, 400),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{SID}/export?format=xml", {}, None, 400),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{RID}/export?format=chrome", {}, None, 200),
     ("open", "GET", f"{S}/export", f"/api/v1/sessions/{RID}/export?format=otlp", {}, None, 200),

@@ -1,0 +1,314 @@
+/* store_rows.c — the stored task tree (store_rows.h, schema task_rows): built from the tasks
+ * table with stats.c's tree order when the session's rows_built flag says it is stale, and read
+ * by position or by task id. Which positions a window shows is query_rows.c's business. Part of
+ * the store module (store_internal.h). */
+#include "store_rows.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stats.h"
+#include "store_internal.h"
+
+#define TREE_MAX ((size_t)64 << 20) /* tasks a tree is built for at most (memory bound) */
+
+static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+  int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+  if(rc != SQLITE_OK) {
+    log_msg(LOG_WARN, "store: task rows: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(*st);
+    *st = NULL;
+    return store_code_of(rc) ? store_code_of(rc) : LS_EIO;
+  }
+  return 0;
+}
+
+/* The step's result as a project code (SQLITE_ROW and SQLITE_DONE are fine). */
+static int step_code(sqlite3 *db, int rc)
+{
+  if(rc == SQLITE_ROW || rc == SQLITE_DONE)
+    return 0;
+  log_msg(LOG_WARN, "store: task rows: %s", sqlite3_errmsg(db));
+  return store_code_of(rc) ? store_code_of(rc) : LS_EIO;
+}
+
+/* rows_built of session sid: 0 or 1; LS_ENOTFOUND when the session is gone. */
+static int read_built(sqlite3 *db, int64_t sid, int *built)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = prep(db, "SELECT rows_built FROM sessions WHERE sid = ?1", &st);
+  if(rc)
+    return rc;
+  sqlite3_bind_int64(st, 1, sid);
+  int src = sqlite3_step(st);
+  if(src == SQLITE_ROW)
+    *built = sqlite3_column_int(st, 0) != 0;
+  rc = src == SQLITE_DONE ? LS_ENOTFOUND : step_code(db, src);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* The session's tasks as stats_task rows (created -1 when unknown, as /tasks orders them). */
+static int load_tree_input(sqlite3 *db, int64_t sid, stats_task **out, size_t *n)
+{
+  *out = NULL;
+  *n = 0;
+  sqlite3_stmt *st = NULL;
+  int rc = prep(db, "SELECT id, parent, created FROM tasks WHERE sid = ?1 AND has_task = 1", &st);
+  if(rc)
+    return rc;
+  sqlite3_bind_int64(st, 1, sid);
+  size_t cap = 0;
+  stats_task *v = NULL;
+  int src;
+  while(!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    if(*n == cap) {
+      size_t ncap = cap ? cap * 2 : 1024;
+      stats_task *p = ncap <= TREE_MAX ? realloc(v, ncap * sizeof(*v)) : NULL;
+      if(!p) {
+        rc = LS_ENOMEM;
+        break;
+      }
+      v = p;
+      cap = ncap;
+    }
+    v[(*n)++] = (stats_task){.id = sqlite3_column_int64(st, 0), .parent = sqlite3_column_int64(st, 1),
+                             .created = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2)};
+  }
+  if(!rc)
+    rc = step_code(db, src);
+  sqlite3_finalize(st);
+  if(rc) {
+    free(v);
+    *n = 0;
+    return rc;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Writes the rows of the tree of t[0..n) in the order order[] gives. In depth-first order a
+ * task's parent is the last task seen one level up (anc[depth - 1]), and a subtree's size is
+ * summed from the end backwards, children before their parent. */
+static int write_tree(sqlite3 *db, int64_t sid, const stats_task *t, const size_t *order, size_t n)
+{
+  size_t m = n ? n : 1;
+  int64_t *pp = malloc(m * sizeof(*pp)), *size = malloc(m * sizeof(*size));
+  int64_t *kids = calloc(m, sizeof(*kids)), *anc = malloc(m * sizeof(*anc));
+  int rc = pp && size && kids && anc ? 0 : LS_ENOMEM;
+  for(size_t k = 0; !rc && k < n; k++) {
+    int32_t d = t[order[k]].depth;
+    pp[k] = d > 0 ? anc[d - 1] : -1;
+    anc[d] = (int64_t)k;
+    size[k] = 1;
+  }
+  for(size_t k = n; !rc && k > 0; k--) {
+    if(pp[k - 1] >= 0) {
+      size[pp[k - 1]] += size[k - 1];
+      kids[pp[k - 1]]++;
+    }
+  }
+  sqlite3_stmt *del = NULL, *ins = NULL, *mark = NULL;
+  if(!rc)
+    rc = prep(db, "DELETE FROM task_rows WHERE sid = ?1", &del);
+  if(!rc)
+    rc = prep(db, "INSERT INTO task_rows(sid, pos, id, parent, depth, children, size)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &ins);
+  if(!rc)
+    rc = prep(db, "UPDATE sessions SET rows_built = 1 WHERE sid = ?1", &mark);
+  if(!rc) {
+    sqlite3_bind_int64(del, 1, sid);
+    rc = step_code(db, sqlite3_step(del));
+  }
+  for(size_t k = 0; !rc && k < n; k++) {
+    const stats_task *x = &t[order[k]];
+    sqlite3_bind_int64(ins, 1, sid);
+    sqlite3_bind_int64(ins, 2, (int64_t)k);
+    sqlite3_bind_int64(ins, 3, x->id);
+    sqlite3_bind_int64(ins, 4, x->eff_parent);
+    sqlite3_bind_int64(ins, 5, x->depth);
+    sqlite3_bind_int64(ins, 6, kids[k]);
+    sqlite3_bind_int64(ins, 7, size[k]);
+    rc = step_code(db, sqlite3_step(ins));
+    sqlite3_reset(ins);
+  }
+  if(!rc) {
+    sqlite3_bind_int64(mark, 1, sid);
+    rc = step_code(db, sqlite3_step(mark));
+  }
+  sqlite3_finalize(del);
+  sqlite3_finalize(ins);
+  sqlite3_finalize(mark);
+  free(pp);
+  free(size);
+  free(kids);
+  free(anc);
+  return rc;
+}
+
+static int build_tree(sqlite3 *db, int64_t sid)
+{
+  stats_task *t = NULL;
+  size_t n = 0;
+  int rc = load_tree_input(db, sid, &t, &n);
+  size_t *order = NULL;
+  if(!rc && !(order = malloc((n ? n : 1) * sizeof(*order))))
+    rc = LS_ENOMEM;
+  if(!rc)
+    rc = stats_task_tree(t, n, order);
+  if(!rc)
+    rc = write_tree(db, sid, t, order, n);
+  free(order);
+  free(t);
+  return rc;
+}
+
+/* The reader's connection is query_only between requests; for a build it writes, in a
+ * transaction that waits for the write lock as long as the writer would (busy timeout). */
+int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), void *arg)
+{
+  sqlite3 *db = r->db;
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  int rc = store_exec(db, "PRAGMA query_only = 0", NULL, 0);
+  if(!rc)
+    rc = store_exec(db, "BEGIN IMMEDIATE", NULL, 0);
+  if(!rc) {
+    rc = fn(db, arg);
+    if(!rc)
+      rc = store_exec(db, "COMMIT", NULL, 0);
+    if(rc)
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  int qrc = store_exec(db, "PRAGMA query_only = 1", NULL, 0);
+  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+  return rc ? rc : qrc;
+}
+
+typedef struct build_arg { int64_t sid; int built; } build_arg;
+
+static int build_if_stale(sqlite3 *db, void *arg)
+{
+  build_arg *b = arg;
+  int ok = 0;
+  int rc = read_built(db, b->sid, &ok); /* another request may have built it meanwhile */
+  if(!rc && !ok) {
+    rc = build_tree(db, b->sid);
+    b->built = !rc;
+  }
+  return rc;
+}
+
+int store_rows_ensure(store_reader *r, int64_t sid, int *built, int64_t *rows)
+{
+  *built = 0;
+  *rows = 0;
+  int ok = 0;
+  int rc = read_built(r->db, sid, &ok);
+  if(!rc && !ok) {
+    build_arg b = {sid, 0};
+    rc = store_write_on_reader(r, build_if_stale, &b);
+    *built = b.built;
+  }
+  sqlite3_stmt *st = NULL;
+  if(!rc)
+    rc = prep(r->db, "SELECT pos FROM task_rows WHERE sid = ?1 ORDER BY pos DESC LIMIT 1", &st);
+  if(!rc) {
+    sqlite3_bind_int64(st, 1, sid);
+    int src = sqlite3_step(st);
+    if(src == SQLITE_ROW)
+      *rows = sqlite3_column_int64(st, 0) + 1;
+    rc = step_code(r->db, src);
+    sqlite3_finalize(st);
+  }
+  return rc;
+}
+
+int store_rows_find_many(store_reader *r, int64_t sid, const int64_t *ids, size_t n, store_row *out)
+{
+  sqlite3_stmt *st = NULL;
+  int rc = prep(r->db, /* INDEXED BY: without it SQLite 3.40 scans the session by its primary key (sid, pos) */
+                "SELECT pos, parent, depth, children, size FROM task_rows INDEXED BY task_rows_id WHERE sid = ?1 AND id = ?2", &st);
+  for(size_t i = 0; !rc && i < n; i++) {
+    memset(&out[i], 0, sizeof(out[i]));
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, ids[i]);
+    int src = sqlite3_step(st);
+    if(src == SQLITE_ROW) {
+      out[i].id = ids[i];
+      out[i].pos = sqlite3_column_int64(st, 0);
+      out[i].parent = sqlite3_column_int64(st, 1);
+      out[i].depth = sqlite3_column_int64(st, 2);
+      out[i].children = sqlite3_column_int64(st, 3);
+      out[i].size = sqlite3_column_int64(st, 4);
+    }
+    rc = step_code(r->db, src);
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_rows_find(store_reader *r, int64_t sid, int64_t id, store_row *out)
+{
+  int rc = store_rows_find_many(r, sid, &id, 1, out);
+  return !rc && out->id == 0 ? LS_ENOTFOUND : rc;
+}
+
+static const char *text_of(sqlite3_stmt *st, int i, arena *a)
+{
+  const unsigned char *p = sqlite3_column_text(st, i);
+  return p ? arena_strndup(a, (const char *)p, (size_t)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+static int64_t opt_of(sqlite3_stmt *st, int i)
+{
+  return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+int store_rows_scan(store_reader *r, int64_t sid, int64_t lo, int64_t hi, size_t max, arena *a,
+                    store_row *out, size_t *n)
+{
+  *n = 0;
+  if(max == 0 || lo >= hi)
+    return 0;
+  sqlite3_stmt *st = NULL;
+  /* CROSS JOIN: task_rows outside, so the scan follows (sid, pos) and each task is one lookup */
+  int rc = prep(r->db,
+                "SELECT r.pos, r.id, r.parent, r.depth, r.children, r.size, t.created, t.first_run, t.ended,"
+                " t.busy_ns, t.wait_ns, t.status, t.name, t.coro, t.state, t.exc"
+                " FROM task_rows r CROSS JOIN tasks t ON t.sid = r.sid AND t.id = r.id"
+                " WHERE r.sid = ?1 AND r.pos >= ?2 AND r.pos < ?3 ORDER BY r.pos LIMIT ?4", &st);
+  if(rc)
+    return rc;
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 2, lo);
+  sqlite3_bind_int64(st, 3, hi);
+  sqlite3_bind_int64(st, 4, (int64_t)max);
+  int src;
+  while((src = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+    store_row *x = &out[(*n)++];
+    x->pos = sqlite3_column_int64(st, 0);
+    x->id = sqlite3_column_int64(st, 1);
+    x->parent = sqlite3_column_int64(st, 2);
+    x->depth = sqlite3_column_int64(st, 3);
+    x->children = sqlite3_column_int64(st, 4);
+    x->size = sqlite3_column_int64(st, 5);
+    x->created = opt_of(st, 6);
+    x->first_run = opt_of(st, 7);
+    x->ended = opt_of(st, 8);
+    x->busy_ns = sqlite3_column_int64(st, 9);
+    x->wait_ns = sqlite3_column_int64(st, 10);
+    x->status = opt_of(st, 11);
+    x->name = text_of(st, 12, a);
+    x->coro = text_of(st, 13, a);
+    x->state = text_of(st, 14, a);
+    x->exc = text_of(st, 15, a);
+  }
+  rc = step_code(r->db, src);
+  sqlite3_finalize(st);
+  if(!rc && a->failed)
+    rc = LS_ENOMEM;
+  return rc;
+}

@@ -1,0 +1,39 @@
+/* store_rows.h — the task tree stored as rows (schema task_rows): building it for a session when
+ * it is stale, and the indexed reads a window of lanes needs (by position, by task id). Which
+ * rows a collapsed set hides and the JSON are query_rows.c's. Part of the store module. */
+#ifndef LS_STORE_ROWS_H
+#define LS_STORE_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "store.h"
+
+/* One task as a row of the tree: its place (pos, 0-based, depth-first order), shape and the
+ * task's own fields (-1: unknown, NULL: none). */
+typedef struct store_row {
+  int64_t pos, id, parent, depth, children, size;
+  int64_t created, first_run, ended, busy_ns, wait_ns, status;
+  const char *name, *coro, *state, *exc;
+} store_row;
+
+/* Makes session sid's stored tree current. When it is stale this ends r's read transaction,
+ * builds the tree in a write transaction of its own on r's connection (waiting for the writer
+ * as the writer would wait for it) and opens a new read transaction, so everything r read
+ * before is from an older snapshot. *built = 1 when it built. *rows = the tree's row count. */
+int store_rows_ensure(store_reader *r, int64_t sid, int *built, int64_t *rows);
+
+/* The row of task id: pos, size, depth and parent filled (the task's own fields are not read).
+ * LS_ENOTFOUND when the tree has no such task. */
+int store_rows_find(store_reader *r, int64_t sid, int64_t id, store_row *out);
+
+/* The rows of tasks ids[0..n) (one statement for all): out[i].id = 0 when ids[i] is not in
+ * the tree, else as store_rows_find fills it. */
+int store_rows_find_many(store_reader *r, int64_t sid, const int64_t *ids, size_t n, store_row *out);
+
+/* Rows with lo <= pos < hi, by pos, at most max of them, written to out (strings in a). */
+int store_rows_scan(store_reader *r, int64_t sid, int64_t lo, int64_t hi, size_t max, arena *a,
+                    store_row *out, size_t *n);
+
+#endif

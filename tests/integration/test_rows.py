@@ -1,0 +1,153 @@
+"""test_rows.py — GET /sessions/{id}/rows, the task tree served in windows from its stored order
+(schema task_rows): every window, with and without collapsed tasks, matches what the page would
+compute from the whole /tasks list; find tells a task's row or the collapsed ancestors hiding it;
+a session that grows after its tree was stored is served its new tree; bad parameters are 400."""
+import random
+
+from batches import batch
+
+META = {"name": "tree", "started_unix_ns": "1764089000123456789"}
+
+
+def tree_events(rng, first_id, n, known):
+    """n task events with ids first_id.., each a root or a child of a task in known (grows)."""
+    evs = []
+    for i in range(first_id, first_id + n):
+        parent = rng.choice(known) if known and rng.random() < 0.85 else 0
+        # created times collide on purpose: siblings then go by id
+        evs.append({"k": "task", "id": i, "parent": parent, "name": f"T{i}", "coro": "app.work", "t": rng.randrange(0, 50) * 1000})
+        known.append(i)
+    return evs
+
+
+def visible(tasks, collapsed):
+    """The lanes the page shows: /tasks order without the descendants of collapsed tasks."""
+    out, hide_deeper = [], None
+    for t in tasks:
+        if hide_deeper is not None and t["depth"] > hide_deeper:
+            continue
+        hide_deeper = None
+        out.append(t)
+        if t["id"] in collapsed and t["children"]:
+            hide_deeper = t["depth"]
+    return out
+
+
+def subtree(tasks, i):
+    d, n = tasks[i]["depth"], 1
+    while i + n < len(tasks) and tasks[i + n]["depth"] > d:
+        n += 1
+    return n
+
+
+def check_windows(server, sid, collapsed, limit=37):
+    tasks = server.get_json(f"/api/v1/sessions/{sid}/tasks")["tasks"]
+    want = visible(tasks, collapsed)
+    q = ",".join(str(c) for c in sorted(collapsed))
+    got = []
+    offset = 0
+    while True:
+        r = server.get_json(f"/api/v1/sessions/{sid}/rows?offset={offset}&limit={limit}&collapsed={q}")
+        assert r["total"] == len(want) and r["tasks"] == len(tasks) and r["offset"] == offset
+        assert [x["row"] for x in r["rows"]] == list(range(offset, offset + len(r["rows"])))
+        got += r["rows"]
+        if len(r["rows"]) < limit:
+            break
+        offset += limit
+    assert [x["id"] for x in got] == [t["id"] for t in want]
+    index = {t["id"]: i for i, t in enumerate(tasks)}
+    for x in got:
+        t = tasks[index[x["id"]]]
+        assert (x["parent"], x["depth"], x["children"], x["name"]) == (t["parent"], t["depth"], len(t["children"]), t["name"])
+        assert x["size"] == subtree(tasks, index[x["id"]])
+        assert x["collapsed"] == (x["id"] in collapsed and x["children"] > 0)
+    return tasks, want
+
+
+def test_windows_match_the_tasks_order(server):
+    rng = random.Random(7)
+    known = []
+    evs = tree_events(rng, 1, 400, known)
+    assert server.ingest(batch("s-rows", "b1", evs + [{"k": "end", "t": 60000}], META)).status == 202
+    tasks, _ = check_windows(server, "s-rows", set())
+    parents = [t["id"] for t in tasks if t["children"]]
+    for k in (1, 5, 40):
+        check_windows(server, "s-rows", set(rng.sample(parents, k)) | {99999, 3})
+    # nested collapsed tasks: an ancestor and its descendant both collapsed
+    deep = next(t for t in tasks if t["depth"] >= 2 and t["children"])
+    chain = {deep["id"], deep["parent"]}
+    check_windows(server, "s-rows", chain)
+
+
+def test_find_and_hidden_by(server):
+    evs = [{"k": "task", "id": 1, "parent": 0, "t": 0}, {"k": "task", "id": 2, "parent": 1, "t": 1},
+           {"k": "task", "id": 3, "parent": 2, "t": 2}, {"k": "task", "id": 4, "parent": 1, "t": 3},
+           {"k": "task", "id": 5, "parent": 0, "t": 4}]
+    assert server.ingest(batch("s-find", "b1", evs, META)).status == 202
+    base = "/api/v1/sessions/s-find/rows"
+    r = server.get_json(base + "?find=4&limit=1")
+    assert r["found"] == {"id": 4, "row": 3, "parent": 1, "depth": 1, "hidden_by": []}
+    assert r["offset"] == 3 and [x["id"] for x in r["rows"]] == [4]  # no offset: the window holds it
+    r = server.get_json(base + "?find=3&collapsed=1,2")
+    assert r["found"]["row"] is None and r["found"]["hidden_by"] == [1, 2]
+    assert r["total"] == 2 and [x["id"] for x in r["rows"]] == [1, 5]
+    r = server.get_json(base + "?find=5&collapsed=2")
+    assert r["found"]["row"] == 3 and r["total"] == 4
+    assert server.get_json(base + "?find=77")["found"] is None
+    assert server.get_json(base + "?offset=9")["rows"] == []
+
+
+def test_tree_follows_a_growing_session(server):
+    rng = random.Random(11)
+    known = []
+    assert server.ingest(batch("s-grow", "b1", tree_events(rng, 1, 120, known), META)).status == 202
+    check_windows(server, "s-grow", set())  # builds and stores the tree
+    # more tasks, some children of tasks already placed (positions in the middle move)
+    assert server.ingest(batch("s-grow", "b2", tree_events(rng, 121, 80, known))).status == 202
+    tasks, _ = check_windows(server, "s-grow", set())
+    assert len(tasks) == 200
+    # a task whose steps arrived before its task event (an upsert's update path), and a task
+    # moved under another parent by a later task event
+    assert server.ingest(batch("s-grow", "b3", [{"k": "step", "id": 500, "t": 5, "d": 1}])).status == 202
+    check_windows(server, "s-grow", set())
+    assert server.ingest(batch("s-grow", "b4", [{"k": "task", "id": 500, "parent": 7, "t": 1}])).status == 202
+    tasks, _ = check_windows(server, "s-grow", {7})
+    assert any(t["id"] == 500 and t["parent"] == 7 for t in tasks)
+    # steps, awaits and done events alone leave the stored tree as it is, and it stays right
+    assert server.ingest(batch("s-grow", "b5", [{"k": "done", "id": 3, "t": 90, "state": "ok"},
+                                                {"k": "end", "t": 100}])).status == 202
+    check_windows(server, "s-grow", {1, 2})
+
+
+def test_rows_errors_and_delete(server):
+    assert server.ingest(batch("s-err", "b1", [{"k": "task", "id": 1, "t": 0}], META)).status == 202
+    base = "/api/v1/sessions/s-err/rows"
+    for q, detail in [("?offset=-1", "offset"), ("?limit=2001", "limit"), ("?find=0", "find"),
+                      ("?collapsed=1,x", "collapsed"), ("?collapsed=" + ",".join(["1"] * 2001), "collapsed")]:
+        r = server.get(base + q)
+        assert r.status == 400, q
+        assert r.json()["detail"].startswith(detail)
+    assert server.get_json(base)["total"] == 1
+    assert server.get("/api/v1/sessions/nope/rows").status == 404
+    assert server.request("DELETE", "/api/v1/sessions/s-err").status in (200, 204)
+    assert server.get(base).status == 404
+
+
+def test_concurrency_envelope(server):
+    """/concurrency?px=N keeps, per column, the least and the most tasks alive, and the end."""
+    evs = [{"k": "task", "id": i, "parent": 0, "t": i * 10} for i in range(1, 401)]
+    evs += [{"k": "done", "id": i, "t": i * 10 + 5 + (i % 7), "state": "ok"} for i in range(1, 401)]
+    assert server.ingest(batch("s-conc", "b1", evs + [{"k": "end", "t": 5000}], META)).status == 202
+    full = server.get_json("/api/v1/sessions/s-conc/concurrency")
+    env = server.get_json("/api/v1/sessions/s-conc/concurrency?px=10")
+    assert env["max"] == full["max"]
+    assert len(env["series"]) <= 2 * 10 + 1 < len(full["series"])
+    assert env["series"][-1] == full["series"][-1]
+    pts = [(p["t"], p["n"]) for p in full["series"]]
+    for col in range(10):
+        inside = [n for t, n in pts if int(t * 10 / 5000) == col]
+        kept = [p["n"] for p in env["series"] if int(p["t"] * 10 / 5000) == col]
+        if inside:
+            assert min(kept) == min(inside) and max(kept) == max(inside)
+    assert [p["t"] for p in env["series"]] == sorted(p["t"] for p in env["series"])
+    assert server.get("/api/v1/sessions/s-conc/concurrency?px=0").status == 400
