@@ -3,6 +3,7 @@
 #include "query.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,7 +356,9 @@ static int parse_min_ms(const char *s, double *ms, int64_t *min_d)
   char *end = NULL;
   errno = 0;
   double v = strtod(s, &end);
-  if(errno || !end || *end || end == s || !isfinite(v) || v < 0 || v > 9e9)
+  /* An underflow (ERANGE with a result of at most DBL_MIN, e.g. "1e-308") is a valid tiny
+   * threshold, the same as 0; an overflow is not. */
+  if((errno && !(errno == ERANGE && fabs(v) <= DBL_MIN)) || !end || *end || end == s || !isfinite(v) || v < 0 || v > 9e9)
     return LS_EINVAL;
   double ns = v * 1e6;
   double r = nearbyint(ns);
