@@ -32,17 +32,85 @@ static const char *endpoint_of(const ep_session *s)
   return s->route ? s->route : s->name;
 }
 
-static int session_cmp(const void *pa, const void *pb)
+/* Within a group: by duration, then sid (the later arrival after an equal duration). */
+static int duration_cmp(const void *pa, const void *pb)
 {
   const ep_session *a = pa, *b = pb;
-  int c = str_cmp(a->service, b->service);
-  if(!c)
-    c = str_cmp(endpoint_of(a), endpoint_of(b));
-  if(!c)
-    c = (a->duration > b->duration) - (a->duration < b->duration);
-  if(!c)
-    c = (a->sid > b->sid) - (a->sid < b->sid);
-  return c;
+  if(a->duration != b->duration)
+    return a->duration > b->duration ? 1 : -1;
+  return (a->sid > b->sid) - (a->sid < b->sid);
+}
+
+static int same_group(const ep_session *a, const ep_session *b)
+{
+  return !str_cmp(a->service, b->service) && !str_cmp(endpoint_of(a), endpoint_of(b));
+}
+
+static uint64_t hash_str(uint64_t h, const char *s);
+
+/* key[i]: the group of s[i], numbered in order of first sight; *ng: how many; first[g]: the
+ * first session of group g. One hash lookup per session: sorting 100,000 sessions by their
+ * strings cost more than the rest of a query together (strcmp in every comparison). */
+static int key_sessions(const ep_session *s, size_t n, uint32_t *key, size_t *first, size_t *ng)
+{
+  size_t nslot = 16;
+  while(nslot < 2 * n)
+    nslot *= 2;
+  uint32_t *slot = calloc(nslot, sizeof(*slot));
+  if(!slot)
+    return LS_ENOMEM;
+  *ng = 0;
+  for(size_t i = 0; i < n; i++) {
+    size_t j = hash_str(hash_str(1469598103934665603u, s[i].service), endpoint_of(&s[i])) & (nslot - 1);
+    while(slot[j] && !same_group(&s[first[slot[j] - 1]], &s[i]))
+      j = (j + 1) & (nslot - 1);
+    if(!slot[j]) {
+      first[*ng] = i;
+      slot[j] = (uint32_t)++*ng;
+    }
+    key[i] = slot[j] - 1;
+  }
+  free(slot);
+  return 0;
+}
+
+/* Orders s[0..n) by group (counting sort on the keys, groups in order of first sight), then by
+ * duration and sid within each; start[g] is where group g begins (start[ng] == n). */
+static int order_sessions(ep_session *s, size_t n, size_t **startp, size_t *ngp)
+{
+  uint32_t *key = malloc(n * sizeof(*key));
+  size_t *first = malloc(n * sizeof(*first));
+  ep_session *tmp = malloc(n * sizeof(*tmp));
+  size_t *start = NULL, ng = 0;
+  int rc = key && first && tmp ? 0 : LS_ENOMEM;
+  if(!rc)
+    rc = key_sessions(s, n, key, first, &ng);
+  if(!rc && !(start = calloc(ng + 1, sizeof(*start))))
+    rc = LS_ENOMEM;
+  if(!rc) {
+    for(size_t i = 0; i < n; i++)
+      start[key[i] + 1]++;
+    for(size_t g = 0; g < ng; g++)
+      start[g + 1] += start[g];
+    for(size_t i = 0; i < n; i++) /* first[] is free now: the next slot of each group */
+      first[key[i]] = 0;
+    for(size_t i = 0; i < n; i++)
+      tmp[start[key[i]] + first[key[i]]++] = s[i];
+    memcpy(s, tmp, n * sizeof(*s));
+    for(size_t g = 0; g < ng; g++)
+      if(start[g + 1] - start[g] > 1)
+        qsort(s + start[g], start[g + 1] - start[g], sizeof(*s), duration_cmp);
+  }
+  free(key);
+  free(first);
+  free(tmp);
+  if(rc) {
+    free(start);
+    return rc;
+  }
+  *startp = start;
+  *ngp = ng;
+  return 0;
 }
 
 static int group_cmp(const void *pa, const void *pb)
@@ -90,39 +158,35 @@ static int group_stats(ep_agg *e, ep_group *g)
 
 int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
 {
-  memset(e, 0, sizeof(*e));
+  memset(e, 0, sizeof(e[0]));
   arena_init(&e->a);
   e->s = s;
   e->ns = n;
   if(!n)
     return 0;
-  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
-    qsort(s, n, sizeof(*s), session_cmp);
-  size_t ng = 0;
-  for(size_t i = 0; i < n; i++)
-    if(i == 0 || str_cmp(s[i].service, s[i - 1].service) || str_cmp(endpoint_of(&s[i]), endpoint_of(&s[i - 1])))
-      ng++;
+  size_t *start = NULL, ng = 0;
+  int rc = order_sessions(s, n, &start, &ng);
+  if(rc)
+    return rc;
   e->g = calloc(ng, sizeof(*e->g));
   e->by_sid = malloc(2 * n * sizeof(*e->by_sid));
-  if(!e->g || !e->by_sid)
+  if(!e->g || !e->by_sid) {
+    free(start);
     return LS_ENOMEM;
-  for(size_t i = 0, k = 0; i < n; i++) {
-    if(i == 0 || str_cmp(s[i].service, s[i - 1].service) || str_cmp(endpoint_of(&s[i]), endpoint_of(&s[i - 1]))) {
-      ep_group *g = &e->g[e->ng++];
-      g->service = s[i].service;
-      g->endpoint = endpoint_of(&s[i]);
-      g->first = i;
-      k = 0;
-    }
-    ep_group *g = &e->g[e->ng - 1];
-    g->n = ++k;
-    g->templated |= s[i].route != NULL;
   }
-  for(size_t i = 0; i < e->ng; i++) {
-    int rc = group_stats(e, &e->g[i]);
-    if(rc)
+  for(size_t k = 0; k < ng; k++) {
+    ep_group *g = &e->g[e->ng++];
+    g->first = start[k];
+    g->n = start[k + 1] - start[k];
+    g->service = s[g->first].service;
+    g->endpoint = endpoint_of(&s[g->first]);
+    for(size_t i = g->first; i < g->first + g->n; i++)
+      g->templated |= s[i].route != NULL;
+  }
+  free(start);
+  for(size_t i = 0; i < e->ng; i++)
+    if((rc = group_stats(e, &e->g[i])))
       return rc;
-  }
   if(e->ng > 1) /* qsort of NULL, 0 is undefined (UBSan) */
     qsort(e->g, e->ng, sizeof(*e->g), group_cmp);
   for(size_t i = 0; i < e->ng; i++)
@@ -135,8 +199,7 @@ int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
   return 0;
 }
 
-/* The group of session sid, or -1 when it is not in the window. */
-static int64_t group_of(const ep_agg *e, int64_t sid)
+int64_t ep_group_of(const ep_agg *e, int64_t sid)
 {
   size_t lo = 0, hi = e->ns;
   while(lo < hi) {
@@ -227,7 +290,7 @@ static ep_entry *table_get(ep_agg *e, ep_table *t, size_t group, const char *fil
 static int add(ep_agg *e, ep_table *t, int64_t sid, const char *file, int64_t line, const char *func,
                const char *what, int64_t count, int64_t total, int64_t max)
 {
-  int64_t g = group_of(e, sid);
+  int64_t g = ep_group_of(e, sid);
   if(g < 0)
     return 0;
   ep_entry *x = table_get(e, t, (size_t)g, file, line, func, what);
@@ -253,12 +316,33 @@ int ep_add_await(ep_agg *e, int64_t sid, const char *file, int64_t line, const c
 int ep_add_block(ep_agg *e, int64_t sid, const char *file, int64_t line, const char *func,
                  const char *src, int64_t d)
 {
-  int64_t g = group_of(e, sid);
+  int64_t g = ep_group_of(e, sid);
   if(g >= 0) {
     e->g[g].blocks++;
     e->g[g].block_total += d;
   }
   return add(e, &e->bl, sid, file, line, func, src, 1, d, d);
+}
+
+int ep_add_summed(ep_agg *e, int64_t sid, int culprit, const char *file, int64_t line, const char *func,
+                  const char *what, int64_t count, int64_t total, int64_t max, int64_t sessions)
+{
+  int64_t g = ep_group_of(e, sid);
+  if(g < 0)
+    return 0;
+  ep_entry *x = table_get(e, culprit ? &e->bl : &e->aw, (size_t)g, file, line, func, what);
+  if(!x)
+    return LS_ENOMEM;
+  x->p.count += count;
+  x->p.total += total;
+  x->p.sessions += sessions; /* disjoint from the sessions fed one by one: no last_sid here */
+  if(max > x->p.max)
+    x->p.max = max;
+  if(culprit) {
+    e->g[g].blocks += count;
+    e->g[g].block_total += total;
+  }
+  return 0;
 }
 
 static int where_cmp(const ep_entry *a, const ep_entry *b)

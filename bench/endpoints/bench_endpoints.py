@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "query"))
@@ -73,6 +74,8 @@ def main():
     ap.add_argument("--tasks", type=int, default=10_000, help="tasks of each compared session")
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="seconds of quiet before the timed calls, for the writer to roll blocks up")
     ap.add_argument("--keep", action="store_true", help="keep the temporary database directory")
     a = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ls-bench-endpoints-"))
@@ -90,6 +93,10 @@ def main():
             n, nb, _, tp = post_batches("127.0.0.1", port, k, s.events(), 20_000, a.connections, None)
             print(f"stored {k}: {a.tasks:,} tasks, {n:,} events in {nb} batches, {tp:.1f} s")
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        # first call: right after the posts, before the writer's housekeeping rolled the blocks up
+        med, _, body = median_ms(conn, "/api/v1/endpoints?limit=100000", 1)
+        print(f"right after ingest, every session (blocks not rolled up yet, or some): {med:.1f} ms")
+        time.sleep(a.settle)
         one = urllib.parse.urlencode({"service": "shop", "endpoint": ROUTES[7]})
         print(f"\n{'query':<58} {'median ms':>10} {'max ms':>8}  rows")
         cases = [("/api/v1/endpoints (newest 1,000)", "/api/v1/endpoints"),

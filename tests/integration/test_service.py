@@ -16,7 +16,7 @@ CSP_START = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
 
 
 def test_healthz_and_metrics(server):
-    assert server.get_json("/healthz") == {"ok": True, "version": "0.1.0", "schema": 6}
+    assert server.get_json("/healthz") == {"ok": True, "version": "0.1.0", "schema": 7}
     assert server.ingest(EXAMPLE).status == 202
     assert server.ingest({"v": 9}).status == 400
     r = server.get("/metrics")
@@ -102,7 +102,7 @@ def test_version_1_database_is_migrated(tmp_path):
     con.close()
     s = Server(tmp_path, db=db).start()
     try:
-        assert s.get_json("/healthz")["schema"] == 6
+        assert s.get_json("/healthz")["schema"] == 7
         (old,) = s.get_json("/api/v1/sessions/s-old/tasks")["tasks"]
         assert (old["id"], old["state"], old["ended"], old["status"]) == (1, "ok", 9, None)
         assert s.ingest(batch("s-old", "b-new", [{"k": "task", "id": 2, "parent": 1, "t": 1},
@@ -112,7 +112,7 @@ def test_version_1_database_is_migrated(tmp_path):
     finally:
         assert s.stop() == 0
     con = sqlite3.connect(db)
-    assert con.execute("PRAGMA user_version").fetchone() == (6,)
+    assert con.execute("PRAGMA user_version").fetchone() == (7,)
     con.close()
 
 
