@@ -69,6 +69,15 @@ int lag_causes_load(store_reader *r, int64_t sid, arena *a, const int64_t *t, co
   return rc;
 }
 
+/* -1 (unknown, none) is null, as in the blocks of /timeline */
+static void i64_or_null(jbuf *o, int64_t v)
+{
+  if(v >= 0)
+    jbuf_i64(o, v);
+  else
+    jbuf_puts(o, "null");
+}
+
 void lag_causes_json(jbuf *o, const lag_causes *c, size_t i)
 {
   jbuf_puts(o, ",\"cause\":");
@@ -81,20 +90,12 @@ void lag_causes_json(jbuf *o, const lag_causes *c, size_t i)
   jbuf_puts(o, ",\"t\":"); jbuf_i64(o, b->t);
   jbuf_puts(o, ",\"d\":"); jbuf_i64(o, b->d);
   jbuf_puts(o, ",\"file\":"); jbuf_str(o, b->file);
-  jbuf_puts(o, ",\"line\":");
-  if(b->line >= 0)
-    jbuf_i64(o, b->line);
-  else
-    jbuf_puts(o, "null");
+  jbuf_puts(o, ",\"line\":"); i64_or_null(o, b->line);
   jbuf_puts(o, ",\"func\":"); jbuf_str(o, b->func);
   jbuf_puts(o, ",\"src\":"); jbuf_str(o, b->src);
   jbuf_puts(o, ",\"elsewhere\":"); jbuf_puts(o, b->elsewhere ? "true" : "false");
   jbuf_puts(o, ",\"from_session\":"); jbuf_str(o, b->from_session);
-  jbuf_puts(o, ",\"from_task\":");
-  if(b->from_task >= 0)
-    jbuf_i64(o, b->from_task);
-  else
-    jbuf_puts(o, "null");
+  jbuf_puts(o, ",\"from_task\":"); i64_or_null(o, b->from_task);
   jbuf_putc(o, '}');
 }
 
