@@ -27,7 +27,7 @@ extern const size_t store_nmigrations;
 
 enum wstmt {
   W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
-  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_COUNT
+  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE, W_COUNT
 };
 
 static const char *const wsql[W_COUNT] = {
@@ -79,6 +79,7 @@ static const char *const wsql[W_COUNT] = {
   [W_LAG] = "INSERT INTO lag(sid, t, d) VALUES(?1, ?2, ?3)",
   [W_POINT] = STORE_POINT_UPSERT,
   [W_DIRTY] = STORE_ROLLUP_MARK,
+  [W_DUE] = STORE_ROLLUP_DUE,
 };
 
 struct store {
@@ -926,7 +927,7 @@ static int vacuum_some(store *s, int64_t pages, int64_t *reclaimed)
 static int rollup_some(store *s, int idle, int *rolled)
 {
   int64_t blk = -1;
-  int rc = store_rollup_due(s->w, idle, &blk);
+  int rc = store_rollup_due(s->w, s->ws[W_DUE], idle, &blk);
   if(!rc && blk < 0 && idle)
     s->rollup_pending = 0;
   if(rc || blk < 0)

@@ -37,18 +37,13 @@ static void bind_opt_text(sqlite3_stmt *st, int i, const char *v)
 /* The block to rebuild next: the oldest dirty one, but while batches keep coming (not idle) never
  * the newest block, which the next batch would make dirty again: it is rebuilt once it is full or
  * the writer idles, and a window reads its at most 1024 sessions one by one meanwhile. */
-int store_rollup_due(sqlite3 *db, int idle, int64_t *blk)
+int store_rollup_due(sqlite3 *db, sqlite3_stmt *st, int idle, int64_t *blk)
 {
-  sqlite3_stmt *st = NULL;
-  int rc = prep(db, "SELECT blk FROM ep_dirty WHERE ?1 OR blk < (SELECT coalesce(max(sid), 0) >> 10 FROM sessions)"
-                    " ORDER BY blk LIMIT 1", &st);
-  if(rc)
-    return rc;
   sqlite3_bind_int(st, 1, idle);
   int src = sqlite3_step(st);
   *blk = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-  rc = code(db, src);
-  sqlite3_finalize(st);
+  int rc = code(db, src);
+  sqlite3_reset(st);
   return rc;
 }
 
