@@ -32,12 +32,15 @@ static const char *endpoint_of(const ep_session *s)
   return s->route ? s->route : s->name;
 }
 
-/* Within a group: by duration, then sid (the later arrival after an equal duration). */
-static int duration_cmp(const void *pa, const void *pb)
+/* A session's sort key within its group: by duration, then sid (the later arrival after an equal
+ * duration); idx: where it is. 24 bytes, so qsort moves keys, not 64-byte sessions. */
+typedef struct dur_key { int64_t d, sid; size_t idx; } dur_key;
+
+static int dur_key_cmp(const void *pa, const void *pb)
 {
-  const ep_session *a = pa, *b = pb;
-  if(a->duration != b->duration)
-    return a->duration > b->duration ? 1 : -1;
+  const dur_key *a = pa, *b = pb;
+  if(a->d != b->d)
+    return a->d > b->d ? 1 : -1;
   return (a->sid > b->sid) - (a->sid < b->sid);
 }
 
@@ -75,14 +78,17 @@ static int key_sessions(const ep_session *s, size_t n, uint32_t *key, size_t *fi
 }
 
 /* Orders s[0..n) by group (counting sort on the keys, groups in order of first sight), then by
- * duration and sid within each; start[g] is where group g begins (start[ng] == n). */
-static int order_sessions(ep_session *s, size_t n, size_t **startp, size_t *ngp)
+ * duration and sid within each; start[g] is where group g begins (start[ng] == n), orig[p] the
+ * index in the input of the session now at p. */
+static int order_sessions(ep_session *s, size_t n, size_t **startp, size_t *ngp, size_t **origp)
 {
   uint32_t *key = malloc(n * sizeof(*key));
-  size_t *first = malloc(n * sizeof(*first));
+  size_t *first = malloc(n * sizeof(*first)), *from = malloc(n * sizeof(*from));
+  size_t *orig = malloc(n * sizeof(*orig));
   ep_session *tmp = malloc(n * sizeof(*tmp));
+  dur_key *dk = malloc(n * sizeof(*dk));
   size_t *start = NULL, ng = 0;
-  int rc = key && first && tmp ? 0 : LS_ENOMEM;
+  int rc = key && first && from && orig && tmp && dk ? 0 : LS_ENOMEM;
   if(!rc)
     rc = key_sessions(s, n, key, first, &ng);
   if(!rc && !(start = calloc(ng + 1, sizeof(*start))))
@@ -94,22 +100,33 @@ static int order_sessions(ep_session *s, size_t n, size_t **startp, size_t *ngp)
       start[g + 1] += start[g];
     for(size_t i = 0; i < n; i++) /* first[] is free now: the next slot of each group */
       first[key[i]] = 0;
-    for(size_t i = 0; i < n; i++)
-      tmp[start[key[i]] + first[key[i]]++] = s[i];
-    memcpy(s, tmp, n * sizeof(*s));
+    for(size_t i = 0; i < n; i++) {
+      size_t p = start[key[i]] + first[key[i]]++;
+      tmp[p] = s[i];
+      from[p] = i;
+      dk[p] = (dur_key){s[i].duration, s[i].sid, p};
+    }
     for(size_t g = 0; g < ng; g++)
       if(start[g + 1] - start[g] > 1)
-        qsort(s + start[g], start[g + 1] - start[g], sizeof(*s), duration_cmp);
+        qsort(dk + start[g], start[g + 1] - start[g], sizeof(*dk), dur_key_cmp);
+    for(size_t p = 0; p < n; p++) {
+      s[p] = tmp[dk[p].idx];
+      orig[p] = from[dk[p].idx];
+    }
   }
   free(key);
   free(first);
+  free(from);
   free(tmp);
+  free(dk);
   if(rc) {
     free(start);
+    free(orig);
     return rc;
   }
   *startp = start;
   *ngp = ng;
+  *origp = orig;
   return 0;
 }
 
@@ -164,14 +181,19 @@ int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
   e->ns = n;
   if(!n)
     return 0;
-  size_t *start = NULL, ng = 0;
-  int rc = order_sessions(s, n, &start, &ng);
+  /* the store reads newest first: then by_sid is filled in place of a sort */
+  int desc = 1;
+  for(size_t i = 1; i < n && desc; i++)
+    desc = s[i].sid < s[i - 1].sid;
+  size_t *start = NULL, ng = 0, *orig = NULL;
+  int rc = order_sessions(s, n, &start, &ng, &orig);
   if(rc)
     return rc;
   e->g = calloc(ng, sizeof(*e->g));
   e->by_sid = malloc(2 * n * sizeof(*e->by_sid));
   if(!e->g || !e->by_sid) {
     free(start);
+    free(orig);
     return LS_ENOMEM;
   }
   for(size_t k = 0; k < ng; k++) {
@@ -185,16 +207,20 @@ int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
   }
   free(start);
   for(size_t i = 0; i < e->ng; i++)
-    if((rc = group_stats(e, &e->g[i])))
+    if((rc = group_stats(e, &e->g[i]))) {
+      free(orig);
       return rc;
+    }
   if(e->ng > 1) /* qsort of NULL, 0 is undefined (UBSan) */
     qsort(e->g, e->ng, sizeof(*e->g), group_cmp);
   for(size_t i = 0; i < e->ng; i++)
     for(size_t j = 0; j < e->g[i].n; j++) {
-      e->by_sid[2 * (e->g[i].first + j)] = s[e->g[i].first + j].sid;
-      e->by_sid[2 * (e->g[i].first + j) + 1] = (int64_t)i;
+      size_t p = e->g[i].first + j, at = desc ? n - 1 - orig[p] : p;
+      e->by_sid[2 * at] = s[p].sid;
+      e->by_sid[2 * at + 1] = (int64_t)i;
     }
-  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+  free(orig);
+  if(!desc && n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
     qsort(e->by_sid, n, 2 * sizeof(*e->by_sid), pair_cmp);
   return 0;
 }
