@@ -32,16 +32,43 @@ static const char *endpoint_of(const ep_session *s)
   return s->route ? s->route : s->name;
 }
 
-/* A session's sort key within its group: by duration, then sid (the later arrival after an equal
- * duration); idx: where it is. 24 bytes, so qsort moves keys, not 64-byte sessions. */
+/* A session's sort key: by duration, then sid (the later arrival after an equal duration); idx:
+ * where it is in the input. */
 typedef struct dur_key { int64_t d, sid; size_t idx; } dur_key;
 
-static int dur_key_cmp(const void *pa, const void *pb)
+/* One stable counting pass of v[0..n) into out on the byte at `shift` of d or (by_sid) sid. */
+static void radix_pass(const dur_key *v, dur_key *out, size_t n, int by_sid, int shift)
 {
-  const dur_key *a = pa, *b = pb;
-  if(a->d != b->d)
-    return a->d > b->d ? 1 : -1;
-  return (a->sid > b->sid) - (a->sid < b->sid);
+  size_t cnt[257] = {0};
+  for(size_t i = 0; i < n; i++)
+    cnt[(((uint64_t)(by_sid ? v[i].sid : v[i].d) >> shift) & 0xff) + 1]++;
+  for(int b = 0; b < 256; b++)
+    cnt[b + 1] += cnt[b];
+  for(size_t i = 0; i < n; i++)
+    out[cnt[((uint64_t)(by_sid ? v[i].sid : v[i].d) >> shift) & 0xff]++] = v[i];
+}
+
+/* Sorts v[0..n) by (d, sid): least significant digit first, a byte a pass, only as many passes
+ * as the largest values need (durations < 2^53 and sids are non-negative, as the store keeps
+ * them), so 100,000 sessions take a few linear passes where comparison sorts took most of a
+ * query. sid_order[k]: the idx of the k-th session by sid (the order between the two keys'
+ * passes). tmp: n keys of scratch. */
+static void sort_keys(dur_key *v, dur_key *tmp, size_t n, size_t *sid_order)
+{
+  uint64_t maxd = 0, maxs = 0;
+  for(size_t i = 0; i < n; i++) {
+    maxd |= (uint64_t)v[i].d;
+    maxs |= (uint64_t)v[i].sid;
+  }
+  dur_key *a = v, *b = tmp, *t;
+  for(int shift = 0; shift < 64 && (maxs >> shift); shift += 8, t = a, a = b, b = t)
+    radix_pass(a, b, n, 1, shift);
+  for(size_t i = 0; i < n; i++)
+    sid_order[i] = a[i].idx;
+  for(int shift = 0; shift < 64 && (maxd >> shift); shift += 8, t = a, a = b, b = t)
+    radix_pass(a, b, n, 0, shift);
+  if(a != v)
+    memcpy(v, a, n * sizeof(*v));
 }
 
 static int same_group(const ep_session *a, const ep_session *b)
@@ -64,6 +91,11 @@ static int key_sessions(const ep_session *s, size_t n, uint32_t *key, size_t *fi
     return LS_ENOMEM;
   *ng = 0;
   for(size_t i = 0; i < n; i++) {
+    /* a run of one group's sessions (a block's rollup) shares its strings: no lookup */
+    if(i && s[i].service == s[i - 1].service && endpoint_of(&s[i]) == endpoint_of(&s[i - 1])) {
+      key[i] = key[i - 1];
+      continue;
+    }
     size_t j = hash_str(hash_str(1469598103934665603u, s[i].service), endpoint_of(&s[i])) & (nslot - 1);
     while(slot[j] && !same_group(&s[first[slot[j] - 1]], &s[i]))
       j = (j + 1) & (nslot - 1);
@@ -77,56 +109,56 @@ static int key_sessions(const ep_session *s, size_t n, uint32_t *key, size_t *fi
   return 0;
 }
 
-/* Orders s[0..n) by group (counting sort on the keys, groups in order of first sight), then by
- * duration and sid within each; start[g] is where group g begins (start[ng] == n), orig[p] the
- * index in the input of the session now at p. */
-static int order_sessions(ep_session *s, size_t n, size_t **startp, size_t *ngp, size_t **origp)
+/* Orders s[0..n) by group (groups in order of first sight), then by duration and sid within
+ * each: the keys sorted once, then placed group by group (a stable counting sort). start[g] is
+ * where group g begins (start[ng] == n), orig[p] the input index of the session now at p,
+ * sid_order[k] the input index of the k-th session by sid. */
+static int order_sessions(ep_session *s, size_t n, size_t **startp, size_t *ngp, size_t **origp,
+                          size_t **sid_orderp)
 {
   uint32_t *key = malloc(n * sizeof(*key));
-  size_t *first = malloc(n * sizeof(*first)), *from = malloc(n * sizeof(*from));
-  size_t *orig = malloc(n * sizeof(*orig));
+  size_t *first = malloc(n * sizeof(*first));
+  size_t *orig = malloc(n * sizeof(*orig)), *sid_order = malloc(n * sizeof(*sid_order));
   ep_session *tmp = malloc(n * sizeof(*tmp));
-  dur_key *dk = malloc(n * sizeof(*dk));
+  dur_key *dk = malloc(n * sizeof(*dk)), *scratch = malloc(n * sizeof(*scratch));
   size_t *start = NULL, ng = 0;
-  int rc = key && first && from && orig && tmp && dk ? 0 : LS_ENOMEM;
+  int rc = key && first && orig && sid_order && tmp && dk && scratch ? 0 : LS_ENOMEM;
   if(!rc)
     rc = key_sessions(s, n, key, first, &ng);
   if(!rc && !(start = calloc(ng + 1, sizeof(*start))))
     rc = LS_ENOMEM;
   if(!rc) {
-    for(size_t i = 0; i < n; i++)
+    for(size_t i = 0; i < n; i++) {
       start[key[i] + 1]++;
+      dk[i] = (dur_key){s[i].duration, s[i].sid, i};
+    }
     for(size_t g = 0; g < ng; g++)
       start[g + 1] += start[g];
-    for(size_t i = 0; i < n; i++) /* first[] is free now: the next slot of each group */
-      first[key[i]] = 0;
-    for(size_t i = 0; i < n; i++) {
-      size_t p = start[key[i]] + first[key[i]]++;
+    sort_keys(dk, scratch, n, sid_order);
+    for(size_t g = 0; g < ng; g++) /* first[] is free now: the next slot of each group */
+      first[g] = start[g];
+    for(size_t k = 0; k < n; k++) {
+      size_t i = dk[k].idx, p = first[key[i]]++;
       tmp[p] = s[i];
-      from[p] = i;
-      dk[p] = (dur_key){s[i].duration, s[i].sid, p};
+      orig[p] = i;
     }
-    for(size_t g = 0; g < ng; g++)
-      if(start[g + 1] - start[g] > 1)
-        qsort(dk + start[g], start[g + 1] - start[g], sizeof(*dk), dur_key_cmp);
-    for(size_t p = 0; p < n; p++) {
-      s[p] = tmp[dk[p].idx];
-      orig[p] = from[dk[p].idx];
-    }
+    memcpy(s, tmp, n * sizeof(*s));
   }
   free(key);
   free(first);
-  free(from);
   free(tmp);
   free(dk);
+  free(scratch);
   if(rc) {
     free(start);
     free(orig);
+    free(sid_order);
     return rc;
   }
   *startp = start;
   *ngp = ng;
   *origp = orig;
+  *sid_orderp = sid_order;
   return 0;
 }
 
@@ -145,9 +177,24 @@ static int i64_cmp(const void *pa, const void *pb)
   return (a > b) - (a < b);
 }
 
-static int pair_cmp(const void *pa, const void *pb)
+/* v[0..n) (non-negative) sorted by the same byte passes as sort_keys, through tmp[0..n); returns
+ * whichever of the two holds the result. */
+static const int64_t *sort_i64(int64_t *v, int64_t *tmp, size_t n)
 {
-  return i64_cmp(pa, pb); /* by sid, the first of each pair */
+  uint64_t max = 0;
+  for(size_t i = 0; i < n; i++)
+    max |= (uint64_t)v[i];
+  int64_t *a = v, *b = tmp, *t;
+  for(int shift = 0; shift < 64 && (max >> shift); shift += 8, t = a, a = b, b = t) {
+    size_t cnt[257] = {0};
+    for(size_t i = 0; i < n; i++)
+      cnt[(((uint64_t)a[i] >> shift) & 0xff) + 1]++;
+    for(int d = 0; d < 256; d++)
+      cnt[d + 1] += cnt[d];
+    for(size_t i = 0; i < n; i++)
+      b[cnt[((uint64_t)a[i] >> shift) & 0xff]++] = a[i];
+  }
+  return a;
 }
 
 /* Duration percentiles, the median session and the lag p95 of group g. */
@@ -158,17 +205,23 @@ static int group_stats(ep_agg *e, ep_group *g)
   g->p95 = s[ep_rank(95, g->n)].duration;
   g->max = s[g->n - 1].duration;
   g->median = g->first + ep_rank(50, g->n);
-  int64_t *lag = malloc(g->n * sizeof(*lag));
+  int64_t *lag = malloc(2 * g->n * sizeof(*lag));
   if(!lag)
     return LS_ENOMEM;
   size_t k = 0;
+  int negative = 0;
   for(size_t i = 0; i < g->n; i++)
-    if(s[i].has_lag)
+    if(s[i].has_lag) {
+      negative |= s[i].lag_max < 0;
       lag[k++] = s[i].lag_max;
-  if(k > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    }
+  const int64_t *sorted = lag;
+  if(negative && k > 1) /* not from the store (lag is in [0, 2^53)): compare */
     qsort(lag, k, sizeof(*lag), i64_cmp);
+  else if(k > 1)
+    sorted = sort_i64(lag, lag + g->n, k);
   g->lag_sessions = (int64_t)k;
-  g->lag_p95 = k ? lag[ep_rank(95, k)] : 0;
+  g->lag_p95 = k ? sorted[ep_rank(95, k)] : 0;
   free(lag);
   return 0;
 }
@@ -181,22 +234,16 @@ int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
   e->ns = n;
   if(!n)
     return 0;
-  /* the store reads newest first: then by_sid is filled in place of a sort */
-  int desc = 1;
-  for(size_t i = 1; i < n && desc; i++)
-    desc = s[i].sid < s[i - 1].sid;
-  size_t *start = NULL, ng = 0, *orig = NULL;
-  int rc = order_sessions(s, n, &start, &ng, &orig);
+  size_t *start = NULL, ng = 0, *orig = NULL, *sid_order = NULL;
+  int rc = order_sessions(s, n, &start, &ng, &orig, &sid_order);
   if(rc)
     return rc;
   e->g = calloc(ng, sizeof(*e->g));
   e->by_sid = malloc(2 * n * sizeof(*e->by_sid));
-  if(!e->g || !e->by_sid) {
-    free(start);
-    free(orig);
-    return LS_ENOMEM;
-  }
-  for(size_t k = 0; k < ng; k++) {
+  size_t *pos = malloc(n * sizeof(*pos));
+  if(!e->g || !e->by_sid || !pos)
+    rc = LS_ENOMEM;
+  for(size_t k = 0; !rc && k < ng; k++) {
     ep_group *g = &e->g[e->ng++];
     g->first = start[k];
     g->n = start[k + 1] - start[k];
@@ -205,24 +252,29 @@ int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
     for(size_t i = g->first; i < g->first + g->n; i++)
       g->templated |= s[i].route != NULL;
   }
-  free(start);
-  for(size_t i = 0; i < e->ng; i++)
-    if((rc = group_stats(e, &e->g[i]))) {
-      free(orig);
-      return rc;
-    }
-  if(e->ng > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+  for(size_t i = 0; !rc && i < e->ng; i++)
+    rc = group_stats(e, &e->g[i]);
+  if(!rc && e->ng > 1) /* qsort of NULL, 0 is undefined (UBSan) */
     qsort(e->g, e->ng, sizeof(*e->g), group_cmp);
-  for(size_t i = 0; i < e->ng; i++)
-    for(size_t j = 0; j < e->g[i].n; j++) {
-      size_t p = e->g[i].first + j, at = desc ? n - 1 - orig[p] : p;
-      e->by_sid[2 * at] = s[p].sid;
-      e->by_sid[2 * at + 1] = (int64_t)i;
+  if(!rc) {
+    /* by_sid in sid order without a sort: pos[] turns an input index into where it is now, whose
+     * group is by_sid's second half (filled first, by position, in its own slot) */
+    for(size_t p = 0; p < n; p++)
+      pos[orig[p]] = p;
+    for(size_t i = 0; i < e->ng; i++)
+      for(size_t j = 0; j < e->g[i].n; j++)
+        orig[e->g[i].first + j] = i; /* orig[] becomes the group of each position */
+    for(size_t k = 0; k < n; k++) {
+      size_t p = pos[sid_order[k]];
+      e->by_sid[2 * k] = s[p].sid;
+      e->by_sid[2 * k + 1] = (int64_t)orig[p];
     }
+  }
+  free(start);
   free(orig);
-  if(!desc && n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
-    qsort(e->by_sid, n, 2 * sizeof(*e->by_sid), pair_cmp);
-  return 0;
+  free(sid_order);
+  free(pos);
+  return rc;
 }
 
 int64_t ep_group_of(const ep_agg *e, int64_t sid)

@@ -16,6 +16,7 @@ typedef struct ep_session {
   int64_t duration;   /* ns */
   int64_t lag_max;    /* ns, the session's longest lag sample (0 when none) */
   int has_lag;        /* it has lag samples */
+  int64_t started;    /* started_ns (what since/until compare), -1 when unknown */
   const char *id, *name, *route, *service;
 } ep_session;
 

@@ -1,7 +1,8 @@
 /* query_endpoints.c — GET /api/v1/endpoints (query.h): the window's parameters → the store's
  * sessions (store_endpoints.c) → endpoints.c's groups, their points from the rollups of the
  * blocks the window holds whole (store_rollup.c) and from the other sessions one by one → the
- * JSON of docs/api.md. */
+ * JSON of docs/api.md. The window's sessions of clean blocks come from the rollups' members too
+ * (store_ep_window), named (id, name) only where the answer shows them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,13 +225,21 @@ int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, ch
   size_t n = 0;
   ep_agg e;
   memset(&e, 0, sizeof(e));
-  rc = store_ep_sessions(r, &w.f, &ar, &rows, &n);
+  rc = store_ep_window(r, &w.f, &ar, &rows, &n);
   if(!rc)
     rc = ep_group_sessions(&e, rows, n);
   if(!rc)
     rc = gather_points(r, &e, n);
   if(!rc)
     rc = ep_finish(&e);
+  /* the sessions the answer names: each group's slowest and its median */
+  for(size_t i = 0; !rc && i < e.ng; i++) {
+    const ep_group *g = &e.g[i];
+    size_t k = (int64_t)g->n < w.top ? g->n : (size_t)w.top;
+    rc = store_ep_names(r, e.s + g->first + g->n - k, k, &ar);
+    if(!rc)
+      rc = store_ep_names(r, e.s + g->median, 1, &ar);
+  }
   store_reader_release(s, r);
   if(!rc) {
     jbuf_puts(out, "{\"window\":{\"sessions\":");

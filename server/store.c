@@ -96,6 +96,7 @@ struct store {
   int purge_pending;        /* the purge table may hold sids */
   int vacuum_pending;       /* the freelist may hold pages to give back */
   int rollup_pending;       /* ep_dirty may hold blocks (store_rollup.c) */
+  int batch_since_maintain; /* a batch was stored since the last housekeeping step */
   int64_t next_retention_s; /* when retention is looked at next */
   int busy_timeout_ms;
   int wal_autocheckpoint;   /* pages: the writer checkpoints (RESTART) past this */
@@ -777,7 +778,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
   if(!rc && !*duplicate) { /* its endpoint rollup is out of date until rebuilt */
     sqlite3_bind_int64(s->ws[W_DIRTY], 1, sid);
     rc = wrun(s, s->ws[W_DIRTY]);
-    s->rollup_pending = 1;
+    s->rollup_pending = s->batch_since_maintain = 1;
   }
   if(rc || *duplicate)
     *created = 0;
@@ -923,7 +924,8 @@ static int vacuum_some(store *s, int64_t pages, int64_t *reclaimed)
 }
 
 /* One endpoint rollup block rebuilt, in one transaction; *rolled: one was (more may wait). While
- * batches come (not idle) the newest block waits, so rollup_pending stays set for the idle step. */
+ * batches come (not idle: one came since the last step) the newest block waits, rollup_pending
+ * staying set for a quiet step. */
 static int rollup_some(store *s, int idle, int *rolled)
 {
   int64_t blk = -1;
@@ -1006,6 +1008,9 @@ int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int
                    int64_t *reclaimed)
 {
   int rc = 0, rolled = 0;
+  /* quiet: no batch since the last step, so the newest rollup block may be rebuilt too */
+  int quiet = idle || !s->batch_since_maintain;
+  s->batch_since_maintain = 0;
   int limited = l && (l->max_sessions > 0 || l->max_age_s > 0 || l->max_db_bytes > 0);
   if(limited && now_s >= s->next_retention_s) {
     s->next_retention_s = now_s + 1;
@@ -1016,7 +1021,7 @@ int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int
   else if(!rc && s->vacuum_pending)
     rc = vacuum_some(s, 1024, reclaimed); /* 4 MiB of 4 KiB pages a step */
   else if(!rc && s->rollup_pending)
-    rc = rollup_some(s, idle, &rolled);
+    rc = rollup_some(s, quiet, &rolled);
   if(!rc)
     rc = store_maybe_checkpoint(s, idle ? 0 : s->wal_autocheckpoint);
   if(rc && store_release_reserve(s))

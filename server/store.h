@@ -197,6 +197,14 @@ typedef struct store_rollup_row {
 typedef int (*store_rollup_fn)(void *ctx, const store_rollup_row *x);
 /* Block blk's groups; none while it is dirty (its sessions changed since it was rolled up). */
 int store_rollup_groups(store_reader *r, int64_t blk, store_rollup_fn fn, void *ctx);
+/* The window of f as store_ep_sessions reads it, assembled from the blocks' group rows (members)
+ * where a block is clean, its sessions read one by one where it is dirty: blocks newest first,
+ * within a clean block in no particular order. Sessions
+ * of clean blocks come without id (NULL) and, when routed, without name: store_ep_names reads
+ * them for the few the answer names. *out malloc'd, strings in a. */
+int store_ep_window(store_reader *r, const store_ep_filter *f, arena *a, ep_session **out, size_t *n);
+/* Fills id and name of x[0..n) whose id is NULL (by sid). */
+int store_ep_names(store_reader *r, ep_session *x, size_t n, arena *a);
 /* Block blk's points (read only for a block whose groups were read in the same transaction). */
 int store_rollup_points(store_reader *r, int64_t blk, store_rollup_fn fn, void *ctx);
 /* ---- the OTLP outbox (store_outbox.c): one thread, on a connection of its own ---- */

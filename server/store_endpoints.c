@@ -86,7 +86,7 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
 /* The window: ended sessions with an endpoint, newest by arrival first. The second form reads
  * one endpoint through the index sessions_endpoint. ?1/?2: started_ns bounds (-1: open),
  * ?3: service (NULL: any), ?4: limit, ?5: the endpoint, ?6/?7: the sids (a rollup block). */
-#define EP_COLS "SELECT sid, id, name, route, service, end_t, max_lag_d, n_lag FROM sessions"
+#define EP_COLS "SELECT sid, id, name, route, service, end_t, max_lag_d, n_lag, coalesce(started_ns, -1) FROM sessions"
 #define EP_WHERE                                                                                   \
   " ended = 1 AND coalesce(route, name) IS NOT NULL AND (?1 < 0 OR started_ns >= ?1)"             \
   " AND (?2 < 0 OR started_ns < ?2) AND (?3 IS NULL OR service IS ?3) AND sid BETWEEN ?6 AND ?7"     \
@@ -163,6 +163,7 @@ int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_se
     x->duration = sqlite3_column_int64(st, 5);
     x->lag_max = sqlite3_column_int64(st, 6);
     x->has_lag = sqlite3_column_int64(st, 7) > 0;
+    x->started = sqlite3_column_int64(st, 8);
   }
   rc = finish(r, st, rc);
   if(!rc && a->failed)

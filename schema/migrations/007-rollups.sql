@@ -7,12 +7,17 @@
 -- ep_dirty: blocks whose sessions changed (a batch, a delete, retention) since their rollup was
 -- built; their sessions are read one by one until the writer rebuilds them.
 CREATE TABLE ep_dirty (blk INTEGER PRIMARY KEY);
--- ep_groups: per block and (service, endpoint), the ended sessions with an endpoint it holds.
+-- ep_groups: per block and (service, endpoint), the ended sessions with an endpoint it holds: n,
+-- and members, what a window needs of each (so a query reads one row per block and endpoint, not
+-- a row per session): 5 little-endian 64-bit integers per session, by sid ascending — sid,
+-- duration (end_t), its longest lag sample (-1: no samples), started_ns (-1: unknown), flags
+-- (1: it has a route; else the endpoint is its name).
 CREATE TABLE ep_groups (
   blk      INTEGER NOT NULL,
   service  TEXT,
   endpoint TEXT NOT NULL,
-  n        INTEGER NOT NULL
+  n        INTEGER NOT NULL,
+  members  BLOB NOT NULL
 );
 CREATE INDEX ep_groups_blk ON ep_groups (blk);
 -- ep_points: per block and (service, endpoint), the await points (kind 0: what = the awaited
