@@ -344,7 +344,7 @@ static int take_dirty(store_reader *r, int64_t blk, const store_ep_filter *f, ar
   ep_session *v = NULL;
   size_t n = 0;
   int rc = store_ep_sessions(r, &g, a, &v, &n);
-  if(!rc && !(rc = win_reserve(w, n))) {
+  if(!rc && n && !(rc = win_reserve(w, n))) { /* n 0: w->v may be NULL, no memcpy through it */
     memcpy(w->v + w->n, v, n * sizeof(*v));
     w->n += n;
   }
