@@ -32,17 +32,134 @@ static const char *endpoint_of(const ep_session *s)
   return s->route ? s->route : s->name;
 }
 
-static int session_cmp(const void *pa, const void *pb)
+/* A session's sort key: by duration, then sid (the later arrival after an equal duration); idx:
+ * where it is in the input. */
+typedef struct dur_key { int64_t d, sid; size_t idx; } dur_key;
+
+/* One stable counting pass of v[0..n) into out on the byte at `shift` of d or (by_sid) sid. */
+static void radix_pass(const dur_key *v, dur_key *out, size_t n, int by_sid, int shift)
 {
-  const ep_session *a = pa, *b = pb;
-  int c = str_cmp(a->service, b->service);
-  if(!c)
-    c = str_cmp(endpoint_of(a), endpoint_of(b));
-  if(!c)
-    c = (a->duration > b->duration) - (a->duration < b->duration);
-  if(!c)
-    c = (a->sid > b->sid) - (a->sid < b->sid);
-  return c;
+  size_t cnt[257] = {0};
+  for(size_t i = 0; i < n; i++)
+    cnt[(((uint64_t)(by_sid ? v[i].sid : v[i].d) >> shift) & 0xff) + 1]++;
+  for(int b = 0; b < 256; b++)
+    cnt[b + 1] += cnt[b];
+  for(size_t i = 0; i < n; i++)
+    out[cnt[((uint64_t)(by_sid ? v[i].sid : v[i].d) >> shift) & 0xff]++] = v[i];
+}
+
+/* Sorts v[0..n) by (d, sid): least significant digit first, a byte a pass, only as many passes
+ * as the largest values need (durations < 2^53 and sids are non-negative, as the store keeps
+ * them), so 100,000 sessions take a few linear passes where comparison sorts took most of a
+ * query. sid_order[k]: the idx of the k-th session by sid (the order between the two keys'
+ * passes). tmp: n keys of scratch. */
+static void sort_keys(dur_key *v, dur_key *tmp, size_t n, size_t *sid_order)
+{
+  uint64_t maxd = 0, maxs = 0;
+  for(size_t i = 0; i < n; i++) {
+    maxd |= (uint64_t)v[i].d;
+    maxs |= (uint64_t)v[i].sid;
+  }
+  dur_key *a = v, *b = tmp, *t;
+  for(int shift = 0; shift < 64 && (maxs >> shift); shift += 8, t = a, a = b, b = t)
+    radix_pass(a, b, n, 1, shift);
+  for(size_t i = 0; i < n; i++)
+    sid_order[i] = a[i].idx;
+  for(int shift = 0; shift < 64 && (maxd >> shift); shift += 8, t = a, a = b, b = t)
+    radix_pass(a, b, n, 0, shift);
+  if(a != v)
+    memcpy(v, a, n * sizeof(*v));
+}
+
+static int same_group(const ep_session *a, const ep_session *b)
+{
+  return !str_cmp(a->service, b->service) && !str_cmp(endpoint_of(a), endpoint_of(b));
+}
+
+static uint64_t hash_str(uint64_t h, const char *s);
+
+/* key[i]: the group of s[i], numbered in order of first sight; *ng: how many; first[g]: the
+ * first session of group g. One hash lookup per session: sorting 100,000 sessions by their
+ * strings cost more than the rest of a query together (strcmp in every comparison). */
+static int key_sessions(const ep_session *s, size_t n, uint32_t *key, size_t *first, size_t *ng)
+{
+  size_t nslot = 16;
+  while(nslot < 2 * n)
+    nslot *= 2;
+  uint32_t *slot = calloc(nslot, sizeof(*slot));
+  if(!slot)
+    return LS_ENOMEM;
+  *ng = 0;
+  for(size_t i = 0; i < n; i++) {
+    /* a run of one group's sessions (a block's rollup) shares its strings: no lookup */
+    if(i && s[i].service == s[i - 1].service && endpoint_of(&s[i]) == endpoint_of(&s[i - 1])) {
+      key[i] = key[i - 1];
+      continue;
+    }
+    size_t j = hash_str(hash_str(1469598103934665603u, s[i].service), endpoint_of(&s[i])) & (nslot - 1);
+    while(slot[j] && !same_group(&s[first[slot[j] - 1]], &s[i]))
+      j = (j + 1) & (nslot - 1);
+    if(!slot[j]) {
+      first[*ng] = i;
+      slot[j] = (uint32_t)++*ng;
+    }
+    key[i] = slot[j] - 1;
+  }
+  free(slot);
+  return 0;
+}
+
+/* Orders s[0..n) by group (groups in order of first sight), then by duration and sid within
+ * each: the keys sorted once, then placed group by group (a stable counting sort). start[g] is
+ * where group g begins (start[ng] == n), orig[p] the input index of the session now at p,
+ * sid_order[k] the input index of the k-th session by sid. */
+static int order_sessions(ep_session *s, size_t n, size_t **startp, size_t *ngp, size_t **origp,
+                          size_t **sid_orderp)
+{
+  uint32_t *key = malloc(n * sizeof(*key));
+  size_t *first = malloc(n * sizeof(*first));
+  size_t *orig = malloc(n * sizeof(*orig)), *sid_order = malloc(n * sizeof(*sid_order));
+  ep_session *tmp = malloc(n * sizeof(*tmp));
+  dur_key *dk = malloc(n * sizeof(*dk)), *scratch = malloc(n * sizeof(*scratch));
+  size_t *start = NULL, ng = 0;
+  int rc = key && first && orig && sid_order && tmp && dk && scratch ? 0 : LS_ENOMEM;
+  if(!rc)
+    rc = key_sessions(s, n, key, first, &ng);
+  if(!rc && !(start = calloc(ng + 1, sizeof(*start))))
+    rc = LS_ENOMEM;
+  if(!rc) {
+    for(size_t i = 0; i < n; i++) {
+      start[key[i] + 1]++;
+      dk[i] = (dur_key){s[i].duration, s[i].sid, i};
+    }
+    for(size_t g = 0; g < ng; g++)
+      start[g + 1] += start[g];
+    sort_keys(dk, scratch, n, sid_order);
+    for(size_t g = 0; g < ng; g++) /* first[] is free now: the next slot of each group */
+      first[g] = start[g];
+    for(size_t k = 0; k < n; k++) {
+      size_t i = dk[k].idx, p = first[key[i]]++;
+      tmp[p] = s[i];
+      orig[p] = i;
+    }
+    memcpy(s, tmp, n * sizeof(*s));
+  }
+  free(key);
+  free(first);
+  free(tmp);
+  free(dk);
+  free(scratch);
+  if(rc) {
+    free(start);
+    free(orig);
+    free(sid_order);
+    return rc;
+  }
+  *startp = start;
+  *ngp = ng;
+  *origp = orig;
+  *sid_orderp = sid_order;
+  return 0;
 }
 
 static int group_cmp(const void *pa, const void *pb)
@@ -60,9 +177,24 @@ static int i64_cmp(const void *pa, const void *pb)
   return (a > b) - (a < b);
 }
 
-static int pair_cmp(const void *pa, const void *pb)
+/* v[0..n) (non-negative) sorted by the same byte passes as sort_keys, through tmp[0..n); returns
+ * whichever of the two holds the result. */
+static const int64_t *sort_i64(int64_t *v, int64_t *tmp, size_t n)
 {
-  return i64_cmp(pa, pb); /* by sid, the first of each pair */
+  uint64_t max = 0;
+  for(size_t i = 0; i < n; i++)
+    max |= (uint64_t)v[i];
+  int64_t *a = v, *b = tmp, *t;
+  for(int shift = 0; shift < 64 && (max >> shift); shift += 8, t = a, a = b, b = t) {
+    size_t cnt[257] = {0};
+    for(size_t i = 0; i < n; i++)
+      cnt[(((uint64_t)a[i] >> shift) & 0xff) + 1]++;
+    for(int d = 0; d < 256; d++)
+      cnt[d + 1] += cnt[d];
+    for(size_t i = 0; i < n; i++)
+      b[cnt[((uint64_t)a[i] >> shift) & 0xff]++] = a[i];
+  }
+  return a;
 }
 
 /* Duration percentiles, the median session and the lag p95 of group g. */
@@ -73,70 +205,79 @@ static int group_stats(ep_agg *e, ep_group *g)
   g->p95 = s[ep_rank(95, g->n)].duration;
   g->max = s[g->n - 1].duration;
   g->median = g->first + ep_rank(50, g->n);
-  int64_t *lag = malloc(g->n * sizeof(*lag));
+  int64_t *lag = malloc(2 * g->n * sizeof(*lag));
   if(!lag)
     return LS_ENOMEM;
   size_t k = 0;
+  int negative = 0;
   for(size_t i = 0; i < g->n; i++)
-    if(s[i].has_lag)
+    if(s[i].has_lag) {
+      negative |= s[i].lag_max < 0;
       lag[k++] = s[i].lag_max;
-  if(k > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    }
+  const int64_t *sorted = lag;
+  if(negative && k > 1) /* not from the store (lag is in [0, 2^53)): compare */
     qsort(lag, k, sizeof(*lag), i64_cmp);
+  else if(k > 1)
+    sorted = sort_i64(lag, lag + g->n, k);
   g->lag_sessions = (int64_t)k;
-  g->lag_p95 = k ? lag[ep_rank(95, k)] : 0;
+  g->lag_p95 = k ? sorted[ep_rank(95, k)] : 0;
   free(lag);
   return 0;
 }
 
 int ep_group_sessions(ep_agg *e, ep_session *s, size_t n)
 {
-  memset(e, 0, sizeof(*e));
+  memset(e, 0, sizeof(e[0]));
   arena_init(&e->a);
   e->s = s;
   e->ns = n;
   if(!n)
     return 0;
-  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
-    qsort(s, n, sizeof(*s), session_cmp);
-  size_t ng = 0;
-  for(size_t i = 0; i < n; i++)
-    if(i == 0 || str_cmp(s[i].service, s[i - 1].service) || str_cmp(endpoint_of(&s[i]), endpoint_of(&s[i - 1])))
-      ng++;
+  size_t *start = NULL, ng = 0, *orig = NULL, *sid_order = NULL;
+  int rc = order_sessions(s, n, &start, &ng, &orig, &sid_order);
+  if(rc)
+    return rc;
   e->g = calloc(ng, sizeof(*e->g));
   e->by_sid = malloc(2 * n * sizeof(*e->by_sid));
-  if(!e->g || !e->by_sid)
-    return LS_ENOMEM;
-  for(size_t i = 0, k = 0; i < n; i++) {
-    if(i == 0 || str_cmp(s[i].service, s[i - 1].service) || str_cmp(endpoint_of(&s[i]), endpoint_of(&s[i - 1]))) {
-      ep_group *g = &e->g[e->ng++];
-      g->service = s[i].service;
-      g->endpoint = endpoint_of(&s[i]);
-      g->first = i;
-      k = 0;
-    }
-    ep_group *g = &e->g[e->ng - 1];
-    g->n = ++k;
-    g->templated |= s[i].route != NULL;
+  size_t *pos = malloc(n * sizeof(*pos));
+  if(!e->g || !e->by_sid || !pos)
+    rc = LS_ENOMEM;
+  for(size_t k = 0; !rc && k < ng; k++) {
+    ep_group *g = &e->g[e->ng++];
+    g->first = start[k];
+    g->n = start[k + 1] - start[k];
+    g->service = s[g->first].service;
+    g->endpoint = endpoint_of(&s[g->first]);
+    for(size_t i = g->first; i < g->first + g->n; i++)
+      g->templated |= s[i].route != NULL;
   }
-  for(size_t i = 0; i < e->ng; i++) {
-    int rc = group_stats(e, &e->g[i]);
-    if(rc)
-      return rc;
-  }
-  if(e->ng > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+  for(size_t i = 0; !rc && i < e->ng; i++)
+    rc = group_stats(e, &e->g[i]);
+  if(!rc && e->ng > 1) /* qsort of NULL, 0 is undefined (UBSan) */
     qsort(e->g, e->ng, sizeof(*e->g), group_cmp);
-  for(size_t i = 0; i < e->ng; i++)
-    for(size_t j = 0; j < e->g[i].n; j++) {
-      e->by_sid[2 * (e->g[i].first + j)] = s[e->g[i].first + j].sid;
-      e->by_sid[2 * (e->g[i].first + j) + 1] = (int64_t)i;
+  if(!rc) {
+    /* by_sid in sid order without a sort: pos[] turns an input index into where it is now, whose
+     * group is by_sid's second half (filled first, by position, in its own slot) */
+    for(size_t p = 0; p < n; p++)
+      pos[orig[p]] = p;
+    for(size_t i = 0; i < e->ng; i++)
+      for(size_t j = 0; j < e->g[i].n; j++)
+        orig[e->g[i].first + j] = i; /* orig[] becomes the group of each position */
+    for(size_t k = 0; k < n; k++) {
+      size_t p = pos[sid_order[k]];
+      e->by_sid[2 * k] = s[p].sid;
+      e->by_sid[2 * k + 1] = (int64_t)orig[p];
     }
-  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
-    qsort(e->by_sid, n, 2 * sizeof(*e->by_sid), pair_cmp);
-  return 0;
+  }
+  free(start);
+  free(orig);
+  free(sid_order);
+  free(pos);
+  return rc;
 }
 
-/* The group of session sid, or -1 when it is not in the window. */
-static int64_t group_of(const ep_agg *e, int64_t sid)
+int64_t ep_group_of(const ep_agg *e, int64_t sid)
 {
   size_t lo = 0, hi = e->ns;
   while(lo < hi) {
@@ -227,7 +368,7 @@ static ep_entry *table_get(ep_agg *e, ep_table *t, size_t group, const char *fil
 static int add(ep_agg *e, ep_table *t, int64_t sid, const char *file, int64_t line, const char *func,
                const char *what, int64_t count, int64_t total, int64_t max)
 {
-  int64_t g = group_of(e, sid);
+  int64_t g = ep_group_of(e, sid);
   if(g < 0)
     return 0;
   ep_entry *x = table_get(e, t, (size_t)g, file, line, func, what);
@@ -253,12 +394,33 @@ int ep_add_await(ep_agg *e, int64_t sid, const char *file, int64_t line, const c
 int ep_add_block(ep_agg *e, int64_t sid, const char *file, int64_t line, const char *func,
                  const char *src, int64_t d)
 {
-  int64_t g = group_of(e, sid);
+  int64_t g = ep_group_of(e, sid);
   if(g >= 0) {
     e->g[g].blocks++;
     e->g[g].block_total += d;
   }
   return add(e, &e->bl, sid, file, line, func, src, 1, d, d);
+}
+
+int ep_add_summed(ep_agg *e, int64_t sid, int culprit, const char *file, int64_t line, const char *func,
+                  const char *what, int64_t count, int64_t total, int64_t max, int64_t sessions)
+{
+  int64_t g = ep_group_of(e, sid);
+  if(g < 0)
+    return 0;
+  ep_entry *x = table_get(e, culprit ? &e->bl : &e->aw, (size_t)g, file, line, func, what);
+  if(!x)
+    return LS_ENOMEM;
+  x->p.count += count;
+  x->p.total += total;
+  x->p.sessions += sessions; /* disjoint from the sessions fed one by one: no last_sid here */
+  if(max > x->p.max)
+    x->p.max = max;
+  if(culprit) {
+    e->g[g].blocks += count;
+    e->g[g].block_total += total;
+  }
+  return 0;
 }
 
 static int where_cmp(const ep_entry *a, const ep_entry *b)

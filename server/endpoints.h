@@ -16,6 +16,7 @@ typedef struct ep_session {
   int64_t duration;   /* ns */
   int64_t lag_max;    /* ns, the session's longest lag sample (0 when none) */
   int has_lag;        /* it has lag samples */
+  int64_t started;    /* started_ns (what since/until compare), -1 when unknown */
   const char *id, *name, *route, *service;
 } ep_session;
 
@@ -50,7 +51,7 @@ typedef struct ep_table {
 } ep_table;
 
 typedef struct ep_agg {
-  ep_session *s;      /* sorted by (service, endpoint, duration, sid); borrowed */
+  ep_session *s;      /* grouped, each group by (duration, sid); borrowed */
   size_t ns;
   ep_group *g;        /* groups: count descending, then service, endpoint */
   size_t ng;
@@ -60,7 +61,7 @@ typedef struct ep_agg {
   arena a;            /* copies of point strings */
 } ep_agg;
 
-/* Groups s[0..n) (sorted in place) into e. Then feed points, then ep_finish. 0 or LS_ENOMEM. */
+/* Groups s[0..n) (reordered in place) into e. Then feed points, then ep_finish. 0 or LS_ENOMEM. */
 int ep_group_sessions(ep_agg *e, ep_session *s, size_t n);
 /* An await point of session sid summed over `count` awaits (total, max ns). Sessions outside the
  * groups are ignored. 0 or LS_ENOMEM. */
@@ -69,6 +70,13 @@ int ep_add_await(ep_agg *e, int64_t sid, const char *file, int64_t line, const c
 /* One block of session sid, by its innermost frame (src: its source line). */
 int ep_add_block(ep_agg *e, int64_t sid, const char *file, int64_t line, const char *func,
                  const char *src, int64_t d);
+/* A point already summed over `sessions` sessions of the group of session sid (a rollup of a
+ * block of sessions, store_rollup.c): culprit 0 an await point, 1 a blocking culprit (its count
+ * and total also go to the group's blocks). Those sessions must not be fed otherwise. */
+int ep_add_summed(ep_agg *e, int64_t sid, int culprit, const char *file, int64_t line, const char *func,
+                  const char *what, int64_t count, int64_t total, int64_t max, int64_t sessions);
+/* The group of session sid (an index into e->g), or -1 when it is not in the window. */
+int64_t ep_group_of(const ep_agg *e, int64_t sid);
 /* Ranks each group's points: hot spots by total descending (then count descending, file, line),
  * culprits by count descending (then total descending, file, line). 0 or LS_ENOMEM. */
 int ep_finish(ep_agg *e);

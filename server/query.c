@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lag_cause.h"
 #include "lod.h"
 #include "query_page.h"
 #include "stats.h"
@@ -518,16 +519,21 @@ static int lag_body(const session_query *q)
   jbuf *out = q->out;
   store_step *l = NULL;
   size_t n = 0;
-  int64_t *d = NULL;
+  int64_t *d = NULL, *t = NULL;
   stats_lag sum;
+  lag_causes lc = {0};
   int rc = store_load_lag(q->r, q->x->sid, &l, &n);
-  if(!rc && !(d = malloc((n ? n : 1) * sizeof(*d))))
+  if(!rc && (!(d = malloc((n ? n : 1) * sizeof(*d))) || !(t = malloc((n ? n : 1) * sizeof(*t)))))
     rc = LS_ENOMEM;
   if(!rc) {
-    for(size_t i = 0; i < n; i++)
+    for(size_t i = 0; i < n; i++) {
+      t[i] = l[i].t;
       d[i] = l[i].d;
-    rc = stats_lag_summary(d, n, &sum);
+    }
+    rc = lag_causes_load(q->r, q->x->sid, q->ar, t, d, n, &lc);
   }
+  if(!rc)
+    rc = stats_lag_summary(d, n, &sum);
   if(!rc) {
     jbuf_puts(out, "{\"summary\":");
     lag_json(out, &sum);
@@ -537,11 +543,14 @@ static int lag_body(const session_query *q)
       jbuf_i64(out, l[i].t);
       jbuf_puts(out, ",\"d\":");
       jbuf_i64(out, l[i].d);
+      lag_causes_json(out, &lc, i);
       jbuf_putc(out, '}');
     }
     jbuf_puts(out, "]}");
   }
+  lag_causes_free(&lc);
   free(l);
+  free(t);
   free(d);
   return rc;
 }
@@ -717,7 +726,24 @@ static int write_lane(tl_ctx *c, int64_t task, const store_span *st, size_t nst,
   return rc;
 }
 
-/* Blocks (innermost frame) or lag samples over all tasks, reduced as one lane each. */
+/* What the kept lag items (each the longest of its column) waited behind. */
+static int timeline_lag_causes(tl_ctx *c, size_t kept, lag_causes *lc)
+{
+  int64_t *t = malloc((kept ? kept : 1) * sizeof(*t)), *d = malloc((kept ? kept : 1) * sizeof(*d));
+  int rc = t && d ? 0 : LS_ENOMEM;
+  for(size_t i = 0; !rc && i < kept; i++) {
+    t[i] = c->items[i].t;
+    d[i] = c->items[i].d;
+  }
+  if(!rc)
+    rc = lag_causes_load(c->r, c->sid, c->ar, t, d, kept, lc);
+  free(t);
+  free(d);
+  return rc;
+}
+
+/* Blocks (innermost frame) or lag samples over all tasks, reduced as one lane each; a lag item
+ * names the block it waited behind. */
 static int write_global(tl_ctx *c, int kind, const store_span *sp, size_t n)
 {
   int rc = grow_items(c, n);
@@ -727,6 +753,9 @@ static int write_global(tl_ctx *c, int kind, const store_span *sp, size_t n)
     c->items[i] = (lod_item){.t = sp[i].t, .d = sp[i].d, .kind = 0, .src = i};
   size_t kept = 0;
   rc = lod_pick_longest(c->items, n, &c->view, &kept);
+  lag_causes lc = {0};
+  if(!rc && kind == INGEST_LAG)
+    rc = timeline_lag_causes(c, kept, &lc);
   jbuf *o = c->out;
   jbuf_putc(o, '[');
   for(size_t i = 0; i < kept && !rc; i++) {
@@ -748,10 +777,13 @@ static int write_global(tl_ctx *c, int kind, const store_span *sp, size_t n)
       jbuf_key(o, "func", 1); jbuf_str(o, b.func);
       jbuf_key(o, "src", 1); jbuf_str(o, b.src);
       block_cause(o, &b);
+    } else {
+      lag_causes_json(o, &lc, i);
     }
     jbuf_putc(o, '}');
   }
   jbuf_putc(o, ']');
+  lag_causes_free(&lc);
   return rc;
 }
 

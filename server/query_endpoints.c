@@ -1,5 +1,8 @@
 /* query_endpoints.c — GET /api/v1/endpoints (query.h): the window's parameters → the store's
- * sessions and points (store_endpoints.c) → endpoints.c's groups → the JSON of docs/api.md. */
+ * sessions (store_endpoints.c) → endpoints.c's groups, their points from the rollups of the
+ * blocks the window holds whole (store_rollup.c) and from the other sessions one by one → the
+ * JSON of docs/api.md. The window's sessions of clean blocks come from the rollups' members too
+ * (store_ep_window), named (id, name) only where the answer shows them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +48,102 @@ static int on_await(void *ctx, const store_point *p)
 static int on_block(void *ctx, const store_point *p)
 {
   return ep_add_block(ctx, p->sid, p->file, p->line, p->func, p->what, p->total);
+}
+
+/* Per block of the window: how many of its sessions each group has, and which groups it holds
+ * whole (all of the block's sessions of that group, the block not dirty): their points come from
+ * the rollup, summed per block already. */
+typedef struct block_pass {
+  ep_agg *e;
+  int64_t *cnt, *rep;  /* per group: the window's sessions in this block, one of them */
+  unsigned char *whole;
+  size_t *touched, nt; /* the groups with sessions in this block */
+  size_t last;         /* the group the previous point matched (points come group by group) */
+} block_pass;
+
+static int same(const char *a, const char *b)
+{
+  return a && b ? !strcmp(a, b) : a == b;
+}
+
+/* The group of the window's block matching (service, endpoint), or ng when none. */
+static size_t match(block_pass *b, const char *service, const char *endpoint)
+{
+  const ep_group *g = b->e->g;
+  if(b->last < b->e->ng && same(g[b->last].service, service) && same(g[b->last].endpoint, endpoint))
+    return b->last;
+  for(size_t i = 0; i < b->nt; i++)
+    if(same(g[b->touched[i]].service, service) && same(g[b->touched[i]].endpoint, endpoint))
+      return b->last = b->touched[i];
+  return b->e->ng;
+}
+
+static int on_rollup_group(void *ctx, const store_rollup_row *x)
+{
+  block_pass *b = ctx;
+  size_t g = match(b, x->service, x->endpoint);
+  if(g < b->e->ng && b->cnt[g] == x->sessions)
+    b->whole[g] = 1;
+  return 0;
+}
+
+static int on_rollup_point(void *ctx, const store_rollup_row *x)
+{
+  block_pass *b = ctx;
+  size_t g = match(b, x->service, x->endpoint);
+  if(g >= b->e->ng || !b->whole[g])
+    return 0;
+  return ep_add_summed(b->e, b->rep[g], x->kind, x->p.file, x->p.line, x->p.func, x->p.what, x->p.n,
+                       x->p.total, x->p.max, x->sessions);
+}
+
+/* Feeds e the await points and own blocks of its n sessions: per block of sids, the groups the
+ * window holds whole from the rollup, the rest one session at a time. */
+static int gather_points(store_reader *r, ep_agg *e, size_t n)
+{
+  block_pass b = {.e = e, .last = (size_t)-1};
+  size_t ng = e->ng ? e->ng : 1;
+  int64_t *raw = malloc((n ? n : 1) * sizeof(*raw));
+  b.cnt = calloc(ng, sizeof(*b.cnt));
+  b.rep = calloc(ng, sizeof(*b.rep));
+  b.whole = calloc(ng, 1);
+  b.touched = malloc(ng * sizeof(*b.touched));
+  int rc = raw && b.cnt && b.rep && b.whole && b.touched ? 0 : LS_ENOMEM;
+  size_t nraw = 0;
+  for(size_t i = 0; i < n && !rc;) {
+    int64_t blk = e->by_sid[2 * i] / STORE_ROLLUP_BLOCK;
+    size_t j = i;
+    b.nt = 0;
+    for(; j < n && e->by_sid[2 * j] / STORE_ROLLUP_BLOCK == blk; j++) {
+      size_t g = (size_t)e->by_sid[2 * j + 1];
+      if(!b.cnt[g]++) {
+        b.rep[g] = e->by_sid[2 * j];
+        b.touched[b.nt++] = g;
+      }
+    }
+    rc = store_rollup_groups(r, blk, on_rollup_group, &b);
+    int any = 0;
+    for(size_t k = 0; k < b.nt; k++)
+      any |= b.whole[b.touched[k]];
+    if(!rc && any)
+      rc = store_rollup_points(r, blk, on_rollup_point, &b);
+    for(size_t k = i; k < j; k++)
+      if(!b.whole[e->by_sid[2 * k + 1]])
+        raw[nraw++] = e->by_sid[2 * k];
+    for(size_t k = 0; k < b.nt; k++)
+      b.cnt[b.touched[k]] = b.whole[b.touched[k]] = 0;
+    i = j;
+  }
+  if(!rc)
+    rc = store_await_points(r, raw, nraw, on_await, e);
+  if(!rc)
+    rc = store_block_points(r, raw, nraw, 1, on_block, e);
+  free(raw);
+  free(b.cnt);
+  free(b.rep);
+  free(b.whole);
+  free(b.touched);
+  return rc;
 }
 
 static void session_ref(jbuf *o, const ep_session *x)
@@ -124,22 +223,23 @@ int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, ch
   arena_init(&ar);
   ep_session *rows = NULL;
   size_t n = 0;
-  int64_t *sids = NULL;
   ep_agg e;
   memset(&e, 0, sizeof(e));
-  rc = store_ep_sessions(r, &w.f, &ar, &rows, &n);
+  rc = store_ep_window(r, &w.f, &ar, &rows, &n);
   if(!rc)
     rc = ep_group_sessions(&e, rows, n);
-  if(!rc && !(sids = malloc((n ? n : 1) * sizeof(*sids))))
-    rc = LS_ENOMEM;
-  for(size_t i = 0; !rc && i < n; i++)
-    sids[i] = e.by_sid[2 * i];
   if(!rc)
-    rc = store_await_points(r, sids, n, on_await, &e);
-  if(!rc)
-    rc = store_block_points(r, sids, n, 1, on_block, &e);
+    rc = gather_points(r, &e, n);
   if(!rc)
     rc = ep_finish(&e);
+  /* the sessions the answer names: each group's slowest and its median */
+  for(size_t i = 0; !rc && i < e.ng; i++) {
+    const ep_group *g = &e.g[i];
+    size_t k = (int64_t)g->n < w.top ? g->n : (size_t)w.top;
+    rc = store_ep_names(r, e.s + g->first + g->n - k, k, &ar);
+    if(!rc)
+      rc = store_ep_names(r, e.s + g->median, 1, &ar);
+  }
   store_reader_release(s, r);
   if(!rc) {
     jbuf_puts(out, "{\"window\":{\"sessions\":");
@@ -158,7 +258,6 @@ int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, ch
     jbuf_puts(out, "]}");
   }
   ep_free(&e);
-  free(sids);
   free(rows);
   arena_free(&ar);
   return rc ? rc : jbuf_status(out);

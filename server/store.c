@@ -27,7 +27,7 @@ extern const size_t store_nmigrations;
 
 enum wstmt {
   W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
-  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_COUNT
+  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE, W_COUNT
 };
 
 static const char *const wsql[W_COUNT] = {
@@ -78,6 +78,8 @@ static const char *const wsql[W_COUNT] = {
               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
   [W_LAG] = "INSERT INTO lag(sid, t, d) VALUES(?1, ?2, ?3)",
   [W_POINT] = STORE_POINT_UPSERT,
+  [W_DIRTY] = STORE_ROLLUP_MARK,
+  [W_DUE] = STORE_ROLLUP_DUE,
 };
 
 struct store {
@@ -93,6 +95,8 @@ struct store {
   int64_t wal_frames;       /* frames in the WAL after the last commit (wal_hook) */
   int purge_pending;        /* the purge table may hold sids */
   int vacuum_pending;       /* the freelist may hold pages to give back */
+  int rollup_pending;       /* ep_dirty may hold blocks (store_rollup.c) */
+  int batch_since_maintain; /* a batch was stored since the last housekeeping step */
   int64_t next_retention_s; /* when retention is looked at next */
   int busy_timeout_ms;
   int wal_autocheckpoint;   /* pages: the writer checkpoints (RESTART) past this */
@@ -295,7 +299,7 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
   s->journal_size_limit = o->journal_size_limit;
   s->busy_timeout_ms = o->busy_timeout_ms;
   s->wal_autocheckpoint = o->wal_autocheckpoint;
-  s->purge_pending = s->vacuum_pending = 1; /* left over from the last run, perhaps */
+  s->purge_pending = s->vacuum_pending = s->rollup_pending = 1; /* left over from the last run, perhaps */
   size_t rn = strlen(o->path) + sizeof("-reserve");
   s->reserve = malloc(rn);
   if(s->reserve)
@@ -771,6 +775,11 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     *duplicate = 1; /* stored before: undo the session row we may just have made, if any */
   else if(!rc)
     rc = put_rows(s, sid, b);
+  if(!rc && !*duplicate) { /* its endpoint rollup is out of date until rebuilt */
+    sqlite3_bind_int64(s->ws[W_DIRTY], 1, sid);
+    rc = wrun(s, s->ws[W_DIRTY]);
+    s->rollup_pending = s->batch_since_maintain = 1;
+  }
   if(rc || *duplicate)
     *created = 0;
   int erc = end_savepoint(s, rc || *duplicate);
@@ -788,11 +797,13 @@ int store_in_transaction(store *s)
  * bounded number per transaction, so this writes a few pages however large the sessions are. */
 static int64_t tombstone(store *s, const char *where, int64_t arg)
 {
-  char sql[2][256];
+  char sql[3][256];
   snprintf(sql[0], sizeof(sql[0]), "INSERT OR IGNORE INTO purge(sid) SELECT sid FROM sessions WHERE %s", where);
-  snprintf(sql[1], sizeof(sql[1]), "DELETE FROM sessions WHERE %s", where);
+  /* their endpoint rollup blocks are rebuilt without them */
+  snprintf(sql[1], sizeof(sql[1]), "INSERT OR IGNORE INTO ep_dirty(blk) SELECT sid >> 10 FROM sessions WHERE %s", where);
+  snprintf(sql[2], sizeof(sql[2]), "DELETE FROM sessions WHERE %s", where);
   int64_t n = 0;
-  for(int i = 0; i < 2; i++) {
+  for(int i = 0; i < 3; i++) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->w, sql[i], -1, &st, NULL);
     if(rc == SQLITE_OK) {
@@ -806,7 +817,7 @@ static int64_t tombstone(store *s, const char *where, int64_t arg)
     n = sqlite3_changes64(s->w);
   }
   if(n)
-    s->purge_pending = 1;
+    s->purge_pending = s->rollup_pending = 1;
   return n;
 }
 
@@ -915,6 +926,29 @@ static int vacuum_some(store *s, int64_t pages, int64_t *reclaimed)
   return rc;
 }
 
+/* One endpoint rollup block rebuilt, in one transaction; *rolled: one was (more may wait). While
+ * batches come (not idle: one came since the last step) the newest block waits, rollup_pending
+ * staying set for a quiet step. */
+static int rollup_some(store *s, int idle, int *rolled)
+{
+  int64_t blk = -1;
+  int rc = store_rollup_due(s->w, s->ws[W_DUE], idle, &blk);
+  if(!rc && blk < 0 && idle)
+    s->rollup_pending = 0;
+  if(rc || blk < 0)
+    return rc;
+  if((rc = store_begin(s)))
+    return rc;
+  if((rc = store_rollup_build(s->w, blk))) {
+    store_rollback(s);
+    return rc;
+  }
+  if((rc = store_commit(s)))
+    return rc;
+  *rolled = 1;
+  return 0;
+}
+
 /* Deletes the oldest sessions beyond the limits, in one transaction. */
 static int apply_retention(store *s, const store_limits *l, int64_t now_s, int64_t deleted[3])
 {
@@ -976,7 +1010,10 @@ int store_release_reserve(store *s)
 int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int64_t deleted[3],
                    int64_t *reclaimed)
 {
-  int rc = 0;
+  int rc = 0, rolled = 0;
+  /* quiet: no batch since the last step, so the newest rollup block may be rebuilt too */
+  int quiet = idle || !s->batch_since_maintain;
+  s->batch_since_maintain = 0;
   int limited = l && (l->max_sessions > 0 || l->max_age_s > 0 || l->max_db_bytes > 0);
   if(limited && now_s >= s->next_retention_s) {
     s->next_retention_s = now_s + 1;
@@ -986,13 +1023,15 @@ int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int
     rc = purge_some(s, 5000);
   else if(!rc && s->vacuum_pending)
     rc = vacuum_some(s, 1024, reclaimed); /* 4 MiB of 4 KiB pages a step */
+  else if(!rc && s->rollup_pending)
+    rc = rollup_some(s, quiet, &rolled);
   if(!rc)
     rc = store_maybe_checkpoint(s, idle ? 0 : s->wal_autocheckpoint);
   if(rc && store_release_reserve(s))
     return 1; /* try again at once, with the room */
   if(rc)
     return rc;
-  int pending = s->purge_pending || s->vacuum_pending;
+  int pending = s->purge_pending || s->vacuum_pending || rolled;
   if(!pending && !s->reserve_held && idle && reserve_make(s) == 0) {
     s->reserve_held = 1;
     log_msg(LOG_INFO, "store: the disk reserve is allocated again");

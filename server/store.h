@@ -158,9 +158,9 @@ int store_block_by_rowid(store_reader *r, int64_t rowid, arena *a, store_block *
 /* ---- endpoints and compare (store_endpoints.c) ---- */
 /* Which sessions /endpoints looks at: the newest `limit` by arrival among the ended sessions that
  * have an endpoint (route, else name), started in [since_ns, until_ns) (-1: open), of service
- * (NULL: any) and endpoint (NULL: any). */
+ * (NULL: any) and endpoint (NULL: any), with a sid in [sid_lo, sid_hi] (sid_hi 0: open). */
 typedef struct store_ep_filter {
-  int64_t limit, since_ns, until_ns;
+  int64_t limit, since_ns, until_ns, sid_lo, sid_hi;
   const char *service, *endpoint;
 } store_ep_filter;
 /* *out malloc'd (strings in a), newest first. */
@@ -182,6 +182,31 @@ int store_await_points(store_reader *r, const int64_t *sids, size_t n, store_poi
  * it delayed). */
 int store_block_points(store_reader *r, const int64_t *sids, size_t n, int own_only, store_point_fn fn,
                        void *ctx);
+/* ---- endpoint rollups (store_rollup.c, schema 007) ---- */
+/* Sessions are rolled up per block of STORE_ROLLUP_BLOCK consecutive sids (blk = sid / it). */
+#define STORE_ROLLUP_BLOCK 1024
+/* A row of a block's rollup: a group (service, endpoint; sessions = its ended sessions with an
+ * endpoint in the block), or a point of one (kind 0 an await point, 1 a culprit of its own
+ * blocks; p.sid unused; sessions = how many of them have it). Strings valid during the callback. */
+typedef struct store_rollup_row {
+  const char *service, *endpoint;
+  int kind;
+  store_point p;
+  int64_t sessions;
+} store_rollup_row;
+typedef int (*store_rollup_fn)(void *ctx, const store_rollup_row *x);
+/* Block blk's groups; none while it is dirty (its sessions changed since it was rolled up). */
+int store_rollup_groups(store_reader *r, int64_t blk, store_rollup_fn fn, void *ctx);
+/* The window of f as store_ep_sessions reads it, assembled from the blocks' group rows (members)
+ * where a block is clean, its sessions read one by one where it is dirty: blocks newest first,
+ * within a clean block in no particular order. Sessions
+ * of clean blocks come without id (NULL) and, when routed, without name: store_ep_names reads
+ * them for the few the answer names. *out malloc'd, strings in a. */
+int store_ep_window(store_reader *r, const store_ep_filter *f, arena *a, ep_session **out, size_t *n);
+/* Fills id and name of x[0..n) whose id is NULL (by sid). */
+int store_ep_names(store_reader *r, ep_session *x, size_t n, arena *a);
+/* Block blk's points (read only for a block whose groups were read in the same transaction). */
+int store_rollup_points(store_reader *r, int64_t blk, store_rollup_fn fn, void *ctx);
 /* ---- the OTLP outbox (store_outbox.c): one thread, on a connection of its own ---- */
 /* Sessions to forward are taken into the outbox as the request bodies they will be sent as;
  * each body leaves it, in the same transaction that counts it, once the backend answered it. */

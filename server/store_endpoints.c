@@ -85,11 +85,12 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
 
 /* The window: ended sessions with an endpoint, newest by arrival first. The second form reads
  * one endpoint through the index sessions_endpoint. ?1/?2: started_ns bounds (-1: open),
- * ?3: service (NULL: any), ?4: limit, ?5: the endpoint. */
-#define EP_COLS "SELECT sid, id, name, route, service, end_t, max_lag_d, n_lag FROM sessions"
+ * ?3: service (NULL: any), ?4: limit, ?5: the endpoint, ?6/?7: the sids (a rollup block). */
+#define EP_COLS "SELECT sid, id, name, route, service, end_t, max_lag_d, n_lag, coalesce(started_ns, -1) FROM sessions"
 #define EP_WHERE                                                                                   \
   " ended = 1 AND coalesce(route, name) IS NOT NULL AND (?1 < 0 OR started_ns >= ?1)"             \
-  " AND (?2 < 0 OR started_ns < ?2) AND (?3 IS NULL OR service IS ?3) ORDER BY sid DESC LIMIT ?4"
+  " AND (?2 < 0 OR started_ns < ?2) AND (?3 IS NULL OR service IS ?3) AND sid BETWEEN ?6 AND ?7"     \
+  " ORDER BY sid DESC LIMIT ?4"
 static const char *const ep_sql[2] = {
   EP_COLS " WHERE" EP_WHERE,
   EP_COLS " WHERE coalesce(route, name) = ?5 AND" EP_WHERE,
@@ -134,6 +135,8 @@ int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_se
   sqlite3_bind_int64(st, 4, f->limit);
   if(f->endpoint)
     sqlite3_bind_text(st, 5, f->endpoint, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, f->sid_lo);
+  sqlite3_bind_int64(st, 7, f->sid_hi > 0 ? f->sid_hi : INT64_MAX);
   size_t cap = f->limit < 1024 ? (size_t)f->limit + 1 : 1024;
   ep_session *v = malloc(cap * sizeof(*v));
   if(!v) {
@@ -160,6 +163,7 @@ int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_se
     x->duration = sqlite3_column_int64(st, 5);
     x->lag_max = sqlite3_column_int64(st, 6);
     x->has_lag = sqlite3_column_int64(st, 7) > 0;
+    x->started = sqlite3_column_int64(st, 8);
   }
   rc = finish(r, st, rc);
   if(!rc && a->failed)

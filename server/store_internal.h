@@ -37,6 +37,17 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
  * 0 (else rolls back), and opens a new read transaction whatever happened. fn's code, or the
  * transaction's. */
 int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), void *arg);
+/* Marks the rollup block of session ?1 dirty (store_rollup.c), in the batch's transaction. */
+#define STORE_ROLLUP_MARK "INSERT OR IGNORE INTO ep_dirty(blk) VALUES(?1 >> 10)"
+_Static_assert(STORE_ROLLUP_BLOCK == 1 << 10, "STORE_ROLLUP_MARK and 008's sid >> 10 use the block size");
+/* The dirty block to rebuild next (not the newest unless ?1, idle), through st prepared from
+ * STORE_ROLLUP_DUE (it runs after every group of batches: kept prepared); -1 when none is due. */
+#define STORE_ROLLUP_DUE                                                                           \
+  "SELECT blk FROM ep_dirty WHERE ?1 OR blk < (SELECT coalesce(max(sid), 0) >> 10 FROM sessions)"  \
+  " ORDER BY blk LIMIT 1"
+int store_rollup_due(sqlite3 *db, sqlite3_stmt *st, int idle, int64_t *blk);
+/* Rebuilds block blk's rollup from its sessions' rows, in the caller's transaction. */
+int store_rollup_build(sqlite3 *db, int64_t blk);
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
 

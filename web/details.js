@@ -48,22 +48,12 @@ export function block(b, t) {
   return lines;
 }
 
-// The block a lag sample waited behind: the one overlapping the sample's window most (the tick was
-// late by d, so the stall lies within d of its t on either side), or null.
-export function lagCause(p, blocks) {
-  let best = null, most = 0;
-  for (const b of blocks || []) {
-    const over = Math.min(b.t + b.d, p.t + p.d) - Math.max(b.t, p.t - p.d);
-    if (over > most) { most = over; best = b; }
-  }
-  return best;
-}
-
 // A lag sample, and when a block explains it, what it waited behind: the session's own block, or
-// one from elsewhere (the causing session, or none), at the culprit line.
-export function lag(p, blocks) {
+// one from elsewhere (the causing session, or none), at the culprit line. The server matches them
+// (the sample's `cause`, docs/api.md: the block overlapping [t - d, t + d) most).
+export function lag(p) {
   const lines = [[null, `loop lag ${fmt.duration(p.d)}`], ['at', fmt.time(p.t)]];
-  const b = lagCause(p, blocks);
+  const b = p.cause;
   if (b) {
     const who = !b.elsewhere ? 'its own block' : b.from_session ? `session ${b.from_session}` : 'no session';
     lines.push(['waited behind', `${who}${b.file ? ` at ${fmt.place(b.file, b.line)}` : ''}`]);

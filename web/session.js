@@ -406,7 +406,7 @@ function hover(ev) {
   } else if (y >= tl.AXIS_H + tl.BLOCKS_H && y < tl.AXIS_H + tl.BLOCKS_H + tl.LAG_H) {
     let best = null;
     for (const p of st.tlLag) if (Math.abs(p.t - t) <= tol * 2 && (!best || p.d > best.d)) best = p;
-    if (best) return showTip(details.lag(best, st.tlBlocks), ev.clientX, ev.clientY);
+    if (best) return showTip(details.lag(best), ev.clientX, ev.clientY);
   } else if (y >= tl.AXIS_H) {
     const n = concAt(t);
     if (n !== null) return showTip([[null, `${fmt.count(n)} tasks alive`], ['at', fmt.time(t)]], ev.clientX, ev.clientY);

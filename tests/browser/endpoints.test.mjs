@@ -44,7 +44,23 @@ function request(id, name, route, durMs, { db, retries = 0, block = false, lag =
   return { v: 1, batch: `b-${id}`, session: id, meta, events: ev };
 }
 
+// A request with `n` tasks under its root, each awaiting 1 ms at its own time: more lanes than
+// the compare view shows at once.
+function wide(id, n) {
+  const ev = [{ k: 'task', id: 1, parent: 0, name: 'Task-1', coro: 'app.views.fan_out', t: 0 }];
+  for (let i = 2; i <= n; i++) {
+    ev.push({ k: 'task', id: i, parent: 1, name: `Task-${i}`, coro: 'app.db.part', t: i * 10_000 });
+    ev.push({ k: 'await', id: i, t: i * 100_000, d: MS, what: 'part', file: 'app/db.py', line: 50, func: 'part' });
+    ev.push({ k: 'done', id: i, t: i * 100_000 + 2 * MS, state: 'ok' });
+  }
+  ev.push({ k: 'end', t: 20 * MS });
+  return { v: 1, batch: `b-${id}`, session: id, meta: {
+    name: `GET /wide/${n}`, service: `${SERVICE}-wide`, started_unix_ns: '1764089000000000000',
+  }, events: ev };
+}
+
 const IDS = {
+  w: `s-ep-${RUN}-w`,
   u1: `s-ep-${RUN}-u1`, u2: `s-ep-${RUN}-u2`, u3: `s-ep-${RUN}-u3`, u4: `s-ep-${RUN}-u4`, u5: `s-ep-${RUN}-u5`,
   e1: `s-ep-${RUN}-e1`, e2: `s-ep-${RUN}-e2`,
 };
@@ -57,6 +73,7 @@ async function seed() {
   await post(BASE, request(IDS.u5, 'GET /users/5', ROUTE, 35, { db: 20 }));
   await post(BASE, request(IDS.e1, EVIL_NAME, EVIL_ROUTE, 9, { db: 3 }));
   await post(BASE, request(IDS.e2, EVIL_NAME, EVIL_ROUTE, 14, { db: 5, block: true }));
+  await post(BASE, wide(IDS.w, 120));
 }
 const seeded = seed();
 
@@ -163,4 +180,39 @@ test('the compare view draws both timelines on one axis and lists what differs i
   await page.goto(`${BASE}/compare?a=${IDS.u1}&b=s-unknown-${RUN}`);
   await page.waitForFunction(() => document.body.dataset.loaded);
   assert.match(await page.textContent('#status'), /could not compare: 404/);
+});
+
+test('the compare view gives every task a lane (scrolling) and zooms both sides together', async () => {
+  await seeded;
+  const { page } = await pages.open();
+  await page.goto(`${BASE}/compare?${new URLSearchParams({ a: IDS.u1, b: IDS.w })}`);
+  await page.waitForFunction(() => document.body.dataset.loaded);
+  const b = '.compare-side[data-side="b"]';
+  // 120 lanes tall, but only those in sight (and a few more) are drawn
+  assert.equal(await page.getAttribute(`${b} svg.lanes`, 'height'), String(120 * 20));
+  const drawn = await page.locator(`${b} svg.lanes g.lane`).count();
+  assert.ok(drawn >= 40 && drawn < 120, `drawn ${drawn}`);
+  // scrolled to the end: the last task's lane is drawn with its await
+  await page.$eval(`${b} .compare-lanes`, (el) => { el.scrollTop = el.scrollHeight; });
+  await page.waitForFunction((sel) => document.querySelector(sel).dataset.last === '120', `${b} .compare-timeline`);
+  await page.waitForSelector(`${b} svg.lanes g.lane[data-task="120"]`);
+  await page.waitForSelector(`${b} svg.lanes g.lane[data-task="120"] path.await`);
+  // the wheel over b's plot zooms in; a and b keep one view (and one axis)
+  const whole = await page.$eval(`${b} .compare-timeline`, (el) => [el.dataset.from, el.dataset.to]);
+  const box = await page.locator(`${b} svg.head`).boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + 10);
+  await page.mouse.wheel(0, -400);
+  await page.waitForFunction((sel) => document.querySelector(sel).dataset.to !== '24000000', `${b} .compare-timeline`);
+  const views = await page.$$eval('.compare-timeline', (ts) => ts.map((t) => [t.dataset.from, t.dataset.to]));
+  assert.deepEqual(whole, ['0', '24000000']);
+  assert.deepEqual(views[0], views[1], 'both sides show the same view');
+  assert.ok(Number(views[1][1]) - Number(views[1][0]) < 24000000 / 3, `zoomed in: ${views[1]}`);
+  const ticks = await page.$$eval('.compare-side svg.head', (hs) => hs.map((x) => [...x.querySelectorAll('.axis text')].map((t) => t.textContent).join('|')));
+  assert.equal(ticks[0], ticks[1], 'one time axis');
+  // "whole" goes back; the keys zoom too
+  await page.click('#zoom-whole');
+  await page.waitForFunction(() => [...document.querySelectorAll('.compare-timeline')].every((t) => t.dataset.from === '0' && t.dataset.to === '24000000'));
+  await page.keyboard.press('w');
+  await page.waitForFunction(() => [...document.querySelectorAll('.compare-timeline')].every((t) => t.dataset.from === '6000000' && t.dataset.to === '18000000'));
+  await screenshot(page, 'compare-zoomed.png');
 });

@@ -93,17 +93,16 @@ test('lanes hide collapsed subtrees and window the viewport', () => {
   assert.deepEqual(lanes.windowOf(3, 0, 400, 8), { first: 0, last: 3 });
 });
 
-test('a lag sample names the block it waited behind: own, another session, or none', () => {
+test('a lag sample names the block it waited behind (the server\'s cause): own, another session, or none', () => {
   const MS = 1e6;
-  const blocks = [
-    { t: 50 * MS, d: 150 * MS, elsewhere: true, from_session: 's-a-1', from_task: 3, file: 'demo_app.py', line: 56, src: 'time.sleep(0.15)' },
-    { t: 300 * MS, d: 20 * MS, elsewhere: false, from_session: null, file: 'app/views.py', line: 9, src: null },
-    { t: 400 * MS, d: 110 * MS, elsewhere: true, from_session: null, file: null, line: null, src: null },
-  ];
-  assert.deepEqual(details.lag({ t: 200 * MS, d: 150 * MS }, blocks), [
+  const other = { t: 50 * MS, d: 150 * MS, elsewhere: true, from_session: 's-a-1', from_task: 3, file: 'demo_app.py', line: 56, src: 'time.sleep(0.15)' };
+  const own = { t: 300 * MS, d: 20 * MS, elsewhere: false, from_session: null, file: 'app/views.py', line: 9, src: null };
+  const none = { t: 400 * MS, d: 110 * MS, elsewhere: true, from_session: null, file: null, line: null, src: null };
+  assert.deepEqual(details.lag({ t: 200 * MS, d: 150 * MS, cause: other }), [
     [null, 'loop lag 150 ms'], ['at', '200 ms'],
     ['waited behind', 'session s-a-1 at demo_app.py:56'], ['source', 'time.sleep(0.15)']]);
-  assert.deepEqual(details.lag({ t: 318 * MS, d: 18 * MS }, blocks)[2], ['waited behind', 'its own block at app/views.py:9']);
-  assert.deepEqual(details.lag({ t: 505 * MS, d: 100 * MS }, blocks)[2], ['waited behind', 'no session']);
-  assert.equal(details.lag({ t: 900 * MS, d: 1 * MS }, blocks).length, 2, 'no block near: nothing named');
+  assert.deepEqual(details.lag({ t: 318 * MS, d: 18 * MS, cause: own })[2], ['waited behind', 'its own block at app/views.py:9']);
+  assert.deepEqual(details.lag({ t: 505 * MS, d: 100 * MS, cause: none })[2], ['waited behind', 'no session']);
+  assert.equal(details.lag({ t: 900 * MS, d: 1 * MS, cause: null }).length, 2, 'no block near: nothing named');
+  assert.equal(details.lag({ t: 900 * MS, d: 1 * MS }).length, 2, 'an older server without causes: nothing named');
 });

@@ -71,3 +71,33 @@ def test_bad_causes_are_refused(server):
         assert r.status == 400 and r.json()["detail"].startswith(detail), (bad, r.json())
     r = server.ingest(batch("s-bad", "b-bad", [], {"loop": "one"}))
     assert r.status == 400 and r.json()["detail"].startswith("meta.loop"), r.json()
+
+
+def test_lag_samples_name_the_block_they_waited_behind(server):
+    """/lag and /timeline: each lag sample names the block (own or from elsewhere) overlapping
+    its window [t - d, t + d) most, with the causing session and task; none when no block does."""
+    evs = [
+        {"k": "task", "id": 1, "parent": 0, "name": "Task-1", "coro": "app.user", "t": 0},
+        {"k": "block", "id": 1, "t": 10_000_000, "d": 120_000_000, "stack": STACK},
+        {"k": "block", "t": 300_000_000, "d": 150_000_000, "from_session": "s-42", "from_task": 3,
+         "stack": [{"file": "demo_app.py", "line": 56, "func": "user", "src": "<b>time.sleep(0.15)</b>"}]},
+        {"k": "lag", "t": 129_000_000, "d": 119_000_000},   # behind its own block
+        {"k": "lag", "t": 449_000_000, "d": 150_000_000},   # behind GET /users/42's
+        {"k": "lag", "t": 600_000_000, "d": 1_000_000},     # behind nothing
+        {"k": "end", "t": 700_000_000},
+    ]
+    assert server.ingest(batch("s-seven", "b1", evs, {"name": "GET /users/7"})).status == 202
+    samples = server.get_json("/api/v1/sessions/s-seven/lag")["samples"]
+    causes = [s["cause"] for s in samples]
+    assert causes[0] == {"task": 1, "t": 10_000_000, "d": 120_000_000, "file": "demo_app.py", "line": 56,
+                         "func": "user", "src": "time.sleep(0.15)", "elsewhere": False, "from_session": None,
+                         "from_task": None}
+    assert causes[1] == {"task": 0, "t": 300_000_000, "d": 150_000_000, "file": "demo_app.py", "line": 56,
+                         "func": "user", "src": "<b>time.sleep(0.15)</b>", "elsewhere": True,
+                         "from_session": "s-42", "from_task": 3}
+    assert causes[2] is None
+    # the timeline's lag items (each the longest of its pixel column) carry the same
+    tl = server.get_json("/api/v1/sessions/s-seven/timeline?px=1000")["lag"]
+    assert [(x["t"], x["cause"] and x["cause"]["from_session"]) for x in tl] == [
+        (129_000_000, None), (449_000_000, "s-42"), (600_000_000, None)]
+    assert tl[0]["cause"]["elsewhere"] is False and tl[2]["cause"] is None

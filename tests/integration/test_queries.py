@@ -155,7 +155,11 @@ def test_timeline(server):
         "blocks": [{"task": 1, "t": 50000000, "d": 150000000, "n": 1, "file": "app/views.py", "line": 45,
                     "func": "user_page", "src": "time.sleep(0.15)", "elsewhere": False, "from_session": None,
                     "from_task": None}],
-        "lag": [{"t": 60000000, "d": 2300000, "n": 1}],
+        # the lag sample names the block it waited behind (here the session's own)
+        "lag": [{"t": 60000000, "d": 2300000, "n": 1,
+                 "cause": {"task": 1, "t": 50000000, "d": 150000000, "file": "app/views.py", "line": 45,
+                           "func": "user_page", "src": "time.sleep(0.15)", "elsewhere": False,
+                           "from_session": None, "from_task": None}}],
     }
     # many narrow steps: at most one per column per kind survives, n counts them all
     steps = [{"k": "step", "id": 7, "t": i * 100, "d": 5 + i % 3} for i in range(5000)]

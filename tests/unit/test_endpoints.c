@@ -118,6 +118,40 @@ START_TEST(points_summed_and_ranked)
 }
 END_TEST
 
+/* A rollup's points (already summed over several sessions) add to those fed one session at a
+ * time: counts, totals and session counts sum, maxima take the larger, a rollup culprit counts
+ * in the group's blocks; sessions outside the window are ignored. */
+START_TEST(summed_points_add_to_single_ones)
+{
+  ep_session s[] = {sess(10, "a", "R", "r", 1, -1), sess(2000, "a", "R", "r", 2, -1)};
+  ep_agg e;
+  ck_assert_int_eq(ep_group_sessions(&e, s, 2), 0);
+  /* session 10 stands for a rolled-up block of 7 sessions of (a, R) */
+  ck_assert_int_eq(ep_add_summed(&e, 10, 0, "db.py", 23, "f", "execute", 9, 90, 30, 7), 0);
+  ck_assert_int_eq(ep_add_summed(&e, 10, 1, "views.py", 45, "v", "sleep()", 3, 33, 11, 3), 0);
+  ck_assert_int_eq(ep_add_summed(&e, 99, 0, "db.py", 23, "f", "execute", 1, 1, 1, 1), 0); /* not in the window */
+  ck_assert_int_eq(ep_add_await(&e, 2000, "db.py", 23, "f", "execute", 2, 80, 40), 0);
+  ck_assert_int_eq(ep_add_block(&e, 2000, "views.py", 45, "v", "sleep()", 12), 0);
+  ck_assert_int_eq(ep_group_of(&e, 2000), 0);
+  ck_assert_int_eq(ep_group_of(&e, 99), -1);
+  ck_assert_int_eq(ep_finish(&e), 0);
+  const ep_group *g = &e.g[0];
+  ck_assert_uint_eq(g->nhot, 1);
+  ck_assert_int_eq(g->hot[0].count, 11);
+  ck_assert_int_eq(g->hot[0].total, 170);
+  ck_assert_int_eq(g->hot[0].max, 40);
+  ck_assert_int_eq(g->hot[0].sessions, 8);
+  ck_assert_uint_eq(g->nculprits, 1);
+  ck_assert_int_eq(g->culprits[0].count, 4);
+  ck_assert_int_eq(g->culprits[0].total, 45);
+  ck_assert_int_eq(g->culprits[0].max, 12);
+  ck_assert_int_eq(g->culprits[0].sessions, 4);
+  ck_assert_int_eq(g->blocks, 4);
+  ck_assert_int_eq(g->block_total, 45);
+  ep_free(&e);
+}
+END_TEST
+
 START_TEST(ties_rank_by_place)
 {
   ep_session s[] = {sess(1, "a", "R", "r", 1, -1)};
@@ -180,6 +214,7 @@ static Suite *endpoints_suite(void)
   tcase_add_test(c, nearest_rank);
   tcase_add_test(c, groups_and_percentiles);
   tcase_add_test(c, points_summed_and_ranked);
+  tcase_add_test(c, summed_points_add_to_single_ones);
   tcase_add_test(c, ties_rank_by_place);
   tcase_add_test(c, empty_and_large);
   suite_add_tcase(s, c);

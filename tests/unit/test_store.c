@@ -454,9 +454,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 7); /* schema.sql is version 1, migrations/002 to 007 bring 7 */
+  ck_assert_int_eq(v, 8); /* schema.sql is version 1, migrations/002 to 008 bring 8 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 7);
+  ck_assert_int_eq(store_schema_version(st), 8);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
@@ -468,7 +468,9 @@ START_TEST(settings_restart_and_version)
   cJSON_Delete(j);
   close_all();
   /* a database of schema 2 (no auto_vacuum, no purge table, no arrived_s, no OTLP outbox, no
-   * route nor await points, no loop nor blocks from elsewhere, no task rows) is migrated to 7: the data stays and auto_vacuum becomes INCREMENTAL (the one-time VACUUM) */
+   * route nor await points, no loop nor blocks from elsewhere, no task rows, no endpoint
+   * rollups) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
+   * one-time VACUUM) */
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
   ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE purge; ALTER TABLE sessions DROP COLUMN arrived_s;"
@@ -486,13 +488,14 @@ START_TEST(settings_restart_and_version)
                                 " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
                                 " DROP TABLE session_stats; DROP TABLE conc_mip;"
                                 " ALTER TABLE sessions DROP COLUMN rows_built;"
+                                " DROP TABLE ep_dirty; DROP TABLE ep_groups; DROP TABLE ep_points;"
                                 " PRAGMA user_version = 2; PRAGMA auto_vacuum = NONE; VACUUM",
                                 NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   open_all();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 7);
+  ck_assert_int_eq(store_schema_version(st), 8);
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
