@@ -1,6 +1,7 @@
 /* test_collector_core.c — the collector's C core (collector/src) on its own, without Python:
- * the growable buffer with its ceiling, JSON string escaping, bearer-token rules, result-code
- * names, source lines for block stacks, the record format round trip (record -> JSON event), and
+ * JSON string escaping (the shared common/dynbuf.c under the collector's names), the UTF-8 table
+ * run through the encoder and the server's parser, bearer-token rules, result-code names, source
+ * lines for block stacks, the record format round trip (record -> JSON event), and
  * the sender in offline mode writing its batches to a sink file — each line of which the
  * server's own parser (server/ingest.c) must accept with the same events: the two halves of the
  * ingest contract checked against each other. */
@@ -15,41 +16,12 @@
 #include "check_run.h"
 #include "ingest.h"
 #include "lscore.h"
+#include "utf8.h"
+#include "utf8_cases.h"
 
 /* ---------------------------------------------------------------- ls_buf */
 
-START_TEST(buf_ceiling_is_sticky)
-{
-  ls_buf b;
-  ls_buf_init(&b, 8);
-  ls_buf_puts(&b, "12345");
-  ck_assert_int_eq(b.failed, 0);
-  ck_assert_str_eq(b.p, "12345");
-  ls_buf_puts(&b, "6789"); /* 9 bytes > 8: refused whole, and the buffer stays failed */
-  ck_assert_int_eq(b.failed, 1);
-  ck_assert_uint_le(b.len, 8);
-  ls_buf_puts(&b, "x");
-  ck_assert_int_eq(b.failed, 1);
-  ls_buf_free(&b);
-  ck_assert_ptr_null(b.p);
-}
-END_TEST
-
-START_TEST(buf_integers_at_their_limits)
-{
-  ls_buf b;
-  ls_buf_init(&b, 1 << 10);
-  ls_buf_u64(&b, 0);
-  ls_buf_puts(&b, " ");
-  ls_buf_u64(&b, UINT64_MAX);
-  ls_buf_puts(&b, " ");
-  ls_buf_i64(&b, INT64_MIN);
-  ls_buf_puts(&b, " ");
-  ls_buf_i64(&b, -1);
-  ck_assert_str_eq(b.p, "0 18446744073709551615 -9223372036854775808 -1");
-  ls_buf_free(&b);
-}
-END_TEST
+/* The buffer itself (ceiling, failure codes, integers) is common/dynbuf.c's: tests/unit/test_common.c. */
 
 static void jstr_is(const char *in, size_t n, const char *want)
 {
@@ -57,7 +29,7 @@ static void jstr_is(const char *in, size_t n, const char *want)
   ls_buf_init(&b, 1 << 10);
   ls_buf_jstr(&b, in, n);
   ck_assert_int_eq(b.failed, 0);
-  ck_assert_str_eq(b.p, want);
+  ck_assert_str_eq(b.data, want);
   ls_buf_free(&b);
 }
 
@@ -65,7 +37,7 @@ START_TEST(jstr_escapes_and_replaces_invalid_utf8)
 {
   jstr_is("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
   jstr_is("\n\t\r\x01\x1f", 5, "\"\\n\\t\\r\\u0001\\u001f\"");
-  jstr_is("nul\0in", 6, "\"nul\\u0000in\"");
+  jstr_is("nul\0in", 6, "\"nul\xEF\xBF\xBDin\""); /* the server refuses U+0000 in any text */
   jstr_is("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
   /* each invalid byte becomes U+FFFD: a lone continuation, an overlong, a surrogate, a cut
    * sequence, > U+10FFFF; what the server then receives is valid UTF-8 */
@@ -91,8 +63,65 @@ START_TEST(jstr_output_always_passes_the_servers_utf8_check)
     ls_buf b;
     ls_buf_init(&b, 1 << 10);
     ls_buf_jstr(&b, (const char *)in, n);
-    ck_assert_int_eq(ingest_utf8_ok(b.p, b.len), 1);
+    ck_assert_int_eq(utf8_valid(b.data, b.len), 1);
     ls_buf_free(&b);
+  }
+}
+END_TEST
+
+/* One batch whose meta name is the n bytes at s, as they are (raw) or as the collector's
+ * encoder writes a string (escaped); what the server's parser answers. */
+static int server_verdict(const unsigned char *s, size_t n, int escaped, char *name_out, size_t cap,
+                          char *detail, size_t dlen)
+{
+  ls_buf body;
+  ls_buf_init(&body, 1 << 12);
+  ls_buf_puts(&body, "{\"v\":1,\"batch\":\"b1\",\"session\":\"s1\",\"meta\":{\"name\":");
+  if(escaped)
+    ls_buf_jstr(&body, (const char *)s, n);
+  else {
+    ls_buf_puts(&body, "\"");
+    ls_buf_append(&body, s, n);
+    ls_buf_puts(&body, "\"");
+  }
+  ls_buf_puts(&body, "},\"events\":[]}");
+  ck_assert_int_eq(body.failed, 0);
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch *b = NULL;
+  detail[0] = '\0';
+  int rc = ingest_parse(body.data, body.len, &lim, &b, detail, dlen);
+  if(!rc)
+    snprintf(name_out, cap, "%s", b->meta.name ? b->meta.name : "");
+  ingest_free(b);
+  ls_buf_free(&body);
+  return rc;
+}
+
+/* The table of tests/data/utf8_cases.txt through both halves of the contract, which compile the
+ * same common/utf8.c: (1) the server refuses a raw string exactly when the table says it is not
+ * UTF-8, naming the reason; (2) whatever the bytes, the collector's encoding of them is accepted,
+ * and a valid string arrives unchanged. */
+START_TEST(collector_and_server_agree_on_the_table)
+{
+  static utf8_case cases[128];
+  size_t n = utf8_cases_load(cases, 128);
+  for(size_t i = 0; i < n; i++) {
+    const utf8_case *c = &cases[i];
+    char name[64], detail[256];
+    if(c->bytes[0] >= 0x20) { /* raw control bytes are not JSON at all: (1) skips them */
+      int rc = server_verdict(c->bytes, c->n, 0, name, sizeof name, detail, sizeof detail);
+      ck_assert_msg((rc == 0) == c->valid, "server says %d (%s) on raw %s", rc, detail, c->what);
+      if(!c->valid)
+        ck_assert_msg(strstr(detail, "meta.name: not valid UTF-8") != NULL, "detail %s", detail);
+    }
+    int rc = server_verdict(c->bytes, c->n, 1, name, sizeof name, detail, sizeof detail);
+    ck_assert_msg(rc == 0, "server refuses the collector's encoding of %s: %s", c->what, detail);
+    ck_assert_msg(utf8_valid(name, strlen(name)), "%s", c->what);
+    if(c->valid && c->bytes[0] != 0)
+      ck_assert_msg(strlen(name) == c->n && memcmp(name, c->bytes, c->n) == 0, "changed: %s", c->what);
+    else if(!c->valid)
+      ck_assert_msg(strstr(name, "\xEF\xBF\xBD") != NULL, "not replaced: %s", c->what);
   }
 }
 END_TEST
@@ -210,8 +239,8 @@ static cJSON *encode(const ls_event *ev)
   ck_assert_int_eq(ls_encode_records(&b, rec, size, &first), LSC_OK);
   ls_buf_puts(&b, "]");
   free(rec);
-  cJSON *arr = cJSON_Parse(b.p);
-  ck_assert_msg(arr && cJSON_GetArraySize(arr) == 1, "not one event: %s", b.p);
+  cJSON *arr = cJSON_Parse(b.data);
+  ck_assert_msg(arr && cJSON_GetArraySize(arr) == 1, "not one event: %s", b.data);
   ls_buf_free(&b);
   cJSON *ev0 = cJSON_DetachItemFromArray(arr, 0);
   cJSON_Delete(arr);
@@ -368,10 +397,9 @@ static Suite *collector_core_suite(void)
 {
   Suite *s = suite_create("collector_core");
   TCase *c = tcase_create("buf");
-  tcase_add_test(c, buf_ceiling_is_sticky);
-  tcase_add_test(c, buf_integers_at_their_limits);
   tcase_add_test(c, jstr_escapes_and_replaces_invalid_utf8);
   tcase_add_test(c, jstr_output_always_passes_the_servers_utf8_check);
+  tcase_add_test(c, collector_and_server_agree_on_the_table);
   tcase_add_test(c, token_rules);
   tcase_add_test(c, result_codes_have_distinct_names);
   suite_add_tcase(s, c);
