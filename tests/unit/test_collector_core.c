@@ -3,8 +3,9 @@
  * run through the encoder and the server's parser, bearer-token rules, result-code names, source
  * lines for block stacks, the record format round trip (record -> JSON event), and
  * the sender in offline mode writing its batches to a sink file — each line of which the
- * server's own parser (server/ingest.c) must accept with the same events: the two halves of the
- * ingest contract checked against each other. */
+ * server's own parser (server/ingest.c) must accept with the same events — and online, posting to
+ * the real server started in-process (stored, or refused 401 and reported lost): the two halves
+ * of the ingest contract checked against each other. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -14,7 +15,10 @@
 #include <unistd.h>
 
 #include "check_run.h"
+#include "export.h"
+#include "http_fixture.h"
 #include "ingest.h"
+#include "log.h"
 #include "lscore.h"
 #include "utf8.h"
 #include "utf8_cases.h"
@@ -393,6 +397,78 @@ START_TEST(offline_sink_batches_parse_on_the_server)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- the sender, online */
+
+/* A session of n tasks (a task and a step each) through a collector posting to url with token;
+ * returns what flush answered, stats in *st. */
+static int send_session(const char *url, const char *token, const char *id, int n, ls_stats *st)
+{
+  ls_config cfg = {.url = url, .token = token, .buffer_cap = 1 << 20, .flush_interval_ms = 10,
+                   .timeout_ms = 5000, .batch_max = 4096};
+  ls_collector *c = NULL;
+  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  ls_session *s = NULL;
+  ck_assert_int_eq(ls_session_open(c, id, "{\"name\":\"online\"}", &s), LSC_OK);
+  for(int i = 1; i <= n; i++) {
+    ls_event t = {.kind = LS_K_TASK, .id = (uint64_t)i, .t = (uint64_t)i * 10, .name = S("T"), .coro = S("m.c")};
+    ck_assert_int_eq(ls_emit(s, &t), LSC_OK);
+    ls_event sp = {.kind = LS_K_STEP, .id = (uint64_t)i, .t = (uint64_t)i * 10 + 1, .d = 5};
+    ck_assert_int_eq(ls_emit(s, &sp), LSC_OK);
+  }
+  ck_assert_int_eq(ls_session_close(s, (uint64_t)n * 10 + 100), LSC_OK);
+  int rc = ls_collector_flush(c, 20000);
+  ls_collector_stats(c, st);
+  ls_collector_free(c, 1000);
+  return rc;
+}
+
+/* The sender (lscollector.c, lshttp.c: libcurl, gzip, bearer token) against the real server
+ * in-process: with the right token every batch is answered 202 and stored; with a wrong one each
+ * is refused 401, not retried (it would not get better), and flush says the batches are lost. */
+START_TEST(online_sender_against_the_real_server)
+{
+  store_fixture st;
+  membudget budget;
+  log_set_level(LOG_ERROR);
+  store_fixture_up(&st, "collector", 0);
+  membudget_init(&budget, 64 << 20);
+  http_server *h = NULL;
+  unsigned port = http_fixture_start(&st, &budget, "tok-123", 1 << 20, 0, 60, &h);
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
+
+  ls_stats stats;
+  ck_assert_int_eq(send_session(url, "tok-123", "s-online", 300, &stats), LSC_OK);
+  ck_assert_uint_ge(stats.batches_sent, 2); /* 4 kB batches */
+  ck_assert_uint_eq(stats.batches_failed, 0);
+  ck_assert_int_eq(stats.last_status, 202);
+  jbuf out;
+  jbuf_init(&out, 1 << 24);
+  ck_assert_int_eq(export_session(st.s, "s-online", "json", &out), 0);
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch *b = NULL;
+  char detail[256];
+  ck_assert_int_eq(ingest_parse(out.data, out.len - 1, &lim, &b, detail, sizeof detail), 0);
+  ck_assert_uint_eq(b->ntasks, 300);
+  ck_assert_uint_eq(b->nsteps, 300);
+  ck_assert_int_eq(b->has_end, 1);
+  ingest_free(b);
+  jbuf_free(&out);
+
+  ck_assert_int_eq(send_session(url, "wrong", "s-refused", 5, &stats), LSC_ELOST);
+  ck_assert_uint_ge(stats.batches_failed, 1);
+  ck_assert_uint_eq(stats.batches_sent, 0);
+  ck_assert_uint_eq(stats.retries, 0);
+  ck_assert_int_eq(stats.last_status, 401);
+  jbuf_init(&out, 1 << 20);
+  ck_assert_int_eq(export_session(st.s, "s-refused", "json", &out), LS_ENOTFOUND);
+  jbuf_free(&out);
+  http_stop(h, 5000);
+  store_fixture_down(&st);
+}
+END_TEST
+
 static Suite *collector_core_suite(void)
 {
   Suite *s = suite_create("collector_core");
@@ -414,6 +490,7 @@ static Suite *collector_core_suite(void)
   c = tcase_create("sender");
   tcase_set_timeout(c, 60);
   tcase_add_test(c, offline_sink_batches_parse_on_the_server);
+  tcase_add_test(c, online_sender_against_the_real_server);
   suite_add_tcase(s, c);
   return s;
 }
