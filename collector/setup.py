@@ -8,6 +8,14 @@ import os
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# common/ is C the server shares (the bounded buffer, the UTF-8 validator). In the repository it is
+# a symlink to ../common; an sdist (MANIFEST.in) or `cp -rL` holds real files. A copy of collector/
+# made without following the link cannot build: say so instead of a compiler error.
+COMMON = ["common/dynbuf.c", "common/utf8.c"]
+for _f in COMMON:
+    if not os.path.isfile(os.path.join(HERE, _f)):
+        raise SystemExit(f"loopscope: {os.path.join(HERE, _f)} is missing: collector/common links to the "
+                         "repository's common/; copy collector/ with `cp -rL` (or build an sdist) to take it along")
 cflags = ["-std=c11", "-Wall", "-Wextra", "-Wshadow", "-D_POSIX_C_SOURCE=200809L",
           "-Wno-missing-field-initializers", "-Wno-cast-function-type"]
 if os.environ.get("LOOPSCOPE_WERROR") == "1":
@@ -27,8 +35,8 @@ setup(
             "loopscope._core",
             sources=["ext/module.c", "ext/code.c", "ext/tasks.c", "ext/record.c", "ext/session.c",
                      "ext/factory.c", "ext/step.c", "ext/uvloop.c", "ext/request.c", "ext/lag.c",
-                     "ext/watchdog.c", "ext/summary.c", "src/lsbuf.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"],
-            include_dirs=["src"],
+                     "ext/watchdog.c", "ext/summary.c", "src/lsencode.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"] + COMMON,
+            include_dirs=["src", "common"],
             libraries=["curl", "z", "pthread"],
             extra_compile_args=cflags,
             extra_link_args=lflags,

@@ -16,7 +16,7 @@ export LOOPSCOPE_SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscop
 [ -x "$LOOPSCOPE_SERVER_BIN" ] || { echo "test-collector-asan: no server at $LOOPSCOPE_SERVER_BIN (build it first)"; exit 1; }
 dir="$ROOT/build-collector/asan-$(basename "$venv")"
 rm -rf "$dir" && mkdir -p "$dir"
-cp -r collector/src collector/ext collector/loopscope collector/setup.py collector/pyproject.toml "$dir"/
+cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml "$dir"/
 find "$dir" -name __pycache__ -prune -exec rm -rf {} +
 echo "--- building the extension with ASan+UBSan ($("$venv/bin/python" -V))"
 (cd "$dir" && LOOPSCOPE_SANITIZE=1 LOOPSCOPE_WERROR=1 "$venv/bin/python" setup.py -q build_ext --inplace \

@@ -18,7 +18,7 @@ failed=()
 
 copy_collector() { # copy_collector DEST: a clean copy of collector/ sources
   rm -rf "$1" && mkdir -p "$1"
-  cp -r collector/src collector/ext collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$1"/
+  cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$1"/
   find "$1" -name __pycache__ -prune -exec rm -rf {} +
 }
 

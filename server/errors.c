@@ -11,6 +11,7 @@ const char *ls_strerror(int code) {
   case LS_EIO: return "storage or system failure";
   case LS_ENOTFOUND: return "not found";
   case LS_ESTOPPED: return "shutting down";
+  case LS_ECORRUPT: return "database file corrupt";
   default: return "unknown error";
   }
 }

@@ -13,6 +13,8 @@
 #define LS_EIO (-5)       /* the database or the system failed */
 #define LS_ENOTFOUND (-6) /* no such session */
 #define LS_ESTOPPED (-7)  /* the writer is shutting down */
+#define LS_ECORRUPT (-8)  /* the database file is corrupt or not an SQLite database: retrying
+                           * cannot help (SQLITE_CORRUPT, SQLITE_NOTADB) */
 
 /* A short lowercase phrase for a code ("out of memory"); never NULL, also for unknown codes. */
 const char *ls_strerror(int code);

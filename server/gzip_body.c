@@ -1,6 +1,7 @@
 /* gzip_body.c — the gzip decoding of ingest request bodies (gzip_body.h): zlib's inflate in
- * 64 KiB steps, bounded by the body limit and the memory budget at every step, so a small
- * compressed body cannot grow into more memory than it may hold. Statuses are http.c's. */
+ * 64 KiB steps over every member, bounded by the body limit and the memory budget at every step,
+ * so a small compressed body cannot grow into more memory than it may hold. Statuses are
+ * http.c's. */
 #include "gzip_body.h"
 
 #include <string.h>
@@ -28,7 +29,7 @@ int gzip_body_inflate(const char *in, size_t n, size_t max, membudget *budget, j
   z.avail_in = (uInt)n; /* bodies are bounded by --max-body, far below 4 GiB */
   char chunk[64 * 1024];
   int rc;
-  do {
+  for(;;) {
     z.next_out = (Bytef *)chunk;
     z.avail_out = sizeof(chunk);
     rc = inflate(&z, Z_NO_FLUSH);
@@ -50,11 +51,24 @@ int gzip_body_inflate(const char *in, size_t n, size_t max, membudget *budget, j
       inflateEnd(&z);
       return LS_EBUSY;
     }
-    if(rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+    if(rc == Z_STREAM_END) {
+      if(z.avail_in == 0)
+        break;
+      /* RFC 1952 2.2: a gzip file is a series of members, and gunzip decodes them all (pigz and
+       * streaming compressors write several). The next must be a whole member too: anything
+       * else after the last one (padding, junk) fails the body instead of being dropped. The
+       * same out, max and budget go on bounding what all members decode to together. */
+      if(inflateReset(&z) != Z_OK) {
+        inflateEnd(&z);
+        return LS_EINVAL;
+      }
+      continue;
+    }
+    if(z.avail_in == 0 && z.avail_out != 0) {
       inflateEnd(&z);
       return LS_EINVAL; /* the stream stops before its end */
     }
-  } while(rc != Z_STREAM_END);
+  }
   inflateEnd(&z);
   return 0;
 }

@@ -9,11 +9,12 @@
 #include "arena.h"
 #include "jbuf.h"
 
-/* Inflates the first gzip member of in[0..n) and appends it to out, never letting out->len pass
- * max. What out holds (its capacity) is reserved in budget (NULL: none) beyond *held, and *held
- * says how much is reserved when it returns, also on failure: the caller frees out and gives
- * *held back. Bytes after the first member's trailer are ignored.
- * 0; LS_ETOOBIG: the decoded body passes max; LS_EINVAL: not gzip, corrupt, or cut short;
+/* Inflates every gzip member of in[0..n) (RFC 1952: a body may be several members back to back)
+ * and appends them to out, never letting out->len pass max, all members together. What out holds
+ * (its capacity) is reserved in budget (NULL: none) beyond *held, and *held says how much is
+ * reserved when it returns, also on failure: the caller frees out and gives *held back.
+ * 0; LS_ETOOBIG: the decoded body passes max; LS_EINVAL: not gzip, a member corrupt or cut
+ * short, or bytes after the last member that are not a whole member;
  * LS_ENOMEM: zlib or the buffer could not get memory; LS_EBUSY: the budget is spent. */
 int gzip_body_inflate(const char *in, size_t n, size_t max, membudget *budget, jbuf *out, size_t *held);
 

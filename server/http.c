@@ -64,6 +64,7 @@ struct http_server {
   atomic_int active;    /* requests between their first call and completion */
   atomic_int suspended; /* connections waiting for the writer to resume them */
   live_hub *live;       /* the event streams (live.c) */
+  atomic_int corrupt;   /* SQLite found the database file corrupt: /healthz says so from then on */
 };
 
 typedef struct req {
@@ -410,6 +411,20 @@ static enum MHD_Result send_json(http_server *h, struct MHD_Connection *c, req *
   return send_body(h, c, rq, status, "application/json", p, len, 0);
 }
 
+#define CORRUPT_DETAIL "the database file is corrupt (SQLite: database disk image is malformed); " \
+                       "retrying will not help: see the server's log"
+
+/* A request that met SQLITE_CORRUPT/NOTADB: 500, not 503 (no retry can pass), the first time
+ * logged as an error with what to do, and /healthz unhealthy from then on. */
+static enum MHD_Result send_corrupt(http_server *h, struct MHD_Connection *c, req *rq)
+{
+  if(atomic_exchange(&h->corrupt, 1) == 0)
+    log_msg(LOG_ERROR, "the database file is corrupt: answering 500 where it is read or written. Stop the "
+            "server, move the file aside (`sqlite3 FILE .recover` may save what is readable) and start "
+            "again with a new one");
+  return send_error(h, c, rq, 500, CORRUPT_DETAIL, NULL);
+}
+
 /* ------------------------------------------------------------------ ingest */
 
 /* a equals b, in time independent of where the first difference is */
@@ -623,6 +638,11 @@ static enum MHD_Result submit_job(http_server *h, struct MHD_Connection *c, req 
 static enum MHD_Result answer_job(http_server *h, struct MHD_Connection *c, req *rq)
 {
   int rc = rq->job.result;
+  if(rc == LS_ECORRUPT) {
+    if(!rq->delete_id[0])
+      metrics_add(&h->m->rejects[REJECT_INTERNAL], 1);
+    return send_corrupt(h, c, rq);
+  }
   if(rq->delete_id[0]) {
     if(rc == LS_ENOTFOUND)
       return send_error(h, c, rq, 404, "no such session", NULL);
@@ -669,7 +689,8 @@ static enum MHD_Result handle_ingest(http_server *h, struct MHD_Connection *c, r
       if(zrc == LS_ETOOBIG)
         return ingest_error(h, c, rq, 413, "body larger than the limit (--max-body) once decompressed");
       if(zrc == LS_EINVAL)
-        return ingest_error(h, c, rq, 400, "body: not valid gzip");
+        return ingest_error(h, c, rq, 400, "body: not valid gzip (a member is corrupt or cut short, or "
+                                          "what follows the last member is not one)");
       return ingest_error(h, c, rq, 500, "out of memory decompressing the body");
     }
     body = plain.data ? plain.data : "";
@@ -708,6 +729,7 @@ static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq,
   case LS_ENOTFOUND: jbuf_free(out); return send_error(h, c, rq, 404, "no such session", NULL);
   case LS_EINVAL: jbuf_free(out); return send_error(h, c, rq, 400, detail, NULL);
   case LS_ETOOBIG: jbuf_free(out); return send_error(h, c, rq, 500, "the answer is too large", NULL);
+  case LS_ECORRUPT: jbuf_free(out); return send_corrupt(h, c, rq);
   default:
     jbuf_free(out);
     log_msg(LOG_WARN, "query failed: %s (%d)", ls_strerror(rc), rc);
@@ -896,9 +918,11 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
     jbuf out;
     jbuf_init(&out, 1 << 20);
     if(url[1] == 'h') {
-      jbuf_printf(&out, "{\"ok\":true,\"version\":\"%s\",\"schema\":%d}", LOOPSCOPE_VERSION,
-                  store_schema_version(h->s));
-      return send_json(h, c, rq, 200, &out);
+      int bad = atomic_load(&h->corrupt);
+      jbuf_printf(&out, "{\"ok\":%s,\"version\":\"%s\",\"schema\":%d%s}", bad ? "false" : "true",
+                  LOOPSCOPE_VERSION, store_schema_version(h->s),
+                  bad ? ",\"error\":\"the database file is corrupt: see the server's log\"" : "");
+      return send_json(h, c, rq, bad ? 503 : 200, &out);
     }
     if(!token_ok(h, c, 1)) {
       jbuf_free(&out);
@@ -1050,6 +1074,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   h->m = m;
   atomic_init(&h->active, 0);
   atomic_init(&h->suspended, 0);
+  atomic_init(&h->corrupt, 0);
   int n = snprintf(h->csp, sizeof(h->csp),
                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors %s",

@@ -45,7 +45,7 @@ typedef struct http_config {
 #define HTTP_MAX_ALLOWED_HOSTS 32
 
 /* 1 if name is usable as an --allowed-host: '*', or 1-253 bytes of letters, digits, '-', '.',
- * '_', ':' (an IPv6 address, without brackets or port). */
+ * '_' (no port, no ':': IP addresses, IPv6 included, are always allowed and need no entry). */
 int http_host_name_ok(const char *name);
 
 typedef struct http_server http_server;

@@ -12,6 +12,7 @@
 
 #include "arena.h"
 #include "jbuf.h"
+#include "utf8.h"
 
 #define TWO_POW_53 9007199254740992.0
 
@@ -49,47 +50,6 @@ void ingest_default_limits(ingest_limits *lim)
   lim->max_depth = 16;
   lim->max_tree = (size_t)128 << 20;
   lim->budget = NULL;
-}
-
-int ingest_utf8_ok(const char *str, size_t n)
-{
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0;
-  while(i < n) {
-    unsigned char c = s[i];
-    if(c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t need;
-    uint32_t cp;
-    if(c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-      cp = c & 0x1F;
-    }
-    else if(c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      cp = c & 0x0F;
-    }
-    else if(c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      cp = c & 0x07;
-    }
-    else
-      return 0;
-    if(n - i <= need)
-      return 0;
-    for(size_t k = 1; k <= need; k++) {
-      if((s[i + k] & 0xC0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-       (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    i += need + 1;
-  }
-  return 1;
 }
 
 int ingest_id_ok(const char *s)
@@ -215,7 +175,7 @@ static int get_str(parser *p, const cJSON *v, const place *where, const char *fi
   size_t n = strlen(v->valuestring);
   if(n > max)
     return fail_at(p, where, "%s: longer than %zu bytes", field, max);
-  if(!ingest_utf8_ok(v->valuestring, n))
+  if(!utf8_valid(v->valuestring, n))
     return fail_at(p, where, "%s: not valid UTF-8", field);
   *out = v->valuestring;
   return 0;

@@ -90,9 +90,6 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
                  char *detail, size_t detail_len);
 void ingest_free(ingest_batch *b);
 
-/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, no surrogates), else 0. */
-int ingest_utf8_ok(const char *s, size_t n);
-
 /* 1 for an acceptable session or batch id: 1..128 bytes of [A-Za-z0-9._:@+~=-]. */
 int ingest_id_ok(const char *s);
 

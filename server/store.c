@@ -154,6 +154,8 @@ static int code_of(int rc)
   /* a full disk is "storage cannot take it" too: 503 and a retry later, not a broken batch */
   case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL: return LS_EBUSY;
   case SQLITE_TOOBIG: return LS_ETOOBIG;
+  /* not a fault that passes: retrying cannot help, so never "busy" (docs/RELIABILITY.md) */
+  case SQLITE_CORRUPT: case SQLITE_NOTADB: return LS_ECORRUPT;
   default: return LS_EIO;
   }
 }
@@ -375,6 +377,12 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
   if(rc) {
     if(s->w && rc == LS_EIO)
       explain_open_error(o->path, sqlite3_system_errno(s->w), err, errlen);
+    if(rc == LS_ECORRUPT) { /* nothing here repairs or overwrites it: say what the user can do */
+      size_t n = strlen(err);
+      snprintf(err + n, errlen - n, " (SQLite finds it corrupt or not an SQLite database; the server "
+               "never overwrites it: move it aside, and `sqlite3 FILE .recover` may save what is "
+               "readable; started again, the server creates a new database)");
+    }
     store_close(s);
     return rc;
   }

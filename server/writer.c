@@ -111,8 +111,8 @@ static void write_group(writer *w, job *group, int n)
     for(job *j = group; j; j = j->next) {
       job *next = j->next;
       j->next = NULL; /* a group of one */
-      if(write_together(w, j) != 0)
-        j->result = LS_EIO; /* rolled back: nothing of it stored */
+      if(write_together(w, j) != 0 && j->result != LS_ECORRUPT)
+        j->result = LS_EIO; /* rolled back: nothing of it stored (a corrupt file stays named) */
       j->next = next;
     }
   }
@@ -133,6 +133,8 @@ static void write_group(writer *w, job *group, int n)
       metrics_add(&w->m->write_faults, 1);
       j->result = LS_EBUSY;
     }
+    else if(j->result == LS_ECORRUPT) /* will not pass: answered 500 as it is, not "retry" */
+      metrics_add(&w->m->write_faults, 1);
     if(j->result || j->delete_id)
       continue;
     if(j->duplicate)

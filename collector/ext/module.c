@@ -10,6 +10,7 @@
 #include "step.h"
 #include "summary.h"
 #include "tasks.h"
+#include "utf8.h"
 #include "uvloop.h"
 #include "watchdog.h"
 
@@ -293,10 +294,10 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
   }
   int first = 1;
   ls_buf_append(&out, "[", 1);
-  int rc = ls_encode_records(&out, (const unsigned char *)recs.p, recs.len, &first);
+  int rc = ls_encode_records(&out, (const unsigned char *)recs.data, recs.len, &first);
   ls_buf_append(&out, "]", 1);
-  int bad_rc = ls_encode_records(&out, (const unsigned char *)recs.p, recs.len > 3 ? 3 : recs.len, &first);
-  PyObject *r = rc || out.failed ? NULL : PyUnicode_DecodeUTF8(out.p, (Py_ssize_t)out.len - 0, "strict");
+  int bad_rc = ls_encode_records(&out, (const unsigned char *)recs.data, recs.len > 3 ? 3 : recs.len, &first);
+  PyObject *r = rc || out.failed ? NULL : PyUnicode_DecodeUTF8(out.data, (Py_ssize_t)out.len - 0, "strict");
   if (r) {
     /* drop what the deliberately truncated second call may have appended */
     Py_ssize_t close = PyUnicode_FindChar(r, ']', 0, PyUnicode_GET_LENGTH(r), -1);
@@ -308,6 +309,17 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
   ls_buf_free(&out);
   if (r && bad_rc != LSC_EINVAL) { Py_DECREF(r); PyErr_SetString(PyExc_RuntimeError, "truncated record accepted"); return NULL; }
   return r;
+}
+
+/* The verdict of common/utf8.c, the validator the server's ingest applies, on raw bytes: the
+ * tests hold it against CPython's strict decoder over tests/data/utf8_cases.txt. */
+static PyObject *mod_utf8_valid(PyObject *mod, PyObject *arg) {
+  (void)mod;
+  Py_buffer v;
+  if (PyObject_GetBuffer(arg, &v, PyBUF_SIMPLE)) return NULL;
+  int ok = utf8_valid((const char *)v.buf, (size_t)v.len);
+  PyBuffer_Release(&v);
+  return PyBool_FromLong(ok);
 }
 
 static PyMethodDef module_methods[] = {
@@ -332,6 +344,7 @@ static PyMethodDef module_methods[] = {
     {"_layout", mod_layout, METH_NOARGS, "what setup_done learnt about coroutines (tests)"},
     {"_force_frame_fallback", mod_force_frame_fallback, METH_O, "make setup_done learn nothing (tests)"},
     {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
+    {"_utf8_valid", mod_utf8_valid, METH_O, "_utf8_valid(bytes): common/utf8.c's verdict (tests)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "loopscope._core",

@@ -111,7 +111,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   self->loop = 0;
   ls_buf meta;
   session_meta(&meta, n, (ls_str){NULL, 0}, 0, self->wall);
-  int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.p, &self->ls);
+  int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.data, &self->ls);
   ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
   summary_free(self->sum);
@@ -143,7 +143,7 @@ static int session_remeta(session_obj *self) {
   if (utf8_of(self->name, &n) || utf8_of(self->route, &r)) return -1;
   ls_buf meta;
   session_meta(&meta, n, r, self->loop, self->wall);
-  int rc = meta.failed ? LSC_ENOMEM : ls_session_set_meta(self->ls, meta.p);
+  int rc = meta.failed ? LSC_ENOMEM : ls_session_set_meta(self->ls, meta.data);
   ls_buf_free(&meta);
   if (rc) { PyErr_NoMemory(); return -1; }
   return 0;

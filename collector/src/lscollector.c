@@ -368,7 +368,7 @@ static void send_one(ls_collector *c, ls_session *s) {
 
   int delivered = 0, retryable = 1, backoff_ms = 100;
   if (!body.failed && c->sink) { /* one line per batch, flushed: a crash later keeps what was written */
-    int ok = fwrite(body.p, 1, body.len, c->sink) == body.len && fputc('\n', c->sink) != EOF && fflush(c->sink) == 0;
+    int ok = fwrite(body.data, 1, body.len, c->sink) == body.len && fputc('\n', c->sink) != EOF && fflush(c->sink) == 0;
     pthread_mutex_lock(&c->mu);
     if (ok) c->st.batches_saved++;
     else c->st.sink_errors++;
@@ -378,7 +378,7 @@ static void send_one(ls_collector *c, ls_session *s) {
   else if (!body.failed) {
     for (;;) {
       ls_http_result res = {0, -1};
-      int rc = c->http ? ls_http_post(c->http, body.p, body.len, &res) : LSC_ESYS;
+      int rc = c->http ? ls_http_post(c->http, body.data, body.len, &res) : LSC_ESYS;
       pthread_mutex_lock(&c->mu);
       c->st.last_status = rc == LSC_OK ? res.status : 0;
       if (rc == LSC_OK && res.status >= 200 && res.status < 300) {

@@ -27,21 +27,20 @@ const char *lsc_strerror(int rc);
  * empty: no token). */
 int ls_token_valid(const char *token);
 
-/* ---- growable buffer with a ceiling (curl's dynbuf) ---------------------------------------- */
-typedef struct ls_buf {
-  char *p;     /* owned; NUL-terminated while len < cap */
-  size_t len, cap, max;
-  int failed;  /* sticky: an append hit the ceiling or malloc failed */
-} ls_buf;
+/* ---- growable buffer with a ceiling: the shared one (common/dynbuf.h), under the collector's
+ * names. Fields: data (owned, NUL-terminated), len, cap, max, failed (0 or a DYNBUF_E* code). */
+#include "dynbuf.h"
+typedef dynbuf ls_buf;
 
-void ls_buf_init(ls_buf *b, size_t max);
-void ls_buf_free(ls_buf *b);
-void ls_buf_append(ls_buf *b, const void *p, size_t n);
-void ls_buf_puts(ls_buf *b, const char *s);
-void ls_buf_u64(ls_buf *b, uint64_t v);
-void ls_buf_i64(ls_buf *b, int64_t v);
-/* A JSON string literal, escaped; invalid UTF-8 bytes become U+FFFD. */
-void ls_buf_jstr(ls_buf *b, const char *s, size_t n);
+static inline void ls_buf_init(ls_buf *b, size_t max) { dynbuf_init(b, max); }
+static inline void ls_buf_free(ls_buf *b) { dynbuf_free(b); }
+static inline void ls_buf_append(ls_buf *b, const void *p, size_t n) { dynbuf_append(b, p, n); }
+static inline void ls_buf_puts(ls_buf *b, const char *s) { dynbuf_puts(b, s); }
+static inline void ls_buf_u64(ls_buf *b, uint64_t v) { dynbuf_u64(b, v); }
+static inline void ls_buf_i64(ls_buf *b, int64_t v) { dynbuf_i64(b, v); }
+/* A JSON string literal, escaped; bytes that are not well-formed UTF-8 (common/utf8.h, the check
+ * the server applies) become U+FFFD, so the server never refuses a string for its encoding. */
+static inline void ls_buf_jstr(ls_buf *b, const char *s, size_t n) { dynbuf_json_str(b, s, n); }
 
 /* ---- events --------------------------------------------------------------------------------- */
 enum ls_kind { LS_K_TASK = 1, LS_K_STEP, LS_K_AWAIT, LS_K_BLOCK, LS_K_LAG, LS_K_DONE, LS_K_END };

@@ -6,8 +6,8 @@
  * Input: byte 0 picks the limit (bits 0-2), the budget (bits 3-4) and the mode (bit 7).
  *   raw mode (bit 7 clear): bytes 1.. are the body as sent.
  *   built mode (bit 7 set): bytes 4.. are a plaintext that this file compresses into a gzip member
- *   (byte 1: level 0-9 in bits 0-3, a second member in bit 4, cut short in bit 5, one byte flipped
- *   in bit 6, junk after the trailer in bit 7; byte 2: the plaintext repeated 2^(bits 0-3) times,
+ *   (byte 1: level 0-9 in bits 0-3, a second member in bit 4 (decoded too: RFC 1952 members),
+ *   cut short in bit 5, one byte flipped in bit 6, junk after the last trailer in bit 7; byte 2: the plaintext repeated 2^(bits 0-3) times,
  *   the deflate strategy in bits 4-5; byte 3: where to cut or flip, in 256ths of the stream), so
  *   valid members, bombs, concatenations and damaged streams are all a mutation away.
  * Every input runs twice: with the limit and budget it picked, and as a server with a 128 KiB
@@ -33,7 +33,7 @@ static const size_t limits[] = {0, 1, 100, 4096, 65535, 65536, 65537, 200000};
 enum { REF_OK, REF_BIG, REF_BAD };
 
 typedef struct ref {
-  int status;     /* REF_OK: a whole first member of at most max bytes; REF_BIG: more than max
+  int status;     /* REF_OK: whole members only, of at most max bytes together; REF_BIG: more than max
                    * bytes decode cleanly; REF_BAD: corrupt or cut short before that */
   int bad_near;   /* the stream is corrupt or cut short within max + CHUNK decoded bytes */
   uint8_t *p;     /* the first min(decoded, max + CHUNK + 1) bytes */
@@ -78,6 +78,11 @@ static int ref_decode(const uint8_t *in, size_t n, size_t max, ref *r)
       z.avail_out = (uInt)(cap - used);
     }
     rc = inflate(&z, Z_NO_FLUSH);
+    if(rc == Z_STREAM_END && z.avail_in > 0) { /* another member follows (RFC 1952 2.2) */
+      if(inflateReset(&z) != Z_OK)
+        break;
+      continue;
+    }
     if(rc != Z_OK)
       break; /* the end, a fault, or no progress possible (the input ran out: Z_BUF_ERROR) */
   }
@@ -102,9 +107,9 @@ static int ref_decode(const uint8_t *in, size_t n, size_t max, ref *r)
 typedef struct built {
   uint8_t *p;
   size_t len;
-  uint8_t *plain;    /* what the first member holds */
+  uint8_t *plain;    /* what the members hold, together */
   size_t plain_len;
-  int intact;        /* neither cut short nor damaged: the first member decodes to plain */
+  int intact;        /* neither cut short, damaged nor followed by junk: the body decodes to plain */
 } built;
 
 /* One deflate stream for the whole run, reset for each member: deflateInit2 allocates ~270 KB
@@ -162,21 +167,25 @@ static int build(const uint8_t *data, size_t size, built *b)
   if(seed_len && times > MAX_PLAIN / seed_len)
     times = MAX_PLAIN / seed_len;
   b->plain_len = seed_len * times;
-  b->plain = malloc(b->plain_len ? b->plain_len : 1);
+  /* room for the second member's plaintext (the seed once) after the first's */
+  b->plain = malloc(b->plain_len + seed_len + 1);
   if(!b->plain)
     return -1;
   for(size_t i = 0; i < times; i++)
     memcpy(b->plain + i * seed_len, seed, seed_len);
+  size_t first_len = b->plain_len;
   static const int strategies[] = {Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY, Z_RLE};
   uint8_t *m1 = NULL, *m2 = NULL;
   size_t l1 = 0, l2 = 0;
-  if(deflate_member(b->plain, b->plain_len, (ctl & 15) % 10, strategies[(rep >> 4) & 3], &m1, &l1))
+  if(deflate_member(b->plain, first_len, (ctl & 15) % 10, strategies[(rep >> 4) & 3], &m1, &l1))
     return -1;
   if(ctl & 16) { /* a second member: the seed once, compressed at another level */
     if(deflate_member(seed, seed_len, 9 - (ctl & 15) % 10, Z_DEFAULT_STRATEGY, &m2, &l2)) {
       free(m1);
       return -1;
     }
+    memcpy(b->plain + first_len, seed, seed_len); /* every member is read: its text follows */
+    b->plain_len += seed_len;
   }
   static const uint8_t junk[] = {0x1f, 0x8b, 0x08, 0x00, 'j', 'u', 'n', 'k'};
   size_t junk_len = ctl & 128 ? sizeof(junk) : 0;
@@ -193,11 +202,11 @@ static int build(const uint8_t *data, size_t size, built *b)
   b->len = l1 + l2 + junk_len;
   free(m1);
   free(m2);
-  b->intact = 1;
+  b->intact = junk_len == 0; /* junk after the last member fails the body */
   size_t at = b->len * pos / 256;
   if((ctl & 64) && at < b->len) {
     b->p[at] ^= (uint8_t)(1u << (pos & 7));
-    b->intact = at >= l1; /* damage past the first member is not read */
+    b->intact = 0; /* every member is read: damage anywhere may count */
   }
   if((ctl & 32) && at < l1) {
     b->len = at; /* cut inside the first member */

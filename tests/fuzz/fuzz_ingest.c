@@ -9,6 +9,7 @@
 
 #include "fuzz_common.h"
 #include "ingest.h"
+#include "utf8.h"
 
 #define TWO_POW_53 9007199254740992LL
 
@@ -30,7 +31,7 @@ static void check_line(int64_t v, const char *what)
 }
 
 /* Well-formed UTF-8 by the Unicode standard's table 3-7 (byte ranges per lead byte), written
- * independently of ingest_utf8_ok so that a bug there cannot hide behind itself. */
+ * independently of utf8_valid so that a bug there cannot hide behind itself. */
 static int reference_utf8_ok(const unsigned char *s, size_t n)
 {
   size_t i = 0;
@@ -333,8 +334,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   /* The validators on their own, against the references, on the raw bytes (and the bytes up to
    * the first NUL as an id). */
-  FUZZ_CHECK(ingest_utf8_ok(body, size) == reference_utf8_ok(data, size),
-             "ingest_utf8_ok disagrees with the Unicode table on %zu bytes", size);
+  FUZZ_CHECK(utf8_valid(body, size) == reference_utf8_ok(data, size),
+             "utf8_valid disagrees with the Unicode table on %zu bytes", size);
   if(size <= 200) {
     char id[201];
     memcpy(id, data, size);

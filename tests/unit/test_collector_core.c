@@ -1,9 +1,11 @@
 /* test_collector_core.c — the collector's C core (collector/src) on its own, without Python:
- * the growable buffer with its ceiling, JSON string escaping, bearer-token rules, result-code
- * names, source lines for block stacks, the record format round trip (record -> JSON event), and
+ * JSON string escaping (the shared common/dynbuf.c under the collector's names), the UTF-8 table
+ * run through the encoder and the server's parser, bearer-token rules, result-code names, source
+ * lines for block stacks, the record format round trip (record -> JSON event), and
  * the sender in offline mode writing its batches to a sink file — each line of which the
- * server's own parser (server/ingest.c) must accept with the same events: the two halves of the
- * ingest contract checked against each other. */
+ * server's own parser (server/ingest.c) must accept with the same events — and online, posting to
+ * the real server started in-process (stored, or refused 401 and reported lost): the two halves
+ * of the ingest contract checked against each other. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -13,43 +15,17 @@
 #include <unistd.h>
 
 #include "check_run.h"
+#include "export.h"
+#include "http_fixture.h"
 #include "ingest.h"
+#include "log.h"
 #include "lscore.h"
+#include "utf8.h"
+#include "utf8_cases.h"
 
 /* ---------------------------------------------------------------- ls_buf */
 
-START_TEST(buf_ceiling_is_sticky)
-{
-  ls_buf b;
-  ls_buf_init(&b, 8);
-  ls_buf_puts(&b, "12345");
-  ck_assert_int_eq(b.failed, 0);
-  ck_assert_str_eq(b.p, "12345");
-  ls_buf_puts(&b, "6789"); /* 9 bytes > 8: refused whole, and the buffer stays failed */
-  ck_assert_int_eq(b.failed, 1);
-  ck_assert_uint_le(b.len, 8);
-  ls_buf_puts(&b, "x");
-  ck_assert_int_eq(b.failed, 1);
-  ls_buf_free(&b);
-  ck_assert_ptr_null(b.p);
-}
-END_TEST
-
-START_TEST(buf_integers_at_their_limits)
-{
-  ls_buf b;
-  ls_buf_init(&b, 1 << 10);
-  ls_buf_u64(&b, 0);
-  ls_buf_puts(&b, " ");
-  ls_buf_u64(&b, UINT64_MAX);
-  ls_buf_puts(&b, " ");
-  ls_buf_i64(&b, INT64_MIN);
-  ls_buf_puts(&b, " ");
-  ls_buf_i64(&b, -1);
-  ck_assert_str_eq(b.p, "0 18446744073709551615 -9223372036854775808 -1");
-  ls_buf_free(&b);
-}
-END_TEST
+/* The buffer itself (ceiling, failure codes, integers) is common/dynbuf.c's: tests/unit/test_common.c. */
 
 static void jstr_is(const char *in, size_t n, const char *want)
 {
@@ -57,7 +33,7 @@ static void jstr_is(const char *in, size_t n, const char *want)
   ls_buf_init(&b, 1 << 10);
   ls_buf_jstr(&b, in, n);
   ck_assert_int_eq(b.failed, 0);
-  ck_assert_str_eq(b.p, want);
+  ck_assert_str_eq(b.data, want);
   ls_buf_free(&b);
 }
 
@@ -65,7 +41,7 @@ START_TEST(jstr_escapes_and_replaces_invalid_utf8)
 {
   jstr_is("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
   jstr_is("\n\t\r\x01\x1f", 5, "\"\\n\\t\\r\\u0001\\u001f\"");
-  jstr_is("nul\0in", 6, "\"nul\\u0000in\"");
+  jstr_is("nul\0in", 6, "\"nul\xEF\xBF\xBDin\""); /* the server refuses U+0000 in any text */
   jstr_is("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
   /* each invalid byte becomes U+FFFD: a lone continuation, an overlong, a surrogate, a cut
    * sequence, > U+10FFFF; what the server then receives is valid UTF-8 */
@@ -91,8 +67,65 @@ START_TEST(jstr_output_always_passes_the_servers_utf8_check)
     ls_buf b;
     ls_buf_init(&b, 1 << 10);
     ls_buf_jstr(&b, (const char *)in, n);
-    ck_assert_int_eq(ingest_utf8_ok(b.p, b.len), 1);
+    ck_assert_int_eq(utf8_valid(b.data, b.len), 1);
     ls_buf_free(&b);
+  }
+}
+END_TEST
+
+/* One batch whose meta name is the n bytes at s, as they are (raw) or as the collector's
+ * encoder writes a string (escaped); what the server's parser answers. */
+static int server_verdict(const unsigned char *s, size_t n, int escaped, char *name_out, size_t cap,
+                          char *detail, size_t dlen)
+{
+  ls_buf body;
+  ls_buf_init(&body, 1 << 12);
+  ls_buf_puts(&body, "{\"v\":1,\"batch\":\"b1\",\"session\":\"s1\",\"meta\":{\"name\":");
+  if(escaped)
+    ls_buf_jstr(&body, (const char *)s, n);
+  else {
+    ls_buf_puts(&body, "\"");
+    ls_buf_append(&body, s, n);
+    ls_buf_puts(&body, "\"");
+  }
+  ls_buf_puts(&body, "},\"events\":[]}");
+  ck_assert_int_eq(body.failed, 0);
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch *b = NULL;
+  detail[0] = '\0';
+  int rc = ingest_parse(body.data, body.len, &lim, &b, detail, dlen);
+  if(!rc)
+    snprintf(name_out, cap, "%s", b->meta.name ? b->meta.name : "");
+  ingest_free(b);
+  ls_buf_free(&body);
+  return rc;
+}
+
+/* The table of tests/data/utf8_cases.txt through both halves of the contract, which compile the
+ * same common/utf8.c: (1) the server refuses a raw string exactly when the table says it is not
+ * UTF-8, naming the reason; (2) whatever the bytes, the collector's encoding of them is accepted,
+ * and a valid string arrives unchanged. */
+START_TEST(collector_and_server_agree_on_the_table)
+{
+  static utf8_case cases[128];
+  size_t n = utf8_cases_load(cases, 128);
+  for(size_t i = 0; i < n; i++) {
+    const utf8_case *c = &cases[i];
+    char name[64], detail[256];
+    if(c->bytes[0] >= 0x20) { /* raw control bytes are not JSON at all: (1) skips them */
+      int rc = server_verdict(c->bytes, c->n, 0, name, sizeof name, detail, sizeof detail);
+      ck_assert_msg((rc == 0) == c->valid, "server says %d (%s) on raw %s", rc, detail, c->what);
+      if(!c->valid)
+        ck_assert_msg(strstr(detail, "meta.name: not valid UTF-8") != NULL, "detail %s", detail);
+    }
+    int rc = server_verdict(c->bytes, c->n, 1, name, sizeof name, detail, sizeof detail);
+    ck_assert_msg(rc == 0, "server refuses the collector's encoding of %s: %s", c->what, detail);
+    ck_assert_msg(utf8_valid(name, strlen(name)), "%s", c->what);
+    if(c->valid && c->bytes[0] != 0)
+      ck_assert_msg(strlen(name) == c->n && memcmp(name, c->bytes, c->n) == 0, "changed: %s", c->what);
+    else if(!c->valid)
+      ck_assert_msg(strstr(name, "\xEF\xBF\xBD") != NULL, "not replaced: %s", c->what);
   }
 }
 END_TEST
@@ -210,8 +243,8 @@ static cJSON *encode(const ls_event *ev)
   ck_assert_int_eq(ls_encode_records(&b, rec, size, &first), LSC_OK);
   ls_buf_puts(&b, "]");
   free(rec);
-  cJSON *arr = cJSON_Parse(b.p);
-  ck_assert_msg(arr && cJSON_GetArraySize(arr) == 1, "not one event: %s", b.p);
+  cJSON *arr = cJSON_Parse(b.data);
+  ck_assert_msg(arr && cJSON_GetArraySize(arr) == 1, "not one event: %s", b.data);
   ls_buf_free(&b);
   cJSON *ev0 = cJSON_DetachItemFromArray(arr, 0);
   cJSON_Delete(arr);
@@ -364,14 +397,85 @@ START_TEST(offline_sink_batches_parse_on_the_server)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- the sender, online */
+
+/* A session of n tasks (a task and a step each) through a collector posting to url with token;
+ * returns what flush answered, stats in *st. */
+static int send_session(const char *url, const char *token, const char *id, int n, ls_stats *st)
+{
+  ls_config cfg = {.url = url, .token = token, .buffer_cap = 1 << 20, .flush_interval_ms = 10,
+                   .timeout_ms = 5000, .batch_max = 4096};
+  ls_collector *c = NULL;
+  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  ls_session *s = NULL;
+  ck_assert_int_eq(ls_session_open(c, id, "{\"name\":\"online\"}", &s), LSC_OK);
+  for(int i = 1; i <= n; i++) {
+    ls_event t = {.kind = LS_K_TASK, .id = (uint64_t)i, .t = (uint64_t)i * 10, .name = S("T"), .coro = S("m.c")};
+    ck_assert_int_eq(ls_emit(s, &t), LSC_OK);
+    ls_event sp = {.kind = LS_K_STEP, .id = (uint64_t)i, .t = (uint64_t)i * 10 + 1, .d = 5};
+    ck_assert_int_eq(ls_emit(s, &sp), LSC_OK);
+  }
+  ck_assert_int_eq(ls_session_close(s, (uint64_t)n * 10 + 100), LSC_OK);
+  int rc = ls_collector_flush(c, 20000);
+  ls_collector_stats(c, st);
+  ls_collector_free(c, 1000);
+  return rc;
+}
+
+/* The sender (lscollector.c, lshttp.c: libcurl, gzip, bearer token) against the real server
+ * in-process: with the right token every batch is answered 202 and stored; with a wrong one each
+ * is refused 401, not retried (it would not get better), and flush says the batches are lost. */
+START_TEST(online_sender_against_the_real_server)
+{
+  store_fixture st;
+  membudget budget;
+  log_set_level(LOG_ERROR);
+  store_fixture_up(&st, "collector", 0);
+  membudget_init(&budget, 64 << 20);
+  http_server *h = NULL;
+  unsigned port = http_fixture_start(&st, &budget, "tok-123", 1 << 20, 0, 60, &h);
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
+
+  ls_stats stats;
+  ck_assert_int_eq(send_session(url, "tok-123", "s-online", 300, &stats), LSC_OK);
+  ck_assert_uint_ge(stats.batches_sent, 2); /* 4 kB batches */
+  ck_assert_uint_eq(stats.batches_failed, 0);
+  ck_assert_int_eq(stats.last_status, 202);
+  jbuf out;
+  jbuf_init(&out, 1 << 24);
+  ck_assert_int_eq(export_session(st.s, "s-online", "json", &out), 0);
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch *b = NULL;
+  char detail[256];
+  ck_assert_int_eq(ingest_parse(out.data, out.len - 1, &lim, &b, detail, sizeof detail), 0);
+  ck_assert_uint_eq(b->ntasks, 300);
+  ck_assert_uint_eq(b->nsteps, 300);
+  ck_assert_int_eq(b->has_end, 1);
+  ingest_free(b);
+  jbuf_free(&out);
+
+  ck_assert_int_eq(send_session(url, "wrong", "s-refused", 5, &stats), LSC_ELOST);
+  ck_assert_uint_ge(stats.batches_failed, 1);
+  ck_assert_uint_eq(stats.batches_sent, 0);
+  ck_assert_uint_eq(stats.retries, 0);
+  ck_assert_int_eq(stats.last_status, 401);
+  jbuf_init(&out, 1 << 20);
+  ck_assert_int_eq(export_session(st.s, "s-refused", "json", &out), LS_ENOTFOUND);
+  jbuf_free(&out);
+  http_stop(h, 5000);
+  store_fixture_down(&st);
+}
+END_TEST
+
 static Suite *collector_core_suite(void)
 {
   Suite *s = suite_create("collector_core");
   TCase *c = tcase_create("buf");
-  tcase_add_test(c, buf_ceiling_is_sticky);
-  tcase_add_test(c, buf_integers_at_their_limits);
   tcase_add_test(c, jstr_escapes_and_replaces_invalid_utf8);
   tcase_add_test(c, jstr_output_always_passes_the_servers_utf8_check);
+  tcase_add_test(c, collector_and_server_agree_on_the_table);
   tcase_add_test(c, token_rules);
   tcase_add_test(c, result_codes_have_distinct_names);
   suite_add_tcase(s, c);
@@ -386,6 +490,7 @@ static Suite *collector_core_suite(void)
   c = tcase_create("sender");
   tcase_set_timeout(c, 60);
   tcase_add_test(c, offline_sink_batches_parse_on_the_server);
+  tcase_add_test(c, online_sender_against_the_real_server);
   suite_add_tcase(s, c);
   return s;
 }

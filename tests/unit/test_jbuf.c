@@ -51,8 +51,7 @@ START_TEST(strings)
   ck_assert_str_eq(b.data, "null");
   b.len = 0;
   jbuf_strn(&b, "ab\0cd", 5);
-  ck_assert_uint_eq(b.len, 12);
-  ck_assert(memcmp(b.data, "\"ab\\u0000cd\"", 12) == 0);
+  ck_assert_str_eq(b.data, "\"ab\xEF\xBF\xBD" "cd\""); /* stored text never holds U+0000 */
   b.len = 0;
   jbuf_key(&b, "k", 0);
   jbuf_i64(&b, 1);

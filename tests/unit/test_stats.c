@@ -685,7 +685,8 @@ static Suite *stats_suite(void) {
 
 /* errors.h: one name per code, distinct, and a name for codes nobody defined. */
 START_TEST(strerror_names_every_code) {
-  const int codes[] = {LS_OK, LS_ENOMEM, LS_EINVAL, LS_ETOOBIG, LS_EBUSY, LS_EIO, LS_ENOTFOUND, LS_ESTOPPED};
+  const int codes[] = {LS_OK, LS_ENOMEM, LS_EINVAL, LS_ETOOBIG, LS_EBUSY, LS_EIO, LS_ENOTFOUND, LS_ESTOPPED,
+                       LS_ECORRUPT};
   const size_t n = sizeof codes / sizeof codes[0];
   for(size_t i = 0; i < n; i++) {
     ck_assert_str_ne(ls_strerror(codes[i]), "unknown error");
