@@ -1,8 +1,12 @@
 """bench/overhead/bench.py — what loopscope costs an asyncio program, measured, not guessed.
 
 Workloads: async_tree (6 levels x 6 branches with gather), its TaskGroup variant (3.11+) and
-eager-task variant (3.12+), and an ASGI request loop (in-process app, ~20 awaits per request,
-through LoopscopeMiddleware, one session per request). Modes, interleaved run by run:
+eager-task variant (3.12+), an ASGI request loop (in-process app, ~20 awaits per request,
+through LoopscopeMiddleware, one session per request), the same with 36 more awaits per request
+(asgi_requests_heavy: the difference of the two gives the fixed cost per request and the cost per
+recorded step in ns, printed as `cost`), and where Litestar imports a Litestar app (routing, path
+parameters, JSON request and response bodies, a few awaits and a gather) driven in-process the
+same way (litestar_requests). Modes, interleaved run by run:
   off       loopscope not installed
   on        installed, full capture (every task, step, await), shipping to --server
   disabled  installed with enabled=False
@@ -63,10 +67,13 @@ async def db_query(n: int) -> int:
     return n
 
 
-async def handler(scope, receive, send) -> None:
+SEQ_LIGHT, SEQ_HEAVY = 12, 48  # sequential awaits per request: asgi_requests, asgi_requests_heavy
+
+
+async def handler(scope, receive, send, seq: int = SEQ_LIGHT) -> None:
     await receive()
     total = 0
-    for i in range(12):                               # 12 sequential awaits
+    for i in range(seq):                              # 12 sequential awaits (48: heavy)
         total += await db_query(i)
     rows = await asyncio.gather(*(db_query(i) for i in range(6)))  # 6 concurrent tasks
     total += sum(rows)
@@ -74,11 +81,16 @@ async def handler(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": str(total).encode()})
 
 
+async def handler_heavy(scope, receive, send) -> None:
+    await handler(scope, receive, send, SEQ_HEAVY)
+
+
 APP = LoopscopeMiddleware(handler)
+APP_HEAVY = LoopscopeMiddleware(handler_heavy)
 REQUESTS = 1500
 
 
-async def request_loop() -> None:
+async def _requests(app) -> None:
     scope = {"type": "http", "method": "GET", "path": "/bench", "headers": [], "query_string": b""}
 
     async def receive():
@@ -88,7 +100,74 @@ async def request_loop() -> None:
         pass
 
     for _ in range(REQUESTS):
-        await asyncio.create_task(APP(dict(scope), receive, send))
+        await asyncio.create_task(app(dict(scope), receive, send))
+
+
+async def request_loop() -> None:
+    await _requests(APP)
+
+
+async def request_loop_heavy() -> None:
+    await _requests(APP_HEAVY)
+
+
+# ---- a realistic app: Litestar, driven in-process ------------------------------------------------
+
+def make_litestar():
+    """A Litestar app in LoopscopeMiddleware: a GET with a path parameter (one await and a gather
+    of two tasks, a JSON response) and a POST with a JSON body (one await); None without Litestar."""
+    try:
+        from litestar import Litestar, get, post
+    except ImportError:
+        return None
+
+    async def db(n: int) -> int:
+        await asyncio.sleep(0)
+        return n
+
+    @get("/users/{user_id:int}")
+    async def get_user(user_id: int) -> dict:
+        a = await db(user_id)
+        b, c = await asyncio.gather(db(1), db(2))
+        return {"id": a, "name": f"user{a}", "friends": [b, c]}
+
+    @post("/orders")
+    async def create_order(data: dict) -> dict:
+        await db(1)
+        return {"ok": True, "items": len(data.get("items", []))}
+
+    return LoopscopeMiddleware(Litestar([get_user, create_order], debug=False))
+
+
+LITESTAR_APP = None
+
+
+async def litestar_loop() -> None:
+    """REQUESTS requests, alternately GET /users/{id} and POST /orders with a JSON body."""
+    body = json.dumps({"items": [1, 2, 3], "note": "bench"}).encode()
+    base = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
+            "root_path": "", "query_string": b"", "server": ("bench", 80), "client": ("127.0.0.1", 1)}
+    get_headers = [(b"host", b"bench")]
+    post_headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]
+
+    async def receive_get():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def receive_post():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        pass
+
+    for i in range(REQUESTS):
+        if i % 2:
+            scope = dict(base, method="POST", path="/orders", raw_path=b"/orders", headers=post_headers)
+            await asyncio.create_task(LITESTAR_APP(scope, receive_post, send))
+        else:
+            path = f"/users/{i}"
+            scope = dict(base, method="GET", path=path, raw_path=path.encode(), headers=get_headers)
+            await asyncio.create_task(LITESTAR_APP(scope, receive_get, send))
 
 
 # ---- harness -----------------------------------------------------------------------------------
@@ -107,14 +186,14 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
     if mode in ("on", "disabled"):
         loopscope.install(server=server, enabled=(mode == "on"), max_tasks=1_000_000,
                           buffer_bytes=256 << 20)
-        if workload is request_loop or mode == "disabled":
+        if workload in PER_REQUEST or mode == "disabled":
             asyncio.run(workload())
         else:
             with loopscope.session("bench warm-up"):
                 asyncio.run(workload())
         loopscope.flush(60)
     gc.collect()
-    session = loopscope.session("bench") if (mode == "on" and workload is not request_loop) else None
+    session = loopscope.session("bench") if (mode == "on" and workload not in PER_REQUEST) else None
     if mode == "yappi":
         import yappi
         yappi.set_clock_type("wall")
@@ -165,6 +244,11 @@ def main() -> None:
     if sys.version_info >= (3, 12) and args.loop == "asyncio":
         workloads.append(("async_tree_eager", tree_eager))
     workloads.append(("asgi_requests", request_loop))
+    workloads.append(("asgi_requests_heavy", request_loop_heavy))
+    global LITESTAR_APP
+    LITESTAR_APP = make_litestar() if args.loop == "asyncio" else None
+    if LITESTAR_APP is not None:
+        workloads.append(("litestar_requests", litestar_loop))
     modes = ["off", "on", "disabled"]
     for name in ("yappi", "viztracer"):
         try:
@@ -205,15 +289,47 @@ def main() -> None:
                           for m in modes}
         results[wname]["on"]["sender_cpu_s"] = statistics.median(sender) if sender else 0.0
     py = "%d.%d" % sys.version_info[:2]
+    cost = request_cost(results)
+    if cost:
+        results["cost"] = cost
     if args.json:
         print(json.dumps({"python": py, "loop": args.loop, "results": results}))
         return
     for wname, r in results.items():
+        if wname == "cost":
+            continue
         cells = "  ".join(f"{m}={r[m]['ratio']:.3f}x/{r[m]['cpu_ratio']:.3f}x (paired {r[m]['paired']:.3f}x/"
                           f"{r[m]['paired_cpu']:.3f}x)" for m in modes if m != "off")
         name = wname if args.loop == "asyncio" else f"{wname} ({args.loop})"
         print(f"{py}  {name:22s} off={r['off']['median_s']*1000:8.1f} ms  {cells}")
+    if cost:
+        print(f"{py}  cost of a request (loop-thread CPU, on - off): fixed {cost['fixed_ns']:.0f} ns per request, "
+              f"{cost['per_step_ns']:.0f} ns per recorded step+await (light {cost['light_ns']:.0f} ns, heavy "
+              f"{cost['heavy_ns']:.0f} ns per request, {SEQ_HEAVY - SEQ_LIGHT} steps apart)")
 
+
+def request_cost(results: dict) -> dict | None:
+    """The collector's cost per request split into a fixed part and a part per step: the loop-thread
+    CPU added per request (median on - median off) of the light and the heavy request loop, whose
+    requests differ only by SEQ_HEAVY - SEQ_LIGHT sequential awaits (one step and one await point
+    each); a straight line through the two."""
+    light, heavy = results.get("asgi_requests"), results.get("asgi_requests_heavy")
+    if not light or not heavy or "on" not in light or "on" not in heavy:
+        return None
+    light_ns = (light["on"]["cpu_s"] - light["off"]["cpu_s"]) / REQUESTS * 1e9
+    heavy_ns = (heavy["on"]["cpu_s"] - heavy["off"]["cpu_s"]) / REQUESTS * 1e9
+    per_step = (heavy_ns - light_ns) / (SEQ_HEAVY - SEQ_LIGHT)
+    return {"light_ns": light_ns, "heavy_ns": heavy_ns, "per_step_ns": per_step,
+            "fixed_ns": light_ns - per_step * STEPS_LIGHT}
+
+
+# Task steps of one light request: the request's task runs 1 + SEQ_LIGHT steps until the gather, 1
+# after it, and each of the 6 gathered tasks 2; "fixed" is what is left once those are paid, i.e. the
+# session's open and close, the middleware, and the 6 tasks' creation and end.
+STEPS_LIGHT = 1 + SEQ_LIGHT + 1 + 6 * 2
+
+
+PER_REQUEST = (request_loop, request_loop_heavy, litestar_loop)  # one session per request
 
 if __name__ == "__main__":
     main()

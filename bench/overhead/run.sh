@@ -3,7 +3,10 @@
 # (3.14/3.15, run inside the Debian sid root; debug builds left out): starts a real
 # loopscope-server (temporary database, free loopback port), installs the collector and, where
 # pip can, yappi and VizTracer into each venv, runs bench.py there and prints one table of
-# median ratios against loopscope off. Options: --reps N (default 7). Not a test: no asserts.
+# median ratios against loopscope off, and per Python the collector's fixed cost per request and
+# cost per recorded step (ns of loop-thread CPU). The framework venvs (.venvs-fw/list) run only
+# the Litestar request loop, and the 200k-task script (tasks200k.py: dropped events, sender
+# events/s and CPU) runs on every Python. Options: --reps N (default 7). Not a test: no asserts.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -23,7 +26,9 @@ for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&
 : > "$TMP/results.jsonl"
 # .venvs-sid/list: CPython 3.14/3.15 inside the Debian sid root (scripts/sid-chroot.sh), which shares
 # the loopback network (the server above) and sees the work tree at the same path.
-{ sed 's/^/host /' .venvs/list; [ -s .venvs-sid/list ] && sed 's/^/sid /' .venvs-sid/list; } > "$TMP/venvs"
+{ sed 's/^/host /' .venvs/list; [ -s .venvs-sid/list ] && sed 's/^/sid /' .venvs-sid/list
+  [ -s .venvs-fw/list ] && sed 's/^/fw /' .venvs-fw/list; } > "$TMP/venvs"
+: > "$TMP/tasks200k.txt"
 while read -r where venv; do
   run=(); [ "$where" = sid ] && run=("$ROOT/scripts/sid-chroot.sh" run)
   "${run[@]}" "$venv/bin/python" -c 'import sys; sys.exit(hasattr(sys, "gettotalrefcount"))' 2>/dev/null || continue # not debug builds
@@ -33,22 +38,39 @@ while read -r where venv; do
   cp -r collector/src collector/ext collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$src"/
   "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src" >/dev/null 2>&1 \
     || { echo "bench: cannot install loopscope into $venv"; continue; }
-  "${run[@]}" "$venv/bin/python" -m pip install -q yappi viztracer >/dev/null 2>&1 || echo "bench: yappi/viztracer not installable for $ver"
   echo "bench: Python $ver ($where) ..." >&2
+  if [ "$where" = fw ]; then # the framework venv: only the app that needs it (Litestar)
+    "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json \
+      --only litestar_requests --modes on,disabled >> "$TMP/results.jsonl" || echo "bench: Python $ver (fw) failed"
+    continue
+  fi
+  "${run[@]}" "$venv/bin/python" -m pip install -q yappi viztracer >/dev/null 2>&1 || echo "bench: yappi/viztracer not installable for $ver"
   "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json >> "$TMP/results.jsonl" \
     || echo "bench: Python $ver failed"
+  "${run[@]}" "$venv/bin/python" bench/overhead/tasks200k.py --server "http://127.0.0.1:$PORT" >> "$TMP/tasks200k.txt" \
+    || echo "bench: tasks200k on Python $ver failed"
 done < "$TMP/venvs"
 
 python3 - "$TMP/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 modes = ["on", "disabled", "yappi", "viztracer"]
-targets = {"async_tree": 1.10, "async_tree_taskgroup": 1.10, "async_tree_eager": 1.10, "asgi_requests": 1.03}
+targets = {"async_tree": 1.05, "async_tree_taskgroup": 1.05, "async_tree_eager": 1.05, "asgi_requests": 1.05,
+           "asgi_requests_heavy": 1.05, "litestar_requests": 1.03}  # issue 15 (loop-thread CPU)
 print("median ratio to loopscope off, per Python: wall clock / CPU time of the loop thread")
 print("(sender = CPU ms the sender thread spent per run, on its own core, in the 'on' mode)")
 print(f"{'py':5s} {'workload':21s} {'off ms':>7s} " + " ".join(f"{m:>15s}" for m in modes) + f" {'sender':>7s}  target on")
 for r in rows:
     for w, res in r["results"].items():
+        if w == "cost":
+            continue
         cells = " ".join(f"{res[m]['ratio']:6.2f}x /{res[m]['cpu_ratio']:5.2f}x" if m in res else f"{'-':>15s}" for m in modes)
         print(f"{r['python']:5s} {w:21s} {res['off']['median_s']*1000:7.1f} {cells} {res['on'].get('sender_cpu_s', 0)*1000:6.1f}ms  <= {targets[w]:.2f}x")
+for r in rows:
+    c = r["results"].get("cost")
+    if c:
+        print(f"{r['python']:5s} cost of a request (loop-thread CPU, on - off): fixed {c['fixed_ns']:.0f} ns, "
+              f"{c['per_step_ns']:.0f} ns per recorded step+await")
 PY
+echo "200k tasks under full capture (tasks200k.py):"
+cat "$TMP/tasks200k.txt"

@@ -157,7 +157,7 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
   if (!G.started) return PyDict_New();
   ls_stats st;
   ls_collector_stats(G.core, &st);
-  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsKsKsK}", "events", (unsigned long long)st.events, "dropped",
+  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsKsKsKsKsK}", "events", (unsigned long long)st.events, "dropped",
                        (unsigned long long)st.dropped, "bytes_used", (unsigned long long)st.bytes_used,
                        "batches_sent", (unsigned long long)st.batches_sent, "batches_failed",
                        (unsigned long long)st.batches_failed, "posts_failed", (unsigned long long)st.posts_failed,
@@ -165,7 +165,9 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
                        (Py_ssize_t)G.tab_len, "active_sessions", PyList_GET_SIZE(G.active), "sessions",
                        (unsigned long long)st.sessions, "sessions_pending", (unsigned long long)st.sessions_pending,
                        "sessions_sending", (unsigned long long)st.sessions_sending, "batches_saved",
-                       (unsigned long long)st.batches_saved, "sink_errors", (unsigned long long)st.sink_errors);
+                       (unsigned long long)st.batches_saved, "sink_errors", (unsigned long long)st.sink_errors,
+                       "chunk_allocs", (unsigned long long)st.chunk_allocs,
+                       "store_allocs", (unsigned long long)st.store_allocs);
 }
 
 static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {

@@ -1,8 +1,16 @@
 /* lscollector.c — sessions, the bounded event store and the sender thread. Emitters (the
- * extension, under the GIL) append records to their session's chunks; the sender takes whole
- * chunks, encodes one v1 batch per session (lsencode.c) and POSTs it (lshttp.c), retrying with
+ * extension, under the GIL) append records to their session's chunks; the sender takes what was
+ * published, encodes one v1 batch per session (lsencode.c) and POSTs it (lshttp.c), retrying with
  * the same batch id. Memory of unsent events never exceeds buffer_cap: beyond it events are
- * dropped and counted, and the count travels later as a "drop" event. */
+ * dropped and counted, and the count travels later as a "drop" event.
+ *
+ * The hot path takes no lock: each session has one writer (whoever holds the GIL) appending to its
+ * current chunk, and publishes each record with a release store of the chunk's length; the sender
+ * reads that length with acquire and ships the bytes below it, never touching the bytes above.
+ * Only a new chunk (allocation, the cap, the ready queue) takes the mutex. The sender finds
+ * sessions with published but unsent records in its ready queue (a new chunk, a close) or by
+ * scanning the sessions each time it wakes (every flush_interval_ms, on a flush or a kick): events
+ * of a long session travel in batches by time and size, not one wake-up per event. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,10 +29,18 @@
 #define CHUNK_MAX 65536
 #define CHUNK_CLASSES 7        /* CHUNK_MIN << 0 .. CHUNK_MIN << 6 = CHUNK_MAX */
 
+/* pub: the published length in bytes (low 32 bits) and record count (high 32 bits), written only
+ * by the session's writer (release) while the chunk is its current one; fixed once it is not. */
+#define PUB_LEN(p) ((size_t)((p) & 0xffffffffu))
+#define PUB_NEV(p) ((size_t)((p) >> 32))
+#define PUB_ONE(size) ((uint64_t)(size) + ((uint64_t)1 << 32))
+
 typedef struct chunk {
-  struct chunk *next;
-  size_t len, cap;
-  size_t nev;                  /* records in data: a batch the server refuses counts as dropped */
+  struct chunk *next;          /* set under mu */
+  size_t cap;
+  _Atomic uint64_t pub;
+  size_t sent, sent_nev;       /* bytes and records of pub already shipped (sender, under mu) */
+  size_t snap, snap_nev;       /* what the batch being sent takes: [sent, snap) (sender) */
   unsigned char data[];
 } chunk;
 
@@ -37,7 +53,10 @@ struct ls_session {
   char *meta;                  /* encoded JSON object, owned */
   char *meta_sending;          /* an earlier meta the sender is still encoding (ls_session_set_meta
                                 * replaced it mid-send), freed when that send ends; or NULL */
-  chunk *head, *tail;          /* unsent records, oldest first */
+  chunk *head, *tail;          /* chunks not yet all shipped, oldest first, and the writer's (mu) */
+  chunk *w;                    /* the writer's current chunk (the tail, or NULL): records go there
+                                * without the mutex; only the writer changes it, under mu */
+  _Atomic uint64_t events;     /* events recorded (written by the writer only, read by stats) */
   uint64_t dropped;            /* events dropped so far */
   uint64_t dropped_sent;       /* of those, how many a sent drop event already reported */
   int closed;                  /* no more events will come: free once everything is sent */
@@ -108,9 +127,13 @@ static chunk *chunk_take(ls_collector *c, size_t cap) {
     c->spare_bytes -= cap + sizeof(chunk);
   } else if (!(ch = malloc(sizeof(chunk) + cap))) {
     return NULL;
+  } else {
+    c->st.chunk_allocs++; /* a test asserts none happen in a steady state */
+    c->st.store_allocs++;
   }
   ch->next = NULL;
-  ch->len = ch->nev = 0;
+  atomic_store_explicit(&ch->pub, 0, memory_order_relaxed);
+  ch->sent = ch->sent_nev = ch->snap = ch->snap_nev = 0;
   ch->cap = cap;
   return ch;
 }
@@ -145,6 +168,7 @@ static void spares_free(ls_collector *c) {
 }
 
 static void session_free(ls_collector *c, ls_session *s) {
+  c->st.events += atomic_load_explicit(&s->events, memory_order_relaxed); /* stats keep counting it */
   chunks_free(c, s->head);
   free(s->meta);
   free(s->meta_sending);
@@ -194,30 +218,50 @@ const char *lsc_strerror(int rc) {
 
 /* ---- emitting --------------------------------------------------------------------------- */
 
-int ls_emit(ls_session *s, const ls_event *ev) {
+/* 1 when s has records published and not yet shipped. mu held. */
+static int has_unsent(const ls_session *s) {
+  for (const chunk *ch = s->head; ch; ch = ch->next)
+    if (PUB_LEN(atomic_load_explicit(&ch->pub, memory_order_acquire)) > ch->sent) return 1;
+  return 0;
+}
+
+/* Frees the oldest chunks once all of them is shipped, except the writer's current one (it may
+ * still grow; its shipped prefix is remembered in sent). mu held. */
+static void prune(ls_collector *c, ls_session *s) {
+  while (s->head && s->head != s->w &&
+         s->head->sent == PUB_LEN(atomic_load_explicit(&s->head->pub, memory_order_acquire))) {
+    chunk *ch = s->head;
+    s->head = ch->next;
+    if (!s->head) s->tail = NULL;
+    ch->next = NULL;
+    c->bytes_used -= ch->cap + sizeof(chunk);
+    chunks_free(c, ch);
+  }
+}
+
+/* The slow path of ls_emit: the current chunk has no room (or there is none). A new chunk is
+ * linked in and becomes the writer's; the session joins the ready queue. */
+static int emit_new_chunk(ls_session *s, const ls_event *ev, size_t size) {
   ls_collector *c = s->c;
-  size_t size = ls_record_size(ev);
   int rc = LSC_OK;
   pthread_mutex_lock(&c->mu);
-  if (s->closed) { rc = LSC_ECLOSED; goto out; }
-  chunk *t = s->tail;
-  if (!t || t->cap - t->len < size) {
-    size_t cap = t ? t->cap * 2 : CHUNK_MIN;
-    if (cap > CHUNK_MAX) cap = CHUNK_MAX;
-    if (cap < size) cap = size;
-    if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LSC_EFULL; goto drop; }
-    chunk *n = chunk_take(c, cap);
-    if (!n) { rc = LSC_ENOMEM; goto drop; }
-    if (t) t->next = n; else s->head = n;
-    s->tail = t = n;
-    c->bytes_used += cap + sizeof(chunk);
-  }
-  ls_record_write(t->data + t->len, ev, size);
-  t->len += size;
-  t->nev++;
-  c->st.events++;
+  chunk *t = s->w;
+  size_t cap = t ? t->cap * 2 : CHUNK_MIN;
+  if (cap > CHUNK_MAX) cap = CHUNK_MAX;
+  if (cap < size) cap = size;
+  if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LSC_EFULL; goto drop; }
+  chunk *n = chunk_take(c, cap);
+  if (!n) { rc = LSC_ENOMEM; goto drop; }
+  ls_record_write(n->data, ev, size);
+  atomic_store_explicit(&n->pub, PUB_ONE(size), memory_order_release);
+  if (s->tail) s->tail->next = n; else s->head = n;
+  s->tail = s->w = n;
+  c->bytes_used += cap + sizeof(chunk);
+  atomic_store_explicit(&s->events, atomic_load_explicit(&s->events, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
   enqueue(c, s);
-  /* a quarter full: wake the sender once (edge, not level: a wake-up per event would cost a
+  prune(c, s); /* the old chunk, if it was shipped whole */
+  /* a quarter full: wake the sender once (edge, not level: a wake-up per chunk would cost a
    * futex call each while the server is down and the buffer stays full) */
   if (!c->kicked && c->bytes_used > c->cfg.buffer_cap / 4) {
     c->kicked = 1;
@@ -231,6 +275,25 @@ drop:
 out:
   pthread_mutex_unlock(&c->mu);
   return rc;
+}
+
+int ls_emit(ls_session *s, const ls_event *ev) {
+  if (s->closed) return LSC_ECLOSED; /* set by this same writer (ls_session_close) */
+  size_t size = ls_record_size(ev);
+  chunk *w = s->w;
+  if (w) {
+    /* the writer's own last store: relaxed; the sender never writes pub */
+    uint64_t p = atomic_load_explicit(&w->pub, memory_order_relaxed);
+    size_t len = PUB_LEN(p);
+    if (w->cap - len >= size) {
+      ls_record_write(w->data + len, ev, size);
+      atomic_store_explicit(&w->pub, p + PUB_ONE(size), memory_order_release);
+      atomic_store_explicit(&s->events, atomic_load_explicit(&s->events, memory_order_relaxed) + 1,
+                            memory_order_relaxed);
+      return LSC_OK;
+    }
+  }
+  return emit_new_chunk(s, ev, size);
 }
 
 void ls_session_add_dropped(ls_session *s, uint64_t n) {
@@ -258,6 +321,7 @@ int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_s
   if (!s->meta) { free(s); return LSC_ENOMEM; }
   s->c = c;
   pthread_mutex_lock(&c->mu);
+  c->st.store_allocs += 2; /* the session and its meta */
   s->next = c->sessions;
   if (c->sessions) c->sessions->prev = s;
   c->sessions = s;
@@ -271,6 +335,7 @@ int ls_session_set_meta(ls_session *s, const char *meta_json) {
   if (!m) return LSC_ENOMEM;
   ls_collector *c = s->c;
   pthread_mutex_lock(&c->mu);
+  c->st.store_allocs++;
   /* The sender reads the meta it found when the send began without the lock: while it sends, that
    * one is kept (meta_sending) until the send ends; a meta set and replaced during the same send
    * was never read, so it goes at once. */
@@ -291,6 +356,7 @@ int ls_session_close(ls_session *s, uint64_t t_end) {
   pthread_mutex_lock(&c->mu);
   s->closed = 1; /* no wake-up: the sender comes by within flush_interval_ms (a futex call per
                   * request would cost more than the rest of closing) */
+  if (has_unsent(s)) enqueue(c, s);
   pthread_mutex_unlock(&c->mu);
   return rc == LSC_ECLOSED ? LSC_ECLOSED : LSC_OK;
 }
@@ -299,9 +365,18 @@ int ls_session_close(ls_session *s, uint64_t t_end) {
 
 static int anything_pending(const ls_collector *c) { return c->nqueued > 0 || c->sending; }
 
+/* Queues every session with published records not yet shipped: the writer publishes without the
+ * mutex, so the ready queue alone does not know of them. O(sessions), once per wake-up. mu held. */
+static void scan_ready(ls_collector *c) {
+  for (ls_session *s = c->sessions; s; s = s->next)
+    if (!s->queued && !s->sending && has_unsent(s)) enqueue(c, s);
+}
+
 /* After a send: back into the queue if more came meanwhile, freed if closed and done. mu held. */
 static void after_send(ls_collector *c, ls_session *s) {
-  if (s->head || s->dropped != s->dropped_sent) enqueue(c, s);
+  if (s->closed) s->w = NULL; /* no writer any more: its last chunk can go once shipped */
+  prune(c, s);
+  if (has_unsent(s) || s->dropped != s->dropped_sent) enqueue(c, s);
   else if (s->closed) {
     unlink_session(c, s);
     session_free(c, s);
@@ -320,20 +395,20 @@ static int sender_sleep(ls_collector *c, int ms) {
 
 /* Encodes and posts one batch of s (mu held on entry and exit, released while posting). */
 static void send_one(ls_collector *c, ls_session *s) {
-  /* Detach whole chunks up to batch_max. The emitter starts a new chunk after this. */
+  /* Take what is published, chunk by chunk, up to batch_max: [sent, snap) of each. The writer
+   * may go on appending above snap meanwhile, and link new chunks after the last one taken. */
+  prune(c, s);
   chunk *first = s->head, *last = NULL;
-  size_t rec_bytes = 0, mem_bytes = 0, nev = 0;
+  size_t rec_bytes = 0, nev = 0;
   for (chunk *ch = first; ch; ch = ch->next) {
-    if (last && rec_bytes + ch->len > c->cfg.batch_max) break;
+    uint64_t p = atomic_load_explicit(&ch->pub, memory_order_acquire);
+    size_t n = PUB_LEN(p) - ch->sent;
+    if (last && rec_bytes + n > c->cfg.batch_max) break;
     last = ch;
-    rec_bytes += ch->len;
-    nev += ch->nev;
-    mem_bytes += ch->cap + sizeof(chunk);
-  }
-  if (last) {
-    s->head = last->next;
-    if (!s->head) s->tail = NULL;
-    last->next = NULL;
+    ch->snap = PUB_LEN(p);
+    ch->snap_nev = PUB_NEV(p);
+    rec_bytes += n;
+    nev += ch->snap_nev - ch->sent_nev;
   }
   uint64_t dropped_now = s->dropped;
   uint64_t drop_delta = dropped_now - s->dropped_sent;
@@ -358,7 +433,10 @@ static void send_one(ls_collector *c, ls_session *s) {
   ls_buf_puts(&body, meta);
   ls_buf_puts(&body, ",\"events\":[");
   int first_ev = 1;
-  for (chunk *ch = first; ch && last; ch = ch->next) ls_encode_records(&body, ch->data, ch->len, &first_ev);
+  for (chunk *ch = first; last; ch = ch->next) { /* the links up to last were set before the snapshot */
+    ls_encode_records(&body, ch->data + ch->sent, ch->snap - ch->sent, &first_ev);
+    if (ch == last) break;
+  }
   if (drop_delta) {
     ls_buf_puts(&body, first_ev ? "{\"k\":\"drop\",\"n\":" : ",{\"k\":\"drop\",\"n\":");
     ls_buf_u64(&body, drop_delta);
@@ -430,8 +508,11 @@ static void send_one(ls_collector *c, ls_session *s) {
     c->st.dropped += nev;
     if (!nev && !retryable) s->dropped_sent = s->dropped;
   }
-  c->bytes_used -= mem_bytes;
-  if (last) chunks_free(c, first);
+  for (chunk *ch = first; last; ch = ch->next) { /* shipped or given up on: either way done */
+    ch->sent = ch->snap;
+    ch->sent_nev = ch->snap_nev;
+    if (ch == last) break;
+  }
   free(s->meta_sending);
   s->meta_sending = NULL;
   s->sending = 0;
@@ -456,6 +537,7 @@ static void *sender_main(void *arg) {
     struct timespec ts;
     deadline_after(&ts, c->cfg.flush_interval_ms);
     pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+    scan_ready(c); /* woken by time, a flush or a kick: what the writers published meanwhile */
   }
   pthread_mutex_unlock(&c->mu);
   return NULL;
@@ -514,6 +596,7 @@ int ls_collector_flush(ls_collector *c, int timeout_ms) {
   deadline_after(&ts, timeout_ms);
   int rc = LSC_OK;
   pthread_mutex_lock(&c->mu);
+  scan_ready(c);
   pthread_cond_signal(&c->wake);
   while (anything_pending(c)) {
     if (pthread_cond_timedwait(&c->idle, &c->mu, &ts) == ETIMEDOUT) {
@@ -562,7 +645,8 @@ void ls_collector_stats(ls_collector *c, ls_stats *out) {
   out->bytes_used = c->bytes_used;
   for (const ls_session *s = c->sessions; s; s = s->next) {
     out->sessions++;
-    if (s->head || s->dropped != s->dropped_sent) out->sessions_pending++;
+    out->events += atomic_load_explicit(&s->events, memory_order_relaxed);
+    if (has_unsent(s) || s->dropped != s->dropped_sent) out->sessions_pending++;
     if (s->sending) out->sessions_sending++;
   }
   pthread_mutex_unlock(&c->mu);

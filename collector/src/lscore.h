@@ -94,6 +94,10 @@ typedef struct ls_stats {
   int last_status;            /* last HTTP status, 0 if the last attempt had no answer */
   uint64_t sessions, sessions_pending, sessions_sending;
   uint64_t batches_saved, sink_errors; /* batches written to the sink, writes that failed */
+  uint64_t chunk_allocs;      /* chunks the store took from malloc (not from its spares): none
+                               * in a steady state, whatever the number of events */
+  uint64_t store_allocs;      /* every allocation of the store on the emitting side: chunks,
+                               * sessions, metas (a test: the same per request whatever its steps) */
 } ls_stats;
 
 /* Starts the sender thread. *out owns everything; free with ls_collector_free. */
@@ -113,7 +117,9 @@ int ls_session_close(ls_session *s, uint64_t t_end);
 /* Replaces the session's meta (copied); it goes out with the session's next batch, and the server
  * overwrites the fields it carries (a request named once its route is known). */
 int ls_session_set_meta(ls_session *s, const char *meta_json);
-/* Appends one event. LSC_EFULL when the cap is reached (the event is counted as dropped). */
+/* Appends one event. LSC_EFULL when the cap is reached (the event is counted as dropped).
+ * A session has one writer at a time (the extension calls under the GIL): the common case takes
+ * no lock (see lscollector.c). */
 int ls_emit(ls_session *s, const ls_event *ev);
 void ls_session_add_dropped(ls_session *s, uint64_t n);
 

@@ -13,8 +13,13 @@ typedef struct rec_hdr {
   uint8_t kind, state;
   uint16_t nstr;
   int32_t line;      /* the await's line, a block's frame count, or a done's HTTP status */
+  uint32_t pad;      /* always 0: no implicit padding, so a header written field by field has
+                      * no indeterminate bytes */
   uint64_t id, parent, t, d;
 } rec_hdr;
+
+/* Kinds whose record is the header alone (no strings, no frames): the common step, lag and end. */
+static int bare_kind(int kind) { return kind == LS_K_STEP || kind == LS_K_LAG || kind == LS_K_END; }
 
 /* Cut at LS_MAX_STR, backing up to a UTF-8 boundary so the cut never splits a character. */
 static size_t str_len(ls_str s) {
@@ -46,6 +51,7 @@ static int block_frames(const ls_event *ev, int *skip) {
 
 size_t ls_record_size(const ls_event *ev) {
   size_t size = sizeof(rec_hdr);
+  if (bare_kind(ev->kind)) return size; /* a step: the most frequent event, on every task step */
   ls_str strs[3];
   int n = event_strings(ev, strs);
   for (int i = 0; i < n; i++) size += 4 + str_len(strs[i]);
@@ -67,6 +73,12 @@ static unsigned char *put_str(unsigned char *dst, ls_str s) {
 }
 
 void ls_record_write(unsigned char *dst, const ls_event *ev, size_t size) {
+  if (bare_kind(ev->kind)) { /* header only: no zeroing, no string table */
+    rec_hdr b = {.size = (uint32_t)size, .kind = (uint8_t)ev->kind, .state = (uint8_t)ev->state,
+                 .line = ev->line, .id = ev->id, .parent = ev->parent, .t = ev->t, .d = ev->d};
+    memcpy(dst, &b, sizeof b);
+    return;
+  }
   rec_hdr h;
   memset(&h, 0, sizeof h);
   h.size = (uint32_t)size;

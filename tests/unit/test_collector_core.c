@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_run.h"
@@ -340,15 +341,22 @@ END_TEST
 
 /* ---------------------------------------------------------------- the sender, offline, into a sink */
 
+/* An offline collector writing its batches to a fresh sink file named sink (stem and pid). */
+static ls_collector *sink_collector(char sink[256], const char *stem, size_t cap, int flush_ms, size_t batch_max)
+{
+  snprintf(sink, 256, "%s/%s-%d.jsonl", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", stem, (int)getpid());
+  unlink(sink);
+  ls_config cfg = {.url = "http://127.0.0.1:1", .buffer_cap = cap, .flush_interval_ms = flush_ms,
+                   .timeout_ms = 1000, .batch_max = batch_max, .offline = 1, .sink_path = sink};
+  ls_collector *c = NULL;
+  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  return c;
+}
+
 START_TEST(offline_sink_batches_parse_on_the_server)
 {
   char sink[256];
-  snprintf(sink, sizeof sink, "%s/lssink-%d.jsonl", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-  unlink(sink);
-  ls_config cfg = {.url = "http://127.0.0.1:1", .buffer_cap = 1 << 20, .flush_interval_ms = 10,
-                   .timeout_ms = 1000, .batch_max = 4096, .offline = 1, .sink_path = sink};
-  ls_collector *c = NULL;
-  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  ls_collector *c = sink_collector(sink, "lssink", 1 << 20, 10, 4096);
   ls_session *s = NULL;
   ck_assert_int_eq(ls_session_open(c, "s-unit-1", "{\"name\":\"GET /users/{id} \\u00e9\\\"<b>\"}", &s), LSC_OK);
   const int ntasks = 300; /* several batches at 4 kB each */
@@ -469,6 +477,55 @@ START_TEST(online_sender_against_the_real_server)
 }
 END_TEST
 
+/* The writer appends without the mutex while the sender ships what was published so far (it wakes
+ * every millisecond, so it takes the current chunk's prefix again and again while it grows): every
+ * event must arrive exactly once and in order, and once all is shipped the store holds no bytes. */
+START_TEST(lock_free_writer_and_sender_lose_and_repeat_nothing)
+{
+  char sink[256];
+  ls_collector *c = sink_collector(sink, "lsrace", 4 << 20, 1, 2048);
+  ls_session *s = NULL;
+  ck_assert_int_eq(ls_session_open(c, "s-race-1", "{}", &s), LSC_OK);
+  const uint64_t nsteps = 60000;
+  for(uint64_t i = 1; i <= nsteps; i++) {
+    ls_event st = {.kind = LS_K_STEP, .id = i, .t = i * 10, .d = 5};
+    ck_assert_int_eq(ls_emit(s, &st), LSC_OK);
+    if(i % 5000 == 0) nanosleep(&(struct timespec){0, 2000000}, NULL); /* let the sender catch up mid-chunk */
+  }
+  ck_assert_int_eq(ls_session_close(s, nsteps * 10 + 10), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(c, 20000), LSC_OK);
+  ls_stats st;
+  ls_collector_stats(c, &st);
+  ck_assert_uint_eq(st.dropped, 0);
+  ck_assert_uint_eq(st.events, nsteps + 1);
+  ck_assert_uint_eq(st.bytes_used, 0);  /* the closed session's last chunk went too */
+  ck_assert_uint_eq(st.sessions, 0);
+  ck_assert_uint_ge(st.batches_saved, 2);
+  ls_collector_free(c, 1000);
+
+  FILE *f = fopen(sink, "rb");
+  ck_assert_ptr_nonnull(f);
+  char *line = NULL;
+  size_t cap = 0;
+  uint64_t next = 1;
+  int ended = 0;
+  while(getline(&line, &cap, f) > 0) {
+    static const char key[] = "{\"k\":\"step\",\"id\":";
+    for(const char *p = strstr(line, key); p; p = strstr(p + 1, key)) {
+      uint64_t id = strtoull(p + sizeof key - 1, NULL, 10);
+      ck_assert_msg(id == next, "step %llu arrived where %llu was due", (unsigned long long)id, (unsigned long long)next);
+      next++;
+    }
+    ended |= strstr(line, "{\"k\":\"end\"") != NULL;
+  }
+  free(line);
+  fclose(f);
+  unlink(sink);
+  ck_assert_uint_eq(next, nsteps + 1);
+  ck_assert_int_eq(ended, 1);
+}
+END_TEST
+
 static Suite *collector_core_suite(void)
 {
   Suite *s = suite_create("collector_core");
@@ -491,6 +548,7 @@ static Suite *collector_core_suite(void)
   tcase_set_timeout(c, 60);
   tcase_add_test(c, offline_sink_batches_parse_on_the_server);
   tcase_add_test(c, online_sender_against_the_real_server);
+  tcase_add_test(c, lock_free_writer_and_sender_lose_and_repeat_nothing);
   suite_add_tcase(s, c);
   return s;
 }

@@ -1,0 +1,171 @@
+# test_cost.py — what the collector costs a program, asserted only where it is deterministic
+# (issue 15; the timings live in bench/overhead): on the steady-state request path the store
+# allocates nothing per step and nothing at all once its chunks are recycled (the C core's own
+# counters), Python memory does not grow with requests (tracemalloc over 10k requests through the
+# middleware), and installed-but-disabled hooks nothing (task factory, loop methods, sys hooks).
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import threading
+import tracemalloc
+
+import loopscope
+from loopscope.asgi import LoopscopeMiddleware
+
+SCOPE = {"type": "http", "method": "GET", "path": "/cost", "headers": [], "query_string": b""}
+
+
+def make_app(awaits: int):
+    async def db_query(n: int) -> int:
+        await asyncio.sleep(0)
+        return n
+
+    async def app(scope, receive, send) -> None:
+        await receive()
+        total = 0
+        for i in range(awaits):
+            total += await db_query(i)
+        total += sum(await asyncio.gather(db_query(1), db_query(2)))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(total).encode()})
+
+    return LoopscopeMiddleware(app)
+
+
+def serve(app, rounds: int, per_round: int = 100) -> None:
+    """rounds x per_round requests, one at a time, each round then flushed: with the sender asleep
+    otherwise (flush_interval_ms is long), every round keeps the same number of sessions pending at
+    once, so the store needs the same chunks every round and the warm-up round fills its spares."""
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        pass
+
+    async def batch():
+        for _ in range(per_round):
+            await asyncio.create_task(app(dict(SCOPE), receive, send))
+
+    for _ in range(rounds):
+        asyncio.run(batch())
+        assert loopscope.flush(60), loopscope.stats()
+
+
+# No block events: a step over the blocking threshold (a loaded machine, a sanitized build) records
+# its stack, and a record larger than a chunk gets a chunk of its own size, which is not recycled.
+QUIET = {"flush_interval_ms": 600_000, "blocking_threshold_ms": 600_000}
+
+
+def test_steady_state_store_allocates_nothing_per_step_or_request(collector):
+    collector(**QUIET)
+    few, many = make_app(2), make_app(40)
+    serve(few, 2)
+    serve(many, 2)  # warm-up: the chunks the larger sessions need are in the spares now
+    st0 = loopscope.stats()
+    serve(few, 50)
+    st1 = loopscope.stats()
+    serve(many, 50)
+    st2 = loopscope.stats()
+    # 5,000 requests of each kind, 2 and 40 awaits (~14 and ~90 events a request): no chunk taken
+    # from malloc, and the store's allocations per request (session, meta) the same for both
+    assert st2["chunk_allocs"] == st0["chunk_allocs"], (st0, st2)
+    per_few = (st1["store_allocs"] - st0["store_allocs"]) / 5000
+    per_many = (st2["store_allocs"] - st1["store_allocs"]) / 5000
+    assert per_few == per_many, (per_few, per_many)
+    assert per_few <= 3, per_few
+    assert st2["events"] - st1["events"] > 4 * (st1["events"] - st0["events"])  # it did record
+    assert st2["dropped"] == 0
+
+
+def test_python_memory_does_not_grow_with_requests(collector):
+    collector(**QUIET)
+    app = make_app(12)
+    serve(app, 3)  # warm-up: caches (code objects, lines, names) filled
+    gc.collect()
+    tracemalloc.start(1)
+    try:
+        serve(app, 2)
+        gc.collect()
+        before, _ = tracemalloc.get_traced_memory()
+        serve(app, 100)  # 10,000 requests
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # nothing kept per request: 10k requests may not leave even 8 bytes each behind
+    assert after - before < 80_000, after - before
+
+
+def _hooks() -> dict:
+    """Everything loopscope could hook, as identities."""
+    import asyncio.base_events as base_events
+    import asyncio.events as events
+    loop = asyncio.new_event_loop()
+    try:
+        seen = {
+            "task_factory": loop.get_task_factory(),
+            "loop_type": type(loop),
+            "loop_dict": tuple(sorted(vars(loop))),
+            "profile": sys.getprofile(),
+            "trace": sys.gettrace(),
+            "threading_profile": getattr(threading, "getprofile", lambda: None)(),
+            "threading_trace": getattr(threading, "gettrace", lambda: None)(),
+            "threads": len(threading.enumerate()),
+            "policy_type": type(asyncio.get_event_loop_policy()),
+            "new_event_loop": asyncio.new_event_loop,
+            "Task": asyncio.Task,
+            "tasks.Task": asyncio.tasks.Task,
+            "create_task": asyncio.create_task,
+            "switch_interval": sys.getswitchinterval(),
+        }
+        for cls in (events.Handle, events.TimerHandle, base_events.BaseEventLoop,
+                    asyncio.SelectorEventLoop, asyncio.Future, asyncio.Task):
+            for name, value in vars(cls).items():
+                seen[f"{cls.__name__}.{name}"] = value
+        if hasattr(sys, "monitoring"):
+            for tool in range(6):
+                seen[f"monitoring.{tool}"] = sys.monitoring.get_tool(tool)
+        return seen
+    finally:
+        loop.close()
+
+
+def test_installed_but_disabled_hooks_nothing():
+    before = _hooks()
+    loopscope.install(enabled=False)
+    try:
+        during = _hooks()
+        # a request through the middleware and a session on a running loop change nothing either
+        seen = {}
+
+        async def app(scope, receive, send):
+            loop = asyncio.get_running_loop()
+            seen["factory"] = loop.get_task_factory()
+            seen["loop_dict"] = tuple(sorted(vars(loop)))
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            seen.setdefault("headers", message.get("headers"))
+
+        async def main():
+            with loopscope.session("x"):
+                await LoopscopeMiddleware(app)(dict(SCOPE), receive, send)
+            return tuple(sorted(vars(asyncio.get_running_loop())))
+
+        loop_dict = asyncio.run(main())
+        after_run = _hooks()
+    finally:
+        loopscope.uninstall()
+    changed = sorted(k for k in before if during.get(k, object()) is not before[k] and during.get(k) != before[k])
+    assert not changed, changed
+    assert set(during) == set(before), set(during) ^ set(before)
+    changed = sorted(k for k in before if after_run.get(k, object()) is not before[k] and after_run.get(k) != before[k])
+    assert not changed, changed
+    assert seen["factory"] is None
+    assert seen["loop_dict"] == loop_dict == before["loop_dict"]
+    assert seen["headers"] == []  # no x-loopscope-session header added
