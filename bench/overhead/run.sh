@@ -35,7 +35,7 @@ while read -r where venv; do
   ver="$("${run[@]}" "$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   src="$ROOT/build-collector/bench-py$ver"
   rm -rf "$src" && mkdir -p "$src"
-  cp -r collector/src collector/ext collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$src"/
+  cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$src"/
   "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src" >/dev/null 2>&1 \
     || { echo "bench: cannot install loopscope into $venv"; continue; }
   echo "bench: Python $ver ($where) ..." >&2
