@@ -1,5 +1,6 @@
 /* http.c — libmicrohttpd front (http.h): routing, bodies and limits, gzip both ways, bearer
- * auth, security headers, JSON errors, embedded pages. It decides status codes and headers;
+ * auth and the Host guard (their rules: http_guard.c), security headers, JSON errors, embedded
+ * pages. It decides status codes and headers;
  * query.c/export.c write answers, ingest.c validates, writer.c stores. */
 #include "http.h"
 
@@ -24,6 +25,7 @@
 #include "export.h"
 #include "gz.h"
 #include "gzip_body.h"
+#include "http_guard.h"
 #include "jbuf.h"
 #include "live.h"
 #include "log.h"
@@ -49,7 +51,7 @@ struct http_server {
   struct MHD_Daemon *d;
   http_config cfg;
   char listen_host[256];  /* the --listen host, for the Host check; "" if none */
-  char cookie[65];        /* with --token: the login cookie's value, random per process */
+  char cookie[GUARD_COOKIE_MAX + 1]; /* with --token: the login cookie's value, random per process */
   pthread_mutex_t conn_lock;  /* guards the list and every slot's fields */
   pthread_cond_t sweep_cv;
   conn_slot conns;            /* list head */
@@ -204,105 +206,6 @@ static void *sweeper_main(void *arg)
   return NULL;
 }
 
-/* ------------------------------------------------------------------ Host check */
-
-static int port_ok(const char *p)
-{
-  while(*p >= '0' && *p <= '9')
-    p++;
-  return *p == '\0';
-}
-
-/* The host of a Host header value or of --listen (host[:port], [v6][:port]) without brackets,
- * port and a trailing dot, into out. -1 if v has not that form. */
-static int host_part(const char *v, char *out, size_t cap)
-{
-  const char *start = v, *end;
-  if(*v == '[') {
-    start = v + 1;
-    end = strchr(start, ']');
-    if(!end || (end[1] && (end[1] != ':' || !port_ok(end + 2))))
-      return -1;
-  }
-  else {
-    end = strchr(v, ':');
-    if(!end)
-      end = v + strlen(v);
-    else if(!port_ok(end + 1))
-      return -1;
-  }
-  size_t n = (size_t)(end - start);
-  if(n && start[n - 1] == '.')
-    n--;
-  if(n == 0 || n >= cap)
-    return -1;
-  memcpy(out, start, n);
-  out[n] = '\0';
-  return 0;
-}
-
-int http_host_name_ok(const char *name)
-{
-  if(!strcmp(name, "*"))
-    return 1;
-  size_t n = strlen(name);
-  if(n == 0 || n > 253)
-    return 0;
-  for(const char *p = name; *p; p++)
-    if(!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-         *p == '.' || *p == '_'))
-      return 0;
-  return 1;
-}
-
-/* A request may be answered if its Host names localhost (or a name under .localhost), an IP
- * address (a page on another origin cannot reach the server through a literal address: DNS
- * rebinding needs a name), the --listen host or an --allowed-host. No Host (HTTP/1.0) is allowed:
- * browsers always send one. */
-static int host_allowed(http_server *h, const char *value)
-{
-  if(!value)
-    return 1;
-  for(int i = 0; i < h->cfg.nallowed_hosts; i++)
-    if(!strcmp(h->cfg.allowed_hosts[i], "*"))
-      return 1;
-  char host[256];
-  if(host_part(value, host, sizeof(host)))
-    return 0;
-  size_t n = strlen(host);
-  if(!strcasecmp(host, "localhost") || (n > 10 && !strcasecmp(host + n - 10, ".localhost")))
-    return 1;
-  unsigned char addr[sizeof(struct in6_addr)];
-  if(inet_pton(AF_INET, host, addr) == 1 || (value[0] == '[' && inet_pton(AF_INET6, host, addr) == 1))
-    return 1;
-  if(h->listen_host[0] && !strcasecmp(host, h->listen_host))
-    return 1;
-  for(int i = 0; i < h->cfg.nallowed_hosts; i++) {
-    const char *a = h->cfg.allowed_hosts[i];
-    size_t an = strlen(a);
-    if(an && a[an - 1] == '.')
-      an--;
-    if(an == n && !strncasecmp(host, a, n))
-      return 1;
-  }
-  return 0;
-}
-
-/* The 403 detail for a Host header not allowed; the value is shown with bytes outside
- * printable ASCII as '?', cut at 100. */
-static void host_refusal(const char *value, char *out, size_t cap)
-{
-  char shown[101];
-  size_t i = 0;
-  for(; value[i] && i < sizeof(shown) - 1; i++)
-    shown[i] = (value[i] >= 0x20 && value[i] < 0x7f) ? value[i] : '?';
-  shown[i] = '\0';
-  snprintf(out, cap,
-           "Host '%s%s' is not allowed (a DNS rebinding guard): this server answers to localhost, IP "
-           "addresses, its --listen host and each --allowed-host",
-           shown, value[i] ? "..." : "");
-}
-
 /* ------------------------------------------------------------------ responses */
 
 static const char *error_code(unsigned status)
@@ -427,59 +330,15 @@ static enum MHD_Result send_corrupt(http_server *h, struct MHD_Connection *c, re
 
 /* ------------------------------------------------------------------ ingest */
 
-/* a equals b, in time independent of where the first difference is */
-static int same_secret(const char *a, const char *b)
-{
-  size_t n = strlen(a), m = strlen(b);
-  unsigned diff = (unsigned)(n ^ m);
-  for(size_t i = 0; i < n; i++)
-    diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (m ? m : 1)];
-  return diff == 0;
-}
-
-#define COOKIE_NAME "loopscope_auth"
-
-/* The value of cookie `name` in a Cookie header ("a=1; name=v"), into out. -1 if absent or
- * not shorter than cap. */
-static int cookie_value(const char *header, const char *name, char *out, size_t cap)
-{
-  size_t nl = strlen(name);
-  for(const char *p = header; *p;) {
-    while(*p == ' ' || *p == '\t' || *p == ';')
-      p++;
-    size_t len = strcspn(p, ";");
-    if(len > nl && !strncmp(p, name, nl) && p[nl] == '=') {
-      const char *v = p + nl + 1;
-      size_t vn = len - nl - 1;
-      while(vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-        vn--;
-      if(vn >= cap)
-        return -1;
-      memcpy(out, v, vn);
-      out[vn] = '\0';
-      return 0;
-    }
-    p += len;
-  }
-  return -1;
-}
-
 /* With --token: the request carries 'Authorization: Bearer <token>', or (cookie_ok) the login
- * cookie POST /login set in a browser. */
+ * cookie POST /login set in a browser (the rule is http_guard.c's). */
 static int token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok)
 {
-  if(!h->cfg.token)
-    return 1;
-  const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  if(a && strncasecmp(a, "Bearer ", 7) == 0 && same_secret(a + 7, h->cfg.token))
-    return 1;
-  if(!cookie_ok)
-    return 0;
   /* The Cookie header is read here rather than through MHD_COOKIE_KIND: libmicrohttpd 0.9.75
    * reads uninitialised memory looking up a cookie whose value is empty (valgrind). */
-  const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
-  char value[sizeof(h->cookie)];
-  return k && cookie_value(k, COOKIE_NAME, value, sizeof(value)) == 0 && same_secret(value, h->cookie);
+  return guard_token_ok(h->cfg.token, h->cookie,
+                        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                        cookie_ok ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE) : NULL);
 }
 
 #define UNAUTHORIZED "a valid 'Authorization: Bearer <token>' header (or the page's login) is required"
@@ -886,7 +745,7 @@ static enum MHD_Result handle_login(http_server *h, struct MHD_Connection *c, re
   if(!logout && !token_ok(h, c, 0))
     return send_error(h, c, rq, 401, "wrong token", NULL);
   char cookie[160];
-  snprintf(cookie, sizeof(cookie), COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict%s",
+  snprintf(cookie, sizeof(cookie), GUARD_COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict%s",
            logout ? "" : h->cookie, logout ? "; Max-Age=0" : "");
   struct MHD_Response *r = MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
   if(!r)
@@ -977,8 +836,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     atomic_fetch_add(&h->active, 1);
     jbuf_init(&rq->body, h->cfg.max_body);
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-    if(!host_allowed(h, host)) {
-      host_refusal(host, rq->host_detail, sizeof(rq->host_detail));
+    if(!guard_host_ok(h->cfg.allowed_hosts, h->cfg.nallowed_hosts, h->listen_host, host)) {
+      guard_host_refusal(host, rq->host_detail, sizeof(rq->host_detail));
       rq->reject = 403;
       rq->reject_detail = rq->host_detail;
       return MHD_YES; /* answered once the body (if any) has been read */
@@ -1092,7 +951,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
     for(size_t i = 0; i < sizeof(rnd); i++)
       snprintf(h->cookie + 2 * i, 3, "%02x", rnd[i]);
   }
-  if(!cfg->listen || host_part(cfg->listen, h->listen_host, sizeof(h->listen_host)))
+  if(!cfg->listen || guard_host_part(cfg->listen, h->listen_host, sizeof(h->listen_host)))
     h->listen_host[0] = '\0';
   h->conns.next = h->conns.prev = &h->conns;
   if(h->cfg.max_connections < 1)

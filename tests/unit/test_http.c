@@ -23,6 +23,7 @@
 #include "dynbuf.h"
 #include "gz.h"
 #include "http.h"
+#include "http_guard.h"
 #include "log.h"
 #include "metrics.h"
 #include "http_fixture.h"
@@ -552,6 +553,50 @@ START_TEST(request_deadline)
 }
 END_TEST
 
+/* The guard's rules as pure functions (http_guard.c), cases the servers above cannot all reach:
+ * trailing dots, bracketed v6 with and without port, bad ports, cookies among others, secrets of
+ * other lengths (same_secret compares without stopping at the first difference). */
+START_TEST(guard_rules)
+{
+  const char *allowed[] = {"dev.example."};
+  ck_assert(guard_host_ok(allowed, 1, "", NULL));
+  ck_assert(guard_host_ok(allowed, 1, "", "localhost:7878"));
+  ck_assert(guard_host_ok(allowed, 1, "", "api.localhost."));
+  ck_assert(guard_host_ok(allowed, 1, "", "127.0.0.1"));
+  ck_assert(guard_host_ok(allowed, 1, "", "[::1]:80"));
+  ck_assert(!guard_host_ok(allowed, 1, "", "::1"));          /* v6 only in brackets */
+  ck_assert(guard_host_ok(allowed, 1, "", "DEV.example:1"));  /* case, allowed's trailing dot */
+  ck_assert(guard_host_ok(allowed, 1, "box", "box."));
+  ck_assert(!guard_host_ok(allowed, 1, "box", "evil.example"));
+  ck_assert(!guard_host_ok(allowed, 1, "", "localhost:80x"));
+  ck_assert(!guard_host_ok(allowed, 1, "", "[::1"));
+  ck_assert(!guard_host_ok(allowed, 1, "", ""));
+  const char *any[] = {"*"};
+  ck_assert(guard_host_ok(any, 1, "", "evil.example"));
+  char out[64];
+  ck_assert_int_eq(guard_host_part("[fe80::1]:9", out, sizeof out), 0);
+  ck_assert_str_eq(out, "fe80::1");
+  ck_assert_int_eq(guard_host_part("a.example.:1", out, sizeof out), 0);
+  ck_assert_str_eq(out, "a.example");
+  ck_assert_int_eq(guard_host_part("x", out, 1), -1);
+  char detail[256];
+  guard_host_refusal("ev\x01il", detail, sizeof detail);
+  ck_assert_ptr_nonnull(strstr(detail, "Host 'ev?il' is not allowed"));
+
+  ck_assert(guard_token_ok(NULL, NULL, NULL, NULL));
+  ck_assert(guard_token_ok("s3cret", "c00k", "Bearer s3cret", NULL));
+  ck_assert(guard_token_ok("s3cret", "c00k", "bearer s3cret", NULL));
+  ck_assert(!guard_token_ok("s3cret", "c00k", "Bearer s3cre", NULL));
+  ck_assert(!guard_token_ok("s3cret", "c00k", "Bearer s3cretX", NULL));
+  ck_assert(!guard_token_ok("s3cret", "c00k", "Basic s3cret", NULL));
+  ck_assert(guard_token_ok("s3cret", "c00k", NULL, "a=1; " GUARD_COOKIE_NAME "=c00k ; b=2"));
+  ck_assert(!guard_token_ok("s3cret", "c00k", NULL, GUARD_COOKIE_NAME "=c00"));
+  ck_assert(!guard_token_ok("s3cret", "c00k", NULL, "x" GUARD_COOKIE_NAME "=c00k"));
+  ck_assert(!guard_token_ok("s3cret", "c00k", NULL, GUARD_COOKIE_NAME "="));
+  ck_assert(!guard_token_ok("s3cret", "c00k", NULL, NULL)); /* the cookie not considered */
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
   Suite *s = suite_create("http");
@@ -561,6 +606,7 @@ static Suite *http_suite(void)
   tcase_add_test(c, routes_and_404s);
   tcase_add_test(c, methods_answer_405_with_allow);
   tcase_add_test(c, host_guard);
+  tcase_add_test(c, guard_rules);
   tcase_add_test(c, token_and_login_cookie);
   tcase_add_test(c, ingest_answers);
   tcase_add_test(c, body_limits);
