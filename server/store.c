@@ -1,7 +1,7 @@
 /* store.c — SQLite's files and write side: schema and forward migrations, the write connection
- * that only writer.c's thread uses with its statements, deletes and housekeeping, and the pool of
- * read connections (store.h). The read statements and row loaders are store_read.c's, the OTLP
- * outbox store_outbox.c's. Parsing is ingest.c's; deciding what to answer is query.c's. */
+ * that only writer.c's thread uses with its statements (batches, deletes), and the pool of read
+ * connections (store.h). Housekeeping is store_maintain.c's, the read statements and row loaders
+ * store_read.c's, the OTLP outbox store_outbox.c's. Parsing is ingest.c's; deciding what to answer is query.c's. */
 #include "store.h"
 
 #include <errno.h>
@@ -25,10 +25,6 @@ typedef struct store_migration { int version; const char *sql; } store_migration
 extern const store_migration store_migrations[];
 extern const size_t store_nmigrations;
 
-enum wstmt {
-  W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
-  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE, W_COUNT
-};
 
 static const char *const wsql[W_COUNT] = {
   [W_SAVEPOINT] = "SAVEPOINT batch",
@@ -82,36 +78,9 @@ static const char *const wsql[W_COUNT] = {
   [W_DUE] = STORE_ROLLUP_DUE,
 };
 
-struct store {
-  char *path;
-  sqlite3 *w;
-  sqlite3_stmt *ws[W_COUNT];
-  store_reader *readers;
-  int nreaders;
-  pthread_mutex_t lock; /* guards readers[].in_use */
-  pthread_cond_t freed;
-  int version;
-  int64_t journal_size_limit;
-  int64_t wal_frames;       /* frames in the WAL after the last commit (wal_hook) */
-  int purge_pending;        /* the purge table may hold sids */
-  int vacuum_pending;       /* the freelist may hold pages to give back */
-  int rollup_pending;       /* ep_dirty may hold blocks (store_rollup.c) */
-  int batch_since_maintain; /* a batch was stored since the last housekeeping step */
-  int64_t next_retention_s; /* when retention is looked at next */
-  int busy_timeout_ms;
-  int wal_autocheckpoint;   /* pages: the writer checkpoints (RESTART) past this */
-  char *reserve;            /* "<db>-reserve": disk space kept for a full disk (NULL: no memory) */
-  int reserve_held;         /* the reserve file exists with its size */
-};
 
-/* A full disk: the last commits may have grown the database past its file in the WAL, so even
- * a checkpoint needs new blocks, and without a checkpoint a delete's few pages cannot be written
- * either. The reserve is a file of RESERVE_BYTES allocated at start; when housekeeping hits
- * SQLITE_FULL it is deleted, which gives SQLite room to checkpoint, purge and vacuum; it is
- * allocated again once housekeeping is done and the space is there. */
-#define RESERVE_BYTES ((off_t)4 << 20)
 
-static int reserve_make(store *s)
+int store_reserve_make(store *s)
 {
   if(!s->reserve)
     return LS_ENOMEM;
@@ -173,7 +142,7 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
   return 0;
 }
 
-static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
+int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -204,7 +173,7 @@ static int migrate(store *s, char *err, size_t errlen)
   if(rc)
     return rc;
   int64_t uv = 0;
-  rc = pragma_int(s->w, "PRAGMA user_version", &uv);
+  rc = store_pragma_int(s->w, "PRAGMA user_version", &uv);
   int target = target_version();
   if(!rc && uv > target) {
     snprintf(err, errlen, "database schema version %lld is newer than this server's (%d)",
@@ -328,7 +297,7 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
     /* WAL, and synchronous=NORMAL said explicitly: Debian's SQLite would default WAL to FULL.
      * NORMAL keeps the database consistent on power loss and loses at most the last commits. */
     int64_t dummy;
-    rc = pragma_int(s->w, "PRAGMA journal_mode = WAL", &dummy);
+    rc = store_pragma_int(s->w, "PRAGMA journal_mode = WAL", &dummy);
     char mode[16] = "";
     sqlite3_stmt *st = NULL;
     if(!rc && sqlite3_prepare_v2(s->w, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
@@ -351,7 +320,7 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
     rc = migrate(s, err, errlen);
   int64_t av = 2;
   if(!rc)
-    rc = pragma_int(s->w, "PRAGMA auto_vacuum", &av);
+    rc = store_pragma_int(s->w, "PRAGMA auto_vacuum", &av);
   if(!rc && av != 2) {
     /* A database created before schema 3 (auto_vacuum = NONE): the PRAGMA above only recorded
      * the wish, VACUUM rebuilds the file with it. Once, at the first start of this version; it
@@ -386,7 +355,7 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
     store_close(s);
     return rc;
   }
-  s->reserve_held = reserve_make(s) == 0;
+  s->reserve_held = store_reserve_make(s) == 0;
   if(!s->reserve_held)
     log_msg(LOG_WARN, "store: no room for the %lld-byte reserve %s-reserve", (long long)RESERVE_BYTES, o->path);
   *out = s;
@@ -453,7 +422,7 @@ int store_write_pragma(store *s, const char *name, int64_t *out)
     if(!((*p >= 'a' && *p <= 'z') || *p == '_'))
       return LS_EINVAL;
   snprintf(sql, sizeof(sql), "PRAGMA %s", name);
-  return pragma_int(s->w, sql, out);
+  return store_pragma_int(s->w, sql, out);
 }
 
 int store_set_page_limit(store *s, int64_t pages)
@@ -463,7 +432,7 @@ int store_set_page_limit(store *s, int64_t pages)
    * lifting the cap sets SQLite's own ceiling back. */
   snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)(pages > 0 ? pages : 0xfffffffe));
   int64_t got;
-  return pragma_int(s->w, sql, &got);
+  return store_pragma_int(s->w, sql, &got);
 }
 
 /* For store_outbox.c (store_internal.h). */
@@ -484,7 +453,7 @@ int store_open_conn(store *s, sqlite3 **out, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- write side */
 
-static int wrun(store *s, sqlite3_stmt *st)
+int store_wrun(store *s, sqlite3_stmt *st)
 {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
@@ -573,7 +542,7 @@ static int put_aggregates(store *s, int64_t sid, const ingest_batch *b, const un
     sqlite3_bind_int64(st, 3, sum.busy);
     sqlite3_bind_int64(st, 4, sum.wait);
     bind_opt_i64(st, 5, sum.first);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
     i = j;
   }
   free(a);
@@ -597,7 +566,7 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
     bind_opt_i64(st, 8, m->started_ns);
     bind_text(st, 9, m->route);
     bind_opt_i64(st, 10, m->loop);
-    if((rc = wrun(s, st)))
+    if((rc = store_wrun(s, st)))
       return rc;
   }
   st = s->ws[W_SESSION_COUNTS];
@@ -628,7 +597,7 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
   sqlite3_bind_int64(st, 17, n_else);
   sqlite3_bind_int64(st, 18, ns_own);
   sqlite3_bind_int64(st, 19, ns_else);
-  return wrun(s, st);
+  return store_wrun(s, st);
 }
 
 static int put_rows(store *s, int64_t sid, const ingest_batch *b)
@@ -643,7 +612,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     bind_text(st, 4, x->name);
     bind_text(st, 5, x->coro);
     sqlite3_bind_int64(st, 6, x->t);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
   }
   st = s->ws[W_DONE];
   for(size_t i = 0; i < b->ndones && !rc; i++) {
@@ -657,7 +626,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
       sqlite3_bind_int64(st, 6, x->status);
     else
       sqlite3_bind_null(st, 6);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
   }
   unsigned char *stored = malloc(b->nsteps + b->nawaits + 1);
   if(!stored)
@@ -670,7 +639,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     sqlite3_bind_int64(st, 2, x->id);
     sqlite3_bind_int64(st, 3, x->t);
     sqlite3_bind_int64(st, 4, x->d);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
     stored[i] = sqlite3_changes(s->w) > 0;
     nsteps += stored[i];
   }
@@ -685,7 +654,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     bind_text(st, 6, x->file);
     bind_opt_i64(st, 7, x->line);
     bind_text(st, 8, x->func);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
     stored[b->nsteps + i] = sqlite3_changes(s->w) > 0;
     nawaits += stored[b->nsteps + i];
   }
@@ -709,14 +678,14 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     sqlite3_bind_int(st, 10, x->elsewhere);
     bind_text(st, 11, x->from_session);
     bind_opt_i64(st, 12, x->elsewhere && x->from_task > 0 ? x->from_task : -1);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
   }
   st = s->ws[W_LAG];
   for(size_t i = 0; i < b->nlags && !rc; i++) {
     sqlite3_bind_int64(st, 1, sid);
     sqlite3_bind_int64(st, 2, b->lags[i].t);
     sqlite3_bind_int64(st, 3, b->lags[i].d);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
   }
   if(!rc)
     rc = put_session(s, sid, b, nsteps, nawaits);
@@ -734,9 +703,9 @@ static int end_savepoint(store *s, int failed)
   if(failed && sqlite3_get_autocommit(s->w))
     return 0; /* SQLite already rolled back the whole transaction (SQLITE_FULL, IOERR...) */
   if(failed)
-    rc = wrun(s, s->ws[W_ROLLBACK_TO]);
+    rc = store_wrun(s, s->ws[W_ROLLBACK_TO]);
   if(!rc)
-    rc = wrun(s, s->ws[W_RELEASE]);
+    rc = store_wrun(s, s->ws[W_RELEASE]);
   if(rc)
     store_rollback(s);
   return rc;
@@ -746,7 +715,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
 {
   *duplicate = 0;
   *created = 0;
-  int rc = wrun(s, s->ws[W_SAVEPOINT]);
+  int rc = store_wrun(s, s->ws[W_SAVEPOINT]);
   if(rc)
     return rc;
   sqlite3_stmt *st = s->ws[W_SESSION_INS];
@@ -758,7 +727,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
    * this batch carries, which had happened by the time it was sent */
   int64_t received = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - b->max_t;
   sqlite3_bind_int64(st, 3, received > 0 ? received : 0);
-  rc = wrun(s, st);
+  rc = store_wrun(s, st);
   if(!rc)
     *created = sqlite3_changes(s->w) > 0;
   int64_t sid = -1;
@@ -777,7 +746,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     sqlite3_bind_int64(st, 1, sid);
     sqlite3_bind_text(st, 2, b->batch, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (int64_t)b->events);
-    rc = wrun(s, st);
+    rc = store_wrun(s, st);
   }
   if(!rc && sqlite3_changes(s->w) == 0)
     *duplicate = 1; /* stored before: undo the session row we may just have made, if any */
@@ -785,7 +754,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     rc = put_rows(s, sid, b);
   if(!rc && !*duplicate) { /* its endpoint rollup is out of date until rebuilt */
     sqlite3_bind_int64(s->ws[W_DIRTY], 1, sid);
-    rc = wrun(s, s->ws[W_DIRTY]);
+    rc = store_wrun(s, s->ws[W_DIRTY]);
     s->rollup_pending = s->batch_since_maintain = 1;
   }
   if(rc || *duplicate)
@@ -803,7 +772,7 @@ int store_in_transaction(store *s)
  * sids go to purge and their sessions rows go, in the caller's transaction. Returns the number
  * deleted, or a negative code. The rows themselves are removed later by store_maintain, a
  * bounded number per transaction, so this writes a few pages however large the sessions are. */
-static int64_t tombstone(store *s, const char *where, int64_t arg)
+int64_t store_tombstone(store *s, const char *where, int64_t arg)
 {
   char sql[3][256];
   snprintf(sql[0], sizeof(sql[0]), "INSERT OR IGNORE INTO purge(sid) SELECT sid FROM sessions WHERE %s", where);
@@ -841,249 +810,13 @@ int store_delete_session(store *s, const char *id)
     return src == SQLITE_DONE ? LS_ENOTFOUND : (code_of(src) ? code_of(src) : LS_EIO);
   /* Its own savepoint: a delete failing half way must leave nothing of it in the group's
    * transaction. */
-  int rc = wrun(s, s->ws[W_SAVEPOINT]);
+  int rc = store_wrun(s, s->ws[W_SAVEPOINT]);
   if(!rc) {
-    int64_t n = tombstone(s, "sid = ?1", sid);
+    int64_t n = store_tombstone(s, "sid = ?1", sid);
     rc = n < 0 ? (int)n : 0;
   }
   int erc = end_savepoint(s, rc != 0);
   return rc ? rc : erc;
-}
-
-/* Up to `budget` rows of one purged session per call, in the caller's transaction. Row values
- * pick the rows by primary key (or rowid) so each statement touches at most `budget` rows. */
-static const char *const purge_sql[] = {
-  "DELETE FROM steps WHERE (sid, task, t) IN (SELECT sid, task, t FROM steps WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM awaits WHERE (sid, task, t) IN (SELECT sid, task, t FROM awaits WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM blocks WHERE rowid IN (SELECT rowid FROM blocks WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM lag WHERE rowid IN (SELECT rowid FROM lag WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM await_points WHERE (sid, file, line) IN (SELECT sid, file, line FROM await_points WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM task_rows WHERE (sid, pos) IN (SELECT sid, pos FROM task_rows WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM conc_mip WHERE (sid, level, bucket) IN (SELECT sid, level, bucket FROM conc_mip WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM session_stats WHERE sid = ?1 AND ?2 > 0",
-  "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM batches WHERE (sid, batch) IN (SELECT sid, batch FROM batches WHERE sid = ?1 LIMIT ?2)",
-  /* a deleted session is not forwarded any more: its outbox goes with it */
-  "DELETE FROM otlp_outbox WHERE (sid, part) IN (SELECT sid, part FROM otlp_outbox WHERE sid = ?1 LIMIT ?2)",
-  "DELETE FROM otlp_sessions WHERE sid = ?1 AND ?2 > 0",
-  "DELETE FROM purge WHERE sid = ?1 AND ?2 > 0",
-};
-
-static int step_sql(store *s, const char *sql, int64_t a, int64_t b, int64_t *changes)
-{
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(s->w, sql, -1, &st, NULL);
-  if(rc == SQLITE_OK) {
-    sqlite3_bind_int64(st, 1, a);
-    if(sqlite3_bind_parameter_count(st) >= 2)
-      sqlite3_bind_int64(st, 2, b);
-    rc = sqlite3_step(st);
-  }
-  sqlite3_finalize(st);
-  if(changes)
-    *changes = sqlite3_changes64(s->w);
-  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : (code_of(rc) ? code_of(rc) : LS_EIO);
-}
-
-/* One transaction removing up to `budget` rows of deleted sessions. */
-static int purge_some(store *s, int64_t budget)
-{
-  int rc = store_begin(s);
-  if(rc)
-    return rc;
-  int64_t sid = -1;
-  rc = pragma_int(s->w, "SELECT coalesce(min(sid), -1) FROM purge", &sid);
-  for(size_t i = 0; !rc && sid >= 0 && budget > 0 && i < sizeof(purge_sql) / sizeof(purge_sql[0]); i++) {
-    int64_t n = 0;
-    rc = step_sql(s, purge_sql[i], sid, budget, &n);
-    budget -= n;
-  }
-  if(!rc && sid < 0)
-    s->purge_pending = 0;
-  if(!rc && sid >= 0)
-    s->vacuum_pending = 1;
-  if(rc)
-    store_rollback(s);
-  else
-    rc = store_commit(s);
-  return rc;
-}
-
-/* Gives up to `pages` free pages back to the file system (auto_vacuum = INCREMENTAL). */
-static int vacuum_some(store *s, int64_t pages, int64_t *reclaimed)
-{
-  int64_t before = 0, after = 0, page = 0;
-  int rc = pragma_int(s->w, "PRAGMA freelist_count", &before);
-  if(!rc)
-    rc = pragma_int(s->w, "PRAGMA page_size", &page);
-  if(!rc && before == 0) {
-    s->vacuum_pending = 0;
-    return 0;
-  }
-  char sql[64];
-  snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", (long long)pages);
-  if(!rc)
-    rc = exec_sql(s->w, sql, NULL, 0);
-  if(!rc)
-    rc = pragma_int(s->w, "PRAGMA freelist_count", &after);
-  if(!rc) {
-    *reclaimed += (before - after) * page;
-    if(after == 0)
-      s->vacuum_pending = 0;
-  }
-  return rc;
-}
-
-/* One endpoint rollup block rebuilt, in one transaction; *rolled: one was (more may wait). While
- * batches come (not idle: one came since the last step) the newest block waits, rollup_pending
- * staying set for a quiet step. */
-static int rollup_some(store *s, int idle, int *rolled)
-{
-  int64_t blk = -1;
-  int rc = store_rollup_due(s->w, s->ws[W_DUE], idle, &blk);
-  if(!rc && blk < 0 && idle)
-    s->rollup_pending = 0;
-  if(rc || blk < 0)
-    return rc;
-  if((rc = store_begin(s)))
-    return rc;
-  if((rc = store_rollup_build(s->w, blk))) {
-    store_rollback(s);
-    return rc;
-  }
-  if((rc = store_commit(s)))
-    return rc;
-  *rolled = 1;
-  return 0;
-}
-
-/* Deletes the oldest sessions beyond the limits, in one transaction. */
-static int apply_retention(store *s, const store_limits *l, int64_t now_s, int64_t deleted[3])
-{
-  int rc = store_begin(s);
-  if(rc)
-    return rc;
-  int64_t n = 0;
-  if(l->max_age_s > 0) {
-    n = tombstone(s, "arrived_s < ?1", now_s - l->max_age_s);
-    deleted[1] += n > 0 ? n : 0;
-  }
-  if(n >= 0 && l->max_sessions > 0) {
-    n = tombstone(s, "sid IN (SELECT sid FROM sessions ORDER BY sid DESC LIMIT -1 OFFSET ?1)", l->max_sessions);
-    deleted[0] += n > 0 ? n : 0;
-  }
-  /* Size: only once earlier deletes are purged, or the same excess would be counted twice.
-   * Used pages (not the file, whose free pages the vacuum gives back) over the limit: delete
-   * that share of the sessions, oldest first, never the newest one (it may be recording). */
-  if(n >= 0 && l->max_db_bytes > 0 && !s->purge_pending) {
-    int64_t pages = 0, free_pages = 0, page = 0, count = 0;
-    int prc = pragma_int(s->w, "PRAGMA page_count", &pages);
-    if(!prc)
-      prc = pragma_int(s->w, "PRAGMA freelist_count", &free_pages);
-    if(!prc)
-      prc = pragma_int(s->w, "PRAGMA page_size", &page);
-    if(!prc)
-      prc = pragma_int(s->w, "SELECT count(*) FROM sessions", &count);
-    int64_t used = (pages - free_pages) * page;
-    n = prc;
-    if(!prc && used > l->max_db_bytes && count > 1) {
-      int64_t k = (int64_t)((double)count * (double)(used - l->max_db_bytes) / (double)used) + 1;
-      if(k > count - 1)
-        k = count - 1;
-      n = tombstone(s, "sid IN (SELECT sid FROM sessions ORDER BY sid LIMIT ?1)", k);
-      deleted[2] += n > 0 ? n : 0;
-    }
-  }
-  if(n < 0) {
-    store_rollback(s);
-    deleted[0] = deleted[1] = deleted[2] = 0;
-    return (int)n;
-  }
-  return store_commit(s);
-}
-
-int store_release_reserve(store *s)
-{
-  if(!s->reserve_held || (sqlite3_extended_errcode(s->w) & 0xff) != SQLITE_FULL)
-    return 0;
-  unlink(s->reserve);
-  s->reserve_held = 0;
-  log_msg(LOG_WARN, "store: disk full: released the %lld-byte reserve for deletes and housekeeping",
-          (long long)RESERVE_BYTES);
-  /* the WAL may hold pages past the database's end: copy them back now there is room */
-  sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-  return 1;
-}
-
-int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int64_t deleted[3],
-                   int64_t *reclaimed)
-{
-  int rc = 0, rolled = 0;
-  /* quiet: no batch since the last step, so the newest rollup block may be rebuilt too */
-  int quiet = idle || !s->batch_since_maintain;
-  s->batch_since_maintain = 0;
-  int limited = l && (l->max_sessions > 0 || l->max_age_s > 0 || l->max_db_bytes > 0);
-  if(limited && now_s >= s->next_retention_s) {
-    s->next_retention_s = now_s + 1;
-    rc = apply_retention(s, l, now_s, deleted);
-  }
-  if(!rc && s->purge_pending)
-    rc = purge_some(s, 5000);
-  else if(!rc && s->vacuum_pending)
-    rc = vacuum_some(s, 1024, reclaimed); /* 4 MiB of 4 KiB pages a step */
-  else if(!rc && s->rollup_pending)
-    rc = rollup_some(s, quiet, &rolled);
-  if(!rc)
-    rc = store_maybe_checkpoint(s, idle ? 0 : s->wal_autocheckpoint);
-  if(rc && store_release_reserve(s))
-    return 1; /* try again at once, with the room */
-  if(rc)
-    return rc;
-  int pending = s->purge_pending || s->vacuum_pending || rolled;
-  if(!pending && !s->reserve_held && idle && reserve_make(s) == 0) {
-    s->reserve_held = 1;
-    log_msg(LOG_INFO, "store: the disk reserve is allocated again");
-  }
-  return pending;
-}
-
-int64_t store_wal_bytes(store *s)
-{
-  struct stat st;
-  size_t n = strlen(s->path) + 5;
-  char *wal = malloc(n);
-  if(!wal)
-    return -1;
-  snprintf(wal, n, "%s-wal", s->path);
-  int64_t size = stat(wal, &st) == 0 ? (int64_t)st.st_size : 0;
-  free(wal);
-  return size;
-}
-
-int store_maybe_checkpoint(store *s, int pages)
-{
-  if(s->wal_frames <= pages)
-    return 0;
-  /* RESTART, not PASSIVE: PASSIVE copies the WAL back but the WAL only starts over from its
-   * beginning when no reader still reads from it, which under a steady stream of overlapping
-   * requests never happens, and the file grows without bound (225 MB in issue 11). RESTART
-   * waits for the readers holding old snapshots to finish (read transactions last one request)
-   * while new readers read from the database file, so the next commit writes from the start of
-   * the file again. It waits at most 200 ms here, not the writer's busy_timeout, so ingest is
-   * not held up; if busy, the next commit tries again. Not TRUNCATE: the WAL file's space is
-   * kept (up to journal_size_limit) so a delete on a full disk has room to be written. */
-  sqlite3_busy_timeout(s->w, 200);
-  int log_pages = 0, done = 0;
-  int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_RESTART, &log_pages, &done);
-  sqlite3_busy_timeout(s->w, s->busy_timeout_ms);
-  if(rc == SQLITE_OK) {
-    s->wal_frames = 0;
-    return 0;
-  }
-  if((rc & 0xff) == SQLITE_BUSY)
-    return 0; /* readers still on old snapshots; what could be copied back was */
-  log_msg(LOG_WARN, "store: checkpoint: %s", sqlite3_errmsg(s->w));
-  return code_of(rc) ? code_of(rc) : LS_EIO;
 }
 
 /* ---------------------------------------------------------------- read side */

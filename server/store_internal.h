@@ -1,9 +1,10 @@
-/* store_internal.h — what the store module's files (store.c, store_read.c, store_outbox.c) share
+/* store_internal.h — what the store module's files (store.c, store_maintain.c, store_read.c, ...) share
  * and no one else sees: the read connection's struct (the outbox's own connection reads through
  * the same typed loaders) and the SQLite helpers. sqlite3.h stays inside the module. */
 #ifndef LS_STORE_INTERNAL_H
 #define LS_STORE_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -50,5 +51,51 @@ int store_rollup_due(sqlite3 *db, sqlite3_stmt *st, int idle, int64_t *blk);
 int store_rollup_build(sqlite3 *db, int64_t blk);
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
+
+/* ---- the write side's state, shared by store.c (open, batches, deletes) and store_maintain.c
+ * (housekeeping); only writer.c's thread touches it after store_open. */
+enum wstmt {
+  W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
+  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE, W_COUNT
+};
+
+struct store {
+  char *path;
+  sqlite3 *w;
+  sqlite3_stmt *ws[W_COUNT];
+  store_reader *readers;
+  int nreaders;
+  pthread_mutex_t lock; /* guards readers[].in_use */
+  pthread_cond_t freed;
+  int version;
+  int64_t journal_size_limit;
+  int64_t wal_frames;       /* frames in the WAL after the last commit (wal_hook) */
+  int purge_pending;        /* the purge table may hold sids */
+  int vacuum_pending;       /* the freelist may hold pages to give back */
+  int rollup_pending;       /* ep_dirty may hold blocks (store_rollup.c) */
+  int batch_since_maintain; /* a batch was stored since the last housekeeping step */
+  int64_t next_retention_s; /* when retention is looked at next */
+  int busy_timeout_ms;
+  int wal_autocheckpoint;   /* pages: the writer checkpoints (RESTART) past this */
+  char *reserve;            /* "<db>-reserve": disk space kept for a full disk (NULL: no memory) */
+  int reserve_held;         /* the reserve file exists with its size */
+};
+
+/* A full disk: the last commits may have grown the database past its file in the WAL, so even
+ * a checkpoint needs new blocks, and without a checkpoint a delete's few pages cannot be written
+ * either. The reserve is a file of RESERVE_BYTES allocated at start; when housekeeping hits
+ * SQLITE_FULL it is deleted, which gives SQLite room to checkpoint, purge and vacuum; it is
+ * allocated again once housekeeping is done and the space is there. */
+#define RESERVE_BYTES ((off_t)4 << 20)
+
+/* The reserve file made (again) with its size: 0, or a project code. */
+int store_reserve_make(store *s);
+/* One integer from a PRAGMA or SELECT: 0, or a project code. */
+int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out);
+/* Runs one of the write connection's prepared statements to its end (reset after): 0 or a code. */
+int store_wrun(store *s, sqlite3_stmt *st);
+/* Marks the sessions matching `where` (?1 = arg) deleted and queues them for the purge: how
+ * many, or a negative project code. */
+int64_t store_tombstone(store *s, const char *where, int64_t arg);
 
 #endif
