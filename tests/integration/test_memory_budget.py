@@ -72,7 +72,12 @@ def test_one_gzip_bomb_is_refused_413(make_server):
 
 
 def test_concurrent_gzip_bombs_stay_under_the_ceiling(make_server):
-    s = make_server()
+    # --request-timeout raised: the arrival deadline (30 s by default) runs while the worker thread
+    # that owns a connection parses a bomb for another one, so on a coverage build beside other
+    # CPU-heavy work the normal client below was once dropped unanswered (RemoteDisconnected) —
+    # a known limit of parsing on the HTTP threads (docs/RELIABILITY.md); this test is about
+    # memory and being served at all, test_http_limits.py about the deadline.
+    s = make_server("--request-timeout", "600")
     body = bomb("many")
     base = vm_hwm_mib(s.proc.pid)
     results, threads = [], []
