@@ -1,7 +1,8 @@
 /* tasks.c — the entries of recorded tasks and the task table (open addressing by task pointer):
  * registering a task in its session, finding, removing and freeing entries, and dropping the
- * entry of a task destroyed unseen (its watch). The events about a task are record.c's; the
- * session's own bookkeeping (ids, caps, its list head) is session.c's. */
+ * entry of a task destroyed unseen (its watch: the C Task type's wrapped dealloc, else a weak
+ * reference). The events about a task are record.c's; the session's own bookkeeping (ids, caps,
+ * its list head) is session.c's. */
 #include "tasks.h"
 #include "record.h"
 #include "session.h"
@@ -78,11 +79,12 @@ static task_entry *table_find(task_entry **tab, size_t cap, size_t len, PyObject
  * be destroyed without loopscope seeing it end (its loop closed with the task pending, as
  * CPython's asyncio tests do after a failure), and its address is then reused by the next object
  * of its size, possibly another task: the stale entry's step end read the dead coroutine
- * (SIGSEGV in BaseEventLoop._run_once, tests/collector/test_invisible.py). So each entry holds a
- * weak reference to its task whose callback, run while the task is being destroyed and before
- * its memory can be reused, takes the entry out of the table.
+ * (SIGSEGV in BaseEventLoop._run_once, tests/collector/test_invisible.py). So each entry is
+ * taken out of the table while its task is being destroyed, before its memory can be reused:
+ * by the C Task type's wrapped dealloc (below) when that covers the task, else by the callback
+ * of a weak reference to the task, the entry's watch.
  *
- * The watch is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its entry in
+ * The weak reference is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its entry in
  * the watch table by the reference's address (a weak reference no longer tells its referent when
  * the callback runs). A subclass carrying the entry was made through the type's call (argument
  * tuple, vectorcall to tp_call conversion, tp_new and tp_init, the subtype's dealloc): ~600
