@@ -72,6 +72,35 @@ def test_task_destroyed_pending_leaves_no_entry(kind):
     assert p.stdout.split() == ["0"], "the collector still tracks a task that no longer exists"
 
 
+@KINDS
+def test_watch_of_each_task_kind(kind):
+    # which watch each kind took: a C Task (or a Python subclass of it) none that the program can
+    # see (the C Task type's dealloc is wrapped), the pure-Python Task a weak reference; asyncio
+    # holds weak references of its own on some versions (its WeakSet of tasks): the baseline is
+    # a task made the same way outside a session (not recorded)
+    p = run_child("""
+        import weakref
+
+        def weakrefs_of_a_task():
+            loop = asyncio.new_event_loop()
+            if KIND is not asyncio.Task:
+                loop.set_task_factory(lambda loop, coro, **kw: KIND(coro, loop=loop, **kw))
+            task = loop.create_task(forever())
+            n = weakref.getweakrefcount(task)
+            loop.close()
+            del task, loop
+            gc.collect()
+            return n
+
+        base = weakrefs_of_a_task()
+        with loopscope.session("kinds"):
+            print(weakrefs_of_a_task() - base, loopscope.stats()["tracked_tasks"])
+        loopscope.uninstall(timeout=0)
+    """, kind=kind)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.split() == ["1" if kind == "py" else "0", "0"]
+
+
 @pytest.mark.parametrize("kind", ["c", "sub"])  # a pure-Python Task's address was not reused
 def test_task_at_the_address_of_a_destroyed_one_runs(kind):
     # The next task made at the freed address without loopscope's factory (asyncio.Task on a
