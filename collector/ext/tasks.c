@@ -84,8 +84,8 @@ static task_entry *table_find(task_entry **tab, size_t cap, size_t len, PyObject
  * by the C Task type's wrapped dealloc (below) when that covers the task, else by the callback
  * of a weak reference to the task, the entry's watch.
  *
- * The weak reference is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its entry in
- * the watch table by the reference's address (a weak reference no longer tells its referent when
+ * The weak reference is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its
+ * entry in the watch table by the reference's address (a weak reference no longer tells its referent when
  * the callback runs). A subclass carrying the entry was made through the type's call (argument
  * tuple, vectorcall to tp_call conversion, tp_new and tp_init, the subtype's dealloc): ~600
  * instructions per task and interpreter code the program itself does not run, measured on 3.14
@@ -126,6 +126,13 @@ static PyMethodDef watch_gone_def = {"_task_gone", watch_gone_fn, METH_O, "a rec
  * entry first, before the finalizer, means a task resurrected by its finalizer loses its entry:
  * it is then not recorded any more, never read stale. The wrapper stays after stop() (an
  * extension module is never unloaded): with the table empty it is one load and a call.
+ * A task in cyclic garbage keeps its entry from the collector's tp_clear to its dealloc: no
+ * program code can step it meanwhile (nothing reachable refers to it), and a session closed then
+ * reads only the task object, which is still allocated, never its coroutine.
+ * Not chosen: untracking the weak reference from the GC (PyObject_GC_UnTrack). It is in no cycle,
+ * but when its task dies in a collection, handle_weakrefs moves the reference into its list of
+ * callbacks to call by its GC links, which an untracked object no longer has; and its allocation
+ * is counted toward gen 0 all the same.
  * A task whose type could have copied the original pointer (a C subclass readied before the
  * hook), the pure-Python Task, or the Task type of another interpreter keeps the weak
  * reference: dealloc_covers decides per task by walking its type to the dealloc that runs. */
