@@ -85,11 +85,11 @@ static task_entry *table_find(task_entry **tab, size_t cap, size_t len, PyObject
  * of a weak reference to the task, the entry's watch.
  *
  * The weak reference is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its
- * entry in the watch table by the reference's address (a weak reference no longer tells its referent when
- * the callback runs). A subclass carrying the entry was made through the type's call (argument
- * tuple, vectorcall to tp_call conversion, tp_new and tp_init, the subtype's dealloc): ~600
- * instructions per task and interpreter code the program itself does not run, measured on 3.14
- * as instruction-cache misses beside the count; this is ~150. */
+ * entry in the watch table by the reference's address (a weak reference no longer tells its
+ * referent when the callback runs). A subclass carrying the entry was made through the type's
+ * call (argument tuple, vectorcall to tp_call conversion, tp_new and tp_init, the subtype's
+ * dealloc): ~600 instructions per task and interpreter code the program itself does not run,
+ * measured on 3.14 as instruction-cache misses beside the count; this is ~150. */
 static task_entry **wtab;          /* entries by e->watch; an entry is here while it has a watch */
 static size_t wtab_cap, wtab_len;
 static PyObject *watch_gone;       /* the callback of every watch, made on first use */
@@ -165,10 +165,12 @@ static void ctask_dealloc_watched(PyObject *self) {
 static void dealloc_setup(void) {
   dealloc_setup_done = 1;
   ERR_SAVE(exc);
-  PyObject *cls = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N", "_loopscope_probe", PyDict_New());
+  PyObject *cls = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N", "_loopscope_probe",
+                                        PyDict_New());
   PyObject *mod = cls ? PyImport_ImportModule("_asyncio") : NULL;
   PyObject *t = mod ? PyObject_GetAttrString(mod, "Task") : NULL;
-  if (t && PyType_Check(t) && ((PyTypeObject *)cls)->tp_dealloc != ((PyTypeObject *)t)->tp_dealloc) {
+  if (t && PyType_Check(t) &&
+      ((PyTypeObject *)cls)->tp_dealloc != ((PyTypeObject *)t)->tp_dealloc) {
     subtype_dealloc_fn = ((PyTypeObject *)cls)->tp_dealloc;
     ctask_type = (PyTypeObject *)Py_NewRef(t);
     ctask_dealloc = ctask_type->tp_dealloc;
