@@ -1,7 +1,8 @@
 /* tasks.c — the entries of recorded tasks and the task table (open addressing by task pointer):
  * registering a task in its session, finding, removing and freeing entries, and dropping the
- * entry of a task destroyed unseen (its watch). The events about a task are record.c's; the
- * session's own bookkeeping (ids, caps, its list head) is session.c's. */
+ * entry of a task destroyed unseen (its watch: the C Task type's wrapped dealloc, else a weak
+ * reference). The events about a task are record.c's; the session's own bookkeeping (ids, caps,
+ * its list head) is session.c's. */
 #include "tasks.h"
 #include "record.h"
 #include "session.h"
@@ -78,40 +79,124 @@ static task_entry *table_find(task_entry **tab, size_t cap, size_t len, PyObject
  * be destroyed without loopscope seeing it end (its loop closed with the task pending, as
  * CPython's asyncio tests do after a failure), and its address is then reused by the next object
  * of its size, possibly another task: the stale entry's step end read the dead coroutine
- * (SIGSEGV in BaseEventLoop._run_once, tests/collector/test_invisible.py). So each entry holds a
- * weak reference to its task whose callback, run while the task is being destroyed and before
- * its memory can be reused, takes the entry out of the table.
+ * (SIGSEGV in BaseEventLoop._run_once, tests/collector/test_invisible.py). So each entry is
+ * taken out of the table while its task is being destroyed, before its memory can be reused:
+ * by the C Task type's wrapped dealloc (below) when that covers the task, else by the callback
+ * of a weak reference to the task, the entry's watch.
  *
- * The watch is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its entry in
- * the watch table by the reference's address (a weak reference no longer tells its referent when
- * the callback runs). A subclass carrying the entry was made through the type's call (argument
- * tuple, vectorcall to tp_call conversion, tp_new and tp_init, the subtype's dealloc): ~600
- * instructions per task and interpreter code the program itself does not run, measured on 3.14
- * as instruction-cache misses beside the count; this is ~150. */
+ * The weak reference is a plain weakref.ref made by PyWeakref_NewRef, and the callback finds its
+ * entry in the watch table by the reference's address (a weak reference no longer tells its
+ * referent when the callback runs). A subclass carrying the entry was made through the type's
+ * call (argument tuple, vectorcall to tp_call conversion, tp_new and tp_init, the subtype's
+ * dealloc): ~600 instructions per task and interpreter code the program itself does not run,
+ * measured on 3.14 as instruction-cache misses beside the count; this is ~150. */
 static task_entry **wtab;          /* entries by e->watch; an entry is here while it has a watch */
 static size_t wtab_cap, wtab_len;
 static PyObject *watch_gone;       /* the callback of every watch, made on first use */
 
 /* A recorded task is being destroyed unseen: its open await ends now and its entry goes. Only
- * the task's address is used (tab_del compares pointers): it is no longer a live object. The
- * reference was dropped from the watch table if its entry went meanwhile (entry_free: another
- * callback of the same destruction, or a session closed by one), and then nothing is done. */
+ * the task's address is used afterwards (tab_del compares pointers). */
+static void entry_gone(task_entry *e) {
+  if (e->announced && session_live(e->sess)) await_end(e, now_ns());
+  tab_del(e->task);
+  entry_free(e);
+}
+
+/* The weak reference's callback: the reference was dropped from the watch table if its entry
+ * went meanwhile (entry_free: another callback of the same destruction, or a session closed by
+ * one), and then nothing is done. */
 static PyObject *watch_gone_fn(PyObject *mod, PyObject *ref) {
   (void)mod;
   task_entry *e = table_find(wtab, wtab_cap, wtab_len, ref, offsetof(task_entry, watch));
-  if (e) {
-    if (e->announced && session_live(e->sess)) await_end(e, now_ns());
-    tab_del(e->task);
-    entry_free(e);
-  }
+  if (e) entry_gone(e);
   Py_RETURN_NONE;
 }
 
 static PyMethodDef watch_gone_def = {"_task_gone", watch_gone_fn, METH_O, "a recorded task was destroyed"};
 
-/* Gives e a watch on its task, in the watch table: 0, or -1 with an exception set (a task without
- * weak references, or memory short). */
+/* ---- the watch without a weak reference: the C Task type's deallocation -------------------
+ * A weak reference per task is a GC-tracked object: on the async tree (9331 live tasks) it added
+ * ~8% more gen-0 collections, one more gen-1 collection, and every collection traverses them
+ * (measured with gc.callbacks: 3.13 53 -> 57 gen-0, 4 -> 5 gen-1, ~640 ns per task of loop CPU
+ * for ~1.000x instructions). So the tasks of the C Task type (asyncio.Task, nearly all of them)
+ * are watched by wrapping that type's tp_dealloc once: the wrapper takes the task's entry out of
+ * the table, then runs the type's own dealloc, which is where the task's memory is freed (only
+ * there: Py_DECREF reaches it as the exact type's slot, and a Python subclass's subtype_dealloc
+ * finds it as its first base's non-subtype dealloc and calls it at dealloc time). Removing the
+ * entry first, before the finalizer, means a task resurrected by its finalizer loses its entry:
+ * it is then not recorded any more, never read stale. The wrapper stays after stop() (an
+ * extension module is never unloaded): with the table empty it is one load and a call.
+ * A task in cyclic garbage keeps its entry from the collector's tp_clear to its dealloc: no
+ * program code can step it meanwhile (nothing reachable refers to it), and a session closed then
+ * reads only the task object, which is still allocated, never its coroutine.
+ * Not chosen: untracking the weak reference from the GC (PyObject_GC_UnTrack). It is in no cycle,
+ * but when its task dies in a collection, handle_weakrefs moves the reference into its list of
+ * callbacks to call by its GC links, which an untracked object no longer has; and its allocation
+ * is counted toward gen 0 all the same.
+ * A task whose type could have copied the original pointer (a C subclass readied before the
+ * hook), the pure-Python Task, or the Task type of another interpreter keeps the weak
+ * reference: dealloc_covers decides per task by walking its type to the dealloc that runs. */
+static destructor subtype_dealloc_fn;  /* what every class statement's type has as tp_dealloc */
+static PyTypeObject *ctask_type;       /* _asyncio.Task (strong), whose dealloc is wrapped */
+static destructor ctask_dealloc;       /* its own tp_dealloc */
+static int dealloc_setup_done;
+
+/* A dealloc may run while an exception is being raised: entry_gone must not disturb it. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define ERR_SAVE(x) PyObject *x = PyErr_GetRaisedException()
+#define ERR_RESTORE(x) PyErr_SetRaisedException(x)
+#else
+#define ERR_SAVE(x) PyObject *x##t, *x##v, *x##tb; PyErr_Fetch(&x##t, &x##v, &x##tb)
+#define ERR_RESTORE(x) PyErr_Restore(x##t, x##v, x##tb)
+#endif
+
+static void ctask_dealloc_watched(PyObject *self) {
+  task_entry *e = tab_find(self);
+  if (e) {
+    ERR_SAVE(exc);
+    entry_gone(e);
+    ERR_RESTORE(exc);
+  }
+  ctask_dealloc(self);
+}
+
+/* Finds subtype_dealloc (from a throwaway class) and wraps _asyncio.Task's dealloc, once. Any
+ * failure leaves every task on the weak reference. */
+static void dealloc_setup(void) {
+  dealloc_setup_done = 1;
+  ERR_SAVE(exc);
+  PyObject *cls = PyObject_CallFunction((PyObject *)&PyType_Type, "s()N", "_loopscope_probe",
+                                        PyDict_New());
+  PyObject *mod = cls ? PyImport_ImportModule("_asyncio") : NULL;
+  PyObject *t = mod ? PyObject_GetAttrString(mod, "Task") : NULL;
+  if (t && PyType_Check(t) &&
+      ((PyTypeObject *)cls)->tp_dealloc != ((PyTypeObject *)t)->tp_dealloc) {
+    subtype_dealloc_fn = ((PyTypeObject *)cls)->tp_dealloc;
+    ctask_type = (PyTypeObject *)Py_NewRef(t);
+    ctask_dealloc = ctask_type->tp_dealloc;
+    ctask_type->tp_dealloc = ctask_dealloc_watched;
+  }
+  Py_XDECREF(t);
+  Py_XDECREF(mod);
+  Py_XDECREF(cls);
+  PyErr_Clear();
+  ERR_RESTORE(exc);
+}
+
+/* Whether freeing task's memory always runs ctask_dealloc_watched first. */
+static int dealloc_covers(PyObject *task) {
+  if (!dealloc_setup_done) dealloc_setup();
+  if (!ctask_type) return 0;
+  PyTypeObject *t = Py_TYPE(task);
+  while (t->tp_dealloc == subtype_dealloc_fn && t->tp_base) t = t->tp_base;
+  return t == ctask_type && t->tp_dealloc == ctask_dealloc_watched;
+}
+
+/* Gives e a watch on its task: the wrapped dealloc when it covers the task, else a weak
+ * reference in the watch table. 0, or -1 with an exception set (a task without weak
+ * references, or memory short). */
 static int watch_start(task_entry *e) {
+  if (dealloc_covers(e->task)) return 0;
   if (!watch_gone && !(watch_gone = PyCFunction_New(&watch_gone_def, NULL))) return -1;
   if (!(e->watch = PyWeakref_NewRef(e->task, watch_gone))) return -1;
   /* a new reference cannot share its address with one in the table, which are all alive */
@@ -158,7 +243,10 @@ void tab_clear(void) {
    * may run code that destroys a recorded task */
   for (size_t i = 0; i < G.tab_cap; i++)
     if (G.tab[i]) watch_drop(G.tab[i]);
-  for (size_t i = 0; i < G.tab_cap; i++)
+  /* nor from the wrapped dealloc (tab_find answers NULL on an empty table) */
+  size_t cap = G.tab_cap;
+  G.tab_len = 0;
+  for (size_t i = 0; i < cap; i++)
     if (G.tab[i]) { entry_free(G.tab[i]); G.tab[i] = NULL; }
   G.tab_len = 0;
 }

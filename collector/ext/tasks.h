@@ -14,8 +14,9 @@ struct task_entry {
   PyObject *task;          /* borrowed: the key; entries go away when the task ends or is
                             * destroyed (watch), before its address can be reused */
   PyObject *coro;          /* borrowed: the task holds it while pending */
-  PyObject *watch;         /* strong: a weak reference to task; its callback ends this entry when
-                            * the task is destroyed without its end being seen (tasks.c) */
+  PyObject *watch;         /* strong: a weak reference to task whose callback ends this entry when
+                            * the task is destroyed without its end being seen; NULL when the C
+                            * Task type's wrapped dealloc does that instead (tasks.c) */
   session_obj *sess;       /* strong */
   uint64_t id, parent, created;
   code_info *coro_info;    /* may be NULL */

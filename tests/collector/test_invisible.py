@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 PRELUDE = textwrap.dedent("""
     import asyncio, gc, sys
     import loopscope
@@ -21,10 +23,18 @@ PRELUDE = textwrap.dedent("""
     async def forever():
         await asyncio.sleep(3600)
 
+    class SubTask(asyncio.Task):  # a Python subclass of the C Task: its subtype_dealloc
+        pass                       # reaches the C Task's (wrapped) dealloc
+    # the C Task and its subclasses are watched through the C Task type's dealloc; the
+    # pure-Python Task (CPython's own tests run it too) through a weak reference (tasks.c)
+    KIND = {"c": asyncio.Task, "sub": SubTask, "py": asyncio.tasks._PyTask}[sys.argv[1]]
+
     def recorded_task_destroyed_pending():
         # a loop with loopscope's task factory, a recorded task that never runs, the loop
         # closed (its ready queue dropped): the task and its coroutine are freed, pending
         loop = asyncio.new_event_loop()
+        if KIND is not asyncio.Task:  # the program's factory, wrapped by loopscope's
+            loop.set_task_factory(lambda loop, coro, **kw: KIND(coro, loop=loop, **kw))
         task = loop.create_task(forever())
         addr = id(task)
         loop.close()
@@ -34,8 +44,8 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def run_child(body: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-X", "faulthandler", "-c", PRELUDE + textwrap.dedent(body)],
+def run_child(body: str, env: dict | None = None, kind: str = "c") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-X", "faulthandler", "-c", PRELUDE + textwrap.dedent(body), kind],
                           capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
@@ -47,18 +57,52 @@ def reuse_env() -> dict:
     return {"ASAN_OPTIONS": asan + ":quarantine_size_mb=0"} if asan else {}
 
 
-def test_task_destroyed_pending_leaves_no_entry():
+KINDS = pytest.mark.parametrize("kind", ["c", "sub", "py"])
+
+
+@KINDS
+def test_task_destroyed_pending_leaves_no_entry(kind):
     p = run_child("""
         with loopscope.session("gone"):
             recorded_task_destroyed_pending()
             print(loopscope.stats()["tracked_tasks"])
         loopscope.uninstall(timeout=0)
-    """)
+    """, kind=kind)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.split() == ["0"], "the collector still tracks a task that no longer exists"
 
 
-def test_task_at_the_address_of_a_destroyed_one_runs():
+@KINDS
+def test_watch_of_each_task_kind(kind):
+    # which watch each kind took: a C Task (or a Python subclass of it) none that the program can
+    # see (the C Task type's dealloc is wrapped), the pure-Python Task a weak reference; asyncio
+    # holds weak references of its own on some versions (its WeakSet of tasks): the baseline is
+    # a task made the same way outside a session (not recorded)
+    p = run_child("""
+        import weakref
+
+        def weakrefs_of_a_task():
+            loop = asyncio.new_event_loop()
+            if KIND is not asyncio.Task:
+                loop.set_task_factory(lambda loop, coro, **kw: KIND(coro, loop=loop, **kw))
+            task = loop.create_task(forever())
+            n = weakref.getweakrefcount(task)
+            loop.close()
+            del task, loop
+            gc.collect()
+            return n
+
+        base = weakrefs_of_a_task()
+        with loopscope.session("kinds"):
+            print(weakrefs_of_a_task() - base, loopscope.stats()["tracked_tasks"])
+        loopscope.uninstall(timeout=0)
+    """, kind=kind)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.split() == ["1" if kind == "py" else "0", "0"]
+
+
+@pytest.mark.parametrize("kind", ["c", "sub"])  # a pure-Python Task's address was not reused
+def test_task_at_the_address_of_a_destroyed_one_runs(kind):
     # The next task made at the freed address without loopscope's factory (asyncio.Task on a
     # loop loopscope did not make, as test_tasks' CTaskSubclass tests do) is stepped through the
     # hooked Handle._run; with the stale entry found, its step end read the freed coroutine.
@@ -75,7 +119,7 @@ def test_task_at_the_address_of_a_destroyed_one_runs():
                 loop = asyncio.SelectorEventLoop()
                 made = []
                 for _ in range(50):
-                    made.append(asyncio.Task(other(i), loop=loop))
+                    made.append(KIND(other(i), loop=loop))
                     if id(made[-1]) == addr:
                         reused += 1
                         break
@@ -83,7 +127,7 @@ def test_task_at_the_address_of_a_destroyed_one_runs():
                 loop.close()
         loopscope.uninstall(timeout=0)
         print(reused)
-    """, env=reuse_env())
+    """, env=reuse_env(), kind=kind)
     assert p.returncode == 0, f"exit {p.returncode}\n{p.stderr[-3000:]}"
     if int(p.stdout.split()[-1]) == 0 and "coverage" in sys.modules:
         # coverage.py's tracer in the child allocates between the free and the next Task, so the
