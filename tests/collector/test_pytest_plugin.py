@@ -92,11 +92,18 @@ def test_report_like_durations(pytester):
     pytester.makepyfile(test_mod=TESTS)
     r = run_with_stacks(pytester, "--loopscope-report", "--loopscope-report-count=3", "--loopscope-server=http://127.0.0.1:1")
     r.assert_outcomes(passed=4)  # reporting fails nothing
+    out = r.stdout.str()
+    blocks = out.split("loopscope: longest 3 blocks of the event loop")[1].split("loopscope: slowest 3")[0]
+    entries = re.findall(r"^ +([0-9.]+) ms  (\S+ in \w+)  \[(\S+)\]\n +(.+)$", blocks, re.M)
+    # longest first, as measured: which of the two sleeps (0.12 s, 0.1 s) measures longer is the
+    # machine's (on a loaded one the 0.1 s step once took 124 ms, the 0.12 s one 122 ms)
+    assert [float(e[0]) for e in entries] == sorted((float(e[0]) for e in entries), reverse=True), blocks
+    assert {e[1:] for e in entries} == {
+        ("test_mod.py:24 in helper", "test_mod.py::test_blocks_in_helper", "time.sleep(0.12)"),
+        ("test_mod.py:11 in test_blocks", "test_mod.py::test_blocks", "time.sleep(0.1)"),
+    }, blocks
     r.stdout.fnmatch_lines([
         "*loopscope: longest 3 blocks of the event loop*",
-        "*ms  test_mod.py:24 in helper  [[]test_mod.py::test_blocks_in_helper[]]",
-        "*time.sleep(0.12)",
-        "*ms  test_mod.py:11 in test_blocks  [[]test_mod.py::test_blocks[]]",
         "*loopscope: slowest 3 await points (total time waiting)*",
         "*ms        1x  max *ms  test_mod.py:14 in test_awaits: sleep",
     ])
