@@ -3,6 +3,7 @@
 compute from the whole /tasks list; find tells a task's row or the collapsed ancestors hiding it;
 a session that grows after its tree was stored is served its new tree; bad parameters are 400."""
 import random
+import re
 
 from batches import batch
 
@@ -151,3 +152,49 @@ def test_concurrency_envelope(server):
             assert min(kept) == min(inside) and max(kept) == max(inside)
     assert [p["t"] for p in env["series"]] == sorted(p["t"] for p in env["series"])
     assert server.get("/api/v1/sessions/s-conc/concurrency?px=0").status == 400
+
+
+def test_ingest_goes_on_while_a_large_tree_builds(server):
+    """The first /rows of a large session builds its stored tree on a read snapshot and writes
+    it in short transactions: batches posted meanwhile (new tasks of that same session) are all
+    accepted (0 refused), several of them complete while the build runs, and the tree, marked
+    stale by them, is built again by the next query and holds them."""
+    import threading
+    import time
+    n = 60000
+    for k in range(0, n, 20000):  # a wide tree: roots with children, created times colliding
+        evs = [{"k": "task", "id": i, "parent": 0 if i % 50 == 1 else i - i % 50 + 1, "t": (i % 997) * 10}
+               for i in range(k + 1, k + 20001)]
+        assert server.ingest(batch("s-big", f"b{k}", evs, META if k == 0 else None)).status == 202
+    done = threading.Event()
+    posts = []  # (start, end, status)
+
+    def post():
+        i = 0
+        while not done.is_set() and i < 2000:
+            t0 = time.monotonic()
+            st = server.ingest(batch("s-big", f"live{i}", [{"k": "task", "id": n + 1 + i, "parent": 0, "t": 1}])).status
+            posts.append((t0, time.monotonic(), st))
+            i += 1
+
+    th = threading.Thread(target=post)
+    th.start()
+    time.sleep(0.05)
+    r0 = time.monotonic()
+    first = server.get_json("/api/v1/sessions/s-big/rows?limit=5")
+    r1 = time.monotonic()
+    done.set()
+    th.join()
+    assert posts and all(st == 202 for _, _, st in posts), [st for _, _, st in posts if st != 202][:5]
+    # posts completed while the build ran, none waited near the 5 s busy limit (a post may wait
+    # for a WAL checkpoint, at most 200 ms, which the build's writes make more frequent)
+    during = [p[1] - p[0] for p in posts if p[1] > r0 and p[0] < r1]
+    assert len(during) >= 2 and max(during) < 2.0, (len(during), sorted(during)[-3:], r1 - r0)
+    # the tree was written in many short transactions, not one holding the lock for all of it
+    log = server.read_log()
+    assert re.search(r"task rows of session \d+: 60\d{3} rows in .* ([2-9]|\d\d+) write transactions", log), log[-2000:]
+    assert first["total"] >= n
+    # posted during or after the build: the next query sees every task
+    again = server.get_json("/api/v1/sessions/s-big/rows?limit=5&find=%d" % (n + len(posts)))
+    assert again["total"] == again["tasks"] == n + len(posts)
+    assert again["found"]["row"] is not None and again["found"]["parent"] == 0
