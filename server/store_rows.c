@@ -133,15 +133,21 @@ static int shape_tree(tree_shape *sh)
  * transaction knows whether what it computed is still current. */
 #define BUILDING 2
 
-/* Rows written per write transaction: a few ms of holding the write lock each, so the writer's
- * BEGIN IMMEDIATE never waits long (issue 14: one transaction for 1M rows held it for ~5 s). */
-#define CHUNK_ROWS 4096
+/* A write transaction of the build writes for about CHUNK_MS, then gives the lock up for about
+ * as long as it held it (issue 14: one transaction for 1M rows held it for ~5 s). The pause is
+ * what lets ingest in: SQLite's busy handler sleeps in growing steps (1, 2, 5, ... 25, 50, 100
+ * ms) and never queues, so a builder that began its next transaction at once would take the
+ * lock again before the sleeping writer woke, every time, for the whole build. A writer that
+ * began waiting during a hold of W ms wakes within about 2W + 2 ms: the pause covers that. */
+#define CHUNK_MS 20.0
+#define CHUNK_CHECK 256 /* rows between looks at the clock */
 
 typedef struct chunk_arg {
   int64_t sid;
   const tree_shape *sh;
-  size_t lo, hi;   /* rows [lo, hi) of this transaction */
-  int last;        /* the last one: drops rows past the tree's end and marks it built */
+  size_t lo, hi;   /* rows [lo, hi) written by this transaction (hi set by write_chunk) */
+  int last;        /* set when hi reached the end: drops rows past it and marks the tree built */
+  double t0;       /* when the transaction got the lock */
   int state;       /* mark: rows_built seen; last chunk: 1 when it was marked current */
 } chunk_arg;
 
@@ -165,14 +171,25 @@ static int mark_building(sqlite3 *db, void *arg)
 
 /* Rows [lo, hi) of the tree, replacing what was stored at those positions; the last chunk also
  * drops positions past the end and marks the tree current if no task arrived since BUILDING. */
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static int write_chunk(sqlite3 *db, void *arg)
 {
   chunk_arg *c = arg;
   const tree_shape *sh = c->sh;
+  c->t0 = now_ms();
   sqlite3_stmt *ins = NULL, *del = NULL, *mark = NULL;
   int rc = prep(db, "INSERT OR REPLACE INTO task_rows(sid, pos, id, parent, depth, children, size)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &ins);
-  for(size_t k = c->lo; !rc && k < c->hi; k++) {
+  size_t k = c->lo;
+  for(; !rc && k < sh->n; k++) {
+    if(k > c->lo && (k - c->lo) % CHUNK_CHECK == 0 && now_ms() - c->t0 > CHUNK_MS)
+      break;
     const stats_task *x = &sh->t[sh->order[k]];
     sqlite3_bind_int64(ins, 1, c->sid);
     sqlite3_bind_int64(ins, 2, (int64_t)k);
@@ -184,6 +201,8 @@ static int write_chunk(sqlite3 *db, void *arg)
     rc = step_code(db, sqlite3_step(ins));
     sqlite3_reset(ins);
   }
+  c->hi = k;
+  c->last = k == sh->n;
   if(!rc && c->last)
     rc = prep(db, "DELETE FROM task_rows WHERE sid = ?1 AND pos >= ?2", &del);
   if(!rc && c->last) {
@@ -204,19 +223,12 @@ static int write_chunk(sqlite3 *db, void *arg)
   return rc;
 }
 
-static double now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* One build at a time in this process: a second request for a stale tree waits here, then finds
  * it built (mark_building reads the flag in its own transaction). */
 static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The build: the tasks are read and ordered on a read snapshot taken after BUILDING was set (no
- * lock held), then written CHUNK_ROWS rows per write transaction. Readers of the tree never see
+ * lock held), then written CHUNK_MS at a time, pausing between the transactions. Readers of the tree never see
  * it half written: while the flag is not 1 they come here and wait for build_mu. */
 static int build_tree(store_reader *r, int64_t sid, int *built)
 {
@@ -237,16 +249,19 @@ static int build_tree(store_reader *r, int64_t sid, int *built)
   if(!rc)
     rc = shape_tree(&sh);
   double t1 = now_ms();
-  for(size_t lo = 0; !rc && (lo < n || lo == 0); lo += CHUNK_ROWS) {
-    c = (chunk_arg){.sid = sid, .sh = &sh, .lo = lo, .hi = n - lo > CHUNK_ROWS ? lo + CHUNK_ROWS : n,
-                    .last = n - lo <= CHUNK_ROWS};
-    double w0 = now_ms();
+  for(size_t lo = 0; !rc;) {
+    c = (chunk_arg){.sid = sid, .sh = &sh, .lo = lo};
     rc = store_write_on_reader(r, write_chunk, &c);
-    double w = now_ms() - w0;
-    longest = w > longest ? w : longest;
+    double held = now_ms() - c.t0;
+    longest = held > longest ? held : longest;
     writes++;
-    if(c.last)
+    if(rc || c.last)
       break;
+    lo = c.hi;
+    struct timespec pause = {0, (long)((held + 2.0) * 1e6)};
+    if(held > 998.0)
+      pause = (struct timespec){1, 0};
+    nanosleep(&pause, NULL);
   }
   if(!rc) {
     *built = 1;
@@ -262,12 +277,15 @@ static int build_tree(store_reader *r, int64_t sid, int *built)
 }
 
 /* The reader's connection is query_only between requests; for a build it writes, in a
- * transaction that waits for the write lock as long as the writer would (busy timeout). */
+ * transaction that waits for the write lock as long as the writer would (busy timeout). With
+ * the writer's durability (synchronous NORMAL: no fsync per commit, SQLite's default in WAL is
+ * FULL) and no checkpoint of its own after the commit: checkpoints are the writer's
+ * (store_maybe_checkpoint), and one here made a build's commit take 100+ ms. */
 int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), void *arg)
 {
   sqlite3 *db = r->db;
   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-  int rc = store_exec(db, "PRAGMA query_only = 0", NULL, 0);
+  int rc = store_exec(db, "PRAGMA query_only = 0; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0", NULL, 0);
   if(!rc)
     rc = store_exec(db, "BEGIN IMMEDIATE", NULL, 0);
   if(!rc) {

@@ -120,6 +120,39 @@ def test_tree_follows_a_growing_session(server):
     check_windows(server, "s-grow", {1, 2})
 
 
+def test_rows_bring_the_items_of_their_lanes(server):
+    """With a view (from, to, px), /rows answers its window's rows and, under "timeline", what
+    /timeline answers for the task ids of the rows in [lanes_offset, lanes_offset + lanes_limit)."""
+    rng = random.Random(5)
+    known = []
+    evs = tree_events(rng, 1, 300, known)
+    for i in range(1, 301):
+        evs.append({"k": "step", "id": i, "t": 1000 + i * 37, "d": 500 + i})
+        evs.append({"k": "await", "id": i, "t": 2000 + i * 41, "d": 3000, "on": "sleep"})
+    assert server.ingest(batch("s-rtl", "b1", evs + [{"k": "end", "t": 60000}], META)).status == 202
+    base = "/api/v1/sessions/s-rtl/rows"
+    plain = server.get_json(base + "?offset=40&limit=60")
+    assert "timeline" not in plain
+    for q, lo, hi in [("&from=0&to=60000&px=800", 40, 100), ("&from=5000&to=9000&px=300&lanes_offset=50&lanes_limit=20", 50, 70),
+                      ("&px=100&lanes_offset=90&lanes_limit=50", 90, 100), ("&px=100&lanes_offset=5&lanes_limit=3", 0, 0)]:
+        r = server.get_json(base + "?offset=40&limit=60" + q)
+        assert r["rows"] == plain["rows"]
+        ids = sorted(x["id"] for x in r["rows"] if lo <= x["row"] < hi)
+        args = q.replace("&lanes_offset=50&lanes_limit=20", "").replace("&lanes_offset=90&lanes_limit=50", "").replace("&lanes_offset=5&lanes_limit=3", "")
+        want = server.get_json("/api/v1/sessions/s-rtl/timeline?tasks=" + ",".join(map(str, ids or [999999])) + args)
+        assert r["timeline"] == want, q
+        lanes = {lane["task"] for lane in r["timeline"]["lanes"]}
+        assert lanes <= set(ids) and (lanes == set(ids) if q.startswith("&from=0&to=60000") else True)
+    # collapsed rows and find work as without a view
+    r = server.get_json(base + "?find=7&collapsed=1&px=100")
+    assert r["found"]["id"] == 7 and "timeline" in r
+    for q, detail in [("?px=0", "px"), ("?px=10001", "px"), ("?from=-1&px=5", "from"), ("?from=10&to=10&px=5", "to"),
+                      ("?lanes_offset=-2&px=5", "lanes_offset"), ("?lanes_limit=2001&px=5", "lanes_limit")]:
+        r = server.get(base + q)
+        assert r.status == 400, q
+        assert r.json()["detail"].startswith(detail)
+
+
 def test_rows_errors_and_delete(server):
     assert server.ingest(batch("s-err", "b1", [{"k": "task", "id": 1, "t": 0}], META)).status == 202
     base = "/api/v1/sessions/s-err/rows"
