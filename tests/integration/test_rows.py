@@ -231,3 +231,23 @@ def test_ingest_goes_on_while_a_large_tree_builds(server):
     again = server.get_json("/api/v1/sessions/s-big/rows?limit=5&find=%d" % (n + len(posts)))
     assert again["total"] == again["tasks"] == n + len(posts)
     assert again["found"]["row"] is not None and again["found"]["parent"] == 0
+
+
+def test_concurrent_first_queries_build_once(server):
+    """Requests that find the tree stale at once: one builds, the others wait for it and find it
+    built (one build line in the log), and all answer the same window."""
+    import threading
+    evs = [{"k": "task", "id": i, "parent": 0 if i % 20 == 1 else i - i % 20 + 1, "t": i % 313} for i in range(1, 30001)]
+    assert server.ingest(batch("s-race", "b1", evs, META)).status == 202
+    got = [None] * 4
+
+    def ask(k):
+        got[k] = server.get_json("/api/v1/sessions/s-race/rows?offset=1000&limit=50")
+
+    ths = [threading.Thread(target=ask, args=(k,)) for k in range(4)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert all(g == got[0] for g in got) and got[0]["total"] == 30000 and len(got[0]["rows"]) == 50
+    assert server.read_log().count("task rows of session") == 1
