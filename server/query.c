@@ -865,6 +865,14 @@ static int timeline_body(const session_query *q)
   return rc;
 }
 
+int query_timeline_on(store_reader *r, arena *ar, const store_session *x, int64_t from, int64_t to, int64_t px,
+                      const int64_t *tasks, size_t ntasks, jbuf *out, char *detail, size_t dlen)
+{
+  timeline_in in = {from, to, px, tasks, ntasks};
+  session_query q = {r, ar, x, out, &in, detail, dlen};
+  return timeline_body(&q);
+}
+
 int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
   int64_t from = 0, to = -1, px = 1000;

@@ -34,6 +34,11 @@ int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, ch
 int query_rows(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 int query_compare(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
+/* The /timeline answer of the view [from, to) (to -1: the session's end) px columns wide for
+ * lanes tasks[0..n) (sorted, unique), on an open reader: what /rows embeds with its window. */
+int query_timeline_on(store_reader *r, arena *ar, const store_session *x, int64_t from, int64_t to, int64_t px,
+                      const int64_t *tasks, size_t ntasks, jbuf *out, char *detail, size_t dlen);
+
 /* The value of query parameter `name`, or NULL. */
 static inline const char *query_arg(const query_args *a, const char *name)
 {

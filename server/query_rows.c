@@ -16,6 +16,12 @@
 /* A collapsed task that hides rows: its position and subtree size. */
 typedef struct fold { int64_t pos, size, id; } fold;
 
+static int cmp_id(const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
 static int cmp_fold(const void *a, const void *b)
 {
   int64_t x = ((const fold *)a)->pos, y = ((const fold *)b)->pos;
@@ -26,6 +32,9 @@ typedef struct rows_in {
   int64_t offset, limit, find; /* offset -1: not given; find -1: none */
   int64_t *collapsed;
   size_t ncollapsed;
+  /* the view whose items come with the rows (px 0: none asked), as /timeline takes it, and the
+   * rows [lanes_offset, lanes_offset + lanes_limit) they are for (-1: every row answered) */
+  int64_t from, to, px, lanes_offset, lanes_limit;
 } rows_in;
 
 /* What a request asks, read before the session is looked up. */
@@ -35,7 +44,21 @@ static int parse_rows(const query_args *a, rows_in *in, char *detail, size_t dle
   in->offset = -1;
   in->limit = ROWS_LIMIT_DEFAULT;
   in->find = -1;
+  in->to = -1;
+  in->lanes_offset = in->lanes_limit = -1;
   const char *v;
+  if((v = query_arg(a, "px")) && query_parse_i64(v, 1, 10000, &in->px))
+    return query_invalid(detail, dlen, "px: expected an integer in [1, 10000]");
+  if((v = query_arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &in->from))
+    return query_invalid(detail, dlen, "from: expected an integer in [0, 2^53)");
+  if((v = query_arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &in->to))
+    return query_invalid(detail, dlen, "to: expected an integer in [0, 2^53]");
+  if(in->to >= 0 && in->to <= in->from)
+    return query_invalid(detail, dlen, "to: must be greater than from");
+  if((v = query_arg(a, "lanes_offset")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &in->lanes_offset))
+    return query_invalid(detail, dlen, "lanes_offset: expected an integer in [0, 2^53)");
+  if((v = query_arg(a, "lanes_limit")) && query_parse_i64(v, 0, ROWS_LIMIT_MAX, &in->lanes_limit))
+    return query_invalid(detail, dlen, "lanes_limit: expected an integer in [0, 2000]");
   if((v = query_arg(a, "offset")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &in->offset))
     return query_invalid(detail, dlen, "offset: expected an integer in [0, 2^53)");
   if((v = query_arg(a, "limit")) && query_parse_i64(v, 0, ROWS_LIMIT_MAX, &in->limit))
@@ -173,8 +196,33 @@ static void found_json(jbuf *o, const found *f, const fold *fo, size_t nf)
   jbuf_puts(o, "]}");
 }
 
-static int rows_window(store_reader *r, int64_t sid, rows_in *in, jbuf *out)
+/* The items of the answered rows in lanes_offset.. (as /timeline answers for their task ids):
+ * the page's scroll step is then one round trip, not /rows and then /timeline. */
+static int rows_timeline(store_reader *r, arena *ar, const store_session *x, const rows_in *in, int64_t offset,
+                         const store_row *rows, size_t got, jbuf *out)
 {
+  int64_t lo = in->lanes_offset < 0 ? offset : in->lanes_offset;
+  int64_t hi = in->lanes_limit < 0 ? offset + (int64_t)got : lo + in->lanes_limit;
+  int64_t *ids = malloc((got ? got : 1) * sizeof(*ids));
+  if(!ids)
+    return LS_ENOMEM;
+  size_t n = 0;
+  for(size_t i = 0; i < got; i++)
+    if(offset + (int64_t)i >= lo && offset + (int64_t)i < hi)
+      ids[n++] = rows[i].id;
+  qsort(ids, n, sizeof(*ids), cmp_id);
+  if(n == 0) /* no lanes: an id no task has, since no ids at all would mean every task's lane */
+    ids[n++] = -1;
+  char detail[8];
+  jbuf_key(out, "timeline", 1);
+  int rc = query_timeline_on(r, ar, x, in->from, in->to, in->px, ids, n, out, detail, sizeof(detail));
+  free(ids);
+  return rc;
+}
+
+static int rows_window(store_reader *r, arena *sar, const store_session *x, rows_in *in, jbuf *out)
+{
+  int64_t sid = x->sid;
   int built = 0;
   int64_t n = 0;
   int rc = store_rows_ensure(r, sid, &built, &n);
@@ -251,6 +299,8 @@ static int rows_window(store_reader *r, int64_t sid, rows_in *in, jbuf *out)
     jbuf_putc(out, ']');
     if(in->find > 0)
       found_json(out, &f, fo, nf);
+    if(in->px > 0)
+      rc = rows_timeline(r, sar, x, in, offset, rows, got, out);
     jbuf_putc(out, '}');
   }
   arena_free(&ar);
@@ -271,7 +321,7 @@ int query_rows(store *s, const char *id, const query_args *a, jbuf *out, char *d
   store_session x;
   rc = store_find_session(r, id, &ar, &x);
   if(!rc)
-    rc = rows_window(r, x.sid, &in, out);
+    rc = rows_window(r, &ar, &x, &in, out);
   arena_free(&ar);
   store_reader_release(s, r);
   free(in.collapsed);

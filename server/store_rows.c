@@ -1,11 +1,14 @@
 /* store_rows.c — the stored task tree (store_rows.h, schema task_rows): built from the tasks
- * table with stats.c's tree order when the session's rows_built flag says it is stale, and read
+ * table with stats.c's tree order when the session's rows_built flag says it is stale (ordered on a
+ * read snapshot, written in short transactions so ingest is not held up), and read
  * by position or by task id. Which positions a window shows is query_rows.c's business. Part of
  * the store module (store_internal.h). */
 #include "store_rows.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "stats.h"
@@ -34,7 +37,7 @@ static int step_code(sqlite3 *db, int rc)
   return store_code_of(rc) ? store_code_of(rc) : LS_EIO;
 }
 
-/* rows_built of session sid: 0 or 1; LS_ENOTFOUND when the session is gone. */
+/* rows_built of session sid (1: current, see BUILDING below); LS_ENOTFOUND when the session is gone. */
 static int read_built(sqlite3 *db, int64_t sid, int *built)
 {
   sqlite3_stmt *st = NULL;
@@ -44,7 +47,7 @@ static int read_built(sqlite3 *db, int64_t sid, int *built)
   sqlite3_bind_int64(st, 1, sid);
   int src = sqlite3_step(st);
   if(src == SQLITE_ROW)
-    *built = sqlite3_column_int(st, 0) != 0;
+    *built = sqlite3_column_int(st, 0);
   rc = src == SQLITE_DONE ? LS_ENOTFOUND : step_code(db, src);
   sqlite3_finalize(st);
   return rc;
@@ -89,89 +92,200 @@ static int load_tree_input(sqlite3 *db, int64_t sid, stats_task **out, size_t *n
   return 0;
 }
 
-/* Writes the rows of the tree of t[0..n) in the order order[] gives. In depth-first order a
- * task's parent is the last task seen one level up (anc[depth - 1]), and a subtree's size is
- * summed from the end backwards, children before their parent. */
-static int write_tree(sqlite3 *db, int64_t sid, const stats_task *t, const size_t *order, size_t n)
+/* The tree's shape in tree order: for the k-th row its parent's row (-1: a root), its subtree
+ * size and direct children. In depth-first order a task's parent is the last task seen one level
+ * up (anc[depth - 1]), and a subtree's size is summed from the end backwards, children before
+ * their parent. */
+typedef struct tree_shape {
+  const stats_task *t;
+  const size_t *order;
+  size_t n;
+  int64_t *size, *kids;
+} tree_shape;
+
+static int shape_tree(tree_shape *sh)
 {
-  size_t m = n ? n : 1;
-  int64_t *pp = malloc(m * sizeof(*pp)), *size = malloc(m * sizeof(*size));
-  int64_t *kids = calloc(m, sizeof(*kids)), *anc = malloc(m * sizeof(*anc));
-  int rc = pp && size && kids && anc ? 0 : LS_ENOMEM;
+  size_t n = sh->n, m = n ? n : 1;
+  int64_t *pp = malloc(m * sizeof(*pp)), *anc = malloc(m * sizeof(*anc));
+  sh->size = malloc(m * sizeof(*sh->size));
+  sh->kids = calloc(m, sizeof(*sh->kids));
+  int rc = pp && anc && sh->size && sh->kids ? 0 : LS_ENOMEM;
   for(size_t k = 0; !rc && k < n; k++) {
-    int32_t d = t[order[k]].depth;
+    int32_t d = sh->t[sh->order[k]].depth;
     pp[k] = d > 0 ? anc[d - 1] : -1;
     anc[d] = (int64_t)k;
-    size[k] = 1;
+    sh->size[k] = 1;
   }
   for(size_t k = n; !rc && k > 0; k--) {
     if(pp[k - 1] >= 0) {
-      size[pp[k - 1]] += size[k - 1];
-      kids[pp[k - 1]]++;
+      sh->size[pp[k - 1]] += sh->size[k - 1];
+      sh->kids[pp[k - 1]]++;
     }
   }
-  sqlite3_stmt *del = NULL, *ins = NULL, *mark = NULL;
-  if(!rc)
-    rc = prep(db, "DELETE FROM task_rows WHERE sid = ?1", &del);
-  if(!rc)
-    rc = prep(db, "INSERT INTO task_rows(sid, pos, id, parent, depth, children, size)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &ins);
-  if(!rc)
-    rc = prep(db, "UPDATE sessions SET rows_built = 1 WHERE sid = ?1", &mark);
-  if(!rc) {
-    sqlite3_bind_int64(del, 1, sid);
-    rc = step_code(db, sqlite3_step(del));
-  }
-  for(size_t k = 0; !rc && k < n; k++) {
-    const stats_task *x = &t[order[k]];
-    sqlite3_bind_int64(ins, 1, sid);
-    sqlite3_bind_int64(ins, 2, (int64_t)k);
-    sqlite3_bind_int64(ins, 3, x->id);
-    sqlite3_bind_int64(ins, 4, x->eff_parent);
-    sqlite3_bind_int64(ins, 5, x->depth);
-    sqlite3_bind_int64(ins, 6, kids[k]);
-    sqlite3_bind_int64(ins, 7, size[k]);
-    rc = step_code(db, sqlite3_step(ins));
-    sqlite3_reset(ins);
-  }
-  if(!rc) {
-    sqlite3_bind_int64(mark, 1, sid);
-    rc = step_code(db, sqlite3_step(mark));
-  }
-  sqlite3_finalize(del);
-  sqlite3_finalize(ins);
-  sqlite3_finalize(mark);
   free(pp);
-  free(size);
-  free(kids);
   free(anc);
   return rc;
 }
 
-static int build_tree(sqlite3 *db, int64_t sid)
+/* rows_built values: 1 the stored tree is current; 0 stale (the triggers of the tasks table set
+ * it); BUILDING a build has started from a snapshot taken after it was set. A task arriving
+ * during the build makes it 0 again (the triggers change any value but 0), so the build's last
+ * transaction knows whether what it computed is still current. */
+#define BUILDING 2
+
+/* A write transaction of the build writes for about CHUNK_MS, then gives the lock up for about
+ * as long as it held it (issue 14: one transaction for 1M rows held it for ~5 s). The pause is
+ * what lets ingest in: SQLite's busy handler sleeps in growing steps (1, 2, 5, ... 25, 50, 100
+ * ms) and never queues, so a builder that began its next transaction at once would take the
+ * lock again before the sleeping writer woke, every time, for the whole build. A writer that
+ * began waiting during a hold of W ms wakes within about 2W + 2 ms: the pause covers that. */
+#define CHUNK_MS 20.0
+#define CHUNK_CHECK 256 /* rows between looks at the clock */
+
+typedef struct chunk_arg {
+  int64_t sid;
+  const tree_shape *sh;
+  size_t lo, hi;   /* rows [lo, hi) written by this transaction (hi set by write_chunk) */
+  int last;        /* set when hi reached the end: drops rows past it and marks the tree built */
+  double t0;       /* when the transaction got the lock */
+  int state;       /* mark: rows_built seen; last chunk: 1 when it was marked current */
+} chunk_arg;
+
+/* First transaction of a build: sets BUILDING unless another build finished meanwhile. */
+static int mark_building(sqlite3 *db, void *arg)
 {
+  chunk_arg *c = arg;
+  int built = 0;
+  int rc = read_built(db, c->sid, &built);
+  c->state = built;
+  sqlite3_stmt *st = NULL;
+  if(!rc && built != 1)
+    rc = prep(db, "UPDATE sessions SET rows_built = 2 WHERE sid = ?1", &st);
+  if(st) {
+    sqlite3_bind_int64(st, 1, c->sid);
+    rc = step_code(db, sqlite3_step(st));
+    sqlite3_finalize(st);
+  }
+  return rc;
+}
+
+/* Rows [lo, hi) of the tree, replacing what was stored at those positions; the last chunk also
+ * drops positions past the end and marks the tree current if no task arrived since BUILDING. */
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int write_chunk(sqlite3 *db, void *arg)
+{
+  chunk_arg *c = arg;
+  const tree_shape *sh = c->sh;
+  c->t0 = now_ms();
+  sqlite3_stmt *ins = NULL, *del = NULL, *mark = NULL;
+  int rc = prep(db, "INSERT OR REPLACE INTO task_rows(sid, pos, id, parent, depth, children, size)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &ins);
+  size_t k = c->lo;
+  for(; !rc && k < sh->n; k++) {
+    if(k > c->lo && (k - c->lo) % CHUNK_CHECK == 0 && now_ms() - c->t0 > CHUNK_MS)
+      break;
+    const stats_task *x = &sh->t[sh->order[k]];
+    sqlite3_bind_int64(ins, 1, c->sid);
+    sqlite3_bind_int64(ins, 2, (int64_t)k);
+    sqlite3_bind_int64(ins, 3, x->id);
+    sqlite3_bind_int64(ins, 4, x->eff_parent);
+    sqlite3_bind_int64(ins, 5, x->depth);
+    sqlite3_bind_int64(ins, 6, sh->kids[k]);
+    sqlite3_bind_int64(ins, 7, sh->size[k]);
+    rc = step_code(db, sqlite3_step(ins));
+    sqlite3_reset(ins);
+  }
+  c->hi = k;
+  c->last = k == sh->n;
+  if(!rc && c->last)
+    rc = prep(db, "DELETE FROM task_rows WHERE sid = ?1 AND pos >= ?2", &del);
+  if(!rc && c->last) {
+    sqlite3_bind_int64(del, 1, c->sid);
+    sqlite3_bind_int64(del, 2, (int64_t)sh->n);
+    rc = step_code(db, sqlite3_step(del));
+  }
+  if(!rc && c->last)
+    rc = prep(db, "UPDATE sessions SET rows_built = 1 WHERE sid = ?1 AND rows_built = 2", &mark);
+  if(!rc && c->last) {
+    sqlite3_bind_int64(mark, 1, c->sid);
+    rc = step_code(db, sqlite3_step(mark));
+    c->state = !rc && sqlite3_changes(db) == 1;
+  }
+  sqlite3_finalize(ins);
+  sqlite3_finalize(del);
+  sqlite3_finalize(mark);
+  return rc;
+}
+
+/* One build at a time in this process: a second request for a stale tree waits here, then finds
+ * it built (mark_building reads the flag in its own transaction). */
+static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The build: the tasks are read and ordered on a read snapshot taken after BUILDING was set (no
+ * lock held), then written CHUNK_MS at a time, pausing between the transactions. Readers of the tree never see
+ * it half written: while the flag is not 1 they come here and wait for build_mu. */
+static int build_tree(store_reader *r, int64_t sid, int *built)
+{
+  double t0 = now_ms(), longest = 0;
+  chunk_arg c = {.sid = sid};
+  int rc = store_write_on_reader(r, mark_building, &c);
+  if(rc || c.state == 1)
+    return rc;
   stats_task *t = NULL;
-  size_t n = 0;
-  int rc = load_tree_input(db, sid, &t, &n);
-  size_t *order = NULL;
+  size_t n = 0, *order = NULL, writes = 0;
+  tree_shape sh = {0};
+  rc = load_tree_input(r->db, sid, &t, &n);
   if(!rc && !(order = malloc((n ? n : 1) * sizeof(*order))))
     rc = LS_ENOMEM;
   if(!rc)
     rc = stats_task_tree(t, n, order);
+  sh = (tree_shape){.t = t, .order = order, .n = n};
   if(!rc)
-    rc = write_tree(db, sid, t, order, n);
+    rc = shape_tree(&sh);
+  double t1 = now_ms();
+  for(size_t lo = 0; !rc;) {
+    c = (chunk_arg){.sid = sid, .sh = &sh, .lo = lo};
+    rc = store_write_on_reader(r, write_chunk, &c);
+    double held = now_ms() - c.t0;
+    longest = held > longest ? held : longest;
+    writes++;
+    if(rc || c.last)
+      break;
+    lo = c.hi;
+    struct timespec pause = {0, (long)((held + 2.0) * 1e6)};
+    if(held > 998.0)
+      pause = (struct timespec){1, 0};
+    nanosleep(&pause, NULL);
+  }
+  if(!rc) {
+    *built = 1;
+    log_msg(LOG_INFO, "store: task rows of session %lld: %zu rows in %.0f ms (read and order %.0f ms,"
+            " %zu write transactions, longest %.1f ms)%s", (long long)sid, n, now_ms() - t0, t1 - t0,
+            writes, longest, c.state ? "" : "; tasks arrived meanwhile, stale again");
+  }
+  free(sh.size);
+  free(sh.kids);
   free(order);
   free(t);
   return rc;
 }
 
 /* The reader's connection is query_only between requests; for a build it writes, in a
- * transaction that waits for the write lock as long as the writer would (busy timeout). */
+ * transaction that waits for the write lock as long as the writer would (busy timeout). With
+ * the writer's durability (synchronous NORMAL: no fsync per commit, SQLite's default in WAL is
+ * FULL) and no checkpoint of its own after the commit: checkpoints are the writer's
+ * (store_maybe_checkpoint), and one here made a build's commit take 100+ ms. */
 int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), void *arg)
 {
   sqlite3 *db = r->db;
   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-  int rc = store_exec(db, "PRAGMA query_only = 0", NULL, 0);
+  int rc = store_exec(db, "PRAGMA query_only = 0; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0", NULL, 0);
   if(!rc)
     rc = store_exec(db, "BEGIN IMMEDIATE", NULL, 0);
   if(!rc) {
@@ -186,30 +300,16 @@ int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), vo
   return rc ? rc : qrc;
 }
 
-typedef struct build_arg { int64_t sid; int built; } build_arg;
-
-static int build_if_stale(sqlite3 *db, void *arg)
-{
-  build_arg *b = arg;
-  int ok = 0;
-  int rc = read_built(db, b->sid, &ok); /* another request may have built it meanwhile */
-  if(!rc && !ok) {
-    rc = build_tree(db, b->sid);
-    b->built = !rc;
-  }
-  return rc;
-}
-
 int store_rows_ensure(store_reader *r, int64_t sid, int *built, int64_t *rows)
 {
   *built = 0;
   *rows = 0;
   int ok = 0;
   int rc = read_built(r->db, sid, &ok);
-  if(!rc && !ok) {
-    build_arg b = {sid, 0};
-    rc = store_write_on_reader(r, build_if_stale, &b);
-    *built = b.built;
+  if(!rc && ok != 1) {
+    pthread_mutex_lock(&build_mu);
+    rc = build_tree(r, sid, built);
+    pthread_mutex_unlock(&build_mu);
   }
   sqlite3_stmt *st = NULL;
   if(!rc)

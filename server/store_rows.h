@@ -19,9 +19,12 @@ typedef struct store_row {
 } store_row;
 
 /* Makes session sid's stored tree current. When it is stale this ends r's read transaction,
- * builds the tree in a write transaction of its own on r's connection (waiting for the writer
- * as the writer would wait for it) and opens a new read transaction, so everything r read
- * before is from an older snapshot. *built = 1 when it built. *rows = the tree's row count. */
+ * orders the tasks of a new read snapshot and writes the tree in short write transactions on
+ * r's connection (each waiting for the writer as the writer would wait for it, none holding the
+ * lock for long), and opens a new read transaction, so everything r read before is from an older
+ * snapshot. One build at a time per process; a concurrent request waits for it. *built = 1 when
+ * it built. *rows = the tree's row count. Tasks that arrived during the build are not in it:
+ * the tree is left marked stale and the next query builds again. */
 int store_rows_ensure(store_reader *r, int64_t sid, int *built, int64_t *rows);
 
 /* The row of task id: pos, size, depth and parent filled (the task's own fields are not read).

@@ -76,12 +76,25 @@ export function events(id) {
 
 // A window of the task tree: rows offset.. (at most limit) with the subtrees of `collapsed`
 // left out; `find` also locates a task (and centres the window on it without an offset).
-export function rows(id, { offset, limit = 200, collapsed = [], find } = {}, signal) {
+// With `view` ({from, to, px, lanesOffset, lanesLimit}) the answer also carries, as `timeline`,
+// what timeline() would answer for the lanes of rows lanesOffset.. (one round trip, not two).
+export function rows(id, { offset, limit = 200, collapsed = [], find, view } = {}, signal) {
   const q = new URLSearchParams({ limit: String(limit) });
   if (offset !== undefined) q.set('offset', String(offset));
   if (collapsed.length) q.set('collapsed', collapsed.join(','));
   if (find !== undefined) q.set('find', String(find));
+  if (view) {
+    viewParams(q, view);
+    q.set('lanes_offset', String(view.lanesOffset));
+    q.set('lanes_limit', String(Math.min(2000, view.lanesLimit)));
+  }
   return getJson(`${BASE}/sessions/${sid(id)}/rows?${q}`, signal);
+}
+
+function viewParams(q, { from, to, px }) {
+  q.set('from', String(Math.floor(from)));
+  q.set('to', String(Math.ceil(to)));
+  q.set('px', String(Math.max(1, Math.min(10000, Math.round(px)))));
 }
 
 export function awaits(id, { minMs = 10, limit = 200 } = {}) {
@@ -100,11 +113,8 @@ export function concurrency(id, px) {
 
 // What a viewport of px columns shows of [from, to) for the given lanes (at most 2000 ids).
 export function timeline(id, { from, to, px, taskIds }, signal) {
-  const q = new URLSearchParams({
-    from: String(Math.floor(from)),
-    to: String(Math.ceil(to)),
-    px: String(Math.max(1, Math.min(10000, Math.round(px)))),
-  });
+  const q = new URLSearchParams();
+  viewParams(q, { from, to, px });
   if (taskIds) q.set('tasks', taskIds.slice(0, 2000).join(','));
   return getJson(`${BASE}/sessions/${sid(id)}/timeline?${q}`, signal);
 }

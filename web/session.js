@@ -151,14 +151,20 @@ async function render() {
   let resp;
   let ids;
   try {
-    // the lanes in view first (a window of /rows), unless they are in hand already
-    if (await st.rows.ensure(win.first, win.last, ctl.signal)) {
+    // the lanes in view first (a window of /rows), unless they are in hand already; once the row
+    // count is known the same answer brings their items (a scroll step is one round trip and
+    // one draw)
+    const got = await st.rows.ensure(win.first, win.last, ctl.signal, { from: st.view.from, to: st.view.to, px: g.plotW });
+    if (got) {
       if (seq !== st.seq) return;
-      win = laneWindow(); // the first answer sets the row count, hence the scroll range
-      drawAll(geom(), win);
+      const w2 = laneWindow(); // the first answer sets the row count, hence the scroll range
+      if (got.timeline && w2.first === win.first && w2.last === win.last) resp = got.timeline;
+      else drawAll(geom(), (win = w2));
     }
-    ids = st.rows.ids(win.first, win.last);
-    resp = await api.timeline(sessionId, { from: st.view.from, to: st.view.to, px: g.plotW, taskIds: ids }, ctl.signal);
+    if (!resp) {
+      ids = st.rows.ids(win.first, win.last);
+      resp = await api.timeline(sessionId, { from: st.view.from, to: st.view.to, px: g.plotW, taskIds: ids }, ctl.signal);
+    }
   } catch (e) {
     if (e.name === 'AbortError') return;
     status(`timeline: ${e.message}`, true);

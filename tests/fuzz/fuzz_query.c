@@ -393,13 +393,42 @@ static void check_export(const jbuf *out, const char *id)
 
 static int starts_with_param(const char *detail, const qargs *q)
 {
-  static const char *const params[] = {"from", "to", "px", "tasks", "min_ms", "limit"};
+  static const char *const params[] = {"from", "to", "px", "tasks", "min_ms", "limit", "offset", "find",
+                                       "collapsed", "lanes_offset", "lanes_limit"};
   for(size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
     size_t n = strlen(params[i]);
     if(!strncmp(detail, params[i], n) && detail[n] == ':' && detail[n + 1] == ' ')
       return get_arg((void *)q, params[i]) != NULL;
   }
   return 0;
+}
+
+/* /rows: rows numbered from offset, one after another, at most limit of them and within total;
+ * with px a timeline whose lanes are among the rows answered. */
+static void check_rows(const cJSON *root, const qargs *q)
+{
+  int64_t total = num(root, "total"), offset = num(root, "offset");
+  const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows");
+  FUZZ_CHECK(cJSON_IsArray(rows), "rows: no rows array");
+  const char *v = get_arg((void *)q, "limit");
+  int64_t limit = v ? strtoll(v, NULL, 10) : 200, k = 0;
+  const cJSON *r;
+  cJSON_ArrayForEach(r, rows) {
+    FUZZ_CHECK(num(r, "row") == offset + k, "rows: row %lld where %lld was due", (long long)num(r, "row"),
+               (long long)(offset + k));
+    k++;
+  }
+  FUZZ_CHECK(k <= limit && (k == 0 || offset + k <= total), "rows: %lld rows from %lld of %lld (limit %lld)",
+             (long long)k, (long long)offset, (long long)total, (long long)limit);
+  const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "timeline");
+  FUZZ_CHECK(!get_arg((void *)q, "px") == !tl, "rows: timeline %s without px", tl ? "given" : "missing");
+  const cJSON *lane;
+  const cJSON *lanes = tl ? cJSON_GetObjectItemCaseSensitive(tl, "lanes") : NULL;
+  cJSON_ArrayForEach(lane, lanes) {
+    int found = 0;
+    cJSON_ArrayForEach(r, rows) found |= num(r, "id") == num(lane, "task");
+    FUZZ_CHECK(found, "rows: timeline lane %lld not among the rows", (long long)num(lane, "task"));
+  }
 }
 
 /* The store does not change after setup, so an export of one session in one format is the same
@@ -460,9 +489,9 @@ static int int_param_ok(const qargs *q, const char *name, int64_t lo, int64_t hi
 
 /* tasks=: empty means all; otherwise 1..2000 comma-separated ids in [0, 2^53), each written in
  * fewer than 24 characters (parse_tasks' buffer: only zero-padded ids are that long). */
-static int tasks_param_ok(const qargs *q)
+static int ids_param_ok(const qargs *q, const char *name)
 {
-  const char *v = get_arg((void *)q, "tasks");
+  const char *v = get_arg((void *)q, name);
   if(!v || !*v)
     return 1;
   size_t count = 0;
@@ -494,7 +523,13 @@ static int params_ok(size_t h, const qargs *q)
   case 6: return int_param_ok(q, "px", 1, 10000);
   case 7:
     return int_param_ok(q, "from", 0, TWO_POW_53 - 1) && int_param_ok(q, "to", 0, TWO_POW_53) &&
-           int_param_ok(q, "px", 1, 10000) && tasks_param_ok(q);
+           int_param_ok(q, "px", 1, 10000) && ids_param_ok(q, "tasks");
+  case 9:
+    return int_param_ok(q, "offset", 0, TWO_POW_53 - 1) && int_param_ok(q, "limit", 0, 2000) &&
+           int_param_ok(q, "find", 1, TWO_POW_53 - 1) && ids_param_ok(q, "collapsed") &&
+           int_param_ok(q, "px", 1, 10000) && int_param_ok(q, "from", 0, TWO_POW_53 - 1) &&
+           int_param_ok(q, "to", 0, TWO_POW_53) && int_param_ok(q, "lanes_offset", 0, TWO_POW_53 - 1) &&
+           int_param_ok(q, "lanes_limit", 0, 2000);
   default: return 1;
   }
 }
@@ -505,6 +540,7 @@ static const struct { const char *name; query_fn fn; } handlers[] = {
   {"sessions", query_sessions}, {"session", query_session}, {"tasks", query_tasks},
   {"awaits", query_awaits}, {"blocks", query_blocks}, {"lag", query_lag},
   {"concurrency", query_concurrency}, {"timeline", query_timeline}, {"export", NULL},
+  {"rows", query_rows},
 };
 enum { NHANDLERS = sizeof(handlers) / sizeof(handlers[0]) };
 
@@ -612,6 +648,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       check_awaits(root, &q);
     else if(h == 7)
       check_timeline(root, &out, &q);
+    else if(h == 9)
+      check_rows(root, &q);
     else if(h == 8 && !strcmp(format, "json"))
       check_export(&out, id);
     cJSON_Delete(root);

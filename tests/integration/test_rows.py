@@ -3,6 +3,7 @@
 compute from the whole /tasks list; find tells a task's row or the collapsed ancestors hiding it;
 a session that grows after its tree was stored is served its new tree; bad parameters are 400."""
 import random
+import re
 
 from batches import batch
 
@@ -119,6 +120,39 @@ def test_tree_follows_a_growing_session(server):
     check_windows(server, "s-grow", {1, 2})
 
 
+def test_rows_bring_the_items_of_their_lanes(server):
+    """With a view (from, to, px), /rows answers its window's rows and, under "timeline", what
+    /timeline answers for the task ids of the rows in [lanes_offset, lanes_offset + lanes_limit)."""
+    rng = random.Random(5)
+    known = []
+    evs = tree_events(rng, 1, 300, known)
+    for i in range(1, 301):
+        evs.append({"k": "step", "id": i, "t": 1000 + i * 37, "d": 500 + i})
+        evs.append({"k": "await", "id": i, "t": 2000 + i * 41, "d": 3000, "on": "sleep"})
+    assert server.ingest(batch("s-rtl", "b1", evs + [{"k": "end", "t": 60000}], META)).status == 202
+    base = "/api/v1/sessions/s-rtl/rows"
+    plain = server.get_json(base + "?offset=40&limit=60")
+    assert "timeline" not in plain
+    for q, lo, hi in [("&from=0&to=60000&px=800", 40, 100), ("&from=5000&to=9000&px=300&lanes_offset=50&lanes_limit=20", 50, 70),
+                      ("&px=100&lanes_offset=90&lanes_limit=50", 90, 100), ("&px=100&lanes_offset=5&lanes_limit=3", 0, 0)]:
+        r = server.get_json(base + "?offset=40&limit=60" + q)
+        assert r["rows"] == plain["rows"]
+        ids = sorted(x["id"] for x in r["rows"] if lo <= x["row"] < hi)
+        args = q.replace("&lanes_offset=50&lanes_limit=20", "").replace("&lanes_offset=90&lanes_limit=50", "").replace("&lanes_offset=5&lanes_limit=3", "")
+        want = server.get_json("/api/v1/sessions/s-rtl/timeline?tasks=" + ",".join(map(str, ids or [999999])) + args)
+        assert r["timeline"] == want, q
+        lanes = {lane["task"] for lane in r["timeline"]["lanes"]}
+        assert lanes <= set(ids) and (lanes == set(ids) if q.startswith("&from=0&to=60000") else True)
+    # collapsed rows and find work as without a view
+    r = server.get_json(base + "?find=7&collapsed=1&px=100")
+    assert r["found"]["id"] == 7 and "timeline" in r
+    for q, detail in [("?px=0", "px"), ("?px=10001", "px"), ("?from=-1&px=5", "from"), ("?from=10&to=10&px=5", "to"),
+                      ("?lanes_offset=-2&px=5", "lanes_offset"), ("?lanes_limit=2001&px=5", "lanes_limit")]:
+        r = server.get(base + q)
+        assert r.status == 400, q
+        assert r.json()["detail"].startswith(detail)
+
+
 def test_rows_errors_and_delete(server):
     assert server.ingest(batch("s-err", "b1", [{"k": "task", "id": 1, "t": 0}], META)).status == 202
     base = "/api/v1/sessions/s-err/rows"
@@ -151,3 +185,69 @@ def test_concurrency_envelope(server):
             assert min(kept) == min(inside) and max(kept) == max(inside)
     assert [p["t"] for p in env["series"]] == sorted(p["t"] for p in env["series"])
     assert server.get("/api/v1/sessions/s-conc/concurrency?px=0").status == 400
+
+
+def test_ingest_goes_on_while_a_large_tree_builds(server):
+    """The first /rows of a large session builds its stored tree on a read snapshot and writes
+    it in short transactions: batches posted meanwhile (new tasks of that same session) are all
+    accepted (0 refused), several of them complete while the build runs, and the tree, marked
+    stale by them, is built again by the next query and holds them."""
+    import threading
+    import time
+    n = 60000
+    for k in range(0, n, 20000):  # a wide tree: roots with children, created times colliding
+        evs = [{"k": "task", "id": i, "parent": 0 if i % 50 == 1 else i - i % 50 + 1, "t": (i % 997) * 10}
+               for i in range(k + 1, k + 20001)]
+        assert server.ingest(batch("s-big", f"b{k}", evs, META if k == 0 else None)).status == 202
+    done = threading.Event()
+    posts = []  # (start, end, status)
+
+    def post():
+        i = 0
+        while not done.is_set() and i < 2000:
+            t0 = time.monotonic()
+            st = server.ingest(batch("s-big", f"live{i}", [{"k": "task", "id": n + 1 + i, "parent": 0, "t": 1}])).status
+            posts.append((t0, time.monotonic(), st))
+            i += 1
+
+    th = threading.Thread(target=post)
+    th.start()
+    time.sleep(0.05)
+    r0 = time.monotonic()
+    first = server.get_json("/api/v1/sessions/s-big/rows?limit=5")
+    r1 = time.monotonic()
+    done.set()
+    th.join()
+    assert posts and all(st == 202 for _, _, st in posts), [st for _, _, st in posts if st != 202][:5]
+    # posts completed while the build ran, none waited near the 5 s busy limit (a post may wait
+    # for a WAL checkpoint, at most 200 ms, which the build's writes make more frequent)
+    during = [p[1] - p[0] for p in posts if p[1] > r0 and p[0] < r1]
+    assert len(during) >= 2 and max(during) < 2.0, (len(during), sorted(during)[-3:], r1 - r0)
+    # the tree was written in many short transactions, not one holding the lock for all of it
+    log = server.read_log()
+    assert re.search(r"task rows of session \d+: 60\d{3} rows in .* ([2-9]|\d\d+) write transactions", log), log[-2000:]
+    assert first["total"] >= n
+    # posted during or after the build: the next query sees every task
+    again = server.get_json("/api/v1/sessions/s-big/rows?limit=5&find=%d" % (n + len(posts)))
+    assert again["total"] == again["tasks"] == n + len(posts)
+    assert again["found"]["row"] is not None and again["found"]["parent"] == 0
+
+
+def test_concurrent_first_queries_build_once(server):
+    """Requests that find the tree stale at once: one builds, the others wait for it and find it
+    built (one build line in the log), and all answer the same window."""
+    import threading
+    evs = [{"k": "task", "id": i, "parent": 0 if i % 20 == 1 else i - i % 20 + 1, "t": i % 313} for i in range(1, 30001)]
+    assert server.ingest(batch("s-race", "b1", evs, META)).status == 202
+    got = [None] * 4
+
+    def ask(k):
+        got[k] = server.get_json("/api/v1/sessions/s-race/rows?offset=1000&limit=50")
+
+    ths = [threading.Thread(target=ask, args=(k,)) for k in range(4)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert all(g == got[0] for g in got) and got[0]["total"] == 30000 and len(got[0]["rows"]) == 50
+    assert server.read_log().count("task rows of session") == 1

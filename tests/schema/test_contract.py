@@ -152,6 +152,10 @@ parameters = {{"path.id" = "{doomed}"}}
 [[operations]]
 include-operation-id = "getTimeline"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 404]
+
+[[operations]]
+include-operation-id = "getRows"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 404]
 """
 
 
