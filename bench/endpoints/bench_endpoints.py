@@ -80,6 +80,8 @@ def main():
     ap.add_argument("--settle", type=float, default=5.0,
                     help="seconds of quiet before the timed calls, for the writer to roll blocks up")
     ap.add_argument("--keep", action="store_true", help="keep the temporary database directory")
+    ap.add_argument("--page", action="store_true",
+                    help="also time the /endpoints and /compare pages in headless Chromium (bench/endpoints/page.mjs)")
     a = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ls-bench-endpoints-"))
     port = free_port()
@@ -119,6 +121,9 @@ def main():
         med, mx, body = median_ms(conn, "/api/v1/compare?a=cmp-fast&b=cmp-slow", a.runs)
         print(f"{'/api/v1/compare of two ' + format(a.tasks, ',') + '-task sessions':<58} {med:>10.1f} {mx:>8.1f}  "
               f"{body['total']:,} differences ({body['a']['tasks']:,} vs {body['b']['tasks']:,} tasks)")
+        if a.page:
+            page = pathlib.Path(__file__).resolve().parent / "page.mjs"
+            subprocess.run(["node", str(page), f"http://127.0.0.1:{port}", "--runs", str(a.runs)], check=False)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
