@@ -1,6 +1,7 @@
 /* query.c — REST read handlers (query.h): read rows through a pooled read connection, compute
- * with stats.c and lod.c, write the JSON of docs/api.md. SQL is store.c's, routing http.c's. */
+ * with stats.c and lod.c, write the JSON of docs/api.md. The timeline is query_timeline.c's. SQL is store.c's, routing http.c's. */
 #include "query.h"
+#include "query_internal.h"
 
 #include <errno.h>
 #include <float.h>
@@ -14,8 +15,6 @@
 #include "query_page.h"
 #include "stats.h"
 #include "store_series.h"
-
-#define TWO_POW_53 9007199254740992LL
 
 int query_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -39,8 +38,7 @@ int query_invalid(char *detail, size_t dlen, const char *msg)
   return LS_EINVAL;
 }
 
-
-static void opt_i64(jbuf *o, int64_t v)
+void query_opt_i64(jbuf *o, int64_t v)
 {
   if(v >= 0)
     jbuf_i64(o, v);
@@ -48,7 +46,7 @@ static void opt_i64(jbuf *o, int64_t v)
     jbuf_puts(o, "null");
 }
 
-static int64_t duration_of(const store_session *x)
+int64_t query_duration_of(const store_session *x)
 {
   return x->ended ? x->end_t : x->max_t;
 }
@@ -73,7 +71,7 @@ static void lag_json(jbuf *o, const stats_lag *l)
 /* The Summary object of docs/api.md for one session row. */
 static int summary_json(store_reader *r, const store_session *x, jbuf *o)
 {
-  int64_t dur = duration_of(x);
+  int64_t dur = query_duration_of(x);
   store_sstats ss; /* stored once the session ended (store_series.c) */
   int rc = store_series_stats(r, x, dur, &ss);
   if(rc)
@@ -84,7 +82,7 @@ static int summary_json(store_reader *r, const store_session *x, jbuf *o)
   jbuf_key(o, "name", 1); jbuf_str(o, x->name);
   jbuf_key(o, "service", 1); jbuf_str(o, x->service);
   jbuf_key(o, "route", 1); jbuf_str(o, x->route);
-  jbuf_key(o, "pid", 1); opt_i64(o, x->pid);
+  jbuf_key(o, "pid", 1); query_opt_i64(o, x->pid);
   jbuf_key(o, "host", 1); jbuf_str(o, x->host);
   jbuf_key(o, "python", 1); jbuf_str(o, x->python);
   jbuf_key(o, "started_unix_ns", 1); jbuf_str(o, x->started);
@@ -92,7 +90,7 @@ static int summary_json(store_reader *r, const store_session *x, jbuf *o)
   jbuf_key(o, "tasks", 1); jbuf_i64(o, niv);
   jbuf_key(o, "max_concurrency", 1); jbuf_i64(o, maxc);
   jbuf_key(o, "lag", 1); lag_json(o, &lag);
-  jbuf_key(o, "loop", 1); opt_i64(o, x->loop);
+  jbuf_key(o, "loop", 1); query_opt_i64(o, x->loop);
   jbuf_key(o, "blocks", 1); jbuf_i64(o, x->n_blocks);
   /* lost time split: the session's own blocks and the stalls others caused on its loop */
   int64_t own = x->n_blocks - x->n_blocks_elsewhere;
@@ -136,23 +134,10 @@ int query_sessions(store *s, const char *id, const query_args *a, jbuf *out, cha
   return rc ? rc : jbuf_status(out);
 }
 
-/* Looks the session up; every per-session handler starts here. */
-/* One query of one stored session: its reader, the arena its strings live in, its row, and what
- * the handler parsed from the request before the session was looked up. */
-typedef struct session_query {
-  store_reader *r;
-  arena *ar;
-  const store_session *x;
-  jbuf *out;
-  const void *in;
-  char *detail;
-  size_t dlen;
-} session_query;
-
 /* The frame of every per-session query: find the session (LS_ENOTFOUND if it is not there), run
  * body on it, give the reader back. The answer is body's error, else the output's. */
-static int in_session(store *s, const char *id, jbuf *out, const void *in, char *detail, size_t dlen,
-                      int (*body)(const session_query *q))
+int query_in_session(store *s, const char *id, jbuf *out, const void *in, char *detail, size_t dlen,
+                     int (*body)(const session_query *q))
 {
   store_reader *r = store_reader_acquire(s);
   arena ar;
@@ -180,7 +165,7 @@ static int session_body(const session_query *q)
 int query_session(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
   (void)a;
-  return in_session(s, id, out, NULL, detail, dlen, session_body);
+  return query_in_session(s, id, out, NULL, detail, dlen, session_body);
 }
 
 typedef struct id_idx { int64_t id; size_t idx; } id_idx;
@@ -232,17 +217,17 @@ static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, cons
     jbuf_puts(o, "],\"depth\":");
     jbuf_i64(o, st[i].depth);
     jbuf_puts(o, ",\"created\":");
-    opt_i64(o, x->created);
+    query_opt_i64(o, x->created);
     jbuf_puts(o, ",\"first_run\":");
-    opt_i64(o, x->first_run);
+    query_opt_i64(o, x->first_run);
     jbuf_puts(o, ",\"ended\":");
-    opt_i64(o, x->ended);
+    query_opt_i64(o, x->ended);
     jbuf_puts(o, ",\"state\":");
     jbuf_str(o, x->state);
     jbuf_puts(o, ",\"exc\":");
     jbuf_str(o, x->exc);
     jbuf_puts(o, ",\"status\":");
-    opt_i64(o, x->status);
+    query_opt_i64(o, x->status);
     jbuf_puts(o, ",\"busy_ns\":");
     jbuf_i64(o, x->busy_ns);
     jbuf_puts(o, ",\"wait_ns\":");
@@ -311,7 +296,7 @@ static int tasks_body(const session_query *q)
         write_tasks(out, t, st, order, child_start, children, n, -1, 0);
       else {
         size_t *sorted = NULL, from, to;
-        rc = query_page_tasks(t, n, pg, duration_of(x), &sorted);
+        rc = query_page_tasks(t, n, pg, query_duration_of(x), &sorted);
         if(!rc) {
           size_t at_pos = n;
           for(size_t k = 0; pg->at > 0 && k < n && at_pos == n; k++)
@@ -343,7 +328,7 @@ int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *
   if(at && query_parse_i64(at, 1, INGEST_MAX_INT, &pg.at))
     return query_invalid(detail, dlen, "at: expected a task id, an integer in [1, 2^53)");
   pg.given |= at != NULL;
-  return in_session(s, id, out, &pg, detail, dlen, tasks_body);
+  return query_in_session(s, id, out, &pg, detail, dlen, tasks_body);
 }
 
 /* min_ms as a threshold in ns: "at or over" an exact count of ms, rounded up otherwise. */
@@ -368,7 +353,7 @@ static int parse_min_ms(const char *s, double *ms, int64_t *min_d)
   return 0;
 }
 
-static void await_json(jbuf *o, const store_await *w, int with_task)
+void query_await_json(jbuf *o, const store_await *w, int with_task)
 {
   if(with_task) {
     jbuf_key(o, "task", 0);
@@ -379,7 +364,7 @@ static void await_json(jbuf *o, const store_await *w, int with_task)
   jbuf_key(o, "d", 1); jbuf_i64(o, w->d);
   jbuf_key(o, "what", 1); jbuf_str(o, w->what);
   jbuf_key(o, "file", 1); jbuf_str(o, w->file);
-  jbuf_key(o, "line", 1); opt_i64(o, w->line);
+  jbuf_key(o, "line", 1); query_opt_i64(o, w->line);
   jbuf_key(o, "func", 1); jbuf_str(o, w->func);
 }
 
@@ -425,14 +410,14 @@ static int awaits_body(const session_query *q)
     jbuf_putc(out, '[');
     for(size_t i = from; i < to; i++) {
       jbuf_puts(out, i > from ? ",{" : "{");
-      await_json(out, &w[order[i]], 1);
+      query_await_json(out, &w[order[i]], 1);
       jbuf_putc(out, '}');
     }
     jbuf_puts(out, "],\"hotspots\":[");
     for(size_t i = 0; i < nhs && i < (size_t)limit; i++) {
       jbuf_puts(out, i ? ",{" : "{");
       jbuf_key(out, "file", 0); jbuf_str(out, hs[i].file);
-      jbuf_key(out, "line", 1); opt_i64(out, hs[i].line);
+      jbuf_key(out, "line", 1); query_opt_i64(out, hs[i].line);
       jbuf_key(out, "func", 1); jbuf_str(out, hs[i].func);
       jbuf_key(out, "what", 1); jbuf_str(out, hs[i].what);
       jbuf_key(out, "count", 1); jbuf_i64(out, hs[i].count);
@@ -456,16 +441,16 @@ int query_awaits(store *s, const char *id, const query_args *a, jbuf *out, char 
     return query_invalid(detail, dlen, "min_ms: expected a number of milliseconds >= 0");
   if(query_page_parse(a, QUERY_PAGE_AWAITS, &in.pg, detail, dlen))
     return LS_EINVAL;
-  return in_session(s, id, out, &in, detail, dlen, awaits_body);
+  return query_in_session(s, id, out, &in, detail, dlen, awaits_body);
 }
 
 /* A block's cause: "from_session" (the causing session's id, null: none or an own block) and
  * "from_task" (null: none), after an opening key. */
-static void block_cause(jbuf *o, const store_block *b)
+void query_block_cause(jbuf *o, const store_block *b)
 {
   jbuf_key(o, "elsewhere", 1); jbuf_puts(o, b->elsewhere ? "true" : "false");
   jbuf_key(o, "from_session", 1); jbuf_str(o, b->from_session);
-  jbuf_key(o, "from_task", 1); opt_i64(o, b->from_task);
+  jbuf_key(o, "from_task", 1); query_opt_i64(o, b->from_task);
 }
 
 static int blocks_body(const session_query *q)
@@ -489,7 +474,7 @@ static int blocks_body(const session_query *q)
       jbuf_key(out, "task", 0); jbuf_i64(out, b[i].task);
       jbuf_key(out, "t", 1); jbuf_i64(out, b[i].t);
       jbuf_key(out, "d", 1); jbuf_i64(out, b[i].d);
-      block_cause(out, &b[i]);
+      query_block_cause(out, &b[i]);
       /* the stack was re-encoded by ingest.c from validated frames: valid JSON to embed */
       jbuf_key(out, "stack", 1); jbuf_puts(out, b[i].stack ? b[i].stack : "[]");
       jbuf_putc(out, '}');
@@ -511,7 +496,7 @@ int query_blocks(store *s, const char *id, const query_args *a, jbuf *out, char 
   query_page pg;
   if(query_page_parse(a, QUERY_PAGE_BLOCKS, &pg, detail, dlen))
     return LS_EINVAL;
-  return in_session(s, id, out, &pg, detail, dlen, blocks_body);
+  return query_in_session(s, id, out, &pg, detail, dlen, blocks_body);
 }
 
 static int lag_body(const session_query *q)
@@ -558,7 +543,7 @@ static int lag_body(const session_query *q)
 int query_lag(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
   (void)a;
-  return in_session(s, id, out, NULL, detail, dlen, lag_body);
+  return query_in_session(s, id, out, NULL, detail, dlen, lag_body);
 }
 
 static int concurrency_body(const session_query *q)
@@ -570,14 +555,14 @@ static int concurrency_body(const session_query *q)
   int64_t maxc = 0;
   /* px: a chart's envelope, from the stored mipmap of an ended large session, else reduced
    * from the whole series */
-  int rc = q->in ? store_series_concurrency(q->r, q->x, duration_of(q->x), *(const int64_t *)q->in, &pts, &np, &maxc)
+  int rc = q->in ? store_series_concurrency(q->r, q->x, query_duration_of(q->x), *(const int64_t *)q->in, &pts, &np, &maxc)
                  : LS_ENOTFOUND;
   if(rc == LS_ENOTFOUND) {
     rc = store_load_intervals(q->r, q->x->sid, &iv, &n);
     if(!rc)
-      rc = stats_concurrency_series(iv, n, duration_of(q->x), &pts, &np, &maxc);
+      rc = stats_concurrency_series(iv, n, query_duration_of(q->x), &pts, &np, &maxc);
     if(!rc && q->in)
-      np = stats_series_envelope(pts, np, duration_of(q->x), *(const int64_t *)q->in);
+      np = stats_series_envelope(pts, np, query_duration_of(q->x), *(const int64_t *)q->in);
   }
   if(!rc) {
     jbuf_puts(out, "{\"max\":");
@@ -603,298 +588,5 @@ int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, 
   const char *v = query_arg(a, "px");
   if(v && query_parse_i64(v, 1, 10000, &px))
     return query_invalid(detail, dlen, "px: expected an integer in [1, 10000]");
-  return in_session(s, id, out, v ? &px : NULL, detail, dlen, concurrency_body);
-}
-
-/* ------------------------------------------------------------------ timeline */
-
-static int cmp_i64(const void *a, const void *b)
-{
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
-}
-
-int query_parse_ids(const char *s, int64_t **out, size_t *n)
-{
-  *out = NULL;
-  *n = 0;
-  size_t cap = 1;
-  for(const char *p = s; *p; p++)
-    cap += *p == ',';
-  if(cap > 2000)
-    return LS_EINVAL;
-  int64_t *ids = malloc(cap * sizeof(*ids));
-  if(!ids)
-    return LS_ENOMEM;
-  size_t k = 0;
-  const char *p = s;
-  for(;;) {
-    char num[24];
-    size_t len = strcspn(p, ",");
-    if(len == 0 || len >= sizeof(num)) {
-      free(ids);
-      return LS_EINVAL;
-    }
-    memcpy(num, p, len);
-    num[len] = '\0';
-    if(query_parse_i64(num, 0, TWO_POW_53 - 1, &ids[k])) {
-      free(ids);
-      return LS_EINVAL;
-    }
-    k++;
-    p += len;
-    if(!*p)
-      break;
-    p++;
-  }
-  qsort(ids, k, sizeof(*ids), cmp_i64);
-  size_t u = 0;
-  for(size_t i = 0; i < k; i++)
-    if(u == 0 || ids[u - 1] != ids[i])
-      ids[u++] = ids[i];
-  *out = ids;
-  *n = u;
-  return 0;
-}
-
-typedef struct tl_ctx {
-  store_reader *r;
-  int64_t sid;
-  arena *ar;
-  lod_view view;
-  jbuf *out;
-  lod_item *items; /* scratch for one lane */
-  size_t cap;
-} tl_ctx;
-
-static int grow_items(tl_ctx *c, size_t n)
-{
-  if(n <= c->cap)
-    return 0;
-  lod_item *p = realloc(c->items, n * sizeof(*p));
-  if(!p)
-    return LS_ENOMEM;
-  c->items = p;
-  c->cap = n;
-  return 0;
-}
-
-/* One lane: the task's steps and awaits reduced together; writes nothing when none is kept. */
-static int write_lane(tl_ctx *c, int64_t task, const store_span *st, size_t nst,
-                      const store_span *aw, size_t naw, int *first_lane)
-{
-  int rc = grow_items(c, nst + naw);
-  if(rc)
-    return rc;
-  size_t n = 0;
-  for(size_t i = 0; i < nst; i++)
-    c->items[n++] = (lod_item){.t = st[i].t, .d = st[i].d, .kind = INGEST_STEP, .src = i};
-  for(size_t i = 0; i < naw; i++)
-    c->items[n++] = (lod_item){.t = aw[i].t, .d = aw[i].d, .kind = INGEST_AWAIT, .src = i};
-  size_t kept = 0;
-  rc = lod_pick_longest(c->items, n, &c->view, &kept);
-  if(rc || !kept)
-    return rc;
-  jbuf *o = c->out;
-  jbuf_puts(o, *first_lane ? "{\"task\":" : ",{\"task\":");
-  *first_lane = 0;
-  jbuf_i64(o, task);
-  jbuf_puts(o, ",\"items\":[");
-  for(size_t i = 0; i < kept && !rc; i++) {
-    const lod_item *it = &c->items[i];
-    jbuf_puts(o, i ? ",{\"k\":" : "{\"k\":");
-    if(it->kind == INGEST_STEP) {
-      jbuf_puts(o, "\"step\",\"t\":");
-      jbuf_i64(o, it->t);
-      jbuf_puts(o, ",\"d\":");
-      jbuf_i64(o, it->d);
-      jbuf_puts(o, ",\"n\":");
-      jbuf_i64(o, it->n);
-    }
-    else {
-      store_await w;
-      rc = store_await_at(c->r, c->sid, task, aw[it->src].t, c->ar, &w);
-      jbuf_puts(o, "\"await\",");
-      if(!rc)
-        await_json(o, &w, 0);
-      jbuf_puts(o, ",\"n\":");
-      jbuf_i64(o, it->n);
-    }
-    jbuf_putc(o, '}');
-  }
-  jbuf_puts(o, "]}");
-  return rc;
-}
-
-/* What the kept lag items (each the longest of its column) waited behind. */
-static int timeline_lag_causes(tl_ctx *c, size_t kept, lag_causes *lc)
-{
-  int64_t *t = malloc((kept ? kept : 1) * sizeof(*t)), *d = malloc((kept ? kept : 1) * sizeof(*d));
-  int rc = t && d ? 0 : LS_ENOMEM;
-  for(size_t i = 0; !rc && i < kept; i++) {
-    t[i] = c->items[i].t;
-    d[i] = c->items[i].d;
-  }
-  if(!rc)
-    rc = lag_causes_load(c->r, c->sid, c->ar, t, d, kept, lc);
-  free(t);
-  free(d);
-  return rc;
-}
-
-/* Blocks (innermost frame) or lag samples over all tasks, reduced as one lane each; a lag item
- * names the block it waited behind. */
-static int write_global(tl_ctx *c, int kind, const store_span *sp, size_t n)
-{
-  int rc = grow_items(c, n);
-  if(rc)
-    return rc;
-  for(size_t i = 0; i < n; i++)
-    c->items[i] = (lod_item){.t = sp[i].t, .d = sp[i].d, .kind = 0, .src = i};
-  size_t kept = 0;
-  rc = lod_pick_longest(c->items, n, &c->view, &kept);
-  lag_causes lc = {0};
-  if(!rc && kind == INGEST_LAG)
-    rc = timeline_lag_causes(c, kept, &lc);
-  jbuf *o = c->out;
-  jbuf_putc(o, '[');
-  for(size_t i = 0; i < kept && !rc; i++) {
-    const lod_item *it = &c->items[i];
-    store_block b;
-    if(kind == INGEST_BLOCK && (rc = store_block_by_rowid(c->r, sp[it->src].rowid, c->ar, &b)))
-      break;
-    jbuf_puts(o, i ? ",{" : "{");
-    if(kind == INGEST_BLOCK) {
-      jbuf_key(o, "task", 0); jbuf_i64(o, b.task);
-      jbuf_putc(o, ',');
-    }
-    jbuf_key(o, "t", 0); jbuf_i64(o, it->t);
-    jbuf_key(o, "d", 1); jbuf_i64(o, it->d);
-    jbuf_key(o, "n", 1); jbuf_i64(o, it->n);
-    if(kind == INGEST_BLOCK) {
-      jbuf_key(o, "file", 1); jbuf_str(o, b.file);
-      jbuf_key(o, "line", 1); opt_i64(o, b.line);
-      jbuf_key(o, "func", 1); jbuf_str(o, b.func);
-      jbuf_key(o, "src", 1); jbuf_str(o, b.src);
-      block_cause(o, &b);
-    } else {
-      lag_causes_json(o, &lc, i);
-    }
-    jbuf_putc(o, '}');
-  }
-  jbuf_putc(o, ']');
-  lag_causes_free(&lc);
-  return rc;
-}
-
-static int64_t lower_bound(int64_t from, int64_t max_d)
-{
-  return from > max_d ? from - max_d : 0;
-}
-
-/* what query_timeline parsed from the request */
-typedef struct timeline_in {
-  int64_t from, to, px;
-  const int64_t *tasks;
-  size_t ntasks;
-} timeline_in;
-
-static int timeline_body(const session_query *q)
-{
-  store_reader *r = q->r;
-  const store_session *x = q->x;
-  jbuf *out = q->out;
-  const timeline_in *in = q->in;
-  int64_t from = in->from, to = in->to, px = in->px;
-  const int64_t *tasks = in->tasks;
-  size_t ntasks = in->ntasks;
-  int rc;
-  if(to < 0)
-    to = duration_of(x) > from ? duration_of(x) : from + 1;
-  if(to <= from)
-    return query_invalid(q->detail, q->dlen, "to: must be greater than from");
-  tl_ctx c = {r, x->sid, q->ar, {from, to, (int32_t)px}, out, NULL, 0};
-  store_span *st = NULL, *aw = NULL, *bl = NULL, *lg = NULL;
-  size_t nst = 0, naw = 0, nbl = 0, nlg = 0;
-  rc = store_scan_spans(r, x->sid, INGEST_STEP, tasks, ntasks, lower_bound(from, x->max_d[INGEST_STEP]), to, &st, &nst);
-  if(!rc)
-    rc = store_scan_spans(r, x->sid, INGEST_AWAIT, tasks, ntasks, lower_bound(from, x->max_d[INGEST_AWAIT]), to, &aw, &naw);
-  if(!rc)
-    rc = store_scan_spans(r, x->sid, INGEST_BLOCK, NULL, 0, lower_bound(from, x->max_d[INGEST_BLOCK]), to, &bl, &nbl);
-  if(!rc)
-    rc = store_scan_spans(r, x->sid, INGEST_LAG, NULL, 0, lower_bound(from, x->max_d[INGEST_LAG]), to, &lg, &nlg);
-  if(!rc) {
-    jbuf_puts(out, "{\"from\":");
-    jbuf_i64(out, from);
-    jbuf_puts(out, ",\"to\":");
-    jbuf_i64(out, to);
-    jbuf_puts(out, ",\"px\":");
-    jbuf_i64(out, px);
-    jbuf_puts(out, ",\"ns_per_px\":");
-    jbuf_i64(out, lod_ns_per_px(&c.view));
-    jbuf_puts(out, ",\"lanes\":[");
-    /* both span lists are ordered by task: walk them together, one lane per task id */
-    size_t i = 0, j = 0;
-    int first = 1;
-    while(!rc && (i < nst || j < naw)) {
-      int64_t task = i < nst && (j >= naw || st[i].task <= aw[j].task) ? st[i].task : aw[j].task;
-      size_t i2 = i, j2 = j;
-      while(i2 < nst && st[i2].task == task)
-        i2++;
-      while(j2 < naw && aw[j2].task == task)
-        j2++;
-      /* st or aw is NULL when it has no rows: no pointer arithmetic on it then (UB, UBSan's
-       * pointer-overflow check stopped the query fuzzer here) */
-      rc = write_lane(&c, task, i2 > i ? st + i : NULL, i2 - i, j2 > j ? aw + j : NULL, j2 - j, &first);
-      i = i2;
-      j = j2;
-    }
-    jbuf_puts(out, "],\"blocks\":");
-    if(!rc)
-      rc = write_global(&c, INGEST_BLOCK, bl, nbl);
-    jbuf_puts(out, ",\"lag\":");
-    if(!rc)
-      rc = write_global(&c, INGEST_LAG, lg, nlg);
-    jbuf_putc(out, '}');
-  }
-  free(c.items);
-  free(st);
-  free(aw);
-  free(bl);
-  free(lg);
-  return rc;
-}
-
-int query_timeline_on(store_reader *r, arena *ar, const store_session *x, int64_t from, int64_t to, int64_t px,
-                      const int64_t *tasks, size_t ntasks, jbuf *out, char *detail, size_t dlen)
-{
-  timeline_in in = {from, to, px, tasks, ntasks};
-  session_query q = {r, ar, x, out, &in, detail, dlen};
-  return timeline_body(&q);
-}
-
-int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
-{
-  int64_t from = 0, to = -1, px = 1000;
-  const char *v;
-  /* from < 2^53 so that the default `to` (from + 1 at the least) is still <= 2^53 */
-  if((v = query_arg(a, "from")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &from))
-    return query_invalid(detail, dlen, "from: expected an integer in [0, 2^53)");
-  if((v = query_arg(a, "to")) && query_parse_i64(v, 0, TWO_POW_53, &to))
-    return query_invalid(detail, dlen, "to: expected an integer in [0, 2^53]");
-  if((v = query_arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))
-    return query_invalid(detail, dlen, "px: expected an integer in [1, 10000]");
-  int64_t *tasks = NULL;
-  size_t ntasks = 0;
-  if((v = query_arg(a, "tasks")) && *v) {
-    int prc = query_parse_ids(v, &tasks, &ntasks);
-    if(prc == LS_EINVAL)
-      return query_invalid(detail, dlen, "tasks: expected at most 2000 comma-separated task ids");
-    if(prc)
-      return prc;
-  }
-  timeline_in in = {from, to, px, tasks, ntasks};
-  int rc = in_session(s, id, out, &in, detail, dlen, timeline_body);
-  free(tasks);
-  return rc;
+  return query_in_session(s, id, out, v ? &px : NULL, detail, dlen, concurrency_body);
 }
