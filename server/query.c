@@ -1,5 +1,6 @@
 /* query.c — REST read handlers (query.h): read rows through a pooled read connection, compute
- * with stats.c and lod.c, write the JSON of docs/api.md. The timeline is query_timeline.c's. SQL is store.c's, routing http.c's. */
+ * with stats.c and lod.c, write the JSON of docs/api.md. The timeline is query_timeline.c's, SQL
+ * store.c's, routing http.c's. */
 #include "query.h"
 #include "query_internal.h"
 
