@@ -16,9 +16,20 @@ test('only the lanes in view are drawn and asked for', async () => {
   assert.equal(tasks.length, 2000);
   const { page } = await pages.open({ width: 1200, height: 800 });
   const asked = [];
+  // The items of lanes are asked by /timeline?tasks=, or, for a scroll to rows not fetched yet,
+  // by /rows with a view (px): the rows in [lanes_offset, lanes_offset + lanes_limit) of its answer.
   page.on('request', (r) => {
     const u = new URL(r.url());
     if (u.pathname.endsWith('/timeline')) asked.push((u.searchParams.get('tasks') || '').split(',').filter(Boolean).map(Number));
+  });
+  page.on('response', async (r) => {
+    const u = new URL(r.url());
+    if (!u.pathname.endsWith('/rows') || !u.searchParams.has('px') || !r.ok()) return;
+    const body = await r.json().catch(() => null);
+    if (!body || !body.timeline) return;
+    const lo = Number(u.searchParams.get('lanes_offset') ?? body.offset);
+    const hi = u.searchParams.has('lanes_limit') ? lo + Number(u.searchParams.get('lanes_limit')) : Infinity;
+    asked.push(body.rows.filter((x) => x.row >= lo && x.row < hi).map((x) => x.id));
   });
   await page.goto(`${BASE}/sessions/${MEDIUM_ID}`);
   await waitDrawn(page);
