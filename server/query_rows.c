@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "query.h"
+#include "query_internal.h"
 #include "store_rows.h"
 
 #define ROWS_LIMIT_MAX 2000
 #define ROWS_LIMIT_DEFAULT 200
-#define TWO_POW_53 9007199254740992LL
 
 /* A collapsed task that hides rows: its position and subtree size. */
 typedef struct fold { int64_t pos, size, id; } fold;
@@ -220,9 +220,10 @@ static int rows_timeline(store_reader *r, arena *ar, const store_session *x, con
   return rc;
 }
 
-static int rows_window(store_reader *r, arena *sar, const store_session *x, rows_in *in, jbuf *out)
+static int rows_window(store_reader *r, arena *sar, const store_session *x, const rows_in *in, jbuf *out)
 {
   int64_t sid = x->sid;
+  int64_t asked = in->offset; /* -1: none, centred on `find` below */
   int built = 0;
   int64_t n = 0;
   int rc = store_rows_ensure(r, sid, &built, &n);
@@ -254,11 +255,11 @@ static int rows_window(store_reader *r, arena *sar, const store_session *x, rows
           before += fo[i].size - 1;
       }
       f.row = shown ? f.x.pos - before : -1;
-      if(in->offset < 0 && f.row >= 0)
-        in->offset = f.row > in->limit / 2 ? f.row - in->limit / 2 : 0;
+      if(asked < 0 && f.row >= 0)
+        asked = f.row > in->limit / 2 ? f.row - in->limit / 2 : 0;
     }
   }
-  int64_t offset = in->offset < 0 ? 0 : in->offset;
+  int64_t offset = asked < 0 ? 0 : asked;
 
   /* the window's first position: each outermost fold before it moves it past what it hides */
   int64_t pos = offset;
@@ -309,21 +310,18 @@ static int rows_window(store_reader *r, arena *sar, const store_session *x, rows
   return rc;
 }
 
+static int rows_body(const session_query *q)
+{
+  return rows_window(q->r, q->ar, q->x, q->in, q->out);
+}
+
 int query_rows(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen)
 {
   rows_in in;
   int rc = parse_rows(a, &in, detail, dlen);
   if(rc)
     return rc;
-  store_reader *r = store_reader_acquire(s);
-  arena ar;
-  arena_init(&ar);
-  store_session x;
-  rc = store_find_session(r, id, &ar, &x);
-  if(!rc)
-    rc = rows_window(r, &ar, &x, &in, out);
-  arena_free(&ar);
-  store_reader_release(s, r);
+  rc = query_in_session(s, id, out, &in, detail, dlen, rows_body);
   free(in.collapsed);
-  return rc ? rc : jbuf_status(out);
+  return rc;
 }

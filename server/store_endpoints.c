@@ -96,12 +96,6 @@ static const char *const ep_sql[2] = {
   EP_COLS " WHERE coalesce(route, name) = ?5 AND" EP_WHERE,
 };
 
-static const char *text(sqlite3_stmt *st, int i, arena *a)
-{
-  const unsigned char *p = sqlite3_column_text(st, i);
-  return p ? arena_strndup(a, (const char *)p, (size_t)sqlite3_column_bytes(st, i)) : NULL;
-}
-
 static int prepare(store_reader *r, const char *sql, sqlite3_stmt **st)
 {
   if(sqlite3_prepare_v2(r->db, sql, -1, st, NULL) == SQLITE_OK)
@@ -156,10 +150,10 @@ int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_se
     }
     ep_session *x = &v[k++];
     x->sid = sqlite3_column_int64(st, 0);
-    x->id = text(st, 1, a);
-    x->name = text(st, 2, a);
-    x->route = text(st, 3, a);
-    x->service = text(st, 4, a);
+    x->id = store_col_text(st, 1, a);
+    x->name = store_col_text(st, 2, a);
+    x->route = store_col_text(st, 3, a);
+    x->service = store_col_text(st, 4, a);
     x->duration = sqlite3_column_int64(st, 5);
     x->lag_max = sqlite3_column_int64(st, 6);
     x->has_lag = sqlite3_column_int64(st, 7) > 0;
@@ -200,7 +194,7 @@ static int scan_points(store_reader *r, const char *sql, const int64_t *sids, si
       store_point p = {
         .sid = sqlite3_column_int64(st, 0),
         .file = file && *file ? file : NULL,
-        .line = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2),
+        .line = store_col_opt(st, 2),
         .func = (const char *)sqlite3_column_text(st, 3),
         .what = (const char *)sqlite3_column_text(st, 4),
         .n = sqlite3_column_int64(st, 5),

@@ -21,6 +21,9 @@ struct store_reader {
 int store_code_of(int sqlite_rc);
 /* sqlite3_exec: 0 or a project code, with SQLite's message in err when err is not NULL. */
 int store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* Column i of a row: its text copied into a (NULL for NULL), or its integer (-1 for NULL). */
+const char *store_col_text(sqlite3_stmt *st, int i, arena *a);
+int64_t store_col_opt(sqlite3_stmt *st, int i);
 /* One more connection to s's database, with s's busy timeout and extended result codes. */
 int store_open_conn(store *s, sqlite3 **out, char *err, size_t errlen);
 /* The await_points upsert (store_endpoints.c): one batch's stored awaits (stored[i] for await i)

@@ -89,7 +89,7 @@ static int rdone(store_reader *r, sqlite3_stmt *st, int rc)
   return 0;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i, arena *a)
+const char *store_col_text(sqlite3_stmt *st, int i, arena *a)
 {
   const unsigned char *p = sqlite3_column_text(st, i);
   if(!p)
@@ -97,7 +97,7 @@ static const char *col_text(sqlite3_stmt *st, int i, arena *a)
   return arena_strndup(a, (const char *)p, (size_t)sqlite3_column_bytes(st, i));
 }
 
-static int64_t col_opt(sqlite3_stmt *st, int i)
+int64_t store_col_opt(sqlite3_stmt *st, int i)
 {
   return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
 }
@@ -124,13 +124,13 @@ static void *rows_next(rows *v)
 static void read_session(sqlite3_stmt *st, arena *a, store_session *x)
 {
   x->sid = sqlite3_column_int64(st, 0);
-  x->id = col_text(st, 1, a);
-  x->name = col_text(st, 2, a);
-  x->service = col_text(st, 3, a);
-  x->host = col_text(st, 4, a);
-  x->python = col_text(st, 5, a);
-  x->started = col_text(st, 6, a);
-  x->pid = col_opt(st, 7);
+  x->id = store_col_text(st, 1, a);
+  x->name = store_col_text(st, 2, a);
+  x->service = store_col_text(st, 3, a);
+  x->host = store_col_text(st, 4, a);
+  x->python = store_col_text(st, 5, a);
+  x->started = store_col_text(st, 6, a);
+  x->pid = store_col_opt(st, 7);
   x->has_meta = sqlite3_column_int(st, 8);
   x->ended = sqlite3_column_int(st, 9);
   x->end_t = sqlite3_column_int64(st, 10);
@@ -144,9 +144,9 @@ static void read_session(sqlite3_stmt *st, arena *a, store_session *x)
   x->n_lag = sqlite3_column_int64(st, 18);
   for(int k = 0; k < INGEST_NKINDS; k++)
     x->max_d[k] = sqlite3_column_int64(st, 19 + k);
-  x->received_ns = col_opt(st, 19 + INGEST_NKINDS);
-  x->route = col_text(st, 20 + INGEST_NKINDS, a);
-  x->loop = col_opt(st, 21 + INGEST_NKINDS);
+  x->received_ns = store_col_opt(st, 19 + INGEST_NKINDS);
+  x->route = store_col_text(st, 20 + INGEST_NKINDS, a);
+  x->loop = store_col_opt(st, 21 + INGEST_NKINDS);
   x->n_blocks_elsewhere = sqlite3_column_int64(st, 22 + INGEST_NKINDS);
   x->blocked_ns_own = sqlite3_column_int64(st, 23 + INGEST_NKINDS);
   x->blocked_ns_elsewhere = sqlite3_column_int64(st, 24 + INGEST_NKINDS);
@@ -234,7 +234,7 @@ int store_load_intervals(store_reader *r, int64_t sid, stats_interval **out, siz
   arena *none = NULL;
   LOAD_ROWS(r, st, stats_interval, out, n, none, {
     x->created = sqlite3_column_int64(st, 0);
-    x->ended = col_opt(st, 1);
+    x->ended = store_col_opt(st, 1);
   });
 }
 
@@ -247,16 +247,16 @@ int store_load_tasks(store_reader *r, int64_t sid, arena *a, store_task **out, s
   LOAD_ROWS(r, st, store_task, out, n, a, {
     x->id = sqlite3_column_int64(st, 0);
     x->parent = sqlite3_column_int64(st, 1);
-    x->created = col_opt(st, 2);
-    x->first_run = col_opt(st, 3);
-    x->ended = col_opt(st, 4);
+    x->created = store_col_opt(st, 2);
+    x->first_run = store_col_opt(st, 3);
+    x->ended = store_col_opt(st, 4);
     x->busy_ns = sqlite3_column_int64(st, 5);
     x->wait_ns = sqlite3_column_int64(st, 6);
-    x->name = col_text(st, 7, a);
-    x->coro = col_text(st, 8, a);
-    x->state = col_text(st, 9, a);
-    x->exc = col_text(st, 10, a);
-    x->status = col_opt(st, 11);
+    x->name = store_col_text(st, 7, a);
+    x->coro = store_col_text(st, 8, a);
+    x->state = store_col_text(st, 9, a);
+    x->exc = store_col_text(st, 10, a);
+    x->status = store_col_opt(st, 11);
   });
 }
 
@@ -265,10 +265,10 @@ static void read_await(sqlite3_stmt *st, arena *a, store_await *x)
   x->task = sqlite3_column_int64(st, 0);
   x->t = sqlite3_column_int64(st, 1);
   x->d = sqlite3_column_int64(st, 2);
-  x->line = col_opt(st, 3);
-  x->what = col_text(st, 4, a);
-  x->file = col_text(st, 5, a);
-  x->func = col_text(st, 6, a);
+  x->line = store_col_opt(st, 3);
+  x->what = store_col_text(st, 4, a);
+  x->file = store_col_text(st, 5, a);
+  x->func = store_col_text(st, 6, a);
 }
 
 static void read_block(sqlite3_stmt *st, arena *a, store_block *x)
@@ -276,14 +276,14 @@ static void read_block(sqlite3_stmt *st, arena *a, store_block *x)
   x->task = sqlite3_column_int64(st, 0);
   x->t = sqlite3_column_int64(st, 1);
   x->d = sqlite3_column_int64(st, 2);
-  x->line = col_opt(st, 3);
-  x->file = col_text(st, 4, a);
-  x->func = col_text(st, 5, a);
-  x->src = col_text(st, 6, a);
-  x->stack = col_text(st, 7, a);
+  x->line = store_col_opt(st, 3);
+  x->file = store_col_text(st, 4, a);
+  x->func = store_col_text(st, 5, a);
+  x->src = store_col_text(st, 6, a);
+  x->stack = store_col_text(st, 7, a);
   x->elsewhere = sqlite3_column_int(st, 8);
-  x->from_session = col_text(st, 9, a);
-  x->from_task = col_opt(st, 10);
+  x->from_session = store_col_text(st, 9, a);
+  x->from_task = store_col_opt(st, 10);
 }
 
 int store_load_awaits(store_reader *r, int64_t sid, int64_t min_d, arena *a, store_await **out,

@@ -78,7 +78,7 @@ static int load_tree_input(sqlite3 *db, int64_t sid, stats_task **out, size_t *n
       cap = ncap;
     }
     v[(*n)++] = (stats_task){.id = sqlite3_column_int64(st, 0), .parent = sqlite3_column_int64(st, 1),
-                             .created = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2)};
+                             .created = store_col_opt(st, 2)};
   }
   if(!rc)
     rc = step_code(db, src);
@@ -356,17 +356,6 @@ int store_rows_find(store_reader *r, int64_t sid, int64_t id, store_row *out)
   return !rc && out->id == 0 ? LS_ENOTFOUND : rc;
 }
 
-static const char *text_of(sqlite3_stmt *st, int i, arena *a)
-{
-  const unsigned char *p = sqlite3_column_text(st, i);
-  return p ? arena_strndup(a, (const char *)p, (size_t)sqlite3_column_bytes(st, i)) : NULL;
-}
-
-static int64_t opt_of(sqlite3_stmt *st, int i)
-{
-  return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
-}
-
 int store_rows_scan(store_reader *r, int64_t sid, int64_t lo, int64_t hi, size_t max, arena *a,
                     store_row *out, size_t *n)
 {
@@ -395,16 +384,16 @@ int store_rows_scan(store_reader *r, int64_t sid, int64_t lo, int64_t hi, size_t
     x->depth = sqlite3_column_int64(st, 3);
     x->children = sqlite3_column_int64(st, 4);
     x->size = sqlite3_column_int64(st, 5);
-    x->created = opt_of(st, 6);
-    x->first_run = opt_of(st, 7);
-    x->ended = opt_of(st, 8);
+    x->created = store_col_opt(st, 6);
+    x->first_run = store_col_opt(st, 7);
+    x->ended = store_col_opt(st, 8);
     x->busy_ns = sqlite3_column_int64(st, 9);
     x->wait_ns = sqlite3_column_int64(st, 10);
-    x->status = opt_of(st, 11);
-    x->name = text_of(st, 12, a);
-    x->coro = text_of(st, 13, a);
-    x->state = text_of(st, 14, a);
-    x->exc = text_of(st, 15, a);
+    x->status = store_col_opt(st, 11);
+    x->name = store_col_text(st, 12, a);
+    x->coro = store_col_text(st, 13, a);
+    x->state = store_col_text(st, 14, a);
+    x->exc = store_col_text(st, 15, a);
   }
   rc = step_code(r->db, src);
   sqlite3_finalize(st);
