@@ -58,12 +58,34 @@ host_venv() { # host_venv EXE VENV REQUIREMENTS: make VENV from EXE, install REQ
   fi
 }
 
-mkdir -p .venvs
+# The venvs are made side by side, one background job each (pip mostly waits on the registry and
+# on unpacking; on a fresh machine nine venvs one after another were ~6 minutes of the test
+# command). Each job's output goes to its own log, printed when all are done; a failed job fails
+# deps.sh after every job has ended, so nothing is left half-made behind a still-running pip.
+LOGS="$(mktemp -d /tmp/ls-deps-XXXXXX)"
+jobs_pids=(); jobs_names=()
+spawn() { # spawn NAME COMMAND...: run COMMAND in the background, output to $LOGS/NAME.log
+  local name="$1"; shift
+  ( set -euo pipefail; "$@" ) > "$LOGS/$name.log" 2>&1 &
+  jobs_pids+=($!); jobs_names+=("$name")
+}
+finish() { # wait for every spawned job; print their logs in order; exit 1 if one failed
+  local i bad=0
+  for i in "${!jobs_pids[@]}"; do
+    if ! wait "${jobs_pids[$i]}"; then bad=1; echo "deps: FAILED: ${jobs_names[$i]}"; fi
+    cat "$LOGS/${jobs_names[$i]}.log"
+  done
+  rm -rf "$LOGS"
+  if ((bad)); then exit 1; fi
+}
+
+mkdir -p .venvs .venvs-fw
 : > .venvs/list
+: > .venvs-fw/list
 declare -A exe_of=()  # X.Y -> the interpreter its venvs are made from
 for exe in "${pythons[@]}"; do
   ver="$("$exe" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-  host_venv "$exe" ".venvs/py$ver" scripts/requirements-dev.txt
+  spawn "py$ver" host_venv "$exe" ".venvs/py$ver" scripts/requirements-dev.txt
   echo "$ROOT/.venvs/py$ver" >> .venvs/list
   exe_of[$ver]="$exe"
 done
@@ -72,45 +94,57 @@ done
 # litestar-debug-toolbar, Starlette, FastAPI, uvicorn, hypercorn, granian, for the oldest and the
 # newest host CPython of .venvs/list. A family apart: litestar-debug-toolbar and
 # fastapi-debug-toolbar both install the package `debug_toolbar`, so they never share a venv.
-mkdir -p .venvs-fw
-: > .venvs-fw/list
 for ver in $(printf '%s\n' "${!exe_of[@]}" | sort -V | sed -n '1p;$p' | uniq); do
-  host_venv "${exe_of[$ver]}" ".venvs-fw/py$ver" scripts/requirements-frameworks.txt
+  spawn "fw$ver" host_venv "${exe_of[$ver]}" ".venvs-fw/py$ver" scripts/requirements-frameworks.txt
   echo "$ROOT/.venvs-fw/py$ver" >> .venvs-fw/list
 done
 
 # CPython 3.14 and 3.15 (and 3.14's debug build) from Debian sid, in a chroot kept outside the work
 # tree (scripts/sid-chroot.sh); their venvs live in .venvs-sid/ and run only inside that root.
 # LOOPSCOPE_NO_SID=1 skips this (scripts/run.sh, which needs one Python only; a machine without
-# root or without the Debian registry) and leaves .venvs-sid/list as it was.
-mkdir -p .venvs-sid
-touch .venvs-sid/list
-if [ -z "${LOOPSCOPE_NO_SID:-}" ] && [ "$(id -u)" -eq 0 ]; then
+# root or without the Debian registry) and leaves .venvs-sid/list as it was. One lane: the root
+# is made (or checked) first, then its venvs.
+sid_venv() { # sid_venv EXE NAME: the venv .venvs-sid/NAME from EXE inside the sid root
+  local exe="$1" venv=".venvs-sid/$2" stamp
+  # (bin/python links to the root's /usr/bin/python3.x, which the host does not have)
+  if [ ! -f "$venv/pyvenv.cfg" ] || [ ! -x "$(scripts/sid-chroot.sh path)$(readlink -f "$venv/bin/python")" ]; then
+    echo "deps: creating venv $venv from $exe (sid root)"
+    scripts/sid-chroot.sh run "$exe" -m venv "$ROOT/$venv"
+  fi
+  stamp="$venv/.deps-$(sha1sum scripts/requirements-dev.txt | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    echo "deps: installing Python packages into $venv (sid root)"
+    scripts/sid-chroot.sh run "$ROOT/$venv/bin/python" -m pip install -q -r "$ROOT/scripts/requirements-dev.txt"
+    touch "$stamp"
+  fi
+}
+sid_lane() {
+  local exe name
   scripts/sid-chroot.sh make
-  : > .venvs-sid/list
   for exe in python3.14 python3.15 python3.14-dbg; do
     case "$exe" in *-dbg) name="py${exe#python}"; name="${name%-dbg}d" ;; *) name="py${exe#python}" ;; esac
-    venv=".venvs-sid/$name"
-    # (bin/python links to the root's /usr/bin/python3.x, which the host does not have)
-    if [ ! -f "$venv/pyvenv.cfg" ] || [ ! -x "$(scripts/sid-chroot.sh path)$(readlink -f "$venv/bin/python")" ]; then
-      echo "deps: creating venv $venv from $exe (sid root)"
-      scripts/sid-chroot.sh run "$exe" -m venv "$ROOT/$venv"
-    fi
-    stamp="$venv/.deps-$(sha1sum scripts/requirements-dev.txt | cut -c1-12)"
-    if [ ! -f "$stamp" ]; then
-      echo "deps: installing Python packages into $venv (sid root)"
-      scripts/sid-chroot.sh run "$ROOT/$venv/bin/python" -m pip install -q -r "$ROOT/scripts/requirements-dev.txt"
-      touch "$stamp"
-    fi
-    echo "$ROOT/$venv" >> .venvs-sid/list
+    sid_venv "$exe" "$name"
   done
+}
+mkdir -p .venvs-sid
+touch .venvs-sid/list
+sid=""
+if [ -z "${LOOPSCOPE_NO_SID:-}" ] && [ "$(id -u)" -eq 0 ]; then
+  sid=1
+  spawn sid sid_lane
 fi
 
 # npm packages for the browser tests and benchmarks (playwright-core drives Debian's chromium).
 if [ -f tests/browser/package.json ]; then
   if [ ! -d tests/browser/node_modules ] || [ tests/browser/package.json -nt tests/browser/node_modules ]; then
-    echo "deps: installing npm packages for tests/browser"
-    (cd tests/browser && npm install --no-audit --no-fund --silent)
+    npm_install() { echo "deps: installing npm packages for tests/browser"; cd tests/browser && npm install --no-audit --no-fund --silent; }
+    spawn npm npm_install
   fi
+fi
+
+finish
+if [ -n "$sid" ]; then
+  : > .venvs-sid/list
+  for name in py3.14 py3.15 py3.14d; do echo "$ROOT/.venvs-sid/$name" >> .venvs-sid/list; done
 fi
 echo "deps: ok (venvs: $(cat .venvs/list .venvs-fw/list .venvs-sid/list | tr '\n' ' '))"

@@ -28,9 +28,10 @@ export LOOPSCOPE_WERROR=1
 
 # venvs of .venvs/list run here; those of .venvs-sid/list (CPython 3.14, 3.15 and 3.14's debug
 # build, from Debian sid) run inside the sid root, which sees the work tree at the same path.
-# The two lists run side by side (one lane each: the suite is mostly waiting on its own server
-# and programs, and the tests hold on a loaded machine), each venv's output kept in its own log
-# and printed in order once both lanes are done.
+# Four lanes run side by side — each list split in two (every other line: 3.10+3.12, 3.11+3.13,
+# 3.14+3.14d, 3.15) — because the suite is mostly waiting on its own server and programs, and the
+# tests hold on a loaded machine; each venv's output is kept in its own log and printed in order
+# once every lane is done.
 run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output to $WORK/NAME.log
   local where="$1" venv="$2" run=() name ver dir
   name="$(basename "$venv")"
@@ -51,17 +52,28 @@ run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output 
     fi
   } > "$WORK/$name.log" 2>&1
 }
-lane() { # lane WHERE LIST: every venv of LIST, one after another
-  local venv
-  while read -r venv; do [ -n "$venv" ] && run_venv "$1" "$venv"; done < "$2"
+lane() { # lane WHERE LIST [NTH]: every venv of LIST (with NTH = 0 or 1, every other one), in turn
+  local venv i=0
+  while read -r venv; do
+    [ -n "$venv" ] || continue
+    if [ -z "${3:-}" ] || [ $((i % 2)) -eq "$3" ]; then run_venv "$1" "$venv"; fi
+    i=$((i + 1))
+  done < "$2"
 }
 order=()
 while read -r venv; do [ -n "$venv" ] && order+=("$venv"); done < <(cat .venvs/list; [ -s .venvs-sid/list ] && cat .venvs-sid/list)
 for venv in "${order[@]}"; do rm -f "$WORK/$(basename "$venv").failed" "$WORK/$(basename "$venv").log"; done
-lane host .venvs/list &
-host_lane=$!
-if [ -s .venvs-sid/list ]; then lane sid .venvs-sid/list; fi
-wait "$host_lane"
+lane host .venvs/list 0 &
+host_lane0=$!
+lane host .venvs/list 1 &
+host_lane1=$!
+if [ -s .venvs-sid/list ]; then
+  lane sid .venvs-sid/list 1 &
+  sid_lane1=$!
+  lane sid .venvs-sid/list 0
+  wait "$sid_lane1"
+fi
+wait "$host_lane0" "$host_lane1"
 for venv in "${order[@]}"; do
   name="$(basename "$venv")"
   cat "$WORK/$name.log" 2>/dev/null || echo "--- $venv: no log"
