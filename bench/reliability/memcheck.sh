@@ -47,7 +47,7 @@ if [ "$what" = valgrind ] || [ "$what" = both ] || [ "$what" = whole ]; then
   tests="test_writer test_store"
   [ "$what" = whole ] && tests=$(cd build/tests && ls test_* | grep -v '\.' | tr '\n' ' ')
   for t in $tests; do
-    (cd build && CK_FORK=no $VG --log-file="$OUT/vg-$t.log" ./tests/$t >"$OUT/vg-$t.out" 2>&1) || fail=1
+    (cd build && CK_FORK=no LS_TEST_TIMEOUT_S=600 $VG --log-file="$OUT/vg-$t.log" ./tests/$t >"$OUT/vg-$t.out" 2>&1) || fail=1
     echo "valgrind $t: $(tail -1 "$OUT/vg-$t.out"); $(grep -h 'ERROR SUMMARY' "$OUT/vg-$t.log" | sed 's/==[0-9]*== //')"
   done
   (cd build && LOOPSCOPE_SERVER=$ROOT/build/server/loopscope-server \
