@@ -41,6 +41,16 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
  * 0 (else rolls back), and opens a new read transaction whatever happened. fn's code, or the
  * transaction's. */
 int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), void *arg);
+/* Long writes on a reader's connection (the task tree, the figures' mipmap) go in transactions of
+ * about STORE_CHUNK_MS each, with a pause after each (store_yield_lock) so the writer gets the
+ * lock in between; store_rows.c says why the pause. */
+#define STORE_CHUNK_MS 20.0
+double store_now_ms(void);
+/* 1 when a transaction that began at t0 and wrote k rows should commit now (looks at the clock
+ * every 256 rows). */
+int store_chunk_over(size_t k, double t0);
+/* The pause after a write transaction that held the lock for held_ms. */
+void store_yield_lock(double held_ms);
 /* Marks the rollup block of session ?1 dirty (store_rollup.c), in the batch's transaction. */
 #define STORE_ROLLUP_MARK "INSERT OR IGNORE INTO ep_dirty(blk) VALUES(?1 >> 10)"
 _Static_assert(STORE_ROLLUP_BLOCK == 1 << 10, "STORE_ROLLUP_MARK and 008's sid >> 10 use the block size");

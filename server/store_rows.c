@@ -133,14 +133,33 @@ static int shape_tree(tree_shape *sh)
  * transaction knows whether what it computed is still current. */
 #define BUILDING 2
 
-/* A write transaction of the build writes for about CHUNK_MS, then gives the lock up for about
- * as long as it held it (issue 14: one transaction for 1M rows held it for ~5 s). The pause is
- * what lets ingest in: SQLite's busy handler sleeps in growing steps (1, 2, 5, ... 25, 50, 100
+/* A write transaction of the build writes for about STORE_CHUNK_MS, then gives the lock up for
+ * about as long as it held it (issue 14: one transaction for 1M rows held it for ~5 s). The pause
+ * is what lets ingest in: SQLite's busy handler sleeps in growing steps (1, 2, 5, ... 25, 50, 100
  * ms) and never queues, so a builder that began its next transaction at once would take the
  * lock again before the sleeping writer woke, every time, for the whole build. A writer that
  * began waiting during a hold of W ms wakes within about 2W + 2 ms: the pause covers that. */
-#define CHUNK_MS 20.0
 #define CHUNK_CHECK 256 /* rows between looks at the clock */
+
+double store_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int store_chunk_over(size_t k, double t0)
+{
+  return k > 0 && k % CHUNK_CHECK == 0 && store_now_ms() - t0 > STORE_CHUNK_MS;
+}
+
+void store_yield_lock(double held_ms)
+{
+  struct timespec pause = {0, (long)((held_ms + 2.0) * 1e6)};
+  if(held_ms > 998.0)
+    pause = (struct timespec){1, 0};
+  nanosleep(&pause, NULL);
+}
 
 typedef struct chunk_arg {
   int64_t sid;
@@ -171,24 +190,17 @@ static int mark_building(sqlite3 *db, void *arg)
 
 /* Rows [lo, hi) of the tree, replacing what was stored at those positions; the last chunk also
  * drops positions past the end and marks the tree current if no task arrived since BUILDING. */
-static double now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int write_chunk(sqlite3 *db, void *arg)
 {
   chunk_arg *c = arg;
   const tree_shape *sh = c->sh;
-  c->t0 = now_ms();
+  c->t0 = store_now_ms();
   sqlite3_stmt *ins = NULL, *del = NULL, *mark = NULL;
   int rc = prep(db, "INSERT OR REPLACE INTO task_rows(sid, pos, id, parent, depth, children, size)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &ins);
   size_t k = c->lo;
   for(; !rc && k < sh->n; k++) {
-    if(k > c->lo && (k - c->lo) % CHUNK_CHECK == 0 && now_ms() - c->t0 > CHUNK_MS)
+    if(store_chunk_over(k - c->lo, c->t0))
       break;
     const stats_task *x = &sh->t[sh->order[k]];
     sqlite3_bind_int64(ins, 1, c->sid);
@@ -228,11 +240,12 @@ static int write_chunk(sqlite3 *db, void *arg)
 static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The build: the tasks are read and ordered on a read snapshot taken after BUILDING was set (no
- * lock held), then written CHUNK_MS at a time, pausing between the transactions. Readers of the tree never see
- * it half written: while the flag is not 1 they come here and wait for build_mu. */
+ * lock held), then written STORE_CHUNK_MS at a time, pausing between the transactions. Readers of
+ * the tree never see it half written: while the flag is not 1 they come here and wait for
+ * build_mu. */
 static int build_tree(store_reader *r, int64_t sid, int *built)
 {
-  double t0 = now_ms(), longest = 0;
+  double t0 = store_now_ms(), longest = 0;
   chunk_arg c = {.sid = sid};
   int rc = store_write_on_reader(r, mark_building, &c);
   if(rc || c.state == 1)
@@ -248,25 +261,22 @@ static int build_tree(store_reader *r, int64_t sid, int *built)
   sh = (tree_shape){.t = t, .order = order, .n = n};
   if(!rc)
     rc = shape_tree(&sh);
-  double t1 = now_ms();
+  double t1 = store_now_ms();
   for(size_t lo = 0; !rc;) {
     c = (chunk_arg){.sid = sid, .sh = &sh, .lo = lo};
     rc = store_write_on_reader(r, write_chunk, &c);
-    double held = now_ms() - c.t0;
+    double held = store_now_ms() - c.t0;
     longest = held > longest ? held : longest;
     writes++;
     if(rc || c.last)
       break;
     lo = c.hi;
-    struct timespec pause = {0, (long)((held + 2.0) * 1e6)};
-    if(held > 998.0)
-      pause = (struct timespec){1, 0};
-    nanosleep(&pause, NULL);
+    store_yield_lock(held);
   }
   if(!rc) {
     *built = 1;
     log_msg(LOG_INFO, "store: task rows of session %lld: %zu rows in %.0f ms (read and order %.0f ms,"
-            " %zu write transactions, longest %.1f ms)%s", (long long)sid, n, now_ms() - t0, t1 - t0,
+            " %zu write transactions, longest %.1f ms)%s", (long long)sid, n, store_now_ms() - t0, t1 - t0,
             writes, longest, c.state ? "" : "; tasks arrived meanwhile, stale again");
   }
   free(sh.size);
