@@ -589,6 +589,9 @@ static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq,
   case LS_EINVAL: jbuf_free(out); return send_error(h, c, rq, 400, detail, NULL);
   case LS_ETOOBIG: jbuf_free(out); return send_error(h, c, rq, 500, "the answer is too large", NULL);
   case LS_ECORRUPT: jbuf_free(out); return send_corrupt(h, c, rq);
+  /* the storage cannot do it now (e.g. /rows of a tree too large to order in memory while the
+   * database refuses writes): 503 + Retry-After, as ingest answers */
+  case LS_EBUSY: jbuf_free(out); return send_error(h, c, rq, 503, "storage is busy; retry later", NULL);
   default:
     jbuf_free(out);
     log_msg(LOG_WARN, "query failed: %s (%d)", ls_strerror(rc), rc);

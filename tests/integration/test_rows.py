@@ -251,3 +251,35 @@ def test_concurrent_first_queries_build_once(server):
         t.join()
     assert all(g == got[0] for g in got) and got[0]["total"] == 30000 and len(got[0]["rows"]) == 50
     assert server.read_log().count("task rows of session") == 1
+
+
+def test_rows_served_from_memory_when_the_database_refuses_writes(make_server, tmp_path):
+    """A full or read-only database (the fault shim fails every write of its files: ENOSPC, as
+    EROFS would) cannot store the tree: /rows answers from a tree ordered in memory for the
+    request, the same windows as once it is stored, and the server says so once in its log."""
+    import os
+    from conftest import WRAPPER
+    shim = os.environ.get("LOOPSCOPE_FAULT_SHIM", "")
+    assert shim and os.path.exists(shim), "LOOPSCOPE_FAULT_SHIM does not name the built fault shim"
+    if WRAPPER:
+        import pytest
+        pytest.skip("the fault shim is preloaded into the server itself, not into a wrapper (valgrind)")
+    trigger = tmp_path / "fault-on"
+    env = dict(os.environ, LD_PRELOAD=shim, LS_FAULT_TRIGGER=str(trigger), LS_FAULT_PREFIX=str(tmp_path) + "/",
+               LS_FAULT_ERRNO="ENOSPC", ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    server = make_server(env=env)
+    rng = random.Random(21)
+    assert server.ingest(batch("s-ro", "b1", tree_events(rng, 1, 1500, []), META)).status == 202
+    queries = ["offset=0&limit=50", "offset=700&limit=80&collapsed=3,9,40", "find=1400&limit=30"]
+    trigger.touch()
+    try:
+        refused = [server.get(f"/api/v1/sessions/s-ro/rows?{q}") for q in queries]
+    finally:
+        trigger.unlink()
+    assert [r.status for r in refused] == [200] * len(queries), [r.body[:200] for r in refused]
+    log = server.read_log()
+    assert log.count("/rows orders it in memory") == 1, log
+    stored = [server.get_json(f"/api/v1/sessions/s-ro/rows?{q}") for q in queries]
+    assert [r.json() for r in refused] == stored
+    assert "task rows of session" in server.read_log()  # stored now
+    check_windows(server, "s-ro", set())
