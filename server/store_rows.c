@@ -20,14 +20,6 @@
 
 #define TREE_MAX ((size_t)64 << 20) /* tasks a tree is built for at most (memory bound) */
 
-/* A tree that could not be stored, by position (as task_rows would hold it), and its positions
- * by task id for the lookups. */
-struct store_tree {
-  size_t n;
-  int64_t *id, *parent, *depth, *children, *size;
-  int64_t (*by_id)[2]; /* {id, pos}, by id */
-};
-
 void store_tree_free(store_tree *t)
 {
   if(!t)
@@ -38,6 +30,9 @@ void store_tree_free(store_tree *t)
   free(t->children);
   free(t->size);
   free(t->by_id);
+  free(t->add);
+  free(t->add_by_id);
+  free(t->delta);
   free(t);
 }
 
@@ -159,10 +154,12 @@ static int shape_tree(tree_shape *sh)
   return rc;
 }
 
-/* rows_built values: 1 the stored tree is current; 0 stale (the triggers of the tasks table set
- * it); BUILDING a build has started from a snapshot taken after it was set. A task arriving
- * during the build makes it 0 again (the triggers change any value but 0), so the build's last
- * transaction knows whether what it computed is still current. */
+/* rows_built values: 1 the stored tree is current but for the tasks in task_rows_add (tasks
+ * that arrived since: store_rows_add.c places them); 0 stale (the triggers of the tasks table set
+ * it when a task moves); BUILDING a build has started from a snapshot taken after it was set. A
+ * task arriving during the build is recorded in task_rows_add, one moving makes the flag 0 again
+ * (the triggers change any value but 0), so the build's last transaction knows whether what it
+ * computed is still current. */
 #define BUILDING 2
 
 /* A write transaction of the build writes for about STORE_CHUNK_MS, then gives the lock up for
@@ -198,16 +195,23 @@ typedef struct chunk_arg {
   const tree_shape *sh;
   size_t lo, hi;   /* rows [lo, hi) written by this transaction (hi set by write_chunk) */
   int last;        /* set when hi reached the end: drops rows past it and marks the tree built */
+  int force;       /* mark: build although the flag says current (the appended tasks do not fit) */
   double t0;       /* when the transaction got the lock */
   int state;       /* mark: rows_built seen; last chunk: 1 when it was marked current */
 } chunk_arg;
 
-/* First transaction of a build: sets BUILDING unless another build finished meanwhile. */
+/* First transaction of a build: sets BUILDING unless another build finished meanwhile (forced:
+ * unless no appended task waits any more). */
 static int mark_building(sqlite3 *db, void *arg)
 {
   chunk_arg *c = arg;
   int built = 0;
+  int64_t waiting = 0;
   int rc = read_built(db, c->sid, &built);
+  if(!rc && built == 1 && c->force)
+    rc = store_rows_added(db, c->sid, &waiting);
+  if(!rc && built == 1 && waiting > 0)
+    built = 2;
   c->state = built;
   sqlite3_stmt *st = NULL;
   if(!rc && built != 1)
@@ -220,8 +224,40 @@ static int mark_building(sqlite3 *db, void *arg)
   return rc;
 }
 
+/* The tree's orphans (a named parent not in it, or a loop broken there) by parent, replacing
+ * those stored; more than ORPHANS_MAX: one row (-1, -1) for all. */
+#define ORPHANS_MAX 4096
+static int put_orphans(sqlite3 *db, const tree_shape *sh, int64_t sid)
+{
+  sqlite3_stmt *del = NULL, *ins = NULL;
+  int rc = prep(db, "DELETE FROM task_rows_orphans WHERE sid = ?1", &del);
+  if(!rc)
+    rc = prep(db, "INSERT OR IGNORE INTO task_rows_orphans(sid, parent, id) VALUES(?1, ?2, ?3)", &ins);
+  if(!rc) {
+    sqlite3_bind_int64(del, 1, sid);
+    rc = step_code(db, sqlite3_step(del));
+  }
+  size_t k = 0;
+  for(size_t i = 0; !rc && i < sh->n; i++)
+    k += sh->t[i].parent != 0 && sh->t[i].eff_parent == 0;
+  for(size_t i = 0; !rc && i < sh->n; i++) {
+    const stats_task *x = &sh->t[i];
+    if(k > ORPHANS_MAX ? i > 0 : x->parent == 0 || x->eff_parent != 0)
+      continue;
+    sqlite3_bind_int64(ins, 1, sid);
+    sqlite3_bind_int64(ins, 2, k > ORPHANS_MAX ? -1 : x->parent);
+    sqlite3_bind_int64(ins, 3, k > ORPHANS_MAX ? -1 : x->id);
+    rc = step_code(db, sqlite3_step(ins));
+    sqlite3_reset(ins);
+  }
+  sqlite3_finalize(del);
+  sqlite3_finalize(ins);
+  return rc;
+}
+
 /* Rows [lo, hi) of the tree, replacing what was stored at those positions; the last chunk also
- * drops positions past the end and marks the tree current if no task arrived since BUILDING. */
+ * drops positions past the end, the appended tasks it ordered and the orphans of the tree before,
+ * and marks the tree current if no task moved since BUILDING. */
 static int write_chunk(sqlite3 *db, void *arg)
 {
   chunk_arg *c = arg;
@@ -254,6 +290,10 @@ static int write_chunk(sqlite3 *db, void *arg)
     sqlite3_bind_int64(del, 2, (int64_t)sh->n);
     rc = step_code(db, sqlite3_step(del));
   }
+  if(!rc && c->last)
+    rc = put_orphans(db, sh, c->sid);
+  if(!rc && c->last)
+    rc = store_rows_drop_added(db, c->sid);
   if(!rc && c->last)
     rc = prep(db, "UPDATE sessions SET rows_built = 1 WHERE sid = ?1 AND rows_built = 2", &mark);
   if(!rc && c->last) {
@@ -319,10 +359,10 @@ static atomic_int told_in_memory;
  * the tree never see it half written: while the flag is not 1 they come here and wait for
  * build_mu. When the storage refuses the writes, the ordered tree goes to *mem instead (at most
  * mem_max tasks, else LS_EBUSY), and the flag stays as it is for the next request to try. */
-static int build_tree(store_reader *r, int64_t sid, size_t mem_max, int *built, store_tree **mem)
+static int build_tree(store_reader *r, int64_t sid, int force, size_t mem_max, int *built, store_tree **mem)
 {
   double t0 = store_now_ms(), longest = 0;
-  chunk_arg c = {.sid = sid};
+  chunk_arg c = {.sid = sid, .force = force};
   int rc = store_write_on_reader(r, mark_building, &c), refused = 0;
   if(!rc && c.state == 1)
     return 0;
@@ -370,7 +410,7 @@ static int build_tree(store_reader *r, int64_t sid, size_t mem_max, int *built, 
     *built = 1;
     log_msg(LOG_INFO, "store: task rows of session %lld: %zu rows in %.0f ms (read and order %.0f ms,"
             " %zu write transactions, longest %.1f ms)%s", (long long)sid, n, store_now_ms() - t0, t1 - t0,
-            writes, longest, c.state ? "" : "; tasks arrived meanwhile, stale again");
+            writes, longest, c.state ? "" : "; tasks moved meanwhile, stale again");
   }
   if(rc == LS_ETOOBIG) /* more tasks than a tree in memory may hold: busy, as the storage is */
     rc = LS_EBUSY;
@@ -405,33 +445,61 @@ int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), vo
   return rc ? rc : qrc;
 }
 
+/* Rows of the stored tree (its last position + 1). */
+static int stored_rows(sqlite3 *db, int64_t sid, int64_t *n)
+{
+  *n = 0;
+  sqlite3_stmt *st = NULL;
+  int rc = prep(db, "SELECT pos FROM task_rows WHERE sid = ?1 ORDER BY pos DESC LIMIT 1", &st);
+  if(!rc) {
+    sqlite3_bind_int64(st, 1, sid);
+    int src = sqlite3_step(st);
+    if(src == SQLITE_ROW)
+      *n = sqlite3_column_int64(st, 0) + 1;
+    rc = step_code(db, src);
+    sqlite3_finalize(st);
+  }
+  return rc;
+}
+
 int store_rows_ensure(store_reader *r, int64_t sid, size_t mem_max, int *built, int64_t *rows, store_tree **mem)
 {
   *built = 0;
   *rows = 0;
   *mem = NULL;
-  int ok = 0;
+  int ok = 0, force = 0;
+  int64_t stored = 0;
   int rc = read_built(r->db, sid, &ok);
-  if(!rc && ok != 1) {
+  /* current: the tasks that arrived since are placed in it (unless they do not fit: rebuilt) */
+  if(!rc && ok == 1)
+    rc = stored_rows(r->db, sid, &stored);
+  if(!rc && ok == 1) {
+    rc = store_rows_extend(r, sid, stored, mem);
+    force = rc == STORE_ROWS_REBUILD;
+    if(force)
+      rc = 0;
+    if(!rc && !force) {
+      *rows = *mem ? (int64_t)((*mem)->stored + (*mem)->k) : stored;
+      return 0;
+    }
+  }
+  if(!rc) {
     pthread_mutex_lock(&build_mu);
-    rc = build_tree(r, sid, mem_max, built, mem);
+    rc = build_tree(r, sid, force, mem_max, built, mem);
     pthread_mutex_unlock(&build_mu);
   }
   if(!rc && *mem) {
     *rows = (int64_t)(*mem)->n;
     return 0;
   }
-  sqlite3_stmt *st = NULL;
   if(!rc)
-    rc = prep(r->db, "SELECT pos FROM task_rows WHERE sid = ?1 ORDER BY pos DESC LIMIT 1", &st);
-  if(!rc) {
-    sqlite3_bind_int64(st, 1, sid);
-    int src = sqlite3_step(st);
-    if(src == SQLITE_ROW)
-      *rows = sqlite3_column_int64(st, 0) + 1;
-    rc = step_code(r->db, src);
-    sqlite3_finalize(st);
-  }
+    rc = stored_rows(r->db, sid, &stored);
+  /* what arrived during the build: placed in the tree just built, as above */
+  if(!rc)
+    rc = store_rows_extend(r, sid, stored, mem);
+  if(rc == STORE_ROWS_REBUILD) /* left for the next request: this one built already */
+    rc = 0;
+  *rows = *mem ? (int64_t)((*mem)->stored + (*mem)->k) : stored;
   return rc;
 }
 
@@ -464,6 +532,8 @@ static int mem_find(const store_tree *t, int64_t id, store_row *x)
 int store_rows_find_many(store_reader *r, int64_t sid, const store_tree *mem, const int64_t *ids, size_t n,
                          store_row *out)
 {
+  if(mem && mem->add)
+    return store_rows_added_find(r, sid, mem, ids, n, out);
   if(mem) {
     for(size_t i = 0; i < n; i++) {
       memset(&out[i], 0, sizeof(out[i]));
@@ -517,25 +587,32 @@ static void task_cols(sqlite3_stmt *st, int base, arena *a, store_row *x)
 }
 
 /* store_rows_scan of a tree in memory: the shape from it, each task's fields by its id. */
-static int mem_scan(store_reader *r, int64_t sid, const store_tree *mem, int64_t lo, int64_t hi, size_t max,
-                    arena *a, store_row *out, size_t *n)
+int store_rows_task_fields(store_reader *r, int64_t sid, store_row *x, size_t n, arena *a)
 {
   sqlite3_stmt *st = NULL;
   int rc = prep(r->db, "SELECT " TASK_COLS " FROM tasks t WHERE t.sid = ?1 AND t.id = ?2", &st);
-  for(int64_t k = lo < 0 ? 0 : lo; !rc && k < hi && k < (int64_t)mem->n && *n < max; k++) {
-    store_row *x = &out[(*n)++];
-    memset(x, 0, sizeof(*x));
-    mem_row(mem, (size_t)k, x);
+  for(size_t i = 0; !rc && i < n; i++) {
     sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 2, x[i].id);
     int src = sqlite3_step(st);
     if(src == SQLITE_ROW)
-      task_cols(st, 0, a, x);
+      task_cols(st, 0, a, &x[i]);
     rc = step_code(r->db, src);
     sqlite3_reset(st);
   }
   sqlite3_finalize(st);
   return rc;
+}
+
+static int mem_scan(store_reader *r, int64_t sid, const store_tree *mem, int64_t lo, int64_t hi, size_t max,
+                    arena *a, store_row *out, size_t *n)
+{
+  for(int64_t k = lo < 0 ? 0 : lo; k < hi && k < (int64_t)mem->n && *n < max; k++) {
+    store_row *x = &out[(*n)++];
+    memset(x, 0, sizeof(*x));
+    mem_row(mem, (size_t)k, x);
+  }
+  return store_rows_task_fields(r, sid, out, *n, a);
 }
 
 int store_rows_scan(store_reader *r, int64_t sid, const store_tree *mem, int64_t lo, int64_t hi, size_t max,
@@ -545,7 +622,9 @@ int store_rows_scan(store_reader *r, int64_t sid, const store_tree *mem, int64_t
   if(max == 0 || lo >= hi)
     return 0;
   int rc = 0;
-  if(mem)
+  if(mem && mem->add)
+    rc = store_rows_added_scan(r, sid, mem, lo, hi, max, a, out, n);
+  else if(mem)
     rc = mem_scan(r, sid, mem, lo, hi, max, a, out, n);
   else {
     sqlite3_stmt *st = NULL;

@@ -455,9 +455,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 8); /* schema.sql is version 1, migrations/002 to 008 bring 8 */
+  ck_assert_int_eq(v, 9); /* schema.sql is version 1, migrations/002 to 009 bring 9 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 8);
+  ck_assert_int_eq(store_schema_version(st), 9);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
@@ -470,7 +470,7 @@ START_TEST(settings_restart_and_version)
   close_all();
   /* a database of schema 2 (no auto_vacuum, no purge table, no arrived_s, no OTLP outbox, no
    * route nor await points, no loop nor blocks from elsewhere, no task rows, no endpoint
-   * rollups) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
+   * rollups, no appended task rows) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
    * one-time VACUUM) */
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
@@ -486,7 +486,8 @@ START_TEST(settings_restart_and_version)
                                 " ALTER TABLE blocks DROP COLUMN elsewhere;"
                                 " ALTER TABLE blocks DROP COLUMN from_session;"
                                 " ALTER TABLE blocks DROP COLUMN from_task;"
-                                " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
+                                " DROP TRIGGER task_rows_announced; DROP TABLE task_rows_add; DROP TABLE task_rows_orphans;"
+                                   " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
                                 " DROP TABLE session_stats; DROP TABLE conc_mip;"
                                 " ALTER TABLE sessions DROP COLUMN rows_built;"
                                 " DROP TABLE ep_dirty; DROP TABLE ep_groups; DROP TABLE ep_points;"
@@ -496,7 +497,7 @@ START_TEST(settings_restart_and_version)
   open_all();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 8);
+  ck_assert_int_eq(store_schema_version(st), 9);
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
