@@ -994,7 +994,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   int beat = cfg->live_heartbeat_ms > 0 ? cfg->live_heartbeat_ms : 15000;
   if(beat > h->cfg.idle_timeout_s * 500)
     beat = h->cfg.idle_timeout_s * 500;
-  if(live_start(s, cfg->max_streams, beat, &h->live)) {
+  if(live_start(s, m, cfg->max_streams, beat, &h->live)) {
     pthread_cond_destroy(&h->sweep_cv);
     pthread_mutex_destroy(&h->conn_lock);
     free(h);
