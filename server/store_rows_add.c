@@ -59,6 +59,59 @@ static int one_int(sqlite3 *db, const char *sql, int64_t sid, int64_t *out)
   return rc;
 }
 
+/* The indexed lookups a placement makes (a few per appended task), prepared once for it. */
+typedef struct lookups {
+  sqlite3 *db;
+  int64_t sid;
+  sqlite3_stmt *by_id;   /* ?2 = task id: pos, parent, depth, children, size */
+  sqlite3_stmt *at_pos;  /* ?2 = pos: id, parent, depth, children, size */
+  sqlite3_stmt *created; /* ?2 = task id: created (-1: unknown) */
+} lookups;
+
+static int lookups_open(lookups *l, sqlite3 *db, int64_t sid)
+{
+  *l = (lookups){.db = db, .sid = sid};
+  int rc = prep(db, "SELECT pos, parent, depth, children, size FROM task_rows INDEXED BY task_rows_id"
+                    " WHERE sid = ?1 AND id = ?2", &l->by_id);
+  if(!rc)
+    rc = prep(db, "SELECT id, parent, depth, children, size FROM task_rows WHERE sid = ?1 AND pos = ?2", &l->at_pos);
+  if(!rc)
+    rc = prep(db, "SELECT coalesce(created, -1) FROM tasks WHERE sid = ?1 AND id = ?2", &l->created);
+  return rc;
+}
+
+static void lookups_close(lookups *l)
+{
+  sqlite3_finalize(l->by_id);
+  sqlite3_finalize(l->at_pos);
+  sqlite3_finalize(l->created);
+}
+
+/* One row of st for key: its first n columns in v; *found 0 when there is none. */
+static int look(lookups *l, sqlite3_stmt *st, int64_t key, int64_t *v, int n, int *found)
+{
+  sqlite3_bind_int64(st, 1, l->sid);
+  sqlite3_bind_int64(st, 2, key);
+  int src = sqlite3_step(st);
+  *found = src == SQLITE_ROW;
+  for(int i = 0; *found && i < n; i++)
+    v[i] = sqlite3_column_int64(st, i);
+  int rc = done_code(l->db, src);
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* The stored row of task id (shape only; x->id 0 when it is not stored). */
+static int row_of(lookups *l, int64_t id, store_row *x)
+{
+  int64_t v[5];
+  int found = 0;
+  int rc = look(l, l->by_id, id, v, 5, &found);
+  *x = found ? (store_row){.pos = v[0], .id = id, .parent = v[1], .depth = v[2], .children = v[3], .size = v[4]}
+             : (store_row){0};
+  return rc;
+}
+
 int store_rows_added(sqlite3 *db, int64_t sid, int64_t *n)
 {
   return one_int(db, "SELECT count(*) FROM task_rows_add WHERE sid = ?1", sid, n);
@@ -137,57 +190,26 @@ static int64_t find_pair(int64_t (*v)[2], size_t n, int64_t id)
   return lo < n && v[lo][0] == id ? v[lo][1] : -1;
 }
 
-/* The stored row at position pos (shape only); *ok 0 when there is none. */
-static int row_at(sqlite3 *db, int64_t sid, int64_t pos, store_row *x, int *ok)
-{
-  sqlite3_stmt *st = NULL;
-  *ok = 0;
-  int rc = prep(db, "SELECT id, parent, depth, size FROM task_rows WHERE sid = ?1 AND pos = ?2", &st);
-  if(rc)
-    return rc;
-  sqlite3_bind_int64(st, 1, sid);
-  sqlite3_bind_int64(st, 2, pos);
-  int src = sqlite3_step(st);
-  if(src == SQLITE_ROW) {
-    *x = (store_row){.pos = pos, .id = sqlite3_column_int64(st, 0), .parent = sqlite3_column_int64(st, 1),
-                     .depth = sqlite3_column_int64(st, 2), .size = sqlite3_column_int64(st, 3)};
-    *ok = 1;
-  }
-  rc = done_code(db, src);
-  sqlite3_finalize(st);
-  return rc;
-}
-
 /* The sibling key (created, id) of P's last stored child (the roots': id 0, depth -1), or none
  * (*has 0). Found from the last row of P's subtree, walking up to P's depth + 1. */
-static int last_child_key(store_reader *r, int64_t sid, const attach *p, int64_t stored, int64_t key[2], int *has)
+static int last_child_key(lookups *l, const attach *p, int64_t stored, int64_t key[2], int *has)
 {
   *has = 0;
   int64_t last = p->id ? p->pos + p->size - 1 : stored - 1;
   if(last <= p->pos || last < 0)
     return 0;
-  store_row x;
+  int64_t v[5] = {0, 0, 0, 0, 0};
   int ok = 0;
-  int rc = row_at(r->db, sid, last, &x, &ok);
+  int rc = look(l, l->at_pos, last, v, 5, &ok);
+  store_row x = {.id = v[0], .parent = v[1], .depth = v[2]};
   for(int guard = 0; !rc && ok && x.depth > p->depth + 1 && guard < 100000; guard++) {
-    int64_t id = x.parent;
-    rc = store_rows_find_many(r, sid, NULL, &id, 1, &x);
+    rc = row_of(l, x.parent, &x);
     ok = x.id != 0;
   }
   if(rc || !ok || x.depth != p->depth + 1)
     return rc ? rc : LS_EIO;
   int64_t created = -1;
-  sqlite3_stmt *st = NULL;
-  rc = prep(r->db, "SELECT coalesce(created, -1) FROM tasks WHERE sid = ?1 AND id = ?2", &st);
-  if(!rc) {
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, x.id);
-    int src = sqlite3_step(st);
-    if(src == SQLITE_ROW)
-      created = sqlite3_column_int64(st, 0);
-    rc = done_code(r->db, src);
-    sqlite3_finalize(st);
-  }
+  rc = look(l, l->created, x.id, &created, 1, &ok);
   key[0] = created;
   key[1] = x.id;
   *has = !rc;
@@ -255,7 +277,7 @@ static int add_delta(place *w, int64_t id, int64_t size, int64_t children)
 }
 
 /* Each appended task's parent: appended, stored (an attach point), or none (the roots' point). */
-static int resolve_parents(store_reader *r, int64_t sid, int64_t stored, place *w)
+static int resolve_parents(lookups *l, int64_t stored, place *w)
 {
   size_t k = w->k;
   w->g = malloc((k + 1) * sizeof(*w->g));
@@ -273,7 +295,7 @@ static int resolve_parents(store_reader *r, int64_t sid, int64_t stored, place *
       continue;
     store_row row = {0};
     if(x->parent)
-      rc = store_rows_find_many(r, sid, NULL, &x->parent, 1, &row);
+      rc = row_of(l, x->parent, &row);
     int64_t at = row.id; /* 0: the roots */
     int64_t g = -1;
     for(size_t j = 0; j < ngid && g < 0; j++) /* attach points are few: a linear look is enough */
@@ -376,7 +398,7 @@ static int order_pending(place *w)
 }
 
 /* The tree to read: appended rows by vpos with their shape, and the stored ancestors' growth. */
-static int make_tree(store_reader *r, int64_t sid, place *w, int64_t stored, store_tree **out)
+static int make_tree(lookups *l, place *w, int64_t stored, store_tree **out)
 {
   size_t k = w->k;
   store_tree *t = calloc(1, sizeof(*t));
@@ -422,7 +444,7 @@ static int make_tree(store_reader *r, int64_t sid, place *w, int64_t stored, sto
     int64_t id = w->g[g].id;
     for(int guard = 0; !rc && guard < 100000; guard++) {
       store_row x;
-      rc = store_rows_find_many(r, sid, NULL, &id, 1, &x); /* out is zeroed first: id apart */
+      rc = row_of(l, id, &x);
       if(rc || !x.id || !x.parent)
         break;
       rc = add_delta(w, x.parent, w->g[g].sub, 0);
@@ -469,9 +491,12 @@ int store_rows_extend(store_reader *r, int64_t sid, int64_t stored, store_tree *
   if(rc || blocked)
     return rc ? rc : STORE_ROWS_REBUILD;
   place w = {0};
+  lookups l;
+  rc = lookups_open(&l, r->db, sid);
   w.p = malloc((size_t)k * sizeof(*w.p));
   w.by_id = malloc((size_t)k * sizeof(*w.by_id));
-  rc = w.p && w.by_id ? load_pending(r->db, sid, w.p, (size_t)k, &w.k) : LS_ENOMEM;
+  if(!rc)
+    rc = w.p && w.by_id ? load_pending(r->db, sid, w.p, (size_t)k, &w.k) : LS_ENOMEM;
   for(size_t i = 0; !rc && i < w.k; i++) {
     w.by_id[i][0] = w.p[i].id;
     w.by_id[i][1] = (int64_t)i;
@@ -479,12 +504,12 @@ int store_rows_extend(store_reader *r, int64_t sid, int64_t stored, store_tree *
   if(!rc)
     qsort(w.by_id, w.k, sizeof(*w.by_id), cmp_pair);
   if(!rc)
-    rc = resolve_parents(r, sid, stored, &w);
+    rc = resolve_parents(&l, stored, &w);
   /* each attach point: its appended children must sort after its last stored child */
   for(size_t g = 0; !rc && g < w.ng; g++) {
     int64_t key[2];
     int has = 0;
-    rc = last_child_key(r, sid, &w.g[g], stored, key, &has);
+    rc = last_child_key(&l, &w.g[g], stored, key, &has);
     for(size_t i = 0; !rc && has && i < w.k; i++)
       if(w.p[i].group == (int64_t)g && cmp_key(w.p[i].created, w.p[i].id, key[0], key[1]) <= 0)
         rc = STORE_ROWS_REBUILD;
@@ -492,8 +517,9 @@ int store_rows_extend(store_reader *r, int64_t sid, int64_t stored, store_tree *
   if(!rc)
     rc = order_pending(&w);
   if(!rc)
-    rc = make_tree(r, sid, &w, stored, out);
+    rc = make_tree(&l, &w, stored, out);
   place_free(&w);
+  lookups_close(&l);
   return rc;
 }
 
