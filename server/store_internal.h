@@ -16,6 +16,11 @@ struct store_reader {
   sqlite3 *db;
   sqlite3_stmt *st[STORE_READ_STATEMENTS]; /* prepared on first use */
   int in_use;
+  /* The appended tasks' placement this connection made last (store_rows_add.c), kept for the
+   * next /rows of the same session while no task arrives or is ordered: {sid, stored rows,
+   * appended count, sum of their ids}. Freed by store_reader_finalize. */
+  struct store_tree *rows_cache;
+  int64_t rows_key[4];
 };
 
 /* An SQLite result code as the project's (0, LS_EBUSY, LS_ENOMEM, LS_ETOOBIG, LS_EIO). */
@@ -72,7 +77,10 @@ struct store_tree {
   store_added *add;      /* k, by vpos */
   int64_t (*add_by_id)[2]; /* {id, index in add}, by id */
   store_delta *delta;    /* by id */
+  int cached;            /* held by a reader's rows_cache: store_tree_free leaves it */
 };
+/* Frees a tree whatever holds it (store_tree_free leaves a cached one). */
+void store_tree_drop(store_tree *t);
 
 /* store_rows_extend's answer when the appended tasks cannot be placed: build the tree again. */
 #define STORE_ROWS_REBUILD 1

@@ -22,6 +22,12 @@
 
 void store_tree_free(store_tree *t)
 {
+  if(t && !t->cached)
+    store_tree_drop(t);
+}
+
+void store_tree_drop(store_tree *t)
+{
   if(!t)
     return;
   free(t->id);
