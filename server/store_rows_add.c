@@ -277,41 +277,38 @@ static int add_delta(place *w, int64_t id, int64_t size, int64_t children)
   return 0;
 }
 
-/* Each appended task's parent: appended, stored (an attach point), or none (the roots' point). */
+/* Each appended task's parent: appended, stored (an attach point), or none (the roots' point).
+ * The attach points are found by sorting the tasks by the stored task they hang from. */
 static int resolve_parents(lookups *l, int64_t stored, place *w)
 {
-  size_t k = w->k;
+  size_t k = w->k, m = 0;
   w->g = malloc((k + 1) * sizeof(*w->g));
-  if(!w->g)
-    return LS_ENOMEM;
-  int64_t (*gid)[2] = malloc((k + 1) * sizeof(*gid)); /* attach point id -> group, sorted lazily */
-  if(!gid)
-    return LS_ENOMEM;
-  size_t ngid = 0;
-  int rc = 0;
+  int64_t (*at)[2] = malloc((k + 1) * sizeof(*at)); /* {stored parent id (0: none), task index} */
+  store_row *rows = malloc((k + 1) * sizeof(*rows));
+  int rc = w->g && at && rows ? 0 : LS_ENOMEM;
   for(size_t i = 0; !rc && i < k; i++) {
     pend *x = &w->p[i];
     x->pa = x->parent ? find_pair(w->by_id, k, x->parent) : -1;
     if(x->pa >= 0)
       continue;
-    store_row row = {0};
+    rows[i] = (store_row){0};
     if(x->parent)
-      rc = row_of(l, x->parent, &row);
-    int64_t at = row.id; /* 0: the roots */
-    int64_t g = -1;
-    for(size_t j = 0; j < ngid && g < 0; j++) /* attach points are few: a linear look is enough */
-      if(gid[j][0] == at)
-        g = gid[j][1];
-    if(g < 0) {
-      g = (int64_t)w->ng++;
-      gid[ngid][0] = at;
-      gid[ngid++][1] = g;
-      w->g[g] = at ? (attach){.id = at, .pos = row.pos, .depth = row.depth, .size = row.size, .ip = row.pos + row.size}
-                   : (attach){.id = 0, .pos = -1, .depth = -1, .size = 0, .ip = stored};
-    }
-    x->group = g;
+      rc = row_of(l, x->parent, &rows[i]);
+    at[m][0] = rows[i].id;
+    at[m++][1] = (int64_t)i;
   }
-  free(gid);
+  if(!rc)
+    qsort(at, m, sizeof(*at), cmp_pair);
+  for(size_t j = 0; !rc && j < m; j++) {
+    const store_row *row = &rows[at[j][1]];
+    if(j == 0 || at[j][0] != at[j - 1][0])
+      w->g[w->ng++] = row->id ? (attach){.id = row->id, .pos = row->pos, .depth = row->depth, .size = row->size,
+                                         .ip = row->pos + row->size}
+                              : (attach){.id = 0, .pos = -1, .depth = -1, .size = 0, .ip = stored};
+    w->p[at[j][1]].group = (int64_t)w->ng - 1;
+  }
+  free(at);
+  free(rows);
   return rc;
 }
 
