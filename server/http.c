@@ -589,6 +589,9 @@ static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq,
   case LS_EINVAL: jbuf_free(out); return send_error(h, c, rq, 400, detail, NULL);
   case LS_ETOOBIG: jbuf_free(out); return send_error(h, c, rq, 500, "the answer is too large", NULL);
   case LS_ECORRUPT: jbuf_free(out); return send_corrupt(h, c, rq);
+  /* the storage cannot do it now (e.g. /rows of a tree too large to order in memory while the
+   * database refuses writes): 503 + Retry-After, as ingest answers */
+  case LS_EBUSY: jbuf_free(out); return send_error(h, c, rq, 503, "storage is busy; retry later", NULL);
   default:
     jbuf_free(out);
     log_msg(LOG_WARN, "query failed: %s (%d)", ls_strerror(rc), rc);
@@ -991,7 +994,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   int beat = cfg->live_heartbeat_ms > 0 ? cfg->live_heartbeat_ms : 15000;
   if(beat > h->cfg.idle_timeout_s * 500)
     beat = h->cfg.idle_timeout_s * 500;
-  if(live_start(s, cfg->max_streams, beat, &h->live)) {
+  if(live_start(s, m, cfg->max_streams, beat, &h->live)) {
     pthread_cond_destroy(&h->sweep_cv);
     pthread_mutex_destroy(&h->conn_lock);
     free(h);

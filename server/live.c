@@ -57,6 +57,7 @@ typedef struct live_stream {
 
 struct live_hub {
   store *s;
+  metrics *m;            /* NULL: not counted */
   int max_streams, heartbeat_ms;
   pthread_mutex_t lock;
   pthread_cond_t cv;     /* the ticker's sleep; live_stop's wait for streams to close */
@@ -155,13 +156,27 @@ static void *ticker_main(void *arg)
   return NULL;
 }
 
-int live_start(store *s, int max_streams, int heartbeat_ms, live_hub **out)
+/* The open streams' gauge follows nstreams. Hub lock held. */
+static void count_streams(live_hub *hub)
+{
+  if(hub->m)
+    metrics_set(&hub->m->live_streams, hub->nstreams);
+}
+
+static void count_events(live_hub *hub, int64_t n)
+{
+  if(hub->m && n)
+    metrics_add(&hub->m->live_events, n);
+}
+
+int live_start(store *s, metrics *m, int max_streams, int heartbeat_ms, live_hub **out)
 {
   *out = NULL;
   live_hub *hub = calloc(1, sizeof(*hub));
   if(!hub)
     return LS_ENOMEM;
   hub->s = s;
+  hub->m = m;
   hub->max_streams = max_streams > 0 ? max_streams : 0;
   hub->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 15000;
   hub->head.next = hub->head.prev = &hub->head;
@@ -230,9 +245,10 @@ static int session_state(store *s, const char *id, int *ended)
 }
 
 /* Appends one event: `id:` (when seq >= 0), `event:` and the JSON in `data` (query.c writes JSON
- * on one line: strings escape their newlines). */
-static void put_event(jbuf *o, int64_t seq, const char *event, const char *data, size_t len)
+ * on one line: strings escape their newlines); *n counts them (loopscope_live_events_total). */
+static void put_event(jbuf *o, int *n, int64_t seq, const char *event, const char *data, size_t len)
 {
+  (*n)++;
   if(seq >= 0)
     jbuf_printf(o, "id: %lld\n", (long long)seq);
   jbuf_printf(o, "event: %s\ndata: ", event);
@@ -285,7 +301,7 @@ static int summary_of(live_hub *hub, const char *id, jbuf *sum, int *ended)
 
 /* The session's summary as a `kind` event, then `end` if it has ended, or `deleted` if it is
  * gone; *last set when the stream should end after these. */
-static int put_session(live_hub *hub, jbuf *o, int64_t seq, const char *kind, const char *id, int for_list,
+static int put_session(live_hub *hub, jbuf *o, int *n, int64_t seq, const char *kind, const char *id, int for_list,
                        int *last)
 {
   jbuf sum;
@@ -297,14 +313,14 @@ static int put_session(live_hub *hub, jbuf *o, int64_t seq, const char *kind, co
     jbuf_puts(&sum, "{\"id\":");
     jbuf_str(&sum, id);
     jbuf_putc(&sum, '}');
-    put_event(o, seq, "deleted", sum.data, sum.len);
+    put_event(o, n, seq, "deleted", sum.data, sum.len);
     *last = !for_list;
     rc = 0;
   }
   else if(!rc) {
-    put_event(o, seq, kind, sum.data, sum.len);
+    put_event(o, n, seq, kind, sum.data, sum.len);
     if(ended && !for_list) {
-      put_event(o, -1, "end", "{}", 2);
+      put_event(o, n, -1, "end", "{}", 2);
       *last = 1;
     }
   }
@@ -371,17 +387,18 @@ static ssize_t live_read(void *cls, uint64_t pos, char *buf, size_t max)
   st->last_ms = now;
   pthread_mutex_unlock(&hub->lock);
 
-  int rc = 0, last = 0;
+  int rc = 0, last = 0, events = 0;
   if(beat)
     jbuf_puts(&st->out, ": heartbeat\n\n");
   if(dirty)
-    rc = put_session(hub, &st->out, seq, "update", st->session, 0, &last);
+    rc = put_session(hub, &st->out, &events, seq, "update", st->session, 0, &last);
   if(overflow)
-    put_event(&st->out, seq, "reset", "{}", 2);
+    put_event(&st->out, &events, seq, "reset", "{}", 2);
   for(int k = 0; k < nchanged && !rc; k++)
-    rc = put_session(hub, &st->out, seq, "session", changed[k], 1, &last);
+    rc = put_session(hub, &st->out, &events, seq, "session", changed[k], 1, &last);
   if(rc || jbuf_status(&st->out))
     return MHD_CONTENT_READER_END_WITH_ERROR;
+  count_events(hub, events);
   st->closing = last;
   return copy_out(st, buf, max);
 }
@@ -394,6 +411,7 @@ static void live_free_stream(void *cls)
   st->prev->next = st->next;
   st->next->prev = st->prev;
   hub->nstreams--;
+  count_streams(hub);
   pthread_cond_broadcast(&hub->cv);
   pthread_mutex_unlock(&hub->lock);
   jbuf_free(&st->out);
@@ -407,10 +425,14 @@ int live_open(live_hub *hub, struct MHD_Connection *c, const char *session, stru
   int full = hub->stopping || hub->nstreams >= hub->max_streams;
   if(!full)
     hub->nstreams++; /* the place is held while the first event is made */
+  else if(hub->m)
+    metrics_add(&hub->m->live_refused, 1);
+  count_streams(hub);
   int64_t seq = hub->seq;
   pthread_mutex_unlock(&hub->lock);
   if(full)
     return LS_EBUSY;
+  int events = 0;
   live_stream *st = calloc(1, sizeof(*st));
   int rc = st ? 0 : LS_ENOMEM;
   if(st) {
@@ -421,11 +443,11 @@ int live_open(live_hub *hub, struct MHD_Connection *c, const char *session, stru
     /* The first event is the whole state, so a page that (re)connects needs no Last-Event-ID:
      * the session's summary, or for the list the sequence number the page starts from. */
     if(session)
-      rc = put_session(hub, &st->out, seq, "state", session, 0, &st->closing);
+      rc = put_session(hub, &st->out, &events, seq, "state", session, 0, &st->closing);
     else {
       char ready[48];
       int n = snprintf(ready, sizeof(ready), "{\"seq\":%lld}", (long long)seq);
-      put_event(&st->out, seq, "ready", ready, (size_t)n);
+      put_event(&st->out, &events, seq, "ready", ready, (size_t)n);
       rc = jbuf_status(&st->out);
     }
     /* a session deleted between the route's check and here: as if it had never been */
@@ -441,9 +463,11 @@ int live_open(live_hub *hub, struct MHD_Connection *c, const char *session, stru
   pthread_mutex_lock(&hub->lock);
   if(rc) {
     hub->nstreams--;
+    count_streams(hub);
     pthread_cond_broadcast(&hub->cv);
   }
   else {
+    count_events(hub, events);
     st->last_ms = now_ms();
     st->next = &hub->head;
     st->prev = hub->head.prev;

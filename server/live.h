@@ -6,13 +6,15 @@
 
 #include <microhttpd.h>
 
+#include "metrics.h"
 #include "store.h"
 
 typedef struct live_hub live_hub;
 
 /* max_streams: streams open at once at most (0: none); heartbeat_ms: a comment line is sent on
- * a stream that had nothing to say for that long (keeps proxies and the idle timeout away). */
-int live_start(store *s, int max_streams, int heartbeat_ms, live_hub **out);
+ * a stream that had nothing to say for that long (keeps proxies and the idle timeout away).
+ * m (NULL: none) gets the streams open, the events sent and the streams refused. */
+int live_start(store *s, metrics *m, int max_streams, int heartbeat_ms, live_hub **out);
 
 /* The writer's listener (writer_set_listener): `session` changed (WRITER_* flags). Marks the
  * streams that watch it and wakes those not written to in the last LIVE_MIN_GAP_MS (the others

@@ -35,6 +35,9 @@ void metrics_init(metrics *m)
   atomic_init(&m->otlp_sessions, 0);
   atomic_init(&m->otlp_outbox_requests, 0);
   atomic_init(&m->otlp_outbox_sessions, 0);
+  atomic_init(&m->live_streams, 0);
+  atomic_init(&m->live_events, 0);
+  atomic_init(&m->live_refused, 0);
 }
 
 void metrics_set(atomic_llong *gauge, int64_t v)
@@ -105,6 +108,14 @@ void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out
                    "# HELP loopscope_otlp_outbox_sessions Sessions with request bodies in the outbox.\n"
                    "# TYPE loopscope_otlp_outbox_sessions gauge\nloopscope_otlp_outbox_sessions %lld\n",
               (long long)atomic_load(&m->otlp_outbox_requests), (long long)atomic_load(&m->otlp_outbox_sessions));
+  jbuf_printf(out, "# HELP loopscope_live_streams Live event streams (Server-Sent Events) open.\n"
+                   "# TYPE loopscope_live_streams gauge\nloopscope_live_streams %lld\n",
+              (long long)atomic_load(&m->live_streams));
+  counter(out, "loopscope_live_events_total", "Events written to live event streams (heartbeats not counted).",
+          atomic_load(&m->live_events));
+  counter(out, "loopscope_live_streams_refused_total",
+          "Live event streams refused (503): --max-streams open already, or the server stopping.",
+          atomic_load(&m->live_refused));
   jbuf_printf(out, "# HELP loopscope_db_bytes Bytes of the database file and its WAL.\n"
                    "# TYPE loopscope_db_bytes gauge\nloopscope_db_bytes %lld\n",
               (long long)db_bytes);

@@ -41,6 +41,9 @@ typedef struct metrics {
   atomic_llong otlp_sessions;        /* sessions taken into the outbox */
   atomic_llong otlp_outbox_requests; /* gauge: request bodies waiting in the outbox */
   atomic_llong otlp_outbox_sessions; /* gauge: sessions they belong to */
+  atomic_llong live_streams;         /* gauge: live event streams open (live.c) */
+  atomic_llong live_events;          /* events written to them (heartbeat comments not counted) */
+  atomic_llong live_refused;         /* streams refused: --max-streams reached, or stopping */
 } metrics;
 
 void metrics_init(metrics *m);

@@ -121,14 +121,15 @@ static void row_json(jbuf *o, const store_row *x, int64_t row, int collapsed)
 /* The collapsed tasks that hide rows (children), by position; *nout of them are outermost (not
  * inside another's subtree) and come first, in order: those alone decide what is hidden. The
  * rest (nested ones) follow, for telling which collapsed ancestors hide a task. */
-static int load_folds(store_reader *r, int64_t sid, const rows_in *in, fold **out, size_t *n, size_t *nout)
+static int load_folds(store_reader *r, int64_t sid, const store_tree *mem, const rows_in *in, fold **out, size_t *n,
+                      size_t *nout)
 {
   *out = NULL;
   *n = *nout = 0;
   size_t m = in->ncollapsed ? in->ncollapsed : 1;
   fold *f = malloc(m * sizeof(*f));
   store_row *x = malloc(m * sizeof(*x));
-  int rc = f && x ? store_rows_find_many(r, sid, in->collapsed, in->ncollapsed, x) : LS_ENOMEM;
+  int rc = f && x ? store_rows_find_many(r, sid, mem, in->collapsed, in->ncollapsed, x) : LS_ENOMEM;
   if(rc) {
     free(f);
     free(x);
@@ -226,13 +227,16 @@ static int rows_window(store_reader *r, arena *sar, const store_session *x, cons
   int64_t asked = in->offset; /* -1: none, centred on `find` below */
   int built = 0;
   int64_t n = 0;
-  int rc = store_rows_ensure(r, sid, &built, &n);
+  store_tree *mem = NULL; /* the tree when it could not be stored */
+  int rc = store_rows_ensure(r, sid, STORE_TREE_MEM_MAX, &built, &n, &mem);
   fold *fo = NULL;
   size_t nf = 0, no = 0;
   if(!rc)
-    rc = load_folds(r, sid, in, &fo, &nf, &no);
-  if(rc)
+    rc = load_folds(r, sid, mem, in, &fo, &nf, &no);
+  if(rc) {
+    store_tree_free(mem);
     return rc;
+  }
   int64_t hidden = 0;
   for(size_t i = 0; i < no; i++)
     hidden += fo[i].size - 1;
@@ -241,7 +245,7 @@ static int rows_window(store_reader *r, arena *sar, const store_session *x, cons
   found f = {0};
   f.row = -1;
   if(in->find > 0) {
-    rc = store_rows_find(r, sid, in->find, &f.x);
+    rc = store_rows_find(r, sid, mem, in->find, &f.x);
     f.ok = !rc;
     if(rc == LS_ENOTFOUND)
       rc = 0;
@@ -278,7 +282,7 @@ static int rows_window(store_reader *r, arena *sar, const store_session *x, cons
   while(!rc && got < (size_t)in->limit && pos < n && offset < total) {
     int64_t end = j < no ? fo[j].pos + 1 : n;
     size_t k = 0;
-    rc = store_rows_scan(r, sid, pos, end, (size_t)in->limit - got, &ar, rows + got, &k);
+    rc = store_rows_scan(r, sid, mem, pos, end, (size_t)in->limit - got, &ar, rows + got, &k);
     got += k;
     if(j >= no || k == 0)
       break;
@@ -307,6 +311,7 @@ static int rows_window(store_reader *r, arena *sar, const store_session *x, cons
   arena_free(&ar);
   free(rows);
   free(fo);
+  store_tree_free(mem);
   return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_rows.h"
 
 #define STORE_READ_STATEMENTS 24 /* at least store_read.c's R_COUNT (checked there) */
 
@@ -15,6 +16,11 @@ struct store_reader {
   sqlite3 *db;
   sqlite3_stmt *st[STORE_READ_STATEMENTS]; /* prepared on first use */
   int in_use;
+  /* The appended tasks' placement this connection made last (store_rows_add.c), kept for the
+   * next /rows of the same session while no task arrives or is ordered: {sid, stored rows,
+   * appended count, sum of their ids}. Freed by store_reader_finalize. */
+  struct store_tree *rows_cache;
+  int64_t rows_key[4];
 };
 
 /* An SQLite result code as the project's (0, LS_EBUSY, LS_ENOMEM, LS_ETOOBIG, LS_EIO). */
@@ -41,6 +47,57 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
  * 0 (else rolls back), and opens a new read transaction whatever happened. fn's code, or the
  * transaction's. */
 int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), void *arg);
+/* Long writes on a reader's connection (the task tree, the figures' mipmap) go in transactions of
+ * about STORE_CHUNK_MS each, with a pause after each (store_yield_lock) so the writer gets the
+ * lock in between; store_rows.c says why the pause. */
+#define STORE_CHUNK_MS 20.0
+double store_now_ms(void);
+/* 1 when a transaction that began at t0 and wrote k rows should commit now (looks at the clock
+ * every 256 rows). */
+int store_chunk_over(size_t k, double t0);
+/* The pause after a write transaction that held the lock for held_ms. */
+void store_yield_lock(double held_ms);
+/* ---- the task tree (store_rows.c) and the tasks appended to it (store_rows_add.c) ---- */
+/* An appended task placed in the stored order: its virtual position (vpos), the stored position
+ * it goes before (ip), its shape. */
+typedef struct store_added {
+  int64_t id, vpos, ip, parent, depth, children, size;
+} store_added;
+/* A stored task whose subtree or children grew by appended tasks. */
+typedef struct store_delta { int64_t id, size, children; } store_delta;
+
+/* The tree a /rows request reads other than task_rows as stored: either the whole tree ordered
+ * in memory (n rows; the stored tree could not be written), or (add != NULL) the stored tree's
+ * `stored` rows with k appended tasks placed in it. */
+struct store_tree {
+  size_t n;
+  int64_t *id, *parent, *depth, *children, *size;
+  int64_t (*by_id)[2];   /* {id, pos}, by id */
+  size_t stored, k, ndelta;
+  store_added *add;      /* k, by vpos */
+  int64_t (*add_by_id)[2]; /* {id, index in add}, by id */
+  store_delta *delta;    /* by id */
+  int cached;            /* held by a reader's rows_cache: store_tree_free leaves it */
+};
+/* Frees a tree whatever holds it (store_tree_free leaves a cached one). */
+void store_tree_drop(store_tree *t);
+
+/* store_rows_extend's answer when the appended tasks cannot be placed: build the tree again. */
+#define STORE_ROWS_REBUILD 1
+/* Session sid's appended tasks placed in its stored tree of `stored` rows: *out NULL when there
+ * are none, else a tree to read through (the caller frees it); STORE_ROWS_REBUILD when they do not
+ * fit (too many, created before a sibling already stored, or a stored orphan's parent). */
+int store_rows_extend(store_reader *r, int64_t sid, int64_t stored, store_tree **out);
+/* store_rows_find_many and store_rows_scan on such a tree. */
+int store_rows_added_find(store_reader *r, int64_t sid, const store_tree *t, const int64_t *ids, size_t n,
+                          store_row *out);
+int store_rows_added_scan(store_reader *r, int64_t sid, const store_tree *t, int64_t lo, int64_t hi, size_t max,
+                          arena *a, store_row *out, size_t *n);
+/* Appended tasks waiting (count), and dropping those now in task_rows (a build's last step). */
+int store_rows_added(sqlite3 *db, int64_t sid, int64_t *n);
+int store_rows_drop_added(sqlite3 *db, int64_t sid);
+/* The task's own fields of rows x[0..n) (their id set), strings in a. */
+int store_rows_task_fields(store_reader *r, int64_t sid, store_row *x, size_t n, arena *a);
 /* Marks the rollup block of session ?1 dirty (store_rollup.c), in the batch's transaction. */
 #define STORE_ROLLUP_MARK "INSERT OR IGNORE INTO ep_dirty(blk) VALUES(?1 >> 10)"
 _Static_assert(STORE_ROLLUP_BLOCK == 1 << 10, "STORE_ROLLUP_MARK and 008's sid >> 10 use the block size");

@@ -26,6 +26,9 @@ static const char *const purge_sql[] = {
   "DELETE FROM lag WHERE rowid IN (SELECT rowid FROM lag WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM await_points WHERE (sid, file, line) IN (SELECT sid, file, line FROM await_points WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM task_rows WHERE (sid, pos) IN (SELECT sid, pos FROM task_rows WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_rows_add WHERE (sid, id) IN (SELECT sid, id FROM task_rows_add WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_rows_orphans WHERE (sid, parent, id) IN"
+  " (SELECT sid, parent, id FROM task_rows_orphans WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM conc_mip WHERE (sid, level, bucket) IN (SELECT sid, level, bucket FROM conc_mip WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM session_stats WHERE sid = ?1 AND ?2 > 0",
   "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",

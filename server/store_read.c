@@ -60,6 +60,8 @@ void store_reader_finalize(store_reader *r)
     sqlite3_finalize(r->st[k]);
     r->st[k] = NULL;
   }
+  store_tree_drop(r->rows_cache);
+  r->rows_cache = NULL;
 }
 
 /* ---------------------------------------------------------------- rows */

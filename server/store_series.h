@@ -22,6 +22,16 @@ typedef struct store_sstats {
  * answered all the same). r may begin a new read transaction. */
 int store_series_stats(store_reader *r, const store_session *x, int64_t duration, store_sstats *out);
 
+/* Computes and stores the figures of ended session `id` unless they are current (through a reader
+ * of s's pool, writing as store_series_stats does): what writer.c's figures thread runs right
+ * after a large session's end committed, so that its first summary reads them. 0, LS_ENOTFOUND,
+ * or the reads' error (a failed write is logged and not an error). */
+int store_series_prepare(store *s, const char *id);
+
+/* 1 when session `id` has ended, has at least min_events events and its figures are not stored
+ * as of them; 0 otherwise or on error. On the write connection: writer thread only. */
+int store_series_due(store *s, const char *id, int64_t min_events);
+
 /* The stored concurrency series of x reduced for a chart px columns wide: O(px) points from one
  * level of the mipmap, *max the series' maximum. LS_ENOTFOUND when none is stored (a running or
  * small session): the caller computes it from the intervals. *out malloc'd. */

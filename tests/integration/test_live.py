@@ -7,7 +7,7 @@ import threading
 import time
 
 from batches import batch
-from conftest import SLOW
+from conftest import SLOW, wait_for
 
 
 class Stream:
@@ -325,3 +325,33 @@ def test_stream_while_ingesting_from_threads(server):
         stop.set()
         th.join()
     assert server.get("/healthz").status == 200
+
+
+def test_metrics_of_the_streams(make_server):
+    """/metrics: loopscope_live_streams (open now), loopscope_live_events_total (events written,
+    heartbeats not counted) and loopscope_live_streams_refused_total (503 at --max-streams)."""
+    server = make_server("--max-streams", "2", "--live-heartbeat", "1")
+    m = server.metrics()
+    assert (m["loopscope_live_streams"], m["loopscope_live_events_total"],
+            m["loopscope_live_streams_refused_total"]) == (0, 0, 0)
+    assert server.ingest(batch("s-m", "b1", [task(1, 0)], META)).status == 202
+    a = Stream(server.port, "/api/v1/sessions/s-m/events")
+    b = Stream(server.port, "/api/v1/events")
+    try:
+        assert a.next_event()[0] == "state" and b.next_event()[0] == "ready"
+        m = server.metrics()
+        assert m["loopscope_live_streams"] == 2 and m["loopscope_live_events_total"] == 2
+        c = Stream(server.port, "/api/v1/events")
+        assert c.status == 503
+        c.close()
+        assert server.metrics()["loopscope_live_streams_refused_total"] == 1
+        assert server.ingest(batch("s-m", "b2", [task(2, 10)])).status == 202
+        assert a.next_event()[0] == "update" and b.next_event()[0] == "session"
+        assert server.metrics()["loopscope_live_events_total"] == 4
+        a.close()
+        # the closed stream leaves the gauge once the server notices (its next heartbeat)
+        wait_for(lambda: server.metrics()["loopscope_live_streams"] == 1, timeout=20, what="the gauge at 1")
+        assert server.metrics()["loopscope_live_events_total"] == 4  # heartbeats are not events
+    finally:
+        a.close()
+        b.close()

@@ -251,3 +251,91 @@ def test_concurrent_first_queries_build_once(server):
         t.join()
     assert all(g == got[0] for g in got) and got[0]["total"] == 30000 and len(got[0]["rows"]) == 50
     assert server.read_log().count("task rows of session") == 1
+
+
+def test_rows_served_from_memory_when_the_database_refuses_writes(make_server, tmp_path):
+    """A full or read-only database (the fault shim fails every write of its files: ENOSPC, as
+    EROFS would) cannot store the tree: /rows answers from a tree ordered in memory for the
+    request, the same windows as once it is stored, and the server says so once in its log."""
+    import os
+    from conftest import WRAPPER
+    shim = os.environ.get("LOOPSCOPE_FAULT_SHIM", "")
+    assert shim and os.path.exists(shim), "LOOPSCOPE_FAULT_SHIM does not name the built fault shim"
+    if WRAPPER:
+        import pytest
+        pytest.skip("the fault shim is preloaded into the server itself, not into a wrapper (valgrind)")
+    trigger = tmp_path / "fault-on"
+    env = dict(os.environ, LD_PRELOAD=shim, LS_FAULT_TRIGGER=str(trigger), LS_FAULT_PREFIX=str(tmp_path) + "/",
+               LS_FAULT_ERRNO="ENOSPC", ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    server = make_server(env=env)
+    rng = random.Random(21)
+    assert server.ingest(batch("s-ro", "b1", tree_events(rng, 1, 1500, []), META)).status == 202
+    queries = ["offset=0&limit=50", "offset=700&limit=80&collapsed=3,9,40", "find=1400&limit=30"]
+    trigger.touch()
+    try:
+        refused = [server.get(f"/api/v1/sessions/s-ro/rows?{q}") for q in queries]
+    finally:
+        trigger.unlink()
+    assert [r.status for r in refused] == [200] * len(queries), [r.body[:200] for r in refused]
+    log = server.read_log()
+    assert log.count("/rows orders it in memory") == 1, log
+    stored = [server.get_json(f"/api/v1/sessions/s-ro/rows?{q}") for q in queries]
+    assert [r.json() for r in refused] == stored
+    assert "task rows of session" in server.read_log()  # stored now
+    check_windows(server, "s-ro", set())
+
+
+def builds(server):
+    return server.read_log().count("task rows of session")
+
+
+def check_find(server, sid, tasks, ids, collapsed=()):
+    """find= of each id: its row in the /tasks order less the collapsed subtrees."""
+    rows = [t["id"] for t in visible(tasks, set(collapsed))]
+    q = ",".join(str(c) for c in sorted(collapsed))
+    for i in ids:
+        f = server.get_json(f"/api/v1/sessions/{sid}/rows?find={i}&limit=10&collapsed={q}")["found"]
+        assert f["row"] == (rows.index(i) if i in rows else None), (i, f)
+
+
+def test_appended_tasks_extend_the_stored_tree(server):
+    """Issue 14: tasks arriving in a live session after its tree was stored are placed in it
+    (009's task_rows_add) instead of the tree being ordered again: children of stored tasks at
+    every depth created after their siblings, children of those, new roots; every window, fold
+    and find matches the /tasks order, and no build runs. A task created before a stored sibling,
+    or the missing parent of a stored orphan, is not an append: the tree is built again, right."""
+    rng = random.Random(31)
+    known = []
+    evs = tree_events(rng, 1, 400, known)
+    evs.append({"k": "task", "id": 9000, "parent": 8000, "name": "orphan", "coro": "c", "t": 10})  # 8000 absent
+    assert server.ingest(batch("s-app", "b1", evs, META)).status == 202
+    check_windows(server, "s-app", set())
+    base = builds(server)
+    # appends: created after every stored task, under stored parents, under appended ones, roots
+    t0 = 100_000
+    added = []
+    for step in range(3):
+        evs = []
+        for j in range(60):
+            i = 1000 + step * 100 + j
+            r = rng.random()
+            parent = rng.choice(known) if r < 0.6 else rng.choice(added) if added and r < 0.85 else 0
+            evs.append({"k": "task", "id": i, "parent": parent, "name": f"A{i}", "coro": "app.more",
+                        "t": t0 + step * 1000 + rng.randrange(0, 900)})
+            added.append(i)
+        assert server.ingest(batch("s-app", f"a{step}", evs)).status == 202
+        tasks, _ = check_windows(server, "s-app", set())
+        assert len(tasks) == 401 + 60 * (step + 1)
+        folds = set(rng.sample([t["id"] for t in tasks if t["children"]], 6))
+        tasks, _ = check_windows(server, "s-app", folds, limit=23)
+        check_find(server, "s-app", tasks, rng.sample(added, 10) + rng.sample(known, 5), folds)
+    assert builds(server) == base, "appended tasks made the tree build again"
+    # created before a stored sibling: built again, and right
+    assert server.ingest(batch("s-app", "late", [{"k": "task", "id": 2000, "parent": known[0], "t": 0}])).status == 202
+    check_windows(server, "s-app", set())
+    assert builds(server) == base + 1
+    # the stored orphan's parent arrives: 9000 moves under it
+    assert server.ingest(batch("s-app", "parent", [{"k": "task", "id": 8000, "parent": 0, "t": t0 * 10}])).status == 202
+    tasks, _ = check_windows(server, "s-app", {1})
+    assert next(t for t in tasks if t["id"] == 9000)["parent"] == 8000
+    assert builds(server) == base + 2

@@ -73,3 +73,40 @@ def test_concurrency_from_the_mipmap(server):
     run_full = server.get_json("/api/v1/sessions/s-run/concurrency")
     assert len(run["series"]) <= 2 * 100 + 1 < len(run_full["series"])
     assert run["max"] == run_full["max"] == max(p["n"] for p in run["series"])
+
+
+def stored_stats(server, sid_name):
+    """The session_stats row of a session as another process sees the database (or None)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{server.db}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute("SELECT t.n_events, t.tasks, t.max_concurrency, t.conc_levels FROM session_stats t"
+                          " JOIN sessions s ON s.sid = t.sid WHERE s.id = ?", (sid_name,)).fetchone()
+    finally:
+        db.close()
+
+
+def test_large_session_figures_are_ready_when_its_end_is_answered(server):
+    """Issue 14: the first summary of a large session right after its end must not compute its
+    figures (0.8 s at 1M tasks): the end's 202 comes once they are stored (writer.c's figures
+    thread, for sessions of 10,000 events or more). A small session's are left to its first read."""
+    rng = random.Random(11)
+    span = 200_000_000
+    n = 26_000  # 52,000 task and done events
+    evs = tasks_events(rng, 1, n, span)
+    for k in range(0, len(evs), 13_000):
+        assert server.ingest(batch("s-big", f"b{k}", evs[k:k + 13_000], META if k == 0 else None)).status == 202
+    assert stored_stats(server, "s-big") is None  # still recording: nothing stored
+    assert server.ingest(batch("s-big", "end", [{"k": "end", "t": span + span // 10}])).status == 202
+    row = stored_stats(server, "s-big")
+    assert row is not None, "the figures were not stored when the end was answered"
+    assert row[:3] == (len(evs) + 1, n, sweep(evs, span + span // 10)) and row[3] > 0  # with its mipmap
+    first = server.get_json("/api/v1/sessions/s-big")
+    assert first["tasks"] == n and first["max_concurrency"] == row[2]
+    assert "figures of ended session s-big ready" in server.read_log()
+    # a small session: answered at once, its figures computed and stored by its first read
+    small = tasks_events(rng, 1, 50, span)
+    assert server.ingest(batch("s-small", "b1", small + [{"k": "end", "t": span}], META)).status == 202
+    assert stored_stats(server, "s-small") is None
+    assert server.get_json("/api/v1/sessions/s-small")["tasks"] == 50
+    assert stored_stats(server, "s-small") is not None

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "query.h"
 #include "store.h"
+#include "store_rows.h"
 #include "writer.h"
 #include "check_run.h"
 
@@ -454,9 +455,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 8); /* schema.sql is version 1, migrations/002 to 008 bring 8 */
+  ck_assert_int_eq(v, 9); /* schema.sql is version 1, migrations/002 to 009 bring 9 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 8);
+  ck_assert_int_eq(store_schema_version(st), 9);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
@@ -469,7 +470,7 @@ START_TEST(settings_restart_and_version)
   close_all();
   /* a database of schema 2 (no auto_vacuum, no purge table, no arrived_s, no OTLP outbox, no
    * route nor await points, no loop nor blocks from elsewhere, no task rows, no endpoint
-   * rollups) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
+   * rollups, no appended task rows) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
    * one-time VACUUM) */
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
@@ -485,7 +486,8 @@ START_TEST(settings_restart_and_version)
                                 " ALTER TABLE blocks DROP COLUMN elsewhere;"
                                 " ALTER TABLE blocks DROP COLUMN from_session;"
                                 " ALTER TABLE blocks DROP COLUMN from_task;"
-                                " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
+                                " DROP TRIGGER task_rows_announced; DROP TABLE task_rows_add; DROP TABLE task_rows_orphans;"
+                                   " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
                                 " DROP TABLE session_stats; DROP TABLE conc_mip;"
                                 " ALTER TABLE sessions DROP COLUMN rows_built;"
                                 " DROP TABLE ep_dirty; DROP TABLE ep_groups; DROP TABLE ep_points;"
@@ -495,7 +497,7 @@ START_TEST(settings_restart_and_version)
   open_all();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 8);
+  ck_assert_int_eq(store_schema_version(st), 9);
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
@@ -547,6 +549,86 @@ START_TEST(busy_database)
 }
 END_TEST
 
+/* The JSON of a /rows query of session "tree" (asserted to succeed). */
+static char *rows_json(kv *args)
+{
+  jbuf out;
+  jbuf_init(&out, 1 << 26);
+  char detail[256] = "";
+  query_args a = {kv_get, args};
+  int rc = query_rows(st, "tree", &a, &out, detail, sizeof(detail));
+  ck_assert_msg(rc == 0, "/rows failed: %d %s", rc, detail);
+  size_t len;
+  return jbuf_take(&out, &len);
+}
+
+/* /rows while the database refuses the tree's writes (here: the write lock held by another
+ * connection past the busy timeout; a read-only or full database fails the same writes): the
+ * window comes from a tree ordered in memory for the request, the same answer as from the stored
+ * tree once it can be written; beyond the bound of a tree in memory, LS_EBUSY (503). */
+START_TEST(rows_from_memory_when_writes_fail)
+{
+  close_all();
+  store_options o;
+  store_default_options(&o, dbpath);
+  o.busy_timeout_ms = 100;
+  char err[256];
+  ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
+  ck_assert_int_eq(writer_start(st, &mt, 8, 4, &wr), 0);
+  /* 300 tasks: 10 roots, each with children created in reverse id order, some grandchildren */
+  jbuf b;
+  jbuf_init(&b, 1 << 20);
+  jbuf_puts(&b, "{\"v\":1,\"batch\":\"t1\",\"session\":\"tree\",\"meta\":{\"name\":\"t\"},\"events\":[");
+  for(int i = 1; i <= 300; i++) {
+    int parent = i <= 10 ? 0 : i <= 200 ? 1 + i % 10 : 11 + i % 190;
+    jbuf_printf(&b, "%s{\"k\":\"task\",\"id\":%d,\"parent\":%d,\"name\":\"n%d\",\"t\":%d}", i > 1 ? "," : "", i,
+                parent, i, 100000 - i);
+  }
+  jbuf_puts(&b, "]}");
+  ck_assert_int_eq(put(b.data, NULL), 0);
+  jbuf_free(&b);
+  kv args[] = {{"offset", "7"}, {"limit", "60"}, {"collapsed", "3,15"}, {"find", "250"}, {NULL, NULL}};
+  sqlite3 *db;
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 30000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  char *from_memory = rows_json(args);
+  char *again = rows_json(args); /* still refused: ordered in memory again */
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  char *stored = rows_json(args);
+  ck_assert_str_eq(from_memory, stored);
+  ck_assert_str_eq(again, stored);
+  ck_assert_ptr_nonnull(strstr(stored, "\"tasks\":300"));
+  free(from_memory);
+  free(again);
+  free(stored);
+  /* a new task makes the stored tree stale; with the writes refused again and a bound below the
+   * session's 301 tasks: busy */
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"t2\",\"session\":\"tree\",\"events\":[{\"k\":\"task\",\"id\":999,\"t\":5}]}",
+                       NULL), 0);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  store_reader *r = store_reader_acquire(st);
+  arena ar;
+  arena_init(&ar);
+  store_session x;
+  ck_assert_int_eq(store_find_session(r, "tree", &ar, &x), 0);
+  int built = -1;
+  int64_t rows = -1;
+  store_tree *mem = NULL;
+  ck_assert_int_eq(store_rows_ensure(r, x.sid, 300, &built, &rows, &mem), LS_EBUSY);
+  ck_assert_ptr_null(mem);
+  ck_assert_int_eq(store_rows_ensure(r, x.sid, 301, &built, &rows, &mem), 0);
+  ck_assert_ptr_nonnull(mem);
+  ck_assert_int_eq(rows, 301);
+  ck_assert_int_eq(built, 0);
+  store_tree_free(mem);
+  store_reader_release(st, r);
+  arena_free(&ar);
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(db);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("store");
@@ -562,6 +644,7 @@ int main(void)
   tcase_add_test(tc, sessions_list_order_and_filter);
   tcase_add_test(tc, settings_restart_and_version);
   tcase_add_test(tc, busy_database);
+  tcase_add_test(tc, rows_from_memory_when_writes_fail);
   suite_add_tcase(s, tc);
   return check_run(s);
 }
