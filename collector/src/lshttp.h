@@ -1,4 +1,5 @@
-/* lshttp.h — one HTTP client for the sender thread: POST a JSON body (gzip above a size) with
+/* lshttp.h — one HTTP client for the sender thread: POST a JSON body (gzip above a size, except to a
+ * loopback address) with
  * libcurl over a kept-alive connection. Retrying and batching are lscollector.c's business. */
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
