@@ -28,9 +28,6 @@
 #define VMAX 10          /* bytes of a varint of 64 bits at most */
 #define SMAX 3           /* bytes of a string's tag at most (length <= LS_MAX_STR, or a number) */
 
-/* Kinds whose record has no strings and no frames: the common step, lag and end. */
-static int bare_kind(int kind) { return kind == LS_K_STEP || kind == LS_K_LAG || kind == LS_K_END; }
-
 /* Cut at LS_MAX_STR, backing up to a UTF-8 boundary so the cut never splits a character. */
 static size_t str_len(ls_str s) {
   if (!s.p) return 0;
@@ -41,41 +38,38 @@ static size_t str_len(ls_str s) {
   return n;
 }
 
-static int event_strings(const ls_event *ev, ls_str *out) {
-  int n = 0;
-  switch (ev->kind) {
-  case LS_K_TASK: out[n++] = ev->name; out[n++] = ev->coro; break;
-  case LS_K_AWAIT: out[n++] = ev->what; out[n++] = ev->file; out[n++] = ev->func; break;
-  case LS_K_DONE: out[n++] = ev->exc; break;
-  case LS_K_BLOCK: out[n++] = ev->from_session; break;
-  default: break;
-  }
-  return n;
-}
-
 static int block_frames(const ls_event *ev, int *skip) {
   int n = ev->nframes < 0 ? 0 : ev->nframes;
   *skip = n > LS_MAX_FRAMES ? n - LS_MAX_FRAMES : 0; /* keep the innermost: they name the culprit */
   return n - *skip;
 }
 
+/* At least str_len(s) + its tag, without looking for the UTF-8 boundary of a cut. */
+static size_t str_bound(ls_str s) { return SMAX + (!s.p ? 0 : s.n < LS_MAX_STR ? s.n : LS_MAX_STR); }
+
 size_t ls_record_bound(const ls_event *ev) {
-  if (bare_kind(ev->kind)) return 1 + 3 * VMAX; /* a step: the most frequent event */
-  size_t size = 1 + 5 * VMAX;
-  ls_str strs[3];
-  int n = event_strings(ev, strs);
-  for (int i = 0; i < n; i++) size += SMAX + str_len(strs[i]);
-  if (ev->kind == LS_K_BLOCK) {
-    int skip, nf = block_frames(ev, &skip);
-    for (int i = 0; i < nf; i++) {
-      const ls_frame *f = &ev->frames[skip + i];
-      size += VMAX + 3 * SMAX + str_len(f->file) + str_len(f->func) + str_len(f->src);
-    }
+  /* runs for every event, before its record is written: kept to a few compares and adds */
+  switch (ev->kind) {
+  case LS_K_STEP: case LS_K_LAG: case LS_K_END: return 1 + 3 * VMAX;
+  case LS_K_TASK: return 1 + 3 * VMAX + str_bound(ev->name) + str_bound(ev->coro);
+  case LS_K_AWAIT: return 1 + 4 * VMAX + str_bound(ev->what) + str_bound(ev->file) + str_bound(ev->func);
+  case LS_K_DONE: return 1 + 3 * VMAX + str_bound(ev->exc);
+  default: break;
+  }
+  size_t size = 1 + 5 * VMAX + str_bound(ev->from_session); /* a block */
+  int skip, nf = block_frames(ev, &skip);
+  for (int i = 0; i < nf; i++) {
+    const ls_frame *f = &ev->frames[skip + i];
+    size += VMAX + str_bound(f->file) + str_bound(f->func) + str_bound(f->src);
   }
   return size;
 }
 
 static unsigned char *put_v(unsigned char *p, uint64_t v) {
+  if (v < 0x80) { /* ids, parents, lines, table numbers: mostly one byte */
+    *p = (unsigned char)v;
+    return p + 1;
+  }
   while (v >= 0x80) {
     *p++ = (unsigned char)(v | 0x80);
     v >>= 7;

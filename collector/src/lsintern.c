@@ -19,10 +19,18 @@
 #define ENTRIES (SLOTS / 2)
 #define BLOCK 65536                  /* bytes of string text per block */
 #define BLOCKS 16                    /* 1 MiB of text at most */
+#define PCACHE_BITS 12               /* the pointer cache: 4096 slots */
+#define ID_BITS 14                   /* ENTRIES + 1 fits */
 
 typedef struct entry { const char *p; uint32_t n; } entry;
 
 struct ls_intern {
+  /* Where a string was last found, by its address: (address << ID_BITS) | (number + 1). The
+   * writers pass the same few addresses again and again (a code object's file and function, a
+   * task entry's buffer), so most lookups end here with one compare of the bytes instead of
+   * hashing them. Only a hint: a hit is confirmed against the entry's bytes (the address may have
+   * been freed and reused for other text, or its buffer rewritten), and racing stores are fine. */
+  _Atomic uint64_t pcache[1u << PCACHE_BITS];
   _Atomic uint64_t slot[SLOTS];      /* 0: empty; else hash (high 32 bits) and number + 1 */
   entry ent[ENTRIES];
   _Atomic int full;                  /* set once an addition found no room: no more locking */
@@ -85,8 +93,31 @@ static int64_t probe(const ls_intern *t, const char *p, size_t n, uint32_t h, si
   }
 }
 
+static int64_t intern_slow(ls_intern *t, const char *p, size_t n);
+
+static size_t pcache_at(const char *p, size_t n) {
+  /* n far above the address bits that differ between nearby strings: (p ^ n) made two neighbours
+   * with their lengths share a slot */
+  return (size_t)((((uint64_t)(uintptr_t)p ^ ((uint64_t)n << 44)) * 0x9E3779B97F4A7C15ull) >> (64 - PCACHE_BITS));
+}
+
 int64_t ls_intern_id(ls_intern *t, const char *p, size_t n) {
   if (n > LS_INTERN_MAX_STR) return -1;
+  _Atomic uint64_t *pc = &t->pcache[pcache_at(p, n)];
+  uint64_t tag = (uint64_t)(uintptr_t)p << ID_BITS;
+  uint64_t v = atomic_load_explicit(pc, memory_order_acquire); /* the entry was written before */
+  if ((v & ~(((uint64_t)1 << ID_BITS) - 1)) == tag && (v & (((uint64_t)1 << ID_BITS) - 1))) {
+    uint32_t id = (uint32_t)(v & (((uint64_t)1 << ID_BITS) - 1)) - 1;
+    const entry *e = &t->ent[id];
+    if (e->n == n && memcmp(e->p, p, n) == 0) return id;
+  }
+  int64_t id = intern_slow(t, p, n);
+  if (id >= 0) atomic_store_explicit(pc, tag | (uint64_t)(id + 1), memory_order_release);
+  return id;
+}
+
+/* ls_intern_id past the pointer cache: by the bytes' hash, adding them if new. */
+static int64_t intern_slow(ls_intern *t, const char *p, size_t n) {
   uint32_t h = hash_bytes(p, n);
   size_t at;
   int64_t id = probe(t, p, n, h, &at); /* the table is never more than half full: it ends */
