@@ -577,7 +577,7 @@ static void *sender_main(void *arg) {
 }
 
 static int sender_start(ls_collector *c) {
-  int rc = c->cfg.offline ? LSC_OK : ls_http_new(c->url, c->token, c->cfg.timeout_ms, &c->http);
+  int rc = c->cfg.offline ? LSC_OK : ls_http_new(c->url, c->token, c->cfg.timeout_ms, c->cfg.gzip, &c->http);
   if (rc) return rc;
   c->stop = 0;
   c->giving_up = 0;

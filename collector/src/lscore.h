@@ -84,6 +84,8 @@ typedef struct ls_config {
                                * (and written to the sink, if any): no server answered */
   const char *sink_path;      /* NULL, or a file each encoded batch is appended to as one line
                                * (JSON Lines) before it is posted: `loopscope run --save` */
+  int gzip;                   /* 0: bodies over 32 KiB go gzipped unless the server is on a
+                               * loopback address (default); 1: always; -1: never */
 } ls_config;
 
 typedef struct ls_collector ls_collector;

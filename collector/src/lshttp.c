@@ -94,7 +94,7 @@ int ls_token_valid(const char *token) {
   return 1;
 }
 
-int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http **out) {
+int ls_http_new(const char *base_url, const char *token, int timeout_ms, int gzip, ls_http **out) {
   static const char path[] = "/api/v1/ingest";
   if (!ls_token_valid(token)) return LSC_EINVAL;
   ls_http *h = calloc(1, sizeof *h);
@@ -111,7 +111,7 @@ int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http
   }
   memcpy(h->url, base_url, n);
   memcpy(h->url + n, path, sizeof path);
-  h->gzip = !loopback_url(h->url);
+  h->gzip = gzip > 0 ? 1 : gzip < 0 ? 0 : !loopback_url(h->url);
   CURL *c = h->curl;
   curl_easy_setopt(c, CURLOPT_URL, h->url);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

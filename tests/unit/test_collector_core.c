@@ -590,12 +590,14 @@ END_TEST
 
 /* ---------------------------------------------------------------- the sender, online */
 
-/* A session of n tasks (a task and a step each) through a collector posting to url with token;
- * returns what flush answered, stats in *st. */
-static int send_session(const char *url, const char *token, const char *id, int n, ls_stats *st)
+/* A session of n tasks (a task and a step each) through a collector posting to url with token,
+ * batch_max bytes of records a batch, gzip as ls_config's; returns what flush answered, stats in
+ * *st. */
+static int send_session(const char *url, const char *token, const char *id, int n, size_t batch_max, int gzip,
+                        ls_stats *st)
 {
   ls_config cfg = {.url = url, .token = token, .buffer_cap = 1 << 20, .flush_interval_ms = 10,
-                   .timeout_ms = 5000, .batch_max = 4096};
+                   .timeout_ms = 5000, .batch_max = batch_max, .gzip = gzip};
   ls_collector *c = NULL;
   ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
   ls_session *s = NULL;
@@ -629,7 +631,7 @@ START_TEST(online_sender_against_the_real_server)
   snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
 
   ls_stats stats;
-  ck_assert_int_eq(send_session(url, "tok-123", "s-online", 2000, &stats), LSC_OK);
+  ck_assert_int_eq(send_session(url, "tok-123", "s-online", 2000, 4096, 0, &stats), LSC_OK);
   ck_assert_uint_ge(stats.batches_sent, 2); /* 4 kB batches of ~8-byte records */
   ck_assert_uint_eq(stats.batches_failed, 0);
   ck_assert_int_eq(stats.last_status, 202);
@@ -647,7 +649,20 @@ START_TEST(online_sender_against_the_real_server)
   ingest_free(b);
   jbuf_free(&out);
 
-  ck_assert_int_eq(send_session(url, "wrong", "s-refused", 5, &stats), LSC_ELOST);
+  /* gzip (the default to a server elsewhere than loopback): 16 KiB of records, ~100 KB of JSON a batch */
+  ck_assert_int_eq(send_session(url, "tok-123", "s-gzip", 3000, 16384, 1, &stats), LSC_OK);
+  ck_assert_uint_ge(stats.batches_sent, 2);
+  ck_assert_uint_eq(stats.batches_failed, 0);
+  ck_assert_uint_eq(stats.dropped, 0);
+  jbuf_init(&out, 1 << 26);
+  ck_assert_int_eq(export_session(st.s, "s-gzip", "json", &out), 0);
+  ck_assert_int_eq(ingest_parse(out.data, out.len - 1, &lim, &b, detail, sizeof detail), 0);
+  ck_assert_uint_eq(b->ntasks, 3000);
+  ck_assert_uint_eq(b->nsteps, 3000);
+  ingest_free(b);
+  jbuf_free(&out);
+
+  ck_assert_int_eq(send_session(url, "wrong", "s-refused", 5, 4096, 0, &stats), LSC_ELOST);
   ck_assert_uint_ge(stats.batches_failed, 1);
   ck_assert_uint_eq(stats.batches_sent, 0);
   ck_assert_uint_eq(stats.retries, 0);
