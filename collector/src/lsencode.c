@@ -70,6 +70,17 @@ static unsigned char *put_v(unsigned char *p, uint64_t v) {
     *p = (unsigned char)v;
     return p + 1;
   }
+  if (v < 0x4000) { /* time differences and durations of microseconds: two or three */
+    p[0] = (unsigned char)(v | 0x80);
+    p[1] = (unsigned char)(v >> 7);
+    return p + 2;
+  }
+  if (v < 0x200000) {
+    p[0] = (unsigned char)(v | 0x80);
+    p[1] = (unsigned char)((v >> 7) | 0x80);
+    p[2] = (unsigned char)(v >> 14);
+    return p + 3;
+  }
   while (v >= 0x80) {
     *p++ = (unsigned char)(v | 0x80);
     v >>= 7;

@@ -332,6 +332,17 @@ START_TEST(records_round_trip_every_kind)
   ck_assert(num(j, "status") == 500);
   cJSON_Delete(j);
 
+  /* numbers at each varint length's edges come back as they went in */
+  static const uint64_t edges[] = {0, 127, 128, 16383, 16384, 2097151, 2097152, 268435455, 268435456,
+                                   (uint64_t)1 << 35, ((uint64_t)1 << 53) - 1};
+  for(size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+    ls_event e1 = {.kind = LS_K_STEP, .id = edges[i] + 1, .t = edges[i], .d = edges[i]};
+    j = encode(&e1);
+    ck_assert(num(j, "id") == (double)(edges[i] + 1) && num(j, "t") == (double)edges[i] &&
+              num(j, "d") == (double)edges[i]);
+    cJSON_Delete(j);
+  }
+
   /* times past 2^53 are clamped into the contract's range */
   ls_event l = {.kind = LS_K_LAG, .t = UINT64_MAX, .d = (uint64_t)1 << 60};
   j = encode(&l);
