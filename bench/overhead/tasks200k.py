@@ -3,8 +3,9 @@
 the default buffer (buffer_bytes 16 MiB), shipped to --server. Prints the events recorded and
 dropped, how long the run and the final flush took, the events per second the sender encoded and
 posted (events / (run + flush)), and the CPU seconds of the threads other than the loop's (the
-sender; the watchdog sleeps). A figure, not a test: no assertion.
-    python bench/overhead/tasks200k.py --server http://127.0.0.1:7878 [--tasks 200000]
+sender; the watchdog sleeps); with --server-pid also the server's CPU seconds over the same time
+(from /proc: what ingesting the events cost the same machine). A figure, not a test: no assertion.
+    python bench/overhead/tasks200k.py --server http://127.0.0.1:7878 [--tasks 200000] [--server-pid PID]
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 import time
 
 import loopscope
+from sessions_burst import proc_cpu
 
 GATHER = 500
 
@@ -34,11 +36,12 @@ def run() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
     ap.add_argument("--tasks", type=int, default=200_000)
+    ap.add_argument("--server-pid", type=int, default=0)
     args = ap.parse_args()
     loopscope.install(server=args.server, max_tasks=10 * args.tasks)  # full capture, default buffer
     try:
         t0 = time.perf_counter()
-        c0, p0 = time.thread_time(), time.process_time()
+        c0, p0, s0 = time.thread_time(), time.process_time(), proc_cpu(args.server_pid)
         with loopscope.session("tasks200k"):
             asyncio.run(main(args.tasks))
         t_run = time.perf_counter() - t0
@@ -46,6 +49,7 @@ def run() -> None:
         t_all = time.perf_counter() - t0
         loop_cpu = time.thread_time() - c0
         other_cpu = time.process_time() - p0 - loop_cpu
+        server_cpu = proc_cpu(args.server_pid) - s0
         st = loopscope.stats()
     finally:
         loopscope.uninstall(timeout=30)
@@ -53,7 +57,9 @@ def run() -> None:
     print(f"{py}  {args.tasks} tasks: {st['events']} events, dropped {st['dropped']}, "
           f"delivered {'all' if delivered else 'NOT all'} in {st['batches_sent']} batches; run {t_run:.2f} s "
           f"+ flush {t_all - t_run:.2f} s; sender {st['events'] / t_all:,.0f} events/s, "
-          f"sender CPU {other_cpu:.2f} s ({other_cpu / t_all * 100:.0f}% of a core; loop thread {loop_cpu:.2f} s)")
+          f"sender CPU {other_cpu:.2f} s ({other_cpu / t_all * 100:.0f}% of a core; loop thread {loop_cpu:.2f} s)"
+          + (f"; server CPU {server_cpu:.2f} s ({server_cpu / max(1, st['events']) * 1e6:.1f} us/event)"
+             if args.server_pid else ""))
 
 
 if __name__ == "__main__":

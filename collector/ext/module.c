@@ -287,18 +287,20 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
   ls_buf recs, out;
   ls_buf_init(&recs, 1 << 20);
   ls_buf_init(&out, 1 << 20);
+  ls_wstate ws = {0};
   for (int i = 0; i < 7; i++) {
-    size_t sz = ls_record_size(&evs[i]);
     unsigned char tmp[16384];
-    if (sz > sizeof tmp) continue;
-    ls_record_write(tmp, &evs[i], sz);
-    ls_buf_append(&recs, tmp, sz);
+    if (ls_record_bound(&evs[i]) > sizeof tmp) continue;
+    ls_buf_append(&recs, tmp, ls_record_write(tmp, &evs[i], &ws));
   }
   int first = 1;
+  ls_rstate rs = {0};
   ls_buf_append(&out, "[", 1);
-  int rc = ls_encode_records(&out, (const unsigned char *)recs.data, recs.len, &first);
+  int rc = ls_encode_records(&out, &rs, (const unsigned char *)recs.data, recs.len, &first, 0, NULL, NULL);
   ls_buf_append(&out, "]", 1);
-  int bad_rc = ls_encode_records(&out, (const unsigned char *)recs.data, recs.len > 3 ? 3 : recs.len, &first);
+  rs = (ls_rstate){0};
+  int bad_rc = ls_encode_records(&out, &rs, (const unsigned char *)recs.data, recs.len > 3 ? 3 : recs.len, &first, 0,
+                                 NULL, NULL);
   PyObject *r = rc || out.failed ? NULL : PyUnicode_DecodeUTF8(out.data, (Py_ssize_t)out.len - 0, "strict");
   if (r) {
     /* drop what the deliberately truncated second call may have appended */

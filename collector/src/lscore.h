@@ -84,6 +84,8 @@ typedef struct ls_config {
                                * (and written to the sink, if any): no server answered */
   const char *sink_path;      /* NULL, or a file each encoded batch is appended to as one line
                                * (JSON Lines) before it is posted: `loopscope run --save` */
+  int gzip;                   /* 0: bodies over 32 KiB go gzipped unless the server is on a
+                               * loopback address (default); 1: always; -1: never */
 } ls_config;
 
 typedef struct ls_collector ls_collector;
@@ -128,12 +130,38 @@ void ls_session_add_dropped(ls_session *s, uint64_t n);
  * length, or 0 when the file or line cannot be read. Reads at most 16 MiB of the file. */
 size_t ls_src_line(const char *file, size_t nfile, int line, char *out, size_t cap);
 
-/* ---- encoder (used by the sender, exposed for tests) ---------------------------------------- */
-/* Appends the JSON of the records in [p, p+n) as a comma-separated event list. */
-int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first);
-/* Size in bytes a record for ev takes in the store. */
-size_t ls_record_size(const ls_event *ev);
-/* Writes the record for ev into dst, which has size = ls_record_size(ev) bytes. */
-void ls_record_write(unsigned char *dst, const ls_event *ev, size_t size);
+/* ---- string table (lsintern.c): strings records repeat, numbered once per collector ---------- */
+typedef struct ls_intern ls_intern;
+#define LS_INTERN_MAX_STR 512 /* longer strings always travel inline */
+int ls_intern_new(ls_intern **out);
+void ls_intern_free(ls_intern *t);
+void ls_intern_after_fork_child(ls_intern *t);
+/* The number of the n bytes at p in t, added if new; -1 when the table is full or the string too
+ * long (the record then carries it inline). Any thread; lookups take no lock. */
+int64_t ls_intern_id(ls_intern *t, const char *p, size_t n);
+/* The string numbered id into *out (valid until ls_intern_free); 0 when t has no such number.
+ * For a reader that found id in a record published (release) after the string was added. */
+int ls_intern_get(const ls_intern *t, uint64_t id, ls_str *out);
+/* Strings in t (for tests and stats). */
+size_t ls_intern_count(ls_intern *t);
+
+/* ---- records (lsencode.c): the stored form of an event, and its v1 JSON --------------------- */
+/* The writer's and the reader's running state of one session's record stream: times are stored
+ * as the difference from the previous record's, so both sides keep the last one; strings may be
+ * numbers in the table (NULL: always inline). Both start zeroed except strings. */
+typedef struct ls_wstate { uint64_t t; ls_intern *strings; } ls_wstate;
+typedef struct ls_rstate { uint64_t t; const ls_intern *strings; } ls_rstate;
+/* At least the bytes the record for ev takes (exact size is known only once written: numbers are
+ * varints, strings may be table numbers). Cheap: no table lookup. */
+size_t ls_record_bound(const ls_event *ev);
+/* Writes the record for ev into dst (room for ls_record_bound(ev) bytes), advancing *ws; returns
+ * the bytes written. */
+size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws);
+/* Appends the JSON of the records in [p, p+n) as a comma-separated event list, advancing *rs. Stops
+ * before a record once out holds max_out bytes or more (0: no limit), having taken at least one:
+ * *used and *nev (either may be NULL) say the bytes and records taken. LSC_EINVAL for a malformed
+ * record (what came before it is in out and counted), LSC_ENOMEM when out refused to grow. */
+int ls_encode_records(ls_buf *out, ls_rstate *rs, const unsigned char *p, size_t n, int *first,
+                      size_t max_out, size_t *used, size_t *nev);
 
 #endif

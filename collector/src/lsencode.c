@@ -1,25 +1,32 @@
-/* lsencode.c — the stored record format of one event and its v1 JSON encoding. The store
- * (lsstore.c) only copies records; the sender (lssend.c) wraps encoded events into a batch. */
+/* lsencode.c — the stored record format of one event (compact: varints, time differences, table
+ * numbers for repeated strings) and its v1 JSON encoding. The store (lscollector.c) only keeps
+ * records; the sender there wraps encoded events into a batch; lsintern.c numbers the strings. */
 #include <string.h>
 
 #include "lscore.h"
 
-/* A record: header, then each string as u32 len + bytes, then for a block its frames (int32 line
- * and three strings each). A block keeps from_task in parent, elsewhere in state and
- * from_session as its one string.
- * Records are written and read with memcpy, so they need no alignment. */
-typedef struct rec_hdr {
-  uint32_t size;
-  uint8_t kind, state;
-  uint16_t nstr;
-  int32_t line;      /* the await's line, a block's frame count, or a done's HTTP status */
-  uint32_t pad;      /* always 0: no implicit padding, so a header written field by field has
-                      * no indeterminate bytes */
-  uint64_t id, parent, t, d;
-} rec_hdr;
-
-/* Kinds whose record is the header alone (no strings, no frames): the common step, lag and end. */
-static int bare_kind(int kind) { return kind == LS_K_STEP || kind == LS_K_LAG || kind == LS_K_END; }
+/* A record is a byte stream, read in order (records need no alignment and carry no size):
+ *   kind | flags << 4                       one byte: the kind (LS_K_*) and up to 4 flags
+ *   task   id parent dt name coro           name: flag F_DEFNAME: "Task-" + a varint, else a string
+ *   step   id dt d
+ *   await  id dt d line what file func
+ *   block  id dt d [from_task from_session] nframes {line file func src}...  (F_ELSEWHERE)
+ *   lag    dt d
+ *   done   id dt [status] [exc]             state in flags (F_STATE), F_STATUS, F_EXC
+ *   end    dt
+ * Numbers are LEB128 varints; dt is the zigzag difference from the previous record's t in the same
+ * session (the writer and the sender each keep it: ls_wstate, ls_rstate), line is zigzag too. A
+ * string is a varint tag: (number << 1) | 1 for a string of the table (lsintern.c), (length << 1)
+ * and the bytes for one inline. A step takes ~10 bytes where the fixed 48-byte header took 48, an
+ * await ~16 where its header and three copied strings took ~110: the default buffer holds about
+ * five times more events while the server is behind. */
+#define F_DEFNAME 0x10   /* task: a default name, "Task-N", stored as N */
+#define F_ELSEWHERE 0x10 /* block: from elsewhere, with from_task and from_session */
+#define F_STATUS 0x40    /* done: an HTTP status follows */
+#define F_EXC 0x80       /* done: the exception text follows */
+#define F_STATE(st) ((unsigned)((st) & 3) << 4)
+#define VMAX 10          /* bytes of a varint of 64 bits at most */
+#define SMAX 3           /* bytes of a string's tag at most (length <= LS_MAX_STR, or a number) */
 
 /* Cut at LS_MAX_STR, backing up to a UTF-8 boundary so the cut never splits a character. */
 static size_t str_len(ls_str s) {
@@ -31,95 +38,199 @@ static size_t str_len(ls_str s) {
   return n;
 }
 
-static int event_strings(const ls_event *ev, ls_str *out) {
-  int n = 0;
-  switch (ev->kind) {
-  case LS_K_TASK: out[n++] = ev->name; out[n++] = ev->coro; break;
-  case LS_K_AWAIT: out[n++] = ev->what; out[n++] = ev->file; out[n++] = ev->func; break;
-  case LS_K_DONE: out[n++] = ev->exc; break;
-  case LS_K_BLOCK: out[n++] = ev->from_session; break;
-  default: break;
-  }
-  return n;
-}
-
 static int block_frames(const ls_event *ev, int *skip) {
   int n = ev->nframes < 0 ? 0 : ev->nframes;
   *skip = n > LS_MAX_FRAMES ? n - LS_MAX_FRAMES : 0; /* keep the innermost: they name the culprit */
   return n - *skip;
 }
 
-size_t ls_record_size(const ls_event *ev) {
-  size_t size = sizeof(rec_hdr);
-  if (bare_kind(ev->kind)) return size; /* a step: the most frequent event, on every task step */
-  ls_str strs[3];
-  int n = event_strings(ev, strs);
-  for (int i = 0; i < n; i++) size += 4 + str_len(strs[i]);
-  if (ev->kind == LS_K_BLOCK) {
-    int skip, nf = block_frames(ev, &skip);
-    for (int i = 0; i < nf; i++) {
-      const ls_frame *f = &ev->frames[skip + i];
-      size += 4 + 12 + str_len(f->file) + str_len(f->func) + str_len(f->src);
-    }
+/* At least str_len(s) + its tag, without looking for the UTF-8 boundary of a cut. */
+static size_t str_bound(ls_str s) { return SMAX + (!s.p ? 0 : s.n < LS_MAX_STR ? s.n : LS_MAX_STR); }
+
+size_t ls_record_bound(const ls_event *ev) {
+  /* runs for every event, before its record is written: kept to a few compares and adds */
+  switch (ev->kind) {
+  case LS_K_STEP: case LS_K_LAG: case LS_K_END: return 1 + 3 * VMAX;
+  case LS_K_TASK: return 1 + 3 * VMAX + str_bound(ev->name) + str_bound(ev->coro);
+  case LS_K_AWAIT: return 1 + 4 * VMAX + str_bound(ev->what) + str_bound(ev->file) + str_bound(ev->func);
+  case LS_K_DONE: return 1 + 3 * VMAX + str_bound(ev->exc);
+  default: break;
+  }
+  size_t size = 1 + 5 * VMAX + str_bound(ev->from_session); /* a block */
+  int skip, nf = block_frames(ev, &skip);
+  for (int i = 0; i < nf; i++) {
+    const ls_frame *f = &ev->frames[skip + i];
+    size += VMAX + str_bound(f->file) + str_bound(f->func) + str_bound(f->src);
   }
   return size;
 }
 
-static unsigned char *put_str(unsigned char *dst, ls_str s) {
-  uint32_t n = (uint32_t)str_len(s);
-  memcpy(dst, &n, 4);
-  if (n) memcpy(dst + 4, s.p, n);
-  return dst + 4 + n;
+static unsigned char *put_v(unsigned char *p, uint64_t v) {
+  if (v < 0x80) { /* ids, parents, lines, table numbers: mostly one byte */
+    *p = (unsigned char)v;
+    return p + 1;
+  }
+  if (v < 0x4000) { /* time differences and durations of microseconds: two or three */
+    p[0] = (unsigned char)(v | 0x80);
+    p[1] = (unsigned char)(v >> 7);
+    return p + 2;
+  }
+  if (v < 0x200000) {
+    p[0] = (unsigned char)(v | 0x80);
+    p[1] = (unsigned char)((v >> 7) | 0x80);
+    p[2] = (unsigned char)(v >> 14);
+    return p + 3;
+  }
+  while (v >= 0x80) {
+    *p++ = (unsigned char)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (unsigned char)v;
+  return p;
 }
 
-void ls_record_write(unsigned char *dst, const ls_event *ev, size_t size) {
-  if (bare_kind(ev->kind)) { /* header only: no zeroing, no string table */
-    rec_hdr b = {.size = (uint32_t)size, .kind = (uint8_t)ev->kind, .state = (uint8_t)ev->state,
-                 .line = ev->line, .id = ev->id, .parent = ev->parent, .t = ev->t, .d = ev->d};
-    memcpy(dst, &b, sizeof b);
-    return;
-  }
-  rec_hdr h;
-  memset(&h, 0, sizeof h);
-  h.size = (uint32_t)size;
-  h.kind = (uint8_t)ev->kind;
-  h.state = (uint8_t)ev->state;
-  h.line = ev->line;
-  h.id = ev->id; h.parent = ev->parent; h.t = ev->t; h.d = ev->d;
-  ls_str strs[3];
-  int n = event_strings(ev, strs);
-  h.nstr = (uint16_t)n;
-  int skip = 0, nf = 0;
-  if (ev->kind == LS_K_BLOCK) {
-    nf = block_frames(ev, &skip);
-    h.line = nf;
-    h.state = ev->elsewhere ? 1 : 0;
-    h.parent = ev->elsewhere ? ev->from_task : 0;
-  } else if (ev->kind == LS_K_DONE) {
-    h.line = ev->status;
-  }
-  memcpy(dst, &h, sizeof h);
-  unsigned char *p = dst + sizeof h;
-  for (int i = 0; i < n; i++) p = put_str(p, strs[i]);
-  for (int i = 0; i < nf; i++) {
-    const ls_frame *f = &ev->frames[skip + i];
-    memcpy(p, &f->line, 4);
-    p += 4;
-    p = put_str(p, f->file);
-    p = put_str(p, f->func);
-    p = put_str(p, f->src);
-  }
+/* zigzag: small differences of either sign take few bytes (all in unsigned arithmetic) */
+static uint64_t zz(uint64_t d) { return (d << 1) ^ (0 - (d >> 63)); }
+static uint64_t unzz(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
+
+static unsigned char *put_t(unsigned char *p, uint64_t t, ls_wstate *ws) {
+  p = put_v(p, zz(t - ws->t));
+  ws->t = t;
+  return p;
 }
 
-/* Reads one string of a record, checking it stays inside [p, end). */
-static const unsigned char *get_str(const unsigned char *p, const unsigned char *end, ls_str *s) {
-  uint32_t n;
-  if (end - p < 4) return NULL;
-  memcpy(&n, p, 4);
-  if ((size_t)(end - p - 4) < n) return NULL;
-  s->p = (const char *)p + 4;
-  s->n = n;
-  return p + 4 + n;
+/* A string: its number in the table, or inline. Strings that are unique per event (a task's own
+ * name, an exception, a source line) go inline without a lookup (interned == 0): they would only
+ * fill the table. */
+static unsigned char *put_str(unsigned char *p, ls_str s, ls_wstate *ws, int interned) {
+  size_t n = str_len(s);
+  if (interned && n && ws->strings) {
+    int64_t id = ls_intern_id(ws->strings, s.p, n);
+    if (id >= 0) return put_v(p, ((uint64_t)id << 1) | 1);
+  }
+  p = put_v(p, (uint64_t)n << 1);
+  if (n) memcpy(p, s.p, n);
+  return p + n;
+}
+
+/* 1 with *num when name is a default task name, "Task-" and digits (no leading zero, at most 19:
+ * they fit a uint64), which the decoder writes back byte for byte. */
+static int default_name(ls_str s, uint64_t *num) {
+  if (s.n < 6 || s.n > 5 + 19 || memcmp(s.p, "Task-", 5) != 0 || (s.p[5] == '0' && s.n > 6)) return 0;
+  uint64_t v = 0;
+  for (size_t i = 5; i < s.n; i++) {
+    if (s.p[i] < '0' || s.p[i] > '9') return 0;
+    v = v * 10 + (uint64_t)(s.p[i] - '0');
+  }
+  *num = v;
+  return 1;
+}
+
+size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws) {
+  unsigned char *p = dst + 1;
+  unsigned flags = 0;
+  uint64_t num;
+  switch (ev->kind) {
+  case LS_K_STEP:
+    p = put_v(p, ev->id);
+    p = put_t(p, ev->t, ws);
+    p = put_v(p, ev->d);
+    break;
+  case LS_K_LAG:
+    p = put_t(p, ev->t, ws);
+    p = put_v(p, ev->d);
+    break;
+  case LS_K_END:
+    p = put_t(p, ev->t, ws);
+    break;
+  case LS_K_TASK:
+    p = put_v(p, ev->id);
+    p = put_v(p, ev->parent);
+    p = put_t(p, ev->t, ws);
+    if (ev->name.p && default_name((ls_str){ev->name.p, str_len(ev->name)}, &num)) {
+      flags |= F_DEFNAME;
+      p = put_v(p, num);
+    } else {
+      p = put_str(p, ev->name, ws, 0);
+    }
+    p = put_str(p, ev->coro, ws, 1);
+    break;
+  case LS_K_AWAIT:
+    p = put_v(p, ev->id);
+    p = put_t(p, ev->t, ws);
+    p = put_v(p, ev->d);
+    p = put_v(p, zz((uint64_t)(int64_t)ev->line));
+    p = put_str(p, ev->what, ws, 1);
+    p = put_str(p, ev->file, ws, 1);
+    p = put_str(p, ev->func, ws, 1);
+    break;
+  case LS_K_DONE:
+    flags |= F_STATE(ev->state);
+    p = put_v(p, ev->id);
+    p = put_t(p, ev->t, ws);
+    if (ev->status) { flags |= F_STATUS; p = put_v(p, (uint64_t)(uint32_t)ev->status); }
+    if (str_len(ev->exc)) { flags |= F_EXC; p = put_str(p, ev->exc, ws, 0); }
+    break;
+  case LS_K_BLOCK: {
+    p = put_v(p, ev->id);
+    p = put_t(p, ev->t, ws);
+    p = put_v(p, ev->d);
+    if (ev->elsewhere) {
+      flags |= F_ELSEWHERE;
+      p = put_v(p, ev->from_task);
+      p = put_str(p, ev->from_session, ws, 0);
+    }
+    int skip, nf = block_frames(ev, &skip);
+    p = put_v(p, (uint64_t)nf);
+    for (int i = 0; i < nf; i++) {
+      const ls_frame *f = &ev->frames[skip + i];
+      p = put_v(p, zz((uint64_t)(int64_t)f->line));
+      p = put_str(p, f->file, ws, 1);
+      p = put_str(p, f->func, ws, 1);
+      p = put_str(p, f->src, ws, 0);
+    }
+    break;
+  }
+  default: /* not a kind the store knows: written as an end-less marker the decoder refuses */
+    break;
+  }
+  dst[0] = (unsigned char)((unsigned)ev->kind | flags);
+  return (size_t)(p - dst);
+}
+
+/* A reader of one record stream: every read checks it stays inside [p, end); bad is set instead. */
+typedef struct rd {
+  const unsigned char *p, *end;
+  const ls_rstate *rs;
+  int bad;
+} rd;
+
+static uint64_t get_v(rd *r) {
+  uint64_t v = 0;
+  for (unsigned sh = 0; sh < 64; sh += 7) {
+    if (r->p >= r->end) break;
+    unsigned char b = *r->p++;
+    v |= (uint64_t)(b & 0x7f) << sh;
+    if (!(b & 0x80)) return v;
+  }
+  r->bad = 1;
+  return 0;
+}
+
+static ls_str get_str(rd *r) {
+  ls_str s = {"", 0};
+  uint64_t tag = get_v(r);
+  if (r->bad) return s;
+  if (tag & 1) {
+    if (!ls_intern_get(r->rs->strings, tag >> 1, &s)) r->bad = 1;
+    return s;
+  }
+  uint64_t n = tag >> 1;
+  if (n > (uint64_t)(r->end - r->p)) { r->bad = 1; return s; }
+  s.p = (const char *)r->p;
+  s.n = (size_t)n;
+  r->p += n;
+  return s;
 }
 
 static void key_u64(ls_buf *b, const char *key, uint64_t v) {
@@ -152,101 +263,155 @@ static const char *state_name(int state) {
 /* Values must fit in [0, 2^53) for JSON readers that use doubles (contract v1). */
 #define CLAMP53(v) ((v) >= (UINT64_C(1) << 53) ? (UINT64_C(1) << 53) - 1 : (v))
 
-int ls_encode_records(ls_buf *out, const unsigned char *p, size_t n, int *first) {
-  const unsigned char *end = p + n;
-  while (p < end) {
-    rec_hdr h;
-    if ((size_t)(end - p) < sizeof h) return LSC_EINVAL;
-    memcpy(&h, p, sizeof h);
-    if (h.size < sizeof h || h.size > (size_t)(end - p)) return LSC_EINVAL;
-    const unsigned char *q = p + sizeof h, *rend = p + h.size;
-    const char *kname = kind_name(h.kind);
-    if (!kname) return LSC_EINVAL;
-    ls_str s[3] = {{0}};
-    for (int i = 0; i < h.nstr && i < 3; i++) {
-      q = get_str(q, rend, &s[i]);
-      if (!q) return LSC_EINVAL;
+/* "id" (when with_id), "t" and "d" (when with_d): the fields most events begin with. */
+static void id_t_d(ls_buf *out, int with_id, uint64_t id, uint64_t t, int with_d, uint64_t d) {
+  if (with_id) key_u64(out, ",\"id\":", id);
+  key_u64(out, ",\"t\":", t);
+  if (with_d) key_u64(out, ",\"d\":", d);
+}
+
+/* A line number as JSON has it: a stored one outside [0, 2^31) reads 0. */
+static uint64_t line_of(int64_t line) { return line < 0 || line > INT32_MAX ? 0 : (uint64_t)line; }
+
+/* The JSON of one record read from r, appended to out (after a comma unless *first). */
+static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
+  unsigned char kb = *r->p++;
+  int kind = kb & 0x0f;
+  unsigned flags = kb & 0xf0;
+  const char *kname = kind_name(kind);
+  if (!kname) { r->bad = 1; return; }
+  /* Read every field before writing anything: a malformed record adds nothing to out. */
+  uint64_t id = 0, parent = 0, t = 0, d = 0, num = 0, status = 0, from_task = 0, nframes = 0;
+  int64_t line = 0;
+  ls_str name = {0}, coro = {0}, what = {0}, file = {0}, func = {0}, exc = {0}, from = {0};
+  const unsigned char *frames_at = NULL;
+  if (kind != LS_K_LAG && kind != LS_K_END) id = get_v(r);
+  if (kind == LS_K_TASK) parent = get_v(r);
+  t = rs->t + unzz(get_v(r));
+  if (kind == LS_K_STEP || kind == LS_K_AWAIT || kind == LS_K_BLOCK || kind == LS_K_LAG) d = get_v(r);
+  switch (kind) {
+  case LS_K_TASK:
+    if (flags & F_DEFNAME) num = get_v(r);
+    else name = get_str(r);
+    coro = get_str(r);
+    break;
+  case LS_K_AWAIT:
+    line = (int64_t)unzz(get_v(r));
+    what = get_str(r);
+    file = get_str(r);
+    func = get_str(r);
+    break;
+  case LS_K_DONE:
+    if (flags & F_STATUS) status = get_v(r);
+    if (flags & F_EXC) exc = get_str(r);
+    break;
+  case LS_K_BLOCK:
+    if (flags & F_ELSEWHERE) { from_task = get_v(r); from = get_str(r); }
+    nframes = get_v(r);
+    if (nframes > LS_MAX_FRAMES) r->bad = 1;
+    frames_at = r->p;
+    for (uint64_t i = 0; i < nframes && !r->bad; i++) { /* checked now, written below */
+      get_v(r);
+      get_str(r);
+      get_str(r);
+      get_str(r);
     }
-    if (!*first) ls_buf_append(out, ",", 1);
-    *first = 0;
-    ls_buf_puts(out, "{\"k\":\"");
-    ls_buf_puts(out, kname);
-    ls_buf_puts(out, "\"");
-    uint64_t t = CLAMP53(h.t), d = CLAMP53(h.d);
-    switch (h.kind) {
-    case LS_K_TASK:
-      key_u64(out, ",\"id\":", h.id);
-      key_u64(out, ",\"parent\":", h.parent);
-      key_str(out, ",\"name\":", s[0]);
-      key_str(out, ",\"coro\":", s[1]);
-      key_u64(out, ",\"t\":", t);
-      break;
-    case LS_K_STEP:
-      key_u64(out, ",\"id\":", h.id);
-      key_u64(out, ",\"t\":", t);
-      key_u64(out, ",\"d\":", d);
-      break;
-    case LS_K_AWAIT:
-      key_u64(out, ",\"id\":", h.id);
-      key_u64(out, ",\"t\":", t);
-      key_u64(out, ",\"d\":", d);
-      key_str(out, ",\"what\":", s[0]);
-      key_str(out, ",\"file\":", s[1]);
-      key_u64(out, ",\"line\":", h.line < 0 ? 0 : (uint64_t)h.line);
-      key_str(out, ",\"func\":", s[2]);
-      break;
-    case LS_K_BLOCK:
-      if (h.id) key_u64(out, ",\"id\":", h.id);
-      key_u64(out, ",\"t\":", t);
-      key_u64(out, ",\"d\":", d);
-      if (h.state) { /* from elsewhere: the causing session (null: none) and its task */
-        if (s[0].n) key_str(out, ",\"from_session\":", s[0]);
-        else ls_buf_puts(out, ",\"from_session\":null");
-        if (h.parent) key_u64(out, ",\"from_task\":", h.parent);
-      }
-      ls_buf_puts(out, ",\"stack\":[");
-      for (int i = 0; i < h.line; i++) {
-        int32_t line;
-        ls_str file, func, src;
-        if (rend - q < 4) return LSC_EINVAL;
-        memcpy(&line, q, 4);
-        q += 4;
-        if (!(q = get_str(q, rend, &file)) || !(q = get_str(q, rend, &func)) ||
-            !(q = get_str(q, rend, &src)))
-          return LSC_EINVAL;
-        char srcbuf[512];
-        if (!src.n && file.n) { /* the watchdog left the source line to us: read it here */
-          src.n = ls_src_line(file.p, file.n, line, srcbuf, sizeof srcbuf);
-          src.p = srcbuf;
-        }
-        ls_buf_puts(out, i ? ",{" : "{");
-        key_str(out, "\"file\":", file);
-        key_u64(out, ",\"line\":", line < 0 ? 0 : (uint64_t)line);
-        key_str(out, ",\"func\":", func);
-        key_str(out, ",\"src\":", src);
-        ls_buf_puts(out, "}");
-      }
-      ls_buf_puts(out, "]");
-      break;
-    case LS_K_LAG:
-      key_u64(out, ",\"t\":", t);
-      key_u64(out, ",\"d\":", d);
-      break;
-    case LS_K_DONE:
-      key_u64(out, ",\"id\":", h.id);
-      key_u64(out, ",\"t\":", t);
-      ls_buf_puts(out, ",\"state\":\"");
-      ls_buf_puts(out, state_name(h.state));
-      ls_buf_puts(out, "\"");
-      if (h.state == LS_S_ERROR && s[0].n) key_str(out, ",\"exc\":", s[0]);
-      if (h.line >= 100 && h.line <= 599) key_u64(out, ",\"status\":", (uint64_t)h.line);
-      break;
-    case LS_K_END:
-      key_u64(out, ",\"t\":", t);
-      break;
-    }
-    ls_buf_puts(out, "}");
-    p = rend;
+    break;
   }
-  return out->failed ? LSC_ENOMEM : LSC_OK;
+  if (r->bad) return;
+  rs->t = t;
+
+  if (!*first) ls_buf_append(out, ",", 1);
+  *first = 0;
+  ls_buf_puts(out, "{\"k\":\"");
+  ls_buf_puts(out, kname);
+  ls_buf_puts(out, "\"");
+  t = CLAMP53(t);
+  d = CLAMP53(d);
+  switch (kind) {
+  case LS_K_TASK:
+    key_u64(out, ",\"id\":", id);
+    key_u64(out, ",\"parent\":", parent);
+    if (flags & F_DEFNAME) {
+      ls_buf_puts(out, ",\"name\":\"Task-");
+      ls_buf_u64(out, num);
+      ls_buf_puts(out, "\"");
+    } else {
+      key_str(out, ",\"name\":", name);
+    }
+    key_str(out, ",\"coro\":", coro);
+    key_u64(out, ",\"t\":", t);
+    break;
+  case LS_K_STEP:
+    id_t_d(out, 1, id, t, 1, d);
+    break;
+  case LS_K_AWAIT:
+    id_t_d(out, 1, id, t, 1, d);
+    key_str(out, ",\"what\":", what);
+    key_str(out, ",\"file\":", file);
+    key_u64(out, ",\"line\":", line_of(line));
+    key_str(out, ",\"func\":", func);
+    break;
+  case LS_K_BLOCK: {
+    id_t_d(out, id != 0, id, t, 1, d);
+    if (flags & F_ELSEWHERE) { /* from elsewhere: the causing session (null: none) and its task */
+      if (from.n) key_str(out, ",\"from_session\":", from);
+      else ls_buf_puts(out, ",\"from_session\":null");
+      if (from_task) key_u64(out, ",\"from_task\":", from_task);
+    }
+    ls_buf_puts(out, ",\"stack\":[");
+    rd fr = {frames_at, r->end, r->rs, 0};
+    for (uint64_t i = 0; i < nframes; i++) {
+      int64_t fline = (int64_t)unzz(get_v(&fr));
+      ls_str ffile = get_str(&fr), ffunc = get_str(&fr), src = get_str(&fr);
+      char srcbuf[512];
+      if (!src.n && ffile.n && fline > 0 && fline <= INT32_MAX) {
+        /* the watchdog left the source line to us: read it here */
+        src.n = ls_src_line(ffile.p, ffile.n, (int)fline, srcbuf, sizeof srcbuf);
+        src.p = srcbuf;
+      }
+      ls_buf_puts(out, i ? ",{" : "{");
+      key_str(out, "\"file\":", ffile);
+      key_u64(out, ",\"line\":", line_of(fline));
+      key_str(out, ",\"func\":", ffunc);
+      key_str(out, ",\"src\":", src);
+      ls_buf_puts(out, "}");
+    }
+    ls_buf_puts(out, "]");
+    break;
+  }
+  case LS_K_LAG:
+    id_t_d(out, 0, 0, t, 1, d);
+    break;
+  case LS_K_DONE:
+    id_t_d(out, 1, id, t, 0, 0);
+    ls_buf_puts(out, ",\"state\":\"");
+    ls_buf_puts(out, state_name((int)((flags >> 4) & 3)));
+    ls_buf_puts(out, "\"");
+    if ((flags >> 4 & 3) == LS_S_ERROR && exc.n) key_str(out, ",\"exc\":", exc);
+    if (status >= 100 && status <= 599) key_u64(out, ",\"status\":", status);
+    break;
+  case LS_K_END:
+    id_t_d(out, 0, 0, t, 0, 0);
+    break;
+  }
+  ls_buf_puts(out, "}");
+}
+
+int ls_encode_records(ls_buf *out, ls_rstate *rs, const unsigned char *p, size_t n, int *first,
+                      size_t max_out, size_t *used, size_t *nev) {
+  rd r = {p, p + n, rs, 0};
+  size_t count = 0;
+  int rc = LSC_OK;
+  while (r.p < r.end) {
+    if (count && max_out && out->len >= max_out) break;
+    const unsigned char *at = r.p;
+    encode_one(out, &r, rs, first);
+    if (r.bad) { r.p = at; rc = LSC_EINVAL; break; }
+    count++;
+  }
+  if (used) *used = (size_t)(r.p - p);
+  if (nev) *nev = count;
+  if (rc == LSC_OK && out->failed) rc = LSC_ENOMEM;
+  return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <zlib.h>
@@ -18,7 +19,23 @@ struct ls_http {
   char *url;
   struct curl_slist *headers, *headers_gz;
   int retry_after_s;
+  int gzip;             /* compress large bodies: not towards a loopback address (see below) */
 };
+
+/* 1 when url's host is a loopback name or address. There the body costs no network, and gzip
+ * costs CPU twice on the same machine (deflate here, inflate in the server, which also competes
+ * with the program for its cores): measured with 60 batches of ~6,500 events replayed to a local
+ * server, 113-140k events/s plain against 84-88k gzipped (level 1). */
+static int loopback_url(const char *url) {
+  const char *h = strstr(url, "://");
+  h = h ? h + 3 : url;
+  const char *at = strpbrk(h, "@/"); /* skip user:password@ if any */
+  if (at && *at == '@') h = at + 1;
+  size_t n = strcspn(h, ":/");
+  if (*h == '[') return strncmp(h, "[::1]", 5) == 0;
+  if (n == 9 && strncasecmp(h, "localhost", 9) == 0) return 1;
+  return n > 4 && strncmp(h, "127.", 4) == 0;
+}
 
 static size_t discard_body(char *p, size_t size, size_t n, void *ud) {
   (void)p; (void)ud;
@@ -77,7 +94,7 @@ int ls_token_valid(const char *token) {
   return 1;
 }
 
-int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http **out) {
+int ls_http_new(const char *base_url, const char *token, int timeout_ms, int gzip, ls_http **out) {
   static const char path[] = "/api/v1/ingest";
   if (!ls_token_valid(token)) return LSC_EINVAL;
   ls_http *h = calloc(1, sizeof *h);
@@ -94,6 +111,7 @@ int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http
   }
   memcpy(h->url, base_url, n);
   memcpy(h->url + n, path, sizeof path);
+  h->gzip = gzip > 0 ? 1 : gzip < 0 ? 0 : !loopback_url(h->url);
   CURL *c = h->curl;
   curl_easy_setopt(c, CURLOPT_URL, h->url);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -139,7 +157,7 @@ int ls_gzip(const char *src, size_t n, char **out, size_t *out_len) {
 int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) {
   char *gz = NULL;
   size_t gz_len = 0;
-  if (len > GZIP_ABOVE && ls_gzip(body, len, &gz, &gz_len) == LSC_OK) {
+  if (h->gzip && len > GZIP_ABOVE && ls_gzip(body, len, &gz, &gz_len) == LSC_OK) {
     body = gz;
     len = gz_len;
   }

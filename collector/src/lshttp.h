@@ -1,4 +1,5 @@
-/* lshttp.h — one HTTP client for the sender thread: POST a JSON body (gzip above a size) with
+/* lshttp.h — one HTTP client for the sender thread: POST a JSON body (gzip above a size, except to a
+ * loopback address) with
  * libcurl over a kept-alive connection. Retrying and batching are lscollector.c's business. */
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
@@ -12,7 +13,8 @@ typedef struct ls_http_result {
   int retry_after_s;     /* a Retry-After header's seconds, -1 when absent */
 } ls_http_result;
 
-int ls_http_new(const char *base_url, const char *token, int timeout_ms, ls_http **out);
+/* gzip: as ls_config's (0: large bodies gzipped unless base_url is a loopback address). */
+int ls_http_new(const char *base_url, const char *token, int timeout_ms, int gzip, ls_http **out);
 void ls_http_free(ls_http *h);
 /* POSTs body to <base>/api/v1/ingest. Returns 0 when an answer came (see res->status). */
 int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res);

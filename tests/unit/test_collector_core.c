@@ -7,6 +7,7 @@
  * the real server started in-process (stored, or refused 401 and reported lost): the two halves
  * of the ingest contract checked against each other. */
 #include <check.h>
+#include <pthread.h>
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -231,17 +232,28 @@ END_TEST
 
 /* ---------------------------------------------------------------- records -> JSON */
 
-static cJSON *encode(const ls_event *ev)
+/* ev's record written and encoded again, through the string table strings (NULL: none); the
+ * record's size into *size if asked. */
+static cJSON *encode_with(const ls_event *ev, ls_intern *strings, size_t *size)
 {
-  size_t size = ls_record_size(ev);
-  unsigned char *rec = malloc(size);
+  size_t bound = ls_record_bound(ev);
+  unsigned char *rec = malloc(bound);
   ck_assert_ptr_nonnull(rec);
-  ls_record_write(rec, ev, size);
+  ls_wstate ws = {.t = 0, .strings = strings};
+  size_t n = ls_record_write(rec, ev, &ws);
+  ck_assert_uint_le(n, bound);
+  ck_assert_uint_eq(ws.t, ev->t);
+  if(size) *size = n;
   ls_buf b;
   ls_buf_init(&b, 1 << 20);
   ls_buf_puts(&b, "[");
   int first = 1;
-  ck_assert_int_eq(ls_encode_records(&b, rec, size, &first), LSC_OK);
+  ls_rstate rs = {.t = 0, .strings = strings};
+  size_t used = 0, nev = 0;
+  ck_assert_int_eq(ls_encode_records(&b, &rs, rec, n, &first, 0, &used, &nev), LSC_OK);
+  ck_assert_uint_eq(used, n);
+  ck_assert_uint_eq(nev, 1);
+  ck_assert_uint_eq(rs.t, ev->t);
   ls_buf_puts(&b, "]");
   free(rec);
   cJSON *arr = cJSON_Parse(b.data);
@@ -251,6 +263,8 @@ static cJSON *encode(const ls_event *ev)
   cJSON_Delete(arr);
   return ev0;
 }
+
+static cJSON *encode(const ls_event *ev) { return encode_with(ev, NULL, NULL); }
 
 #define S(lit) ((ls_str){lit, sizeof(lit) - 1})
 
@@ -318,6 +332,17 @@ START_TEST(records_round_trip_every_kind)
   ck_assert(num(j, "status") == 500);
   cJSON_Delete(j);
 
+  /* numbers at each varint length's edges come back as they went in */
+  static const uint64_t edges[] = {0, 127, 128, 16383, 16384, 2097151, 2097152, 268435455, 268435456,
+                                   (uint64_t)1 << 35, ((uint64_t)1 << 53) - 1};
+  for(size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+    ls_event e1 = {.kind = LS_K_STEP, .id = edges[i] + 1, .t = edges[i], .d = edges[i]};
+    j = encode(&e1);
+    ck_assert(num(j, "id") == (double)(edges[i] + 1) && num(j, "t") == (double)edges[i] &&
+              num(j, "d") == (double)edges[i]);
+    cJSON_Delete(j);
+  }
+
   /* times past 2^53 are clamped into the contract's range */
   ls_event l = {.kind = LS_K_LAG, .t = UINT64_MAX, .d = (uint64_t)1 << 60};
   j = encode(&l);
@@ -329,13 +354,182 @@ END_TEST
 START_TEST(records_refuse_garbage)
 {
   unsigned char junk[64];
-  memset(junk, 0xAB, sizeof junk);
+  memset(junk, 0xAB, sizeof junk); /* kind 0xB: no such kind */
   ls_buf b;
   ls_buf_init(&b, 1 << 10);
   int first = 1;
-  ck_assert_int_eq(ls_encode_records(&b, junk, sizeof junk, &first), LSC_EINVAL);
-  ck_assert_int_eq(ls_encode_records(&b, junk, 3, &first), LSC_EINVAL); /* shorter than a header */
+  ls_rstate rs = {0};
+  size_t used = 1, nev = 1;
+  ck_assert_int_eq(ls_encode_records(&b, &rs, junk, sizeof junk, &first, 0, &used, &nev), LSC_EINVAL);
+  ck_assert_uint_eq(used, 0);
+  ck_assert_uint_eq(nev, 0);
+  ck_assert_uint_eq(b.len, 0);
+  /* a valid step cut short: every varint must end inside the bytes given */
+  ls_event st = {.kind = LS_K_STEP, .id = 300, .t = 1u << 30, .d = 70000};
+  unsigned char rec[64];
+  ls_wstate ws = {0};
+  size_t n = ls_record_write(rec, &st, &ws);
+  for(size_t cut = 1; cut < n; cut++) {
+    rs.t = 0;
+    ck_assert_int_eq(ls_encode_records(&b, &rs, rec, cut, &first, 0, &used, &nev), LSC_EINVAL);
+    ck_assert_uint_eq(used, 0);
+  }
+  ck_assert_uint_eq(b.len, 0); /* nothing of a malformed record is written */
+  /* an await naming a table string the reader's table does not have */
+  ls_intern *strings = NULL;
+  ck_assert_int_eq(ls_intern_new(&strings), LSC_OK);
+  ls_event a = {.kind = LS_K_AWAIT, .id = 1, .t = 5, .d = 6, .what = S("sleep"), .file = S("a.py"), .line = 3,
+                .func = S("f")};
+  ws = (ls_wstate){.strings = strings};
+  n = ls_record_write(rec, &a, &ws);
+  rs = (ls_rstate){0}; /* no table */
+  ck_assert_int_eq(ls_encode_records(&b, &rs, rec, n, &first, 0, &used, &nev), LSC_EINVAL);
+  ls_intern_free(strings);
   ls_buf_free(&b);
+}
+END_TEST
+
+/* Strings the table holds travel as numbers: an await naming three known strings takes a few bytes
+ * and its JSON is what it would be inline; a task's default name "Task-N" is stored as N (and a
+ * name that only looks like one, e.g. "Task-007", stays as it was). */
+START_TEST(records_are_compact_and_say_the_same)
+{
+  ls_intern *strings = NULL;
+  ck_assert_int_eq(ls_intern_new(&strings), LSC_OK);
+  ls_event a = {.kind = LS_K_AWAIT, .id = 123456, .t = 9000000000ull, .d = 45000000, .what = S("AsyncSession.execute"),
+                .file = S("/srv/app/db/session_queries.py"), .line = 231, .func = S("fetch_user_by_email")};
+  size_t inline_size = 0, table_size = 0;
+  cJSON *j1 = encode_with(&a, NULL, &inline_size);
+  cJSON *j2 = encode_with(&a, strings, &table_size);  /* adds the three strings */
+  cJSON *j3 = encode_with(&a, strings, &table_size);  /* finds them */
+  ck_assert_uint_eq(ls_intern_count(strings), 3);
+  ck_assert(cJSON_Compare(j1, j2, 1) && cJSON_Compare(j1, j3, 1));
+  ck_assert_str_eq(str(j3, "file"), "/srv/app/db/session_queries.py");
+  ck_assert(num(j3, "line") == 231 && num(j3, "t") == 9000000000.0);
+  ck_assert_uint_le(table_size, 20);
+  ck_assert_uint_gt(inline_size, table_size + 60);
+  cJSON_Delete(j1);
+  cJSON_Delete(j2);
+  cJSON_Delete(j3);
+
+  ls_event st = {.kind = LS_K_STEP, .id = 123456, .t = 9000000000ull, .d = 52000};
+  size_t step_size = 0;
+  cJSON_Delete(encode_with(&st, strings, &step_size));
+  ck_assert_uint_le(step_size, 13); /* the old fixed header took 48 */
+
+  static const char *names[] = {"Task-7", "Task-0", "Task-18446744073709551615", "Task-007", "Task-", "Task-12a", "worker"};
+  for(size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    ls_event t = {.kind = LS_K_TASK, .id = 7, .t = 1, .name = {names[i], strlen(names[i])}, .coro = S("app.fetch")};
+    cJSON *j = encode_with(&t, strings, NULL);
+    ck_assert_str_eq(str(j, "name"), names[i]);
+    cJSON_Delete(j);
+  }
+  ls_intern_free(strings);
+}
+END_TEST
+
+/* A stream of records decodes with each time relative to the one before (any order of times,
+ * either sign), and a JSON limit stops it between records: what was not taken decodes next time
+ * from where it stopped, with the same reader state. */
+START_TEST(record_stream_with_a_json_limit)
+{
+  enum { N = 500 };
+  unsigned char *buf = malloc(N * 64);
+  ck_assert_ptr_nonnull(buf);
+  ls_wstate ws = {0};
+  size_t len = 0;
+  uint64_t ts[N];
+  for(int i = 0; i < N; i++) {
+    ts[i] = i % 3 == 0 ? (uint64_t)i * 1000003u : i % 3 == 1 ? (uint64_t)(N - i) * 7777u : ((uint64_t)1 << 62) + (uint64_t)i;
+    ls_event ev = {.kind = i % 2 ? LS_K_STEP : LS_K_LAG, .id = (uint64_t)i + 1, .t = ts[i], .d = (uint64_t)i};
+    ck_assert_uint_le(ls_record_bound(&ev), 64);
+    len += ls_record_write(buf + len, &ev, &ws);
+  }
+  ls_rstate rs = {0};
+  size_t off = 0, total = 0;
+  int rounds = 0;
+  while(off < len) {
+    ls_buf b;
+    ls_buf_init(&b, 1 << 20);
+    ls_buf_puts(&b, "[");
+    int first = 1;
+    size_t used = 0, nev = 0;
+    ck_assert_int_eq(ls_encode_records(&b, &rs, buf + off, len - off, &first, 2000, &used, &nev), LSC_OK);
+    ck_assert_uint_ge(nev, 1);
+    ck_assert_uint_le(b.len, 2000 + 100); /* stops at the first record past the limit */
+    ls_buf_puts(&b, "]");
+    cJSON *arr = cJSON_Parse(b.data);
+    ck_assert_ptr_nonnull(arr);
+    ck_assert_int_eq(cJSON_GetArraySize(arr), (int)nev);
+    for(size_t k = 0; k < nev; k++) {
+      const cJSON *e = cJSON_GetArrayItem(arr, (int)k);
+      uint64_t want = ts[total + k] >= ((uint64_t)1 << 53) ? ((uint64_t)1 << 53) - 1 : ts[total + k];
+      ck_assert(num(e, "t") == (double)want);
+      ck_assert(num(e, "d") == (double)(total + k));
+    }
+    cJSON_Delete(arr);
+    ls_buf_free(&b);
+    off += used;
+    total += nev;
+    rounds++;
+  }
+  ck_assert_uint_eq(total, N);
+  ck_assert_int_ge(rounds, 5);
+  free(buf);
+}
+END_TEST
+
+/* The table numbers each distinct string once, from any number of threads at once, and once full
+ * says so (-1: the record carries the string inline). */
+struct intern_arg { ls_intern *t; int base; int64_t ids[2000]; };
+
+static void *intern_worker(void *p)
+{
+  struct intern_arg *a = p;
+  char s[32];
+  for(int i = 0; i < 2000; i++) {
+    int n = snprintf(s, sizeof s, "mod%d.func", (i * 7 + a->base) % 2000);
+    a->ids[(i * 7 + a->base) % 2000] = ls_intern_id(a->t, s, (size_t)n);
+  }
+  return NULL;
+}
+
+START_TEST(intern_numbers_each_string_once)
+{
+  ls_intern *t = NULL;
+  ck_assert_int_eq(ls_intern_new(&t), LSC_OK);
+  struct intern_arg args[4];
+  pthread_t th[4];
+  for(int k = 0; k < 4; k++) {
+    args[k].t = t;
+    args[k].base = k * 500;
+    ck_assert_int_eq(pthread_create(&th[k], NULL, intern_worker, &args[k]), 0);
+  }
+  for(int k = 0; k < 4; k++) pthread_join(th[k], NULL);
+  ck_assert_uint_eq(ls_intern_count(t), 2000);
+  for(int i = 0; i < 2000; i++) {
+    ck_assert_int_ge(args[0].ids[i], 0);
+    for(int k = 1; k < 4; k++) ck_assert_int_eq(args[k].ids[i], args[0].ids[i]);
+    ls_str s;
+    char want[32];
+    ck_assert(ls_intern_get(t, (uint64_t)args[0].ids[i], &s));
+    int n = snprintf(want, sizeof want, "mod%d.func", i);
+    ck_assert_uint_eq(s.n, (size_t)n);
+    ck_assert(memcmp(s.p, want, s.n) == 0);
+  }
+  char big[LS_INTERN_MAX_STR + 1];
+  memset(big, 'x', sizeof big);
+  ck_assert_int_eq(ls_intern_id(t, big, sizeof big), -1); /* too long: inline */
+  int64_t last = 0;
+  for(int i = 0; i < 20000 && last >= 0; i++) {
+    char s[32];
+    int n = snprintf(s, sizeof s, "other%d", i);
+    last = ls_intern_id(t, s, (size_t)n);
+  }
+  ck_assert_int_eq(last, -1); /* full */
+  ck_assert_int_ge(ls_intern_id(t, "mod5.func", 9), 0); /* what it holds it still finds */
+  ck_assert(!ls_intern_get(t, 1u << 30, &(ls_str){0}));
+  ls_intern_free(t);
 }
 END_TEST
 
@@ -407,12 +601,14 @@ END_TEST
 
 /* ---------------------------------------------------------------- the sender, online */
 
-/* A session of n tasks (a task and a step each) through a collector posting to url with token;
- * returns what flush answered, stats in *st. */
-static int send_session(const char *url, const char *token, const char *id, int n, ls_stats *st)
+/* A session of n tasks (a task and a step each) through a collector posting to url with token,
+ * batch_max bytes of records a batch, gzip as ls_config's; returns what flush answered, stats in
+ * *st. */
+static int send_session(const char *url, const char *token, const char *id, int n, size_t batch_max, int gzip,
+                        ls_stats *st)
 {
   ls_config cfg = {.url = url, .token = token, .buffer_cap = 1 << 20, .flush_interval_ms = 10,
-                   .timeout_ms = 5000, .batch_max = 4096};
+                   .timeout_ms = 5000, .batch_max = batch_max, .gzip = gzip};
   ls_collector *c = NULL;
   ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
   ls_session *s = NULL;
@@ -446,8 +642,8 @@ START_TEST(online_sender_against_the_real_server)
   snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
 
   ls_stats stats;
-  ck_assert_int_eq(send_session(url, "tok-123", "s-online", 300, &stats), LSC_OK);
-  ck_assert_uint_ge(stats.batches_sent, 2); /* 4 kB batches */
+  ck_assert_int_eq(send_session(url, "tok-123", "s-online", 2000, 4096, 0, &stats), LSC_OK);
+  ck_assert_uint_ge(stats.batches_sent, 2); /* 4 kB batches of ~8-byte records */
   ck_assert_uint_eq(stats.batches_failed, 0);
   ck_assert_int_eq(stats.last_status, 202);
   jbuf out;
@@ -458,13 +654,26 @@ START_TEST(online_sender_against_the_real_server)
   ingest_batch *b = NULL;
   char detail[256];
   ck_assert_int_eq(ingest_parse(out.data, out.len - 1, &lim, &b, detail, sizeof detail), 0);
-  ck_assert_uint_eq(b->ntasks, 300);
-  ck_assert_uint_eq(b->nsteps, 300);
+  ck_assert_uint_eq(b->ntasks, 2000);
+  ck_assert_uint_eq(b->nsteps, 2000);
   ck_assert_int_eq(b->has_end, 1);
   ingest_free(b);
   jbuf_free(&out);
 
-  ck_assert_int_eq(send_session(url, "wrong", "s-refused", 5, &stats), LSC_ELOST);
+  /* gzip (the default to a server elsewhere than loopback): 16 KiB of records, ~100 KB of JSON a batch */
+  ck_assert_int_eq(send_session(url, "tok-123", "s-gzip", 3000, 16384, 1, &stats), LSC_OK);
+  ck_assert_uint_ge(stats.batches_sent, 2);
+  ck_assert_uint_eq(stats.batches_failed, 0);
+  ck_assert_uint_eq(stats.dropped, 0);
+  jbuf_init(&out, 1 << 26);
+  ck_assert_int_eq(export_session(st.s, "s-gzip", "json", &out), 0);
+  ck_assert_int_eq(ingest_parse(out.data, out.len - 1, &lim, &b, detail, sizeof detail), 0);
+  ck_assert_uint_eq(b->ntasks, 3000);
+  ck_assert_uint_eq(b->nsteps, 3000);
+  ingest_free(b);
+  jbuf_free(&out);
+
+  ck_assert_int_eq(send_session(url, "wrong", "s-refused", 5, 4096, 0, &stats), LSC_ELOST);
   ck_assert_uint_ge(stats.batches_failed, 1);
   ck_assert_uint_eq(stats.batches_sent, 0);
   ck_assert_uint_eq(stats.retries, 0);
@@ -543,6 +752,9 @@ static Suite *collector_core_suite(void)
   c = tcase_create("records");
   tcase_add_test(c, records_round_trip_every_kind);
   tcase_add_test(c, records_refuse_garbage);
+  tcase_add_test(c, records_are_compact_and_say_the_same);
+  tcase_add_test(c, record_stream_with_a_json_limit);
+  tcase_add_test(c, intern_numbers_each_string_once);
   suite_add_tcase(s, c);
   c = tcase_create("sender");
   tcase_set_timeout(c, 60);
