@@ -54,10 +54,12 @@ def baseline(n_tasks: int) -> list[float]:
 
 
 def assert_timings_unchanged(took: list[float], base: list[float]) -> None:
-    # No sleep ends early, and the median sleep is within 10 ms of the median without loopscope
+    # No sleep ends early, and the median sleep is within 20 ms of the median without loopscope
     # measured just before (the median, so one scheduling hiccup of a loaded 2-core machine does not
     # decide). A sender that held the GIL or the loop while it waited on a down, failing or slow
-    # (0.5 s) server would stretch most sleeps by far more.
+    # (0.5 s) server would stretch most sleeps by far more: by the proxy's 500 ms, or by a whole
+    # retry. (10 ms was once too little beside a CPU hog at load 15: 31.3 ms against a 20.3 ms
+    # baseline taken seconds before, the load having moved in between.)
     took, base = sorted(took), sorted(base)
     if hasattr(sys, "gettotalrefcount"):
         # A debug interpreter (the 3.14d lane, there for its assertions and refcounts) runs the
@@ -66,7 +68,7 @@ def assert_timings_unchanged(took: list[float], base: list[float]) -> None:
         # early" is asserted there; the release interpreters assert the median as well.
         assert took[0] >= 0.0195, (took, base)
         return
-    assert took[0] >= 0.0195 and took[len(took) // 2] <= base[len(base) // 2] + 0.010, (took, base)
+    assert took[0] >= 0.0195 and took[len(took) // 2] <= base[len(base) // 2] + 0.020, (took, base)
 
 
 def test_server_down_then_back(tmp_path):
