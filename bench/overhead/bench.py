@@ -4,7 +4,8 @@ Workloads: async_tree (6 levels x 6 branches with gather), its TaskGroup variant
 eager-task variant (3.12+), an ASGI request loop (in-process app, ~20 awaits per request,
 through LoopscopeMiddleware, one session per request), the same with 36 more awaits per request
 (asgi_requests_heavy: the difference of the two gives the fixed cost per request and the cost per
-recorded step in ns, printed as `cost`), and where Litestar imports a Litestar app (routing, path
+recorded step in ns, printed as `cost`), asgi_requests_trivial (no task or await of its own: the
+fixed cost per request measured directly), and where Litestar imports a Litestar app (routing, path
 parameters, JSON request and response bodies, a few awaits and a gather) driven in-process the
 same way (litestar_requests). Modes, interleaved run by run:
   off       loopscope not installed
@@ -16,6 +17,8 @@ Prints one line per workload: median seconds per mode, the ratio of medians to `
 the median of the per-rep ratios, wall / loop-thread CPU.
     python bench/overhead/bench.py --server http://127.0.0.1:7878 [--reps 7] [--loop uvloop]
                                    [--only async_tree,...] [--modes off,on,disabled]
+--sender-idle keeps the sender thread asleep during the timed runs (a diagnostic: what its work
+beside the loop costs the loop thread).
 --loop uvloop runs async_tree and asgi_requests on uvloop (its policy, so asyncio.run makes
 uvloop loops), off vs on.
 """
@@ -85,8 +88,17 @@ async def handler_heavy(scope, receive, send) -> None:
     await handler(scope, receive, send, SEQ_HEAVY)
 
 
+async def handler_trivial(scope, receive, send) -> None:
+    """No task and no await of its own: what loopscope adds to it is the fixed cost of a request
+    (the middleware, the session's open and close, the request's task), measured directly."""
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
 APP = LoopscopeMiddleware(handler)
 APP_HEAVY = LoopscopeMiddleware(handler_heavy)
+APP_TRIVIAL = LoopscopeMiddleware(handler_trivial)
 REQUESTS = 1500
 
 
@@ -109,6 +121,10 @@ async def request_loop() -> None:
 
 async def request_loop_heavy() -> None:
     await _requests(APP_HEAVY)
+
+
+async def request_loop_trivial() -> None:
+    await _requests(APP_TRIVIAL)
 
 
 # ---- a realistic app: Litestar, driven in-process ------------------------------------------------
@@ -184,8 +200,11 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
     the store's memory: ~2700 per 1500 requests, measured with getrusage)."""
     tracer = None
     if mode in ("on", "disabled"):
+        # --sender-idle: the sender thread sleeps through the timed run (its flush comes after):
+        # tells what the sender's work beside the loop costs the loop thread
+        idle = {"flush_interval_ms": 600_000} if SENDER_IDLE else {}
         loopscope.install(server=server, enabled=(mode == "on"), max_tasks=1_000_000,
-                          buffer_bytes=256 << 20)
+                          buffer_bytes=256 << 20, **idle)
         if workload in PER_REQUEST or mode == "disabled":
             asyncio.run(workload())
         else:
@@ -235,9 +254,13 @@ def main() -> None:
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                     help="the event loop asyncio.run makes (uvloop: async_tree and asgi, off vs on)")
     ap.add_argument("--only", help="comma-separated workloads to run (default: all)")
+    ap.add_argument("--sender-idle", action="store_true",
+                    help="'on' without the sender's work during the timed runs (a diagnostic)")
     ap.add_argument("--modes", help="comma-separated modes to run (default: off,on,disabled and the "
                                     "profilers that import); off is always run")
     args = ap.parse_args()
+    global SENDER_IDLE
+    SENDER_IDLE = args.sender_idle
     workloads = [("async_tree", tree_gather)]
     if sys.version_info >= (3, 11) and args.loop == "asyncio":
         workloads.append(("async_tree_taskgroup", tree_group))
@@ -245,6 +268,7 @@ def main() -> None:
         workloads.append(("async_tree_eager", tree_eager))
     workloads.append(("asgi_requests", request_loop))
     workloads.append(("asgi_requests_heavy", request_loop_heavy))
+    workloads.append(("asgi_requests_trivial", request_loop_trivial))
     global LITESTAR_APP
     LITESTAR_APP = make_litestar() if args.loop == "asyncio" else None
     if LITESTAR_APP is not None:
@@ -306,6 +330,12 @@ def main() -> None:
         print(f"{py}  cost of a request (loop-thread CPU, on - off): fixed {cost['fixed_ns']:.0f} ns per request, "
               f"{cost['per_step_ns']:.0f} ns per recorded step+await (light {cost['light_ns']:.0f} ns, heavy "
               f"{cost['heavy_ns']:.0f} ns per request, {SEQ_HEAVY - SEQ_LIGHT} steps apart)")
+    trivial = results.get("asgi_requests_trivial")
+    if trivial and "on" in trivial:
+        added = (trivial["on"]["cpu_s"] - trivial["off"]["cpu_s"]) / REQUESTS * 1e9
+        paired = (trivial["on"]["paired_cpu"] - 1) * trivial["off"]["cpu_s"] / REQUESTS * 1e9
+        print(f"{py}  fixed cost of a request, measured (asgi_requests_trivial, loop-thread CPU, on - off): "
+              f"{added:.0f} ns per request ({paired:.0f} ns by the paired median)")
 
 
 def request_cost(results: dict) -> dict | None:
@@ -329,7 +359,8 @@ def request_cost(results: dict) -> dict | None:
 STEPS_LIGHT = 1 + SEQ_LIGHT + 1 + 6 * 2
 
 
-PER_REQUEST = (request_loop, request_loop_heavy, litestar_loop)  # one session per request
+PER_REQUEST = (request_loop, request_loop_heavy, request_loop_trivial, litestar_loop)  # one session per request
+SENDER_IDLE = False
 
 if __name__ == "__main__":
     main()

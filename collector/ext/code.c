@@ -45,7 +45,7 @@ static int prefix_is_lib(PyObject *file) {
   return 0;
 }
 
-static code_info *codes_find(PyObject *code) {
+LS_HOT static code_info *codes_find(PyObject *code) {
   if (!codes_cap) return NULL;
   size_t j = ptr_hash(code) & (codes_cap - 1);
   while (codes[j]) {
@@ -219,7 +219,7 @@ static int gen_position(PyObject *obj, PyObject **code, int *lasti) {
 }
 
 /* Line of a suspended coroutine/generator: (code, instruction offset) -> line is cached. */
-static int suspended_line(PyObject *obj) {
+LS_HOT static int suspended_line(PyObject *obj) {
   PyObject *code;
   int lasti;
   if (gen_position(obj, &code, &lasti) == 0) {
@@ -244,7 +244,7 @@ static int suspended_line(PyObject *obj) {
 
 /* The code info of a coroutine or generator; its frame object is asked for only on a cache miss
  * (on 3.11+ asking creates a frame object, which is work and more for the GC to visit). */
-code_info *info_of(PyObject *obj) {
+LS_HOT code_info *info_of(PyObject *obj) {
   int coro = PyCoro_CheckExact(obj);
   PyObject *code = gen_code(obj);
   if (!code) return NULL;
@@ -258,13 +258,13 @@ code_info *info_of(PyObject *obj) {
   return ci;
 }
 
-code_info *coro_code_info(PyObject *coro) {
+LS_HOT code_info *coro_code_info(PyObject *coro) {
   if (!coro || !(PyCoro_CheckExact(coro) || PyGen_CheckExact(coro))) return NULL;
   return info_of(coro);
 }
 
 /* What a suspended coroutine/generator awaits (new ref or NULL, no exception set). */
-static PyObject *yielded_from(PyObject *obj) {
+LS_HOT static PyObject *yielded_from(PyObject *obj) {
   int coro = PyCoro_CheckExact(obj);
   getter get = coro ? get_cr_await : get_gi_yieldfrom;
   PyObject *next = get ? get(obj, NULL) : PyObject_GetAttr(obj, coro ? G.s_cr_await : G.s_gi_yieldfrom);
@@ -275,7 +275,7 @@ static PyObject *yielded_from(PyObject *obj) {
 /* Where the suspended await chain of coro waits: the user's frame is the innermost one outside
  * the stdlib and site-packages (or the innermost of all). Returns its code info (NULL when none),
  * its line in *line (0 when unknown) and what it awaits in *awaited (new ref or NULL). */
-code_info *await_point(PyObject *coro, int *line, PyObject **awaited) {
+LS_HOT code_info *await_point(PyObject *coro, int *line, PyObject **awaited) {
   PyObject *obj = Py_NewRef(coro);
   PyObject *user = NULL, *user_next = NULL, *last = NULL, *last_next = NULL;
   code_info *user_ci = NULL, *last_ci = NULL;

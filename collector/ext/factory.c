@@ -22,15 +22,47 @@ static PyObject *kw_loop;             /* ("loop",): the keyword names of Task(co
 
 /* The class asyncio.Task is now (a strong ref): BaseEventLoop.create_task looks up tasks.Task at
  * each call, and a program may replace it (CPython's TestPyGetEventLoop puts the pure-Python Task
- * there; a C Task made instead fails on 3.14, "loop ... is not the running loop"). */
-static PyObject *task_class_now(void) {
+ * there; a C Task made instead fails on 3.14, "loop ... is not the running loop").
+ * On 3.12+ the answer is kept until asyncio.tasks' dict changes (a dict watcher drops it): the
+ * lookup per task ran the interpreter's generic dict lookup, which the program's own create_task
+ * does not (its LOAD_ATTR on the module is specialised), measured on 3.14 as ~11 instruction-cache
+ * misses per task in _Py_dict_lookup and PyDict_GetItemWithError. */
+#if PY_VERSION_HEX >= 0x030C0000
+static PyObject *task_cls_cached; /* borrowed from tasks_dict while the watcher has not fired */
+static int tasks_watcher = -1;    /* the dict watcher's id, -1: none (then no caching) */
+
+static int tasks_dict_changed(PyDict_WatchEvent ev, PyObject *d, PyObject *k, PyObject *v) {
+  (void)ev; (void)d; (void)k; (void)v;
+  task_cls_cached = NULL;
+  return 0;
+}
+#endif
+
+LS_HOT static PyObject *task_class_now(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (task_cls_cached) return Py_NewRef(task_cls_cached);
+#endif
   if (!tasks_dict) {
     PyObject *m = PyImport_ImportModule("asyncio.tasks");
-    if (m) { tasks_dict = Py_NewRef(PyModule_GetDict(m)); Py_DECREF(m); }
-    else PyErr_Clear();
+    if (m) {
+      tasks_dict = Py_NewRef(PyModule_GetDict(m));
+      Py_DECREF(m);
+#if PY_VERSION_HEX >= 0x030C0000
+      /* without a free watcher slot every call looks the class up, as before */
+      if ((tasks_watcher = PyDict_AddWatcher(tasks_dict_changed)) < 0) PyErr_Clear();
+      else if (PyDict_Watch(tasks_watcher, tasks_dict) < 0) {
+        PyErr_Clear();
+        if (PyDict_ClearWatcher(tasks_watcher) < 0) PyErr_Clear();
+        tasks_watcher = -1;
+      }
+#endif
+    } else PyErr_Clear();
   }
   PyObject *cls = tasks_dict ? PyDict_GetItemWithError(tasks_dict, s_Task) : NULL;
   if (!cls) { PyErr_Clear(); cls = G.task_cls; }
+#if PY_VERSION_HEX >= 0x030C0000
+  else if (tasks_watcher >= 0) task_cls_cached = cls; /* the dict holds it until it changes */
+#endif
   return Py_NewRef(cls);
 }
 
@@ -40,7 +72,7 @@ typedef struct {
   vectorcallfunc vectorcall;
 } factory_obj;
 
-static session_obj *session_of_context(PyObject *const *args, size_t nargs, PyObject *kwnames) {
+LS_HOT static session_obj *session_of_context(PyObject *const *args, size_t nargs, PyObject *kwnames) {
   PyObject *ctx = NULL;
   if (kwnames) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++)
@@ -72,7 +104,7 @@ static int coro_is_uvloop_own(PyObject *coro) {
 }
 
 /* asyncio.run's own root tasks (shutdown_asyncgens, shutdown_default_executor) are not the app's */
-static int coro_is_asyncio_housekeeping(PyObject *coro) {
+LS_COLD static int coro_is_asyncio_housekeeping(PyObject *coro) {
   if (!PyCoro_CheckExact(coro)) return coro_is_uvloop_own(coro);
   PyObject *code = PyObject_GetAttr(coro, G.s_cr_code);
   PyObject *frame = PyObject_GetAttr(coro, G.s_cr_frame);
@@ -87,7 +119,7 @@ static int coro_is_asyncio_housekeeping(PyObject *coro) {
  * inside a factory call (an eager first step), the task asyncio says is current. A current task
  * not known yet is an eager task still inside its own factory call: it is registered here, early,
  * with what its factory call saw (the enclosing entry of eager), so its children can name it. */
-static uint64_t parent_for(session_obj *s, PyObject *loop) {
+LS_HOT static uint64_t parent_for(session_obj *s, PyObject *loop) {
   task_entry *pe = G.cur;
   if (G.factory_depth > 0 || !pe) {
     PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
@@ -111,7 +143,48 @@ static uint64_t parent_for(session_obj *s, PyObject *loop) {
   return pe && pe->sess == s ? pe->id : 0;
 }
 
-static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+/* asyncio.Task(coro, loop=loop, **kwargs) for a create_task call with keyword arguments (name=,
+ * context=, eager_start=): the keyword names are made per call. Cold: create_task(coro) without
+ * them, the common call, uses names made once (factory_vectorcall). */
+LS_COLD static PyObject *task_with_kwargs(PyObject *cls, PyObject *loop, PyObject *coro, PyObject *const *kwargs,
+                                          PyObject *kwnames) {
+  Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+  if (nkw > 15) { PyErr_SetString(PyExc_TypeError, "too many keyword arguments"); return NULL; }
+  PyObject *names = PyTuple_New(1 + nkw);
+  if (!names) return NULL;
+  PyObject *stack[1 + 1 + 16];
+  stack[0] = coro;
+  stack[1] = loop;
+  PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
+  for (Py_ssize_t i = 0; i < nkw; i++) {
+    stack[2 + i] = kwargs[i];
+    PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+  }
+  PyObject *task = PyObject_Vectorcall(cls, stack, 1, names);
+  Py_DECREF(names);
+  return task;
+}
+
+/* A task of a loop that does not run tasks through asyncio's Handle (uvloop) and has no SoonHook:
+ * its steps are not seen, so its end comes from a done callback. */
+LS_COLD static void watch_end_by_callback(PyObject *task) {
+  PyObject *r = PyObject_CallMethod(task, "add_done_callback", "O", done_cb);
+  if (!r) PyErr_Clear();
+  Py_XDECREF(r);
+}
+
+/* 3.12+, a coroutine in a frame state that is neither "created" nor "suspended" as the samples at
+ * setup showed them: whether the task's eager first step ran, asked the slow way. */
+LS_COLD static int eager_step_ran(PyObject *task, PyObject *coro) {
+  if (task_state(task) != 0) return 1;
+  PyObject *susp = PyObject_GetAttr(coro, G.s_cr_suspended);
+  if (!susp) PyErr_Clear();
+  int ran = susp == Py_True;
+  Py_XDECREF(susp);
+  return ran;
+}
+
+LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   size_t nargs = PyVectorcall_NARGS(nargsf);
   if (nargs != 2) {
     PyErr_SetString(PyExc_TypeError, "task factory expects (loop, coro, **kwargs)");
@@ -138,28 +211,15 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
     task = PyObject_Vectorcall(self->chained, args, nargsf, kwnames);
   } else {
     /* asyncio.Task(coro, loop=loop, **kwargs) */
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    PyObject *stack[1 + 1 + 16];
-    /* create_task(coro) with no keyword arguments is the common call: its names are made once */
-    PyObject *names = nkw == 0 ? Py_NewRef(kw_loop) : nkw <= 15 ? PyTuple_New(1 + nkw) : NULL;
-    if (!names) {
-      G.factory_depth--;
-      cur_pop(saved_cur);
-      Py_XDECREF(s);
-      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "too many keyword arguments");
-      return NULL;
-    }
-    stack[0] = coro;
-    stack[1] = loop;
-    for (Py_ssize_t i = 0; i < nkw; i++) stack[2 + i] = args[2 + i];
-    if (nkw) {
-      PyTuple_SET_ITEM(names, 0, Py_NewRef(G.s_loop));
-      for (Py_ssize_t i = 0; i < nkw; i++) PyTuple_SET_ITEM(names, 1 + i, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
-    }
     PyObject *cls = task_class_now();
-    task = PyObject_Vectorcall(cls, stack, 1, names);
+    if (kwnames && PyTuple_GET_SIZE(kwnames)) {
+      task = task_with_kwargs(cls, loop, coro, args + 2, kwnames);
+    } else {
+      /* create_task(coro) with no keyword arguments is the common call: its names are made once */
+      PyObject *stack[2] = {coro, loop};
+      task = PyObject_Vectorcall(cls, stack, 1, kw_loop);
+    }
     Py_DECREF(cls);
-    Py_DECREF(names);
   }
   G.factory_depth--;
   cur_pop(saved_cur);
@@ -169,28 +229,19 @@ static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, si
   if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
   if (!e) {
     e = register_task(s, task, coro, parent, t0);
+    /* uvloop and other loops do not run tasks through asyncio's Handle: without a SoonHook on
+     * the loop steps are not seen, so the task's end comes from a done callback instead */
     if (e && G.base_loop_type && !PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type) &&
-        !steps_hooked(loop)) {
-      /* uvloop and other loops do not run tasks through asyncio's Handle: without a SoonHook on
-       * the loop steps are not seen, so the task's end comes from a done callback instead */
-      PyObject *r = PyObject_CallMethod(task, "add_done_callback", "O", done_cb);
-      if (!r) PyErr_Clear();
-      Py_XDECREF(r);
-    }
+        !steps_hooked(loop))
+      watch_end_by_callback(task);
   }
   if (e && G.eager_aware) {
     /* 3.12+: an eager task ran its first step inside the factory. A coroutine in a frame state
      * the samples at setup showed to be "created" did not run (the common, non-eager case), one in
      * a suspended state did (no attribute lookups either way); any other state asks the task. */
     int cs = PyCoro_CheckExact(coro) ? coro_state(coro) : CORO_UNKNOWN;
-    int ran = cs == CORO_SUSPENDED, unstarted = cs == CORO_CREATED;
-    if (!unstarted && !ran) ran = task_state(task) != 0;
-    if (!unstarted && !ran) {
-      PyObject *susp = PyObject_GetAttr(coro, G.s_cr_suspended);
-      if (!susp) PyErr_Clear();
-      ran = susp == Py_True;
-      Py_XDECREF(susp);
-    }
+    int ran = cs == CORO_SUSPENDED;
+    if (cs != CORO_CREATED && !ran) ran = eager_step_ran(task, coro);
     if (ran) step_end(e, t0, t1);
   }
   Py_DECREF(s);

@@ -140,7 +140,7 @@ static int handle_cancelled(PyObject *h) {
   return c == Py_True;
 }
 
-void lag_at_start(PyObject *handle, uint64_t t0) {
+LS_HOT void lag_at_start(PyObject *handle, uint64_t t0) {
   if (G.lag_wait_for) {
     if (handle == G.lag_wait_for) return; /* its end reports the tick */
     /* the handle waited for was cancelled (the loop skips it) or its loop went away */
@@ -158,7 +158,7 @@ void lag_at_start(PyObject *handle, uint64_t t0) {
   tick_wait(handle, G.lag_next, 0, t0);
 }
 
-void lag_at_end(PyObject *handle, uint64_t t0, uint64_t t1) {
+LS_HOT void lag_at_end(PyObject *handle, uint64_t t0, uint64_t t1) {
   if (G.lag_wait_for) {
     if (handle != G.lag_wait_for) return;
     uint64_t due = G.lag_wait_due;

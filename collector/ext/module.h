@@ -23,8 +23,18 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define LS_ALWAYS_INLINE inline __attribute__((always_inline))
+/* LS_HOT marks the functions run for every task or step: the compiler puts them side by side
+ * (.text.hot), so the few instruction-cache lines they need between two stretches of the
+ * interpreter's own code are close together. LS_COLD marks the rare paths (an untimed step,
+ * asyncio's own tasks, a callback that raised): out of the hot functions' way, calls to them predicted
+ * not taken. Why: on 3.14's async tree the collector adds ~0.3% instructions but ~30% more
+ * instruction-cache misses (callgrind --cache-sim=yes), which is what its time cost is made of. */
+#define LS_HOT __attribute__((hot))
+#define LS_COLD __attribute__((cold))
 #else
 #define LS_ALWAYS_INLINE inline
+#define LS_HOT
+#define LS_COLD
 #endif
 
 /* Every header of collector/ext/ declares what it offers between pragmas like these: hidden

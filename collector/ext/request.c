@@ -149,19 +149,25 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
   if (!req->sess || !(req->sess->id = PyUnicode_FromStringAndSize(idbuf, (Py_ssize_t)idn))) goto fail;
   req->sess->max_tasks = G.max_tasks;
-  int rc = session_begin(req->sess, nm, G.max_tasks, 0);
+  /* the loop's number goes into the first meta when the loop is hooked already (every request
+   * after the first): no second meta from session_enter_loop */
+  int rc = session_begin(req->sess, nm, G.max_tasks, 0, loop == G.hooked_loop ? G.hooked_loop_no : 0);
   if (rc) goto fail;
   if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;
   if (session_enter_loop(req->sess, loop, 1)) goto fail;
   /* the only entry of the new session, when there is one, is the task it adopted */
   if (req->sess->entries) req->task = Py_NewRef(req->sess->entries->task);
   /* scope.setdefault("state", {})["loopscope_session"] = request; a read-only state is left be */
-  PyObject *state = NULL, *fresh = PyDict_New();
-  if (!fresh) goto fail;
-  if (PyDict_CheckExact(scope)) state = Py_XNewRef(PyDict_SetDefault(scope, G.s_scope_state, fresh));
-  else state = PyObject_CallMethod(scope, "setdefault", "OO", G.s_scope_state, fresh);
-  Py_DECREF(fresh);
-  if (!state) goto fail;
+  /* servers that pass a state (uvicorn's lifespan state) need no new dict */
+  PyObject *state = PyDict_CheckExact(scope) ? Py_XNewRef(PyDict_GetItemWithError(scope, G.s_scope_state)) : NULL;
+  if (!state) {
+    PyObject *fresh = PyErr_Occurred() ? NULL : PyDict_New();
+    if (!fresh) goto fail;
+    if (PyDict_CheckExact(scope)) state = Py_XNewRef(PyDict_SetDefault(scope, G.s_scope_state, fresh));
+    else state = PyObject_CallMethod(scope, "setdefault", "OO", G.s_scope_state, fresh);
+    Py_DECREF(fresh);
+    if (!state) goto fail;
+  }
   rc = PyObject_SetItem(state, G.s_state_key, (PyObject *)req);
   Py_DECREF(state);
   if (rc < 0) {

@@ -95,8 +95,9 @@ static void session_meta(ls_buf *out, ls_str n, ls_str route, uint64_t loop, uin
   ls_buf_puts(out, "}");
 }
 
-/* Opens self as a session named name (a str) with a task cap. 0, or -1 with an exception set. */
-int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary) {
+/* Opens self as a session named name (a str) with a task cap, on the loop numbered loop (0: not
+ * known yet; session_enter_loop adds it to the meta then). 0, or -1 with an exception set. */
+int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary, uint64_t loop) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
   const char *id = PyUnicode_AsUTF8(self->id);
@@ -108,9 +109,9 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   if (!name) return -1;
   Py_XSETREF(self->name, name);
   Py_CLEAR(self->route);
-  self->loop = 0;
+  self->loop = loop;
   ls_buf meta;
-  session_meta(&meta, n, (ls_str){NULL, 0}, 0, self->wall);
+  session_meta(&meta, n, (ls_str){NULL, 0}, loop, self->wall);
   int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.data, &self->ls);
   ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
@@ -183,7 +184,7 @@ static PyObject *session_open(session_obj *self, PyObject *args) {
   unsigned long long max_tasks;
   int with_summary = 0;
   if (!PyArg_ParseTuple(args, "UK|p", &name, &max_tasks, &with_summary)) return NULL;
-  if (session_begin(self, str_of(name), max_tasks, with_summary)) return NULL;
+  if (session_begin(self, str_of(name), max_tasks, with_summary, 0)) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -239,9 +240,13 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
   }
   self->active = 0;
   self->ls = NULL;
-  Py_ssize_t i = PySequence_Index(G.active, (PyObject *)self);
-  if (i >= 0) PySequence_DelItem(G.active, i);
-  else PyErr_Clear();
+  /* by identity, as PySequence_Index would find it (a session has no __eq__), without its rich
+   * comparison per item: this runs at every request's end */
+  for (Py_ssize_t i = PyList_GET_SIZE(G.active) - 1; i >= 0; i--)
+    if (PyList_GET_ITEM(G.active, i) == (PyObject *)self) {
+      if (PySequence_DelItem(G.active, i)) PyErr_Clear();
+      break;
+    }
   if (!PyList_GET_SIZE(G.active)) lag_reset(); /* the next session's ticks start afresh */
   Py_RETURN_NONE;
 }

@@ -44,8 +44,10 @@ size_t new_session_id(char buf[ID_MAX]);
 PyObject *mod_new_session_id(PyObject *mod, PyObject *unused);
 /* In a forked child: the next session id gets a new process prefix. */
 void session_ids_after_fork(void);
-/* Opens self; with_summary (or G.summary_all) keeps its summary in-process. 0, or -1. */
-int session_begin(session_obj *self, ls_str name, uint64_t max_tasks, int with_summary);
+/* Opens self; with_summary (or G.summary_all) keeps its summary in-process. loop: the number of
+ * the loop it will enter when the caller knows it already (G.hooked_loop_no), else 0: the meta is
+ * then made once, not again by session_enter_loop. 0, or -1. */
+int session_begin(session_obj *self, ls_str name, uint64_t max_tasks, int with_summary, uint64_t loop);
 /* Renames an open session (its next batch carries the name); nothing once closed. 0 or -1. */
 int session_rename(session_obj *self, PyObject *name);
 /* Sets an open session's route template (meta.route: its next batch carries it, e.g.

@@ -21,12 +21,16 @@ int step_init(void) {
 
 /* The task a handle's callback steps, or NULL: TaskStepMethWrapper / task_wakeup (C Task) or a
  * bound __step / __wakeup method (pure-Python Task). Borrowed. */
-PyObject *task_of_callback(PyObject *cb) {
+LS_HOT PyObject *task_of_callback(PyObject *cb) {
   PyObject *self = NULL;
   PyTypeObject *tp = Py_TYPE(cb);
-  if (PyCFunction_Check(cb)) {
+  /* exact types: PyCFunction_Check of a Python function (gather's done callback, most handles
+   * that step no task) would walk the type's MRO in PyType_IsSubtype, interpreter code the
+   * program's own Handle._run never runs; builtin methods cannot be subclassed, PyCMethod_Type is
+   * their one subtype */
+  if (tp == &PyCFunction_Type || tp == &PyCMethod_Type) {
     self = PyCFunction_GET_SELF(cb);
-  } else if (PyMethod_Check(cb)) {
+  } else if (tp == &PyMethod_Type) {
     self = PyMethod_GET_SELF(cb);
   } else {
     /* TaskStepMethWrapper: struct { PyObject_HEAD; TaskObj *sw_task; ... } on 3.10–3.14; the
@@ -46,8 +50,32 @@ PyObject *task_of_callback(PyObject *cb) {
 /* asyncio's Handle._run, in C when its slots were found at install: context.run(callback, *args),
  * and on an exception other than SystemExit/KeyboardInterrupt the original's except branch (a
  * Python function given at install). Same effect as the original without a Python frame per
- * handle; otherwise the original is called. */
-static PyObject *call_orig_run(PyObject *handle) {
+ * handle; otherwise the original is called. The common path (a Context, a tuple of arguments, no
+ * exception) is call_orig_run alone; the rest is in the two cold helpers below, out of its way
+ * in the instruction cache. */
+
+/* The callback raised (its exception is set): Handle._run's except branch. */
+LS_COLD static PyObject *run_raised(PyObject *handle) {
+  if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return NULL;
+  PyObject *type, *val, *tb;
+  PyErr_Fetch(&type, &val, &tb);
+  PyErr_NormalizeException(&type, &val, &tb);
+  if (tb && val) PyException_SetTraceback(val, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  PyObject *h = PyObject_CallFunctionObjArgs(hook.run_failed, handle, val ? val : Py_None, NULL);
+  Py_XDECREF(val);
+  if (!h) return NULL;
+  Py_DECREF(h);
+  Py_RETURN_NONE;
+}
+
+/* context.run(callback, *args) for a context that is not exactly a Context: its run method. */
+LS_COLD static PyObject *run_in_other_context(PyObject *const *stack, size_t n) {
+  return PyObject_VectorcallMethod(G.s_run, (PyObject **)stack, n, NULL);
+}
+
+LS_HOT static PyObject *call_orig_run(PyObject *handle) {
   if (!hook.run_failed) return PyObject_CallOneArg(hook.orig_run, handle);
   PyObject *ctx = *(PyObject **)((char *)handle + hook.off_context);
   PyObject *cb = *(PyObject **)((char *)handle + hook.off_callback);
@@ -72,30 +100,20 @@ static PyObject *call_orig_run(PyObject *handle) {
       if (PyContext_Exit(ctx)) Py_CLEAR(r);
     }
   } else {
-    r = PyObject_VectorcallMethod(G.s_run, stack, (size_t)(2 + n), NULL);
+    r = run_in_other_context(stack, (size_t)(2 + n));
   }
   for (Py_ssize_t i = 0; i < 2 + n; i++) Py_DECREF(stack[i]);
-  if (r) { Py_DECREF(r); Py_RETURN_NONE; }
-  if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return NULL;
-  PyObject *type, *val, *tb;
-  PyErr_Fetch(&type, &val, &tb);
-  PyErr_NormalizeException(&type, &val, &tb);
-  if (tb && val) PyException_SetTraceback(val, tb);
-  Py_XDECREF(type);
-  Py_XDECREF(tb);
-  PyObject *h = PyObject_CallFunctionObjArgs(hook.run_failed, handle, val ? val : Py_None, NULL);
-  Py_XDECREF(val);
-  if (!h) return NULL;
-  Py_DECREF(h);
+  if (!r) return run_raised(handle);
+  Py_DECREF(r);
   Py_RETURN_NONE;
 }
 
-static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)handle); }
+LS_HOT static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)handle); }
 
 /* The end of an untimed step in which a session adopted the stepped task (session.c started the
  * heartbeat then, seq): the step from the adoption, its await point or end, and a block in it,
  * as time_step records them. A session closed inside the step reported its part already. */
-static void untimed_step_end(PyObject *cb, uint_fast64_t seq) {
+LS_COLD static void untimed_step_end(PyObject *cb, uint_fast64_t seq) {
   uint64_t t1 = now_ns(), t0 = atomic_load(&G.hb_start);
   atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
   G.untimed_seq = 0;
@@ -117,7 +135,7 @@ static void untimed_step_end(PyObject *cb, uint_fast64_t seq) {
   PyErr_Restore(et, ev, etb);
 }
 
-PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg) {
+LS_COLD PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg) {
   Py_XINCREF(cb);
   G.untimed_depth++;
   PyObject *r = run(arg);
@@ -127,7 +145,7 @@ PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg) {
   return r;
 }
 
-static PyObject *handle_run(PyObject *self, PyObject *unused) {
+LS_HOT static PyObject *handle_run(PyObject *self, PyObject *unused) {
   (void)unused;
   if (!PyList_GET_SIZE(G.active))
     return untimed_step(*(PyObject **)((char *)self + hook.off_callback), run_handle, self);

@@ -19,7 +19,7 @@ PyObject *task_of_callback(PyObject *cb);
 /* Runs cb's step while no session is open (run(arg) makes the call): when a session adopts the
  * stepped task during it (session.c), the rest of the step is recorded from the adoption, as
  * time_step would. Asyncio's Handle._run and uvloop's StepCall both come here. */
-PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg);
+LS_COLD PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg);
 /* patch_handle(Handle, task_types, samples[, run_failed]) and unpatch_handle(), module functions */
 PyObject *mod_patch_handle(PyObject *mod, PyObject *args);
 PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);
@@ -61,8 +61,12 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   PyObject *res = run(arg);
   uint64_t t1 = now_ns();
   atomic_store_explicit(&G.hb_busy, 0, memory_order_release);
-  PyObject *exc_type, *exc_val, *exc_tb;
-  PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
+  /* an exception is pending only when run() failed (SystemExit, KeyboardInterrupt, an error of
+   * Handle._run itself): only then is it set aside while the step is recorded. The common case
+   * calls none of the interpreter's error functions (code the program's own Handle._run never
+   * runs: instruction-cache misses per step, measured on 3.14) */
+  PyObject *exc_type = NULL, *exc_val = NULL, *exc_tb = NULL;
+  if (!res) PyErr_Fetch(&exc_type, &exc_val, &exc_tb);
   if (t1 >= G.lag_next || G.lag_wait_for) lag_at_end(handle, t0, t1);
   cur_pop(saved);
   G.cur_t0 = saved_t0;
@@ -82,8 +86,10 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
     Py_XDECREF(stack);
   }
   Py_XDECREF(bs);
-  if (PyErr_Occurred()) PyErr_Clear();
-  PyErr_Restore(exc_type, exc_val, exc_tb);
+  if (!res) {
+    if (PyErr_Occurred()) PyErr_Clear();
+    PyErr_Restore(exc_type, exc_val, exc_tb);
+  }
   return res;
 }
 

@@ -15,7 +15,7 @@
 
 /* Puts e in the table: 0, 1 when it replaced an entry with the same key (the caller frees that
  * one), -1 when memory is short (nothing changed). */
-static int table_put(task_entry ***tab, size_t *cap, size_t *len, task_entry *e, size_t off) {
+LS_HOT static int table_put(task_entry ***tab, size_t *cap, size_t *len, task_entry *e, size_t off) {
   if ((*len + 1) * 2 > *cap) {
     size_t ncap = *cap ? *cap * 2 : 1024;
     task_entry **n = PyMem_Calloc(ncap, sizeof *n);
@@ -42,7 +42,7 @@ static int table_put(task_entry ***tab, size_t *cap, size_t *len, task_entry *e,
 }
 
 /* Removes the entry keyed key (backward-shift deletion keeps probe chains intact). */
-static void table_del(task_entry **tab, size_t cap, size_t *len, PyObject *key, size_t off) {
+LS_HOT static void table_del(task_entry **tab, size_t cap, size_t *len, PyObject *key, size_t off) {
   if (!*len) return;
   size_t mask = cap - 1, j = ptr_hash(key) & mask;
   while (tab[j] && KEY(tab[j], off) != key) j = (j + 1) & mask;
@@ -150,7 +150,7 @@ static int dealloc_setup_done;
 #define ERR_RESTORE(x) PyErr_Restore(x##t, x##v, x##tb)
 #endif
 
-static void ctask_dealloc_watched(PyObject *self) {
+LS_HOT static void ctask_dealloc_watched(PyObject *self) {
   task_entry *e = tab_find(self);
   if (e) {
     ERR_SAVE(exc);
@@ -184,7 +184,7 @@ static void dealloc_setup(void) {
 }
 
 /* Whether freeing task's memory always runs ctask_dealloc_watched first. */
-static int dealloc_covers(PyObject *task) {
+LS_HOT static int dealloc_covers(PyObject *task) {
   if (!dealloc_setup_done) dealloc_setup();
   if (!ctask_type) return 0;
   PyTypeObject *t = Py_TYPE(task);
@@ -195,7 +195,7 @@ static int dealloc_covers(PyObject *task) {
 /* Gives e a watch on its task: the wrapped dealloc when it covers the task, else a weak
  * reference in the watch table. 0, or -1 with an exception set (a task without weak
  * references, or memory short). */
-static int watch_start(task_entry *e) {
+LS_HOT static int watch_start(task_entry *e) {
   if (dealloc_covers(e->task)) return 0;
   if (!watch_gone && !(watch_gone = PyCFunction_New(&watch_gone_def, NULL))) return -1;
   if (!(e->watch = PyWeakref_NewRef(e->task, watch_gone))) return -1;
@@ -216,16 +216,16 @@ static void watch_drop(task_entry *e) {
   Py_CLEAR(e->watch);
 }
 
-static int tab_put(task_entry *e) {
+LS_HOT static int tab_put(task_entry *e) {
   return table_put(&G.tab, &G.tab_cap, &G.tab_len, e, offsetof(task_entry, task));
 }
 
 /* Removes the entry of task. */
-void tab_del(PyObject *task) {
+LS_HOT void tab_del(PyObject *task) {
   table_del(G.tab, G.tab_cap, &G.tab_len, task, offsetof(task_entry, task));
 }
 
-void entry_free(task_entry *e) {
+LS_HOT void entry_free(task_entry *e) {
   watch_drop(e);
   if (G.cur == e) G.cur = NULL;
   for (int i = 0; i < G.cur_depth && i < CUR_SAVED_MAX; i++)
@@ -251,7 +251,7 @@ void tab_clear(void) {
   G.tab_len = 0;
 }
 
-task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id,
+LS_HOT task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id,
                                  uint64_t t) {
   if (s->ntasks >= s->max_tasks) goto dropped;
   task_entry *e = PyMem_Calloc(1, sizeof *e);

@@ -292,6 +292,36 @@ def test_task_factory_is_what_the_program_set(collector, kind):
     assert plain[-3].startswith("TypeError")
 
 
+def test_task_class_replaced_in_asyncio_tasks_is_used(collector):
+    """create_task looks up asyncio.tasks.Task at each call; the collector's factory caches it
+    (3.12+, until the module's dict changes): a class put there after tasks were made (CPython's
+    TestPyGetEventLoop puts the pure-Python Task there) is what the next task is, and the old
+    one again once restored."""
+    collector()
+
+    class MyTask(asyncio.Task):
+        pass
+
+    async def nothing():
+        return 1
+
+    async def kinds():
+        kinds = [type(asyncio.create_task(nothing()))]
+        asyncio.tasks.Task = MyTask
+        try:
+            kinds.append(type(asyncio.create_task(nothing())))
+        finally:
+            asyncio.tasks.Task = original
+        kinds.append(type(asyncio.create_task(nothing())))
+        await asyncio.sleep(0)
+        return kinds
+
+    original = asyncio.tasks.Task
+    with loopscope.session("task-class"):
+        seen = asyncio.run(kinds())
+    assert seen == [original, MyTask, original]
+
+
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in 3.12")
 def test_session_closed_inside_an_eager_step_leaves_no_stale_current_task(server, collector):
     """An eager task's first step runs inside the task factory, nested in its creator's step. When
