@@ -23,9 +23,16 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 function args() {
   const a = { server: path.join(ROOT, 'build/server/loopscope-server'), sizes: '10000,100000,1000000', steps: 10, reloads: 3 };
   const v = process.argv.slice(2);
+  const usage = 'usage: node bench/page/run.mjs [--server PATH] [--sizes N,N,...] [--steps N] [--reloads N]\n' +
+    '  --server   loopscope-server binary (default build/server/loopscope-server)\n' +
+    '  --sizes    tasks per generated session, 5 awaits each (default 10000,100000,1000000; the first is the baseline)\n' +
+    '  --steps    zoom and scroll steps timed per size (default 10)\n' +
+    '  --reloads  cold loads timed for the first render (default 3)';
+  if (v.includes('--help') || v.includes('-h')) { console.log(usage); process.exit(0); }
   for (let i = 0; i < v.length; i++) {
     const k = v[i].replace(/^--/, '');
-    if (!(k in a)) throw new Error(`unknown option ${v[i]}`);
+    if (!(k in a)) { console.error(`run.mjs: unknown option ${v[i]}\n${usage}`); process.exit(2); }
+    if (i + 1 >= v.length) { console.error(`run.mjs: ${v[i]} needs a value\n${usage}`); process.exit(2); }
     a[k] = typeof a[k] === 'number' ? Number(v[++i]) : v[++i];
   }
   return a;
