@@ -24,8 +24,8 @@
 #include "assets.h"
 #include "export.h"
 #include "gz.h"
-#include "gzip_body.h"
 #include "http_guard.h"
+#include "parse_pool.h"
 #include "jbuf.h"
 #include "live.h"
 #include "log.h"
@@ -64,7 +64,8 @@ struct http_server {
   metrics *m;
   char csp[1024];
   atomic_int active;    /* requests between their first call and completion */
-  atomic_int suspended; /* connections waiting for the writer to resume them */
+  atomic_int suspended; /* connections waiting for the parse pool or the writer to resume them */
+  parse_pool *pool;     /* decodes and parses ingest bodies off these threads */
   live_hub *live;       /* the event streams (live.c) */
   atomic_int corrupt;   /* SQLite found the database file corrupt: /healthz says so from then on */
 };
@@ -80,8 +81,11 @@ typedef struct req {
   int answer_now;        /* refused on its headers and not worth reading: answer at once */
   jbuf body;
   size_t held;           /* bytes of body reserved in the memory budget */
-  /* Work handed to the writer: the connection is suspended meanwhile, so the worker thread
-   * serves other connections, and resumed from the writer thread when the job is answered. */
+  /* The body handed to the parse pool, then the batch to the writer: the connection is suspended
+   * meanwhile, so the worker thread serves other connections, and resumed from the pool's thread
+   * when the body is refused, or from the writer's when the batch is answered. */
+  int parsing;
+  parse_job parse;
   int submitted;
   writer_job job;
   size_t events;         /* events in the submitted batch */
@@ -368,7 +372,7 @@ static size_t read_max(const http_server *h, const req *rq)
   return (rq->ingest ? h->cfg.max_body : 0) + DISCARD_MAX;
 }
 
-#define NO_MEMORY "the server's memory for ingest requests and queued batches (--max-memory) is in use; retry later"
+#define NO_MEMORY PARSE_NO_MEMORY
 
 /* Reserves in the memory budget what buf holds (its capacity) beyond *held: 0, or -1 when the
  * budget is spent (nothing more reserved). */
@@ -528,49 +532,55 @@ static enum MHD_Result answer_job(http_server *h, struct MHD_Connection *c, req 
   return send_json(h, c, rq, rq->job.duplicate ? 200 : 202, &out);
 }
 
+/* On a pool thread: the body is parsed (or refused). The raw body is no longer needed either
+ * way. A batch goes straight on to the writer, the connection still suspended (the writer's
+ * job_answered resumes it); a refusal resumes it now and on_request answers it. */
+static void body_parsed(parse_job *job, void *arg)
+{
+  (void)job;
+  req *rq = arg;
+  http_server *h = rq->h;
+  unhold(h, &rq->body, &rq->held);
+  if(rq->parse.status == 0) {
+    ingest_batch *b = rq->parse.batch;
+    rq->parse.batch = NULL;
+    rq->events = b->events;
+    rq->job = (writer_job){.batch = b, .on_done = job_answered, .arg = rq};
+    rq->submitted = 1;
+    int rc = writer_submit(h->w, &rq->job);
+    if(!rc)
+      return;
+    rq->job.result = rc;
+    rq->job.done = 1;
+  }
+  MHD_resume_connection(rq->conn);
+  atomic_fetch_sub(&h->suspended, 1); /* the last touch of the connection from this thread */
+}
+
+/* The body has arrived whole: the parse pool decodes and parses it while this worker thread
+ * serves its other connections (a gzip bomb takes seconds to refuse, and every connection this
+ * thread owns would wait, their arrival deadlines running). Suspended before it is queued, so
+ * the pool never resumes a connection that is not suspended yet. */
 static enum MHD_Result handle_ingest(http_server *h, struct MHD_Connection *c, req *rq)
 {
   if(rq->reject)
     return ingest_error(h, c, rq, rq->reject, rq->reject_detail);
   if(jbuf_status(&rq->body))
     return ingest_error(h, c, rq, 500, "out of memory reading the body");
-  const char *body = rq->body.data ? rq->body.data : "";
-  size_t len = rq->body.len;
-  jbuf plain;
-  size_t plain_held = 0;
-  jbuf_init(&plain, h->cfg.max_body);
-  if(rq->gzip) {
-    int zrc = gzip_body_inflate(body, len, h->cfg.max_body, h->cfg.budget, &plain, &plain_held);
-    if(zrc) {
-      unhold(h, &plain, &plain_held);
-      if(zrc == LS_EBUSY)
-        return ingest_error(h, c, rq, 503, NO_MEMORY);
-      if(zrc == LS_ETOOBIG)
-        return ingest_error(h, c, rq, 413, "body larger than the limit (--max-body) once decompressed");
-      if(zrc == LS_EINVAL)
-        return ingest_error(h, c, rq, 400, "body: not valid gzip (a member is corrupt or cut short, or "
-                                          "what follows the last member is not one)");
-      return ingest_error(h, c, rq, 500, "out of memory decompressing the body");
-    }
-    body = plain.data ? plain.data : "";
-    len = plain.len;
+  rq->conn = c;
+  rq->h = h;
+  rq->parse = (parse_job){.body = rq->body.data, .len = rq->body.len, .gzip = rq->gzip,
+                          .on_done = body_parsed, .arg = rq};
+  rq->parsing = 1;
+  atomic_fetch_add(&h->suspended, 1);
+  MHD_suspend_connection(c);
+  if(parse_pool_submit(h->pool, &rq->parse)) {
+    rq->parse.status = 503;
+    snprintf(rq->parse.detail, sizeof(rq->parse.detail), "the server is shutting down");
+    MHD_resume_connection(c);
+    atomic_fetch_sub(&h->suspended, 1);
   }
-  char detail[256];
-  ingest_batch *b = NULL;
-  int rc = ingest_parse(body, len, &h->cfg.limits, &b, detail, sizeof(detail));
-  unhold(h, &plain, &plain_held);
-  unhold(h, &rq->body, &rq->held);
-  if(rc == LS_EINVAL)
-    return ingest_error(h, c, rq, 400, detail);
-  if(rc == LS_ETOOBIG)
-    return ingest_error(h, c, rq, 413, detail);
-  if(rc == LS_EBUSY)
-    return ingest_error(h, c, rq, 503, detail);
-  if(rc)
-    return ingest_error(h, c, rq, 500, "out of memory parsing the body");
-  rq->events = b->events;
-  rq->job = (writer_job){.batch = b};
-  return submit_job(h, c, rq);
+  return MHD_YES;
 }
 
 /* ------------------------------------------------------------------ reads */
@@ -858,6 +868,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   if(rq->submitted)
     return answer_job(h, c, rq);
+  if(rq->parsing) /* resumed by the pool: the body was refused */
+    return ingest_error(h, c, rq, rq->parse.status, rq->parse.detail);
   if(*upload_size) {
     size_t n = *upload_size;
     *upload_size = 0;
@@ -978,12 +990,19 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
       hard = (unsigned)room + (unsigned)room / 4 + 16;
     }
   }
+  parse_limits pl = {.max_body = h->cfg.max_body, .limits = h->cfg.limits, .budget = cfg->budget};
+  if(parse_pool_start(&pl, cfg->parse_threads > 0 ? cfg->parse_threads : 2, &h->pool)) {
+    free(h);
+    return LS_ENOMEM;
+  }
   if(pthread_mutex_init(&h->conn_lock, NULL)) {
+    parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
   }
   if(pthread_cond_init(&h->sweep_cv, NULL)) {
     pthread_mutex_destroy(&h->conn_lock);
+    parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
   }
@@ -994,6 +1013,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   if(live_start(s, cfg->max_streams, beat, &h->live)) {
     pthread_cond_destroy(&h->sweep_cv);
     pthread_mutex_destroy(&h->conn_lock);
+    parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
   }
@@ -1016,6 +1036,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
     live_free(h->live);
     pthread_cond_destroy(&h->sweep_cv);
     pthread_mutex_destroy(&h->conn_lock);
+    parse_pool_stop(h->pool);
     free(h);
     return LS_EIO;
   }
@@ -1024,6 +1045,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
     live_free(h->live);
     pthread_cond_destroy(&h->sweep_cv);
     pthread_mutex_destroy(&h->conn_lock);
+    parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
   }
@@ -1049,9 +1071,10 @@ void http_stop(http_server *h, int wait_ms)
   /* Event streams end first: they would hold their connections (and `active`) to the end. */
   writer_set_listener(h->w, NULL, NULL);
   live_stop(h->live, wait_ms < 2000 ? wait_ms : 2000);
-  /* Every connection handed to the writer is resumed by it first: the writer always answers
-   * (a locked database within its busy timeout), and stopping libmicrohttpd under a suspended
-   * connection would leave the writer resuming a freed one. So this wait has no limit. */
+  /* Every connection handed to the parse pool or the writer is resumed by them first: the pool
+   * parses everything queued and the writer always answers (a locked database within its busy
+   * timeout), and stopping libmicrohttpd under a suspended connection would leave them resuming
+   * a freed one. So this wait has no limit. */
   struct timespec tick = {0, 10 * 1000 * 1000};
   for(int waited = 0; atomic_load(&h->suspended) > 0; waited += 10) {
     if(waited && waited % 5000 == 0)
@@ -1068,6 +1091,7 @@ void http_stop(http_server *h, int wait_ms)
   if(h->sweeper_started)
     pthread_join(h->sweeper, NULL);
   MHD_stop_daemon(h->d);
+  parse_pool_stop(h->pool); /* idle by now: every job it had was resumed above */
   live_free(h->live); /* after the daemon: it frees the streams still open */
   pthread_cond_destroy(&h->sweep_cv);
   pthread_mutex_destroy(&h->conn_lock);
