@@ -1,7 +1,8 @@
 /* http.c — libmicrohttpd front (http.h): routing, bodies and limits, gzip both ways, bearer
  * auth and the Host guard (their rules: http_guard.c), security headers, JSON errors, embedded
- * pages. It decides status codes and headers;
- * query.c/export.c write answers, ingest.c validates, writer.c stores. */
+ * pages. It decides status codes and headers; connection limits and arrival deadlines are
+ * http_conns.c's; query.c/export.c write answers, parse_pool.c decodes and ingest.c validates
+ * bodies, writer.c stores. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -24,41 +25,25 @@
 #include "assets.h"
 #include "export.h"
 #include "gz.h"
+#include "http_conns.h"
 #include "http_guard.h"
-#include "parse_pool.h"
 #include "jbuf.h"
 #include "live.h"
 #include "log.h"
 #include "otlp_trace.h"
+#include "parse_pool.h"
 #include "query.h"
 
 #define RESPONSE_MAX ((size_t)1 << 30) /* ceiling of any JSON answer */
 #define DISCARD_MAX ((size_t)64 << 20) /* body bytes past what could be kept read to answer an error */
 #define GZIP_MIN 1024                  /* smaller answers are sent as they are */
 
-/* One open connection, known from libmicrohttpd's connection notifications, so requests that
- * take too long to arrive can be dropped (shutdown of the socket wakes its worker, which then
- * closes it) by the sweeper thread or to make room for a new connection. */
-typedef struct conn_slot {
-  struct conn_slot *prev, *next;
-  int fd;
-  int receiving;      /* a request, or the wait for the next one, is being received */
-  int dropped;        /* shut down already */
-  int64_t since_ms;   /* when that began (monotonic) */
-} conn_slot;
-
 struct http_server {
   struct MHD_Daemon *d;
   http_config cfg;
   char listen_host[256];  /* the --listen host, for the Host check; "" if none */
   char cookie[GUARD_COOKIE_MAX + 1]; /* with --token: the login cookie's value, random per process */
-  pthread_mutex_t conn_lock;  /* guards the list and every slot's fields */
-  pthread_cond_t sweep_cv;
-  conn_slot conns;            /* list head */
-  int nconns, ndropped;       /* slots, and those of them shut down */
-  int stopping;
-  pthread_t sweeper;
-  int sweeper_started;
+  http_conns conns;           /* open connections, their limits and arrival deadlines */
   store *s;
   writer *w;
   metrics *m;
@@ -96,71 +81,20 @@ typedef struct req {
 
 /* ------------------------------------------------------------------ connections */
 
-static int64_t now_ms(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Shuts a connection's socket down (its worker then sees the end and closes it). Lock held. */
-static void conn_drop(http_server *h, conn_slot *s)
-{
-  shutdown(s->fd, SHUT_RDWR);
-  s->dropped = 1;
-  h->ndropped++;
-}
-
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
   http_server *h = cls;
   if(code == MHD_CONNECTION_NOTIFY_STARTED) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    conn_slot *s = calloc(1, sizeof(*s));
-    if(!s) { /* no slot, no deadline: refuse the connection rather than serve it unguarded */
-      if(ci)
-        shutdown(ci->connect_fd, SHUT_RDWR);
-      return;
-    }
-    s->fd = ci ? ci->connect_fd : -1;
-    s->receiving = 1;
-    s->since_ms = now_ms();
-    pthread_mutex_lock(&h->conn_lock);
-    s->next = &h->conns;
-    s->prev = h->conns.prev;
-    h->conns.prev->next = s;
-    h->conns.prev = s;
-    h->nconns++;
-    /* Full: the request that has been arriving longest makes room (a client sending its request
-     * at a normal pace is never the oldest for long; one dripping bytes is). */
-    if(h->nconns - h->ndropped > h->cfg.max_connections) {
-      conn_slot *oldest = NULL;
-      for(conn_slot *p = h->conns.next; p != &h->conns; p = p->next)
-        if(p != s && p->receiving && !p->dropped && p->fd >= 0 && (!oldest || p->since_ms < oldest->since_ms))
-          oldest = p;
-      if(oldest) {
-        conn_drop(h, oldest);
-        metrics_add(&h->m->conn_dropped[CONN_DROP_FULL], 1);
-        log_msg(LOG_DEBUG, "http: %d connections: dropped the oldest request still arriving (%lld ms)",
-                h->cfg.max_connections, (long long)(s->since_ms - oldest->since_ms));
-      }
-    }
-    pthread_mutex_unlock(&h->conn_lock);
+    conn_slot *s = http_conns_opened(&h->conns, ci ? ci->connect_fd : -1);
+    if(!s && ci) /* no slot, no deadline: refuse the connection rather than serve it unguarded */
+      shutdown(ci->connect_fd, SHUT_RDWR);
     *socket_context = s;
     return;
   }
-  conn_slot *s = *socket_context;
-  if(!s)
-    return;
-  pthread_mutex_lock(&h->conn_lock);
-  s->prev->next = s->next;
-  s->next->prev = s->prev;
-  h->nconns--;
-  if(s->dropped)
-    h->ndropped--;
-  pthread_mutex_unlock(&h->conn_lock);
-  free(s);
+  if(*socket_context)
+    http_conns_closed(&h->conns, *socket_context);
   *socket_context = NULL;
 }
 
@@ -169,45 +103,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 static void conn_receiving(http_server *h, struct MHD_Connection *c, int receiving)
 {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  conn_slot *s = ci ? ci->socket_context : NULL;
-  if(!s)
-    return;
-  pthread_mutex_lock(&h->conn_lock);
-  s->receiving = receiving;
-  s->since_ms = now_ms();
-  pthread_mutex_unlock(&h->conn_lock);
-}
-
-/* Drops every connection whose request has been arriving for longer than --request-timeout. */
-static void *sweeper_main(void *arg)
-{
-  http_server *h = arg;
-  int64_t limit = (int64_t)h->cfg.request_timeout_s * 1000;
-  pthread_mutex_lock(&h->conn_lock);
-  while(!h->stopping) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 250 * 1000 * 1000;
-    if(until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&h->sweep_cv, &h->conn_lock, &until);
-    int64_t now = now_ms();
-    int n = 0;
-    for(conn_slot *p = h->conns.next; p != &h->conns; p = p->next)
-      if(p->receiving && !p->dropped && p->fd >= 0 && now - p->since_ms > limit) {
-        conn_drop(h, p);
-        n++;
-      }
-    if(n) {
-      metrics_add(&h->m->conn_dropped[CONN_DROP_DEADLINE], n);
-      log_msg(LOG_DEBUG, "http: dropped %d connections whose request took over %d s to arrive", n,
-              h->cfg.request_timeout_s);
-    }
-  }
-  pthread_mutex_unlock(&h->conn_lock);
-  return NULL;
+  if(ci && ci->socket_context)
+    http_conns_receiving(&h->conns, ci->socket_context, receiving);
 }
 
 /* ------------------------------------------------------------------ responses */
@@ -965,7 +862,6 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   }
   if(!cfg->listen || guard_host_part(cfg->listen, h->listen_host, sizeof(h->listen_host)))
     h->listen_host[0] = '\0';
-  h->conns.next = h->conns.prev = &h->conns;
   if(h->cfg.max_connections < 1)
     h->cfg.max_connections = 1000;
   if(h->cfg.request_timeout_s < 1)
@@ -995,13 +891,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
     free(h);
     return LS_ENOMEM;
   }
-  if(pthread_mutex_init(&h->conn_lock, NULL)) {
-    parse_pool_stop(h->pool);
-    free(h);
-    return LS_ENOMEM;
-  }
-  if(pthread_cond_init(&h->sweep_cv, NULL)) {
-    pthread_mutex_destroy(&h->conn_lock);
+  if(http_conns_start(&h->conns, h->cfg.max_connections, h->cfg.request_timeout_s, m)) {
     parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
@@ -1011,8 +901,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   if(beat > h->cfg.idle_timeout_s * 500)
     beat = h->cfg.idle_timeout_s * 500;
   if(live_start(s, cfg->max_streams, beat, &h->live)) {
-    pthread_cond_destroy(&h->sweep_cv);
-    pthread_mutex_destroy(&h->conn_lock);
+    http_conns_free(&h->conns);
     parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
@@ -1034,22 +923,11 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
                           MHD_OPTION_END);
   if(!h->d) {
     live_free(h->live);
-    pthread_cond_destroy(&h->sweep_cv);
-    pthread_mutex_destroy(&h->conn_lock);
+    http_conns_free(&h->conns);
     parse_pool_stop(h->pool);
     free(h);
     return LS_EIO;
   }
-  if(pthread_create(&h->sweeper, NULL, sweeper_main, h)) {
-    MHD_stop_daemon(h->d);
-    live_free(h->live);
-    pthread_cond_destroy(&h->sweep_cv);
-    pthread_mutex_destroy(&h->conn_lock);
-    parse_pool_stop(h->pool);
-    free(h);
-    return LS_ENOMEM;
-  }
-  h->sweeper_started = 1;
   writer_set_listener(w, live_notify, h->live);
   *out = h;
   return 0;
@@ -1084,16 +962,10 @@ void http_stop(http_server *h, int wait_ms)
   /* Then requests in flight are answered, within wait_ms. */
   for(int waited = 0; atomic_load(&h->active) > 0 && waited < wait_ms; waited += 10)
     nanosleep(&tick, NULL);
-  pthread_mutex_lock(&h->conn_lock);
-  h->stopping = 1;
-  pthread_cond_signal(&h->sweep_cv);
-  pthread_mutex_unlock(&h->conn_lock);
-  if(h->sweeper_started)
-    pthread_join(h->sweeper, NULL);
-  MHD_stop_daemon(h->d);
+  http_conns_stop(&h->conns);
+  MHD_stop_daemon(h->d); /* closes what is still open: http_conns_closed for each */
   parse_pool_stop(h->pool); /* idle by now: every job it had was resumed above */
   live_free(h->live); /* after the daemon: it frees the streams still open */
-  pthread_cond_destroy(&h->sweep_cv);
-  pthread_mutex_destroy(&h->conn_lock);
+  http_conns_free(&h->conns);
   free(h);
 }
