@@ -703,7 +703,7 @@ void http_stop(http_server *h, int wait_ms)
   struct timespec tick = {0, 10 * 1000 * 1000};
   for(int waited = 0; atomic_load(&h->suspended) > 0; waited += 10) {
     if(waited && waited % 5000 == 0)
-      log_msg(LOG_INFO, "stopping: %d requests still wait for the writer", atomic_load(&h->suspended));
+      log_msg(LOG_INFO, "stopping: %d requests still wait for the parse pool or the writer", atomic_load(&h->suspended));
     nanosleep(&tick, NULL);
   }
   /* Then requests in flight are answered, within wait_ms. */

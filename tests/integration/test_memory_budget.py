@@ -214,3 +214,43 @@ def test_normal_client_answered_promptly_while_bombs_are_parsed(make_server):
     assert p50 < one_bomb / 10, (p50, one_bomb)
     assert worst < one_bomb, (worst, one_bomb)
     assert len(under) >= 10
+
+
+def test_stop_answers_bodies_queued_for_the_parse_pool(make_server):
+    """SIGTERM while bodies wait for the parse pool (one HTTP thread, six bombs and six valid
+    batches at once): every request the server took is answered (the pool parses what is queued
+    and the writer stores it before the daemon stops), the exit is clean, and each batch answered
+    202 is in the database when the server starts again."""
+    s = make_server("--threads", "1")
+    body = bomb("stop")
+    results, threads = [], []
+
+    def valid(k):
+        try:
+            r = s.ingest(batch(f"s-stop-{k}", "b", [{"k": "lag", "t": 1, "d": 1}]), timeout=120)
+            results.append((r.status, f"s-stop-{k}"))
+        except OSError as e:  # refused or reset: sent after the server stopped listening
+            results.append(("closed", repr(e)))
+    for k in range(6):
+        threads.append(threading.Thread(target=post_bomb, args=(s, body, results)))
+        threads.append(threading.Thread(target=valid, args=(k,)))
+    for t in threads:
+        t.start()
+    wait_for_parsing = time.monotonic() + 10
+    while time.monotonic() < wait_for_parsing and s.metrics()["loopscope_memory_bytes"] < MIB:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    assert s.stop(timeout=120) == 0
+    stopped_in = time.monotonic() - t0
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    answered = [x for x in results if x[0] != "closed" and x[0] != "exception"]
+    print(f"\nstop with bodies queued: {len(answered)} of {len(results)} requests answered "
+          f"({sorted(set(x[0] for x in answered))}), stopped in {stopped_in:.2f} s")
+    assert len(results) == 12
+    assert all(x[0] in (202, 413, 503, "closed", "exception") for x in results), results
+    assert answered, results
+    s.start()
+    for st, sid in [x for x in results if x[0] == 202]:
+        assert s.get_json(f"/api/v1/sessions/{sid}")["lag"]["samples"] == 1
