@@ -41,7 +41,9 @@ typedef struct parse_job {
 
 typedef struct parse_pool parse_pool;
 
-/* threads: 1..64 parsing threads. 0 or LS_ENOMEM. *lim is copied. */
+/* threads: 1..64 threads taking jobs oldest first, plus one that takes only small plain bodies
+ * (<= 64 KiB, not gzip: about a millisecond each), so they never wait behind large ones. 0 or
+ * LS_ENOMEM. *lim is copied. */
 int parse_pool_start(const parse_limits *lim, int threads, parse_pool **out);
 
 /* Queues job; its on_done runs on a pool thread later. 0, or LS_ESTOPPED once the pool is
