@@ -1,8 +1,10 @@
 /* http.c — libmicrohttpd front (http.h): routing, bodies and limits, gzip both ways, bearer
  * auth and the Host guard (their rules: http_guard.c), security headers, JSON errors, embedded
- * pages. It decides status codes and headers;
- * query.c/export.c write answers, ingest.c validates, writer.c stores. */
+ * pages. It decides status codes and headers; connection limits and arrival deadlines are
+ * http_conns.c's; query.c/export.c write answers, parse_pool.c decodes and ingest.c validates
+ * bodies, writer.c stores. */
 #include "http.h"
+#include "http_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,10 +26,6 @@
 #include "assets.h"
 #include "export.h"
 #include "gz.h"
-#include "gzip_body.h"
-#include "http_guard.h"
-#include "jbuf.h"
-#include "live.h"
 #include "log.h"
 #include "otlp_trace.h"
 #include "query.h"
@@ -36,76 +34,8 @@
 #define DISCARD_MAX ((size_t)64 << 20) /* body bytes past what could be kept read to answer an error */
 #define GZIP_MIN 1024                  /* smaller answers are sent as they are */
 
-/* One open connection, known from libmicrohttpd's connection notifications, so requests that
- * take too long to arrive can be dropped (shutdown of the socket wakes its worker, which then
- * closes it) by the sweeper thread or to make room for a new connection. */
-typedef struct conn_slot {
-  struct conn_slot *prev, *next;
-  int fd;
-  int receiving;      /* a request, or the wait for the next one, is being received */
-  int dropped;        /* shut down already */
-  int64_t since_ms;   /* when that began (monotonic) */
-} conn_slot;
-
-struct http_server {
-  struct MHD_Daemon *d;
-  http_config cfg;
-  char listen_host[256];  /* the --listen host, for the Host check; "" if none */
-  char cookie[GUARD_COOKIE_MAX + 1]; /* with --token: the login cookie's value, random per process */
-  pthread_mutex_t conn_lock;  /* guards the list and every slot's fields */
-  pthread_cond_t sweep_cv;
-  conn_slot conns;            /* list head */
-  int nconns, ndropped;       /* slots, and those of them shut down */
-  int stopping;
-  pthread_t sweeper;
-  int sweeper_started;
-  store *s;
-  writer *w;
-  metrics *m;
-  char csp[1024];
-  atomic_int active;    /* requests between their first call and completion */
-  atomic_int suspended; /* connections waiting for the writer to resume them */
-  live_hub *live;       /* the event streams (live.c) */
-  atomic_int corrupt;   /* SQLite found the database file corrupt: /healthz says so from then on */
-};
-
-typedef struct req {
-  int ingest;            /* POST /api/v1/ingest */
-  int gzip;              /* Content-Encoding: gzip */
-  unsigned reject;       /* status decided before the body was read, 0 = none */
-  const char *reject_detail;
-  char host_detail[256]; /* the 403 for a Host header not allowed */
-  int responded;
-  size_t seen;           /* body bytes received, kept or not */
-  int answer_now;        /* refused on its headers and not worth reading: answer at once */
-  jbuf body;
-  size_t held;           /* bytes of body reserved in the memory budget */
-  /* Work handed to the writer: the connection is suspended meanwhile, so the worker thread
-   * serves other connections, and resumed from the writer thread when the job is answered. */
-  int submitted;
-  writer_job job;
-  size_t events;         /* events in the submitted batch */
-  char delete_id[130];
-  struct MHD_Connection *conn;
-  struct http_server *h;
-} req;
 
 /* ------------------------------------------------------------------ connections */
-
-static int64_t now_ms(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* Shuts a connection's socket down (its worker then sees the end and closes it). Lock held. */
-static void conn_drop(http_server *h, conn_slot *s)
-{
-  shutdown(s->fd, SHUT_RDWR);
-  s->dropped = 1;
-  h->ndropped++;
-}
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -113,50 +43,14 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
   http_server *h = cls;
   if(code == MHD_CONNECTION_NOTIFY_STARTED) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    conn_slot *s = calloc(1, sizeof(*s));
-    if(!s) { /* no slot, no deadline: refuse the connection rather than serve it unguarded */
-      if(ci)
-        shutdown(ci->connect_fd, SHUT_RDWR);
-      return;
-    }
-    s->fd = ci ? ci->connect_fd : -1;
-    s->receiving = 1;
-    s->since_ms = now_ms();
-    pthread_mutex_lock(&h->conn_lock);
-    s->next = &h->conns;
-    s->prev = h->conns.prev;
-    h->conns.prev->next = s;
-    h->conns.prev = s;
-    h->nconns++;
-    /* Full: the request that has been arriving longest makes room (a client sending its request
-     * at a normal pace is never the oldest for long; one dripping bytes is). */
-    if(h->nconns - h->ndropped > h->cfg.max_connections) {
-      conn_slot *oldest = NULL;
-      for(conn_slot *p = h->conns.next; p != &h->conns; p = p->next)
-        if(p != s && p->receiving && !p->dropped && p->fd >= 0 && (!oldest || p->since_ms < oldest->since_ms))
-          oldest = p;
-      if(oldest) {
-        conn_drop(h, oldest);
-        metrics_add(&h->m->conn_dropped[CONN_DROP_FULL], 1);
-        log_msg(LOG_DEBUG, "http: %d connections: dropped the oldest request still arriving (%lld ms)",
-                h->cfg.max_connections, (long long)(s->since_ms - oldest->since_ms));
-      }
-    }
-    pthread_mutex_unlock(&h->conn_lock);
+    conn_slot *s = http_conns_opened(&h->conns, ci ? ci->connect_fd : -1);
+    if(!s && ci) /* no slot, no deadline: refuse the connection rather than serve it unguarded */
+      shutdown(ci->connect_fd, SHUT_RDWR);
     *socket_context = s;
     return;
   }
-  conn_slot *s = *socket_context;
-  if(!s)
-    return;
-  pthread_mutex_lock(&h->conn_lock);
-  s->prev->next = s->next;
-  s->next->prev = s->prev;
-  h->nconns--;
-  if(s->dropped)
-    h->ndropped--;
-  pthread_mutex_unlock(&h->conn_lock);
-  free(s);
+  if(*socket_context)
+    http_conns_closed(&h->conns, *socket_context);
   *socket_context = NULL;
 }
 
@@ -165,45 +59,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 static void conn_receiving(http_server *h, struct MHD_Connection *c, int receiving)
 {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  conn_slot *s = ci ? ci->socket_context : NULL;
-  if(!s)
-    return;
-  pthread_mutex_lock(&h->conn_lock);
-  s->receiving = receiving;
-  s->since_ms = now_ms();
-  pthread_mutex_unlock(&h->conn_lock);
-}
-
-/* Drops every connection whose request has been arriving for longer than --request-timeout. */
-static void *sweeper_main(void *arg)
-{
-  http_server *h = arg;
-  int64_t limit = (int64_t)h->cfg.request_timeout_s * 1000;
-  pthread_mutex_lock(&h->conn_lock);
-  while(!h->stopping) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 250 * 1000 * 1000;
-    if(until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&h->sweep_cv, &h->conn_lock, &until);
-    int64_t now = now_ms();
-    int n = 0;
-    for(conn_slot *p = h->conns.next; p != &h->conns; p = p->next)
-      if(p->receiving && !p->dropped && p->fd >= 0 && now - p->since_ms > limit) {
-        conn_drop(h, p);
-        n++;
-      }
-    if(n) {
-      metrics_add(&h->m->conn_dropped[CONN_DROP_DEADLINE], n);
-      log_msg(LOG_DEBUG, "http: dropped %d connections whose request took over %d s to arrive", n,
-              h->cfg.request_timeout_s);
-    }
-  }
-  pthread_mutex_unlock(&h->conn_lock);
-  return NULL;
+  if(ci && ci->socket_context)
+    http_conns_receiving(&h->conns, ci->socket_context, receiving);
 }
 
 /* ------------------------------------------------------------------ responses */
@@ -274,7 +131,7 @@ static enum MHD_Result send_body(http_server *h, struct MHD_Connection *c, req *
   return ok;
 }
 
-static enum MHD_Result send_error(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
+enum MHD_Result http_send_error(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
                                   const char *detail, const char *allow)
 {
   jbuf b;
@@ -307,7 +164,7 @@ static enum MHD_Result send_error(http_server *h, struct MHD_Connection *c, req 
   return ok;
 }
 
-static enum MHD_Result send_json(http_server *h, struct MHD_Connection *c, req *rq, unsigned status, jbuf *b)
+enum MHD_Result http_send_json(http_server *h, struct MHD_Connection *c, req *rq, unsigned status, jbuf *b)
 {
   size_t len;
   char *p = jbuf_take(b, &len);
@@ -319,20 +176,20 @@ static enum MHD_Result send_json(http_server *h, struct MHD_Connection *c, req *
 
 /* A request that met SQLITE_CORRUPT/NOTADB: 500, not 503 (no retry can pass), the first time
  * logged as an error with what to do, and /healthz unhealthy from then on. */
-static enum MHD_Result send_corrupt(http_server *h, struct MHD_Connection *c, req *rq)
+enum MHD_Result http_send_corrupt(http_server *h, struct MHD_Connection *c, req *rq)
 {
   if(atomic_exchange(&h->corrupt, 1) == 0)
     log_msg(LOG_ERROR, "the database file is corrupt: answering 500 where it is read or written. Stop the "
             "server, move the file aside (`sqlite3 FILE .recover` may save what is readable) and start "
             "again with a new one");
-  return send_error(h, c, rq, 500, CORRUPT_DETAIL, NULL);
+  return http_send_error(h, c, rq, 500, CORRUPT_DETAIL, NULL);
 }
 
 /* ------------------------------------------------------------------ ingest */
 
 /* With --token: the request carries 'Authorization: Bearer <token>', or (cookie_ok) the login
  * cookie POST /login set in a browser (the rule is http_guard.c's). */
-static int token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok)
+int http_token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok)
 {
   /* The Cookie header is read here rather than through MHD_COOKIE_KIND: libmicrohttpd 0.9.75
    * reads uninitialised memory looking up a cookie whose value is empty (valgrind). */
@@ -344,7 +201,7 @@ static int token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok)
 #define UNAUTHORIZED "a valid 'Authorization: Bearer <token>' header (or the page's login) is required"
 
 /* The media type of a header value, without parameters: "application/json; charset=utf-8". */
-static int media_is(const char *v, const char *type)
+int http_media_is(const char *v, const char *type)
 {
   if(!v)
     return 0;
@@ -363,215 +220,12 @@ static int media_is(const char *v, const char *type)
  * kept whole, and an error is answered after the body, so a client that sends all of it before
  * reading sees the answer rather than a reset connection; past DISCARD_MAX bytes more than a
  * body that could be kept, dropping them is not worth the wait. */
-static size_t read_max(const http_server *h, const req *rq)
+size_t http_read_max(const http_server *h, const req *rq)
 {
   return (rq->ingest ? h->cfg.max_body : 0) + DISCARD_MAX;
 }
 
-#define NO_MEMORY "the server's memory for ingest requests and queued batches (--max-memory) is in use; retry later"
-
-/* Reserves in the memory budget what buf holds (its capacity) beyond *held: 0, or -1 when the
- * budget is spent (nothing more reserved). */
-static int hold(http_server *h, const jbuf *buf, size_t *held)
-{
-  if(!h->cfg.budget || buf->cap <= *held)
-    return 0;
-  if(membudget_take(h->cfg.budget, buf->cap - *held))
-    return -1;
-  *held = buf->cap;
-  return 0;
-}
-
-/* Frees buf and gives its reservation back. */
-static void unhold(http_server *h, jbuf *buf, size_t *held)
-{
-  jbuf_free(buf);
-  if(h->cfg.budget && *held)
-    membudget_give(h->cfg.budget, *held);
-  *held = 0;
-}
-
-/* What the headers alone decide about an ingest request. */
-static void check_ingest_headers(http_server *h, struct MHD_Connection *c, req *rq)
-{
-  if(!token_ok(h, c, 0)) { /* collectors send the token; a browser's cookie does not ingest */
-    rq->reject = 401;
-    rq->reject_detail = "a valid 'Authorization: Bearer <token>' header is required";
-    return;
-  }
-  const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  if(!media_is(ct, "application/json")) {
-    rq->reject = 415;
-    rq->reject_detail = "Content-Type must be application/json";
-    return;
-  }
-  const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-  if(ce && media_is(ce, "gzip"))
-    rq->gzip = 1;
-  else if(ce && !media_is(ce, "identity")) {
-    rq->reject = 415;
-    rq->reject_detail = "Content-Encoding must be gzip or identity";
-    return;
-  }
-  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  int64_t len;
-  if(cl && query_parse_i64(cl, 0, INT64_MAX, &len) == 0) {
-    if((uint64_t)len > h->cfg.max_body) {
-      rq->reject = 413;
-      rq->reject_detail = "body larger than the limit (--max-body)";
-      /* A client that waits for "100 Continue" sends nothing more; one that sends its body at
-       * once sees the answer only if the body is read: read it if it is within read_max(). */
-      const char *ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-      rq->answer_now = media_is(ex, "100-continue") || (uint64_t)len > read_max(h, rq);
-    }
-    else if(h->cfg.budget && membudget_take(h->cfg.budget, (size_t)len + 1)) {
-      rq->reject = 503; /* the body is read and dropped, then answered */
-      rq->reject_detail = NO_MEMORY;
-    }
-    else {
-      rq->held = h->cfg.budget ? (size_t)len + 1 : 0;
-      jbuf_grow(&rq->body, (size_t)len); /* one allocation instead of a chain of doublings */
-      if(hold(h, &rq->body, &rq->held)) {
-        unhold(h, &rq->body, &rq->held);
-        rq->reject = 503;
-        rq->reject_detail = NO_MEMORY;
-      }
-    }
-  }
-}
-
-static int reject_reason(unsigned status)
-{
-  switch(status) {
-  case 400: return REJECT_INVALID;
-  case 401: return REJECT_UNAUTHORIZED;
-  case 413: return REJECT_TOO_LARGE;
-  case 415: return REJECT_UNSUPPORTED_MEDIA_TYPE;
-  case 503: return REJECT_UNAVAILABLE;
-  default: return REJECT_INTERNAL;
-  }
-}
-
-static enum MHD_Result ingest_error(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
-                                   const char *detail)
-{
-  metrics_add(&h->m->rejects[reject_reason(status)], 1);
-  if(status >= 500)
-    log_msg(LOG_WARN, "ingest refused: %u %s", status, detail);
-  else
-    log_msg(LOG_INFO, "ingest refused: %u %s", status, detail);
-  return send_error(h, c, rq, status, detail, NULL);
-}
-
-static void job_answered(writer_job *job, void *arg)
-{
-  (void)job;
-  req *rq = arg;
-  http_server *h = rq->h;
-  MHD_resume_connection(rq->conn);
-  atomic_fetch_sub(&h->suspended, 1); /* the last touch of the connection from this thread */
-}
-
-/* Suspends the connection and hands rq->job to the writer; the answer is sent by answer_job
- * when libmicrohttpd calls us again after the resume. Suspending before submitting means the
- * writer can never resume a connection that is not suspended yet. */
-static enum MHD_Result submit_job(http_server *h, struct MHD_Connection *c, req *rq)
-{
-  rq->conn = c;
-  rq->h = h;
-  rq->job.on_done = job_answered;
-  rq->job.arg = rq;
-  rq->submitted = 1;
-  atomic_fetch_add(&h->suspended, 1);
-  MHD_suspend_connection(c);
-  int rc = writer_submit(h->w, &rq->job);
-  if(rc) {
-    rq->job.result = rc;
-    rq->job.done = 1;
-    MHD_resume_connection(c);
-    atomic_fetch_sub(&h->suspended, 1);
-  }
-  return MHD_YES;
-}
-
-static enum MHD_Result answer_job(http_server *h, struct MHD_Connection *c, req *rq)
-{
-  int rc = rq->job.result;
-  if(rc == LS_ECORRUPT) {
-    if(!rq->delete_id[0])
-      metrics_add(&h->m->rejects[REJECT_INTERNAL], 1);
-    return send_corrupt(h, c, rq);
-  }
-  if(rq->delete_id[0]) {
-    if(rc == LS_ENOTFOUND)
-      return send_error(h, c, rq, 404, "no such session", NULL);
-    if(rc == LS_EBUSY || rc == LS_ESTOPPED)
-      return send_error(h, c, rq, 503, "storage is busy; retry later", NULL);
-    if(rc)
-      return send_error(h, c, rq, 500, "the session could not be deleted", NULL);
-    log_msg(LOG_INFO, "deleted session %s", rq->delete_id);
-    jbuf out;
-    jbuf_init(&out, 512);
-    jbuf_puts(&out, "{\"deleted\":");
-    jbuf_str(&out, rq->delete_id);
-    jbuf_putc(&out, '}');
-    return send_json(h, c, rq, 200, &out);
-  }
-  if(rc == LS_EBUSY || rc == LS_ESTOPPED)
-    return ingest_error(h, c, rq, 503, rc == LS_EBUSY ? "storage is busy; retry later"
-                                                      : "the server is shutting down");
-  if(rc)
-    return ingest_error(h, c, rq, 500, "the batch could not be stored");
-  jbuf out;
-  jbuf_init(&out, 256);
-  jbuf_printf(&out, "{\"accepted\":%zu%s}", rq->events, rq->job.duplicate ? ",\"duplicate\":true" : "");
-  return send_json(h, c, rq, rq->job.duplicate ? 200 : 202, &out);
-}
-
-static enum MHD_Result handle_ingest(http_server *h, struct MHD_Connection *c, req *rq)
-{
-  if(rq->reject)
-    return ingest_error(h, c, rq, rq->reject, rq->reject_detail);
-  if(jbuf_status(&rq->body))
-    return ingest_error(h, c, rq, 500, "out of memory reading the body");
-  const char *body = rq->body.data ? rq->body.data : "";
-  size_t len = rq->body.len;
-  jbuf plain;
-  size_t plain_held = 0;
-  jbuf_init(&plain, h->cfg.max_body);
-  if(rq->gzip) {
-    int zrc = gzip_body_inflate(body, len, h->cfg.max_body, h->cfg.budget, &plain, &plain_held);
-    if(zrc) {
-      unhold(h, &plain, &plain_held);
-      if(zrc == LS_EBUSY)
-        return ingest_error(h, c, rq, 503, NO_MEMORY);
-      if(zrc == LS_ETOOBIG)
-        return ingest_error(h, c, rq, 413, "body larger than the limit (--max-body) once decompressed");
-      if(zrc == LS_EINVAL)
-        return ingest_error(h, c, rq, 400, "body: not valid gzip (a member is corrupt or cut short, or "
-                                          "what follows the last member is not one)");
-      return ingest_error(h, c, rq, 500, "out of memory decompressing the body");
-    }
-    body = plain.data ? plain.data : "";
-    len = plain.len;
-  }
-  char detail[256];
-  ingest_batch *b = NULL;
-  int rc = ingest_parse(body, len, &h->cfg.limits, &b, detail, sizeof(detail));
-  unhold(h, &plain, &plain_held);
-  unhold(h, &rq->body, &rq->held);
-  if(rc == LS_EINVAL)
-    return ingest_error(h, c, rq, 400, detail);
-  if(rc == LS_ETOOBIG)
-    return ingest_error(h, c, rq, 413, detail);
-  if(rc == LS_EBUSY)
-    return ingest_error(h, c, rq, 503, detail);
-  if(rc)
-    return ingest_error(h, c, rq, 500, "out of memory parsing the body");
-  rq->events = b->events;
-  rq->job = (writer_job){.batch = b};
-  return submit_job(h, c, rq);
-}
+/* Ingest requests (headers, bodies, the parse pool and the writer): http_ingest.c. */
 
 /* ------------------------------------------------------------------ reads */
 
@@ -584,18 +238,18 @@ static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq,
                               const char *detail)
 {
   switch(rc) {
-  case 0: return send_json(h, c, rq, 200, out);
-  case LS_ENOTFOUND: jbuf_free(out); return send_error(h, c, rq, 404, "no such session", NULL);
-  case LS_EINVAL: jbuf_free(out); return send_error(h, c, rq, 400, detail, NULL);
-  case LS_ETOOBIG: jbuf_free(out); return send_error(h, c, rq, 500, "the answer is too large", NULL);
-  case LS_ECORRUPT: jbuf_free(out); return send_corrupt(h, c, rq);
+  case 0: return http_send_json(h, c, rq, 200, out);
+  case LS_ENOTFOUND: jbuf_free(out); return http_send_error(h, c, rq, 404, "no such session", NULL);
+  case LS_EINVAL: jbuf_free(out); return http_send_error(h, c, rq, 400, detail, NULL);
+  case LS_ETOOBIG: jbuf_free(out); return http_send_error(h, c, rq, 500, "the answer is too large", NULL);
+  case LS_ECORRUPT: jbuf_free(out); return http_send_corrupt(h, c, rq);
   /* the storage cannot do it now (e.g. /rows of a tree too large to order in memory while the
    * database refuses writes): 503 + Retry-After, as ingest answers */
-  case LS_EBUSY: jbuf_free(out); return send_error(h, c, rq, 503, "storage is busy; retry later", NULL);
+  case LS_EBUSY: jbuf_free(out); return http_send_error(h, c, rq, 503, "storage is busy; retry later", NULL);
   default:
     jbuf_free(out);
     log_msg(LOG_WARN, "query failed: %s (%d)", ls_strerror(rc), rc);
-    return send_error(h, c, rq, 500, "the query failed", NULL);
+    return http_send_error(h, c, rq, 500, "the query failed", NULL);
   }
 }
 
@@ -621,7 +275,7 @@ static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, r
   if(!fmt)
     fmt = "json";
   if(strcmp(fmt, "json") && strcmp(fmt, "chrome") && strcmp(fmt, "otlp"))
-    return send_error(h, c, rq, 400, "format: expected json, chrome or otlp", NULL);
+    return http_send_error(h, c, rq, 400, "format: expected json, chrome or otlp", NULL);
   jbuf out;
   jbuf_init(&out, RESPONSE_MAX);
   /* OTLP with the timeline URL attribute when the public URL is known */
@@ -645,16 +299,16 @@ static enum MHD_Result open_stream(http_server *h, struct MHD_Connection *c, req
                                    const char *id)
 {
   if(strcmp(method, MHD_HTTP_METHOD_GET))
-    return send_error(h, c, rq, 405, "an event stream takes GET", "GET");
+    return http_send_error(h, c, rq, 405, "an event stream takes GET", "GET");
   struct MHD_Response *r = NULL;
   int rc = live_open(h->live, c, id, &r);
   if(rc == LS_ENOTFOUND)
-    return send_error(h, c, rq, 404, "no such session", NULL);
+    return http_send_error(h, c, rq, 404, "no such session", NULL);
   if(rc == LS_EBUSY)
-    return send_error(h, c, rq, 503, "too many live event streams are open (--max-streams); retry later", NULL);
+    return http_send_error(h, c, rq, 503, "too many live event streams are open (--max-streams); retry later", NULL);
   if(rc) {
     log_msg(LOG_WARN, "event stream: %s (%d)", ls_strerror(rc), rc);
-    return send_error(h, c, rq, 500, "the event stream could not be opened", NULL);
+    return http_send_error(h, c, rq, 500, "the event stream could not be opened", NULL);
   }
   enum MHD_Result ok = MHD_queue_response(c, 200, r);
   MHD_destroy_response(r);
@@ -667,66 +321,66 @@ static enum MHD_Result open_stream(http_server *h, struct MHD_Connection *c, req
 static enum MHD_Result route_api(http_server *h, struct MHD_Connection *c, req *rq, const char *rest,
                                  const char *method)
 {
-  if(!token_ok(h, c, 1))
-    return send_error(h, c, rq, 401, UNAUTHORIZED, NULL);
+  if(!http_token_ok(h, c, 1))
+    return http_send_error(h, c, rq, 401, UNAUTHORIZED, NULL);
   if(!strcmp(rest, "ingest"))
-    return send_error(h, c, rq, 405, "ingest takes POST", "POST");
+    return http_send_error(h, c, rq, 405, "ingest takes POST", "POST");
   if(!strcmp(rest, "sessions")) {
     if(!is_get(method))
-      return send_error(h, c, rq, 405, "sessions takes GET", "GET, HEAD");
+      return http_send_error(h, c, rq, 405, "sessions takes GET", "GET, HEAD");
     return run_query(h, c, rq, query_sessions, NULL);
   }
   if(!strcmp(rest, "events"))
     return open_stream(h, c, rq, method, NULL);
   if(!strcmp(rest, "endpoints") || !strcmp(rest, "compare")) {
     if(!is_get(method))
-      return send_error(h, c, rq, 405, "this query takes GET", "GET, HEAD");
+      return http_send_error(h, c, rq, 405, "this query takes GET", "GET, HEAD");
     return run_query(h, c, rq, rest[0] == 'e' ? query_endpoints : query_compare, NULL);
   }
   if(strncmp(rest, "sessions/", 9) != 0)
-    return send_error(h, c, rq, 404, "no such endpoint", NULL);
+    return http_send_error(h, c, rq, 404, "no such endpoint", NULL);
   char id[130];
   const char *p = rest + 9;
   size_t n = strcspn(p, "/");
   if(n == 0 || n >= sizeof(id))
-    return send_error(h, c, rq, 404, "no such session", NULL);
+    return http_send_error(h, c, rq, 404, "no such session", NULL);
   memcpy(id, p, n);
   id[n] = '\0';
   if(!ingest_id_ok(id))
-    return send_error(h, c, rq, 404, "no such session", NULL);
+    return http_send_error(h, c, rq, 404, "no such session", NULL);
   const char *sub = p[n] == '/' ? p + n + 1 : NULL;
   if(!sub) {
     if(!strcmp(method, MHD_HTTP_METHOD_DELETE)) {
       memcpy(rq->delete_id, id, n + 1);
       rq->job = (writer_job){.delete_id = rq->delete_id};
-      return submit_job(h, c, rq);
+      return http_submit_job(h, c, rq);
     }
     if(!is_get(method))
-      return send_error(h, c, rq, 405, "a session takes GET or DELETE", "GET, HEAD, DELETE");
+      return http_send_error(h, c, rq, 405, "a session takes GET or DELETE", "GET, HEAD, DELETE");
     return run_query(h, c, rq, query_session, id);
   }
   for(size_t i = 0; i < sizeof(session_views) / sizeof(session_views[0]); i++) {
     if(strcmp(sub, session_views[i].name))
       continue;
     if(!is_get(method))
-      return send_error(h, c, rq, 405, "this view takes GET", "GET, HEAD");
+      return http_send_error(h, c, rq, 405, "this view takes GET", "GET, HEAD");
     return run_query(h, c, rq, session_views[i].fn, id);
   }
   if(!strcmp(sub, "events"))
     return open_stream(h, c, rq, method, id);
   if(!strcmp(sub, "export")) {
     if(!is_get(method))
-      return send_error(h, c, rq, 405, "export takes GET", "GET, HEAD");
+      return http_send_error(h, c, rq, 405, "export takes GET", "GET, HEAD");
     return handle_export(h, c, rq, id);
   }
-  return send_error(h, c, rq, 404, "no such endpoint", NULL);
+  return http_send_error(h, c, rq, 404, "no such endpoint", NULL);
 }
 
 static enum MHD_Result send_asset(http_server *h, struct MHD_Connection *c, req *rq, const char *path)
 {
   const asset *a = assets_find(path);
   if(!a)
-    return send_error(h, c, rq, 404, "no such page", NULL);
+    return http_send_error(h, c, rq, 404, "no such page", NULL);
   int html = strncmp(a->mime, "text/html", 9) == 0;
   /* assets are small and constant: copy so one send path (gzip included) serves all */
   char *copy = malloc(a->len ? a->len : 1);
@@ -742,11 +396,11 @@ static enum MHD_Result send_asset(http_server *h, struct MHD_Connection *c, req 
 static enum MHD_Result handle_login(http_server *h, struct MHD_Connection *c, req *rq)
 {
   if(!h->cfg.token)
-    return send_error(h, c, rq, 404, "this server has no --token: its pages need no login", NULL);
+    return http_send_error(h, c, rq, 404, "this server has no --token: its pages need no login", NULL);
   const char *out = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Loopscope-Logout");
   int logout = out && !strcmp(out, "1");
-  if(!logout && !token_ok(h, c, 0))
-    return send_error(h, c, rq, 401, "wrong token", NULL);
+  if(!logout && !http_token_ok(h, c, 0))
+    return http_send_error(h, c, rq, 401, "wrong token", NULL);
   char cookie[160];
   snprintf(cookie, sizeof(cookie), GUARD_COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict%s",
            logout ? "" : h->cookie, logout ? "; Max-Age=0" : "");
@@ -769,14 +423,14 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
 {
   conn_receiving(h, c, 0);
   if(rq->reject == 403)
-    return send_error(h, c, rq, 403, rq->reject_detail, NULL);
+    return http_send_error(h, c, rq, 403, rq->reject_detail, NULL);
   if(rq->ingest)
-    return handle_ingest(h, c, rq);
+    return http_handle_ingest(h, c, rq);
   if(!strncmp(url, "/api/v1/", 8))
     return route_api(h, c, rq, url + 8, method);
   if(!strcmp(url, "/healthz") || !strcmp(url, "/metrics")) {
     if(!is_get(method))
-      return send_error(h, c, rq, 405, "takes GET", "GET, HEAD");
+      return http_send_error(h, c, rq, 405, "takes GET", "GET, HEAD");
     jbuf out;
     jbuf_init(&out, 1 << 20);
     if(url[1] == 'h') {
@@ -784,18 +438,18 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
       jbuf_printf(&out, "{\"ok\":%s,\"version\":\"%s\",\"schema\":%d%s}", bad ? "false" : "true",
                   LOOPSCOPE_VERSION, store_schema_version(h->s),
                   bad ? ",\"error\":\"the database file is corrupt: see the server's log\"" : "");
-      return send_json(h, c, rq, bad ? 503 : 200, &out);
+      return http_send_json(h, c, rq, bad ? 503 : 200, &out);
     }
-    if(!token_ok(h, c, 1)) {
+    if(!http_token_ok(h, c, 1)) {
       jbuf_free(&out);
-      return send_error(h, c, rq, 401, UNAUTHORIZED, NULL);
+      return http_send_error(h, c, rq, 401, UNAUTHORIZED, NULL);
     }
     if(h->cfg.budget)
       metrics_set(&h->m->memory_bytes, membudget_used(h->cfg.budget));
     metrics_render(h->m, writer_queue_depth(h->w), store_db_bytes(h->s), &out);
     if(jbuf_status(&out)) {
       jbuf_free(&out);
-      return send_error(h, c, rq, 500, "out of memory", NULL);
+      return http_send_error(h, c, rq, 500, "out of memory", NULL);
     }
     size_t len;
     char *p = jbuf_take(&out, &len);
@@ -804,7 +458,7 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
   if(!strcmp(url, "/login") && !strcmp(method, MHD_HTTP_METHOD_POST))
     return handle_login(h, c, rq);
   if(!is_get(method)) /* /login takes POST too (above): its Allow says so */
-    return send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET",
+    return http_send_error(h, c, rq, strncmp(url, "/api/", 5) ? 405 : 404, "pages take GET",
                       strcmp(url, "/login") ? "GET, HEAD" : "GET, HEAD, POST");
   if(!strcmp(url, "/login"))
     return send_asset(h, c, rq, "login.html");
@@ -816,12 +470,12 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
     return send_asset(h, c, rq, "compare.html");
   if(!strncmp(url, "/sessions/", 10) && url[10] && !strchr(url + 10, '/')) {
     if(!ingest_id_ok(url + 10)) /* no session can have that id: as the API answers for it */
-      return send_error(h, c, rq, 404, "no such session", NULL);
+      return http_send_error(h, c, rq, 404, "no such session", NULL);
     return send_asset(h, c, rq, "session.html");
   }
   if(!strncmp(url, "/static/", 8))
     return send_asset(h, c, rq, url + 8);
-  return send_error(h, c, rq, 404, "no such page", NULL);
+  return http_send_error(h, c, rq, 404, "no such page", NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -847,10 +501,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if(!strcmp(url, "/api/v1/ingest") && !strcmp(method, MHD_HTTP_METHOD_POST)) {
       rq->ingest = 1;
-      check_ingest_headers(h, c, rq);
+      http_check_ingest_headers(h, c, rq);
       if(rq->answer_now) {
         conn_receiving(h, c, 0);
-        return handle_ingest(h, c, rq);
+        return http_handle_ingest(h, c, rq);
       }
     }
     return MHD_YES;
@@ -860,7 +514,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if(rq->submitted)
-    return answer_job(h, c, rq);
+    return http_answer_job(h, c, rq);
+  if(rq->parsing) /* resumed by the pool: the body was refused */
+    return http_ingest_error(h, c, rq, rq->parse.status, rq->parse.detail);
   if(*upload_size) {
     size_t n = *upload_size;
     *upload_size = 0;
@@ -868,23 +524,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if(rq->ingest && !rq->reject && rq->body.len + n > h->cfg.max_body) {
       rq->reject = 413;
       rq->reject_detail = "body larger than the limit (--max-body)";
-      unhold(h, &rq->body, &rq->held);
+      http_unhold(h, &rq->body, &rq->held);
     }
     if(rq->ingest && !rq->reject) {
       jbuf_append(&rq->body, upload_data, n);
-      if(hold(h, &rq->body, &rq->held)) {
+      if(http_hold(h, &rq->body, &rq->held)) {
         rq->reject = 503; /* the rest is read and dropped, then answered */
         rq->reject_detail = NO_MEMORY;
-        unhold(h, &rq->body, &rq->held);
+        http_unhold(h, &rq->body, &rq->held);
       }
     }
-    if(rq->seen > read_max(h, rq)) {
+    if(rq->seen > http_read_max(h, rq)) {
       conn_receiving(h, c, 0);
       if(rq->reject == 403)
-        return send_error(h, c, rq, 403, rq->reject_detail, NULL);
+        return http_send_error(h, c, rq, 403, rq->reject_detail, NULL);
       if(rq->ingest)
-        return ingest_error(h, c, rq, rq->reject, rq->reject_detail);
-      return send_error(h, c, rq, 413, "body too large", NULL);
+        return http_ingest_error(h, c, rq, rq->reject, rq->reject_detail);
+      return http_send_error(h, c, rq, 413, "body too large", NULL);
     }
     return MHD_YES;
   }
@@ -900,7 +556,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   req *rq = *con_cls;
   if(!rq)
     return;
-  unhold(h, &rq->body, &rq->held);
+  http_unhold(h, &rq->body, &rq->held);
   free(rq);
   *con_cls = NULL;
   atomic_fetch_sub(&h->active, 1);
@@ -956,7 +612,6 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   }
   if(!cfg->listen || guard_host_part(cfg->listen, h->listen_host, sizeof(h->listen_host)))
     h->listen_host[0] = '\0';
-  h->conns.next = h->conns.prev = &h->conns;
   if(h->cfg.max_connections < 1)
     h->cfg.max_connections = 1000;
   if(h->cfg.request_timeout_s < 1)
@@ -981,12 +636,13 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
       hard = (unsigned)room + (unsigned)room / 4 + 16;
     }
   }
-  if(pthread_mutex_init(&h->conn_lock, NULL)) {
+  parse_limits pl = {.max_body = h->cfg.max_body, .limits = h->cfg.limits, .budget = cfg->budget};
+  if(parse_pool_start(&pl, cfg->parse_threads > 0 ? cfg->parse_threads : 2, &h->pool)) {
     free(h);
     return LS_ENOMEM;
   }
-  if(pthread_cond_init(&h->sweep_cv, NULL)) {
-    pthread_mutex_destroy(&h->conn_lock);
+  if(http_conns_start(&h->conns, h->cfg.max_connections, h->cfg.request_timeout_s, m)) {
+    parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
   }
@@ -995,8 +651,8 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   if(beat > h->cfg.idle_timeout_s * 500)
     beat = h->cfg.idle_timeout_s * 500;
   if(live_start(s, m, cfg->max_streams, beat, &h->live)) {
-    pthread_cond_destroy(&h->sweep_cv);
-    pthread_mutex_destroy(&h->conn_lock);
+    http_conns_free(&h->conns);
+    parse_pool_stop(h->pool);
     free(h);
     return LS_ENOMEM;
   }
@@ -1017,20 +673,11 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
                           MHD_OPTION_END);
   if(!h->d) {
     live_free(h->live);
-    pthread_cond_destroy(&h->sweep_cv);
-    pthread_mutex_destroy(&h->conn_lock);
+    http_conns_free(&h->conns);
+    parse_pool_stop(h->pool);
     free(h);
     return LS_EIO;
   }
-  if(pthread_create(&h->sweeper, NULL, sweeper_main, h)) {
-    MHD_stop_daemon(h->d);
-    live_free(h->live);
-    pthread_cond_destroy(&h->sweep_cv);
-    pthread_mutex_destroy(&h->conn_lock);
-    free(h);
-    return LS_ENOMEM;
-  }
-  h->sweeper_started = 1;
   writer_set_listener(w, live_notify, h->live);
   *out = h;
   return 0;
@@ -1052,27 +699,23 @@ void http_stop(http_server *h, int wait_ms)
   /* Event streams end first: they would hold their connections (and `active`) to the end. */
   writer_set_listener(h->w, NULL, NULL);
   live_stop(h->live, wait_ms < 2000 ? wait_ms : 2000);
-  /* Every connection handed to the writer is resumed by it first: the writer always answers
-   * (a locked database within its busy timeout), and stopping libmicrohttpd under a suspended
-   * connection would leave the writer resuming a freed one. So this wait has no limit. */
+  /* Every connection handed to the parse pool or the writer is resumed by them first: the pool
+   * parses everything queued and the writer always answers (a locked database within its busy
+   * timeout), and stopping libmicrohttpd under a suspended connection would leave them resuming
+   * a freed one. So this wait has no limit. */
   struct timespec tick = {0, 10 * 1000 * 1000};
   for(int waited = 0; atomic_load(&h->suspended) > 0; waited += 10) {
     if(waited && waited % 5000 == 0)
-      log_msg(LOG_INFO, "stopping: %d requests still wait for the writer", atomic_load(&h->suspended));
+      log_msg(LOG_INFO, "stopping: %d requests still wait for the parse pool or the writer", atomic_load(&h->suspended));
     nanosleep(&tick, NULL);
   }
   /* Then requests in flight are answered, within wait_ms. */
   for(int waited = 0; atomic_load(&h->active) > 0 && waited < wait_ms; waited += 10)
     nanosleep(&tick, NULL);
-  pthread_mutex_lock(&h->conn_lock);
-  h->stopping = 1;
-  pthread_cond_signal(&h->sweep_cv);
-  pthread_mutex_unlock(&h->conn_lock);
-  if(h->sweeper_started)
-    pthread_join(h->sweeper, NULL);
-  MHD_stop_daemon(h->d);
+  http_conns_stop(&h->conns);
+  MHD_stop_daemon(h->d); /* closes what is still open: http_conns_closed for each */
+  parse_pool_stop(h->pool); /* idle by now: every job it had was resumed above */
   live_free(h->live); /* after the daemon: it frees the streams still open */
-  pthread_cond_destroy(&h->sweep_cv);
-  pthread_mutex_destroy(&h->conn_lock);
+  http_conns_free(&h->conns);
   free(h);
 }

@@ -19,6 +19,7 @@ typedef struct http_config {
   const char *token;            /* NULL: no auth */
   size_t max_body;              /* bytes of an ingest body, after gzip decoding too */
   int threads;                  /* worker threads in the pool */
+  int parse_threads;            /* threads decoding and parsing ingest bodies (0: 2; parse_pool.c) */
   const char *frame_ancestors;  /* the CSP frame-ancestors source list */
   ingest_limits limits;         /* limits.budget: set from `budget` by http_start */
   /* Memory shared by ingest requests in flight (raw and decoded bodies, parsed batches) and the

@@ -676,6 +676,16 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
   return 0;
 }
 
+void *ingest_json_parse_in(arena *a, const char *text, size_t len)
+{
+  pthread_once(&hooks_once, install_hooks);
+  arena *saved = parse_arena; /* NULL: nobody on this thread parses into an arena now */
+  parse_arena = a;
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  parse_arena = saved;
+  return root;
+}
+
 void ingest_free(ingest_batch *b)
 {
   if(!b)

@@ -90,6 +90,12 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
                  char *detail, size_t detail_len);
 void ingest_free(ingest_batch *b);
 
+/* Parses JSON text into a tree whose nodes live in a (an arena.h arena, arena_init'ed by the
+ * caller; the tree dies with arena_free, never cJSON_Delete), with the same hooks ingest_parse
+ * uses: no malloc per node. The tree (a cJSON *), or NULL when the text is not JSON or the arena
+ * refused memory. For code that reads a whole JSON text once, e.g. the fuzz targets' checks. */
+void *ingest_json_parse_in(struct arena *a, const char *text, size_t len);
+
 /* 1 for an acceptable session or batch id: 1..128 bytes of [A-Za-z0-9._:@+~=-]. */
 int ingest_id_ok(const char *s);
 

@@ -2,6 +2,7 @@
  * and refused with the precise detail naming it, limits (events, strings, frames, nesting),
  * unknown kinds counted, UTF-8 and id rules, and the rows a good batch turns into. */
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,6 +520,33 @@ START_TEST(parse_capped_and_budgeted)
 }
 END_TEST
 
+/* ingest_json_parse_in: the tree's nodes come from the caller's arena (the arena grows by the
+ * tree, a cap refuses it), and a plain cJSON parse afterwards still uses malloc. */
+START_TEST(json_tree_in_an_arena)
+{
+  const char *text = "{\"a\":[1,2,3],\"b\":{\"c\":\"d\"}}";
+  arena a;
+  arena_init(&a);
+  cJSON *root = ingest_json_parse_in(&a, text, strlen(text));
+  ck_assert_ptr_nonnull(root);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "a")), 3);
+  ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "b"), "c")->valuestring,
+                   "d");
+  ck_assert_uint_gt(a.used, 0); /* the nodes are the arena's */
+  arena_free(&a);
+  ck_assert_ptr_null(ingest_json_parse_in(&a, "{\"a\":", 5)); /* not JSON */
+  arena_free(&a);
+  arena_init(&a);
+  arena_limit(&a, 16, NULL); /* too small for one node */
+  ck_assert_ptr_null(ingest_json_parse_in(&a, text, strlen(text)));
+  ck_assert_int_eq(a.failed, ARENA_CAPPED);
+  arena_free(&a);
+  cJSON *own = cJSON_Parse(text); /* outside: malloc'ed, cJSON_Delete frees it */
+  ck_assert_ptr_nonnull(own);
+  cJSON_Delete(own);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("ingest");
@@ -542,6 +570,7 @@ int main(void)
   tcase_add_test(tc, nul_in_strings_refused);
   tcase_add_test(tc, dropped_saturates);
   tcase_add_test(tc, parse_capped_and_budgeted);
+  tcase_add_test(tc, json_tree_in_an_arena);
   suite_add_tcase(s, tc);
   return check_run(s);
 }
