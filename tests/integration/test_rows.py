@@ -201,28 +201,41 @@ def test_ingest_goes_on_while_a_large_tree_builds(server):
         assert server.ingest(batch("s-big", f"b{k}", evs, META if k == 0 else None)).status == 202
     done = threading.Event()
     posts = []  # (start, end, status)
+    # Four posters, each with a connection per request: libmicrohttpd binds a connection to one of
+    # its worker threads, and one that lands on the thread running the build waits for all of it
+    # (seen: with one poster, only one post overlapped a 0.26 s build in 2 of 3 runs). Other
+    # threads' posts go on meanwhile, which is what this test is about.
+    lock = threading.Lock()
+    ids = iter(range(n + 1, n + 1 + 8000))
 
     def post():
-        i = 0
-        while not done.is_set() and i < 2000:
+        while not done.is_set():
+            with lock:
+                i = next(ids, None)
+            if i is None:
+                return
             t0 = time.monotonic()
-            st = server.ingest(batch("s-big", f"live{i}", [{"k": "task", "id": n + 1 + i, "parent": 0, "t": 1}])).status
-            posts.append((t0, time.monotonic(), st))
-            i += 1
+            st = server.ingest(batch("s-big", f"live{i}", [{"k": "task", "id": i, "parent": 0, "t": 1}])).status
+            with lock:
+                posts.append((t0, time.monotonic(), st))
 
-    th = threading.Thread(target=post)
-    th.start()
+    ths = [threading.Thread(target=post) for _ in range(4)]
+    for th in ths:
+        th.start()
     time.sleep(0.05)
     r0 = time.monotonic()
     first = server.get_json("/api/v1/sessions/s-big/rows?limit=5")
     r1 = time.monotonic()
     done.set()
-    th.join()
+    for th in ths:
+        th.join()
     assert posts and all(st == 202 for _, _, st in posts), [st for _, _, st in posts if st != 202][:5]
     # posts completed while the build ran, none waited near the 5 s busy limit (a post may wait
     # for a WAL checkpoint, at most 200 ms, which the build's writes make more frequent)
     during = [p[1] - p[0] for p in posts if p[1] > r0 and p[0] < r1]
-    assert len(during) >= 2 and max(during) < 2.0, (len(during), sorted(during)[-3:], r1 - r0)
+    within = [p for p in posts if p[0] > r0 and p[1] < r1]  # began and ended while the build ran
+    assert len(during) >= 2 and within and max(during) < max(2.0, r1 - r0 + 1.0), \
+        (len(during), len(within), sorted(during)[-3:], r1 - r0)
     # the tree was written in many short transactions, not one holding the lock for all of it
     log = server.read_log()
     assert re.search(r"task rows of session \d+: 60\d{3} rows in .* ([2-9]|\d\d+) write transactions", log), log[-2000:]
