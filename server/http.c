@@ -446,6 +446,7 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, req *rq, 
     }
     if(h->cfg.budget)
       metrics_set(&h->m->memory_bytes, membudget_used(h->cfg.budget));
+    metrics_set(&h->m->parse_depth, parse_pool_depth(h->pool));
     metrics_render(h->m, writer_queue_depth(h->w), store_db_bytes(h->s), &out);
     if(jbuf_status(&out)) {
       jbuf_free(&out);

@@ -93,6 +93,10 @@ void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out
                    "for the writer (bounded by --max-memory).\n"
                    "# TYPE loopscope_memory_bytes gauge\nloopscope_memory_bytes %lld\n",
               (long long)atomic_load(&m->memory_bytes));
+  jbuf_printf(out, "# HELP loopscope_parse_queue_depth Ingest bodies received and waiting for a parse thread "
+                   "or being decoded and parsed (the parse pool).\n"
+                   "# TYPE loopscope_parse_queue_depth gauge\nloopscope_parse_queue_depth %lld\n",
+              (long long)atomic_load(&m->parse_depth));
   jbuf_printf(out, "# HELP loopscope_wal_bytes Bytes of the write-ahead log file.\n"
                    "# TYPE loopscope_wal_bytes gauge\nloopscope_wal_bytes %lld\n",
               (long long)atomic_load(&m->wal_bytes));

@@ -35,6 +35,7 @@ typedef struct metrics {
   atomic_llong retention_deleted[RETENTION_COUNT]; /* sessions deleted by each retention limit */
   atomic_llong reclaimed_bytes; /* bytes the database file shrank by (incremental vacuum) */
   atomic_llong memory_bytes;   /* gauge: bytes held in the --max-memory budget */
+  atomic_llong parse_depth;    /* gauge: ingest bodies queued for the parse pool or being parsed */
   atomic_llong conn_dropped[CONN_DROP_COUNT]; /* connections closed unanswered, by reason */
   atomic_llong otlp_requests[OTLP_RESULT_COUNT];
   atomic_llong otlp_spans[OTLP_RESULT_COUNT];

@@ -198,9 +198,10 @@ def test_normal_client_answered_promptly_while_bombs_are_parsed(make_server):
     wait_for_parsing = time.monotonic() + 5
     while time.monotonic() < wait_for_parsing and s.metrics()["loopscope_memory_bytes"] < MIB:
         time.sleep(0.01)
-    under, posts, end = [], [], time.monotonic() + 4
+    under, posts, depths, end = [], [], [], time.monotonic() + 4
     while time.monotonic() < end:
         under.append(timed_get(s, "/api/v1/sessions?limit=5"))
+        depths.append(s.metrics()["loopscope_parse_queue_depth"])
         # and a small batch, as a collector sends below its gzip threshold: the pool's thread for
         # small plain bodies parses it while the bombs queued before it are parsed
         t0 = time.monotonic()
@@ -227,6 +228,13 @@ def test_normal_client_answered_promptly_while_bombs_are_parsed(make_server):
     assert len(post_times) >= len(posts) // 2, posts
     assert post_p50 < one_bomb / 5, (post_p50, one_bomb)
     assert s.get_json("/api/v1/sessions/s-prompt")["lag"]["samples"] == len(post_times)
+    # the parse pool's gauge saw the bombs queued or parsing, and drops to 0 once every client is
+    # answered (a pool thread counts its job done just after the answer is handed over: poll)
+    assert max(depths) >= 1, depths
+    settle = time.monotonic() + 30
+    while s.metrics()["loopscope_parse_queue_depth"] and time.monotonic() < settle:
+        time.sleep(0.02)
+    assert s.metrics()["loopscope_parse_queue_depth"] == 0
 
 
 def test_stop_answers_bodies_queued_for_the_parse_pool(make_server):
