@@ -763,25 +763,6 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
   return rc ? rc : erc;
 }
 
-int store_put_body(store *s, ingest_batch *first, int *any_created)
-{
-  *any_created = 0;
-  int rc = store_wrun(s, s->ws[W_SAVEPOINT]); /* the batches' own savepoints nest inside */
-  if(rc)
-    return rc;
-  for(ingest_batch *b = first; b && !rc; b = b->next) {
-    rc = store_put_batch(s, b, &b->duplicate, &b->created);
-    *any_created |= b->created;
-  }
-  int erc = end_savepoint(s, rc != 0);
-  if(rc || erc) { /* nothing of the body is stored: no batch was a duplicate or made a session */
-    for(ingest_batch *b = first; b; b = b->next)
-      b->duplicate = b->created = 0;
-    *any_created = 0;
-  }
-  return rc ? rc : erc;
-}
-
 int store_in_transaction(store *s)
 {
   return !sqlite3_get_autocommit(s->w);

@@ -47,10 +47,6 @@ void store_rollback(store *s);
  * stays). *duplicate = 1 when this session already holds this batch id (nothing written);
  * *created = 1 when the batch made its session. */
 int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created);
-/* The batches of a multi-batch body are stored all or none: store_put_body opens a savepoint
- * around them and stores each (b->duplicate, b->created set per batch); on failure nothing of
- * the body stays and every batch's flags are 0. *any_created: some batch made its session. */
-int store_put_body(store *s, ingest_batch *first, int *any_created);
 /* 1 while a transaction is open on the write connection. After a failed store_put_batch or
  * store_delete_session it may be 0: SQLite rolled back the whole transaction (SQLITE_FULL in a
  * one-row statement, IOERR, NOMEM), so nothing the transaction held is stored. */

@@ -2,12 +2,17 @@
 "Several batches in one body") against the real server: each batch stored as if posted alone, one
 answer listing every batch in order, duplicates inside a body, a bad batch refusing the whole body
 with its place named and nothing stored, the limits over the whole body (413, events, batches),
-gzip, live streams told once per batch, and a body with both "batch" and "batches" read as v1."""
+gzip, live streams told once per batch, a body with both "batch" and "batches" read as v1, and a
+full disk storing a body whole or not at all."""
 import gzip
 import json
 import sqlite3
+import threading
+import time
 
 from batches import EXAMPLE, EXAMPLE_SUMMARY, batch
+from conftest import Server, wait_for
+from test_faults import shim_env, stored_sessions
 from test_live import Stream
 
 
@@ -184,3 +189,47 @@ def test_live_streams_hear_each_batch_of_a_body(server):
     finally:
         one.close()
         every.close()
+
+
+def test_a_write_fault_stores_a_body_whole_or_not_at_all(tmp_path):
+    """Disk full (ENOSPC from the fault shim) under a stream of multi-batch bodies: a body answered
+    202 has every batch stored, a body answered 503 none (a part of one never stays behind). The
+    fault hits at the commit here (SQLite's 16 MiB page cache holds these bodies until then)."""
+    trigger, env = shim_env(tmp_path, "ENOSPC")
+    db = str(tmp_path / "loopscope.db")
+    s = Server(tmp_path, db=db, env=env).start()
+    answers = []  # (session ids of the body, status)
+    stop = threading.Event()
+    steps = [task(1, 0)] + [{"k": "step", "id": 1, "t": i * 10, "d": 5} for i in range(200)]
+
+    def post():
+        i = 0
+        while not stop.is_set():
+            ids = [f"w{i:05d}-{k}" for k in range(8)]
+            r = s.ingest(body(*[batch(sid, "b", steps + [end(5000)]) for sid in ids]), timeout=120)
+            answers.append((ids, r.status))
+            i += 1
+            if r.status != 202:
+                time.sleep(0.05)
+
+    t = threading.Thread(target=post, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: sum(st == 202 for _, st in answers) >= 5, what="bodies stored before the fault")
+        trigger.touch()
+        wait_for(lambda: any(st == 503 for _, st in answers), what="a 503 once the disk is full")
+        time.sleep(1.0)
+        trigger.unlink()
+        n = len(answers)
+        wait_for(lambda: any(st == 202 for _, st in answers[n:]), what="ingest back after the fault")
+    finally:
+        stop.set()
+        t.join(180)
+        rc = s.stop()
+    assert rc == 0, s.read_log()[-3000:]
+    have = stored_sessions(db)
+    assert {st for _, st in answers} <= {202, 503}, answers
+    for ids, st in answers:
+        stored = [sid in have for sid in ids]
+        assert all(stored) if st == 202 else not any(stored), (ids, st, stored)
+    assert sum(st == 503 for _, st in answers) >= 1
