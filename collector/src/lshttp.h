@@ -1,6 +1,6 @@
 /* lshttp.h — one HTTP client for the sender thread: POST a JSON body (gzip above a size, except to a
  * loopback address) with
- * libcurl over a kept-alive connection. Retrying and batching are lscollector.c's business. */
+ * libcurl over a kept-alive connection. Retrying and batching are lssender.c's business. */
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
 
