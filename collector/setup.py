@@ -35,7 +35,7 @@ setup(
             "loopscope._core",
             sources=["ext/module.c", "ext/code.c", "ext/tasks.c", "ext/record.c", "ext/session.c",
                      "ext/factory.c", "ext/step.c", "ext/uvloop.c", "ext/request.c", "ext/lag.c",
-                     "ext/watchdog.c", "ext/summary.c", "src/lsencode.c", "src/lsintern.c", "src/lshttp.c", "src/lscollector.c", "src/lssrc.c"] + COMMON,
+                     "ext/watchdog.c", "ext/summary.c", "src/lsencode.c", "src/lsintern.c", "src/lshttp.c", "src/lscollector.c", "src/lssender.c", "src/lssrc.c"] + COMMON,
             include_dirs=["src", "common"],
             libraries=["curl", "z", "pthread"],
             extra_compile_args=cflags,

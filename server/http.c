@@ -558,6 +558,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   if(!rq)
     return;
   http_unhold(h, &rq->body, &rq->held);
+  free(rq->results);
   free(rq);
   *con_cls = NULL;
   atomic_fetch_sub(&h->active, 1);

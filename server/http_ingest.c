@@ -4,6 +4,7 @@
  * parsing are parse_pool.c's, storing writer.c's; routing and sending are http.c's. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "http_internal.h"
 #include "log.h"
@@ -162,8 +163,17 @@ enum MHD_Result http_answer_job(http_server *h, struct MHD_Connection *c, req *r
   if(rc)
     return http_ingest_error(h, c, rq, 500, "the batch could not be stored");
   jbuf out;
-  jbuf_init(&out, 256);
-  jbuf_printf(&out, "{\"accepted\":%zu%s}", rq->events, rq->job.duplicate ? ",\"duplicate\":true" : "");
+  jbuf_init(&out, 256 + rq->nbatches * 40);
+  jbuf_printf(&out, "{\"accepted\":%zu%s", rq->events, rq->job.duplicate ? ",\"duplicate\":true" : "");
+  if(rq->results) { /* a multi-batch body: what became of each batch, in body order */
+    jbuf_puts(&out, ",\"batches\":[");
+    for(size_t i = 0; i < rq->nbatches; i++)
+      jbuf_printf(&out, "%s{\"accepted\":%zu%s}", i ? "," : "", rq->results[i].events,
+                  rq->results[i].duplicate ? ",\"duplicate\":true" : "");
+    jbuf_putc(&out, ']');
+  }
+  jbuf_putc(&out, '}');
+  /* 200 only when nothing new was stored (every batch a duplicate), as for a single batch */
   return http_send_json(h, c, rq, rq->job.duplicate ? 200 : 202, &out);
 }
 
@@ -179,8 +189,19 @@ static void body_parsed(parse_job *job, void *arg)
   if(rq->parse.status == 0) {
     ingest_batch *b = rq->parse.batch;
     rq->parse.batch = NULL;
-    rq->events = b->events;
-    rq->job = (writer_job){.batch = b, .on_done = job_answered, .arg = rq};
+    rq->events = 0;
+    rq->nbatches = ingest_count(b);
+    for(const ingest_batch *x = b; x; x = x->next)
+      rq->events += x->events;
+    if(rq->nbatches > 1 && !(rq->results = calloc(rq->nbatches, sizeof(*rq->results)))) {
+      ingest_free(b);
+      rq->parse.status = 500;
+      snprintf(rq->parse.detail, sizeof(rq->parse.detail), "out of memory parsing the body");
+      MHD_resume_connection(rq->conn);
+      atomic_fetch_sub(&h->suspended, 1);
+      return;
+    }
+    rq->job = (writer_job){.batch = b, .results = rq->results, .on_done = job_answered, .arg = rq};
     rq->submitted = 1;
     int rc = writer_submit(h->w, &rq->job);
     if(!rc)

@@ -53,7 +53,9 @@ typedef struct req {
   parse_job parse;
   int submitted;
   writer_job job;
-  size_t events;         /* events in the submitted batch */
+  size_t events;         /* events in the submitted body (all its batches) */
+  size_t nbatches;       /* batches in it: more than 1 for a multi-batch body */
+  writer_result *results; /* one per batch when nbatches > 1 (owned; freed with rq) */
   char delete_id[130];
   struct MHD_Connection *conn;
   struct http_server *h;

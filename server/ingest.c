@@ -1,5 +1,6 @@
-/* ingest.c — ingest contract v1: JSON bytes → validated rows (ingest.h). Names the first bad
- * field precisely and stores nothing itself; SQL is store.c's, queueing writer.c's. */
+/* ingest.c — ingest contract v1: JSON bytes (one batch, or several under "batches") → validated
+ * rows (ingest.h). Names the first bad field precisely and stores nothing itself; SQL is
+ * store.c's, queueing writer.c's. */
 #include "ingest.h"
 
 #include <cjson/cJSON.h>
@@ -44,6 +45,7 @@ static void install_hooks(void)
 void ingest_default_limits(ingest_limits *lim)
 {
   lim->max_events = 100000;
+  lim->max_batches = 10000;
   lim->max_string = 4096;
   lim->max_exc = 16384;
   lim->max_frames = 256;
@@ -67,21 +69,37 @@ int ingest_id_ok(const char *s)
   return n > 0;
 }
 
+#define NO_BATCH ((size_t)-1)
+
 /* The parse state: where errors go and which limits apply. */
 typedef struct parser {
   const ingest_limits *lim;
   char *detail;
   size_t detail_len;
   size_t cap[9];  /* rows allocated per kind (index: enum kind) */
+  size_t in_batch;    /* index in a multi-batch body's "batches", NO_BATCH outside one */
+  size_t events_seen; /* events of the body's batches before this one (max_events is per body) */
 } parser;
+
+/* Starts detail with "batches[i]." inside a multi-batch body (nothing otherwise), so every error
+ * names its place in the whole body. Returns the bytes written. detail is non-empty. */
+static size_t put_prefix(parser *p)
+{
+  p->detail[0] = '\0';
+  if(p->in_batch == NO_BATCH)
+    return 0;
+  int n = snprintf(p->detail, p->detail_len, "batches[%zu].", p->in_batch);
+  return n < 0 ? 0 : (size_t)n < p->detail_len ? (size_t)n : p->detail_len - 1;
+}
 
 static int fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(parser *p, const char *fmt, ...)
 {
   if(p->detail && p->detail_len) {
+    size_t used = put_prefix(p);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->detail, p->detail_len, fmt, ap);
+    vsnprintf(p->detail + used, p->detail_len - used, fmt, ap);
     va_end(ap);
   }
   return LS_EINVAL;
@@ -102,14 +120,15 @@ static int fail_at(parser *p, const place *at, const char *fmt, ...) __attribute
 static int fail_at(parser *p, const place *at, const char *fmt, ...)
 {
   if(p->detail && p->detail_len) {
+    size_t used = put_prefix(p), room = p->detail_len - used;
     int n;
     if(at->ev == IN_META)
-      n = snprintf(p->detail, p->detail_len, "meta.");
+      n = snprintf(p->detail + used, room, "meta.");
     else if(at->frame == NO_FRAME)
-      n = snprintf(p->detail, p->detail_len, "events[%zu].", at->ev);
+      n = snprintf(p->detail + used, room, "events[%zu].", at->ev);
     else
-      n = snprintf(p->detail, p->detail_len, "events[%zu].stack[%zu]", at->ev, at->frame);
-    size_t used = n < 0 ? 0 : (size_t)n < p->detail_len ? (size_t)n : p->detail_len - 1;
+      n = snprintf(p->detail + used, room, "events[%zu].stack[%zu]", at->ev, at->frame);
+    used += n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(p->detail + used, p->detail_len - used, fmt, ap);
@@ -568,8 +587,10 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
   size_t count[K_UNKNOWN + 1] = {0};
   size_t n = 0;
   for(const cJSON *ev = events->child; ev; ev = ev->next, n++) {
-    if(n >= p->lim->max_events)
-      return fail(p, "events: more than %zu events in one batch", p->lim->max_events);
+    if(p->events_seen + n >= p->lim->max_events)
+      return p->in_batch == NO_BATCH
+        ? fail(p, "events: more than %zu events in one batch", p->lim->max_events)
+        : fail(p, "events: more than %zu events in one body (its batches together)", p->lim->max_events);
     const cJSON *k = cJSON_IsObject(ev) ? cJSON_GetObjectItemCaseSensitive(ev, "k") : NULL;
     if(k && cJSON_IsString(k) && k->valuestring)
       count[kind_of(k->valuestring)]++;
@@ -602,6 +623,49 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
   return rc;
 }
 
+/* A multi-batch body: {"v": 1, "batches": [batch, ...]}. Each element is a whole v1 batch,
+ * checked by parse_doc exactly as a body of its own would be (one definition of a valid batch);
+ * every one is checked before the caller sees any, and the limits hold for the body as a whole:
+ * one arena (max_tree, the budget) and max_events over all its batches. */
+static int parse_batches(parser *p, const cJSON *root, const cJSON *list, ingest_batch *first)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
+  if(!v)
+    return fail(p, "v: missing");
+  if(!cJSON_IsNumber(v) || v->valuedouble != 1.0)
+    return fail(p, "v: expected 1");
+  if(!cJSON_IsArray(list))
+    return fail(p, "batches: expected an array");
+  size_t n = 0;
+  for(const cJSON *el = list->child; el; el = el->next)
+    if(++n > p->lim->max_batches)
+      return fail(p, "batches: more than %zu batches in one body", p->lim->max_batches);
+  if(!n)
+    return fail(p, "batches: expected at least one batch");
+  ingest_batch *b = first;
+  size_t i = 0;
+  for(const cJSON *el = list->child; el; el = el->next, i++) {
+    if(!cJSON_IsObject(el))
+      return fail(p, "batches[%zu]: expected an object (a batch)", i);
+    if(i) {
+      /* linked before it is parsed, so ingest_free finds its stack text even on a failure */
+      ingest_batch *nb = rows(first->json_arena, 1, sizeof(*nb));
+      if(!nb)
+        return arena_error(p, first->json_arena);
+      nb->json_arena = first->json_arena;
+      b->next = nb;
+      b = nb;
+    }
+    p->in_batch = i;
+    int rc = parse_doc(p, el, b);
+    p->in_batch = NO_BATCH;
+    if(rc)
+      return rc;
+    p->events_seen += b->events;
+  }
+  return 0;
+}
+
 /* The byte offset of the first \u0000 escape inside a JSON string of body, or -1. cJSON keeps a
  * string NUL-terminated, so "b\u0000A" would read as "b": two batch ids would be the same batch and
  * any name would be cut short without a word. No field of the contract can carry U+0000, so such a
@@ -629,7 +693,7 @@ static long nul_escape_at(const char *body, size_t len)
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len)
 {
-  parser p = {lim, detail, detail_len, {0}};
+  parser p = {lim, detail, detail_len, {0}, NO_BATCH, 0};
   *out = NULL;
   if(detail && detail_len)
     detail[0] = '\0';
@@ -667,7 +731,11 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
     return fail(&p, "body: not valid JSON (near byte %zu)", at);
   }
   b->json_root = root;
-  int rc = parse_doc(&p, root, b);
+  /* "batches" without "batch": a multi-batch body. With both, "batches" is an unknown field of
+   * a single batch, ignored as version 1 says. */
+  const cJSON *list = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "batches") : NULL;
+  int rc = list && !cJSON_GetObjectItemCaseSensitive(root, "batch") ? parse_batches(&p, root, list, b)
+                                                                     : parse_doc(&p, root, b);
   if(rc) {
     ingest_free(b);
     return rc;
@@ -686,10 +754,21 @@ void *ingest_json_parse_in(arena *a, const char *text, size_t len)
   return root;
 }
 
+size_t ingest_count(const ingest_batch *b)
+{
+  size_t n = 0;
+  for(; b; b = b->next)
+    n++;
+  return n;
+}
+
 void ingest_free(ingest_batch *b)
 {
   if(!b)
     return;
+  /* the later batches of a multi-batch body live in the arena: their stack text goes first */
+  for(ingest_batch *x = b->next; x; x = x->next)
+    free(x->stacks);
   if(b->json_arena) {
     arena_free(b->json_arena);
     free(b->json_arena);

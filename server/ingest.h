@@ -1,5 +1,6 @@
-/* ingest.h — turns one ingest-v1 batch (JSON bytes) into validated rows, or names the first
- * bad field. No SQL and no HTTP here: writer.c/store.c store the rows, http.c answers. */
+/* ingest.h — turns one ingest-v1 body (JSON bytes: one batch, or several under "batches") into
+ * validated rows, or names the first bad field. No SQL and no HTTP here: writer.c/store.c store
+ * the rows, http.c answers. */
 #ifndef LS_INGEST_H
 #define LS_INGEST_H
 
@@ -9,7 +10,8 @@
 #include "errors.h"
 
 typedef struct ingest_limits {
-  size_t max_events;  /* events per batch */
+  size_t max_events;  /* events per body: one batch's, or all the batches' of a multi-batch body */
+  size_t max_batches; /* batches in one multi-batch body ("batches": [...]) */
   size_t max_string;  /* bytes of an ordinary string (names, files, ids of functions) */
   size_t max_exc;     /* bytes of a done event's exc and of a frame's src */
   size_t max_frames;  /* frames in a block's stack */
@@ -77,18 +79,31 @@ typedef struct ingest_batch {
   int64_t max_d[INGEST_NKINDS]; /* longest duration per kind, for range queries */
   size_t events;        /* every event in the batch, unknown kinds included */
   char *stacks;         /* JSON text of all block stacks, back to back */
-  void *json_root;      /* the parsed document that the strings point into */
-  struct arena *json_arena; /* where that document lives (freed with the batch) */
+  void *json_root;      /* the parsed document that the strings point into (first batch only) */
+  struct arena *json_arena; /* where that document lives (freed with the first batch) */
+  /* A multi-batch body ({"v": 1, "batches": [...]}) parses into a chain in body order: the first
+   * batch owns the document, the arena and every later batch (they live in the arena), and only
+   * it is passed to ingest_free. NULL: the last (or only) batch. */
+  struct ingest_batch *next;
+  /* The writer's outcome for this batch (writer.c sets them; ingest_parse leaves them 0): it had
+   * been stored before, it made its session. */
+  int duplicate, created;
 } ingest_batch;
 
-/* Parses and validates body[0..len). On success *out owns everything (ingest_free it) and
- * 0 is returned. On a bad batch LS_EINVAL is returned and detail receives the first bad field,
- * e.g. "events[12].t: expected an integer in [0, 2^53)"; LS_ETOOBIG when the parsed batch would
+/* Parses and validates body[0..len): one batch, or a multi-batch body whose every batch is
+ * validated, as a chain (next), before anything is returned. On success *out owns everything
+ * (ingest_free it) and 0 is returned. On a bad batch LS_EINVAL is returned and detail receives
+ * the first bad field, e.g. "events[12].t: expected an integer in [0, 2^53)", in a multi-batch
+ * body "batches[3].events[12].t: ..."; LS_ETOOBIG when the parsed body would
  * pass lim->max_tree, LS_EBUSY when lim->budget ran out (detail says which); LS_ENOMEM when
  * memory ran out. */
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len);
+/* Frees a parsed body: b and every batch chained after it. */
 void ingest_free(ingest_batch *b);
+
+/* Batches in the chain that starts at b (1 for a single batch). */
+size_t ingest_count(const ingest_batch *b);
 
 /* Parses JSON text into a tree whose nodes live in a (an arena.h arena, arena_init'ed by the
  * caller; the tree dies with arena_free, never cJSON_Delete), with the same hooks ingest_parse

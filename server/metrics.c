@@ -15,6 +15,7 @@ void metrics_init(metrics *m)
 {
   atomic_init(&m->batches, 0);
   atomic_init(&m->duplicates, 0);
+  atomic_init(&m->bodies, 0);
   atomic_init(&m->events, 0);
   atomic_init(&m->unknown_events, 0);
   atomic_init(&m->http_requests, 0);
@@ -69,6 +70,9 @@ void metrics_render(metrics *m, int64_t queue_depth, int64_t db_bytes, jbuf *out
   counter(out, "loopscope_batches_total", "Batches stored.", atomic_load(&m->batches));
   counter(out, "loopscope_duplicate_batches_total", "Batches already stored, answered 200.",
           atomic_load(&m->duplicates));
+  counter(out, "loopscope_ingest_bodies_total",
+          "Ingest bodies stored (answered 2xx): one per POST, however many batches it carried.",
+          atomic_load(&m->bodies));
   counter(out, "loopscope_events_total", "Events in stored batches.", atomic_load(&m->events));
   counter(out, "loopscope_unknown_events_total", "Events of an unknown kind (counted, not stored).",
           atomic_load(&m->unknown_events));

@@ -26,6 +26,7 @@ enum { OTLP_SENT, OTLP_RETRIED, OTLP_FAILED, OTLP_RESULT_COUNT };
 typedef struct metrics {
   atomic_llong batches;        /* batches stored (duplicates not counted) */
   atomic_llong duplicates;     /* batches answered 200 because already stored */
+  atomic_llong bodies;         /* ingest bodies stored (2xx), one per POST however many batches */
   atomic_llong events;         /* events in stored batches */
   atomic_llong unknown_events; /* events of unknown kind in stored batches */
   atomic_llong http_requests;

@@ -10,15 +10,25 @@
 
 typedef struct writer writer;
 
-/* One unit of work for the writer: a batch to store or a session to delete. The submitter
- * owns the job's memory and must keep it alive until on_done has been called. */
+/* What became of one batch of a multi-batch job, in body order. */
+typedef struct writer_result {
+  size_t events;               /* events the batch carried */
+  int duplicate;               /* it had been stored before: nothing of it written */
+} writer_result;
+
+/* One unit of work for the writer: a body to store (one batch, or the chain of a multi-batch
+ * body: stored in one transaction, all or none) or a session to delete. The submitter owns the
+ * job's memory and must keep it alive until on_done has been called. */
 typedef struct writer_job {
   struct writer_job *next;     /* the writer's queue link */
   ingest_batch *batch;         /* owned by the writer once submitted; freed before on_done */
   const char *delete_id;       /* a delete job when non-NULL */
   int result;                  /* 0 or an error code, valid in on_done */
-  int duplicate;               /* the batch had been stored before */
-  int new_session;             /* the batch made its session (first batch to arrive) */
+  int duplicate;               /* the batch (every batch of a chain) had been stored before */
+  int new_session;             /* the batch (some batch of a chain) made its session */
+  /* NULL, or one entry per batch of the chain (the submitter's memory, ingest_count(batch) of
+   * them), filled in order when result is 0, before the batches are freed. */
+  writer_result *results;
   int done;                    /* set before on_done (and before waiters wake) */
   /* Called on the writer thread once the job's transaction committed or failed; the writer
    * no longer touches the job afterwards. NULL: the submitter waits in writer_put/_delete. */

@@ -24,7 +24,7 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   (void)mod;
   static char *kwlist[] = {"url", "token", "buffer_cap", "timeout_ms", "flush_interval_ms", "blocking_ms",
                            "max_tasks", "sample_rate_ms", "lib_prefixes", "session_var", "asyncio_prefix",
-                           "meta", "get_running_loop", "hook_loop", "offline", "sink", NULL};
+                           "meta", "get_running_loop", "hook_loop", "offline", "sink", "batches_per_post", NULL};
   const char *url, *token = NULL;
   unsigned long long cap, max_tasks;
   int timeout_ms, flush_ms;
@@ -34,9 +34,10 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   PyObject *get_loop = NULL, *hook = NULL;
   int offline = 0;
   const char *sink = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|sOOpz", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
+  int per_post = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "szKiidKdO!OU|sOOpzi", kwlist, &url, &token, &cap, &timeout_ms, &flush_ms,
                                    &blocking_ms, &max_tasks, &rate_ms, &PyTuple_Type, &prefixes, &var, &aprefix,
-                                   &meta_static, &get_loop, &hook, &offline, &sink))
+                                   &meta_static, &get_loop, &hook, &offline, &sink, &per_post))
     return NULL;
   if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
   /* Everything that can fail comes before G.started = 1, and a failure undoes what was started:
@@ -53,7 +54,7 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   if (!(G.url_prefix = PyMem_Malloc(ulen + sizeof "/sessions/"))) return PyErr_NoMemory();
   memcpy(G.url_prefix, url, ulen);
   memcpy(G.url_prefix + ulen, "/sessions/", sizeof "/sessions/");
-  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0, offline, sink};
+  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0, offline, sink, 0, per_post};
   int rc = start_failure == 1 ? LSC_ESYS : LSC_OK;
   if (!rc) {
     Py_BEGIN_ALLOW_THREADS
@@ -157,7 +158,7 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
   if (!G.started) return PyDict_New();
   ls_stats st;
   ls_collector_stats(G.core, &st);
-  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsKsKsKsKsK}", "events", (unsigned long long)st.events, "dropped",
+  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsKsKsKsKsKsKsKsi}", "events", (unsigned long long)st.events, "dropped",
                        (unsigned long long)st.dropped, "bytes_used", (unsigned long long)st.bytes_used,
                        "batches_sent", (unsigned long long)st.batches_sent, "batches_failed",
                        (unsigned long long)st.batches_failed, "posts_failed", (unsigned long long)st.posts_failed,
@@ -167,7 +168,9 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
                        "sessions_sending", (unsigned long long)st.sessions_sending, "batches_saved",
                        (unsigned long long)st.batches_saved, "sink_errors", (unsigned long long)st.sink_errors,
                        "chunk_allocs", (unsigned long long)st.chunk_allocs,
-                       "store_allocs", (unsigned long long)st.store_allocs);
+                       "store_allocs", (unsigned long long)st.store_allocs,
+                       "posts_sent", (unsigned long long)st.posts_sent,
+                       "split_posts", (unsigned long long)st.split_posts, "multi_refused", st.multi_refused);
 }
 
 static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {

@@ -45,7 +45,7 @@ def install(server: str | None = None, **settings: Any) -> Settings:
                 lib_prefixes=_state.lib_prefixes(cfg.library_paths), session_var=current_session,
                 asyncio_prefix=_state.asyncio_dir(), meta=_state.meta_static(cfg.service),
                 get_running_loop=asyncio.get_running_loop, hook_loop=_state.hook_loop,
-                offline=cfg.offline, sink=cfg.sink)
+                offline=cfg.offline, sink=cfg.sink, batches_per_post=cfg.batches_per_post)
     _state.settings = cfg
     _state.core = _core
     try:

@@ -25,9 +25,11 @@ class Settings:
     library_paths: tuple = ()             # extra directories whose frames count as library code
     offline: bool = False                 # ship nothing (no HTTP): record for the in-process summary
     sink: str | None = None               # a file each batch is appended to (JSON Lines), before posting
+    batches_per_post: int = 1000          # sessions' batches one POST carries together; 1: one per POST
 
 
 TOKEN_MAX = 4096  # LS_TOKEN_MAX of the C core
+BATCHES_PER_POST_MAX = 10000  # the server's limit of batches in one multi-batch body
 
 
 # environment variable -> field
@@ -45,6 +47,7 @@ ENV = {
     "LOOPSCOPE_LIBRARY_PATHS": "library_paths",
     "LOOPSCOPE_OFFLINE": "offline",
     "LOOPSCOPE_SINK": "sink",
+    "LOOPSCOPE_BATCHES_PER_POST": "batches_per_post",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -79,7 +82,8 @@ def _convert(name: str, value: Any, kind: type) -> Any:
 _KINDS = {"enabled": bool, "server": str, "token": str, "await_threshold_ms": float,
           "blocking_threshold_ms": float, "max_tasks": int, "sample_rate_ms": float,
           "buffer_bytes": int, "timeout_ms": int, "flush_interval_ms": int, "exit_flush_ms": int,
-          "service": str, "library_paths": tuple, "offline": bool, "sink": str}
+          "service": str, "library_paths": tuple, "offline": bool, "sink": str,
+          "batches_per_post": int}
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +114,9 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
             raise ValueError(f"loopscope: token must be 1 to {TOKEN_MAX} visible ASCII characters (no spaces or "
                              "line breaks): it travels as 'Authorization: Bearer <token>'; use the value given "
                              "to loopscope-server --token")
+    if not 1 <= settings.batches_per_post <= BATCHES_PER_POST_MAX:
+        raise ValueError(f"loopscope: batches_per_post must be 1 to {BATCHES_PER_POST_MAX} (the server takes "
+                         f"{BATCHES_PER_POST_MAX} batches in one body; 1 posts each batch alone)")
     if settings.max_tasks < 1:
         raise ValueError("loopscope: max_tasks must be at least 1")
     if settings.sample_rate_ms < 0.1:

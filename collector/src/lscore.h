@@ -86,6 +86,8 @@ typedef struct ls_config {
                                * (JSON Lines) before it is posted: `loopscope run --save` */
   int gzip;                   /* 0: bodies over 32 KiB go gzipped unless the server is on a
                                * loopback address (default); 1: always; -1: never */
+  int batches_per_post;       /* sessions' batches one POST may carry together (default, 0:
+                               * 1000); 1: one batch per POST, the plain v1 body */
 } ls_config;
 
 typedef struct ls_collector ls_collector;
@@ -100,6 +102,10 @@ typedef struct ls_stats {
                                * in a steady state, whatever the number of events */
   uint64_t store_allocs;      /* every allocation of the store on the emitting side: chunks,
                                * sessions, metas (a test: the same per request whatever its steps) */
+  uint64_t posts_sent;        /* POSTs answered 2xx, each carrying one batch or several */
+  uint64_t split_posts;       /* multi-batch bodies refused (400, 413) and sent again one by one */
+  int multi_refused;          /* 1 once the server refused the multi-batch shape (an older
+                               * server): one batch per POST from then on */
 } ls_stats;
 
 /* Starts the sender thread. *out owns everything; free with ls_collector_free. */

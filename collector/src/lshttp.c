@@ -16,6 +16,8 @@
 
 struct ls_http {
   CURL *curl;
+  ls_http_result *res;  /* where the answer being read goes (during ls_http_post) */
+  size_t answer_len;
   char *url;
   struct curl_slist *headers, *headers_gz;
   int retry_after_s;
@@ -37,9 +39,15 @@ static int loopback_url(const char *url) {
   return n > 4 && strncmp(h, "127.", 4) == 0;
 }
 
-static size_t discard_body(char *p, size_t size, size_t n, void *ud) {
-  (void)p; (void)ud;
-  return size * n;
+/* Keeps the start of the answer (the sender reads a 400's detail), drops the rest. */
+static size_t read_body(char *p, size_t size, size_t n, void *ud) {
+  ls_http *h = ud;
+  size_t len = size * n, room = sizeof h->res->answer - 1 - h->answer_len;
+  size_t k = len < room ? len : room;
+  memcpy(h->res->answer + h->answer_len, p, k);
+  h->answer_len += k;
+  h->res->answer[h->answer_len] = '\0';
+  return len;
 }
 
 static size_t read_header(char *p, size_t size, size_t n, void *ud) {
@@ -117,7 +125,8 @@ int ls_http_new(const char *base_url, const char *token, int timeout_ms, int gzi
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 1000 ? timeout_ms : 1000));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, read_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, read_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -162,6 +171,9 @@ int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) 
     len = gz_len;
   }
   h->retry_after_s = -1;
+  h->res = res;
+  h->answer_len = 0;
+  res->answer[0] = '\0';
   curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, gz ? h->headers_gz : h->headers);
   curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);

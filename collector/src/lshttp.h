@@ -1,6 +1,6 @@
 /* lshttp.h — one HTTP client for the sender thread: POST a JSON body (gzip above a size, except to a
  * loopback address) with
- * libcurl over a kept-alive connection. Retrying and batching are lscollector.c's business. */
+ * libcurl over a kept-alive connection. Retrying and batching are lssender.c's business. */
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
 
@@ -11,6 +11,7 @@ typedef struct ls_http ls_http;
 typedef struct ls_http_result {
   int status;            /* HTTP status, 0 when no answer (connection failed, timed out) */
   int retry_after_s;     /* a Retry-After header's seconds, -1 when absent */
+  char answer[256];      /* the start of the answer's body, NUL-terminated (a 400's detail) */
 } ls_http_result;
 
 /* gzip: as ls_config's (0: large bodies gzipped unless base_url is a loopback address). */

@@ -21,10 +21,11 @@ from conftest import Server, by_coro, free_port
 class FaultProxy:
     """fault_proxy.py in its own process (see there), in front of the real server."""
 
-    def __init__(self, target: str, fail_status: int = 0, fail_count: int = 0, delay: float = 0.0):
+    def __init__(self, target: str, fail_status: int = 0, fail_count: int = 0, delay: float = 0.0,
+                 v1only: bool = False):
         script = os.path.join(os.path.dirname(__file__), "fault_proxy.py")
-        self.proc = subprocess.Popen([sys.executable, script, target, str(fail_status), str(fail_count), str(delay)],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([sys.executable, script, target, str(fail_status), str(fail_count), str(delay)]
+                                     + (["v1only"] if v1only else []), stdout=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
 
     def close(self):

@@ -144,9 +144,6 @@ static int tree_depth(const cJSON *v)
 
 static void check_batch(const ingest_batch *b, const ingest_limits *lim)
 {
-  int depth = tree_depth(b->json_root);
-  FUZZ_CHECK(depth <= lim->max_depth, "accepted a document nested %d deep, limit %d", depth,
-             lim->max_depth);
   FUZZ_CHECK(b->batch && reference_id_ok(b->batch), "batch id not acceptable");
   FUZZ_CHECK(b->session && reference_id_ok(b->session), "session id not acceptable");
   FUZZ_CHECK(b->events <= lim->max_events, "%zu events, limit %zu", b->events, lim->max_events);
@@ -226,11 +223,29 @@ static void check_batch(const ingest_batch *b, const ingest_limits *lim)
   }
 }
 
+/* A parsed body: the document's depth, every batch of the chain (a multi-batch body's), and the
+ * limits that hold for the body as a whole. */
+static void check_body(const ingest_batch *first, const ingest_limits *lim)
+{
+  int depth = tree_depth(first->json_root);
+  FUZZ_CHECK(depth <= lim->max_depth, "accepted a document nested %d deep, limit %d", depth,
+             lim->max_depth);
+  size_t n = 0, events = 0;
+  for(const ingest_batch *b = first; b; b = b->next, n++) {
+    FUZZ_CHECK(b == first || !b->json_root, "a later batch of a body owns a document");
+    check_batch(b, lim);
+    events += b->events;
+  }
+  FUZZ_CHECK(n == ingest_count(first), "ingest_count says %zu, the chain holds %zu", ingest_count(first), n);
+  FUZZ_CHECK(n == 1 || n <= lim->max_batches, "%zu batches, limit %zu", n, lim->max_batches);
+  FUZZ_CHECK(events <= lim->max_events, "%zu events in the body, limit %zu", events, lim->max_events);
+}
+
 /* 1 when s starts with a field path and ": ", e.g. "events[12].stack[0].file: ..." or
  * "body: not valid JSON (near byte 7)". */
 static int starts_with_field_path(const char *s)
 {
-  static const char *const roots[] = {"body", "v", "batch", "session", "meta", "events"};
+  static const char *const roots[] = {"body", "v", "batches", "batch", "session", "meta", "events"};
   size_t n = 0;
   for(size_t r = 0; r < sizeof(roots) / sizeof(roots[0]) && !n; r++) {
     size_t rl = strlen(roots[r]);
@@ -307,7 +322,7 @@ static void parse_once(int pass, const char *body, size_t len, const ingest_limi
   FUZZ_CHECK(rc == 0 || rc == LS_EINVAL || rc == LS_ENOMEM || rc == LS_ETOOBIG, "ingest_parse returned %d", rc);
   if(rc == 0) {
     FUZZ_CHECK(b != NULL && b != (ingest_batch *)(uintptr_t)1, "success without a batch");
-    check_batch(b, lim);
+    check_body(b, lim);
   }
   else {
     FUZZ_CHECK(b == NULL, "failure (%d) left *out set", rc);
@@ -351,7 +366,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   /* Tight limits reach the "too many / too long / too deep" paths with small inputs, and a
    * tiny detail buffer checks that messages are cut, not overrun. */
   ingest_limits tight = {.max_events = 4, .max_string = 8, .max_exc = 12, .max_frames = 2,
-                         .max_depth = 5};
+                         .max_depth = 5, .max_batches = 2};
   parse_once(1, body, size, &tight, 256);
   parse_once(2, body, size, &tight, 9);
 

@@ -142,8 +142,9 @@ def test_locked_by_another_process(tmp_path):
     assert fig["202 during"] == 0
 
 
-@pytest.mark.parametrize("err", ["EIO", "EROFS", "ENOSPC"])
-def test_write_faults(tmp_path, err):
+def shim_env(tmp_path, err):
+    """(trigger file, environment) for a server whose writes under tmp_path fail with err while the
+    trigger exists; skips or fails the test when the shim cannot be used."""
     if not SHIM or not os.path.exists(SHIM):
         pytest.fail("LOOPSCOPE_FAULT_SHIM does not name the built fault shim (tests/CMakeLists.txt sets it)")
     if WRAPPER:
@@ -153,6 +154,12 @@ def test_write_faults(tmp_path, err):
                LS_FAULT_ERRNO=err,
                # an ASan server must find its runtime first; the shim does not need it
                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    return trigger, env
+
+
+@pytest.mark.parametrize("err", ["EIO", "EROFS", "ENOSPC"])
+def test_write_faults(tmp_path, err):
+    trigger, env = shim_env(tmp_path, err)
     fig = run_fault(tmp_path, err, trigger.touch, trigger.unlink, env=env)
     assert fig["202 during"] == 0
 

@@ -16,6 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INGEST = ROOT / "schema" / "ingest-v1.schema.json"
+INGEST_BATCHES = ROOT / "schema" / "ingest-v1-batches.schema.json"
 OPENAPI = ROOT / "schema" / "openapi.yaml"
 API_MD = ROOT / "docs" / "api.md"
 DESIGN_MD = ROOT.parent / "shared" / "DESIGN.md"  # outside the repository; used when present
@@ -55,6 +56,33 @@ def component_validator(registry, name):
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
               "$ref": f"{OPENAPI.as_uri()}#/components/schemas/{name}"}
     return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+@pytest.fixture(scope="module")
+def batches_validator(ingest_schema):
+    """The multi-batch body's schema, its $ref to the batch schema resolved to the file beside it."""
+    doc = json.loads(INGEST_BATCHES.read_text())
+    jsonschema.Draft202012Validator.check_schema(doc)
+    ingest = Resource.from_contents(ingest_schema, default_specification=DRAFT202012)
+    reg = Registry().with_resources([(ingest_schema["$id"], ingest), (INGEST.as_uri(), ingest)])
+    return jsonschema.Draft202012Validator(doc, registry=reg)
+
+
+def test_multi_batch_body_schema(batches_validator, ingest_validator):
+    """ingest-v1-batches.schema.json says what the server does (test_ingest_batches.py): a list of
+    whole v1 batches, 1 to 10000 of them, and a body with `batch` is a single batch instead."""
+    other = copy.deepcopy(EXAMPLE)
+    other.update(batch="b-2", session="s-2")
+    batches_validator.validate({"v": 1, "batches": [EXAMPLE, other]})
+    bad_inside = copy.deepcopy(EXAMPLE)
+    bad_inside["events"][0]["t"] = -1
+    for body in ({"v": 1, "batches": []}, {"v": 2, "batches": [EXAMPLE]}, {"batches": [EXAMPLE]},
+                 {"v": 1, "batches": [EXAMPLE, bad_inside]}, {"v": 1, "batches": [[EXAMPLE]]},
+                 {"v": 1, "batches": [EXAMPLE] * 10001}):
+        assert not batches_validator.is_valid(body), body
+    # both shapes at once: a single batch whose "batches" is an ignored field
+    both = dict(EXAMPLE, batches=[other])
+    assert ingest_validator.is_valid(both) and not batches_validator.is_valid(both)
 
 
 def test_design_example_validates(ingest_validator):
@@ -200,6 +228,8 @@ def test_ingest_status_codes(openapi, registry):
     accepted = component_validator(registry, "Accepted")
     accepted.validate({"accepted": 1000})
     accepted.validate({"accepted": 1000, "duplicate": True})
+    accepted.validate({"accepted": 3, "batches": [{"accepted": 2}, {"accepted": 1, "duplicate": True}]})
+    assert not accepted.is_valid({"accepted": 3, "batches": [{"duplicate": True}]})
     assert not accepted.is_valid({"accepted": -1})
     assert not accepted.is_valid({"duplicate": True})
 

@@ -386,6 +386,50 @@ START_TEST(limits)
 }
 END_TEST
 
+/* A multi-batch body: a chain in body order, each batch as if parsed alone, the first owning the
+ * rest; errors carry "batches[i]." and the limits count over the whole body. */
+START_TEST(several_batches_in_one_body)
+{
+  const char *two = "{\"v\":1,\"batches\":["
+                    "{\"v\":1,\"batch\":\"a\",\"session\":\"s1\",\"meta\":{\"name\":\"A\"},"
+                    "\"events\":[{\"k\":\"task\",\"id\":1,\"t\":0},{\"k\":\"end\",\"t\":9}]},"
+                    "{\"v\":1,\"batch\":\"b\",\"session\":\"s2\",\"events\":[{\"k\":\"block\",\"t\":1,\"d\":2,"
+                    "\"stack\":[{\"file\":\"f.py\",\"line\":3}]}]}]}";
+  ingest_batch *b = NULL;
+  char detail[256];
+  ck_assert_int_eq(ingest_parse(two, strlen(two), &lim, &b, detail, sizeof(detail)), 0);
+  ck_assert_uint_eq(ingest_count(b), 2);
+  ck_assert_str_eq(b->batch, "a");
+  ck_assert_str_eq(b->meta.name, "A");
+  ck_assert_uint_eq(b->ntasks, 1);
+  ck_assert(b->has_end && b->end_t == 9);
+  ingest_batch *c = b->next;
+  ck_assert_str_eq(c->session, "s2");
+  ck_assert(!c->meta.present && !c->has_end);
+  ck_assert_uint_eq(c->nblocks, 1);
+  ck_assert_str_eq(c->blocks[0].file, "f.py");
+  ck_assert_ptr_null(c->next);
+  ingest_free(b); /* the chain's stack text and arena: ASan finds a leak or a double free */
+  ck_assert_uint_eq(ingest_count(NULL), 0);
+
+  refused_body("{\"v\":1,\"batches\":[{\"v\":1,\"batch\":\"a\",\"session\":\"s\",\"events\":[]},"
+               "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":[{\"k\":\"block\",\"t\":1,\"d\":1,"
+               "\"stack\":[{\"src\":\"x\"},{\"line\":-1}]}]}]}",
+               "batches[1].events[0].stack[1].line: expected an integer in [0, 2^53)");
+  refused_body("{\"v\":1,\"batches\":[{\"v\":1,\"batch\":\"a\",\"session\":\"s\",\"meta\":3,\"events\":[]}]}",
+               "batches[0].meta: expected an object");
+  refused_body("{\"v\":1,\"batches\":[]}", "batches: expected at least one batch");
+  lim.max_events = 3;
+  refused_body("{\"v\":1,\"batches\":[{\"v\":1,\"batch\":\"a\",\"session\":\"s\",\"events\":[{\"k\":\"x\"},{\"k\":\"x\"}]},"
+               "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":[{\"k\":\"x\"},{\"k\":\"x\"}]}]}",
+               "batches[1].events: more than 3 events in one body (its batches together)");
+  lim.max_batches = 1;
+  refused_body("{\"v\":1,\"batches\":[{\"v\":1,\"batch\":\"a\",\"session\":\"s\",\"events\":[]},"
+               "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":[]}]}",
+               "batches: more than 1 batches in one body");
+}
+END_TEST
+
 START_TEST(aggregates_and_end)
 {
   ingest_batch *b = accepted("[{\"k\":\"end\",\"t\":10},{\"k\":\"end\",\"t\":7},{\"k\":\"step\",\"id\":1,\"t\":5,\"d\":20},"
@@ -564,6 +608,7 @@ int main(void)
   tcase_add_test(tc, stacks);
   tcase_add_test(tc, limits);
   tcase_add_test(tc, aggregates_and_end);
+  tcase_add_test(tc, several_batches_in_one_body);
   tcase_add_test(tc, ids_follow_the_charset);
   tcase_add_test(tc, repeated_members);
   tcase_add_test(tc, unknown_fields_ignored);

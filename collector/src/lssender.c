@@ -1,0 +1,370 @@
+/* lssender.c — the sender thread: takes what the store (lscollector.c) published, session by
+ * session, encodes each session's share as one v1 batch (lsencode.c) and POSTs the batches of
+ * several sessions together as one multi-batch body (docs/api.md, "Several batches in one body"),
+ * retrying with the same batch ids; one batch per POST to a server that refuses that shape. How
+ * events are recorded and kept is lscollector.c's, the HTTP client lshttp.c's.
+ *
+ * Batching by time and size: the sender wakes every flush_interval_ms (or on a flush, or a kick
+ * when the buffer fills) and takes every session that has something to send, up to
+ * batches_per_post sessions, POST_EVENTS_MAX events and BATCH_JSON_MAX bytes of JSON per POST.
+ * A burst of small sessions (one per web request) thus costs a POST per wake-up, not one per
+ * session, and no session waits longer than before: nothing is held back for a fuller POST. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lsstore.h"
+
+/* Events in one POST at most: the server takes 100000 per body, its batches together, and each
+ * batch may add a drop event; a session beyond what is left waits for the next POST (one session
+ * alone still goes whole, as a single batch always did). */
+#define POST_EVENTS_MAX 50000
+/* cfg.batches_per_post's default: sessions per POST at most (the server takes 10000). */
+#define POST_BATCHES_DEFAULT 1000
+
+/* One session's batch in a POST: what take_part snapshotted of it and where its JSON lies. */
+typedef struct part {
+  ls_session *s;
+  chunk *first, *last;       /* chunks whose [sent, snap) goes out; last NULL: none */
+  uint64_t dropped_now, drop_delta, unreadable, seq;
+  size_t nev;                /* records encoded */
+  size_t off, len;           /* its batch's JSON in the body; len 0: not encoded (no room left) */
+  const char *meta;          /* valid until the send ends (ls_session_set_meta keeps it) */
+  int delivered, retryable;
+} part;
+
+int ls_sender_busy(const ls_collector *c) { return c->nqueued > 0 || c->sending; }
+
+/* Queues every session with published records not yet shipped: the writer publishes without the
+ * mutex, so the ready queue alone does not know of them. O(sessions), once per wake-up. mu held. */
+void ls_sender_scan_ready(ls_collector *c) {
+  for (ls_session *s = c->sessions; s; s = s->next)
+    if (!s->queued && !s->sending && ls_store_has_unsent(s)) ls_store_enqueue(c, s);
+}
+
+/* After a send: back into the queue if more came meanwhile, freed if closed and done. mu held. */
+static void after_send(ls_collector *c, ls_session *s) {
+  if (s->closed) s->w = NULL; /* no writer any more: its last chunk can go once shipped */
+  ls_store_prune(c, s);
+  if (ls_store_has_unsent(s) || s->dropped != s->dropped_sent) ls_store_enqueue(c, s);
+  else if (s->closed) {
+    ls_store_unlink(c, s);
+    ls_store_session_free(c, s);
+  }
+}
+
+/* Sleeps up to ms unless stopped; returns 1 when asked to stop. Called with mu held. */
+static int sender_sleep(ls_collector *c, int ms) {
+  struct timespec ts;
+  ls_deadline_after(&ts, ms);
+  while (!c->stop) {
+    if (pthread_cond_timedwait(&c->wake, &c->mu, &ts) == ETIMEDOUT) break;
+  }
+  return c->stop;
+}
+
+/* The records of s a batch would take now: what is published, chunk by chunk, up to batch_max
+ * bytes of records. With p, they are taken: [sent, snap) of each chunk from p->first to p->last.
+ * The writer may go on appending above snap meanwhile, and link new chunks after the last one.
+ * Returns the number of records. mu held. */
+static size_t snapshot(ls_collector *c, ls_session *s, part *p) {
+  ls_store_prune(c, s);
+  chunk *last = NULL;
+  size_t rec_bytes = 0, nev = 0;
+  for (chunk *ch = s->head; ch; ch = ch->next) {
+    uint64_t pub = atomic_load_explicit(&ch->pub, memory_order_acquire);
+    size_t n = PUB_LEN(pub) - ch->sent;
+    if (last && rec_bytes + n > c->cfg.batch_max) break;
+    last = ch;
+    rec_bytes += n;
+    nev += PUB_NEV(pub) - ch->sent_nev;
+    if (p) {
+      ch->snap = PUB_LEN(pub);
+      ch->snap_nev = PUB_NEV(pub);
+    }
+  }
+  if (p) {
+    memset(p, 0, sizeof *p);
+    p->s = s;
+    p->first = s->head;
+    p->last = last;
+    p->dropped_now = s->dropped;
+    p->drop_delta = s->dropped - s->dropped_sent;
+    p->meta = s->meta;
+    p->seq = ++c->batch_seq;
+    s->sending = 1;
+  }
+  return nev;
+}
+
+/* Appends p's batch to body (mu free): the v1 JSON of what p took, stopping once body holds
+ * BATCH_JSON_MAX bytes (having taken one record at least): the rest of the snapshot is given
+ * back, snap lowered to what went in. */
+static void encode_part(ls_buf *body, part *p) {
+  ls_session *s = p->s;
+  p->off = body->len;
+  ls_buf_puts(body, "{\"v\":1,\"batch\":\"b-");
+  ls_buf_u64(body, (uint64_t)getpid());
+  ls_buf_puts(body, "-");
+  ls_buf_u64(body, p->seq);
+  ls_buf_puts(body, "-");
+  ls_buf_puts(body, s->id); /* session ids are [A-Za-z0-9-] (checked at open) */
+  ls_buf_puts(body, "\",\"session\":");
+  ls_buf_jstr(body, s->id, strlen(s->id));
+  ls_buf_puts(body, ",\"meta\":");
+  ls_buf_puts(body, p->meta);
+  ls_buf_puts(body, ",\"events\":[");
+  /* in order: the record state s->rs runs from one record to the next */
+  int first_ev = 1, full = 0;
+  for (chunk *ch = p->first; p->last; ch = ch->next) { /* links up to last were set before the snapshot */
+    size_t avail = ch->snap - ch->sent, used = 0, k = 0;
+    if (full || (!first_ev && body->len >= BATCH_JSON_MAX)) {
+      full = 1;
+    } else {
+      int erc = ls_encode_records(body, &s->rs, ch->data + ch->sent, avail, &first_ev, BATCH_JSON_MAX, &used, &k);
+      if (erc == LSC_EINVAL) { /* cannot happen with records lscollector.c wrote: skip the chunk's rest */
+        p->unreadable += (ch->snap_nev - ch->sent_nev) - k;
+        used = avail;
+      } else if (used < avail) {
+        full = 1;
+      }
+    }
+    ch->snap = ch->sent + used;
+    ch->snap_nev = full ? ch->sent_nev + k : ch->snap_nev;
+    p->nev += k;
+    if (ch == p->last) break;
+  }
+  if (p->drop_delta) {
+    ls_buf_puts(body, first_ev ? "{\"k\":\"drop\",\"n\":" : ",{\"k\":\"drop\",\"n\":");
+    ls_buf_u64(body, p->drop_delta);
+    ls_buf_puts(body, "}");
+  }
+  ls_buf_puts(body, "]}");
+  p->len = body->len - p->off;
+}
+
+/* p stays out of this POST (no room left): nothing of it is taken, its drop count not reported. */
+static void skip_part(part *p) {
+  for (chunk *ch = p->first; p->last; ch = ch->next) {
+    ch->snap = ch->sent;
+    ch->snap_nev = ch->sent_nev;
+    if (ch == p->last) break;
+  }
+  p->drop_delta = 0;
+  p->dropped_now = p->s->dropped_sent;
+  p->len = 0;
+}
+
+/* POSTs body (mu free on entry and exit), retrying what may pass later (no answer, 5xx, 408,
+ * 429) with backoff, and a few quick tries only once stopping. 1 when answered 2xx; otherwise 0,
+ * *retryable saying whether the refusal was of that kind and *res holding the last answer. */
+static int post(ls_collector *c, const char *body, size_t len, int *retryable, ls_http_result *res) {
+  int backoff_ms = 100, stopping_tries = 0;
+  *res = (ls_http_result){0, -1, ""};
+  *retryable = 1;
+  if (c->giving_up) return 0; /* the sender thread alone sets it: an exit gave up on the server */
+  for (;;) {
+    *res = (ls_http_result){0, -1, ""};
+    int rc = c->http ? ls_http_post(c->http, body, len, res) : LSC_ESYS;
+    pthread_mutex_lock(&c->mu);
+    c->st.last_status = rc == LSC_OK ? res->status : 0;
+    if (rc == LSC_OK && res->status >= 200 && res->status < 300) {
+      c->st.posts_sent++;
+      pthread_mutex_unlock(&c->mu);
+      return 1;
+    }
+    c->st.posts_failed++;
+    /* 4xx other than 408/429 will not get better by retrying */
+    *retryable = rc != LSC_OK || res->status >= 500 || res->status == 408 || res->status == 429;
+    if (!*retryable || c->giving_up) { pthread_mutex_unlock(&c->mu); return 0; }
+    int wait_ms = backoff_ms;
+    if (res->retry_after_s >= 0) wait_ms = (res->retry_after_s > 30 ? 30 : res->retry_after_s) * 1000;
+    if (wait_ms < 50) wait_ms = 50;
+    backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+    c->st.retries++;
+    if (c->stop) {
+      /* Shutting down: a few more quick tries, then give up rather than hang the exit. */
+      if (++stopping_tries > 3) {
+        c->giving_up = 1;
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+      }
+      struct timespec ts;
+      ls_deadline_after(&ts, 50);
+      pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+    } else {
+      sender_sleep(c, wait_ms);
+    }
+    pthread_mutex_unlock(&c->mu);
+  }
+}
+
+/* 1 when a 400 answer is an older server's to a multi-batch body: it reads the body as one batch
+ * and finds no "batch" (server/ingest.c checks v, then batch). A newer server names
+ * "batches[i]...." for a bad batch inside, or "batches..." for the list itself. */
+static int refuses_the_shape(const ls_http_result *res) {
+  return res->status == 400 && strstr(res->answer, "\"detail\":\"batch: missing\"") != NULL;
+}
+
+/* Delivers the encoded parts: one POST of their multi-batch body (one part: its plain v1 batch);
+ * when that body is refused for its shape or size (400, 413), each batch in a POST of its own,
+ * so a bad or large batch loses only itself. Sets each part's delivered and retryable. mu free. */
+static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t nenc) {
+  ls_http_result res;
+  int retryable = 1, ok;
+  if (nenc == 1) {
+    for (size_t i = 0; i < n; i++)
+      if (parts[i].len) parts[i].delivered = post(c, body->data + parts[i].off, parts[i].len, &parts[i].retryable, &res);
+    return;
+  }
+  ok = post(c, body->data, body->len, &retryable, &res);
+  int one_by_one = !ok && (res.status == 400 || res.status == 413);
+  if (one_by_one) {
+    pthread_mutex_lock(&c->mu);
+    c->st.split_posts++;
+    if (refuses_the_shape(&res) && !c->multi_refused) {
+      c->multi_refused = 1; /* from now on one batch per POST: the server is older than the shape */
+      c->st.multi_refused = 1;
+    }
+    pthread_mutex_unlock(&c->mu);
+  }
+  for (size_t i = 0; i < n; i++) {
+    part *p = &parts[i];
+    if (!p->len) continue;
+    if (!one_by_one) {
+      p->delivered = ok;
+      p->retryable = retryable;
+    } else {
+      p->delivered = post(c, body->data + p->off, p->len, &p->retryable, &res);
+    }
+  }
+}
+
+/* After the POST(s): each part's chunks advance past what it took, delivered or given up on
+ * (then its events count as dropped), and its session goes back to the queue or away. mu held. */
+static void finish_part(ls_collector *c, part *p) {
+  ls_session *s = p->s;
+  s->dropped += p->unreadable;
+  c->st.dropped += p->unreadable;
+  if (p->delivered) {
+    c->st.batches_sent++;
+    s->dropped_sent = p->dropped_now;
+    s->shipped_once = 1;
+  } else if (p->len) {
+    /* The batch is lost (refused, too large to encode, or given up on at exit): its events count
+     * as dropped, and after_send queues the session again so that a drop event carrying them
+     * (and the drop count this batch failed to report) goes out with the next batch. A batch
+     * with no events that was refused for good would be refused again: its count stays in the
+     * stats but is not sent again, or the session would be retried forever. */
+    c->st.batches_failed++;
+    s->dropped += p->nev;
+    c->st.dropped += p->nev;
+    if (!p->nev && !p->retryable) s->dropped_sent = s->dropped;
+  }
+  for (chunk *ch = p->first; p->last; ch = ch->next) { /* shipped or given up on: either way done */
+    ch->sent = ch->snap;
+    ch->sent_nev = ch->snap_nev;
+    if (ch == p->last) break;
+  }
+  free(s->meta_sending);
+  s->meta_sending = NULL;
+  s->sending = 0;
+  after_send(c, s);
+}
+
+/* Takes the ready sessions (up to max of them and POST_EVENTS_MAX events), encodes and delivers
+ * them. mu held on entry and exit, released while encoding and posting. */
+static void send_group(ls_collector *c, part *parts, size_t max) {
+  size_t n = 0, events = 0;
+  if (c->multi_refused) max = 1;
+  while (n < max && c->ready_head) {
+    size_t pending = snapshot(c, c->ready_head, NULL);
+    if (n && events + pending > POST_EVENTS_MAX) break;
+    ls_session *s = ls_store_dequeue(c);
+    snapshot(c, s, &parts[n++]);
+    events += pending;
+  }
+  c->sending = 1;
+  pthread_mutex_unlock(&c->mu);
+
+  ls_buf body;
+  ls_buf_init(&body, BATCH_JSON_MAX + BATCH_JSON_SLACK);
+  ls_buf_puts(&body, "{\"v\":1,\"batches\":[");
+  size_t nenc = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (nenc && body.len >= BATCH_JSON_MAX) {
+      skip_part(&parts[i]); /* goes in the next POST */
+      continue;
+    }
+    if (nenc) ls_buf_puts(&body, ",");
+    encode_part(&body, &parts[i]);
+    nenc++;
+  }
+  ls_buf_puts(&body, "]}");
+  for (size_t i = 0; i < n; i++) parts[i].retryable = 1;
+  if (!body.failed && c->sink) { /* one v1 batch per line, flushed: a crash later keeps what was written */
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+      if (parts[i].len)
+        ok &= fwrite(body.data + parts[i].off, 1, parts[i].len, c->sink) == parts[i].len && fputc('\n', c->sink) != EOF;
+    ok &= fflush(c->sink) == 0;
+    pthread_mutex_lock(&c->mu);
+    if (ok) c->st.batches_saved += nenc;
+    else c->st.sink_errors++;
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (!body.failed && c->cfg.offline) {
+    for (size_t i = 0; i < n; i++) parts[i].delivered = parts[i].len > 0;
+  } else if (!body.failed) {
+    deliver(c, &body, parts, n, nenc);
+  }
+  ls_buf_free(&body);
+
+  pthread_mutex_lock(&c->mu);
+  for (size_t i = 0; i < n; i++) finish_part(c, &parts[i]);
+  c->sending = 0;
+}
+
+static void *sender_main(void *arg) {
+  ls_collector *c = arg;
+  size_t max = c->cfg.batches_per_post > 0 ? (size_t)c->cfg.batches_per_post : POST_BATCHES_DEFAULT;
+  part one, *parts = max > 1 ? malloc(max * sizeof *parts) : NULL;
+  if (!parts) { /* one batch per POST still delivers everything */
+    parts = &one;
+    max = 1;
+  }
+  pthread_mutex_lock(&c->mu);
+  for (;;) {
+    if (c->stop && c->giving_up) break;
+    if (c->ready_head) {
+      send_group(c, parts, max);
+      c->kicked = 0;
+      if (!ls_sender_busy(c)) pthread_cond_broadcast(&c->idle);
+      continue;
+    }
+    pthread_cond_broadcast(&c->idle);
+    if (c->stop) break;
+    struct timespec ts;
+    ls_deadline_after(&ts, c->cfg.flush_interval_ms);
+    pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+    ls_sender_scan_ready(c); /* woken by time, a flush or a kick: what the writers published meanwhile */
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (parts != &one) free(parts);
+  return NULL;
+}
+
+int ls_sender_start(ls_collector *c) {
+  int rc = c->cfg.offline ? LSC_OK : ls_http_new(c->url, c->token, c->cfg.timeout_ms, c->cfg.gzip, &c->http);
+  if (rc) return rc;
+  c->stop = 0;
+  c->giving_up = 0;
+  if (pthread_create(&c->thread, NULL, sender_main, c)) {
+    ls_http_free(c->http);
+    c->http = NULL;
+    return LSC_ESYS;
+  }
+  c->thread_running = 1;
+  return LSC_OK;
+}
