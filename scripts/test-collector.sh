@@ -28,10 +28,12 @@ export LOOPSCOPE_WERROR=1
 
 # venvs of .venvs/list run here; those of .venvs-sid/list (CPython 3.14, 3.15 and 3.14's debug
 # build, from Debian sid) run inside the sid root, which sees the work tree at the same path.
-# Four lanes run side by side — each list split in two (every other line: 3.10+3.12, 3.11+3.13,
-# 3.14+3.14d, 3.15) — because the suite is mostly waiting on its own server and programs, and the
-# tests hold on a loaded machine; each venv's output is kept in its own log and printed in order
-# once every lane is done.
+# Four lanes run side by side, because the suite is mostly waiting on its own server and programs,
+# and the tests hold on a loaded machine: the debug build alone (the slowest: 925 s beside a CPU
+# hog, 3.5x a release interpreter), the other sid interpreters then the coverage run, and the host
+# list split in two (every other line, newest first: 3.13+3.11, 3.12+3.10, so the newest host
+# venv, which the coverage run uses, is installed before that run starts). Each venv's output is
+# kept in its own log and printed in order once every lane is done.
 run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output to $WORK/NAME.log
   local where="$1" venv="$2" run=() name ver dir
   name="$(basename "$venv")"
@@ -52,13 +54,15 @@ run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output 
     fi
   } > "$WORK/$name.log" 2>&1
 }
-lane() { # lane WHERE LIST [NTH]: every venv of LIST (with NTH = 0 or 1, every other one), in turn
+lane() { # lane WHERE LIST [NTH] [debug|release]: every venv of LIST (with NTH = 0 or 1, every other one
+  # of the list read newest first; with debug/release, only the venvs named *d / not), in turn
   local venv i=0
   while read -r venv; do
     [ -n "$venv" ] || continue
+    case "${4:-}:$venv" in debug:*d|release:*[!d]|:*) ;; *) continue ;; esac
     if [ -z "${3:-}" ] || [ $((i % 2)) -eq "$3" ]; then run_venv "$1" "$venv"; fi
     i=$((i + 1))
-  done < "$2"
+  done < <(tac "$2")
 }
 order=()
 while read -r venv; do [ -n "$venv" ] && order+=("$venv"); done < <(cat .venvs/list; [ -s .venvs-sid/list ] && cat .venvs-sid/list)
@@ -67,20 +71,16 @@ lane host .venvs/list 0 &
 host_lane0=$!
 lane host .venvs/list 1 &
 host_lane1=$!
+sid_debug=""
 if [ -s .venvs-sid/list ]; then
-  lane sid .venvs-sid/list 1 &
-  sid_lane1=$!
-  lane sid .venvs-sid/list 0
-  wait "$sid_lane1"
+  lane sid .venvs-sid/list "" debug &
+  sid_debug=$!
+  lane sid .venvs-sid/list "" release
 fi
-wait "$host_lane0" "$host_lane1"
-for venv in "${order[@]}"; do
-  name="$(basename "$venv")"
-  cat "$WORK/$name.log" 2>/dev/null || echo "--- $venv: no log"
-  [ -f "$WORK/$name.failed" ] && failed+=("$(cat "$WORK/$name.failed")")
-done
 
 # Coverage: the newest Python, the extension built in place with gcov, the package from there.
+# Without a sid lane to follow, it waits for the host lanes (they reinstall into that venv).
+[ -n "$sid_debug" ] || wait "$host_lane0" "$host_lane1"
 venv="$(tail -n1 .venvs/list)"
 cov="$WORK/coverage"
 copy_collector "$cov"
@@ -119,6 +119,13 @@ RC
 else
   cat "$cov.build.log"; failed+=("coverage build")
 fi
+
+wait "$host_lane0" "$host_lane1" $sid_debug
+for venv in "${order[@]}"; do
+  name="$(basename "$venv")"
+  cat "$WORK/$name.log" 2>/dev/null || echo "--- $venv: no log"
+  [ -f "$WORK/$name.failed" ] && failed+=("$(cat "$WORK/$name.failed")")
+done
 
 if ((${#failed[@]})); then echo "test-collector: FAILED: ${failed[*]}"; exit 1; fi
 echo "test-collector: ok"
