@@ -6,12 +6,22 @@
 # median ratios against loopscope off, and per Python the collector's fixed cost per request and
 # cost per recorded step (ns of loop-thread CPU). The framework venvs (.venvs-fw/list) run only
 # the Litestar request loop, and the 200k-task script (tasks200k.py: dropped events, sender
-# events/s and CPU) runs on every Python. Options: --reps N (default 7). Not a test: no asserts.
+# events/s and CPU) runs on every Python. Options: --reps N (default 7); --only W1,W2 (bench.py's
+# workloads: only those, no yappi/VizTracer, no 200k-task script; the framework venvs only when
+# litestar_requests is named) for a shorter run. Not a test: no asserts.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 REPS=7
-[ "${1:-}" = "--reps" ] && REPS="$2"
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --reps) REPS="$2"; shift 2 ;;
+    --only) ONLY="$2"; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench/overhead/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
 if [ ! -x "$SERVER_BIN" ]; then
   cmake -S . -B build >/dev/null && cmake --build build -j"$(nproc)" --target loopscope-server >/dev/null || exit 1
@@ -39,6 +49,14 @@ while read -r where venv; do
   "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src" >/dev/null 2>&1 \
     || { echo "bench: cannot install loopscope into $venv"; continue; }
   echo "bench: Python $ver ($where) ..." >&2
+  if [ -n "$ONLY" ]; then # a shorter run: the named workloads, loopscope on vs off only
+    case "$where,$ONLY" in fw,*litestar_requests*|host,*|sid,*) ;; *) continue ;; esac
+    [ "$where" = fw ] && only=litestar_requests || only="$(echo "$ONLY" | sed 's/,*litestar_requests//; s/^,//')"
+    [ -n "$only" ] || continue
+    "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json \
+      --only "$only" --modes on >> "$TMP/results.jsonl" || echo "bench: Python $ver ($where) failed"
+    continue
+  fi
   if [ "$where" = fw ]; then # the framework venv: only the app that needs it (Litestar)
     "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json \
       --only litestar_requests --modes on,disabled >> "$TMP/results.jsonl" || echo "bench: Python $ver (fw) failed"
@@ -65,7 +83,7 @@ for r in rows:
         if w == "cost":
             continue
         cells = " ".join(f"{res[m]['ratio']:6.2f}x /{res[m]['cpu_ratio']:5.2f}x" if m in res else f"{'-':>15s}" for m in modes)
-        print(f"{r['python']:5s} {w:21s} {res['off']['median_s']*1000:7.1f} {cells} {res['on'].get('sender_cpu_s', 0)*1000:6.1f}ms  <= {targets[w]:.2f}x")
+        print(f"{r['python']:5s} {w:21s} {res['off']['median_s']*1000:7.1f} {cells} {res['on'].get('sender_cpu_s', 0)*1000:6.1f}ms  " + (f"<= {targets[w]:.2f}x" if w in targets else "-"))
 for r in rows:
     c = r["results"].get("cost")
     if c:
