@@ -31,6 +31,8 @@ static const char *const purge_sql[] = {
   " (SELECT sid, parent, id FROM task_rows_orphans WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM conc_mip WHERE (sid, level, bucket) IN (SELECT sid, level, bucket FROM conc_mip WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM session_stats WHERE sid = ?1 AND ?2 > 0",
+  "DELETE FROM task_keys WHERE (sid, id) IN (SELECT sid, id FROM task_keys WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_keys_done WHERE sid = ?1 AND ?2 > 0",
   "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM batches WHERE (sid, batch) IN (SELECT sid, batch FROM batches WHERE sid = ?1 LIMIT ?2)",
   /* a deleted session is not forwarded any more: its outbox goes with it */

@@ -1,6 +1,7 @@
 /* writer.c — the single writer thread: drains the batch queue, group-commits, answers each
  * waiting request; and the figures thread, which computes a large session's summary figures
- * right after its end committed and answers that batch then. Parsing is ingest.c's, SQL is
+ * right after its end committed and answers that batch then, and stores its tables' sort keys
+ * and task tree after that (store_keys.c). Parsing is ingest.c's, SQL is
  * store.c's; HTTP threads only wait here. */
 #include "writer.h"
 
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "store_keys.h"
 #include "store_series.h"
 
 typedef writer_job job;
@@ -220,7 +222,8 @@ static figures_job *figures_due(writer *w, job *group)
   pthread_mutex_unlock(&w->lock);
   for(job *j = group; j && room > 0; j = j->next) {
     if(j->result || j->duplicate || j->delete_id || !j->batch->has_end ||
-       !store_series_due(w->s, j->batch->session, FIGURES_MIN_EVENTS))
+       (!store_series_due(w->s, j->batch->session, FIGURES_MIN_EVENTS) &&
+        !store_keys_due(w->s, j->batch->session, FIGURES_MIN_EVENTS)))
       continue;
     figures_job *f = malloc(sizeof(*f));
     if(!f)
@@ -267,6 +270,12 @@ static void *figures_main(void *arg)
     pthread_mutex_lock(&w->lock);
     answer_job(w, f->j);
     pthread_cond_broadcast(&w->answered);
+    pthread_mutex_unlock(&w->lock);
+    /* After the answer: the tables' sort keys and the stored tree take seconds at 1M tasks
+     * (store_keys.c); until they are in, /tasks and /rows work from the rows as before. */
+    if(!quit)
+      store_keys_prepare(w->s, f->session);
+    pthread_mutex_lock(&w->lock);
     free(f);
   }
   pthread_mutex_unlock(&w->lock);

@@ -455,9 +455,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 9); /* schema.sql is version 1, migrations/002 to 009 bring 9 */
+  ck_assert_int_eq(v, 10); /* schema.sql is version 1, migrations/002 to 010 bring 10 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 9);
+  ck_assert_int_eq(store_schema_version(st), 10);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
