@@ -470,7 +470,7 @@ START_TEST(settings_restart_and_version)
   close_all();
   /* a database of schema 2 (no auto_vacuum, no purge table, no arrived_s, no OTLP outbox, no
    * route nor await points, no loop nor blocks from elsewhere, no task rows, no endpoint
-   * rollups, no appended task rows) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
+   * rollups, no appended task rows, no task keys) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
    * one-time VACUUM) */
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
@@ -491,13 +491,14 @@ START_TEST(settings_restart_and_version)
                                 " DROP TABLE session_stats; DROP TABLE conc_mip;"
                                 " ALTER TABLE sessions DROP COLUMN rows_built;"
                                 " DROP TABLE ep_dirty; DROP TABLE ep_groups; DROP TABLE ep_points;"
+                                " DROP TABLE task_keys; DROP TABLE task_keys_done;"
                                 " PRAGMA user_version = 2; PRAGMA auto_vacuum = NONE; VACUUM",
                                 NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   open_all();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 9);
+  ck_assert_int_eq(store_schema_version(st), 10);
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
