@@ -145,7 +145,9 @@ static int page_ids(sqlite3 *db, int64_t sid, const char *col, int desc, int64_t
 enum { P_TASK, P_ROW, P_CHILD, P_COUNT };
 static const char *const page_sql[P_COUNT] = {
   [P_TASK] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE sid = ?1 AND id = ?2",
-  [P_ROW] = "SELECT pos, parent, depth, children, size FROM task_rows WHERE sid = ?1 AND id = ?2",
+  /* INDEXED BY: without it SQLite 3.40 scans the session by the primary key (sid, pos), 11 ms a
+   * row at 100k tasks (store_rows.c says the same) */
+  [P_ROW] = "SELECT pos, parent, depth, children, size FROM task_rows INDEXED BY task_rows_id WHERE sid = ?1 AND id = ?2",
   [P_CHILD] = "SELECT id, size FROM task_rows WHERE sid = ?1 AND pos = ?2",
 };
 
