@@ -32,6 +32,9 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
 int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 /* GET /sessions/{id}/rows: a window of the task tree in tree order (query_rows.c). */
 int query_rows(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+/* 1 when a /rows of session id must build its task tree first (seconds at 1M tasks): http.c runs
+ * such a request off its threads. 0 when the tree is current or there is no such session. */
+int query_rows_must_build(store *s, const char *id);
 int query_compare(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
 /* The /timeline answer of the view [from, to) (to -1: the session's end) px columns wide for
