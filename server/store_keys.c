@@ -16,16 +16,34 @@
 
 #define KEYS_STEP 256 /* rows per INSERT ... SELECT / DELETE: a multiple of the chunk's clock check */
 
-/* The columns a page sorts by, as SQL: a fixed list, so that the name put into the SQL text is
- * never the request's. */
-static const char *const key_cols[] = {"created", "id", "busy_ns", "wait_ns", "duration"};
+/* The columns a page sorts by and where their order is stored: a fixed list, so that the names
+ * put into SQL text are never the request's. id sorts on the tasks table's primary key; expr is
+ * the key as the tasks row gives it (?3: the session's end), for finding a task's rank. */
+typedef struct key_def {
+  const char *col, *table, *expr;
+  int desc; /* the table's order: key descending (then id ascending) */
+} key_def;
+static const key_def key_defs[] = {
+  {"created", "task_by_created", "coalesce(created, -1)", 0},
+  {"busy_ns", "task_by_busy", "busy_ns", 1},
+  {"wait_ns", "task_by_wait", "wait_ns", 1},
+  {"duration", "task_by_duration", "coalesce(ended, ?3) - coalesce(created, -1)", 1},
+  {"id", "tasks", "id", 0},
+};
+#define NKEY_TABLES 4 /* the first four have a table of their own */
 
-static const char *key_col(const char *name)
+static const key_def *key_of(const char *name)
 {
-  for(size_t i = 0; name && i < sizeof(key_cols) / sizeof(key_cols[0]); i++)
-    if(!strcmp(name, key_cols[i]))
-      return key_cols[i];
+  for(size_t i = 0; name && i < sizeof(key_defs) / sizeof(key_defs[0]); i++)
+    if(!strcmp(name, key_defs[i].col))
+      return &key_defs[i];
   return NULL;
+}
+
+/* Only the listed tasks of the tasks table have keys */
+static const char *listed(const key_def *k)
+{
+  return k->table == key_defs[NKEY_TABLES].table ? " AND has_task = 1" : "";
 }
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
@@ -75,44 +93,42 @@ static int keys_current(sqlite3 *db, const store_session *x, int64_t *total)
   return one_int(db, st, total);
 }
 
-/* Where task `at` is in the order (its rank, counted from 0): the rows before its (key, id).
- * LS_ENOTFOUND when it has no keys (not a listed task). Two index range counts. */
-static int rank_of(sqlite3 *db, int64_t sid, const char *col, int desc, int64_t at, int64_t *rank)
+/* Where task `at` is in the order (its rank, counted from 0): the rows before its (key, id), two
+ * range counts of the key's table. LS_ENOTFOUND when it is not a listed task. */
+static int rank_of(sqlite3 *db, const store_session *x, const key_def *k, int desc, int64_t at, int64_t *rank)
 {
-  char sql[256];
-  snprintf(sql, sizeof(sql), "SELECT %s FROM task_keys WHERE sid = ?1 AND id = ?2", col);
+  char sql[320];
+  snprintf(sql, sizeof(sql), "SELECT %s FROM tasks WHERE sid = ?1 AND id = ?2 AND has_task = 1 AND ?3 = ?3", k->expr);
   sqlite3_stmt *st = NULL;
   int64_t key = 0;
   int rc = prep(db, sql, &st);
   if(rc)
     return rc;
-  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 1, x->sid);
   sqlite3_bind_int64(st, 2, at);
+  sqlite3_bind_int64(st, 3, x->end_t);
   if((rc = one_int(db, st, &key)))
     return rc;
-  snprintf(sql, sizeof(sql), "SELECT (SELECT count(*) FROM task_keys WHERE sid = ?1 AND %s %s ?2)"
-           " + (SELECT count(*) FROM task_keys WHERE sid = ?1 AND %s = ?2 AND id < ?3)", col, desc ? ">" : "<", col);
+  snprintf(sql, sizeof(sql), "SELECT (SELECT count(*) FROM %s WHERE sid = ?1%s AND %s %s ?2)"
+           " + (SELECT count(*) FROM %s WHERE sid = ?1%s AND %s = ?2 AND id < ?3)",
+           k->table, listed(k), k->col, desc ? ">" : "<", k->table, listed(k), k->col);
   if((rc = prep(db, sql, &st)))
     return rc;
-  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 1, x->sid);
   sqlite3_bind_int64(st, 2, key);
   sqlite3_bind_int64(st, 3, at);
   return one_int(db, st, rank);
 }
 
 /* The ids of the rows [from, from + limit) in the order: *ids malloc'd. */
-static int page_ids(sqlite3 *db, int64_t sid, const char *col, int desc, int64_t from, int64_t limit,
+static int page_ids(sqlite3 *db, int64_t sid, const key_def *k, int desc, int64_t from, int64_t limit,
                     int64_t **ids, size_t *n)
 {
   *ids = NULL;
   *n = 0;
   char sql[256];
-  if(!strcmp(col, "id"))
-    snprintf(sql, sizeof(sql), "SELECT id FROM task_keys WHERE sid = ?1 ORDER BY id %s LIMIT ?2 OFFSET ?3",
-             desc ? "DESC" : "ASC");
-  else
-    snprintf(sql, sizeof(sql), "SELECT id FROM task_keys WHERE sid = ?1 ORDER BY %s %s, id ASC LIMIT ?2 OFFSET ?3",
-             col, desc ? "DESC" : "ASC");
+  snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE sid = ?1%s ORDER BY %s %s%s LIMIT ?2 OFFSET ?3", k->table,
+           listed(k), k->col, desc ? "DESC" : "ASC", strcmp(k->col, "id") ? ", id ASC" : "");
   sqlite3_stmt *st = NULL;
   int rc = prep(db, sql, &st);
   if(rc)
@@ -125,10 +141,10 @@ static int page_ids(sqlite3 *db, int64_t sid, const char *col, int desc, int64_t
   sqlite3_bind_int64(st, 1, sid);
   sqlite3_bind_int64(st, 2, limit);
   sqlite3_bind_int64(st, 3, from);
-  size_t k = 0;
+  size_t got = 0;
   int src;
-  while((src = sqlite3_step(st)) == SQLITE_ROW && k < (size_t)limit)
-    v[k++] = sqlite3_column_int64(st, 0);
+  while((src = sqlite3_step(st)) == SQLITE_ROW && got < (size_t)limit)
+    v[got++] = sqlite3_column_int64(st, 0);
   rc = step_code(db, src);
   sqlite3_finalize(st);
   if(rc) {
@@ -136,7 +152,7 @@ static int page_ids(sqlite3 *db, int64_t sid, const char *col, int desc, int64_t
     return rc;
   }
   *ids = v;
-  *n = k;
+  *n = got;
   return 0;
 }
 
@@ -210,7 +226,7 @@ int store_keys_page(store_reader *r, const store_session *x, const store_page_as
 {
   *rows = NULL;
   *n = 0;
-  const char *col = key_col(q->col);
+  const key_def *col = key_of(q->col);
   if(!col)
     return LS_EINVAL;
   sqlite3 *db = r->db;
@@ -220,7 +236,7 @@ int store_keys_page(store_reader *r, const store_session *x, const store_page_as
   /* the window query_page_window gives the in-memory order */
   int64_t f = q->offset < *total ? q->offset : *total, rank = 0;
   if(q->at > 0) {
-    rc = rank_of(db, x->sid, col, q->desc, q->at, &rank);
+    rc = rank_of(db, x, col, q->desc, q->at, &rank);
     if(!rc)
       f = rank / q->limit * q->limit;
     else if(rc == LS_ENOTFOUND)
@@ -261,17 +277,103 @@ int store_keys_due(store *s, const char *id, int64_t min_events)
   return store_done_due(s, id, min_events, "task_keys_done");
 }
 
-/* The state of one session's copy across its write transactions. */
+/* A task's key in one of the tables, and its id. */
+typedef struct key_row { int64_t key, id; } key_row;
+
+static int cmp_key_asc(const void *a, const void *b)
+{
+  const key_row *x = a, *y = b;
+  if(x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+static int cmp_key_desc(const void *a, const void *b)
+{
+  const key_row *x = a, *y = b;
+  if(x->key != y->key)
+    return x->key > y->key ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The keys of a session's listed tasks as of one read snapshot: key[t][i] of task id[i] for the
+ * tables t = 0..NKEY_TABLES (malloc'd, freed by keys_free). */
+typedef struct task_keys {
+  size_t n;
+  int64_t *id, *key[NKEY_TABLES];
+} task_keys;
+
+static void keys_free(task_keys *k)
+{
+  free(k->id);
+  for(int t = 0; t < NKEY_TABLES; t++)
+    free(k->key[t]);
+}
+
+#define KEYS_MAX ((size_t)64 << 20) /* tasks at most (memory: 40 bytes each, then 16 a table) */
+
+/* Reads them on r's open read transaction (the snapshot x was read on, so they are as of
+ * x->n_events). */
+static int keys_load(sqlite3 *db, const store_session *x, task_keys *k)
+{
+  memset(k, 0, sizeof(*k));
+  sqlite3_stmt *st = NULL;
+  int rc = prep(db, "SELECT id, coalesce(created, -1), busy_ns, wait_ns, coalesce(ended, ?2) - coalesce(created, -1)"
+                    " FROM tasks WHERE sid = ?1 AND has_task = 1", &st);
+  if(rc)
+    return rc;
+  sqlite3_bind_int64(st, 1, x->sid);
+  sqlite3_bind_int64(st, 2, x->end_t);
+  size_t cap = 0;
+  int src;
+  while(!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    if(k->n == cap) {
+      size_t ncap = cap ? 2 * cap : 4096;
+      if(ncap > KEYS_MAX) {
+        rc = LS_ETOOBIG;
+        break;
+      }
+      int64_t *p = realloc(k->id, ncap * sizeof(*p));
+      if(p)
+        k->id = p;
+      for(int t = 0; p && t < NKEY_TABLES; t++) {
+        p = realloc(k->key[t], ncap * sizeof(*p));
+        if(p)
+          k->key[t] = p;
+      }
+      if(!p) {
+        rc = LS_ENOMEM;
+        break;
+      }
+      cap = ncap;
+    }
+    k->id[k->n] = sqlite3_column_int64(st, 0);
+    for(int t = 0; t < NKEY_TABLES; t++)
+      k->key[t][k->n] = sqlite3_column_int64(st, 1 + t);
+    k->n++;
+  }
+  if(!rc)
+    rc = step_code(db, src);
+  sqlite3_finalize(st);
+  if(rc)
+    keys_free(k);
+  return rc;
+}
+
+/* The state of one session's copy across its write transactions: phase t < NKEY_TABLES clears
+ * table t's old rows, NKEY_TABLES + t writes table t from sorted (next: rows written), then the
+ * task_keys_done row (done). */
 typedef struct keys_arg {
-  int64_t sid, n_events, end;
-  int cleared;     /* the old keys are gone */
-  int64_t last_id; /* the keys of tasks up to this id are in */
-  int64_t rows;    /* keys written */
-  int done;        /* every key and the task_keys_done row are in */
+  int64_t sid, n_events;
+  const task_keys *k;
+  int phase;
+  key_row *sorted; /* the current table's rows in its order (phase >= NKEY_TABLES) */
+  size_t next;
+  int done;
   double t0;       /* when this transaction got the write lock */
 } keys_arg;
 
-/* Runs st (bound by the caller) to its end and resets it: 0 or a code; *changes rows it changed. */
+/* Runs st (bound by the caller) and resets it: 0 or a code; *changes rows it changed. */
 static int run_counted(sqlite3 *db, sqlite3_stmt *st, int64_t *changes)
 {
   int rc = step_code(db, sqlite3_step(st));
@@ -280,79 +382,108 @@ static int run_counted(sqlite3 *db, sqlite3_stmt *st, int64_t *changes)
   return rc;
 }
 
-/* One transaction of about STORE_CHUNK_MS: the old keys dropped first (task_keys_done before them,
- * so a reader never takes a half-dropped set for current), then the tasks' keys in id order, then
- * the task_keys_done row once every key is in. */
+/* Table t's rows in its order, in a->sorted. */
+static int sort_table(keys_arg *a, int t)
+{
+  const task_keys *k = a->k;
+  free(a->sorted);
+  a->sorted = malloc((k->n ? k->n : 1) * sizeof(*a->sorted));
+  if(!a->sorted)
+    return LS_ENOMEM;
+  for(size_t i = 0; i < k->n; i++)
+    a->sorted[i] = (key_row){k->key[t][i], k->id[i]};
+  qsort(a->sorted, k->n, sizeof(*a->sorted), key_defs[t].desc ? cmp_key_desc : cmp_key_asc);
+  a->next = 0;
+  return 0;
+}
+
+/* 1 when the transaction that began at t0 should commit now. */
+static int time_up(double t0)
+{
+  return store_now_ms() - t0 > STORE_CHUNK_MS;
+}
+
+/* Some of phase a->phase, until it ends or the transaction's time is up. */
+static int keys_phase(sqlite3 *db, keys_arg *a)
+{
+  char sql[256];
+  sqlite3_stmt *st = NULL;
+  int64_t changes = 0;
+  int rc = 0;
+  if(a->phase < NKEY_TABLES) {
+    const key_def *k = &key_defs[a->phase];
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE (sid, %s, id) IN (SELECT sid, %s, id FROM %s WHERE sid = ?1 LIMIT %d)",
+             k->table, k->col, k->col, k->table, KEYS_STEP);
+    rc = prep(db, sql, &st);
+    for(changes = KEYS_STEP; !rc && changes == KEYS_STEP && !time_up(a->t0);) {
+      sqlite3_bind_int64(st, 1, a->sid);
+      rc = run_counted(db, st, &changes);
+    }
+    if(!rc && changes < KEYS_STEP && ++a->phase == NKEY_TABLES)
+      rc = sort_table(a, 0);
+  }
+  else if(a->phase < 2 * NKEY_TABLES) {
+    int t = a->phase - NKEY_TABLES;
+    snprintf(sql, sizeof(sql), "INSERT INTO %s(sid, %s, id) VALUES(?1, ?2, ?3)", key_defs[t].table, key_defs[t].col);
+    rc = prep(db, sql, &st);
+    /* in the table's own order: each row goes after the last, pages fill one after another */
+    for(size_t i = 0; !rc && a->next < a->k->n && !store_chunk_over(++i, a->t0); a->next++) {
+      sqlite3_bind_int64(st, 1, a->sid);
+      sqlite3_bind_int64(st, 2, a->sorted[a->next].key);
+      sqlite3_bind_int64(st, 3, a->sorted[a->next].id);
+      rc = run_counted(db, st, &changes);
+    }
+    if(!rc && a->next == a->k->n && ++a->phase < 2 * NKEY_TABLES)
+      rc = sort_table(a, a->phase - NKEY_TABLES);
+  }
+  else {
+    rc = prep(db, "INSERT OR REPLACE INTO task_keys_done(sid, n_events, tasks) VALUES(?1, ?2, ?3)", &st);
+    if(!rc) {
+      sqlite3_bind_int64(st, 1, a->sid);
+      sqlite3_bind_int64(st, 2, a->n_events);
+      sqlite3_bind_int64(st, 3, (int64_t)a->k->n);
+      rc = run_counted(db, st, &changes);
+    }
+    a->done = !rc;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* One transaction of about STORE_CHUNK_MS: the task_keys_done row goes first (a reader never takes
+ * a half-written set for current), then the old rows, then each table in its order, then the
+ * task_keys_done row once every row is in. */
 static int put_keys(sqlite3 *db, void *arg)
 {
   keys_arg *a = arg;
   a->t0 = store_now_ms();
-  sqlite3_stmt *del = NULL, *ins = NULL, *last = NULL, *fin = NULL;
-  int rc = prep(db, "DELETE FROM task_keys WHERE (sid, id) IN (SELECT sid, id FROM task_keys WHERE sid = ?1 LIMIT ?2)", &del);
-  if(!rc)
-    rc = prep(db, "INSERT INTO task_keys(sid, id, created, busy_ns, wait_ns, duration)"
-                  " SELECT sid, id, coalesce(created, -1), busy_ns, wait_ns, coalesce(ended, ?3) - coalesce(created, -1)"
-                  " FROM tasks WHERE sid = ?1 AND has_task = 1 AND id > ?2 ORDER BY id LIMIT ?4", &ins);
-  if(!rc)
-    rc = prep(db, "SELECT coalesce(max(id), ?2) FROM task_keys WHERE sid = ?1", &last);
-  if(!rc)
-    rc = prep(db, "INSERT OR REPLACE INTO task_keys_done(sid, n_events, tasks) VALUES(?1, ?2, ?3)", &fin);
-  if(!rc && !a->cleared) {
-    sqlite3_stmt *undo = NULL;
-    rc = prep(db, "DELETE FROM task_keys_done WHERE sid = ?1", &undo);
+  int rc = 0;
+  if(a->phase == 0) {
+    sqlite3_stmt *st = NULL;
+    rc = prep(db, "DELETE FROM task_keys_done WHERE sid = ?1", &st);
     if(!rc) {
-      sqlite3_bind_int64(undo, 1, a->sid);
-      rc = step_code(db, sqlite3_step(undo));
+      sqlite3_bind_int64(st, 1, a->sid);
+      rc = step_code(db, sqlite3_step(st));
     }
-    sqlite3_finalize(undo);
+    sqlite3_finalize(st);
   }
-  size_t k = 0;
-  int64_t changes = 0;
-  while(!rc && !a->cleared && !store_chunk_over(k, a->t0)) {
-    sqlite3_bind_int64(del, 1, a->sid);
-    sqlite3_bind_int64(del, 2, KEYS_STEP);
-    rc = run_counted(db, del, &changes);
-    k += KEYS_STEP;
-    a->cleared = !rc && changes < KEYS_STEP;
-  }
-  while(!rc && a->cleared && !a->done && !store_chunk_over(k, a->t0)) {
-    sqlite3_bind_int64(ins, 1, a->sid);
-    sqlite3_bind_int64(ins, 2, a->last_id);
-    sqlite3_bind_int64(ins, 3, a->end);
-    sqlite3_bind_int64(ins, 4, KEYS_STEP);
-    rc = run_counted(db, ins, &changes);
-    k += KEYS_STEP;
-    a->rows += changes;
-    if(!rc && changes) {
-      sqlite3_bind_int64(last, 1, a->sid);
-      sqlite3_bind_int64(last, 2, a->last_id);
-      rc = step_code(db, sqlite3_step(last));
-      a->last_id = rc ? a->last_id : sqlite3_column_int64(last, 0);
-      sqlite3_reset(last);
-    }
-    if(!rc && changes < KEYS_STEP) {
-      sqlite3_bind_int64(fin, 1, a->sid);
-      sqlite3_bind_int64(fin, 2, a->n_events);
-      sqlite3_bind_int64(fin, 3, a->rows);
-      rc = run_counted(db, fin, &changes);
-      a->done = !rc;
-    }
-  }
-  sqlite3_finalize(del);
-  sqlite3_finalize(ins);
-  sqlite3_finalize(last);
-  sqlite3_finalize(fin);
+  while(!rc && !a->done && !time_up(a->t0))
+    rc = keys_phase(db, a);
   return rc;
 }
 
 /* The keys of x written, as of x's event count (a batch arriving meanwhile leaves them stale:
  * task_keys_done names the count they are of). */
-static int write_keys(store_reader *r, const store_session *x)
+static int write_keys(store_reader *r, const store_session *x, const atomic_int *stop)
 {
-  keys_arg a = {.sid = x->sid, .n_events = x->n_events, .end = x->end_t};
+  task_keys k;
   double t0 = store_now_ms(), longest = 0;
+  int rc = keys_load(r->db, x, &k);
+  if(rc)
+    return rc;
+  double t1 = store_now_ms();
+  keys_arg a = {.sid = x->sid, .n_events = x->n_events, .k = &k};
   size_t writes = 0;
-  int rc = 0;
   for(;;) {
     rc = store_write_on_reader(r, put_keys, &a);
     double held = store_now_ms() - a.t0;
@@ -360,11 +491,17 @@ static int write_keys(store_reader *r, const store_session *x)
     writes++;
     if(rc || a.done)
       break;
+    if(atomic_load(stop)) {
+      rc = LS_ESTOPPED;
+      break;
+    }
     store_yield_lock(held);
   }
   if(!rc)
-    log_msg(LOG_INFO, "store: task keys of session %s: %lld rows in %.0f ms (%zu write transactions, longest %.1f ms)",
-            x->id, (long long)a.rows, store_now_ms() - t0, writes, longest);
+    log_msg(LOG_INFO, "store: task keys of session %s: %zu tasks in %.0f ms (read %.0f ms, %zu write transactions,"
+            " longest %.1f ms)", x->id, k.n, store_now_ms() - t0, t1 - t0, writes, longest);
+  free(a.sorted);
+  keys_free(&k);
   return rc;
 }
 
@@ -396,7 +533,7 @@ static int keys_stored(sqlite3 *db, const store_session *x)
   return one_int(db, st, &total);
 }
 
-int store_keys_prepare(store *s, const char *id)
+int store_keys_prepare(store *s, const char *id, const atomic_int *stop)
 {
   store_reader *r = store_reader_acquire(s);
   arena ar;
@@ -406,17 +543,19 @@ int store_keys_prepare(store *s, const char *id)
   if(!rc && x.ended) {
     rc = keys_stored(r->db, &x);
     if(rc == LS_ENOTFOUND)
-      rc = write_keys(r, &x);
+      rc = write_keys(r, &x, stop);
     if(!rc)
       rc = store_write_on_reader(r, drop_appended, &x.sid);
     int built = 0;
     int64_t rows = 0;
     store_tree *mem = NULL;
+    if(!rc && atomic_load(stop))
+      rc = LS_ESTOPPED;
     if(!rc)
       rc = store_rows_ensure(r, x.sid, STORE_TREE_MEM_MAX, &built, &rows, &mem);
     store_tree_free(mem);
   }
-  if(rc)
+  if(rc && rc != LS_ESTOPPED)
     log_msg(LOG_WARN, "store: the task keys of session %s were not stored (%s); its tables sort in memory", id,
             ls_strerror(rc));
   arena_free(&ar);

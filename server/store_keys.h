@@ -6,6 +6,7 @@
 #ifndef LS_STORE_KEYS_H
 #define LS_STORE_KEYS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,8 +43,10 @@ int store_keys_due(store *s, const char *id, int64_t min_events);
 
 /* Stores the keys of ended session `id` unless they are current, and makes its stored tree
  * current (rebuilt when tasks were appended to it), through a reader of s's pool in short write
- * transactions: what writer.c's figures thread runs after a large session's end was answered. 0,
- * LS_ENOTFOUND, or an error (logged; the tables then sort in memory). */
-int store_keys_prepare(store *s, const char *id);
+ * transactions: what writer.c's figures thread runs after a large session's end was answered.
+ * Gives up between two transactions once *stop is set (the server stops: the keys stay
+ * incomplete, not current). 0, LS_ENOTFOUND, LS_ESTOPPED, or an error (logged; the tables then
+ * sort in memory). */
+int store_keys_prepare(store *s, const char *id, const atomic_int *stop);
 
 #endif

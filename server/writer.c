@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -52,6 +53,7 @@ struct writer {
   pthread_cond_t figures_work;
   figures_job *fhead, *ftail;
   int fdepth, fquit;
+  atomic_int kstop; /* the server stops: the figures thread's key copy gives up (store_keys.c) */
 };
 
 /* One step of housekeeping (store_maintain) on the writer thread, with the lock free: retention,
@@ -274,7 +276,7 @@ static void *figures_main(void *arg)
     /* After the answer: the tables' sort keys and the stored tree take seconds at 1M tasks
      * (store_keys.c); until they are in, /tasks and /rows work from the rows as before. */
     if(!quit)
-      store_keys_prepare(w->s, f->session);
+      store_keys_prepare(w->s, f->session, &w->kstop);
     pthread_mutex_lock(&w->lock);
     free(f);
   }
@@ -388,6 +390,7 @@ int writer_start(store *s, metrics *m, int queue_depth, int max_group, writer **
   w->m = m;
   w->max_depth = queue_depth;
   w->max_group = max_group;
+  atomic_init(&w->kstop, 0);
   pthread_mutex_init(&w->lock, NULL);
   pthread_mutex_init(&w->listen_lock, NULL);
   pthread_cond_init(&w->work, NULL);
@@ -488,6 +491,7 @@ void writer_stop(writer *w)
   pthread_mutex_unlock(&w->lock);
   pthread_join(w->thread, NULL);
   /* the ended sessions still waiting for their figures: answered, computed on first read */
+  atomic_store(&w->kstop, 1);
   pthread_mutex_lock(&w->lock);
   w->fquit = 1;
   pthread_cond_signal(&w->figures_work);

@@ -1,35 +1,48 @@
 -- 010-task-keys.sql — the tasks table's sort keys of an ended session, stored once they are final
 -- (issue 14: a page of /tasks?sort=... read and sorted every task of the session, 300-435 ms at
--- 100k tasks). With them a page is an index range: ORDER BY key, id LIMIT ? OFFSET ? over one of
--- the indexes below, its total a stored count. Written by server/store_keys.c (writer.c's figures
--- thread, after a large session's end committed); read by query.c's /tasks when current.
+-- 100k tasks). With them a page is a range of one clustered table: ORDER BY key, id LIMIT ?
+-- OFFSET ?, its total a stored count. Written by server/store_keys.c (writer.c's figures thread,
+-- after a large session's end was answered); read by query.c's /tasks when current.
 --
--- task_keys: one row per listed task (has_task = 1) with the keys of docs/api.md "Tables":
--- created (-1 when unknown, as the in-memory order has it), busy_ns, wait_ns and duration (its
--- end, or the session's end when it has none, less created). id sorts on the primary key.
-CREATE TABLE task_keys (
-  sid      INTEGER NOT NULL,
-  id       INTEGER NOT NULL,
-  created  INTEGER NOT NULL,
-  busy_ns  INTEGER NOT NULL,
-  wait_ns  INTEGER NOT NULL,
-  duration INTEGER NOT NULL,
-  PRIMARY KEY (sid, id)
+-- One table per key, clustered in the order the page asks for by default (created ascending;
+-- busy, waiting, duration longest first), ties by task id ascending as the documented total order
+-- says: each is written in that order, appended page after page (one index per key on a single
+-- table was written in random order: 129 s and gigabytes of WAL at 1M tasks on this machine).
+-- The other direction of a key reads the same table backwards and sorts only each run of equal
+-- keys (SQLite's "temp b-tree for right part of ORDER BY"): the same rows, slower only where many
+-- tasks share a key. `id` sorts on the tasks table's own primary key. created is -1 when unknown
+-- and a task without an end lasts to the session's end, as the in-memory order has them.
+CREATE TABLE task_by_created (
+  sid     INTEGER NOT NULL,
+  created INTEGER NOT NULL,
+  id      INTEGER NOT NULL,
+  PRIMARY KEY (sid, created, id)
 ) WITHOUT ROWID;
 
--- One index per key, in the order the page asks for by default (created ascending; busy, waiting,
--- duration longest first), ties by task id ascending as the documented total order says. The
--- other direction of a key reads the same index and sorts only each run of equal keys
--- (SQLite's "temp b-tree for right part of ORDER BY"): the same rows, slower only where many
--- tasks share a key.
-CREATE INDEX task_keys_created ON task_keys (sid, created, id);
-CREATE INDEX task_keys_busy ON task_keys (sid, busy_ns DESC, id);
-CREATE INDEX task_keys_wait ON task_keys (sid, wait_ns DESC, id);
-CREATE INDEX task_keys_duration ON task_keys (sid, duration DESC, id);
+CREATE TABLE task_by_busy (
+  sid     INTEGER NOT NULL,
+  busy_ns INTEGER NOT NULL,
+  id      INTEGER NOT NULL,
+  PRIMARY KEY (sid, busy_ns DESC, id)
+) WITHOUT ROWID;
+
+CREATE TABLE task_by_wait (
+  sid     INTEGER NOT NULL,
+  wait_ns INTEGER NOT NULL,
+  id      INTEGER NOT NULL,
+  PRIMARY KEY (sid, wait_ns DESC, id)
+) WITHOUT ROWID;
+
+CREATE TABLE task_by_duration (
+  sid      INTEGER NOT NULL,
+  duration INTEGER NOT NULL,
+  id       INTEGER NOT NULL,
+  PRIMARY KEY (sid, duration DESC, id)
+) WITHOUT ROWID;
 
 -- The keys of session sid are complete and current while its n_events is this one (a batch
 -- arriving later makes them stale: /tasks sorts in memory again until they are stored anew);
--- tasks is their row count, the page's total. Written last, after every task_keys row.
+-- tasks is their row count in each table, the page's total. Written last, after every key row.
 CREATE TABLE task_keys_done (
   sid      INTEGER PRIMARY KEY,
   n_events INTEGER NOT NULL,

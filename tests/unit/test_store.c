@@ -491,7 +491,8 @@ START_TEST(settings_restart_and_version)
                                 " DROP TABLE session_stats; DROP TABLE conc_mip;"
                                 " ALTER TABLE sessions DROP COLUMN rows_built;"
                                 " DROP TABLE ep_dirty; DROP TABLE ep_groups; DROP TABLE ep_points;"
-                                " DROP TABLE task_keys; DROP TABLE task_keys_done;"
+                                " DROP TABLE task_by_created; DROP TABLE task_by_busy; DROP TABLE task_by_wait;"
+                                " DROP TABLE task_by_duration; DROP TABLE task_keys_done;"
                                 " PRAGMA user_version = 2; PRAGMA auto_vacuum = NONE; VACUUM",
                                 NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
