@@ -255,14 +255,16 @@ enum MHD_Result http_answer_query(http_server *h, struct MHD_Connection *c, req 
 static enum MHD_Result run_query(http_server *h, struct MHD_Connection *c, req *rq, query_fn fn,
                                  const char *id)
 {
-  /* The first /rows of a session builds its task tree (seconds at 1M tasks): on a thread of its
-   * own, or every connection libmicrohttpd bound to this thread would wait for it. */
-  if(fn == query_rows && query_rows_must_build(h->s, id) && http_offload_query(h, c, rq, fn, id))
+  /* The first /rows of a session builds its task tree (seconds at 1M tasks), /tasks of a large
+   * session without stored keys orders every task: on a thread of their own, or every connection
+   * libmicrohttpd bound to this thread would wait for them. */
+  query_args a = {http_get_arg, c};
+  if(((fn == query_rows && query_rows_must_build(h->s, id)) || (fn == query_tasks && query_tasks_heavy(h->s, id, &a))) &&
+     http_offload_query(h, c, rq, fn, id))
     return MHD_YES;
   jbuf out;
   jbuf_init(&out, RESPONSE_MAX);
   char detail[256] = "";
-  query_args a = {http_get_arg, c};
   int rc = fn(h->s, id, &a, &out, detail, sizeof(detail));
   return http_answer_query(h, c, rq, rc, &out, detail);
 }

@@ -379,6 +379,23 @@ int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *
   return query_in_session(s, id, out, &pg, detail, dlen, tasks_body);
 }
 
+int query_tasks_heavy(store *s, const char *id, const query_args *a)
+{
+  static const char *const paging[] = {"sort", "order", "offset", "limit", "at"};
+  int paged = 0;
+  for(size_t i = 0; i < sizeof(paging) / sizeof(paging[0]); i++)
+    paged |= query_arg(a, paging[i]) != NULL;
+  store_reader *r = store_reader_acquire(s);
+  arena ar;
+  arena_init(&ar);
+  store_session x;
+  int heavy = store_find_session(r, id, &ar, &x) == 0 && x.n_events >= 100000 &&
+              !(paged && store_keys_current(r, &x));
+  arena_free(&ar);
+  store_reader_release(s, r);
+  return heavy;
+}
+
 /* min_ms as a threshold in ns: "at or over" an exact count of ms, rounded up otherwise. */
 static int parse_min_ms(const char *s, double *ms, int64_t *min_d)
 {

@@ -93,6 +93,12 @@ static int keys_current(sqlite3 *db, const store_session *x, int64_t *total)
   return one_int(db, st, total);
 }
 
+int store_keys_current(store_reader *r, const store_session *x)
+{
+  int64_t total = 0;
+  return keys_current(r->db, x, &total) == 0;
+}
+
 /* Where task `at` is in the order (its rank, counted from 0): the rows before its (key, id), two
  * range counts of the key's table. LS_ENOTFOUND when it is not a listed task. */
 static int rank_of(sqlite3 *db, const store_session *x, const key_def *k, int desc, int64_t at, int64_t *rank)

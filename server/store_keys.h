@@ -37,6 +37,9 @@ typedef struct store_page_ask {
 int store_keys_page(store_reader *r, const store_session *x, const store_page_ask *q, arena *a,
                     store_page_task **rows, size_t *n, int64_t *total, int64_t *from);
 
+/* 1 when x's keys and stored tree are current (store_keys_page reads them), 0 otherwise. */
+int store_keys_current(store_reader *r, const store_session *x);
+
 /* 1 when session `id` has ended with at least min_events events and its keys are not stored as of
  * them; 0 otherwise or on error. On the write connection: writer thread only. */
 int store_keys_due(store *s, const char *id, int64_t min_events);
