@@ -547,21 +547,27 @@ int store_keys_prepare(store *s, const char *id, const atomic_int *stop)
   store_session x;
   int rc = store_find_session(r, id, &ar, &x);
   if(!rc && x.ended) {
-    rc = keys_stored(r->db, &x);
-    if(rc == LS_ENOTFOUND)
-      rc = write_keys(r, &x, stop);
-    if(!rc)
-      rc = store_write_on_reader(r, drop_appended, &x.sid);
+    /* the tree first: the page's lanes (/rows) come before its table */
     int built = 0;
     int64_t rows = 0;
     store_tree *mem = NULL;
-    if(!rc && atomic_load(stop))
-      rc = LS_ESTOPPED;
+    rc = store_write_on_reader(r, drop_appended, &x.sid);
     if(!rc)
       rc = store_rows_ensure(r, x.sid, STORE_TREE_MEM_MAX, &built, &rows, &mem);
     store_tree_free(mem);
+    /* the keys of the session as of a new snapshot, read with it (the writes above ended the
+     * one x came from) */
+    if(!rc && atomic_load(stop))
+      rc = LS_ESTOPPED;
+    if(!rc)
+      rc = store_find_session(r, id, &ar, &x); /* LS_ENOTFOUND: deleted meanwhile */
+    int stored = rc ? rc : keys_stored(r->db, &x);
+    if(!rc && stored == LS_ENOTFOUND)
+      rc = write_keys(r, &x, stop);
+    else if(!rc)
+      rc = stored;
   }
-  if(rc && rc != LS_ESTOPPED)
+  if(rc && rc != LS_ESTOPPED && rc != LS_ENOTFOUND)
     log_msg(LOG_WARN, "store: the task keys of session %s were not stored (%s); its tables sort in memory", id,
             ls_strerror(rc));
   arena_free(&ar);
