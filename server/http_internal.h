@@ -19,7 +19,6 @@
 
 #define NO_MEMORY PARSE_NO_MEMORY
 #define RESPONSE_MAX ((size_t)1 << 30) /* ceiling of any JSON answer */
-#define OFFLOAD_MAX 16 /* queries running off the HTTP threads at once; beyond: on them */
 
 struct http_server {
   struct MHD_Daemon *d;

@@ -30,7 +30,7 @@ int http_offload_query(http_server *h, struct MHD_Connection *c, req *rq, query_
   size_t n = strlen(id);
   if(n >= sizeof(rq->off_id))
     return 0;
-  if(atomic_fetch_add(&h->offloaded, 1) >= OFFLOAD_MAX) {
+  if(atomic_fetch_add(&h->offloaded, 1) >= HTTP_OFFLOAD_MAX) {
     atomic_fetch_sub(&h->offloaded, 1);
     return 0;
   }

@@ -1,8 +1,9 @@
-/* store_keys.c — an ended session's task sort keys stored once final (store_keys.h, schema
- * task_keys), so that a page of /tasks costs the page: the keys are copied from the tasks table in
- * short write transactions on a reader's connection (as the stored tree is, store_rows.c), and a
- * page is read as an index range, its rows' tree fields from task_rows. The in-memory order is
- * query_page.c's; the JSON query.c's. Part of the store module (store_internal.h). */
+/* store_keys.c — an ended session's task sort keys stored once final (store_keys.h, schema 010:
+ * one table per key clustered in the page's order), so that a page of /tasks costs the page: the
+ * keys are read on one snapshot, sorted per table and written in that order in short write
+ * transactions on a reader's connection (as the stored tree is, store_rows.c); a page is read as a
+ * range of one table, its rows' tree fields from task_rows. The in-memory order is query_page.c's;
+ * the JSON query.c's. Part of the store module (store_internal.h). */
 #include "store_keys.h"
 
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #include "store_internal.h"
 #include "store_rows.h"
 
-#define KEYS_STEP 256 /* rows per INSERT ... SELECT / DELETE: a multiple of the chunk's clock check */
+#define KEYS_STEP 256 /* rows per DELETE of a table's old rows */
 
 /* The columns a page sorts by and where their order is stored: a fixed list, so that the names
  * put into SQL text are never the request's. id sorts on the tasks table's primary key; expr is
@@ -40,7 +41,7 @@ static const key_def *key_of(const char *name)
   return NULL;
 }
 
-/* Only the listed tasks of the tasks table have keys */
+/* The extra condition of the tasks table: only listed tasks (has_task = 1) have keys. */
 static const char *listed(const key_def *k)
 {
   return k->table == key_defs[NKEY_TABLES].table ? " AND has_task = 1" : "";

@@ -1,8 +1,8 @@
 /* store_keys.h — the tasks table's sort keys of an ended session, stored once they are final
- * (schema task_keys, 010), and a page of /tasks read through them: ORDER BY key, id LIMIT/OFFSET
- * over an index, the total a stored count, each row's tree fields from the stored tree. The
- * parameters and the JSON are query.c's; the in-memory order of sessions without current keys is
- * query_page.c's. Part of the store module. */
+ * (schema 010: task_by_created, _busy, _wait, _duration, task_keys_done), and a page of /tasks
+ * read through them: ORDER BY key, id LIMIT/OFFSET over one table, the total a stored count,
+ * each row's tree fields from the stored tree. The parameters and the JSON are query.c's; the
+ * in-memory order of sessions without current keys is query_page.c's. Part of the store module. */
 #ifndef LS_STORE_KEYS_H
 #define LS_STORE_KEYS_H
 
