@@ -100,9 +100,11 @@ int store_keys_current(store_reader *r, const store_session *x)
   return keys_current(r->db, x, &total) == 0;
 }
 
-/* Where task `at` is in the order (its rank, counted from 0): the rows before its (key, id), two
- * range counts of the key's table. LS_ENOTFOUND when it is not a listed task. */
-static int rank_of(sqlite3 *db, const store_session *x, const key_def *k, int desc, int64_t at, int64_t *rank)
+/* Where task `at` is in the order of total rows (its rank, counted from 0): from its stored place
+ * in the key's table (id: the rows before it, counted). LS_ENOTFOUND when it is not a listed
+ * task. */
+static int rank_of(sqlite3 *db, const store_session *x, const key_def *k, int desc, int64_t at, int64_t total,
+                   int64_t *rank)
 {
   char sql[320];
   snprintf(sql, sizeof(sql), "SELECT %s FROM tasks WHERE sid = ?1 AND id = ?2 AND has_task = 1 AND ?3 = ?3", k->expr);
@@ -116,14 +118,24 @@ static int rank_of(sqlite3 *db, const store_session *x, const key_def *k, int de
   sqlite3_bind_int64(st, 3, x->end_t);
   if((rc = one_int(db, st, &key)))
     return rc;
-  snprintf(sql, sizeof(sql), "SELECT (SELECT count(*) FROM %s WHERE sid = ?1%s AND %s %s ?2)"
-           " + (SELECT count(*) FROM %s WHERE sid = ?1%s AND %s = ?2 AND id < ?3)",
-           k->table, listed(k), k->col, desc ? ">" : "<", k->table, listed(k), k->col);
+  if(k->table == key_defs[NKEY_TABLES].table) /* id: the rows before it, counted */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM tasks WHERE sid = ?1 AND has_task = 1 AND id %s ?3 AND ?2 = ?2 AND ?4 = ?4",
+             desc ? ">" : "<");
+  else if(desc == k->desc) /* the table's order: its stored place, one seek */
+    snprintf(sql, sizeof(sql), "SELECT pos FROM %s WHERE sid = ?1 AND %s = ?2 AND id = ?3 AND ?4 = ?4", k->table, k->col);
+  else /* the other direction: the runs of equal keys reversed, each in id order. Its run is the
+        * stored places [first, last]: ?4 - 1 - last rows of later runs come before it, then
+        * those of its run with a smaller id. Three seeks. */
+    snprintf(sql, sizeof(sql), "SELECT ?4 - 1 - (SELECT pos FROM %s WHERE sid = ?1 AND %s = ?2 ORDER BY id DESC LIMIT 1)"
+             " + (SELECT pos FROM %s WHERE sid = ?1 AND %s = ?2 AND id = ?3)"
+             " - (SELECT pos FROM %s WHERE sid = ?1 AND %s = ?2 ORDER BY id ASC LIMIT 1)",
+             k->table, k->col, k->table, k->col, k->table, k->col);
   if((rc = prep(db, sql, &st)))
     return rc;
   sqlite3_bind_int64(st, 1, x->sid);
   sqlite3_bind_int64(st, 2, key);
   sqlite3_bind_int64(st, 3, at);
+  sqlite3_bind_int64(st, 4, total);
   return one_int(db, st, rank);
 }
 
@@ -134,8 +146,12 @@ static int page_ids(sqlite3 *db, int64_t sid, const key_def *k, int desc, int64_
   *ids = NULL;
   *n = 0;
   char sql[256];
-  snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE sid = ?1%s ORDER BY %s %s%s LIMIT ?2 OFFSET ?3", k->table,
-           listed(k), k->col, desc ? "DESC" : "ASC", strcmp(k->col, "id") ? ", id ASC" : "");
+  if(k->table != key_defs[NKEY_TABLES].table && desc == k->desc) /* the stored order: a seek to pos */
+    snprintf(sql, sizeof(sql), "SELECT id FROM %s INDEXED BY %s_pos WHERE sid = ?1 AND pos >= ?3 ORDER BY pos LIMIT ?2",
+             k->table, k->table);
+  else
+    snprintf(sql, sizeof(sql), "SELECT id FROM %s WHERE sid = ?1%s ORDER BY %s %s%s LIMIT ?2 OFFSET ?3", k->table,
+             listed(k), k->col, desc ? "DESC" : "ASC", strcmp(k->col, "id") ? ", id ASC" : "");
   sqlite3_stmt *st = NULL;
   int rc = prep(db, sql, &st);
   if(rc)
@@ -243,7 +259,7 @@ int store_keys_page(store_reader *r, const store_session *x, const store_page_as
   /* the window query_page_window gives the in-memory order */
   int64_t f = q->offset < *total ? q->offset : *total, rank = 0;
   if(q->at > 0) {
-    rc = rank_of(db, x, col, q->desc, q->at, &rank);
+    rc = rank_of(db, x, col, q->desc, q->at, *total, &rank);
     if(!rc)
       f = rank / q->limit * q->limit;
     else if(rc == LS_ENOTFOUND)
@@ -431,13 +447,14 @@ static int keys_phase(sqlite3 *db, keys_arg *a)
   }
   else if(a->phase < 2 * NKEY_TABLES) {
     int t = a->phase - NKEY_TABLES;
-    snprintf(sql, sizeof(sql), "INSERT INTO %s(sid, %s, id) VALUES(?1, ?2, ?3)", key_defs[t].table, key_defs[t].col);
+    snprintf(sql, sizeof(sql), "INSERT INTO %s(sid, %s, id, pos) VALUES(?1, ?2, ?3, ?4)", key_defs[t].table, key_defs[t].col);
     rc = prep(db, sql, &st);
     /* in the table's own order: each row goes after the last, pages fill one after another */
     for(size_t i = 0; !rc && a->next < a->k->n && !store_chunk_over(++i, a->t0); a->next++) {
       sqlite3_bind_int64(st, 1, a->sid);
       sqlite3_bind_int64(st, 2, a->sorted[a->next].key);
       sqlite3_bind_int64(st, 3, a->sorted[a->next].id);
+      sqlite3_bind_int64(st, 4, (int64_t)a->next);
       rc = run_counted(db, st, &changes);
     }
     if(!rc && a->next == a->k->n && ++a->phase < 2 * NKEY_TABLES)

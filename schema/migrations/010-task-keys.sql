@@ -8,6 +8,9 @@
 -- busy, waiting, duration longest first), ties by task id ascending as the documented total order
 -- says: each is written in that order, appended page after page (one index per key on a single
 -- table was written in random order: 129 s and gigabytes of WAL at 1M tasks on this machine).
+-- pos is the row's place in that order (0-based): a page in it is a seek on the (sid, pos) index,
+-- whatever its offset, and a task's place (at=) a seek on the primary key with its key and id.
+-- The index is filled in order too (pos ascending).
 -- The other direction of a key reads the same table backwards and sorts only each run of equal
 -- keys (SQLite's "temp b-tree for right part of ORDER BY"): the same rows, slower only where many
 -- tasks share a key. `id` sorts on the tasks table's own primary key. created is -1 when unknown
@@ -16,29 +19,37 @@ CREATE TABLE task_by_created (
   sid     INTEGER NOT NULL,
   created INTEGER NOT NULL,
   id      INTEGER NOT NULL,
+  pos     INTEGER NOT NULL,
   PRIMARY KEY (sid, created, id)
 ) WITHOUT ROWID;
+CREATE INDEX task_by_created_pos ON task_by_created (sid, pos);
 
 CREATE TABLE task_by_busy (
   sid     INTEGER NOT NULL,
   busy_ns INTEGER NOT NULL,
   id      INTEGER NOT NULL,
+  pos     INTEGER NOT NULL,
   PRIMARY KEY (sid, busy_ns DESC, id)
 ) WITHOUT ROWID;
+CREATE INDEX task_by_busy_pos ON task_by_busy (sid, pos);
 
 CREATE TABLE task_by_wait (
   sid     INTEGER NOT NULL,
   wait_ns INTEGER NOT NULL,
   id      INTEGER NOT NULL,
+  pos     INTEGER NOT NULL,
   PRIMARY KEY (sid, wait_ns DESC, id)
 ) WITHOUT ROWID;
+CREATE INDEX task_by_wait_pos ON task_by_wait (sid, pos);
 
 CREATE TABLE task_by_duration (
   sid      INTEGER NOT NULL,
   duration INTEGER NOT NULL,
   id       INTEGER NOT NULL,
+  pos      INTEGER NOT NULL,
   PRIMARY KEY (sid, duration DESC, id)
 ) WITHOUT ROWID;
+CREATE INDEX task_by_duration_pos ON task_by_duration (sid, pos);
 
 -- The keys of session sid are complete and current while its n_events is this one (a batch
 -- arriving later makes them stale: /tasks sorts in memory again until they are stored anew);
