@@ -30,7 +30,6 @@
 #include "otlp_trace.h"
 #include "query.h"
 
-#define RESPONSE_MAX ((size_t)1 << 30) /* ceiling of any JSON answer */
 #define DISCARD_MAX ((size_t)64 << 20) /* body bytes past what could be kept read to answer an error */
 #define GZIP_MIN 1024                  /* smaller answers are sent as they are */
 
@@ -229,13 +228,13 @@ size_t http_read_max(const http_server *h, const req *rq)
 
 /* ------------------------------------------------------------------ reads */
 
-static const char *get_arg(void *ctx, const char *name)
+const char *http_get_arg(void *ctx, const char *name)
 {
   return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq, int rc, jbuf *out,
-                              const char *detail)
+enum MHD_Result http_answer_query(http_server *h, struct MHD_Connection *c, req *rq, int rc, jbuf *out,
+                                  const char *detail)
 {
   switch(rc) {
   case 0: return http_send_json(h, c, rq, 200, out);
@@ -256,12 +255,18 @@ static enum MHD_Result answer(http_server *h, struct MHD_Connection *c, req *rq,
 static enum MHD_Result run_query(http_server *h, struct MHD_Connection *c, req *rq, query_fn fn,
                                  const char *id)
 {
+  /* The first /rows of a session builds its task tree (seconds at 1M tasks), /tasks of a large
+   * session without stored keys orders every task: on a thread of their own, or every connection
+   * libmicrohttpd bound to this thread would wait for them. */
+  query_args a = {http_get_arg, c};
+  if(((fn == query_rows && query_rows_must_build(h->s, id)) || (fn == query_tasks && query_tasks_heavy(h->s, id, &a))) &&
+     http_offload_query(h, c, rq, fn, id))
+    return MHD_YES;
   jbuf out;
   jbuf_init(&out, RESPONSE_MAX);
   char detail[256] = "";
-  query_args a = {get_arg, c};
   int rc = fn(h->s, id, &a, &out, detail, sizeof(detail));
-  return answer(h, c, rq, rc, &out, detail);
+  return http_answer_query(h, c, rq, rc, &out, detail);
 }
 
 static const struct { const char *name; query_fn fn; } session_views[] = {
@@ -282,7 +287,7 @@ static enum MHD_Result handle_export(http_server *h, struct MHD_Connection *c, r
   int rc = strcmp(fmt, "otlp") ? export_session(h->s, id, fmt, &out)
                                : otlp_trace_export(h->s, id, h->cfg.public_url, &out);
   if(rc)
-    return answer(h, c, rq, rc, &out, "");
+    return http_answer_query(h, c, rq, rc, &out, "");
   const char *type = export_media_type(fmt, &out);
   size_t len;
   char *p = jbuf_take(&out, &len);
@@ -516,6 +521,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   if(rq->submitted)
     return http_answer_job(h, c, rq);
+  if(rq->offloaded)
+    return http_offload_answer(h, c, rq);
   if(rq->parsing) /* resumed by the pool: the body was refused */
     return http_ingest_error(h, c, rq, rq->parse.status, rq->parse.detail);
   if(*upload_size) {
@@ -595,6 +602,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   atomic_init(&h->active, 0);
   atomic_init(&h->suspended, 0);
   atomic_init(&h->corrupt, 0);
+  atomic_init(&h->offloaded, 0);
   int n = snprintf(h->csp, sizeof(h->csp),
                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors %s",

@@ -43,6 +43,12 @@ typedef struct http_config {
   const char *public_url;
 } http_config;
 
+/* Long queries (a /rows that builds the task tree, a /tasks that orders every task of a large
+ * session) running off the HTTP threads at once (http_offload.c); beyond them they run on the
+ * HTTP thread as before. Each holds a read connection for its whole run: the pool has this many
+ * beyond one per worker thread (main.c), so the workers' own queries never wait for them. */
+#define HTTP_OFFLOAD_MAX 2
+
 #define HTTP_MAX_ALLOWED_HOSTS 32
 
 /* 1 if name is usable as an --allowed-host: '*', or 1-253 bytes of letters, digits, '-', '.',

@@ -14,9 +14,11 @@
 #include "jbuf.h"
 #include "live.h"
 #include "parse_pool.h"
+#include "query.h"
 #include "writer.h"
 
 #define NO_MEMORY PARSE_NO_MEMORY
+#define RESPONSE_MAX ((size_t)1 << 30) /* ceiling of any JSON answer */
 
 struct http_server {
   struct MHD_Daemon *d;
@@ -33,6 +35,7 @@ struct http_server {
   parse_pool *pool;     /* decodes and parses ingest bodies off these threads */
   live_hub *live;       /* the event streams (live.c) */
   atomic_int corrupt;   /* SQLite found the database file corrupt: /healthz says so from then on */
+  atomic_int offloaded; /* queries running on threads of their own (http_offload.c) */
 };
 
 typedef struct req {
@@ -57,6 +60,14 @@ typedef struct req {
   size_t nbatches;       /* batches in it: more than 1 for a multi-batch body */
   writer_result *results; /* one per batch when nbatches > 1 (owned; freed with rq) */
   char delete_id[130];
+  /* A query run off the HTTP threads (http_offload.c), the connection suspended meanwhile: its
+   * outcome, answered once the thread resumed it. */
+  int offloaded;
+  query_fn off_fn;
+  int off_rc;
+  jbuf off_out;
+  char off_id[130];
+  char off_detail[256];
   struct MHD_Connection *conn;
   struct http_server *h;
 } req;
@@ -73,6 +84,18 @@ int http_token_ok(http_server *h, struct MHD_Connection *c, int cookie_ok);
 int http_media_is(const char *v, const char *type);
 /* Body bytes read of a request before it is answered (http.c). */
 size_t http_read_max(const http_server *h, const req *rq);
+
+/* A query argument of connection ctx (query_args' get): its value, or NULL. */
+const char *http_get_arg(void *ctx, const char *name);
+/* A query's outcome as its HTTP answer (http.c): 200 with out, or the error rc means (out freed). */
+enum MHD_Result http_answer_query(http_server *h, struct MHD_Connection *c, req *rq, int rc, jbuf *out,
+                                  const char *detail);
+
+/* Queries off the HTTP threads (http_offload.c): runs fn for session id on a thread of its own
+ * with the connection suspended; 1 when it did (the answer follows http_offload_answer when
+ * libmicrohttpd calls again), 0 when it could not (no thread: the caller runs it itself). */
+int http_offload_query(http_server *h, struct MHD_Connection *c, req *rq, query_fn fn, const char *id);
+enum MHD_Result http_offload_answer(http_server *h, struct MHD_Connection *c, req *rq);
 
 /* Ingest (http_ingest.c). The memory budget for a body buffer: reserve its capacity beyond
  * *held (0, or -1 when spent), and free it giving everything back. */

@@ -487,7 +487,9 @@ int main(int argc, char **argv)
   membudget_init(&budget, (long long)o.max_memory);
   store_options so;
   store_default_options(&so, o.db);
-  so.readers = o.threads;
+  /* one per worker thread, one per query off those threads (http.h), one for writer.c's figures
+   * thread, which reads a large ended session for seconds */
+  so.readers = o.threads + HTTP_OFFLOAD_MAX + 1;
   store *s = NULL;
   char err[512] = "";
   int rc = store_open(&so, &s, err, sizeof(err));

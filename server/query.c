@@ -15,6 +15,7 @@
 #include "lod.h"
 #include "query_page.h"
 #include "stats.h"
+#include "store_keys.h"
 #include "store_series.h"
 
 int query_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
@@ -190,8 +191,61 @@ static size_t find_idx(const id_idx *map, size_t n, int64_t id)
   return lo < n && map[lo].id == id ? map[lo].idx : (size_t)-1;
 }
 
-/* The tasks order[0..n) (into t/st); total >= 0: a page at `offset` of that many, said as
- * "total" and "offset". */
+/* One task's object {"id": ...}: its effective parent and depth, its children's ids in tree
+ * order, either kid_ids[0..nkids) or t[kid_idx[c]].id for c in [0, nkids). */
+static void write_task(jbuf *o, const store_task *x, int64_t parent, int64_t depth, const int64_t *kid_ids,
+                       const store_task *t, const size_t *kid_idx, size_t nkids)
+{
+  jbuf_puts(o, "{\"id\":");
+  jbuf_i64(o, x->id);
+  jbuf_puts(o, ",\"name\":");
+  jbuf_str(o, x->name);
+  jbuf_puts(o, ",\"coro\":");
+  jbuf_str(o, x->coro);
+  jbuf_puts(o, ",\"parent\":");
+  jbuf_i64(o, parent);
+  jbuf_puts(o, ",\"children\":[");
+  for(size_t c = 0; c < nkids; c++) {
+    if(c)
+      jbuf_putc(o, ',');
+    jbuf_i64(o, kid_ids ? kid_ids[c] : t[kid_idx[c]].id);
+  }
+  jbuf_puts(o, "],\"depth\":");
+  jbuf_i64(o, depth);
+  jbuf_puts(o, ",\"created\":");
+  query_opt_i64(o, x->created);
+  jbuf_puts(o, ",\"first_run\":");
+  query_opt_i64(o, x->first_run);
+  jbuf_puts(o, ",\"ended\":");
+  query_opt_i64(o, x->ended);
+  jbuf_puts(o, ",\"state\":");
+  jbuf_str(o, x->state);
+  jbuf_puts(o, ",\"exc\":");
+  jbuf_str(o, x->exc);
+  jbuf_puts(o, ",\"status\":");
+  query_opt_i64(o, x->status);
+  jbuf_puts(o, ",\"busy_ns\":");
+  jbuf_i64(o, x->busy_ns);
+  jbuf_puts(o, ",\"wait_ns\":");
+  jbuf_i64(o, x->wait_ns);
+  jbuf_putc(o, '}');
+}
+
+/* The end of a tasks answer: total >= 0: a page at `offset` of that many, said as "total" and
+ * "offset". */
+static void end_tasks(jbuf *o, int64_t total, int64_t offset)
+{
+  jbuf_putc(o, ']');
+  if(total >= 0) {
+    jbuf_key(o, "total", 1);
+    jbuf_i64(o, total);
+    jbuf_key(o, "offset", 1);
+    jbuf_i64(o, offset);
+  }
+  jbuf_putc(o, '}');
+}
+
+/* The tasks order[0..n) (into t/st); total >= 0: a page at `offset` of that many. */
 static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, const size_t *order,
                         const size_t *child_start, const size_t *children, size_t n, int64_t total,
                         size_t offset)
@@ -200,49 +254,37 @@ static void write_tasks(jbuf *o, const store_task *t, const stats_task *st, cons
   jbuf_puts(o, "{\"tasks\":[");
   for(size_t k = 0; k < n; k++) {
     size_t i = order[k];
-    const store_task *x = &t[i];
-    jbuf_puts(o, k ? ",{\"id\":" : "{\"id\":");
-    jbuf_i64(o, x->id);
-    jbuf_puts(o, ",\"name\":");
-    jbuf_str(o, x->name);
-    jbuf_puts(o, ",\"coro\":");
-    jbuf_str(o, x->coro);
-    jbuf_puts(o, ",\"parent\":");
-    jbuf_i64(o, st[i].eff_parent);
-    jbuf_puts(o, ",\"children\":[");
-    for(size_t c = child_start[i]; c < child_start[i + 1]; c++) {
-      if(c > child_start[i])
-        jbuf_putc(o, ',');
-      jbuf_i64(o, t[children[c]].id);
-    }
-    jbuf_puts(o, "],\"depth\":");
-    jbuf_i64(o, st[i].depth);
-    jbuf_puts(o, ",\"created\":");
-    query_opt_i64(o, x->created);
-    jbuf_puts(o, ",\"first_run\":");
-    query_opt_i64(o, x->first_run);
-    jbuf_puts(o, ",\"ended\":");
-    query_opt_i64(o, x->ended);
-    jbuf_puts(o, ",\"state\":");
-    jbuf_str(o, x->state);
-    jbuf_puts(o, ",\"exc\":");
-    jbuf_str(o, x->exc);
-    jbuf_puts(o, ",\"status\":");
-    query_opt_i64(o, x->status);
-    jbuf_puts(o, ",\"busy_ns\":");
-    jbuf_i64(o, x->busy_ns);
-    jbuf_puts(o, ",\"wait_ns\":");
-    jbuf_i64(o, x->wait_ns);
-    jbuf_putc(o, '}');
+    if(k)
+      jbuf_putc(o, ',');
+    write_task(o, &t[i], st[i].eff_parent, st[i].depth, NULL, t, children + child_start[i],
+               child_start[i + 1] - child_start[i]);
   }
-  jbuf_putc(o, ']');
-  if(total >= 0) {
-    jbuf_key(o, "total", 1);
-    jbuf_i64(o, total);
-    jbuf_key(o, "offset", 1);
-    jbuf_i64(o, (int64_t)offset);
+  end_tasks(o, total, (int64_t)offset);
+}
+
+/* A page through the stored keys (store_keys.c): LS_ENOTFOUND when the session has none current
+ * (the caller sorts in memory). The same JSON as write_tasks writes for the page. */
+static int tasks_page_stored(const session_query *q, const query_page *pg)
+{
+  store_page_ask ask = {query_page_col(QUERY_PAGE_TASKS, pg->col), pg->desc, pg->offset, pg->limit, pg->at};
+  store_page_task *v = NULL;
+  size_t n = 0;
+  int64_t total = 0, from = 0;
+  int rc = store_keys_page(q->r, q->x, &ask, q->ar, &v, &n, &total, &from);
+  if(rc) {
+    free(v);
+    return rc;
   }
-  jbuf_putc(o, '}');
+  jbuf *o = q->out;
+  jbuf_puts(o, "{\"tasks\":[");
+  for(size_t k = 0; k < n; k++) {
+    if(k)
+      jbuf_putc(o, ',');
+    write_task(o, &v[k].t, v[k].parent, v[k].depth, v[k].children, NULL, NULL, v[k].nchildren);
+  }
+  end_tasks(o, total, from);
+  free(v);
+  return 0;
 }
 
 static int tasks_body(const session_query *q)
@@ -251,6 +293,11 @@ static int tasks_body(const session_query *q)
   const store_session *x = q->x;
   jbuf *out = q->out;
   int rc;
+  if(q->in && ((const query_page *)q->in)->given) {
+    rc = tasks_page_stored(q, q->in);
+    if(rc != LS_ENOTFOUND)
+      return rc;
+  }
   store_task *t = NULL;
   size_t n = 0;
   rc = store_load_tasks(r, x->sid, q->ar, &t, &n);
@@ -330,6 +377,23 @@ int query_tasks(store *s, const char *id, const query_args *a, jbuf *out, char *
     return query_invalid(detail, dlen, "at: expected a task id, an integer in [1, 2^53)");
   pg.given |= at != NULL;
   return query_in_session(s, id, out, &pg, detail, dlen, tasks_body);
+}
+
+int query_tasks_heavy(store *s, const char *id, const query_args *a)
+{
+  static const char *const paging[] = {"sort", "order", "offset", "limit", "at"};
+  int paged = 0;
+  for(size_t i = 0; i < sizeof(paging) / sizeof(paging[0]); i++)
+    paged |= query_arg(a, paging[i]) != NULL;
+  store_reader *r = store_reader_acquire(s);
+  arena ar;
+  arena_init(&ar);
+  store_session x;
+  int heavy = store_find_session(r, id, &ar, &x) == 0 && x.n_events >= 100000 &&
+              !(paged && store_keys_current(r, &x));
+  arena_free(&ar);
+  store_reader_release(s, r);
+  return heavy;
 }
 
 /* min_ms as a threshold in ns: "at or over" an exact count of ms, rounded up otherwise. */

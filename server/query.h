@@ -30,8 +30,15 @@ int query_concurrency(store *s, const char *id, const query_args *a, jbuf *out, 
 int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
 int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+/* 1 when /tasks of session id reads and orders every task (the whole list, or a page of a session
+ * whose sort keys are not stored) and the session is large (100,000 events or more): http.c runs
+ * it off its threads. */
+int query_tasks_heavy(store *s, const char *id, const query_args *a);
 /* GET /sessions/{id}/rows: a window of the task tree in tree order (query_rows.c). */
 int query_rows(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
+/* 1 when a /rows of session id must build its task tree first (seconds at 1M tasks): http.c runs
+ * such a request off its threads. 0 when the tree is current or there is no such session. */
+int query_rows_must_build(store *s, const char *id);
 int query_compare(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
 /* The /timeline answer of the view [from, to) (to -1: the session's end) px columns wide for

@@ -63,6 +63,11 @@ int query_page_parse(const query_args *a, query_page_table table, query_page *ou
   return 0;
 }
 
+const char *query_page_col(query_page_table table, int col)
+{
+  return col >= 0 && col < tables[table].ncols ? tables[table].cols[col] : NULL;
+}
+
 typedef struct keyed {
   int64_t key, tie;
   size_t i;

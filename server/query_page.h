@@ -37,6 +37,9 @@ int query_page_tasks(const store_task *t, size_t n, const query_page *p, int64_t
 int query_page_awaits(const store_await *w, size_t n, const query_page *p, size_t **order);
 int query_page_blocks(const store_block *b, size_t n, const query_page *p, size_t **order);
 
+/* The name of column col of table (its sort= value). */
+const char *query_page_col(query_page_table table, int col);
+
 /* Orders n rows by key[i] (ascending, or descending with desc), then tie[i] ascending, then
  * index: *idx malloc'd. 0 or LS_ENOMEM. */
 int query_page_order(const int64_t *key, const int64_t *tie, size_t n, int desc, size_t **idx);

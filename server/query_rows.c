@@ -330,3 +330,15 @@ int query_rows(store *s, const char *id, const query_args *a, jbuf *out, char *d
   free(in.collapsed);
   return rc;
 }
+
+int query_rows_must_build(store *s, const char *id)
+{
+  store_reader *r = store_reader_acquire(s);
+  arena ar;
+  arena_init(&ar);
+  store_session x;
+  int must = store_find_session(r, id, &ar, &x) == 0 && !store_rows_current(r, x.sid);
+  arena_free(&ar);
+  store_reader_release(s, r);
+  return must;
+}

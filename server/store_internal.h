@@ -109,6 +109,13 @@ _Static_assert(STORE_ROLLUP_BLOCK == 1 << 10, "STORE_ROLLUP_MARK and 008's sid >
 int store_rollup_due(sqlite3 *db, sqlite3_stmt *st, int idle, int64_t *blk);
 /* Rebuilds block blk's rollup from its sessions' rows, in the caller's transaction. */
 int store_rollup_build(sqlite3 *db, int64_t blk);
+/* A task row's columns as store_read_task reads them (store_read.c), in this order. */
+#define STORE_TASK_COLS "id, parent, created, first_run, ended, busy_ns, wait_ns, name, coro, state, exc, status"
+void store_read_task(sqlite3_stmt *st, arena *a, store_task *x);
+/* 1 when session `id` has ended with at least min_events events and `done_table` (session_stats
+ * or task_keys_done: a row per sid with the n_events it is of) has no row as of them; 0 otherwise
+ * or on error. On the write connection (store_series.c). */
+int store_done_due(store *s, const char *id, int64_t min_events, const char *done_table);
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
 

@@ -31,6 +31,12 @@ static const char *const purge_sql[] = {
   " (SELECT sid, parent, id FROM task_rows_orphans WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM conc_mip WHERE (sid, level, bucket) IN (SELECT sid, level, bucket FROM conc_mip WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM session_stats WHERE sid = ?1 AND ?2 > 0",
+  "DELETE FROM task_by_created WHERE (sid, created, id) IN (SELECT sid, created, id FROM task_by_created WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_by_busy WHERE (sid, busy_ns, id) IN (SELECT sid, busy_ns, id FROM task_by_busy WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_by_wait WHERE (sid, wait_ns, id) IN (SELECT sid, wait_ns, id FROM task_by_wait WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_by_duration WHERE (sid, duration, id) IN"
+  " (SELECT sid, duration, id FROM task_by_duration WHERE sid = ?1 LIMIT ?2)",
+  "DELETE FROM task_keys_done WHERE sid = ?1 AND ?2 > 0",
   "DELETE FROM tasks WHERE (sid, id) IN (SELECT sid, id FROM tasks WHERE sid = ?1 LIMIT ?2)",
   "DELETE FROM batches WHERE (sid, batch) IN (SELECT sid, batch FROM batches WHERE sid = ?1 LIMIT ?2)",
   /* a deleted session is not forwarded any more: its outbox goes with it */

@@ -33,8 +33,7 @@ static const char *const rsql[R_COUNT] = {
   [R_SESSIONS] = "SELECT " SESSION_COLS NEWEST "1",
   [R_SESSIONS_NAME] = "SELECT " SESSION_COLS " WHERE instr(name, ?2) > 0" NEWEST "1",
   [R_INTERVALS] = "SELECT created, ended FROM tasks WHERE sid = ?1 AND has_task = 1",
-  [R_TASKS] = "SELECT id, parent, created, first_run, ended, busy_ns, wait_ns, name, coro, state, exc, status"
-              " FROM tasks WHERE sid = ?1 AND has_task = 1",
+  [R_TASKS] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE sid = ?1 AND has_task = 1",
   [R_AWAITS] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND d >= ?2"
                " ORDER BY d DESC, t ASC, task ASC",
   [R_BLOCKS] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task FROM blocks"
@@ -246,20 +245,23 @@ int store_load_tasks(store_reader *r, int64_t sid, arena *a, store_task **out, s
   if(!st)
     return LS_EIO;
   sqlite3_bind_int64(st, 1, sid);
-  LOAD_ROWS(r, st, store_task, out, n, a, {
-    x->id = sqlite3_column_int64(st, 0);
-    x->parent = sqlite3_column_int64(st, 1);
-    x->created = store_col_opt(st, 2);
-    x->first_run = store_col_opt(st, 3);
-    x->ended = store_col_opt(st, 4);
-    x->busy_ns = sqlite3_column_int64(st, 5);
-    x->wait_ns = sqlite3_column_int64(st, 6);
-    x->name = store_col_text(st, 7, a);
-    x->coro = store_col_text(st, 8, a);
-    x->state = store_col_text(st, 9, a);
-    x->exc = store_col_text(st, 10, a);
-    x->status = store_col_opt(st, 11);
-  });
+  LOAD_ROWS(r, st, store_task, out, n, a, store_read_task(st, a, x));
+}
+
+void store_read_task(sqlite3_stmt *st, arena *a, store_task *x)
+{
+  x->id = sqlite3_column_int64(st, 0);
+  x->parent = sqlite3_column_int64(st, 1);
+  x->created = store_col_opt(st, 2);
+  x->first_run = store_col_opt(st, 3);
+  x->ended = store_col_opt(st, 4);
+  x->busy_ns = sqlite3_column_int64(st, 5);
+  x->wait_ns = sqlite3_column_int64(st, 6);
+  x->name = store_col_text(st, 7, a);
+  x->coro = store_col_text(st, 8, a);
+  x->state = store_col_text(st, 9, a);
+  x->exc = store_col_text(st, 10, a);
+  x->status = store_col_opt(st, 11);
 }
 
 static void read_await(sqlite3_stmt *st, arena *a, store_await *x)

@@ -451,6 +451,12 @@ int store_write_on_reader(store_reader *r, int (*fn)(sqlite3 *db, void *arg), vo
   return rc ? rc : qrc;
 }
 
+int store_rows_current(store_reader *r, int64_t sid)
+{
+  int ok = 0;
+  return read_built(r->db, sid, &ok) == 0 && ok == 1;
+}
+
 /* Rows of the stored tree (its last position + 1). */
 static int stored_rows(sqlite3 *db, int64_t sid, int64_t *n)
 {

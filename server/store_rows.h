@@ -39,6 +39,10 @@ void store_tree_free(store_tree *t);
  * Retry-After). */
 int store_rows_ensure(store_reader *r, int64_t sid, size_t mem_max, int *built, int64_t *rows, store_tree **mem);
 
+/* 1 when session sid's stored tree is current (a /rows reads it without building it first: what
+ * http.c asks to decide whether a /rows runs off the HTTP threads); 0 otherwise or on error. */
+int store_rows_current(store_reader *r, int64_t sid);
+
 /* The reads: mem, the tree store_rows_ensure kept in memory, or NULL for the stored one. */
 /* The row of task id: pos, size, depth and parent filled (the task's own fields are not read).
  * LS_ENOTFOUND when the tree has no such task. */

@@ -6,6 +6,7 @@
 #include "store_series.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -361,13 +362,15 @@ int store_series_prepare(store *s, const char *id)
   return rc;
 }
 
-int store_series_due(store *s, const char *id, int64_t min_events)
+int store_done_due(store *s, const char *id, int64_t min_events, const char *done_table)
 {
+  char sql[320];
+  snprintf(sql, sizeof(sql), "SELECT x.ended AND x.n_events >= ?2 AND"
+           " NOT EXISTS (SELECT 1 FROM %s t WHERE t.sid = x.sid AND t.n_events = x.n_events)"
+           " FROM sessions x WHERE x.id = ?1", done_table);
   sqlite3_stmt *st = NULL;
   int due = 0;
-  if(sqlite3_prepare_v2(s->w, "SELECT x.ended AND x.n_events >= ?2 AND"
-                              " NOT EXISTS (SELECT 1 FROM session_stats t WHERE t.sid = x.sid AND t.n_events = x.n_events)"
-                              " FROM sessions x WHERE x.id = ?1", -1, &st, NULL) == SQLITE_OK) {
+  if(sqlite3_prepare_v2(s->w, sql, -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, min_events);
     if(sqlite3_step(st) == SQLITE_ROW)
@@ -375,6 +378,11 @@ int store_series_due(store *s, const char *id, int64_t min_events)
   }
   sqlite3_finalize(st);
   return due;
+}
+
+int store_series_due(store *s, const char *id, int64_t min_events)
+{
+  return store_done_due(s, id, min_events, "session_stats");
 }
 
 /* up to three points a bucket: its most, its least, the count it ends with (each only when it

@@ -1,16 +1,19 @@
 /* writer.c — the single writer thread: drains the batch queue, group-commits, answers each
  * waiting request; and the figures thread, which computes a large session's summary figures
- * right after its end committed and answers that batch then. Parsing is ingest.c's, SQL is
+ * right after its end committed and answers that batch then, and stores its tables' sort keys
+ * and task tree after that (store_keys.c). Parsing is ingest.c's, SQL is
  * store.c's; HTTP threads only wait here. */
 #include "writer.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "log.h"
+#include "store_keys.h"
 #include "store_series.h"
 
 typedef writer_job job;
@@ -52,6 +55,7 @@ struct writer {
   pthread_cond_t figures_work;
   figures_job *fhead, *ftail;
   int fdepth, fquit;
+  atomic_int kstop; /* the server stops: the figures thread's key copy gives up (store_keys.c) */
 };
 
 /* One step of housekeeping (store_maintain) on the writer thread, with the lock free: retention,
@@ -265,7 +269,8 @@ static figures_job *figures_due(writer *w, job *group)
     f->j = j;
     f->n = 0;
     for(const ingest_batch *b = j->batch; b; b = b->next)
-      if(b->has_end && !b->duplicate && store_series_due(w->s, b->session, FIGURES_MIN_EVENTS))
+      if(b->has_end && !b->duplicate && (store_series_due(w->s, b->session, FIGURES_MIN_EVENTS) ||
+                                         store_keys_due(w->s, b->session, FIGURES_MIN_EVENTS)))
         snprintf(f->session[f->n++], sizeof(f->session[0]), "%s", b->session);
     if(!f->n) {
       free(f);
@@ -314,6 +319,12 @@ static void *figures_main(void *arg)
     pthread_mutex_lock(&w->lock);
     answer_job(w, f->j);
     pthread_cond_broadcast(&w->answered);
+    pthread_mutex_unlock(&w->lock);
+    /* After the answer: the tables' sort keys and the stored tree take seconds at 1M tasks
+     * (store_keys.c); until they are in, /tasks and /rows work from the rows as before. */
+    for(size_t i = 0; i < f->n && !quit; i++)
+      store_keys_prepare(w->s, f->session[i], &w->kstop);
+    pthread_mutex_lock(&w->lock);
     free(f);
   }
   pthread_mutex_unlock(&w->lock);
@@ -430,6 +441,7 @@ int writer_start(store *s, metrics *m, int queue_depth, int max_group, writer **
   w->m = m;
   w->max_depth = queue_depth;
   w->max_group = max_group;
+  atomic_init(&w->kstop, 0);
   pthread_mutex_init(&w->lock, NULL);
   pthread_mutex_init(&w->listen_lock, NULL);
   pthread_cond_init(&w->work, NULL);
@@ -530,6 +542,7 @@ void writer_stop(writer *w)
   pthread_mutex_unlock(&w->lock);
   pthread_join(w->thread, NULL);
   /* the ended sessions still waiting for their figures: answered, computed on first read */
+  atomic_store(&w->kstop, 1);
   pthread_mutex_lock(&w->lock);
   w->fquit = 1;
   pthread_cond_signal(&w->figures_work);
