@@ -603,6 +603,7 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   atomic_init(&h->suspended, 0);
   atomic_init(&h->corrupt, 0);
   atomic_init(&h->offloaded, 0);
+  atomic_init(&h->stopping, 0);
   int n = snprintf(h->csp, sizeof(h->csp),
                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors %s",
@@ -668,7 +669,13 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   }
   /* ERROR_LOG: without it libmicrohttpd says nothing, and on_mhd_log counts its refusals */
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-  flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
+  /* poll(), not epoll: with epoll and internal threads, MHD_quiesce_daemon (http_stop) races a
+   * worker's own removal of the listen socket from its epoll set, and whichever loses gets ENOENT
+   * and MHD_PANIC aborts the process (libmicrohttpd 0.9.75, seen in a CI run: SIGTERM while 40
+   * sessions were being posted, "Failed to remove listen FD from epoll set", exit by SIGABRT).
+   * poll() rebuilds its set on every pass and a quiesced worker leaves the listen socket out. Each
+   * worker polls only its own connections (--threads of them share --max-connections). */
+  flags |= MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES ? MHD_USE_POLL : MHD_USE_AUTO;
   if(cfg->addr->sa_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
@@ -693,6 +700,17 @@ int http_start(const http_config *cfg, store *s, writer *w, metrics *m, http_ser
   return 0;
 }
 
+int http_suspend(http_server *h, struct MHD_Connection *c)
+{
+  atomic_fetch_add(&h->suspended, 1);
+  if(atomic_load(&h->stopping)) {
+    atomic_fetch_sub(&h->suspended, 1);
+    return -1;
+  }
+  MHD_suspend_connection(c);
+  return 0;
+}
+
 unsigned http_port(http_server *h)
 {
   const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -706,6 +724,10 @@ void http_stop(http_server *h, int wait_ms)
   MHD_socket ls = MHD_quiesce_daemon(h->d);
   if(ls != MHD_INVALID_SOCKET)
     close(ls);
+  /* From here no connection is suspended any more (http_suspend): connections accepted before the
+   * quiesce may still send requests, and one suspended after the wait below would be under
+   * MHD_stop_daemon (a libmicrohttpd panic, seen when SIGTERM came while clients posted). */
+  atomic_store(&h->stopping, 1);
   /* Event streams end first: they would hold their connections (and `active`) to the end. */
   writer_set_listener(h->w, NULL, NULL);
   live_stop(h->live, wait_ms < 2000 ? wait_ms : 2000);

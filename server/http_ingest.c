@@ -122,8 +122,11 @@ enum MHD_Result http_submit_job(http_server *h, struct MHD_Connection *c, req *r
   rq->job.on_done = job_answered;
   rq->job.arg = rq;
   rq->submitted = 1;
-  atomic_fetch_add(&h->suspended, 1);
-  MHD_suspend_connection(c);
+  if(http_suspend(h, c)) {
+    rq->job.result = LS_ESTOPPED;
+    rq->job.done = 1;
+    return http_answer_job(h, c, rq);
+  }
   int rc = writer_submit(h->w, &rq->job);
   if(rc) {
     rq->job.result = rc;
@@ -227,9 +230,11 @@ enum MHD_Result http_handle_ingest(http_server *h, struct MHD_Connection *c, req
   rq->h = h;
   rq->parse = (parse_job){.body = rq->body.data, .len = rq->body.len, .gzip = rq->gzip,
                           .on_done = body_parsed, .arg = rq};
+  if(http_suspend(h, c)) {
+    http_unhold(h, &rq->body, &rq->held);
+    return http_ingest_error(h, c, rq, 503, "the server is shutting down");
+  }
   rq->parsing = 1;
-  atomic_fetch_add(&h->suspended, 1);
-  MHD_suspend_connection(c);
   if(parse_pool_submit(h->pool, &rq->parse)) {
     rq->parse.status = 503;
     snprintf(rq->parse.detail, sizeof(rq->parse.detail), "the server is shutting down");

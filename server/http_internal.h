@@ -32,6 +32,7 @@ struct http_server {
   char csp[1024];
   atomic_int active;    /* requests between their first call and completion */
   atomic_int suspended; /* connections waiting for the parse pool or the writer to resume them */
+  atomic_int stopping;  /* set by http_stop before it waits for `suspended` to reach 0 */
   parse_pool *pool;     /* decodes and parses ingest bodies off these threads */
   live_hub *live;       /* the event streams (live.c) */
   atomic_int corrupt;   /* SQLite found the database file corrupt: /healthz says so from then on */
@@ -105,6 +106,12 @@ void http_unhold(http_server *h, jbuf *buf, size_t *held);
 void http_check_ingest_headers(http_server *h, struct MHD_Connection *c, req *rq);
 enum MHD_Result http_ingest_error(http_server *h, struct MHD_Connection *c, req *rq, unsigned status,
                                   const char *detail);
+/* Suspends c for another thread to resume, counted in h->suspended: 0; or -1 without touching c
+ * once the server is stopping (the caller answers or works on its own thread instead). The count
+ * goes up before the flag is read and http_stop sets the flag before it reads the count (both
+ * sequentially consistent), so either this sees the stop or the stop waits for this connection:
+ * libmicrohttpd aborts the process when stopped with a connection suspended. */
+int http_suspend(http_server *h, struct MHD_Connection *c);
 /* The body has arrived: to the parse pool, then the writer (the connection suspended). */
 enum MHD_Result http_handle_ingest(http_server *h, struct MHD_Connection *c, req *rq);
 /* rq->job to the writer with the connection suspended; its answer once resumed. */

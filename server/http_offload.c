@@ -49,10 +49,12 @@ int http_offload_query(http_server *h, struct MHD_Connection *c, req *rq, query_
   }
   /* suspended before the thread exists, so that it can never resume a connection that is not
    * suspended yet (as http_submit_job does for the writer) */
+  if(ok && http_suspend(h, c)) { /* stopping: on this thread, as when no thread can be had */
+    pthread_attr_destroy(&attr);
+    ok = 0;
+  }
   rq->offloaded = ok;
   if(ok) {
-    atomic_fetch_add(&h->suspended, 1);
-    MHD_suspend_connection(c);
     if(pthread_create(&t, &attr, offload_main, rq) != 0) {
       rq->offloaded = ok = 0;
       MHD_resume_connection(c);

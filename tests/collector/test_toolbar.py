@@ -85,11 +85,14 @@ def create_app() -> FastAPI:
         return page(which)
 
     # The toolbar's default panels but VersionsPanel, which reads every installed package's
-    # metadata on each request: under ProfilingPanel's pyinstrument sampler, on 3.14-dbg in a CI
-    # run beside a CPU hog, two overlapping requests took over 300 s. ProfilingPanel stays: that
-    # loopscope's panel and a profiler's sampler share the loop is part of what is tested here.
+    # metadata on each request, and on a debug interpreter ProfilingPanel too: on 3.14-dbg beside a
+    # CPU hog two overlapping requests took over 300 s, the uvicorn thread found (faulthandler)
+    # rendering pyinstrument's HTML profile of each request, on the loop. On release interpreters
+    # ProfilingPanel stays: that loopscope's panel and a profiler's sampler share the loop is part
+    # of what is tested here.
+    left_out = (".VersionsPanel", ".ProfilingPanel") if hasattr(sys, "gettotalrefcount") else (".VersionsPanel",)
     app.add_middleware(DebugToolbarMiddleware, panels=["loopscope.toolbar.AsyncPanel"],
-                       default_panels=[p for p in DebugToolbarSettings().DEFAULT_PANELS if not p.endswith(".VersionsPanel")])
+                       default_panels=[p for p in DebugToolbarSettings().DEFAULT_PANELS if not p.endswith(left_out)])
     return app
 
 

@@ -19,7 +19,7 @@ POLLERS = 6  # connections: with 2 worker threads, some share the /rows connecti
 
 def poll(port, stop, waits, path):
     """GETs `path` back to back on one kept-alive connection until stop; (start, wait) of each."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     try:
         while not stop.is_set():
             t0 = time.monotonic()
@@ -63,7 +63,8 @@ def test_small_gets_go_on_while_the_first_rows_builds_or_tasks_sort(make_server)
 
     def first_rows():
         t0 = time.monotonic()
-        body = server.get_json("/api/v1/sessions/s-off/rows?limit=80")
+        # a long deadline: the build took over 30 s (the default) on a loaded machine in a CI run
+        body = server.get_json("/api/v1/sessions/s-off/rows?limit=80", timeout=600)
         return t0, time.monotonic(), body
 
     waits, (r0, r1, body) = with_pollers(port, during=first_rows)
@@ -85,7 +86,7 @@ def test_small_gets_go_on_while_the_first_rows_builds_or_tasks_sort(make_server)
     # task: off the HTTP threads too
     def page():
         t0 = time.monotonic()
-        body = server.get_json("/api/v1/sessions/s-off/tasks?sort=busy_ns&order=desc&limit=100")
+        body = server.get_json("/api/v1/sessions/s-off/tasks?sort=busy_ns&order=desc&limit=100", timeout=600)
         return t0, time.monotonic(), body
 
     waits, (p0, p1, body) = with_pollers(port, during=page)
