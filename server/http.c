@@ -711,6 +711,12 @@ int http_suspend(http_server *h, struct MHD_Connection *c)
   return 0;
 }
 
+void http_resume(http_server *h, struct MHD_Connection *c)
+{
+  MHD_resume_connection(c);
+  atomic_fetch_sub(&h->suspended, 1);
+}
+
 unsigned http_port(http_server *h)
 {
   const union MHD_DaemonInfo *i = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

@@ -108,8 +108,7 @@ static void job_answered(writer_job *job, void *arg)
   (void)job;
   req *rq = arg;
   http_server *h = rq->h;
-  MHD_resume_connection(rq->conn);
-  atomic_fetch_sub(&h->suspended, 1); /* the last touch of the connection from this thread */
+  http_resume(h, rq->conn);
 }
 
 /* Suspends the connection and hands rq->job to the writer; the answer is sent by answer_job
@@ -131,8 +130,7 @@ enum MHD_Result http_submit_job(http_server *h, struct MHD_Connection *c, req *r
   if(rc) {
     rq->job.result = rc;
     rq->job.done = 1;
-    MHD_resume_connection(c);
-    atomic_fetch_sub(&h->suspended, 1);
+    http_resume(h, c);
   }
   return MHD_YES;
 }
@@ -200,8 +198,7 @@ static void body_parsed(parse_job *job, void *arg)
       ingest_free(b);
       rq->parse.status = 500;
       snprintf(rq->parse.detail, sizeof(rq->parse.detail), "out of memory parsing the body");
-      MHD_resume_connection(rq->conn);
-      atomic_fetch_sub(&h->suspended, 1);
+      http_resume(h, rq->conn);
       return;
     }
     rq->job = (writer_job){.batch = b, .results = rq->results, .on_done = job_answered, .arg = rq};
@@ -212,8 +209,7 @@ static void body_parsed(parse_job *job, void *arg)
     rq->job.result = rc;
     rq->job.done = 1;
   }
-  MHD_resume_connection(rq->conn);
-  atomic_fetch_sub(&h->suspended, 1); /* the last touch of the connection from this thread */
+  http_resume(h, rq->conn);
 }
 
 /* The body has arrived whole: the parse pool decodes and parses it while this worker thread
@@ -238,8 +234,7 @@ enum MHD_Result http_handle_ingest(http_server *h, struct MHD_Connection *c, req
   if(parse_pool_submit(h->pool, &rq->parse)) {
     rq->parse.status = 503;
     snprintf(rq->parse.detail, sizeof(rq->parse.detail), "the server is shutting down");
-    MHD_resume_connection(c);
-    atomic_fetch_sub(&h->suspended, 1);
+    http_resume(h, c);
   }
   return MHD_YES;
 }

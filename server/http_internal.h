@@ -112,6 +112,9 @@ enum MHD_Result http_ingest_error(http_server *h, struct MHD_Connection *c, req 
  * sequentially consistent), so either this sees the stop or the stop waits for this connection:
  * libmicrohttpd aborts the process when stopped with a connection suspended. */
 int http_suspend(http_server *h, struct MHD_Connection *c);
+/* Resumes a connection http_suspend suspended and takes it out of the count: the last touch of
+ * the connection from the resuming thread (http_stop may free it once the count is 0). */
+void http_resume(http_server *h, struct MHD_Connection *c);
 /* The body has arrived: to the parse pool, then the writer (the connection suspended). */
 enum MHD_Result http_handle_ingest(http_server *h, struct MHD_Connection *c, req *rq);
 /* rq->job to the writer with the connection suspended; its answer once resumed. */

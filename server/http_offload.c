@@ -20,8 +20,7 @@ static void *offload_main(void *arg)
   query_args a = {http_get_arg, rq->conn};
   rq->off_rc = rq->off_fn(h->s, rq->off_id, &a, &rq->off_out, rq->off_detail, sizeof(rq->off_detail));
   atomic_fetch_sub(&h->offloaded, 1);
-  MHD_resume_connection(rq->conn);
-  atomic_fetch_sub(&h->suspended, 1); /* the last touch of the connection from this thread */
+  http_resume(h, rq->conn);
   return NULL;
 }
 
@@ -57,8 +56,7 @@ int http_offload_query(http_server *h, struct MHD_Connection *c, req *rq, query_
   if(ok) {
     if(pthread_create(&t, &attr, offload_main, rq) != 0) {
       rq->offloaded = ok = 0;
-      MHD_resume_connection(c);
-      atomic_fetch_sub(&h->suspended, 1);
+      http_resume(h, c);
     }
     pthread_attr_destroy(&attr);
   }
