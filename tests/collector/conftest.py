@@ -21,7 +21,8 @@ from lstest import AppServer, Server, by_coro, collector, free_port, line_of, se
 @pytest.fixture
 def record(server, collector) -> Callable[..., dict]:
     """record(main, name, **settings): run asyncio.run(main()) inside one session, flush, and
-    return what the server stored: summary, tasks, awaits, blocks, lag (plus 'result', 'id')."""
+    return what the server stored: summary, tasks, awaits, blocks, lag, and 'steps' (each task
+    id's step events, from the session's export), plus 'result' and 'id'."""
     def run(main: Callable[[], Any], name: str = "test", **settings: Any) -> dict:
         if not loopscope.installed():
             collector(**settings)
@@ -29,6 +30,10 @@ def record(server, collector) -> Callable[..., dict]:
             result = asyncio.run(main())
         assert loopscope.flush(60), f"events not delivered: {loopscope.stats()}"
         data = server.session(s.id)
+        data["steps"] = {}
+        for ev in server.get(f"/api/v1/sessions/{s.id}/export?format=json")["events"]:
+            if ev["k"] == "step":
+                data["steps"].setdefault(ev["id"], []).append(ev)
         data["result"] = result
         data["id"] = s.id
         return data
