@@ -16,12 +16,21 @@ scripts/deps.sh || { echo "test: dependency install failed"; exit 1; }
 PY="$(head -n1 .venvs/list)/bin/python"
 
 passed=0; failed=0; failed_names=()
-step() { # step NAME COMMAND...: run one suite, record its result
+TIMES="$(mktemp)"; trap 'rm -f "$TIMES"' EXIT
+cpu_now() { # CPU=seconds (user + system) of every finished child of this shell so far: `times`
+  # runs in this shell, not in a pipe's or $(...)'s subshell, whose children are none of these
+  times > "$TIMES"
+  CPU="$(awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } printf "%d", n }' "$TIMES")"
+}
+step() { # step NAME COMMAND...: run one suite, record its result, its wall time and CPU time
   local name="$1"; shift
   echo; echo "=== $name"
-  local t0=$SECONDS
-  if "$@"; then passed=$((passed+1)); echo "=== $name: ok ($((SECONDS-t0)) s)";
-  else failed=$((failed+1)); failed_names+=("$name"); echo "=== $name: FAILED ($((SECONDS-t0)) s)"; fi
+  local t0=$SECONDS c0 took
+  cpu_now; c0=$CPU
+  if "$@"; then passed=$((passed+1)); took="ok";
+  else failed=$((failed+1)); failed_names+=("$name"); took="FAILED"; fi
+  cpu_now
+  echo "=== $name: $took ($((SECONDS-t0)) s, CPU $((CPU-c0)) s)"
 }
 build() { # build DIR CMAKE_ARGS...
   local dir="$1"; shift
