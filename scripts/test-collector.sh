@@ -49,6 +49,7 @@ run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output 
     if ! "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
       cat "$dir.build.log"; echo "build $ver" > "$WORK/$name.failed"; return
     fi
+    touch "$WORK/$name.installed" # for scripts/test.sh: this venv's loopscope is in place for good
     if ! (cd tests/collector && "${run[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
       echo "tests $ver" > "$WORK/$name.failed"
     fi
@@ -66,7 +67,7 @@ lane() { # lane WHERE LIST [NTH] [debug|release]: every venv of LIST (with NTH =
 }
 order=()
 while read -r venv; do [ -n "$venv" ] && order+=("$venv"); done < <(cat .venvs/list; [ -s .venvs-sid/list ] && cat .venvs-sid/list)
-for venv in "${order[@]}"; do rm -f "$WORK/$(basename "$venv").failed" "$WORK/$(basename "$venv").log"; done
+for venv in "${order[@]}"; do rm -f "$WORK/$(basename "$venv")".{failed,log,installed}; done
 lane host .venvs/list 0 &
 host_lane0=$!
 lane host .venvs/list 1 &
