@@ -30,11 +30,14 @@ static PyObject *capture_stack(PyThreadState *ts) {
 
 static void *watchdog_main(void *arg) {
   (void)arg;
-  /* A stack is taken at half the threshold and again at the threshold: on a machine short of CPU
-   * this thread may get the GIL only after a block just past the threshold has ended, and the
-   * early stack (from the same stuck handle, so usually the same line) then still names it. The
-   * later one replaces it whenever it can be taken. */
-  uint_fast64_t early_seq = 0, done_seq = 0;
+  /* A stack is taken at half the threshold, and at the threshold only if none could be taken at
+   * half of it. On a machine short of CPU (or with Python threads spinning for the GIL) this
+   * thread may get the GIL tens of ms after it asked: by then the loop thread can be past the
+   * blocking call and on in the same step (a 150 ms time.sleep then typing's or asyncio's code),
+   * and a stack taken then names that code instead. The earlier the stack, the more of the block
+   * is still ahead of it; a second one only ever replaced a right stack with a late one (seen in
+   * CI under load: base_events.call_at, typing.py). One GIL grab per block instead of two, too. */
+  uint_fast64_t early_seq = 0, done_seq = 0, taken_seq = 0;
   while (!atomic_load(&G.wd_stop)) {
     uint64_t tick = G.block_ns / 10;
     if (tick > 10000000u) tick = 10000000u;
@@ -45,7 +48,8 @@ static void *watchdog_main(void *arg) {
     uint_fast64_t seq = atomic_load_explicit(&G.hb_seq, memory_order_relaxed);
     uint64_t start = atomic_load_explicit(&G.hb_start, memory_order_relaxed);
     uint64_t stuck = now_ns() - start;
-    if (seq == done_seq || stuck < G.block_ns / 2 || (seq == early_seq && stuck < G.block_ns)) continue;
+    if (seq == done_seq || seq == taken_seq || stuck < G.block_ns / 2 || (seq == early_seq && stuck < G.block_ns))
+      continue;
     if (stuck >= G.block_ns) done_seq = seq;
     early_seq = seq;
     if (atomic_load(&G.wd_stop) || !Py_IsInitialized()) break;
@@ -57,6 +61,7 @@ static void *watchdog_main(void *arg) {
       else {
         Py_XSETREF(G.block_stack, stack);
         G.block_seq = seq;
+        taken_seq = seq;
       }
     }
     PyGILState_Release(gs);
