@@ -53,17 +53,17 @@ while read -r where venv; do
     case "$where,$ONLY" in fw,*litestar_requests*|host,*|sid,*) ;; *) continue ;; esac
     [ "$where" = fw ] && only=litestar_requests || only="$(echo "$ONLY" | sed 's/,*litestar_requests//; s/^,//')"
     [ -n "$only" ] || continue
-    "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json \
+    "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --json \
       --only "$only" --modes on >> "$TMP/results.jsonl" || echo "bench: Python $ver ($where) failed"
     continue
   fi
   if [ "$where" = fw ]; then # the framework venv: only the app that needs it (Litestar)
-    "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json \
+    "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --json \
       --only litestar_requests --modes on,disabled >> "$TMP/results.jsonl" || echo "bench: Python $ver (fw) failed"
     continue
   fi
   "${run[@]}" "$venv/bin/python" -m pip install -q yappi viztracer >/dev/null 2>&1 || echo "bench: yappi/viztracer not installable for $ver"
-  "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --reps "$REPS" --json >> "$TMP/results.jsonl" \
+  "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --json >> "$TMP/results.jsonl" \
     || echo "bench: Python $ver failed"
   "${run[@]}" "$venv/bin/python" bench/overhead/tasks200k.py --server "http://127.0.0.1:$PORT" >> "$TMP/tasks200k.txt" \
     || echo "bench: tasks200k on Python $ver failed"
@@ -77,13 +77,17 @@ targets = {"async_tree": 1.05, "async_tree_taskgroup": 1.05, "async_tree_eager":
            "asgi_requests_heavy": 1.05, "litestar_requests": 1.03}  # issue 15 (loop-thread CPU)
 print("median ratio to loopscope off, per Python: wall clock / CPU time of the loop thread")
 print("(sender = CPU ms the sender thread spent per run, on its own core, in the 'on' mode)")
-print(f"{'py':5s} {'workload':21s} {'off ms':>7s} " + " ".join(f"{m:>15s}" for m in modes) + f" {'sender':>7s}  target on")
+print("(on: paired = median of the per-rep ratios of loop-thread CPU, the runs of a rep neighbours in time;")
+print(" min = fastest 'on' run over fastest 'off' run: noise only adds time, so on a noisy machine the")
+print(" minimum is the run least disturbed)")
+print(f"{'py':5s} {'workload':21s} {'off ms':>7s} " + " ".join(f"{m:>15s}" for m in modes) + f" {'sender':>7s} {'paired':>7s} {'min':>6s}  target on")
 for r in rows:
     for w, res in r["results"].items():
         if w == "cost":
             continue
         cells = " ".join(f"{res[m]['ratio']:6.2f}x /{res[m]['cpu_ratio']:5.2f}x" if m in res else f"{'-':>15s}" for m in modes)
-        print(f"{r['python']:5s} {w:21s} {res['off']['median_s']*1000:7.1f} {cells} {res['on'].get('sender_cpu_s', 0)*1000:6.1f}ms  " + (f"<= {targets[w]:.2f}x" if w in targets else "-"))
+        print(f"{r['python']:5s} {w:21s} {res['off']['median_s']*1000:7.1f} {cells} {res['on'].get('sender_cpu_s', 0)*1000:6.1f}ms "
+              f"{res['on']['paired_cpu']:6.3f}x {res['on'].get('min_cpu_ratio', 0):5.3f}x  " + (f"<= {targets[w]:.2f}x" if w in targets else "-"))
 for r in rows:
     c = r["results"].get("cost")
     if c:
