@@ -110,7 +110,14 @@ async function firstRender(browser, url) {
   await page.waitForTimeout(300);
   const marks = await page.evaluate(() => {
     const first = (n) => (performance.getEntriesByName(n)[0] || { startTime: NaN }).startTime;
-    return { drawn: first('ls:first'), complete: first('ls:complete'), svg: document.querySelectorAll('svg *').length };
+    const drawn = first('ls:first');
+    // what the first render waited for: each API request started before it, its start and end
+    const api = performance.getEntriesByType('resource')
+      .filter((e) => e.startTime < drawn && e.name.includes('/api/'))
+      .map((e) => ({ path: new URL(e.name).pathname.replace(/sessions\/[^/]+/, 'sessions/{id}'), start: e.startTime, end: e.responseEnd }));
+    const nav = performance.getEntriesByType('navigation')[0];
+    return { drawn, complete: first('ls:complete'), svg: document.querySelectorAll('svg *').length, api,
+             domContentLoaded: nav ? nav.domContentLoadedEventEnd : NaN };
   });
   const { metrics } = await cdp.send('Performance.getMetrics');
   marks.heap = (metrics.find((m) => m.name === 'JSHeapUsedSize') || { value: NaN }).value;
@@ -210,6 +217,13 @@ async function measureSize(browser, server, tasks, a) {
   const scrolls = [];
   for (const f of [0.5, 0.9, 0.1, 1, 0.3, 0.7]) scrolls.push(await scrollStep(page, f));
   r.first = median(firsts.map((m) => m.drawn));
+  r.dcl = median(firsts.map((m) => m.domContentLoaded));
+  // per API path of the first render: median start and end over the reloads
+  const paths = [...new Set(firsts.flatMap((m) => m.api.map((x) => x.path)))];
+  r.critical = paths.map((p) => {
+    const xs = firsts.map((m) => m.api.find((x) => x.path === p)).filter(Boolean);
+    return { path: p, start: median(xs.map((x) => x.start)), end: median(xs.map((x) => x.end)) };
+  }).sort((x, y) => x.start - y.start);
   r.complete = median(firsts.map((m) => m.complete));
   r.heap = median(firsts.map((m) => m.heap));
   r.largest = last.largest;
@@ -252,6 +266,9 @@ async function main() {
     console.log(`${r.tasks} tasks, ${r.awaits} awaits (${r.events} events)${big ? '' : ' — the baseline'}`);
     console.log(`${'figure'.padEnd(50)} ${'measured'.padStart(11)}      ${'target'.padStart(12)} ${'ratio'.padStart(7)}`);
     row('first render, median of reloads (nav → drawn)', r.first, big ? Math.min(k * b.first, r.tasks >= 1e6 ? 1000 : Infinity) : NaN);
+    console.log(`    of which: the page's HTML and scripts (nav → DOMContentLoaded) ${r.dcl.toFixed(1)} ms; then the API:`);
+    for (const c of r.critical)
+      console.log(`      ${c.path.padEnd(44)} ${c.start.toFixed(1).padStart(7)} → ${c.end.toFixed(1).padStart(7)} ms`);
     row('  tables and charts complete (nav → complete)', r.complete, NaN);
     row('zoom step (input → drawn), median', r.zoom, 50);
     row('  zoom step, max', r.zoomMax, NaN);
