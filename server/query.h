@@ -42,9 +42,13 @@ int query_rows_must_build(store *s, const char *id);
 int query_compare(store *s, const char *id, const query_args *a, jbuf *out, char *detail, size_t dlen);
 
 /* The /timeline answer of the view [from, to) (to -1: the session's end) px columns wide for
- * lanes tasks[0..n) (sorted, unique), on an open reader: what /rows embeds with its window. */
+ * lanes tasks[0..n) (sorted, unique), on an open reader: what /rows embeds with its window;
+ * lanes_only leaves out the session-wide blocks and lag (only=lanes). */
 int query_timeline_on(store_reader *r, arena *ar, const store_session *x, int64_t from, int64_t to, int64_t px,
-                      const int64_t *tasks, size_t ntasks, jbuf *out, char *detail, size_t dlen);
+                      const int64_t *tasks, size_t ntasks, int lanes_only, jbuf *out, char *detail, size_t dlen);
+/* The `only=` parameter of /timeline and /rows: "lanes" sets *lanes_only, "" clears it; 0, or -1
+ * for any other value. */
+int query_parse_only(const char *v, int *lanes_only);
 
 /* The value of query parameter `name`, or NULL. */
 static inline const char *query_arg(const query_args *a, const char *name)

@@ -35,6 +35,7 @@ typedef struct rows_in {
   /* the view whose items come with the rows (px 0: none asked), as /timeline takes it, and the
    * rows [lanes_offset, lanes_offset + lanes_limit) they are for (-1: every row answered) */
   int64_t from, to, px, lanes_offset, lanes_limit;
+  int lanes_only; /* only=lanes: those items without blocks and lag, as /timeline?only=lanes */
 } rows_in;
 
 /* What a request asks, read before the session is looked up. */
@@ -55,6 +56,8 @@ static int parse_rows(const query_args *a, rows_in *in, char *detail, size_t dle
     return query_invalid(detail, dlen, "to: expected an integer in [0, 2^53]");
   if(in->to >= 0 && in->to <= in->from)
     return query_invalid(detail, dlen, "to: must be greater than from");
+  if((v = query_arg(a, "only")) && query_parse_only(v, &in->lanes_only))
+    return query_invalid(detail, dlen, "only: expected lanes");
   if((v = query_arg(a, "lanes_offset")) && query_parse_i64(v, 0, TWO_POW_53 - 1, &in->lanes_offset))
     return query_invalid(detail, dlen, "lanes_offset: expected an integer in [0, 2^53)");
   if((v = query_arg(a, "lanes_limit")) && query_parse_i64(v, 0, ROWS_LIMIT_MAX, &in->lanes_limit))
@@ -216,7 +219,8 @@ static int rows_timeline(store_reader *r, arena *ar, const store_session *x, con
     ids[n++] = -1;
   char detail[8];
   jbuf_key(out, "timeline", 1);
-  int rc = query_timeline_on(r, ar, x, in->from, in->to, in->px, ids, n, out, detail, sizeof(detail));
+  int rc = query_timeline_on(r, ar, x, in->from, in->to, in->px, ids, n, in->lanes_only, out, detail,
+                             sizeof(detail));
   free(ids);
   return rc;
 }

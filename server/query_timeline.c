@@ -202,6 +202,7 @@ typedef struct timeline_in {
   int64_t from, to, px;
   const int64_t *tasks;
   size_t ntasks;
+  int lanes_only; /* only=lanes: no blocks and lag (the page scrolling in a view it has them for) */
 } timeline_in;
 
 static int timeline_body(const session_query *q)
@@ -224,9 +225,9 @@ static int timeline_body(const session_query *q)
   rc = store_scan_spans(r, x->sid, INGEST_STEP, tasks, ntasks, lower_bound(from, x->max_d[INGEST_STEP]), to, &st, &nst);
   if(!rc)
     rc = store_scan_spans(r, x->sid, INGEST_AWAIT, tasks, ntasks, lower_bound(from, x->max_d[INGEST_AWAIT]), to, &aw, &naw);
-  if(!rc)
+  if(!rc && !in->lanes_only)
     rc = store_scan_spans(r, x->sid, INGEST_BLOCK, NULL, 0, lower_bound(from, x->max_d[INGEST_BLOCK]), to, &bl, &nbl);
-  if(!rc)
+  if(!rc && !in->lanes_only)
     rc = store_scan_spans(r, x->sid, INGEST_LAG, NULL, 0, lower_bound(from, x->max_d[INGEST_LAG]), to, &lg, &nlg);
   if(!rc) {
     jbuf_puts(out, "{\"from\":");
@@ -254,12 +255,15 @@ static int timeline_body(const session_query *q)
       i = i2;
       j = j2;
     }
-    jbuf_puts(out, "],\"blocks\":");
-    if(!rc)
-      rc = write_global(&c, INGEST_BLOCK, bl, nbl);
-    jbuf_puts(out, ",\"lag\":");
-    if(!rc)
-      rc = write_global(&c, INGEST_LAG, lg, nlg);
+    jbuf_putc(out, ']');
+    if(!in->lanes_only) {
+      jbuf_puts(out, ",\"blocks\":");
+      if(!rc)
+        rc = write_global(&c, INGEST_BLOCK, bl, nbl);
+      jbuf_puts(out, ",\"lag\":");
+      if(!rc)
+        rc = write_global(&c, INGEST_LAG, lg, nlg);
+    }
     jbuf_putc(out, '}');
   }
   free(c.items);
@@ -270,10 +274,24 @@ static int timeline_body(const session_query *q)
   return rc;
 }
 
-int query_timeline_on(store_reader *r, arena *ar, const store_session *x, int64_t from, int64_t to, int64_t px,
-                      const int64_t *tasks, size_t ntasks, jbuf *out, char *detail, size_t dlen)
+/* `only=`: "lanes" (the lanes' items without the session-wide blocks and lag) sets *lanes_only;
+ * an empty value is the default (everything). 0, or -1 for any other value. */
+int query_parse_only(const char *v, int *lanes_only)
 {
-  timeline_in in = {from, to, px, tasks, ntasks};
+  if(!*v) {
+    *lanes_only = 0;
+    return 0;
+  }
+  if(strcmp(v, "lanes") != 0)
+    return -1;
+  *lanes_only = 1;
+  return 0;
+}
+
+int query_timeline_on(store_reader *r, arena *ar, const store_session *x, int64_t from, int64_t to, int64_t px,
+                      const int64_t *tasks, size_t ntasks, int lanes_only, jbuf *out, char *detail, size_t dlen)
+{
+  timeline_in in = {from, to, px, tasks, ntasks, lanes_only};
   session_query q = {r, ar, x, out, &in, detail, dlen};
   return timeline_body(&q);
 }
@@ -289,6 +307,9 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
     return query_invalid(detail, dlen, "to: expected an integer in [0, 2^53]");
   if((v = query_arg(a, "px")) && query_parse_i64(v, 1, 10000, &px))
     return query_invalid(detail, dlen, "px: expected an integer in [1, 10000]");
+  int lanes_only = 0;
+  if((v = query_arg(a, "only")) && query_parse_only(v, &lanes_only))
+    return query_invalid(detail, dlen, "only: expected lanes");
   int64_t *tasks = NULL;
   size_t ntasks = 0;
   if((v = query_arg(a, "tasks")) && *v) {
@@ -298,7 +319,7 @@ int query_timeline(store *s, const char *id, const query_args *a, jbuf *out, cha
     if(prc)
       return prc;
   }
-  timeline_in in = {from, to, px, tasks, ntasks};
+  timeline_in in = {from, to, px, tasks, ntasks, lanes_only};
   int rc = query_in_session(s, id, out, &in, detail, dlen, timeline_body);
   free(tasks);
   return rc;

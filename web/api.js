@@ -76,7 +76,7 @@ export function events(id) {
 
 // A window of the task tree: rows offset.. (at most limit) with the subtrees of `collapsed`
 // left out; `find` also locates a task (and centres the window on it without an offset).
-// With `view` ({from, to, px, lanesOffset, lanesLimit}) the answer also carries, as `timeline`,
+// With `view` ({from, to, px, only, lanesOffset, lanesLimit}) the answer also carries, as `timeline`,
 // what timeline() would answer for the lanes of rows lanesOffset.. (one round trip, not two).
 export function rows(id, { offset, limit = 200, collapsed = [], find, view } = {}, signal) {
   const q = new URLSearchParams({ limit: String(limit) });
@@ -91,10 +91,13 @@ export function rows(id, { offset, limit = 200, collapsed = [], find, view } = {
   return getJson(`${BASE}/sessions/${sid(id)}/rows?${q}`, signal);
 }
 
-function viewParams(q, { from, to, px }) {
+// only: 'lanes' leaves the session-wide blocks and lag out of the answer (the page has them for
+// this view already: a scroll step changes the lanes, not the range).
+function viewParams(q, { from, to, px, only }) {
   q.set('from', String(Math.floor(from)));
   q.set('to', String(Math.ceil(to)));
   q.set('px', String(Math.max(1, Math.min(10000, Math.round(px)))));
+  if (only) q.set('only', only);
 }
 
 export function awaits(id, { minMs = 10, limit = 200 } = {}) {
@@ -112,9 +115,9 @@ export function concurrency(id, px) {
 }
 
 // What a viewport of px columns shows of [from, to) for the given lanes (at most 2000 ids).
-export function timeline(id, { from, to, px, taskIds }, signal) {
+export function timeline(id, { from, to, px, taskIds, only }, signal) {
   const q = new URLSearchParams();
-  viewParams(q, { from, to, px });
+  viewParams(q, { from, to, px, only });
   if (taskIds) q.set('tasks', taskIds.slice(0, 2000).join(','));
   return getJson(`${BASE}/sessions/${sid(id)}/timeline?${q}`, signal);
 }

@@ -74,9 +74,19 @@ test('scrolling to the last lane shows the last task of the tree', async () => {
   await waitDrawn(page);
   await settle(page);
   const n = await drawnCount(page);
+  // the scroll keeps the view's range: its request asks for the lanes alone (only=lanes), and
+  // the blocks and lag fetched for that range stay drawn
+  const bandsBefore = await page.locator('#head .blocks path.block').count();
+  const asked = [];
+  page.on('request', (r) => { const u = new URL(r.url()); if (/\/(rows|timeline)$/.test(u.pathname)) asked.push(u); });
   await page.evaluate(() => { const s = document.getElementById('lanes-scroll'); s.scrollTop = s.scrollHeight; });
   await waitDrawn(page, n);
   await settle(page);
+  assert.ok(bandsBefore > 0, 'the session has blocks in view');
+  assert.equal(await page.locator('#head .blocks path.block').count(), bandsBefore, 'the blocks stay drawn');
+  const withItems = asked.filter((u) => u.pathname.endsWith('/timeline') || u.searchParams.has('px'));
+  assert.ok(withItems.length >= 1 && withItems.every((u) => u.searchParams.get('only') === 'lanes'),
+    `the scroll's item requests ask for the lanes alone: ${withItems.map((u) => u.search).join(' | ')}`);
   const lanes = await lanesDrawn(page);
   assert.equal(lanes[lanes.length - 1], model.order[TASKS - 1], 'last lane is the last task');
   assert.deepEqual(lanes, model.order.slice(TASKS - lanes.length), 'the last lanes in tree order');

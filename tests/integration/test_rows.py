@@ -153,6 +153,36 @@ def test_rows_bring_the_items_of_their_lanes(server):
         assert r.json()["detail"].startswith(detail)
 
 
+def test_only_lanes_leaves_out_blocks_and_lag(server):
+    """only=lanes (what the page asks on a scroll step, whose view it has the blocks and lag of):
+    /timeline and /rows' embedded timeline answer the same lanes and nothing session-wide; only=
+    (empty) is the default; any other value is a 400 naming the parameter."""
+    evs = [{"k": "task", "id": i, "parent": 0, "name": f"T{i}", "coro": "app.work", "t": i * 100} for i in range(1, 41)]
+    for i in range(1, 41):
+        evs.append({"k": "step", "id": i, "t": 1000 + i * 37, "d": 500 + i})
+        evs.append({"k": "await", "id": i, "t": 2000 + i * 41, "d": 3000, "what": "sleep"})
+    evs.append({"k": "block", "id": 3, "t": 4000, "d": 200000,
+                "stack": [{"file": "app.py", "line": 7, "func": "f", "src": "time.sleep(0.2)"}]})
+    evs += [{"k": "lag", "t": 5000 + i * 1000, "d": 100 + i} for i in range(50)]
+    assert server.ingest(batch("s-only", "b1", evs + [{"k": "end", "t": 300000}], META)).status == 202
+    tl = "/api/v1/sessions/s-only/timeline?from=0&to=300000&px=500&tasks=1,2,3,4,5"
+    full = server.get_json(tl)
+    assert full["blocks"] and full["lag"], full  # the session has both in this view
+    lanes = server.get_json(tl + "&only=lanes")
+    assert "blocks" not in lanes and "lag" not in lanes
+    assert {k: v for k, v in full.items() if k not in ("blocks", "lag")} == lanes
+    assert server.get_json(tl + "&only=") == full
+    rows = "/api/v1/sessions/s-only/rows?offset=0&limit=10&from=0&to=300000&px=500"
+    r_full, r_lanes = server.get_json(rows), server.get_json(rows + "&only=lanes")
+    assert r_full["rows"] == r_lanes["rows"] and r_full["timeline"]["blocks"]
+    assert r_lanes["timeline"] == {k: v for k, v in r_full["timeline"].items() if k not in ("blocks", "lag")}
+    for path in (tl, rows):
+        for bad in ("blocks", "LANES", "lanes,lag"):
+            r = server.get(path + "&only=" + bad)
+            assert r.status == 400, (path, bad)
+            assert r.json() == {"error": "invalid", "detail": "only: expected lanes"}
+
+
 def test_rows_errors_and_delete(server):
     assert server.ingest(batch("s-err", "b1", [{"k": "task", "id": 1, "t": 0}], META)).status == 202
     base = "/api/v1/sessions/s-err/rows"
