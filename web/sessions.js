@@ -71,8 +71,11 @@ live.watchSessions({
     document.body.dataset.liveEvents = String(Number(document.body.dataset.liveEvents || 0) + 1);
   },
   onDeleted: (id) => rowOf(id)?.remove(),
-  onReset: () => {
+  // liveReady once the list asked on (re)connect has been drawn: before, a session stored after
+  // the stream's start could still come in with that answer (a test hid the tab, posted, and saw
+  // the row appear from a list request already under way, not from the stream)
+  onReset: async () => {
+    await load();
     document.body.dataset.liveReady = '1';
-    load();
   },
 });
