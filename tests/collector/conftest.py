@@ -30,10 +30,7 @@ def record(server, collector) -> Callable[..., dict]:
             result = asyncio.run(main())
         assert loopscope.flush(60), f"events not delivered: {loopscope.stats()}"
         data = server.session(s.id)
-        data["steps"] = {}
-        for ev in server.get(f"/api/v1/sessions/{s.id}/export?format=json")["events"]:
-            if ev["k"] == "step":
-                data["steps"].setdefault(ev["id"], []).append(ev)
+        data["steps"] = server.steps(s.id)
         data["result"] = result
         data["id"] = s.id
         return data

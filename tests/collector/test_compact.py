@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 
 import loopscope
 
@@ -61,13 +59,7 @@ def test_task_heavy_program_fits_while_the_server_is_away(tmp_path, collector):
     try:
         assert loopscope.flush(60), loopscope.stats()
         data = srv.session(s.id)
-        steps: dict = {}
-        # a session this size exports as several JSON lines (batches of at most 50,000 events)
-        with urllib.request.urlopen(f"{srv.url}/api/v1/sessions/{s.id}/export?format=json", timeout=60) as r:
-            for line in r.read().splitlines():
-                for ev in json.loads(line)["events"]:
-                    if ev["k"] == "step":
-                        steps.setdefault(ev["id"], []).append(ev)
+        steps = srv.steps(s.id)  # a session this size exports as several JSON lines
     finally:
         srv.stop()
 

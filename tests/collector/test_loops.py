@@ -125,12 +125,7 @@ def record_uv(record):
 
 def steps_by_task(server, sid: str) -> dict[int, list[dict]]:
     """The step events the server holds for each task id (from the session's export)."""
-    events = server.get(f"/api/v1/sessions/{sid}/export?format=json")["events"]
-    out: dict[int, list[dict]] = {}
-    for ev in events:
-        if ev["k"] == "step":
-            out.setdefault(ev["id"], []).append(ev)
-    return out
+    return server.steps(sid)
 
 
 # test_record.py's checks with the program run on uvloop (unchanged but for the sleep's length)

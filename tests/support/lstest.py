@@ -89,6 +89,20 @@ class Server:
         with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read())
 
+    def steps(self, sid: str) -> dict[int, list[dict]]:
+        """The step events the server holds for each task id, from the session's export (one
+        JSON document, or JSON lines of batches for a session over 50,000 events)."""
+        req = urllib.request.Request(f"{self.url}/api/v1/sessions/{sid}/export?format=json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        out: dict[int, list[dict]] = {}
+        with urllib.request.urlopen(req, timeout=60) as r:
+            for line in r.read().splitlines():
+                for ev in json.loads(line)["events"]:
+                    if ev["k"] == "step":
+                        out.setdefault(ev["id"], []).append(ev)
+        return out
+
     def session(self, sid: str) -> dict:
         return {
             "summary": self.get(f"/api/v1/sessions/{sid}"),
