@@ -291,6 +291,13 @@ static int64_t raw_int(const jbuf *out, const char *key)
   return strtoll(at + strlen(pat), NULL, 10);
 }
 
+/* only=lanes (docs/api.md): the lanes alone, no session-wide blocks and lag */
+static int lanes_only(const qargs *q)
+{
+  const char *v = get_arg((void *)q, "only");
+  return v && !strcmp(v, "lanes");
+}
+
 static void check_timeline(const cJSON *root, const jbuf *out, const qargs *q)
 {
   /* The view echoed back: the answer starts {"from":..,"to":..,"px":..,"ns_per_px":.. */
@@ -338,8 +345,14 @@ static void check_timeline(const cJSON *root, const jbuf *out, const qargs *q)
     }
     check_lod_items(cJSON_GetObjectItemCaseSensitive(l, "items"), from, to, per, px, 2, "lane");
   }
-  check_lod_items(cJSON_GetObjectItemCaseSensitive(root, "blocks"), from, to, per, px, 1, "blocks");
-  check_lod_items(cJSON_GetObjectItemCaseSensitive(root, "lag"), from, to, per, px, 1, "lag");
+  const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(root, "blocks"),
+              *lag = cJSON_GetObjectItemCaseSensitive(root, "lag");
+  if(lanes_only(q)) {
+    FUZZ_CHECK(!blocks && !lag, "timeline: only=lanes answered blocks or lag");
+    return;
+  }
+  check_lod_items(blocks, from, to, per, px, 1, "blocks");
+  check_lod_items(lag, from, to, per, px, 1, "lag");
 }
 
 static void check_sessions(const cJSON *root, const qargs *q)
@@ -398,7 +411,8 @@ static void check_export(const jbuf *out, const char *id)
 static int starts_with_param(const char *detail, const qargs *q)
 {
   static const char *const params[] = {"from", "to", "px", "tasks", "min_ms", "limit", "offset", "find",
-                                       "collapsed", "lanes_offset", "lanes_limit", "sort", "order", "at"};
+                                       "collapsed", "lanes_offset", "lanes_limit", "sort", "order", "at",
+                                       "only"};
   for(size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
     size_t n = strlen(params[i]);
     if(!strncmp(detail, params[i], n) && detail[n] == ':' && detail[n + 1] == ' ')
@@ -426,6 +440,10 @@ static void check_rows(const cJSON *root, const qargs *q)
              (long long)k, (long long)offset, (long long)total, (long long)limit);
   const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "timeline");
   FUZZ_CHECK(!get_arg((void *)q, "px") == !tl, "rows: timeline %s without px", tl ? "given" : "missing");
+  if(tl)
+    FUZZ_CHECK((cJSON_GetObjectItemCaseSensitive(tl, "blocks") == NULL) == lanes_only(q) &&
+                   (cJSON_GetObjectItemCaseSensitive(tl, "lag") == NULL) == lanes_only(q),
+               "rows: timeline blocks/lag %s only=lanes", lanes_only(q) ? "despite" : "missing without");
   const cJSON *lane;
   const cJSON *lanes = tl ? cJSON_GetObjectItemCaseSensitive(tl, "lanes") : NULL;
   cJSON_ArrayForEach(lane, lanes) {
@@ -516,6 +534,13 @@ static int ids_param_ok(const qargs *q, const char *name)
   return count + 1 <= 2000;
 }
 
+/* only=: empty (everything) or "lanes" */
+static int only_param_ok(const qargs *q)
+{
+  const char *v = get_arg((void *)q, "only");
+  return !v || !*v || !strcmp(v, "lanes");
+}
+
 /* The table views' page (docs/api.md, "sort, order, offset, limit"): sort one of the view's
  * columns, order asc or desc, offset in [0, 2^31 - 1], limit in [1, max]. */
 static int page_params_ok(const qargs *q, const char *const *cols, int64_t max_limit)
@@ -549,13 +574,13 @@ static int params_ok(size_t h, const qargs *q)
   case 6: return int_param_ok(q, "px", 1, 10000);
   case 7:
     return int_param_ok(q, "from", 0, TWO_POW_53 - 1) && int_param_ok(q, "to", 0, TWO_POW_53) &&
-           int_param_ok(q, "px", 1, 10000) && ids_param_ok(q, "tasks");
+           int_param_ok(q, "px", 1, 10000) && ids_param_ok(q, "tasks") && only_param_ok(q);
   case 9:
     return int_param_ok(q, "offset", 0, TWO_POW_53 - 1) && int_param_ok(q, "limit", 0, 2000) &&
            int_param_ok(q, "find", 1, TWO_POW_53 - 1) && ids_param_ok(q, "collapsed") &&
            int_param_ok(q, "px", 1, 10000) && int_param_ok(q, "from", 0, TWO_POW_53 - 1) &&
            int_param_ok(q, "to", 0, TWO_POW_53) && int_param_ok(q, "lanes_offset", 0, TWO_POW_53 - 1) &&
-           int_param_ok(q, "lanes_limit", 0, 2000);
+           int_param_ok(q, "lanes_limit", 0, 2000) && only_param_ok(q);
   default: return 1;
   }
 }
