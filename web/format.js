@@ -38,10 +38,12 @@ export function time(ns) {
   return duration(ns);
 }
 
-// Integer counts with thousands separators: 100000 -> "100,000".
+// Integer counts with thousands separators: 100000 -> "100,000". Not toLocaleString: its first
+// call loads the locale's ICU data, ~25 ms on the first render's critical path (bench/page/trace.mjs).
 export function count(n) {
   if (n === null || n === undefined || !Number.isFinite(Number(n))) return '–';
-  return Math.round(Number(n)).toLocaleString('en-US');
+  const v = Math.round(Number(n));
+  return (Object.is(v, -0) ? '0' : Math.abs(v) < 1e21 ? v.toFixed(0) : String(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 // The unit and decimals that make ticks `step` ns apart distinct and short.

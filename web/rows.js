@@ -86,16 +86,17 @@ export class Rows {
   }
 
   // Fetches rows around [first, last) unless all are in hand. The first answer also tells the
-  // total (before it, shown.length is 0 and any window is "missing"). With view ({from, to,
-  // px}) the same answer brings the items of the lanes [first, last): the answer is then
-  // { timeline } (null when the rows were not fetched with it), else true; false when nothing
-  // was fetched or the answer is for an older collapsed set.
+  // total (before it, shown.length is 0 and any window is "missing"; the caller then passes the
+  // window the viewport would show of an unbounded list, and the server answers the rows that
+  // exist of it). With view ({from, to, px}) the same answer brings the items of the lanes
+  // [first, last): the answer is then { timeline }, else true; false when nothing was fetched
+  // or the answer is for an older collapsed set.
   async ensure(first, last, signal, view) {
     if (this.shown.length && !this.missing(first, last)) return false;
     const gen = this.gen;
     const offset = Math.max(0, first - PAD);
     const limit = Math.min(MAX, last - first + 2 * PAD);
-    const v = view && this.shown.length ? { ...view, lanesOffset: first, lanesLimit: last - first } : undefined;
+    const v = view ? { ...view, lanesOffset: first, lanesLimit: last - first } : undefined;
     const resp = await api.rows(this.sessionId, { offset, limit, collapsed: this.collapsedParam(), view: v }, signal);
     if (!this.take(resp, gen)) return false;
     return view ? { timeline: resp.timeline || null } : true;

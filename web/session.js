@@ -117,6 +117,12 @@ function drawAll(g, win) {
 }
 
 // The lanes the scrolled viewport needs.
+// The height the lanes box can grow to (px): its max-height, or its height when it has none.
+function lanesBoxMax() {
+  const max = parseFloat(getComputedStyle(el.scroll).maxHeight);
+  return Math.max(el.scroll.clientHeight, Number.isFinite(max) ? max : 0);
+}
+
 function laneWindow() {
   return lanes.windowOf(st.rows.shown.length, el.scroll.scrollTop, el.scroll.clientHeight);
 }
@@ -139,7 +145,11 @@ function requestRender() {
 // is one query at a time, and only the newest answer is drawn.
 async function render() {
   const g = geom();
-  let win = laneWindow();
+  // before the first /rows answer the row count is unknown: ask for the lanes the viewport could
+  // show of an unbounded list (the lanes box grows with its rows up to its CSS max-height; in an
+  // embed it has its final height already), with their items: the first render is then one
+  // round trip after the summary, not two
+  let win = st.rows.shown.length ? laneWindow() : lanes.windowOf(Infinity, el.scroll.scrollTop, lanesBoxMax());
   const seq = ++st.seq;
   if (st.abort) st.abort.abort();
   const ctl = new AbortController();
@@ -163,9 +173,13 @@ async function render() {
     const got = await st.rows.ensure(win.first, win.last, ctl.signal, { from: st.view.from, to: st.view.to, px: g.plotW, only });
     if (got) {
       if (seq !== st.seq) return;
-      const w2 = laneWindow(); // the first answer sets the row count, hence the scroll range
-      if (got.timeline && w2.first === win.first && w2.last === win.last) resp = got.timeline;
-      else drawAll(geom(), (win = w2));
+      // the first answer sets the row count, hence the scroll range; its items serve any window
+      // inside the one asked (a short list's lanes are the rows that exist)
+      const w2 = laneWindow();
+      if (got.timeline && w2.first >= win.first && w2.last <= win.last) {
+        resp = got.timeline;
+        win = w2;
+      } else drawAll(geom(), (win = w2));
     }
     if (!resp) {
       ids = st.rows.ids(win.first, win.last);

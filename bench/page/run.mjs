@@ -7,7 +7,10 @@
 // events, and the answer times of the queries the page makes. Prints figures; asserts nothing.
 //
 //   node bench/page/run.mjs [--server build/server/loopscope-server] [--sizes 10000,100000,1000000]
-//                           [--steps 10] [--reloads 3]
+//                           [--steps 10] [--reloads 3] [--profile 1]
+// --profile 1 also records a CPU profile (CDP Profiler, 100 µs samples) of the last cold load of
+// each size, navigation to first draw, and prints where that time went: self time per function
+// (page scripts by file:line; "(program)" is Chromium's own work: style, layout, paint, parsing).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,13 +24,14 @@ import { post } from '../../tests/browser/seed.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 function args() {
-  const a = { server: path.join(ROOT, 'build/server/loopscope-server'), sizes: '10000,100000,1000000', steps: 10, reloads: 3 };
+  const a = { server: path.join(ROOT, 'build/server/loopscope-server'), sizes: '10000,100000,1000000', steps: 10, reloads: 3, profile: 0 };
   const v = process.argv.slice(2);
   const usage = 'usage: node bench/page/run.mjs [--server PATH] [--sizes N,N,...] [--steps N] [--reloads N]\n' +
     '  --server   loopscope-server binary (default build/server/loopscope-server)\n' +
     '  --sizes    tasks per generated session, 5 awaits each (default 10000,100000,1000000; the first is the baseline)\n' +
     '  --steps    zoom and scroll steps timed per size (default 10)\n' +
-    '  --reloads  cold loads timed for the first render (default 3)';
+    '  --reloads  cold loads timed for the first render (default 3)\n' +
+    '  --profile  1: print where the last cold load of each size spent its CPU until the first draw';
   if (v.includes('--help') || v.includes('-h')) { console.log(usage); process.exit(0); }
   for (let i = 0; i < v.length; i++) {
     const k = v[i].replace(/^--/, '');
@@ -92,7 +96,20 @@ async function timeGet(url, n = 3) {
 
 // Opens the session page: first-render figures from the page's performance marks, the largest
 // API response while it loaded, and the JS heap once everything is in (CDP).
-async function firstRender(browser, url) {
+// Self time per function of a CDP CPU profile, largest first: [{ name, ms }].
+function selfTimes(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const ms = new Map();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const f = byId.get(profile.samples[i]).callFrame;
+    const where = f.url ? `${f.url.split('/').pop()}:${f.lineNumber + 1}` : '';
+    const name = `${f.functionName || '(anonymous)'}${where ? ' ' + where : ''}`;
+    ms.set(name, (ms.get(name) || 0) + (profile.timeDeltas[i] || 0) / 1000);
+  }
+  return [...ms].map(([name, t]) => ({ name, ms: t })).sort((x, y) => y.ms - x.ms);
+}
+
+async function firstRender(browser, url, profile = false) {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await ctx.newPage();
   const errors = [];
@@ -104,8 +121,14 @@ async function firstRender(browser, url) {
   });
   const cdp = await ctx.newCDPSession(page);
   await cdp.send('Performance.enable');
+  if (profile) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+    await cdp.send('Profiler.start');
+  }
   await page.goto(url);
   await page.waitForFunction(() => Number(document.getElementById('timeline')?.dataset.drawn || 0) >= 1, null, { timeout: 120000 });
+  const prof = profile ? selfTimes((await cdp.send('Profiler.stop')).profile) : null;
   await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1', null, { timeout: 120000 });
   await page.waitForTimeout(300);
   const marks = await page.evaluate(() => {
@@ -122,7 +145,7 @@ async function firstRender(browser, url) {
   const { metrics } = await cdp.send('Performance.getMetrics');
   marks.heap = (metrics.find((m) => m.name === 'JSHeapUsedSize') || { value: NaN }).value;
   const largest = sizes.reduce((b, x) => (x.bytes > b.bytes ? x : b), { path: '', bytes: 0 });
-  return { ctx, page, marks, errors, largest };
+  return { ctx, page, marks, errors, largest, prof };
 }
 
 // One zoom step: a key press, then the page's own measure from input to fresh draw.
@@ -207,7 +230,7 @@ async function measureSize(browser, server, tasks, a) {
   let last = null;
   for (let i = 0; i < a.reloads; i++) {
     if (last) await last.ctx.close();
-    last = await firstRender(browser, `${url}/sessions/${sid}`);
+    last = await firstRender(browser, `${url}/sessions/${sid}`, a.profile && i === a.reloads - 1);
     firsts.push(last.marks);
   }
   const { page } = last;
@@ -232,6 +255,7 @@ async function measureSize(browser, server, tasks, a) {
   r.scroll = median(scrolls);
   r.scrollMax = Math.max(...scrolls);
   r.svg = last.marks.svg;
+  r.prof = last.prof;
   r.errors = last.errors;
   await last.ctx.close();
   return r;
@@ -269,6 +293,11 @@ async function main() {
     console.log(`    of which: the page's HTML and scripts (nav → DOMContentLoaded) ${r.dcl.toFixed(1)} ms; then the API:`);
     for (const c of r.critical)
       console.log(`      ${c.path.padEnd(44)} ${c.start.toFixed(1).padStart(7)} → ${c.end.toFixed(1).padStart(7)} ms`);
+    if (r.prof) {
+      const total = r.prof.reduce((t, x) => t + x.ms, 0);
+      console.log(`    CPU profile of the last load until drawn (${total.toFixed(1)} ms sampled), self time:`);
+      for (const x of r.prof.slice(0, 14)) console.log(`      ${x.ms.toFixed(1).padStart(7)} ms  ${x.name}`);
+    }
     row('  tables and charts complete (nav → complete)', r.complete, NaN);
     row('zoom step (input → drawn), median', r.zoom, 50);
     row('  zoom step, max', r.zoomMax, NaN);

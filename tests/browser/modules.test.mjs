@@ -14,7 +14,12 @@ test('durations keep three significant digits across units', () => {
     [2.5e9, '2.50 s'], [999, '999 ns'], [1000, '1.00 µs'], [182.5e6, '183 ms'], [null, '–']];
   for (const [ns, want] of cases) assert.equal(fmt.duration(ns), want, `duration(${ns})`);
   assert.equal(fmt.ms(2.3), '2.30 ms');
-  assert.equal(fmt.count(100000), '100,000');
+  // counts as en-US writes them (format.js does it by hand: no locale data on the first render)
+  for (const n of [0, 7, 999, 1000, -1000, 1234567, -98765432, 1e15 + 1, 123.6, '77'])
+    assert.equal(fmt.count(n), Math.round(Number(n)).toLocaleString('en-US'), `count(${n})`);
+  assert.equal(fmt.count(-0.4), '0');
+  assert.equal(fmt.count(null), '–');
+  assert.equal(fmt.count('x'), '–');
   assert.equal(fmt.precise(100000000), '0.100000000 s');
   assert.equal(fmt.precise(1234567890123), '1234.567890123 s');
   assert.equal(fmt.place('app/db.py', 23), 'app/db.py:23');

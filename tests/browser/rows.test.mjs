@@ -66,6 +66,17 @@ test('a 200k-task session: first render asks for no response over 1 MB', async (
   assert.equal(await page.getAttribute('#lanes', 'height'), String(TASKS * 20), 'the lanes keep the whole tree\'s height');
   const lanes = await lanesDrawn(page);
   assert.deepEqual(lanes, model.order.slice(0, lanes.length), 'first lanes in tree order');
+  // one round trip after the summary: the first window of rows comes with its lanes' items
+  const before = await page.evaluate(() => {
+    const drawn = performance.getEntriesByName('ls:first')[0].startTime;
+    return performance.getEntriesByType('resource').filter((e) => e.startTime < drawn && e.name.includes('/api/'))
+      .map((e) => new URL(e.name)).map((u) => ({ path: u.pathname.split('/').pop(), q: Object.fromEntries(u.searchParams) }));
+  });
+  const rowsAsked = before.filter((x) => x.path === 'rows');
+  assert.equal(rowsAsked.length, 1, `one /rows before the first draw: ${JSON.stringify(before)}`);
+  assert.ok(rowsAsked[0].q.px && Number(rowsAsked[0].q.lanes_limit) >= lanes.length,
+    `the first /rows asks for the items of the lanes drawn: ${JSON.stringify(rowsAsked[0].q)}`);
+  assert.deepEqual(before.filter((x) => x.path === 'timeline'), [], 'no separate /timeline before the first draw');
 });
 
 test('scrolling to the last lane shows the last task of the tree', async () => {
