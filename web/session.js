@@ -47,6 +47,7 @@ const st = {
   allBlocks: null,
   minimapKey: '',
   tlKey: '', // the view (from|to|px) that tlBlocks and tlLag are for
+  dataKey: '', // the view (from|to|px) data's items are for, when tlBlocks and tlLag are too
   seq: 0,
   drawn: 0,
   abort: null,
@@ -156,7 +157,8 @@ async function render() {
   st.abort = ctl;
   // immediate feedback with the data in hand (new lanes show their labels); a scroll to rows not
   // fetched yet draws once they arrive instead (nothing to show before)
-  if (st.rows.shown.length && !st.rows.missing(win.first, win.last)) drawAll(g, win);
+  const inHand = st.rows.shown.length && !st.rows.missing(win.first, win.last);
+  if (inHand) drawAll(g, win);
   scheduleUrl();
   updateOpenFull();
   let resp;
@@ -166,6 +168,14 @@ async function render() {
   // every scroll step fetched and parsed again)
   const tlKey = `${Math.floor(st.view.from)}|${Math.ceil(st.view.to)}|${Math.round(g.plotW)}`;
   const only = st.tlKey === tlKey ? 'lanes' : undefined;
+  // a redraw for what else arrived (the charts' series, the tables, a selection), or a scroll
+  // within the lanes whose items came with the last answer, asks nothing when the view's lanes,
+  // items, blocks and lag are all in hand (a live update clears tlKey)
+  if (inHand && only && st.dataKey === tlKey && st.rows.ids(win.first, win.last).every((id) => st.data.has(id))) {
+    st.win = win;
+    drawn();
+    return;
+  }
   try {
     // the lanes in view first (a window of /rows), unless they are in hand already; once the row
     // count is known the same answer brings their items (a scroll step is one round trip and
@@ -199,7 +209,13 @@ async function render() {
     st.tlLag = resp.lag || [];
     st.tlKey = tlKey;
   }
+  st.dataKey = st.tlKey === tlKey ? tlKey : '';
   drawAll(geom(), win);
+  drawn();
+}
+
+// A draw is done: the counter and marks tests and the benchmark read, and the step it ends.
+function drawn() {
   st.drawn++;
   el.timeline.dataset.drawn = String(st.drawn);
   el.timeline.dataset.svgCount = String(document.querySelectorAll('svg *').length);

@@ -64,6 +64,26 @@ test('only the lanes in view are drawn and asked for', async () => {
   assert.equal(await page.getAttribute('table.tasks tr.selected', 'data-task'), String(lastId));
 });
 
+test('redraws for what arrives after the first draw (charts, tables, a selection) ask the server nothing', async () => {
+  const { page } = await pages.open({ width: 1200, height: 800 });
+  const asked = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (/\/(rows|timeline)$/.test(u.pathname)) asked.push(`${u.pathname.split('/').pop()}?${u.searchParams}`);
+  });
+  await page.goto(`${BASE}/sessions/${MEDIUM_ID}`);
+  await waitDrawn(page);
+  await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1');
+  const n = await settle(page);
+  assert.ok(n >= 2, `the charts' and tables' answers redrew the view (${n} draws)`);
+  assert.equal(asked.length, 1, `one request for the lanes and their items: ${asked.join(' | ')}`);
+  const box = await page.locator('#lanes-scroll').boundingBox();
+  await page.mouse.click(box.x + 100, box.y + 30);
+  await waitDrawn(page, n);
+  await settle(page);
+  assert.equal(asked.length, 1, `selecting a lane in view asks nothing: ${asked.join(' | ')}`);
+});
+
 test('the wheel over the task names scrolls the lanes, over the plot it zooms', async () => {
   const { page } = await pages.open({ width: 1200, height: 800 });
   await page.goto(`${BASE}/sessions/${MEDIUM_ID}`);
