@@ -82,6 +82,23 @@ test('redraws for what arrives after the first draw (charts, tables, a selection
   await waitDrawn(page, n);
   await settle(page);
   assert.equal(asked.length, 1, `selecting a lane in view asks nothing: ${asked.join(' | ')}`);
+  // a scroll changes the lanes, not the head: its drawing is kept (not rebuilt), the lanes are new
+  await page.evaluate(() => { document.getElementById('head').firstChild.dataset.mark = 'kept'; });
+  const m = await drawnCount(page);
+  await page.evaluate(() => { document.getElementById('lanes-scroll').scrollTop = 20 * 500; });
+  await waitDrawn(page, m);
+  await settle(page);
+  assert.equal(await page.evaluate(() => document.getElementById('head').firstChild.dataset.mark), 'kept',
+    'the head was not drawn again for a scroll');
+  const first = await page.$eval('#lanes .lane', (l) => Number(l.dataset.task));
+  assert.notEqual(first, 1, 'the lanes moved with the scroll');
+  // a zoom draws the head again
+  const k = await drawnCount(page);
+  await page.focus('#timeline');
+  await page.keyboard.press('w');
+  await waitDrawn(page, k);
+  assert.equal(await page.evaluate(() => document.getElementById('head').firstChild.dataset.mark), undefined,
+    'the head was drawn again for a zoom');
 });
 
 test('the wheel over the task names scrolls the lanes, over the plot it zooms', async () => {
