@@ -26,7 +26,9 @@ export function s(tag, attrs, text) {
   return apply(document.createElementNS(SVG_NS, tag), attrs, text);
 }
 
+// Empties node in one call: removing an SVG's children one by one was a sixth of a scroll
+// step's main-thread time at 1M tasks (CPU profile of bench/page's steps).
 export function clear(node) {
-  while (node.firstChild) node.removeChild(node.firstChild);
+  node.replaceChildren();
   return node;
 }

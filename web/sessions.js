@@ -24,22 +24,35 @@ function row(s) {
   return tr;
 }
 
+// Stream events that came while a list request was under way: its answer may be older than
+// they are (the server listed before it stored them), so they are applied again on top of it.
+// Kept only while a request is under way; `loads` counts those.
+const during = [];
+let loads = 0;
+
 let seq = 0;
 async function load() {
   const mine = ++seq;
   const name = filter.value.trim();
+  const from = during.length;
   let resp;
+  loads++;
   try {
     resp = await api.sessions({ name, limit: 1000 });
   } catch (e) {
     statusEl.textContent = `could not list sessions: ${e.message}`;
     statusEl.classList.add('error');
     return;
+  } finally {
+    loads--;
   }
+  const newer = during.slice(from);
+  if (!loads) during.length = 0;
   if (mine !== seq) return;
   statusEl.classList.remove('error');
   clear(body);
   for (const s of resp.sessions || []) body.appendChild(row(s));
+  for (const apply of newer) apply();
   const n = (resp.sessions || []).length;
   statusEl.textContent = n ? `${fmt.count(n)} session${n === 1 ? '' : 's'}${name ? ' matching the filter' : ''}` :
     name ? 'no session matches the filter' : 'no sessions yet: run an app with the loopscope collector';
@@ -63,14 +76,21 @@ load();
 // New sessions as they arrive and running ones as they grow (live.js): a row replaced in place,
 // a new one put first (the list is newest first) when it matches the filter.
 const rowOf = (id) => [...body.rows].find((r) => r.dataset.session === id);
+// Applies a stream event now, and again after the list answers under way are drawn.
+const live_ = (apply) => {
+  apply();
+  if (loads) during.push(apply);
+};
 live.watchSessions({
   onSession: (s) => {
-    const old = rowOf(s.id);
-    if (old) old.replaceWith(row(s));
-    else if ((s.name || '').includes(filter.value.trim())) body.insertBefore(row(s), body.firstChild);
+    live_(() => {
+      const old = rowOf(s.id);
+      if (old) old.replaceWith(row(s));
+      else if ((s.name || '').includes(filter.value.trim())) body.insertBefore(row(s), body.firstChild);
+    });
     document.body.dataset.liveEvents = String(Number(document.body.dataset.liveEvents || 0) + 1);
   },
-  onDeleted: (id) => rowOf(id)?.remove(),
+  onDeleted: (id) => live_(() => rowOf(id)?.remove()),
   // liveReady once the list asked on (re)connect has been drawn: before, a session stored after
   // the stream's start could still come in with that answer (a test hid the tab, posted, and saw
   // the row appear from a list request already under way, not from the stream)

@@ -120,6 +120,35 @@ test('the sessions list shows new sessions as they arrive', async () => {
   await row.waitFor({ state: 'detached', timeout: 10000 });
 });
 
+test('a session the stream brings while the list is being asked stays listed when the older list answers', async () => {
+  const { page } = await pages.open();
+  // every list request is answered by the server at once but handed to the page only when the
+  // test says: the answer is then older than the stream's events (the race of a reconnect)
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  let held = 0;
+  await page.route((u) => u.pathname === '/api/v1/sessions', async (route) => {
+    const resp = await route.fetch();
+    held++;
+    await gate;
+    await route.fulfill({ response: resp });
+  });
+  await page.goto(`${BASE}/`);
+  await page.waitForFunction(() => document.querySelectorAll('#sessions tbody tr').length === 0);
+  const id = newId();
+  // the stream is open (its 'ready' asked for the list again) once two list requests are held
+  for (let i = 0; i < 200 && held < 2; i++) await page.waitForTimeout(50);
+  assert.equal(held, 2, 'the first list request and the one the stream asked on connect are held');
+  await post(BASE, batch(id, 'b1', [task(1, 0)], { ...META, name: 'GET /during-load', started_unix_ns: String(BigInt(Date.now()) * 1000000n) }));
+  const row = page.locator(`#sessions tbody tr[data-session="${id}"]`);
+  await row.waitFor({ timeout: 10000 });
+  release();
+  await page.waitForFunction(() => document.body.dataset.liveReady === '1');
+  assert.ok(await page.locator('#sessions tbody tr').count() > 1, 'the list answer is drawn');
+  assert.equal(await row.count(), 1, 'the session the stream brought is still listed after the older answer');
+  assert.equal((await fetch(`${BASE}/api/v1/sessions/${id}`, { method: 'DELETE' })).status, 200);
+});
+
 test('a tab in the background lets its stream go, and catches up when it comes back', async () => {
   const { page } = await pages.open();
   const streams = [];
