@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { launch } from '../../tests/browser/harness.mjs';
 import { largeBatches, smallBatches } from '../../tests/browser/seed-data.mjs';
 import { post } from '../../tests/browser/seed.mjs';
+import { scrollStep } from './steps.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -187,26 +188,6 @@ async function zoomStep(page, key) {
     const m = performance.getEntriesByName('ls:step');
     return m.length ? m[m.length - 1].duration : NaN;
   });
-}
-
-// One scroll step to fraction f of the lanes: from the scroll to the next fresh draw (which
-// needs a /rows window with its lanes' items), measured in the page.
-async function scrollStep(page, f) {
-  return page.evaluate((frac) => new Promise((resolve) => {
-    const tl = document.getElementById('timeline');
-    const n = Number(tl.dataset.drawn);
-    const s = document.getElementById('lanes-scroll');
-    const t0 = performance.now();
-    s.scrollTop = Math.floor((s.scrollHeight - s.clientHeight) * frac);
-    // with when the step's request left and its answer was in (ms after the scroll)
-    const poll = () => {
-      if (Number(tl.dataset.drawn) <= n) return setTimeout(poll, 1);
-      const asked = performance.getEntriesByType('resource').filter((e) => e.startTime >= t0 && /\/(rows|timeline)\?/.test(e.name));
-      const last = asked[asked.length - 1];
-      resolve({ ms: performance.now() - t0, sent: last ? last.startTime - t0 : NaN, answered: last ? last.responseEnd - t0 : NaN });
-    };
-    poll();
-  }), f);
 }
 
 function row(name, value, target, unit = 'ms') {

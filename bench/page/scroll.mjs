@@ -7,6 +7,7 @@
 //
 //   node bench/page/scroll.mjs http://127.0.0.1:PORT/sessions/ID
 import { launch } from '../../tests/browser/harness.mjs';
+import { scrollStep } from './steps.mjs';
 
 const url = process.argv[2];
 if (!url || url.startsWith('-')) {
@@ -22,21 +23,7 @@ try {
   await page.waitForTimeout(500);
   const steps = [];
   for (const f of [0.5, 0.9, 0.1, 1, 0.3, 0.7, 0.5, 0.9, 0.1, 1, 0.3, 0.7]) {
-    steps.push(await page.evaluate((frac) => new Promise((resolve) => {
-      const tl = document.getElementById('timeline');
-      const n = Number(tl.dataset.drawn);
-      const s = document.getElementById('lanes-scroll');
-      const t0 = performance.now();
-      s.scrollTop = Math.floor((s.scrollHeight - s.clientHeight) * frac);
-      const poll = () => {
-        if (Number(tl.dataset.drawn) <= n) return setTimeout(poll, 1);
-        const asked = performance.getEntriesByType('resource').filter((e) => e.startTime >= t0 && /\/(rows|timeline)\?/.test(e.name));
-        const last = asked[asked.length - 1];
-        resolve({ frac, ms: performance.now() - t0, sent: last ? last.startTime - t0 : NaN,
-                  answered: last ? last.responseEnd - t0 : NaN, bytes: last ? last.decodedBodySize : 0 });
-      };
-      poll();
-    }), f));
+    steps.push(await scrollStep(page, f));
     await page.waitForTimeout(100);
   }
   console.log('fraction  step ms  request sent  answered  bytes');
