@@ -565,6 +565,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   if(!rq)
     return;
   http_unhold(h, &rq->body, &rq->held);
+  /* An offloaded query whose connection was found closed when its thread resumed it: the request
+   * completes without its answer being asked for, so the answer is still ours. (The thread is
+   * done with rq: resuming the connection was its last act.) */
+  if(rq->offloaded)
+    jbuf_free(&rq->off_out);
   free(rq->results);
   free(rq);
   *con_cls = NULL;
