@@ -42,8 +42,7 @@ export function time(ns) {
 // call loads the locale's ICU data, ~25 ms on the first render's critical path (bench/page/trace.mjs).
 export function count(n) {
   if (n === null || n === undefined || !Number.isFinite(Number(n))) return '–';
-  const v = Math.round(Number(n));
-  return (Object.is(v, -0) ? '0' : Math.abs(v) < 1e21 ? v.toFixed(0) : String(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return String(Math.round(Number(n))).replace(/\B(?=(\d{3})+(?!\d))/g, ','); // String(-0) is "0"
 }
 
 // The unit and decimals that make ticks `step` ns apart distinct and short.

@@ -46,8 +46,7 @@ const st = {
   concMax: 0,
   allBlocks: null,
   minimapKey: '',
-  tlKey: '', // the view (from|to|px) that tlBlocks and tlLag are for
-  dataKey: '', // the view (from|to|px) data's items are for, when tlBlocks and tlLag are too
+  tlKey: '', // the view (from|to|px) that tlBlocks and tlLag are for, and data's items when set
   headDrawn: null, // what the head was last drawn from (drawAll)
   seq: 0,
   drawn: 0,
@@ -126,13 +125,13 @@ function drawAll(g, win) {
   el.timeline.dataset.to = String(st.view.to);
 }
 
-// The lanes the scrolled viewport needs.
 // The height the lanes box can grow to (px): its max-height, or its height when it has none.
 function lanesBoxMax() {
   const max = parseFloat(getComputedStyle(el.scroll).maxHeight);
   return Math.max(el.scroll.clientHeight, Number.isFinite(max) ? max : 0);
 }
 
+// The lanes the scrolled viewport needs.
 function laneWindow() {
   return lanes.windowOf(st.rows.shown.length, el.scroll.scrollTop, el.scroll.clientHeight);
 }
@@ -179,8 +178,10 @@ async function render() {
   const only = st.tlKey === tlKey ? 'lanes' : undefined;
   // a redraw for what else arrived (the charts' series, the tables, a selection), or a scroll
   // within the lanes whose items came with the last answer, asks nothing when the view's lanes,
-  // items, blocks and lag are all in hand (a live update clears tlKey)
-  if (inHand && only && st.dataKey === tlKey && st.rows.ids(win.first, win.last).every((id) => st.data.has(id))) {
+  // items, blocks and lag are all in hand (a live update clears tlKey). Every answer is for the
+  // view of tlKey (a lanes-only one is asked only when tlKey is the view), so when tlKey is the
+  // view, data holds items of this view.
+  if (inHand && only && st.rows.ids(win.first, win.last).every((id) => st.data.has(id))) {
     st.win = win;
     drawn();
     return;
@@ -218,7 +219,6 @@ async function render() {
     st.tlLag = resp.lag || [];
     st.tlKey = tlKey;
   }
-  st.dataKey = st.tlKey === tlKey ? tlKey : '';
   drawAll(geom(), win);
   drawn();
 }

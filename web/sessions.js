@@ -35,7 +35,7 @@ async function load() {
   const mine = ++seq;
   const name = filter.value.trim();
   const from = during.length;
-  let resp;
+  let resp, newer;
   loads++;
   try {
     resp = await api.sessions({ name, limit: 1000 });
@@ -45,9 +45,9 @@ async function load() {
     return;
   } finally {
     loads--;
+    newer = during.slice(from);
+    if (!loads) during.length = 0;
   }
-  const newer = during.slice(from);
-  if (!loads) during.length = 0;
   if (mine !== seq) return;
   statusEl.classList.remove('error');
   clear(body);
@@ -77,20 +77,20 @@ load();
 // a new one put first (the list is newest first) when it matches the filter.
 const rowOf = (id) => [...body.rows].find((r) => r.dataset.session === id);
 // Applies a stream event now, and again after the list answers under way are drawn.
-const live_ = (apply) => {
+const applyLive = (apply) => {
   apply();
   if (loads) during.push(apply);
 };
 live.watchSessions({
   onSession: (s) => {
-    live_(() => {
+    applyLive(() => {
       const old = rowOf(s.id);
       if (old) old.replaceWith(row(s));
       else if ((s.name || '').includes(filter.value.trim())) body.insertBefore(row(s), body.firstChild);
     });
     document.body.dataset.liveEvents = String(Number(document.body.dataset.liveEvents || 0) + 1);
   },
-  onDeleted: (id) => live_(() => rowOf(id)?.remove()),
+  onDeleted: (id) => applyLive(() => rowOf(id)?.remove()),
   // liveReady once the list asked on (re)connect has been drawn: before, a session stored after
   // the stream's start could still come in with that answer (a test hid the tab, posted, and saw
   // the row appear from a list request already under way, not from the stream)

@@ -113,8 +113,6 @@ async function timeGet(url, n = 3) {
   return { ms: median(times), bytes, status: 200 };
 }
 
-// Opens the session page: first-render figures from the page's performance marks, the largest
-// API response while it loaded, and the JS heap once everything is in (CDP).
 // Self time per function of a CDP CPU profile, largest first: [{ name, ms }].
 function selfTimes(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -128,6 +126,8 @@ function selfTimes(profile) {
   return [...ms].map(([name, t]) => ({ name, ms: t })).sort((x, y) => y.ms - x.ms);
 }
 
+// Opens the session page: first-render figures from the page's performance marks, the largest
+// response while it loaded, and the JS heap once everything is in (CDP).
 async function firstRender(browser, url, profile = false) {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await ctx.newPage();
@@ -171,10 +171,9 @@ async function firstRender(browser, url, profile = false) {
     return { drawn, complete: first('ls:complete'), svg: document.querySelectorAll('svg *').length, api, sizes,
              domContentLoaded: nav ? nav.domContentLoadedEventEnd : NaN };
   });
-  const sizes = marks.sizes;
   const { metrics } = await cdp.send('Performance.getMetrics');
   marks.heap = (metrics.find((m) => m.name === 'JSHeapUsedSize') || { value: NaN }).value;
-  const largest = sizes.reduce((b, x) => (x.bytes > b.bytes ? x : b), { path: '', bytes: 0 });
+  const largest = marks.sizes.reduce((b, x) => (x.bytes > b.bytes ? x : b), { path: '', bytes: 0 });
   return { ctx, page, marks, errors, largest, prof };
 }
 
