@@ -3,9 +3,9 @@
 # the Debian sid root, .venvs-sid/list (3.14, 3.15, 3.14's debug build): builds and
 # installs loopscope from a per-version copy of collector/ (no build artifacts shared between
 # versions), runs tests/collector with pytest against the real server (LOOPSCOPE_SERVER_BIN,
-# default build/server/loopscope-server), then once more on the newest Python with a --coverage
-# build of the extension: prints line coverage of the collector's C (gcovr) and Python
-# (coverage.py) code and fails under 90%. Exits non-zero if anything fails.
+# default build/server/loopscope-server); the newest host Python's run is the coverage run (a
+# --coverage build of the extension, under coverage.py): prints line coverage of the collector's
+# C (gcovr) and Python code and fails under 90%. Exits non-zero if anything fails.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,13 +26,57 @@ copy_collector() { # copy_collector DEST: a clean copy of collector/ sources
 # user's pip install, where a newer compiler's new warning must not break the install).
 export LOOPSCOPE_WERROR=1
 
+# Coverage: the newest host Python's run is also the coverage run (a separate, eighth run of the
+# suite was ~145 s of the CI's longest lane): after its venv's pip install (which is what the
+# marker for scripts/test.sh and the compatibility gate use), the suite runs once with the
+# extension built in place with gcov and the package from there, under coverage.py, and prints line
+# coverage of the collector's C and Python code, failing under 90%. Its failures go to FAILED.
+coverage_suite() { # coverage_suite VENV FAILED
+  local venv="$1" out="$2" cov="$WORK/coverage" c_rc bad=()
+  copy_collector "$cov"
+  echo "(this run is the coverage run: the extension built in place with --coverage, under coverage.py)"
+  if ! (cd "$cov" && LOOPSCOPE_COVERAGE=1 "$venv/bin/python" setup.py -q build_ext --inplace >"$cov.build.log" 2>&1); then
+    cat "$cov.build.log"; echo "coverage build" >> "$out"; return
+  fi
+  find "$cov" -name '*.gcda' -delete
+  rm -f "$cov"/.coverage*
+  # `loopscope run` and the pytest plugin are tested in child processes (the CLI as users start
+  # it, pytester's runpytest_subprocess): coverage follows them (patch = subprocess, coverage
+  # >= 7.10) and the children's data files are combined before the report.
+  cat > "$cov/coveragerc" <<RC
+[run]
+source = $cov/loopscope
+patch = subprocess
+parallel = true
+data_file = $cov/.coverage
+RC
+  if ! (cd tests/collector && PYTHONPATH="$cov" COVERAGE_RCFILE="$cov/coveragerc" \
+        "$venv/bin/python" -m coverage run -m pytest -q -p no:cacheprovider .); then
+    bad+=("tests under coverage")
+  fi
+  COVERAGE_RCFILE="$cov/coveragerc" "$venv/bin/python" -m coverage combine -q "$cov" || bad+=("coverage combine")
+  echo "C line coverage (collector/src, collector/ext):"
+  gcovr -r "$cov" --filter "$cov/src/" --filter "$cov/ext/" --object-directory "$cov" --print-summary \
+        --txt "$ROOT/artifacts/coverage-collector-c.txt" --fail-under-line 90 "$cov" >/dev/null
+  c_rc=$?
+  sed -n '1,200p' "$ROOT/artifacts/coverage-collector-c.txt" | grep -E '^(src|ext)/|^TOTAL|^lines' || true
+  ((c_rc == 0)) || bad+=("C coverage < 90%")
+  # the litestar-debug-toolbar panel cannot be imported beside fastapi-debug-toolbar: its lines
+  # are measured by scripts/test-frameworks.sh, in the venvs that have that toolbar
+  echo "Python line coverage (collector/loopscope, but litestar_toolbar.py and _ldt_embed.py):"
+  if ! COVERAGE_RCFILE="$cov/coveragerc" "$venv/bin/python" -m coverage report --fail-under=90 \
+       --omit='*/loopscope/litestar_toolbar.py,*/loopscope/_ldt_embed.py' | tee "$ROOT/artifacts/coverage-collector-py.txt"; then
+    bad+=("Python coverage < 90%")
+  fi
+  ((${#bad[@]} == 0)) || printf '%s\n' "${bad[@]}" >> "$out"
+}
+
 # venvs of .venvs/list run here; those of .venvs-sid/list (CPython 3.14, 3.15 and 3.14's debug
 # build, from Debian sid) run inside the sid root, which sees the work tree at the same path.
 # Four lanes run side by side, because the suite is mostly waiting on its own server and programs,
 # and the tests hold on a loaded machine: the debug build alone (the slowest: 925 s beside a CPU
-# hog, 3.5x a release interpreter), the other sid interpreters then the coverage run, and the host
-# list split in two (every other line, newest first: 3.13+3.11, 3.12+3.10, so the newest host
-# venv, which the coverage run uses, is installed before that run starts). Each venv's output is
+# hog, 3.5x a release interpreter), the other sid interpreters, and the host list split in two
+# (every other line, newest first: 3.13 under coverage + 3.11, 3.12 + 3.10). Each venv's output is
 # kept in its own log and printed in order once every lane is done.
 run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output to $WORK/NAME.log
   local where="$1" venv="$2" run=() name ver dir
@@ -50,7 +94,9 @@ run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output 
       cat "$dir.build.log"; echo "build $ver" > "$WORK/$name.failed"; return
     fi
     touch "$WORK/$name.installed" # for scripts/test.sh: this venv's loopscope is in place for good
-    if ! (cd tests/collector && "${run[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
+    if [ "$where:$venv" = "host:$COV_VENV" ]; then
+      coverage_suite "$venv" "$WORK/$name.failed"
+    elif ! (cd tests/collector && "${run[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then
       echo "tests $ver" > "$WORK/$name.failed"
     fi
   } > "$WORK/$name.log" 2>&1
@@ -65,6 +111,7 @@ lane() { # lane WHERE LIST [NTH] [debug|release]: every venv of LIST (with NTH =
     i=$((i + 1))
   done < <(tac "$2")
 }
+COV_VENV="$(tail -n1 .venvs/list)"
 order=()
 while read -r venv; do [ -n "$venv" ] && order+=("$venv"); done < <(cat .venvs/list; [ -s .venvs-sid/list ] && cat .venvs-sid/list)
 for venv in "${order[@]}"; do rm -f "$WORK/$(basename "$venv")".{failed,log,installed}; done
@@ -79,53 +126,11 @@ if [ -s .venvs-sid/list ]; then
   lane sid .venvs-sid/list "" release
 fi
 
-# Coverage: the newest Python, the extension built in place with gcov, the package from there.
-# Without a sid lane to follow, it waits for the host lanes (they reinstall into that venv).
-[ -n "$sid_debug" ] || wait "$host_lane0" "$host_lane1"
-venv="$(tail -n1 .venvs/list)"
-cov="$WORK/coverage"
-copy_collector "$cov"
-echo "--- coverage ($(basename "$venv"))"
-if (cd "$cov" && LOOPSCOPE_COVERAGE=1 "$venv/bin/python" setup.py -q build_ext --inplace >"$cov.build.log" 2>&1); then
-  find "$cov" -name '*.gcda' -delete
-  rm -f "$cov"/.coverage*
-  # `loopscope run` and the pytest plugin are tested in child processes (the CLI as users start
-  # it, pytester's runpytest_subprocess): coverage follows them (patch = subprocess, coverage
-  # >= 7.10) and the children's data files are combined before the report.
-  cat > "$cov/coveragerc" <<RC
-[run]
-source = $cov/loopscope
-patch = subprocess
-parallel = true
-data_file = $cov/.coverage
-RC
-  if ! (cd tests/collector && PYTHONPATH="$cov" COVERAGE_RCFILE="$cov/coveragerc" \
-        "$venv/bin/python" -m coverage run -m pytest -q -p no:cacheprovider .); then
-    failed+=("tests under coverage")
-  fi
-  COVERAGE_RCFILE="$cov/coveragerc" "$venv/bin/python" -m coverage combine -q "$cov" || failed+=("coverage combine")
-  echo "C line coverage (collector/src, collector/ext):"
-  gcovr -r "$cov" --filter "$cov/src/" --filter "$cov/ext/" --object-directory "$cov" --print-summary \
-        --txt "$ROOT/artifacts/coverage-collector-c.txt" --fail-under-line 90 "$cov" >/dev/null
-  c_rc=$?
-  sed -n '1,200p' "$ROOT/artifacts/coverage-collector-c.txt" | grep -E '^(src|ext)/|^TOTAL|^lines' || true
-  ((c_rc == 0)) || failed+=("C coverage < 90%")
-  # the litestar-debug-toolbar panel cannot be imported beside fastapi-debug-toolbar: its lines
-  # are measured by scripts/test-frameworks.sh, in the venvs that have that toolbar
-  echo "Python line coverage (collector/loopscope, but litestar_toolbar.py and _ldt_embed.py):"
-  if ! COVERAGE_RCFILE="$cov/coveragerc" "$venv/bin/python" -m coverage report --fail-under=90 \
-       --omit='*/loopscope/litestar_toolbar.py,*/loopscope/_ldt_embed.py' | tee "$ROOT/artifacts/coverage-collector-py.txt"; then
-    failed+=("Python coverage < 90%")
-  fi
-else
-  cat "$cov.build.log"; failed+=("coverage build")
-fi
-
 wait "$host_lane0" "$host_lane1" $sid_debug
 for venv in "${order[@]}"; do
   name="$(basename "$venv")"
   cat "$WORK/$name.log" 2>/dev/null || echo "--- $venv: no log"
-  [ -f "$WORK/$name.failed" ] && failed+=("$(cat "$WORK/$name.failed")")
+  if [ -f "$WORK/$name.failed" ]; then mapfile -t why < "$WORK/$name.failed"; failed+=("${why[@]}"); fi
 done
 
 if ((${#failed[@]})); then echo "test-collector: FAILED: ${failed[*]}"; exit 1; fi
