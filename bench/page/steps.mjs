@@ -9,6 +9,7 @@ export async function scrollStep(page, f) {
     const n = Number(tl.dataset.drawn);
     const s = document.getElementById('lanes-scroll');
     const t0 = performance.now();
+    performance.mark('bench:scroll'); // where the step starts in a Chromium trace (scroll.mjs --trace)
     s.scrollTop = Math.floor((s.scrollHeight - s.clientHeight) * frac);
     const poll = () => {
       if (Number(tl.dataset.drawn) <= n) return setTimeout(poll, 1);
