@@ -65,14 +65,28 @@ async function checkTimeline(frame) {
   assert.ok(await frame.locator('#lanes path.step').count() > 0, 'the lanes show their steps');
   assert.ok(await frame.locator('#head .blocks path.block').count() >= 1, 'the block is drawn');
   // the band's label is cut to its width: the culprit's file:line comes first, then its source
-  const label = await frame.locator('#head .block-label').first().textContent();
-  assert.ok(label.startsWith(`${CULPRIT} `), `the blocking band is labelled ${CULPRIT}: "${label}"`);
+  // (the toolbar's own work may block the loop too, under load: its band has a label of its own)
+  const bandLabels = await frame.locator('#head .block-label').allTextContents();
+  assert.equal(bandLabels.filter((l) => l.startsWith(`${CULPRIT} `)).length, 1, `one blocking band is labelled ${CULPRIT}: ${JSON.stringify(bandLabels)}`);
 }
 
-// Hovering the blocking band tells all of it: the culprit, its source line, how long.
+// Whether the session's blocks name the culprit: the watchdog takes a block's stack 50 ms into
+// it, and a thread starved of CPU for 100 ms more (CI: two vCPUs, three suites) takes it after
+// the 150 ms sleep returned, in the toolbar's work that follows in the same step (seen once, in
+// fc27: the band named a file of site-packages). Such a request is asked again.
+async function namesCulprit(sid) {
+  const { blocks } = await (await fetch(`${BASE}/api/v1/sessions/${sid}/blocks`)).json();
+  const tops = blocks.map((b) => (b.stack && b.stack.length ? b.stack[b.stack.length - 1] : {}));
+  return { ok: tops.some((f) => `${f.file}:${f.line}` === CULPRIT), tops: tops.map((f) => `${f.file}:${f.line}`) };
+}
+
+// Hovering the culprit's blocking band tells all of it: the culprit, its source line, how long.
 async function hoverBlock(page, frame) {
+  const labels = frame.locator('#head .block-label');
+  const i = (await labels.allTextContents()).findIndex((l) => l.startsWith(`${CULPRIT} `));
+  const at = await labels.nth(i).boundingBox();
   const band = await frame.locator('#head .blocks path.block').first().boundingBox();
-  await page.mouse.move(band.x + band.width / 2, band.y + band.height / 2);
+  await page.mouse.move(at.x + 2, band.y + band.height / 2);
   await frame.waitForFunction(() => /loop blocked/.test(document.getElementById('tooltip').textContent), null, WAIT);
   const tip = await frame.locator('#tooltip').textContent();
   assert.ok(tip.includes(`culprit${CULPRIT}`), tip);
@@ -83,19 +97,29 @@ async function hoverBlock(page, frame) {
 
 test('Async panel of litestar-debug-toolbar embeds the request timeline', { skip }, async () => {
   assert.ok(SLEEP_LINE > 0, 'shop_app.py has its time.sleep(0.15)');
-  const { page } = await app.pages.open({ width: 1280, height: 800 });
-  await page.goto(`http://127.0.0.1:${app.port}/product/42`);
-  const bar = page.locator('#debug-toolbar');
-  await bar.waitFor({ state: 'visible', ...WAIT });
-  const requestId = await bar.getAttribute('data-request-id');
-  assert.match(requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
-  if (await bar.evaluate((e) => e.classList.contains('collapsed'))) await page.click('#debug-toolbar .toolbar-brand');
-  const button = page.locator('#debug-toolbar .toolbar-panel-btn[data-panel-id="LoopscopePanel"]');
-  assert.match(await button.textContent(), /Async\s+9 tasks · [1-9]\d* blocks?/);
-  await button.click();
-  const iframe = page.locator('#debug-toolbar .toolbar-details.expanded iframe.loopscope-timeline');
-  await iframe.waitFor({ state: 'visible', ...WAIT });
-  await drawnFrame(iframe);
+  let page;
+  let requestId;
+  let iframe;
+  for (let attempt = 1; ; attempt++) {
+    ({ page } = await app.pages.open({ width: 1280, height: 800 }));
+    await page.goto(`http://127.0.0.1:${app.port}/product/42`);
+    const bar = page.locator('#debug-toolbar');
+    await bar.waitFor({ state: 'visible', ...WAIT });
+    requestId = await bar.getAttribute('data-request-id');
+    assert.match(requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    if (await bar.evaluate((e) => e.classList.contains('collapsed'))) await page.click('#debug-toolbar .toolbar-brand');
+    const button = page.locator('#debug-toolbar .toolbar-panel-btn[data-panel-id="LoopscopePanel"]');
+    assert.match(await button.textContent(), /Async\s+9 tasks · [1-9]\d* blocks?/);
+    await button.click();
+    iframe = page.locator('#debug-toolbar .toolbar-details.expanded iframe.loopscope-timeline');
+    await iframe.waitFor({ state: 'visible', ...WAIT });
+    await drawnFrame(iframe);
+    const named = await namesCulprit(sessionOf(await iframe.getAttribute('src')));
+    if (named.ok) break;
+    assert.ok(attempt < 3, `three requests, and no block's stack named ${CULPRIT}: ${named.tops.join(', ')}`);
+    console.log(`# request ${attempt}: its blocks' stacks name ${named.tops.join(', ')}, not ${CULPRIT}: asking again`);
+    await page.close();
+  }
   // The toolbar opens docked right, 400 px wide: too narrow a frame for the culprit's label.
   // Dock it at the bottom with its own button and drag its edge up as far as it goes (60 %); the
   // frame's page draws again at its new width.
