@@ -18,7 +18,7 @@ import { Rows } from './rows.js';
 const $ = (id) => document.getElementById(id);
 const el = {
   timeline: $('timeline'), minimap: $('minimap'), head: $('head'), scroll: $('lanes-scroll'),
-  lanes: $('lanes'), range: $('range'), tooltip: $('tooltip'), status: $('status'),
+  lanes: $('lanes'), space: $('lanes-space'), range: $('range'), tooltip: $('tooltip'), status: $('status'),
   title: $('title'), meta: $('meta'), summary: $('summary'), help: $('help'),
 };
 
@@ -99,10 +99,11 @@ function drawAll(g, win) {
   }
 
   clear(el.lanes);
-  el.lanes.setAttribute('width', g.width);
-  el.lanes.setAttribute('height', Math.max(lanes.LANE_H, st.rows.shown.length * lanes.LANE_H));
+  setRowCount();
+  const last = Math.min(win.last, st.rows.shown.length);
+  placeLanes(g.width, win.first, last);
   tl.drawLanes(el.lanes, {
-    shown: st.rows.shown, first: win.first, last: Math.min(win.last, st.rows.shown.length), data: st.data, geom: g,
+    shown: st.rows.shown, first: win.first, last, data: st.data, geom: g,
     duration: st.duration, selected: st.selected, related: st.related, collapsed: st.rows.collapsed, blocks: st.tlBlocks,
   });
 
@@ -125,15 +126,35 @@ function drawAll(g, win) {
   el.timeline.dataset.to = String(st.view.to);
 }
 
+// The scroll height of the lanes: every row's (the spacer's), whichever of them are drawn.
+function setRowCount() {
+  const h = `${Math.max(lanes.LANE_H, st.rows.shown.length * lanes.LANE_H)}px`;
+  if (el.space.style.height !== h) el.space.style.height = h;
+}
+
+// The lanes SVG covers rows [first, last) only, placed over them; its viewBox keeps a lane's y at
+// row x LANE_H, the coordinates timeline.js draws in.
+function placeLanes(width, first, last) {
+  const top = first * lanes.LANE_H;
+  const h = Math.max(lanes.LANE_H, (last - first) * lanes.LANE_H);
+  el.lanes.setAttribute('width', width);
+  el.lanes.setAttribute('height', h);
+  el.lanes.setAttribute('viewBox', `0 ${top} ${width} ${h}`);
+  el.lanes.style.top = `${top}px`;
+}
+
 // The height the lanes box can grow to (px): its max-height, or its height when it has none.
 function lanesBoxMax() {
   const max = parseFloat(getComputedStyle(el.scroll).maxHeight);
   return Math.max(el.scroll.clientHeight, Number.isFinite(max) ? max : 0);
 }
 
-// The lanes the scrolled viewport needs.
+// The lanes the scrolled viewport needs, and 4 beyond it either side (each lane drawn is ~8 SVG
+// elements whose style, layout and paint the frame after a draw pays: at 8 either side that
+// frame took 17 ms of a 1M-task scroll step, bench/page/scroll.mjs --trace).
+const OVERSCAN = 4;
 function laneWindow() {
-  return lanes.windowOf(st.rows.shown.length, el.scroll.scrollTop, el.scroll.clientHeight);
+  return lanes.windowOf(st.rows.shown.length, el.scroll.scrollTop, el.scroll.clientHeight, OVERSCAN);
 }
 
 let queued = false;
@@ -158,7 +179,7 @@ async function render() {
   // show of an unbounded list (the lanes box grows with its rows up to its CSS max-height; in an
   // embed it has its final height already), with their items: the first render is then one
   // round trip after the summary, not two
-  let win = st.rows.shown.length ? laneWindow() : lanes.windowOf(Infinity, el.scroll.scrollTop, lanesBoxMax());
+  let win = st.rows.shown.length ? laneWindow() : lanes.windowOf(Infinity, el.scroll.scrollTop, lanesBoxMax(), OVERSCAN);
   const seq = ++st.seq;
   if (st.abort) st.abort.abort();
   const ctl = new AbortController();
@@ -287,7 +308,7 @@ async function selectTask(id, { scrollLane = false, scrollTable = true } = {}) {
   st.related = st.rows.relatives(id);
   if (scrollLane) {
     // the lanes' height follows the row count the answer gave (a reveal may have changed it)
-    el.lanes.setAttribute('height', Math.max(lanes.LANE_H, st.rows.shown.length * lanes.LANE_H));
+    setRowCount();
     const y = pos * lanes.LANE_H;
     if (y < el.scroll.scrollTop || y + lanes.LANE_H > el.scroll.scrollTop + el.scroll.clientHeight) {
       el.scroll.scrollTop = Math.max(0, y - el.scroll.clientHeight / 2);
@@ -336,7 +357,7 @@ function hideTip() {
 // ---- input ---------------------------------------------------------------------------------
 
 function laneAt(clientY) {
-  const box = el.lanes.getBoundingClientRect();
+  const box = el.space.getBoundingClientRect(); // row 0's top, wherever the drawn lanes are
   const i = Math.floor((clientY - box.top) / lanes.LANE_H);
   return i >= 0 && i < st.rows.shown.length ? st.rows.shown[i] : null;
 }

@@ -276,6 +276,8 @@ async function measureSize(browser, server, tasks, a) {
   r.zoomMax = Math.max(...zooms);
   r.scroll = median(scrolls.map((x) => x.ms));
   r.scrollMax = Math.max(...scrolls.map((x) => x.ms));
+  r.scrollPainted = median(scrolls.map((x) => x.painted));
+  r.scrollPaintedMax = Math.max(...scrolls.map((x) => x.painted));
   r.scrollSent = median(scrolls.map((x) => x.sent));
   r.scrollAnswered = median(scrolls.map((x) => x.answered));
   r.svg = last.marks.svg;
@@ -327,6 +329,8 @@ async function main() {
     row('  zoom step, max', r.zoomMax, NaN);
     row('scroll step (scroll → drawn), median', r.scroll, 50);
     row('  scroll step, max', r.scrollMax, NaN);
+    row('scroll step (scroll → frame painted), median', r.scrollPainted, 50);
+    row('  scroll step to painted, max', r.scrollPaintedMax, NaN);
     console.log(`    of which (medians): request sent ${r.scrollSent.toFixed(1)} ms after the scroll, answered at ${r.scrollAnswered.toFixed(1)} ms, then drawn`);
     row('tab memory, JSHeapUsedSize after load', r.heap / 1e6, big ? (r.tasks >= 1e6 ? 2 : 1.5) * b.heap / 1e6 : NaN, 'MB');
     row(`largest response (${r.largest.path.split('/').pop()})`, r.largest.bytes / 1e6, big ? 1 : NaN, 'MB');

@@ -7,7 +7,7 @@
 // the renderer main thread's work from each scroll to its draw is printed by kind (script,
 // style, layout, paint, the network answer's parse), step by step and in all.
 //
-//   node bench/page/scroll.mjs http://127.0.0.1:PORT/sessions/ID [--trace]
+//   node bench/page/scroll.mjs http://127.0.0.1:PORT/sessions/ID [--trace] [--gap MS (default 100)]
 import { launch } from '../../tests/browser/harness.mjs';
 import { scrollStep } from './steps.mjs';
 
@@ -24,21 +24,24 @@ try {
   await page.waitForFunction(() => document.getElementById('timeline')?.dataset.complete === '1', null, { timeout: 120000 });
   await page.waitForTimeout(500);
   const trace = process.argv.includes('--trace');
+  // the pause between steps (ms): run.mjs takes its steps back to back (--gap 0)
+  const gapAt = process.argv.indexOf('--gap');
+  const gap = gapAt > 0 ? Number(process.argv[gapAt + 1]) : 100;
   if (trace) {
     await browser.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink.user_timing', 'v8.execute'] });
   }
   const steps = [];
   for (const f of [0.5, 0.9, 0.1, 1, 0.3, 0.7, 0.5, 0.9, 0.1, 1, 0.3, 0.7]) {
     steps.push(await scrollStep(page, f));
-    await page.waitForTimeout(100);
+    if (gap) await page.waitForTimeout(gap);
   }
   if (trace) printTrace(JSON.parse(await browser.stopTracing()).traceEvents, steps);
-  console.log('fraction  step ms  request sent  answered  bytes');
+  console.log('fraction  drawn ms  painted ms  request sent  answered  bytes');
   for (const x of steps) {
-    console.log(`${String(x.frac).padStart(8)} ${x.ms.toFixed(1).padStart(8)} ${x.sent.toFixed(1).padStart(13)} ${x.answered.toFixed(1).padStart(9)} ${String(x.bytes).padStart(7)}`);
+    console.log(`${String(x.frac).padStart(8)} ${x.ms.toFixed(1).padStart(9)} ${x.painted.toFixed(1).padStart(11)} ${x.sent.toFixed(1).padStart(13)} ${x.answered.toFixed(1).padStart(9)} ${String(x.bytes).padStart(7)}`);
   }
-  const ms = steps.map((x) => x.ms).sort((a, b) => a - b);
-  console.log(`median ${((ms[5] + ms[6]) / 2).toFixed(1)} ms over ${ms.length} steps`);
+  const med = (k) => { const v = steps.map((x) => x[k]).sort((a, b) => a - b); return ((v[5] + v[6]) / 2).toFixed(1); };
+  console.log(`median over ${steps.length} steps: drawn ${med('ms')} ms, painted ${med('painted')} ms`);
 } finally {
   await browser.close();
 }
@@ -50,7 +53,9 @@ function printTrace(events, steps) {
   if (!starts.length) { console.log('trace: no scroll marks'); return; }
   const { pid, tid } = starts[0];
   const ends = events.filter((e) => e.name === 'ls:drawn' && e.pid === pid).map((e) => e.ts).sort((a, b) => a - b);
-  const xs = events.filter((e) => e.pid === pid && e.tid === tid && e.ph === 'X' && e.dur).sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+  // the scheduler's RunTask wraps everything: its children say what the work was
+  const xs = events.filter((e) => e.pid === pid && e.tid === tid && e.ph === 'X' && e.dur && e.name !== 'RunTask'
+    && e.name !== 'ThreadControllerImpl::RunTask').sort((a, b) => a.ts - b.ts || b.dur - a.dur);
   const top = [];
   let until = -1;
   for (const e of xs) if (e.ts >= until) { top.push(e); until = e.ts + e.dur; }

@@ -88,6 +88,11 @@ export async function drawnCount(page) {
   return page.evaluate(() => Number(document.getElementById('timeline')?.dataset.drawn || 0));
 }
 
+// The lanes' scroll height (px, as text): every row's, however few of them are drawn.
+export async function lanesHeight(page) {
+  return page.evaluate(() => String(document.getElementById('lanes-scroll').scrollHeight));
+}
+
 // Waits for the view to settle: no draw for `quiet` ms after the last one.
 export async function settle(page, quiet = 300) {
   let last = await drawnCount(page);

@@ -5,7 +5,7 @@
 // tree order is computed here from the generated events, independently of the server.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, pagesPerTest, waitDrawn, settle, drawnCount } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, drawnCount, lanesHeight } from './harness.mjs';
 import { largeBatches } from './seed-data.mjs';
 import { post } from './seed.mjs';
 
@@ -63,7 +63,7 @@ test('a 200k-task session: first render asks for no response over 1 MB', async (
   assert.ok(sizes.length >= 3, `responses seen: ${sizes.length}`);
   const big = sizes.filter((s) => s.bytes > 1e6);
   assert.deepEqual(big, [], 'no response over 1 MB');
-  assert.equal(await page.getAttribute('#lanes', 'height'), String(TASKS * 20), 'the lanes keep the whole tree\'s height');
+  assert.equal(await lanesHeight(page), String(TASKS * 20), 'the lanes keep the whole tree\'s height');
   const lanes = await lanesDrawn(page);
   assert.deepEqual(lanes, model.order.slice(0, lanes.length), 'first lanes in tree order');
   // one round trip after the summary: the first window of rows comes with its lanes' items
@@ -143,7 +143,7 @@ test('collapse and expand keep parents and children right', async () => {
   const hidden = size(child) - 1;
   const want = [root, child, ...model.order.slice(2 + hidden)];
   assert.deepEqual(lanes, want.slice(0, lanes.length));
-  assert.equal(await page.getAttribute('#lanes', 'height'), String((TASKS - hidden) * 20));
+  assert.equal(await lanesHeight(page), String((TASKS - hidden) * 20));
   assert.equal(await page.locator(`#lanes .lane[data-task="${child}"] .toggle`).textContent(), '▸');
   // collapse the root too, then expand the root: the child stays collapsed under it
   n = await drawnCount(page);
@@ -153,7 +153,7 @@ test('collapse and expand keep parents and children right', async () => {
   lanes = await lanesDrawn(page);
   const next = model.order[size(root)];
   assert.deepEqual(lanes.slice(0, 2), [root, next], 'the next root follows the collapsed one');
-  assert.equal(await page.getAttribute('#lanes', 'height'), String((TASKS - size(root) + 1) * 20));
+  assert.equal(await lanesHeight(page), String((TASKS - size(root) + 1) * 20));
   n = await drawnCount(page);
   await page.locator(`#lanes .lane[data-task="${root}"] .toggle`).click();
   await waitDrawn(page, n);
@@ -166,5 +166,5 @@ test('collapse and expand keep parents and children right', async () => {
   await settle(page);
   lanes = await lanesDrawn(page);
   assert.deepEqual(lanes, model.order.slice(0, lanes.length), 'all expanded again');
-  assert.equal(await page.getAttribute('#lanes', 'height'), String(TASKS * 20));
+  assert.equal(await lanesHeight(page), String(TASKS * 20));
 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { BASE, pagesPerTest, waitDrawn, settle, drawnCount } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, drawnCount, lanesHeight } from './harness.mjs';
 import { SMALL_ID } from './seed-data.mjs';
 
 const MEDIUM_ID = 's-large-2000';
@@ -39,7 +39,7 @@ test('only the lanes in view are drawn and asked for', async () => {
   assert.deepEqual(lanes, tasks.slice(0, lanes.length).map((t) => t.id), 'first lanes in tree order');
   assert.ok(lanes.length >= viewportLanes && lanes.length <= viewportLanes + 10, `lanes drawn: ${lanes.length} for ${viewportLanes} in view`);
   assert.ok(asked.length >= 1 && asked.every((ids) => ids.length <= viewportLanes + 20), `timeline asked for ${asked.map((a) => a.length)}`);
-  assert.equal(await page.getAttribute('#lanes', 'height'), String(2000 * 20), 'the lanes keep the whole tree\'s height');
+  assert.equal(await lanesHeight(page), String(2000 * 20), 'the lanes keep the whole tree\'s height');
 
   // Scroll to the bottom: the last tasks come into view and are asked for.
   const n = await drawnCount(page);
