@@ -73,9 +73,13 @@ RC
 
 # venvs of .venvs/list run here; those of .venvs-sid/list (CPython 3.14, 3.15 and 3.14's debug
 # build, from Debian sid) run inside the sid root, which sees the work tree at the same path.
-# Four runs go side by side (below), because the suite is mostly waiting on its own server and
-# programs, and the tests hold on a loaded machine. Each venv's output is kept in its own log and
-# printed in order once every run is done.
+# Four lanes run side by side, because the suite is mostly waiting on its own server and programs,
+# and the tests hold on a loaded machine: the debug build alone (the slowest: 925 s beside a CPU
+# hog, 3.5x a release interpreter), the other sid interpreters, and the host list split in two
+# (every other line, oldest first: 3.10 + 3.12, 3.11 + 3.13). The newest host Python's run is
+# the coverage run, the slowest of the host runs, and it comes last in its lane: started first,
+# beside all the others, it took 355 s (fc26) against 145 s at the end of the suite. Each venv's
+# output is kept in its own log and printed in order once every lane is done.
 run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output to $WORK/NAME.log
   local where="$1" venv="$2" run=() name ver dir
   name="$(basename "$venv")"
@@ -99,37 +103,32 @@ run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output 
     fi
   } > "$WORK/$name.log" 2>&1
 }
-# The runs, longest first, in one queue that four workers take from as each finishes its last
-# run: the coverage run (the newest host Python's), the debug builds, the other host Pythons
-# newest first, then the sid release builds. Fixed lanes of two runs each ended 100-170 s apart
-# (fc29: 3.11 then the coverage run 470 s, 3.14 then 3.15 210 s).
+lane() { # lane WHERE LIST [NTH] [debug|release]: every venv of LIST (with NTH = 0 or 1, every other one
+  # of the list, oldest first; with debug/release, only the venvs named *d / not), in turn
+  local venv i=0
+  while read -r venv; do
+    [ -n "$venv" ] || continue
+    case "${4:-}:$venv" in debug:*d|release:*[!d]|:*) ;; *) continue ;; esac
+    if [ -z "${3:-}" ] || [ $((i % 2)) -eq "$3" ]; then run_venv "$1" "$venv"; fi
+    i=$((i + 1))
+  done < "$2"
+}
 COV_VENV="$(tail -n1 .venvs/list)"
-order=(); runs=()
+order=()
 while read -r venv; do [ -n "$venv" ] && order+=("$venv"); done < <(cat .venvs/list; [ -s .venvs-sid/list ] && cat .venvs-sid/list)
 for venv in "${order[@]}"; do rm -f "$WORK/$(basename "$venv")".{failed,log,installed}; done
-runs+=("host:$COV_VENV")
+lane host .venvs/list 0 &
+host_lane0=$!
+lane host .venvs/list 1 &
+host_lane1=$!
+sid_debug=""
 if [ -s .venvs-sid/list ]; then
-  while read -r venv; do case "$venv" in *d) runs+=("sid:$venv") ;; esac; done < .venvs-sid/list
+  lane sid .venvs-sid/list "" debug &
+  sid_debug=$!
+  lane sid .venvs-sid/list "" release
 fi
-while read -r venv; do [ -n "$venv" ] && [ "$venv" != "$COV_VENV" ] && runs+=("host:$venv"); done < <(tac .venvs/list)
-if [ -s .venvs-sid/list ]; then
-  while read -r venv; do case "$venv" in ''|*d) ;; *) runs+=("sid:$venv") ;; esac; done < .venvs-sid/list
-fi
-QUEUE="$WORK/queue"
-printf '%s\n' "${runs[@]}" > "$QUEUE"
-echo 0 > "$QUEUE.next"
-worker() { # takes the queue's next run until none is left
-  local i item
-  while :; do
-    i="$(flock "$QUEUE.next" sh -c 'n=$(cat "$1"); echo $((n + 1)) > "$1"; echo "$n"' _ "$QUEUE.next")"
-    item="$(sed -n "$((i + 1))p" "$QUEUE")"
-    [ -n "$item" ] || return 0
-    run_venv "${item%%:*}" "${item#*:}"
-  done
-}
-workers=()
-for _ in 1 2 3 4; do worker & workers+=($!); done
-wait "${workers[@]}"
+
+wait "$host_lane0" "$host_lane1" $sid_debug
 for venv in "${order[@]}"; do
   name="$(basename "$venv")"
   cat "$WORK/$name.log" 2>/dev/null || echo "--- $venv: no log"
