@@ -35,7 +35,7 @@ try {
     steps.push(await scrollStep(page, f));
     if (gap) await page.waitForTimeout(gap);
   }
-  if (trace) printTrace(JSON.parse(await browser.stopTracing()).traceEvents, steps);
+  if (trace) printTrace(JSON.parse(await browser.stopTracing()).traceEvents);
   console.log('fraction  drawn ms  painted ms  request sent  answered  bytes');
   for (const x of steps) {
     console.log(`${String(x.frac).padStart(8)} ${x.ms.toFixed(1).padStart(9)} ${x.painted.toFixed(1).padStart(11)} ${x.sent.toFixed(1).padStart(13)} ${x.answered.toFixed(1).padStart(9)} ${String(x.bytes).padStart(7)}`);
@@ -48,7 +48,7 @@ try {
 
 // Each step's main-thread work, from its 'bench:scroll' mark to the next 'ls:drawn' mark: the
 // top-level slices of the renderer main thread (nested ones counted in their parent) by name.
-function printTrace(events, steps) {
+function printTrace(events) {
   const starts = events.filter((e) => e.name === 'bench:scroll').sort((a, b) => a.ts - b.ts);
   if (!starts.length) { console.log('trace: no scroll marks'); return; }
   const { pid, tid } = starts[0];

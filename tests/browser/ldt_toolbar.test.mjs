@@ -16,6 +16,8 @@ const EXAMPLE = path.join(ROOT, 'examples', 'shop_app.py');
 // The culprit the blocking band must name: the time.sleep in render_price.
 const SLEEP_LINE = fs.readFileSync(EXAMPLE, 'utf8').split('\n').findIndex((l) => /^\s+time\.sleep\(0\.15\)/.test(l)) + 1;
 const CULPRIT = `${EXAMPLE}:${SLEEP_LINE}`;
+// A blocking band's label names the culprit: its file:line first, then its source.
+const namesTheCulprit = (label) => label.startsWith(`${CULPRIT} `);
 
 // litestar-debug-toolbar and fastapi-debug-toolbar cannot share a venv: this one is in .venvs-fw/
 // (scripts/deps.sh), where scripts/test-frameworks.sh (or scripts/run.sh) installs loopscope.
@@ -67,7 +69,7 @@ async function checkTimeline(frame) {
   // the band's label is cut to its width: the culprit's file:line comes first, then its source
   // (the toolbar's own work may block the loop too, under load: its band has a label of its own)
   const bandLabels = await frame.locator('#head .block-label').allTextContents();
-  assert.equal(bandLabels.filter((l) => l.startsWith(`${CULPRIT} `)).length, 1, `one blocking band is labelled ${CULPRIT}: ${JSON.stringify(bandLabels)}`);
+  assert.equal(bandLabels.filter(namesTheCulprit).length, 1, `one blocking band is labelled ${CULPRIT}: ${JSON.stringify(bandLabels)}`);
 }
 
 // Whether the session's blocks name the culprit: the watchdog takes a block's stack 50 ms into
@@ -76,14 +78,14 @@ async function checkTimeline(frame) {
 // fc27: the band named a file of site-packages). Such a request is asked again.
 async function namesCulprit(sid) {
   const { blocks } = await (await fetch(`${BASE}/api/v1/sessions/${sid}/blocks`)).json();
-  const tops = blocks.map((b) => (b.stack && b.stack.length ? b.stack[b.stack.length - 1] : {}));
-  return { ok: tops.some((f) => `${f.file}:${f.line}` === CULPRIT), tops: tops.map((f) => `${f.file}:${f.line}`) };
+  const tops = blocks.map((b) => (b.stack && b.stack.length ? `${b.stack.at(-1).file}:${b.stack.at(-1).line}` : 'no stack'));
+  return { ok: tops.includes(CULPRIT), tops };
 }
 
 // Hovering the culprit's blocking band tells all of it: the culprit, its source line, how long.
 async function hoverBlock(page, frame) {
   const labels = frame.locator('#head .block-label');
-  const i = (await labels.allTextContents()).findIndex((l) => l.startsWith(`${CULPRIT} `));
+  const i = (await labels.allTextContents()).findIndex(namesTheCulprit);
   const at = await labels.nth(i).boundingBox();
   const band = await frame.locator('#head .blocks path.block').first().boundingBox();
   await page.mouse.move(at.x + 2, band.y + band.height / 2);

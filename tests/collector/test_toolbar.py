@@ -151,9 +151,14 @@ def session_of(content: str, server) -> str:
     return m.group(1)
 
 
+# the /block handler's lines: its blocking call, and the await whose end starts that step
+SLEEP_LINE = line_of(create_app, "time.sleep(0.15)")
+WAIT_LINE = line_of(create_app, "await asyncio.sleep(rec.WAIT_BEFORE)")
+
+
 def names_the_sleep(block: dict) -> bool:
     frame = (block["stack"] or [{}])[-1]
-    return (frame.get("file"), frame.get("line")) == (__file__, line_of(create_app, "time.sleep(0.15)"))
+    return (frame.get("file"), frame.get("line")) == (__file__, SLEEP_LINE)
 
 
 def the_handler_block(data: dict, reads: list) -> dict:
@@ -166,9 +171,8 @@ def the_handler_block(data: dict, reads: list) -> dict:
     began where the handler's `await asyncio.sleep(0)` ended); but exactly one block is the
     handler's step and no other overlaps it: the handler's block reported twice, or timed from the
     wrong point, fails here."""
-    before = line_of(create_app, "await asyncio.sleep(rec.WAIT_BEFORE)")
     ends = {(a["task"], a["t"] + a["d"]) for a in data["awaits"]
-            if (a["file"], a["line"], a["what"]) == (__file__, before, "sleep")}
+            if (a["file"], a["line"], a["what"]) == (__file__, WAIT_LINE, "sleep")}
     mine = [b for b in data["blocks"] if (b["task"], b["t"]) in ends]
     assert len(mine) == 1, (data["blocks"], sorted(ends))
     (block,) = mine
@@ -187,7 +191,6 @@ def block_panel(srv: AppServer, server, tries: int = 3) -> tuple[str, str, dict,
     it (seen once in CI on 3.12: a 181 ms step whose stack was not the sleep's). Such a late stack
     is asked again, up to `tries` requests in all; a stack from before the sleep cannot be late and
     fails at once, and so does a block that is not the handler's step."""
-    sleep_line = line_of(create_app, "time.sleep(0.15)")
     late = []
     for _ in range(tries):
         BLOCK_READS.clear()
@@ -198,7 +201,7 @@ def block_panel(srv: AppServer, server, tries: int = 3) -> tuple[str, str, dict,
         if names_the_sleep(block):
             return text, content, data, block
         handler = [f for f in block["stack"] or [] if f["file"] == __file__ and f["func"] == "block"]
-        assert all(f["line"] > sleep_line for f in handler), ("a stack from before the sleep", block)
+        assert all(f["line"] > SLEEP_LINE for f in handler), ("a stack from before the sleep", block)
         late.append([(f["file"], f["line"], f["func"]) for f in block["stack"] or []])
     pytest.fail(f"{tries} requests, each block's stack taken after the sleep returned: {late}")
 
@@ -221,7 +224,7 @@ def test_panel_embeds_the_request_timeline_with_its_block(server, app_server):
     # and ending where the task's awaits around it do (the_handler_block: test_record.check_block)
     assert block["d"] >= 150_000_000, block["d"]
     inner = block["stack"][-1]
-    assert inner["file"] == __file__ and inner["line"] == line_of(create_app, "time.sleep(0.15)")
+    assert inner["file"] == __file__ and inner["line"] == SLEEP_LINE
     assert inner["src"] == "time.sleep(0.15)  # the block the panel must show"
     # the summary beside the frame names the longest block, in the panel's own format (ms, no
     # decimals from 100 ms): the handler's, unless the toolbar's own work blocked longer
