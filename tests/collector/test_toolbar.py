@@ -171,11 +171,7 @@ def the_handler_block(data: dict, reads: list) -> dict:
     began where the handler's `await asyncio.sleep(0)` ended); but exactly one block is the
     handler's step and no other overlaps it: the handler's block reported twice, or timed from the
     wrong point, fails here."""
-    ends = {(a["task"], a["t"] + a["d"]) for a in data["awaits"]
-            if (a["file"], a["line"], a["what"]) == (__file__, WAIT_LINE, "sleep")}
-    mine = [b for b in data["blocks"] if (b["task"], b["t"]) in ends]
-    assert len(mine) == 1, (data["blocks"], sorted(ends))
-    (block,) = mine
+    block = lstest.block_after_sleep(data, __file__, WAIT_LINE)
     rec.check_block(data, block, {"id": block["task"]}, reads)
     for other in data["blocks"]:
         if other is not block:

@@ -30,7 +30,7 @@ from starlette.routing import Route
 import loopscope
 from loopscope.asgi import LoopscopeMiddleware
 
-from lstest import WAIT_BEFORE, AppServer, by_coro, check_block, free_port, line_of
+from lstest import WAIT_BEFORE, AppServer, block_after_sleep, by_coro, check_block, free_port, line_of
 
 TIMEOUT = 60  # a generous deadline for anything awaited: a loaded machine, a slow interpreter
 
@@ -271,12 +271,7 @@ def check_request(server, case: Case, label: str, headers: Any, named_block: boo
     # that await ends; the framework's own work may block too on a loaded machine, elsewhere), at
     # least 150 ms, that step and no more (check_block against the handler's own clock reads);
     # named by the line of time.sleep unless the test held that step longer
-    before = line_of(handle, "await asyncio.sleep(WAIT_BEFORE)")
-    ends = {(a["task"], a["t"] + a["d"]) for a in data["awaits"]
-            if (a["file"], a["line"], a["what"]) == (__file__, before, "sleep")}
-    mine = [b for b in data["blocks"] if (b["task"], b["t"]) in ends]
-    assert len(mine) == 1, (data["blocks"], sorted(ends))
-    (block,) = mine
+    block = block_after_sleep(data, __file__, line_of(handle, "await asyncio.sleep(WAIT_BEFORE)"))
     assert block["d"] >= 150_000_000 and block["task"] == root["id"], block
     check_block(data, block, {"id": block["task"]}, READS[label])
     if named_block:

@@ -187,6 +187,18 @@ def check_block(data: dict, b: dict, task: dict, reads: list) -> None:
     assert all(a["t"] + a["d"] <= b["t"] or a["t"] >= b["t"] + b["d"] for a in mine), (b, mine)
 
 
+def block_after_sleep(data: dict, file: str, line: int) -> dict:
+    """The one block that starts where an `await asyncio.sleep(...)` at file:line ended: the
+    blocking step right after that sleep, found by where it starts rather than by its stack (other
+    blocks of the request, the framework's or a toolbar's own work on a loaded machine, start
+    elsewhere; two blocks starting there fail)."""
+    ends = {(a["task"], a["t"] + a["d"]) for a in data["awaits"]
+            if (a["file"], a["line"], a["what"]) == (file, line, "sleep")}
+    mine = [b for b in data["blocks"] if (b["task"], b["t"]) in ends]
+    assert len(mine) == 1, (data["blocks"], sorted(ends))
+    return mine[0]
+
+
 def by_coro(tasks: list[dict], suffix: str) -> list[dict]:
     return [t for t in tasks if t["coro"].endswith(suffix)]
 
