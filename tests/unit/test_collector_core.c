@@ -562,7 +562,7 @@ START_TEST(offline_sink_batches_parse_on_the_server)
     ck_assert_int_eq(ls_emit(s, &st), LSC_OK);
   }
   ck_assert_int_eq(ls_session_close(s, 100000), LSC_OK);
-  ck_assert_int_eq(ls_collector_flush(c, 10000), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(10000)), LSC_OK);
   ls_stats st;
   ls_collector_stats(c, &st);
   ck_assert_uint_eq(st.dropped, 0);
@@ -701,7 +701,7 @@ static int send_sessions(const ls_config *cfg, const char *prefix, int n, int nt
     }
     ck_assert_int_eq(ls_session_close(s, (uint64_t)ntasks * 10 + 100), LSC_OK);
   }
-  int rc = ls_collector_flush(c, 30000);
+  int rc = ls_collector_flush(c, check_wait_ms(30000));
   ls_collector_stats(c, st);
   ls_collector_free(c, 1000);
   return rc;
@@ -784,7 +784,7 @@ START_TEST(lock_free_writer_and_sender_lose_and_repeat_nothing)
     if(i % 5000 == 0) nanosleep(&(struct timespec){0, 2000000}, NULL); /* let the sender catch up mid-chunk */
   }
   ck_assert_int_eq(ls_session_close(s, nsteps * 10 + 10), LSC_OK);
-  ck_assert_int_eq(ls_collector_flush(c, 20000), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(20000)), LSC_OK);
   ls_stats st;
   ls_collector_stats(c, &st);
   ck_assert_uint_eq(st.dropped, 0);

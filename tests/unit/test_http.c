@@ -87,16 +87,6 @@ static void resp_free(resp *r)
 /* method path on server `which`, with the NULL-terminated extra headers and body (NULL: none).
  * curl's own defaults that would blur a test are switched off: Expect: 100-continue and a form
  * Content-Type for bodies. */
-/* How long a request may wait for its answer: 30 s, or $LS_TEST_TIMEOUT_S when set (valgrind's
- * run of this suite, bench/reliability/memcheck.sh, is 20-50 times slower: on a loaded machine the
- * first answers took longer than 30 s there, and a timeout is not what that run looks for). */
-static long answer_timeout_s(void)
-{
-  const char *v = getenv("LS_TEST_TIMEOUT_S");
-  long s = v ? strtol(v, NULL, 10) : 0;
-  return s > 0 ? s : 30L;
-}
-
 static resp ask(int which, const char *method, const char *path, const char *const *headers,
                 const char *body, size_t blen)
 {
@@ -123,7 +113,7 @@ static resp ask(int which, const char *method, const char *path, const char *con
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &r.body);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_data);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &r.headers);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT, answer_timeout_s());
+  curl_easy_setopt(e, CURLOPT_TIMEOUT, check_wait_ms(30000) / 1000); /* longer under valgrind */
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   if(body) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
