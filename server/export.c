@@ -159,6 +159,7 @@ static int write_json(const session_rows *w, jbuf *out)
       if(w->bl[i].from_task >= 0) { jbuf_key(out, "from_task", 1); jbuf_i64(out, w->bl[i].from_task); }
       jbuf_putc(out, ',');
     }
+    if(w->bl[i].stack_t >= 0) { jbuf_key(out, "stack_t", 0); jbuf_i64(out, w->bl[i].stack_t); jbuf_putc(out, ','); }
     jbuf_puts(out, "\"stack\":");
     jbuf_puts(out, w->bl[i].stack ? w->bl[i].stack : "[]");
     jbuf_putc(out, '}');

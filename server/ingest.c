@@ -203,7 +203,7 @@ static int get_str(parser *p, const cJSON *v, const place *where, const char *fi
 /* The fields an event may carry, found in one walk over its members. */
 typedef struct fields {
   const cJSON *k, *id, *parent, *name, *coro, *t, *d, *what, *file, *line, *func, *stack, *state,
-    *status, *exc, *n, *from_session, *from_task;
+    *status, *exc, *n, *from_session, *from_task, *stack_t;
 } fields;
 
 /* A member named more than once counts the first time, as cJSON_GetObjectItem finds it (the
@@ -237,6 +237,7 @@ static void collect(const cJSON *ev, fields *f)
     case 'l': if(!strcmp(s, "line")) FIRST(line); break;
     case 's':
       if(!strcmp(s, "stack")) FIRST(stack);
+      else if(!strcmp(s, "stack_t")) FIRST(stack_t);
       else if(!strcmp(s, "state")) FIRST(state);
       else if(!strcmp(s, "status")) FIRST(status);
       break;
@@ -444,6 +445,16 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
        (rc = get_int(p, f.t, where, "t", 0, &x->t)) || (rc = get_int(p, f.d, where, "d", 0, &x->d)) ||
        (rc = parse_stack(p, f.stack, where, x, stacks)))
       return rc;
+    /* When the stack was taken (additive to v1): ns after t, within the block. A late stack (the
+     * watchdog thread got the CPU long after it asked) may name code that ran after the blocking
+     * call in the same step; with stack_t the page can say so. Absent or null: unknown. */
+    x->stack_t = -1;
+    if(f.stack_t && !cJSON_IsNull(f.stack_t)) {
+      if((rc = get_int(p, f.stack_t, where, "stack_t", 0, &x->stack_t)))
+        return rc;
+      if(x->stack_t > x->d)
+        return fail_at(p, where, "stack_t: expected an integer in [0, d]: the stack is taken within the block");
+    }
     /* From elsewhere (additive to v1): from_session present, a session id or null (none). */
     if(f.from_session) {
       x->elsewhere = 1;

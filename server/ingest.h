@@ -55,6 +55,7 @@ typedef struct ingest_block {
   int64_t from_task;       /* the causing session's task, 0: none */
   const char *file, *func, *src; /* innermost frame, NULL when the stack is empty */
   size_t stack_off, stack_len;   /* the stack re-encoded as JSON, in batch->stacks */
+  int64_t stack_t;               /* ns after t when the stack was taken (additive to v1), -1: unknown */
 } ingest_block;
 typedef struct ingest_lag { int64_t t, d; } ingest_lag;
 typedef struct ingest_done {

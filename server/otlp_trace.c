@@ -413,6 +413,8 @@ static int block_span(builder *b, const store_block *x, int64_t nth)
   attr_str(o, &first, "loopscope.block.source", x->src);
   attr_double(o, &first, "loopscope.block.ms", (double)x->d / 1e6);
   attr_int(o, &first, "loopscope.task.id", x->task);
+  if(x->stack_t >= 0) /* when the stack was taken, in ms after the block began */
+    attr_double(o, &first, "loopscope.block.stack_at_ms", (double)x->stack_t / 1e6);
   if(x->elsewhere) { /* a stall this session suffered from another session's task, or none's */
     attr_int(o, &first, "loopscope.block.elsewhere", 1);
     if(x->from_session)

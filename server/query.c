@@ -540,6 +540,7 @@ static int blocks_body(const session_query *q)
       jbuf_key(out, "t", 1); jbuf_i64(out, b[i].t);
       jbuf_key(out, "d", 1); jbuf_i64(out, b[i].d);
       query_block_cause(out, &b[i]);
+      jbuf_key(out, "stack_t", 1); query_opt_i64(out, b[i].stack_t);
       /* the stack was re-encoded by ingest.c from validated frames: valid JSON to embed */
       jbuf_key(out, "stack", 1); jbuf_puts(out, b[i].stack ? b[i].stack : "[]");
       jbuf_putc(out, '}');

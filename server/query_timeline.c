@@ -182,6 +182,7 @@ static int write_global(tl_ctx *c, int kind, const store_span *sp, size_t n)
       jbuf_key(o, "func", 1); jbuf_str(o, b.func);
       jbuf_key(o, "src", 1); jbuf_str(o, b.src);
       query_block_cause(o, &b);
+      jbuf_key(o, "stack_t", 1); query_opt_i64(o, b.stack_t);
     } else {
       lag_causes_json(o, &lc, i);
     }

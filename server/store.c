@@ -70,8 +70,8 @@ static const char *const wsql[W_COUNT] = {
    * twice; put_rows counts only the rows that went in, so the task sums stay consistent. */
   [W_STEP] = "INSERT OR IGNORE INTO steps(sid, task, t, d) VALUES(?1, ?2, ?3, ?4)",
   [W_AWAIT] = "INSERT OR IGNORE INTO awaits(sid, task, t, d, what, file, line, func) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-  [W_BLOCK] = "INSERT INTO blocks(sid, task, t, d, file, line, func, src, stack, elsewhere, from_session, from_task)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+  [W_BLOCK] = "INSERT INTO blocks(sid, task, t, d, file, line, func, src, stack, elsewhere, from_session, from_task, stack_t)"
+              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
   [W_LAG] = "INSERT INTO lag(sid, t, d) VALUES(?1, ?2, ?3)",
   [W_POINT] = STORE_POINT_UPSERT,
   [W_DIRTY] = STORE_ROLLUP_MARK,
@@ -678,6 +678,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     sqlite3_bind_int(st, 10, x->elsewhere);
     bind_text(st, 11, x->from_session);
     bind_opt_i64(st, 12, x->elsewhere && x->from_task > 0 ? x->from_task : -1);
+    bind_opt_i64(st, 13, x->stack_t);
     rc = store_wrun(s, st);
   }
   st = s->ws[W_LAG];

@@ -137,6 +137,7 @@ typedef struct store_block {
   int elsewhere;            /* 1: it stalled the session's loop from outside the session */
   const char *from_session; /* then the causing session's id, NULL: none */
   int64_t from_task;        /* and its task, -1: none */
+  int64_t stack_t;          /* ns after t when the stack was taken, -1: unknown */
 } store_block;
 int store_load_blocks(store_reader *r, int64_t sid, arena *a, store_block **out, size_t *n);
 

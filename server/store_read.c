@@ -36,12 +36,12 @@ static const char *const rsql[R_COUNT] = {
   [R_TASKS] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE sid = ?1 AND has_task = 1",
   [R_AWAITS] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND d >= ?2"
                " ORDER BY d DESC, t ASC, task ASC",
-  [R_BLOCKS] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task FROM blocks"
+  [R_BLOCKS] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task, stack_t FROM blocks"
                " WHERE sid = ?1 ORDER BY t, rowid",
   [R_LAG] = "SELECT 0, t, d FROM lag WHERE sid = ?1 ORDER BY t, rowid",
   [R_STEPS] = "SELECT task, t, d FROM steps WHERE sid = ?1 ORDER BY task, t",
   [R_AWAIT_ROW] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND task = ?2 AND t = ?3",
-  [R_BLOCK_ROW] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task FROM blocks"
+  [R_BLOCK_ROW] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task, stack_t FROM blocks"
                   " WHERE rowid = ?1",
   [R_SPAN_ALL + INGEST_STEP] = "SELECT task, t, d, 0 FROM steps WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY task, t",
   [R_SPAN_ALL + INGEST_AWAIT] = "SELECT task, t, d, 0 FROM awaits WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY task, t",
@@ -288,6 +288,7 @@ static void read_block(sqlite3_stmt *st, arena *a, store_block *x)
   x->elsewhere = sqlite3_column_int(st, 8);
   x->from_session = store_col_text(st, 9, a);
   x->from_task = store_col_opt(st, 10);
+  x->stack_t = store_col_opt(st, 11);
 }
 
 int store_load_awaits(store_reader *r, int64_t sid, int64_t min_d, arena *a, store_await **out,

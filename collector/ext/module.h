@@ -116,6 +116,7 @@ typedef struct ls_module {
   PyThreadState *loop_tstate;
   uint64_t block_seq;              /* the heartbeat a captured stack belongs to (GIL) */
   PyObject *block_stack;           /* list of (file, line, func, src) or NULL (GIL) */
+  uint64_t block_stack_ns;         /* when the watchdog took block_stack (now_ns) (GIL) */
   /* module.c: interned names */
   PyObject *header_name;           /* b"x-loopscope-session" */
   PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,

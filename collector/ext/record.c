@@ -234,7 +234,15 @@ static void block_into(session_obj *s, ls_event *ev, uint64_t t0, PyObject *stac
   if (s->sum && session_live(s)) summary_block(s->sum, ev->id, ev->t, ev->d, stack, ev->elsewhere);
 }
 
-void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack) {
+/* When the stack was taken, after the block began: a late one (the watchdog thread got the CPU
+ * long after it asked) may name code that ran after the blocking call in the same step. */
+static void stack_time(ls_event *ev, PyObject *stack, uint64_t stack_ns, uint64_t t0) {
+  if (!stack || stack_ns < t0) return;
+  ev->has_stack_t = 1;
+  ev->stack_t = stack_ns - t0 < ev->d ? stack_ns - t0 : ev->d;
+}
+
+void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack, uint64_t stack_ns) {
   ls_frame frames[LS_MAX_FRAMES];
   ls_event ev = {0};
   ev.kind = LS_K_BLOCK;
@@ -242,6 +250,7 @@ void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject 
   ev.d = t1 - t0;
   ev.frames = frames;
   ev.nframes = frames_of(stack, frames);
+  stack_time(&ev, stack, stack_ns, t0);
   block_into(s, &ev, t0, stack);
 }
 
@@ -260,13 +269,14 @@ static session_obj *session_of_handle(PyObject *handle) {
 }
 
 void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
-                           PyObject *handle) {
+                           uint64_t stack_ns, PyObject *handle) {
   ls_frame frames[LS_MAX_FRAMES];
   ls_event ev = {0};
   ev.kind = LS_K_BLOCK;
   ev.d = t1 - t0;
   ev.frames = frames;
   ev.nframes = frames_of(stack, frames); /* once: every session's event copies the same frames */
+  stack_time(&ev, stack, stack_ns, t0);
   session_obj *cause = bs ? (session_obj *)Py_NewRef((PyObject *)bs) : session_of_handle(handle);
   if (bs) { ev.id = bid; block_into(bs, &ev, t0, stack); } /* session_close reported it if that came first */
   ev.id = 0;

@@ -31,14 +31,15 @@ void step_end(task_entry *e, uint64_t t0, uint64_t t1);
  * middleware) gets the await point that step ends on. */
 void step_after(task_entry *e, uint64_t t1);
 /* A block of the loop from t0 to t1 in session s, in task id (0: none), with the stack the
- * watchdog captured (a list, or NULL). */
-void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack);
-/* A block of the loop from t0 to t1 with the stack the watchdog captured once (a list, or NULL),
- * for every session open on the loop: bs (the stepped task's session, or NULL) gets it as its
- * own in task bid, every other session as from elsewhere naming the causing session (bs, else the
- * session in whose context handle ran, else none) and task. handle: asyncio's Handle or NULL. */
+ * watchdog captured (a list, or NULL) at stack_ns (G.block_stack_ns: said as the event's stack_t). */
+void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack, uint64_t stack_ns);
+/* A block of the loop from t0 to t1 with the stack the watchdog captured once (a list, or NULL)
+ * at stack_ns, for every session open on the loop: bs (the stepped task's session, or NULL) gets
+ * it as its own in task bid, every other session as from elsewhere naming the causing session (bs,
+ * else the session in whose context handle ran, else none) and task. handle: asyncio's Handle or
+ * NULL. */
 void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
-                           PyObject *handle);
+                           uint64_t stack_ns, PyObject *handle);
 
 #pragma GCC visibility pop
 

@@ -206,7 +206,7 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
       uint64_t start = atomic_load(&G.hb_start);
       if (t - start >= G.block_ns) {
         PyObject *stack = G.block_seq == atomic_load(&G.hb_seq) ? G.block_stack : NULL;
-        emit_block(self, G.cur->id, start, t, stack);
+        emit_block(self, G.cur->id, start, t, stack, G.block_stack_ns);
       }
     }
     /* The step in progress (the request's own task ending its session) is emitted up to now:

@@ -127,7 +127,8 @@ LS_COLD static void untimed_step_end(PyObject *cb, uint_fast64_t seq) {
     session_obj *s = (session_obj *)Py_NewRef((PyObject *)e->sess);
     uint64_t id = e->id;
     step_end(e, t0, t1); /* may free e */
-    if (t1 - t0 >= G.block_ns) emit_block(s, id, t0, t1, G.block_seq == seq ? G.block_stack : NULL);
+    if (t1 - t0 >= G.block_ns)
+      emit_block(s, id, t0, t1, G.block_seq == seq ? G.block_stack : NULL, G.block_stack_ns);
     Py_DECREF(s);
   }
   Py_CLEAR(G.block_stack);

@@ -82,7 +82,7 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
     Py_XINCREF(stack);
     Py_CLEAR(G.block_stack);
     /* its own to the task's session, from elsewhere to the other sessions on the loop */
-    emit_block_everywhere(bs, bid, t0, t1, stack, handle);
+    emit_block_everywhere(bs, bid, t0, t1, stack, G.block_stack_ns, handle);
     Py_XDECREF(stack);
   }
   Py_XDECREF(bs);

@@ -60,6 +60,7 @@ static void *watchdog_main(void *arg) {
       if (!stack) PyErr_Clear();
       else {
         Py_XSETREF(G.block_stack, stack);
+        G.block_stack_ns = now_ns(); /* how late it came is said with the block (stack_t) */
         G.block_seq = seq;
         taken_seq = seq;
       }

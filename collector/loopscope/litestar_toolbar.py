@@ -209,7 +209,11 @@ def summarize(data: dict, block_ms: float, lag_ms: float) -> dict[str, Any]:
         "await_threshold_ms": AWAIT_HOTSPOT_MS,
         "longest_blocks": [{"ms": round(b["d"] / 1e6, 1), "where": f"{b['file']}:{b['line']}",
                             "func": b["func"], "src": b["src"], "task": b["task_name"],
-                            "from_elsewhere": b["elsewhere"]} for b in top],
+                            "from_elsewhere": b["elsewhere"],
+                            # when the watchdog took the stack: near "ms", a late stack that may
+                            # name code that ran after the blocking call in the same step
+                            "stack_at_ms": None if b["stack_t"] is None else round(b["stack_t"] / 1e6, 1)}
+                           for b in top],
         "await_hotspots": [{"where": f"{h.get('file')}:{h.get('line')}", "func": h.get("func"),
                             "what": h.get("what"), "count": h.get("count", 0),
                             "total_ms": round(h.get("total_ns", 0) / 1e6, 1),

@@ -131,8 +131,8 @@ def _short(name: str, cap: int = 80) -> str:
 
 
 def blocks_longest_first(blocks: list[dict], tasks: list[dict], limit: int = 5) -> list[dict]:
-    """The `limit` longest blocks, longest first, each with its innermost frame and the name of
-    the task it stalled."""
+    """The `limit` longest blocks, longest first, each with its innermost frame, the name of the
+    task it stalled and when its stack was taken (stack_t, ns into the block; None: unknown)."""
     names = {t["id"]: str(t.get("name")) for t in tasks}
     out = []
     for b in sorted(blocks, key=lambda x: -x.get("d", 0))[:limit]:
@@ -141,7 +141,8 @@ def blocks_longest_first(blocks: list[dict], tasks: list[dict], limit: int = 5) 
                     "func": frame.get("func", "?"), "src": frame.get("src") or "",
                     "task_name": _short(_blocked_by(b) if b.get("elsewhere") else
                                         names.get(b.get("task"), "(none: the loop itself)")),
-                    "elsewhere": bool(b.get("elsewhere")), "from_session": b.get("from_session")})
+                    "elsewhere": bool(b.get("elsewhere")), "from_session": b.get("from_session"),
+                    "stack_t": b.get("stack_t")})
     return out
 
 

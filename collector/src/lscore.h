@@ -70,6 +70,8 @@ typedef struct ls_event {
   int elsewhere;
   uint64_t from_task;
   ls_str from_session;
+  int has_stack_t;  /* block: 1 when stack_t says when its stack was taken */
+  uint64_t stack_t; /* block: ns after t when the watchdog took the stack (at most d) */
 } ls_event;
 
 /* ---- collector and sessions ----------------------------------------------------------------- */

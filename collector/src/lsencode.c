@@ -10,7 +10,8 @@
  *   task   id parent dt name coro           name: flag F_DEFNAME: "Task-" + a varint, else a string
  *   step   id dt d
  *   await  id dt d line what file func
- *   block  id dt d [from_task from_session] nframes {line file func src}...  (F_ELSEWHERE)
+ *   block  id dt d [stack_t] [from_task from_session] nframes {line file func src}...
+ *                                           F_STACKT, F_ELSEWHERE
  *   lag    dt d
  *   done   id dt [status] [exc]             state in flags (F_STATE), F_STATUS, F_EXC
  *   end    dt
@@ -22,6 +23,7 @@
  * five times more events while the server is behind. */
 #define F_DEFNAME 0x10   /* task: a default name, "Task-N", stored as N */
 #define F_ELSEWHERE 0x10 /* block: from elsewhere, with from_task and from_session */
+#define F_STACKT 0x20    /* block: when its stack was taken follows */
 #define F_STATUS 0x40    /* done: an HTTP status follows */
 #define F_EXC 0x80       /* done: the exception text follows */
 #define F_STATE(st) ((unsigned)((st) & 3) << 4)
@@ -56,7 +58,7 @@ size_t ls_record_bound(const ls_event *ev) {
   case LS_K_DONE: return 1 + 3 * VMAX + str_bound(ev->exc);
   default: break;
   }
-  size_t size = 1 + 5 * VMAX + str_bound(ev->from_session); /* a block */
+  size_t size = 1 + 6 * VMAX + str_bound(ev->from_session); /* a block */
   int skip, nf = block_frames(ev, &skip);
   for (int i = 0; i < nf; i++) {
     const ls_frame *f = &ev->frames[skip + i];
@@ -175,6 +177,10 @@ size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws) {
     p = put_v(p, ev->id);
     p = put_t(p, ev->t, ws);
     p = put_v(p, ev->d);
+    if (ev->has_stack_t) {
+      flags |= F_STACKT;
+      p = put_v(p, ev->stack_t);
+    }
     if (ev->elsewhere) {
       flags |= F_ELSEWHERE;
       p = put_v(p, ev->from_task);
@@ -281,7 +287,7 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
   const char *kname = kind_name(kind);
   if (!kname) { r->bad = 1; return; }
   /* Read every field before writing anything: a malformed record adds nothing to out. */
-  uint64_t id = 0, parent = 0, t = 0, d = 0, num = 0, status = 0, from_task = 0, nframes = 0;
+  uint64_t id = 0, parent = 0, t = 0, d = 0, num = 0, status = 0, from_task = 0, nframes = 0, stack_t = 0;
   int64_t line = 0;
   ls_str name = {0}, coro = {0}, what = {0}, file = {0}, func = {0}, exc = {0}, from = {0};
   const unsigned char *frames_at = NULL;
@@ -306,6 +312,7 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
     if (flags & F_EXC) exc = get_str(r);
     break;
   case LS_K_BLOCK:
+    if (flags & F_STACKT) stack_t = get_v(r);
     if (flags & F_ELSEWHERE) { from_task = get_v(r); from = get_str(r); }
     nframes = get_v(r);
     if (nframes > LS_MAX_FRAMES) r->bad = 1;
@@ -354,6 +361,8 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
     break;
   case LS_K_BLOCK: {
     id_t_d(out, id != 0, id, t, 1, d);
+    /* within the block, as the server requires: the watchdog takes it while the step runs */
+    if (flags & F_STACKT) key_u64(out, ",\"stack_t\":", stack_t < d ? stack_t : d);
     if (flags & F_ELSEWHERE) { /* from elsewhere: the causing session (null: none) and its task */
       if (from.n) key_str(out, ",\"from_session\":", from);
       else ls_buf_puts(out, ",\"from_session\":null");

@@ -219,6 +219,9 @@ def test_blocking_sleep_names_the_line(record):
     assert inner["line"] == line_of(blocking_handler, "BLOCK-HERE")
     assert inner["func"] == "blocking_handler"
     assert inner["src"].startswith("time.sleep(0.15)")
+    # when the stack was taken (stack_t): never before half the threshold (100 ms), when the
+    # watchdog asks, and within the block; how late it came depends on the machine
+    assert 50_000_000 <= b["stack_t"] <= b["d"], (b["stack_t"], b["d"])
 
 
 def spin(seconds: float) -> int:
@@ -454,6 +457,10 @@ def test_block_stack_taken_while_python_threads_compete_for_the_gil(record):
     line = line_of(blocks_while_threads_spin, "STARVED-HERE")
     named = [b for b in blocks if b["stack"]]
     assert all(b["stack"][-1]["line"] == line for b in named), [b["stack"][-1] for b in named]
+    # each says when its stack was taken (from half the threshold on, within the block); a block
+    # without a stack says nothing of it
+    assert all(50_000_000 <= b["stack_t"] <= b["d"] for b in named), [(b["stack_t"], b["d"]) for b in named]
+    assert all(b["stack_t"] is None for b in blocks if not b["stack"])
     # the GIL goes to whichever waiting thread the OS wakes: a block can still end before the
     # watchdog gets it even at half the threshold (~1 in 100 on a quiet machine, ~1 in 3 before),
     # more often when other processes hold the CPUs; the probe, waiting from the watchdog's latest

@@ -185,6 +185,8 @@ def test_panel_names_the_block_and_serves_the_request_timeline(recording, framew
     assert top["src"] == "time.sleep(0.15)  # the block the panel must name" and top["func"] == "work"
     before, start, end, after = READS[tag]
     assert (end - start) * 1000 - 0.1 <= top["ms"] <= (after - before - 0.02 + 0.001) * 1000 + 0.1, (top, READS[tag])
+    # when its stack was taken: from half the threshold on (the watchdog asks then), within it
+    assert stats["blocking_threshold_ms"] / 2 - 0.1 <= top["stack_at_ms"] <= top["ms"] + 0.1, top
     assert stats["lag_max_ms"] >= 100 and stats["lag_samples"] >= 1  # the loop was 150 ms late
     # await hot spots: the awaits of 10 ms and more by file:line, as the server groups them (the
     # 20 ms sleep before the block is one)

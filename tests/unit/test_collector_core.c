@@ -308,6 +308,23 @@ START_TEST(records_round_trip_every_kind)
   ck_assert_str_eq(str(cJSON_GetArrayItem(stack, 1), "src"), "time.sleep(0.15)");
   ck_assert(num(cJSON_GetArrayItem(stack, 1), "line") == 45);
   ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "from_session")); /* an own block */
+  ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(j, "stack_t")); /* not said: unknown */
+  cJSON_Delete(j);
+  /* when the stack was taken, and with a cause too (both optional parts of the record) */
+  b.has_stack_t = 1;
+  b.stack_t = 50212000;
+  j = encode(&b);
+  ck_assert(num(j, "stack_t") == 50212000);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "stack")), 2);
+  cJSON_Delete(j);
+  b.stack_t = 200000000; /* past d (no collector path makes it): said as d, as the server requires */
+  b.elsewhere = 1;
+  b.from_session = S("s-ab-1");
+  b.from_task = 3;
+  j = encode(&b);
+  ck_assert(num(j, "stack_t") == 150000000);
+  ck_assert_str_eq(str(j, "from_session"), "s-ab-1");
+  ck_assert(num(j, "from_task") == 3);
   cJSON_Delete(j);
 
   /* from elsewhere: the causing session and task, or null and no task; no id of this session */

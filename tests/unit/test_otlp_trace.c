@@ -40,9 +40,9 @@ static void setup(void)
   aw[2] = (store_await){77, 30, 5, 3, "q.get", "b.py", "g"}; /* a task never announced */
   const char *stack = "[{\"file\":\"m.py\",\"line\":3,\"func\":\"main\",\"src\":\"run()\"},"
                       "{\"file\":\"m.py\",\"line\":9,\"func\":\"run\",\"src\":\"time.sleep(1)\"}]";
-  bl[0] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack, 0, NULL, -1};
-  bl[1] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack, 0, NULL, -1}; /* sent twice */
-  bl[2] = (store_block){0, 60, 10, -1, NULL, NULL, NULL, "not json", 0, NULL, -1};
+  bl[0] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack, 0, NULL, -1, 5};
+  bl[1] = (store_block){1, 40, 10, 9, "m.py", "run", "time.sleep(1)", stack, 0, NULL, -1, 5}; /* sent twice */
+  bl[2] = (store_block){0, 60, 10, -1, NULL, NULL, NULL, "not json", 0, NULL, -1, -1};
   for(int i = 0; i < NLAG; i++)
     lag[i] = (store_step){0, i * 100, i % 7 == 0 ? 5000000 : 1000};
   rows.tasks = tasks;
@@ -88,16 +88,22 @@ static const char *str(const cJSON *o, const char *k)
 }
 
 /* The value of attribute `key` of span s as text (stringValue or intValue), or NULL. */
-static const char *attr(const cJSON *s, const char *key)
+/* The value object of span s's attribute key, NULL when it has none. */
+static const cJSON *attr_value(const cJSON *s, const char *key)
 {
   const cJSON *a;
-  cJSON_ArrayForEach(a, cJSON_GetObjectItem(s, "attributes")) {
-    if(!strcmp(str(a, "key"), key)) {
-      const cJSON *v = cJSON_GetObjectItem(a, "value");
-      return str(v, "stringValue") ? str(v, "stringValue") : str(v, "intValue");
-    }
-  }
+  cJSON_ArrayForEach(a, cJSON_GetObjectItem(s, "attributes"))
+    if(!strcmp(str(a, "key"), key))
+      return cJSON_GetObjectItem(a, "value");
   return NULL;
+}
+
+static const char *attr(const cJSON *s, const char *key)
+{
+  const cJSON *v = attr_value(s, key);
+  if(!v)
+    return NULL;
+  return str(v, "stringValue") ? str(v, "stringValue") : str(v, "intValue");
 }
 
 /* All spans of all bodies in one array (a copy). */
@@ -191,11 +197,17 @@ START_TEST(tree_ids_and_times)
     nblocks++;
     const char *task = attr(s, "loopscope.task.id");
     ck_assert_str_eq(str(s, "parentSpanId"), !strcmp(task, "0") ? sid : str(t1, "spanId"));
-    if(!strcmp(task, "1"))
+    const cJSON *at = attr_value(s, "loopscope.block.stack_at_ms"); /* when the stack was taken */
+    if(!strcmp(task, "1")) {
       ck_assert_str_eq(attr(s, "code.stacktrace"), "Traceback (most recent call last):\n"
                        "  File \"m.py\", line 3, in main\n    run()\n  File \"m.py\", line 9, in run\n    time.sleep(1)\n");
-    else
+      ck_assert(at && cJSON_IsNumber(cJSON_GetObjectItem(at, "doubleValue")));
+      ck_assert_double_eq_tol(cJSON_GetObjectItem(at, "doubleValue")->valuedouble, 5e-6, 1e-12);
+    }
+    else {
       ck_assert_str_eq(attr(s, "code.stacktrace"), "not json");
+      ck_assert_ptr_null(at); /* unknown: no attribute */
+    }
   }
   ck_assert_int_eq(nblocks, 3);
   /* lag: the longest OTLP_TRACE_MAX_LAG_EVENTS samples as events, in time order, the rest counted */

@@ -455,9 +455,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 10); /* schema.sql is version 1, migrations/002 to 010 bring 10 */
+  ck_assert_int_eq(v, 11); /* schema.sql is version 1, migrations/002 to 011 bring 11 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 10);
+  ck_assert_int_eq(store_schema_version(st), 11);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
@@ -470,7 +470,7 @@ START_TEST(settings_restart_and_version)
   close_all();
   /* a database of schema 2 (no auto_vacuum, no purge table, no arrived_s, no OTLP outbox, no
    * route nor await points, no loop nor blocks from elsewhere, no task rows, no endpoint
-   * rollups, no appended task rows, no task keys) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
+   * rollups, no appended task rows, no task keys, no stack times) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
    * one-time VACUUM) */
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
@@ -485,7 +485,7 @@ START_TEST(settings_restart_and_version)
                                 " ALTER TABLE sessions DROP COLUMN blocked_ns_elsewhere;"
                                 " ALTER TABLE blocks DROP COLUMN elsewhere;"
                                 " ALTER TABLE blocks DROP COLUMN from_session;"
-                                " ALTER TABLE blocks DROP COLUMN from_task;"
+                                " ALTER TABLE blocks DROP COLUMN from_task; ALTER TABLE blocks DROP COLUMN stack_t;"
                                 " DROP TRIGGER task_rows_announced; DROP TABLE task_rows_add; DROP TABLE task_rows_orphans;"
                                    " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
                                 " DROP TABLE session_stats; DROP TABLE conc_mip;"
@@ -499,7 +499,7 @@ START_TEST(settings_restart_and_version)
   open_all();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 10);
+  ck_assert_int_eq(store_schema_version(st), 11);
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
