@@ -4,7 +4,10 @@
 // child counts and where a task's row is come from the server; drawing is timeline.js's.
 import * as api from './api.js';
 
-const PAD = 150; // rows fetched beyond the viewport either side, so a short scroll needs no fetch
+// rows fetched beyond the viewport either side, so a short scroll needs no /rows fetch: at 150 a
+// scroll step's answer was ~100 kB at 1M tasks (for ~35 lanes drawn), at 40 ~39 kB, and the step
+// ~5-10 ms shorter to the painted frame (bench/page/scroll.mjs --gap 0)
+const PAD = 40;
 const MAX = 2000; // the server's limit per answer
 const KEEP = 20000; // rows held at most: beyond it those farthest from the viewport are dropped
 

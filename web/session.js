@@ -30,6 +30,10 @@ const sessionId = decodeURIComponent(location.pathname.replace(/\/+$/, '').split
 // blocks tables (~240 bytes each, so under 1 MB); a larger one's name those of the rows in hand.
 const TABLE_ALL_TASKS = 3000;
 
+// Tasks whose items (for the view) are kept across scroll steps: ~100 viewports of lanes, each
+// task's items a few hundred bytes at most (one level-of-detail answer's worth per lane).
+const DATA_KEEP = 4000;
+
 const st = {
   summary: null,
   rows: new Rows(sessionId), // the lanes: rows.shown (sparse, by row), rows.byId, rows.collapsed
@@ -37,7 +41,8 @@ const st = {
   view: { from: 0, to: 1 },
   selected: null,
   related: new Set(),
-  // Last level-of-detail answer: lanes it covered, items per task, blocks and lag in view.
+  // Items per task for the view of tlKey (the lanes of every answer for that view, up to
+  // DATA_KEEP tasks), the lanes drawn, blocks and lag in view.
   data: new Map(),
   win: { first: 0, last: 0 },
   tlBlocks: [],
@@ -187,31 +192,37 @@ async function render() {
   // immediate feedback with the data in hand (new lanes show their labels); a scroll to rows not
   // fetched yet draws once they arrive instead (nothing to show before)
   const inHand = st.rows.shown.length && !st.rows.missing(win.first, win.last);
-  if (inHand) drawAll(g, win);
-  scheduleUrl();
-  updateOpenFull();
-  let resp;
-  let ids;
   // blocks and lag depend on the range and width only: a scroll step (same view, other lanes)
   // asks for the lanes alone and keeps those it has (at 1M tasks and 100 s, 139 kB of lag that
   // every scroll step fetched and parsed again)
   const tlKey = `${Math.floor(st.view.from)}|${Math.ceil(st.view.to)}|${Math.round(g.plotW)}`;
   const only = st.tlKey === tlKey ? 'lanes' : undefined;
   // a redraw for what else arrived (the charts' series, the tables, a selection), or a scroll
-  // within the lanes whose items came with the last answer, asks nothing when the view's lanes,
+  // to lanes whose items came with an answer for this view, asks nothing when the view's lanes,
   // items, blocks and lag are all in hand (a live update clears tlKey). Every answer is for the
   // view of tlKey (a lanes-only one is asked only when tlKey is the view), so when tlKey is the
   // view, data holds items of this view.
-  if (inHand && only && st.rows.ids(win.first, win.last).every((id) => st.data.has(id))) {
+  const complete = inHand && only && st.rows.ids(win.first, win.last).every((id) => st.data.has(id));
+  // rows in hand without their items: the request leaves before the draw of what is in hand, not
+  // after it (that draw took 3-6 ms of a scroll step back to rows fetched before, at 1M tasks)
+  const asked = inHand && !complete
+    ? api.timeline(sessionId, { from: st.view.from, to: st.view.to, px: g.plotW, taskIds: st.rows.ids(win.first, win.last), only }, ctl.signal)
+    : null;
+  if (inHand) drawAll(g, win);
+  scheduleUrl();
+  updateOpenFull();
+  if (complete) {
     st.win = win;
     drawn();
     return;
   }
+  let resp;
   try {
+    if (asked) resp = await asked;
     // the lanes in view first (a window of /rows), unless they are in hand already; once the row
     // count is known the same answer brings their items (a scroll step is one round trip and
     // one draw)
-    const got = await st.rows.ensure(win.first, win.last, ctl.signal, { from: st.view.from, to: st.view.to, px: g.plotW, only });
+    const got = resp ? false : await st.rows.ensure(win.first, win.last, ctl.signal, { from: st.view.from, to: st.view.to, px: g.plotW, only });
     if (got) {
       if (seq !== st.seq) return;
       // the first answer sets the row count, hence the scroll range; its items serve any window
@@ -223,7 +234,7 @@ async function render() {
       } else drawAll(geom(), (win = w2));
     }
     if (!resp) {
-      ids = st.rows.ids(win.first, win.last);
+      const ids = st.rows.ids(win.first, win.last);
       resp = await api.timeline(sessionId, { from: st.view.from, to: st.view.to, px: g.plotW, taskIds: ids, only }, ctl.signal);
     }
   } catch (e) {
@@ -232,10 +243,13 @@ async function render() {
     return;
   }
   if (seq !== st.seq) return;
-  st.data = new Map();
+  // a full answer is for a new view (or new data): the items held are not; a lanes-only one adds
+  // to them (the same view), so a scroll back to lanes drawn before draws without asking
+  const full = resp.blocks !== undefined || resp.lag !== undefined;
+  if (full || st.data.size > DATA_KEEP) st.data = new Map();
   for (const lane of resp.lanes || []) st.data.set(lane.task, lane.items || []);
   st.win = win;
-  if (resp.blocks !== undefined || resp.lag !== undefined) { // not an only=lanes answer
+  if (full) {
     st.tlBlocks = resp.blocks || [];
     st.tlLag = resp.lag || [];
     st.tlKey = tlKey;

@@ -1,8 +1,8 @@
 // timeline.js — draws the timeline as SVG from data it is given: lanes (run steps, awaits,
 // end state), blocking bands, the loop-lag and concurrency charts, the minimap, and finds the
 // item under the pointer. Layout of the tree is lanes.js's, ticks are axis.js's; no fetching.
-// Each lane's items of one kind are one <path>, so the element count stays bounded by the
-// number of lanes shown, however many items the level-of-detail answer holds.
+// The lanes' shapes of one kind are one <path> for all lanes drawn, so the element count stays
+// bounded by the number of lanes shown (a label each), however many items the answer holds.
 import { s } from './dom.js';
 import * as axis from './axis.js';
 import { LANE_H } from './lanes.js';
@@ -68,6 +68,17 @@ export function laneLabel(task) {
   return task.coro ? `${name} · ${task.coro}` : name;
 }
 
+// The kinds of shape a lane shows, each drawn as one <path> for all the lanes drawn (in this
+// order: later ones on top). One element per kind, not ~8 per lane: a scroll step's draw built
+// ~250 SVG elements at 1M tasks, and building them and the frame's style, layout and paint of
+// them took ~5 ms of the step (bench/page/scroll.mjs). Each lane keeps a <g> of its own with its
+// label and toggle (data-task, data-row): what the pointer and the tests find a lane by.
+const SHAPES = {
+  odd: 'lane-bg lane-odd', related: 'lane-bg lane-related', selected: 'lane-bg lane-selected',
+  life: 'life', await: 'await', step: 'step',
+  ok: 'end end-ok', cancelled: 'end end-cancelled', error: 'end end-error', unknown: 'end end-unknown', running: 'end end-running',
+};
+
 // Draws lanes first..last-1 of `shown` (tasks in tree order) into svg, each at y = index * LANE_H.
 // data: Map task id -> timeline items; blocks: timeline blocks (bands across the lanes).
 // Returns the number of SVG elements created.
@@ -82,23 +93,27 @@ export function drawLanes(svg, o) {
     return node;
   };
 
-  // Background: alternate lanes, grid lines at the axis ticks, blocking bands across the lanes.
+  // Background: grid lines at the axis ticks (under the lanes' fills, as before), blocking bands
+  // (at the end) across the lanes.
   const bg = add(svg, s('g', { class: 'lanes-bg' }));
   const { ticks } = axis.ticks(g.view.from, g.view.to, g.plotW);
   const grid = ticks.map((t) => `M${Math.round(g.x(t)) + 0.5} ${top}V${bottom}`).join('');
   if (grid) add(bg, s('path', { class: 'grid', d: grid }));
 
-  const fg = add(svg, s('g', { class: 'lanes-fg' }));
+  const paths = {};
+  for (const k of Object.keys(SHAPES)) paths[k] = [];
+  const fullRow = (y) => `M0 ${y}h${g.width}v${LANE_H}h${-g.width}z`;
+  const labels = s('g', { class: 'lanes-fg' });
   for (let i = first; i < last; i++) {
     const task = shown[i];
     if (!task) continue; // a row not fetched yet (the server serves the rows in windows)
     const y = i * LANE_H;
-    let cls = 'lane';
-    if (i % 2) cls += ' odd';
-    if (selected === task.id) cls += ' selected';
-    else if (related && related.has(task.id)) cls += ' related';
-    const lane = add(fg, s('g', { class: cls, 'data-task': String(Number(task.id)), 'data-depth': String(Number(task.depth)) }));
-    add(lane, s('rect', { class: 'lane-bg', x: 0, y, width: g.width, height: LANE_H }));
+    // the lane's fill: selected, else related, else every other lane's
+    const fill = selected === task.id ? 'selected' : related && related.has(task.id) ? 'related' : i % 2 ? 'odd' : null;
+    if (fill) paths[fill].push(fullRow(y));
+    let cls = i % 2 ? 'lane odd' : 'lane';
+    if (fill === 'selected' || fill === 'related') cls += ` ${fill}`;
+    const lane = add(labels, s('g', { class: cls, 'data-task': String(Number(task.id)), 'data-depth': String(Number(task.depth)), 'data-row': String(i) }));
 
     // Label column: indentation by depth, a toggle for tasks with children, name · coro.
     const indent = 6 + Math.min(task.depth, 16) * 12;
@@ -112,16 +127,13 @@ export function drawLanes(svg, o) {
 
     // Lifetime [created, ended) as a thin line; steps (busy) solid; awaits (waiting) lighter.
     const end = task.ended ?? duration;
-    const life = barsPath([{ t: task.created, d: Math.max(0, end - task.created) }], g, y + LANE_H / 2 - 0.5, 1);
-    if (life) add(lane, s('path', { class: 'life', d: life }));
+    paths.life.push(barsPath([{ t: task.created, d: Math.max(0, end - task.created) }], g, y + LANE_H / 2 - 0.5, 1));
     const items = data.get(task.id) || [];
     const awaits = [];
     const steps = [];
     for (const it of items) (it.k === 'await' ? awaits : steps).push(it);
-    const da = barsPath(awaits, g, y + 6, LANE_H - 12);
-    if (da) add(lane, s('path', { class: 'await', d: da }));
-    const ds = barsPath(steps, g, y + 3, LANE_H - 6);
-    if (ds) add(lane, s('path', { class: 'step', d: ds }));
+    paths.await.push(barsPath(awaits, g, y + 6, LANE_H - 12));
+    paths.step.push(barsPath(steps, g, y + 3, LANE_H - 6));
 
     // End state: a bar at `ended`, coloured by state. A task with no `done` was still running
     // when the session ended: an arrowhead at the session's end, pointing on past it.
@@ -129,21 +141,25 @@ export function drawLanes(svg, o) {
       const ex = g.x(task.ended);
       if (ex >= g.gutter - 1 && ex <= g.width + 1) {
         const state = ['ok', 'cancelled', 'error'].includes(task.state) ? task.state : 'unknown';
-        add(lane, s('rect', { class: `end end-${state}`, x: r1(ex - 1.5), y: y + 2, width: 3, height: LANE_H - 4 }));
+        paths[state].push(`M${r1(ex - 1.5)} ${y + 2}h3v${LANE_H - 4}h-3z`);
       }
     } else {
       const ex = g.x(duration);
       if (ex >= g.gutter + 6 && ex <= g.width + 1) {
-        const d = `M${r1(ex - 7)} ${y + 3}L${r1(ex)} ${y + LANE_H / 2}L${r1(ex - 7)} ${y + LANE_H - 3}z`;
-        add(lane, s('path', { class: 'end end-running', d }));
+        paths.running.push(`M${r1(ex - 7)} ${y + 3}L${r1(ex)} ${y + LANE_H / 2}L${r1(ex - 7)} ${y + LANE_H - 3}z`);
       }
     }
   }
+  for (const [k, cls] of Object.entries(SHAPES)) {
+    const d = paths[k].join('');
+    if (d) add(bg, s('path', { class: cls, d }));
+  }
+  add(svg, labels);
   // Blocking bands go over the lanes (translucent, not hit by the pointer) so no lane hides them.
   if (blocks && blocks.length && last > first) {
     add(svg, s('path', { class: 'block-band', d: barsPath(blocks, g, top, bottom - top) }));
   }
-  return count;
+  return count + 1; // and the labels' group
 }
 
 // The strip above the lanes: axis, blocking events labelled with their culprit line, loop lag

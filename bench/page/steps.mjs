@@ -11,10 +11,12 @@ export async function scrollStep(page, f) {
     const n = Number(tl.dataset.drawn);
     const s = document.getElementById('lanes-scroll');
     const t0 = performance.now();
-    performance.mark('bench:scroll'); // where the step starts in a Chromium trace (scroll.mjs --trace)
-    s.scrollTop = Math.floor((s.scrollHeight - s.clientHeight) * frac);
-    const poll = () => {
-      if (Number(tl.dataset.drawn) <= n) return setTimeout(poll, 1);
+    // the draw is seen at once, in the microtask checkpoint of the task that drew (a timer poll
+    // could run only after the frame showing the draw, and its requestAnimationFrame then timed
+    // the frame after that one, up to ~20 ms more)
+    const seen = new MutationObserver(() => {
+      if (Number(tl.dataset.drawn) <= n) return;
+      seen.disconnect();
       const drawnAt = performance.getEntriesByName('ls:drawn').pop().startTime;
       const asked = performance.getEntriesByType('resource').filter((e) => e.startTime >= t0 && /\/(rows|timeline)\?/.test(e.name));
       const last = asked[asked.length - 1];
@@ -23,7 +25,9 @@ export async function scrollStep(page, f) {
         sent: last ? last.startTime - t0 : NaN, answered: last ? last.responseEnd - t0 : NaN,
         bytes: last ? last.decodedBodySize : 0,
       }), 0));
-    };
-    poll();
+    });
+    seen.observe(tl, { attributes: true, attributeFilter: ['data-drawn'] });
+    performance.mark('bench:scroll'); // where the step starts in a Chromium trace (scroll.mjs --trace)
+    s.scrollTop = Math.floor((s.scrollHeight - s.clientHeight) * frac);
   }), f);
 }

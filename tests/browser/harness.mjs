@@ -88,6 +88,45 @@ export async function drawnCount(page) {
   return page.evaluate(() => Number(document.getElementById('timeline')?.dataset.drawn || 0));
 }
 
+// What each lane drawn in a lanes SVG shows, read in the page (`frame.$eval('#lanes', lanesShown)`):
+// timeline.js draws each kind of shape as one path for all lanes, every shape inside its lane's
+// row (y from row x 20 to row x 20 + 20), so a lane's shapes are those whose subpaths start there.
+// Per lane in drawing order: id, depth, row, label and its x, steps and awaits (drawn or not), and
+// the end markers' classes ('end-ok', 'end-running', ...).
+export function lanesShown(svg) {
+  const kinds = new Map(); // row -> classes of the paths with a shape in it
+  for (const p of svg.querySelectorAll('path')) {
+    const cls = p.getAttribute('class') || '';
+    if (cls === 'grid' || cls === 'block-band' || cls.startsWith('lane-bg')) continue;
+    const kind = cls.split(' ').pop();
+    for (const m of (p.getAttribute('d') || '').matchAll(/M-?[\d.]+ (-?[\d.]+)/g)) {
+      const row = Math.floor(Number(m[1]) / 20);
+      if (!kinds.has(row)) kinds.set(row, new Set());
+      kinds.get(row).add(kind);
+    }
+  }
+  return [...svg.querySelectorAll('.lane')].map((l) => {
+    const row = Number(l.dataset.row);
+    const has = kinds.get(row) || new Set();
+    const label = l.querySelector('.lane-label');
+    return {
+      id: Number(l.dataset.task), depth: Number(l.dataset.depth), row,
+      label: label ? label.textContent : null, x: label ? Number(label.getAttribute('x')) : NaN,
+      steps: has.has('step'), awaits: has.has('await'), ends: [...has].filter((k) => k.startsWith('end-')),
+    };
+  });
+}
+
+// The box on the page of task id's lane (the whole row, 20 px tall) in the lanes SVG `svg`.
+export async function laneBox(page, id, svg = '#lanes') {
+  return page.$eval(`${svg} .lane[data-task="${id}"]`, (l) => {
+    const s = l.ownerSVGElement;
+    const r = s.getBoundingClientRect();
+    const top = s.viewBox.baseVal ? s.viewBox.baseVal.y : 0;
+    return { x: r.left, y: r.top + Number(l.dataset.row) * 20 - top, width: r.width, height: 20 };
+  });
+}
+
 // The lanes' scroll height (px, as text): every row's, however few of them are drawn.
 export async function lanesHeight(page) {
   return page.evaluate(() => String(document.getElementById('lanes-scroll').scrollHeight));

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BASE, screenshot } from './harness.mjs';
+import { BASE, screenshot, lanesShown } from './harness.mjs';
 import { ROOT, findPython, appPerFile } from './apps.mjs';
 
 const EXAMPLE = path.join(ROOT, 'examples', 'shop_app.py');
@@ -52,10 +52,7 @@ async function drawnFrame(iframe, wide = false) {
 // The request's timeline drawn in the iframe: every task of the handler in its lanes, the shipping
 // quote that wait_for cancelled, and the blocking band labelled with render_price's time.sleep.
 async function checkTimeline(frame) {
-  const lanes = await frame.$$eval('#lanes .lane', (ls) => ls.map((l) => ({
-    label: l.querySelector('.lane-label').textContent,
-    end: (l.querySelector('.end') || { classList: [] }).classList[1] || null,
-  })));
+  const lanes = (await frame.$eval('#lanes', lanesShown)).map((l) => ({ label: l.label, end: l.ends[0] || null }));
   const labels = lanes.map((l) => l.label).join(' | ');
   // the request's task, load_product's gather (its task and 3 queries), extras (a TaskGroup of
   // reviews and recommendations, gather on 3.10), the cancelled shipping quote

@@ -4,7 +4,7 @@
 // "responded 500, error"; a task without a done still reads "running". Seeds its own session.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, pagesPerTest, waitDrawn, settle, screenshot } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, screenshot, lanesShown, laneBox } from './harness.mjs';
 import { post } from './seed.mjs';
 import * as fmt from '../../web/format.js';
 
@@ -58,9 +58,9 @@ test('a request\'s task with a status reads "responded 200" in its tooltip and t
   assert.equal(await page.locator('table.tasks tbody b').count(), 0, 'the exception text stays text');
 
   // The request task's lane: an ok end bar at 40 ms, and the tooltip says it responded 200.
-  const ends = await page.$$eval('#lanes .lane[data-task="1"] .end', (es) => es.map((e) => e.classList[1]));
-  assert.deepEqual(ends, ['end-ok']);
-  const box = await page.locator('#lanes .lane[data-task="1"] .lane-bg').boundingBox();
+  const lane1 = (await page.$eval('#lanes', lanesShown)).find((l) => l.id === 1);
+  assert.deepEqual(lane1.ends, ['end-ok']);
+  const box = await laneBox(page, 1);
   await page.mouse.move(box.x + 100, box.y + box.height / 2);
   await page.locator('#tooltip').waitFor({ state: 'visible' });
   const tip = await page.textContent('#tooltip');

@@ -5,7 +5,7 @@
 // tree order is computed here from the generated events, independently of the server.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, pagesPerTest, waitDrawn, settle, drawnCount, lanesHeight } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, drawnCount, lanesHeight, laneBox } from './harness.mjs';
 import { largeBatches } from './seed-data.mjs';
 import { post } from './seed.mjs';
 
@@ -116,7 +116,7 @@ test('scrolling to the last lane shows the last task of the tree', async () => {
   const grand = mid.slice(10, 30).find((id) => !model.kids.has(id) && id % 100 > 10);
   const parentOf = new Map();
   for (const [p, ks] of model.kids) for (const k of ks) parentOf.set(k.id, p);
-  const lb = await page.locator(`#lanes .lane[data-task="${grand}"] .lane-bg`).boundingBox();
+  const lb = await laneBox(page, grand);
   await page.mouse.click(lb.x + 100, lb.y + lb.height / 2);
   await page.waitForFunction((id) => document.getElementById('timeline').dataset.selected === String(id), grand);
   for (const want of [parentOf.get(grand), parentOf.get(parentOf.get(grand))]) {

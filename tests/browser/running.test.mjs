@@ -3,7 +3,7 @@
 // tasks keep their state bars), the tooltip, and the tasks table's state and duration.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, pagesPerTest, waitDrawn, settle, screenshot } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, screenshot, lanesShown, laneBox } from './harness.mjs';
 import { running, RUNNING_ID } from './seed-data.mjs';
 
 const MS = 1e6;
@@ -42,26 +42,24 @@ test('a task with no done reads as running in its lane, tooltip and the tasks ta
   assert.equal(await stat('dropped'), '7');
 
   // Lane end markers: the finished tasks keep their state bars, the running one an arrowhead.
-  const lanes = await page.$$eval('#lanes .lane', (ls) => ls.map((l) => ({
-    id: Number(l.dataset.task),
-    ends: [...l.querySelectorAll('.end')].map((e) => e.classList[1]),
-  })));
+  const lanes = (await page.$eval('#lanes', lanesShown)).map((l) => ({ id: l.id, ends: l.ends }));
   assert.deepEqual(lanes, [
     { id: 1, ends: ['end-ok'] }, { id: 2, ends: ['end-running'] }, { id: 3, ends: ['end-cancelled'] },
   ]);
   // The arrowhead ends at the session's end (the plot's right edge), inside the running lane.
-  const mark = await page.locator('#lanes .lane[data-task="2"] .end-running').boundingBox();
-  const laneBox = await page.locator('#lanes .lane[data-task="2"] .lane-bg').boundingBox();
+  // (the only running lane: the arrowheads' path is its one)
+  const mark = await page.locator('#lanes path.end-running').boundingBox();
+  const lane2 = await laneBox(page, 2);
   const xEnd = await xOf(page, running.duration);
   assert.ok(Math.abs(mark.x + mark.width - xEnd) <= 1.5, `marker right edge ${mark.x + mark.width} at the end ${xEnd}`);
-  assert.ok(mark.width >= 5 && mark.y >= laneBox.y && mark.y + mark.height <= laneBox.y + laneBox.height, 'marker in its lane');
+  assert.ok(mark.width >= 5 && mark.y >= lane2.y && mark.y + mark.height <= lane2.y + lane2.height, 'marker in its lane');
   const fill = await page.$eval('#lanes .end-running', (e) => getComputedStyle(e).fill);
   const okFill = await page.$eval('#lanes .end-ok', (e) => getComputedStyle(e).fill);
   assert.notEqual(fill, okFill, 'running is not coloured as ok');
 
   // Tooltip over the lane's name and over the lane after its last await: running, alive ≥ 110 ms.
-  const y = laneBox.y + laneBox.height / 2;
-  for (const x of [laneBox.x + 100, await xOf(page, 110 * MS)]) {
+  const y = lane2.y + lane2.height / 2;
+  for (const x of [lane2.x + 100, await xOf(page, 110 * MS)]) {
     const tip = await tipAt(page, x, y);
     assert.match(tip, /stream-rows · app\.db\.stream_rows/);
     assert.match(tip, /staterunning: not done when the session ended/);
@@ -70,7 +68,7 @@ test('a task with no done reads as running in its lane, tooltip and the tasks ta
     await page.mouse.move(5, 5);
   }
   // A finished task's tooltip says when it ended and how.
-  const doneBox = await page.locator('#lanes .lane[data-task="3"] .lane-bg').boundingBox();
+  const doneBox = await laneBox(page, 3);
   const tip3 = await tipAt(page, doneBox.x + 100, doneBox.y + doneBox.height / 2);
   assert.match(tip3, /ended90\.0 ms \(cancelled\)/);
   assert.doesNotMatch(tip3, /running/);

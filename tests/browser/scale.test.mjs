@@ -1,11 +1,11 @@
 // scale.test.mjs — lane virtualization and exports: on a generated 2,000-task session the page
 // draws and asks the server for only the lanes in view, scrolling brings the right lanes in,
-// the tasks table pages; the JSON export downloads the session (the Chrome trace is
-// exports.test.mjs's).
+// a scroll back to lanes drawn before asks nothing, the tasks table pages; the JSON export
+// downloads the session (the Chrome trace is exports.test.mjs's).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { BASE, pagesPerTest, waitDrawn, settle, drawnCount, lanesHeight } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, drawnCount, lanesHeight, lanesShown } from './harness.mjs';
 import { SMALL_ID } from './seed-data.mjs';
 
 const MEDIUM_ID = 's-large-2000';
@@ -62,6 +62,28 @@ test('only the lanes in view are drawn and asked for', async () => {
   const pager = await page.textContent('.pager');
   assert.match(pager, /page 20 of 20/);
   assert.equal(await page.getAttribute('table.tasks tr.selected', 'data-task'), String(lastId));
+});
+
+test('a scroll back to lanes drawn before draws them, items and all, without asking the server', async () => {
+  const { page } = await pages.open({ width: 1200, height: 800 });
+  await page.goto(`${BASE}/sessions/${MEDIUM_ID}`);
+  await waitDrawn(page);
+  await page.waitForFunction(() => document.getElementById('timeline').dataset.complete === '1');
+  await settle(page);
+  const top = await page.$eval('#lanes', lanesShown);
+  assert.ok(top.length > 10 && top.some((l) => l.steps), 'the first lanes show their steps');
+  const scrollTo = async (where) => {
+    const n = await drawnCount(page);
+    await page.evaluate((y) => { const s = document.getElementById('lanes-scroll'); s.scrollTop = y === 'end' ? s.scrollHeight : y; }, where);
+    await waitDrawn(page, n);
+    await settle(page);
+  };
+  await scrollTo('end');
+  const asked = [];
+  page.on('request', (r) => { if (/\/(rows|timeline)$/.test(new URL(r.url()).pathname)) asked.push(r.url()); });
+  await scrollTo(0);
+  assert.deepEqual(asked, [], 'nothing asked');
+  assert.deepEqual(await page.$eval('#lanes', lanesShown), top, 'the same lanes, items and end states as before');
 });
 
 test('redraws for what arrives after the first draw (charts, tables, a selection) ask the server nothing', async () => {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { BASE, pagesPerTest, waitDrawn, settle, viewOf, afterDraw, screenshot } from './harness.mjs';
+import { BASE, pagesPerTest, waitDrawn, settle, viewOf, afterDraw, screenshot, lanesShown } from './harness.mjs';
 import { small, SMALL_ID } from './seed-data.mjs';
 
 const MS = 1e6;
@@ -54,13 +54,7 @@ test('header shows the session summary', async () => {
 
 test('lanes follow the task tree, with end states', async () => {
   const page = await open();
-  const lanes = await page.$$eval('#lanes .lane', (ls) => ls.map((l) => ({
-    id: Number(l.dataset.task), depth: Number(l.dataset.depth),
-    label: l.querySelector('.lane-label').textContent,
-    steps: !!l.querySelector('path.step'), awaits: !!l.querySelector('path.await'),
-    end: (l.querySelector('.end') || { classList: [] }).classList[1] || null,
-    x: Number(l.querySelector('.lane-label').getAttribute('x')),
-  })));
+  const lanes = (await page.$eval('#lanes', lanesShown)).map((l) => ({ ...l, end: l.ends.length ? l.ends.join(' ') : null }));
   assert.deepEqual(lanes.map((l) => l.id), [1, 2, 3, 4, 5], 'parent above children, siblings by created');
   assert.deepEqual(lanes.map((l) => l.depth), [0, 1, 2, 1, 2]);
   assert.ok(lanes[1].x > lanes[0].x && lanes[2].x > lanes[1].x, 'children indented under their parent');
