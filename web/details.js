@@ -43,6 +43,9 @@ export function block(b, t) {
   if (b.file) lines.push(['culprit', fmt.place(b.file, b.line)]);
   if (b.src) lines.push(['source', b.src]);
   if (b.func) lines.push(['in', b.func]);
+  // when the watchdog took the stack: half the threshold in, or later when its thread got no CPU,
+  // and a stack taken late may name code that ran after the blocking call (docs/api.md)
+  if (b.stack_t != null) lines.push(['stack taken', `${fmt.duration(b.stack_t)} into the block`]);
   if (t) lines.push(['task', t.name]);
   if (b.n > 1) lines.push(['stands for', `${fmt.count(b.n)} blocks (longest shown)`]);
   return lines;

@@ -135,7 +135,8 @@ export function fillBlocks(section, resp, byId, onTask) {
     cell(tr, top ? `${fmt.place(top.file, top.line)} ${top.src || ''}`.trim() : '', 'code culprit');
     const td = tr.appendChild(h('td', { class: 'stack' }));
     const det = td.appendChild(h('details'));
-    det.appendChild(h('summary', null, `${stack.length} frame${stack.length === 1 ? '' : 's'}`));
+    const when = b.stack_t != null ? `, taken ${fmt.duration(b.stack_t)} in` : ''; // how late: docs/api.md
+    det.appendChild(h('summary', null, `${stack.length} frame${stack.length === 1 ? '' : 's'}${when}`));
     const ol = det.appendChild(h('ol', { class: 'frames' }));
     stack.forEach((f, i) => {
       const li = ol.appendChild(h('li', i === stack.length - 1 ? { class: 'culprit' } : null));

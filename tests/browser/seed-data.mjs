@@ -46,7 +46,7 @@ export const small = {
     { id: 5, t: 21.3 * MS, d: 8.7 * MS, what: 'asyncio.sleep', file: 'app/cache.py', line: 31, func: 'ping' },
   ],
   blocks: [
-    { id: 1, t: 50 * MS, d: 150 * MS, stack: [
+    { id: 1, t: 50 * MS, d: 150 * MS, stack_t: 52 * MS, stack: [
       { file: 'app/main.py', line: 10, func: 'handle', src: 'return await user_page(request)' },
       { file: 'app/views.py', line: 45, func: 'user_page', src: 'time.sleep(0.15)' },
     ] },
@@ -70,7 +70,10 @@ function batchesOf(sess, sessionMeta, prefix) {
   for (const a of sess.awaits) {
     rest.push({ k: 'await', id: a.id, t: int(a.t), d: int(a.d), what: a.what, file: a.file, line: a.line, func: a.func });
   }
-  for (const b of sess.blocks) rest.push({ k: 'block', id: b.id, t: int(b.t), d: int(b.d), stack: b.stack });
+  for (const b of sess.blocks) {
+    const when = b.stack_t === undefined ? {} : { stack_t: int(b.stack_t) };
+    rest.push({ k: 'block', id: b.id, t: int(b.t), d: int(b.d), ...when, stack: b.stack });
+  }
   for (const l of sess.lag) rest.push({ k: 'lag', t: int(l.t), d: int(l.d) });
   for (const t of sess.tasks) {
     if (t.end === undefined) continue;

@@ -87,6 +87,7 @@ test('hover shows await details with file:line', async () => {
   assert.match(btext, /loop blocked 150 ms/);
   assert.match(btext, /culpritapp\/views\.py:45/);
   assert.match(btext, /sourcetime\.sleep\(0\.15\)/);
+  assert.match(btext, /stack taken52\.0 ms into the block/); // when the watchdog took it
 });
 
 test('tables list hot spots, awaits, blocks with stacks and tasks', async () => {
@@ -102,6 +103,7 @@ test('tables list hot spots, awaits, blocks with stacks and tasks', async () => 
   assert.deepEqual(blocks, ['app/views.py:45 time.sleep(0.15)']);
   const frames = await page.$$eval('table.blocks .frames li', (ls) => ls.map((l) => l.textContent));
   assert.deepEqual(frames, ['app/main.py:10 in handlereturn await user_page(request)', 'app/views.py:45 in user_pagetime.sleep(0.15)']);
+  assert.equal(await page.textContent('table.blocks .stack summary'), '2 frames, taken 52.0 ms in');
   const rows = await page.$$eval('table.tasks tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
   assert.equal(rows.length, 5);
   const q = rows.find((r) => r[0] === 'run-query');
