@@ -117,7 +117,8 @@ def test_awaits_and_hotspots(server):
     assert server.get("/api/v1/sessions/s3/awaits?min_ms=1e999").status == 400
 
 
-OWN = {"elsewhere": False, "from_session": None, "from_task": None}  # a block of the session's own
+# a block of the session's own, whose stack came without when it was taken (stack_t)
+OWN = {"elsewhere": False, "from_session": None, "from_task": None, "stack_t": None}
 
 
 def test_blocks_and_lag(server):
@@ -154,7 +155,7 @@ def test_timeline(server):
              "file": "app/db.py", "line": 23, "func": "fetch_user", "n": 1}]}],
         "blocks": [{"task": 1, "t": 50000000, "d": 150000000, "n": 1, "file": "app/views.py", "line": 45,
                     "func": "user_page", "src": "time.sleep(0.15)", "elsewhere": False, "from_session": None,
-                    "from_task": None}],
+                    "from_task": None, "stack_t": None}],
         # the lag sample names the block it waited behind (here the session's own)
         "lag": [{"t": 60000000, "d": 2300000, "n": 1,
                  "cause": {"task": 1, "t": 50000000, "d": 150000000, "file": "app/views.py", "line": 45,
