@@ -1,5 +1,5 @@
 /* gzip_body.c — the gzip decoding of ingest request bodies (gzip_body.h): zlib's inflate in
- * 64 KiB steps over every member, bounded by the body limit and the memory budget at every step,
+ * GZIP_BODY_STEP (64 KiB) steps over every member, bounded by the body limit and the memory budget at every step,
  * so a small compressed body cannot grow into more memory than it may hold. Statuses are
  * http.c's. */
 #include "gzip_body.h"
@@ -27,7 +27,8 @@ int gzip_body_inflate(const char *in, size_t n, size_t max, membudget *budget, j
     return LS_ENOMEM;
   z.next_in = (Bytef *)in;
   z.avail_in = (uInt)n; /* bodies are bounded by --max-body, far below 4 GiB */
-  char chunk[64 * 1024];
+  char chunk[GZIP_BODY_STEP];
+  _Static_assert(GZIP_BODY_STEP >= 256 && GZIP_BODY_STEP <= (1 << 20), "a sane inflate step");
   int rc;
   for(;;) {
     z.next_out = (Bytef *)chunk;

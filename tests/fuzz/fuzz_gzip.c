@@ -10,8 +10,8 @@
  *   cut short in bit 5, one byte flipped in bit 6, junk after the last trailer in bit 7; byte 2: the plaintext repeated 2^(bits 0-3) times,
  *   the deflate strategy in bits 4-5; byte 3: where to cut or flip, in 256ths of the stream), so
  *   valid members, bombs, concatenations and damaged streams are all a mutation away.
- * Every input runs twice: with the limit and budget it picked, and as a server with a 128 KiB
- * --max-body and an ample budget would run it (small, so bombs stay cheap to fuzz). */
+ * Every input runs twice: with the limit and budget it picked, and as a server with a two-step
+ * (128 KiB) --max-body and an ample budget would run it (small, so bombs stay cheap to fuzz). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +21,14 @@
 #include "fuzz_common.h"
 #include "gzip_body.h"
 
-#define CHUNK (64 * 1024)        /* gzip_body.c's inflate step: it may see an error this late */
-#define SERVER_MAX ((size_t)128 << 10) /* the second run's --max-body */
-#define MAX_PLAIN (SERVER_MAX + 4096) /* a built plaintext (repeats included), just past it */
+/* gzip_body.c's inflate step (64 KiB, or what the fuzz build set): it may see an error this late.
+ * Every size below is in steps, so a build with a smaller step keeps the same edges. */
+#define CHUNK ((size_t)GZIP_BODY_STEP)
+#define SERVER_MAX (2 * CHUNK) /* the second run's --max-body: 128 KiB in production */
+#define MAX_PLAIN (SERVER_MAX + CHUNK / 16) /* a built plaintext (repeats included), just past it */
 
-/* around the 64 KiB inflate step, and past two of them */
-static const size_t limits[] = {0, 1, 100, 4096, 65535, 65536, 65537, 200000};
+/* around the inflate step, and past two of them (at 64 KiB: 4096, 65535..65537, 200000) */
+static const size_t limits[] = {0, 1, 100, CHUNK / 16, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + CHUNK * 53 / 1024};
 
 /* ---------------------------------------------------------------- the reference decode */
 
@@ -75,7 +77,7 @@ static void scratch_free_all(void)
 }
 
 /* zlib's inflate with none of gzip_body.c's choices (one output buffer of max + CHUNK + 1 bytes
- * from the start, no budget, no 64 KiB steps): what a body of in[0..n) decodes to, as far as
+ * from the start, no budget, no steps): what a body of in[0..n) decodes to, as far as
  * max + CHUNK + 1 bytes. 0, or -1 when the reference itself ran out of memory. r->p points into
  * ref_buf, valid until the next call. */
 static int ref_decode(const uint8_t *in, size_t n, size_t max, ref *r)
