@@ -26,8 +26,10 @@ done
 if ((${#missing[@]})); then
   echo "deps: installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Wait for another apt (unattended-upgrades at boot, a second install) instead of failing on its lock.
+  APT_LOCK=(-o DPkg::Lock::Timeout=600)
+  $SUDO apt-get "${APT_LOCK[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get "${APT_LOCK[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # Python interpreters: every CPython >= 3.10 that pyenv lists, else the system python3.

@@ -87,7 +87,8 @@ chroot_env() {
 make_root() {
   command -v debootstrap >/dev/null || {
     log "installing debootstrap"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
   }
   if [ ! -x "$SID/usr/bin/apt-get" ]; then
     log "debootstrap sid into $SID (a few minutes, once per machine)"
