@@ -79,7 +79,7 @@ static void set_what(task_entry *e, const char *p, size_t n) {
   if (n >= sizeof e->what) n = sizeof e->what - 1;
   memcpy(e->what, p, n);
   e->what[n] = 0;
-  e->nwhat = n;
+  e->nwhat = (uint16_t)n;
 }
 
 /* At the end of a step that suspended: where the task waits (code.c's await_point) and on what. */
