@@ -27,10 +27,10 @@
 #endif
 
 /* Laid out by use, 64-byte aligned (entries come from tasks.c's pool): the first cache line holds
- * what every step reads or writes (the table's key, the await in progress), the second the fields
- * of the task's start and end and the head of what[] (short in practice: "gather", "sleep", a
- * coroutine's qualname), so a task's steps touch two lines of its entry where a pymalloc block of
- * 216 bytes at any offset touched four or five. */
+ * what every step reads or writes (the table's key, the await in progress, what it awaits by
+ * pointer), the second the fields of the task's start and end and the head of what[] (written only
+ * for a heap type's name), so a task's steps touch one or two lines of its entry where a pymalloc
+ * block of 216 bytes at any offset touched four or five. */
 struct task_entry {
   /* ---- line 0: every step */
   PyObject *task;          /* borrowed: the key; entries go away when the task ends or is
@@ -43,7 +43,9 @@ struct task_entry {
   code_info *await_at;     /* the user's frame's code, NULL when unknown */
   int32_t await_line;
   uint8_t awaiting, announced;
-  uint16_t nwhat;          /* length of what (< sizeof what) */
+  uint16_t nwhat;          /* length of what_p's text (< sizeof what) */
+  const char *what_p;      /* what the await awaits: a string that outlives the entry (a literal,
+                            * a static type's name, the qualname of a cached code_info) or what[] */
   /* ---- line 1: the task's start, end and announcement */
   struct task_entry *snext LS_LINE_ALIGNED, *sprev; /* the session's list of its live entries; snext also links
                                      * the pool's free entries */
@@ -52,7 +54,7 @@ struct task_entry {
                             * Task type's wrapped dealloc does that instead (tasks.c) */
   uint64_t parent, created;
   code_info *coro_info;    /* may be NULL */
-  char what[96];           /* NUL-terminated; nwhat is its length */
+  char what[96];           /* a copy of a name that may not outlive the entry (a heap type's) */
 } LS_LINE_ALIGNED;
 
 /* The entry of task, or NULL. */
