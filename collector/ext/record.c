@@ -63,7 +63,7 @@ void await_end(task_entry *e, uint64_t t) {
   ev.t = e->await_t;
   uint64_t end = rel(e->sess, t);
   ev.d = end > e->await_t ? end - e->await_t : 0;
-  ev.what.p = e->what;
+  ev.what.p = e->what_p;
   ev.what.n = e->nwhat;
   if (e->await_at) {
     ev.file.p = e->await_at->file; ev.file.n = (size_t)e->await_at->nfile;
@@ -72,14 +72,27 @@ void await_end(task_entry *e, uint64_t t) {
   ev.line = e->await_line;
   emit(e->sess, &ev);
   if (e->sess->sum && session_live(e->sess))
-    summary_await(e->sess->sum, e->await_at ? e->await_at->code : NULL, e->await_line, e->what, e->nwhat, ev.d);
+    summary_await(e->sess->sum, e->await_at ? e->await_at->code : NULL, e->await_line, e->what_p, e->nwhat, ev.d);
 }
 
-static void set_what(task_entry *e, const char *p, size_t n) {
+/* What e's await awaits: p lives at least as long as e (a literal, a static type's name, a cached
+ * code_info's qualname: the code cache is emptied only after every entry, at stop), so the event
+ * reads it in place; cut to what what[] would hold, as a copy is. Not copying saves the entry's
+ * line the copy would write, and the string's address stays the same from task to task, which is
+ * what the intern table's pointer cache is keyed by (a copy in each entry missed it every time). */
+static void set_what_stable(task_entry *e, const char *p, size_t n) {
+  if (n >= sizeof e->what) n = sizeof e->what - 1;
+  e->what_p = p;
+  e->nwhat = (uint16_t)n;
+}
+
+/* A name that may go before e does (a heap type's): copied into e->what. */
+static void set_what_copy(task_entry *e, const char *p, size_t n) {
   if (n >= sizeof e->what) n = sizeof e->what - 1;
   memcpy(e->what, p, n);
   e->what[n] = 0;
-  e->nwhat = n;
+  e->what_p = e->what;
+  e->nwhat = (uint16_t)n;
 }
 
 /* At the end of a step that suspended: where the task waits (code.c's await_point) and on what. */
@@ -92,20 +105,22 @@ static void await_capture(task_entry *e, uint64_t t) {
   e->await_at = user_ci;
   e->await_line = line;
   if (!user_next || user_next == Py_None) {
-    set_what(e, "yield", 5);
+    set_what_stable(e, "yield", 5);
   } else if (PyCoro_CheckExact(user_next) || PyGen_CheckExact(user_next)) {
     code_info *ci = info_of(user_next);
-    if (ci) set_what(e, ci->qual, (size_t)ci->nqual);
-    else set_what(e, "coroutine", 9);
+    if (ci) set_what_stable(e, ci->qual, (size_t)ci->nqual);
+    else set_what_stable(e, "coroutine", 9);
   } else {
     PyObject *awaited = user_next;
     if (Py_TYPE(awaited) == G.future_iter_type && *(PyObject **)((char *)awaited + sizeof(PyObject)))
       awaited = *(PyObject **)((char *)awaited + sizeof(PyObject)); /* FutureIter: first field is the future */
-    const char *tn = Py_TYPE(awaited)->tp_name;
+    PyTypeObject *tp = Py_TYPE(awaited);
+    const char *tn = tp->tp_name;
     const char *dot = strrchr(tn, '.');
     if (dot) tn = dot + 1;
-    if (strcmp(tn, "_GatheringFuture") == 0) tn = "gather";
-    set_what(e, tn, strlen(tn));
+    if (strcmp(tn, "_GatheringFuture") == 0) set_what_stable(e, "gather", 6);
+    else if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) set_what_stable(e, tn, strlen(tn)); /* static: lives on */
+    else set_what_copy(e, tn, strlen(tn));
   }
   Py_XDECREF(user_next);
 }

@@ -9,26 +9,53 @@
 
 #pragma GCC visibility push(hidden)
 
+/* Built with ASan, entries are PyMem_Calloc blocks each (tasks.c), as they were before the pool:
+ * a stale one is reported as a use after free, and the 16-byte aligned block must not be given a
+ * type that says 64 (UBSan's alignment check). */
+#if defined(__SANITIZE_ADDRESS__)
+#define LS_ENTRY_POOL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LS_ENTRY_POOL 0
+#endif
+#endif
+#ifndef LS_ENTRY_POOL
+#define LS_ENTRY_POOL 1
+#define LS_LINE_ALIGNED __attribute__((aligned(64)))
+#else
+#define LS_LINE_ALIGNED
+#endif
+
+/* Laid out by use, 64-byte aligned (entries come from tasks.c's pool): the first cache line holds
+ * what every step reads or writes (the table's key, the await in progress, what it awaits by
+ * pointer), the second the fields of the task's start and end and the head of what[] (written only
+ * for a heap type's name), so a task's steps touch one or two lines of its entry where a pymalloc
+ * block of 216 bytes at any offset touched four or five. */
 struct task_entry {
-  struct task_entry *snext, *sprev; /* the session's list of its live entries */
+  /* ---- line 0: every step */
   PyObject *task;          /* borrowed: the key; entries go away when the task ends or is
                             * destroyed (watch), before its address can be reused */
   PyObject *coro;          /* borrowed: the task holds it while pending */
+  session_obj *sess;       /* strong */
+  uint64_t id;
+  /* the await in progress, if any: emitted when the next step starts (its end) */
+  uint64_t await_t;
+  code_info *await_at;     /* the user's frame's code, NULL when unknown */
+  int32_t await_line;
+  uint8_t awaiting, announced;
+  uint16_t nwhat;          /* length of what_p's text (< sizeof what) */
+  const char *what_p;      /* what the await awaits: a string that outlives the entry (a literal,
+                            * a static type's name, the qualname of a cached code_info) or what[] */
+  /* ---- line 1: the task's start, end and announcement */
+  struct task_entry *snext LS_LINE_ALIGNED, *sprev; /* the session's list of its live entries; snext also links
+                                     * the pool's free entries */
   PyObject *watch;         /* strong: a weak reference to task whose callback ends this entry when
                             * the task is destroyed without its end being seen; NULL when the C
                             * Task type's wrapped dealloc does that instead (tasks.c) */
-  session_obj *sess;       /* strong */
-  uint64_t id, parent, created;
+  uint64_t parent, created;
   code_info *coro_info;    /* may be NULL */
-  int announced;
-  /* the await in progress, if any: emitted when the next step starts (its end) */
-  int awaiting;
-  uint64_t await_t;
-  int32_t await_line;
-  code_info *await_at;     /* the user's frame's code, NULL when unknown */
-  char what[96];
-  size_t nwhat;
-};
+  char what[96];           /* a copy of a name that may not outlive the entry (a heap type's) */
+} LS_LINE_ALIGNED;
 
 /* The entry of task, or NULL. */
 /* Saves G.cur before a nested step or factory call; the level to give cur_pop. */
