@@ -134,6 +134,11 @@ def test_task_at_the_address_of_a_destroyed_one_runs(kind):
         # address is taken before a task can get it (the coverage lane only; every other lane of
         # scripts/test-collector.sh exercises the reuse, and this lane still ran it crash-free)
         pytest.skip("under coverage no task was made at a freed task's address")
+    if int(p.stdout.split()[-1]) == 0 and "libasan" in os.environ.get("LD_PRELOAD", ""):
+        # scripts/test-collector-asan.sh: PYTHONMALLOC=malloc and ASan's quarantine hold a freed
+        # block back from reuse, so no address comes back; there ASan itself reports any read of
+        # the freed coroutine (the child above ran clean), which is what the reuse would expose
+        pytest.skip("under ASan freed addresses are quarantined, not reused")
     assert int(p.stdout.split()[-1]) > 0, "no task was made at a freed task's address: the case was not exercised"
 
 
