@@ -129,17 +129,18 @@ def test_task_at_the_address_of_a_destroyed_one_runs(kind):
         print(reused)
     """, env=reuse_env(), kind=kind)
     assert p.returncode == 0, f"exit {p.returncode}\n{p.stderr[-3000:]}"
-    if int(p.stdout.split()[-1]) == 0 and "coverage" in sys.modules:
+    reused = int(p.stdout.split()[-1])
+    if reused == 0 and "coverage" in sys.modules:
         # coverage.py's tracer in the child allocates between the free and the next Task, so the
         # address is taken before a task can get it (the coverage lane only; every other lane of
         # scripts/test-collector.sh exercises the reuse, and this lane still ran it crash-free)
         pytest.skip("under coverage no task was made at a freed task's address")
-    if int(p.stdout.split()[-1]) == 0 and "libasan" in os.environ.get("LD_PRELOAD", ""):
+    if reused == 0 and "libasan" in os.environ.get("LD_PRELOAD", ""):
         # scripts/test-collector-asan.sh: PYTHONMALLOC=malloc and ASan's quarantine hold a freed
         # block back from reuse, so no address comes back; there ASan itself reports any read of
         # the freed coroutine (the child above ran clean), which is what the reuse would expose
         pytest.skip("under ASan freed addresses are quarantined, not reused")
-    assert int(p.stdout.split()[-1]) > 0, "no task was made at a freed task's address: the case was not exercised"
+    assert reused > 0, "no task was made at a freed task's address: the case was not exercised"
 
 
 # ---- nothing added to the loop: virtual clocks, task factories ---------------------------------
