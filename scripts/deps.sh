@@ -47,7 +47,8 @@ if ((${#pythons[@]} == 0)); then pythons+=("$(command -v python3)"); fi
 
 # pip installs with --no-compile: byte-compiling every installed module was half of pip's CPU
 # (3.12, requirements-dev.txt: 17.3 s of CPU with it, 9.2 s without); the tests import a fraction
-# of those modules, and Python writes their .pyc on first import.
+# of those modules, and Python writes their .pyc on first import (scripts/test.sh and run.sh
+# unset PYTHONDONTWRITEBYTECODE, which would stop that).
 host_venv() { # host_venv EXE VENV REQUIREMENTS: make VENV from EXE, install REQUIREMENTS once (stamp)
   local exe="$1" venv="$2" req="$3"
   if [ ! -x "$venv/bin/python" ]; then

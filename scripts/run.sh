@@ -5,6 +5,7 @@
 # panel) from the newest venv of .venvs-fw/list on 127.0.0.1:8000 (another free port when that is
 # taken). Both keep running until Ctrl-C, which stops them. Options go to the server.
 set -euo pipefail
+unset PYTHONDONTWRITEBYTECODE  # .pyc files are written on first import (scripts/test.sh says why)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 LOOPSCOPE_NO_SID=1 scripts/deps.sh  # the demo needs one Python, not the 3.14/3.15 root

@@ -1,7 +1,7 @@
 # test_cost.py — what the collector costs a program, asserted only where it is deterministic
 # (issue 15; the timings live in bench/overhead): on the steady-state request path the store
 # allocates nothing per step and nothing at all once its chunks are recycled (the C core's own
-# counters), Python memory does not grow with requests (tracemalloc over 10k requests through the
+# counters), Python memory does not grow with requests (tracemalloc over 2,000 requests through the
 # middleware), and installed-but-disabled hooks nothing (task factory, loop methods, sys hooks).
 from __future__ import annotations
 
@@ -64,15 +64,17 @@ def test_steady_state_store_allocates_nothing_per_step_or_request(collector):
     serve(few, 2)
     serve(many, 2)  # warm-up: the chunks the larger sessions need are in the spares now
     st0 = loopscope.stats()
-    serve(few, 50)
+    serve(few, 10)
     st1 = loopscope.stats()
-    serve(many, 50)
+    serve(many, 10)
     st2 = loopscope.stats()
-    # 5,000 requests of each kind, 2 and 40 awaits (~14 and ~90 events a request): no chunk taken
-    # from malloc, and the store's allocations per request (session, meta) the same for both
+    # 1,000 requests of each kind, 2 and 40 awaits (~14 and ~90 events a request): no chunk taken
+    # from malloc, and the store's allocations per request (session, meta) the same for both (the
+    # counters are exact: one allocation per step would show as 38 more per request; 5,000 requests
+    # of each took 9.5 s of each interpreter's run and showed nothing more)
     assert st2["chunk_allocs"] == st0["chunk_allocs"], (st0, st2)
-    per_few = (st1["store_allocs"] - st0["store_allocs"]) / 5000
-    per_many = (st2["store_allocs"] - st1["store_allocs"]) / 5000
+    per_few = (st1["store_allocs"] - st0["store_allocs"]) / 1000
+    per_many = (st2["store_allocs"] - st1["store_allocs"]) / 1000
     assert per_few == per_many, (per_few, per_many)
     assert per_few <= 3, per_few
     assert st2["events"] - st1["events"] > 4 * (st1["events"] - st0["events"])  # it did record
@@ -89,13 +91,15 @@ def test_python_memory_does_not_grow_with_requests(collector):
         serve(app, 2)
         gc.collect()
         before, _ = tracemalloc.get_traced_memory()
-        serve(app, 100)  # 10,000 requests
+        serve(app, 20)  # 2,000 requests
         gc.collect()
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # nothing kept per request: 10k requests may not leave even 8 bytes each behind
-    assert after - before < 80_000, after - before
+    # nothing kept per request: 2,000 requests may not leave even 8 bytes each behind (the smallest
+    # Python object is 16). What does not grow with requests measured 0.4-6.7 KB on 3.10, 3.12 and
+    # 3.13, the same after 1,000, 2,000 and 10,000 requests (10,000 took ~14 s per interpreter).
+    assert after - before < 16_000, after - before
 
 
 def _hooks() -> dict:

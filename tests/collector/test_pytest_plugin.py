@@ -50,7 +50,9 @@ def _entry_point() -> bool:
 
 def run(pytester, *args: str):
     extra = [] if _entry_point() else ["-p", "loopscope.pytest_plugin"]
-    return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", *args, timeout=300)
+    # the dev venv's schemathesis and hypothesis plugins are not needed here (tests/collector/pytest.ini)
+    return pytester.runpytest_subprocess(*extra, "-p", "no:cacheprovider", "-p", "no:schemathesis",
+                                         "-p", "no:hypothesispytest", *args, timeout=300)
 
 
 def run_with_stacks(pytester, *args: str):
