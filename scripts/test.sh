@@ -46,16 +46,28 @@ build() { # build DIR CMAKE_ARGS...
 ctest_in() { (cd "$1" && ctest --output-on-failure -j"$((JOBS * 2))" --timeout 600 "${@:2}"); }
 
 step "build (release, -Werror)"      build build -DLOOPSCOPE_WERROR=ON
-# schema_docs (schemathesis against the OpenAPI document: ~90 s of one core) runs once, in the
-# sanitizer build below, where the same generated requests also meet ASan and UBSan; what it
-# checks (the answers' shapes) does not depend on the build. Every suite after the ctest runs
-# serves its tests from this release binary.
-step "ctest (release)"               ctest_in build -E '^schema_docs$'
 
+# Everything after the release build runs in three chains side by side. Each suite spends much
+# of its time waiting on its servers, timers, child programs and browser: one after the other
+# they kept the two cores ~55% busy (fc34: release ctest 144 s wall for 157 s of CPU, the
+# sanitizer ctest 467 s for 531 s, whose four machine-loading tests hold one lock and run one
+# after the other, the collector suite 566 s for 416 s beside the framework and page suites).
+#   chain 1: ctest on the release build, then the ASan+UBSan/coverage build and its ctest;
+#   chain 2 (in front): the collector under every CPython, then the compatibility gate (which runs
+#            the loopscope the collector suite installed into every venv);
+#   chain 3: the framework suite, then the page in Chromium (its fastapi-debug-toolbar test runs
+#            the newest .venvs venv's loopscope, which the collector suite installs first thing:
+#            it waits for that marker, or the end of the collector suite if the install failed).
+# Chains 1 and 3 print their output after chain 2's, in that order. The suites after the ctest runs
+# serve their tests from the release binary, which no chain rebuilds.
+
+# schema_docs (schemathesis against the OpenAPI document: ~90 s of one core) runs once, in the
+# sanitizer build, where the same generated requests also meet ASan and UBSan; what it checks
+# (the answers' shapes) does not depend on the build.
+release_ctest() { ctest_in build -E '^schema_docs$'; }
 # One debug build carries both ASan+UBSan and gcov: the suite runs once under the sanitizers and
 # that run's line counts are the coverage figure (a separate coverage build ran every test a
 # third time: 5-7 minutes of a CI run on two cores).
-step "build (ASan+UBSan, coverage)"  build build-asan -DLOOPSCOPE_SANITIZE=ON -DLOOPSCOPE_COVERAGE=ON -DLOOPSCOPE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
 sanitized_coverage() {
   find build-asan -name '*.gcda' -delete
   ctest_in build-asan || return 1
@@ -65,29 +77,46 @@ sanitized_coverage() {
   tail -n 4 artifacts/coverage-server.txt
   return $rc
 }
-step "ctest (ASan+UBSan) and server line coverage >= 90%"  sanitized_coverage
 
-# The Python and browser suites in two chains side by side: the collector suite and then the
-# compatibility gate (which runs the loopscope the collector suite installed into every venv), and
-# beside them the framework suite and then the page in Chromium. The second chain mostly waits on
-# its servers and browser (fc16: 59 s wall for 29 s of CPU, 144 s for 85 s), the first leaves a
-# core's fraction free (331 s for 529 s; the gate 162 s for 143 s): together they took 696 s one
-# after the other. The page's fastapi-debug-toolbar test runs the newest .venvs venv's loopscope,
-# which the collector suite installs first thing: that chain waits for its marker (or the end of
-# the collector suite, if the install failed). Its output is printed after the first chain's.
-rm -f build-collector/*.installed
 BG="$(mktemp -d)"
+rm -f build-collector/*.installed
 newest_installed="build-collector/$(basename "$(tail -n1 .venvs/list)").installed"
-(
-  passed=0; failed=0; failed_names=(); TIMES="$BG/times"
+in_background() { # in_background ID FUNCTION: FUNCTION's steps in a subshell, their output and
+  # result (passed, failed, failed names) in $BG/ID.out and $BG/ID.result
+  local id="$1" fn="$2"
+  (
+    passed=0; failed=0; failed_names=(); TIMES="$BG/$id.times"
+    "$fn"
+    { echo "$passed"; echo "$failed"; printf '%s\n' "${failed_names[@]}"; } > "$BG/$id.result"
+  ) > "$BG/$id.out" 2>&1 &
+}
+collect() { # collect ID WHAT: print a background chain's output and add its result to ours
+  local id="$1" what="$2" p f names n
+  cat "$BG/$id.out"
+  if [ -s "$BG/$id.result" ]; then
+    { read -r p; read -r f; mapfile -t names; } < "$BG/$id.result"
+    passed=$((passed + p)); failed=$((failed + f))
+    for n in "${names[@]}"; do [ -n "$n" ] && failed_names+=("$n"); done
+  else
+    failed=$((failed + 1)); failed_names+=("$what (no result)")
+  fi
+}
+
+chain_c_suites() {
+  step "ctest (release)"               release_ctest
+  step "build (ASan+UBSan, coverage)"  build build-asan -DLOOPSCOPE_SANITIZE=ON -DLOOPSCOPE_COVERAGE=ON -DLOOPSCOPE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+  step "ctest (ASan+UBSan) and server line coverage >= 90%"  sanitized_coverage
+}
+chain_browser() {
   [ -x scripts/test-frameworks.sh ] && step "frameworks + litestar-debug-toolbar" scripts/test-frameworks.sh
   if [ -x scripts/test-web.sh ]; then
     while [ ! -e "$newest_installed" ] && [ ! -e "$BG/collector.done" ]; do sleep 1; done
     step "page in headless Chromium"   scripts/test-web.sh
   fi
-  { echo "$passed"; echo "$failed"; printf '%s\n' "${failed_names[@]}"; } > "$BG/result"
-) > "$BG/out" 2>&1 &
-second_chain=$!
+}
+in_background c_suites chain_c_suites
+in_background browser chain_browser
+
 if [ -x scripts/test-collector.sh ]; then
   step "collector (every CPython)"   scripts/test-collector.sh
 fi
@@ -96,16 +125,10 @@ if [ -x scripts/test-compat.sh ]; then
   step "asyncio compatibility gate (CPython's suites off/on)" scripts/test-compat.sh
 fi
 t0=$SECONDS
-wait "$second_chain"
-echo; echo "=== (the framework and page suites ran beside the two above; waited $((SECONDS-t0)) s more for them)"
-cat "$BG/out"
-if [ -s "$BG/result" ]; then
-  { read -r p; read -r f; mapfile -t names; } < "$BG/result"
-  passed=$((passed + p)); failed=$((failed + f))
-  for n in "${names[@]}"; do [ -n "$n" ] && failed_names+=("$n"); done
-else
-  failed=$((failed + 1)); failed_names+=("framework and page suites (no result)")
-fi
+wait
+echo; echo "=== (the C suites and the framework and page suites ran beside the two above; waited $((SECONDS-t0)) s more for them)"
+collect c_suites "C suites"
+collect browser "framework and page suites"
 rm -rf "$BG"
 
 echo
