@@ -12,6 +12,14 @@
 # Runs inside the Debian sid root too (scripts/sid-chroot.sh run env PYTHONPATH=... callgrind.sh ...):
 # the arithmetic uses PYTHON itself (-I), as the root has no python3.
 # LS_CG_LOOP=uvloop runs the workload on uvloop (its event loop policy) instead of asyncio's loop.
+#
+# LS_CG_TIMED=1: instead, one timed run of WORKLOAD by bench.py's protocol for 'on' (install, a
+# warm-up session, flush, then the timed run in a session of its own), off and on, with simulated
+# caches (--cache-sim=yes). os.getpgrp() before and after the timed run makes callgrind dump there
+# (--dump-before=os_getpgrp): part 2 of each profile is the timed run alone, so one run per process
+# does. Prints its events and summary lines; the lag period is 600 ms (~60x the native 10 ms, for
+# valgrind's slowdown; LS_CG_SAMPLE_MS to change it); the profiles stay in LS_CG_OUT (default: a
+# new directory under /tmp) as off.cg.2 and on.cg.2 (part 2 names functions by ids part 1 defines).
 set -euo pipefail
 export PYTHONHASHSEED=0   # the same dict and set layouts in every run: counts repeat to ~0.1 %
 PY="$1"; WL="$2"; SERVER="$3"
@@ -30,6 +38,25 @@ fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.re
 if mode == "on":
     loopscope.install(server="$SERVER", max_tasks=10**6, buffer_bytes=256 << 20,
                       sample_rate_ms=float(os.environ.get("LS_CG_SAMPLE_MS", "10")))
+if os.environ.get("LS_CG_TIMED") == "1":
+    import gc
+    def one(name):
+        if mode == "on" and wl != "asgi":
+            with loopscope.session(name):
+                asyncio.run(fn())
+        else:
+            asyncio.run(fn())
+    one("warm")
+    if mode == "on":
+        loopscope.flush(600)
+    gc.collect()
+    os.getpgrp()  # dump: start-up, install, warm-up run
+    one("bench")
+    os.getpgrp()  # dump: the timed run
+    if mode == "on":
+        loopscope.flush(600)
+        loopscope.uninstall(timeout=60)
+    sys.exit(0)
 t0 = time.perf_counter()
 for _ in range(n):
     if mode == "on" and wl != "asgi":
@@ -45,6 +72,18 @@ PYEOF
 count() { valgrind --tool=callgrind ${LS_CG_VALGRIND_OPTS:-} --callgrind-out-file="$TMP/cg" --toggle-collect='_PyEval_EvalFrameDefault' \
           "$PY" "$TMP/run.py" "$1" "$2" "$WL" 2>&1 | awk '/Collected/ {gsub(",", "", $4); n=$4} /^elapsed/ {e=$2} END {print n, e}'
           if [ -n "${LS_CG_OUT:-}" ]; then mkdir -p "$LS_CG_OUT" && cp "$TMP/cg" "$LS_CG_OUT/$1-$2.cg"; fi; }
+if [ "${LS_CG_TIMED:-0}" = 1 ]; then
+  OUT="${LS_CG_OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
+  for mode in off on; do
+    LS_CG_SAMPLE_MS="${LS_CG_SAMPLE_MS:-600}" valgrind --tool=callgrind --cache-sim=yes ${LS_CG_VALGRIND_OPTS:-} \
+      --toggle-collect=_PyEval_EvalFrameDefault --dump-before=os_getpgrp \
+      --callgrind-out-file="$OUT/$mode.cg" "$PY" "$TMP/run.py" "$mode" 1 "$WL" >"$OUT/$mode.log" 2>&1
+    echo "$mode $(grep -h '^events:' "$OUT/$mode.cg.2")"
+    echo "$mode $(grep -h '^summary:' "$OUT/$mode.cg.2")"
+  done
+  echo "profiles in $OUT (part 2 names functions by ids that part 1 defines: read both)"
+  exit 0
+fi
 native=$("$PY" "$TMP/run.py" off 1 "$WL" | awk '/^elapsed/ {print $2}')
 read -r off1 off1_s <<<"$(count off 1)"
 read -r off3 _ <<<"$(count off 3)"
