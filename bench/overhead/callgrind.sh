@@ -38,14 +38,14 @@ fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.re
 if mode == "on":
     loopscope.install(server="$SERVER", max_tasks=10**6, buffer_bytes=256 << 20,
                       sample_rate_ms=float(os.environ.get("LS_CG_SAMPLE_MS", "10")))
+def one(name):  # one run of the workload; 'on' runs the trees in a session (asgi: one per request)
+    if mode == "on" and wl != "asgi":
+        with loopscope.session(name):
+            asyncio.run(fn())
+    else:
+        asyncio.run(fn())
 if os.environ.get("LS_CG_TIMED") == "1":
     import gc
-    def one(name):
-        if mode == "on" and wl != "asgi":
-            with loopscope.session(name):
-                asyncio.run(fn())
-        else:
-            asyncio.run(fn())
     one("warm")
     if mode == "on":
         loopscope.flush(600)
@@ -59,11 +59,7 @@ if os.environ.get("LS_CG_TIMED") == "1":
     sys.exit(0)
 t0 = time.perf_counter()
 for _ in range(n):
-    if mode == "on" and wl != "asgi":
-        with loopscope.session("callgrind"):
-            asyncio.run(fn())
-    else:
-        asyncio.run(fn())
+    one("callgrind")
 print("elapsed", time.perf_counter() - t0)
 PYEOF
 # count MODE N -> "instructions elapsed_seconds"; LS_CG_OUT=DIR keeps each profile there as MODE-N.cg
