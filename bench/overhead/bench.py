@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -237,6 +238,10 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
     gc.collect()
     server_idle()
     session = loopscope.session("bench") if (mode == "on" and workload not in PER_REQUEST) else None
+    if PIN is not None:
+        # this thread only (Linux: pid 0 is the calling thread), after install(): the sender and
+        # watchdog threads it started keep every core, the loop thread stays on one
+        os.sched_setaffinity(0, {PIN})
     if mode == "yappi":
         import yappi
         yappi.set_clock_type("wall")
@@ -256,6 +261,8 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
     took = time.perf_counter() - t0
     cpu = time.thread_time() - c0
     run_once.process_cpu = time.process_time() - p0
+    if PIN is not None:
+        os.sched_setaffinity(0, ALL_CPUS)
     if mode == "yappi":
         import yappi
         yappi.stop()
@@ -285,11 +292,16 @@ def main() -> None:
     ap.add_argument("--sender-idle", action="store_true",
                     help="'on' without the sender's work during the timed runs (a diagnostic)")
     ap.add_argument("--modes", help="comma-separated modes to run (default: off,on,disabled and the "
-                                    "profilers that import); off is always run")
+                                    "profilers that import); off is always run; off2 is off again, "
+                                    "an A/A control: its ratio to off is the noise of this run")
+    ap.add_argument("--pin", type=int, metavar="CPU",
+                    help="run the loop thread on this CPU during each timed run (the collector's "
+                         "threads and the server elsewhere)")
     args = ap.parse_args()
-    global SENDER_IDLE, SERVER_PID
+    global SENDER_IDLE, SERVER_PID, PIN
     SENDER_IDLE = args.sender_idle
     SERVER_PID = args.server_pid
+    PIN = args.pin
     workloads = [("async_tree", tree_gather)]
     if sys.version_info >= (3, 11) and args.loop == "asyncio":
         workloads.append(("async_tree_taskgroup", tree_group))
@@ -314,7 +326,7 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         modes = ["off", "on"]
     if args.modes:
-        modes = ["off"] + [m for m in args.modes.split(",") if m in modes and m != "off"]
+        modes = ["off"] + [m for m in args.modes.split(",") if (m in modes or m == "off2") and m != "off"]
     if args.only:
         workloads = [(n, f) for n, f in workloads if n in args.only.split(",")]
     results = {}
@@ -397,6 +409,8 @@ STEPS_LIGHT = 1 + SEQ_LIGHT + 1 + 6 * 2
 PER_REQUEST = (request_loop, request_loop_heavy, request_loop_trivial, litestar_loop)  # one session per request
 SENDER_IDLE = False
 SERVER_PID = 0
+PIN: int | None = None
+ALL_CPUS = os.sched_getaffinity(0)
 
 if __name__ == "__main__":
     main()

@@ -16,10 +16,11 @@
 # LS_CG_TIMED=1: instead, one timed run of WORKLOAD by bench.py's protocol for 'on' (install, a
 # warm-up session, flush, then the timed run in a session of its own), off and on, with simulated
 # caches (--cache-sim=yes). os.getpgrp() before and after the timed run makes callgrind dump there
-# (--dump-before=os_getpgrp): part 2 of each profile is the timed run alone, so one run per process
-# does. Prints its events and summary lines; the lag period is 600 ms (~60x the native 10 ms, for
-# valgrind's slowdown; LS_CG_SAMPLE_MS to change it); the profiles stay in LS_CG_OUT (default: a
-# new directory under /tmp) as off.cg.2 and on.cg.2 (part 2 names functions by ids part 1 defines).
+# (--dump-before='os_getpgrp*': an LTO build such as sid's 3.14 names it os_getpgrp.lto_priv.0):
+# part 2 of each profile is the timed run alone, so one run per process does. Prints its events
+# and summary lines; the lag period is 600 ms (~60x the native 10 ms, for valgrind's slowdown;
+# LS_CG_SAMPLE_MS to change it); the profiles stay in LS_CG_OUT (default: a new directory under
+# /tmp) as off.cg.2 and on.cg.2 (part 2 names functions by ids part 1 defines).
 set -euo pipefail
 export PYTHONHASHSEED=0   # the same dict and set layouts in every run: counts repeat to ~0.1 %
 PY="$1"; WL="$2"; SERVER="$3"
@@ -72,7 +73,7 @@ if [ "${LS_CG_TIMED:-0}" = 1 ]; then
   OUT="${LS_CG_OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
   for mode in off on; do
     LS_CG_SAMPLE_MS="${LS_CG_SAMPLE_MS:-600}" valgrind --tool=callgrind --cache-sim=yes ${LS_CG_VALGRIND_OPTS:-} \
-      --toggle-collect=_PyEval_EvalFrameDefault --dump-before=os_getpgrp \
+      --toggle-collect=_PyEval_EvalFrameDefault --dump-before='os_getpgrp*' \
       --callgrind-out-file="$OUT/$mode.cg" "$PY" "$TMP/run.py" "$mode" 1 "$WL" >"$OUT/$mode.log" 2>&1
     echo "$mode $(grep -h '^events:' "$OUT/$mode.cg.2")"
     echo "$mode $(grep -h '^summary:' "$OUT/$mode.cg.2")"

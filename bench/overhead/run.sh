@@ -8,17 +8,24 @@
 # the Litestar request loop, and the 200k-task script (tasks200k.py: dropped events, sender
 # events/s and CPU) runs on every Python. Options: --reps N (default 7); --only W1,W2 (bench.py's
 # workloads: only those, no yappi/VizTracer, no 200k-task script; the framework venvs only when
-# litestar_requests is named) for a shorter run. Not a test: no asserts.
+# litestar_requests is named) for a shorter run; --aa (with --only: 'off' runs a second time as
+# an A/A control, whose ratios to 'off' are this run's noise, printed beside 'on'); --pin (the
+# loop thread on CPU 0 during timed runs, the server on CPU 1). Not a test: no asserts.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 REPS=7
 ONLY=""
+MODES=on
+PIN=()
+SERVER_PIN=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) REPS="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --aa) MODES=on,off2; shift ;;
+    --pin) PIN=(--pin 0); SERVER_PIN=(taskset -c 1); shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/overhead/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -28,7 +35,7 @@ if [ ! -x "$SERVER_BIN" ]; then
 fi
 TMP="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$SERVER_BIN" --listen "127.0.0.1:$PORT" --db "$TMP/bench.db" 2>"$TMP/server.log" &
+"${SERVER_PIN[@]}" "$SERVER_BIN" --listen "127.0.0.1:$PORT" --db "$TMP/bench.db" 2>"$TMP/server.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -54,16 +61,16 @@ while read -r where venv; do
     [ "$where" = fw ] && only=litestar_requests || only="$(echo "$ONLY" | sed 's/,*litestar_requests//; s/^,//')"
     [ -n "$only" ] || continue
     "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --json \
-      --only "$only" --modes on >> "$TMP/results.jsonl" || echo "bench: Python $ver ($where) failed"
+      --only "$only" --modes "$MODES" "${PIN[@]}" >> "$TMP/results.jsonl" || echo "bench: Python $ver ($where) failed"
     continue
   fi
   if [ "$where" = fw ]; then # the framework venv: only the app that needs it (Litestar)
     "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --json \
-      --only litestar_requests --modes on,disabled >> "$TMP/results.jsonl" || echo "bench: Python $ver (fw) failed"
+      --only litestar_requests --modes on,disabled "${PIN[@]}" >> "$TMP/results.jsonl" || echo "bench: Python $ver (fw) failed"
     continue
   fi
   "${run[@]}" "$venv/bin/python" -m pip install -q yappi viztracer >/dev/null 2>&1 || echo "bench: yappi/viztracer not installable for $ver"
-  "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --json >> "$TMP/results.jsonl" \
+  "${run[@]}" "$venv/bin/python" bench/overhead/bench.py --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --json "${PIN[@]}" >> "$TMP/results.jsonl" \
     || echo "bench: Python $ver failed"
   "${run[@]}" "$venv/bin/python" bench/overhead/tasks200k.py --server "http://127.0.0.1:$PORT" >> "$TMP/tasks200k.txt" \
     || echo "bench: tasks200k on Python $ver failed"
@@ -80,14 +87,21 @@ print("(sender = CPU ms the sender thread spent per run, on its own core, in the
 print("(on: paired = median of the per-rep ratios of loop-thread CPU, the runs of a rep neighbours in time;")
 print(" min = fastest 'on' run over fastest 'off' run: noise only adds time, so on a noisy machine the")
 print(" minimum is the run least disturbed)")
-print(f"{'py':5s} {'workload':21s} {'off ms':>7s} " + " ".join(f"{m:>15s}" for m in modes) + f" {'sender':>7s} {'paired':>7s} {'min':>6s}  target on")
+aa = any("off2" in res for r in rows for w, res in r["results"].items() if w != "cost")
+if aa:
+    print("(A/A: 'off' run again in the same reps, its paired and min CPU ratios to 'off': what this run's")
+    print(" noise alone gives, to read 'on' against)")
+print(f"{'py':5s} {'workload':21s} {'off ms':>7s} " + " ".join(f"{m:>15s}" for m in modes) + f" {'sender':>7s} {'paired':>7s} {'min':>6s}"
+      + (f" {'A/A paired':>10s} {'min':>6s}" if aa else "") + "  target on")
 for r in rows:
     for w, res in r["results"].items():
         if w == "cost":
             continue
         cells = " ".join(f"{res[m]['ratio']:6.2f}x /{res[m]['cpu_ratio']:5.2f}x" if m in res else f"{'-':>15s}" for m in modes)
+        a = res.get("off2")
+        aacells = (f" {a['paired_cpu']:9.3f}x {a['min_cpu_ratio']:5.3f}x" if a else f" {'-':>10s} {'-':>6s}") if aa else ""
         print(f"{r['python']:5s} {w:21s} {res['off']['median_s']*1000:7.1f} {cells} {res['on'].get('sender_cpu_s', 0)*1000:6.1f}ms "
-              f"{res['on']['paired_cpu']:6.3f}x {res['on'].get('min_cpu_ratio', 0):5.3f}x  " + (f"<= {targets[w]:.2f}x" if w in targets else "-"))
+              f"{res['on']['paired_cpu']:6.3f}x {res['on'].get('min_cpu_ratio', 0):5.3f}x{aacells}  " + (f"<= {targets[w]:.2f}x" if w in targets else "-"))
 for r in rows:
     c = r["results"].get("cost")
     if c:
