@@ -13,10 +13,14 @@ same way (litestar_requests). Modes, interleaved run by run:
   disabled  installed with enabled=False
   yappi     yappi in wall-clock mode (if importable)
   viztracer VizTracer(log_async=True) (if importable)
+  off2      off again, only when named in --modes: an A/A control, its ratios to off are the
+            noise of this very run
 Prints one line per workload: median seconds per mode, the ratio of medians to `off` and (paired)
 the median of the per-rep ratios, wall / loop-thread CPU.
     python bench/overhead/bench.py --server http://127.0.0.1:7878 [--reps 7] [--loop uvloop]
                                    [--only async_tree,...] [--modes off,on,disabled]
+--pin CPU keeps the loop thread on that CPU during each timed run (the collector's threads, started
+before, keep every core).
 --sender-idle keeps the sender thread asleep during the timed runs (a diagnostic: what its work
 beside the loop costs the loop thread).
 --loop uvloop runs async_tree and asgi_requests on uvloop (its policy, so asyncio.run makes
