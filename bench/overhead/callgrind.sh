@@ -16,7 +16,8 @@
 # LS_CG_TIMED=1: instead, one timed run of WORKLOAD by bench.py's protocol for 'on' (install, a
 # warm-up session, flush, then the timed run in a session of its own), off and on, with simulated
 # caches (--cache-sim=yes). os.getpgrp() before and after the timed run makes callgrind dump there
-# (--dump-before='os_getpgrp*': an LTO build such as sid's 3.14 names it os_getpgrp.lto_priv.0):
+# (--dump-before=getpgrp, the C library's function os.getpgrp calls: the os module's own wrapper
+# is named os_getpgrp.lto_priv.0 in sid's 3.14 and inlined away in its 3.15):
 # part 2 of each profile is the timed run alone, so one run per process does. Prints its events
 # and summary lines; the lag period is 600 ms (~60x the native 10 ms, for valgrind's slowdown;
 # LS_CG_SAMPLE_MS to change it); the profiles stay in LS_CG_OUT (default: a new directory under
@@ -73,7 +74,7 @@ if [ "${LS_CG_TIMED:-0}" = 1 ]; then
   OUT="${LS_CG_OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
   for mode in off on; do
     LS_CG_SAMPLE_MS="${LS_CG_SAMPLE_MS:-600}" valgrind --tool=callgrind --cache-sim=yes ${LS_CG_VALGRIND_OPTS:-} \
-      --toggle-collect=_PyEval_EvalFrameDefault --dump-before='os_getpgrp*' \
+      --toggle-collect=_PyEval_EvalFrameDefault --dump-before=getpgrp \
       --callgrind-out-file="$OUT/$mode.cg" "$PY" "$TMP/run.py" "$mode" 1 "$WL" >"$OUT/$mode.log" 2>&1
     echo "$mode $(grep -h '^events:' "$OUT/$mode.cg.2")"
     echo "$mode $(grep -h '^summary:' "$OUT/$mode.cg.2")"

@@ -44,7 +44,7 @@ extern frame_layout FL;
 
 /* What the frame state of coroutine or generator obj (exact types only) says: CORO_UNKNOWN unless
  * the samples showed its value. Callers use it only to skip work, never to decide alone. */
-static inline int coro_state(PyObject *obj) {
+static LS_ALWAYS_INLINE int coro_state(PyObject *obj) {
   return FL.state_off ? FL.cls[*(const unsigned char *)((const char *)obj + FL.state_off)] : CORO_UNKNOWN;
 }
 

@@ -127,13 +127,13 @@ typedef struct ls_module {
 
 extern ls_module G; /* defined in module.c */
 
-static inline uint64_t now_ns(void) {
+static LS_ALWAYS_INLINE uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static inline ls_str str_of(PyObject *u) {
+static LS_ALWAYS_INLINE ls_str str_of(PyObject *u) {
   ls_str r = {NULL, 0};
   if (u && PyUnicode_Check(u)) {
     Py_ssize_t n;
@@ -145,7 +145,7 @@ static inline ls_str str_of(PyObject *u) {
 }
 
 /* The hash of the pointer-keyed tables (task table, code cache, line cache). */
-static inline size_t ptr_hash(const void *p) {
+static LS_ALWAYS_INLINE size_t ptr_hash(const void *p) {
   uintptr_t x = (uintptr_t)p;
   x ^= x >> 17;
   x *= (uintptr_t)0x9E3779B97F4A7C15ull;

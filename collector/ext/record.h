@@ -12,7 +12,7 @@
 /* The task event of e: announce() is inline because it runs on every step and the event goes out
  * only once, before the task's other events. */
 void announce_emit(task_entry *e);
-static inline void announce(task_entry *e) {
+static LS_ALWAYS_INLINE void announce(task_entry *e) {
   if (!e->announced) announce_emit(e);
 }
 /* Emits the await in progress as ending at t. */

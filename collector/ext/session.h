@@ -27,13 +27,13 @@ struct session_obj {
 
 extern PyTypeObject Session_Type;
 
-static inline uint64_t rel(const session_obj *s, uint64_t t) { return t > s->start ? t - s->start : 0; }
+static LS_ALWAYS_INLINE uint64_t rel(const session_obj *s, uint64_t t) { return t > s->start ? t - s->start : 0; }
 
-static inline int session_live(const session_obj *s) {
+static LS_ALWAYS_INLINE int session_live(const session_obj *s) {
   return s && s->active && s->ls && s->generation == G.generation;
 }
 
-static inline void emit(session_obj *s, ls_event *ev) {
+static LS_ALWAYS_INLINE void emit(session_obj *s, ls_event *ev) {
   if (session_live(s)) ls_emit(s->ls, ev);
 }
 

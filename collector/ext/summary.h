@@ -42,11 +42,11 @@ typedef struct ls_summary {
 /* A new empty summary (PyMem), or NULL when memory is short (no exception set). */
 ls_summary *summary_new(void);
 void summary_free(ls_summary *s);
-static inline void summary_task_started(ls_summary *s) {
+static LS_ALWAYS_INLINE void summary_task_started(ls_summary *s) {
   s->tasks++;
   if (++s->live > s->max_live) s->max_live = s->live;
 }
-static inline void summary_task_gone(ls_summary *s) {
+static LS_ALWAYS_INLINE void summary_task_gone(ls_summary *s) {
   if (s->live) s->live--;
 }
 void summary_lag(ls_summary *s, uint64_t d);

@@ -59,19 +59,19 @@ struct task_entry {
 
 /* The entry of task, or NULL. */
 /* Saves G.cur before a nested step or factory call; the level to give cur_pop. */
-static inline int cur_push(void) {
+static LS_ALWAYS_INLINE int cur_push(void) {
   int d = G.cur_depth++;
   if (d < CUR_SAVED_MAX) G.cur_saved[d] = G.cur;
   return d;
 }
 
 /* Gives G.cur back as saved at level d, or NULL when entry_free freed it meanwhile. */
-static inline void cur_pop(int d) {
+static LS_ALWAYS_INLINE void cur_pop(int d) {
   G.cur_depth = d;
   G.cur = d < CUR_SAVED_MAX ? G.cur_saved[d] : NULL;
 }
 
-static inline task_entry *tab_find(PyObject *task) {
+static LS_ALWAYS_INLINE task_entry *tab_find(PyObject *task) {
   if (!G.tab_len) return NULL;
   size_t mask = G.tab_cap - 1, j = ptr_hash(task) & mask;
   while (G.tab[j]) {
