@@ -57,22 +57,18 @@ void announce_emit(task_entry *e) {
 void await_end(task_entry *e, uint64_t t) {
   if (!e->awaiting) return;
   e->awaiting = 0;
-  ls_event ev = {0};
-  ev.kind = LS_K_AWAIT;
-  ev.id = e->id;
-  ev.t = e->await_t;
-  uint64_t end = rel(e->sess, t);
-  ev.d = end > e->await_t ? end - e->await_t : 0;
-  ev.what.p = e->what_p;
-  ev.what.n = e->nwhat;
+  session_obj *s = e->sess;
+  if (!session_live(s)) return;
+  uint64_t end = rel(s, t);
+  uint64_t d = end > e->await_t ? end - e->await_t : 0;
+  ls_str what = {e->what_p, e->nwhat}, file = {NULL, 0}, func = {NULL, 0};
   if (e->await_at) {
-    ev.file.p = e->await_at->file; ev.file.n = (size_t)e->await_at->nfile;
-    ev.func.p = e->await_at->func; ev.func.n = (size_t)e->await_at->nfunc;
+    file = (ls_str){e->await_at->file, (size_t)e->await_at->nfile};
+    func = (ls_str){e->await_at->func, (size_t)e->await_at->nfunc};
   }
-  ev.line = e->await_line;
-  emit(e->sess, &ev);
-  if (e->sess->sum && session_live(e->sess))
-    summary_await(e->sess->sum, e->await_at ? e->await_at->code : NULL, e->await_line, e->what_p, e->nwhat, ev.d);
+  ls_emit_await(s->ls, e->id, e->await_t, d, e->await_line, what, file, func);
+  if (s->sum)
+    summary_await(s->sum, e->await_at ? e->await_at->code : NULL, e->await_line, e->what_p, e->nwhat, d);
 }
 
 /* What e's await awaits: p lives at least as long as e (a literal, a static type's name, a cached
@@ -199,12 +195,7 @@ void task_end_as(task_entry *e, int state, PyObject *exc, int status, uint64_t t
 
 /* After a step of e from t0 to t1: the step event, then done or the await point. */
 void step_end(task_entry *e, uint64_t t0, uint64_t t1) {
-  ls_event ev = {0};
-  ev.kind = LS_K_STEP;
-  ev.id = e->id;
-  ev.t = rel(e->sess, t0);
-  ev.d = t1 - t0;
-  emit(e->sess, &ev);
+  if (session_live(e->sess)) ls_emit_step(e->sess->ls, e->id, rel(e->sess, t0), t1 - t0);
   step_after(e, t1);
 }
 

@@ -207,23 +207,60 @@ out:
   return rc;
 }
 
+/* Forced: at -Os (collector/setup.py) a helper called from three places would stay a call. */
+#if defined(__GNUC__) || defined(__clang__)
+#define STORE_INLINE inline __attribute__((always_inline))
+#else
+#define STORE_INLINE inline
+#endif
+
+/* The writer's current chunk when it has room for bound more bytes (*pub: its published state),
+ * else NULL: emit_new_chunk's turn. The writer's own last store: relaxed; the sender never writes
+ * pub. */
+static STORE_INLINE chunk *room_for(ls_session *s, size_t bound, uint64_t *pub) {
+  chunk *w = s->w;
+  if (!w) return NULL;
+  *pub = atomic_load_explicit(&w->pub, memory_order_relaxed);
+  return w->cap - PUB_LEN(*pub) >= bound ? w : NULL;
+}
+
+/* Publishes a record of size bytes written at the end of w (release: the sender reads up to it). */
+static STORE_INLINE int published(ls_session *s, chunk *w, uint64_t pub, size_t size) {
+  atomic_store_explicit(&w->pub, pub + PUB_ONE(size), memory_order_release);
+  atomic_store_explicit(&s->events, atomic_load_explicit(&s->events, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+  return LSC_OK;
+}
+
 int ls_emit(ls_session *s, const ls_event *ev) {
   if (s->closed) return LSC_ECLOSED; /* set by this same writer (ls_session_close) */
   size_t bound = ls_record_bound(ev);
-  chunk *w = s->w;
-  if (w) {
-    /* the writer's own last store: relaxed; the sender never writes pub */
-    uint64_t p = atomic_load_explicit(&w->pub, memory_order_relaxed);
-    size_t len = PUB_LEN(p);
-    if (w->cap - len >= bound) {
-      size_t size = ls_record_write(w->data + len, ev, &s->ws);
-      atomic_store_explicit(&w->pub, p + PUB_ONE(size), memory_order_release);
-      atomic_store_explicit(&s->events, atomic_load_explicit(&s->events, memory_order_relaxed) + 1,
-                            memory_order_relaxed);
-      return LSC_OK;
-    }
-  }
+  uint64_t pub;
+  chunk *w = room_for(s, bound, &pub);
+  if (w) return published(s, w, pub, ls_record_write(w->data + PUB_LEN(pub), ev, &s->ws));
   return emit_new_chunk(s, ev, bound);
+}
+
+int ls_emit_step(ls_session *s, uint64_t id, uint64_t t, uint64_t d) {
+  if (s->closed) return LSC_ECLOSED;
+  uint64_t pub;
+  chunk *w = room_for(s, LS_STEP_BOUND, &pub);
+  if (w) return published(s, w, pub, ls_record_write_step(w->data + PUB_LEN(pub), id, t, d, &s->ws));
+  ls_event ev = {.kind = LS_K_STEP, .id = id, .t = t, .d = d};
+  return emit_new_chunk(s, &ev, LS_STEP_BOUND);
+}
+
+int ls_emit_await(ls_session *s, uint64_t id, uint64_t t, uint64_t d, int32_t line, ls_str what, ls_str file,
+                  ls_str func) {
+  if (s->closed) return LSC_ECLOSED;
+  size_t bound = ls_await_bound(what, file, func);
+  uint64_t pub;
+  chunk *w = room_for(s, bound, &pub);
+  if (w)
+    return published(s, w, pub,
+                     ls_record_write_await(w->data + PUB_LEN(pub), id, t, d, line, what, file, func, &s->ws));
+  ls_event ev = {.kind = LS_K_AWAIT, .id = id, .t = t, .d = d, .line = line, .what = what, .file = file, .func = func};
+  return emit_new_chunk(s, &ev, bound);
 }
 
 void ls_session_add_dropped(ls_session *s, uint64_t n) {

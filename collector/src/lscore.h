@@ -131,6 +131,13 @@ int ls_session_set_meta(ls_session *s, const char *meta_json);
  * A session has one writer at a time (the extension calls under the GIL): the common case takes
  * no lock (see lscollector.c). */
 int ls_emit(ls_session *s, const ls_event *ev);
+/* ls_emit of a step (id, t, d) and of an await (id, t, d, line, what, file, func), the two events
+ * every step of every task records, without building an ls_event: the same records, written by
+ * straight-line code with no dispatch on the kind (lsencode.c), so each step runs fewer lines of
+ * the collector's code between two stretches of the interpreter's. */
+int ls_emit_step(ls_session *s, uint64_t id, uint64_t t, uint64_t d);
+int ls_emit_await(ls_session *s, uint64_t id, uint64_t t, uint64_t d, int32_t line, ls_str what, ls_str file,
+                  ls_str func);
 void ls_session_add_dropped(ls_session *s, uint64_t n);
 
 /* ---- source lines (read by the sender thread for block stacks, never on the loop) ------------ */
@@ -165,6 +172,14 @@ size_t ls_record_bound(const ls_event *ev);
 /* Writes the record for ev into dst (room for ls_record_bound(ev) bytes), advancing *ws; returns
  * the bytes written. */
 size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws);
+/* The same bytes as ls_record_write for a step and for an await with these fields (the writers
+ * behind ls_emit_step and ls_emit_await). A step takes at most LS_STEP_BOUND bytes; an await
+ * at most ls_await_bound(what, file, func). */
+#define LS_STEP_BOUND (1 + 3 * 10)
+size_t ls_await_bound(ls_str what, ls_str file, ls_str func);
+size_t ls_record_write_step(unsigned char *dst, uint64_t id, uint64_t t, uint64_t d, ls_wstate *ws);
+size_t ls_record_write_await(unsigned char *dst, uint64_t id, uint64_t t, uint64_t d, int32_t line, ls_str what,
+                             ls_str file, ls_str func, ls_wstate *ws);
 /* Appends the JSON of the records in [p, p+n) as a comma-separated event list, advancing *rs. Stops
  * before a record once out holds max_out bytes or more (0: no limit), having taken at least one:
  * *used and *nev (either may be NULL) say the bytes and records taken. LSC_EINVAL for a malformed

@@ -52,9 +52,9 @@ static size_t str_bound(ls_str s) { return SMAX + (!s.p ? 0 : s.n < LS_MAX_STR ?
 size_t ls_record_bound(const ls_event *ev) {
   /* runs for every event, before its record is written: kept to a few compares and adds */
   switch (ev->kind) {
-  case LS_K_STEP: case LS_K_LAG: case LS_K_END: return 1 + 3 * VMAX;
+  case LS_K_STEP: case LS_K_LAG: case LS_K_END: return LS_STEP_BOUND;
   case LS_K_TASK: return 1 + 3 * VMAX + str_bound(ev->name) + str_bound(ev->coro);
-  case LS_K_AWAIT: return 1 + 4 * VMAX + str_bound(ev->what) + str_bound(ev->file) + str_bound(ev->func);
+  case LS_K_AWAIT: return ls_await_bound(ev->what, ev->file, ev->func);
   case LS_K_DONE: return 1 + 3 * VMAX + str_bound(ev->exc);
   default: break;
   }
@@ -168,16 +168,42 @@ ENC_COLD static unsigned char *put_block(unsigned char *p, const ls_event *ev, l
   return p;
 }
 
+size_t ls_await_bound(ls_str what, ls_str file, ls_str func) {
+  return 1 + 4 * VMAX + str_bound(what) + str_bound(file) + str_bound(func);
+}
+
+/* The two records every step writes (ls_emit_step, ls_emit_await), also what ls_record_write
+ * writes for them: one place says their layout. */
+ENC_SHARED size_t ls_record_write_step(unsigned char *dst, uint64_t id, uint64_t t, uint64_t d, ls_wstate *ws) {
+  unsigned char *p = dst + 1;
+  dst[0] = LS_K_STEP;
+  p = put_v(p, id);
+  p = put_t(p, t, ws);
+  p = put_v(p, d);
+  return (size_t)(p - dst);
+}
+
+ENC_SHARED size_t ls_record_write_await(unsigned char *dst, uint64_t id, uint64_t t, uint64_t d, int32_t line,
+                                        ls_str what, ls_str file, ls_str func, ls_wstate *ws) {
+  unsigned char *p = dst + 1;
+  dst[0] = LS_K_AWAIT;
+  p = put_v(p, id);
+  p = put_t(p, t, ws);
+  p = put_v(p, d);
+  p = put_v(p, zz((uint64_t)(int64_t)line));
+  p = put_str(p, what, ws, 1);
+  p = put_str(p, file, ws, 1);
+  p = put_str(p, func, ws, 1);
+  return (size_t)(p - dst);
+}
+
 size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws) {
   unsigned char *p = dst + 1;
   unsigned flags = 0;
   uint64_t num;
   switch (ev->kind) {
   case LS_K_STEP:
-    p = put_v(p, ev->id);
-    p = put_t(p, ev->t, ws);
-    p = put_v(p, ev->d);
-    break;
+    return ls_record_write_step(dst, ev->id, ev->t, ev->d, ws);
   case LS_K_LAG:
     p = put_t(p, ev->t, ws);
     p = put_v(p, ev->d);
@@ -198,14 +224,7 @@ size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws) {
     p = put_str(p, ev->coro, ws, 1);
     break;
   case LS_K_AWAIT:
-    p = put_v(p, ev->id);
-    p = put_t(p, ev->t, ws);
-    p = put_v(p, ev->d);
-    p = put_v(p, zz((uint64_t)(int64_t)ev->line));
-    p = put_str(p, ev->what, ws, 1);
-    p = put_str(p, ev->file, ws, 1);
-    p = put_str(p, ev->func, ws, 1);
-    break;
+    return ls_record_write_await(dst, ev->id, ev->t, ev->d, ev->line, ev->what, ev->file, ev->func, ws);
   case LS_K_DONE:
     flags |= F_STATE(ev->state);
     p = put_v(p, ev->id);

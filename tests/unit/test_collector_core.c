@@ -616,6 +616,121 @@ START_TEST(offline_sink_batches_parse_on_the_server)
 }
 END_TEST
 
+static int strcmp_p(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+/* Every event of the batches in sink as one text, a line per event: "session line# event", sorted,
+ * so each session's events come together, in the order they were sent. */
+static char *sink_events(const char *sink)
+{
+  FILE *f = fopen(sink, "rb");
+  ck_assert_ptr_nonnull(f);
+  char **rows = NULL;
+  size_t nrows = 0, lineno = 0;
+  char *line = NULL;
+  size_t cap = 0;
+  while(getline(&line, &cap, f) > 0) {
+    cJSON *b = cJSON_Parse(line);
+    ck_assert_ptr_nonnull(b);
+    const char *sess = cJSON_GetStringValue(cJSON_GetObjectItem(b, "session"));
+    ck_assert_ptr_nonnull(sess);
+    cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItem(b, "events")) {
+      char *txt = cJSON_PrintUnformatted(ev);
+      ls_buf row;
+      ls_buf_init(&row, 1 << 20);
+      ls_buf_puts(&row, sess);
+      char num[32];
+      snprintf(num, sizeof num, " %08zu ", lineno++);
+      ls_buf_puts(&row, num);
+      ls_buf_puts(&row, txt);
+      ck_assert_int_eq(row.failed, 0);
+      cJSON_free(txt);
+      rows = realloc(rows, (nrows + 1) * sizeof *rows);
+      ck_assert_ptr_nonnull(rows);
+      rows[nrows++] = row.data;
+    }
+    cJSON_Delete(b);
+  }
+  free(line);
+  fclose(f);
+  unlink(sink);
+  qsort(rows, nrows, sizeof *rows, strcmp_p);
+  ls_buf all;
+  ls_buf_init(&all, 64 << 20);
+  for(size_t i = 0; i < nrows; i++) {
+    ls_buf_puts(&all, strchr(strchr(rows[i], ' ') + 1, ' ') + 1); /* without the line number */
+    ls_buf_puts(&all, "\n");
+    free(rows[i]);
+  }
+  free(rows);
+  ck_assert_int_eq(all.failed, 0);
+  return all.data;
+}
+
+/* ls_emit_step and ls_emit_await (the step path's writers) store what ls_emit stores for the same
+ * step and await events: two collectors, one written each way, with 200 sessions each (every
+ * session's first event, a step in half of them and an await in the other half, takes the
+ * new-chunk path) and one long session through growing chunks, encode to the same events. */
+START_TEST(step_and_await_writers_store_what_ls_emit_stores)
+{
+  char sink_a[256], sink_b[256];
+  ls_collector *a = sink_collector(sink_a, "lsemit-a", 8 << 20, 600000, 4096);
+  ls_collector *b = sink_collector(sink_b, "lsemit-b", 8 << 20, 600000, 4096);
+  static const char *whats[] = {"yield", "gather", "sleep", "Future", "caf\xc3\xa9 \xff"};
+  uint64_t t = 1000, nev = 0;
+  for(int k = 0; k <= 200; k++) {
+    char id[32];
+    snprintf(id, sizeof id, "s-emit-%03d", k);
+    ls_session *sa = NULL, *sb = NULL;
+    ck_assert_int_eq(ls_session_open(a, id, "{}", &sa), LSC_OK);
+    ck_assert_int_eq(ls_session_open(b, id, "{}", &sb), LSC_OK);
+    uint64_t n = k == 200 ? 3000 : 3; /* the last one long */
+    for(uint64_t i = 1; i <= n; i++) {
+      /* times that go back as well as forward (a zigzag difference), durations past a varint byte */
+      uint64_t at = i % 3 ? t - 7 : t + 123456789;
+      uint64_t d = (i * 7919 + (uint64_t)k) % 100000;
+      int32_t line = i % 5 ? (int32_t)i : -(int32_t)i;
+      ls_str what = {whats[(i + (uint64_t)k) % 5], strlen(whats[(i + (uint64_t)k) % 5])};
+      ls_str file = i % 4 ? S("/srv/app/handlers.py") : (ls_str){NULL, 0};
+      ls_str func = i % 4 ? S("get_user") : (ls_str){NULL, 0};
+      ls_event aw = {.kind = LS_K_AWAIT, .id = i, .t = at, .d = d, .line = line, .what = what, .file = file, .func = func};
+      ls_event st = {.kind = LS_K_STEP, .id = i, .t = t, .d = d / 3};
+      if((k + (int)i) % 2) { /* a step first */
+        ck_assert_int_eq(ls_emit(sa, &st), LSC_OK);
+        ck_assert_int_eq(ls_emit_step(sb, i, t, d / 3), LSC_OK);
+      }
+      ck_assert_int_eq(ls_emit(sa, &aw), LSC_OK);
+      ck_assert_int_eq(ls_emit_await(sb, i, at, d, line, what, file, func), LSC_OK);
+      if(!((k + (int)i) % 2)) {
+        ck_assert_int_eq(ls_emit(sa, &st), LSC_OK);
+        ck_assert_int_eq(ls_emit_step(sb, i, t, d / 3), LSC_OK);
+      }
+      t += 1 + i % 1000;
+      nev += 2;
+    }
+    ck_assert_int_eq(ls_session_close(sa, t), LSC_OK);
+    ck_assert_int_eq(ls_session_close(sb, t), LSC_OK);
+    nev++;
+  }
+  ck_assert_int_eq(ls_collector_flush(a, check_wait_ms(10000)), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(b, check_wait_ms(10000)), LSC_OK);
+  ls_stats st_a, st_b;
+  ls_collector_stats(a, &st_a);
+  ls_collector_stats(b, &st_b);
+  ck_assert_uint_eq(st_a.events, nev);
+  ck_assert_uint_eq(st_b.events, nev);
+  ck_assert_uint_eq(st_a.dropped + st_b.dropped, 0);
+  ls_collector_free(a, 1000);
+  ls_collector_free(b, 1000);
+  char *ea = sink_events(sink_a), *eb = sink_events(sink_b);
+  ck_assert_ptr_nonnull(strstr(ea, "\"k\":\"await\""));
+  ck_assert_ptr_nonnull(strstr(ea, "\"k\":\"step\""));
+  ck_assert_str_eq(ea, eb);
+  free(ea);
+  free(eb);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- the sender, online */
 
 /* A session of n tasks (a task and a step each) through a collector posting to url with token,
@@ -858,6 +973,7 @@ static Suite *collector_core_suite(void)
   c = tcase_create("sender");
   tcase_set_timeout(c, 60);
   tcase_add_test(c, offline_sink_batches_parse_on_the_server);
+  tcase_add_test(c, step_and_await_writers_store_what_ls_emit_stores);
   tcase_add_test(c, online_sender_against_the_real_server);
   tcase_add_test(c, online_sender_posts_several_sessions_at_once);
   tcase_add_test(c, lock_free_writer_and_sender_lose_and_repeat_nothing);
