@@ -26,8 +26,8 @@ while [ $# -gt 0 ]; do
 done
 [ $# -eq 3 ] || { usage >&2; exit 2; }
 PY="$1"; shift
-[ -x "$PY" ] || { echo "ab.sh: $PY is not an executable python" >&2; exit 2; }
 run=(); case "$PY" in */.venvs-sid/*) run=("$ROOT/scripts/sid-chroot.sh" run) ;; esac
+"${run[@]}" "$PY" -c 1 2>/dev/null || { echo "ab.sh: $PY does not run" >&2; exit 2; }
 SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
 [ -x "$SERVER_BIN" ] || { echo "ab.sh: no $SERVER_BIN: build the server first (cmake --build build)" >&2; exit 2; }
 
