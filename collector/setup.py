@@ -21,8 +21,9 @@ cflags = ["-std=c11", "-Wall", "-Wextra", "-Wshadow", "-D_POSIX_C_SOURCE=200809L
           # Optimised for size, whatever the interpreter was built with (-O2 in Debian's, -O3 in
           # pyenv's): the collector's cost is the instruction-cache lines its code takes between
           # two stretches of the interpreter's own, not its instructions. Measured on 3.14's async
-          # tree (callgrind --cache-sim=yes): -Os adds 1.49M I1 misses where -O2 added 1.89M, for
-          # 10.3M instructions instead of 3.5M (docs in bench/overhead/README.md). The one-line
+          # tree (callgrind --cache-sim=yes, this build as of e71c9dd): 1.16M I1 misses added
+          # where -O2 added 1.89M, for 5.7M instructions instead of 3.5M; 3.15: 1.00M against
+          # 1.63M (bench/overhead/README.md, with how far layout alone moves them). The one-line
           # helpers every step calls stay inline (LS_ALWAYS_INLINE). Hidden visibility: calls
           # between the module's own files go direct, not through the PLT (PyInit__core is
           # exported by PyMODINIT_FUNC itself).

@@ -29,6 +29,7 @@
 #define F_STATE(st) ((unsigned)((st) & 3) << 4)
 #define VMAX 10          /* bytes of a varint of 64 bits at most */
 #define SMAX 3           /* bytes of a string's tag at most (length <= LS_MAX_STR, or a number) */
+_Static_assert(LS_STEP_BOUND == 1 + 3 * VMAX, "lscore.h's LS_STEP_BOUND: a kind byte and three varints");
 
 /* Cut at LS_MAX_STR, backing up to a UTF-8 boundary so the cut never splits a character. */
 static size_t str_len(ls_str s) {
