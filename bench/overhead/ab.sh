@@ -11,6 +11,7 @@
 # Defaults: 20 reps, 4 rounds, async_tree. Per-run lines stay in build-collector/ab-runs.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CALLER="$PWD"
 cd "$ROOT"
 REPS=20 ROUNDS=4 ONLY=async_tree
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -26,6 +27,8 @@ while [ $# -gt 0 ]; do
 done
 [ $# -eq 3 ] || { usage >&2; exit 2; }
 PY="$1"; shift
+# a relative path is the caller's: the builds run in their own directories
+case "$PY" in /*) ;; */*) PY="$CALLER/$PY" ;; esac
 run=(); case "$PY" in */.venvs-sid/*) run=("$ROOT/scripts/sid-chroot.sh" run) ;; esac
 "${run[@]}" "$PY" -c 1 2>/dev/null || { echo "ab.sh: $PY does not run" >&2; exit 2; }
 SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
