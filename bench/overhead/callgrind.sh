@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/overhead/callgrind.sh PYTHON WORKLOAD SERVER_URL — loopscope's cost in instructions, which
 # unlike time does not depend on what else the machine is doing: callgrind counts the loop
-# thread's instructions for 1 and for 3 runs of WORKLOAD (tree | taskgroup | asgi), with loopscope
+# thread's instructions for 1 and for 3 runs of WORKLOAD (tree | taskgroup | asgi | litestar, the
+# last in a venv with Litestar: .venvs-fw), with loopscope
 # off and on; one run's cost is (3 runs - 1 run) / 2, so start-up and install() cancel out.
 #
 # The lag heartbeat is the one part driven by the clock, not by the work: valgrind runs the program
@@ -36,12 +37,17 @@ if os.environ.get("LS_CG_LOOP") == "uvloop":
     import uvloop
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 mode, n, wl = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.request_loop}[wl]
+fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.request_loop,
+      "litestar": bench.litestar_loop}[wl]
+if wl == "litestar":
+    bench.LITESTAR_APP = bench.make_litestar()
+    if bench.LITESTAR_APP is None:
+        sys.exit("callgrind.sh: litestar does not import in " + sys.executable)
 if mode == "on":
     loopscope.install(server="$SERVER", max_tasks=10**6, buffer_bytes=256 << 20,
                       sample_rate_ms=float(os.environ.get("LS_CG_SAMPLE_MS", "10")))
-def one(name):  # one run of the workload; 'on' runs the trees in a session (asgi: one per request)
-    if mode == "on" and wl != "asgi":
+def one(name):  # one run of the workload; 'on' runs the trees in a session (asgi, litestar: one per request)
+    if mode == "on" and wl not in ("asgi", "litestar"):
         with loopscope.session(name):
             asyncio.run(fn())
     else:
