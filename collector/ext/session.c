@@ -70,18 +70,15 @@ PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
 
 void session_ids_after_fork(void) { id_prefix[0] = 0; }
 
-/* The meta object of a session named n that started at wall (Unix ns): the name, the route
- * template when route.p is set, the pid, the loop's number when known (with the pid it tells the
- * server which sessions shared a loop), the wall clock and the fields fixed at start (service,
- * host, python). The caller frees *out. */
-static void session_meta(ls_buf *out, ls_str n, ls_str route, uint64_t loop, uint64_t wall) {
+/* The meta object of a session named n that started at wall (Unix ns): the name, the pid, the
+ * loop's number when known (with the pid it tells the server which sessions shared a loop), the
+ * wall clock and the fields fixed at start (service, host, python). The route template is not
+ * here: the sender adds it (ls_session_set_route), so that setting it at a request's end does not
+ * build a new meta on the loop thread. The caller frees *out. */
+static void session_meta(ls_buf *out, ls_str n, uint64_t loop, uint64_t wall) {
   ls_buf_init(out, 16384);
   ls_buf_puts(out, "{\"name\":");
   ls_buf_jstr(out, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
-  if (route.p) {
-    ls_buf_puts(out, ",\"route\":");
-    ls_buf_jstr(out, route.p, route.n > 1024 ? 1024 : route.n);
-  }
   ls_buf_puts(out, ",\"pid\":");
   ls_buf_u64(out, (uint64_t)G.pid);
   if (loop) {
@@ -111,7 +108,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   Py_CLEAR(self->route);
   self->loop = loop;
   ls_buf meta;
-  session_meta(&meta, n, (ls_str){NULL, 0}, loop, self->wall);
+  session_meta(&meta, n, loop, self->wall);
   int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.data, &self->ls);
   ls_buf_free(&meta);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
@@ -137,30 +134,34 @@ static int utf8_of(PyObject *s, ls_str *out) {
   return 0;
 }
 
-/* Replaces the session's meta with one of its current name and route (the next batch carries it;
- * the server keeps the last of each field). 0, or -1 with an exception set. */
+/* Replaces the session's meta with one of its current name (the next batch carries it; the
+ * server keeps the last of each field). 0, or -1 with an exception set. */
 static int session_remeta(session_obj *self) {
-  ls_str n, r;
-  if (utf8_of(self->name, &n) || utf8_of(self->route, &r)) return -1;
+  ls_str n;
+  if (utf8_of(self->name, &n)) return -1;
   ls_buf meta;
-  session_meta(&meta, n, r, self->loop, self->wall);
+  session_meta(&meta, n, self->loop, self->wall);
   int rc = meta.failed ? LSC_ENOMEM : ls_session_set_meta(self->ls, meta.data);
   ls_buf_free(&meta);
   if (rc) { PyErr_NoMemory(); return -1; }
   return 0;
 }
 
-/* Sets field *slot (name or route) of an open session to str v and rebuilds its meta. Checked
- * (a str, encodable) also once the session is closed, when it does nothing else. */
+/* Sets field *slot (name or route) of an open session to str v: a new meta for the name, the
+ * store's route for the route. Checked (a str, encodable) also once the session is closed, when
+ * it does nothing else. */
 static int session_set_field(session_obj *self, PyObject **slot, PyObject *v, const char *what) {
   if (!PyUnicode_Check(v)) {
     PyErr_Format(PyExc_TypeError, "loopscope: a session %s must be a str, not %.100s", what, Py_TYPE(v)->tp_name);
     return -1;
   }
-  if (!PyUnicode_AsUTF8(v)) return -1; /* a lone surrogate raises here */
+  ls_str u;
+  if (utf8_of(v, &u)) return -1; /* a lone surrogate raises here */
   if (!session_live(self)) return 0;
   Py_XSETREF(*slot, Py_NewRef(v));
-  return session_remeta(self);
+  if (slot != &self->route) return session_remeta(self);
+  if (ls_session_set_route(self->ls, u.p, u.n)) { PyErr_NoMemory(); return -1; }
+  return 0;
 }
 
 /* Renames an open session: its next batch carries the new name (the server keeps the last one).

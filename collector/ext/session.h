@@ -20,8 +20,9 @@ struct session_obj {
   task_entry *entries;     /* live entries of this session's tasks */
   ls_summary *sum;         /* what the summary needs (summary.h), or NULL: not kept */
   uint64_t end;            /* monotonic ns at close, 0 while open */
-  PyObject *name, *route;  /* str or NULL: the meta's name and route template, kept so that a
-                            * rename or a route set later rebuilds the whole meta */
+  PyObject *name, *route;  /* str or NULL: the meta's name (kept so that a later change of the
+                            * loop's number rebuilds the meta) and the route template (the store
+                            * keeps its own copy, ls_session_set_route) */
   uint64_t loop;           /* the number of the loop it entered (meta.loop), 0: none yet */
 };
 

@@ -102,6 +102,8 @@ void ls_store_session_free(ls_collector *c, ls_session *s) {
   chunks_free(c, s->head);
   free(s->meta);
   free(s->meta_sending);
+  free(s->route);
+  free(s->route_sending);
   free(s);
 }
 
@@ -311,6 +313,23 @@ int ls_session_set_meta(ls_session *s, const char *meta_json) {
   if (s->sending && !s->meta_sending) s->meta_sending = s->meta;
   else free(s->meta);
   s->meta = m;
+  pthread_mutex_unlock(&c->mu);
+  return LSC_OK;
+}
+
+int ls_session_set_route(ls_session *s, const char *route, size_t n) {
+  char *r = malloc(n + 1);
+  if (!r) return LSC_ENOMEM;
+  memcpy(r, route, n);
+  r[n] = 0;
+  ls_collector *c = s->c;
+  pthread_mutex_lock(&c->mu);
+  c->st.store_allocs++;
+  /* as ls_session_set_meta: the route a send in progress read stays until that send ends */
+  if (s->sending && !s->route_sending) s->route_sending = s->route;
+  else free(s->route);
+  s->route = r;
+  s->route_n = n;
   pthread_mutex_unlock(&c->mu);
   return LSC_OK;
 }

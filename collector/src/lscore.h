@@ -127,6 +127,10 @@ int ls_session_close(ls_session *s, uint64_t t_end);
 /* Replaces the session's meta (copied); it goes out with the session's next batch, and the server
  * overwrites the fields it carries (a request named once its route is known). */
 int ls_session_set_meta(ls_session *s, const char *meta_json);
+/* Sets the session's route template (n bytes of UTF-8): its batches from the next one on carry it
+ * in their meta as "route", the sender adding it (so a route known only at the end of a request
+ * costs the loop thread a copy, not a new meta). LSC_OK or LSC_ENOMEM. */
+int ls_session_set_route(ls_session *s, const char *route, size_t n);
 /* Appends one event. LSC_EFULL when the cap is reached (the event is counted as dropped).
  * A session has one writer at a time (the extension calls under the GIL): the common case takes
  * no lock (see lscollector.c). */

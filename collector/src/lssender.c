@@ -31,6 +31,8 @@ typedef struct part {
   size_t nev;                /* records encoded */
   size_t off, len;           /* its batch's JSON in the body; len 0: not encoded (no room left) */
   const char *meta;          /* valid until the send ends (ls_session_set_meta keeps it) */
+  const char *route;         /* the same for the route (ls_session_set_route), or NULL */
+  size_t route_n;
   int delivered, retryable;
 } part;
 
@@ -92,10 +94,26 @@ static size_t snapshot(ls_collector *c, ls_session *s, part *p) {
     p->dropped_now = s->dropped;
     p->drop_delta = s->dropped - s->dropped_sent;
     p->meta = s->meta;
+    p->route = s->route;
+    p->route_n = s->route_n;
     p->seq = ++c->batch_seq;
     s->sending = 1;
   }
   return nev;
+}
+
+/* The session's meta object with its route, when it has one, as one more field "route" (cut at
+ * 1 KiB, as the name is): every meta is an object, "{}" at least. */
+static void put_meta(ls_buf *body, const char *meta, const char *route, size_t route_n) {
+  size_t n = strlen(meta);
+  if (!route || n < 2 || meta[n - 1] != '}') {
+    ls_buf_puts(body, meta);
+    return;
+  }
+  ls_buf_append(body, meta, n - 1);
+  ls_buf_puts(body, meta[n - 2] == '{' ? "\"route\":" : ",\"route\":");
+  ls_buf_jstr(body, route, route_n > 1024 ? 1024 : route_n);
+  ls_buf_puts(body, "}");
 }
 
 /* Appends p's batch to body (mu free): the v1 JSON of what p took, stopping once body holds
@@ -113,7 +131,7 @@ static void encode_part(ls_buf *body, part *p) {
   ls_buf_puts(body, "\",\"session\":");
   ls_buf_jstr(body, s->id, strlen(s->id));
   ls_buf_puts(body, ",\"meta\":");
-  ls_buf_puts(body, p->meta);
+  put_meta(body, p->meta, p->route, p->route_n);
   ls_buf_puts(body, ",\"events\":[");
   /* in order: the record state s->rs runs from one record to the next */
   int first_ev = 1, full = 0;
@@ -269,6 +287,8 @@ static void finish_part(ls_collector *c, part *p) {
   }
   free(s->meta_sending);
   s->meta_sending = NULL;
+  free(s->route_sending);
+  s->route_sending = NULL;
   s->sending = 0;
   after_send(c, s);
 }

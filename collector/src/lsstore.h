@@ -47,6 +47,10 @@ struct ls_session {
   char *meta;                  /* encoded JSON object, owned */
   char *meta_sending;          /* an earlier meta the sender is still encoding (ls_session_set_meta
                                 * replaced it mid-send), freed when that send ends; or NULL */
+  char *route;                 /* the route template (ls_session_set_route, owned, route_n bytes)
+                                * the sender adds to the meta as "route", or NULL */
+  size_t route_n;
+  char *route_sending;         /* an earlier route the sender is still encoding, as meta_sending */
   chunk *head, *tail;          /* chunks not yet all shipped, oldest first, and the writer's (mu) */
   chunk *w;                    /* the writer's current chunk (the tail, or NULL): records go there
                                 * without the mutex; only the writer changes it, under mu */

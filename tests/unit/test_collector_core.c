@@ -616,6 +616,65 @@ START_TEST(offline_sink_batches_parse_on_the_server)
 }
 END_TEST
 
+/* A route set on an open session (ls_session_set_route) goes out in the meta of its batches from
+ * then on, added by the sender beside the meta's own fields, as the server reads it; also into an
+ * empty meta, and a later route replaces an earlier one. */
+START_TEST(route_goes_out_in_the_meta)
+{
+  char sink[256];
+  ls_collector *c = sink_collector(sink, "lsroute", 1 << 20, 600000, 1 << 20);
+  ls_session *a = NULL, *b = NULL, *z = NULL;
+  ck_assert_int_eq(ls_session_open(c, "s-route-a", "{\"name\":\"GET /users/42\",\"pid\":7}", &a), LSC_OK);
+  ck_assert_int_eq(ls_session_open(c, "s-route-b", "{}", &b), LSC_OK);
+  ck_assert_int_eq(ls_session_open(c, "s-route-z", "{\"name\":\"no route\"}", &z), LSC_OK);
+  ck_assert_int_eq(ls_session_set_route(a, "GET /users/{id}", 9), LSC_OK); /* replaced below */
+  static const char route[] = "GET /users/{id} \"\xc3\xa9\"";
+  ck_assert_int_eq(ls_session_set_route(a, route, sizeof route - 1), LSC_OK);
+  ck_assert_int_eq(ls_session_set_route(b, "POST /orders", 12), LSC_OK);
+  ls_session *all[] = {a, b, z};
+  for(int i = 0; i < 3; i++) {
+    ls_event st = {.kind = LS_K_STEP, .id = 1, .t = 10, .d = 5};
+    ck_assert_int_eq(ls_emit(all[i], &st), LSC_OK);
+    ck_assert_int_eq(ls_session_close(all[i], 100), LSC_OK);
+  }
+  ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(10000)), LSC_OK);
+  ls_collector_free(c, 1000);
+
+  FILE *f = fopen(sink, "rb");
+  ck_assert_ptr_nonnull(f);
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  char *line = NULL;
+  size_t cap = 0;
+  int seen = 0;
+  ssize_t n;
+  while((n = getline(&line, &cap, f)) > 0) {
+    ingest_batch *bt = NULL;
+    char detail[256] = "";
+    ck_assert_msg(ingest_parse(line, (size_t)n, &lim, &bt, detail, sizeof detail) == 0, "refused: %s (%s)", detail, line);
+    if(strcmp(bt->session, "s-route-a") == 0) {
+      ck_assert_str_eq(bt->meta.route, "GET /users/{id} \"\xc3\xa9\"");
+      ck_assert_str_eq(bt->meta.name, "GET /users/42");
+      ck_assert_int_eq(bt->meta.pid, 7);
+      seen |= 1;
+    } else if(strcmp(bt->session, "s-route-b") == 0) {
+      ck_assert_str_eq(bt->meta.route, "POST /orders");
+      seen |= 2;
+    } else {
+      ck_assert_str_eq(bt->session, "s-route-z");
+      ck_assert_ptr_null(bt->meta.route);
+      ck_assert_str_eq(bt->meta.name, "no route");
+      seen |= 4;
+    }
+    ingest_free(bt);
+  }
+  free(line);
+  fclose(f);
+  unlink(sink);
+  ck_assert_int_eq(seen, 7);
+}
+END_TEST
+
 static int strcmp_p(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
 
 /* Every event of the batches in sink as one text, a line per event: "session line# event", sorted,
@@ -973,6 +1032,7 @@ static Suite *collector_core_suite(void)
   c = tcase_create("sender");
   tcase_set_timeout(c, 60);
   tcase_add_test(c, offline_sink_batches_parse_on_the_server);
+  tcase_add_test(c, route_goes_out_in_the_meta);
   tcase_add_test(c, step_and_await_writers_store_what_ls_emit_stores);
   tcase_add_test(c, online_sender_against_the_real_server);
   tcase_add_test(c, online_sender_posts_several_sessions_at_once);
