@@ -301,19 +301,25 @@ int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_s
   return LSC_OK;
 }
 
-int ls_session_set_meta(ls_session *s, const char *meta_json) {
-  char *m = strdup(meta_json ? meta_json : "{}");
-  if (!m) return LSC_ENOMEM;
+/* Puts v (malloc'd) in *cur, a field of s the sender reads without the lock while it sends (the
+ * meta, the route), and *n_out = n when given. The one the send in progress found when it began
+ * is kept in *sending until that send ends; one set and replaced during the same send was never
+ * read, so it goes at once. */
+static void replace_sent_field(ls_session *s, char **cur, char **sending, char *v, size_t *n_out, size_t n) {
   ls_collector *c = s->c;
   pthread_mutex_lock(&c->mu);
   c->st.store_allocs++;
-  /* The sender reads the meta it found when the send began without the lock: while it sends, that
-   * one is kept (meta_sending) until the send ends; a meta set and replaced during the same send
-   * was never read, so it goes at once. */
-  if (s->sending && !s->meta_sending) s->meta_sending = s->meta;
-  else free(s->meta);
-  s->meta = m;
+  if (s->sending && !*sending) *sending = *cur;
+  else free(*cur);
+  *cur = v;
+  if (n_out) *n_out = n;
   pthread_mutex_unlock(&c->mu);
+}
+
+int ls_session_set_meta(ls_session *s, const char *meta_json) {
+  char *m = strdup(meta_json ? meta_json : "{}");
+  if (!m) return LSC_ENOMEM;
+  replace_sent_field(s, &s->meta, &s->meta_sending, m, NULL, 0);
   return LSC_OK;
 }
 
@@ -322,15 +328,7 @@ int ls_session_set_route(ls_session *s, const char *route, size_t n) {
   if (!r) return LSC_ENOMEM;
   memcpy(r, route, n);
   r[n] = 0;
-  ls_collector *c = s->c;
-  pthread_mutex_lock(&c->mu);
-  c->st.store_allocs++;
-  /* as ls_session_set_meta: the route a send in progress read stays until that send ends */
-  if (s->sending && !s->route_sending) s->route_sending = s->route;
-  else free(s->route);
-  s->route = r;
-  s->route_n = n;
-  pthread_mutex_unlock(&c->mu);
+  replace_sent_field(s, &s->route, &s->route_sending, r, &s->route_n, n);
   return LSC_OK;
 }
 

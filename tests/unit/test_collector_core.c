@@ -564,6 +564,41 @@ static ls_collector *sink_collector(char sink[256], const char *stem, size_t cap
   return c;
 }
 
+/* Every batch in the sink file, parsed as the server parses it (each must pass), in order; *n of
+ * them. The file is removed. sink_batches_free frees them. */
+static ingest_batch **sink_batches(const char *sink, size_t *n)
+{
+  FILE *f = fopen(sink, "rb");
+  ck_assert_ptr_nonnull(f);
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch **bs = NULL;
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  *n = 0;
+  while((len = getline(&line, &cap, f)) > 0) {
+    ingest_batch *b = NULL;
+    char detail[256] = "";
+    int rc = ingest_parse(line, (size_t)len, &lim, &b, detail, sizeof detail);
+    ck_assert_msg(rc == 0, "the server refused batch %zu: %s", *n, detail);
+    bs = realloc(bs, (*n + 1) * sizeof *bs);
+    ck_assert_ptr_nonnull(bs);
+    bs[(*n)++] = b;
+  }
+  free(line);
+  fclose(f);
+  unlink(sink);
+  return bs;
+}
+
+static void sink_batches_free(ingest_batch **bs, size_t n)
+{
+  for(size_t i = 0; i < n; i++)
+    ingest_free(bs[i]);
+  free(bs);
+}
+
 START_TEST(offline_sink_batches_parse_on_the_server)
 {
   char sink[256];
@@ -586,29 +621,16 @@ START_TEST(offline_sink_batches_parse_on_the_server)
   ck_assert_uint_ge(st.batches_saved, 2);
   ls_collector_free(c, 1000);
 
-  FILE *f = fopen(sink, "rb");
-  ck_assert_ptr_nonnull(f);
-  ingest_limits lim;
-  ingest_default_limits(&lim);
-  char *line = NULL;
-  size_t cap = 0, tasks = 0, steps = 0, lines = 0;
+  size_t lines = 0, tasks = 0, steps = 0;
+  ingest_batch **bs = sink_batches(sink, &lines);
   int ended = 0;
-  ssize_t n;
-  while((n = getline(&line, &cap, f)) > 0) {
-    ingest_batch *b = NULL;
-    char detail[256] = "";
-    int rc = ingest_parse(line, (size_t)n, &lim, &b, detail, sizeof detail);
-    ck_assert_msg(rc == 0, "the server refused batch %zu: %s", lines, detail);
-    ck_assert_str_eq(b->session, "s-unit-1");
-    tasks += b->ntasks;
-    steps += b->nsteps;
-    ended |= b->has_end;
-    ingest_free(b);
-    lines++;
+  for(size_t i = 0; i < lines; i++) {
+    ck_assert_str_eq(bs[i]->session, "s-unit-1");
+    tasks += bs[i]->ntasks;
+    steps += bs[i]->nsteps;
+    ended |= bs[i]->has_end;
   }
-  free(line);
-  fclose(f);
-  unlink(sink);
+  sink_batches_free(bs, lines);
   ck_assert_uint_eq(lines, st.batches_saved);
   ck_assert_uint_eq(tasks, (size_t)ntasks);
   ck_assert_uint_eq(steps, (size_t)ntasks);
@@ -640,18 +662,11 @@ START_TEST(route_goes_out_in_the_meta)
   ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(10000)), LSC_OK);
   ls_collector_free(c, 1000);
 
-  FILE *f = fopen(sink, "rb");
-  ck_assert_ptr_nonnull(f);
-  ingest_limits lim;
-  ingest_default_limits(&lim);
-  char *line = NULL;
-  size_t cap = 0;
+  size_t nb = 0;
+  ingest_batch **bs = sink_batches(sink, &nb);
   int seen = 0;
-  ssize_t n;
-  while((n = getline(&line, &cap, f)) > 0) {
-    ingest_batch *bt = NULL;
-    char detail[256] = "";
-    ck_assert_msg(ingest_parse(line, (size_t)n, &lim, &bt, detail, sizeof detail) == 0, "refused: %s (%s)", detail, line);
+  for(size_t i = 0; i < nb; i++) {
+    ingest_batch *bt = bs[i];
     if(strcmp(bt->session, "s-route-a") == 0) {
       ck_assert_str_eq(bt->meta.route, "GET /users/{id} \"\xc3\xa9\"");
       ck_assert_str_eq(bt->meta.name, "GET /users/42");
@@ -666,11 +681,8 @@ START_TEST(route_goes_out_in_the_meta)
       ck_assert_str_eq(bt->meta.name, "no route");
       seen |= 4;
     }
-    ingest_free(bt);
   }
-  free(line);
-  fclose(f);
-  unlink(sink);
+  sink_batches_free(bs, nb);
   ck_assert_int_eq(seen, 7);
 }
 END_TEST
