@@ -147,31 +147,36 @@ static int session_remeta(session_obj *self) {
   return 0;
 }
 
-/* Sets field *slot (name or route) of an open session to str v: a new meta for the name, the
- * store's route for the route. Checked (a str, encodable) also once the session is closed, when
- * it does nothing else. */
-static int session_set_field(session_obj *self, PyObject **slot, PyObject *v, const char *what) {
+/* Sets field *slot (name or route) of an open session to str v, its UTF-8 in *u: 1 when set
+ * (the caller tells the store), 0 when the session is closed (nothing to do), -1 with an
+ * exception set. v is checked (a str, encodable) also once the session is closed. */
+static int session_set_field(session_obj *self, PyObject **slot, PyObject *v, const char *what, ls_str *u) {
   if (!PyUnicode_Check(v)) {
     PyErr_Format(PyExc_TypeError, "loopscope: a session %s must be a str, not %.100s", what, Py_TYPE(v)->tp_name);
     return -1;
   }
-  ls_str u;
-  if (utf8_of(v, &u)) return -1; /* a lone surrogate raises here */
+  if (utf8_of(v, u)) return -1; /* a lone surrogate raises here */
   if (!session_live(self)) return 0;
   Py_XSETREF(*slot, Py_NewRef(v));
-  if (slot != &self->route) return session_remeta(self);
-  if (ls_session_set_route(self->ls, u.p, u.n)) { PyErr_NoMemory(); return -1; }
-  return 0;
+  return 1;
 }
 
 /* Renames an open session: its next batch carries the new name (the server keeps the last one).
  * Does nothing once the session is closed. 0, or -1 with an exception set. */
 int session_rename(session_obj *self, PyObject *name) {
-  return session_set_field(self, &self->name, name, "name");
+  ls_str u;
+  int rc = session_set_field(self, &self->name, name, "name", &u);
+  return rc <= 0 ? rc : session_remeta(self);
 }
 
+/* The route goes to the store as its own field, which the sender adds to the meta: no new meta
+ * is built here, at the end of every routed request. */
 int session_set_route(session_obj *self, PyObject *route) {
-  return session_set_field(self, &self->route, route, "route");
+  ls_str u;
+  int rc = session_set_field(self, &self->route, route, "route", &u);
+  if (rc <= 0) return rc;
+  if (ls_session_set_route(self->ls, u.p, u.n)) { PyErr_NoMemory(); return -1; }
+  return 0;
 }
 
 static PyObject *session_rename_m(session_obj *self, PyObject *name) {
