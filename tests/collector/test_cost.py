@@ -68,13 +68,17 @@ def test_steady_state_store_allocates_nothing_per_step_or_request(collector):
     st1 = loopscope.stats()
     serve(many, 10)
     st2 = loopscope.stats()
-    # 1,000 requests of each kind, 2 and 40 awaits (~14 and ~90 events a request): no chunk taken
-    # from malloc, and the store's allocations per request (session, meta) the same for both (the
-    # counters are exact: one allocation per step would show as 38 more per request; 5,000 requests
-    # of each took 9.5 s of each interpreter's run and showed nothing more)
-    assert st2["chunk_allocs"] == st0["chunk_allocs"], (st0, st2)
-    per_few = (st1["store_allocs"] - st0["store_allocs"]) / 1000
-    per_many = (st2["store_allocs"] - st1["store_allocs"]) / 1000
+    # 1,000 requests of each kind, 2 and 40 awaits (~14 and ~90 events a request). The counters are
+    # exact; what they may not show is deterministic only up to this: a record holds its times as
+    # varints, so a slow run's records are a few bytes longer and a session that sat just under a
+    # chunk's end may need one chunk more than any warm-up session did (seen once: 101 against 100,
+    # on the coverage build beside two other suites). One allocation per step would show as ~38,000
+    # more chunks here and one per request as 1,000; a few spares topped up is neither.
+    assert st2["chunk_allocs"] - st0["chunk_allocs"] <= 3, (st0, st2)
+    # the store's other allocations per request (session, meta) are the same for both kinds
+    def others(a, b):
+        return ((b["store_allocs"] - b["chunk_allocs"]) - (a["store_allocs"] - a["chunk_allocs"])) / 1000
+    per_few, per_many = others(st0, st1), others(st1, st2)
     assert per_few == per_many, (per_few, per_many)
     assert per_few <= 3, per_few
     assert st2["events"] - st1["events"] > 4 * (st1["events"] - st0["events"])  # it did record

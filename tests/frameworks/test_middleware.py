@@ -275,6 +275,8 @@ def check_request(server, case: Case, label: str, headers: Any, named_block: boo
     assert block["d"] >= 150_000_000 and block["task"] == root["id"], block
     check_block(data, block, {"id": block["task"]}, READS[label])
     if named_block:
+        if not block["stack"]:
+            raise NoStack(block)
         inner = block["stack"][-1]
         assert (inner["file"], inner["line"]) == (__file__, line_of(handle, "BLOCK-HERE")), block["stack"]
         assert inner["func"] == "handle" and inner["src"] == "time.sleep(0.15)  # BLOCK-HERE"
@@ -305,9 +307,28 @@ def raw_get(port: int, path: str) -> tuple[socket.socket, Callable[[], tuple[int
     return sock, read
 
 
+class NoStack(AssertionError):
+    """A block was recorded without a stack: the watchdog thread takes it 25 ms into the 150 ms
+    sleep, and on a loaded machine (load 13, three suites side by side) it got no core until the
+    sleep had returned. The block itself was seen; the test runs its requests again."""
+
+
+def again_while_stackless(run: Callable[[], None], tries: int = 5) -> None:
+    for attempt in range(tries):
+        try:
+            return run()
+        except NoStack:
+            if attempt == tries - 1:
+                raise
+
+
 # ---- the tests ---------------------------------------------------------------------------------
 
 def test_request_is_one_session_with_its_tasks_and_block(server, case):
+    again_while_stackless(lambda: one_request(server, case))
+
+
+def one_request(server, case):
     (label,) = labels(1)
     with case.start() as app:
         answer = get(app.url, label)
@@ -319,6 +340,10 @@ def test_request_is_one_session_with_its_tasks_and_block(server, case):
 
 
 def test_overlapping_requests_get_their_own_sessions(server, case):
+    again_while_stackless(lambda: overlapping_requests(server, case))
+
+
+def overlapping_requests(server, case):
     first, second, third = labels(3)
     rv = RENDEZVOUS[first] = RENDEZVOUS[second] = Rendezvous(first, second)
     with case.start() as app, ThreadPoolExecutor(1) as pool:
