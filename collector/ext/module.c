@@ -42,11 +42,6 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   if (G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is already installed"); return NULL; }
   /* Everything that can fail comes before G.started = 1, and a failure undoes what was started:
    * install() must be callable again after any error (not answer "already installed"). */
-  PyMem_Free(G.meta_static);
-  size_t ms_len = strlen(meta_static);
-  G.meta_static = PyMem_Malloc(ms_len + 1);
-  if (!G.meta_static) return PyErr_NoMemory();
-  memcpy(G.meta_static, meta_static, ms_len + 1);
   /* the timeline page of a session is <server>/sessions/<id> (the server URL without its final /) */
   size_t ulen = strlen(url);
   while (ulen && url[ulen - 1] == '/') ulen--;
@@ -54,7 +49,8 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
   if (!(G.url_prefix = PyMem_Malloc(ulen + sizeof "/sessions/"))) return PyErr_NoMemory();
   memcpy(G.url_prefix, url, ulen);
   memcpy(G.url_prefix + ulen, "/sessions/", sizeof "/sessions/");
-  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0, offline, sink, 0, per_post};
+  /* the fields every session's meta ends with (service, host, python): the core writes them */
+  ls_config cfg = {url, token, (size_t)cap, flush_ms, timeout_ms, 0, offline, sink, 0, per_post, meta_static};
   int rc = start_failure == 1 ? LSC_ESYS : LSC_OK;
   if (!rc) {
     Py_BEGIN_ALLOW_THREADS

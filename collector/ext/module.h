@@ -61,7 +61,6 @@ typedef struct ls_module {
   uint64_t max_tasks;
   PyObject *lib_prefixes;          /* tuple of str */
   PyObject *asyncio_prefix;        /* str: the asyncio package directory */
-  char *meta_static;               /* ,"service":..,"host":..,"python":.. pre-encoded, malloc'd */
   long pid;                        /* getpid() is a system call: read at start and after fork */
   PyObject *session_var;           /* ContextVar */
   PyObject *get_running_loop;      /* asyncio.get_running_loop */

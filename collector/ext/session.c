@@ -23,7 +23,6 @@ static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
 
 static void session_dealloc(session_obj *self) {
   Py_XDECREF(self->id);
-  Py_XDECREF(self->name);
   Py_XDECREF(self->route);
   summary_free(self->sum);
   Py_TYPE(self)->tp_free((PyObject *)self);
@@ -70,30 +69,10 @@ PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
 
 void session_ids_after_fork(void) { id_prefix[0] = 0; }
 
-/* The meta object of a session named n that started at wall (Unix ns): the name, the pid, the
- * loop's number when known (with the pid it tells the server which sessions shared a loop), the
- * wall clock and the fields fixed at start (service, host, python). The route template is not
- * here: the sender adds it (ls_session_set_route), so that setting it at a request's end does not
- * build a new meta on the loop thread. The caller frees *out. */
-static void session_meta(ls_buf *out, ls_str n, uint64_t loop, uint64_t wall) {
-  ls_buf_init(out, 16384);
-  ls_buf_puts(out, "{\"name\":");
-  ls_buf_jstr(out, n.p ? n.p : "", n.n > 1024 ? 1024 : n.n);
-  ls_buf_puts(out, ",\"pid\":");
-  ls_buf_u64(out, (uint64_t)G.pid);
-  if (loop) {
-    ls_buf_puts(out, ",\"loop\":");
-    ls_buf_u64(out, loop);
-  }
-  ls_buf_puts(out, ",\"started_unix_ns\":\"");
-  ls_buf_u64(out, wall);
-  ls_buf_puts(out, "\"");
-  if (G.meta_static) ls_buf_puts(out, G.meta_static);
-  ls_buf_puts(out, "}");
-}
-
-/* Opens self as a session named name (a str) with a task cap, on the loop numbered loop (0: not
- * known yet; session_enter_loop adds it to the meta then). 0, or -1 with an exception set. */
+/* Opens self as a session named n (UTF-8) with a task cap, on the loop numbered loop (0: not
+ * known yet; session_enter_loop tells the store then). The store keeps the meta's fields and the
+ * sender writes the meta (ls_session_begin): no JSON here, once per request. 0, or -1 with an
+ * exception set. */
 int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary, uint64_t loop) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
@@ -102,15 +81,10 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
-  PyObject *name = PyUnicode_DecodeUTF8(n.p ? n.p : "", (Py_ssize_t)n.n, "replace");
-  if (!name) return -1;
-  Py_XSETREF(self->name, name);
   Py_CLEAR(self->route);
   self->loop = loop;
-  ls_buf meta;
-  session_meta(&meta, n, loop, self->wall);
-  int rc = meta.failed ? LSC_ENOMEM : ls_session_open(G.core, id, meta.data, &self->ls);
-  ls_buf_free(&meta);
+  ls_session_start st = {n.p, n.n, loop, self->wall};
+  int rc = ls_session_begin(G.core, id, &st, &self->ls);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
   summary_free(self->sum);
   /* without memory for it the session records as usual and _summary() answers None */
@@ -134,22 +108,9 @@ static int utf8_of(PyObject *s, ls_str *out) {
   return 0;
 }
 
-/* Replaces the session's meta with one of its current name (the next batch carries it; the
- * server keeps the last of each field). 0, or -1 with an exception set. */
-static int session_remeta(session_obj *self) {
-  ls_str n;
-  if (utf8_of(self->name, &n)) return -1;
-  ls_buf meta;
-  session_meta(&meta, n, self->loop, self->wall);
-  int rc = meta.failed ? LSC_ENOMEM : ls_session_set_meta(self->ls, meta.data);
-  ls_buf_free(&meta);
-  if (rc) { PyErr_NoMemory(); return -1; }
-  return 0;
-}
-
-/* Sets field *slot (name or route) of an open session to str v, its UTF-8 in *u: 1 when set
- * (the caller tells the store), 0 when the session is closed (nothing to do), -1 with an
- * exception set. v is checked (a str, encodable) also once the session is closed. */
+/* Checks v, a session's new name or route (what): its UTF-8 in *u and 1 when the session is open
+ * (the caller tells the store; *slot, when given, keeps v), 0 when it is closed (nothing to do),
+ * -1 with an exception set. v is checked (a str, encodable) also once the session is closed. */
 static int session_set_field(session_obj *self, PyObject **slot, PyObject *v, const char *what, ls_str *u) {
   if (!PyUnicode_Check(v)) {
     PyErr_Format(PyExc_TypeError, "loopscope: a session %s must be a str, not %.100s", what, Py_TYPE(v)->tp_name);
@@ -157,7 +118,7 @@ static int session_set_field(session_obj *self, PyObject **slot, PyObject *v, co
   }
   if (utf8_of(v, u)) return -1; /* a lone surrogate raises here */
   if (!session_live(self)) return 0;
-  Py_XSETREF(*slot, Py_NewRef(v));
+  if (slot) Py_XSETREF(*slot, Py_NewRef(v));
   return 1;
 }
 
@@ -165,8 +126,10 @@ static int session_set_field(session_obj *self, PyObject **slot, PyObject *v, co
  * Does nothing once the session is closed. 0, or -1 with an exception set. */
 int session_rename(session_obj *self, PyObject *name) {
   ls_str u;
-  int rc = session_set_field(self, &self->name, name, "name", &u);
-  return rc <= 0 ? rc : session_remeta(self);
+  int rc = session_set_field(self, NULL, name, "name", &u);
+  if (rc <= 0) return rc;
+  if (ls_session_set_name(self->ls, u.p, u.n)) { PyErr_NoMemory(); return -1; }
+  return 0;
 }
 
 /* The route goes to the store as its own field, which the sender adds to the meta: no new meta
@@ -297,8 +260,7 @@ int session_enter_loop(session_obj *self, PyObject *loop, int adopt) {
   }
   if (session_live(self) && self->loop != G.hooked_loop_no) {
     self->loop = G.hooked_loop_no;
-    /* only the meta's loop number is lost without memory: recording goes on */
-    if (session_remeta(self)) PyErr_Clear();
+    ls_session_set_loop(self->ls, self->loop);
   }
   if (!adopt) return 0;
   PyObject *task = PyObject_CallOneArg(G.current_task, loop);

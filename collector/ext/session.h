@@ -20,8 +20,7 @@ struct session_obj {
   task_entry *entries;     /* live entries of this session's tasks */
   ls_summary *sum;         /* what the summary needs (summary.h), or NULL: not kept */
   uint64_t end;            /* monotonic ns at close, 0 while open */
-  PyObject *name, *route;  /* str or NULL: the meta's name (kept so that a later change of the
-                            * loop's number rebuilds the meta) and the route template (the store
+  PyObject *route;         /* str or NULL: the route template (request.route reads it; the store
                             * keeps its own copy, ls_session_set_route) */
   uint64_t loop;           /* the number of the loop it entered (meta.loop), 0: none yet */
 };

@@ -104,6 +104,8 @@ void ls_store_session_free(ls_collector *c, ls_session *s) {
   free(s->meta_sending);
   free(s->route);
   free(s->route_sending);
+  free(s->name);
+  free(s->name_sending);
   free(s);
 }
 
@@ -273,32 +275,58 @@ void ls_session_add_dropped(ls_session *s, uint64_t n) {
   pthread_mutex_unlock(&s->c->mu);
 }
 
-int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out) {
-  ls_session *s = calloc(1, sizeof *s);
-  if (!s) return LSC_ENOMEM;
+/* A session of id (checked: [A-Za-z0-9-], under 64 bytes) holding meta or name (one of them,
+ * malloc'd, taken over), linked into c's sessions. */
+static int session_new(ls_collector *c, const char *id, char *meta, char *name, ls_session **out) {
   size_t idn = strlen(id);
-  if (idn == 0 || idn >= sizeof s->id) { free(s); return LSC_EINVAL; }
-  for (size_t i = 0; i < idn; i++) {
+  int ok = idn > 0 && idn < sizeof ((ls_session *)0)->id;
+  for (size_t i = 0; ok && i < idn; i++) {
     char ch = id[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-')) {
-      free(s);
-      return LSC_EINVAL;
-    }
+    ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-';
+  }
+  ls_session *s = ok && (meta || name) ? calloc(1, sizeof *s) : NULL;
+  if (!s) {
+    free(meta);
+    free(name);
+    return ok ? LSC_ENOMEM : LSC_EINVAL;
   }
   memcpy(s->id, id, idn + 1);
   s->ws.strings = c->strings;
   s->rs.strings = c->strings;
-  s->meta = strdup(meta_json ? meta_json : "{}");
-  if (!s->meta) { free(s); return LSC_ENOMEM; }
+  s->meta = meta;
+  s->name = name;
   s->c = c;
   pthread_mutex_lock(&c->mu);
-  c->st.store_allocs += 2; /* the session and its meta */
+  c->st.store_allocs += 2; /* the session and its meta or name */
   s->next = c->sessions;
   if (c->sessions) c->sessions->prev = s;
   c->sessions = s;
   pthread_mutex_unlock(&c->mu);
   *out = s;
   return LSC_OK;
+}
+
+int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out) {
+  return session_new(c, id, strdup(meta_json ? meta_json : "{}"), NULL, out);
+}
+
+/* A NUL-terminated copy of n bytes of p, or NULL. */
+static char *copy_n(const char *p, size_t n) {
+  char *r = malloc(n + 1);
+  if (!r) return NULL;
+  if (n) memcpy(r, p, n);
+  r[n] = 0;
+  return r;
+}
+
+int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st, ls_session **out) {
+  int rc = session_new(c, id, NULL, copy_n(st->name ? st->name : "", st->name ? st->name_n : 0), out);
+  if (rc == LSC_OK) {
+    (*out)->name_n = st->name ? st->name_n : 0;
+    (*out)->loop = st->loop;
+    (*out)->wall_ns = st->wall_ns;
+  }
+  return rc;
 }
 
 /* Puts v (malloc'd) in *cur, a field of s the sender reads without the lock while it sends (the
@@ -324,12 +352,26 @@ int ls_session_set_meta(ls_session *s, const char *meta_json) {
 }
 
 int ls_session_set_route(ls_session *s, const char *route, size_t n) {
-  char *r = malloc(n + 1);
+  char *r = copy_n(route, n);
   if (!r) return LSC_ENOMEM;
-  memcpy(r, route, n);
-  r[n] = 0;
   replace_sent_field(s, &s->route, &s->route_sending, r, &s->route_n, n);
   return LSC_OK;
+}
+
+/* Only a named session (ls_session_begin) has a name to replace: LSC_EINVAL for one opened with a
+ * whole meta (ls_session_open), whose owner sets a new meta instead. */
+int ls_session_set_name(ls_session *s, const char *name, size_t n) {
+  if (!s->name) return LSC_EINVAL;
+  char *r = copy_n(name, n);
+  if (!r) return LSC_ENOMEM;
+  replace_sent_field(s, &s->name, &s->name_sending, r, &s->name_n, n);
+  return LSC_OK;
+}
+
+void ls_session_set_loop(ls_session *s, uint64_t loop) {
+  pthread_mutex_lock(&s->c->mu);
+  s->loop = loop;
+  pthread_mutex_unlock(&s->c->mu);
 }
 
 int ls_session_close(ls_session *s, uint64_t t_end) {
@@ -366,9 +408,11 @@ int ls_collector_new(const ls_config *cfg, ls_collector **out) {
   pthread_cond_init(&c->idle, NULL);
   c->url = strdup(cfg->url ? cfg->url : "http://127.0.0.1:7878");
   c->token = cfg->token ? strdup(cfg->token) : NULL;
-  int rc = !c->url || (cfg->token && !c->token) ? LSC_ENOMEM : LSC_OK;
+  c->meta_static = cfg->meta_static ? strdup(cfg->meta_static) : NULL;
+  int rc = !c->url || (cfg->token && !c->token) || (cfg->meta_static && !c->meta_static) ? LSC_ENOMEM : LSC_OK;
   c->cfg.url = c->url;
   c->cfg.token = c->token;
+  c->cfg.meta_static = c->meta_static;
   c->cfg.sink_path = NULL; /* not kept: only the open file is */
   if (!rc && cfg->sink_path && !(c->sink = fopen(cfg->sink_path, "ab"))) rc = LSC_EINVAL;
   if (!rc) rc = ls_intern_new(&c->strings);
@@ -428,6 +472,7 @@ void ls_collector_free(ls_collector *c, int timeout_ms) {
   pthread_cond_destroy(&c->idle);
   free(c->url);
   free(c->token);
+  free(c->meta_static);
   free(c);
 }
 

@@ -90,6 +90,8 @@ typedef struct ls_config {
                                * loopback address (default); 1: always; -1: never */
   int batches_per_post;       /* sessions' batches one POST may carry together (default, 0:
                                * 1000); 1: one batch per POST, the plain v1 body */
+  const char *meta_static;    /* NULL, or fields every named session's meta ends with, encoded
+                               * with their leading comma: ,"service":..,"host":.. (copied) */
 } ls_config;
 
 typedef struct ls_collector ls_collector;
@@ -123,6 +125,20 @@ int ls_collector_after_fork_child(ls_collector *c);
 /* Opens a session; meta_json is the pre-encoded "meta" object (copied). The session stays owned
  * by the collector: after ls_session_close the caller must not touch it again. */
 int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out);
+/* A named session's meta as fields: the sender writes the meta object from them when it sends
+ * ({"name":..,"pid":..,"loop":..,"started_unix_ns":"..",<cfg.meta_static>,"route":..}), so that
+ * opening a session (once per web request) builds no JSON on the loop thread. */
+typedef struct ls_session_start {
+  const char *name;           /* name_n bytes of UTF-8 (copied; the meta keeps 1 KiB of it) */
+  size_t name_n;
+  uint64_t loop;              /* the number of the loop it runs on, 0: not known yet */
+  uint64_t wall_ns;           /* when it started, Unix ns (started_unix_ns) */
+} ls_session_start;
+/* Opens a session named by st (see ls_session_start); as ls_session_open otherwise. */
+int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st, ls_session **out);
+/* A named session's new name (n bytes, copied) and loop number: its next batch carries them. */
+int ls_session_set_name(ls_session *s, const char *name, size_t n);
+void ls_session_set_loop(ls_session *s, uint64_t loop);
 int ls_session_close(ls_session *s, uint64_t t_end);
 /* Replaces the session's meta (copied); it goes out with the session's next batch, and the server
  * overwrites the fields it carries (a request named once its route is known). */

@@ -33,6 +33,9 @@ typedef struct part {
   const char *meta;          /* valid until the send ends (ls_session_set_meta keeps it) */
   const char *route;         /* the same for the route (ls_session_set_route), or NULL */
   size_t route_n;
+  const char *name;          /* the same for a named session's name, or NULL (meta instead) */
+  size_t name_n;
+  uint64_t loop;             /* its loop's number then */
   int delivered, retryable;
 } part;
 
@@ -96,34 +99,61 @@ static size_t snapshot(ls_collector *c, ls_session *s, part *p) {
     p->meta = s->meta;
     p->route = s->route;
     p->route_n = s->route_n;
+    p->name = s->name;
+    p->name_n = s->name_n;
+    p->loop = s->loop;
     p->seq = ++c->batch_seq;
     s->sending = 1;
   }
   return nev;
 }
 
-/* The session's meta object with its route, when it has one, as one more field "route" (cut at
- * 1 KiB, as the name is): every meta is an object, "{}" at least. */
-static void put_meta(ls_buf *body, const char *meta, const char *route, size_t route_n) {
-  size_t n = strlen(meta);
-  if (!route || n < 2 || meta[n - 1] != '}') {
+/* n bytes of JSON string value, cut at 1 KiB (names and routes are labels, not payloads). */
+static void put_label(ls_buf *body, const char *v, size_t n) { ls_buf_jstr(body, v, n > 1024 ? 1024 : n); }
+
+/* The session's meta object: a named session's written from its fields, else the meta it was
+ * given; with its route, when it has one, as one more field "route". Every meta is an object,
+ * "{}" at least. */
+static void put_meta(ls_buf *body, const ls_collector *c, const part *p, uint64_t pid) {
+  const char *meta = p->meta, *sep = ",";
+  size_t n = meta ? strlen(meta) : 0;
+  if (p->name) {
+    ls_buf_puts(body, "{\"name\":");
+    put_label(body, p->name, p->name_n);
+    ls_buf_puts(body, ",\"pid\":");
+    ls_buf_u64(body, pid);
+    if (p->loop) {
+      ls_buf_puts(body, ",\"loop\":");
+      ls_buf_u64(body, p->loop);
+    }
+    ls_buf_puts(body, ",\"started_unix_ns\":\"");
+    ls_buf_u64(body, p->s->wall_ns);
+    ls_buf_puts(body, "\"");
+    if (c->meta_static) ls_buf_puts(body, c->meta_static);
+  } else if (!p->route || n < 2 || meta[n - 1] != '}') {
     ls_buf_puts(body, meta);
     return;
+  } else {
+    ls_buf_append(body, meta, n - 1);
+    if (meta[n - 2] == '{') sep = "";
   }
-  ls_buf_append(body, meta, n - 1);
-  ls_buf_puts(body, meta[n - 2] == '{' ? "\"route\":" : ",\"route\":");
-  ls_buf_jstr(body, route, route_n > 1024 ? 1024 : route_n);
+  if (p->route) {
+    ls_buf_puts(body, sep);
+    ls_buf_puts(body, "\"route\":");
+    put_label(body, p->route, p->route_n);
+  }
   ls_buf_puts(body, "}");
 }
 
 /* Appends p's batch to body (mu free): the v1 JSON of what p took, stopping once body holds
  * BATCH_JSON_MAX bytes (having taken one record at least): the rest of the snapshot is given
  * back, snap lowered to what went in. */
-static void encode_part(ls_buf *body, part *p) {
+static void encode_part(ls_buf *body, const ls_collector *c, part *p) {
   ls_session *s = p->s;
+  uint64_t pid = (uint64_t)getpid();
   p->off = body->len;
   ls_buf_puts(body, "{\"v\":1,\"batch\":\"b-");
-  ls_buf_u64(body, (uint64_t)getpid());
+  ls_buf_u64(body, pid);
   ls_buf_puts(body, "-");
   ls_buf_u64(body, p->seq);
   ls_buf_puts(body, "-");
@@ -131,7 +161,7 @@ static void encode_part(ls_buf *body, part *p) {
   ls_buf_puts(body, "\",\"session\":");
   ls_buf_jstr(body, s->id, strlen(s->id));
   ls_buf_puts(body, ",\"meta\":");
-  put_meta(body, p->meta, p->route, p->route_n);
+  put_meta(body, c, p, pid);
   ls_buf_puts(body, ",\"events\":[");
   /* in order: the record state s->rs runs from one record to the next */
   int first_ev = 1, full = 0;
@@ -289,6 +319,8 @@ static void finish_part(ls_collector *c, part *p) {
   s->meta_sending = NULL;
   free(s->route_sending);
   s->route_sending = NULL;
+  free(s->name_sending);
+  s->name_sending = NULL;
   s->sending = 0;
   after_send(c, s);
 }
@@ -318,7 +350,7 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
       continue;
     }
     if (nenc) ls_buf_puts(&body, ",");
-    encode_part(&body, &parts[i]);
+    encode_part(&body, c, &parts[i]);
     nenc++;
   }
   ls_buf_puts(&body, "]}");

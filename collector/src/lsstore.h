@@ -44,13 +44,20 @@ struct ls_session {
   struct ls_session *rnext;    /* in the ready queue, while queued */
   int queued;                  /* in the ready queue: has records or an unreported drop count */
   char id[64];
-  char *meta;                  /* encoded JSON object, owned */
+  char *meta;                  /* encoded JSON object, owned; NULL for a named session (name) */
   char *meta_sending;          /* an earlier meta the sender is still encoding (ls_session_set_meta
                                 * replaced it mid-send), freed when that send ends; or NULL */
   char *route;                 /* the route template (ls_session_set_route, owned, route_n bytes)
                                 * the sender adds to the meta as "route", or NULL */
   size_t route_n;
   char *route_sending;         /* an earlier route the sender is still encoding, as meta_sending */
+  char *name;                  /* a named session's name (ls_session_begin, ls_session_set_name;
+                                * owned, name_n bytes): the sender writes its meta from it, loop,
+                                * wall_ns and cfg.meta_static; NULL when meta is set instead */
+  size_t name_n;
+  char *name_sending;          /* an earlier name the sender is still encoding, as meta_sending */
+  uint64_t loop;               /* meta.loop, 0: not known (set under mu) */
+  uint64_t wall_ns;            /* meta.started_unix_ns (fixed at open) */
   chunk *head, *tail;          /* chunks not yet all shipped, oldest first, and the writer's (mu) */
   chunk *w;                    /* the writer's current chunk (the tail, or NULL): records go there
                                 * without the mutex; only the writer changes it, under mu */
@@ -75,6 +82,7 @@ struct ls_collector {
   int flush_waiters;
   ls_config cfg;
   char *url, *token;
+  char *meta_static;           /* cfg.meta_static's copy, or NULL */
   ls_session *sessions;
   ls_session *ready_head, *ready_tail; /* sessions with something to send, oldest first */
   size_t nqueued;              /* sessions in the ready queue */

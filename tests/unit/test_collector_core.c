@@ -641,6 +641,80 @@ END_TEST
 /* A route set on an open session (ls_session_set_route) goes out in the meta of its batches from
  * then on, added by the sender beside the meta's own fields, as the server reads it; also into an
  * empty meta, and a later route replaces an earlier one. */
+/* A named session's meta is written by the sender from its fields (ls_session_begin): name, pid,
+ * loop, started_unix_ns, the collector's static fields and the route; a new name and a loop number
+ * set later go out with the next batch; a session opened with a whole meta has no name to set. */
+START_TEST(named_session_meta_is_written_by_the_sender)
+{
+  char sink[256];
+  snprintf(sink, sizeof sink, "%s/lsnamed-%d.jsonl", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+  unlink(sink);
+  ls_config cfg = {.url = "http://127.0.0.1:1", .buffer_cap = 1 << 20, .flush_interval_ms = 600000,
+                   .timeout_ms = 1000, .batch_max = 1 << 20, .offline = 1, .sink_path = sink,
+                   .meta_static = ",\"service\":\"svc <b>\",\"host\":\"h1\""};
+  ls_collector *c = NULL;
+  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  static const char name[] = "GET /w/\xc3\xa9 \"q\"";
+  ls_session_start st = {name, sizeof name - 1, 0, 1700000000123456789ull};
+  ls_session *a = NULL, *b = NULL, *m = NULL;
+  ck_assert_int_eq(ls_session_begin(c, "s-named-a", &st, &a), LSC_OK);
+  ls_session_start st_b = {"x", 1, 3, 5};
+  ck_assert_int_eq(ls_session_begin(c, "s-named-b", &st_b, &b), LSC_OK);
+  ck_assert_int_eq(ls_session_begin(c, "bad id!", &st_b, &m), LSC_EINVAL);
+  ck_assert_int_eq(ls_session_open(c, "s-named-m", "{\"name\":\"whole\"}", &m), LSC_OK);
+  ck_assert_int_eq(ls_session_set_name(m, "no", 2), LSC_EINVAL);
+  ls_event ev = {.kind = LS_K_STEP, .id = 1, .t = 10, .d = 5};
+  ck_assert_int_eq(ls_emit(a, &ev), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(10000)), LSC_OK); /* a's first batch: as begun */
+  ck_assert_int_eq(ls_session_set_name(a, "GET /w/{x}", 10), LSC_OK);
+  ls_session_set_loop(a, 9);
+  ck_assert_int_eq(ls_session_set_route(a, "GET /w/{x}", 10), LSC_OK);
+  ev.t = 20;
+  ck_assert_int_eq(ls_emit(a, &ev), LSC_OK);
+  ls_session *all[] = {a, b, m};
+  for(int i = 0; i < 3; i++)
+    ck_assert_int_eq(ls_session_close(all[i], 100), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(10000)), LSC_OK);
+  ls_collector_free(c, 1000);
+
+  size_t nb = 0;
+  ingest_batch **bs = sink_batches(sink, &nb);
+  int a_seen = 0, seen = 0;
+  for(size_t i = 0; i < nb; i++) {
+    ingest_batch *bt = bs[i];
+    if(strcmp(bt->session, "s-named-a") == 0) {
+      ck_assert_int_eq(bt->meta.pid, (int64_t)getpid());
+      ck_assert_int_eq(bt->meta.started_ns, 1700000000123456789ll);
+      ck_assert_str_eq(bt->meta.service, "svc <b>");
+      ck_assert_str_eq(bt->meta.host, "h1");
+      if(a_seen++ == 0) {
+        ck_assert_str_eq(bt->meta.name, name);
+        ck_assert_int_eq(bt->meta.loop, -1);
+        ck_assert_ptr_null(bt->meta.route);
+      } else {
+        ck_assert_str_eq(bt->meta.name, "GET /w/{x}");
+        ck_assert_int_eq(bt->meta.loop, 9);
+        ck_assert_str_eq(bt->meta.route, "GET /w/{x}");
+      }
+      seen |= 1;
+    } else if(strcmp(bt->session, "s-named-b") == 0) {
+      ck_assert_str_eq(bt->meta.name, "x");
+      ck_assert_int_eq(bt->meta.loop, 3);
+      ck_assert_int_eq(bt->meta.started_ns, 5);
+      seen |= 2;
+    } else {
+      ck_assert_str_eq(bt->session, "s-named-m");
+      ck_assert_str_eq(bt->meta.name, "whole");
+      ck_assert_int_eq(bt->meta.pid, -1);
+      seen |= 4;
+    }
+  }
+  sink_batches_free(bs, nb);
+  ck_assert_int_eq(seen, 7);
+  ck_assert_int_eq(a_seen, 2);
+}
+END_TEST
+
 START_TEST(route_goes_out_in_the_meta)
 {
   char sink[256];
@@ -1045,6 +1119,7 @@ static Suite *collector_core_suite(void)
   tcase_set_timeout(c, 60);
   tcase_add_test(c, offline_sink_batches_parse_on_the_server);
   tcase_add_test(c, route_goes_out_in_the_meta);
+  tcase_add_test(c, named_session_meta_is_written_by_the_sender);
   tcase_add_test(c, step_and_await_writers_store_what_ls_emit_stores);
   tcase_add_test(c, online_sender_against_the_real_server);
   tcase_add_test(c, online_sender_posts_several_sessions_at_once);
