@@ -661,6 +661,16 @@ START_TEST(named_session_meta_is_written_by_the_sender)
   ls_session_start st_b = {"x", 1, 3, 5};
   ck_assert_int_eq(ls_session_begin(c, "s-named-b", &st_b, &b), LSC_OK);
   ck_assert_int_eq(ls_session_begin(c, "bad id!", &st_b, &m), LSC_EINVAL);
+  ck_assert_int_eq(ls_session_begin(c, "", &st_b, &m), LSC_EINVAL);
+  ck_assert_int_eq(ls_session_begin(c, "s-\xc3\xa9", &st_b, &m), LSC_EINVAL);
+  char id[66];
+  memset(id, 'z', 64);
+  id[64] = 0;                                                      /* 64 bytes: one too many */
+  ck_assert_int_eq(ls_session_begin(c, id, &st_b, &m), LSC_EINVAL);
+  id[63] = 0;                                                      /* 63: the most there is room for */
+  ls_session *longest = NULL;
+  ck_assert_int_eq(ls_session_begin(c, id, &st_b, &longest), LSC_OK);
+  ck_assert_int_eq(ls_session_close(longest, 1), LSC_OK);
   ck_assert_int_eq(ls_session_open(c, "s-named-m", "{\"name\":\"whole\"}", &m), LSC_OK);
   ck_assert_int_eq(ls_session_set_name(m, "no", 2), LSC_EINVAL);
   ls_event ev = {.kind = LS_K_STEP, .id = 1, .t = 10, .d = 5};
@@ -702,6 +712,9 @@ START_TEST(named_session_meta_is_written_by_the_sender)
       ck_assert_int_eq(bt->meta.loop, 3);
       ck_assert_int_eq(bt->meta.started_ns, 5);
       seen |= 2;
+    } else if(strcmp(bt->session, id) == 0) {
+      ck_assert_str_eq(bt->meta.name, "x");
+      seen |= 8;
     } else {
       ck_assert_str_eq(bt->session, "s-named-m");
       ck_assert_str_eq(bt->meta.name, "whole");
@@ -710,7 +723,7 @@ START_TEST(named_session_meta_is_written_by_the_sender)
     }
   }
   sink_batches_free(bs, nb);
-  ck_assert_int_eq(seen, 7);
+  ck_assert_int_eq(seen, 15);
   ck_assert_int_eq(a_seen, 2);
 }
 END_TEST
