@@ -456,7 +456,13 @@ def test_block_stack_taken_while_python_threads_compete_for_the_gil(record):
     assert len(blocks) == 20, [b["d"] for b in blocks]  # every step holds a 120 ms sleep
     line = line_of(blocks_while_threads_spin, "STARVED-HERE")
     named = [b for b in blocks if b["stack"]]
-    assert all(b["stack"][-1]["line"] == line for b in named), [b["stack"][-1] for b in named]
+    # a stack is what the loop thread was running when the watchdog got the GIL: always inside this
+    # coroutine's step, and on the sleeping line unless the GIL came only after the sleep returned
+    # (fc48: 1 of 20 under 3.14's debug interpreter beside a CPU hog and three other suites), when
+    # it names the lines after it; those are late like the blocks without a stack
+    assert all(any(f["func"] == "blocks_while_threads_spin" for f in b["stack"]) for b in named), [
+        b["stack"][-1] for b in named]
+    on_line = [b for b in named if b["stack"][-1]["line"] == line]
     # each says when its stack was taken (from half the threshold on, within the block); a block
     # without a stack says nothing of it
     assert all(50_000_000 <= b["stack_t"] <= b["d"] for b in named), [(b["stack_t"], b["d"]) for b in named]
@@ -466,5 +472,6 @@ def test_block_stack_taken_while_python_threads_compete_for_the_gil(record):
     # more often when other processes hold the CPUs; the probe, waiting from the watchdog's latest
     # moment in the same run, says how much more
     assert len(probe.got) == len(probe.ends) == 20
-    assert 20 - len(named) <= 3 + probe.missed(), (
-        f"{20 - len(named)} of 20 blocks without a stack; the probe missed {probe.missed()}")
+    assert 20 - len(on_line) <= 3 + probe.missed(), (
+        f"{20 - len(named)} of 20 blocks without a stack, {len(named) - len(on_line)} with a stack taken"
+        f" after the sleep; the probe missed {probe.missed()}")
