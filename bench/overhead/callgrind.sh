@@ -28,67 +28,25 @@ export PYTHONHASHSEED=0   # the same dict and set layouts in every run: counts r
 PY="$1"; WL="$2"; SERVER="$3"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
-cat > "$TMP/run.py" <<PYEOF
-import asyncio, os, sys, time, warnings
-sys.path.insert(0, "$HERE")
-import bench, loopscope
-warnings.simplefilter("ignore")
-if os.environ.get("LS_CG_LOOP") == "uvloop":
-    import uvloop
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-mode, n, wl = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.request_loop,
-      "litestar": bench.litestar_loop}[wl]
-if wl == "litestar":
-    bench.LITESTAR_APP = bench.make_litestar()
-    if bench.LITESTAR_APP is None:
-        sys.exit("callgrind.sh: litestar does not import in " + sys.executable)
-if mode == "on":
-    loopscope.install(server="$SERVER", max_tasks=10**6, buffer_bytes=256 << 20,
-                      sample_rate_ms=float(os.environ.get("LS_CG_SAMPLE_MS", "10")))
-def one(name):  # one run of the workload; 'on' runs the trees in a session (asgi, litestar: one per request)
-    if mode == "on" and wl not in ("asgi", "litestar"):
-        with loopscope.session(name):
-            asyncio.run(fn())
-    else:
-        asyncio.run(fn())
-if os.environ.get("LS_CG_TIMED") == "1":
-    import gc
-    one("warm")
-    if mode == "on":
-        loopscope.flush(600)
-    gc.collect()
-    os.getpgrp()  # dump: start-up, install, warm-up run
-    one("bench")
-    os.getpgrp()  # dump: the timed run
-    if mode == "on":
-        loopscope.flush(600)
-        loopscope.uninstall(timeout=60)
-    sys.exit(0)
-t0 = time.perf_counter()
-for _ in range(n):
-    one("callgrind")
-print("elapsed", time.perf_counter() - t0)
-PYEOF
 # count MODE N -> "instructions elapsed_seconds"; LS_CG_OUT=DIR keeps each profile there as MODE-N.cg
 # (for callgrind_annotate: compare the 'on' profiles of two versions function by function)
 # LS_CG_VALGRIND_OPTS adds valgrind options (e.g. --cache-sim=yes: simulated D1/LL misses in the profiles).
 count() { valgrind --tool=callgrind ${LS_CG_VALGRIND_OPTS:-} --callgrind-out-file="$TMP/cg" --toggle-collect='_PyEval_EvalFrameDefault' \
-          "$PY" "$TMP/run.py" "$1" "$2" "$WL" 2>&1 | awk '/Collected/ {gsub(",", "", $4); n=$4} /^elapsed/ {e=$2} END {print n, e}'
+          "$PY" "$HERE/profile_run.py" "$1" "$2" "$WL" "$SERVER" 2>&1 | awk '/Collected/ {gsub(",", "", $4); n=$4} /^elapsed/ {e=$2} END {print n, e}'
           if [ -n "${LS_CG_OUT:-}" ]; then mkdir -p "$LS_CG_OUT" && cp "$TMP/cg" "$LS_CG_OUT/$1-$2.cg"; fi; }
 if [ "${LS_CG_TIMED:-0}" = 1 ]; then
   OUT="${LS_CG_OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
   for mode in off on; do
     LS_CG_SAMPLE_MS="${LS_CG_SAMPLE_MS:-600}" valgrind --tool=callgrind --cache-sim=yes ${LS_CG_VALGRIND_OPTS:-} \
       --toggle-collect=_PyEval_EvalFrameDefault --dump-before=getpgrp \
-      --callgrind-out-file="$OUT/$mode.cg" "$PY" "$TMP/run.py" "$mode" 1 "$WL" >"$OUT/$mode.log" 2>&1
+      --callgrind-out-file="$OUT/$mode.cg" "$PY" "$HERE/profile_run.py" "$mode" 1 "$WL" "$SERVER" >"$OUT/$mode.log" 2>&1
     echo "$mode $(grep -h '^events:' "$OUT/$mode.cg.2")"
     echo "$mode $(grep -h '^summary:' "$OUT/$mode.cg.2")"
   done
   echo "profiles in $OUT (part 2 names functions by ids that part 1 defines: read both)"
   exit 0
 fi
-native=$("$PY" "$TMP/run.py" off 1 "$WL" | awk '/^elapsed/ {print $2}')
+native=$("$PY" "$HERE/profile_run.py" off 1 "$WL" "$SERVER" | awk '/^elapsed/ {print $2}')
 read -r off1 off1_s <<<"$(count off 1)"
 read -r off3 _ <<<"$(count off 3)"
 slow=$("$PY" -I -c "print('%.1f' % ($off1_s / $native))")
