@@ -22,7 +22,8 @@ case "$PY" in */.venvs-sid/*)
   symfs=(--symfs "${LOOPSCOPE_CACHE:-/var/cache/loopscope}/sid") ;;
 esac
 # the fifo and the profiles in the work tree: it is bound at the same path inside the sid root
-OUT="$(mktemp -d "$ROOT/build-collector/perfclock.XXXXXX" 2>/dev/null || { mkdir -p "$ROOT/build-collector"; mktemp -d "$ROOT/build-collector/perfclock.XXXXXX"; })"
+mkdir -p "$ROOT/build-collector"
+OUT="$(mktemp -d "$ROOT/build-collector/perfclock.XXXXXX")"
 trap 'rm -rf "$OUT"' EXIT
 FREQ="${LS_PERF_FREQ:-4000}"
 for round in $(seq "${LS_PERF_ROUNDS:-2}"); do

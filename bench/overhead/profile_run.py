@@ -45,7 +45,7 @@ if mode == "on":
 
 
 def one(name):
-    if mode == "on" and wl not in ("asgi", "litestar"):
+    if mode == "on" and fn not in bench.PER_REQUEST:
         with loopscope.session(name):
             asyncio.run(fn())
     else:
