@@ -238,7 +238,19 @@ LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *a
   G.factory_depth--;
   cur_pop(saved_cur);
   if (!task || !s) { Py_XDECREF(s); return task; }
-  uint64_t t1 = now_ns();
+  /* 3.12+: an eager task ran its first step inside the factory. A coroutine in a frame state the
+   * samples at setup showed to be "created" did not run (the common, non-eager case: no clock read,
+   * no attribute lookup), one in a suspended state did; any other state (finished, say) asks the
+   * task. The step's end is read before anything else is done here. */
+  uint64_t t1 = 0;
+  int ran = 0;
+  if (G.eager_aware) {
+    int cs = PyCoro_CheckExact(coro) ? coro_state(coro) : CORO_UNKNOWN;
+    if (cs != CORO_CREATED) {
+      t1 = now_ns();
+      ran = cs == CORO_SUSPENDED || eager_step_ran(task, coro);
+    }
+  }
   task_entry *e = tab_find(task); /* registered already if its eager step made children */
   if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
   if (!e) {
@@ -249,15 +261,7 @@ LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *a
         !steps_hooked(loop))
       watch_end_by_callback(task);
   }
-  if (e && G.eager_aware) {
-    /* 3.12+: an eager task ran its first step inside the factory. A coroutine in a frame state
-     * the samples at setup showed to be "created" did not run (the common, non-eager case), one in
-     * a suspended state did (no attribute lookups either way); any other state asks the task. */
-    int cs = PyCoro_CheckExact(coro) ? coro_state(coro) : CORO_UNKNOWN;
-    int ran = cs == CORO_SUSPENDED;
-    if (cs != CORO_CREATED && !ran) ran = eager_step_ran(task, coro);
-    if (ran) step_end(e, t0, t1);
-  }
+  if (e && ran) step_end(e, t0, t1);
   Py_DECREF(s);
   return task;
 }

@@ -73,21 +73,22 @@ void await_end(task_entry *e, uint64_t t) {
 
 /* What e's await awaits: p lives at least as long as e (a literal, a static type's name, a cached
  * code_info's qualname: the code cache is emptied only after every entry, at stop), so the event
- * reads it in place; cut to what what[] would hold, as a copy is. Not copying saves the entry's
+ * reads it in place; cut to LS_WHAT_MAX - 1 bytes, as a copy is. Not copying saves the entry's
  * line the copy would write, and the string's address stays the same from task to task, which is
  * what the intern table's pointer cache is keyed by (a copy in each entry missed it every time). */
 static void set_what_stable(task_entry *e, const char *p, size_t n) {
-  if (n >= sizeof e->what) n = sizeof e->what - 1;
+  if (n >= LS_WHAT_MAX) n = LS_WHAT_MAX - 1;
   e->what_p = p;
   e->nwhat = (uint16_t)n;
 }
 
-/* A name that may go before e does (a heap type's): copied into e->what. */
-static void set_what_copy(task_entry *e, const char *p, size_t n) {
-  if (n >= sizeof e->what) n = sizeof e->what - 1;
-  memcpy(e->what, p, n);
-  e->what[n] = 0;
-  e->what_p = e->what;
+/* A name that may go before e does (a heap type's): copied into the room beside e. */
+static LS_COLD void set_what_copy(task_entry *e, const char *p, size_t n) {
+  if (n >= LS_WHAT_MAX) n = LS_WHAT_MAX - 1;
+  char *what = entry_what(e);
+  memcpy(what, p, n);
+  what[n] = 0;
+  e->what_p = what;
   e->nwhat = (uint16_t)n;
 }
 

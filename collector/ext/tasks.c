@@ -18,16 +18,24 @@
  * recently used), and the slabs stay until no entry is live and they hold more than
  * POOL_KEEP_BYTES, or until stop() or a fork (tab_clear). Built with ASan every entry is its own
  * PyMem_Calloc block, as before (tasks.h, LS_ENTRY_POOL). */
-#define SLAB_ENTRIES 128                 /* 32 KiB of entries per slab */
-#define POOL_KEEP_BYTES ((size_t)16 << 20) /* ~65k entries kept while idle */
-#if LS_ENTRY_POOL
-_Static_assert(offsetof(task_entry, snext) == 64 && sizeof(task_entry) == 256,
-               "task_entry: line 0 for every step, line 1 for its start and end");
-#endif
+#define POOL_KEEP_BYTES ((size_t)16 << 20) /* ~75k entries kept while idle */
+/* A slab is SLAB_BYTES aligned to SLAB_BYTES: its header, SLAB_ENTRIES entries, then as many
+ * rooms of LS_WHAT_MAX bytes, the n-th beside the n-th entry (entry_what finds a slab from an
+ * entry's address). The rooms are written only for a heap type's name, so the lines every task
+ * touches stay two per entry, packed: 146 entries of 128 bytes in the first 18.7 KiB. */
+#define SLAB_BYTES ((size_t)32 << 10)
 
 typedef struct slab {
   struct slab *next;
 } __attribute__((aligned(64))) slab;
+
+#define SLAB_ENTRIES ((SLAB_BYTES - sizeof(slab)) / (sizeof(task_entry) + LS_WHAT_MAX))
+#if LS_ENTRY_POOL
+_Static_assert(offsetof(task_entry, snext) == 64 && sizeof(task_entry) == 128,
+               "task_entry: line 0 for every step, line 1 for its start and end");
+_Static_assert(sizeof(slab) + SLAB_ENTRIES * (sizeof(task_entry) + LS_WHAT_MAX) <= SLAB_BYTES,
+               "a slab's entries and their rooms fit in it");
+#endif
 
 static slab *slabs;             /* every slab, while the pool holds any */
 static task_entry *pool_free;   /* free entries, linked by snext */
@@ -44,22 +52,32 @@ static void pool_release(void) {
   pool_bytes = 0;
 }
 
-/* A zeroed entry but for what[] (nwhat says it is empty), or NULL when memory is short. */
+char *entry_what(task_entry *e) {
+#if !LS_ENTRY_POOL
+  return (char *)(e + 1); /* allocated with the entry (entry_alloc) */
+#else
+  slab *sl = (slab *)((uintptr_t)e & ~(uintptr_t)(SLAB_BYTES - 1));
+  task_entry *ents = (task_entry *)(void *)(sl + 1);
+  return (char *)(ents + SLAB_ENTRIES) + (size_t)(e - ents) * LS_WHAT_MAX;
+#endif
+}
+
+/* A zeroed entry (its what room is not: nwhat says it is empty), or NULL when memory is short. */
 LS_HOT static task_entry *entry_alloc(void) {
 #if !LS_ENTRY_POOL
-  task_entry *e = PyMem_Calloc(1, sizeof *e);
+  task_entry *e = PyMem_Calloc(1, sizeof *e + LS_WHAT_MAX);
   if (e) pool_live++;
   return e;
 #else
   if (!pool_free) {
     void *p;
-    if (posix_memalign(&p, 64, sizeof(slab) + SLAB_ENTRIES * sizeof(task_entry))) return NULL;
+    if (posix_memalign(&p, SLAB_BYTES, SLAB_BYTES)) return NULL;
     slab *sl = p;
     sl->next = slabs;
     slabs = sl;
-    pool_bytes += sizeof(slab) + SLAB_ENTRIES * sizeof(task_entry);
+    pool_bytes += SLAB_BYTES;
     task_entry *ents = (task_entry *)(void *)(sl + 1);
-    for (int i = SLAB_ENTRIES - 1; i >= 0; i--) { /* taken in address order */
+    for (size_t i = SLAB_ENTRIES; i-- > 0;) { /* taken in address order */
       ents[i].snext = pool_free;
       pool_free = &ents[i];
     }
@@ -67,7 +85,7 @@ LS_HOT static task_entry *entry_alloc(void) {
   task_entry *e = pool_free;
   pool_free = e->snext;
   pool_live++;
-  return memset(e, 0, offsetof(task_entry, what));
+  return memset(e, 0, sizeof *e);
 #endif
 }
 

@@ -9,6 +9,9 @@
 
 #pragma GCC visibility push(hidden)
 
+/* The longest name an await event carries, NUL included (longer ones are cut). */
+#define LS_WHAT_MAX 96
+
 /* Built with ASan, entries are PyMem_Calloc blocks each (tasks.c), as they were before the pool:
  * a stale one is reported as a use after free, and the 16-byte aligned block must not be given a
  * type that says 64 (UBSan's alignment check). */
@@ -26,11 +29,12 @@
 #define LS_LINE_ALIGNED
 #endif
 
-/* Laid out by use, 64-byte aligned (entries come from tasks.c's pool): the first cache line holds
+/* Laid out by use, 64-byte aligned, two lines (entries come from tasks.c's pool): the first holds
  * what every step reads or writes (the table's key, the await in progress, what it awaits by
- * pointer), the second the fields of the task's start and end and the head of what[] (written only
- * for a heap type's name), so a task's steps touch one or two lines of its entry where a pymalloc
- * block of 216 bytes at any offset touched four or five. */
+ * pointer), the second the fields of the task's start and end, so a task's steps touch one or two
+ * lines of its entry where a pymalloc block of 216 bytes at any offset touched four or five. The
+ * copy of a heap type's name an await may need (rare: most names outlive the entry) is not in the
+ * entry but beside it (entry_what), so 9k live entries span 1.2 MB, not 2.4 MB. */
 struct task_entry {
   /* ---- line 0: every step */
   PyObject *task;          /* borrowed: the key; entries go away when the task ends or is
@@ -43,9 +47,10 @@ struct task_entry {
   code_info *await_at;     /* the user's frame's code, NULL when unknown */
   int32_t await_line;
   uint8_t awaiting, announced;
-  uint16_t nwhat;          /* length of what_p's text (< sizeof what) */
+  uint16_t nwhat;          /* length of what_p's text (< LS_WHAT_MAX) */
   const char *what_p;      /* what the await awaits: a string that outlives the entry (a literal,
-                            * a static type's name, the qualname of a cached code_info) or what[] */
+                            * a static type's name, the qualname of a cached code_info) or
+                            * entry_what(e) */
   /* ---- line 1: the task's start, end and announcement */
   struct task_entry *snext LS_LINE_ALIGNED, *sprev; /* the session's list of its live entries; snext also links
                                      * the pool's free entries */
@@ -54,10 +59,11 @@ struct task_entry {
                             * Task type's wrapped dealloc does that instead (tasks.c) */
   uint64_t parent, created;
   code_info *coro_info;    /* may be NULL */
-  char what[96];           /* a copy of a name that may not outlive the entry (a heap type's) */
 } LS_LINE_ALIGNED;
 
-/* The entry of task, or NULL. */
+/* The room of LS_WHAT_MAX bytes beside entry e for a copy of what its await awaits (tasks.c). */
+char *entry_what(task_entry *e);
+
 /* Saves G.cur before a nested step or factory call; the level to give cur_pop. */
 static LS_ALWAYS_INLINE int cur_push(void) {
   int d = G.cur_depth++;
@@ -71,6 +77,7 @@ static LS_ALWAYS_INLINE void cur_pop(int d) {
   G.cur = d < CUR_SAVED_MAX ? G.cur_saved[d] : NULL;
 }
 
+/* The entry of task, or NULL. */
 static LS_ALWAYS_INLINE task_entry *tab_find(PyObject *task) {
   if (!G.tab_len) return NULL;
   size_t mask = G.tab_cap - 1, j = ptr_hash(task) & mask;

@@ -138,6 +138,48 @@ def test_sleep_await_point(record):
     check_sleep_await(record(sleep_main, "await"), 50_000_000)
 
 
+# A class statement's type (a heap type) can be freed before its name is reported: the collector
+# copies such a name into room of its own beside the task's entry. Hundreds of tasks at once (past
+# one slab of the entry pool) each wait on a future of its own class, half of them with a name past
+# the 95 bytes an await event keeps: each task's await names its own class, cut there.
+HEAP_FUTURES = 300
+
+
+def heap_future_name(i: int) -> str:
+    return f"HeapFuture{i:03d}" + ("x" * 100 if i % 2 else "")
+
+
+async def heap_waiter(fut: asyncio.Future) -> None:
+    await fut  # HEAP-AWAIT
+
+
+async def heap_types_main() -> list:
+    loop = asyncio.get_running_loop()
+    futs = [type(heap_future_name(i), (asyncio.Future,), {})(loop=loop) for i in range(HEAP_FUTURES)]
+    tasks = [asyncio.create_task(heap_waiter(f)) for f in futs]
+    await asyncio.sleep(0.005)
+    for i, f in enumerate(futs):
+        f.set_result(i)
+    await asyncio.gather(*tasks)
+    return [t.get_name() for t in tasks]
+
+
+def test_await_on_heap_type_names_its_class(record):
+    data = record(heap_types_main, "heap-what")
+    names = dict(zip(data["result"], range(HEAP_FUTURES)))  # task name -> its future's number
+    tasks = by_coro(data["tasks"], "heap_waiter")
+    assert len(tasks) == HEAP_FUTURES
+    line = line_of(heap_waiter, "HEAP-AWAIT")
+    seen = 0
+    for t in tasks:
+        mine = [a for a in data["awaits"] if a["task"] == t["id"] and a["line"] == line]
+        assert len(mine) == 1, (t, mine)
+        want = heap_future_name(names[t["name"]])
+        assert mine[0]["what"] == want[:95], (t["name"], mine[0]["what"])
+        seen += len(want) > 95
+    assert seen == HEAP_FUTURES // 2
+
+
 FAKE_LIBRARY = """
 import asyncio
 
