@@ -94,19 +94,35 @@ static void spares_free(ls_collector *c) {
       c->spare[k] = n;
     }
   }
+  while (c->spare_sessions) {
+    ls_session *n = c->spare_sessions->next;
+    free(c->spare_sessions);
+    c->spare_sessions = n;
+  }
   c->spare_bytes = 0;
 }
 
+void ls_store_label_free(ls_session *s, char *p) {
+  if (p != s->name_room && p != s->route_room) free(p);
+}
+
+/* s's memory is kept as a spare session while the store stays within buffer_cap, freed beyond. */
 void ls_store_session_free(ls_collector *c, ls_session *s) {
   c->st.events += atomic_load_explicit(&s->events, memory_order_relaxed); /* stats keep counting it */
   chunks_free(c, s->head);
   free(s->meta);
   free(s->meta_sending);
-  free(s->route);
-  free(s->route_sending);
-  free(s->name);
-  free(s->name_sending);
-  free(s);
+  ls_store_label_free(s, s->route);
+  ls_store_label_free(s, s->route_sending);
+  ls_store_label_free(s, s->name);
+  ls_store_label_free(s, s->name_sending);
+  if (c->bytes_used + c->spare_bytes + sizeof *s <= c->cfg.buffer_cap) {
+    s->next = c->spare_sessions;
+    c->spare_sessions = s;
+    c->spare_bytes += sizeof *s;
+  } else {
+    free(s);
+  }
 }
 
 /* Puts s at the end of the ready queue unless it is there or being sent. mu held. */
@@ -275,9 +291,21 @@ void ls_session_add_dropped(ls_session *s, uint64_t n) {
   pthread_mutex_unlock(&s->c->mu);
 }
 
-/* A session of id (checked: [A-Za-z0-9-], under 64 bytes) holding meta or name (one of them,
- * malloc'd, taken over), linked into c's sessions. */
-static int session_new(ls_collector *c, const char *id, char *meta, char *name, ls_session **out) {
+/* A NUL-terminated copy of n bytes of p, or NULL. */
+static char *copy_n(const char *p, size_t n) {
+  char *r = malloc(n + 1);
+  if (!r) return NULL;
+  if (n) memcpy(r, p, n);
+  r[n] = 0;
+  return r;
+}
+
+/* A session of id (checked: [A-Za-z0-9-], under 64 bytes) holding meta (malloc'd, taken over) or,
+ * when name is given, n bytes of name (copied: into the session's room when it fits), linked into
+ * c's sessions. A spare session is reused when there is one: a web app's steady state allocates
+ * nothing here. */
+static int session_new(ls_collector *c, const char *id, char *meta, const char *name, size_t name_n,
+                       ls_session **out) {
   /* one table lookup per byte: this runs once per web request (range tests cost ~400
    * instructions for a 26-byte id, a third of opening the session). [A-Za-z0-9-]; bytes from
    * 128 up are 0 (the rest of the array). */
@@ -294,20 +322,41 @@ static int session_new(ls_collector *c, const char *id, char *meta, char *name, 
   size_t idn = 0;
   while (idn < sizeof ((ls_session *)0)->id && is_id[(unsigned char)id[idn]]) idn++;
   int ok = idn > 0 && idn < sizeof ((ls_session *)0)->id && id[idn] == 0;
-  ls_session *s = ok && (meta || name) ? calloc(1, sizeof *s) : NULL;
-  if (!s) {
+  char *long_name = NULL;
+  if (!ok || (!meta && !name) || (name && name_n >= LS_LABEL_INLINE && !(long_name = copy_n(name, name_n)))) {
     free(meta);
-    free(name);
     return ok ? LSC_ENOMEM : LSC_EINVAL;
   }
+  pthread_mutex_lock(&c->mu);
+  ls_session *s = c->spare_sessions;
+  if (s) {
+    c->spare_sessions = s->next;
+    c->spare_bytes -= sizeof *s;
+  }
+  pthread_mutex_unlock(&c->mu);
+  int fresh = !s;
+  if (fresh && !(s = malloc(sizeof *s))) {
+    free(meta);
+    free(long_name);
+    return LSC_ENOMEM;
+  }
+  memset(s, 0, offsetof(ls_session, name_room)); /* the rooms are written before they are read */
   memcpy(s->id, id, idn + 1);
   s->ws.strings = c->strings;
   s->rs.strings = c->strings;
   s->meta = meta;
-  s->name = name;
+  if (long_name) {
+    s->name = long_name;
+  } else if (name) {
+    memcpy(s->name_room, name, name_n);
+    s->name_room[name_n] = 0;
+    s->name = s->name_room;
+  }
+  s->name_n = name ? name_n : 0;
   s->c = c;
   pthread_mutex_lock(&c->mu);
-  c->st.store_allocs += 2; /* the session and its meta or name */
+  /* what came from malloc: the session, a meta, a name too long for its room */
+  c->st.store_allocs += (uint64_t)fresh + (meta != NULL) + (long_name != NULL);
   s->next = c->sessions;
   if (c->sessions) c->sessions->prev = s;
   c->sessions = s;
@@ -317,22 +366,14 @@ static int session_new(ls_collector *c, const char *id, char *meta, char *name, 
 }
 
 int ls_session_open(ls_collector *c, const char *id, const char *meta_json, ls_session **out) {
-  return session_new(c, id, strdup(meta_json ? meta_json : "{}"), NULL, out);
-}
-
-/* A NUL-terminated copy of n bytes of p, or NULL. */
-static char *copy_n(const char *p, size_t n) {
-  char *r = malloc(n + 1);
-  if (!r) return NULL;
-  if (n) memcpy(r, p, n);
-  r[n] = 0;
-  return r;
+  char *meta = strdup(meta_json ? meta_json : "{}");
+  if (!meta) return LSC_ENOMEM;
+  return session_new(c, id, meta, NULL, 0, out);
 }
 
 int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st, ls_session **out) {
-  int rc = session_new(c, id, NULL, copy_n(st->name ? st->name : "", st->name ? st->name_n : 0), out);
+  int rc = session_new(c, id, NULL, st->name ? st->name : "", st->name ? st->name_n : 0, out);
   if (rc == LSC_OK) {
-    (*out)->name_n = st->name ? st->name_n : 0;
     (*out)->loop = st->loop;
     (*out)->wall_ns = st->wall_ns;
   }
@@ -340,42 +381,61 @@ int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st
 }
 
 /* Puts v (malloc'd) in *cur, a field of s the sender reads without the lock while it sends (the
- * meta, the route), and *n_out = n when given. The one the send in progress found when it began
- * is kept in *sending until that send ends; one set and replaced during the same send was never
- * read, so it goes at once. */
-static void replace_sent_field(ls_session *s, char **cur, char **sending, char *v, size_t *n_out, size_t n) {
+ * meta). The one the send in progress found when it began is kept in *sending until that send
+ * ends; one set and replaced during the same send was never read, so it goes at once. */
+static void replace_sent_field(ls_session *s, char **cur, char **sending, char *v) {
   ls_collector *c = s->c;
   pthread_mutex_lock(&c->mu);
   c->st.store_allocs++;
   if (s->sending && !*sending) *sending = *cur;
   else free(*cur);
   *cur = v;
-  if (n_out) *n_out = n;
   pthread_mutex_unlock(&c->mu);
 }
 
 int ls_session_set_meta(ls_session *s, const char *meta_json) {
   char *m = strdup(meta_json ? meta_json : "{}");
   if (!m) return LSC_ENOMEM;
-  replace_sent_field(s, &s->meta, &s->meta_sending, m, NULL, 0);
+  replace_sent_field(s, &s->meta, &s->meta_sending, m);
+  return LSC_OK;
+}
+
+/* Sets a label of s (its name or route: *cur, n bytes in *n_out) to n bytes of p, as
+ * replace_sent_field does, in the label's room when p fits there and no send in progress reads
+ * the room (a send reads the label it found when it began, without the lock), else in a malloc'd
+ * copy. */
+static int set_label(ls_session *s, char **cur, char **sending, char *room, size_t *n_out, const char *p, size_t n) {
+  ls_collector *c = s->c;
+  char *v = n >= LS_LABEL_INLINE ? copy_n(p, n) : NULL;
+  if (n >= LS_LABEL_INLINE && !v) return LSC_ENOMEM;
+  pthread_mutex_lock(&c->mu);
+  if (!v && s->sending && (*cur == room || *sending == room) && !(v = copy_n(p, n))) {
+    pthread_mutex_unlock(&c->mu);
+    return LSC_ENOMEM;
+  }
+  if (v) c->st.store_allocs++;
+  if (s->sending && !*sending) *sending = *cur; /* NULL when there was none */
+  else ls_store_label_free(s, *cur);
+  if (!v) { /* the room: neither the current label nor the one a send holds (checked above) */
+    memcpy(room, p, n);
+    room[n] = 0;
+    v = room;
+  }
+  *cur = v;
+  *n_out = n;
+  pthread_mutex_unlock(&c->mu);
   return LSC_OK;
 }
 
 int ls_session_set_route(ls_session *s, const char *route, size_t n) {
-  char *r = copy_n(route, n);
-  if (!r) return LSC_ENOMEM;
-  replace_sent_field(s, &s->route, &s->route_sending, r, &s->route_n, n);
-  return LSC_OK;
+  return set_label(s, &s->route, &s->route_sending, s->route_room, &s->route_n, route, n);
 }
 
 /* Only a named session (ls_session_begin) has a name to replace: LSC_EINVAL for one opened with a
  * whole meta (ls_session_open), whose owner sets a new meta instead. */
 int ls_session_set_name(ls_session *s, const char *name, size_t n) {
   if (!s->name) return LSC_EINVAL;
-  char *r = copy_n(name, n);
-  if (!r) return LSC_ENOMEM;
-  replace_sent_field(s, &s->name, &s->name_sending, r, &s->name_n, n);
-  return LSC_OK;
+  return set_label(s, &s->name, &s->name_sending, s->name_room, &s->name_n, name, n);
 }
 
 void ls_session_set_loop(ls_session *s, uint64_t loop) {
@@ -394,7 +454,17 @@ int ls_session_close(ls_session *s, uint64_t t_end) {
   pthread_mutex_lock(&c->mu);
   s->closed = 1; /* no wake-up: the sender comes by within flush_interval_ms (a futex call per
                   * request would cost more than the rest of closing) */
-  if (ls_store_has_unsent(s)) ls_store_enqueue(c, s);
+  if (ls_store_has_unsent(s) || s->dropped != s->dropped_sent) {
+    ls_store_enqueue(c, s);
+  } else if (!s->sending && !s->queued) {
+    /* A send that began after the end event was published and before closed was set shipped
+     * everything and left s open (after_send frees only closed sessions): nothing will come by
+     * for it again, so it goes now, with its last chunk, or it would hold them until stop. */
+    s->w = NULL;
+    ls_store_prune(c, s);
+    ls_store_unlink(c, s);
+    ls_store_session_free(c, s);
+  }
   pthread_mutex_unlock(&c->mu);
   return rc == LSC_ECLOSED ? LSC_ECLOSED : LSC_OK;
 }

@@ -317,9 +317,9 @@ static void finish_part(ls_collector *c, part *p) {
   }
   free(s->meta_sending);
   s->meta_sending = NULL;
-  free(s->route_sending);
+  ls_store_label_free(s, s->route_sending);
   s->route_sending = NULL;
-  free(s->name_sending);
+  ls_store_label_free(s, s->name_sending);
   s->name_sending = NULL;
   s->sending = 0;
   after_send(c, s);

@@ -14,6 +14,7 @@
 #include "lshttp.h"
 
 #define CHUNK_MIN 1024
+#define LS_LABEL_INLINE 96     /* a session's name or route this long (NUL included) needs no malloc */
 #define CHUNK_MAX 65536
 #define CHUNK_CLASSES 7        /* CHUNK_MIN << 0 .. CHUNK_MIN << 6 = CHUNK_MAX */
 /* A batch's JSON stops growing past this (the rest waits for the next batch): records are ~5x
@@ -69,6 +70,12 @@ struct ls_session {
   int shipped_once;            /* the meta went out at least once */
   ls_wstate ws;                /* the writer's record state (lsencode.c): its own, no lock */
   ls_rstate rs;                /* the sender's: records are encoded once each, in order */
+  /* Rooms for a name and a route up to LS_LABEL_INLINE - 1 bytes (a request's "GET /users/42"
+   * and "GET /users/{id}"), so that opening and routing a request's session allocate nothing:
+   * name and route point here, or to a malloc'd copy when longer or when the room is still
+   * being read by a send in progress. Last in the struct: not zeroed when a session is reused. */
+  char name_room[LS_LABEL_INLINE];
+  char route_room[LS_LABEL_INLINE];
 };
 
 struct ls_collector {
@@ -100,7 +107,12 @@ struct ls_collector {
    * later: with plain malloc/free, memory freed in bulk went back to the kernel and the loop
    * thread page-faulted it in again (measured: ~2700 faults per 1500 requests, ~5% of its time). */
   chunk *spare[CHUNK_CLASSES];
-  size_t spare_bytes;          /* counted like bytes_used: cap + sizeof(chunk) per chunk */
+  /* Sessions freed by the sender kept for the next ones (linked by next), for the same reason:
+   * a session per web request, malloc'd by the loop thread and freed by the sender, went through
+   * glibc's arena bins every time (~1 us a request on Litestar, perf). Counted in spare_bytes. */
+  ls_session *spare_sessions;
+  size_t spare_bytes;          /* counted like bytes_used: cap + sizeof(chunk) per chunk, and
+                                * sizeof(ls_session) per spare session */
   ls_intern *strings;          /* strings records share, numbered once (lsintern.c): fixed size,
                                 * kept until the collector goes, not counted in buffer_cap */
 };
@@ -118,6 +130,8 @@ ls_session *ls_store_dequeue(ls_collector *c);
 /* s out of the list of sessions, then freed (its events still counted in the stats). */
 void ls_store_unlink(ls_collector *c, ls_session *s);
 void ls_store_session_free(ls_collector *c, ls_session *s);
+/* Frees p, a name or route of s, unless it is one of s's rooms. Any thread, mu held. */
+void ls_store_label_free(ls_session *s, char *p);
 
 /* ---- lssender.c: the sender thread ---- */
 /* Starts it (and its HTTP client unless offline): LSC_OK, LSC_ESYS, LSC_ENOMEM, LSC_EINVAL. */

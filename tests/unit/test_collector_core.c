@@ -774,6 +774,111 @@ START_TEST(route_goes_out_in_the_meta)
 }
 END_TEST
 
+/* Sessions are reused once sent (a web app opens one per request): a second wave of named and
+ * routed sessions allocates nothing in the store, and what each wave's batches say is its own
+ * (a reused session carries no name, route, loop or events of the one before). Names and routes
+ * too long for the session's rooms are malloc'd, counted, and arrive whole. */
+START_TEST(sessions_are_reused_and_allocate_nothing)
+{
+  char sink[256];
+  ls_collector *c = sink_collector(sink, "lsreuse", 4 << 20, 600000, 1 << 20);
+  char longer[300];
+  memset(longer, 'L', sizeof longer - 1);
+  longer[sizeof longer - 1] = 0;
+  ls_stats st0, st1, st2;
+  /* waves 0 and 1 fill the spares (the sender may start sending wave 0 before it is all open) */
+  for(int wave = 0; wave < 4; wave++) {
+    if(wave == 2) ls_collector_stats(c, &st0);
+    if(wave == 3) ls_collector_stats(c, &st1);
+    for(int i = 0; i < 40; i++) {
+      char id[64], name[64], route[64];
+      snprintf(id, sizeof id, "s-reuse-%d-%d", wave, i);
+      snprintf(name, sizeof name, "GET /w%d/%d", wave, i);
+      snprintf(route, sizeof route, "GET /w%d/{n}", wave);
+      /* wave 3: half the names and routes are past the room (95 bytes) */
+      int big = wave == 3 && i % 4 < 2;
+      ls_session_start start = {big ? longer : name, big ? sizeof longer - 1 : strlen(name), 0, 1};
+      ls_session *s = NULL;
+      ck_assert_int_eq(ls_session_begin(c, id, &start, &s), LSC_OK);
+      if(wave > 0 && i % 2) /* a route on every other one: the others must not show the last owner's */
+        ck_assert_int_eq(ls_session_set_route(s, big ? longer : route, big ? sizeof longer - 1 : strlen(route)), LSC_OK);
+      ls_event ev = {.kind = LS_K_STEP, .id = 1, .t = 10, .d = (uint64_t)wave};
+      ck_assert_int_eq(ls_emit(s, &ev), LSC_OK);
+      ck_assert_int_eq(ls_session_close(s, 100), LSC_OK);
+    }
+    ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(10000)), LSC_OK);
+  }
+  ls_collector_stats(c, &st2);
+  ck_assert_msg(st1.store_allocs == st0.store_allocs, "wave 2: %llu allocations (%llu chunks)",
+                (unsigned long long)(st1.store_allocs - st0.store_allocs),
+                (unsigned long long)(st1.chunk_allocs - st0.chunk_allocs)); /* all reused, in the rooms */
+  ck_assert_uint_eq(st2.store_allocs - st1.store_allocs, 20 + 10); /* wave 3: 20 long names, 10 long routes */
+  ck_assert_uint_eq(st2.chunk_allocs, st0.chunk_allocs);
+  ck_assert_uint_eq(st2.sessions, 0); /* none left behind (a close racing a send once left one) */
+  ck_assert_uint_eq(st2.bytes_used, 0);
+  ls_collector_free(c, 1000);
+
+  size_t nb = 0;
+  ingest_batch **bs = sink_batches(sink, &nb);
+  ck_assert_uint_ge(nb, 160); /* a session of wave 0 may go in two (the sender starts while it is open) */
+  for(size_t i = 0; i < nb; i++) {
+    ingest_batch *bt = bs[i];
+    int wave, k;
+    ck_assert_int_eq(sscanf(bt->session, "s-reuse-%d-%d", &wave, &k), 2);
+    int big = wave == 3 && k % 4 < 2;
+    char name[64], route[64];
+    snprintf(name, sizeof name, "GET /w%d/%d", wave, k);
+    snprintf(route, sizeof route, "GET /w%d/{n}", wave);
+    ck_assert_str_eq(bt->meta.name, big ? longer : name);
+    if(wave > 0 && k % 2) ck_assert_str_eq(bt->meta.route, big ? longer : route);
+    else ck_assert_ptr_null(bt->meta.route);
+    ck_assert_int_eq(bt->meta.loop, -1);
+  }
+  sink_batches_free(bs, nb);
+}
+END_TEST
+
+/* A session's route and name replaced over and over while the sender ships its batches (every
+ * millisecond, small batches): each batch carries one of the values set, whole, never a room
+ * rewritten under a send that reads it (ASan's build would also see a label freed too early). */
+START_TEST(labels_replaced_while_the_sender_reads_them)
+{
+  char sink[256];
+  ls_collector *c = sink_collector(sink, "lslabels", 4 << 20, 1, 256);
+  static const char *routes[] = {"GET /a/{x}", "POST /bbbbbbbb/{y}/zzz",
+    "GET /a-route-longer-than-its-room/0123456789012345678901234567890123456789012345678901234567890123456789/{id}"};
+  ls_session_start start = {"n-0", 3, 0, 1};
+  ls_session *s = NULL;
+  ck_assert_int_eq(ls_session_begin(c, "s-labels-1", &start, &s), LSC_OK);
+  for(uint64_t i = 1; i <= 20000; i++) {
+    const char *r = routes[i % 3];
+    ck_assert_int_eq(ls_session_set_route(s, r, strlen(r)), LSC_OK);
+    const char *nm = routes[(i + 1) % 3];
+    ck_assert_int_eq(ls_session_set_name(s, nm, strlen(nm)), LSC_OK);
+    ls_event ev = {.kind = LS_K_STEP, .id = i, .t = i * 10, .d = 5};
+    ck_assert_int_eq(ls_emit(s, &ev), LSC_OK);
+    if(i % 2000 == 0) nanosleep(&(struct timespec){0, 1000000}, NULL); /* let sends overlap the writes */
+  }
+  ck_assert_int_eq(ls_session_close(s, 300000), LSC_OK);
+  ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(20000)), LSC_OK);
+  ls_collector_free(c, 1000);
+  size_t nb = 0;
+  ingest_batch **bs = sink_batches(sink, &nb);
+  ck_assert_uint_ge(nb, 2);
+  for(size_t i = 0; i < nb; i++) {
+    int route_ok = 0, name_ok = !strcmp(bs[i]->meta.name, "n-0");
+    for(int k = 0; k < 3; k++) {
+      route_ok |= bs[i]->meta.route && !strcmp(bs[i]->meta.route, routes[k]);
+      name_ok |= !strcmp(bs[i]->meta.name, routes[k]);
+    }
+    ck_assert_msg(name_ok, "batch %zu: name %s", i, bs[i]->meta.name);
+    ck_assert_msg(route_ok || (i == 0 && !bs[i]->meta.route), "batch %zu: route %s", i,
+                  bs[i]->meta.route ? bs[i]->meta.route : "(none)");
+  }
+  sink_batches_free(bs, nb);
+}
+END_TEST
+
 static int strcmp_p(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
 
 /* Every event of the batches in sink as one text, a line per event: "session line# event", sorted,
@@ -1137,6 +1242,8 @@ static Suite *collector_core_suite(void)
   tcase_add_test(c, online_sender_against_the_real_server);
   tcase_add_test(c, online_sender_posts_several_sessions_at_once);
   tcase_add_test(c, lock_free_writer_and_sender_lose_and_repeat_nothing);
+  tcase_add_test(c, sessions_are_reused_and_allocate_nothing);
+  tcase_add_test(c, labels_replaced_while_the_sender_reads_them);
   suite_add_tcase(s, c);
   return s;
 }
