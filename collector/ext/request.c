@@ -247,12 +247,57 @@ static PyObject *request_send(request_obj *self, PyObject *const *args, size_t n
 
 /* asyncio.CancelledError, looked up on the first exception a request ends with. */
 static PyObject *cancelled_error;
+/* "path_template", "route", interned on first use; loopscope.asgi.route_template, imported on the
+ * first scope that has a "route" (Starlette's): each lives as long as the interpreter. */
+static PyObject *s_path_template, *s_route, *route_template_fn;
 
-/* close(exc=None): ends the request's session; its task ends ok, or with exc (what the app raised)
- * cancelled for a CancelledError and error otherwise. */
+/* The route the framework matched, as loopscope.asgi.route_template tells it, into the session:
+ * Litestar's scope["path_template"] is read here ("GET /users/{user_id}", or "WS ..."), without the
+ * two Python calls per request that route_template costs; a scope with scope["route"] (Starlette,
+ * FastAPI: a route object in a Mount) asks route_template itself. What cannot be read leaves the
+ * session without a route: an odd scope never fails the request (no exception is left set). */
+static void request_route_from(request_obj *self, PyObject *scope) {
+  if (!self->sess || !session_live(self->sess)) return;
+  if ((!s_path_template && !(s_path_template = PyUnicode_InternFromString("path_template"))) ||
+      (!s_route && !(s_route = PyUnicode_InternFromString("route")))) {
+    PyErr_Clear();
+    return;
+  }
+  PyObject *route = NULL;
+  int is_dict = PyDict_Check(scope);
+  PyObject *tpl = is_dict ? PyDict_GetItemWithError(scope, s_path_template) : NULL; /* borrowed */
+  if (tpl && PyUnicode_Check(tpl) && PyUnicode_GET_LENGTH(tpl) > 0) {
+    int ws = scope_is_websocket(scope);
+    PyObject *method = ws ? NULL : scope_get(scope, G.s_method);
+    if (ws > 0) route = PyUnicode_FromFormat("WS %U", tpl);
+    else if (ws == 0 && method) route = PyUnicode_FromFormat("%S %U", method, tpl);
+    else if (ws == 0 && !PyErr_Occurred()) route = PyUnicode_FromFormat("GET %U", tpl);
+    Py_XDECREF(method);
+  } else if (!PyErr_Occurred() && (!is_dict || tpl || PyDict_GetItemWithError(scope, s_route))) {
+    if (!route_template_fn) {
+      PyObject *asgi = PyImport_ImportModule("loopscope.asgi");
+      if (asgi) route_template_fn = PyObject_GetAttrString(asgi, "route_template");
+      Py_XDECREF(asgi);
+    }
+    if (route_template_fn) route = PyObject_CallOneArg(route_template_fn, scope);
+  }
+  if (route && PyUnicode_Check(route) && session_set_route(self->sess, route) < 0) PyErr_Clear();
+  Py_XDECREF(route);
+  PyErr_Clear();
+}
+
+/* close(exc=None, scope=None): ends the request's session; its task ends ok, or with exc (what the
+ * app raised) cancelled for a CancelledError and error otherwise. With the request's scope, the
+ * session first takes the route the framework matched (request_route_from). */
 static PyObject *request_close(request_obj *self, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs > 1) { PyErr_SetString(PyExc_TypeError, "close(exc=None)"); return NULL; }
+  if (nargs > 2) { PyErr_SetString(PyExc_TypeError, "close(exc=None, scope=None)"); return NULL; }
   PyObject *exc = nargs ? args[0] : Py_None;
+  if (nargs > 1 && args[1] != Py_None) {
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb); /* close runs in an except block too: what is set stays set */
+    request_route_from(self, args[1]);
+    PyErr_Restore(et, ev, etb);
+  }
   int state = LS_S_OK;
   if (exc != Py_None) {
     state = LS_S_ERROR;
@@ -364,7 +409,8 @@ static void request_dealloc(request_obj *self) {
 
 static PyMethodDef request_methods[] = {
     {"close", (PyCFunction)(void (*)(void))request_close, METH_FASTCALL,
-     "close(exc=None): end the request's session and its task, ok or with what the app raised (idempotent)"},
+     "close(exc=None, scope=None): end the request's session and its task, ok or with what the app raised, "
+     "with the route the framework put in scope (idempotent)"},
     {"stats", (PyCFunction)request_stats, METH_NOARGS, "counters of the request's session"},
     {"rename", (PyCFunction)request_rename, METH_O, "rename(name): the session's next batch carries it"},
     {NULL, NULL, 0, NULL}};

@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import loopscope
-from loopscope.asgi import LoopscopeMiddleware
+from loopscope.asgi import LoopscopeMiddleware, route_template
 
 from lstest import AppServer
 
@@ -197,3 +197,74 @@ def test_request_named_and_given_its_status_after_it_opened(server, collector):
     found = root_task(server, f"/{tag}/renamed")
     assert found["id"] == sid
     assert (found["root"]["state"], found["root"]["status"]) == ("ok", 418)
+
+
+class _Route:
+    def __init__(self, path):
+        self.path = path
+
+
+class _BadRoute:
+    @property
+    def path(self):
+        raise RuntimeError("a route that cannot say its path")
+
+
+class _Scope(dict):
+    """A scope that is a mapping but not exactly a dict."""
+
+
+async def _routed_app(scope, receive, send) -> None:
+    if scope["path"] == "/raises":
+        raise ValueError("the app failed")
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+ROUTE_CASES = [
+    ({"type": "http", "method": "POST", "path": "/a/1", "path_template": "/a/{b}"}, "POST /a/{b}"),
+    ({"type": "websocket", "path": "/ws/1", "path_template": "/ws/{n}"}, "WS /ws/{n}"),
+    ({"type": "http", "path": "/m", "path_template": "/m"}, "GET /m"),  # no method: GET, as route_template
+    ({"type": "http", "method": "GET", "path": "/r/5", "route": _Route("/r/{x}")}, "GET /r/{x}"),
+    ({"type": "http", "method": "GET", "path": "/r/6", "route": _Route("/{x}"), "root_path": "/p/api",
+      "app_root_path": "/p"}, "GET /api/{x}"),
+    ({"type": "http", "method": "GET", "path": "/odd", "path_template": 5}, None),
+    ({"type": "http", "method": "GET", "path": "/odd2", "path_template": "", "route": _Route("/o/{x}")}, "GET /o/{x}"),
+    ({"type": "http", "method": "GET", "path": "/bad", "route": _BadRoute()}, None),
+    ({"type": "http", "method": "GET", "path": "/none"}, None),
+    (_Scope(type="http", method="PUT", path="/s/1", path_template="/s/{id}"), "PUT /s/{id}"),
+    ({"type": "http", "method": "GET", "path": "/raises", "path_template": "/raises"}, "GET /raises"),
+]
+
+
+def test_session_route_from_the_scope(server, collector):
+    """The route the middleware's close reads from the scope (Litestar's path_template in C, a
+    route object through route_template) is the route the session carries; what cannot be read
+    leaves none and never fails the request, and an app's own exception goes on unchanged."""
+    collector()
+    for scope, route in ROUTE_CASES:  # what the Python function says (the C reading must agree)
+        if not isinstance(scope.get("route"), _BadRoute):
+            assert route_template(scope) == route, scope
+    app = LoopscopeMiddleware(_routed_app)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        pass
+
+    async def main() -> list:
+        ids = []
+        for scope, _ in ROUTE_CASES:
+            try:
+                await asyncio.create_task(app(scope, receive, send))
+            except ValueError as exc:
+                assert str(exc) == "the app failed" and scope["path"] == "/raises"
+            ids.append(scope["state"]["loopscope_session"].id)
+        return ids
+
+    ids = asyncio.run(main())
+    assert loopscope.flush(60), loopscope.stats()
+    got = [server.get(f"/api/v1/sessions/{sid}")["route"] for sid in ids]
+    assert got == [r for _, r in ROUTE_CASES]
