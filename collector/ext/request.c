@@ -247,9 +247,27 @@ static PyObject *request_send(request_obj *self, PyObject *const *args, size_t n
 
 /* asyncio.CancelledError, looked up on the first exception a request ends with. */
 static PyObject *cancelled_error;
-/* "path_template", "route", interned on first use; loopscope.asgi.route_template, imported on the
+/* "path_template", "route", "WS", interned on first use; loopscope.asgi.route_template, imported on the
  * first scope that has a "route" (Starlette's): each lives as long as the interpreter. */
-static PyObject *s_path_template, *s_route, *route_template_fn;
+static PyObject *s_path_template, *s_route, *s_WS, *route_template_fn;
+
+/* "<head> <tpl>" as a new str: copied byte by byte when both are ASCII (a method and a path template
+ * nearly always are: ~100 instructions where PyUnicode_FromFormat parses its format and runs a
+ * writer, ~800), else formatted; head NULL: "GET". NULL with an exception set on failure. */
+static PyObject *route_join(PyObject *head, PyObject *tpl) {
+  if ((!head || (PyUnicode_Check(head) && PyUnicode_IS_ASCII(head))) && PyUnicode_IS_ASCII(tpl)) {
+    const char *h = head ? (const char *)PyUnicode_DATA(head) : "GET";
+    Py_ssize_t hn = head ? PyUnicode_GET_LENGTH(head) : 3, tn = PyUnicode_GET_LENGTH(tpl);
+    PyObject *r = PyUnicode_New(hn + 1 + tn, 127);
+    if (!r) return NULL;
+    char *d = (char *)PyUnicode_DATA(r);
+    memcpy(d, h, (size_t)hn);
+    d[hn] = ' ';
+    memcpy(d + hn + 1, PyUnicode_DATA(tpl), (size_t)tn);
+    return r;
+  }
+  return head ? PyUnicode_FromFormat("%S %U", head, tpl) : PyUnicode_FromFormat("GET %U", tpl);
+}
 
 /* The route the framework matched, as loopscope.asgi.route_template tells it, into the session:
  * Litestar's scope["path_template"] is read here ("GET /users/{user_id}", or "WS ..."), without the
@@ -259,7 +277,8 @@ static PyObject *s_path_template, *s_route, *route_template_fn;
 static void request_route_from(request_obj *self, PyObject *scope) {
   if (!self->sess || !session_live(self->sess)) return;
   if ((!s_path_template && !(s_path_template = PyUnicode_InternFromString("path_template"))) ||
-      (!s_route && !(s_route = PyUnicode_InternFromString("route")))) {
+      (!s_route && !(s_route = PyUnicode_InternFromString("route"))) ||
+      (!s_WS && !(s_WS = PyUnicode_InternFromString("WS")))) {
     PyErr_Clear();
     return;
   }
@@ -269,9 +288,8 @@ static void request_route_from(request_obj *self, PyObject *scope) {
   if (tpl && PyUnicode_Check(tpl) && PyUnicode_GET_LENGTH(tpl) > 0) {
     int ws = scope_is_websocket(scope);
     PyObject *method = ws ? NULL : scope_get(scope, G.s_method);
-    if (ws > 0) route = PyUnicode_FromFormat("WS %U", tpl);
-    else if (ws == 0 && method) route = PyUnicode_FromFormat("%S %U", method, tpl);
-    else if (ws == 0 && !PyErr_Occurred()) route = PyUnicode_FromFormat("GET %U", tpl);
+    if (ws > 0) route = route_join(s_WS, tpl);
+    else if (ws == 0 && (method || !PyErr_Occurred())) route = route_join(method, tpl);
     Py_XDECREF(method);
   } else if (!PyErr_Occurred() && (!is_dict || tpl || PyDict_GetItemWithError(scope, s_route))) {
     if (!route_template_fn) {

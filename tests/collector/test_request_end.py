@@ -226,6 +226,7 @@ ROUTE_CASES = [
     ({"type": "http", "method": "POST", "path": "/a/1", "path_template": "/a/{b}"}, "POST /a/{b}"),
     ({"type": "websocket", "path": "/ws/1", "path_template": "/ws/{n}"}, "WS /ws/{n}"),
     ({"type": "http", "path": "/m", "path_template": "/m"}, "GET /m"),  # no method: GET, as route_template
+    ({"type": "http", "method": "GET", "path": "/caf\u00e9/1", "path_template": "/caf\u00e9/{n}"}, "GET /caf\u00e9/{n}"),
     ({"type": "http", "method": "GET", "path": "/r/5", "route": _Route("/r/{x}")}, "GET /r/{x}"),
     ({"type": "http", "method": "GET", "path": "/r/6", "route": _Route("/{x}"), "root_path": "/p/api",
       "app_root_path": "/p"}, "GET /api/{x}"),
