@@ -60,10 +60,15 @@ def assert_timings_unchanged(took: list[float], before: list[float], n_tasks: in
     them (the load of a shared 2-core machine moves within seconds: one CI run saw a median of
     48.6 ms under loopscope against 20.7 ms measured before it, with a CPU hog beside the suite)."""
     after = baseline(n_tasks)
-    # No sleep ends early, and the median sleep is within 20 ms of the slower of the two medians
+    # No sleep ends early, and the median sleep is within 50 ms of the slower of the two medians
     # without loopscope (the median, so one scheduling hiccup does not decide). A sender that held
     # the GIL or the loop while it waited on a down, failing or slow (0.5 s) server would stretch
     # most sleeps by far more: by the proxy's 500 ms, or by a retry's backoff (100 ms and up).
+    # 50, not 20: fc54 (the whole test command beside a CPU hog, load ~8) saw the sleeps under
+    # loopscope at 20, 21, 52, 93 and 192 ms against a median of 29.4 ms just after, while the
+    # sender waited out its backoff with the store's lock released (lssender.c, post). This file
+    # alone beside the same hog: 20 of 20 runs passed (its timed tests 10 of 10 with b8d464d's
+    # collector too): the load of the other suites, not loopscope, stretched those sleeps.
     took, before, after = sorted(took), sorted(before), sorted(after)
     base_median = max(before[len(before) // 2], after[len(after) // 2])
     if hasattr(sys, "gettotalrefcount"):
@@ -73,7 +78,7 @@ def assert_timings_unchanged(took: list[float], before: list[float], n_tasks: in
         # early" is asserted there; the release interpreters assert the median as well.
         assert took[0] >= 0.0195, (took, before, after)
         return
-    assert took[0] >= 0.0195 and took[len(took) // 2] <= base_median + 0.020, (took, before, after)
+    assert took[0] >= 0.0195 and took[len(took) // 2] <= base_median + 0.050, (took, before, after)
 
 
 def test_server_down_then_back(tmp_path):
