@@ -28,6 +28,7 @@ typedef struct {
                         * or NULL when it was not adopted */
   int status;          /* the status of http.response.start once sent; 0 before; -1 when none is
                         * looked for (a WebSocket: its handshake answer is not the app's response) */
+  int ws;              /* the scope is a WebSocket's (request_open found it): its route is "WS ..." */
   vectorcallfunc vectorcall;
 } request_obj;
 
@@ -124,7 +125,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   if (!req) { Py_DECREF(loop); return NULL; }
   req->sess = NULL;
   req->token = req->header = req->task = NULL;
-  req->status = 0;
+  req->status = req->ws = 0;
   req->send = Py_NewRef(args[1]);
   req->vectorcall = (vectorcallfunc)request_send;
   PyObject_GC_Track(req);
@@ -144,6 +145,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
     PyErr_Format(PyExc_TypeError, "loopscope: a request name must be a str, not %.100s", Py_TYPE(name)->tp_name);
     goto fail;
   }
+  req->ws = ws;
   if (ws) req->status = -1; /* no HTTP response of the app's to look for */
   size_t idn = new_session_id(idbuf);
   req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
@@ -286,10 +288,9 @@ static void request_route_from(request_obj *self, PyObject *scope) {
   int is_dict = PyDict_Check(scope);
   PyObject *tpl = is_dict ? PyDict_GetItemWithError(scope, s_path_template) : NULL; /* borrowed */
   if (tpl && PyUnicode_Check(tpl) && PyUnicode_GET_LENGTH(tpl) > 0) {
-    int ws = scope_is_websocket(scope);
-    PyObject *method = ws ? NULL : scope_get(scope, G.s_method);
-    if (ws > 0) route = route_join(s_WS, tpl);
-    else if (ws == 0 && (method || !PyErr_Occurred())) route = route_join(method, tpl);
+    PyObject *method = self->ws ? NULL : scope_get(scope, G.s_method);
+    if (self->ws) route = route_join(s_WS, tpl);
+    else if (method || !PyErr_Occurred()) route = route_join(method, tpl);
     Py_XDECREF(method);
   } else if (!PyErr_Occurred() && (!is_dict || tpl || PyDict_GetItemWithError(scope, s_route))) {
     if (!route_template_fn) {

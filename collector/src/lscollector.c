@@ -146,6 +146,16 @@ ls_session *ls_store_dequeue(ls_collector *c) {
   return s;
 }
 
+void ls_store_settle(ls_collector *c, ls_session *s) {
+  if (s->closed) s->w = NULL; /* no writer any more: its last chunk can go once shipped */
+  ls_store_prune(c, s);
+  if (ls_store_has_unsent(s) || s->dropped != s->dropped_sent) ls_store_enqueue(c, s);
+  else if (s->closed) {
+    ls_store_unlink(c, s);
+    ls_store_session_free(c, s);
+  }
+}
+
 void ls_store_unlink(ls_collector *c, ls_session *s) {
   if (s->prev) s->prev->next = s->next; else c->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -327,18 +337,22 @@ static int session_new(ls_collector *c, const char *id, char *meta, const char *
     free(meta);
     return ok ? LSC_ENOMEM : LSC_EINVAL;
   }
+  /* a spare is taken, set up and linked under one hold of the lock (once per web request); only
+   * a fresh one lets go of it for malloc */
   pthread_mutex_lock(&c->mu);
   ls_session *s = c->spare_sessions;
+  int fresh = !s;
   if (s) {
     c->spare_sessions = s->next;
     c->spare_bytes -= sizeof *s;
-  }
-  pthread_mutex_unlock(&c->mu);
-  int fresh = !s;
-  if (fresh && !(s = malloc(sizeof *s))) {
-    free(meta);
-    free(long_name);
-    return LSC_ENOMEM;
+  } else {
+    pthread_mutex_unlock(&c->mu);
+    if (!(s = malloc(sizeof *s))) {
+      free(meta);
+      free(long_name);
+      return LSC_ENOMEM;
+    }
+    pthread_mutex_lock(&c->mu);
   }
   memset(s, 0, offsetof(ls_session, name_room)); /* the rooms are written before they are read */
   memcpy(s->id, id, idn + 1);
@@ -354,7 +368,6 @@ static int session_new(ls_collector *c, const char *id, char *meta, const char *
   }
   s->name_n = name ? name_n : 0;
   s->c = c;
-  pthread_mutex_lock(&c->mu);
   /* what came from malloc: the session, a meta, a name too long for its room */
   c->st.store_allocs += (uint64_t)fresh + (meta != NULL) + (long_name != NULL);
   s->next = c->sessions;
@@ -454,17 +467,11 @@ int ls_session_close(ls_session *s, uint64_t t_end) {
   pthread_mutex_lock(&c->mu);
   s->closed = 1; /* no wake-up: the sender comes by within flush_interval_ms (a futex call per
                   * request would cost more than the rest of closing) */
-  if (ls_store_has_unsent(s) || s->dropped != s->dropped_sent) {
-    ls_store_enqueue(c, s);
-  } else if (!s->sending && !s->queued) {
-    /* A send that began after the end event was published and before closed was set shipped
-     * everything and left s open (after_send frees only closed sessions): nothing will come by
-     * for it again, so it goes now, with its last chunk, or it would hold them until stop. */
-    s->w = NULL;
-    ls_store_prune(c, s);
-    ls_store_unlink(c, s);
-    ls_store_session_free(c, s);
-  }
+  /* Queued or being sent, the sender settles it when that send ends. Otherwise here: a send that
+   * began after the end event was published and before closed was set may have shipped
+   * everything and settled s while still open; nothing would come by for it again, and it would
+   * hold its last chunk until stop. */
+  if (!s->sending && !s->queued) ls_store_settle(c, s);
   pthread_mutex_unlock(&c->mu);
   return rc == LSC_ECLOSED ? LSC_ECLOSED : LSC_OK;
 }

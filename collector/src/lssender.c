@@ -48,17 +48,6 @@ void ls_sender_scan_ready(ls_collector *c) {
     if (!s->queued && !s->sending && ls_store_has_unsent(s)) ls_store_enqueue(c, s);
 }
 
-/* After a send: back into the queue if more came meanwhile, freed if closed and done. mu held. */
-static void after_send(ls_collector *c, ls_session *s) {
-  if (s->closed) s->w = NULL; /* no writer any more: its last chunk can go once shipped */
-  ls_store_prune(c, s);
-  if (ls_store_has_unsent(s) || s->dropped != s->dropped_sent) ls_store_enqueue(c, s);
-  else if (s->closed) {
-    ls_store_unlink(c, s);
-    ls_store_session_free(c, s);
-  }
-}
-
 /* Sleeps up to ms unless stopped; returns 1 when asked to stop. Called with mu held. */
 static int sender_sleep(ls_collector *c, int ms) {
   struct timespec ts;
@@ -301,7 +290,7 @@ static void finish_part(ls_collector *c, part *p) {
     s->shipped_once = 1;
   } else if (p->len) {
     /* The batch is lost (refused, too large to encode, or given up on at exit): its events count
-     * as dropped, and after_send queues the session again so that a drop event carrying them
+     * as dropped, and ls_store_settle queues the session again so that a drop event carrying them
      * (and the drop count this batch failed to report) goes out with the next batch. A batch
      * with no events that was refused for good would be refused again: its count stays in the
      * stats but is not sent again, or the session would be retried forever. */
@@ -322,7 +311,7 @@ static void finish_part(ls_collector *c, part *p) {
   ls_store_label_free(s, s->name_sending);
   s->name_sending = NULL;
   s->sending = 0;
-  after_send(c, s);
+  ls_store_settle(c, s);
 }
 
 /* Takes the ready sessions (up to max of them and POST_EVENTS_MAX events), encodes and delivers

@@ -130,6 +130,9 @@ ls_session *ls_store_dequeue(ls_collector *c);
 /* s out of the list of sessions, then freed (its events still counted in the stats). */
 void ls_store_unlink(ls_collector *c, ls_session *s);
 void ls_store_session_free(ls_collector *c, ls_session *s);
+/* s neither queued nor being sent (a send just ended, or it closed): back into the ready queue
+ * when it has records or a drop count to send, freed when it is closed and everything is out. */
+void ls_store_settle(ls_collector *c, ls_session *s);
 /* Frees p, a name or route of s, unless it is one of s's rooms. Any thread, mu held. */
 void ls_store_label_free(ls_session *s, char *p);
 
