@@ -31,7 +31,10 @@
  * instruction-cache misses (callgrind --cache-sim=yes), which is what its time cost is made of. */
 #define LS_HOT __attribute__((hot))
 #define LS_COLD __attribute__((cold))
+/* Asks for the line at p (any address: a prefetch never faults) without waiting for it. */
+#define LS_PREFETCH(p) __builtin_prefetch((const void *)(p))
 #else
+#define LS_PREFETCH(p) ((void)(p))
 #define LS_ALWAYS_INLINE inline
 #define LS_HOT
 #define LS_COLD

@@ -9,41 +9,22 @@ static struct {
   Py_ssize_t off_callback;
   Py_ssize_t off_args, off_context; /* Handle's _args and _context slots, 0 when not found */
   PyObject *run_failed;            /* Python: the except branch of Handle._run, or NULL */
-  PyObject *task_types;            /* tuple of Task classes (C and Python) */
-  PyObject *wrapper_types;         /* tuple of C step-wrapper types whose first field is the task */
 } hook;
+hook_types_t hook_types;
 
 int step_init(void) {
-  if (!(hook.task_types = PyTuple_New(0))) return -1;
-  if (!(hook.wrapper_types = PyTuple_New(0))) return -1;
+  if (!(hook_types.task_types = PyTuple_New(0))) return -1;
+  if (!(hook_types.wrapper_types = PyTuple_New(0))) return -1;
   return 0;
 }
 
 /* The task a handle's callback steps, or NULL: TaskStepMethWrapper / task_wakeup (C Task) or a
  * bound __step / __wakeup method (pure-Python Task). Borrowed. */
 LS_HOT PyObject *task_of_callback(PyObject *cb) {
-  PyObject *self = NULL;
-  PyTypeObject *tp = Py_TYPE(cb);
-  /* exact types: PyCFunction_Check of a Python function (gather's done callback, most handles
-   * that step no task) would walk the type's MRO in PyType_IsSubtype, interpreter code the
-   * program's own Handle._run never runs; builtin methods cannot be subclassed, PyCMethod_Type is
-   * their one subtype */
-  if (tp == &PyCFunction_Type || tp == &PyCMethod_Type) {
-    self = PyCFunction_GET_SELF(cb);
-  } else if (tp == &PyMethod_Type) {
-    self = PyMethod_GET_SELF(cb);
-  } else {
-    /* TaskStepMethWrapper: struct { PyObject_HEAD; TaskObj *sw_task; ... } on 3.10–3.14; the
-     * layout was checked against __self__ when the type was registered (patch_handle). */
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hook.wrapper_types); i++)
-      if ((PyObject *)tp == PyTuple_GET_ITEM(hook.wrapper_types, i)) {
-        self = *(PyObject **)((char *)cb + sizeof(PyObject));
-        break;
-      }
-  }
-  if (!self || self == Py_None) return NULL;
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hook.task_types); i++)
-    if (PyObject_TypeCheck(self, (PyTypeObject *)PyTuple_GET_ITEM(hook.task_types, i))) return self;
+  PyObject *self = callback_self(cb);
+  if (!self) return NULL;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hook_types.task_types); i++)
+    if (PyObject_TypeCheck(self, (PyTypeObject *)PyTuple_GET_ITEM(hook_types.task_types, i))) return self;
   return NULL;
 }
 
@@ -148,9 +129,13 @@ LS_COLD PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg
 
 LS_HOT static PyObject *handle_run(PyObject *self, PyObject *unused) {
   (void)unused;
-  if (!PyList_GET_SIZE(G.active))
-    return untimed_step(*(PyObject **)((char *)self + hook.off_callback), run_handle, self);
-  return time_step(*(PyObject **)((char *)self + hook.off_callback), run_handle, self, self);
+  PyObject *cb = *(PyObject **)((char *)self + hook.off_callback);
+  if (!PyList_GET_SIZE(G.active)) return untimed_step(cb, run_handle, self);
+  /* The handle's context is first read by call_orig_run, after the callback, the task's entry
+   * and the recording that follows, each waiting for the line before it; asked for now, its line
+   * comes in meanwhile (3.14's async tree: Py_INCREF(ctx) held half of call_orig_run's samples). */
+  if (hook.off_context) LS_PREFETCH(*(PyObject **)((char *)self + hook.off_context));
+  return time_step(cb, run_handle, self, self);
 }
 
 static PyMethodDef handle_run_def = {"_run", handle_run, METH_NOARGS,
@@ -178,9 +163,9 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
       return NULL;
     }
   }
-  Py_XSETREF(hook.wrapper_types, PyList_AsTuple(wrappers));
+  Py_XSETREF(hook_types.wrapper_types, PyList_AsTuple(wrappers));
   Py_DECREF(wrappers);
-  if (!hook.wrapper_types) return NULL;
+  if (!hook_types.wrapper_types) return NULL;
   PyObject *member = PyObject_GetAttrString(handle_type, "_callback");
   if (!member) return NULL;
   if (Py_TYPE(member) != &PyMemberDescr_Type) {
@@ -218,7 +203,7 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   PyErr_Clear();
   lag_learn(handle_type, timer);
   Py_XDECREF(timer);
-  Py_XSETREF(hook.task_types, Py_NewRef(task_types));
+  Py_XSETREF(hook_types.task_types, Py_NewRef(task_types));
   Py_RETURN_NONE;
 }
 

@@ -14,7 +14,39 @@
 
 /* At module init: no task or step-wrapper types known yet. 0, or -1 with an exception set. */
 int step_init(void);
-/* The task a handle's callback steps, or NULL (borrowed). */
+/* The task and step-wrapper types patch_handle learnt (step.c). */
+typedef struct hook_types_t {
+  PyObject *task_types;    /* tuple of Task classes (C and Python) */
+  PyObject *wrapper_types; /* tuple of C step-wrapper types whose first field is the task */
+} hook_types_t;
+extern hook_types_t hook_types;
+
+/* The object a callback is bound to, when it may step a task: the self of a builtin or bound
+ * method, or a TaskStepMethWrapper's task (its layout was checked against __self__ when the type
+ * was registered: patch_handle). Borrowed; NULL for other callbacks. Not known to be a task: a
+ * pointer only, which the task table may then find (only tasks are in it), with no read of the
+ * object itself. */
+static LS_ALWAYS_INLINE PyObject *callback_self(PyObject *cb) {
+  PyObject *self = NULL;
+  PyTypeObject *tp = Py_TYPE(cb);
+  /* exact types: PyCFunction_Check of a Python function (gather's done callback, most handles
+   * that step no task) would walk the type's MRO in PyType_IsSubtype, interpreter code the
+   * program's own Handle._run never runs; builtin methods cannot be subclassed, PyCMethod_Type is
+   * their one subtype */
+  if (tp == &PyCFunction_Type || tp == &PyCMethod_Type) {
+    self = PyCFunction_GET_SELF(cb);
+  } else if (tp == &PyMethod_Type) {
+    self = PyMethod_GET_SELF(cb);
+  } else {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hook_types.wrapper_types); i++)
+      if ((PyObject *)tp == PyTuple_GET_ITEM(hook_types.wrapper_types, i)) {
+        self = *(PyObject **)((char *)cb + sizeof(PyObject));
+        break;
+      }
+  }
+  return self == Py_None ? NULL : self;
+}
+/* The task a handle's callback steps, or NULL (borrowed): callback_self, checked to be a Task. */
 PyObject *task_of_callback(PyObject *cb);
 /* Runs cb's step while no session is open (run(arg) makes the call): when a session adopts the
  * stepped task during it (session.c), the rest of the step is recorded from the adoption, as
@@ -40,7 +72,9 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   atomic_store_explicit(&G.hb_start, t0, memory_order_relaxed);
   atomic_store_explicit(&G.hb_busy, 1, memory_order_release);
   G.loop_tstate = PyThreadState_Get();
-  PyObject *task = cb ? task_of_callback(cb) : NULL;
+  /* the table holds tasks only, so a pointer it finds is a task: the object is not read here (its
+   * type check waited for a line the step loads itself a moment later) */
+  PyObject *task = cb ? callback_self(cb) : NULL;
   task_entry *e = task ? tab_find(task) : NULL;
   int saved = cur_push();
   uint64_t saved_t0 = G.cur_t0;
