@@ -134,10 +134,7 @@ LS_HOT static PyObject *handle_run(PyObject *self, PyObject *unused) {
   /* The handle's context is first read by call_orig_run, after the callback, the task's entry
    * and the recording that follows, each waiting for the line before it; asked for now, its line
    * comes in meanwhile (3.14's async tree: Py_INCREF(ctx) held half of call_orig_run's samples). */
-  if (hook.off_context) {
-    LS_PREFETCH(*(PyObject **)((char *)self + hook.off_context));
-    LS_PREFETCH(*(PyObject **)((char *)self + hook.off_args)); /* a wakeup's (future,) */
-  }
+  if (hook.off_context) LS_PREFETCH(*(PyObject **)((char *)self + hook.off_context));
   return time_step(cb, run_handle, self, self);
 }
 

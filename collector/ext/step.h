@@ -75,11 +75,6 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   /* the table holds tasks only, so a pointer it finds is a task: the object is not read here (its
    * type check waited for a line the step loads itself a moment later) */
   PyObject *task = cb ? callback_self(cb) : NULL;
-  if (task) { /* the step reads the task's fields first: its lines come in while its entry is found */
-    LS_PREFETCH(task);
-    LS_PREFETCH((char *)task + 64);
-    LS_PREFETCH((char *)task + 128);
-  }
   task_entry *e = task ? tab_find(task) : NULL;
   int saved = cur_push();
   uint64_t saved_t0 = G.cur_t0;
@@ -88,10 +83,6 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   if (e) {
     if (!session_live(e->sess)) { tab_del(task); entry_free(e); e = NULL; }
     else {
-      /* and then resumes its coroutine: its frame's lines, while this step's start is recorded */
-      LS_PREFETCH(e->coro);
-      LS_PREFETCH((char *)e->coro + 64);
-      LS_PREFETCH((char *)e->coro + 128);
       announce(e);
       await_end(e, t0);
       bs = (session_obj *)Py_NewRef((PyObject *)e->sess);
