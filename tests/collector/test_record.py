@@ -180,6 +180,59 @@ def test_await_on_heap_type_names_its_class(record):
     assert seen == HEAP_FUTURES // 2
 
 
+# A step is found by the object its callback is bound to, looked up in the task table without
+# reading the object (only tasks are in the table). Callbacks bound to other objects — a future's
+# set_result, a list's append, a plain object's method, a partial, a lambda — run between the
+# steps of a task and must neither become steps nor take any of the task's.
+OTHER_CALLBACKS = 40
+YIELDS = 25
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def bump(self, k: int = 1) -> None:
+        self.n += k
+
+
+async def yielder() -> int:
+    for _ in range(YIELDS):
+        await asyncio.sleep(0)  # YIELD-HERE
+    return YIELDS
+
+
+async def other_callbacks_main() -> tuple:
+    import functools
+    loop = asyncio.get_running_loop()
+    seen: list = []
+    counter = Counter()
+    futs = [loop.create_future() for _ in range(OTHER_CALLBACKS)]
+    task = asyncio.create_task(yielder())
+    for i, f in enumerate(futs):
+        loop.call_soon(f.set_result, i)
+        loop.call_soon(seen.append, i)
+        loop.call_soon(counter.bump)
+        loop.call_soon(functools.partial(counter.bump, 2))
+        loop.call_soon(lambda: None)
+    got = await asyncio.gather(*futs)
+    n = await task
+    return got, len(seen), counter.n, n
+
+
+def test_other_callbacks_are_not_steps(record):
+    data = record(other_callbacks_main, "other-callbacks")
+    got, appended, bumped, n = data["result"]
+    assert got == list(range(OTHER_CALLBACKS)) and appended == OTHER_CALLBACKS
+    assert bumped == 3 * OTHER_CALLBACKS and n == YIELDS
+    task = by_coro(data["tasks"], "yielder")[0]
+    assert task["state"] == "ok"
+    assert len(data["steps"][task["id"]]) == YIELDS + 1  # the first step and one per resumption
+    line = line_of(yielder, "YIELD-HERE")
+    assert sum(a["task"] == task["id"] and a["line"] == line for a in data["awaits"]) == YIELDS
+    assert set(data["steps"]) == {t["id"] for t in data["tasks"]}, "steps only of recorded tasks"
+
+
 FAKE_LIBRARY = """
 import asyncio
 
