@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench/overhead/callgrind.sh PYTHON WORKLOAD SERVER_URL — loopscope's cost in instructions, which
 # unlike time does not depend on what else the machine is doing: callgrind counts the loop
-# thread's instructions for 1 and for 3 runs of WORKLOAD (tree | taskgroup | asgi | litestar, the
-# last in a venv with Litestar: .venvs-fw), with loopscope
-# off and on; one run's cost is (3 runs - 1 run) / 2, so start-up and install() cancel out.
+# thread's instructions for 1 and for 3 runs of WORKLOAD (tree | taskgroup | asgi | asgi_heavy |
+# asgi_trivial | litestar, the last in a venv with Litestar: .venvs-fw), with loopscope off and on;
+# one run's cost is (3 runs - 1 run) / 2, so start-up and install() cancel out. asgi, asgi_heavy
+# and asgi_trivial are bench.py's three request loops (12 and 48 sequential awaits, and none):
+# their differences are a request's fixed cost and the cost of one recorded step and await.
 #
 # The lag heartbeat is the one part driven by the clock, not by the work: valgrind runs the program
 # ~50x slower, so at its 10 ms period it would fire ~50x more often per request than it does

@@ -2,8 +2,8 @@
 # bench/overhead/perfclock.sh PYTHON WORKLOAD SERVER_URL [RUNS] — where the loop thread's real time
 # goes with loopscope off and on, by sampling: perf record's cpu-clock event (a timer, so no
 # hardware counters are needed; this VM has none) samples the program while RUNS runs of WORKLOAD
-# (tree | taskgroup | asgi | litestar; default 20) execute after a warm-up (profile_run.py opens
-# and closes the window through perf's --control fifo), and perfclock.py prints the loop thread's
+# (tree | taskgroup | asgi | asgi_heavy | asgi_trivial | litestar; default 20) execute after a
+# warm-up (profile_run.py opens and closes the window through perf's --control fifo), and perfclock.py prints the loop thread's
 # milliseconds per run off and on, by shared object and by function, largest differences first.
 # Unlike callgrind.sh's counts this is time: the interpreter's own functions slowed by the cache
 # lines the collector took show here as theirs. Runs off and on alternate, LS_PERF_ROUNDS (default

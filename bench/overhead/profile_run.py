@@ -3,9 +3,9 @@
 Shared by callgrind.sh (instruction counts, simulated caches) and perfclock.sh (where the loop
 thread's real time goes, sampled by perf's cpu-clock). Not run by hand as a rule:
     profile_run.py MODE N WORKLOAD SERVER_URL
-MODE off|on; N runs of WORKLOAD (tree | taskgroup | asgi | litestar). 'on' installs loopscope with
-full capture and runs the trees in a session each (asgi, litestar: a session per request, the
-middleware's). Environment:
+MODE off|on; N runs of WORKLOAD (tree | taskgroup | asgi | asgi_heavy | asgi_trivial | litestar).
+'on' installs loopscope with full capture and runs the trees in a session each (the asgi loops and
+litestar: a session per request, the middleware's). Environment:
   LS_CG_LOOP=uvloop   run on uvloop
   LS_CG_SAMPLE_MS     the lag sampling period (default 10)
   LS_CG_TIMED=1       a warm-up run, a flush, then one run between two os.getpgrp() calls
@@ -34,6 +34,7 @@ if os.environ.get("LS_CG_LOOP") == "uvloop":
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 mode, n, wl, server = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 fn = {"tree": bench.tree_gather, "taskgroup": bench.tree_group, "asgi": bench.request_loop,
+      "asgi_heavy": bench.request_loop_heavy, "asgi_trivial": bench.request_loop_trivial,
       "litestar": bench.litestar_loop}[wl]
 if wl == "litestar":
     bench.LITESTAR_APP = bench.make_litestar()

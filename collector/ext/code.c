@@ -274,38 +274,37 @@ LS_HOT static PyObject *yielded_from(PyObject *obj) {
 
 /* Where the suspended await chain of coro waits: the user's frame is the innermost one outside
  * the stdlib and site-packages (or the innermost of all). Returns its code info (NULL when none),
- * its line in *line (0 when unknown) and what it awaits in *awaited (new ref or NULL). */
+ * its line in *line (0 when unknown) and what it awaits in *awaited (new ref or NULL).
+ *
+ * One strong reference per level of the chain, held in held[] until the end, and the roles (the
+ * user's level, the innermost) are indices into it: taking a reference for each role a level
+ * played, as this did, cost ~20 decrefs a step (callgrind, 3.13's request loop: 157 of the 635
+ * instructions a recorded step and await added). */
+#define AWAIT_DEPTH_MAX 64
 LS_HOT code_info *await_point(PyObject *coro, int *line, PyObject **awaited) {
-  PyObject *obj = Py_NewRef(coro);
-  PyObject *user = NULL, *user_next = NULL, *last = NULL, *last_next = NULL;
-  code_info *user_ci = NULL, *last_ci = NULL;
-  for (int depth = 0; depth < 64 && obj && (PyCoro_CheckExact(obj) || PyGen_CheckExact(obj)); depth++) {
-    code_info *ci = info_of(obj);
+  PyObject *held[AWAIT_DEPTH_MAX + 1]; /* held[i + 1]: what level i awaits (or NULL) */
+  code_info *ci_at[AWAIT_DEPTH_MAX];
+  int n = 0, user = -1; /* levels 0 .. n - 1 have code info */
+  held[0] = Py_NewRef(coro);
+  while (n < AWAIT_DEPTH_MAX && held[n] && (PyCoro_CheckExact(held[n]) || PyGen_CheckExact(held[n]))) {
+    code_info *ci = info_of(held[n]);
     if (!ci) break;
-    PyObject *next = yielded_from(obj);
-    Py_XSETREF(last, Py_NewRef(obj));
-    Py_XSETREF(last_next, Py_XNewRef(next));
-    last_ci = ci;
-    if (!ci->is_lib) {
-      Py_XSETREF(user, Py_NewRef(obj));
-      Py_XSETREF(user_next, Py_XNewRef(next));
-      user_ci = ci;
-    }
-    Py_SETREF(obj, next);
+    ci_at[n] = ci;
+    if (!ci->is_lib) user = n;
+    held[n + 1] = yielded_from(held[n]);
+    n++;
   }
-  Py_XDECREF(obj);
-  if (!user_ci) { /* only library frames: report the innermost one */
-    user_ci = last_ci;
-    user = last;
-    user_next = last_next;
-    last = last_next = NULL;
+  int k = user >= 0 ? user : n - 1; /* only library frames: report the innermost one */
+  code_info *at = NULL;
+  *line = 0;
+  *awaited = NULL;
+  if (k >= 0) {
+    at = ci_at[k];
+    *line = suspended_line(held[k]);
+    *awaited = Py_XNewRef(held[k + 1]);
   }
-  Py_XDECREF(last);
-  Py_XDECREF(last_next);
-  *line = user ? suspended_line(user) : 0;
-  *awaited = user_next;
-  Py_XDECREF(user);
-  return user_ci;
+  for (int i = 0; i <= n; i++) Py_XDECREF(held[i]);
+  return at;
 }
 
 void code_init(void) {
