@@ -3,14 +3,15 @@
 # goes with loopscope off and on, by sampling: perf record's cpu-clock event (a timer, so no
 # hardware counters are needed; this VM has none) samples the program while RUNS runs of WORKLOAD
 # (tree | taskgroup | asgi | asgi_heavy | asgi_trivial | litestar; default 20) execute after a
-# warm-up (profile_run.py opens and closes the window through perf's --control fifo), and perfclock.py prints the loop thread's
-# milliseconds per run off and on, by shared object and by function, largest differences first.
+# warm-up (profile_run.py opens and closes the window through perf's --control fifo), and
+# perfclock.py prints the loop thread's milliseconds per run off and on, by shared object and by
+# function, largest differences first.
 # Unlike callgrind.sh's counts this is time: the interpreter's own functions slowed by the cache
 # lines the collector took show here as theirs. Runs off and on alternate, LS_PERF_ROUNDS (default
 # 2) times each. A PYTHON under .venvs-sid runs inside the sid root (symbols read from it).
 # LS_PERF_FREQ sets the sampling rate (default 4000 Hz). Not a test: no asserts.
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 PY="$1"; WL="$2"; SERVER="$3"; RUNS="${4:-20}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"

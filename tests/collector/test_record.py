@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
 
@@ -203,7 +204,6 @@ async def yielder() -> int:
 
 
 async def other_callbacks_main() -> tuple:
-    import functools
     loop = asyncio.get_running_loop()
     seen: list = []
     counter = Counter()
