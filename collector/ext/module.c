@@ -240,6 +240,7 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
     G.future_iter_type = Py_TYPE(fut_iter);
   Py_XSETREF(G.current_task, Py_NewRef(current_task));
   Py_XSETREF(G.task_cls, Py_NewRef(task_cls));
+  record_learn(task_cls, named);
   G.eager_aware = eager;
   Py_RETURN_NONE;
 }
@@ -264,7 +265,9 @@ static PyObject *mod_force_frame_fallback(PyObject *mod, PyObject *on) {
 /* What setup_done learnt (tests). */
 static PyObject *mod_layout(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
-  return code_layout();
+  PyObject *r = code_layout();
+  if (r && PyDict_SetItemString(r, "task_getters", record_direct_getters() ? Py_True : Py_False)) Py_CLEAR(r);
+  return r;
 }
 
 /* For tests of the C core: encode one event of each kind into JSON without a server. */

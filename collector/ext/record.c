@@ -139,9 +139,68 @@ static PyObject *exc_format(PyObject *exc) {
   return r;
 }
 
+/* The getters behind the task class's _state and _exception (getset descriptors of the C Task:
+ * its type is immutable, so for a task of exactly that type they are what the attribute lookup
+ * would call), learnt and checked against a sample task at setup; NULL otherwise. Calling them
+ * skips the lookup (the type's MRO, the descriptor call) at every task's end: measured on 3.14's
+ * async tree, ~1.5% of its time went to the two lookups. */
+static struct {
+  PyTypeObject *type; /* borrowed: module.c holds the task class (G.task_cls) */
+  getter state, exception;
+  void *state_closure, *exception_closure;
+} tget;
+
+/* The C function of cls's getset attribute name, or NULL. */
+static getter getset_of(PyObject *cls, PyObject *name, void **closure) {
+  PyObject *d = PyObject_GetAttr(cls, name);
+  getter g = NULL;
+  if (d && Py_TYPE(d) == &PyGetSetDescr_Type && ((PyGetSetDescrObject *)d)->d_getset->get) {
+    g = ((PyGetSetDescrObject *)d)->d_getset->get;
+    *closure = ((PyGetSetDescrObject *)d)->d_getset->closure;
+  }
+  Py_XDECREF(d);
+  PyErr_Clear();
+  return g;
+}
+
+/* Whether getter g of sample gives what its attribute name does (the same object or equal). */
+static int getter_agrees(PyObject *sample, PyObject *name, getter g, void *closure) {
+  PyObject *a = PyObject_GetAttr(sample, name), *b = g(sample, closure);
+  int ok = a && b && (a == b || PyObject_RichCompareBool(a, b, Py_EQ) == 1);
+  Py_XDECREF(a);
+  Py_XDECREF(b);
+  PyErr_Clear();
+  return ok;
+}
+
+void record_learn(PyObject *task_cls, PyObject *sample) {
+  memset(&tget, 0, sizeof tget);
+  if (!PyType_Check(task_cls) || !(((PyTypeObject *)task_cls)->tp_flags & Py_TPFLAGS_IMMUTABLETYPE) ||
+      Py_TYPE(sample) != (PyTypeObject *)task_cls)
+    return;
+  void *sc = NULL, *ec = NULL;
+  getter st = getset_of(task_cls, G.s_state, &sc), ex = getset_of(task_cls, G.s_exception, &ec);
+  if (!st || !ex || !getter_agrees(sample, G.s_state, st, sc) || !getter_agrees(sample, G.s_exception, ex, ec))
+    return;
+  tget.type = (PyTypeObject *)task_cls;
+  tget.state = st;
+  tget.exception = ex;
+  tget.state_closure = sc;
+  tget.exception_closure = ec;
+}
+
+int record_direct_getters(void) { return tget.type != NULL; }
+
+/* task._state / task._exception: new reference, or NULL with an exception set. */
+static PyObject *task_attr(PyObject *task, int exception) {
+  if (Py_TYPE(task) == tget.type)
+    return exception ? tget.exception(task, tget.exception_closure) : tget.state(task, tget.state_closure);
+  return PyObject_GetAttr(task, exception ? G.s_exception : G.s_state);
+}
+
 /* The exception of a finished task as "Type: message", without marking it retrieved. */
 static PyObject *exc_text(PyObject *task) {
-  PyObject *exc = PyObject_GetAttr(task, G.s_exception);
+  PyObject *exc = task_attr(task, 1);
   if (!exc) { PyErr_Clear(); return NULL; }
   PyObject *r = exc_format(exc);
   Py_DECREF(exc);
@@ -150,7 +209,7 @@ static PyObject *exc_text(PyObject *task) {
 
 /* 0 pending, 1 finished ok or with an exception, 2 cancelled. */
 int task_state(PyObject *task) {
-  PyObject *st = PyObject_GetAttr(task, G.s_state);
+  PyObject *st = task_attr(task, 0);
   if (!st) { PyErr_Clear(); return 0; }
   int r = 0;
   if (PyUnicode_Check(st) && PyUnicode_GET_LENGTH(st) > 0) {

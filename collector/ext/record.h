@@ -17,6 +17,11 @@ static LS_ALWAYS_INLINE void announce(task_entry *e) {
 }
 /* Emits the await in progress as ending at t. */
 void await_end(task_entry *e, uint64_t t);
+/* At setup: the C getters of task_cls's _state and _exception, used for tasks of exactly that
+ * class when an immutable type's getset descriptors give what the attributes give for sample (a
+ * task of it); otherwise the attributes are looked up. record_direct_getters: 1 when learnt. */
+void record_learn(PyObject *task_cls, PyObject *sample);
+int record_direct_getters(void);
 /* 0 pending, 1 finished ok or with an exception, 2 cancelled. */
 int task_state(PyObject *task);
 /* The end of e's task at t with state (task_state), then its entry goes. */

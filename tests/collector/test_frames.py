@@ -43,6 +43,8 @@ def test_each_version_reads_coroutines_its_own_way(installed):
     assert layout["frames"] == _core._frame_reading() == path, layout
     if sys.version_info >= (3, 14):
         assert layout["iframe_offset"] and layout["state_offset"], layout
+    # the C Task's _state and _exception getters, called directly at each task's end
+    assert layout["task_getters"] is True, layout
     if states is not None:
         assert (layout["created"], layout["suspended"], layout["finished"]) == states, layout
     elif sys.version_info >= (3, 11):  # a newer CPython: learnt, whatever the numbers are
