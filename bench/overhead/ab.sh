@@ -5,21 +5,23 @@
 # A and B taking turns round after round so the machine's drift falls on both alike. abstat.py
 # then prints, per build, the paired median of on/off over every rep of every round with a
 # bootstrap 95% interval, beside the A/A control's. Not a test: no asserts.
-#   bench/overhead/ab.sh [--reps N] [--rounds R] [--only WORKLOAD] PYTHON REV_A REV_B
+#   bench/overhead/ab.sh [--reps N] [--rounds R] [--only WORKLOAD] [--pin CPU] PYTHON REV_A REV_B
 # REV: a git revision, or `worktree` (the files as they are). PYTHON: a venv's python where bench.py's
 # imports work (.venvs/py3.X/bin/python; one under .venvs-sid runs inside the sid root).
-# Defaults: 20 reps, 4 rounds, async_tree. Per-run lines stay in build-collector/ab-runs.txt.
+# Defaults: 20 reps, 4 rounds, async_tree. --pin: bench.py's, the loop thread on CPU during each timed
+# run (the server and the collector's threads stay free). Per-run lines stay in build-collector/ab-runs.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CALLER="$PWD"
 cd "$ROOT"
-REPS=20 ROUNDS=4 ONLY=async_tree
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+REPS=20 ROUNDS=4 ONLY=async_tree PIN=()
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) REPS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
+    --pin) PIN=(--pin "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "ab.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) break ;;
@@ -70,7 +72,7 @@ for r in $(seq "$ROUNDS"); do
     # bench.py --verbose prints every timed run to stderr: "WORKLOAD rep N MODE wall X ms loop-thread cpu Y ms"
     "${run[@]}" env PYTHONPATH="$ROOT/build-collector/ab-$v" "$PY" bench/overhead/bench.py \
       --server "http://127.0.0.1:$PORT" --server-pid "$SERVER" --reps "$REPS" --only "$ONLY" \
-      --modes on,off2 --verbose 2>&1 >/dev/null | grep ' rep ' | sed "s/^/$v $r /" >> "$RUNS" \
+      --modes on,off2 ${PIN[@]+"${PIN[@]}"} --verbose 2>&1 >/dev/null | grep ' rep ' | sed "s/^/$v $r /" >> "$RUNS" \
       || { echo "ab.sh: bench.py failed for build $v" >&2; exit 1; }
   done
 done
