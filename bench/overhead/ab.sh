@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# bench/overhead/ab.sh — two builds of the collector timed against each other on one CPython:
-# each git revision's collector/ is built in place (under build-collector/ab-*), then bench.py
-# runs WORKLOAD in modes off, on and off2 (the A/A control) with that build first on PYTHONPATH,
-# A and B taking turns round after round so the machine's drift falls on both alike. abstat.py
-# then prints, per build, the paired median of on/off over every rep of every round with a
-# bootstrap 95% interval, beside the A/A control's. Not a test: no asserts.
-#   bench/overhead/ab.sh [--reps N] [--rounds R] [--only WORKLOAD] [--pin CPU] PYTHON REV_A REV_B
-# REV: a git revision, or `worktree` (the files as they are). PYTHON: a venv's python where bench.py's
-# imports work (.venvs/py3.X/bin/python; one under .venvs-sid runs inside the sid root).
-# Defaults: 20 reps, 4 rounds, async_tree. --pin: bench.py's, the loop thread on CPU during each timed
-# run (the server and the collector's threads stay free). Per-run lines stay in build-collector/ab-runs.txt.
+# bench/overhead/ab.sh — builds of the collector timed against each other on one CPython (two or
+# more, named A, B, C, ... in order): each revision's collector/ is built in place (under
+# build-collector/ab-*), then bench.py runs WORKLOAD in modes off, on and off2 (the A/A control)
+# with that build first on PYTHONPATH, the builds taking turns round after round so the machine's
+# drift falls on all alike. abstat.py then prints, per build, the paired median of on/off over
+# every rep of every round with a bootstrap 95% interval, beside the A/A control's. No asserts.
+#   bench/overhead/ab.sh [--reps N] [--rounds R] [--only WORKLOAD] [--pin CPU] PYTHON REV_A REV_B [REV ...]
+# REV: a git revision, `worktree` (the files as they are), or `ablate:VARIANT`, the work tree with
+# one part of the collector taken out (ablate.py; what each part costs, not a build to use).
+# PYTHON: a venv's python where bench.py's imports work (.venvs/py3.X/bin/python; one under
+# .venvs-sid runs inside the sid root). Defaults: 20 reps, 4 rounds, async_tree. --pin: bench.py's,
+# the loop thread on CPU during each timed run (the server and the collector's threads stay free).
+# Per-run lines stay in build-collector/ab-runs.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CALLER="$PWD"
 cd "$ROOT"
 REPS=20 ROUNDS=4 ONLY=async_tree PIN=()
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) REPS="$2"; shift 2 ;;
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-[ $# -eq 3 ] || { usage >&2; exit 2; }
+[ $# -ge 3 ] || { usage >&2; exit 2; }
 PY="$1"; shift
 # a relative path is the caller's: the builds run in their own directories
 case "$PY" in /*) ;; */*) PY="$CALLER/$PY" ;; esac
@@ -40,9 +42,12 @@ SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
 build() {
   local rev="$1" dir="$ROOT/build-collector/ab-$2" src
   rm -rf "$dir" && mkdir -p "$dir"
-  if [ "$rev" = worktree ]; then
+  if [ "$rev" = worktree ] || [ "${rev#ablate:}" != "$rev" ]; then
     cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py \
       collector/pyproject.toml collector/MANIFEST.in "$dir"/
+    if [ "${rev#ablate:}" != "$rev" ]; then
+      python3 bench/overhead/ablate.py "${rev#ablate:}" "$dir" || exit 2
+    fi
   else
     git rev-parse --verify -q "$rev^{commit}" >/dev/null || { echo "ab.sh: $rev is not a revision" >&2; exit 2; }
     src="$(mktemp -d)"
@@ -54,8 +59,11 @@ build() {
     || { echo "ab.sh: building $rev failed:"; tail -20 "$dir.build.log"; exit 1; } >&2
   echo "ab.sh: $2 = $rev built in $dir" >&2
 }
-build "$1" A
-build "$2" B
+NAMES=() REVS=("$@")
+for i in "${!REVS[@]}"; do
+  NAMES+=("$(printf "\\$(printf '%03o' $((65 + i)))")")   # A, B, C, ...
+  build "${REVS[$i]}" "${NAMES[$i]}"
+done
 
 TMP="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -67,7 +75,7 @@ for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&
 RUNS="$ROOT/build-collector/ab-runs.txt"
 : > "$RUNS"
 for r in $(seq "$ROUNDS"); do
-  for v in A B; do
+  for v in "${NAMES[@]}"; do
     echo "ab.sh: round $r of $ROUNDS, build $v ..." >&2
     # bench.py --verbose prints every timed run to stderr: "WORKLOAD rep N MODE wall X ms loop-thread cpu Y ms"
     "${run[@]}" env PYTHONPATH="$ROOT/build-collector/ab-$v" "$PY" bench/overhead/bench.py \
@@ -76,5 +84,6 @@ for r in $(seq "$ROUNDS"); do
       || { echo "ab.sh: bench.py failed for build $v" >&2; exit 1; }
   done
 done
-echo "A = $1, B = $2; $ONLY, $ROUNDS rounds of $REPS reps, loop-thread CPU"
+for i in "${!REVS[@]}"; do printf "%s = %s; " "${NAMES[$i]}" "${REVS[$i]}"; done
+echo "$ONLY, $ROUNDS rounds of $REPS reps, loop-thread CPU"
 "${run[@]}" "$PY" bench/overhead/abstat.py "$RUNS"

@@ -1,0 +1,61 @@
+"""bench/overhead/ablate.py VARIANT DIR — takes one part of the collector out of the copy of
+collector/ in DIR (before it is built), so that ab.sh can time what that part costs:
+    bench/overhead/ab.sh PYTHON ablate:full ablate:hooks ablate:timing ...
+Each variant is a few exact substitutions in the sources; when one no longer applies (the code
+moved), this stops with its name instead of timing something else. The builds are broken on
+purpose (tasks go unrecorded, states unread): for timing only, never to use.
+
+Variants:
+  full       nothing taken out (the same build, for a like-for-like row)
+  hooks      the C Handle._run and the task factory only: no handle timed, no task registered
+  timing     every handle timed (clock reads, heartbeat, lag), no task registered or recorded
+  no-await   tasks recorded, but a step's await point is not read (every await says "yield")
+  no-state   tasks recorded, but a finished task's _state and _exception are not asked
+  no-store   everything but the store: events are built and dropped before they are written
+"""
+import os
+import sys
+
+NO_REGISTER = ("ext/factory.c", "  uint64_t t0 = 0, parent = 0;\n",
+               "  uint64_t t0 = 0, parent = 0;\n  if (s) { Py_DECREF(s); s = NULL; } /* ablate */\n")
+VARIANTS = {
+    "full": [],
+    "hooks": [("ext/step.c", "  return time_step(cb, run_handle, self, self);\n}",
+               "  return call_orig_run(self); /* ablate */\n}"), NO_REGISTER],
+    "timing": [NO_REGISTER],
+    "no-await": [("ext/record.c", "  else await_capture(e, t1);",
+                  "  else { (void)await_capture; e->awaiting = 1; e->await_t = rel(e->sess, t1); e->await_at = NULL;"
+                  " e->await_line = 0; set_what_stable(e, \"yield\", 5); } /* ablate */")],
+    "no-state": [("ext/record.c", "    st = task_state(e->task);", "    st = 1; /* ablate */"),
+                 ("ext/record.c", "  PyObject *text = state == 2 ? NULL : exc_text(e->task);",
+                  "  PyObject *text = NULL; (void)exc_text; /* ablate */")],
+    "no-store": [("src/lscollector.c", "int ls_emit(ls_session *s, const ls_event *ev) {\n",
+                  "int ls_emit(ls_session *s, const ls_event *ev) {\n  if (s) return LSC_OK; /* ablate */\n"),
+                 ("src/lscollector.c", "int ls_emit_step(ls_session *s, uint64_t id, uint64_t t, uint64_t d) {\n",
+                  "int ls_emit_step(ls_session *s, uint64_t id, uint64_t t, uint64_t d) {\n"
+                  "  if (s) return LSC_OK; /* ablate */\n"),
+                 ("src/lscollector.c", "                  ls_str func) {\n",
+                  "                  ls_str func) {\n  if (s) return LSC_OK; /* ablate */\n")],
+}
+
+
+def main() -> int:
+    if len(sys.argv) != 3 or sys.argv[1] not in VARIANTS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    variant, root = sys.argv[1], sys.argv[2]
+    for rel, old, new in VARIANTS[variant]:
+        path = os.path.join(root, rel)
+        with open(path) as f:
+            text = f.read()
+        if text.count(old) != 1:
+            print(f"ablate.py: {variant}: {rel} no longer has the line it replaces: {old.strip()!r}",
+                  file=sys.stderr)
+            return 1
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
