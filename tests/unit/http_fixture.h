@@ -1,5 +1,5 @@
 /* http_fixture.h — a real http_server on 127.0.0.1 port 0 over a store_fixture, for suites that
- * talk HTTP to the server in-process (test_http.c, test_collector_core.c). Test code only. */
+ * talk HTTP to the server in-process (test_http.c, test_collector_sender.c). Test code only. */
 #ifndef LS_HTTP_FIXTURE_H
 #define LS_HTTP_FIXTURE_H
 
