@@ -86,22 +86,24 @@ print("median ratio to loopscope off, per Python: wall clock / CPU time of the l
 print("(sender = CPU ms the sender thread spent per run, on its own core, in the 'on' mode)")
 print("(on: paired = median of the per-rep ratios of loop-thread CPU, the runs of a rep neighbours in time;")
 print(" min = fastest 'on' run over fastest 'off' run: noise only adds time, so on a noisy machine the")
-print(" minimum is the run least disturbed)")
+print(" minimum is the run least disturbed; p10 = the same for the fastest tenth of each mode's runs,")
+print(" less at the mercy of one lucky run: abstat.py)")
 aa = any("off2" in res for r in rows for w, res in r["results"].items() if w != "cost")
 if aa:
-    print("(A/A: 'off' run again in the same reps, its paired and min CPU ratios to 'off': what this run's")
+    print("(A/A: 'off' run again in the same reps, its paired, min and p10 CPU ratios to 'off': what this run's")
     print(" noise alone gives, to read 'on' against)")
-print(f"{'py':5s} {'workload':21s} {'off ms':>7s} " + " ".join(f"{m:>15s}" for m in modes) + f" {'sender':>7s} {'paired':>7s} {'min':>6s}"
-      + (f" {'A/A paired':>10s} {'min':>6s}" if aa else "") + "  target on")
+print(f"{'py':5s} {'workload':21s} {'off ms':>7s} " + " ".join(f"{m:>15s}" for m in modes) + f" {'sender':>7s} {'paired':>7s} {'min':>6s} {'p10':>6s}"
+      + (f" {'A/A paired':>10s} {'min':>6s} {'p10':>6s}" if aa else "") + "  target on")
 for r in rows:
     for w, res in r["results"].items():
         if w == "cost":
             continue
         cells = " ".join(f"{res[m]['ratio']:6.2f}x /{res[m]['cpu_ratio']:5.2f}x" if m in res else f"{'-':>15s}" for m in modes)
         a = res.get("off2")
-        aacells = (f" {a['paired_cpu']:9.3f}x {a['min_cpu_ratio']:5.3f}x" if a else f" {'-':>10s} {'-':>6s}") if aa else ""
+        aacells = (f" {a['paired_cpu']:9.3f}x {a['min_cpu_ratio']:5.3f}x {a.get('p10_cpu_ratio', 0):5.3f}x" if a
+                   else f" {'-':>10s} {'-':>6s} {'-':>6s}") if aa else ""
         print(f"{r['python']:5s} {w:21s} {res['off']['median_s']*1000:7.1f} {cells} {res['on'].get('sender_cpu_s', 0)*1000:6.1f}ms "
-              f"{res['on']['paired_cpu']:6.3f}x {res['on'].get('min_cpu_ratio', 0):5.3f}x{aacells}  " + (f"<= {targets[w]:.2f}x" if w in targets else "-"))
+              f"{res['on']['paired_cpu']:6.3f}x {res['on'].get('min_cpu_ratio', 0):5.3f}x {res['on'].get('p10_cpu_ratio', 0):5.3f}x{aacells}  " + (f"<= {targets[w]:.2f}x" if w in targets else "-"))
 for r in rows:
     c = r["results"].get("cost")
     if c:
