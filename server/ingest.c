@@ -1,6 +1,6 @@
 /* ingest.c — ingest contract v1: JSON bytes (one batch, or several under "batches") → validated
  * rows (ingest.h). Names the first bad field precisely and stores nothing itself; SQL is
- * store.c's, queueing writer.c's. */
+ * store_put.c's, queueing writer.c's. */
 #include "ingest.h"
 
 #include <cjson/cJSON.h>

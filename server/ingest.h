@@ -1,5 +1,5 @@
 /* ingest.h — turns one ingest-v1 body (JSON bytes: one batch, or several under "batches") into
- * validated rows, or names the first bad field. No SQL and no HTTP here: writer.c/store.c store
+ * validated rows, or names the first bad field. No SQL and no HTTP here: writer.c/store_put.c store
  * the rows, http.c answers. */
 #ifndef LS_INGEST_H
 #define LS_INGEST_H

@@ -1,4 +1,4 @@
-/* store_internal.h — what the store module's files (store.c, store_maintain.c, store_read.c, ...) share
+/* store_internal.h — what the store module's files (store.c, store_put.c, store_read.c, ...) share
  * and no one else sees: the read connection's struct (the outbox's own connection reads through
  * the same typed loaders) and the SQLite helpers. sqlite3.h stays inside the module. */
 #ifndef LS_STORE_INTERNAL_H
@@ -119,8 +119,8 @@ int store_done_due(store *s, const char *id, int64_t min_events, const char *don
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
 
-/* ---- the write side's state, shared by store.c (open, batches, deletes) and store_maintain.c
- * (housekeeping); only writer.c's thread touches it after store_open. */
+/* ---- the write side's state, shared by store.c (open, close), store_put.c (batches, deletes) and
+ * store_maintain.c (housekeeping); only writer.c's thread touches it after store_open. */
 enum wstmt {
   W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
   W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE, W_COUNT
@@ -162,7 +162,7 @@ int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out);
 /* Runs one of the write connection's prepared statements to its end (reset after): 0 or a code. */
 int store_wrun(store *s, sqlite3_stmt *st);
 /* Marks the sessions matching `where` (?1 = arg) deleted and queues them for the purge: how
- * many, or a negative project code. */
+ * many, or a negative project code (store_put.c). */
 int64_t store_tombstone(store *s, const char *where, int64_t arg);
 
 #endif

@@ -2,7 +2,7 @@
  * waiting request; and the figures thread, which computes a large session's summary figures
  * right after its end committed and answers that batch then, and stores its tables' sort keys
  * and task tree after that (store_keys.c). Parsing is ingest.c's, SQL is
- * store.c's; HTTP threads only wait here. */
+ * store.c's and store_put.c's; HTTP threads only wait here. */
 #include "writer.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 #!/bin/bash
-# memcheck.sh — the storage code (writer.c, store.c) under ASan+UBSan and under valgrind memcheck:
+# memcheck.sh — the storage code (writer.c, store*.c) under ASan+UBSan and under valgrind memcheck:
 # tests/unit test_writer and test_store, and tests/integration/test_storage.py + test_service.py
 # against the real binary (conftest.py runs it under $LOOPSCOPE_SERVER_WRAPPER).
 #

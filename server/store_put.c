@@ -1,0 +1,342 @@
+/* store_put.c — the write side's batches and deletes on the write connection (store.h): one
+ * ingested batch into its session's rows in a savepoint, and sessions deleted (tombstoned for
+ * store_maintain.c's purge). The connection, its statements (wsql) and transactions are store.c's;
+ * the await-point upsert store_endpoints.c's. Part of the store module (store_internal.h). */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "store_internal.h"
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+  if(v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void bind_opt_i64(sqlite3_stmt *st, int i, int64_t v)
+{
+  if(v >= 0)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+/* Per-task sums of one batch's steps and awaits, merged into one upsert per task. */
+typedef struct agg { int64_t id, busy, wait, first; } agg;
+
+static int agg_cmp(const void *a, const void *b)
+{
+  int64_t x = ((const agg *)a)->id, y = ((const agg *)b)->id;
+  return (x > y) - (x < y);
+}
+
+/* stored[i] says whether step i (then await i - nsteps) went in; only those are summed. */
+static int put_aggregates(store *s, int64_t sid, const ingest_batch *b, const unsigned char *stored)
+{
+  size_t n = b->nsteps + b->nawaits;
+  if(!n)
+    return 0;
+  agg *a = malloc(n * sizeof(*a));
+  if(!a)
+    return LS_ENOMEM;
+  size_t k = 0;
+  for(size_t i = 0; i < b->nsteps; i++)
+    if(stored[i])
+      a[k++] = (agg){b->steps[i].id, b->steps[i].d, 0, b->steps[i].t};
+  for(size_t i = 0; i < b->nawaits; i++)
+    if(stored[b->nsteps + i])
+      a[k++] = (agg){b->awaits[i].id, 0, b->awaits[i].d, -1};
+  n = k;
+  qsort(a, n, sizeof(*a), agg_cmp);
+  sqlite3_stmt *st = s->ws[W_AGG];
+  int rc = 0;
+  for(size_t i = 0; i < n && !rc;) {
+    agg sum = a[i];
+    size_t j = i + 1;
+    for(; j < n && a[j].id == sum.id; j++) {
+      sum.busy += a[j].busy;
+      sum.wait += a[j].wait;
+      if(a[j].first >= 0 && (sum.first < 0 || a[j].first < sum.first))
+        sum.first = a[j].first;
+    }
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, sum.id);
+    sqlite3_bind_int64(st, 3, sum.busy);
+    sqlite3_bind_int64(st, 4, sum.wait);
+    bind_opt_i64(st, 5, sum.first);
+    rc = store_wrun(s, st);
+    i = j;
+  }
+  free(a);
+  return rc;
+}
+
+static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nsteps, int64_t nawaits)
+{
+  int rc;
+  sqlite3_stmt *st;
+  if(b->meta.present) {
+    const ingest_meta *m = &b->meta;
+    st = s->ws[W_SESSION_META];
+    sqlite3_bind_int64(st, 1, sid);
+    bind_text(st, 2, m->name);
+    bind_text(st, 3, m->service);
+    bind_text(st, 4, m->host);
+    bind_text(st, 5, m->python);
+    bind_opt_i64(st, 6, m->pid);
+    bind_text(st, 7, m->started);
+    bind_opt_i64(st, 8, m->started_ns);
+    bind_text(st, 9, m->route);
+    bind_opt_i64(st, 10, m->loop);
+    if((rc = store_wrun(s, st)))
+      return rc;
+  }
+  st = s->ws[W_SESSION_COUNTS];
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int(st, 2, b->has_end);
+  sqlite3_bind_int64(st, 3, b->end_t);
+  sqlite3_bind_int64(st, 4, b->max_t);
+  sqlite3_bind_int64(st, 5, b->dropped);
+  sqlite3_bind_int64(st, 6, b->unknown);
+  sqlite3_bind_int64(st, 7, (int64_t)b->events);
+  sqlite3_bind_int64(st, 8, nsteps);
+  sqlite3_bind_int64(st, 9, nawaits);
+  sqlite3_bind_int64(st, 10, (int64_t)b->nblocks);
+  sqlite3_bind_int64(st, 11, (int64_t)b->nlags);
+  for(int k = 0; k < INGEST_NKINDS; k++)
+    sqlite3_bind_int64(st, 12 + k, b->max_d[k]);
+  sqlite3_bind_int64(st, 16, (int64_t)time(NULL));
+  /* the split of lost time: blocks from elsewhere and each kind's sum, saturating at 2^53 - 1
+   * as every sum of the contract does (each d < 2^53, so one addition cannot overflow) */
+  int64_t n_else = 0, ns_own = 0, ns_else = 0;
+  for(size_t i = 0; i < b->nblocks; i++) {
+    int64_t *sum = b->blocks[i].elsewhere ? &ns_else : &ns_own;
+    n_else += b->blocks[i].elsewhere;
+    *sum += b->blocks[i].d;
+    if(*sum > INGEST_MAX_INT)
+      *sum = INGEST_MAX_INT;
+  }
+  sqlite3_bind_int64(st, 17, n_else);
+  sqlite3_bind_int64(st, 18, ns_own);
+  sqlite3_bind_int64(st, 19, ns_else);
+  return store_wrun(s, st);
+}
+
+static int put_rows(store *s, int64_t sid, const ingest_batch *b)
+{
+  int rc = 0;
+  sqlite3_stmt *st = s->ws[W_TASK];
+  for(size_t i = 0; i < b->ntasks && !rc; i++) {
+    const ingest_task *x = &b->tasks[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->parent);
+    bind_text(st, 4, x->name);
+    bind_text(st, 5, x->coro);
+    sqlite3_bind_int64(st, 6, x->t);
+    rc = store_wrun(s, st);
+  }
+  st = s->ws[W_DONE];
+  for(size_t i = 0; i < b->ndones && !rc; i++) {
+    const ingest_done *x = &b->dones[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    bind_text(st, 4, x->state);
+    bind_text(st, 5, x->exc);
+    if(x->status >= 0)
+      sqlite3_bind_int64(st, 6, x->status);
+    else
+      sqlite3_bind_null(st, 6);
+    rc = store_wrun(s, st);
+  }
+  unsigned char *stored = malloc(b->nsteps + b->nawaits + 1);
+  if(!stored)
+    return LS_ENOMEM;
+  int64_t nsteps = 0, nawaits = 0;
+  st = s->ws[W_STEP];
+  for(size_t i = 0; i < b->nsteps && !rc; i++) {
+    const ingest_step *x = &b->steps[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    sqlite3_bind_int64(st, 4, x->d);
+    rc = store_wrun(s, st);
+    stored[i] = sqlite3_changes(s->w) > 0;
+    nsteps += stored[i];
+  }
+  st = s->ws[W_AWAIT];
+  for(size_t i = 0; i < b->nawaits && !rc; i++) {
+    const ingest_await *x = &b->awaits[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    sqlite3_bind_int64(st, 4, x->d);
+    bind_text(st, 5, x->what);
+    bind_text(st, 6, x->file);
+    bind_opt_i64(st, 7, x->line);
+    bind_text(st, 8, x->func);
+    rc = store_wrun(s, st);
+    stored[b->nsteps + i] = sqlite3_changes(s->w) > 0;
+    nawaits += stored[b->nsteps + i];
+  }
+  if(!rc)
+    rc = put_aggregates(s, sid, b, stored);
+  if(!rc)
+    rc = store_points_put(s->w, s->ws[W_POINT], sid, b, stored + b->nsteps);
+  free(stored);
+  st = s->ws[W_BLOCK];
+  for(size_t i = 0; i < b->nblocks && !rc; i++) {
+    const ingest_block *x = &b->blocks[i];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, x->id);
+    sqlite3_bind_int64(st, 3, x->t);
+    sqlite3_bind_int64(st, 4, x->d);
+    bind_text(st, 5, x->file);
+    bind_opt_i64(st, 6, x->line);
+    bind_text(st, 7, x->func);
+    bind_text(st, 8, x->src);
+    sqlite3_bind_text(st, 9, b->stacks + x->stack_off, (int)x->stack_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 10, x->elsewhere);
+    bind_text(st, 11, x->from_session);
+    bind_opt_i64(st, 12, x->elsewhere && x->from_task > 0 ? x->from_task : -1);
+    bind_opt_i64(st, 13, x->stack_t);
+    rc = store_wrun(s, st);
+  }
+  st = s->ws[W_LAG];
+  for(size_t i = 0; i < b->nlags && !rc; i++) {
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, b->lags[i].t);
+    sqlite3_bind_int64(st, 3, b->lags[i].d);
+    rc = store_wrun(s, st);
+  }
+  if(!rc)
+    rc = put_session(s, sid, b, nsteps, nawaits);
+  return rc;
+}
+
+/* Ends a savepoint: rolled back to (and released) when `failed`, else released. Invariant
+ * kept for the writer: on return either the savepoint is gone and the enclosing transaction
+ * holds exactly what it held before plus (when !failed) this job's rows, or — when even the
+ * ROLLBACK TO or RELEASE failed — the whole transaction has been rolled back, which the writer
+ * sees as store_in_transaction() == 0 and answers for every job of its group. */
+static int end_savepoint(store *s, int failed)
+{
+  int rc = 0;
+  if(failed && sqlite3_get_autocommit(s->w))
+    return 0; /* SQLite already rolled back the whole transaction (SQLITE_FULL, IOERR...) */
+  if(failed)
+    rc = store_wrun(s, s->ws[W_ROLLBACK_TO]);
+  if(!rc)
+    rc = store_wrun(s, s->ws[W_RELEASE]);
+  if(rc)
+    store_rollback(s);
+  return rc;
+}
+
+int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created)
+{
+  *duplicate = 0;
+  *created = 0;
+  int rc = store_wrun(s, s->ws[W_SAVEPOINT]);
+  if(rc)
+    return rc;
+  sqlite3_stmt *st = s->ws[W_SESSION_INS];
+  sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  sqlite3_bind_int64(st, 2, (int64_t)now.tv_sec);
+  /* the session's start as well as the server can tell (migration 004): now, less the events
+   * this batch carries, which had happened by the time it was sent */
+  int64_t received = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - b->max_t;
+  sqlite3_bind_int64(st, 3, received > 0 ? received : 0);
+  rc = store_wrun(s, st);
+  if(!rc)
+    *created = sqlite3_changes(s->w) > 0;
+  int64_t sid = -1;
+  if(!rc) {
+    st = s->ws[W_SESSION_SID];
+    sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if(src == SQLITE_ROW)
+      sid = sqlite3_column_int64(st, 0);
+    else
+      rc = store_code_of(src) ? store_code_of(src) : LS_EIO;
+    sqlite3_reset(st);
+  }
+  if(!rc) {
+    st = s->ws[W_BATCH_INS];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_text(st, 2, b->batch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)b->events);
+    rc = store_wrun(s, st);
+  }
+  if(!rc && sqlite3_changes(s->w) == 0)
+    *duplicate = 1; /* stored before: undo the session row we may just have made, if any */
+  else if(!rc)
+    rc = put_rows(s, sid, b);
+  if(!rc && !*duplicate) { /* its endpoint rollup is out of date until rebuilt */
+    sqlite3_bind_int64(s->ws[W_DIRTY], 1, sid);
+    rc = store_wrun(s, s->ws[W_DIRTY]);
+    s->rollup_pending = s->batch_since_maintain = 1;
+  }
+  if(rc || *duplicate)
+    *created = 0;
+  int erc = end_savepoint(s, rc || *duplicate);
+  return rc ? rc : erc;
+}
+
+/* Makes the sessions matching `where` (SQL over sessions; ?1 bound to `arg`) deleted: their
+ * sids go to purge and their sessions rows go, in the caller's transaction. Returns the number
+ * deleted, or a negative code. The rows themselves are removed later by store_maintain, a
+ * bounded number per transaction, so this writes a few pages however large the sessions are. */
+int64_t store_tombstone(store *s, const char *where, int64_t arg)
+{
+  char sql[3][256];
+  snprintf(sql[0], sizeof(sql[0]), "INSERT OR IGNORE INTO purge(sid) SELECT sid FROM sessions WHERE %s", where);
+  /* their endpoint rollup blocks are rebuilt without them */
+  snprintf(sql[1], sizeof(sql[1]), "INSERT OR IGNORE INTO ep_dirty(blk) SELECT sid >> 10 FROM sessions WHERE %s", where);
+  snprintf(sql[2], sizeof(sql[2]), "DELETE FROM sessions WHERE %s", where);
+  int64_t n = 0;
+  for(int i = 0; i < 3; i++) {
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->w, sql[i], -1, &st, NULL);
+    if(rc == SQLITE_OK) {
+      if(sqlite3_bind_parameter_count(st) >= 1)
+        sqlite3_bind_int64(st, 1, arg);
+      rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if(rc != SQLITE_DONE)
+      return store_code_of(rc) ? store_code_of(rc) : LS_EIO;
+    n = sqlite3_changes64(s->w);
+  }
+  if(n)
+    s->purge_pending = s->rollup_pending = 1;
+  return n;
+}
+
+int store_delete_session(store *s, const char *id)
+{
+  sqlite3_stmt *st = s->ws[W_SESSION_SID];
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  int src = sqlite3_step(st);
+  int64_t sid = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if(src != SQLITE_ROW)
+    return src == SQLITE_DONE ? LS_ENOTFOUND : (store_code_of(src) ? store_code_of(src) : LS_EIO);
+  /* Its own savepoint: a delete failing half way must leave nothing of it in the group's
+   * transaction. */
+  int rc = store_wrun(s, s->ws[W_SAVEPOINT]);
+  if(!rc) {
+    int64_t n = store_tombstone(s, "sid = ?1", sid);
+    rc = n < 0 ? (int)n : 0;
+  }
+  int erc = end_savepoint(s, rc != 0);
+  return rc ? rc : erc;
+}
