@@ -9,7 +9,10 @@ off2's for the A/A), with a bootstrap interval over the reps. This VM's host slo
 (one rep of 2026-12-04: `off` 54 ms, `off2`, the same code a moment later, 94 ms), which a pair
 straddles at random; such noise only adds time, so each mode's fastest runs are the ones it left
 alone. On ab.sh's six-build run of 2026-12-04 (80 reps each) the p10 intervals were about half as
-wide as the paired medians' (full: 1.074-1.109 against 1.077-1.154), the A/A controls 0.998-1.007x.
+wide as the paired medians' (full: 1.074-1.109 against 1.077-1.154), the A/A controls 0.998-1.007x;
+but in run.sh's 30-rep run that afternoon its A/A controls read 0.78-1.21x, where the paired
+median's read 0.97-1.05x: the third-fastest of 30 is one lucky run. Read it at 80 reps or more,
+and only beside its own A/A.
 
 A line is: BUILD ROUND WORKLOAD rep N MODE wall X ms loop-thread cpu Y ms
 """

@@ -87,7 +87,7 @@ print("(sender = CPU ms the sender thread spent per run, on its own core, in the
 print("(on: paired = median of the per-rep ratios of loop-thread CPU, the runs of a rep neighbours in time;")
 print(" min = fastest 'on' run over fastest 'off' run: noise only adds time, so on a noisy machine the")
 print(" minimum is the run least disturbed; p10 = the same for the fastest tenth of each mode's runs,")
-print(" less at the mercy of one lucky run: abstat.py)")
+print(" which needs many reps: at 30 its A/A read 0.78-1.21x on 2026-12-04, at 80 within 1%: abstat.py)")
 aa = any("off2" in res for r in rows for w, res in r["results"].items() if w != "cost")
 if aa:
     print("(A/A: 'off' run again in the same reps, its paired, min and p10 CPU ratios to 'off': what this run's")
@@ -110,5 +110,7 @@ for r in rows:
         print(f"{r['python']:5s} cost of a request (loop-thread CPU, on - off): fixed {c['fixed_ns']:.0f} ns, "
               f"{c['per_step_ns']:.0f} ns per recorded step+await")
 PY
-echo "200k tasks under full capture (tasks200k.py):"
-cat "$TMP/tasks200k.txt"
+if [ -s "$TMP/tasks200k.txt" ]; then # not run with --only
+  echo "200k tasks under full capture (tasks200k.py):"
+  cat "$TMP/tasks200k.txt"
+fi
