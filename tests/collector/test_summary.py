@@ -31,9 +31,11 @@ def summarise_until_stacked(tries: int = 5) -> tuple[dict, list, dict]:
     """program() in a summary session, again (at most `tries` times) while its block came without
     a stack or with a late one: the watchdog thread takes the stack 25 ms into the 150 ms sleep,
     and on a machine short of CPU (CI runs three suites side by side) it may get no core before
-    the sleep returns (seen once in CI on 3.15: no stack at all). Every run's counts are checked
-    in full; only a missing or late stack (one naming a line after the sleep) is retried, and a
-    stack naming anything else fails at once."""
+    the sleep returns (seen once in CI on 3.15: no stack at all). Likewise a second block: a step
+    other than the sleep held up past the 50 ms threshold by the machine, not the program (seen
+    once in CI on 3.13 under coverage: 2 blocks). Every run's counts are checked in full; only a
+    missing or late stack (one naming a line after the sleep) or an extra block at least the
+    threshold long beside the sleep's is retried, and a stack naming anything else fails at once."""
     for _ in range(tries):
         reads: list = []
         with loopscope.session("summary", summary=True) as s:
@@ -41,14 +43,19 @@ def summarise_until_stacked(tries: int = 5) -> tuple[dict, list, dict]:
         d = s.summary()
         assert d is not None and d["active"] == 0
         assert d["tasks"] == 21 and d["max_concurrency"] == 21, d
-        assert d["blocks"] == 1 and len(d["top_blocks"]) == 1
+        assert d["blocks"] >= 1 and len(d["top_blocks"]) == min(d["blocks"], 10), d  # the 10 longest
+        assert all(b["d_ns"] >= 50_000_000 for b in d["top_blocks"]), d
+        if d["blocks"] > 1:
+            assert any(b["d_ns"] >= reads[0] * 1e9 for b in d["top_blocks"]), d  # the sleep's is there
+            continue
         b = d["top_blocks"][0]
         assert b["d_ns"] >= reads[0] * 1e9                        # the step holds the whole sleep
         c = summ.culprit(b["stack"])
         if c is not None and c["line"] == line_of(program, "# BLOCK"):
             return d, reads, c
         assert c is None or (c["func"] == "program" and c["line"] > line_of(program, "# BLOCK")), c
-    pytest.fail(f"{tries} runs, each block's stack missing or taken after the sleep returned")
+    pytest.fail(f"{tries} runs, each with a block beside the sleep's, or its stack missing or taken "
+                "after the sleep returned")
 
 
 def test_summary_counts_tasks_blocks_awaits_and_lag(collector):
