@@ -125,6 +125,15 @@ code_info *code_info_of(PyObject *code, PyObject *obj, PyObject *frame) {
   return ci;
 }
 
+LS_COLD void code_sids_fill(code_info *ci) {
+  ls_collector *c = G.core;
+  ci->sid_file = ls_collector_string(c, ci->file, (size_t)ci->nfile);
+  ci->sid_func = ls_collector_string(c, ci->func, (size_t)ci->nfunc);
+  ci->sid_qual = ls_collector_string(c, ci->qual, (size_t)ci->nqual);
+  ci->sid_full = ls_collector_string(c, ci->full, (size_t)ci->nfull);
+  ci->sid_gen = G.core_gen;
+}
+
 void codes_clear(void) {
   for (size_t i = 0; i < codes_cap; i++) {
     code_info *ci = codes[i];

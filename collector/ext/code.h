@@ -16,7 +16,18 @@ typedef struct code_info {
   Py_ssize_t nfile, nfunc, nqual, nfull;
   int is_lib;              /* file under the stdlib or site-packages */
   int is_asyncio;          /* file inside the asyncio package (its own housekeeping tasks) */
+  /* file, func, qual and full's numbers in the collector's string table plus one (0: none), for
+   * the ls_str the records name them by (ls_collector_string): looked up once per collector, not
+   * on every record. Valid while sid_gen is G.core_gen: a code_info made before start() or kept
+   * across a stop and the next start looks them up again (code_sids). */
+  uint32_t sid_file, sid_func, sid_qual, sid_full, sid_gen;
 } code_info;
+
+/* ci's string numbers (sid_*) looked up in the running collector's table. */
+void code_sids_fill(code_info *ci);
+static LS_ALWAYS_INLINE void code_sids(code_info *ci) {
+  if (ci->sid_gen != G.core_gen) code_sids_fill(ci);
+}
 
 /* At module init: finds the getters behind cr_await and gi_yieldfrom. */
 void code_init(void);

@@ -57,6 +57,7 @@ static PyObject *mod_start(PyObject *mod, PyObject *args, PyObject *kw) {
     rc = ls_collector_new(&cfg, &G.core);
     Py_END_ALLOW_THREADS
   }
+  if (!rc && ++G.core_gen == 0) G.core_gen = 1;
   if (rc) {
     G.core = NULL;
     if (rc == LSC_EINVAL && sink)
@@ -276,7 +277,7 @@ static PyObject *mod_encode_selftest(PyObject *mod, PyObject *args) {
   const char *s;
   Py_ssize_t n;
   if (!PyArg_ParseTuple(args, "s#", &s, &n)) return NULL;
-  ls_frame fr[2] = {{{"a.py", 4}, {"f", 1}, {"x()", 3}, 7}, {{s, (size_t)n}, {"g\"", 2}, {"\x01", 1}, 9}};
+  ls_frame fr[2] = {{{"a.py", 4, 0}, {"f", 1, 0}, {"x()", 3, 0}, 7}, {{s, (size_t)n, 0}, {"g\"", 2, 0}, {"\x01", 1, 0}, 9}};
   ls_event evs[7];
   memset(evs, 0, sizeof evs);
   evs[0].kind = LS_K_TASK; evs[0].id = 1; evs[0].name.p = s; evs[0].name.n = (size_t)n; evs[0].coro.p = "c"; evs[0].coro.n = 1;

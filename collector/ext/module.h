@@ -59,6 +59,9 @@ typedef struct ls_module {
   /* module.c: the collector and the settings given to start() */
   ls_collector *core;
   int started;
+  uint32_t core_gen;               /* bumped for each collector start() makes (never 0): the string
+                                    * numbers a code_info keeps belong to the collector of its
+                                    * sid_gen (code.h) */
   unsigned generation;             /* bumped in a forked child: older sessions are dead there */
   uint64_t block_ns, lag_ns;
   uint64_t max_tasks;
@@ -136,7 +139,7 @@ static LS_ALWAYS_INLINE uint64_t now_ns(void) {
 }
 
 static LS_ALWAYS_INLINE ls_str str_of(PyObject *u) {
-  ls_str r = {NULL, 0};
+  ls_str r = {NULL, 0, 0};
   if (u && PyUnicode_Check(u)) {
     Py_ssize_t n;
     const char *p = PyUnicode_AsUTF8AndSize(u, &n);

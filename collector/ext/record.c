@@ -48,27 +48,56 @@ void announce_emit(task_entry *e) {
   ev.t = e->created;
   char buf[32];
   PyObject *name = task_name(e->task, buf, sizeof buf, &ev.name);
-  if (e->coro_info) { ev.coro.p = e->coro_info->full; ev.coro.n = (size_t)e->coro_info->nfull; }
+  if (e->coro_info) {
+    code_sids(e->coro_info);
+    ev.coro = (ls_str){e->coro_info->full, (size_t)e->coro_info->nfull, e->coro_info->sid_full};
+  }
   emit(e->sess, &ev);
   Py_XDECREF(name);
+}
+
+/* The names an await says it awaits most often, by number (WHAT_LIT + k): their string numbers
+ * are looked up once per collector (lit_gen), as a code_info's are. */
+static const struct { const char *p; uint16_t n; } what_lit[] = {{"yield", 5}, {"coroutine", 9}, {"gather", 6}};
+enum { LIT_YIELD, LIT_COROUTINE, LIT_GATHER, LIT_COUNT };
+static uint32_t lit_sid[LIT_COUNT], lit_gen;
+
+static LS_COLD void lit_sids_fill(void) {
+  for (int k = 0; k < LIT_COUNT; k++) lit_sid[k] = ls_collector_string(G.core, what_lit[k].p, what_lit[k].n);
+  lit_gen = G.core_gen;
+}
+
+/* What e's await awaits, with its string number when known (e->awaiting is not 0). */
+static LS_ALWAYS_INLINE ls_str what_of(task_entry *e) {
+  if (e->awaiting == WHAT_CODE) {
+    code_info *ci = e->what_ci;
+    code_sids(ci);
+    return (ls_str){ci->qual, (size_t)ci->nqual, ci->sid_qual};
+  }
+  if (e->awaiting >= WHAT_LIT) {
+    if (lit_gen != G.core_gen) lit_sids_fill();
+    return (ls_str){e->what_p, e->nwhat, lit_sid[e->awaiting - WHAT_LIT]};
+  }
+  return (ls_str){e->what_p, e->nwhat, 0};
 }
 
 /* Emits the await in progress as ending at t. */
 void await_end(task_entry *e, uint64_t t) {
   if (!e->awaiting) return;
-  e->awaiting = 0;
   session_obj *s = e->sess;
-  if (!session_live(s)) return;
+  if (!session_live(s)) { e->awaiting = 0; return; }
   uint64_t end = rel(s, t);
   uint64_t d = end > e->await_t ? end - e->await_t : 0;
-  ls_str what = {e->what_p, e->nwhat}, file = {NULL, 0}, func = {NULL, 0};
-  if (e->await_at) {
-    file = (ls_str){e->await_at->file, (size_t)e->await_at->nfile};
-    func = (ls_str){e->await_at->func, (size_t)e->await_at->nfunc};
+  ls_str what = what_of(e), file = {NULL, 0, 0}, func = {NULL, 0, 0};
+  e->awaiting = 0;
+  code_info *at = e->await_at;
+  if (at) {
+    code_sids(at);
+    file = (ls_str){at->file, (size_t)at->nfile, at->sid_file};
+    func = (ls_str){at->func, (size_t)at->nfunc, at->sid_func};
   }
   ls_emit_await(s->ls, e->id, e->await_t, d, e->await_line, what, file, func);
-  if (s->sum)
-    summary_await(s->sum, e->await_at ? e->await_at->code : NULL, e->await_line, e->what_p, e->nwhat, d);
+  if (s->sum) summary_await(s->sum, at ? at->code : NULL, e->await_line, what.p, what.n, d);
 }
 
 /* What e's await awaits: p lives at least as long as e (a literal, a static type's name, a cached
@@ -78,8 +107,24 @@ void await_end(task_entry *e, uint64_t t) {
  * what the intern table's pointer cache is keyed by (a copy in each entry missed it every time). */
 static void set_what_stable(task_entry *e, const char *p, size_t n) {
   if (n >= LS_WHAT_MAX) n = LS_WHAT_MAX - 1;
+  e->awaiting = WHAT_TEXT;
   e->what_p = p;
   e->nwhat = (uint16_t)n;
+}
+
+/* One of what_lit's names (LIT_*), named by its string number in the record. */
+static void set_what_lit(task_entry *e, int k) {
+  e->awaiting = (uint8_t)(WHAT_LIT + k);
+  e->what_p = what_lit[k].p;
+  e->nwhat = what_lit[k].n;
+}
+
+/* The qualname of ci (a cached code_info: it outlives e), named by its string number in the
+ * record; cut (and looked up) as other names are when it is LS_WHAT_MAX bytes or longer. */
+static void set_what_code(task_entry *e, code_info *ci) {
+  if (ci->nqual >= LS_WHAT_MAX) { set_what_stable(e, ci->qual, (size_t)ci->nqual); return; }
+  e->awaiting = WHAT_CODE;
+  e->what_ci = ci;
 }
 
 /* A name that may go before e does (a heap type's): copied into the room beside e. */
@@ -88,6 +133,7 @@ static LS_COLD void set_what_copy(task_entry *e, const char *p, size_t n) {
   char *what = entry_what(e);
   memcpy(what, p, n);
   what[n] = 0;
+  e->awaiting = WHAT_TEXT;
   e->what_p = what;
   e->nwhat = (uint16_t)n;
 }
@@ -97,16 +143,15 @@ static void await_capture(task_entry *e, uint64_t t) {
   int line;
   PyObject *user_next;
   code_info *user_ci = await_point(e->coro, &line, &user_next);
-  e->awaiting = 1;
   e->await_t = rel(e->sess, t);
   e->await_at = user_ci;
   e->await_line = line;
   if (!user_next || user_next == Py_None) {
-    set_what_stable(e, "yield", 5);
+    set_what_lit(e, LIT_YIELD);
   } else if (PyCoro_CheckExact(user_next) || PyGen_CheckExact(user_next)) {
     code_info *ci = info_of(user_next);
-    if (ci) set_what_stable(e, ci->qual, (size_t)ci->nqual);
-    else set_what_stable(e, "coroutine", 9);
+    if (ci) set_what_code(e, ci);
+    else set_what_lit(e, LIT_COROUTINE);
   } else {
     PyObject *awaited = user_next;
     if (Py_TYPE(awaited) == G.future_iter_type && *(PyObject **)((char *)awaited + sizeof(PyObject)))
@@ -115,7 +160,7 @@ static void await_capture(task_entry *e, uint64_t t) {
     const char *tn = tp->tp_name;
     const char *dot = strrchr(tn, '.');
     if (dot) tn = dot + 1;
-    if (strcmp(tn, "_GatheringFuture") == 0) set_what_stable(e, "gather", 6);
+    if (strcmp(tn, "_GatheringFuture") == 0) set_what_lit(e, LIT_GATHER);
     else if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE)) set_what_stable(e, tn, strlen(tn)); /* static: lives on */
     else set_what_copy(e, tn, strlen(tn));
   }
@@ -348,7 +393,7 @@ void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t 
   ev.id = 0;
   ev.elsewhere = 1;
   ev.from_task = bs ? bid : 0;
-  ev.from_session = cause ? str_of(cause->id) : (ls_str){NULL, 0};
+  ev.from_session = cause ? str_of(cause->id) : (ls_str){NULL, 0, 0};
   /* a loop's stall reaches every session open on that loop (G.active; sessions of another loop,
    * when both loops are known, are not delayed by it); s's own callback's block is its own */
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {

@@ -130,7 +130,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   req->vectorcall = (vectorcallfunc)request_send;
   PyObject_GC_Track(req);
   char nbuf[1024], idbuf[ID_MAX];
-  ls_str nm = {nbuf, 0};
+  ls_str nm = {nbuf, 0, 0};
   int ws = 0;
   if (name == Py_None) {
     Py_ssize_t k = request_name_of(scope, nbuf, sizeof nbuf, &ws);

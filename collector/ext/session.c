@@ -100,7 +100,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
 /* The UTF-8 of str s (NULL: {NULL, 0}); -1 with an exception set for a str that has none (a lone
  * surrogate). */
 static int utf8_of(PyObject *s, ls_str *out) {
-  *out = (ls_str){NULL, 0};
+  *out = (ls_str){NULL, 0, 0};
   if (!s) return 0;
   Py_ssize_t k;
   if (!(out->p = PyUnicode_AsUTF8AndSize(s, &k))) return -1;

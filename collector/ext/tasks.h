@@ -11,6 +11,8 @@
 
 /* The longest name an await event carries, NUL included (longer ones are cut). */
 #define LS_WHAT_MAX 96
+/* How an entry's await names what it awaits (task_entry.awaiting, when nonzero). */
+enum { WHAT_TEXT = 1, WHAT_CODE, WHAT_LIT };
 
 /* Built with ASan, entries are PyMem_Calloc blocks each (tasks.c), as they were before the pool:
  * a stale one is reported as a use after free, and the 16-byte aligned block must not be given a
@@ -46,11 +48,15 @@ struct task_entry {
   uint64_t await_t;
   code_info *await_at;     /* the user's frame's code, NULL when unknown */
   int32_t await_line;
-  uint8_t awaiting, announced;
-  uint16_t nwhat;          /* length of what_p's text (< LS_WHAT_MAX) */
-  const char *what_p;      /* what the await awaits: a string that outlives the entry (a literal,
-                            * a static type's name, the qualname of a cached code_info) or
-                            * entry_what(e) */
+  uint8_t awaiting;        /* 0: no await in progress; else how it names what it awaits (WHAT_*) */
+  uint8_t announced;
+  uint16_t nwhat;          /* WHAT_TEXT, WHAT_LIT: length of what_p's text (< LS_WHAT_MAX) */
+  union {
+    const char *what_p;    /* WHAT_TEXT: a string that outlives the entry (a static type's name)
+                            * or entry_what(e); WHAT_LIT: one of record.c's literals */
+    code_info *what_ci;    /* WHAT_CODE: a cached code_info (it outlives every entry), whose
+                            * qualname it awaits and whose string number the record uses */
+  };
   /* ---- line 1: the task's start, end and announcement */
   struct task_entry *snext LS_LINE_ALIGNED, *sprev; /* the session's list of its live entries; snext also links
                                      * the pool's free entries */

@@ -293,6 +293,12 @@ int ls_emit_await(ls_session *s, uint64_t id, uint64_t t, uint64_t d, int32_t li
   return emit_new_chunk(s, &ev, bound);
 }
 
+uint32_t ls_collector_string(ls_collector *c, const char *p, size_t n) {
+  if (!c || !c->strings || !p || !n) return 0;
+  int64_t id = ls_intern_id(c->strings, p, n);
+  return id < 0 ? 0 : (uint32_t)id + 1;
+}
+
 void ls_session_add_dropped(ls_session *s, uint64_t n) {
   pthread_mutex_lock(&s->c->mu);
   s->dropped += n;

@@ -49,7 +49,12 @@ enum ls_state { LS_S_OK = 0, LS_S_CANCELLED, LS_S_ERROR };
 #define LS_MAX_STR 2048       /* longer strings are cut at a UTF-8 boundary */
 #define LS_MAX_FRAMES 64      /* a block's stack keeps the innermost frames beyond this */
 
-typedef struct ls_str { const char *p; size_t n; } ls_str;
+/* sid: the string's number in the collector's table plus one, when the caller knows it
+ * (ls_collector_string: a code object's names, looked up once and kept beside them), else 0 and
+ * the record looks the bytes up itself. A known number saves that lookup (and the compare of the
+ * bytes it ends with) on every record: on a Litestar request it was 7% of the D1 misses the
+ * collector adds. */
+typedef struct ls_str { const char *p; size_t n; uint32_t sid; } ls_str;
 typedef struct ls_frame { ls_str file, func, src; int32_t line; } ls_frame;
 
 /* One event as the extension hands it over. Which fields count depends on kind:
@@ -159,6 +164,11 @@ int ls_emit_step(ls_session *s, uint64_t id, uint64_t t, uint64_t d);
 int ls_emit_await(ls_session *s, uint64_t id, uint64_t t, uint64_t d, int32_t line, ls_str what, ls_str file,
                   ls_str func);
 void ls_session_add_dropped(ls_session *s, uint64_t n);
+/* The number plus one of the n bytes at p in c's string table, added if new, for an ls_str's sid;
+ * 0 when they cannot be in the table (too long, or the table is full): records then carry them
+ * inline, as they would have. Valid for c's life (a forked child keeps it); the bytes need not
+ * stay at p. */
+uint32_t ls_collector_string(ls_collector *c, const char *p, size_t n);
 
 /* ---- source lines (read by the sender thread for block stacks, never on the loop) ------------ */
 /* Copies line `line` (1-based) of file, trimmed, NUL-terminated, into out (cap bytes). Returns its

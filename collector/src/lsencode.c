@@ -118,8 +118,10 @@ static unsigned char *put_t(unsigned char *p, uint64_t t, ls_wstate *ws) {
 
 /* A string: its number in the table, or inline. Strings that are unique per event (a task's own
  * name, an exception, a source line) go inline without a lookup (interned == 0): they would only
- * fill the table. */
+ * fill the table. A number the caller knows (s.sid, from ls_collector_string on the same table:
+ * only interned strings, at most LS_INTERN_MAX_STR bytes, never cut) is used as it is. */
 static unsigned char *put_str(unsigned char *p, ls_str s, ls_wstate *ws, int interned) {
+  if (interned && s.sid && ws->strings) return put_v(p, ((uint64_t)(s.sid - 1) << 1) | 1);
   size_t n = str_len(s);
   if (interned && n && ws->strings) {
     int64_t id = ls_intern_id(ws->strings, s.p, n);
@@ -216,7 +218,7 @@ size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws) {
     p = put_v(p, ev->id);
     p = put_v(p, ev->parent);
     p = put_t(p, ev->t, ws);
-    if (ev->name.p && default_name((ls_str){ev->name.p, str_len(ev->name)}, &num)) {
+    if (ev->name.p && default_name((ls_str){ev->name.p, str_len(ev->name), 0}, &num)) {
       flags |= F_DEFNAME;
       p = put_v(p, num);
     } else {
@@ -263,7 +265,7 @@ static uint64_t get_v(rd *r) {
 }
 
 static ls_str get_str(rd *r) {
-  ls_str s = {"", 0};
+  ls_str s = {"", 0, 0};
   uint64_t tag = get_v(r);
   if (r->bad) return s;
   if (tag & 1) {

@@ -155,6 +155,7 @@ int ls_intern_get(const ls_intern *t, uint64_t id, ls_str *out) {
   if (!e->p) return 0;
   out->p = e->p;
   out->n = e->n;
+  out->sid = (uint32_t)id + 1;
   return 1;
 }
 

@@ -6,6 +6,6 @@
 #include "lscore.h"
 
 /* A string literal as the collector's ls_str (its length without the NUL). */
-#define S(lit) ((ls_str){lit, sizeof(lit) - 1})
+#define S(lit) ((ls_str){lit, sizeof(lit) - 1, 0})
 
 #endif

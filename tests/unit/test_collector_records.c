@@ -436,6 +436,64 @@ START_TEST(records_are_compact_and_say_the_same)
 }
 END_TEST
 
+/* A string the writer knows the number of (ls_str.sid: the extension's code_info keeps them) is
+ * written as that number without a lookup: the same bytes as a record that looked it up, the same
+ * JSON; with no table (ws.strings NULL) the number is ignored and the bytes go inline. And the
+ * collector hands out those numbers (ls_collector_string): one per distinct string, whatever its
+ * address, 0 for what cannot be in the table. */
+START_TEST(records_name_known_strings_by_number)
+{
+  ls_intern *strings = NULL;
+  ck_assert_int_eq(ls_intern_new(&strings), LSC_OK);
+  ls_str what = S("sleep"), file = S("/srv/app/db.py"), func = S("fetch");
+  unsigned char looked[128], known[128], plain[128], plain_sid[128];
+  ls_wstate w1 = {.t = 0, .strings = strings};
+  size_t n1 = ls_record_write_await(looked, 7, 1000, 20, 42, what, file, func, &w1); /* adds the three */
+  ck_assert_uint_eq(ls_intern_count(strings), 3);
+  ls_str kw = what, kf = file, kn = func;
+  kw.sid = (uint32_t)ls_intern_id(strings, what.p, what.n) + 1;
+  kf.sid = (uint32_t)ls_intern_id(strings, file.p, file.n) + 1;
+  kn.sid = (uint32_t)ls_intern_id(strings, func.p, func.n) + 1;
+  ls_wstate w2 = {.t = 0, .strings = strings};
+  size_t n2 = ls_record_write_await(known, 7, 1000, 20, 42, kw, kf, kn, &w2);
+  ck_assert_uint_eq(n1, n2);
+  ck_assert(memcmp(looked, known, n1) == 0);
+  ck_assert_uint_eq(ls_intern_count(strings), 3);
+  /* no table: inline, the number ignored */
+  ls_wstate w3 = {.t = 0, .strings = NULL}, w4 = {.t = 0, .strings = NULL};
+  size_t n3 = ls_record_write_await(plain, 7, 1000, 20, 42, what, file, func, &w3);
+  size_t n4 = ls_record_write_await(plain_sid, 7, 1000, 20, 42, kw, kf, kn, &w4);
+  ck_assert_uint_eq(n3, n4);
+  ck_assert(memcmp(plain, plain_sid, n3) == 0);
+  ck_assert_uint_gt(n3, n1 + 20);
+  /* a task's coroutine named by number says the same */
+  ls_event t = {.kind = LS_K_TASK, .id = 9, .t = 5, .name = S("worker"), .coro = S("app.fetch")};
+  cJSON *j1 = encode_with(&t, strings, NULL);
+  t.coro.sid = (uint32_t)ls_intern_id(strings, "app.fetch", 9) + 1;
+  cJSON *j2 = encode_with(&t, strings, NULL);
+  ck_assert(cJSON_Compare(j1, j2, 1));
+  ck_assert_str_eq(str(j2, "coro"), "app.fetch");
+  cJSON_Delete(j1);
+  cJSON_Delete(j2);
+  ls_intern_free(strings);
+
+  ls_config cfg = {.url = "http://127.0.0.1:9", .offline = 1};
+  ls_collector *c = NULL;
+  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  char a[] = "handlers.py", b[] = "handlers.py";
+  uint32_t sa = ls_collector_string(c, a, strlen(a));
+  ck_assert_uint_gt(sa, 0);
+  ck_assert_uint_eq(ls_collector_string(c, b, strlen(b)), sa); /* by the bytes, not the address */
+  ck_assert_uint_ne(ls_collector_string(c, "other.py", 8), sa);
+  char big[LS_INTERN_MAX_STR + 1];
+  memset(big, 'x', sizeof big);
+  ck_assert_uint_eq(ls_collector_string(c, big, sizeof big), 0); /* too long: always inline */
+  ck_assert_uint_eq(ls_collector_string(c, "", 0), 0);
+  ck_assert_uint_eq(ls_collector_string(NULL, "x", 1), 0);
+  ls_collector_free(c, 0);
+}
+END_TEST
+
 /* A stream of records decodes with each time relative to the one before (any order of times,
  * either sign), and a JSON limit stops it between records: what was not taken decodes next time
  * from where it stopped, with the same reader state. */
@@ -559,6 +617,7 @@ static Suite *collector_records_suite(void)
   tcase_add_test(c, records_round_trip_every_kind);
   tcase_add_test(c, records_refuse_garbage);
   tcase_add_test(c, records_are_compact_and_say_the_same);
+  tcase_add_test(c, records_name_known_strings_by_number);
   tcase_add_test(c, record_stream_with_a_json_limit);
   tcase_add_test(c, intern_numbers_each_string_once);
   suite_add_tcase(s, c);

@@ -421,9 +421,9 @@ START_TEST(step_and_await_writers_store_what_ls_emit_stores)
       uint64_t at = i % 3 ? t - 7 : t + 123456789;
       uint64_t d = (i * 7919 + (uint64_t)k) % 100000;
       int32_t line = i % 5 ? (int32_t)i : -(int32_t)i;
-      ls_str what = {whats[(i + (uint64_t)k) % 5], strlen(whats[(i + (uint64_t)k) % 5])};
-      ls_str file = i % 4 ? S("/srv/app/handlers.py") : (ls_str){NULL, 0};
-      ls_str func = i % 4 ? S("get_user") : (ls_str){NULL, 0};
+      ls_str what = {whats[(i + (uint64_t)k) % 5], strlen(whats[(i + (uint64_t)k) % 5]), 0};
+      ls_str file = i % 4 ? S("/srv/app/handlers.py") : (ls_str){NULL, 0, 0};
+      ls_str func = i % 4 ? S("get_user") : (ls_str){NULL, 0, 0};
       ls_event aw = {.kind = LS_K_AWAIT, .id = i, .t = at, .d = d, .line = line, .what = what, .file = file, .func = func};
       ls_event st = {.kind = LS_K_STEP, .id = i, .t = t, .d = d / 3};
       if((k + (int)i) % 2) { /* a step first */
