@@ -76,29 +76,30 @@ static LS_COLD void lit_sids_fill(void) {
   lit_gen = G.core_gen;
 }
 
-/* What e's await awaits, with its string number when known (e->awaiting is not 0). */
-static LS_ALWAYS_INLINE ls_str what_of(task_entry *e) {
-  if (e->awaiting == WHAT_CODE) {
+/* What e's await awaits, with its string number when known; kind: how it names it (WHAT_*). */
+static LS_ALWAYS_INLINE ls_str what_of(const task_entry *e, int kind) {
+  if (kind == WHAT_CODE) {
     code_info *ci = e->what_ci;
     code_sids(ci);
     return (ls_str){ci->qual, (size_t)ci->nqual, ci->sid_qual};
   }
-  if (e->awaiting >= WHAT_LIT) {
+  if (kind >= WHAT_LIT) {
     if (lit_gen != G.core_gen) lit_sids_fill();
-    return (ls_str){e->what_p, e->nwhat, lit_sid[e->awaiting - WHAT_LIT]};
+    return (ls_str){e->what_p, e->nwhat, lit_sid[kind - WHAT_LIT]};
   }
   return (ls_str){e->what_p, e->nwhat, 0};
 }
 
 /* Emits the await in progress as ending at t. */
 void await_end(task_entry *e, uint64_t t) {
-  if (!e->awaiting) return;
+  int kind = e->awaiting;
+  if (!kind) return;
+  e->awaiting = 0;
   session_obj *s = e->sess;
-  if (!session_live(s)) { e->awaiting = 0; return; }
+  if (!session_live(s)) return;
   uint64_t end = rel(s, t);
   uint64_t d = end > e->await_t ? end - e->await_t : 0;
-  ls_str what = what_of(e), file = {NULL, 0, 0}, func = {NULL, 0, 0};
-  e->awaiting = 0;
+  ls_str what = what_of(e, kind), file = {NULL, 0, 0}, func = {NULL, 0, 0};
   code_info *at = e->await_at;
   if (at) {
     code_sids(at);
@@ -142,9 +143,7 @@ static LS_COLD void set_what_copy(task_entry *e, const char *p, size_t n) {
   char *what = entry_what(e);
   memcpy(what, p, n);
   what[n] = 0;
-  e->awaiting = WHAT_TEXT;
-  e->what_p = what;
-  e->nwhat = (uint16_t)n;
+  set_what_stable(e, what, n);
 }
 
 /* At the end of a step that suspended: where the task waits (code.c's await_point) and on what. */

@@ -546,9 +546,7 @@ START_TEST(online_sender_against_the_real_server)
 END_TEST
 
 /* n closed sessions of ntasks tasks (a task and a step each) through a collector made with cfg,
- * named prefix (n == 1) or prefix-0, prefix-1, ...; flush's answer, stats in *st. */
-/* n sessions of ntasks tasks and steps each (ids prefix-k, or prefix alone when n is 1), closed, then
- * flushed; the collector's stats in *st. parked: first a session of its own (prefix-warm-up) is sent
+ * named prefix (n == 1) or prefix-0, prefix-1, ...; flush's answer, stats in *st. parked: first a session of its own (prefix-warm-up) is sent
  * and flushed, so the sender is asleep in its wait (a flush returns only once the sender, done
  * sending, has released the mutex by waiting) before the n sessions are written: all of them are
  * then ready together at the final flush, whatever the speed of the sender's thread (under
