@@ -52,8 +52,8 @@ enum ls_state { LS_S_OK = 0, LS_S_CANCELLED, LS_S_ERROR };
 /* sid: the string's number in the collector's table plus one, when the caller knows it
  * (ls_collector_string: a code object's names, looked up once and kept beside them), else 0 and
  * the record looks the bytes up itself. A known number saves that lookup (and the compare of the
- * bytes it ends with) on every record: on a Litestar request it was 7% of the D1 misses the
- * collector adds. */
+ * bytes it ends with) on every record: on 3.13's Litestar loop the D1 read misses the collector
+ * adds fell by 12% (-101k of 832k a run, bench/overhead/README.md, 2026-12-04 evening). */
 typedef struct ls_str { const char *p; size_t n; uint32_t sid; } ls_str;
 typedef struct ls_frame { ls_str file, func, src; int32_t line; } ls_frame;
 
