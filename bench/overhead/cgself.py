@@ -22,13 +22,13 @@ _DEF = re.compile(r"^(ob|fl|fi|fe|fn|cob|cfi|cfl|cfn)=\((\d+)\)(?: (.*))?$")
 
 
 def _parts(path: str) -> list:
-    """path and the parts before it (x.cg.2 -> x.cg, x.cg.1, x.cg.2; names carry across them)."""
+    """path and the parts dumped before it (x.cg.2 -> x.cg.1, x.cg.2; names carry across them).
+    x.cg itself is the part written at exit, after them: it defines no name they use."""
     m = re.match(r"^(.*)\.(\d+)$", path)
     if not m:
         return [path]
     base, n = m.group(1), int(m.group(2))
-    before = [base] if os.path.exists(base) else []
-    return before + [f"{base}.{i}" for i in range(1, n) if os.path.exists(f"{base}.{i}")] + [path]
+    return [f"{base}.{i}" for i in range(1, n) if os.path.exists(f"{base}.{i}")] + [path]
 
 
 def self_costs(path: str) -> tuple:
@@ -121,7 +121,9 @@ def main() -> int:
         return 2
     si = ev.index(sort)
     total = [sum(r[j] for r in rows.values()) for j in range(len(ev))]
-    shown = [e for e in ("Ir", "I1mr", "D1mr", "D1mw", "Dr") if e in ev]
+    shown = [e for e in ("Ir", "I1mr", "D1mr", "D1mw", "Dr", "Bcm", "Bim") if e in ev]
+    if sort not in shown:
+        shown.append(sort)
     idx = [ev.index(e) for e in shown]
     print(f"{title}, sorted by {sort}; total " + "  ".join(f"{e} {total[j]:,}" for e, j in zip(shown, idx)))
     print("".join(f"{e:>13}" for e in shown) + "  function")
