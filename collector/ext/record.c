@@ -8,8 +8,9 @@
 /* The task's name without asking get_name() where possible: on 3.12+ a default name is kept as
  * an int and formatted on the first get_name(), which would cost more than the rest of a task's
  * recording. The field's offset was found and checked at setup. Returns a new ref or NULL, and
- * fills buf/out for a default name. */
-static PyObject *task_name(PyObject *task, char *buf, size_t cap, ls_str *out) {
+ * fills *out; a default name "Task-<n>" is out->p NULL and *num n (the record stores the number:
+ * nothing formatted here, nothing parsed back there). */
+static PyObject *task_name(PyObject *task, ls_str *out, uint64_t *num) {
   if (G.task_name_off && PyObject_TypeCheck(task, G.c_task_type)) {
     PyObject *n = *(PyObject **)((char *)task + G.task_name_off);
     if (n && PyUnicode_CheckExact(n)) { *out = str_of(n); return Py_NewRef(n); }
@@ -24,45 +25,29 @@ static PyObject *task_name(PyObject *task, char *buf, size_t cap, ls_str *out) {
 #else
       long long v = PyLong_AsLongLong(n);
 #endif
-      if (!(v == -1 && PyErr_Occurred())) {
-        char digits[24];
-        int nd = 0;
-        unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-        do { digits[nd++] = (char)('0' + u % 10); u /= 10; } while (u);
-        size_t k = 5 + (v < 0) + (size_t)nd;
-        if (k < cap) {
-          memcpy(buf, "Task-", 5);
-          size_t at = 5;
-          if (v < 0) buf[at++] = '-';
-          while (nd) buf[at++] = digits[--nd];
-          buf[at] = 0;
-          out->p = buf; out->n = k; return NULL;
-        }
-      }
-      PyErr_Clear();
+      if (v >= 0) { *out = (ls_str){NULL, 0, 0}; *num = (uint64_t)v; return NULL; }
+      PyErr_Clear(); /* too large, or negative (never a counter's): get_name() formats it */
     }
   }
   PyObject *name = PyObject_CallMethodNoArgs(task, G.s_get_name);
   if (!name) PyErr_Clear();
   *out = str_of(name);
+  if (!out->p) *out = (ls_str){"", 0, 0}; /* no name: empty, not the default form (p NULL) */
   return name;
 }
 
 void announce_emit(task_entry *e) {
   e->announced = 1;
-  ls_event ev = {0};
-  ev.kind = LS_K_TASK;
-  ev.id = e->id;
-  ev.parent = e->parent;
-  ev.t = e->created;
-  char buf[32];
-  PyObject *name = task_name(e->task, buf, sizeof buf, &ev.name);
+  session_obj *s = e->sess;
+  ls_str name, coro = {NULL, 0, 0};
+  uint64_t num = 0;
+  PyObject *ref = task_name(e->task, &name, &num);
   if (e->coro_info) {
     code_sids(e->coro_info);
-    ev.coro = (ls_str){e->coro_info->full, (size_t)e->coro_info->nfull, e->coro_info->sid_full};
+    coro = (ls_str){e->coro_info->full, (size_t)e->coro_info->nfull, e->coro_info->sid_full};
   }
-  emit(e->sess, &ev);
-  Py_XDECREF(name);
+  if (session_live(s)) ls_emit_task(s->ls, e->id, e->parent, e->created, name, num, coro);
+  Py_XDECREF(ref);
 }
 
 /* The names an await says it awaits most often, by number (WHAT_LIT + k): their string numbers
@@ -278,14 +263,8 @@ int task_state(PyObject *task) {
 static void done_and_free(task_entry *e, int state, PyObject *text, int status, uint64_t t) {
   announce(e);
   await_end(e, t);
-  ls_event ev = {0};
-  ev.kind = LS_K_DONE;
-  ev.id = e->id;
-  ev.t = rel(e->sess, t);
-  ev.state = state;
-  ev.status = status;
-  ev.exc = str_of(text);
-  emit(e->sess, &ev);
+  session_obj *s = e->sess;
+  if (session_live(s)) ls_emit_done(s->ls, e->id, rel(s, t), state, status, str_of(text));
   tab_del(e->task);
   entry_free(e);
 }

@@ -240,8 +240,10 @@ out:
 /* Forced: at -Os (collector/setup.py) a helper called from three places would stay a call. */
 #if defined(__GNUC__) || defined(__clang__)
 #define STORE_INLINE inline __attribute__((always_inline))
+#define STORE_COLD __attribute__((noinline, cold))
 #else
 #define STORE_INLINE inline
+#define STORE_COLD
 #endif
 
 /* The writer's current chunk when it has room for bound more bytes (*pub: its published state),
@@ -290,6 +292,35 @@ int ls_emit_await(ls_session *s, uint64_t id, uint64_t t, uint64_t d, int32_t li
     return published(s, w, pub,
                      ls_record_write_await(w->data + PUB_LEN(pub), id, t, d, line, what, file, func, &s->ws));
   ls_event ev = {.kind = LS_K_AWAIT, .id = id, .t = t, .d = d, .line = line, .what = what, .file = file, .func = func};
+  return emit_new_chunk(s, &ev, bound);
+}
+
+/* ls_emit_task's slow path, out of its way: the event's name as text (a default name formatted:
+ * ls_record_write finds its number again). */
+STORE_COLD static int emit_task_new_chunk(ls_session *s, uint64_t id, uint64_t parent, uint64_t t, ls_str name,
+                                          uint64_t num, ls_str coro) {
+  char def[32];
+  if (!name.p) name = (ls_str){def, (size_t)snprintf(def, sizeof def, "Task-%llu", (unsigned long long)num), 0};
+  ls_event ev = {.kind = LS_K_TASK, .id = id, .parent = parent, .t = t, .name = name, .coro = coro};
+  return emit_new_chunk(s, &ev, ls_task_bound(name, coro));
+}
+
+int ls_emit_task(ls_session *s, uint64_t id, uint64_t parent, uint64_t t, ls_str name, uint64_t num, ls_str coro) {
+  if (s->closed) return LSC_ECLOSED;
+  size_t bound = ls_task_bound(name, coro);
+  uint64_t pub;
+  chunk *w = room_for(s, bound, &pub);
+  if (w) return published(s, w, pub, ls_record_write_task(w->data + PUB_LEN(pub), id, parent, t, name, num, coro, &s->ws));
+  return emit_task_new_chunk(s, id, parent, t, name, num, coro);
+}
+
+int ls_emit_done(ls_session *s, uint64_t id, uint64_t t, int state, int32_t status, ls_str exc) {
+  if (s->closed) return LSC_ECLOSED;
+  size_t bound = ls_done_bound(exc);
+  uint64_t pub;
+  chunk *w = room_for(s, bound, &pub);
+  if (w) return published(s, w, pub, ls_record_write_done(w->data + PUB_LEN(pub), id, t, state, status, exc, &s->ws));
+  ls_event ev = {.kind = LS_K_DONE, .id = id, .t = t, .state = state, .status = status, .exc = exc};
   return emit_new_chunk(s, &ev, bound);
 }
 

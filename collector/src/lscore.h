@@ -163,6 +163,10 @@ int ls_emit(ls_session *s, const ls_event *ev);
 int ls_emit_step(ls_session *s, uint64_t id, uint64_t t, uint64_t d);
 int ls_emit_await(ls_session *s, uint64_t id, uint64_t t, uint64_t d, int32_t line, ls_str what, ls_str file,
                   ls_str func);
+/* The same for the two events every task records once: its announcement (a task event; name.p
+ * NULL: the default name "Task-<num>", given as its number) and its end (a done event). */
+int ls_emit_task(ls_session *s, uint64_t id, uint64_t parent, uint64_t t, ls_str name, uint64_t num, ls_str coro);
+int ls_emit_done(ls_session *s, uint64_t id, uint64_t t, int state, int32_t status, ls_str exc);
 void ls_session_add_dropped(ls_session *s, uint64_t n);
 /* The number plus one of the n bytes at p in c's string table, added if new, for an ls_str's sid;
  * 0 when they cannot be in the table (too long, or the table is full): records then carry them
@@ -205,11 +209,30 @@ size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws);
 /* The same bytes as ls_record_write for a step and for an await with these fields (the writers
  * behind ls_emit_step and ls_emit_await). A step takes at most LS_STEP_BOUND bytes; an await
  * at most ls_await_bound(what, file, func). */
-#define LS_STEP_BOUND (1 + 3 * 10)
-size_t ls_await_bound(ls_str what, ls_str file, ls_str func);
+#define LS_VARINT_MAX 10 /* bytes of a varint of 64 bits at most */
+#define LS_STRTAG_MAX 3  /* bytes of a string's tag at most (a length <= LS_MAX_STR, or a number) */
+#define LS_STEP_BOUND (1 + 3 * LS_VARINT_MAX)
+/* The bounds are inline: the emitters (lscollector.c) run them for every event, and a call into
+ * another file cost each one an instruction-cache line of its own on the per-task path. */
+static inline size_t ls_str_bound(ls_str s) {
+  return LS_STRTAG_MAX + (!s.p ? 0 : s.n < LS_MAX_STR ? s.n : LS_MAX_STR);
+}
+static inline size_t ls_await_bound(ls_str what, ls_str file, ls_str func) {
+  return 1 + 4 * LS_VARINT_MAX + ls_str_bound(what) + ls_str_bound(file) + ls_str_bound(func);
+}
 size_t ls_record_write_step(unsigned char *dst, uint64_t id, uint64_t t, uint64_t d, ls_wstate *ws);
 size_t ls_record_write_await(unsigned char *dst, uint64_t id, uint64_t t, uint64_t d, int32_t line, ls_str what,
                              ls_str file, ls_str func, ls_wstate *ws);
+/* The same bytes as ls_record_write for a task event (name.p NULL: the default name "Task-<num>",
+ * which ls_record_write finds in a name of that form) and for a done event; their bounds. */
+static inline size_t ls_task_bound(ls_str name, ls_str coro) {
+  return 1 + 3 * LS_VARINT_MAX + ls_str_bound(name) + ls_str_bound(coro);
+}
+static inline size_t ls_done_bound(ls_str exc) { return 1 + 3 * LS_VARINT_MAX + ls_str_bound(exc); }
+size_t ls_record_write_task(unsigned char *dst, uint64_t id, uint64_t parent, uint64_t t, ls_str name, uint64_t num,
+                            ls_str coro, ls_wstate *ws);
+size_t ls_record_write_done(unsigned char *dst, uint64_t id, uint64_t t, int state, int32_t status, ls_str exc,
+                            ls_wstate *ws);
 /* Appends the JSON of the records in [p, p+n) as a comma-separated event list, advancing *rs. Stops
  * before a record once out holds max_out bytes or more (0: no limit), having taken at least one:
  * *used and *nev (either may be NULL) say the bytes and records taken. LSC_EINVAL for a malformed

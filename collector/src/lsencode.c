@@ -27,9 +27,8 @@
 #define F_STATUS 0x40    /* done: an HTTP status follows */
 #define F_EXC 0x80       /* done: the exception text follows */
 #define F_STATE(st) ((unsigned)((st) & 3) << 4)
-#define VMAX 10          /* bytes of a varint of 64 bits at most */
-#define SMAX 3           /* bytes of a string's tag at most (length <= LS_MAX_STR, or a number) */
-_Static_assert(LS_STEP_BOUND == 1 + 3 * VMAX, "lscore.h's LS_STEP_BOUND: a kind byte and three varints");
+#define VMAX LS_VARINT_MAX /* bytes of a varint of 64 bits at most */
+#define SMAX LS_STRTAG_MAX /* bytes of a string's tag at most (length <= LS_MAX_STR, or a number) */
 
 /* Cut at LS_MAX_STR, backing up to a UTF-8 boundary so the cut never splits a character. */
 static size_t str_len(ls_str s) {
@@ -48,15 +47,15 @@ static int block_frames(const ls_event *ev, int *skip) {
 }
 
 /* At least str_len(s) + its tag, without looking for the UTF-8 boundary of a cut. */
-static size_t str_bound(ls_str s) { return SMAX + (!s.p ? 0 : s.n < LS_MAX_STR ? s.n : LS_MAX_STR); }
+static size_t str_bound(ls_str s) { return ls_str_bound(s); }
 
 size_t ls_record_bound(const ls_event *ev) {
   /* runs for every event, before its record is written: kept to a few compares and adds */
   switch (ev->kind) {
   case LS_K_STEP: case LS_K_LAG: case LS_K_END: return LS_STEP_BOUND;
-  case LS_K_TASK: return 1 + 3 * VMAX + str_bound(ev->name) + str_bound(ev->coro);
+  case LS_K_TASK: return ls_task_bound(ev->name, ev->coro);
   case LS_K_AWAIT: return ls_await_bound(ev->what, ev->file, ev->func);
-  case LS_K_DONE: return 1 + 3 * VMAX + str_bound(ev->exc);
+  case LS_K_DONE: return ls_done_bound(ev->exc);
   default: break;
   }
   size_t size = 1 + 6 * VMAX + str_bound(ev->from_session); /* a block */
@@ -171,10 +170,6 @@ ENC_COLD static unsigned char *put_block(unsigned char *p, const ls_event *ev, l
   return p;
 }
 
-size_t ls_await_bound(ls_str what, ls_str file, ls_str func) {
-  return 1 + 4 * VMAX + str_bound(what) + str_bound(file) + str_bound(func);
-}
-
 /* The two records every step writes (ls_emit_step, ls_emit_await), also what ls_record_write
  * writes for them: one place says their layout. */
 ENC_SHARED size_t ls_record_write_step(unsigned char *dst, uint64_t id, uint64_t t, uint64_t d, ls_wstate *ws) {
@@ -200,6 +195,41 @@ ENC_SHARED size_t ls_record_write_await(unsigned char *dst, uint64_t id, uint64_
   return (size_t)(p - dst);
 }
 
+/* A task's record: its announcement, once per task. name.p NULL: the default name "Task-<num>",
+ * given as its number (the extension reads it off the task: no digits formatted, none parsed
+ * back); ls_record_write gives it that way when an event's name has the default form. */
+ENC_SHARED size_t ls_record_write_task(unsigned char *dst, uint64_t id, uint64_t parent, uint64_t t, ls_str name,
+                                       uint64_t num, ls_str coro, ls_wstate *ws) {
+  unsigned char *p = dst + 1;
+  unsigned flags = 0;
+  p = put_v(p, id);
+  p = put_v(p, parent);
+  p = put_t(p, t, ws);
+  if (!name.p) {
+    flags |= F_DEFNAME;
+    p = put_v(p, num);
+  } else {
+    p = put_str(p, name, ws, 0);
+  }
+  p = put_str(p, coro, ws, 1);
+  dst[0] = (unsigned char)(LS_K_TASK | flags);
+  return (size_t)(p - dst);
+}
+
+/* A task's end: state (LS_S_*) in the kind byte's flags, then the status and the exception text
+ * when there are any. */
+ENC_SHARED size_t ls_record_write_done(unsigned char *dst, uint64_t id, uint64_t t, int state, int32_t status,
+                                       ls_str exc, ls_wstate *ws) {
+  unsigned char *p = dst + 1;
+  unsigned flags = F_STATE(state);
+  p = put_v(p, id);
+  p = put_t(p, t, ws);
+  if (status) { flags |= F_STATUS; p = put_v(p, (uint64_t)(uint32_t)status); }
+  if (str_len(exc)) { flags |= F_EXC; p = put_str(p, exc, ws, 0); }
+  dst[0] = (unsigned char)(LS_K_DONE | flags);
+  return (size_t)(p - dst);
+}
+
 size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws) {
   unsigned char *p = dst + 1;
   unsigned flags = 0;
@@ -214,27 +244,17 @@ size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws) {
   case LS_K_END:
     p = put_t(p, ev->t, ws);
     break;
-  case LS_K_TASK:
-    p = put_v(p, ev->id);
-    p = put_v(p, ev->parent);
-    p = put_t(p, ev->t, ws);
-    if (ev->name.p && default_name((ls_str){ev->name.p, str_len(ev->name), 0}, &num)) {
-      flags |= F_DEFNAME;
-      p = put_v(p, num);
-    } else {
-      p = put_str(p, ev->name, ws, 0);
-    }
-    p = put_str(p, ev->coro, ws, 1);
-    break;
+  case LS_K_TASK: {
+    ls_str name = ev->name;
+    num = 0;
+    if (!name.p) name = (ls_str){"", 0, 0}; /* no name: an empty one, never the default form */
+    else if (default_name((ls_str){name.p, str_len(name), 0}, &num)) name.p = NULL;
+    return ls_record_write_task(dst, ev->id, ev->parent, ev->t, name, num, ev->coro, ws);
+  }
   case LS_K_AWAIT:
     return ls_record_write_await(dst, ev->id, ev->t, ev->d, ev->line, ev->what, ev->file, ev->func, ws);
   case LS_K_DONE:
-    flags |= F_STATE(ev->state);
-    p = put_v(p, ev->id);
-    p = put_t(p, ev->t, ws);
-    if (ev->status) { flags |= F_STATUS; p = put_v(p, (uint64_t)(uint32_t)ev->status); }
-    if (str_len(ev->exc)) { flags |= F_EXC; p = put_str(p, ev->exc, ws, 0); }
-    break;
+    return ls_record_write_done(dst, ev->id, ev->t, ev->state, ev->status, ev->exc, ws);
   case LS_K_BLOCK:
     p = put_block(p, ev, ws, &flags);
     break;

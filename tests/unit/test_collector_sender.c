@@ -398,11 +398,12 @@ static char *sink_events(const char *sink)
   return all.data;
 }
 
-/* ls_emit_step and ls_emit_await (the step path's writers) store what ls_emit stores for the same
- * step and await events: two collectors, one written each way, with 200 sessions each (every
- * session's first event, a step in half of them and an await in the other half, takes the
- * new-chunk path) and one long session through growing chunks, encode to the same events. */
-START_TEST(step_and_await_writers_store_what_ls_emit_stores)
+/* ls_emit_step, ls_emit_await, ls_emit_task and ls_emit_done (the writers of the events every
+ * task records) store what ls_emit stores for the same events: two collectors, one written each
+ * way, with 200 sessions each (every session's first event, a task, a step or an await, takes the
+ * new-chunk path) and one long session through growing chunks, encode to the same events. A
+ * default name given as its number says what the name "Task-<n>" says. */
+START_TEST(straight_writers_store_what_ls_emit_stores)
 {
   char sink_a[256], sink_b[256];
   ls_collector *a = sink_collector(sink_a, "lsemit-a", 8 << 20, 600000, 4096);
@@ -426,6 +427,21 @@ START_TEST(step_and_await_writers_store_what_ls_emit_stores)
       ls_str func = i % 4 ? S("get_user") : (ls_str){NULL, 0, 0};
       ls_event aw = {.kind = LS_K_AWAIT, .id = i, .t = at, .d = d, .line = line, .what = what, .file = file, .func = func};
       ls_event st = {.kind = LS_K_STEP, .id = i, .t = t, .d = d / 3};
+      if((k + (int)i) % 3 == 0) { /* a task first: default names (0, small, large), given ones, none */
+        static const char *given[] = {"worker", "Task-007", "", "caf\xc3\xa9"};
+        uint64_t num = i % 4 == 0 ? 0 : i % 4 == 1 ? i : (uint64_t)1e18 + i;
+        char def[32];
+        snprintf(def, sizeof def, "Task-%llu", (unsigned long long)num);
+        uint64_t j = i / 3 + (uint64_t)k; /* i is a multiple of 3 in the long session */
+        ls_str name = j % 3 ? (ls_str){NULL, 0, 0} : (ls_str){given[j / 3 % 4], strlen(given[j / 3 % 4]), 0};
+        ls_str coro = i % 5 ? S("app.handlers.get_user") : (ls_str){NULL, 0, 0};
+        ls_event tk = {.kind = LS_K_TASK, .id = i, .parent = i / 2, .t = at, .coro = coro,
+                       .name = name.p ? name : (ls_str){def, strlen(def), 0}};
+        if(i % 7 == 0) tk.name = (ls_str){NULL, 0, 0}; /* no name at all: the same as an empty one */
+        ck_assert_int_eq(ls_emit(sa, &tk), LSC_OK);
+        ck_assert_int_eq(ls_emit_task(sb, i, i / 2, at, i % 7 == 0 ? (ls_str){"", 0, 0} : name, num, coro), LSC_OK);
+        nev++;
+      }
       if((k + (int)i) % 2) { /* a step first */
         ck_assert_int_eq(ls_emit(sa, &st), LSC_OK);
         ck_assert_int_eq(ls_emit_step(sb, i, t, d / 3), LSC_OK);
@@ -435,6 +451,15 @@ START_TEST(step_and_await_writers_store_what_ls_emit_stores)
       if(!((k + (int)i) % 2)) {
         ck_assert_int_eq(ls_emit(sa, &st), LSC_OK);
         ck_assert_int_eq(ls_emit_step(sb, i, t, d / 3), LSC_OK);
+      }
+      if(i % 4 == 1) { /* its end: ok, cancelled, an error with its text, a request's status */
+        int state = (int)(i % 3);
+        int32_t status = i % 8 == 1 ? 200 : 0;
+        ls_str exc = state == LS_S_ERROR ? S("ValueError: bad \xff input") : (ls_str){NULL, 0, 0};
+        ls_event dn = {.kind = LS_K_DONE, .id = i, .t = t + d, .state = state, .status = status, .exc = exc};
+        ck_assert_int_eq(ls_emit(sa, &dn), LSC_OK);
+        ck_assert_int_eq(ls_emit_done(sb, i, t + d, state, status, exc), LSC_OK);
+        nev++;
       }
       t += 1 + i % 1000;
       nev += 2;
@@ -456,6 +481,12 @@ START_TEST(step_and_await_writers_store_what_ls_emit_stores)
   char *ea = sink_events(sink_a), *eb = sink_events(sink_b);
   ck_assert_ptr_nonnull(strstr(ea, "\"k\":\"await\""));
   ck_assert_ptr_nonnull(strstr(ea, "\"k\":\"step\""));
+  ck_assert_ptr_nonnull(strstr(ea, "\"k\":\"task\""));
+  ck_assert_ptr_nonnull(strstr(ea, "\"name\":\"Task-10000000000000000"));
+  ck_assert_ptr_nonnull(strstr(ea, "\"name\":\"Task-0\""));
+  ck_assert_ptr_nonnull(strstr(ea, "\"name\":\"Task-007\""));
+  ck_assert_ptr_nonnull(strstr(ea, "\"k\":\"done\""));
+  ck_assert_ptr_nonnull(strstr(ea, "\"status\":200"));
   ck_assert_str_eq(ea, eb);
   free(ea);
   free(eb);
@@ -700,7 +731,7 @@ static Suite *collector_sender_suite(void)
   tcase_add_test(c, offline_sink_batches_parse_on_the_server);
   tcase_add_test(c, route_goes_out_in_the_meta);
   tcase_add_test(c, named_session_meta_is_written_by_the_sender);
-  tcase_add_test(c, step_and_await_writers_store_what_ls_emit_stores);
+  tcase_add_test(c, straight_writers_store_what_ls_emit_stores);
   tcase_add_test(c, online_sender_against_the_real_server);
   tcase_add_test(c, online_sender_posts_several_sessions_at_once);
   tcase_add_test(c, lock_free_writer_and_sender_lose_and_repeat_nothing);
