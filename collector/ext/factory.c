@@ -37,10 +37,9 @@ static int tasks_dict_changed(PyDict_WatchEvent ev, PyObject *d, PyObject *k, Py
 }
 #endif
 
-LS_HOT static PyObject *task_class_now(void) {
-#if PY_VERSION_HEX >= 0x030C0000
-  if (task_cls_cached) return Py_NewRef(task_cls_cached);
-#endif
+/* The lookup behind task_class_now: the first call, every call below 3.12 or without a watcher,
+ * and the first after asyncio.tasks' dict changed. */
+LS_COLD static PyObject *task_class_lookup(void) {
   if (!tasks_dict) {
     PyObject *m = PyImport_ImportModule("asyncio.tasks");
     if (m) {
@@ -65,31 +64,50 @@ LS_HOT static PyObject *task_class_now(void) {
   return Py_NewRef(cls);
 }
 
+static LS_ALWAYS_INLINE PyObject *task_class_now(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (task_cls_cached) return Py_NewRef(task_cls_cached);
+#endif
+  return task_class_lookup();
+}
+
 typedef struct {
   PyObject_HEAD
   PyObject *chained;   /* the factory set before ours, or None */
   vectorcallfunc vectorcall;
 } factory_obj;
 
-LS_HOT static session_obj *session_of_context(PyObject *const *args, size_t nargs, PyObject *kwnames) {
-  PyObject *ctx = NULL;
-  if (kwnames) {
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++)
-      if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "context") == 0)
-        ctx = args[nargs + (size_t)i];
-  }
-  PyObject *val = NULL;
+/* The live session val is (a new ref, taken from val), or NULL (val released). */
+static LS_ALWAYS_INLINE session_obj *live_session(PyObject *val) {
+  if (val && Py_TYPE(val) == &Session_Type && session_live((session_obj *)val)) return (session_obj *)val;
+  Py_XDECREF(val);
+  return NULL;
+}
+
+/* create_task(..., context=ctx) or other keyword arguments: the session of ctx when one is given
+ * (ctx.get(var)), else the current context's. Cold: a plain create_task(coro) has no keywords. */
+LS_COLD static session_obj *session_of_kwargs(PyObject *const *args, size_t nargs, PyObject *kwnames) {
+  PyObject *ctx = NULL, *val = NULL;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++)
+    if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "context") == 0)
+      ctx = args[nargs + (size_t)i];
   if (ctx && ctx != Py_None) {
-    PyObject *v = PyObject_CallMethodObjArgs(ctx, G.s_get, G.session_var, NULL);
-    if (!v) { PyErr_Clear(); return NULL; }
-    val = v;
+    if (!(val = PyObject_CallMethodObjArgs(ctx, G.s_get, G.session_var, NULL))) { PyErr_Clear(); return NULL; }
   } else if (PyContextVar_Get(G.session_var, NULL, &val) < 0) {
     PyErr_Clear();
     return NULL;
   }
-  if (val && Py_TYPE(val) == &Session_Type && session_live((session_obj *)val)) return (session_obj *)val;
-  Py_XDECREF(val);
-  return NULL;
+  return live_session(val);
+}
+
+static LS_ALWAYS_INLINE session_obj *session_of_context(PyObject *const *args, size_t nargs, PyObject *kwnames) {
+  if (kwnames && PyTuple_GET_SIZE(kwnames)) return session_of_kwargs(args, nargs, kwnames);
+  PyObject *val = NULL;
+  if (PyContextVar_Get(G.session_var, NULL, &val) < 0) {
+    PyErr_Clear();
+    return NULL;
+  }
+  return live_session(val);
 }
 
 /* uvloop's own coroutines (its shutdown_asyncgens, shutdown_default_executor): Cython ones */
@@ -118,9 +136,18 @@ LS_COLD static int coro_is_asyncio_housekeeping(PyObject *coro) {
  * inside a factory call (an eager first step), the task asyncio says is current. A current task
  * not known yet is an eager task still inside its own factory call: it is registered here, early,
  * with what its factory call saw (the enclosing entry of eager), so its children can name it. */
-LS_HOT static uint64_t parent_for(session_obj *s, PyObject *loop) {
+LS_COLD static uint64_t parent_asked(session_obj *s, PyObject *loop);
+static LS_ALWAYS_INLINE uint64_t parent_for(session_obj *s, PyObject *loop) {
   task_entry *pe = G.cur;
-  if (G.factory_depth > 0 || !pe) {
+  if (G.factory_depth > 0 || !pe) return parent_asked(s, loop);
+  return pe->sess == s ? pe->id : 0;
+}
+
+/* parent_for inside a factory call (an eager step) or outside any recorded step: asyncio's
+ * current task, registered early when it is an eager task still inside its own factory call. */
+LS_COLD static uint64_t parent_asked(session_obj *s, PyObject *loop) {
+  task_entry *pe = G.cur;
+  {
     PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
     if (!ct) { PyErr_Clear(); return pe && pe->sess == s ? pe->id : 0; }
     if (ct != Py_None) {
@@ -131,7 +158,7 @@ LS_HOT static uint64_t parent_for(session_obj *s, PyObject *loop) {
           PyObject *coro = PyObject_CallMethod(ct, "get_coro", NULL);
           if (!coro) PyErr_Clear();
           else {
-            pe = register_task(s, ct, coro, f->parent, f->t0);
+            pe = register_task(s, ct, coro, NULL, f->parent, f->t0);
             Py_DECREF(coro); /* the task keeps it */
           }
         }
@@ -169,15 +196,28 @@ LS_COLD static PyObject *task_with_kwargs(PyObject *cls, PyObject *loop, PyObjec
  * to the type's tp_call): a vectorcall with keyword names would first be turned into that dict by
  * _PyObject_MakeTpCall, code the program itself never runs (measured on 3.14's async tree: ~12
  * instruction-cache misses per task in it and the dict it builds). */
+static PyObject *plain_args; /* a 1-tuple whose item is NULL, kept for the next task_plain, or NULL */
+
 LS_HOT static PyObject *task_plain(PyObject *cls, PyObject *loop, PyObject *coro) {
-  PyObject *args = PyTuple_New(1); /* not PyTuple_Pack: its varargs code was ~6 misses per task */
-  if (!args) return NULL;
+  /* The argument tuple is reused from call to call when nothing else kept it: PyTuple_New was ~8
+   * instruction-cache misses per task on 3.14's async tree, interpreter code the program's own
+   * create_task does not run. Taken, not shared, so a task made inside this call (an eager
+   * first step) makes its own; its item goes back to NULL after the call, so it holds nothing. */
+  PyObject *args = plain_args;
+  plain_args = NULL;
+  if (!args && !(args = PyTuple_New(1))) return NULL; /* not PyTuple_Pack: its varargs code was ~6 misses */
   PyTuple_SET_ITEM(args, 0, Py_NewRef(coro));
   PyObject *kw = PyDict_New();
   PyObject *task = NULL;
   if (kw && PyDict_SetItem(kw, G.s_loop, loop) == 0) task = PyObject_Call(cls, args, kw);
   Py_XDECREF(kw);
-  Py_DECREF(args);
+  if (Py_REFCNT(args) == 1 && !plain_args) {
+    PyTuple_SET_ITEM(args, 0, NULL);
+    Py_DECREF(coro); /* the tuple's reference */
+    plain_args = args;
+  } else {
+    Py_DECREF(args);
+  }
   return task;
 }
 
@@ -189,15 +229,38 @@ LS_COLD static void watch_end_by_callback(PyObject *task) {
   Py_XDECREF(r);
 }
 
-/* 3.12+, a coroutine in a frame state that is neither "created" nor "suspended" as the samples at
- * setup showed them: whether the task's eager first step ran, asked the slow way. */
-LS_COLD static int eager_step_ran(PyObject *task, PyObject *coro) {
+/* 3.12+, a coroutine not in the frame state the samples at setup showed to be "created": its
+ * task's eager first step may have run inside the factory. Its end is read first (*t1); then a
+ * suspended coroutine ran, and for any other state (finished, say) the task is asked. */
+LS_COLD static int eager_step_ended(PyObject *task, PyObject *coro, uint64_t *t1) {
+  *t1 = now_ns();
+  if (PyCoro_CheckExact(coro) && coro_state(coro) == CORO_SUSPENDED) return 1;
   if (task_state(task) != 0) return 1;
   PyObject *susp = PyObject_GetAttr(coro, G.s_cr_suspended);
   if (!susp) PyErr_Clear();
   int ran = susp == Py_True;
   Py_XDECREF(susp);
   return ran;
+}
+
+/* Whether loop's steps are seen: asyncio's loops (a BaseEventLoop) run them through Handle, and
+ * others (uvloop) when a SoonHook is on the loop. The type of the last loop found to be asyncio's
+ * is kept: the check for a subclass (every asyncio loop is one) walked its MRO for every task.
+ * Kept borrowed, with its version tag: a type freed and another made at its address has another
+ * tag (tags are never reused); a type without one (0) is not kept. */
+static struct { PyTypeObject *type; unsigned int tag; } asyncio_loop_seen;
+static LS_ALWAYS_INLINE int loop_steps_seen(PyObject *loop) {
+  PyTypeObject *tp = Py_TYPE(loop);
+  if (tp == asyncio_loop_seen.type && tp->tp_version_tag == asyncio_loop_seen.tag) return 1;
+  if (!G.base_loop_type) return 1;
+  if (PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type)) {
+    if (tp->tp_version_tag) {
+      asyncio_loop_seen.type = tp;
+      asyncio_loop_seen.tag = tp->tp_version_tag;
+    }
+    return 1;
+  }
+  return steps_hooked(loop);
 }
 
 LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
@@ -209,10 +272,11 @@ LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *a
   PyObject *loop = args[0], *coro = args[1];
   session_obj *s = G.started && PyList_GET_SIZE(G.active) ? session_of_context(args, nargs, kwnames) : NULL;
   uint64_t t0 = 0, parent = 0;
+  code_info *ci = NULL;
   if (s) {
     t0 = now_ns();
     parent = parent_for(s, loop);
-    coro_code_info(coro); /* cached now, while the coroutine's frame still tells its module */
+    ci = coro_code_info(coro); /* now, while the coroutine's frame still tells its module */
   }
   int saved_cur = cur_push(); /* an eager first step may end the session of G.cur's task */
   PyObject *task;
@@ -243,23 +307,15 @@ LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *a
    * no attribute lookup), one in a suspended state did; any other state (finished, say) asks the
    * task. The step's end is read before anything else is done here. */
   uint64_t t1 = 0;
-  int ran = 0;
-  if (G.eager_aware) {
-    int cs = PyCoro_CheckExact(coro) ? coro_state(coro) : CORO_UNKNOWN;
-    if (cs != CORO_CREATED) {
-      t1 = now_ns();
-      ran = cs == CORO_SUSPENDED || eager_step_ran(task, coro);
-    }
-  }
+  int ran = G.eager_aware && !(PyCoro_CheckExact(coro) && coro_state(coro) == CORO_CREATED) &&
+            eager_step_ended(task, coro, &t1);
   task_entry *e = tab_find(task); /* registered already if its eager step made children */
   if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
   if (!e) {
-    e = register_task(s, task, coro, parent, t0);
+    e = register_task(s, task, coro, ci, parent, t0);
     /* uvloop and other loops do not run tasks through asyncio's Handle: without a SoonHook on
      * the loop steps are not seen, so the task's end comes from a done callback instead */
-    if (e && G.base_loop_type && !PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type) &&
-        !steps_hooked(loop))
-      watch_end_by_callback(task);
+    if (e && !loop_steps_seen(loop)) watch_end_by_callback(task);
   }
   if (e && ran) step_end(e, t0, t1);
   Py_DECREF(s);

@@ -227,7 +227,7 @@ static int adopt_task(session_obj *self, PyObject *task) {
   if (tab_find(task)) return 0; /* it belongs to another session already */
   PyObject *coro = PyObject_CallMethodNoArgs(task, G.s_get_coro);
   if (!coro) { PyErr_Clear(); return 0; }
-  task_entry *e = register_task(self, task, coro, 0, self->start);
+  task_entry *e = register_task(self, task, coro, NULL, 0, self->start);
   Py_DECREF(coro); /* the task keeps it alive */
   if (e && G.untimed_depth && !G.untimed_seq && !atomic_load(&G.hb_busy)) {
     /* adopted inside a step the hook did not time (no session was open when it began): time the

@@ -105,9 +105,10 @@ LS_HOT static void entry_release(task_entry *e) {
  * table below (keyed by e->watch) share these. */
 #define KEY(e, off) (*(PyObject *const *)(const void *)((const char *)(e) + (off)))
 
-/* Puts e in the table: 0, 1 when it replaced an entry with the same key (the caller frees that
- * one), -1 when memory is short (nothing changed). */
-LS_HOT static int table_put(task_entry ***tab, size_t *cap, size_t *len, task_entry *e, size_t off) {
+/* Puts e in the table: 0, 1 when it replaced an entry with the same key (given in *old, when old
+ * is not NULL: the caller frees that one), -1 when memory is short (nothing changed). */
+LS_HOT static int table_put(task_entry ***tab, size_t *cap, size_t *len, task_entry *e, size_t off,
+                            task_entry **old) {
   if ((*len + 1) * 2 > *cap) {
     size_t ncap = *cap ? *cap * 2 : 1024;
     task_entry **n = PyMem_Calloc(ncap, sizeof *n);
@@ -125,7 +126,11 @@ LS_HOT static int table_put(task_entry ***tab, size_t *cap, size_t *len, task_en
   PyObject *key = KEY(e, off);
   size_t mask = *cap - 1, j = ptr_hash(key) & mask;
   while ((*tab)[j]) {
-    if (KEY((*tab)[j], off) == key) { (*tab)[j] = e; return 1; }
+    if (KEY((*tab)[j], off) == key) {
+      if (old) *old = (*tab)[j];
+      (*tab)[j] = e;
+      return 1;
+    }
     j = (j + 1) & mask;
   }
   (*tab)[j] = e;
@@ -292,7 +297,7 @@ LS_HOT static int watch_start(task_entry *e) {
   if (!watch_gone && !(watch_gone = PyCFunction_New(&watch_gone_def, NULL))) return -1;
   if (!(e->watch = PyWeakref_NewRef(e->task, watch_gone))) return -1;
   /* a new reference cannot share its address with one in the table, which are all alive */
-  if (table_put(&wtab, &wtab_cap, &wtab_len, e, offsetof(task_entry, watch)) < 0) {
+  if (table_put(&wtab, &wtab_cap, &wtab_len, e, offsetof(task_entry, watch), NULL) < 0) {
     Py_CLEAR(e->watch);
     PyErr_NoMemory();
     return -1;
@@ -308,8 +313,8 @@ static void watch_drop(task_entry *e) {
   Py_CLEAR(e->watch);
 }
 
-LS_HOT static int tab_put(task_entry *e) {
-  return table_put(&G.tab, &G.tab_cap, &G.tab_len, e, offsetof(task_entry, task));
+LS_HOT static int tab_put(task_entry *e, task_entry **old) {
+  return table_put(&G.tab, &G.tab_cap, &G.tab_len, e, offsetof(task_entry, task), old);
 }
 
 /* Removes the entry of task. */
@@ -345,7 +350,7 @@ void tab_clear(void) {
   if (!pool_live) pool_release();
 }
 
-LS_HOT task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id,
+LS_HOT task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, code_info *ci, uint64_t parent_id,
                                  uint64_t t) {
   if (s->ntasks >= s->max_tasks) goto dropped;
   task_entry *e = entry_alloc();
@@ -359,18 +364,18 @@ LS_HOT task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro,
   e->created = rel(s, t);
   s->ntasks++;
   if (s->sum) summary_task_started(s->sum);
-  e->coro_info = coro_code_info(coro);
+  e->coro_info = ci ? ci : coro_code_info(coro);
   e->snext = s->entries;
   if (s->entries) s->entries->sprev = e;
   s->entries = e;
-  task_entry *old = tab_find(task); /* defensive: callers look the task up before registering */
-  if (old) { tab_del(task); entry_free(old); }
-  if (tab_put(e) < 0) {
+  task_entry *old = NULL;
+  if (tab_put(e, &old) < 0) {
     entry_free(e); /* counted as gone again in the summary */
     s->ntasks--;
     if (s->sum && s->sum->tasks) s->sum->tasks--;
     goto dropped;
   }
+  if (old) entry_free(old); /* defensive: callers look the task up before registering */
   return e;
 dropped: /* over the cap or out of memory: not recorded, but counted, and the count reaches the
           * server as a drop event (the task's id, if one was taken, stays unused) */

@@ -99,8 +99,9 @@ void tab_del(PyObject *task);
 void tab_clear(void);
 void entry_free(task_entry *e);
 /* A new entry for task in session s, in the table: NULL when the session's cap is reached or
- * memory is short. */
-task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, uint64_t parent_id, uint64_t t);
+ * memory is short. ci: coro's code_info when the caller has it already (NULL: looked up). */
+task_entry *register_task(session_obj *s, PyObject *task, PyObject *coro, code_info *ci, uint64_t parent_id,
+                          uint64_t t);
 
 #pragma GCC visibility pop
 

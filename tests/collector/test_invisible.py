@@ -356,3 +356,42 @@ def test_session_closed_inside_an_eager_step_leaves_no_stale_current_task(server
     assert loopscope.flush(60)
     tasks = server.get(f"/api/v1/sessions/{inner_id}/tasks")["tasks"]
     assert [(t["coro"].rsplit(".", 1)[-1], t["parent"]) for t in tasks] == [("grandchild", 0)]
+
+
+def test_factory_keeps_nothing_of_a_task_alive(collector):
+    """The collector's factory reuses its argument tuple from task to task (factory.c, task_plain):
+    it must hold nothing between calls. A finished task's coroutine, and its loop once closed, are
+    freed as they are without loopscope (weak references to them die), for create_task(coro) and
+    create_task(coro, name=...) (which reaches the factory with keywords on 3.14+)."""
+    import gc
+    import weakref
+
+    collector()
+
+    async def work():
+        await asyncio.sleep(0)
+        return 1
+
+    refs = []
+
+    async def main():
+        for kw in ({}, {"name": "named"}):
+            coro = work()
+            refs.append(weakref.ref(coro))
+            task = asyncio.get_running_loop().create_task(coro, **kw)
+            del coro
+            assert await task == 1
+            del task
+        return asyncio.get_running_loop()
+
+    with loopscope.session("keeps-nothing"):
+        loop = asyncio.new_event_loop()
+        try:
+            assert loop.run_until_complete(main()) is loop
+        finally:
+            loop.close()
+        loop_ref = weakref.ref(loop)
+        del loop
+        gc.collect()
+        assert [r() for r in refs] == [None, None]
+        assert loop_ref() is None
