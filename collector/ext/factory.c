@@ -312,7 +312,8 @@ LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *a
   task_entry *e = tab_find(task); /* registered already if its eager step made children */
   if (!e && !parent && coro_is_asyncio_housekeeping(coro)) { Py_DECREF(s); return task; }
   if (!e) {
-    e = register_task(s, task, coro, ci, parent, t0);
+    /* ci is from before the call: a stop() inside it (an eager step) empties the code cache */
+    e = register_task(s, task, coro, session_live(s) ? ci : NULL, parent, t0);
     /* uvloop and other loops do not run tasks through asyncio's Handle: without a SoonHook on
      * the loop steps are not seen, so the task's end comes from a done callback instead */
     if (e && !loop_steps_seen(loop)) watch_end_by_callback(task);
