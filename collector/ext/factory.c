@@ -147,25 +147,23 @@ static LS_ALWAYS_INLINE uint64_t parent_for(session_obj *s, PyObject *loop) {
  * current task, registered early when it is an eager task still inside its own factory call. */
 LS_COLD static uint64_t parent_asked(session_obj *s, PyObject *loop) {
   task_entry *pe = G.cur;
-  {
-    PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
-    if (!ct) { PyErr_Clear(); return pe && pe->sess == s ? pe->id : 0; }
-    if (ct != Py_None) {
-      pe = tab_find(ct);
-      if (!pe && G.factory_depth > 0 && G.factory_depth <= EAGER_MAX) {
-        eager_frame *f = &eager[G.factory_depth - 1];
-        if (f->sess == s) {
-          PyObject *coro = PyObject_CallMethod(ct, "get_coro", NULL);
-          if (!coro) PyErr_Clear();
-          else {
-            pe = register_task(s, ct, coro, NULL, f->parent, f->t0);
-            Py_DECREF(coro); /* the task keeps it */
-          }
+  PyObject *ct = PyObject_CallOneArg(G.current_task, loop);
+  if (!ct) { PyErr_Clear(); return pe && pe->sess == s ? pe->id : 0; }
+  if (ct != Py_None) {
+    pe = tab_find(ct);
+    if (!pe && G.factory_depth > 0 && G.factory_depth <= EAGER_MAX) {
+      eager_frame *f = &eager[G.factory_depth - 1];
+      if (f->sess == s) {
+        PyObject *coro = PyObject_CallMethod(ct, "get_coro", NULL);
+        if (!coro) PyErr_Clear();
+        else {
+          pe = register_task(s, ct, coro, NULL, f->parent, f->t0);
+          Py_DECREF(coro); /* the task keeps it */
         }
       }
     }
-    Py_DECREF(ct);
   }
+  Py_DECREF(ct);
   return pe && pe->sess == s ? pe->id : 0;
 }
 

@@ -30,7 +30,8 @@
  * not taken. Why: on 3.14's async tree the collector adds ~0.3% instructions but ~30% more
  * instruction-cache misses (callgrind --cache-sim=yes), which is what its time cost is made of. */
 #define LS_HOT __attribute__((hot))
-#define LS_COLD __attribute__((cold, noinline)) /* noinline: a static function called once would be */
+/* noinline too: GCC inlines a cold static function called once back into its caller's hot body */
+#define LS_COLD __attribute__((cold, noinline))
 /* Asks for the line at p (any address: a prefetch never faults) without waiting for it. */
 #define LS_PREFETCH(p) __builtin_prefetch((const void *)(p))
 #else

@@ -214,6 +214,8 @@ size_t ls_record_write(unsigned char *dst, const ls_event *ev, ls_wstate *ws);
 #define LS_STEP_BOUND (1 + 3 * LS_VARINT_MAX)
 /* The bounds are inline: the emitters (lscollector.c) run them for every event, and a call into
  * another file cost each one an instruction-cache line of its own on the per-task path. */
+/* At least a string's record bytes (its tag and its bytes, cut at LS_MAX_STR), without looking for
+ * the UTF-8 boundary of the cut. */
 static inline size_t ls_str_bound(ls_str s) {
   return LS_STRTAG_MAX + (!s.p ? 0 : s.n < LS_MAX_STR ? s.n : LS_MAX_STR);
 }

@@ -46,9 +46,6 @@ static int block_frames(const ls_event *ev, int *skip) {
   return n - *skip;
 }
 
-/* At least str_len(s) + its tag, without looking for the UTF-8 boundary of a cut. */
-static size_t str_bound(ls_str s) { return ls_str_bound(s); }
-
 size_t ls_record_bound(const ls_event *ev) {
   /* runs for every event, before its record is written: kept to a few compares and adds */
   switch (ev->kind) {
@@ -58,11 +55,11 @@ size_t ls_record_bound(const ls_event *ev) {
   case LS_K_DONE: return ls_done_bound(ev->exc);
   default: break;
   }
-  size_t size = 1 + 6 * VMAX + str_bound(ev->from_session); /* a block */
+  size_t size = 1 + 6 * VMAX + ls_str_bound(ev->from_session); /* a block */
   int skip, nf = block_frames(ev, &skip);
   for (int i = 0; i < nf; i++) {
     const ls_frame *f = &ev->frames[skip + i];
-    size += VMAX + str_bound(f->file) + str_bound(f->func) + str_bound(f->src);
+    size += VMAX + ls_str_bound(f->file) + ls_str_bound(f->func) + ls_str_bound(f->src);
   }
   return size;
 }
