@@ -3,16 +3,21 @@
  * which task. Loops without Handle (uvloop) are uvloop.c's; what is recorded is record.c's. */
 #include "step.h"
 
+/* Context.run's C function: METH_FASTCALL | METH_KEYWORDS from 3.7 through 3.15. */
+typedef PyObject *(*context_run_fn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
+
 /* What patch_handle learnt and changed (Handle._run while patched), read on every handle. */
 static struct {
   PyObject *handle_type, *orig_run;
   Py_ssize_t off_callback;
   Py_ssize_t off_args, off_context; /* Handle's _args and _context slots, 0 when not found */
-  PyObject *run_failed;            /* Python: the except branch of Handle._run, or NULL */
+  context_run_fn context_run;      /* Context.run's own C function, or NULL (then the C API) */
 } hook;
 hook_types_t hook_types;
+static PyTypeObject Rethrow_Type; /* below, with run_raised */
 
 int step_init(void) {
+  if (PyType_Ready(&Rethrow_Type)) return -1;
   if (!(hook_types.task_types = PyTuple_New(0))) return -1;
   if (!(hook_types.wrapper_types = PyTuple_New(0))) return -1;
   return 0;
@@ -28,27 +33,106 @@ LS_HOT PyObject *task_of_callback(PyObject *cb) {
   return NULL;
 }
 
-/* asyncio's Handle._run, in C when its slots were found at install: context.run(callback, *args),
- * and on an exception other than SystemExit/KeyboardInterrupt the original's except branch (a
- * Python function given at install). Same effect as the original without a Python frame per
- * handle; otherwise the original is called. The common path (a Context, a tuple of arguments, no
- * exception) is call_orig_run alone; the rest is in the two cold helpers below, out of its way
- * in the instruction cache. */
+/* asyncio's Handle._run, in C when its slots were found at install: context.run(callback, *args)
+ * without a Python frame per handle. When the callback raises, the original _run runs after all,
+ * with the exception handed back to it where it would have come from (Rethrow below), so its own
+ * except branch reports it: the same traceback (with _run's line in it), the same exception being
+ * handled while the loop's exception handler runs, and the same chaining of anything raised there.
+ * The common path (a Context, a tuple of arguments, no exception) is call_orig_run alone; the rest
+ * is in the cold helpers below, out of its way in the instruction cache. */
 
-/* The callback raised (its exception is set): Handle._run's except branch. */
+/* Rethrow: stands in for a handle's context for one call of the original _run. Its run(...) puts
+ * the handle's context back and raises the exception the callback raised, unchanged: a C function
+ * adds no line to the traceback, and the exception leaves it at the line of _run that called
+ * self._context.run(self._callback, *self._args), as it did the first time. Invariant: while
+ * handle's _context slot holds a Rethrow, that Rethrow holds the context it replaced. */
+typedef struct {
+  PyObject_HEAD
+  PyObject *handle;         /* borrowed: the handle whose _run is running */
+  PyObject *ctx;            /* the handle's own context while the slot holds this, else NULL */
+  PyObject *type, *val, *tb; /* the exception to raise, until raised */
+  PyObject *args;           /* the handle's _args while () stands in for them (see run_raised) */
+  int args_swapped;
+} rethrow_obj;
+
+/* Puts the handle's context back in its slot if this still stands in for it. */
+static void rethrow_restore(rethrow_obj *r) {
+  PyObject **slot = (PyObject **)((char *)r->handle + hook.off_context);
+  if (*slot != (PyObject *)r) return;
+  *slot = r->ctx; /* the slot's reference, back */
+  r->ctx = NULL;
+  if (r->args_swapped) {
+    PyObject **aslot = (PyObject **)((char *)r->handle + hook.off_args);
+    PyObject *stand_in = *aslot;
+    *aslot = r->args;
+    r->args = NULL;
+    r->args_swapped = 0;
+    Py_XDECREF(stand_in);
+  }
+  Py_DECREF(r);   /* the slot's reference to r: the caller holds another */
+}
+
+static PyObject *rethrow_run(rethrow_obj *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  (void)args; (void)nargs; (void)kwnames;
+  rethrow_restore(r);
+  if (!r->type) {
+    PyErr_SetString(PyExc_RuntimeError, "loopscope: the callback's exception was raised already");
+    return NULL;
+  }
+  PyErr_Restore(r->type, r->val, r->tb);
+  r->type = r->val = r->tb = NULL;
+  return NULL;
+}
+
+static void rethrow_dealloc(rethrow_obj *r) {
+  Py_XDECREF(r->ctx);
+  Py_XDECREF(r->type);
+  Py_XDECREF(r->val);
+  Py_XDECREF(r->tb);
+  Py_XDECREF(r->args);
+  PyObject_Free(r);
+}
+
+static PyMethodDef rethrow_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))rethrow_run, METH_FASTCALL | METH_KEYWORDS,
+     "raise the callback's exception again, the handle's context put back"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject Rethrow_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Rethrow",
+    .tp_basicsize = sizeof(rethrow_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)rethrow_dealloc,
+    .tp_methods = rethrow_methods,
+};
+
+/* The callback raised (its exception is set): the original _run, which meets the exception again
+ * at its context.run call and handles it as its own. */
 LS_COLD static PyObject *run_raised(PyObject *handle) {
-  if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) return NULL;
-  PyObject *type, *val, *tb;
-  PyErr_Fetch(&type, &val, &tb);
-  PyErr_NormalizeException(&type, &val, &tb);
-  if (tb && val) PyException_SetTraceback(val, tb);
-  Py_XDECREF(type);
-  Py_XDECREF(tb);
-  PyObject *h = PyObject_CallFunctionObjArgs(hook.run_failed, handle, val ? val : Py_None, NULL);
-  Py_XDECREF(val);
-  if (!h) return NULL;
-  Py_DECREF(h);
-  Py_RETURN_NONE;
+  rethrow_obj *r = PyObject_New(rethrow_obj, &Rethrow_Type);
+  if (!r) return NULL; /* MemoryError, raised from the loop as the original would on no memory */
+  PyErr_Fetch(&r->type, &r->val, &r->tb);
+  r->handle = handle;
+  r->args = NULL;
+  r->args_swapped = 0;
+  /* A callback that cancelled its own handle left _args None: the original's call expression
+   * (*self._args) would raise its own TypeError before reaching run. () stands in until run, so
+   * the except branch sees the handle as the callback left it, as the original's did. */
+  PyObject **aslot = (PyObject **)((char *)handle + hook.off_args);
+  if (!*aslot || !PyTuple_Check(*aslot)) {
+    r->args = *aslot;
+    *aslot = PyTuple_New(0);
+    if (!*aslot) { PyErr_Clear(); *aslot = r->args; r->args = NULL; }
+    else r->args_swapped = 1;
+  }
+  PyObject **slot = (PyObject **)((char *)handle + hook.off_context);
+  r->ctx = *slot;            /* the slot's reference, kept while r stands in */
+  *slot = (PyObject *)r;     /* the slot takes a reference to r; the local one is ours */
+  Py_INCREF(r);
+  PyObject *res = PyObject_CallOneArg(hook.orig_run, handle);
+  rethrow_restore(r); /* an original that never called run (not asyncio's): the context back */
+  Py_DECREF(r);
+  return res;
 }
 
 /* context.run(callback, *args) for a context that is not exactly a Context: its run method. */
@@ -56,8 +140,25 @@ LS_COLD static PyObject *run_in_other_context(PyObject *const *stack, size_t n) 
   return PyObject_VectorcallMethod(G.s_run, (PyObject **)stack, n, NULL);
 }
 
+/* Context.run's C function, from its method descriptor on the (static, never freed) Context
+ * type, when it takes the calling convention context_run_fn expects; else NULL. */
+static context_run_fn context_run_learn(void) {
+  PyObject *d = PyObject_GetAttrString((PyObject *)&PyContext_Type, "run");
+  context_run_fn fn = NULL;
+  if (!d) PyErr_Clear();
+  else if (Py_IS_TYPE(d, &PyMethodDescr_Type)) {
+    PyMethodDef *def = ((PyMethodDescrObject *)d)->d_method;
+    if ((def->ml_flags & ~METH_COEXIST) == (METH_FASTCALL | METH_KEYWORDS))
+      fn = (context_run_fn)(void (*)(void))def->ml_meth;
+  }
+  Py_XDECREF(d);
+  return fn;
+}
+
+int step_direct_context_run(void) { return hook.context_run != NULL; }
+
 LS_HOT static PyObject *call_orig_run(PyObject *handle) {
-  if (!hook.run_failed) return PyObject_CallOneArg(hook.orig_run, handle);
+  if (!hook.off_context) return PyObject_CallOneArg(hook.orig_run, handle);
   PyObject *ctx = *(PyObject **)((char *)handle + hook.off_context);
   PyObject *cb = *(PyObject **)((char *)handle + hook.off_callback);
   PyObject *args = *(PyObject **)((char *)handle + hook.off_args);
@@ -69,12 +170,17 @@ LS_HOT static PyObject *call_orig_run(PyObject *handle) {
   stack[1] = Py_NewRef(cb);
   for (Py_ssize_t i = 0; i < n; i++) stack[2 + i] = Py_NewRef(PyTuple_GET_ITEM(args, i));
   PyObject *r;
-  if (PyContext_CheckExact(ctx)) {
+  if (PyContext_CheckExact(ctx) && hook.context_run) {
+    /* Context.run's own C function, called straight: what the original's ctx.run(cb, *args)
+     * ends in, without the method lookup and bound call per handle. It is the code the program
+     * runs without loopscope, so it shares those instruction-cache lines; PyContext_Enter and
+     * PyContext_Exit are other copies of the same work (3.14's async tree: ~11 instruction-cache
+     * misses a task). Entering a context already entered raises run()'s own RuntimeError. */
+    r = hook.context_run(ctx, stack + 1, n + 1, NULL);
+  } else if (PyContext_CheckExact(ctx)) {
     /* what Context.run does (Python/context.c, 3.7 through 3.15: enter, vectorcall, exit), through
-     * its public C API: no method lookup and bound call per handle, and none of the interpreter's
-     * code for calling methods from C, which the program itself never runs here (measured on
-     * 3.14: ~150 instructions and several instruction-cache misses per handle). Entering a
-     * context already entered raises the same RuntimeError as run() does. */
+     * its public C API, when its C function was not found: no method lookup and bound call per
+     * handle either. */
     if (PyContext_Enter(ctx)) r = NULL;
     else {
       r = PyObject_Vectorcall(cb, stack + 2, (size_t)n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL); /* stack[1] is ours */
@@ -143,9 +249,9 @@ static PyMethodDef handle_run_def = {"_run", handle_run, METH_NOARGS,
 
 PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   (void)mod;
-  PyObject *handle_type, *task_types, *samples, *run_failed = NULL;
-  if (!PyArg_ParseTuple(args, "O!O!O!|O", &PyType_Type, &handle_type, &PyTuple_Type, &task_types, &PyList_Type,
-                        &samples, &run_failed))
+  PyObject *handle_type, *task_types, *samples;
+  if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &handle_type, &PyTuple_Type, &task_types, &PyList_Type,
+                        &samples))
     return NULL;
   if (hook.orig_run) Py_RETURN_NONE;
   /* samples: (callback, task) pairs seen on a throwaway loop; a callback type that is neither a
@@ -175,20 +281,18 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   }
   hook.off_callback = ((PyMemberDescrObject *)member)->d_member->offset;
   Py_DECREF(member);
-  /* the slots the C _run reads; without them (or without run_failed) the original runs */
+  /* the slots the C _run reads; without them the original runs */
   hook.off_args = hook.off_context = 0;
-  Py_CLEAR(hook.run_failed);
   PyObject *m_args = PyObject_GetAttrString(handle_type, "_args");
   PyObject *m_ctx = m_args ? PyObject_GetAttrString(handle_type, "_context") : NULL;
-  if (m_args && m_ctx && Py_TYPE(m_args) == &PyMemberDescr_Type && Py_TYPE(m_ctx) == &PyMemberDescr_Type &&
-      run_failed && PyCallable_Check(run_failed)) {
+  if (m_args && m_ctx && Py_TYPE(m_args) == &PyMemberDescr_Type && Py_TYPE(m_ctx) == &PyMemberDescr_Type) {
     hook.off_args = ((PyMemberDescrObject *)m_args)->d_member->offset;
     hook.off_context = ((PyMemberDescrObject *)m_ctx)->d_member->offset;
-    hook.run_failed = Py_NewRef(run_failed);
   }
   Py_XDECREF(m_args);
   Py_XDECREF(m_ctx);
   PyErr_Clear();
+  hook.context_run = context_run_learn();
   PyObject *orig = PyObject_GetAttrString(handle_type, "_run");
   if (!orig) return NULL;
   PyObject *descr = PyDescr_NewMethod((PyTypeObject *)handle_type, &handle_run_def);
@@ -212,7 +316,6 @@ PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused) {
   if (!hook.orig_run) Py_RETURN_NONE;
   if (PyObject_SetAttrString(hook.handle_type, "_run", hook.orig_run)) return NULL;
   Py_CLEAR(hook.orig_run);
-  Py_CLEAR(hook.run_failed);
   Py_CLEAR(hook.handle_type);
   Py_RETURN_NONE;
 }

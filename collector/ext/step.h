@@ -52,9 +52,11 @@ PyObject *task_of_callback(PyObject *cb);
  * stepped task during it (session.c), the rest of the step is recorded from the adoption, as
  * time_step would. Asyncio's Handle._run and uvloop's StepCall both come here. */
 LS_COLD PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg);
-/* patch_handle(Handle, task_types, samples[, run_failed]) and unpatch_handle(), module functions */
+/* patch_handle(Handle, task_types, samples) and unpatch_handle(), module functions */
 PyObject *mod_patch_handle(PyObject *mod, PyObject *args);
 PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);
+/* 1 when the patched Handle._run calls Context.run's C function straight (tests) */
+int step_direct_context_run(void);
 
 /* One callback the loop runs, timed as loopscope times a handle: the watchdog's heartbeat around
  * it, loop lag (lag.c: a timer's lateness, the virtual tick), and when cb steps a recorded task,

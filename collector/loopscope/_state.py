@@ -69,27 +69,6 @@ def callback_samples() -> list:
     return samples
 
 
-def _run_failed_for() -> Any:
-    """The except branch of asyncio's Handle._run (3.10-3.13), called by the C _run when a
-    callback raised: reports it to the loop's exception handler exactly as the original does."""
-    import inspect
-    from asyncio import format_helpers
-    fmt = format_helpers._format_callback_source
-    with_debug = "debug" in inspect.signature(fmt).parameters
-
-    def run_failed(handle: Any, exc: BaseException) -> None:
-        if with_debug:
-            cb = fmt(handle._callback, handle._args, debug=handle._loop.get_debug())
-        else:
-            cb = fmt(handle._callback, handle._args)
-        context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}
-        if handle._source_traceback:
-            context["source_traceback"] = handle._source_traceback
-        handle._loop.call_exception_handler(context)
-
-    return run_failed
-
-
 _loop_numbers: Any = None  # WeakKeyDictionary: each loop seen by hook_loop -> its number
 _loops_seen = 0
 
@@ -336,7 +315,7 @@ def apply_hooks() -> None:
         del fut_iter, fut, samples
     finally:
         loop.close()
-    core.patch_handle(asyncio.events.Handle, task_types(), callback_samples(), _run_failed_for())
+    core.patch_handle(asyncio.events.Handle, task_types(), callback_samples())
     _orig_new_event_loop = asyncio.events.new_event_loop
     asyncio.events.new_event_loop = _new_event_loop
     asyncio.new_event_loop = _new_event_loop

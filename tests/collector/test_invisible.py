@@ -147,6 +147,10 @@ def test_task_at_the_address_of_a_destroyed_one_runs(kind):
 # (in this process: these cannot crash, they can only differ)
 
 import asyncio  # noqa: E402
+import contextvars  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+import traceback  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -395,3 +399,102 @@ def test_factory_keeps_nothing_of_a_task_alive(collector):
         gc.collect()
         assert [r() for r in refs] == [None, None]
         assert loop_ref() is None
+
+
+handle_var: contextvars.ContextVar = contextvars.ContextVar("test_invisible_handle", default="unset")
+
+
+def _no_addresses(text: str) -> str:
+    return re.sub(r"0x[0-9a-f]+", "0x", text)
+
+
+def _handle_behaviour() -> tuple:
+    """What asyncio's Handle._run does with the callbacks a program gives call_soon: arguments and
+    contexts, a callback that raises (what the exception handler is given, the exception's
+    traceback, and whether it is the exception being handled while the handler runs), one with more
+    arguments than the C _run handles itself (20), a callable object, one that cancels its own
+    handle before it raises (its _args are None by then), and a context already entered
+    when its handle runs (the whole run is inside it): run() refuses it, and the handler, run in the
+    same context, fails too, which asyncio logs with both exceptions chained."""
+    seen: list = []
+    errors: list = []
+    logged: list = []
+
+    class Counter:
+        def __call__(self, *args: object) -> None:
+            seen.append(("counter", len(args), handle_var.get()))
+
+    def cb(*args: object) -> None:
+        seen.append(("cb", args, handle_var.get()))
+
+    def fails() -> None:
+        raise ValueError("callback exploded")
+
+    def cancels_itself_and_fails() -> None:
+        own.cancel()  # its _callback and _args become None before it raises
+        raise KeyError("after cancel")
+
+    def on_error(loop: asyncio.AbstractEventLoop, ctx: dict) -> None:
+        exc = ctx.get("exception")
+        errors.append((_no_addresses(ctx["message"]), repr(exc), sys.exc_info()[1] is exc,
+                       [f.name for f in traceback.extract_tb(exc.__traceback__)]))
+
+    async def child() -> None:
+        seen.append(("child", handle_var.get()))
+        handle_var.set("inside")  # the task's own copy
+        await asyncio.sleep(0)
+        seen.append(("child", handle_var.get()))
+
+    async def main(outer: contextvars.Context) -> str:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(on_error)
+        ctx = contextvars.copy_context()
+        ctx.run(handle_var.set, "from-ctx")
+        loop.call_soon(cb, 1, "two", context=ctx)
+        loop.call_soon(cb, 3)
+        loop.call_soon(fails)
+        nonlocal own
+        own = loop.call_soon(cancels_itself_and_fails)
+        loop.call_soon(Counter(), *range(20))
+        loop.call_soon(cb, "entered", context=outer)
+        handle_var.set("main")
+        await asyncio.create_task(child())
+        await asyncio.sleep(0.01)
+        return handle_var.get()
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append(_no_addresses(self.format(record)))
+
+    own = None
+    keep = Keep()
+    log = logging.getLogger("asyncio")
+    log.addHandler(keep)
+    try:
+        with loopscope.session("handles") as s:
+            outer = contextvars.copy_context()  # carries the session
+            result = outer.run(asyncio.run, main(outer))
+            recording = s.recording
+    finally:
+        log.removeHandler(keep)
+    return result, seen, errors, logged, recording
+
+
+def test_handle_run_behaviour_unchanged(collector):
+    """Handle._run stood in for by C (step.c: Context.run's own function, and the original _run
+    again when a callback raised): a program's callbacks see the same arguments and context values,
+    and a failure reaches the exception handler, and the log, exactly as without loopscope: the
+    same message and exception, _run's line in the traceback, the exception being handled while
+    the handler runs, and an exception raised in the handler chained to it."""
+    expected = _handle_behaviour()  # not installed: the session records nothing
+    collector()
+    got = _handle_behaviour()
+    assert got[4] is True and expected[4] is False
+    assert got[:4] == expected[:4]
+    assert got[1][:3] == [("cb", (1, "two"), "from-ctx"), ("cb", (3,), "unset"), ("counter", 20, "unset")]
+    (message, exc, handled, frames), cancelled = got[2]
+    assert message.startswith("Exception in callback _handle_behaviour.<locals>.fails() at " + __file__), message
+    assert (exc, handled, frames) == ("ValueError('callback exploded')", True, ["_run", "fails"])
+    assert cancelled[1:] == ("KeyError('after cancel')", True, ["_run", "cancels_itself_and_fails"]), cancelled
+    assert len(got[3]) == 1 and "During handling of the above exception" in got[3][0], got[3]
+    assert got[3][0].count("in _run") == 1 and "cannot enter context" in got[3][0], got[3][0]
