@@ -268,7 +268,6 @@ static PyObject *mod_layout(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
   PyObject *r = code_layout();
   if (r && PyDict_SetItemString(r, "task_getters", record_direct_getters() ? Py_True : Py_False)) Py_CLEAR(r);
-  if (r && PyDict_SetItemString(r, "context_run", step_direct_context_run() ? Py_True : Py_False)) Py_CLEAR(r);
   return r;
 }
 

@@ -3,15 +3,11 @@
  * which task. Loops without Handle (uvloop) are uvloop.c's; what is recorded is record.c's. */
 #include "step.h"
 
-/* Context.run's C function: METH_FASTCALL | METH_KEYWORDS from 3.7 through 3.15. */
-typedef PyObject *(*context_run_fn)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
-
 /* What patch_handle learnt and changed (Handle._run while patched), read on every handle. */
 static struct {
   PyObject *handle_type, *orig_run;
   Py_ssize_t off_callback;
   Py_ssize_t off_args, off_context; /* Handle's _args and _context slots, 0 when not found */
-  context_run_fn context_run;      /* Context.run's own C function, or NULL (then the C API) */
 } hook;
 hook_types_t hook_types;
 static PyTypeObject Rethrow_Type; /* below, with run_raised */
@@ -56,7 +52,7 @@ typedef struct {
 } rethrow_obj;
 
 /* Puts the handle's context back in its slot if this still stands in for it. */
-static void rethrow_restore(rethrow_obj *r) {
+LS_COLD static void rethrow_restore(rethrow_obj *r) {
   PyObject **slot = (PyObject **)((char *)r->handle + hook.off_context);
   if (*slot != (PyObject *)r) return;
   *slot = r->ctx; /* the slot's reference, back */
@@ -72,7 +68,7 @@ static void rethrow_restore(rethrow_obj *r) {
   Py_DECREF(r);   /* the slot's reference to r: the caller holds another */
 }
 
-static PyObject *rethrow_run(rethrow_obj *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+LS_COLD static PyObject *rethrow_run(rethrow_obj *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
   (void)args; (void)nargs; (void)kwnames;
   rethrow_restore(r);
   if (!r->type) {
@@ -84,7 +80,7 @@ static PyObject *rethrow_run(rethrow_obj *r, PyObject *const *args, Py_ssize_t n
   return NULL;
 }
 
-static void rethrow_dealloc(rethrow_obj *r) {
+LS_COLD static void rethrow_dealloc(rethrow_obj *r) {
   Py_XDECREF(r->ctx);
   Py_XDECREF(r->type);
   Py_XDECREF(r->val);
@@ -140,23 +136,6 @@ LS_COLD static PyObject *run_in_other_context(PyObject *const *stack, size_t n) 
   return PyObject_VectorcallMethod(G.s_run, (PyObject **)stack, n, NULL);
 }
 
-/* Context.run's C function, from its method descriptor on the (static, never freed) Context
- * type, when it takes the calling convention context_run_fn expects; else NULL. */
-static context_run_fn context_run_learn(void) {
-  PyObject *d = PyObject_GetAttrString((PyObject *)&PyContext_Type, "run");
-  context_run_fn fn = NULL;
-  if (!d) PyErr_Clear();
-  else if (Py_IS_TYPE(d, &PyMethodDescr_Type)) {
-    PyMethodDef *def = ((PyMethodDescrObject *)d)->d_method;
-    if ((def->ml_flags & ~METH_COEXIST) == (METH_FASTCALL | METH_KEYWORDS))
-      fn = (context_run_fn)(void (*)(void))def->ml_meth;
-  }
-  Py_XDECREF(d);
-  return fn;
-}
-
-int step_direct_context_run(void) { return hook.context_run != NULL; }
-
 LS_HOT static PyObject *call_orig_run(PyObject *handle) {
   if (!hook.off_context) return PyObject_CallOneArg(hook.orig_run, handle);
   PyObject *ctx = *(PyObject **)((char *)handle + hook.off_context);
@@ -170,17 +149,14 @@ LS_HOT static PyObject *call_orig_run(PyObject *handle) {
   stack[1] = Py_NewRef(cb);
   for (Py_ssize_t i = 0; i < n; i++) stack[2 + i] = Py_NewRef(PyTuple_GET_ITEM(args, i));
   PyObject *r;
-  if (PyContext_CheckExact(ctx) && hook.context_run) {
-    /* Context.run's own C function, called straight: what the original's ctx.run(cb, *args)
-     * ends in, without the method lookup and bound call per handle. It is the code the program
-     * runs without loopscope, so it shares those instruction-cache lines; PyContext_Enter and
-     * PyContext_Exit are other copies of the same work (3.14's async tree: ~11 instruction-cache
-     * misses a task). Entering a context already entered raises run()'s own RuntimeError. */
-    r = hook.context_run(ctx, stack + 1, n + 1, NULL);
-  } else if (PyContext_CheckExact(ctx)) {
+  if (PyContext_CheckExact(ctx)) {
     /* what Context.run does (Python/context.c, 3.7 through 3.15: enter, vectorcall, exit), through
-     * its public C API, when its C function was not found: no method lookup and bound call per
-     * handle either. */
+     * its public C API: no method lookup and bound call per handle, and none of the interpreter's
+     * code for calling methods from C, which the program itself never runs here (measured on
+     * 3.14: ~150 instructions and several instruction-cache misses per handle). Entering a
+     * context already entered raises the same RuntimeError as run() does. (Calling Context.run's
+     * own C function, found through its method descriptor, ran 625k fewer simulated
+     * instruction-cache misses on 3.14's async tree and was no faster timed: not kept.) */
     if (PyContext_Enter(ctx)) r = NULL;
     else {
       r = PyObject_Vectorcall(cb, stack + 2, (size_t)n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL); /* stack[1] is ours */
@@ -292,7 +268,6 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   Py_XDECREF(m_args);
   Py_XDECREF(m_ctx);
   PyErr_Clear();
-  hook.context_run = context_run_learn();
   PyObject *orig = PyObject_GetAttrString(handle_type, "_run");
   if (!orig) return NULL;
   PyObject *descr = PyDescr_NewMethod((PyTypeObject *)handle_type, &handle_run_def);

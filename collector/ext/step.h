@@ -55,8 +55,6 @@ LS_COLD PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg
 /* patch_handle(Handle, task_types, samples) and unpatch_handle(), module functions */
 PyObject *mod_patch_handle(PyObject *mod, PyObject *args);
 PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);
-/* 1 when the patched Handle._run calls Context.run's C function straight (tests) */
-int step_direct_context_run(void);
 
 /* One callback the loop runs, timed as loopscope times a handle: the watchdog's heartbeat around
  * it, loop lag (lag.c: a timer's lateness, the virtual tick), and when cb steps a recorded task,
