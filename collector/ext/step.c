@@ -6,6 +6,7 @@
 /* What patch_handle learnt and changed (Handle._run while patched), read on every handle. */
 static struct {
   PyObject *handle_type, *orig_run;
+  PyObject *descr;                 /* ours, as set on Handle._run */
   Py_ssize_t off_callback;
   Py_ssize_t off_args, off_context; /* Handle's _args and _context slots, 0 when not found */
 } hook;
@@ -273,7 +274,7 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   PyObject *descr = PyDescr_NewMethod((PyTypeObject *)handle_type, &handle_run_def);
   if (!descr) { Py_DECREF(orig); return NULL; }
   if (PyObject_SetAttrString(handle_type, "_run", descr)) { Py_DECREF(descr); Py_DECREF(orig); return NULL; }
-  Py_DECREF(descr);
+  hook.descr = descr; /* kept: unpatch_handle puts the original back only over this */
   hook.orig_run = orig;
   hook.handle_type = Py_NewRef(handle_type);
   PyObject *events = PyImport_ImportModule("asyncio.events");
@@ -286,11 +287,22 @@ PyObject *mod_patch_handle(PyObject *mod, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+/* Puts the original Handle._run back, if ours is still there. A library may have patched _run over
+ * ours after install (aiodebug does), its wrapper calling ours: then theirs stays, and so does all
+ * ours needs (handle_run with no session open is the original's work plus a length check), so the
+ * program runs through both as before; a later install finds itself patched already. Answers
+ * whether the original went back. */
 PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
-  if (!hook.orig_run) Py_RETURN_NONE;
+  if (!hook.orig_run) Py_RETURN_FALSE;
+  PyObject *now = PyObject_GetAttrString(hook.handle_type, "_run"); /* a method descriptor: itself */
+  if (!now) return NULL;
+  int ours = now == hook.descr;
+  Py_DECREF(now);
+  if (!ours) Py_RETURN_FALSE;
   if (PyObject_SetAttrString(hook.handle_type, "_run", hook.orig_run)) return NULL;
   Py_CLEAR(hook.orig_run);
   Py_CLEAR(hook.handle_type);
-  Py_RETURN_NONE;
+  Py_CLEAR(hook.descr);
+  Py_RETURN_TRUE;
 }

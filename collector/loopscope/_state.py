@@ -12,10 +12,8 @@ from typing import Any
 settings: Any = None   # Settings while installed
 core: Any = None       # loopscope._core while installed and enabled
 installed_by_run = False  # `loopscope run` (or the pytest plugin) installed it: install() returns its settings
-_orig_new_event_loop: Any = None
 _orig_set_task_factory: Any = None
 _orig_get_task_factory: Any = None
-_orig_create_task: Any = None
 
 
 def asyncio_dir() -> str:
@@ -95,7 +93,7 @@ def hook_loop(loop: asyncio.AbstractEventLoop) -> int:
     """Put loopscope's task factory on `loop`, chaining the one already there; on a loop that does
     not run callbacks through asyncio's Handle (uvloop), also its call_soon (see hook_steps).
     The program never sees the wrapper: get_task_factory() answers what it set (see
-    _get_task_factory), and set_task_factory validates the program's own argument.
+    _replacements), and set_task_factory validates the program's own argument.
     Answers the loop's number (loop_number)."""
     if core is None:
         return 0
@@ -166,30 +164,11 @@ def unhook_steps(loop: asyncio.AbstractEventLoop) -> None:
         _step_hooked.discard(loop)
 
 
-def _new_event_loop():
-    loop = _orig_new_event_loop()
-    hook_loop(loop)
-    return loop
-
-
 def _unwrapped(factory: Any) -> Any:
     """What the program set, behind loopscope's TaskFactory (None when it set none)."""
     while type(factory).__name__ == "TaskFactory" and type(factory).__module__ == "loopscope._core":
         factory = factory.chained
     return factory
-
-
-def _set_task_factory(self, factory):
-    # asyncio's own set_task_factory sees the program's factory first (its checks, its errors);
-    # then loopscope's TaskFactory goes in front of it, chaining it (None: asyncio.Task).
-    _orig_set_task_factory(self, factory)
-    if core is not None:
-        _orig_set_task_factory(self, core.TaskFactory(factory))
-
-
-def _get_task_factory(self):
-    # what the program set, never loopscope's wrapper
-    return _unwrapped(_orig_get_task_factory(self))
 
 
 def _factory_loses_names() -> bool:
@@ -211,19 +190,63 @@ def _factory_loses_names() -> bool:
         loop.close()
 
 
-def _create_task_keeping_names(self, coro, *, name=None, context=None):
-    # 3.13.0's BaseEventLoop.create_task with the later fix: a factory's task keeps its default
-    # name when no name is given, exactly as without a factory.
-    self._check_closed()
-    if self._task_factory is None:
-        return _orig_create_task(self, coro, name=name, context=context)
-    if context is None:
-        task = self._task_factory(self, coro)
-    else:
-        task = self._task_factory(self, coro, context=context)
-    if name is not None:
-        task.set_name(name)
-    return task
+# What loopscope puts into asyncio is made afresh by each install, for that install only: a library
+# may patch the same attribute after install (aiodebug wraps Handle._run, others new_event_loop or
+# set_task_factory), wrapping ours. uninstall then puts back the original only where ours is still
+# in place, and leaves theirs; ours, still called by theirs, passes straight through from then on
+# (its install is no longer the live one), so the program runs as it would without loopscope.
+_hooks_gen = 0  # the live install's number; the replacements below compare it with their own
+_patched: list = []  # (owner, name, ours, original), as apply_hooks put them in
+
+
+def _live(gen: int) -> bool:
+    return core is not None and _hooks_gen == gen
+
+
+def _replacements(gen: int, orig_new_event_loop: Any, orig_set: Any, orig_get: Any, orig_create: Any) -> dict:
+    def new_event_loop(*args: Any, **kwargs: Any) -> Any:
+        loop = orig_new_event_loop(*args, **kwargs)
+        if _live(gen):
+            hook_loop(loop)
+        return loop
+
+    def set_task_factory(self: Any, factory: Any) -> None:
+        # asyncio's own set_task_factory sees the program's factory first (its checks, its
+        # errors); then loopscope's TaskFactory goes in front of it, chaining it (None: asyncio.Task)
+        orig_set(self, factory)
+        if _live(gen):
+            orig_set(self, core.TaskFactory(factory))
+
+    def get_task_factory(self: Any) -> Any:
+        # what the program set, never loopscope's wrapper (one may outlive its install on a loop)
+        return _unwrapped(orig_get(self))
+
+    def create_task(self: Any, coro: Any, *, name: Any = None, context: Any = None) -> Any:
+        # 3.13.0's BaseEventLoop.create_task with the later fix: a factory's task keeps its default
+        # name when no name is given, exactly as without a factory
+        if not _live(gen):
+            return orig_create(self, coro, name=name, context=context)
+        self._check_closed()
+        if self._task_factory is None:
+            return orig_create(self, coro, name=name, context=context)
+        if context is None:
+            task = self._task_factory(self, coro)
+        else:
+            task = self._task_factory(self, coro, context=context)
+        if name is not None:
+            task.set_name(name)
+        return task
+
+    return {"new_event_loop": new_event_loop, "set_task_factory": set_task_factory,
+            "get_task_factory": get_task_factory, "create_task": create_task}
+
+
+def _patch(owner: Any, name: str, ours: Any) -> Any:
+    """owner.name = ours, noted for remove_hooks; answers what was there."""
+    original = getattr(owner, name)
+    setattr(owner, name, ours)
+    _patched.append((owner, name, ours, original))
+    return original
 
 
 async def _returns() -> None:
@@ -290,7 +313,7 @@ def frame_samples(loop: asyncio.AbstractEventLoop) -> list:
 
 
 def apply_hooks() -> None:
-    global _orig_new_event_loop, _orig_set_task_factory, _orig_get_task_factory, _orig_create_task
+    global _orig_set_task_factory, _orig_get_task_factory, _hooks_gen
     loop = asyncio.SelectorEventLoop()
     try:
         fut = loop.create_future()
@@ -316,16 +339,17 @@ def apply_hooks() -> None:
     finally:
         loop.close()
     core.patch_handle(asyncio.events.Handle, task_types(), callback_samples())
-    _orig_new_event_loop = asyncio.events.new_event_loop
-    asyncio.events.new_event_loop = _new_event_loop
-    asyncio.new_event_loop = _new_event_loop
-    if _factory_loses_names():
-        _orig_create_task = asyncio.BaseEventLoop.create_task
-        asyncio.BaseEventLoop.create_task = _create_task_keeping_names
+    _hooks_gen += 1
     _orig_set_task_factory = asyncio.BaseEventLoop.set_task_factory
     _orig_get_task_factory = asyncio.BaseEventLoop.get_task_factory
-    asyncio.BaseEventLoop.set_task_factory = _set_task_factory
-    asyncio.BaseEventLoop.get_task_factory = _get_task_factory
+    ours = _replacements(_hooks_gen, asyncio.events.new_event_loop, asyncio.BaseEventLoop.set_task_factory,
+                         asyncio.BaseEventLoop.get_task_factory, asyncio.BaseEventLoop.create_task)
+    _patch(asyncio.events, "new_event_loop", ours["new_event_loop"])
+    _patch(asyncio, "new_event_loop", ours["new_event_loop"])
+    if _factory_loses_names():
+        _patch(asyncio.BaseEventLoop, "create_task", ours["create_task"])
+    _patch(asyncio.BaseEventLoop, "set_task_factory", ours["set_task_factory"])
+    _patch(asyncio.BaseEventLoop, "get_task_factory", ours["get_task_factory"])
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -344,18 +368,13 @@ def meta_static(service: str) -> str:
 
 
 def remove_hooks() -> None:
-    global _orig_new_event_loop, _orig_set_task_factory, _orig_get_task_factory, _orig_create_task
+    global _orig_set_task_factory, _orig_get_task_factory, _hooks_gen
     for loop in list(_step_hooked or ()):
         unhook_steps(loop)
-    core.unpatch_handle()
-    if _orig_create_task is not None:
-        asyncio.BaseEventLoop.create_task = _orig_create_task
-        _orig_create_task = None
-    if _orig_new_event_loop is not None:
-        asyncio.events.new_event_loop = _orig_new_event_loop
-        asyncio.new_event_loop = _orig_new_event_loop
-        _orig_new_event_loop = None
-    if _orig_set_task_factory is not None:
-        asyncio.BaseEventLoop.set_task_factory = _orig_set_task_factory
-        asyncio.BaseEventLoop.get_task_factory = _orig_get_task_factory
-        _orig_set_task_factory = _orig_get_task_factory = None
+    core.unpatch_handle()  # it too leaves a Handle._run patched over its own
+    _hooks_gen += 1  # this install's replacements pass through from now on
+    for owner, name, ours, original in reversed(_patched):
+        if vars(owner).get(name) is ours:
+            setattr(owner, name, original)
+    _patched.clear()
+    _orig_set_task_factory = _orig_get_task_factory = None

@@ -143,6 +143,65 @@ def test_task_at_the_address_of_a_destroyed_one_runs(kind):
     assert reused > 0, "no task was made at a freed task's address: the case was not exercised"
 
 
+def test_a_patch_made_over_loopscope_survives_uninstall():
+    """A library that patches what loopscope patched, after install (aiodebug wraps Handle._run,
+    others asyncio.new_event_loop or set_task_factory), wraps loopscope's: uninstall leaves its
+    patches in place (before, it put asyncio's originals back over them), and the program runs
+    through them as before, through a second install and uninstall too."""
+    r = run_child("""
+        import asyncio.events
+        Handle, Base = asyncio.events.Handle, asyncio.BaseEventLoop
+        calls = []
+
+        def wrap(name, fn):
+            def wrapper(*args, **kwargs):
+                calls.append(name)
+                return fn(*args, **kwargs)
+            return wrapper
+
+        Handle._run = wrap("run", Handle._run)
+        asyncio.new_event_loop = asyncio.events.new_event_loop = wrap("new", asyncio.events.new_event_loop)
+        Base.set_task_factory = wrap("set", Base.set_task_factory)
+        Base.get_task_factory = wrap("get", Base.get_task_factory)
+
+        def patches():
+            return (Handle.__dict__["_run"], asyncio.new_event_loop, asyncio.events.new_event_loop,
+                    Base.__dict__["set_task_factory"], Base.__dict__["get_task_factory"])
+
+        theirs = patches()
+
+        def program():
+            calls.clear()
+            loop = asyncio.new_event_loop()
+            factory = lambda lp, coro, **kw: asyncio.Task(coro, loop=lp, **kw)
+            loop.set_task_factory(factory)
+            same = loop.get_task_factory() is factory
+
+            async def main():
+                await asyncio.sleep(0)
+                return "done"
+            try:
+                result = loop.run_until_complete(loop.create_task(main()))
+            finally:
+                loop.close()
+            return same, result, sorted(set(calls))
+
+        runs = [program()]
+        loopscope.uninstall()
+        kept = patches() == theirs
+        runs.append(program())
+        loopscope.install(server="http://127.0.0.1:9")
+        runs.append(program())
+        loopscope.uninstall()
+        kept = kept and patches() == theirs
+        runs.append(program())
+        print(kept, runs)
+    """)
+    assert r.returncode == 0, r.stderr
+    runs = [(True, "done", ["get", "new", "run", "set"])] * 4
+    assert r.stdout.strip() == f"True {runs}", (r.stdout, r.stderr)
+
+
 # ---- nothing added to the loop: virtual clocks, task factories ---------------------------------
 # (in this process: these cannot crash, they can only differ)
 
