@@ -202,6 +202,25 @@ def test_a_patch_made_over_loopscope_survives_uninstall():
     assert r.stdout.strip() == f"True {runs}", (r.stdout, r.stderr)
 
 
+def test_what_a_module_took_from_asyncio_while_installed_works_after_uninstall():
+    """`from asyncio import new_event_loop` in a module imported while loopscope is installed takes
+    loopscope's replacement; so does a reference to BaseEventLoop.set_task_factory. After
+    uninstall they must still work as asyncio's (before, they raised TypeError: 'NoneType' object is
+    not callable, the originals they called having been cleared)."""
+    r = run_child("""
+        from asyncio import new_event_loop
+        set_factory, get_factory = asyncio.BaseEventLoop.set_task_factory, asyncio.BaseEventLoop.get_task_factory
+        loopscope.uninstall()
+        loop = new_event_loop()
+        factory = lambda lp, coro, **kw: asyncio.Task(coro, loop=lp, **kw)
+        set_factory(loop, factory)
+        print(get_factory(loop) is factory, loop._task_factory is factory, type(loop).__name__)
+        loop.close()
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "True", "_UnixSelectorEventLoop"], (r.stdout, r.stderr)
+
+
 # ---- nothing added to the loop: virtual clocks, task factories ---------------------------------
 # (in this process: these cannot crash, they can only differ)
 
