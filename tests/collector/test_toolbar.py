@@ -7,6 +7,7 @@ import asyncio
 import html.parser
 import json
 import re
+import socket
 import sys
 import time
 import urllib.error
@@ -25,7 +26,7 @@ import loopscope
 
 import test_record as rec
 import lstest
-from conftest import Server, by_coro, free_port, line_of
+from conftest import Server, by_coro, line_of
 
 HOSTILE_TASK = '<script>alert("task")</script>'
 HOSTILE_PATH = '/h/<img src=x onerror=alert(1)>'
@@ -296,7 +297,12 @@ def test_server_problems_are_said_plainly(server, collector, tmp_path):
         assert f"has no session {newest} yet" in content and "<iframe" not in content
     loopscope.uninstall(timeout=2)
 
-    dead = f"http://127.0.0.1:{free_port()}"
+    # a port bound and never listened on refuses every connection, and stays ours: with a port only
+    # found free, the locked server below (port 0) was once given the same one, and the panel's
+    # five seconds of "unreachable" for that address (readback's back-off) answered for it (fc70)
+    dead_port = socket.socket()
+    dead_port.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{dead_port.getsockname()[1]}"
     collector(server=dead, timeout_ms=500)
     with AppServer(create_app()) as srv:
         t0 = time.monotonic()
@@ -330,6 +336,7 @@ def test_server_problems_are_said_plainly(server, collector, tmp_path):
         assert loopscope.uninstall(timeout=60)  # returns once the server has it all
     finally:
         locked.stop()
+        dead_port.close()
 
 
 def test_panel_without_loopscope_says_how_to_install():

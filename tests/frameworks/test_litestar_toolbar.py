@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -29,7 +30,7 @@ from loopscope import _ldt_embed
 from loopscope.litestar_toolbar import LoopscopePanel
 
 import lstest
-from lstest import AppServer, Server, by_coro, free_port, line_of
+from lstest import AppServer, Server, by_coro, line_of
 
 READS: dict[str, list[float]] = {}          # tag -> the handler's clock reads around its block
 IN_BLOCK: dict[str, threading.Event] = {}   # tag -> set just before the handler blocks
@@ -300,24 +301,31 @@ def test_problems_are_said_in_one_sentence_and_the_toolbar_still_renders(server,
         visit("disabled")
     finally:
         loopscope.uninstall()
-    # the server is down (nothing listens on the port)
-    loopscope.install(server=f"http://127.0.0.1:{free_port()}", timeout_ms=500)
+    # the server is down (nothing listens on the port). The port is held bound, never listened on,
+    # to the end: a port only found free could be given to the locked server below (port 0), and
+    # the panel's five seconds of "unreachable" for that address would answer for it
+    dead_port = socket.socket()
+    dead_port.bind(("127.0.0.1", 0))
     try:
-        visit("down")
+        loopscope.install(server=f"http://127.0.0.1:{dead_port.getsockname()[1]}", timeout_ms=500)
+        try:
+            visit("down")
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "did not take every event": what this case is about
+                loopscope.uninstall(timeout=1)
+        # the server wants a token the app does not send
+        locked = Server(tmp_path / "locked.db", token="s3cret").start()
+        try:
+            loopscope.install(server=locked.url, timeout_ms=500)
+            visit("401")
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loopscope.uninstall(timeout=1)
+            locked.stop()
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "did not take every event": what this case is about
-            loopscope.uninstall(timeout=1)
-    # the server wants a token the app does not send
-    locked = Server(tmp_path / "locked.db", token="s3cret").start()
-    try:
-        loopscope.install(server=locked.url, timeout_ms=500)
-        visit("401")
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loopscope.uninstall(timeout=1)
-        locked.stop()
+        dead_port.close()
     expect = {"not installed": "loopscope.install()", "disabled": "enabled=False",
               "down": "is unreachable", "401": "refused the request (401)"}
     for what, (stats, nav) in cases.items():
