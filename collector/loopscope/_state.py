@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import functools
 import sys
 import sysconfig
 from typing import Any
@@ -237,8 +238,12 @@ def _replacements(gen: int, orig_new_event_loop: Any, orig_set: Any, orig_get: A
             task.set_name(name)
         return task
 
-    return {"new_event_loop": new_event_loop, "set_task_factory": set_task_factory,
-            "get_task_factory": get_task_factory, "create_task": create_task}
+    # each with its original's name, qualified name, docstring and (inspect.signature, through
+    # __wrapped__) signature, as the program would find them without loopscope
+    return {"new_event_loop": functools.wraps(orig_new_event_loop)(new_event_loop),
+            "set_task_factory": functools.wraps(orig_set)(set_task_factory),
+            "get_task_factory": functools.wraps(orig_get)(get_task_factory),
+            "create_task": functools.wraps(orig_create)(create_task)}
 
 
 def _patch(owner: Any, name: str, ours: Any) -> Any:

@@ -221,6 +221,28 @@ def test_what_a_module_took_from_asyncio_while_installed_works_after_uninstall()
     assert r.stdout.split() == ["True", "True", "_UnixSelectorEventLoop"], (r.stdout, r.stderr)
 
 
+def test_what_loopscope_put_into_asyncio_reads_as_asyncio_own():
+    """asyncio.new_event_loop and BaseEventLoop's set_task_factory, get_task_factory (and on 3.13.0
+    create_task), replaced while loopscope is installed, keep their originals' names, qualified
+    names, docstrings and signatures."""
+    script = textwrap.dedent("""
+        import asyncio, inspect, loopscope
+        def looks():
+            B = asyncio.BaseEventLoop
+            return [(f.__name__, f.__qualname__, f.__doc__, str(inspect.signature(f)))
+                    for f in (asyncio.new_event_loop, asyncio.events.new_event_loop, B.set_task_factory,
+                              B.get_task_factory, B.create_task)]
+        before = looks()
+        loopscope.install(server="http://127.0.0.1:9")
+        replaced = asyncio.BaseEventLoop.__dict__["set_task_factory"].__code__.co_filename
+        print(looks() == before, "loopscope" in replaced)
+        loopscope.uninstall(timeout=0)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "True"], (r.stdout, r.stderr)
+
+
 # ---- nothing added to the loop: virtual clocks, task factories ---------------------------------
 # (in this process: these cannot crash, they can only differ)
 
