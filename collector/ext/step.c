@@ -54,6 +54,7 @@ typedef struct {
 
 /* Puts the handle's context back in its slot if this still stands in for it. */
 LS_COLD static void rethrow_restore(rethrow_obj *r) {
+  if (!r->ctx) return; /* put back already: the handle (borrowed) may be gone since */
   PyObject **slot = (PyObject **)((char *)r->handle + hook.off_context);
   if (*slot != (PyObject *)r) return;
   *slot = r->ctx; /* the slot's reference, back */
