@@ -124,6 +124,7 @@ def test_step_in_progress_at_session_end_is_recorded(server, collector):
     reports its lateness."""
     collector(sample_rate_ms=10)
     BLOCKING_READS.clear()
+    began = time.perf_counter()  # the session was opened after this
     headers = asyncio.run(request(LoopscopeMiddleware(blocking_app), "/block"))
     done = time.perf_counter()  # the session was closed before this
     before, start, end = BLOCKING_READS
@@ -132,8 +133,10 @@ def test_step_in_progress_at_session_end_is_recorded(server, collector):
     data = server.session(sid)
     root = [t for t in data["tasks"] if t["coro"].endswith("LoopscopeMiddleware.__call__")]
     assert len(root) == 1
-    # the task's steps hold the 150 ms sleep and lie within what the program saw of the request
-    assert (end - start) * 1e9 <= root[0]["busy_ns"] <= (done - before) * 1e9, (root[0], BLOCKING_READS, done)
+    # the task's steps hold the 150 ms sleep and lie within the run: the middleware's own first
+    # step comes before the app's first clock read (fc74: 0.5 ms more than from that read to the
+    # end, beside a CPU hog), so the run's start, not that read, bounds them
+    assert (end - start) * 1e9 <= root[0]["busy_ns"] <= (done - began) * 1e9, (root[0], began, BLOCKING_READS, done)
     assert len(data["blocks"]) == 1
     block = data["blocks"][0]
     # the block is the last step: it holds the sleep and began after the 10 ms wait before it (a
