@@ -246,12 +246,10 @@ def _replacements(gen: int, orig_new_event_loop: Any, orig_set: Any, orig_get: A
             "create_task": functools.wraps(orig_create)(create_task)}
 
 
-def _patch(owner: Any, name: str, ours: Any) -> Any:
-    """owner.name = ours, noted for remove_hooks; answers what was there."""
-    original = getattr(owner, name)
+def _patch(owner: Any, name: str, ours: Any) -> None:
+    """owner.name = ours, noted (with what was there) for remove_hooks."""
+    _patched.append((owner, name, ours, getattr(owner, name)))
     setattr(owner, name, ours)
-    _patched.append((owner, name, ours, original))
-    return original
 
 
 async def _returns() -> None:
