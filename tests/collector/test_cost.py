@@ -1,12 +1,14 @@
 # test_cost.py — what the collector costs a program, asserted only where it is deterministic
 # (issue 15; the timings live in bench/overhead): on the steady-state request path the store
 # allocates nothing per step or per request once its chunks and sessions are recycled (the C
-# core's own counters), Python memory does not grow with requests (tracemalloc over 2,000 requests through the
-# middleware), and installed-but-disabled hooks nothing (task factory, loop methods, sys hooks).
+# core's own counters), Python memory does not grow with requests (tracemalloc over six segments
+# of 300 requests through the middleware, against the same program without loopscope), and
+# installed-but-disabled hooks nothing (task factory, loop methods, sys hooks).
 from __future__ import annotations
 
 import asyncio
 import gc
+import statistics
 import sys
 import threading
 import tracemalloc
@@ -84,25 +86,43 @@ def test_steady_state_store_allocates_nothing_per_step_or_request(collector):
     assert st2["dropped"] == 0
 
 
-def test_python_memory_does_not_grow_with_requests(collector):
-    collector(**QUIET)
-    app = make_app(12)
-    serve(app, 3)  # warm-up: caches (code objects, lines, names) filled
+def _growth_per_segment(app, segments: int, rounds: int) -> list[int]:
+    """Python memory left behind by each of `segments` runs of rounds x 100 requests, after a
+    warm-up (caches of code objects, lines and names filled), each read after a full collection."""
+    serve(app, 3)
     gc.collect()
     tracemalloc.start(1)
     try:
-        serve(app, 2)
+        serve(app, rounds)
         gc.collect()
         before, _ = tracemalloc.get_traced_memory()
-        serve(app, 20)  # 2,000 requests
-        gc.collect()
-        after, _ = tracemalloc.get_traced_memory()
+        growth = []
+        for _ in range(segments):
+            serve(app, rounds)
+            gc.collect()
+            after, _ = tracemalloc.get_traced_memory()
+            growth.append(after - before)
+            before = after
     finally:
         tracemalloc.stop()
-    # nothing kept per request: 2,000 requests may not leave even 8 bytes each behind (the smallest
-    # Python object is 16). What does not grow with requests measured 0.4-6.7 KB on 3.10, 3.12 and
-    # 3.13, the same after 1,000, 2,000 and 10,000 requests (10,000 took ~14 s per interpreter).
-    assert after - before < 16_000, after - before
+    return growth
+
+
+def test_python_memory_does_not_grow_with_requests(collector):
+    # The same program without loopscope installed (the middleware then runs the app untouched) is
+    # the baseline, measured first in the same process: CPython and asyncio themselves leave a
+    # little behind as they run (a steady 0.3-1 KB per 300 requests on 3.12, with or without
+    # loopscope), and now and then much more at once: a gc generation or an allocator arena filling
+    # at a different moment is a one-off step, 17.5 KB once in CI (fc77) where 2,000 requests
+    # usually read 2-6 KB. So the test compares medians of six segments of 300 requests each: a
+    # one-off step moves one segment and not the median, while anything kept per request moves every
+    # segment (one 16-byte object per request is 4.8 KB in each) and fails the bound of 8 bytes per
+    # request. The smallest Python object is 16 bytes.
+    app = make_app(12)
+    without = _growth_per_segment(app, 6, 3)
+    collector(**QUIET)
+    with_ls = _growth_per_segment(app, 6, 3)
+    assert statistics.median(with_ls) - statistics.median(without) < 8 * 300, (without, with_ls)
 
 
 def _hooks() -> dict:
