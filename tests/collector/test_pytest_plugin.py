@@ -147,7 +147,8 @@ def test_xdist_workers_record_their_own_sessions(pytester):
     out = r.parseoutcomes()
     assert out.get("passed", 0) + out.get("failed", 0) == 10 and not out.get("error"), out
     failed = [ln for ln in r.outlines if ln.startswith("FAILED ")]
-    assert any("::test_blocks " in ln for ln in failed) and any("::test_blocks_in_helper " in ln for ln in failed), failed
+    for name in ("test_blocks", "test_blocks_in_helper"):
+        assert any(f"::{name} " in ln for ln in failed), (name, failed)
     assert all(" - loopscope: the event loop was b" in ln for ln in failed), failed  # lines are cut short
     r.stdout.fnmatch_lines(["*loopscope: longest 10 blocks of the event loop*", "*test_mod.py:11 in test_blocks*"])
     props = list(_props(xml).values())
