@@ -9,6 +9,8 @@ Variants:
   full       nothing taken out (the same build, for a like-for-like row)
   hooks      the C Handle._run and the task factory only: no handle timed, no task registered
   timing     every handle timed (clock reads, heartbeat, lag), no task registered or recorded
+  no-factory as timing, and no task factory set on the loop either: against timing, what the
+             factory's own call costs (the most that seeing tasks without a factory could save)
   no-await   tasks recorded, but a step's await point is not read (every await says "yield")
   no-state   tasks recorded, but a finished task's _state and _exception are not asked
   no-store   everything but the store: events are built and dropped before they are written
@@ -23,6 +25,8 @@ VARIANTS = {
     "hooks": [("ext/step.c", "  return time_step(cb, run_handle, self, self);\n}",
                "  return call_orig_run(self); /* ablate */\n}"), NO_REGISTER],
     "timing": [NO_REGISTER],
+    "no-factory": [NO_REGISTER, ("loopscope/_state.py", "        set_raw(core.TaskFactory(current))\n",
+                                 "        pass  # ablate\n")],
     "no-await": [("ext/record.c", "  else await_capture(e, t1);",
                   "  else { (void)await_capture; e->awaiting = 1; e->await_t = rel(e->sess, t1); e->await_at = NULL;"
                   " e->await_line = 0; set_what_stable(e, \"yield\", 5); } /* ablate */")],

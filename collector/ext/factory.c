@@ -261,6 +261,25 @@ static LS_ALWAYS_INLINE int loop_steps_seen(PyObject *loop) {
   return steps_hooked(loop);
 }
 
+/* asyncio's BaseEventLoop.create_task drops its own line from a new task's _source_traceback (set
+ * in debug mode: where the task was made, shown when it is destroyed pending or its exception is
+ * never retrieved) when no factory is set, and not when one is. Standing in for "no factory",
+ * loopscope's does what create_task would have done: the list's last entry (create_task's line, the
+ * innermost Python frame when the C Task was made) goes, on asyncio's loops; uvloop's create_task
+ * keeps it. Outside debug mode the list is None: one call of the C getter per task. */
+LS_COLD static void source_traceback_drop_last(PyObject *tb, PyObject *loop) {
+  if (G.base_loop_type && PyObject_TypeCheck(loop, (PyTypeObject *)G.base_loop_type) && PyList_Check(tb) &&
+      PyList_GET_SIZE(tb) > 0 && PyList_SetSlice(tb, PyList_GET_SIZE(tb) - 1, PyList_GET_SIZE(tb), NULL) < 0)
+    PyErr_Clear();
+}
+
+static LS_ALWAYS_INLINE void source_traceback_as_create_task(PyObject *task, PyObject *loop) {
+  PyObject *tb = task_source_traceback(task);
+  if (!tb) { PyErr_Clear(); return; }
+  if (tb != Py_None) source_traceback_drop_last(tb, loop);
+  Py_DECREF(tb);
+}
+
 LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   size_t nargs = PyVectorcall_NARGS(nargsf);
   if (nargs != 2) {
@@ -296,6 +315,7 @@ LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *a
       task = task_plain(cls, loop, coro);
     }
     Py_DECREF(cls);
+    if (task) source_traceback_as_create_task(task, loop);
   }
   G.factory_depth--;
   cur_pop(saved_cur);

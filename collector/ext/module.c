@@ -393,6 +393,7 @@ PyMODINIT_FUNC PyInit__core(void) {
   INTERN(s_state_key, "loopscope_session");
   INTERN(s_response_start, "http.response.start");
   INTERN(s_get_coro, "get_coro");
+  INTERN(s_source_traceback, "_source_traceback");
   if (!(G.header_name = PyBytes_FromString("x-loopscope-session"))) return NULL;
   code_init();
   if (!(G.active = PyList_New(0))) return NULL;

@@ -137,7 +137,8 @@ typedef struct ls_module {
   PyObject *s_cr_await, *s_gi_yieldfrom, *s_cr_code, *s_gi_code, *s_cr_frame, *s_gi_frame,
       *s_state, *s_exception, *s_qualname, *s_name, *s_get_name, *s_cr_suspended, *s_loop,
       *s_call_at, *s_time, *s_get, *s_run, *s_call_soon, *s_type, *s_method, *s_path, *s_headers,
-      *s_websocket, *s_scope_state, *s_state_key, *s_response_start, *s_get_coro;
+      *s_websocket, *s_scope_state, *s_state_key, *s_response_start, *s_get_coro,
+      *s_source_traceback;
 } ls_module;
 
 extern ls_module G; /* defined in module.c */

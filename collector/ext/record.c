@@ -186,6 +186,8 @@ static struct {
   PyTypeObject *type; /* borrowed: module.c holds the task class (G.task_cls) */
   getter state, exception;
   void *state_closure, *exception_closure;
+  getter source_tb;   /* _source_traceback's (the factory reads it for every task it makes), or NULL */
+  void *source_tb_closure;
 } tget;
 
 /* The C function of cls's getset attribute name, or NULL. */
@@ -225,6 +227,12 @@ void record_learn(PyObject *task_cls, PyObject *sample) {
   tget.exception = ex;
   tget.state_closure = sc;
   tget.exception_closure = ec;
+  void *tc = NULL;
+  getter tb = getset_of(task_cls, G.s_source_traceback, &tc);
+  if (tb && getter_agrees(sample, G.s_source_traceback, tb, tc)) {
+    tget.source_tb = tb;
+    tget.source_tb_closure = tc;
+  }
 }
 
 int record_direct_getters(void) { return tget.type != NULL; }
@@ -234,6 +242,11 @@ static PyObject *task_attr(PyObject *task, int exception) {
   if (Py_TYPE(task) == tget.type)
     return exception ? tget.exception(task, tget.exception_closure) : tget.state(task, tget.state_closure);
   return PyObject_GetAttr(task, exception ? G.s_exception : G.s_state);
+}
+
+PyObject *task_source_traceback(PyObject *task) {
+  if (Py_TYPE(task) == tget.type && tget.source_tb) return tget.source_tb(task, tget.source_tb_closure);
+  return PyObject_GetAttr(task, G.s_source_traceback);
 }
 
 /* The exception of a finished task as "Type: message", without marking it retrieved. */

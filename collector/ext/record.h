@@ -24,6 +24,9 @@ void record_learn(PyObject *task_cls, PyObject *sample);
 int record_direct_getters(void);
 /* 0 pending, 1 finished ok or with an exception, 2 cancelled. */
 int task_state(PyObject *task);
+/* task._source_traceback (a list in asyncio's debug mode, else None): new reference, or NULL with
+ * an exception set. Through the learnt getter for the C Task, as task_state. */
+PyObject *task_source_traceback(PyObject *task);
 /* The end of e's task at t with state (task_state), then its entry goes. */
 void task_finish(task_entry *e, int state, uint64_t t);
 /* e's task ends at t for its session (it may still run): done with state (LS_S_*), the text of

@@ -138,8 +138,16 @@ LS_COLD static PyObject *run_in_other_context(PyObject *const *stack, size_t n) 
   return PyObject_VectorcallMethod(G.s_run, (PyObject **)stack, n, NULL);
 }
 
-LS_HOT static PyObject *call_orig_run(PyObject *handle) {
-  if (!hook.off_context) return PyObject_CallOneArg(hook.orig_run, handle);
+/* handle's callback in its context, as the original _run would run it; ts: this thread's state.
+ * The original _run itself runs while the thread has a trace or profile function set (a debugger
+ * such as pdb, cProfile, a tracing coverage tool) or tracks coroutine origins (what a loop in
+ * asyncio's debug mode sets while it runs, when tasks and handles record where they were made):
+ * then the frames such tools and debug mode's tracebacks see are the program's own, _run's among
+ * them, and speed does not matter. Otherwise the stack a callback sees has no frame for _run
+ * (collector/README.md, "Limits worth knowing"). */
+LS_HOT static PyObject *call_orig_run(PyObject *handle, PyThreadState *ts) {
+  if (!hook.off_context || ts->c_tracefunc || ts->c_profilefunc || ts->coroutine_origin_tracking_depth)
+    return PyObject_CallOneArg(hook.orig_run, handle);
   PyObject *ctx = *(PyObject **)((char *)handle + hook.off_context);
   PyObject *cb = *(PyObject **)((char *)handle + hook.off_callback);
   PyObject *args = *(PyObject **)((char *)handle + hook.off_args);
@@ -173,7 +181,7 @@ LS_HOT static PyObject *call_orig_run(PyObject *handle) {
   Py_RETURN_NONE;
 }
 
-LS_HOT static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)handle); }
+LS_HOT static PyObject *run_handle(void *handle) { return call_orig_run((PyObject *)handle, PyThreadState_Get()); }
 
 /* The end of an untimed step in which a session adopted the stepped task (session.c started the
  * heartbeat then, seq): the step from the adoption, its await point or end, and a block in it,
