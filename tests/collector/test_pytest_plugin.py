@@ -55,13 +55,17 @@ def run(pytester, *args: str):
                                          "-p", "no:hypothesispytest", *args, timeout=300)
 
 
-def run_with_stacks(pytester, *args: str):
+def run_with_stacks(pytester, *args: str, quiet: str = ""):
     """run(), again (at most 5 times) while a block came without its stack: the watchdog thread
     takes the stack during the block and may not get a core in time on a loaded machine (seen
-    once on 3.12 beside the suite's other lanes). The blocks themselves are always measured."""
+    once on 3.12 beside the suite's other lanes). The blocks themselves are always measured.
+    quiet: a test that only awaits, run again while it failed as blocked: on a loaded machine one
+    of its short steps can really be held past the threshold (fc78: 80 ms against 50, in the xdist
+    test), while a plugin that took awaits for blocks would fail it in every run."""
     for _ in range(5):
         r = run(pytester, *args)
-        if "(no stack" not in r.stdout.str():
+        out = r.stdout.str()
+        if "(no stack" not in out and not (quiet and f"FAILED test_mod.py::{quiet} " in out):
             break
     return r
 
@@ -75,7 +79,8 @@ def test_off_unless_asked(pytester):
 
 def test_fail_on_block_names_the_line(pytester):
     pytester.makepyfile(test_mod=TESTS)
-    r = run_with_stacks(pytester, "--loopscope-fail-on-block=50", "--loopscope-server=http://127.0.0.1:1")
+    r = run_with_stacks(pytester, "--loopscope-fail-on-block=50", "--loopscope-server=http://127.0.0.1:1",
+                        quiet="test_awaits")
     r.assert_outcomes(passed=2, failed=2)
     out = r.stdout.str()
     m = re.search(r"_+ test_blocks _+\nloopscope: the event loop was blocked for ([0-9.]+) ms "
