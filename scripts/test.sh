@@ -116,6 +116,10 @@ chain_browser() {
     while [ ! -e "$newest_installed" ] && [ ! -e "$BG/collector.done" ]; do sleep 1; done
     step "page in headless Chromium"   scripts/test-web.sh
   fi
+  # the collector's suite once more against an ASan+UBSan build of its C extension, on the newest
+  # host CPython: after the page's wait, so that venv's own install is done before it starts
+  while [ ! -e "$newest_installed" ] && [ ! -e "$BG/collector.done" ]; do sleep 1; done
+  step "collector under ASan+UBSan (newest host CPython)" scripts/test-collector-asan.sh
 }
 in_background c_suites chain_c_suites
 in_background browser chain_browser
