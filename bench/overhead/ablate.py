@@ -23,7 +23,7 @@ NO_REGISTER = ("ext/factory.c", "  uint64_t t0 = 0, parent = 0;\n",
 VARIANTS = {
     "full": [],
     "hooks": [("ext/step.c", "  return time_step(cb, run_handle, self, self);\n}",
-               "  return call_orig_run(self); /* ablate */\n}"), NO_REGISTER],
+               "  return call_orig_run(self, PyThreadState_GET()); /* ablate */\n}"), NO_REGISTER],
     "timing": [NO_REGISTER],
     "no-factory": [NO_REGISTER, ("loopscope/_state.py", "        set_raw(core.TaskFactory(current))\n",
                                  "        pass  # ablate\n")],
