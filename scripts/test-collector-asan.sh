@@ -8,9 +8,13 @@
 #   scripts/test-collector-asan.sh [VENV] [-- PYTEST ARGS]
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CALLER="$PWD"
 cd "$ROOT"
 venv="$(tail -n1 .venvs/list)"
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then venv="$1"; shift; fi
+# a relative VENV is the caller's; the build below runs in its own directory
+case "$venv" in /*) ;; *) venv="$CALLER/$venv" ;; esac
+[ -x "$venv/bin/python" ] || { echo "test-collector-asan: no $venv/bin/python"; exit 1; }
 [ "${1:-}" = "--" ] && shift
 export LOOPSCOPE_SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
 [ -x "$LOOPSCOPE_SERVER_BIN" ] || { echo "test-collector-asan: no server at $LOOPSCOPE_SERVER_BIN (build it first)"; exit 1; }
