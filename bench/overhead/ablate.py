@@ -14,6 +14,8 @@ Variants:
   no-await   tasks recorded, but a step's await point is not read (every await says "yield")
   no-state   tasks recorded, but a finished task's _state and _exception are not asked
   no-store   everything but the store: events are built and dropped before they are written
+  no-record  every handle timed and its task looked up (tasks registered as in full), but no step,
+             await or end recorded: the most a recorder that writes less per step could save
 """
 import os
 import sys
@@ -40,6 +42,11 @@ VARIANTS = {
                   "  if (s) return LSC_OK; /* ablate */\n"),
                  ("src/lscollector.c", "                  ls_str func) {\n",
                   "                  ls_str func) {\n  if (s) return LSC_OK; /* ablate */\n")],
+    "no-record": [("ext/step.h", "  task_entry *e = task ? tab_find(task) : NULL;\n",
+                   "  task_entry *e = task ? tab_find(task) : NULL;\n"
+                   "  if (e) { __asm__ volatile(\"\" : : \"r\"(e)); e = NULL; } /* ablate: the lookup kept */\n"),
+                  ("ext/step.h", "  } else if (task && G.tab_len && (e = tab_find(task)) && session_live(e->sess)) {",
+                   "  } else if (0) { /* ablate */")],
 }
 
 

@@ -3,7 +3,8 @@
 # out (`ab.sh ... ablate:VARIANT`); when the code they patch moves or a signature changes, a timing
 # run stops after minutes of building (a9482d0: `hooks` called call_orig_run with one argument
 # after e692ee6 gave it two). Here each variant is applied to a copy of collector/ and every file
-# it changes is checked: C with this interpreter's headers and the extension's own warning flags
+# it changes is checked: C (a changed header: every source beside it that includes it) with this
+# interpreter's headers and the extension's own warning flags
 # (-fsyntax-only: seconds, not a build), Python by compiling it.
 from __future__ import annotations
 
@@ -61,10 +62,17 @@ def test_variant_applies_and_compiles(variant, pristine, tmp_path):
     if platinclude:
         includes.append(f"-I{platinclude}")
     cc = os.environ.get("CC", "cc")
+    sources = set()
     for rel in changed:
         path = tree / rel
         if rel.endswith(".c"):
-            res = subprocess.run([cc, *CFLAGS, *includes, str(path)], capture_output=True, text=True)
-            assert res.returncode == 0, f"{variant}: {rel} does not compile:\n{res.stderr}"
+            sources.add(path)
+        elif rel.endswith(".h"):  # every source that includes it, in the same directory
+            users = {c for c in path.parent.glob("*.c") if f'#include "{path.name}"' in c.read_text()}
+            assert users, f"{variant}: nothing includes {rel}"
+            sources |= users
         else:
             compile(path.read_text(), str(path), "exec")
+    for path in sorted(sources):
+        res = subprocess.run([cc, *CFLAGS, *includes, str(path)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{variant}: {path.relative_to(tree)} does not compile:\n{res.stderr}"
