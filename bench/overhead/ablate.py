@@ -16,10 +16,19 @@ Variants:
   no-store   everything but the store: events are built and dropped before they are written
   no-record  every handle timed and its task looked up (tasks registered as in full), but no step,
              await or end recorded: the most a recorder that writes less per step could save
+  hooks-no-run         as hooks, and Handle._run left asyncio's own (not patched at all)
+  hooks-no-factory     as hooks, and no task factory set on the loop
+  hooks-no-middleware  as hooks, and LoopscopeMiddleware passes every request straight through
+                       (no session, no request object): with the two above, hooks taken apart
 """
 import os
 import sys
 
+NO_RUN = ("loopscope/_state.py", "    core.patch_handle(asyncio.events.Handle, task_types(), callback_samples())\n",
+          "    pass  # ablate\n")
+NO_FACTORY = ("loopscope/_state.py", "        set_raw(core.TaskFactory(current))\n", "        pass  # ablate\n")
+NO_MIDDLEWARE = ("loopscope/asgi.py", "        if core is None or scope[\"type\"] not in _RECORDED:\n",
+                 "        if True:  # ablate\n")
 NO_REGISTER = ("ext/factory.c", "  uint64_t t0 = 0, parent = 0;\n",
                "  uint64_t t0 = 0, parent = 0;\n  if (s) { Py_DECREF(s); s = NULL; } /* ablate */\n")
 VARIANTS = {
@@ -27,8 +36,7 @@ VARIANTS = {
     "hooks": [("ext/step.c", "  return time_step(cb, run_handle, self, self);\n}",
                "  return call_orig_run(self, PyThreadState_GET()); /* ablate */\n}"), NO_REGISTER],
     "timing": [NO_REGISTER],
-    "no-factory": [NO_REGISTER, ("loopscope/_state.py", "        set_raw(core.TaskFactory(current))\n",
-                                 "        pass  # ablate\n")],
+    "no-factory": [NO_REGISTER, NO_FACTORY],
     "no-await": [("ext/record.c", "  else await_capture(e, t1);",
                   "  else { (void)await_capture; e->awaiting = 1; e->await_t = rel(e->sess, t1); e->await_at = NULL;"
                   " e->await_line = 0; set_what_stable(e, \"yield\", 5); } /* ablate */")],
@@ -48,6 +56,9 @@ VARIANTS = {
                   ("ext/step.h", "  } else if (task && G.tab_len && (e = tab_find(task)) && session_live(e->sess)) {",
                    "  } else if (0) { /* ablate */")],
 }
+VARIANTS["hooks-no-run"] = VARIANTS["hooks"] + [NO_RUN]
+VARIANTS["hooks-no-factory"] = VARIANTS["hooks"] + [NO_FACTORY]
+VARIANTS["hooks-no-middleware"] = VARIANTS["hooks"] + [NO_MIDDLEWARE]
 
 
 def main() -> int:

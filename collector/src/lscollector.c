@@ -199,9 +199,19 @@ void ls_store_prune(ls_collector *c, ls_session *s) {
   }
 }
 
-/* The slow path of ls_emit: the current chunk has no room (or there is none). A new chunk is
- * linked in and becomes the writer's; the session joins the ready queue. */
-static int emit_new_chunk(ls_session *s, const ls_event *ev, size_t bound) {
+/* The slow path of every ls_emit*: the current chunk has no room (or there is none). A new chunk
+ * is linked in and becomes the writer's; the session joins the ready queue. The record is written
+ * into the new chunk under the mutex, before the session is queued (the sender never finds it
+ * queued with nothing to take): by ls_record_write for ev, or, when ev is NULL, by
+ * ls_record_write_task for the task record in *task (a default name stays a number: formatting
+ * it here for ls_record_write to parse back was ~800 instructions and snprintf's code in the
+ * instruction cache on every web request, whose session's first record always lands here). */
+typedef struct task_rec {
+  uint64_t id, parent, t, num;
+  ls_str name, coro;
+} task_rec;
+
+static int emit_new_chunk_rec(ls_session *s, const ls_event *ev, const task_rec *task, size_t bound) {
   ls_collector *c = s->c;
   int rc = LSC_OK;
   pthread_mutex_lock(&c->mu);
@@ -212,7 +222,9 @@ static int emit_new_chunk(ls_session *s, const ls_event *ev, size_t bound) {
   if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LSC_EFULL; goto drop; }
   chunk *n = chunk_take(c, cap);
   if (!n) { rc = LSC_ENOMEM; goto drop; }
-  size_t size = ls_record_write(n->data, ev, &s->ws);
+  size_t size = ev ? ls_record_write(n->data, ev, &s->ws)
+                   : ls_record_write_task(n->data, task->id, task->parent, task->t, task->name, task->num,
+                                          task->coro, &s->ws);
   atomic_store_explicit(&n->pub, PUB_ONE(size), memory_order_release);
   if (s->tail) s->tail->next = n; else s->head = n;
   s->tail = s->w = n;
@@ -235,6 +247,10 @@ drop:
 out:
   pthread_mutex_unlock(&c->mu);
   return rc;
+}
+
+static int emit_new_chunk(ls_session *s, const ls_event *ev, size_t bound) {
+  return emit_new_chunk_rec(s, ev, NULL, bound);
 }
 
 /* Forced: at -Os (collector/setup.py) a helper called from three places would stay a call. */
@@ -295,14 +311,11 @@ int ls_emit_await(ls_session *s, uint64_t id, uint64_t t, uint64_t d, int32_t li
   return emit_new_chunk(s, &ev, bound);
 }
 
-/* ls_emit_task's slow path, out of its way: the event's name as text (a default name formatted:
- * ls_record_write finds its number again). */
+/* ls_emit_task's slow path, out of its way (a request's session's first record: every request). */
 STORE_COLD static int emit_task_new_chunk(ls_session *s, uint64_t id, uint64_t parent, uint64_t t, ls_str name,
                                           uint64_t num, ls_str coro) {
-  char def[32];
-  if (!name.p) name = (ls_str){def, (size_t)snprintf(def, sizeof def, "Task-%llu", (unsigned long long)num), 0};
-  ls_event ev = {.kind = LS_K_TASK, .id = id, .parent = parent, .t = t, .name = name, .coro = coro};
-  return emit_new_chunk(s, &ev, ls_task_bound(name, coro));
+  task_rec task = {.id = id, .parent = parent, .t = t, .num = num, .name = name, .coro = coro};
+  return emit_new_chunk_rec(s, NULL, &task, ls_task_bound(name, coro));
 }
 
 int ls_emit_task(ls_session *s, uint64_t id, uint64_t parent, uint64_t t, ls_str name, uint64_t num, ls_str coro) {
