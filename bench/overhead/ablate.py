@@ -20,6 +20,9 @@ Variants:
   hooks-no-factory     as hooks, and no task factory set on the loop
   hooks-no-middleware  as hooks, and LoopscopeMiddleware passes every request straight through
                        (no session, no request object): with the two above, hooks taken apart
+  hooks-no-ctxvar      as hooks, and a request's session is not made the context's session
+  hooks-no-adopt       as hooks, and a request's task is not adopted as its session's root: with
+                       the one above, parts of the session's open and close priced in place
 """
 import os
 import sys
@@ -29,6 +32,10 @@ NO_RUN = ("loopscope/_state.py", "    core.patch_handle(asyncio.events.Handle, t
 NO_FACTORY = ("loopscope/_state.py", "        set_raw(core.TaskFactory(current))\n", "        pass  # ablate\n")
 NO_MIDDLEWARE = ("loopscope/asgi.py", "        if core is None or scope[\"type\"] not in _RECORDED:\n",
                  "        if True:  # ablate\n")
+NO_CTXVAR = ("ext/request.c", "  if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;\n",
+             "  req->token = NULL; /* ablate */\n")
+NO_ADOPT = ("ext/request.c", "  if (session_enter_loop(req->sess, loop, 1)) goto fail;\n",
+            "  if (session_enter_loop(req->sess, loop, 0)) goto fail; /* ablate */\n")
 NO_REGISTER = ("ext/factory.c", "  uint64_t t0 = 0, parent = 0;\n",
                "  uint64_t t0 = 0, parent = 0;\n  if (s) { Py_DECREF(s); s = NULL; } /* ablate */\n")
 VARIANTS = {
@@ -59,6 +66,8 @@ VARIANTS = {
 VARIANTS["hooks-no-run"] = VARIANTS["hooks"] + [NO_RUN]
 VARIANTS["hooks-no-factory"] = VARIANTS["hooks"] + [NO_FACTORY]
 VARIANTS["hooks-no-middleware"] = VARIANTS["hooks"] + [NO_MIDDLEWARE]
+VARIANTS["hooks-no-ctxvar"] = VARIANTS["hooks"] + [NO_CTXVAR]
+VARIANTS["hooks-no-adopt"] = VARIANTS["hooks"] + [NO_ADOPT]
 
 
 def main() -> int:

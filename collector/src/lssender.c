@@ -136,10 +136,10 @@ static void put_meta(ls_buf *body, const ls_collector *c, const part *p, uint64_
 
 /* Appends p's batch to body (mu free): the v1 JSON of what p took, stopping once body holds
  * BATCH_JSON_MAX bytes (having taken one record at least): the rest of the snapshot is given
- * back, snap lowered to what went in. */
-static void encode_part(ls_buf *body, const ls_collector *c, part *p) {
+ * back, snap lowered to what went in. pid: this process's (send_group asks once per POST, not a
+ * system call per session). */
+static void encode_part(ls_buf *body, const ls_collector *c, part *p, uint64_t pid) {
   ls_session *s = p->s;
-  uint64_t pid = (uint64_t)getpid();
   p->off = body->len;
   ls_buf_puts(body, "{\"v\":1,\"batch\":\"b-");
   ls_buf_u64(body, pid);
@@ -332,6 +332,7 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
   ls_buf body;
   ls_buf_init(&body, BATCH_JSON_MAX + BATCH_JSON_SLACK);
   ls_buf_puts(&body, "{\"v\":1,\"batches\":[");
+  uint64_t pid = (uint64_t)getpid();
   size_t nenc = 0;
   for (size_t i = 0; i < n; i++) {
     if (nenc && body.len >= BATCH_JSON_MAX) {
@@ -339,7 +340,7 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
       continue;
     }
     if (nenc) ls_buf_puts(&body, ",");
-    encode_part(&body, c, &parts[i]);
+    encode_part(&body, c, &parts[i], pid);
     nenc++;
   }
   ls_buf_puts(&body, "]}");
