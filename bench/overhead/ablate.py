@@ -23,6 +23,9 @@ Variants:
   hooks-no-ctxvar      as hooks, and a request's session is not made the context's session
   hooks-no-adopt       as hooks, and a request's task is not adopted as its session's root: with
                        the one above, parts of the session's open and close priced in place
+  hooks-no-session     as hooks, and request_open makes the Request object and nothing else (no
+                       session, no state entry, no header): what any design that keeps the
+                       middleware and its C stand-in for send would still pay
 """
 import os
 import sys
@@ -36,6 +39,8 @@ NO_CTXVAR = ("ext/request.c", "  if (!(req->token = PyContextVar_Set(G.session_v
              "  req->token = NULL; /* ablate */\n")
 NO_ADOPT = ("ext/request.c", "  if (session_enter_loop(req->sess, loop, 1)) goto fail;\n",
             "  if (session_enter_loop(req->sess, loop, 0)) goto fail; /* ablate */\n")
+NO_SESSION = ("ext/request.c", "  PyObject_GC_Track(req);\n",
+              "  PyObject_GC_Track(req);\n  if (req) { Py_DECREF(loop); return (PyObject *)req; } /* ablate */\n")
 NO_REGISTER = ("ext/factory.c", "  uint64_t t0 = 0, parent = 0;\n",
                "  uint64_t t0 = 0, parent = 0;\n  if (s) { Py_DECREF(s); s = NULL; } /* ablate */\n")
 VARIANTS = {
@@ -68,6 +73,7 @@ VARIANTS["hooks-no-factory"] = VARIANTS["hooks"] + [NO_FACTORY]
 VARIANTS["hooks-no-middleware"] = VARIANTS["hooks"] + [NO_MIDDLEWARE]
 VARIANTS["hooks-no-ctxvar"] = VARIANTS["hooks"] + [NO_CTXVAR]
 VARIANTS["hooks-no-adopt"] = VARIANTS["hooks"] + [NO_ADOPT]
+VARIANTS["hooks-no-session"] = VARIANTS["hooks"] + [NO_SESSION]
 
 
 def main() -> int:
