@@ -50,17 +50,32 @@ def nowhere() -> str:
     return f"http://127.0.0.1:{free_port()}"  # nothing listens there
 
 
+NO_STACK = "(the watchdog could not take the stack)"
+
+
+def listed_blocks(err: str) -> list[tuple[float, str]]:
+    """The blocks the summary lists after "longest:", as (ms, where) in its order."""
+    assert "longest:\n" in err, err
+    listing = err.split("longest:\n", 1)[1].split("await hot spots", 1)[0]
+    return [(float(v) * (1000 if unit == "s" else 1), where)
+            for v, unit, where in re.findall(r"^\s+([0-9.]+) (ms|s)  (.+)$", listing, re.M)]
+
+
 def check_summary(p: subprocess.CompletedProcess, script: str, shift: int = 0) -> None:
+    """The sleep's block is listed, named by its line and source (or, when the watchdog did not get
+    the GIL before it ended, unnamed), at least as long as the program measured it. On a quiet
+    machine it is the only block; on a loaded one other steps the machine really held past the
+    50 ms threshold may be listed too, even before it (fc92: a fetch step held 121.2 ms under
+    coverage beside a CPU hog), but none shorter than the threshold."""
     err = p.stderr
     slept = float(re.search(r"SLEPT ([0-9.]+)", p.stdout).group(1))
     assert "tasks: 51, at most 51 at once" in err, err
-    m = re.search(r"longest:\n\s+([0-9.]+) ms  (\S+) in main\n\s+time\.sleep\(0\.12\)", err)
-    if m is None:  # a loaded machine: the watchdog may not get the GIL before the block ends
-        m = re.search(r"longest:\n\s+([0-9.]+) ms  \(the watchdog could not take the stack\)", err)
-        assert m, err
-    else:
-        assert m.group(2) == f"{script}:{BLOCK_LINE + shift}"
-    assert float(m.group(1)) >= slept * 1000 - 0.05  # printed with one decimal
+    blocks = listed_blocks(err)
+    sleep_at = f"{script}:{BLOCK_LINE + shift} in main"
+    assert any(d >= slept * 1000 - 0.05 for d, where in blocks if where in (sleep_at, NO_STACK)), err  # one decimal
+    if any(where == sleep_at for _, where in blocks):
+        assert re.search(rf"{re.escape(sleep_at)}\n\s+time\.sleep\(0\.12\)", err), err
+    assert all(d >= 50 for d, _ in blocks), err
     assert re.search(rf"50x\s+max\s+[0-9.]+ ms\s+{re.escape(script)}:{4 + shift} in fetch: sleep", err), err
     assert ", 0 dropped" in err
 
