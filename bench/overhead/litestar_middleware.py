@@ -42,6 +42,21 @@ class StateAndSend(Passthrough):
         await self.app(scope, receive, wrapped)
 
 
+def time_in_turns(modes: dict, reps: int, before_run=None) -> dict:
+    """Each mode's app runs bench.py's Litestar loop once a rep, the modes in turns (reversed every
+    other rep); before_run() (if given) before each run. {mode: [loop-thread CPU seconds a run]}."""
+    res = {m: [] for m in modes}
+    for rep in range(reps):
+        for m in (list(modes) if rep % 2 == 0 else list(reversed(modes))):
+            bench.LITESTAR_APP = modes[m]
+            if before_run:
+                before_run()
+            t0 = time.thread_time()
+            asyncio.run(bench.litestar_loop())
+            res[m].append(time.thread_time() - t0)
+    return res
+
+
 def main() -> int:
     app = bench.make_litestar()
     if app is None:
@@ -51,13 +66,7 @@ def main() -> int:
     modes = {"plain": inner, "passthrough": Passthrough(inner), "state": StateOnly(inner),
              "state+send": StateAndSend(inner)}
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 15
-    res = {m: [] for m in modes}
-    for rep in range(reps):
-        for m in (list(modes) if rep % 2 == 0 else list(reversed(modes))):
-            bench.LITESTAR_APP = modes[m]
-            t0 = time.thread_time()
-            asyncio.run(bench.litestar_loop())
-            res[m].append(time.thread_time() - t0)
+    res = time_in_turns(modes, reps)
     base = statistics.median(res["plain"])
     print(f"Python {sys.version.split()[0]}, {reps} reps, {bench.REQUESTS} requests a run, loop-thread CPU")
     for m, v in res.items():

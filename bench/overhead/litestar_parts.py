@@ -26,22 +26,14 @@ import contextvars
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the Litestar app and its request loop)
 import loopscope  # noqa: E402
+from litestar_middleware import Passthrough as Pass, time_in_turns  # noqa: E402
 from loopscope import _state  # noqa: E402
 
 CV: contextvars.ContextVar = contextvars.ContextVar("litestar_parts")
-
-
-class Pass:
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.app(scope, receive, send)
 
 
 class CtxVar(Pass):
@@ -101,15 +93,7 @@ def main() -> int:
     for app in modes.values():  # warm-up: imports, caches, the store's chunks
         bench.LITESTAR_APP = app
         asyncio.run(bench.litestar_loop())
-    res: dict[str, list[float]] = {m: [] for m in modes}
-    for rep in range(args.reps):
-        order = list(modes) if rep % 2 == 0 else list(reversed(modes))
-        for m in order:
-            bench.LITESTAR_APP = modes[m]
-            loopscope.flush()  # the sender idle when the run starts, as bench.py has it
-            t0 = time.thread_time()
-            asyncio.run(bench.litestar_loop())
-            res[m].append(time.thread_time() - t0)
+    res = time_in_turns(modes, args.reps, before_run=loopscope.flush)  # the sender idle at each start
     base = res["plain"]
     print(f"{sys.version.split()[0]}  Litestar, {bench.REQUESTS} requests a run, {args.reps} reps, loop-thread CPU")
     for m, v in res.items():
