@@ -18,7 +18,7 @@ failed=()
 
 copy_collector() { # copy_collector DEST: a clean copy of collector/ sources
   rm -rf "$1" && mkdir -p "$1"
-  cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in "$1"/
+  cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in collector/pgo_train.py "$1"/
   find "$1" -name __pycache__ -prune -exec rm -rf {} +
 }
 
@@ -98,6 +98,12 @@ run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output 
       cat "$dir.build.log"; echo "build $ver" > "$WORK/$name.failed"; return
     fi
     touch "$WORK/$name.installed" # for scripts/test.sh: this venv's loopscope is in place for good
+    # setup.py falls back to a plain build rather than fail a user's install; ours must be the
+    # profile-guided one users get (pip -q hides its warning: the module says how it was built)
+    if ! (cd / && "${run[@]}" "$venv/bin/python" -c 'import loopscope._core as c, sys; sys.exit(c.BUILD != "pgo")'); then
+      echo "--- Python $ver: loopscope._core is not the profile-guided build (pip install -v $dir says why)"
+      echo "pgo $ver" > "$WORK/$name.failed"; return
+    fi
     if [ "$where:$venv" = "host:$COV_VENV" ]; then
       coverage_suite "$venv" "$WORK/$name.failed"
     elif ! (cd tests/collector && "${run[@]}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .); then

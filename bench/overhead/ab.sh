@@ -6,8 +6,9 @@
 # drift falls on all alike. abstat.py then prints, per build, the paired median of on/off over
 # every rep of every round with a bootstrap 95% interval, beside the A/A control's. No asserts.
 #   bench/overhead/ab.sh [--reps N] [--rounds R] [--only WORKLOAD] [--pin CPU] PYTHON REV_A REV_B [REV ...]
-# REV: a git revision, `worktree` (the files as they are), or `ablate:VARIANT`, the work tree with
-# one part of the collector taken out (ablate.py; what each part costs, not a build to use).
+# REV: a git revision, `worktree` (the files as they are), `ablate:VARIANT`, the work tree with
+# one part of the collector taken out (ablate.py; what each part costs, not a build to use), or
+# `dir:PATH`, a copy of collector/ built in place already (other flags, a PGO build: pgo.sh).
 # PYTHON: a venv's python where bench.py's imports work (.venvs/py3.X/bin/python; one under
 # .venvs-sid runs inside the sid root). Defaults: 20 reps, 4 rounds, async_tree. --pin: bench.py's,
 # the loop thread on CPU during each timed run (the server and the collector's threads stay free).
@@ -41,10 +42,18 @@ SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
 # build REV NAME: the collector of REV in build-collector/ab-NAME, built in place
 build() {
   local rev="$1" dir="$ROOT/build-collector/ab-$2" src
-  rm -rf "$dir" && mkdir -p "$dir"
+  rm -rf "$dir"
+  if [ "${rev#dir:}" != "$rev" ]; then  # built already (other flags, a PGO build): used as it is
+    src="${rev#dir:}"; case "$src" in /*) ;; *) src="$CALLER/$src" ;; esac
+    ls "$src"/loopscope/_core*.so >/dev/null 2>&1 || { echo "ab.sh: no loopscope/_core*.so in $src" >&2; exit 2; }
+    ln -s "$src" "$dir"
+    echo "ab.sh: $2 = $src (built already)" >&2
+    return
+  fi
+  mkdir -p "$dir"
   if [ "$rev" = worktree ] || [ "${rev#ablate:}" != "$rev" ]; then
     cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py \
-      collector/pyproject.toml collector/MANIFEST.in "$dir"/
+      collector/pyproject.toml collector/MANIFEST.in collector/pgo_train.py "$dir"/
     if [ "${rev#ablate:}" != "$rev" ]; then
       python3 bench/overhead/ablate.py "${rev#ablate:}" "$dir" || exit 2
     fi

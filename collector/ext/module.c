@@ -411,5 +411,12 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_DECREF(m);
     return NULL;
   }
+  /* how setup.py built this module: "pgo" (from pgo_train.py's profile) or "plain" (it fell back,
+   * or was asked to: LOOPSCOPE_PGO=0, coverage, sanitizers); the project's CI asks for "pgo" */
+#ifdef LS_BUILD_PGO
+  if (PyModule_AddStringConstant(m, "BUILD", "pgo")) { Py_DECREF(m); return NULL; }
+#else
+  if (PyModule_AddStringConstant(m, "BUILD", "plain")) { Py_DECREF(m); return NULL; }
+#endif
   return m;
 }

@@ -137,8 +137,11 @@ def test_step_in_progress_at_session_end_is_recorded(server, collector):
     # step comes before the app's first clock read (fc74: 0.5 ms more than from that read to the
     # end, beside a CPU hog), so the run's start, not that read, bounds them
     assert (end - start) * 1e9 <= root[0]["busy_ns"] <= (done - began) * 1e9, (root[0], began, BLOCKING_READS, done)
-    assert len(data["blocks"]) == 1
-    block = data["blocks"][0]
+    # one block holds the 150 ms sleep; a loaded machine may add shorter ones (fc88, fc92: a
+    # test asking for exactly one block, or for an order of blocks, fails beside a CPU hog)
+    held = [b for b in data["blocks"] if b["d"] >= 150_000_000]
+    assert len(held) == 1, data["blocks"]
+    block = held[0]
     # the block is the last step: it holds the sleep and began after the 10 ms wait before it (a
     # block timed from the wrong start, or missing its end at the session's close, fails here)
     assert block["task"] == root[0]["id"] and block["d"] >= max(150_000_000, (end - start) * 1e9), block
