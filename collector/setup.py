@@ -7,11 +7,11 @@
 # Profile-guided by default: _core is built instrumented, pgo_train.py runs the collector's hot
 # paths once (about a second), and _core is built again at -O2 from that profile, the code the
 # training never ran kept apart from the code it ran. Measured on CPython 3.13 (AMD EPYC, 512 KiB
-# L2): the light request loop 1.040-1.056x against -Os's 1.078-1.106x; a plain -O2 build 1.077x
-# (bench/overhead/README.md, 2026-12-06). Anything that fails on the way (a compiler without
-# gcc's profile flags, a training run that cannot start, a cross build) falls back to the plain
-# -Os build with a warning: an install never fails for it. LOOPSCOPE_PGO=0 builds plain at once;
-# coverage and sanitizer builds are always plain.
+# L2): the light request loop 1.052x loop-thread CPU against the -Os build's 1.095x in the same
+# run; a plain -O2 build gains ~1 point of that (bench/overhead/README.md, 2026-12-06). Anything
+# that fails on the way (a compiler without gcc's profile flags, a training run that cannot start,
+# a cross build) falls back to the plain -Os build with a warning: an install never fails for it.
+# LOOPSCOPE_PGO=0 builds plain at once; coverage and sanitizer builds are always plain.
 import os
 import shutil
 import subprocess
@@ -64,7 +64,7 @@ class PgoBuildExt(build_ext):
     def build_extension(self, ext):
         if not PGO or not os.path.isfile(TRAIN):
             return super().build_extension(ext)
-        plain = (list(ext.extra_compile_args), list(ext.extra_link_args))
+        plain = (list(ext.extra_compile_args), list(ext.extra_link_args), list(ext.define_macros))
         prof = tempfile.mkdtemp(prefix="loopscope-pgo-")
         try:
             why = self._pgo(ext, prof, plain)
@@ -75,7 +75,7 @@ class PgoBuildExt(build_ext):
         if why is None:
             return None
         print(f"loopscope: profile-guided build skipped ({why}); building without it", file=sys.stderr)
-        ext.extra_compile_args, ext.extra_link_args = list(plain[0]), list(plain[1])
+        ext.extra_compile_args, ext.extra_link_args, ext.define_macros = (list(v) for v in plain)
         self._rebuild(ext)
         return None
 
@@ -104,13 +104,8 @@ class PgoBuildExt(build_ext):
         ext.extra_compile_args = opt + [f"-fprofile-use={prof}", "-fprofile-partial-training",
                                         "-Wno-missing-profile"]
         ext.extra_link_args = list(plain[1])
-        macros = list(ext.define_macros)
-        ext.define_macros = macros + [("LS_BUILD_PGO", "1")]  # loopscope._core.BUILD == "pgo"
-        try:
-            self._rebuild(ext)
-        except BaseException:
-            ext.define_macros = macros
-            raise
+        ext.define_macros = plain[2] + [("LS_BUILD_PGO", "1")]  # loopscope._core.BUILD == "pgo"
+        self._rebuild(ext)
         return None
 
     @staticmethod

@@ -19,9 +19,7 @@ case "$venv" in /*) ;; *) venv="$CALLER/$venv" ;; esac
 export LOOPSCOPE_SERVER_BIN="${LOOPSCOPE_SERVER_BIN:-$ROOT/build/server/loopscope-server}"
 [ -x "$LOOPSCOPE_SERVER_BIN" ] || { echo "test-collector-asan: no server at $LOOPSCOPE_SERVER_BIN (build it first)"; exit 1; }
 dir="$ROOT/build-collector/asan-$(basename "$venv")"
-rm -rf "$dir" && mkdir -p "$dir"
-cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml "$dir"/
-find "$dir" -name __pycache__ -prune -exec rm -rf {} +
+"$ROOT/scripts/copy-collector.sh" "$dir"
 echo "--- building the extension with ASan+UBSan ($("$venv/bin/python" -V))"
 (cd "$dir" && LOOPSCOPE_SANITIZE=1 LOOPSCOPE_WERROR=1 "$venv/bin/python" setup.py -q build_ext --inplace \
    >"$dir.build.log" 2>&1) || { cat "$dir.build.log"; exit 1; }

@@ -17,9 +17,7 @@ mkdir -p "$WORK" artifacts
 failed=()
 
 copy_collector() { # copy_collector DEST: a clean copy of collector/ sources
-  rm -rf "$1" && mkdir -p "$1"
-  cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in collector/pgo_train.py "$1"/
-  find "$1" -name __pycache__ -prune -exec rm -rf {} +
+  "$ROOT/scripts/copy-collector.sh" "$1"
 }
 
 # Our own builds fail on any compiler warning (setup.py adds -Werror only when asked: never in a

@@ -24,9 +24,7 @@ while read -r venv; do
   "$venv/bin/python" -c 1 2>/dev/null || { echo "--- $venv: cannot run it"; failed+=("$venv"); continue; }
   echo "--- $name ($("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])'))"
   dir="$WORK/$name"
-  rm -rf "$dir" && mkdir -p "$dir"
-  cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in collector/pgo_train.py "$dir"/
-  find "$dir" -name __pycache__ -prune -exec rm -rf {} +
+  scripts/copy-collector.sh "$dir"
   if ! "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
     cat "$dir.build.log"; failed+=("build $name"); continue
   fi

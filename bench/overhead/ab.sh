@@ -8,7 +8,7 @@
 #   bench/overhead/ab.sh [--reps N] [--rounds R] [--only WORKLOAD] [--pin CPU] PYTHON REV_A REV_B [REV ...]
 # REV: a git revision, `worktree` (the files as they are), `ablate:VARIANT`, the work tree with
 # one part of the collector taken out (ablate.py; what each part costs, not a build to use), or
-# `dir:PATH`, a copy of collector/ built in place already (other flags, a PGO build: pgo.sh).
+# `dir:PATH`, a copy of collector/ built in place already (other flags, LOOPSCOPE_PGO=0).
 # PYTHON: a venv's python where bench.py's imports work (.venvs/py3.X/bin/python; one under
 # .venvs-sid runs inside the sid root). Defaults: 20 reps, 4 rounds, async_tree. --pin: bench.py's,
 # the loop thread on CPU during each timed run (the server and the collector's threads stay free).
@@ -52,8 +52,7 @@ build() {
   fi
   mkdir -p "$dir"
   if [ "$rev" = worktree ] || [ "${rev#ablate:}" != "$rev" ]; then
-    cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py \
-      collector/pyproject.toml collector/MANIFEST.in collector/pgo_train.py "$dir"/
+    scripts/copy-collector.sh "$dir"
     if [ "${rev#ablate:}" != "$rev" ]; then
       python3 bench/overhead/ablate.py "${rev#ablate:}" "$dir" || exit 2
     fi

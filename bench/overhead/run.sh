@@ -51,8 +51,7 @@ while read -r where venv; do
   "${run[@]}" "$venv/bin/python" -c 'import sys; sys.exit(hasattr(sys, "gettotalrefcount"))' 2>/dev/null || continue # not debug builds
   ver="$("${run[@]}" "$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   src="$ROOT/build-collector/bench-py$ver"
-  rm -rf "$src" && mkdir -p "$src"
-  cp -rL collector/src collector/ext collector/common collector/loopscope collector/setup.py collector/pyproject.toml collector/MANIFEST.in collector/pgo_train.py "$src"/
+  scripts/copy-collector.sh "$src"
   "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$src" >/dev/null 2>&1 \
     || { echo "bench: cannot install loopscope into $venv"; continue; }
   echo "bench: Python $ver ($where) ..." >&2

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-# what the built module is asked: how it was built, and that it records (a session's summary)
+# what the built module is asked: how it was built, and that it records (its events counted)
 PROBE = """
 import asyncio, loopscope
 import loopscope._core as core
