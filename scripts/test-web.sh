@@ -41,7 +41,17 @@ node tests/browser/seed.mjs "$URL" listed small hostile running large=2000 || { 
 mkdir -p artifacts/screenshots
 # login.test.mjs starts its own server (with --token) from LOOPSCOPE_SERVER_BIN
 LOOPSCOPE_URL="$URL" LOOPSCOPE_SCREENSHOTS="$ROOT/artifacts/screenshots" LOOPSCOPE_SERVER_BIN="$BIN" \
-  node --test --test-concurrency=1 tests/browser/
-rc=$?
-if [ $rc -ne 0 ]; then echo "test-web: server log (tail):"; tail -n 40 "$TMP/server.log"; fi
+  node --test --test-concurrency=1 tests/browser/ | tee "$TMP/tap.txt"
+rc=${PIPESTATUS[0]}
+if [ $rc -ne 0 ]; then
+  echo "test-web: server log (tail):"; tail -n 40 "$TMP/server.log"
+  # The failures' own words last, where a reader of only the output's tail (a CI summary) sees
+  # them: each `not ok` with its YAML block (the assertion's message, expected and actual), the
+  # stack cut to 4 lines. fc96 failed two tests here and its summary showed only the server log.
+  echo "test-web: failed tests:"
+  awk '/^[[:space:]]*not ok /      { on = 1; st = 0 }
+       on && /^[[:space:]]*stack: / { st = 1 }
+       on                          { if (!st || st++ <= 5) print }
+       on && /^[[:space:]]*\.\.\.$/ { on = 0 }' "$TMP/tap.txt" | grep -v '^[[:space:]]*# Subtest' | head -n 150
+fi
 exit $rc

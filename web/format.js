@@ -94,6 +94,24 @@ export function place(file, line) {
   return line ? `${file}:${line}` : String(file);
 }
 
+// place(file, line) in at most `max` characters where it can be: leading directories give way to
+// "…/" one by one, never the file's own name or the line (a narrow blocking band keeps
+// "…/shop_app.py:85" rather than "/home/me/src/sh…"). Longer than `max` when the name alone is.
+export function shortPlace(file, line, max) {
+  const full = place(file, line);
+  if (full.length <= max) return full;
+  const parts = String(file).split('/');
+  const tail = line ? `:${line}` : '';
+  let best = full;
+  for (let i = 1; i < parts.length; i++) {
+    if (!parts[i]) continue;
+    const cut = `…/${parts.slice(i).join('/')}${tail}`;
+    if (cut.length < best.length) best = cut;
+    if (best.length <= max) break;
+  }
+  return best;
+}
+
 // How a task ended, in words: "responded 200" for a request's task that sent an HTTP response
 // (`status`), followed by its state when that is not ok ("responded 500, error"); otherwise its
 // state, "running" without a `done`, "?" for a state this page does not know.

@@ -192,8 +192,12 @@ export function drawHead(svg, o) {
     const x0 = Math.max(g.gutter, g.x(b.t));
     const x1 = Math.min(g.width, g.x(b.t + b.d));
     if (x1 - x0 < 60 || labels >= 100) continue;
-    const where = fmt.place(b.file, b.line);
-    const text = (b.elsewhere ? 'from elsewhere: ' : '') + (b.src ? `${where} ${b.src}` : where);
+    // The culprit's file:line leads; when the whole label does not fit, the file's directories
+    // give way first (to "…/"), then the source line's end.
+    const pre = b.elsewhere ? 'from elsewhere: ' : '';
+    const room = Math.floor((x1 - x0 - 6) / CHAR_W) - pre.length - (b.src ? b.src.length + 1 : 0);
+    const where = fmt.shortPlace(b.file, b.line, room);
+    const text = pre + (b.src ? `${where} ${b.src}` : where);
     const cls = b.elsewhere ? 'block-label block-label-elsewhere' : 'block-label';
     add(bl, s('text', { class: cls, x: x0 + 3, y: y + 13 }, fit(text, x1 - x0 - 6)));
     labels++;

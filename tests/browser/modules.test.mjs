@@ -23,6 +23,15 @@ test('durations keep three significant digits across units', () => {
   assert.equal(fmt.precise(100000000), '0.100000000 s');
   assert.equal(fmt.precise(1234567890123), '1234.567890123 s');
   assert.equal(fmt.place('app/db.py', 23), 'app/db.py:23');
+  // a place kept short for a narrow band: directories give way first, never the name or line
+  const abs = '/check/work/main/examples/shop_app.py';
+  assert.equal(fmt.shortPlace(abs, 85, 99), `${abs}:85`);
+  assert.equal(fmt.shortPlace(abs, 85, 33), '…/main/examples/shop_app.py:85');
+  assert.equal(fmt.shortPlace(abs, 85, 20), '…/shop_app.py:85');
+  assert.equal(fmt.shortPlace(abs, 85, 5), '…/shop_app.py:85', 'the name and line stay');
+  assert.equal(fmt.shortPlace('shop_app.py', 85, 5), 'shop_app.py:85');
+  assert.equal(fmt.shortPlace('/x.py', 0, 2), '/x.py', 'no shorter form: as it was');
+  assert.equal(fmt.shortPlace('', 3, 10), '');
   // Wall clock in the local zone (node's, pinned to UTC here); nanoseconds are cut, not rounded.
   const tz = process.env.TZ;
   process.env.TZ = 'UTC';
