@@ -19,6 +19,7 @@ export const CONC_H = 34;
 export const HEAD_H = AXIS_H + BLOCKS_H + LAG_H + CONC_H;
 export const MINIMAP_H = 30;
 const CHAR_W = 6.6;              // average label glyph width at the page's 11px font
+const SRC_KEPT = 24;              // a blocking band's label keeps this much of the source before the path
 
 // Maps time <-> x for a plot `width` px wide whose first `gutter` px hold labels.
 export function geometry(width, view, gutter = GUTTER) {
@@ -44,6 +45,17 @@ export function fit(text, px) {
   if (n <= 1) return '';
   text = String(text);
   return text.length <= n ? text : `${text.slice(0, n - 1)}…`;
+}
+
+// The label of blocking band b in `px` pixels: the culprit's file:line, then its source, cut at
+// the end. When the band cannot hold the whole path and the source's first SRC_KEPT characters,
+// the path's directories give way first (to "…/"): a narrow band keeps
+// "…/views.py:45 time.sleep(0.15)" rather than "/home/me/src/app/vi…".
+export function blockLabel(b, px) {
+  const pre = b.elsewhere ? 'from elsewhere: ' : '';
+  const room = Math.floor(px / CHAR_W) - pre.length - (b.src ? Math.min(b.src.length, SRC_KEPT) + 1 : 0);
+  const where = fmt.shortPlace(b.file, b.line, room);
+  return fit(pre + (b.src ? `${where} ${b.src}` : where), px);
 }
 
 // Path data for items [t, t + d) drawn between y0 and y0 + h, at least 1 px wide, clipped to the plot.
@@ -192,14 +204,8 @@ export function drawHead(svg, o) {
     const x0 = Math.max(g.gutter, g.x(b.t));
     const x1 = Math.min(g.width, g.x(b.t + b.d));
     if (x1 - x0 < 60 || labels >= 100) continue;
-    // The culprit's file:line leads; when the whole label does not fit, the file's directories
-    // give way first (to "…/"), then the source line's end.
-    const pre = b.elsewhere ? 'from elsewhere: ' : '';
-    const room = Math.floor((x1 - x0 - 6) / CHAR_W) - pre.length - (b.src ? b.src.length + 1 : 0);
-    const where = fmt.shortPlace(b.file, b.line, room);
-    const text = pre + (b.src ? `${where} ${b.src}` : where);
     const cls = b.elsewhere ? 'block-label block-label-elsewhere' : 'block-label';
-    add(bl, s('text', { class: cls, x: x0 + 3, y: y + 13 }, fit(text, x1 - x0 - 6)));
+    add(bl, s('text', { class: cls, x: x0 + 3, y: y + 13 }, blockLabel(b, x1 - x0 - 6)));
     labels++;
   }
 

@@ -8,6 +8,7 @@ import * as axis from '../../web/axis.js';
 import * as V from '../../web/view.js';
 import * as lanes from '../../web/lanes.js';
 import * as details from '../../web/details.js';
+import * as TL from '../../web/timeline.js';
 
 test('durations keep three significant digits across units', () => {
   const cases = [[0, '0 ns'], [850, '850 ns'], [1250, '1.25 µs'], [45e6, '45.0 ms'], [150e6, '150 ms'],
@@ -32,6 +33,16 @@ test('durations keep three significant digits across units', () => {
   assert.equal(fmt.shortPlace('shop_app.py', 85, 5), 'shop_app.py:85');
   assert.equal(fmt.shortPlace('/x.py', 0, 2), '/x.py', 'no shorter form: as it was');
   assert.equal(fmt.shortPlace('', 3, 10), '');
+  // a blocking band's label (6.6 px a character): whole when it fits; the source cut at its end
+  // while the whole path and the source's first 24 characters fit; then the path's directories
+  const b = { file: abs, line: 85, src: 'time.sleep(0.15)  # the bug loopscope shows: a blocking call' };
+  const px = (chars) => chars * 6.6 + 1;
+  assert.equal(TL.blockLabel(b, px(200)), `${abs}:85 ${b.src}`);
+  assert.equal(TL.blockLabel(b, px(70)), `${abs}:85 time.sleep(0.15)  # the bug …`);
+  assert.equal(TL.blockLabel(b, px(50)), '…/examples/shop_app.py:85 time.sleep(0.15)  # the…');
+  assert.equal(TL.blockLabel(b, px(30)), '…/shop_app.py:85 time.sleep(0…');
+  assert.equal(TL.blockLabel(b, px(12)), '…/shop_app.…', 'the name comes before the line at the last');
+  assert.equal(TL.blockLabel({ ...b, src: '', elsewhere: true }, px(40)), 'from elsewhere: …/shop_app.py:85');
   // Wall clock in the local zone (node's, pinned to UTC here); nanoseconds are cut, not rounded.
   const tz = process.env.TZ;
   process.env.TZ = 'UTC';
