@@ -16,9 +16,6 @@ WORK="$ROOT/build-collector"
 mkdir -p "$WORK" artifacts
 failed=()
 
-copy_collector() { # copy_collector DEST: a clean copy of collector/ sources
-  "$ROOT/scripts/copy-collector.sh" "$1"
-}
 
 # Our own builds fail on any compiler warning (setup.py adds -Werror only when asked: never in a
 # user's pip install, where a newer compiler's new warning must not break the install).
@@ -31,7 +28,7 @@ export LOOPSCOPE_WERROR=1
 # coverage of the collector's C and Python code, failing under 90%. Its failures go to FAILED.
 coverage_suite() { # coverage_suite VENV FAILED
   local venv="$1" out="$2" cov="$WORK/coverage" c_rc bad=()
-  copy_collector "$cov"
+  "$ROOT/scripts/copy-collector.sh" "$cov"
   echo "(this run is the coverage run: the extension built in place with --coverage, under coverage.py)"
   if ! (cd "$cov" && LOOPSCOPE_COVERAGE=1 "$venv/bin/python" setup.py -q build_ext --inplace >"$cov.build.log" 2>&1); then
     cat "$cov.build.log"; echo "coverage build" >> "$out"; return
@@ -91,7 +88,7 @@ run_venv() { # run_venv WHERE VENV: build, install and test in one venv; output 
     ver="$("${run[@]}" "$venv/bin/python" -c 'import sys; print("%d.%d%s" % (sys.version_info[:2] + ("d" if hasattr(sys, "gettotalrefcount") else "",)))')"
     echo "--- Python $ver ($where)"
     dir="$WORK/$name"
-    copy_collector "$dir"
+    "$ROOT/scripts/copy-collector.sh" "$dir"
     if ! "${run[@]}" "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps "$dir" >"$dir.build.log" 2>&1; then
       cat "$dir.build.log"; echo "build $ver" > "$WORK/$name.failed"; return
     fi

@@ -49,10 +49,10 @@ VARIANTS = _variants()
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> pathlib.Path:
-    """collector/ copied with its links followed (collector/common is one), as ab.sh copies it."""
+    """collector/ copied with its links followed (collector/common is one), as ab.sh copies it:
+    by scripts/copy-collector.sh."""
     dst = tmp_path_factory.mktemp("collector") / "collector"
-    shutil.copytree(ROOT / "collector", dst, symlinks=False,
-                    ignore=shutil.ignore_patterns("__pycache__", "build", "*.so", "*.egg-info"))
+    subprocess.run([str(ROOT / "scripts" / "copy-collector.sh"), str(dst)], check=True)
     return dst
 
 

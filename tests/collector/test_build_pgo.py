@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -32,8 +31,7 @@ loopscope.uninstall()
 
 def _build(tmp_path: pathlib.Path, env_extra: dict, train: str | None) -> tuple:
     tree = tmp_path / "collector"
-    shutil.copytree(ROOT / "collector", tree, symlinks=False,
-                    ignore=shutil.ignore_patterns("__pycache__", "build", "*.so", "*.egg-info"))
+    subprocess.run([str(ROOT / "scripts" / "copy-collector.sh"), str(tree)], check=True)  # as CI copies it
     if train is not None:
         (tree / "pgo_train.py").write_text(train)
     # the build and the probe are about setup.py: without the ASan lane's preloads and path
