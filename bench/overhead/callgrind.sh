@@ -25,6 +25,12 @@
 # and summary lines; the lag period is 600 ms (~60x the native 10 ms, for valgrind's slowdown;
 # LS_CG_SAMPLE_MS to change it); the profiles stay in LS_CG_OUT (default: a new directory under
 # /tmp) as off.cg.2 and on.cg.2 (part 2 names functions by ids part 1 defines).
+# LS_CG_SENDER_IDLE=1 (profile_run.py) keeps the sender asleep through the runs: valgrind runs all
+# threads through one simulated cache, so the sender's encoding evicts the loop thread's lines
+# there as it never does on a second core. With it the 'on' cache counts repeat from run to run
+# (3.13's light loop: D1 misses within 300 of 15.0M, where the sender made them differ by
+# 75-170k); without it they carry the sender's share. LS_CG_VALGRIND_OPTS='--LL=524288,8,64'
+# makes the last level this CPU's 512 KiB L2, to count what comes from L3.
 set -euo pipefail
 export PYTHONHASHSEED=0   # the same dict and set layouts in every run: counts repeat to ~0.1 %
 PY="$1"; WL="$2"; SERVER="$3"

@@ -8,6 +8,9 @@ MODE off|on; N runs of WORKLOAD (tree | taskgroup | asgi | asgi_heavy | asgi_tri
 litestar: a session per request, the middleware's). Environment:
   LS_CG_LOOP=uvloop   run on uvloop
   LS_CG_SAMPLE_MS     the lag sampling period (default 10)
+  LS_CG_SENDER_IDLE=1 the sender sleeps through the runs (flush_interval_ms 600000; the flushes
+                      still send): under valgrind all threads share one simulated cache, so the
+                      sender's encoding would count as the loop thread's misses
   LS_CG_TIMED=1       a warm-up run, a flush, then one run between two os.getpgrp() calls
                       (callgrind.sh dumps its profile there)
   LS_PERF_CTL=FIFO    a warm-up run and a flush, then "enable" written to FIFO (perf record's
@@ -42,7 +45,8 @@ if wl == "litestar":
         sys.exit("profile_run.py: litestar does not import in " + sys.executable)
 if mode == "on":
     loopscope.install(server=server, max_tasks=10**6, buffer_bytes=256 << 20,
-                      sample_rate_ms=float(os.environ.get("LS_CG_SAMPLE_MS", "10")))
+                      sample_rate_ms=float(os.environ.get("LS_CG_SAMPLE_MS", "10")),
+                      **({"flush_interval_ms": 600_000} if os.environ.get("LS_CG_SENDER_IDLE") == "1" else {}))
 
 
 def one(name):

@@ -239,20 +239,27 @@ static int gen_position(PyObject *obj, PyObject **code, int *lasti) {
 #endif
 }
 
-/* Line of a suspended coroutine/generator: (code, instruction offset) -> line is cached. */
-LS_HOT static int suspended_line(PyObject *obj) {
+/* Line of a suspended coroutine/generator whose code info is ci (or NULL): (code, instruction
+ * offset) -> line is cached, first in ci (its last suspension), then in the shared line cache. */
+LS_HOT static int suspended_line(PyObject *obj, code_info *ci) {
   PyObject *code;
   int lasti;
   if (gen_position(obj, &code, &lasti) == 0) {
+    if (ci && ci->code == code && ci->last_line && ci->last_lasti == lasti) return ci->last_line;
     /* the key's code object is kept alive by the code cache (every user frame passes there) */
     struct line_slot *slot = &line_cache[(ptr_hash(code) ^ (size_t)lasti * 31u) & (LINE_CACHE - 1)];
-    if (slot->code == code && slot->lasti == lasti) return slot->line;
+    int line;
+    if (slot->code == code && slot->lasti == lasti) {
+      line = slot->line;
+    } else {
 #if PY_VERSION_HEX >= 0x030C0000
-    int line = PyUnstable_InterpreterFrame_GetLine(iframe_of(obj));
+      line = PyUnstable_InterpreterFrame_GetLine(iframe_of(obj));
 #else
-    int line = PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+      line = PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
 #endif
-    if (codes_find(code)) { slot->code = code; slot->lasti = lasti; slot->line = line; }
+      if (codes_find(code)) { slot->code = code; slot->lasti = lasti; slot->line = line; }
+    }
+    if (ci && ci->code == code) { ci->last_lasti = lasti; ci->last_line = line; }
     return line;
   }
   PyObject *frame = PyObject_GetAttr(obj, PyCoro_CheckExact(obj) ? G.s_cr_frame : G.s_gi_frame);
@@ -321,7 +328,7 @@ LS_HOT code_info *await_point(PyObject *coro, int *line, PyObject **awaited) {
   *awaited = NULL;
   if (k >= 0) {
     at = ci_at[k];
-    *line = suspended_line(held[k]);
+    *line = suspended_line(held[k], at);
     *awaited = Py_XNewRef(held[k + 1]);
   }
   for (int i = 0; i <= n; i++) Py_XDECREF(held[i]);

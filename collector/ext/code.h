@@ -16,6 +16,11 @@ typedef struct code_info {
   Py_ssize_t nfile, nfunc, nqual, nfull;
   int is_lib;              /* file under the stdlib or site-packages */
   int is_asyncio;          /* file inside the asyncio package (its own housekeeping tasks) */
+  /* The instruction offset this code's frame was last found suspended at, and that offset's line
+   * (last_line 0: none yet): a coroutine mostly waits where it waited last time, and this line of
+   * the code_info is read anyway (is_lib), where the shared line cache is a line of its own per
+   * await, somewhere in its 64 KiB. */
+  int last_lasti, last_line;
   /* file, func, qual and full's numbers in the collector's string table plus one (0: none), for
    * the ls_str the records name them by (ls_collector_string): looked up once per collector, not
    * on every record. Valid while sid_gen is G.core_gen: a code_info made before start() or kept

@@ -139,6 +139,46 @@ def test_sleep_await_point(record):
     check_sleep_await(record(sleep_main, "await"), 50_000_000)
 
 
+# A code object keeps the line of the place its frame was last suspended at (code.c): tasks of the
+# same coroutine, suspended at different places of it in turn, and one of them at a place a nested
+# coroutine of another code waits in, must each get the line they wait at, every time.
+ALTERNATIONS = 6
+
+
+async def alternate_inner() -> None:
+    await asyncio.sleep(0)  # ALT-INNER
+
+
+async def alternator(first: int) -> None:
+    for i in range(ALTERNATIONS):
+        if (i + first) % 2:
+            await asyncio.sleep(0)  # ALT-ODD
+        else:
+            await asyncio.sleep(0)  # ALT-EVEN
+        if i == 3:
+            await alternate_inner()  # ALT-CALL
+
+
+async def alternating_main() -> None:
+    await asyncio.gather(*(asyncio.create_task(alternator(k % 2)) for k in range(3)))
+
+
+def test_await_lines_as_tasks_move_between_the_awaits_of_one_coroutine(record):
+    data = record(alternating_main, "alternating")
+    odd, even = line_of(alternator, "ALT-ODD"), line_of(alternator, "ALT-EVEN")
+    inner = line_of(alternate_inner, "ALT-INNER")
+    tasks = sorted(by_coro(data["tasks"], "alternator"), key=lambda t: t["id"])
+    assert len(tasks) == 3, tasks
+    for k, task in enumerate(tasks):  # numbered in creation order: task k started with first = k % 2
+        mine = sorted((a for a in data["awaits"] if a["task"] == task["id"]), key=lambda a: a["t"])
+        want = []
+        for i in range(ALTERNATIONS):
+            want.append(("alternator", odd if (i + k % 2) % 2 else even))
+            if i == 3:
+                want.append(("alternate_inner", inner))  # the user's innermost frame
+        assert [(a["func"], a["line"]) for a in mine] == want, (k, mine)
+
+
 # A class statement's type (a heap type) can be freed before its name is reported: the collector
 # copies such a name into room of its own beside the task's entry. Hundreds of tasks at once (past
 # one slab of the entry pool) each wait on a future of its own class, half of them with a name past
