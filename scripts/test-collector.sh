@@ -16,7 +16,6 @@ WORK="$ROOT/build-collector"
 mkdir -p "$WORK" artifacts
 failed=()
 
-
 # Our own builds fail on any compiler warning (setup.py adds -Werror only when asked: never in a
 # user's pip install, where a newer compiler's new warning must not break the install).
 export LOOPSCOPE_WERROR=1
