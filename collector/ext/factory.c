@@ -154,7 +154,7 @@ LS_COLD static uint64_t parent_asked(session_obj *s, PyObject *loop) {
     if (!pe && G.factory_depth > 0 && G.factory_depth <= EAGER_MAX) {
       eager_frame *f = &eager[G.factory_depth - 1];
       if (f->sess == s) {
-        PyObject *coro = PyObject_CallMethod(ct, "get_coro", NULL);
+        PyObject *coro = task_get_coro(ct);
         if (!coro) PyErr_Clear();
         else {
           pe = register_task(s, ct, coro, NULL, f->parent, f->t0);
@@ -287,7 +287,7 @@ LS_HOT static PyObject *factory_vectorcall(factory_obj *self, PyObject *const *a
     return NULL;
   }
   PyObject *loop = args[0], *coro = args[1];
-  session_obj *s = G.started && PyList_GET_SIZE(G.active) ? session_of_context(args, nargs, kwnames) : NULL;
+  session_obj *s = G.started && G.n_active ? session_of_context(args, nargs, kwnames) : NULL;
   uint64_t t0 = 0, parent = 0;
   code_info *ci = NULL;
   if (s) {

@@ -67,16 +67,9 @@ int lag_learn(PyObject *handle_type, PyObject *timer_type) {
   return 0;
 }
 
-void lag_reset(void) {
-  Py_CLEAR(G.lag_wait_for);
-  G.lag_wait_due = 0;
-  G.lag_next = 0;
-}
-
 /* One lag sample: a callback due at `due` ran d ns late. */
 static void lag_emit(uint64_t due, uint64_t d) {
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
-    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+  for (session_obj *s = G.active_head; s; s = s->anext) {
     if (!session_live(s) || due < s->start) continue;
     ls_event ev = {0};
     ev.kind = LS_K_LAG;
@@ -172,7 +165,7 @@ LS_HOT void lag_at_end(PyObject *handle, uint64_t t0, uint64_t t1) {
   tick_wait(handle, t0, t1 - t0, t1);
 }
 
-void lag_session_closing(session_obj *s, uint64_t t) {
+void lag_session_tick(session_obj *s, uint64_t t) {
   uint64_t due = 0;
   if (G.lag_wait_for) due = G.lag_wait_due;
   else if (G.cur_t0 && G.lag_next > G.cur_t0 && G.lag_next <= t) due = G.cur_t0;

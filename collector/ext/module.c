@@ -116,12 +116,12 @@ static PyObject *mod_flush(PyObject *mod, PyObject *args) {
 /* Closes every session still open, so their events go out with the next flush. */
 static PyObject *mod_close_sessions(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
-  while (PyList_GET_SIZE(G.active)) {
-    PyObject *s = Py_NewRef(PyList_GET_ITEM(G.active, 0));
-    PyObject *r = session_close((session_obj *)s, NULL);
+  while (G.active_head) {
+    session_obj *s = (session_obj *)Py_NewRef((PyObject *)G.active_head);
+    PyObject *r = session_close(s, NULL);
     Py_XDECREF(r);
     if (!r) PyErr_Clear();
-    if (PyList_GET_SIZE(G.active) && PyList_GET_ITEM(G.active, 0) == s) PySequence_DelItem(G.active, 0);
+    if (G.active_head == s) active_remove(s); /* never, as session_close unlinks it: no endless loop */
     Py_DECREF(s);
   }
   Py_RETURN_NONE;
@@ -160,7 +160,7 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
                        "batches_sent", (unsigned long long)st.batches_sent, "batches_failed",
                        (unsigned long long)st.batches_failed, "posts_failed", (unsigned long long)st.posts_failed,
                        "retries", (unsigned long long)st.retries, "last_status", st.last_status, "tracked_tasks",
-                       (Py_ssize_t)G.tab_len, "active_sessions", PyList_GET_SIZE(G.active), "sessions",
+                       (Py_ssize_t)G.tab_len, "active_sessions", G.n_active, "sessions",
                        (unsigned long long)st.sessions, "sessions_pending", (unsigned long long)st.sessions_pending,
                        "sessions_sending", (unsigned long long)st.sessions_sending, "batches_saved",
                        (unsigned long long)st.batches_saved, "sink_errors", (unsigned long long)st.sink_errors,
@@ -178,12 +178,12 @@ static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
   G.generation++;
   G.pid = (long)getpid();
   tab_clear();
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
-    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+  while (G.active_head) {
+    session_obj *s = G.active_head;
     s->active = 0;
     s->ls = NULL;
+    active_remove(s);
   }
-  if (PyList_SetSlice(G.active, 0, PyList_GET_SIZE(G.active), NULL)) return NULL;
   G.wd_running = 0;
   atomic_store(&G.hb_busy, 0);
   Py_CLEAR(G.block_stack);
@@ -205,6 +205,13 @@ static PyObject *mod_frame_reading(PyObject *mod, PyObject *unused) {
   return PyUnicode_FromString(code_frame_reading());
 }
 
+/* Which fields of the C Task setup found (tests: the name and the coroutine are read directly). */
+static PyObject *mod_task_fields(PyObject *mod, PyObject *unused) {
+  (void)mod; (void)unused;
+  return Py_BuildValue("{sOsO}", "name", G.task_name_off ? Py_True : Py_False, "coro",
+                       G.task_coro_off ? Py_True : Py_False);
+}
+
 static PyObject *mod_now_ns(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
   return PyLong_FromUnsignedLongLong(now_ns());
@@ -218,7 +225,7 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
                         &named, &name, &unnamed))
     return NULL;
   Py_XSETREF(G.base_loop_type, Py_NewRef(base_loop));
-  G.task_name_off = 0;
+  G.task_name_off = G.task_coro_off = 0;
   G.c_task_type = NULL;
   /* named: a C task created with the str `name`; unnamed: one with another name (not a default
    * one: that would take a number from asyncio's Task-<n> counter, visible to the program). The
@@ -234,6 +241,19 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
       G.task_name_off = found;
       G.c_task_type = (PyTypeObject *)task_cls;
     }
+  }
+  /* the coroutine field: the one offset holding named.get_coro() in named, and unnamed's own
+   * coroutine at the same offset in unnamed (a request adopts its task without get_coro's call) */
+  if (G.c_task_type) {
+    PyObject *c1 = PyObject_CallMethodNoArgs(named, G.s_get_coro), *c2 = PyObject_CallMethodNoArgs(unnamed, G.s_get_coro);
+    Py_ssize_t found = 0, hits = 0;
+    for (Py_ssize_t off = (Py_ssize_t)sizeof(PyObject); c1 && c2 && c1 != Py_None && c1 != c2 &&
+         off + (Py_ssize_t)sizeof(PyObject *) <= Py_TYPE(named)->tp_basicsize; off += (Py_ssize_t)sizeof(PyObject *))
+      if (*(PyObject **)((char *)named + off) == c1) { found = off; hits++; }
+    if (hits == 1 && *(PyObject **)((char *)unnamed + found) == c2) G.task_coro_off = found;
+    Py_XDECREF(c1);
+    Py_XDECREF(c2);
+    PyErr_Clear();
   }
   /* a sample future and its __await__() iterator: the iterator's first field must be the future */
   if ((size_t)Py_TYPE(fut_iter)->tp_basicsize >= sizeof(PyObject) + sizeof(PyObject *) &&
@@ -348,6 +368,7 @@ static PyMethodDef module_methods[] = {
     {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
     {"_fail_next_start", mod_fail_next_start, METH_O, "make the next start() fail (tests)"},
     {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},
+    {"_task_fields", mod_task_fields, METH_NOARGS, "which C Task fields are read directly (tests)"},
     {"_layout", mod_layout, METH_NOARGS, "what setup_done learnt about coroutines (tests)"},
     {"_force_frame_fallback", mod_force_frame_fallback, METH_O, "make setup_done learn nothing (tests)"},
     {"_encode_selftest", mod_encode_selftest, METH_VARARGS, "encode sample events (tests)"},
@@ -396,7 +417,6 @@ PyMODINIT_FUNC PyInit__core(void) {
   INTERN(s_source_traceback, "_source_traceback");
   if (!(G.header_name = PyBytes_FromString("x-loopscope-session"))) return NULL;
   code_init();
-  if (!(G.active = PyList_New(0))) return NULL;
   if (step_init()) return NULL;
   if (lag_init()) return NULL;
   if (factory_init()) return NULL;

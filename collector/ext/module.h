@@ -87,12 +87,19 @@ typedef struct ls_module {
   PyTypeObject *c_task_type;       /* _asyncio.Task */
   Py_ssize_t task_name_off;        /* offset of its name field (str, or the int of a default
                                     * "Task-<n>" name on 3.12+), 0 when not found at setup */
+  Py_ssize_t task_coro_off;        /* offset of its coroutine field, 0 when not found at setup
+                                    * (tasks.h's task_get_coro: get_coro() then) */
   PyObject *current_task;          /* asyncio.current_task */
   PyObject *task_cls;              /* asyncio.Task: the default factory */
   int eager_aware;                 /* 3.12+: the first step may run inside the factory */
   PyObject *base_loop_type;        /* asyncio.BaseEventLoop: its loops run tasks through Handle */
   /* session.c: the open sessions and the loop they last hooked */
-  PyObject *active;                /* list of active sessions (module.c empties it after fork) */
+  /* the open sessions, oldest first, linked through their anext/aprev and each holding a
+   * reference (session.h's active_add and active_remove; module.c empties it after fork): not a
+   * list object, whose append and delete (list_ass_slice) are interpreter code a request would
+   * otherwise bring back from L3 at each open and close */
+  session_obj *active_head, *active_tail;
+  Py_ssize_t n_active;
   PyObject *hooked_loop;           /* strong: the loop hook_loop was last called for */
   uint64_t hooked_loop_no;         /* its number: hook_loop answers it (1, 2, ... per process) */
   /* summary.c: every session keeps a summary (loopscope run), merged into sum_total at close */
@@ -158,6 +165,20 @@ static LS_ALWAYS_INLINE ls_str str_of(PyObject *u) {
     else PyErr_Clear();
   }
   return r;
+}
+
+/* v is a str equal to s (an interned str): by identity, else by length, kind and bytes, inline.
+ * PyUnicode_Compare's call (unicode_compare) was 13 instruction-cache misses a Litestar request,
+ * code the app itself does not run (bench/overhead/README.md, 2026-12-06 stop 38). */
+static LS_ALWAYS_INLINE int str_is(PyObject *v, PyObject *s) {
+  if (v == s) return 1;
+  if (!v || !PyUnicode_CheckExact(v)) return v && PyUnicode_Check(v) && PyUnicode_Compare(v, s) == 0;
+#if PY_VERSION_HEX < 0x030C0000
+  if (PyUnicode_READY(v) < 0) { PyErr_Clear(); return 0; } /* a legacy str of the old C API */
+#endif
+  Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+  return PyUnicode_GET_LENGTH(v) == n && PyUnicode_KIND(v) == PyUnicode_KIND(s) &&
+         memcmp(PyUnicode_DATA(v), PyUnicode_DATA(s), (size_t)n * PyUnicode_KIND(s)) == 0;
 }
 
 /* The hash of the pointer-keyed tables (task table, code cache, line cache). */

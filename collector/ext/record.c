@@ -393,11 +393,11 @@ void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t 
   ev.id = 0;
   ev.elsewhere = 1;
   ev.from_task = bs ? bid : 0;
-  ev.from_session = cause ? str_of(cause->id) : (ls_str){NULL, 0, 0};
-  /* a loop's stall reaches every session open on that loop (G.active; sessions of another loop,
+  ev.from_session = cause ? session_id_utf8(cause) : (ls_str){NULL, 0, 0};
+  if (!ev.from_session.p) PyErr_Clear(); /* an open session's id is ASCII (the store checked it) */
+  /* a loop's stall reaches every session open on that loop (G.active_head; sessions of another loop,
    * when both loops are known, are not delayed by it); s's own callback's block is its own */
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(G.active); i++) {
-    session_obj *s = (session_obj *)PyList_GET_ITEM(G.active, i);
+  for (session_obj *s = G.active_head; s; s = s->anext) {
     if (s == bs || t0 < s->start) continue;
     if (cause && cause->loop && s->loop && cause->loop != s->loop) continue;
     if (s == cause) {

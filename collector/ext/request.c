@@ -59,7 +59,7 @@ static void name_put(char *buf, size_t *n, size_t cap, PyObject *v) {
 static int scope_is_websocket(PyObject *scope) {
   PyObject *type = scope_get(scope, G.s_type);
   if (!type) return PyErr_Occurred() ? -1 : 0;
-  int ws = PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_websocket) == 0;
+  int ws = str_is(type, G.s_websocket);
   Py_DECREF(type);
   return ws;
 }
@@ -73,7 +73,7 @@ static Py_ssize_t request_name_of(PyObject *scope, char *buf, size_t cap, int *i
   size_t n = 0;
   if (!type && PyErr_Occurred()) return -1;
   if (!(path = scope_get(scope, G.s_path)) && PyErr_Occurred()) goto out;
-  int ws = type && PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_websocket) == 0;
+  int ws = str_is(type, G.s_websocket);
   if (!ws && !(method = scope_get(scope, G.s_method)) && PyErr_Occurred()) goto out;
   *is_ws = ws;
   if (ws) { memcpy(buf, "WS", 2); n = 2; }
@@ -129,7 +129,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   req->send = Py_NewRef(args[1]);
   req->vectorcall = (vectorcallfunc)request_send;
   PyObject_GC_Track(req);
-  char nbuf[1024], idbuf[ID_MAX];
+  char nbuf[1024];
   ls_str nm = {nbuf, 0, 0};
   int ws = 0;
   if (name == Py_None) {
@@ -147,9 +147,11 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   }
   req->ws = ws;
   if (ws) req->status = -1; /* no HTTP response of the app's to look for */
-  size_t idn = new_session_id(idbuf);
   req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
-  if (!req->sess || !(req->sess->id = PyUnicode_FromStringAndSize(idbuf, (Py_ssize_t)idn))) goto fail;
+  if (!req->sess) goto fail;
+  /* the id stays in the session's idc until someone asks for its str (session_id_str) */
+  size_t idn = new_session_id(req->sess->idc);
+  req->sess->idn = (unsigned char)idn;
   req->sess->max_tasks = G.max_tasks;
   /* the loop's number goes into the first meta when the loop is hooked already (every request
    * after the first): no second meta from session_enter_loop */
@@ -181,7 +183,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
     PyObject *url = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(pn + idn));
     if (!url) goto fail;
     memcpy(PyBytes_AS_STRING(url), G.url_prefix ? G.url_prefix : "", pn);
-    memcpy(PyBytes_AS_STRING(url) + pn, idbuf, idn);
+    memcpy(PyBytes_AS_STRING(url) + pn, req->sess->idc, idn);
     req->header = PyTuple_Pack(2, G.header_name, url);
     Py_DECREF(url);
     if (!req->header) goto fail;
@@ -222,19 +224,24 @@ static PyObject *request_send(request_obj *self, PyObject *const *args, size_t n
   if (self->status == 0) {
     PyObject *type = scope_get(msg, G.s_type);
     if (!type && PyErr_Occurred()) return NULL;
-    int start = type && (type == G.s_response_start ||
-                         (PyUnicode_Check(type) && PyUnicode_Compare(type, G.s_response_start) == 0));
+    int start = str_is(type, G.s_response_start);
     Py_XDECREF(type);
     if (start) {
       int st = response_status(msg);
       self->status = st ? st : -1; /* one response per request: look no further */
       if (self->header) {
+        /* PyDict_New and PyDict_Update, not PyDict_Copy: the copy had fewer L1 misses but more L2
+         * misses (the interpreter code an app runs anyway is cheap at L2; see the list below) */
         PyObject *copy = PyDict_New(), *headers = NULL, *list = NULL, *r = NULL;
         if (!copy || PyDict_Update(copy, msg) < 0) goto done;
         headers = scope_get(copy, G.s_headers);
         if (!headers && PyErr_Occurred()) goto done;
+        /* PySequence_List, not a list of exactly n + 1 made here: that one had fewer instruction
+         * misses in the L1 but ~40 more L2 misses a Litestar request, spread over the interpreter
+         * (callgrind with the L2 simulated 64-way; bench/overhead/README.md, 2026-12-06, stop 38) */
         if (!(list = headers ? PySequence_List(headers) : PyList_New(0))) goto done;
-        if (PyList_Append(list, self->header) < 0 || PyDict_SetItem(copy, G.s_headers, list) < 0) goto done;
+        if (PyList_Append(list, self->header) < 0) goto done;
+        if (PyDict_SetItem(copy, G.s_headers, list) < 0) goto done;
         r = PyObject_CallOneArg(self->send, copy);
       done:
         Py_XDECREF(copy);
@@ -302,7 +309,7 @@ static void request_route_from(request_obj *self, PyObject *scope) {
   }
   if (route && PyUnicode_Check(route) && session_set_route(self->sess, route) < 0) PyErr_Clear();
   Py_XDECREF(route);
-  PyErr_Clear();
+  if (PyErr_Occurred()) PyErr_Clear();
 }
 
 /* close(exc=None, scope=None): ends the request's session; its task ends ok, or with exc (what the
@@ -312,10 +319,15 @@ static PyObject *request_close(request_obj *self, PyObject *const *args, Py_ssiz
   if (nargs > 2) { PyErr_SetString(PyExc_TypeError, "close(exc=None, scope=None)"); return NULL; }
   PyObject *exc = nargs ? args[0] : Py_None;
   if (nargs > 1 && args[1] != Py_None) {
-    PyObject *et, *ev, *etb;
-    PyErr_Fetch(&et, &ev, &etb); /* close runs in an except block too: what is set stays set */
-    request_route_from(self, args[1]);
-    PyErr_Restore(et, ev, etb);
+    if (PyErr_Occurred()) { /* close runs in an except block too: what is set stays set */
+      PyObject *et, *ev, *etb;
+      PyErr_Fetch(&et, &ev, &etb);
+      request_route_from(self, args[1]);
+      PyErr_Restore(et, ev, etb);
+    } else {
+      /* nearly always: no fetch and restore, interpreter code a request would bring back from L3 */
+      request_route_from(self, args[1]);
+    }
   }
   int state = LS_S_OK;
   if (exc != Py_None) {
@@ -334,13 +346,16 @@ static PyObject *request_close(request_obj *self, PyObject *const *args, Py_ssiz
 
 static PyObject *request_get_id(request_obj *self, void *closure) {
   (void)closure;
-  return Py_NewRef(self->sess && self->sess->id ? self->sess->id : Py_None);
+  return self->sess ? session_id_str(self->sess) : Py_NewRef(Py_None);
 }
 
 static PyObject *request_get_url(request_obj *self, void *closure) {
   (void)closure;
-  if (!self->sess || !self->sess->id) Py_RETURN_NONE;
-  return PyUnicode_FromFormat("%s%U", G.url_prefix ? G.url_prefix : "", self->sess->id);
+  PyObject *id = self->sess ? session_id_str(self->sess) : Py_NewRef(Py_None);
+  if (!id || id == Py_None) return id;
+  PyObject *url = PyUnicode_FromFormat("%s%U", G.url_prefix ? G.url_prefix : "", id);
+  Py_DECREF(id);
+  return url;
 }
 
 static PyObject *request_get_recording(request_obj *self, void *closure) {

@@ -17,6 +17,7 @@ static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
   PyObject *id;
   if (!PyArg_ParseTupleAndKeywords(args, kw, "U", kwlist, &id)) return -1;
   Py_XSETREF(self->id, Py_NewRef(id));
+  self->idn = 0; /* the id is the str's */
   self->max_tasks = G.max_tasks;
   return 0;
 }
@@ -24,7 +25,7 @@ static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
 static void session_dealloc(session_obj *self) {
   Py_XDECREF(self->id);
   Py_XDECREF(self->route);
-  summary_free(self->sum);
+  if (self->sum) summary_free(self->sum);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -59,6 +60,16 @@ size_t new_session_id(char buf[ID_MAX]) {
   return n;
 }
 
+PyObject *session_id_str(session_obj *s) {
+  if (!s->id && s->idn && !(s->id = PyUnicode_FromStringAndSize(s->idc, s->idn))) return NULL;
+  return Py_NewRef(s->id ? s->id : Py_None);
+}
+
+static PyObject *session_get_id(session_obj *self, void *closure) {
+  (void)closure;
+  return session_id_str(self);
+}
+
 /* new_session_id() -> str: the id of a new session (loopscope.Session uses it too). */
 PyObject *mod_new_session_id(PyObject *mod, PyObject *unused) {
   (void)mod; (void)unused;
@@ -76,8 +87,11 @@ void session_ids_after_fork(void) { id_prefix[0] = 0; }
 int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary, uint64_t loop) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
-  const char *id = PyUnicode_AsUTF8(self->id);
-  if (!id) return -1;
+  const char *id = session_id_utf8(self).p;
+  if (!id) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "loopscope: a session needs an id");
+    return -1;
+  }
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
@@ -86,7 +100,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   ls_session_start st = {n.p, n.n, loop, self->wall};
   int rc = ls_session_begin(G.core, id, &st, &self->ls);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
-  summary_free(self->sum);
+  if (self->sum) summary_free(self->sum); /* no call for the usual none */
   /* without memory for it the session records as usual and _summary() answers None */
   self->sum = with_summary || G.summary_all ? summary_new() : NULL;
   self->end = 0;
@@ -94,7 +108,8 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   self->max_tasks = max_tasks;
   self->active = 1;
   self->generation = G.generation;
-  return PyList_Append(G.active, (PyObject *)self);
+  active_add(self);
+  return 0;
 }
 
 /* The UTF-8 of str s (NULL: {NULL, 0}); -1 with an exception set for a str that has none (a lone
@@ -209,14 +224,10 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
   }
   self->active = 0;
   self->ls = NULL;
-  /* by identity, as PySequence_Index would find it (a session has no __eq__), without its rich
-   * comparison per item: this runs at every request's end */
-  for (Py_ssize_t i = PyList_GET_SIZE(G.active) - 1; i >= 0; i--)
-    if (PyList_GET_ITEM(G.active, i) == (PyObject *)self) {
-      if (PySequence_DelItem(G.active, i)) PyErr_Clear();
-      break;
-    }
-  if (!PyList_GET_SIZE(G.active)) lag_reset(); /* the next session's ticks start afresh */
+  /* active and in G's list are the same thing, except after a fork (which empties the list and
+   * clears active): the caller's reference keeps self alive past the list's */
+  active_remove(self);
+  if (!G.n_active) lag_reset(); /* the next session's ticks start afresh */
   Py_RETURN_NONE;
 }
 
@@ -225,7 +236,7 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
 static int adopt_task(session_obj *self, PyObject *task) {
   if (!session_live(self)) return 0;
   if (tab_find(task)) return 0; /* it belongs to another session already */
-  PyObject *coro = PyObject_CallMethodNoArgs(task, G.s_get_coro);
+  PyObject *coro = task_get_coro(task);
   if (!coro) { PyErr_Clear(); return 0; }
   task_entry *e = register_task(self, task, coro, NULL, 0, self->start);
   Py_DECREF(coro); /* the task keeps it alive */
@@ -327,9 +338,9 @@ static PyMethodDef session_methods[] = {
     {"_rename", (PyCFunction)session_rename_m, METH_O, "_rename(name): the session's next batch carries it"},
     {NULL, NULL, 0, NULL}};
 
-static PyMemberDef session_members[] = {
-    {"id", T_OBJECT, offsetof(session_obj, id), READONLY, "session id"},
-    {NULL, 0, 0, 0, NULL}};
+static PyGetSetDef session_getset[] = {
+    {"id", (getter)session_get_id, NULL, "session id", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject Session_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Session",
@@ -339,5 +350,5 @@ PyTypeObject Session_Type = {
     .tp_init = (initproc)session_init,
     .tp_dealloc = (destructor)session_dealloc,
     .tp_methods = session_methods,
-    .tp_members = session_members,
+    .tp_getset = session_getset,
 };

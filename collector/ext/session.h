@@ -8,10 +8,13 @@
 
 #pragma GCC visibility push(hidden)
 
+#define ID_PREFIX_MAX 24                /* "s-<16 hex>-" and its NUL */
+#define ID_MAX (ID_PREFIX_MAX + 17)     /* a session id and its NUL */
+
 struct session_obj {
   PyObject_HEAD
   ls_session *ls;          /* NULL before open and after close */
-  PyObject *id;            /* str */
+  PyObject *id;            /* str, or NULL while a request's session has its id in idc only */
   uint64_t start;          /* monotonic ns */
   uint64_t wall;           /* the wall clock at open, Unix ns (started_unix_ns of its meta) */
   uint64_t next_id, ntasks, max_tasks, dropped_tasks;
@@ -23,6 +26,12 @@ struct session_obj {
   PyObject *route;         /* str or NULL: the route template (request.route reads it; the store
                             * keeps its own copy, ls_session_set_route) */
   uint64_t loop;           /* the number of the loop it entered (meta.loop), 0: none yet */
+  session_obj *anext, *aprev; /* G.active_head's list while active (a strong reference) */
+  /* A request's session keeps its id here (new_session_id, NUL-terminated, idn bytes) and makes
+   * the str only when asked (.id, .url, a stall elsewhere): not one object and its decoding per
+   * request that nobody reads. idn 0: the id is the str. */
+  unsigned char idn;
+  char idc[ID_MAX];
 };
 
 extern PyTypeObject Session_Type;
@@ -37,8 +46,39 @@ static LS_ALWAYS_INLINE void emit(session_obj *s, ls_event *ev) {
   if (session_live(s)) ls_emit(s->ls, ev);
 }
 
-#define ID_PREFIX_MAX 24                /* "s-<16 hex>-" and its NUL */
-#define ID_MAX (ID_PREFIX_MAX + 17)     /* a session id and its NUL */
+/* Links s at the end of G's open sessions, which keeps a reference to it. */
+static inline void active_add(session_obj *s) {
+  Py_INCREF(s);
+  s->anext = NULL;
+  s->aprev = G.active_tail;
+  if (G.active_tail) G.active_tail->anext = s; else G.active_head = s;
+  G.active_tail = s;
+  G.n_active++;
+}
+
+/* Unlinks s from G's open sessions (it must be there) and drops the list's reference: the caller
+ * holds one of its own when it goes on using s. */
+static inline void active_remove(session_obj *s) {
+  if (s->aprev) s->aprev->anext = s->anext; else G.active_head = s->anext;
+  if (s->anext) s->anext->aprev = s->aprev; else G.active_tail = s->aprev;
+  s->anext = s->aprev = NULL;
+  G.n_active--;
+  Py_DECREF(s);
+}
+
+
+/* The UTF-8 of s's id (a view: as long as s lives), {NULL, 0} when it has none or its str has no
+ * UTF-8 (an exception is set then). */
+static inline ls_str session_id_utf8(session_obj *s) {
+  if (s->idn) return (ls_str){s->idc, s->idn, 0};
+  if (!s->id) return (ls_str){NULL, 0, 0};
+  Py_ssize_t n;
+  const char *p = PyUnicode_AsUTF8AndSize(s->id, &n);
+  return (ls_str){p, p ? (size_t)n : 0, 0};
+}
+/* s's id as a str (new reference), made from idc the first time; None when it has none. NULL
+ * with an exception set. */
+PyObject *session_id_str(session_obj *s);
 size_t new_session_id(char buf[ID_MAX]);
 /* new_session_id() -> str, a module function */
 PyObject *mod_new_session_id(PyObject *mod, PyObject *unused);

@@ -94,6 +94,16 @@ static LS_ALWAYS_INLINE task_entry *tab_find(PyObject *task) {
   return NULL;
 }
 
+/* task.get_coro() (a new reference; NULL with an exception set), read from the C Task's field when
+ * setup found its offset: a request adopts its task without the method's lookup and call. */
+static LS_ALWAYS_INLINE PyObject *task_get_coro(PyObject *task) {
+  if (G.task_coro_off && PyObject_TypeCheck(task, G.c_task_type)) {
+    PyObject *c = *(PyObject **)((char *)task + G.task_coro_off);
+    if (c) return Py_NewRef(c);
+  }
+  return PyObject_CallMethodNoArgs(task, G.s_get_coro);
+}
+
 void tab_del(PyObject *task);
 /* Frees every entry and empties the table (stop, and a forked child). */
 void tab_clear(void);

@@ -241,3 +241,32 @@ def test_tasks_are_of_the_class_asyncio_has_now(server, collector):
     finally:
         asyncio.Task = asyncio.tasks.Task = saved
     assert made == [py_task]
+
+
+def test_task_name_and_coroutine_fields_found_on_every_interpreter(server):
+    """install() finds the C Task's name and coroutine fields (a request's task is adopted without
+    a get_coro() call); what they read is what the methods answer, for a Task subclass too."""
+    loopscope.install(server=server.url)
+    try:
+        assert _core._task_fields() == {"name": True, "coro": True}
+
+        class MyTask(asyncio.Task):
+            pass
+
+        async def child():
+            await asyncio.sleep(0)
+
+        async def main():  # runs in a MyTask: the session adopts it, reading its coroutine field
+            async with loopscope.session("fields") as s:
+                await asyncio.create_task(child())
+                return s.id
+
+        async def outer():
+            return await MyTask(main(), name="mine")
+
+        sid = asyncio.run(outer())
+        assert loopscope.flush(60)
+        tasks = server.get(f"/api/v1/sessions/{sid}/tasks")["tasks"]
+        assert sorted(t["coro"].rsplit(".", 1)[-1] for t in tasks) == ["child", "main"], tasks
+    finally:
+        loopscope.uninstall(timeout=0)

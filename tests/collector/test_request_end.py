@@ -269,3 +269,67 @@ def test_session_route_from_the_scope(server, collector):
     assert loopscope.flush(60), loopscope.stats()
     got = [server.get(f"/api/v1/sessions/{sid}")["route"] for sid in ids]
     assert got == [r for _, r in ROUTE_CASES]
+
+
+def test_overlapping_requests_keep_their_ids_urls_and_the_count_of_open_sessions(server, collector):
+    """Five requests open together and end out of their order (the open sessions are a linked list;
+    a request's id becomes a str only when asked): each request's header URL, request.url,
+    request.id (read after it ended too) and the session its app sees in current_session agree, the
+    server has each under that id and name, the count of open sessions follows every end, and the
+    app's own headers (a list, or a tuple) go out first and are not changed in place."""
+    from loopscope.session import current_session
+
+    collector()
+    tag = uuid.uuid4().hex[:12]
+    names = [str(i) for i in range(5)]
+    gates = {n: asyncio.Event() for n in names}
+    seen, headers_out, app_lists = {}, {}, {}
+
+    async def app(scope, receive, send):
+        n = scope["path"].rsplit("/", 1)[1]
+        seen[n] = current_session.get().id
+        await gates[n].wait()
+        mine = [(b"content-type", b"text/plain")]
+        app_lists[n] = mine
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": tuple(mine) if n == "3" else mine})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = LoopscopeMiddleware(app)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def one(n):
+        async def send(message):
+            if message["type"] == "http.response.start":
+                headers_out[n] = list(message["headers"])
+        scope = {"type": "http", "method": "GET", "path": f"/{tag}/{n}", "headers": []}
+        await mw(scope, receive, send)
+        return scope["state"]["loopscope_session"]
+
+    async def main():
+        tasks = {n: asyncio.create_task(one(n)) for n in names}
+        while len(seen) < len(names):
+            await asyncio.sleep(0)
+        counts = [loopscope.stats()["active_sessions"]]
+        for n in ["2", "0", "4", "1", "3"]:
+            gates[n].set()
+            await tasks[n]
+            counts.append(loopscope.stats()["active_sessions"])
+        return {n: t.result() for n, t in tasks.items()}, counts
+
+    reqs, counts = asyncio.run(main())
+    assert counts == [5, 4, 3, 2, 1, 0]
+    assert loopscope.stats()["active_sessions"] == 0
+    ids = {n: r.id for n, r in reqs.items()}
+    assert len(set(ids.values())) == len(names) and all(isinstance(i, str) and i.startswith("s-") for i in ids.values())
+    assert loopscope.flush(60), loopscope.stats()
+    for n, r in reqs.items():
+        assert r.id is r.id  # made once, then the same str
+        assert seen[n] == ids[n]
+        assert r.url.endswith("/sessions/" + ids[n]) and not r.recording
+        assert headers_out[n] == [(b"content-type", b"text/plain"), (b"x-loopscope-session", r.url.encode())]
+        assert app_lists[n] == [(b"content-type", b"text/plain")]
+        got = server.get(f"/api/v1/sessions/{ids[n]}")
+        assert (got["id"], got["name"]) == (ids[n], f"GET /{tag}/{n}")
