@@ -13,7 +13,7 @@ int lag_init(void);
  * timer lateness then) and what a real clock looks like (BaseEventLoop.time, time.monotonic). */
 int lag_learn(PyObject *handle_type, PyObject *timer_type);
 /* Forgets the tick in progress (stop, fork, the last session closed). Inline: it runs at the end
- * of nearly every request, where a call of its own would be one more line of code from L3. */
+ * of nearly every request, three stores not worth a function's own lines. */
 static inline void lag_reset(void) {
   Py_CLEAR(G.lag_wait_for);
   G.lag_wait_due = 0;

@@ -95,9 +95,9 @@ typedef struct ls_module {
   PyObject *base_loop_type;        /* asyncio.BaseEventLoop: its loops run tasks through Handle */
   /* session.c: the open sessions and the loop they last hooked */
   /* the open sessions, oldest first, linked through their anext/aprev and each holding a
-   * reference (session.h's active_add and active_remove; module.c empties it after fork): not a
-   * list object, whose append and delete (list_ass_slice) are interpreter code a request would
-   * otherwise bring back from L3 at each open and close */
+   * reference (session.h's active_add and active_remove; module.c empties it after fork). Not a
+   * list object: every step tests for an open session, and n_active is read beside G's other hot
+   * fields where a list's size was a line of its own; no append and delete per request either */
   session_obj *active_head, *active_tail;
   Py_ssize_t n_active;
   PyObject *hooked_loop;           /* strong: the loop hook_loop was last called for */
@@ -168,8 +168,8 @@ static LS_ALWAYS_INLINE ls_str str_of(PyObject *u) {
 }
 
 /* v is a str equal to s (an interned str): by identity, else by length, kind and bytes, inline.
- * PyUnicode_Compare's call (unicode_compare) was 13 instruction-cache misses a Litestar request,
- * code the app itself does not run (bench/overhead/README.md, 2026-12-06 stop 38). */
+ * PyUnicode_Compare's call (unicode_compare) was ~13 L1 instruction misses a Litestar request
+ * (bench/overhead/README.md, 2026-12-06, stop 38, for what it does at L2). */
 static LS_ALWAYS_INLINE int str_is(PyObject *v, PyObject *s) {
   if (v == s) return 1;
   if (!v || !PyUnicode_CheckExact(v)) return v && PyUnicode_Check(v) && PyUnicode_Compare(v, s) == 0;

@@ -230,8 +230,8 @@ static PyObject *request_send(request_obj *self, PyObject *const *args, size_t n
       int st = response_status(msg);
       self->status = st ? st : -1; /* one response per request: look no further */
       if (self->header) {
-        /* PyDict_New and PyDict_Update, not PyDict_Copy: the copy had fewer L1 misses but more L2
-         * misses (the interpreter code an app runs anyway is cheap at L2; see the list below) */
+        /* PyDict_New and PyDict_Update, not PyDict_Copy: the copy had fewer L1 misses and more L2
+         * misses (the interpreter code an app runs anyway is cheap at L2; as for the list below) */
         PyObject *copy = PyDict_New(), *headers = NULL, *list = NULL, *r = NULL;
         if (!copy || PyDict_Update(copy, msg) < 0) goto done;
         headers = scope_get(copy, G.s_headers);
@@ -325,7 +325,7 @@ static PyObject *request_close(request_obj *self, PyObject *const *args, Py_ssiz
       request_route_from(self, args[1]);
       PyErr_Restore(et, ev, etb);
     } else {
-      /* nearly always: no fetch and restore, interpreter code a request would bring back from L3 */
+      /* nearly always: no fetch and restore at every request */
       request_route_from(self, args[1]);
     }
   }
