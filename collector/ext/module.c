@@ -217,6 +217,15 @@ static PyObject *mod_now_ns(PyObject *mod, PyObject *unused) {
   return PyLong_FromUnsignedLongLong(now_ns());
 }
 
+/* The offset of the one pointer field of obj holding v, 0 when none or several do. */
+static Py_ssize_t field_holding(PyObject *obj, PyObject *v) {
+  Py_ssize_t found = 0, hits = 0;
+  for (Py_ssize_t off = (Py_ssize_t)sizeof(PyObject); off + (Py_ssize_t)sizeof(PyObject *) <= Py_TYPE(obj)->tp_basicsize;
+       off += (Py_ssize_t)sizeof(PyObject *))
+    if (*(PyObject **)((char *)obj + off) == v) { found = off; hits++; }
+  return hits == 1 ? found : 0;
+}
+
 static PyObject *mod_setup(PyObject *mod, PyObject *args) {
   (void)mod;
   PyObject *current_task, *task_cls, *fut, *fut_iter, *base_loop, *named, *name, *unnamed;
@@ -231,12 +240,8 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
    * one: that would take a number from asyncio's Task-<n> counter, visible to the program). The
    * name field is the one offset holding `name` in the first and an int or str in the second. */
   if (PyType_Check(task_cls) && Py_TYPE(named) == (PyTypeObject *)task_cls && Py_TYPE(unnamed) == Py_TYPE(named)) {
-    Py_ssize_t found = 0, hits = 0;
-    for (Py_ssize_t off = (Py_ssize_t)sizeof(PyObject); off + (Py_ssize_t)sizeof(PyObject *) <= Py_TYPE(named)->tp_basicsize;
-         off += (Py_ssize_t)sizeof(PyObject *)) {
-      if (*(PyObject **)((char *)named + off) == name) { found = off; hits++; }
-    }
-    PyObject *other = hits == 1 ? *(PyObject **)((char *)unnamed + found) : NULL;
+    Py_ssize_t found = field_holding(named, name);
+    PyObject *other = found ? *(PyObject **)((char *)unnamed + found) : NULL;
     if (other && (PyLong_CheckExact(other) || PyUnicode_CheckExact(other))) {
       G.task_name_off = found;
       G.c_task_type = (PyTypeObject *)task_cls;
@@ -246,11 +251,8 @@ static PyObject *mod_setup(PyObject *mod, PyObject *args) {
    * coroutine at the same offset in unnamed (a request adopts its task without get_coro's call) */
   if (G.c_task_type) {
     PyObject *c1 = PyObject_CallMethodNoArgs(named, G.s_get_coro), *c2 = PyObject_CallMethodNoArgs(unnamed, G.s_get_coro);
-    Py_ssize_t found = 0, hits = 0;
-    for (Py_ssize_t off = (Py_ssize_t)sizeof(PyObject); c1 && c2 && c1 != Py_None && c1 != c2 &&
-         off + (Py_ssize_t)sizeof(PyObject *) <= Py_TYPE(named)->tp_basicsize; off += (Py_ssize_t)sizeof(PyObject *))
-      if (*(PyObject **)((char *)named + off) == c1) { found = off; hits++; }
-    if (hits == 1 && *(PyObject **)((char *)unnamed + found) == c2) G.task_coro_off = found;
+    Py_ssize_t found = c1 && c2 && c1 != Py_None && c1 != c2 ? field_holding(named, c1) : 0;
+    if (found && *(PyObject **)((char *)unnamed + found) == c2) G.task_coro_off = found;
     Py_XDECREF(c1);
     Py_XDECREF(c2);
     PyErr_Clear();

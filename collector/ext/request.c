@@ -319,15 +319,13 @@ static PyObject *request_close(request_obj *self, PyObject *const *args, Py_ssiz
   if (nargs > 2) { PyErr_SetString(PyExc_TypeError, "close(exc=None, scope=None)"); return NULL; }
   PyObject *exc = nargs ? args[0] : Py_None;
   if (nargs > 1 && args[1] != Py_None) {
-    if (PyErr_Occurred()) { /* close runs in an except block too: what is set stays set */
-      PyObject *et, *ev, *etb;
-      PyErr_Fetch(&et, &ev, &etb);
-      request_route_from(self, args[1]);
-      PyErr_Restore(et, ev, etb);
-    } else {
-      /* nearly always: no fetch and restore at every request */
-      request_route_from(self, args[1]);
-    }
+    /* close runs in an except block too: what is set stays set (fetched and restored only then,
+     * not at every request) */
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    int pending = PyErr_Occurred() != NULL;
+    if (pending) PyErr_Fetch(&et, &ev, &etb);
+    request_route_from(self, args[1]);
+    if (pending) PyErr_Restore(et, ev, etb);
   }
   int state = LS_S_OK;
   if (exc != Py_None) {

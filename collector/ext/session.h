@@ -66,7 +66,6 @@ static inline void active_remove(session_obj *s) {
   Py_DECREF(s);
 }
 
-
 /* The UTF-8 of s's id (a view: as long as s lives), {NULL, 0} when it has none or its str has no
  * UTF-8 (an exception is set then). */
 static inline ls_str session_id_utf8(session_obj *s) {
