@@ -31,8 +31,10 @@ def _parts(path: str) -> list:
     return [f"{base}.{i}" for i in range(1, n) if os.path.exists(f"{base}.{i}")] + [path]
 
 
-def self_costs(path: str) -> tuple:
-    """(events, {function: [costs]}) of the last part; function is 'object:name'."""
+def self_costs(path: str, full_object: bool = False) -> tuple:
+    """(events, {function: [costs]}) of the last part; function is 'object:name', the object's
+    file name, or its whole path with full_object (two modules may share a name: msgspec's
+    _core and ours)."""
     names = {k: {} for k in ("ob", "fl", "fn")}
     alias = {"cob": "ob", "cfi": "fl", "cfl": "fl", "cfn": "fn", "fi": "fl", "fe": "fl"}
     files = _parts(path)
@@ -76,7 +78,7 @@ def self_costs(path: str) -> tuple:
                     table[num] = name
                 name = table.get(num, f"({num})")
                 if kind == "ob":
-                    cur_ob = os.path.basename(name)
+                    cur_ob = name if full_object else os.path.basename(name)
                 elif kind == "fn":
                     cur_fn = name
         if last:
