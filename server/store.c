@@ -50,18 +50,25 @@ static const char *const wsql[W_COUNT] = {
     " n_blocks_elsewhere = n_blocks_elsewhere + ?17,"
     " blocked_ns_own = min(blocked_ns_own + ?18, 9007199254740991),"
     " blocked_ns_elsewhere = min(blocked_ns_elsewhere + ?19, 9007199254740991) WHERE sid = ?1",
-  [W_TASK] =
-    "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task) VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
-    " ON CONFLICT(sid, id) DO UPDATE SET parent = excluded.parent, name = excluded.name,"
-    " coro = excluded.coro, created = excluded.created, has_task = 1",
-  [W_DONE] =
-    "INSERT INTO tasks(sid, id, ended, state, exc, status) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
-    " ON CONFLICT(sid, id) DO UPDATE SET ended = excluded.ended, state = excluded.state,"
-    " exc = excluded.exc, status = excluded.status",
-  [W_AGG] =
-    "INSERT INTO tasks(sid, id, busy_ns, wait_ns, first_run) VALUES(?1, ?2, ?3, ?4, ?5)"
-    " ON CONFLICT(sid, id) DO UPDATE SET busy_ns = busy_ns + excluded.busy_ns,"
-    " wait_ns = wait_ns + excluded.wait_ns, first_run = CASE"
+  /* One row per task a batch names, whatever it says of it (store_put.c's put_tasks): its task
+   * event (?7 = 1: parent, name, coro and created replace the row's, has_task becomes 1), its done
+   * event (?12 = 1: ended, state, exc and status replace the row's), and the sums of its steps and
+   * awaits stored in this batch (added; first_run the earliest). Three upserts a task before, one
+   * now: on a burst of small sessions each statement is a few µs of the co-located server's CPU. */
+  [W_TASK_ROW] =
+    "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task, ended, state, exc, status,"
+    " busy_ns, wait_ns, first_run) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15)"
+    " ON CONFLICT(sid, id) DO UPDATE SET"
+    " parent = CASE WHEN ?7 THEN excluded.parent ELSE parent END,"
+    " name = CASE WHEN ?7 THEN excluded.name ELSE name END,"
+    " coro = CASE WHEN ?7 THEN excluded.coro ELSE coro END,"
+    " created = CASE WHEN ?7 THEN excluded.created ELSE created END,"
+    " has_task = max(has_task, ?7),"
+    " ended = CASE WHEN ?12 THEN excluded.ended ELSE ended END,"
+    " state = CASE WHEN ?12 THEN excluded.state ELSE state END,"
+    " exc = CASE WHEN ?12 THEN excluded.exc ELSE exc END,"
+    " status = CASE WHEN ?12 THEN excluded.status ELSE status END,"
+    " busy_ns = busy_ns + excluded.busy_ns, wait_ns = wait_ns + excluded.wait_ns, first_run = CASE"
     "  WHEN excluded.first_run IS NULL THEN first_run"
     "  WHEN first_run IS NULL OR excluded.first_run < first_run THEN excluded.first_run"
     "  ELSE first_run END",
@@ -76,6 +83,11 @@ static const char *const wsql[W_COUNT] = {
   [W_POINT] = STORE_POINT_UPSERT,
   [W_DIRTY] = STORE_ROLLUP_MARK,
   [W_DUE] = STORE_ROLLUP_DUE,
+  /* store_done_due: once for every ended session, so kept prepared (preparing them there was a
+   * tenth of the server's CPU on a burst of small sessions: bench/overhead/ingest_ab.py). AND
+   * stops at the first false term: a session under min_events reads no done table. */
+  [W_SERIES_DUE] = STORE_DONE_DUE("session_stats"),
+  [W_KEYS_DUE] = STORE_DONE_DUE("task_keys_done"),
 };
 
 

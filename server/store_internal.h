@@ -112,10 +112,15 @@ int store_rollup_build(sqlite3 *db, int64_t blk);
 /* A task row's columns as store_read_task reads them (store_read.c), in this order. */
 #define STORE_TASK_COLS "id, parent, created, first_run, ended, busy_ns, wait_ns, name, coro, state, exc, status"
 void store_read_task(sqlite3_stmt *st, arena *a, store_task *x);
-/* 1 when session `id` has ended with at least min_events events and `done_table` (session_stats
- * or task_keys_done: a row per sid with the n_events it is of) has no row as of them; 0 otherwise
- * or on error. On the write connection (store_series.c). */
-int store_done_due(store *s, const char *id, int64_t min_events, const char *done_table);
+/* 1 when session `id` has ended with at least min_events events and the done table of `which`
+ * (W_SERIES_DUE: session_stats, W_KEYS_DUE: task_keys_done; a row per sid with the n_events it
+ * is of) has no row as of them; 0 otherwise or on error. On the write connection
+ * (store_series.c), through its kept statements: it runs for every ended session. */
+int store_done_due(store *s, const char *id, int64_t min_events, int which);
+#define STORE_DONE_DUE(done_table)                                                                 \
+  "SELECT x.ended AND x.n_events >= ?2 AND"                                                        \
+  " NOT EXISTS (SELECT 1 FROM " done_table " t WHERE t.sid = x.sid AND t.n_events = x.n_events)"    \
+  " FROM sessions x WHERE x.id = ?1"
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
 
@@ -123,7 +128,8 @@ void store_reader_finalize(store_reader *r);
  * store_maintain.c (housekeeping); only writer.c's thread touches it after store_open. */
 enum wstmt {
   W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
-  W_SESSION_COUNTS, W_TASK, W_DONE, W_AGG, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE, W_COUNT
+  W_SESSION_COUNTS, W_TASK_ROW, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE,
+  W_SERIES_DUE, W_KEYS_DUE, W_COUNT
 };
 
 struct store {

@@ -25,53 +25,91 @@ static void bind_opt_i64(sqlite3_stmt *st, int i, int64_t v)
     sqlite3_bind_null(st, i);
 }
 
-/* Per-task sums of one batch's steps and awaits, merged into one upsert per task. */
-typedef struct agg { int64_t id, busy, wait, first; } agg;
+/* What one batch says of one task, gathered from its task, done, step and await events: a row of
+ * put_tasks' single upsert (W_TASK_ROW). ord keeps the events' order among equal ids, so the last
+ * task (or done) event of a task in the batch is the one kept, as when each was an upsert. */
+typedef struct task_part {
+  int64_t id;
+  size_t ord;
+  const ingest_task *task; /* NULL: not a task event */
+  const ingest_done *done; /* NULL: not a done event */
+  int64_t busy, wait, first; /* a stored step's d and t (first -1: none), a stored await's d */
+} task_part;
 
-static int agg_cmp(const void *a, const void *b)
+static int part_cmp(const void *a, const void *b)
 {
-  int64_t x = ((const agg *)a)->id, y = ((const agg *)b)->id;
-  return (x > y) - (x < y);
+  const task_part *x = a, *y = b;
+  if(x->id != y->id)
+    return (x->id > y->id) - (x->id < y->id);
+  return (x->ord > y->ord) - (x->ord < y->ord);
 }
 
-/* stored[i] says whether step i (then await i - nsteps) went in; only those are summed. */
-static int put_aggregates(store *s, int64_t sid, const ingest_batch *b, const unsigned char *stored)
+/* One upsert per task the batch names (W_TASK_ROW): its last task event, its last done event,
+ * and the sums of its steps and awaits that went in (stored[i]: step i, then await i - nsteps;
+ * a repeat stored before is not summed again). Runs after the steps and awaits are stored. */
+static int put_tasks(store *s, int64_t sid, const ingest_batch *b, const unsigned char *stored)
 {
-  size_t n = b->nsteps + b->nawaits;
+  size_t n = b->ntasks + b->ndones + b->nsteps + b->nawaits;
   if(!n)
     return 0;
-  agg *a = malloc(n * sizeof(*a));
-  if(!a)
+  task_part *v = malloc(n * sizeof(*v));
+  if(!v)
     return LS_ENOMEM;
   size_t k = 0;
+  for(size_t i = 0; i < b->ntasks; i++)
+    v[k] = (task_part){b->tasks[i].id, k, &b->tasks[i], NULL, 0, 0, -1}, k++;
+  for(size_t i = 0; i < b->ndones; i++)
+    v[k] = (task_part){b->dones[i].id, k, NULL, &b->dones[i], 0, 0, -1}, k++;
   for(size_t i = 0; i < b->nsteps; i++)
     if(stored[i])
-      a[k++] = (agg){b->steps[i].id, b->steps[i].d, 0, b->steps[i].t};
+      v[k] = (task_part){b->steps[i].id, k, NULL, NULL, b->steps[i].d, 0, b->steps[i].t}, k++;
   for(size_t i = 0; i < b->nawaits; i++)
     if(stored[b->nsteps + i])
-      a[k++] = (agg){b->awaits[i].id, 0, b->awaits[i].d, -1};
-  n = k;
-  qsort(a, n, sizeof(*a), agg_cmp);
-  sqlite3_stmt *st = s->ws[W_AGG];
+      v[k] = (task_part){b->awaits[i].id, k, NULL, NULL, 0, b->awaits[i].d, -1}, k++;
+  if(k > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(v, k, sizeof(*v), part_cmp);
+  sqlite3_stmt *st = s->ws[W_TASK_ROW];
   int rc = 0;
-  for(size_t i = 0; i < n && !rc;) {
-    agg sum = a[i];
+  for(size_t i = 0; i < k && !rc;) {
+    task_part sum = v[i];
     size_t j = i + 1;
-    for(; j < n && a[j].id == sum.id; j++) {
-      sum.busy += a[j].busy;
-      sum.wait += a[j].wait;
-      if(a[j].first >= 0 && (sum.first < 0 || a[j].first < sum.first))
-        sum.first = a[j].first;
+    for(; j < k && v[j].id == sum.id; j++) {
+      if(v[j].task)
+        sum.task = v[j].task;
+      if(v[j].done)
+        sum.done = v[j].done;
+      sum.busy += v[j].busy;
+      sum.wait += v[j].wait;
+      if(v[j].first >= 0 && (sum.first < 0 || v[j].first < sum.first))
+        sum.first = v[j].first;
     }
+    const ingest_task *t = sum.task;
+    const ingest_done *d = sum.done;
     sqlite3_bind_int64(st, 1, sid);
     sqlite3_bind_int64(st, 2, sum.id);
-    sqlite3_bind_int64(st, 3, sum.busy);
-    sqlite3_bind_int64(st, 4, sum.wait);
-    bind_opt_i64(st, 5, sum.first);
+    sqlite3_bind_int64(st, 3, t ? t->parent : 0);
+    bind_text(st, 4, t ? t->name : NULL);
+    bind_text(st, 5, t ? t->coro : NULL);
+    if(t)
+      sqlite3_bind_int64(st, 6, t->t);
+    else
+      sqlite3_bind_null(st, 6);
+    sqlite3_bind_int(st, 7, t != NULL);
+    if(d)
+      sqlite3_bind_int64(st, 8, d->t);
+    else
+      sqlite3_bind_null(st, 8);
+    bind_text(st, 9, d ? d->state : NULL);
+    bind_text(st, 10, d ? d->exc : NULL);
+    bind_opt_i64(st, 11, d ? d->status : -1);
+    sqlite3_bind_int(st, 12, d != NULL);
+    sqlite3_bind_int64(st, 13, sum.busy);
+    sqlite3_bind_int64(st, 14, sum.wait);
+    bind_opt_i64(st, 15, sum.first);
     rc = store_wrun(s, st);
     i = j;
   }
-  free(a);
+  free(v);
   return rc;
 }
 
@@ -129,31 +167,7 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
 static int put_rows(store *s, int64_t sid, const ingest_batch *b)
 {
   int rc = 0;
-  sqlite3_stmt *st = s->ws[W_TASK];
-  for(size_t i = 0; i < b->ntasks && !rc; i++) {
-    const ingest_task *x = &b->tasks[i];
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, x->id);
-    sqlite3_bind_int64(st, 3, x->parent);
-    bind_text(st, 4, x->name);
-    bind_text(st, 5, x->coro);
-    sqlite3_bind_int64(st, 6, x->t);
-    rc = store_wrun(s, st);
-  }
-  st = s->ws[W_DONE];
-  for(size_t i = 0; i < b->ndones && !rc; i++) {
-    const ingest_done *x = &b->dones[i];
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, x->id);
-    sqlite3_bind_int64(st, 3, x->t);
-    bind_text(st, 4, x->state);
-    bind_text(st, 5, x->exc);
-    if(x->status >= 0)
-      sqlite3_bind_int64(st, 6, x->status);
-    else
-      sqlite3_bind_null(st, 6);
-    rc = store_wrun(s, st);
-  }
+  sqlite3_stmt *st;
   unsigned char *stored = malloc(b->nsteps + b->nawaits + 1);
   if(!stored)
     return LS_ENOMEM;
@@ -185,7 +199,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b)
     nawaits += stored[b->nsteps + i];
   }
   if(!rc)
-    rc = put_aggregates(s, sid, b, stored);
+    rc = put_tasks(s, sid, b, stored);
   if(!rc)
     rc = store_points_put(s->w, s->ws[W_POINT], sid, b, stored + b->nsteps);
   free(stored);

@@ -362,27 +362,22 @@ int store_series_prepare(store *s, const char *id)
   return rc;
 }
 
-int store_done_due(store *s, const char *id, int64_t min_events, const char *done_table)
+int store_done_due(store *s, const char *id, int64_t min_events, int which)
 {
-  char sql[320];
-  snprintf(sql, sizeof(sql), "SELECT x.ended AND x.n_events >= ?2 AND"
-           " NOT EXISTS (SELECT 1 FROM %s t WHERE t.sid = x.sid AND t.n_events = x.n_events)"
-           " FROM sessions x WHERE x.id = ?1", done_table);
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st = s->ws[which];
   int due = 0;
-  if(sqlite3_prepare_v2(s->w, sql, -1, &st, NULL) == SQLITE_OK) {
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, min_events);
-    if(sqlite3_step(st) == SQLITE_ROW)
-      due = sqlite3_column_int(st, 0);
-  }
-  sqlite3_finalize(st);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, min_events);
+  if(sqlite3_step(st) == SQLITE_ROW)
+    due = sqlite3_column_int(st, 0);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st); /* id is the caller's: no pointer to it stays behind */
   return due;
 }
 
 int store_series_due(store *s, const char *id, int64_t min_events)
 {
-  return store_done_due(s, id, min_events, "session_stats");
+  return store_done_due(s, id, min_events, W_SERIES_DUE);
 }
 
 /* up to three points a bucket: its most, its least, the count it ends with (each only when it

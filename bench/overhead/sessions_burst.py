@@ -6,7 +6,7 @@ session with --batches-per-post 1, the same-run baseline), the time the run and 
 the CPU time of the sender (the process's threads other than the loop's) and, with --server-pid,
 of the server (from /proc), each per session. A figure, not a test.
     python bench/overhead/sessions_burst.py --server URL [--server-pid PID] [--requests 5000]
-        [--batches-per-post N]
+        [--batches-per-post N] [--ready-file FILE]
 """
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ def run() -> None:
     ap.add_argument("--server", required=True)
     ap.add_argument("--server-pid", type=int, default=0)
     ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--ready-file", default="",
+                    help="after the warm-up, create this file and wait for FILE.go before the burst "
+                         "(ingest_ab.py reads the server's CPU in between)")
     ap.add_argument("--batches-per-post", type=int, default=0,
                     help="the collector's batches_per_post (1: one POST per session, as before; default: its own)")
     args = ap.parse_args()
@@ -44,6 +47,10 @@ def run() -> None:
     try:
         asyncio.run(bench.request_loop())  # warm-up, shipped before the timed burst starts
         loopscope.flush(120)
+        if args.ready_file:
+            open(args.ready_file, "w").close()
+            while not os.path.exists(args.ready_file + ".go"):
+                time.sleep(0.02)
         st0 = loopscope.stats()
         s0 = proc_cpu(args.server_pid)
         t0 = time.perf_counter()

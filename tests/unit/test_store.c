@@ -222,6 +222,73 @@ START_TEST(repeated_events_in_new_batches)
 }
 END_TEST
 
+/* The tasks table as SQL sees it, one line a task ("id|parent|...|first_run"), for session id. */
+static void task_rows(const char *id, char *out, size_t cap)
+{
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *q = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db,
+                     "SELECT t.id, t.parent, t.name, t.coro, t.created, t.has_task, t.ended, t.state, t.exc,"
+                     " t.status, t.busy_ns, t.wait_ns, t.first_run FROM tasks t JOIN sessions s ON s.sid = t.sid"
+                     " WHERE s.id = ?1 ORDER BY t.id", -1, &q, NULL), SQLITE_OK);
+  sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+  size_t n = 0;
+  out[0] = 0;
+  while(sqlite3_step(q) == SQLITE_ROW) {
+    for(int c = 0; c < sqlite3_column_count(q); c++) {
+      const unsigned char *v = sqlite3_column_text(q, c);
+      n += (size_t)snprintf(out + n, cap - n, "%s%s", c ? "|" : "", v ? (const char *)v : "NULL");
+      ck_assert_uint_lt(n, cap);
+    }
+    n += (size_t)snprintf(out + n, cap - n, "\n");
+    ck_assert_uint_lt(n, cap);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
+/* A task's row is one upsert per batch (its task, done, steps and awaits together): whether a
+ * session's events come in one batch or split over several in any order, the rows are the same;
+ * within a batch the last task or done event of a task is the one kept. */
+#define EV_TASKS "{\"k\":\"task\",\"id\":1,\"name\":\"Task-1\",\"coro\":\"main\",\"t\":0}," \
+  "{\"k\":\"task\",\"id\":2,\"parent\":1,\"name\":\"Task-2\",\"coro\":\"child\",\"t\":100}"
+#define EV_DONES "{\"k\":\"done\",\"id\":2,\"t\":400,\"state\":\"error\",\"exc\":\"ValueError: x\"}," \
+  "{\"k\":\"done\",\"id\":1,\"t\":900,\"state\":\"ok\",\"status\":201}," \
+  "{\"k\":\"done\",\"id\":5,\"t\":950,\"state\":\"cancelled\"}"
+#define EV_WORK "{\"k\":\"step\",\"id\":2,\"t\":300,\"d\":50},{\"k\":\"step\",\"id\":2,\"t\":110,\"d\":20}," \
+  "{\"k\":\"await\",\"id\":2,\"t\":130,\"d\":170,\"what\":\"sleep\",\"file\":\"a.py\",\"line\":7,\"func\":\"f\"}," \
+  "{\"k\":\"step\",\"id\":1,\"t\":0,\"d\":10},{\"k\":\"await\",\"id\":1,\"t\":10,\"d\":890}," \
+  "{\"k\":\"step\",\"id\":7,\"t\":500,\"d\":3}"
+#define BATCH(b, sess, evs) "{\"v\":1,\"batch\":\"" b "\",\"session\":\"" sess "\",\"events\":[" evs "]}"
+START_TEST(one_row_per_task_whatever_the_batches)
+{
+  ck_assert_int_eq(put(BATCH("all", "one", EV_TASKS "," EV_DONES "," EV_WORK), NULL), 0);
+  ck_assert_int_eq(put(BATCH("c", "split", EV_DONES), NULL), 0);
+  ck_assert_int_eq(put(BATCH("b", "split", EV_WORK), NULL), 0);
+  ck_assert_int_eq(put(BATCH("a", "split", EV_TASKS), NULL), 0);
+  /* task events first renamed, then as above; a done first said ok, then error: the last wins */
+  ck_assert_int_eq(put(BATCH("x", "last", "{\"k\":\"task\",\"id\":2,\"parent\":9,\"name\":\"old\",\"coro\":\"c\",\"t\":1},"
+                             "{\"k\":\"done\",\"id\":2,\"t\":1,\"state\":\"ok\",\"status\":500},"
+                             EV_TASKS "," EV_DONES "," EV_WORK), NULL), 0);
+  char one[2048], split[2048], last[2048];
+  task_rows("one", one, sizeof(one));
+  task_rows("split", split, sizeof(split));
+  task_rows("last", last, sizeof(last));
+  ck_assert_str_eq(one,
+                   "1|0|Task-1|main|0|1|900|ok|NULL|201|10|890|0\n"
+                   "2|1|Task-2|child|100|1|400|error|ValueError: x|NULL|70|170|110\n"
+                   "5|0|NULL|NULL|NULL|0|950|cancelled|NULL|NULL|0|0|NULL\n"
+                   "7|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|3|0|500\n");
+  ck_assert_str_eq(split, one);
+  ck_assert_str_eq(last, one);
+  /* a task announced after its work keeps the sums and becomes listed */
+  cJSON *t = q(query_tasks, "split", NULL, NULL);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(t, "tasks")), 2);
+  cJSON_Delete(t);
+}
+END_TEST
+
 START_TEST(unknown_session_and_bad_params)
 {
   int rc;
@@ -639,6 +706,7 @@ int main(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, reverse_order_and_retries);
   tcase_add_test(tc, repeated_events_in_new_batches);
+  tcase_add_test(tc, one_row_per_task_whatever_the_batches);
   tcase_add_test(tc, unknown_session_and_bad_params);
   tcase_add_test(tc, awaits_and_hotspots);
   tcase_add_test(tc, timeline_lod);

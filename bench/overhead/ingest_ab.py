@@ -1,0 +1,115 @@
+"""bench/overhead/ingest_ab.py A_SERVER B_SERVER — what the co-located server spends on a burst of
+small sessions (one per web request), two server builds against each other in the same run.
+
+Each round starts A and B in turn (the order alternates round by round) on a fresh database,
+drives sessions_burst.py's N in-process requests (one session each, ~60 events) through the real
+collector against it, waits until the server has finished with them (its CPU time stops rising:
+the figures it computes after answering count too), and reads the server's CPU time from /proc.
+Prints each round's µs of server CPU per session, then per build the median, and the median of
+the paired ratios B/A with its range. A figure, not a test: nothing here asserts a time.
+
+    python bench/overhead/ingest_ab.py build-a/server/loopscope-server build/server/loopscope-server \\
+        [--python .venvs/py3.13/bin/python] [--pythonpath collector] [--rounds 5] [--requests 3000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+import lsbench  # noqa: E402  (a server on a fresh temporary database)
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process pid has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settled_cpu(pid: int, quiet_s: float = 0.5, limit_s: float = 60.0) -> float:
+    """The server's CPU time once it has stayed the same for quiet_s (its deferred work done)."""
+    last, since, t_end = proc_cpu(pid), time.monotonic(), time.monotonic() + limit_s
+    while time.monotonic() < t_end:
+        time.sleep(0.1)
+        now = proc_cpu(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return last
+
+
+def one(server: str, args) -> tuple[float, str]:
+    """(µs of server CPU per session, the burst's own line) of one burst against a fresh server."""
+    proc, log, url, _ = lsbench.start(server, "ingest-ab-")
+    try:
+        env = dict(os.environ)
+        if args.pythonpath:
+            env["PYTHONPATH"] = os.path.abspath(args.pythonpath)
+        # the burst's own warm-up goes first; the server's CPU is read around the timed burst only
+        burst = subprocess.Popen([args.python, os.path.join(HERE, "sessions_burst.py"), "--server", url,
+                                  "--requests", str(args.requests), "--ready-file", args.ready],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        while not os.path.exists(args.ready) and burst.poll() is None:
+            time.sleep(0.02)
+        c0 = settled_cpu(proc.pid)
+        with open(args.ready + ".go", "w"):
+            pass
+        out, _ = burst.communicate(timeout=600)
+        if burst.returncode != 0:
+            raise RuntimeError(f"sessions_burst.py failed ({burst.returncode}):\n{out}")
+        c1 = settled_cpu(proc.pid)
+        line = out.strip().splitlines()[-1]
+        if "delivered all" not in line or ", dropped 0," not in line:
+            raise RuntimeError(f"not every event reached the server: {line}")
+        return (c1 - c0) / args.requests * 1e6, line
+    finally:
+        for p in (args.ready, args.ready + ".go"):
+            if os.path.exists(p):
+                os.unlink(p)
+        lsbench.stop(proc, log)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", help="server binary A (the baseline)")
+    ap.add_argument("b", help="server binary B")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter that runs the requests")
+    ap.add_argument("--pythonpath", default="", help="where its loopscope is (default: as installed)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=3000, help="sessions a burst (one per request)")
+    args = ap.parse_args()
+    for b in (args.a, args.b):
+        if not os.access(b, os.X_OK):
+            ap.error(f"not an executable server: {b}")
+    args.ready = os.path.join("/tmp", f"ingest-ab-{os.getpid()}.ready")
+    per = {"A": [], "B": []}
+    ratios = []
+    for r in range(args.rounds):
+        order = ("A", "B") if r % 2 == 0 else ("B", "A")
+        got = {}
+        for k in order:
+            us, line = one(args.a if k == "A" else args.b, args)
+            got[k] = us
+            per[k].append(us)
+            print(f"round {r + 1} {k}: {us:6.1f} us of server CPU a session   ({line.split('sessions: ')[1].split(';')[0]})",
+                  flush=True)
+        ratios.append(got["B"] / got["A"])
+    ma, mb = statistics.median(per["A"]), statistics.median(per["B"])
+    print(f"A {args.a}: median {ma:.1f} us/session  ({', '.join(f'{v:.0f}' for v in per['A'])})")
+    print(f"B {args.b}: median {mb:.1f} us/session  ({', '.join(f'{v:.0f}' for v in per['B'])})")
+    print(f"B/A paired: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}, "
+          f"{args.rounds} rounds, {args.requests} sessions each)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
