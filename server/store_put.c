@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "log.h"
 #include "store_internal.h"
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
@@ -164,40 +165,120 @@ static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nst
   return store_wrun(s, st);
 }
 
-static int put_rows(store *s, int64_t sid, const ingest_batch *b)
+/* A step's or an await's key and its place in the batch, to find repeats within one batch. */
+typedef struct row_key { int64_t id, t; size_t i; } row_key;
+
+static int key_cmp(const void *a, const void *b)
+{
+  const row_key *x = a, *y = b;
+  if(x->id != y->id)
+    return (x->id > y->id) - (x->id < y->id);
+  if(x->t != y->t)
+    return (x->t > y->t) - (x->t < y->t);
+  return (x->i > y->i) - (x->i < y->i);
+}
+
+/* stored[i] = 1 for the first of each (task, t) among the n keys, 0 for its repeats: what
+ * INSERT OR IGNORE keeps of them in a session that has no rows yet. */
+static void first_of_each(row_key *k, size_t n, unsigned char *stored)
+{
+  if(n > 1) /* qsort of NULL, 0 is undefined (UBSan) */
+    qsort(k, n, sizeof(*k), key_cmp);
+  for(size_t j = 0; j < n; j++)
+    stored[k[j].i] = !j || k[j].id != k[j - 1].id || k[j].t != k[j - 1].t;
+}
+
+/* Binds row r of a step (await) to st at its place among st's rows (the first at ?2). */
+static void bind_step(sqlite3_stmt *st, int r, const ingest_step *x)
+{
+  int p = 2 + r * 3;
+  sqlite3_bind_int64(st, p, x->id);
+  sqlite3_bind_int64(st, p + 1, x->t);
+  sqlite3_bind_int64(st, p + 2, x->d);
+}
+
+static void bind_await(sqlite3_stmt *st, int r, const ingest_await *x)
+{
+  int p = 2 + r * 7;
+  sqlite3_bind_int64(st, p, x->id);
+  sqlite3_bind_int64(st, p + 1, x->t);
+  sqlite3_bind_int64(st, p + 2, x->d);
+  bind_text(st, p + 3, x->what);
+  bind_text(st, p + 4, x->file);
+  bind_opt_i64(st, p + 5, x->line);
+  bind_text(st, p + 6, x->func);
+}
+
+/* The n steps (awaits: steps NULL) of a batch into session sid; stored[i] says whether row i went
+ * in (a repeat of a row stored before, by this batch or an earlier one, does not).
+ *
+ * In a session this batch created (fresh: its sid is new, AUTOINCREMENT never reuses one, so no
+ * row of it exists) the rows that go in are known beforehand, the first of each (task, t), and go
+ * 16 or 4 to a statement; the count of rows each statement stored is checked against them. In a
+ * session stored before, a row may repeat one already there: one statement a row, whose change
+ * count tells. */
+static int put_steps_or_awaits(store *s, int64_t sid, const ingest_step *steps, const ingest_await *awaits, size_t n,
+                               int fresh, unsigned char *stored)
+{
+  int multi[2] = {steps ? W_STEPS_16 : W_AWAITS_16, steps ? W_STEPS_4 : W_AWAITS_4};
+  if(fresh && n >= 4) {
+    row_key *k = malloc(n * sizeof(*k));
+    if(!k)
+      return LS_ENOMEM;
+    for(size_t i = 0; i < n; i++)
+      k[i] = steps ? (row_key){steps[i].id, steps[i].t, i} : (row_key){awaits[i].id, awaits[i].t, i};
+    first_of_each(k, n, stored);
+    free(k);
+  }
+  size_t i = 0;
+  int rc = 0;
+  for(int m = 0; fresh && m < 2 && !rc; m++) {
+    int rows = store_multi_rows(multi[m]);
+    sqlite3_stmt *st = s->ws[multi[m]];
+    for(; n - i >= (size_t)rows && !rc; i += (size_t)rows) {
+      int expect = 0;
+      sqlite3_bind_int64(st, 1, sid);
+      for(int r = 0; r < rows; r++) {
+        if(steps)
+          bind_step(st, r, &steps[i + (size_t)r]);
+        else
+          bind_await(st, r, &awaits[i + (size_t)r]);
+        expect += stored[i + (size_t)r];
+      }
+      rc = store_wrun(s, st);
+      if(!rc && sqlite3_changes(s->w) != expect) {
+        log_msg(LOG_ERROR, "store: session %lld stored %d of %d new %s", (long long)sid, sqlite3_changes(s->w), expect,
+                steps ? "steps" : "awaits");
+        rc = LS_EIO; /* not expected ever: the batch is refused rather than its sums left wrong */
+      }
+    }
+  }
+  sqlite3_stmt *st = s->ws[steps ? W_STEP : W_AWAIT];
+  for(; i < n && !rc; i++) {
+    sqlite3_bind_int64(st, 1, sid);
+    if(steps)
+      bind_step(st, 0, &steps[i]);
+    else
+      bind_await(st, 0, &awaits[i]);
+    rc = store_wrun(s, st);
+    stored[i] = !rc && sqlite3_changes(s->w) > 0;
+  }
+  return rc;
+}
+
+static int put_rows(store *s, int64_t sid, const ingest_batch *b, int fresh)
 {
   int rc = 0;
   sqlite3_stmt *st;
   unsigned char *stored = malloc(b->nsteps + b->nawaits + 1);
   if(!stored)
     return LS_ENOMEM;
+  rc = put_steps_or_awaits(s, sid, b->steps, NULL, b->nsteps, fresh, stored);
+  if(!rc)
+    rc = put_steps_or_awaits(s, sid, NULL, b->awaits, b->nawaits, fresh, stored + b->nsteps);
   int64_t nsteps = 0, nawaits = 0;
-  st = s->ws[W_STEP];
-  for(size_t i = 0; i < b->nsteps && !rc; i++) {
-    const ingest_step *x = &b->steps[i];
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, x->id);
-    sqlite3_bind_int64(st, 3, x->t);
-    sqlite3_bind_int64(st, 4, x->d);
-    rc = store_wrun(s, st);
-    stored[i] = sqlite3_changes(s->w) > 0;
-    nsteps += stored[i];
-  }
-  st = s->ws[W_AWAIT];
-  for(size_t i = 0; i < b->nawaits && !rc; i++) {
-    const ingest_await *x = &b->awaits[i];
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, x->id);
-    sqlite3_bind_int64(st, 3, x->t);
-    sqlite3_bind_int64(st, 4, x->d);
-    bind_text(st, 5, x->what);
-    bind_text(st, 6, x->file);
-    bind_opt_i64(st, 7, x->line);
-    bind_text(st, 8, x->func);
-    rc = store_wrun(s, st);
-    stored[b->nsteps + i] = sqlite3_changes(s->w) > 0;
-    nawaits += stored[b->nsteps + i];
-  }
+  for(size_t i = 0; i < b->nsteps + b->nawaits; i++)
+    *(i < b->nsteps ? &nsteps : &nawaits) += stored[i];
   if(!rc)
     rc = put_tasks(s, sid, b, stored);
   if(!rc)
@@ -292,7 +373,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
   if(!rc && sqlite3_changes(s->w) == 0)
     *duplicate = 1; /* stored before: undo the session row we may just have made, if any */
   else if(!rc)
-    rc = put_rows(s, sid, b);
+    rc = put_rows(s, sid, b, *created);
   if(!rc && !*duplicate) { /* its endpoint rollup is out of date until rebuilt */
     sqlite3_bind_int64(s->ws[W_DIRTY], 1, sid);
     rc = store_wrun(s, s->ws[W_DIRTY]);

@@ -289,6 +289,69 @@ START_TEST(one_row_per_task_whatever_the_batches)
 }
 END_TEST
 
+/* Appends a step (await: with what/file/line) of task 1 at t with duration d to a batch's events. */
+static void ev_add(char *buf, size_t cap, size_t *n, const char *kind, int t, int d)
+{
+  int k = snprintf(buf + *n, cap - *n, "%s{\"k\":\"%s\",\"id\":1,\"t\":%d,\"d\":%d%s}", buf[*n - 1] == '[' ? "" : ",", kind,
+                   t, d, strcmp(kind, "await") ? "" : ",\"what\":\"sleep\",\"file\":\"a.py\",\"line\":3,\"func\":\"f\"");
+  ck_assert_int_gt(k, 0);
+  *n += (size_t)k;
+  ck_assert_uint_lt(*n, cap);
+}
+
+/* Steps and awaits of a new session go in 16 or 4 to a statement, of a session stored before one
+ * by one: either way a repeat, whether stored by an earlier batch or earlier in the same one (in
+ * the same statement or not), is stored once and summed once. */
+START_TEST(many_rows_a_statement_and_repeats)
+{
+  static char body[16384];
+  size_t n = (size_t)snprintf(body, sizeof(body), "{\"v\":1,\"batch\":\"p\",\"session\":\"m\",\"events\":[");
+  for(int t = 0; t < 10; t++) {
+    ev_add(body, sizeof(body), &n, "step", t * 10, 1);
+    ev_add(body, sizeof(body), &n, "await", t * 10 + 1, 2);
+  }
+  snprintf(body + n, sizeof(body) - n, "]}");
+  ck_assert_int_eq(put(body, NULL), 0);
+  n = (size_t)snprintf(body, sizeof(body), "{\"v\":1,\"batch\":\"q\",\"session\":\"m\",\"events\":[");
+  for(int t = 5; t <= 40; t++) { /* 5..9 are repeats of batch p; 20 comes twice, 33 three times */
+    for(int rep = 0; rep < (t == 20 ? 2 : t == 33 ? 3 : 1); rep++) {
+      ev_add(body, sizeof(body), &n, "step", t * 10, 100);
+      ev_add(body, sizeof(body), &n, "await", t * 10 + 1, 1000);
+    }
+  }
+  snprintf(body + n, sizeof(body) - n, "]}");
+  ck_assert_int_eq(put(body, NULL), 0);
+  /* the same batch as a new session's first: 36 of its 39 steps and awaits go in */
+  memcpy(strstr(body, "\"session\":\"m\"") + 11, "f", 1);
+  ck_assert_int_eq(put(body, NULL), 0);
+  char first[512];
+  task_rows("f", first, sizeof(first));
+  ck_assert_str_eq(first, "1|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|3600|36000|50\n");
+  cJSON *s = q(query_session, "m", NULL, NULL);
+  ck_assert_int_eq(num(s, "awaits"), 41);
+  cJSON_Delete(s);
+  char rows[512];
+  task_rows("m", rows, sizeof(rows));
+  /* 10 + 31 steps and awaits: 10 x 1 + 31 x 100 busy, 10 x 2 + 31 x 1000 waiting */
+  ck_assert_str_eq(rows, "1|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|3110|31020|0\n");
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *c = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM steps s JOIN sessions x USING (sid) WHERE x.id = 'm'),"
+                                          " (SELECT sum(d) FROM steps s JOIN sessions x USING (sid) WHERE x.id = 'm'),"
+                                          " (SELECT n FROM await_points a JOIN sessions x USING (sid) WHERE x.id = 'm'),"
+                                          " (SELECT n_steps FROM sessions WHERE id = 'm')",
+                                      -1, &c, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(c), SQLITE_ROW);
+  ck_assert_int_eq(sqlite3_column_int(c, 0), 41);
+  ck_assert_int_eq(sqlite3_column_int(c, 1), 3110);
+  ck_assert_int_eq(sqlite3_column_int(c, 2), 41);
+  ck_assert_int_eq(sqlite3_column_int(c, 3), 41);
+  sqlite3_finalize(c);
+  sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(unknown_session_and_bad_params)
 {
   int rc;
@@ -707,6 +770,7 @@ int main(void)
   tcase_add_test(tc, reverse_order_and_retries);
   tcase_add_test(tc, repeated_events_in_new_batches);
   tcase_add_test(tc, one_row_per_task_whatever_the_batches);
+  tcase_add_test(tc, many_rows_a_statement_and_repeats);
   tcase_add_test(tc, unknown_session_and_bad_params);
   tcase_add_test(tc, awaits_and_hotspots);
   tcase_add_test(tc, timeline_lod);
