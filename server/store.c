@@ -29,8 +29,11 @@ static const char *const wsql[W_COUNT] = {
   [W_SAVEPOINT] = "SAVEPOINT batch",
   [W_RELEASE] = "RELEASE batch",
   [W_ROLLBACK_TO] = "ROLLBACK TO batch",
-  [W_SESSION_INS] = "INSERT INTO sessions(id, arrived_s, received_unix_ns) VALUES(?1, ?2, ?3)"
-                    " ON CONFLICT(id) DO NOTHING",
+  /* A new session's row with its meta at once (?13: has_meta): W_SESSION_META, an UPDATE of the
+   * columns two indexes hold, runs only for a session stored before (store_put_batch). */
+  [W_SESSION_INS] = "INSERT INTO sessions(id, arrived_s, received_unix_ns, name, service, host, python, pid,"
+                    " started_unix_ns, started_ns, route, loop_no, has_meta)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING",
   [W_SESSION_SID] = "SELECT sid FROM sessions WHERE id = ?1",
   [W_BATCH_INS] = "INSERT OR IGNORE INTO batches(sid, batch, events) VALUES(?1, ?2, ?3)",
   [W_SESSION_META] =
@@ -52,22 +55,23 @@ static const char *const wsql[W_COUNT] = {
     " blocked_ns_elsewhere = min(blocked_ns_elsewhere + ?19, 9007199254740991) WHERE sid = ?1",
   /* One row per task a batch names, whatever it says of it (store_put.c's put_tasks): its task
    * event (?7 = 1: parent, name, coro and created replace the row's, has_task becomes 1), its done
-   * event (?12 = 1: ended, state, exc and status replace the row's), and the sums of its steps and
+   * event (?15 = 1: ended, state, exc and status replace the row's), and the sums of its steps and
    * awaits stored in this batch (added; first_run the earliest). Three upserts a task before, one
-   * now: on a burst of small sessions each statement is a few µs of the co-located server's CPU. */
+   * now: on a burst of small sessions each statement is a few µs of the co-located server's CPU.
+   * ?2..?14 are the row's columns in W_TASKS_8's order. */
   [W_TASK_ROW] =
     "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task, ended, state, exc, status,"
-    " busy_ns, wait_ns, first_run) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13, ?14, ?15)"
+    " busy_ns, wait_ns, first_run) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     " ON CONFLICT(sid, id) DO UPDATE SET"
     " parent = CASE WHEN ?7 THEN excluded.parent ELSE parent END,"
     " name = CASE WHEN ?7 THEN excluded.name ELSE name END,"
     " coro = CASE WHEN ?7 THEN excluded.coro ELSE coro END,"
     " created = CASE WHEN ?7 THEN excluded.created ELSE created END,"
     " has_task = max(has_task, ?7),"
-    " ended = CASE WHEN ?12 THEN excluded.ended ELSE ended END,"
-    " state = CASE WHEN ?12 THEN excluded.state ELSE state END,"
-    " exc = CASE WHEN ?12 THEN excluded.exc ELSE exc END,"
-    " status = CASE WHEN ?12 THEN excluded.status ELSE status END,"
+    " ended = CASE WHEN ?15 THEN excluded.ended ELSE ended END,"
+    " state = CASE WHEN ?15 THEN excluded.state ELSE state END,"
+    " exc = CASE WHEN ?15 THEN excluded.exc ELSE exc END,"
+    " status = CASE WHEN ?15 THEN excluded.status ELSE status END,"
     " busy_ns = busy_ns + excluded.busy_ns, wait_ns = wait_ns + excluded.wait_ns, first_run = CASE"
     "  WHEN excluded.first_run IS NULL THEN first_run"
     "  WHEN first_run IS NULL OR excluded.first_run < first_run THEN excluded.first_run"
@@ -88,12 +92,18 @@ static const char *const wsql[W_COUNT] = {
    * stops at the first false term: a session under min_events reads no done table. */
   [W_SERIES_DUE] = STORE_DONE_DUE("session_stats"),
   [W_KEYS_DUE] = STORE_DONE_DUE("task_keys_done"),
-  /* W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4: written by multi_row_sql */
+  /* W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4, W_TASKS_8/4/2: written by multi_row_sql */
 };
 
 int store_multi_rows(int which)
 {
-  return which == W_STEPS_16 || which == W_AWAITS_16 ? 16 : which == W_STEPS_4 || which == W_AWAITS_4 ? 4 : 1;
+  switch(which) {
+  case W_STEPS_16: case W_AWAITS_16: return 16;
+  case W_TASKS_8: return 8;
+  case W_STEPS_4: case W_AWAITS_4: case W_TASKS_4: return 4;
+  case W_TASKS_2: return 2;
+  default: return 1;
+  }
 }
 
 /* The SQL of W_STEPS_16 and its kin into buf: store_multi_rows(which) rows of W_STEP's (W_AWAIT's)
@@ -102,9 +112,14 @@ int store_multi_rows(int which)
  * a burst of small sessions ran 27% fewer instructions in all with 16 rows a statement. */
 static const char *multi_row_sql(int which, char *buf, size_t cap)
 {
-  int steps = which == W_STEPS_16 || which == W_STEPS_4, cols = steps ? 3 : 7;
+  int steps = which == W_STEPS_16 || which == W_STEPS_4, tasks = which == W_TASKS_8 || which == W_TASKS_4 || which == W_TASKS_2;
+  int cols = steps ? 3 : tasks ? 13 : 7;
+  /* a new session's tasks: put_tasks merged each task's events into one row, so no two rows
+   * share an id and there is nothing to upsert */
   size_t n = (size_t)snprintf(buf, cap, "%s",
                               steps ? "INSERT OR IGNORE INTO steps(sid, task, t, d) VALUES"
+                              : tasks ? "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task, ended, state,"
+                                        " exc, status, busy_ns, wait_ns, first_run) VALUES"
                                     : "INSERT OR IGNORE INTO awaits(sid, task, t, d, what, file, line, func) VALUES");
   for(int r = 0; r < store_multi_rows(which) && n < cap; r++) {
     n += (size_t)snprintf(buf + n, cap - n, "%s(?1", r ? ", " : " ");

@@ -129,11 +129,13 @@ void store_reader_finalize(store_reader *r);
 enum wstmt {
   W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
   W_SESSION_COUNTS, W_TASK_ROW, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE,
-  W_SERIES_DUE, W_KEYS_DUE, W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4, W_COUNT
+  W_SERIES_DUE, W_KEYS_DUE, W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4,
+  W_TASKS_8, W_TASKS_4, W_TASKS_2, W_COUNT
 };
 
-/* W_STEPS_16 (_4) and W_AWAITS_16 (_4) insert 16 (4) steps or awaits in one statement; store.c
- * writes their SQL at open (store_multi_rows tells how many rows each has). */
+/* W_STEPS_16 (_4) and W_AWAITS_16 (_4) insert 16 (4) steps or awaits in one statement, W_TASKS_8
+ * (_4, _2) a new session's task rows; store.c writes their SQL at open (store_multi_rows tells
+ * how many rows each has). */
 int store_multi_rows(int which);
 
 struct store {

@@ -45,10 +45,38 @@ static int part_cmp(const void *a, const void *b)
   return (x->ord > y->ord) - (x->ord < y->ord);
 }
 
-/* One upsert per task the batch names (W_TASK_ROW): its last task event, its last done event,
- * and the sums of its steps and awaits that went in (stored[i]: step i, then await i - nsteps;
- * a repeat stored before is not summed again). Runs after the steps and awaits are stored. */
-static int put_tasks(store *s, int64_t sid, const ingest_batch *b, const unsigned char *stored)
+/* One row per task the batch names: its last task event, its last done event, and the sums of
+ * its steps and awaits that went in (stored[i]: step i, then await i - nsteps; a repeat stored
+ * before is not summed again), an upsert each (W_TASK_ROW), or for a new session (fresh) plain
+ * inserts several to a statement. Runs after the steps and awaits are stored. */
+/* Binds a merged task row's 13 columns (W_TASKS_8's order: id, parent, name, coro, created,
+ * has_task, ended, state, exc, status, busy_ns, wait_ns, first_run) to st from parameter p on. */
+static void bind_task_row(sqlite3_stmt *st, int p, const task_part *x)
+{
+  const ingest_task *t = x->task;
+  const ingest_done *d = x->done;
+  sqlite3_bind_int64(st, p, x->id);
+  sqlite3_bind_int64(st, p + 1, t ? t->parent : 0);
+  bind_text(st, p + 2, t ? t->name : NULL);
+  bind_text(st, p + 3, t ? t->coro : NULL);
+  if(t) /* any value: not bind_opt_i64, for which -1 means absent */
+    sqlite3_bind_int64(st, p + 4, t->t);
+  else
+    sqlite3_bind_null(st, p + 4);
+  sqlite3_bind_int(st, p + 5, t != NULL);
+  if(d)
+    sqlite3_bind_int64(st, p + 6, d->t);
+  else
+    sqlite3_bind_null(st, p + 6);
+  bind_text(st, p + 7, d ? d->state : NULL);
+  bind_text(st, p + 8, d ? d->exc : NULL);
+  bind_opt_i64(st, p + 9, d ? d->status : -1);
+  sqlite3_bind_int64(st, p + 10, x->busy);
+  sqlite3_bind_int64(st, p + 11, x->wait);
+  bind_opt_i64(st, p + 12, x->first);
+}
+
+static int put_tasks(store *s, int64_t sid, const ingest_batch *b, int fresh, const unsigned char *stored)
 {
   size_t n = b->ntasks + b->ndones + b->nsteps + b->nawaits;
   if(!n)
@@ -69,9 +97,8 @@ static int put_tasks(store *s, int64_t sid, const ingest_batch *b, const unsigne
       v[k] = (task_part){b->awaits[i].id, k, NULL, NULL, 0, b->awaits[i].d, -1}, k++;
   if(k > 1) /* qsort of NULL, 0 is undefined (UBSan) */
     qsort(v, k, sizeof(*v), part_cmp);
-  sqlite3_stmt *st = s->ws[W_TASK_ROW];
-  int rc = 0;
-  for(size_t i = 0; i < k && !rc;) {
+  size_t rows = 0; /* v[0 .. rows - 1]: one merged row per task */
+  for(size_t i = 0; i < k;) {
     task_part sum = v[i];
     size_t j = i + 1;
     for(; j < k && v[j].id == sum.id; j++) {
@@ -84,53 +111,59 @@ static int put_tasks(store *s, int64_t sid, const ingest_batch *b, const unsigne
       if(v[j].first >= 0 && (sum.first < 0 || v[j].first < sum.first))
         sum.first = v[j].first;
     }
-    const ingest_task *t = sum.task;
-    const ingest_done *d = sum.done;
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, sum.id);
-    sqlite3_bind_int64(st, 3, t ? t->parent : 0);
-    bind_text(st, 4, t ? t->name : NULL);
-    bind_text(st, 5, t ? t->coro : NULL);
-    if(t)
-      sqlite3_bind_int64(st, 6, t->t);
-    else
-      sqlite3_bind_null(st, 6);
-    sqlite3_bind_int(st, 7, t != NULL);
-    if(d)
-      sqlite3_bind_int64(st, 8, d->t);
-    else
-      sqlite3_bind_null(st, 8);
-    bind_text(st, 9, d ? d->state : NULL);
-    bind_text(st, 10, d ? d->exc : NULL);
-    bind_opt_i64(st, 11, d ? d->status : -1);
-    sqlite3_bind_int(st, 12, d != NULL);
-    sqlite3_bind_int64(st, 13, sum.busy);
-    sqlite3_bind_int64(st, 14, sum.wait);
-    bind_opt_i64(st, 15, sum.first);
-    rc = store_wrun(s, st);
+    v[rows++] = sum;
     i = j;
+  }
+  /* a new session has no task rows: 8, 4 or 2 plain inserts to a statement, then upserts */
+  static const int multi[] = {W_TASKS_8, W_TASKS_4, W_TASKS_2};
+  int rc = 0;
+  size_t i = 0;
+  for(size_t m = 0; fresh && m < sizeof(multi) / sizeof(multi[0]) && !rc; m++) {
+    size_t per = (size_t)store_multi_rows(multi[m]);
+    sqlite3_stmt *st = s->ws[multi[m]];
+    for(; rows - i >= per && !rc; i += per) {
+      sqlite3_bind_int64(st, 1, sid);
+      for(size_t r = 0; r < per; r++)
+        bind_task_row(st, 2 + (int)r * 13, &v[i + r]);
+      rc = store_wrun(s, st);
+    }
+  }
+  sqlite3_stmt *st = s->ws[W_TASK_ROW];
+  for(; i < rows && !rc; i++) {
+    sqlite3_bind_int64(st, 1, sid);
+    bind_task_row(st, 2, &v[i]);
+    sqlite3_bind_int(st, 15, v[i].done != NULL);
+    rc = store_wrun(s, st);
   }
   free(v);
   return rc;
 }
 
-static int put_session(store *s, int64_t sid, const ingest_batch *b, int64_t nsteps, int64_t nawaits)
+/* Binds a meta's nine fields to st from parameter p on (name, service, host, python, pid,
+ * started_unix_ns, started_ns, route, loop_no: W_SESSION_META's and W_SESSION_INS's order); an
+ * absent meta binds NULLs. */
+static void bind_meta(sqlite3_stmt *st, int p, const ingest_meta *m)
+{
+  int on = m->present;
+  bind_text(st, p, on ? m->name : NULL);
+  bind_text(st, p + 1, on ? m->service : NULL);
+  bind_text(st, p + 2, on ? m->host : NULL);
+  bind_text(st, p + 3, on ? m->python : NULL);
+  bind_opt_i64(st, p + 4, on ? m->pid : -1);
+  bind_text(st, p + 5, on ? m->started : NULL);
+  bind_opt_i64(st, p + 6, on ? m->started_ns : -1);
+  bind_text(st, p + 7, on ? m->route : NULL);
+  bind_opt_i64(st, p + 8, on ? m->loop : -1);
+}
+
+static int put_session(store *s, int64_t sid, const ingest_batch *b, int fresh, int64_t nsteps, int64_t nawaits)
 {
   int rc;
   sqlite3_stmt *st;
-  if(b->meta.present) {
-    const ingest_meta *m = &b->meta;
+  if(b->meta.present && !fresh) { /* a new session's row was inserted with its meta */
     st = s->ws[W_SESSION_META];
     sqlite3_bind_int64(st, 1, sid);
-    bind_text(st, 2, m->name);
-    bind_text(st, 3, m->service);
-    bind_text(st, 4, m->host);
-    bind_text(st, 5, m->python);
-    bind_opt_i64(st, 6, m->pid);
-    bind_text(st, 7, m->started);
-    bind_opt_i64(st, 8, m->started_ns);
-    bind_text(st, 9, m->route);
-    bind_opt_i64(st, 10, m->loop);
+    bind_meta(st, 2, &b->meta);
     if((rc = store_wrun(s, st)))
       return rc;
   }
@@ -280,7 +313,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b, int fresh)
   for(size_t i = 0; i < b->nsteps + b->nawaits; i++)
     *(i < b->nsteps ? &nsteps : &nawaits) += stored[i];
   if(!rc)
-    rc = put_tasks(s, sid, b, stored);
+    rc = put_tasks(s, sid, b, fresh, stored);
   if(!rc)
     rc = store_points_put(s->w, s->ws[W_POINT], sid, b, stored + b->nsteps);
   free(stored);
@@ -310,7 +343,7 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b, int fresh)
     rc = store_wrun(s, st);
   }
   if(!rc)
-    rc = put_session(s, sid, b, nsteps, nawaits);
+    rc = put_session(s, sid, b, fresh, nsteps, nawaits);
   return rc;
 }
 
@@ -349,11 +382,14 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
    * this batch carries, which had happened by the time it was sent */
   int64_t received = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - b->max_t;
   sqlite3_bind_int64(st, 3, received > 0 ? received : 0);
+  bind_meta(st, 4, &b->meta);
+  sqlite3_bind_int(st, 13, b->meta.present);
   rc = store_wrun(s, st);
   if(!rc)
     *created = sqlite3_changes(s->w) > 0;
-  int64_t sid = -1;
-  if(!rc) {
+  /* a new row's sid is its rowid (INTEGER PRIMARY KEY): no lookup by id */
+  int64_t sid = *created ? sqlite3_last_insert_rowid(s->w) : -1;
+  if(!rc && !*created) {
     st = s->ws[W_SESSION_SID];
     sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);

@@ -222,16 +222,14 @@ START_TEST(repeated_events_in_new_batches)
 }
 END_TEST
 
-/* The tasks table as SQL sees it, one line a task ("id|parent|...|first_run"), for session id. */
-static void task_rows(const char *id, char *out, size_t cap)
+/* The rows of sql (its ?1 bound to id) as text, a line a row, its columns joined by '|' (NULL for
+ * null), read on a connection of the test's own: what SQL sees, not what a query makes of it. */
+static void sql_lines(const char *sql, const char *id, char *out, size_t cap)
 {
   sqlite3 *db = NULL;
   ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   sqlite3_stmt *q = NULL;
-  ck_assert_int_eq(sqlite3_prepare_v2(db,
-                     "SELECT t.id, t.parent, t.name, t.coro, t.created, t.has_task, t.ended, t.state, t.exc,"
-                     " t.status, t.busy_ns, t.wait_ns, t.first_run FROM tasks t JOIN sessions s ON s.sid = t.sid"
-                     " WHERE s.id = ?1 ORDER BY t.id", -1, &q, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
   sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
   size_t n = 0;
   out[0] = 0;
@@ -246,6 +244,14 @@ static void task_rows(const char *id, char *out, size_t cap)
   }
   sqlite3_finalize(q);
   sqlite3_close(db);
+}
+
+/* The tasks table's rows of session id ("id|parent|...|first_run" a task). */
+static void task_rows(const char *id, char *out, size_t cap)
+{
+  sql_lines("SELECT t.id, t.parent, t.name, t.coro, t.created, t.has_task, t.ended, t.state, t.exc,"
+            " t.status, t.busy_ns, t.wait_ns, t.first_run FROM tasks t JOIN sessions s ON s.sid = t.sid"
+            " WHERE s.id = ?1 ORDER BY t.id", id, out, cap);
 }
 
 /* A task's row is one upsert per batch (its task, done, steps and awaits together): whether a
@@ -282,6 +288,38 @@ START_TEST(one_row_per_task_whatever_the_batches)
                    "7|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|3|0|500\n");
   ck_assert_str_eq(split, one);
   ck_assert_str_eq(last, one);
+  /* eleven tasks of a new session go in 8 + 2 + 1 to a statement: the same rows as one by one */
+  static char wide[8192], parts[3][4096];
+  size_t n = (size_t)snprintf(wide, sizeof(wide), "{\"v\":1,\"batch\":\"w\",\"session\":\"wide\",\"events\":[");
+  size_t pn[3];
+  for(int b = 0; b < 3; b++)
+    pn[b] = (size_t)snprintf(parts[b], sizeof(parts[b]), "{\"v\":1,\"batch\":\"p%d\",\"session\":\"wide-split\",\"events\":[", b);
+  for(int id = 1; id <= 11; id++) {
+    char ev[3][256];
+    snprintf(ev[0], sizeof(ev[0]), "{\"k\":\"task\",\"id\":%d,\"parent\":%d,\"name\":\"T%d\",\"coro\":\"c\",\"t\":%d}", id,
+             id > 1 ? id - 1 : 0, id, id * 10);
+    snprintf(ev[1], sizeof(ev[1]), "{\"k\":\"step\",\"id\":%d,\"t\":%d,\"d\":%d}", id, id * 10 + 1, id);
+    snprintf(ev[2], sizeof(ev[2]), "{\"k\":\"done\",\"id\":%d,\"t\":%d,\"state\":\"ok\"%s}", id, id * 10 + 5,
+             id % 3 ? "" : ",\"status\":200");
+    for(int e = 0; e < (id % 4 ? 3 : 2); e++) { /* every fourth task has no done event */
+      n += (size_t)snprintf(wide + n, sizeof(wide) - n, "%s%s", id == 1 && e == 0 ? "" : ",", ev[e]);
+      pn[2 - e] += (size_t)snprintf(parts[2 - e] + pn[2 - e], sizeof(parts[0]) - pn[2 - e], "%s%s",
+                                    parts[2 - e][pn[2 - e] - 1] == '[' ? "" : ",", ev[e]);
+    }
+  }
+  snprintf(wide + n, sizeof(wide) - n, "]}");
+  ck_assert_int_eq(put(wide, NULL), 0);
+  for(int b = 0; b < 3; b++) {
+    snprintf(parts[b] + pn[b], sizeof(parts[b]) - pn[b], "]}");
+    ck_assert_int_eq(put(parts[b], NULL), 0);
+  }
+  static char wide_rows[4096], split_rows[4096];
+  task_rows("wide", wide_rows, sizeof(wide_rows));
+  task_rows("wide-split", split_rows, sizeof(split_rows));
+  ck_assert_str_eq(wide_rows, split_rows);
+  ck_assert_ptr_nonnull(strstr(wide_rows, "11|10|T11|c|110|1|115|ok|NULL|NULL|11|0|111\n"));
+  ck_assert_ptr_nonnull(strstr(wide_rows, "8|7|T8|c|80|1|NULL|NULL|NULL|NULL|8|0|81\n"));
+  ck_assert_ptr_nonnull(strstr(wide_rows, "9|8|T9|c|90|1|95|ok|NULL|200|9|0|91\n"));
   /* a task announced after its work keeps the sums and becomes listed */
   cJSON *t = q(query_tasks, "split", NULL, NULL);
   ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(t, "tasks")), 2);
@@ -349,6 +387,44 @@ START_TEST(many_rows_a_statement_and_repeats)
   ck_assert_int_eq(sqlite3_column_int(c, 3), 41);
   sqlite3_finalize(c);
   sqlite3_close(db);
+}
+END_TEST
+
+/* A session's row: its meta columns and counts, one line. */
+static void session_row(const char *id, char *out, size_t cap)
+{
+  sql_lines("SELECT name, service, host, python, pid, started_unix_ns, started_ns, route, loop_no,"
+            " has_meta, ended, end_t, n_events, n_steps FROM sessions WHERE id = ?1", id, out, cap);
+}
+
+/* A new session's row is inserted with its meta; a session stored before takes a meta by update
+ * (coalesced: a field a later meta leaves out keeps its value): the same row either way. */
+#define META "\"meta\":{\"name\":\"GET /a\",\"service\":\"svc\",\"host\":\"h\",\"python\":\"3.13.1\",\"pid\":42," \
+  "\"started_unix_ns\":\"1764089000123456789\",\"route\":\"GET /{x}\",\"loop\":3}"
+START_TEST(meta_of_new_and_stored_sessions)
+{
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"a\",\"session\":\"m1\"," META ",\"events\":["
+                       "{\"k\":\"step\",\"id\":1,\"t\":5,\"d\":1},{\"k\":\"end\",\"t\":9}]}", NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"a\",\"session\":\"m2\",\"events\":[{\"k\":\"step\",\"id\":1,\"t\":5,\"d\":1}]}",
+                       NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"b\",\"session\":\"m2\"," META ",\"events\":[{\"k\":\"end\",\"t\":9}]}", NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"a\",\"session\":\"m3\",\"meta\":{\"name\":\"first\",\"pid\":42},\"events\":["
+                       "{\"k\":\"step\",\"id\":1,\"t\":5,\"d\":1}]}", NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"b\",\"session\":\"m3\"," META ",\"events\":[{\"k\":\"end\",\"t\":9}]}", NULL), 0);
+  ck_assert_int_eq(put("{\"v\":1,\"batch\":\"a\",\"session\":\"m4\",\"events\":[{\"k\":\"step\",\"id\":1,\"t\":5,\"d\":1}]}",
+                       NULL), 0);
+  char m1[512], m2[512], m3[512], m4[512];
+  session_row("m1", m1, sizeof(m1));
+  session_row("m2", m2, sizeof(m2));
+  session_row("m3", m3, sizeof(m3));
+  session_row("m4", m4, sizeof(m4));
+  ck_assert_str_eq(m1, "GET /a|svc|h|3.13.1|42|1764089000123456789|1764089000123456789|GET /{x}|3|1|1|9|2|1\n");
+  ck_assert_str_eq(m2, m1);
+  ck_assert_str_eq(m3, m1);
+  ck_assert_str_eq(m4, "NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|0|0|0|1|1\n");
+  cJSON *l = q(query_session, "m1", NULL, NULL); /* the new row is found by its id, as any other */
+  ck_assert_str_eq(cJSON_GetObjectItem(l, "name")->valuestring, "GET /a");
+  cJSON_Delete(l);
 }
 END_TEST
 
@@ -771,6 +847,7 @@ int main(void)
   tcase_add_test(tc, repeated_events_in_new_batches);
   tcase_add_test(tc, one_row_per_task_whatever_the_batches);
   tcase_add_test(tc, many_rows_a_statement_and_repeats);
+  tcase_add_test(tc, meta_of_new_and_stored_sessions);
   tcase_add_test(tc, unknown_session_and_bad_params);
   tcase_add_test(tc, awaits_and_hotspots);
   tcase_add_test(tc, timeline_lod);
