@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "thread_name.h"
 
 static int64_t now_ms(void)
 {
@@ -80,6 +81,7 @@ void http_conns_receiving(http_conns *hc, conn_slot *s, int receiving)
 /* Drops every connection whose request has been arriving for longer than --request-timeout. */
 static void *sweeper_main(void *arg)
 {
+  thread_name("ls-sweeper");
   http_conns *hc = arg;
   int64_t limit = (int64_t)hc->timeout_s * 1000;
   pthread_mutex_lock(&hc->lock);

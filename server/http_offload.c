@@ -8,6 +8,7 @@
 
 #include "http_internal.h"
 #include "log.h"
+#include "thread_name.h"
 
 /* The query on its own thread. Reading the request's arguments from here is safe: they live in
  * the connection's memory until the request completes, and libmicrohttpd does not touch a
@@ -15,6 +16,7 @@
  * last act. */
 static void *offload_main(void *arg)
 {
+  thread_name("ls-offload");
   req *rq = arg;
   http_server *h = rq->h;
   query_args a = {http_get_arg, rq->conn};

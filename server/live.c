@@ -14,6 +14,7 @@
 #include "jbuf.h"
 #include "query.h"
 #include "writer.h"
+#include "thread_name.h"
 
 #define LIVE_MIN_GAP_MS 200  /* one event per stream per this at most: bursts coalesce */
 #define LIVE_TICK_MS 100     /* the ticker's period */
@@ -135,6 +136,7 @@ static int has_news(live_hub *hub, const live_stream *st, int64_t now)
 
 static void *ticker_main(void *arg)
 {
+  thread_name("ls-live");
   live_hub *hub = arg;
   pthread_mutex_lock(&hub->lock);
   while(!hub->stopping) {

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "otlp_trace.h"
 #include "session_rows.h"
+#include "thread_name.h"
 
 #define POLL_MS 500                        /* how often due sessions are looked for */
 #define FIRST_BACKOFF_MS 1000              /* the first wait after a failure without Retry-After */
@@ -521,6 +522,7 @@ static int send_next(otlp_push *p)
 
 static void *push_main(void *arg)
 {
+  thread_name("ls-otlp");
   otlp_push *p = arg;
   int64_t next_scan = 0;
   update_depth(p);

@@ -10,6 +10,7 @@
 
 #include "gzip_body.h"
 #include "jbuf.h"
+#include "thread_name.h"
 
 #define MAX_THREADS 64
 
@@ -129,12 +130,14 @@ static void work(parse_pool *p, int small_only)
 
 static void *small_main(void *arg)
 {
+  thread_name("ls-parse");
   work(arg, 1);
   return NULL;
 }
 
 static void *pool_main(void *arg)
 {
+  thread_name("ls-parse");
   work(arg, 0);
   return NULL;
 }

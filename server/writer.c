@@ -15,6 +15,7 @@
 #include "log.h"
 #include "store_keys.h"
 #include "store_series.h"
+#include "thread_name.h"
 
 typedef writer_job job;
 
@@ -296,6 +297,7 @@ static int deferred(const figures_job *f, const job *j)
  * When the writer stops, what waits is answered without computing (the first read will). */
 static void *figures_main(void *arg)
 {
+  thread_name("ls-figures");
   writer *w = arg;
   pthread_mutex_lock(&w->lock);
   for(;;) {
@@ -333,6 +335,7 @@ static void *figures_main(void *arg)
 
 static void *writer_main(void *arg)
 {
+  thread_name("ls-writer");
   writer *w = arg;
   int pending = 1; /* housekeeping left to do (at start: whatever the last run left) */
   int dirty = 1;   /* wrote since the last idle checkpoint */

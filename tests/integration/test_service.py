@@ -281,3 +281,19 @@ def test_ipv6_loopback(tmp_path):
     finally:
         proc.send_signal(15)
         assert proc.wait(20) == 0
+
+
+def test_threads_named_by_role(server):
+    """The server's threads carry their role's name (top -H, ps -L, /proc/PID/task/TID/comm): the
+    writer, the parse pool, the figures thread... so its CPU can be told apart (bench/overhead/
+    ingest_ab.py sums it by name)."""
+    server.ingest(batch("s-named", "b1", EXAMPLE))
+    task_dir = f"/proc/{server.proc.pid}/task"
+    names = set()
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "comm")) as f:
+                names.add(f.read().strip())
+        except OSError:  # a thread that ended meanwhile
+            pass
+    assert {"ls-writer", "ls-parse", "ls-figures", "ls-sweeper"} <= names, names
