@@ -92,6 +92,11 @@ static const char *const wsql[W_COUNT] = {
    * stops at the first false term: a session under min_events reads no done table. */
   [W_SERIES_DUE] = STORE_DONE_DUE("session_stats"),
   [W_KEYS_DUE] = STORE_DONE_DUE("task_keys_done"),
+  /* what the tasks table's triggers did until schema 12 (put_tasks, store_put.c) */
+  [W_ROWS_BUILT] = "SELECT rows_built FROM sessions WHERE sid = ?1",
+  [W_TASK_OLD] = "SELECT has_task, parent, created FROM tasks WHERE sid = ?1 AND id = ?2",
+  [W_ROWS_ADD] = "INSERT OR IGNORE INTO task_rows_add(sid, id) VALUES(?1, ?2)",
+  [W_ROWS_STALE] = "UPDATE sessions SET rows_built = 0 WHERE sid = ?1 AND rows_built <> 0",
   /* W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4, W_TASKS_8/4/2: written by multi_row_sql */
 };
 

@@ -49,6 +49,65 @@ static int part_cmp(const void *a, const void *b)
  * its steps and awaits that went in (stored[i]: step i, then await i - nsteps; a repeat stored
  * before is not summed again), an upsert each (W_TASK_ROW), or for a new session (fresh) plain
  * inserts several to a statement. Runs after the steps and awaits are stored. */
+/* ?1 = a, ?2 = b (when b_too) through st, kept: its first column's integer in *out (0 with no
+ * row). 0 or a project code. */
+static int one_int64(store *s, sqlite3_stmt *st, int64_t a, int64_t b, int64_t *out)
+{
+  sqlite3_bind_int64(st, 1, a);
+  if(sqlite3_bind_parameter_count(st) >= 2)
+    sqlite3_bind_int64(st, 2, b);
+  int src = sqlite3_step(st);
+  *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if(src != SQLITE_ROW && src != SQLITE_DONE) {
+    log_msg(LOG_WARN, "store: %s", sqlite3_errmsg(s->w));
+    return store_code_of(src) ? store_code_of(src) : LS_EIO;
+  }
+  return 0;
+}
+
+/* A task row as it was before this batch's upsert: what 009's triggers saw as OLD. */
+typedef struct old_task {
+  int exists, has_task, created_null;
+  int64_t parent, created;
+} old_task;
+
+static int task_old(store *s, int64_t sid, int64_t id, old_task *o)
+{
+  sqlite3_stmt *st = s->ws[W_TASK_OLD];
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_int64(st, 2, id);
+  int src = sqlite3_step(st);
+  if(src == SQLITE_ROW)
+    *o = (old_task){1, sqlite3_column_int(st, 0), sqlite3_column_type(st, 2) == SQLITE_NULL,
+                    sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)};
+  sqlite3_reset(st);
+  if(src != SQLITE_ROW && src != SQLITE_DONE) {
+    log_msg(LOG_WARN, "store: %s", sqlite3_errmsg(s->w));
+    return store_code_of(src) ? store_code_of(src) : LS_EIO;
+  }
+  return 0;
+}
+
+/* After task row x's upsert in a session whose rows were built (*built: its rows_built, not 0),
+ * what 009's triggers did: a row now listed (inserted with its task event, or has_task 0 -> 1)
+ * goes to task_rows_add while rows_built is 1 or 2 (task_rows_new, task_rows_announced); a listed
+ * task whose parent or created changed makes rows_built 0 (task_rows_moved), and *built with it. */
+static int rows_after(store *s, int64_t sid, const task_part *x, const old_task *o, int64_t *built)
+{
+  const ingest_task *t = x->task;
+  if(!t && !(o->exists && o->has_task))
+    return 0; /* not listed before or now */
+  int64_t ignored;
+  if(!o->exists || !o->has_task) /* listed from now on: t is its task event */
+    return *built == 1 || *built == 2 ? one_int64(s, s->ws[W_ROWS_ADD], sid, x->id, &ignored) : 0;
+  if(t && (o->parent != t->parent || o->created_null || o->created != t->t)) {
+    *built = 0;
+    return one_int64(s, s->ws[W_ROWS_STALE], sid, 0, &ignored);
+  }
+  return 0;
+}
+
 /* Binds a merged task row's 13 columns (W_TASKS_8's order: id, parent, name, coro, created,
  * has_task, ended, state, exc, status, busy_ns, wait_ns, first_run) to st from parameter p on. */
 static void bind_task_row(sqlite3_stmt *st, int p, const task_part *x)
@@ -128,12 +187,24 @@ static int put_tasks(store *s, int64_t sid, const ingest_batch *b, int fresh, co
       rc = store_wrun(s, st);
     }
   }
+  /* 009's triggers, done here (012): they matter only while the session's rows_built is not 0
+   * (its rows were built), which only a session stored before can have: read once a batch */
+  int64_t built = 0;
+  if(!fresh && i < rows && !rc)
+    rc = one_int64(s, s->ws[W_ROWS_BUILT], sid, 0, &built);
   sqlite3_stmt *st = s->ws[W_TASK_ROW];
   for(; i < rows && !rc; i++) {
+    old_task old = {0};
+    if(built)
+      rc = task_old(s, sid, v[i].id, &old);
+    if(rc)
+      break;
     sqlite3_bind_int64(st, 1, sid);
     bind_task_row(st, 2, &v[i]);
     sqlite3_bind_int(st, 15, v[i].done != NULL);
     rc = store_wrun(s, st);
+    if(!rc && built)
+      rc = rows_after(s, sid, &v[i], &old, &built);
   }
   free(v);
   return rc;

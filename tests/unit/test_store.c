@@ -428,6 +428,55 @@ START_TEST(meta_of_new_and_stored_sessions)
 }
 END_TEST
 
+/* Runs sql (no result) on a connection of the test's own, as a rows build does on its own. */
+static void sql_exec(const char *sql)
+{
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* What the tasks table's triggers did until schema 12, the writer does: while a session's rows are
+ * built (rows_built 1 or 2) a task listed from now on goes to task_rows_add, a listed task that
+ * moves makes rows_built 0, and nothing else changes either. */
+START_TEST(appended_and_moved_tasks_of_built_rows)
+{
+  static const char *const rows_q = "SELECT (SELECT group_concat(id) FROM (SELECT a.id FROM task_rows_add a JOIN"
+                                    " sessions x USING (sid) WHERE x.id = ?1 ORDER BY a.id)),"
+                                    " (SELECT rows_built FROM sessions WHERE id = ?1)";
+  char got[256];
+  ck_assert_int_eq(put(BATCH("a", "r", "{\"k\":\"task\",\"id\":1,\"name\":\"T1\",\"coro\":\"c\",\"t\":0},"
+                                       "{\"k\":\"task\",\"id\":2,\"parent\":1,\"name\":\"T2\",\"coro\":\"c\",\"t\":5}"), NULL), 0);
+  sql_lines(rows_q, "r", got, sizeof(got));
+  ck_assert_str_eq(got, "NULL|0\n"); /* nothing built yet: nothing to add to */
+  sql_exec("UPDATE sessions SET rows_built = 1 WHERE id = 'r'");
+  /* a new task; a step of a task not announced yet; a done of a listed one */
+  ck_assert_int_eq(put(BATCH("b", "r", "{\"k\":\"task\",\"id\":3,\"parent\":1,\"name\":\"T3\",\"coro\":\"c\",\"t\":9},"
+                                       "{\"k\":\"step\",\"id\":4,\"t\":10,\"d\":1},{\"k\":\"done\",\"id\":1,\"t\":20,\"state\":\"ok\"}"),
+                       NULL), 0);
+  sql_lines(rows_q, "r", got, sizeof(got));
+  ck_assert_str_eq(got, "3|1\n");
+  /* 4 announced (has_task 0 -> 1); 1 announced again where it was (no move) */
+  ck_assert_int_eq(put(BATCH("c", "r", "{\"k\":\"task\",\"id\":4,\"parent\":3,\"name\":\"T4\",\"coro\":\"c\",\"t\":8},"
+                                       "{\"k\":\"task\",\"id\":1,\"name\":\"T1\",\"coro\":\"c\",\"t\":0}"), NULL), 0);
+  sql_lines(rows_q, "r", got, sizeof(got));
+  ck_assert_str_eq(got, "3,4|1\n");
+  sql_exec("UPDATE sessions SET rows_built = 2 WHERE id = 'r'"); /* a build under way */
+  /* 2 moves under 3: stale; 5 arrives after, in the same batch: not added to a stale tree */
+  ck_assert_int_eq(put(BATCH("d", "r", "{\"k\":\"task\",\"id\":5,\"parent\":1,\"name\":\"T5\",\"coro\":\"c\",\"t\":30},"
+                                       "{\"k\":\"task\",\"id\":2,\"parent\":3,\"name\":\"T2\",\"coro\":\"c\",\"t\":5}"), NULL), 0);
+  sql_lines(rows_q, "r", got, sizeof(got));
+  ck_assert_str_eq(got, "3,4|0\n");
+  sql_exec("UPDATE sessions SET rows_built = 1 WHERE id = 'r'");
+  /* a created time that changes is a move too */
+  ck_assert_int_eq(put(BATCH("e", "r", "{\"k\":\"task\",\"id\":4,\"parent\":3,\"name\":\"T4\",\"coro\":\"c\",\"t\":7}"), NULL), 0);
+  sql_lines(rows_q, "r", got, sizeof(got));
+  ck_assert_str_eq(got, "3,4|0\n");
+}
+END_TEST
+
 START_TEST(unknown_session_and_bad_params)
 {
   int rc;
@@ -661,9 +710,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 11); /* schema.sql is version 1, migrations/002 to 011 bring 11 */
+  ck_assert_int_eq(v, 12); /* schema.sql is version 1, migrations/002 to 012 bring 12 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 11);
+  ck_assert_int_eq(store_schema_version(st), 12);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
@@ -692,8 +741,8 @@ START_TEST(settings_restart_and_version)
                                 " ALTER TABLE blocks DROP COLUMN elsewhere;"
                                 " ALTER TABLE blocks DROP COLUMN from_session;"
                                 " ALTER TABLE blocks DROP COLUMN from_task; ALTER TABLE blocks DROP COLUMN stack_t;"
-                                " DROP TRIGGER task_rows_announced; DROP TABLE task_rows_add; DROP TABLE task_rows_orphans;"
-                                   " DROP TRIGGER task_rows_new; DROP TRIGGER task_rows_moved; DROP TABLE task_rows;"
+                                " DROP TABLE task_rows_add; DROP TABLE task_rows_orphans;"
+                                   " DROP TABLE task_rows;"
                                 " DROP TABLE session_stats; DROP TABLE conc_mip;"
                                 " ALTER TABLE sessions DROP COLUMN rows_built;"
                                 " DROP TABLE ep_dirty; DROP TABLE ep_groups; DROP TABLE ep_points;"
@@ -705,7 +754,7 @@ START_TEST(settings_restart_and_version)
   open_all();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 11);
+  ck_assert_int_eq(store_schema_version(st), 12);
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
@@ -848,6 +897,7 @@ int main(void)
   tcase_add_test(tc, one_row_per_task_whatever_the_batches);
   tcase_add_test(tc, many_rows_a_statement_and_repeats);
   tcase_add_test(tc, meta_of_new_and_stored_sessions);
+  tcase_add_test(tc, appended_and_moved_tasks_of_built_rows);
   tcase_add_test(tc, unknown_session_and_bad_params);
   tcase_add_test(tc, awaits_and_hotspots);
   tcase_add_test(tc, timeline_lod);
