@@ -87,11 +87,15 @@ static const char *const wsql[W_COUNT] = {
   [W_POINT] = STORE_POINT_UPSERT,
   [W_DIRTY] = STORE_ROLLUP_MARK,
   [W_DUE] = STORE_ROLLUP_DUE,
-  /* store_done_due: once for every ended session, so kept prepared (preparing them there was a
-   * tenth of the server's CPU on a burst of small sessions: bench/overhead/ingest_ab.py). AND
-   * stops at the first false term: a session under min_events reads no done table. */
-  [W_SERIES_DUE] = STORE_DONE_DUE("session_stats"),
-  [W_KEYS_DUE] = STORE_DONE_DUE("task_keys_done"),
+  /* store_figures_due (store_series.c): once for every ended session, so kept prepared
+   * (preparing its two queries there was a tenth of the server's CPU on a burst of small
+   * sessions: bench/overhead/ingest_ab.py), one look at the session for both done tables. AND
+   * stops at the first false term: a session under min_events reads neither. */
+  [W_FIGURES_DUE] =
+    "SELECT x.ended AND x.n_events >= ?2 AND"
+    " (NOT EXISTS (SELECT 1 FROM session_stats t WHERE t.sid = x.sid AND t.n_events = x.n_events)"
+    " OR NOT EXISTS (SELECT 1 FROM task_keys_done t WHERE t.sid = x.sid AND t.n_events = x.n_events))"
+    " FROM sessions x WHERE x.id = ?1",
   /* what the tasks table's triggers did until schema 12 (put_tasks, store_put.c) */
   [W_ROWS_BUILT] = "SELECT rows_built FROM sessions WHERE sid = ?1",
   [W_TASK_OLD] = "SELECT has_task, parent, created FROM tasks WHERE sid = ?1 AND id = ?2",
@@ -513,15 +517,19 @@ int store_open_conn(store *s, sqlite3 **out, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- write side */
 
+int store_wstep_rc(store *s, int src)
+{
+  if(src == SQLITE_DONE || src == SQLITE_ROW)
+    return 0;
+  log_msg(LOG_WARN, "store: %s", sqlite3_errmsg(s->w));
+  return code_of(src) ? code_of(src) : LS_EIO;
+}
+
 int store_wrun(store *s, sqlite3_stmt *st)
 {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
-  if(rc != SQLITE_DONE && rc != SQLITE_ROW) {
-    log_msg(LOG_WARN, "store: %s", sqlite3_errmsg(s->w));
-    return code_of(rc) ? code_of(rc) : LS_EIO;
-  }
-  return 0;
+  return store_wstep_rc(s, rc);
 }
 
 int store_begin(store *s)

@@ -112,15 +112,6 @@ int store_rollup_build(sqlite3 *db, int64_t blk);
 /* A task row's columns as store_read_task reads them (store_read.c), in this order. */
 #define STORE_TASK_COLS "id, parent, created, first_run, ended, busy_ns, wait_ns, name, coro, state, exc, status"
 void store_read_task(sqlite3_stmt *st, arena *a, store_task *x);
-/* 1 when session `id` has ended with at least min_events events and the done table of `which`
- * (W_SERIES_DUE: session_stats, W_KEYS_DUE: task_keys_done; a row per sid with the n_events it
- * is of) has no row as of them; 0 otherwise or on error. On the write connection
- * (store_series.c), through its kept statements: it runs for every ended session. */
-int store_done_due(store *s, const char *id, int64_t min_events, int which);
-#define STORE_DONE_DUE(done_table)                                                                 \
-  "SELECT x.ended AND x.n_events >= ?2 AND"                                                        \
-  " NOT EXISTS (SELECT 1 FROM " done_table " t WHERE t.sid = x.sid AND t.n_events = x.n_events)"    \
-  " FROM sessions x WHERE x.id = ?1"
 /* Finalizes the statements r prepared (its connection stays open). */
 void store_reader_finalize(store_reader *r);
 
@@ -129,7 +120,7 @@ void store_reader_finalize(store_reader *r);
 enum wstmt {
   W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
   W_SESSION_COUNTS, W_TASK_ROW, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE,
-  W_SERIES_DUE, W_KEYS_DUE, W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4,
+  W_FIGURES_DUE, W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4,
   W_TASKS_8, W_TASKS_4, W_TASKS_2, W_ROWS_BUILT, W_TASK_OLD, W_ROWS_ADD, W_ROWS_STALE, W_COUNT
 };
 
@@ -171,6 +162,9 @@ struct store {
 int store_reserve_make(store *s);
 /* One integer from a PRAGMA or SELECT: 0, or a project code. */
 int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out);
+/* What sqlite3_step's result src on the write connection means: 0 for a row or the end, else
+ * (logged) a project code. */
+int store_wstep_rc(store *s, int src);
 /* Runs one of the write connection's prepared statements to its end (reset after): 0 or a code. */
 int store_wrun(store *s, sqlite3_stmt *st);
 /* Marks the sessions matching `where` (?1 = arg) deleted and queues them for the purge: how

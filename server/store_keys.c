@@ -295,11 +295,6 @@ int store_keys_page(store_reader *r, const store_session *x, const store_page_as
 
 /* ------------------------------------------------------------------ storing the keys */
 
-int store_keys_due(store *s, const char *id, int64_t min_events)
-{
-  return store_done_due(s, id, min_events, W_KEYS_DUE);
-}
-
 /* A task's key in one of the tables, and its id. */
 typedef struct key_row { int64_t key, id; } key_row;
 

@@ -40,10 +40,6 @@ int store_keys_page(store_reader *r, const store_session *x, const store_page_as
 /* 1 when x's keys and stored tree are current (store_keys_page reads them), 0 otherwise. */
 int store_keys_current(store_reader *r, const store_session *x);
 
-/* 1 when session `id` has ended with at least min_events events and its keys are not stored as of
- * them; 0 otherwise or on error. On the write connection: writer thread only. */
-int store_keys_due(store *s, const char *id, int64_t min_events);
-
 /* Stores the keys of ended session `id` unless they are current, and makes its stored tree
  * current (rebuilt when tasks were appended to it), through a reader of s's pool in short write
  * transactions: what writer.c's figures thread runs after a large session's end was answered.

@@ -59,11 +59,7 @@ static int one_int64(store *s, sqlite3_stmt *st, int64_t a, int64_t b, int64_t *
   int src = sqlite3_step(st);
   *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
-  if(src != SQLITE_ROW && src != SQLITE_DONE) {
-    log_msg(LOG_WARN, "store: %s", sqlite3_errmsg(s->w));
-    return store_code_of(src) ? store_code_of(src) : LS_EIO;
-  }
-  return 0;
+  return store_wstep_rc(s, src);
 }
 
 /* A task row as it was before this batch's upsert: what 009's triggers saw as OLD. */
@@ -82,11 +78,7 @@ static int task_old(store *s, int64_t sid, int64_t id, old_task *o)
     *o = (old_task){1, sqlite3_column_int(st, 0), sqlite3_column_type(st, 2) == SQLITE_NULL,
                     sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)};
   sqlite3_reset(st);
-  if(src != SQLITE_ROW && src != SQLITE_DONE) {
-    log_msg(LOG_WARN, "store: %s", sqlite3_errmsg(s->w));
-    return store_code_of(src) ? store_code_of(src) : LS_EIO;
-  }
-  return 0;
+  return store_wstep_rc(s, src);
 }
 
 /* After task row x's upsert in a session whose rows were built (*built: its rows_built, not 0),

@@ -362,9 +362,9 @@ int store_series_prepare(store *s, const char *id)
   return rc;
 }
 
-int store_done_due(store *s, const char *id, int64_t min_events, int which)
+int store_figures_due(store *s, const char *id, int64_t min_events)
 {
-  sqlite3_stmt *st = s->ws[which];
+  sqlite3_stmt *st = s->ws[W_FIGURES_DUE];
   int due = 0;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, min_events);
@@ -373,11 +373,6 @@ int store_done_due(store *s, const char *id, int64_t min_events, int which)
   sqlite3_reset(st);
   sqlite3_clear_bindings(st); /* id is the caller's: no pointer to it stays behind */
   return due;
-}
-
-int store_series_due(store *s, const char *id, int64_t min_events)
-{
-  return store_done_due(s, id, min_events, W_SERIES_DUE);
 }
 
 /* up to three points a bucket: its most, its least, the count it ends with (each only when it

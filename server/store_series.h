@@ -28,9 +28,11 @@ int store_series_stats(store_reader *r, const store_session *x, int64_t duration
  * or the reads' error (a failed write is logged and not an error). */
 int store_series_prepare(store *s, const char *id);
 
-/* 1 when session `id` has ended, has at least min_events events and its figures are not stored
- * as of them; 0 otherwise or on error. On the write connection: writer thread only. */
-int store_series_due(store *s, const char *id, int64_t min_events);
+/* 1 when session `id` has ended, has at least min_events events, and its figures (session_stats)
+ * or its task keys (task_keys_done, store_keys.h) are not stored as of them; 0 otherwise or on
+ * error. On the write connection: writer thread only. One look at the session a call: it runs
+ * for every ended session. */
+int store_figures_due(store *s, const char *id, int64_t min_events);
 
 /* The stored concurrency series of x reduced for a chart px columns wide: O(px) points from one
  * level of the mipmap, *max the series' maximum. LS_ENOTFOUND when none is stored (a running or

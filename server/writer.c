@@ -270,8 +270,7 @@ static figures_job *figures_due(writer *w, job *group)
     f->j = j;
     f->n = 0;
     for(const ingest_batch *b = j->batch; b; b = b->next)
-      if(b->has_end && !b->duplicate && (store_series_due(w->s, b->session, FIGURES_MIN_EVENTS) ||
-                                         store_keys_due(w->s, b->session, FIGURES_MIN_EVENTS)))
+      if(b->has_end && !b->duplicate && store_figures_due(w->s, b->session, FIGURES_MIN_EVENTS))
         snprintf(f->session[f->n++], sizeof(f->session[0]), "%s", b->session);
     if(!f->n) {
       free(f);
