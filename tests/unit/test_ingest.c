@@ -2,6 +2,7 @@
  * and refused with the precise detail naming it, limits (events, strings, frames, nesting),
  * unknown kinds counted, UTF-8 and id rules, and the rows a good batch turns into. */
 #include <check.h>
+#include <pthread.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,6 +565,54 @@ START_TEST(parse_capped_and_budgeted)
 }
 END_TEST
 
+/* Fills n standard blocks of a fresh arena drawing on budget, then frees it. */
+static void blocks_used_and_freed(membudget *budget, int n)
+{
+  arena a;
+  arena_init(&a);
+  arena_limit(&a, 0, budget);
+  for(int i = 0; i < n; i++)
+    ck_assert_ptr_nonnull(arena_alloc(&a, 60 * 1024)); /* one 64 KiB block each */
+  ck_assert_int_ge(membudget_used(budget), (long long)n * 64 * 1024);
+  arena_free(&a);
+  ck_assert_int_eq(membudget_used(budget), 0); /* a kept block is nobody's */
+}
+
+static void *thread_with_arenas(void *arg)
+{
+  blocks_used_and_freed(arg, 20);
+  return (void *)arena_kept_blocks(); /* freed when this thread ends: ASan and valgrind see a leak else */
+}
+
+/* A thread keeps the standard blocks its arenas freed, at most 128 (8 MiB), for its next arenas:
+ * a parse of a large body no longer takes all its memory fresh from the system (page faults); a
+ * large request's own block is not kept; the budget counts only what arenas hold. */
+START_TEST(arena_blocks_kept_for_the_thread)
+{
+  membudget budget;
+  membudget_init(&budget, 64 << 20);
+  blocks_used_and_freed(&budget, 3);
+  ck_assert_uint_ge(arena_kept_blocks(), 3);
+  blocks_used_and_freed(&budget, 200);
+  ck_assert_uint_eq(arena_kept_blocks(), 128); /* no more, however many were freed */
+  blocks_used_and_freed(&budget, 5); /* taken from the kept ones, and given back */
+  ck_assert_uint_eq(arena_kept_blocks(), 128);
+  arena a;
+  arena_init(&a);
+  ck_assert_ptr_nonnull(arena_alloc(&a, 1 << 20)); /* a block of its own */
+  ck_assert_ptr_nonnull(arena_alloc(&a, 100));     /* a standard one: a kept block */
+  ck_assert_uint_eq(arena_kept_blocks(), 127);
+  arena_free(&a);
+  ck_assert_uint_eq(arena_kept_blocks(), 128);
+  pthread_t t;
+  void *kept_there = NULL;
+  ck_assert_int_eq(pthread_create(&t, NULL, thread_with_arenas, &budget), 0);
+  ck_assert_int_eq(pthread_join(t, &kept_there), 0);
+  ck_assert_uint_eq((size_t)kept_there, 20); /* its own, not this thread's */
+  ck_assert_uint_eq(arena_kept_blocks(), 128);
+}
+END_TEST
+
 /* ingest_json_parse_in: the tree's nodes come from the caller's arena (the arena grows by the
  * tree, a cap refuses it), and a plain cJSON parse afterwards still uses malloc. */
 START_TEST(json_tree_in_an_arena)
@@ -597,6 +646,7 @@ int main(void)
   TCase *tc = tcase_create("validation");
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, design_example);
+  tcase_add_test(tc, arena_blocks_kept_for_the_thread);
   tcase_add_test(tc, top_level_fields);
   tcase_add_test(tc, meta_fields);
   tcase_add_test(tc, kind_field);
