@@ -137,16 +137,26 @@ static int fail_at(parser *p, const place *at, const char *fmt, ...)
   return LS_EINVAL;
 }
 
-/* Deepest nesting of [ and { outside strings, stopping early past `limit`. The body has not
- * been parsed yet, so this bounds the parser's recursion before it starts. */
-static int nesting_depth(const char *s, size_t n, int limit)
+/* One pass over the body before it is parsed (it was two): the deepest nesting of [ and { outside
+ * strings in *deepest, which bounds the parser's recursion before it starts (counting stops past
+ * `limit`), and in *nul the byte offset of the first \u0000 escape inside a string, or -1. cJSON
+ * keeps a string NUL-terminated, so "b\u0000A" would read as "b": two batch ids would be the same
+ * batch and any name would be cut short without a word. No field of the contract can carry U+0000,
+ * so such a batch is refused. Backslashes only occur inside strings in valid JSON (anything else
+ * fails later). A body nested too deep may leave *nul unsearched: that error comes first. */
+static void prescan(const char *s, size_t n, int limit, int *deepest, long *nul)
 {
-  int depth = 0, deepest = 0, in_str = 0;
+  int depth = 0, in_str = 0;
+  *deepest = 0;
+  *nul = -1;
   for(size_t i = 0; i < n; i++) {
     char c = s[i];
     if(in_str) {
-      if(c == '\\')
-        i++;
+      if(c == '\\') {
+        if(*nul < 0 && i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4))
+          *nul = (long)i;
+        i++; /* the escaped character, which may be a quote */
+      }
       else if(c == '"')
         in_str = 0;
       continue;
@@ -154,16 +164,12 @@ static int nesting_depth(const char *s, size_t n, int limit)
     if(c == '"')
       in_str = 1;
     else if(c == '[' || c == '{') {
-      if(++depth > deepest) {
-        deepest = depth;
-        if(deepest > limit)
-          return deepest;
-      }
+      if(++depth > *deepest && (*deepest = depth) > limit)
+        return;
     }
     else if(c == ']' || c == '}')
       depth--;
   }
-  return deepest;
 }
 
 /* An integer in [lo, 2^53). `where`/`field` name it in errors. */
@@ -677,30 +683,6 @@ static int parse_batches(parser *p, const cJSON *root, const cJSON *list, ingest
   return 0;
 }
 
-/* The byte offset of the first \u0000 escape inside a JSON string of body, or -1. cJSON keeps a
- * string NUL-terminated, so "b\u0000A" would read as "b": two batch ids would be the same batch and
- * any name would be cut short without a word. No field of the contract can carry U+0000, so such a
- * batch is refused. Backslashes only occur inside strings in valid JSON (anything else fails later). */
-static long nul_escape_at(const char *body, size_t len)
-{
-  int in_str = 0;
-  for(size_t i = 0; i < len; i++) {
-    char c = body[i];
-    if(!in_str) {
-      in_str = c == '"';
-      continue;
-    }
-    if(c == '"')
-      in_str = 0;
-    else if(c == '\\') {
-      if(i + 5 < len && body[i + 1] == 'u' && !memcmp(body + i + 2, "0000", 4))
-        return (long)i;
-      i++; /* the escaped character, which may be a quote */
-    }
-  }
-  return -1;
-}
-
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len)
 {
@@ -708,9 +690,11 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
   *out = NULL;
   if(detail && detail_len)
     detail[0] = '\0';
-  if(nesting_depth(body, len, lim->max_depth) > lim->max_depth)
+  int deepest;
+  long nul;
+  prescan(body, len, lim->max_depth, &deepest, &nul);
+  if(deepest > lim->max_depth)
     return fail(&p, "body: nested deeper than %d levels", lim->max_depth);
-  long nul = nul_escape_at(body, len);
   if(nul >= 0)
     return fail(&p, "body: a string holds \\u0000 (near byte %ld): no text may contain U+0000", nul);
   ingest_batch *b = calloc(1, sizeof(*b));
