@@ -462,6 +462,15 @@ int store_schema_version(store *s)
   return s->version;
 }
 
+int64_t store_batch_statements(store *s)
+{
+  int64_t n = 0;
+  for(int i = 0; i < W_COUNT; i++)
+    if(i != W_DUE && s->ws[i]) /* W_DUE: the rollups' housekeeping, on the writer's own time */
+      n += sqlite3_stmt_status(s->ws[i], SQLITE_STMTSTATUS_RUN, 0);
+  return n;
+}
+
 int64_t store_db_bytes(store *s)
 {
   struct stat st;

@@ -38,6 +38,10 @@ const char *store_errmsg(store *s);
 int store_schema_version(store *s);
 /* Bytes on disk: the database file plus its WAL. */
 int64_t store_db_bytes(store *s);
+/* How many times the writer's statements for storing batches have run since the store opened
+ * (SQLite's SQLITE_STMTSTATUS_RUN, summed; housekeeping's own are not counted): what a batch
+ * costs in statements, for tests that keep it from growing back. */
+int64_t store_batch_statements(store *s);
 
 /* ---- write side: writer thread only ---- */
 int store_begin(store *s);   /* BEGIN IMMEDIATE; LS_EBUSY when another process holds the lock */

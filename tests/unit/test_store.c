@@ -477,6 +477,41 @@ START_TEST(appended_and_moved_tasks_of_built_rows)
 }
 END_TEST
 
+/* What a new session's batch costs the writer in statements (a web request's session, the shape
+ * bench.py's light request sends: 7 tasks with their done events, 20 steps, 20 awaits at 2
+ * points, its end): 16 where it was 78 (76 kept statements and 2 prepared anew; bench/overhead/
+ * README.md, stop 40). A statement more is a few µs of the co-located server's CPU for every
+ * request: this keeps the count from growing back. */
+START_TEST(statements_a_new_session_costs)
+{
+  static char body[16384];
+  size_t n = (size_t)snprintf(body, sizeof(body), "{\"v\":1,\"batch\":\"b\",\"session\":\"web\"," META ",\"events\":[");
+  for(int id = 1; id <= 7; id++)
+    n += (size_t)snprintf(body + n, sizeof(body) - n,
+                          "%s{\"k\":\"task\",\"id\":%d,\"parent\":%d,\"name\":\"T\",\"coro\":\"c\",\"t\":%d},"
+                          "{\"k\":\"done\",\"id\":%d,\"t\":%d,\"state\":\"ok\"}",
+                          id > 1 ? "," : "", id, id > 1 ? 1 : 0, id, id, 900 + id);
+  for(int i = 0; i < 20; i++)
+    n += (size_t)snprintf(body + n, sizeof(body) - n,
+                          ",{\"k\":\"step\",\"id\":%d,\"t\":%d,\"d\":3},{\"k\":\"await\",\"id\":%d,\"t\":%d,\"d\":5,"
+                          "\"what\":\"sleep\",\"file\":\"app.py\",\"line\":%d,\"func\":\"f\"}",
+                          1 + i % 7, 10 * i + 10, 1 + i % 7, 10 * i + 13, 7 + i % 2);
+  snprintf(body + n, sizeof(body) - n, ",{\"k\":\"end\",\"t\":1000}]}");
+  int64_t before = store_batch_statements(st);
+  ck_assert_int_eq(put(body, NULL), 0);
+  int64_t used = store_batch_statements(st) - before;
+  /* SAVEPOINT, the session, the batch, steps 16 + 4, awaits 16 + 4, tasks 4 + 2 + 1, 2 await
+   * points, the counts, the rollup mark, RELEASE, the figures' due check */
+  ck_assert_int_eq(used, 16);
+  cJSON *t = q(query_tasks, "web", NULL, NULL);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(t, "tasks")), 7);
+  cJSON_Delete(t);
+  cJSON *s = q(query_session, "web", NULL, NULL);
+  ck_assert_int_eq(num(s, "awaits"), 20);
+  cJSON_Delete(s);
+}
+END_TEST
+
 START_TEST(unknown_session_and_bad_params)
 {
   int rc;
@@ -898,6 +933,7 @@ int main(void)
   tcase_add_test(tc, many_rows_a_statement_and_repeats);
   tcase_add_test(tc, meta_of_new_and_stored_sessions);
   tcase_add_test(tc, appended_and_moved_tasks_of_built_rows);
+  tcase_add_test(tc, statements_a_new_session_costs);
   tcase_add_test(tc, unknown_session_and_bad_params);
   tcase_add_test(tc, awaits_and_hotspots);
   tcase_add_test(tc, timeline_lod);
