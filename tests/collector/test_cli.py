@@ -193,7 +193,7 @@ def test_per_request_wraps_the_app(tmp_path):
     (tmp_path / "app.py").write_text(textwrap.dedent('''\
         import time
         async def app(scope, receive, send):
-            time.sleep(0.06)
+            time.sleep(0.2)
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"ok"})
     '''))
@@ -219,7 +219,13 @@ def test_per_request_wraps_the_app(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "WRAPPED LoopscopeMiddleware" in p.stdout
     assert ", 3 sessions" in p.stderr, p.stderr
-    assert "blocked the loop 3 times" in p.stderr and "app.py:3 in app" in p.stderr
+    assert "blocked the loop 3 times" in p.stderr, p.stderr
+    # each block named by the app's line, or, when the watchdog did not get the CPU and the GIL
+    # within the block (fc107: a CPU hog beside 3.15's run, 60 ms blocks), unnamed; the blocks last
+    # 200 ms so that on a loaded machine the watchdog still names most of them
+    blocks = listed_blocks(p.stderr)
+    assert len(blocks) == 3 and all(where in ("app.py:3 in app", NO_STACK) for _, where in blocks), p.stderr
+    assert any(where == "app.py:3 in app" for _, where in blocks), p.stderr
     p = run(["run", "--per-request", "serve.py"], tmp_path)
     assert p.returncode == 2 and "module:attr" in p.stderr
 
