@@ -159,10 +159,14 @@ static char *arena_take(arena *a, size_t n, size_t align)
     if(cap > SIZE_MAX - sizeof(arena_block) || arena_charge(a, sizeof(arena_block) + cap))
       return NULL;
     kept_blocks *k = cap == ARENA_BLOCK ? kept(0) : NULL;
-    arena_block *nb = k && k->head ? k->head : malloc(sizeof(*nb) + cap);
-    if(nb && k && nb == k->head) {
+    arena_block *nb;
+    if(k && k->head) { /* one this thread kept: its pages are in already */
+      nb = k->head;
       k->head = nb->next;
       k->n--;
+    }
+    else {
+      nb = malloc(sizeof(*nb) + cap);
     }
     if(!nb) {
       a->used -= sizeof(arena_block) + cap;

@@ -45,12 +45,8 @@ static int part_cmp(const void *a, const void *b)
   return (x->ord > y->ord) - (x->ord < y->ord);
 }
 
-/* One row per task the batch names: its last task event, its last done event, and the sums of
- * its steps and awaits that went in (stored[i]: step i, then await i - nsteps; a repeat stored
- * before is not summed again), an upsert each (W_TASK_ROW), or for a new session (fresh) plain
- * inserts several to a statement. Runs after the steps and awaits are stored. */
-/* ?1 = a, ?2 = b (when b_too) through st, kept: its first column's integer in *out (0 with no
- * row). 0 or a project code. */
+/* Runs st (kept) with ?1 = a and, when st has a second parameter, ?2 = b: its first column's
+ * integer in *out (0 with no row). 0 or a project code. */
 static int one_int64(store *s, sqlite3_stmt *st, int64_t a, int64_t b, int64_t *out)
 {
   sqlite3_bind_int64(st, 1, a);
@@ -127,6 +123,10 @@ static void bind_task_row(sqlite3_stmt *st, int p, const task_part *x)
   bind_opt_i64(st, p + 12, x->first);
 }
 
+/* One row per task the batch names: its last task event, its last done event, and the sums of
+ * its steps and awaits that went in (stored[i]: step i, then await i - nsteps; a repeat stored
+ * before is not summed again), an upsert each (W_TASK_ROW), or for a new session (fresh) plain
+ * inserts several to a statement. Runs after the steps and awaits are stored. */
 static int put_tasks(store *s, int64_t sid, const ingest_batch *b, int fresh, const unsigned char *stored)
 {
   size_t n = b->ntasks + b->ndones + b->nsteps + b->nawaits;
