@@ -18,15 +18,10 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "query"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
 from bench_endpoints import request_batch  # noqa: E402
+import lsbench  # noqa: E402  (/proc CPU times)
 from bench_query import free_port, post_bodies, wait_healthy  # noqa: E402
-
-
-def cpu_seconds(pid):
-    """user + sys CPU seconds of process pid (all its threads)."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = 100.0  # USER_HZ on Linux
-    return (int(fields[11]) + int(fields[12])) / tick
 
 
 def one_run(server, bodies, connections, settle):
@@ -37,10 +32,10 @@ def one_run(server, bodies, connections, settle):
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
         wait_healthy("127.0.0.1", port, proc, log)
-        c0 = cpu_seconds(proc.pid)
+        c0 = lsbench.proc_cpu(proc.pid)
         t = post_bodies("127.0.0.1", port, bodies, connections, {"Content-Type": "application/json"})
         time.sleep(settle)  # the idle housekeeping: the newest block's rebuild (after) or nothing
-        cpu = cpu_seconds(proc.pid) - c0
+        cpu = lsbench.proc_cpu(proc.pid) - c0
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -24,27 +23,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
-import lsbench  # noqa: E402  (a server on a fresh temporary database)
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) process pid has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+import lsbench  # noqa: E402  (a server on a fresh temporary database, /proc CPU times)
 
 
 def thread_cpu(pid: int) -> dict:
     """{tid: (name, CPU seconds)} of pid's threads now (the server names them by role:
     ls-writer, ls-parse, MHD-worker...)."""
     out = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                head, rest = f.read().rsplit(")", 1)
-            fields = rest.split()
-            out[tid] = (head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / tick)
+            out[tid] = lsbench.read_stat(f"/proc/{pid}/task/{tid}/stat")
         except OSError:  # ended meanwhile
             pass
     return out
@@ -62,10 +50,10 @@ def by_role(before: dict, after: dict, total: float) -> dict:
 
 def settled_cpu(pid: int, quiet_s: float = 0.5, limit_s: float = 60.0) -> float:
     """The server's CPU time once it has stayed the same for quiet_s (its deferred work done)."""
-    last, since, t_end = proc_cpu(pid), time.monotonic(), time.monotonic() + limit_s
+    last, since, t_end = lsbench.proc_cpu(pid), time.monotonic(), time.monotonic() + limit_s
     while time.monotonic() < t_end:
         time.sleep(0.1)
-        now = proc_cpu(pid)
+        now = lsbench.proc_cpu(pid)
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet_s:

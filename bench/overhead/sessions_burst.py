@@ -17,17 +17,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import bench  # noqa: E402  (the request loop and its app)
 import loopscope  # noqa: E402
+import lsbench  # noqa: E402  (/proc CPU times)
 
 
 def proc_cpu(pid: int | None) -> float:
     """CPU seconds (user + system) process pid has used so far, 0.0 without a pid."""
-    if not pid:
-        return 0.0
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return lsbench.proc_cpu(pid) if pid else 0.0
 
 
 def run() -> None:
