@@ -372,21 +372,12 @@ START_TEST(many_rows_a_statement_and_repeats)
   task_rows("m", rows, sizeof(rows));
   /* 10 + 31 steps and awaits: 10 x 1 + 31 x 100 busy, 10 x 2 + 31 x 1000 waiting */
   ck_assert_str_eq(rows, "1|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|3110|31020|0\n");
-  sqlite3 *db = NULL;
-  ck_assert_int_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  sqlite3_stmt *c = NULL;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM steps s JOIN sessions x USING (sid) WHERE x.id = 'm'),"
-                                          " (SELECT sum(d) FROM steps s JOIN sessions x USING (sid) WHERE x.id = 'm'),"
-                                          " (SELECT n FROM await_points a JOIN sessions x USING (sid) WHERE x.id = 'm'),"
-                                          " (SELECT n_steps FROM sessions WHERE id = 'm')",
-                                      -1, &c, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(c), SQLITE_ROW);
-  ck_assert_int_eq(sqlite3_column_int(c, 0), 41);
-  ck_assert_int_eq(sqlite3_column_int(c, 1), 3110);
-  ck_assert_int_eq(sqlite3_column_int(c, 2), 41);
-  ck_assert_int_eq(sqlite3_column_int(c, 3), 41);
-  sqlite3_finalize(c);
-  sqlite3_close(db);
+  /* the steps stored, their durations' sum, the await point's count, the session's n_steps */
+  sql_lines("SELECT (SELECT count(*) FROM steps s JOIN sessions x USING (sid) WHERE x.id = ?1),"
+            " (SELECT sum(d) FROM steps s JOIN sessions x USING (sid) WHERE x.id = ?1),"
+            " (SELECT n FROM await_points a JOIN sessions x USING (sid) WHERE x.id = ?1),"
+            " (SELECT n_steps FROM sessions WHERE id = ?1)", "m", rows, sizeof(rows));
+  ck_assert_str_eq(rows, "41|3110|41|41\n");
 }
 END_TEST
 
