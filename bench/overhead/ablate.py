@@ -35,12 +35,13 @@ NO_RUN = ("loopscope/_state.py", "    core.patch_handle(asyncio.events.Handle, t
 NO_FACTORY = ("loopscope/_state.py", "        set_raw(core.TaskFactory(current))\n", "        pass  # ablate\n")
 NO_MIDDLEWARE = ("loopscope/asgi.py", "        if core is None or scope[\"type\"] not in _RECORDED:\n",
                  "        if True:  # ablate\n")
-NO_CTXVAR = ("ext/request.c", "  if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;\n",
+NO_CTXVAR = ("ext/request.c", "  if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req))) goto fail;\n",
              "  req->token = NULL; /* ablate */\n")
-NO_ADOPT = ("ext/request.c", "  if (session_enter_loop(req->sess, loop, 1)) goto fail;\n",
-            "  if (session_enter_loop(req->sess, loop, 0)) goto fail; /* ablate */\n")
-NO_SESSION = ("ext/request.c", "  PyObject_GC_Track(req);\n",
-              "  PyObject_GC_Track(req);\n  if (req) { Py_DECREF(loop); return (PyObject *)req; } /* ablate */\n")
+NO_ADOPT = ("ext/request.c", "  if (session_enter_loop(sess, loop, 1)) goto fail;\n",
+            "  if (session_enter_loop(sess, loop, 0)) goto fail; /* ablate */\n")
+NO_SESSION = ("ext/request.c", "  req->vectorcall = (vectorcallfunc)request_send;\n",
+              "  req->vectorcall = (vectorcallfunc)request_send;\n"
+              "  if (req) { Py_DECREF(loop); return (PyObject *)req; } /* ablate */\n")
 NO_REGISTER = ("ext/factory.c", "  uint64_t t0 = 0, parent = 0;\n",
                "  uint64_t t0 = 0, parent = 0;\n  if (s) { Py_DECREF(s); s = NULL; } /* ablate */\n")
 VARIANTS = {

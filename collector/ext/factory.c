@@ -79,7 +79,7 @@ typedef struct {
 
 /* The live session val is (a new ref, taken from val), or NULL (val released). */
 static LS_ALWAYS_INLINE session_obj *live_session(PyObject *val) {
-  if (val && Py_TYPE(val) == &Session_Type && session_live((session_obj *)val)) return (session_obj *)val;
+  if (val && is_session(val) && session_live((session_obj *)val)) return (session_obj *)val;
   Py_XDECREF(val);
   return NULL;
 }

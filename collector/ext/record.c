@@ -375,7 +375,7 @@ static session_obj *session_of_handle(PyObject *handle) {
   if (ctx && PyContext_CheckExact(ctx)) v = PyObject_GetItem(ctx, G.session_var);
   Py_XDECREF(ctx);
   if (PyErr_Occurred()) PyErr_Clear();
-  if (v && Py_TYPE(v) != &Session_Type) Py_CLEAR(v);
+  if (v && !is_session(v)) Py_CLEAR(v);
   return (session_obj *)v;
 }
 

@@ -18,9 +18,10 @@
  * request's task ends in its session (it is the server's, e.g. uvicorn's run_asgi, and runs on
  * after the app returns): ok, error with the app's exception, or cancelled, with the status. */
 
+/* A Request is its session: a subtype of Session, the one object a request makes for both (the
+ * context variable holds it, so the factory finds the session there as for any other). */
 typedef struct {
-  PyObject_HEAD
-  session_obj *sess;   /* strong */
+  session_obj s;       /* first: a request_obj is a session_obj */
   PyObject *token;     /* the contextvar token until close(), or NULL */
   PyObject *send;      /* the server's send callable */
   PyObject *header;    /* (b"x-loopscope-session", url bytes), or NULL: no header added */
@@ -100,12 +101,10 @@ static int request_end(request_obj *self, int state, PyObject *exc) {
     }
     Py_CLEAR(self->token);
   }
-  if (self->sess) {
-    session_root_end root = {self->task, state, exc, self->status > 0 ? self->status : 0};
-    PyObject *r = session_close_ending(self->sess, self->task ? &root : NULL);
-    if (!r) rc = -1;
-    Py_XDECREF(r);
-  }
+  session_root_end root = {self->task, state, exc, self->status > 0 ? self->status : 0};
+  PyObject *r = session_close_ending(&self->s, self->task ? &root : NULL);
+  if (!r) rc = -1;
+  Py_XDECREF(r);
   Py_CLEAR(self->task);
   return rc;
 }
@@ -121,14 +120,12 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   if (header < 0) return NULL;
   PyObject *loop = PyObject_CallNoArgs(G.get_running_loop);
   if (!loop) return NULL;
-  request_obj *req = PyObject_GC_New(request_obj, &Request_Type);
+  /* zeroed (the session's fields too) and tracked */
+  request_obj *req = (request_obj *)PyType_GenericAlloc(&Request_Type, 0);
   if (!req) { Py_DECREF(loop); return NULL; }
-  req->sess = NULL;
-  req->token = req->header = req->task = NULL;
-  req->status = req->ws = 0;
+  session_obj *sess = &req->s;
   req->send = Py_NewRef(args[1]);
   req->vectorcall = (vectorcallfunc)request_send;
-  PyObject_GC_Track(req);
   char nbuf[1024];
   ls_str nm = {nbuf, 0, 0};
   int ws = 0;
@@ -147,20 +144,18 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   }
   req->ws = ws;
   if (ws) req->status = -1; /* no HTTP response of the app's to look for */
-  req->sess = (session_obj *)PyType_GenericAlloc(&Session_Type, 0);
-  if (!req->sess) goto fail;
   /* the id stays in the session's idc until someone asks for its str (session_id_str) */
-  size_t idn = new_session_id(req->sess->idc);
-  req->sess->idn = (unsigned char)idn;
-  req->sess->max_tasks = G.max_tasks;
+  size_t idn = new_session_id(sess->idc);
+  sess->idn = (unsigned char)idn;
+  sess->max_tasks = G.max_tasks;
   /* the loop's number goes into the first meta when the loop is hooked already (every request
    * after the first): no second meta from session_enter_loop */
-  int rc = session_begin(req->sess, nm, G.max_tasks, 0, loop == G.hooked_loop ? G.hooked_loop_no : 0);
+  int rc = session_begin(sess, nm, G.max_tasks, 0, loop == G.hooked_loop ? G.hooked_loop_no : 0);
   if (rc) goto fail;
-  if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req->sess))) goto fail;
-  if (session_enter_loop(req->sess, loop, 1)) goto fail;
+  if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req))) goto fail;
+  if (session_enter_loop(sess, loop, 1)) goto fail;
   /* the only entry of the new session, when there is one, is the task it adopted */
-  if (req->sess->entries) req->task = Py_NewRef(req->sess->entries->task);
+  if (sess->entries) req->task = Py_NewRef(sess->entries->task);
   /* scope.setdefault("state", {})["loopscope_session"] = request; a read-only state is left be */
   /* servers that pass a state (uvicorn's lifespan state) need no new dict */
   PyObject *state = PyDict_CheckExact(scope) ? Py_XNewRef(PyDict_GetItemWithError(scope, G.s_scope_state)) : NULL;
@@ -183,7 +178,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
     PyObject *url = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(pn + idn));
     if (!url) goto fail;
     memcpy(PyBytes_AS_STRING(url), G.url_prefix ? G.url_prefix : "", pn);
-    memcpy(PyBytes_AS_STRING(url) + pn, req->sess->idc, idn);
+    memcpy(PyBytes_AS_STRING(url) + pn, sess->idc, idn);
     req->header = PyTuple_Pack(2, G.header_name, url);
     Py_DECREF(url);
     if (!req->header) goto fail;
@@ -284,7 +279,7 @@ static PyObject *route_join(PyObject *head, PyObject *tpl) {
  * FastAPI: a route object in a Mount) asks route_template itself. What cannot be read leaves the
  * session without a route: an odd scope never fails the request (no exception is left set). */
 static void request_route_from(request_obj *self, PyObject *scope) {
-  if (!self->sess || !session_live(self->sess)) return;
+  if (!session_live(&self->s)) return;
   if ((!s_path_template && !(s_path_template = PyUnicode_InternFromString("path_template"))) ||
       (!s_route && !(s_route = PyUnicode_InternFromString("route"))) ||
       (!s_WS && !(s_WS = PyUnicode_InternFromString("WS")))) {
@@ -307,7 +302,7 @@ static void request_route_from(request_obj *self, PyObject *scope) {
     }
     if (route_template_fn) route = PyObject_CallOneArg(route_template_fn, scope);
   }
-  if (route && PyUnicode_Check(route) && session_set_route(self->sess, route) < 0) PyErr_Clear();
+  if (route && PyUnicode_Check(route) && session_set_route(&self->s, route, 1) < 0) PyErr_Clear();
   Py_XDECREF(route);
   if (PyErr_Occurred()) PyErr_Clear();
 }
@@ -344,12 +339,12 @@ static PyObject *request_close(request_obj *self, PyObject *const *args, Py_ssiz
 
 static PyObject *request_get_id(request_obj *self, void *closure) {
   (void)closure;
-  return self->sess ? session_id_str(self->sess) : Py_NewRef(Py_None);
+  return session_id_str(&self->s);
 }
 
 static PyObject *request_get_url(request_obj *self, void *closure) {
   (void)closure;
-  PyObject *id = self->sess ? session_id_str(self->sess) : Py_NewRef(Py_None);
+  PyObject *id = session_id_str(&self->s);
   if (!id || id == Py_None) return id;
   PyObject *url = PyUnicode_FromFormat("%s%U", G.url_prefix ? G.url_prefix : "", id);
   Py_DECREF(id);
@@ -358,17 +353,13 @@ static PyObject *request_get_url(request_obj *self, void *closure) {
 
 static PyObject *request_get_recording(request_obj *self, void *closure) {
   (void)closure;
-  return PyBool_FromLong(self->sess && self->sess->active);
+  return PyBool_FromLong(self->s.active);
 }
 
 /* rename(name): the request's session is named name from its next batch on (a panel that opens the
  * session before the request line is known names it later). */
 static PyObject *request_rename(request_obj *self, PyObject *name) {
-  if (self->sess && session_rename(self->sess, name)) return NULL;
-  if (!self->sess && !PyUnicode_Check(name)) {
-    PyErr_Format(PyExc_TypeError, "loopscope: a session name must be a str, not %.100s", Py_TYPE(name)->tp_name);
-    return NULL;
-  }
+  if (session_rename(&self->s, name)) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -394,7 +385,7 @@ static int request_set_status(request_obj *self, PyObject *v, void *closure) {
 
 static PyObject *request_get_route(request_obj *self, void *closure) {
   (void)closure;
-  return Py_NewRef(self->sess && self->sess->route ? self->sess->route : Py_None);
+  return Py_NewRef(self->s.route ? self->s.route : Py_None);
 }
 
 /* route = "GET /users/{user_id}": the route template the framework matched (LoopscopeMiddleware
@@ -402,21 +393,14 @@ static PyObject *request_get_route(request_obj *self, void *closure) {
 static int request_set_route(request_obj *self, PyObject *v, void *closure) {
   (void)closure;
   if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete route"); return -1; }
-  if (!self->sess) {
-    if (PyUnicode_Check(v)) return 0;
-    PyErr_Format(PyExc_TypeError, "loopscope: a session route must be a str, not %.100s", Py_TYPE(v)->tp_name);
-    return -1;
-  }
-  return session_set_route(self->sess, v);
+  return session_set_route(&self->s, v, 0);
 }
 
 static PyObject *request_stats(request_obj *self, PyObject *unused) {
-  if (!self->sess) return PyDict_New();
-  return session_stats(self->sess, unused);
+  return session_stats(&self->s, unused);
 }
 
 static int request_traverse(request_obj *self, visitproc visit, void *arg) {
-  Py_VISIT(self->sess);
   Py_VISIT(self->token);
   Py_VISIT(self->send);
   Py_VISIT(self->header);
@@ -425,7 +409,6 @@ static int request_traverse(request_obj *self, visitproc visit, void *arg) {
 }
 
 static int request_clear(request_obj *self) {
-  Py_CLEAR(self->sess);
   Py_CLEAR(self->token);
   Py_CLEAR(self->send);
   Py_CLEAR(self->header);
@@ -436,6 +419,7 @@ static int request_clear(request_obj *self) {
 static void request_dealloc(request_obj *self) {
   PyObject_GC_UnTrack(self);
   request_clear(self);
+  session_fields_free(&self->s);
   PyObject_GC_Del(self);
 }
 
@@ -461,7 +445,9 @@ PyTypeObject Request_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Request",
     .tp_doc = "One request's session; calling it is the app's `send` with the X-Loopscope-Session header",
     .tp_basicsize = sizeof(request_obj),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    /* made only by request_open: Session's tp_new and tp_init (inherited) are not for it */
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .tp_base = &Session_Type,
     .tp_vectorcall_offset = offsetof(request_obj, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_traverse = (traverseproc)request_traverse,

@@ -22,10 +22,15 @@ static int session_init(session_obj *self, PyObject *args, PyObject *kw) {
   return 0;
 }
 
-static void session_dealloc(session_obj *self) {
-  Py_XDECREF(self->id);
-  Py_XDECREF(self->route);
+void session_fields_free(session_obj *self) {
+  Py_CLEAR(self->id);
+  Py_CLEAR(self->route);
   if (self->sum) summary_free(self->sum);
+  self->sum = NULL;
+}
+
+static void session_dealloc(session_obj *self) {
+  session_fields_free(self);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -96,6 +101,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   clock_gettime(CLOCK_REALTIME, &wall);
   self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
   Py_CLEAR(self->route);
+  self->route_at_close = 0;
   self->loop = loop;
   ls_session_start st = {n.p, n.n, loop, self->wall};
   int rc = ls_session_begin(G.core, id, &st, &self->ls);
@@ -149,11 +155,12 @@ int session_rename(session_obj *self, PyObject *name) {
 
 /* The route goes to the store as its own field, which the sender adds to the meta: no new meta
  * is built here, at the end of every routed request. */
-int session_set_route(session_obj *self, PyObject *route) {
+int session_set_route(session_obj *self, PyObject *route, int at_close) {
   ls_str u;
   int rc = session_set_field(self, &self->route, route, "route", &u);
   if (rc <= 0) return rc;
-  if (ls_session_set_route(self->ls, u.p, u.n)) { PyErr_NoMemory(); return -1; }
+  self->route_at_close = at_close;
+  if (!at_close && ls_session_set_route(self->ls, u.p, u.n)) { PyErr_NoMemory(); return -1; }
   return 0;
 }
 
@@ -218,7 +225,10 @@ PyObject *session_close_ending(session_obj *self, const session_root_end *root) 
       tab_del(e->task);
       entry_free(e); /* unlinks it from self->entries */
     }
-    ls_session_close(self->ls, rel(self, t));
+    /* a route kept for the close goes with it (its str was checked to have UTF-8 when set) */
+    ls_str r = self->route_at_close && self->route ? str_of(self->route) : (ls_str){NULL, 0, 0};
+    ls_session_close_routed(self->ls, rel(self, t), r.p, r.n);
+    self->route_at_close = 0;
     self->end = t;
     if (self->sum && G.sum_total) summary_merge(G.sum_total, self->sum);
   }
@@ -345,7 +355,7 @@ static PyGetSetDef session_getset[] = {
 PyTypeObject Session_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loopscope._core.Session",
     .tp_basicsize = sizeof(session_obj),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, /* Request (request.c) is one */
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)session_init,
     .tp_dealloc = (destructor)session_dealloc,

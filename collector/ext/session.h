@@ -25,6 +25,7 @@ struct session_obj {
   uint64_t end;            /* monotonic ns at close, 0 while open */
   PyObject *route;         /* str or NULL: the route template (request.route reads it; the store
                             * keeps its own copy, ls_session_set_route) */
+  int route_at_close;      /* route is not the store's yet: it goes with the close */
   uint64_t loop;           /* the number of the loop it entered (meta.loop), 0: none yet */
   session_obj *anext, *aprev; /* G.active_head's list while active (a strong reference) */
   /* A request's session keeps its id here (new_session_id, NUL-terminated, idn bytes) and makes
@@ -35,6 +36,15 @@ struct session_obj {
 };
 
 extern PyTypeObject Session_Type;
+extern PyTypeObject Request_Type; /* request.c: a Session subtype, a web request's */
+
+/* v is one of the collector's sessions (a Session or a Request): what the context variable holds. */
+static LS_ALWAYS_INLINE int is_session(PyObject *v) {
+  return Py_TYPE(v) == &Request_Type || Py_TYPE(v) == &Session_Type;
+}
+/* Drops what a session holds (its id and route strs, its summary): a session's or a Request's
+ * dealloc. */
+void session_fields_free(session_obj *self);
 
 static LS_ALWAYS_INLINE uint64_t rel(const session_obj *s, uint64_t t) { return t > s->start ? t - s->start : 0; }
 
@@ -90,8 +100,10 @@ int session_begin(session_obj *self, ls_str name, uint64_t max_tasks, int with_s
 /* Renames an open session (its next batch carries the name); nothing once closed. 0 or -1. */
 int session_rename(session_obj *self, PyObject *name);
 /* Sets an open session's route template (meta.route: its next batch carries it, e.g.
- * "GET /users/{user_id}" once the framework routed the request); nothing once closed. 0 or -1. */
-int session_set_route(session_obj *self, PyObject *route);
+ * "GET /users/{user_id}" once the framework routed the request), or with at_close, the batch its
+ * close sends (a request's end: the store takes it in the same hold of its lock as the close);
+ * nothing once closed. 0 or -1. */
+int session_set_route(session_obj *self, PyObject *route, int at_close);
 PyObject *session_close(session_obj *self, PyObject *unused);
 /* How a request's root task ends when its session closes (request.c). */
 typedef struct session_root_end {

@@ -211,41 +211,55 @@ typedef struct task_rec {
   ls_str name, coro;
 } task_rec;
 
-static int emit_new_chunk_rec(ls_session *s, const ls_event *ev, const task_rec *task, size_t bound) {
-  ls_collector *c = s->c;
-  int rc = LSC_OK;
-  pthread_mutex_lock(&c->mu);
+/* Links a new chunk of at least bound bytes (twice the writer's last, CHUNK_MIN for the first) as
+ * the writer's current one, or NULL: the cap is reached (*rc LSC_EFULL) or no memory (LSC_ENOMEM).
+ * mu held. */
+static chunk *chunk_link_new(ls_collector *c, ls_session *s, size_t bound, int *rc) {
   chunk *t = s->w;
   size_t cap = t ? t->cap * 2 : CHUNK_MIN;
   if (cap > CHUNK_MAX) cap = CHUNK_MAX;
   if (cap < bound) cap = bound;
-  if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { rc = LSC_EFULL; goto drop; }
+  if (c->bytes_used + cap + sizeof(chunk) > c->cfg.buffer_cap) { *rc = LSC_EFULL; return NULL; }
   chunk *n = chunk_take(c, cap);
-  if (!n) { rc = LSC_ENOMEM; goto drop; }
-  size_t size = ev ? ls_record_write(n->data, ev, &s->ws)
-                   : ls_record_write_task(n->data, task->id, task->parent, task->t, task->name, task->num,
-                                          task->coro, &s->ws);
-  atomic_store_explicit(&n->pub, PUB_ONE(size), memory_order_release);
+  if (!n) { *rc = LSC_ENOMEM; return NULL; }
   if (s->tail) s->tail->next = n; else s->head = n;
   s->tail = s->w = n;
   c->bytes_used += cap + sizeof(chunk);
-  atomic_store_explicit(&s->events, atomic_load_explicit(&s->events, memory_order_relaxed) + 1,
-                        memory_order_relaxed);
-  ls_store_enqueue(c, s);
-  ls_store_prune(c, s); /* the old chunk, if it was shipped whole */
   /* a quarter full: wake the sender once (edge, not level: a wake-up per chunk would cost a
    * futex call each while the server is down and the buffer stays full) */
   if (!c->kicked && c->bytes_used > c->cfg.buffer_cap / 4) {
     c->kicked = 1;
     pthread_cond_signal(&c->wake);
   }
-  goto out;
-drop:
-  s->dropped++;
-  c->st.dropped++;
+  return n;
+}
+
+/* emit_new_chunk_rec with mu held. */
+static int emit_new_chunk_locked(ls_session *s, const ls_event *ev, const task_rec *task, size_t bound) {
+  ls_collector *c = s->c;
+  int rc = LSC_OK;
+  chunk *n = chunk_link_new(c, s, bound, &rc);
+  if (!n) {
+    s->dropped++;
+    c->st.dropped++;
+    ls_store_enqueue(c, s);
+    return rc;
+  }
+  size_t size = ev ? ls_record_write(n->data, ev, &s->ws)
+                   : ls_record_write_task(n->data, task->id, task->parent, task->t, task->name, task->num,
+                                          task->coro, &s->ws);
+  atomic_store_explicit(&n->pub, PUB_ONE(size), memory_order_release);
+  atomic_store_explicit(&s->events, atomic_load_explicit(&s->events, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
   ls_store_enqueue(c, s);
-out:
-  pthread_mutex_unlock(&c->mu);
+  ls_store_prune(c, s); /* the old chunk, if it was shipped whole */
+  return LSC_OK;
+}
+
+static int emit_new_chunk_rec(ls_session *s, const ls_event *ev, const task_rec *task, size_t bound) {
+  pthread_mutex_lock(&s->c->mu);
+  int rc = emit_new_chunk_locked(s, ev, task, bound);
+  pthread_mutex_unlock(&s->c->mu);
   return rc;
 }
 
@@ -423,6 +437,11 @@ static int session_new(ls_collector *c, const char *id, char *meta, const char *
   s->next = c->sessions;
   if (c->sessions) c->sessions->prev = s;
   c->sessions = s;
+  /* its first chunk under the same hold of the lock: a request's session's first record (its root
+   * task's) then takes the writer's path without the lock, where it took the lock a second time.
+   * With none (the cap, no memory) the first record takes the slow path, which counts the drop. */
+  int no_chunk;
+  (void)chunk_link_new(c, s, CHUNK_MIN, &no_chunk);
   pthread_mutex_unlock(&c->mu);
   *out = s;
   return LSC_OK;
@@ -467,15 +486,10 @@ int ls_session_set_meta(ls_session *s, const char *meta_json) {
  * replace_sent_field does, in the label's room when p fits there and no send in progress reads
  * the room (a send reads the label it found when it began, without the lock), else in a malloc'd
  * copy. */
-static int set_label(ls_session *s, char **cur, char **sending, char *room, size_t *n_out, const char *p, size_t n) {
+static int set_label_locked(ls_session *s, char **cur, char **sending, char *room, size_t *n_out, const char *p,
+                            size_t n, char *v) {
   ls_collector *c = s->c;
-  char *v = n >= LS_LABEL_INLINE ? copy_n(p, n) : NULL;
-  if (n >= LS_LABEL_INLINE && !v) return LSC_ENOMEM;
-  pthread_mutex_lock(&c->mu);
-  if (!v && s->sending && (*cur == room || *sending == room) && !(v = copy_n(p, n))) {
-    pthread_mutex_unlock(&c->mu);
-    return LSC_ENOMEM;
-  }
+  if (!v && s->sending && (*cur == room || *sending == room) && !(v = copy_n(p, n))) return LSC_ENOMEM;
   if (v) c->st.store_allocs++;
   if (s->sending && !*sending) *sending = *cur; /* NULL when there was none */
   else ls_store_label_free(s, *cur);
@@ -486,8 +500,23 @@ static int set_label(ls_session *s, char **cur, char **sending, char *room, size
   }
   *cur = v;
   *n_out = n;
-  pthread_mutex_unlock(&c->mu);
   return LSC_OK;
+}
+
+/* A copy of a label too long for its room, made before the lock is taken: *v NULL when it fits
+ * (or LSC_ENOMEM). */
+static int label_copy(const char *p, size_t n, char **v) {
+  *v = n >= LS_LABEL_INLINE ? copy_n(p, n) : NULL;
+  return n >= LS_LABEL_INLINE && !*v ? LSC_ENOMEM : LSC_OK;
+}
+
+static int set_label(ls_session *s, char **cur, char **sending, char *room, size_t *n_out, const char *p, size_t n) {
+  char *v;
+  if (label_copy(p, n, &v)) return LSC_ENOMEM;
+  pthread_mutex_lock(&s->c->mu);
+  int rc = set_label_locked(s, cur, sending, room, n_out, p, n, v);
+  pthread_mutex_unlock(&s->c->mu);
+  return rc;
 }
 
 int ls_session_set_route(ls_session *s, const char *route, size_t n) {
@@ -507,23 +536,40 @@ void ls_session_set_loop(ls_session *s, uint64_t loop) {
   pthread_mutex_unlock(&s->c->mu);
 }
 
-int ls_session_close(ls_session *s, uint64_t t_end) {
+int ls_session_close(ls_session *s, uint64_t t_end) { return ls_session_close_routed(s, t_end, NULL, 0); }
+
+/* The end record, the route and closed, under one hold of the lock (a web request's end took it
+ * twice or three times: the route, a new chunk for the end, closed): the sender, which reads the
+ * route when it builds a batch, finds it set before the end record is published. */
+int ls_session_close_routed(ls_session *s, uint64_t t_end, const char *route, size_t route_n) {
+  ls_collector *c = s->c;
+  char *long_route = NULL;
+  int rc_route = route ? label_copy(route, route_n, &long_route) : LSC_OK;
+  pthread_mutex_lock(&c->mu);
+  if (s->closed) {
+    pthread_mutex_unlock(&c->mu);
+    free(long_route);
+    return LSC_ECLOSED;
+  }
+  if (route && rc_route == LSC_OK)
+    rc_route = set_label_locked(s, &s->route, &s->route_sending, s->route_room, &s->route_n, route, route_n,
+                                long_route);
   ls_event ev;
   memset(&ev, 0, sizeof ev);
   ev.kind = LS_K_END;
   ev.t = t_end;
-  int rc = ls_emit(s, &ev);
-  ls_collector *c = s->c;
-  pthread_mutex_lock(&c->mu);
+  uint64_t pub;
+  chunk *w = room_for(s, LS_STEP_BOUND, &pub);
+  if (w) published(s, w, pub, ls_record_write(w->data + PUB_LEN(pub), &ev, &s->ws));
+  else emit_new_chunk_locked(s, &ev, NULL, LS_STEP_BOUND);
   s->closed = 1; /* no wake-up: the sender comes by within flush_interval_ms (a futex call per
                   * request would cost more than the rest of closing) */
-  /* Queued or being sent, the sender settles it when that send ends. Otherwise here: a send that
-   * began after the end event was published and before closed was set may have shipped
-   * everything and settled s while still open; nothing would come by for it again, and it would
-   * hold its last chunk until stop. */
+  /* Queued or being sent, the sender settles it when that send ends. Otherwise here, into the
+   * ready queue with its end record: records published without the lock queue nothing, and a
+   * send that settled s while still open would not come by for it again. */
   if (!s->sending && !s->queued) ls_store_settle(c, s);
   pthread_mutex_unlock(&c->mu);
-  return rc == LSC_ECLOSED ? LSC_ECLOSED : LSC_OK;
+  return rc_route;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */

@@ -145,6 +145,11 @@ int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st
 int ls_session_set_name(ls_session *s, const char *name, size_t n);
 void ls_session_set_loop(ls_session *s, uint64_t loop);
 int ls_session_close(ls_session *s, uint64_t t_end);
+/* ls_session_close that also sets the route template (route_n bytes, as ls_session_set_route;
+ * route NULL: none), under the one hold of the store's lock that closing takes: a web request's
+ * route is known only at its end. The session is closed in any case; LSC_ENOMEM when the route
+ * could not be copied (it then goes out without it), LSC_ECLOSED when it was closed already. */
+int ls_session_close_routed(ls_session *s, uint64_t t_end, const char *route, size_t route_n);
 /* Replaces the session's meta (copied); it goes out with the session's next batch, and the server
  * overwrites the fields it carries (a request named once its route is known). */
 int ls_session_set_meta(ls_session *s, const char *meta_json);

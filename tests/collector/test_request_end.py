@@ -288,6 +288,8 @@ def test_overlapping_requests_keep_their_ids_urls_and_the_count_of_open_sessions
     async def app(scope, receive, send):
         n = scope["path"].rsplit("/", 1)[1]
         seen[n] = current_session.get().id
+        # the request is its own session: the context variable holds the object scope["state"] has
+        assert current_session.get() is scope["state"]["loopscope_session"]
         await gates[n].wait()
         mine = [(b"content-type", b"text/plain")]
         app_lists[n] = mine
@@ -321,6 +323,10 @@ def test_overlapping_requests_keep_their_ids_urls_and_the_count_of_open_sessions
 
     reqs, counts = asyncio.run(main())
     assert counts == [5, 4, 3, 2, 1, 0]
+    from loopscope import _core
+    assert all(isinstance(r, _core.Session) for r in reqs.values())
+    with pytest.raises(TypeError):
+        type(reqs["0"])("s-made-by-hand")  # only request_open makes one
     assert loopscope.stats()["active_sessions"] == 0
     ids = {n: r.id for n, r in reqs.items()}
     assert len(set(ids.values())) == len(names) and all(isinstance(i, str) and i.startswith("s-") for i in ids.values())
