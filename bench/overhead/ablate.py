@@ -26,6 +26,11 @@ Variants:
   hooks-no-session     as hooks, and request_open makes the Request object and nothing else (no
                        session, no state entry, no header): what any design that keeps the
                        middleware and its C stand-in for send would still pay
+  hooks-no-header      as hooks, and no X-Loopscope-Session header (the middleware's header=False)
+  hooks-no-state       as hooks, and no scope["state"]["loopscope_session"] entry
+  hooks-no-route       as hooks, and no route read from the scope at the close
+                       (with hooks-no-ctxvar and hooks-no-adopt: the request's contract priced
+                       piece by piece)
 """
 import os
 import sys
@@ -42,6 +47,12 @@ NO_ADOPT = ("ext/request.c", "  if (session_enter_loop(sess, loop, 1)) goto fail
 NO_SESSION = ("ext/request.c", "  req->vectorcall = (vectorcallfunc)request_send;\n",
               "  req->vectorcall = (vectorcallfunc)request_send;\n"
               "  if (req) { Py_DECREF(loop); return (PyObject *)req; } /* ablate */\n")
+NO_HEADER = ("loopscope/asgi.py", "        self.header = header\n", "        self.header = False  # ablate\n")
+NO_STATE = [("ext/request.c",
+             "  /* scope.setdefault(\"state\", {})[\"loopscope_session\"] = request; a read-only state is left be */\n",
+             "  goto ablate_state; /* ablate */\n"),
+            ("ext/request.c", "  if (header) {\n    size_t pn", "ablate_state:\n  if (header) {\n    size_t pn")]
+NO_ROUTE = ("ext/request.c", "  if (!session_live(&self->s)) return;\n", "  if (self) return; /* ablate */\n")
 NO_REGISTER = ("ext/factory.c", "  uint64_t t0 = 0, parent = 0;\n",
                "  uint64_t t0 = 0, parent = 0;\n  if (s) { Py_DECREF(s); s = NULL; } /* ablate */\n")
 VARIANTS = {
@@ -75,6 +86,9 @@ VARIANTS["hooks-no-middleware"] = VARIANTS["hooks"] + [NO_MIDDLEWARE]
 VARIANTS["hooks-no-ctxvar"] = VARIANTS["hooks"] + [NO_CTXVAR]
 VARIANTS["hooks-no-adopt"] = VARIANTS["hooks"] + [NO_ADOPT]
 VARIANTS["hooks-no-session"] = VARIANTS["hooks"] + [NO_SESSION]
+VARIANTS["hooks-no-header"] = VARIANTS["hooks"] + [NO_HEADER]
+VARIANTS["hooks-no-state"] = VARIANTS["hooks"] + NO_STATE
+VARIANTS["hooks-no-route"] = VARIANTS["hooks"] + [NO_ROUTE]
 
 
 def main() -> int:
