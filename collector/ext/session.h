@@ -24,7 +24,7 @@ struct session_obj {
   ls_summary *sum;         /* what the summary needs (summary.h), or NULL: not kept */
   uint64_t end;            /* monotonic ns at close, 0 while open */
   PyObject *route;         /* str or NULL: the route template (request.route reads it; the store
-                            * keeps its own copy, ls_session_set_route) */
+                            * keeps its own copy: ls_session_set_route, or with the close) */
   int route_at_close;      /* route is not the store's yet: it goes with the close */
   uint64_t loop;           /* the number of the loop it entered (meta.loop), 0: none yet */
   session_obj *anext, *aprev; /* G.active_head's list while active (a strong reference) */
