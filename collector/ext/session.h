@@ -5,6 +5,7 @@
 #define LS_EXT_SESSION_H
 
 #include "module.h"
+#include "request.h" /* Request_Type: a Session subtype (is_session) */
 
 #pragma GCC visibility push(hidden)
 
@@ -36,7 +37,6 @@ struct session_obj {
 };
 
 extern PyTypeObject Session_Type;
-extern PyTypeObject Request_Type; /* request.c: a Session subtype, a web request's */
 
 /* v is one of the collector's sessions (a Session or a Request): what the context variable holds. */
 static LS_ALWAYS_INLINE int is_session(PyObject *v) {
