@@ -1,6 +1,6 @@
 /* arena.c — bump allocator (see arena.h): 64 KiB blocks, a larger request gets a block of its
- * own, each counted against the arena's cap and its budget; a thread keeps some freed blocks for
- * its next arenas. Knows nothing of what is stored in it. */
+ * own, each counted against the arena's cap and its budget; some freed blocks are kept for the
+ * next arenas of any thread. Knows nothing of what is stored in it. */
 #include "arena.h"
 
 #include <limits.h>
@@ -18,52 +18,71 @@ struct arena_block {
 
 enum { ARENA_BLOCK = 64 * 1024 };
 
-/* Blocks of ARENA_BLOCK bytes a thread's arenas freed, kept (up to ARENA_KEEP of them: 8 MiB) for
- * its next arenas, linked through next, in a thread-specific value whose destructor frees them
- * when the thread ends. Why: a parse of a large ingest body fills hundreds of blocks and frees
- * them all; malloc then gave the pages back to the system, and the next parse faulted every one
- * in again (a quarter of the parse threads' time on a burst of small sessions, perf). A kept
- * block is not counted in any budget: the memory counted is what arenas hold. */
-enum { ARENA_KEEP = 128 };
-typedef struct kept_blocks { arena_block *head; size_t n; } kept_blocks;
-static pthread_key_t kept_key;
-static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
-static int kept_ok;
+/* Blocks of ARENA_BLOCK bytes that arenas freed, kept (up to ARENA_KEEP of them: 32 MiB, about
+ * two full ingest bodies' trees: one parsed while the one before is written) for the next arenas
+ * of any thread, linked through next under pool_lock, until the writer has been idle a second
+ * (arena_pool_drain). Why: a parse of a large ingest
+ * body fills hundreds of blocks; malloc gave their pages back to the system once they were freed,
+ * and the next parse faulted every one in again (a quarter of the parse threads' time on a burst
+ * of small sessions, perf). Why one pool and not one per thread: a batch's arena is filled by a
+ * parse thread and freed by the writer, so blocks kept by the thread that freed them were never
+ * the parse's (13 page faults a session stayed in ls-parse; 2.5 now, the first body's: bench/overhead/README.md,
+ * stop 42).
+ * A kept block is not counted in any budget: the memory counted is what arenas hold. The lock is
+ * taken once per 64 KiB block, not per allocation. */
+enum { ARENA_KEEP = 512 };
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static arena_block *pool_head; /* guarded by pool_lock, as pool_n */
+static size_t pool_n;
 
-static void kept_free(void *v)
+/* A kept block, or NULL when none is kept. */
+static arena_block *pool_take(void)
 {
-  kept_blocks *k = v;
-  while(k->head) {
-    arena_block *next = k->head->next;
-    free(k->head);
-    k->head = next;
+  pthread_mutex_lock(&pool_lock);
+  arena_block *b = pool_head;
+  if(b) {
+    pool_head = b->next;
+    pool_n--;
   }
-  free(k);
+  pthread_mutex_unlock(&pool_lock);
+  return b;
 }
 
-static void kept_init(void)
+/* Keeps b (a standard block) when there is room, else frees it. */
+static void pool_give(arena_block *b)
 {
-  kept_ok = pthread_key_create(&kept_key, kept_free) == 0;
-}
-
-/* This thread's kept blocks, made on first use (create); NULL when there are none or no memory. */
-static kept_blocks *kept(int create)
-{
-  pthread_once(&kept_once, kept_init);
-  if(!kept_ok)
-    return NULL;
-  kept_blocks *k = pthread_getspecific(kept_key);
-  if(!k && create && (k = calloc(1, sizeof(*k))) && pthread_setspecific(kept_key, k)) {
-    free(k);
-    k = NULL;
+  pthread_mutex_lock(&pool_lock);
+  int keep = pool_n < ARENA_KEEP;
+  if(keep) {
+    b->next = pool_head;
+    pool_head = b;
+    pool_n++;
   }
-  return k;
+  pthread_mutex_unlock(&pool_lock);
+  if(!keep)
+    free(b);
 }
 
 size_t arena_kept_blocks(void)
 {
-  kept_blocks *k = kept(0);
-  return k ? k->n : 0;
+  pthread_mutex_lock(&pool_lock);
+  size_t n = pool_n;
+  pthread_mutex_unlock(&pool_lock);
+  return n;
+}
+
+void arena_pool_drain(void)
+{
+  pthread_mutex_lock(&pool_lock);
+  arena_block *b = pool_head;
+  pool_head = NULL;
+  pool_n = 0;
+  pthread_mutex_unlock(&pool_lock);
+  while(b) {
+    arena_block *next = b->next;
+    free(b);
+    b = next;
+  }
 }
 
 void membudget_init(membudget *b, long long limit)
@@ -131,43 +150,33 @@ void arena_free(arena *a)
     membudget_give(a->budget, a->used);
   a->used = 0;
   arena_block *b = a->head;
-  kept_blocks *k = b ? kept(1) : NULL;
   while(b) {
     arena_block *next = b->next;
-    if(k && b->cap == ARENA_BLOCK && k->n < ARENA_KEEP) {
-      b->next = k->head;
-      k->head = b;
-      k->n++;
-    }
-    else {
+    if(b->cap == ARENA_BLOCK)
+      pool_give(b);
+    else
       free(b);
-    }
     b = next;
   }
   a->head = NULL;
 }
 
 /* n bytes starting at a multiple of align (a power of two), from the current block or a new
- * one (whose data starts aligned for anything). */
+ * one (whose data starts aligned for anything). The padding is a mask, not `%`: align is not a
+ * constant here, and the two divisions `%` compiled to were half of this function's samples (perf,
+ * a burst of small sessions: every cJSON node of a parse comes through here). */
 static char *arena_take(arena *a, size_t n, size_t align)
 {
   arena_block *b = a->head;
-  size_t pad = b ? (align - b->used % align) % align : 0;
+  size_t pad = b ? (0 - b->used) & (align - 1) : 0;
   if(!b || b->cap - b->used < n || b->cap - b->used - n < pad) {
     pad = 0;
     size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
     if(cap > SIZE_MAX - sizeof(arena_block) || arena_charge(a, sizeof(arena_block) + cap))
       return NULL;
-    kept_blocks *k = cap == ARENA_BLOCK ? kept(0) : NULL;
-    arena_block *nb;
-    if(k && k->head) { /* one this thread kept: its pages are in already */
-      nb = k->head;
-      k->head = nb->next;
-      k->n--;
-    }
-    else {
+    arena_block *nb = cap == ARENA_BLOCK ? pool_take() : NULL; /* a kept one's pages are in already */
+    if(!nb)
       nb = malloc(sizeof(*nb) + cap);
-    }
     if(!nb) {
       a->used -= sizeof(arena_block) + cap;
       if(a->budget)

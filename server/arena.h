@@ -35,11 +35,15 @@ typedef struct arena {
 void arena_init(arena *a);
 /* Caps the arena at cap bytes (0: none) and draws its blocks from budget (NULL: none). */
 void arena_limit(arena *a, size_t cap, membudget *budget);
-/* Frees every block and gives the arena's bytes back to its budget; up to 8 MiB of its standard
- * blocks stay with the calling thread for its next arenas (freed when the thread ends). */
+/* Frees every block and gives the arena's bytes back to its budget; up to 32 MiB of standard
+ * blocks, counting those kept already, are kept for the next arenas of any thread (an arena
+ * filled on one thread is often freed on another: a batch's, parsed and then written). */
 void arena_free(arena *a);
-/* How many freed blocks the calling thread keeps (for tests). */
+/* How many freed blocks are kept (for tests). */
 size_t arena_kept_blocks(void);
+/* Frees the kept blocks: when ingest has been idle a while (the writer), and at exit, so that leak
+ * checkers see none. Thread-safe. */
+void arena_pool_drain(void);
 /* n bytes aligned for any object, or NULL when memory ran out, the cap or the budget was reached
  * (then failed says which). */
 void *arena_alloc(arena *a, size_t n);

@@ -461,6 +461,7 @@ int main(int argc, char **argv)
   if(prc)
     return prc > 0 ? 0 : 2;
   log_set_level(log_parse_level(o.log_level));
+  atexit(arena_pool_drain); /* every return below comes after the threads that use arenas stopped */
 
   struct sockaddr_storage addr;
   socklen_t addrlen = 0;

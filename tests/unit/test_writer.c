@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "ingest.h"
 #include "jbuf.h"
 #include "log.h"
@@ -455,6 +456,25 @@ START_TEST(listener_hears_what_each_commit_changed)
 }
 END_TEST
 
+/* The arena blocks a written batch freed are kept for the next parse while batches flow, and
+ * given back once the writer has been idle about a second (arena.c: up to 32 MiB are kept). */
+START_TEST(kept_arena_blocks_given_back_when_idle)
+{
+  ck_assert_int_eq(writer_start(st, &mt, 64, 16, &wr), 0);
+  arena_pool_drain();
+  int dup = 0;
+  ck_assert_int_eq(writer_put(wr, make_batch("s-kept", "b1", 3000), &dup), 0);
+  ck_assert_uint_gt(arena_kept_blocks(), 0); /* the batch's tree, freed by the writer, kept */
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
+    nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while(arena_kept_blocks() && now.tv_sec - t0.tv_sec < 30);
+  ck_assert_uint_eq(arena_kept_blocks(), 0);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("writer");
@@ -467,6 +487,7 @@ int main(void)
   tcase_add_test(tc, retention_max_db_size);
   tcase_add_test(tc, wal_bounded_under_readers);
   tcase_add_test(tc, listener_hears_what_each_commit_changed);
+  tcase_add_test(tc, kept_arena_blocks_given_back_when_idle);
   suite_add_tcase(s, tc);
   return check_run(s);
 }
