@@ -18,17 +18,16 @@ struct arena_block {
 
 enum { ARENA_BLOCK = 64 * 1024 };
 
-/* Blocks of ARENA_BLOCK bytes that arenas freed, kept (up to ARENA_KEEP of them: 32 MiB, about
- * two full ingest bodies' trees: one parsed while the one before is written) for the next arenas
- * of any thread, linked through next under pool_lock, until the writer has been idle a second
- * (arena_pool_drain). Why: a parse of a large ingest
- * body fills hundreds of blocks; malloc gave their pages back to the system once they were freed,
- * and the next parse faulted every one in again (a quarter of the parse threads' time on a burst
- * of small sessions, perf). Why one pool and not one per thread: a batch's arena is filled by a
- * parse thread and freed by the writer, so blocks kept by the thread that freed them were never
- * the parse's (13 page faults a session stayed in ls-parse; 2.5 now, the first body's: bench/overhead/README.md,
- * stop 42).
- * A kept block is not counted in any budget: the memory counted is what arenas hold. The lock is
+/* Blocks of ARENA_BLOCK bytes that arenas freed, kept for the next arenas of any thread, linked
+ * through next under pool_lock: up to ARENA_KEEP of them (32 MiB, about two full ingest bodies'
+ * trees: one parsed while the one before is written), until the writer has been idle a second
+ * (arena_pool_drain). Why keep them: a parse of a large ingest body fills hundreds of blocks;
+ * malloc gave their pages back to the system once they were freed, and the next parse faulted
+ * every one in again (a quarter of the parse threads' time on a burst of small sessions, perf).
+ * Why one pool and not one per thread: a batch's arena is filled by a parse thread and freed by
+ * the writer, so blocks kept by the thread that freed them never served a parse (ls-parse still
+ * took 13 page faults a session; 2.7 with the pool, the first body's: bench/overhead/README.md,
+ * stop 42). A kept block is in no budget: the memory counted is what arenas hold. The lock is
  * taken once per 64 KiB block, not per allocation. */
 enum { ARENA_KEEP = 512 };
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
