@@ -6,8 +6,9 @@ drives sessions_burst.py's N in-process requests (one session each, ~60 events) 
 collector against it, waits until the server has finished with them (its CPU time stops rising:
 the figures it computes after answering count too), and reads the server's CPU time from /proc.
 Prints each round's µs of server CPU per session, then per build the median, the median split by
-the server's threads (named by role: ls-writer, ls-parse, MHD-worker...), and the median of the
-paired ratios B/A with its range. A figure, not a test: nothing here asserts a time.
+the server's threads (named by role: ls-writer, ls-parse, MHD-worker...), the median minor page
+faults a session by thread, and the median of the paired ratios B/A with its range. A figure,
+not a test: nothing here asserts a time.
 
     python bench/overhead/ingest_ab.py build-a/server/loopscope-server build/server/loopscope-server \\
         [--python .venvs/py3.13/bin/python] [--pythonpath collector] [--rounds 5] [--requests 3000]
@@ -38,13 +39,28 @@ def thread_cpu(pid: int) -> dict:
     return out
 
 
-def by_role(before: dict, after: dict, total: float) -> dict:
-    """CPU seconds spent between two thread_cpu readings, summed by thread name; what threads that
-    ended in between spent is in the process total only: 'ended threads'."""
+def thread_faults(pid: int) -> dict:
+    """{tid: (name, minor page faults so far)} of pid's threads now: memory taken fresh from the
+    system (a page touched for the first time) is paid for where it is faulted in."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+            out[tid] = (head.split("(", 1)[1], int(rest.split()[7]))
+        except OSError:  # ended meanwhile
+            pass
+    return out
+
+
+def by_role(before: dict, after: dict, total: float | None) -> dict:
+    """What threads spent between two thread_cpu (or thread_faults) readings, summed by thread
+    name; with the process total, what threads that ended in between spent is 'ended threads'."""
     roles: dict = {}
     for tid, (name, cpu) in after.items():
         roles[name] = roles.get(name, 0.0) + cpu - (before[tid][1] if tid in before else 0.0)
-    roles["ended threads"] = max(0.0, total - sum(roles.values()))
+    if total is not None:
+        roles["ended threads"] = max(0.0, total - sum(roles.values()))
     return roles
 
 
@@ -61,9 +77,9 @@ def settled_cpu(pid: int, quiet_s: float = 0.5, limit_s: float = 60.0) -> float:
     return last
 
 
-def one(server: str, args) -> tuple[float, str, dict]:
-    """(µs of server CPU per session, the burst's own line, µs per session by thread role) of one
-    burst against a fresh server."""
+def one(server: str, args) -> tuple[float, str, dict, dict]:
+    """(µs of server CPU per session, the burst's own line, µs per session by thread role, minor
+    page faults per session by thread role) of one burst against a fresh server."""
     proc, log, url, _ = lsbench.start(server, "ingest-ab-")
     try:
         env = dict(os.environ)
@@ -76,7 +92,7 @@ def one(server: str, args) -> tuple[float, str, dict]:
         while not os.path.exists(args.ready) and burst.poll() is None:
             time.sleep(0.02)
         c0 = settled_cpu(proc.pid)
-        t0 = thread_cpu(proc.pid)
+        t0, f0 = thread_cpu(proc.pid), thread_faults(proc.pid)
         with open(args.ready + ".go", "w"):
             pass
         out, _ = burst.communicate(timeout=600)
@@ -84,10 +100,12 @@ def one(server: str, args) -> tuple[float, str, dict]:
             raise RuntimeError(f"sessions_burst.py failed ({burst.returncode}):\n{out}")
         c1 = settled_cpu(proc.pid)
         roles = by_role(t0, thread_cpu(proc.pid), c1 - c0)
+        faults = by_role(f0, thread_faults(proc.pid), None)
         line = out.strip().splitlines()[-1]
         if "delivered all" not in line or ", dropped 0," not in line:
             raise RuntimeError(f"not every event reached the server: {line}")
-        return (c1 - c0) / args.requests * 1e6, line, {k: v / args.requests * 1e6 for k, v in roles.items()}
+        return ((c1 - c0) / args.requests * 1e6, line, {k: v / args.requests * 1e6 for k, v in roles.items()},
+                {k: v / args.requests for k, v in faults.items()})
     finally:
         for p in (args.ready, args.ready + ".go"):
             if os.path.exists(p):
@@ -111,26 +129,29 @@ def main() -> int:
     args.ready = os.path.join("/tmp", f"ingest-ab-{os.getpid()}.ready")
     per = {"A": [], "B": []}
     role_runs = {"A": [], "B": []}
+    fault_runs = {"A": [], "B": []}
     ratios = []
     for r in range(args.rounds):
         order = ("A", "B") if r % 2 == 0 else ("B", "A")
         got = {}
         for k in order:
-            us, line, roles = one(args.a if k == "A" else args.b, args)
+            us, line, roles, faults = one(args.a if k == "A" else args.b, args)
             got[k] = us
             per[k].append(us)
             role_runs[k].append(roles)
+            fault_runs[k].append(faults)
             print(f"round {r + 1} {k}: {us:6.1f} us of server CPU a session   ({line.split('sessions: ')[1].split(';')[0]})",
                   flush=True)
         ratios.append(got["B"] / got["A"])
     ma, mb = statistics.median(per["A"]), statistics.median(per["B"])
     print(f"A {args.a}: median {ma:.1f} us/session  ({', '.join(f'{v:.0f}' for v in per['A'])})")
     print(f"B {args.b}: median {mb:.1f} us/session  ({', '.join(f'{v:.0f}' for v in per['B'])})")
-    for k in ("A", "B"):
-        names = sorted({n for rr in role_runs[k] for n in rr}, key=lambda n: -statistics.median(
-            rr.get(n, 0.0) for rr in role_runs[k]))
-        print(f"{k} by thread, median us/session: " + ", ".join(
-            f"{n} {statistics.median(rr.get(n, 0.0) for rr in role_runs[k]):.0f}" for n in names))
+    for what, runs, fmt in (("us/session", role_runs, ".0f"), ("page faults/session", fault_runs, ".1f")):
+        for k in ("A", "B"):
+            names = sorted({n for rr in runs[k] for n in rr}, key=lambda n: -statistics.median(
+                rr.get(n, 0.0) for rr in runs[k]))
+            print(f"{k} by thread, median {what}: " + ", ".join(
+                f"{n} {statistics.median(rr.get(n, 0.0) for rr in runs[k]):{fmt}}" for n in names))
     print(f"B/A paired: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}, "
           f"{args.rounds} rounds, {args.requests} sessions each)")
     return 0
