@@ -20,8 +20,8 @@ enum { ARENA_BLOCK = 64 * 1024 };
 
 /* Blocks of ARENA_BLOCK bytes that arenas freed, kept for the next arenas of any thread, linked
  * through next under pool_lock: up to ARENA_KEEP of them (32 MiB, about two full ingest bodies'
- * trees: one parsed while the one before is written), until the writer has been idle a second
- * (arena_pool_drain). Why keep them: a parse of a large ingest body fills hundreds of blocks;
+ * trees: one parsed while the one before is written), until the writer, a second after its last
+ * write, gives them back (arena_pool_drain); what queries alone kept since stays, 32 MiB at most. Why keep them: a parse of a large ingest body fills hundreds of blocks;
  * malloc gave their pages back to the system once they were freed, and the next parse faulted
  * every one in again (a quarter of the parse threads' time on a burst of small sessions, perf).
  * Why one pool and not one per thread: a batch's arena is filled by a parse thread and freed by
