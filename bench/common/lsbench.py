@@ -14,12 +14,25 @@ import urllib.error
 import urllib.request
 
 
-def read_stat(path):
-    """(name, CPU seconds user + system) from a /proc/PID/stat or /proc/PID/task/TID/stat file."""
+def _stat_fields(path):
+    """(name, the fields after it) of a /proc/PID/stat or /proc/PID/task/TID/stat file (the name
+    may hold spaces and parentheses: it ends at the last ')')."""
     with open(path) as f:
         head, rest = f.read().rsplit(")", 1)
-    fields = rest.split()
-    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return head.split("(", 1)[1], rest.split()
+
+
+def read_stat(path):
+    """(name, CPU seconds user + system) from a /proc/PID/stat or /proc/PID/task/TID/stat file."""
+    name, fields = _stat_fields(path)
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_faults(path):
+    """(name, minor page faults so far) from the same kind of file: memory taken fresh from the
+    system (a page touched for the first time) is paid for where it is faulted in."""
+    name, fields = _stat_fields(path)
+    return name, int(fields[7])
 
 
 def proc_cpu(pid):

@@ -27,38 +27,25 @@ sys.path.insert(0, os.path.join(HERE, "..", "common"))
 import lsbench  # noqa: E402  (a server on a fresh temporary database, /proc CPU times)
 
 
-def thread_cpu(pid: int) -> dict:
-    """{tid: (name, CPU seconds)} of pid's threads now (the server names them by role:
-    ls-writer, ls-parse, MHD-worker...)."""
+def per_thread(pid: int, read) -> dict:
+    """{tid: read(that thread's stat file)} of pid's threads now (the server names them by role:
+    ls-writer, ls-parse, MHD-worker...); read is lsbench.read_stat (CPU seconds) or
+    lsbench.read_faults (minor page faults)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            out[tid] = lsbench.read_stat(f"/proc/{pid}/task/{tid}/stat")
-        except OSError:  # ended meanwhile
-            pass
-    return out
-
-
-def thread_faults(pid: int) -> dict:
-    """{tid: (name, minor page faults so far)} of pid's threads now: memory taken fresh from the
-    system (a page touched for the first time) is paid for where it is faulted in."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                head, rest = f.read().rsplit(")", 1)
-            out[tid] = (head.split("(", 1)[1], int(rest.split()[7]))
+            out[tid] = read(f"/proc/{pid}/task/{tid}/stat")
         except OSError:  # ended meanwhile
             pass
     return out
 
 
 def by_role(before: dict, after: dict, total: float | None) -> dict:
-    """What threads spent between two thread_cpu (or thread_faults) readings, summed by thread
-    name; with the process total, what threads that ended in between spent is 'ended threads'."""
+    """What threads spent between two per_thread readings, summed by thread name; with the process
+    total, what threads that ended in between spent is 'ended threads'."""
     roles: dict = {}
-    for tid, (name, cpu) in after.items():
-        roles[name] = roles.get(name, 0.0) + cpu - (before[tid][1] if tid in before else 0.0)
+    for tid, (name, spent) in after.items():
+        roles[name] = roles.get(name, 0.0) + spent - (before[tid][1] if tid in before else 0.0)
     if total is not None:
         roles["ended threads"] = max(0.0, total - sum(roles.values()))
     return roles
@@ -92,15 +79,15 @@ def one(server: str, args) -> tuple[float, str, dict, dict]:
         while not os.path.exists(args.ready) and burst.poll() is None:
             time.sleep(0.02)
         c0 = settled_cpu(proc.pid)
-        t0, f0 = thread_cpu(proc.pid), thread_faults(proc.pid)
+        t0, f0 = per_thread(proc.pid, lsbench.read_stat), per_thread(proc.pid, lsbench.read_faults)
         with open(args.ready + ".go", "w"):
             pass
         out, _ = burst.communicate(timeout=600)
         if burst.returncode != 0:
             raise RuntimeError(f"sessions_burst.py failed ({burst.returncode}):\n{out}")
         c1 = settled_cpu(proc.pid)
-        roles = by_role(t0, thread_cpu(proc.pid), c1 - c0)
-        faults = by_role(f0, thread_faults(proc.pid), None)
+        roles = by_role(t0, per_thread(proc.pid, lsbench.read_stat), c1 - c0)
+        faults = by_role(f0, per_thread(proc.pid, lsbench.read_faults), None)
         line = out.strip().splitlines()[-1]
         if "delivered all" not in line or ", dropped 0," not in line:
             raise RuntimeError(f"not every event reached the server: {line}")
