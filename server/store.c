@@ -80,7 +80,7 @@ static const char *const wsql[W_COUNT] = {
    * twice; put_rows (store_put.c) counts only the rows that went in, so the task sums stay
    * consistent. */
   [W_STEP] = "INSERT OR IGNORE INTO steps(sid, task, t, d) VALUES(?1, ?2, ?3, ?4)",
-  [W_AWAIT] = "INSERT OR IGNORE INTO awaits(sid, task, t, d, what, file, line, func) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+  [W_AWAIT] = "INSERT OR IGNORE INTO awaits(sid, task, t, d, site) VALUES(?1, ?2, ?3, ?4, ?5)",
   [W_BLOCK] = "INSERT INTO blocks(sid, task, t, d, file, line, func, src, stack, elsewhere, from_session, from_task, stack_t)"
               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
   [W_LAG] = "INSERT INTO lag(sid, t, d) VALUES(?1, ?2, ?3)",
@@ -122,14 +122,14 @@ int store_multi_rows(int which)
 static const char *multi_row_sql(int which, char *buf, size_t cap)
 {
   int steps = which == W_STEPS_16 || which == W_STEPS_4, tasks = which == W_TASKS_8 || which == W_TASKS_4 || which == W_TASKS_2;
-  int cols = steps ? 3 : tasks ? 13 : 7;
+  int cols = steps ? 3 : tasks ? 13 : 4;
   /* a new session's tasks: put_tasks merged each task's events into one row, so no two rows
    * share an id and there is nothing to upsert */
   size_t n = (size_t)snprintf(buf, cap, "%s",
                               steps ? "INSERT OR IGNORE INTO steps(sid, task, t, d) VALUES"
                               : tasks ? "INSERT INTO tasks(sid, id, parent, name, coro, created, has_task, ended, state,"
                                         " exc, status, busy_ns, wait_ns, first_run) VALUES"
-                                    : "INSERT OR IGNORE INTO awaits(sid, task, t, d, what, file, line, func) VALUES");
+                                    : "INSERT OR IGNORE INTO awaits(sid, task, t, d, site) VALUES");
   for(int r = 0; r < store_multi_rows(which) && n < cap; r++) {
     n += (size_t)snprintf(buf + n, cap - n, "%s(?1", r ? ", " : " ");
     for(int c = 0; c < cols && n < cap; c++)
@@ -333,6 +333,7 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
   s->busy_timeout_ms = o->busy_timeout_ms;
   s->wal_autocheckpoint = o->wal_autocheckpoint;
   s->purge_pending = s->vacuum_pending = s->rollup_pending = 1; /* left over from the last run, perhaps */
+  s->sites_sweep_min = STORE_SITES_SWEEP_MIN;
   size_t rn = strlen(o->path) + sizeof("-reserve");
   s->reserve = malloc(rn);
   if(s->reserve)
@@ -392,6 +393,8 @@ int store_open(const store_options *o, store **out, char *err, size_t errlen)
   }
   if(!rc)
     sqlite3_wal_hook(s->w, wal_hook, s);
+  if(!rc)
+    rc = store_sites_open(s->w, &s->sites, err, errlen);
   for(int i = 0; !rc && i < W_COUNT; i++) {
     char multi[4096];
     const char *text = wsql[i] ? wsql[i] : multi_row_sql(i, multi, sizeof(multi));
@@ -436,6 +439,7 @@ void store_close(store *s)
   }
   for(int i = 0; i < W_COUNT; i++)
     sqlite3_finalize(s->ws[i]);
+  store_sites_close(s->sites);
   if(s->w) {
     int rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     if(rc != SQLITE_OK)
@@ -450,6 +454,11 @@ void store_close(store *s)
   free(s->readers);
   free(s->path);
   free(s);
+}
+
+void store_set_sites_sweep_min(store *s, int64_t n)
+{
+  s->sites_sweep_min = n;
 }
 
 const char *store_errmsg(store *s)
@@ -468,7 +477,7 @@ int64_t store_batch_statements(store *s)
   for(int i = 0; i < W_COUNT; i++)
     if(i != W_DUE && s->ws[i]) /* W_DUE: the rollups' housekeeping, on the writer's own time */
       n += sqlite3_stmt_status(s->ws[i], SQLITE_STMTSTATUS_RUN, 0);
-  return n;
+  return n + store_sites_statements(s->sites);
 }
 
 int64_t store_db_bytes(store *s)
@@ -551,11 +560,14 @@ int store_commit(store *s)
   int rc = exec_sql(s->w, "COMMIT", NULL, 0);
   if(rc)
     store_rollback(s);
+  else
+    store_sites_commit(s->sites);
   return rc;
 }
 
 void store_rollback(store *s)
 {
+  store_sites_forget(s->sites);
   if(!sqlite3_get_autocommit(s->w))
     sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
 }

@@ -84,6 +84,9 @@ typedef struct store_limits {
  * NULL. */
 int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int64_t deleted[3],
                    int64_t *reclaimed);
+/* The await sites no session names are swept once at least n (default 4096, and as many as the
+ * last sweep left) were inserted since it, after a purge (store_sites.h); tests lower n. */
+void store_set_sites_sweep_min(store *s, int64_t n);
 /* Caps the database at `pages` pages (PRAGMA max_page_count on the write connection; 0 lifts
  * the cap): inserts beyond it fail with SQLITE_FULL as on a full disk. Call before
  * writer_start or after writer_stop (the write connection belongs to the writer thread). */

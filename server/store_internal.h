@@ -9,6 +9,7 @@
 
 #include "store.h"
 #include "store_rows.h"
+#include "store_sites.h"
 
 #define STORE_READ_STATEMENTS 24 /* at least store_read.c's R_COUNT (checked there) */
 
@@ -149,6 +150,8 @@ struct store {
   int wal_autocheckpoint;   /* pages: the writer checkpoints (RESTART) past this */
   char *reserve;            /* "<db>-reserve": disk space kept for a full disk (NULL: no memory) */
   int reserve_held;         /* the reserve file exists with its size */
+  store_sites *sites;       /* the await sites the writer has committed (store_sites.c) */
+  int64_t sites_sweep_min;  /* STORE_SITES_SWEEP_MIN; tests lower it (store_set_sites_sweep_min) */
 };
 
 /* A full disk: the last commits may have grown the database past its file in the WAL, so even

@@ -76,13 +76,35 @@ static int purge_some(store *s, int64_t budget)
   }
   if(!rc && sid < 0)
     s->purge_pending = 0;
-  if(!rc && sid >= 0)
+  if(!rc && sid >= 0) {
     s->vacuum_pending = 1;
+    store_sites_purged(s->sites);
+  }
   if(rc)
     store_rollback(s);
   else
     rc = store_commit(s);
   return rc;
+}
+
+/* Sites no awaits row names any more, removed in one transaction (store_sites.c says when). */
+static int sweep_sites(store *s)
+{
+  int rc = store_begin(s);
+  int64_t removed = 0;
+  if(!rc)
+    rc = store_sites_sweep(s->sites, s->w, &removed);
+  if(rc) {
+    store_rollback(s);
+    return rc;
+  }
+  if((rc = store_commit(s)))
+    return rc;
+  if(removed) {
+    s->vacuum_pending = 1;
+    log_msg(LOG_DEBUG, "store: removed %lld await sites no session names any more", (long long)removed);
+  }
+  return 0;
 }
 
 /* Gives up to `pages` free pages back to the file system (auto_vacuum = INCREMENTAL). */
@@ -205,6 +227,8 @@ int store_maintain(store *s, const store_limits *l, int64_t now_s, int idle, int
   }
   if(!rc && s->purge_pending)
     rc = purge_some(s, 5000);
+  else if(!rc && store_sites_sweep_due(s->sites, s->sites_sweep_min))
+    rc = sweep_sites(s);
   else if(!rc && s->vacuum_pending)
     rc = vacuum_some(s, 1024, reclaimed); /* 4 MiB of 4 KiB pages a step */
   else if(!rc && s->rollup_pending)

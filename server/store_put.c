@@ -293,28 +293,27 @@ static void bind_step(sqlite3_stmt *st, int r, const ingest_step *x)
   sqlite3_bind_int64(st, p + 2, x->d);
 }
 
-static void bind_await(sqlite3_stmt *st, int r, const ingest_await *x)
+/* An await's row names its site (store_sites.c) where it waited and on what. */
+static void bind_await(sqlite3_stmt *st, int r, const ingest_await *x, int64_t site)
 {
-  int p = 2 + r * 7;
+  int p = 2 + r * 4;
   sqlite3_bind_int64(st, p, x->id);
   sqlite3_bind_int64(st, p + 1, x->t);
   sqlite3_bind_int64(st, p + 2, x->d);
-  bind_text(st, p + 3, x->what);
-  bind_text(st, p + 4, x->file);
-  bind_opt_i64(st, p + 5, x->line);
-  bind_text(st, p + 6, x->func);
+  sqlite3_bind_int64(st, p + 3, site);
 }
 
-/* The n steps (awaits: steps NULL) of a batch into session sid; stored[i] says whether row i went
- * in (a repeat of a row stored before, by this batch or an earlier one, does not).
+/* The n steps (awaits: steps NULL, sites[i] await i's site) of a batch into session sid; stored[i]
+ * says whether row i went in (a repeat of a row stored before, by this batch or an earlier one,
+ * does not).
  *
  * In a session this batch created (fresh: its sid is new, AUTOINCREMENT never reuses one, so no
  * row of it exists) the rows that go in are known beforehand, the first of each (task, t), and go
  * 16 or 4 to a statement; the count of rows each statement stored is checked against them. In a
  * session stored before, a row may repeat one already there: one statement a row, whose change
  * count tells. */
-static int put_steps_or_awaits(store *s, int64_t sid, const ingest_step *steps, const ingest_await *awaits, size_t n,
-                               int fresh, unsigned char *stored)
+static int put_steps_or_awaits(store *s, int64_t sid, const ingest_step *steps, const ingest_await *awaits,
+                               const int64_t *sites, size_t n, int fresh, unsigned char *stored)
 {
   int multi[2] = {steps ? W_STEPS_16 : W_AWAITS_16, steps ? W_STEPS_4 : W_AWAITS_4};
   if(fresh && n >= 4) {
@@ -338,7 +337,7 @@ static int put_steps_or_awaits(store *s, int64_t sid, const ingest_step *steps, 
         if(steps)
           bind_step(st, r, &steps[i + (size_t)r]);
         else
-          bind_await(st, r, &awaits[i + (size_t)r]);
+          bind_await(st, r, &awaits[i + (size_t)r], sites[i + (size_t)r]);
         expect += stored[i + (size_t)r];
       }
       rc = store_wrun(s, st);
@@ -355,7 +354,7 @@ static int put_steps_or_awaits(store *s, int64_t sid, const ingest_step *steps, 
     if(steps)
       bind_step(st, 0, &steps[i]);
     else
-      bind_await(st, 0, &awaits[i]);
+      bind_await(st, 0, &awaits[i], sites[i]);
     rc = store_wrun(s, st);
     stored[i] = !rc && sqlite3_changes(s->w) > 0;
   }
@@ -367,11 +366,18 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b, int fresh)
   int rc = 0;
   sqlite3_stmt *st;
   unsigned char *stored = malloc(b->nsteps + b->nawaits + 1);
-  if(!stored)
+  int64_t *sites = malloc((b->nawaits + 1) * sizeof(*sites));
+  if(!stored || !sites) {
+    free(stored);
+    free(sites);
     return LS_ENOMEM;
-  rc = put_steps_or_awaits(s, sid, b->steps, NULL, b->nsteps, fresh, stored);
+  }
+  rc = put_steps_or_awaits(s, sid, b->steps, NULL, NULL, b->nsteps, fresh, stored);
   if(!rc)
-    rc = put_steps_or_awaits(s, sid, NULL, b->awaits, b->nawaits, fresh, stored + b->nsteps);
+    rc = store_sites_resolve(s->sites, s->w, b->awaits, b->nawaits, sites);
+  if(!rc)
+    rc = put_steps_or_awaits(s, sid, NULL, b->awaits, sites, b->nawaits, fresh, stored + b->nsteps);
+  free(sites);
   int64_t nsteps = 0, nawaits = 0;
   for(size_t i = 0; i < b->nsteps + b->nawaits; i++)
     *(i < b->nsteps ? &nsteps : &nawaits) += stored[i];
@@ -418,6 +424,8 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b, int fresh)
 static int end_savepoint(store *s, int failed)
 {
   int rc = 0;
+  if(failed) /* a site it inserted is gone with it, and perhaps one of its group's (store_sites.h) */
+    store_sites_forget(s->sites);
   if(failed && sqlite3_get_autocommit(s->w))
     return 0; /* SQLite already rolled back the whole transaction (SQLITE_FULL, IOERR...) */
   if(failed)

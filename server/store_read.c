@@ -34,13 +34,15 @@ static const char *const rsql[R_COUNT] = {
   [R_SESSIONS_NAME] = "SELECT " SESSION_COLS " WHERE instr(name, ?2) > 0" NEWEST "1",
   [R_INTERVALS] = "SELECT created, ended FROM tasks WHERE sid = ?1 AND has_task = 1",
   [R_TASKS] = "SELECT " STORE_TASK_COLS " FROM tasks WHERE sid = ?1 AND has_task = 1",
-  [R_AWAITS] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND d >= ?2"
-               " ORDER BY d DESC, t ASC, task ASC",
+  /* an await's site (schema 13): where it waited and on what, stored once for all its awaits */
+  [R_AWAITS] = "SELECT a.task, a.t, a.d, s.line, s.what, s.file, s.func FROM awaits a LEFT JOIN sites s ON s.id = a.site"
+               " WHERE a.sid = ?1 AND a.d >= ?2 ORDER BY a.d DESC, a.t ASC, a.task ASC",
   [R_BLOCKS] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task, stack_t FROM blocks"
                " WHERE sid = ?1 ORDER BY t, rowid",
   [R_LAG] = "SELECT 0, t, d FROM lag WHERE sid = ?1 ORDER BY t, rowid",
   [R_STEPS] = "SELECT task, t, d FROM steps WHERE sid = ?1 ORDER BY task, t",
-  [R_AWAIT_ROW] = "SELECT task, t, d, line, what, file, func FROM awaits WHERE sid = ?1 AND task = ?2 AND t = ?3",
+  [R_AWAIT_ROW] = "SELECT a.task, a.t, a.d, s.line, s.what, s.file, s.func FROM awaits a LEFT JOIN sites s ON s.id = a.site"
+                  " WHERE a.sid = ?1 AND a.task = ?2 AND a.t = ?3",
   [R_BLOCK_ROW] = "SELECT task, t, d, line, file, func, src, stack, elsewhere, from_session, from_task, stack_t FROM blocks"
                   " WHERE rowid = ?1",
   [R_SPAN_ALL + INGEST_STEP] = "SELECT task, t, d, 0 FROM steps WHERE sid = ?1 AND t >= ?2 AND t < ?3 ORDER BY task, t",

@@ -7,8 +7,9 @@ collector against it, waits until the server has finished with them (its CPU tim
 the figures it computes after answering count too), and reads the server's CPU time from /proc.
 Prints each round's µs of server CPU per session, then per build the median, the median split by
 the server's threads (named by role: ls-writer, ls-parse, MHD-worker...), the median minor page
-faults a session by thread, and the median of the paired ratios B/A with its range. A figure,
-not a test: nothing here asserts a time.
+faults a session by thread, the database's pages in use a session (free pages and the WAL not
+counted: what the sessions take on disk), and the median of the paired ratios B/A with its range.
+A figure, not a test: nothing here asserts a time.
 
     python bench/overhead/ingest_ab.py build-a/server/loopscope-server build/server/loopscope-server \\
         [--python .venvs/py3.13/bin/python] [--pythonpath collector] [--rounds 5] [--requests 3000]
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -64,10 +67,22 @@ def settled_cpu(pid: int, quiet_s: float = 0.5, limit_s: float = 60.0) -> float:
     return last
 
 
-def one(server: str, args) -> tuple[float, str, dict, dict]:
+def used_bytes(db: str) -> int:
+    """Bytes of the database's pages in use (free pages and the WAL not counted), read through a
+    read-only connection of its own: what the sessions stored take."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        count, free, size = (con.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count", "page_size"))
+        return (count - free) * size
+    finally:
+        con.close()
+
+
+def one(server: str, args) -> tuple[float, str, dict, dict, float]:
     """(µs of server CPU per session, the burst's own line, µs per session by thread role, minor
-    page faults per session by thread role) of one burst against a fresh server."""
-    proc, log, url, _ = lsbench.start(server, "ingest-ab-")
+    page faults per session by thread role, database bytes per session) of one burst against a
+    fresh server."""
+    proc, log, url, tmp = lsbench.start(server, "ingest-ab-")
     try:
         env = dict(os.environ)
         if args.pythonpath:
@@ -92,12 +107,13 @@ def one(server: str, args) -> tuple[float, str, dict, dict]:
         if "delivered all" not in line or ", dropped 0," not in line:
             raise RuntimeError(f"not every event reached the server: {line}")
         return ((c1 - c0) / args.requests * 1e6, line, {k: v / args.requests * 1e6 for k, v in roles.items()},
-                {k: v / args.requests for k, v in faults.items()})
+                {k: v / args.requests for k, v in faults.items()}, used_bytes(os.path.join(tmp, "b.db")) / args.requests)
     finally:
         for p in (args.ready, args.ready + ".go"):
             if os.path.exists(p):
                 os.unlink(p)
         lsbench.stop(proc, log)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> int:
@@ -117,13 +133,15 @@ def main() -> int:
     per = {"A": [], "B": []}
     role_runs = {"A": [], "B": []}
     fault_runs = {"A": [], "B": []}
+    disk = {"A": [], "B": []}
     ratios = []
     for r in range(args.rounds):
         order = ("A", "B") if r % 2 == 0 else ("B", "A")
         got = {}
         for k in order:
-            us, line, roles, faults = one(args.a if k == "A" else args.b, args)
+            us, line, roles, faults, nbytes = one(args.a if k == "A" else args.b, args)
             got[k] = us
+            disk[k].append(nbytes)
             per[k].append(us)
             role_runs[k].append(roles)
             fault_runs[k].append(faults)
@@ -139,6 +157,8 @@ def main() -> int:
                 rr.get(n, 0.0) for rr in runs[k]))
             print(f"{k} by thread, median {what}: " + ", ".join(
                 f"{n} {statistics.median(rr.get(n, 0.0) for rr in runs[k]):{fmt}}" for n in names))
+    da, db = statistics.median(disk["A"]), statistics.median(disk["B"])
+    print(f"database pages in use a session, median: A {da:.0f} bytes, B {db:.0f} bytes ({db / da:.3f}x)")
     print(f"B/A paired: median {statistics.median(ratios):.3f}x  (range {min(ratios):.3f}-{max(ratios):.3f}, "
           f"{args.rounds} rounds, {args.requests} sessions each)")
     return 0

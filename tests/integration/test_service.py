@@ -100,6 +100,12 @@ def test_version_1_database_is_migrated(tmp_path):
     con.execute("PRAGMA user_version = 1")
     con.execute("INSERT INTO sessions(id, name, has_meta, ended, end_t, max_t) VALUES('s-old', 'GET /old', 1, 1, 9, 9)")
     con.execute("INSERT INTO tasks(sid, id, created, ended, state, has_task) VALUES(1, 1, 0, 9, 'ok', 1)")
+    # awaits as schema 1 to 12 kept them, each with its own strings; 13 stores each site once
+    old_awaits = [(1, 1, 1, 2, "sleep", "app/db.py", 23, "fetch_user"),
+                  (1, 1, 4, 3, "sleep", "app/db.py", 23, "fetch_user"),
+                  (1, 1, 8, 1, None, None, None, None),
+                  (1, 1, 9, 5, "<emoji \U0001F600 & 'quotes'>", "app/x.py", 5, None)]
+    con.executemany("INSERT INTO awaits(sid, task, t, d, what, file, line, func) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", old_awaits)
     con.commit()
     con.close()
     s = Server(tmp_path, db=db).start()
@@ -111,10 +117,14 @@ def test_version_1_database_is_migrated(tmp_path):
                                                  {"k": "done", "id": 2, "t": 8, "state": "ok", "status": 204}])).status == 202
         t = {x["id"]: x["status"] for x in s.get_json("/api/v1/sessions/s-old/tasks")["tasks"]}
         assert t == {1: None, 2: 204}
+        got = s.get_json("/api/v1/sessions/s-old/awaits?min_ms=0")["awaits"]
+        assert sorted((a["t"], a["d"], a["what"], a["file"], a["line"], a["func"]) for a in got) == \
+            [x[2:] for x in old_awaits]
     finally:
         assert s.stop() == 0
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA user_version").fetchone() == (LATEST,)
+    assert con.execute("SELECT count(*) FROM sites").fetchone() == (3,)
     con.close()
 
 

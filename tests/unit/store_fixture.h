@@ -37,16 +37,22 @@ static inline void store_fixture_up(store_fixture *f, const char *name, int read
   ck_assert_int_eq(writer_start(f->s, &f->m, 64, 8, &f->w), 0);
 }
 
+/* Removes database file db and SQLite's files beside it (WAL, shared memory, journal). */
+static inline void store_fixture_unlink(const char *db)
+{
+  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+  char p[600];
+  for(size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+    snprintf(p, sizeof p, "%s%s", db, suffix[i]);
+    unlink(p);
+  }
+}
+
 static inline void store_fixture_down(store_fixture *f)
 {
   writer_stop(f->w);
   store_close(f->s);
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  char p[320];
-  for(size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-    snprintf(p, sizeof p, "%s%s", f->db, suffix[i]);
-    unlink(p);
-  }
+  store_fixture_unlink(f->db);
   rmdir(f->dir);
 }
 

@@ -19,6 +19,7 @@
 #include "store_rows.h"
 #include "writer.h"
 #include "check_run.h"
+#include "store_fixture.h"
 
 static char dbpath[512];
 static store *st;
@@ -59,12 +60,7 @@ static void teardown(void)
 {
   if(st)
     close_all();
-  char p[600];
-  unlink(dbpath);
-  snprintf(p, sizeof(p), "%s-wal", dbpath);
-  unlink(p);
-  snprintf(p, sizeof(p), "%s-shm", dbpath);
-  unlink(p);
+  store_fixture_unlink(dbpath);
 }
 
 /* Posts one batch through the writer; returns the writer's status, *dup its duplicate flag. */
@@ -492,8 +488,16 @@ START_TEST(statements_a_new_session_costs)
   ck_assert_int_eq(put(body, NULL), 0);
   int64_t used = store_batch_statements(st) - before;
   /* SAVEPOINT, the session, the batch, steps 16 + 4, awaits 16 + 4, tasks 4 + 2 + 1, 2 await
-   * points, the counts, the rollup mark, RELEASE, the figures' due check */
-  ck_assert_int_eq(used, 16);
+   * points, the counts, the rollup mark, RELEASE, the figures' due check; and the first time, each
+   * of its 2 await sites looked for and inserted (schema 13) */
+  ck_assert_int_eq(used, 16 + 4);
+  /* the next request's session finds its sites in the writer's memory: no statement for them */
+  char *web = strstr(body, "\"web\"");
+  ck_assert_ptr_nonnull(web);
+  memcpy(web, "\"wec\"", 5);
+  before = store_batch_statements(st);
+  ck_assert_int_eq(put(body, NULL), 0);
+  ck_assert_int_eq(store_batch_statements(st) - before, 16);
   cJSON *t = q(query_tasks, "web", NULL, NULL);
   ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(t, "tasks")), 7);
   cJSON_Delete(t);
@@ -736,9 +740,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 12); /* schema.sql is version 1, migrations/002 to 012 bring 12 */
+  ck_assert_int_eq(v, 13); /* schema.sql is version 1, migrations/002 to 013 bring 13 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 12);
+  ck_assert_int_eq(store_schema_version(st), 13);
   ck_assert_int_eq(put(B1, NULL), 0);
   ck_assert_int_eq(store_maybe_checkpoint(st, 0), 0);
   ck_assert(store_db_bytes(st) > 0);
@@ -774,17 +778,45 @@ START_TEST(settings_restart_and_version)
                                 " DROP TABLE ep_dirty; DROP TABLE ep_groups; DROP TABLE ep_points;"
                                 " DROP TABLE task_by_created; DROP TABLE task_by_busy; DROP TABLE task_by_wait;"
                                 " DROP TABLE task_by_duration; DROP TABLE task_keys_done;"
+                                " DROP TABLE awaits; DROP TABLE sites;"
+                                " CREATE TABLE awaits (sid INTEGER NOT NULL, task INTEGER NOT NULL, t INTEGER NOT NULL,"
+                                "  d INTEGER NOT NULL, what TEXT, file TEXT, line INTEGER, func TEXT,"
+                                "  PRIMARY KEY (sid, task, t)) WITHOUT ROWID;"
+                                " INSERT INTO awaits VALUES(1, 2, 110, 30, 'sleep', 'a.py', 7, 'f'),"
+                                "  (1, 3, 410, 20, 'sleep', 'a.py', 7, 'f'), (1, 2, 150, 10, NULL, NULL, NULL, NULL);"
                                 " PRAGMA user_version = 2; PRAGMA auto_vacuum = NONE; VACUUM",
                                 NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   open_all();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 12);
+  ck_assert_int_eq(store_schema_version(st), 13);
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
   cJSON_Delete(j);
+  /* its awaits kept what they said, each site stored once (migration 013) */
+  kv all[] = {{"min_ms", "0"}, {NULL, NULL}};
+  j = q(query_awaits, "s1", all, NULL);
+  cJSON *aw = cJSON_GetObjectItem(j, "awaits");
+  ck_assert_int_eq(cJSON_GetArraySize(aw), 3);
+  for(int i = 0; i < 3; i++) {
+    cJSON *x = cJSON_GetArrayItem(aw, i);
+    int bare = num(x, "t") == 150;
+    ck_assert_int_eq(num(x, "d"), bare ? 10 : num(x, "t") == 110 ? 30 : 20);
+    ck_assert(bare ? cJSON_IsNull(cJSON_GetObjectItem(x, "what")) && cJSON_IsNull(cJSON_GetObjectItem(x, "file"))
+                   : !strcmp(cJSON_GetObjectItem(x, "what")->valuestring, "sleep") &&
+                         !strcmp(cJSON_GetObjectItem(x, "file")->valuestring, "a.py") &&
+                         !strcmp(cJSON_GetObjectItem(x, "func")->valuestring, "f") && num(x, "line") == 7);
+  }
+  cJSON_Delete(j);
   close_all();
+  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+  sqlite3_stmt *cnt;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sites", -1, &cnt, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(cnt), SQLITE_ROW);
+  ck_assert_int_eq(sqlite3_column_int(cnt, 0), 2);
+  sqlite3_finalize(cnt);
+  sqlite3_close(db);
   /* a database from a newer server is refused */
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
   ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);

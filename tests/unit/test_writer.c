@@ -23,6 +23,7 @@
 #include "store.h"
 #include "writer.h"
 #include "check_run.h"
+#include "store_fixture.h"
 
 static char dbpath[512];
 static store *st;
@@ -51,12 +52,7 @@ static void on_done(writer_job *j, void *arg)
 
 static void unlink_db(void)
 {
-  char p[600];
-  unlink(dbpath);
-  snprintf(p, sizeof(p), "%s-wal", dbpath);
-  unlink(p);
-  snprintf(p, sizeof(p), "%s-shm", dbpath);
-  unlink(p);
+  store_fixture_unlink(dbpath);
 }
 
 static void open_store(int wal_pages)
