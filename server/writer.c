@@ -270,8 +270,12 @@ static figures_job *figures_due(writer *w, job *group)
     f->next = NULL;
     f->j = j;
     f->n = 0;
+    /* A session this batch created has the batch's events and no more: under the minimum, the
+     * answer is known without the statement (a web app's every request is such a session; the
+     * statement was 5% of the writer's samples on a burst of them) */
     for(const ingest_batch *b = j->batch; b; b = b->next)
-      if(b->has_end && !b->duplicate && store_figures_due(w->s, b->session, FIGURES_MIN_EVENTS))
+      if(b->has_end && !b->duplicate && !(b->created && b->events < FIGURES_MIN_EVENTS) &&
+         store_figures_due(w->s, b->session, FIGURES_MIN_EVENTS))
         snprintf(f->session[f->n++], sizeof(f->session[0]), "%s", b->session);
     if(!f->n) {
       free(f);

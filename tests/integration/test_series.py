@@ -104,6 +104,12 @@ def test_large_session_figures_are_ready_when_its_end_is_answered(server):
     first = server.get_json("/api/v1/sessions/s-big")
     assert first["tasks"] == n and first["max_concurrency"] == row[2]
     assert "figures of ended session s-big ready" in server.read_log()
+    # a large session in one batch, its end in it: the batch made the session, and its figures are
+    # ready all the same (the writer skips the look at the stored session only for small ones)
+    one = tasks_events(rng, 1, 5_001, span)  # 10,002 events and the end
+    assert server.ingest(batch("s-one", "b1", one + [{"k": "end", "t": span}], META)).status == 202
+    row = stored_stats(server, "s-one")
+    assert row is not None and row[:2] == (len(one) + 1, 5_001)
     # a small session: answered at once, its figures computed and stored by its first read
     small = tasks_events(rng, 1, 50, span)
     assert server.ingest(batch("s-small", "b1", small + [{"k": "end", "t": span}], META)).status == 202
