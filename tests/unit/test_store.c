@@ -284,6 +284,16 @@ START_TEST(one_row_per_task_whatever_the_batches)
                    "7|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|3|0|500\n");
   ck_assert_str_eq(split, one);
   ck_assert_str_eq(last, one);
+  /* the same with one task id far from the rest: merged after a sort, not by slots (store_put.c's
+   * merge_parts), to the same rows */
+  ck_assert_int_eq(put(BATCH("y", "sparse", "{\"k\":\"task\",\"id\":2,\"parent\":9,\"name\":\"old\",\"coro\":\"c\",\"t\":1},"
+                             "{\"k\":\"done\",\"id\":2,\"t\":1,\"state\":\"ok\",\"status\":500},"
+                             "{\"k\":\"task\",\"id\":4000000000,\"name\":\"Far\",\"coro\":\"c\",\"t\":3},"
+                             EV_TASKS "," EV_DONES "," EV_WORK), NULL), 0);
+  char sparse[2048], want[2048 + 64];
+  task_rows("sparse", sparse, sizeof(sparse));
+  snprintf(want, sizeof(want), "%s4000000000|0|Far|c|3|1|NULL|NULL|NULL|NULL|0|0|NULL\n", one);
+  ck_assert_str_eq(sparse, want);
   /* eleven tasks of a new session go in 8 + 2 + 1 to a statement: the same rows as one by one */
   static char wide[8192], parts[3][4096];
   size_t n = (size_t)snprintf(wide, sizeof(wide), "{\"v\":1,\"batch\":\"w\",\"session\":\"wide\",\"events\":[");
@@ -361,6 +371,20 @@ START_TEST(many_rows_a_statement_and_repeats)
   char first[512];
   task_rows("f", first, sizeof(first));
   ck_assert_str_eq(first, "1|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|3600|36000|50\n");
+  /* a new session's batch of more keys than the writer's hash set holds (store_put.c's
+   * first_of_each sorts them): 300 steps and awaits, 20 and 33 repeated, the repeats not summed */
+  static char big[65536];
+  n = (size_t)snprintf(big, sizeof(big), "{\"v\":1,\"batch\":\"g\",\"session\":\"g\",\"events\":[");
+  for(int t = 0; t < 300; t++) {
+    for(int rep = 0; rep < (t == 20 ? 2 : t == 33 ? 3 : 1); rep++) {
+      ev_add(big, sizeof(big), &n, "step", t * 10, 100);
+      ev_add(big, sizeof(big), &n, "await", t * 10 + 1, 1000);
+    }
+  }
+  snprintf(big + n, sizeof(big) - n, "]}");
+  ck_assert_int_eq(put(big, NULL), 0);
+  task_rows("g", first, sizeof(first));
+  ck_assert_str_eq(first, "1|0|NULL|NULL|NULL|0|NULL|NULL|NULL|NULL|30000|300000|0\n");
   cJSON *s = q(query_session, "m", NULL, NULL);
   ck_assert_int_eq(num(s, "awaits"), 41);
   cJSON_Delete(s);
