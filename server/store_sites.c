@@ -31,7 +31,9 @@ struct store_sites {
   size_t n, cap, committed;
   uint32_t *bucket;      /* head of each chain, +1; 0: empty */
   size_t nbucket;        /* a power of two, >= 2 n once there are entries */
-  int64_t rows;          /* sites rows committed, as counted at open and by inserts since */
+  /* sites rows committed, as counted at open and by inserts since; an estimate (the sweep's
+   * rule needs no more): a savepoint's rollback forgets the count of its whole transaction */
+  int64_t rows;
   int64_t inserted;      /* rows inserted by the transaction in progress */
   int64_t new_since_sweep, left_by_sweep;
   int purged;            /* sessions' rows purged since the last sweep */

@@ -36,7 +36,7 @@ int store_sites_sweep_due(const store_sites *x, int64_t min);
 /* Removes every site no awaits row names, in the caller's transaction (no pending sites: call it
  * between transactions of batches); *removed: how many. Memory starts over. 0 or a code. */
 int store_sites_sweep(store_sites *x, sqlite3 *db, int64_t *removed);
-/* Sites rows as the writer counts them, and entries it remembers (tests, /metrics). */
+/* Sites rows as the writer counts them (an estimate: store_sites.c), and entries it remembers. */
 int64_t store_sites_rows(const store_sites *x);
 size_t store_sites_known(const store_sites *x);
 /* Statements run to find or insert sites (store_batch_statements counts them). */
