@@ -204,6 +204,22 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
   return 0;
 }
 
+void store_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+  if(v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+void store_bind_opt_i64(sqlite3_stmt *st, int i, int64_t v)
+{
+  if(v >= 0)
+    sqlite3_bind_int64(st, i, v);
+  else
+    sqlite3_bind_null(st, i);
+}
+
 int store_pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 {
   sqlite3_stmt *st = NULL;

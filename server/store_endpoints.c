@@ -58,14 +58,8 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
     sqlite3_bind_int64(st, 1, sid);
     sqlite3_bind_text(st, 2, s.file ? s.file : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, s.line);
-    if(s.what)
-      sqlite3_bind_text(st, 4, s.what, -1, SQLITE_STATIC);
-    else
-      sqlite3_bind_null(st, 4);
-    if(s.func)
-      sqlite3_bind_text(st, 5, s.func, -1, SQLITE_STATIC);
-    else
-      sqlite3_bind_null(st, 5);
+    store_bind_text(st, 4, s.what);
+    store_bind_text(st, 5, s.func);
     sqlite3_bind_int64(st, 6, s.n);
     sqlite3_bind_int64(st, 7, s.total);
     sqlite3_bind_int64(st, 8, s.max);

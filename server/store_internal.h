@@ -28,6 +28,10 @@ struct store_reader {
 int store_code_of(int sqlite_rc);
 /* sqlite3_exec: 0 or a project code, with SQLite's message in err when err is not NULL. */
 int store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* Parameter i of st: text v, bound without a copy (SQLITE_STATIC: v must outlive the statement's
+ * next reset), or NULL when v is NULL; an integer v, or NULL when v < 0 (-1: absent). */
+void store_bind_text(sqlite3_stmt *st, int i, const char *v);
+void store_bind_opt_i64(sqlite3_stmt *st, int i, int64_t v);
 /* Column i of a row: its text copied into a (NULL for NULL), or its integer (-1 for NULL). */
 const char *store_col_text(sqlite3_stmt *st, int i, arena *a);
 int64_t store_col_opt(sqlite3_stmt *st, int i);

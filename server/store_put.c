@@ -11,22 +11,6 @@
 #include "log.h"
 #include "store_internal.h"
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-  if(v)
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, i);
-}
-
-static void bind_opt_i64(sqlite3_stmt *st, int i, int64_t v)
-{
-  if(v >= 0)
-    sqlite3_bind_int64(st, i, v);
-  else
-    sqlite3_bind_null(st, i);
-}
-
 /* What one batch says of one task, gathered from its task, done, step and await events: a row of
  * put_tasks' single upsert (W_TASK_ROW). ord keeps the events' order among equal ids, so the last
  * task (or done) event of a task in the batch is the one kept, as when each was an upsert. */
@@ -177,9 +161,9 @@ static void bind_task_row(sqlite3_stmt *st, int p, const task_part *x)
   const ingest_done *d = x->done;
   sqlite3_bind_int64(st, p, x->id);
   sqlite3_bind_int64(st, p + 1, t ? t->parent : 0);
-  bind_text(st, p + 2, t ? t->name : NULL);
-  bind_text(st, p + 3, t ? t->coro : NULL);
-  if(t) /* any value: not bind_opt_i64, for which -1 means absent */
+  store_bind_text(st, p + 2, t ? t->name : NULL);
+  store_bind_text(st, p + 3, t ? t->coro : NULL);
+  if(t) /* any value: not store_bind_opt_i64, for which -1 means absent */
     sqlite3_bind_int64(st, p + 4, t->t);
   else
     sqlite3_bind_null(st, p + 4);
@@ -188,12 +172,12 @@ static void bind_task_row(sqlite3_stmt *st, int p, const task_part *x)
     sqlite3_bind_int64(st, p + 6, d->t);
   else
     sqlite3_bind_null(st, p + 6);
-  bind_text(st, p + 7, d ? d->state : NULL);
-  bind_text(st, p + 8, d ? d->exc : NULL);
-  bind_opt_i64(st, p + 9, d ? d->status : -1);
+  store_bind_text(st, p + 7, d ? d->state : NULL);
+  store_bind_text(st, p + 8, d ? d->exc : NULL);
+  store_bind_opt_i64(st, p + 9, d ? d->status : -1);
   sqlite3_bind_int64(st, p + 10, x->busy);
   sqlite3_bind_int64(st, p + 11, x->wait);
-  bind_opt_i64(st, p + 12, x->first);
+  store_bind_opt_i64(st, p + 12, x->first);
 }
 
 /* One row per task the batch names: its last task event, its last done event, and the sums of
@@ -263,15 +247,15 @@ static int put_tasks(store *s, int64_t sid, const ingest_batch *b, int fresh, co
 static void bind_meta(sqlite3_stmt *st, int p, const ingest_meta *m)
 {
   int on = m->present;
-  bind_text(st, p, on ? m->name : NULL);
-  bind_text(st, p + 1, on ? m->service : NULL);
-  bind_text(st, p + 2, on ? m->host : NULL);
-  bind_text(st, p + 3, on ? m->python : NULL);
-  bind_opt_i64(st, p + 4, on ? m->pid : -1);
-  bind_text(st, p + 5, on ? m->started : NULL);
-  bind_opt_i64(st, p + 6, on ? m->started_ns : -1);
-  bind_text(st, p + 7, on ? m->route : NULL);
-  bind_opt_i64(st, p + 8, on ? m->loop : -1);
+  store_bind_text(st, p, on ? m->name : NULL);
+  store_bind_text(st, p + 1, on ? m->service : NULL);
+  store_bind_text(st, p + 2, on ? m->host : NULL);
+  store_bind_text(st, p + 3, on ? m->python : NULL);
+  store_bind_opt_i64(st, p + 4, on ? m->pid : -1);
+  store_bind_text(st, p + 5, on ? m->started : NULL);
+  store_bind_opt_i64(st, p + 6, on ? m->started_ns : -1);
+  store_bind_text(st, p + 7, on ? m->route : NULL);
+  store_bind_opt_i64(st, p + 8, on ? m->loop : -1);
 }
 
 static int put_session(store *s, int64_t sid, const ingest_batch *b, int fresh, int64_t nsteps, int64_t nawaits)
@@ -469,15 +453,15 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b, int fresh)
     sqlite3_bind_int64(st, 2, x->id);
     sqlite3_bind_int64(st, 3, x->t);
     sqlite3_bind_int64(st, 4, x->d);
-    bind_text(st, 5, x->file);
-    bind_opt_i64(st, 6, x->line);
-    bind_text(st, 7, x->func);
-    bind_text(st, 8, x->src);
+    store_bind_text(st, 5, x->file);
+    store_bind_opt_i64(st, 6, x->line);
+    store_bind_text(st, 7, x->func);
+    store_bind_text(st, 8, x->src);
     sqlite3_bind_text(st, 9, b->stacks + x->stack_off, (int)x->stack_len, SQLITE_STATIC);
     sqlite3_bind_int(st, 10, x->elsewhere);
-    bind_text(st, 11, x->from_session);
-    bind_opt_i64(st, 12, x->elsewhere && x->from_task > 0 ? x->from_task : -1);
-    bind_opt_i64(st, 13, x->stack_t);
+    store_bind_text(st, 11, x->from_session);
+    store_bind_opt_i64(st, 12, x->elsewhere && x->from_task > 0 ? x->from_task : -1);
+    store_bind_opt_i64(st, 13, x->stack_t);
     rc = store_wrun(s, st);
   }
   st = s->ws[W_LAG];

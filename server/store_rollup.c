@@ -25,14 +25,6 @@ static int code(sqlite3 *db, int src)
   return store_code_of(src) ? store_code_of(src) : LS_EIO;
 }
 
-static void bind_opt_text(sqlite3_stmt *st, int i, const char *v)
-{
-  if(v)
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, i);
-}
-
 /* ---------------------------------------------------------------- write side */
 
 /* The block to rebuild next: the oldest dirty one, but while batches keep coming (not idle) never
@@ -93,12 +85,12 @@ static int write_points(sqlite3 *db, sqlite3_stmt *st, int64_t blk, int kind, co
   for(size_t i = 0; i < n && !rc; i++) {
     sqlite3_bind_int64(st, 1, blk);
     sqlite3_bind_int(st, 2, kind);
-    bind_opt_text(st, 3, g->service);
-    bind_opt_text(st, 4, g->endpoint);
-    bind_opt_text(st, 5, p[i].file);
+    store_bind_text(st, 3, g->service);
+    store_bind_text(st, 4, g->endpoint);
+    store_bind_text(st, 5, p[i].file);
     sqlite3_bind_int64(st, 6, p[i].line);
-    bind_opt_text(st, 7, p[i].func);
-    bind_opt_text(st, 8, p[i].what);
+    store_bind_text(st, 7, p[i].func);
+    store_bind_text(st, 8, p[i].what);
     sqlite3_bind_int64(st, 9, p[i].count);
     sqlite3_bind_int64(st, 10, p[i].total);
     sqlite3_bind_int64(st, 11, p[i].max);
@@ -183,8 +175,8 @@ static int write_block(sqlite3 *db, int64_t blk, const ep_agg *e)
   for(size_t i = 0; i < e->ng && !rc; i++) {
     const ep_group *g = &e->g[i];
     sqlite3_bind_int64(gs, 1, blk);
-    bind_opt_text(gs, 2, g->service);
-    bind_opt_text(gs, 3, g->endpoint);
+    store_bind_text(gs, 2, g->service);
+    store_bind_text(gs, 3, g->endpoint);
     sqlite3_bind_int64(gs, 4, (int64_t)g->n);
     unsigned char *m = members_of(e, g);
     if(!m) {

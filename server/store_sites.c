@@ -136,26 +136,15 @@ static void remember(store_sites *x, uint64_t h, const ingest_await *a, int64_t 
   link_ent(x, x->n++);
 }
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
-{
-  if(v)
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, i);
-}
-
 /* The site of a through statements: found (`IS` on each column, NULLs equal), else inserted. */
 static int find_or_insert(store_sites *x, sqlite3 *db, const ingest_await *a, int64_t *id)
 {
   sqlite3_stmt *st[2] = {x->find, x->ins};
   for(int k = 0; k < 2; k++) {
-    bind_text_or_null(st[k], 1, a->file);
-    if(a->line >= 0)
-      sqlite3_bind_int64(st[k], 2, a->line);
-    else
-      sqlite3_bind_null(st[k], 2);
-    bind_text_or_null(st[k], 3, a->func);
-    bind_text_or_null(st[k], 4, a->what);
+    store_bind_text(st[k], 1, a->file);
+    store_bind_opt_i64(st[k], 2, a->line);
+    store_bind_text(st[k], 3, a->func);
+    store_bind_text(st[k], 4, a->what);
     int src = sqlite3_step(st[k]);
     if(k == 0 && src == SQLITE_ROW)
       *id = sqlite3_column_int64(st[k], 0);
