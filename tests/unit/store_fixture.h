@@ -5,6 +5,7 @@
 #define LS_STORE_FIXTURE_H
 
 #include <check.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -35,6 +36,17 @@ static inline void store_fixture_up(store_fixture *f, const char *name, int read
   ck_assert_msg(store_open(&o, &f->s, err, sizeof err) == 0, "store_open: %s", err);
   metrics_init(&f->m);
   ck_assert_int_eq(writer_start(f->s, &f->m, 64, 8, &f->w), 0);
+}
+
+/* The one integer a query of db answers (a count, a pragma); the test fails without a row. */
+static inline int64_t store_fixture_int(sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  int64_t v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
 }
 
 /* Removes database file db and SQLite's files beside it (WAL, shared memory, journal). */

@@ -854,11 +854,7 @@ START_TEST(settings_restart_and_version)
   cJSON_Delete(j);
   close_all();
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-  sqlite3_stmt *cnt;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sites", -1, &cnt, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(cnt), SQLITE_ROW);
-  ck_assert_int_eq(sqlite3_column_int(cnt, 0), 2);
-  sqlite3_finalize(cnt);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), 2);
   sqlite3_close(db);
   /* a database from a newer server is refused */
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);

@@ -34,16 +34,6 @@ static void teardown(void)
   store_fixture_unlink(dbpath);
 }
 
-static int64_t one_int(sqlite3 *db, const char *sql)
-{
-  sqlite3_stmt *st = NULL;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-  int64_t v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
-}
-
 static void exec_ok(sqlite3 *db, const char *sql)
 {
   char *msg = NULL;
@@ -104,7 +94,7 @@ START_TEST(remembered_once_committed_forgotten_when_rolled_back)
   ck_assert_int_eq(store_sites_resolve(x, db, a, NSITE / 2, ids), 0);
   exec_ok(db, "COMMIT");
   store_sites_commit(x);
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM sites"), NSITE / 2);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), NSITE / 2);
   ck_assert_int_eq(store_sites_rows(x), NSITE / 2);
   ck_assert_uint_eq(store_sites_known(x), NSITE / 2);
   for(int i = 0; i < NSITE / 2; i++)
@@ -129,8 +119,8 @@ START_TEST(remembered_once_committed_forgotten_when_rolled_back)
   ck_assert_int_eq(store_sites_statements(x) - runs, 50 * 2 + (NSITE / 2 - 50) * 2 + 50 + (NSITE / 2 - 50) * 2);
   exec_ok(db, "COMMIT");
   store_sites_commit(x);
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM sites"), NSITE);
-  ck_assert_int_eq(one_int(db, "SELECT count(DISTINCT id) FROM sites"), NSITE);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), NSITE);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(DISTINCT id) FROM sites"), NSITE);
   for(int i = 0; i < NSITE; i++)
     ck_assert_msg(row_is(db, again[i], &a[i]), "site %d", i);
   /* all known now: a batch naming them runs no statement */
@@ -231,15 +221,15 @@ START_TEST(swept_once_no_session_names_them)
   }
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM sites"), 3); /* nothing purged: nothing swept */
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), 3); /* nothing purged: nothing swept */
   /* a deleted, purged: its x.py goes, z.py stays with b */
   ck_assert_int_eq(store_begin(s), 0);
   ck_assert_int_eq(store_delete_session(s, "a"), 0);
   ck_assert_int_eq(store_commit(s), 0);
   while(store_maintain(s, NULL, 0, 1, deleted, &reclaimed) == 1) {
   }
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM sites"), 2);
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM sites WHERE file = 'x.py'"), 0);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), 2);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites WHERE file = 'x.py'"), 0);
   char files[256];
   files_of(s, "b", files, sizeof(files));
   ck_assert_str_eq(files, "y.py z.py");
@@ -248,7 +238,7 @@ START_TEST(swept_once_no_session_names_them)
   put_awaits(s, "c", cx, 3);
   files_of(s, "c", files, sizeof(files));
   ck_assert_str_eq(files, "z.py x.py y.py");
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM sites"), 3);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), 3);
   /* the default minimum: three sites are far from worth a scan of every await */
   store_set_sites_sweep_min(s, STORE_SITES_SWEEP_MIN);
   ck_assert_int_eq(store_begin(s), 0);
@@ -257,8 +247,8 @@ START_TEST(swept_once_no_session_names_them)
   ck_assert_int_eq(store_commit(s), 0);
   while(store_maintain(s, NULL, 0, 1, deleted, &reclaimed) == 1) {
   }
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM awaits"), 0);
-  ck_assert_int_eq(one_int(db, "SELECT count(*) FROM sites"), 3);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM awaits"), 0);
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), 3);
   sqlite3_close(db);
   store_close(s);
 }
