@@ -51,6 +51,11 @@ typedef struct http_config {
 
 #define HTTP_MAX_ALLOWED_HOSTS 32
 
+/* The X-Loopscope-Ingest header of every answer to POST /api/v1/ingest: what this server takes
+ * beyond plain v1, comma-separated. "strings": a batch's "strings" table, named by index from its
+ * events' string fields (docs/api.md). A collector sends that form only to a server that says so. */
+#define HTTP_INGEST_TAKES "strings"
+
 /* 1 if name is usable as an --allowed-host: '*', or 1-253 bytes of letters, digits, '-', '.',
  * '_' (no port, no ':': IP addresses, IPv6 included, are always allowed and need no entry). */
 int http_host_name_ok(const char *name);

@@ -79,6 +79,12 @@ typedef struct parser {
   size_t cap[9];  /* rows allocated per kind (index: enum kind) */
   size_t in_batch;    /* index in a multi-batch body's "batches", NO_BATCH outside one */
   size_t events_seen; /* events of the body's batches before this one (max_events is per body) */
+  /* The batch's "strings" (additive to v1; docs/api.md, "A batch's strings table"): an event's
+   * string field may be an index into it. Checked once each (UTF-8, at most max_exc bytes), so a
+   * string an event names again costs a bounds check; NULL when the batch has none. */
+  const char **strs;
+  uint32_t *strs_len;
+  size_t nstrs;
 } parser;
 
 /* Starts detail with "batches[i]." inside a multi-batch body (nothing otherwise), so every error
@@ -188,13 +194,34 @@ static int get_int(parser *p, const cJSON *v, const place *where, const char *fi
   return 0;
 }
 
-/* An optional string (absent or null → NULL) of at most max bytes of UTF-8. */
+/* A string given as an index into the batch's strings: checked there once; here its bounds and
+ * the field's own length limit. */
+static int get_str_ref(parser *p, const cJSON *v, const place *where, const char *field, size_t max,
+                       const char **out)
+{
+  double d = v->valuedouble;
+  if(!p->strs || d != floor(d) || d < 0 || d >= (double)p->nstrs) {
+    if(!p->strs) /* meta's fields, or a batch without strings: as before strings existed */
+      return fail_at(p, where, "%s: expected a string", field);
+    return fail_at(p, where, "%s: expected a string, or an index into strings (0 to %zu)", field, p->nstrs - 1);
+  }
+  size_t i = (size_t)d;
+  if(p->strs_len[i] > max)
+    return fail_at(p, where, "%s: strings[%zu] is longer than %zu bytes", field, i, max);
+  *out = p->strs[i];
+  return 0;
+}
+
+/* An optional string (absent or null → NULL) of at most max bytes of UTF-8, or the index of one
+ * in the batch's strings. */
 static int get_str(parser *p, const cJSON *v, const place *where, const char *field, size_t max,
                    const char **out)
 {
   *out = NULL;
   if(!v || cJSON_IsNull(v))
     return 0;
+  if(cJSON_IsNumber(v))
+    return get_str_ref(p, v, where, field, max, out);
   if(!cJSON_IsString(v) || !v->valuestring)
     return fail_at(p, where, "%s: expected a string", field);
   size_t n = strlen(v->valuestring);
@@ -570,6 +597,45 @@ static void *rows(arena *a, size_t n, size_t size)
   return p;
 }
 
+/* The batch's "strings" (absent or null: none), each checked here once: a string of UTF-8 of at
+ * most max_exc bytes (the longest any field takes; a field with a lower limit checks the length
+ * where it names the string). The table lives in the batch's arena. */
+static int parse_strings(parser *p, const cJSON *list, arena *a)
+{
+  p->strs = NULL;
+  p->strs_len = NULL;
+  p->nstrs = 0;
+  if(!list || cJSON_IsNull(list))
+    return 0;
+  if(!cJSON_IsArray(list))
+    return fail(p, "strings: expected an array of strings");
+  size_t n = 0;
+  for(const cJSON *s = list->child; s; s = s->next)
+    n++;
+  if(!n)
+    return 0;
+  const char **strs = rows(a, n, sizeof(*strs));
+  uint32_t *lens = strs ? rows(a, n, sizeof(*lens)) : NULL;
+  if(!lens)
+    return arena_error(p, a);
+  size_t i = 0;
+  for(const cJSON *s = list->child; s; s = s->next, i++) {
+    if(!cJSON_IsString(s) || !s->valuestring)
+      return fail(p, "strings[%zu]: expected a string", i);
+    size_t len = strlen(s->valuestring);
+    if(len > p->lim->max_exc)
+      return fail(p, "strings[%zu]: longer than %zu bytes", i, p->lim->max_exc);
+    if(!utf8_valid(s->valuestring, len))
+      return fail(p, "strings[%zu]: not valid UTF-8", i);
+    strs[i] = s->valuestring;
+    lens[i] = (uint32_t)len;
+  }
+  p->strs = strs;
+  p->strs_len = lens;
+  p->nstrs = n;
+  return 0;
+}
+
 static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
 {
   if(!cJSON_IsObject(root))
@@ -591,6 +657,8 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
     return fail(p, "session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
   b->batch = batch->valuestring;
   b->session = session->valuestring;
+  p->strs = NULL; /* meta's strings are its own: none names the strings table */
+  p->nstrs = 0;
   int rc = parse_meta(p, cJSON_GetObjectItemCaseSensitive(root, "meta"), &b->meta);
   if(rc)
     return rc;
@@ -599,6 +667,8 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
     return fail(p, "events: missing");
   if(!cJSON_IsArray(events))
     return fail(p, "events: expected an array");
+  if((rc = parse_strings(p, cJSON_GetObjectItemCaseSensitive(root, "strings"), b->json_arena)))
+    return rc;
 
   /* First walk: count each kind so the row arrays are allocated once, exactly. */
   size_t count[K_UNKNOWN + 1] = {0};
@@ -686,7 +756,7 @@ static int parse_batches(parser *p, const cJSON *root, const cJSON *list, ingest
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len)
 {
-  parser p = {lim, detail, detail_len, {0}, NO_BATCH, 0};
+  parser p = {lim, detail, detail_len, {0}, NO_BATCH, 0, NULL, NULL, 0};
   *out = NULL;
   if(detail && detail_len)
     detail[0] = '\0';

@@ -160,21 +160,45 @@ static int find_or_insert(store_sites *x, sqlite3 *db, const ingest_await *a, in
   return 0;
 }
 
+/* The sites a batch resolved last, by the addresses of their strings: a batch with a strings
+ * table (docs/api.md) names each of its strings at one address, so its awaits at one site repeat
+ * the same four values and find their id here without reading the strings again. Only within one
+ * store_sites_resolve (the batch's strings live as long as the call). */
+#define MEMO 32
+typedef struct memo_ent { const char *file, *func, *what; int64_t line, id; } memo_ent;
+
+static size_t memo_slot(const ingest_await *a)
+{
+  uint64_t k = (uint64_t)(uintptr_t)a->file * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)a->func * 0xC2B2AE3D27D4EB4Full ^
+               (uint64_t)(uintptr_t)a->what * 0x165667B19E3779F9ull ^ (uint64_t)a->line;
+  return (size_t)(k >> 59) & (MEMO - 1);
+}
+
 int store_sites_resolve(store_sites *x, sqlite3 *db, const ingest_await *a, size_t n, int64_t *ids)
 {
+  memo_ent memo[MEMO];
+  memset(memo, 0, sizeof(memo));
   for(size_t i = 0; i < n; i++) {
+    memo_ent *m = &memo[memo_slot(&a[i])];
+    /* a zeroed slot matches only an await with every string NULL and line 0: its id is 0, never a
+     * rowid, so the test of id keeps it a miss */
+    if(m->id && m->file == a[i].file && m->func == a[i].func && m->what == a[i].what && m->line == a[i].line) {
+      ids[i] = m->id;
+      continue;
+    }
     uint64_t h = site_hash(&a[i]);
     uint32_t j = x->nbucket ? x->bucket[h & (x->nbucket - 1)] : 0;
     while(j && !site_is(&x->ent[j - 1], h, &a[i]))
       j = x->ent[j - 1].next;
-    if(j) {
+    if(j)
       ids[i] = x->ent[j - 1].id;
-      continue;
+    else {
+      int rc = find_or_insert(x, db, &a[i], &ids[i]);
+      if(rc)
+        return rc;
+      remember(x, h, &a[i], ids[i]);
     }
-    int rc = find_or_insert(x, db, &a[i], &ids[i]);
-    if(rc)
-      return rc;
-    remember(x, h, &a[i], ids[i]);
+    *m = (memo_ent){a[i].file, a[i].func, a[i].what, a[i].line, ids[i]};
   }
   return 0;
 }

@@ -145,6 +145,11 @@ BAD = [
     ("status over 599", ["events", 6, "status"], 600),
     ("status as a string", ["events", 6, "status"], "200"),
     ("fractional status", ["events", 6, "status"], 200.5),
+    ("strings not an array", ["strings"], {"0": "app/db.py"}),
+    ("strings holding a number", ["strings"], ["app/db.py", 3]),
+    ("negative string index", ["events", 3, "file"], -1),
+    ("fractional string index", ["events", 3, "file"], 0.5),
+    ("meta name as an index", ["meta", "name"], 0),
 ]
 
 
@@ -170,12 +175,26 @@ GOOD = [
     ("error with status", ["events", 6], {"k": "done", "id": 2, "t": 9, "state": "error",
                                            "exc": "KeyError: 'x'", "status": 500}),
     ("status null", ["events", 6, "status"], None),
+    ("strings table", ["strings"], ["app/db.py", "fetch_user"]),
+    ("strings null", ["strings"], None),
+    ("file as an index", ["events", 3, "file"], 0),
+    ("coro as an index", ["events", 1, "coro"], 1),
+    ("frame func as an index", ["events", 4, "stack", 0, "func"], 1),
 ]
 
 
 @pytest.mark.parametrize("what,path,value", GOOD, ids=[g[0] for g in GOOD])
 def test_accepts(ingest_validator, what, path, value):
     ingest_validator.validate(mutated(path, value))
+
+
+def test_api_md_strings_example(ingest_validator):
+    """docs/api.md's example of a batch's strings table is a valid batch."""
+    examples = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", API_MD.read_text(), re.S)
+                if '"strings"' in b]
+    assert examples, "docs/api.md shows no batch with a strings table"
+    for doc in examples:
+        ingest_validator.validate(doc)
 
 
 def test_every_known_kind_has_rules(ingest_schema):

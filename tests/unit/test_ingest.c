@@ -315,6 +315,95 @@ START_TEST(strings)
 }
 END_TEST
 
+/* Parses `events` in a valid batch whose "strings" member is `strings` (JSON text). */
+static int parse_with_strings(const char *table, const char *events, ingest_batch **b, char *detail,
+                              size_t dlen)
+{
+  static char body[65536];
+  snprintf(body, sizeof(body), "{\"v\":1,\"batch\":\"b1\",\"session\":\"s1\",\"events\":%s,\"strings\":%s}",
+           events, table);
+  return ingest_parse(body, strlen(body), &lim, b, detail, dlen);
+}
+
+static void refused_with_strings(const char *table, const char *events, const char *want)
+{
+  ingest_batch *b = (ingest_batch *)1;
+  char detail[256];
+  ck_assert_msg(parse_with_strings(table, events, &b, detail, sizeof(detail)) == LS_EINVAL, "accepted: %s", events);
+  ck_assert_ptr_null(b);
+  ck_assert_str_eq(detail, want);
+}
+
+/* A batch's strings table (additive to v1): every string field of an event may name one of the
+ * batch's "strings" by index, and reads exactly as if the string stood there; the table is
+ * checked once, each use against its field's limit, and belongs to its own batch only. */
+START_TEST(strings_table)
+{
+  ingest_batch *b = NULL;
+  char detail[256];
+  ck_assert_int_eq(parse_with_strings(
+                     "[\"app/db.py\",\"fetch_user\",\"AsyncSession.execute\",\"caf\\u00e9\",\"ValueError: x\"]",
+                     "[{\"k\":\"task\",\"id\":1,\"t\":0,\"name\":3,\"coro\":1},"
+                     "{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":2,\"what\":2,\"file\":0,\"line\":7,\"func\":1},"
+                     "{\"k\":\"await\",\"id\":1,\"t\":5,\"d\":2,\"what\":\"inline\",\"file\":0,\"func\":1},"
+                     "{\"k\":\"block\",\"id\":1,\"t\":9,\"d\":1,\"stack\":[{\"file\":0,\"line\":3,\"func\":1,\"src\":3}]},"
+                     "{\"k\":\"done\",\"id\":1,\"t\":20,\"state\":\"error\",\"exc\":4}]",
+                     &b, detail, sizeof(detail)), 0);
+  ck_assert_str_eq(b->tasks[0].name, "caf\xc3\xa9");
+  ck_assert_str_eq(b->tasks[0].coro, "fetch_user");
+  ck_assert_str_eq(b->awaits[0].what, "AsyncSession.execute");
+  ck_assert_str_eq(b->awaits[0].file, "app/db.py");
+  ck_assert_str_eq(b->awaits[0].func, "fetch_user");
+  ck_assert_str_eq(b->awaits[1].what, "inline");
+  /* a string named twice is one string: the writer's work per site is per string */
+  ck_assert_ptr_eq(b->awaits[0].file, b->awaits[1].file);
+  ck_assert_ptr_eq(b->awaits[0].func, b->tasks[0].coro);
+  ck_assert_str_eq(b->blocks[0].file, "app/db.py");
+  ck_assert_str_eq(b->blocks[0].src, "caf\xc3\xa9");
+  char stack[256];
+  snprintf(stack, sizeof(stack), "%.*s", (int)b->blocks[0].stack_len, b->stacks + b->blocks[0].stack_off);
+  ck_assert_str_eq(stack, "[{\"file\":\"app/db.py\",\"line\":3,\"func\":\"fetch_user\",\"src\":\"caf\xc3\xa9\"}]");
+  ck_assert_str_eq(b->dones[0].exc, "ValueError: x");
+  ingest_free(b);
+
+  const char *one = "[{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":1,\"file\":%s}]";
+  char events[256];
+  snprintf(events, sizeof(events), one, "2");
+  refused_with_strings("[\"a\",\"b\"]", events, "events[0].file: expected a string, or an index into strings (0 to 1)");
+  snprintf(events, sizeof(events), one, "-1");
+  refused_with_strings("[\"a\",\"b\"]", events, "events[0].file: expected a string, or an index into strings (0 to 1)");
+  snprintf(events, sizeof(events), one, "0.5");
+  refused_with_strings("[\"a\",\"b\"]", events, "events[0].file: expected a string, or an index into strings (0 to 1)");
+  snprintf(events, sizeof(events), one, "0");
+  refused_with_strings("[]", events, "events[0].file: expected a string");
+  refused_with_strings("null", events, "events[0].file: expected a string");
+  refused_with_strings("{}", events, "strings: expected an array of strings");
+  refused_with_strings("[\"a\",3]", events, "strings[1]: expected a string");
+  refused_with_strings("[\"a\",null]", events, "strings[1]: expected a string");
+  refused_with_strings("[\"\xc3\x28x\"]", events, "strings[0]: not valid UTF-8");
+  /* each use meets its own field's limit; the table holds what the longest field may */
+  lim.max_string = 8;
+  lim.max_exc = 12;
+  refused_with_strings("[\"123456789\"]", events, "events[0].file: strings[0] is longer than 8 bytes");
+  ck_assert_int_eq(parse_with_strings("[\"123456789\"]", "[{\"k\":\"done\",\"id\":1,\"t\":1,\"state\":\"error\",\"exc\":0}]",
+                                      &b, detail, sizeof(detail)), 0);
+  ck_assert_str_eq(b->dones[0].exc, "123456789");
+  ingest_free(b);
+  refused_with_strings("[\"1234567890123\"]", events, "strings[0]: longer than 12 bytes");
+  ingest_default_limits(&lim);
+  /* meta's fields are strings of their own */
+  b = (ingest_batch *)1;
+  const char *meta = "{\"v\":1,\"batch\":\"b1\",\"session\":\"s1\",\"meta\":{\"name\":0},\"events\":[],\"strings\":[\"x\"]}";
+  ck_assert_int_eq(ingest_parse(meta, strlen(meta), &lim, &b, detail, sizeof(detail)), LS_EINVAL);
+  ck_assert_str_eq(detail, "meta.name: expected a string");
+  /* a batch's table is its own: the next batch of the body cannot name it */
+  refused_body("{\"v\":1,\"batches\":[{\"v\":1,\"batch\":\"a\",\"session\":\"s\",\"strings\":[\"f.py\"],"
+               "\"events\":[{\"k\":\"task\",\"id\":1,\"t\":0,\"coro\":0}]},"
+               "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":[{\"k\":\"task\",\"id\":1,\"t\":0,\"coro\":0}]}]}",
+               "batches[1].events[0].coro: expected a string");
+}
+END_TEST
+
 START_TEST(done_state)
 {
   refused("[{\"k\":\"done\",\"id\":1,\"t\":1}]", "events[0].state: missing");
@@ -670,6 +759,7 @@ int main(void)
   tcase_add_test(tc, times_and_durations);
   tcase_add_test(tc, task_ids);
   tcase_add_test(tc, strings);
+  tcase_add_test(tc, strings_table);
   tcase_add_test(tc, done_state);
   tcase_add_test(tc, done_status);
   tcase_add_test(tc, stacks);

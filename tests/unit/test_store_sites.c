@@ -59,6 +59,18 @@ static int row_is(sqlite3 *db, int64_t id, const ingest_await *a)
   return n == 1;
 }
 
+/* A database with schema 13's sites table alone, and the writer's memory of it. */
+static store_sites *sites_db(sqlite3 **db)
+{
+  ck_assert_int_eq(sqlite3_open(dbpath, db), SQLITE_OK);
+  exec_ok(*db, "CREATE TABLE sites (id INTEGER PRIMARY KEY, file TEXT, line INTEGER, func TEXT, what TEXT);"
+               " CREATE INDEX sites_key ON sites (file, line, func, what)");
+  store_sites *x = NULL;
+  char err[256];
+  ck_assert_int_eq(store_sites_open(*db, &x, err, sizeof(err)), 0);
+  return x;
+}
+
 #define NSITE 600
 static char names[NSITE][32];
 
@@ -79,12 +91,7 @@ static ingest_await site(int i)
 START_TEST(remembered_once_committed_forgotten_when_rolled_back)
 {
   sqlite3 *db;
-  ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-  exec_ok(db, "CREATE TABLE sites (id INTEGER PRIMARY KEY, file TEXT, line INTEGER, func TEXT, what TEXT);"
-              " CREATE INDEX sites_key ON sites (file, line, func, what)");
-  store_sites *x = NULL;
-  char err[256];
-  ck_assert_int_eq(store_sites_open(db, &x, err, sizeof(err)), 0);
+  store_sites *x = sites_db(&db);
   static ingest_await a[NSITE];
   static int64_t ids[NSITE], again[NSITE];
   for(int i = 0; i < NSITE; i++)
@@ -140,6 +147,41 @@ START_TEST(remembered_once_committed_forgotten_when_rolled_back)
     ck_assert(row_is(db, tid[i], &tricky[i]));
     for(int j = 0; j < i; j++)
       ck_assert_int_ne(tid[i], tid[j]);
+  }
+  store_sites_close(x);
+  sqlite3_close(db);
+}
+END_TEST
+
+/* A batch with a strings table names each string at one address: its awaits at one site repeat
+ * the same pointers (store_sites.c's memo finds them without the strings), and awaits sharing
+ * pointers but not the line, or the pointers of another site, stay sites of their own. */
+START_TEST(repeated_addresses_are_one_site_each)
+{
+  sqlite3 *db;
+  store_sites *x = sites_db(&db);
+  static const char *files[5] = {"a.py", "b.py", "c.py", "d.py", "e.py"};
+  enum { N = 400, SITES = 5 * 2 * 2 };
+  static ingest_await a[N];
+  static int64_t ids[N];
+  for(int i = 0; i < N; i++) {
+    int k = (i * 7 + i / 3) % SITES; /* every site many times, in no order */
+    a[i] = (ingest_await){.id = 1, .t = i, .d = 1, .line = 10 + k % 2, .file = files[k / 4],
+                          .func = (k / 2) % 2 ? "g" : "h", .what = "sleep"};
+  }
+  exec_ok(db, "BEGIN");
+  int64_t runs = store_sites_statements(x);
+  ck_assert_int_eq(store_sites_resolve(x, db, a, N, ids), 0);
+  exec_ok(db, "COMMIT");
+  store_sites_commit(x);
+  ck_assert_int_eq(store_sites_statements(x) - runs, 2 * SITES); /* a find and an insert each, once */
+  ck_assert_int_eq(store_fixture_int(db, "SELECT count(*) FROM sites"), SITES);
+  for(int i = 0; i < N; i++) {
+    ck_assert_msg(row_is(db, ids[i], &a[i]), "await %d", i);
+    for(int j = 0; j < i; j++) {
+      int same = a[i].file == a[j].file && a[i].func == a[j].func && a[i].line == a[j].line;
+      ck_assert_msg(same == (ids[i] == ids[j]), "awaits %d and %d", i, j);
+    }
   }
   store_sites_close(x);
   sqlite3_close(db);
@@ -261,6 +303,7 @@ static Suite *sites_suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, remembered_once_committed_forgotten_when_rolled_back);
+  tcase_add_test(tc, repeated_addresses_are_one_site_each);
   tcase_add_test(tc, swept_once_no_session_names_them);
   suite_add_tcase(s, tc);
   return s;
