@@ -650,6 +650,7 @@ void ls_collector_free(ls_collector *c, int timeout_ms) {
   }
   spares_free(c);
   ls_intern_free(c->strings);
+  ls_strtab_free(&c->strtab);
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->wake);
   pthread_cond_destroy(&c->idle);

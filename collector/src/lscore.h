@@ -115,6 +115,8 @@ typedef struct ls_stats {
   uint64_t split_posts;       /* multi-batch bodies refused (400, 413) and sent again one by one */
   int multi_refused;          /* 1 once the server refused the multi-batch shape (an older
                                * server): one batch per POST from then on */
+  uint64_t strings_posts;     /* POSTs answered 2xx whose batches named their strings by index */
+  uint64_t strings_refused;   /* POSTs so written and refused (400): sent again written plain */
 } ls_stats;
 
 /* Starts the sender thread. *out owns everything; free with ls_collector_free. */
@@ -187,6 +189,7 @@ size_t ls_src_line(const char *file, size_t nfile, int line, char *out, size_t c
 /* ---- string table (lsintern.c): strings records repeat, numbered once per collector ---------- */
 typedef struct ls_intern ls_intern;
 #define LS_INTERN_MAX_STR 512 /* longer strings always travel inline */
+#define LS_INTERN_ENTRIES 8192 /* strings a table numbers at most (numbers 0 .. this - 1) */
 int ls_intern_new(ls_intern **out);
 void ls_intern_free(ls_intern *t);
 void ls_intern_after_fork_child(ls_intern *t);
@@ -246,5 +249,31 @@ size_t ls_record_write_done(unsigned char *dst, uint64_t id, uint64_t t, int sta
  * record (what came before it is in out and counted), LSC_ENOMEM when out refused to grow. */
 int ls_encode_records(ls_buf *out, ls_rstate *rs, const unsigned char *p, size_t n, int *first,
                       size_t max_out, size_t *used, size_t *nev);
+
+/* A batch's strings table (additive to ingest v1; docs/api.md, "A batch's strings table"), for a
+ * server that takes it: an event's table string (a coroutine, an await's file, function and what,
+ * a frame's file and function) is written as its index in the batch's "strings", so a batch
+ * carries each such string's bytes once, and the server parses and checks each once. Indices are
+ * per batch: every batch stays a body of its own (a refused multi-batch body is sent again one
+ * batch per POST). Sender thread only. */
+typedef struct ls_strtab {
+  uint32_t gen;      /* the batch being written; a number's stamp equal to it: named in it */
+  uint32_t n;        /* strings in the batch's table */
+  size_t bytes;      /* the table's JSON bytes, about (its strings' lengths and punctuation) */
+  uint32_t *stamp;   /* per string number: the last batch that named it (0: none) */
+  uint32_t *idx;     /* per string number: its index in that batch */
+  uint32_t *ids;     /* per index: the string number */
+} ls_strtab;
+/* The arrays (LS_INTERN_ENTRIES entries each); LSC_ENOMEM. ls_strtab_free: a zeroed one too. */
+int ls_strtab_init(ls_strtab *st);
+void ls_strtab_free(ls_strtab *st);
+/* A new batch: its table empty. */
+void ls_strtab_begin(ls_strtab *st);
+/* As ls_encode_records, the table strings named by index in st (NULL: ls_encode_records), the
+ * table's bytes counted against max_out. */
+int ls_encode_records_tab(ls_buf *out, ls_rstate *rs, ls_strtab *st, const unsigned char *p, size_t n, int *first,
+                          size_t max_out, size_t *used, size_t *nev);
+/* Appends ,"strings":[...] for the batch (nothing when its table is empty). */
+void ls_strtab_write(ls_buf *out, const ls_strtab *st, const ls_intern *strings);
 
 #endif

@@ -1,6 +1,7 @@
 /* lsencode.c — the stored record format of one event (compact: varints, time differences, table
  * numbers for repeated strings) and its v1 JSON encoding. The store (lscollector.c) only keeps
  * records; the sender there wraps encoded events into a batch; lsintern.c numbers the strings. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lscore.h"
@@ -307,6 +308,61 @@ static void key_str(ls_buf *b, const char *key, ls_str s) {
   ls_buf_jstr(b, s.p ? s.p : "", s.n);
 }
 
+/* A table string (s.sid: its number + 1, from the record) as its index in the batch's strings
+ * when st is given, added there on first use; inline otherwise. */
+static void key_tstr(ls_buf *b, const char *key, ls_str s, ls_strtab *st) {
+  if (!st || !s.sid || s.sid > LS_INTERN_ENTRIES) { key_str(b, key, s); return; }
+  uint32_t id = s.sid - 1;
+  if (st->stamp[id] != st->gen) {
+    st->stamp[id] = st->gen;
+    st->idx[id] = st->n;
+    st->ids[st->n++] = id;
+    st->bytes += s.n + 3;
+  }
+  ls_buf_puts(b, key);
+  ls_buf_u64(b, st->idx[id]);
+}
+
+int ls_strtab_init(ls_strtab *st) {
+  memset(st, 0, sizeof *st);
+  st->stamp = calloc(LS_INTERN_ENTRIES, sizeof *st->stamp);
+  st->idx = malloc(LS_INTERN_ENTRIES * sizeof *st->idx);
+  st->ids = malloc(LS_INTERN_ENTRIES * sizeof *st->ids);
+  if (!st->stamp || !st->idx || !st->ids) {
+    ls_strtab_free(st);
+    return LSC_ENOMEM;
+  }
+  return LSC_OK;
+}
+
+void ls_strtab_free(ls_strtab *st) {
+  free(st->stamp);
+  free(st->idx);
+  free(st->ids);
+  memset(st, 0, sizeof *st);
+}
+
+void ls_strtab_begin(ls_strtab *st) {
+  st->n = 0;
+  st->bytes = 0;
+  if (++st->gen == 0) { /* wrapped: every stamp could match again */
+    memset(st->stamp, 0, LS_INTERN_ENTRIES * sizeof *st->stamp);
+    st->gen = 1;
+  }
+}
+
+void ls_strtab_write(ls_buf *out, const ls_strtab *st, const ls_intern *strings) {
+  if (!st->n) return;
+  ls_buf_puts(out, ",\"strings\":[");
+  for (uint32_t i = 0; i < st->n; i++) {
+    ls_str s = {"", 0, 0};
+    if (!ls_intern_get(strings, st->ids[i], &s)) s = (ls_str){"", 0, 0}; /* cannot happen: named by a record */
+    if (i) ls_buf_append(out, ",", 1);
+    ls_buf_jstr(out, s.p, s.n);
+  }
+  ls_buf_puts(out, "]");
+}
+
 static const char *kind_name(int kind) {
   switch (kind) {
   case LS_K_TASK: return "task";
@@ -337,8 +393,9 @@ static void id_t_d(ls_buf *out, int with_id, uint64_t id, uint64_t t, int with_d
 /* A line number as JSON has it: a stored one outside [0, 2^31) reads 0. */
 static uint64_t line_of(int64_t line) { return line < 0 || line > INT32_MAX ? 0 : (uint64_t)line; }
 
-/* The JSON of one record read from r, appended to out (after a comma unless *first). */
-static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
+/* The JSON of one record read from r, appended to out (after a comma unless *first); table
+ * strings by index in st when given. */
+static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, ls_strtab *st, int *first) {
   unsigned char kb = *r->p++;
   int kind = kb & 0x0f;
   unsigned flags = kb & 0xf0;
@@ -404,7 +461,7 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
     } else {
       key_str(out, ",\"name\":", name);
     }
-    key_str(out, ",\"coro\":", coro);
+    key_tstr(out, ",\"coro\":", coro, st);
     key_u64(out, ",\"t\":", t);
     break;
   case LS_K_STEP:
@@ -412,10 +469,10 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
     break;
   case LS_K_AWAIT:
     id_t_d(out, 1, id, t, 1, d);
-    key_str(out, ",\"what\":", what);
-    key_str(out, ",\"file\":", file);
+    key_tstr(out, ",\"what\":", what, st);
+    key_tstr(out, ",\"file\":", file, st);
     key_u64(out, ",\"line\":", line_of(line));
-    key_str(out, ",\"func\":", func);
+    key_tstr(out, ",\"func\":", func, st);
     break;
   case LS_K_BLOCK: {
     id_t_d(out, id != 0, id, t, 1, d);
@@ -438,9 +495,9 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
         src.p = srcbuf;
       }
       ls_buf_puts(out, i ? ",{" : "{");
-      key_str(out, "\"file\":", ffile);
+      key_tstr(out, "\"file\":", ffile, st);
       key_u64(out, ",\"line\":", line_of(fline));
-      key_str(out, ",\"func\":", ffunc);
+      key_tstr(out, ",\"func\":", ffunc, st);
       key_str(out, ",\"src\":", src);
       ls_buf_puts(out, "}");
     }
@@ -467,13 +524,18 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, int *first) {
 
 int ls_encode_records(ls_buf *out, ls_rstate *rs, const unsigned char *p, size_t n, int *first,
                       size_t max_out, size_t *used, size_t *nev) {
+  return ls_encode_records_tab(out, rs, NULL, p, n, first, max_out, used, nev);
+}
+
+int ls_encode_records_tab(ls_buf *out, ls_rstate *rs, ls_strtab *st, const unsigned char *p, size_t n, int *first,
+                          size_t max_out, size_t *used, size_t *nev) {
   rd r = {p, p + n, rs, 0};
   size_t count = 0;
   int rc = LSC_OK;
   while (r.p < r.end) {
-    if (count && max_out && out->len >= max_out) break;
+    if (count && max_out && out->len + (st ? st->bytes : 0) >= max_out) break;
     const unsigned char *at = r.p;
-    encode_one(out, &r, rs, first);
+    encode_one(out, &r, rs, st, first);
     if (r.bad) { r.p = at; rc = LSC_EINVAL; break; }
     count++;
   }

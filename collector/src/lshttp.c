@@ -21,6 +21,7 @@ struct ls_http {
   char *url;
   struct curl_slist *headers, *headers_gz;
   int retry_after_s;
+  int takes_strings;    /* the answer being read says X-Loopscope-Ingest: strings */
   int gzip;             /* compress large bodies: not towards a loopback address (see below) */
 };
 
@@ -50,20 +51,43 @@ static size_t read_body(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* The length of header line p (len bytes) past its name when it is `name` (lower case, with the
+ * colon), 0 otherwise: names are case-insensitive. */
+static size_t header_is(const char *p, size_t len, const char *name, size_t nlen) {
+  if (len <= nlen) return 0;
+  for (size_t i = 0; i < nlen; i++)
+    if (tolower((unsigned char)p[i]) != name[i]) return 0;
+  return nlen;
+}
+
+/* 1 when the comma-separated list in [p, end) holds token (ASCII case-insensitive, spaces and
+ * tabs around an item ignored). */
+static int list_has(const char *p, const char *end, const char *token) {
+  size_t tn = strlen(token);
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) p++;
+    const char *s = p;
+    while (p < end && *p != ',' && *p != '\r' && *p != '\n') p++;
+    const char *e = p;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    if ((size_t)(e - s) == tn && strncasecmp(s, token, tn) == 0) return 1;
+    if (p < end && (*p == '\r' || *p == '\n')) break;
+  }
+  return 0;
+}
+
 static size_t read_header(char *p, size_t size, size_t n, void *ud) {
   ls_http *h = ud;
-  size_t len = size * n;
-  static const char name[] = "retry-after:";
-  if (len > sizeof name - 1) {
+  size_t len = size * n, at;
+  static const char retry[] = "retry-after:", takes[] = "x-loopscope-ingest:";
+  if ((at = header_is(p, len, retry, sizeof retry - 1))) {
+    int v = 0, digits = 0;
     size_t i;
-    for (i = 0; i < sizeof name - 1; i++)
-      if (tolower((unsigned char)p[i]) != name[i]) break;
-    if (i == sizeof name - 1) {
-      int v = 0, digits = 0;
-      for (i = sizeof name - 1; i < len && p[i] == ' '; i++) {}
-      for (; i < len && isdigit((unsigned char)p[i]) && digits < 6; i++, digits++) v = v * 10 + (p[i] - '0');
-      if (digits) h->retry_after_s = v;
-    }
+    for (i = at; i < len && p[i] == ' '; i++) {}
+    for (; i < len && isdigit((unsigned char)p[i]) && digits < 6; i++, digits++) v = v * 10 + (p[i] - '0');
+    if (digits) h->retry_after_s = v;
+  } else if ((at = header_is(p, len, takes, sizeof takes - 1))) {
+    if (list_has(p + at, p + len, "strings")) h->takes_strings = 1;
   }
   return len;
 }
@@ -171,6 +195,7 @@ int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) 
     len = gz_len;
   }
   h->retry_after_s = -1;
+  h->takes_strings = 0;
   h->res = res;
   h->answer_len = 0;
   res->answer[0] = '\0';
@@ -183,5 +208,6 @@ int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) 
   free(gz);
   res->status = (int)status;
   res->retry_after_s = h->retry_after_s;
+  res->takes_strings = rc == CURLE_OK && h->takes_strings;
   return rc == CURLE_OK ? LSC_OK : LSC_ESYS;
 }

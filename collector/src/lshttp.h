@@ -12,6 +12,8 @@ typedef struct ls_http_result {
   int status;            /* HTTP status, 0 when no answer (connection failed, timed out) */
   int retry_after_s;     /* a Retry-After header's seconds, -1 when absent */
   char answer[256];      /* the start of the answer's body, NUL-terminated (a 400's detail) */
+  int takes_strings;     /* the answer's X-Loopscope-Ingest header names "strings": the server
+                          * takes a batch's strings table (docs/api.md) */
 } ls_http_result;
 
 /* gzip: as ls_config's (0: large bodies gzipped unless base_url is a loopback address). */

@@ -17,6 +17,7 @@
 
 #define SLOTS 16384                  /* power of two; at most half of them used: short probes */
 #define ENTRIES (SLOTS / 2)
+_Static_assert(ENTRIES == LS_INTERN_ENTRIES, "lscore.h says how many strings a table numbers");
 #define BLOCK 65536                  /* bytes of string text per block */
 #define BLOCKS 16                    /* 1 MiB of text at most */
 #define PCACHE_BITS 12               /* the pointer cache: 4096 slots */

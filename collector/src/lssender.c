@@ -37,6 +37,8 @@ typedef struct part {
   size_t name_n;
   uint64_t loop;             /* its loop's number then */
   int delivered, retryable;
+  int strings;               /* its batch names its table strings by index (c->strtab) */
+  ls_rstate rs0;             /* the session's record state before it was encoded (rewind_part) */
 } part;
 
 int ls_sender_busy(const ls_collector *c) { return c->nqueued > 0 || c->sending; }
@@ -138,8 +140,14 @@ static void put_meta(ls_buf *body, const ls_collector *c, const part *p, uint64_
  * BATCH_JSON_MAX bytes (having taken one record at least): the rest of the snapshot is given
  * back, snap lowered to what went in. pid: this process's (send_group asks once per POST, not a
  * system call per session). */
-static void encode_part(ls_buf *body, const ls_collector *c, part *p, uint64_t pid) {
+static void encode_part(ls_buf *body, ls_collector *c, part *p, uint64_t pid) {
   ls_session *s = p->s;
+  /* a batch's strings table only to a server that said it takes one; the sink's lines (read
+   * back by anything that reads v1) stay plain */
+  ls_strtab *st = c->strings_ok && c->strtab.stamp && !c->sink ? &c->strtab : NULL;
+  if (st) ls_strtab_begin(st);
+  p->strings = st != NULL;
+  p->rs0 = s->rs;
   p->off = body->len;
   ls_buf_puts(body, "{\"v\":1,\"batch\":\"b-");
   ls_buf_u64(body, pid);
@@ -159,7 +167,7 @@ static void encode_part(ls_buf *body, const ls_collector *c, part *p, uint64_t p
     if (full || (!first_ev && body->len >= BATCH_JSON_MAX)) {
       full = 1;
     } else {
-      int erc = ls_encode_records(body, &s->rs, ch->data + ch->sent, avail, &first_ev, BATCH_JSON_MAX, &used, &k);
+      int erc = ls_encode_records_tab(body, &s->rs, st, ch->data + ch->sent, avail, &first_ev, BATCH_JSON_MAX, &used, &k);
       if (erc == LSC_EINVAL) { /* cannot happen with records lscollector.c wrote: skip the chunk's rest */
         p->unreadable += (ch->snap_nev - ch->sent_nev) - k;
         used = avail;
@@ -177,7 +185,9 @@ static void encode_part(ls_buf *body, const ls_collector *c, part *p, uint64_t p
     ls_buf_u64(body, p->drop_delta);
     ls_buf_puts(body, "}");
   }
-  ls_buf_puts(body, "]}");
+  ls_buf_puts(body, "]");
+  if (st) ls_strtab_write(body, st, s->rs.strings);
+  ls_buf_puts(body, "}");
   p->len = body->len - p->off;
 }
 
@@ -193,22 +203,38 @@ static void skip_part(part *p) {
   p->len = 0;
 }
 
+/* p's batch was written and not stored: everything it took goes back, as if it had stayed out of
+ * the POST (skip_part), the session's record state as before it was encoded. */
+static void rewind_part(part *p) {
+  p->s->rs = p->rs0;
+  skip_part(p);
+}
+
+/* What the server's last 2xx answer said of a batch's strings table: later batches are written
+ * with one while it says it takes them (an older server put in its place says nothing). The table
+ * is made on the first such answer; without the memory, batches stay plain. Sender thread. */
+static void takes_strings(ls_collector *c, int takes) {
+  if (takes && !c->strtab.stamp && ls_strtab_init(&c->strtab) != LSC_OK) takes = 0;
+  c->strings_ok = takes;
+}
+
 /* POSTs body (mu free on entry and exit), retrying what may pass later (no answer, 5xx, 408,
  * 429) with backoff, and a few quick tries only once stopping. 1 when answered 2xx; otherwise 0,
  * *retryable saying whether the refusal was of that kind and *res holding the last answer. */
 static int post(ls_collector *c, const char *body, size_t len, int *retryable, ls_http_result *res) {
   int backoff_ms = 100, stopping_tries = 0;
-  *res = (ls_http_result){0, -1, ""};
+  *res = (ls_http_result){0, -1, "", 0};
   *retryable = 1;
   if (c->giving_up) return 0; /* the sender thread alone sets it: an exit gave up on the server */
   for (;;) {
-    *res = (ls_http_result){0, -1, ""};
+    *res = (ls_http_result){0, -1, "", 0};
     int rc = c->http ? ls_http_post(c->http, body, len, res) : LSC_ESYS;
     pthread_mutex_lock(&c->mu);
     c->st.last_status = rc == LSC_OK ? res->status : 0;
     if (rc == LSC_OK && res->status >= 200 && res->status < 300) {
       c->st.posts_sent++;
       pthread_mutex_unlock(&c->mu);
+      takes_strings(c, res->takes_strings);
       return 1;
     }
     c->st.posts_failed++;
@@ -244,6 +270,40 @@ static int refuses_the_shape(const ls_http_result *res) {
   return res->status == 400 && strstr(res->answer, "\"detail\":\"batch: missing\"") != NULL;
 }
 
+/* 1 when a batch of the parts in the body names its strings by index. */
+static int any_named(const part *parts, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (parts[i].len && parts[i].strings) return 1;
+  return 0;
+}
+
+/* One more POST stored whose batches named their strings by index (named). mu free. */
+static void count_strings_post(ls_collector *c, int delivered, int named) {
+  if (!delivered || !named) return;
+  pthread_mutex_lock(&c->mu);
+  c->st.strings_posts++;
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* A body whose batches named their strings by index, refused (400): a server that no longer
+ * takes the table (an older one started in its place) refuses every such batch. The batches go
+ * back (rewind_part: nothing of a refused body is stored) and the next POST carries them plain;
+ * a batch bad for another reason is then refused plain, as before. Answers whether that was so
+ * (the parts are then rewound, none delivered). mu free. */
+static int strings_refused(ls_collector *c, const ls_http_result *res, part *parts, size_t n) {
+  if (res->status != 400 || !any_named(parts, n)) return 0;
+  c->strings_ok = 0;
+  for (size_t i = 0; i < n; i++)
+    if (parts[i].len) {
+      rewind_part(&parts[i]);
+      parts[i].delivered = 0;
+    }
+  pthread_mutex_lock(&c->mu);
+  c->st.strings_refused++;
+  pthread_mutex_unlock(&c->mu);
+  return 1;
+}
+
 /* Delivers the encoded parts: one POST of their multi-batch body (one part: its plain v1 batch);
  * when that body is refused for its shape or size (400, 413), each batch in a POST of its own,
  * so a bad or large batch loses only itself. Sets each part's delivered and retryable. mu free. */
@@ -252,10 +312,16 @@ static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t
   int retryable = 1, ok;
   if (nenc == 1) {
     for (size_t i = 0; i < n; i++)
-      if (parts[i].len) parts[i].delivered = post(c, body->data + parts[i].off, parts[i].len, &parts[i].retryable, &res);
+      if (parts[i].len) {
+        parts[i].delivered = post(c, body->data + parts[i].off, parts[i].len, &parts[i].retryable, &res);
+        if (!parts[i].delivered && strings_refused(c, &res, &parts[i], 1)) return;
+        count_strings_post(c, parts[i].delivered, parts[i].strings);
+      }
     return;
   }
   ok = post(c, body->data, body->len, &retryable, &res);
+  if (!ok && strings_refused(c, &res, parts, n)) return;
+  count_strings_post(c, ok, any_named(parts, n));
   int one_by_one = !ok && (res.status == 400 || res.status == 413);
   if (one_by_one) {
     pthread_mutex_lock(&c->mu);
@@ -274,6 +340,8 @@ static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t
       p->retryable = retryable;
     } else {
       p->delivered = post(c, body->data + p->off, p->len, &p->retryable, &res);
+      if (!p->delivered && strings_refused(c, &res, p, 1)) continue;
+      count_strings_post(c, p->delivered, p->strings);
     }
   }
 }

@@ -102,6 +102,10 @@ struct ls_collector {
   uint64_t failed_seen;        /* batches_failed when the last flush returned */
   int multi_refused;           /* the server refused a multi-batch body for its shape: one batch
                                 * per POST from then on (sender thread) */
+  int strings_ok;              /* the last answer said the server takes a batch's strings table
+                                * (X-Loopscope-Ingest): batches are written so (sender thread) */
+  ls_strtab strtab;            /* the table of the batch being written; allocated on the first
+                                * such answer, freed with the collector (sender thread) */
   /* Sent chunks kept for reuse, one list per power-of-two size, while unsent and spare bytes
    * together stay within buffer_cap. The loop thread allocates chunks and the sender frees them
    * later: with plain malloc/free, memory freed in bulk went back to the kernel and the loop

@@ -1,11 +1,17 @@
 # fault_proxy.py — a misbehaving HTTP front for the real loopscope-server, for the delivery tests
 # (the real server cannot be made slow or made to answer 500). Runs as its own process so its
 # work never competes with the app under test for the GIL:
-#   python fault_proxy.py TARGET_URL FAIL_STATUS FAIL_COUNT DELAY_S [v1only]   -> prints its port
+#   python fault_proxy.py TARGET_URL FAIL_STATUS FAIL_COUNT DELAY_S [v1only | strings-then-old:N]
+#   -> prints its port
 # The first FAIL_COUNT posts get FAIL_STATUS (503 with Retry-After: 1); every answer waits DELAY_S;
-# the rest are forwarded to TARGET_URL with the real server's answer passed back. With v1only it
-# plays a server from before multi-batch bodies: a body with "batches" and no "batch" gets that
-# server's answer, 400 "batch: missing" (it read the body as one batch), and is not forwarded.
+# the rest are forwarded to TARGET_URL with the real server's answer passed back (its
+# X-Loopscope-Ingest header dropped: by default the proxy plays a server from before the strings
+# table, docs/api.md). With v1only it plays a server from before multi-batch bodies: a body with
+# "batches" and no "batch" gets that server's answer, 400 "batch: missing" (it read the body as one
+# batch), and is not forwarded. With strings-then-old:N the first N forwarded answers keep the real
+# server's X-Loopscope-Ingest header; after them the proxy plays an older server put in its place:
+# no header, and a body with a batch's "strings" is refused as that server would refuse it (400, a
+# string field holding a number) and not forwarded.
 from __future__ import annotations
 
 import gzip
@@ -20,7 +26,9 @@ import urllib.request
 
 def main() -> None:
     target, fail_status, fail_left, delay = sys.argv[1], int(sys.argv[2]), [int(sys.argv[3])], float(sys.argv[4])
-    v1only = sys.argv[5:] == ["v1only"]
+    mode = sys.argv[5] if len(sys.argv) > 5 else ""
+    v1only = mode == "v1only"
+    takes_left = [int(mode.split(":")[1])] if mode.startswith("strings-then-old:") else [0]
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -41,21 +49,28 @@ def main() -> None:
                 fail_left[0] -= 1
                 self.answer(fail_status, b"{}", {"Retry-After": "1"} if fail_status == 503 else None)
                 return
-            if v1only:
-                text = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
-                doc = json.loads(text)
-                if "batches" in doc and "batch" not in doc:
-                    self.answer(400, b'{"error":"invalid","detail":"batch: missing"}')
-                    return
+            text = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
+            doc = json.loads(text)
+            if v1only and "batches" in doc and "batch" not in doc:
+                self.answer(400, b'{"error":"invalid","detail":"batch: missing"}')
+                return
+            named = any("strings" in b for b in doc.get("batches", [doc]) if isinstance(b, dict))
+            if named and takes_left[0] <= 0:
+                self.answer(400, b'{"error":"invalid","detail":"batches[0].events[1].coro: expected a string"}')
+                return
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() in ("content-type", "content-encoding", "authorization")}
             req = urllib.request.Request(target + self.path, data=body, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=10) as r:
-                    status, answer = r.status, r.read()
+                    status, answer, takes = r.status, r.read(), r.headers.get("X-Loopscope-Ingest")
             except urllib.error.HTTPError as e:
-                status, answer = e.code, e.read()
-            self.answer(status, answer)
+                status, answer, takes = e.code, e.read(), None
+            extra = None
+            if takes_left[0] > 0 and takes:
+                takes_left[0] -= 1
+                extra = {"X-Loopscope-Ingest": takes}
+            self.answer(status, answer, extra)
 
         def log_message(self, *args):
             pass

@@ -112,3 +112,70 @@ def test_batches_per_post_is_checked(value):
     with pytest.raises(ValueError, match="batches_per_post"):
         settings.load({"batches_per_post": value})
     assert settings.load({}, environ={"LOOPSCOPE_BATCHES_PER_POST": "7"}).batches_per_post == 7
+
+
+def burst_twice(server, url: str, n: int) -> tuple[list[str], dict]:
+    """Two bursts of n sessions, each flushed: the first POST goes before any answer has said what
+    the server takes; the stats delta of both."""
+    loopscope.install(server=url)
+    try:
+        st0 = loopscope.stats()
+        ids = asyncio.run(burst(n))
+        assert loopscope.flush(60), loopscope.stats()
+        ids += asyncio.run(burst(n))
+        assert loopscope.flush(60), loopscope.stats()
+        st = loopscope.stats()
+    finally:
+        loopscope.uninstall(timeout=10)
+    return ids, {k: st[k] - st0[k] for k in ("posts_sent", "batches_sent", "batches_failed", "dropped", "events",
+                                             "split_posts", "strings_posts", "strings_refused")}
+
+
+def stored_text(server, sid: str) -> tuple:
+    """What a session's tasks and awaits say in words, in order: (coro, name) of each task and
+    (what, file, line, func) of each await."""
+    tasks = server.get(f"/api/v1/sessions/{sid}/tasks")["tasks"]
+    awaits = server.get(f"/api/v1/sessions/{sid}/awaits?min_ms=0&sort=t&limit=1000")["awaits"]
+    return (sorted((t["coro"], t["name"].startswith("Task-")) for t in tasks),
+            sorted((a["what"], a["file"], a["line"], a["func"]) for a in awaits))
+
+
+def test_a_server_that_takes_strings_gets_each_batchs_strings_once(server):
+    """The server's answers say it takes a batch's strings table (X-Loopscope-Ingest: strings): after
+    the first answer the sender names table strings by index, and what is stored reads exactly as
+    the same program's sessions sent plain (through a proxy that hides the header)."""
+    n = 40
+    ids, st = burst_twice(server, server.url, n)
+    assert st["strings_posts"] >= 1 and st["strings_refused"] == 0, st
+    assert st["batches_failed"] == 0 and st["dropped"] == 0, st
+    assert_all_stored(server, ids)
+    proxy = FaultProxy(server.url)
+    try:
+        plain_ids, plain = burst_twice(server, proxy.url, n)
+    finally:
+        proxy.close()
+    assert plain["strings_posts"] == 0 and plain["strings_refused"] == 0, plain
+    assert_all_stored(server, plain_ids)
+    for a, b in zip(ids, plain_ids):
+        ta, tb = stored_text(server, a), stored_text(server, b)
+        assert ta == tb, (a, b)
+        assert any(f.endswith("test_batching.py") and fn == "burst" for _, f, _, fn in ta[1]), ta
+
+
+def test_an_older_server_put_in_its_place_gets_plain_batches(server):
+    """The server said it takes the table, then an older one answers in its place (the proxy, after
+    its first answer): the first body written with tables is refused once (400), its batches go
+    back and are sent again plain, and every later batch goes plain: nothing lost or dropped."""
+    proxy = FaultProxy(server.url, strings_then_old=1)
+    try:
+        n = 30
+        before = server_counters(server)
+        ids, st = burst_twice(server, proxy.url, n)
+        after = server_counters(server)
+    finally:
+        proxy.close()
+    assert st["strings_refused"] == 1 and st["strings_posts"] == 0, st
+    assert st["batches_failed"] == 0 and st["dropped"] == 0, st
+    assert after["loopscope_ingest_bodies_total"] - before["loopscope_ingest_bodies_total"] == st["posts_sent"], st
+    assert after["loopscope_events_total"] - before["loopscope_events_total"] == st["events"], st
+    assert_all_stored(server, ids)

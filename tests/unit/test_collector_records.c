@@ -494,6 +494,112 @@ START_TEST(records_name_known_strings_by_number)
 }
 END_TEST
 
+/* A batch's strings table (docs/api.md): the table strings of a record stream (coroutines, await
+ * files, functions and what, frames' files and functions) are written as indices, each string once
+ * in the batch's "strings"; the server's parser reads the batch as the same events written plain,
+ * every string equal. A new batch numbers from 0 again, also when the batch counter wraps. */
+START_TEST(records_encode_with_a_batch_strings_table)
+{
+  ls_intern *strings = NULL;
+  ck_assert_int_eq(ls_intern_new(&strings), LSC_OK);
+  unsigned char rec[8192];
+  size_t n = 0;
+  ls_wstate ws = {.t = 0, .strings = strings};
+  static const char *files[3] = {"/srv/app/db.py", "/srv/app/views.py", "caf\xc3\xa9.py"};
+  for(int i = 0; i < 30; i++) {
+    ls_str f = {files[i % 3], strlen(files[i % 3]), 0};
+    ls_event t = {.kind = LS_K_TASK, .id = (uint64_t)i + 1, .t = (uint64_t)i * 10, .name = S("Task-3"), .coro = S("app.fetch")};
+    n += ls_record_write(rec + n, &t, &ws);
+    n += ls_record_write_await(rec + n, (uint64_t)i + 1, (uint64_t)i * 10 + 5, 3, 40 + i % 2, S("sleep"), f, S("fetch"), &ws);
+  }
+  ls_frame fr[2] = {{.file = S("/srv/app/views.py"), .line = 7, .func = S("page"), .src = S("time.sleep(1)")},
+                    {.file = S("/srv/app/db.py"), .line = 9, .func = S("fetch"), .src = S("x()")}};
+  ls_event blk = {.kind = LS_K_BLOCK, .id = 1, .t = 400, .d = 50, .frames = fr, .nframes = 2};
+  n += ls_record_write(rec + n, &blk, &ws);
+  ck_assert_uint_lt(n, sizeof rec);
+
+  ls_strtab st;
+  ck_assert_int_eq(ls_strtab_init(&st), LSC_OK);
+  char *json[2];
+  for(int form = 0; form < 2; form++) { /* 0 plain, 1 with the table */
+    ls_buf b;
+    ls_buf_init(&b, 1 << 20);
+    ls_buf_puts(&b, "{\"v\":1,\"batch\":\"b\",\"session\":\"s\",\"events\":[");
+    int first = 1;
+    ls_rstate rs = {.t = 0, .strings = strings};
+    size_t used = 0, nev = 0;
+    if(form)
+      ls_strtab_begin(&st);
+    ck_assert_int_eq(ls_encode_records_tab(&b, &rs, form ? &st : NULL, rec, n, &first, 0, &used, &nev), LSC_OK);
+    ck_assert_uint_eq(nev, 61);
+    ls_buf_puts(&b, "]");
+    if(form)
+      ls_strtab_write(&b, &st, strings);
+    ls_buf_puts(&b, "}");
+    json[form] = strdup(b.data);
+    ls_buf_free(&b);
+  }
+  /* each table string once, in the order first named; the plain form has none */
+  ck_assert_uint_eq(st.n, 7); /* app.fetch, sleep, the three files, fetch, and the frames' page */
+  ck_assert_ptr_null(strstr(json[0], "\"strings\""));
+  cJSON *doc = cJSON_Parse(json[1]);
+  ck_assert_ptr_nonnull(doc);
+  cJSON *tab = cJSON_GetObjectItem(doc, "strings");
+  ck_assert_int_eq(cJSON_GetArraySize(tab), (int)st.n);
+  ck_assert_str_eq(cJSON_GetArrayItem(tab, 0)->valuestring, "app.fetch");
+  cJSON *aw = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "events"), 1);
+  ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(aw, "file")));
+  ck_assert(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "events"), 0), "name")));
+  cJSON_Delete(doc);
+  ck_assert_uint_lt(strlen(json[1]) * 100, strlen(json[0]) * 85); /* ~0.81x: names and numbers remain */
+
+  /* the server reads both as the same events, string for string */
+  ingest_limits lim;
+  ingest_default_limits(&lim);
+  ingest_batch *b[2];
+  char detail[256];
+  for(int form = 0; form < 2; form++)
+    ck_assert_msg(ingest_parse(json[form], strlen(json[form]), &lim, &b[form], detail, sizeof detail) == 0, "%s", detail);
+  ck_assert_uint_eq(b[1]->nawaits, 30);
+  ck_assert_uint_eq(b[1]->ntasks, 30);
+  for(size_t i = 0; i < 30; i++) {
+    ck_assert_str_eq(b[1]->tasks[i].coro, b[0]->tasks[i].coro);
+    ck_assert_str_eq(b[1]->tasks[i].name, b[0]->tasks[i].name);
+    ck_assert_str_eq(b[1]->awaits[i].what, b[0]->awaits[i].what);
+    ck_assert_str_eq(b[1]->awaits[i].file, b[0]->awaits[i].file);
+    ck_assert_str_eq(b[1]->awaits[i].func, b[0]->awaits[i].func);
+    ck_assert_int_eq(b[1]->awaits[i].line, b[0]->awaits[i].line);
+  }
+  ck_assert_str_eq(b[1]->awaits[2].file, "caf\xc3\xa9.py");
+  ck_assert_str_eq(b[1]->blocks[0].file, "/srv/app/db.py");
+  ck_assert_str_eq(b[1]->blocks[0].src, "x()");
+  ck_assert_int_eq((int)b[1]->blocks[0].stack_len, (int)b[0]->blocks[0].stack_len);
+  ck_assert(!memcmp(b[1]->stacks + b[1]->blocks[0].stack_off, b[0]->stacks + b[0]->blocks[0].stack_off,
+                    b[0]->blocks[0].stack_len));
+  ingest_free(b[0]);
+  ingest_free(b[1]);
+
+  /* a new batch numbers from 0, also across the wrap of the batch counter */
+  st.gen = UINT32_MAX;
+  ls_strtab_begin(&st);
+  ck_assert_uint_eq(st.gen, 1);
+  ck_assert_uint_eq(st.n, 0);
+  ls_buf b2;
+  ls_buf_init(&b2, 1 << 16);
+  int first = 1;
+  ls_rstate rs = {.t = 0, .strings = strings};
+  size_t used = 0, nev = 0;
+  ck_assert_int_eq(ls_encode_records_tab(&b2, &rs, &st, rec, n, &first, 0, &used, &nev), LSC_OK);
+  ck_assert_uint_eq(st.n, 7);
+  ls_buf_free(&b2);
+  free(json[0]);
+  free(json[1]);
+  ls_strtab_free(&st);
+  ls_strtab_free(&st); /* a freed (zeroed) one again: nothing */
+  ls_intern_free(strings);
+}
+END_TEST
+
 /* A stream of records decodes with each time relative to the one before (any order of times,
  * either sign), and a JSON limit stops it between records: what was not taken decodes next time
  * from where it stopped, with the same reader state. */
@@ -618,6 +724,7 @@ static Suite *collector_records_suite(void)
   tcase_add_test(c, records_refuse_garbage);
   tcase_add_test(c, records_are_compact_and_say_the_same);
   tcase_add_test(c, records_name_known_strings_by_number);
+  tcase_add_test(c, records_encode_with_a_batch_strings_table);
   tcase_add_test(c, record_stream_with_a_json_limit);
   tcase_add_test(c, intern_numbers_each_string_once);
   suite_add_tcase(s, c);
