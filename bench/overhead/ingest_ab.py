@@ -13,11 +13,13 @@ A figure, not a test: nothing here asserts a time.
 
     python bench/overhead/ingest_ab.py build-a/server/loopscope-server build/server/loopscope-server \\
         [--python .venvs/py3.13/bin/python] [--pythonpath collector] [--rounds 5] [--requests 3000]
+        [--a-burst-args ARGS] [--b-burst-args ARGS]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sqlite3
 import statistics
@@ -78,10 +80,10 @@ def used_bytes(db: str) -> int:
         con.close()
 
 
-def one(server: str, args) -> tuple[float, str, dict, dict, float]:
+def one(server: str, args, extra: list[str]) -> tuple[float, str, dict, dict, float]:
     """(µs of server CPU per session, the burst's own line, µs per session by thread role, minor
     page faults per session by thread role, database bytes per session) of one burst against a
-    fresh server."""
+    fresh server; extra: more arguments for sessions_burst.py (the collector's side of a build)."""
     proc, log, url, tmp = lsbench.start(server, "ingest-ab-")
     try:
         env = dict(os.environ)
@@ -89,7 +91,7 @@ def one(server: str, args) -> tuple[float, str, dict, dict, float]:
             env["PYTHONPATH"] = os.path.abspath(args.pythonpath)
         # the burst's own warm-up goes first; the server's CPU is read around the timed burst only
         burst = subprocess.Popen([args.python, os.path.join(HERE, "sessions_burst.py"), "--server", url,
-                                  "--requests", str(args.requests), "--ready-file", args.ready],
+                                  "--requests", str(args.requests), "--ready-file", args.ready, *extra],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         while not os.path.exists(args.ready) and burst.poll() is None:
             time.sleep(0.02)
@@ -125,7 +127,12 @@ def main() -> int:
     ap.add_argument("--pythonpath", default="", help="where its loopscope is (default: as installed)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=3000, help="sessions a burst (one per request)")
+    for k in ("a", "b"):
+        ap.add_argument(f"--{k}-burst-args", default="", metavar="ARGS",
+                        help=f"more arguments for {k.upper()}'s sessions_burst.py, one string split as a shell "
+                             "does (e.g. '--batches-per-post 64': the same server, the collector set otherwise)")
     args = ap.parse_args()
+    extra = {"A": shlex.split(args.a_burst_args), "B": shlex.split(args.b_burst_args)}
     for b in (args.a, args.b):
         if not os.access(b, os.X_OK):
             ap.error(f"not an executable server: {b}")
@@ -139,7 +146,7 @@ def main() -> int:
         order = ("A", "B") if r % 2 == 0 else ("B", "A")
         got = {}
         for k in order:
-            us, line, roles, faults, nbytes = one(args.a if k == "A" else args.b, args)
+            us, line, roles, faults, nbytes = one(args.a if k == "A" else args.b, args, extra[k])
             got[k] = us
             disk[k].append(nbytes)
             per[k].append(us)
