@@ -201,9 +201,21 @@ static char *arena_take(arena *a, size_t n, size_t align)
   return p;
 }
 
+/* The common case in line: room in the current block. Every cJSON node and string of an ingest
+ * body comes this way (~1300 a web request's session), where arena_take's general path (padding
+ * for any alignment, a new block) cost ~30 instructions a call (bench/overhead/ingest_cg.sh). */
 void *arena_alloc(arena *a, size_t n)
 {
-  return arena_take(a, n ? n : 1, _Alignof(max_align_t));
+  enum { ALIGN = _Alignof(max_align_t) };
+  arena_block *b = a->head;
+  if(b && n) {
+    size_t at = (b->used + (ALIGN - 1)) & ~(size_t)(ALIGN - 1);
+    if(at <= b->cap && n <= b->cap - at) {
+      b->used = at + n;
+      return b->data + at;
+    }
+  }
+  return arena_take(a, n ? n : 1, ALIGN);
 }
 
 const char *arena_strndup(arena *a, const char *s, size_t n)

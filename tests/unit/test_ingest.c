@@ -594,6 +594,23 @@ START_TEST(nul_in_strings_refused)
   ingest_batch *b = accepted("[{\"k\":\"task\",\"id\":1,\"t\":0,\"name\":\"a\\\\u0000 \\u0001 \\\"q\\\" \\\\\"}]");
   ck_assert_str_eq(b->tasks[0].name, "a\\u0000 \x01 \"q\" \\");
   ingest_free(b);
+  /* the scan before parsing reads strings eight bytes at a time: every place of an escape, a quote
+   * and brackets inside a string relative to those eight bytes says the same (nesting held to the
+   * body's own 3 levels: a bracket in a string counted as one would refuse it) */
+  lim.max_depth = 3;
+  for(int pad = 0; pad < 20; pad++) {
+    char name[64], events[256], want[128];
+    memset(name, 'a', (size_t)pad);
+    name[pad] = '\0';
+    snprintf(events, sizeof(events), "[{\"k\":\"task\",\"id\":1,\"t\":0,\"name\":\"%s\\u0000\"}]", name);
+    snprintf(want, sizeof(want), "body: a string holds \\u0000 (near byte %d): no text may contain U+0000", 78 + pad);
+    refused(events, want);
+    snprintf(events, sizeof(events), "[{\"k\":\"task\",\"id\":1,\"t\":0,\"name\":\"%s\\\"[[{{\\\\\"}]", name);
+    b = accepted(events); /* brackets in a string are text, an escaped quote does not end it */
+    ck_assert_uint_eq(strlen(b->tasks[0].name), (size_t)pad + 6);
+    ck_assert_str_eq(b->tasks[0].name + pad, "\"[[{{\\");
+    ingest_free(b);
+  }
 }
 END_TEST
 
