@@ -205,6 +205,39 @@ START_TEST(buffer_integers_at_their_limits)
   dynbuf_i64(&b, -1);
   ck_assert_str_eq(b.data, "0 18446744073709551615 -9223372036854775808 9223372036854775807 -1");
   dynbuf_free(&b);
+  /* every power of ten and its neighbours, every count of digits, as printf writes them */
+  for(uint64_t p10 = 1, k = 0; k < 20; k++, p10 *= 10) {
+    uint64_t vals[3] = {p10 - 1, p10, p10 + 1};
+    for(int i = 0; i < 3; i++) {
+      char want[32];
+      snprintf(want, sizeof(want), "%llu", (unsigned long long)vals[i]);
+      dynbuf_init(&b, 64);
+      dynbuf_u64(&b, vals[i]);
+      ck_assert_str_eq(b.data, want);
+      dynbuf_free(&b);
+    }
+  }
+  /* every pair of digits in every place, written in place after the first (the buffer has room) */
+  static char want[1 << 20];
+  size_t wn = 0;
+  dynbuf_init(&b, sizeof(want));
+  for(uint64_t v = 0; v < 100000; v += 7) {
+    uint64_t x = v * 1000003 + (v & 1 ? (uint64_t)1 << 40 : 0);
+    wn += (size_t)snprintf(want + wn, sizeof(want) - wn, "%llu,", (unsigned long long)x);
+    dynbuf_u64(&b, x);
+    dynbuf_putc(&b, ',');
+  }
+  ck_assert_str_eq(b.data, want);
+  dynbuf_free(&b);
+  /* exactly at the ceiling, then one digit past it: refused, nothing written */
+  dynbuf_init(&b, 6);
+  dynbuf_putc(&b, 'x');
+  dynbuf_u64(&b, 12345);
+  ck_assert_str_eq(b.data, "x12345");
+  dynbuf_u64(&b, 7);
+  ck_assert_int_eq(b.failed, DYNBUF_ETOOBIG);
+  ck_assert_str_eq(b.data, "x12345");
+  dynbuf_free(&b);
 }
 END_TEST
 
