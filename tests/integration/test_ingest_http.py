@@ -23,6 +23,29 @@ def test_accepts_and_answers_after_commit(server):
     assert server.get_json("/api/v1/sessions/s-9f1c2e") == EXAMPLE_SUMMARY
 
 
+def test_every_ingest_answer_says_what_it_takes_beyond_v1(server):
+    """X-Loopscope-Ingest: strings (docs/api.md, "A batch's strings table") on each answer to a
+    POST /api/v1/ingest, stored or refused, and a batch in that form stored as its plain twin."""
+    plain = batch("s-tab-plain", "b-plain", [{"k": "task", "id": 1, "t": 0, "coro": "app.handler"},
+                                  {"k": "await", "id": 1, "t": 5, "d": 20000000, "what": "sleep",
+                                   "file": "app/views.py", "line": 7, "func": "app.handler"}])
+    table = batch("s-tab", "b-tab", [{"k": "task", "id": 1, "t": 0, "coro": 0},
+                            {"k": "await", "id": 1, "t": 5, "d": 20000000, "what": 1, "file": 2, "line": 7,
+                             "func": 0}])
+    table["strings"] = ["app.handler", "sleep", "app/views.py"]
+    for body in (plain, table):
+        r = server.ingest(body)
+        assert r.status == 202 and r.header("x-loopscope-ingest") == "strings", (r.status, r.body)
+    bad = dict(table, batch="b-bad", strings=["app.handler"])
+    r = server.ingest(bad)
+    assert r.status == 400 and r.header("x-loopscope-ingest") == "strings"
+    assert r.json()["detail"] == "events[1].what: expected a string, or an index into strings (0 to 0)"
+    a = server.get_json("/api/v1/sessions/s-tab/awaits?min_ms=0")["awaits"]
+    b = server.get_json("/api/v1/sessions/s-tab-plain/awaits?min_ms=0")["awaits"]
+    assert a == b and a[0]["file"] == "app/views.py", (a, b)
+    assert server.get("/healthz").header("x-loopscope-ingest") is None
+
+
 def test_retried_batch_is_answered_200_and_stored_once(server):
     assert server.ingest(EXAMPLE).status == 202
     for _ in range(3):
