@@ -2,7 +2,10 @@
 # bench/overhead/ingest_cg.sh SERVER OUT_DIR [REQUESTS] — the instructions a server build spends on
 # a burst of small sessions (one per web request), counted by callgrind: unlike its CPU time (what
 # ingest_ab.py reads) the count does not depend on what else the machine is doing, so two builds
-# compare on a noisy machine to a fraction of a percent.
+# compare on a noisy machine to about a percent: the figures and rollups the server computes in
+# the background after answering may land in the counted window or not (seen: 1.3% more in one
+# run of a build for that alone), so a difference that small wants a second run, and a look at
+# where it comes from (cgself.py A B --sort Ir).
 #
 # The server runs under callgrind on a fresh database; sessions_burst.py (PYTHON, default the
 # project's 3.13 venv; PYTHONPATH is passed on, so a collector copy can be chosen) sends its warm-up
