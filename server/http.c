@@ -121,7 +121,7 @@ static enum MHD_Result send_body(http_server *h, struct MHD_Connection *c, req *
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if(status == 503)
     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-  if(rq && rq->ingest) /* what ingest takes beyond plain v1 (docs/api.md): a collector reads it */
+  if(rq->ingest) /* what ingest takes beyond plain v1 (docs/api.md): a collector reads it */
     MHD_add_response_header(r, "X-Loopscope-Ingest", HTTP_INGEST_TAKES);
   if(status == 401)
     MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"loopscope\"");

@@ -144,7 +144,7 @@ static void encode_part(ls_buf *body, ls_collector *c, part *p, uint64_t pid) {
   ls_session *s = p->s;
   /* a batch's strings table only to a server that said it takes one; the sink's lines (read
    * back by anything that reads v1) stay plain */
-  ls_strtab *st = c->strings_ok && c->strtab.stamp && !c->sink ? &c->strtab : NULL;
+  ls_strtab *st = c->strings_ok && !c->sink ? &c->strtab : NULL; /* strings_ok: the table is made */
   if (st) ls_strtab_begin(st);
   p->strings = st != NULL;
   p->rs0 = s->rs;
