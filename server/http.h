@@ -53,8 +53,9 @@ typedef struct http_config {
 
 /* The X-Loopscope-Ingest header of every answer to POST /api/v1/ingest: what this server takes
  * beyond plain v1, comma-separated. "strings": a batch's "strings" table, named by index from its
- * events' string fields (docs/api.md). A collector sends that form only to a server that says so. */
-#define HTTP_INGEST_TAKES "strings"
+ * events' string fields; "records": bodies in the binary record form (INGEST_RECORDS_MEDIA,
+ * ingest_records.c). docs/api.md says both. A collector sends a form only to a server that says so. */
+#define HTTP_INGEST_TAKES "strings, records"
 
 /* 1 if name is usable as an --allowed-host: '*', or 1-253 bytes of letters, digits, '-', '.',
  * '_' (no port, no ':': IP addresses, IPv6 included, are always allowed and need no entry). */

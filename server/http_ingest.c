@@ -40,9 +40,11 @@ void http_check_ingest_headers(http_server *h, struct MHD_Connection *c, req *rq
     return;
   }
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-  if(!http_media_is(ct, "application/json")) {
+  if(http_media_is(ct, INGEST_RECORDS_MEDIA))
+    rq->records = 1;
+  else if(!http_media_is(ct, "application/json")) {
     rq->reject = 415;
-    rq->reject_detail = "Content-Type must be application/json";
+    rq->reject_detail = "Content-Type must be application/json or " INGEST_RECORDS_MEDIA;
     return;
   }
   const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
@@ -224,7 +226,7 @@ enum MHD_Result http_handle_ingest(http_server *h, struct MHD_Connection *c, req
     return http_ingest_error(h, c, rq, 500, "out of memory reading the body");
   rq->conn = c;
   rq->h = h;
-  rq->parse = (parse_job){.body = rq->body.data, .len = rq->body.len, .gzip = rq->gzip,
+  rq->parse = (parse_job){.body = rq->body.data, .len = rq->body.len, .gzip = rq->gzip, .records = rq->records,
                           .on_done = body_parsed, .arg = rq};
   if(http_suspend(h, c)) {
     http_unhold(h, &rq->body, &rq->held);

@@ -42,6 +42,7 @@ struct http_server {
 typedef struct req {
   int ingest;            /* POST /api/v1/ingest */
   int gzip;              /* Content-Encoding: gzip */
+  int records;           /* Content-Type: application/vnd.loopscope.records (ingest_records.c) */
   unsigned reject;       /* status decided before the body was read, 0 = none */
   const char *reject_detail;
   char host_detail[256]; /* the 403 for a Host header not allowed */

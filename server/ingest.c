@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "ingest_internal.h"
 #include "jbuf.h"
 #include "utf8.h"
 
@@ -70,24 +71,6 @@ int ingest_id_ok(const char *s)
   return n > 0;
 }
 
-#define NO_BATCH ((size_t)-1)
-
-/* The parse state: where errors go and which limits apply. */
-typedef struct parser {
-  const ingest_limits *lim;
-  char *detail;
-  size_t detail_len;
-  size_t cap[9];  /* rows allocated per kind (index: enum kind) */
-  size_t in_batch;    /* index in a multi-batch body's "batches", NO_BATCH outside one */
-  size_t events_seen; /* events of the body's batches before this one (max_events is per body) */
-  /* The batch's "strings" (additive to v1; docs/api.md, "A batch's strings table"): an event's
-   * string field may be an index into it. Checked once each (UTF-8, at most max_exc bytes), so a
-   * string an event names again costs a bounds check; NULL when the batch has none. */
-  const char **strs;
-  uint32_t *strs_len;
-  size_t nstrs;
-} parser;
-
 /* Starts detail with "batches[i]." inside a multi-batch body (nothing otherwise), so every error
  * names its place in the whole body. Returns the bytes written. detail is non-empty. */
 static size_t put_prefix(parser *p)
@@ -99,8 +82,7 @@ static size_t put_prefix(parser *p)
   return n < 0 ? 0 : (size_t)n < p->detail_len ? (size_t)n : p->detail_len - 1;
 }
 
-static int fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(parser *p, const char *fmt, ...)
+int ing_fail(parser *p, const char *fmt, ...)
 {
   if(p->detail && p->detail_len) {
     size_t used = put_prefix(p);
@@ -112,19 +94,7 @@ static int fail(parser *p, const char *fmt, ...)
   return LS_EINVAL;
 }
 
-/* Where a value sits in the batch. It becomes text (&in_meta, "events[3].", "events[3].stack[1]")
- * only when an error names it: formatting it for every event up front cost ~3% of ingest's
- * instructions. */
-#define NO_FRAME ((size_t)-1)
-#define IN_META ((size_t)-1)
-typedef struct place {
-  size_t ev;    /* index in events[], IN_META for the meta object */
-  size_t frame; /* index in the event's stack[], NO_FRAME outside a stack */
-} place;
-
-/* fail() with the place's path before the message. */
-static int fail_at(parser *p, const place *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail_at(parser *p, const place *at, const char *fmt, ...)
+int ing_fail_at(parser *p, const place *at, const char *fmt, ...)
 {
   if(p->detail && p->detail_len) {
     size_t used = put_prefix(p), room = p->detail_len - used;
@@ -222,26 +192,26 @@ static int get_int(parser *p, const cJSON *v, const place *where, const char *fi
                    int64_t *out)
 {
   if(!v)
-    return fail_at(p, where, "%s: missing", field);
+    return ing_fail_at(p, where, "%s: missing", field);
   double d = v->valuedouble;
   if(!cJSON_IsNumber(v) || d != floor(d) || d < lo || d >= TWO_POW_53) {
     if(lo > 0)
-      return fail_at(p, where, "%s: expected a positive integer below 2^53", field);
-    return fail_at(p, where, "%s: expected an integer in [0, 2^53)", field);
+      return ing_fail_at(p, where, "%s: expected a positive integer below 2^53", field);
+    return ing_fail_at(p, where, "%s: expected an integer in [0, 2^53)", field);
   }
   *out = (int64_t)d;
   return 0;
 }
 
-/* What is wrong with s as a string of at most max bytes of UTF-8 (TEXT_OK: nothing); its length
- * in *len. An event's strings and a batch's strings table are held to it alike. */
-enum { TEXT_OK, TEXT_LONG, TEXT_UTF8 };
-static int text_check(const char *s, size_t max, size_t *len)
+/* An event's strings and a batch's strings table are held to it alike, in either form of body.
+ * (A JSON string cannot hold U+0000 here: prescan refuses the body first.) */
+int ing_text_check(const char *s, size_t n, size_t max)
 {
-  *len = strlen(s);
-  if(*len > max)
+  if(n > max)
     return TEXT_LONG;
-  return utf8_valid(s, *len) ? TEXT_OK : TEXT_UTF8;
+  if(!utf8_valid(s, n))
+    return TEXT_UTF8;
+  return memchr(s, 0, n) ? TEXT_NUL : TEXT_OK;
 }
 
 /* A string given as an index into the batch's strings: checked there once; here its bounds and
@@ -252,12 +222,12 @@ static int get_str_ref(parser *p, const cJSON *v, const place *where, const char
   double d = v->valuedouble;
   if(!p->strs || d != floor(d) || d < 0 || d >= (double)p->nstrs) {
     if(!p->strs) /* meta's fields, or a batch without strings: as before strings existed */
-      return fail_at(p, where, "%s: expected a string", field);
-    return fail_at(p, where, "%s: expected a string, or an index into strings (0 to %zu)", field, p->nstrs - 1);
+      return ing_fail_at(p, where, "%s: expected a string", field);
+    return ing_fail_at(p, where, "%s: expected a string, or an index into strings (0 to %zu)", field, p->nstrs - 1);
   }
   size_t i = (size_t)d;
   if(p->strs_len[i] > max)
-    return fail_at(p, where, "%s: strings[%zu] is longer than %zu bytes", field, i, max);
+    return ing_fail_at(p, where, "%s: strings[%zu] is longer than %zu bytes", field, i, max);
   *out = p->strs[i];
   return 0;
 }
@@ -273,11 +243,10 @@ static int get_str(parser *p, const cJSON *v, const place *where, const char *fi
   if(cJSON_IsNumber(v))
     return get_str_ref(p, v, where, field, max, out);
   if(!cJSON_IsString(v) || !v->valuestring)
-    return fail_at(p, where, "%s: expected a string", field);
-  size_t n;
-  switch(text_check(v->valuestring, max, &n)) {
-  case TEXT_LONG: return fail_at(p, where, "%s: longer than %zu bytes", field, max);
-  case TEXT_UTF8: return fail_at(p, where, "%s: not valid UTF-8", field);
+    return ing_fail_at(p, where, "%s: expected a string", field);
+  switch(ing_text_check(v->valuestring, strlen(v->valuestring), max)) {
+  case TEXT_LONG: return ing_fail_at(p, where, "%s: longer than %zu bytes", field, max);
+  case TEXT_UTF8: return ing_fail_at(p, where, "%s: not valid UTF-8", field);
   default: break;
   }
   *out = v->valuestring;
@@ -355,13 +324,30 @@ static kind kind_of(const char *s)
 
 /* Every derived time (an item's end, a session's duration) must stay a JSON-safe integer too,
  * so an item's end t + d is held to the same [0, 2^53) as t and d themselves. */
-static int see_span(parser *p, ingest_batch *b, const place *where, int64_t t, int64_t d)
+int ing_see_span(parser *p, ingest_batch *b, const place *where, int64_t t, int64_t d, int row_kind)
 {
   if(t + d >= ((int64_t)1 << 53)) /* t, d < 2^53 each: the sum cannot overflow */
-    return fail_at(p, where, "d: t + d must stay below 2^53");
+    return ing_fail_at(p, where, "d: t + d must stay below 2^53");
   if(t + d > b->max_t)
     b->max_t = t + d;
+  if(row_kind >= 0 && d > b->max_d[row_kind])
+    b->max_d[row_kind] = d;
   return 0;
+}
+
+void ing_add_drop(ingest_batch *b, int64_t n)
+{
+  /* saturated: every number the API derives from it stays below 2^53 (the JSON contract), and
+   * 100000 terms of up to 2^53 - 1 would overflow an int64_t */
+  b->dropped = n > INGEST_MAX_INT - b->dropped ? INGEST_MAX_INT : b->dropped + n;
+}
+
+int ing_add_end(parser *p, ingest_batch *b, const place *where, int64_t t)
+{
+  if(!b->has_end || t > b->end_t)
+    b->end_t = t;
+  b->has_end = 1;
+  return ing_see_span(p, b, where, t, 0, -1);
 }
 
 static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
@@ -372,7 +358,7 @@ static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
   if(!m || cJSON_IsNull(m))
     return 0;
   if(!cJSON_IsObject(m))
-    return fail(p, "meta: expected an object");
+    return ing_fail(p, "meta: expected an object");
   meta->present = 1;
   const place in_meta = {IN_META, NO_FRAME};
   size_t max = p->lim->max_string;
@@ -402,11 +388,55 @@ static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
         v = v * 10 + (s[i] - '0');
     }
     if(!ok)
-      return fail(p, "meta.started_unix_ns: expected a decimal string of at most 19 digits");
+      return ing_fail(p, "meta.started_unix_ns: expected a decimal string of at most 19 digits");
     meta->started = s;
     meta->started_ns = v;
   }
   return 0;
+}
+
+int ing_meta_text(parser *p, const char *text, size_t n, arena *a, ingest_meta *meta)
+{
+  int deepest;
+  long nul;
+  prescan(text, n, p->lim->max_depth, &deepest, &nul);
+  if(deepest > p->lim->max_depth)
+    return ing_fail(p, "meta: nested deeper than %d levels", p->lim->max_depth);
+  if(nul >= 0)
+    return ing_fail(p, "meta: a string holds \\u0000 (near byte %ld of meta): no text may contain U+0000", nul);
+  pthread_once(&hooks_once, install_hooks);
+  const char *end = NULL;
+  arena *saved = parse_arena;
+  parse_arena = a;
+  cJSON *m = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+  parse_arena = saved;
+  if(!m) {
+    if(a->failed)
+      return ing_arena_error(p, a);
+    size_t at = end && end >= text ? (size_t)(end - text) : 0;
+    return ing_fail(p, "meta: not valid JSON (near byte %zu of meta)", at);
+  }
+  const char **strs = p->strs; /* meta's strings are its own: none names the strings table */
+  size_t nstrs = p->nstrs;
+  p->strs = NULL;
+  p->nstrs = 0;
+  int rc = parse_meta(p, m, meta);
+  p->strs = strs;
+  p->nstrs = nstrs;
+  return rc;
+}
+
+void ing_put_frame(jbuf *stacks, int first, const char *file, int64_t line, const char *func, const char *src)
+{
+  if(!first)
+    jbuf_putc(stacks, ',');
+  jbuf_putc(stacks, '{');
+  jbuf_key(stacks, "file", 0); jbuf_str(stacks, file);
+  jbuf_key(stacks, "line", 1);
+  if(line >= 0) jbuf_i64(stacks, line); else jbuf_puts(stacks, "null");
+  jbuf_key(stacks, "func", 1); jbuf_str(stacks, func);
+  jbuf_key(stacks, "src", 1); jbuf_str(stacks, src);
+  jbuf_putc(stacks, '}');
 }
 
 /* Re-encodes a block's stack as JSON text into `stacks`, checking every frame. */
@@ -421,15 +451,15 @@ static int parse_stack(parser *p, const cJSON *st, const place *where, ingest_bl
     return jbuf_status(stacks);
   }
   if(!cJSON_IsArray(st))
-    return fail_at(p, where, "stack: expected an array");
+    return ing_fail_at(p, where, "stack: expected an array");
   size_t nframes = 0;
   jbuf_putc(stacks, '[');
   for(const cJSON *fr = st->child; fr; fr = fr->next, nframes++) {
     if(nframes >= p->lim->max_frames)
-      return fail_at(p, where, "stack: more than %zu frames", p->lim->max_frames);
+      return ing_fail_at(p, where, "stack: more than %zu frames", p->lim->max_frames);
     const place fw = {where->ev, nframes};
     if(!cJSON_IsObject(fr))
-      return fail_at(p, &fw, ": expected an object");
+      return ing_fail_at(p, &fw, ": expected an object");
     const char *file, *func, *src;
     int64_t line = -1;
     int rc;
@@ -440,15 +470,7 @@ static int parse_stack(parser *p, const cJSON *st, const place *where, ingest_bl
       return rc;
     if(lv && !cJSON_IsNull(lv) && (rc = get_int(p, lv, &fw, ".line", 0, &line)))
       return rc;
-    if(nframes)
-      jbuf_putc(stacks, ',');
-    jbuf_putc(stacks, '{');
-    jbuf_key(stacks, "file", 0); jbuf_str(stacks, file);
-    jbuf_key(stacks, "line", 1);
-    if(line >= 0) jbuf_i64(stacks, line); else jbuf_puts(stacks, "null");
-    jbuf_key(stacks, "func", 1); jbuf_str(stacks, func);
-    jbuf_key(stacks, "src", 1); jbuf_str(stacks, src);
-    jbuf_putc(stacks, '}');
+    ing_put_frame(stacks, nframes == 0, file, line, func, src);
     /* The frame list is outermost first: the last one is where the loop was stuck. */
     blk->file = file;
     blk->func = func;
@@ -464,19 +486,19 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
 {
   const place here = {i, NO_FRAME}, *where = &here;
   if(!cJSON_IsObject(ev))
-    return fail(p, "events[%zu]: expected an object", i);
+    return ing_fail(p, "events[%zu]: expected an object", i);
   fields f;
   collect(ev, &f);
   if(!f.k)
-    return fail_at(p, where, "k: missing");
+    return ing_fail_at(p, where, "k: missing");
   if(!cJSON_IsString(f.k) || !f.k->valuestring)
-    return fail_at(p, where, "k: expected a string");
+    return ing_fail_at(p, where, "k: expected a string");
   size_t smax = p->lim->max_string;
   int rc = 0;
   kind k = kind_of(f.k->valuestring);
   size_t used[] = {b->ntasks, b->nsteps, b->nawaits, b->nblocks, b->nlags, b->ndones, 0, 0, 0};
   if(k < K_DROP && used[k] >= p->cap[k]) /* cannot happen: both walks read the first "k" */
-    return fail_at(p, where, "k: inconsistent");
+    return ing_fail_at(p, where, "k: inconsistent");
   switch(k) {
   case K_TASK: {
     ingest_task *x = &b->tasks[b->ntasks];
@@ -487,7 +509,7 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
        (rc = get_str(p, f.name, where, "name", smax, &x->name)) ||
        (rc = get_str(p, f.coro, where, "coro", smax, &x->coro)))
       return rc;
-    if((rc = see_span(p, b, where, x->t, 0)))
+    if((rc = ing_see_span(p, b, where, x->t, 0, -1)))
       return rc;
     b->ntasks++;
     break;
@@ -497,10 +519,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     if((rc = get_int(p, f.id, where, "id", 1, &x->id)) || (rc = get_int(p, f.t, where, "t", 0, &x->t)) ||
        (rc = get_int(p, f.d, where, "d", 0, &x->d)))
       return rc;
-    if((rc = see_span(p, b, where, x->t, x->d)))
+    if((rc = ing_see_span(p, b, where, x->t, x->d, INGEST_STEP)))
       return rc;
-    if(x->d > b->max_d[INGEST_STEP])
-      b->max_d[INGEST_STEP] = x->d;
     b->nsteps++;
     break;
   }
@@ -514,10 +534,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
        (rc = get_str(p, f.func, where, "func", smax, &x->func)) ||
        (f.line && !cJSON_IsNull(f.line) && (rc = get_int(p, f.line, where, "line", 0, &x->line))))
       return rc;
-    if((rc = see_span(p, b, where, x->t, x->d)))
+    if((rc = ing_see_span(p, b, where, x->t, x->d, INGEST_AWAIT)))
       return rc;
-    if(x->d > b->max_d[INGEST_AWAIT])
-      b->max_d[INGEST_AWAIT] = x->d;
     b->nawaits++;
     break;
   }
@@ -537,24 +555,22 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
       if((rc = get_int(p, f.stack_t, where, "stack_t", 0, &x->stack_t)))
         return rc;
       if(x->stack_t > x->d)
-        return fail_at(p, where, "stack_t: expected an integer in [0, d]: the stack is taken within the block");
+        return ing_fail_at(p, where, "stack_t: expected an integer in [0, d]: the stack is taken within the block");
     }
     /* From elsewhere (additive to v1): from_session present, a session id or null (none). */
     if(f.from_session) {
       x->elsewhere = 1;
       if(!cJSON_IsNull(f.from_session)) {
         if(!cJSON_IsString(f.from_session) || !ingest_id_ok(f.from_session->valuestring))
-          return fail_at(p, where, "from_session: expected null or 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+          return ing_fail_at(p, where, "from_session: expected null or 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
         x->from_session = f.from_session->valuestring;
       }
       if(f.from_task && !cJSON_IsNull(f.from_task) &&
          (rc = get_int(p, f.from_task, where, "from_task", 0, &x->from_task)))
         return rc;
     }
-    if((rc = see_span(p, b, where, x->t, x->d)))
+    if((rc = ing_see_span(p, b, where, x->t, x->d, INGEST_BLOCK)))
       return rc;
-    if(x->d > b->max_d[INGEST_BLOCK])
-      b->max_d[INGEST_BLOCK] = x->d;
     b->nblocks++;
     break;
   }
@@ -562,10 +578,8 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     ingest_lag *x = &b->lags[b->nlags];
     if((rc = get_int(p, f.t, where, "t", 0, &x->t)) || (rc = get_int(p, f.d, where, "d", 0, &x->d)))
       return rc;
-    if((rc = see_span(p, b, where, x->t, x->d)))
+    if((rc = ing_see_span(p, b, where, x->t, x->d, INGEST_LAG)))
       return rc;
-    if(x->d > b->max_d[INGEST_LAG])
-      b->max_d[INGEST_LAG] = x->d;
     b->nlags++;
     break;
   }
@@ -574,10 +588,10 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     if((rc = get_int(p, f.id, where, "id", 1, &x->id)) || (rc = get_int(p, f.t, where, "t", 0, &x->t)))
       return rc;
     if(!f.state)
-      return fail_at(p, where, "state: missing");
+      return ing_fail_at(p, where, "state: missing");
     const char *st = cJSON_IsString(f.state) ? f.state->valuestring : NULL;
     if(!st || (strcmp(st, "ok") && strcmp(st, "cancelled") && strcmp(st, "error")))
-      return fail_at(p, where, "state: expected one of ok, cancelled, error");
+      return ing_fail_at(p, where, "state: expected one of ok, cancelled, error");
     x->state = st;
     if((rc = get_str(p, f.exc, where, "exc", p->lim->max_exc, &x->exc)))
       return rc;
@@ -585,10 +599,10 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     if(f.status && !cJSON_IsNull(f.status)) {
       double v = f.status->valuedouble;
       if(!cJSON_IsNumber(f.status) || v != floor(v) || v < 100 || v > 599)
-        return fail_at(p, where, "status: expected an integer in [100, 599]");
+        return ing_fail_at(p, where, "status: expected an integer in [100, 599]");
       x->status = (int64_t)v;
     }
-    if((rc = see_span(p, b, where, x->t, 0)))
+    if((rc = ing_see_span(p, b, where, x->t, 0, -1)))
       return rc;
     b->ndones++;
     break;
@@ -597,19 +611,14 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
     int64_t n = 0;
     if((rc = get_int(p, f.n, where, "n", 0, &n)))
       return rc;
-    /* saturated: every number the API derives from it stays below 2^53 (the JSON contract), and
-     * 100000 terms of up to 2^53 - 1 would overflow an int64_t */
-    b->dropped = n > INGEST_MAX_INT - b->dropped ? INGEST_MAX_INT : b->dropped + n;
+    ing_add_drop(b, n);
     break;
   }
   case K_END: {
     int64_t t = 0;
     if((rc = get_int(p, f.t, where, "t", 0, &t)))
       return rc;
-    if(!b->has_end || t > b->end_t)
-      b->end_t = t;
-    b->has_end = 1;
-    if((rc = see_span(p, b, where, t, 0)))
+    if((rc = ing_add_end(p, b, where, t)))
       return rc;
     break;
   }
@@ -620,25 +629,22 @@ static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jb
   return 0;
 }
 
-/* The error for an arena that refused memory: its cap (LS_ETOOBIG), the shared budget (LS_EBUSY)
- * or malloc (LS_ENOMEM). */
-static int arena_error(parser *p, const arena *a)
+int ing_arena_error(parser *p, const arena *a)
 {
   if(a->failed == ARENA_CAPPED) {
-    fail(p, "body: the parsed batch needs more than %zu bytes (each JSON value takes at least 64 bytes "
+    ing_fail(p, "body: the parsed batch needs more than %zu bytes (each JSON value takes at least 64 bytes "
             "once parsed): send smaller batches",
          a->cap);
     return LS_ETOOBIG;
   }
   if(a->failed == ARENA_NOBUDGET) {
-    fail(p, "the server's memory for batches being parsed and queued (--max-memory) is in use; retry later");
+    ing_fail(p, "the server's memory for batches being parsed and queued (--max-memory) is in use; retry later");
     return LS_EBUSY;
   }
   return LS_ENOMEM;
 }
 
-/* n zeroed rows of size bytes from the arena, or NULL. */
-static void *rows(arena *a, size_t n, size_t size)
+void *ing_rows(arena *a, size_t n, size_t size)
 {
   if(n > SIZE_MAX / size)
     return NULL;
@@ -659,24 +665,24 @@ static int parse_strings(parser *p, const cJSON *list, arena *a)
   if(!list || cJSON_IsNull(list))
     return 0;
   if(!cJSON_IsArray(list))
-    return fail(p, "strings: expected an array of strings");
+    return ing_fail(p, "strings: expected an array of strings");
   size_t n = 0;
   for(const cJSON *s = list->child; s; s = s->next)
     n++;
   if(!n)
     return 0;
-  const char **strs = rows(a, n, sizeof(*strs));
-  uint32_t *lens = strs ? rows(a, n, sizeof(*lens)) : NULL;
+  const char **strs = ing_rows(a, n, sizeof(*strs));
+  uint32_t *lens = strs ? ing_rows(a, n, sizeof(*lens)) : NULL;
   if(!lens)
-    return arena_error(p, a);
+    return ing_arena_error(p, a);
   size_t i = 0;
   for(const cJSON *s = list->child; s; s = s->next, i++) {
     if(!cJSON_IsString(s) || !s->valuestring)
-      return fail(p, "strings[%zu]: expected a string", i);
-    size_t len;
-    switch(text_check(s->valuestring, p->lim->max_exc, &len)) {
-    case TEXT_LONG: return fail(p, "strings[%zu]: longer than %zu bytes", i, p->lim->max_exc);
-    case TEXT_UTF8: return fail(p, "strings[%zu]: not valid UTF-8", i);
+      return ing_fail(p, "strings[%zu]: expected a string", i);
+    size_t len = strlen(s->valuestring);
+    switch(ing_text_check(s->valuestring, len, p->lim->max_exc)) {
+    case TEXT_LONG: return ing_fail(p, "strings[%zu]: longer than %zu bytes", i, p->lim->max_exc);
+    case TEXT_UTF8: return ing_fail(p, "strings[%zu]: not valid UTF-8", i);
     default: break;
     }
     strs[i] = s->valuestring;
@@ -691,22 +697,22 @@ static int parse_strings(parser *p, const cJSON *list, arena *a)
 static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
 {
   if(!cJSON_IsObject(root))
-    return fail(p, "body: expected a JSON object");
+    return ing_fail(p, "body: expected a JSON object");
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
   if(!v)
-    return fail(p, "v: missing");
+    return ing_fail(p, "v: missing");
   if(!cJSON_IsNumber(v) || v->valuedouble != 1.0)
-    return fail(p, "v: expected 1");
+    return ing_fail(p, "v: expected 1");
   const cJSON *batch = cJSON_GetObjectItemCaseSensitive(root, "batch");
   const cJSON *session = cJSON_GetObjectItemCaseSensitive(root, "session");
   if(!batch)
-    return fail(p, "batch: missing");
+    return ing_fail(p, "batch: missing");
   if(!cJSON_IsString(batch) || !ingest_id_ok(batch->valuestring))
-    return fail(p, "batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+    return ing_fail(p, "batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
   if(!session)
-    return fail(p, "session: missing");
+    return ing_fail(p, "session: missing");
   if(!cJSON_IsString(session) || !ingest_id_ok(session->valuestring))
-    return fail(p, "session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+    return ing_fail(p, "session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
   b->batch = batch->valuestring;
   b->session = session->valuestring;
   p->strs = NULL; /* meta's strings are its own: none names the strings table */
@@ -716,9 +722,9 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
     return rc;
   const cJSON *events = cJSON_GetObjectItemCaseSensitive(root, "events");
   if(!events)
-    return fail(p, "events: missing");
+    return ing_fail(p, "events: missing");
   if(!cJSON_IsArray(events))
-    return fail(p, "events: expected an array");
+    return ing_fail(p, "events: expected an array");
   if((rc = parse_strings(p, cJSON_GetObjectItemCaseSensitive(root, "strings"), b->json_arena)))
     return rc;
 
@@ -728,8 +734,8 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
   for(const cJSON *ev = events->child; ev; ev = ev->next, n++) {
     if(p->events_seen + n >= p->lim->max_events)
       return p->in_batch == NO_BATCH
-        ? fail(p, "events: more than %zu events in one batch", p->lim->max_events)
-        : fail(p, "events: more than %zu events in one body (its batches together)", p->lim->max_events);
+        ? ing_fail(p, "events: more than %zu events in one batch", p->lim->max_events)
+        : ing_fail(p, "events: more than %zu events in one body (its batches together)", p->lim->max_events);
     const cJSON *k = cJSON_IsObject(ev) ? cJSON_GetObjectItemCaseSensitive(ev, "k") : NULL;
     if(k && cJSON_IsString(k) && k->valuestring)
       count[kind_of(k->valuestring)]++;
@@ -737,13 +743,13 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
   b->events = n;
   memcpy(p->cap, count, sizeof(p->cap));
   /* The rows live in the batch's arena, so they count against its cap and budget too. */
-  if((count[K_TASK] && !(b->tasks = rows(b->json_arena, count[K_TASK], sizeof(*b->tasks)))) ||
-     (count[K_STEP] && !(b->steps = rows(b->json_arena, count[K_STEP], sizeof(*b->steps)))) ||
-     (count[K_AWAIT] && !(b->awaits = rows(b->json_arena, count[K_AWAIT], sizeof(*b->awaits)))) ||
-     (count[K_BLOCK] && !(b->blocks = rows(b->json_arena, count[K_BLOCK], sizeof(*b->blocks)))) ||
-     (count[K_LAG] && !(b->lags = rows(b->json_arena, count[K_LAG], sizeof(*b->lags)))) ||
-     (count[K_DONE] && !(b->dones = rows(b->json_arena, count[K_DONE], sizeof(*b->dones)))))
-    return arena_error(p, b->json_arena);
+  if((count[K_TASK] && !(b->tasks = ing_rows(b->json_arena, count[K_TASK], sizeof(*b->tasks)))) ||
+     (count[K_STEP] && !(b->steps = ing_rows(b->json_arena, count[K_STEP], sizeof(*b->steps)))) ||
+     (count[K_AWAIT] && !(b->awaits = ing_rows(b->json_arena, count[K_AWAIT], sizeof(*b->awaits)))) ||
+     (count[K_BLOCK] && !(b->blocks = ing_rows(b->json_arena, count[K_BLOCK], sizeof(*b->blocks)))) ||
+     (count[K_LAG] && !(b->lags = ing_rows(b->json_arena, count[K_LAG], sizeof(*b->lags)))) ||
+     (count[K_DONE] && !(b->dones = ing_rows(b->json_arena, count[K_DONE], sizeof(*b->dones)))))
+    return ing_arena_error(p, b->json_arena);
 
   jbuf stacks;
   jbuf_init(&stacks, 64u << 20);
@@ -754,11 +760,11 @@ static int parse_doc(parser *p, const cJSON *root, ingest_batch *b)
       break;
   }
   if(!rc && jbuf_status(&stacks))
-    rc = jbuf_status(&stacks) == LS_ENOMEM ? LS_ENOMEM : fail(p, "events: block stacks too large");
+    rc = jbuf_status(&stacks) == LS_ENOMEM ? LS_ENOMEM : ing_fail(p, "events: block stacks too large");
   size_t held = stacks.cap;
   b->stacks = jbuf_take(&stacks, NULL);
   if(!rc && held && arena_charge(b->json_arena, held))
-    rc = arena_error(p, b->json_arena); /* the stack text counts too (freed with the batch) */
+    rc = ing_arena_error(p, b->json_arena); /* the stack text counts too (freed with the batch) */
   return rc;
 }
 
@@ -770,27 +776,27 @@ static int parse_batches(parser *p, const cJSON *root, const cJSON *list, ingest
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
   if(!v)
-    return fail(p, "v: missing");
+    return ing_fail(p, "v: missing");
   if(!cJSON_IsNumber(v) || v->valuedouble != 1.0)
-    return fail(p, "v: expected 1");
+    return ing_fail(p, "v: expected 1");
   if(!cJSON_IsArray(list))
-    return fail(p, "batches: expected an array");
+    return ing_fail(p, "batches: expected an array");
   size_t n = 0;
   for(const cJSON *el = list->child; el; el = el->next)
     if(++n > p->lim->max_batches)
-      return fail(p, "batches: more than %zu batches in one body", p->lim->max_batches);
+      return ing_fail(p, "batches: more than %zu batches in one body", p->lim->max_batches);
   if(!n)
-    return fail(p, "batches: expected at least one batch");
+    return ing_fail(p, "batches: expected at least one batch");
   ingest_batch *b = first;
   size_t i = 0;
   for(const cJSON *el = list->child; el; el = el->next, i++) {
     if(!cJSON_IsObject(el))
-      return fail(p, "batches[%zu]: expected an object (a batch)", i);
+      return ing_fail(p, "batches[%zu]: expected an object (a batch)", i);
     if(i) {
       /* linked before it is parsed, so ingest_free finds its stack text even on a failure */
-      ingest_batch *nb = rows(first->json_arena, 1, sizeof(*nb));
+      ingest_batch *nb = ing_rows(first->json_arena, 1, sizeof(*nb));
       if(!nb)
-        return arena_error(p, first->json_arena);
+        return ing_arena_error(p, first->json_arena);
       nb->json_arena = first->json_arena;
       b->next = nb;
       b = nb;
@@ -816,9 +822,9 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
   long nul;
   prescan(body, len, lim->max_depth, &deepest, &nul);
   if(deepest > lim->max_depth)
-    return fail(&p, "body: nested deeper than %d levels", lim->max_depth);
+    return ing_fail(&p, "body: nested deeper than %d levels", lim->max_depth);
   if(nul >= 0)
-    return fail(&p, "body: a string holds \\u0000 (near byte %ld): no text may contain U+0000", nul);
+    return ing_fail(&p, "body: a string holds \\u0000 (near byte %ld): no text may contain U+0000", nul);
   ingest_batch *b = calloc(1, sizeof(*b));
   if(!b)
     return LS_ENOMEM;
@@ -838,14 +844,14 @@ int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_
   parse_arena = NULL;
   if(!root) {
     if(mem->failed) {
-      rc_fail = arena_error(&p, mem);
+      rc_fail = ing_arena_error(&p, mem);
       ingest_free(b);
       return rc_fail;
     }
     ingest_free(b);
     /* cJSON reports allocation failures as parse errors: the arena tells them apart */
     size_t at = end && end >= body ? (size_t)(end - body) : 0;
-    return fail(&p, "body: not valid JSON (near byte %zu)", at);
+    return ing_fail(&p, "body: not valid JSON (near byte %zu)", at);
   }
   b->json_root = root;
   /* "batches" without "batch": a multi-batch body. With both, "batches" is an unknown field of

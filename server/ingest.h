@@ -1,6 +1,6 @@
-/* ingest.h — turns one ingest-v1 body (JSON bytes: one batch, or several under "batches") into
- * validated rows, or names the first bad field. No SQL and no HTTP here: writer.c/store_put.c store
- * the rows, http.c answers. */
+/* ingest.h — turns one ingest-v1 body (JSON bytes: one batch, or several under "batches"; or the
+ * same batches in the binary record form) into validated rows, or names the first bad field. No
+ * SQL and no HTTP here: writer.c/store_put.c store the rows, http.c answers. */
 #ifndef LS_INGEST_H
 #define LS_INGEST_H
 
@@ -100,6 +100,15 @@ typedef struct ingest_batch {
  * memory ran out. */
 int ingest_parse(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
                  char *detail, size_t detail_len);
+/* The binary form of an ingest body (docs/api.md, "Binary record bodies"): its media type, and
+ * the four bytes it begins with. */
+#define INGEST_RECORDS_MEDIA "application/vnd.loopscope.records"
+#define INGEST_RECORDS_MAGIC "LSR1"
+
+/* As ingest_parse, for a body in the binary record form: the same batches, rows, limits and
+ * results; detail names the place of the first bad value as "batches[i].events[j].field: ...". */
+int ingest_parse_records(const char *body, size_t len, const ingest_limits *lim, ingest_batch **out,
+                         char *detail, size_t detail_len);
 /* Frees a parsed body: b and every batch chained after it. */
 void ingest_free(ingest_batch *b);
 

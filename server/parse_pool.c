@@ -95,7 +95,8 @@ void parse_pool_run(const parse_limits *lim, parse_job *job)
     body = plain.data ? plain.data : "";
     len = plain.len;
   }
-  int rc = ingest_parse(body, len, &lim->limits, &job->batch, job->detail, sizeof(job->detail));
+  int rc = (job->records ? ingest_parse_records : ingest_parse)(body, len, &lim->limits, &job->batch, job->detail,
+                                                                sizeof(job->detail));
   jbuf_free(&plain);
   if(lim->budget && plain_held)
     membudget_give(lim->budget, plain_held);

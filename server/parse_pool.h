@@ -29,6 +29,7 @@ typedef struct parse_job {
   const char *body;       /* as received (gzip when gzip is set) */
   size_t len;
   int gzip;
+  int records;            /* the binary record form (ingest_parse_records), not JSON */
   /* The outcome, valid in on_done: status 0 and batch (the submitter's to free or hand on), or
    * the HTTP status that refuses the body (400, 413, 500, 503) and detail saying why. */
   unsigned status;

@@ -34,6 +34,7 @@ typedef dynbuf ls_buf;
 
 static inline void ls_buf_init(ls_buf *b, size_t max) { dynbuf_init(b, max); }
 static inline void ls_buf_free(ls_buf *b) { dynbuf_free(b); }
+static inline void ls_buf_reset(ls_buf *b) { dynbuf_reset(b); }
 static inline void ls_buf_append(ls_buf *b, const void *p, size_t n) { dynbuf_append(b, p, n); }
 static inline void ls_buf_puts(ls_buf *b, const char *s) { dynbuf_puts(b, s); }
 static inline void ls_buf_u64(ls_buf *b, uint64_t v) { dynbuf_u64(b, v); }
@@ -117,6 +118,8 @@ typedef struct ls_stats {
                                * server): one batch per POST from then on */
   uint64_t strings_posts;     /* POSTs answered 2xx whose batches named their strings by index */
   uint64_t strings_refused;   /* POSTs so written and refused (400): sent again written plain */
+  uint64_t records_posts;     /* POSTs answered 2xx in the binary record form */
+  uint64_t records_refused;   /* POSTs so written and refused (400, 415): sent again as JSON */
 } ls_stats;
 
 /* Starts the sender thread. *out owns everything; free with ls_collector_free. */
@@ -275,5 +278,29 @@ int ls_encode_records_tab(ls_buf *out, ls_rstate *rs, ls_strtab *st, const unsig
                           size_t max_out, size_t *used, size_t *nev);
 /* Appends ,"strings":[...] for the batch (nothing when its table is empty). */
 void ls_strtab_write(ls_buf *out, const ls_strtab *st, const ls_intern *strings);
+
+/* The binary record form of a batch (docs/api.md, "Binary record bodies"), for a server whose
+ * answers say X-Loopscope-Ingest: records. A batch is its header (ids, meta's JSON text, the strings
+ * table, the count of each kind) before its events, so the sender writes the events first, into
+ * a buffer of their own, keeping this state. Sender thread only. */
+#define LS_WIRE_MAGIC "LSR1"
+#define LS_WIRE_MEDIA "application/vnd.loopscope.records"
+enum { LS_WIRE_OTHER = 6, LS_WIRE_COUNTS = 7, LS_WIRE_DROP = 8 };
+typedef struct ls_wirestate {
+  uint64_t t;                      /* the batch's last t: the next is written as a difference */
+  uint64_t counts[LS_WIRE_COUNTS]; /* events written: task, step, await, block, lag, done, other */
+} ls_wirestate;
+/* A new batch: no events, times from 0. */
+void ls_wire_begin(ls_wirestate *ws);
+/* As ls_encode_records_tab, in the binary form (st may be NULL: every string inline). */
+int ls_encode_records_wire(ls_buf *out, ls_rstate *rs, ls_strtab *st, ls_wirestate *ws, const unsigned char *p,
+                           size_t n, size_t max_out, size_t *used, size_t *nev);
+/* A drop event of n. */
+void ls_wire_drop(ls_buf *out, ls_wirestate *ws, uint64_t n);
+/* The batch's strings table: its count, then each string. */
+void ls_strtab_write_wire(ls_buf *out, const ls_strtab *st, const ls_intern *strings);
+/* A number (LEB128), and a string of the header (its length, then its bytes). */
+void ls_wire_v(ls_buf *b, uint64_t v);
+void ls_wire_str(ls_buf *b, const char *p, size_t n);
 
 #endif

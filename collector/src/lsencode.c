@@ -308,10 +308,10 @@ static void key_str(ls_buf *b, const char *key, ls_str s) {
   ls_buf_jstr(b, s.p ? s.p : "", s.n);
 }
 
-/* A table string (s.sid: its number + 1, from the record) as its index in the batch's strings
- * when st is given, added there on first use; inline otherwise. */
-static void key_tstr(ls_buf *b, const char *key, ls_str s, ls_strtab *st) {
-  if (!st || !s.sid || s.sid > LS_INTERN_ENTRIES) { key_str(b, key, s); return; }
+/* A table string's (s.sid: its number + 1, from the record) index in the batch's strings st, added
+ * there on first use; -1 without st or for a string of no table (written inline). */
+static int64_t tab_index(ls_strtab *st, ls_str s) {
+  if (!st || !s.sid || s.sid > LS_INTERN_ENTRIES) return -1;
   uint32_t id = s.sid - 1;
   if (st->stamp[id] != st->gen) {
     st->stamp[id] = st->gen;
@@ -319,8 +319,15 @@ static void key_tstr(ls_buf *b, const char *key, ls_str s, ls_strtab *st) {
     st->ids[st->n++] = id;
     st->bytes += s.n + 3;
   }
+  return st->idx[id];
+}
+
+/* A table string as its index in the batch's strings when st is given; inline otherwise. */
+static void key_tstr(ls_buf *b, const char *key, ls_str s, ls_strtab *st) {
+  int64_t i = tab_index(st, s);
+  if (i < 0) { key_str(b, key, s); return; }
   ls_buf_puts(b, key);
-  ls_buf_u64(b, st->idx[id]);
+  ls_buf_u64(b, (uint64_t)i);
 }
 
 int ls_strtab_init(ls_strtab *st) {
@@ -393,46 +400,52 @@ static void id_t_d(ls_buf *out, int with_id, uint64_t id, uint64_t t, int with_d
 /* A line number as JSON has it: a stored one outside [0, 2^31) reads 0. */
 static uint64_t line_of(int64_t line) { return line < 0 || line > INT32_MAX ? 0 : (uint64_t)line; }
 
-/* The JSON of one record read from r, appended to out (after a comma unless *first); table
- * strings by index in st when given. */
-static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, ls_strtab *st, int *first) {
+/* One record's fields, as read_rec found them. */
+typedef struct rec {
+  int kind;
+  unsigned flags;
+  uint64_t id, parent, t, d, num, status, from_task, nframes, stack_t;
+  int64_t line;
+  ls_str name, coro, what, file, func, exc, from;
+  const unsigned char *frames_at, *frames_end; /* a block's frames, checked by read_rec */
+} rec;
+
+/* The next record of r into x, every field checked before anything is written (a malformed record
+ * sets r->bad and adds nothing to any output); rs->t advances to its t. */
+static void read_rec(rd *r, ls_rstate *rs, rec *x) {
   unsigned char kb = *r->p++;
-  int kind = kb & 0x0f;
-  unsigned flags = kb & 0xf0;
-  const char *kname = kind_name(kind);
-  if (!kname) { r->bad = 1; return; }
-  /* Read every field before writing anything: a malformed record adds nothing to out. */
-  uint64_t id = 0, parent = 0, t = 0, d = 0, num = 0, status = 0, from_task = 0, nframes = 0, stack_t = 0;
-  int64_t line = 0;
-  ls_str name = {0}, coro = {0}, what = {0}, file = {0}, func = {0}, exc = {0}, from = {0};
-  const unsigned char *frames_at = NULL;
-  if (kind != LS_K_LAG && kind != LS_K_END) id = get_v(r);
-  if (kind == LS_K_TASK) parent = get_v(r);
-  t = rs->t + unzz(get_v(r));
-  if (kind == LS_K_STEP || kind == LS_K_AWAIT || kind == LS_K_BLOCK || kind == LS_K_LAG) d = get_v(r);
+  memset(x, 0, sizeof *x);
+  int kind = x->kind = kb & 0x0f;
+  unsigned flags = x->flags = kb & 0xf0;
+  if (!kind_name(kind)) { r->bad = 1; return; }
+  if (kind != LS_K_LAG && kind != LS_K_END) x->id = get_v(r);
+  if (kind == LS_K_TASK) x->parent = get_v(r);
+  x->t = rs->t + unzz(get_v(r));
+  if (kind == LS_K_STEP || kind == LS_K_AWAIT || kind == LS_K_BLOCK || kind == LS_K_LAG) x->d = get_v(r);
   switch (kind) {
   case LS_K_TASK:
-    if (flags & F_DEFNAME) num = get_v(r);
-    else name = get_str(r);
-    coro = get_str(r);
+    if (flags & F_DEFNAME) x->num = get_v(r);
+    else x->name = get_str(r);
+    x->coro = get_str(r);
     break;
   case LS_K_AWAIT:
-    line = (int64_t)unzz(get_v(r));
-    what = get_str(r);
-    file = get_str(r);
-    func = get_str(r);
+    x->line = (int64_t)unzz(get_v(r));
+    x->what = get_str(r);
+    x->file = get_str(r);
+    x->func = get_str(r);
     break;
   case LS_K_DONE:
-    if (flags & F_STATUS) status = get_v(r);
-    if (flags & F_EXC) exc = get_str(r);
+    if (flags & F_STATUS) x->status = get_v(r);
+    if (flags & F_EXC) x->exc = get_str(r);
     break;
   case LS_K_BLOCK:
-    if (flags & F_STACKT) stack_t = get_v(r);
-    if (flags & F_ELSEWHERE) { from_task = get_v(r); from = get_str(r); }
-    nframes = get_v(r);
-    if (nframes > LS_MAX_FRAMES) r->bad = 1;
-    frames_at = r->p;
-    for (uint64_t i = 0; i < nframes && !r->bad; i++) { /* checked now, written below */
+    if (flags & F_STACKT) x->stack_t = get_v(r);
+    if (flags & F_ELSEWHERE) { x->from_task = get_v(r); x->from = get_str(r); }
+    x->nframes = get_v(r);
+    if (x->nframes > LS_MAX_FRAMES) r->bad = 1;
+    x->frames_at = r->p;
+    x->frames_end = r->end;
+    for (uint64_t i = 0; i < x->nframes && !r->bad; i++) { /* checked now, written later */
       get_v(r);
       get_str(r);
       get_str(r);
@@ -441,85 +454,223 @@ static void encode_one(ls_buf *out, rd *r, ls_rstate *rs, ls_strtab *st, int *fi
     break;
   }
   if (r->bad) return;
-  rs->t = t;
+  rs->t = x->t;
+  x->t = CLAMP53(x->t);
+  x->d = CLAMP53(x->d);
+}
 
+/* A block's frame, as read_rec checked it. */
+typedef struct frame_rec {
+  int64_t line;
+  ls_str file, func, src;
+  char srcbuf[512];
+} frame_rec;
+
+/* The next frame of fr into f, with its source line read here when the watchdog left it to the
+ * sender. */
+static void next_frame(rd *fr, frame_rec *f) {
+  f->line = (int64_t)unzz(get_v(fr));
+  f->file = get_str(fr);
+  f->func = get_str(fr);
+  f->src = get_str(fr);
+  if (!f->src.n && f->file.n && f->line > 0 && f->line <= INT32_MAX) {
+    f->src.n = ls_src_line(f->file.p, f->file.n, (int)f->line, f->srcbuf, sizeof f->srcbuf);
+    f->src.p = f->srcbuf;
+  }
+}
+
+/* The JSON of one record x, appended to out (after a comma unless *first); table strings by index
+ * in st when given. */
+static void json_rec(ls_buf *out, const rec *x, const ls_rstate *rs, ls_strtab *st, int *first) {
+  unsigned flags = x->flags;
   if (!*first) ls_buf_append(out, ",", 1);
   *first = 0;
   ls_buf_puts(out, "{\"k\":\"");
-  ls_buf_puts(out, kname);
+  ls_buf_puts(out, kind_name(x->kind));
   ls_buf_puts(out, "\"");
-  t = CLAMP53(t);
-  d = CLAMP53(d);
-  switch (kind) {
+  switch (x->kind) {
   case LS_K_TASK:
-    key_u64(out, ",\"id\":", id);
-    key_u64(out, ",\"parent\":", parent);
+    key_u64(out, ",\"id\":", x->id);
+    key_u64(out, ",\"parent\":", x->parent);
     if (flags & F_DEFNAME) {
       ls_buf_puts(out, ",\"name\":\"Task-");
-      ls_buf_u64(out, num);
+      ls_buf_u64(out, x->num);
       ls_buf_puts(out, "\"");
     } else {
-      key_str(out, ",\"name\":", name);
+      key_str(out, ",\"name\":", x->name);
     }
-    key_tstr(out, ",\"coro\":", coro, st);
-    key_u64(out, ",\"t\":", t);
+    key_tstr(out, ",\"coro\":", x->coro, st);
+    key_u64(out, ",\"t\":", x->t);
     break;
   case LS_K_STEP:
-    id_t_d(out, 1, id, t, 1, d);
+    id_t_d(out, 1, x->id, x->t, 1, x->d);
     break;
   case LS_K_AWAIT:
-    id_t_d(out, 1, id, t, 1, d);
-    key_tstr(out, ",\"what\":", what, st);
-    key_tstr(out, ",\"file\":", file, st);
-    key_u64(out, ",\"line\":", line_of(line));
-    key_tstr(out, ",\"func\":", func, st);
+    id_t_d(out, 1, x->id, x->t, 1, x->d);
+    key_tstr(out, ",\"what\":", x->what, st);
+    key_tstr(out, ",\"file\":", x->file, st);
+    key_u64(out, ",\"line\":", line_of(x->line));
+    key_tstr(out, ",\"func\":", x->func, st);
     break;
   case LS_K_BLOCK: {
-    id_t_d(out, id != 0, id, t, 1, d);
+    id_t_d(out, x->id != 0, x->id, x->t, 1, x->d);
     /* within the block, as the server requires: the watchdog takes it while the step runs */
-    if (flags & F_STACKT) key_u64(out, ",\"stack_t\":", stack_t < d ? stack_t : d);
+    if (flags & F_STACKT) key_u64(out, ",\"stack_t\":", x->stack_t < x->d ? x->stack_t : x->d);
     if (flags & F_ELSEWHERE) { /* from elsewhere: the causing session (null: none) and its task */
-      if (from.n) key_str(out, ",\"from_session\":", from);
+      if (x->from.n) key_str(out, ",\"from_session\":", x->from);
       else ls_buf_puts(out, ",\"from_session\":null");
-      if (from_task) key_u64(out, ",\"from_task\":", from_task);
+      if (x->from_task) key_u64(out, ",\"from_task\":", x->from_task);
     }
     ls_buf_puts(out, ",\"stack\":[");
-    rd fr = {frames_at, r->end, r->rs, 0};
-    for (uint64_t i = 0; i < nframes; i++) {
-      int64_t fline = (int64_t)unzz(get_v(&fr));
-      ls_str ffile = get_str(&fr), ffunc = get_str(&fr), src = get_str(&fr);
-      char srcbuf[512];
-      if (!src.n && ffile.n && fline > 0 && fline <= INT32_MAX) {
-        /* the watchdog left the source line to us: read it here */
-        src.n = ls_src_line(ffile.p, ffile.n, (int)fline, srcbuf, sizeof srcbuf);
-        src.p = srcbuf;
-      }
+    rd fr = {x->frames_at, x->frames_end, rs, 0};
+    for (uint64_t i = 0; i < x->nframes; i++) {
+      frame_rec f;
+      next_frame(&fr, &f);
       ls_buf_puts(out, i ? ",{" : "{");
-      key_tstr(out, "\"file\":", ffile, st);
-      key_u64(out, ",\"line\":", line_of(fline));
-      key_tstr(out, ",\"func\":", ffunc, st);
-      key_str(out, ",\"src\":", src);
+      key_tstr(out, "\"file\":", f.file, st);
+      key_u64(out, ",\"line\":", line_of(f.line));
+      key_tstr(out, ",\"func\":", f.func, st);
+      key_str(out, ",\"src\":", f.src);
       ls_buf_puts(out, "}");
     }
     ls_buf_puts(out, "]");
     break;
   }
   case LS_K_LAG:
-    id_t_d(out, 0, 0, t, 1, d);
+    id_t_d(out, 0, 0, x->t, 1, x->d);
     break;
   case LS_K_DONE:
-    id_t_d(out, 1, id, t, 0, 0);
+    id_t_d(out, 1, x->id, x->t, 0, 0);
     ls_buf_puts(out, ",\"state\":\"");
     ls_buf_puts(out, state_name((int)((flags >> 4) & 3)));
     ls_buf_puts(out, "\"");
-    if ((flags >> 4 & 3) == LS_S_ERROR && exc.n) key_str(out, ",\"exc\":", exc);
-    if (status >= 100 && status <= 599) key_u64(out, ",\"status\":", status);
+    if ((flags >> 4 & 3) == LS_S_ERROR && x->exc.n) key_str(out, ",\"exc\":", x->exc);
+    if (x->status >= 100 && x->status <= 599) key_u64(out, ",\"status\":", x->status);
     break;
   case LS_K_END:
-    id_t_d(out, 0, 0, t, 0, 0);
+    id_t_d(out, 0, 0, x->t, 0, 0);
     break;
   }
   ls_buf_puts(out, "}");
+}
+
+/* The binary record form (docs/api.md, "Binary record bodies"; the server's reader is
+ * server/ingest_records.c). Its event layout is the stored record's, so the kind byte goes over as
+ * it is, but each batch stands alone: times are differences within the batch, table strings are
+ * numbered in the batch's own table, lines are plain, and what JSON would leave out is left out
+ * (a status outside [100, 599], an exception of a task that did not fail). */
+void ls_wire_v(ls_buf *b, uint64_t v) {
+  unsigned char tmp[VMAX];
+  ls_buf_append(b, tmp, (size_t)(put_v(tmp, v) - tmp));
+}
+
+void ls_wire_str(ls_buf *b, const char *p, size_t n) {
+  ls_wire_v(b, (uint64_t)n);
+  if (n) ls_buf_append(b, p, n);
+}
+
+/* A string field: its index in st (tag odd), or inline (tag even: its length, then its bytes). */
+static void wire_ref(ls_buf *b, ls_str s, ls_strtab *st) {
+  int64_t i = tab_index(st, s);
+  if (i >= 0) {
+    ls_wire_v(b, ((uint64_t)i << 1) | 1);
+    return;
+  }
+  ls_wire_v(b, (uint64_t)s.n << 1);
+  if (s.n) ls_buf_append(b, s.p, s.n);
+}
+
+static void wire_t(ls_buf *b, uint64_t t, ls_wirestate *ws) {
+  ls_wire_v(b, zz(t - ws->t));
+  ws->t = t;
+}
+
+/* id (with_id), t and d (with_d), as most events begin. */
+static void wire_id_t_d(ls_buf *out, int with_id, const rec *x, int with_d, ls_wirestate *ws) {
+  if (with_id) ls_wire_v(out, x->id);
+  wire_t(out, x->t, ws);
+  if (with_d) ls_wire_v(out, x->d);
+}
+
+static void wire_rec(ls_buf *out, const rec *x, const ls_rstate *rs, ls_strtab *st, ls_wirestate *ws) {
+  unsigned flags = x->flags;
+  if (x->kind == LS_K_DONE) {
+    int state = (int)((flags >> 4) & 3);
+    flags = F_STATE(state == 3 ? LS_S_OK : state); /* as state_name reads it */
+    if (x->status >= 100 && x->status <= 599) flags |= F_STATUS;
+    if (state == LS_S_ERROR && x->exc.n) flags |= F_EXC;
+  }
+  unsigned char kb = (unsigned char)((unsigned)x->kind | flags);
+  ls_buf_append(out, &kb, 1);
+  ws->counts[x->kind == LS_K_END ? LS_WIRE_OTHER : x->kind - 1]++;
+  switch (x->kind) {
+  case LS_K_TASK:
+    ls_wire_v(out, x->id);
+    ls_wire_v(out, x->parent);
+    wire_t(out, x->t, ws);
+    if (flags & F_DEFNAME) ls_wire_v(out, x->num);
+    else wire_ref(out, x->name, NULL);
+    wire_ref(out, x->coro, st);
+    break;
+  case LS_K_STEP:
+    wire_id_t_d(out, 1, x, 1, ws);
+    break;
+  case LS_K_AWAIT:
+    wire_id_t_d(out, 1, x, 1, ws);
+    ls_wire_v(out, line_of(x->line));
+    wire_ref(out, x->what, st);
+    wire_ref(out, x->file, st);
+    wire_ref(out, x->func, st);
+    break;
+  case LS_K_BLOCK: {
+    wire_id_t_d(out, 1, x, 1, ws);
+    if (flags & F_STACKT) ls_wire_v(out, x->stack_t < x->d ? x->stack_t : x->d);
+    if (flags & F_ELSEWHERE) {
+      ls_wire_v(out, x->from_task);
+      wire_ref(out, x->from, NULL);
+    }
+    ls_wire_v(out, x->nframes);
+    rd fr = {x->frames_at, x->frames_end, rs, 0};
+    for (uint64_t i = 0; i < x->nframes; i++) {
+      frame_rec f;
+      next_frame(&fr, &f);
+      ls_wire_v(out, line_of(f.line));
+      wire_ref(out, f.file, st);
+      wire_ref(out, f.func, st);
+      wire_ref(out, f.src, NULL);
+    }
+    break;
+  }
+  case LS_K_LAG:
+    wire_id_t_d(out, 0, x, 1, ws);
+    break;
+  case LS_K_DONE:
+    wire_id_t_d(out, 1, x, 0, ws);
+    if (flags & F_STATUS) ls_wire_v(out, x->status);
+    if (flags & F_EXC) wire_ref(out, x->exc, NULL);
+    break;
+  case LS_K_END:
+    wire_t(out, x->t, ws);
+    break;
+  }
+}
+
+void ls_wire_begin(ls_wirestate *ws) { memset(ws, 0, sizeof *ws); }
+
+void ls_wire_drop(ls_buf *out, ls_wirestate *ws, uint64_t n) {
+  unsigned char kb = LS_WIRE_DROP;
+  ls_buf_append(out, &kb, 1);
+  ls_wire_v(out, n);
+  ws->counts[LS_WIRE_OTHER]++;
+}
+
+void ls_strtab_write_wire(ls_buf *out, const ls_strtab *st, const ls_intern *strings) {
+  ls_wire_v(out, st->n);
+  for (uint32_t i = 0; i < st->n; i++) {
+    ls_str s = {"", 0, 0};
+    if (!ls_intern_get(strings, st->ids[i], &s)) s = (ls_str){"", 0, 0}; /* cannot happen: named by a record */
+    ls_wire_str(out, s.p, s.n);
+  }
 }
 
 int ls_encode_records(ls_buf *out, ls_rstate *rs, const unsigned char *p, size_t n, int *first,
@@ -527,20 +678,35 @@ int ls_encode_records(ls_buf *out, ls_rstate *rs, const unsigned char *p, size_t
   return ls_encode_records_tab(out, rs, NULL, p, n, first, max_out, used, nev);
 }
 
-int ls_encode_records_tab(ls_buf *out, ls_rstate *rs, ls_strtab *st, const unsigned char *p, size_t n, int *first,
-                          size_t max_out, size_t *used, size_t *nev) {
+/* The records in [p, p+n) as JSON (ws NULL) or in the binary form (ws given). */
+static int encode_records(ls_buf *out, ls_rstate *rs, ls_strtab *st, ls_wirestate *ws, const unsigned char *p,
+                          size_t n, int *first, size_t max_out, size_t *used, size_t *nev) {
   rd r = {p, p + n, rs, 0};
   size_t count = 0;
   int rc = LSC_OK;
   while (r.p < r.end) {
     if (count && max_out && out->len + (st ? st->bytes : 0) >= max_out) break;
     const unsigned char *at = r.p;
-    encode_one(out, &r, rs, st, first);
+    rec x;
+    read_rec(&r, rs, &x);
     if (r.bad) { r.p = at; rc = LSC_EINVAL; break; }
+    if (ws) wire_rec(out, &x, rs, st, ws);
+    else json_rec(out, &x, rs, st, first);
     count++;
   }
   if (used) *used = (size_t)(r.p - p);
   if (nev) *nev = count;
   if (rc == LSC_OK && out->failed) rc = LSC_ENOMEM;
   return rc;
+}
+
+int ls_encode_records_tab(ls_buf *out, ls_rstate *rs, ls_strtab *st, const unsigned char *p, size_t n, int *first,
+                          size_t max_out, size_t *used, size_t *nev) {
+  return encode_records(out, rs, st, NULL, p, n, first, max_out, used, nev);
+}
+
+int ls_encode_records_wire(ls_buf *out, ls_rstate *rs, ls_strtab *st, ls_wirestate *ws, const unsigned char *p,
+                           size_t n, size_t max_out, size_t *used, size_t *nev) {
+  int first = 1;
+  return encode_records(out, rs, st, ws, p, n, &first, max_out, used, nev);
 }

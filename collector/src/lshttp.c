@@ -19,9 +19,10 @@ struct ls_http {
   ls_http_result *res;  /* where the answer being read goes (during ls_http_post) */
   size_t answer_len;
   char *url;
-  struct curl_slist *headers, *headers_gz;
+  struct curl_slist *headers[2][2]; /* [records][gzip]: the Content-Type and Content-Encoding */
   int retry_after_s;
   int takes_strings;    /* the answer being read says X-Loopscope-Ingest: strings */
+  int takes_records;    /* ... and records */
   int gzip;             /* compress large bodies: not towards a loopback address (see below) */
 };
 
@@ -88,13 +89,15 @@ static size_t read_header(char *p, size_t size, size_t n, void *ud) {
     if (digits) h->retry_after_s = v;
   } else if ((at = header_is(p, len, takes, sizeof takes - 1))) {
     if (list_has(p + at, p + len, "strings")) h->takes_strings = 1;
+    if (list_has(p + at, p + len, "records")) h->takes_records = 1;
   }
   return len;
 }
 
-static struct curl_slist *make_headers(const char *token, int gz) {
+static struct curl_slist *make_headers(const char *token, int records, int gz) {
   struct curl_slist *l = NULL, *t;
-  const char *fixed[] = {"Content-Type: application/json", "Expect:", gz ? "Content-Encoding: gzip" : NULL};
+  const char *fixed[] = {records ? "Content-Type: " LS_WIRE_MEDIA : "Content-Type: application/json", "Expect:",
+                         gz ? "Content-Encoding: gzip" : NULL};
   for (int i = 0; i < 3 && fixed[i]; i++) {
     if (!(t = curl_slist_append(l, fixed[i]))) goto fail;
     l = t;
@@ -134,10 +137,11 @@ int ls_http_new(const char *base_url, const char *token, int timeout_ms, int gzi
   size_t n = strlen(base_url);
   while (n > 0 && base_url[n - 1] == '/') n--;
   h->url = malloc(n + sizeof path);
-  h->headers = make_headers(token, 0);
-  h->headers_gz = make_headers(token, 1);
+  int made = 1;
+  for (int r = 0; r < 2; r++)
+    for (int g = 0; g < 2; g++) made &= (h->headers[r][g] = make_headers(token, r, g)) != NULL;
   h->curl = curl_easy_init();
-  if (!h->url || !h->headers || !h->headers_gz || !h->curl) {
+  if (!h->url || !made || !h->curl) {
     ls_http_free(h);
     return LSC_ENOMEM;
   }
@@ -162,8 +166,8 @@ int ls_http_new(const char *base_url, const char *token, int timeout_ms, int gzi
 void ls_http_free(ls_http *h) {
   if (!h) return;
   if (h->curl) curl_easy_cleanup(h->curl);
-  curl_slist_free_all(h->headers);
-  curl_slist_free_all(h->headers_gz);
+  for (int r = 0; r < 2; r++)
+    for (int g = 0; g < 2; g++) curl_slist_free_all(h->headers[r][g]);
   free(h->url);
   free(h);
 }
@@ -187,7 +191,7 @@ int ls_gzip(const char *src, size_t n, char **out, size_t *out_len) {
   return LSC_OK;
 }
 
-int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) {
+int ls_http_post(ls_http *h, const char *body, size_t len, int records, ls_http_result *res) {
   char *gz = NULL;
   size_t gz_len = 0;
   if (h->gzip && len > GZIP_ABOVE && ls_gzip(body, len, &gz, &gz_len) == LSC_OK) {
@@ -196,10 +200,11 @@ int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) 
   }
   h->retry_after_s = -1;
   h->takes_strings = 0;
+  h->takes_records = 0;
   h->res = res;
   h->answer_len = 0;
   res->answer[0] = '\0';
-  curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, gz ? h->headers_gz : h->headers);
+  curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers[records != 0][gz != NULL]);
   curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
   CURLcode rc = curl_easy_perform(h->curl);
@@ -209,5 +214,6 @@ int ls_http_post(ls_http *h, const char *body, size_t len, ls_http_result *res) 
   res->status = (int)status;
   res->retry_after_s = h->retry_after_s;
   res->takes_strings = rc == CURLE_OK && h->takes_strings;
+  res->takes_records = rc == CURLE_OK && h->takes_records;
   return rc == CURLE_OK ? LSC_OK : LSC_ESYS;
 }

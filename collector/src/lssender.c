@@ -4,6 +4,12 @@
  * retrying with the same batch ids; one batch per POST to a server that refuses that shape. How
  * events are recorded and kept is lscollector.c's, the HTTP client lshttp.c's.
  *
+ * To a server whose answers say X-Loopscope-Ingest: records, the same batches go in the binary
+ * record form (docs/api.md, "Binary record bodies"): "LSR1" and the batches back to back, each its
+ * header and then its events, which are written first into a buffer of their own because the
+ * header counts them. A refusal of that form (an older server put in this one's place) sends the
+ * batches again as JSON.
+ *
  * Batching by time and size: the sender wakes every flush_interval_ms (or on a flush, or a kick
  * when the buffer fills) and takes every session that has something to send, up to
  * batches_per_post sessions, POST_EVENTS_MAX events and BATCH_JSON_MAX bytes of JSON per POST.
@@ -136,38 +142,76 @@ static void put_meta(ls_buf *body, const ls_collector *c, const part *p, uint64_
   ls_buf_puts(body, "}");
 }
 
-/* Appends p's batch to body (mu free): the v1 JSON of what p took, stopping once body holds
- * BATCH_JSON_MAX bytes (having taken one record at least): the rest of the snapshot is given
- * back, snap lowered to what went in. pid: this process's (send_group asks once per POST, not a
- * system call per session). */
-static void encode_part(ls_buf *body, ls_collector *c, part *p, uint64_t pid) {
+/* Scratch space for the binary record form's batches (send_group's, reused from batch to batch):
+ * a batch's events and its meta's JSON text, both written before its header. */
+typedef struct wire_bufs {
+  ls_buf events, meta;
+} wire_bufs;
+
+/* The binary form's header of p's batch, then its events (w->events), appended to body. */
+static void put_wire_batch(ls_buf *body, wire_bufs *w, const ls_wirestate *ws, const ls_strtab *st,
+                           const ls_collector *c, const part *p, uint64_t pid) {
+  const ls_session *s = p->s;
+  char id[192];
+  int n = snprintf(id, sizeof id, "b-%llu-%llu-%s", (unsigned long long)pid, (unsigned long long)p->seq, s->id);
+  ls_wire_str(body, id, n < 0 ? 0 : (size_t)n < sizeof id ? (size_t)n : sizeof id - 1);
+  ls_wire_str(body, s->id, strlen(s->id));
+  ls_buf_reset(&w->meta);
+  put_meta(&w->meta, c, p, pid);
+  ls_wire_str(body, w->meta.data, w->meta.len);
+  if (st) ls_strtab_write_wire(body, st, s->rs.strings);
+  else ls_wire_v(body, 0);
+  for (int i = 0; i < LS_WIRE_COUNTS; i++) ls_wire_v(body, ws->counts[i]);
+  ls_buf_append(body, w->events.data, w->events.len);
+  if (w->events.failed || w->meta.failed) body->failed = w->events.failed ? w->events.failed : w->meta.failed;
+}
+
+/* Appends p's batch to body (mu free): what p took, as v1 JSON, or in the binary record form when
+ * w is given, stopping once the POST holds BATCH_JSON_MAX bytes (having taken one record at
+ * least): the rest of the snapshot is given back, snap lowered to what went in. pid: this
+ * process's (send_group asks once per POST, not a system call per session). */
+static void encode_part(ls_buf *body, wire_bufs *w, ls_collector *c, part *p, uint64_t pid) {
   ls_session *s = p->s;
-  /* a batch's strings table only to a server that said it takes one; the sink's lines (read
-   * back by anything that reads v1) stay plain */
-  ls_strtab *st = c->strings_ok && !c->sink ? &c->strtab : NULL; /* strings_ok: the table is made */
+  /* a batch's strings table only to a server that said it takes one (the binary form always
+   * has one, made or not: strings inline); the sink's lines (read back by anything that reads v1)
+   * stay plain */
+  ls_strtab *st = (c->strings_ok || w) && !c->sink && c->strtab.stamp ? &c->strtab : NULL;
   if (st) ls_strtab_begin(st);
   p->strings = st != NULL;
   p->rs0 = s->rs;
   p->off = body->len;
-  ls_buf_puts(body, "{\"v\":1,\"batch\":\"b-");
-  ls_buf_u64(body, pid);
-  ls_buf_puts(body, "-");
-  ls_buf_u64(body, p->seq);
-  ls_buf_puts(body, "-");
-  ls_buf_puts(body, s->id); /* session ids are [A-Za-z0-9-] (checked at open) */
-  ls_buf_puts(body, "\",\"session\":");
-  ls_buf_jstr(body, s->id, strlen(s->id));
-  ls_buf_puts(body, ",\"meta\":");
-  put_meta(body, c, p, pid);
-  ls_buf_puts(body, ",\"events\":[");
+  ls_buf *out = body;
+  ls_wirestate ws;
+  size_t before = 0; /* the POST's bytes before out's */
+  if (w) {
+    out = &w->events;
+    ls_buf_reset(out);
+    ls_wire_begin(&ws);
+    before = body->len;
+  } else {
+    ls_buf_puts(body, "{\"v\":1,\"batch\":\"b-");
+    ls_buf_u64(body, pid);
+    ls_buf_puts(body, "-");
+    ls_buf_u64(body, p->seq);
+    ls_buf_puts(body, "-");
+    ls_buf_puts(body, s->id); /* session ids are [A-Za-z0-9-] (checked at open) */
+    ls_buf_puts(body, "\",\"session\":");
+    ls_buf_jstr(body, s->id, strlen(s->id));
+    ls_buf_puts(body, ",\"meta\":");
+    put_meta(body, c, p, pid);
+    ls_buf_puts(body, ",\"events\":[");
+  }
+  size_t max_out = BATCH_JSON_MAX > before ? BATCH_JSON_MAX - before : 1;
   /* in order: the record state s->rs runs from one record to the next */
   int first_ev = 1, full = 0;
   for (chunk *ch = p->first; p->last; ch = ch->next) { /* links up to last were set before the snapshot */
     size_t avail = ch->snap - ch->sent, used = 0, k = 0;
-    if (full || (!first_ev && body->len >= BATCH_JSON_MAX)) {
+    if (full || (p->nev && out->len >= max_out)) {
       full = 1;
     } else {
-      int erc = ls_encode_records_tab(body, &s->rs, st, ch->data + ch->sent, avail, &first_ev, BATCH_JSON_MAX, &used, &k);
+      const unsigned char *rec = ch->data + ch->sent;
+      int erc = w ? ls_encode_records_wire(out, &s->rs, st, &ws, rec, avail, max_out, &used, &k)
+                  : ls_encode_records_tab(out, &s->rs, st, rec, avail, &first_ev, max_out, &used, &k);
       if (erc == LSC_EINVAL) { /* cannot happen with records lscollector.c wrote: skip the chunk's rest */
         p->unreadable += (ch->snap_nev - ch->sent_nev) - k;
         used = avail;
@@ -180,14 +224,19 @@ static void encode_part(ls_buf *body, ls_collector *c, part *p, uint64_t pid) {
     p->nev += k;
     if (ch == p->last) break;
   }
-  if (p->drop_delta) {
-    ls_buf_puts(body, first_ev ? "{\"k\":\"drop\",\"n\":" : ",{\"k\":\"drop\",\"n\":");
-    ls_buf_u64(body, p->drop_delta);
+  if (w) {
+    if (p->drop_delta) ls_wire_drop(out, &ws, p->drop_delta);
+    put_wire_batch(body, w, &ws, st, c, p, pid);
+  } else {
+    if (p->drop_delta) {
+      ls_buf_puts(body, first_ev ? "{\"k\":\"drop\",\"n\":" : ",{\"k\":\"drop\",\"n\":");
+      ls_buf_u64(body, p->drop_delta);
+      ls_buf_puts(body, "}");
+    }
+    ls_buf_puts(body, "]");
+    if (st) ls_strtab_write(body, st, s->rs.strings);
     ls_buf_puts(body, "}");
   }
-  ls_buf_puts(body, "]");
-  if (st) ls_strtab_write(body, st, s->rs.strings);
-  ls_buf_puts(body, "}");
   p->len = body->len - p->off;
 }
 
@@ -210,31 +259,34 @@ static void rewind_part(part *p) {
   skip_part(p);
 }
 
-/* What the server's last 2xx answer said of a batch's strings table: later batches are written
- * with one while it says it takes them (an older server put in its place says nothing). The table
- * is made on the first such answer; without the memory, batches stay plain. Sender thread. */
-static void takes_strings(ls_collector *c, int takes) {
-  if (takes && !c->strtab.stamp && ls_strtab_init(&c->strtab) != LSC_OK) takes = 0;
-  c->strings_ok = takes;
+/* What the server's last 2xx answer said it takes beyond plain v1: later batches are written with
+ * a strings table, and POSTs in the binary record form, while it says so (an older server put in
+ * its place says nothing). The table is made on the first such answer; without the memory,
+ * batches name every string inline. Sender thread. */
+static void takes_forms(ls_collector *c, const ls_http_result *res) {
+  int strings = res->takes_strings || res->takes_records;
+  if (strings && !c->strtab.stamp && ls_strtab_init(&c->strtab) != LSC_OK) strings = 0;
+  c->strings_ok = strings && res->takes_strings;
+  c->records_ok = res->takes_records;
 }
 
-/* POSTs body (mu free on entry and exit), retrying what may pass later (no answer, 5xx, 408,
+/* POSTs body (mu free on entry and exit; wire: in the binary record form), retrying what may pass later (no answer, 5xx, 408,
  * 429) with backoff, and a few quick tries only once stopping. 1 when answered 2xx; otherwise 0,
  * *retryable saying whether the refusal was of that kind and *res holding the last answer. */
-static int post(ls_collector *c, const char *body, size_t len, int *retryable, ls_http_result *res) {
+static int post(ls_collector *c, const char *body, size_t len, int wire, int *retryable, ls_http_result *res) {
   int backoff_ms = 100, stopping_tries = 0;
-  *res = (ls_http_result){0, -1, "", 0};
+  *res = (ls_http_result){0, -1, "", 0, 0};
   *retryable = 1;
   if (c->giving_up) return 0; /* the sender thread alone sets it: an exit gave up on the server */
   for (;;) {
-    *res = (ls_http_result){0, -1, "", 0};
-    int rc = c->http ? ls_http_post(c->http, body, len, res) : LSC_ESYS;
+    *res = (ls_http_result){0, -1, "", 0, 0};
+    int rc = c->http ? ls_http_post(c->http, body, len, wire, res) : LSC_ESYS;
     pthread_mutex_lock(&c->mu);
     c->st.last_status = rc == LSC_OK ? res->status : 0;
     if (rc == LSC_OK && res->status >= 200 && res->status < 300) {
       c->st.posts_sent++;
       pthread_mutex_unlock(&c->mu);
-      takes_strings(c, res->takes_strings);
+      takes_forms(c, res);
       return 1;
     }
     c->st.posts_failed++;
@@ -277,51 +329,75 @@ static int any_named(const part *parts, size_t n) {
   return 0;
 }
 
-/* One more POST stored whose batches named their strings by index (named). mu free. */
-static void count_strings_post(ls_collector *c, int delivered, int named) {
-  if (!delivered || !named) return;
+/* One more POST stored: its batches named their strings by index (named), it was in the binary
+ * record form (wire). mu free. */
+static void count_post(ls_collector *c, int delivered, int named, int wire) {
+  if (!delivered || (!named && !wire)) return;
   pthread_mutex_lock(&c->mu);
-  c->st.strings_posts++;
+  c->st.strings_posts += named != 0;
+  c->st.records_posts += wire != 0;
   pthread_mutex_unlock(&c->mu);
 }
 
-/* A body whose batches named their strings by index, refused (400): a server that no longer
- * takes the table (an older one started in its place) refuses every such batch. The batches go
- * back (rewind_part: nothing of a refused body is stored) and the next POST carries them plain;
- * a batch bad for another reason is then refused plain, as before. Answers whether that was so
- * (the parts are then rewound, none delivered). mu free. */
-static int strings_refused(ls_collector *c, const ls_http_result *res, part *parts, size_t n) {
-  if (res->status != 400 || !any_named(parts, n)) return 0;
-  c->strings_ok = 0;
+/* A body in a form beyond plain v1, refused: in the binary record form (wire) with 400 or 415, or
+ * whose batches named their strings by index with 400. A server that no longer takes the form (an
+ * older one started in its place) refuses every such body. The batches go back (rewind_part:
+ * nothing of a refused body is stored) and the next POST carries them in the plainer form: JSON
+ * first, then without the table; a batch bad for another reason is then refused plain, as before.
+ * Answers whether that was so (the parts are then rewound, none delivered). mu free. */
+static int form_refused(ls_collector *c, const ls_http_result *res, part *parts, size_t n, int wire) {
+  int records = wire && (res->status == 400 || res->status == 415);
+  if (!records && (res->status != 400 || !any_named(parts, n))) return 0;
+  if (records) c->records_ok = 0;
+  else c->strings_ok = 0;
   for (size_t i = 0; i < n; i++)
     if (parts[i].len) {
       rewind_part(&parts[i]);
       parts[i].delivered = 0;
     }
   pthread_mutex_lock(&c->mu);
-  c->st.strings_refused++;
+  if (records) c->st.records_refused++;
+  else c->st.strings_refused++;
   pthread_mutex_unlock(&c->mu);
   return 1;
+}
+
+/* POSTs p's batch alone: as it lies in body, or in the binary form behind the magic (a copy). */
+static int post_part(ls_collector *c, const ls_buf *body, part *p, int wire, ls_http_result *res) {
+  if (!wire) return post(c, body->data + p->off, p->len, 0, &p->retryable, res);
+  ls_buf one;
+  ls_buf_init(&one, p->len + sizeof LS_WIRE_MAGIC);
+  ls_buf_puts(&one, LS_WIRE_MAGIC);
+  ls_buf_append(&one, body->data + p->off, p->len);
+  int ok = 0;
+  if (one.failed) {
+    *res = (ls_http_result){0, -1, "", 0, 0};
+    p->retryable = 1;
+  } else {
+    ok = post(c, one.data, one.len, 1, &p->retryable, res);
+  }
+  ls_buf_free(&one);
+  return ok;
 }
 
 /* Delivers the encoded parts: one POST of their multi-batch body (one part: its plain v1 batch);
  * when that body is refused for its shape or size (400, 413), each batch in a POST of its own,
  * so a bad or large batch loses only itself. Sets each part's delivered and retryable. mu free. */
-static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t nenc) {
+static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t nenc, int wire) {
   ls_http_result res;
   int retryable = 1, ok;
   if (nenc == 1) {
     for (size_t i = 0; i < n; i++)
       if (parts[i].len) {
-        parts[i].delivered = post(c, body->data + parts[i].off, parts[i].len, &parts[i].retryable, &res);
-        if (!parts[i].delivered && strings_refused(c, &res, &parts[i], 1)) return;
-        count_strings_post(c, parts[i].delivered, parts[i].strings);
+        parts[i].delivered = post_part(c, body, &parts[i], wire, &res);
+        if (!parts[i].delivered && form_refused(c, &res, &parts[i], 1, wire)) return;
+        count_post(c, parts[i].delivered, parts[i].strings, wire);
       }
     return;
   }
-  ok = post(c, body->data, body->len, &retryable, &res);
-  if (!ok && strings_refused(c, &res, parts, n)) return;
-  count_strings_post(c, ok, any_named(parts, n));
+  ok = post(c, body->data, body->len, wire, &retryable, &res);
+  if (!ok && form_refused(c, &res, parts, n, wire)) return;
+  count_post(c, ok, any_named(parts, n), wire);
   int one_by_one = !ok && (res.status == 400 || res.status == 413);
   if (one_by_one) {
     pthread_mutex_lock(&c->mu);
@@ -339,9 +415,9 @@ static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t
       p->delivered = ok;
       p->retryable = retryable;
     } else {
-      p->delivered = post(c, body->data + p->off, p->len, &p->retryable, &res);
-      if (!p->delivered && strings_refused(c, &res, p, 1)) continue;
-      count_strings_post(c, p->delivered, p->strings);
+      p->delivered = post_part(c, body, p, wire, &res);
+      if (!p->delivered && form_refused(c, &res, p, 1, wire)) continue;
+      count_post(c, p->delivered, p->strings, wire);
     }
   }
 }
@@ -397,9 +473,18 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
   c->sending = 1;
   pthread_mutex_unlock(&c->mu);
 
+  /* the sink's lines are JSON, and so is every POST beside one */
+  int wire = c->records_ok && !c->sink && !c->cfg.offline;
+  wire_bufs w;
   ls_buf body;
   ls_buf_init(&body, BATCH_JSON_MAX + BATCH_JSON_SLACK);
-  ls_buf_puts(&body, "{\"v\":1,\"batches\":[");
+  if (wire) {
+    ls_buf_init(&w.events, BATCH_JSON_MAX + BATCH_JSON_SLACK);
+    ls_buf_init(&w.meta, BATCH_JSON_MAX);
+    ls_buf_puts(&body, LS_WIRE_MAGIC);
+  } else {
+    ls_buf_puts(&body, "{\"v\":1,\"batches\":[");
+  }
   uint64_t pid = (uint64_t)getpid();
   size_t nenc = 0;
   for (size_t i = 0; i < n; i++) {
@@ -407,11 +492,16 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
       skip_part(&parts[i]); /* goes in the next POST */
       continue;
     }
-    if (nenc) ls_buf_puts(&body, ",");
-    encode_part(&body, c, &parts[i], pid);
+    if (nenc && !wire) ls_buf_puts(&body, ",");
+    encode_part(&body, wire ? &w : NULL, c, &parts[i], pid);
     nenc++;
   }
-  ls_buf_puts(&body, "]}");
+  if (wire) {
+    ls_buf_free(&w.events);
+    ls_buf_free(&w.meta);
+  } else {
+    ls_buf_puts(&body, "]}");
+  }
   for (size_t i = 0; i < n; i++) parts[i].retryable = 1;
   if (!body.failed && c->sink) { /* one v1 batch per line, flushed: a crash later keeps what was written */
     int ok = 1;
@@ -427,7 +517,7 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
   if (!body.failed && c->cfg.offline) {
     for (size_t i = 0; i < n; i++) parts[i].delivered = parts[i].len > 0;
   } else if (!body.failed) {
-    deliver(c, &body, parts, n, nenc);
+    deliver(c, &body, parts, n, nenc, wire);
   }
   ls_buf_free(&body);
 

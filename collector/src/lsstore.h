@@ -106,6 +106,8 @@ struct ls_collector {
                                 * (X-Loopscope-Ingest): batches are written so (sender thread) */
   ls_strtab strtab;            /* the table of the batch being written; allocated on the first
                                 * such answer, freed with the collector (sender thread) */
+  int records_ok;              /* ... and that it takes bodies in the binary record form: POSTs
+                                * are written so (sender thread) */
   /* Sent chunks kept for reuse, one list per power-of-two size, while unsent and spare bytes
    * together stay within buffer_cap. The loop thread allocates chunks and the sender frees them
    * later: with plain malloc/free, memory freed in bulk went back to the kernel and the loop

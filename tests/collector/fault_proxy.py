@@ -1,17 +1,20 @@
 # fault_proxy.py — a misbehaving HTTP front for the real loopscope-server, for the delivery tests
 # (the real server cannot be made slow or made to answer 500). Runs as its own process so its
 # work never competes with the app under test for the GIL:
-#   python fault_proxy.py TARGET_URL FAIL_STATUS FAIL_COUNT DELAY_S [v1only | strings-then-old:N]
+#   python fault_proxy.py TARGET_URL FAIL_STATUS FAIL_COUNT DELAY_S
+#                         [v1only | strings-then-old:N | records-then-old:N]
 #   -> prints its port
 # The first FAIL_COUNT posts get FAIL_STATUS (503 with Retry-After: 1); every answer waits DELAY_S;
 # the rest are forwarded to TARGET_URL with the real server's answer passed back (its
 # X-Loopscope-Ingest header dropped: by default the proxy plays a server from before the strings
 # table, docs/api.md). With v1only it plays a server from before multi-batch bodies: a body with
 # "batches" and no "batch" gets that server's answer, 400 "batch: missing" (it read the body as one
-# batch), and is not forwarded. With strings-then-old:N the first N forwarded answers keep the real
-# server's X-Loopscope-Ingest header; after them the proxy plays an older server put in its place:
-# no header, and a body with a batch's "strings" is refused as that server would refuse it (400, a
-# string field holding a number) and not forwarded.
+# batch), and is not forwarded. With strings-then-old:N the first N forwarded answers say
+# X-Loopscope-Ingest: strings (a server from before the binary record form); after them the proxy
+# plays an older server put in its place: no header, and a body with a batch's "strings" is refused
+# as that server would refuse it (400, a string field holding a number) and not forwarded; so is a
+# body in the binary record form (415, as for any Content-Type but JSON). records-then-old:N is the
+# same, the first N answers keeping the real server's header (strings, records).
 from __future__ import annotations
 
 import gzip
@@ -28,7 +31,8 @@ def main() -> None:
     target, fail_status, fail_left, delay = sys.argv[1], int(sys.argv[2]), [int(sys.argv[3])], float(sys.argv[4])
     mode = sys.argv[5] if len(sys.argv) > 5 else ""
     v1only = mode == "v1only"
-    takes_left = [int(mode.split(":")[1])] if mode.startswith("strings-then-old:") else [0]
+    takes_left = [int(mode.split(":")[1])] if mode.startswith(("strings-then-old:", "records-then-old:")) else [0]
+    only_strings = mode.startswith("strings-then-old:")
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -50,7 +54,13 @@ def main() -> None:
                 self.answer(fail_status, b"{}", {"Retry-After": "1"} if fail_status == 503 else None)
                 return
             text = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
-            doc = json.loads(text)
+            if self.headers.get("Content-Type") != "application/json":
+                if takes_left[0] <= 0:
+                    self.answer(415, b'{"error":"unsupported_media_type","detail":"Content-Type must be application/json"}')
+                    return
+                doc = {}
+            else:
+                doc = json.loads(text)
             if v1only and "batches" in doc and "batch" not in doc:
                 self.answer(400, b'{"error":"invalid","detail":"batch: missing"}')
                 return
@@ -69,7 +79,7 @@ def main() -> None:
             extra = None
             if takes_left[0] > 0 and takes:
                 takes_left[0] -= 1
-                extra = {"X-Loopscope-Ingest": takes}
+                extra = {"X-Loopscope-Ingest": "strings" if only_strings else takes}
             self.answer(status, answer, extra)
 
         def log_message(self, *args):

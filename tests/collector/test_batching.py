@@ -2,7 +2,9 @@
 # "Several batches in one body"): a burst of sessions reaches the real server in far fewer POSTs
 # than sessions with every event stored; batches_per_post=1 posts each batch alone; a server
 # from before that shape (played by fault_proxy.py's v1only mode in front of the real server)
-# refuses it once, and the sender then posts every batch alone, losing nothing.
+# refuses it once, and the sender then posts every batch alone, losing nothing; each form beyond
+# plain JSON (a strings table, binary record bodies) is used only once the server says it takes it,
+# stores the same sessions, and falls back when an older server answers in its place.
 from __future__ import annotations
 
 import asyncio
@@ -128,7 +130,8 @@ def burst_twice(server, url: str, n: int) -> tuple[list[str], dict]:
     finally:
         loopscope.uninstall(timeout=10)
     return ids, {k: st[k] - st0[k] for k in ("posts_sent", "batches_sent", "batches_failed", "dropped", "events",
-                                             "split_posts", "strings_posts", "strings_refused")}
+                                             "split_posts", "strings_posts", "strings_refused", "records_posts",
+                                             "records_refused")}
 
 
 def stored_text(server, sid: str) -> tuple:
@@ -140,33 +143,40 @@ def stored_text(server, sid: str) -> tuple:
             sorted((a["what"], a["file"], a["line"], a["func"]) for a in awaits))
 
 
-def test_a_server_that_takes_strings_gets_each_batchs_strings_once(server):
-    """The server's answers say it takes a batch's strings table (X-Loopscope-Ingest: strings): after
-    the first answer the sender names table strings by index, and what is stored reads exactly as
-    the same program's sessions sent plain (through a proxy that hides the header)."""
+def test_each_form_the_server_takes_stores_the_same_sessions(server):
+    """What the server's answers say it takes (X-Loopscope-Ingest) decides the form of every later
+    POST: to the real server (strings, records) the binary record form; through a proxy that says
+    only "strings" (a server from before the binary form), JSON naming table strings by index;
+    through one that says nothing, plain JSON. What is stored reads exactly the same each way."""
     n = 40
-    ids, st = burst_twice(server, server.url, n)
-    assert st["strings_posts"] >= 1 and st["strings_refused"] == 0, st
-    assert st["batches_failed"] == 0 and st["dropped"] == 0, st
-    assert_all_stored(server, ids)
-    proxy = FaultProxy(server.url)
-    try:
-        plain_ids, plain = burst_twice(server, proxy.url, n)
-    finally:
-        proxy.close()
-    assert plain["strings_posts"] == 0 and plain["strings_refused"] == 0, plain
-    assert_all_stored(server, plain_ids)
-    for a, b in zip(ids, plain_ids):
-        ta, tb = stored_text(server, a), stored_text(server, b)
-        assert ta == tb, (a, b)
+    runs = {}
+    for form, proxy_kw in (("records", None), ("strings", {"strings_then_old": 10**6}), ("plain", {})):
+        proxy = FaultProxy(server.url, **proxy_kw) if proxy_kw is not None else None
+        try:
+            runs[form] = burst_twice(server, proxy.url if proxy else server.url, n)
+        finally:
+            if proxy:
+                proxy.close()
+        ids, st = runs[form]
+        assert st["batches_failed"] == 0 and st["dropped"] == 0, (form, st)
+        assert st["strings_refused"] == 0 and st["records_refused"] == 0, (form, st)
+        assert_all_stored(server, ids)
+    assert runs["records"][1]["records_posts"] >= 1, runs["records"][1]
+    assert runs["strings"][1]["strings_posts"] >= 1 and runs["strings"][1]["records_posts"] == 0, runs["strings"][1]
+    assert runs["plain"][1]["strings_posts"] == 0 and runs["plain"][1]["records_posts"] == 0, runs["plain"][1]
+    for a, b, c in zip(runs["records"][0], runs["strings"][0], runs["plain"][0]):
+        ta, tb, tc = stored_text(server, a), stored_text(server, b), stored_text(server, c)
+        assert ta == tb == tc, (a, b, c)
         assert any(f.endswith("test_batching.py") and fn == "burst" for _, f, _, fn in ta[1]), ta
 
 
-def test_an_older_server_put_in_its_place_gets_plain_batches(server):
-    """The server said it takes the table, then an older one answers in its place (the proxy, after
-    its first answer): the first body written with tables is refused once (400), its batches go
-    back and are sent again plain, and every later batch goes plain: nothing lost or dropped."""
-    proxy = FaultProxy(server.url, strings_then_old=1)
+@pytest.mark.parametrize("said", ["strings", "records"])
+def test_an_older_server_put_in_its_place_gets_plainer_bodies(server, said):
+    """The server said it takes the table (or the binary record form too), then an older one
+    answers in its place (the proxy, after its first answer). The first body in the binary form is
+    refused (415) and the first written with tables (400): each time its batches go back and are
+    sent again in the plainer form, JSON, then plain JSON. Nothing lost or dropped."""
+    proxy = FaultProxy(server.url, **{f"{said}_then_old": 1})
     try:
         n = 30
         before = server_counters(server)
@@ -175,6 +185,7 @@ def test_an_older_server_put_in_its_place_gets_plain_batches(server):
     finally:
         proxy.close()
     assert st["strings_refused"] == 1 and st["strings_posts"] == 0, st
+    assert st["records_refused"] == (said == "records") and st["records_posts"] == 0, st
     assert st["batches_failed"] == 0 and st["dropped"] == 0, st
     assert after["loopscope_ingest_bodies_total"] - before["loopscope_ingest_bodies_total"] == st["posts_sent"], st
     assert after["loopscope_events_total"] - before["loopscope_events_total"] == st["events"], st

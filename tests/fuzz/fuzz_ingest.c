@@ -1,6 +1,8 @@
 /* fuzz_ingest.c — libFuzzer-style target for ingest_parse(): any bytes in, and beyond "no crash"
  * it checks the contract of ingest.h on every result (rows in range, strings valid, errors that
- * name a field). Driven by replay_main.c under gcc, or by libFuzzer/AFL++ (see README.md). */
+ * name a field). Driven by replay_main.c under gcc, or by libFuzzer/AFL++ (see README.md).
+ * Built with FUZZ_RECORDS it is fuzz_records: the same checks on ingest_parse_records, the binary
+ * record form's reader (corpus/records, made by make_records_corpus.py). */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,12 @@
 #include "utf8.h"
 
 #define TWO_POW_53 9007199254740992LL
+
+#ifdef FUZZ_RECORDS
+#define PARSE ingest_parse_records
+#else
+#define PARSE ingest_parse
+#endif
 
 /* Range checks on ints the parser produced. */
 static void check_time(int64_t v, const char *what)
@@ -318,7 +326,7 @@ static void parse_once(int pass, const char *body, size_t len, const ingest_limi
     return;
   memset(detail, 'Z', dlen);
   ingest_batch *b = (ingest_batch *)(uintptr_t)1; /* must be overwritten on every path */
-  int rc = ingest_parse(body, len, lim, &b, detail, dlen);
+  int rc = PARSE(body, len, lim, &b, detail, dlen);
   FUZZ_CHECK(rc == 0 || rc == LS_EINVAL || rc == LS_ENOMEM || rc == LS_ETOOBIG, "ingest_parse returned %d", rc);
   if(rc == 0) {
     FUZZ_CHECK(b != NULL && b != (ingest_batch *)(uintptr_t)1, "success without a batch");

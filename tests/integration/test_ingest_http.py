@@ -24,7 +24,7 @@ def test_accepts_and_answers_after_commit(server):
 
 
 def test_every_ingest_answer_says_what_it_takes_beyond_v1(server):
-    """X-Loopscope-Ingest: strings (docs/api.md, "A batch's strings table") on each answer to a
+    """X-Loopscope-Ingest: strings, records (docs/api.md, "A batch's strings table") on each answer to a
     POST /api/v1/ingest, stored or refused, and a batch in that form stored as its plain twin."""
     plain = batch("s-tab-plain", "b-plain", [{"k": "task", "id": 1, "t": 0, "coro": "app.handler"},
                                   {"k": "await", "id": 1, "t": 5, "d": 20000000, "what": "sleep",
@@ -35,15 +35,73 @@ def test_every_ingest_answer_says_what_it_takes_beyond_v1(server):
     table["strings"] = ["app.handler", "sleep", "app/views.py"]
     for body in (plain, table):
         r = server.ingest(body)
-        assert r.status == 202 and r.header("x-loopscope-ingest") == "strings", (r.status, r.body)
+        assert r.status == 202 and r.header("x-loopscope-ingest") == "strings, records", (r.status, r.body)
     bad = dict(table, batch="b-bad", strings=["app.handler"])
     r = server.ingest(bad)
-    assert r.status == 400 and r.header("x-loopscope-ingest") == "strings"
+    assert r.status == 400 and r.header("x-loopscope-ingest") == "strings, records"
     assert r.json()["detail"] == "events[1].what: expected a string, or an index into strings (0 to 0)"
     a = server.get_json("/api/v1/sessions/s-tab/awaits?min_ms=0")["awaits"]
     b = server.get_json("/api/v1/sessions/s-tab-plain/awaits?min_ms=0")["awaits"]
     assert a == b and a[0]["file"] == "app/views.py", (a, b)
     assert server.get("/healthz").header("x-loopscope-ingest") is None
+
+
+def varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def wire_str(s: str) -> bytes:
+    b = s.encode()
+    return varint(len(b)) + b
+
+
+def test_binary_record_bodies_store_as_their_json_twin(server):
+    """A body in the binary record form (docs/api.md, "Binary record bodies"), written here by hand
+    and also gzipped, is stored as the same batch in JSON; a bad one is refused naming its place,
+    with nothing stored."""
+    twin = batch("s-json-twin", "b-json", [
+        {"k": "task", "id": 1, "t": 0, "name": "Task-7", "coro": "app.handler"},
+        {"k": "await", "id": 1, "t": 5, "d": 20000000, "what": "sleep", "file": "app/views.py", "line": 7,
+         "func": "app.handler"},
+        {"k": "done", "id": 1, "t": 20000010, "state": "error", "exc": "ValueError: x", "status": 500},
+        {"k": "end", "t": 20000020}])
+    twin["meta"] = {"name": "GET /x", "route": "GET /x"}
+    assert server.ingest(twin).status == 202
+    meta = json.dumps(twin["meta"])
+    events = (bytes([0x11]) + varint(1) + varint(0) + varint(0) + varint(7) + varint(1)    # task, name Task-7, coro = strings[0]
+              + bytes([3]) + varint(1) + varint(10) + varint(20000000) + varint(7)      # await: dt 5 (zigzag 10), line 7
+              + varint(3) + varint(5) + varint(1)                                       # what strings[1], file strings[2], func strings[0]
+              + bytes([0xE6]) + varint(1) + varint(2 * 20000005) + varint(500)          # done: error, status, exc
+              + varint(len(b"ValueError: x") << 1) + b"ValueError: x"
+              + bytes([7]) + varint(20))                                                # end: dt 10
+    header = (wire_str("b-wire") + wire_str("s-wire") + wire_str(meta)
+              + varint(3) + wire_str("app.handler") + wire_str("sleep") + wire_str("app/views.py")
+              + b"".join(varint(n) for n in (1, 0, 1, 0, 0, 1, 1)))
+    body = b"LSR1" + header + events
+    media = {"Content-Type": "application/vnd.loopscope.records"}
+    r = server.request("POST", "/api/v1/ingest", body=body, headers=media)
+    assert r.status == 202 and r.header("x-loopscope-ingest") == "strings, records", (r.status, r.body)
+    gz_body = body.replace(b"b-wire", b"b-wirz").replace(b"s-wire", b"s-wirz")
+    r = server.request("POST", "/api/v1/ingest", body=gzip.compress(gz_body), headers=dict(media, **{"Content-Encoding": "gzip"}))
+    assert r.status == 202, (r.status, r.body)
+    for sid in ("s-wire", "s-wirz"):
+        for part in ("", "/tasks", "/awaits?min_ms=0"):
+            got = server.get_json(f"/api/v1/sessions/{sid}{part}")
+            want = server.get_json(f"/api/v1/sessions/s-json-twin{part}")
+            for d in (got, want):
+                d.pop("id", None)
+            assert got == want, (sid, part, got, want)
+    bad = b"LSR1" + header + events.replace(bytes([3]) + varint(1), bytes([3]) + varint(0), 1)
+    r = server.request("POST", "/api/v1/ingest", body=bad.replace(b"s-wire", b"s-bad1"), headers=media)
+    assert r.status == 400 and r.json()["detail"] == "batches[0].events[1].id: expected a positive integer below 2^53"
+    r = server.request("POST", "/api/v1/ingest", body=json.dumps(twin).encode(), headers=media)
+    assert r.status == 400 and r.json()["detail"] == 'body: expected the binary record form, which begins with "LSR1"'
+    assert server.request("GET", "/api/v1/sessions/s-bad1").status == 404
 
 
 def test_retried_batch_is_answered_200_and_stored_once(server):

@@ -599,6 +599,9 @@ END_TEST
  * sending, has released the mutex by waiting) before the n sessions are written: all of them are
  * then ready together at the final flush, whatever the speed of the sender's thread (under
  * valgrind it started late and sent the first sessions while the rest were being written). */
+/* The name send_sessions gives every task (a test sets a long one for large bodies). */
+static ls_str send_name = S("Task-x");
+
 static int send_sessions(const ls_config *cfg, const char *prefix, int n, int ntasks, int parked, ls_stats *st)
 {
   ls_collector *c = NULL;
@@ -617,7 +620,7 @@ static int send_sessions(const ls_config *cfg, const char *prefix, int n, int nt
     ls_session *s = NULL;
     ck_assert_int_eq(ls_session_open(c, id, "{\"name\":\"online\"}", &s), LSC_OK);
     for(int i = 1; i <= ntasks; i++) {
-      ls_event t = {.kind = LS_K_TASK, .id = (uint64_t)i, .t = (uint64_t)i * 10, .name = S("Task-x"), .coro = S("m.c")};
+      ls_event t = {.kind = LS_K_TASK, .id = (uint64_t)i, .t = (uint64_t)i * 10, .name = send_name, .coro = S("m.c")};
       ck_assert_int_eq(ls_emit(s, &t), LSC_OK);
       ls_event sp = {.kind = LS_K_STEP, .id = (uint64_t)i, .t = (uint64_t)i * 10 + 1, .d = 5};
       ck_assert_int_eq(ls_emit(s, &sp), LSC_OK);
@@ -675,9 +678,18 @@ START_TEST(online_sender_posts_several_sessions_at_once)
   ck_assert_uint_eq(stats.dropped, 0);
   sessions_stored(st.s, "s-few", 30, 50);
 
-  /* 40 sessions of ~90 KB (3.6 MB): a body over 1 MiB is refused (413), then each of its batches
-   * goes alone */
+  /* the server's answers said it takes the binary record form: every POST after the first went so */
+  ck_assert_uint_ge(stats.records_posts, 1);
+  ck_assert_uint_eq(stats.records_refused, 0);
+
+  /* 40 sessions of ~300 KB (1000 tasks named with 290 bytes each): a body over 1 MiB is refused
+   * (413), then each of its batches goes alone (in the binary form: behind its magic, a copy) */
+  static char long_name[291];
+  memset(long_name, 'n', sizeof long_name - 1);
+  send_name = (ls_str){long_name, sizeof long_name - 1, 0};
   ck_assert_int_eq(send_sessions(&cfg, "s-big", 40, 1000, 1, &stats), LSC_OK);
+  send_name = S("Task-x");
+  ck_assert_uint_ge(stats.records_posts, 11);
   ck_assert_uint_ge(stats.split_posts, 1);
   ck_assert_int_eq(stats.multi_refused, 0); /* too large is not "an older server" */
   ck_assert_uint_ge(stats.batches_sent, 40);
