@@ -615,6 +615,7 @@ int ls_collector_flush(ls_collector *c, int timeout_ms) {
   int rc = LSC_OK;
   pthread_mutex_lock(&c->mu);
   ls_sender_scan_ready(c);
+  c->flush_waiters++; /* the sender sends at once, not paced */
   pthread_cond_signal(&c->wake);
   while (ls_sender_busy(c)) {
     if (pthread_cond_timedwait(&c->idle, &c->mu, &ts) == ETIMEDOUT) {
@@ -622,6 +623,7 @@ int ls_collector_flush(ls_collector *c, int timeout_ms) {
       break;
     }
   }
+  c->flush_waiters--;
   /* a batch given up on (refused by the server) since the last flush: not everything arrived */
   if (rc == LSC_OK && c->st.batches_failed != c->failed_seen) rc = LSC_ELOST;
   c->failed_seen = c->st.batches_failed;

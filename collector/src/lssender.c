@@ -14,7 +14,11 @@
  * when the buffer fills) and takes every session that has something to send, up to
  * batches_per_post sessions, POST_EVENTS_MAX events and BATCH_JSON_MAX bytes of JSON per POST.
  * A burst of small sessions (one per web request) thus costs a POST per wake-up, not one per
- * session, and no session waits longer than before: nothing is held back for a fuller POST. */
+ * session. While sessions keep closing, POSTs start at least flush_interval_ms / 4 apart (pace):
+ * without that, the sessions that closed during one POST went out at once in the next, so the
+ * faster the server answered, the more and smaller the POSTs, and every POST costs the server a
+ * transaction (~0.5 ms of its CPU: with the binary form's quicker answers, 34-277 POSTs for 3,000
+ * sessions instead of 4-9). A flush, a kick or stopping sends at once. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,6 +530,23 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
   c->sending = 0;
 }
 
+/* Waits, before a POST, until flush_interval_ms / 4 has passed since the last one started, unless
+ * a flush waits, the buffer is filling (kicked), or the collector stops: 1 when it waited (the
+ * caller looks again at what is ready), 0 to send now. mu held. */
+static int pace(ls_collector *c) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  const struct timespec *next = &c->next_post;
+  int early = now.tv_sec < next->tv_sec || (now.tv_sec == next->tv_sec && now.tv_nsec < next->tv_nsec);
+  if (early && !c->flush_waiters && !c->kicked && !c->stop) {
+    pthread_cond_timedwait(&c->wake, &c->mu, next);
+    ls_sender_scan_ready(c);
+    return 1;
+  }
+  ls_deadline_after(&c->next_post, c->cfg.flush_interval_ms / 4);
+  return 0;
+}
+
 static void *sender_main(void *arg) {
   ls_collector *c = arg;
   size_t max = c->cfg.batches_per_post > 0 ? (size_t)c->cfg.batches_per_post : POST_BATCHES_DEFAULT;
@@ -538,6 +559,7 @@ static void *sender_main(void *arg) {
   for (;;) {
     if (c->stop && c->giving_up) break;
     if (c->ready_head) {
+      if (pace(c)) continue;
       send_group(c, parts, max);
       c->kicked = 0;
       if (!ls_sender_busy(c)) pthread_cond_broadcast(&c->idle);

@@ -86,7 +86,9 @@ struct ls_collector {
   int thread_running, stop;
   int giving_up;               /* stopping and the server does not answer: ship nothing more */
   int kicked;                  /* the sender was woken for a filling buffer and has not run since */
-  int flush_waiters;
+  int flush_waiters;           /* callers inside ls_collector_flush: the sender does not pace */
+  struct timespec next_post;   /* CLOCK_REALTIME: the earliest start of the next paced POST
+                                * (lssender.c, pace) */
   ls_config cfg;
   char *url, *token;
   char *meta_static;           /* cfg.meta_static's copy, or NULL */
