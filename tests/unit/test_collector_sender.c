@@ -703,6 +703,55 @@ START_TEST(online_sender_posts_several_sessions_at_once)
 }
 END_TEST
 
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* While sessions keep closing (a web app's requests, thousands a second here) POSTs start at
+ * least flush_interval_ms / 4 apart, however fast the server answers: unpaced, the sessions that
+ * closed during one POST went out at once in the next (142 POSTs in 400 ms against this
+ * in-process server; paced, 5). The bound is by the clock the pacing keeps, so a loaded machine only
+ * lengthens the run; a flush still sends at once. */
+START_TEST(online_sender_paces_posts_while_sessions_keep_closing)
+{
+  store_fixture st;
+  membudget budget;
+  char url[64];
+  http_server *h = server_up(&st, &budget, "collector-paced", NULL, url, sizeof url);
+  ls_config cfg = {.url = url, .buffer_cap = 16 << 20, .flush_interval_ms = 200, .timeout_ms = 5000};
+  ls_collector *c = NULL;
+  ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
+  double t0 = now_ms();
+  int n = 0;
+  while (now_ms() - t0 < 400) {
+    char id[64];
+    snprintf(id, sizeof id, "s-paced-%d", n++);
+    ls_session *s = NULL;
+    ck_assert_int_eq(ls_session_open(c, id, "{\"name\":\"paced\"}", &s), LSC_OK);
+    ls_event t = {.kind = LS_K_TASK, .id = 1, .t = 10, .name = S("Task-1"), .coro = S("m.c")};
+    ck_assert_int_eq(ls_emit(s, &t), LSC_OK);
+    ck_assert_int_eq(ls_session_close(s, 100), LSC_OK);
+    nanosleep(&(struct timespec){0, 100000}, NULL);
+  }
+  double ran = now_ms() - t0;
+  ck_assert_int_eq(ls_collector_flush(c, check_wait_ms(30000)), LSC_OK);
+  ls_stats stats;
+  ls_collector_stats(c, &stats);
+  ls_collector_free(c, 1000);
+  ck_assert_uint_ge(stats.batches_sent, (uint64_t)n); /* a session may go in two batches */
+  ck_assert_uint_eq(stats.batches_failed, 0);
+  ck_assert_uint_eq(stats.dropped, 0);
+  /* one POST a 50 ms at most while the sessions came, the first, and the flush's */
+  ck_assert_msg(stats.posts_sent <= (uint64_t)(ran / 50) + 2, "%llu POSTs for %d sessions in %.0f ms",
+                (unsigned long long)stats.posts_sent, n, ran);
+  http_stop(h, 5000);
+  store_fixture_down(&st);
+}
+END_TEST
+
 /* The writer appends without the mutex while the sender ships what was published so far (it wakes
  * every millisecond, so it takes the current chunk's prefix again and again while it grows): every
  * event must arrive exactly once and in order, and once all is shipped the store holds no bytes. */
@@ -763,6 +812,7 @@ static Suite *collector_sender_suite(void)
   tcase_add_test(c, straight_writers_store_what_ls_emit_stores);
   tcase_add_test(c, online_sender_against_the_real_server);
   tcase_add_test(c, online_sender_posts_several_sessions_at_once);
+  tcase_add_test(c, online_sender_paces_posts_while_sessions_keep_closing);
   tcase_add_test(c, lock_free_writer_and_sender_lose_and_repeat_nothing);
   tcase_add_test(c, sessions_are_reused_and_allocate_nothing);
   tcase_add_test(c, labels_replaced_while_the_sender_reads_them);
