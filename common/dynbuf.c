@@ -139,6 +139,23 @@ void dynbuf_i64(dynbuf *b, int64_t v)
     dynbuf_u64(b, (uint64_t)v);
 }
 
+void dynbuf_text(dynbuf *b, const char *s, size_t n)
+{
+  const unsigned char *u = (const unsigned char *)s;
+  size_t run = 0, i = 0;
+  while(i < n) {
+    size_t k = u[i] && u[i] < 0x80 ? 1 : u[i] ? utf8_seq_len(u + i, n - i) : 0;
+    if(k) {
+      i += k;
+      continue;
+    }
+    dynbuf_append(b, u + run, i - run);
+    dynbuf_append(b, "\xEF\xBF\xBD", 3);
+    run = ++i;
+  }
+  dynbuf_append(b, u + run, n - run);
+}
+
 void dynbuf_json_str(dynbuf *b, const char *s, size_t n)
 {
   static const char hex[] = "0123456789abcdef";

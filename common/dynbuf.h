@@ -75,5 +75,9 @@ void dynbuf_i64(dynbuf *b, int64_t v);
  * valid JSON in valid UTF-8, whatever the input. NUL becomes U+FFFD too: ingest v1 refuses any
  * text holding U+0000 (docs/api.md), so a collector string with one would cost a whole batch. */
 void dynbuf_json_str(dynbuf *b, const char *s, size_t n);
+/* Appends n bytes of s as well-formed UTF-8 without U+0000, cleaned as dynbuf_json_str cleans
+ * them (each NUL and each byte that starts no well-formed sequence becomes U+FFFD), unescaped:
+ * utf8_clean_len(s, n) bytes. For text carried raw, as in the binary record form. */
+void dynbuf_text(dynbuf *b, const char *s, size_t n);
 
 #endif

@@ -38,6 +38,25 @@ size_t utf8_seq_len(const unsigned char *s, size_t n)
   return len;
 }
 
+size_t utf8_clean_len(const char *str, size_t n)
+{
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0, len = n;
+  while(i < n) {
+    if(s[i] && s[i] < 0x80) {
+      i++;
+      continue;
+    }
+    size_t k = s[i] ? utf8_seq_len(s + i, n - i) : 0;
+    if(!k) { /* one byte becomes the three of U+FFFD */
+      len += 2;
+      k = 1;
+    }
+    i += k;
+  }
+  return len;
+}
+
 int utf8_valid(const char *str, size_t n)
 {
   const unsigned char *s = (const unsigned char *)str;

@@ -17,4 +17,9 @@ size_t utf8_seq_len(const unsigned char *s, size_t n);
  * callers that refuse it say so themselves), else 0. */
 int utf8_valid(const char *s, size_t n);
 
+/* The length of the n bytes at s once cleaned as the collector cleans text (dynbuf_text,
+ * dynbuf_json_str): every NUL and every byte that starts no well-formed sequence becomes U+FFFD,
+ * three bytes. n when there is nothing to clean. */
+size_t utf8_clean_len(const char *s, size_t n);
+
 #endif

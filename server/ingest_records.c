@@ -162,15 +162,18 @@ static int get_ref(parser *p, rdr *r, arena *a, const place *where, const char *
 
 /* "Task-N", the default name the collector sends as its number (digits by hand: snprintf was
  * ~1% of the server's instructions on a burst of small sessions). */
-static int default_name(parser *p, arena *a, uint64_t num, const char **out)
+static int default_name(parser *p, arena *a, const place *where, uint64_t num, const char **out)
 {
-  char digits[20], *s = arena_alloc(a, 5 + sizeof digits + 1);
-  if(!s)
-    return ing_arena_error(p, a);
+  char digits[20];
   size_t n = 0;
   do
     digits[n++] = (char)('0' + num % 10);
   while((num /= 10) != 0);
+  if(5 + n > p->lim->max_string)
+    return ing_fail_at(p, where, "name: longer than %zu bytes", p->lim->max_string);
+  char *s = arena_alloc(a, 5 + n + 1);
+  if(!s)
+    return ing_arena_error(p, a);
   memcpy(s, "Task-", 5);
   for(size_t i = 0; i < n; i++)
     s[5 + i] = digits[n - 1 - i];
@@ -230,7 +233,7 @@ static int read_event(parser *p, rdr *r, ingest_batch *b, const place *where, in
       int why = get_v(r, &num);
       if(why)
         return bad_number(p, r, where, "name", why);
-      rc = default_name(p, a, num, &x->name);
+      rc = default_name(p, a, where, num, &x->name);
     }
     else {
       rc = get_ref(p, r, a, where, "name", smax, &x->name);
@@ -277,7 +280,7 @@ static int read_event(parser *p, rdr *r, ingest_batch *b, const place *where, in
       const char *from;
       x->elsewhere = 1;
       if((rc = get_int(p, r, where, "from_task", 0, &x->from_task)) ||
-         (rc = get_ref(p, r, a, where, "from_session", 128, &from)))
+         (rc = get_ref(p, r, a, where, "from_session", p->lim->max_string, &from)))
         return rc;
       if(*from && !ingest_id_ok(from))
         return ing_fail_at(p, where, "from_session: expected null or 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
@@ -306,10 +309,13 @@ static int read_event(parser *p, rdr *r, ingest_batch *b, const place *where, in
     if((rc = get_int(p, r, where, "id", 1, &x->id)) || (rc = get_t(p, r, where, prev_t, &x->t)))
       return rc;
     if(flags & 4) {
-      if((rc = get_int(p, r, where, "status", 0, &x->status)))
-        return rc;
-      if(x->status < 100 || x->status > 599)
+      uint64_t v;
+      int why = get_v(r, &v);
+      if(why)
+        return bad_number(p, r, where, "status", why);
+      if(v < 100 || v > 599)
         return ing_fail_at(p, where, "status: expected an integer in [100, 599]");
+      x->status = (int64_t)v;
     }
     if((flags & 8) && (rc = get_ref(p, r, a, where, "exc", p->lim->max_exc, &x->exc)))
       return rc;
@@ -353,7 +359,8 @@ static int get_bytes(parser *p, rdr *r, const char *field, size_t max, const cha
   return 0;
 }
 
-/* A str of the batch's header as text, copied NUL-terminated into a. */
+/* A str of the batch's header as text (a strings table entry), copied NUL-terminated into a; its
+ * length in *len. */
 static int get_str(parser *p, rdr *r, arena *a, const char *field, size_t max, const char **out, size_t *len)
 {
   const char *at;
@@ -372,8 +379,28 @@ static int get_str(parser *p, rdr *r, arena *a, const char *field, size_t max, c
   memcpy(copy, at, n);
   copy[n] = '\0';
   *out = copy;
-  if(len)
-    *len = n;
+  *len = n;
+  return 0;
+}
+
+/* The batch's or the session's id, refused in the JSON form's words. */
+static int get_id(parser *p, rdr *r, arena *a, const char *field, const char **out)
+{
+  const char *at;
+  size_t n;
+  int rc = get_bytes(p, r, field, SIZE_MAX, &at, &n);
+  if(rc)
+    return rc;
+  char *id = n <= 128 && !memchr(at, 0, n) ? arena_alloc(a, n + 1) : NULL;
+  if(id) {
+    memcpy(id, at, n);
+    id[n] = '\0';
+  }
+  else if(n <= 128 && !memchr(at, 0, n))
+    return ing_arena_error(p, a);
+  if(!id || !ingest_id_ok(id))
+    return ing_fail(p, "%s: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]", field);
+  *out = id;
   return 0;
 }
 
@@ -398,7 +425,7 @@ static int read_table(parser *p, rdr *r, arena *a)
     return ing_arena_error(p, a);
   for(size_t i = 0; i < (size_t)n; i++) {
     char field[40];
-    size_t len;
+    size_t len = 0;
     snprintf(field, sizeof field, "strings[%zu]", i);
     int rc = get_str(p, r, a, field, p->lim->max_exc, &strs[i], &len);
     if(rc)
@@ -454,14 +481,8 @@ static int read_batch(parser *p, rdr *r, ingest_batch *b)
   const char *meta_at;
   size_t meta_len;
   int rc;
-  if((rc = get_str(p, r, a, "batch", 128, &b->batch, NULL)))
+  if((rc = get_id(p, r, a, "batch", &b->batch)) || (rc = get_id(p, r, a, "session", &b->session)))
     return rc;
-  if(!ingest_id_ok(b->batch))
-    return ing_fail(p, "batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
-  if((rc = get_str(p, r, a, "session", 128, &b->session, NULL)))
-    return rc;
-  if(!ingest_id_ok(b->session))
-    return ing_fail(p, "session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
   if((rc = get_bytes(p, r, "meta", SIZE_MAX, &meta_at, &meta_len)))
     return rc;
   b->meta.pid = b->meta.loop = b->meta.started_ns = -1;
@@ -535,6 +556,7 @@ int ingest_parse_records(const char *body, size_t len, const ingest_limits *lim,
       rc = ing_fail(&p, "batches: more than %zu batches in one body", lim->max_batches);
       break;
     }
+    p.in_batch = i;
     if(i) {
       /* linked before it is read, so ingest_free finds its stack text even on a failure */
       ingest_batch *nb = ing_rows(mem, 1, sizeof(*nb));
@@ -546,7 +568,6 @@ int ingest_parse_records(const char *body, size_t len, const ingest_limits *lim,
       b->next = nb;
       b = nb;
     }
-    p.in_batch = i;
     if((rc = read_batch(&p, &r, b)))
       break;
     p.events_seen += b->events;

@@ -693,6 +693,8 @@ int ls_collector_after_fork_child(ls_collector *c) {
   c->nqueued = 0;
   c->sending = 0;
   c->kicked = 0;
+  c->flush_waiters = 0; /* a parent's thread inside a flush is not in the child */
+  memset(&c->next_post, 0, sizeof c->next_post);
   c->bytes_used = 0;
   memset(&c->st, 0, sizeof c->st);
   c->thread_running = 0;

@@ -299,7 +299,8 @@ int ls_encode_records_wire(ls_buf *out, ls_rstate *rs, ls_strtab *st, ls_wiresta
 void ls_wire_drop(ls_buf *out, ls_wirestate *ws, uint64_t n);
 /* The batch's strings table: its count, then each string. */
 void ls_strtab_write_wire(ls_buf *out, const ls_strtab *st, const ls_intern *strings);
-/* A number (LEB128), and a string of the header (its length, then its bytes). */
+/* A number (LEB128), and a string of the header (its length, then its bytes, cleaned to UTF-8
+ * without U+0000 as the JSON form cleans text). */
 void ls_wire_v(ls_buf *b, uint64_t v);
 void ls_wire_str(ls_buf *b, const char *p, size_t n);
 

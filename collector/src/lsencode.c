@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lscore.h"
+#include "utf8.h"
 
 /* A record is a byte stream, read in order (records need no alignment and carry no size):
  *   kind | flags << 4                       one byte: the kind (LS_K_*) and up to 4 flags
@@ -582,10 +583,20 @@ static inline void wire_v(ls_buf *b, uint64_t v) {
 
 void ls_wire_v(ls_buf *b, uint64_t v) { wire_v(b, v); }
 
-void ls_wire_str(ls_buf *b, const char *p, size_t n) {
-  wire_v(b, (uint64_t)n);
-  if (n) ls_buf_append(b, p, n);
+/* n bytes of text after their length (shifted left by shift: 1 for a string field's tag), cleaned
+ * as the JSON form cleans them (dynbuf_json_str): a task's name or a source line may hold a NUL
+ * or bytes that are not UTF-8, which the server refuses in either form. */
+static void wire_text(ls_buf *b, const char *p, size_t n, int shift) {
+  size_t m = n ? utf8_clean_len(p, n) : 0;
+  wire_v(b, (uint64_t)m << shift);
+  if (m == n) {
+    if (n) ls_buf_append(b, p, n);
+  } else {
+    dynbuf_text(b, p, n);
+  }
 }
+
+void ls_wire_str(ls_buf *b, const char *p, size_t n) { wire_text(b, p, n, 0); }
 
 /* A string field: its index in st (tag odd), or inline (tag even: its length, then its bytes). */
 static void wire_ref(ls_buf *b, ls_str s, ls_strtab *st) {
@@ -594,8 +605,7 @@ static void wire_ref(ls_buf *b, ls_str s, ls_strtab *st) {
     wire_v(b, ((uint64_t)i << 1) | 1);
     return;
   }
-  wire_v(b, (uint64_t)s.n << 1);
-  if (s.n) ls_buf_append(b, s.p, s.n);
+  wire_text(b, s.p, s.n, 1);
 }
 
 static void wire_t(ls_buf *b, uint64_t t, ls_wirestate *ws) {

@@ -412,15 +412,22 @@ static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t
     }
     pthread_mutex_unlock(&c->mu);
   }
+  int refused = 0; /* one alone was refused for its form: the rest go next time, in the plainer one */
   for (size_t i = 0; i < n; i++) {
     part *p = &parts[i];
     if (!p->len) continue;
     if (!one_by_one) {
       p->delivered = ok;
       p->retryable = retryable;
+    } else if (refused) {
+      rewind_part(p);
+      p->delivered = 0;
     } else {
       p->delivered = post_part(c, body, p, wire, &res);
-      if (!p->delivered && form_refused(c, &res, p, 1, wire)) continue;
+      if (!p->delivered && form_refused(c, &res, p, 1, wire)) {
+        refused = 1;
+        continue;
+      }
       count_post(c, p->delivered, p->strings, wire);
     }
   }
@@ -534,9 +541,12 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
  * a flush waits, the buffer is filling (kicked), or the collector stops: 1 when it waited (the
  * caller looks again at what is ready), 0 to send now. mu held. */
 static int pace(ls_collector *c) {
-  struct timespec now;
+  struct timespec now, latest;
   clock_gettime(CLOCK_REALTIME, &now);
-  const struct timespec *next = &c->next_post;
+  ls_deadline_after(&latest, c->cfg.flush_interval_ms / 4);
+  struct timespec *next = &c->next_post;
+  if (next->tv_sec > latest.tv_sec || (next->tv_sec == latest.tv_sec && next->tv_nsec > latest.tv_nsec))
+    *next = latest; /* the clock was set back (the condition variable keeps CLOCK_REALTIME) */
   int early = now.tv_sec < next->tv_sec || (now.tv_sec == next->tv_sec && now.tv_nsec < next->tv_nsec);
   if (early && !c->flush_waiters && !c->kicked && !c->stop) {
     pthread_cond_timedwait(&c->wake, &c->mu, next);

@@ -88,6 +88,39 @@ START_TEST(json_str_copies_exactly_the_valid_sequences)
 }
 END_TEST
 
+/* dynbuf_text cleans as dynbuf_json_str does, without escaping: for every case of the table its
+ * output is utf8_clean_len bytes of UTF-8 without NUL, a valid case's bytes unchanged; and for
+ * text that needs no escaping it is exactly dynbuf_json_str's output inside the quotes. */
+START_TEST(text_cleans_as_json_str_does)
+{
+  for(size_t i = 0; i < ncases; i++) {
+    const utf8_case *c = &cases[i];
+    dynbuf t, j;
+    dynbuf_init(&t, 1 << 10);
+    dynbuf_init(&j, 1 << 10);
+    dynbuf_text(&t, (const char *)c->bytes, c->n);
+    dynbuf_json_str(&j, (const char *)c->bytes, c->n);
+    ck_assert_uint_eq(t.len, utf8_clean_len((const char *)c->bytes, c->n));
+    ck_assert_msg(utf8_valid(t.data, t.len) && !memchr(t.data, 0, t.len), "not clean: %s", c->what);
+    if(c->valid && !memchr(c->bytes, 0, c->n))
+      ck_assert_msg(t.len == c->n && !memcmp(t.data, c->bytes, c->n), "changed: %s", c->what);
+    int plain = 1; /* nothing JSON escapes: then both say the same */
+    for(size_t k = 0; k < c->n; k++)
+      plain &= (c->bytes[k] >= 0x20 || c->bytes[k] == 0) && c->bytes[k] != '"' && c->bytes[k] != '\\';
+    if(plain)
+      ck_assert_msg(j.len == t.len + 2 && !memcmp(j.data + 1, t.data, t.len), "differs from JSON: %s", c->what);
+    dynbuf_free(&t);
+    dynbuf_free(&j);
+  }
+  dynbuf t;
+  dynbuf_init(&t, 1 << 10);
+  dynbuf_text(&t, "a\0b\xC0\xAF-\xE2\x82", 8);
+  ck_assert_str_eq(t.data, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD\xEF\xBF\xBD-\xEF\xBF\xBD\xEF\xBF\xBD");
+  ck_assert_uint_eq(utf8_clean_len("a\0b\xC0\xAF-\xE2\x82", 8), t.len);
+  dynbuf_free(&t);
+}
+END_TEST
+
 START_TEST(json_str_escapes)
 {
   dynbuf b;
@@ -250,6 +283,7 @@ static Suite *common_suite(void)
   tcase_add_test(c, two_byte_forms_exhaustively);
   tcase_add_test(c, json_str_copies_exactly_the_valid_sequences);
   tcase_add_test(c, json_str_escapes);
+  tcase_add_test(c, text_cleans_as_json_str_does);
   suite_add_tcase(s, c);
   c = tcase_create("dynbuf");
   tcase_add_test(c, buffer_ceiling_is_sticky);

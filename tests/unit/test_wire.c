@@ -1,7 +1,8 @@
 /* test_wire.c — the binary record form of an ingest body (docs/api.md, "Binary record bodies"),
  * end to end in one process: the collector's encoder (collector/src/lsencode.c) writes a stream of
  * records both ways, as JSON and in the binary form, and the server's two readers (server/ingest.c,
- * server/ingest_records.c) must give the same rows, field for field. Then the server's reader alone
+ * server/ingest_records.c) must give the same rows, field for field, text that is not UTF-8 or
+ * holds a NUL cleaned alike. Then the server's reader alone
  * on bodies made by hand: every error names its place as the JSON reader would, and no cut or
  * changed byte of a valid body crashes it or half-stores anything. */
 #include <check.h>
@@ -24,11 +25,12 @@ static size_t write_stream(unsigned char *rec, size_t cap, ls_intern *strings)
   ls_wstate ws = {.t = 0, .strings = strings};
   size_t n = 0;
   ls_frame fr[2] = {{.file = S("/srv/app/views.py"), .line = 7, .func = S("page"), .src = S("time.sleep(1)")},
-                    {.file = S("/srv/app/db.py"), .line = 9, .func = S("fetch"), .src = S("x()")}};
+                    {.file = S("/srv/app/db.py"), .line = 9, .func = S("fetch"), .src = S("x()\xc3")}};
   ls_event evs[] = {
     {.kind = LS_K_TASK, .id = 1, .t = 1000, .name = S("Task-3"), .coro = S("app.main")},
     {.kind = LS_K_TASK, .id = 2, .parent = 1, .t = 900, .name = S("worker \xe2\x9c\x93"), .coro = S("app.fetch")},
     {.kind = LS_K_TASK, .id = 3, .parent = 1, .t = 950, .coro = S("app.fetch")}, /* no name: "" */
+    {.kind = LS_K_TASK, .id = 5, .parent = 1, .t = 960, .name = S("a\0b\xff"), .coro = S("app.fetch")}, /* cleaned */
     {.kind = LS_K_STEP, .id = 1, .t = 1001, .d = 30},
     {.kind = LS_K_AWAIT, .id = 2, .t = 1100, .d = 45000000, .what = S("sleep"), .file = S("/srv/app/db.py"),
      .line = 23, .func = S("fetch")},
@@ -45,6 +47,7 @@ static size_t write_stream(unsigned char *rec, size_t cap, ls_intern *strings)
     {.kind = LS_K_DONE, .id = 2, .t = 2000, .state = LS_S_OK},
     {.kind = LS_K_DONE, .id = 3, .t = 2001, .state = LS_S_CANCELLED, .exc = S("ignored: not an error")},
     {.kind = LS_K_DONE, .id = 1, .t = 2002, .state = LS_S_ERROR, .exc = S("ValueError: x"), .status = 500},
+    {.kind = LS_K_DONE, .id = 5, .t = 2002, .state = LS_S_ERROR, .exc = S("caf\xe9")}, /* Latin-1: cleaned */
     {.kind = LS_K_DONE, .id = 4, .t = 2003, .state = LS_S_OK, .status = 42}, /* not a status: left out */
     {.kind = LS_K_END, .t = 2100},
   };
@@ -211,7 +214,10 @@ START_TEST(wire_reads_as_json_does)
     ck_assert_int_eq(b->lags[1].t, ((int64_t)1 << 53) - 1);
     ck_assert_ptr_null(b->dones[1].exc);
     ck_assert_str_eq(b->dones[2].exc, "ValueError: x");
-    ck_assert_int_eq(b->dones[3].status, -1);
+    ck_assert_str_eq(b->dones[3].exc, "caf\xef\xbf\xbd");
+    ck_assert_int_eq(b->dones[4].status, -1);
+    ck_assert_str_eq(b->tasks[3].name, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    ck_assert_str_eq(b->blocks[0].src, "x()\xef\xbf\xbd");
     ck_assert_int_eq(b->dropped, 5);
     ck_assert_str_eq(b->meta.route, "GET /x");
     if(with_table) /* a third of the JSON, or less */
@@ -239,8 +245,10 @@ static void hand_begin(hand *h, const char *meta, const char *const *table, int 
   ls_wire_str(&h->b, "s-1", 3);
   ls_wire_str(&h->b, meta, strlen(meta));
   ls_wire_v(&h->b, (uint64_t)ntable);
-  for(int i = 0; i < ntable; i++)
-    ls_wire_str(&h->b, table[i], strlen(table[i]));
+  for(int i = 0; i < ntable; i++) { /* raw: ls_wire_str would clean a bad one */
+    ls_wire_v(&h->b, strlen(table[i]));
+    ls_buf_append(&h->b, table[i], strlen(table[i]));
+  }
   for(int i = 0; i < 7; i++)
     ls_wire_v(&h->b, counts[i]);
 }
@@ -320,6 +328,9 @@ START_TEST(wire_errors_name_their_place)
   hand_begin(&h, "", NULL, 0, ((const uint64_t[7]){0, 0, 0, 0, 0, 1, 0}));
   put_bytes(&h, "\x46\x01\x02\x2a", 4);
   refused(&h, "batches[0].events[0].status: expected an integer in [100, 599]");
+  hand_begin(&h, "", NULL, 0, ((const uint64_t[7]){0, 0, 0, 0, 0, 1, 0}));
+  put_bytes(&h, "\x46\x01\x02\x80\x80\x80\x80\x80\x80\x80\x80\x10", 12); /* 2^60 */
+  refused(&h, "batches[0].events[0].status: expected an integer in [100, 599]");
   /* the header */
   hand_begin(&h, "{\"pid\":-1}", NULL, 0, STEPS1);
   put_bytes(&h, "\x02\x01\x02\x01", 4);
@@ -333,6 +344,13 @@ START_TEST(wire_errors_name_their_place)
   ls_buf_puts(&h.b, LS_WIRE_MAGIC);
   ls_wire_str(&h.b, "b 1", 3);
   refused(&h, "batches[0].batch: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
+  char long_id[130];
+  memset(long_id, 'a', sizeof long_id);
+  ls_buf_init(&h.b, 512);
+  ls_buf_puts(&h.b, LS_WIRE_MAGIC);
+  ls_wire_str(&h.b, long_id, 128); /* the longest id */
+  ls_wire_str(&h.b, long_id, 129);
+  refused(&h, "batches[0].session: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]");
 }
 END_TEST
 
