@@ -570,8 +570,8 @@ static void *sender_main(void *arg) {
     if (c->stop && c->giving_up) break;
     if (c->ready_head) {
       if (pace(c)) continue;
+      c->kicked = 0; /* taken now: a kick during the POST (the buffer still filling) sends the next at once */
       send_group(c, parts, max);
-      c->kicked = 0;
       if (!ls_sender_busy(c)) pthread_cond_broadcast(&c->idle);
       continue;
     }

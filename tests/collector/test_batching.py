@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.error
 import urllib.request
 
 import pytest
@@ -190,3 +191,62 @@ def test_an_older_server_put_in_its_place_gets_plainer_bodies(server, said):
     assert after["loopscope_ingest_bodies_total"] - before["loopscope_ingest_bodies_total"] == st["posts_sent"], st
     assert after["loopscope_events_total"] - before["loopscope_events_total"] == st["events"], st
     assert_all_stored(server, ids)
+
+
+def stored(server, sid: str) -> bool:
+    """Whether the server holds session sid, ended (404 or not yet ended: False)."""
+    try:
+        return bool(server.get(f"/api/v1/sessions/{sid}")["ended"])
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise
+
+
+async def poison_in_traffic(server, poison: str) -> tuple[str, bool, list[str]]:
+    """A session named poison closes together with five others, then sessions keep closing three
+    at a time (a web app's traffic) until the server holds the poisoned one, for 5 s at most: its
+    id, whether it arrived while the traffic went on, and every session's id."""
+    ids: list[str] = []
+
+    async def one(name: str) -> str:
+        async with loopscope.session(name) as s:
+            await asyncio.sleep(0.005)
+        ids.append(s.id)
+        return s.id
+
+    first = await asyncio.gather(*(one(poison if i == 0 else f"GET /together/{i}") for i in range(6)))
+    loop = asyncio.get_running_loop()
+    deadline, k = loop.time() + 5, 0
+    while loop.time() < deadline:
+        await asyncio.gather(*(one(f"GET /more/{k}/{j}") for j in range(3)))
+        k += 1
+        if k % 5 == 0 and await asyncio.to_thread(stored, server, first[0]):
+            return first[0], True, ids
+    return first[0], False, ids
+
+
+def test_a_batch_refused_alone_in_the_binary_form_goes_next_as_json(server):
+    """A server that takes the binary form refuses a multi-batch binary body as too large (413), so
+    the sender posts each batch alone, and refuses one of them (400, as if bad). The batches of that
+    group not yet posted wait, and the next POST carries them all as JSON, which gets through: the
+    refused one arrives while the app's traffic goes on. (Before, the others went on in binary,
+    their 2xx turned the binary form back on, and the refused batch went out in binary again with
+    the next sessions, refused again, for as long as sessions kept closing.)"""
+    proxy = FaultProxy(server.url, records_split="600:POISON-7f3a")
+    try:
+        loopscope.install(server=proxy.url)
+        try:
+            asyncio.run(burst(2))  # the first answer says strings, records
+            assert loopscope.flush(30), loopscope.stats()
+            poisoned, in_traffic, ids = asyncio.run(poison_in_traffic(server, "POISON-7f3a"))
+            delivered = loopscope.flush(30)
+            st = loopscope.stats()
+        finally:
+            loopscope.uninstall(timeout=10)
+    finally:
+        proxy.close()
+    assert delivered and in_traffic, (poisoned, st)
+    assert st["records_refused"] >= 1 and st["batches_failed"] == 0 and st["dropped"] == 0, st
+    for sid in ids:
+        assert stored(server, sid), sid

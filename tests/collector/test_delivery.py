@@ -22,10 +22,12 @@ class FaultProxy:
     """fault_proxy.py in its own process (see there), in front of the real server."""
 
     def __init__(self, target: str, fail_status: int = 0, fail_count: int = 0, delay: float = 0.0,
-                 v1only: bool = False, strings_then_old: int = 0, records_then_old: int = 0):
+                 v1only: bool = False, strings_then_old: int = 0, records_then_old: int = 0,
+                 records_split: str = ""):
         script = os.path.join(os.path.dirname(__file__), "fault_proxy.py")
         mode = (["v1only"] if v1only else [f"strings-then-old:{strings_then_old}"] if strings_then_old
-                else [f"records-then-old:{records_then_old}"] if records_then_old else [])
+                else [f"records-then-old:{records_then_old}"] if records_then_old
+                else [f"records-split:{records_split}"] if records_split else [])
         self.proc = subprocess.Popen([sys.executable, script, target, str(fail_status), str(fail_count), str(delay)]
                                      + mode, stdout=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"

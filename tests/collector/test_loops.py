@@ -327,8 +327,12 @@ def test_session_opened_inside_a_step_times_that_step(server, collector, loop_na
     for sid in ids:
         data = server.session(sid)
         (root,) = by_coro(data["tasks"], "handler")
-        (b,) = data["blocks"]
-        assert b["task"] == root["id"] and b["d"] >= 120_000_000, (loop_name, b)
+        # the first block is LATE-BLOCK; on a starved machine (one CI run, load average 12) the
+        # loop thread may also be held off its core past the threshold later in the step, which is
+        # recorded as a block too, rightly
+        assert data["blocks"], (loop_name, data)
+        b = min(data["blocks"], key=lambda x: x["t"])
+        assert b["task"] == root["id"] and b["d"] >= 120_000_000, (loop_name, data["blocks"])
         if b["stack"]:  # (none when the watchdog thread got no core during the block: a busy machine)
             assert b["stack"][-1]["line"] == line_of(handler, "LATE-BLOCK"), (loop_name, b)
         steps = steps_by_task(server, sid)[root["id"]]
