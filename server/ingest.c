@@ -426,9 +426,17 @@ int ing_meta_text(parser *p, const char *text, size_t n, arena *a, ingest_meta *
   return rc;
 }
 
-void ing_put_frame(jbuf *stacks, int first, const char *file, int64_t line, const char *func, const char *src)
+void ing_stack_begin(jbuf *stacks, ingest_block *blk)
 {
-  if(!first)
+  blk->line = -1;
+  blk->stack_off = stacks->len;
+  jbuf_putc(stacks, '[');
+}
+
+void ing_stack_frame(jbuf *stacks, ingest_block *blk, size_t i, const char *file, int64_t line, const char *func,
+                     const char *src)
+{
+  if(i)
     jbuf_putc(stacks, ',');
   jbuf_putc(stacks, '{');
   jbuf_key(stacks, "file", 0); jbuf_str(stacks, file);
@@ -437,23 +445,29 @@ void ing_put_frame(jbuf *stacks, int first, const char *file, int64_t line, cons
   jbuf_key(stacks, "func", 1); jbuf_str(stacks, func);
   jbuf_key(stacks, "src", 1); jbuf_str(stacks, src);
   jbuf_putc(stacks, '}');
+  blk->file = file;
+  blk->func = func;
+  blk->src = src;
+  blk->line = line;
+}
+
+int ing_stack_end(jbuf *stacks, ingest_block *blk)
+{
+  jbuf_putc(stacks, ']');
+  blk->stack_len = stacks->len - blk->stack_off;
+  return jbuf_status(stacks);
 }
 
 /* Re-encodes a block's stack as JSON text into `stacks`, checking every frame. */
 static int parse_stack(parser *p, const cJSON *st, const place *where, ingest_block *blk,
                        jbuf *stacks)
 {
-  blk->line = -1;
-  blk->stack_off = stacks->len;
-  if(!st || cJSON_IsNull(st)) {
-    jbuf_puts(stacks, "[]");
-    blk->stack_len = 2;
-    return jbuf_status(stacks);
-  }
-  if(!cJSON_IsArray(st))
+  if(st && !cJSON_IsNull(st) && !cJSON_IsArray(st))
     return ing_fail_at(p, where, "stack: expected an array");
+  ing_stack_begin(stacks, blk);
+  if(!st || cJSON_IsNull(st))
+    return ing_stack_end(stacks, blk);
   size_t nframes = 0;
-  jbuf_putc(stacks, '[');
   for(const cJSON *fr = st->child; fr; fr = fr->next, nframes++) {
     if(nframes >= p->lim->max_frames)
       return ing_fail_at(p, where, "stack: more than %zu frames", p->lim->max_frames);
@@ -470,16 +484,9 @@ static int parse_stack(parser *p, const cJSON *st, const place *where, ingest_bl
       return rc;
     if(lv && !cJSON_IsNull(lv) && (rc = get_int(p, lv, &fw, ".line", 0, &line)))
       return rc;
-    ing_put_frame(stacks, nframes == 0, file, line, func, src);
-    /* The frame list is outermost first: the last one is where the loop was stuck. */
-    blk->file = file;
-    blk->func = func;
-    blk->src = src;
-    blk->line = line;
+    ing_stack_frame(stacks, blk, nframes, file, line, func, src);
   }
-  jbuf_putc(stacks, ']');
-  blk->stack_len = stacks->len - blk->stack_off;
-  return jbuf_status(stacks);
+  return ing_stack_end(stacks, blk);
 }
 
 static int parse_event(parser *p, ingest_batch *b, const cJSON *ev, size_t i, jbuf *stacks)

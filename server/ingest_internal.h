@@ -70,8 +70,13 @@ void *ing_rows(arena *a, size_t n, size_t size);
  * fields and checks as a JSON batch's "meta". */
 int ing_meta_text(parser *p, const char *text, size_t n, arena *a, ingest_meta *meta);
 
-/* One frame of a block's stack appended to its JSON text in stacks (after a comma unless it is
- * the first): the form the store keeps. */
-void ing_put_frame(jbuf *stacks, int first, const char *file, int64_t line, const char *func, const char *src);
+/* A block's stack re-encoded as the JSON text the store keeps, in stacks: begun (its line -1 until
+ * a frame comes), its frames in order (outermost first: each becomes the block's innermost one, so
+ * the last, where the loop was stuck, stays), ended (its offset and length set; the buffer's
+ * status returned). Both readers write stacks through these. */
+void ing_stack_begin(jbuf *stacks, ingest_block *blk);
+void ing_stack_frame(jbuf *stacks, ingest_block *blk, size_t i, const char *file, int64_t line, const char *func,
+                     const char *src);
+int ing_stack_end(jbuf *stacks, ingest_block *blk);
 
 #endif

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "ingest_internal.h"
+#include "varint.h"
 
 #define TWO_POW_53 ((uint64_t)1 << 53)
 
@@ -46,32 +47,9 @@ typedef struct rdr {
   const unsigned char *p, *end, *start;
 } rdr;
 
-/* A varint into *v: 0, or -1 when the body ends inside it, -2 when it passes 64 bits. */
-static int get_v(rdr *r, uint64_t *v)
-{
-  const unsigned char *p = r->p;
-  if(p < r->end && *p < 0x80) { /* most numbers: ids, lines, table numbers, short times */
-    *v = *p;
-    r->p = p + 1;
-    return 0;
-  }
-  uint64_t x = 0;
-  for(unsigned sh = 0;; sh += 7) {
-    if(p >= r->end)
-      return -1;
-    unsigned char b = *p++;
-    if(sh == 63 && b > 1)
-      return -2;
-    x |= (uint64_t)(b & 0x7f) << sh;
-    if(!(b & 0x80))
-      break;
-    if(sh == 63)
-      return -2;
-  }
-  *v = x;
-  r->p = p;
-  return 0;
-}
+/* A varint into *v (common/varint.h): 0, or -1 when the body ends inside it, -2 when it passes 64
+ * bits. */
+static int get_v(rdr *r, uint64_t *v) { return varint_get(&r->p, r->end, v); }
 
 /* The words for a number that could not be read at `where`.`field`. */
 static int bad_number(parser *p, const rdr *r, const place *where, const char *field, int why)
@@ -105,7 +83,7 @@ static int get_t(parser *p, rdr *r, const place *where, int64_t *prev, int64_t *
   int why = get_v(r, &v);
   if(why)
     return bad_number(p, r, where, "t", why);
-  uint64_t t = (uint64_t)*prev + ((v >> 1) ^ (0 - (v & 1))); /* unsigned: wraps, never overflows */
+  uint64_t t = (uint64_t)*prev + varint_unzz(v); /* unsigned: wraps, never overflows */
   if(t >= TWO_POW_53)
     return ing_fail_at(p, where, "t: expected an integer in [0, 2^53)");
   *out = *prev = (int64_t)t;
@@ -126,11 +104,9 @@ static int take_text(parser *p, rdr *r, arena *a, const place *where, const char
   case TEXT_NUL: return ing_fail_at(p, where, "%s: holds U+0000: no text may contain it", field);
   default: break;
   }
-  char *copy = arena_alloc(a, (size_t)n + 1);
+  const char *copy = arena_strndup(a, s, (size_t)n);
   if(!copy)
     return ing_arena_error(p, a);
-  memcpy(copy, s, (size_t)n);
-  copy[n] = '\0';
   r->p += n;
   *out = copy;
   return 0;
@@ -164,21 +140,16 @@ static int get_ref(parser *p, rdr *r, arena *a, const place *where, const char *
  * ~1% of the server's instructions on a burst of small sessions). */
 static int default_name(parser *p, arena *a, const place *where, uint64_t num, const char **out)
 {
-  char digits[20];
-  size_t n = 0;
+  char name[25] = "Task-", *end = name + sizeof name, *d = end; /* 20 digits at most */
   do
-    digits[n++] = (char)('0' + num % 10);
+    *--d = (char)('0' + num % 10);
   while((num /= 10) != 0);
+  size_t n = (size_t)(end - d);
+  memmove(name + 5, d, n);
   if(5 + n > p->lim->max_string)
     return ing_fail_at(p, where, "name: longer than %zu bytes", p->lim->max_string);
-  char *s = arena_alloc(a, 5 + n + 1);
-  if(!s)
+  if(!(*out = arena_strndup(a, name, 5 + n)))
     return ing_arena_error(p, a);
-  memcpy(s, "Task-", 5);
-  for(size_t i = 0; i < n; i++)
-    s[5 + i] = digits[n - 1 - i];
-  s[5 + n] = '\0';
-  *out = s;
   return 0;
 }
 
@@ -193,9 +164,7 @@ static int read_stack(parser *p, rdr *r, arena *a, const place *where, ingest_bl
   if((uint64_t)n > p->lim->max_frames)
     return ing_fail_at(p, where, "stack: more than %zu frames", p->lim->max_frames);
   size_t smax = p->lim->max_string;
-  x->line = -1;
-  x->stack_off = stacks->len;
-  jbuf_putc(stacks, '[');
+  ing_stack_begin(stacks, x);
   for(size_t i = 0; i < (size_t)n; i++) {
     const place fw = {where->ev, i};
     int64_t line;
@@ -204,15 +173,9 @@ static int read_stack(parser *p, rdr *r, arena *a, const place *where, ingest_bl
        (rc = get_ref(p, r, a, &fw, ".func", smax, &func)) ||
        (rc = get_ref(p, r, a, &fw, ".src", p->lim->max_exc, &src)))
       return rc;
-    ing_put_frame(stacks, i == 0, file, line, func, src);
-    x->file = file; /* outermost first: the last frame is where the loop was stuck */
-    x->func = func;
-    x->src = src;
-    x->line = line;
+    ing_stack_frame(stacks, x, i, file, line, func, src);
   }
-  jbuf_putc(stacks, ']');
-  x->stack_len = stacks->len - x->stack_off;
-  return jbuf_status(stacks);
+  return ing_stack_end(stacks, x);
 }
 
 /* One event of kind k (flags: its high four bits) into its row. */
@@ -373,11 +336,9 @@ static int get_str(parser *p, rdr *r, arena *a, const char *field, size_t max, c
   case TEXT_NUL: return ing_fail(p, "%s: holds U+0000: no text may contain it", field);
   default: break;
   }
-  char *copy = arena_alloc(a, n + 1);
+  const char *copy = arena_strndup(a, at, n);
   if(!copy)
     return ing_arena_error(p, a);
-  memcpy(copy, at, n);
-  copy[n] = '\0';
   *out = copy;
   *len = n;
   return 0;
@@ -391,12 +352,8 @@ static int get_id(parser *p, rdr *r, arena *a, const char *field, const char **o
   int rc = get_bytes(p, r, field, SIZE_MAX, &at, &n);
   if(rc)
     return rc;
-  char *id = n <= 128 && !memchr(at, 0, n) ? arena_alloc(a, n + 1) : NULL;
-  if(id) {
-    memcpy(id, at, n);
-    id[n] = '\0';
-  }
-  else if(n <= 128 && !memchr(at, 0, n))
+  const char *id = NULL;
+  if(n <= 128 && !memchr(at, 0, n) && !(id = arena_strndup(a, at, n)))
     return ing_arena_error(p, a);
   if(!id || !ingest_id_ok(id))
     return ing_fail(p, "%s: expected 1 to 128 characters of [A-Za-z0-9._:@+~=-]", field);

@@ -6,6 +6,7 @@
 
 #include "lscore.h"
 #include "utf8.h"
+#include "varint.h"
 
 /* A record is a byte stream, read in order (records need no alignment and carry no size):
  *   kind | flags << 4                       one byte: the kind (LS_K_*) and up to 4 flags
@@ -106,7 +107,6 @@ ENC_SHARED static unsigned char *put_v(unsigned char *p, uint64_t v) {
 
 /* zigzag: small differences of either sign take few bytes (all in unsigned arithmetic) */
 static uint64_t zz(uint64_t d) { return (d << 1) ^ (0 - (d >> 63)); }
-static uint64_t unzz(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
 
 static unsigned char *put_t(unsigned char *p, uint64_t t, ls_wstate *ws) {
   p = put_v(p, zz(t - ws->t));
@@ -271,17 +271,14 @@ typedef struct rd {
   int bad;
 } rd;
 
+/* A number (common/varint.h, the reader the server's binary form shares), or bad set. */
 static uint64_t get_v(rd *r) {
-  if (r->p < r->end && *r->p < 0x80) return *r->p++; /* ids, lines, table numbers: one byte */
-  uint64_t v = 0;
-  for (unsigned sh = 0; sh < 64; sh += 7) {
-    if (r->p >= r->end) break;
-    unsigned char b = *r->p++;
-    v |= (uint64_t)(b & 0x7f) << sh;
-    if (!(b & 0x80)) return v;
+  uint64_t v;
+  if (varint_get(&r->p, r->end, &v)) {
+    r->bad = 1;
+    return 0;
   }
-  r->bad = 1;
-  return 0;
+  return v;
 }
 
 static ls_str get_str(rd *r) {
@@ -360,12 +357,18 @@ void ls_strtab_begin(ls_strtab *st) {
   }
 }
 
+/* The table's string at index i. */
+static ls_str tab_string(const ls_strtab *st, const ls_intern *strings, uint32_t i) {
+  ls_str s = {"", 0, 0};
+  if (!ls_intern_get(strings, st->ids[i], &s)) s = (ls_str){"", 0, 0}; /* cannot happen: named by a record */
+  return s;
+}
+
 void ls_strtab_write(ls_buf *out, const ls_strtab *st, const ls_intern *strings) {
   if (!st->n) return;
   ls_buf_puts(out, ",\"strings\":[");
   for (uint32_t i = 0; i < st->n; i++) {
-    ls_str s = {"", 0, 0};
-    if (!ls_intern_get(strings, st->ids[i], &s)) s = (ls_str){"", 0, 0}; /* cannot happen: named by a record */
+    ls_str s = tab_string(st, strings, i);
     if (i) ls_buf_append(out, ",", 1);
     ls_buf_jstr(out, s.p, s.n);
   }
@@ -423,7 +426,7 @@ static void read_rec(rd *r, ls_rstate *rs, rec *x) {
   if (!kind_name(kind)) { r->bad = 1; return; }
   x->id = kind != LS_K_LAG && kind != LS_K_END ? get_v(r) : 0;
   x->parent = kind == LS_K_TASK ? get_v(r) : 0;
-  x->t = rs->t + unzz(get_v(r));
+  x->t = rs->t + varint_unzz(get_v(r));
   x->d = kind == LS_K_STEP || kind == LS_K_AWAIT || kind == LS_K_BLOCK || kind == LS_K_LAG ? get_v(r) : 0;
   switch (kind) {
   case LS_K_TASK:
@@ -432,7 +435,7 @@ static void read_rec(rd *r, ls_rstate *rs, rec *x) {
     x->coro = get_str(r);
     break;
   case LS_K_AWAIT:
-    x->line = (int64_t)unzz(get_v(r));
+    x->line = (int64_t)varint_unzz(get_v(r));
     x->what = get_str(r);
     x->file = get_str(r);
     x->func = get_str(r);
@@ -472,7 +475,7 @@ typedef struct frame_rec {
 /* The next frame of fr into f, with its source line read here when the watchdog left it to the
  * sender. */
 static void next_frame(rd *fr, frame_rec *f) {
-  f->line = (int64_t)unzz(get_v(fr));
+  f->line = (int64_t)varint_unzz(get_v(fr));
   f->file = get_str(fr);
   f->func = get_str(fr);
   f->src = get_str(fr);
@@ -695,8 +698,7 @@ void ls_wire_drop(ls_buf *out, ls_wirestate *ws, uint64_t n) {
 void ls_strtab_write_wire(ls_buf *out, const ls_strtab *st, const ls_intern *strings) {
   ls_wire_v(out, st->n);
   for (uint32_t i = 0; i < st->n; i++) {
-    ls_str s = {"", 0, 0};
-    if (!ls_intern_get(strings, st->ids[i], &s)) s = (ls_str){"", 0, 0}; /* cannot happen: named by a record */
+    ls_str s = tab_string(st, strings, i);
     ls_wire_str(out, s.p, s.n);
   }
 }

@@ -366,9 +366,12 @@ static int form_refused(ls_collector *c, const ls_http_result *res, part *parts,
   return 1;
 }
 
-/* POSTs p's batch alone: as it lies in body, or in the binary form behind the magic (a copy). */
+/* POSTs p's batch alone: as it lies in body; in the binary form behind the magic, which is the
+ * body itself when p is all it holds (a POST of one batch), else a copy. */
 static int post_part(ls_collector *c, const ls_buf *body, part *p, int wire, ls_http_result *res) {
   if (!wire) return post(c, body->data + p->off, p->len, 0, &p->retryable, res);
+  if (p->off == sizeof LS_WIRE_MAGIC - 1 && p->off + p->len == body->len)
+    return post(c, body->data, body->len, 1, &p->retryable, res);
   ls_buf one;
   ls_buf_init(&one, p->len + sizeof LS_WIRE_MAGIC);
   ls_buf_puts(&one, LS_WIRE_MAGIC);
