@@ -1,8 +1,8 @@
 /* ingest_internal.h — what the two readers of an ingest body share: ingest.c (JSON) and
- * ingest_records.c (the binary record form). The parse state, errors that name a value's place in
- * the body, and the checks every batch's values pass whichever form they came in, so that one
- * batch reads the same, and is refused with the same words, in both. Nothing outside ingest*.c
- * includes it. */
+ * ingest_records.c (the binary record form), most of it defined in ingest_batch.c. The parse
+ * state, errors that name a value's place in the body, and the checks every batch's values pass
+ * whichever form they came in, so that one batch reads the same, and is refused with the same
+ * words, in both. Nothing outside ingest*.c includes it. */
 #ifndef LS_INGEST_INTERNAL_H
 #define LS_INGEST_INTERNAL_H
 
