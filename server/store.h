@@ -47,17 +47,22 @@ int64_t store_batch_statements(store *s);
 int store_begin(store *s);   /* BEGIN IMMEDIATE; LS_EBUSY when another process holds the lock */
 int store_commit(store *s);
 void store_rollback(store *s);
-/* Stores one batch inside the open transaction (its own savepoint: on failure nothing of it
- * stays). *duplicate = 1 when this session already holds this batch id (nothing written);
- * *created = 1 when the batch made its session. */
+/* Stores one batch inside the open transaction. On failure part of it may be in the transaction:
+ * the caller rolls the transaction back (writer.c then writes the other jobs of its group again,
+ * each alone). No savepoint per batch: SQLite copies every page a savepoint first changes into
+ * its sub-journal, ~33 pages a small session, and SAVEPOINT/RELEASE are two statements more: 11%
+ * of the server's instructions on a burst of request sessions (bench/overhead/README.md, stop 46),
+ * for a failure (disk full, I/O, memory) that is rare. *duplicate = 1 when this session already
+ * holds this batch id (nothing written); *created = 1 when the batch made its session. */
 int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created);
 /* 1 while a transaction is open on the write connection. After a failed store_put_batch or
  * store_delete_session it may be 0: SQLite rolled back the whole transaction (SQLITE_FULL in a
  * one-row statement, IOERR, NOMEM), so nothing the transaction held is stored. */
 int store_in_transaction(store *s);
-/* Deletes a session (its own savepoint: on failure nothing of it is done); LS_ENOTFOUND when
- * there is none. Only its sessions row goes at once (no query finds it any more); its rows are
- * removed by store_maintain afterwards, so a delete writes a few pages, also on a full disk. */
+/* Deletes a session inside the open transaction (on failure the caller rolls it back, as for
+ * store_put_batch); LS_ENOTFOUND, with nothing written, when there is none. Only its sessions
+ * row goes at once (no query finds it any more); its rows are removed by store_maintain
+ * afterwards, so a delete writes a few pages, also on a full disk. */
 int store_delete_session(store *s, const char *id);
 /* RESTART checkpoint when the WAL has grown past `pages` since the last one (waiting at most
  * 200 ms for readers); cheap otherwise. The writer calls it after every group. */

@@ -123,7 +123,7 @@ void store_reader_finalize(store_reader *r);
 /* ---- the write side's state, shared by store.c (open, close), store_put.c (batches, deletes) and
  * store_maintain.c (housekeeping); only writer.c's thread touches it after store_open. */
 enum wstmt {
-  W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO, W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
+  W_SESSION_INS, W_SESSION_SID, W_BATCH_INS, W_SESSION_META,
   W_SESSION_COUNTS, W_TASK_ROW, W_STEP, W_AWAIT, W_BLOCK, W_LAG, W_POINT, W_DIRTY, W_DUE,
   W_FIGURES_DUE, W_STEPS_16, W_STEPS_4, W_AWAITS_16, W_AWAITS_4,
   W_TASKS_8, W_TASKS_4, W_TASKS_2, W_ROWS_BUILT, W_TASK_OLD, W_ROWS_ADD, W_ROWS_STALE, W_COUNT

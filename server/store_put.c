@@ -1,6 +1,6 @@
 /* store_put.c — the write side's batches and deletes on the write connection (store.h): one
- * ingested batch into its session's rows in a savepoint, and sessions deleted (tombstoned for
- * store_maintain.c's purge). The connection, its statements (wsql) and transactions are store.c's;
+ * ingested batch into its session's rows inside the writer's transaction, and sessions deleted
+ * (tombstoned for store_maintain.c's purge). The connection, its statements (wsql) and transactions are store.c's;
  * the await-point upsert store_endpoints.c's. Part of the store module (store_internal.h). */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -476,34 +476,10 @@ static int put_rows(store *s, int64_t sid, const ingest_batch *b, int fresh)
   return rc;
 }
 
-/* Ends a savepoint: rolled back to (and released) when `failed`, else released. Invariant
- * kept for the writer: on return either the savepoint is gone and the enclosing transaction
- * holds exactly what it held before plus (when !failed) this job's rows, or — when even the
- * ROLLBACK TO or RELEASE failed — the whole transaction has been rolled back, which the writer
- * sees as store_in_transaction() == 0 and answers for every job of its group. */
-static int end_savepoint(store *s, int failed)
-{
-  int rc = 0;
-  if(failed) /* a site it inserted is gone with it, and perhaps one of its group's (store_sites.h) */
-    store_sites_forget(s->sites);
-  if(failed && sqlite3_get_autocommit(s->w))
-    return 0; /* SQLite already rolled back the whole transaction (SQLITE_FULL, IOERR...) */
-  if(failed)
-    rc = store_wrun(s, s->ws[W_ROLLBACK_TO]);
-  if(!rc)
-    rc = store_wrun(s, s->ws[W_RELEASE]);
-  if(rc)
-    store_rollback(s);
-  return rc;
-}
-
 int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *created)
 {
   *duplicate = 0;
   *created = 0;
-  int rc = store_wrun(s, s->ws[W_SAVEPOINT]);
-  if(rc)
-    return rc;
   sqlite3_stmt *st = s->ws[W_SESSION_INS];
   sqlite3_bind_text(st, 1, b->session, -1, SQLITE_STATIC);
   struct timespec now;
@@ -515,7 +491,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
   sqlite3_bind_int64(st, 3, received > 0 ? received : 0);
   bind_meta(st, 4, &b->meta);
   sqlite3_bind_int(st, 13, b->meta.present);
-  rc = store_wrun(s, st);
+  int rc = store_wrun(s, st);
   if(!rc)
     *created = sqlite3_changes(s->w) > 0;
   /* a new row's sid is its rowid (INTEGER PRIMARY KEY): no lookup by id */
@@ -537,8 +513,10 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     sqlite3_bind_int64(st, 3, (int64_t)b->events);
     rc = store_wrun(s, st);
   }
+  /* stored before: nothing was written (a session that holds the batch existed already, and the
+   * insert above left it as it was) */
   if(!rc && sqlite3_changes(s->w) == 0)
-    *duplicate = 1; /* stored before: undo the session row we may just have made, if any */
+    *duplicate = 1;
   else if(!rc)
     rc = put_rows(s, sid, b, *created);
   if(!rc && !*duplicate) { /* its endpoint rollup is out of date until rebuilt */
@@ -546,10 +524,9 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
     rc = store_wrun(s, s->ws[W_DIRTY]);
     s->rollup_pending = s->batch_since_maintain = 1;
   }
-  if(rc || *duplicate)
+  if(rc)
     *created = 0;
-  int erc = end_savepoint(s, rc || *duplicate);
-  return rc ? rc : erc;
+  return rc;
 }
 
 /* Makes the sessions matching `where` (SQL over sessions; ?1 bound to `arg`) deleted: their
@@ -592,13 +569,6 @@ int store_delete_session(store *s, const char *id)
   sqlite3_clear_bindings(st);
   if(src != SQLITE_ROW)
     return src == SQLITE_DONE ? LS_ENOTFOUND : (store_code_of(src) ? store_code_of(src) : LS_EIO);
-  /* Its own savepoint: a delete failing half way must leave nothing of it in the group's
-   * transaction. */
-  int rc = store_wrun(s, s->ws[W_SAVEPOINT]);
-  if(!rc) {
-    int64_t n = store_tombstone(s, "sid = ?1", sid);
-    rc = n < 0 ? (int)n : 0;
-  }
-  int erc = end_savepoint(s, rc != 0);
-  return rc ? rc : erc;
+  int64_t n = store_tombstone(s, "sid = ?1", sid);
+  return n < 0 ? (int)n : 0;
 }

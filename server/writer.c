@@ -90,11 +90,11 @@ static void run_job(writer *w, job *j)
   if(j->delete_id)
     j->result = store_delete_session(w->s, j->delete_id);
   else if(j->batch->next) {
-    /* A multi-batch body: batch by batch, each in its own savepoint as a single batch is. All or
-     * none is write_together's: a failure leaves the batches before it in the transaction, which
-     * only a rollback of the whole transaction removes. (Not one savepoint around the body: SQLite
-     * keeps an enclosing savepoint's journal in memory as a list it walks from the start on every
-     * page, and a body of 1000 sessions spent 31% of the server's CPU walking it.) */
+    /* A multi-batch body: batch by batch. All or none is write_together's: a failure leaves the
+     * batches before it (and part of the failing one) in the transaction, which only a rollback
+     * of the whole transaction removes. (No savepoint around the body: SQLite keeps an enclosing
+     * savepoint's journal in memory as a list it walks from the start on every page, and a body
+     * of 1000 sessions spent 31% of the server's CPU walking it; nor one per batch: store.h.) */
     j->duplicate = 1;
     for(ingest_batch *b = j->batch; b && !j->result; b = b->next) {
       j->result = store_put_batch(w->s, b, &b->duplicate, &b->created);
@@ -113,9 +113,11 @@ static void run_job(writer *w, job *j)
 }
 
 /* Writes the jobs of `group` in one transaction. Returns 0 when every job has its final result
- * (what it answers is what is stored), -1 when SQLite rolled the transaction back under a job
- * (SQLITE_FULL in a one-row statement, IOERR, NOMEM): then nothing of the group is stored and
- * no result may be trusted. */
+ * (what it answers is what is stored), -1 when a job of a group of several failed, or SQLite
+ * rolled the transaction back under one (SQLITE_FULL in a one-row statement, IOERR, NOMEM): then
+ * nothing of the group is stored and no result may be trusted. A job has no savepoint of its own
+ * (store.h says why): a failed one may have left part of its rows in the transaction, so only
+ * the whole transaction's rollback undoes it; alone, the rollback at the end does. */
 static int write_together(writer *w, job *group)
 {
   int rc = store_begin(w->s);
@@ -128,15 +130,14 @@ static int write_together(writer *w, job *group)
   int stored = 0;
   for(job *j = group; j; j = j->next) {
     run_job(w, j);
-    /* A job's error normally undoes only its own savepoint. If the transaction itself is gone,
-     * the jobs before this one lost their rows although they reported 0, and the ones after it
-     * would run in autocommit: stop and let the caller redo them. */
+    /* If the transaction itself is gone, the jobs before this one lost their rows although they
+     * reported 0, and the ones after it would run in autocommit: stop and let the caller redo
+     * them. */
     if(j->result && !store_in_transaction(w->s))
       return -1;
-    /* A multi-batch body that failed part way: the batches stored before the failure are in the
-     * transaction. Alone, the rollback below takes them away; among other jobs, the whole
-     * transaction is rolled back and the caller redoes every job alone. */
-    if(j->result && j->batch && j->batch->next && (j != group || j->next)) {
+    /* A failed job among others: the whole transaction is rolled back and the caller redoes
+     * every job alone. (A delete of an unknown session wrote nothing: its 404 stands.) */
+    if(j->result && !(j->delete_id && j->result == LS_ENOTFOUND) && (j != group || j->next)) {
       store_rollback(w->s);
       return -1;
     }
@@ -155,13 +156,14 @@ static int write_together(writer *w, job *group)
 
 /* Writes one group and sets each job's result so that a job answered 0 is committed and a job
  * answered with an error left nothing behind. Normally one transaction for the group (group
- * commit); when SQLite rolled that transaction back under one job, every job is redone in a
- * transaction of its own, so the failing one cannot take the others with it. */
+ * commit); when a job failed in it, every job is redone in a transaction of its own, so the
+ * failing one cannot take the others with it. */
 static void write_group(writer *w, job *group, int n)
 {
   log_msg(LOG_DEBUG, "writer: writing a group of %d", n);
   if(write_together(w, group) != 0) {
-    log_msg(LOG_WARN, "writer: the group's transaction was rolled back; writing its %d jobs one by one", n);
+    log_msg(LOG_WARN, "writer: a job of a group of %d failed and the group's transaction was rolled back; "
+            "writing its jobs one by one", n);
     for(job *j = group; j; j = j->next) {
       job *next = j->next;
       j->next = NULL; /* a group of one */
