@@ -16,6 +16,10 @@ Variants:
   no-store   everything but the store: events are built and dropped before they are written
   no-record  every handle timed and its task looked up (tasks registered as in full), but no step,
              await or end recorded: the most a recorder that writes less per step could save
+  no-header  full, with no X-Loopscope-Session header: LoopscopeMiddleware(app, header=False), a
+             setting users have, so a build to time, not a broken one
+  no-header-state  as no-header, and no scope["state"]["loopscope_session"] entry: what making
+             both optional would save on a request (stop 41's question, timed)
   hooks-no-run         as hooks, and Handle._run left asyncio's own (not patched at all)
   hooks-no-factory     as hooks, and no task factory set on the loop
   hooks-no-middleware  as hooks, and LoopscopeMiddleware passes every request straight through
@@ -80,6 +84,8 @@ VARIANTS = {
                   ("ext/step.h", "  } else if (task && G.tab_len && (e = tab_find(task)) && session_live(e->sess)) {",
                    "  } else if (0) { /* ablate */")],
 }
+VARIANTS["no-header"] = [NO_HEADER]
+VARIANTS["no-header-state"] = [NO_HEADER] + NO_STATE
 VARIANTS["hooks-no-run"] = VARIANTS["hooks"] + [NO_RUN]
 VARIANTS["hooks-no-factory"] = VARIANTS["hooks"] + [NO_FACTORY]
 VARIANTS["hooks-no-middleware"] = VARIANTS["hooks"] + [NO_MIDDLEWARE]
