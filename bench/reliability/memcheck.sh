@@ -1,6 +1,6 @@
 #!/bin/bash
 # memcheck.sh — the storage code (writer.c, store*.c) under ASan+UBSan and under valgrind memcheck:
-# tests/unit test_writer and test_store, and tests/integration/test_storage.py + test_service.py
+# tests/unit test_writer, test_store and test_store_queries, and tests/integration/test_storage.py + test_service.py
 # against the real binary (conftest.py runs it under $LOOPSCOPE_SERVER_WRAPPER).
 #
 #   bench/reliability/memcheck.sh            # both; asan or valgrind as $1 for one
@@ -25,7 +25,7 @@ if [ "$what" = asan ] || [ "$what" = both ]; then
   cmake -S . -B build-asan -DLOOPSCOPE_SANITIZE=ON -DLOOPSCOPE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
     cmake --build build-asan -j2 >/dev/null || exit 2
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1:log_path=$OUT/asan-report
-  for t in test_writer test_store; do
+  for t in test_writer test_store test_store_queries; do
     (cd build-asan && CK_FORK=no ./tests/$t >"$OUT/asan-$t.log" 2>&1) || fail=1
     echo "asan $t: $(tail -1 "$OUT/asan-$t.log")"
   done
@@ -44,7 +44,7 @@ fi
 if [ "$what" = valgrind ] || [ "$what" = both ] || [ "$what" = whole ]; then
   cmake -S . -B build >/dev/null && cmake --build build -j2 >/dev/null || exit 2
   VG="valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --track-origins=yes"
-  tests="test_writer test_store"
+  tests="test_writer test_store test_store_queries"
   [ "$what" = whole ] && tests=$(cd build/tests && ls test_* | grep -v '\.' | tr '\n' ' ')
   for t in $tests; do
     (cd build && CK_FORK=no LS_TEST_TIMEOUT_S=600 $VG --log-file="$OUT/vg-$t.log" ./tests/$t >"$OUT/vg-$t.out" 2>&1) || fail=1
