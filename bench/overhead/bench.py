@@ -5,7 +5,11 @@ eager-task variant (3.12+), an ASGI request loop (in-process app, ~20 awaits per
 through LoopscopeMiddleware, one session per request), the same with 36 more awaits per request
 (asgi_requests_heavy: the difference of the two gives the fixed cost per request and the cost per
 recorded step in ns, printed as `cost`), asgi_requests_trivial (no task or await of its own: the
-fixed cost per request measured directly), and where Litestar imports a Litestar app (routing, path
+fixed cost per request measured directly), asgi_requests_long (only when named in --only: the
+light loop LONG_ROUNDS times in one timed run, ~1 s, so that the sender's periodic POSTs and the
+co-located server's work on them fall inside the window the wall clock measures, as in a
+long-running app; a 1,500-request run is shorter than the sender's 200 ms period and sees none of
+it: sender_window.py), and where Litestar imports a Litestar app (routing, path
 parameters, JSON request and response bodies, a few awaits and a gather) driven in-process the
 same way (litestar_requests). Modes, interleaved run by run:
   off       loopscope not installed
@@ -122,6 +126,14 @@ async def _requests(app) -> None:
 
 async def request_loop() -> None:
     await _requests(APP)
+
+
+LONG_ROUNDS = 12  # asgi_requests_long: 18,000 requests a run, several of the sender's periods
+
+
+async def request_loop_long() -> None:
+    for _ in range(LONG_ROUNDS):
+        await _requests(APP)
 
 
 async def request_loop_heavy() -> None:
@@ -320,6 +332,8 @@ def main() -> None:
     workloads.append(("asgi_requests", request_loop))
     workloads.append(("asgi_requests_heavy", request_loop_heavy))
     workloads.append(("asgi_requests_trivial", request_loop_trivial))
+    if args.only and "asgi_requests_long" in args.only.split(","):
+        workloads.append(("asgi_requests_long", request_loop_long))
     global LITESTAR_APP
     LITESTAR_APP = make_litestar() if args.loop == "asyncio" else None
     if LITESTAR_APP is not None:
@@ -419,7 +433,7 @@ def request_cost(results: dict) -> dict | None:
 STEPS_LIGHT = 1 + SEQ_LIGHT + 1 + 6 * 2
 
 
-PER_REQUEST = (request_loop, request_loop_heavy, request_loop_trivial, litestar_loop)  # one session per request
+PER_REQUEST = (request_loop, request_loop_heavy, request_loop_trivial, request_loop_long, litestar_loop)  # one session per request
 SENDER_IDLE = False
 SERVER_PID = 0
 PIN: int | None = None
