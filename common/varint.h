@@ -26,10 +26,8 @@ static inline int varint_get(const unsigned char **p, const unsigned char *end, 
     if(sh == 63 && b > 1)
       return -2;
     x |= (uint64_t)(b & 0x7f) << sh;
-    if(!(b & 0x80))
+    if(!(b & 0x80)) /* at bit 63 always: b is 0 or 1 there */
       break;
-    if(sh == 63)
-      return -2;
   }
   *v = x;
   *p = s;

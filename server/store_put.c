@@ -1,7 +1,8 @@
 /* store_put.c — the write side's batches and deletes on the write connection (store.h): one
  * ingested batch into its session's rows inside the writer's transaction, and sessions deleted
- * (tombstoned for store_maintain.c's purge). The connection, its statements (wsql) and transactions are store.c's;
- * the await-point upsert store_endpoints.c's. Part of the store module (store_internal.h). */
+ * (tombstoned for store_maintain.c's purge). The connection, its statements (wsql) and
+ * transactions are store.c's; the await-point upsert store_endpoints.c's. Part of the store module
+ * (store_internal.h). */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -204,6 +204,41 @@ static void release_lock(sqlite3 *db)
   sqlite3_close(db);
 }
 
+/* Writes n batches (session names[i], batch "b<i>", steps[i] steps) as two groups: the writer takes
+ * the first alone while another connection holds the lock, and the other n - 1 queue up behind it
+ * and are written together once the lock goes. Returns with every job answered and the writer
+ * stopped. */
+static void write_as_group(tjob *j, const char *const *names, const int *steps, int n)
+{
+  start_settled();
+  sqlite3 *holder = hold_lock();
+  char batch[16];
+  snprintf(batch, sizeof batch, "b0");
+  submit(&j[0], names[0], batch, steps[0]);
+  wait_taken(); /* group 1 = {j0}, blocked on the lock; the rest forms group 2 */
+  for(int i = 1; i < n; i++) {
+    snprintf(batch, sizeof batch, "b%d", i);
+    submit(&j[i], names[i], batch, steps[i]);
+  }
+  ck_assert_int_eq(writer_queue_depth(wr), n - 1);
+  release_lock(holder);
+  wait_answers(n);
+  writer_stop(wr);
+  wr = NULL;
+}
+
+/* The writer's promise for n jobs: each answered 0 is stored and each answered otherwise is not;
+ * every job but j[failing] was answered 0. */
+static void check_answers(const tjob *j, int n, int failing)
+{
+  for(int i = 0; i < n; i++) {
+    int in = stored(j[i].session, j[i].batch);
+    ck_assert_msg((j[i].job.result == 0) == (in == 1), "job %d answered %d, stored %d", i, j[i].job.result, in);
+    if(i != failing)
+      ck_assert_msg(j[i].job.result == 0, "job %d answered %d", i, j[i].job.result);
+  }
+}
+
 static int64_t page_count(void)
 {
   int64_t n = 0;
@@ -217,30 +252,12 @@ static int64_t page_count(void)
 START_TEST(full_mid_group_loses_nothing_acknowledged)
 {
   ck_assert_int_eq(store_set_page_limit(st, page_count() + 24), 0);
-  start_settled();
-  sqlite3 *holder = hold_lock();
   tjob j[6];
-  submit(&j[0], "s0", "b0", 1);
-  wait_taken(); /* group 1 = {j0}, blocked on the lock; the rest forms group 2 */
-  submit(&j[1], "s1", "b1", 1);
-  submit(&j[2], "s2", "b2", 1);
-  submit(&j[3], "s3", "b3", 1);
-  submit(&j[4], "big", "b4", 20000); /* ~300 kB: far beyond 24 pages */
-  submit(&j[5], "s5", "b5", 1);
-  ck_assert_int_eq(writer_queue_depth(wr), 5);
-  release_lock(holder);
-  wait_answers(6);
-  writer_stop(wr);
-  wr = NULL;
-  for(int i = 0; i < 6; i++) {
-    int in = stored(j[i].session, j[i].batch);
-    ck_assert_msg((j[i].job.result == 0) == (in == 1), "job %d answered %d, stored %d", i,
-                  j[i].job.result, in);
-  }
+  static const char *const names[6] = {"s0", "s1", "s2", "s3", "big", "s5"};
+  static const int steps[6] = {1, 1, 1, 1, 20000, 1}; /* "big": ~300 kB, far beyond 24 pages */
+  write_as_group(j, names, steps, 6);
+  check_answers(j, 6, 4);
   ck_assert_int_eq(j[4].job.result, LS_EBUSY);
-  for(int i = 0; i < 6; i++)
-    if(i != 4)
-      ck_assert_msg(j[i].job.result == 0, "job %d answered %d", i, j[i].job.result);
   ck_assert_int_eq(atomic_load(&mt.batches), 5);
   /* nothing of the failing job stayed, whichever way it failed (a one-row statement: SQLite rolls
    * the transaction back; a many-row one: only the statement, and the writer the rest, as a job has
@@ -267,27 +284,12 @@ START_TEST(failed_batch_mid_group_leaves_nothing)
                                     "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END", NULL, NULL, NULL),
                    SQLITE_OK);
   sqlite3_close(db);
-  start_settled();
-  sqlite3 *holder = hold_lock();
   tjob j[5];
-  submit(&j[0], "s0", "b0", 1);
-  wait_taken(); /* group 1 = {j0}, blocked on the lock; the rest forms group 2 */
-  submit(&j[1], "s1", "b1", 3);
-  submit(&j[2], "bad", "b2", 3);
-  submit(&j[3], "s3", "b3", 3);
-  submit(&j[4], "s4", "b4", 3);
-  ck_assert_int_eq(writer_queue_depth(wr), 4);
-  release_lock(holder);
-  wait_answers(5);
-  writer_stop(wr);
-  wr = NULL;
+  static const char *const names[5] = {"s0", "s1", "bad", "s3", "s4"};
+  static const int steps[5] = {1, 3, 3, 3, 3};
+  write_as_group(j, names, steps, 5);
   ck_assert_msg(j[2].job.result != 0, "the refused batch was answered 0");
-  for(int i = 0; i < 5; i++) {
-    int in = stored(j[i].session, j[i].batch);
-    ck_assert_msg((j[i].job.result == 0) == (in == 1), "job %d answered %d, stored %d", i, j[i].job.result, in);
-    if(i != 2)
-      ck_assert_msg(j[i].job.result == 0, "job %d answered %d", i, j[i].job.result);
-  }
+  check_answers(j, 5, 2);
   ck_assert_int_eq(sql_int("SELECT count(*) FROM sessions WHERE id = 'bad'"), 0);
   ck_assert_int_eq(sql_int("SELECT count(*) FROM tasks"), 4);
   ck_assert_int_eq(sql_int("SELECT count(*) FROM steps"), 1 + 3 * 3);
