@@ -35,6 +35,11 @@ Variants:
   hooks-no-route       as hooks, and no route read from the scope at the close
                        (with hooks-no-ctxvar and hooks-no-adopt: the request's contract priced
                        piece by piece)
+  one-store-session    full, but every named session after the first is the first one's store
+                       session (lscollector.c): no session taken, linked, given a chunk or queued
+                       per request, and its end is one record written without the lock. What a
+                       per-loop record stream would save on the loop thread at most (the batches
+                       it ships are nonsense: a timing build only)
 """
 import os
 import sys
@@ -84,6 +89,25 @@ VARIANTS = {
                   ("ext/step.h", "  } else if (task && G.tab_len && (e = tab_find(task)) && session_live(e->sess)) {",
                    "  } else if (0) { /* ablate */")],
 }
+ONE_STORE_SESSION = [
+    ("src/lscollector.c",
+     "int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st, ls_session **out) {\n",
+     "static ls_session *ablate_one; /* ablate */\n"
+     "int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st, ls_session **out) {\n"
+     "  if (ablate_one && st->name) { *out = ablate_one; return LSC_OK; } /* ablate */\n"),
+    ("src/lscollector.c", "    (*out)->wall_ns = st->wall_ns;\n",
+     "    (*out)->wall_ns = st->wall_ns;\n    if (st->name) ablate_one = *out; /* ablate */\n"),
+    ("src/lscollector.c",
+     "int ls_session_close_routed(ls_session *s, uint64_t t_end, const char *route, size_t route_n) {\n",
+     "int ls_session_close_routed(ls_session *s, uint64_t t_end, const char *route, size_t route_n) {\n"
+     "  if (s == ablate_one) { /* ablate */\n"
+     "    ls_event ev; memset(&ev, 0, sizeof ev); ev.kind = LS_K_END; ev.t = t_end; (void)route; (void)route_n;\n"
+     "    return ls_emit(s, &ev);\n  }\n"),
+    ("src/lscollector.c", "void ls_collector_free(ls_collector *c, int timeout_ms) {\n  if (!c) return;\n",
+     "void ls_collector_free(ls_collector *c, int timeout_ms) {\n  if (!c) return;\n"
+     "  ablate_one = NULL; /* ablate */\n"),
+]
+VARIANTS["one-store-session"] = ONE_STORE_SESSION
 VARIANTS["no-header"] = [NO_HEADER]
 VARIANTS["no-header-state"] = [NO_HEADER] + NO_STATE
 VARIANTS["hooks-no-run"] = VARIANTS["hooks"] + [NO_RUN]

@@ -1,0 +1,134 @@
+"""bench/overhead/ingest_growth.py SERVER — does the co-located server's cost per session grow with
+what it has stored? Retention is off by default, so a server left running beside an app only
+grows; if each new session cost more as the database grows, the app would pay more the longer the
+server runs (it shares the machine's cores).
+
+One server on a fresh database; ROUNDS bursts of sessions_burst.py's N in-process requests (one
+session each, ~60 events, through the real collector; each burst's own warm-up of N sessions goes
+first and is not counted, so a round stores 2N sessions). Around each timed burst the server's CPU
+is read once it has settled (its deferred work, figures and rollups, counts too). Prints, a round
+a line: the sessions stored before the burst, µs of server CPU per session (and the writer
+thread's share), the database's size on disk and the server's resident memory. Ends with the
+first rounds' median against the last rounds' (the same run's baseline). A figure, not a test.
+
+    python bench/overhead/ingest_growth.py build/server/loopscope-server \\
+        [--python .venvs/py3.13/bin/python] [--pythonpath collector] [--rounds 40] [--requests 3000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+sys.path.insert(0, HERE)
+import lsbench  # noqa: E402  (a server on a fresh temporary database, /proc CPU times)
+from ingest_ab import by_role, per_thread, settled_cpu  # noqa: E402
+
+
+def disk_bytes(d: str) -> int:
+    """Bytes the database takes on disk, its WAL and shared-memory files included."""
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith("b.db"))
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("server", help="the server binary")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter that runs the requests")
+    ap.add_argument("--pythonpath", default="", help="where its loopscope is (default: as installed)")
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--requests", type=int, default=3000, help="sessions a timed burst (one per request)")
+    ap.add_argument("--server-args", default="", help="more arguments for the server, split on spaces")
+    args = ap.parse_args()
+    if not os.access(args.server, os.X_OK):
+        ap.error(f"not an executable server: {args.server}")
+    if args.rounds < 4:
+        ap.error("--rounds must be at least 4 (the first and last quarter are compared)")
+    ready = os.path.join("/tmp", f"ingest-growth-{os.getpid()}.ready")
+    env = dict(os.environ)
+    if args.pythonpath:
+        env["PYTHONPATH"] = os.path.abspath(args.pythonpath)
+    proc, log, url, tmp = lsbench.start(args.server, "ingest-growth-")
+    if args.server_args:  # restart with the extra arguments on the same fresh directory
+        lsbench.stop(proc, log)
+        shutil.rmtree(tmp, ignore_errors=True)
+        proc, log, url, tmp = start_with(args.server, args.server_args.split())
+    per, writer = [], []
+    stored = 0
+    try:
+        print(f"{'round':>5} {'stored':>8} {'us/session':>10} {'writer':>7} {'disk MiB':>9} {'RSS MiB':>8}", flush=True)
+        for r in range(args.rounds):
+            burst = subprocess.Popen([args.python, os.path.join(HERE, "sessions_burst.py"), "--server", url,
+                                      "--requests", str(args.requests), "--ready-file", ready],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            while not os.path.exists(ready) and burst.poll() is None:
+                time.sleep(0.02)
+            c0 = settled_cpu(proc.pid)
+            t0 = per_thread(proc.pid, lsbench.read_stat)
+            stored += args.requests  # the warm-up's
+            before = stored
+            with open(ready + ".go", "w"):
+                pass
+            out, _ = burst.communicate(timeout=600)
+            for p in (ready, ready + ".go"):
+                if os.path.exists(p):
+                    os.unlink(p)
+            if burst.returncode != 0:
+                raise RuntimeError(f"sessions_burst.py failed ({burst.returncode}):\n{out}")
+            line = out.strip().splitlines()[-1]
+            if "delivered all" not in line or ", dropped 0," not in line:
+                raise RuntimeError(f"not every event reached the server: {line}")
+            c1 = settled_cpu(proc.pid)
+            stored += args.requests
+            roles = by_role(t0, per_thread(proc.pid, lsbench.read_stat), c1 - c0)
+            us = (c1 - c0) / args.requests * 1e6
+            w = roles.get("ls-writer", 0.0) / args.requests * 1e6
+            per.append(us)
+            writer.append(w)
+            print(f"{r + 1:5d} {before:8d} {us:10.1f} {w:7.1f} {disk_bytes(tmp) / 2**20:9.1f} "
+                  f"{rss_kib(proc.pid) / 1024:8.1f}", flush=True)
+    finally:
+        lsbench.stop(proc, log)
+        shutil.rmtree(tmp, ignore_errors=True)
+    q = max(1, args.rounds // 4)
+    first, last = statistics.median(per[:q]), statistics.median(per[-q:])
+    wf, wl = statistics.median(writer[:q]), statistics.median(writer[-q:])
+    print(f"first {q} rounds median {first:.1f} us/session (writer {wf:.1f}); last {q} rounds "
+          f"{last:.1f} (writer {wl:.1f}): last/first {last / first:.3f}x (writer {wl / wf:.3f}x), "
+          f"{stored} sessions stored in all")
+    return 0
+
+
+def start_with(server: str, extra: list[str]):
+    """lsbench.start with more server arguments: (process, log, url, directory)."""
+    import re
+    import tempfile
+    d = tempfile.mkdtemp(prefix="ingest-growth-")
+    log = open(os.path.join(d, "server.log"), "wb")
+    proc = subprocess.Popen([server, "--listen", "127.0.0.1:0", "--db", os.path.join(d, "b.db"), *extra],
+                            stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        m = re.search(rb"listening on (http://127\.0\.0\.1:\d+)/", open(log.name, "rb").read())
+        if m:
+            return proc, log, m.group(1).decode(), d
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the server did not start: " + open(log.name, encoding="utf-8", errors="replace").read())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
