@@ -50,11 +50,12 @@ def post(url, body):
         return e.code
 
 
-def start(server, prefix):
-    """(process, log file, url, directory) of a server on a fresh database in a new temp dir."""
+def start(server, prefix, extra=()):
+    """(process, log file, url, directory) of a server on a fresh database in a new temp dir;
+    extra: more arguments for the server."""
     d = tempfile.mkdtemp(prefix=prefix)
     log = open(os.path.join(d, "server.log"), "wb")
-    proc = subprocess.Popen([server, "--listen", "127.0.0.1:0", "--db", os.path.join(d, "b.db")],
+    proc = subprocess.Popen([server, "--listen", "127.0.0.1:0", "--db", os.path.join(d, "b.db"), *extra],
                             stdout=log, stderr=subprocess.STDOUT)
     for _ in range(200):
         m = re.search(rb"listening on (http://127\.0\.0\.1:\d+)/", open(log.name, "rb").read())

@@ -52,7 +52,8 @@ def main() -> int:
     ap.add_argument("--pythonpath", default="", help="where its loopscope is (default: as installed)")
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--requests", type=int, default=3000, help="sessions a timed burst (one per request)")
-    ap.add_argument("--server-args", default="", help="more arguments for the server, split on spaces")
+    ap.add_argument("--server-args", default="", help="more arguments for the server, split on spaces (not "
+                    "--log-level: its start is read from the log)")
     args = ap.parse_args()
     if not os.access(args.server, os.X_OK):
         ap.error(f"not an executable server: {args.server}")
@@ -62,11 +63,7 @@ def main() -> int:
     env = dict(os.environ)
     if args.pythonpath:
         env["PYTHONPATH"] = os.path.abspath(args.pythonpath)
-    proc, log, url, tmp = lsbench.start(args.server, "ingest-growth-")
-    if args.server_args:  # restart with the extra arguments on the same fresh directory
-        lsbench.stop(proc, log)
-        shutil.rmtree(tmp, ignore_errors=True)
-        proc, log, url, tmp = start_with(args.server, args.server_args.split())
+    proc, log, url, tmp = lsbench.start(args.server, "ingest-growth-", args.server_args.split())
     per, writer = [], []
     stored = 0
     try:
@@ -111,23 +108,6 @@ def main() -> int:
           f"{last:.1f} (writer {wl:.1f}): last/first {last / first:.3f}x (writer {wl / wf:.3f}x), "
           f"{stored} sessions stored in all")
     return 0
-
-
-def start_with(server: str, extra: list[str]):
-    """lsbench.start with more server arguments: (process, log, url, directory)."""
-    import re
-    import tempfile
-    d = tempfile.mkdtemp(prefix="ingest-growth-")
-    log = open(os.path.join(d, "server.log"), "wb")
-    proc = subprocess.Popen([server, "--listen", "127.0.0.1:0", "--db", os.path.join(d, "b.db"), *extra],
-                            stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        m = re.search(rb"listening on (http://127\.0\.0\.1:\d+)/", open(log.name, "rb").read())
-        if m:
-            return proc, log, m.group(1).decode(), d
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the server did not start: " + open(log.name, encoding="utf-8", errors="replace").read())
 
 
 if __name__ == "__main__":
