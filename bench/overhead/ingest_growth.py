@@ -6,7 +6,9 @@ server runs (it shares the machine's cores).
 One server on a fresh database; ROUNDS bursts of sessions_burst.py's N in-process requests (one
 session each, ~60 events, through the real collector; each burst's own warm-up of N sessions goes
 first and is not counted, so a round stores 2N sessions). Around each timed burst the server's CPU
-is read once it has settled (its deferred work, figures and rollups, counts too). Prints, a round
+is read once it has settled (its deferred work, figures and rollups, counts too), from each
+thread's schedstat (nanoseconds; threads that ended in between are not counted: the server's
+threads live as long as it does). Prints, a round
 a line: the sessions stored before the burst, µs of server CPU per session (and the writer
 thread's share), the database's size on disk and the server's resident memory. Ends with the
 first rounds' median against the last rounds' (the same run's baseline). A figure, not a test.
@@ -28,7 +30,41 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
 sys.path.insert(0, HERE)
 import lsbench  # noqa: E402  (a server on a fresh temporary database, /proc CPU times)
-from ingest_ab import by_role, per_thread, settled_cpu  # noqa: E402
+from ingest_ab import settled_cpu  # noqa: E402
+
+
+def threads_ns(pid: int) -> dict:
+    """{thread name: CPU ns so far} of pid's live threads, from schedstat (nanoseconds, where
+    /proc's stat counts 10 ms ticks: a burst of 3,000 sessions is ~15 of them)."""
+    out: dict = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+        except OSError:  # ended meanwhile
+            continue
+        out[tid] = (name, ns)
+    return out
+
+
+def settled_ns(pid: int, quiet_s: float = 0.5) -> dict:
+    """threads_ns once the server's CPU time has stayed the same for quiet_s (its deferred work,
+    figures and rollups, done)."""
+    settled_cpu(pid, quiet_s)
+    return threads_ns(pid)
+
+
+def spent(before: dict, after: dict) -> tuple[float, float]:
+    """(all threads' CPU ns, the writer's) between two threads_ns readings."""
+    total = writer = 0.0
+    for tid, (name, ns) in after.items():
+        d = ns - before.get(tid, (name, 0))[1]
+        total += d
+        if name == "ls-writer":
+            writer += d
+    return total, writer
 
 
 def disk_bytes(d: str) -> int:
@@ -74,8 +110,7 @@ def main() -> int:
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             while not os.path.exists(ready) and burst.poll() is None:
                 time.sleep(0.02)
-            c0 = settled_cpu(proc.pid)
-            t0 = per_thread(proc.pid, lsbench.read_stat)
+            t0 = settled_ns(proc.pid)
             stored += args.requests  # the warm-up's
             before = stored
             with open(ready + ".go", "w"):
@@ -89,11 +124,10 @@ def main() -> int:
             line = out.strip().splitlines()[-1]
             if "delivered all" not in line or ", dropped 0," not in line:
                 raise RuntimeError(f"not every event reached the server: {line}")
-            c1 = settled_cpu(proc.pid)
             stored += args.requests
-            roles = by_role(t0, per_thread(proc.pid, lsbench.read_stat), c1 - c0)
-            us = (c1 - c0) / args.requests * 1e6
-            w = roles.get("ls-writer", 0.0) / args.requests * 1e6
+            total, wns = spent(t0, settled_ns(proc.pid))
+            us = total / args.requests / 1e3
+            w = wns / args.requests / 1e3
             per.append(us)
             writer.append(w)
             print(f"{r + 1:5d} {before:8d} {us:10.1f} {w:7.1f} {disk_bytes(tmp) / 2**20:9.1f} "
