@@ -27,6 +27,9 @@ the median of the per-rep ratios, wall / loop-thread CPU.
 before, keep every core).
 --sender-idle keeps the sender thread asleep during the timed runs (a diagnostic: what its work
 beside the loop costs the loop thread).
+--offline runs 'on' with the collector offline: the sender encodes every batch as usual and posts
+none, so no server works beside the app (a diagnostic: the app's cost with the server on another
+machine, against the same run's 'off').
 --loop uvloop runs async_tree and asgi_requests on uvloop (its policy, so asyncio.run makes
 uvloop loops), off vs on.
 """
@@ -249,6 +252,8 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
         # --sender-idle: the sender thread sleeps through the timed run (its flush comes after):
         # tells what the sender's work beside the loop costs the loop thread
         idle = {"flush_interval_ms": 600_000} if SENDER_IDLE else {}
+        if OFFLINE:  # --offline: batches encoded and counted as delivered, none posted
+            idle["offline"] = True
         loopscope.install(server=server, enabled=(mode == "on"), max_tasks=1_000_000,
                           buffer_bytes=256 << 20, **idle)
         if workload in PER_REQUEST or mode == "disabled":
@@ -313,6 +318,9 @@ def main() -> None:
     ap.add_argument("--verbose", action="store_true", help="print every timed run to stderr")
     ap.add_argument("--sender-idle", action="store_true",
                     help="'on' without the sender's work during the timed runs (a diagnostic)")
+    ap.add_argument("--offline", action="store_true",
+                    help="'on' with the collector offline: batches encoded, none posted, no server "
+                         "working beside the app (a diagnostic)")
     ap.add_argument("--modes", help="comma-separated modes to run (default: off,on,disabled and the "
                                     "profilers that import); off is always run; off2 is off again, "
                                     "an A/A control: its ratio to off is the noise of this run")
@@ -320,8 +328,9 @@ def main() -> None:
                     help="run the loop thread on this CPU during each timed run (the collector's "
                          "threads and the server elsewhere)")
     args = ap.parse_args()
-    global SENDER_IDLE, SERVER_PID, PIN
+    global SENDER_IDLE, OFFLINE, SERVER_PID, PIN
     SENDER_IDLE = args.sender_idle
+    OFFLINE = args.offline
     SERVER_PID = args.server_pid
     PIN = args.pin
     workloads = [("async_tree", tree_gather)]
@@ -435,6 +444,7 @@ STEPS_LIGHT = 1 + SEQ_LIGHT + 1 + 6 * 2
 
 PER_REQUEST = (request_loop, request_loop_heavy, request_loop_trivial, request_loop_long, litestar_loop)  # one session per request
 SENDER_IDLE = False
+OFFLINE = False
 SERVER_PID = 0
 PIN: int | None = None
 ALL_CPUS = os.sched_getaffinity(0)
