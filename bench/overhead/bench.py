@@ -27,6 +27,8 @@ the median of the per-rep ratios, wall / loop-thread CPU.
 before, keep every core).
 --sender-idle keeps the sender thread asleep during the timed runs (a diagnostic: what its work
 beside the loop costs the loop thread).
+--flush-interval-ms MS sets how often the sender wakes in 'on' (what a shorter period does to the
+store's memory in flight, and so to the loop thread's cache misses).
 --offline runs 'on' with the collector offline: the sender encodes every batch as usual and posts
 none, so no server works beside the app (a diagnostic: the app's cost with the server on another
 machine, against the same run's 'off').
@@ -254,6 +256,8 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
         idle = {"flush_interval_ms": 600_000} if SENDER_IDLE else {}
         if OFFLINE:  # --offline: batches encoded and counted as delivered, none posted
             idle["offline"] = True
+        if FLUSH_MS and not SENDER_IDLE:  # --flush-interval-ms: how often the sender wakes
+            idle["flush_interval_ms"] = FLUSH_MS
         loopscope.install(server=server, enabled=(mode == "on"), max_tasks=1_000_000,
                           buffer_bytes=256 << 20, **idle)
         if workload in PER_REQUEST or mode == "disabled":
@@ -321,6 +325,9 @@ def main() -> None:
     ap.add_argument("--offline", action="store_true",
                     help="'on' with the collector offline: batches encoded, none posted, no server "
                          "working beside the app (a diagnostic)")
+    ap.add_argument("--flush-interval-ms", type=int, default=0, metavar="MS",
+                    help="'on' with the sender waking every MS ms (the collector's flush_interval_ms; "
+                         "default: its own, 200)")
     ap.add_argument("--modes", help="comma-separated modes to run (default: off,on,disabled and the "
                                     "profilers that import); off is always run; off2 is off again, "
                                     "an A/A control: its ratio to off is the noise of this run")
@@ -328,9 +335,10 @@ def main() -> None:
                     help="run the loop thread on this CPU during each timed run (the collector's "
                          "threads and the server elsewhere)")
     args = ap.parse_args()
-    global SENDER_IDLE, OFFLINE, SERVER_PID, PIN
+    global SENDER_IDLE, OFFLINE, FLUSH_MS, SERVER_PID, PIN
     SENDER_IDLE = args.sender_idle
     OFFLINE = args.offline
+    FLUSH_MS = args.flush_interval_ms
     SERVER_PID = args.server_pid
     PIN = args.pin
     workloads = [("async_tree", tree_gather)]
@@ -399,8 +407,10 @@ def main() -> None:
     cost = request_cost(results)
     if cost:
         results["cost"] = cost
+    steady = steady_cost(results)
     if args.json:
-        print(json.dumps({"python": py, "loop": args.loop, "results": results}))
+        print(json.dumps({"python": py, "loop": args.loop, "results": results,
+                          **({"steady": steady} if steady else {})}))
         return
     for wname, r in results.items():
         if wname == "cost":
@@ -413,12 +423,36 @@ def main() -> None:
         print(f"{py}  cost of a request (loop-thread CPU, on - off): fixed {cost['fixed_ns']:.0f} ns per request, "
               f"{cost['per_step_ns']:.0f} ns per recorded step+await (light {cost['light_ns']:.0f} ns, heavy "
               f"{cost['heavy_ns']:.0f} ns per request, {SEQ_HEAVY - SEQ_LIGHT} steps apart)")
+    if steady:
+        print(f"{py}  light loop, steady state (asgi_requests_long - asgi_requests, loop-thread CPU): on/off "
+              f"{steady['ratio']:.3f}x over {steady['requests']} requests; each run's fixed part off "
+              f"{steady['fixed_off_ms']:.1f} ms, on {steady['fixed_on_ms']:.1f} ms")
     trivial = results.get("asgi_requests_trivial")
     if trivial and "on" in trivial:
         added = (trivial["on"]["cpu_s"] - trivial["off"]["cpu_s"]) / REQUESTS * 1e9
         paired = (trivial["on"]["paired_cpu"] - 1) * trivial["off"]["cpu_s"] / REQUESTS * 1e9
         print(f"{py}  fixed cost of a request, measured (asgi_requests_trivial, loop-thread CPU, on - off): "
               f"{added:.0f} ns per request ({paired:.0f} ns by the paired median)")
+
+
+def steady_cost(results: dict) -> dict | None:
+    """The light loop's on/off in the steady state, with what each run pays once taken out: the
+    short and the long run differ only by LONG_ROUNDS - 1 rounds of REQUESTS requests, so the
+    difference of their median loop-thread CPU is those requests alone. A part each run pays once
+    (asyncio.run's loop, the first requests on cold caches, in 'on' the loop hooked anew) would
+    pull the short run's ratio toward 1; this takes it out, and says how large it is per mode
+    (what the short run takes beyond its requests' share). A difference of two medians: as noisy
+    as both runs together (3.14, 2026-12-07: fixed parts of -8 to +35 ms from run to run)."""
+    short, long_ = results.get("asgi_requests"), results.get("asgi_requests_long")
+    if not short or not long_ or "on" not in short or "on" not in long_:
+        return None
+    rounds = LONG_ROUNDS - 1
+    d = {m: long_[m]["cpu_s"] - short[m]["cpu_s"] for m in ("off", "on")}
+    if d["off"] <= 0:
+        return None
+    return {"ratio": d["on"] / d["off"], "requests": rounds * REQUESTS,
+            "fixed_off_ms": (short["off"]["cpu_s"] - d["off"] / rounds) * 1000,
+            "fixed_on_ms": (short["on"]["cpu_s"] - d["on"] / rounds) * 1000}
 
 
 def request_cost(results: dict) -> dict | None:
@@ -445,6 +479,7 @@ STEPS_LIGHT = 1 + SEQ_LIGHT + 1 + 6 * 2
 PER_REQUEST = (request_loop, request_loop_heavy, request_loop_trivial, request_loop_long, litestar_loop)  # one session per request
 SENDER_IDLE = False
 OFFLINE = False
+FLUSH_MS = 0
 SERVER_PID = 0
 PIN: int | None = None
 ALL_CPUS = os.sched_getaffinity(0)

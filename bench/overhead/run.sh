@@ -109,6 +109,11 @@ for r in rows:
     if c:
         print(f"{r['python']:5s} cost of a request (loop-thread CPU, on - off): fixed {c['fixed_ns']:.0f} ns, "
               f"{c['per_step_ns']:.0f} ns per recorded step+await")
+for r in rows:
+    s = r.get("steady")
+    if s:
+        print(f"{r['python']:5s} light loop, steady state (long run - short run): on/off {s['ratio']:.3f}x over "
+              f"{s['requests']} requests; fixed part of a run off {s['fixed_off_ms']:.1f} ms, on {s['fixed_on_ms']:.1f} ms")
 PY
 if [ -s "$TMP/tasks200k.txt" ]; then # not run with --only
   echo "200k tasks under full capture (tasks200k.py):"
