@@ -6,8 +6,9 @@
  * chain, and a rehash re-adds entries in array order, so within a chain a later entry always comes
  * before an earlier one. Invariant: the pending entries, taken from the last added, are each the
  * head of their chain when their turn comes; store_sites_forget pops them so, with no search.
- * Why forget on a rollback: a site inserted under a savepoint that rolled back is no longer in the
- * table, and an id remembered for it would name nothing (or, once reused, another site). */
+ * Why forget on a rollback: a site inserted by a transaction that rolled back (the writer's, or
+ * SQLite's own on a full disk) is no longer in the table, and an id remembered for it would name
+ * nothing (or, once reused, another site). */
 #include "store_sites.h"
 
 #include <stdio.h>
@@ -32,7 +33,7 @@ struct store_sites {
   uint32_t *bucket;      /* head of each chain, +1; 0: empty */
   size_t nbucket;        /* a power of two, >= 2 n once there are entries */
   /* sites rows committed, as counted at open and by inserts since; an estimate (the sweep's
-   * rule needs no more): a savepoint's rollback forgets the count of its whole transaction */
+   * rule needs no more) */
   int64_t rows;
   int64_t inserted;      /* rows inserted by the transaction in progress */
   int64_t new_since_sweep, left_by_sweep;

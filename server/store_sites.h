@@ -24,8 +24,8 @@ void store_sites_close(store_sites *x);
 int store_sites_resolve(store_sites *x, sqlite3 *db, const ingest_await *a, size_t n, int64_t *ids);
 /* The transaction committed: what it found or inserted is remembered for good. */
 void store_sites_commit(store_sites *x);
-/* A savepoint or the transaction rolled back: what was found or inserted since the last commit is
- * forgotten (an inserted row may be gone; one found may be found again by a statement). */
+/* The transaction rolled back: what was found or inserted since the last commit is forgotten (an
+ * inserted row may be gone; one found may be found again by a statement). */
 void store_sites_forget(store_sites *x);
 
 /* Sessions' rows were purged since the last sweep (store_maintain.c): a sweep may be due. */

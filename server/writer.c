@@ -132,9 +132,12 @@ static int write_together(writer *w, job *group)
     run_job(w, j);
     /* If the transaction itself is gone, the jobs before this one lost their rows although they
      * reported 0, and the ones after it would run in autocommit: stop and let the caller redo
-     * them. */
-    if(j->result && !store_in_transaction(w->s))
+     * them. store_rollback all the same: what the store remembered of the transaction (the
+     * await sites it inserted, store_sites.c) went with it. */
+    if(j->result && !store_in_transaction(w->s)) {
+      store_rollback(w->s);
       return -1;
+    }
     /* A failed job among others: the whole transaction is rolled back and the caller redoes
      * every job alone. (A delete of an unknown session wrote nothing: its 404 stands.) */
     if(j->result && !(j->delete_id && j->result == LS_ENOTFOUND) && (j != group || j->next)) {

@@ -89,14 +89,17 @@ static void teardown(void)
   unlink_db();
 }
 
-/* A batch of session `session` with `nsteps` steps of one task. */
+/* A batch of session `session` with `nsteps` steps of one task, and one await at a site of the
+ * session's own (file "<session>.py"): new to the sites table when the batch is written. */
 static ingest_batch *make_batch(const char *session, const char *batch, int nsteps)
 {
   jbuf j;
   jbuf_init(&j, (size_t)1 << 28);
   jbuf_printf(&j, "{\"v\":1,\"batch\":\"%s\",\"session\":\"%s\",\"events\":["
-                  "{\"k\":\"task\",\"id\":1,\"name\":\"Task-1\",\"coro\":\"main\",\"t\":0}",
-              batch, session);
+                  "{\"k\":\"task\",\"id\":1,\"name\":\"Task-1\",\"coro\":\"main\",\"t\":0},"
+                  "{\"k\":\"await\",\"id\":1,\"t\":1,\"d\":2,\"what\":\"sleep\",\"file\":\"%s.py\","
+                  "\"line\":7,\"func\":\"main\"}",
+              batch, session, session);
   for(int i = 0; i < nsteps; i++)
     jbuf_printf(&j, ",{\"k\":\"step\",\"id\":1,\"t\":%d,\"d\":5}", i * 10);
   jbuf_puts(&j, "]}");
@@ -265,6 +268,10 @@ START_TEST(full_mid_group_loses_nothing_acknowledged)
   ck_assert_int_eq(sql_int("SELECT count(*) FROM sessions WHERE id = 'big'"), 0);
   ck_assert_int_eq(sql_int("SELECT count(*) FROM steps"), 5);
   ck_assert_int_eq(sql_int("SELECT count(*) FROM tasks"), 5);
+  /* every await stored names a site that is stored: the sites the rolled-back group inserted
+   * were forgotten with it, and found or inserted again when each job was written alone */
+  ck_assert_int_eq(sql_int("SELECT count(*) FROM awaits"), 5);
+  ck_assert_int_eq(sql_int("SELECT count(*) FROM awaits WHERE site NOT IN (SELECT id FROM sites)"), 0);
 }
 END_TEST
 
