@@ -335,17 +335,24 @@ START_TEST(settings_restart_and_version)
 }
 END_TEST
 
-/* A database locked by another process: the writer waits busy_timeout, then answers LS_EBUSY,
- * and a full queue refuses at once. */
-START_TEST(busy_database)
+/* The store opened again with a write busy timeout of busy_ms, and its writer with a queue of
+ * `queue` jobs and groups of up to `group`. */
+static void reopen_busy(int busy_ms, int queue, int group)
 {
   close_all();
   store_options o;
   store_default_options(&o, dbpath);
-  o.busy_timeout_ms = 200;
+  o.busy_timeout_ms = busy_ms;
   char err[256];
   ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
-  ck_assert_int_eq(writer_start(st, &mt, 1, 4, &wr), 0);
+  ck_assert_int_eq(writer_start(st, &mt, queue, group, &wr), 0);
+}
+
+/* A database locked by another process: the writer waits busy_timeout, then answers LS_EBUSY,
+ * and a full queue refuses at once. */
+START_TEST(busy_database)
+{
+  reopen_busy(200, 1, 4);
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
   /* the writer's housekeeping at start (purge, vacuum, checkpoint) may hold the lock a moment:
@@ -382,13 +389,7 @@ static char *rows_json(kv *args)
  * tree once it can be written; beyond the bound of a tree in memory, LS_EBUSY (503). */
 START_TEST(rows_from_memory_when_writes_fail)
 {
-  close_all();
-  store_options o;
-  store_default_options(&o, dbpath);
-  o.busy_timeout_ms = 100;
-  char err[256];
-  ck_assert_int_eq(store_open(&o, &st, err, sizeof(err)), 0);
-  ck_assert_int_eq(writer_start(st, &mt, 8, 4, &wr), 0);
+  reopen_busy(100, 8, 4);
   /* 300 tasks: 10 roots, each with children created in reverse id order, some grandchildren */
   jbuf b;
   jbuf_init(&b, 1 << 20);
