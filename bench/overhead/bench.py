@@ -253,13 +253,15 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
     if mode in ("on", "disabled"):
         # --sender-idle: the sender thread sleeps through the timed run (its flush comes after):
         # tells what the sender's work beside the loop costs the loop thread
-        idle = {"flush_interval_ms": 600_000} if SENDER_IDLE else {}
+        extra = {}
+        if SENDER_IDLE:
+            extra["flush_interval_ms"] = 600_000
+        elif FLUSH_MS:  # --flush-interval-ms: how often the sender wakes
+            extra["flush_interval_ms"] = FLUSH_MS
         if OFFLINE:  # --offline: batches encoded and counted as delivered, none posted
-            idle["offline"] = True
-        if FLUSH_MS and not SENDER_IDLE:  # --flush-interval-ms: how often the sender wakes
-            idle["flush_interval_ms"] = FLUSH_MS
+            extra["offline"] = True
         loopscope.install(server=server, enabled=(mode == "on"), max_tasks=1_000_000,
-                          buffer_bytes=256 << 20, **idle)
+                          buffer_bytes=256 << 20, **extra)
         if workload in PER_REQUEST or mode == "disabled":
             asyncio.run(workload())
         else:
@@ -335,6 +337,10 @@ def main() -> None:
                     help="run the loop thread on this CPU during each timed run (the collector's "
                          "threads and the server elsewhere)")
     args = ap.parse_args()
+    if args.sender_idle and args.flush_interval_ms:
+        ap.error("--sender-idle and --flush-interval-ms both set how often the sender wakes: give one")
+    if args.flush_interval_ms < 0:
+        ap.error("--flush-interval-ms takes a positive number of milliseconds")
     global SENDER_IDLE, OFFLINE, FLUSH_MS, SERVER_PID, PIN
     SENDER_IDLE = args.sender_idle
     OFFLINE = args.offline
