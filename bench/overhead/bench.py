@@ -19,6 +19,9 @@ same way (litestar_requests). Modes, interleaved run by run:
   viztracer VizTracer(log_async=True) (if importable)
   off2      off again, only when named in --modes: an A/A control, its ratios to off are the
             noise of this very run
+  sampled   on, with request_fraction --fraction (default 0.1): LoopscopeMiddleware records that
+            share of requests, the rest pass through; only when named in --modes (the workloads
+            that are not requests are recorded whole, as in on)
 Prints one line per workload: median seconds per mode, the ratio of medians to `off` and (paired)
 the median of the per-rep ratios, wall / loop-thread CPU.
     python bench/overhead/bench.py --server http://127.0.0.1:7878 [--reps 7] [--loop uvloop]
@@ -250,7 +253,7 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
     and the store's chunks recycled (the first requests after install() also pay page faults for
     the store's memory: ~2700 per 1500 requests, measured with getrusage)."""
     tracer = None
-    if mode in ("on", "disabled"):
+    if mode in ("on", "disabled", "sampled"):
         # --sender-idle: the sender thread sleeps through the timed run (its flush comes after):
         # tells what the sender's work beside the loop costs the loop thread
         extra = {}
@@ -260,7 +263,9 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
             extra["flush_interval_ms"] = FLUSH_MS
         if OFFLINE:  # --offline: batches encoded and counted as delivered, none posted
             extra["offline"] = True
-        loopscope.install(server=server, enabled=(mode == "on"), max_tasks=1_000_000,
+        if mode == "sampled":
+            extra["request_fraction"] = FRACTION
+        loopscope.install(server=server, enabled=(mode != "disabled"), max_tasks=1_000_000,
                           buffer_bytes=256 << 20, **extra)
         if workload in PER_REQUEST or mode == "disabled":
             asyncio.run(workload())
@@ -270,7 +275,7 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
         loopscope.flush(60)
     gc.collect()
     server_idle()
-    session = loopscope.session("bench") if (mode == "on" and workload not in PER_REQUEST) else None
+    session = loopscope.session("bench") if (mode in ("on", "sampled") and workload not in PER_REQUEST) else None
     if PIN is not None:
         # this thread only (Linux: pid 0 is the calling thread), after install(): the sender and
         # watchdog threads it started keep every core, the loop thread stays on one
@@ -303,8 +308,8 @@ def run_once(workload, mode: str, server: str) -> tuple[float, float]:
     elif tracer is not None:
         tracer.stop()
         tracer.clear()
-    if mode in ("on", "disabled"):
-        if mode == "on" and not loopscope.flush(60):
+    if mode in ("on", "disabled", "sampled"):
+        if mode != "disabled" and not loopscope.flush(60):
             print(f"bench: server did not take every event: {loopscope.stats()}", file=sys.stderr)
         loopscope.uninstall(timeout=30)
     return took, cpu
@@ -333,6 +338,8 @@ def main() -> None:
     ap.add_argument("--modes", help="comma-separated modes to run (default: off,on,disabled and the "
                                     "profilers that import); off is always run; off2 is off again, "
                                     "an A/A control: its ratio to off is the noise of this run")
+    ap.add_argument("--fraction", type=float, default=0.1, metavar="F",
+                    help="the 'sampled' mode's request_fraction, 0 to 1 (default 0.1)")
     ap.add_argument("--pin", type=int, metavar="CPU",
                     help="run the loop thread on this CPU during each timed run (the collector's "
                          "threads and the server elsewhere)")
@@ -341,7 +348,10 @@ def main() -> None:
         ap.error("--sender-idle and --flush-interval-ms both set how often the sender wakes: give one")
     if args.flush_interval_ms < 0:
         ap.error("--flush-interval-ms takes a positive number of milliseconds")
-    global SENDER_IDLE, OFFLINE, FLUSH_MS, SERVER_PID, PIN
+    if not 0 <= args.fraction <= 1:
+        ap.error("--fraction is a share of requests, from 0 to 1")
+    global SENDER_IDLE, OFFLINE, FLUSH_MS, SERVER_PID, PIN, FRACTION
+    FRACTION = args.fraction
     SENDER_IDLE = args.sender_idle
     OFFLINE = args.offline
     FLUSH_MS = args.flush_interval_ms
@@ -373,7 +383,7 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         modes = ["off", "on"]
     if args.modes:
-        modes = ["off"] + [m for m in args.modes.split(",") if (m in modes or m == "off2") and m != "off"]
+        modes = ["off"] + [m for m in args.modes.split(",") if (m in modes or m in ("off2", "sampled")) and m != "off"]
     if args.only:
         workloads = [(n, f) for n, f in workloads if n in args.only.split(",")]
     results = {}
@@ -486,6 +496,7 @@ PER_REQUEST = (request_loop, request_loop_heavy, request_loop_trivial, request_l
 SENDER_IDLE = False
 OFFLINE = False
 FLUSH_MS = 0
+FRACTION = 0.1
 SERVER_PID = 0
 PIN: int | None = None
 ALL_CPUS = os.sched_getaffinity(0)

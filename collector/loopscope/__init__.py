@@ -109,4 +109,5 @@ def _at_exit() -> None:
 
 def _after_fork_child() -> None:
     from . import _core
+    _state.reseed()
     _core.after_fork_child()  # new session ids; when installed, a fresh collector

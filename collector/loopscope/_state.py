@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.events
 import functools
+import random
 import sys
 import sysconfig
 from typing import Any
@@ -13,6 +14,12 @@ from typing import Any
 settings: Any = None   # Settings while installed
 core: Any = None       # loopscope._core while installed and enabled
 installed_by_run = False  # `loopscope run` (or the pytest plugin) installed it: install() returns its settings
+# LoopscopeMiddleware's draws for request_fraction: a generator of our own, so that the app's
+# `random` sequence (seeded for a test, say) is the same with loopscope as without; seeded from
+# os.urandom, and again in a forked child (workers forked from one parent would draw alike)
+_rng = random.Random()
+draw = _rng.random
+reseed = _rng.seed
 _orig_set_task_factory: Any = None
 _orig_get_task_factory: Any = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, MutableMapping
 
 from . import _state
+from .settings import check_fraction
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,18 +48,32 @@ def route_template(scope: Scope) -> str | None:
 
 class LoopscopeMiddleware:
     """Wrap an ASGI app: `app = LoopscopeMiddleware(app)`. Requests are recorded only while
-    loopscope is installed; otherwise the app runs untouched. During a request
-    `scope["state"]["loopscope_session"]` has the session's `id`, `url` and `recording`."""
+    loopscope is installed; otherwise the app runs untouched. During a recorded request
+    `scope["state"]["loopscope_session"]` has the session's `id`, `url` and `recording`.
+
+    `fraction` records that share of requests, each drawn at random (0.1: one in ten on average);
+    the others pass straight through, with no session, no state entry and no header, and cost
+    about nothing. None (the default) takes the installed setting `request_fraction`
+    (LOOPSCOPE_REQUEST_FRACTION), which is 1: every request."""
 
     def __init__(self, app: ASGIApp, *, header: bool = True,
-                 name: Callable[[Scope], str] = request_name) -> None:
+                 name: Callable[[Scope], str] = request_name, fraction: float | None = None) -> None:
         self.app = app
         self.header = header
         self.name = name
+        self.fraction = None if fraction is None else check_fraction(fraction)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         core = _state.core
         if core is None or scope["type"] not in _RECORDED:
+            await self.app(scope, receive, send)
+            return
+        fraction = self.fraction
+        if fraction is None:
+            fraction = _state.settings.request_fraction
+        # a draw from loopscope's own generator (the app's `random` sequence is left as it was);
+        # 1, the default, draws nothing
+        if fraction < 1.0 and _state.draw() >= fraction:
             await self.app(scope, receive, send)
             return
         name = None if self.name is request_name else self.name(scope)

@@ -34,6 +34,7 @@ examples:
   loopscope run crawler.py --depth 2
   loopscope run --blocking-threshold-ms 20 -m mypkg.worker
   loopscope run --per-request -- uvicorn app:app --port 8000
+  loopscope run --per-request --request-fraction 0.1 -- uvicorn app:app
   loopscope run --save run.json crawler.py && loopscope upload run.json"""
 
 
@@ -68,6 +69,9 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="unsent events kept at most [LOOPSCOPE_BUFFER_BYTES, 16 MiB]")
     g.add_argument("--timeout-ms", type=int, metavar="MS", help="per HTTP request [LOOPSCOPE_TIMEOUT_MS, 5000]")
     g.add_argument("--service", help="service name in the session's meta [LOOPSCOPE_SERVICE]")
+    g.add_argument("--request-fraction", type=float, metavar="F",
+                   help="with --per-request: the share of requests recorded, drawn at random, 0 to 1 "
+                        "(0.1: one in ten) [LOOPSCOPE_REQUEST_FRACTION, 1]")
     g.add_argument("--library-path", action="append", metavar="DIR",
                    help="frames under DIR count as library code (repeatable) [LOOPSCOPE_LIBRARY_PATHS]")
     return p
@@ -75,7 +79,7 @@ def _run_parser() -> argparse.ArgumentParser:
 
 _VALUE_OPTS = {"--name", "--save", "--save-batch-mb", "--top", "--server", "--token", "--blocking-threshold-ms",
                "--await-threshold-ms", "--max-tasks", "--sample-rate-ms", "--buffer-bytes", "--timeout-ms",
-               "--service", "--library-path"}
+               "--service", "--library-path", "--request-fraction"}
 
 
 def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
@@ -101,7 +105,7 @@ def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
 def _settings(ns: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in ("server", "token", "blocking_threshold_ms", "await_threshold_ms", "max_tasks", "sample_rate_ms",
-                "buffer_bytes", "timeout_ms", "service"):
+                "buffer_bytes", "timeout_ms", "service", "request_fraction"):
         v = getattr(ns, key)
         if v is not None:
             out[key] = v
@@ -295,6 +299,11 @@ def run(argv: list[str]) -> int:
         parser.print_usage(sys.stderr)
         print("loopscope run: error: give a script, -m module, or -- command", file=sys.stderr)
         return 2
+    if ns.request_fraction is not None and not ns.per_request:
+        parser.print_usage(sys.stderr)
+        print("loopscope run: error: --request-fraction needs --per-request (a whole program is one session)",
+              file=sys.stderr)
+        return 2
     if kind == "command":
         kind, target, prog = _resolve_command(prog)
     else:
@@ -383,7 +392,9 @@ def run(argv: list[str]) -> int:
     _state.installed_by_run = False
     loopscope.uninstall()
     if not ns.no_summary and data is not None:
-        title = name if session is not None else f"{name} ({wrapped[0] and 'per request' or 'app not wrapped'})"
+        per = "per request" if cfg.request_fraction >= 1 else \
+            f"per request, {cfg.request_fraction * 100:g}% of requests recorded"
+        title = name if session is not None else f"{name} ({wrapped[0] and per or 'app not wrapped'})"
         print("\n" + summ.render(data, title=title, top=ns.top, url=url, stats=stats), file=sys.stderr)
     if sink:
         try:

@@ -26,6 +26,7 @@ class Settings:
     offline: bool = False                 # ship nothing (no HTTP): record for the in-process summary
     sink: str | None = None               # a file each batch is appended to (JSON Lines), before posting
     batches_per_post: int = 1000          # sessions' batches one POST carries together; 1: one per POST
+    request_fraction: float = 1.0         # LoopscopeMiddleware records this share of requests, at random
 
 
 TOKEN_MAX = 4096  # LS_TOKEN_MAX of the C core
@@ -48,6 +49,7 @@ ENV = {
     "LOOPSCOPE_OFFLINE": "offline",
     "LOOPSCOPE_SINK": "sink",
     "LOOPSCOPE_BATCHES_PER_POST": "batches_per_post",
+    "LOOPSCOPE_REQUEST_FRACTION": "request_fraction",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -73,7 +75,7 @@ def _convert(name: str, value: Any, kind: type) -> Any:
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"loopscope: {name}={value!r} is not a valid {kind.__name__}") from None
     if kind is float and not math.isfinite(converted):
-        raise ValueError(f"loopscope: {name}={value!r} must be a finite number of milliseconds")
+        raise ValueError(f"loopscope: {name}={value!r} must be a finite number")
     if kind in (int, float) and converted < 0:
         raise ValueError(f"loopscope: {name}={value!r} must not be negative")
     return converted
@@ -83,7 +85,7 @@ _KINDS = {"enabled": bool, "server": str, "token": str, "await_threshold_ms": fl
           "blocking_threshold_ms": float, "max_tasks": int, "sample_rate_ms": float,
           "buffer_bytes": int, "timeout_ms": int, "flush_interval_ms": int, "exit_flush_ms": int,
           "service": str, "library_paths": tuple, "offline": bool, "sink": str,
-          "batches_per_post": int}
+          "batches_per_post": int, "request_fraction": float}
 
 
 def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +119,7 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     if not 1 <= settings.batches_per_post <= BATCHES_PER_POST_MAX:
         raise ValueError(f"loopscope: batches_per_post must be 1 to {BATCHES_PER_POST_MAX} (the server takes "
                          f"{BATCHES_PER_POST_MAX} batches in one body; 1 posts each batch alone)")
+    check_fraction(settings.request_fraction, "request_fraction")
     if settings.max_tasks < 1:
         raise ValueError("loopscope: max_tasks must be at least 1")
     if settings.sample_rate_ms < 0.1:
@@ -124,3 +127,13 @@ def load(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] 
     if settings.buffer_bytes < 65536:
         raise ValueError("loopscope: buffer_bytes must be at least 65536")
     return settings
+
+
+def check_fraction(value: Any, name: str = "fraction") -> float:
+    """A share of requests to record: a number from 0 (none) to 1 (every request, the default)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"loopscope: {name} must be a number from 0 to 1, not {type(value).__name__}")
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise ValueError(f"loopscope: {name}={value!r} must be from 0 to 1 (the share of requests recorded; "
+                         "1 records every request)")
+    return float(value)

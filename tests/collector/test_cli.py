@@ -228,13 +228,21 @@ def test_per_request_wraps_the_app(tmp_path):
     assert any(where == "app.py:3 in app" for _, where in blocks), p.stderr
     p = run(["run", "--per-request", "serve.py"], tmp_path)
     assert p.returncode == 2 and "module:attr" in p.stderr
+    # --request-fraction 0: the app is still wrapped, and no request is recorded
+    p = run(["run", "--per-request", "--request-fraction", "0", "--server", nowhere(), "serve.py", "app:app"],
+            tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "WRAPPED LoopscopeMiddleware" in p.stdout
+    assert "(per request, 0% of requests recorded)" in p.stderr, p.stderr
+    assert "tasks: 0," in p.stderr and "events: 0 recorded" in p.stderr, p.stderr
 
 
 def test_help_and_errors(tmp_path):
     p = run(["run", "--help"], tmp_path)
     assert p.returncode == 0
     assert p.stdout.startswith("usage: loopscope run [options] scriptfile [arg] ...")
-    for flag in ("--per-request", "--save FILE", "--blocking-threshold-ms MS", "LOOPSCOPE_MAX_TASKS", "-m MODULE"):
+    for flag in ("--per-request", "--save FILE", "--blocking-threshold-ms MS", "LOOPSCOPE_MAX_TASKS", "-m MODULE",
+                 "--request-fraction F", "LOOPSCOPE_REQUEST_FRACTION"):
         assert flag in p.stdout
     assert run([], tmp_path).returncode == 2
     assert run(["run"], tmp_path).returncode == 2
@@ -242,6 +250,11 @@ def test_help_and_errors(tmp_path):
     assert p.returncode == 2 and "no such file" in p.stderr
     p = run(["run", "--max-tasks", "0", "x.py"], tmp_path)
     assert p.returncode == 2
+    (tmp_path / "x.py").write_text("")
+    p = run(["run", "--request-fraction", "0.5", "x.py"], tmp_path)
+    assert p.returncode == 2 and "--request-fraction needs --per-request" in p.stderr, p.stderr
+    p = run(["run", "--per-request", "--request-fraction", "1.5", "x.py", "app:app"], tmp_path)
+    assert p.returncode == 2 and "request_fraction=1.5 must be from 0 to 1" in p.stderr, p.stderr
     assert run(["nope"], tmp_path).returncode == 2
 
 
