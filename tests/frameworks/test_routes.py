@@ -2,7 +2,8 @@
 # the raw path: Litestar (scope["path_template"]), Starlette (scope["route"], also inside a Mount)
 # and FastAPI (through Starlette, an APIRouter with a prefix), each served by real uvicorn against
 # the real server; the session's summary carries `route`, and /api/v1/endpoints groups by it.
-# A request no route matched (404) has none; a handler that raises still has its route.
+# A request no route matched (404) has none; a handler that raises still has its route. With
+# request_fraction, a share of each framework's requests is recorded and the rest answered alike.
 from __future__ import annotations
 
 import urllib.parse
@@ -109,6 +110,28 @@ def test_sessions_carry_the_route_template(server, collector, name):
     (users,) = server.get(f"/api/v1/endpoints?{q}")["endpoints"]
     assert users["count"] == 2 and users["templated"] is True
     assert {s["name"] for s in users["slowest"]} == {"GET /users/7", "GET /users/42"}
+
+
+@pytest.mark.parametrize("name", list(APPS))
+def test_a_fraction_of_requests_is_recorded(server, collector, name):
+    """request_fraction 0.5: about half of 60 requests carry the header, exactly those are stored
+    (the endpoints view counts them), and every response is the app's own either way."""
+    service = f"fraction-{name}"
+    collector(service=service, request_fraction=0.5)
+    recorded = set()
+    with AppServer(LoopscopeMiddleware(APPS[name]())) as app, httpx.Client(base_url=app.url, timeout=TIMEOUT) as http:
+        for i in range(60):
+            r = http.get(f"/users/{i}")
+            assert r.status_code == 200 and r.json() == {"id": i}, r.text
+            if "x-loopscope-session" in r.headers:
+                recorded.add(r.headers["x-loopscope-session"].rsplit("/", 1)[1])
+    # Binomial(60, 0.5): none or all of them would be a broken draw (odds ~1e-18)
+    assert 0 < len(recorded) < 60, len(recorded)
+    assert loopscope.flush(TIMEOUT), loopscope.stats()
+    q = urllib.parse.urlencode({"service": service, "endpoint": "GET /users/{user_id}"})
+    (users,) = server.get(f"/api/v1/endpoints?{q}")["endpoints"]
+    assert users["count"] == len(recorded)
+    assert {s["id"] for s in users["slowest"]} <= recorded
 
 
 def test_route_template_of_scopes():
