@@ -9,7 +9,9 @@ their median. A figure, not a test.
         [--reps 20] [--only litestar_requests,asgi_requests] [--pythonpath DIR]
 
 PYTHON: a venv's python where bench.py's imports work (.venvs-fw/ has Litestar; one under
-.venvs-sid runs inside the sid root). --pythonpath: a collector built in place, first on its path.
+.venvs-sid runs inside the sid root, which sees this work tree and not /tmp). --pythonpath: a
+collector built in place (scripts/copy-collector.sh DIR, then setup.py build_ext --inplace with
+PYTHON), first on its path.
 """
 from __future__ import annotations
 
@@ -35,12 +37,11 @@ def one_round(py: str, server_bin: str, args: argparse.Namespace) -> dict:
         cmd = [py, os.path.join(HERE, "bench.py"), "--server", url, "--server-pid", str(proc.pid), "--json",
                "--reps", str(args.reps), "--only", args.only, "--modes", ",".join(MODES),
                "--fraction", str(args.fraction)]
+        if args.pythonpath:  # through env(1): the sid root's `run` starts its command with a clean environment
+            cmd = ["env", "PYTHONPATH=" + os.path.abspath(args.pythonpath)] + cmd
         if "/.venvs-sid/" in py:
             cmd = [os.path.join(ROOT, "scripts", "sid-chroot.sh"), "run"] + cmd
-        env = dict(os.environ)
-        if args.pythonpath:
-            env["PYTHONPATH"] = os.path.abspath(args.pythonpath)
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise SystemExit(f"fraction.py: bench.py failed ({out.returncode}):\n{out.stderr}")
         return json.loads(out.stdout)
