@@ -147,6 +147,7 @@ static PyObject *mod_stop(PyObject *mod, PyObject *args) {
   lag_reset();
   Py_CLEAR(G.hooked_loop); /* the next install hooks loops afresh */
   G.hooked_loop_no = 0;
+  G.keep_orphan_blocks = 0;
   Py_RETURN_NONE;
 }
 
@@ -372,6 +373,8 @@ static PyMethodDef module_methods[] = {
     {"summary_total", mod_summary_total, METH_VARARGS,
      "summary_total(on): every session keeps a summary, added up at close; summary_total() -> dict or None"},
     {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
+    {"keep_orphan_blocks", mod_keep_orphan_blocks, METH_O,
+     "keep_orphan_blocks(on): a block of the loop no session takes as its own gets a session of its own"},
     {"_fail_next_start", mod_fail_next_start, METH_O, "make the next start() fail (tests)"},
     {"_frame_reading", mod_frame_reading, METH_NOARGS, "how await lines are read here (tests)"},
     {"_task_fields", mod_task_fields, METH_NOARGS, "which C Task fields are read directly (tests)"},

@@ -104,6 +104,9 @@ typedef struct ls_module {
   uint64_t hooked_loop_no;         /* its number: hook_loop answers it (1, 2, ... per process) */
   /* summary.c: every session keeps a summary (loopscope run), merged into sum_total at close */
   int summary_all;
+  /* record.c: a block no session takes as its own gets a session of its own (keep_orphan_blocks:
+   * LoopscopeMiddleware records only a share of requests) */
+  int keep_orphan_blocks;
   ls_summary *sum_total;
   /* tasks.c: the task table, open addressing by task pointer, linear probing */
   task_entry **tab;

@@ -379,6 +379,40 @@ static session_obj *session_of_handle(PyObject *handle) {
   return (session_obj *)v;
 }
 
+/* The name of the session an orphan block gets (orphan_block). */
+#define ORPHAN_NAME "loop blocked outside a recorded request"
+
+/* A block of the loop no session took as its own (a request LoopscopeMiddleware did not draw, code
+ * outside any session), while G.keep_orphan_blocks: a session of its own holds it, from t0 to now,
+ * so that recording a share of requests does not hide which line blocked the loop. Blocks last
+ * G.block_ns at least (100 ms by default), so this costs nothing a program would notice. What
+ * fails leaves the block as it was before (unrecorded), with no exception set. */
+static void orphan_block(ls_event *ev, uint64_t t0, PyObject *stack) {
+  PyObject *id = mod_new_session_id(NULL, NULL);
+  session_obj *s = id ? (session_obj *)PyObject_CallOneArg((PyObject *)&Session_Type, id) : NULL;
+  Py_XDECREF(id);
+  uint64_t now = now_ns();
+  if (s && session_begin(s, (ls_str){ORPHAN_NAME, sizeof ORPHAN_NAME - 1, 0}, 1, 0, 0, now > t0 ? now - t0 : 0) == 0) {
+    ev->id = 0;
+    ev->elsewhere = 0;
+    ev->from_task = 0;
+    ev->from_session = (ls_str){NULL, 0, 0};
+    block_into(s, ev, t0, stack);
+    PyObject *r = session_close(s, NULL);
+    Py_XDECREF(r);
+  }
+  Py_XDECREF(s);
+  if (PyErr_Occurred()) PyErr_Clear();
+}
+
+PyObject *mod_keep_orphan_blocks(PyObject *mod, PyObject *on) {
+  (void)mod;
+  int v = PyObject_IsTrue(on);
+  if (v < 0) return NULL;
+  G.keep_orphan_blocks = v;
+  Py_RETURN_NONE;
+}
+
 void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
                            uint64_t stack_ns, PyObject *handle) {
   ls_frame frames[LS_MAX_FRAMES];
@@ -408,5 +442,7 @@ void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t 
       block_into(s, &ev, t0, stack);
     }
   }
+  /* no session took it as its own (a closed one left in the context does not count) */
+  if (!bs && (!cause || !session_live(cause)) && G.keep_orphan_blocks && G.started) orphan_block(&ev, t0, stack);
   Py_XDECREF(cause);
 }

@@ -48,6 +48,8 @@ void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject 
  * NULL. */
 void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
                            uint64_t stack_ns, PyObject *handle);
+/* keep_orphan_blocks(on), a module function: G.keep_orphan_blocks (emit_block_everywhere) */
+PyObject *mod_keep_orphan_blocks(PyObject *mod, PyObject *on);
 
 #pragma GCC visibility pop
 

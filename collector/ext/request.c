@@ -150,7 +150,7 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   sess->max_tasks = G.max_tasks;
   /* the loop's number goes into the first meta when the loop is hooked already (every request
    * after the first): no second meta from session_enter_loop */
-  int rc = session_begin(sess, nm, G.max_tasks, 0, loop == G.hooked_loop ? G.hooked_loop_no : 0);
+  int rc = session_begin(sess, nm, G.max_tasks, 0, loop == G.hooked_loop ? G.hooked_loop_no : 0, 0);
   if (rc) goto fail;
   if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req))) goto fail;
   if (session_enter_loop(sess, loop, 1)) goto fail;

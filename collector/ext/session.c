@@ -89,7 +89,8 @@ void session_ids_after_fork(void) { id_prefix[0] = 0; }
  * known yet; session_enter_loop tells the store then). The store keeps the meta's fields and the
  * sender writes the meta (ls_session_begin): no JSON here, once per request. 0, or -1 with an
  * exception set. */
-int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary, uint64_t loop) {
+int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary, uint64_t loop,
+                  uint64_t back_ns) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
   const char *id = session_id_utf8(self).p;
@@ -99,7 +100,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   }
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
-  self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec;
+  self->wall = (uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec - back_ns;
   Py_CLEAR(self->route);
   self->route_at_close = 0;
   self->loop = loop;
@@ -110,7 +111,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   /* without memory for it the session records as usual and _summary() answers None */
   self->sum = with_summary || G.summary_all ? summary_new() : NULL;
   self->end = 0;
-  self->start = now_ns();
+  self->start = now_ns() - back_ns;
   self->max_tasks = max_tasks;
   self->active = 1;
   self->generation = G.generation;
@@ -175,7 +176,7 @@ static PyObject *session_open(session_obj *self, PyObject *args) {
   unsigned long long max_tasks;
   int with_summary = 0;
   if (!PyArg_ParseTuple(args, "UK|p", &name, &max_tasks, &with_summary)) return NULL;
-  if (session_begin(self, str_of(name), max_tasks, with_summary, 0)) return NULL;
+  if (session_begin(self, str_of(name), max_tasks, with_summary, 0, 0)) return NULL;
   Py_RETURN_NONE;
 }
 

@@ -48,6 +48,9 @@ def install(server: str | None = None, **settings: Any) -> Settings:
                 offline=cfg.offline, sink=cfg.sink, batches_per_post=cfg.batches_per_post)
     _state.settings = cfg
     _state.core = _core
+    if cfg.request_fraction < 1:  # LoopscopeMiddleware will leave requests out: keep their blocks
+        _core.keep_orphan_blocks(True)
+        _state.orphan_blocks = True
     try:
         _state.apply_hooks()
     except BaseException:
@@ -85,6 +88,7 @@ def uninstall(timeout: float | None = None) -> bool:
         core.stop(0)
     _state.core = None
     _state.settings = None
+    _state.orphan_blocks = False  # the C module forgot it at stop
     return ok
 
 

@@ -73,9 +73,17 @@ class LoopscopeMiddleware:
             fraction = _state.settings.request_fraction
         # a draw from loopscope's own generator (the app's `random` sequence is left as it was);
         # 1, the default, draws nothing
-        if fraction < 1.0 and _state.draw() >= fraction:
-            await self.app(scope, receive, send)
-            return
+        if fraction < 1.0:
+            if not _state.orphan_blocks:
+                # once per install (install() does it when request_fraction is below 1): a block of
+                # the loop in a request not drawn (no session of its own) gets a session of its
+                # own, so the share does not hide which line blocked the loop. Steps are timed
+                # from the next one on.
+                _state.orphan_blocks = True
+                core.keep_orphan_blocks(True)
+            if _state.draw() >= fraction:
+                await self.app(scope, receive, send)
+                return
         name = None if self.name is request_name else self.name(scope)
         request = core.request_open(scope, send, name, self.header)
         try:

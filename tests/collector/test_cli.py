@@ -228,13 +228,16 @@ def test_per_request_wraps_the_app(tmp_path):
     assert any(where == "app.py:3 in app" for _, where in blocks), p.stderr
     p = run(["run", "--per-request", "serve.py"], tmp_path)
     assert p.returncode == 2 and "module:attr" in p.stderr
-    # --request-fraction 0: the app is still wrapped, and no request is recorded
+    # --request-fraction 0: the app is still wrapped and no request is recorded, but each block
+    # of the loop still is, in a session of its own
     p = run(["run", "--per-request", "--request-fraction", "0", "--server", nowhere(), "serve.py", "app:app"],
             tmp_path)
     assert p.returncode == 0, p.stderr
     assert "WRAPPED LoopscopeMiddleware" in p.stdout
-    assert "(per request, 0% of requests recorded)" in p.stderr, p.stderr
-    assert "tasks: 0," in p.stderr and "events: 0 recorded" in p.stderr, p.stderr
+    assert "(per request, 0% of requests recorded), 3 sessions" in p.stderr, p.stderr
+    assert "tasks: 0," in p.stderr and "blocked the loop 3 times" in p.stderr, p.stderr
+    blocks = listed_blocks(p.stderr)
+    assert len(blocks) == 3 and all(where in ("app.py:3 in app", NO_STACK) for _, where in blocks), p.stderr
 
 
 def test_help_and_errors(tmp_path):

@@ -1,7 +1,8 @@
 # test_request_fraction.py — LoopscopeMiddleware's `fraction` and the `request_fraction` setting:
 # the share of requests recorded, each drawn at random; the requests not drawn pass through with
 # no session, no state entry and no header; the app's own `random` sequence is untouched; bad
-# values are refused with a message that says what is allowed.
+# values are refused with a message that says what is allowed. A request not drawn that blocks the
+# loop still leaves that block on the server, in a session of its own.
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -17,6 +19,8 @@ import loopscope
 from loopscope import _state
 from loopscope.asgi import LoopscopeMiddleware
 from loopscope.settings import load as load_settings
+
+from conftest import line_of
 
 HEADER = b"x-loopscope-session"
 
@@ -106,6 +110,68 @@ def test_the_apps_random_sequence_is_left_alone(server, collector):
     headers = asyncio.run(drive(LoopscopeMiddleware(make_app(seen), fraction=0.5), "frac-rng", 200))
     assert [draw for draw, _ in seen] == expected
     assert 0 < sum(HEADER in h for h in headers) < 200
+
+
+ORPHAN = "loop blocked outside a recorded request"
+
+
+def orphan_ids(server) -> set[str]:
+    return {s["id"] for s in server.get("/api/v1/sessions?name=loop%20blocked%20outside&limit=1000")["sessions"]
+            if s["name"] == ORPHAN}
+
+
+async def blocking_app(scope, receive, send):
+    time.sleep(0.15)  # blocks the loop
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def run_blocking_outside_a_session() -> None:
+    time.sleep(0.15)  # blocks the loop
+    await asyncio.sleep(0)
+
+
+def test_a_block_in_a_request_not_drawn_gets_a_session_of_its_own(server, collector):
+    collector()
+    before = orphan_ids(server)
+    # the default, every request recorded: a block outside any session stays unrecorded, as before
+    asyncio.run(run_blocking_outside_a_session())
+    assert loopscope.flush(60)
+    assert orphan_ids(server) == before
+    # a middleware's own fraction below 1 keeps such blocks from its first request's next step on
+    # (install() does from the start when the setting request_fraction is below 1: below)
+    asyncio.run(drive(LoopscopeMiddleware(make_app([]), fraction=0), "frac-first", 1))
+    headers = asyncio.run(drive(LoopscopeMiddleware(blocking_app, fraction=0), "frac-orphan", 1))
+    assert HEADER not in headers[0]
+    assert loopscope.flush(60), loopscope.stats()
+    (sid,) = orphan_ids(server) - before
+    data = server.session(sid)
+    assert data["summary"]["name"] == ORPHAN and data["tasks"] == []
+    (b,) = data["blocks"]
+    # the block starts the session (which began when the block did) and lasts the whole sleep
+    assert b["t"] == 0 and b["d"] >= 150_000_000 and b["task"] == 0, b
+    # named by the handler's line, or unnamed when the watchdog did not get the CPU in time
+    if b["stack"]:
+        inner = b["stack"][-1]
+        assert (inner["file"], inner["line"], inner["func"]) == \
+            (__file__, line_of(blocking_app, "time.sleep"), "blocking_app"), b
+    # once drawn-out requests were seen, blocks outside any session are kept too
+    asyncio.run(run_blocking_outside_a_session())
+    assert loopscope.flush(60)
+    assert len(orphan_ids(server) - before) == 2
+    # a fresh install starts without it
+    loopscope.uninstall()
+    collector()
+    before = orphan_ids(server)
+    asyncio.run(run_blocking_outside_a_session())
+    assert loopscope.flush(60)
+    assert orphan_ids(server) == before
+    # ... unless request_fraction is below 1: then the first request's block is kept too
+    loopscope.uninstall()
+    collector(request_fraction=0.0)
+    asyncio.run(drive(LoopscopeMiddleware(blocking_app), "frac-orphan-setting", 1))
+    assert loopscope.flush(60)
+    assert len(orphan_ids(server) - before) == 1
 
 
 FORKING = """
