@@ -3,7 +3,8 @@
 # and FastAPI (through Starlette, an APIRouter with a prefix), each served by real uvicorn against
 # the real server; the session's summary carries `route`, and /api/v1/endpoints groups by it.
 # A request no route matched (404) has none; a handler that raises still has its route. With
-# request_fraction, a share of each framework's requests is recorded and the rest answered alike.
+# request_fraction, a share of each framework's requests is recorded and the rest answered alike;
+# a block of the loop in a request not recorded still reaches the server, in a session of its own.
 from __future__ import annotations
 
 import urllib.parse
@@ -132,6 +133,35 @@ def test_a_fraction_of_requests_is_recorded(server, collector, name):
     (users,) = server.get(f"/api/v1/endpoints?{q}")["endpoints"]
     assert users["count"] == len(recorded)
     assert {s["id"] for s in users["slowest"]} <= recorded
+
+
+def test_a_block_in_a_request_not_recorded_is_kept(server, collector):
+    """request_fraction 0 on Litestar under real uvicorn: no request is recorded, yet the
+    handler's time.sleep that blocks the loop reaches the server, in a session of its own."""
+    import time
+
+    @litestar_get("/slow")
+    async def slow() -> dict:
+        time.sleep(0.15)  # blocks the loop
+        return {"ok": True}
+
+    def orphans() -> set:
+        found = server.get("/api/v1/sessions?name=loop%20blocked%20outside&limit=1000")["sessions"]
+        return {s["id"] for s in found if s["name"] == "loop blocked outside a recorded request"}
+
+    collector(request_fraction=0.0)
+    before = orphans()
+    with AppServer(LoopscopeMiddleware(Litestar(route_handlers=[slow]))) as app, \
+            httpx.Client(base_url=app.url, timeout=TIMEOUT) as http:
+        r = http.get("/slow")
+        assert r.status_code == 200 and "x-loopscope-session" not in r.headers, r.headers
+    assert loopscope.flush(TIMEOUT), loopscope.stats()
+    new = orphans() - before
+    blocks = [b for sid in new for b in server.get(f"/api/v1/sessions/{sid}/blocks")["blocks"]]
+    assert any(b["d"] >= 150_000_000 for b in blocks), blocks
+    named = [b["stack"][-1] for b in blocks if b["d"] >= 150_000_000 and b["stack"]]
+    # named by the handler's line, unless the watchdog did not get the CPU in time
+    assert all((f["func"], f["src"].strip()) == ("slow", "time.sleep(0.15)  # blocks the loop") for f in named), named
 
 
 def test_route_template_of_scopes():
