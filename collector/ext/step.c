@@ -222,8 +222,7 @@ LS_COLD PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg
 LS_HOT static PyObject *handle_run(PyObject *self, PyObject *unused) {
   (void)unused;
   PyObject *cb = *(PyObject **)((char *)self + hook.off_callback);
-  /* no session open: untimed, unless blocks no session owns are kept (record.c's orphan_block) */
-  if (!G.n_active && !G.keep_orphan_blocks) return untimed_step(cb, run_handle, self);
+  if (!steps_timed()) return untimed_step(cb, run_handle, self);
   /* The handle's context is first read by call_orig_run, after the callback, the task's entry
    * and the recording that follows, each waiting for the line before it; asked for now, its line
    * comes in meanwhile (3.14's async tree: Py_INCREF(ctx) held half of call_orig_run's samples). */

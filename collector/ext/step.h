@@ -56,6 +56,10 @@ LS_COLD PyObject *untimed_step(PyObject *cb, PyObject *(*run)(void *), void *arg
 PyObject *mod_patch_handle(PyObject *mod, PyObject *args);
 PyObject *mod_unpatch_handle(PyObject *mod, PyObject *unused);
 
+/* Whether the loop's steps are timed: while a session is open, or while blocks no session owns
+ * are kept (record.c's orphan_block). Untimed otherwise (untimed_step). */
+static LS_ALWAYS_INLINE int steps_timed(void) { return G.n_active || G.keep_orphan_blocks; }
+
 /* One callback the loop runs, timed as loopscope times a handle: the watchdog's heartbeat around
  * it, loop lag (lag.c: a timer's lateness, the virtual tick), and when cb steps a recorded task,
  * the step, its await point or end, and a block in it attributed to the task's session, and to

@@ -29,8 +29,7 @@ static PyObject *run_fwd(void *arg) {
 static PyObject *stepcall_vectorcall(wrap_obj *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   if (!self->wrapped) { PyErr_SetString(PyExc_RuntimeError, "loopscope: step callback cleared"); return NULL; }
   fwd_call f = {Py_NewRef(self->wrapped), args, nargsf, kwnames};
-  PyObject *r = G.n_active || G.keep_orphan_blocks ? time_step(f.cb, run_fwd, &f, NULL)
-                                                  : untimed_step(f.cb, run_fwd, &f);
+  PyObject *r = steps_timed() ? time_step(f.cb, run_fwd, &f, NULL) : untimed_step(f.cb, run_fwd, &f);
   Py_DECREF(f.cb);
   return r;
 }

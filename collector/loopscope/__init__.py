@@ -48,9 +48,10 @@ def install(server: str | None = None, **settings: Any) -> Settings:
                 offline=cfg.offline, sink=cfg.sink, batches_per_post=cfg.batches_per_post)
     _state.settings = cfg
     _state.core = _core
-    if cfg.request_fraction < 1:  # LoopscopeMiddleware will leave requests out: keep their blocks
-        _core.keep_orphan_blocks(True)
-        _state.orphan_blocks = True
+    # LoopscopeMiddleware will leave requests out: keep their blocks. Derived afresh at every
+    # install, as the C module's flag is (off at stop), so a failed install leaves nothing stale.
+    _state.orphan_blocks = cfg.request_fraction < 1
+    _core.keep_orphan_blocks(_state.orphan_blocks)
     try:
         _state.apply_hooks()
     except BaseException:
@@ -88,7 +89,6 @@ def uninstall(timeout: float | None = None) -> bool:
         core.stop(0)
     _state.core = None
     _state.settings = None
-    _state.orphan_blocks = False  # the C module forgot it at stop
     return ok
 
 

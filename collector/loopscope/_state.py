@@ -18,7 +18,7 @@ installed_by_run = False  # `loopscope run` (or the pytest plugin) installed it:
 # `random` sequence (seeded for a test, say) is the same with loopscope as without; seeded from
 # os.urandom, and again in a forked child (workers forked from one parent would draw alike)
 _rng = random.Random()
-orphan_blocks = False  # the C module keeps blocks no session owns (a request was not drawn)
+orphan_blocks = False  # the C module keeps blocks no session owns (set at install, and by asgi.py)
 draw = _rng.random
 reseed = _rng.seed
 _orig_set_task_factory: Any = None
