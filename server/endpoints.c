@@ -205,6 +205,10 @@ static int group_stats(ep_agg *e, ep_group *g)
   g->p95 = s[ep_rank(95, g->n)].duration;
   g->max = s[g->n - 1].duration;
   g->median = g->first + ep_rank(50, g->n);
+  for(size_t i = 0; i < g->n; i++) {
+    g->sampled += s[i].ppm != 0;
+    g->requests_u += s[i].ppm ? (int64_t)EP_PPM_ALL * EP_PPM_ALL / s[i].ppm : EP_PPM_ALL;
+  }
   int64_t *lag = malloc(2 * g->n * sizeof(*lag));
   if(!lag)
     return LS_ENOMEM;

@@ -17,8 +17,25 @@ typedef struct ep_session {
   int64_t lag_max;    /* ns, the session's longest lag sample (0 when none) */
   int has_lag;        /* it has lag samples */
   int64_t started;    /* started_ns (what since/until compare), -1 when unknown */
+  /* The share of requests it was recorded in (meta.fraction), in millionths: 1..999999, one
+   * request drawn in 1e6 / ppm, so it stands for that many; 0 (zeroed): every request. */
+  int32_t ppm;
   const char *id, *name, *route, *service;
 } ep_session;
+
+#define EP_PPM_ALL 1000000
+/* Requests in millionths (ep_group.requests_u) as a whole number, rounded half up. */
+static inline int64_t ep_requests(int64_t requests_u) { return (requests_u + EP_PPM_ALL / 2) / EP_PPM_ALL; }
+/* A stored fraction (0 or NULL: none) in millionths, as ep_session.ppm keeps it: the nearest one,
+ * at least 1 (a share below one in a million counts as one in a million), 0 when it rounds to 1. */
+static inline int32_t ep_ppm(double fraction)
+{
+  if(!(fraction > 0) || fraction >= 1)
+    return 0;
+  double m = fraction * EP_PPM_ALL + 0.5;
+  int32_t v = m < 1 ? 1 : (int32_t)m;
+  return v >= EP_PPM_ALL ? 0 : v;
+}
 
 /* A hot spot (await point) or culprit (block frame) of a group. what: the awaited object, or for
  * a culprit the source line. Strings are the aggregation's own copies. */
@@ -37,6 +54,12 @@ typedef struct ep_group {
   int64_t p50, p95, max;        /* duration, nearest rank */
   int64_t lag_p95, lag_sessions; /* p95 of the sessions' max lag over those with lag samples */
   int64_t blocks, block_total;  /* blocks in its sessions and their summed durations */
+  /* of n, the sessions recorded as a share of requests (ppm != 0); the requests all n stand for,
+   * in millionths of a request: the sum of 1e12 / ppm over them (integer division, so the sum is
+   * the same in any order: a rollup's and a session-by-session answer agree), 1e6 for each other
+   * session. At most 1e12 a session, so 100,000 sessions stay far below 2^63. */
+  int64_t sampled;
+  int64_t requests_u;
   size_t median;      /* index in e->s of the session at the p50 rank */
   ep_point *hot, *culprits;     /* ranked; into e's arrays */
   size_t nhot, nculprits;

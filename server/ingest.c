@@ -245,6 +245,7 @@ static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
   meta->pid = -1;
   meta->loop = -1;
   meta->started_ns = -1;
+  meta->fraction = 0;
   if(!m || cJSON_IsNull(m))
     return 0;
   if(!cJSON_IsObject(m))
@@ -265,6 +266,13 @@ static int parse_meta(parser *p, const cJSON *m, ingest_meta *meta)
   const cJSON *loop = cJSON_GetObjectItemCaseSensitive(m, "loop");
   if(loop && !cJSON_IsNull(loop) && (rc = get_int(p, loop, &in_meta, "loop", 0, &meta->loop)))
     return rc;
+  /* A share of requests: (0, 1]. Not 0, which records nothing, so no session can carry it. */
+  const cJSON *fr = cJSON_GetObjectItemCaseSensitive(m, "fraction");
+  if(fr && !cJSON_IsNull(fr)) {
+    if(!cJSON_IsNumber(fr) || !(fr->valuedouble > 0 && fr->valuedouble <= 1))
+      return ing_fail(p, "meta.fraction: expected a number above 0 and at most 1");
+    meta->fraction = fr->valuedouble;
+  }
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "started_unix_ns");
   if(st && !cJSON_IsNull(st)) {
     const char *s = cJSON_IsString(st) ? st->valuestring : NULL;

@@ -40,6 +40,9 @@ typedef struct ingest_meta {
   int64_t pid;       /* -1 when absent */
   int64_t loop;      /* the loop's per-process number (schema 6), -1 when absent */
   int64_t started_ns; /* started as an integer, -1 when absent */
+  /* meta.fraction (schema 14): the share of requests its middleware recorded, drawn at random,
+   * this one among them, in (0, 1]; 0 when absent (every request recorded, or not a request) */
+  double fraction;
 } ingest_meta;
 
 typedef struct ingest_task { int64_t id, parent, t; const char *name, *coro; } ingest_task;

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int jbuf_status(const jbuf *b)
@@ -53,6 +54,21 @@ void jbuf_f64(jbuf *b, double v, int digits)
     return;
   }
   jbuf_append(b, tmp, (size_t)n);
+}
+
+void jbuf_real(jbuf *b, double v)
+{
+  if(!isfinite(v)) {
+    jbuf_putc(b, '0');
+    return;
+  }
+  char tmp[40];
+  for(int digits = 15; digits <= 17; digits++) {
+    snprintf(tmp, sizeof(tmp), "%.*g", digits, v);
+    if(strtod(tmp, NULL) == v)
+      break;
+  }
+  jbuf_puts(b, tmp);
 }
 
 void jbuf_key(jbuf *b, const char *key, int comma)

@@ -37,6 +37,9 @@ void jbuf_strn(jbuf *b, const char *s, size_t n);
 static inline void jbuf_i64(jbuf *b, int64_t v) { dynbuf_i64(b, v); }
 /* A finite double with up to `digits` decimals, trailing zeros trimmed; NaN/inf write 0. */
 void jbuf_f64(jbuf *b, double v, int digits);
+/* A finite double as the fewest significant digits (15 to 17) that read back as the same double:
+ * 0.1, 0.3333333333333333, 1e-07 (what a client sent comes back as sent); NaN/inf write 0. */
+void jbuf_real(jbuf *b, double v);
 /* "key": (with a comma first when `comma` is non-zero) */
 void jbuf_key(jbuf *b, const char *key, int comma);
 

@@ -104,6 +104,11 @@ static int summary_json(store_reader *r, const store_session *x, jbuf *o)
   jbuf_key(o, "dropped", 1); jbuf_i64(o, x->dropped);
   jbuf_key(o, "unknown_events", 1); jbuf_i64(o, x->unknown);
   jbuf_key(o, "ended", 1); jbuf_puts(o, x->ended ? "true" : "false");
+  jbuf_key(o, "fraction", 1);
+  if(x->fraction > 0)
+    jbuf_real(o, x->fraction);
+  else
+    jbuf_puts(o, "null");
   return 0;
 }
 

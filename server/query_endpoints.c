@@ -183,6 +183,9 @@ static void group_json(jbuf *o, const ep_agg *e, const ep_group *g, int64_t top)
   jbuf_key(o, "endpoint", 1); jbuf_str(o, g->endpoint);
   jbuf_key(o, "templated", 1); jbuf_puts(o, g->templated ? "true" : "false");
   jbuf_key(o, "count", 1); jbuf_i64(o, (int64_t)g->n);
+  /* what the count stands for when requests were recorded as a share (meta.fraction) */
+  jbuf_key(o, "requests", 1); jbuf_i64(o, ep_requests(g->requests_u));
+  jbuf_key(o, "sampled", 1); jbuf_i64(o, g->sampled);
   jbuf_key(o, "duration", 1);
   jbuf_puts(o, "{\"p50_ns\":"); jbuf_i64(o, g->p50);
   jbuf_puts(o, ",\"p95_ns\":"); jbuf_i64(o, g->p95);
@@ -242,8 +245,12 @@ int query_endpoints(store *s, const char *id, const query_args *a, jbuf *out, ch
   }
   store_reader_release(s, r);
   if(!rc) {
+    int64_t requests_u = 0;
+    for(size_t i = 0; i < e.ng; i++)
+      requests_u += e.g[i].requests_u;
     jbuf_puts(out, "{\"window\":{\"sessions\":");
     jbuf_i64(out, (int64_t)n);
+    jbuf_key(out, "requests", 1); jbuf_i64(out, ep_requests(requests_u));
     jbuf_key(out, "limit", 1); jbuf_i64(out, w.f.limit);
     jbuf_key(out, "since_unix_ns", 1); jbuf_str(out, w.since);
     jbuf_key(out, "until_unix_ns", 1); jbuf_str(out, w.until);

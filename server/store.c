@@ -26,18 +26,19 @@ extern const size_t store_nmigrations;
 
 
 static const char *const wsql[W_COUNT] = {
-  /* A new session's row with its meta at once (?13: has_meta): W_SESSION_META, an UPDATE of the
+  /* A new session's row with its meta at once (?14: has_meta): W_SESSION_META, an UPDATE of the
    * columns two indexes hold, runs only for a session stored before (store_put_batch). */
   [W_SESSION_INS] = "INSERT INTO sessions(id, arrived_s, received_unix_ns, name, service, host, python, pid,"
-                    " started_unix_ns, started_ns, route, loop_no, has_meta)"
-                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING",
+                    " started_unix_ns, started_ns, route, loop_no, fraction, has_meta)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(id) DO NOTHING",
   [W_SESSION_SID] = "SELECT sid FROM sessions WHERE id = ?1",
   [W_BATCH_INS] = "INSERT OR IGNORE INTO batches(sid, batch, events) VALUES(?1, ?2, ?3)",
   [W_SESSION_META] =
     "UPDATE sessions SET name = coalesce(?2, name), service = coalesce(?3, service),"
     " host = coalesce(?4, host), python = coalesce(?5, python), pid = coalesce(?6, pid),"
     " started_unix_ns = coalesce(?7, started_unix_ns), started_ns = coalesce(?8, started_ns),"
-    " route = coalesce(?9, route), loop_no = coalesce(?10, loop_no), has_meta = 1 WHERE sid = ?1",
+    " route = coalesce(?9, route), loop_no = coalesce(?10, loop_no), fraction = coalesce(?11, fraction),"
+    " has_meta = 1 WHERE sid = ?1",
   /* Every right-hand side reads the row as it was before this UPDATE. */
   [W_SESSION_COUNTS] =
     "UPDATE sessions SET"

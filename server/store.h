@@ -118,6 +118,7 @@ typedef struct store_session {
   int64_t loop;         /* the loop's number in its process (meta.loop), -1 when unknown */
   /* of n_blocks, those from elsewhere; the blocked time of each kind (schema 6) */
   int64_t n_blocks_elsewhere, blocked_ns_own, blocked_ns_elsewhere;
+  double fraction;      /* meta.fraction (schema 14): the share of requests recorded, 0: none sent */
 } store_session;
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out);

@@ -80,7 +80,9 @@ int store_points_put(sqlite3 *db, sqlite3_stmt *st, int64_t sid, const ingest_ba
 /* The window: ended sessions with an endpoint, newest by arrival first. The second form reads
  * one endpoint through the index sessions_endpoint. ?1/?2: started_ns bounds (-1: open),
  * ?3: service (NULL: any), ?4: limit, ?5: the endpoint, ?6/?7: the sids (a rollup block). */
-#define EP_COLS "SELECT sid, id, name, route, service, end_t, max_lag_d, n_lag, coalesce(started_ns, -1) FROM sessions"
+#define EP_COLS                                                                                    \
+  "SELECT sid, id, name, route, service, end_t, max_lag_d, n_lag, coalesce(started_ns, -1), fraction" \
+  " FROM sessions"
 #define EP_WHERE                                                                                   \
   " ended = 1 AND coalesce(route, name) IS NOT NULL AND (?1 < 0 OR started_ns >= ?1)"             \
   " AND (?2 < 0 OR started_ns < ?2) AND (?3 IS NULL OR service IS ?3) AND sid BETWEEN ?6 AND ?7"     \
@@ -152,6 +154,7 @@ int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_se
     x->lag_max = sqlite3_column_int64(st, 6);
     x->has_lag = sqlite3_column_int64(st, 7) > 0;
     x->started = sqlite3_column_int64(st, 8);
+    x->ppm = ep_ppm(sqlite3_column_double(st, 9)); /* NULL reads 0.0: every request */
   }
   rc = finish(r, st, rc);
   if(!rc && a->failed)
@@ -166,9 +169,12 @@ int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_se
 }
 
 /* Rows of the sessions sids[0..n) (ascending) to fn, in sid order; the strings live until fn
- * returns. Runs of close sids are read as one range (a row of a sid between them, outside the
- * list, goes to fn too: the caller ignores sessions it does not know), so a dense window is a few
- * range scans and a sparse one (one endpoint among many) a lookup per session. */
+ * returns. Runs of close sids are read as one range, so a dense window is a few range scans and a
+ * sparse one (one endpoint among many) a lookup per session. The rows of sids between them that
+ * are not in the list are skipped here: they may be sessions the caller has from elsewhere (a
+ * query's sessions of groups whose points came from a block's rollup), and fed twice they were
+ * counted twice (hot spots, culprits and blocks of /api/v1/endpoints, when the window cut a clean
+ * block inside a group whose sessions interleave with another's). */
 #define RUN_GAP 8
 static int scan_points(store_reader *r, const char *sql, const int64_t *sids, size_t n,
                        store_point_fn fn, void *ctx)
@@ -183,10 +189,16 @@ static int scan_points(store_reader *r, const char *sql, const int64_t *sids, si
     sqlite3_bind_int64(st, 1, sids[i]);
     sqlite3_bind_int64(st, 2, sids[j - 1]);
     int src;
+    size_t k = i; /* rows come by sid: the list's cursor only moves forward */
     while((src = sqlite3_step(st)) == SQLITE_ROW) {
+      int64_t sid = sqlite3_column_int64(st, 0);
+      while(k < j && sids[k] < sid)
+        k++;
+      if(k == j || sids[k] != sid)
+        continue;
       const char *file = (const char *)sqlite3_column_text(st, 1);
       store_point p = {
-        .sid = sqlite3_column_int64(st, 0),
+        .sid = sid,
         .file = file && *file ? file : NULL,
         .line = store_col_opt(st, 2),
         .func = (const char *)sqlite3_column_text(st, 3),

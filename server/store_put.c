@@ -242,9 +242,9 @@ static int put_tasks(store *s, int64_t sid, const ingest_batch *b, int fresh, co
   return rc;
 }
 
-/* Binds a meta's nine fields to st from parameter p on (name, service, host, python, pid,
- * started_unix_ns, started_ns, route, loop_no: W_SESSION_META's and W_SESSION_INS's order); an
- * absent meta binds NULLs. */
+/* Binds a meta's ten fields to st from parameter p on (name, service, host, python, pid,
+ * started_unix_ns, started_ns, route, loop_no, fraction: W_SESSION_META's and W_SESSION_INS's
+ * order); an absent meta binds NULLs. */
 static void bind_meta(sqlite3_stmt *st, int p, const ingest_meta *m)
 {
   int on = m->present;
@@ -257,6 +257,10 @@ static void bind_meta(sqlite3_stmt *st, int p, const ingest_meta *m)
   store_bind_opt_i64(st, p + 6, on ? m->started_ns : -1);
   store_bind_text(st, p + 7, on ? m->route : NULL);
   store_bind_opt_i64(st, p + 8, on ? m->loop : -1);
+  if(on && m->fraction > 0)
+    sqlite3_bind_double(st, p + 9, m->fraction);
+  else
+    sqlite3_bind_null(st, p + 9);
 }
 
 static int put_session(store *s, int64_t sid, const ingest_batch *b, int fresh, int64_t nsteps, int64_t nawaits)
@@ -491,7 +495,7 @@ int store_put_batch(store *s, const ingest_batch *b, int *duplicate, int *create
   int64_t received = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - b->max_t;
   sqlite3_bind_int64(st, 3, received > 0 ? received : 0);
   bind_meta(st, 4, &b->meta);
-  sqlite3_bind_int(st, 13, b->meta.present);
+  sqlite3_bind_int(st, 14, b->meta.present);
   int rc = store_wrun(s, st);
   if(!rc)
     *created = sqlite3_changes(s->w) > 0;

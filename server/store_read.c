@@ -21,7 +21,7 @@ enum rstmt {
   "sid, id, name, service, host, python, started_unix_ns, pid, has_meta, ended, end_t, max_t, dropped," \
   " unknown_events, n_events, n_steps, n_awaits, n_blocks, n_lag, max_step_d, max_await_d, max_block_d," \
   " max_lag_d, received_unix_ns, route, loop_no, n_blocks_elsewhere, blocked_ns_own," \
-  " blocked_ns_elsewhere FROM sessions"
+  " blocked_ns_elsewhere, fraction FROM sessions"
 #define NEWEST " ORDER BY started_ns IS NULL, started_ns DESC, sid DESC LIMIT ?"
 
 _Static_assert(R_COUNT <= STORE_READ_STATEMENTS, "store_internal.h: struct store_reader holds too few statements");
@@ -153,6 +153,7 @@ static void read_session(sqlite3_stmt *st, arena *a, store_session *x)
   x->n_blocks_elsewhere = sqlite3_column_int64(st, 22 + INGEST_NKINDS);
   x->blocked_ns_own = sqlite3_column_int64(st, 23 + INGEST_NKINDS);
   x->blocked_ns_elsewhere = sqlite3_column_int64(st, 24 + INGEST_NKINDS);
+  x->fraction = sqlite3_column_type(st, 25 + INGEST_NKINDS) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 25 + INGEST_NKINDS);
 }
 
 int store_find_session(store_reader *r, const char *id, arena *a, store_session *out)

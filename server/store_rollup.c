@@ -101,8 +101,12 @@ static int write_points(sqlite3 *db, sqlite3_stmt *st, int64_t blk, int kind, co
   return rc;
 }
 
-/* ep_groups.members: per session 5 little-endian int64 (schema 008), by sid ascending */
+/* ep_groups.members: per session 5 little-endian int64 (schema 008), by sid ascending. The fifth,
+ * flags: bit 0 routed; bits 8..27 (schema 14) the session's ep_session.ppm, 0 in members built
+ * before (every session stored then was every request: the collector sent no fraction). */
 #define MEMBER_BYTES 40
+#define MEMBER_PPM_SHIFT 8
+#define MEMBER_PPM_MASK 0xfffff /* 20 bits: ppm < 1e6 < 2^20 */
 
 static void put_le(unsigned char *p, int64_t v)
 {
@@ -145,7 +149,7 @@ static unsigned char *members_of(const ep_agg *e, const ep_group *g)
     put_le(p + 8, v[i]->duration);
     put_le(p + 16, v[i]->has_lag ? v[i]->lag_max : -1);
     put_le(p + 24, v[i]->started);
-    put_le(p + 32, v[i]->route != NULL);
+    put_le(p + 32, (int64_t)(v[i]->route != NULL) | (int64_t)v[i]->ppm << MEMBER_PPM_SHIFT);
   }
   free(v);
   return m;
@@ -305,10 +309,12 @@ static int take_clean(sqlite3_stmt *st, int *more, const store_ep_filter *f, are
       if((f->since_ns >= 0 && (started < 0 || started < f->since_ns)) ||
          (f->until_ns >= 0 && (started < 0 || started >= f->until_ns)))
         continue;
-      int routed = get_le(m + 32) & 1;
+      int64_t flags = get_le(m + 32);
+      int routed = flags & 1;
       /* id and a routed session's name are read later, for the few sessions the answer names */
       w->v[w->n++] = (ep_session){.sid = get_le(m), .duration = get_le(m + 8), .lag_max = lag > 0 ? lag : 0,
                                   .has_lag = lag >= 0, .started = started, .service = svc,
+                                  .ppm = (int32_t)((flags >> MEMBER_PPM_SHIFT) & MEMBER_PPM_MASK),
                                   .route = routed ? ep : NULL, .name = routed ? NULL : ep};
     }
   }

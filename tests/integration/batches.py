@@ -13,6 +13,7 @@ EXAMPLE_SUMMARY = {
     "lag": {"samples": 1, "avg_ms": 2.3, "p50_ms": 2.3, "p95_ms": 2.3, "p99_ms": 2.3, "max_ms": 2.3},
     "loop": None, "blocks": 1, "blocks_own": 1, "blocks_elsewhere": 0, "blocked_ms_own": 150,
     "blocked_ms_elsewhere": 0, "awaits": 1, "dropped": 12, "unknown_events": 0, "ended": True,
+    "fraction": None,
 }
 
 

@@ -16,6 +16,7 @@ from conftest import Server
 MS = 1_000_000
 ROUTES = ["GET /a/{id}", "GET /b/{id}", None]  # None: no route, the endpoint is the name
 SITES = [("app/db.py", 23, "Db.fetch"), ("app/db.py", 40, "Db.save"), ("app/cache.py", 7, "Cache.get")]
+FRACTIONS = [0.1, 0.25, 1 / 3, 0.5, 0.001, 1e-9, 0.9999996, 1.0]
 
 
 def make_session(i, rng):
@@ -47,14 +48,31 @@ def make_session(i, rng):
         meta["service"] = svc
     if ROUTES[r] is not None:
         meta["route"] = ROUTES[r]
+    # a third recorded as a share of requests (meta.fraction, schema 14), 1.0 as if every one
+    fraction = rng.choice(FRACTIONS) if rng.random() < 0.3 else None
+    if fraction is not None:
+        meta["fraction"] = fraction
     return {"id": f"s-{i:05d}", "i": i, "service": svc, "route": ROUTES[r], "name": name, "dur": dur,
             "awaits": awaits, "own": (f"app/views.py", 10 + r, f"sleep({r})") if own else None,
-            "lag": lag, "ended": ended, "started": 1_000_000_000 + i * 1000,
+            "lag": lag, "ended": ended, "started": 1_000_000_000 + i * 1000, "fraction": fraction,
             "batch": batch(f"s-{i:05d}", f"b-{i}", ev, meta)}
 
 
 def rank(p, n):
     return max((p * n + 99) // 100 - 1, 0)
+
+
+def ppm(fraction):
+    """docs/api.md: a session's share in millionths, the nearest, at least 1; 0 for every request."""
+    if fraction is None or not 0 < fraction < 1:
+        return 0
+    v = max(int(fraction * 1_000_000 + 0.5), 1)
+    return 0 if v >= 1_000_000 else v
+
+
+def requests_u(ss):
+    """The requests sessions stand for, in millionths: 1e12 // ppm each, 1e6 for every request."""
+    return sum(10**12 // ppm(s["fraction"]) if ppm(s["fraction"]) else 10**6 for s in ss)
 
 
 def reference(sessions, limit=1000, top=5, service=None, endpoint=None, since=None, until=None):
@@ -102,6 +120,7 @@ def reference(sessions, limit=1000, top=5, service=None, endpoint=None, since=No
         ref = lambda s: {"id": s["id"], "name": s["name"], "duration_ns": s["dur"]}  # noqa: E731
         out.append({
             "service": svc, "endpoint": ep, "templated": ss[0]["route"] is not None, "count": n,
+            "requests": (requests_u(ss) + 500_000) // 1_000_000, "sampled": sum(ppm(s["fraction"]) != 0 for s in ss),
             "duration": {"p50_ns": ss[rank(50, n)]["dur"], "p95_ns": ss[rank(95, n)]["dur"], "max_ns": ss[-1]["dur"]},
             "lag": {"sessions": len(lags), "p95_ms": lags[rank(95, len(lags))] / 1e6 if lags else 0},
             "blocks": {"count": sum(c["count"] for c in cul.values()),
@@ -110,7 +129,7 @@ def reference(sessions, limit=1000, top=5, service=None, endpoint=None, since=No
             "slowest": [ref(s) for s in reversed(ss[-top:])], "median": ref(ss[rank(50, n)]),
         })
     out.sort(key=lambda g: (-g["count"], g["service"] is not None, g["service"] or "", g["endpoint"]))
-    return out
+    return out, (requests_u([s for g in groups.values() for s in g]) + 500_000) // 1_000_000
 
 
 def post_all(server, sessions):
@@ -156,9 +175,13 @@ def check(server, sessions, **window):
                  ("until", "until_unix_ns")):
         if window.get(k) is not None:
             q[p] = window[k]
-    got = server.get_json("/api/v1/endpoints?" + urllib.parse.urlencode(q))["endpoints"]
-    want = reference(sessions, **window)
+    doc = server.get_json("/api/v1/endpoints?" + urllib.parse.urlencode(q))
+    got = doc["endpoints"]
+    want, requests = reference(sessions, **window)
     assert got == want, (window, [g["endpoint"] for g in got])
+    assert doc["window"]["requests"] == requests, (window, doc["window"])
+    # the generated shares do show: some endpoint stands for more requests than it has sessions
+    assert any(g["requests"] > g["count"] for g in got), window
 
 
 def check_dirty_then_rolled(server, sessions, **window):
@@ -221,5 +244,41 @@ def test_retention_leaves_the_rollups_right(tmp_path):
         while stored(s.db) > 1700 and time.monotonic() < deadline:
             time.sleep(0.1)
         check_dirty_then_rolled(s, sessions[-1700:], limit=100000)
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_window_that_cuts_a_block_counts_each_point_once(tmp_path):
+    """Two endpoints whose sessions alternate, each session one await and one block of its own.
+    The newest 1024 of 2048 sessions hold block 2 (sid 2048) and block 1 but its oldest session
+    (sid 1024, endpoint B): A is whole in block 1 (its points from the rollup), B is not (its
+    sessions' rows read one by one). B's sids are 2 apart, so they are read as ranges that also
+    hold A's sessions: those rows must be skipped, not added to A a second time (before, A showed
+    1.5 times its blocks and awaits)."""
+    s = Server(tmp_path).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        for i in range(2048):
+            ep = "GET /A" if i % 2 == 0 else "GET /B"
+            ev = [{"k": "task", "id": 1, "parent": 0, "name": "Task-1", "coro": "app.view", "t": 0},
+                  {"k": "await", "id": 1, "t": 100, "d": 1000, "what": "Db.fetch", "file": "app/db.py",
+                   "line": 1 + i % 2, "func": "view"},
+                  {"k": "block", "id": 1, "t": 2000, "d": MS,
+                   "stack": [{"file": "app/views.py", "line": 10 + i % 2, "func": "view", "src": "sleep()"}]},
+                  {"k": "end", "t": 5 * MS}]
+            body = batch(f"s-{i:05d}", f"b-{i}", ev, {"name": ep, "started_unix_ns": str(10**9 + i)})
+            conn.request("POST", "/api/v1/ingest", body=json.dumps(body), headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 202
+        conn.close()
+        assert rolled_up(s.db) == 3  # sids 1..1023, 1024..2047, 2048
+        for limit in (1024, 1023, 2047, 2048):
+            got = s.get_json(f"/api/v1/endpoints?limit={limit}")["endpoints"]
+            assert sum(g["count"] for g in got) == limit
+            for g in got:
+                assert g["blocks"]["count"] == g["count"], (limit, g["endpoint"], g["blocks"], g["count"])
+                assert [h["count"] for h in g["hotspots"]] == [g["count"]], (limit, g["endpoint"], g["hotspots"])
+                assert [c["sessions"] for c in g["culprits"]] == [g["count"]], (limit, g["endpoint"])
     finally:
         assert s.stop() == 0

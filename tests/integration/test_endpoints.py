@@ -10,10 +10,12 @@ ROUTE = "GET /users/{user_id}"
 
 
 def session(server, sid, name, route, dur_ms, awaits=(), blocks=(), lag=(), tasks=None,
-            service="shop", started=None, end=True):
+            service="shop", started=None, end=True, fraction=None):
     """Posts one session: awaits (file, line, what, d_ms), blocks (file, line, src, d_ms), lag
-    (d_ms, ...), tasks [(id, parent, coro, t_ms, end_ms)]."""
+    (d_ms, ...), tasks [(id, parent, coro, t_ms, end_ms)]; fraction: meta.fraction."""
     meta = {"name": name, "service": service}
+    if fraction is not None:
+        meta["fraction"] = fraction
     if route is not None:
         meta["route"] = route
     if started is not None:
@@ -61,14 +63,16 @@ def seed(server):
 def test_endpoints_aggregates_exactly(server):
     seed(server)
     body = endpoints(server)
-    assert body["window"] == {"sessions": 7, "limit": 1000, "since_unix_ns": None, "until_unix_ns": None,
-                              "service": None, "endpoint": None}
+    assert body["window"] == {"sessions": 7, "requests": 7, "limit": 1000, "since_unix_ns": None,
+                              "until_unix_ns": None, "service": None, "endpoint": None}
     eps = body["endpoints"]
     # count descending, then service (null first), endpoint
     assert [(e["service"], e["endpoint"], e["count"]) for e in eps] == [
         ("shop", ROUTE, 5), ("other", ROUTE, 1), ("shop", "GET /health", 1)]
     u = eps[0]
     assert u["templated"] is True and eps[2]["templated"] is False
+    # no share of requests was sent: each session is one request
+    assert [(e["requests"], e["sampled"]) for e in eps] == [(5, 0), (1, 0), (1, 0)]
     # nearest rank over 10, 20, 30, 40, 50: p50 = 3rd, p95 = ceil(4.75) = 5th
     assert u["duration"] == {"p50_ns": 30 * MS, "p95_ns": 50 * MS, "max_ns": 50 * MS}
     # max lag per session with lag: 1 (10 ms: max(1, 1)), 2, 4, 3 (s-u2 with 50 ms has none) ->
@@ -183,3 +187,36 @@ def test_compare_errors(server):
     assert server.get("/api/v1/compare?a=s-x&b=s-x&limit=0").status == 400
     same = server.get_json("/api/v1/compare?a=s-x&b=s-x")
     assert same["differences"] == [] and same["delta_ns"] == 0
+
+
+def test_endpoints_count_the_requests_a_share_stands_for(server):
+    """Sessions recorded as a share of requests (meta.fraction, schema 14): each stands for
+    1 / fraction requests, kept to a millionth, the rest for one; the session's summary says its
+    share (null without one)."""
+    for i, f in enumerate([0.1, 0.25, None, 1.0, 1 / 3]):
+        session(server, f"s-f{i}", f"GET /f/{i}", "GET /f/{i}", 10 + i, fraction=f)
+    session(server, "s-g", "GET /g", "GET /g", 5, fraction=0.5)
+    body = endpoints(server)
+    # 10 + 4 + 1 + 1 + 3.000003 (1/3 is 333333 millionths) = 19.000003 -> 19; GET /g: 2
+    assert body["window"]["sessions"] == 6 and body["window"]["requests"] == 21
+    got = {e["endpoint"]: (e["count"], e["requests"], e["sampled"]) for e in body["endpoints"]}
+    assert got == {"GET /f/{i}": (5, 19, 3), "GET /g": (1, 2, 1)}
+    # a window of one endpoint, and one cut by its limit (the newest 2 of GET /f/{i}: 1/3 and 1.0)
+    assert endpoints(server, endpoint="GET /g")["window"]["requests"] == 2
+    cut = endpoints(server, endpoint="GET /f/{i}", limit=2)
+    assert [(e["count"], e["requests"], e["sampled"]) for e in cut["endpoints"]] == [(2, 4, 1)]
+    shares = {s["id"]: s["fraction"] for s in server.get_json("/api/v1/sessions")["sessions"]}
+    assert shares == {"s-f0": 0.1, "s-f1": 0.25, "s-f2": None, "s-f3": 1, "s-f4": 1 / 3, "s-g": 0.5}
+    assert server.get_json("/api/v1/sessions/s-f0")["fraction"] == 0.1
+
+
+def test_a_bad_fraction_is_refused_and_nothing_is_stored(server):
+    for bad in (0, -0.5, 1.5, "0.1", True, [0.1], {"f": 1}):
+        b = batch("s-bad", "b-bad", [{"k": "end", "t": 1}], {"name": "GET /bad", "fraction": bad})
+        r = server.ingest(b)
+        assert r.status == 400, (bad, r.status, r.body)
+        assert b"meta.fraction: expected a number above 0 and at most 1" in r.body, (bad, r.body)
+    assert server.request("GET", "/api/v1/sessions/s-bad").status == 404
+    # null is absent, as for every meta field
+    assert server.ingest(batch("s-null", "b-null", [{"k": "end", "t": 1}], {"name": "x", "fraction": None})).status == 202
+    assert server.get_json("/api/v1/sessions/s-null")["fraction"] is None

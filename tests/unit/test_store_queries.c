@@ -239,9 +239,9 @@ START_TEST(settings_restart_and_version)
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2); /* INCREMENTAL, set before the first table */
   ck_assert_int_eq(store_write_pragma(st, "user_version", &v), 0);
-  ck_assert_int_eq(v, 13); /* schema.sql is version 1, migrations/002 to 013 bring 13 */
+  ck_assert_int_eq(v, 14); /* schema.sql is version 1, migrations/002 to 014 bring 14 */
   ck_assert_int_eq(store_write_pragma(st, "bad name;", &v), LS_EINVAL);
-  ck_assert_int_eq(store_schema_version(st), 13);
+  ck_assert_int_eq(store_schema_version(st), 14);
   writer_resume();
   ck_assert_int_eq(put(B1, NULL), 0);
   writer_pause(); /* its checkpoint met the writer's housekeeping mid-transaction 1 run in 4 */
@@ -256,8 +256,8 @@ START_TEST(settings_restart_and_version)
   close_all();
   /* a database of schema 2 (no auto_vacuum, no purge table, no arrived_s, no OTLP outbox, no
    * route nor await points, no loop nor blocks from elsewhere, no task rows, no endpoint
-   * rollups, no appended task rows, no task keys, no stack times) is migrated to the newest: the data stays and auto_vacuum becomes INCREMENTAL (the
-   * one-time VACUUM) */
+   * rollups, no appended task rows, no task keys, no stack times, no fraction) is migrated to the
+   * newest: the data stays and auto_vacuum becomes INCREMENTAL (the one-time VACUUM) */
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
   ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE purge; ALTER TABLE sessions DROP COLUMN arrived_s;"
@@ -269,6 +269,7 @@ START_TEST(settings_restart_and_version)
                                 " ALTER TABLE sessions DROP COLUMN n_blocks_elsewhere;"
                                 " ALTER TABLE sessions DROP COLUMN blocked_ns_own;"
                                 " ALTER TABLE sessions DROP COLUMN blocked_ns_elsewhere;"
+                                " ALTER TABLE sessions DROP COLUMN fraction;"
                                 " ALTER TABLE blocks DROP COLUMN elsewhere;"
                                 " ALTER TABLE blocks DROP COLUMN from_session;"
                                 " ALTER TABLE blocks DROP COLUMN from_task; ALTER TABLE blocks DROP COLUMN stack_t;"
@@ -292,7 +293,7 @@ START_TEST(settings_restart_and_version)
   writer_pause();
   ck_assert_int_eq(store_write_pragma(st, "auto_vacuum", &v), 0);
   ck_assert_int_eq(v, 2);
-  ck_assert_int_eq(store_schema_version(st), 13);
+  ck_assert_int_eq(store_schema_version(st), 14);
   writer_resume();
   j = q(query_session, "s1", NULL, NULL);
   ck_assert_int_eq(num(j, "tasks"), 3);
