@@ -46,7 +46,8 @@ function row(e, selected) {
   });
   if (!e.templated) name.appendChild(h('span', { class: 'tag', title: 'no route template: grouped by session name' }, 'name'));
   tr.appendChild(h('td', null, e.service ?? ''));
-  tr.appendChild(h('td', { class: 'num' }, fmt.count(e.count)));
+  const count = tr.appendChild(h('td', { class: 'num' }, fmt.count(e.count)));
+  if (e.sampled) count.appendChild(stands(e));
   tr.appendChild(h('td', { class: 'num' }, fmt.duration(e.duration.p50_ns)));
   tr.appendChild(h('td', { class: 'num' }, fmt.duration(e.duration.p95_ns)));
   tr.appendChild(h('td', { class: 'num' }, fmt.duration(e.duration.max_ns)));
@@ -58,6 +59,16 @@ function row(e, selected) {
     slow.appendChild(h('a', { href: sessionHref(s.id), title: s.name ?? s.id, class: 'slow-link' }, fmt.duration(s.duration_ns)));
   });
   return tr;
+}
+
+// " of ~1,200": an endpoint whose sessions were recorded as a share of its requests (the
+// middleware's `fraction`) stands for more requests than it has sessions (docs/api.md).
+function stands(e) {
+  const some = e.sampled < e.count ? `${fmt.count(e.sampled)} of these ${fmt.count(e.count)} were` : 'these were';
+  return h('span', {
+    class: 'requests',
+    title: `${some} recorded as a share of requests, drawn at random: together they stand for about ${fmt.count(e.requests)} requests`,
+  }, ` of ~${fmt.count(e.requests)}`);
 }
 
 function pointsTable(title, points, cols) {
@@ -84,8 +95,9 @@ function showDetail(e) {
   const head = detail.appendChild(h('div', { class: 'title-row' }));
   head.appendChild(h('h2', { class: 'detail-title' }, e.endpoint));
   if (e.service) head.appendChild(h('span', { class: 'meta' }, e.service));
+  const recorded = e.sampled ? `${fmt.count(e.count)} sessions of ~${fmt.count(e.requests)} requests` : `${fmt.count(e.count)} sessions`;
   head.appendChild(h('span', { class: 'meta' },
-    `${fmt.count(e.count)} sessions · p50 ${fmt.duration(e.duration.p50_ns)} · p95 ${fmt.duration(e.duration.p95_ns)}`));
+    `${recorded} · p50 ${fmt.duration(e.duration.p50_ns)} · p95 ${fmt.duration(e.duration.p95_ns)}`));
   if (e.count > 1 && e.slowest.length) {
     head.appendChild(h('a', { href: compareHref(e.median.id, e.slowest[0].id), class: 'compare-link' },
       'compare slowest vs median'));
@@ -136,8 +148,11 @@ async function load() {
   if (chosen) showDetail(chosen);
   else detail.hidden = true;
   const n = resp.endpoints.length;
+  const w = resp.window;
+  // a server from before schema 14 says no requests: as many as sessions
+  const more = w.requests > w.sessions ? ` (~${fmt.count(w.requests)} requests: some recorded as a share)` : '';
   statusEl.textContent = n ?
-    `${fmt.count(n)} endpoint${n === 1 ? '' : 's'} over the newest ${fmt.count(resp.window.sessions)} ended session${resp.window.sessions === 1 ? '' : 's'}` :
+    `${fmt.count(n)} endpoint${n === 1 ? '' : 's'} over the newest ${fmt.count(w.sessions)} ended session${w.sessions === 1 ? '' : 's'}${more}` :
     'no ended sessions yet: run an app with the loopscope middleware';
   document.body.dataset.loaded = String(mine);
 }

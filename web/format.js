@@ -48,6 +48,15 @@ export function count(n) {
 // The unit and decimals that make ticks `step` ns apart distinct and short.
 // step is a 1-2-5 multiple of a power of ten, so in its own unit it needs no decimals, and one
 // unit up (see below) at most one: e.g. step 500 µs labelled in ms gets 1 decimal.
+// A share of requests (a session's `fraction`): "1 in 10 requests" when it is one in a whole
+// number (0.25: "1 in 4 requests"), else "30% of requests".
+export function share(f) {
+  const inv = 1 / f;
+  const whole = Math.round(inv);
+  if (whole >= 2 && Math.abs(inv - whole) <= 1e-6 * inv) return `1 in ${count(whole)} requests`;
+  return `${Number((f * 100).toPrecision(3))}% of requests`;
+}
+
 export function tickUnit(step) {
   let u = unitFor(step);
   // Steps of 100 units and more read better one unit up: 500 µs steps as 0.5, 1.0, 1.5 ms.

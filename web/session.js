@@ -611,7 +611,8 @@ function wire() {
 function showSummary(sum) {
   document.title = `loopscope — ${sum.name || sum.id}`;
   el.title.textContent = sum.name || sum.id;
-  const bits = [sum.service, sum.host, sum.pid ? `pid ${sum.pid}` : null, sum.python ? `Python ${sum.python}` : null];
+  const bits = [sum.service, sum.host, sum.pid ? `pid ${sum.pid}` : null, sum.python ? `Python ${sum.python}` : null,
+    sum.fraction ? `${fmt.share(sum.fraction)} recorded` : null];
   el.meta.textContent = bits.filter(Boolean).join(' · ');
   tables.fillSummary(el.summary, sum);
 }

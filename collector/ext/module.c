@@ -367,7 +367,7 @@ static PyMethodDef module_methods[] = {
     {"patch_handle", mod_patch_handle, METH_VARARGS, "patch_handle(Handle, task_types)"},
     {"unpatch_handle", mod_unpatch_handle, METH_NOARGS, "restore Handle._run"},
     {"request_open", (PyCFunction)(void (*)(void))mod_request_open, METH_FASTCALL,
-     "request_open(scope, send, name, header) -> Request: one ASGI request's session, open and current"},
+     "request_open(scope, send, name, header[, fraction]) -> Request: one ASGI request's session, open and current"},
     {"after_fork_child", mod_after_fork_child, METH_NOARGS, "reset in a forked child"},
     {"now_ns", mod_now_ns, METH_NOARGS, "the collector's monotonic clock"},
     {"summary_total", mod_summary_total, METH_VARARGS,

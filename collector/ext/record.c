@@ -392,7 +392,7 @@ static void orphan_block(ls_event *ev, uint64_t t0, PyObject *stack) {
   session_obj *s = id ? (session_obj *)PyObject_CallOneArg((PyObject *)&Session_Type, id) : NULL;
   Py_XDECREF(id);
   uint64_t now = now_ns();
-  if (s && session_begin(s, (ls_str){ORPHAN_NAME, sizeof ORPHAN_NAME - 1, 0}, 1, 0, 0, now > t0 ? now - t0 : 0) == 0) {
+  if (s && session_begin(s, (ls_str){ORPHAN_NAME, sizeof ORPHAN_NAME - 1, 0}, 1, 0, 0, now > t0 ? now - t0 : 0, 0) == 0) {
     ev->id = 0;
     ev->elsewhere = 0;
     ev->from_task = 0;

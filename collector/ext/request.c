@@ -109,11 +109,30 @@ static int request_end(request_obj *self, int state, PyObject *exc) {
   return rc;
 }
 
-/* request_open(scope, send, name, header) -> Request: the session is open and current. name None:
- * named from the scope. header: whether send adds the X-Loopscope-Session header. */
+/* The share a request was drawn in (a float in [0, 1], checked by the middleware) in millionths as
+ * the meta carries it: the nearest, at least 1; 0 for 1 (every request) or one that rounds to it.
+ * The server rounds meta.fraction the same way (server/endpoints.h, ep_ppm). -1 with an exception
+ * set when it is not a number. */
+static int64_t fraction_ppm_of(PyObject *v) {
+  double f = PyFloat_AsDouble(v);
+  if (f == -1.0 && PyErr_Occurred()) return -1;
+  if (!(f > 0) || f >= 1) return 0;
+  double m = f * 1000000.0 + 0.5;
+  int64_t ppm = m < 1 ? 1 : (int64_t)m;
+  return ppm >= 1000000 ? 0 : ppm;
+}
+
+/* request_open(scope, send, name, header[, fraction]) -> Request: the session is open and current.
+ * name None: named from the scope. header: whether send adds the X-Loopscope-Session header.
+ * fraction: the share of requests the middleware draws, when below 1 (its meta says so). */
 PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
   (void)mod;
-  if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "request_open(scope, send, name, header)"); return NULL; }
+  if (nargs != 4 && nargs != 5) {
+    PyErr_SetString(PyExc_TypeError, "request_open(scope, send, name, header[, fraction])");
+    return NULL;
+  }
+  int64_t ppm = nargs == 5 ? fraction_ppm_of(args[4]) : 0;
+  if (ppm < 0) return NULL;
   if (!G.started || !G.get_running_loop) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return NULL; }
   PyObject *scope = args[0], *name = args[2];
   int header = PyObject_IsTrue(args[3]);
@@ -150,7 +169,8 @@ PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t narg
   sess->max_tasks = G.max_tasks;
   /* the loop's number goes into the first meta when the loop is hooked already (every request
    * after the first): no second meta from session_enter_loop */
-  int rc = session_begin(sess, nm, G.max_tasks, 0, loop == G.hooked_loop ? G.hooked_loop_no : 0, 0);
+  int rc = session_begin(sess, nm, G.max_tasks, 0, loop == G.hooked_loop ? G.hooked_loop_no : 0, 0,
+                         (uint32_t)ppm);
   if (rc) goto fail;
   if (!(req->token = PyContextVar_Set(G.session_var, (PyObject *)req))) goto fail;
   if (session_enter_loop(sess, loop, 1)) goto fail;

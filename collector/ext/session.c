@@ -90,7 +90,7 @@ void session_ids_after_fork(void) { id_prefix[0] = 0; }
  * sender writes the meta (ls_session_begin): no JSON here, once per request. 0, or -1 with an
  * exception set. */
 int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summary, uint64_t loop,
-                  uint64_t back_ns) {
+                  uint64_t back_ns, uint32_t fraction_ppm) {
   if (!G.started) { PyErr_SetString(PyExc_RuntimeError, "loopscope is not installed"); return -1; }
   if (self->ls) { PyErr_SetString(PyExc_RuntimeError, "session already open"); return -1; }
   const char *id = session_id_utf8(self).p;
@@ -104,7 +104,7 @@ int session_begin(session_obj *self, ls_str n, uint64_t max_tasks, int with_summ
   Py_CLEAR(self->route);
   self->route_at_close = 0;
   self->loop = loop;
-  ls_session_start st = {n.p, n.n, loop, self->wall};
+  ls_session_start st = {n.p, n.n, loop, self->wall, fraction_ppm};
   int rc = ls_session_begin(G.core, id, &st, &self->ls);
   if (rc) { PyErr_Format(PyExc_ValueError, "loopscope: cannot open session %s: %s (%d)", id, lsc_strerror(rc), rc); return -1; }
   if (self->sum) summary_free(self->sum); /* no call for the usual none */
@@ -176,7 +176,7 @@ static PyObject *session_open(session_obj *self, PyObject *args) {
   unsigned long long max_tasks;
   int with_summary = 0;
   if (!PyArg_ParseTuple(args, "UK|p", &name, &max_tasks, &with_summary)) return NULL;
-  if (session_begin(self, str_of(name), max_tasks, with_summary, 0, 0)) return NULL;
+  if (session_begin(self, str_of(name), max_tasks, with_summary, 0, 0, 0)) return NULL;
   Py_RETURN_NONE;
 }
 

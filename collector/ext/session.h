@@ -96,9 +96,10 @@ void session_ids_after_fork(void);
 /* Opens self; with_summary (or G.summary_all) keeps its summary in-process. loop: the number of
  * the loop it will enter when the caller knows it already (G.hooked_loop_no), else 0: the meta is
  * then made once, not again by session_enter_loop. back_ns: it began that long ago (its start and
- * wall-clock start both moved back; 0 for now). 0, or -1. */
+ * wall-clock start both moved back; 0 for now). fraction_ppm: a request recorded as one of a
+ * share of requests, in millionths (meta.fraction), 0 for none. 0, or -1. */
 int session_begin(session_obj *self, ls_str name, uint64_t max_tasks, int with_summary, uint64_t loop,
-                  uint64_t back_ns);
+                  uint64_t back_ns, uint32_t fraction_ppm);
 /* Renames an open session (its next batch carries the name); nothing once closed. 0 or -1. */
 int session_rename(session_obj *self, PyObject *name);
 /* Sets an open session's route template (meta.route: its next batch carries it, e.g.

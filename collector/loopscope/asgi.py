@@ -85,7 +85,8 @@ class LoopscopeMiddleware:
                 await self.app(scope, receive, send)
                 return
         name = None if self.name is request_name else self.name(scope)
-        request = core.request_open(scope, send, name, self.header)
+        # a drawn request's meta carries its share (the server counts it as 1 / fraction requests)
+        request = core.request_open(scope, send, name, self.header, fraction)
         try:
             # the request stands in for send: it keeps http.response.start's status for the
             # request's end and adds the header to it (unless header=False)

@@ -458,6 +458,7 @@ int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st
   if (rc == LSC_OK) {
     (*out)->loop = st->loop;
     (*out)->wall_ns = st->wall_ns;
+    (*out)->fraction_ppm = st->fraction_ppm < 1000000 ? st->fraction_ppm : 0;
   }
   return rc;
 }

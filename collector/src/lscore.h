@@ -143,6 +143,8 @@ typedef struct ls_session_start {
   size_t name_n;
   uint64_t loop;              /* the number of the loop it runs on, 0: not known yet */
   uint64_t wall_ns;           /* when it started, Unix ns (started_unix_ns) */
+  uint32_t fraction_ppm;      /* one request of a share drawn at random, in millionths (1..999999:
+                               * meta.fraction); 0: every request, or not a request */
 } ls_session_start;
 /* Opens a session named by st (see ls_session_start); as ls_session_open otherwise. */
 int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st, ls_session **out);

@@ -112,6 +112,19 @@ static size_t snapshot(ls_collector *c, ls_session *s, part *p) {
 /* n bytes of JSON string value, cut at 1 KiB (names and routes are labels, not payloads). */
 static void put_label(ls_buf *body, const char *v, size_t n) { ls_buf_jstr(body, v, n > 1024 ? 1024 : n); }
 
+/* ,"fraction":0.D..D: ppm (1..999999) millionths as a decimal, trailing zeros dropped (100000:
+ * 0.1), which the server reads back to the same millionths (docs/api.md, endpoints). */
+static void put_fraction(ls_buf *body, uint32_t ppm) {
+  char d[32] = ",\"fraction\":0.";
+  size_t n = strlen(d);
+  for (uint32_t div = 100000; div && ppm; div /= 10) {
+    d[n++] = (char)('0' + ppm / div);
+    ppm %= div;
+  }
+  d[n] = 0;
+  ls_buf_puts(body, d);
+}
+
 /* The session's meta object: a named session's written from its fields, else the meta it was
  * given; with its route, when it has one, as one more field "route". Every meta is an object,
  * "{}" at least. */
@@ -130,6 +143,7 @@ static void put_meta(ls_buf *body, const ls_collector *c, const part *p, uint64_
     ls_buf_puts(body, ",\"started_unix_ns\":\"");
     ls_buf_u64(body, p->s->wall_ns);
     ls_buf_puts(body, "\"");
+    if (p->s->fraction_ppm) put_fraction(body, p->s->fraction_ppm);
     if (c->meta_static) ls_buf_puts(body, c->meta_static);
   } else if (!p->route || n < 2 || meta[n - 1] != '}') {
     ls_buf_puts(body, meta);

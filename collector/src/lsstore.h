@@ -59,6 +59,7 @@ struct ls_session {
   char *name_sending;          /* an earlier name the sender is still encoding, as meta_sending */
   uint64_t loop;               /* meta.loop, 0: not known (set under mu) */
   uint64_t wall_ns;            /* meta.started_unix_ns (fixed at open) */
+  uint32_t fraction_ppm;       /* meta.fraction in millionths, 0: none (fixed at open) */
   chunk *head, *tail;          /* chunks not yet all shipped, oldest first, and the writer's (mu) */
   chunk *w;                    /* the writer's current chunk (the tail, or NULL): records go there
                                 * without the mutex; only the writer changes it, under mu */

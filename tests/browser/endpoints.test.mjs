@@ -135,6 +135,38 @@ test('the endpoints page lists what /api/v1/endpoints answers, and its details a
   await inert(page);
 });
 
+test('an endpoint recorded as a share of its requests says how many requests it stands for', async () => {
+  // three requests of a service of their own, each recorded as 1 in 10 (meta.fraction) but one,
+  // recorded as every request: 10 + 10 + 1 = 21 requests
+  const svc = `${SERVICE}-share`;
+  for (const [i, fraction] of [[1, 0.1], [2, 0.1], [3, null]]) {
+    const b = request(`s-ep-${RUN}-f${i}`, `GET /orders/${i}`, 'GET /orders/{id}', 10 + i, { db: 2 });
+    b.meta.service = svc;
+    if (fraction) b.meta.fraction = fraction;
+    await post(BASE, b);
+  }
+  const api = (await getJson(`/api/v1/endpoints?service=${encodeURIComponent(svc)}`));
+  assert.deepEqual(api.endpoints.map((e) => [e.count, e.requests, e.sampled]), [[3, 21, 2]]);
+  assert.equal(api.window.requests, 21);
+  const { page } = await pages.open();
+  await page.goto(`${BASE}/endpoints?service=${encodeURIComponent(svc)}`);
+  await page.waitForFunction(() => document.body.dataset.loaded);
+  assert.equal(await page.textContent('#endpoints tbody tr:first-child td:nth-child(3)'), '3 of ~21');
+  assert.match(await page.getAttribute('#endpoints tbody tr:first-child .requests', 'title'),
+    /2 of these 3 were recorded as a share of requests, drawn at random: together they stand for about 21 requests/);
+  assert.match(await page.textContent('#status'), /over the newest 3 ended sessions \(~21 requests: some recorded as a share\)/);
+  await page.click('#endpoints tbody tr:first-child a.endpoint-link');
+  await page.waitForSelector('#detail:not([hidden])');
+  assert.match(await page.textContent('#detail .title-row'), /3 sessions of ~21 requests · p50/);
+  // a sampled session's page says its share
+  await page.goto(`${BASE}/sessions/${encodeURIComponent(`s-ep-${RUN}-f1`)}`);
+  await page.waitForFunction(() => Number(document.getElementById('timeline').dataset.drawn) > 0);
+  assert.match(await page.textContent('#meta'), /1 in 10 requests recorded/);
+  await page.goto(`${BASE}/sessions/${encodeURIComponent(`s-ep-${RUN}-f3`)}`);
+  await page.waitForFunction(() => Number(document.getElementById('timeline').dataset.drawn) > 0);
+  assert.doesNotMatch(await page.textContent('#meta'), /recorded/);
+});
+
 test('the compare view draws both timelines on one axis and lists what differs in the API order', async () => {
   await seeded;
   const { page } = await pages.open();

@@ -77,6 +77,28 @@ def test_a_fraction_records_that_share_and_no_more(server, collector):
     assert loopscope.stats()["active_sessions"] == 0
 
 
+@pytest.mark.parametrize("fraction,sent", [(0.25, 0.25), (1 / 3, 0.333333), (1.0, None), (0.9999999, None)])
+def test_the_server_counts_what_the_recorded_requests_stand_for(server, collector, fraction, sent):
+    """A drawn request's meta carries its share, in millionths (meta.fraction, docs/api.md): each
+    stored session says it, and the endpoints view counts each as 1 / fraction requests. A share
+    that rounds to every request is sent as none."""
+    collector()
+    tag = "frac-" + uuid.uuid4().hex[:8]
+    seen: list = []
+    mw = LoopscopeMiddleware(make_app(seen), fraction=fraction, name=lambda scope: f"GET /{tag}")
+    headers = asyncio.run(drive(mw, tag, 200))
+    recorded = sum(HEADER in h for h in headers)
+    assert recorded > 0
+    assert loopscope.flush(60), loopscope.stats()
+    shares = {s["fraction"] for s in server.get(f"/api/v1/sessions?name={tag}&limit=1000")["sessions"]}
+    assert shares == {sent}, shares
+    ep = server.get(f"/api/v1/endpoints?endpoint=GET%20/{tag}")["endpoints"]
+    assert [e["count"] for e in ep] == [recorded]
+    ppm = round(sent * 1_000_000) if sent else 0
+    expect = (recorded * (10**12 // ppm) + 500_000) // 1_000_000 if ppm else recorded
+    assert (ep[0]["requests"], ep[0]["sampled"]) == (expect, recorded if sent else 0), ep[0]
+
+
 def test_none_and_every_request(server, collector):
     collector()
     tag = "frac-" + uuid.uuid4().hex[:8]

@@ -116,7 +116,8 @@ def test_sessions_carry_the_route_template(server, collector, name):
 @pytest.mark.parametrize("name", list(APPS))
 def test_a_fraction_of_requests_is_recorded(server, collector, name):
     """request_fraction 0.5: about half of 60 requests carry the header, exactly those are stored
-    (the endpoints view counts them), and every response is the app's own either way."""
+    (the endpoints view counts them, each standing for two requests), and every response is the
+    app's own either way."""
     service = f"fraction-{name}"
     collector(service=service, request_fraction=0.5)
     recorded = set()
@@ -132,6 +133,7 @@ def test_a_fraction_of_requests_is_recorded(server, collector, name):
     q = urllib.parse.urlencode({"service": service, "endpoint": "GET /users/{user_id}"})
     (users,) = server.get(f"/api/v1/endpoints?{q}")["endpoints"]
     assert users["count"] == len(recorded)
+    assert (users["requests"], users["sampled"]) == (2 * len(recorded), len(recorded)), users
     assert {s["id"] for s in users["slowest"]} <= recorded
 
 

@@ -107,8 +107,9 @@ START_TEST(offline_sink_batches_parse_on_the_server)
 END_TEST
 
 /* A named session's meta is written by the sender from its fields (ls_session_begin): name, pid,
- * loop, started_unix_ns, the collector's static fields and the route; a new name and a loop number
- * set later go out with the next batch; a session opened with a whole meta has no name to set. */
+ * loop, started_unix_ns, the share of requests (fraction, from millionths), the collector's static
+ * fields and the route, as the server's own parser reads them; a new name and a loop number set
+ * later go out with the next batch; a session opened with a whole meta has no name to set. */
 START_TEST(named_session_meta_is_written_by_the_sender)
 {
   char sink[256];
@@ -120,10 +121,11 @@ START_TEST(named_session_meta_is_written_by_the_sender)
   ls_collector *c = NULL;
   ck_assert_int_eq(ls_collector_new(&cfg, &c), LSC_OK);
   static const char name[] = "GET /w/\xc3\xa9 \"q\"";
-  ls_session_start st = {name, sizeof name - 1, 0, 1700000000123456789ull};
+  /* a: one request in 200,000 (meta.fraction 0.000005); b: 0.333333; m: none */
+  ls_session_start st = {name, sizeof name - 1, 0, 1700000000123456789ull, 5};
   ls_session *a = NULL, *b = NULL, *m = NULL;
   ck_assert_int_eq(ls_session_begin(c, "s-named-a", &st, &a), LSC_OK);
-  ls_session_start st_b = {"x", 1, 3, 5};
+  ls_session_start st_b = {"x", 1, 3, 5, 333333};
   ck_assert_int_eq(ls_session_begin(c, "s-named-b", &st_b, &b), LSC_OK);
   ck_assert_int_eq(ls_session_begin(c, "bad id!", &st_b, &m), LSC_EINVAL);
   ck_assert_int_eq(ls_session_begin(c, "", &st_b, &m), LSC_EINVAL);
@@ -162,6 +164,7 @@ START_TEST(named_session_meta_is_written_by_the_sender)
       ck_assert_int_eq(bt->meta.started_ns, 1700000000123456789ll);
       ck_assert_str_eq(bt->meta.service, "svc <b>");
       ck_assert_str_eq(bt->meta.host, "h1");
+      ck_assert(bt->meta.fraction == 0.000005);
       if(a_seen++ == 0) {
         ck_assert_str_eq(bt->meta.name, name);
         ck_assert_int_eq(bt->meta.loop, -1);
@@ -176,6 +179,7 @@ START_TEST(named_session_meta_is_written_by_the_sender)
       ck_assert_str_eq(bt->meta.name, "x");
       ck_assert_int_eq(bt->meta.loop, 3);
       ck_assert_int_eq(bt->meta.started_ns, 5);
+      ck_assert(bt->meta.fraction == 0.333333);
       seen |= 2;
     } else if(strcmp(bt->session, id) == 0) {
       ck_assert_str_eq(bt->meta.name, "x");
@@ -184,6 +188,7 @@ START_TEST(named_session_meta_is_written_by_the_sender)
       ck_assert_str_eq(bt->session, "s-named-m");
       ck_assert_str_eq(bt->meta.name, "whole");
       ck_assert_int_eq(bt->meta.pid, -1);
+      ck_assert(bt->meta.fraction == 0);
       seen |= 4;
     }
   }
@@ -265,7 +270,7 @@ START_TEST(sessions_are_reused_and_allocate_nothing)
       snprintf(route, sizeof route, "GET /w%d/{n}", wave);
       /* wave 3: half the names and routes are past the room (95 bytes) */
       int big = wave == 3 && i % 4 < 2;
-      ls_session_start start = {big ? longer : name, big ? sizeof longer - 1 : strlen(name), 0, 1};
+      ls_session_start start = {big ? longer : name, big ? sizeof longer - 1 : strlen(name), 0, 1, 0};
       ls_session *s = NULL;
       ck_assert_int_eq(ls_session_begin(c, id, &start, &s), LSC_OK);
       /* a route on every other one (the others must not show the last owner's): set while open,
@@ -322,7 +327,7 @@ START_TEST(labels_replaced_while_the_sender_reads_them)
   ls_collector *c = sink_collector(sink, "lslabels", 4 << 20, 1, 256);
   static const char *routes[] = {"GET /a/{x}", "POST /bbbbbbbb/{y}/zzz",
     "GET /a-route-longer-than-its-room/0123456789012345678901234567890123456789012345678901234567890123456789/{id}"};
-  ls_session_start start = {"n-0", 3, 0, 1};
+  ls_session_start start = {"n-0", 3, 0, 1, 0};
   ls_session *s = NULL;
   ck_assert_int_eq(ls_session_begin(c, "s-labels-1", &start, &s), LSC_OK);
   for(uint64_t i = 1; i <= 20000; i++) {
