@@ -93,6 +93,12 @@ static void batch_open(batch_writer *b)
     opt_str_c(out, "host", x->host, &comma);
     opt_str_c(out, "python", x->python, &comma);
     opt_str_c(out, "started_unix_ns", x->started, &comma);
+    opt_str_c(out, "route", x->route, &comma);
+    if(x->fraction > 0) { /* as sent: the copy's endpoints count what the original's did */
+      jbuf_key(out, "fraction", comma);
+      jbuf_real(out, x->fraction);
+      comma = 1;
+    }
     jbuf_putc(out, '}');
   }
   jbuf_puts(out, ",\"events\":[");

@@ -264,6 +264,12 @@ static int session_span(builder *b)
   attr_int(o, &first, "loopscope.session.tasks", (int64_t)w->nt);
   if(x->dropped > 0)
     attr_int(o, &first, "loopscope.session.dropped_events", x->dropped);
+  if(x->fraction > 0) { /* one request of a share recorded (meta.fraction): as sent, 0.1 not 0.100000 */
+    attr_key(o, &first, "loopscope.session.fraction");
+    jbuf_puts(o, ",\"value\":{\"doubleValue\":");
+    jbuf_real(o, x->fraction);
+    jbuf_puts(o, "}}");
+  }
   size_t keep = w->nl < OTLP_TRACE_MAX_LAG_EVENTS ? w->nl : OTLP_TRACE_MAX_LAG_EVENTS;
   lag_pick *lag = malloc((w->nl ? w->nl : 1) * sizeof(*lag));
   int64_t *d = malloc((w->nl ? w->nl : 1) * sizeof(*d));

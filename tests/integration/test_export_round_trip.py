@@ -70,7 +70,8 @@ def test_150k_event_session_round_trip(make_server, tmp_path):
     a, b = make_server(), make_server(db=str(tmp_path / "copy.db"))
     sid = "s-big"
     ev = big_session(sid)
-    meta = dict(example()["meta"], name="GET /big")
+    # route and fraction too (they were left out of the export before the fraction came)
+    meta = dict(example()["meta"], name="GET /big", route="GET /{what}", fraction=0.25)
     t0 = time.monotonic()
     for k in range(0, EVENTS, 25_000):
         r = a.ingest(batch(sid, f"b{k}", ev[k:k + 25_000], meta=meta if k == 0 else None))

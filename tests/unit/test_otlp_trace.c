@@ -270,8 +270,19 @@ START_TEST(clock_errors_and_empty)
   ck_assert_str_eq(str(session, "startTimeUnixNano"), "5000000000");
   ck_assert_str_eq(attr(session, "loopscope.session.start_source"), "server");
   ck_assert_ptr_null(attr(session, "loopscope.session.url"));
+  ck_assert_ptr_null(attr_value(session, "loopscope.session.fraction")); /* every request recorded */
   cJSON_Delete(spans);
   bodies_free(&b);
+  /* one request of a share recorded (meta.fraction): the session span says which share */
+  rows.x.fraction = 1.0 / 3;
+  bodies sb = {.fail_at = -1};
+  ck_assert_int_eq(otlp_trace_build(&rows, &o, keep, &sb), 0);
+  spans = all_spans(&sb);
+  const cJSON *share = cJSON_GetObjectItem(attr_value(named(spans, "GET /x"), "loopscope.session.fraction"), "doubleValue");
+  ck_assert(cJSON_IsNumber(share) && share->valuedouble == 1.0 / 3);
+  cJSON_Delete(spans);
+  bodies_free(&sb);
+  rows.x.fraction = 0;
   /* emit's refusal stops the build and is returned; a ceiling too low for a span: LS_ETOOBIG */
   otlp_trace_options split = {NULL, 4096, (size_t)64 << 20};
   bodies f = {.fail_at = 1};
