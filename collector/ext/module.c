@@ -136,6 +136,7 @@ static PyObject *mod_stop(PyObject *mod, PyObject *args) {
   if (!r) PyErr_Clear();
   watchdog_stop();
   Py_CLEAR(G.block_stack);
+  Py_CLEAR(G.block_request);
   ls_collector *core = G.core;
   Py_BEGIN_ALLOW_THREADS
   ls_collector_free(core, timeout_ms);
@@ -192,6 +193,7 @@ static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {
   G.wd_running = 0;
   atomic_store(&G.hb_busy, 0);
   Py_CLEAR(G.block_stack);
+  Py_CLEAR(G.block_request);
   lag_reset();
   if (ls_collector_after_fork_child(G.core)) {
     PyErr_SetString(PyExc_RuntimeError, "loopscope: cannot restart the sender after fork");
@@ -373,6 +375,8 @@ static PyMethodDef module_methods[] = {
     {"summary_total", mod_summary_total, METH_VARARGS,
      "summary_total(on): every session keeps a summary, added up at close; summary_total() -> dict or None"},
     {"new_session_id", mod_new_session_id, METH_NOARGS, "the id of a new session"},
+    {"watch_request_code", mod_watch_request_code, METH_O,
+     "watch_request_code(code): a frame of this code on a blocked stack names the request (its scope)"},
     {"keep_orphan_blocks", mod_keep_orphan_blocks, METH_O,
      "keep_orphan_blocks(on): a block of the loop no session takes as its own gets a session of its own"},
     {"_fail_next_start", mod_fail_next_start, METH_O, "make the next start() fail (tests)"},

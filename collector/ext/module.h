@@ -141,6 +141,11 @@ typedef struct ls_module {
   PyThreadState *loop_tstate;
   uint64_t block_seq;              /* the heartbeat a captured stack belongs to (GIL) */
   PyObject *block_stack;           /* list of (file, line, func, src) or NULL (GIL) */
+  /* "GET /path" of the request not recorded whose LoopscopeMiddleware frame was on block_stack's
+   * stack (3.12+: read without touching the frame's locals dict), or NULL; set and cleared with
+   * block_stack (GIL). An orphan block's session is named after it (record.c). */
+  PyObject *block_request;
+  PyObject *mw_code;               /* LoopscopeMiddleware.__call__'s code object (asgi.py), or NULL */
   uint64_t block_stack_ns;         /* when the watchdog took block_stack (now_ns) (GIL) */
   /* module.c: interned names */
   PyObject *header_name;           /* b"x-loopscope-session" */

@@ -379,20 +379,28 @@ static session_obj *session_of_handle(PyObject *handle) {
   return (session_obj *)v;
 }
 
-/* The name of the session an orphan block gets (orphan_block). */
+/* The name of the session an orphan block gets (orphan_block): after the request it blocked in when
+ * the watchdog found that request's middleware on the stack, "GET /slow" + ORPHAN_IN_REQUEST. */
 #define ORPHAN_NAME "loop blocked outside a recorded request"
+#define ORPHAN_IN_REQUEST ": loop blocked (request not recorded)"
 
 /* A block of the loop no session took as its own (a request LoopscopeMiddleware did not draw, code
  * outside any session), while G.keep_orphan_blocks: a session of its own holds it, from t0 to now,
  * so that recording a share of requests does not hide which line blocked the loop. Blocks last
  * G.block_ns at least (100 ms by default), so this costs nothing a program would notice. What
  * fails leaves the block as it was before (unrecorded), with no exception set. */
-static void orphan_block(ls_event *ev, uint64_t t0, PyObject *stack) {
+static void orphan_block(ls_event *ev, uint64_t t0, PyObject *stack, PyObject *request) {
   PyObject *id = mod_new_session_id(NULL, NULL);
   session_obj *s = id ? (session_obj *)PyObject_CallOneArg((PyObject *)&Session_Type, id) : NULL;
   Py_XDECREF(id);
+  ls_str name = {ORPHAN_NAME, sizeof ORPHAN_NAME - 1, 0};
+  PyObject *named = request ? PyUnicode_FromFormat("%U" ORPHAN_IN_REQUEST, request) : NULL;
+  Py_ssize_t k;
+  const char *p = named ? PyUnicode_AsUTF8AndSize(named, &k) : NULL;
+  if (p) name = (ls_str){p, (size_t)k, 0};
+  if (PyErr_Occurred()) PyErr_Clear(); /* then the plain name */
   uint64_t now = now_ns();
-  if (s && session_begin(s, (ls_str){ORPHAN_NAME, sizeof ORPHAN_NAME - 1, 0}, 1, 0, 0, now > t0 ? now - t0 : 0, 0) == 0) {
+  if (s && session_begin(s, name, 1, 0, 0, now > t0 ? now - t0 : 0, 0) == 0) {
     ev->id = 0;
     ev->elsewhere = 0;
     ev->from_task = 0;
@@ -402,7 +410,18 @@ static void orphan_block(ls_event *ev, uint64_t t0, PyObject *stack) {
     Py_XDECREF(r);
   }
   Py_XDECREF(s);
+  Py_XDECREF(named);
   if (PyErr_Occurred()) PyErr_Clear();
+}
+
+PyObject *mod_watch_request_code(PyObject *mod, PyObject *code) {
+  (void)mod;
+  if (!PyCode_Check(code)) {
+    PyErr_Format(PyExc_TypeError, "watch_request_code: expected a code object, not %.100s", Py_TYPE(code)->tp_name);
+    return NULL;
+  }
+  Py_XSETREF(G.mw_code, Py_NewRef(code));
+  Py_RETURN_NONE;
 }
 
 PyObject *mod_keep_orphan_blocks(PyObject *mod, PyObject *on) {
@@ -413,8 +432,8 @@ PyObject *mod_keep_orphan_blocks(PyObject *mod, PyObject *on) {
   Py_RETURN_NONE;
 }
 
-void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
-                           uint64_t stack_ns, PyObject *handle) {
+static void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
+                                  PyObject *request, uint64_t stack_ns, PyObject *handle) {
   ls_frame frames[LS_MAX_FRAMES];
   ls_event ev = {0};
   ev.kind = LS_K_BLOCK;
@@ -443,6 +462,21 @@ void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t 
     }
   }
   /* no session took it as its own (a closed one left in the context does not count) */
-  if (!bs && (!cause || !session_live(cause)) && G.keep_orphan_blocks && G.started) orphan_block(&ev, t0, stack);
+  if (!bs && (!cause || !session_live(cause)) && G.keep_orphan_blocks && G.started)
+    orphan_block(&ev, t0, stack, request);
   Py_XDECREF(cause);
+}
+
+void block_after_step(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, uint64_t seq, PyObject *handle) {
+  PyObject *stack = NULL, *request = NULL;
+  if (G.block_seq == seq) { /* the watchdog's stack is this step's: taken over with its request */
+    stack = G.block_stack;
+    request = G.block_request;
+    G.block_stack = G.block_request = NULL;
+  }
+  Py_CLEAR(G.block_stack);
+  Py_CLEAR(G.block_request);
+  emit_block_everywhere(bs, bid, t0, t1, stack, request, G.block_stack_ns, handle);
+  Py_XDECREF(stack);
+  Py_XDECREF(request);
 }

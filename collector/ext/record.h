@@ -41,14 +41,18 @@ void step_after(task_entry *e, uint64_t t1);
 /* A block of the loop from t0 to t1 in session s, in task id (0: none), with the stack the
  * watchdog captured (a list, or NULL) at stack_ns (G.block_stack_ns: said as the event's stack_t). */
 void emit_block(session_obj *s, uint64_t id, uint64_t t0, uint64_t t1, PyObject *stack, uint64_t stack_ns);
-/* A block of the loop from t0 to t1 with the stack the watchdog captured once (a list, or NULL)
- * at stack_ns, for every session open on the loop: bs (the stepped task's session, or NULL) gets
- * it as its own in task bid, every other session as from elsewhere naming the causing session (bs,
- * else the session in whose context handle ran, else none) and task. handle: asyncio's Handle or
- * NULL. */
-void emit_block_everywhere(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, PyObject *stack,
-                           uint64_t stack_ns, PyObject *handle);
-/* keep_orphan_blocks(on), a module function: G.keep_orphan_blocks (emit_block_everywhere) */
+/* A step of heartbeat seq blocked the loop from t0 to t1: with the stack the watchdog captured for
+ * it, if any (G.block_stack; G.block_request, the request it found on it), the block goes to every
+ * session open on the loop: bs (the stepped task's session, or NULL) gets it as its own in task
+ * bid, every other session as from elsewhere naming the causing session (bs, else the session in
+ * whose context handle ran, else none) and task; with none of them its own, a session of its own
+ * while G.keep_orphan_blocks. handle: asyncio's Handle or NULL. Out of line: a step that blocked
+ * is rare, and its code stays out of the step's instruction-cache lines. */
+void block_after_step(session_obj *bs, uint64_t bid, uint64_t t0, uint64_t t1, uint64_t seq, PyObject *handle);
+/* watch_request_code(code), a module function: G.mw_code, the code of LoopscopeMiddleware.__call__,
+ * whose frame on a blocked stack names the request (watchdog.c) */
+PyObject *mod_watch_request_code(PyObject *mod, PyObject *code);
+/* keep_orphan_blocks(on), a module function: G.keep_orphan_blocks (block_after_step) */
 PyObject *mod_keep_orphan_blocks(PyObject *mod, PyObject *on);
 
 #pragma GCC visibility pop

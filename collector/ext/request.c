@@ -90,6 +90,15 @@ out:
   return r;
 }
 
+PyObject *request_name_str(PyObject *scope) {
+  char buf[1024];
+  int ws;
+  Py_ssize_t n = request_name_of(scope, buf, sizeof buf, &ws);
+  PyObject *s = n < 0 ? NULL : PyUnicode_DecodeUTF8(buf, n, "replace");
+  if (!s) PyErr_Clear();
+  return s;
+}
+
 /* Ends the request's session and gives the context its previous session back; the request's task
  * ends in it with state and exc (LS_S_*, the exception or NULL) and the status sent. Idempotent. */
 static int request_end(request_obj *self, int state, PyObject *exc) {

@@ -9,6 +9,8 @@
 
 extern PyTypeObject Request_Type;
 PyObject *mod_request_open(PyObject *mod, PyObject *const *args, Py_ssize_t nargs);
+/* "GET /path" (as a request's session is named) of an ASGI scope, or NULL (no exception set). */
+PyObject *request_name_str(PyObject *scope);
 
 #pragma GCC visibility pop
 

@@ -205,6 +205,7 @@ LS_COLD static void untimed_step_end(PyObject *cb, uint_fast64_t seq) {
     Py_DECREF(s);
   }
   Py_CLEAR(G.block_stack);
+  Py_CLEAR(G.block_request);
   if (PyErr_Occurred()) PyErr_Clear();
   PyErr_Restore(et, ev, etb);
 }

@@ -115,14 +115,8 @@ static LS_ALWAYS_INLINE PyObject *time_step(PyObject *cb, PyObject *(*run)(void 
   } else if (task && G.tab_len && (e = tab_find(task)) && session_live(e->sess)) {
     step_after(e, t1); /* adopted as a session's root during this step: where it waits now */
   }
-  if (t1 - t0 >= G.block_ns) {
-    PyObject *stack = G.block_seq == seq ? G.block_stack : NULL;
-    Py_XINCREF(stack);
-    Py_CLEAR(G.block_stack);
-    /* its own to the task's session, from elsewhere to the other sessions on the loop */
-    emit_block_everywhere(bs, bid, t0, t1, stack, G.block_stack_ns, handle);
-    Py_XDECREF(stack);
-  }
+  /* its own to the task's session, from elsewhere to the other sessions on the loop */
+  if (t1 - t0 >= G.block_ns) block_after_step(bs, bid, t0, t1, seq, handle);
   Py_XDECREF(bs);
   if (!res) {
     if (PyErr_Occurred()) PyErr_Clear();

@@ -1,11 +1,34 @@
 /* watchdog.c — the blocking watchdog: a thread that reads the loop thread's heartbeat without the
  * GIL and, while a handle is still stuck past the threshold, takes the GIL to copy the loop
- * thread's Python stack (handle_run and session_close report the block with it). */
+ * thread's Python stack and the request it is in (handle_run and session_close report the block
+ * with them). */
 #include "watchdog.h"
 
-/* The loop thread's Python stack, outermost first, as a list of (file, line, func, src).
- * Called by the watchdog with the GIL held while the loop thread is still blocked. */
-static PyObject *capture_stack(PyThreadState *ts) {
+#include "request.h"
+
+/* The name of the request whose LoopscopeMiddleware frame f is (its local `scope`), or NULL. Only
+ * on 3.12+, whose PyFrame_GetVarString reads the variable where it lies: before, the one way was
+ * the frame's locals dict (PyFrame_FastToLocals), which this thread would write while a debugger
+ * on the loop thread may be changing it, and that must not be. */
+static PyObject *request_of_frame(PyFrameObject *f) {
+#if PY_VERSION_HEX >= 0x030C0000
+  PyObject *scope = PyFrame_GetVarString(f, "scope");
+  if (!scope) { PyErr_Clear(); return NULL; }
+  /* a plain dict (every ASGI server's): a mapping of the app's own could run its code here, on
+   * this thread, while the loop's is blocked */
+  PyObject *name = PyDict_CheckExact(scope) ? request_name_str(scope) : NULL;
+  Py_DECREF(scope);
+  return name;
+#else
+  (void)f;
+  return NULL;
+#endif
+}
+
+/* The loop thread's Python stack, outermost first, as a list of (file, line, func, src); *request
+ * the innermost LoopscopeMiddleware frame's request (request_of_frame), or NULL. Called by the
+ * watchdog with the GIL held while the loop thread is still blocked. */
+static PyObject *capture_stack(PyThreadState *ts, PyObject **request) {
   /* Only code objects' names and line numbers here (microseconds): the loop thread may want the
    * GIL back any moment. Source lines are read by the sender thread (lssrc.c), off the loop. */
   PyObject *out = PyList_New(0);
@@ -14,6 +37,7 @@ static PyObject *capture_stack(PyThreadState *ts) {
   int depth = 0;
   while (f && depth++ < 256) {
     PyCodeObject *code = PyFrame_GetCode(f);
+    if (!*request && G.mw_code == (PyObject *)code) *request = request_of_frame(f);
     int line = PyFrame_GetLineNumber(f);
     PyObject *item = Py_BuildValue("(OiOO)", code->co_filename, line, code->co_name, Py_None);
     Py_DECREF(code);
@@ -56,10 +80,14 @@ static void *watchdog_main(void *arg) {
     PyGILState_STATE gs = PyGILState_Ensure();
     /* still the same stuck handle? then its stack names the culprit */
     if (G.wd_running && atomic_load(&G.hb_busy) && atomic_load(&G.hb_seq) == seq && G.loop_tstate) {
-      PyObject *stack = capture_stack(G.loop_tstate);
-      if (!stack) PyErr_Clear();
-      else {
+      PyObject *request = NULL;
+      PyObject *stack = capture_stack(G.loop_tstate, &request);
+      if (!stack) {
+        PyErr_Clear();
+        Py_XDECREF(request);
+      } else {
         Py_XSETREF(G.block_stack, stack);
+        Py_XSETREF(G.block_request, request);
         G.block_stack_ns = now_ns(); /* how late it came is said with the block (stack_t) */
         G.block_seq = seq;
         taken_seq = seq;

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping
 
-from . import _state
+from . import _core, _state
 from .settings import check_fraction
 
 Scope = MutableMapping[str, Any]
@@ -98,3 +98,8 @@ class LoopscopeMiddleware:
         # with the scope, close also reads the route template the framework matched (Litestar's
         # path_template in C; scope["route"] through route_template): no Python call per request
         request.close(None, scope)
+
+
+# A loop block in a request not drawn has no session of its own to go to: the watchdog, taking the
+# blocked stack, finds this frame on it and names the block's session after the request (3.12+).
+_core.watch_request_code(LoopscopeMiddleware.__call__.__code__)
