@@ -158,6 +158,7 @@ test('an endpoint recorded as a share of its requests says how many requests it 
   await page.click('#endpoints tbody tr:first-child a.endpoint-link');
   await page.waitForSelector('#detail:not([hidden])');
   assert.match(await page.textContent('#detail .title-row'), /3 sessions of ~21 requests · p50/);
+  await screenshot(page, 'endpoints-sampled.png');
   // a sampled session's page says its share
   await page.goto(`${BASE}/sessions/${encodeURIComponent(`s-ep-${RUN}-f1`)}`);
   await page.waitForFunction(() => Number(document.getElementById('timeline').dataset.drawn) > 0);
