@@ -19,7 +19,9 @@ typedef struct ep_session {
   /* The share of requests it was recorded in (meta.fraction), in millionths: 1..999999, one
    * request drawn in 1e6 / ppm, so it stands for that many; 0 (zeroed): every request. Beside
    * has_lag, in what was padding: the struct stays 72 bytes, and a window of 100,000 sessions
-   * moves them several times (80 bytes made that window's query ~10% slower). */
+   * moves them several times (with it after `started`, 80 bytes, that window's query read 1.13x
+   * against a build of the server before the share, where this layout read 1.05x against the same
+   * build: bench/endpoints/query_ab.py's rounds, bench/README.md). */
   int32_t ppm;
   int64_t started;    /* started_ns (what since/until compare), -1 when unknown */
   const char *id, *name, *route, *service;
