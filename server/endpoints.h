@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "errors.h"
+#include "share.h"
 
 /* One ended session of the window. Strings live in the caller's arena. */
 typedef struct ep_session {
@@ -28,19 +29,11 @@ typedef struct ep_session {
 } ep_session;
 _Static_assert(sizeof(ep_session) == 72 || sizeof(void *) != 8, "ep_session: keep it 72 bytes");
 
-#define EP_PPM_ALL 1000000
+/* ep_session.ppm is a stored fraction (0 or NULL: none) through share_ppm (common/share.h), the
+ * collector's rounding. */
+#define EP_PPM_ALL SHARE_PPM_ALL
 /* Requests in millionths (ep_group.requests_u) as a whole number, rounded half up. */
 static inline int64_t ep_requests(int64_t requests_u) { return (requests_u + EP_PPM_ALL / 2) / EP_PPM_ALL; }
-/* A stored fraction (0 or NULL: none) in millionths, as ep_session.ppm keeps it: the nearest one,
- * at least 1 (a share below one in a million counts as one in a million), 0 when it rounds to 1. */
-static inline int32_t ep_ppm(double fraction)
-{
-  if(!(fraction > 0) || fraction >= 1)
-    return 0;
-  double m = fraction * EP_PPM_ALL + 0.5;
-  int32_t v = m < 1 ? 1 : (int32_t)m;
-  return v >= EP_PPM_ALL ? 0 : v;
-}
 
 /* A hot spot (await point) or culprit (block frame) of a group. what: the awaited object, or for
  * a culprit the source line. Strings are the aggregation's own copies. */

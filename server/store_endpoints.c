@@ -154,7 +154,7 @@ int store_ep_sessions(store_reader *r, const store_ep_filter *f, arena *a, ep_se
     x->lag_max = sqlite3_column_int64(st, 6);
     x->has_lag = sqlite3_column_int64(st, 7) > 0;
     x->started = sqlite3_column_int64(st, 8);
-    x->ppm = ep_ppm(sqlite3_column_double(st, 9)); /* NULL reads 0.0: every request */
+    x->ppm = share_ppm(sqlite3_column_double(st, 9)); /* NULL reads 0.0: every request */
   }
   rc = finish(r, st, rc);
   if(!rc && a->failed)

@@ -7,6 +7,7 @@
 #include "record.h"
 #include "session.h"
 #include "tasks.h"
+#include "share.h"
 
 #include <stdio.h>
 
@@ -119,16 +120,12 @@ static int request_end(request_obj *self, int state, PyObject *exc) {
 }
 
 /* The share a request was drawn in (a float in [0, 1], checked by the middleware) in millionths as
- * the meta carries it: the nearest, at least 1; 0 for 1 (every request) or one that rounds to it.
- * The server rounds meta.fraction the same way (server/endpoints.h, ep_ppm). -1 with an exception
- * set when it is not a number. */
+ * the meta carries it (share_ppm: the server rounds meta.fraction with the same function); -1 with
+ * an exception set when it is not a number. */
 static int64_t fraction_ppm_of(PyObject *v) {
   double f = PyFloat_AsDouble(v);
   if (f == -1.0 && PyErr_Occurred()) return -1;
-  if (!(f > 0) || f >= 1) return 0;
-  double m = f * 1000000.0 + 0.5;
-  int64_t ppm = m < 1 ? 1 : (int64_t)m;
-  return ppm >= 1000000 ? 0 : ppm;
+  return share_ppm(f);
 }
 
 /* request_open(scope, send, name, header[, fraction]) -> Request: the session is open and current.

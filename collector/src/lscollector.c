@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "lsstore.h"
+#include "share.h"
 
 /* pthread_atfork handlers can carry no argument, so the one live collector is kept here; only
  * the fork handlers read it. Several collectors at once are not supported by the module. */
@@ -458,7 +459,7 @@ int ls_session_begin(ls_collector *c, const char *id, const ls_session_start *st
   if (rc == LSC_OK) {
     (*out)->loop = st->loop;
     (*out)->wall_ns = st->wall_ns;
-    (*out)->fraction_ppm = st->fraction_ppm < 1000000 ? st->fraction_ppm : 0;
+    (*out)->fraction_ppm = st->fraction_ppm < SHARE_PPM_ALL ? st->fraction_ppm : 0;
   }
   return rc;
 }
