@@ -11,19 +11,17 @@ measures and prints, asserts nothing."""
 import argparse
 import http.client
 import os
+import pathlib
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "query"))
+from bench_query import free_port, wait_healthy  # noqa: E402
 
 
 def one_round(binary: str, db: str, args) -> float:
@@ -32,20 +30,13 @@ def one_round(binary: str, db: str, args) -> float:
         copy = os.path.join(work, "x.db")
         shutil.copy(db, copy)
         port = free_port()
-        proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--db", copy],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = os.path.join(work, "server.log")
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--db", copy],
+                                    stdout=out, stderr=subprocess.STDOUT)
         try:
+            wait_healthy("127.0.0.1", port, proc, log, timeout=60)
             deadline = time.monotonic() + 60
-            while True:
-                try:
-                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    c.request("GET", "/healthz")
-                    c.getresponse().read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit(f"query_ab: {binary} did not answer on port {port}")
-                    time.sleep(0.1)
             while time.monotonic() < deadline:
                 con = sqlite3.connect(f"file:{copy}?mode=ro", uri=True, timeout=5)
                 try:
@@ -65,12 +56,15 @@ def one_round(binary: str, db: str, args) -> float:
                 took.append(time.perf_counter() - t)
                 if r.status != 200:
                     raise SystemExit(f"query_ab: {args.path} answered {r.status}")
-            return statistics.median(took[args.warm:]) * 1e3
+            result = statistics.median(took[args.warm:]) * 1e3
         finally:
             proc.terminate()
             proc.wait(10)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        print(f"query_ab: kept {work} (its server.log)", flush=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return result
 
 
 def main() -> None:
