@@ -303,19 +303,34 @@ static int read_event(parser *p, rdr *r, ingest_batch *b, const place *where, in
   }
 }
 
+/* A field's name for an error message: field, or field[idx] (a strings table's entry) when idx
+ * is not NO_IDX. Formatted only when an error is reported: naming every table entry up front with
+ * snprintf cost ~750 instructions an entry, ~5k of a small session's ~427k
+ * (bench/overhead/ingest_cg.sh). */
+#define NO_IDX SIZE_MAX
+#define FIELD_NAME_MAX 48
+static const char *field_name(char buf[FIELD_NAME_MAX], const char *field, size_t idx)
+{
+  if(idx == NO_IDX)
+    return field;
+  snprintf(buf, FIELD_NAME_MAX, "%s[%zu]", field, idx);
+  return buf;
+}
+
 /* A str of the batch's header (its ids, meta, table entries), varint n then n bytes of at most
  * max, where they lie: *at, *n. */
-static int get_bytes(parser *p, rdr *r, const char *field, size_t max, const char **at, size_t *n)
+static int get_bytes(parser *p, rdr *r, const char *field, size_t idx, size_t max, const char **at, size_t *n)
 {
   uint64_t v;
   int why = get_v(r, &v);
   size_t off = (size_t)(r->p - r->start);
+  char buf[FIELD_NAME_MAX];
   if(why == -1 || (!why && v > (uint64_t)(r->end - r->p)))
-    return ing_fail(p, "%s: the body ends inside this value (byte %zu)", field, off);
+    return ing_fail(p, "%s: the body ends inside this value (byte %zu)", field_name(buf, field, idx), off);
   if(why)
-    return ing_fail(p, "%s: a number of more than 64 bits (byte %zu)", field, off);
+    return ing_fail(p, "%s: a number of more than 64 bits (byte %zu)", field_name(buf, field, idx), off);
   if(v > max)
-    return ing_fail(p, "%s: longer than %zu bytes", field, max);
+    return ing_fail(p, "%s: longer than %zu bytes", field_name(buf, field, idx), max);
   *at = (const char *)r->p;
   *n = (size_t)v;
   r->p += v;
@@ -324,16 +339,18 @@ static int get_bytes(parser *p, rdr *r, const char *field, size_t max, const cha
 
 /* A str of the batch's header as text (a strings table entry), copied NUL-terminated into a; its
  * length in *len. */
-static int get_str(parser *p, rdr *r, arena *a, const char *field, size_t max, const char **out, size_t *len)
+static int get_str(parser *p, rdr *r, arena *a, const char *field, size_t idx, size_t max, const char **out,
+                   size_t *len)
 {
   const char *at;
   size_t n;
-  int rc = get_bytes(p, r, field, max, &at, &n);
+  int rc = get_bytes(p, r, field, idx, max, &at, &n);
   if(rc)
     return rc;
+  char buf[FIELD_NAME_MAX];
   switch(ing_text_check(at, n, max)) {
-  case TEXT_UTF8: return ing_fail(p, "%s: not valid UTF-8", field);
-  case TEXT_NUL: return ing_fail(p, "%s: holds U+0000: no text may contain it", field);
+  case TEXT_UTF8: return ing_fail(p, "%s: not valid UTF-8", field_name(buf, field, idx));
+  case TEXT_NUL: return ing_fail(p, "%s: holds U+0000: no text may contain it", field_name(buf, field, idx));
   default: break;
   }
   const char *copy = arena_strndup(a, at, n);
@@ -349,7 +366,7 @@ static int get_id(parser *p, rdr *r, arena *a, const char *field, const char **o
 {
   const char *at;
   size_t n;
-  int rc = get_bytes(p, r, field, SIZE_MAX, &at, &n);
+  int rc = get_bytes(p, r, field, NO_IDX, SIZE_MAX, &at, &n);
   if(rc)
     return rc;
   const char *id = NULL;
@@ -381,10 +398,8 @@ static int read_table(parser *p, rdr *r, arena *a)
   if(!lens)
     return ing_arena_error(p, a);
   for(size_t i = 0; i < (size_t)n; i++) {
-    char field[40];
     size_t len = 0;
-    snprintf(field, sizeof field, "strings[%zu]", i);
-    int rc = get_str(p, r, a, field, p->lim->max_exc, &strs[i], &len);
+    int rc = get_str(p, r, a, "strings", i, p->lim->max_exc, &strs[i], &len);
     if(rc)
       return rc;
     lens[i] = (uint32_t)len;
@@ -440,7 +455,7 @@ static int read_batch(parser *p, rdr *r, ingest_batch *b)
   int rc;
   if((rc = get_id(p, r, a, "batch", &b->batch)) || (rc = get_id(p, r, a, "session", &b->session)))
     return rc;
-  if((rc = get_bytes(p, r, "meta", SIZE_MAX, &meta_at, &meta_len)))
+  if((rc = get_bytes(p, r, "meta", NO_IDX, SIZE_MAX, &meta_at, &meta_len)))
     return rc;
   b->meta.pid = b->meta.loop = b->meta.started_ns = -1;
   if(meta_len && (rc = ing_meta_text(p, meta_at, meta_len, a, &b->meta)))
