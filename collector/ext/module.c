@@ -157,7 +157,7 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
   if (!G.started) return PyDict_New();
   ls_stats st;
   ls_collector_stats(G.core, &st);
-  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsKsKsKsKsKsKsKsisKsKsKsK}", "events", (unsigned long long)st.events, "dropped",
+  return Py_BuildValue("{sKsKsKsKsKsKsKsisnsnsKsKsKsKsKsKsKsKsKsisKsKsKsKsKsK}", "events", (unsigned long long)st.events, "dropped",
                        (unsigned long long)st.dropped, "bytes_used", (unsigned long long)st.bytes_used,
                        "batches_sent", (unsigned long long)st.batches_sent, "batches_failed",
                        (unsigned long long)st.batches_failed, "posts_failed", (unsigned long long)st.posts_failed,
@@ -173,7 +173,9 @@ static PyObject *mod_stats(PyObject *mod, PyObject *unused) {
                        "strings_posts", (unsigned long long)st.strings_posts,
                        "strings_refused", (unsigned long long)st.strings_refused,
                        "records_posts", (unsigned long long)st.records_posts,
-                       "records_refused", (unsigned long long)st.records_refused);
+                       "records_refused", (unsigned long long)st.records_refused,
+                       "shrunk_posts", (unsigned long long)st.shrunk_posts,
+                       "post_cap", (unsigned long long)st.post_cap);
 }
 
 static PyObject *mod_after_fork_child(PyObject *mod, PyObject *unused) {

@@ -120,6 +120,9 @@ typedef struct ls_stats {
   uint64_t strings_refused;   /* POSTs so written and refused (400): sent again written plain */
   uint64_t records_posts;     /* POSTs answered 2xx in the binary record form */
   uint64_t records_refused;   /* POSTs so written and refused (400, 415): sent again as JSON */
+  uint64_t shrunk_posts;      /* batches refused alone as too large (413) and sent again in
+                               * smaller batches instead of dropped */
+  uint64_t post_cap;          /* 0, or the bytes a POST is kept to since such a refusal */
 } ls_stats;
 
 /* Starts the sender thread. *out owns everything; free with ls_collector_free. */

@@ -184,6 +184,12 @@ static void put_wire_batch(ls_buf *body, wire_bufs *w, const ls_wirestate *ws, c
   if (w->events.failed || w->meta.failed) body->failed = w->events.failed ? w->events.failed : w->meta.failed;
 }
 
+/* The bytes a POST holds at most: BATCH_JSON_MAX, or less once the server refused a lone batch
+ * as too large (c->post_cap). Sender thread. */
+static size_t post_max(const ls_collector *c) {
+  return c->post_cap && c->post_cap < BATCH_JSON_MAX ? c->post_cap : BATCH_JSON_MAX;
+}
+
 /* Appends p's batch to body (mu free): what p took, as v1 JSON, or in the binary record form when
  * w is given, stopping once the POST holds BATCH_JSON_MAX bytes (having taken one record at
  * least): the rest of the snapshot is given back, snap lowered to what went in. pid: this
@@ -219,7 +225,7 @@ static void encode_part(ls_buf *body, wire_bufs *w, ls_collector *c, part *p, ui
     put_meta(body, c, p, pid);
     ls_buf_puts(body, ",\"events\":[");
   }
-  size_t max_out = BATCH_JSON_MAX > before ? BATCH_JSON_MAX - before : 1;
+  size_t max_out = post_max(c) > before ? post_max(c) - before : 1;
   /* in order: the record state s->rs runs from one record to the next */
   int first_ev = 1, full = 0;
   for (chunk *ch = p->first; p->last; ch = ch->next) { /* links up to last were set before the snapshot */
@@ -380,6 +386,25 @@ static int form_refused(ls_collector *c, const ls_http_result *res, part *parts,
   return 1;
 }
 
+/* A server with a --max-body below a batch's size refuses it alone with 413. A batch of one
+ * event is lost then, as before (counted in dropped and batches_failed); a larger one goes back
+ * (rewind_part: nothing of it was stored) and POSTs are kept from then on to half its size, so it
+ * goes out again in two batches or more, down to POST_CAP_MIN. Answers whether p went back.
+ * mu free. */
+#define POST_CAP_MIN ((size_t)1024)
+static int too_large_alone(ls_collector *c, const ls_http_result *res, part *p) {
+  if (res->status != 413 || p->nev < 2 || p->len <= POST_CAP_MIN) return 0;
+  size_t cap = p->len / 2 > POST_CAP_MIN ? p->len / 2 : POST_CAP_MIN;
+  if (!c->post_cap || cap < c->post_cap) c->post_cap = cap;
+  rewind_part(p);
+  p->delivered = 0;
+  pthread_mutex_lock(&c->mu);
+  c->st.shrunk_posts++;
+  c->st.post_cap = c->post_cap;
+  pthread_mutex_unlock(&c->mu);
+  return 1;
+}
+
 /* POSTs p's batch alone: as it lies in body; in the binary form behind the magic, which is the
  * body itself when p is all it holds (a POST of one batch), else a copy. */
 static int post_part(ls_collector *c, const ls_buf *body, part *p, int wire, ls_http_result *res) {
@@ -412,6 +437,7 @@ static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t
       if (parts[i].len) {
         parts[i].delivered = post_part(c, body, &parts[i], wire, &res);
         if (!parts[i].delivered && form_refused(c, &res, &parts[i], 1, wire)) return;
+        if (!parts[i].delivered && too_large_alone(c, &res, &parts[i])) continue;
         count_post(c, parts[i].delivered, parts[i].strings, wire);
       }
     return;
@@ -445,6 +471,7 @@ static void deliver(ls_collector *c, ls_buf *body, part *parts, size_t n, size_t
         refused = 1;
         continue;
       }
+      if (!p->delivered && too_large_alone(c, &res, p)) continue;
       count_post(c, p->delivered, p->strings, wire);
     }
   }
@@ -516,7 +543,7 @@ static void send_group(ls_collector *c, part *parts, size_t max) {
   uint64_t pid = (uint64_t)getpid();
   size_t nenc = 0;
   for (size_t i = 0; i < n; i++) {
-    if (nenc && body.len >= BATCH_JSON_MAX) {
+    if (nenc && body.len >= post_max(c)) {
       skip_part(&parts[i]); /* goes in the next POST */
       continue;
     }

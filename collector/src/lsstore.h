@@ -111,6 +111,9 @@ struct ls_collector {
                                 * such answer, freed with the collector (sender thread) */
   int records_ok;              /* ... and that it takes bodies in the binary record form: POSTs
                                 * are written so (sender thread) */
+  size_t post_cap;             /* 0: POSTs hold up to BATCH_JSON_MAX bytes; else the server refused
+                                * a lone batch as too large (413) and they are kept to this, half
+                                * that batch, for the collector's life (sender thread) */
   /* Sent chunks kept for reuse, one list per power-of-two size, while unsent and spare bytes
    * together stay within buffer_cap. The loop thread allocates chunks and the sender frees them
    * later: with plain malloc/free, memory freed in bulk went back to the kernel and the loop

@@ -16,6 +16,7 @@ import pytest
 import loopscope
 from loopscope import settings
 
+from lstest import Server
 from test_delivery import FaultProxy
 
 
@@ -252,3 +253,33 @@ def test_a_batch_refused_alone_in_the_binary_form_goes_next_as_json(server):
     assert st["batches_failed"] == 0 and st["dropped"] == 0, st
     for sid in ids:
         assert stored(server, sid), sid
+
+
+def test_a_batch_too_large_alone_goes_again_in_smaller_batches(tmp_path):
+    """A server started with a --max-body below one session's batch refuses that batch alone (413).
+    The sender does not drop it: it keeps its POSTs to half the refused batch from then on and
+    sends the same events again in smaller batches, until they fit. Every task arrives, nothing is
+    counted dropped, and the stats say what happened (shrunk_posts, post_cap)."""
+    srv = Server(tmp_path / "small-body.db", args=["--max-body", "16K"]).start()
+    try:
+        async def wide() -> str:
+            async with loopscope.session("GET /wide") as s:
+                await asyncio.gather(*(asyncio.sleep(0) for _ in range(900)))
+            return s.id
+
+        loopscope.install(server=srv.url)
+        try:
+            sid = asyncio.run(wide())
+            assert loopscope.flush(60), loopscope.stats()
+            st = loopscope.stats()
+        finally:
+            loopscope.uninstall(timeout=10)
+        # 900 tasks (below max_tasks) take ~40 KiB even in the binary form: the first POSTs were refused
+        assert st["shrunk_posts"] >= 1 and 0 < st["post_cap"] <= 16 * 1024, st
+        assert st["dropped"] == 0 and st["batches_failed"] == 0, st
+        summary = srv.get(f"/api/v1/sessions/{sid}")
+        assert summary["ended"] and summary["dropped"] == 0, summary
+        assert summary["tasks"] == 901, summary  # the session's root and the 900 gathered
+        assert len(srv.get(f"/api/v1/sessions/{sid}/tasks?limit=5000")["tasks"]) == 901
+    finally:
+        srv.stop()

@@ -34,13 +34,15 @@ def free_port() -> int:
 class Server:
     """A running loopscope-server process and a tiny JSON client for its REST API."""
 
-    def __init__(self, db: Path, port: int | None = None, token: str | None = None):
+    def __init__(self, db: Path, port: int | None = None, token: str | None = None,
+                 args: list[str] | None = None):
         # No port given: the server binds 127.0.0.1:0 and says which port it got (race-free,
         # where picking a free port first and handing it over leaves a window to lose it).
         self.port = port or 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = db
         self.token = token
+        self.extra_args = list(args or [])  # more of the server's options, e.g. ["--max-body", "16K"]
         self.proc: subprocess.Popen | None = None
         self.log = Path(f"{db}.server.log")
 
@@ -51,6 +53,7 @@ class Server:
         args = [SERVER_BIN, "--listen", f"127.0.0.1:{self.port}", "--db", str(self.db)]
         if self.token:
             args += ["--token", self.token]
+        args += self.extra_args
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60  # a condition with a generous deadline: a loaded machine
