@@ -40,6 +40,7 @@ typedef struct part {
   uint64_t dropped_now, drop_delta, unreadable, seq;
   size_t nev;                /* records encoded */
   size_t off, len;           /* its batch's JSON in the body; len 0: not encoded (no room left) */
+  size_t cap;                /* post_max when it was encoded (too_large_alone) */
   const char *meta;          /* valid until the send ends (ls_session_set_meta keeps it) */
   const char *route;         /* the same for the route (ls_session_set_route), or NULL */
   size_t route_n;
@@ -225,7 +226,8 @@ static void encode_part(ls_buf *body, wire_bufs *w, ls_collector *c, part *p, ui
     put_meta(body, c, p, pid);
     ls_buf_puts(body, ",\"events\":[");
   }
-  size_t max_out = post_max(c) > before ? post_max(c) - before : 1;
+  p->cap = post_max(c);
+  size_t max_out = p->cap > before ? p->cap - before : 1;
   /* in order: the record state s->rs runs from one record to the next */
   int first_ev = 1, full = 0;
   for (chunk *ch = p->first; p->last; ch = ch->next) { /* links up to last were set before the snapshot */
@@ -390,12 +392,16 @@ static int form_refused(ls_collector *c, const ls_http_result *res, part *parts,
  * event is lost then, as before (counted in dropped and batches_failed); a larger one goes back
  * (rewind_part: nothing of it was stored) and POSTs are kept from then on to half its size, so it
  * goes out again in two batches or more, down to POST_CAP_MIN. Answers whether p went back.
- * mu free. */
+ * It ends: p goes back only when the cap comes down or p was written under a higher one than now,
+ * and the cap comes down at most log2(BATCH_JSON_MAX / POST_CAP_MIN) times (a batch can pass the
+ * cap by a record, so one written under today's cap and refused is lost, not written again the
+ * same). mu free. */
 #define POST_CAP_MIN ((size_t)1024)
 static int too_large_alone(ls_collector *c, const ls_http_result *res, part *p) {
-  if (res->status != 413 || p->nev < 2 || p->len <= POST_CAP_MIN) return 0;
-  size_t cap = p->len / 2 > POST_CAP_MIN ? p->len / 2 : POST_CAP_MIN;
-  if (!c->post_cap || cap < c->post_cap) c->post_cap = cap;
+  if (res->status != 413 || p->nev < 2) return 0;
+  size_t want = p->len / 2 > POST_CAP_MIN ? p->len / 2 : POST_CAP_MIN;
+  if (want < post_max(c)) c->post_cap = want;
+  else if (p->cap <= post_max(c)) return 0;
   rewind_part(p);
   p->delivered = 0;
   pthread_mutex_lock(&c->mu);

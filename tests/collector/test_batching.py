@@ -283,3 +283,33 @@ def test_a_batch_too_large_alone_goes_again_in_smaller_batches(tmp_path):
         assert len(srv.get(f"/api/v1/sessions/{sid}/tasks?limit=5000")["tasks"]) == 901
     finally:
         srv.stop()
+
+
+def test_a_batch_that_cannot_get_small_enough_is_lost_alone_and_the_sender_goes_on(tmp_path):
+    """With a --max-body of 2 KiB, one event (a task's 50,000-character exception text, cut by the
+    collector to more than that) cannot fit any POST. Halving ends: the batch holding it is lost,
+    counted in dropped and batches_failed, and every other task of the session arrives."""
+    srv = Server(tmp_path / "tiny-body.db", args=["--max-body", "2K"]).start()
+    try:
+        async def with_a_huge_error() -> str:
+            async def boom():
+                raise ValueError("y" * 50000)
+
+            async with loopscope.session("GET /huge-error") as s:
+                await asyncio.gather(boom(), *(asyncio.sleep(0) for _ in range(200)), return_exceptions=True)
+            return s.id
+
+        loopscope.install(server=srv.url)
+        try:
+            sid = asyncio.run(with_a_huge_error())
+            assert not loopscope.flush(60)  # ends, and says a batch was lost
+            st = loopscope.stats()
+        finally:
+            loopscope.uninstall(timeout=10)
+        assert st["shrunk_posts"] >= 1 and st["batches_failed"] >= 1, st
+        assert 1 <= st["dropped"] <= 20, st
+        summary = srv.get(f"/api/v1/sessions/{sid}")
+        assert summary["ended"] and summary["dropped"] == st["dropped"], summary
+        assert summary["tasks"] >= 190, summary
+    finally:
+        srv.stop()
