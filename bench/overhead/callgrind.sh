@@ -42,6 +42,16 @@ export PYTHONHASHSEED=0   # the same dict and set layouts in every run: counts r
 PY="$1"; WL="$2"; SERVER="$3"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
+# The program's environment is kept the same size whichever build and output directory are
+# named: its size moves the stack, and under LS_CG_NO_ASLR=1 a build directory one character
+# longer alone moved 'off' D1 misses by 0.17M (bench/overhead/README.md, stop 50). A PYTHONPATH of
+# one directory is reached through a link of fixed length in TMP (mktemp's names have one length),
+# and LS_CG_OUT stays the script's own (not exported to the program). Give every build the same
+# SERVER_URL too: it is on the program's command line.
+if [ -n "${PYTHONPATH:-}" ] && [[ "$PYTHONPATH" != *:* ]] && [ -d "$PYTHONPATH" ]; then
+  ln -s "$(cd "$PYTHONPATH" && pwd)" "$TMP/pp" && export PYTHONPATH="$TMP/pp"
+fi
+export -n LS_CG_OUT 2>/dev/null || true
 # count MODE N -> "instructions elapsed_seconds"; LS_CG_OUT=DIR keeps each profile there as MODE-N.cg
 # (for callgrind_annotate: compare the 'on' profiles of two versions function by function)
 # LS_CG_VALGRIND_OPTS adds valgrind options (e.g. --cache-sim=yes: simulated D1/LL misses in the profiles).
