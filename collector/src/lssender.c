@@ -192,8 +192,9 @@ static size_t post_max(const ls_collector *c) {
 }
 
 /* Appends p's batch to body (mu free): what p took, as v1 JSON, or in the binary record form when
- * w is given, stopping once the POST holds BATCH_JSON_MAX bytes (having taken one record at
- * least): the rest of the snapshot is given back, snap lowered to what went in. pid: this
+ * w is given, stopping once the POST holds post_max(c) bytes (having taken one record at least,
+ * so a batch can pass it by a record): the rest of the snapshot is given back, snap lowered to what
+ * went in; p->cap keeps the bound it was written under. pid: this
  * process's (send_group asks once per POST, not a system call per session). */
 static void encode_part(ls_buf *body, wire_bufs *w, ls_collector *c, part *p, uint64_t pid) {
   ls_session *s = p->s;
