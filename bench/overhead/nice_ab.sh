@@ -5,19 +5,23 @@
 # app). Each round starts a fresh server twice, plainly and under `nice -n N`, the two in turns (the order alternates), and runs bench.py's WORKLOAD in modes off, on
 # and off2 against it. Prints, per setting, the paired on/off medians of every round (wall and
 # loop-thread CPU) and their median, beside the A/A control. A figure, not a test.
-#   bench/overhead/nice_ab.sh [--rounds R] [--reps N] [--only WORKLOAD] [--nice N] PYTHON
+# --offline: the second setting is bench.py --offline instead (the sender encodes every batch and
+# posts none, so the server idles): what the server working beside the app costs it (stop 50).
+#   bench/overhead/nice_ab.sh [--rounds R] [--reps N] [--only WORKLOAD] [--nice N | --offline] PYTHON
 # PYTHON: a venv's python with loopscope installed (one under .venvs-sid runs inside the sid root).
 # Defaults: 3 rounds, 10 reps, asgi_requests_long, nice 10.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROUNDS=3 REPS=10 ONLY=asgi_requests_long NICE=10
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+OTHER=nice
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift 2 ;;
     --reps) REPS="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
     --nice) NICE="$2"; shift 2 ;;
+    --offline) OTHER=offline; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "nice_ab.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) break ;;
@@ -36,8 +40,9 @@ SERVER=
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
 
 one() { # one SETTING ROUND: a fresh server, bench.py against it, one JSON line into results
-  local setting="$1" pre=()
+  local setting="$1" pre=() post=()
   [ "$setting" = nice ] && pre=(nice -n "$NICE")
+  [ "$setting" = offline ] && post=(--offline)
   local port
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   rm -f "$TMP"/db*
@@ -46,13 +51,13 @@ one() { # one SETTING ROUND: a fresh server, bench.py against it, one JSON line 
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "nice_ab.sh: round $2, $setting ..." >&2
   "${run[@]}" "$PY" bench/overhead/bench.py --server "http://127.0.0.1:$port" --server-pid "$SERVER" --reps "$REPS" \
-    --json --only "$ONLY" --modes on,off2 | sed "s/^/$setting /" >> "$TMP/results"
+    --json --only "$ONLY" --modes on,off2 "${post[@]}" | sed "s/^/$setting /" >> "$TMP/results"
   kill $SERVER; wait $SERVER 2>/dev/null || true
   SERVER=
 }
 : > "$TMP/results"
 for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then one plain "$r"; one nice "$r"; else one nice "$r"; one plain "$r"; fi
+  if [ $((r % 2)) = 1 ]; then one plain "$r"; one "$OTHER" "$r"; else one "$OTHER" "$r"; one plain "$r"; fi
 done
 python3 - "$TMP/results" "$ONLY" "$NICE" <<'PY'
 import json, statistics, sys
@@ -60,11 +65,11 @@ rows = {}
 for line in open(sys.argv[1]):
     setting, js = line.split(" ", 1)
     rows.setdefault(setting, []).append(json.loads(js)["results"][sys.argv[2]])
-for setting in ("plain", "nice"):
+for setting in ("plain", "nice", "offline"):
     rs = rows.get(setting, [])
     if not rs:
         continue
-    label = setting if setting == "plain" else f"nice {sys.argv[3]}"
+    label = f"nice {sys.argv[3]}" if setting == "nice" else setting
     for key, what in (("paired_cpu", "loop-thread CPU"), ("paired", "wall")):
         on = [r["on"][key] for r in rs]
         aa = [r["off2"][key] for r in rs]
