@@ -217,7 +217,7 @@ static int group_stats(ep_agg *e, ep_group *g)
       lag[k++] = s[i].lag_max;
     }
     g->sampled += s[i].ppm != 0;
-    g->requests_u += s[i].ppm ? (int64_t)EP_PPM_ALL * EP_PPM_ALL / s[i].ppm : EP_PPM_ALL;
+    g->requests_u += s[i].ppm ? (int64_t)SHARE_PPM_ALL * SHARE_PPM_ALL / s[i].ppm : SHARE_PPM_ALL;
   }
   const int64_t *sorted = lag;
   if(negative && k > 1) /* not from the store (lag is in [0, 2^53)): compare */

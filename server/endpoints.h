@@ -30,10 +30,9 @@ typedef struct ep_session {
 _Static_assert(sizeof(ep_session) == 72 || sizeof(void *) != 8, "ep_session: keep it 72 bytes");
 
 /* ep_session.ppm is a stored fraction (0 or NULL: none) through share_ppm (common/share.h), the
- * collector's rounding. */
-#define EP_PPM_ALL SHARE_PPM_ALL
-/* Requests in millionths (ep_group.requests_u) as a whole number, rounded half up. */
-static inline int64_t ep_requests(int64_t requests_u) { return (requests_u + EP_PPM_ALL / 2) / EP_PPM_ALL; }
+ * collector's rounding. Requests in millionths (ep_group.requests_u) as a whole number, rounded
+ * half up: */
+static inline int64_t ep_requests(int64_t requests_u) { return (requests_u + SHARE_PPM_ALL / 2) / SHARE_PPM_ALL; }
 
 /* A hot spot (await point) or culprit (block frame) of a group. what: the awaited object, or for
  * a culprit the source line. Strings are the aggregation's own copies. */

@@ -43,8 +43,9 @@ PY="$1"; WL="$2"; SERVER="$3"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
 # The program's environment is kept the same size whichever build and output directory are
-# named: its size moves the stack, and under LS_CG_NO_ASLR=1 a build directory one character
-# longer alone moved 'off' D1 misses by 0.17M (bench/overhead/README.md, stop 50). A PYTHONPATH of
+# named: its size moves the stack (under LS_CG_NO_ASLR=1 two builds in directories whose names
+# differed by a character read 'off' D1 misses 0.17M apart; bench/overhead/README.md, stop 50;
+# one build from two such directories now reads the same to the last miss). A PYTHONPATH of
 # one directory is reached through a link of fixed length in TMP (mktemp's names have one length),
 # and LS_CG_OUT stays the script's own (not exported to the program). Give every build the same
 # SERVER_URL too: it is on the program's command line.

@@ -186,10 +186,8 @@ static void put_wire_batch(ls_buf *body, wire_bufs *w, const ls_wirestate *ws, c
 }
 
 /* The bytes a POST holds at most: BATCH_JSON_MAX, or less once the server refused a lone batch
- * as too large (c->post_cap). Sender thread. */
-static size_t post_max(const ls_collector *c) {
-  return c->post_cap && c->post_cap < BATCH_JSON_MAX ? c->post_cap : BATCH_JSON_MAX;
-}
+ * as too large (c->post_cap, only ever set below this). Sender thread. */
+static size_t post_max(const ls_collector *c) { return c->post_cap ? c->post_cap : BATCH_JSON_MAX; }
 
 /* Appends p's batch to body (mu free): what p took, as v1 JSON, or in the binary record form when
  * w is given, stopping once the POST holds post_max(c) bytes (having taken one record at least,
